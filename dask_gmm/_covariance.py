@@ -1,0 +1,369 @@
+"""Everything that depends on ``covariance_type``, in pure NumPy.
+
+Each quantity has one function per covariance type, picked from a dict keyed
+on the type, as scikit-learn's ``_gaussian_mixture.py`` does. No other module
+branches on the covariance type.
+
+Shapes, with K components and d features:
+
+=========== ================== ================== ==================
+type        covariances        precisions_chol    second moments s2
+=========== ================== ================== ==================
+full        (K, d, d)          (K, d, d)          (K, d, d)
+tied        (d, d)             (d, d)             (d, d)
+diag        (K, d)             (K, d)             (K, d)
+spherical   (K,)               (K,)               (K, d)
+=========== ================== ================== ==================
+
+``s2`` is the responsibility-weighted second moment *centred on a reference*
+``c`` (K, d) known to every chunk, normally the current means:
+``s2_k = sum_n r_nk (x_n - c_k)(x_n - c_k)^T`` (or its diagonal; summed over k
+for ``tied``). Centring keeps the covariances exact for data far from the
+origin, where the raw ``sum r x x^T - N mu mu^T`` loses every digit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+LOG_2PI = np.log(2 * np.pi)
+
+_SINGULAR = (
+    "Fitting the mixture model failed because some components have ill-defined "
+    "empirical covariance (for instance caused by singleton or collapsed samples). "
+    "Try to decrease the number of components, or increase reg_covar "
+    "(currently {reg})."
+)
+
+
+def check_covariance_type(covariance_type):
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
+        )
+
+
+# --------------------------------------------------------------------------- shapes
+def _cov_shape(covariance_type, n_components, n_features):
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }[covariance_type]
+
+
+def s2_shape(covariance_type, n_components, n_features):
+    """Shape of the centred second-moment statistic for one chunk."""
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components, n_features),
+    }[covariance_type]
+
+
+def n_parameters(covariance_type, n_components, n_features):
+    """Number of free parameters of the mixture (for BIC and AIC)."""
+    d = n_features
+    cov = {
+        "full": n_components * d * (d + 1) / 2.0,
+        "tied": d * (d + 1) / 2.0,
+        "diag": n_components * d,
+        "spherical": n_components,
+    }[covariance_type]
+    return int(cov + n_components * d + n_components - 1)
+
+
+# ------------------------------------------------------------ precision Cholesky
+def _pc_full(cov, reg):
+    K, d, _ = cov.shape
+    out = np.empty_like(cov)
+    for k in range(K):
+        try:
+            chol = linalg.cholesky(cov[k], lower=True)
+        except linalg.LinAlgError:
+            raise ValueError(_SINGULAR.format(reg=reg)) from None
+        out[k] = linalg.solve_triangular(chol, np.eye(d), lower=True).T
+    return out
+
+
+def _pc_tied(cov, reg):
+    return _pc_full(cov[None], reg)[0]
+
+
+def _pc_diag(cov, reg):
+    if np.any(~np.isfinite(cov)) or np.any(cov <= 0.0):
+        raise ValueError(_SINGULAR.format(reg=reg))
+    return 1.0 / np.sqrt(cov)
+
+
+_PRECISION_CHOLESKY = {"full": _pc_full, "tied": _pc_tied, "diag": _pc_diag, "spherical": _pc_diag}
+
+
+def precision_cholesky(covariances, covariance_type, reg_covar=None):
+    """Cholesky factor of the precision from the covariances, never via ``inv``.
+
+    Raises ValueError (advising a larger reg_covar) where a covariance is not
+    positive definite.
+    """
+    return _PRECISION_CHOLESKY[covariance_type](np.asarray(covariances, np.float64), reg_covar)
+
+
+def _pc_from_prec_full(prec):
+    out = np.empty_like(prec)
+    for k in range(prec.shape[0]):
+        out[k] = linalg.cholesky(prec[k], lower=True)
+    return out
+
+
+_FROM_PRECISIONS = {
+    "full": _pc_from_prec_full,
+    "tied": lambda p: linalg.cholesky(p, lower=True),
+    "diag": np.sqrt,
+    "spherical": np.sqrt,
+}
+
+
+def precision_cholesky_from_precisions(precisions, covariance_type):
+    return _FROM_PRECISIONS[covariance_type](np.asarray(precisions, np.float64))
+
+
+def _full_from_pc(pc, fn):
+    return np.stack([fn(p) for p in pc])
+
+
+def _cov_from_pc_full(pc):
+    # Sigma = (P P^T)^-1 = P^-T P^-1, computed with triangular solves.
+    def one(p):
+        d = p.shape[0]
+        inv = linalg.solve_triangular(p, np.eye(d), lower=True)  # P^-1
+        return inv.T @ inv
+
+    return _full_from_pc(pc, one)
+
+
+_COV_FROM_PC = {
+    "full": _cov_from_pc_full,
+    "tied": lambda pc: _cov_from_pc_full(pc[None])[0],
+    "diag": lambda pc: 1.0 / pc**2,
+    "spherical": lambda pc: 1.0 / pc**2,
+}
+_PREC_FROM_PC = {
+    "full": lambda pc: pc @ np.swapaxes(pc, -1, -2),
+    "tied": lambda pc: pc @ pc.T,
+    "diag": lambda pc: pc**2,
+    "spherical": lambda pc: pc**2,
+}
+
+
+def covariances_from_precision_cholesky(pc, covariance_type):
+    return _COV_FROM_PC[covariance_type](np.asarray(pc, np.float64))
+
+
+def precisions_from_precision_cholesky(pc, covariance_type):
+    return _PREC_FROM_PC[covariance_type](np.asarray(pc, np.float64))
+
+
+# ------------------------------------------------------------ log determinant
+_LOG_DET = {
+    "full": lambda pc, d: np.log(np.diagonal(pc, axis1=1, axis2=2)).sum(axis=1),
+    "tied": lambda pc, d: np.log(np.diag(pc)).sum(),
+    "diag": lambda pc, d: np.log(pc).sum(axis=1),
+    "spherical": lambda pc, d: d * np.log(pc),
+}
+
+
+def log_det_cholesky(pc, covariance_type, n_features):
+    """log det of the precision Cholesky factor, shape (K,) or scalar for tied."""
+    return _LOG_DET[covariance_type](pc, n_features)
+
+
+# ------------------------------------------------------------ log densities
+def _mahalanobis_full(X, means, pc):
+    n, K = X.shape[0], means.shape[0]
+    out = np.empty((n, K))
+    for k in range(K):
+        y = (X - means[k]) @ pc[k]
+        np.einsum("ij,ij->i", y, y, out=out[:, k])
+    return out
+
+
+def _mahalanobis_tied(X, means, pc):
+    return _mahalanobis_full(X, means, np.broadcast_to(pc, (means.shape[0],) + pc.shape))
+
+
+def _mahalanobis_diag(X, means, pc):
+    n, K = X.shape[0], means.shape[0]
+    out = np.empty((n, K))
+    for k in range(K):
+        y = (X - means[k]) * pc[k]
+        np.einsum("ij,ij->i", y, y, out=out[:, k])
+    return out
+
+
+def _mahalanobis_spherical(X, means, pc):
+    return _mahalanobis_diag(X, means, np.repeat(pc[:, None], X.shape[1], axis=1))
+
+
+_MAHALANOBIS = {
+    "full": _mahalanobis_full,
+    "tied": _mahalanobis_tied,
+    "diag": _mahalanobis_diag,
+    "spherical": _mahalanobis_spherical,
+}
+
+
+def log_gaussian_prob(X, means, pc, covariance_type):
+    """log N(x | mu_k, Sigma_k) for every row and component.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), any float dtype (computed in float64)
+    means : ndarray of shape (K, d)
+    pc : precision Cholesky factors, shape by covariance type
+    Returns
+    -------
+    ndarray of shape (n, K), float64
+    """
+    d = X.shape[1]
+    maha = _MAHALANOBIS[covariance_type](X, means, pc)
+    log_det = log_det_cholesky(pc, covariance_type, d)
+    return -0.5 * (d * LOG_2PI + maha) + log_det
+
+
+# ------------------------------------------------------------ sufficient statistics
+def _s2_full(Xc_k, r_k, out_k):
+    out_k += (Xc_k * r_k[:, None]).T @ Xc_k
+
+
+def _s2_diag(Xc_k, r_k, out_k):
+    out_k += r_k @ (Xc_k * Xc_k)
+
+
+_S2_ONE = {"full": _s2_full, "tied": _s2_full, "diag": _s2_diag, "spherical": _s2_diag}
+_S2_PER_COMPONENT = {"full": True, "tied": False, "diag": True, "spherical": True}
+
+
+def centred_moments(X, resp, ref, covariance_type):
+    """Weighted first and second moments of a block, centred on ``ref``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    resp : ndarray of shape (n, K), float64, responsibilities already multiplied
+        by any sample weights
+    ref : ndarray of shape (K, d), the centring reference (current means)
+    Returns
+    -------
+    s1c : ndarray of shape (K, d), ``sum_n r_nk (x_n - ref_k)``
+    s2 : ndarray, shape ``s2_shape(...)``
+    """
+    K, d = ref.shape
+    s1c = np.empty((K, d))
+    s2 = np.zeros(s2_shape(covariance_type, K, d))
+    one = _S2_ONE[covariance_type]
+    per_k = _S2_PER_COMPONENT[covariance_type]
+    for k in range(K):
+        Xc = X - ref[k]
+        r = resp[:, k]
+        s1c[k] = r @ Xc
+        one(Xc, r, s2[k] if per_k else s2)
+    return s1c, s2
+
+
+# ------------------------------------------------------------ M-step
+def _cov_full(nk, delta, s2, reg, n_total):
+    K, d = delta.shape
+    cov = s2 / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
+    cov[:, np.arange(d), np.arange(d)] += reg
+    return cov
+
+
+def _cov_tied(nk, delta, s2, reg, n_total):
+    d = delta.shape[1]
+    cov = (s2 - np.einsum("k,ki,kj->ij", nk, delta, delta)) / n_total
+    cov.flat[:: d + 1] += reg
+    return cov
+
+
+def _cov_diag(nk, delta, s2, reg, n_total):
+    return s2 / nk[:, None] - delta**2 + reg
+
+
+_COVARIANCES = {
+    "full": _cov_full,
+    "tied": _cov_tied,
+    "diag": _cov_diag,
+    "spherical": lambda *a: _cov_diag(*a).mean(axis=1),
+}
+
+
+def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type):
+    """Global parameter update from reduced statistics.
+
+    Parameters
+    ----------
+    nk_raw : ndarray of shape (K,), sum of (weighted) responsibilities
+    s1c, s2 : centred moments from :func:`centred_moments`, summed over chunks
+    ref : ndarray of shape (K, d), the reference the moments are centred on
+    Returns
+    -------
+    weights (K,), means (K, d), covariances (shape by type), precisions_cholesky
+    """
+    nk = nk_raw + 10 * np.finfo(np.float64).eps  # scikit-learn's floor: keeps empty components finite
+    delta = s1c / nk[:, None]
+    means = ref + delta
+    # Covariance about the new means: s2/nk - delta delta^T (the centring correction).
+    covariances = _COVARIANCES[covariance_type](nk, delta, s2, reg_covar, nk.sum())
+    weights = nk / nk.sum()
+    return weights, means, covariances, precision_cholesky(covariances, covariance_type, reg_covar)
+
+
+# ------------------------------------------------------------ validation of user inits
+def check_precisions(precisions, covariance_type, n_components, n_features):
+    """Validate ``precisions_init`` like scikit-learn: shape, symmetry, positivity."""
+    precisions = np.asarray(precisions, dtype=np.float64)
+    shape = _cov_shape(covariance_type, n_components, n_features)
+    if precisions.shape != shape:
+        raise ValueError(
+            f"The parameter 'precisions' should have the shape of {shape}, "
+            f"but got {precisions.shape}"
+        )
+    mats = {"full": precisions, "tied": precisions[None]}.get(covariance_type)
+    if mats is None:
+        if np.any(precisions <= 0.0):
+            raise ValueError(f"'{covariance_type} precision' should be positive")
+        return precisions
+    for m in mats:
+        if not (np.allclose(m, m.T) and np.all(linalg.eigvalsh(m) > 0.0)):
+            raise ValueError(f"'{covariance_type} precision' should be symmetric, positive-definite")
+    return precisions
+
+
+# ------------------------------------------------------------ sampling
+_DRAW = {
+    "full": lambda rng, means, cov, k, n: rng.multivariate_normal(means[k], cov[k], n),
+    "tied": lambda rng, means, cov, k, n: rng.multivariate_normal(means[k], cov, n),
+    "diag": lambda rng, means, cov, k, n: means[k] + rng.standard_normal((n, means.shape[1])) * np.sqrt(cov[k]),
+    "spherical": lambda rng, means, cov, k, n: means[k]
+    + rng.standard_normal((n, means.shape[1])) * np.sqrt(cov[k]),
+}
+
+
+def draw_component(rng, means, covariances, k, n, covariance_type):
+    """Draw ``n`` samples, shape (n, d), from component ``k``."""
+    return _DRAW[covariance_type](rng, means, covariances, k, n)
+
+
+def as_full_covariances(covariances, covariance_type, n_components, n_features):
+    """Covariances expanded to shape (K, d, d), for plots and model comparison."""
+    cov = np.asarray(covariances, np.float64)
+    return {
+        "full": lambda: cov,
+        "tied": lambda: np.broadcast_to(cov, (n_components, n_features, n_features)).copy(),
+        "diag": lambda: np.stack([np.diag(c) for c in cov]),
+        "spherical": lambda: cov[:, None, None] * np.eye(n_features),
+    }[covariance_type]()

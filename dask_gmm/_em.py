@@ -1,0 +1,108 @@
+"""The EM driver over dask: map a kernel over the row blocks, tree-reduce, M-step.
+
+Each EM iteration is one ``dask.compute`` of a graph that reads every block
+once, evaluates every active run on it (restarts advance in lockstep), and
+tree-reduces the small statistics. Only arrays of size about K·d² travel, and
+the parameters are literals inside the graph, so a lost worker loses nothing
+that cannot be recomputed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import dask
+import numpy as np
+
+from . import _kernels
+from ._covariance import m_step
+
+logger = logging.getLogger(__name__)
+
+
+class Blocks:
+    """The row blocks of X (and of the sample weights) as delayed objects, made once per fit.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features), one chunk across features
+    sample_weight : dask.array.Array of shape (n_samples,) with X's row chunks, or None
+    """
+
+    def __init__(self, X, sample_weight=None, split_every=8):
+        self.shape = X.shape
+        self.x = list(X.to_delayed().ravel())
+        self.w = [None] * len(self.x) if sample_weight is None else list(sample_weight.to_delayed().ravel())
+        self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])]).astype(int).tolist()
+        self.split_every = max(2, int(split_every))
+
+    def __len__(self):
+        return len(self.x)
+
+    def map_reduce(self, kernel, *args, per_block=None, combine=_kernels.combine, **kwargs):
+        """``combine`` over blocks of ``kernel(block, *args, [per_block[i]], sample_weight=w, row_offset=o)``.
+
+        One compute, one read of each block, a tree of ``combine`` calls
+        ``split_every`` wide (never a linear chain). Returns the combined value.
+        """
+        parts = []
+        for i, (x, w, off) in enumerate(zip(self.x, self.w, self.offsets)):
+            extra = () if per_block is None else (per_block[i],)
+            parts.append(
+                dask.delayed(kernel, pure=False)(x, *args, *extra, sample_weight=w, row_offset=off, **kwargs)
+            )
+        while len(parts) > 1:
+            step = self.split_every
+            parts = [
+                dask.delayed(combine, pure=False)(*parts[i : i + step]) if len(parts[i : i + step]) > 1 else parts[i]
+                for i in range(0, len(parts), step)
+            ]
+        (result,) = dask.compute(parts[0])
+        return result
+
+
+@dataclass
+class Run:
+    """One EM run (a restart): its parameters and its history."""
+
+    covariance_type: str
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+    lower_bound: float = -np.inf
+    lower_bounds: list = field(default_factory=list)
+    n_iter: int = 0
+    converged: bool = False
+
+    def model(self):
+        with np.errstate(divide="ignore"):
+            return _kernels.Model(self.covariance_type, np.log(self.weights), self.means, self.precisions_cholesky)
+
+
+def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
+    """Advance ``runs`` in lockstep until each has converged or done ``max_iter`` iterations.
+
+    Follows scikit-learn exactly: iteration n computes the mean log-likelihood
+    at the current parameters (the lower bound) and the statistics in the same
+    pass, then the M-step; a run converges when the lower bound changes by less
+    than ``tol``. ``on_iteration(runs)`` is called after every pass.
+    """
+    while True:
+        active = [r for r in runs if not r.converged and r.n_iter < max_iter]
+        if not active:
+            return runs
+        stats = blocks.map_reduce(_kernels.e_step_stats, [r.model() for r in active])
+        for run, st in zip(active, stats):
+            lower_bound = st.objective / st.weight
+            run.weights, run.means, run.covariances, run.precisions_cholesky = m_step(
+                st.nk, st.s1c, st.s2, run.means, reg_covar, run.covariance_type
+            )
+            change = lower_bound - run.lower_bound
+            run.lower_bound = lower_bound
+            run.lower_bounds.append(lower_bound)
+            run.n_iter += 1
+            run.converged = bool(abs(change) < tol)
+        if on_iteration is not None:
+            on_iteration(runs)

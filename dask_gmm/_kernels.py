@@ -1,0 +1,247 @@
+"""Per-chunk kernels: one block of rows plus small parameters in, NumPy out.
+
+Nothing here imports dask. Every kernel works on a block ``X`` of shape
+(n, d) in any float dtype and accumulates in float64. ``row_offset`` is the
+global index of the block's first row, used only to name bad rows in errors.
+
+The statistics of a block are a :class:`SuffStats`; :func:`combine` adds any
+number of them (or lists of them, one per model run in lockstep). Because the
+second moments are centred on a reference known to every block (the current
+means), adding is exact and no pairwise moment merge is needed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._covariance import centred_moments, log_gaussian_prob
+
+
+class Model(NamedTuple):
+    """The small parameters a kernel needs for one mixture."""
+
+    covariance_type: str
+    log_weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, d)
+    precisions_cholesky: np.ndarray  # shape by covariance type
+
+
+class SuffStats(NamedTuple):
+    """Sufficient statistics of a set of rows, all float64.
+
+    nk : (K,) sum of weighted responsibilities
+    s1c : (K, d) ``sum r (x - ref)``
+    s2 : centred second moments, shape by covariance type
+    objective : float, sum of weighted log-likelihoods (EM) or of squared
+        distances to the nearest centre (k-means)
+    weight : float, sum of sample weights (the number of rows if unweighted)
+    """
+
+    nk: np.ndarray
+    s1c: np.ndarray
+    s2: np.ndarray
+    objective: float
+    weight: float
+
+
+def combine(*parts):
+    """Sum statistics: SuffStats, tuples, arrays or floats, or lists of them (one per model)."""
+    first = parts[0]
+    if isinstance(first, list):
+        return [combine(*items) for items in zip(*parts)]
+    if isinstance(first, SuffStats):
+        return SuffStats(*(combine(*items) for items in zip(*parts)))
+    if isinstance(first, tuple):
+        return tuple(combine(*items) for items in zip(*parts))
+    return sum(parts[1:], parts[0])
+
+
+def concat_samples(*parts):
+    """Combine k-means|| rounds: concatenate the sampled rows, add the costs."""
+    return np.concatenate([p[0] for p in parts]), sum(p[1] for p in parts)
+
+
+# ------------------------------------------------------------------ validation
+def check_block(X, sample_weight, row_offset):
+    """Raise a ValueError naming the rows if X or the weights are not usable."""
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"Input X contains NaN or infinity in {bad.size} row(s) of the chunk holding "
+            f"rows {row_offset}-{row_offset + X.shape[0] - 1} (first bad row: "
+            f"{row_offset + bad[0]}). Remove or impute these rows before fitting; "
+            "dask_gmm never changes your data."
+        )
+    check_weights(sample_weight, row_offset)
+
+
+def check_weights(sample_weight, row_offset):
+    w = sample_weight
+    if w is not None and (not np.all(np.isfinite(w)) or (w.size and w.min() < 0)):
+        raise ValueError(
+            "sample_weight must be finite and non-negative; the chunk holding rows "
+            f"{row_offset}-{row_offset + w.shape[0] - 1} has a negative, NaN or infinite weight."
+        )
+
+
+def _after_the_fact(X, ok, row_offset):
+    """Name the bad rows once a result turned out non-finite (no extra sweep otherwise)."""
+    if not ok:
+        check_block(X, None, row_offset)
+        raise ValueError(
+            f"The log-likelihood of rows {row_offset}-{row_offset + X.shape[0] - 1} "
+            "overflowed: the data are too large in magnitude. Rescale them."
+        )
+
+
+def _weigh(values, sample_weight):
+    """Sum of values (n,) weighted by sample_weight, and the total weight."""
+    if sample_weight is None:
+        return float(values.sum()), float(values.shape[0])
+    return float(sample_weight @ values), float(sample_weight.sum())
+
+
+def _logsumexp_rows(a):
+    """Row-wise log-sum-exp of (n, K), stable for large magnitudes."""
+    m = a.max(axis=1)
+    m_safe = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return m_safe + np.log(np.exp(a - m_safe[:, None]).sum(axis=1))
+
+
+# ------------------------------------------------------------------ EM
+def weighted_log_prob(X, model):
+    """log pi_k + log N(x | k), shape (n, K)."""
+    return (
+        log_gaussian_prob(X, model.means, model.precisions_cholesky, model.covariance_type)
+        + model.log_weights
+    )
+
+
+def log_prob_resp(X, model):
+    """Per-row log-likelihood (n,) and log-responsibilities (n, K)."""
+    wlp = weighted_log_prob(X, model)
+    lse = _logsumexp_rows(wlp)
+    return lse, wlp - lse[:, None]
+
+
+def e_step_stats(X, models, sample_weight=None, row_offset=0):
+    """One E-step sweep of a block for every model in ``models``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    models : list of Model, all evaluated on this one read of the block
+    sample_weight : ndarray of shape (n,) or None
+    Returns
+    -------
+    list of SuffStats, centred on each model's current means
+    """
+    check_weights(sample_weight, row_offset)
+    out = []
+    for model in models:
+        lse, log_resp = log_prob_resp(X, model)
+        resp = np.exp(log_resp)
+        if sample_weight is not None:
+            resp *= sample_weight[:, None]
+        ll, weight = _weigh(lse, sample_weight)
+        _after_the_fact(X, np.isfinite(ll), row_offset)
+        s1c, s2 = centred_moments(X, resp, model.means, model.covariance_type)
+        out.append(SuffStats(resp.sum(axis=0), s1c, s2, ll, weight))
+    return out
+
+
+def score_stats(X, model, sample_weight=None, row_offset=0):
+    """(sum of weighted per-row log-likelihoods, total weight) of a block."""
+    check_weights(sample_weight, row_offset)
+    ll, weight = _weigh(log_prob_resp(X, model)[0], sample_weight)
+    _after_the_fact(X, np.isfinite(ll), row_offset)
+    return ll, weight
+
+
+def score_samples(X, model, row_offset=0):
+    """Per-row log-likelihood, shape (n,)."""
+    lse = log_prob_resp(X, model)[0]
+    _after_the_fact(X, np.isfinite(lse).all(), row_offset)
+    return lse
+
+
+def predict(X, model, row_offset=0):
+    """Most probable component of each row, shape (n,), int64."""
+    check_block(X, None, row_offset)
+    return weighted_log_prob(X, model).argmax(axis=1)
+
+
+def predict_proba(X, model, row_offset=0):
+    """Responsibilities, shape (n, K)."""
+    lse, log_resp = log_prob_resp(X, model)
+    _after_the_fact(X, np.isfinite(lse).all(), row_offset)
+    return np.exp(log_resp)
+
+
+# ------------------------------------------------------------------ k-means and initialisation
+def sq_distances(X, centres):
+    """Squared Euclidean distances (n, m), computed on data centred on the centres' mean."""
+    ref = centres.mean(axis=0)
+    Xc = X - ref
+    Cc = centres - ref
+    d2 = np.einsum("ij,ij->i", Xc, Xc)[:, None] - 2.0 * (Xc @ Cc.T) + np.einsum("ij,ij->i", Cc, Cc)
+    return np.maximum(d2, 0.0)
+
+
+def hard_stats(X, centres, covariance_type, sample_weight=None, row_offset=0):
+    """Statistics of the hard assignment of each row to its nearest centre.
+
+    One Lloyd step of k-means and the k-means initialisation of the mixture
+    both use these: the new centres are ``centres + s1c / nk``.
+    ``objective`` is the (weighted) inertia.
+    """
+    check_block(X, sample_weight, row_offset)
+    d2 = sq_distances(X, centres)
+    labels = d2.argmin(axis=1)
+    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    resp = np.zeros((X.shape[0], centres.shape[0]))
+    resp[np.arange(X.shape[0]), labels] = w
+    inertia, weight = _weigh(d2[np.arange(X.shape[0]), labels], sample_weight)
+    s1c, s2 = centred_moments(X, resp, centres, covariance_type)
+    return SuffStats(resp.sum(axis=0), s1c, s2, inertia, weight)
+
+
+def random_resp_stats(X, n_components, ref, covariance_type, seed, sample_weight=None, row_offset=0):
+    """Statistics of uniform random responsibilities (scikit-learn's ``random`` init).
+
+    ``seed`` is this block's own ``numpy.random.SeedSequence``.
+    """
+    check_block(X, sample_weight, row_offset)
+    rng = np.random.default_rng(seed)
+    resp = rng.uniform(size=(X.shape[0], n_components))
+    resp /= resp.sum(axis=1, keepdims=True)
+    if sample_weight is not None:
+        resp *= sample_weight[:, None]
+    refs = np.broadcast_to(ref, (n_components, X.shape[1]))
+    s1c, s2 = centred_moments(X, resp, refs, covariance_type)
+    return SuffStats(resp.sum(axis=0), s1c, s2, 0.0, _weigh(np.zeros(X.shape[0]), sample_weight)[1])
+
+
+def kmeans_parallel_sample(X, centres, oversampling, cost, seed, sample_weight=None, row_offset=0):
+    """One k-means|| round on a block.
+
+    Samples each row with probability ``min(1, l * w * D^2 / cost)``, where D is
+    its distance to the nearest centre. Returns (sampled rows (m, d) float64,
+    this block's cost ``sum w D^2``).
+    """
+    check_block(X, sample_weight, row_offset)
+    d2 = sq_distances(X, centres).min(axis=1)
+    w = 1.0 if sample_weight is None else sample_weight
+    rng = np.random.default_rng(seed)
+    keep = rng.random(X.shape[0]) < oversampling * w * d2 / max(cost, np.finfo(float).tiny)
+    return np.asarray(X[keep], np.float64), float(np.sum(w * d2))
+
+
+def nearest_counts(X, centres, sample_weight=None, row_offset=0):
+    """Weighted number of rows nearest to each centre, shape (m,)."""
+    check_block(X, sample_weight, row_offset)
+    labels = sq_distances(X, centres).argmin(axis=1)
+    return np.bincount(labels, weights=sample_weight, minlength=centres.shape[0]).astype(np.float64)

@@ -1,0 +1,175 @@
+"""Opening inputs as row-chunked dask arrays, with the checks that keep fits honest.
+
+Accepted inputs: NumPy arrays (and array-likes), Dask arrays, ``zarr.Array``,
+and paths or fsspec URLs of Zarr stores holding an array or a group with the
+array ``X``. Every result has whole rows in each chunk (all features), and its
+row chunks are multiples of the Zarr chunks (or shards).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import dask.array as da
+import numpy as np
+import zarr
+
+logger = logging.getLogger(__name__)
+
+#: Target size of one in-memory chunk when dask_gmm picks the chunking itself.
+TARGET_CHUNK_BYTES = 16 * 2**20
+STATUS_ATTR = "dask_gmm"  # group attribute written by the generator
+
+
+def _rows_for(n_features, itemsize, base=1):
+    """Rows per chunk near TARGET_CHUNK_BYTES, a multiple of ``base``."""
+    rows = max(1, TARGET_CHUNK_BYTES // max(1, n_features * itemsize))
+    return max(base, rows // base * base)
+
+
+def _check_shape_dtype(shape, dtype):
+    if len(shape) != 2:
+        raise ValueError(
+            f"Expected 2D array of shape (n_samples, n_features), got {len(shape)}D array "
+            "instead. Reshape your data with X.reshape(-1, 1) for a single feature or "
+            "X.reshape(1, -1) for a single sample."
+        )
+    if np.dtype(dtype).kind not in "biuf":
+        raise ValueError(
+            f"X must hold real numbers, got dtype {np.dtype(dtype)}. Convert it to float32 or float64."
+        )
+    if shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"Found array with shape {tuple(shape)}; at least one sample and one feature are required.")
+
+
+def _as_float(x):
+    """Float32 and float64 stay as they are; other numeric dtypes become float64 lazily."""
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+
+
+def missing_chunks(arr):
+    """Storage keys of the chunks (or shards) of ``arr`` that are absent from its store.
+
+    zarr reads an absent chunk as its fill value without complaint, so a store
+    that lost chunks would otherwise be fitted silently as if full of zeros.
+    """
+    if arr.nchunks_initialized == arr.nchunks:
+        return []
+    from zarr.core.sync import sync  # zarr 3 has no sync listing helper in its public API
+
+    async def _list():
+        return {k async for k in arr.store_path.store.list_prefix(arr.store_path.path)}
+
+    prefix = arr.store_path.path
+    stored = {k[len(prefix) :].lstrip("/") for k in sync(_list())}
+    return [k for k in arr._iter_shard_keys() if k not in stored]
+
+
+def open_zarr(path, *, storage_options=None):
+    """Open a Zarr array, or the array ``X`` of a Zarr group, read-only.
+
+    Refuses stores that a generator marked incomplete.
+    """
+    try:
+        node = zarr.open(path, mode="r", storage_options=storage_options)
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
+    if isinstance(node, zarr.Group):
+        status = node.attrs.get(STATUS_ATTR, {})
+        if status and not status.get("complete", False):
+            raise ValueError(
+                f"The store {path!r} is incomplete (its generation was interrupted). "
+                "Rerun the same generate command to finish it."
+            )
+        if "X" not in node:
+            raise ValueError(f"The Zarr group {path!r} has no array 'X'. Pass the array itself or its path.")
+        node = node["X"]
+    return node
+
+
+def _from_zarr(arr):
+    _check_shape_dtype(arr.shape, arr.dtype)
+    gone = missing_chunks(arr)
+    if gone:
+        shown = ", ".join(gone[:5]) + (", ..." if len(gone) > 5 else "")
+        raise ValueError(
+            f"The Zarr array is missing {len(gone)} of its chunks ({shown}); zarr would read them "
+            "as fill values. Regenerate or restore the store (write it with "
+            "config={'write_empty_chunks': True} so that no chunk is left out)."
+        )
+    unit = arr.shards or arr.chunks
+    n, d = arr.shape
+    if unit[1] < d:
+        warnings.warn(
+            f"The Zarr array is chunked across features (chunks {arr.chunks}); it is rechunked "
+            "to whole rows, which reads more. Store it with chunks=(rows, n_features).",
+            stacklevel=3,
+        )
+    rows = _rows_for(d, arr.dtype.itemsize, base=unit[0])
+    x = da.from_zarr(arr, chunks=(unit[0], unit[1]))
+    return x.rechunk({0: rows, 1: d}) if (rows != unit[0] or unit[1] < d) else x
+
+
+def as_dask_array(X, *, chunk_rows=None):
+    """Any accepted input as a float, row-chunked dask array, without reading the data.
+
+    Parameters
+    ----------
+    X : array-like, dask.array.Array, zarr.Array, str or os.PathLike
+        Data of shape (n_samples, n_features).
+    chunk_rows : int, optional
+        Rows per chunk for in-memory inputs (default: about 16 MiB per chunk).
+    Returns
+    -------
+    dask.array.Array of shape (n_samples, n_features), float32 or float64
+    """
+    if isinstance(X, (str, os.PathLike)):
+        X = open_zarr(os.fspath(X))
+    if isinstance(X, zarr.Array):
+        return _as_float(_from_zarr(X))
+    if isinstance(X, da.Array):
+        _check_shape_dtype(X.shape, X.dtype)
+        if any(np.isnan(c) for c in X.chunks[0]):
+            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
+        if len(X.chunks[1]) > 1:
+            warnings.warn(
+                "X is chunked across features; it is rechunked to whole rows.", stacklevel=3
+            )
+            X = X.rechunk({1: -1})
+        return _as_float(X)
+    X = np.asarray(X)
+    _check_shape_dtype(X.shape, X.dtype)
+    rows = chunk_rows or _rows_for(X.shape[1], X.dtype.itemsize)
+    return _as_float(da.from_array(X, chunks=(rows, X.shape[1])))
+
+
+def as_weights(sample_weight, X):
+    """sample_weight as a float64 dask array with X's row chunks, or None.
+
+    Accepts NumPy, Dask, ``zarr.Array`` or a path to a Zarr array. Values are
+    checked (finite, non-negative) inside the same pass as the statistics.
+    """
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, (str, os.PathLike)):
+        sample_weight = zarr.open_array(os.fspath(sample_weight), mode="r")
+    if isinstance(sample_weight, zarr.Array):
+        sample_weight = da.from_zarr(sample_weight)
+    if not isinstance(sample_weight, da.Array):
+        sample_weight = np.asarray(sample_weight)
+        if sample_weight.ndim == 0:
+            sample_weight = np.full(X.shape[0], float(sample_weight))
+        sample_weight = da.from_array(sample_weight, chunks=(X.chunks[0],))
+    if sample_weight.ndim != 1 or sample_weight.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"sample_weight.shape == {sample_weight.shape}, expected ({X.shape[0]},): "
+            "one weight per row of X."
+        )
+    return sample_weight.astype(np.float64).rechunk((X.chunks[0],))
+
+
+def is_lazy(X):
+    """Whether per-sample outputs for X should be lazy dask arrays (Dask or Zarr input)."""
+    return isinstance(X, (da.Array, zarr.Array, str, os.PathLike))

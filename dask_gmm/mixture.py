@@ -1,0 +1,348 @@
+"""The estimator: scikit-learn's GaussianMixture API over Dask and Zarr data.
+
+Thin by design: parameters and fitted attributes live here; reading the data
+is :mod:`dask_gmm.io`, initialisation :mod:`dask_gmm._init`, the EM loop
+:mod:`dask_gmm._em`, and every covariance-type formula :mod:`dask_gmm._covariance`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from . import _covariance as cov
+from . import _kernels, io
+from ._checkpoint import Checkpoint
+from ._em import Blocks, Run, em
+from ._init import INITIALIZERS, as_seed_sequence, initial_parameters
+
+logger = logging.getLogger(__name__)
+
+
+def _check_positive(name, value, kind, minimum, strict=False):
+    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum or (strict and value == minimum):
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        raise ValueError(f"The '{name}' parameter of GaussianMixture must be a number {bound}; got {value!r}.")
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by EM, one pass over the data per iteration.
+
+    Parameters are scikit-learn's ``GaussianMixture`` parameters with the same
+    defaults, plus ``checkpoint`` and ``split_every``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    tol : float, default=1e-3
+        Convergence threshold on the change of the mean log-likelihood.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Restarts; they advance in lockstep, sharing each read of the data.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    weights_init : array of shape (n_components,), optional
+    means_init : array of shape (n_components, n_features), optional
+    precisions_init : array, optional, shape by covariance type
+    random_state : None, int, numpy.random.SeedSequence or Generator
+    warm_start : bool, default=False
+    verbose : int, default=0
+        Log progress (``logging.INFO`` on the ``dask_gmm`` logger) when > 0.
+    verbose_interval : int, default=10
+    checkpoint : str or path, optional
+        File where the whole EM state is written atomically after every
+        iteration; a rerun with the same data and arguments resumes from it.
+    split_every : int, default=8
+        Width of the tree reduction of per-chunk statistics.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_, precisions_, precisions_cholesky_ : ndarray, shape by covariance type
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood at the start of the last iteration of the best run.
+    lower_bounds_ : list of float
+        Its value at every iteration of the best run.
+    n_features_in_ : int
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        checkpoint=None,
+        split_every=8,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.checkpoint = checkpoint
+        self.split_every = split_every
+
+    # ------------------------------------------------------------------ validation
+    def _check_parameters(self, n_features):
+        _check_positive("n_components", self.n_components, Integral, 1)
+        _check_positive("tol", self.tol, Real, 0.0)
+        _check_positive("reg_covar", self.reg_covar, Real, 0.0)
+        _check_positive("max_iter", self.max_iter, Integral, 0)
+        _check_positive("n_init", self.n_init, Integral, 1)
+        _check_positive("split_every", self.split_every, Integral, 2)
+        cov.check_covariance_type(self.covariance_type)
+        if self.init_params not in INITIALIZERS:
+            raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}.")
+        K, d = self.n_components, n_features
+        inits = {}
+        if self.weights_init is not None:
+            w = np.asarray(self.weights_init, np.float64)
+            if w.shape != (K,):
+                raise ValueError(f"The parameter 'weights' should have the shape of ({K},), but got {w.shape}")
+            if np.any(w < 0) or np.any(w > 1):
+                raise ValueError("The parameter 'weights' should be in the range [0, 1].")
+            if not np.allclose(w.sum(), 1.0):
+                raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {w.sum():.5f}")
+            inits["weights"] = w
+        if self.means_init is not None:
+            m = np.asarray(self.means_init, np.float64)
+            if m.shape != (K, d):
+                raise ValueError(f"The parameter 'means' should have the shape of ({K}, {d}), but got {m.shape}")
+            inits["means"] = m
+        if self.precisions_init is not None:
+            inits["precisions"] = cov.check_precisions(self.precisions_init, self.covariance_type, K, d)
+        return inits
+
+    def _check_X(self, X):
+        X = io.as_dask_array(X)
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                f"n_samples = {X.shape[0]}"
+            )
+        return X
+
+    # ------------------------------------------------------------------ fitting
+    def _initial_run(self, blocks, X, inits, seed):
+        ct = self.covariance_type
+        if len(inits) == 3:  # everything given: no pass over the data
+            weights, means = inits["weights"], inits["means"]
+            pc = cov.precision_cholesky_from_precisions(inits["precisions"], ct)
+            covariances = cov.covariances_from_precision_cholesky(pc, ct)
+        else:
+            weights, means, covariances, pc = initial_parameters(
+                blocks, X, self.n_components, ct, self.init_params, self.reg_covar, seed
+            )
+            weights = inits.get("weights", weights)
+            means = inits.get("means", means)
+            if "precisions" in inits:
+                pc = cov.precision_cholesky_from_precisions(inits["precisions"], ct)
+                covariances = cov.covariances_from_precision_cholesky(pc, ct)
+        return Run(ct, weights, means, covariances, pc)
+
+    def _warm_run(self):
+        return Run(
+            self.covariance_type,
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.precisions_cholesky_,
+            lower_bound=self.lower_bound_,
+        )
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM, one pass over X per iteration.
+
+        Parameters
+        ----------
+        X : array-like, dask.array.Array, zarr.Array or path of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like or dask array of shape (n_samples,), optional
+            Non-negative weights; integer weights equal repeating rows.
+
+        Returns
+        -------
+        self
+        """
+        X = self._check_X(X)
+        inits = self._check_parameters(X.shape[1])
+        if self.warm_start and hasattr(self, "converged_") and self.means_.shape[1] != X.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features, but the fitted model has {self.means_.shape[1]}.")
+        weights = io.as_weights(sample_weight, X)
+        blocks = Blocks(X, weights, self.split_every)
+        warm = self.warm_start and hasattr(self, "converged_")
+        seeds = as_seed_sequence(self.random_state).spawn(self.n_init)
+
+        ckpt = Checkpoint.for_fit(self, X, weights) if self.checkpoint is not None else None
+        runs = ckpt.load() if ckpt is not None else None
+        if runs is None:
+            runs = [self._warm_run()] if warm else [self._initial_run(blocks, X, inits, s) for s in seeds]
+            for r in runs:  # scikit-learn: a fresh fit starts from -inf, a warm one from the last bound
+                r.lower_bound = r.lower_bound if warm else -np.inf
+
+        def on_iteration(runs):
+            if ckpt is not None:
+                ckpt.save(runs)
+            if self.verbose:
+                for i, r in enumerate(runs):
+                    if r.n_iter and r.n_iter % self.verbose_interval == 0:
+                        logger.info("init %d iteration %d: lower bound %.6f", i + 1, r.n_iter, r.lower_bound)
+
+        runs = em(
+            blocks,
+            runs,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            reg_covar=self.reg_covar,
+            on_iteration=on_iteration,
+        )
+        best = runs[0]
+        for r in runs[1:]:
+            if r.lower_bound > best.lower_bound:
+                best = r
+        self._set_run(best, X.shape[1])
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, "
+                "or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+        return self
+
+    def _set_run(self, run, n_features):
+        ct = self.covariance_type
+        self.weights_ = run.weights
+        self.means_ = run.means
+        self.covariances_ = run.covariances
+        self.precisions_cholesky_ = run.precisions_cholesky
+        self.precisions_ = cov.precisions_from_precision_cholesky(run.precisions_cholesky, ct)
+        self.converged_ = run.converged
+        self.n_iter_ = run.n_iter
+        self.lower_bound_ = run.lower_bound
+        self.lower_bounds_ = list(run.lower_bounds)
+        self.n_features_in_ = n_features
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the labels of X (equal to ``fit(X).predict(X)``)."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    # ------------------------------------------------------------------ inference
+    def _model(self):
+        check_is_fitted(self)
+        with np.errstate(divide="ignore"):
+            return _kernels.Model(self.covariance_type, np.log(self.weights_), self.means_, self.precisions_cholesky_)
+
+    def _per_sample(self, X, kernel, extra_axis):
+        """Apply a per-row kernel: lazy dask array for Dask/Zarr input, NumPy otherwise."""
+        model = self._model()
+        lazy = io.is_lazy(X)
+        Xd = io.as_dask_array(X)
+        if Xd.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Xd.shape[1]} features, but GaussianMixture is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
+        dtype = np.int64 if kernel is _kernels.predict else np.float64
+
+        def block(x, block_info=None):
+            i = block_info[0]["chunk-location"][0]
+            return kernel(x, model, row_offset=int(offsets[i]))
+
+        if extra_axis:
+            out = Xd.map_blocks(block, chunks=(Xd.chunks[0], (self.n_components,)), dtype=dtype)
+        else:
+            out = Xd.map_blocks(block, drop_axis=1, dtype=dtype)
+        return out if lazy else out.compute()
+
+    def predict(self, X):
+        """Most probable component of each row, shape (n_samples,)."""
+        return self._per_sample(X, _kernels.predict, False)
+
+    def predict_proba(self, X):
+        """Posterior probability of each component, shape (n_samples, n_components)."""
+        return self._per_sample(X, _kernels.predict_proba, True)
+
+    def score_samples(self, X):
+        """Log-likelihood of each row, shape (n_samples,)."""
+        return self._per_sample(X, _kernels.score_samples, False)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean (weighted) log-likelihood of X, a float (one pass)."""
+        model = self._model()
+        Xd = io.as_dask_array(X)
+        if Xd.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Xd.shape[1]} features, but GaussianMixture is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        blocks = Blocks(Xd, io.as_weights(sample_weight, Xd), self.split_every)
+        total, weight = blocks.map_reduce(_kernels.score_stats, model)
+        return total / weight
+
+    def _n_parameters(self):
+        return cov.n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+
+    def bic(self, X):
+        """Bayesian information criterion on X (lower is better)."""
+        n = io.as_dask_array(X).shape[0]
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion on X (lower is better)."""
+        n = io.as_dask_array(X).shape[0]
+        return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+    def sample(self, n_samples=1):
+        """Draw ``n_samples`` rows from the fitted mixture, in memory.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,), the component of each row
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples}. It must be at least one.")
+        rng = np.random.default_rng(as_seed_sequence(self.random_state))
+        counts = rng.multinomial(n_samples, self.weights_)
+        X = np.vstack(
+            [
+                cov.draw_component(rng, self.means_, self.covariances_, k, int(c), self.covariance_type)
+                for k, c in enumerate(counts)
+            ]
+        )
+        y = np.concatenate([np.full(c, k, dtype=int) for k, c in enumerate(counts)])
+        return X, y
