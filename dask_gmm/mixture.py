@@ -8,6 +8,7 @@ is :mod:`dask_gmm.io`, initialisation :mod:`dask_gmm._init`, the EM loop
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -212,13 +213,23 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             for r in runs:  # scikit-learn: a fresh fit starts from -inf, a warm one from the last bound
                 r.lower_bound = r.lower_bound if warm else -np.inf
 
+        clock = [time.perf_counter()]
+
         def on_iteration(runs):
             if ckpt is not None:
                 ckpt.save(runs)
-            if self.verbose:
+            now = time.perf_counter()
+            seconds, clock[0] = now - clock[0], now
+            if self.verbose and runs[0].n_iter % self.verbose_interval == 0:
                 for i, r in enumerate(runs):
-                    if r.n_iter and r.n_iter % self.verbose_interval == 0:
-                        logger.info("init %d iteration %d: lower bound %.6f", i + 1, r.n_iter, r.lower_bound)
+                    prev = r.lower_bounds[-2] if len(r.lower_bounds) > 1 else -np.inf
+                    logger.info(
+                        "init %d iteration %d: lower bound %.6f, change %.3g, %.3f s/iteration",
+                        i + 1, r.n_iter, r.lower_bound, r.lower_bound - prev, seconds,
+                        extra={"init": i + 1, "n_iter": r.n_iter, "lower_bound": r.lower_bound,
+                               "change": r.lower_bound - prev, "seconds": seconds,
+                               "max_iter": self.max_iter, "converged": r.converged},
+                    )
 
         runs = em(
             blocks,
