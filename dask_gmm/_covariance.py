@@ -112,16 +112,18 @@ def precision_cholesky(covariances, covariance_type, reg_covar=None):
     return _PRECISION_CHOLESKY[covariance_type](np.asarray(covariances, np.float64), reg_covar)
 
 
+def _flip(a):
+    return a[::-1, ::-1]
+
+
 def _pc_from_prec_full(prec):
-    out = np.empty_like(prec)
-    for k in range(prec.shape[0]):
-        out[k] = linalg.cholesky(prec[k], lower=True)
-    return out
+    # The upper-triangular U with precision = U U^T (scikit-learn's convention): a flipped Cholesky.
+    return np.stack([_flip(linalg.cholesky(_flip(p), lower=True)) for p in prec])
 
 
 _FROM_PRECISIONS = {
     "full": _pc_from_prec_full,
-    "tied": lambda p: linalg.cholesky(p, lower=True),
+    "tied": lambda p: _pc_from_prec_full(p[None])[0],
     "diag": np.sqrt,
     "spherical": np.sqrt,
 }
@@ -136,10 +138,9 @@ def _full_from_pc(pc, fn):
 
 
 def _cov_from_pc_full(pc):
-    # Sigma = (P P^T)^-1 = P^-T P^-1, computed with triangular solves.
+    # P is upper triangular with precision P P^T, so Sigma = P^-T P^-1 (a triangular solve).
     def one(p):
-        d = p.shape[0]
-        inv = linalg.solve_triangular(p, np.eye(d), lower=True)  # P^-1
+        inv = linalg.solve_triangular(p, np.eye(p.shape[0]), lower=False)  # P^-1
         return inv.T @ inv
 
     return _full_from_pc(pc, one)

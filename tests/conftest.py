@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+
+def make_blobs(n=3000, means=((0.0, 0.0), (6.0, 0.0), (0.0, 6.0)), seed=0, scale=1.0):
+    """Rows drawn from isotropic Gaussians at ``means``, in random order."""
+    rng = np.random.default_rng(seed)
+    means = np.asarray(means, float)
+    per = n // len(means)
+    X = np.vstack([rng.normal(m, scale, size=(per, means.shape[1])) for m in means])
+    return X[rng.permutation(len(X))]
+
+
+@pytest.fixture
+def blobs():
+    return make_blobs()
+
+
+def seed_like_problem(seed, n_components=3, n_features=2, n_samples=3000, box=10.0):
+    """The seed notebook's problem: means uniform in a box, covariances 0.1·AᵀA, random weights."""
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(-box, box, size=(n_components, n_features))
+    A = rng.standard_normal((n_components, n_features, n_features))
+    covs = 0.1 * np.einsum("kji,kjl->kil", A, A) + 1e-3 * np.eye(n_features)
+    weights = rng.uniform(0.2, 1.0, n_components)
+    weights /= weights.sum()
+    labels = rng.choice(n_components, size=n_samples, p=weights)
+    X = np.empty((n_samples, n_features))
+    for k in range(n_components):
+        idx = labels == k
+        X[idx] = rng.multivariate_normal(means[k], covs[k], idx.sum())
+    return X, weights, means, covs

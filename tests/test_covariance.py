@@ -1,0 +1,105 @@
+"""Covariance-type formulas against NumPy/SciPy one-liners."""
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from dask_gmm import _covariance as cov
+
+TYPES = cov.COVARIANCE_TYPES
+
+
+def random_params(ct, K=3, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((K, d, d))
+    full = np.einsum("kji,kjl->kil", A, A) + 0.5 * np.eye(d)
+    covs = {
+        "full": full,
+        "tied": full[0],
+        "diag": np.stack([np.diag(c) for c in full]),
+        "spherical": np.array([np.trace(c) / d for c in full]),
+    }[ct]
+    return rng.normal(size=(K, d)), covs
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_log_prob_matches_scipy(ct):
+    means, covs = random_params(ct)
+    X = np.random.default_rng(1).normal(size=(50, 4)) * 3
+    pc = cov.precision_cholesky(covs, ct)
+    full = cov.as_full_covariances(covs, ct, 3, 4)
+    expected = np.column_stack([multivariate_normal(means[k], full[k]).logpdf(X) for k in range(3)])
+    np.testing.assert_allclose(cov.log_gaussian_prob(X, means, pc, ct), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_precision_cholesky_is_cholesky_of_inverse(ct):
+    _, covs = random_params(ct)
+    pc = cov.precision_cholesky(covs, ct)
+    full_pc = cov.as_full_covariances(cov.precisions_from_precision_cholesky(pc, ct), ct, 3, 4)
+    full = cov.as_full_covariances(covs, ct, 3, 4)
+    np.testing.assert_allclose(full_pc, np.linalg.inv(full), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cov.covariances_from_precision_cholesky(pc, ct), covs, rtol=1e-9)
+    np.testing.assert_allclose(
+        cov.precision_cholesky_from_precisions(cov.precisions_from_precision_cholesky(pc, ct), ct), pc, rtol=1e-9
+    )
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_singular_covariance_advises_reg_covar(ct):
+    _, covs = random_params(ct)
+    covs = covs * 0.0
+    with pytest.raises(ValueError, match="reg_covar"):
+        cov.precision_cholesky(covs, ct, reg_covar=0.0)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_m_step_from_centred_moments_equals_direct_formula(ct):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(400, 3)) + 1e6  # far from the origin
+    resp = rng.dirichlet(np.ones(2), size=400)
+    ref = np.array([[1e6, 1e6, 1e6], [1e6 + 1, 1e6, 1e6 - 1]])  # any reference near the data
+    s1c, s2 = cov.centred_moments(X, resp, ref, ct)
+    w, m, c, _ = cov.m_step(resp.sum(0), s1c, s2, ref, 0.0, ct)
+    nk = resp.sum(0)
+    means = (resp.T @ (X - 1e6)) / nk[:, None] + 1e6
+    full = np.stack([((X - means[k]) * resp[:, [k]]).T @ (X - means[k]) / nk[k] for k in range(2)])
+    expected = {
+        "full": full,
+        "tied": np.einsum("k,kij->ij", nk, full) / nk.sum(),
+        "diag": np.stack([np.diag(f) for f in full]),
+        "spherical": np.array([np.trace(f) / 3 for f in full]),
+    }[ct]
+    np.testing.assert_allclose(m, means, rtol=1e-14)
+    np.testing.assert_allclose(c, expected, rtol=1e-9)
+    np.testing.assert_allclose(w, nk / nk.sum(), rtol=1e-12)
+
+
+def test_raw_moments_would_fail_far_from_origin():
+    """The reason for centring: the raw formula loses every digit at 1e6 offset (it must, else our test is moot)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(10_000, 2)) + 1e6
+    raw = X.T @ X / len(X) - np.outer(X.mean(0), X.mean(0))
+    true = np.cov(X.T, bias=True)
+    assert np.abs(raw - true).max() / np.abs(true).max() > 1e-6
+
+
+def test_n_parameters_matches_sklearn_bic_count():
+    from sklearn.mixture import GaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    for ct in TYPES:
+        sk = GaussianMixture(2, covariance_type=ct, random_state=0).fit(X)
+        n_params = (sk.bic(X) + 2 * sk.score(X) * len(X)) / np.log(len(X))
+        assert cov.n_parameters(ct, 2, 3) == round(n_params)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_check_precisions_rejects_bad_shapes_and_non_pd(ct):
+    _, covs = random_params(ct)
+    prec = cov.precisions_from_precision_cholesky(cov.precision_cholesky(covs, ct), ct)
+    cov.check_precisions(prec, ct, 3, 4)
+    with pytest.raises(ValueError, match="shape"):
+        cov.check_precisions(prec[..., :-1] if prec.ndim > 1 else prec[:-1], ct, 3, 4)
+    with pytest.raises(ValueError, match="positive"):
+        cov.check_precisions(-prec, ct, 3, 4)
