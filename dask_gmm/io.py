@@ -161,7 +161,7 @@ def as_weights(sample_weight, X):
         sample_weight = np.asarray(sample_weight)
         if sample_weight.ndim == 0:
             sample_weight = np.full(X.shape[0], float(sample_weight))
-        sample_weight = da.from_array(sample_weight, chunks=(X.chunks[0],))
+        sample_weight = da.from_array(sample_weight, chunks=-1)
     if sample_weight.ndim != 1 or sample_weight.shape[0] != X.shape[0]:
         raise ValueError(
             f"sample_weight.shape == {sample_weight.shape}, expected ({X.shape[0]},): "

@@ -1,0 +1,322 @@
+"""GaussianMixture: scikit-learn equivalence, numerics, API behaviour."""
+
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.mixture import GaussianMixture as SKGaussianMixture
+
+from dask_gmm import GaussianMixture
+from dask_gmm._init import as_seed_sequence
+
+from .conftest import make_blobs, seed_like_problem
+
+TYPES = ("full", "tied", "diag", "spherical")
+
+
+def sk_init(X, ct, K=3, seed=0):
+    """A rough starting point (2 EM iterations of scikit-learn) shared by both libraries."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = SKGaussianMixture(K, covariance_type=ct, max_iter=2, random_state=seed).fit(X)
+    return dict(weights_init=sk.weights_, means_init=sk.means_, precisions_init=sk.precisions_)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_matches_sklearn_from_same_init(ct):
+    X = make_blobs(n=3000, means=((0, 0, 0), (4, 0, 1), (0, 4, -1)))
+    init = sk_init(X, ct)
+    sk = SKGaussianMixture(3, covariance_type=ct, tol=1e-8, max_iter=200, **init).fit(X)
+    ours = GaussianMixture(3, covariance_type=ct, tol=1e-8, max_iter=200, **init).fit(X)
+    assert ours.n_iter_ == sk.n_iter_ and ours.converged_ and sk.converged_
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(sk, name), rtol=1e-8, atol=1e-10, err_msg=name)
+    assert ours.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-10)
+    np.testing.assert_allclose(ours.lower_bounds_, sk.lower_bounds_, rtol=1e-10)
+    np.testing.assert_allclose(ours.score_samples(X), sk.score_samples(X), rtol=1e-8)
+    np.testing.assert_allclose(ours.predict_proba(X), sk.predict_proba(X), atol=1e-8)
+    np.testing.assert_array_equal(ours.predict(X), sk.predict(X))
+    assert ours.bic(X) == pytest.approx(sk.bic(X), rel=1e-10)
+    assert ours.aic(X) == pytest.approx(sk.aic(X), rel=1e-10)
+    assert ours.score(X) == pytest.approx(sk.score(X), rel=1e-10)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_far_from_origin_covariances_unchanged(ct):
+    X = make_blobs(n=3000)
+    init = sk_init(X, ct)
+    a = GaussianMixture(3, covariance_type=ct, max_iter=20, tol=0, **init)
+    b = clone(a).set_params(means_init=init["means_init"] + 1e6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a.fit(X)
+        b.fit(X + 1e6)
+    rel = np.abs(b.covariances_ - a.covariances_).max() / np.abs(a.covariances_).max()
+    assert rel < 1e-6
+    np.testing.assert_allclose(b.means_ - 1e6, a.means_, atol=1e-6)
+
+
+def test_results_do_not_depend_on_chunking_and_are_bitwise_reproducible():
+    X = make_blobs(n=4000)
+    fits = []
+    for chunks in (500, 1333, 4000, 500):
+        fits.append(GaussianMixture(3, random_state=7, tol=1e-6, init_params="random_from_data").fit(da.from_array(X, chunks=(chunks, 2))))
+    for f in fits[1:]:
+        np.testing.assert_allclose(f.means_, fits[0].means_, rtol=1e-8)
+        np.testing.assert_allclose(f.covariances_, fits[0].covariances_, rtol=1e-8)
+        assert f.n_iter_ == fits[0].n_iter_
+    # same chunking, same seed: identical bytes, whatever the scheduler
+    with dask.config.set(scheduler="synchronous"):
+        sync = GaussianMixture(3, random_state=7, tol=1e-6, init_params="random_from_data").fit(da.from_array(X, chunks=(500, 2)))
+    for f in (fits[3], sync):
+        assert f.means_.tobytes() == fits[0].means_.tobytes()
+        assert f.covariances_.tobytes() == fits[0].covariances_.tobytes()
+
+
+def test_float32_data_stay_float32_and_fit_like_float64():
+    X = make_blobs(n=3000)
+    X32 = X.astype(np.float32)
+    d32 = da.from_array(X32, chunks=(1000, 2))
+    init = sk_init(X, "full")
+    a = GaussianMixture(3, **init).fit(d32)
+    b = GaussianMixture(3, **init).fit(X32.astype(np.float64))
+    assert d32.dtype == np.float32  # the user's array and chunks are untouched
+    assert a.means_.dtype == np.float64
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-10)
+
+
+def test_empty_component_stays_finite():
+    X = make_blobs(n=1500)
+    means = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0], [500.0, 500.0]])  # the last owns no point
+    gm = GaussianMixture(4, means_init=means, max_iter=5, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert np.all(np.isfinite(getattr(gm, name))), name
+    assert gm.weights_[3] < 1e-10
+    assert np.all(np.isfinite(gm.score_samples(X)))
+
+
+def test_collapsed_component_needs_reg_covar():
+    X = np.repeat(np.array([[1.0, 2.0], [3.0, 1.0]]), 50, axis=0)  # two points, each repeated
+    GaussianMixture(2, reg_covar=1e-6, random_state=0).fit(X)  # reg_covar keeps them positive definite
+    with pytest.raises(ValueError, match="reg_covar"):
+        GaussianMixture(2, reg_covar=0.0, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_integer_sample_weight_equals_repeated_rows(ct):
+    X = make_blobs(n=900)
+    w = np.random.default_rng(0).integers(0, 4, len(X))
+    init = sk_init(X, ct)
+    a = GaussianMixture(3, covariance_type=ct, tol=1e-6, **init).fit(X, sample_weight=w)
+    b = GaussianMixture(3, covariance_type=ct, tol=1e-6, **init).fit(np.repeat(X, w, axis=0))
+    assert a.n_iter_ == b.n_iter_
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-9)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-9)
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-10)
+    # the same with weights as a dask array aligned with dask rows
+    c = GaussianMixture(3, covariance_type=ct, tol=1e-6, **init).fit(
+        da.from_array(X, chunks=(300, 2)), sample_weight=da.from_array(w, chunks=450)
+    )
+    np.testing.assert_allclose(c.means_, a.means_, rtol=1e-9)
+
+
+def test_sample_weight_with_default_init_and_errors():
+    X = make_blobs(n=900)
+    w = np.ones(len(X))
+    w[::3] = 0.0
+    gm = GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
+    assert gm.converged_
+    with pytest.raises(ValueError, match="non-negative"):
+        GaussianMixture(3).fit(X, sample_weight=-w)
+    with pytest.raises(ValueError, match="one weight per row"):
+        GaussianMixture(3).fit(X, sample_weight=w[:-1])
+
+
+def test_sklearn_estimator_protocol():
+    gm = GaussianMixture(3, covariance_type="diag", random_state=1)
+    params = gm.get_params()
+    assert params["n_components"] == 3 and params["tol"] == 1e-3 and params["reg_covar"] == 1e-6
+    assert params["max_iter"] == 100 and params["init_params"] == "kmeans" and params["n_init"] == 1
+    c = clone(gm).set_params(n_components=2)
+    assert c.n_components == 2 and gm.n_components == 3
+    with pytest.raises(NotFittedError):
+        gm.predict(np.zeros((3, 2)))
+    with pytest.raises(TypeError):
+        GaussianMixture(3, "full")  # keyword-only after the first
+
+
+def test_fit_predict_equals_fit_then_predict_and_sample():
+    X = make_blobs(n=1500)
+    gm = GaussianMixture(3, random_state=3)
+    labels = gm.fit_predict(X)
+    np.testing.assert_array_equal(labels, clone(gm).fit(X).predict(X))
+    S, y = gm.sample(30_000)
+    assert S.shape == (30_000, 2) and np.bincount(y, minlength=3).sum() == 30_000
+    np.testing.assert_allclose(np.bincount(y) / 30_000, gm.weights_, atol=0.02)
+    for k in range(3):
+        np.testing.assert_allclose(S[y == k].mean(0), gm.means_[k], atol=0.1)
+
+
+def test_convergence_warning_n_init_and_max_iter_zero():
+    X, *_ = seed_like_problem(0, n_components=4)
+    with pytest.warns(ConvergenceWarning):
+        GaussianMixture(4, max_iter=1, random_state=0).fit(X)
+    one = GaussianMixture(4, init_params="random", random_state=0).fit(X)
+    five = GaussianMixture(4, init_params="random", n_init=5, random_state=0).fit(X)
+    assert five.lower_bound_ >= one.lower_bound_  # restart 0 of five is the run of one
+    init = sk_init(X, "full", K=4)
+    zero = GaussianMixture(4, max_iter=0, **init).fit(X)
+    np.testing.assert_array_equal(zero.means_, init["means_init"])
+    np.testing.assert_allclose(zero.precisions_, init["precisions_init"], rtol=1e-12)
+    assert zero.n_iter_ == 0 and zero.lower_bound_ == -np.inf
+
+
+def test_warm_start_continues():
+    X = make_blobs(n=1500)
+    init = sk_init(X, "full")
+    four = GaussianMixture(3, max_iter=4, tol=0, **init)
+    warm = GaussianMixture(3, max_iter=2, tol=0, warm_start=True, **init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        four.fit(X)
+        warm.fit(X).fit(X)
+    np.testing.assert_array_equal(warm.means_, four.means_)
+    np.testing.assert_array_equal(warm.covariances_, four.covariances_)
+    assert warm.lower_bounds_ == four.lower_bounds_[2:]
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random_from_data", "random"])
+def test_init_strategies_and_seed_sequences(init_params):
+    X = make_blobs(n=3000)
+    a = GaussianMixture(3, init_params=init_params, random_state=5, max_iter=300).fit(X)
+    b = GaussianMixture(3, init_params=init_params, random_state=np.random.SeedSequence(5), max_iter=300).fit(X)
+    np.testing.assert_array_equal(a.means_, b.means_)  # an int and its SeedSequence are the same stream
+    if init_params in ("kmeans", "k-means++"):  # the seeded strategies find all three clusters
+        truth = np.array([[0, 0], [6, 0], [0, 6]])
+        dist = np.linalg.norm(a.means_[:, None] - truth[None], axis=2)
+        assert np.all(dist.min(axis=0) < 0.2)
+    ss = np.random.SeedSequence(5)
+    GaussianMixture(3, init_params=init_params, random_state=ss).fit(X)
+    assert ss.n_children_spawned == 0  # a SeedSequence passed in is never advanced
+
+
+def test_restarts_have_their_own_streams():
+    children = as_seed_sequence(0).spawn(3)
+    states = {tuple(c.generate_state(4)) for c in children}
+    assert len(states) == 3
+
+
+def _global_optimum_reached(X, fitted, weights, means, covs):
+    truth = GaussianMixture(len(weights), weights_init=weights, means_init=means,
+                            precisions_init=np.linalg.inv(covs), tol=1e-6).fit(X)
+    return fitted.lower_bound_ >= truth.lower_bound_ - 1e-3 * abs(truth.lower_bound_) - 1e-3
+
+
+def test_default_init_beats_plain_em_from_random_means():
+    """The seed notebook's failure: EM from random means in the box merges clusters. Ours should not."""
+    ours = plain = 0
+    trials = 12
+    for seed in range(trials):
+        X, weights, means, covs = seed_like_problem(seed, n_components=3, n_samples=2000)
+        rng = np.random.default_rng(100 + seed)
+        notebook_init = dict(  # as the notebook: means uniform in the box, identity covariances, random weights
+            means_init=rng.uniform(-10, 10, size=(3, 2)),
+            precisions_init=np.stack([np.eye(2)] * 3),
+            weights_init=(w := rng.random(3)) / w.sum(),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            default = GaussianMixture(3, random_state=seed).fit(X)
+            naive = GaussianMixture(3, max_iter=300, **notebook_init).fit(X)
+        ours += _global_optimum_reached(X, default, weights, means, covs)
+        plain += _global_optimum_reached(X, naive, weights, means, covs)
+    assert ours >= trials - 1
+    assert ours > plain
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_input_errors():
+    X = make_blobs(n=300)
+    with pytest.raises(ValueError, match="Expected 2D"):
+        GaussianMixture(2).fit(X[:, 0])
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GaussianMixture(5).fit(X[:3])
+    with pytest.raises(ValueError, match="real numbers"):
+        GaussianMixture(2).fit(np.array([["a", "b"]] * 10))
+    with pytest.raises(ValueError, match="real numbers"):
+        GaussianMixture(2).fit(X.astype(complex))
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="expecting 2 features"):
+        gm.predict(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="expecting 2 features"):
+        gm.score(np.zeros((4, 3)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_components=0), "n_components"),
+        (dict(covariance_type="blah"), "covariance_type"),
+        (dict(tol=-1.0), "tol"),
+        (dict(reg_covar=-1.0), "reg_covar"),
+        (dict(max_iter=-1), "max_iter"),
+        (dict(n_init=0), "n_init"),
+        (dict(init_params="nope"), "init_params"),
+        (dict(weights_init=[0.5, 0.6]), "normalized"),
+        (dict(weights_init=[1.0]), "shape"),
+        (dict(means_init=np.zeros((3, 2))), "shape"),
+        (dict(precisions_init=-np.stack([np.eye(2)] * 2)), "positive"),
+    ],
+)
+def test_bad_parameters(kwargs, match):
+    params = dict(n_components=2) | kwargs
+    with pytest.raises(ValueError, match=match):
+        GaussianMixture(**params).fit(make_blobs(n=300))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_rows_are_named_and_data_untouched(bad):
+    X = make_blobs(n=3000)
+    X[2345, 0] = bad
+    before = X.copy()
+    with pytest.raises(ValueError, match=r"NaN or infinity.*rows 2000-2999.*first bad row: 2345"):
+        GaussianMixture(3, random_state=0).fit(da.from_array(X, chunks=(1000, 2)))
+    np.testing.assert_array_equal(X, before)
+
+
+def test_input_never_modified():
+    X = make_blobs(n=1200)
+    before = X.copy()
+    w = np.ones(len(X))
+    gm = GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
+    gm.predict(X), gm.score(X), gm.predict_proba(X)
+    np.testing.assert_array_equal(X, before)
+    np.testing.assert_array_equal(w, 1.0)
+
+
+def test_outputs_lazy_for_dask_numpy_for_numpy():
+    X = make_blobs(n=1200)
+    dX = da.from_array(X, chunks=(400, 2))
+    gm = GaussianMixture(3, random_state=0).fit(dX)
+    for method in (gm.predict, gm.predict_proba, gm.score_samples):
+        lazy, eager = method(dX), method(X)
+        assert isinstance(lazy, da.Array) and isinstance(eager, np.ndarray)
+        assert lazy.chunks[0] == dX.chunks[0]
+        np.testing.assert_array_equal(lazy.compute(), eager)
+    assert isinstance(gm.score(dX), float)
+
+
+def test_feature_chunked_dask_array_is_rechunked_with_warning():
+    X = make_blobs(n=600, means=((0, 0, 0), (5, 5, 5)))
+    with pytest.warns(UserWarning, match="chunked across features"):
+        gm = GaussianMixture(2, random_state=0).fit(da.from_array(X, chunks=(200, 1)))
+    ref = GaussianMixture(2, random_state=0).fit(da.from_array(X, chunks=(200, 3)))
+    np.testing.assert_array_equal(gm.means_, ref.means_)
