@@ -10,6 +10,8 @@ that cannot be recomputed.
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from dataclasses import dataclass, field
 
 import dask
@@ -46,11 +48,15 @@ class Blocks:
         One compute, one read of each block, a tree of ``combine`` calls
         ``split_every`` wide (never a linear chain). Returns the combined value.
         """
+        token = uuid.uuid4().hex[:12]
         parts = []
         for i, (x, w, off) in enumerate(zip(self.x, self.w, self.offsets)):
             extra = () if per_block is None else (per_block[i],)
+            key = f"dask_gmm-{kernel.__name__}-{token}-chunk{i}"
             parts.append(
-                dask.delayed(kernel, pure=False)(x, *args, *extra, sample_weight=w, row_offset=off, **kwargs)
+                dask.delayed(kernel, pure=False)(
+                    x, *args, *extra, sample_weight=w, row_offset=off, dask_key_name=key, **kwargs
+                )
             )
         while len(parts) > 1:
             step = self.split_every
@@ -58,8 +64,31 @@ class Blocks:
                 dask.delayed(combine, pure=False)(*parts[i : i + step]) if len(parts[i : i + step]) > 1 else parts[i]
                 for i in range(0, len(parts), step)
             ]
-        (result,) = dask.compute(parts[0])
+        try:
+            (result,) = dask.compute(parts[0])
+        except Exception as exc:
+            if type(exc).__name__ != "KilledWorker":
+                raise
+            raise ValueError(self._killed_message(exc)) from exc
         return result
+
+    def _killed_message(self, exc):
+        """Name the chunk whose task kept killing workers (distributed's KilledWorker)."""
+        task = exc.task
+        found = re.search(r"-chunk(\d+)$", str(task))
+        if found:
+            i = int(found.group(1))
+        elif isinstance(task, tuple) and len(task) > 1 and isinstance(task[1], int):
+            i = task[1]
+        else:
+            return f"Task {task!r} killed every worker that ran it ({exc}); check the worker logs."
+        i = min(i, len(self.offsets) - 1)
+        end = self.offsets[i + 1] if i + 1 < len(self.offsets) else self.shape[0]
+        return (
+            f"Chunk {i} (rows {self.offsets[i]}-{end - 1}) killed {exc.allowed_failures + 1} workers in a row "
+            f"(task {task!r}). The chunk may be corrupt, or need more memory than a worker has: "
+            "check it, or use smaller chunks or bigger workers."
+        )
 
 
 @dataclass

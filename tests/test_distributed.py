@@ -1,0 +1,187 @@
+"""Real clusters on 127.0.0.1: LocalCluster processes, the dask CLI, worker loss, checkpoints."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from distributed import Client, LocalCluster
+from zarr.codecs import ZstdCodec
+
+from dask_gmm import GaussianMixture
+
+from .conftest import make_blobs
+
+CLUSTER = dict(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+
+
+def write_store(path, X, rows):
+    g = zarr.open_group(str(path), mode="w")
+    a = g.create_array("X", shape=X.shape, chunks=(rows, X.shape[1]), dtype=X.dtype, compressors=[ZstdCodec(level=1)])
+    a[:] = X
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    X = make_blobs(n=300_000, seed=1)
+    return write_store(tmp_path_factory.mktemp("d") / "blobs.zarr", X, rows=15_000)
+
+
+def assert_same_fit(a, b, rtol=1e-10):
+    assert a.n_iter_ == b.n_iter_
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, err_msg=name)
+
+
+def test_local_cluster_of_processes_equals_threads(store):
+    ref = GaussianMixture(3, n_init=2, random_state=0, tol=1e-6).fit(store)
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+        gm = GaussianMixture(3, n_init=2, random_state=0, tol=1e-6).fit(store)
+        labels = gm.predict(store).compute()
+    # Same chunking, same reduction tree; only BLAS threading (workers run BLAS single-threaded) differs.
+    assert_same_fit(gm, ref, rtol=1e-10)
+    np.testing.assert_array_equal(labels, ref.predict(store).compute())
+
+
+class _KillOnIteration(logging.Handler):
+    """Kills one worker process shortly after the fit logs ``iteration``, so the next pass is in flight."""
+
+    def __init__(self, pid, iteration):
+        super().__init__()
+        self.pid, self.iteration, self.killed = pid, iteration, False
+
+    def emit(self, record):
+        if not self.killed and getattr(record, "n_iter", 0) == self.iteration:
+            self.killed = True
+            threading.Timer(0.1, os.kill, (self.pid, signal.SIGKILL)).start()
+
+
+def test_worker_killed_mid_fit_changes_nothing(store):
+    with pytest.warns(Warning):
+        ref = GaussianMixture(3, random_state=0, max_iter=8, tol=0).fit(store)
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster) as client:
+        pid = next(iter(client.run(os.getpid).values()))
+        handler = _KillOnIteration(pid, 3)
+        logger = logging.getLogger("dask_gmm.mixture")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            with pytest.warns(Warning):  # ConvergenceWarning: tol=0 never converges
+                gm = GaussianMixture(3, random_state=0, max_iter=8, tol=0, verbose=1, verbose_interval=1).fit(store)
+        finally:
+            logger.removeHandler(handler)
+        assert handler.killed
+        time.sleep(0.5)
+        assert pid not in client.run(os.getpid).values()  # the worker really died and was replaced
+    assert_same_fit(gm, ref, rtol=1e-10)
+
+
+def _poison(block, block_info=None):
+    if block_info[0]["chunk-location"][0] == 2:
+        os._exit(1)  # as a segfault in a corrupt chunk's decoder would
+    return block
+
+
+def test_chunk_that_keeps_killing_workers_is_named():
+    X = da.from_array(make_blobs(n=4000), chunks=(1000, 2)).map_blocks(_poison, dtype=float)
+    init = dict(weights_init=[0.3, 0.3, 0.4], means_init=[[0, 0], [6, 0], [0, 6]], precisions_init=[np.eye(2)] * 3)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+            with pytest.raises(ValueError, match=r"Chunk 2 \(rows 2000-2999\) killed 2 workers"):
+                GaussianMixture(3, **init).fit(X)
+
+
+def test_dask_scheduler_and_worker_command_lines(store, tmp_path):
+    sched_file = tmp_path / "scheduler.json"
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = [subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(sched_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        for _ in range(100):
+            if sched_file.exists() and sched_file.stat().st_size:
+                break
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        procs.append(subprocess.Popen(["dask", "worker", address, "--nworkers", "2", "--nthreads", "1",
+                                       "--host", "127.0.0.1", "--no-dashboard"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=60)
+            gm = GaussianMixture(3, random_state=0, tol=1e-6).fit(store)
+        ref = GaussianMixture(3, random_state=0, tol=1e-6).fit(store)
+        assert_same_fit(gm, ref, rtol=1e-10)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+# ------------------------------------------------------------------ checkpoints
+_SCRIPT = textwrap.dedent(
+    """
+    import json, logging, os, sys, warnings
+    from dask_gmm import GaussianMixture
+    store, ckpt, die_at, n_init, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+
+    class Die(logging.Handler):
+        def emit(self, record):  # the checkpoint of this iteration is already on disk
+            if die_at and record.n_iter == die_at and record.init == n_init:
+                os._exit(3)
+
+    log = logging.getLogger("dask_gmm.mixture")
+    log.addHandler(Die()); log.setLevel(logging.INFO)
+    warnings.simplefilter("ignore")
+    gm = GaussianMixture(3, n_init=n_init, random_state=1, init_params="random", tol=1e-9, max_iter=12,
+                         checkpoint=ckpt, verbose=1, verbose_interval=1).fit(store)
+    json.dump({"means": gm.means_.tolist(), "cov": gm.covariances_.tolist(), "n_iter": gm.n_iter_,
+               "lb": gm.lower_bounds_}, open(out, "w"))
+    """
+)
+
+
+def _run(store, ckpt, die_at, n_init, out):
+    return subprocess.run([sys.executable, "-c", _SCRIPT, store, str(ckpt), str(die_at), str(n_init), str(out)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("n_init", [1, 2])
+def test_killed_fit_resumes_from_checkpoint(tmp_path, n_init):
+    store = write_store(tmp_path / "s.zarr", make_blobs(n=20_000, seed=3), rows=5_000)
+    killed = _run(store, tmp_path / "ck.json", 4, n_init, tmp_path / "never.json")
+    assert killed.returncode == 3, killed.stderr
+    saved = json.loads((tmp_path / "ck.json").read_text())
+    assert [r["n_iter"] for r in saved["runs"]] == [4] * n_init
+    resumed = _run(store, tmp_path / "ck.json", 0, n_init, tmp_path / "resumed.json")
+    assert resumed.returncode == 0, resumed.stderr
+    whole = _run(store, tmp_path / "fresh.json", 0, n_init, tmp_path / "whole.json")
+    a, b = json.loads((tmp_path / "resumed.json").read_text()), json.loads((tmp_path / "whole.json").read_text())
+    assert a == b  # exactly the same numbers
+    assert a["n_iter"] > 4
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]  # atomic writes leave nothing behind
+
+
+def test_mismatched_checkpoint_is_refused(tmp_path):
+    X = make_blobs(n=3000)
+    ckpt = tmp_path / "ck.json"
+    GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+    with pytest.raises(ValueError, match="different fit.*n_components|args"):
+        GaussianMixture(2, random_state=0, checkpoint=ckpt).fit(X)
+    with pytest.raises(ValueError, match="different fit.*edge_rows"):
+        GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X + 1.0)
+    ckpt.write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable"):
+        GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
