@@ -12,11 +12,16 @@ means), adding is exact and no pairwise moment merge is needed.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
 
 from ._covariance import centred_moments, log_gaussian_prob
+
+
+#: Rows processed at a time inside a block: bounds temporaries to a few MiB whatever the chunk size.
+SUB_BLOCK_ROWS = 65_536
 
 
 class Model(NamedTuple):
@@ -61,6 +66,34 @@ def combine(*parts):
 def concat_samples(*parts):
     """Combine k-means|| rounds: concatenate the sampled rows, add the costs."""
     return np.concatenate([p[0] for p in parts]), sum(p[1] for p in parts)
+
+
+def sub_blocked(kernel):
+    """Run an additive kernel on slices of SUB_BLOCK_ROWS rows and combine the results.
+
+    Bounds the (n, K) temporaries to a few MiB whatever the chunk size, and keeps
+    them in cache. Only for kernels whose outputs add up (no random streams).
+    """
+
+    @functools.wraps(kernel)
+    def wrapper(X, *args, sample_weight=None, row_offset=0, **kwargs):
+        n, step = X.shape[0], SUB_BLOCK_ROWS
+        if n <= step:
+            return kernel(X, *args, sample_weight=sample_weight, row_offset=row_offset, **kwargs)
+        return combine(
+            *(
+                kernel(
+                    X[i : i + step],
+                    *args,
+                    sample_weight=None if sample_weight is None else sample_weight[i : i + step],
+                    row_offset=row_offset + i,
+                    **kwargs,
+                )
+                for i in range(0, n, step)
+            )
+        )
+
+    return wrapper
 
 
 # ------------------------------------------------------------------ validation
@@ -127,6 +160,7 @@ def log_prob_resp(X, model):
     return lse, wlp - lse[:, None]
 
 
+@sub_blocked
 def e_step_stats(X, models, sample_weight=None, row_offset=0):
     """One E-step sweep of a block for every model in ``models``.
 
@@ -153,6 +187,7 @@ def e_step_stats(X, models, sample_weight=None, row_offset=0):
     return out
 
 
+@sub_blocked
 def score_stats(X, model, sample_weight=None, row_offset=0):
     """(sum of weighted per-row log-likelihoods, total weight) of a block."""
     check_weights(sample_weight, row_offset)
@@ -191,6 +226,7 @@ def sq_distances(X, centres):
     return np.maximum(d2, 0.0)
 
 
+@sub_blocked
 def hard_stats(X, centres, covariance_type, sample_weight=None, row_offset=0):
     """Statistics of the hard assignment of each row to its nearest centre.
 
@@ -240,6 +276,7 @@ def kmeans_parallel_sample(X, centres, oversampling, cost, seed, sample_weight=N
     return np.asarray(X[keep], np.float64), float(np.sum(w * d2))
 
 
+@sub_blocked
 def nearest_counts(X, centres, sample_weight=None, row_offset=0):
     """Weighted number of rows nearest to each centre, shape (m,)."""
     check_block(X, sample_weight, row_offset)
