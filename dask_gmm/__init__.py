@@ -1,6 +1,8 @@
 """dask_gmm: Gaussian mixture models fitted by EM on data larger than memory."""
 
+from .generate import generate_mixture
 from .mixture import GaussianMixture
+from .modelfile import load_model, save_model
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "generate_mixture", "load_model", "save_model"]
 __version__ = "0.1.0"

@@ -1,0 +1,417 @@
+"""Synthetic Gaussian mixtures written to Zarr chunk by chunk, in parallel, reproducibly.
+
+Layout of a generated store (a Zarr v3 group)::
+
+    X        float32/float64, shape (n_samples, n_features), chunks (chunk_size, n_features)
+    labels   int8/16/32,      shape (n_samples,),            chunks (chunk_size,)
+    attrs["dask_gmm"]    {"format": "dask_gmm.store/1", "complete": bool, "n_samples", ...}
+    attrs["true_model"]  {"weights", "means", "covariances"}  (full covariances)
+
+Every chunk is compressed with zstd and followed by a crc32c checksum, so a
+corrupted chunk raises on read instead of feeding garbage to a fit. Missing
+chunks read as NaN in ``X`` and -1 in ``labels`` (the fill values), and
+:func:`dask_gmm.io.open_zarr` refuses the store until ``complete`` is true.
+
+Reproducibility: chunk ``i`` draws from ``SeedSequence(seed, spawn_key=(..., 1, i))``
+and the true parameters from ``spawn_key=(..., 0)``, so the bytes depend only on
+the seed and the arguments, never on the scheduler, the workers or the order in
+which chunks are written.
+
+Resuming: with zarr's ``LocalStore`` each chunk is written to a temporary
+``<key>.<uuid>.partial`` file that is then renamed over the key (zarr 3.1,
+``zarr/storage/_local.py``), so a process killed mid-write leaves either no
+chunk or a whole one, plus perhaps a stray ``.partial`` file, which is removed
+on resume. There is no fsync: after a power loss a chunk may be truncated, and
+the crc32c check then makes reading it fail rather than return wrong numbers.
+Object stores (S3, GCS) write each object atomically too. A rerun with the same
+arguments writes only the chunks that are absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from numbers import Integral, Real
+
+import dask
+import fsspec
+import numpy as np
+import zarr
+from dask.base import tokenize
+from scipy.spatial.distance import pdist
+from sklearn.utils.validation import check_is_fitted
+from zarr.codecs import Crc32cCodec, ZstdCodec
+
+from . import io
+from ._covariance import as_full_covariances
+from ._init import as_seed_sequence
+from .modelfile import fitted_model, load_model
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "dask_gmm.store/1"
+MAX_SEPARATION_ATTEMPTS = 1000
+WRITE_CONFIG = {"write_empty_chunks": True}  # a chunk equal to the fill value is written all the same
+_LABEL_DTYPES = (np.int8, np.int16, np.int32)
+
+
+def _compressors():
+    return [ZstdCodec(level=3), Crc32cCodec()]
+
+
+def _check_number(name, value, kind, minimum, strict=False):
+    if (isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value)
+            or value < minimum or (strict and value == minimum)):
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        raise ValueError(f"generate_mixture: '{name}' must be a finite number {bound}; got {value!r}.")
+
+
+def label_dtype(n_components):
+    """Smallest signed integer dtype holding labels 0 .. n_components - 1 and the fill value -1."""
+    return next(np.dtype(t) for t in _LABEL_DTYPES if n_components - 1 <= np.iinfo(t).max)
+
+
+# ------------------------------------------------------------------ true parameters
+def draw_parameters(seed, n_features, n_components, box=10.0, covariance_scale=0.1, min_separation=None):
+    """True parameters as in the seed notebook.
+
+    Means uniform in ``[-box, box]^d`` (redrawn until every pair is at least
+    ``min_separation`` apart), covariances ``covariance_scale * A^T A`` with ``A``
+    a d x d standard Gaussian matrix, weights uniform then normalised.
+
+    Parameters
+    ----------
+    seed : numpy.random.SeedSequence
+
+    Returns
+    -------
+    weights : ndarray of shape (n_components,)
+    means : ndarray of shape (n_components, n_features)
+    covariances : ndarray of shape (n_components, n_features, n_features)
+    """
+    K, d = n_components, n_features
+    s_means, s_covs, s_weights = seed.spawn(3)  # separate streams: redrawing means leaves the rest alone
+    rng = np.random.default_rng(s_means)
+    for _ in range(MAX_SEPARATION_ATTEMPTS):
+        means = rng.uniform(-box, box, size=(K, d))
+        if not min_separation or K < 2 or pdist(means).min() >= min_separation:
+            break
+    else:
+        raise ValueError(
+            f"Could not place {K} means at least {min_separation} apart in [-{box}, {box}]^{d} "
+            f"in {MAX_SEPARATION_ATTEMPTS} draws. Lower min_separation or raise box."
+        )
+    A = np.random.default_rng(s_covs).standard_normal((K, d, d))
+    covariances = covariance_scale * np.einsum("kji,kjl->kil", A, A)
+    covariances = (covariances + np.swapaxes(covariances, 1, 2)) / 2  # exactly symmetric
+    for k in range(K):
+        try:
+            np.linalg.cholesky(covariances[k])
+        except np.linalg.LinAlgError:  # A singular: probability zero, but keep it positive definite
+            covariances[k] += 1e-6 * np.eye(d)
+    weights = np.random.default_rng(s_weights).random(K)
+    return weights / weights.sum(), means, covariances
+
+
+def _model_parameters(model):
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    check_is_fitted(model)
+    K, d = model.means_.shape
+    weights = np.asarray(model.weights_, np.float64)
+    covs = as_full_covariances(model.covariances_, model.covariance_type, K, d)
+    return weights / weights.sum(), np.asarray(model.means_, np.float64), np.array(covs, np.float64)
+
+
+# ------------------------------------------------------------------ one chunk
+def draw_rows(rng, n, weights, means, cholesky):
+    """``n`` rows of the mixture and their labels, in float64.
+
+    Labels come from one uniform draw per row against the cumulative weights;
+    then one standard normal row per row, mapped through the Cholesky factor of
+    its component. The result depends on ``rng`` alone, row by row.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    weights : ndarray of shape (K,)
+    means : ndarray of shape (K, d)
+    cholesky : ndarray of shape (K, d, d), lower Cholesky factors of the covariances
+
+    Returns
+    -------
+    X : ndarray of shape (n, d)
+    labels : ndarray of shape (n,), int64
+    """
+    K, d = means.shape
+    cdf = np.cumsum(weights)
+    labels = np.minimum(np.searchsorted(cdf / cdf[-1], rng.random(n), side="right"), K - 1)
+    z = rng.standard_normal((n, d))
+    X = np.empty((n, d))
+    for k in range(K):
+        rows = labels == k
+        X[rows] = z[rows] @ cholesky[k].T + means[k]
+    return X, labels
+
+
+def _chunk_seed(seed, i):
+    return np.random.SeedSequence(seed["entropy"], spawn_key=(*seed["spawn_key"], 1, i))
+
+
+def _write_chunk(X, labels, i, seed, weights, means, cholesky):
+    """Draw chunk ``i`` and write it to both arrays (a task: only small arguments, returns None)."""
+    rows = X.chunks[0]
+    i0, i1 = i * rows, min(X.shape[0], (i + 1) * rows)
+    x, y = draw_rows(np.random.default_rng(_chunk_seed(seed, i)), i1 - i0, weights, means, cholesky)
+    X[i0:i1] = x.astype(X.dtype)
+    labels[i0:i1] = y.astype(labels.dtype)
+
+
+# ------------------------------------------------------------------ the store
+def _read_status(path):
+    """(status, true_model) attributes of an existing store, or None where nothing is stored."""
+    try:
+        node = zarr.open(path, mode="r")
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        fs, p = fsspec.core.url_to_fs(path)
+        if fs.exists(p) and (not fs.isdir(p) or fs.ls(p)):
+            return {}, None  # something that is not a Zarr store: never overwrite it silently
+        return None
+    if not isinstance(node, zarr.Group):
+        return {}, None
+    return dict(node.attrs.get(io.STATUS_ATTR) or {}), node.attrs.get("true_model")
+
+
+def _check_same(path, old, new):
+    (old_status, old_true), (new_status, new_true) = old, new
+    if old_status.get("format") != FORMAT:
+        raise ValueError(
+            f"{path!r} already exists and is not a dask_gmm generated store. "
+            "Choose another path, or pass overwrite=True to replace it."
+        )
+    differ = sorted(k for k in set(old_status) | set(new_status)
+                    if k != "complete" and old_status.get(k) != new_status.get(k))
+    if old_true != new_true:
+        differ.append("true_model")
+    if differ:
+        raise ValueError(
+            f"The store {path!r} was generated with different arguments ({', '.join(differ)} differ). "
+            "Rerun with the same arguments to resume it, pass overwrite=True to replace it, or choose another path."
+        )
+
+
+def _arrays(group, n_samples, n_features, rows, dtype, n_components):
+    """The arrays X and labels of ``group``, created when absent, with the write config."""
+    specs = {
+        "X": dict(shape=(n_samples, n_features), chunks=(rows, n_features), dtype=dtype, fill_value=np.nan),
+        "labels": dict(shape=(n_samples,), chunks=(rows,), dtype=label_dtype(n_components), fill_value=-1),
+    }
+    out = []
+    for name, spec in specs.items():
+        if name not in group:
+            arr = group.create_array(name, compressors=_compressors(), config=WRITE_CONFIG, **spec)
+        else:
+            arr = group[name].with_config(WRITE_CONFIG)
+            if (arr.shape, arr.chunks, arr.dtype) != (spec["shape"], spec["chunks"], np.dtype(spec["dtype"])):
+                raise ValueError(
+                    f"The array {name!r} of {group.store_path} does not match its recorded arguments. "
+                    "Pass overwrite=True to regenerate the store."
+                )
+        out.append(arr)
+    return out
+
+
+def _remove_partial_files(path):
+    """Delete temporary files left by writes that a killed process interrupted (LocalStore only)."""
+    if not os.path.isdir(path):
+        return
+    for root, _, files in os.walk(path):
+        for f in files:
+            if f.endswith(".partial"):
+                os.unlink(os.path.join(root, f))
+                logger.info("removed interrupted write %s", os.path.join(root, f))
+
+
+def _chunk_index(key):
+    return int(key.split("/")[1])  # 'c/3/0' (X) or 'c/3' (labels)
+
+
+def generate_mixture(
+    path,
+    n_samples,
+    n_features=2,
+    n_components=3,
+    *,
+    chunk_size=1_000_000,
+    dtype="float64",
+    random_state=None,
+    overwrite=False,
+    box=10.0,
+    covariance_scale=0.1,
+    min_separation=None,
+    model=None,
+):
+    """Draw a Gaussian mixture and write ``n_samples`` rows of it to a Zarr group, chunk by chunk.
+
+    Chunks are drawn and written in parallel on the active Dask scheduler
+    (threads, processes or a ``distributed.Client``), at most a few in memory
+    at a time. The same seed and arguments give the same bytes whatever the
+    scheduler. An interrupted run is finished by rerunning it with the same
+    arguments: only the missing chunks are written.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Local path or fsspec URL of the Zarr group to write.
+    n_samples : int
+        Rows to write.
+    n_features, n_components : int, default 2 and 3
+        Ignored when ``model`` is given.
+    chunk_size : int, default 1_000_000
+        Rows per Zarr chunk (and per write task); capped at ``n_samples``.
+    dtype : {'float64', 'float32'}
+        dtype of ``X``; samples are drawn in float64 then cast.
+    random_state : None, int or numpy.random.SeedSequence
+        None draws a fresh seed, except that rerunning on an existing store
+        reuses the seed recorded there (so the same command resumes it).
+    overwrite : bool, default False
+        Replace whatever is at ``path``. Otherwise an existing store generated
+        with other arguments, or anything that is not such a store, is refused.
+    box : float, default 10.0
+        Means are uniform in ``[-box, box]^n_features``.
+    covariance_scale : float, default 0.1
+        Covariances are ``covariance_scale * A^T A``, ``A`` standard Gaussian (d, d).
+    min_separation : float, optional
+        Redraw the means until every pair is at least this far apart.
+    model : GaussianMixture or path of a model file, optional
+        Sample from this fitted model (any covariance type) instead of drawing parameters.
+
+    Returns
+    -------
+    GaussianMixture
+        The true model, fitted, with ``covariance_type='full'``.
+    """
+    path = os.fspath(path)
+    _check_number("n_samples", n_samples, Integral, 1)
+    _check_number("chunk_size", chunk_size, Integral, 1)
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"generate_mixture: dtype must be 'float32' or 'float64', got {dtype!r}.")
+    if model is None:
+        _check_number("n_features", n_features, Integral, 1)
+        _check_number("n_components", n_components, Integral, 1)
+        _check_number("box", box, Real, 0.0, strict=True)
+        _check_number("covariance_scale", covariance_scale, Real, 0.0, strict=True)
+        if min_separation is not None:
+            _check_number("min_separation", min_separation, Real, 0.0)
+
+    old = None if overwrite else _read_status(path)
+    if random_state is None and old and old[0].get("format") == FORMAT:
+        random_state = np.random.SeedSequence(old[0]["seed"], spawn_key=tuple(old[0]["spawn_key"]))
+        logger.info("reusing the seed recorded in %s", path)
+    root = as_seed_sequence(random_state)
+    seed = {"entropy": root.entropy, "spawn_key": list(root.spawn_key)}
+    if model is None:
+        params_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
+        weights, means, covs = draw_parameters(params_seed, n_features, n_components, box,
+                                               covariance_scale, min_separation)
+        drawn = {"box": float(box), "covariance_scale": float(covariance_scale),
+                 "min_separation": None if min_separation is None else float(min_separation)}
+    else:
+        weights, means, covs = _model_parameters(model)
+        drawn = {"box": None, "covariance_scale": None, "min_separation": None}
+    n_components, n_features = means.shape
+    rows = min(int(chunk_size), int(n_samples))
+    status = {
+        "format": FORMAT, "complete": False, "n_samples": int(n_samples), "n_features": n_features,
+        "n_components": n_components, "chunk_size": rows, "dtype": np.dtype(dtype).name,
+        "seed": seed["entropy"], "spawn_key": seed["spawn_key"], "covariance_type": "full",
+        "source": "drawn" if model is None else "model", **drawn,
+    }
+    true = {"weights": weights.tolist(), "means": means.tolist(), "covariances": covs.tolist()}
+    true_model = fitted_model(weights, means, covs, "full")
+
+    if old is not None:
+        _check_same(path, old, (status, true))
+        if old[0]["complete"]:
+            logger.info("%s is already complete; nothing to write", path)
+            return true_model
+        group = zarr.open_group(path, mode="r+")
+        _remove_partial_files(path)
+    else:
+        group = zarr.open_group(path, mode="w")
+        group.update_attributes({io.STATUS_ATTR: status, "true_model": true})
+    X, labels = _arrays(group, int(n_samples), n_features, rows, dtype, n_components)
+
+    todo = sorted({_chunk_index(k) for k in io.missing_chunks(X)}
+                  | {_chunk_index(k) for k in io.missing_chunks(labels)})
+    logger.info("writing %d of %d chunks (%d rows each) to %s", len(todo), X.nchunks, rows, path)
+    chol = np.linalg.cholesky(covs)
+    token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster
+    tasks = [
+        dask.delayed(_write_chunk)(X, labels, i, seed, weights, means, chol,
+                                   dask_key_name=f"generate-chunk-{token}-{i}")
+        for i in todo
+    ]
+    dask.compute(*tasks)
+    group.update_attributes({io.STATUS_ATTR: {**status, "complete": True}})
+    logger.info("%s complete", path)
+    return true_model
+
+
+# ------------------------------------------------------------------ reading back
+def _open_group(path):
+    try:
+        node = zarr.open(os.fspath(path), mode="r")
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        raise ValueError(f"No Zarr store found at {os.fspath(path)!r}. Check the path.") from None
+    return node
+
+
+def read_true_model(path):
+    """The true model recorded in a generated store, or None when it records none.
+
+    Returns
+    -------
+    GaussianMixture (covariance_type='full', fitted) or None
+    """
+    node = _open_group(path)
+    true = node.attrs.get("true_model") if isinstance(node, zarr.Group) else None
+    if not true:
+        return None
+    return fitted_model(true["weights"], true["means"], true["covariances"], "full")
+
+
+def store_info(path):
+    """What a store holds, for ``dask-gmm info``: never reads chunk data.
+
+    Returns
+    -------
+    dict
+        ``shape``, ``chunks``, ``shards``, ``dtype``, ``compressors`` of the data
+        array; ``complete`` and ``seed`` (None unless written by
+        :func:`generate_mixture`); ``n_components`` and ``true_model``
+        (weights, means, covariances as lists, or None); ``missing_chunks``,
+        the number of chunks of X (and labels) absent from the store.
+    """
+    node = _open_group(path)
+    status, true, arrays = {}, None, [node]
+    if isinstance(node, zarr.Group):
+        status = dict(node.attrs.get(io.STATUS_ATTR) or {})
+        true = node.attrs.get("true_model")
+        if "X" not in node:
+            raise ValueError(f"The Zarr group {os.fspath(path)!r} has no array 'X'.")
+        arrays = [node["X"]] + ([node["labels"]] if "labels" in node else [])
+    X = arrays[0]
+    return {
+        "path": os.fspath(path),
+        "shape": tuple(X.shape),
+        "chunks": tuple(X.chunks),
+        "shards": None if X.shards is None else tuple(X.shards),
+        "dtype": str(X.dtype),
+        "compressors": [type(c).__name__ for c in X.compressors],
+        "complete": status.get("complete"),
+        "seed": status.get("seed"),
+        "n_components": status.get("n_components"),
+        "true_model": true,
+        "missing_chunks": sum(len(io.missing_chunks(a)) for a in arrays),
+    }

@@ -1,0 +1,234 @@
+"""Model files: a fitted GaussianMixture as JSON, never pickle.
+
+Floats are written with ``repr`` and so round-trip exactly; NaN and infinity
+(an unfitted ``lower_bound``) use JSON's ``NaN``/``Infinity`` extension, as
+Python's :mod:`json` does by default. Loading validates every field before it
+builds anything, and turns whatever is wrong into one ValueError: a model file
+is data, and loading one never runs code.
+
+The file holds::
+
+    {"format": "dask_gmm.model/1", "covariance_type": ..., "n_components": K,
+     "n_features_in": d, "weights": [K], "means": [K][d],
+     "covariances": (shape by type), "precisions_cholesky": (shape by type),
+     "converged": bool, "n_iter": int, "lower_bound": float, "lower_bounds": [float]}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from . import _covariance as cov
+from ._checkpoint import write_json_atomic
+from .mixture import GaussianMixture
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "dask_gmm.model/1"
+MAX_SIZE = 10_000  # largest n_components or n_features a file may declare
+MAX_FILE_BYTES = 2**30
+_ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
+_KEYS = ("format", "covariance_type", "n_components", "n_features_in", *_ARRAYS,
+         "converged", "n_iter", "lower_bound", "lower_bounds")
+# The stored covariances and precision Cholesky factor must agree to this relative
+# (Frobenius) tolerance: loose enough for ill-conditioned fits, tight enough to refuse
+# a file whose two parameterisations were edited apart.
+_CONSISTENCY_RTOL = 1e-4
+
+
+def fitted_model(weights, means, covariances, covariance_type, precisions_cholesky=None, *,
+                 converged=True, n_iter=0, lower_bound=float("nan"), lower_bounds=()):
+    """A fitted :class:`dask_gmm.GaussianMixture` from its parameters, ready to predict, score and sample.
+
+    Parameters
+    ----------
+    weights : array-like of shape (n_components,)
+    means : array-like of shape (n_components, n_features)
+    covariances : array-like, shape by covariance type (see :mod:`dask_gmm._covariance`)
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    precisions_cholesky : array-like, optional
+        Computed from ``covariances`` when not given.
+
+    Returns
+    -------
+    dask_gmm.GaussianMixture
+    """
+    means = np.asarray(means, np.float64)
+    covariances = np.asarray(covariances, np.float64)
+    pc = (cov.precision_cholesky(covariances, covariance_type) if precisions_cholesky is None
+          else np.asarray(precisions_cholesky, np.float64))
+    gm = GaussianMixture(means.shape[0], covariance_type=covariance_type)
+    gm.weights_ = np.asarray(weights, np.float64)
+    gm.means_ = means
+    gm.covariances_ = covariances
+    gm.precisions_cholesky_ = pc
+    gm.precisions_ = cov.precisions_from_precision_cholesky(pc, covariance_type)
+    gm.converged_ = bool(converged)
+    gm.n_iter_ = int(n_iter)
+    gm.lower_bound_ = float(lower_bound)
+    gm.lower_bounds_ = [float(x) for x in lower_bounds]
+    gm.n_features_in_ = means.shape[1]
+    return gm
+
+
+def model_to_dict(model):
+    """The JSON-ready dict of a fitted model (see the module docstring for its keys)."""
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise ValueError("The model is not fitted yet; call fit before saving it.") from None
+    return {
+        "format": FORMAT,
+        "covariance_type": str(model.covariance_type),
+        "n_components": int(model.n_components),
+        "n_features_in": int(model.n_features_in_),
+        "weights": np.asarray(model.weights_, np.float64).tolist(),
+        "means": np.asarray(model.means_, np.float64).tolist(),
+        "covariances": np.asarray(model.covariances_, np.float64).tolist(),
+        "precisions_cholesky": np.asarray(model.precisions_cholesky_, np.float64).tolist(),
+        "converged": bool(model.converged_),
+        "n_iter": int(model.n_iter_),
+        "lower_bound": float(model.lower_bound_),
+        "lower_bounds": [float(x) for x in model.lower_bounds_],
+    }
+
+
+def save_model(model, path):
+    """Write a fitted GaussianMixture to ``path`` as JSON, atomically.
+
+    Parameters
+    ----------
+    model : dask_gmm.GaussianMixture (or scikit-learn's), fitted
+    path : str or os.PathLike
+        The file is written to a temporary file in the same folder, then renamed.
+    """
+    write_json_atomic(path, model_to_dict(model))
+    logger.info("saved model to %s", os.fspath(path))
+
+
+def _int(d, key, low, high):
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+        raise ValueError(f"'{key}' must be an integer in [{low}, {high}], got {v!r}")
+    return v
+
+
+def _array(d, key, shape, finite=True):
+    try:
+        a = np.asarray(d[key])
+    except ValueError:  # ragged nesting
+        raise ValueError(f"'{key}' is not a rectangular array of numbers") from None
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"'{key}' must hold numbers only")
+    if a.shape != shape:
+        raise ValueError(f"'{key}' has shape {a.shape}, expected {shape}")
+    a = a.astype(np.float64)
+    if finite and not np.all(np.isfinite(a)):
+        raise ValueError(f"'{key}' holds non-finite values")
+    return a
+
+
+def _number(v, key):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"'{key}' must be a number, got {v!r}")
+    return float(v)
+
+
+def _close(a, b):
+    return np.linalg.norm(a - b) <= _CONSISTENCY_RTOL * np.linalg.norm(b)
+
+
+def _check_covariances(covariances, pc, ct):
+    """Positive definite covariances and a precision Cholesky factor that matches them.
+
+    Both are compared in their stored shapes (never expanded to (K, d, d)): the
+    factor recomputed from the covariances must match the stored one (so it is
+    upper triangular with a positive diagonal), and the covariances rebuilt from
+    the stored factor (symmetric by construction) must match the stored ones.
+    """
+    try:
+        pc_ref = cov.precision_cholesky(covariances, ct)
+    except ValueError:
+        raise ValueError("'covariances' are not positive definite") from None
+    if not _close(pc, pc_ref) or not _close(cov.covariances_from_precision_cholesky(pc, ct), covariances):
+        raise ValueError(
+            "'covariances' and 'precisions_cholesky' do not describe the same symmetric positive "
+            "definite model"
+        )
+
+
+def model_from_dict(d):
+    """Validate a model dict (as :func:`model_to_dict` writes) and rebuild the fitted model.
+
+    Raises
+    ------
+    ValueError
+        Naming the first problem found: format tag, missing key, type, shape, value.
+    """
+    if not isinstance(d, dict):
+        raise ValueError("the file does not hold a JSON object")
+    if d.get("format") != FORMAT:
+        raise ValueError(f"format tag is {d.get('format')!r}, expected {FORMAT!r}")
+    missing = [k for k in _KEYS if k not in d]
+    if missing:
+        raise ValueError(f"missing keys {missing}")
+    ct = d["covariance_type"]
+    if ct not in cov.COVARIANCE_TYPES:
+        raise ValueError(f"'covariance_type' must be one of {cov.COVARIANCE_TYPES}, got {ct!r}")
+    K = _int(d, "n_components", 1, MAX_SIZE)
+    n_features = _int(d, "n_features_in", 1, MAX_SIZE)
+    n_iter = _int(d, "n_iter", 0, 2**63 - 1)
+    cshape = cov._cov_shape(ct, K, n_features)
+    weights = _array(d, "weights", (K,))
+    means = _array(d, "means", (K, n_features))
+    covariances = _array(d, "covariances", cshape)
+    pc = _array(d, "precisions_cholesky", cshape)
+    if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
+        raise ValueError(f"'weights' must be non-negative and sum to 1, got sum {weights.sum()!r}")
+    _check_covariances(covariances, pc, ct)
+    if not isinstance(d["converged"], bool):
+        raise ValueError(f"'converged' must be true or false, got {d['converged']!r}")
+    if not isinstance(d["lower_bounds"], list):
+        raise ValueError("'lower_bounds' must be a list of numbers")
+    lower_bounds = [_number(v, "lower_bounds") for v in d["lower_bounds"]]
+    return fitted_model(weights, means, covariances, ct, pc, converged=d["converged"], n_iter=n_iter,
+                        lower_bound=_number(d["lower_bound"], "lower_bound"), lower_bounds=lower_bounds)
+
+
+def load_model(path):
+    """Read a model file written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dask_gmm.GaussianMixture
+        Fitted (``weights_``, ``means_``, ``covariances_``, ``precisions_cholesky_``,
+        ``precisions_``, ...): ``predict``, ``score`` and ``sample`` work.
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, not JSON, or not a valid model file.
+    """
+    path = os.fspath(path)
+    try:
+        if os.path.getsize(path) > MAX_FILE_BYTES:
+            raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+        return model_from_dict(d)
+    except FileNotFoundError:
+        raise ValueError(f"No model file at {path!r}. Check the path.") from None
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+        raise ValueError(
+            f"{path!r} is not a valid dask_gmm model file ({exc}). Save models with dask_gmm.save_model."
+        ) from None
