@@ -146,8 +146,8 @@ INITIALIZERS = {
 }
 
 
-def initial_parameters(blocks, X, n_components, covariance_type, init_params, reg_covar, seed):
-    """Weights (K,), means (K, d), covariances and precisions_cholesky from a strategy.
+def initial_statistics(blocks, X, n_components, covariance_type, init_params, seed):
+    """Statistics (SuffStats) of the initial responsibilities, and the reference (K, d) they are centred on.
 
     Parameters
     ----------
@@ -155,5 +155,10 @@ def initial_parameters(blocks, X, n_components, covariance_type, init_params, re
     X : dask.array.Array of shape (n_samples, n_features)
     seed : numpy.random.SeedSequence of this restart
     """
-    stats, ref = INITIALIZERS[init_params](blocks, X, n_components, covariance_type, seed)
+    return INITIALIZERS[init_params](blocks, X, n_components, covariance_type, seed)
+
+
+def initial_parameters(blocks, X, n_components, covariance_type, init_params, reg_covar, seed):
+    """Weights (K,), means (K, d), covariances and precisions_cholesky from a strategy."""
+    stats, ref = initial_statistics(blocks, X, n_components, covariance_type, init_params, seed)
     return m_step(stats.nk, stats.s1c, stats.s2, ref, reg_covar, covariance_type)
