@@ -190,7 +190,7 @@ def model_from_dict(d):
     covariances = _array(d, "covariances", cshape)
     pc = _array(d, "precisions_cholesky", cshape)
     if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
-        raise ValueError(f"'weights' must be non-negative and sum to 1, got sum {weights.sum()!r}")
+        raise ValueError(f"'weights' must be non-negative and sum to 1, got sum {float(weights.sum())!r}")
     _check_covariances(covariances, pc, ct)
     if not isinstance(d["converged"], bool):
         raise ValueError(f"'converged' must be true or false, got {d['converged']!r}")

@@ -1,0 +1,166 @@
+"""Model files: exact JSON round trips, atomic writes, and refusal of malformed or hostile files."""
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from dask_gmm import GaussianMixture, load_model, save_model
+from dask_gmm.modelfile import FORMAT, fitted_model
+
+from .conftest import make_blobs
+
+ATTRS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
+
+
+@pytest.fixture(scope="module")
+def X():
+    return make_blobs(n=600)
+
+
+@pytest.fixture(scope="module")
+def models(X):
+    return {ct: GaussianMixture(3, covariance_type=ct, random_state=0).fit(X)
+            for ct in ("full", "tied", "diag", "spherical")}
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_exact_round_trip(tmp_path, models, X, ct):
+    gm = models[ct]
+    save_model(gm, tmp_path / "a.json")
+    loaded = load_model(tmp_path / "a.json")
+    assert loaded.covariance_type == ct and loaded.n_components == 3 and loaded.n_features_in_ == 2
+    for a in ATTRS:
+        np.testing.assert_array_equal(getattr(loaded, a), getattr(gm, a))
+    assert (loaded.converged_, loaded.n_iter_, loaded.lower_bound_) == (gm.converged_, gm.n_iter_, gm.lower_bound_)
+    assert loaded.lower_bounds_ == gm.lower_bounds_
+    save_model(loaded, tmp_path / "b.json")
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    np.testing.assert_array_equal(loaded.predict(X), gm.predict(X))
+    assert loaded.score(X) == gm.score(X)
+    assert loaded.sample(5)[0].shape == (5, 2)
+
+
+def test_nan_lower_bound_round_trips(tmp_path):
+    gm = fitted_model([0.5, 0.5], [[0.0], [1.0]], [[[1.0]], [[2.0]]], "full")
+    save_model(gm, tmp_path / "m.json")
+    assert "NaN" in (tmp_path / "m.json").read_text()
+    assert np.isnan(load_model(tmp_path / "m.json").lower_bound_)
+
+
+def test_atomic_write_leaves_only_the_file(tmp_path, models):
+    save_model(models["full"], tmp_path / "m.json")
+    save_model(models["diag"], tmp_path / "m.json")  # replaces it
+    assert os.listdir(tmp_path) == ["m.json"]
+    assert load_model(tmp_path / "m.json").covariance_type == "diag"
+
+
+def test_unfitted_model_refused_and_file_untouched(tmp_path, models):
+    save_model(models["full"], tmp_path / "m.json")
+    before = (tmp_path / "m.json").read_bytes()
+    with pytest.raises(ValueError, match="not fitted"):
+        save_model(GaussianMixture(2), tmp_path / "m.json")
+    assert (tmp_path / "m.json").read_bytes() == before and os.listdir(tmp_path) == ["m.json"]
+
+
+def _valid(models, ct="full"):
+    from dask_gmm.modelfile import model_to_dict
+
+    return model_to_dict(models[ct])
+
+
+def _set(d, key, value):
+    d = json.loads(json.dumps(d))
+    if value is _DELETE:
+        del d[key]
+    else:
+        d[key] = value(d[key]) if callable(value) else value
+    return d
+
+
+_DELETE = object()
+
+
+def _first(value):
+    """Replace the first entry of a list."""
+    return lambda old: [value] + old[1:]
+
+
+def _skew(c):
+    c = np.array(c)
+    c[0, 0, 1] += 0.5
+    return c.tolist()
+
+MUTATIONS = {
+    "wrong format": ("full", "format", "dask_gmm.model/99", "format tag"),
+    "checkpoint format": ("full", "format", "dask_gmm.checkpoint/1", "format tag"),
+    "missing means": ("full", "means", _DELETE, "missing keys"),
+    "missing format": ("full", "format", _DELETE, "format tag"),
+    "unknown covariance type": ("full", "covariance_type", "banana", "covariance_type"),
+    "huge n_components": ("full", "n_components", 10**9, "'n_components' must be an integer"),
+    "huge n_features": ("full", "n_features_in", 10**6, "'n_features_in' must be an integer"),
+    "n_components bool": ("full", "n_components", True, "'n_components' must be an integer"),
+    "n_components string": ("full", "n_components", "3", "'n_components' must be an integer"),
+    "n_components mismatch": ("full", "n_components", 4, "has shape"),
+    "means wrong shape": ("full", "means", lambda m: m[:2], "'means' has shape"),
+    "means ragged": ("full", "means", lambda m: [m[0], m[1][:1], m[2]], "not a rectangular"),
+    "means strings": ("full", "means", lambda m: [[str(v) for v in r] for r in m], "numbers only"),
+    "means null": ("full", "means", lambda m: [[None, None]] * 3, "numbers only"),
+    "means nested dict": ("full", "means", {"__class__": "os.system"}, "numbers only"),
+    "means NaN": ("full", "means", lambda m: [[float("nan"), 0.0]] + m[1:], "non-finite"),
+    "covariances diag shape for full": ("full", "covariances", [[1.0, 1.0]] * 3, "'covariances' has shape"),
+    "covariances infinite": ("full", "covariances", _first([[float("inf"), 0.0], [0.0, 1.0]]), "non-finite"),
+    "covariances indefinite": ("full", "covariances", _first([[1.0, 2.0], [2.0, 1.0]]), "not positive definite"),
+    "covariances asymmetric": ("full", "covariances", _skew, "same symmetric"),
+    "diag covariance negative": ("diag", "covariances", lambda c: [[-1.0, 1.0]] + c[1:], "not positive definite"),
+    "spherical covariance zero": ("spherical", "covariances", lambda c: [0.0] + c[1:], "not positive definite"),
+    "tied covariance 3d": ("tied", "covariances", lambda c: [c] * 3, "'covariances' has shape"),
+    "precisions_cholesky inconsistent": ("full", "precisions_cholesky", lambda p: (2 * np.array(p)).tolist(),
+                                         "same symmetric"),
+    "precisions_cholesky lower": ("full", "precisions_cholesky", lambda p: np.swapaxes(p, 1, 2).tolist(),
+                                  "same symmetric"),
+    "weights sum 2": ("full", "weights", lambda w: [2 * v for v in w], "sum to 1"),
+    "weights negative": ("full", "weights", [1.5, -0.25, -0.25], "sum to 1"),
+    "converged string": ("full", "converged", "yes", "'converged'"),
+    "n_iter negative": ("full", "n_iter", -1, "'n_iter'"),
+    "lower_bounds not list": ("full", "lower_bounds", "1,2", "'lower_bounds'"),
+    "lower_bounds strings": ("full", "lower_bounds", ["x"], "'lower_bounds'"),
+    "lower_bound list": ("full", "lower_bound", [1.0], "'lower_bound' must be a number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MUTATIONS))
+def test_malformed_file_raises_value_error(tmp_path, models, case):
+    ct, key, value, reason = MUTATIONS[case]
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(_set(_valid(models, ct), key, value)))
+    with pytest.raises(ValueError, match="not a valid dask_gmm model file") as err:
+        load_model(path)
+    assert reason in str(err.value)
+
+
+def test_unmodified_valid_dict_loads(tmp_path, models):
+    # The mutations above start from this dict: it must load, or they would prove nothing.
+    for ct in models:
+        (tmp_path / "m.json").write_text(json.dumps(_valid(models, ct)))
+        assert load_model(tmp_path / "m.json").covariance_type == ct
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not json", b"\xff\xfe\x00garbage", b"[1, 2, 3]", b'"dask_gmm.model/1"', b"[" * 100_000,
+     pickle.dumps({"format": FORMAT}), b'{"format": "dask_gmm.model/1"'],
+    ids=["empty", "text", "binary", "list", "string", "deep nesting", "pickle", "truncated"],
+)
+def test_not_a_model_file_raises_value_error(tmp_path, content):
+    path = tmp_path / "m.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a valid dask_gmm model file"):
+        load_model(path)
+
+
+def test_missing_file_raises_value_error(tmp_path):
+    with pytest.raises(ValueError, match="No model file"):
+        load_model(tmp_path / "absent.json")
