@@ -2,10 +2,13 @@
 
 Every strategy reads the data through :class:`dask_gmm._em.Blocks` (never
 into memory) and returns statistics plus the reference they are centred on;
-:func:`initial_parameters` turns those into weights, means and covariances
+:func:`initial_parameters_many` turns those into weights, means and covariances
 with the ordinary M-step.
 
 Passes over the data:
+
+All strategies advance every run (restarts, model-selection candidates) in
+lockstep: each pass reads each block once for all of them.
 
 * ``kmeans``: k-means|| seeding (1 + ``KMEANS_ROUNDS`` + 1 passes), weighted
   k-means of the candidates in memory, then at most ``LLOYD_MAX_ITER`` Lloyd
@@ -64,78 +67,90 @@ def gather_rows(X, n_rows, seed):
     return np.asarray(X[idx].compute(), np.float64)
 
 
-def _kmeans_parallel(blocks, X, n_components, seed):
-    """k-means|| candidates and their weights (Bahmani et al. 2012)."""
-    s_first, s_rounds = seed.spawn(2)
-    centres = gather_rows(X, 1, s_first)
-    _, cost = blocks.map_reduce(
-        _kernels.kmeans_parallel_sample, centres, 0.0, 1.0, None, combine=_kernels.concat_samples
-    )
-    for round_seed in s_rounds.spawn(KMEANS_ROUNDS):
-        if cost <= 0.0:
+def _lockstep(blocks, kernel, arg_lists, per_run=None):
+    """One pass of ``kernel`` for every run; ``per_run[j]`` is a per-block list (e.g. seeds) of run j."""
+    per_block = None if per_run is None else [list(col) for col in zip(*per_run)]
+    return blocks.map_reduce(_kernels.many, kernel, arg_lists, per_block=per_block)
+
+
+def _kmeans_parallel(blocks, X, specs, seeds):
+    """k-means|| candidates and their weights (Bahmani et al. 2012) for every run, sharing each pass.
+
+    Returns a list of (candidates (m, d), weights (m,), cost) per run.
+    """
+    firsts, rounds = zip(*(s.spawn(2) for s in seeds))
+    centres = [gather_rows(X, 1, s) for s in firsts]
+    costs = [c.cost for c in _lockstep(blocks, _kernels.kmeans_parallel_sample, [(c, 0.0, 1.0, None) for c in centres])]
+    round_seeds = [r.spawn(KMEANS_ROUNDS) for r in rounds]
+    for r in range(KMEANS_ROUNDS):
+        live = [j for j, c in enumerate(costs) if c > 0.0]
+        if not live:
             break
-        rows, cost = blocks.map_reduce(
-            _kernels.kmeans_parallel_sample,
-            centres,
-            OVERSAMPLING * n_components,
-            cost,
-            per_block=round_seed.spawn(len(blocks)),
-            combine=_kernels.concat_samples,
-        )
-        centres = np.vstack([centres, rows])
-    counts = blocks.map_reduce(_kernels.nearest_counts, centres)
-    logger.debug("k-means|| gave %d candidates for %d components", len(centres), n_components)
-    return centres, counts, cost
+        args = [(centres[j], OVERSAMPLING * specs[j][0], costs[j]) for j in live]
+        per_run = [round_seeds[j][r].spawn(len(blocks)) for j in live]
+        for j, sampled in zip(live, _lockstep(blocks, _kernels.kmeans_parallel_sample, args, per_run)):
+            centres[j] = np.vstack([centres[j], sampled.rows])
+            costs[j] = sampled.cost
+    counts = _lockstep(blocks, _kernels.nearest_counts, [(c,) for c in centres])
+    logger.debug("k-means|| gave %s candidates", [len(c) for c in centres])
+    return centres, counts
 
 
-def _candidates(blocks, X, n_components, seed):
-    s_par, s_pad = seed.spawn(2)
-    centres, counts, cost = _kmeans_parallel(blocks, X, n_components, s_par)
-    if len(np.unique(centres, axis=0)) < n_components:  # tiny or degenerate data: pad with random rows
-        pad = gather_rows(X, n_components, s_pad)
-        centres, counts = np.vstack([centres, pad]), np.concatenate([counts, np.zeros(n_components)])
-    return centres, counts + 1e-12 * max(counts.max(), 1.0), cost
+def _candidates(blocks, X, specs, seeds):
+    par, pad = zip(*(s.spawn(2) for s in seeds))
+    out = []
+    for (K, _), cand, counts, s_pad in zip(specs, *_kmeans_parallel(blocks, X, specs, par), pad):
+        if len(np.unique(cand, axis=0)) < K:  # tiny or degenerate data: pad with random rows
+            cand, counts = np.vstack([cand, gather_rows(X, K, s_pad)]), np.concatenate([counts, np.zeros(K)])
+        out.append((cand, counts + 1e-12 * max(counts.max(), 1.0)))
+    return out
 
 
-def _kmeans(blocks, X, n_components, covariance_type, seed):
-    s_cand, s_local = seed.spawn(2)
-    cand, counts, cost = _candidates(blocks, X, n_components, s_cand)
-    centres = (
-        KMeans(n_clusters=n_components, n_init=10, random_state=_sklearn_seed(s_local))
-        .fit(cand, sample_weight=counts)
-        .cluster_centers_
-    )
-    tol = None
-    for it in range(LLOYD_MAX_ITER):
-        stats = blocks.map_reduce(_kernels.hard_stats, centres, covariance_type)
-        if tol is None:  # inertia / (n d) estimates the mean per-feature variance from above
-            tol = LLOYD_TOL * stats.objective / (stats.weight * X.shape[1])
-        shift = stats.s1c / np.maximum(stats.nk, np.finfo(float).tiny)[:, None]
-        logger.debug("Lloyd iteration %d: inertia %.6g, centre shift %.3g", it + 1, stats.objective, (shift**2).sum())
-        if (shift**2).sum() <= tol or it == LLOYD_MAX_ITER - 1:
-            return stats, centres
-        centres = centres + shift
+def _hard_assignment(blocks, specs, centres):
+    stats = _lockstep(blocks, _kernels.hard_stats, [(c, ct) for c, (_, ct) in zip(centres, specs)])
+    return list(zip(stats, centres))
 
 
-def _kmeans_plusplus(blocks, X, n_components, covariance_type, seed):
-    s_cand, s_local = seed.spawn(2)
-    cand, counts, _ = _candidates(blocks, X, n_components, s_cand)
-    centres, _ = kmeans_plusplus(cand, n_components, sample_weight=counts, random_state=_sklearn_seed(s_local))
-    return blocks.map_reduce(_kernels.hard_stats, centres, covariance_type), centres
+def _kmeans(blocks, X, specs, seeds):
+    s_cand, s_local = zip(*(s.spawn(2) for s in seeds))
+    centres = [
+        KMeans(n_clusters=K, n_init=10, random_state=_sklearn_seed(s)).fit(cand, sample_weight=w).cluster_centers_
+        for (K, _), (cand, w), s in zip(specs, _candidates(blocks, X, specs, s_cand), s_local)
+    ]
+    done, tol = {}, {}
+    for it in range(LLOYD_MAX_ITER):  # Lloyd passes, all runs in lockstep until each settles
+        live = [j for j in range(len(specs)) if j not in done]
+        if not live:
+            break
+        for j, (stats, ref) in zip(live, _hard_assignment(blocks, [specs[j] for j in live], [centres[j] for j in live])):
+            # inertia / (n d) bounds the mean per-feature variance from above (scikit-learn's tol scale)
+            tol.setdefault(j, LLOYD_TOL * stats.objective / (stats.weight * X.shape[1]))
+            shift = stats.s1c / np.maximum(stats.nk, np.finfo(float).tiny)[:, None]
+            if (shift**2).sum() <= tol[j] or it == LLOYD_MAX_ITER - 1:
+                done[j] = (stats, ref)
+            centres[j] = ref + shift
+    return [done[j] for j in range(len(specs))]
 
 
-def _random_from_data(blocks, X, n_components, covariance_type, seed):
-    centres = gather_rows(X, n_components, seed)
-    return blocks.map_reduce(_kernels.hard_stats, centres, covariance_type), centres
+def _kmeans_plusplus(blocks, X, specs, seeds):
+    s_cand, s_local = zip(*(s.spawn(2) for s in seeds))
+    centres = [
+        kmeans_plusplus(cand, K, sample_weight=w, random_state=_sklearn_seed(s))[0]
+        for (K, _), (cand, w), s in zip(specs, _candidates(blocks, X, specs, s_cand), s_local)
+    ]
+    return _hard_assignment(blocks, specs, centres)
 
 
-def _random(blocks, X, n_components, covariance_type, seed):
-    s_ref, s_blocks = seed.spawn(2)
-    ref = gather_rows(X, 1, s_ref)
-    stats = blocks.map_reduce(
-        _kernels.random_resp_stats, n_components, ref, covariance_type, per_block=s_blocks.spawn(len(blocks))
-    )
-    return stats, np.repeat(ref, n_components, axis=0)
+def _random_from_data(blocks, X, specs, seeds):
+    return _hard_assignment(blocks, specs, [gather_rows(X, K, s) for (K, _), s in zip(specs, seeds)])
+
+
+def _random(blocks, X, specs, seeds):
+    s_ref, s_blocks = zip(*(s.spawn(2) for s in seeds))
+    refs = [gather_rows(X, 1, s) for s in s_ref]
+    args = [(K, ref, ct) for (K, ct), ref in zip(specs, refs)]
+    stats = _lockstep(blocks, _kernels.random_resp_stats, args, [s.spawn(len(blocks)) for s in s_blocks])
+    return [(st, np.repeat(ref, K, axis=0)) for st, ref, (K, _) in zip(stats, refs, specs)]
 
 
 INITIALIZERS = {
@@ -146,19 +161,30 @@ INITIALIZERS = {
 }
 
 
-def initial_statistics(blocks, X, n_components, covariance_type, init_params, seed):
-    """Statistics (SuffStats) of the initial responsibilities, and the reference (K, d) they are centred on.
+def initial_statistics_many(blocks, X, specs, init_params, seeds):
+    """Initial statistics of several runs, sharing every pass over the data.
 
     Parameters
     ----------
     blocks : dask_gmm._em.Blocks of X
     X : dask.array.Array of shape (n_samples, n_features)
-    seed : numpy.random.SeedSequence of this restart
+    specs : list of (n_components, covariance_type), one per run
+    seeds : list of numpy.random.SeedSequence, one per run
+    Returns
+    -------
+    list of (SuffStats, reference (K, d) the statistics are centred on)
     """
-    return INITIALIZERS[init_params](blocks, X, n_components, covariance_type, seed)
+    return INITIALIZERS[init_params](blocks, X, list(specs), list(seeds))
 
 
-def initial_parameters(blocks, X, n_components, covariance_type, init_params, reg_covar, seed):
-    """Weights (K,), means (K, d), covariances and precisions_cholesky from a strategy."""
-    stats, ref = initial_statistics(blocks, X, n_components, covariance_type, init_params, seed)
-    return m_step(stats.nk, stats.s1c, stats.s2, ref, reg_covar, covariance_type)
+def initial_statistics(blocks, X, n_components, covariance_type, init_params, seed):
+    """Statistics (SuffStats) of one run's initial responsibilities, and the reference (K, d)."""
+    return initial_statistics_many(blocks, X, [(n_components, covariance_type)], init_params, [seed])[0]
+
+
+def initial_parameters_many(blocks, X, specs, init_params, reg_covar, seeds):
+    """(weights (K,), means (K, d), covariances, precisions_cholesky) for every run, sharing passes."""
+    return [
+        m_step(st.nk, st.s1c, st.s2, ref, reg_covar, ct)
+        for (st, ref), (_, ct) in zip(initial_statistics_many(blocks, X, specs, init_params, seeds), specs)
+    ]

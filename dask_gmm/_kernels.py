@@ -51,21 +51,39 @@ class SuffStats(NamedTuple):
     weight: float
 
 
+class Samples(NamedTuple):
+    """Rows sampled by a k-means|| round (m, d) and the cost ``sum w D^2`` of the rows seen."""
+
+    rows: np.ndarray
+    cost: float
+
+
 def combine(*parts):
-    """Sum statistics: SuffStats, tuples, arrays or floats, or lists of them (one per model)."""
+    """Merge per-block results: add SuffStats, tuples, arrays and floats; concatenate Samples' rows.
+
+    A list (one entry per model or run evaluated in lockstep) is merged entry by entry.
+    """
     first = parts[0]
     if isinstance(first, list):
         return [combine(*items) for items in zip(*parts)]
-    if isinstance(first, SuffStats):
-        return SuffStats(*(combine(*items) for items in zip(*parts)))
+    if isinstance(first, Samples):
+        return Samples(np.concatenate([p.rows for p in parts]), sum(p.cost for p in parts))
     if isinstance(first, tuple):
-        return tuple(combine(*items) for items in zip(*parts))
+        merged = (combine(*items) for items in zip(*parts))
+        return type(first)(*merged) if hasattr(first, "_fields") else tuple(merged)
     return sum(parts[1:], parts[0])
 
 
-def concat_samples(*parts):
-    """Combine k-means|| rounds: concatenate the sampled rows, add the costs."""
-    return np.concatenate([p[0] for p in parts]), sum(p[1] for p in parts)
+def many(X, kernel, arg_lists, per_run=None, sample_weight=None, row_offset=0):
+    """``kernel`` applied to one read of the block for several runs (lockstep).
+
+    ``arg_lists[j]`` are run j's arguments; ``per_run[j]`` (if given) is appended,
+    e.g. run j's random stream for this block. Returns a list, one result per run.
+    """
+    return [
+        kernel(X, *args, *(() if per_run is None else (per_run[j],)), sample_weight=sample_weight, row_offset=row_offset)
+        for j, args in enumerate(arg_lists)
+    ]
 
 
 def sub_blocked(kernel):
@@ -265,7 +283,7 @@ def kmeans_parallel_sample(X, centres, oversampling, cost, seed, sample_weight=N
     """One k-means|| round on a block.
 
     Samples each row with probability ``min(1, l * w * D^2 / cost)``, where D is
-    its distance to the nearest centre. Returns (sampled rows (m, d) float64,
+    its distance to the nearest centre. Returns Samples(rows (m, d) float64,
     this block's cost ``sum w D^2``).
     """
     check_block(X, sample_weight, row_offset)
@@ -273,7 +291,7 @@ def kmeans_parallel_sample(X, centres, oversampling, cost, seed, sample_weight=N
     w = 1.0 if sample_weight is None else sample_weight
     rng = np.random.default_rng(seed)
     keep = rng.random(X.shape[0]) < oversampling * w * d2 / max(cost, np.finfo(float).tiny)
-    return np.asarray(X[keep], np.float64), float(np.sum(w * d2))
+    return Samples(np.asarray(X[keep], np.float64), float(np.sum(w * d2)))
 
 
 @sub_blocked

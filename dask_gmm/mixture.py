@@ -21,7 +21,7 @@ from . import _covariance as cov
 from . import _kernels, io
 from ._checkpoint import Checkpoint
 from ._em import Blocks, Run, em
-from ._init import INITIALIZERS, as_seed_sequence, initial_parameters
+from ._init import INITIALIZERS, as_seed_sequence, initial_parameters_many
 
 logger = logging.getLogger(__name__)
 
@@ -156,22 +156,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return X
 
     # ------------------------------------------------------------------ fitting
-    def _initial_run(self, blocks, X, inits, seed):
+    def _initial_runs(self, blocks, X, inits, seeds):
+        """One Run per restart, initialised in lockstep; user-given inits override the strategy's."""
         ct = self.covariance_type
         if len(inits) == 3:  # everything given: no pass over the data
-            weights, means = inits["weights"], inits["means"]
-            pc = cov.precision_cholesky_from_precisions(inits["precisions"], ct)
-            covariances = cov.covariances_from_precision_cholesky(pc, ct)
+            params = [(inits["weights"], inits["means"], None, None)] * len(seeds)
         else:
-            weights, means, covariances, pc = initial_parameters(
-                blocks, X, self.n_components, ct, self.init_params, self.reg_covar, seed
-            )
-            weights = inits.get("weights", weights)
-            means = inits.get("means", means)
+            specs = [(self.n_components, ct)] * len(seeds)
+            params = initial_parameters_many(blocks, X, specs, self.init_params, self.reg_covar, seeds)
+        runs = []
+        for weights, means, covariances, pc in params:
             if "precisions" in inits:
                 pc = cov.precision_cholesky_from_precisions(inits["precisions"], ct)
                 covariances = cov.covariances_from_precision_cholesky(pc, ct)
-        return Run(ct, weights, means, covariances, pc)
+            runs.append(Run(ct, inits.get("weights", weights), inits.get("means", means), covariances, pc))
+        return runs
 
     def _warm_run(self):
         return Run(
@@ -209,7 +208,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ckpt = Checkpoint.for_fit(self, X, weights) if self.checkpoint is not None else None
         runs = ckpt.load() if ckpt is not None else None
         if runs is None:
-            runs = [self._warm_run()] if warm else [self._initial_run(blocks, X, inits, s) for s in seeds]
+            runs = [self._warm_run()] if warm else self._initial_runs(blocks, X, inits, seeds)
             for r in runs:  # scikit-learn: a fresh fit starts from -inf, a warm one from the last bound
                 r.lower_bound = r.lower_bound if warm else -np.inf
 

@@ -320,3 +320,34 @@ def test_feature_chunked_dask_array_is_rechunked_with_warning():
         gm = GaussianMixture(2, random_state=0).fit(da.from_array(X, chunks=(200, 1)))
     ref = GaussianMixture(2, random_state=0).fit(da.from_array(X, chunks=(200, 3)))
     np.testing.assert_array_equal(gm.means_, ref.means_)
+
+
+class _ReadCounter:
+    """Counts block reads of a dask array (threaded scheduler: one process)."""
+
+    def __init__(self, X, chunks):
+        self.reads = 0
+        self.array = da.from_array(X, chunks=(chunks, X.shape[1])).map_blocks(self._read, dtype=X.dtype)
+
+    def _read(self, block):
+        self.reads += block.size > 0  # map_blocks also calls this once on an empty meta array
+        return block
+
+
+def test_exactly_one_pass_per_iteration():
+    X = make_blobs(n=4000)
+    counter = _ReadCounter(X, 500)
+    init = sk_init(X, "full")
+    with pytest.warns(ConvergenceWarning):
+        GaussianMixture(3, max_iter=5, tol=0, n_init=1, **init).fit(counter.array)
+    assert counter.reads == 5 * 8
+
+
+def test_restarts_share_every_pass():
+    X = make_blobs(n=4000)
+    one, four = _ReadCounter(X, 500), _ReadCounter(X, 500)
+    a = GaussianMixture(3, random_state=0, n_init=1).fit(one.array)
+    b = GaussianMixture(3, random_state=0, n_init=4).fit(four.array)
+    # four restarts read the data no more often than the slowest one alone would
+    assert four.reads <= one.reads + 8 * (abs(b.n_iter_ - a.n_iter_) + 10)
+    assert four.reads < 2 * one.reads
