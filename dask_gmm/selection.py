@@ -1,0 +1,128 @@
+"""Model selection: many candidate mixtures fitted in lockstep, sharing every read of the data.
+
+Every candidate (n_components × covariance_type × restart) is initialised and
+iterated together: each pass reads each chunk once for all candidates still
+running, and a candidate that has converged stops costing compute. One final
+pass scores every candidate at its fitted parameters for BIC and AIC.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from numbers import Integral
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from . import _covariance as cov
+from . import _kernels, io
+from ._em import Blocks, Run, em
+from ._init import INITIALIZERS, as_seed_sequence, initial_parameters_many
+from .mixture import GaussianMixture
+
+logger = logging.getLogger(__name__)
+
+CRITERIA = ("bic", "aic")
+
+
+@dataclass
+class ModelSelection:
+    """The outcome of :func:`select_model`.
+
+    Attributes
+    ----------
+    best_ : GaussianMixture
+        The fitted candidate with the lowest criterion.
+    results_ : list of dict
+        One per candidate (best restart): n_components, covariance_type, bic,
+        aic, lower_bound, n_iter, converged.
+    criterion : str
+    """
+
+    best_: GaussianMixture
+    results_: list = field(default_factory=list)
+    criterion: str = "bic"
+
+
+def _criteria(score, n, n_params):
+    return {"bic": -2 * score * n + n_params * np.log(n), "aic": -2 * score * n + 2 * n_params}
+
+
+def select_model(
+    X,
+    n_components=range(1, 9),
+    covariance_types=("full",),
+    criterion="bic",
+    n_init=1,
+    max_iter=100,
+    tol=1e-3,
+    random_state=None,
+    sample_weight=None,
+    *,
+    init_params="kmeans",
+    reg_covar=1e-6,
+    split_every=8,
+):
+    """Fit a GaussianMixture for every (n_components, covariance_type) and keep the best.
+
+    Parameters
+    ----------
+    X : array-like, dask.array.Array, zarr.Array or path, shape (n_samples, n_features)
+    n_components : iterable of int
+    covariance_types : iterable of {'full', 'tied', 'diag', 'spherical'}
+    criterion : {'bic', 'aic'}
+    n_init, max_iter, tol, random_state, init_params, reg_covar : as GaussianMixture
+    sample_weight : array-like or dask array of shape (n_samples,), optional
+
+    Returns
+    -------
+    ModelSelection
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
+    if init_params not in INITIALIZERS:
+        raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {init_params!r}.")
+    ks = sorted({int(k) for k in n_components})
+    types = list(dict.fromkeys(covariance_types))
+    if not ks or not types:
+        raise ValueError("select_model needs at least one n_components value and one covariance type.")
+    if any(isinstance(k, bool) or not isinstance(k, Integral) or k < 1 for k in n_components):
+        raise ValueError(f"n_components values must be integers >= 1, got {list(n_components)}.")
+    for ct in types:
+        cov.check_covariance_type(ct)
+    if not isinstance(n_init, Integral) or n_init < 1:
+        raise ValueError(f"n_init must be an integer >= 1, got {n_init!r}.")
+    X = io.as_dask_array(X)
+    if ks[-1] > X.shape[0]:
+        raise ValueError(f"Expected n_samples >= n_components but got n_components = {ks[-1]}, n_samples = {X.shape[0]}")
+    weights = io.as_weights(sample_weight, X)
+    blocks = Blocks(X, weights, split_every)
+    specs = [(k, ct) for ct in types for k in ks for _ in range(n_init)]
+    seeds = as_seed_sequence(random_state).spawn(len(specs))
+    params = initial_parameters_many(blocks, X, specs, init_params, reg_covar, seeds)
+    runs = [Run(ct, *p) for (_, ct), p in zip(specs, params)]
+    logger.info("select_model: %d candidates x %d restarts in lockstep", len(specs) // n_init, n_init)
+    em(blocks, runs, tol=tol, max_iter=max_iter, reg_covar=reg_covar)
+
+    best_runs = [max(runs[i : i + n_init], key=lambda r: r.lower_bound) for i in range(0, len(runs), n_init)]
+    scores = blocks.map_reduce(_kernels.many, _kernels.score_stats, [(r.model(),) for r in best_runs])
+    results, fitted = [], []
+    for run, (total, weight) in zip(best_runs, scores):
+        k, d = run.means.shape
+        gm = GaussianMixture(
+            k, covariance_type=run.covariance_type, tol=tol, reg_covar=reg_covar, max_iter=max_iter,
+            n_init=n_init, init_params=init_params, random_state=random_state, split_every=split_every,
+        )
+        gm._set_run(run, d)
+        fitted.append(gm)
+        crit = _criteria(total / weight, weight, cov.n_parameters(run.covariance_type, k, d))
+        results.append(
+            dict(n_components=k, covariance_type=run.covariance_type, **crit, lower_bound=run.lower_bound,
+                 n_iter=run.n_iter, converged=run.converged)
+        )
+    best = int(np.argmin([r[criterion] for r in results]))
+    if not fitted[best].converged_ and max_iter > 0:
+        warnings.warn("The selected model did not converge; increase max_iter or tol.", ConvergenceWarning)
+    return ModelSelection(fitted[best], results, criterion)

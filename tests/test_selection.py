@@ -1,0 +1,79 @@
+"""select_model: lockstep candidates equal separate fits; the right K wins."""
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from dask_gmm import GaussianMixture, select_model
+from dask_gmm._em import Blocks, Run, em
+from dask_gmm._init import initial_parameters_many
+from dask_gmm.io import as_dask_array
+
+from .conftest import make_blobs, seed_like_problem
+from .test_mixture import _ReadCounter
+
+
+def test_bic_picks_the_true_number_of_components():
+    X, *_ = seed_like_problem(4, n_components=4, n_samples=4000)
+    sel = select_model(X, n_components=range(1, 7), covariance_types=("full", "diag"), random_state=0)
+    assert sel.best_.n_components == 4 and sel.best_.covariance_type == "full"
+    assert len(sel.results_) == 12
+    assert {r["n_components"] for r in sel.results_} == set(range(1, 7))
+    best = min(sel.results_, key=lambda r: r["bic"])
+    assert best["n_components"] == 4
+    assert sel.best_.bic(X) == pytest.approx(best["bic"], rel=1e-10)
+    assert set(best) == {"n_components", "covariance_type", "bic", "aic", "lower_bound", "n_iter", "converged"}
+    assert sel.best_.converged_
+
+
+def test_candidates_equal_separate_fits_from_the_same_seeds():
+    """A candidate in lockstep is the same fit as alone: only the passes are shared."""
+    X = make_blobs(n=3000)
+    sel = select_model(X, n_components=[2, 3], covariance_types=("full",), init_params="random_from_data",
+                       random_state=np.random.SeedSequence(11), tol=1e-6)
+    seeds = np.random.SeedSequence(11).spawn(2)
+    Xd = as_dask_array(X)
+    blocks = Blocks(Xd)
+    for r, seed in zip(sel.results_, seeds):  # each candidate alone, from its own seed
+        (p,) = initial_parameters_many(blocks, Xd, [(r["n_components"], "full")], "random_from_data", 1e-6, [seed])
+        (run,) = em(blocks, [Run("full", *p)], tol=1e-6, max_iter=100, reg_covar=1e-6)
+        assert run.n_iter == r["n_iter"]
+        assert run.lower_bound == pytest.approx(r["lower_bound"], rel=1e-12)
+
+
+def test_shared_passes_cost_no_more_reads_than_the_slowest_candidate():
+    X = make_blobs(n=4000)
+    many = _ReadCounter(X, 500)
+    select_model(many.array, n_components=range(1, 6), init_params="random_from_data", random_state=0, max_iter=30)
+    single = _ReadCounter(X, 500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        GaussianMixture(5, init_params="random_from_data", random_state=0, max_iter=30).fit(single.array)
+    # 5 candidates: 1 init pass + at most 30 EM passes + 1 scoring pass, plus the gathered rows
+    assert many.reads <= 8 * (1 + 30 + 1) + 5 * 5
+    assert many.reads < 5 * single.reads
+
+
+def test_sample_weight_and_dask_input():
+    X = make_blobs(n=900)
+    w = np.random.default_rng(0).integers(0, 3, len(X))
+    a = select_model(da.from_array(X, chunks=(300, 2)), n_components=[2, 3, 4],
+                     sample_weight=da.from_array(w, chunks=300), random_state=0)
+    b = select_model(np.repeat(X, w, axis=0), n_components=[2, 3, 4], random_state=0)
+    assert a.best_.n_components == b.best_.n_components == 3
+    np.testing.assert_allclose(np.sort(a.best_.means_, axis=0), np.sort(b.best_.means_, axis=0), atol=1e-6)
+
+
+def test_bad_arguments():
+    X = make_blobs(n=300)
+    with pytest.raises(ValueError, match="criterion"):
+        select_model(X, criterion="nope")
+    with pytest.raises(ValueError, match="covariance_type"):
+        select_model(X, covariance_types=("weird",))
+    with pytest.raises(ValueError, match="n_components"):
+        select_model(X, n_components=[0, 1])
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        select_model(X[:3], n_components=[2, 5])
