@@ -129,7 +129,10 @@ def draw_rows(rng, n, weights, means, cholesky):
 
     Labels come from one uniform draw per row against the cumulative weights;
     then one standard normal row per row, mapped through the Cholesky factor of
-    its component. The result depends on ``rng`` alone, row by row.
+    its component. The result depends on ``rng`` alone, row by row. The map
+    ``z L^T`` is summed column by column with NumPy's elementwise operations,
+    not BLAS, whose result can change in the last bit with the CPU's kernel or
+    its thread count: so the bytes are the same on every worker.
 
     Parameters
     ----------
@@ -150,7 +153,10 @@ def draw_rows(rng, n, weights, means, cholesky):
     X = np.empty((n, d))
     for k in range(K):
         rows = labels == k
-        X[rows] = z[rows] @ cholesky[k].T + means[k]
+        zk, xk = z[rows], np.zeros((rows.sum(), d))
+        for j in range(d):
+            xk += zk[:, j, None] * cholesky[k, :, j]
+        X[rows] = xk + means[k]
     return X, labels
 
 
@@ -291,7 +297,7 @@ def generate_mixture(
     GaussianMixture
         The true model, fitted, with ``covariance_type='full'``.
     """
-    path = os.fspath(path)
+    path = _local(path)
     _check_number("n_samples", n_samples, Integral, 1)
     _check_number("chunk_size", chunk_size, Integral, 1)
     if np.dtype(dtype) not in (np.float32, np.float64):
@@ -359,9 +365,15 @@ def generate_mixture(
 
 
 # ------------------------------------------------------------------ reading back
+def _local(path):
+    """``file://`` URLs as plain paths: zarr's LocalStore creates folders and writes atomically."""
+    path = os.fspath(path)
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
 def _open_group(path):
     try:
-        node = zarr.open(os.fspath(path), mode="r")
+        node = zarr.open(_local(path), mode="r")
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         raise ValueError(f"No Zarr store found at {os.fspath(path)!r}. Check the path.") from None
     return node

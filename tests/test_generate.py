@@ -1,0 +1,263 @@
+"""The synthetic-mixture generator: layout, statistics, reproducibility on any scheduler, resume, guards."""
+
+import hashlib
+import os
+
+import dask
+import numpy as np
+import pytest
+import zarr
+from distributed import Client, LocalCluster, get_task_stream
+from scipy.spatial.distance import pdist
+
+from dask_gmm import GaussianMixture, generate_mixture, io, save_model
+from dask_gmm.generate import draw_rows, label_dtype, read_true_model, store_info
+
+from .conftest import make_blobs
+
+SMALL = dict(n_samples=6_000, n_features=3, n_components=4, chunk_size=1_000, random_state=7)
+
+
+def tree_digest(path):
+    """Hash of every file name and content under ``path`` (metadata and chunks)."""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for f in sorted(files):
+            h.update(os.path.relpath(os.path.join(root, f), path).encode())
+            with open(os.path.join(root, f), "rb") as fh:
+                h.update(fh.read())
+    return h.hexdigest()
+
+
+def chunk_files(path):
+    return sorted(
+        os.path.relpath(os.path.join(root, f), path)
+        for root, _, files in os.walk(path)
+        for f in files
+        if f != "zarr.json"
+    )
+
+
+def test_layout_codecs_and_attributes(tmp_path):
+    path = str(tmp_path / "s.zarr")
+    gm = generate_mixture(path, **SMALL)
+    g = zarr.open_group(path, mode="r")
+    X, y = g["X"], g["labels"]
+    assert (X.shape, X.chunks, X.dtype) == ((6_000, 3), (1_000, 3), np.float64)
+    assert (y.shape, y.chunks, y.dtype) == ((6_000,), (1_000,), np.int8)
+    for a in (X, y):
+        assert [type(c).__name__ for c in a.compressors] == ["ZstdCodec", "Crc32cCodec"]
+        assert a.nchunks_initialized == a.nchunks == 6
+    assert np.isnan(X.fill_value) and y.fill_value == -1  # a missing chunk cannot pass for data
+    status = g.attrs["dask_gmm"]
+    assert status["format"] == "dask_gmm.store/1" and status["complete"] is True
+    assert (status["n_samples"], status["n_features"], status["n_components"]) == (6_000, 3, 4)
+    assert (status["chunk_size"], status["dtype"], status["seed"], status["covariance_type"]) == (
+        1_000, "float64", 7, "full")
+    true = g.attrs["true_model"]
+    np.testing.assert_array_equal(true["means"], gm.means_)
+    np.testing.assert_array_equal(true["covariances"], gm.covariances_)
+    np.testing.assert_array_equal(true["weights"], gm.weights_)
+    assert gm.covariance_type == "full" and gm.n_iter_ == 0 and gm.converged_ and gm.n_features_in_ == 3
+    assert np.all(np.abs(gm.means_) <= 10.0) and np.isclose(gm.weights_.sum(), 1.0)
+    assert all(np.all(np.linalg.eigvalsh(c) > 0) for c in gm.covariances_)
+    assert set(np.unique(y[:])) <= set(range(4))
+    rt = read_true_model(path)
+    np.testing.assert_array_equal(rt.precisions_cholesky_, gm.precisions_cholesky_)
+    info = store_info(path)
+    assert (info["shape"], info["chunks"], info["complete"], info["seed"], info["missing_chunks"]) == (
+        (6_000, 3), (1_000, 3), True, 7, 0)
+
+
+def test_label_dtype_grows_with_components():
+    assert [label_dtype(k) for k in (1, 128, 129, 32_768, 40_000)] == [
+        np.int8, np.int8, np.int16, np.int16, np.int32]
+
+
+def test_empirical_statistics_match_the_true_model(tmp_path):
+    n = 200_000
+    path = str(tmp_path / "big.zarr")
+    gm = generate_mixture(path, n, 2, 3, chunk_size=20_000, random_state=0, min_separation=3.0)
+    g = zarr.open_group(path, mode="r")
+    X, y = g["X"][:], g["labels"][:]
+    freq = np.bincount(y, minlength=3) / n
+    p = gm.weights_
+    assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / n))
+    for k in range(3):
+        Xk = X[y == k]
+        nk, S = len(Xk), gm.covariances_[k]
+        se_mean = np.sqrt(np.diag(S) / nk)
+        assert np.all(np.abs(Xk.mean(0) - gm.means_[k]) < 5 * se_mean)
+        # Var of a sample covariance entry: (S_ii S_jj + S_ij^2) / n.
+        se_cov = np.sqrt((np.outer(np.diag(S), np.diag(S)) + S**2) / nk)
+        assert np.all(np.abs(np.cov(Xk.T) - S) < 5 * se_cov), k
+    # The true model scores the data about as well as a model fitted to it.
+    fitted = GaussianMixture(3, random_state=0).fit(path)
+    true_score, fit_score = gm.score(path), fitted.score(path)
+    assert fit_score - 0.01 < true_score <= fit_score + 1e-9
+    np.testing.assert_allclose(np.sort(fitted.means_, 0), np.sort(gm.means_, 0), atol=0.05)
+
+
+def test_float32_store_is_the_float64_store_rounded(tmp_path):
+    args = dict(SMALL, n_samples=2_500)
+    generate_mixture(str(tmp_path / "64"), **args)
+    generate_mixture(str(tmp_path / "32"), dtype="float32", **args)
+    x64 = zarr.open_group(str(tmp_path / "64"), mode="r")["X"][:]
+    x32 = zarr.open_group(str(tmp_path / "32"), mode="r")["X"][:]
+    assert x32.dtype == np.float32 and io.as_dask_array(str(tmp_path / "32")).dtype == np.float32
+    np.testing.assert_array_equal(x32, x64.astype(np.float32))
+
+
+def test_same_bytes_on_every_scheduler(tmp_path):
+    digests = {}
+    for name in ("synchronous", "threads"):
+        with dask.config.set(scheduler=name):
+            generate_mixture(str(tmp_path / name), **SMALL)
+        digests[name] = tree_digest(tmp_path / name)
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        with get_task_stream(client) as stream:
+            generate_mixture(str(tmp_path / "cluster"), **SMALL)
+    assert len({t["worker"] for t in stream.data}) == 2  # both worker processes wrote chunks
+    digests["cluster"] = tree_digest(tmp_path / "cluster")
+    assert len(set(digests.values())) == 1, digests
+    # A different seed gives different data.
+    generate_mixture(str(tmp_path / "other"), **dict(SMALL, random_state=8))
+    assert tree_digest(tmp_path / "other") != digests["threads"]
+
+
+def test_rows_do_not_depend_on_how_they_are_batched():
+    L = np.linalg.cholesky(np.array([[[2.0, 0.5], [0.5, 1.0]], [[1.0, -0.3], [-0.3, 0.5]]]))
+    args = (np.array([0.3, 0.7]), np.array([[0.0, 1.0], [5.0, -5.0]]), L)
+    x, y = draw_rows(np.random.default_rng(1), 500, *args)
+    # The reference: the obvious per-row formula with one shared stream of draws.
+    rng = np.random.default_rng(1)
+    u, z = rng.random(500), rng.standard_normal((500, 2))
+    ref_y = np.searchsorted(np.cumsum(args[0]), u, side="right")
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_allclose(x, np.einsum("nij,nj->ni", L[ref_y], z) + args[1][ref_y], rtol=1e-14, atol=1e-14)
+
+
+def test_resume_writes_only_the_missing_chunks(tmp_path):
+    ref, path = str(tmp_path / "ref"), str(tmp_path / "s")
+    generate_mixture(ref, **SMALL)
+    generate_mixture(path, **SMALL)
+    # Simulate a run killed part-way: chunks 2 and 4 of X, 4 and 5 of labels never written,
+    # a temporary file of an interrupted write left behind, and the store not marked complete.
+    for key in ("X/c/2/0", "X/c/4/0", "labels/c/4", "labels/c/5"):
+        os.remove(os.path.join(path, key))
+    open(os.path.join(path, "X/c/3/0.0123abcd.partial"), "wb").write(b"half a chunk")
+    g = zarr.open_group(path, mode="r+")
+    g.update_attributes({"dask_gmm": {**g.attrs["dask_gmm"], "complete": False}})
+    assert store_info(path)["complete"] is False and store_info(path)["missing_chunks"] == 4
+    with pytest.raises(ValueError, match="incomplete"):
+        GaussianMixture(3).fit(path)
+
+    before = {f: os.stat(os.path.join(path, f)) for f in chunk_files(path) if not f.endswith(".partial")}
+    args = dict(SMALL, random_state=None)  # the same command without a seed reuses the recorded one
+    generate_mixture(path, **args)
+    assert tree_digest(path) == tree_digest(ref)
+    after = {f: os.stat(os.path.join(path, f)) for f in chunk_files(path)}
+    rewritten = {f for f in after if f not in before or after[f].st_ino != before[f].st_ino
+                 or after[f].st_mtime_ns != before[f].st_mtime_ns}
+    assert rewritten == {"X/c/2/0", "X/c/4/0", "X/c/5/0", "labels/c/2", "labels/c/4", "labels/c/5"}
+    assert GaussianMixture(4, random_state=0, max_iter=2).fit(path).n_features_in_ == 3
+
+    # Complete and same arguments: nothing is rewritten.
+    generate_mixture(path, **SMALL)
+    assert all(os.stat(os.path.join(path, f)).st_ino == after[f].st_ino for f in after)
+
+
+def test_corrupted_chunk_raises_on_read(tmp_path):
+    path = str(tmp_path / "s")
+    generate_mixture(path, **SMALL)
+    chunk = os.path.join(path, "X", "c", "1", "0")
+    data = bytearray(open(chunk, "rb").read())
+    data[len(data) // 2] ^= 0x01
+    open(chunk, "wb").write(bytes(data))
+    X = zarr.open_group(path, mode="r")["X"]
+    X[:1_000]  # other chunks still read
+    with pytest.raises(ValueError, match="checksum"):
+        X[1_000:2_000]
+    with pytest.raises(ValueError, match="checksum"):
+        GaussianMixture(4, random_state=0).fit(path)
+    open(chunk, "wb").write(bytes(data[: len(data) // 2]))  # a truncated chunk fails too
+    with pytest.raises(ValueError):
+        X[1_000:2_000]
+
+
+def test_existing_store_with_other_arguments_is_refused(tmp_path):
+    path, base = str(tmp_path / "s"), dict(SMALL, n_samples=2_000)
+    generate_mixture(path, **base)
+    digest = tree_digest(path)
+    for change in (dict(n_samples=3_000), dict(random_state=8), dict(chunk_size=500), dict(dtype="float32"),
+                   dict(box=5.0), dict(n_components=3), dict(min_separation=0.5)):
+        with pytest.raises(ValueError, match="different arguments"):
+            generate_mixture(path, **{**base, **change})
+    assert tree_digest(path) == digest
+    gm = generate_mixture(path, **{**base, "random_state": 8}, overwrite=True)
+    assert zarr.open_group(path, mode="r").attrs["dask_gmm"]["seed"] == 8
+    np.testing.assert_array_equal(read_true_model(path).means_, gm.means_)
+
+
+def test_foreign_data_is_never_overwritten(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("precious")
+    with pytest.raises(ValueError, match="not a dask_gmm generated store"):
+        generate_mixture(str(folder), 100, chunk_size=50, random_state=0)
+    assert (folder / "thesis.txt").read_text() == "precious"
+    other = zarr.open_group(str(tmp_path / "other.zarr"), mode="w")
+    other.create_array("X", shape=(4, 2), dtype="f8")
+    with pytest.raises(ValueError, match="not a dask_gmm generated store"):
+        generate_mixture(str(tmp_path / "other.zarr"), 100, chunk_size=50, random_state=0)
+
+
+def test_generate_from_a_fitted_model_or_model_file(tmp_path):
+    X = make_blobs(n=1_500, seed=3)
+    fitted = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    save_model(fitted, tmp_path / "m.json")
+    a = generate_mixture(str(tmp_path / "a"), 60_000, chunk_size=20_000, random_state=1, model=fitted)
+    b = generate_mixture(str(tmp_path / "b"), 60_000, chunk_size=20_000, random_state=1,
+                         model=str(tmp_path / "m.json"))
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    assert a.covariance_type == "full" and a.n_features_in_ == 2
+    np.testing.assert_allclose(a.means_, fitted.means_, rtol=1e-15)
+    np.testing.assert_allclose(a.covariances_, [np.diag(c) for c in fitted.covariances_], rtol=1e-15)
+    np.testing.assert_allclose(a.score(X), fitted.score(X), rtol=1e-12)
+    # Fitting the generated data recovers the model it came from.
+    refit = GaussianMixture(3, covariance_type="diag", random_state=0).fit(str(tmp_path / "a"))
+    order = [np.argmin(np.linalg.norm(fitted.means_ - m, axis=1)) for m in refit.means_]
+    np.testing.assert_allclose(refit.means_, fitted.means_[order], atol=0.05)
+    np.testing.assert_allclose(refit.weights_, fitted.weights_[order], atol=0.01)
+
+
+def test_min_separation(tmp_path):
+    gm = generate_mixture(str(tmp_path / "s"), 100, 2, 5, chunk_size=100, random_state=0, min_separation=6.0)
+    assert pdist(gm.means_).min() >= 6.0
+    with pytest.raises(ValueError, match="min_separation"):
+        generate_mixture(str(tmp_path / "t"), 100, 2, 5, chunk_size=100, random_state=0, box=1.0,
+                         min_separation=100.0)
+    assert not os.path.exists(tmp_path / "t")
+
+
+@pytest.mark.parametrize("bad", [dict(n_samples=0), dict(n_features=0), dict(chunk_size=0), dict(dtype="int32"),
+                                 dict(box=-1.0), dict(covariance_scale=0.0), dict(n_components=2.5),
+                                 dict(min_separation=float("nan"))])
+def test_bad_arguments(tmp_path, bad):
+    with pytest.raises(ValueError):
+        generate_mixture(str(tmp_path / "s"), **{**dict(SMALL, n_samples=100), **bad})
+    assert not os.path.exists(tmp_path / "s")
+
+
+def test_fsspec_urls(tmp_path):
+    local = generate_mixture(str(tmp_path / "local"), **SMALL)
+    generate_mixture((tmp_path / "url").as_uri(), **SMALL)  # file:// is written through LocalStore
+    assert tree_digest(tmp_path / "url") == tree_digest(tmp_path / "local")
+    with dask.config.set(scheduler="synchronous"):  # the in-memory filesystem lives in this process only
+        mem = generate_mixture(f"memory://{tmp_path.name}/s.zarr", **SMALL)
+    np.testing.assert_array_equal(mem.means_, local.means_)
+    np.testing.assert_array_equal(zarr.open_group(f"memory://{tmp_path.name}/s.zarr", mode="r")["X"][:],
+                                  zarr.open_group(str(tmp_path / "local"), mode="r")["X"][:])
+    assert store_info(f"memory://{tmp_path.name}/s.zarr")["complete"] is True
