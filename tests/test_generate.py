@@ -2,6 +2,10 @@
 
 import hashlib
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import dask
 import numpy as np
@@ -167,6 +171,27 @@ def test_resume_writes_only_the_missing_chunks(tmp_path):
     # Complete and same arguments: nothing is rewritten.
     generate_mixture(path, **SMALL)
     assert all(os.stat(os.path.join(path, f)).st_ino == after[f].st_ino for f in after)
+
+
+def test_resume_after_a_killed_process(tmp_path):
+    args = dict(n_samples=80_000, n_features=3, n_components=4, chunk_size=1_000, random_state=11)
+    path = str(tmp_path / "s")
+    code = (f"import dask; dask.config.set(scheduler='synchronous'); import dask_gmm; "
+            f"dask_gmm.generate_mixture({path!r}, **{args!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    chunks, deadline = os.path.join(path, "X", "c"), time.monotonic() + 60
+    try:
+        while not (os.path.isdir(chunks) and len(os.listdir(chunks)) >= 5):  # killed a few chunks in
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert store_info(path)["complete"] is False and store_info(path)["missing_chunks"] > 0
+    generate_mixture(path, **args)
+    generate_mixture(str(tmp_path / "ref"), **args)
+    assert tree_digest(path) == tree_digest(tmp_path / "ref")
 
 
 def test_corrupted_chunk_raises_on_read(tmp_path):
