@@ -300,7 +300,11 @@ def generate_mixture(
     path = _local(path)
     _check_number("n_samples", n_samples, Integral, 1)
     _check_number("chunk_size", chunk_size, Integral, 1)
-    if np.dtype(dtype) not in (np.float32, np.float64):
+    try:
+        ok = np.dtype(dtype) in (np.float32, np.float64)
+    except TypeError:
+        ok = False
+    if not ok:
         raise ValueError(f"generate_mixture: dtype must be 'float32' or 'float64', got {dtype!r}.")
     if model is None:
         _check_number("n_features", n_features, Integral, 1)

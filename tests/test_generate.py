@@ -267,7 +267,7 @@ def test_min_separation(tmp_path):
     assert not os.path.exists(tmp_path / "t")
 
 
-@pytest.mark.parametrize("bad", [dict(n_samples=0), dict(n_features=0), dict(chunk_size=0), dict(dtype="int32"),
+@pytest.mark.parametrize("bad", [dict(n_samples=0), dict(n_features=0), dict(chunk_size=0), dict(dtype="int32"), dict(dtype="banana"),
                                  dict(box=-1.0), dict(covariance_scale=0.0), dict(n_components=2.5),
                                  dict(min_separation=float("nan"))])
 def test_bad_arguments(tmp_path, bad):
