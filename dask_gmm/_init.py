@@ -34,7 +34,7 @@ from ._covariance import m_step
 
 logger = logging.getLogger(__name__)
 
-KMEANS_ROUNDS = 3  # k-means|| rounds; Spark uses 2, Bahmani et al. found ~5 plenty
+KMEANS_ROUNDS = 5  # k-means|| rounds (Bahmani et al.); 3 reached the optimum less often (scripts/init_quality.py)
 OVERSAMPLING = 2.0  # expected candidates per round, as a multiple of n_components
 LLOYD_MAX_ITER = 10
 LLOYD_TOL = 1e-4  # relative to the mean per-feature variance, as scikit-learn's KMeans
