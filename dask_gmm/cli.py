@@ -1,0 +1,890 @@
+"""The ``dask-gmm`` command line: a thin layer over the library, and the only module that prints.
+
+Commands::
+
+    dask-gmm generate PATH --n-samples N [--n-features D] [--n-components K] [--seed S] ...
+    dask-gmm fit PATH --n-components K --output MODEL.json [--covariance-type T] ...
+    dask-gmm predict MODEL.json PATH --output LABELS.zarr [--proba]
+    dask-gmm score MODEL.json PATH
+    dask-gmm info PATH|MODEL.json
+    dask-gmm plot MODEL.json PATH --output fit.png
+    dask-gmm demo [--n-samples N] [--output-dir DIR] [--seed S]
+
+Errors a user can fix (bad arguments, missing or incomplete stores, a model
+that does not match the data, anything the library reports as ValueError,
+missing files) print one line ``dask-gmm: error: ...`` on stderr and exit
+with status 2; Ctrl-C exits with 130. Anything else is a bug and raises.
+
+Progress (a one-line status per EM iteration, Dask's progress bar for
+generate and predict) goes to stderr, only when stderr is a terminal and
+``--quiet`` is not given. Results and summaries go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import decimal
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+import uuid
+import warnings
+
+import numpy as np
+
+PROG = "dask-gmm"
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+DEMO_DEFAULTS = {"n_samples": 2_000_000, "n_features": 2, "n_components": 3, "seed": 0,
+                 "chunk_size": 250_000, "output_dir": "dask-gmm-demo"}
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+class CLIError(Exception):
+    """A problem the user can fix: printed as one line, exit status 2."""
+
+
+class _UsageError(Exception):
+    pass
+
+
+# ------------------------------------------------------------------ terminal output
+class _Terminal:
+    """Writes results to stdout, and progress (when wanted) as a rewritable line on stderr."""
+
+    def __init__(self, quiet=False):
+        self.quiet = quiet
+        self._open = False  # a progress line is on screen, without its newline
+
+    @property
+    def progress(self):
+        return not self.quiet and _stderr_is_terminal()
+
+    def status(self, text):
+        if not self.progress:
+            return
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        sys.stderr.write("\r" + text[:width].ljust(min(width, max(len(text), 1))))
+        sys.stderr.flush()
+        self._open = True
+
+    def end_status(self):
+        if self._open:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self._open = False
+
+    def out(self, text=""):
+        self.end_status()
+        print(text, flush=True)
+
+    def warn(self, text):
+        self.end_status()
+        print(f"{PROG}: warning: {text}", file=sys.stderr, flush=True)
+
+
+def _stderr_is_terminal():
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _dask_progress(term):
+    """Dask's progress bar on stderr for local-scheduler computations, when progress is wanted."""
+    if not term.progress or _distributed_client() is not None:
+        yield
+        return
+    from dask.diagnostics import ProgressBar
+
+    term.end_status()
+    with ProgressBar(minimum=0.5, out=sys.stderr):
+        yield
+
+
+def _distributed_client():
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+class _FitProgress(logging.Handler):
+    """Reads the records GaussianMixture logs per EM iteration (verbose=1, verbose_interval=1).
+
+    Keeps the seconds of each iteration (so that the summary can tell the EM
+    iterations from the initialisation) and, when progress is wanted, shows
+    one status line updated per iteration.
+    """
+
+    def __init__(self, term, n_init):
+        super().__init__(logging.INFO)
+        self.term, self.n_init = term, n_init
+        self.seconds = []
+
+    def emit(self, record):
+        n_iter = getattr(record, "n_iter", None)
+        if n_iter is None:
+            return
+        if record.init == 1:
+            self.seconds.append(record.seconds)
+        init = f"init {record.init}/{self.n_init}  " if self.n_init > 1 else ""
+        change = record.change
+        change = "       -" if not math.isfinite(change) else f"{change:+.2e}"
+        self.term.status(
+            f"fit: {init}iteration {n_iter}/{record.max_iter}  log-likelihood {record.lower_bound:.6f}  "
+            f"change {change}  {record.seconds:.2f} s/it"
+        )
+
+
+@contextlib.contextmanager
+def _fit_progress(term, n_init):
+    """Attach a :class:`_FitProgress` to the estimator's logger for the duration; yields it."""
+    logger = logging.getLogger("dask_gmm.mixture")
+    handler = _FitProgress(term, n_init)
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # the iterations go to the status line only, not to the root logger too
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+        term.end_status()
+
+
+# ------------------------------------------------------------------ argument types
+def count(text):
+    """A positive whole number written as ``100000000``, ``100_000_000`` or ``1e8``."""
+    try:
+        value = decimal.Decimal(str(text).strip())
+    except decimal.InvalidOperation:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number such as 100000, 100_000 or 1e5, got {text!r}") from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise argparse.ArgumentTypeError(f"expected a whole number such as 100000, 100_000 or 1e5, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+    return int(value)
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}")
+    return value
+
+
+def _data_path(path):
+    """Local paths made absolute (workers of a cluster may run elsewhere); URLs kept as they are."""
+    path = os.fspath(path)
+    return path if "://" in path else os.path.abspath(path)
+
+
+# ------------------------------------------------------------------ the parser
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser():
+    parser = _Parser(
+        prog=PROG,
+        description="Gaussian mixture models fitted by EM on data larger than memory (Zarr stores).",
+        epilog=f"Run '{PROG} demo' for a one-minute tour; '{PROG} COMMAND --help' for each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    common = _Parser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    cluster = _Parser(add_help=False)
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="address of a running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
+                              "(default: local threads)")
+
+    p = sub.add_parser("generate", parents=[common, cluster], help="write a synthetic Gaussian mixture to a Zarr store",
+                       description="Draw a Gaussian mixture (means uniform in [-10, 10]^D, covariances "
+                                   "0.1 A^T A) and write N rows of it to a Zarr group (arrays X and labels), "
+                                   "chunk by chunk. Rerunning an interrupted command finishes it.")
+    p.add_argument("path", metavar="PATH", help="Zarr store to write (a folder, or an fsspec URL)")
+    p.add_argument("--n-samples", "-n", type=count, required=True, metavar="N", help="rows, e.g. 1e8 or 100_000_000")
+    p.add_argument("--n-features", "-d", type=count, default=2, metavar="D", help="features (default 2)")
+    p.add_argument("--n-components", "-k", type=count, default=3, metavar="K", help="components (default 3)")
+    p.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
+    p.add_argument("--chunk-size", type=count, default=1_000_000, metavar="C",
+                   help="rows per Zarr chunk (default 1_000_000)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="dtype of X (default float64)")
+    p.add_argument("--overwrite", action="store_true", help="replace whatever is at PATH")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("fit", parents=[common, cluster], help="fit a Gaussian mixture to a Zarr store",
+                       description="Fit a Gaussian mixture by EM (one pass over the data per iteration) "
+                                   "and write it as a JSON model file.")
+    p.add_argument("path", metavar="PATH", help="Zarr store (group with array X, or an array)")
+    p.add_argument("--n-components", "-k", type=count, required=True, metavar="K")
+    p.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full", help="(default full)")
+    p.add_argument("--max-iter", type=int, default=100, metavar="M", help="(default 100)")
+    p.add_argument("--tol", type=_positive_float, default=1e-3, metavar="T",
+                   help="convergence threshold on the mean log-likelihood (default 1e-3)")
+    p.add_argument("--reg-covar", type=_positive_float, default=1e-6, metavar="R",
+                   help="added to covariance diagonals (default 1e-6)")
+    p.add_argument("--n-init", type=count, default=1, metavar="I", help="restarts, run in lockstep (default 1)")
+    p.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans", help="(default kmeans)")
+    p.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
+    p.add_argument("--checkpoint", metavar="FILE", help="save the EM state each iteration; rerun to resume")
+    p.add_argument("--output", "-o", required=True, metavar="MODEL.json", help="model file to write")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", parents=[common, cluster], help="write labels (or probabilities) to a Zarr array",
+                       description="Label every row with its most probable component, chunk by chunk "
+                                   "into a Zarr array (int), or its component probabilities with --proba.")
+    p.add_argument("model", metavar="MODEL.json")
+    p.add_argument("path", metavar="PATH", help="Zarr store of the data")
+    p.add_argument("--output", "-o", required=True, metavar="LABELS.zarr", help="Zarr array to write")
+    p.add_argument("--proba", action="store_true", help="write (n_samples, K) probabilities instead of labels")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("score", parents=[common, cluster], help="mean log-likelihood, BIC and AIC of a model on data",
+                       description="Mean log-likelihood per row, BIC and AIC of the model on the data (one pass).")
+    p.add_argument("model", metavar="MODEL.json")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("info", parents=[common], help="describe a Zarr store or a model file",
+                       description="Shape, chunks, dtype, completeness and true parameters of a store, "
+                                   "or the parameters of a model file. Reads no chunk data.")
+    p.add_argument("path", metavar="PATH|MODEL.json")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plot", parents=[common, cluster], help="figures of a model and its data (PNG)",
+                       description="Write OUTPUT (the data histogram with the fitted density and component "
+                                   "ellipses), OUTPUT-stem-density.png and -loglik.png. A folder as OUTPUT "
+                                   "gets fit.png, density.png and loglik.png.")
+    p.add_argument("model", metavar="MODEL.json")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--output", "-o", required=True, metavar="fit.png", help="PNG file, prefix or folder")
+    p.add_argument("--features", type=int, nargs=2, default=(0, 1), metavar=("I", "J"),
+                   help="the pair of features to show (default 0 1)")
+    p.add_argument("--bins", type=count, default=200, help="histogram bins per axis (default 200)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("demo", parents=[common], help="the whole job on a synthetic mixture, in about a minute",
+                       description="Generate a 3-component 2-D mixture (as the seed notebook), fit it, compare "
+                                   "the fit with the truth component by component, write figures and the model.")
+    p.add_argument("--n-samples", "-n", type=count, default=DEMO_DEFAULTS["n_samples"], metavar="N",
+                   help=f"rows (default {DEMO_DEFAULTS['n_samples']:_})")
+    p.add_argument("--output-dir", default=DEMO_DEFAULTS["output_dir"], metavar="DIR",
+                   help=f"where the store, model and figures go (default ./{DEMO_DEFAULTS['output_dir']})")
+    p.add_argument("--seed", type=_seed, default=DEMO_DEFAULTS["seed"], metavar="S",
+                   help=f"random seed (default {DEMO_DEFAULTS['seed']})")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+# ------------------------------------------------------------------ shared pieces
+@contextlib.contextmanager
+def _scheduler(address, term):
+    """A distributed.Client connected to ``address`` for the duration, or nothing."""
+    if not address:
+        yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, set_as_default=True)
+    except (OSError, TimeoutError) as exc:
+        raise CLIError(f"could not connect to the Dask scheduler at {address!r} ({exc}). "
+                       "Check the address and that the scheduler is running.") from None
+    try:
+        if term.progress:
+            term.status(f"connected to {address} ({len(client.scheduler_info().get('workers', {}))} workers)")
+            term.end_status()
+        yield client
+    finally:
+        client.close()
+
+
+def _load_model(path):
+    from .modelfile import load_model
+
+    if not os.path.exists(path):
+        raise CLIError(f"no model file at {path!r}. Check the path (write one with '{PROG} fit').")
+    if os.path.isdir(path):
+        raise CLIError(f"{path!r} is a folder, not a model file. Pass the MODEL.json written by '{PROG} fit'.")
+    return load_model(path)
+
+
+def _open_data(path):
+    from . import io
+
+    if "://" not in path and not os.path.exists(path):
+        raise CLIError(f"no Zarr store at {path!r}. Check the path (create one with '{PROG} generate').")
+    return io.as_dask_array(path)
+
+
+def _check_match(model, X, model_path, data_path):
+    d = model.means_.shape[1]
+    if X.shape[1] != d:
+        raise CLIError(f"the model {model_path!r} has {d} features but the data {data_path!r} have "
+                       f"{X.shape[1]}. Use the model fitted to these data.")
+
+
+def _fmt_seconds(s):
+    if s < 1:
+        return f"{s:.2f} s"
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _fmt_vec(v, precision=4):
+    return "[" + ", ".join(f"{x:.{precision}f}" for x in np.asarray(v).ravel()) + "]"
+
+
+def _fmt_cov(c, precision=4):
+    c = np.asarray(c)
+    if c.ndim == 0:
+        return f"{float(c):.{precision}f} I"
+    if c.ndim == 1:
+        return "diag" + _fmt_vec(c, precision)
+    if c.shape[0] <= 3:
+        return "[" + ", ".join(_fmt_vec(row, precision) for row in c) + "]"
+    return "diag" + _fmt_vec(np.diag(c), precision) + " (variances)"
+
+
+def _component_cov(model, k):
+    ct = model.covariance_type
+    c = np.asarray(model.covariances_)
+    return c if ct == "tied" else c[k]
+
+
+def _model_lines(model, indent="  "):
+    K, d = model.means_.shape
+    lines = [f"{indent}{'k':>2}  {'weight':>8}  mean{'':<{max(0, 8 * d - 2)}}  covariance"]
+    for k in range(K):
+        lines.append(f"{indent}{k:>2}  {model.weights_[k]:8.4f}  {_fmt_vec(model.means_[k]):<{8 * d + 2}}  "
+                     f"{_fmt_cov(_component_cov(model, k))}")
+    return lines
+
+
+def sparkline(values, width=40):
+    """A one-line picture of a sequence (Unicode blocks, or ASCII when the terminal cannot show them)."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return ""
+    if v.size > width:
+        v = v[np.linspace(0, v.size - 1, width).round().astype(int)]
+    chars = _SPARK
+    try:
+        chars.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        chars = "_.-~=*#@"
+    lo, hi = v.min(), v.max()
+    idx = np.zeros(v.size, int) if hi == lo else np.round((v - lo) / (hi - lo) * (len(chars) - 1)).astype(int)
+    return "".join(chars[i] for i in idx)
+
+
+def _curve_lines(lower_bounds, indent="  "):
+    lb = list(lower_bounds)
+    if not lb:
+        return [f"{indent}(no iterations recorded)"]
+    n = len(lb)
+    picks = sorted({0, 1, 2, n // 2, n - 2, n - 1} & set(range(n)))
+    parts, prev = [], None
+    for i in picks:
+        if prev is not None and i > prev + 1:
+            parts.append("...")
+        parts.append(f"{i + 1}: {lb[i]:.6f}")
+        prev = i
+    return [f"{indent}{sparkline(lb)}  ({n} iterations)", f"{indent}" + ", ".join(parts)]
+
+
+# ------------------------------------------------------------------ commands
+def cmd_generate(args, term):
+    from .generate import generate_mixture
+
+    path = _data_path(args.path)
+    t0 = time.perf_counter()
+    with _scheduler(args.scheduler, term), _dask_progress(term):
+        generate_mixture(path, args.n_samples, args.n_features, args.n_components,
+                         chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
+                         overwrite=args.overwrite)
+    seconds = time.perf_counter() - t0
+    term.out(f"wrote {args.n_samples:,} rows x {args.n_features} features ({args.n_components} components, "
+             f"{args.dtype}) to {args.path} in {_fmt_seconds(seconds)}")
+    return 0
+
+
+class FitTimes:
+    """Wall time of a fit: total, and the EM iterations alone (the rest is initialisation)."""
+
+    def __init__(self, total, iterations):
+        self.total, self.iterations = total, list(iterations)
+
+    @property
+    def em(self):
+        return float(sum(self.iterations))
+
+    @property
+    def init(self):
+        return max(0.0, self.total - self.em)
+
+    @property
+    def per_iteration(self):
+        return self.em / len(self.iterations) if self.iterations else float("nan")
+
+    def __str__(self):
+        if not self.iterations:
+            return _fmt_seconds(self.total)
+        return (f"{_fmt_seconds(self.total)} (initialisation {_fmt_seconds(self.init)}, "
+                f"{len(self.iterations)} EM iterations at {self.per_iteration:.3f} s each)")
+
+
+def _fit(path, term, **kwargs):
+    """Fit with a progress line; returns (model, FitTimes). Shared by fit and demo.
+
+    The estimator gets verbose=1 and verbose_interval=1 only to report each
+    iteration to the handler; they do not change the numbers, and the
+    returned model has them reset to the defaults.
+    """
+    from .mixture import GaussianMixture
+
+    with _fit_progress(term, kwargs.get("n_init", 1)) as progress:
+        gm = GaussianMixture(verbose=1, verbose_interval=1, **kwargs)
+        term.status(f"fit: initialising ({gm.init_params}) ...")
+        t0 = time.perf_counter()
+        gm.fit(path)
+        total = time.perf_counter() - t0
+    gm.set_params(verbose=0, verbose_interval=10)
+    return gm, FitTimes(total, progress.seconds)
+
+
+def cmd_fit(args, term):
+    from .modelfile import save_model
+
+    path = _data_path(args.path)
+    X = _open_data(path)
+    with _scheduler(args.scheduler, term):
+        gm, times = _fit(path, term, n_components=args.n_components,
+                           covariance_type=args.covariance_type, tol=args.tol, reg_covar=args.reg_covar,
+                           max_iter=args.max_iter, n_init=args.n_init, init_params=args.init_params,
+                           random_state=args.seed,
+                           checkpoint=None if args.checkpoint is None else os.path.abspath(args.checkpoint))
+    save_model(gm, args.output)
+    n, d = X.shape
+    term.out(f"fitted {gm.n_components} components ({gm.covariance_type} covariance) to {n:,} rows x {d} features")
+    term.out(f"  iterations         {gm.n_iter_}  ({'converged' if gm.converged_ else 'NOT converged'}, tol {gm.tol:g})")
+    term.out(f"  log-likelihood     {gm.lower_bound_:.6f}  (mean per row)")
+    term.out(f"  time               {times}")
+    term.out(f"  model              {args.output}")
+    return 0
+
+
+def _int_dtype(n_components):
+    for t in (np.int8, np.int16, np.int32):
+        if n_components - 1 <= np.iinfo(t).max:
+            return np.dtype(t)
+    return np.dtype(np.int64)
+
+
+def _store_atomically(result, output, overwrite, attrs):
+    """Write a lazy dask array chunk by chunk to a Zarr array at ``output``.
+
+    Local outputs are written to a temporary sibling folder then renamed, so
+    an interrupted run leaves no half-written result under the final name.
+    """
+    import dask.array as da
+    import zarr
+    from zarr.codecs import ZstdCodec
+
+    local = "://" not in output
+    if local and os.path.exists(output) and not overwrite:
+        raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
+    target = (os.path.join(os.path.dirname(os.path.abspath(output)),
+                           f".{os.path.basename(os.path.abspath(output))}.tmp-{uuid.uuid4().hex[:8]}")
+              if local else output)
+    rows = result.chunks[0][0]
+    chunks = (rows,) + tuple(result.shape[1:])
+    try:
+        arr = zarr.create_array(target, shape=result.shape, chunks=chunks, dtype=result.dtype,
+                                compressors=[ZstdCodec(level=3)], overwrite=not local and overwrite,
+                                attributes=attrs, config={"write_empty_chunks": True})
+        # dask chunks equal the zarr chunks (all rows of each but the last), so every write is one whole chunk
+        da.store(result.rechunk({0: rows}), arr, lock=False)
+        if local:
+            old = None
+            if os.path.exists(output):
+                old = f"{target}.old"
+                os.replace(output, old)
+            os.replace(target, output)
+            if old is not None:
+                shutil.rmtree(old) if os.path.isdir(old) else os.unlink(old)
+    except BaseException:
+        if local and os.path.exists(target):
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def cmd_predict(args, term):
+    path = _data_path(args.path)
+    model = _load_model(args.model)
+    X = _open_data(path)
+    _check_match(model, X, args.model, args.path)
+    K = model.means_.shape[0]
+    if args.proba:
+        result, what = model.predict_proba(path), f"probabilities of {K} components"
+    else:
+        result, what = model.predict(path).astype(_int_dtype(K)), "labels"
+    attrs = {"dask_gmm_predict": {"kind": "proba" if args.proba else "labels", "model": os.path.abspath(args.model),
+                                  "data": path, "n_components": K}}
+    output = _data_path(args.output)
+    t0 = time.perf_counter()
+    with _scheduler(args.scheduler, term), _dask_progress(term):
+        _store_atomically(result, output, args.overwrite, attrs)
+    term.out(f"wrote {what} of {X.shape[0]:,} rows to {args.output} "
+             f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")
+    return 0
+
+
+def _scores(model, path):
+    X = _open_data(path)
+    n = X.shape[0]
+    mean_ll = float(model.score(path))
+    p = model._n_parameters()
+    return {"mean_log_likelihood": mean_ll, "bic": -2 * mean_ll * n + p * math.log(n),
+            "aic": -2 * mean_ll * n + 2 * p, "n_samples": n, "n_parameters": p}
+
+
+def cmd_score(args, term):
+    path = _data_path(args.path)
+    model = _load_model(args.model)
+    _check_match(model, _open_data(path), args.model, args.path)
+    with _scheduler(args.scheduler, term), _dask_progress(term):
+        s = _scores(model, path)
+    if args.json:
+        term.out(json.dumps(s))
+        return 0
+    term.out(f"mean log-likelihood  {s['mean_log_likelihood']!r}")
+    term.out(f"BIC                  {s['bic']!r}")
+    term.out(f"AIC                  {s['aic']!r}")
+    term.out(f"rows                 {s['n_samples']}")
+    term.out(f"free parameters      {s['n_parameters']}")
+    return 0
+
+
+def _model_dict(model):
+    from .modelfile import model_to_dict
+
+    return model_to_dict(model)
+
+
+def cmd_info(args, term):
+    path = args.path
+    if os.path.isfile(path):
+        model = _load_model(path)
+        if args.json:
+            term.out(json.dumps(_model_dict(model)))
+            return 0
+        K, d = model.means_.shape
+        term.out(f"model file {path}")
+        term.out(f"  {K} components, {d} features, {model.covariance_type} covariance")
+        term.out(f"  {'converged' if model.converged_ else 'NOT converged'} after {model.n_iter_} iterations, "
+                 f"mean log-likelihood {model.lower_bound_:.6f}")
+        for line in _model_lines(model):
+            term.out(line)
+        return 0
+
+    from .generate import store_info
+    from .modelfile import fitted_model
+
+    if "://" not in path and not os.path.exists(path):
+        raise CLIError(f"nothing at {path!r}: neither a Zarr store nor a model file. Check the path.")
+    info = store_info(path)
+    if args.json:
+        term.out(json.dumps(info, default=str))
+        return 0
+    n, d = info["shape"]
+    term.out(f"Zarr store {path}")
+    term.out(f"  X            {n:,} rows x {d} features, {info['dtype']}")
+    term.out(f"  chunks       {info['chunks']}" + (f", shards {info['shards']}" if info["shards"] else "")
+             + f", compressors {', '.join(info['compressors']) or 'none'}")
+    if info["complete"] is None:
+        state = "not written by dask-gmm generate"
+    elif info["complete"]:
+        state = "complete"
+    else:
+        state = "INCOMPLETE (generation interrupted): rerun the same generate command to finish it"
+    term.out(f"  status       {state}")
+    if info["missing_chunks"]:
+        term.out(f"  missing      {info['missing_chunks']} chunks absent from the store")
+    if info["seed"] is not None:
+        term.out(f"  seed         {info['seed']}")
+    true = info["true_model"]
+    if true:
+        tm = fitted_model(true["weights"], true["means"], true["covariances"], "full")
+        term.out(f"  true model   {len(true['weights'])} components, full covariance")
+        for line in _model_lines(tm, indent="    "):
+            term.out(line)
+    return 0
+
+
+def _plot_module():
+    from . import plot
+
+    return plot
+
+
+def _true_model_or_none(path):
+    from .generate import read_true_model
+
+    try:
+        return read_true_model(path)
+    except ValueError:
+        return None
+
+
+def cmd_plot(args, term):
+    plot = _plot_module()
+    path = _data_path(args.path)
+    model = _load_model(args.model)
+    X = _open_data(path)
+    _check_match(model, X, args.model, args.path)
+    true_model = _true_model_or_none(path)
+    with _scheduler(args.scheduler, term):
+        try:
+            written = plot.plot_all(model, path, args.output, features=tuple(args.features), bins=args.bins,
+                                    true_model=true_model)
+        except ImportError as exc:
+            raise CLIError(str(exc)) from None
+    for p in written:
+        term.out(f"wrote {p}")
+    return 0
+
+
+def match_components(true_means, fitted_means):
+    """Fitted component matched to each true one (Hungarian matching on distances between means).
+
+    Returns
+    -------
+    ndarray of shape (K_true,): index of the fitted component for each true one (-1 if none)
+    """
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    cost = cdist(np.asarray(true_means), np.asarray(fitted_means))
+    rows, cols = linear_sum_assignment(cost)
+    out = np.full(len(true_means), -1)
+    out[rows] = cols
+    return out
+
+
+def _comparison_lines(true, fitted):
+    from ._covariance import as_full_covariances
+
+    K, d = fitted.means_.shape
+    order = match_components(true.means_, fitted.means_)
+    tcov = as_full_covariances(true.covariances_, "full", true.means_.shape[0], d)
+    fcov = as_full_covariances(fitted.covariances_, fitted.covariance_type, K, d)
+    lines = []
+    for k, j in enumerate(order):
+        if j < 0:
+            lines.append(f"  true {k}: no fitted component left to match")
+            continue
+        lines.append(f"  component {k} (fitted #{j})")
+        lines.append(f"    weight      true {true.weights_[k]:.4f}   fitted {fitted.weights_[j]:.4f}   "
+                     f"|diff| {abs(true.weights_[k] - fitted.weights_[j]):.1e}")
+        lines.append(f"    mean        true {_fmt_vec(true.means_[k])}   fitted {_fmt_vec(fitted.means_[j])}   "
+                     f"|diff| {np.linalg.norm(true.means_[k] - fitted.means_[j]):.1e}")
+        lines.append(f"    covariance  true {_fmt_cov(tcov[k])}   fitted {_fmt_cov(fcov[j])}   "
+                     f"rel diff {np.linalg.norm(tcov[k] - fcov[j]) / np.linalg.norm(tcov[k]):.1e}")
+    return lines
+
+
+def notebook_initialisation(seed, n_components, n_features, box=10.0):
+    """The seed notebook's EM start: means uniform in the box, identity covariances, random weights.
+
+    Returns
+    -------
+    dict of GaussianMixture arguments: weights_init, means_init, precisions_init
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+    means = rng.uniform(-box, box, size=(n_components, n_features))
+    weights = rng.random(n_components)
+    return {"weights_init": weights / weights.sum(), "means_init": means,
+            "precisions_init": np.stack([np.eye(n_features)] * n_components)}
+
+
+def cmd_demo(args, term):
+    from .generate import generate_mixture, store_info
+    from .modelfile import save_model
+
+    out = os.path.abspath(args.output_dir)
+    os.makedirs(out, exist_ok=True)
+    data = os.path.join(out, "data.zarr")
+    model_path = os.path.join(out, "model.json")
+    d, K = DEMO_DEFAULTS["n_features"], DEMO_DEFAULTS["n_components"]
+    chunk = min(DEMO_DEFAULTS["chunk_size"], args.n_samples)
+    timings = {}
+    t_all = time.perf_counter()
+
+    term.out(f"dask-gmm demo: the seed notebook's experiment out of core: {K} Gaussians in {d}-D "
+             f"(means uniform in [-10, 10]^{d}, covariances 0.1 A^T A, random weights), "
+             f"{args.n_samples:,} rows, seed {args.seed}")
+    term.out(f"1. generate  {data}  ({-(-args.n_samples // chunk)} chunks of {chunk:,} rows)")
+    t0 = time.perf_counter()
+    kw = dict(chunk_size=chunk, random_state=args.seed)
+    with _dask_progress(term):
+        try:
+            true = generate_mixture(data, args.n_samples, d, K, **kw)
+        except ValueError:
+            if not os.path.exists(data) or store_info(data)["seed"] is None:
+                raise  # not a store this demo wrote: never overwrite it
+            term.out("   (replacing the previous demo store, written with other arguments)")
+            true = generate_mixture(data, args.n_samples, d, K, overwrite=True, **kw)
+    timings["generate"] = time.perf_counter() - t0
+    term.out(f"   done in {_fmt_seconds(timings['generate'])}")
+
+    term.out(f"2. fit  GaussianMixture(n_components={K})  (full covariance, k-means|| initialisation)")
+    gm, fit_times = _fit(data, term, n_components=K, random_state=args.seed)
+    timings["fit"] = fit_times.total
+    save_model(gm, model_path)
+    term.out(f"   {'converged' if gm.converged_ else 'NOT converged'} after {gm.n_iter_} iterations in {fit_times}")
+    term.out("   mean log-likelihood per row, by iteration:")
+    for line in _curve_lines(gm.lower_bounds_, indent="     "):
+        term.out(line)
+
+    term.out("3. true vs fitted parameters (components matched by the Hungarian algorithm on the means)")
+    for line in _comparison_lines(true, gm):
+        term.out(line)
+    t0 = time.perf_counter()
+    with _dask_progress(term):
+        ll_fit, ll_true = float(gm.score(data)), float(true.score(data))
+    timings["score"] = time.perf_counter() - t0
+    term.out(f"   mean log-likelihood of the data: fitted model {ll_fit:.6f}, true model {ll_true:.6f} "
+             f"(fitted - true = {ll_fit - ll_true:+.1e})")
+
+    term.out("4. the notebook's failure mode: the same EM started as the notebook does "
+             "(random means in the box, identity covariances)")
+    nb, nb_times = _fit(data, term, n_components=K, **notebook_initialisation(args.seed, K, d))
+    timings["fit (notebook start)"] = nb_times.total
+    order = match_components(true.means_, nb.means_)
+    worst = max(np.linalg.norm(true.means_[k] - nb.means_[j]) for k, j in enumerate(order))
+    verdict = ("found the true components too" if worst < 0.1
+               else f"stuck in a local optimum: a true mean is {worst:.2f} away from its fitted match")
+    term.out(f"   {'converged' if nb.converged_ else 'NOT converged'} after {nb.n_iter_} iterations to mean "
+             f"log-likelihood {nb.lower_bound_:.6f} (k-means|| start: {gm.lower_bound_:.6f}); {verdict}")
+    for k, j in enumerate(order):
+        if j >= 0:
+            term.out(f"   true mean {_fmt_vec(true.means_[k], 2)} (weight {true.weights_[k]:.3f})  ->  fitted "
+                     f"{_fmt_vec(nb.means_[j], 2)} (weight {nb.weights_[j]:.2g})")
+
+    term.out("5. figures")
+    t0 = time.perf_counter()
+    try:
+        plot = _plot_module()
+        written = plot.plot_all(gm, data, out + os.sep, true_model=true)
+        written.append(plot.plot_data_fit(nb, data, os.path.join(out, "notebook-start-fit.png"), true_model=true,
+                                          extent=plot.default_extent(gm, true, nb),
+                                          title="EM from the notebook's start (random means, identity covariances)"))
+    except ImportError as exc:
+        written = []
+        term.out(f"   skipped: {exc}")
+    timings["plot"] = time.perf_counter() - t0
+    for p in written:
+        term.out(f"   {p}")
+    total = time.perf_counter() - t_all
+    term.out("timings: " + ", ".join(f"{k} {_fmt_seconds(v)}" for k, v in timings.items())
+             + f"; total {_fmt_seconds(total)}")
+    term.out(f"outputs in {out}: data.zarr (the data, Zarr), model.json (the fitted model)"
+             + (", " + ", ".join(os.path.basename(p) for p in written) + " (figures)" if written else ""))
+    term.out(f"next: dask-gmm info {model_path}")
+    return 0
+
+
+# ------------------------------------------------------------------ entry point
+_FIXABLE_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def _describe_os_error(exc):
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.strerror}: {exc.filename!r}"
+    return str(exc)
+
+
+def main(argv=None):
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    term = _Terminal()
+
+    def error(message, status=2):
+        term.end_status()
+        message = " ".join(str(message).split())  # always one line
+        print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+        return status
+
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        return error(exc)
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    term.quiet = args.quiet
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        term.warn(" ".join(str(message).split()))
+
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return args.func(args, term)
+    except KeyboardInterrupt:
+        return error("interrupted", 130)
+    except CLIError as exc:
+        return error(exc)
+    except ValueError as exc:
+        return error(exc)
+    except _FIXABLE_OS_ERRORS as exc:
+        return error(_describe_os_error(exc))
+    finally:
+        term.end_status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,530 @@
+"""Figures of a fitted mixture and its data, computed out of core (optional extra: matplotlib).
+
+The data are only ever read through a lazy histogram (one pass over the
+chunks, a ``bins x bins`` array back), so the figures work on stores much
+larger than memory. Densities are the mixture's marginal on the chosen pair of
+features: weights, the means' two coordinates and the 2 x 2 sub-blocks of the
+covariances (exact for Gaussian mixtures).
+
+Figures are drawn on a bare :class:`matplotlib.figure.Figure` rendered by Agg:
+pyplot and the user's backend are never touched, so the functions are safe in
+scripts, servers and threads. Each PNG is written to a temporary file and then
+renamed, so a reader never sees half an image.
+
+Functions
+---------
+plot_data_fit(model, X, path)      data histogram + fitted density contours + component ellipses
+plot_density(model, path)          fitted density as an image
+plot_lower_bounds(model, path)     log-likelihood against EM iteration
+plot_all(model, X, output)         the three, returns their paths
+data_histogram(X, ...)             the (lazy-computed) histogram used by plot_data_fit
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.utils.validation import check_is_fitted
+
+from . import io
+from ._covariance import as_full_covariances
+
+__all__ = ["plot_data_fit", "plot_density", "plot_lower_bounds", "plot_all", "data_histogram", "default_extent"]
+
+DENSITY_DECADES = 4  # dynamic range of the density image
+_INSTALL_ADVICE = "dask_gmm's figures need matplotlib: pip install 'dask_gmm[plot]'"
+#: Probability mass enclosed by the density contours (highest-density regions).
+HDR_MASSES = (0.5, 0.9, 0.99)
+DPI = 120
+_CONTOUR_COLOUR = "tab:purple"
+# tab10 without purple (the density contours) and red (the true means)
+_COMPONENT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:brown", "tab:pink", "tab:olive",
+                      "tab:cyan", "tab:gray")
+
+
+# ------------------------------------------------------------------ helpers
+def _figure(figsize):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
+        raise ImportError(_INSTALL_ADVICE) from exc
+    return Figure(figsize=figsize, dpi=DPI, layout="constrained")
+
+
+def _save(fig, path):
+    """Write ``fig`` as PNG to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=DPI)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _check_model(model):
+    check_is_fitted(model)
+    return model.means_.shape  # (K, d)
+
+
+def _marginal(model, features):
+    """Weights (K,), means (K, f) and full covariances (K, f, f) of the mixture on ``features``."""
+    K, d = _check_model(model)
+    f = list(features)
+    covs = as_full_covariances(model.covariances_, model.covariance_type, K, d)
+    return (np.asarray(model.weights_, np.float64), np.asarray(model.means_, np.float64)[:, f],
+            covs[:, f][:, :, f])
+
+
+def _check_features(features, n_features):
+    features = tuple(int(f) for f in np.atleast_1d(features))
+    want = min(2, n_features)
+    if len(features) < want:
+        raise ValueError(f"Pass {want} feature indices to plot, got {features}.")
+    features = features[:want]
+    if len(set(features)) != len(features) or any(not 0 <= f < n_features for f in features):
+        raise ValueError(
+            f"features must be {want} distinct indices in [0, {n_features - 1}], got {features}."
+        )
+    return features
+
+
+def _axis_label(f):
+    return f"feature {f}  (X[:, {f}])"
+
+
+def mixture_log_density(weights, means, covariances, points):
+    """log of sum_k w_k N(points | means_k, covariances_k).
+
+    Parameters
+    ----------
+    weights : ndarray of shape (K,)
+    means : ndarray of shape (K, f)
+    covariances : ndarray of shape (K, f, f)
+    points : ndarray of shape (n, f)
+
+    Returns
+    -------
+    ndarray of shape (n,)
+    """
+    points = np.asarray(points, np.float64)
+    K, f = means.shape
+    out = np.empty((points.shape[0], K))
+    for k in range(K):
+        chol = np.linalg.cholesky(covariances[k])
+        z = np.linalg.solve(chol, (points - means[k]).T)  # (f, n)
+        with np.errstate(divide="ignore"):
+            out[:, k] = (np.log(weights[k]) - 0.5 * f * np.log(2 * np.pi)
+                         - np.log(np.diag(chol)).sum() - 0.5 * (z**2).sum(axis=0))
+    return logsumexp(out, axis=1)
+
+
+def default_extent(*models, features=(0, 1), n_sigma=4.0, pad=0.05):
+    """Plot range covering every component of every model to ``n_sigma`` standard deviations.
+
+    Returns
+    -------
+    list of (low, high), one per feature
+    """
+    lows, highs = [], []
+    for m in models:
+        if m is None:
+            continue
+        _, means, covs = _marginal(m, features)
+        sd = np.sqrt(np.diagonal(covs, axis1=1, axis2=2))
+        lows.append((means - n_sigma * sd).min(axis=0))
+        highs.append((means + n_sigma * sd).max(axis=0))
+    low, high = np.min(lows, axis=0), np.max(highs, axis=0)
+    span = np.maximum(high - low, 1e-12)
+    return [(float(lo - pad * s), float(hi + pad * s)) for lo, hi, s in zip(low, high, span)]
+
+
+def data_histogram(X, features=(0, 1), bins=200, range=None):
+    """Histogram of the data on one or two features, over the chunks in one pass.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr.Array or path of shape (n_samples, n_features)
+    features : tuple of 1 or 2 ints
+    bins : int
+    range : sequence of (low, high) per feature, optional
+        Defaults to the data's min and max (which costs a first pass); rows
+        outside the range are not counted.
+
+    Returns
+    -------
+    counts : ndarray of shape (bins,) or (bins, bins), float64
+        ``counts[i, j]`` counts rows with feature 0 in x bin i and feature 1 in
+        y bin j, exactly as :func:`numpy.histogram2d`.
+    edges : list of ndarray of shape (bins + 1,), one per feature
+    """
+    import dask
+    import dask.array as da
+
+    X = io.as_dask_array(X)
+    features = _check_features(features, X.shape[1])
+    cols = [X[:, f] for f in features]
+    if range is None:
+        extremes = dask.compute(*[(c.min(), c.max()) for c in cols])
+        range = [(float(lo), float(hi)) for lo, hi in extremes]
+    range = [tuple(map(float, r)) for r in range]
+    if len(cols) == 1:
+        counts, edges = da.histogram(cols[0], bins=bins, range=range[0])
+        return counts.compute().astype(np.float64), [np.asarray(edges)]
+    counts, xe, ye = da.histogram2d(cols[0], cols[1], bins=bins, range=range)
+    return counts.compute().astype(np.float64), [np.asarray(xe), np.asarray(ye)]
+
+
+def _hdr_levels(density, cell, masses=HDR_MASSES):
+    """Density values whose super-level sets enclose ``masses`` of the (gridded) probability."""
+    p = np.sort(density.ravel())[::-1]
+    cum = np.cumsum(p) * cell
+    cum /= cum[-1]
+    levels = [p[min(np.searchsorted(cum, m), p.size - 1)] for m in masses]
+    return levels  # decreasing with the mass
+
+
+def _grid(extent, n=300):
+    xs = np.linspace(*extent[0], n)
+    ys = np.linspace(*extent[1], n)
+    gx, gy = np.meshgrid(xs, ys, indexing="xy")  # gx[j, i] = xs[i]: rows are y, as images want
+    return xs, ys, gx, gy
+
+
+def _colours(K):
+    import matplotlib
+
+    if K <= len(_COMPONENT_COLOURS):
+        return [matplotlib.colors.to_rgba(c) for c in _COMPONENT_COLOURS[:K]]
+    cmap = matplotlib.colormaps["tab20"]
+    return [cmap(k % cmap.N) for k in range(K)]
+
+
+def _ellipse_params(cov2):
+    """Width and height of the 1-sigma ellipse and its angle in degrees, from a 2 x 2 covariance."""
+    vals, vecs = np.linalg.eigh(cov2)  # ascending
+    vals = np.clip(vals, 0.0, None)
+    major = vecs[:, 1]
+    angle = np.degrees(np.arctan2(major[1], major[0]))
+    return 2 * np.sqrt(vals[1]), 2 * np.sqrt(vals[0]), angle
+
+
+def _figsize_2d(extent, width=8.0):
+    """Figure size whose plot area roughly matches equal-scale axes (so the colour bar fits)."""
+    (x0, x1), (y0, y1) = extent
+    ratio = min(3.0, max(1 / 3, (y1 - y0) / (x1 - x0)))
+    return width, float(np.clip(5.8 * ratio + 1.3, 3.5, 12.0))
+
+
+def _maybe_equal_aspect(ax, extent):
+    """Equal scales (true ellipse shapes) unless the two ranges differ a lot."""
+    (x0, x1), (y0, y1) = extent
+    ratio = (x1 - x0) / (y1 - y0)
+    if 1 / 3 <= ratio <= 3:
+        ax.set_aspect("equal", adjustable="box")
+
+
+def _title_model(model):
+    K = model.means_.shape[0]
+    return f"{K} component{'s' if K != 1 else ''}, {model.covariance_type} covariance"
+
+
+def _mark_means(ax, means, colours, weights, label="fitted means"):
+    ax.scatter(means[:, 0], means[:, 1], marker="X", s=90, c=colours, edgecolors="black",
+               linewidths=0.8, zorder=5, label=label)
+    for k, (x, y) in enumerate(means):
+        ax.annotate(f"{k}: w={weights[k]:.2g}", (x, y), xytext=(7, 7), textcoords="offset points", fontsize=11,
+                    fontweight="bold", color="black", zorder=6,
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=colours[k], alpha=0.85))
+
+
+# ------------------------------------------------------------------ figures
+def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, true_model=None, title=None):
+    """The data as a 2-D histogram with the fitted density and each component's ellipses.
+
+    One pass over ``X`` (a lazy dask histogram); nothing else reads the data.
+    For one-feature data, a histogram with the fitted density curve and its
+    weighted components.
+
+    Parameters
+    ----------
+    model : fitted GaussianMixture
+    X : array-like, dask array, zarr.Array or path of shape (n_samples, n_features)
+    path : str or os.PathLike
+        PNG file to write.
+    features : pair of int, default (0, 1)
+        The two features to show when the data have more than two.
+    bins : int, default 200
+        Histogram bins per axis.
+    extent : sequence of (low, high) per feature, optional
+        Default: every component (of the model and of ``true_model``) to 4 sigma.
+        Rows outside are not drawn; their number is given in the title.
+    true_model : fitted GaussianMixture, optional
+        Its means are marked for comparison (the generator's truth, say).
+    title : str, optional
+        Names the model in the title (default: its size and covariance type).
+
+    Returns
+    -------
+    str, the path written
+    """
+    K, d = _check_model(model)
+    Xd = io.as_dask_array(X)
+    if Xd.shape[1] != d:
+        raise ValueError(f"X has {Xd.shape[1]} features, but the model has {d}.")
+    features = _check_features(features, d)
+    if true_model is not None and true_model.means_.shape[1] != d:
+        true_model = None
+    extent = default_extent(model, true_model, features=features) if extent is None else extent
+    counts, edges = data_histogram(Xd, features, bins, extent)
+    n = Xd.shape[0]
+    outside = n - int(round(counts.sum()))
+    if len(features) == 1:
+        return _plot_data_fit_1d(model, counts, edges[0], n, outside, features[0], path, true_model, title)
+
+    import matplotlib.lines as mlines
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Ellipse
+
+    weights, means, covs = _marginal(model, features)
+    colours = _colours(K)
+    fig = _figure(_figsize_2d(extent))
+    ax = fig.add_subplot()
+    shown = np.where(counts > 0, counts, np.nan)
+    mesh = ax.pcolormesh(edges[0], edges[1], shown.T, cmap="Greys",
+                         norm=LogNorm(vmin=1, vmax=max(2.0, np.nanmax(counts, initial=1.0))),
+                         rasterized=True)
+    fig.colorbar(mesh, ax=ax, label="rows per bin (log scale)")
+
+    xs, ys, gx, gy = _grid(extent)
+    dens = np.exp(mixture_log_density(weights, means, covs, np.column_stack([gx.ravel(), gy.ravel()])))
+    dens = dens.reshape(gx.shape)
+    levels = _hdr_levels(dens, (xs[1] - xs[0]) * (ys[1] - ys[0]))
+    levels_up = sorted(set(levels))
+    if len(levels_up) == len(levels) and levels_up[-1] > 0:
+        cs = ax.contour(gx, gy, dens, levels=levels_up, colors=_CONTOUR_COLOUR, linewidths=1.1,
+                        linestyles=["dotted", "dashed", "solid"][: len(levels_up)], zorder=3)
+        fmt = {lev: f"{int(round(100 * m))}%" for lev, m in zip(levels, HDR_MASSES)}
+        ax.clabel(cs, levels_up, fmt=fmt, fontsize=8, inline=True)
+
+    for k in range(K):
+        w, h, angle = _ellipse_params(covs[k])
+        for n_sigma, style in ((1, "solid"), (2, "dashed")):
+            ax.add_patch(Ellipse(means[k], n_sigma * w, n_sigma * h, angle=angle, fill=False,
+                                 edgecolor=colours[k], linewidth=2.0 if n_sigma == 1 else 1.4,
+                                 linestyle=style, zorder=4))
+    _mark_means(ax, means, colours, weights)
+    handles = [
+        mlines.Line2D([], [], color=_CONTOUR_COLOUR, lw=1.1, label="fitted density: 50/90/99% regions"),
+        mlines.Line2D([], [], color="dimgray", lw=2.0, label="component 1σ ellipse"),
+        mlines.Line2D([], [], color="dimgray", lw=1.4, ls="--", label="component 2σ ellipse"),
+        mlines.Line2D([], [], color="none", marker="X", markerfacecolor="lightgray",
+                      markeredgecolor="black", markersize=9, label="fitted means (k: weight)"),
+    ]
+    if true_model is not None:
+        _, tmeans, _ = _marginal(true_model, features)
+        ax.scatter(tmeans[:, 0], tmeans[:, 1], marker="o", s=110, facecolors="none",
+                   edgecolors="red", linewidths=1.8, zorder=6)
+        handles.append(mlines.Line2D([], [], color="none", marker="o", markerfacecolor="none",
+                                     markeredgecolor="red", markersize=10, mew=1.8, label="true means"))
+    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
+    ax.set_xlim(extent[0])
+    ax.set_ylim(extent[1])
+    _maybe_equal_aspect(ax, extent)
+    ax.set_xlabel(_axis_label(features[0]))
+    ax.set_ylabel(_axis_label(features[1]))
+    note = f"; {outside:,} rows outside the plotted range" if outside else ""
+    pair = f" (features {features[0]}, {features[1]} of {d})" if d > 2 else ""
+    ax.set_title(f"Data: {n:,} rows in a {bins}x{bins} histogram{note}\n"
+                 f"{title or 'Fitted mixture: ' + _title_model(model)}{pair}", fontsize=11)
+    return _save(fig, path)
+
+
+def _plot_data_fit_1d(model, counts, edges, n, outside, feature, path, true_model, title):
+    weights, means, covs = _marginal(model, (feature,))
+    K = len(weights)
+    colours = _colours(K)
+    width = np.diff(edges)
+    fig = _figure((8.0, 5.0))
+    ax = fig.add_subplot()
+    ax.stairs(counts / (n * width), edges, fill=True, color="lightgray", label="data (density-normalised)")
+    xs = np.linspace(edges[0], edges[-1], 600)
+    total = np.exp(mixture_log_density(weights, means, covs, xs[:, None]))
+    ax.plot(xs, total, color="tab:blue", lw=2, label="fitted mixture density")
+    for k in range(K):
+        comp = np.exp(mixture_log_density(weights[k:k + 1], means[k:k + 1], covs[k:k + 1], xs[:, None]))
+        ax.plot(xs, comp, color=colours[k], lw=1.2, ls="--", label=f"component {k} (weight {weights[k]:.3f})")
+        ax.axvline(means[k, 0], color=colours[k], lw=0.8, alpha=0.7)
+    if true_model is not None:
+        _, tmeans, _ = _marginal(true_model, (feature,))
+        for j, m in enumerate(tmeans[:, 0]):
+            ax.axvline(m, color="red", lw=1.0, ls=":", label="true means" if j == 0 else None)
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_xlabel(_axis_label(feature))
+    ax.set_ylabel("probability density")
+    note = f"; {outside:,} rows outside the plotted range" if outside else ""
+    ax.set_title(f"Data: {n:,} rows, {len(counts)} bins{note}\n{title or 'Fitted mixture: ' + _title_model(model)}",
+                 fontsize=11)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_density(model, path, features=(0, 1), extent=None):
+    """The fitted mixture density (its marginal on ``features``) as an image.
+
+    Parameters
+    ----------
+    model : fitted GaussianMixture
+    path : str or os.PathLike, PNG file to write
+    features : pair of int, default (0, 1)
+    extent : sequence of (low, high) per feature, optional
+        Default: every component to 4 sigma.
+
+    Returns
+    -------
+    str, the path written
+    """
+    K, d = _check_model(model)
+    features = _check_features(features, d)
+    extent = default_extent(model, features=features) if extent is None else extent
+    weights, means, covs = _marginal(model, features)
+    colours = _colours(K)
+    if len(features) == 1:
+        fig = _figure((8.0, 5.0))
+        ax = fig.add_subplot()
+        xs = np.linspace(*extent[0], 800)
+        ax.plot(xs, np.exp(mixture_log_density(weights, means, covs, xs[:, None])), color="tab:blue", lw=2)
+        for k in range(K):
+            ax.axvline(means[k, 0], color=colours[k], lw=1, ls="--", label=f"mean of component {k}")
+        ax.set_xlabel(_axis_label(features[0]))
+        ax.set_ylabel("probability density")
+        ax.set_xlim(extent[0])
+        ax.legend(fontsize=8)
+        ax.set_title(f"Fitted mixture density\n{_title_model(model)}", fontsize=11)
+        return _save(fig, path)
+
+    import matplotlib
+    from matplotlib.colors import LogNorm
+
+    xs, ys, gx, gy = _grid(extent, 400)
+    dens = np.exp(mixture_log_density(weights, means, covs, np.column_stack([gx.ravel(), gy.ravel()])))
+    dens = dens.reshape(gx.shape)
+    top = float(dens.max())
+    dens = np.maximum(dens, top * 10.0 ** -(DENSITY_DECADES + 2))  # no zeros (underflow) for the log scale
+    cmap = matplotlib.colormaps["viridis"].with_extremes(under=matplotlib.colormaps["viridis"](0.0))
+    fig = _figure(_figsize_2d(extent))
+    ax = fig.add_subplot()
+    im = ax.imshow(dens, origin="lower", aspect="auto", cmap=cmap,
+                   norm=LogNorm(vmin=top * 10.0**-DENSITY_DECADES, vmax=top),
+                   extent=[xs[0], xs[-1], ys[0], ys[-1]], interpolation="bilinear")
+    fig.colorbar(im, ax=ax, label=f"probability density (log scale, {DENSITY_DECADES} decades)",
+                 extend="min")
+    _mark_means(ax, means, colours, weights, label="component means (k: weight)")
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    ax.set_xlim(extent[0])
+    ax.set_ylim(extent[1])
+    _maybe_equal_aspect(ax, extent)
+    ax.set_xlabel(_axis_label(features[0]))
+    ax.set_ylabel(_axis_label(features[1]))
+    pair = f" on features {features[0]}, {features[1]} of {d}" if d > 2 else ""
+    ax.set_title(f"Fitted mixture density{pair}\n{_title_model(model)}", fontsize=11)
+    return _save(fig, path)
+
+
+def plot_lower_bounds(model, path):
+    """Mean log-likelihood against EM iteration (``model.lower_bounds_``), and its change.
+
+    Returns
+    -------
+    str, the path written
+
+    Raises
+    ------
+    ValueError
+        When the model records no iterations (not fitted by EM).
+    """
+    check_is_fitted(model)
+    lb = np.asarray(getattr(model, "lower_bounds_", []), np.float64)
+    lb = lb[np.isfinite(lb)]
+    if lb.size == 0:
+        raise ValueError("The model records no EM iterations (lower_bounds_ is empty); nothing to plot.")
+    it = np.arange(1, lb.size + 1)
+    fig = _figure((8.0, 6.0))
+    ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    ax.plot(it, lb, marker="o", ms=3, color="tab:blue")
+    ax.set_ylabel("mean log-likelihood per row")
+    converged = "converged" if getattr(model, "converged_", False) else "did not converge"
+    ax.set_title(f"EM convergence: {converged} after {model.n_iter_} iterations\n"
+                 f"final mean log-likelihood {lb[-1]:.6f}", fontsize=11)
+    ax.grid(alpha=0.3)
+    if lb.size > 1:
+        change = np.diff(lb)
+        pos = change > 0
+        ax2.semilogy(it[1:][pos], change[pos], marker="o", ms=3, color="tab:green", lw=1,
+                     label="increase")
+        if np.any(~pos):
+            ax2.semilogy(it[1:][~pos], np.maximum(-change[~pos], 1e-300), marker="v", ms=4,
+                         color="tab:red", lw=0, label="decrease")
+        tol = getattr(model, "tol", None)
+        if tol:
+            ax2.axhline(tol, color="gray", ls="--", lw=1, label=f"tol = {tol:g}")
+        ax2.legend(fontsize=8)
+    ax2.set_ylabel("|change| (log scale)")
+    ax2.set_xlabel("EM iteration")
+    from matplotlib.ticker import MaxNLocator
+
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+#: File names written by :func:`plot_all` into a folder.
+FIGURES = {"fit": "fit.png", "density": "density.png", "loglik": "loglik.png"}
+
+
+def figure_paths(output):
+    """Paths :func:`plot_all` writes for ``output``.
+
+    - a folder (existing, or ending with a separator): ``fit.png``, ``density.png``, ``loglik.png`` inside;
+    - a file name ending in ``.png``: the data figure there, ``<stem>-density.png`` and
+      ``<stem>-loglik.png`` beside it;
+    - any other prefix ``P``: ``P-fit.png``, ``P-density.png``, ``P-loglik.png``.
+    """
+    output = os.fspath(output)
+    if os.path.isdir(output) or output.endswith((os.sep, "/")):
+        return {k: os.path.join(output, v) for k, v in FIGURES.items()}
+    if output.lower().endswith(".png"):
+        stem = output[:-4]
+        return {"fit": output, "density": f"{stem}-density.png", "loglik": f"{stem}-loglik.png"}
+    return {k: f"{output}-{k}.png" for k in FIGURES}
+
+
+def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None):
+    """Write the data-and-fit figure, the density and (if recorded) the log-likelihood curve.
+
+    Parameters
+    ----------
+    model : fitted GaussianMixture
+    X : data as for :func:`plot_data_fit`
+    output : str or os.PathLike
+        A folder, a ``.png`` file name or a prefix (see :func:`figure_paths`).
+
+    Returns
+    -------
+    list of str, the paths written
+    """
+    paths = figure_paths(output)
+    written = [plot_data_fit(model, X, paths["fit"], features, bins, true_model=true_model),
+               plot_density(model, paths["density"], features)]
+    if len(getattr(model, "lower_bounds_", []) or []):
+        written.append(plot_lower_bounds(model, paths["loglik"]))
+    return written
