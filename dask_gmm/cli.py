@@ -60,6 +60,7 @@ class _Terminal:
     def __init__(self, quiet=False):
         self.quiet = quiet
         self._open = False  # a progress line is on screen, without its newline
+        self._shown = 0
 
     @property
     def progress(self):
@@ -69,9 +70,10 @@ class _Terminal:
         if not self.progress:
             return
         width = shutil.get_terminal_size((100, 20)).columns - 1
-        sys.stderr.write("\r" + text[:width].ljust(min(width, max(len(text), 1))))
+        text = text[:width]
+        sys.stderr.write("\r" + text.ljust(self._shown if self._open else 0))  # blank what is left of a longer line
         sys.stderr.flush()
-        self._open = True
+        self._open, self._shown = True, len(text)
 
     def end_status(self):
         if self._open:
@@ -440,9 +442,12 @@ def cmd_generate(args, term):
     path = _data_path(args.path)
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
-        generate_mixture(path, args.n_samples, args.n_features, args.n_components,
-                         chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
-                         overwrite=args.overwrite)
+        try:
+            generate_mixture(path, args.n_samples, args.n_features, args.n_components,
+                             chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
+                             overwrite=args.overwrite)
+        except ValueError as exc:  # the library's advice, in the command line's words
+            raise CLIError(str(exc).replace("overwrite=True", "--overwrite")) from None
     seconds = time.perf_counter() - t0
     term.out(f"wrote {args.n_samples:,} rows x {args.n_features} features ({args.n_components} components, "
              f"{args.dtype}) to {args.path} in {_fmt_seconds(seconds)}")

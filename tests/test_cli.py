@@ -1,0 +1,337 @@
+"""The dask-gmm command line, end to end on a tiny store, against the library it wraps."""
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import zarr
+
+from dask_gmm import GaussianMixture, cli, generate_mixture, load_model
+
+N, CHUNK = 20_000, 5_000
+
+
+def run(capsys, *argv):
+    """main(argv) in-process: (exit status, stdout, stderr)."""
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_error(rc, err, *fragments, status=2):
+    assert rc == status
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("dask-gmm: error: ")
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "mix.zarr"
+    assert cli.main(["generate", str(path), "--n-samples", "20_000", "--chunk-size", "5e3", "--seed", "1",
+                     "--quiet"]) == 0
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def model_file(store, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.json"
+    assert cli.main(["fit", store, "--n-components", "3", "--seed", "0", "--output", str(path)]) == 0
+    return str(path)
+
+
+# ------------------------------------------------------------------ the commands against the library
+def test_generate_equals_the_library(store, tmp_path):
+    ref = tmp_path / "ref.zarr"
+    true = generate_mixture(ref, N, 2, 3, chunk_size=CHUNK, random_state=1)
+    a, b = zarr.open_group(store, mode="r"), zarr.open_group(ref, mode="r")
+    assert a["X"].chunks == (CHUNK, 2)
+    np.testing.assert_array_equal(a["X"][:], b["X"][:])
+    np.testing.assert_array_equal(a["labels"][:], b["labels"][:])
+    np.testing.assert_array_equal(a.attrs["true_model"]["means"], true.means_)
+
+
+def test_fit_equals_the_library(store, model_file, capsys):
+    cli_model = load_model(model_file)
+    gm = GaussianMixture(3, random_state=0).fit(store)
+    for attr in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(cli_model, attr), getattr(gm, attr))
+    assert cli_model.n_iter_ == gm.n_iter_ and cli_model.converged_ == gm.converged_
+    assert cli_model.lower_bounds_ == gm.lower_bounds_
+
+
+def test_fit_options_reach_the_estimator(store, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    rc, stdout, err = run(capsys, "fit", store, "-k", "2", "--covariance-type", "diag", "--max-iter", "40",
+                          "--tol", "1e-5", "--reg-covar", "1e-4", "--n-init", "2", "--init-params", "k-means++",
+                          "--seed", "7", "--checkpoint", tmp_path / "ckpt.json", "-o", out)
+    assert rc == 0 and err == ""
+    gm = GaussianMixture(2, covariance_type="diag", max_iter=40, tol=1e-5, reg_covar=1e-4, n_init=2,
+                         init_params="k-means++", random_state=7).fit(store)
+    m = load_model(out)
+    assert m.covariance_type == "diag"
+    np.testing.assert_array_equal(m.means_, gm.means_)
+    np.testing.assert_array_equal(m.covariances_, gm.covariances_)
+    assert os.path.exists(tmp_path / "ckpt.json")
+    assert f"iterations         {gm.n_iter_}" in stdout and str(out) in stdout
+
+
+def test_fit_leaves_the_logger_as_it_was(store, tmp_path, capsys):
+    logger = logging.getLogger("dask_gmm.mixture")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    assert run(capsys, "fit", store, "-k", "3", "--seed", "0", "-o", tmp_path / "m.json")[0] == 0
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+def test_score_equals_the_library(store, model_file, capsys):
+    rc, out, err = run(capsys, "score", model_file, store)
+    assert rc == 0 and err == ""
+    printed = {line[:20].strip(): line[21:].strip() for line in out.splitlines()}
+    gm = load_model(model_file)
+    assert float(printed["mean log-likelihood"]) == gm.score(store)
+    assert float(printed["BIC"]) == pytest.approx(gm.bic(store), rel=1e-13)
+    assert float(printed["AIC"]) == pytest.approx(gm.aic(store), rel=1e-13)
+    rc, out, _ = run(capsys, "score", model_file, store, "--json")
+    assert json.loads(out)["mean_log_likelihood"] == gm.score(store)
+
+
+def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
+    gm = load_model(model_file)
+    out = tmp_path / "labels.zarr"
+    rc, stdout, err = run(capsys, "predict", model_file, store, "--output", out)
+    assert rc == 0 and err == ""
+    labels = zarr.open_array(out, mode="r")
+    assert labels.dtype == np.int8 and labels.chunks[0] % CHUNK == 0
+    np.testing.assert_array_equal(labels[:], gm.predict(store).compute())
+
+    proba_path = tmp_path / "proba.zarr"
+    assert run(capsys, "predict", model_file, store, "-o", proba_path, "--proba")[0] == 0
+    proba = zarr.open_array(proba_path, mode="r")
+    assert proba.shape == (N, 3)
+    np.testing.assert_allclose(proba[:], gm.predict_proba(store).compute(), rtol=0, atol=1e-15)
+    assert sorted(os.listdir(tmp_path)) == ["labels.zarr", "proba.zarr"]  # no temporary folders left
+
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", out)
+    assert_one_line_error(rc, err, "already exists", "--overwrite")
+    assert run(capsys, "predict", model_file, store, "-o", out, "--overwrite", "--proba")[0] == 0
+    assert zarr.open_array(out, mode="r").shape == (N, 3)
+    assert sorted(os.listdir(tmp_path)) == ["labels.zarr", "proba.zarr"]
+
+
+def test_predict_failure_leaves_nothing_behind(store, model_file, tmp_path, capsys, monkeypatch):
+    import dask.array as da
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(da, "store", boom)
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.zarr")
+    assert_one_line_error(rc, err, "interrupted", status=130)
+    assert os.listdir(tmp_path) == []
+
+
+def test_info(store, model_file, capsys):
+    rc, out, err = run(capsys, "info", store)
+    assert rc == 0 and err == ""
+    assert "20,000 rows x 2 features, float64" in out and "(5000, 2)" in out and "complete" in out
+    true = zarr.open_group(store, mode="r").attrs["true_model"]
+    assert f"{true['weights'][0]:.4f}" in out and f"{true['means'][0][0]:.4f}" in out
+    rc, out, _ = run(capsys, "info", store, "--json")
+    info = json.loads(out)
+    assert info["shape"] == [N, 2] and info["complete"] is True and info["seed"] == 1
+
+    rc, out, err = run(capsys, "info", model_file)
+    assert rc == 0 and err == ""
+    gm = load_model(model_file)
+    assert "3 components, 2 features, full covariance" in out and f"{gm.means_[1][0]:.4f}" in out
+    rc, out, _ = run(capsys, "info", model_file, "--json")
+    assert json.loads(out)["means"] == gm.means_.tolist()
+
+
+def test_plot(store, model_file, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    rc, out, err = run(capsys, "plot", model_file, store, "--output", tmp_path / "fit.png", "--bins", "40")
+    assert rc == 0 and err == ""
+    assert sorted(os.listdir(tmp_path)) == ["fit-density.png", "fit-loglik.png", "fit.png"]
+    for name in os.listdir(tmp_path):
+        with open(tmp_path / name, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert str(tmp_path / name) in out
+
+
+def test_demo(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out_dir = tmp_path / "demo"
+    rc, out, err = run(capsys, "demo", "--n-samples", "30_000", "--output-dir", out_dir, "--seed", "3")
+    assert rc == 0, err
+    assert sorted(os.listdir(out_dir)) == ["data.zarr", "density.png", "fit.png", "loglik.png", "model.json",
+                                           "notebook-start-fit.png"]
+    gm = load_model(out_dir / "model.json")
+    assert gm.means_.shape == (3, 2)
+    assert "true vs fitted" in out and "timings:" in out and str(out_dir) in out
+    assert out.count("    mean        true") == 3  # every true component matched to a fitted one
+    # a rerun with another size replaces the demo's own store
+    assert run(capsys, "demo", "-n", "20_000", "--output-dir", out_dir, "--seed", "3")[0] == 0
+    assert zarr.open_group(out_dir / "data.zarr", mode="r")["X"].shape == (20_000, 2)
+
+
+# ------------------------------------------------------------------ progress and quiet
+def test_progress_on_a_terminal_only(store, tmp_path, capsys, monkeypatch):
+    args = ["fit", store, "-k", "3", "--seed", "0", "--init-params", "random", "--max-iter", "5", "--tol", "0",
+            "-o", tmp_path / "m.json"]
+    rc, out, err = run(capsys, *args)
+    assert rc == 0 and "fit: iteration" not in err  # not a terminal: clean logs (but a ConvergenceWarning)
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    rc, out, err = run(capsys, *args)
+    assert rc == 0
+    assert "\rfit: iteration 1/5  log-likelihood" in err and "\rfit: iteration 5/5" in err and "s/it" in err
+    assert "fitted 3 components" in out
+    rc, out, err = run(capsys, *args, "--quiet")
+    assert "fit: iteration" not in err and "fitted 3 components" in out
+
+
+def test_warnings_are_one_line(store, tmp_path, capsys):
+    rc, out, err = run(capsys, "fit", store, "-k", "3", "--seed", "0", "--init-params", "random",
+                       "--max-iter", "1", "--tol", "0", "-o", tmp_path / "m.json")
+    assert rc == 0
+    assert err.startswith("dask-gmm: warning: Best performing initialization did not converge")
+    assert len(err.strip().splitlines()) == 1 and "NOT converged" in out
+
+
+# ------------------------------------------------------------------ errors
+def test_missing_store(tmp_path, capsys):
+    missing = tmp_path / "nope.zarr"
+    for argv in (["fit", missing, "-k", "2", "-o", tmp_path / "m.json"], ["info", missing]):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, "nope.zarr")
+    assert not os.path.exists(tmp_path / "m.json")
+
+
+def test_incomplete_store(store, tmp_path, capsys):
+    broken = tmp_path / "broken.zarr"
+    shutil.copytree(store, broken)
+    g = zarr.open_group(broken, mode="r+")
+    g.attrs["dask_gmm"] = {**g.attrs["dask_gmm"], "complete": False}
+    rc, _, err = run(capsys, "fit", broken, "-k", "3", "-o", tmp_path / "m.json")
+    assert_one_line_error(rc, err, "incomplete", "generate")
+    rc, out, _ = run(capsys, "info", broken)
+    assert rc == 0 and "INCOMPLETE" in out
+
+
+def test_missing_chunk(store, tmp_path, capsys, model_file):
+    broken = tmp_path / "holes.zarr"
+    shutil.copytree(store, broken)
+    os.unlink(broken / "X" / "c" / "1" / "0")
+    rc, _, err = run(capsys, "score", model_file, broken)
+    assert_one_line_error(rc, err, "missing 1 of its chunks")
+
+
+def test_model_data_mismatch(model_file, tmp_path, capsys):
+    three = tmp_path / "d3.zarr"
+    generate_mixture(three, 1000, 3, 2, chunk_size=500, random_state=0)
+    for cmd in (["score"], ["predict", "--output", tmp_path / "l.zarr"] , ["plot", "--output", tmp_path / "f.png"]):
+        rc, _, err = run(capsys, cmd[0], model_file, three, *cmd[1:])
+        assert_one_line_error(rc, err, "2 features", "have 3")
+    assert os.listdir(tmp_path) == ["d3.zarr"]
+
+
+def test_bad_model_file(store, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    for argv in (["info", bad], ["score", bad, store], ["score", tmp_path / "none.json", store]):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, "model file")
+
+
+@pytest.mark.parametrize("value", ["1.5", "abc", "0", "-3", "1e-3", "inf", "nan", ""])
+def test_bad_n_samples(value, tmp_path, capsys):
+    rc, _, err = run(capsys, "generate", tmp_path / "x.zarr", "--n-samples", value)
+    assert_one_line_error(rc, err, "--n-samples")
+    assert not os.path.exists(tmp_path / "x.zarr")
+
+
+def test_generate_refuses_other_arguments_in_cli_words(store, capsys):
+    rc, _, err = run(capsys, "generate", store, "-n", "20_000", "--chunk-size", "5000", "--seed", "2")
+    assert_one_line_error(rc, err, "different arguments", "--overwrite")
+    assert "overwrite=True" not in err
+
+
+def test_library_value_error(store, tmp_path, capsys):
+    rc, _, err = run(capsys, "fit", store, "-k", "30000", "-o", tmp_path / "m.json")
+    assert_one_line_error(rc, err, "n_components")
+
+
+def test_usage_errors(capsys):
+    for argv in (["fit"], ["frobnicate"], ["fit", "x.zarr", "-k", "2", "-o", "m.json", "--covariance-type", "odd"]):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, "--help")
+    rc, out, _ = run(capsys, "--help")
+    assert rc == 0 and "generate" in out and "demo" in out
+    assert run(capsys, "--version")[0] == 0
+
+
+def test_keyboard_interrupt_and_bugs(store, capsys, monkeypatch):
+    def interrupted(args, term):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_info", interrupted)
+    rc, _, err = run(capsys, "info", store)
+    assert_one_line_error(rc, err, "interrupted", status=130)
+
+    def bug(args, term):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(cli, "cmd_info", bug)
+    with pytest.raises(RuntimeError, match="a real bug"):
+        cli.main(["info", store])
+
+
+# ------------------------------------------------------------------ helpers
+@pytest.mark.parametrize("text, value", [("1e5", 100_000), ("100_000", 100_000), ("100000000", 10**8),
+                                         ("1e8", 10**8), ("1E8", 10**8), ("100_000_000", 10**8),
+                                         ("2.5e3", 2500), (" 7 ", 7), ("123456789012345678901", 123456789012345678901)])
+def test_count_parses_exactly(text, value):
+    assert cli.count(text) == value and isinstance(cli.count(text), int)
+
+
+def test_match_components():
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=(5, 3)) * 10
+    perm = rng.permutation(5)
+    assert list(cli.match_components(true, true[perm] + 0.01)) == list(np.argsort(perm))
+
+
+def test_sparkline():
+    assert cli.sparkline([0, 1, 2, 3, 4, 5, 6, 7]) in ("▁▂▃▄▅▆▇█", "_.-~=*#@")
+    assert len(cli.sparkline(np.arange(500), width=40)) == 40
+    assert cli.sparkline([]) == ""
+
+
+# ------------------------------------------------------------------ the real console script
+def _console(*argv):
+    exe = shutil.which("dask-gmm")
+    cmd = [exe] if exe else [sys.executable, "-m", "dask_gmm.cli"]
+    return subprocess.run(cmd + [str(a) for a in argv], capture_output=True, text=True, timeout=120)
+
+
+def test_console_script(store, tmp_path):
+    res = _console("info", store)
+    assert res.returncode == 0 and "20,000 rows" in res.stdout and res.stderr == ""
+    res = _console("fit", tmp_path / "missing.zarr", "-k", "2", "-o", tmp_path / "m.json")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()]
+    assert res.stderr.startswith("dask-gmm: error: no Zarr store")
+
+
+def test_python_dash_m(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "dask_gmm.cli", "generate", tmp_path / "x.zarr", "-n", "1.5"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("dask-gmm: error: argument --n-samples")

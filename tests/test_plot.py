@@ -1,0 +1,165 @@
+"""Figures: valid PNGs for 1, 2 and 3 features, the histogram against NumPy, the density against SciPy."""
+
+import os
+import sys
+
+import dask.array as da
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+pytest.importorskip("matplotlib")
+from matplotlib.image import imread  # noqa: E402
+
+from dask_gmm import GaussianMixture  # noqa: E402
+from dask_gmm import plot  # noqa: E402
+from dask_gmm.modelfile import fitted_model  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _blobs(n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    means = np.array([[0.0, 0.0, 0.0], [6.0, 1.0, -2.0], [1.0, 7.0, 3.0]])[:, :d]
+    labels = rng.integers(0, 3, n)
+    A = rng.standard_normal((3, d, d)) * 0.6
+    X = means[labels] + np.einsum("nij,nj->ni", A[labels], rng.standard_normal((n, d)))
+    return X
+
+
+@pytest.fixture(scope="module", params=[1, 2, 3], ids=["d1", "d2", "d3"])
+def fitted(request):
+    X = _blobs(6000, request.param)
+    gm = GaussianMixture(3, random_state=0).fit(da.from_array(X, chunks=(1500, request.param)))
+    return gm, X
+
+
+def assert_png(path, min_side=200):
+    assert os.path.getsize(path) > 1000
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+    img = imread(path)
+    assert img.ndim == 3 and img.shape[2] in (3, 4)
+    assert min(img.shape[:2]) >= min_side
+    assert img[..., :3].std() > 0.01  # not a blank image
+
+
+def test_figures_are_valid_pngs(fitted, tmp_path):
+    gm, X = fitted
+    d = X.shape[1]
+    features = (0, 2) if d == 3 else (0, 1)
+    true = fitted_model(gm.weights_, gm.means_ + 0.1, gm.covariances_, "full")
+    paths = [
+        plot.plot_data_fit(gm, da.from_array(X, chunks=(1000, d)), tmp_path / "fit.png", features,
+                           bins=50, true_model=true),
+        plot.plot_density(gm, tmp_path / "density.png", features),
+        plot.plot_lower_bounds(gm, tmp_path / "loglik.png"),
+    ]
+    for p in paths:
+        assert_png(p)
+    assert sorted(os.listdir(tmp_path)) == ["density.png", "fit.png", "loglik.png"]  # no temporary files left
+
+
+def test_plot_all_from_a_zarr_store(tmp_path):
+    from dask_gmm import generate_mixture
+
+    store = tmp_path / "mix.zarr"
+    true = generate_mixture(store, 4000, 2, 3, chunk_size=1000, random_state=3)
+    gm = GaussianMixture(3, random_state=0).fit(store)
+    written = plot.plot_all(gm, store, str(tmp_path / "out") + os.sep, bins=40, true_model=true)
+    assert [os.path.basename(p) for p in written] == ["fit.png", "density.png", "loglik.png"]
+    for p in written:
+        assert_png(p)
+
+
+@pytest.mark.parametrize("output, expected", [
+    ("fig.png", ["fig.png", "fig-density.png", "fig-loglik.png"]),
+    ("run1", ["run1-fit.png", "run1-density.png", "run1-loglik.png"]),
+    ("folder" + os.sep, ["folder/fit.png", "folder/density.png", "folder/loglik.png"]),
+])
+def test_figure_paths(output, expected):
+    assert list(plot.figure_paths(output).values()) == [os.path.normpath(p) for p in expected]
+
+
+def test_figure_paths_existing_folder(tmp_path):
+    assert plot.figure_paths(tmp_path)["fit"] == os.path.join(tmp_path, "fit.png")
+
+
+@pytest.mark.parametrize("features, bins, range_", [
+    ((0, 1), 37, [(-3.0, 9.0), (-2.0, 10.0)]),
+    ((2, 0), 25, [(-1.0, 1.0), (0.0, 5.0)]),  # most rows outside the range: dropped as NumPy does
+    ((0, 2), 16, None),  # default range: the data's min and max, as NumPy
+])
+def test_histogram_equals_numpy(features, bins, range_):
+    X = _blobs(5003, 3, seed=1)
+    counts, edges = plot.data_histogram(da.from_array(X, chunks=(700, 3)), features, bins, range_)
+    ref, xe, ye = np.histogram2d(X[:, features[0]], X[:, features[1]], bins=bins, range=range_)
+    np.testing.assert_array_equal(counts, ref)
+    np.testing.assert_allclose(edges[0], xe, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(edges[1], ye, rtol=0, atol=1e-12)
+
+
+def test_histogram_1d_equals_numpy():
+    X = _blobs(3001, 1, seed=2)
+    counts, edges = plot.data_histogram(X, (0,), 30, [(-2.0, 8.0)])
+    ref, e = np.histogram(X[:, 0], bins=30, range=(-2.0, 8.0))
+    np.testing.assert_array_equal(counts, ref)
+    np.testing.assert_allclose(edges[0], e)
+
+
+def test_mixture_density_equals_scipy():
+    rng = np.random.default_rng(0)
+    w = np.array([0.2, 0.5, 0.3])
+    m = rng.normal(size=(3, 2))
+    A = rng.normal(size=(3, 2, 2))
+    c = np.einsum("kji,kjl->kil", A, A) + 0.1 * np.eye(2)
+    pts = rng.normal(size=(50, 2)) * 3
+    ref = sum(w[k] * multivariate_normal(m[k], c[k]).pdf(pts) for k in range(3))
+    np.testing.assert_allclose(np.exp(plot.mixture_log_density(w, m, c, pts)), ref, rtol=1e-12)
+
+
+def test_marginal_of_a_3d_model_uses_the_sub_blocks():
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(2, 3, 3))
+    covs = np.einsum("kji,kjl->kil", A, A) + np.eye(3)
+    gm = fitted_model([0.4, 0.6], rng.normal(size=(2, 3)), covs, "full")
+    w, m, c = plot._marginal(gm, (2, 0))
+    np.testing.assert_array_equal(m, gm.means_[:, [2, 0]])
+    np.testing.assert_array_equal(c[1], covs[1][np.ix_([2, 0], [2, 0])])
+
+
+def test_ellipse_of_a_diagonal_covariance():
+    w, h, angle = plot._ellipse_params(np.diag([4.0, 1.0]))
+    assert (w, h) == (4.0, 2.0) and angle % 180 == pytest.approx(0.0)
+    w, h, angle = plot._ellipse_params(np.diag([1.0, 9.0]))
+    assert (w, h) == (6.0, 2.0) and angle % 180 == pytest.approx(90.0)
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+def test_every_covariance_type(covariance_type, tmp_path):
+    X = _blobs(3000, 2, seed=4)
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    assert_png(plot.plot_data_fit(gm, X, tmp_path / "fit.png", bins=30))
+
+
+def test_errors(tmp_path):
+    X = _blobs(2000, 3)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="distinct indices"):
+        plot.plot_density(gm, tmp_path / "x.png", features=(0, 3))
+    with pytest.raises(ValueError, match="distinct indices"):
+        plot.plot_density(gm, tmp_path / "x.png", features=(1, 1))
+    with pytest.raises(ValueError, match="features"):
+        plot.plot_data_fit(gm, X[:, :2], tmp_path / "x.png")
+    true = fitted_model(gm.weights_, gm.means_, gm.covariances_, "full")
+    with pytest.raises(ValueError, match="no EM iterations"):
+        plot.plot_lower_bounds(true, tmp_path / "x.png")
+    assert len(plot.plot_all(true, X, tmp_path / "t", bins=20)) == 2  # no curve to draw: skipped
+    assert not os.path.exists(tmp_path / "x.png")
+
+
+def test_missing_matplotlib_says_how_to_install(monkeypatch, tmp_path):
+    gm = fitted_model([1.0], [[0.0, 0.0]], [np.eye(2)], "full")
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"pip install 'dask_gmm\[plot\]'"):
+        plot.plot_density(gm, tmp_path / "x.png")
