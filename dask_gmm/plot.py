@@ -218,18 +218,21 @@ def _ellipse_params(cov2):
     return 2 * np.sqrt(vals[1]), 2 * np.sqrt(vals[0]), angle
 
 
-def _figsize_2d(extent, width=8.0):
-    """Figure size whose plot area roughly matches equal-scale axes (so the colour bar fits)."""
+def _equal_aspect_ratio(extent):
+    """Height/width of the data ranges when equal scales suit them (true ellipse shapes), else None."""
     (x0, x1), (y0, y1) = extent
-    ratio = min(3.0, max(1 / 3, (y1 - y0) / (x1 - x0)))
-    return width, float(np.clip(5.8 * ratio + 1.3, 3.5, 12.0))
+    ratio = (y1 - y0) / (x1 - x0)
+    return ratio if 2 / 3 <= ratio <= 1.5 else None
+
+
+def _figsize_2d(extent, width=8.0):
+    """Figure size whose plot area roughly matches the axes box (so that the colour bar fits)."""
+    ratio = _equal_aspect_ratio(extent) or 0.75
+    return width, float(np.clip(5.6 * ratio + 1.4, 3.5, 12.6))
 
 
 def _maybe_equal_aspect(ax, extent):
-    """Equal scales (true ellipse shapes) unless the two ranges differ a lot."""
-    (x0, x1), (y0, y1) = extent
-    ratio = (x1 - x0) / (y1 - y0)
-    if 1 / 3 <= ratio <= 3:
+    if _equal_aspect_ratio(extent) is not None:
         ax.set_aspect("equal", adjustable="box")
 
 
@@ -238,12 +241,16 @@ def _title_model(model):
     return f"{K} component{'s' if K != 1 else ''}, {model.covariance_type} covariance"
 
 
-def _mark_means(ax, means, colours, weights, label="fitted means"):
+def _mark_means(ax, means, colours, weights, extent, label="fitted means"):
     ax.scatter(means[:, 0], means[:, 1], marker="X", s=90, c=colours, edgecolors="black",
                linewidths=0.8, zorder=5, label=label)
+    # labels of means closer than 4% of the plot's diagonal are stacked, not drawn over each other
+    (x0, x1), (y0, y1) = extent
+    near = 0.04 * np.hypot(x1 - x0, y1 - y0)
     for k, (x, y) in enumerate(means):
-        ax.annotate(f"{k}: w={weights[k]:.2g}", (x, y), xytext=(7, 7), textcoords="offset points", fontsize=11,
-                    fontweight="bold", color="black", zorder=6,
+        stacked = sum(np.hypot(*(means[j] - means[k])) < near for j in range(k))
+        ax.annotate(f"{k}: w={weights[k]:.2g}", (x, y), xytext=(7, 7 + 16 * stacked), textcoords="offset points",
+                    fontsize=11, fontweight="bold", color="black", zorder=6,
                     bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=colours[k], alpha=0.85))
 
 
@@ -322,7 +329,7 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
             ax.add_patch(Ellipse(means[k], n_sigma * w, n_sigma * h, angle=angle, fill=False,
                                  edgecolor=colours[k], linewidth=2.0 if n_sigma == 1 else 1.4,
                                  linestyle=style, zorder=4))
-    _mark_means(ax, means, colours, weights)
+    _mark_means(ax, means, colours, weights, extent)
     handles = [
         mlines.Line2D([], [], color=_CONTOUR_COLOUR, lw=1.1, label="fitted density: 50/90/99% regions"),
         mlines.Line2D([], [], color="dimgray", lw=2.0, label="component 1σ ellipse"),
@@ -428,7 +435,7 @@ def plot_density(model, path, features=(0, 1), extent=None):
                    extent=[xs[0], xs[-1], ys[0], ys[-1]], interpolation="bilinear")
     fig.colorbar(im, ax=ax, label=f"probability density (log scale, {DENSITY_DECADES} decades)",
                  extend="min")
-    _mark_means(ax, means, colours, weights, label="component means (k: weight)")
+    _mark_means(ax, means, colours, weights, extent, label="component means (k: weight)")
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
     ax.set_xlim(extent[0])
     ax.set_ylim(extent[1])
@@ -440,8 +447,21 @@ def plot_density(model, path, features=(0, 1), extent=None):
     return _save(fig, path)
 
 
-def plot_lower_bounds(model, path):
+def plot_lower_bounds(model, path, *, tol=None):
     """Mean log-likelihood against EM iteration (``model.lower_bounds_``), and its change.
+
+    The top panel shows the log-likelihood; when the starting value is far
+    below the rest it is left off the scale (and its value written) so that
+    the later iterations stay readable. The bottom panel shows the size of
+    each iteration's change on a log scale, floored at the float64 resolution
+    of the values.
+
+    Parameters
+    ----------
+    model : fitted GaussianMixture
+    path : str or os.PathLike, PNG file to write
+    tol : float, optional
+        Convergence threshold to draw (a model file does not record the one used).
 
     Returns
     -------
@@ -452,6 +472,8 @@ def plot_lower_bounds(model, path):
     ValueError
         When the model records no iterations (not fitted by EM).
     """
+    from matplotlib.ticker import MaxNLocator
+
     check_is_fitted(model)
     lb = np.asarray(getattr(model, "lower_bounds_", []), np.float64)
     lb = lb[np.isfinite(lb)]
@@ -461,29 +483,39 @@ def plot_lower_bounds(model, path):
     fig = _figure((8.0, 6.0))
     ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
     ax.plot(it, lb, marker="o", ms=3, color="tab:blue")
+    rest = lb[1:]
+    if rest.size >= 2 and (rest.min() - lb[0]) > 5 * max(rest.max() - rest.min(), 1e-12):
+        span = max(rest.max() - rest.min(), 1e-9 * max(1.0, abs(rest.max())))
+        ax.set_ylim(rest.min() - 0.08 * span, rest.max() + 0.08 * span)
+        ax.annotate(f"iteration 1: {lb[0]:.6g} (off the scale)", xy=(1, rest.min() - 0.08 * span),
+                    xytext=(40, 30), textcoords="offset points", fontsize=9, color="tab:blue",
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="tab:blue", alpha=0.9),
+                    arrowprops=dict(arrowstyle="->", color="tab:blue"))
     ax.set_ylabel("mean log-likelihood per row")
     converged = "converged" if getattr(model, "converged_", False) else "did not converge"
     ax.set_title(f"EM convergence: {converged} after {model.n_iter_} iterations\n"
                  f"final mean log-likelihood {lb[-1]:.6f}", fontsize=11)
     ax.grid(alpha=0.3)
+    floor = 8 * np.finfo(np.float64).eps * max(1.0, float(np.abs(lb).max()))
     if lb.size > 1:
         change = np.diff(lb)
-        pos = change > 0
-        ax2.semilogy(it[1:][pos], change[pos], marker="o", ms=3, color="tab:green", lw=1,
-                     label="increase")
-        if np.any(~pos):
-            ax2.semilogy(it[1:][~pos], np.maximum(-change[~pos], 1e-300), marker="v", ms=4,
-                         color="tab:red", lw=0, label="decrease")
-        tol = getattr(model, "tol", None)
+        size = np.maximum(np.abs(change), floor)
+        up, down, noise = change > floor, change < -floor, np.abs(change) <= floor
+        ax2.plot(it[1:], size, color="tab:green", lw=0.8, alpha=0.6)
+        ax2.plot(it[1:][up], size[up], "o", ms=3, color="tab:green", label="increase")
+        if down.any():
+            ax2.plot(it[1:][down], size[down], "v", ms=5, color="tab:red", label="decrease")
+        if noise.any():
+            ax2.plot(it[1:][noise], size[noise], "s", ms=3, color="gray", label="no change (float64 resolution)")
         if tol:
-            ax2.axhline(tol, color="gray", ls="--", lw=1, label=f"tol = {tol:g}")
-        ax2.legend(fontsize=8)
+            ax2.axhline(tol, color="black", ls="--", lw=1, label=f"tol = {tol:g}")
+        ax2.set_yscale("log")
+        ax2.set_ylim(floor / 3, 10 * max(size.max(), tol or 0.0))
+        ax2.legend(fontsize=8, loc="best")
     ax2.set_ylabel("|change| (log scale)")
     ax2.set_xlabel("EM iteration")
-    from matplotlib.ticker import MaxNLocator
-
     ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax2.grid(alpha=0.3, which="both")
+    ax2.grid(alpha=0.3, which="major")
     return _save(fig, path)
 
 
@@ -508,7 +540,7 @@ def figure_paths(output):
     return {k: f"{output}-{k}.png" for k in FIGURES}
 
 
-def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None):
+def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, tol=None):
     """Write the data-and-fit figure, the density and (if recorded) the log-likelihood curve.
 
     Parameters
@@ -517,6 +549,10 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None):
     X : data as for :func:`plot_data_fit`
     output : str or os.PathLike
         A folder, a ``.png`` file name or a prefix (see :func:`figure_paths`).
+    features, bins, true_model
+        As for :func:`plot_data_fit`.
+    tol : float, optional
+        Convergence threshold drawn on the log-likelihood figure.
 
     Returns
     -------
@@ -526,5 +562,5 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None):
     written = [plot_data_fit(model, X, paths["fit"], features, bins, true_model=true_model),
                plot_density(model, paths["density"], features)]
     if len(getattr(model, "lower_bounds_", []) or []):
-        written.append(plot_lower_bounds(model, paths["loglik"]))
+        written.append(plot_lower_bounds(model, paths["loglik"], tol=tol))
     return written

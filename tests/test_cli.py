@@ -170,17 +170,27 @@ def test_plot(store, model_file, tmp_path, capsys):
 def test_demo(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out_dir = tmp_path / "demo"
+    generate_mixture(out_dir / "data.zarr", 1000, 2, 3, chunk_size=500, random_state=0)  # an earlier demo's store
     rc, out, err = run(capsys, "demo", "--n-samples", "30_000", "--output-dir", out_dir, "--seed", "3")
     assert rc == 0, err
     assert sorted(os.listdir(out_dir)) == ["data.zarr", "density.png", "fit.png", "loglik.png", "model.json",
-                                           "notebook-start-fit.png"]
+                                           "notebook-fit.png", "notebook-loglik.png"]
     gm = load_model(out_dir / "model.json")
     assert gm.means_.shape == (3, 2)
     assert "true vs fitted" in out and "timings:" in out and str(out_dir) in out
     assert out.count("    mean        true") == 3  # every true component matched to a fitted one
-    # a rerun with another size replaces the demo's own store
-    assert run(capsys, "demo", "-n", "20_000", "--output-dir", out_dir, "--seed", "3")[0] == 0
-    assert zarr.open_group(out_dir / "data.zarr", mode="r")["X"].shape == (20_000, 2)
+    assert "the notebook's way: 100 EM iterations" in out and out.count("   true mean [") == 3
+    assert "replacing the previous demo store" in out  # written with other arguments: replaced
+    assert zarr.open_group(out_dir / "data.zarr", mode="r")["X"].shape == (30_000, 2)
+
+
+def test_demo_never_replaces_what_it_did_not_write(tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    (out_dir / "data.zarr").mkdir(parents=True)
+    (out_dir / "data.zarr" / "precious.txt").write_text("mine")
+    rc, _, err = run(capsys, "demo", "-n", "1000", "--output-dir", out_dir)
+    assert_one_line_error(rc, err, "data.zarr")
+    assert (out_dir / "data.zarr" / "precious.txt").read_text() == "mine"
 
 
 # ------------------------------------------------------------------ progress and quiet
