@@ -116,7 +116,8 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
     Follows scikit-learn exactly: iteration n computes the mean log-likelihood
     at the current parameters (the lower bound) and the statistics in the same
     pass, then the M-step; a run converges when the lower bound changes by less
-    than ``tol``. ``on_iteration(runs)`` is called after every pass.
+    than ``tol``. ``on_iteration(runs, advanced)`` is called after every pass
+    with the runs that pass advanced.
     """
     while True:
         active = [r for r in runs if not r.converged and r.n_iter < max_iter]
@@ -134,4 +135,4 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
             run.n_iter += 1
             run.converged = bool(abs(change) < tol)
         if on_iteration is not None:
-            on_iteration(runs)
+            on_iteration(runs, active)

@@ -209,18 +209,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         runs = ckpt.load() if ckpt is not None else None
         if runs is None:
             runs = [self._warm_run()] if warm else self._initial_runs(blocks, X, inits, seeds)
-            for r in runs:  # scikit-learn: a fresh fit starts from -inf, a warm one from the last bound
-                r.lower_bound = r.lower_bound if warm else -np.inf
 
         clock = [time.perf_counter()]
 
-        def on_iteration(runs):
+        def on_iteration(runs, advanced):
             if ckpt is not None:
                 ckpt.save(runs)
             now = time.perf_counter()
             seconds, clock[0] = now - clock[0], now
-            if self.verbose and runs[0].n_iter % self.verbose_interval == 0:
-                for i, r in enumerate(runs):
+            advanced = {id(r) for r in advanced}
+            for i, r in enumerate(runs):
+                if self.verbose and id(r) in advanced and r.n_iter % self.verbose_interval == 0:
                     prev = r.lower_bounds[-2] if len(r.lower_bounds) > 1 else -np.inf
                     logger.info(
                         "init %d iteration %d: lower bound %.6f, change %.3g, %.3f s/iteration",
