@@ -1,0 +1,711 @@
+"""Variational Bayesian Gaussian mixture: scikit-learn's BayesianGaussianMixture over Dask and Zarr data.
+
+The variational E-step is the Gaussian E-step with per-component additive
+constants, so each iteration is one pass of :func:`dask_gmm._kernels.e_step_stats`
+(every restart evaluated on the same read of each block) tree-reduced by
+:class:`dask_gmm._em.Blocks`. Everything after the reduction works on arrays of
+size about K·d²:
+
+* the Bayesian M-step: :func:`dask_gmm._covariance.m_step` gives scikit-learn's
+  ``nk, xk, sk`` and the Dirichlet(-process), Gaussian and Wishart posteriors
+  are updated from them (:func:`bayesian_m_step`);
+* the lower bound: scikit-learn's needs ``sum_n sum_k r_nk log r_nk``, which
+  follows from the reduced statistics without a second pass
+  (:func:`sum_resp_log_resp`);
+* the data-dependent priors (``mean_prior_``, ``covariance_prior_``) are the
+  moments of X, which the statistics of any pass already hold: they come from
+  the initialisation's statistics (:func:`data_moments`), or, on a warm start,
+  from the first iteration's.
+
+Shapes, with K components and d features: ``degrees_of_freedom`` is (K,), a
+scalar for ``tied``; ``weight_concentration`` is a pair of (K,) arrays for the
+``dirichlet_process`` prior and one (K,) array for ``dirichlet_distribution``;
+covariances and precision Cholesky factors as in :mod:`dask_gmm._covariance`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import numpy as np
+from scipy import linalg
+from scipy.special import betaln, digamma, gammaln
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from . import _covariance as cov
+from . import _kernels, io
+from ._em import Blocks
+from ._init import INITIALIZERS, as_seed_sequence, initial_statistics_many
+from .mixture import GaussianMixture
+
+logger = logging.getLogger(__name__)
+
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+_EPS10 = 10 * np.finfo(np.float64).eps  # scikit-learn's floor on nk
+
+
+class Priors(NamedTuple):
+    """The resolved priors (scikit-learn's ``*_prior_`` attributes)."""
+
+    weight_concentration: float
+    mean_precision: float
+    mean: np.ndarray  # (d,)
+    degrees_of_freedom: float
+    covariance: np.ndarray  # (d, d) full/tied, (d,) diag, float spherical
+
+
+class Params(NamedTuple):
+    """The variational parameters of one run (scikit-learn's ``_get_parameters`` order)."""
+
+    weight_concentration: object  # (K,) array, or a pair of (K,) arrays for the dirichlet process
+    mean_precision: np.ndarray  # (K,)
+    means: np.ndarray  # (K, d)
+    degrees_of_freedom: object  # (K,), float for tied
+    covariances: np.ndarray  # shape by covariance type
+    precisions_cholesky: np.ndarray  # shape by covariance type
+
+
+# ------------------------------------------------------------------ weights, by prior type
+def _weights_dp(nk, alpha0):
+    return (1.0 + nk, alpha0 + np.hstack((np.cumsum(nk[::-1])[-2::-1], 0)))
+
+
+def _log_weights_dp(wc):
+    a, b = wc
+    digamma_sum = digamma(a + b)
+    return digamma(a) - digamma_sum + np.hstack((0, np.cumsum(digamma(b) - digamma_sum)[:-1]))
+
+
+def _mixing_weights_dp(wc):
+    a, b = wc
+    total = a + b
+    w = a / total * np.hstack((1, np.cumprod((b / total)[:-1])))
+    return w / w.sum()
+
+
+_WEIGHT_CONCENTRATION = {"dirichlet_process": _weights_dp, "dirichlet_distribution": lambda nk, alpha0: alpha0 + nk}
+_EXPECTED_LOG_WEIGHTS = {
+    "dirichlet_process": _log_weights_dp,
+    "dirichlet_distribution": lambda wc: digamma(wc) - digamma(np.sum(wc)),
+}
+_MIXING_WEIGHTS = {"dirichlet_process": _mixing_weights_dp, "dirichlet_distribution": lambda wc: wc / np.sum(wc)}
+_LOG_NORM_WEIGHT = {
+    "dirichlet_process": lambda wc: -np.sum(betaln(wc[0], wc[1])),
+    "dirichlet_distribution": lambda wc: gammaln(np.sum(wc)) - np.sum(gammaln(wc)),
+}
+
+
+def mixing_weights(weight_concentration, prior_type):
+    """Expected mixing weights (K,) from the weight concentration (scikit-learn's ``weights_``)."""
+    return _MIXING_WEIGHTS[prior_type](weight_concentration)
+
+
+# ------------------------------------------------------------------ Wishart, by covariance type
+def _wishart_full(nk, xk, sk, p, mean_precision):
+    dof = p.degrees_of_freedom + nk
+    diff = xk - p.mean
+    scale = nk * p.mean_precision / mean_precision
+    covariances = (
+        p.covariance + nk[:, None, None] * sk + scale[:, None, None] * (diff[:, :, None] * diff[:, None, :])
+    )
+    return dof, covariances / dof[:, None, None]
+
+
+def _wishart_tied(nk, xk, sk, p, mean_precision):
+    K = nk.shape[0]
+    dof = p.degrees_of_freedom + nk.sum() / K
+    diff = xk - p.mean
+    covariances = p.covariance + sk * nk.sum() / K + p.mean_precision / K * np.dot((nk / mean_precision) * diff.T, diff)
+    return dof, covariances / dof
+
+
+def _wishart_diag(nk, xk, sk, p, mean_precision):
+    dof = p.degrees_of_freedom + nk
+    diff = xk - p.mean
+    covariances = p.covariance + nk[:, None] * (sk + (p.mean_precision / mean_precision)[:, None] * np.square(diff))
+    return dof, covariances / dof[:, None]
+
+
+def _wishart_spherical(nk, xk, sk, p, mean_precision):
+    dof = p.degrees_of_freedom + nk
+    diff = xk - p.mean
+    covariances = p.covariance + nk * (sk + p.mean_precision / mean_precision * np.mean(np.square(diff), 1))
+    return dof, covariances / dof
+
+
+_WISHART = {"full": _wishart_full, "tied": _wishart_tied, "diag": _wishart_diag, "spherical": _wishart_spherical}
+
+# sum_n r_nk ||(x_n - mu_k) P_k||^2 over n and k from the second moments centred on mu
+_MAHALANOBIS_SUM = {
+    "full": lambda s2, pc: float(np.einsum("kia,kij,kja->", pc, s2, pc)),
+    "tied": lambda s2, pc: float(np.einsum("ia,ij,ja->", pc, s2, pc)),
+    "diag": lambda s2, pc: float(np.sum(pc**2 * s2)),
+    "spherical": lambda s2, pc: float(np.sum(pc[:, None] ** 2 * s2)),
+}
+
+# sum over components of the Wishart log-normalisers (tied: one matrix counted for each of the K components)
+_SUM_LOG_WISHART = {
+    "full": lambda v, K: float(np.sum(v)),
+    "tied": lambda v, K: K * float(np.sum(v)),
+    "diag": lambda v, K: float(np.sum(v)),
+    "spherical": lambda v, K: float(np.sum(v)),
+}
+
+
+# total second moment about the overall mean from per-component centred moments
+_TOTAL_SCATTER = {
+    "full": lambda s2, corr: s2.sum(axis=0) + corr,
+    "tied": lambda s2, corr: s2 + corr,
+    "diag": lambda s2, corr: s2.sum(axis=0) + np.diag(corr),
+    "spherical": lambda s2, corr: s2.sum(axis=0) + np.diag(corr),
+}
+_DEFAULT_COVARIANCE_PRIOR = {
+    "full": lambda c: np.atleast_2d(c),
+    "tied": lambda c: np.atleast_2d(c),
+    "diag": lambda c: c,
+    "spherical": lambda c: float(c.mean()),
+}
+
+
+def _check_matrix_prior(prior, covariance_type, n_features):
+    prior = _as_prior_array(prior, (n_features, n_features), covariance_type)
+    if not (np.allclose(prior, prior.T) and np.all(linalg.eigvalsh(prior) > 0.0)):
+        raise ValueError(f"The parameter '{covariance_type} covariance_prior' should be symmetric, positive-definite.")
+    return prior
+
+
+def _check_diag_prior(prior, covariance_type, n_features):
+    prior = _as_prior_array(prior, (n_features,), covariance_type)
+    if np.any(prior <= 0.0):
+        raise ValueError(f"The parameter '{covariance_type} covariance_prior' should be positive.")
+    return prior
+
+
+def _check_spherical_prior(prior, covariance_type, n_features):
+    if isinstance(prior, bool) or not isinstance(prior, Real) or not prior > 0.0:
+        raise ValueError(f"The parameter 'spherical covariance_prior' should be a positive number, got {prior!r}.")
+    return float(prior)
+
+
+def _as_prior_array(prior, shape, covariance_type):
+    prior = np.asarray(prior, dtype=np.float64)
+    if prior.shape != shape:
+        raise ValueError(
+            f"The parameter '{covariance_type} covariance_prior' should have the shape of {shape}, "
+            f"but got {prior.shape}"
+        )
+    if not np.all(np.isfinite(prior)):
+        raise ValueError(f"The parameter '{covariance_type} covariance_prior' should be finite.")
+    return prior
+
+
+_CHECK_COVARIANCE_PRIOR = {
+    "full": _check_matrix_prior,
+    "tied": _check_matrix_prior,
+    "diag": _check_diag_prior,
+    "spherical": _check_spherical_prior,
+}
+
+
+# ------------------------------------------------------------------ small-array formulas
+def _log_wishart_norm(degrees_of_freedom, log_det_precisions_chol, n_features):
+    """log normaliser of the Wishart distribution, one value per component (tied: shape (1,))."""
+    dof = degrees_of_freedom
+    return -(
+        dof * log_det_precisions_chol
+        + dof * n_features * 0.5 * math.log(2.0)
+        + np.sum(gammaln(0.5 * (dof - np.arange(n_features)[:, None])), 0)
+    )
+
+
+def log_prob_constants(degrees_of_freedom, mean_precision, n_features):
+    """Per-component constants the variational E-step adds to the Gaussian log-density.
+
+    ``-d/2 log(dof_k) + (E[log det Lambda_k] - d log 2 ... ) / 2``: scikit-learn's
+    ``_estimate_log_prob`` minus ``_estimate_log_gaussian_prob``.
+
+    Parameters
+    ----------
+    degrees_of_freedom : ndarray of shape (K,), or float (tied)
+    mean_precision : ndarray of shape (K,)
+    n_features : int
+    Returns
+    -------
+    ndarray of shape (K,)
+    """
+    d = n_features
+    dof = np.asarray(degrees_of_freedom, np.float64)
+    log_lambda = d * np.log(2.0) + np.sum(digamma(0.5 * (dof - np.arange(d)[:, None])), 0)
+    return -0.5 * d * np.log(dof) + 0.5 * (log_lambda - d / mean_precision)
+
+
+def variational_model(params, covariance_type, prior_type):
+    """The :class:`~dask_gmm._kernels.Model` whose Gaussian E-step is the variational E-step.
+
+    Its ``log_weights`` (K,) are ``E[log pi_k]`` plus :func:`log_prob_constants`,
+    so ``_kernels.weighted_log_prob`` equals scikit-learn's
+    ``_estimate_weighted_log_prob``.
+    """
+    d = params.means.shape[1]
+    log_weights = _EXPECTED_LOG_WEIGHTS[prior_type](params.weight_concentration) + log_prob_constants(
+        params.degrees_of_freedom, params.mean_precision, d
+    )
+    return _kernels.Model(covariance_type, log_weights, params.means, params.precisions_cholesky)
+
+
+def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_type):
+    """Variational M-step from reduced statistics (scikit-learn's ``_m_step`` / ``_initialize``).
+
+    Parameters
+    ----------
+    stats : dask_gmm._kernels.SuffStats
+        Reduced statistics of the (weighted) responsibilities, centred on ``ref``.
+    ref : ndarray of shape (K, d)
+    priors : Priors
+    Returns
+    -------
+    Params
+    """
+    ct = covariance_type
+    # xk, sk as scikit-learn's _estimate_gaussian_parameters (sk includes reg_covar)
+    _, xk, sk, _ = cov.m_step(stats.nk, stats.s1c, stats.s2, ref, reg_covar, ct)
+    nk = stats.nk + _EPS10
+    weight_concentration = _WEIGHT_CONCENTRATION[prior_type](nk, priors.weight_concentration)
+    mean_precision = priors.mean_precision + nk
+    means = (priors.mean_precision * priors.mean + nk[:, None] * xk) / mean_precision[:, None]
+    dof, covariances = _WISHART[ct](nk, xk, sk, priors, mean_precision)
+    pc = cov.precision_cholesky(covariances, ct, reg_covar)
+    return Params(weight_concentration, mean_precision, means, dof, covariances, pc)
+
+
+def sum_resp_log_resp(stats, model):
+    """``sum_n w_n sum_k r_nk log r_nk`` from the reduced statistics of an E-step, no second pass.
+
+    With ``log r_nk = wlp_nk - lse_n`` and ``sum_k r_nk = 1``, the sum is
+    ``sum_k sum_n w r_nk wlp_nk - sum_n w lse_n``, where
+    ``wlp_nk = log_weights_k + log det P_k - d/2 log 2 pi - 1/2 ||(x_n - mu_k) P_k||^2``
+    and ``sum_n w r_nk ||(x_n - mu_k) P_k||^2 = tr(P_k^T S2_k P_k)`` because
+    ``e_step_stats`` centres S2 on the model's means.
+
+    Parameters
+    ----------
+    stats : dask_gmm._kernels.SuffStats
+        ``e_step_stats`` of ``model`` (``objective`` is ``sum_n w lse_n``).
+    model : dask_gmm._kernels.Model
+    Returns
+    -------
+    float
+    """
+    ct, pc = model.covariance_type, model.precisions_cholesky
+    d = stats.s1c.shape[1]
+    log_det = cov.log_det_cholesky(pc, ct, d)
+    linear = float(stats.nk @ (model.log_weights + log_det - 0.5 * d * cov.LOG_2PI))
+    return linear - 0.5 * _MAHALANOBIS_SUM[ct](stats.s2, pc) - stats.objective
+
+
+def lower_bound(sum_rlogr, params, covariance_type, prior_type):
+    """scikit-learn's ``_compute_lower_bound``: the E-step's ``sum r log r`` with the M-step's parameters."""
+    K, d = params.means.shape
+    dof = params.degrees_of_freedom
+    log_det = cov.log_det_cholesky(params.precisions_cholesky, covariance_type, d) - 0.5 * d * np.log(dof)
+    log_wishart = _SUM_LOG_WISHART[covariance_type](_log_wishart_norm(dof, log_det, d), K)
+    log_norm_weight = _LOG_NORM_WEIGHT[prior_type](params.weight_concentration)
+    return float(-sum_rlogr - log_wishart - log_norm_weight - 0.5 * d * np.sum(np.log(params.mean_precision)))
+
+
+def data_moments(stats, ref, covariance_type):
+    """Total weight, mean and scatter of the rows behind ``stats``, whose responsibilities sum to one per row.
+
+    Any E-step or initialisation statistics qualify: summed over components,
+    they are the (weighted) moments of the data.
+
+    Parameters
+    ----------
+    stats : dask_gmm._kernels.SuffStats, centred on ``ref``
+    ref : ndarray of shape (K, d)
+    Returns
+    -------
+    n : float, the total weight
+    mean : ndarray of shape (d,)
+    scatter : ``sum_n w_n (x_n - mean)(x_n - mean)^T``, shape (d, d) for full and
+        tied, its diagonal (d,) for diag and spherical
+    """
+    nk, s1c = stats.nk, stats.s1c
+    n = float(nk.sum())
+    mean = (nk @ ref + s1c.sum(axis=0)) / n
+    delta = ref - mean
+    corr = s1c.T @ delta + delta.T @ s1c + (nk[:, None] * delta).T @ delta
+    return n, mean, _TOTAL_SCATTER[covariance_type](stats.s2, corr)
+
+
+# ------------------------------------------------------------------ the driver
+@dataclass
+class VariationalRun:
+    """One variational run (a restart): its parameters and its history."""
+
+    params: Params
+    lower_bound: float = -np.inf
+    lower_bounds: list = field(default_factory=list)
+    n_iter: int = 0
+    converged: bool = False
+
+
+def variational_em(
+    blocks, runs, priors, *, make_priors, covariance_type, prior_type, tol, max_iter, reg_covar, on_iteration=None
+):
+    """Advance ``runs`` in lockstep until each has converged or done ``max_iter`` iterations.
+
+    One pass per iteration evaluates every active run. As scikit-learn's
+    ``fit_predict``: E-step, M-step, then the lower bound from the E-step's
+    responsibilities and the M-step's parameters; a run converges when the
+    lower bound changes by less than ``tol``.
+
+    Parameters
+    ----------
+    blocks : dask_gmm._em.Blocks
+    runs : list of VariationalRun
+    priors : Priors or None
+        None (warm start): ``make_priors(data_moments(...))`` of the first pass.
+    Returns
+    -------
+    runs, priors
+    """
+    ct, pt = covariance_type, prior_type
+    while True:
+        active = [r for r in runs if not r.converged and r.n_iter < max_iter]
+        if not active:
+            return runs, priors
+        models = [variational_model(r.params, ct, pt) for r in active]
+        stats = blocks.map_reduce(_kernels.e_step_stats, models)
+        if priors is None:
+            priors = make_priors(data_moments(stats[0], models[0].means, ct))
+        for run, st, model in zip(active, stats, models):
+            rlogr = sum_resp_log_resp(st, model)
+            run.params = bayesian_m_step(st, model.means, priors, reg_covar=reg_covar, covariance_type=ct, prior_type=pt)
+            bound = lower_bound(rlogr, run.params, ct, pt)
+            change = bound - run.lower_bound
+            run.lower_bound = bound
+            run.lower_bounds.append(bound)
+            run.n_iter += 1
+            run.converged = bool(abs(change) < tol)
+        if on_iteration is not None:
+            on_iteration(runs)
+
+
+def _check_number(name, value, kind, minimum, *, strict=False, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, kind) or not (value > minimum if strict else value >= minimum):
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        none = "None or " if allow_none else ""
+        raise ValueError(
+            f"The '{name}' parameter of BayesianGaussianMixture must be {none}a number {bound}; got {value!r}."
+        )
+
+
+# ------------------------------------------------------------------ the estimator
+class BayesianGaussianMixture(DensityMixin, BaseEstimator):
+    """Variational Bayesian Gaussian mixture, one pass over the data per iteration.
+
+    scikit-learn's ``BayesianGaussianMixture`` (same parameters, defaults,
+    fitted attributes and numbers) over NumPy, Dask and Zarr data, plus
+    ``split_every``. Dask or Zarr input gives lazy per-sample outputs.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Upper bound on the number of components; the prior can leave some empty.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    tol : float, default=1e-3
+        Convergence threshold on the change of the lower bound.
+    reg_covar : float, default=1e-6
+    max_iter : int, default=100
+    n_init : int, default=1
+        Restarts; they advance in lockstep, sharing each read of the data.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'}, default='dirichlet_process'
+    weight_concentration_prior : float > 0, optional
+        Default ``1 / n_components``.
+    mean_precision_prior : float > 0, optional
+        Default 1.
+    mean_prior : array of shape (n_features,), optional
+        Default: the (weighted) mean of X.
+    degrees_of_freedom_prior : float > n_features - 1, optional
+        Default ``n_features``.
+    covariance_prior : float or array, optional
+        Shape (n_features, n_features) for full and tied, (n_features,) for
+        diag, a float for spherical. Default: the (weighted) covariance of X.
+    random_state : None, int, numpy.random.SeedSequence or Generator
+    warm_start : bool, default=False
+    verbose : int, default=0
+        Log progress (``logging.INFO`` on the ``dask_gmm`` logger) when > 0.
+    verbose_interval : int, default=10
+    split_every : int, default=8
+        Width of the tree reduction of per-chunk statistics.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_, precisions_, precisions_cholesky_ : ndarray, shape by covariance type
+    weight_concentration_ : ndarray of shape (n_components,), or a pair of them (dirichlet_process)
+    mean_precision_ : ndarray of shape (n_components,)
+    degrees_of_freedom_ : ndarray of shape (n_components,), float for tied
+    weight_concentration_prior_, mean_precision_prior_, degrees_of_freedom_prior_ : float
+    mean_prior_ : ndarray of shape (n_features,)
+    covariance_prior_ : ndarray or float, shape by covariance type
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Variational lower bound (a sum over samples) of the best run's last iteration.
+    lower_bounds_ : list of float
+    n_features_in_ : int
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weight_concentration_prior_type="dirichlet_process",
+        weight_concentration_prior=None,
+        mean_precision_prior=None,
+        mean_prior=None,
+        degrees_of_freedom_prior=None,
+        covariance_prior=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        split_every=8,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.split_every = split_every
+
+    # Per-sample inference is GaussianMixture's, driven by this class's _model().
+    _check_X = GaussianMixture._check_X
+    _per_sample = GaussianMixture._per_sample
+    predict = GaussianMixture.predict
+    predict_proba = GaussianMixture.predict_proba
+    score_samples = GaussianMixture.score_samples
+    score = GaussianMixture.score
+    fit_predict = GaussianMixture.fit_predict
+    sample = GaussianMixture.sample
+
+    # ------------------------------------------------------------------ validation
+    def _check_parameters(self, n_features):
+        """Validate the arguments; return the user-given priors that do not depend on the data."""
+        _check_number("n_components", self.n_components, Integral, 1)
+        _check_number("tol", self.tol, Real, 0.0)
+        _check_number("reg_covar", self.reg_covar, Real, 0.0)
+        _check_number("max_iter", self.max_iter, Integral, 0)
+        _check_number("n_init", self.n_init, Integral, 1)
+        _check_number("verbose_interval", self.verbose_interval, Integral, 1)
+        _check_number("split_every", self.split_every, Integral, 2)
+        cov.check_covariance_type(self.covariance_type)
+        if self.init_params not in INITIALIZERS:
+            raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}.")
+        if self.weight_concentration_prior_type not in PRIOR_TYPES:
+            raise ValueError(
+                f"weight_concentration_prior_type must be one of {PRIOR_TYPES}, "
+                f"got {self.weight_concentration_prior_type!r}."
+            )
+        for name in ("weight_concentration_prior", "mean_precision_prior", "degrees_of_freedom_prior"):
+            _check_number(name, getattr(self, name), Real, 0.0, strict=True, allow_none=True)
+        d = n_features
+        dof = self.degrees_of_freedom_prior
+        if dof is not None and not dof > d - 1.0:
+            raise ValueError(
+                f"The parameter 'degrees_of_freedom_prior' should be greater than {d - 1}, but got {dof:.3f}."
+            )
+        mean = None
+        if self.mean_prior is not None:
+            mean = np.asarray(self.mean_prior, np.float64)
+            if mean.shape != (d,):
+                raise ValueError(f"The parameter 'means' should have the shape of ({d},), but got {mean.shape}")
+        covariance = None
+        if self.covariance_prior is not None:
+            covariance = _CHECK_COVARIANCE_PRIOR[self.covariance_type](self.covariance_prior, self.covariance_type, d)
+        return dict(mean=mean, covariance=covariance)
+
+    def _priors(self, user, moments):
+        """Priors from the arguments, with the data's moments (n, mean, scatter) for the defaults."""
+        n, mean, scatter = moments
+        covariance = user["covariance"]
+        if covariance is None:
+            if not n > 1.0:
+                raise ValueError(
+                    f"The default covariance_prior is the covariance of X, which needs a total sample weight "
+                    f"above 1 (got {n}); pass covariance_prior or rescale sample_weight."
+                )
+            covariance = _DEFAULT_COVARIANCE_PRIOR[self.covariance_type](scatter / (n - 1.0))
+        return Priors(
+            weight_concentration=(
+                1.0 / self.n_components if self.weight_concentration_prior is None else self.weight_concentration_prior
+            ),
+            mean_precision=1.0 if self.mean_precision_prior is None else self.mean_precision_prior,
+            mean=mean if user["mean"] is None else user["mean"],
+            degrees_of_freedom=(
+                mean.shape[0] if self.degrees_of_freedom_prior is None else self.degrees_of_freedom_prior
+            ),
+            covariance=covariance,
+        )
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the variational posterior, one pass over X per iteration.
+
+        Parameters
+        ----------
+        X : array-like, dask.array.Array, zarr.Array or path of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like or dask array of shape (n_samples,), optional
+            Non-negative weights; integer weights equal repeating rows.
+
+        Returns
+        -------
+        self
+        """
+        X = self._check_X(X)
+        if X.shape[0] < 2:
+            raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
+        n_features = X.shape[1]
+        user = self._check_parameters(n_features)
+        warm = self.warm_start and hasattr(self, "converged_")
+        if warm and self.means_.shape[1] != n_features:
+            raise ValueError(f"X has {n_features} features, but the fitted model has {self.means_.shape[1]}.")
+        blocks = Blocks(X, io.as_weights(sample_weight, X), self.split_every)
+        ct, pt = self.covariance_type, self.weight_concentration_prior_type
+        step = dict(reg_covar=self.reg_covar, covariance_type=ct, prior_type=pt)
+
+        def make_priors(moments):
+            return self._priors(user, moments)
+
+        if warm:  # priors from the first pass, as scikit-learn recomputes them from X
+            runs, priors = [VariationalRun(self._get_parameters(), lower_bound=self.lower_bound_)], None
+        else:
+            seeds = as_seed_sequence(self.random_state).spawn(self.n_init)
+            specs = [(self.n_components, ct)] * self.n_init
+            inits = initial_statistics_many(blocks, X, specs, self.init_params, seeds)
+            priors = make_priors(data_moments(*inits[0], ct))
+            runs = [VariationalRun(bayesian_m_step(st, ref, priors, **step)) for st, ref in inits]
+
+        runs, priors = variational_em(
+            blocks,
+            runs,
+            priors,
+            make_priors=make_priors,
+            covariance_type=ct,
+            prior_type=pt,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            reg_covar=self.reg_covar,
+            on_iteration=self._log_iteration(),
+        )
+        if priors is None:  # warm start with max_iter=0: one pass for the data's moments
+            model = variational_model(runs[0].params, ct, pt)
+            priors = make_priors(data_moments(blocks.map_reduce(_kernels.e_step_stats, [model])[0], model.means, ct))
+
+        if self.max_iter == 0:  # scikit-learn keeps the last restart's initial parameters
+            best = runs[-1]
+            best.lower_bound, best.lower_bounds = -np.inf, []
+        else:
+            best = runs[0]
+            for r in runs[1:]:
+                if r.lower_bound > best.lower_bound:
+                    best = r
+        self._set_fitted(best, priors, n_features)
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, "
+                "or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+        return self
+
+    def _log_iteration(self):
+        """The per-pass callback: progress records on the logger every ``verbose_interval`` iterations."""
+        clock = [time.perf_counter()]
+
+        def on_iteration(runs):
+            now = time.perf_counter()
+            seconds, clock[0] = now - clock[0], now
+            if not self.verbose or runs[0].n_iter % self.verbose_interval:
+                return
+            for i, r in enumerate(runs):
+                prev = r.lower_bounds[-2] if len(r.lower_bounds) > 1 else -np.inf
+                logger.info(
+                    "init %d iteration %d: lower bound %.6f, change %.3g, %.3f s/iteration",
+                    i + 1, r.n_iter, r.lower_bound, r.lower_bound - prev, seconds,
+                    extra={"init": i + 1, "n_iter": r.n_iter, "lower_bound": r.lower_bound,
+                           "change": r.lower_bound - prev, "seconds": seconds,
+                           "max_iter": self.max_iter, "converged": r.converged},
+                )  # fmt: skip
+
+        return on_iteration
+
+    def _get_parameters(self):
+        return Params(
+            self.weight_concentration_,
+            self.mean_precision_,
+            self.means_,
+            self.degrees_of_freedom_,
+            self.covariances_,
+            self.precisions_cholesky_,
+        )
+
+    def _set_fitted(self, run, priors, n_features):
+        p, ct = run.params, self.covariance_type
+        self.weight_concentration_prior_ = priors.weight_concentration
+        self.mean_precision_prior_ = priors.mean_precision
+        self.mean_prior_ = priors.mean
+        self.degrees_of_freedom_prior_ = priors.degrees_of_freedom
+        self.covariance_prior_ = priors.covariance
+        self.weight_concentration_ = p.weight_concentration
+        self.mean_precision_ = p.mean_precision
+        self.means_ = p.means
+        self.degrees_of_freedom_ = p.degrees_of_freedom
+        self.covariances_ = p.covariances
+        self.precisions_cholesky_ = p.precisions_cholesky
+        self.precisions_ = cov.precisions_from_precision_cholesky(p.precisions_cholesky, ct)
+        self.weights_ = mixing_weights(p.weight_concentration, self.weight_concentration_prior_type)
+        self.converged_ = run.converged
+        self.n_iter_ = run.n_iter
+        self.lower_bound_ = run.lower_bound
+        self.lower_bounds_ = list(run.lower_bounds)
+        self.n_features_in_ = n_features
+
+    # ------------------------------------------------------------------ inference
+    def _model(self):
+        """The fitted variational model (scikit-learn's ``_estimate_weighted_log_prob``)."""
+        check_is_fitted(self)
+        return variational_model(self._get_parameters(), self.covariance_type, self.weight_concentration_prior_type)

@@ -1,0 +1,358 @@
+"""BayesianGaussianMixture: scikit-learn equivalence, the one-pass lower bound, API behaviour."""
+
+import logging
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from sklearn.base import clone
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.mixture import BayesianGaussianMixture as SKBayesianGaussianMixture
+from threadpoolctl import threadpool_limits
+
+import dask_gmm.bayesian as bayesian
+from dask_gmm import BayesianGaussianMixture
+from dask_gmm._covariance import precision_cholesky
+from dask_gmm._kernels import Model, SuffStats, e_step_stats, log_prob_resp
+
+from .conftest import make_blobs
+
+TYPES = ("full", "tied", "diag", "spherical")
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+BLOB_MEANS_3D = ((0.0, 0.0, 0.0), (5.0, 0.0, 1.0), (0.0, 5.0, -1.0))
+FITTED = (
+    "weights_",
+    "means_",
+    "covariances_",
+    "precisions_cholesky_",
+    "precisions_",
+    "mean_precision_",
+    "degrees_of_freedom_",
+    "mean_prior_",
+    "covariance_prior_",
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Tiny arrays: BLAS and OpenMP threads only oversubscribe the shared cores (10x slower fits)."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+def _nearest(X, centres):
+    return ((X[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+
+
+@pytest.fixture
+def order_init(monkeypatch):
+    """Reorder the components of our initial statistics: ``order(X, ref)`` gives the permutation.
+
+    The dirichlet_process prior depends on the order of the components, so two
+    fits compare number for number only when they start from the same order.
+    This changes no partition, only the components' labels.
+    """
+
+    def install(order):
+        real = bayesian.initial_statistics_many
+
+        def reordered(blocks, X, specs, init_params, seeds):
+            out = []
+            for (st, ref), (_, ct) in zip(real(blocks, X, specs, init_params, seeds), specs):
+                p = order(ref)
+                s2 = st.s2 if ct == "tied" else st.s2[p]  # tied: summed over components
+                out.append((SuffStats(st.nk[p], st.s1c[p], s2, st.objective, st.weight), ref[p]))
+            return out
+
+        monkeypatch.setattr(bayesian, "initial_statistics_many", reordered)
+
+    return install
+
+
+@pytest.fixture
+def sklearn_kmeans_order(order_init):
+    """Order our k-means initialisation as scikit-learn's, checking that the partitions are identical."""
+
+    def install(X, K, seed):
+        # scikit-learn's _initialize_parameters: KMeans(n_init=1) drawing from check_random_state(seed)
+        labels = KMeans(n_clusters=K, n_init=1, random_state=np.random.RandomState(seed)).fit(X).labels_
+        centres = np.array([X[labels == j].mean(axis=0) for j in range(K)])
+
+        def order(ref):
+            p = _nearest(centres, ref)  # our component for each of scikit-learn's
+            assert sorted(p) == list(range(K))
+            np.testing.assert_array_equal(np.argsort(p)[_nearest(X, ref)], labels)  # same initial partition
+            return p
+
+        order_init(order)
+
+    return install
+
+
+@pytest.fixture
+def sorted_init(order_init):
+    """Order the initial components by their first coordinate."""
+    order_init(lambda ref: np.argsort(ref[:, 0]))
+
+
+# ------------------------------------------------------------------ the one-pass lower bound
+@pytest.mark.parametrize("ct", TYPES)
+def test_sum_resp_log_resp_from_statistics_equals_direct_sum(ct):
+    rng = np.random.default_rng(1)
+    X = make_blobs(n=700, means=BLOB_MEANS_3D, seed=2) + 100.0
+    w = rng.uniform(0.0, 3.0, len(X))
+    K, d = 3, X.shape[1]
+    means = X[rng.choice(len(X), K, replace=False)]
+    A = rng.standard_normal((K, d, d))
+    covariances = {
+        "full": np.einsum("kji,kjl->kil", A, A) + np.eye(d),
+        "tied": A[0].T @ A[0] + np.eye(d),
+        "diag": rng.uniform(0.5, 3.0, (K, d)),
+        "spherical": rng.uniform(0.5, 3.0, K),
+    }[ct]
+    model = Model(ct, rng.normal(-1.0, 0.5, K), means, precision_cholesky(covariances, ct))
+    (stats,) = e_step_stats(X, [model], sample_weight=w)
+    lse, log_resp = log_prob_resp(X, model)
+    direct = w @ (np.exp(log_resp) * log_resp).sum(axis=1)
+    assert bayesian.sum_resp_log_resp(stats, model) == pytest.approx(direct, rel=1e-10, abs=1e-8)
+    # and unweighted, on a sub-block
+    (stats,) = e_step_stats(X[:200], [model])
+    lse, log_resp = log_prob_resp(X[:200], model)
+    direct = (np.exp(log_resp) * log_resp).sum()
+    assert bayesian.sum_resp_log_resp(stats, model) == pytest.approx(direct, rel=1e-10, abs=1e-8)
+
+
+# ------------------------------------------------------------------ scikit-learn equivalence
+def _assert_fitted_equal(ours, sk, rtol=1e-8, same_n_iter=True):
+    for name in FITTED:
+        a, b = np.asarray(getattr(ours, name), float), np.asarray(getattr(sk, name), float)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12 * max(1.0, np.abs(b).max()), err_msg=name)
+    np.testing.assert_allclose(
+        np.ravel(ours.weight_concentration_), np.ravel(sk.weight_concentration_), rtol=rtol, err_msg="weight_concentration_"
+    )
+    for name in ("weight_concentration_prior_", "mean_precision_prior_", "degrees_of_freedom_prior_"):
+        assert getattr(ours, name) == pytest.approx(getattr(sk, name), rel=1e-12), name
+    assert not same_n_iter or (ours.n_iter_ == sk.n_iter_ and ours.converged_ == sk.converged_)
+
+
+@pytest.mark.parametrize("pt", PRIOR_TYPES)
+@pytest.mark.parametrize("ct", TYPES)
+def test_matches_sklearn_from_its_kmeans_partition(ct, pt, sklearn_kmeans_order):
+    X = make_blobs(n=2400, means=BLOB_MEANS_3D)
+    sklearn_kmeans_order(X, 3, seed=0)
+    kw = dict(covariance_type=ct, weight_concentration_prior_type=pt, tol=1e-6, max_iter=300, random_state=0)
+    sk = SKBayesianGaussianMixture(n_components=3, **kw).fit(X)
+    ours = BayesianGaussianMixture(3, **kw).fit(X)
+    assert ours.converged_ and sk.n_iter_ > 2
+    _assert_fitted_equal(ours, sk)
+    assert ours.lower_bound_ == pytest.approx(float(np.ravel(sk.lower_bound_)[0]), rel=1e-10)
+    np.testing.assert_allclose(ours.lower_bounds_, np.ravel(sk.lower_bounds_), rtol=1e-10)
+    np.testing.assert_allclose(ours.score_samples(X), sk.score_samples(X), rtol=1e-9)
+    np.testing.assert_allclose(ours.predict_proba(X), sk.predict_proba(X), atol=1e-9)
+    np.testing.assert_array_equal(ours.predict(X), sk.predict(X))
+    assert ours.score(X) == pytest.approx(sk.score(X), rel=1e-10)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_initialisation_matches_sklearn(ct, sklearn_kmeans_order):
+    X = make_blobs(n=1500, means=BLOB_MEANS_3D, seed=4)
+    sklearn_kmeans_order(X, 3, seed=2)
+    kw = dict(covariance_type=ct, max_iter=0, random_state=2, mean_precision_prior=0.5, degrees_of_freedom_prior=4.5)
+    sk = SKBayesianGaussianMixture(n_components=3, **kw).fit(X)
+    ours = BayesianGaussianMixture(3, **kw).fit(X)
+    _assert_fitted_equal(ours, sk, rtol=1e-10)
+    assert ours.lower_bound_ == -np.inf and ours.lower_bounds_ == [] and not ours.converged_
+
+
+def test_user_priors_match_sklearn(sklearn_kmeans_order):
+    X = make_blobs(n=1500, means=BLOB_MEANS_3D, seed=5)
+    sklearn_kmeans_order(X, 3, seed=1)
+    kw = dict(
+        covariance_type="full",
+        weight_concentration_prior=0.3,
+        mean_precision_prior=2.0,
+        mean_prior=np.array([1.0, -1.0, 0.5]),
+        degrees_of_freedom_prior=5.0,
+        covariance_prior=np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.1], [0.0, 0.1, 0.5]]),
+        tol=1e-6,
+        random_state=1,
+    )
+    sk = SKBayesianGaussianMixture(n_components=3, **kw).fit(X)
+    ours = BayesianGaussianMixture(3, **kw).fit(X)
+    _assert_fitted_equal(ours, sk)
+    assert ours.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-10)
+
+
+def test_dirichlet_process_switches_off_extra_components():
+    X = make_blobs(n=2400)
+    kw = dict(n_components=8, random_state=2, max_iter=500)
+    sk = SKBayesianGaussianMixture(**kw).fit(X)
+    ours = BayesianGaussianMixture(**kw).fit(X)
+    for gm in (sk, ours):
+        w = np.sort(gm.weights_)[::-1]
+        assert np.all(w[:3] > 0.3) and np.all(w[3:] < 1e-3)
+    np.testing.assert_allclose(np.sort(ours.means_[ours.weights_ > 0.3], axis=0),
+                               np.sort(sk.means_[sk.weights_ > 0.3], axis=0), atol=1e-3)  # fmt: skip
+    counts = np.sort(np.bincount(ours.predict(X), minlength=8))
+    assert np.all(counts[:5] == 0) and np.all(counts[5:] > 780)
+
+
+# ------------------------------------------------------------------ weights, chunks, inputs
+@pytest.mark.parametrize("ct", TYPES)
+def test_integer_sample_weight_equals_repeated_rows(ct, sorted_init):
+    X = make_blobs(n=900)
+    w = np.random.default_rng(0).integers(0, 4, len(X))
+    kw = dict(covariance_type=ct, tol=1e-6, random_state=0)
+    a = BayesianGaussianMixture(3, **kw).fit(X, sample_weight=w)
+    b = BayesianGaussianMixture(3, **kw).fit(np.repeat(X, w, axis=0))
+    c = BayesianGaussianMixture(3, **kw).fit(
+        da.from_array(X, chunks=(300, 2)), sample_weight=da.from_array(w, chunks=450)
+    )
+    assert a.n_iter_ == b.n_iter_ == c.n_iter_
+    _assert_fitted_equal(a, b, rtol=1e-9)
+    _assert_fitted_equal(c, a, rtol=1e-9)
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-10)
+
+
+def test_results_do_not_depend_on_chunking():
+    X = make_blobs(n=4000)
+    fits = [
+        BayesianGaussianMixture(3, random_state=7, tol=1e-6, init_params="random_from_data").fit(
+            da.from_array(X, chunks=(chunks, 2))
+        )
+        for chunks in (500, 1333, 4000, 500)
+    ]
+    for f in fits[1:3]:
+        _assert_fitted_equal(f, fits[0], rtol=1e-8)
+        np.testing.assert_allclose(f.lower_bounds_, fits[0].lower_bounds_, rtol=1e-10)
+    assert fits[3].means_.tobytes() == fits[0].means_.tobytes()  # same chunks and seed: same bytes
+
+
+def test_dask_and_zarr_inputs_give_lazy_outputs(tmp_path):
+    X = make_blobs(n=1200)
+    z = zarr.create_array(tmp_path / "x.zarr", shape=X.shape, chunks=(300, 2), dtype="f8", compressors=None)
+    z[:] = X
+    dX = da.from_array(X, chunks=(400, 2))
+    kw = dict(random_state=0, init_params="random_from_data")  # an initialisation independent of the chunks
+    eager = BayesianGaussianMixture(3, **kw).fit(X)
+    for data in (dX, z, str(tmp_path / "x.zarr")):
+        gm = BayesianGaussianMixture(3, **kw).fit(data)
+        np.testing.assert_allclose(gm.means_, eager.means_, rtol=1e-8)
+        for method in ("predict", "predict_proba", "score_samples"):
+            lazy = getattr(gm, method)(data)
+            assert isinstance(lazy, da.Array)
+            np.testing.assert_allclose(lazy.compute(), getattr(eager, method)(X), rtol=1e-8, atol=1e-12)
+        assert isinstance(gm.score(data), float)
+    assert isinstance(eager.predict(X), np.ndarray)
+
+
+# ------------------------------------------------------------------ passes, restarts, warm start
+class _ReadCounter:
+    """Counts block reads of a dask array (threaded scheduler: one process)."""
+
+    def __init__(self, X, chunks):
+        self.reads = 0
+        self.array = da.from_array(X, chunks=(chunks, X.shape[1])).map_blocks(self._read, dtype=X.dtype)
+
+    def _read(self, block):
+        self.reads += block.size > 0  # map_blocks also calls this once on an empty meta array
+        return block
+
+
+def test_one_pass_per_iteration_and_none_for_the_priors():
+    X = make_blobs(n=2000)
+    init_only, five = _ReadCounter(X, 500), _ReadCounter(X, 500)
+    kw = dict(random_state=0, init_params="random_from_data", tol=0.0)
+    BayesianGaussianMixture(3, max_iter=0, **kw).fit(init_only.array)
+    with pytest.warns(ConvergenceWarning):
+        gm = BayesianGaussianMixture(3, max_iter=5, **kw).fit(five.array)
+    assert five.reads - init_only.reads == 5 * 4
+    warm = _ReadCounter(X, 500)
+    with pytest.warns(ConvergenceWarning):
+        gm.set_params(warm_start=True, max_iter=3).fit(warm.array)  # priors from the first iteration's pass
+    assert warm.reads == 3 * 4
+
+
+def test_warm_start_continues():
+    X = make_blobs(n=1500)
+    kw = dict(random_state=0, tol=0.0)
+    four = BayesianGaussianMixture(3, max_iter=4, **kw)
+    warm = BayesianGaussianMixture(3, max_iter=2, warm_start=True, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        four.fit(X)
+        warm.fit(X).fit(X)
+    _assert_fitted_equal(warm, four, rtol=1e-10, same_n_iter=False)
+    assert warm.n_iter_ == 2
+    np.testing.assert_allclose(warm.lower_bounds_, four.lower_bounds_[2:], rtol=1e-12)
+
+
+def test_restarts_convergence_warning_and_fit_predict(caplog):
+    X = make_blobs(n=1500)
+    with pytest.warns(ConvergenceWarning):
+        BayesianGaussianMixture(3, max_iter=1, random_state=0).fit(X)
+    one = BayesianGaussianMixture(3, init_params="random", random_state=0).fit(X)
+    three = BayesianGaussianMixture(3, init_params="random", n_init=3, random_state=0).fit(X)
+    assert three.lower_bound_ >= one.lower_bound_  # restart 0 of three is the run of one
+    with caplog.at_level(logging.INFO, logger="dask_gmm"):
+        gm = BayesianGaussianMixture(3, random_state=3, verbose=1, verbose_interval=1)
+        labels = gm.fit_predict(X)
+    assert len([r for r in caplog.records if r.name == "dask_gmm.bayesian"]) == gm.n_iter_
+    np.testing.assert_array_equal(labels, clone(gm).fit(X).predict(X))
+    S, y = gm.sample(3000)
+    assert S.shape == (3000, 2) and y.shape == (3000,)
+
+
+# ------------------------------------------------------------------ API and errors
+def test_sklearn_estimator_protocol():
+    gm = BayesianGaussianMixture(3, covariance_type="diag", random_state=1)
+    params = gm.get_params()
+    assert params["weight_concentration_prior_type"] == "dirichlet_process" and params["split_every"] == 8
+    assert params["weight_concentration_prior"] is None and params["tol"] == 1e-3 and params["max_iter"] == 100
+    assert set(params) == set(SKBayesianGaussianMixture().get_params()) | {"split_every"}
+    assert clone(gm).set_params(n_components=2).n_components == 2 and gm.n_components == 3
+    with pytest.raises(NotFittedError):
+        gm.predict(np.zeros((3, 2)))
+    with pytest.raises(TypeError):
+        BayesianGaussianMixture(3, "full")  # keyword-only after the first
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_components=0), "n_components"),
+        (dict(covariance_type="blah"), "covariance_type"),
+        (dict(tol=-1.0), "tol"),
+        (dict(max_iter=-1), "max_iter"),
+        (dict(n_init=0), "n_init"),
+        (dict(init_params="nope"), "init_params"),
+        (dict(weight_concentration_prior_type="nope"), "weight_concentration_prior_type"),
+        (dict(weight_concentration_prior=0.0), "weight_concentration_prior"),
+        (dict(mean_precision_prior=-1.0), "mean_precision_prior"),
+        (dict(degrees_of_freedom_prior=0.5), "greater than 1"),
+        (dict(mean_prior=np.zeros(3)), "shape"),
+        (dict(covariance_prior=np.eye(3)), "shape"),
+        (dict(covariance_prior=-np.eye(2)), "positive-definite"),
+        (dict(covariance_type="diag", covariance_prior=np.array([1.0, -1.0])), "positive"),
+        (dict(covariance_type="spherical", covariance_prior=-2.0), "positive"),
+    ],
+)
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BayesianGaussianMixture(**(dict(n_components=2) | kwargs)).fit(make_blobs(n=300))
+
+
+def test_bad_input_errors():
+    X = make_blobs(n=300)
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        BayesianGaussianMixture(5).fit(X[:3])
+    with pytest.raises(ValueError, match="non-negative"):
+        BayesianGaussianMixture(2).fit(X, sample_weight=-np.ones(len(X)))
+    with pytest.raises(ValueError, match="total sample weight above 1"):
+        BayesianGaussianMixture(2, init_params="random").fit(X, sample_weight=np.full(len(X), 1e-3))
+    X[123, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        BayesianGaussianMixture(2).fit(X)
