@@ -366,7 +366,8 @@ def variational_em(
     One pass per iteration evaluates every active run. As scikit-learn's
     ``fit_predict``: E-step, M-step, then the lower bound from the E-step's
     responsibilities and the M-step's parameters; a run converges when the
-    lower bound changes by less than ``tol``.
+    lower bound changes by less than ``tol``. ``on_iteration(runs, advanced)``
+    is called after every pass with all runs and those the pass advanced.
 
     Parameters
     ----------
@@ -397,7 +398,7 @@ def variational_em(
             run.n_iter += 1
             run.converged = bool(abs(change) < tol)
         if on_iteration is not None:
-            on_iteration(runs)
+            on_iteration(runs, active)
 
 
 def _check_number(name, value, kind, minimum, *, strict=False, allow_none=False):
@@ -656,12 +657,13 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         """The per-pass callback: progress records on the logger every ``verbose_interval`` iterations."""
         clock = [time.perf_counter()]
 
-        def on_iteration(runs):
+        def on_iteration(runs, advanced):
             now = time.perf_counter()
             seconds, clock[0] = now - clock[0], now
-            if not self.verbose or runs[0].n_iter % self.verbose_interval:
-                return
+            advanced = {id(r) for r in advanced}
             for i, r in enumerate(runs):
+                if not self.verbose or id(r) not in advanced or r.n_iter % self.verbose_interval:
+                    continue
                 prev = r.lower_bounds[-2] if len(r.lower_bounds) > 1 else -np.inf
                 logger.info(
                     "init %d iteration %d: lower bound %.6f, change %.3g, %.3f s/iteration",

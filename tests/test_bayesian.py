@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 import dask_gmm.bayesian as bayesian
 from dask_gmm import BayesianGaussianMixture
 from dask_gmm._covariance import precision_cholesky
-from dask_gmm._kernels import Model, SuffStats, e_step_stats, log_prob_resp
+from dask_gmm._kernels import Model, SuffStats, e_step_stats, hard_stats, log_prob_resp
 
 from .conftest import make_blobs
 
@@ -156,6 +156,29 @@ def test_matches_sklearn_from_its_kmeans_partition(ct, pt, sklearn_kmeans_order)
     assert ours.score(X) == pytest.approx(sk.score(X), rel=1e-10)
 
 
+@pytest.mark.parametrize("pt", PRIOR_TYPES)
+@pytest.mark.parametrize("ct", ("tied", "diag", "spherical"))
+def test_matches_sklearn_over_many_iterations_from_a_shared_start(ct, pt, monkeypatch):
+    """Overlapping clusters (30-120 iterations): both start from scikit-learn's own k-means partition.
+
+    The k-means partitions of the two libraries differ by a point or so here,
+    so ours is given scikit-learn's: the hard assignment to its cluster centres.
+    """
+    X = make_blobs(n=3000, means=((0.0, 0.0, 0.0), (2.5, 0.0, 1.0), (0.0, 2.5, -1.0)))
+    centres = KMeans(n_clusters=3, n_init=1, random_state=np.random.RandomState(0)).fit(X).cluster_centers_
+
+    def shared(blocks, Xd, specs, init_params, seeds):
+        return [(hard_stats(X, centres, ct), centres) for _, ct in specs]
+
+    monkeypatch.setattr(bayesian, "initial_statistics_many", shared)
+    kw = dict(covariance_type=ct, weight_concentration_prior_type=pt, tol=1e-8, max_iter=1000, random_state=0)
+    sk = SKBayesianGaussianMixture(n_components=3, **kw).fit(X)
+    ours = BayesianGaussianMixture(3, **kw).fit(X)
+    assert sk.n_iter_ > 30
+    _assert_fitted_equal(ours, sk, rtol=1e-10)
+    np.testing.assert_allclose(ours.lower_bounds_, np.ravel(sk.lower_bounds_), rtol=1e-12)
+
+
 @pytest.mark.parametrize("ct", TYPES)
 def test_initialisation_matches_sklearn(ct, sklearn_kmeans_order):
     X = make_blobs(n=1500, means=BLOB_MEANS_3D, seed=4)
@@ -215,6 +238,21 @@ def test_integer_sample_weight_equals_repeated_rows(ct, sorted_init):
     _assert_fitted_equal(a, b, rtol=1e-9)
     _assert_fitted_equal(c, a, rtol=1e-9)
     np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_far_from_origin_covariances_unchanged(ct, sorted_init):
+    X = make_blobs(n=3000)
+    kw = dict(covariance_type=ct, max_iter=20, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = BayesianGaussianMixture(3, **kw).fit(X)
+        b = BayesianGaussianMixture(3, **kw).fit(X + 1e6)
+    for name in ("covariances_", "covariance_prior_"):
+        x, y = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
+        assert np.abs(y - x).max() / np.abs(x).max() < 1e-6, name
+    np.testing.assert_allclose(b.means_ - 1e6, a.means_, atol=1e-6)
+    np.testing.assert_allclose(b.weights_, a.weights_, atol=1e-9)
 
 
 def test_results_do_not_depend_on_chunking():
