@@ -229,8 +229,9 @@ def _log_wishart_norm(degrees_of_freedom, log_det_precisions_chol, n_features):
 def log_prob_constants(degrees_of_freedom, mean_precision, n_features):
     """Per-component constants the variational E-step adds to the Gaussian log-density.
 
-    ``-d/2 log(dof_k) + (E[log det Lambda_k] - d log 2 ... ) / 2``: scikit-learn's
-    ``_estimate_log_prob`` minus ``_estimate_log_gaussian_prob``.
+    ``-d/2 log(nu_k) + 1/2 (log_lambda_k - d / beta_k)`` with
+    ``log_lambda_k = d log 2 + sum_j digamma((nu_k - j) / 2)``: scikit-learn's
+    ``_estimate_log_prob`` minus its Gaussian log-density at ``precisions_cholesky_``.
 
     Parameters
     ----------
