@@ -343,6 +343,17 @@ def _scheduler(address, term):
         client.close()
 
 
+def _check_writable(path, what):
+    """Fail before the work, not after it, when ``path`` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"cannot write the {what} to {path!r}: the folder {folder!r} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"cannot write the {what} to {path!r}: no permission to write in {folder!r}.")
+    if os.path.isdir(path):
+        raise CLIError(f"cannot write the {what} to {path!r}: it is a folder.")
+
+
 def _load_model(path):
     from .modelfile import load_model
 
@@ -379,28 +390,27 @@ def _fmt_vec(v, precision=4):
 
 
 def _fmt_cov(c, precision=4):
+    """A (d, d) covariance in full for d <= 3, else its diagonal."""
     c = np.asarray(c)
-    if c.ndim == 0:
-        return f"{float(c):.{precision}f} I"
-    if c.ndim == 1:
-        return "diag" + _fmt_vec(c, precision)
     if c.shape[0] <= 3:
         return "[" + ", ".join(_fmt_vec(row, precision) for row in c) + "]"
     return "diag" + _fmt_vec(np.diag(c), precision) + " (variances)"
 
 
-def _component_cov(model, k):
-    ct = model.covariance_type
-    c = np.asarray(model.covariances_)
-    return c if ct == "tied" else c[k]
+def _full_covariances(model):
+    from ._covariance import as_full_covariances
+
+    K, d = model.means_.shape
+    return as_full_covariances(model.covariances_, model.covariance_type, K, d)
 
 
 def _model_lines(model, indent="  "):
     K, d = model.means_.shape
+    covs = _full_covariances(model)
     lines = [f"{indent}{'k':>2}  {'weight':>8}  mean{'':<{max(0, 8 * d - 2)}}  covariance"]
     for k in range(K):
         lines.append(f"{indent}{k:>2}  {model.weights_[k]:8.4f}  {_fmt_vec(model.means_[k]):<{8 * d + 2}}  "
-                     f"{_fmt_cov(_component_cov(model, k))}")
+                     f"{_fmt_cov(covs[k])}")
     return lines
 
 
@@ -510,6 +520,9 @@ def cmd_fit(args, term):
 
     path = _data_path(args.path)
     X = _open_data(path)
+    _check_writable(args.output, "model")
+    if args.checkpoint is not None:
+        _check_writable(args.checkpoint, "checkpoint")
     with _scheduler(args.scheduler, term):
         gm, times = _fit(path, term, n_components=args.n_components,
                            covariance_type=args.covariance_type, tol=args.tol, reg_covar=args.reg_covar,
@@ -725,12 +738,8 @@ def match_components(true_means, fitted_means):
 
 
 def _comparison_lines(true, fitted):
-    from ._covariance import as_full_covariances
-
-    K, d = fitted.means_.shape
     order = match_components(true.means_, fitted.means_)
-    tcov = as_full_covariances(true.covariances_, "full", true.means_.shape[0], d)
-    fcov = as_full_covariances(fitted.covariances_, fitted.covariance_type, K, d)
+    tcov, fcov = _full_covariances(true), _full_covariances(fitted)
     lines = []
     for k, j in enumerate(order):
         if j < 0:

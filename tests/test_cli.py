@@ -171,7 +171,7 @@ def test_demo(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out_dir = tmp_path / "demo"
     generate_mixture(out_dir / "data.zarr", 1000, 2, 3, chunk_size=500, random_state=0)  # an earlier demo's store
-    rc, out, err = run(capsys, "demo", "--n-samples", "30_000", "--output-dir", out_dir, "--seed", "3")
+    rc, out, err = run(capsys, "demo", "--n-samples", "12_000", "--output-dir", out_dir, "--seed", "3")
     assert rc == 0, err
     assert sorted(os.listdir(out_dir)) == ["data.zarr", "density.png", "fit.png", "loglik.png", "model.json",
                                            "notebook-fit.png", "notebook-loglik.png"]
@@ -181,7 +181,7 @@ def test_demo(tmp_path, capsys):
     assert out.count("    mean        true") == 3  # every true component matched to a fitted one
     assert "the notebook's way: 100 EM iterations" in out and out.count("   true mean [") == 3
     assert "replacing the previous demo store" in out  # written with other arguments: replaced
-    assert zarr.open_group(out_dir / "data.zarr", mode="r")["X"].shape == (30_000, 2)
+    assert zarr.open_group(out_dir / "data.zarr", mode="r")["X"].shape == (12_000, 2)
 
 
 def test_demo_never_replaces_what_it_did_not_write(tmp_path, capsys):
@@ -272,6 +272,17 @@ def test_generate_refuses_other_arguments_in_cli_words(store, capsys):
     rc, _, err = run(capsys, "generate", store, "-n", "20_000", "--chunk-size", "5000", "--seed", "2")
     assert_one_line_error(rc, err, "different arguments", "--overwrite")
     assert "overwrite=True" not in err
+
+
+def test_unwritable_outputs_fail_before_the_work(store, tmp_path, capsys, monkeypatch):
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted although the model could not be saved")
+
+    monkeypatch.setattr(cli, "_fit", no_fit)
+    rc, _, err = run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "no" / "m.json")
+    assert_one_line_error(rc, err, "does not exist")
+    rc, _, err = run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "m.json", "--checkpoint", tmp_path / "no" / "c")
+    assert_one_line_error(rc, err, "checkpoint", "does not exist")
 
 
 def test_library_value_error(store, tmp_path, capsys):
