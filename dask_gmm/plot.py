@@ -505,7 +505,8 @@ def plot_lower_bounds(model, path, *, tol=None):
         size = np.maximum(np.abs(change), floor)
         up, down, noise = change > floor, change < -floor, np.abs(change) <= floor
         ax2.plot(it[1:], size, color="tab:green", lw=0.8, alpha=0.6)
-        ax2.plot(it[1:][up], size[up], "o", ms=3, color="tab:green", label="increase")
+        if up.any():
+            ax2.plot(it[1:][up], size[up], "o", ms=3, color="tab:green", label="increase")
         if down.any():
             ax2.plot(it[1:][down], size[down], "v", ms=5, color="tab:red", label="decrease")
         if noise.any():
