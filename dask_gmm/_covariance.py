@@ -302,8 +302,9 @@ _COVARIANCES = {
 }
 
 
-def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type):
-    """Global parameter update from reduced statistics.
+def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type):
+    """nk (floored), means and covariances from reduced statistics (scikit-learn's
+    ``_estimate_gaussian_parameters``).
 
     Parameters
     ----------
@@ -312,15 +313,56 @@ def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type):
     ref : ndarray of shape (K, d), the reference the moments are centred on
     Returns
     -------
-    weights (K,), means (K, d), covariances (shape by type), precisions_cholesky
+    nk (K,), means (K, d), covariances (shape by type, reg_covar added)
     """
     nk = nk_raw + 10 * np.finfo(np.float64).eps  # scikit-learn's floor: keeps empty components finite
     delta = s1c / nk[:, None]
-    means = ref + delta
     # Covariance about the new means: s2/nk - delta delta^T (the centring correction).
     covariances = _COVARIANCES[covariance_type](nk, delta, s2, reg_covar, nk.sum())
+    return nk, ref + delta, covariances
+
+
+def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type):
+    """Global parameter update from reduced statistics.
+
+    Returns
+    -------
+    weights (K,), means (K, d), covariances (shape by type), precisions_cholesky
+    """
+    nk, means, covariances = gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type)
     weights = nk / nk.sum()
     return weights, means, covariances, precision_cholesky(covariances, covariance_type, reg_covar)
+
+
+# sum_n r_nk ||(x_n - mu_k) P_k||^2 over n and k, from second moments centred on the means mu
+_MAHALANOBIS_SUM = {
+    "full": lambda s2, pc: float(np.einsum("kia,kij,kja->", pc, s2, pc)),
+    "tied": lambda s2, pc: float(np.einsum("ia,ij,ja->", pc, s2, pc)),
+    "diag": lambda s2, pc: float(np.sum(pc**2 * s2)),
+    "spherical": lambda s2, pc: float(np.sum(pc[:, None] ** 2 * s2)),
+}
+
+
+def mahalanobis_sum(s2, pc, covariance_type):
+    """``sum_nk r_nk ||(x_n - mu_k) P_k||^2`` from ``s2`` centred on the means ``mu``, a float."""
+    return _MAHALANOBIS_SUM[covariance_type](s2, pc)
+
+
+# total second moment about the overall mean, from per-component centred moments plus a correction
+_TOTAL_SCATTER = {
+    "full": lambda s2, corr: s2.sum(axis=0) + corr,
+    "tied": lambda s2, corr: s2 + corr,
+    "diag": lambda s2, corr: s2.sum(axis=0) + np.diag(corr),
+    "spherical": lambda s2, corr: s2.sum(axis=0) + np.diag(corr),
+}
+
+
+def total_scatter(s2, correction, covariance_type):
+    """Scatter of all rows about their mean: (d, d) for full/tied, its diagonal (d,) otherwise.
+
+    ``correction`` (d, d) moves the per-component references to the overall mean.
+    """
+    return _TOTAL_SCATTER[covariance_type](s2, correction)
 
 
 # ------------------------------------------------------------ validation of user inits

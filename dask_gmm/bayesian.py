@@ -30,26 +30,24 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg
 from scipy.special import betaln, digamma, gammaln
-from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
 from . import _kernels, io
 from ._em import Blocks
-from ._init import INITIALIZERS, as_seed_sequence, initial_statistics_many
-from .mixture import GaussianMixture
+from ._init import as_seed_sequence, initial_statistics_many
+from .mixture import MixtureBase
 
 logger = logging.getLogger(__name__)
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
-_EPS10 = 10 * np.finfo(np.float64).eps  # scikit-learn's floor on nk
 
 
 class Priors(NamedTuple):
@@ -143,14 +141,6 @@ def _wishart_spherical(nk, xk, sk, p, mean_precision):
 
 _WISHART = {"full": _wishart_full, "tied": _wishart_tied, "diag": _wishart_diag, "spherical": _wishart_spherical}
 
-# sum_n r_nk ||(x_n - mu_k) P_k||^2 over n and k from the second moments centred on mu
-_MAHALANOBIS_SUM = {
-    "full": lambda s2, pc: float(np.einsum("kia,kij,kja->", pc, s2, pc)),
-    "tied": lambda s2, pc: float(np.einsum("ia,ij,ja->", pc, s2, pc)),
-    "diag": lambda s2, pc: float(np.sum(pc**2 * s2)),
-    "spherical": lambda s2, pc: float(np.sum(pc[:, None] ** 2 * s2)),
-}
-
 # sum over components of the Wishart log-normalisers (tied: one matrix counted for each of the K components)
 _SUM_LOG_WISHART = {
     "full": lambda v, K: float(np.sum(v)),
@@ -160,13 +150,6 @@ _SUM_LOG_WISHART = {
 }
 
 
-# total second moment about the overall mean from per-component centred moments
-_TOTAL_SCATTER = {
-    "full": lambda s2, corr: s2.sum(axis=0) + corr,
-    "tied": lambda s2, corr: s2 + corr,
-    "diag": lambda s2, corr: s2.sum(axis=0) + np.diag(corr),
-    "spherical": lambda s2, corr: s2.sum(axis=0) + np.diag(corr),
-}
 _DEFAULT_COVARIANCE_PRIOR = {
     "full": lambda c: np.atleast_2d(c),
     "tied": lambda c: np.atleast_2d(c),
@@ -277,8 +260,7 @@ def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_typ
     """
     ct = covariance_type
     # xk, sk as scikit-learn's _estimate_gaussian_parameters (sk includes reg_covar)
-    _, xk, sk, _ = cov.m_step(stats.nk, stats.s1c, stats.s2, ref, reg_covar, ct)
-    nk = stats.nk + _EPS10
+    nk, xk, sk = cov.gaussian_parameters(stats.nk, stats.s1c, stats.s2, ref, reg_covar, ct)
     weight_concentration = _WEIGHT_CONCENTRATION[prior_type](nk, priors.weight_concentration)
     mean_precision = priors.mean_precision + nk
     means = (priors.mean_precision * priors.mean + nk[:, None] * xk) / mean_precision[:, None]
@@ -309,7 +291,7 @@ def sum_resp_log_resp(stats, model):
     d = stats.s1c.shape[1]
     log_det = cov.log_det_cholesky(pc, ct, d)
     linear = float(stats.nk @ (model.log_weights + log_det - 0.5 * d * cov.LOG_2PI))
-    return linear - 0.5 * _MAHALANOBIS_SUM[ct](stats.s2, pc) - stats.objective
+    return linear - 0.5 * cov.mahalanobis_sum(stats.s2, pc, ct) - stats.objective
 
 
 def lower_bound(sum_rlogr, params, covariance_type, prior_type):
@@ -344,7 +326,7 @@ def data_moments(stats, ref, covariance_type):
     mean = (nk @ ref + s1c.sum(axis=0)) / n
     delta = ref - mean
     corr = s1c.T @ delta + delta.T @ s1c + (nk[:, None] * delta).T @ delta
-    return n, mean, _TOTAL_SCATTER[covariance_type](stats.s2, corr)
+    return n, mean, cov.total_scatter(stats.s2, corr, covariance_type)
 
 
 # ------------------------------------------------------------------ the driver
@@ -402,19 +384,8 @@ def variational_em(
             on_iteration(runs, active)
 
 
-def _check_number(name, value, kind, minimum, *, strict=False, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, kind) or not (value > minimum if strict else value >= minimum):
-        bound = f"> {minimum}" if strict else f">= {minimum}"
-        none = "None or " if allow_none else ""
-        raise ValueError(
-            f"The '{name}' parameter of BayesianGaussianMixture must be {none}a number {bound}; got {value!r}."
-        )
-
-
 # ------------------------------------------------------------------ the estimator
-class BayesianGaussianMixture(DensityMixin, BaseEstimator):
+class BayesianGaussianMixture(MixtureBase):
     """Variational Bayesian Gaussian mixture, one pass over the data per iteration.
 
     scikit-learn's ``BayesianGaussianMixture`` (same parameters, defaults,
@@ -513,36 +484,19 @@ class BayesianGaussianMixture(DensityMixin, BaseEstimator):
         self.verbose_interval = verbose_interval
         self.split_every = split_every
 
-    # Per-sample inference is GaussianMixture's, driven by this class's _model().
-    _check_X = GaussianMixture._check_X
-    _per_sample = GaussianMixture._per_sample
-    predict = GaussianMixture.predict
-    predict_proba = GaussianMixture.predict_proba
-    score_samples = GaussianMixture.score_samples
-    score = GaussianMixture.score
-    fit_predict = GaussianMixture.fit_predict
-    sample = GaussianMixture.sample
+    # Per-sample inference (predict, score, ...) is MixtureBase's, driven by this class's _model().
 
     # ------------------------------------------------------------------ validation
     def _check_parameters(self, n_features):
         """Validate the arguments; return the user-given priors that do not depend on the data."""
-        _check_number("n_components", self.n_components, Integral, 1)
-        _check_number("tol", self.tol, Real, 0.0)
-        _check_number("reg_covar", self.reg_covar, Real, 0.0)
-        _check_number("max_iter", self.max_iter, Integral, 0)
-        _check_number("n_init", self.n_init, Integral, 1)
-        _check_number("verbose_interval", self.verbose_interval, Integral, 1)
-        _check_number("split_every", self.split_every, Integral, 2)
-        cov.check_covariance_type(self.covariance_type)
-        if self.init_params not in INITIALIZERS:
-            raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}.")
+        self._check_common()
         if self.weight_concentration_prior_type not in PRIOR_TYPES:
             raise ValueError(
                 f"weight_concentration_prior_type must be one of {PRIOR_TYPES}, "
                 f"got {self.weight_concentration_prior_type!r}."
             )
         for name in ("weight_concentration_prior", "mean_precision_prior", "degrees_of_freedom_prior"):
-            _check_number(name, getattr(self, name), Real, 0.0, strict=True, allow_none=True)
+            self._check_number(name, getattr(self, name), Real, 0.0, strict=True, allow_none=True)
         d = n_features
         dof = self.degrees_of_freedom_prior
         if dof is not None and not dof > d - 1.0:

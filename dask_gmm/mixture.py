@@ -26,13 +26,119 @@ from ._init import INITIALIZERS, as_seed_sequence, initial_parameters_many
 logger = logging.getLogger(__name__)
 
 
-def _check_positive(name, value, kind, minimum, strict=False):
-    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum or (strict and value == minimum):
-        bound = f"> {minimum}" if strict else f">= {minimum}"
-        raise ValueError(f"The '{name}' parameter of GaussianMixture must be a number {bound}; got {value!r}.")
+class MixtureBase(DensityMixin, BaseEstimator):
+    """What every mixture estimator here shares: argument checks and the per-sample methods.
+
+    Subclasses provide ``fit`` and ``_model()`` (a :class:`dask_gmm._kernels.Model`
+    of the fitted mixture) and the fitted ``weights_``, ``means_``, ``covariances_``.
+    """
+
+    def _check_number(self, name, value, kind, minimum, *, strict=False, allow_none=False):
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, kind) or not (value > minimum if strict else value >= minimum):
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            none = "None or " if allow_none else ""
+            raise ValueError(
+                f"The '{name}' parameter of {type(self).__name__} must be {none}a number {bound}; got {value!r}."
+            )
+
+    def _check_common(self):
+        """The arguments GaussianMixture and BayesianGaussianMixture share."""
+        self._check_number("n_components", self.n_components, Integral, 1)
+        self._check_number("tol", self.tol, Real, 0.0)
+        self._check_number("reg_covar", self.reg_covar, Real, 0.0)
+        self._check_number("max_iter", self.max_iter, Integral, 0)
+        self._check_number("n_init", self.n_init, Integral, 1)
+        self._check_number("verbose_interval", self.verbose_interval, Integral, 1)
+        self._check_number("split_every", self.split_every, Integral, 2)
+        cov.check_covariance_type(self.covariance_type)
+        if self.init_params not in INITIALIZERS:
+            raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}.")
+
+    def _check_X(self, X):
+        X = io.as_dask_array(X)
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                f"n_samples = {X.shape[0]}"
+            )
+        return X
+
+    def _check_features(self, X):
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the labels of X (equal to ``fit(X).predict(X)``)."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def _per_sample(self, X, kernel, extra_axis):
+        """Apply a per-row kernel: lazy dask array for Dask/Zarr input, NumPy otherwise."""
+        model = self._model()
+        Xd = io.as_dask_array(X)
+        self._check_features(Xd)
+        offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
+        dtype = np.int64 if kernel is _kernels.predict else np.float64
+
+        def block(x, block_info=None):
+            i = block_info[0]["chunk-location"][0]
+            return kernel(x, model, row_offset=int(offsets[i]))
+
+        if extra_axis:
+            out = Xd.map_blocks(block, chunks=(Xd.chunks[0], (self.n_components,)), dtype=dtype)
+        else:
+            out = Xd.map_blocks(block, drop_axis=1, dtype=dtype)
+        return out if io.is_lazy(X) else out.compute()
+
+    def predict(self, X):
+        """Most probable component of each row, shape (n_samples,)."""
+        return self._per_sample(X, _kernels.predict, False)
+
+    def predict_proba(self, X):
+        """Posterior probability of each component, shape (n_samples, n_components)."""
+        return self._per_sample(X, _kernels.predict_proba, True)
+
+    def score_samples(self, X):
+        """Log-likelihood of each row, shape (n_samples,)."""
+        return self._per_sample(X, _kernels.score_samples, False)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean (weighted) log-likelihood of X, a float (one pass)."""
+        model = self._model()
+        Xd = io.as_dask_array(X)
+        self._check_features(Xd)
+        blocks = Blocks(Xd, io.as_weights(sample_weight, Xd), self.split_every)
+        total, weight = blocks.map_reduce(_kernels.score_stats, model)
+        return total / weight
+
+    def sample(self, n_samples=1):
+        """Draw ``n_samples`` rows from the fitted mixture, in memory.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,), the component of each row
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples}. It must be at least one.")
+        rng = np.random.default_rng(as_seed_sequence(self.random_state))
+        counts = rng.multinomial(n_samples, self.weights_)
+        X = np.vstack(
+            [
+                cov.draw_component(rng, self.means_, self.covariances_, k, int(c), self.covariance_type)
+                for k, c in enumerate(counts)
+            ]
+        )
+        y = np.concatenate([np.full(c, k, dtype=int) for k, c in enumerate(counts)])
+        return X, y
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(MixtureBase):
     """Gaussian mixture fitted by EM, one pass over the data per iteration.
 
     Parameters are scikit-learn's ``GaussianMixture`` parameters with the same
@@ -117,15 +223,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation
     def _check_parameters(self, n_features):
-        _check_positive("n_components", self.n_components, Integral, 1)
-        _check_positive("tol", self.tol, Real, 0.0)
-        _check_positive("reg_covar", self.reg_covar, Real, 0.0)
-        _check_positive("max_iter", self.max_iter, Integral, 0)
-        _check_positive("n_init", self.n_init, Integral, 1)
-        _check_positive("split_every", self.split_every, Integral, 2)
-        cov.check_covariance_type(self.covariance_type)
-        if self.init_params not in INITIALIZERS:
-            raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}.")
+        self._check_common()
         K, d = self.n_components, n_features
         inits = {}
         if self.weights_init is not None:
@@ -145,15 +243,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if self.precisions_init is not None:
             inits["precisions"] = cov.check_precisions(self.precisions_init, self.covariance_type, K, d)
         return inits
-
-    def _check_X(self, X):
-        X = io.as_dask_array(X)
-        if X.shape[0] < self.n_components:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
-                f"n_samples = {X.shape[0]}"
-            )
-        return X
 
     # ------------------------------------------------------------------ fitting
     def _initial_runs(self, blocks, X, inits, seeds):
@@ -263,63 +352,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = list(run.lower_bounds)
         self.n_features_in_ = n_features
 
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the labels of X (equal to ``fit(X).predict(X)``)."""
-        return self.fit(X, sample_weight=sample_weight).predict(X)
-
     # ------------------------------------------------------------------ inference
     def _model(self):
         check_is_fitted(self)
         with np.errstate(divide="ignore"):
             return _kernels.Model(self.covariance_type, np.log(self.weights_), self.means_, self.precisions_cholesky_)
-
-    def _per_sample(self, X, kernel, extra_axis):
-        """Apply a per-row kernel: lazy dask array for Dask/Zarr input, NumPy otherwise."""
-        model = self._model()
-        lazy = io.is_lazy(X)
-        Xd = io.as_dask_array(X)
-        if Xd.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xd.shape[1]} features, but GaussianMixture is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-        offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
-        dtype = np.int64 if kernel is _kernels.predict else np.float64
-
-        def block(x, block_info=None):
-            i = block_info[0]["chunk-location"][0]
-            return kernel(x, model, row_offset=int(offsets[i]))
-
-        if extra_axis:
-            out = Xd.map_blocks(block, chunks=(Xd.chunks[0], (self.n_components,)), dtype=dtype)
-        else:
-            out = Xd.map_blocks(block, drop_axis=1, dtype=dtype)
-        return out if lazy else out.compute()
-
-    def predict(self, X):
-        """Most probable component of each row, shape (n_samples,)."""
-        return self._per_sample(X, _kernels.predict, False)
-
-    def predict_proba(self, X):
-        """Posterior probability of each component, shape (n_samples, n_components)."""
-        return self._per_sample(X, _kernels.predict_proba, True)
-
-    def score_samples(self, X):
-        """Log-likelihood of each row, shape (n_samples,)."""
-        return self._per_sample(X, _kernels.score_samples, False)
-
-    def score(self, X, y=None, sample_weight=None):
-        """Mean (weighted) log-likelihood of X, a float (one pass)."""
-        model = self._model()
-        Xd = io.as_dask_array(X)
-        if Xd.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xd.shape[1]} features, but GaussianMixture is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-        blocks = Blocks(Xd, io.as_weights(sample_weight, Xd), self.split_every)
-        total, weight = blocks.map_reduce(_kernels.score_stats, model)
-        return total / weight
 
     def _n_parameters(self):
         return cov.n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
@@ -333,25 +370,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Akaike information criterion on X (lower is better)."""
         n = io.as_dask_array(X).shape[0]
         return -2 * self.score(X) * n + 2 * self._n_parameters()
-
-    def sample(self, n_samples=1):
-        """Draw ``n_samples`` rows from the fitted mixture, in memory.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,), the component of each row
-        """
-        check_is_fitted(self)
-        if n_samples < 1:
-            raise ValueError(f"Invalid value for 'n_samples': {n_samples}. It must be at least one.")
-        rng = np.random.default_rng(as_seed_sequence(self.random_state))
-        counts = rng.multinomial(n_samples, self.weights_)
-        X = np.vstack(
-            [
-                cov.draw_component(rng, self.means_, self.covariances_, k, int(c), self.covariance_type)
-                for k, c in enumerate(counts)
-            ]
-        )
-        y = np.concatenate([np.full(c, k, dtype=int) for k, c in enumerate(counts)])
-        return X, y

@@ -79,6 +79,11 @@ def fitted_model(weights, means, covariances, covariance_type, precisions_choles
 
 def model_to_dict(model):
     """The JSON-ready dict of a fitted model (see the module docstring for its keys)."""
+    if "BayesianGaussianMixture" in type(model).__name__:
+        raise ValueError(
+            "save_model writes GaussianMixture models only; a BayesianGaussianMixture would reload as a "
+            "different model."
+        )
     try:
         check_is_fitted(model)
     except NotFittedError:

@@ -164,3 +164,13 @@ def test_not_a_model_file_raises_value_error(tmp_path, content):
 def test_missing_file_raises_value_error(tmp_path):
     with pytest.raises(ValueError, match="No model file"):
         load_model(tmp_path / "absent.json")
+
+
+def test_bayesian_model_is_refused(tmp_path):
+    from dask_gmm import BayesianGaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    bgm = BayesianGaussianMixture(n_components=2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="BayesianGaussianMixture"):
+        save_model(bgm, tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()
