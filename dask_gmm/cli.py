@@ -204,6 +204,28 @@ def _seed(text):
     return value
 
 
+def _int_range(text):
+    """'1-8' or '2,4,8' (or a mix) as a sorted list of positive ints."""
+    out = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a range like 1-8 or a list like 2,4,8, got {text!r}") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"component counts must be >= 1, got {text!r}")
+    return sorted(out)
+
+
+def _covariance_types(text):
+    types = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in types if t not in COVARIANCE_TYPES]
+    if not types or bad:
+        raise argparse.ArgumentTypeError(f"covariance types must be among {', '.join(COVARIANCE_TYPES)}, got {text!r}")
+    return types
+
+
 def _data_path(path):
     """Local paths made absolute (workers of a cluster may run elsewhere); URLs kept as they are."""
     path = os.fspath(path)
@@ -264,6 +286,25 @@ def build_parser():
     p.add_argument("--checkpoint", metavar="FILE", help="save the EM state each iteration; rerun to resume")
     p.add_argument("--output", "-o", required=True, metavar="MODEL.json", help="model file to write")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("select", parents=[common, cluster], help="choose the number of components by BIC or AIC",
+                       description="Fit every candidate (n_components x covariance type) in lockstep, "
+                                   "sharing each read of the data, print the criterion table and write "
+                                   "the best model.")
+    p.add_argument("path", metavar="PATH", help="Zarr store (group with array X, or an array)")
+    p.add_argument("--n-components", "-k", type=_int_range, default=list(range(1, 9)), metavar="K",
+                   help="candidates, e.g. 1-8 or 2,4,8 (default 1-8)")
+    p.add_argument("--covariance-types", type=_covariance_types, default=["full"], metavar="T",
+                   help="comma-separated, e.g. full,diag (default full)")
+    p.add_argument("--criterion", choices=("bic", "aic"), default="bic", help="(default bic)")
+    p.add_argument("--max-iter", type=int, default=100, metavar="M", help="(default 100)")
+    p.add_argument("--tol", type=_positive_float, default=1e-3, metavar="T", help="(default 1e-3)")
+    p.add_argument("--n-init", type=count, default=1, metavar="I", help="restarts per candidate (default 1)")
+    p.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans", help="(default kmeans)")
+    p.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
+    p.add_argument("--plot", metavar="PNG", help="also draw BIC and AIC against K")
+    p.add_argument("--output", "-o", required=True, metavar="MODEL.json", help="model file to write (the best)")
+    p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("predict", parents=[common, cluster], help="write labels (or probabilities) to a Zarr array",
                        description="Label every row with its most probable component, chunk by chunk "
@@ -536,6 +577,38 @@ def cmd_fit(args, term):
     term.out(f"  log-likelihood     {gm.lower_bound_:.6f}  (mean per row)")
     term.out(f"  time               {times}")
     term.out(f"  model              {args.output}")
+    return 0
+
+
+def cmd_select(args, term):
+    from .modelfile import save_model
+    from .selection import select_model
+
+    path = _data_path(args.path)
+    _open_data(path)
+    _check_writable(args.output, "model")
+    with _scheduler(args.scheduler, term):
+        term.status(f"select: fitting {len(args.n_components) * len(args.covariance_types)} candidates in lockstep ...")
+        t0 = time.perf_counter()
+        sel = select_model(path, n_components=args.n_components, covariance_types=args.covariance_types,
+                           criterion=args.criterion, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
+                           random_state=args.seed, init_params=args.init_params)
+        seconds = time.perf_counter() - t0
+    term.status("")
+    save_model(sel.best_, args.output)
+    term.out(f"{'K':>3}  {'covariance':<10} {'BIC':>16} {'AIC':>16} {'log-lik/row':>12} {'iter':>5}  converged")
+    for r in sel.results_:
+        chosen = r["n_components"] == sel.best_.n_components and r["covariance_type"] == sel.best_.covariance_type
+        term.out(f"{r['n_components']:>3}  {r['covariance_type']:<10} {r['bic']:>16.3f} {r['aic']:>16.3f} "
+                 f"{r['lower_bound']:>12.6f} {r['n_iter']:>5}  {'yes' if r['converged'] else 'NO'}"
+                 f"{'   <- best ' + args.criterion.upper() if chosen else ''}")
+    term.out(f"best: {sel.best_.n_components} components ({sel.best_.covariance_type}) in {_fmt_seconds(seconds)}")
+    term.out(f"model: {args.output}")
+    if args.plot:
+        try:
+            term.out(f"wrote {_plot_module().plot_criterion(sel, args.plot)}")
+        except ImportError as exc:
+            raise CLIError(str(exc)) from None
     return 0
 
 

@@ -523,6 +523,43 @@ def plot_lower_bounds(model, path, *, tol=None):
     return _save(fig, path)
 
 
+def plot_criterion(selection, path):
+    """BIC and AIC against the number of components, one line per covariance type.
+
+    Parameters
+    ----------
+    selection : dask_gmm.ModelSelection (from :func:`dask_gmm.select_model`)
+    path : str or os.PathLike, PNG file to write
+
+    Returns
+    -------
+    str, the path written
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure((8.0, 5.0))
+    axes = fig.subplots(1, 2, sharex=True)
+    types = list(dict.fromkeys(r["covariance_type"] for r in selection.results_))
+    best = selection.best_
+    for ax, crit in zip(axes, ("bic", "aic")):
+        for i, ct in enumerate(types):
+            rows = sorted((r["n_components"], r[crit]) for r in selection.results_ if r["covariance_type"] == ct)
+            ks, values = zip(*rows)
+            ax.plot(ks, values, marker="o", ms=4, color=_COMPONENT_COLOURS[i % len(_COMPONENT_COLOURS)], label=ct)
+        if crit == selection.criterion:
+            chosen = next(r for r in selection.results_ if r["n_components"] == best.n_components
+                          and r["covariance_type"] == best.covariance_type)
+            ax.plot([chosen["n_components"]], [chosen[crit]], marker="*", ms=16, color="tab:red", ls="none",
+                    label=f"selected: K={best.n_components}, {best.covariance_type}")
+        ax.set_title(crit.upper() + (" (criterion used)" if crit == selection.criterion else ""), fontsize=11)
+        ax.set_xlabel("number of components K")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("criterion (lower is better)")
+    return _save(fig, path)
+
+
 #: File names written by :func:`plot_all` into a folder.
 FIGURES = {"fit": "fit.png", "density": "density.png", "loglik": "loglik.png"}
 

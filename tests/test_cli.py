@@ -356,3 +356,29 @@ def test_python_dash_m(tmp_path):
     res = subprocess.run([sys.executable, "-m", "dask_gmm.cli", "generate", tmp_path / "x.zarr", "-n", "1.5"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.startswith("dask-gmm: error: argument --n-samples")
+
+
+# ------------------------------------------------------------------ select
+def test_select_equals_the_library_and_writes_the_best(store, tmp_path, capsys):
+    from dask_gmm import select_model
+
+    out_model, out_png = tmp_path / "best.json", tmp_path / "crit.png"
+    rc, out, err = run(capsys, "select", store, "--n-components", "1-3,5", "--covariance-types", "full,diag",
+                       "--seed", "0", "--output", out_model, "--plot", out_png)
+    assert rc == 0, err
+    sel = select_model(store, n_components=[1, 2, 3, 5], covariance_types=("full", "diag"), random_state=0)
+    best = load_model(out_model)
+    assert (best.n_components, best.covariance_type) == (sel.best_.n_components, sel.best_.covariance_type)
+    np.testing.assert_array_equal(best.means_, sel.best_.means_)
+    assert "<- best BIC" in out and len([l for l in out.splitlines() if l.strip()[:1].isdigit()]) == 8
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--n-components", "0-3"], ">= 1"),
+    (["--n-components", "a-b"], "range like 1-8"),
+    (["--covariance-types", "full,weird"], "covariance types"),
+])
+def test_select_bad_arguments(store, tmp_path, capsys, argv, fragment):
+    rc, _, err = run(capsys, "select", store, "--output", tmp_path / "m.json", *argv)
+    assert_one_line_error(rc, err, fragment)

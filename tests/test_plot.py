@@ -163,3 +163,14 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'dask_gmm\[plot\]'"):
         plot.plot_density(gm, tmp_path / "x.png")
+
+
+def test_criterion_plot(tmp_path):
+    from dask_gmm import select_model
+
+    X = np.random.default_rng(0).normal(size=(600, 2)) + np.repeat([[0, 0], [8, 0]], 300, axis=0)
+    sel = select_model(X, n_components=[1, 2, 3], covariance_types=("full", "spherical"), random_state=0)
+    path = plot.plot_criterion(sel, tmp_path / "crit.png")
+    image = imread(path)
+    assert image.shape[0] > 300 and image.shape[1] > 500
+    assert sel.best_.n_components == 2
