@@ -18,7 +18,7 @@ import zarr
 from distributed import Client, LocalCluster
 from zarr.codecs import ZstdCodec
 
-from dask_gmm import GaussianMixture
+from dask_gmm import GaussianMixture, load_model
 
 from .conftest import make_blobs
 
@@ -123,6 +123,13 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path):
             gm = GaussianMixture(3, random_state=0, tol=1e-6).fit(store)
         ref = GaussianMixture(3, random_state=0, tol=1e-6).fit(store)
         assert_same_fit(gm, ref, rtol=1e-10)
+        # and through the command line
+        out = tmp_path / "model.json"
+        done = subprocess.run(["dask-gmm", "fit", store, "--n-components", "3", "--seed", "0", "--tol", "1e-6",
+                               "--scheduler", address, "--output", str(out), "--quiet"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert_same_fit(load_model(out), ref, rtol=1e-10)
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -134,7 +141,7 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path):
 _SCRIPT = textwrap.dedent(
     """
     import json, logging, os, sys, warnings
-    from dask_gmm import GaussianMixture
+    from dask_gmm import GaussianMixture, load_model
     store, ckpt, die_at, n_init, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 
     class Die(logging.Handler):
