@@ -129,3 +129,13 @@ def test_fsspec_url(tmp_path):
     a = mem.create_array("X", shape=X.shape, chunks=(500, 2), dtype=X.dtype)
     a[:] = X
     np.testing.assert_allclose(fit("memory://gmm-test.zarr").means_, fit(X).means_, rtol=1e-8)
+
+
+def test_sample_weight_from_a_zarr_array(tmp_path):
+    X = make_blobs(n=3000)
+    w = np.random.default_rng(0).integers(0, 3, len(X)).astype(float)
+    warr = zarr.create_array(str(tmp_path / "w.zarr"), shape=w.shape, chunks=(700,), dtype="f8")
+    warr[:] = w
+    ref = fit(X, sample_weight=w)
+    for weights in (warr, str(tmp_path / "w.zarr")):
+        np.testing.assert_allclose(fit(X, sample_weight=weights).means_, ref.means_, rtol=1e-10)
