@@ -1,0 +1,618 @@
+"""EM throughput: dask_gmm against scikit-learn, the seed notebook's SciPy loop and Spark MLlib.
+
+    python scripts/bench.py                 # the default run, about 5 minutes on 2 cores
+    python scripts/bench.py --quick         # small sizes: a smoke test of the script
+    python scripts/bench.py --cases d2,predict --iters 10
+
+Prints one table from one run. Within a case every library gets the same
+data and the same initial parameters (scikit-learn's k-means start plus one
+EM iteration on the first 50 000 rows, passed as weights_init, means_init and
+precisions_init), and runs a fixed number of EM iterations with tol=0, so
+that nobody stops early. "ms / iteration" is the wall time of a whole fit
+divided by its iterations, after a warm-up fit: it includes each library's
+per-fit work (scikit-learn's final E-step, dask's graph building). Ratios are
+against scikit-learn in the same run, on the same data; the machine may be
+shared, so only ratios are comparable between runs. A fit shorter than 3 s is
+timed twice and the faster time kept (the same rule for every library).
+
+Peak memory is measured in a separate short fit (2 iterations) so that
+tracemalloc does not slow the timed ones. "tracemalloc" is the peak of the
+Python/NumPy allocations made during the fit, beyond the input data (numba's
+scratch, a few tens of KiB, and BLAS buffers are not traced); "RSS" is the peak
+resident-set growth of this process and its children, sampled every 20 ms.
+
+Cases (``--cases``, comma separated; default all but ``chunks``):
+
+  d2       N=1e6, d=2, K=3, full
+  d16      N=2e5, d=16, K=8, full
+  diag16   N=1e6, d=16, K=8, diag
+  zarr     N=4e6, d=2, K=3, full: in memory and from a Zstd-compressed Zarr store fitted by path
+  f32      float32 against float64 data (d=2 and d=16, full)
+  predict  predict, predict_proba and score_samples against one EM iteration (d=2 and d=16)
+  chunks   dask_gmm's throughput as a function of the in-memory chunk size (io.TARGET_CHUNK_BYTES)
+
+dask_gmm compiles its numba kernels once per machine (cached on disk); the
+compile time and the time to load them from the cache are measured in fresh
+subprocesses and printed apart from the table. The "numpy kernels" rows are
+dask_gmm with the compiled kernels switched off (``_kernels.USE_NUMBA``): the
+code before them. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+import psutil
+
+import dask
+import dask_gmm
+from dask_gmm import GaussianMixture, _kernels, io
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as SKGaussianMixture
+
+SEED_NOTEBOOK = "seed notebook (SciPy)"
+
+
+# ------------------------------------------------------------------ data and initial parameters
+def make_problem(n, d, K, seed=0, dtype=np.float64):
+    """The seed notebook's mixture: means uniform in [-10, 10]^d, covariances 0.1 AᵀA, random weights."""
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(-10.0, 10.0, (K, d))
+    A = rng.standard_normal((K, d, d))
+    covs = 0.1 * np.einsum("kji,kjl->kil", A, A) + 1e-2 * np.eye(d)
+    weights = rng.uniform(0.2, 1.0, K)
+    labels = rng.choice(K, size=n, p=weights / weights.sum())
+    X = np.empty((n, d))
+    for k in range(K):
+        idx = np.flatnonzero(labels == k)
+        X[idx] = means[k] + rng.standard_normal((idx.size, d)) @ np.linalg.cholesky(covs[k]).T
+    return X.astype(dtype, copy=False)
+
+
+def case_name(X, K, ct):
+    n = X.shape[0]
+    exp = int(np.floor(np.log10(n)))
+    mant = n / 10**exp
+    size = f"{mant:g}e{exp}"
+    return f"N={size} d={X.shape[1]} K={K} {ct}"
+
+
+def initial_parameters(X, K, ct):
+    """scikit-learn's k-means start and one EM iteration on the first 50 000 rows."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = SKGaussianMixture(K, covariance_type=ct, max_iter=1, random_state=0).fit(X[:50_000])
+    return dict(weights_init=sk.weights_, means_init=sk.means_, precisions_init=sk.precisions_)
+
+
+# ------------------------------------------------------------------ measuring
+def busy_cores(seconds=1.0):
+    """Cores kept busy by other processes (from /proc/stat over ``seconds``), or None off Linux."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except OSError:
+        return None
+    return (1 - (i1 - i0) / max(1, t1 - t0)) * os.cpu_count()
+
+
+def timed(fn, *, quick_again=3.0):
+    """Seconds of fn(); a call shorter than ``quick_again`` seconds is repeated and the faster kept."""
+    t = time.perf_counter()
+    fn()
+    best = time.perf_counter() - t
+    if best < quick_again:
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def traced_peak(fn):
+    """Peak bytes of Python/NumPy allocations during fn() (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1], "tracemalloc"
+    finally:
+        tracemalloc.stop()
+
+
+class PeakRSS:
+    """Peak growth of the summed RSS of this process and its children, sampled every 20 ms."""
+
+    def __enter__(self):
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _rss(self):
+        me = psutil.Process()
+        total = 0
+        for p in [me] + me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def grown(self):
+        return self.peak - self.base
+
+
+@contextlib.contextmanager
+def numba_kernels(on):
+    old = _kernels.USE_NUMBA
+    _kernels.USE_NUMBA = bool(on) and _kernels._numba is not None
+    try:
+        yield
+    finally:
+        _kernels.USE_NUMBA = old
+
+
+@contextlib.contextmanager
+def chunk_bytes(nbytes):
+    old = io.TARGET_CHUNK_BYTES
+    if nbytes is not None:
+        io.TARGET_CHUNK_BYTES = int(nbytes)
+    try:
+        yield
+    finally:
+        io.TARGET_CHUNK_BYTES = old
+
+
+# ------------------------------------------------------------------ the libraries
+def fit_dask_gmm(X, K, ct, init, iters):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianMixture(K, covariance_type=ct, tol=0, max_iter=iters, **init).fit(X)
+
+
+def fit_sklearn(X, K, ct, init, iters):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return SKGaussianMixture(K, covariance_type=ct, tol=0, max_iter=iters, **init).fit(X)
+
+
+def fit_seed_notebook(X_rows, K, ct, init, iters):
+    """The seed notebook's loop, as written there (vectorised NumPy/SciPy, data stored (d, N)).
+
+    E-step with ``multivariate_normal.pdf`` per component, M-step, then a
+    separate pass for the log-likelihood, every iteration. Full covariances only.
+    """
+    from scipy.stats import multivariate_normal
+
+    X = np.ascontiguousarray(X_rows.T)  # the notebook keeps X as (d, N) and XT = X.T
+    XT = X.T
+    d, N = X.shape
+    estimate_pi_k = np.array(init["weights_init"], float)
+    estimate_mu_k = np.array(init["means_init"], float)
+    estimate_cov_mat = np.linalg.inv(init["precisions_init"])
+
+    def compute_E_step(XT, mu, cov, pi):
+        gamma = np.zeros((K, N))
+        for k in range(K):
+            gamma[k, :] = pi[k] * multivariate_normal.pdf(XT, mean=mu[k, :], cov=cov[k, :, :])
+        gamma /= np.sum(gamma, axis=0)
+        return gamma
+
+    def compute_M_step(X, gamma):
+        mu_new = np.zeros((K, d))
+        cov_new = np.zeros((K, d, d))
+        Nk = np.sum(gamma, axis=1)
+        pi_new = Nk / N
+        XT = X.T
+        for k in range(K):
+            mu_new[k, :] = np.sum(X * gamma[k, :], axis=1) / Nk[k]
+            x_m_mu = XT - mu_new[k, :]
+            cov_new[k, :, :] = 1e-9 + (gamma[k, :] * x_m_mu.T) @ (x_m_mu) * (1.0 / Nk[k])
+        return pi_new, mu_new, cov_new
+
+    def compute_log_likelihood(XT, mu, cov, pi):
+        LL = np.zeros((K, N))
+        for k in range(K):
+            LL[k, :] = pi[k] * multivariate_normal.pdf(XT, mean=mu[k, :], cov=cov[k, ...])
+        return np.sum(np.log(np.sum(LL, axis=0)))
+
+    LL = np.zeros(iters)
+    for ite in range(iters):
+        gamma = compute_E_step(XT, estimate_mu_k, estimate_cov_mat, estimate_pi_k)
+        pi_new, mu_new, cov_new = compute_M_step(X, gamma)
+        estimate_cov_mat = 1 * cov_new
+        estimate_mu_k = 1 * mu_new
+        estimate_pi_k = 1 * pi_new
+        LL[ite] = compute_log_likelihood(XT, estimate_mu_k, estimate_cov_mat, estimate_pi_k)
+    return LL
+
+
+def spark_available():
+    return importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
+
+
+class Spark:
+    """Spark MLlib's GaussianMixture in local[2] mode (full covariances only; it takes no initial model)."""
+
+    def __init__(self):
+        from pyspark.sql import SparkSession
+
+        self.session = (
+            SparkSession.builder.master("local[2]").appName("dask_gmm-bench")
+            .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g").getOrCreate()
+        )
+        self.session.sparkContext.setLogLevel("ERROR")
+
+    def frame(self, X):
+        from pyspark.ml.linalg import Vectors
+
+        rows = [(Vectors.dense(r),) for r in X.tolist()]
+        return self.session.createDataFrame(rows, ["features"]).repartition(2).cache()
+
+    def fit(self, df, K, iters):
+        from pyspark.ml.clustering import GaussianMixture as SparkGMM
+
+        return SparkGMM(k=K, maxIter=iters, tol=0.0, seed=0).fit(df)
+
+    def stop(self):
+        self.session.stop()
+
+
+# ------------------------------------------------------------------ the table
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, library, case, seconds_per_iter, n_points, ratio, memory, note=""):
+        self.rows.append((library, case, seconds_per_iter, n_points, ratio, memory, note))
+
+    def print(self):
+        head = ("library", "case", "ms / iteration", "M points·it/s", "vs scikit-learn", "peak memory", "")
+        lines = []
+        for lib, case, spi, n, ratio, mem, note in self.rows:
+            lines.append((
+                lib, case,
+                "—" if spi is None else f"{spi * 1e3:,.1f}",
+                "—" if spi is None else f"{n / spi / 1e6:,.2f}",
+                "—" if ratio is None else f"{ratio:,.1f}×",
+                mem, note,
+            ))
+        widths = [max(len(str(r[i])) for r in [head] + lines) for i in range(len(head))]
+        fmt = "| " + " | ".join("{:<%d}" % w for w in widths) + " |"
+        print(fmt.format(*head))
+        print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        for r in lines:
+            print(fmt.format(*r))
+
+
+def mib(nbytes, how):
+    return f"{nbytes / 2**20:,.0f} MiB ({how})"
+
+
+# ------------------------------------------------------------------ cases
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.table = Table()
+        self.notes = []
+        self.tmp = tempfile.mkdtemp(prefix="dask-gmm-bench-")
+        self.spark = None
+
+    def n(self, full):
+        return max(20_000, int(full * self.args.scale))
+
+    def warm_up(self, X, K, ct, init):
+        """One tiny fit: imports, numba's cache load or compile, dask's thread pool."""
+        fit_dask_gmm(X[:5000], K, ct, init, 1)
+
+    def em_case(self, X, K, ct):
+        """Rows for one in-memory case: scikit-learn, dask_gmm (numba and NumPy kernels), the notebook, Spark."""
+        a = self.args
+        N = X.shape[0]
+        name = case_name(X, K, ct)
+        init = initial_parameters(X, K, ct)
+        self.warm_up(X, K, ct, init)
+        slow = a.slow_iters
+
+        t_sk = timed(lambda: fit_sklearn(X, K, ct, init, a.iters)) / a.iters
+        mem_sk = traced_peak(lambda: fit_sklearn(X, K, ct, init, 2))
+        self.table.add("scikit-learn", name, t_sk, N, 1.0, mib(*mem_sk))
+
+        t = timed(lambda: fit_dask_gmm(X, K, ct, init, a.iters)) / a.iters
+        mem = traced_peak(lambda: fit_dask_gmm(X, K, ct, init, 2))
+        nchunks = len(io.as_dask_array(X).chunks[0])
+        self.table.add("dask_gmm", name, t, N, t_sk / t, mib(*mem), f"{nchunks} chunk(s)")
+        parts = 2 * os.cpu_count()
+        if nchunks < parts:  # what io.py's default would give with a floor of 2 chunks per core
+            import dask.array as da
+
+            Xd = da.from_array(X, chunks=(-(-N // parts), X.shape[1]))
+            t2 = timed(lambda: fit_dask_gmm(Xd, K, ct, init, a.iters)) / a.iters
+            self.table.add("dask_gmm, 2 chunks per core", name, t2, N, t_sk / t2, "—", f"{parts} chunks")
+
+        if _kernels._numba is not None:
+            with numba_kernels(False):
+                t0 = timed(lambda: fit_dask_gmm(X, K, ct, init, slow)) / slow
+                mem0 = traced_peak(lambda: fit_dask_gmm(X, K, ct, init, 2))
+            self.table.add("dask_gmm, numpy kernels (before)", name, t0, N, t_sk / t0, mib(*mem0),
+                           f"{slow} it; numba {t0 / t:.1f}× faster")
+
+        if ct == "full":
+            t_nb = timed(lambda: fit_seed_notebook(X, K, ct, init, slow)) / slow
+            mem_nb = traced_peak(lambda: fit_seed_notebook(X, K, ct, init, 1))
+            self.table.add(SEED_NOTEBOOK, name, t_nb, N, t_sk / t_nb, mib(*mem_nb), f"{slow} it")
+
+        if ct == "full" and not a.no_spark and spark_available():
+            try:
+                if self.spark is None:
+                    self.spark = Spark()
+                df = self.spark.frame(X)
+                df.count()
+                self.spark.fit(df, K, 1)  # warm-up: JIT, job set-up
+                with PeakRSS() as rss:
+                    t_sp = timed(lambda: self.spark.fit(df, K, slow)) / slow
+                self.table.add("Spark MLlib local[2]", name, t_sp, N, t_sk / t_sp, mib(rss.grown, "RSS"),
+                               f"{slow} it; its own init")
+                df.unpersist()
+            except Exception as exc:  # noqa: BLE001 - a broken Spark set-up must not end the run
+                self.notes.append(f"Spark MLlib failed on {name}: {type(exc).__name__}: {exc}")
+
+    # -------------------------------------------------------------- the cases
+    def case_d2(self):
+        self.em_case(make_problem(self.n(1_000_000), 2, 3), 3, "full")
+
+    def case_d16(self):
+        self.em_case(make_problem(self.n(200_000), 16, 8, seed=1), 8, "full")
+
+    def case_diag16(self):
+        self.em_case(make_problem(self.n(1_000_000), 16, 8, seed=2), 8, "diag")
+
+    def write_zarr(self, X, chunk_rows):
+        import zarr
+        from zarr.codecs import ZstdCodec
+
+        path = os.path.join(self.tmp, f"X-{X.shape[0]}-{X.shape[1]}-{X.dtype.name}-{chunk_rows}.zarr")
+        if not os.path.exists(path):
+            arr = zarr.create_array(store=path, shape=X.shape, chunks=(chunk_rows, X.shape[1]), dtype=X.dtype,
+                                    compressors=[ZstdCodec(level=3)])
+            for i in range(0, X.shape[0], chunk_rows):
+                arr[i : i + chunk_rows] = X[i : i + chunk_rows]
+        return path
+
+    def case_zarr(self):
+        """In memory against the same rows in a Zstd-compressed Zarr store fitted by path.
+
+        The store's chunks hold 16 MiB of rows (dask_gmm's in-memory chunk target,
+        and about dask_gmm.generate's default of 10^6 rows at d = 2), so the dask
+        chunks are the same in both runs.
+        """
+        a = self.args
+        for n, d, K, dtype, seed in ((4_000_000, 2, 3, np.float64, 3), (4_000_000, 2, 3, np.float32, 3),
+                                     (500_000, 16, 8, np.float64, 4)):
+            X = make_problem(self.n(n), d, K, seed=seed).astype(dtype)
+            N = X.shape[0]
+            chunk_rows = min(N, 16 * 2**20 // X[0].nbytes)
+            path = self.write_zarr(X, chunk_rows)
+            stored = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+            name = case_name(X, K, "full") + ("" if dtype == np.float64 else " float32")
+            init = initial_parameters(X, K, "full")
+            self.warm_up(X, K, "full", init)
+            t_sk = None
+            if dtype == np.float64:
+                t_sk = timed(lambda: fit_sklearn(X, K, "full", init, a.slow_iters)) / a.slow_iters
+                self.table.add("scikit-learn", name, t_sk, N, 1.0, "—", f"{a.slow_iters} it")
+            t_mem = timed(lambda: fit_dask_gmm(X, K, "full", init, a.iters)) / a.iters
+            nchunks = len(io.as_dask_array(X).chunks[0])
+            self.table.add("dask_gmm, in memory", name, t_mem, N, t_sk and t_sk / t_mem,
+                           mib(*traced_peak(lambda: fit_dask_gmm(X, K, "full", init, 2))), f"{nchunks} chunk(s)")
+            fit_dask_gmm(path, K, "full", init, 1)  # warm the page cache and zarr
+            t_z = timed(lambda: fit_dask_gmm(path, K, "full", init, a.iters)) / a.iters
+            with PeakRSS() as rss:
+                fit_dask_gmm(path, K, "full", init, 2)
+            nchunks = len(io.as_dask_array(path).chunks[0])
+            self.table.add("dask_gmm, Zarr zstd by path", name, t_z, N, t_sk and t_sk / t_z, mib(rss.grown, "RSS"),
+                           f"{t_mem / t_z:.0%} of in memory; {nchunks} chunk(s)")
+            self.notes.append(
+                f"Zarr store {name}: {X.nbytes / 2**20:.0f} MiB in {-(-N // chunk_rows)} Zstd(3) chunks of "
+                f"{chunk_rows:,} rows, {stored / 2**20:.0f} MiB on disk, read through the page cache."
+            )
+
+    def case_f32(self):
+        a = self.args
+        for (n, d, K, seed) in ((1_000_000, 2, 3, 0), (200_000, 16, 8, 1)):
+            X64 = make_problem(self.n(n), d, K, seed=seed)
+            X32 = X64.astype(np.float32)
+            N = X64.shape[0]
+            name = case_name(X64, K, "full")
+            init = initial_parameters(X64, K, "full")
+            self.warm_up(X32, K, "full", init)
+            self.warm_up(X64, K, "full", init)
+            t_sk = timed(lambda: fit_sklearn(X64, K, "full", init, a.iters)) / a.iters
+            t_sk32 = timed(lambda: fit_sklearn(X32, K, "full", init, a.iters)) / a.iters
+            t64 = timed(lambda: fit_dask_gmm(X64, K, "full", init, a.iters)) / a.iters
+            t32 = timed(lambda: fit_dask_gmm(X32, K, "full", init, a.iters)) / a.iters
+            self.table.add("scikit-learn float64", name, t_sk, N, 1.0, "—")
+            self.table.add("scikit-learn float32", name, t_sk32, N, t_sk / t_sk32, "—")
+            self.table.add("dask_gmm float64", name, t64, N, t_sk / t64, "—")
+            self.table.add("dask_gmm float32", name, t32, N, t_sk / t32, "—", f"{t64 / t32:.2f}× float64's speed")
+
+    def case_predict(self):
+        for (n, d, K, seed) in ((1_000_000, 2, 3, 0), (200_000, 16, 8, 1)):
+            X = make_problem(self.n(n), d, K, seed=seed)
+            N = X.shape[0]
+            name = case_name(X, K, "full")
+            init = initial_parameters(X, K, "full")
+            self.warm_up(X, K, "full", init)
+            ours = fit_dask_gmm(X, K, "full", init, 2)
+            sk = fit_sklearn(X, K, "full", init, 2)
+            t_em = timed(lambda: fit_dask_gmm(X, K, "full", init, self.args.iters)) / self.args.iters
+            self.table.add("dask_gmm EM iteration", name, t_em, N, None, "—")
+            for method in ("predict", "predict_proba", "score_samples"):
+                ours_fn = getattr(ours, method)
+                ours_fn(X[:1000])
+                t_sk = timed(lambda: getattr(sk, method)(X))
+                t = timed(lambda: ours_fn(X))
+                mem = traced_peak(lambda: ours_fn(X))
+                self.table.add(f"scikit-learn {method}", name, t_sk, N, 1.0, "—")
+                self.table.add(f"dask_gmm {method}", name, t, N, t_sk / t, mib(*mem),
+                               f"{t_em / t:.2f}× an EM iteration's speed")
+
+    def case_chunks(self):
+        K, ct = 3, "full"
+        X = make_problem(self.n(4_000_000), 2, K, seed=3)
+        N = X.shape[0]
+        init = initial_parameters(X, K, ct)
+        self.warm_up(X, K, ct, init)
+        path = self.write_zarr(X, 2**16)
+        name = case_name(X, K, ct)
+        for m in (1, 2, 4, 8, 16, 32):
+            with chunk_bytes(m * 2**20):
+                nchunks = len(io.as_dask_array(X).chunks[0])
+                t = timed(lambda: fit_dask_gmm(X, K, ct, init, self.args.iters)) / self.args.iters
+                fit_dask_gmm(path, K, ct, init, 1)
+                tz = timed(lambda: fit_dask_gmm(path, K, ct, init, self.args.iters)) / self.args.iters
+            self.table.add(f"dask_gmm, chunks of {m} MiB", name, t, N, None, "—",
+                           f"{nchunks} chunk(s); Zarr by path: {N / tz / 1e6:.1f} M points·it/s")
+        import dask.array as da
+
+        for X2, K2, label in ((X, K, name), (make_problem(self.n(200_000), 16, 8, seed=1), 8, None)):
+            init2 = init if label else initial_parameters(X2, K2, ct)
+            label = label or case_name(X2, K2, ct)
+            for per_core in (1, 2, 4):
+                parts = per_core * os.cpu_count()
+                Xd = da.from_array(X2, chunks=(-(-X2.shape[0] // parts), X2.shape[1]))
+                t = timed(lambda: fit_dask_gmm(Xd, K2, ct, init2, self.args.iters)) / self.args.iters
+                self.table.add(f"dask_gmm, {per_core} chunk(s) per core", label, t, X2.shape[0], None, "—",
+                               f"{parts} chunks of {X2.nbytes / parts / 2**20:.1f} MiB")
+
+    # -------------------------------------------------------------- compile time
+    def compile_times(self):
+        code = (
+            "import time, numpy as np\n"
+            "t0 = time.perf_counter()\n"
+            "from dask_gmm import _kernels as k, _numba\n"
+            "t1 = time.perf_counter()\n"
+            "m = k.Model('full', np.log(np.ones(3) / 3), np.zeros((3, 2)), np.stack([np.eye(2)] * 3))\n"
+            "X = np.random.default_rng(0).normal(size=(1000, 2))\n"
+            "k.e_step_stats(X, [m])\n"
+            "t2 = time.perf_counter()\n"
+            "for dt in (np.float32, np.float64):\n"
+            "    for ct, pc in (('full', np.stack([np.eye(2)] * 3)), ('diag', np.ones((3, 2)))):\n"
+            "        mm = k.Model(ct, m.log_weights, m.means, pc)\n"
+            "        Xd = X.astype(dt)\n"
+            "        k.e_step_stats(Xd, [mm]); k.score_samples(Xd, mm); k.predict(Xd, mm); k.predict_proba(Xd, mm)\n"
+            "t3 = time.perf_counter()\n"
+            "print(t1 - t0, t2 - t1, t3 - t1)\n"
+        )
+        out = {}
+        for label, cache in (("cold", tempfile.mkdtemp(prefix="numba-cache-", dir=self.tmp)), ("cached", None)):
+            env = dict(os.environ)
+            if cache is not None:
+                env["NUMBA_CACHE_DIR"] = cache
+            res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+            if res.returncode:
+                self.notes.append(f"compile-time probe failed: {res.stderr.strip()[-300:]}")
+                return
+            out[label] = [float(v) for v in res.stdout.split()]
+        imp, first, every = out["cold"]
+        _, first_c, every_c = out["cached"]
+        self.notes.append(
+            f"numba kernels: first E-step call {first:.1f} s to compile (full, float64), {every:.1f} s for every "
+            f"specialisation (E-step and per-row, full and diag, float32 and float64); from the on-disk cache "
+            f"({os.path.join(os.path.dirname(dask_gmm._kernels.__file__), '__pycache__')}): {first_c:.2f} s and "
+            f"{every_c:.2f} s. Import of dask_gmm._kernels with numba: {imp:.2f} s. Excluded from the timings (warm-up fits)."
+        )
+
+    def close(self):
+        if self.spark is not None:
+            self.spark.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+CASES = ("d2", "d16", "diag16", "zarr", "f32", "predict", "chunks")
+DEFAULT_CASES = ("d2", "d16", "diag16", "zarr", "f32", "predict")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1/20 of the sizes and 4 iterations: a smoke test")
+    ap.add_argument("--cases", default=",".join(DEFAULT_CASES), help=f"comma separated, from {','.join(CASES)}")
+    ap.add_argument("--iters", type=int, default=10, help="EM iterations of dask_gmm and scikit-learn (default 10)")
+    ap.add_argument("--slow-iters", type=int, default=3,
+                    help="iterations of the slow baselines: the notebook loop, NumPy kernels, Spark (default 3)")
+    ap.add_argument("--chunk-mib", type=float, default=None,
+                    help="override dask_gmm.io.TARGET_CHUNK_BYTES for in-memory inputs (MiB)")
+    ap.add_argument("--no-spark", action="store_true", help="skip Spark MLlib even when pyspark is installed")
+    ap.add_argument("--no-compile-time", action="store_true", help="skip the compile-time subprocesses")
+    args = ap.parse_args(argv)
+    args.scale = 0.05 if args.quick else 1.0
+    if args.quick:
+        args.iters = min(args.iters, 4)
+        args.slow_iters = min(args.slow_iters, 2)
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        ap.error(f"unknown case(s) {unknown}; choose from {CASES}")
+
+    bench = Bench(args)
+    busy = busy_cores()
+    started = time.perf_counter()
+    try:
+        with chunk_bytes(None if args.chunk_mib is None else args.chunk_mib * 2**20):
+            if not args.no_compile_time and _kernels._numba is not None:
+                bench.compile_times()
+            for case in cases:
+                getattr(bench, f"case_{case}")()
+                print(f"[{case} done at {time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
+            chunk_note = f"{io.TARGET_CHUNK_BYTES / 2**20:g} MiB"
+    finally:
+        bench.close()
+
+    import numba  # noqa: F401 - for the version line only
+    import sklearn
+
+    print(
+        f"dask_gmm {dask_gmm.__version__ if hasattr(dask_gmm, '__version__') else ''} "
+        f"({'numba ' + numba.__version__ + ' kernels' if _kernels.USE_NUMBA else 'NumPy kernels'}), "
+        f"scikit-learn {sklearn.__version__}, dask {dask.__version__} threaded scheduler, "
+        f"{os.cpu_count()} cores; in-memory chunks of about {chunk_note}; "
+        f"{args.iters} EM iterations (tol=0) unless a note says otherwise; total {time.perf_counter() - started:.0f} s; "
+        + ("" if busy is None else f"{busy:.1f} of {os.cpu_count()} cores busy with other work just before the run.")
+    )
+    print()
+    bench.table.print()
+    print()
+    if not spark_available():
+        bench.notes.append("Spark MLlib skipped: pyspark is not installed" + ("" if shutil.which("java") else " and java is absent") + ".")
+    for note in bench.notes:
+        print("- " + note)
+
+
+if __name__ == "__main__":
+    main()

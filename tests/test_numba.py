@@ -1,0 +1,223 @@
+"""The compiled (numba) kernels against the NumPy reference kernels they replace."""
+
+import os
+
+import numpy as np
+import pytest
+
+from dask_gmm import _covariance as cov
+from dask_gmm import _kernels as kern
+
+nb = pytest.importorskip("dask_gmm._numba")
+
+TYPES = cov.COVARIANCE_TYPES
+RTOL = 1e-10
+
+
+def problem(ct, n=777, d=3, K=4, seed=0, dtype=np.float64, shift=0.0):
+    """A model and a block of rows drawn around its means, ``shift`` away from the origin."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(K, d)) * 3 + shift
+    A = rng.standard_normal((K, d, d))
+    full = np.einsum("kji,kjl->kil", A, A) + np.eye(d)
+    covs = {"full": full, "tied": full[0], "diag": full[:, range(d), range(d)],
+            "spherical": full[:, range(d), range(d)].mean(1)}[ct]
+    weights = rng.dirichlet(np.ones(K))
+    model = kern.Model(ct, np.log(weights), means, cov.precision_cholesky(covs, ct))
+    X = means[rng.integers(0, K, n)] + rng.normal(size=(n, d)) * 2
+    return model, X.astype(dtype)
+
+
+def reference(X, model, w=None):
+    """The NumPy E-step (the reference kernels, whatever the dispatch switch says)."""
+    lse, log_resp = kern.log_prob_resp(X, model)
+    resp = np.exp(log_resp)
+    if w is not None:
+        resp *= w[:, None]
+    ll = float(lse.sum() if w is None else w @ lse)
+    s1c, s2 = cov.centred_moments(X, resp, model.means, model.covariance_type)
+    return resp.sum(0), s1c, s2, ll
+
+
+def close(actual, expected, rtol=RTOL):
+    """Relative agreement, with an absolute floor at rtol times the largest entry (sums that cancel)."""
+    expected = np.asarray(expected)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * max(np.abs(expected).max(), 1e-300))
+
+
+@pytest.fixture
+def numpy_kernels(monkeypatch):
+    monkeypatch.setattr(kern, "USE_NUMBA", False)
+
+
+@pytest.fixture
+def numba_kernels(monkeypatch):
+    monkeypatch.setattr(kern, "USE_NUMBA", True)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shift", [0.0, 1e6])
+def test_e_step_equals_reference(ct, dtype, weighted, shift):
+    model, X = problem(ct, dtype=dtype, shift=shift)
+    w = np.random.default_rng(1).uniform(0, 2, len(X)) if weighted else None
+    nk, s1c, s2, ll = nb.e_step(X, model, w)
+    ref = reference(X, model, w)  # on the same (float32) block
+    assert s2.shape == ref[2].shape == cov.s2_shape(ct, *model.means.shape)
+    for got, want in zip((nk, s1c, s2, ll), ref):
+        assert np.asarray(got).dtype == np.float64
+        close(got, want)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_per_row_kernels_equal_reference(ct, dtype):
+    model, X = problem(ct, n=300, dtype=dtype, shift=1e6)
+    lse, log_resp = kern.log_prob_resp(X, model)
+    out, ok = nb.per_row(X, model, nb.SCORE)
+    assert ok and out.dtype == np.float64
+    close(out, lse)
+    out, ok = nb.per_row(X, model, nb.PROBA)
+    assert ok
+    np.testing.assert_allclose(out, np.exp(log_resp), rtol=RTOL, atol=1e-14)
+    np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-14)
+    out, ok = nb.per_row(X, model, nb.LABEL)
+    assert ok and out.dtype == np.int64
+    np.testing.assert_array_equal(out, kern.weighted_log_prob(X, model).argmax(axis=1))
+
+
+@pytest.mark.parametrize("ct", ["full", "diag"])
+def test_dispatch_keeps_the_kernel_contracts(ct, monkeypatch):
+    """_kernels with numba on equals _kernels with numba off, for every public kernel."""
+    model, X = problem(ct, n=1000, shift=1e6)
+    other = model._replace(means=model.means + 0.5)
+    w = np.random.default_rng(2).uniform(0, 2, len(X))
+    results = {}
+    for on in (False, True):
+        monkeypatch.setattr(kern, "USE_NUMBA", on)
+        results[on] = (
+            kern.e_step_stats(X, [model, other], sample_weight=w, row_offset=10),
+            kern.e_step_stats(X, [model]),
+            kern.score_stats(X, model, sample_weight=w),
+            kern.score_samples(X, model),
+            kern.predict_proba(X, model),
+            kern.predict(X, model),
+        )
+    (stats_w, stats, score, samples, proba, labels), numpy_out = results[True], results[False]
+    for got, want in zip(stats_w + stats, numpy_out[0] + numpy_out[1]):
+        for a, b in zip(got, want):
+            close(a, b)
+    close(score, numpy_out[2])
+    close(samples, numpy_out[3])
+    np.testing.assert_allclose(proba, numpy_out[4], atol=1e-14)
+    np.testing.assert_array_equal(labels, numpy_out[5])
+
+
+@pytest.mark.parametrize("n", [1, 63, 256, 257, 1500])
+def test_any_block_length(n):
+    """Tiles are padded: lengths around the tile size give the reference's statistics."""
+    model, X = problem("full", n=n, d=2, K=3)
+    for got, want in zip(nb.e_step(X, model), reference(X, model)):
+        close(got, want)
+    close(nb.per_row(X, model, nb.SCORE)[0], kern.log_prob_resp(X, model)[0])
+
+
+def test_empty_block():
+    model, X = problem("full", n=0)
+    nk, s1c, s2, ll = nb.e_step(X, model)
+    assert ll == 0.0 and not nk.any() and not s1c.any() and not s2.any()
+
+
+@pytest.mark.parametrize("d", [1, 16])
+def test_many_and_few_features(d):
+    model, X = problem("full", n=700, d=d, K=8, seed=d)
+    for got, want in zip(nb.e_step(X, model), reference(X, model)):
+        close(got, want)
+
+
+def test_empty_component_and_outlier_rows():
+    """A zero-weight component (log weight -inf) and rows far from every component stay finite."""
+    model, X = problem("full", n=500)
+    weights = np.exp(model.log_weights)
+    weights[1] = 0.0
+    with np.errstate(divide="ignore"):
+        model = model._replace(log_weights=np.log(weights / weights.sum()))
+    X[:3] += 400.0  # a few hundred standard deviations away
+    got = nb.e_step(X, model)
+    assert np.isfinite(got[3]) and got[0][1] == 0.0
+    for a, b in zip(got, reference(X, model)):
+        close(a, b)
+    close(nb.per_row(X, model, nb.SCORE)[0], kern.log_prob_resp(X, model)[0])
+
+
+def test_exp_matches_libm():
+    x = np.concatenate([-np.logspace(-12, np.log10(740.0), 20_000), [0.0, -0.0, -745.0, -746.0, -800.0]])
+    got = x.copy()
+    nb.exp_inplace(got)
+    np.testing.assert_allclose(got, np.exp(x), rtol=4.5e-16, atol=5e-324)
+    special = np.array([-np.inf, np.nan, np.inf, -1e308, 0.0, 0.0, 0.0, 0.0])
+    nb.exp_inplace(special)
+    assert special[0] == 0.0 and np.isnan(special[1]) and special[2] == np.inf and special[3] == 0.0
+
+
+def test_log_matches_libm():
+    x = np.concatenate([np.random.default_rng(0).uniform(1, 1e4, 20_000), np.logspace(-300, 300, 2_000),
+                        [1.0, 2.0, 0.5, np.sqrt(2), 1 - 1e-16, 1 + 2e-16]])
+    got = x.copy()
+    nb.log_inplace(got)
+    np.testing.assert_allclose(got, np.log(x), rtol=4.5e-16, atol=5e-16)
+    special = np.array([0.0, np.inf, np.nan, 1.0])
+    nb.log_inplace(special)
+    assert special[0] == -np.inf and special[1] == np.inf and np.isnan(special[2]) and special[3] == 0.0
+
+
+@pytest.mark.parametrize("ct", ["full", "diag"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_bad_rows_are_named(ct, bad, numba_kernels):
+    model, X = problem(ct, n=600)
+    X[417, 1] = bad
+    named = r"NaN or infinity.*rows 1000-1599.*first bad row: 1417"
+    with pytest.raises(ValueError, match=named):
+        kern.e_step_stats(X, [model], row_offset=1000)
+    with pytest.raises(ValueError, match=named):
+        kern.e_step_stats(X, [model], sample_weight=np.ones(len(X)), row_offset=1000)
+    with pytest.raises(ValueError, match=named):
+        kern.score_stats(X, model, row_offset=1000)
+    for per_row in (kern.score_samples, kern.predict_proba, kern.predict):
+        with pytest.raises(ValueError, match=named):
+            per_row(X, model, row_offset=1000)
+
+
+def test_overflow_is_reported(numba_kernels):
+    """Finite rows whose log-likelihood overflows: the same error as the NumPy path."""
+    model, X = problem("diag", n=64)
+    X[5] = 1e200
+    with pytest.raises(ValueError, match="overflowed"):
+        kern.e_step_stats(X, [model])
+
+
+def test_float32_block_is_not_copied(monkeypatch):
+    model, X = problem("full", dtype=np.float32)
+    seen = []
+    real = nb.estep_full
+
+    def spy(Xb, *args):
+        seen.append(Xb)
+        return real(Xb, *args)
+
+    monkeypatch.setattr(nb, "estep_full", spy)
+    nb.e_step(X, model)
+    assert seen[0] is X and seen[0].dtype == np.float32
+
+
+def test_compiled_code_is_cached_on_disk():
+    """cache=True: the machine code is written beside the module (or to NUMBA_CACHE_DIR)."""
+    model, X = problem("full", n=10)
+    nb.e_step(X, model)
+    cache = nb.estep_full._cache
+    assert cache is not None and type(cache).__name__ == "FunctionCache"
+    path = cache._cache_path
+    expected = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(nb.__file__), "__pycache__")
+    assert os.path.abspath(path).startswith(os.path.abspath(expected))
+    assert any(f.startswith("_numba.estep_full") and f.endswith(".nbi") for f in os.listdir(path))
