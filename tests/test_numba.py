@@ -221,3 +221,8 @@ def test_compiled_code_is_cached_on_disk():
     expected = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(nb.__file__), "__pycache__")
     assert os.path.abspath(path).startswith(os.path.abspath(expected))
     assert any(f.startswith("_numba.estep_full") and f.endswith(".nbi") for f in os.listdir(path))
+
+
+def test_compiled_kernels_are_the_default():
+    expected = os.environ.get("DASK_GMM_NUMBA", "1") != "0"
+    assert kern.USE_NUMBA is expected
