@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 LOG_2PI = np.log(2 * np.pi)
@@ -79,14 +80,15 @@ def n_parameters(covariance_type, n_components, n_features):
 
 # ------------------------------------------------------------ precision Cholesky
 def _pc_full(cov, reg):
-    K, d, _ = cov.shape
+    # LAPACK trtri inverts the triangular factor. (scipy's solve_triangular, even on 2 x 2,
+    # wakes OpenBLAS's threads, which then spin ~100 ms and take a core from the next E-step.)
     out = np.empty_like(cov)
-    for k in range(K):
+    for k in range(cov.shape[0]):
         try:
             chol = linalg.cholesky(cov[k], lower=True)
         except linalg.LinAlgError:
             raise ValueError(_SINGULAR.format(reg=reg)) from None
-        out[k] = linalg.solve_triangular(chol, np.eye(d), lower=True).T
+        out[k] = lapack.dtrtri(chol, lower=1)[0].T
     return out
 
 
@@ -140,7 +142,7 @@ def _full_from_pc(pc, fn):
 def _cov_from_pc_full(pc):
     # P is upper triangular with precision P P^T, so Sigma = P^-T P^-1 (a triangular solve).
     def one(p):
-        inv = linalg.solve_triangular(p, np.eye(p.shape[0]), lower=False)  # P^-1
+        inv = lapack.dtrtri(p, lower=0)[0]  # P^-1
         return inv.T @ inv
 
     return _full_from_pc(pc, one)

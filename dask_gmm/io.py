@@ -139,8 +139,10 @@ def as_dask_array(X, *, chunk_rows=None):
         return _as_float(X)
     X = np.asarray(X)
     _check_shape_dtype(X.shape, X.dtype)
-    rows = chunk_rows or _rows_for(X.shape[1], X.dtype.itemsize)
-    return _as_float(da.from_array(X, chunks=(rows, X.shape[1])))
+    # at least two chunks per core, so that no core idles on small arrays
+    rows = chunk_rows or min(_rows_for(X.shape[1], X.dtype.itemsize), -(-X.shape[0] // (2 * os.cpu_count())))
+    # name=False: a random name instead of hashing the whole array on every call
+    return _as_float(da.from_array(X, chunks=(rows, X.shape[1]), name=False))
 
 
 def as_weights(sample_weight, X):
