@@ -64,7 +64,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
 SEED_NOTEBOOK = "seed notebook (SciPy)"
-PROPOSED = "dask_gmm + proposed fixes (*)"
 
 
 # ------------------------------------------------------------------ data and initial parameters
@@ -191,70 +190,6 @@ def chunk_bytes(nbytes):
         io.TARGET_CHUNK_BYTES = old
 
 
-@contextlib.contextmanager
-def proposed_m_step():
-    """The M-step change proposed for dask_gmm/_covariance.py, for the "proposed" rows only.
-
-    scipy's ``solve_triangular`` (even 2 x 2) wakes OpenBLAS's worker threads,
-    which then spin for about 100 ms: every iteration's M-step takes a core
-    away from the next E-step. LAPACK's ``trtri`` gives the same triangular
-    inverse (to 1 ulp) without waking them.
-    """
-    from scipy import linalg
-    from scipy.linalg import lapack
-
-    from dask_gmm import _covariance as cv
-
-    def pc_full(covariances, reg):
-        out = np.empty_like(covariances)
-        for k in range(covariances.shape[0]):
-            try:
-                chol = linalg.cholesky(covariances[k], lower=True)
-            except linalg.LinAlgError:
-                raise ValueError(cv._SINGULAR.format(reg=reg)) from None
-            out[k] = lapack.dtrtri(chol, lower=1)[0].T
-        return out
-
-    old = cv._pc_full, cv._PRECISION_CHOLESKY["full"]
-    cv._pc_full = cv._PRECISION_CHOLESKY["full"] = pc_full
-    try:
-        yield
-    finally:
-        cv._pc_full, cv._PRECISION_CHOLESKY["full"] = old
-
-
-@contextlib.contextmanager
-def proposed_io():
-    """The changes proposed for io.as_dask_array on NumPy input, for the "proposed" rows only.
-
-    At least 2 chunks per core (a 16 MiB chunk is all of a 1e6 x 2 array: one
-    core idles), and ``name=False``: dask then names the array at random
-    instead of hashing all of it (10 ms per 16 MiB, on every fit and predict).
-    """
-    import dask.array as da
-
-    original = io.as_dask_array
-
-    def as_dask_array(X, *, chunk_rows=None):
-        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype in (np.float32, np.float64) and X.size:
-            rows = chunk_rows or min(io._rows_for(X.shape[1], X.dtype.itemsize), -(-X.shape[0] // (2 * os.cpu_count())))
-            return da.from_array(X, chunks=(rows, X.shape[1]), name=False)
-        return original(X, chunk_rows=chunk_rows)
-
-    io.as_dask_array = as_dask_array
-    try:
-        yield
-    finally:
-        io.as_dask_array = original
-
-
-@contextlib.contextmanager
-def proposed_fixes():
-    with proposed_m_step(), proposed_io():
-        yield
-
-
-# ------------------------------------------------------------------ the libraries
 def fit_dask_gmm(X, K, ct, init, iters):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -413,10 +348,6 @@ class Bench:
         mem = traced_peak(lambda: fit_dask_gmm(X, K, ct, init, 2))
         nchunks = len(io.as_dask_array(X).chunks[0])
         self.table.add("dask_gmm", name, t, N, t_sk / t, mib(*mem), f"{nchunks} chunk(s)")
-        with proposed_fixes():
-            t2 = timed(lambda: fit_dask_gmm(X, K, ct, init, a.iters)) / a.iters
-            nchunks = len(io.as_dask_array(X).chunks[0])
-        self.table.add(PROPOSED, name, t2, N, t_sk / t2, "—", f"{nchunks} chunk(s)")
 
         if _kernels._numba is not None:
             with numba_kernels(False):
@@ -500,21 +431,14 @@ class Bench:
             nchunks = len(io.as_dask_array(path).chunks[0])
             self.table.add("dask_gmm, Zarr zstd by path", name, t_z, N, t_sk and t_sk / t_z, mib(rss.grown, "RSS"),
                            f"{t_mem / t_z:.0%} of in memory; {nchunks} chunk(s)")
-            with proposed_fixes():
-                t_mem2 = timed(lambda: fit_dask_gmm(X, K, "full", init, a.iters)) / a.iters
-                t_z2 = timed(lambda: fit_dask_gmm(path, K, "full", init, a.iters)) / a.iters
-            self.table.add(PROPOSED + ", in memory", name, t_mem2, N, t_sk and t_sk / t_mem2, "—")
-            self.table.add(PROPOSED + ", Zarr by path", name, t_z2, N, t_sk and t_sk / t_z2, "—",
-                           f"{t_mem2 / t_z2:.0%} of in memory")
             if d == 2 and dtype == np.float64:  # the same rows, a faster codec
                 from zarr.codecs import BloscCodec
 
                 lz4 = self.write_zarr(X, chunk_rows, [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")], "lz4")
                 fit_dask_gmm(lz4, K, "full", init, 1)
-                with proposed_fixes():
-                    t_l = timed(lambda: fit_dask_gmm(lz4, K, "full", init, a.iters)) / a.iters
-                self.table.add(PROPOSED + ", Zarr Blosc-LZ4", name, t_l, N, t_sk and t_sk / t_l, "—",
-                               f"{t_mem2 / t_l:.0%} of in memory; byte shuffle")
+                t_l = timed(lambda: fit_dask_gmm(lz4, K, "full", init, a.iters)) / a.iters
+                self.table.add("dask_gmm, Zarr Blosc-LZ4 by path", name, t_l, N, t_sk and t_sk / t_l, "—",
+                               f"{t_mem / t_l:.0%} of in memory; byte shuffle")
             self.notes.append(
                 f"Zarr store {name}: {X.nbytes / 2**20:.0f} MiB in {-(-N // chunk_rows)} Zstd(3) chunks of "
                 f"{chunk_rows:,} rows, {stored / 2**20:.0f} MiB on disk, read through the page cache."
@@ -549,30 +473,19 @@ class Bench:
             ours = fit_dask_gmm(X, K, "full", init, 2)
             sk = fit_sklearn(X, K, "full", init, 2)
             t_em = timed(lambda: fit_dask_gmm(X, K, "full", init, self.args.iters)) / self.args.iters
-            with proposed_fixes():
-                t_em2 = timed(lambda: fit_dask_gmm(X, K, "full", init, self.args.iters)) / self.args.iters
             self.table.add("dask_gmm EM iteration", name, t_em, N, None, "—")
-            self.table.add(PROPOSED + " EM iteration", name, t_em2, N, None, "—")
             for method in ("predict", "predict_proba", "score_samples"):
                 ours_fn = getattr(ours, method)
                 ours_fn(X[:1000])
                 t_sk = timed(lambda: getattr(sk, method)(X))
                 t = timed(lambda: ours_fn(X))
                 mem = traced_peak(lambda: ours_fn(X))
-                with proposed_fixes():
-                    t2 = timed(lambda: ours_fn(X))
                 self.table.add(f"scikit-learn {method}", name, t_sk, N, 1.0, "—")
                 self.table.add(f"dask_gmm {method}", name, t, N, t_sk / t, mib(*mem),
                                f"{t_em / t:.2f}× an EM iteration's speed")
-                self.table.add(f"{PROPOSED} {method}", name, t2, N, t_sk / t2, "—",
-                               f"{t_em2 / t2:.2f}× its EM iteration's speed")
 
     def case_chunks(self):
-        """Chunk-size sweeps, with the proposed M-step (else a spinning BLAS thread hides the second core)."""
-        with proposed_m_step():
-            self._case_chunks()
-
-    def _case_chunks(self):
+        """Chunk-size sweeps."""
         K, ct = 3, "full"
         X = make_problem(self.n(4_000_000), 2, K, seed=3)
         N = X.shape[0]
@@ -586,7 +499,7 @@ class Bench:
                 t = timed(lambda: fit_dask_gmm(X, K, ct, init, self.args.iters)) / self.args.iters
                 fit_dask_gmm(path, K, ct, init, 1)
                 tz = timed(lambda: fit_dask_gmm(path, K, ct, init, self.args.iters)) / self.args.iters
-            self.table.add(f"dask_gmm*, chunks of {m} MiB", name, t, N, None, "—",
+            self.table.add(f"dask_gmm, chunks of {m} MiB", name, t, N, None, "—",
                            f"{nchunks} chunk(s); Zarr by path: {N / tz / 1e6:.1f} M points·it/s")
         import dask.array as da
 
@@ -597,7 +510,7 @@ class Bench:
                 parts = per_core * os.cpu_count()
                 Xd = da.from_array(X2, chunks=(-(-X2.shape[0] // parts), X2.shape[1]))
                 t = timed(lambda: fit_dask_gmm(Xd, K2, ct, init2, self.args.iters)) / self.args.iters
-                self.table.add(f"dask_gmm*, {per_core} chunk(s) per core", label, t, X2.shape[0], None, "—",
+                self.table.add(f"dask_gmm, {per_core} chunk(s) per core", label, t, X2.shape[0], None, "—",
                                f"{parts} chunks of {X2.nbytes / parts / 2**20:.1f} MiB")
 
     # -------------------------------------------------------------- compile time
@@ -697,13 +610,6 @@ def main(argv=None):
     print()
     bench.table.print()
     print()
-    bench.notes.append(
-        "(*) Not in the library yet: what three small changes outside the kernels give (patched in this script "
-        "only). (1) dask_gmm/_covariance.py: the precision Cholesky through LAPACK trtri instead of scipy's "
-        "solve_triangular, which wakes OpenBLAS threads that then spin for ~100 ms, taking a core from the next "
-        "E-step. (2) dask_gmm/io.py, NumPy input: at least 2 chunks per core, and (3) da.from_array(..., name=False) "
-        "instead of hashing the whole array on every fit and predict. The chunk-size rows (dask_gmm*) use (1) only."
-    )
     if not spark_available():
         bench.notes.append("Spark MLlib skipped: pyspark is not installed" + ("" if shutil.which("java") else " and java is absent") + ".")
     for note in bench.notes:
