@@ -275,6 +275,20 @@ def sq_distances(X, centres):
     return np.maximum(d2, 0.0)
 
 
+def nearest_centre(X, centres):
+    """Index (n,) and squared distance (n,) of each row's nearest centre.
+
+    Works SUB_BLOCK_ROWS rows at a time, so the (rows, m) distance matrix stays small.
+    """
+    n = X.shape[0]
+    labels, d2 = np.empty(n, np.intp), np.empty(n)
+    for i in range(0, n, SUB_BLOCK_ROWS):
+        d = sq_distances(X[i : i + SUB_BLOCK_ROWS], centres)
+        labels[i : i + SUB_BLOCK_ROWS] = lab = d.argmin(axis=1)
+        d2[i : i + SUB_BLOCK_ROWS] = d[np.arange(d.shape[0]), lab]
+    return labels, d2
+
+
 @sub_blocked
 def hard_stats(X, centres, covariance_type, sample_weight=None, row_offset=0):
     """Statistics of the hard assignment of each row to its nearest centre.
@@ -318,7 +332,7 @@ def kmeans_parallel_sample(X, centres, oversampling, cost, seed, sample_weight=N
     this block's cost ``sum w D^2``).
     """
     check_block(X, sample_weight, row_offset)
-    d2 = sq_distances(X, centres).min(axis=1)
+    d2 = nearest_centre(X, centres)[1]
     w = 1.0 if sample_weight is None else sample_weight
     rng = np.random.default_rng(seed)
     keep = rng.random(X.shape[0]) < oversampling * w * d2 / max(cost, np.finfo(float).tiny)

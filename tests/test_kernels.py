@@ -112,3 +112,12 @@ def test_sq_distances_and_hard_stats():
     np.testing.assert_allclose(st.objective, (cdist(X, C).min(1) ** 2).sum(), rtol=1e-6)
     counts = kern.nearest_counts(X, C)
     np.testing.assert_array_equal(counts, np.bincount(labels, minlength=4))
+
+
+def test_nearest_centre_in_slices_equals_cdist(monkeypatch):
+    monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 7)
+    rng = np.random.default_rng(1)
+    X, C = rng.normal(size=(50, 3)), rng.normal(size=(5, 3))
+    labels, d2 = kern.nearest_centre(X, C)
+    np.testing.assert_array_equal(labels, cdist(X, C).argmin(1))
+    np.testing.assert_allclose(d2, cdist(X, C, "sqeuclidean").min(1), rtol=1e-10, atol=1e-12)
