@@ -110,6 +110,15 @@ class Run:
             return _kernels.Model(self.covariance_type, np.log(self.weights), self.means, self.precisions_cholesky)
 
 
+def record(run, lower_bound, tol):
+    """Count one iteration of ``run`` with its lower bound; it has converged when the bound moved by less than tol."""
+    change = lower_bound - run.lower_bound
+    run.lower_bound = lower_bound
+    run.lower_bounds.append(lower_bound)
+    run.n_iter += 1
+    run.converged = bool(abs(change) < tol)
+
+
 def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
     """Advance ``runs`` in lockstep until each has converged or done ``max_iter`` iterations.
 
@@ -125,14 +134,9 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
             return runs
         stats = blocks.map_reduce(_kernels.e_step_stats, [r.model() for r in active])
         for run, st in zip(active, stats):
-            lower_bound = st.objective / st.weight
             run.weights, run.means, run.covariances, run.precisions_cholesky = m_step(
                 st.nk, st.s1c, st.s2, run.means, reg_covar, run.covariance_type
             )
-            change = lower_bound - run.lower_bound
-            run.lower_bound = lower_bound
-            run.lower_bounds.append(lower_bound)
-            run.n_iter += 1
-            run.converged = bool(abs(change) < tol)
+            record(run, st.objective / st.weight, tol)
         if on_iteration is not None:
             on_iteration(runs, active)

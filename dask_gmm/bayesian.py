@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
 from . import _kernels, io
-from ._em import Blocks
+from ._em import Blocks, record
 from ._init import as_seed_sequence, initial_statistics_many
 from .mixture import MixtureBase
 
@@ -374,12 +374,7 @@ def variational_em(
         for run, st, model in zip(active, stats, models):
             rlogr = sum_resp_log_resp(st, model)
             run.params = bayesian_m_step(st, model.means, priors, reg_covar=reg_covar, covariance_type=ct, prior_type=pt)
-            bound = lower_bound(rlogr, run.params, ct, pt)
-            change = bound - run.lower_bound
-            run.lower_bound = bound
-            run.lower_bounds.append(bound)
-            run.n_iter += 1
-            run.converged = bool(abs(change) < tol)
+            record(run, lower_bound(rlogr, run.params, ct, pt), tol)
         if on_iteration is not None:
             on_iteration(runs, active)
 
