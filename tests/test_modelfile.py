@@ -166,6 +166,7 @@ def test_missing_file_raises_value_error(tmp_path):
         load_model(tmp_path / "absent.json")
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_bayesian_model_is_refused(tmp_path):
     from dask_gmm import BayesianGaussianMixture
 
