@@ -55,6 +55,10 @@ def write_json_atomic(path, obj):
 
 
 def _plain(v):
+    if isinstance(v, (np.random.Generator, np.random.RandomState)):
+        return "a Generator or RandomState"  # its repr holds a memory address; the saved runs carry the state
+    if isinstance(v, np.random.SeedSequence):
+        return {"entropy": v.entropy, "spawn_key": list(v.spawn_key)}
     if isinstance(v, np.ndarray):
         return v.tolist()
     if isinstance(v, (np.integer, np.floating)):

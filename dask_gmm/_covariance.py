@@ -1,8 +1,10 @@
 """Everything that depends on ``covariance_type``, in pure NumPy.
 
 Each quantity has one function per covariance type, picked from a dict keyed
-on the type, as scikit-learn's ``_gaussian_mixture.py`` does. No other module
-branches on the covariance type.
+on the type, as scikit-learn's ``_gaussian_mixture.py`` does. Elsewhere only
+the compiled kernels (``_numba``: full-like or diagonal-like sweeps) and the
+Bayesian updates (``bayesian``: Wishart updates and priors) keep type tables
+of their own.
 
 Shapes, with K components and d features:
 

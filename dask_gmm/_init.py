@@ -8,7 +8,8 @@ with the ordinary M-step.
 Passes over the data:
 
 All strategies advance every run (restarts, model-selection candidates) in
-lockstep: each pass reads each block once for all of them.
+lockstep: each pass reads each block once for all of them. Only the random
+starting rows are gathered per run (reading just their blocks).
 
 * ``kmeans``: k-means|| seeding (1 + ``KMEANS_ROUNDS`` + 1 passes), weighted
   k-means of the candidates in memory, then at most ``LLOYD_MAX_ITER`` Lloyd
@@ -175,11 +176,6 @@ def initial_statistics_many(blocks, X, specs, init_params, seeds):
     list of (SuffStats, reference (K, d) the statistics are centred on)
     """
     return INITIALIZERS[init_params](blocks, X, list(specs), list(seeds))
-
-
-def initial_statistics(blocks, X, n_components, covariance_type, init_params, seed):
-    """Statistics (SuffStats) of one run's initial responsibilities, and the reference (K, d)."""
-    return initial_statistics_many(blocks, X, [(n_components, covariance_type)], init_params, [seed])[0]
 
 
 def initial_parameters_many(blocks, X, specs, init_params, reg_covar, seeds):

@@ -39,8 +39,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 PROG = "dask-gmm"
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")  # as dask_gmm._covariance (not imported: --help stays fast)
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")  # as dask_gmm._init.INITIALIZERS
 DEMO_DEFAULTS = {"n_samples": 2_000_000, "n_features": 2, "n_components": 3, "seed": 1,
                  "chunk_size": 250_000, "output_dir": "dask-gmm-demo"}
 NOTEBOOK_N, NOTEBOOK_ITERATIONS = 100_000, 100  # the seed notebook's sample size and iteration count
@@ -134,13 +134,15 @@ class _FitProgress(logging.Handler):
     def __init__(self, term, n_init):
         super().__init__(logging.INFO)
         self.term, self.n_init = term, n_init
-        self.seconds = []
+        self.seconds = []  # one entry per pass over the data
+        self._last_pass = None
 
     def emit(self, record):
         n_iter = getattr(record, "n_iter", None)
         if n_iter is None:
             return
-        if record.init == 1:
+        if record.pass_number != self._last_pass:  # every run a pass advanced logs the same pass
+            self._last_pass = record.pass_number
             self.seconds.append(record.seconds)
         init = f"init {record.init}/{self.n_init}  " if self.n_init > 1 else ""
         change = record.change
@@ -612,13 +614,6 @@ def cmd_select(args, term):
     return 0
 
 
-def _int_dtype(n_components):
-    for t in (np.int8, np.int16, np.int32):
-        if n_components - 1 <= np.iinfo(t).max:
-            return np.dtype(t)
-    return np.dtype(np.int64)
-
-
 def _store_atomically(result, output, overwrite, attrs):
     """Write a lazy dask array chunk by chunk to a Zarr array at ``output``.
 
@@ -666,7 +661,9 @@ def cmd_predict(args, term):
     if args.proba:
         result, what = model.predict_proba(path), f"probabilities of {K} components"
     else:
-        result, what = model.predict(path).astype(_int_dtype(K)), "labels"
+        from .generate import label_dtype
+
+        result, what = model.predict(path).astype(label_dtype(K)), "labels"
     attrs = {"dask_gmm_predict": {"kind": "proba" if args.proba else "labels", "model": os.path.abspath(args.model),
                                   "data": path, "n_components": K}}
     output = _data_path(args.output)
@@ -681,10 +678,11 @@ def cmd_predict(args, term):
 def _scores(model, path):
     X = _open_data(path)
     n = X.shape[0]
+    from .mixture import information_criteria
+
     mean_ll = float(model.score(path))
     p = model._n_parameters()
-    return {"mean_log_likelihood": mean_ll, "bic": -2 * mean_ll * n + p * math.log(n),
-            "aic": -2 * mean_ll * n + 2 * p, "n_samples": n, "n_parameters": p}
+    return {"mean_log_likelihood": mean_ll, **information_criteria(mean_ll, n, p), "n_samples": n, "n_parameters": p}
 
 
 def cmd_score(args, term):

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 #: Target size of one in-memory chunk when dask_gmm picks the chunking itself.
 TARGET_CHUNK_BYTES = 16 * 2**20
+#: In-memory inputs are cut into at least this many chunks (when they have the rows).
+MIN_CHUNKS = 4
 STATUS_ATTR = "dask_gmm"  # group attribute written by the generator
 
 
@@ -65,13 +67,13 @@ def missing_chunks(arr):
     return [k for k in arr._iter_shard_keys() if k not in stored]
 
 
-def open_zarr(path, *, storage_options=None):
+def open_zarr(path):
     """Open a Zarr array, or the array ``X`` of a Zarr group, read-only.
 
     Refuses stores that a generator marked incomplete.
     """
     try:
-        node = zarr.open(path, mode="r", storage_options=storage_options)
+        node = zarr.open(path, mode="r")
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
     if isinstance(node, zarr.Group):
@@ -87,8 +89,7 @@ def open_zarr(path, *, storage_options=None):
     return node
 
 
-def _from_zarr(arr):
-    _check_shape_dtype(arr.shape, arr.dtype)
+def _refuse_missing_chunks(arr):
     gone = missing_chunks(arr)
     if gone:
         shown = ", ".join(gone[:5]) + (", ..." if len(gone) > 5 else "")
@@ -97,6 +98,11 @@ def _from_zarr(arr):
             "as fill values. Regenerate or restore the store (write it with "
             "config={'write_empty_chunks': True} so that no chunk is left out)."
         )
+
+
+def _from_zarr(arr):
+    _check_shape_dtype(arr.shape, arr.dtype)
+    _refuse_missing_chunks(arr)
     unit = arr.shards or arr.chunks
     n, d = arr.shape
     if unit[1] < d:
@@ -110,15 +116,13 @@ def _from_zarr(arr):
     return x.rechunk({0: rows, 1: d}) if (rows != unit[0] or unit[1] < d) else x
 
 
-def as_dask_array(X, *, chunk_rows=None):
+def as_dask_array(X):
     """Any accepted input as a float, row-chunked dask array, without reading the data.
 
     Parameters
     ----------
     X : array-like, dask.array.Array, zarr.Array, str or os.PathLike
         Data of shape (n_samples, n_features).
-    chunk_rows : int, optional
-        Rows per chunk for in-memory inputs (default: about 16 MiB per chunk).
     Returns
     -------
     dask.array.Array of shape (n_samples, n_features), float32 or float64
@@ -139,8 +143,9 @@ def as_dask_array(X, *, chunk_rows=None):
         return _as_float(X)
     X = np.asarray(X)
     _check_shape_dtype(X.shape, X.dtype)
-    # at least two chunks per core, so that no core idles on small arrays
-    rows = chunk_rows or min(_rows_for(X.shape[1], X.dtype.itemsize), -(-X.shape[0] // (2 * os.cpu_count())))
+    # at least MIN_CHUNKS chunks, so that no core idles on small arrays; a fixed number, not the
+    # machine's core count, because random streams and the reduction tree follow the chunks
+    rows = min(_rows_for(X.shape[1], X.dtype.itemsize), -(-X.shape[0] // MIN_CHUNKS))
     # name=False: a random name instead of hashing the whole array on every call
     return _as_float(da.from_array(X, chunks=(rows, X.shape[1]), name=False))
 
@@ -156,6 +161,7 @@ def as_weights(sample_weight, X):
     if isinstance(sample_weight, (str, os.PathLike)):
         sample_weight = zarr.open_array(os.fspath(sample_weight), mode="r")
     if isinstance(sample_weight, zarr.Array):
+        _refuse_missing_chunks(sample_weight)
         sample_weight = da.from_zarr(sample_weight)
     if not isinstance(sample_weight, da.Array):
         sample_weight = np.asarray(sample_weight)

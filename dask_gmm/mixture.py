@@ -26,6 +26,21 @@ from ._init import INITIALIZERS, as_seed_sequence, initial_parameters_many
 logger = logging.getLogger(__name__)
 
 
+def information_criteria(mean_log_likelihood, n_samples, n_parameters):
+    """{'bic': ..., 'aic': ...} from the mean log-likelihood of n_samples rows (lower is better)."""
+    fit = -2 * mean_log_likelihood * n_samples
+    return {"bic": float(fit + n_parameters * np.log(n_samples)), "aic": float(fit + 2 * n_parameters)}
+
+
+def best_run(runs):
+    """scikit-learn's choice among restarts: the first with the highest lower bound (the last if all are -inf)."""
+    best = None
+    for r in runs:
+        if best is None or r.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
+            best = r
+    return best
+
+
 class MixtureBase(DensityMixin, BaseEstimator):
     """What every mixture estimator here shares: argument checks and the per-sample methods.
 
@@ -299,13 +314,14 @@ class GaussianMixture(MixtureBase):
         if runs is None:
             runs = [self._warm_run()] if warm else self._initial_runs(blocks, X, inits, seeds)
 
-        clock = [time.perf_counter()]
+        clock, passes = [time.perf_counter()], [0]
 
         def on_iteration(runs, advanced):
             if ckpt is not None:
                 ckpt.save(runs)
             now = time.perf_counter()
             seconds, clock[0] = now - clock[0], now
+            passes[0] += 1
             advanced = {id(r) for r in advanced}
             for i, r in enumerate(runs):
                 if self.verbose and id(r) in advanced and r.n_iter % self.verbose_interval == 0:
@@ -314,7 +330,7 @@ class GaussianMixture(MixtureBase):
                         "init %d iteration %d: lower bound %.6f, change %.3g, %.3f s/iteration",
                         i + 1, r.n_iter, r.lower_bound, r.lower_bound - prev, seconds,
                         extra={"init": i + 1, "n_iter": r.n_iter, "lower_bound": r.lower_bound,
-                               "change": r.lower_bound - prev, "seconds": seconds,
+                               "change": r.lower_bound - prev, "seconds": seconds, "pass_number": passes[0],
                                "max_iter": self.max_iter, "converged": r.converged},
                     )
 
@@ -326,11 +342,7 @@ class GaussianMixture(MixtureBase):
             reg_covar=self.reg_covar,
             on_iteration=on_iteration,
         )
-        best = runs[0]
-        for r in runs[1:]:
-            if r.lower_bound > best.lower_bound:
-                best = r
-        self._set_run(best, X.shape[1])
+        self._set_run(best_run(runs), X.shape[1])
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init parameters, "
@@ -363,10 +375,8 @@ class GaussianMixture(MixtureBase):
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
-        n = io.as_dask_array(X).shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+        return information_criteria(self.score(X), io.as_dask_array(X).shape[0], self._n_parameters())["bic"]
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
-        n = io.as_dask_array(X).shape[0]
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
+        return information_criteria(self.score(X), io.as_dask_array(X).shape[0], self._n_parameters())["aic"]

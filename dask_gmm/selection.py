@@ -19,8 +19,8 @@ from sklearn.exceptions import ConvergenceWarning
 from . import _covariance as cov
 from . import _kernels, io
 from ._em import Blocks, Run, em
-from ._init import INITIALIZERS, as_seed_sequence, initial_parameters_many
-from .mixture import GaussianMixture
+from ._init import as_seed_sequence, initial_parameters_many
+from .mixture import GaussianMixture, best_run, information_criteria
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +44,6 @@ class ModelSelection:
     best_: GaussianMixture
     results_: list = field(default_factory=list)
     criterion: str = "bic"
-
-
-def _criteria(score, n, n_params):
-    return {"bic": -2 * score * n + n_params * np.log(n), "aic": -2 * score * n + 2 * n_params}
 
 
 def select_model(
@@ -82,18 +78,15 @@ def select_model(
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
-    if init_params not in INITIALIZERS:
-        raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {init_params!r}.")
-    ks = sorted({int(k) for k in n_components})
-    types = list(dict.fromkeys(covariance_types))
-    if not ks or not types:
+    n_components, types = list(n_components), list(dict.fromkeys(covariance_types))
+    if not n_components or not types:
         raise ValueError("select_model needs at least one n_components value and one covariance type.")
     if any(isinstance(k, bool) or not isinstance(k, Integral) or k < 1 for k in n_components):
-        raise ValueError(f"n_components values must be integers >= 1, got {list(n_components)}.")
-    for ct in types:
-        cov.check_covariance_type(ct)
-    if not isinstance(n_init, Integral) or n_init < 1:
-        raise ValueError(f"n_init must be an integer >= 1, got {n_init!r}.")
+        raise ValueError(f"n_components values must be integers >= 1, got {n_components}.")
+    ks = sorted({int(k) for k in n_components})
+    for ct in types:  # the shared arguments, checked as GaussianMixture checks them
+        GaussianMixture(ks[-1], covariance_type=ct, tol=tol, reg_covar=reg_covar, max_iter=max_iter, n_init=n_init,
+                        init_params=init_params, split_every=split_every)._check_common()
     X = io.as_dask_array(X)
     if ks[-1] > X.shape[0]:
         raise ValueError(f"Expected n_samples >= n_components but got n_components = {ks[-1]}, n_samples = {X.shape[0]}")
@@ -106,7 +99,7 @@ def select_model(
     logger.info("select_model: %d candidates x %d restarts in lockstep", len(specs) // n_init, n_init)
     em(blocks, runs, tol=tol, max_iter=max_iter, reg_covar=reg_covar)
 
-    best_runs = [max(runs[i : i + n_init], key=lambda r: r.lower_bound) for i in range(0, len(runs), n_init)]
+    best_runs = [best_run(runs[i : i + n_init]) for i in range(0, len(runs), n_init)]
     scores = blocks.map_reduce(_kernels.many, _kernels.score_stats, [(r.model(),) for r in best_runs])
     results, fitted = [], []
     for run, (total, weight) in zip(best_runs, scores):
@@ -117,7 +110,7 @@ def select_model(
         )
         gm._set_run(run, d)
         fitted.append(gm)
-        crit = _criteria(total / weight, weight, cov.n_parameters(run.covariance_type, k, d))
+        crit = information_criteria(total / weight, weight, cov.n_parameters(run.covariance_type, k, d))
         results.append(
             dict(n_components=k, covariance_type=run.covariance_type, **crit, lower_bound=run.lower_bound,
                  n_iter=run.n_iter, converged=run.converged)

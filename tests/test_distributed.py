@@ -192,3 +192,11 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     ckpt.write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+
+
+def test_checkpoint_with_a_generator_random_state_resumes(tmp_path):
+    X = make_blobs(n=3000)
+    ckpt = tmp_path / "ck.json"
+    a = GaussianMixture(3, random_state=np.random.default_rng(0), checkpoint=ckpt).fit(X)
+    b = GaussianMixture(3, random_state=np.random.default_rng(1), checkpoint=ckpt).fit(X)  # resumes: same state
+    np.testing.assert_array_equal(a.means_, b.means_)

@@ -140,3 +140,19 @@ def test_sample_weight_from_a_zarr_array(tmp_path):
     ref = gm.fit(X, sample_weight=w).means_.copy()
     for weights in (warr, str(tmp_path / "w.zarr")):
         np.testing.assert_allclose(gm.fit(X, sample_weight=weights).means_, ref, rtol=1e-10)
+
+
+def test_missing_chunks_of_zarr_weights_are_refused(tmp_path):
+    X = make_blobs(n=3000)
+    warr = zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(1000,), dtype="f8")
+    warr[:] = 1.0
+    os.remove(tmp_path / "w.zarr" / "c" / "1")
+    with pytest.raises(ValueError, match=r"missing 1 of its chunks \(c/1\)"):
+        GaussianMixture(3).fit(X, sample_weight=str(tmp_path / "w.zarr"))
+
+
+def test_numpy_chunking_does_not_depend_on_the_machine(monkeypatch):
+    X = make_blobs(n=3000)
+    chunks = io.as_dask_array(X).chunks
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert io.as_dask_array(X).chunks == chunks

@@ -77,3 +77,11 @@ def test_bad_arguments():
         select_model(X, n_components=[0, 1])
     with pytest.raises(ValueError, match="n_samples >= n_components"):
         select_model(X[:3], n_components=[2, 5])
+
+
+def test_n_components_from_a_generator_is_validated():
+    X = make_blobs(n=300)
+    with pytest.raises(ValueError, match="n_components"):
+        select_model(X, n_components=(k for k in [2.7]))
+    with pytest.raises(ValueError, match="tol"):
+        select_model(X, n_components=[2], tol=-1.0)
