@@ -80,8 +80,14 @@ def main():
     ap.add_argument("--store", default="/tmp/dask-gmm-memory.zarr")
     ap.add_argument("--max-iter", type=int, default=2)
     ap.add_argument("--threads", action="store_true", help="threaded scheduler instead of a LocalCluster")
+    ap.add_argument("--target-chunk-mib", type=float, default=None,
+                    help="dask_gmm.io.TARGET_CHUNK_BYTES in MiB (how many Zarr chunks one task reads)")
     args = ap.parse_args()
 
+    if args.target_chunk_mib:
+        from dask_gmm import io
+
+        io.TARGET_CHUNK_BYTES = int(args.target_chunk_mib * 2**20)
     t = time.perf_counter()
     write_store(args.store, args.n_samples, args.chunk_rows)
     print(f"store ready in {time.perf_counter() - t:.0f} s: {args.store}")
