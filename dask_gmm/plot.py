@@ -30,7 +30,7 @@ from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from . import io
-from ._covariance import as_full_covariances
+from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
 
 __all__ = ["plot_data_fit", "plot_density", "plot_lower_bounds", "plot_all", "data_histogram", "default_extent"]
 
@@ -119,16 +119,10 @@ def mixture_log_density(weights, means, covariances, points):
     -------
     ndarray of shape (n,)
     """
-    points = np.asarray(points, np.float64)
-    K, f = means.shape
-    out = np.empty((points.shape[0], K))
-    for k in range(K):
-        chol = np.linalg.cholesky(covariances[k])
-        z = np.linalg.solve(chol, (points - means[k]).T)  # (f, n)
-        with np.errstate(divide="ignore"):
-            out[:, k] = (np.log(weights[k]) - 0.5 * f * np.log(2 * np.pi)
-                         - np.log(np.diag(chol)).sum() - 0.5 * (z**2).sum(axis=0))
-    return logsumexp(out, axis=1)
+    pc = precision_cholesky(covariances, "full")
+    with np.errstate(divide="ignore"):
+        wlp = log_gaussian_prob(np.asarray(points, np.float64), means, pc, "full") + np.log(weights)
+    return logsumexp(wlp, axis=1)
 
 
 def default_extent(*models, features=(0, 1), n_sigma=4.0, pad=0.05):
