@@ -43,7 +43,7 @@ from . import _covariance as cov
 from . import _kernels, io
 from ._em import Blocks, record
 from ._init import as_seed_sequence, initial_statistics_many
-from .mixture import MixtureBase
+from .mixture import MixtureBase, best_run
 
 logger = logging.getLogger(__name__)
 
@@ -590,10 +590,7 @@ class BayesianGaussianMixture(MixtureBase):
             best = runs[-1]
             best.lower_bound, best.lower_bounds = -np.inf, []
         else:
-            best = runs[0]
-            for r in runs[1:]:
-                if r.lower_bound > best.lower_bound:
-                    best = r
+            best = best_run(runs)
         self._set_fitted(best, priors, n_features)
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
