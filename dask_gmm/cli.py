@@ -255,6 +255,13 @@ def build_parser():
     cluster.add_argument("--scheduler", metavar="ADDRESS",
                          help="address of a running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
                               "(default: local threads)")
+    em = _Parser(add_help=False)  # the EM options fit and select share
+    em.add_argument("--max-iter", type=int, default=100, metavar="M", help="(default 100)")
+    em.add_argument("--tol", type=_positive_float, default=1e-3, metavar="T",
+                    help="convergence threshold on the mean log-likelihood (default 1e-3)")
+    em.add_argument("--n-init", type=count, default=1, metavar="I", help="restarts, run in lockstep (default 1)")
+    em.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans", help="(default kmeans)")
+    em.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
 
     p = sub.add_parser("generate", parents=[common, cluster], help="write a synthetic Gaussian mixture to a Zarr store",
                        description="Draw a Gaussian mixture (means uniform in [-10, 10]^D, covariances "
@@ -271,25 +278,19 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true", help="replace whatever is at PATH")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("fit", parents=[common, cluster], help="fit a Gaussian mixture to a Zarr store",
+    p = sub.add_parser("fit", parents=[common, cluster, em], help="fit a Gaussian mixture to a Zarr store",
                        description="Fit a Gaussian mixture by EM (one pass over the data per iteration) "
                                    "and write it as a JSON model file.")
     p.add_argument("path", metavar="PATH", help="Zarr store (group with array X, or an array)")
     p.add_argument("--n-components", "-k", type=count, required=True, metavar="K")
     p.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full", help="(default full)")
-    p.add_argument("--max-iter", type=int, default=100, metavar="M", help="(default 100)")
-    p.add_argument("--tol", type=_positive_float, default=1e-3, metavar="T",
-                   help="convergence threshold on the mean log-likelihood (default 1e-3)")
     p.add_argument("--reg-covar", type=_positive_float, default=1e-6, metavar="R",
                    help="added to covariance diagonals (default 1e-6)")
-    p.add_argument("--n-init", type=count, default=1, metavar="I", help="restarts, run in lockstep (default 1)")
-    p.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans", help="(default kmeans)")
-    p.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
     p.add_argument("--checkpoint", metavar="FILE", help="save the EM state each iteration; rerun to resume")
     p.add_argument("--output", "-o", required=True, metavar="MODEL.json", help="model file to write")
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("select", parents=[common, cluster], help="choose the number of components by BIC or AIC",
+    p = sub.add_parser("select", parents=[common, cluster, em], help="choose the number of components by BIC or AIC",
                        description="Fit every candidate (n_components x covariance type) in lockstep, "
                                    "sharing each read of the data, print the criterion table and write "
                                    "the best model.")
@@ -299,11 +300,6 @@ def build_parser():
     p.add_argument("--covariance-types", type=_covariance_types, default=["full"], metavar="T",
                    help="comma-separated, e.g. full,diag (default full)")
     p.add_argument("--criterion", choices=("bic", "aic"), default="bic", help="(default bic)")
-    p.add_argument("--max-iter", type=int, default=100, metavar="M", help="(default 100)")
-    p.add_argument("--tol", type=_positive_float, default=1e-3, metavar="T", help="(default 1e-3)")
-    p.add_argument("--n-init", type=count, default=1, metavar="I", help="restarts per candidate (default 1)")
-    p.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans", help="(default kmeans)")
-    p.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
     p.add_argument("--plot", metavar="PNG", help="also draw BIC and AIC against K")
     p.add_argument("--output", "-o", required=True, metavar="MODEL.json", help="model file to write (the best)")
     p.set_defaults(func=cmd_select)
