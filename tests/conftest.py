@@ -30,3 +30,21 @@ def seed_like_problem(seed, n_components=3, n_features=2, n_samples=3000, box=10
         idx = labels == k
         X[idx] = rng.multivariate_normal(means[k], covs[k], idx.sum())
     return X, weights, means, covs
+
+
+def random_model(rng, ct, K, d, shift=0.0):
+    """A kernel Model with random means (scale 3, ``shift`` from the origin) and covariances AᵀA + I.
+
+    Returns the Model, the weights (K,), the means (K, d) and the covariances expanded to (K, d, d).
+    """
+    from dask_gmm import _covariance as cov
+    from dask_gmm import _kernels as kern
+
+    means = rng.normal(size=(K, d)) * 3 + shift
+    A = rng.standard_normal((K, d, d))
+    full = np.einsum("kji,kjl->kil", A, A) + np.eye(d)
+    covs = {"full": full, "tied": full[0], "diag": full[:, range(d), range(d)],
+            "spherical": full[:, range(d), range(d)].mean(1)}[ct]
+    weights = rng.dirichlet(np.ones(K))
+    model = kern.Model(ct, np.log(weights), means, cov.precision_cholesky(covs, ct))
+    return model, weights, means, cov.as_full_covariances(covs, ct, K, d)

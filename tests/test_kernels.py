@@ -9,18 +9,14 @@ from scipy.stats import multivariate_normal
 from dask_gmm import _covariance as cov
 from dask_gmm import _kernels as kern
 
+from .conftest import random_model
+
 
 def model_and_block(ct="full", n=500, d=3, K=2, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
-    means = rng.normal(size=(K, d)) * 3
-    A = rng.standard_normal((K, d, d))
-    full = np.einsum("kji,kjl->kil", A, A) + np.eye(d)
-    covs = {"full": full, "tied": full[0], "diag": full[:, range(d), range(d)],
-            "spherical": full[:, range(d), range(d)].mean(1)}[ct]
-    weights = rng.dirichlet(np.ones(K))
-    model = kern.Model(ct, np.log(weights), means, cov.precision_cholesky(covs, ct))
+    model, weights, means, full = random_model(rng, ct, K, d)
     X = (rng.normal(size=(n, d)) * 3).astype(dtype)
-    return model, X, weights, means, cov.as_full_covariances(covs, ct, K, d)
+    return model, X, weights, means, full
 
 
 @pytest.mark.parametrize("ct", cov.COVARIANCE_TYPES)

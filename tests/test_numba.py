@@ -8,6 +8,8 @@ import pytest
 from dask_gmm import _covariance as cov
 from dask_gmm import _kernels as kern
 
+from .conftest import random_model
+
 nb = pytest.importorskip("dask_gmm._numba")
 
 TYPES = cov.COVARIANCE_TYPES
@@ -17,13 +19,7 @@ RTOL = 1e-10
 def problem(ct, n=777, d=3, K=4, seed=0, dtype=np.float64, shift=0.0):
     """A model and a block of rows drawn around its means, ``shift`` away from the origin."""
     rng = np.random.default_rng(seed)
-    means = rng.normal(size=(K, d)) * 3 + shift
-    A = rng.standard_normal((K, d, d))
-    full = np.einsum("kji,kjl->kil", A, A) + np.eye(d)
-    covs = {"full": full, "tied": full[0], "diag": full[:, range(d), range(d)],
-            "spherical": full[:, range(d), range(d)].mean(1)}[ct]
-    weights = rng.dirichlet(np.ones(K))
-    model = kern.Model(ct, np.log(weights), means, cov.precision_cholesky(covs, ct))
+    model, _, means, _ = random_model(rng, ct, K, d, shift)
     X = means[rng.integers(0, K, n)] + rng.normal(size=(n, d)) * 2
     return model, X.astype(dtype)
 
