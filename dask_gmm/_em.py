@@ -23,6 +23,22 @@ from ._covariance import m_step
 logger = logging.getLogger(__name__)
 
 
+def _on_rows(rows, start, stop, kernel, *args, sample_weight=None, row_offset=0, **kwargs):
+    """``kernel`` on rows [start, stop) of a :class:`dask_gmm.io.ZarrRows`: a task's body.
+
+    An additive kernel sees one Zarr chunk at a time, straight after its decode
+    (still in cache), and the pieces are combined; any other kernel sees the rows
+    read into one array. ``row_offset`` equals ``start``.
+    """
+    if not _kernels.is_additive(kernel, args):
+        return kernel(rows.read(start, stop), *args, sample_weight=sample_weight, row_offset=row_offset, **kwargs)
+    parts = []
+    for lo, x in rows.pieces(start, stop):
+        w = None if sample_weight is None else sample_weight[lo - start : lo - start + x.shape[0]]
+        parts.append(kernel(x, *args, sample_weight=w, row_offset=lo, **kwargs))
+    return _kernels.combine(*parts)
+
+
 class Blocks:
     """The row blocks of X (and of the sample weights) as delayed objects, made once per fit.
 
@@ -30,11 +46,17 @@ class Blocks:
     ----------
     X : dask.array.Array of shape (n_samples, n_features), one chunk across features
     sample_weight : dask.array.Array of shape (n_samples,) with X's row chunks, or None
+    rows : dask_gmm.io.ZarrRows or None
+        A direct reader of the Zarr array behind X (see :func:`dask_gmm.io.zarr_rows`);
+        when given, each task reads its block through it instead of through dask's
+        graph of X. X's row chunks must then be whole Zarr chunks, as
+        :func:`dask_gmm.io.as_dask_array` makes them.
     """
 
-    def __init__(self, X, sample_weight=None, split_every=8):
+    def __init__(self, X, sample_weight=None, split_every=8, rows=None):
         self.shape = X.shape
-        self.x = list(X.to_delayed().ravel())
+        self.rows = rows
+        self.x = list(X.to_delayed().ravel()) if rows is None else [None] * len(X.chunks[0])
         self.w = [None] * len(self.x) if sample_weight is None else list(sample_weight.to_delayed().ravel())
         self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])]).astype(int).tolist()
         self.split_every = max(2, int(split_every))
@@ -42,7 +64,7 @@ class Blocks:
     def __len__(self):
         return len(self.x)
 
-    def map_reduce(self, kernel, *args, per_block=None, combine=_kernels.combine, **kwargs):
+    def map_reduce(self, kernel, *args, per_block=None, **kwargs):
         """``combine`` over blocks of ``kernel(block, *args, [per_block[i]], sample_weight=w, row_offset=o)``.
 
         One compute, one read of each block, a tree of ``combine`` calls
@@ -50,18 +72,21 @@ class Blocks:
         """
         token = uuid.uuid4().hex[:12]
         parts = []
-        for i, (x, w, off) in enumerate(zip(self.x, self.w, self.offsets)):
+        ends = self.offsets[1:] + [self.shape[0]]
+        for i, (x, w, off, end) in enumerate(zip(self.x, self.w, self.offsets, ends)):
             extra = () if per_block is None else (per_block[i],)
             key = f"dask_gmm-{kernel.__name__}-{token}-chunk{i}"
-            parts.append(
-                dask.delayed(kernel, pure=False)(
-                    x, *args, *extra, sample_weight=w, row_offset=off, dask_key_name=key, **kwargs
+            if self.rows is None:
+                task = dask.delayed(kernel, pure=False)(x, *args, *extra, sample_weight=w, row_offset=off, dask_key_name=key, **kwargs)
+            else:
+                task = dask.delayed(_on_rows, pure=False)(
+                    self.rows, off, end, kernel, *args, *extra, sample_weight=w, row_offset=off, dask_key_name=key, **kwargs
                 )
-            )
+            parts.append(task)
         while len(parts) > 1:
             step = self.split_every
             parts = [
-                dask.delayed(combine, pure=False)(*parts[i : i + step]) if len(parts[i : i + step]) > 1 else parts[i]
+                dask.delayed(_kernels.combine, pure=False)(*parts[i : i + step]) if len(parts[i : i + step]) > 1 else parts[i]
                 for i in range(0, len(parts), step)
             ]
         try:

@@ -97,11 +97,23 @@ def many(X, kernel, arg_lists, per_run=None, sample_weight=None, row_offset=0):
     ]
 
 
+def is_additive(kernel, args=()):
+    """Whether ``kernel(block, *args)`` over a block equals :func:`combine` over its pieces.
+
+    True for the :func:`sub_blocked` kernels, and for :func:`many` of one without
+    ``per_run`` arguments; False for kernels with per-block random streams.
+    """
+    if kernel is many:
+        return (len(args) < 3 or args[2] is None) and is_additive(args[0])
+    return getattr(kernel, "additive", False)
+
+
 def sub_blocked(kernel):
     """Run an additive kernel on slices of SUB_BLOCK_ROWS rows and combine the results.
 
     Bounds the (n, K) temporaries to a few MiB whatever the chunk size, and keeps
-    them in cache. Only for kernels whose outputs add up (no random streams).
+    them in cache. Only for kernels whose outputs add up (no random streams);
+    marks them ``additive`` (see :func:`is_additive`).
     """
 
     @functools.wraps(kernel)
@@ -122,6 +134,7 @@ def sub_blocked(kernel):
             )
         )
 
+    wrapper.additive = True
     return wrapper
 
 

@@ -546,6 +546,7 @@ class BayesianGaussianMixture(MixtureBase):
         -------
         self
         """
+        rows = io.zarr_rows(X)
         X = self._check_X(X)
         if X.shape[0] < 2:
             raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
@@ -554,7 +555,7 @@ class BayesianGaussianMixture(MixtureBase):
         warm = self.warm_start and hasattr(self, "converged_")
         if warm and self.means_.shape[1] != n_features:
             raise ValueError(f"X has {n_features} features, but the fitted model has {self.means_.shape[1]}.")
-        blocks = Blocks(X, io.as_weights(sample_weight, X), self.split_every)
+        blocks = Blocks(X, io.as_weights(sample_weight, X), self.split_every, rows)
         ct, pt = self.covariance_type, self.weight_concentration_prior_type
         step = dict(reg_covar=self.reg_covar, covariance_type=ct, prior_type=pt)
 

@@ -126,7 +126,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         model = self._model()
         Xd = io.as_dask_array(X)
         self._check_features(Xd)
-        blocks = Blocks(Xd, io.as_weights(sample_weight, Xd), self.split_every)
+        blocks = Blocks(Xd, io.as_weights(sample_weight, Xd), self.split_every, io.zarr_rows(X))
         total, weight = blocks.map_reduce(_kernels.score_stats, model)
         return total / weight
 
@@ -300,12 +300,13 @@ class GaussianMixture(MixtureBase):
         -------
         self
         """
+        rows = io.zarr_rows(X)
         X = self._check_X(X)
         inits = self._check_parameters(X.shape[1])
         if self.warm_start and hasattr(self, "converged_") and self.means_.shape[1] != X.shape[1]:
             raise ValueError(f"X has {X.shape[1]} features, but the fitted model has {self.means_.shape[1]}.")
         weights = io.as_weights(sample_weight, X)
-        blocks = Blocks(X, weights, self.split_every)
+        blocks = Blocks(X, weights, self.split_every, rows)
         warm = self.warm_start and hasattr(self, "converged_")
         seeds = as_seed_sequence(self.random_state).spawn(self.n_init)
 

@@ -156,3 +156,77 @@ def test_numpy_chunking_does_not_depend_on_the_machine(monkeypatch):
     chunks = io.as_dask_array(X).chunks
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     assert io.as_dask_array(X).chunks == chunks
+
+
+# ------------------------------------------------------------------ the direct (synchronous) Zarr reader
+CODEC_CHAINS = {
+    "zstd": dict(compressors=[ZstdCodec(level=3)]),
+    "none": dict(compressors=None),
+    "blosc+crc32c": dict(compressors=[zarr.codecs.BloscCodec(cname="lz4", shuffle="shuffle"), zarr.codecs.Crc32cCodec()]),
+    "gzip, big-endian": dict(compressors=[zarr.codecs.GzipCodec()], serializer=zarr.codecs.BytesCodec(endian="big")),
+    "transpose": dict(filters=[zarr.codecs.TransposeCodec(order=(1, 0))], compressors=[ZstdCodec(level=1)]),
+}
+
+
+@pytest.mark.parametrize("chain", sorted(CODEC_CHAINS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_zarr_rows_reads_what_zarr_reads(tmp_path, chain, dtype):
+    X = np.random.default_rng(0).standard_normal((1037, 3)).astype(dtype)
+    arr = zarr.create_array(str(tmp_path / "a.zarr"), shape=X.shape, chunks=(100, 3), dtype=dtype, **CODEC_CHAINS[chain])
+    arr[:] = X
+    rows = io.zarr_rows(str(tmp_path / "a.zarr"))
+    assert rows is not None
+    for start, stop in ((0, 1037), (0, 100), (37, 963), (1000, 1037), (250, 251)):
+        got = rows.read(start, stop)
+        assert got.dtype == np.dtype(dtype) and got.dtype.isnative
+        np.testing.assert_array_equal(got, X[start:stop])
+        pieces = list(rows.pieces(start, stop))
+        assert [lo for lo, _ in pieces] == [start] + list(range((start // 100 + 1) * 100, stop, 100))
+        np.testing.assert_array_equal(np.concatenate([x for _, x in pieces]), X[start:stop])
+
+
+def test_zarr_rows_only_where_it_can_read(tmp_path):
+    X = make_blobs(n=600)
+    assert io.zarr_rows(X) is None and io.zarr_rows(da.from_array(X)) is None
+    assert io.zarr_rows(write_store(tmp_path / "g.zarr", X)) is not None
+    assert io.zarr_rows(str(tmp_path / "g.zarr")) is not None  # a group's X, by path
+    assert io.zarr_rows(write_store(tmp_path / "s.zarr", X, chunks=(100, 2), shards=(200, 2))) is None
+    assert io.zarr_rows(write_store(tmp_path / "f.zarr", X, chunks=(100, 1))) is None  # chunked across features
+    ints = zarr.create_array(str(tmp_path / "i.zarr"), shape=(600, 2), chunks=(100, 2), dtype="i4")
+    assert io.zarr_rows(ints) is None
+    v2 = zarr.create_array(str(tmp_path / "v2.zarr"), shape=X.shape, chunks=(100, 2), dtype=X.dtype, zarr_format=2)
+    assert io.zarr_rows(v2) is None
+
+
+def test_fit_through_the_direct_reader_equals_the_dask_path(tmp_path):
+    """Same fit whether blocks are read by ZarrRows (Zarr chunk by chunk) or through dask's graph."""
+    X = make_blobs(n=5000)
+    arr = write_store(tmp_path / "g.zarr", X, chunks=(300, 2))
+    w = np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0])
+    warr = zarr.create_array(str(tmp_path / "w.zarr"), shape=w.shape, chunks=(300,), dtype=w.dtype)
+    warr[:] = w
+    for init in ("kmeans", "random", "random_from_data"):  # k-means|| and random draw per-block streams
+        for weights in (None, str(tmp_path / "w.zarr")):
+            kw = dict(init_params=init, random_state=0, n_init=2, tol=1e-6)
+            direct = GaussianMixture(3, **kw).fit(str(tmp_path / "g.zarr"), sample_weight=weights)
+            via_dask = GaussianMixture(3, **kw).fit(io.as_dask_array(arr), sample_weight=weights)
+            assert direct.n_iter_ == via_dask.n_iter_
+            np.testing.assert_allclose(direct.means_, via_dask.means_, rtol=1e-10)
+            np.testing.assert_allclose(direct.covariances_, via_dask.covariances_, rtol=1e-10)
+            assert direct.score(str(tmp_path / "g.zarr"), sample_weight=weights) == pytest.approx(
+                via_dask.score(io.as_dask_array(arr), sample_weight=weights), rel=1e-12)
+
+
+def test_direct_reader_refuses_a_chunk_lost_or_corrupted_mid_fit(tmp_path):
+    X = make_blobs(n=3000)
+    arr = write_store(tmp_path / "g.zarr", X, chunks=(500, 2))
+    rows = io.zarr_rows(arr)
+    chunk = tmp_path / "g.zarr" / "X" / "c" / "2" / "0"
+    good = chunk.read_bytes()
+    chunk.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match=r"Chunk 'X/c/2/0' of the Zarr array cannot be decoded"):
+        rows.read(0, 3000)
+    chunk.unlink()
+    with pytest.raises(ValueError, match=r"Chunk 'X/c/2/0' of the Zarr array is missing"):
+        rows.read(900, 1100)
+    rows.read(0, 1000)  # the other chunks still read
