@@ -116,6 +116,29 @@ class Blocks:
         )
 
 
+def fill_rows(X, kernel, out, *args):
+    """``kernel(block, *args, row_offset=o, out=out[rows of the block])`` for every block of X, on local threads.
+
+    For in-memory data and outputs: each task writes its rows of ``out`` in
+    place, so nothing is concatenated afterwards. Always a local scheduler (the
+    synchronous one if configured, threads otherwise), because the tasks write
+    into this process's memory.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features) backed by local memory
+    out : ndarray with n_samples rows, C-contiguous
+    """
+    sync = dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded")
+    starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int)
+    tasks = [
+        dask.delayed(kernel, pure=False)(x, *args, row_offset=int(a), out=out[a:b])
+        for x, a, b in zip(X.to_delayed().ravel(), starts[:-1], starts[1:])
+    ]
+    dask.compute(*tasks, scheduler="sync" if sync else "threads")
+    return out
+
+
 @dataclass
 class Run:
     """One EM run (a restart): its parameters and its history."""

@@ -245,37 +245,47 @@ def score_stats(X, model, sample_weight=None, row_offset=0):
     return ll, weight
 
 
-def score_samples(X, model, row_offset=0):
-    """Per-row log-likelihood, shape (n,)."""
+# The per-row kernels return a new array, or fill ``out`` (C-contiguous, of the
+# returned shape and dtype) and return it.
+def score_samples(X, model, row_offset=0, out=None):
+    """Per-row log-likelihood, shape (n,), float64."""
     if USE_NUMBA:
-        lse, ok = _numba.per_row(X, model, _numba.SCORE)
+        lse, ok = _numba.per_row(X, model, _numba.SCORE, out)
     else:
         lse = log_prob_resp(X, model)[0]
         ok = np.isfinite(lse).all()
+        lse = _into(out, lse)
     _after_the_fact(X, ok, row_offset)
     return lse
 
 
-def predict(X, model, row_offset=0):
+def predict(X, model, row_offset=0, out=None):
     """Most probable component of each row, shape (n,), int64."""
     if USE_NUMBA:
-        labels, ok = _numba.per_row(X, model, _numba.LABEL)
+        labels, ok = _numba.per_row(X, model, _numba.LABEL, out)
         if not ok:  # a non-finite row: name it
             check_block(X, None, row_offset)
         return labels
     check_block(X, None, row_offset)
-    return weighted_log_prob(X, model).argmax(axis=1)
+    return _into(out, weighted_log_prob(X, model).argmax(axis=1))
 
 
-def predict_proba(X, model, row_offset=0):
-    """Responsibilities, shape (n, K)."""
+def predict_proba(X, model, row_offset=0, out=None):
+    """Responsibilities, shape (n, K), float64."""
     if USE_NUMBA:
-        proba, ok = _numba.per_row(X, model, _numba.PROBA)
+        proba, ok = _numba.per_row(X, model, _numba.PROBA, out)
         _after_the_fact(X, ok, row_offset)
         return proba
     lse, log_resp = log_prob_resp(X, model)
     _after_the_fact(X, np.isfinite(lse).all(), row_offset)
-    return np.exp(log_resp)
+    return _into(out, np.exp(log_resp))
+
+
+def _into(out, values):
+    if out is None:
+        return values
+    out[...] = values
+    return out
 
 
 # ------------------------------------------------------------------ k-means and initialisation

@@ -544,17 +544,23 @@ def e_step(X, model, sample_weight=None):
 SCORE, PROBA, LABEL = "score", "proba", "label"
 
 
-def per_row(X, model, what):
-    """(output, ok): per-row log-likelihood (SCORE), responsibilities (PROBA) or labels (LABEL)."""
+def per_row(X, model, what, out=None):
+    """(output, ok): per-row log-likelihood (SCORE), responsibilities (PROBA) or labels (LABEL).
+
+    ``out``, if given, is the C-contiguous output to fill: float64 (n,) for SCORE,
+    (n, K) for PROBA, int64 (n,) for LABEL.
+    """
     X = _as_block(X)
     n, d = X.shape
     p = Prepared(model, d)
     K = p.means.shape[0]
-    lse = np.empty(n if what == SCORE else 0)
-    proba = np.empty((n if what == PROBA else 0, K))
-    label = np.empty(n if what == LABEL else 0, np.int64)
+    new = {SCORE: lambda: np.empty(n), PROBA: lambda: np.empty((n, K)), LABEL: lambda: np.empty(n, np.int64)}
+    out = new[what]() if out is None else out
+    lse = out if what == SCORE else np.empty(0)
+    proba = out if what == PROBA else np.empty((0, K))
+    label = out if what == LABEL else np.empty(0, np.int64)
     if p.kind == "full":
         ok = rows_full(X, p.means, p.pc, p.log_norm, p.tile, lse, proba, label)
     else:
         ok = rows_diag(X, p.means, p.pc, p.log_norm, p.tile, lse, proba, label)
-    return {SCORE: lse, PROBA: proba, LABEL: label}[what], bool(ok)
+    return out, bool(ok)

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _covariance as cov
 from . import _kernels, io
 from ._checkpoint import Checkpoint
-from ._em import Blocks, Run, em
+from ._em import Blocks, Run, em, fill_rows
 from ._init import INITIALIZERS, as_seed_sequence, initial_parameters_many
 
 logger = logging.getLogger(__name__)
@@ -96,8 +96,11 @@ class MixtureBase(DensityMixin, BaseEstimator):
         model = self._model()
         Xd = io.as_dask_array(X)
         self._check_features(Xd)
-        offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
         dtype = np.int64 if kernel is _kernels.predict else np.float64
+        if not io.is_lazy(X):  # in memory: every block writes its rows of one output
+            shape = (Xd.shape[0], self.n_components) if extra_axis else (Xd.shape[0],)
+            return fill_rows(Xd, kernel, np.empty(shape, dtype), model)
+        offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
 
         def block(x, block_info=None):
             i = block_info[0]["chunk-location"][0]
@@ -107,7 +110,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
             out = Xd.map_blocks(block, chunks=(Xd.chunks[0], (self.n_components,)), dtype=dtype)
         else:
             out = Xd.map_blocks(block, drop_axis=1, dtype=dtype)
-        return out if io.is_lazy(X) else out.compute()
+        return out
 
     def predict(self, X):
         """Most probable component of each row, shape (n_samples,)."""

@@ -26,9 +26,11 @@ Cases (``--cases``, comma separated; default all):
   d2       N=1e6, d=2, K=3, full
   d16      N=2e5, d=16, K=8, full
   diag16   N=1e6, d=16, K=8, diag
-  zarr     N=4e6, d=2, K=3, full: in memory and from a Zstd-compressed Zarr store fitted by path
+  zarr     N=4e6, d=2, K=3, full (float64 and float32) and N=5e5, d=16, K=8, full: in memory and
+           from Zarr stores (Zstd(3); Blosc-LZ4 with byte shuffle) fitted by path
   f32      float32 against float64 data (d=2 and d=16, full)
-  predict  predict, predict_proba and score_samples against one EM iteration (d=2 and d=16)
+  predict  predict, predict_proba and score_samples against one EM iteration (d=2 and d=16); each
+           timed over as many calls as the fit has iterations
   chunks   dask_gmm's throughput against the in-memory chunk size (io.TARGET_CHUNK_BYTES) and
            against the number of chunks per core
 
@@ -399,20 +401,23 @@ class Bench:
         return path
 
     def case_zarr(self):
-        """In memory against the same rows in a Zstd-compressed Zarr store fitted by path.
+        """In memory against the same rows in compressed Zarr stores fitted by path.
 
-        The store's chunks hold 16 MiB of rows (dask_gmm's in-memory chunk target,
-        and about dask_gmm.generate's default of 10^6 rows at d = 2), so the dask
-        chunks are the same in both runs.
+        Two codecs: Zstd(3), and Blosc-LZ4 with byte shuffle (what dask_gmm.generate
+        writes). The stores' chunks hold 16 MiB of rows (dask_gmm's in-memory chunk
+        target, and about dask_gmm.generate's default of 10^6 rows at d = 2), so
+        the dask chunks are the same in every run.
         """
+        from zarr.codecs import BloscCodec, ZstdCodec
+
         a = self.args
+        codecs = (("Zstd(3)", "zstd3", [ZstdCodec(level=3)]),
+                  ("Blosc-LZ4", "lz4", [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]))
         for n, d, K, dtype, seed in ((4_000_000, 2, 3, np.float64, 3), (4_000_000, 2, 3, np.float32, 3),
                                      (500_000, 16, 8, np.float64, 4)):
             X = make_problem(self.n(n), d, K, seed=seed).astype(dtype)
             N = X.shape[0]
             chunk_rows = min(N, 16 * 2**20 // X[0].nbytes)
-            path = self.write_zarr(X, chunk_rows)
-            stored = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
             name = case_name(X, K, "full") + ("" if dtype == np.float64 else " float32")
             init = initial_parameters(X, K, "full")
             self.warm_up(X, K, "full", init)
@@ -424,25 +429,19 @@ class Bench:
             nchunks = len(io.as_dask_array(X).chunks[0])
             self.table.add("dask_gmm, in memory", name, t_mem, N, t_sk and t_sk / t_mem,
                            mib(*traced_peak(lambda: fit_dask_gmm(X, K, "full", init, 2))), f"{nchunks} chunk(s)")
-            fit_dask_gmm(path, K, "full", init, 1)  # warm the page cache and zarr
-            t_z = timed(lambda: fit_dask_gmm(path, K, "full", init, a.iters)) / a.iters
-            with PeakRSS() as rss:
-                fit_dask_gmm(path, K, "full", init, 2)
-            nchunks = len(io.as_dask_array(path).chunks[0])
-            self.table.add("dask_gmm, Zarr zstd by path", name, t_z, N, t_sk and t_sk / t_z, mib(rss.grown, "RSS"),
-                           f"{t_mem / t_z:.0%} of in memory; {nchunks} chunk(s)")
-            if d == 2 and dtype == np.float64:  # the same rows, a faster codec
-                from zarr.codecs import BloscCodec
-
-                lz4 = self.write_zarr(X, chunk_rows, [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")], "lz4")
-                fit_dask_gmm(lz4, K, "full", init, 1)
-                t_l = timed(lambda: fit_dask_gmm(lz4, K, "full", init, a.iters)) / a.iters
-                self.table.add("dask_gmm, Zarr Blosc-LZ4 by path", name, t_l, N, t_sk and t_sk / t_l, "—",
-                               f"{t_mem / t_l:.0%} of in memory; byte shuffle")
-            self.notes.append(
-                f"Zarr store {name}: {X.nbytes / 2**20:.0f} MiB in {-(-N // chunk_rows)} Zstd(3) chunks of "
-                f"{chunk_rows:,} rows, {stored / 2**20:.0f} MiB on disk, read through the page cache."
-            )
+            for codec, label, compressors in codecs:
+                path = self.write_zarr(X, chunk_rows, compressors, label)
+                stored = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+                fit_dask_gmm(path, K, "full", init, 1)  # warm the page cache and zarr
+                t_z = timed(lambda: fit_dask_gmm(path, K, "full", init, a.iters)) / a.iters
+                with PeakRSS() as rss:
+                    fit_dask_gmm(path, K, "full", init, 2)
+                self.table.add(f"dask_gmm, Zarr {codec} by path", name, t_z, N, t_sk and t_sk / t_z,
+                               mib(rss.grown, "RSS"), f"{t_mem / t_z:.0%} of in memory")
+                self.notes.append(
+                    f"Zarr store {name}, {codec}: {X.nbytes / 2**20:.0f} MiB in {-(-N // chunk_rows)} chunks of "
+                    f"{chunk_rows:,} rows, {stored / 2**20:.0f} MiB on disk, read through the page cache."
+                )
 
     def case_f32(self):
         a = self.args
@@ -478,7 +477,8 @@ class Bench:
                 ours_fn = getattr(ours, method)
                 ours_fn(X[:1000])
                 t_sk = timed(lambda: getattr(sk, method)(X))
-                t = timed(lambda: ours_fn(X))
+                # as many calls as the EM fit has iterations, so per-call costs are averaged alike
+                t = timed(lambda: [ours_fn(X) for _ in range(self.args.iters)]) / self.args.iters
                 mem = traced_peak(lambda: ours_fn(X))
                 self.table.add(f"scikit-learn {method}", name, t_sk, N, 1.0, "—")
                 self.table.add(f"dask_gmm {method}", name, t, N, t_sk / t, mib(*mem),
