@@ -25,10 +25,7 @@ covariances and precision Cholesky factors as in :mod:`dask_gmm._covariance`.
 
 from __future__ import annotations
 
-import logging
 import math
-import time
-import warnings
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import NamedTuple
@@ -36,7 +33,6 @@ from typing import NamedTuple
 import numpy as np
 from scipy import linalg
 from scipy.special import betaln, digamma, gammaln
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
@@ -45,7 +41,6 @@ from ._em import Blocks, record
 from ._init import as_seed_sequence, initial_statistics_many
 from .mixture import MixtureBase, best_run
 
-logger = logging.getLogger(__name__)
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 
@@ -581,7 +576,7 @@ class BayesianGaussianMixture(MixtureBase):
             tol=self.tol,
             max_iter=self.max_iter,
             reg_covar=self.reg_covar,
-            on_iteration=self._log_iteration(),
+            on_iteration=self._progress(),
         )
         if priors is None:  # warm start with max_iter=0: one pass for the data's moments
             model = variational_model(runs[0].params, ct, pt)
@@ -593,35 +588,8 @@ class BayesianGaussianMixture(MixtureBase):
         else:
             best = best_run(runs)
         self._set_fitted(best, priors, n_features)
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init parameters, "
-                "or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-            )
+        self._warn_if_not_converged()
         return self
-
-    def _log_iteration(self):
-        """The per-pass callback: progress records on the logger every ``verbose_interval`` iterations."""
-        clock = [time.perf_counter()]
-
-        def on_iteration(runs, advanced):
-            now = time.perf_counter()
-            seconds, clock[0] = now - clock[0], now
-            advanced = {id(r) for r in advanced}
-            for i, r in enumerate(runs):
-                if not self.verbose or id(r) not in advanced or r.n_iter % self.verbose_interval:
-                    continue
-                prev = r.lower_bounds[-2] if len(r.lower_bounds) > 1 else -np.inf
-                logger.info(
-                    "init %d iteration %d: lower bound %.6f, change %.3g, %.3f s/iteration",
-                    i + 1, r.n_iter, r.lower_bound, r.lower_bound - prev, seconds,
-                    extra={"init": i + 1, "n_iter": r.n_iter, "lower_bound": r.lower_bound,
-                           "change": r.lower_bound - prev, "seconds": seconds,
-                           "max_iter": self.max_iter, "converged": r.converged},
-                )  # fmt: skip
-
-        return on_iteration
 
     def _get_parameters(self):
         return Params(

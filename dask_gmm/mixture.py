@@ -48,6 +48,45 @@ class MixtureBase(DensityMixin, BaseEstimator):
     of the fitted mixture) and the fitted ``weights_``, ``means_``, ``covariances_``.
     """
 
+    def _progress(self, save=None):
+        """The fit loops' per-pass callback ``on_iteration(runs, advanced)``.
+
+        Calls ``save(runs)`` (a checkpoint), then, if ``verbose``, logs every
+        ``verbose_interval``-th iteration of each run the pass advanced on this
+        module's logger, with the numbers as record attributes (the CLI's
+        progress line reads them).
+        """
+        clock, passes = [time.perf_counter()], [0]
+
+        def on_iteration(runs, advanced):
+            if save is not None:
+                save(runs)
+            now = time.perf_counter()
+            seconds, clock[0] = now - clock[0], now
+            passes[0] += 1
+            advanced = {id(r) for r in advanced}
+            for i, r in enumerate(runs):
+                if not self.verbose or id(r) not in advanced or r.n_iter % self.verbose_interval:
+                    continue
+                prev = r.lower_bounds[-2] if len(r.lower_bounds) > 1 else -np.inf
+                logger.info(
+                    "%s init %d iteration %d: lower bound %.6f, change %.3g, %.3f s/iteration",
+                    type(self).__name__, i + 1, r.n_iter, r.lower_bound, r.lower_bound - prev, seconds,
+                    extra={"init": i + 1, "n_iter": r.n_iter, "lower_bound": r.lower_bound,
+                           "change": r.lower_bound - prev, "seconds": seconds, "pass_number": passes[0],
+                           "max_iter": self.max_iter, "converged": r.converged},
+                )  # fmt: skip
+
+        return on_iteration
+
+    def _warn_if_not_converged(self):
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, "
+                "or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+
     def _check_number(self, name, value, kind, minimum, *, strict=False, allow_none=False):
         if value is None and allow_none:
             return
@@ -318,41 +357,16 @@ class GaussianMixture(MixtureBase):
         if runs is None:
             runs = [self._warm_run()] if warm else self._initial_runs(blocks, X, inits, seeds)
 
-        clock, passes = [time.perf_counter()], [0]
-
-        def on_iteration(runs, advanced):
-            if ckpt is not None:
-                ckpt.save(runs)
-            now = time.perf_counter()
-            seconds, clock[0] = now - clock[0], now
-            passes[0] += 1
-            advanced = {id(r) for r in advanced}
-            for i, r in enumerate(runs):
-                if self.verbose and id(r) in advanced and r.n_iter % self.verbose_interval == 0:
-                    prev = r.lower_bounds[-2] if len(r.lower_bounds) > 1 else -np.inf
-                    logger.info(
-                        "init %d iteration %d: lower bound %.6f, change %.3g, %.3f s/iteration",
-                        i + 1, r.n_iter, r.lower_bound, r.lower_bound - prev, seconds,
-                        extra={"init": i + 1, "n_iter": r.n_iter, "lower_bound": r.lower_bound,
-                               "change": r.lower_bound - prev, "seconds": seconds, "pass_number": passes[0],
-                               "max_iter": self.max_iter, "converged": r.converged},
-                    )
-
         runs = em(
             blocks,
             runs,
             tol=self.tol,
             max_iter=self.max_iter,
             reg_covar=self.reg_covar,
-            on_iteration=on_iteration,
+            on_iteration=self._progress(None if ckpt is None else ckpt.save),
         )
         self._set_run(best_run(runs), X.shape[1])
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init parameters, "
-                "or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-            )
+        self._warn_if_not_converged()
         return self
 
     def _set_run(self, run, n_features):

@@ -175,6 +175,7 @@ def test_killed_fit_resumes_from_checkpoint(tmp_path, n_init):
     resumed = _run(store, tmp_path / "ck.json", 0, n_init, tmp_path / "resumed.json")
     assert resumed.returncode == 0, resumed.stderr
     whole = _run(store, tmp_path / "fresh.json", 0, n_init, tmp_path / "whole.json")
+    assert whole.returncode == 0, whole.stderr
     a, b = json.loads((tmp_path / "resumed.json").read_text()), json.loads((tmp_path / "whole.json").read_text())
     assert a == b  # exactly the same numbers
     assert a["n_iter"] > 4

@@ -247,6 +247,7 @@ def test_generate_from_a_fitted_model_or_model_file(tmp_path):
     b = generate_mixture(str(tmp_path / "b"), 60_000, chunk_size=20_000, random_state=1,
                          model=str(tmp_path / "m.json"))
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    np.testing.assert_array_equal(b.means_, a.means_)
     assert a.covariance_type == "full" and a.n_features_in_ == 2
     np.testing.assert_allclose(a.means_, fitted.means_, rtol=1e-15)
     np.testing.assert_allclose(a.covariances_, [np.diag(c) for c in fitted.covariances_], rtol=1e-15)
