@@ -110,9 +110,9 @@ class Blocks:
         i = min(i, len(self.offsets) - 1)
         end = self.offsets[i + 1] if i + 1 < len(self.offsets) else self.shape[0]
         return (
-            f"Chunk {i} (rows {self.offsets[i]}-{end - 1}) killed {exc.allowed_failures + 1} workers in a row "
+            f"Workers died {exc.allowed_failures + 1} times while processing chunk {i} (rows {self.offsets[i]}-{end - 1}) "
             f"(task {task!r}). The chunk may be corrupt, or need more memory than a worker has: "
-            "check it, or use smaller chunks or bigger workers."
+            "check it and the worker logs, or use smaller chunks or bigger workers."
         )
 
 

@@ -96,9 +96,12 @@ def _poison(block, block_info=None):
 def test_chunk_that_keeps_killing_workers_is_named():
     X = da.from_array(make_blobs(n=4000), chunks=(1000, 2)).map_blocks(_poison, dtype=float)
     init = dict(weights_init=[0.3, 0.3, 0.4], means_init=[[0, 0], [6, 0], [0, 6]], precisions_init=[np.eye(2)] * 3)
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    # Distributed blames every task a dying worker holds; one task per worker thread at a time
+    # (worker-saturation 1) leaves the poisoned chunk as the only task it can blame twice.
+    config = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}
+    with dask.config.set(config):
         with LocalCluster(**CLUSTER) as cluster, Client(cluster):
-            with pytest.raises(ValueError, match=r"Chunk 2 \(rows 2000-2999\) killed 2 workers"):
+            with pytest.raises(ValueError, match=r"Workers died 2 times while processing chunk 2 \(rows 2000-2999\)"):
                 GaussianMixture(3, **init).fit(X)
 
 
