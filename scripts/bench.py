@@ -12,8 +12,9 @@ that nobody stops early. "ms / iteration" is the wall time of a whole fit
 divided by its iterations, after a warm-up fit: it includes each library's
 per-fit work (scikit-learn's final E-step, dask's graph building). Ratios are
 against scikit-learn in the same run, on the same data; the machine may be
-shared, so only ratios are comparable between runs. A fit shorter than 3 s is
-timed twice and the faster time kept (the same rule for every library).
+shared, so only ratios are comparable between runs. A fit is repeated while
+less than 3 s have been spent on it, at most 5 times, and the fastest time is
+kept (the same rule for every library).
 
 Peak memory is measured in a separate short fit (2 iterations) so that
 tracemalloc does not slow the timed ones. "tracemalloc" is the peak of the
@@ -66,8 +67,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
 SEED_NOTEBOOK = "seed notebook (SciPy)"
-#: Turns of in-memory and Zarr fits in the zarr case.
-ZARR_ROUNDS = 3
 
 
 # ------------------------------------------------------------------ data and initial parameters
@@ -119,15 +118,29 @@ def busy_cores(seconds=1.0):
     return (1 - (i1 - i0) / max(1, t1 - t0)) * os.cpu_count()
 
 
-def timed(fn, *, quick_again=3.0):
-    """Seconds of fn(); a call shorter than ``quick_again`` seconds is repeated and the faster kept."""
-    t = time.perf_counter()
-    fn()
-    best = time.perf_counter() - t
-    if best < quick_again:
+def timed(fn, *, budget=3.0, most=5):
+    """Seconds of fn(), the best of up to ``most`` calls made while less than ``budget`` seconds are spent."""
+    best, spent, calls = np.inf, 0.0, 0
+    while calls < most and spent < budget:
         t = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t)
+        t = time.perf_counter() - t
+        best, spent, calls = min(best, t), spent + t, calls + 1
+    return best
+
+
+def timed_in_turns(fns, rounds=3):
+    """{key: best seconds} of the calls in ``fns`` ({key: fn}), made in turns ``rounds`` times.
+
+    For ratios between fits of one library: a burst of load on the shared
+    machine then hits every side alike.
+    """
+    best = dict.fromkeys(fns, np.inf)
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - t)
     return best
 
 
@@ -405,9 +418,9 @@ class Bench:
     def case_zarr(self):
         """In memory against the same rows in compressed Zarr stores fitted by path.
 
-        The fits from memory and from each store take turns, ZARR_ROUNDS times, and
-        each keeps its best time, so that a burst of load on the shared machine
-        does not land on one side of the ratio only.
+        The fits from memory and from each store take turns (timed_in_turns), so
+        that a burst of load on the shared machine does not land on one side of
+        the ratio only.
 
         Two codecs: Zstd(3), and Blosc-LZ4 with byte shuffle (what dask_gmm.generate
         writes). The stores' chunks hold 16 MiB of rows (dask_gmm's in-memory chunk
@@ -440,13 +453,9 @@ class Bench:
                     f"Zarr store {name}, {codec}: {X.nbytes / 2**20:.0f} MiB in {-(-N // chunk_rows)} chunks of "
                     f"{chunk_rows:,} rows, {stored / 2**20:.0f} MiB on disk, read through the page cache."
                 )
-            # in memory and each store in turn, ZARR_ROUNDS times; the best time of each
-            times = dict.fromkeys(sources, np.inf)
-            for _ in range(ZARR_ROUNDS):
-                for key, src in sources.items():
-                    t = time.perf_counter()
-                    fit_dask_gmm(src, K, "full", init, a.iters)
-                    times[key] = min(times[key], (time.perf_counter() - t) / a.iters)
+            times = timed_in_turns({key: (lambda src=src: fit_dask_gmm(src, K, "full", init, a.iters))
+                                    for key, src in sources.items()})
+            times = {key: t / a.iters for key, t in times.items()}
             t_mem = times.pop("in memory")
             nchunks = len(io.as_dask_array(X).chunks[0])
             self.table.add("dask_gmm, in memory", name, t_mem, N, t_sk and t_sk / t_mem,
@@ -469,8 +478,9 @@ class Bench:
             self.warm_up(X64, K, "full", init)
             t_sk = timed(lambda: fit_sklearn(X64, K, "full", init, a.iters)) / a.iters
             t_sk32 = timed(lambda: fit_sklearn(X32, K, "full", init, a.iters)) / a.iters
-            t64 = timed(lambda: fit_dask_gmm(X64, K, "full", init, a.iters)) / a.iters
-            t32 = timed(lambda: fit_dask_gmm(X32, K, "full", init, a.iters)) / a.iters
+            ours = timed_in_turns({64: lambda: fit_dask_gmm(X64, K, "full", init, a.iters),
+                                   32: lambda: fit_dask_gmm(X32, K, "full", init, a.iters)})
+            t64, t32 = ours[64] / a.iters, ours[32] / a.iters
             self.table.add("scikit-learn float64", name, t_sk, N, 1.0, "—")
             self.table.add("scikit-learn float32", name, t_sk32, N, t_sk / t_sk32, "—")
             self.table.add("dask_gmm float64", name, t64, N, t_sk / t64, "—")
