@@ -134,8 +134,9 @@ def timed(fn, *, budget=3.0, most=5):
 def timed_in_turns(fns, rounds=3):
     """{key: best seconds} of the calls in ``fns`` ({key: fn}), made in turns ``rounds`` times.
 
-    For ratios between fits of one library: a burst of load on the shared
-    machine then hits every side alike.
+    For the ratio of two fits (dask_gmm against Spark, float32 against float64,
+    Zarr against memory): a burst of load on the shared machine then hits every
+    side alike.
     """
     best = dict.fromkeys(fns, np.inf)
     for _ in range(rounds):
