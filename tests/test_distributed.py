@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import zarr
 from distributed import Client, LocalCluster
+from sklearn.exceptions import ConvergenceWarning
 from zarr.codecs import ZstdCodec
 
-from dask_gmm import GaussianMixture, load_model
+from dask_gmm import BayesianGaussianMixture, GaussianMixture, load_model
 
 from .conftest import make_blobs
 
@@ -51,6 +52,20 @@ def test_local_cluster_of_processes_equals_threads(store):
         labels = gm.predict(store).compute()
     # Same chunking, same reduction tree; only BLAS threading (workers run BLAS single-threaded) differs.
     assert_same_fit(gm, ref, rtol=1e-10)
+    np.testing.assert_array_equal(labels, ref.predict(store).compute())
+
+
+def test_bayesian_mixture_on_a_cluster_of_processes_equals_threads(store):
+    kw = dict(n_components=4, weight_concentration_prior_type="dirichlet_process", random_state=0,
+              tol=0, max_iter=20)
+    with pytest.warns(ConvergenceWarning):  # tol=0: a fixed number of iterations
+        ref = BayesianGaussianMixture(**kw).fit(store)
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+        with pytest.warns(ConvergenceWarning):
+            bgm = BayesianGaussianMixture(**kw).fit(store)
+        labels = bgm.predict(store).compute()
+    assert_same_fit(bgm, ref, rtol=1e-10)
+    np.testing.assert_allclose(bgm.weight_concentration_, ref.weight_concentration_, rtol=1e-10)
     np.testing.assert_array_equal(labels, ref.predict(store).compute())
 
 
@@ -144,7 +159,7 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path):
 _SCRIPT = textwrap.dedent(
     """
     import json, logging, os, sys, warnings
-    from dask_gmm import GaussianMixture, load_model
+    from dask_gmm import BayesianGaussianMixture, GaussianMixture, load_model
     store, ckpt, die_at, n_init, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 
     class Die(logging.Handler):
