@@ -354,15 +354,15 @@ def _estep_tile(A, b, w, i0, lse, ssum, bits):
 
 # ------------------------------------------------------------------ E-step
 @_jit
-def estep_full(X, w, means, pcT, log_norm, tile, pack, nk, s1c, s2):
+def estep_full(X, w, means, pcT, log_norm, tile, nk, s1c, s2):
     """Add a block's statistics to nk (K,), s1c (K, d), s2 (K, d, d) for full factors.
 
     ``w`` is the (n,) sample weight or an empty array for unit weights;
-    ``pcT`` (K, d, d) the transposed precision Cholesky factors. With ``pack``,
-    the second-moment GEMM of a component runs on only the tile's rows whose
-    responsibility is not exactly 0 when they are at most 3/4 of the tile
-    (:data:`PACK_MIN_FEATURES`). Returns the (weighted) sum of the rows'
-    log-likelihoods.
+    ``pcT`` (K, d, d) the transposed precision Cholesky factors. From
+    :data:`PACK_MIN_FEATURES` features on, the second-moment GEMM of a
+    component runs on only the tile's rows whose responsibility is not exactly
+    0 when they are at most 3/4 of the tile. Returns the (weighted) sum of the
+    rows' log-likelihoods.
     """
     n, d = X.shape
     K = means.shape[0]
@@ -372,6 +372,7 @@ def estep_full(X, w, means, pcT, log_norm, tile, pack, nk, s1c, s2):
     S = np.empty((d, d))
     used = np.empty(B, dtype=np.int64)
     XP = np.empty(d * B)
+    pack = d >= PACK_MIN_FEATURES
     ll = 0.0
     for i0 in range(0, n, B):
         b = min(B, n - i0)
@@ -570,7 +571,7 @@ def e_step(X, model, sample_weight=None):
     s1c = np.zeros((K, d))
     if p.kind == "full":
         s2 = np.zeros((K, d, d))
-        ll = estep_full(X, w, p.means, p.pc, p.log_norm, p.tile, d >= PACK_MIN_FEATURES, nk, s1c, s2)
+        ll = estep_full(X, w, p.means, p.pc, p.log_norm, p.tile, nk, s1c, s2)
         if p.tied:
             s2 = s2.sum(axis=0)
     else:

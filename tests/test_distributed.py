@@ -159,7 +159,7 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path):
 _SCRIPT = textwrap.dedent(
     """
     import json, logging, os, sys, warnings
-    from dask_gmm import BayesianGaussianMixture, GaussianMixture, load_model
+    from dask_gmm import GaussianMixture, load_model
     store, ckpt, die_at, n_init, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 
     class Die(logging.Handler):
