@@ -17,8 +17,8 @@ them, centred on the model's current means.
 How it is fast without fast-math
 --------------------------------
 The rows are swept a tile at a time (256 or 512 rows, :func:`tile_rows`). A tile is
-copied once, transposed, into a small float64 scratch (d, tile) and centred
-per component into (K, d, tile); everything after that (Mahalanobis sums,
+copied once, transposed and centred on the mean of the model's means, into a
+small float64 scratch (d, tile); everything after that (Mahalanobis sums,
 the log-sum-exp, the exponentials, the responsibilities) is a loop along the
 rows of the tile, which LLVM vectorises as written. Scratch memory is a few
 tens of KiB whatever the block size: nothing of size n x K is ever made.
@@ -30,13 +30,20 @@ tens of KiB whatever the block size: nothing of size n x K is ever made.
 * Sums over the rows of a tile use 8 explicit partial sums: a fixed order, so
   results are the same bytes whatever the scheduler.
 * Full (and tied) covariances do the two d x d x tile products of a tile,
-  ``P_k^T X_c`` and ``(r X_c) X_c^T``, as BLAS GEMMs, and the first moments as
-  GEMVs. Measured against compiled loops on one core (M rows/s, loops / BLAS):
-  d=2 K=3 48/57, d=4 K=4 20/31, d=8 K=8 3.9/8.4, d=16 K=8 1.2/3.5, d=32 K=4
-  0.7/2.2: BLAS wins for every d, so there is no loop path. (BLAS ``dtrmm`` and
-  ``dsyrk``, which skip the triangle that GEMM computes for nothing, were slower
-  still at these sizes.) The tile is kept small enough (:func:`tile_rows`) that
-  OpenBLAS runs them on the calling thread.
+  ``P_k^T X_c`` and ``(r X_c) X_c^T``, as BLAS GEMMs, and the first moments of
+  all components as one more. Measured against compiled loops on one core
+  (M rows/s, loops / BLAS): d=2 K=3 48/57, d=4 K=4 20/31, d=8 K=8 3.9/8.4,
+  d=16 K=8 1.2/3.5, d=32 K=4 0.7/2.2: BLAS wins for every d, so there is no
+  loop path. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that GEMM
+  computes for nothing, were slower still at these sizes; the Mahalanobis
+  GEMM skips most of it in row blocks instead, :func:`feature_block`.) The
+  tile is kept small enough (:func:`tile_rows`) that OpenBLAS runs them on the
+  calling thread.
+* The Mahalanobis products start from the once-centred tile:
+  ``P_k^T (x - mu_k) = P_k^T (x - c) - P_k^T (mu_k - c)``, so no tile is
+  centred per component (d=16, K=8: 1.14x faster with the one GEMM for the
+  first moments). Both sides are small where the data are, whatever their
+  offset from the origin (tests shift them by 1e6).
 * Rows whose responsibility for a component is exactly 0 (underflow: common
   when components are well separated) add exactly nothing to its second
   moments, so from :data:`PACK_MIN_FEATURES` features on, the tile's other
@@ -94,18 +101,30 @@ def tile_rows(n_components, n_features):
     return int(max(64, min(rows, blas_cap // 64 * 64)))
 
 
+def feature_block(n_features):
+    """Rows of ``P_k^T`` per Mahalanobis GEMM (:func:`_logprob_full`): about a quarter of them, at least 4.
+
+    ``P_k^T`` is lower triangular, so a block of its rows needs only the tile's
+    features up to the block's last row: 4 blocks do 5/8 of the multiply-adds of
+    one GEMM. Measured, the whole E-step per row on one core against one GEMM
+    per component: d=8 the same (blocks of 2, 4 or 8 rows within 3 %), d=12
+    1.08x, d=16 1.10x (blocks of 2 rows 1.05x, of 8 1.08x), d=24 1.08x,
+    d=32 1.16x.
+    """
+    return max(4, -(-n_features // 4))
+
+
 # ------------------------------------------------------------------ scratch
 @_jit
 def _scratch(K, d, B):
     """The scratch arrays of a sweep (made once per kernel call)."""
-    XT = np.empty((d, B))  # the tile, transposed, float64
-    XC = np.empty((K, d, B))  # centred on each mean
+    XT = np.empty((d, B))  # the tile, transposed, float64, centred on the model's centre
     Y = np.empty((d, B))
     A = np.empty((K, B))  # log-probabilities, then exponentials, then responsibilities
     lse = np.empty(B)  # per-row log-sum-exp
     ssum = np.empty(B)
     bits = np.empty((2, B), dtype=np.int64)  # powers of two for _exp_tile
-    return XT, XC, Y, A, lse, ssum, bits
+    return XT, Y, A, lse, ssum, bits
 
 
 # ------------------------------------------------------------------ helpers
@@ -225,14 +244,14 @@ def log_inplace(x):
 
 
 @_jit
-def _load_tile(X, i0, b, XT):
-    """XT (d, B) = X[i0:i0+b].T as float64, zero-padded; returns NaN if a value is not finite."""
+def _load_tile(X, i0, b, centre, XT):
+    """XT (d, B) = (X[i0:i0+b] - centre).T as float64, zero-padded; returns NaN if a value is not finite."""
     d, B = XT.shape
     chk = 0.0
     for t in range(b):
         for j in range(d):
             v = X[i0 + t, j]
-            XT[j, t] = v
+            XT[j, t] = v - centre[j]
             chk += v - v
     for j in range(d):
         for t in range(b, B):
@@ -241,27 +260,53 @@ def _load_tile(X, i0, b, XT):
 
 
 @_jit
-def _logprob_full(XT, means, pcT, log_norm, XC, Y, A):
-    """A[k] = log pi_k + log N(x | k) for the tile's columns; XC[k] = the tile centred on mu_k.
-
-    ``pcT[k]`` is the transposed precision Cholesky factor, so the columns of
-    ``Y = pcT[k] @ XC[k]`` (one small GEMM) are the rows of ``(x - mu_k) @ P_k``.
-    """
-    K = means.shape[0]
-    d, B = XT.shape
+def _factor_blocks(pcT, hs):
+    """The row blocks ``pcT[k, q0:q1, :q1]`` (q0 = 0, hs, 2 hs, ...) of each factor, contiguous, one after another."""
+    K, d, _ = pcT.shape
+    per = 0
+    for q0 in range(0, d, hs):
+        q1 = min(d, q0 + hs)
+        per += (q1 - q0) * q1
+    PB = np.empty(K * per)
+    o = 0
     for k in range(K):
-        xc = XC[k]
-        for j in range(d):
-            mu = means[k, j]
-            for t in range(B):
-                xc[j, t] = XT[j, t] - mu
-        np.dot(pcT[k], xc, Y)
+        for q0 in range(0, d, hs):
+            q1 = min(d, q0 + hs)
+            for i in range(q0, q1):
+                for j in range(q1):
+                    PB[o] = pcT[k, i, j]
+                    o += 1
+    return PB
+
+
+@_jit
+def _logprob_full(XT, PB, hs, bias, log_norm, Y, A):
+    """A[k] = log pi_k + log N(x | k) for the tile's columns.
+
+    ``XT`` is the tile centred on the model's centre c, ``PB`` the factors'
+    row blocks (:func:`_factor_blocks`) and ``bias[k] = P_k^T (mu_k - c)``, so
+    ``Y = P_k^T XT - bias[k]`` has the rows of ``(x - mu_k) @ P_k`` as columns.
+    Each block of ``hs`` rows of ``P_k^T`` is one small GEMM with the tile's
+    first q1 features only: ``P_k^T`` is lower triangular, so the rest of its
+    row is 0 (``hs = d``, one GEMM, for a factor that is not).
+    """
+    K = bias.shape[0]
+    d, B = XT.shape
+    per = PB.shape[0] // K
+    for k in range(K):
+        o = k * per
+        for q0 in range(0, d, hs):
+            q1 = min(d, q0 + hs)
+            np.dot(PB[o : o + (q1 - q0) * q1].reshape((q1 - q0, q1)), XT[:q1], Y[q0:q1])
+            o += (q1 - q0) * q1
         a = A[k]
         for t in range(B):
             a[t] = 0.0
         for j in range(d):
+            bj = bias[k, j]
             for t in range(B):
-                a[t] += Y[j, t] * Y[j, t]
+                y = Y[j, t] - bj
+                a[t] += y * y
         c = log_norm[k]
         for t in range(B):
             a[t] = -0.5 * a[t] + c
@@ -269,7 +314,8 @@ def _logprob_full(XT, means, pcT, log_norm, XC, Y, A):
 
 @_jit
 def _logprob_diag(XT, means, pc, log_norm, XC, XC2, A):
-    """As :func:`_logprob_full` for diagonal factors pc (K, d); also XC2 = XC ** 2."""
+    """As :func:`_logprob_full` for diagonal factors pc (K, d), with ``means`` relative
+    to the centre; also XC[k] = the tile centred on mu_k and XC2 = XC ** 2."""
     K = means.shape[0]
     d, B = XT.shape
     for k in range(K):
@@ -354,38 +400,55 @@ def _estep_tile(A, b, w, i0, lse, ssum, bits):
 
 # ------------------------------------------------------------------ E-step
 @_jit
-def estep_full(X, w, means, pcT, log_norm, tile, nk, s1c, s2):
+def _bias(pcT, means):
+    """(K, d): ``pcT[k] @ means[k]``."""
+    K, d = means.shape
+    out = np.zeros((K, d))
+    for k in range(K):
+        for i in range(d):
+            for j in range(d):
+                out[k, i] += pcT[k, i, j] * means[k, j]
+    return out
+
+
+@_jit
+def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
     """Add a block's statistics to nk (K,), s1c (K, d), s2 (K, d, d) for full factors.
 
     ``w`` is the (n,) sample weight or an empty array for unit weights;
-    ``pcT`` (K, d, d) the transposed precision Cholesky factors. From
-    :data:`PACK_MIN_FEATURES` features on, the second-moment GEMM of a
-    component runs on only the tile's rows whose responsibility is not exactly
-    0 when they are at most 3/4 of the tile. Returns the (weighted) sum of the
-    rows' log-likelihoods.
+    ``means`` (K, d) are relative to ``centre`` (d,), on which each tile is
+    centred once; ``pcT`` (K, d, d) the transposed precision Cholesky factors,
+    whose Mahalanobis GEMMs run in blocks of ``hs`` rows (see
+    :func:`_logprob_full`). From :data:`PACK_MIN_FEATURES` features on, the
+    second-moment GEMM of a component runs on only the tile's rows whose
+    responsibility is not exactly 0 when they are at most 3/4 of the tile.
+    Returns the (weighted) sum of the rows' log-likelihoods.
     """
     n, d = X.shape
     K = means.shape[0]
     B = tile
-    XT, XC, Y, A, lse, ssum, bits = _scratch(K, d, B)
+    XT, Y, A, lse, ssum, bits = _scratch(K, d, B)
+    PB = _factor_blocks(pcT, hs)
+    bias = _bias(pcT, means)
+    V = np.empty((d, K))
+    XK = np.empty((d, B))
     RX = np.empty((d, B))
     S = np.empty((d, d))
     used = np.empty(B, dtype=np.int64)
-    XP = np.empty(d * B)
     pack = d >= PACK_MIN_FEATURES
     ll = 0.0
     for i0 in range(0, n, B):
         b = min(B, n - i0)
-        _load_tile(X, i0, b, XT)
-        _logprob_full(XT, means, pcT, log_norm, XC, Y, A)
+        _load_tile(X, i0, b, centre, XT)
+        _logprob_full(XT, PB, hs, bias, log_norm, Y, A)
         ll += _estep_tile(A, b, w, i0, lse, ssum, bits)
+        np.dot(XT, A.T, V)  # (d, K): sum r (x - c) of every component, one GEMM
         for k in range(K):
             r = A[k]
-            xc = XC[k]
-            nk[k] += _sum8(r, B)
-            v = np.dot(xc, r)  # sum r (x - mu_k), one GEMV
+            rk = _sum8(r, B)
+            nk[k] += rk
             for m in range(d):
-                s1c[k, m] += v[m]
+                s1c[k, m] += V[m, k] - rk * means[k, m]  # sum r (x - mu_k)
             c = B
             if pack:  # the tile's rows with r > 0, packed in order (rows with r == 0 add exactly 0)
                 c = 0
@@ -396,18 +459,22 @@ def estep_full(X, w, means, pcT, log_norm, tile, nk, s1c, s2):
                     continue
             if c > B - B // 4:
                 for m in range(d):
+                    mu = means[k, m]
                     for t in range(B):
-                        RX[m, t] = r[t] * xc[m, t]
-                np.dot(RX, xc.T, S)  # (r X_c) X_c^T, one GEMM
+                        v = XT[m, t] - mu
+                        XK[m, t] = v
+                        RX[m, t] = r[t] * v
+                np.dot(RX, XK.T, S)  # (r X_c) X_c^T, one GEMM
             else:
                 c8 = (c + 7) // 8 * 8  # zero-padded to a multiple of 8
                 rx = RX.reshape(d * B)[: d * c8].reshape((d, c8))
-                xp = XP[: d * c8].reshape((d, c8))
+                xp = XK.reshape(d * B)[: d * c8].reshape((d, c8))
                 for m in range(d):
+                    mu = means[k, m]
                     for u in range(c):
-                        xv = xc[m, used[u]]
-                        xp[m, u] = xv
-                        rx[m, u] = r[used[u]] * xv
+                        v = XT[m, used[u]] - mu
+                        xp[m, u] = v
+                        rx[m, u] = r[used[u]] * v
                     for u in range(c, c8):
                         xp[m, u] = 0.0
                         rx[m, u] = 0.0
@@ -419,17 +486,18 @@ def estep_full(X, w, means, pcT, log_norm, tile, nk, s1c, s2):
 
 
 @_jit
-def estep_diag(X, w, means, pc, log_norm, tile, nk, s1c, s2):
+def estep_diag(X, w, centre, means, pc, log_norm, tile, nk, s1c, s2):
     """Add a block's statistics to nk (K,), s1c (K, d), s2 (K, d) for diagonal factors pc (K, d)."""
     n, d = X.shape
     K = means.shape[0]
     B = tile
-    XT, XC, _, A, lse, ssum, bits = _scratch(K, d, B)
+    XT, _, A, lse, ssum, bits = _scratch(K, d, B)
+    XC = np.empty((K, d, B))
     XC2 = np.empty((K, d, B))
     ll = 0.0
     for i0 in range(0, n, B):
         b = min(B, n - i0)
-        _load_tile(X, i0, b, XT)
+        _load_tile(X, i0, b, centre, XT)
         _logprob_diag(XT, means, pc, log_norm, XC, XC2, A)
         ll += _estep_tile(A, b, w, i0, lse, ssum, bits)
         for k in range(K):
@@ -481,7 +549,7 @@ def _rows_out(A, i0, b, chk, lse, ssum, bits, lse_out, proba_out, label_out):
 
 
 @_jit
-def rows_full(X, means, pcT, log_norm, tile, lse_out, proba_out, label_out):
+def rows_full(X, centre, means, pcT, hs, log_norm, tile, lse_out, proba_out, label_out):
     """Per-row outputs for full factors.
 
     Fills whichever of ``lse_out`` (n,), ``proba_out`` (n, K) and ``label_out``
@@ -491,28 +559,31 @@ def rows_full(X, means, pcT, log_norm, tile, lse_out, proba_out, label_out):
     n, d = X.shape
     K = means.shape[0]
     B = tile
-    XT, XC, Y, A, lse, ssum, bits = _scratch(K, d, B)
+    XT, Y, A, lse, ssum, bits = _scratch(K, d, B)
+    PB = _factor_blocks(pcT, hs)
+    bias = _bias(pcT, means)
     ok = True
     for i0 in range(0, n, B):
         b = min(B, n - i0)
-        chk = _load_tile(X, i0, b, XT)
-        _logprob_full(XT, means, pcT, log_norm, XC, Y, A)
+        chk = _load_tile(X, i0, b, centre, XT)
+        _logprob_full(XT, PB, hs, bias, log_norm, Y, A)
         ok = _rows_out(A, i0, b, chk, lse, ssum, bits, lse_out, proba_out, label_out) and ok
     return ok
 
 
 @_jit
-def rows_diag(X, means, pc, log_norm, tile, lse_out, proba_out, label_out):
+def rows_diag(X, centre, means, pc, log_norm, tile, lse_out, proba_out, label_out):
     """As :func:`rows_full` for diagonal factors."""
     n, d = X.shape
     K = means.shape[0]
     B = tile
-    XT, XC, _, A, lse, ssum, bits = _scratch(K, d, B)
+    XT, _, A, lse, ssum, bits = _scratch(K, d, B)
+    XC = np.empty((K, d, B))
     XC2 = np.empty((K, d, B))
     ok = True
     for i0 in range(0, n, B):
         b = min(B, n - i0)
-        chk = _load_tile(X, i0, b, XT)
+        chk = _load_tile(X, i0, b, centre, XT)
         _logprob_diag(XT, means, pc, log_norm, XC, XC2, A)
         ok = _rows_out(A, i0, b, chk, lse, ssum, bits, lse_out, proba_out, label_out) and ok
     return ok
@@ -530,7 +601,7 @@ class Prepared:
     model compiles to the same specialisation.
     """
 
-    __slots__ = ("kind", "tied", "means", "pc", "log_norm", "tile")
+    __slots__ = ("kind", "tied", "centre", "means", "pc", "hs", "log_norm", "tile")
 
     def __init__(self, model, n_features):
         ct = model.covariance_type
@@ -538,7 +609,11 @@ class Prepared:
         d = n_features
         self.kind = _KIND[ct]
         self.tied = ct == "tied"
-        self.means = np.array(model.means, dtype=np.float64, order="C")
+        means = np.asarray(model.means, dtype=np.float64)
+        # Tiles are centred once, on the mean of the means, and the kernels see the means relative
+        # to it: (x - c) - (mu_k - c) is x - mu_k to within eps * |mu_k - c|, whatever the data's offset.
+        self.centre = np.array(means.mean(axis=0), order="C")
+        self.means = np.array(means - self.centre, order="C")
         pc = np.asarray(model.precisions_cholesky, dtype=np.float64)
         log_det = np.broadcast_to(log_det_cholesky(pc, ct, d), (K,))
         # -0.5 d log 2pi + log det P_k + log pi_k, as the reference adds them
@@ -546,7 +621,10 @@ class Prepared:
         self.log_norm = np.array(log_norm, dtype=np.float64, order="C")
         if self.kind == "full":
             self.pc = np.array(np.swapaxes(np.broadcast_to(pc, (K, d, d)), 1, 2), order="C")  # P_k^T
+            lower = not np.any(np.triu(self.pc, 1))  # P_k upper triangular, as this package makes them
+            self.hs = feature_block(d) if lower else d
         else:
+            self.hs = d
             self.pc = np.array(np.broadcast_to(pc.reshape(K, -1), (K, d)), order="C")
         self.tile = tile_rows(K, d)
 
@@ -571,12 +649,12 @@ def e_step(X, model, sample_weight=None):
     s1c = np.zeros((K, d))
     if p.kind == "full":
         s2 = np.zeros((K, d, d))
-        ll = estep_full(X, w, p.means, p.pc, p.log_norm, p.tile, nk, s1c, s2)
+        ll = estep_full(X, w, p.centre, p.means, p.pc, p.hs, p.log_norm, p.tile, nk, s1c, s2)
         if p.tied:
             s2 = s2.sum(axis=0)
     else:
         s2 = np.zeros((K, d))
-        ll = estep_diag(X, w, p.means, p.pc, p.log_norm, p.tile, nk, s1c, s2)
+        ll = estep_diag(X, w, p.centre, p.means, p.pc, p.log_norm, p.tile, nk, s1c, s2)
     return nk, s1c, s2, float(ll)
 
 
@@ -600,7 +678,7 @@ def per_row(X, model, what, out=None):
     proba = out if what == PROBA else np.empty((0, K))
     label = out if what == LABEL else np.empty(0, np.int64)
     if p.kind == "full":
-        ok = rows_full(X, p.means, p.pc, p.log_norm, p.tile, lse, proba, label)
+        ok = rows_full(X, p.centre, p.means, p.pc, p.hs, p.log_norm, p.tile, lse, proba, label)
     else:
-        ok = rows_diag(X, p.means, p.pc, p.log_norm, p.tile, lse, proba, label)
+        ok = rows_diag(X, p.centre, p.means, p.pc, p.log_norm, p.tile, lse, proba, label)
     return out, bool(ok)

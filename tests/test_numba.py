@@ -145,11 +145,30 @@ def test_empty_block():
     assert ll == 0.0 and not nk.any() and not s1c.any() and not s2.any()
 
 
-@pytest.mark.parametrize("d", [1, 16])
+@pytest.mark.parametrize("d", [1, 9, 16])
 def test_many_and_few_features(d):
     model, X = problem("full", n=700, d=d, K=8, seed=d)
     for got, want in zip(nb.e_step(X, model), reference(X, model)):
         close(got, want)
+
+
+@pytest.mark.parametrize("d", [9, 16])
+@pytest.mark.parametrize("factor", ["upper", "lower"])
+def test_blocked_mahalanobis_and_centring_equal_reference(d, factor):
+    """Tiles centred once and the Mahalanobis GEMMs in triangular row blocks (d=9: blocks of
+    4, 4 and 1 rows), far from the origin; a lower-triangular factor of the same precisions
+    (precision = L L^T, not this package's convention) takes one whole GEMM and agrees too."""
+    model, X = problem("full", n=900, d=d, K=5, seed=d, shift=1e6)
+    assert nb.Prepared(model, d).hs == nb.feature_block(d) < d
+    if factor == "lower":
+        prec = cov.precisions_from_precision_cholesky(model.precisions_cholesky, "full")
+        model = model._replace(precisions_cholesky=np.linalg.cholesky(prec))
+        assert nb.Prepared(model, d).hs == d
+    for got, want in zip(nb.e_step(X, model), reference(X, model)):
+        close(got, want)
+    lse, log_resp = kern.log_prob_resp(X, model)
+    close(nb.per_row(X, model, nb.SCORE)[0], lse)
+    np.testing.assert_allclose(nb.per_row(X, model, nb.PROBA)[0], np.exp(log_resp), rtol=RTOL, atol=1e-14)
 
 
 def test_empty_component_and_outlier_rows():
