@@ -339,8 +339,9 @@ def _logprob_diag(XT, means, pc, log_norm, XC, XC2, A):
 
 
 @_jit
-def _softmax(A, lse, ssum, bits):
-    """A (K, B) -> exp(A - max over k); lse = the log-sum-exp of each column, ssum = the sums.
+def _softmax(A, lse, ssum, bits, with_log=True):
+    """A (K, B) -> exp(A - max over k); lse = the log-sum-exp of each column (only the
+    maxima without ``with_log``), ssum = the sums.
 
     A column of -inf gives lse -inf and ssum 0 (NaN responsibilities, as the
     NumPy reference); NaN propagates; +inf gives +inf.
@@ -364,7 +365,8 @@ def _softmax(A, lse, ssum, bits):
         _exp_tile(a, bits)
         for t in range(B):
             ssum[t] += a[t]
-    _add_log(lse, ssum, bits)
+    if with_log:
+        _add_log(lse, ssum, bits)
 
 
 @_jit
@@ -531,7 +533,7 @@ def _rows_out(A, i0, b, chk, lse, ssum, bits, lse_out, proba_out, label_out):
                     best = k
             label_out[i0 + t] = best
         return chk == 0.0
-    _softmax(A, lse, ssum, bits)
+    _softmax(A, lse, ssum, bits, lse_out.shape[0] > 0)
     ok = True
     for t in range(b):
         if not (ssum[t] >= 1.0 and ssum[t] < np.inf):
