@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 import warnings
 
 import dask.array as da
@@ -251,8 +252,23 @@ def as_dask_array(X):
     # at least MIN_CHUNKS chunks, so that no core idles on small arrays; a fixed number, not the
     # machine's core count, because random streams and the reduction tree follow the chunks
     rows = min(_rows_for(X.shape[1], X.dtype.itemsize), -(-X.shape[0] // MIN_CHUNKS))
-    # name=False: a random name instead of hashing the whole array on every call
-    return _as_float(da.from_array(X, chunks=(rows, X.shape[1]), name=False))
+    return _as_float(_row_views(X, rows))
+
+
+def _row_views(X, rows):
+    """A dask array whose chunks are views of ``rows`` rows of the in-memory ``X``.
+
+    ``da.from_array`` copies a NumPy array whole on every call (dask >= 2025) and
+    hashes it unless given a name; the kernels never write to their blocks, so
+    views serve, and fit and predict on in-memory data cost no copy of it. The
+    name is random, as with ``from_array(name=False)``.
+    """
+    n, d = X.shape
+    starts = range(0, n, rows)
+    name = f"array-{uuid.uuid4().hex}"
+    graph = {(name, i, 0): X[a : a + rows] for i, a in enumerate(starts)}
+    sizes = tuple(min(rows, n - a) for a in starts)
+    return da.Array(graph, name, chunks=(sizes, (d,)), dtype=X.dtype, meta=X[:0])
 
 
 def as_weights(sample_weight, X):

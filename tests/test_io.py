@@ -51,6 +51,20 @@ def test_every_input_kind_gives_the_same_fit(tmp_path):
     assert isinstance(labels, da.Array) and labels.chunks[0] == io.as_dask_array(arr).chunks[0]
 
 
+@pytest.mark.parametrize("n", [1, 7, 10_001])
+def test_numpy_input_is_viewed_not_copied(n):
+    """The blocks of an in-memory array are views of it (dask's from_array copies it whole)."""
+    import dask
+
+    X = np.random.default_rng(0).normal(size=(n, 3))
+    Xd = io.as_dask_array(X)
+    blocks = Xd.to_delayed().ravel()
+    shared = dask.compute(*[dask.delayed(np.shares_memory)(b, X) for b in blocks], scheduler="sync")
+    assert len(shared) == len(Xd.chunks[0]) and all(shared)
+    assert sum(Xd.chunks[0]) == n
+    np.testing.assert_array_equal(Xd.compute(), X)
+
+
 def test_row_chunks_align_with_zarr_chunks_and_shards(tmp_path):
     X = make_blobs(n=3000)
     plain = write_store(tmp_path / "p.zarr", X, chunks=(300, 2))
