@@ -252,23 +252,22 @@ def as_dask_array(X):
     # at least MIN_CHUNKS chunks, so that no core idles on small arrays; a fixed number, not the
     # machine's core count, because random streams and the reduction tree follow the chunks
     rows = min(_rows_for(X.shape[1], X.dtype.itemsize), -(-X.shape[0] // MIN_CHUNKS))
-    return _as_float(_row_views(X, rows))
+    return _as_float(_row_views(X, [min(rows, X.shape[0] - a) for a in range(0, X.shape[0], rows)]))
 
 
-def _row_views(X, rows):
-    """A dask array whose chunks are views of ``rows`` rows of the in-memory ``X``.
+def _row_views(a, sizes):
+    """A dask array whose row chunks, ``sizes`` rows each, are views of the in-memory ``a``.
 
     ``da.from_array`` copies a NumPy array whole on every call (dask >= 2025) and
     hashes it unless given a name; the kernels never write to their blocks, so
     views serve, and fit and predict on in-memory data cost no copy of it. The
     name is random, as with ``from_array(name=False)``.
     """
-    n, d = X.shape
-    starts = range(0, n, rows)
     name = f"array-{uuid.uuid4().hex}"
-    graph = {(name, i, 0): X[a : a + rows] for i, a in enumerate(starts)}
-    sizes = tuple(min(rows, n - a) for a in starts)
-    return da.Array(graph, name, chunks=(sizes, (d,)), dtype=X.dtype, meta=X[:0])
+    starts = np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(int).tolist()
+    rest = (0,) * (a.ndim - 1)
+    graph = {(name, i, *rest): a[s : s + m] for i, (s, m) in enumerate(zip(starts, sizes))}
+    return da.Array(graph, name, chunks=(tuple(sizes), *((k,) for k in a.shape[1:])), dtype=a.dtype, meta=a[:0])
 
 
 def as_weights(sample_weight, X):
@@ -288,12 +287,13 @@ def as_weights(sample_weight, X):
         sample_weight = np.asarray(sample_weight)
         if sample_weight.ndim == 0:
             sample_weight = np.full(X.shape[0], float(sample_weight))
-        sample_weight = da.from_array(sample_weight, chunks=-1)
     if sample_weight.ndim != 1 or sample_weight.shape[0] != X.shape[0]:
         raise ValueError(
             f"sample_weight.shape == {sample_weight.shape}, expected ({X.shape[0]},): "
             "one weight per row of X."
         )
+    if not isinstance(sample_weight, da.Array):
+        sample_weight = _row_views(sample_weight, X.chunks[0])
     return sample_weight.astype(np.float64).rechunk((X.chunks[0],))
 
 
