@@ -152,13 +152,14 @@ def test_many_and_few_features(d):
         close(got, want)
 
 
-@pytest.mark.parametrize("d", [9, 16])
+@pytest.mark.parametrize("d, K", [(9, 5), (16, 5), (16, 20)])
 @pytest.mark.parametrize("factor", ["upper", "lower"])
-def test_blocked_mahalanobis_and_centring_equal_reference(d, factor):
+def test_blocked_mahalanobis_and_centring_equal_reference(d, K, factor):
     """Tiles centred once and the Mahalanobis GEMMs in triangular row blocks (d=9: blocks of
-    4, 4 and 1 rows), far from the origin; a lower-triangular factor of the same precisions
-    (precision = L L^T, not this package's convention) takes one whole GEMM and agrees too."""
-    model, X = problem("full", n=900, d=d, K=5, seed=d, shift=1e6)
+    4, 4 and 1 rows; K=20: a block's components in two GEMMs), far from the origin; a
+    lower-triangular factor of the same precisions (precision = L L^T, not this package's
+    convention) takes one whole GEMM per component and agrees too."""
+    model, X = problem("full", n=900, d=d, K=K, seed=d, shift=1e6)
     assert nb.Prepared(model, d).hs == nb.feature_block(d) < d
     if factor == "lower":
         prec = cov.precisions_from_precision_cholesky(model.precisions_cholesky, "full")
