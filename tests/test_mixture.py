@@ -293,11 +293,16 @@ def test_non_finite_rows_are_named_and_data_untouched(bad):
 
 
 def test_input_never_modified():
+    """In-memory input reaches the kernels as views (no copy), so nothing may write to it."""
+    from dask_gmm import BayesianGaussianMixture, select_model
+
     X = make_blobs(n=1200)
     before = X.copy()
     w = np.ones(len(X))
     gm = GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
-    gm.predict(X), gm.score(X), gm.predict_proba(X)
+    gm.predict(X), gm.score(X), gm.predict_proba(X), gm.score_samples(X)
+    BayesianGaussianMixture(n_components=3, max_iter=5, random_state=0).fit(X, sample_weight=w)
+    select_model(X, n_components=[2, 3], max_iter=5, random_state=0, sample_weight=w)
     np.testing.assert_array_equal(X, before)
     np.testing.assert_array_equal(w, 1.0)
 
