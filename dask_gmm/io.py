@@ -258,7 +258,7 @@ def as_dask_array(X):
 def _row_views(a, sizes):
     """A dask array whose row chunks, ``sizes`` rows each, are views of the in-memory ``a``.
 
-    ``da.from_array`` copies a NumPy array whole on every call (dask >= 2025) and
+    ``da.from_array`` copies a NumPy array whole on every call (dask 2026.8) and
     hashes it unless given a name; the kernels never write to their blocks, so
     views serve, and fit and predict on in-memory data cost no copy of it. The
     name is random, as with ``from_array(name=False)``.
