@@ -432,6 +432,14 @@ def _bias(pcT, means):
 
 
 @_jit
+def _mahalanobis_setup(pcT, means, hs, B):
+    """What :func:`_logprob_full` takes besides the tile: its GEMM outputs' scratch, the
+    factors' row blocks and the biases ``P_k^T (mu_k - c)``."""
+    K, d = means.shape
+    return np.empty((max(d, K * hs), B)), _factor_blocks(pcT, hs), _bias(pcT, means)
+
+
+@_jit
 def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
     """Add a block's statistics to nk (K,), s1c (K, d), s2 (K, d, d) for full factors.
 
@@ -448,9 +456,7 @@ def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
     K = means.shape[0]
     B = tile
     XT, A, lse, ssum, bits = _scratch(K, d, B)
-    Y = np.empty((max(d, K * hs), B))  # Mahalanobis GEMM outputs (see _logprob_full)
-    PB = _factor_blocks(pcT, hs)
-    bias = _bias(pcT, means)
+    Y, PB, bias = _mahalanobis_setup(pcT, means, hs, B)
     V = np.empty((d, K))
     XK = np.empty((d, B))
     RX = np.empty((d, B))
@@ -579,9 +585,7 @@ def rows_full(X, centre, means, pcT, hs, log_norm, tile, lse_out, proba_out, lab
     K = means.shape[0]
     B = tile
     XT, A, lse, ssum, bits = _scratch(K, d, B)
-    Y = np.empty((max(d, K * hs), B))  # Mahalanobis GEMM outputs (see _logprob_full)
-    PB = _factor_blocks(pcT, hs)
-    bias = _bias(pcT, means)
+    Y, PB, bias = _mahalanobis_setup(pcT, means, hs, B)
     ok = True
     for i0 in range(0, n, B):
         b = min(B, n - i0)
@@ -644,7 +648,6 @@ class Prepared:
             lower = not np.any(np.triu(self.pc, 1))  # P_k upper triangular, as this package makes them
             self.hs = feature_block(d) if lower else d
         else:
-            self.hs = d
             self.pc = np.array(np.broadcast_to(pc.reshape(K, -1), (K, d)), order="C")
         self.tile = tile_rows(K, d)
 
