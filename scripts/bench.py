@@ -397,7 +397,7 @@ class Bench:
                     self.spark.fit(df, K, 1)  # also the warm-up: JIT, job set-up
                 # Spark's times vary most from run to run: it and dask_gmm take turns for their ratio.
                 # Both run the same number of iterations, so that each one's per-fit set-up weighs the
-                # same (Spark's, its own initialisation and job start-up, is about two iterations' worth).
+                # same (Spark's, its own initialisation and job start-up, is two to three of its iterations at d=16).
                 times = timed_in_turns({"spark": lambda: self.spark.fit(df, K, a.iters),
                                         "ours": lambda: fit_dask_gmm(X, K, ct, init, a.iters)})
                 t_sp = times["spark"] / a.iters
