@@ -55,8 +55,7 @@ def _block_task(kernel, args, kwargs, w, *x):
 def _blocks_of(arr):
     """(graph, keys) of a dask array's blocks along its first axis, the graph optimised once."""
     parts = arr.to_delayed().ravel()
-    graph = dict(parts[0].__dask_graph__()) if len(parts) else {}
-    return graph, [p.key for p in parts]
+    return dict(parts[0].__dask_graph__()), [p.key for p in parts]
 
 
 def _scheduler():
@@ -102,7 +101,7 @@ class Blocks:
     def map_reduce(self, kernel, *args, per_block=None, **kwargs):
         """``combine`` over blocks of ``kernel(block, *args, [per_block[i]], sample_weight=w, row_offset=o)``.
 
-        One compute, one read of each block, a tree of ``combine`` calls
+        One scheduler call, one read of each block, a tree of ``combine`` calls
         ``split_every`` wide (never a linear chain). Returns the combined value.
         """
         token = uuid.uuid4().hex[:12]
