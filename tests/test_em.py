@@ -1,0 +1,93 @@
+"""The EM driver's passes: in-memory blocks pulled by one task per thread give the bytes of one task per block."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from dask.callbacks import Callback
+from dask.system import CPU_COUNT
+
+from dask_gmm import _kernels, io
+from dask_gmm._em import Blocks, fill_rows
+
+from .conftest import make_blobs, random_model
+
+
+class TaskNames(Callback):
+    """The keys of the tasks dask runs inside the ``with`` block."""
+
+    def __init__(self):
+        super().__init__()
+        self.keys = []
+
+    def _pretask(self, key, dsk, state):
+        self.keys.append(str(key))
+
+
+def pass_stats(blocks, models):
+    with TaskNames() as seen:
+        stats = blocks.map_reduce(_kernels.e_step_stats, models)
+    return stats, seen.keys
+
+
+def as_bytes(stats):
+    return [(s.nk.tobytes(), s.s1c.tobytes(), s.s2.tobytes(), float(s.objective), float(s.weight)) for s in stats]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pulled_pass_equals_one_task_per_block(weighted):
+    X = make_blobs(n=21_000)
+    rng = np.random.default_rng(3)
+    models = [random_model(rng, ct, 3, 2)[0] for ct in ("full", "diag")]
+    w = rng.uniform(0, 2, len(X)) if weighted else None
+    Xd = da.from_array(X, chunks=(1000, 2))  # 21 blocks: more than threads, a tree of two levels
+    blocks = Blocks(Xd, io.as_weights(w, Xd), split_every=4)
+
+    pulled, keys = pass_stats(blocks, models)
+    assert keys and all("-pull-" in k for k in keys) and len(keys) <= CPU_COUNT
+    with dask.config.set(scheduler="synchronous"):
+        per_block, keys = pass_stats(blocks, models)
+    assert len([k for k in keys if "-chunk" in k]) == 21
+    with ThreadPoolExecutor(2) as pool, dask.config.set(pool=pool):  # a pool of the user's: one task per block
+        in_pool, keys = pass_stats(blocks, models)
+    assert len([k for k in keys if "-chunk" in k]) == 21
+    assert as_bytes(pulled) == as_bytes(per_block) == as_bytes(in_pool)
+    # and the sum is right: the statistics of the whole array in one block
+    (whole,) = _kernels.e_step_stats(X, models[:1], sample_weight=w)
+    np.testing.assert_allclose(pulled[0].nk, whole.nk, rtol=1e-12)
+    np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
+
+
+def test_blocks_with_tasks_behind_them_are_not_pulled():
+    """A dask array computed from tasks keeps one task per block (pulling would hold every block in memory)."""
+    X = make_blobs(n=4000)
+    model = random_model(np.random.default_rng(0), "full", 3, 2)[0]
+    blocks = Blocks(da.from_array(X, chunks=(1000, 2)) * 1.0)
+    stats, keys = pass_stats(blocks, [model])
+    assert not any("-pull-" in k for k in keys) and len([k for k in keys if "-chunk" in k]) == 4
+    (whole,) = _kernels.e_step_stats(X, [model])
+    np.testing.assert_allclose(stats[0].s2, whole.s2, rtol=1e-10)
+
+
+def test_error_in_one_pulled_block_is_raised():
+    X = make_blobs(n=8000)
+    X[5123, 0] = np.nan
+    model = random_model(np.random.default_rng(0), "full", 3, 2)[0]
+    blocks = Blocks(da.from_array(X, chunks=(1000, 2)))
+    with pytest.raises(ValueError, match="rows 5000-5999.*first bad row: 5123"):
+        blocks.map_reduce(_kernels.e_step_stats, [model])
+
+
+def test_fill_rows_pulled_equals_synchronous():
+    X = make_blobs(n=9000)
+    model = random_model(np.random.default_rng(1), "full", 3, 2)[0]
+    Xd = da.from_array(X, chunks=(1000, 2))
+    with TaskNames() as seen:
+        pulled = fill_rows(Xd, _kernels.predict_proba, np.empty((len(X), 3)), model)
+    assert seen.keys and all("-pull-" in k for k in seen.keys)
+    with dask.config.set(scheduler="synchronous"):
+        sync = fill_rows(Xd, _kernels.predict_proba, np.empty((len(X), 3)), model)
+    assert pulled.tobytes() == sync.tobytes()
+    np.testing.assert_allclose(pulled, _kernels.predict_proba(X, model), rtol=1e-12)
