@@ -131,16 +131,19 @@ def timed(fn, *, budget=3.0, most=5):
     return best
 
 
-def timed_in_turns(fns, rounds=3):
+def timed_in_turns(fns, rounds=3, settle=0.5):
     """{key: best seconds} of the calls in ``fns`` ({key: fn}), made in turns ``rounds`` times.
 
     For the ratio of two fits (dask_gmm against Spark, float32 against float64,
     Zarr against memory): a burst of load on the shared machine then hits every
-    side alike.
+    side alike. Each call starts ``settle`` seconds after the one before: a
+    Spark fit leaves its JVM busy for about 0.2 s (0.2-0.7 cores), and a
+    dask_gmm fit started at once ran up to 1.3x slower.
     """
     best = dict.fromkeys(fns, np.inf)
     for _ in range(rounds):
         for key, fn in fns.items():
+            time.sleep(settle)
             t = time.perf_counter()
             fn()
             best[key] = min(best[key], time.perf_counter() - t)
@@ -395,11 +398,12 @@ class Bench:
                 df.count()
                 with PeakRSS() as rss:
                     self.spark.fit(df, K, 1)  # also the warm-up: JIT, job set-up
-                # Spark's times vary most from run to run: it and dask_gmm take turns for their ratio.
+                # Spark's times vary most from run to run (0.38-0.68 s an iteration at d=16 on one day):
+                # it and dask_gmm take turns for their ratio, five rounds, best of each.
                 # Both run the same number of iterations, so that each one's per-fit set-up weighs the
                 # same (Spark's, its own initialisation and job start-up, is two to three of its iterations at d=16).
                 times = timed_in_turns({"spark": lambda: self.spark.fit(df, K, a.iters),
-                                        "ours": lambda: fit_dask_gmm(X, K, ct, init, a.iters)})
+                                        "ours": lambda: fit_dask_gmm(X, K, ct, init, a.iters)}, rounds=5)
                 t_sp = times["spark"] / a.iters
                 self.table.add("Spark MLlib local[2]", name, t_sp, N, t_sk / t_sp, mib(rss.grown, "RSS"),
                                f"its own init; dask_gmm {times['spark'] / times['ours']:.1f}× faster, timed in turns")
@@ -468,7 +472,7 @@ class Bench:
                     f"{chunk_rows:,} rows, {stored / 2**20:.0f} MiB on disk, read through the page cache."
                 )
             times = timed_in_turns({key: (lambda src=src: fit_dask_gmm(src, K, "full", init, a.iters))
-                                    for key, src in sources.items()})
+                                    for key, src in sources.items()}, rounds=5)
             times = {key: t / a.iters for key, t in times.items()}
             t_mem = times.pop("in memory")
             nchunks = len(io.as_dask_array(X).chunks[0])
