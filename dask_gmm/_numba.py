@@ -619,7 +619,7 @@ _KIND = {"full": "full", "tied": "full", "diag": "diag", "spherical": "diag"}
 
 
 class Prepared:
-    """A model's parameters laid out for the compiled kernels (tiny; made per call).
+    """A model's parameters laid out for the compiled kernels (tiny; made once per model, :func:`prepared`).
 
     All arrays are fresh, writable and C-contiguous float64, so that every
     model compiles to the same specialisation.
@@ -652,6 +652,25 @@ class Prepared:
         self.tile = tile_rows(K, d)
 
 
+#: The :class:`Prepared` layouts of the models seen last, by identity: every block of a pass
+#: gets the same Model object, so a pass lays each model out once instead of once per block
+#: (36 us at d=16, K=8). Models are never changed in place. Emptied when it holds 16.
+_PREPARED = {}
+
+
+def prepared(model, n_features):
+    """``Prepared(model, n_features)``, made once per Model object (see :data:`_PREPARED`)."""
+    key = (id(model), n_features)
+    hit = _PREPARED.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    if len(_PREPARED) >= 16:
+        _PREPARED.clear()
+    p = Prepared(model, n_features)
+    _PREPARED[key] = (model, p)
+    return p
+
+
 _NO_WEIGHTS = np.empty(0)
 
 
@@ -665,7 +684,7 @@ def e_step(X, model, sample_weight=None):
     """(nk, s1c, s2, loglik) of a block, as ``centred_moments`` and the reference E-step define them."""
     X = _as_block(X)
     n, d = X.shape
-    p = Prepared(model, d)
+    p = prepared(model, d)
     K = p.means.shape[0]
     w = _NO_WEIGHTS if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
     nk = np.zeros(K)
@@ -693,7 +712,7 @@ def per_row(X, model, what, out=None):
     """
     X = _as_block(X)
     n, d = X.shape
-    p = Prepared(model, d)
+    p = prepared(model, d)
     K = p.means.shape[0]
     new = {SCORE: lambda: np.empty(n), PROBA: lambda: np.empty((n, K)), LABEL: lambda: np.empty(n, np.int64)}
     out = new[what]() if out is None else out

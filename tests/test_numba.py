@@ -262,3 +262,20 @@ def test_compiled_code_is_cached_on_disk():
 def test_compiled_kernels_are_the_default():
     expected = os.environ.get("DASK_GMM_NUMBA", "1") != "0"
     assert kern.USE_NUMBA is expected
+
+
+def test_layout_made_once_per_model_object():
+    """Every block of a pass shares one Model object, laid out once; another Model object, even
+    one of equal parameters, gets its own layout, and results follow the model passed."""
+    model, X = problem("full", n=600, d=5, K=3)
+    p = nb.prepared(model, 5)
+    assert nb.prepared(model, 5) is p
+    moved = model._replace(means=model.means + 3.0)
+    assert nb.prepared(moved, 5) is not p
+    np.testing.assert_allclose(nb.prepared(moved, 5).centre, p.centre + 3.0)
+    for m in (model, moved, model):
+        for got, want in zip(nb.e_step(X, m), reference(X, m)):
+            close(got, want)
+    for _ in range(40):  # more models than the cache holds: still each its own layout
+        m = model._replace(means=model.means.copy())
+        assert nb.prepared(m, 5) is nb.prepared(m, 5) is not p
