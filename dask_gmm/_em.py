@@ -73,10 +73,11 @@ def _data_of(graph, keys):
     return dict(zip(keys, dask.get(graph, list(keys)))) if keys else {}
 
 
-def _pull_threads(scheduler):
-    """How many pulling tasks a pass of in-memory blocks runs (see :func:`_pulled`): the threads of
-    dask's threaded scheduler when ``scheduler`` is that one with its own pool, else 0."""
-    if scheduler is not dask.threaded.get or dask.config.get("pool", None) is not None:
+def _pull_threads(scheduler, data):
+    """How many pulling tasks run a pass (see :func:`_pulled`): the threads of dask's threaded
+    scheduler when ``scheduler`` is that one with its own pool and ``data`` holds the blocks'
+    inputs (:func:`_data_of`), else 0 (one graph task per block)."""
+    if data is None or scheduler is not dask.threaded.get or dask.config.get("pool", None) is not None:
         return 0
     return dask.config.get("num_workers", None) or CPU_COUNT
 
@@ -121,6 +122,19 @@ def _pulled(calls, threads):
     for part in dask.threaded.get(dsk, list(dsk)):
         done.update(part)
     return [done[i] for i in range(len(calls))]
+
+
+def _bound(calls, data):
+    """Each call ``(function, graph keys of its inputs)`` as one callable, the inputs taken from ``data``."""
+    return [functools.partial(f, *(None if k is None else data[k] for k in keys)) for f, keys in calls]
+
+
+def _block_tasks(dsk, calls, name):
+    """Add one task per call ``(function, graph keys of its inputs)`` to ``dsk``, keyed
+    ``{name}-chunk{i}`` (the chunk :meth:`Blocks._killed_message` names); returns the keys."""
+    keys = [f"{name}-chunk{i}" for i in range(len(calls))]
+    dsk.update({key: (f, *inputs) for key, (f, inputs) in zip(keys, calls)})
+    return keys
 
 
 def _tree(parts, split_every, join):
@@ -189,17 +203,13 @@ class Blocks:
             else:
                 calls.append((functools.partial(_block_task, _on_rows, (self.rows, off, end, kernel, *args, *extra), kw), (w,)))
         scheduler = _scheduler()
-        threads = _pull_threads(scheduler) if self.data is not None else 0
+        threads = _pull_threads(scheduler, self.data)
         if threads:
-            values = [functools.partial(f, *(None if k is None else self.data[k] for k in keys)) for f, keys in calls]
-            return _tree(_pulled(values, threads), self.split_every, lambda level, j, group: _kernels.combine(*group))
+            results = _pulled(_bound(calls, self.data), threads)
+            return _tree(results, self.split_every, lambda level, j, group: _kernels.combine(*group))
         token = uuid.uuid4().hex[:12]
         dsk = dict(self.graph)
-        parts = []
-        for i, (f, keys) in enumerate(calls):
-            key = f"dask_gmm-{kernel.__name__}-{token}-chunk{i}"
-            dsk[key] = (f, *keys)
-            parts.append(key)
+        parts = _block_tasks(dsk, calls, f"dask_gmm-{kernel.__name__}-{token}")
 
         def join(level, j, group):
             key = f"dask_gmm-combine-{token}-{level}-{j}"
@@ -254,19 +264,13 @@ def fill_rows(X, kernel, out, *args):
     scheduler = dask.local.get_sync if sync else dask.threaded.get
     dsk, keys = _blocks_of(X)
     starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int).tolist()
-    calls = [functools.partial(_fill_task, kernel, args, a, out[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+    calls = [(functools.partial(_fill_task, kernel, args, a, out[a:b]), (x,)) for x, a, b in zip(keys, starts[:-1], starts[1:])]
     data = _data_of(dsk, keys)
-    threads = _pull_threads(scheduler) if data is not None else 0
+    threads = _pull_threads(scheduler, data)
     if threads:
-        _pulled([functools.partial(f, data[x]) for f, x in zip(calls, keys)], threads)
-        return out
-    token = uuid.uuid4().hex[:12]
-    tasks = []
-    for i, (f, x) in enumerate(zip(calls, keys)):
-        key = f"dask_gmm-{kernel.__name__}-{token}-chunk{i}"
-        dsk[key] = (f, x)
-        tasks.append(key)
-    scheduler(dsk, tasks)
+        _pulled(_bound(calls, data), threads)
+    else:
+        scheduler(dsk, _block_tasks(dsk, calls, f"dask_gmm-{kernel.__name__}-{uuid.uuid4().hex[:12]}"))
     return out
 
 
