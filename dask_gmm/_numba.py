@@ -444,6 +444,22 @@ def _mahalanobis_setup(pcT, means, hs, B):
     return np.empty((max(d, K * hs), B)), _factor_blocks(pcT, hs), _bias(pcT, means)
 
 
+@_inline
+def _packed_moments(pk, c, S, s2k):
+    """s2k (d, d) += pk[:c].T @ pk[:c] for the c packed rows of pk (at least c rounded up to
+    8 rows, d), one GEMM through the scratch S (d, d); the rows up to a multiple of 8 are zeroed."""
+    d = pk.shape[1]
+    c8 = (c + 7) // 8 * 8
+    for u in range(c, c8):
+        for m in range(d):
+            pk[u, m] = 0.0
+    xs = pk[:c8]
+    np.dot(xs.T, xs, S)
+    for m in range(d):
+        for j in range(d):
+            s2k[m, j] += S[m, j]
+
+
 @_jit
 def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
     """Add a block's statistics to nk (K,), s1c (K, d), s2 (K, d, d) for full factors.
@@ -453,8 +469,10 @@ def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
     centred once; ``pcT`` (K, d, d) the transposed precision Cholesky factors,
     whose Mahalanobis GEMMs run in blocks of ``hs`` rows (see
     :func:`_logprob_full`). From :data:`PACK_MIN_FEATURES` features on, the
-    second-moment GEMM of a component runs on only the tile's rows whose
-    responsibility is not exactly 0 when they are at most 3/4 of the tile.
+    second-moment GEMM of a component runs on only the rows whose
+    responsibility is not exactly 0 when they are at most 3/4 of the tile:
+    those are packed, and a component's packed rows from successive tiles
+    share one GEMM, up to two tiles' worth.
     Returns the (weighted) sum of the rows' log-likelihoods.
     """
     n, d = X.shape
@@ -468,6 +486,8 @@ def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
     S = np.empty((d, d))
     used = np.empty(B, dtype=np.int64)
     pack = d >= PACK_MIN_FEATURES
+    P = np.empty((K if pack else 0, 2 * B + 8, d))  # each component's packed rows, up to two tiles'
+    held = np.zeros(K, dtype=np.int64)  # rows held in P
     ll = 0.0
     for i0 in range(0, n, B):
         b = min(B, n - i0)
@@ -497,21 +517,24 @@ def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
                         XK[m, t] = v
                         RX[m, t] = r[t] * v
                 np.dot(RX, XK.T, S)  # (r X_c) X_c^T, one GEMM
-            else:  # the packed rows sqrt(r) (x - mu_k), read along X's rows, zero-padded to a multiple of 8
-                c8 = (c + 7) // 8 * 8
-                xs = XK.reshape(d * B)[: c8 * d].reshape((c8, d))
+            else:  # the packed rows sqrt(r) (x - mu_k), read along X's rows, gathered over tiles
+                if held[k] + c > P.shape[1] - 8:
+                    _packed_moments(P[k], held[k], S, s2[k])
+                    held[k] = 0
+                pk = P[k, held[k] :]
                 for u in range(c):
                     t = used[u]
                     sr = math.sqrt(r[t])
                     for m in range(d):
-                        xs[u, m] = sr * ((X[i0 + t, m] - centre[m]) - means[k, m])
-                for u in range(c, c8):
-                    for m in range(d):
-                        xs[u, m] = 0.0
-                np.dot(xs.T, xs, S)  # the same product on the packed rows, one GEMM
+                        pk[u, m] = sr * ((X[i0 + t, m] - centre[m]) - means[k, m])
+                held[k] += c
+                continue
             for m in range(d):
                 for j in range(d):
                     s2[k, m, j] += S[m, j]
+    for k in range(K):
+        if held[k] > 0:
+            _packed_moments(P[k], held[k], S, s2[k])
     return ll
 
 

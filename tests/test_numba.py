@@ -70,18 +70,21 @@ def test_e_step_equals_reference(ct, dtype, weighted, shift):
 @pytest.mark.parametrize("spread", [40.0, 1.0])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_e_step_packing_rows_of_zero_responsibility_equals_reference(ct, spread, weighted):
-    """d >= PACK_MIN_FEATURES: separated components (most responsibilities exactly 0, rows packed)
-    and overlapping ones (no packing) give the reference statistics."""
+    """d >= PACK_MIN_FEATURES: separated components (most responsibilities exactly 0, rows packed
+    and gathered over tiles, more than one GEMM's worth per component) and overlapping ones (no
+    packing) give the reference statistics."""
     d, K = nb.PACK_MIN_FEATURES + 6, 8
     rng = np.random.default_rng(3)
     model, _, means, _ = random_model(rng, ct, K, d)
     model = model._replace(means=means * spread)
-    X = model.means[rng.integers(0, K, 3000)] + rng.normal(size=(3000, d))
+    X = model.means[rng.integers(0, K, 9000)] + rng.normal(size=(9000, d))
     w = rng.uniform(0, 2, len(X)) * (rng.random(len(X)) > 0.1) if weighted else None
     ref = reference(X, model, w)
     resp = np.exp(kern.log_prob_resp(X, model)[1])
     zeros = (resp == 0).mean()
     assert zeros > 0.8 if spread > 1 else zeros < 0.2
+    if spread > 1:  # some component has more packed rows than one GEMM takes (two tiles)
+        assert (resp > 0).sum(axis=0).max() > 2 * nb.tile_rows(K, d)
     for got, want in zip(nb.e_step(X, model, w), ref):
         close(got, want)
 
