@@ -272,8 +272,8 @@ def build_parser():
     p.add_argument("--n-features", "-d", type=count, default=2, metavar="D", help="features (default 2)")
     p.add_argument("--n-components", "-k", type=count, default=3, metavar="K", help="components (default 3)")
     p.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
-    p.add_argument("--chunk-size", type=count, default=1_000_000, metavar="C",
-                   help="rows per Zarr chunk (default 1_000_000)")
+    p.add_argument("--chunk-size", type=count, default=None, metavar="C",
+                   help="rows per Zarr chunk (default: about 4 MiB of X, 262_144 rows at D=2 float64)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="dtype of X (default float64)")
     p.add_argument("--overwrite", action="store_true", help="replace whatever is at PATH")
     p.set_defaults(func=cmd_generate)

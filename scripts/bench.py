@@ -441,9 +441,9 @@ class Bench:
         the ratio only.
 
         Two codecs: Zstd(3), and Blosc-LZ4 with byte shuffle and a crc32c checksum (what dask_gmm.generate
-        writes). The stores' chunks hold 16 MiB of rows (dask_gmm's in-memory chunk
-        target, and about dask_gmm.generate's default of 10^6 rows at d = 2), so
-        the dask chunks are the same in every run.
+        writes). The stores' chunks are dask_gmm.generate's default, about 4 MiB of
+        rows; a fit reads them four to a dask chunk of 16 MiB (dask_gmm's in-memory
+        chunk target), so the dask chunks are the same in every run.
         """
         from zarr.codecs import ZstdCodec
 
@@ -454,7 +454,7 @@ class Bench:
                                      (500_000, 16, 8, np.float64, 4)):
             X = make_problem(self.n(n), d, K, seed=seed).astype(dtype)
             N = X.shape[0]
-            chunk_rows = min(N, 16 * 2**20 // X[0].nbytes)
+            chunk_rows = min(N, generate.default_chunk_size(d, dtype))
             name = case_name(X, K, "full") + ("" if dtype == np.float64 else " float32")
             init = initial_parameters(X, K, "full")
             self.warm_up(X, K, "full", init)

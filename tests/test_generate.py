@@ -212,6 +212,23 @@ def test_corrupted_chunk_raises_on_read(tmp_path):
         X[1_000:2_000]
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_default_chunks_hold_about_4_mib_of_rows(tmp_path, dtype):
+    """Without chunk_size, a chunk of X is CHUNK_BYTES (4 MiB) of rows, capped at n_samples;
+    the rows are recorded, so the same call resumes the store."""
+    itemsize = np.dtype(dtype).itemsize
+    path = str(tmp_path / "s.zarr")
+    generate_mixture(path, 20_000, 64, 2, dtype=dtype, random_state=0)
+    X = zarr.open_group(path, mode="r")["X"]
+    rows = 4 * 2**20 // (64 * itemsize)
+    assert X.chunks == (rows, 64) and X.nchunks == -(-20_000 // rows) > 1
+    assert zarr.open_group(path, mode="r").attrs["dask_gmm"]["chunk_size"] == rows
+    generate_mixture(path, 20_000, 64, 2, dtype=dtype, random_state=0)  # the same call: nothing to write
+    small = str(tmp_path / "small.zarr")
+    generate_mixture(small, 1_000, 64, 2, dtype=dtype, random_state=0)
+    assert zarr.open_group(small, mode="r")["X"].chunks == (1_000, 64)
+
+
 def test_existing_store_with_other_arguments_is_refused(tmp_path):
     path, base = str(tmp_path / "s"), dict(SMALL, n_samples=2_000)
     generate_mixture(path, **base)
