@@ -18,8 +18,10 @@ How it is fast without fast-math
 --------------------------------
 Of LLVM's fast-math flags only ``contract`` (multiply-adds fused into FMAs,
 :data:`_OPTIONS`) is on: results are never reassociated, and NaN and
-infinities behave as IEEE says, which the error checks rely on. The rows are swept a tile at a time (256 or 512 rows, :func:`tile_rows`). A tile is
-copied once, transposed and centred on the mean of the model's means, into a
+infinities behave as IEEE says, which the error checks rely on.
+
+The rows are swept a tile at a time (256 or 512 rows, :func:`tile_rows`). A
+tile is copied once, transposed and centred on the mean of the model's means, into a
 small float64 scratch (d, tile); everything after that (Mahalanobis sums,
 the log-sum-exp, the exponentials, the responsibilities) is a loop along the
 rows of the tile, which LLVM vectorises as written. Scratch memory is a few
@@ -52,7 +54,9 @@ tens of KiB whatever the block size: nothing of size n x K is ever made.
   rows are packed before that component's GEMM, as ``sqrt(r) (x - mu_k)``
   read along the rows of X: one packed matrix, copied from contiguous rows
   (d=16, K=8: 1.14x faster than packing ``r X_c`` and ``X_c`` from the
-  transposed tile; d=32 1.1x).
+  transposed tile; d=32 1.1x). A component's packed rows wait over tiles
+  until they fill a GEMM of up to two tiles' worth (d=16, K=8 1.01-1.05x,
+  d=12, K=6 1.05x faster than one small GEMM per tile).
 
 Two families, chosen by covariance type in :data:`_KIND` (the one place here
 that knows the types): ``full`` (full, and tied with its factor repeated per

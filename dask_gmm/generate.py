@@ -4,10 +4,10 @@ Layout of a generated store (a Zarr v3 group)::
 
     X        float32/float64, shape (n_samples, n_features), chunks (chunk_size, n_features)
     labels   int8/16/32,      shape (n_samples,),            chunks (chunk_size,)
-
-``chunk_size`` is about 4 MiB of ``X`` unless given (:data:`CHUNK_BYTES`).
     attrs["dask_gmm"]    {"format": "dask_gmm.store/1", "complete": bool, "n_samples", ...}
     attrs["true_model"]  {"weights", "means", "covariances"}  (full covariances)
+
+``chunk_size`` is about 4 MiB of ``X`` unless given (:data:`CHUNK_BYTES`).
 
 Every chunk is compressed with Blosc-LZ4 (byte shuffle) and followed by a crc32c checksum, so a
 corrupted chunk raises on read instead of feeding garbage to a fit. Missing
