@@ -24,8 +24,9 @@ The rows are swept a tile at a time (256 or 512 rows, :func:`tile_rows`). A
 tile is copied once, transposed and centred on the mean of the model's means, into a
 small float64 scratch (d, tile); everything after that (Mahalanobis sums,
 the log-sum-exp, the exponentials, the responsibilities) is a loop along the
-rows of the tile, which LLVM vectorises as written. Scratch memory is a few
-tens of KiB whatever the block size: nothing of size n x K is ever made.
+rows of the tile, which LLVM vectorises as written. Scratch memory does not
+depend on the block size (tens of KiB at d=2; 0.7 MiB at d=16, K=8, most of it
+the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
 
 * ``exp`` and ``log`` are :func:`_exp_tile` and :func:`_log_tile`: range
   reduction through the bits of the float and a short polynomial, written so
