@@ -100,8 +100,9 @@ def many(X, kernel, arg_lists, per_run=None, sample_weight=None, row_offset=0):
 def is_additive(kernel, args=()):
     """Whether ``kernel(block, *args)`` over a block equals :func:`combine` over its pieces.
 
-    True for the :func:`sub_blocked` kernels, and for :func:`many` of one without
-    ``per_run`` arguments; False for kernels with per-block random streams.
+    True for the :func:`sub_blocked` kernels and :func:`e_step_stats`, and for
+    :func:`many` of one without ``per_run`` arguments; False for kernels with
+    per-block random streams.
     """
     if kernel is many:
         return (len(args) < 3 or args[2] is None) and is_additive(args[0])
@@ -202,9 +203,11 @@ def log_prob_resp(X, model):
     return lse, wlp - lse[:, None]
 
 
-@sub_blocked
 def e_step_stats(X, models, sample_weight=None, row_offset=0):
     """One E-step sweep of a block for every model in ``models``.
+
+    The compiled kernel sweeps the whole block (it makes nothing per row); the
+    NumPy reference goes in slices of SUB_BLOCK_ROWS (:func:`sub_blocked`).
 
     Parameters
     ----------
@@ -215,15 +218,27 @@ def e_step_stats(X, models, sample_weight=None, row_offset=0):
     -------
     list of SuffStats, centred on each model's current means
     """
+    if not USE_NUMBA:
+        return _e_step_stats_numpy(X, models, sample_weight=sample_weight, row_offset=row_offset)
+    check_weights(sample_weight, row_offset)
+    weight = float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
+    out = []
+    for model in models:
+        nk, s1c, s2, ll = _numba.e_step(X, model, sample_weight)
+        _after_the_fact(X, np.isfinite(ll), row_offset)
+        out.append(SuffStats(nk, s1c, s2, ll, weight))
+    return out
+
+
+e_step_stats.additive = True  # its statistics add up over pieces of a block, as a sub_blocked kernel's
+
+
+@sub_blocked
+def _e_step_stats_numpy(X, models, sample_weight=None, row_offset=0):
+    """:func:`e_step_stats` with the NumPy kernels (the reference)."""
     check_weights(sample_weight, row_offset)
     out = []
     for model in models:
-        if USE_NUMBA:  # the same statistics in one compiled sweep
-            nk, s1c, s2, ll = _numba.e_step(X, model, sample_weight)
-            weight = float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
-            _after_the_fact(X, np.isfinite(ll), row_offset)
-            out.append(SuffStats(nk, s1c, s2, ll, weight))
-            continue
         lse, log_resp = log_prob_resp(X, model)
         resp = np.exp(log_resp)
         if sample_weight is not None:

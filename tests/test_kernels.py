@@ -56,6 +56,28 @@ def test_combine_is_addition_and_splits_are_exact():
         assert a.objective == pytest.approx(b.objective, rel=1e-12)
 
 
+@pytest.mark.parametrize("numba", [False, True])
+def test_e_step_in_slices_equals_the_whole_block(monkeypatch, numba):
+    """The NumPy E-step goes in slices of SUB_BLOCK_ROWS (its (n, K) temporaries), the compiled one
+    sweeps the block whole; either way the statistics are those of the whole block."""
+    if numba and kern._numba is None:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(kern, "USE_NUMBA", numba)
+    model, X, *_ = model_and_block(n=1000)
+    w = np.random.default_rng(2).uniform(0, 2, len(X))
+    (whole,) = kern.e_step_stats(X, [model], sample_weight=w)
+    monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 64)
+    sweeps = []
+    if numba:  # count the compiled sweeps (the real kernel runs)
+        compiled = kern._numba.e_step
+        monkeypatch.setattr(kern._numba, "e_step", lambda x, *a: sweeps.append(len(x)) or compiled(x, *a))
+    (sliced,) = kern.e_step_stats(X, [model], sample_weight=w)
+    for a, b in zip(whole, sliced):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert sweeps == ([1000] if numba else [])
+    assert kern.is_additive(kern.e_step_stats)
+
+
 def test_nan_row_is_named():
     model, X, *_ = model_and_block()
     X = X.copy()
