@@ -138,11 +138,15 @@ def timed_in_turns(fns, rounds=3, settle=0.5):
     Zarr against memory): a burst of load on the shared machine then hits every
     side alike. Each call starts ``settle`` seconds after the one before: a
     Spark fit leaves its JVM busy for about 0.2 s (0.2-0.7 cores), and a
-    dask_gmm fit started at once ran up to 1.3x slower.
+    dask_gmm fit started at once ran up to 1.3x slower. The order rotates from
+    round to round: two identical fits timed third and second in every round
+    differed by 10 % in two runs of three, so no call keeps one place.
     """
     best = dict.fromkeys(fns, np.inf)
-    for _ in range(rounds):
-        for key, fn in fns.items():
+    keys = list(fns)
+    for r in range(rounds):
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            fn = fns[key]
             time.sleep(settle)
             t = time.perf_counter()
             fn()
