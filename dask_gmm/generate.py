@@ -349,7 +349,9 @@ def generate_mixture(
         weights, means, covs = _model_parameters(model)
         drawn = {"box": None, "covariance_scale": None, "min_separation": None}
     n_components, n_features = means.shape
-    rows = min(int(default_chunk_size(n_features, dtype) if chunk_size is None else chunk_size), int(n_samples))
+    if chunk_size is None:
+        chunk_size = default_chunk_size(n_features, dtype)
+    rows = min(int(chunk_size), int(n_samples))
     status = {
         "format": FORMAT, "complete": False, "n_samples": int(n_samples), "n_features": n_features,
         "n_components": n_components, "chunk_size": rows, "dtype": np.dtype(dtype).name,
