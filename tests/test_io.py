@@ -244,3 +244,32 @@ def test_direct_reader_refuses_a_chunk_lost_or_corrupted_mid_fit(tmp_path):
     with pytest.raises(ValueError, match=r"Chunk 'X/c/2/0' of the Zarr array is missing"):
         rows.read(900, 1100)
     rows.read(0, 1000)  # the other chunks still read
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="the read-ahead hint is posix_fadvise (Linux)")
+def test_direct_reader_prefetches_its_block_and_the_next(tmp_path, monkeypatch):
+    """Reading a block hints the OS to read its chunk files and the next block's (WILLNEED), never others."""
+    X = np.random.default_rng(0).standard_normal((1000, 2))
+    write_store(tmp_path / "g.zarr", X, chunks=(100, 2))
+    rows = io.zarr_rows(str(tmp_path / "g.zarr"))
+    inode = {os.stat(tmp_path / "g.zarr" / "X" / "c" / str(i) / "0").st_ino: i for i in range(10)}
+    hinted = []
+    real = os.posix_fadvise
+
+    def watched(fd, offset, length, advice):
+        hinted.append((inode.get(os.fstat(fd).st_ino), advice))
+        return real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", watched)
+    for (start, stop), chunks in (((200, 400), [2, 3, 4, 5]), ((250, 420), [2, 3, 4, 5]), ((800, 1000), [8, 9])):
+        hinted.clear()
+        np.testing.assert_array_equal(np.concatenate([x for _, x in rows.pieces(start, stop)]), X[start:stop])
+        assert hinted == [(i, os.POSIX_FADV_WILLNEED) for i in chunks]
+    (tmp_path / "g.zarr" / "X" / "c" / "9" / "0").unlink()  # a file the hint cannot open: the read raises
+    with pytest.raises(ValueError, match=r"Chunk 'X/c/9/0' of the Zarr array is missing"):
+        rows.read(800, 1000)
+    hinted.clear()
+    memory = zarr.create_array(zarr.storage.MemoryStore(), shape=X.shape, chunks=(100, 2), dtype=X.dtype)
+    memory[:] = X
+    np.testing.assert_array_equal(io.zarr_rows(memory).read(0, 1000), X)  # not local files: no hints
+    assert hinted == []
