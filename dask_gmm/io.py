@@ -34,9 +34,15 @@ MIN_CHUNKS = 4
 STATUS_ATTR = "dask_gmm"  # group attribute written by the generator
 
 
-def _rows_for(n_features, itemsize, base=1):
-    """Rows per chunk near TARGET_CHUNK_BYTES, a multiple of ``base``."""
-    rows = max(1, TARGET_CHUNK_BYTES // max(1, n_features * itemsize))
+def _rows_for(n_samples, n_features, itemsize, base=1):
+    """Rows per chunk: near TARGET_CHUNK_BYTES and at most a MIN_CHUNKS-th of the rows
+    (rounded up), then rounded down to a multiple of ``base`` (at least ``base``).
+
+    So a small array still makes MIN_CHUNKS chunks or more and no core idles. It is
+    a fixed number, not the machine's core count, because the random streams and
+    the reduction tree follow the chunks.
+    """
+    rows = min(TARGET_CHUNK_BYTES // max(1, n_features * itemsize), -(-n_samples // MIN_CHUNKS))
     return max(base, rows // base * base)
 
 
@@ -120,7 +126,7 @@ def _from_zarr(arr):
             "to whole rows, which reads more. Store it with chunks=(rows, n_features).",
             stacklevel=3,
         )
-    rows = _rows_for(d, arr.dtype.itemsize, base=unit[0])
+    rows = _rows_for(n, d, arr.dtype.itemsize, base=unit[0])
     x = da.from_zarr(arr, chunks=(unit[0], unit[1]))
     return x.rechunk({0: rows, 1: d}) if (rows != unit[0] or unit[1] < d) else x
 
@@ -287,9 +293,7 @@ def as_dask_array(X):
         return _as_float(X)
     X = np.asarray(X)
     _check_shape_dtype(X.shape, X.dtype)
-    # at least MIN_CHUNKS chunks, so that no core idles on small arrays; a fixed number, not the
-    # machine's core count, because random streams and the reduction tree follow the chunks
-    rows = min(_rows_for(X.shape[1], X.dtype.itemsize), -(-X.shape[0] // MIN_CHUNKS))
+    rows = _rows_for(*X.shape, X.dtype.itemsize)
     return _as_float(_row_views(X, [min(rows, X.shape[0] - a) for a in range(0, X.shape[0], rows)]))
 
 

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _covariance as cov
 from . import _kernels, io
 from ._checkpoint import Checkpoint
-from ._em import Blocks, Run, em, fill_rows
+from ._em import Blocks, Run, em, fill_rows, rows_array
 from ._init import INITIALIZERS, as_seed_sequence, initial_parameters_many
 
 logger = logging.getLogger(__name__)
@@ -136,9 +136,12 @@ class MixtureBase(DensityMixin, BaseEstimator):
         Xd = io.as_dask_array(X)
         self._check_features(Xd)
         dtype = np.int64 if kernel is _kernels.predict else np.float64
+        tail = (self.n_components,) if extra_axis else ()
         if not io.is_lazy(X):  # in memory: every block writes its rows of one output
-            shape = (Xd.shape[0], self.n_components) if extra_axis else (Xd.shape[0],)
-            return fill_rows(Xd, kernel, np.empty(shape, dtype), model)
+            return fill_rows(Xd, kernel, np.empty((Xd.shape[0], *tail), dtype), model)
+        rows = io.zarr_rows(X)
+        if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it
+            return rows_array(rows, Xd.chunks[0], kernel, tail, dtype, model)
         offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
 
         def block(x, block_info=None):
