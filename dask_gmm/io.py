@@ -29,21 +29,25 @@ logger = logging.getLogger(__name__)
 
 #: Target size of one in-memory chunk when dask_gmm picks the chunking itself.
 TARGET_CHUNK_BYTES = 16 * 2**20
-#: In-memory inputs are cut into at least this many chunks (when they have the rows).
+#: In-memory inputs are cut into at least this many chunks (when they have the rows), and
+#: Zarr inputs into twice as many (when they have the Zarr chunks): whole Zarr chunks are
+#: coarse, and more, shorter tasks keep a core from waiting on another's last one.
 MIN_CHUNKS = 4
 STATUS_ATTR = "dask_gmm"  # group attribute written by the generator
 
 
-def _rows_for(n_samples, n_features, itemsize, base=1):
-    """Rows per chunk: near TARGET_CHUNK_BYTES and at most a MIN_CHUNKS-th of the rows
-    (rounded up), then rounded down to a multiple of ``base`` (at least ``base``).
+def _rows_for(n_samples, n_features, itemsize, base=1, min_chunks=MIN_CHUNKS):
+    """Rows per chunk: a whole number of ``base`` rows (Zarr chunks), about
+    TARGET_CHUNK_BYTES, and at most a ``min_chunks``-th of the array's ``base``
+    units (rounded up).
 
-    So a small array still makes MIN_CHUNKS chunks or more and no core idles. It is
-    a fixed number, not the machine's core count, because the random streams and
-    the reduction tree follow the chunks.
+    So a small array still makes ``min_chunks`` chunks where it has the units, and
+    no core idles. It is a fixed number, not the machine's core count, because
+    the random streams and the reduction tree follow the chunks.
     """
-    rows = min(TARGET_CHUNK_BYTES // max(1, n_features * itemsize), -(-n_samples // MIN_CHUNKS))
-    return max(base, rows // base * base)
+    units = -(-n_samples // base)
+    per_chunk = min(TARGET_CHUNK_BYTES // max(1, n_features * itemsize * base), -(-units // min_chunks))
+    return max(1, per_chunk) * base
 
 
 def _check_shape_dtype(shape, dtype):
@@ -126,7 +130,7 @@ def _from_zarr(arr):
             "to whole rows, which reads more. Store it with chunks=(rows, n_features).",
             stacklevel=3,
         )
-    rows = _rows_for(n, d, arr.dtype.itemsize, base=unit[0])
+    rows = _rows_for(n, d, arr.dtype.itemsize, base=unit[0], min_chunks=2 * MIN_CHUNKS)
     x = da.from_zarr(arr, chunks=(unit[0], unit[1]))
     return x.rechunk({0: rows, 1: d}) if (rows != unit[0] or unit[1] < d) else x
 

@@ -69,7 +69,7 @@ def test_row_chunks_align_with_zarr_chunks_and_shards(tmp_path):
     X = make_blobs(n=3000)
     plain = write_store(tmp_path / "p.zarr", X, chunks=(300, 2))
     sharded = write_store(tmp_path / "s.zarr", X, chunks=(100, 2), shards=(600, 2))
-    # whole Zarr chunks (or shards), at most a quarter of the rows each (io.MIN_CHUNKS), so that no core idles
+    # whole Zarr chunks (or shards), at most an eighth of them each (2 * io.MIN_CHUNKS), so that no core idles
     for arr, unit, blocks in ((plain, 300, (600,) * 5), (sharded, 600, (600,) * 5)):
         d = io.as_dask_array(arr)
         assert all(c % unit == 0 for c in d.chunks[0][:-1])
@@ -232,25 +232,25 @@ def test_fit_through_the_direct_reader_equals_the_dask_path(tmp_path):
                 via_dask.score(io.as_dask_array(arr), sample_weight=weights), rel=1e-12)
 
 
-def test_per_row_outputs_through_the_direct_reader_equal_the_in_memory_ones(tmp_path, monkeypatch):
+def test_per_row_outputs_through_the_direct_reader_equal_the_in_memory_ones(tmp_path):
     """predict, predict_proba and score_samples of a Zarr store read it as a fit does, block by block."""
-    monkeypatch.setattr(io, "TARGET_CHUNK_BYTES", 1200 * 2 * 8)  # blocks of 4 Zarr chunks, the last one short
     X = make_blobs(n=5000)
-    X[2345, 0] = np.nan
     path = str(tmp_path / "g.zarr")
-    write_store(path, np.delete(X, 2345, axis=0), chunks=(300, 2))
-    gm = GaussianMixture(3, random_state=0).fit(np.delete(X, 2345, axis=0))
-    for method in (gm.predict, gm.predict_proba, gm.score_samples):
-        lazy, eager = method(path), method(np.delete(X, 2345, axis=0))
-        assert lazy.chunks[0] == (1200, 1200, 1200, 1200, X.shape[0] - 1 - 4800) and lazy.dtype == eager.dtype
-        np.testing.assert_array_equal(lazy.compute(), eager)
     write_store(path, X, chunks=(300, 2))
-    with pytest.raises(ValueError, match=r"NaN or infinity.*rows 2100-2399.*first bad row: 2345"):
-        gm.predict(path).compute()
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    for method in (gm.predict, gm.predict_proba, gm.score_samples):
+        lazy, eager = method(path), method(X)
+        # blocks of 3 Zarr chunks (an eighth of the 17, rounded up), the last one short
+        assert lazy.chunks[0] == (900,) * 5 + (X.shape[0] - 4500,) and lazy.dtype == eager.dtype
+        np.testing.assert_array_equal(lazy.compute(), eager)
     labels = gm.predict(path)
     (tmp_path / "g.zarr" / "X" / "c" / "5" / "0").unlink()  # lost after the lazy array was made
     with pytest.raises(ValueError, match=r"Chunk 'X/c/5/0' of the Zarr array is missing"):
         labels.compute()
+    X[2345, 0] = np.nan
+    write_store(path, X, chunks=(300, 2))
+    with pytest.raises(ValueError, match=r"NaN or infinity.*rows 2100-2399.*first bad row: 2345"):
+        gm.predict(path).compute()
 
 
 def test_direct_reader_refuses_a_chunk_lost_or_corrupted_mid_fit(tmp_path):
