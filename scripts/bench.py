@@ -475,8 +475,8 @@ class Bench:
 
         Two codecs: Zstd(3), and Blosc-LZ4 with byte shuffle and a crc32c checksum (what dask_gmm.generate
         writes). The stores' chunks are dask_gmm.generate's default, about 4 MiB of
-        rows; a fit reads them four to a dask chunk of 16 MiB (dask_gmm's in-memory
-        chunk target), so the dask chunks are the same in every run.
+        rows; a fit reads them in tasks of whole Zarr chunks, about 16 MiB and at most
+        an eighth of the store (dask_gmm.io): two chunks, 8 MiB, for these 64 MB stores.
         """
         from zarr.codecs import ZstdCodec
 
