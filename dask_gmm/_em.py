@@ -290,7 +290,9 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     Each block reads its rows through ``rows``, one Zarr chunk at a time, and
     the kernel writes them into the block's output, as a fit's pass reads
     them; the same array through ``da.from_zarr`` and ``map_blocks`` went
-    through zarr's own read path, 2-4x slower (see the README).
+    through zarr's own read path, and computing it took 1.6-2.5x longer
+    (``scripts/bench.py --cases predict``, with the smaller tasks of the same
+    change).
 
     Parameters
     ----------

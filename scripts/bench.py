@@ -136,7 +136,7 @@ def timed(fn, *, budget=3.0, most=5):
 
 def timed_in_turns(fns, rounds=3, settle=0.5):
     """{key: best seconds} of the calls in ``fns`` ({key: fn}), made in turns ``rounds`` times.
-    A call that returns a number is timed by it (seconds it measured itself).
+    A call that returns a float is timed by it (seconds it measured itself).
 
     For the ratio of two fits (dask_gmm against Spark, float32 against float64,
     Zarr against memory): a burst of load on the shared machine then hits every
