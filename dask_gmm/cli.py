@@ -229,9 +229,10 @@ def _covariance_types(text):
 
 
 def _data_path(path):
-    """Local paths made absolute (workers of a cluster may run elsewhere); URLs kept as they are."""
-    path = os.fspath(path)
-    return path if "://" in path else os.path.abspath(path)
+    """:func:`dask_gmm.io.data_path`, imported when a command runs (not for ``--help``: io imports zarr and dask)."""
+    from .io import data_path
+
+    return data_path(path)
 
 
 # ------------------------------------------------------------------ the parser

@@ -86,11 +86,19 @@ def missing_chunks(arr):
     return [k for k in arr._iter_shard_keys() if k not in stored]
 
 
+def data_path(path):
+    """A local path made absolute (the workers of a cluster may run in another folder); a URL as it is."""
+    path = os.fspath(path)
+    return path if "://" in path else os.path.abspath(path)
+
+
 def open_zarr(path):
     """Open a Zarr array, or the array ``X`` of a Zarr group, read-only.
 
-    Refuses stores that a generator marked incomplete.
+    A local path is opened as an absolute one, so that the array reads the same
+    files on a cluster's workers. Refuses stores that a generator marked incomplete.
     """
+    path = data_path(path)
     try:
         node = zarr.open(path, mode="r")
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
@@ -325,7 +333,7 @@ def as_weights(sample_weight, X):
     if sample_weight is None:
         return None
     if isinstance(sample_weight, (str, os.PathLike)):
-        sample_weight = zarr.open_array(os.fspath(sample_weight), mode="r")
+        sample_weight = zarr.open_array(data_path(sample_weight), mode="r")
     if isinstance(sample_weight, zarr.Array):
         _refuse_missing_chunks(sample_weight)
         sample_weight = da.from_zarr(sample_weight)

@@ -120,8 +120,11 @@ def test_chunk_that_keeps_killing_workers_is_named():
                 GaussianMixture(3, **init).fit(X)
 
 
-def test_dask_scheduler_and_worker_command_lines(store, tmp_path):
+def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
+    """Workers started from the command line, in another folder: a store given by a relative path still reads."""
     sched_file = tmp_path / "scheduler.json"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
     procs = [subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
                                "--no-dashboard", "--scheduler-file", str(sched_file)],
@@ -134,13 +137,17 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path):
         address = json.loads(sched_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
         procs.append(subprocess.Popen(["dask", "worker", address, "--nworkers", "2", "--nthreads", "1",
-                                       "--host", "127.0.0.1", "--no-dashboard"],
+                                       "--host", "127.0.0.1", "--no-dashboard"], cwd=elsewhere,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        monkeypatch.chdir(os.path.dirname(store))
+        relative = os.path.basename(store)
         with Client(address) as client:
             client.wait_for_workers(2, timeout=60)
-            gm = GaussianMixture(3, random_state=0, tol=1e-6).fit(store)
+            gm = GaussianMixture(3, random_state=0, tol=1e-6).fit(relative)
+            labels = gm.predict(relative).compute()
         ref = GaussianMixture(3, random_state=0, tol=1e-6).fit(store)
         assert_same_fit(gm, ref, rtol=1e-10)
+        np.testing.assert_array_equal(labels, ref.predict(store).compute())
         # and through the command line
         out = tmp_path / "model.json"
         done = subprocess.run(["dask-gmm", "fit", store, "--n-components", "3", "--seed", "0", "--tol", "1e-6",
