@@ -315,7 +315,7 @@ def generate_mixture(
     GaussianMixture
         The true model, fitted, with ``covariance_type='full'``.
     """
-    path = _local(path)
+    path = io.data_path(_local(path))  # absolute: the chunks may be written by a cluster's workers
     _check_number("n_samples", n_samples, Integral, 1)
     if chunk_size is not None:
         _check_number("chunk_size", chunk_size, Integral, 1)
@@ -384,6 +384,13 @@ def generate_mixture(
         for i in todo
     ]
     dask.compute(*tasks)
+    lost = [f"{arr.path}/{key}" for arr in (X, labels) for key in io.missing_chunks(arr)]
+    if lost:
+        raise ValueError(
+            f"{len(lost)} chunks written for {path} are not in the store as this process sees it "
+            f"({', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}): the workers wrote them elsewhere. "
+            "Write to a path (or URL) that this process and every worker share, then rerun to finish."
+        )
     group.update_attributes({io.STATUS_ATTR: {**status, "complete": True}})
     logger.info("%s complete", path)
     return true_model

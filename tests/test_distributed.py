@@ -19,7 +19,7 @@ from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 from zarr.codecs import ZstdCodec
 
-from dask_gmm import BayesianGaussianMixture, GaussianMixture, load_model
+from dask_gmm import BayesianGaussianMixture, GaussianMixture, generate_mixture, io, load_model
 
 from .conftest import make_blobs
 
@@ -145,6 +145,10 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
             client.wait_for_workers(2, timeout=60)
             gm = GaussianMixture(3, random_state=0, tol=1e-6).fit(relative)
             labels = gm.predict(relative).compute()
+            generate_mixture("generated.zarr", n_samples=20_000, chunk_size=5_000, random_state=0)  # on the workers
+        generated = io.open_zarr(os.path.join(os.path.dirname(store), "generated.zarr"))
+        assert generated.shape == (20_000, 2) and io.missing_chunks(generated) == []
+        assert os.listdir(elsewhere) == []  # nothing written where the workers run
         ref = GaussianMixture(3, random_state=0, tol=1e-6).fit(store)
         assert_same_fit(gm, ref, rtol=1e-10)
         np.testing.assert_array_equal(labels, ref.predict(store).compute())

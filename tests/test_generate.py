@@ -173,6 +173,24 @@ def test_resume_writes_only_the_missing_chunks(tmp_path):
     assert all(os.stat(os.path.join(path, f)).st_ino == after[f].st_ino for f in after)
 
 
+def test_chunks_that_never_reach_the_store_are_an_error(tmp_path):
+    """As when workers write to a folder this process does not see: the store is not marked complete."""
+    from dask.callbacks import Callback
+
+    path = str(tmp_path / "s")
+
+    class LoseChunk2(Callback):  # the task that wrote chunk 2 finishes, and its file is gone
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if key.endswith("-2"):
+                os.remove(os.path.join(path, "X", "c", "2", "0"))
+
+    with LoseChunk2(), pytest.raises(ValueError, match=r"1 chunks written for .* are not in the store.*X/c/2/0"):
+        generate_mixture(path, **SMALL)
+    assert store_info(path)["complete"] is False and store_info(path)["missing_chunks"] == 1
+    generate_mixture(path, **SMALL)  # rerun to finish
+    assert store_info(path)["complete"] is True and store_info(path)["missing_chunks"] == 0
+
+
 def test_resume_after_a_killed_process(tmp_path):
     args = dict(n_samples=80_000, n_features=3, n_components=4, chunk_size=1_000, random_state=11)
     path = str(tmp_path / "s")
