@@ -388,7 +388,8 @@ def generate_mixture(
     if lost:
         raise ValueError(
             f"{len(lost)} chunks written for {path} are not in the store as this process sees it "
-            f"({', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}): the workers wrote them elsewhere. "
+            f"({', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}); a cluster's workers may have written "
+            "them to a disk of their own. "
             "Write to a path (or URL) that this process and every worker share, then rerun to finish."
         )
     group.update_attributes({io.STATUS_ATTR: {**status, "complete": True}})
