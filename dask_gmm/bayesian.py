@@ -541,7 +541,7 @@ class BayesianGaussianMixture(MixtureBase):
         -------
         self
         """
-        rows = io.zarr_rows(X)
+        X, rows = io.with_reader(X)
         X = self._check_X(X)
         if X.shape[0] < 2:
             raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")

@@ -196,7 +196,7 @@ class ZarrRows:
         if self._root is None:
             return
         step = self.chunk_rows
-        for i in range(max(0, start) // step, -(-min(stop, self.shape[0]) // step)):
+        for i in range(start // step, -(-min(stop, self.shape[0]) // step)):
             try:
                 fd = os.open(self._root / self._key(i), os.O_RDONLY)
             except OSError:
@@ -276,6 +276,13 @@ def zarr_rows(X):
     if not all(isinstance(c, SupportsSyncCodec) for c in X.metadata.codecs):
         return None
     return ZarrRows(X)
+
+
+def with_reader(X):
+    """``(as_dask_array(X), zarr_rows(X))``, a path or URL opened once for both."""
+    if isinstance(X, (str, os.PathLike)):
+        X = open_zarr(X)
+    return as_dask_array(X), zarr_rows(X)
 
 
 def as_dask_array(X):

@@ -133,13 +133,12 @@ class MixtureBase(DensityMixin, BaseEstimator):
     def _per_sample(self, X, kernel, extra_axis):
         """Apply a per-row kernel: lazy dask array for Dask/Zarr input, NumPy otherwise."""
         model = self._model()
-        Xd = io.as_dask_array(X)
+        Xd, rows = io.with_reader(X)
         self._check_features(Xd)
         dtype = np.int64 if kernel is _kernels.predict else np.float64
         tail = (self.n_components,) if extra_axis else ()
         if not io.is_lazy(X):  # in memory: every block writes its rows of one output
             return fill_rows(Xd, kernel, np.empty((Xd.shape[0], *tail), dtype), model)
-        rows = io.zarr_rows(X)
         if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it
             return rows_array(rows, Xd.chunks[0], kernel, tail, dtype, model)
         offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
@@ -169,9 +168,9 @@ class MixtureBase(DensityMixin, BaseEstimator):
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood of X, a float (one pass)."""
         model = self._model()
-        Xd = io.as_dask_array(X)
+        Xd, rows = io.with_reader(X)
         self._check_features(Xd)
-        blocks = Blocks(Xd, io.as_weights(sample_weight, Xd), self.split_every, io.zarr_rows(X))
+        blocks = Blocks(Xd, io.as_weights(sample_weight, Xd), self.split_every, rows)
         total, weight = blocks.map_reduce(_kernels.score_stats, model)
         return total / weight
 
@@ -345,7 +344,7 @@ class GaussianMixture(MixtureBase):
         -------
         self
         """
-        rows = io.zarr_rows(X)
+        X, rows = io.with_reader(X)
         X = self._check_X(X)
         inits = self._check_parameters(X.shape[1])
         if self.warm_start and hasattr(self, "converged_") and self.means_.shape[1] != X.shape[1]:

@@ -87,8 +87,7 @@ def select_model(
     for ct in types:  # the shared arguments, checked as GaussianMixture checks them
         GaussianMixture(ks[-1], covariance_type=ct, tol=tol, reg_covar=reg_covar, max_iter=max_iter, n_init=n_init,
                         init_params=init_params, split_every=split_every)._check_common()
-    rows = io.zarr_rows(X)
-    X = io.as_dask_array(X)
+    X, rows = io.with_reader(X)
     if ks[-1] > X.shape[0]:
         raise ValueError(f"Expected n_samples >= n_components but got n_components = {ks[-1]}, n_samples = {X.shape[0]}")
     weights = io.as_weights(sample_weight, X)
