@@ -197,10 +197,15 @@ def weighted_log_prob(X, model):
 
 
 def log_prob_resp(X, model):
-    """Per-row log-likelihood (n,) and log-responsibilities (n, K)."""
+    """Per-row log-likelihood (n,) and log-responsibilities (n, K).
+
+    A row whose log-likelihood is not finite gets NaN responsibilities, quietly:
+    the callers check the log-likelihood and raise.
+    """
     wlp = weighted_log_prob(X, model)
     lse = _logsumexp_rows(wlp)
-    return lse, wlp - lse[:, None]
+    with np.errstate(invalid="ignore"):
+        return lse, wlp - lse[:, None]
 
 
 def e_step_stats(X, models, sample_weight=None, row_offset=0):

@@ -228,12 +228,21 @@ def test_bad_rows_are_named(ct, bad, numba_kernels):
             per_row(X, model, row_offset=1000)
 
 
-def test_overflow_is_reported(numba_kernels):
-    """Finite rows whose log-likelihood overflows: the same error as the NumPy path."""
-    model, X = problem("diag", n=64)
+@pytest.mark.parametrize("ct", ["full", "diag"])
+def test_overflow_is_reported(ct, monkeypatch):
+    """Finite rows whose log-likelihood overflows: the same error as the NumPy path; their
+    labels are the NumPy path's too (the first component), not an error."""
+    model, X = problem(ct, n=64)
     X[5] = 1e200
-    with pytest.raises(ValueError, match="overflowed"):
-        kern.e_step_stats(X, [model])
+    labels = {}
+    for on in (True, False):
+        monkeypatch.setattr(kern, "USE_NUMBA", on)
+        with pytest.raises(ValueError, match="overflowed"):
+            kern.e_step_stats(X, [model])
+        with pytest.raises(ValueError, match="overflowed"):
+            kern.score_samples(X, model)
+        labels[on] = kern.predict(X, model)
+    np.testing.assert_array_equal(labels[True], labels[False])
 
 
 def test_float32_block_is_not_copied(monkeypatch):
