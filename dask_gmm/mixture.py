@@ -167,8 +167,11 @@ class MixtureBase(DensityMixin, BaseEstimator):
 
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood of X, a float (one pass)."""
+        return self._score(*io.with_reader(X), sample_weight)
+
+    def _score(self, Xd, rows, sample_weight=None):
+        """:meth:`score` of X opened by :func:`dask_gmm.io.with_reader` as ``(Xd, rows)``."""
         model = self._model()
-        Xd, rows = io.with_reader(X)
         self._check_features(Xd)
         blocks = Blocks(Xd, io.as_weights(sample_weight, Xd), self.split_every, rows)
         total, weight = blocks.map_reduce(_kernels.score_stats, model)
@@ -393,10 +396,14 @@ class GaussianMixture(MixtureBase):
     def _n_parameters(self):
         return cov.n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
 
+    def _criteria(self, X):
+        Xd, rows = io.with_reader(X)
+        return information_criteria(self._score(Xd, rows), Xd.shape[0], self._n_parameters())
+
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
-        return information_criteria(self.score(X), io.as_dask_array(X).shape[0], self._n_parameters())["bic"]
+        return self._criteria(X)["bic"]
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
-        return information_criteria(self.score(X), io.as_dask_array(X).shape[0], self._n_parameters())["aic"]
+        return self._criteria(X)["aic"]
