@@ -136,9 +136,11 @@ class Checkpoint:
             ) from None
         if saved != json.loads(json.dumps(self.fp)):
             what = [k for k in self.fp if saved.get(k) != json.loads(json.dumps(self.fp[k]))]
+            blocks = ("; X is split into other blocks than when it was written: other chunks, or a "
+                      "dask_gmm version that splits them otherwise") if "row_chunks" in what else ""
             raise ValueError(
-                f"The checkpoint {self.path!r} belongs to a different fit (its {', '.join(what)} differ). "
-                "Use the same data and arguments, or another checkpoint path."
+                f"The checkpoint {self.path!r} belongs to a different fit (its {', '.join(what)} differ{blocks}). "
+                "Use the same data and arguments, delete it to start the fit afresh, or use another checkpoint path."
             )
         logger.info("resuming from checkpoint %s at iteration %s", self.path, [r.n_iter for r in runs])
         return runs

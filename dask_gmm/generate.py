@@ -292,7 +292,9 @@ def generate_mixture(
     chunk_size : int, optional
         Rows per Zarr chunk (and per write task); capped at ``n_samples``. By
         default about 4 MiB of X (:func:`default_chunk_size`), which fits read
-        fastest.
+        fastest, except that rerunning on an existing store keeps the chunk
+        size recorded there (so the same command resumes a store begun with
+        another default).
     dtype : {'float64', 'float32'}
         dtype of ``X``; samples are drawn in float64 then cast.
     random_state : None, int or numpy.random.SeedSequence
@@ -349,6 +351,8 @@ def generate_mixture(
         weights, means, covs = _model_parameters(model)
         drawn = {"box": None, "covariance_scale": None, "min_separation": None}
     n_components, n_features = means.shape
+    if chunk_size is None and old and old[0].get("format") == FORMAT:
+        chunk_size = old[0].get("chunk_size")  # as the seed: the default of the run that began the store
     if chunk_size is None:
         chunk_size = default_chunk_size(n_features, dtype)
     rows = min(int(chunk_size), int(n_samples))

@@ -167,6 +167,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
 
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood of X, a float (one pass)."""
+        check_is_fitted(self)  # before X is opened, as in predict
         return self._score(*io.with_reader(X), sample_weight)
 
     def _score(self, Xd, rows, sample_weight=None):
@@ -397,6 +398,7 @@ class GaussianMixture(MixtureBase):
         return cov.n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
 
     def _criteria(self, X):
+        check_is_fitted(self)
         Xd, rows = io.with_reader(X)
         return information_criteria(self._score(Xd, rows), Xd.shape[0], self._n_parameters())
 

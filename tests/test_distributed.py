@@ -219,6 +219,8 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
         GaussianMixture(2, random_state=0, checkpoint=ckpt).fit(X)
     with pytest.raises(ValueError, match="different fit.*edge_rows"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X + 1.0)
+    with pytest.raises(ValueError, match="different fit.*row_chunks differ; X is split into other blocks"):
+        GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(da.from_array(X, chunks=(500, 2)))
     ckpt.write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)

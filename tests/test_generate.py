@@ -247,6 +247,24 @@ def test_default_chunks_hold_about_4_mib_of_rows(tmp_path, dtype):
     assert zarr.open_group(small, mode="r")["X"].chunks == (1_000, 64)
 
 
+def test_resume_keeps_the_recorded_chunk_size(tmp_path):
+    """A store begun with other chunks than today's default (the default was 10**6 rows before it
+    was 4 MiB) is resumed by the same call without chunk_size, in its own chunks."""
+    args = dict(n_samples=6_000, n_features=3, n_components=4, random_state=7)
+    ref, path = str(tmp_path / "ref"), str(tmp_path / "s")
+    generate_mixture(ref, **args, chunk_size=1_000)
+    generate_mixture(path, **args, chunk_size=1_000)
+    os.remove(os.path.join(path, "X/c/3/0"))
+    g = zarr.open_group(path, mode="r+")
+    g.update_attributes({"dask_gmm": {**g.attrs["dask_gmm"], "complete": False}})
+    generate_mixture(path, **args)
+    assert store_info(path)["complete"] is True
+    assert zarr.open_group(path, mode="r")["X"].chunks == (1_000, 3)
+    assert tree_digest(path) == tree_digest(ref)
+    with pytest.raises(ValueError, match="chunk_size differ"):  # a chunk size given is still checked
+        generate_mixture(path, **args, chunk_size=2_000)
+
+
 def test_existing_store_with_other_arguments_is_refused(tmp_path):
     path, base = str(tmp_path / "s"), dict(SMALL, n_samples=2_000)
     generate_mixture(path, **base)

@@ -149,6 +149,9 @@ def test_sklearn_estimator_protocol():
     assert c.n_components == 2 and gm.n_components == 3
     with pytest.raises(NotFittedError):
         gm.predict(np.zeros((3, 2)))
+    for method in ("predict", "predict_proba", "score_samples", "score", "bic", "aic"):
+        with pytest.raises(NotFittedError):  # said before the data are opened, whatever they are
+            getattr(gm, method)("no-such-store.zarr")
     with pytest.raises(TypeError):
         GaussianMixture(3, "full")  # keyword-only after the first
 

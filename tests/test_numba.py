@@ -1,5 +1,6 @@
 """The compiled (numba) kernels against the NumPy reference kernels they replace."""
 
+import gc
 import os
 
 import numpy as np
@@ -288,6 +289,24 @@ def test_layout_made_once_per_model_object():
     for m in (model, moved, model):
         for got, want in zip(nb.e_step(X, m), reference(X, m)):
             close(got, want)
-    for _ in range(40):  # more models than the cache holds: still each its own layout
+    for _ in range(40):  # many models: still each its own layout
         m = model._replace(means=model.means.copy())
         assert nb.prepared(m, 5) is nb.prepared(m, 5) is not p
+
+
+def test_layout_goes_with_its_model():
+    """A layout is not kept once its model is gone (a dropped model's parameters could be large)."""
+    model, X = problem("full", n=600, d=5, K=3)
+    kept = model._replace(log_weights=model.log_weights.copy())
+    layouts = []
+    for _ in range(5):
+        m = model._replace(log_weights=model.log_weights.copy())
+        nb.e_step(X, m)
+        layouts.append(nb.prepared(m, 5))
+    del m
+    gc.collect()
+    held = [entry[1] for entry in nb._PREPARED.values()]
+    assert not any(any(p is q for q in held) for p in layouts)
+    p = nb.prepared(kept, 5)  # a model still held keeps its layout
+    gc.collect()
+    assert nb.prepared(kept, 5) is p
