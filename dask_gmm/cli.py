@@ -276,7 +276,7 @@ def build_parser():
     p.add_argument("--chunk-size", type=count, default=None, metavar="C",
                    help="rows per Zarr chunk (default: about 4 MiB of X, 262_144 rows at D=2 float64)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="dtype of X (default float64)")
-    p.add_argument("--overwrite", action="store_true", help="replace whatever is at PATH")
+    p.add_argument("--overwrite", action="store_true", help="replace the Zarr store at PATH (never other files)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("fit", parents=[common, cluster, em], help="fit a Gaussian mixture to a Zarr store",
@@ -383,8 +383,12 @@ def _scheduler(address, term):
         client.close()
 
 
-def _check_writable(path, what):
-    """Fail before the work, not after it, when ``path`` cannot be written."""
+def _check_writable(path, what, data):
+    """Fail before the work, not after it, when ``path`` cannot be written, or would overwrite the
+    input ``data`` (a local path or URL) or a file that is not one of ours (for a model file)."""
+    from . import io
+    from .modelfile import load_model
+
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CLIError(f"cannot write the {what} to {path!r}: the folder {folder!r} does not exist.")
@@ -392,6 +396,15 @@ def _check_writable(path, what):
         raise CLIError(f"cannot write the {what} to {path!r}: no permission to write in {folder!r}.")
     if os.path.isdir(path):
         raise CLIError(f"cannot write the {what} to {path!r}: it is a folder.")
+    if io.overlapping(path, data):
+        raise CLIError(f"cannot write the {what} to {path!r}: it lies inside the input data {data!r}. "
+                       "Choose a path outside it.")
+    if what == "model" and os.path.exists(path):
+        try:
+            load_model(path)
+        except (ValueError, OSError):
+            raise CLIError(f"{path!r} exists and is not a {PROG} model file; {PROG} replaces only its own "
+                           "model files. Choose another path, or remove it yourself.") from None
 
 
 def _load_model(path):
@@ -560,9 +573,9 @@ def cmd_fit(args, term):
 
     path = _data_path(args.path)
     X = _open_data(path)
-    _check_writable(args.output, "model")
+    _check_writable(args.output, "model", path)
     if args.checkpoint is not None:
-        _check_writable(args.checkpoint, "checkpoint")
+        _check_writable(args.checkpoint, "checkpoint", path)
     with _scheduler(args.scheduler, term):
         gm, times = _fit(path, term, n_components=args.n_components,
                            covariance_type=args.covariance_type, tol=args.tol, reg_covar=args.reg_covar,
@@ -585,7 +598,7 @@ def cmd_select(args, term):
 
     path = _data_path(args.path)
     _open_data(path)
-    _check_writable(args.output, "model")
+    _check_writable(args.output, "model", path)
     with _scheduler(args.scheduler, term):
         term.status(f"select: fitting {len(args.n_components) * len(args.covariance_types)} candidates in lockstep ...")
         t0 = time.perf_counter()
@@ -611,19 +624,29 @@ def cmd_select(args, term):
     return 0
 
 
-def _store_atomically(result, output, overwrite, attrs):
+def _store_atomically(result, output, overwrite, attrs, data):
     """Write a lazy dask array chunk by chunk to a Zarr array at ``output``.
 
     Local outputs are written to a temporary sibling folder then renamed, so
     an interrupted run leaves no half-written result under the final name.
+    Refuses an output that overlaps the input ``data``, or (with ``overwrite``)
+    that is something other than a Zarr store.
     """
     import dask.array as da
     import zarr
     from zarr.codecs import ZstdCodec
 
+    from . import io
+
     local = "://" not in output
+    if io.overlapping(output, data):
+        raise CLIError(f"cannot write to {output!r}: it is, holds or lies inside the input data {data!r}. "
+                       "Choose a path outside it.")
     if local and os.path.exists(output) and not overwrite:
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
+    if overwrite and not io.replaceable(output):
+        raise CLIError(f"{output!r} exists and is not a Zarr store; --overwrite replaces only Zarr stores. "
+                       "Choose another path, or remove it yourself.")
     target = (os.path.join(os.path.dirname(os.path.abspath(output)),
                            f".{os.path.basename(os.path.abspath(output))}.tmp-{uuid.uuid4().hex[:8]}")
               if local else output)
@@ -666,7 +689,7 @@ def cmd_predict(args, term):
     output = _data_path(args.output)
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
-        _store_atomically(result, output, args.overwrite, attrs)
+        _store_atomically(result, output, args.overwrite, attrs, path)
     term.out(f"wrote {what} of {X.shape[0]:,} rows to {args.output} "
              f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")
     return 0

@@ -207,6 +207,8 @@ def _read_status(path):
 def _check_same(path, old, new):
     (old_status, old_true), (new_status, new_true) = old, new
     if old_status.get("format") != FORMAT:
+        if not io.replaceable(path):
+            raise ValueError(f"{path!r} already exists and is not a Zarr store. Choose another path.")
         raise ValueError(
             f"{path!r} already exists and is not a dask_gmm generated store. "
             "Choose another path, or pass overwrite=True to replace it."
@@ -301,8 +303,10 @@ def generate_mixture(
         None draws a fresh seed, except that rerunning on an existing store
         reuses the seed recorded there (so the same command resumes it).
     overwrite : bool, default False
-        Replace whatever is at ``path``. Otherwise an existing store generated
+        Replace the Zarr store at ``path``. Otherwise an existing store generated
         with other arguments, or anything that is not such a store, is refused.
+        Anything at ``path`` that is not a Zarr store (nor an empty folder) is
+        refused either way.
     box : float, default 10.0
         Means are uniform in ``[-box, box]^n_features``.
     covariance_scale : float, default 0.1
@@ -335,6 +339,11 @@ def generate_mixture(
         if min_separation is not None:
             _check_number("min_separation", min_separation, Real, 0.0)
 
+    if overwrite and not io.replaceable(path):
+        raise ValueError(
+            f"{path!r} exists and is not a Zarr store; overwrite=True replaces only Zarr stores (and empty "
+            "folders), never other files or folders. Choose another path, or remove it yourself."
+        )
     old = None if overwrite else _read_status(path)
     if random_state is None and old and old[0].get("format") == FORMAT:
         random_state = np.random.SeedSequence(old[0]["seed"], spawn_key=tuple(old[0]["spawn_key"]))

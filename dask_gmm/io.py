@@ -14,6 +14,7 @@ import uuid
 import warnings
 
 import dask.array as da
+import fsspec
 import numpy as np
 import zarr
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
@@ -362,3 +363,26 @@ def as_weights(sample_weight, X):
 def is_lazy(X):
     """Whether per-sample outputs for X should be lazy dask arrays (Dask or Zarr input)."""
     return isinstance(X, (da.Array, zarr.Array, str, os.PathLike))
+
+
+# ------------------------------------------------------------------ outputs
+def replaceable(path):
+    """Whether an overwrite may replace what is at ``path`` (a local path or URL).
+
+    Only nothing, an empty folder or a Zarr store (an array or a group) may be
+    replaced: never another file or folder, which could hold anything.
+    """
+    try:
+        zarr.open(path, mode="r")
+        return True
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        fs, p = fsspec.core.url_to_fs(path)
+        return not fs.exists(p) or (fs.isdir(p) and not fs.ls(p))
+
+
+def overlapping(a, b):
+    """Whether local paths ``a`` and ``b`` are the same or one lies inside the other (False for URLs)."""
+    if "://" in os.fspath(a) or "://" in os.fspath(b):
+        return False
+    a, b = os.path.realpath(a), os.path.realpath(b)
+    return a == b or a.startswith(os.path.join(b, "")) or b.startswith(os.path.join(a, ""))

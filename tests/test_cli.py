@@ -285,6 +285,54 @@ def test_unwritable_outputs_fail_before_the_work(store, tmp_path, capsys, monkey
     assert_one_line_error(rc, err, "checkpoint", "does not exist")
 
 
+def snapshot(root):
+    """{relative path: bytes, or None for a folder} of everything under root."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        for d in dirs:
+            out[os.path.relpath(os.path.join(folder, d), root)] = None
+        for f in files:
+            with open(os.path.join(folder, f), "rb") as fh:
+                out[os.path.relpath(os.path.join(folder, f), root)] = fh.read()
+    return out
+
+
+def test_outputs_never_replace_the_input_or_what_is_not_ours(store, model_file, tmp_path, capsys):
+    """An output that is, holds or lies inside the input data is refused, and so is --overwrite (or a
+    model file) over anything but a Zarr store (or a model file): nothing on disk changes."""
+    data = tmp_path / "data.zarr"
+    shutil.copytree(store, data)
+    script = tmp_path / "notes.py"
+    script.write_text("print('mine')\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    for argv, fragment in [
+        (("predict", model_file, data, "-o", data, "--overwrite"), "input data"),
+        (("predict", model_file, data, "-o", data / "X", "--overwrite"), "input data"),
+        (("predict", model_file, data, "-o", tmp_path, "--overwrite"), "input data"),
+        (("predict", model_file, data, "-o", script, "--overwrite"), "not a Zarr store"),
+        (("predict", model_file, data, "-o", folder, "--overwrite"), "not a Zarr store"),
+        (("predict", model_file, data, "-o", model_file, "--overwrite"), "not a Zarr store"),
+        (("fit", data, "-k", "2", "-o", data / "zarr.json"), "inside the input data"),
+        (("fit", data, "-k", "2", "-o", script), "not a dask-gmm model file"),
+        (("fit", data, "-k", "2", "-o", tmp_path / "m.json", "--checkpoint", data / "c.json"), "inside the input"),
+        (("select", data, "--n-components", "1-2", "-o", script), "not a dask-gmm model file"),
+        (("generate", folder, "-n", "100", "--overwrite"), "not a Zarr store"),
+        (("generate", folder, "-n", "100"), "not a Zarr store"),
+        (("generate", script, "-n", "100", "--overwrite"), "not a Zarr store"),
+    ]:
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, fragment)
+    assert snapshot(tmp_path) == before
+    # What they may replace: a Zarr store (with --overwrite), a model file.
+    for _ in range(2):
+        assert run(capsys, "predict", model_file, data, "-o", tmp_path / "labels.zarr", "--overwrite")[0] == 0
+        assert run(capsys, "fit", data, "-k", "2", "-o", tmp_path / "m.json")[0] == 0
+    assert snapshot(data) == {k[len("data.zarr/"):]: v for k, v in before.items() if k.startswith("data.zarr/")}
+
+
 def test_library_value_error(store, tmp_path, capsys):
     rc, _, err = run(capsys, "fit", store, "-k", "30000", "-o", tmp_path / "m.json")
     assert_one_line_error(rc, err, "n_components")

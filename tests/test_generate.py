@@ -265,6 +265,31 @@ def test_resume_keeps_the_recorded_chunk_size(tmp_path):
         generate_mixture(path, **args, chunk_size=2_000)
 
 
+def test_overwrite_replaces_only_zarr_stores(tmp_path):
+    """overwrite=True never deletes a folder or file that is not a Zarr store; an empty folder, a store
+    of ours and any other Zarr store it replaces."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    afile = tmp_path / "notes.txt"
+    afile.write_text("keep me too")
+    for path in (folder, afile):
+        for overwrite in (False, True):
+            with pytest.raises(ValueError, match="not a Zarr store"):
+                generate_mixture(str(path), **SMALL, overwrite=overwrite)
+    assert (folder / "notes.txt").read_text() == "keep me" and afile.read_text() == "keep me too"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    generate_mixture(str(empty), **SMALL)
+    other = tmp_path / "other.zarr"
+    zarr.create_array(str(other), shape=(10, 2), dtype="f8")[:] = 1.0
+    with pytest.raises(ValueError, match="not a dask_gmm generated store.*overwrite=True"):
+        generate_mixture(str(other), **SMALL)
+    for path in (empty, other):
+        generate_mixture(str(path), **dict(SMALL, random_state=8), overwrite=True)
+        assert store_info(str(path))["complete"] is True
+
+
 def test_existing_store_with_other_arguments_is_refused(tmp_path):
     path, base = str(tmp_path / "s"), dict(SMALL, n_samples=2_000)
     generate_mixture(path, **base)
@@ -277,19 +302,6 @@ def test_existing_store_with_other_arguments_is_refused(tmp_path):
     gm = generate_mixture(path, **{**base, "random_state": 8}, overwrite=True)
     assert zarr.open_group(path, mode="r").attrs["dask_gmm"]["seed"] == 8
     np.testing.assert_array_equal(read_true_model(path).means_, gm.means_)
-
-
-def test_foreign_data_is_never_overwritten(tmp_path):
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    (folder / "thesis.txt").write_text("precious")
-    with pytest.raises(ValueError, match="not a dask_gmm generated store"):
-        generate_mixture(str(folder), 100, chunk_size=50, random_state=0)
-    assert (folder / "thesis.txt").read_text() == "precious"
-    other = zarr.open_group(str(tmp_path / "other.zarr"), mode="w")
-    other.create_array("X", shape=(4, 2), dtype="f8")
-    with pytest.raises(ValueError, match="not a dask_gmm generated store"):
-        generate_mixture(str(tmp_path / "other.zarr"), 100, chunk_size=50, random_state=0)
 
 
 def test_generate_from_a_fitted_model_or_model_file(tmp_path):
