@@ -13,9 +13,9 @@ import logging
 import os
 import tempfile
 
-import dask
 import numpy as np
 
+from . import _kernels
 from ._em import Run
 
 logger = logging.getLogger(__name__)
@@ -68,16 +68,21 @@ def _plain(v):
     return repr(v)
 
 
-def fingerprint(estimator, X, sample_weight):
-    """What must match for a checkpoint to apply: data shape, chunks, dtype, edge rows, arguments."""
-    edges = [X[0], X[-1]] + ([sample_weight[[0, -1]]] if sample_weight is not None else [])
-    edges = dask.compute(*edges)
+def fingerprint(estimator, X, blocks, weighted):
+    """What must match for a checkpoint to apply: data shape, chunks, dtype, content, arguments.
+
+    The content is :func:`dask_gmm._kernels.digest` over ``blocks`` (the fit's
+    :class:`dask_gmm._em.Blocks` of X and its weights): one extra pass over the
+    data, so that a checkpoint of other rows of the same shape is refused
+    (the first and last rows alone let a finished checkpoint of other data
+    return its model without a pass).
+    """
     return {
         "shape": list(X.shape),
         "dtype": str(X.dtype),
         "row_chunks": list(X.chunks[0]),
-        "edge_rows": [np.asarray(e, np.float64).tolist() for e in edges],
-        "weighted": sample_weight is not None,
+        "data": f"{blocks.map_reduce(_kernels.digest) % 2**64:016x}",
+        "weighted": weighted,
         "args": {k: _plain(getattr(estimator, k)) for k in _ARGS},
     }
 
@@ -116,8 +121,8 @@ class Checkpoint:
         self.fp = fp
 
     @classmethod
-    def for_fit(cls, estimator, X, sample_weight):
-        return cls(estimator.checkpoint, fingerprint(estimator, X, sample_weight))
+    def for_fit(cls, estimator, X, blocks, weighted):
+        return cls(estimator.checkpoint, fingerprint(estimator, X, blocks, weighted))
 
     def load(self):
         """The saved runs, or None when there is no checkpoint yet. Refuses a mismatched one."""

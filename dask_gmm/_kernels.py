@@ -13,6 +13,7 @@ means), adding is exact and no pairwise moment merge is needed.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from typing import NamedTuple
 
@@ -263,6 +264,19 @@ def score_stats(X, model, sample_weight=None, row_offset=0):
     ll, weight = _weigh(lse, sample_weight)
     _after_the_fact(X, np.isfinite(ll), row_offset)
     return ll, weight
+
+
+def digest(X, sample_weight=None, row_offset=0):
+    """A 64-bit integer of the block's bytes, its weights' and its first row's index (blake2b).
+
+    Summed over the blocks (:func:`combine`), it changes when any byte of X or
+    of the weights does: a checkpoint's fingerprint of the data.
+    """
+    h = hashlib.blake2b(np.int64(row_offset).tobytes(), digest_size=8)
+    h.update(np.ascontiguousarray(X))
+    if sample_weight is not None:
+        h.update(np.ascontiguousarray(sample_weight, dtype=np.float64))
+    return int.from_bytes(h.digest(), "little")
 
 
 # The per-row kernels return a new array, or fill ``out`` (C-contiguous, of the

@@ -358,7 +358,7 @@ class GaussianMixture(MixtureBase):
         warm = self.warm_start and hasattr(self, "converged_")
         seeds = as_seed_sequence(self.random_state).spawn(self.n_init)
 
-        ckpt = Checkpoint.for_fit(self, X, weights) if self.checkpoint is not None else None
+        ckpt = Checkpoint.for_fit(self, X, blocks, weights is not None) if self.checkpoint is not None else None
         runs = ckpt.load() if ckpt is not None else None
         if runs is None:
             runs = [self._warm_run()] if warm else self._initial_runs(blocks, X, inits, seeds)

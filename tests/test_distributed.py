@@ -217,9 +217,20 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
     with pytest.raises(ValueError, match="different fit.*n_components|args"):
         GaussianMixture(2, random_state=0, checkpoint=ckpt).fit(X)
-    with pytest.raises(ValueError, match="different fit.*edge_rows"):
+    with pytest.raises(ValueError, match="different fit.*its data differ"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X + 1.0)
-    with pytest.raises(ValueError, match="different fit.*row_chunks differ; X is split into other blocks"):
+    changed = X.copy()  # one row in the middle: the finished checkpoint must not hand back its model
+    changed[1234, 1] += 1e-9
+    with pytest.raises(ValueError, match="different fit.*its data differ"):
+        GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(changed)
+    w = np.ones(len(X))
+    GaussianMixture(3, random_state=0, checkpoint=tmp_path / "w.json").fit(X, sample_weight=w)
+    w[1500] = 2.0
+    with pytest.raises(ValueError, match="different fit.*its data differ"):
+        GaussianMixture(3, random_state=0, checkpoint=tmp_path / "w.json").fit(X, sample_weight=w)
+    same = GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X.copy())  # equal rows: resumed, no EM
+    np.testing.assert_array_equal(same.means_, GaussianMixture(3, random_state=0).fit(X).means_)
+    with pytest.raises(ValueError, match="different fit.*row_chunks, data differ; X is split into other blocks"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(da.from_array(X, chunks=(500, 2)))
     ckpt.write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):
