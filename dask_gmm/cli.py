@@ -30,7 +30,9 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -624,6 +626,46 @@ def cmd_select(args, term):
     return 0
 
 
+def _same(x):
+    return x
+
+
+class _Writes:
+    """A Zarr array (``arr``) whose writes can be stopped, waiting for those under way.
+
+    When a task of ``da.store`` fails, dask raises at once while the other
+    threads' tasks still run and write their chunks; a temporary output removed
+    then was written to again and left behind. Pickled (for a distributed
+    cluster) it is the plain array: other processes' writes are not counted.
+    """
+
+    def __init__(self, arr):
+        self.arr, self.stopped, self.busy = arr, False, 0
+        self.lock = threading.Lock()
+
+    def __setitem__(self, key, value):
+        with self.lock:
+            if self.stopped:
+                return
+            self.busy += 1
+        try:
+            self.arr[key] = value
+        finally:
+            with self.lock:
+                self.busy -= 1
+
+    def __reduce__(self):
+        return _same, (self.arr,)
+
+    def stop(self, timeout=60.0):
+        """Refuse further writes and wait (up to ``timeout`` seconds) for those under way."""
+        with self.lock:
+            self.stopped = True
+        deadline = time.monotonic() + timeout
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
 def _store_atomically(result, output, overwrite, attrs, data):
     """Write a lazy dask array chunk by chunk to a Zarr array at ``output``.
 
@@ -652,12 +694,14 @@ def _store_atomically(result, output, overwrite, attrs, data):
               if local else output)
     rows = result.chunks[0][0]
     chunks = (rows,) + tuple(result.shape[1:])
+    writes = None
     try:
         arr = zarr.create_array(target, shape=result.shape, chunks=chunks, dtype=result.dtype,
                                 compressors=[ZstdCodec(level=3)], overwrite=not local and overwrite,
                                 attributes=attrs, config={"write_empty_chunks": True})
+        writes = _Writes(arr)
         # dask chunks equal the zarr chunks (all rows of each but the last), so every write is one whole chunk
-        da.store(result.rechunk({0: rows}), arr, lock=False)
+        da.store(result.rechunk({0: rows}), writes, lock=False)
         if local:
             old = None
             if os.path.exists(output):
@@ -667,6 +711,8 @@ def _store_atomically(result, output, overwrite, attrs, data):
             if old is not None:
                 shutil.rmtree(old) if os.path.isdir(old) else os.unlink(old)
     except BaseException:
+        if writes is not None:
+            writes.stop()
         if local and os.path.exists(target):
             shutil.rmtree(target, ignore_errors=True)
         raise
@@ -981,6 +1027,10 @@ def _describe_os_error(exc):
     return str(exc)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread (a KeyboardInterrupt, so that no ``except Exception`` stops it)."""
+
+
 def main(argv=None):
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
@@ -1006,12 +1056,24 @@ def main(argv=None):
     def show_warning(message, category, filename, lineno, file=None, line=None):
         term.warn(" ".join(str(message).split()))
 
+    def terminate(signum, frame):
+        raise _Terminated
+
+    handled = threading.current_thread() is threading.main_thread()
+    if handled:  # SIGTERM unwinds like Ctrl-C, so that temporary files are removed on the way out
+        previous = signal.signal(signal.SIGTERM, terminate)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show_warning
             return args.func(args, term)
+    except _Terminated:
+        return error("terminated", 143)
     except KeyboardInterrupt:
         return error("interrupted", 130)
+    except BrokenPipeError:  # whoever read the output stopped reading (`dask-gmm info ... | head`)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except CLIError as exc:
         return error(exc)
     except ValueError as exc:
@@ -1019,6 +1081,8 @@ def main(argv=None):
     except _FIXABLE_OS_ERRORS as exc:
         return error(_describe_os_error(exc))
     finally:
+        if handled:
+            signal.signal(signal.SIGTERM, previous)
         term.end_status()
 
 

@@ -4,8 +4,10 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -398,6 +400,52 @@ def test_console_script(store, tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [res.stderr.strip()]
     assert res.stderr.startswith("dask-gmm: error: no Zarr store")
+
+
+def _command(*argv):
+    exe = shutil.which("dask-gmm")
+    return ([exe] if exe else [sys.executable, "-m", "dask_gmm.cli"]) + [str(a) for a in argv]
+
+
+def test_sigterm_unwinds_like_an_interrupt(tmp_path):
+    """SIGTERM ends a command with one line and status 143, its clean-up run (the store stays
+    marked incomplete, and a rerun finishes it)."""
+    path = tmp_path / "s.zarr"
+    argv = ("generate", path, "-n", "2e6", "--chunk-size", "1e4", "--seed", "1", "-q")
+    proc = subprocess.Popen(_command(*argv), stderr=subprocess.PIPE, text=True)
+    chunks, deadline = path / "X" / "c", time.monotonic() + 60
+    try:
+        while not (chunks.is_dir() and len(os.listdir(chunks)) >= 5):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143 and err.strip() == "dask-gmm: error: terminated", err
+    assert _console("info", path).stdout.count("INCOMPLETE") == 1
+    assert _console(*argv).returncode == 0 and "INCOMPLETE" not in _console("info", path).stdout
+
+
+def test_a_closed_output_pipe_is_not_an_error(model_file):
+    """``dask-gmm info ... | head -c 1``: the reader leaves, the command stops quietly (status 141)."""
+    proc = subprocess.Popen(_command("info", model_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command writes anything
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 141 and err == b"", err
+
+
+def test_predict_failing_on_a_bad_row_leaves_nothing_behind(model_file, tmp_path, capsys):
+    """The real failure (a NaN row in one chunk of many): the other threads' writes under way are
+    waited for, so that the removed temporary output is not written again."""
+    path = str(tmp_path / "nan.zarr")
+    generate_mixture(path, 200_000, chunk_size=5_000, random_state=0)
+    zarr.open_group(path, mode="r+")["X"][57_000, 0] = np.nan
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(3):
+        rc, _, err = run(capsys, "predict", model_file, path, "-o", out / f"labels{i}.zarr")
+        assert_one_line_error(rc, err, "first bad row: 57000")
+    assert os.listdir(out) == []
 
 
 def test_python_dash_m(tmp_path):
