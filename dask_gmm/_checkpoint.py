@@ -37,10 +37,21 @@ _ARGS = (
 )
 
 
+def check_folder(path):
+    """Refuse a ``path`` to write whose folder does not exist, naming ``path`` (not a temporary file)."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise ValueError(
+            f"Cannot write {os.fspath(path)!r}: the folder {folder!r} does not exist. "
+            "Create it first, or choose a path in an existing folder."
+        )
+    return folder
+
+
 def write_json_atomic(path, obj):
     """Write JSON to ``path`` through a temporary file in the same folder and a rename."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = check_folder(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
     try:
         with os.fdopen(fd, "w") as f:
@@ -122,6 +133,7 @@ class Checkpoint:
 
     @classmethod
     def for_fit(cls, estimator, X, blocks, weighted):
+        check_folder(estimator.checkpoint)  # before any read of X, not at the first save
         return cls(estimator.checkpoint, fingerprint(estimator, X, blocks, weighted))
 
     def load(self):

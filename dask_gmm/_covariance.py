@@ -318,6 +318,16 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type):
     Returns
     -------
     nk (K,), means (K, d), covariances (shape by type, reg_covar added)
+
+    Notes
+    -----
+    An emptied component (every responsibility exactly 0, so ``nk_raw``, ``s1c``
+    and its ``s2`` are 0) keeps its mean ``ref``, deliberately. scikit-learn's
+    becomes ``sum r x / (0 + 10 eps) = 0``: the origin, which depends on where
+    the data happen to sit and can lie among them, where the dead component
+    (covariance ``reg_covar``) may catch a single row and turn into a singleton
+    spike. Keeping the mean keeps a fit of shifted data the same fit, shifted.
+    Its weight and covariance, and every other component, match scikit-learn's.
     """
     nk = nk_raw + 10 * np.finfo(np.float64).eps  # scikit-learn's floor: keeps empty components finite
     delta = s1c / nk[:, None]

@@ -360,6 +360,6 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
             run.weights, run.means, run.covariances, run.precisions_cholesky = m_step(
                 st.nk, st.s1c, st.s2, run.means, reg_covar, run.covariance_type
             )
-            record(run, st.objective / st.weight, tol)
+            record(run, _kernels.per_weight(st.objective, st.weight), tol)
         if on_iteration is not None:
             on_iteration(runs, active)

@@ -86,6 +86,22 @@ def combine(*parts):
     return sum(parts[1:], parts[0])
 
 
+def per_weight(total, weight):
+    """``total / weight``: a sum over the rows per unit of sample weight (a mean for unit weights).
+
+    ``weight`` is a reduced total weight (:class:`SuffStats`' ``weight``, the
+    second value of :func:`score_stats`). The blocks refuse negative weights,
+    so it is 0 only when every weight is 0: a ValueError then, not a
+    ZeroDivisionError. ``total`` may be an array.
+    """
+    if weight == 0:
+        raise ValueError(
+            "sample_weight sums to 0: every row has weight 0, which leaves no data to fit or score. "
+            "Give at least one row a positive weight."
+        )
+    return total / weight
+
+
 def many(X, kernel, arg_lists, per_run=None, sample_weight=None, row_offset=0):
     """``kernel`` applied to one read of the block for several runs (lockstep).
 

@@ -39,7 +39,7 @@ from . import _covariance as cov
 from . import _kernels, io
 from ._em import Blocks, record
 from ._init import as_seed_sequence, initial_statistics_many
-from .mixture import MixtureBase, best_run
+from .mixture import MixtureBase, best_run, finite_parameter
 
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
@@ -168,8 +168,8 @@ def _check_diag_prior(prior, covariance_type, n_features):
 
 
 def _check_spherical_prior(prior, covariance_type, n_features):
-    if isinstance(prior, bool) or not isinstance(prior, Real) or not prior > 0.0:
-        raise ValueError(f"The parameter 'spherical covariance_prior' should be a positive number, got {prior!r}.")
+    if isinstance(prior, bool) or not isinstance(prior, Real) or not 0.0 < prior < np.inf:
+        raise ValueError(f"The parameter 'spherical covariance_prior' should be a finite positive number, got {prior!r}.")
     return float(prior)
 
 
@@ -318,7 +318,7 @@ def data_moments(stats, ref, covariance_type):
     """
     nk, s1c = stats.nk, stats.s1c
     n = float(nk.sum())
-    mean = (nk @ ref + s1c.sum(axis=0)) / n
+    mean = _kernels.per_weight(nk @ ref + s1c.sum(axis=0), n)
     delta = ref - mean
     corr = s1c.T @ delta + delta.T @ s1c + (nk[:, None] * delta).T @ delta
     return n, mean, cov.total_scatter(stats.s2, corr, covariance_type)
@@ -495,7 +495,7 @@ class BayesianGaussianMixture(MixtureBase):
             )
         mean = None
         if self.mean_prior is not None:
-            mean = np.asarray(self.mean_prior, np.float64)
+            mean = finite_parameter("mean_prior", self.mean_prior, "for the mean of X")
             if mean.shape != (d,):
                 raise ValueError(f"The parameter 'means' should have the shape of ({d},), but got {mean.shape}")
         covariance = None

@@ -32,6 +32,19 @@ def information_criteria(mean_log_likelihood, n_samples, n_parameters):
     return {"bic": float(fit + n_parameters * np.log(n_samples)), "aic": float(fit + 2 * n_parameters)}
 
 
+def finite_parameter(name, value, otherwise):
+    """``value`` as a float64 array, or a ValueError naming the parameter ``name`` if it holds
+    anything but finite real numbers (NaN, infinity, complex); ``otherwise`` says what None does."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "biuf" or not np.all(np.isfinite(a)):
+        what = "NaN or infinity" if a.dtype.kind in "biuf" else f"dtype {a.dtype}"
+        raise ValueError(
+            f"The parameter '{name}' should hold finite real numbers, but it holds {what}. "
+            f"Pass finite values, or None {otherwise}."
+        )
+    return a.astype(np.float64)
+
+
 def best_run(runs):
     """scikit-learn's choice among restarts: the first with the highest lower bound (the last if all are -inf)."""
     best = None
@@ -176,7 +189,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         self._check_features(Xd)
         blocks = Blocks(Xd, io.as_weights(sample_weight, Xd), self.split_every, rows)
         total, weight = blocks.map_reduce(_kernels.score_stats, model)
-        return total / weight
+        return _kernels.per_weight(total, weight)
 
     def sample(self, n_samples=1):
         """Draw ``n_samples`` rows from the fitted mixture, in memory.
@@ -289,8 +302,9 @@ class GaussianMixture(MixtureBase):
         self._check_common()
         K, d = self.n_components, n_features
         inits = {}
+        chosen = "to let init_params choose them"
         if self.weights_init is not None:
-            w = np.asarray(self.weights_init, np.float64)
+            w = finite_parameter("weights_init", self.weights_init, chosen)
             if w.shape != (K,):
                 raise ValueError(f"The parameter 'weights' should have the shape of ({K},), but got {w.shape}")
             if np.any(w < 0) or np.any(w > 1):
@@ -299,12 +313,13 @@ class GaussianMixture(MixtureBase):
                 raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {w.sum():.5f}")
             inits["weights"] = w
         if self.means_init is not None:
-            m = np.asarray(self.means_init, np.float64)
+            m = finite_parameter("means_init", self.means_init, chosen)
             if m.shape != (K, d):
                 raise ValueError(f"The parameter 'means' should have the shape of ({K}, {d}), but got {m.shape}")
             inits["means"] = m
         if self.precisions_init is not None:
-            inits["precisions"] = cov.check_precisions(self.precisions_init, self.covariance_type, K, d)
+            precisions = finite_parameter("precisions_init", self.precisions_init, chosen)
+            inits["precisions"] = cov.check_precisions(precisions, self.covariance_type, K, d)
         return inits
 
     # ------------------------------------------------------------------ fitting

@@ -66,8 +66,10 @@ def select_model(
     Parameters
     ----------
     X : array-like, dask.array.Array, zarr.Array or path, shape (n_samples, n_features)
-    n_components : iterable of int
-    covariance_types : iterable of {'full', 'tied', 'diag', 'spherical'}
+    n_components : int or iterable of int
+        A single int fits that number of components only.
+    covariance_types : str or iterable of {'full', 'tied', 'diag', 'spherical'}
+        A single string is one type, as ``("full",)``.
     criterion : {'bic', 'aic'}
     n_init, max_iter, tol, random_state, init_params, reg_covar : as GaussianMixture
     sample_weight : array-like or dask array of shape (n_samples,), optional
@@ -78,6 +80,10 @@ def select_model(
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
+    if isinstance(n_components, Integral):  # one value, as scikit-learn users write it
+        n_components = [n_components]
+    if isinstance(covariance_types, str):  # one type, not its letters
+        covariance_types = [covariance_types]
     n_components, types = list(n_components), list(dict.fromkeys(covariance_types))
     if not n_components or not types:
         raise ValueError("select_model needs at least one n_components value and one covariance type.")
@@ -110,7 +116,7 @@ def select_model(
         )
         gm._set_run(run, d)
         fitted.append(gm)
-        crit = information_criteria(total / weight, weight, cov.n_parameters(run.covariance_type, k, d))
+        crit = information_criteria(_kernels.per_weight(total, weight), weight, cov.n_parameters(run.covariance_type, k, d))
         results.append(
             dict(n_components=k, covariance_type=run.covariance_type, **crit, lower_bound=run.lower_bound,
                  n_iter=run.n_iter, converged=run.converged)

@@ -377,6 +377,8 @@ def test_sklearn_estimator_protocol():
         (dict(covariance_prior=-np.eye(2)), "positive-definite"),
         (dict(covariance_type="diag", covariance_prior=np.array([1.0, -1.0])), "positive"),
         (dict(covariance_type="spherical", covariance_prior=-2.0), "positive"),
+        (dict(covariance_type="spherical", covariance_prior=np.inf), "finite positive"),
+        (dict(mean_prior=[np.nan, 0.0]), "'mean_prior' should hold finite real numbers"),
     ],
 )
 def test_bad_parameters(kwargs, match):
@@ -392,6 +394,11 @@ def test_bad_input_errors():
         BayesianGaussianMixture(2).fit(X, sample_weight=-np.ones(len(X)))
     with pytest.raises(ValueError, match="total sample weight above 1"):
         BayesianGaussianMixture(2, init_params="random").fit(X, sample_weight=np.full(len(X), 1e-3))
+    for init_params, prior in (("kmeans", None), ("random", None), ("random", np.eye(2))):
+        with pytest.raises(ValueError, match="sample_weight sums to 0"):
+            BayesianGaussianMixture(2, init_params=init_params, covariance_prior=prior, random_state=0).fit(
+                X, sample_weight=np.zeros(len(X))
+            )
     X[123, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
         BayesianGaussianMixture(2).fit(X)

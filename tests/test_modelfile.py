@@ -57,6 +57,14 @@ def test_atomic_write_leaves_only_the_file(tmp_path, models):
     assert load_model(tmp_path / "m.json").covariance_type == "diag"
 
 
+def test_missing_folder_is_named_with_the_path_given(tmp_path, models):
+    path = tmp_path / "no" / "such" / "m.json"
+    with pytest.raises(ValueError, match=r"Cannot write '.*m\.json': the folder '.*such' does not exist") as err:
+        save_model(models["full"], path)
+    assert ".tmp-" not in str(err.value)
+    assert not (tmp_path / "no").exists()
+
+
 def test_unfitted_model_refused_and_file_untouched(tmp_path, models):
     save_model(models["full"], tmp_path / "m.json")
     before = (tmp_path / "m.json").read_bytes()

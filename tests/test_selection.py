@@ -85,3 +85,20 @@ def test_n_components_from_a_generator_is_validated():
         select_model(X, n_components=(k for k in [2.7]))
     with pytest.raises(ValueError, match="tol"):
         select_model(X, n_components=[2], tol=-1.0)
+
+
+def test_a_single_n_components_or_covariance_type_is_one_candidate():
+    X = make_blobs(n=600)
+    a = select_model(X, n_components=3, covariance_types="diag", random_state=0)
+    b = select_model(X, n_components=[3], covariance_types=["diag"], random_state=0)
+    assert [(r["n_components"], r["covariance_type"]) for r in a.results_] == [(3, "diag")]
+    assert a.results_ == b.results_
+    np.testing.assert_array_equal(a.best_.means_, b.best_.means_)
+
+
+def test_all_zero_sample_weight_is_a_value_error():
+    X = make_blobs(n=300)
+    with pytest.raises(ValueError, match="sample_weight sums to 0"):
+        select_model(X, n_components=[1, 2], sample_weight=np.zeros(len(X)))
+    with pytest.raises(ValueError, match="sample_weight sums to 0"):  # no EM pass: the scoring pass sees it
+        select_model(X, n_components=[1, 2], init_params="random", max_iter=0, sample_weight=np.zeros(len(X)))
