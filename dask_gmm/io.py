@@ -8,16 +8,24 @@ row chunks are multiples of the Zarr chunks (or shards).
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import itertools
 import logging
+import math
 import os
 import uuid
 import warnings
 
 import dask.array as da
 import fsspec
+import google_crc32c  # zarr's own dependency, for its crc32c codec
 import numpy as np
 import zarr
+from dask.array.core import getter
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
+from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
 
 try:  # the synchronous store and codec protocols of recent zarr 3.1 releases
@@ -72,10 +80,28 @@ def _as_float(x):
 
 
 def missing_chunks(arr):
-    """Storage keys of the chunks (or shards) of ``arr`` that are absent from its store.
+    """Names of the chunks of ``arr`` that zarr would read as fill values.
 
     zarr reads an absent chunk as its fill value without complaint, so a store
     that lost chunks would otherwise be fitted silently as if full of zeros.
+    The names are the storage keys of the chunks (or shards) absent from the
+    store and, in a sharded array, ``'KEY (inner chunk I.J: rows A-B)'`` for each
+    inner chunk that a stored shard's index marks as never written (one small
+    ranged read per stored shard; an unsharded array costs one listing only).
+
+    Parameters
+    ----------
+    arr : zarr.Array of any shape
+
+    Returns
+    -------
+    list of str: absent chunks (or shards) in grid order, then unwritten inner chunks
+
+    Raises
+    ------
+    ValueError
+        A stored shard whose index cannot be read (too short, a checksum
+        mismatch), or a sharded layout whose index this check cannot verify.
     """
     from zarr.core.sync import sync  # zarr 3 has no sync listing helper in its public API
 
@@ -84,7 +110,147 @@ def missing_chunks(arr):
 
     prefix = arr.store_path.path
     stored = {k[len(prefix) :].lstrip("/") for k in sync(_list())}
-    return [k for k in arr._iter_shard_keys() if k not in stored]
+    unit = arr.shards or arr.chunks
+    coords = list(itertools.product(*(range(-(-n // u)) for n, u in zip(arr.shape, unit))))
+    keys = [arr.metadata.encode_chunk_key(c) for c in coords]
+    gone = [k for k in keys if k not in stored]
+    if arr.metadata.zarr_format == 2 or not any(isinstance(c, ShardingCodec) for c in arr.metadata.codecs):
+        return gone
+    present = [(c, k) for c, k in zip(coords, keys) if k in stored]
+    return gone + _unwritten_inner_chunks(arr, present)
+
+
+#: The shard index's mark of an inner chunk never written: offset and nbytes both 2**64 - 1.
+_ABSENT = np.uint64(2**64 - 1)
+
+
+def _shard_index_format(arr):
+    """How the shard index of the sharded ``arr`` is stored: ``(codec, nbytes, byteorder, checksummed)``.
+
+    ``codec`` is the array's :class:`zarr.codecs.ShardingCodec`. Only the layouts
+    this module can verify are accepted: sharding as the array's only codec,
+    and an index encoded by ``bytes`` (either byte order), optionally followed by
+    ``crc32c`` (zarr's default, 4 bytes more). Anything else raises ValueError
+    rather than be guessed at.
+    """
+    codecs = tuple(arr.metadata.codecs)
+    codec = codecs[0] if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec) else None
+    index = tuple(codec.index_codecs) if codec is not None else ()
+    ok = (
+        len(index) in (1, 2)
+        and isinstance(index[0], BytesCodec)
+        and index[0].endian is not None
+        and all(isinstance(c, Crc32cCodec) for c in index[1:])
+    )
+    if not ok:
+        raise ValueError(
+            f"The Zarr array is sharded in a layout dask_gmm cannot check for unwritten chunks "
+            f"(codecs {list(codecs)}); it checks shards whose codec is the sharding codec alone, "
+            "with an index encoded as bytes (+ crc32c). Rewrite the store with "
+            "zarr.create_array(..., shards=...) and the default shard index, or without shards."
+        )
+    n_inner = math.prod(s // c for s, c in zip(arr.shards, codec.chunk_shape))
+    byteorder = "<" if index[0].endian.value == "little" else ">"
+    return codec, 16 * n_inner + 4 * (len(index) - 1), byteorder, len(index) == 2
+
+
+def _decode_shard_index(raw, chunks_per_shard, byteorder="<", checksummed=True):
+    """The (offset, nbytes) pairs of a shard's index read from its stored bytes ``raw``.
+
+    Parameters
+    ----------
+    raw : bytes, the index as stored (16 bytes per inner chunk, then a crc32c if ``checksummed``)
+    chunks_per_shard : tuple of int, the inner chunk grid of one shard
+    byteorder : '<' or '>', that of the index's uint64 values
+
+    Returns
+    -------
+    ndarray of shape (*chunks_per_shard, 2), uint64; both entries ``2**64 - 1`` where
+    the inner chunk was never written
+
+    Raises
+    ------
+    ValueError
+        Saying why, when ``raw`` is too short, fails its checksum or marks an inner
+        chunk half absent.
+    """
+    n = 16 * math.prod(chunks_per_shard)
+    want = n + (4 if checksummed else 0)
+    if len(raw) < want:
+        raise ValueError(f"it holds {len(raw)} bytes, fewer than the {want} of its index")
+    body = raw[:n]
+    if checksummed and np.frombuffer(raw[n:want], "<u4")[0] != google_crc32c.value(body):
+        raise ValueError("its index fails its crc32c checksum")
+    pairs = np.frombuffer(body, f"{byteorder}u8").astype(np.uint64).reshape(*chunks_per_shard, 2)
+    if np.any((pairs[..., 0] == _ABSENT) != (pairs[..., 1] == _ABSENT)):
+        raise ValueError("its index marks an inner chunk half absent")
+    return pairs
+
+
+def _read_ends(arr, keys, request):
+    """The bytes ``request`` (a zarr byte range) selects from each stored object ``keys``
+    of ``arr`` (None where one has gone): one ranged read per key.
+
+    With a synchronous store (local files, memory) the reads run in this thread,
+    0.02 ms each; others (fsspec) read concurrently through zarr's event loop.
+    """
+    from zarr.core.sync import sync
+
+    store, prefix, proto = arr.store_path.store, arr.store_path.path, default_buffer_prototype()
+    paths = [f"{prefix}/{key}" if prefix else key for key in keys]
+    if SupportsGetSync is not None and isinstance(store, SupportsGetSync):
+        bufs = [store.get_sync(p, prototype=proto, byte_range=request) for p in paths]
+    else:
+        async def _all():
+            limit = asyncio.Semaphore(max(1, int(zarr.config.get("async.concurrency") or 10)))
+
+            async def _get(p):
+                async with limit:
+                    return await store.get(p, proto, byte_range=request)
+
+            return await asyncio.gather(*(_get(p) for p in paths))
+
+        bufs = sync(_all())
+    return [None if b is None else b.to_bytes() for b in bufs]
+
+
+def _unwritten_inner_chunks(arr, shards):
+    """Names, as :func:`missing_chunks` gives them, of the inner chunks that ``shards``
+    (``(shard coords, key)`` pairs of stored shards of ``arr``) mark as never written.
+
+    Reads only each shard's index, with one ranged request per shard. Inner
+    chunks wholly past the array's edge are never written and are not reported.
+    A shard whose index cannot be read raises ValueError naming it.
+    """
+    codec, nbytes, byteorder, checksummed = _shard_index_format(arr)
+    inner = codec.chunk_shape
+    per_shard = tuple(s // c for s, c in zip(arr.shards, inner))
+    at_start = codec.index_location.value == "start"
+    request = RangeByteRequest(0, nbytes) if at_start else SuffixByteRequest(nbytes)
+    raws = _read_ends(arr, [key for _, key in shards], request)
+    absent, corrupt = [], []
+    for (coords, key), raw in zip(shards, raws):
+        if raw is None:  # removed since the listing
+            absent.append(key)
+            continue
+        try:
+            pairs = _decode_shard_index(raw, per_shard, byteorder, checksummed)
+        except ValueError as exc:
+            corrupt.append(f"{key} ({exc})")
+            continue
+        for local in zip(*np.nonzero(pairs[..., 0] == _ABSENT)):
+            chunk = tuple(int(s * p + i) for s, p, i in zip(coords, per_shard, local))
+            if all(g * c < n for g, c, n in zip(chunk, inner, arr.shape)):
+                lo, hi = chunk[0] * inner[0], min((chunk[0] + 1) * inner[0], arr.shape[0])
+                absent.append(f"{key} (inner chunk {'.'.join(map(str, chunk))}: rows {lo}-{hi - 1})")
+    if corrupt:
+        shown = "; ".join(corrupt[:5]) + ("; ..." if len(corrupt) > 5 else "")
+        raise ValueError(
+            f"{len(corrupt)} shard(s) of the Zarr array cannot be read, the store is corrupt: {shown}. "
+            "zarr would read their chunks as fill values or fail mid-fit. Restore or regenerate the store."
+        )
+    logger.debug("read the index of %d shards: %d inner chunks absent", len(shards), len(absent))
+    return absent
 
 
 def data_path(path):
@@ -140,9 +306,54 @@ def _from_zarr(arr):
             stacklevel=3,
         )
     rows = _rows_for(n, d, arr.dtype.itemsize, base=unit[0], min_chunks=2 * MIN_CHUNKS)
-    # A random name, as _row_views gives: dask's own hashes the array, 0.4 of the 0.8 ms a call takes.
-    x = da.from_zarr(arr, chunks=(unit[0], unit[1]), name=f"from-zarr-{uuid.uuid4().hex}")
+    x = _zarr_blocks(arr, (unit[0], unit[1]))
     return x.rechunk({0: rows, 1: d}) if (rows != unit[0] or unit[1] < d) else x
+
+
+def _zarr_blocks(arr, chunks):
+    """``arr`` as a dask array read through zarr, ``da.from_zarr`` but for the errors.
+
+    Each block (``chunks``, which lie within one chunk or shard each) is read by
+    :func:`_zarr_block`, which names the chunk when zarr cannot decode it. The
+    name is random, as _row_views gives: dask's own hashes the array (0.4 of
+    the 0.8 ms a call takes).
+    """
+    return da.from_array(arr, chunks=chunks, name=f"from-zarr-{uuid.uuid4().hex}", getitem=_zarr_block,
+                         inline_array=False)
+
+
+def _is_decode_error(exc):
+    """Whether ``exc``, raised while zarr read a block, says the stored bytes are bad.
+
+    numcodecs and zarr's codecs fail with RuntimeError (Zstd, Blosc), ValueError
+    (a checksum, a size), zlib.error, EOFError or gzip.BadGzipFile. Any other
+    OSError is the read failing (a disk, the network, a permission), and a
+    MemoryError is not the data's fault: those pass through unchanged, as do
+    KeyboardInterrupt and other BaseExceptions, which are never caught.
+    """
+    return isinstance(exc, gzip.BadGzipFile) or not isinstance(exc, (OSError, MemoryError))
+
+
+def _zarr_block(arr, index, asarray=True, lock=None):
+    """dask's ``getter`` of the block ``index`` (a tuple of slices) of the Zarr array ``arr``.
+
+    A block zarr cannot decode raises ValueError naming its chunk (or shard) and
+    rows, as :meth:`ZarrRows.chunk` does, chained to zarr's error.
+    """
+    try:
+        return getter(arr, index, asarray=asarray, lock=lock)
+    except Exception as exc:
+        if not _is_decode_error(exc):
+            raise
+        unit = arr.shards or arr.chunks
+        key = arr.metadata.encode_chunk_key(tuple(s.start // u for s, u in zip(index, unit)))
+        path = arr.store_path.path
+        name = f"{path}/{key}" if path else key
+        rows = f" (rows {index[0].start}-{min(index[0].stop, arr.shape[0]) - 1})" if index else ""
+        raise ValueError(
+            f"{'Shard' if arr.shards else 'Chunk'} {name!r} of the Zarr array{rows} cannot be decoded "
+            f"({exc}); the store is corrupt. Restore or regenerate it."
+        ) from exc
 
 
 class ZarrRows:
@@ -345,7 +556,7 @@ def as_weights(sample_weight, X):
         sample_weight = zarr.open_array(data_path(sample_weight), mode="r")
     if isinstance(sample_weight, zarr.Array):
         _refuse_missing_chunks(sample_weight)
-        sample_weight = da.from_zarr(sample_weight)
+        sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks)
     if not isinstance(sample_weight, da.Array):
         sample_weight = np.asarray(sample_weight)
         if sample_weight.ndim == 0:

@@ -166,6 +166,169 @@ def test_missing_chunks_of_zarr_weights_are_refused(tmp_path):
         GaussianMixture(3).fit(X, sample_weight=str(tmp_path / "w.zarr"))
 
 
+# ------------------------------------------------------------------ sharded stores, and chunks zarr cannot decode
+BLOBS3 = ((0.0, 0.0, 0.0), (6.0, 0.0, 0.0), (0.0, 6.0, 0.0))
+SHARD_LAYOUTS = {  # sharding codec keyword arguments: zarr's default index, and the other index encodings read
+    "default": {},
+    "index at start": dict(index_location="start"),
+    "index without crc32c": dict(index_codecs=[zarr.codecs.BytesCodec()]),
+    "big-endian index": dict(index_codecs=[zarr.codecs.BytesCodec(endian="big"), zarr.codecs.Crc32cCodec()]),
+}
+
+
+def sharded_store(path, X, written=None, layout="default"):
+    """X in shards of 6000 rows holding inner chunks of 3000, with only the row ranges ``written`` written."""
+    d = X.shape[1]
+    codec = zarr.codecs.ShardingCodec(chunk_shape=(3000, d), codecs=[zarr.codecs.BytesCodec(), ZstdCodec(level=3)],
+                                      **SHARD_LAYOUTS[layout])
+    arr = zarr.create_array(str(path), shape=X.shape, chunks=(6000, d), dtype=X.dtype, serializer=codec,
+                            compressors=None)
+    assert arr.shards == (6000, d) and arr.chunks == (3000, d)
+    for lo, hi in written or [(0, len(X))]:
+        arr[lo:hi] = X[lo:hi]
+    return arr
+
+
+@pytest.mark.parametrize("layout", sorted(SHARD_LAYOUTS))
+def test_inner_chunk_never_written_in_a_shard_is_refused_by_name(tmp_path, layout):
+    """The shard file exists, but its index marks rows 3000-5999 absent: zarr would read zeros there."""
+    X = make_blobs(n=20000, means=BLOBS3)  # 19998 rows: the last shard's second inner chunk is past the edge
+    path = tmp_path / "s.zarr"
+    arr = sharded_store(path, X, written=[(0, 3000), (6000, len(X))], layout=layout)
+    assert sorted(os.listdir(path / "c")) == ["0", "1", "2", "3"]  # every shard file is there
+    assert io.missing_chunks(arr) == ["c/0/0 (inner chunk 1.0: rows 3000-5999)"]
+    named = r"missing 1 of its chunks \(c/0/0 \(inner chunk 1\.0: rows 3000-5999\)\).*Regenerate or restore"
+    with pytest.raises(ValueError, match=named):
+        GaussianMixture(3, random_state=0).fit(arr)
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=named):
+        gm.predict(str(path))
+    arr[3000:6000] = X[3000:6000]
+    assert io.missing_chunks(arr) == []
+    gm.predict(str(path)).compute()
+
+
+def test_inner_chunk_check_through_an_fsspec_store(tmp_path):
+    """A store read through fsspec (concurrent ranged reads on zarr's event loop), the array inside a group."""
+    pytest.importorskip("fsspec")
+    X = make_blobs(n=20000, means=BLOBS3)
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    a = g.create_array("X", shape=X.shape, chunks=(3000, 3), shards=(6000, 3), dtype=X.dtype,
+                       compressors=[ZstdCodec(level=3)])
+    a[:12000] = X[:12000]
+    a[15000:] = X[15000:]
+    url = "file://" + str(tmp_path / "g.zarr")
+    assert type(io.open_zarr(url).store_path.store).__name__ == "FsspecStore"
+    with pytest.raises(ValueError, match=r"missing 1 of its chunks \(c/2/0 \(inner chunk 4\.0: rows 12000-14999\)\)"):
+        GaussianMixture(3).fit(url)
+    (tmp_path / "g.zarr" / "X" / "c" / "1" / "0").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"c/1/0 \(it holds 0 bytes, fewer than the 36 of its index\)"):
+        GaussianMixture(3).fit(url)
+
+
+@pytest.mark.parametrize("location", ["end", "start"])
+@pytest.mark.parametrize("kept", ["nothing", "half"])
+def test_truncated_shard_is_refused(tmp_path, location, kept):
+    X = make_blobs(n=20000, means=BLOBS3)
+    layout = "default" if location == "end" else "index at start"
+    arr = sharded_store(tmp_path / "s.zarr", X, layout=layout)
+    shard = tmp_path / "s.zarr" / "c" / "1" / "0"
+    shard.write_bytes(shard.read_bytes()[: len(shard.read_bytes()) // 2 if kept == "half" else 0])
+    if kept == "nothing":  # zarr would read all 6000 rows as zeros
+        said = r"1 shard\(s\) of the Zarr array cannot be read, the store is corrupt: c/1/0 \(it holds 0 bytes"
+    elif location == "end":  # what is left ends in chunk bytes, not the index
+        said = r"the store is corrupt: c/1/0 \(its index fails its crc32c checksum\)"
+    else:  # the index is whole; the chunks it points to are cut
+        said = r"Shard 'c/1/0' of the Zarr array \(rows 6000-11999\) cannot be decoded"
+    with pytest.raises(ValueError, match=said + ".*[Rr]estore or regenerate"):
+        GaussianMixture(3, random_state=0).fit(arr)
+
+
+def test_shard_index_decoding(tmp_path):
+    X = make_blobs(n=12000, means=BLOBS3)
+    sharded_store(tmp_path / "s.zarr", X)
+    raw = (tmp_path / "s.zarr" / "c" / "0" / "0").read_bytes()
+    pairs = io._decode_shard_index(raw[-36:], (2, 1))
+    assert pairs.shape == (2, 1, 2) and pairs.dtype == np.uint64
+    starts, sizes = pairs[:, 0, 0], pairs[:, 0, 1]
+    assert starts[0] == 0 and starts[1] == sizes[0] and sizes.sum() == len(raw) - 36  # the two chunks, then the index
+    flipped = bytearray(raw[-36:])
+    flipped[3] ^= 1
+    with pytest.raises(ValueError, match="fails its crc32c checksum"):
+        io._decode_shard_index(bytes(flipped), (2, 1))
+    with pytest.raises(ValueError, match="it holds 35 bytes, fewer than the 36 of its index"):
+        io._decode_shard_index(raw[-35:], (2, 1))
+    absent = 2**64 - 1
+    big = np.array([[0, 10], [absent, absent]], ">u8").tobytes()
+    np.testing.assert_array_equal(io._decode_shard_index(big, (2,), ">", checksummed=False), [[0, 10], [absent, absent]])
+    with pytest.raises(ValueError, match="half absent"):
+        io._decode_shard_index(np.array([[0, absent]], "<u8").tobytes(), (1,), checksummed=False)
+
+
+@pytest.mark.filterwarnings("ignore:Combining a `sharding_indexed` codec")
+def test_sharded_layout_that_cannot_be_checked_is_refused(tmp_path):
+    """A compressor around whole shards (zarr adds its default one when given only a sharding serializer)."""
+    X = make_blobs(n=12000, means=BLOBS3)
+    codec = zarr.codecs.ShardingCodec(chunk_shape=(3000, 3))
+    arr = zarr.create_array(str(tmp_path / "s.zarr"), shape=X.shape, chunks=(6000, 3), dtype=X.dtype, serializer=codec)
+    arr[:] = X
+    assert arr.shards is None and len(arr.metadata.codecs) == 2
+    with pytest.raises(ValueError, match="sharded in a layout dask_gmm cannot check for unwritten chunks"):
+        GaussianMixture(3).fit(arr)
+
+
+def test_chunk_zarr_cannot_decode_is_named(tmp_path):
+    """Zarr v2 (read through dask and zarr, not the direct reader): a truncated chunk names itself and its rows."""
+    numcodecs = pytest.importorskip("numcodecs")
+    X = make_blobs(n=20000, means=BLOBS3)
+    g = zarr.open_group(str(tmp_path / "v2.zarr"), mode="w", zarr_format=2)
+    a = g.create_array("X", shape=X.shape, chunks=(1000, 3), dtype=X.dtype, compressors=numcodecs.Zstd(level=3))
+    a[:] = X
+    chunk = tmp_path / "v2.zarr" / "X" / "6.0"
+    chunk.write_bytes(chunk.read_bytes()[: len(chunk.read_bytes()) // 2])
+    said = (r"Chunk 'X/6\.0' of the Zarr array \(rows 6000-6999\) cannot be decoded \(.+\); "
+            r"the store is corrupt\. Restore or regenerate it\.")
+    with pytest.raises(ValueError, match=said) as caught:
+        GaussianMixture(3, random_state=0).fit(str(tmp_path / "v2.zarr"))
+    assert isinstance(caught.value.__cause__, RuntimeError)  # numcodecs' own error, chained
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=said):
+        gm.predict(str(tmp_path / "v2.zarr")).compute()
+    w = zarr.create_array(str(tmp_path / "w.zarr"), shape=(len(X),), chunks=(1000,), dtype="f8", zarr_format=2,
+                          compressors=numcodecs.Zstd(level=3))
+    w[:] = 1.0
+    (tmp_path / "w.zarr" / "2").write_bytes(b"\x28\xb5\x2f\xfd")  # a Zstd frame's magic number, then nothing
+    with pytest.raises(ValueError, match=r"Chunk '2' of the Zarr array \(rows 2000-2999\) cannot be decoded"):
+        GaussianMixture(3).fit(X, sample_weight=str(tmp_path / "w.zarr"))
+
+
+def test_only_errors_of_the_data_are_reworded():
+    import gzip
+    import zlib
+
+    for exc in (RuntimeError("Zstd decompression error"), ValueError("checksum"), zlib.error(), EOFError(),
+                gzip.BadGzipFile()):
+        assert io._is_decode_error(exc)
+    for exc in (OSError(5, "Input/output error"), PermissionError(), TimeoutError(), MemoryError()):
+        assert not io._is_decode_error(exc)
+
+
+def test_healthy_sharded_and_v2_stores_fit_as_in_memory(tmp_path):
+    numcodecs = pytest.importorskip("numcodecs")
+    X = make_blobs(n=20000, means=BLOBS3)
+    v2 = zarr.create_array(str(tmp_path / "v2.zarr"), shape=X.shape, chunks=(1000, 3), dtype=X.dtype, zarr_format=2,
+                           compressors=numcodecs.Zstd(level=3))
+    v2[:] = X
+    for arr in (sharded_store(tmp_path / "s.zarr", X), v2):
+        assert io.missing_chunks(arr) == [] and io.zarr_rows(arr) is None  # read through dask and zarr
+        blocks = io.as_dask_array(arr).chunks
+        for kw in (dict(init_params="random_from_data"), dict(init_params="kmeans", n_init=2)):
+            ref = GaussianMixture(3, random_state=0, **kw).fit(da.from_array(X, chunks=blocks))
+            got = GaussianMixture(3, random_state=0, **kw).fit(arr)
+            assert got.n_iter_ == ref.n_iter_
+            np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-12, atol=0)
+
+
 def test_numpy_chunking_does_not_depend_on_the_machine(monkeypatch):
     X = make_blobs(n=3000)
     chunks = io.as_dask_array(X).chunks
