@@ -559,8 +559,12 @@ def as_weights(sample_weight, X):
         sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks)
     if not isinstance(sample_weight, da.Array):
         sample_weight = np.asarray(sample_weight)
-        if sample_weight.ndim == 0:
-            sample_weight = np.full(X.shape[0], float(sample_weight))
+    if sample_weight.dtype.kind not in "biuf":  # before any cast: astype(float64) drops imaginary parts
+        raise ValueError(
+            f"sample_weight must hold real numbers, got dtype {sample_weight.dtype}. Convert it to float64."
+        )
+    if not isinstance(sample_weight, da.Array) and sample_weight.ndim == 0:
+        sample_weight = np.full(X.shape[0], float(sample_weight))
     if sample_weight.ndim != 1 or sample_weight.shape[0] != X.shape[0]:
         raise ValueError(
             f"sample_weight.shape == {sample_weight.shape}, expected ({X.shape[0]},): "
