@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import io
 from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
+from ._kernels import check_block
 
 __all__ = ["plot_data_fit", "plot_density", "plot_lower_bounds", "plot_all", "data_histogram", "default_extent"]
 
@@ -167,7 +168,7 @@ def data_histogram(X, features=(0, 1), bins=200, range=None):
     import dask
     import dask.array as da
 
-    X = io.as_dask_array(X)
+    X = _finite_rows(io.as_dask_array(X))
     features = _check_features(features, X.shape[1])
     cols = [X[:, f] for f in features]
     if range is None:
@@ -179,6 +180,18 @@ def data_histogram(X, features=(0, 1), bins=200, range=None):
         return counts.compute().astype(np.float64), [np.asarray(edges)]
     counts, xe, ye = da.histogram2d(cols[0], cols[1], bins=bins, range=range)
     return counts.compute().astype(np.float64), [np.asarray(xe), np.asarray(ye)]
+
+
+def _finite_rows(X):
+    """The dask array ``X`` (n, d), each block checked as it is read: a NaN or infinite value is a
+    ValueError naming its row, as in a fit (a histogram would drop it without a word)."""
+    offsets = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])]).astype(int)
+
+    def checked(x, block_info=None):
+        check_block(x, None, int(offsets[block_info[0]["chunk-location"][0]]))
+        return x
+
+    return X.map_blocks(checked, dtype=X.dtype)
 
 
 def _hdr_levels(density, cell, masses=HDR_MASSES):

@@ -99,6 +99,16 @@ def test_histogram_equals_numpy(features, bins, range_):
     np.testing.assert_allclose(edges[1], ye, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_histogram_refuses_a_bad_row_as_a_fit_does(bad):
+    """A histogram would drop the row without a word (counted as outside the range)."""
+    X = _blobs(5003, 3, seed=1)
+    X[4321, 2] = bad
+    for range_ in (None, [(-3.0, 9.0), (-2.0, 10.0)]):
+        with pytest.raises(ValueError, match="rows 4200-4899 .*first bad row: 4321"):
+            plot.data_histogram(da.from_array(X, chunks=(700, 3)), (0, 1), 20, range_)
+
+
 def test_histogram_1d_equals_numpy():
     X = _blobs(3001, 1, seed=2)
     counts, edges = plot.data_histogram(X, (0,), 30, [(-2.0, 8.0)])
