@@ -306,7 +306,7 @@ _COVARIANCES = {
 }
 
 
-def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type):
+def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):
     """nk (floored), means and covariances from reduced statistics (scikit-learn's
     ``_estimate_gaussian_parameters``).
 
@@ -315,6 +315,10 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type):
     nk_raw : ndarray of shape (K,), sum of (weighted) responsibilities
     s1c, s2 : centred moments from :func:`centred_moments`, summed over chunks
     ref : ndarray of shape (K, d), the reference the moments are centred on
+    weight_unit : float, the mean sample weight (1.0 without weights). scikit-learn's
+        floor of 10 eps on each nk is taken in these units, so that scaling every
+        weight alike changes nothing (with weights of 1e-16 an absolute floor
+        moved the means by 3e-3, with 1e-300 it decided the fit).
     Returns
     -------
     nk (K,), means (K, d), covariances (shape by type, reg_covar added)
@@ -329,21 +333,21 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type):
     spike. Keeping the mean keeps a fit of shifted data the same fit, shifted.
     Its weight and covariance, and every other component, match scikit-learn's.
     """
-    nk = nk_raw + 10 * np.finfo(np.float64).eps  # scikit-learn's floor: keeps empty components finite
+    nk = nk_raw + 10 * np.finfo(np.float64).eps * weight_unit  # scikit-learn's floor: empty components stay finite
     delta = s1c / nk[:, None]
     # Covariance about the new means: s2/nk - delta delta^T (the centring correction).
     covariances = _COVARIANCES[covariance_type](nk, delta, s2, reg_covar, nk.sum())
     return nk, ref + delta, covariances
 
 
-def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type):
-    """Global parameter update from reduced statistics.
+def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):
+    """Global parameter update from reduced statistics (``weight_unit``: see :func:`gaussian_parameters`).
 
     Returns
     -------
     weights (K,), means (K, d), covariances (shape by type), precisions_cholesky
     """
-    nk, means, covariances = gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type)
+    nk, means, covariances = gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit)
     weights = nk / nk.sum()
     return weights, means, covariances, precision_cholesky(covariances, covariance_type, reg_covar)
 

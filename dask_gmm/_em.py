@@ -357,9 +357,10 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
             return runs
         stats = blocks.map_reduce(_kernels.e_step_stats, [r.model() for r in active])
         for run, st in zip(active, stats):
+            lower_bound = _kernels.per_weight(st.objective, st.weight)  # first: all-zero weights raise here
             run.weights, run.means, run.covariances, run.precisions_cholesky = m_step(
-                st.nk, st.s1c, st.s2, run.means, reg_covar, run.covariance_type
+                st.nk, st.s1c, st.s2, run.means, reg_covar, run.covariance_type, st.weight / blocks.shape[0]
             )
-            record(run, _kernels.per_weight(st.objective, st.weight), tol)
+            record(run, lower_bound, tol)
         if on_iteration is not None:
             on_iteration(runs, active)

@@ -177,6 +177,22 @@ def test_all_zero_sample_weight_is_a_value_error():
         gm.score(X, sample_weight=zero)
 
 
+@pytest.mark.parametrize("c", [1e-300, 1e-18, 1e10])
+def test_scaling_every_weight_alike_changes_nothing(c):
+    """The floor of 10 eps on each component's weight is taken in units of the mean weight: an
+    absolute one moved the means by 1e-4 with weights of 1e-18 and decided the fit with 1e-300."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (3000, 2)), rng.normal(4, 0.5, (3000, 2))])
+    w = np.full(len(X), c)
+    given = dict(weights_init=[0.5, 0.5], means_init=[[1, 0], [3, 4]], precisions_init=np.array([np.eye(2)] * 2))
+    for kw in (given, dict(random_state=0)):  # from given parameters, and through the k-means start
+        ref = GaussianMixture(2, tol=1e-10, **kw).fit(X)
+        got = GaussianMixture(2, tol=1e-10, **kw).fit(X, sample_weight=w)
+        assert got.n_iter_ == ref.n_iter_
+        np.testing.assert_allclose(got.means_, ref.means_, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got.lower_bound_, ref.lower_bound_, rtol=1e-12)
+
+
 def test_complex_sample_weight_is_refused():
     """Not cast to float64, which drops the imaginary part; NumPy, scalar and dask weights alike."""
     X = make_blobs(n=300)
