@@ -86,20 +86,25 @@ def combine(*parts):
     return sum(parts[1:], parts[0])
 
 
-def per_weight(total, weight):
-    """``total / weight``: a sum over the rows per unit of sample weight (a mean for unit weights).
+def total_weight(weight):
+    """``weight``, a reduced total sample weight (:class:`SuffStats`' ``weight``, the second
+    value of :func:`score_stats`), or a ValueError when it is 0.
 
-    ``weight`` is a reduced total weight (:class:`SuffStats`' ``weight``, the
-    second value of :func:`score_stats`). The blocks refuse negative weights,
-    so it is 0 only when every weight is 0: a ValueError then, not a
-    ZeroDivisionError. ``total`` may be an array.
+    The blocks refuse negative weights, so it is 0 only when every weight is 0:
+    a ValueError then, not a ZeroDivisionError or NaN parameters.
     """
     if weight == 0:
         raise ValueError(
             "sample_weight sums to 0: every row has weight 0, which leaves no data to fit or score. "
             "Give at least one row a positive weight."
         )
-    return total / weight
+    return weight
+
+
+def per_weight(total, weight):
+    """``total / weight``: a sum over the rows per unit of sample weight (a mean for unit weights);
+    ``weight`` as :func:`total_weight` takes it. ``total`` may be an array."""
+    return total / total_weight(weight)
 
 
 def many(X, kernel, arg_lists, per_run=None, sample_weight=None, row_offset=0):
