@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import uuid
 
 import numpy as np
 
@@ -48,11 +48,22 @@ def check_folder(path):
     return folder
 
 
+def temporary_file(folder, suffix):
+    """``(fd, path)`` of a new file ``.tmp-*suffix`` in ``folder``, opened for writing, with the
+    permissions the umask gives (``tempfile.mkstemp`` makes 0600, so a renamed result did too)."""
+    while True:
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex[:12]}{suffix}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+
+
 def write_json_atomic(path, obj):
     """Write JSON to ``path`` through a temporary file in the same folder and a rename."""
     path = os.fspath(path)
     folder = check_folder(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    fd, tmp = temporary_file(folder, ".json")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f)
@@ -151,6 +162,11 @@ class Checkpoint:
             raise ValueError(
                 f"The checkpoint {self.path!r} is unreadable ({exc}). Delete it to start the fit afresh."
             ) from None
+        if "data" not in saved:  # written before the data digest (the first and last rows then)
+            raise ValueError(
+                f"The checkpoint {self.path!r} was written by an older dask_gmm, which recognised the data "
+                "otherwise. Delete it to start the fit afresh, or use another checkpoint path."
+            )
         if saved != json.loads(json.dumps(self.fp)):
             what = [k for k in self.fp if saved.get(k) != json.loads(json.dumps(self.fp[k]))]
             blocks = ("; X is split into other blocks than when it was written: other chunks, or a "

@@ -398,15 +398,40 @@ def _check_writable(path, what, data):
         raise CLIError(f"cannot write the {what} to {path!r}: no permission to write in {folder!r}.")
     if os.path.isdir(path):
         raise CLIError(f"cannot write the {what} to {path!r}: it is a folder.")
-    if io.overlapping(path, data):
+    if io.overlapping(path, io.store_root(data)):
         raise CLIError(f"cannot write the {what} to {path!r}: it lies inside the input data {data!r}. "
                        "Choose a path outside it.")
-    if what == "model" and os.path.exists(path):
+    if what == "model" and os.path.exists(path) and os.path.getsize(path) > 0:  # an empty file holds nothing
         try:
             load_model(path)
         except (ValueError, OSError):
             raise CLIError(f"{path!r} exists and is not a {PROG} model file; {PROG} replaces only its own "
                            "model files. Choose another path, or remove it yourself.") from None
+
+
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_figures(paths, data):
+    """Fail before the work when a figure would land inside the input ``data`` or replace a file
+    that is not a PNG image (an existing PNG of that name is replaced, as any plotting tool does)."""
+    from . import io
+
+    for p in paths:
+        if io.overlapping(p, io.store_root(data)):
+            raise CLIError(f"cannot write the figure {p!r}: it lies inside the input data {data!r}. "
+                           "Choose a path outside it.")
+        if os.path.isdir(p) or (os.path.exists(p) and os.path.getsize(p) > 0 and not _starts_with(p, _PNG)):
+            raise CLIError(f"{p!r} exists and is not a PNG image; {PROG} replaces only PNG files with its "
+                           "figures. Choose another path, or remove it yourself.")
+
+
+def _starts_with(path, magic):
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def _load_model(path):
@@ -601,6 +626,8 @@ def cmd_select(args, term):
     path = _data_path(args.path)
     _open_data(path)
     _check_writable(args.output, "model", path)
+    if args.plot:
+        _check_figures([args.plot], path)
     with _scheduler(args.scheduler, term):
         term.status(f"select: fitting {len(args.n_components) * len(args.covariance_types)} candidates in lockstep ...")
         t0 = time.perf_counter()
@@ -681,7 +708,7 @@ def _store_atomically(result, output, overwrite, attrs, data):
     from . import io
 
     local = "://" not in output
-    if io.overlapping(output, data):
+    if io.overlapping(output, io.store_root(data)):
         raise CLIError(f"cannot write to {output!r}: it is, holds or lies inside the input data {data!r}. "
                        "Choose a path outside it.")
     if local and os.path.exists(output) and not overwrite:
@@ -694,7 +721,7 @@ def _store_atomically(result, output, overwrite, attrs, data):
               if local else output)
     rows = result.chunks[0][0]
     chunks = (rows,) + tuple(result.shape[1:])
-    writes = None
+    writes = old = None
     try:
         arr = zarr.create_array(target, shape=result.shape, chunks=chunks, dtype=result.dtype,
                                 compressors=[ZstdCodec(level=3)], overwrite=not local and overwrite,
@@ -703,16 +730,17 @@ def _store_atomically(result, output, overwrite, attrs, data):
         # dask chunks equal the zarr chunks (all rows of each but the last), so every write is one whole chunk
         da.store(result.rechunk({0: rows}), writes, lock=False)
         if local:
-            old = None
-            if os.path.exists(output):
+            if os.path.lexists(output):
                 old = f"{target}.old"
                 os.replace(output, old)
             os.replace(target, output)
-            if old is not None:
-                shutil.rmtree(old) if os.path.isdir(old) else os.unlink(old)
+            if old is not None:  # a link to a store is replaced, not what it points to
+                shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) else os.unlink(old)
     except BaseException:
         if writes is not None:
             writes.stop()
+        if old is not None and os.path.lexists(old) and not os.path.lexists(output):
+            os.replace(old, output)  # interrupted between the two renames: the old output goes back
         if local and os.path.exists(target):
             shutil.rmtree(target, ignore_errors=True)
         raise
@@ -846,6 +874,7 @@ def cmd_plot(args, term):
     X = _open_data(path)
     _check_match(model, X, args.model, args.path)
     true_model = _true_model_or_none(path)
+    _check_figures(plot.figure_paths(args.output).values(), path)
     with _scheduler(args.scheduler, term):
         try:
             written = plot.plot_all(model, path, args.output, features=tuple(args.features), bins=args.bins,
@@ -925,6 +954,11 @@ def cmd_demo(args, term):
     model_path = os.path.join(out, "model.json")
     d, K = DEMO_DEFAULTS["n_features"], DEMO_DEFAULTS["n_components"]
     chunk = min(DEMO_DEFAULTS["chunk_size"], args.n_samples)
+    _check_writable(model_path, "model", data)  # before any work: nothing of the user's is replaced
+    figures = [os.path.join(out, f) for f in ("notebook-fit.png", "notebook-loglik.png")]
+    with contextlib.suppress(ImportError):
+        figures += list(_plot_module().figure_paths(out + os.sep).values())
+    _check_figures(figures, data)
     timings = {}
     t_all = time.perf_counter()
 

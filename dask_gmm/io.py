@@ -254,8 +254,11 @@ def _unwritten_inner_chunks(arr, shards):
 
 
 def data_path(path):
-    """A local path made absolute (the workers of a cluster may run in another folder); a URL as it is."""
+    """A local path made absolute (the workers of a cluster may run in another folder), a
+    ``file://`` URL as that local path, any other URL as it is."""
     path = os.fspath(path)
+    if path.startswith("file://"):
+        path = path[len("file://"):]
     return path if "://" in path else os.path.abspath(path)
 
 
@@ -558,7 +561,7 @@ def as_weights(sample_weight, X):
         _refuse_missing_chunks(sample_weight)
         sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks)
     if not isinstance(sample_weight, da.Array):
-        sample_weight = np.asarray(sample_weight)
+        sample_weight = objects_as_float(np.asarray(sample_weight))
     if sample_weight.dtype.kind not in "biuf":  # before any cast: astype(float64) drops imaginary parts
         raise ValueError(
             f"sample_weight must hold real numbers, got dtype {sample_weight.dtype}. Convert it to float64."
@@ -573,6 +576,17 @@ def as_weights(sample_weight, X):
     if not isinstance(sample_weight, da.Array):
         sample_weight = _row_views(sample_weight, X.chunks[0])
     return sample_weight.astype(np.float64).rechunk((X.chunks[0],))
+
+
+def objects_as_float(a):
+    """A NumPy array of objects that are real numbers (ints, Fractions, Decimals) as float64, as
+    scikit-learn converts them; any other array (complex objects among them) as it is."""
+    if a.dtype.kind == "O":
+        try:
+            return a.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    return a
 
 
 def is_lazy(X):
@@ -596,8 +610,26 @@ def replaceable(path):
 
 
 def overlapping(a, b):
-    """Whether local paths ``a`` and ``b`` are the same or one lies inside the other (False for URLs)."""
-    if "://" in os.fspath(a) or "://" in os.fspath(b):
-        return False
-    a, b = os.path.realpath(a), os.path.realpath(b)
-    return a == b or a.startswith(os.path.join(b, "")) or b.startswith(os.path.join(a, ""))
+    """Whether paths or URLs ``a`` and ``b`` are the same or one lies inside the other (local paths
+    and ``file://`` URLs compared with their links resolved, other URLs as written)."""
+    def norm(p):
+        p = data_path(p)
+        return p.rstrip("/") if "://" in p else os.path.realpath(p)
+
+    a, b = norm(a), norm(b)
+    sep = "/" if "://" in a else os.sep
+    return a == b or a.startswith(b + sep) or b.startswith(a + sep)
+
+
+def store_root(path):
+    """The outermost Zarr group holding the local ``path`` (``path`` itself when none does): what an
+    output must keep out of, so that writing beside an array (``data.zarr/labels`` for the input
+    ``data.zarr/X``) cannot change the store either. URLs are returned as they are."""
+    path = data_path(path)
+    if "://" in path:
+        return path
+    root = os.path.realpath(path)
+    parent = os.path.dirname(root)
+    while parent != root and any(os.path.exists(os.path.join(parent, m)) for m in ("zarr.json", ".zgroup")):
+        root, parent = parent, os.path.dirname(parent)
+    return root

@@ -23,13 +23,13 @@ data_histogram(X, ...)             the (lazy-computed) histogram used by plot_da
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from . import io
+from ._checkpoint import temporary_file
 from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
 from ._kernels import check_block
 
@@ -61,7 +61,7 @@ def _save(fig, path):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
+        fd, tmp = temporary_file(folder, ".png")
     except OSError as exc:  # name the file asked for, not the temporary one
         raise type(exc)(exc.errno, exc.strerror, path) from None
     try:

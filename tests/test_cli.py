@@ -324,15 +324,75 @@ def test_outputs_never_replace_the_input_or_what_is_not_ours(store, model_file, 
         (("generate", folder, "-n", "100", "--overwrite"), "not a Zarr store"),
         (("generate", folder, "-n", "100"), "not a Zarr store"),
         (("generate", script, "-n", "100", "--overwrite"), "not a Zarr store"),
+        # file:// URLs are the same local paths; an array's group is the input too
+        (("predict", model_file, f"file://{data}", "-o", data, "--overwrite"), "input data"),
+        (("predict", model_file, data, "-o", f"file://{data}", "--overwrite"), "input data"),
+        (("predict", model_file, data / "X", "-o", data / "labels", "--overwrite"), "input data"),
+        (("fit", f"file://{data}", "-k", "2", "-o", tmp_path / "m.json", "--checkpoint", data / "c.json"), "input"),
+        # figures: never inside the input, never over a file that is not a PNG
+        (("select", data, "--n-components", "1-2", "-o", tmp_path / "m.json", "--plot", data / "zarr.json"), "input"),
+        (("select", data, "--n-components", "1-2", "-o", tmp_path / "m.json", "--plot", script), "not a PNG"),
+        (("plot", model_file, data, "-o", data), "inside the input data"),
     ]:
         rc, _, err = run(capsys, *argv)
         assert_one_line_error(rc, err, fragment)
     assert snapshot(tmp_path) == before
-    # What they may replace: a Zarr store (with --overwrite), a model file.
+    (folder / "fit.png").write_text("not a picture")
+    rc, _, err = run(capsys, "plot", model_file, data, "-o", folder / "fit.png")
+    assert_one_line_error(rc, err, "not a PNG")
+    (folder / "fit.png").unlink()
+    # What they may replace: a Zarr store (with --overwrite), a model file, a PNG figure; a link to a
+    # store is replaced, not the store it points to.
     for _ in range(2):
         assert run(capsys, "predict", model_file, data, "-o", tmp_path / "labels.zarr", "--overwrite")[0] == 0
         assert run(capsys, "fit", data, "-k", "2", "-o", tmp_path / "m.json")[0] == 0
+        assert run(capsys, "plot", model_file, data, "-o", tmp_path / "figs" / "")[0] == 0
+    os.symlink(tmp_path / "labels.zarr", tmp_path / "link.zarr")
+    kept = snapshot(tmp_path / "labels.zarr")
+    assert run(capsys, "predict", model_file, data, "-o", tmp_path / "link.zarr", "--overwrite")[0] == 0
+    assert not os.path.islink(tmp_path / "link.zarr") and snapshot(tmp_path / "labels.zarr") == kept
+    assert run(capsys, "predict", model_file, data, "-o", f"file://{tmp_path / 'url.zarr'}")[0] == 0
+    assert zarr.open_array(str(tmp_path / "url.zarr"), mode="r").shape == (N,)
     assert snapshot(data) == {k[len("data.zarr/"):]: v for k, v in before.items() if k.startswith("data.zarr/")}
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]
+
+
+def test_an_empty_file_may_be_replaced(store, tmp_path, capsys):
+    """As ``out=$(mktemp)`` makes: an empty file holds nothing to lose."""
+    (tmp_path / "m.json").write_text("")
+    assert run(capsys, "fit", store, "-k", "2", "-o", tmp_path / "m.json")[0] == 0
+    assert load_model(tmp_path / "m.json").n_components == 2
+
+
+def test_an_interrupted_overwrite_keeps_the_old_output(store, model_file, tmp_path, capsys, monkeypatch):
+    """Interrupted between moving the old output aside and moving the new one in (a window of
+    microseconds, hit here by failing the second rename): the old output goes back."""
+    out = tmp_path / "labels.zarr"
+    assert run(capsys, "predict", model_file, store, "-o", out)[0] == 0
+    kept = snapshot(out)
+    real = os.replace
+
+    def new_one_in_fails(a, b):  # zarr's own renames of chunk files pass
+        if os.fspath(b) == str(out) and not os.fspath(a).endswith(".old"):
+            raise KeyboardInterrupt
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", new_one_in_fails)
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", out, "--overwrite", "--proba")
+    monkeypatch.undo()
+    assert_one_line_error(rc, err, "interrupted", status=130)
+    assert snapshot(out) == kept and sorted(os.listdir(tmp_path)) == ["labels.zarr"]
+
+
+def test_demo_replaces_only_its_own_files(tmp_path, capsys):
+    for name, text, fragment in (("model.json", '{"mine": 1}', "not a dask-gmm model file"),
+                                 ("fit.png", "not a picture", "not a PNG")):
+        out = tmp_path / name.replace(".", "-")
+        out.mkdir()
+        (out / name).write_text(text)
+        rc, _, err = run(capsys, "demo", "--n-samples", "2000", "--output-dir", out)
+        assert_one_line_error(rc, err, fragment)
+        assert os.listdir(out) == [name] and (out / name).read_text() == text
 
 
 def test_library_value_error(store, tmp_path, capsys):

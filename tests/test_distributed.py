@@ -232,6 +232,11 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     np.testing.assert_array_equal(same.means_, GaussianMixture(3, random_state=0).fit(X).means_)
     with pytest.raises(ValueError, match="different fit.*row_chunks, data differ; X is split into other blocks"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(da.from_array(X, chunks=(500, 2)))
+    old = json.loads(ckpt.read_text())  # written before the data digest: said so
+    del old["fingerprint"]["data"]
+    ckpt.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="written by an older dask_gmm.*Delete it"):
+        GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
     ckpt.write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)

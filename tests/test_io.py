@@ -217,8 +217,9 @@ def test_inner_chunk_check_through_an_fsspec_store(tmp_path):
                        compressors=[ZstdCodec(level=3)])
     a[:12000] = X[:12000]
     a[15000:] = X[15000:]
-    url = "file://" + str(tmp_path / "g.zarr")
-    assert type(io.open_zarr(url).store_path.store).__name__ == "FsspecStore"
+    store = zarr.storage.FsspecStore.from_url("file://" + str(tmp_path / "g.zarr"), read_only=True)
+    url = zarr.open_group(store, mode="r")["X"]  # (a file:// URL given by path is opened as the local path)
+    assert type(url.store_path.store).__name__ == "FsspecStore"
     with pytest.raises(ValueError, match=r"missing 1 of its chunks \(c/2/0 \(inner chunk 4\.0: rows 12000-14999\)\)"):
         GaussianMixture(3).fit(url)
     (tmp_path / "g.zarr" / "X" / "c" / "1" / "0").write_bytes(b"")

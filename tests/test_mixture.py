@@ -4,6 +4,8 @@ import warnings
 
 import dask
 import dask.array as da
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -201,6 +203,13 @@ def test_complex_sample_weight_is_refused():
             GaussianMixture(2, random_state=0).fit(X, sample_weight=w)
     ints = GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(len(X), 2)).means_
     np.testing.assert_allclose(ints, GaussianMixture(2, random_state=0).fit(X).means_, rtol=1e-10)
+    # Real numbers held as objects convert, as scikit-learn converts them; complex ones do not.
+    for w in (np.full(len(X), 2, dtype=object), [Fraction(2)] * len(X)):
+        np.testing.assert_allclose(GaussianMixture(2, random_state=0).fit(X, sample_weight=w).means_, ints, rtol=1e-12)
+    with pytest.raises(ValueError, match="sample_weight must hold real numbers"):
+        GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(len(X), 1 + 1j, dtype=object))
+    a = GaussianMixture(2, random_state=0, weights_init=[Fraction(1, 2)] * 2).fit(X).means_
+    np.testing.assert_array_equal(a, GaussianMixture(2, random_state=0, weights_init=[0.5, 0.5]).fit(X).means_)
 
 
 def test_sklearn_estimator_protocol():

@@ -183,3 +183,15 @@ def test_bayesian_model_is_refused(tmp_path):
     with pytest.raises(ValueError, match="BayesianGaussianMixture"):
         save_model(bgm, tmp_path / "m.json")
     assert not (tmp_path / "m.json").exists()
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Written through a temporary file and a rename, as others would write them: not 0600."""
+    from dask_gmm._checkpoint import write_json_atomic
+
+    old = os.umask(0o027)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "a.json").st_mode & 0o777) == 0o640
