@@ -827,6 +827,9 @@ def cmd_info(args, term):
     if args.json:
         term.out(json.dumps(info, default=str))
         return 0
+    if len(info["shape"]) != 2:
+        raise CLIError(f"{path!r} holds an array of shape {tuple(info['shape'])}, not data of shape "
+                       "(rows, features). Pass a store of X (or a group with X), or a model file.")
     n, d = info["shape"]
     term.out(f"Zarr store {path}")
     term.out(f"  X            {n:,} rows x {d} features, {info['dtype']}")

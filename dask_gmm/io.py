@@ -556,7 +556,10 @@ def as_weights(sample_weight, X):
     if sample_weight is None:
         return None
     if isinstance(sample_weight, (str, os.PathLike)):
-        sample_weight = zarr.open_array(data_path(sample_weight), mode="r")
+        try:
+            sample_weight = zarr.open_array(data_path(sample_weight), mode="r")
+        except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+            raise ValueError(f"No Zarr array of sample weights at {data_path(sample_weight)!r}. Check the path.") from None
     if isinstance(sample_weight, zarr.Array):
         _refuse_missing_chunks(sample_weight)
         sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks)

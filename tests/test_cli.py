@@ -357,6 +357,12 @@ def test_outputs_never_replace_the_input_or_what_is_not_ours(store, model_file, 
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]
 
 
+def test_info_of_an_array_that_is_not_data(tmp_path, capsys):
+    zarr.create_array(str(tmp_path / "w.zarr"), shape=(100,), dtype="f8")[:] = 1.0
+    rc, _, err = run(capsys, "info", tmp_path / "w.zarr")
+    assert_one_line_error(rc, err, "holds an array of shape (100,)")
+
+
 def test_an_empty_file_may_be_replaced(store, tmp_path, capsys):
     """As ``out=$(mktemp)`` makes: an empty file holds nothing to lose."""
     (tmp_path / "m.json").write_text("")

@@ -157,6 +157,11 @@ def test_sample_weight_from_a_zarr_array(tmp_path):
         np.testing.assert_allclose(gm.fit(X, sample_weight=weights).means_, ref, rtol=1e-10)
 
 
+def test_a_missing_weights_store_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError, match="No Zarr array of sample weights at .*nope.zarr"):
+        GaussianMixture(2).fit(make_blobs(n=300), sample_weight=str(tmp_path / "nope.zarr"))
+
+
 def test_missing_chunks_of_zarr_weights_are_refused(tmp_path):
     X = make_blobs(n=3000)
     warr = zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(1000,), dtype="f8")
