@@ -319,10 +319,13 @@ def _zarr_blocks(arr, chunks):
     Each block (``chunks``, which lie within one chunk or shard each) is read by
     :func:`_zarr_block`, which names the chunk when zarr cannot decode it. The
     name is random, as _row_views gives: dask's own hashes the array (0.4 of
-    the 0.8 ms a call takes).
+    the 0.8 ms a call takes). The array is inlined into each block's task:
+    as a graph key of its own, two passes on a distributed cluster submitted
+    a block once as an alias of it and once as a task, and the scheduler warned
+    of a key conflict that "can cause failures and deadlocks".
     """
     return da.from_array(arr, chunks=chunks, name=f"from-zarr-{uuid.uuid4().hex}", getitem=_zarr_block,
-                         inline_array=False)
+                         inline_array=True)
 
 
 def _is_decode_error(exc):

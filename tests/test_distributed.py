@@ -55,6 +55,23 @@ def test_local_cluster_of_processes_equals_threads(store):
     np.testing.assert_array_equal(labels, ref.predict(store).compute())
 
 
+def test_sharded_store_on_a_cluster_equals_threads_without_key_conflicts(tmp_path, caplog):
+    """A store read through zarr's own path (sharded) on processes: the same fit, and no
+    'different run_spec' warning from the scheduler (the array was a separate graph key that two
+    passes submitted differently; it is inlined into each block's task now)."""
+    X = make_blobs(n=40_000, seed=2)
+    a = zarr.create_array(str(tmp_path / "sh.zarr"), shape=X.shape, chunks=(5_000, 2), shards=(10_000, 2),
+                          dtype=X.dtype)
+    a[:] = X
+    path = str(tmp_path / "sh.zarr")
+    ref = GaussianMixture(3, random_state=0, max_iter=5, tol=1e-3).fit(path)
+    with caplog.at_level(logging.WARNING, logger="distributed.scheduler"):
+        with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+            gm = GaussianMixture(3, random_state=0, max_iter=5, tol=1e-3).fit(path)
+    assert_same_fit(gm, ref)
+    assert not [r for r in caplog.records if "run_spec" in r.getMessage()]
+
+
 def test_bayesian_mixture_on_a_cluster_of_processes_equals_threads(store):
     kw = dict(n_components=4, weight_concentration_prior_type="dirichlet_process", random_state=0,
               tol=0, max_iter=20)
