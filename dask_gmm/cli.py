@@ -388,7 +388,6 @@ def _scheduler(address, term):
 def _check_writable(path, what, data):
     """Fail before the work, not after it, when ``path`` cannot be written, or would overwrite the
     input ``data`` (a local path or URL) or a file that is not one of ours (for a model file)."""
-    from . import io
     from .modelfile import load_model
 
     folder = os.path.dirname(os.path.abspath(path))
@@ -398,10 +397,8 @@ def _check_writable(path, what, data):
         raise CLIError(f"cannot write the {what} to {path!r}: no permission to write in {folder!r}.")
     if os.path.isdir(path):
         raise CLIError(f"cannot write the {what} to {path!r}: it is a folder.")
-    if io.overlapping(path, io.store_root(data)):
-        raise CLIError(f"cannot write the {what} to {path!r}: it lies inside the input data {data!r}. "
-                       "Choose a path outside it.")
-    if what == "model" and os.path.exists(path) and os.path.getsize(path) > 0:  # an empty file holds nothing
+    _refuse_inside_input(path, f"the {what}", data)
+    if what == "model" and _holds_something(path):
         try:
             load_model(path)
         except (ValueError, OSError):
@@ -412,16 +409,26 @@ def _check_writable(path, what, data):
 _PNG = b"\x89PNG\r\n\x1a\n"
 
 
+def _refuse_inside_input(path, what, data):
+    """A CLIError when ``path`` is, holds or lies inside the input ``data`` (or the Zarr group holding it)."""
+    from . import io
+
+    if io.overlapping(path, io.store_root(data)):
+        raise CLIError(f"cannot write {what} to {path!r}: it is, holds or lies inside the input data {data!r}. "
+                       "Choose a path outside it.")
+
+
+def _holds_something(path):
+    """Whether a file at ``path`` exists and is not empty (an empty one, as ``mktemp`` makes, holds nothing)."""
+    return os.path.exists(path) and os.path.getsize(path) > 0
+
+
 def _check_figures(paths, data):
     """Fail before the work when a figure would land inside the input ``data`` or replace a file
     that is not a PNG image (an existing PNG of that name is replaced, as any plotting tool does)."""
-    from . import io
-
     for p in paths:
-        if io.overlapping(p, io.store_root(data)):
-            raise CLIError(f"cannot write the figure {p!r}: it lies inside the input data {data!r}. "
-                           "Choose a path outside it.")
-        if os.path.isdir(p) or (os.path.exists(p) and os.path.getsize(p) > 0 and not _starts_with(p, _PNG)):
+        _refuse_inside_input(p, "the figure", data)
+        if os.path.isdir(p) or (_holds_something(p) and not _starts_with(p, _PNG)):
             raise CLIError(f"{p!r} exists and is not a PNG image; {PROG} replaces only PNG files with its "
                            "figures. Choose another path, or remove it yourself.")
 
@@ -708,9 +715,7 @@ def _store_atomically(result, output, overwrite, attrs, data):
     from . import io
 
     local = "://" not in output
-    if io.overlapping(output, io.store_root(data)):
-        raise CLIError(f"cannot write to {output!r}: it is, holds or lies inside the input data {data!r}. "
-                       "Choose a path outside it.")
+    _refuse_inside_input(output, "the output", data)
     if local and os.path.exists(output) and not overwrite:
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
     if overwrite and not io.replaceable(output):
