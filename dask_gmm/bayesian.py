@@ -486,7 +486,7 @@ class BayesianGaussianMixture(MixtureBase):
                 f"got {self.weight_concentration_prior_type!r}."
             )
         for name in ("weight_concentration_prior", "mean_precision_prior", "degrees_of_freedom_prior"):
-            self._check_number(name, getattr(self, name), Real, 0.0, strict=True, allow_none=True)
+            self._check_number(name, getattr(self, name), Real, 0.0, strict=True, allow_none=True, finite=True)
         d = n_features
         dof = self.degrees_of_freedom_prior
         if dof is not None and not dof > d - 1.0:

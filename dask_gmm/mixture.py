@@ -100,14 +100,16 @@ class MixtureBase(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
             )
 
-    def _check_number(self, name, value, kind, minimum, *, strict=False, allow_none=False):
+    def _check_number(self, name, value, kind, minimum, *, strict=False, allow_none=False, finite=False):
         if value is None and allow_none:
             return
-        if isinstance(value, bool) or not isinstance(value, kind) or not (value > minimum if strict else value >= minimum):
+        if (isinstance(value, bool) or not isinstance(value, kind)
+                or not (value > minimum if strict else value >= minimum) or (finite and not np.isfinite(value))):
             bound = f"> {minimum}" if strict else f">= {minimum}"
             none = "None or " if allow_none else ""
             raise ValueError(
-                f"The '{name}' parameter of {type(self).__name__} must be {none}a number {bound}; got {value!r}."
+                f"The '{name}' parameter of {type(self).__name__} must be {none}a{' finite' if finite else ''} "
+                f"number {bound}; got {value!r}."
             )
 
     def _check_common(self):
