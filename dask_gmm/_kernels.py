@@ -184,21 +184,24 @@ def check_weights(sample_weight, row_offset):
         )
 
 
-def _after_the_fact(X, ok, row_offset):
+def _after_the_fact(X, ok, row_offset, sample_weight=None):
     """Name the bad rows once a result turned out non-finite (no extra sweep otherwise)."""
     if not ok:
         check_block(X, None, row_offset)
+        what = "the data are" if sample_weight is None else "the data or their sample weights are"
         raise ValueError(
             f"The log-likelihood of rows {row_offset}-{row_offset + X.shape[0] - 1} "
-            "overflowed: the data are too large in magnitude. Rescale them."
+            f"overflowed: {what} too large in magnitude. Rescale them."
         )
 
 
 def _weigh(values, sample_weight):
-    """Sum of values (n,) weighted by sample_weight, and the total weight."""
+    """Sum of values (n,) weighted by sample_weight, and the total weight (an overflow gives inf,
+    quietly: the callers check and raise)."""
     if sample_weight is None:
         return float(values.sum()), float(values.shape[0])
-    return float(sample_weight @ values), float(sample_weight.sum())
+    with np.errstate(over="ignore"):
+        return float(sample_weight @ values), float(sample_weight.sum())
 
 
 def _logsumexp_rows(a):
@@ -252,7 +255,7 @@ def e_step_stats(X, models, sample_weight=None, row_offset=0):
     out = []
     for model in models:
         nk, s1c, s2, ll = _numba.e_step(X, model, sample_weight)
-        _after_the_fact(X, np.isfinite(ll), row_offset)
+        _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight)
         out.append(SuffStats(nk, s1c, s2, ll, weight))
     return out
 
@@ -271,7 +274,7 @@ def _e_step_stats_numpy(X, models, sample_weight=None, row_offset=0):
         if sample_weight is not None:
             resp *= sample_weight[:, None]
         ll, weight = _weigh(lse, sample_weight)
-        _after_the_fact(X, np.isfinite(ll), row_offset)
+        _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight)
         s1c, s2 = centred_moments(X, resp, model.means, model.covariance_type)
         out.append(SuffStats(resp.sum(axis=0), s1c, s2, ll, weight))
     return out
@@ -283,7 +286,7 @@ def score_stats(X, model, sample_weight=None, row_offset=0):
     check_weights(sample_weight, row_offset)
     lse = _numba.per_row(X, model, _numba.SCORE)[0] if USE_NUMBA else log_prob_resp(X, model)[0]
     ll, weight = _weigh(lse, sample_weight)
-    _after_the_fact(X, np.isfinite(ll), row_offset)
+    _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight)
     return ll, weight
 
 

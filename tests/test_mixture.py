@@ -195,6 +195,17 @@ def test_scaling_every_weight_alike_changes_nothing(c):
         np.testing.assert_allclose(got.lower_bound_, ref.lower_bound_, rtol=1e-12)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_weights_so_large_that_the_sums_overflow_are_named(compiled, monkeypatch):
+    from dask_gmm import _kernels
+
+    monkeypatch.setattr(_kernels, "USE_NUMBA", compiled and _kernels.USE_NUMBA)
+    X = make_blobs(n=3000)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="overflowed: the data or their sample weights are too large"):
+        gm.score(X, sample_weight=np.full(len(X), 1e307))
+
+
 def test_complex_sample_weight_is_refused():
     """Not cast to float64, which drops the imaginary part; NumPy, scalar and dask weights alike."""
     X = make_blobs(n=300)
