@@ -98,12 +98,19 @@ def total_weight(weight):
             "sample_weight sums to 0: every row has weight 0, which leaves no data to fit or score. "
             "Give at least one row a positive weight."
         )
+    if not np.isfinite(weight):
+        raise ValueError("sample_weight sums to more than float64 can hold. Rescale the weights: only "
+                         "their ratios matter.")
     return weight
 
 
 def per_weight(total, weight):
     """``total / weight``: a sum over the rows per unit of sample weight (a mean for unit weights);
-    ``weight`` as :func:`total_weight` takes it. ``total`` may be an array."""
+    ``weight`` as :func:`total_weight` takes it. ``total`` may be an array. A ``total`` that
+    overflowed (each block's was finite, their sum is not) is a ValueError, not -inf."""
+    if not np.all(np.isfinite(total)):
+        raise ValueError("A weighted sum over the rows overflowed: the data or their sample weights are "
+                         "too large in magnitude. Rescale them.")
     return total / total_weight(weight)
 
 

@@ -413,9 +413,10 @@ def _refuse_inside_input(path, what, data):
     """A CLIError when ``path`` is, holds or lies inside the input ``data`` (or the Zarr group holding it)."""
     from . import io
 
-    if io.overlapping(path, io.store_root(data)):
-        raise CLIError(f"cannot write {what} to {path!r}: it is, holds or lies inside the input data {data!r}. "
-                       "Choose a path outside it.")
+    guarded = io.store_root(data)
+    if io.overlapping(path, guarded):
+        raise CLIError(f"cannot write {what} to {path!r}: it is, holds or lies inside the input data "
+                       f"{guarded!r}. Choose a path outside it.")
 
 
 def _holds_something(path):

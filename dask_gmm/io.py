@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import itertools
+import json
 import logging
 import math
 import os
@@ -255,10 +256,10 @@ def _unwritten_inner_chunks(arr, shards):
 
 def data_path(path):
     """A local path made absolute (the workers of a cluster may run in another folder), a
-    ``file://`` URL as that local path, any other URL as it is."""
+    ``file://`` or ``local://`` URL as that local path (as fsspec reads it), any other URL as it is."""
     path = os.fspath(path)
-    if path.startswith("file://"):
-        path = path[len("file://"):]
+    if path.split("://", 1)[0] in ("file", "local"):
+        path = fsspec.core.url_to_fs(path)[1]
     return path if "://" in path else os.path.abspath(path)
 
 
@@ -628,14 +629,25 @@ def overlapping(a, b):
 
 
 def store_root(path):
-    """The outermost Zarr group holding the local ``path`` (``path`` itself when none does): what an
-    output must keep out of, so that writing beside an array (``data.zarr/labels`` for the input
-    ``data.zarr/X``) cannot change the store either. URLs are returned as they are."""
+    """What an output must keep out of, for the input at ``path``: the Zarr group directly holding
+    it when ``path`` is an array inside one (so that ``data.zarr/labels`` beside the input
+    ``data.zarr/X`` cannot change the store either), else ``path`` itself (links resolved). URLs
+    are returned as they are."""
     path = data_path(path)
     if "://" in path:
         return path
-    root = os.path.realpath(path)
-    parent = os.path.dirname(root)
-    while parent != root and any(os.path.exists(os.path.join(parent, m)) for m in ("zarr.json", ".zgroup")):
-        root, parent = parent, os.path.dirname(parent)
-    return root
+    path = os.path.realpath(path)
+    parent = os.path.dirname(path)
+    return parent if _zarr_node(path) == "array" and _zarr_node(parent) == "group" else path
+
+
+def _zarr_node(folder):
+    """'array', 'group' or None: what the local ``folder`` holds, by its Zarr metadata (v3 or v2)."""
+    for name, kind in ((".zarray", "array"), (".zgroup", "group")):
+        if os.path.exists(os.path.join(folder, name)):
+            return kind
+    try:
+        with open(os.path.join(folder, "zarr.json")) as f:
+            return json.load(f).get("node_type")
+    except (OSError, ValueError, AttributeError):
+        return None

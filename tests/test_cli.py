@@ -327,6 +327,7 @@ def test_outputs_never_replace_the_input_or_what_is_not_ours(store, model_file, 
         # file:// URLs are the same local paths; an array's group is the input too
         (("predict", model_file, f"file://{data}", "-o", data, "--overwrite"), "input data"),
         (("predict", model_file, data, "-o", f"file://{data}", "--overwrite"), "input data"),
+        (("predict", model_file, data, "-o", f"local://{data}/X", "--overwrite"), "input data"),
         (("predict", model_file, data / "X", "-o", data / "labels", "--overwrite"), "input data"),
         (("fit", f"file://{data}", "-k", "2", "-o", tmp_path / "m.json", "--checkpoint", data / "c.json"), "input"),
         # figures: never inside the input, never over a file that is not a PNG
@@ -361,6 +362,17 @@ def test_info_of_an_array_that_is_not_data(tmp_path, capsys):
     zarr.create_array(str(tmp_path / "w.zarr"), shape=(100,), dtype="f8")[:] = 1.0
     rc, _, err = run(capsys, "info", tmp_path / "w.zarr")
     assert_one_line_error(rc, err, "holds an array of shape (100,)")
+
+
+def test_a_group_above_the_input_does_not_guard_everything_below_it(model_file, store, tmp_path, capsys):
+    """Only an array's own group is guarded with it: a store inside a folder that is itself a Zarr
+    group (a stray zarr.json higher up) still takes outputs beside it."""
+    zarr.open_group(str(tmp_path), mode="w")  # tmp_path/zarr.json
+    data = tmp_path / "data.zarr"
+    shutil.copytree(store, data)
+    assert run(capsys, "predict", model_file, data, "-o", tmp_path / "labels.zarr")[0] == 0
+    rc, _, err = run(capsys, "predict", model_file, data / "X", "-o", data / "labels2.zarr")
+    assert_one_line_error(rc, err, f"input data '{data}'")
 
 
 def test_an_empty_file_may_be_replaced(store, tmp_path, capsys):

@@ -203,7 +203,11 @@ def test_weights_so_large_that_the_sums_overflow_are_named(compiled, monkeypatch
     X = make_blobs(n=3000)
     gm = GaussianMixture(2, random_state=0).fit(X)
     with pytest.raises(ValueError, match="overflowed: the data or their sample weights are too large"):
-        gm.score(X, sample_weight=np.full(len(X), 1e307))
+        gm.score(X, sample_weight=np.full(len(X), 1e307))  # within a block
+    X = np.random.default_rng(0).normal(size=(600, 2))  # four blocks of 150 rows (log-likelihoods near -2.8):
+    gm = GaussianMixture(2, random_state=0).fit(X)  # each block's weighted sum finite, their total not
+    with pytest.raises(ValueError, match="weighted sum over the rows overflowed: the data or their sample weights"):
+        gm.score(X, sample_weight=np.full(len(X), 3e305))  # was -inf, silently
 
 
 def test_complex_sample_weight_is_refused():
