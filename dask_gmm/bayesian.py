@@ -514,13 +514,13 @@ class BayesianGaussianMixture(MixtureBase):
                     f"above 1 (got {n}); pass covariance_prior or rescale sample_weight."
                 )
             covariance = _DEFAULT_COVARIANCE_PRIOR[self.covariance_type](scatter / (n - 1.0))
-        return Priors(
-            weight_concentration=(
+        return Priors(  # numbers as floats (a Fraction, say, would reach scipy's digamma as an object)
+            weight_concentration=float(
                 1.0 / self.n_components if self.weight_concentration_prior is None else self.weight_concentration_prior
             ),
-            mean_precision=1.0 if self.mean_precision_prior is None else self.mean_precision_prior,
+            mean_precision=float(1.0 if self.mean_precision_prior is None else self.mean_precision_prior),
             mean=mean if user["mean"] is None else user["mean"],
-            degrees_of_freedom=(
+            degrees_of_freedom=float(
                 mean.shape[0] if self.degrees_of_freedom_prior is None else self.degrees_of_freedom_prior
             ),
             covariance=covariance,

@@ -8,6 +8,7 @@ is :mod:`dask_gmm.io`, initialisation :mod:`dask_gmm._init`, the EM loop
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from numbers import Integral, Real
@@ -104,7 +105,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if value is None and allow_none:
             return
         if (isinstance(value, bool) or not isinstance(value, kind)
-                or not (value > minimum if strict else value >= minimum) or (finite and not np.isfinite(value))):
+                or not (value > minimum if strict else value >= minimum) or (finite and not math.isfinite(value))):
             bound = f"> {minimum}" if strict else f">= {minimum}"
             none = "None or " if allow_none else ""
             raise ValueError(

@@ -389,6 +389,22 @@ def test_bad_parameters(kwargs, match):
         BayesianGaussianMixture(**(dict(n_components=2) | kwargs)).fit(make_blobs(n=300))
 
 
+def test_priors_given_as_other_real_numbers_equal_floats():
+    """A Fraction (or an int) prior is the float it stands for (a Fraction reached scipy's digamma)."""
+    from fractions import Fraction
+
+    X = make_blobs(n=300)
+    kw = dict(n_components=2, random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = BayesianGaussianMixture(**kw, weight_concentration_prior=Fraction(1, 2), mean_precision_prior=Fraction(1),
+                                    degrees_of_freedom_prior=3).fit(X)
+        b = BayesianGaussianMixture(**kw, weight_concentration_prior=0.5, mean_precision_prior=1.0,
+                                    degrees_of_freedom_prior=3.0).fit(X)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
 def test_bad_input_errors():
     X = make_blobs(n=300)
     with pytest.raises(ValueError, match="n_samples >= n_components"):
