@@ -39,6 +39,15 @@ _SINGULAR = (
     "Try to decrease the number of components, or increase reg_covar "
     "(currently {reg})."
 )
+_OVERFLOW = (
+    "The covariances overflowed: the data are too large in magnitude (their squares exceed the "
+    "float64 range). Rescale them."
+)
+
+
+def _check_finite(cov):
+    if not np.all(np.isfinite(cov)):
+        raise ValueError(_OVERFLOW)
 
 
 def check_covariance_type(covariance_type):
@@ -84,6 +93,7 @@ def n_parameters(covariance_type, n_components, n_features):
 def _pc_full(cov, reg):
     # LAPACK trtri inverts the triangular factor. (scipy's solve_triangular, even on 2 x 2,
     # wakes OpenBLAS's threads, which then spin ~100 ms and take a core from the next E-step.)
+    _check_finite(cov)
     out = np.empty_like(cov)
     for k in range(cov.shape[0]):
         try:
@@ -99,7 +109,8 @@ def _pc_tied(cov, reg):
 
 
 def _pc_diag(cov, reg):
-    if np.any(~np.isfinite(cov)) or np.any(cov <= 0.0):
+    _check_finite(cov)
+    if np.any(cov <= 0.0):
         raise ValueError(_SINGULAR.format(reg=reg))
     return 1.0 / np.sqrt(cov)
 

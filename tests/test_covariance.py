@@ -103,3 +103,16 @@ def test_check_precisions_rejects_bad_shapes_and_non_pd(ct):
         cov.check_precisions(prec[..., :-1] if prec.ndim > 1 else prec[:-1], ct, 3, 4)
     with pytest.raises(ValueError, match="positive"):
         cov.check_precisions(-prec, ct, 3, 4)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the k-means start's distances overflow first
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_a_row_whose_squares_overflow_is_named_as_such(ct, init_params):
+    """Not scipy's 'array must not contain infs or NaNs', nor advice to raise reg_covar."""
+    from dask_gmm import GaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(3000, 2))
+    X[5] = 1e160
+    with pytest.raises(ValueError, match="overflowed: the data .*too large in magnitude.*Rescale"):
+        GaussianMixture(2, covariance_type=ct, init_params=init_params, random_state=0).fit(X)
