@@ -357,11 +357,10 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
             return runs
         stats = blocks.map_reduce(_kernels.e_step_stats, [r.model() for r in active])
         for run, st in zip(active, stats):
-            unit = _kernels.total_weight(st.weight) / blocks.shape[0]  # the mean weight; all 0 raise
+            lower_bound = _kernels.per_weight(st.objective, st.weight)  # first: it refuses a total weight of 0
             run.weights, run.means, run.covariances, run.precisions_cholesky = m_step(
-                st.nk, st.s1c, st.s2, run.means, reg_covar, run.covariance_type, unit
+                st.nk, st.s1c, st.s2, run.means, reg_covar, run.covariance_type, st.weight / blocks.shape[0]
             )
-            lower_bound = _kernels.per_weight(st.objective, st.weight)
             record(run, lower_bound, tol)
         if on_iteration is not None:
             on_iteration(runs, active)

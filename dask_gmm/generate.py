@@ -36,7 +36,6 @@ import os
 from numbers import Integral, Real
 
 import dask
-import fsspec
 import numpy as np
 import zarr
 from dask.base import tokenize
@@ -195,10 +194,8 @@ def _read_status(path):
     try:
         node = zarr.open(path, mode="r")
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
-        fs, p = fsspec.core.url_to_fs(path)
-        if fs.exists(p) and (not fs.isdir(p) or fs.ls(p)):
-            return {}, None  # something that is not a Zarr store: never overwrite it silently
-        return None
+        # nothing (or an empty folder), or something that is not a Zarr store: never overwritten silently
+        return None if io.replaceable(path) else ({}, None)
     if not isinstance(node, zarr.Group):
         return {}, None
     return dict(node.attrs.get(io.STATUS_ATTR) or {}), node.attrs.get("true_model")
