@@ -15,7 +15,7 @@ against scikit-learn in the same run, on the same data; the machine may be
 shared, so only ratios are comparable between runs. A fit is repeated while
 less than 3 s have been spent on it, at most 5 times, and the fastest time is
 kept (the same rule for every library). Spark MLlib's row also gives how many
-times faster dask_gmm is, from fits of the two made in turns (three rounds,
+times faster dask_gmm is, from fits of the two made in turns (five rounds,
 the best of each), as are the float32/float64 and in-memory/Zarr ratios.
 
 Peak memory is measured in a separate short fit (2 iterations) so that
@@ -134,7 +134,7 @@ def timed(fn, *, budget=3.0, most=5):
     return best
 
 
-def timed_in_turns(fns, rounds=3, settle=0.5):
+def timed_in_turns(fns, rounds=5, settle=0.5):
     """{key: best seconds} of the calls in ``fns`` ({key: fn}), made in turns ``rounds`` times.
     A call that returns a float is timed by it (seconds it measured itself).
 
@@ -320,14 +320,17 @@ def spark_available():
 
 
 class Spark:
-    """Spark MLlib's GaussianMixture in local[2] mode (full covariances only; it takes no initial model)."""
+    """Spark MLlib's GaussianMixture in local[2] mode (full covariances only; it takes no initial model),
+    its driver bound to 127.0.0.1."""
 
     def __init__(self):
         from pyspark.sql import SparkSession
 
         self.session = (
             SparkSession.builder.master("local[2]").appName("dask_gmm-bench")
-            .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g").getOrCreate()
+            .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g")
+            .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+            .getOrCreate()
         )
         self.session.sparkContext.setLogLevel("ERROR")
 
@@ -436,7 +439,7 @@ class Bench:
                 # Both run the same number of iterations, so that each one's per-fit set-up weighs the
                 # same (Spark's, its own initialisation and job start-up, is two to three of its iterations at d=16).
                 times = timed_in_turns({"spark": lambda: self.spark.fit(df, K, a.iters),
-                                        "ours": lambda: fit_dask_gmm(X, K, ct, init, a.iters)}, rounds=5)
+                                        "ours": lambda: fit_dask_gmm(X, K, ct, init, a.iters)})
                 t_sp = times["spark"] / a.iters
                 self.table.add("Spark MLlib local[2]", name, t_sp, N, t_sk / t_sp, mib(rss.grown, "RSS"),
                                f"its own init; dask_gmm {times['spark'] / times['ours']:.1f}× faster, timed in turns")
@@ -505,7 +508,7 @@ class Bench:
                     f"{chunk_rows:,} rows, {stored / 2**20:.0f} MiB on disk, read through the page cache."
                 )
             times = timed_in_turns({key: (lambda src=src: fit_dask_gmm(src, K, "full", init, a.iters))
-                                    for key, src in sources.items()}, rounds=5)
+                                    for key, src in sources.items()})
             times = {key: t / a.iters for key, t in times.items()}
             t_mem = times.pop("in memory")
             nchunks = len(io.as_dask_array(X).chunks[0])
@@ -564,7 +567,7 @@ class Bench:
                 "in memory": lambda: by_iteration(X, K, init, False),
                 "page cache": lambda: by_iteration(path, K, init, False),
                 "disk": lambda: by_iteration(path, K, init, True),
-            }, rounds=5)
+            })
             t_mem = times["in memory"] / a.iters
             self.table.add("dask_gmm, in memory, a fit call per iteration", name, t_mem, N, None, "—")
             for where in ("page cache", "disk"):
