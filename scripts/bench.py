@@ -36,7 +36,7 @@ Cases (``--cases``, comma separated; default all):
   f32      float32 against float64 data (d=2 and d=16, full)
   predict  predict, predict_proba and score_samples against one EM iteration (d=2 and d=16), in
            memory and from the Blosc-LZ4 store (lazy outputs, computed); each timed over as many
-           calls as the fit has iterations
+           calls as the fit has iterations, in turns with the fit
   chunks   dask_gmm's throughput against the in-memory chunk size (io.TARGET_CHUNK_BYTES) and
            against the number of chunks per core
 
@@ -604,31 +604,38 @@ class Bench:
             self.warm_up(X, K, "full", init)
             ours = fit_dask_gmm(X, K, "full", init, 2)
             sk = fit_sklearn(X, K, "full", init, 2)
-            t_em = timed(lambda: fit_dask_gmm(X, K, "full", init, self.args.iters)) / self.args.iters
-            self.table.add("dask_gmm EM iteration", name, t_em, N, None, "—")
             path = self.write_zarr(X, min(N, generate.default_chunk_size(d, X.dtype)), generate._compressors(),
                                    "lz4-crc32c")
             fit_dask_gmm(path, K, "full", init, 1)  # warm the page cache
-            t_em_z = timed(lambda: fit_dask_gmm(path, K, "full", init, self.args.iters)) / self.args.iters
+            methods = ("predict", "predict_proba", "score_samples")
+            for method in methods:
+                getattr(ours, method)(X[:1000])
+            # Each output against an EM iteration on the same input, in turns (five rounds, best of
+            # each), over as many calls as the fit has iterations, so per-call costs are averaged
+            # alike. Each output is dropped before the next call, as scikit-learn's are (its memory
+            # is then reused); kept, every output lands on fresh pages, whose first touch the OS
+            # charges for (timed apart). From the store, each output is a lazy dask array, computed
+            # to one NumPy array by dask.
+            its = self.args.iters
+            mem_turns = timed_in_turns({"em": lambda: fit_dask_gmm(X, K, "full", init, its),
+                                        **{m: (lambda m=m: calls(getattr(ours, m), X, its)) for m in methods}})
+            store_turns = timed_in_turns({"em": lambda: fit_dask_gmm(path, K, "full", init, its),
+                                          **{m: (lambda m=m: calls(lambda p: getattr(ours, m)(p).compute(), path, its))
+                                             for m in methods}})
+            t_em, t_em_z = mem_turns["em"] / its, store_turns["em"] / its
+            self.table.add("dask_gmm EM iteration", name, t_em, N, None, "—")
             self.table.add("dask_gmm EM iteration, Zarr Blosc-LZ4 by path", name, t_em_z, N, None, "—")
             from_store = []
-            for method in ("predict", "predict_proba", "score_samples"):
+            for method in methods:
                 ours_fn = getattr(ours, method)
-                ours_fn(X[:1000])
                 t_sk = timed(lambda: getattr(sk, method)(X))
-                # As many calls as the EM fit has iterations, so per-call costs are averaged alike.
-                # Each output is dropped before the next call, as scikit-learn's are (its memory is
-                # then reused); kept, every output lands on fresh pages, whose first touch the OS
-                # charges for (timed apart).
-                t = timed(lambda: calls(ours_fn, X, self.args.iters)) / self.args.iters
-                t_kept = timed(lambda: [ours_fn(X) for _ in range(self.args.iters)]) / self.args.iters
+                t, t_z = mem_turns[method] / its, store_turns[method] / its
+                t_kept = timed(lambda: [ours_fn(X) for _ in range(its)]) / its
                 mem = traced_peak(lambda: ours_fn(X))
                 self.table.add(f"scikit-learn {method}", name, t_sk, N, 1.0, "—")
                 self.table.add(f"dask_gmm {method}", name, t, N, t_sk / t, mib(*mem),
                                f"{t_em / t:.2f}× an EM iteration's speed; {t_em / t_kept:.2f}× with "
                                "every output kept")
-                # from the store: a lazy dask array, computed to one NumPy array by dask
-                t_z = timed(lambda: calls(lambda p: ours_fn(p).compute(), path, self.args.iters)) / self.args.iters
                 from_store.append((f"dask_gmm {method}, Zarr by path", t_z, t_sk))
             for label, t_z, t_sk in from_store:
                 self.table.add(label, name, t_z, N, t_sk / t_z, "—",
