@@ -195,6 +195,23 @@ def test_scaling_every_weight_alike_changes_nothing(c):
         np.testing.assert_allclose(got.lower_bound_, ref.lower_bound_, rtol=1e-12)
 
 
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++"])
+@pytest.mark.parametrize("c", [1e-300, 1e-18, 1e10])
+def test_scaled_weights_give_the_same_k_means_start(init_params, c):
+    """The k-means|| candidates' weights floor relative to the largest: an absolute floor of 1e-12
+    outweighed counts of tiny weights and moved the means by 2.4 (four overlapping blobs)."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(m, 1.0, (1500, 2)) for m in ((0, 0), (2.5, 0), (0, 2.5), (2.5, 2.5))])
+    w = rng.uniform(0.5, 2.0, len(X))
+    kw = dict(init_params=init_params, random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = GaussianMixture(4, **kw).fit(X, sample_weight=w)
+        got = GaussianMixture(4, **kw).fit(X, sample_weight=w * c)
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.weights_, ref.weights_, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_weights_so_large_that_the_sums_overflow_are_named(compiled, monkeypatch):
     from dask_gmm import _kernels
