@@ -17,7 +17,11 @@ plot_data_fit(model, X, path)      data histogram + fitted density contours + co
 plot_density(model, path)          fitted density as an image
 plot_lower_bounds(model, path)     log-likelihood against EM iteration
 plot_all(model, X, output)         the three, returns their paths
+plot_criterion(selection, path)    BIC/AIC of select_model's candidates
+figure_paths(output)               the paths plot_all writes for ``output``
 data_histogram(X, ...)             the (lazy-computed) histogram used by plot_data_fit
+default_extent(*models)            a plot range covering every component
+mixture_log_density(...)           log density of a mixture at given points
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from ._checkpoint import temporary_file
 from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
 from ._kernels import check_block
 
-__all__ = ["plot_data_fit", "plot_density", "plot_lower_bounds", "plot_all", "data_histogram", "default_extent"]
+__all__ = ["plot_data_fit", "plot_density", "plot_lower_bounds", "plot_all", "plot_criterion", "figure_paths",
+           "data_histogram", "default_extent", "mixture_log_density"]
 
 DENSITY_DECADES = 4  # dynamic range of the density image
 _INSTALL_ADVICE = "dask_gmm's figures need matplotlib: pip install 'dask_gmm[plot]'"
@@ -47,11 +52,17 @@ _COMPONENT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:brown", "tab:p
 
 
 # ------------------------------------------------------------------ helpers
-def _figure(figsize):
+def _require_matplotlib():
+    """Import matplotlib, or raise ImportError saying how to install it: first thing in every plot function."""
     try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
         raise ImportError(_INSTALL_ADVICE) from exc
+
+
+def _figure(figsize):
+    from matplotlib.figure import Figure
+
     return Figure(figsize=figsize, dpi=DPI, layout="constrained")
 
 
@@ -294,6 +305,7 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
     -------
     str, the path written
     """
+    _require_matplotlib()
     K, d = _check_model(model)
     Xd = io.as_dask_array(X)
     if Xd.shape[1] != d:
@@ -410,6 +422,7 @@ def plot_density(model, path, features=(0, 1), extent=None):
     -------
     str, the path written
     """
+    _require_matplotlib()
     K, d = _check_model(model)
     features = _check_features(features, d)
     extent = default_extent(model, features=features) if extent is None else extent
@@ -482,6 +495,7 @@ def plot_lower_bounds(model, path, *, tol=None):
     ValueError
         When the model records no iterations (not fitted by EM).
     """
+    _require_matplotlib()
     from matplotlib.ticker import MaxNLocator
 
     check_is_fitted(model)
@@ -542,6 +556,7 @@ def plot_criterion(selection, path):
     -------
     str, the path written
     """
+    _require_matplotlib()
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure((8.0, 5.0))
@@ -606,6 +621,7 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, to
     -------
     list of str, the paths written
     """
+    _require_matplotlib()
     paths = figure_paths(output)
     written = [plot_data_fit(model, X, paths["fit"], features, bins, true_model=true_model),
                plot_density(model, paths["density"], features)]

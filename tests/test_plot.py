@@ -169,10 +169,20 @@ def test_errors(tmp_path):
 
 
 def test_missing_matplotlib_says_how_to_install(monkeypatch, tmp_path):
-    gm = fitted_model([1.0], [[0.0, 0.0]], [np.eye(2)], "full")
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(ImportError, match=r"pip install 'dask_gmm\[plot\]'"):
-        plot.plot_density(gm, tmp_path / "x.png")
+    """Every plot function says how to install matplotlib, before any work. Some imported a
+    matplotlib submodule first and failed with "No module named 'matplotlib.lines'"."""
+    from dask_gmm import select_model
+
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    gm = GaussianMixture(1, random_state=0).fit(X)
+    sel = select_model(X, n_components=[1], random_state=0)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    for call in (lambda: plot.plot_density(gm, tmp_path / "x.png"), lambda: plot.plot_data_fit(gm, X, tmp_path / "x.png"),
+                 lambda: plot.plot_lower_bounds(gm, tmp_path / "x.png"), lambda: plot.plot_criterion(sel, tmp_path / "x.png"),
+                 lambda: plot.plot_all(gm, X, tmp_path / "x")):
+        with pytest.raises(ImportError, match=r"^dask_gmm's figures need matplotlib: pip install 'dask_gmm\[plot\]'$"):
+            call()
+    assert os.listdir(tmp_path) == []
 
 
 def test_criterion_plot(tmp_path):
