@@ -349,7 +349,7 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
     at the current parameters (the lower bound) and the statistics in the same
     pass, then the M-step; a run converges when the lower bound changes by less
     than ``tol``. ``on_iteration(runs, advanced)`` is called after every pass
-    with the runs that pass advanced.
+    with all the runs and the ones that pass advanced.
     """
     while True:
         active = [r for r in runs if not r.converged and r.n_iter < max_iter]

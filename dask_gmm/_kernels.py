@@ -2,7 +2,8 @@
 
 Nothing here imports dask. Every kernel works on a block ``X`` of shape
 (n, d) in any float dtype and accumulates in float64. ``row_offset`` is the
-global index of the block's first row, used only to name bad rows in errors.
+global index of the block's first row: bad rows are named by it in errors,
+and :func:`digest` hashes it with the block.
 
 The statistics of a block are a :class:`SuffStats`; :func:`combine` adds any
 number of them (or lists of them, one per model run in lockstep). Because the
@@ -21,15 +22,12 @@ import numpy as np
 
 from ._covariance import centred_moments, log_gaussian_prob
 
-try:  # compiled kernels (numba, a dependency); the NumPy kernels below stay the reference
-    from . import _numba
-except ImportError:  # pragma: no cover - a platform without numba still works, slower
-    _numba = None
+from . import _numba  # the compiled kernels; the NumPy kernels below stay the reference
 
 #: Whether the EM and per-row kernels dispatch to :mod:`dask_gmm._numba` (same contracts,
-#: 5-12x faster). On when numba imports, unless the environment sets DASK_GMM_NUMBA=0;
+#: fits 12-17x faster). On unless the environment sets DASK_GMM_NUMBA=0;
 #: tests/test_numba.py switches it to compare both paths.
-USE_NUMBA = _numba is not None and os.environ.get("DASK_GMM_NUMBA", "1") != "0"
+USE_NUMBA = os.environ.get("DASK_GMM_NUMBA", "1") != "0"
 
 
 #: Rows processed at a time inside a block: bounds temporaries to a few MiB whatever the chunk size.
@@ -134,7 +132,7 @@ def is_additive(kernel, args=()):
     per-block random streams.
     """
     if kernel is many:
-        return (len(args) < 3 or args[2] is None) and is_additive(args[0])
+        return len(args) < 3 and is_additive(args[0])  # (kernel, arg_lists[, per_run])
     return getattr(kernel, "additive", False)
 
 

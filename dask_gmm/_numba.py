@@ -1,6 +1,6 @@
 """Compiled (numba) per-chunk kernels: the E-step and the per-row outputs in one sweep.
 
-Optional: :mod:`dask_gmm._kernels` dispatches here when numba imports, and keeps
+:mod:`dask_gmm._kernels` dispatches here unless DASK_GMM_NUMBA=0, and keeps
 its NumPy kernels (with :mod:`dask_gmm._covariance`) as the readable reference
 that the tests compare these kernels with.
 

@@ -542,7 +542,7 @@ class BayesianGaussianMixture(MixtureBase):
         self
         """
         X, rows = io.with_reader(X)
-        X = self._check_X(X)
+        self._check_n_samples(X)
         if X.shape[0] < 2:
             raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
         n_features = X.shape[1]

@@ -4,6 +4,7 @@ Commands::
 
     dask-gmm generate PATH --n-samples N [--n-features D] [--n-components K] [--seed S] ...
     dask-gmm fit PATH --n-components K --output MODEL.json [--covariance-type T] ...
+    dask-gmm select PATH --n-components 1-8 --output MODEL.json [--plot crit.png] ...
     dask-gmm predict MODEL.json PATH --output LABELS.zarr [--proba]
     dask-gmm score MODEL.json PATH
     dask-gmm info PATH|MODEL.json
@@ -13,10 +14,12 @@ Commands::
 Errors a user can fix (bad arguments, missing or incomplete stores, a model
 that does not match the data, anything the library reports as ValueError,
 missing files) print one line ``dask-gmm: error: ...`` on stderr and exit
-with status 2; Ctrl-C exits with 130. Anything else is a bug and raises.
+with status 2; Ctrl-C exits with 130, SIGTERM with 143 (both after removing
+the command's temporary files), and a closed output pipe with 141. Anything
+else is a bug and raises.
 
 Progress (a one-line status per EM iteration, Dask's progress bar for
-generate and predict) goes to stderr, only when stderr is a terminal and
+generate, predict, score and demo) goes to stderr, only when stderr is a terminal and
 ``--quiet`` is not given. Results and summaries go to stdout.
 """
 
@@ -520,7 +523,7 @@ def sparkline(values, width=40):
     return "".join(chars[i] for i in idx)
 
 
-def _curve_lines(lower_bounds, indent="  "):
+def _curve_lines(lower_bounds, indent="     "):
     """A sparkline and a few values of the log-likelihood curve (a far-off starting value left out of the line)."""
     lb = [float(v) for v in lower_bounds]
     if not lb:
@@ -996,7 +999,7 @@ def cmd_demo(args, term):
     save_model(gm, model_path)
     term.out(f"   {'converged' if gm.converged_ else 'NOT converged'} after {gm.n_iter_} iterations in {fit_times}")
     term.out("   mean log-likelihood per row, by iteration:")
-    for line in _curve_lines(gm.lower_bounds_, indent="     "):
+    for line in _curve_lines(gm.lower_bounds_):
         term.out(line)
 
     term.out("3. true vs fitted parameters (components matched by the Hungarian algorithm on the means)")
@@ -1033,7 +1036,7 @@ def cmd_demo(args, term):
         if j >= 0:
             term.out(f"   true mean {_fmt_vec(true.means_[k], 2)} (weight {true.weights_[k]:.3f})  ->  fitted "
                      f"{_fmt_vec(nb.means_[j], 2)} (weight {nb.weights_[j]:.3g})")
-    for line in _curve_lines(nb.lower_bounds_, indent="     "):
+    for line in _curve_lines(nb.lower_bounds_):
         term.out(line)
 
     term.out("5. figures")

@@ -318,7 +318,7 @@ def generate_mixture(
     GaussianMixture
         The true model, fitted, with ``covariance_type='full'``.
     """
-    path = io.data_path(_local(path))  # absolute: the chunks may be written by a cluster's workers
+    path = io.data_path(path)  # absolute: the chunks may be written by a cluster's workers
     _check_number("n_samples", n_samples, Integral, 1)
     if chunk_size is not None:
         _check_number("chunk_size", chunk_size, Integral, 1)
@@ -408,15 +408,9 @@ def generate_mixture(
 
 
 # ------------------------------------------------------------------ reading back
-def _local(path):
-    """``file://`` URLs as plain paths: zarr's LocalStore creates folders and writes atomically."""
-    path = os.fspath(path)
-    return path[len("file://"):] if path.startswith("file://") else path
-
-
 def _open_group(path):
     try:
-        node = zarr.open(_local(path), mode="r")
+        node = zarr.open(io.data_path(path), mode="r")
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         raise ValueError(f"No Zarr store found at {os.fspath(path)!r}. Check the path.") from None
     return node

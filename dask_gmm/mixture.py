@@ -126,14 +126,13 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if self.init_params not in INITIALIZERS:
             raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}.")
 
-    def _check_X(self, X):
-        X = io.as_dask_array(X)
+    def _check_n_samples(self, X):
+        """X: the dask array of :func:`dask_gmm.io.with_reader`."""
         if X.shape[0] < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
                 f"n_samples = {X.shape[0]}"
             )
-        return X
 
     def _check_features(self, X):
         if X.shape[1] != self.n_features_in_:
@@ -367,13 +366,13 @@ class GaussianMixture(MixtureBase):
         self
         """
         X, rows = io.with_reader(X)
-        X = self._check_X(X)
+        self._check_n_samples(X)
         inits = self._check_parameters(X.shape[1])
-        if self.warm_start and hasattr(self, "converged_") and self.means_.shape[1] != X.shape[1]:
+        warm = self.warm_start and hasattr(self, "converged_")
+        if warm and self.means_.shape[1] != X.shape[1]:
             raise ValueError(f"X has {X.shape[1]} features, but the fitted model has {self.means_.shape[1]}.")
         weights = io.as_weights(sample_weight, X)
         blocks = Blocks(X, weights, self.split_every, rows)
-        warm = self.warm_start and hasattr(self, "converged_")
         seeds = as_seed_sequence(self.random_state).spawn(self.n_init)
 
         ckpt = Checkpoint.for_fit(self, X, blocks, weights is not None) if self.checkpoint is not None else None

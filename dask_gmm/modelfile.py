@@ -124,7 +124,7 @@ def _int(d, key, low, high):
     return v
 
 
-def _array(d, key, shape, finite=True):
+def _array(d, key, shape):
     try:
         a = np.asarray(d[key])
     except ValueError:  # ragged nesting
@@ -134,7 +134,7 @@ def _array(d, key, shape, finite=True):
     if a.shape != shape:
         raise ValueError(f"'{key}' has shape {a.shape}, expected {shape}")
     a = a.astype(np.float64)
-    if finite and not np.all(np.isfinite(a)):
+    if not np.all(np.isfinite(a)):
         raise ValueError(f"'{key}' holds non-finite values")
     return a
 

@@ -71,7 +71,7 @@ def select_model(
     covariance_types : str or iterable of {'full', 'tied', 'diag', 'spherical'}
         A single string is one type, as ``("full",)``.
     criterion : {'bic', 'aic'}
-    n_init, max_iter, tol, random_state, init_params, reg_covar : as GaussianMixture
+    n_init, max_iter, tol, random_state, init_params, reg_covar, split_every : as GaussianMixture
     sample_weight : array-like or dask array of shape (n_samples,), optional
 
     Returns

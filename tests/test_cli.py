@@ -51,6 +51,14 @@ def model_file(store, tmp_path_factory):
 
 
 # ------------------------------------------------------------------ the commands against the library
+def test_choices_are_the_library_s():
+    """The CLI copies these lists (so that --help does not import numba and dask); they must not drift."""
+    from dask_gmm import _covariance, _init
+
+    assert cli.COVARIANCE_TYPES == tuple(_covariance.COVARIANCE_TYPES)
+    assert set(cli.INIT_PARAMS) == set(_init.INITIALIZERS)
+
+
 def test_generate_equals_the_library(store, tmp_path):
     ref = tmp_path / "ref.zarr"
     true = generate_mixture(ref, N, 2, 3, chunk_size=CHUNK, random_state=1)

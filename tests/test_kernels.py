@@ -60,8 +60,6 @@ def test_combine_is_addition_and_splits_are_exact():
 def test_e_step_in_slices_equals_the_whole_block(monkeypatch, numba):
     """The NumPy E-step goes in slices of SUB_BLOCK_ROWS (its (n, K) temporaries), the compiled one
     sweeps the block whole; either way the statistics are those of the whole block."""
-    if numba and kern._numba is None:
-        pytest.skip("numba is not installed")
     monkeypatch.setattr(kern, "USE_NUMBA", numba)
     model, X, *_ = model_and_block(n=1000)
     w = np.random.default_rng(2).uniform(0, 2, len(X))

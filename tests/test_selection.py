@@ -29,17 +29,20 @@ def test_bic_picks_the_true_number_of_components():
     assert sel.best_.converged_
 
 
-def test_candidates_equal_separate_fits_from_the_same_seeds():
-    """A candidate in lockstep is the same fit as alone: only the passes are shared."""
+@pytest.mark.parametrize("reg_covar", [1e-6, 0.5])
+def test_candidates_equal_separate_fits_from_the_same_seeds(reg_covar):
+    """A candidate in lockstep is the same fit as alone: only the passes are shared; reg_covar
+    and split_every reach every candidate."""
     X = make_blobs(n=3000)
     sel = select_model(X, n_components=[2, 3], covariance_types=("full",), init_params="random_from_data",
-                       random_state=np.random.SeedSequence(11), tol=1e-6)
+                       random_state=np.random.SeedSequence(11), tol=1e-6, reg_covar=reg_covar, split_every=3)
     seeds = np.random.SeedSequence(11).spawn(2)
     Xd = as_dask_array(X)
-    blocks = Blocks(Xd)
+    blocks = Blocks(Xd, split_every=3)
     for r, seed in zip(sel.results_, seeds):  # each candidate alone, from its own seed
-        (p,) = initial_parameters_many(blocks, Xd, [(r["n_components"], "full")], "random_from_data", 1e-6, [seed])
-        (run,) = em(blocks, [Run("full", *p)], tol=1e-6, max_iter=100, reg_covar=1e-6)
+        (p,) = initial_parameters_many(blocks, Xd, [(r["n_components"], "full")], "random_from_data", reg_covar,
+                                       [seed])
+        (run,) = em(blocks, [Run("full", *p)], tol=1e-6, max_iter=100, reg_covar=reg_covar)
         assert run.n_iter == r["n_iter"]
         assert run.lower_bound == pytest.approx(r["lower_bound"], rel=1e-12)
 
