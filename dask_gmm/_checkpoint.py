@@ -59,14 +59,18 @@ def temporary_file(folder, suffix):
             continue
 
 
-def write_json_atomic(path, obj):
-    """Write JSON to ``path`` through a temporary file in the same folder and a rename."""
+def write_atomic(path, write, suffix, mode="w"):
+    """Fill ``path`` with ``write(f)`` through a temporary file in the same folder (which must
+    exist), synced to disk, and a rename: a reader never sees half a file. Returns ``path``."""
     path = os.fspath(path)
     folder = check_folder(path)
-    fd, tmp = temporary_file(folder, ".json")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
+        fd, tmp = temporary_file(folder, suffix)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -74,6 +78,12 @@ def write_json_atomic(path, obj):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+def write_json_atomic(path, obj):
+    """Write JSON to ``path`` atomically (:func:`write_atomic`)."""
+    write_atomic(path, lambda f: json.dump(obj, f), ".json")
 
 
 def _plain(v):

@@ -81,7 +81,7 @@ def _kmeans_parallel(blocks, X, specs, seeds):
     """
     firsts, rounds = zip(*(s.spawn(2) for s in seeds))
     centres = [gather_rows(X, 1, s) for s in firsts]
-    costs = [c.cost for c in _lockstep(blocks, _kernels.kmeans_parallel_sample, [(c, 0.0, 1.0, None) for c in centres])]
+    costs = _lockstep(blocks, _kernels.nearest_cost, [(c,) for c in centres])
     round_seeds = [r.spawn(KMEANS_ROUNDS) for r in rounds]
     for r in range(KMEANS_ROUNDS):
         live = [j for j, c in enumerate(costs) if c > 0.0]

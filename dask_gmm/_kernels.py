@@ -426,6 +426,14 @@ def kmeans_parallel_sample(X, centres, oversampling, cost, seed, sample_weight=N
 
 
 @sub_blocked
+def nearest_cost(X, centres, sample_weight=None, row_offset=0):
+    """The block's k-means cost ``sum w D^2``, D the distance of a row to its nearest centre."""
+    check_block(X, sample_weight, row_offset)
+    d2 = nearest_centre(X, centres)[1]
+    return float(np.sum(d2 if sample_weight is None else sample_weight * d2))
+
+
+@sub_blocked
 def nearest_counts(X, centres, sample_weight=None, row_offset=0):
     """Weighted number of rows nearest to each centre, shape (m,)."""
     check_block(X, sample_weight, row_offset)

@@ -33,7 +33,7 @@ from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from . import io
-from ._checkpoint import temporary_file
+from ._checkpoint import write_atomic
 from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
 from ._kernels import check_block
 
@@ -68,22 +68,8 @@ def _figure(figsize):
 
 def _save(fig, path):
     """Write ``fig`` as PNG to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    try:
-        fd, tmp = temporary_file(folder, ".png")
-    except OSError as exc:  # name the file asked for, not the temporary one
-        raise type(exc)(exc.errno, exc.strerror, path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI), ".png", "wb")
 
 
 def _check_model(model):

@@ -137,3 +137,13 @@ def test_nearest_centre_in_slices_equals_cdist(monkeypatch):
     labels, d2 = kern.nearest_centre(X, C)
     np.testing.assert_array_equal(labels, cdist(X, C).argmin(1))
     np.testing.assert_allclose(d2, cdist(X, C, "sqeuclidean").min(1), rtol=1e-10, atol=1e-12)
+
+
+def test_nearest_cost_is_the_weighted_k_means_cost(monkeypatch):
+    """The first k-means|| pass: sum of w * (squared distance to the nearest centre), in slices too."""
+    rng = np.random.default_rng(3)
+    X, centres, w = rng.normal(size=(1000, 3)), rng.normal(size=(4, 3)), rng.uniform(0, 2, 1000)
+    d2 = ((X[:, None, :] - centres[None]) ** 2).sum(axis=2).min(axis=1)
+    monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 128)
+    assert kern.nearest_cost(X, centres) == pytest.approx(d2.sum(), rel=1e-12)
+    assert kern.nearest_cost(X, centres, sample_weight=w) == pytest.approx((w * d2).sum(), rel=1e-12)
