@@ -177,13 +177,21 @@ class Checkpoint:
                 f"The checkpoint {self.path!r} was written by an older dask_gmm, which recognised the data "
                 "otherwise. Delete it to start the fit afresh, or use another checkpoint path."
             )
-        if saved != json.loads(json.dumps(self.fp)):
-            what = [k for k in self.fp if saved.get(k) != json.loads(json.dumps(self.fp[k]))]
+        now = json.loads(json.dumps(self.fp))
+        if saved != now:
+            what = [k for k in now if saved.get(k) != now[k]]
+            if "args" in what:  # name them
+                then = saved.get("args") or {}
+                what[what.index("args")] = "arguments " + ", ".join(
+                    f"{k} ({then.get(k)!r} then, {now['args'].get(k)!r} now)"
+                    for k in sorted(set(then) | set(now["args"])) if then.get(k) != now["args"].get(k)
+                )
             blocks = ("; X is split into other blocks than when it was written: other chunks, or a "
                       "dask_gmm version that splits them otherwise") if "row_chunks" in what else ""
             raise ValueError(
                 f"The checkpoint {self.path!r} belongs to a different fit (its {', '.join(what)} differ{blocks}). "
-                "Use the same data and arguments, delete it to start the fit afresh, or use another checkpoint path."
+                "Use the same data and arguments, delete it to start the fit afresh, or use another checkpoint "
+                "path (each fit needs its own: clones of an estimator, as in GridSearchCV, share theirs)."
             )
         logger.info("resuming from checkpoint %s at iteration %s", self.path, [r.n_iter for r in runs])
         return runs

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import linalg
 from scipy.special import betaln, digamma, gammaln
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names, check_is_fitted  # the former: scikit-learn >= 1.6
 
 from . import _covariance as cov
 from . import _kernels, io
@@ -541,10 +541,9 @@ class BayesianGaussianMixture(MixtureBase):
         -------
         self
         """
+        _check_feature_names(self, io.feature_frame(X), reset=True)  # feature_names_in_ of a DataFrame's columns
         X, rows = io.with_reader(X)
         self._check_n_samples(X)
-        if X.shape[0] < 2:
-            raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
         n_features = X.shape[1]
         user = self._check_parameters(n_features)
         warm = self.warm_start and hasattr(self, "converged_")

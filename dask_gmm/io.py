@@ -22,6 +22,7 @@ import dask.array as da
 import fsspec
 import google_crc32c  # zarr's own dependency, for its crc32c codec
 import numpy as np
+import scipy.sparse
 import zarr
 from dask.array.core import getter
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
@@ -520,6 +521,8 @@ def as_dask_array(X):
         X = open_zarr(os.fspath(X))
     if isinstance(X, zarr.Array):
         return _as_float(_from_zarr(X))
+    if _is_dask_dataframe(X):  # lazy; one pass to learn each partition's length
+        X = X.to_dask_array(lengths=True)
     if isinstance(X, da.Array):
         _check_shape_dtype(X.shape, X.dtype)
         if any(np.isnan(c) for c in X.chunks[0]):
@@ -530,10 +533,41 @@ def as_dask_array(X):
             )
             X = X.rechunk({1: -1})
         return _as_float(X)
-    X = np.asarray(X)
+    X = _in_memory(X)
     _check_shape_dtype(X.shape, X.dtype)
     rows = _rows_for(*X.shape, X.dtype.itemsize)
     return _as_float(_row_views(X, [min(rows, X.shape[0] - a) for a in range(0, X.shape[0], rows)]))
+
+
+def _is_dask_dataframe(X):
+    return hasattr(X, "to_dask_array") and hasattr(X, "npartitions")
+
+
+def feature_frame(X):
+    """What scikit-learn's feature-name checks should see of X: X itself, or for a dask
+    DataFrame (which they do not recognise) an empty pandas DataFrame of its columns."""
+    if _is_dask_dataframe(X):
+        import pandas as pd  # a dask DataFrame comes with pandas
+
+        return pd.DataFrame(columns=X.columns)
+    return X
+
+
+def _in_memory(X):
+    """An in-memory X as a NumPy array: objects that are real numbers as float64, a pandas
+    DataFrame of nullable dtypes with its missing values as NaN (refused later, by row)."""
+    if scipy.sparse.issparse(X):
+        raise ValueError(
+            "Sparse data was passed for X, but dense data is required: use X.toarray(), "
+            "or write the data to a Zarr store if they do not fit in memory."
+        )
+    a = objects_as_float(np.asarray(X))
+    if a.dtype.kind == "O" and hasattr(X, "to_numpy"):  # pandas' nullable Float64, Int64, ...
+        try:
+            a = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            pass
+    return a
 
 
 def _row_views(a, sizes):
@@ -598,7 +632,7 @@ def objects_as_float(a):
 
 def is_lazy(X):
     """Whether per-sample outputs for X should be lazy dask arrays (Dask or Zarr input)."""
-    return isinstance(X, (da.Array, zarr.Array, str, os.PathLike))
+    return isinstance(X, (da.Array, zarr.Array, str, os.PathLike)) or _is_dask_dataframe(X)
 
 
 # ------------------------------------------------------------------ outputs

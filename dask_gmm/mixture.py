@@ -16,7 +16,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names, check_is_fitted  # the former: scikit-learn >= 1.6
 
 from . import _covariance as cov
 from . import _kernels, io
@@ -128,6 +128,8 @@ class MixtureBase(DensityMixin, BaseEstimator):
 
     def _check_n_samples(self, X):
         """X: the dask array of :func:`dask_gmm.io.with_reader`."""
+        if X.shape[0] < 2:
+            raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
         if X.shape[0] < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
@@ -148,6 +150,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
     def _per_sample(self, X, kernel, extra_axis):
         """Apply a per-row kernel: lazy dask array for Dask/Zarr input, NumPy otherwise."""
         model = self._model()
+        _check_feature_names(self, io.feature_frame(X), reset=False)
         Xd, rows = io.with_reader(X)
         self._check_features(Xd)
         dtype = np.int64 if kernel is _kernels.predict else np.float64
@@ -183,6 +186,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood of X, a float (one pass)."""
         check_is_fitted(self)  # before X is opened, as in predict
+        _check_feature_names(self, io.feature_frame(X), reset=False)
         return self._score(*io.with_reader(X), sample_weight)
 
     def _score(self, Xd, rows, sample_weight=None):
@@ -365,6 +369,7 @@ class GaussianMixture(MixtureBase):
         -------
         self
         """
+        _check_feature_names(self, io.feature_frame(X), reset=True)  # feature_names_in_ of a DataFrame's columns
         X, rows = io.with_reader(X)
         self._check_n_samples(X)
         inits = self._check_parameters(X.shape[1])
@@ -416,6 +421,7 @@ class GaussianMixture(MixtureBase):
 
     def _criteria(self, X):
         check_is_fitted(self)
+        _check_feature_names(self, io.feature_frame(X), reset=False)
         Xd, rows = io.with_reader(X)
         return information_criteria(self._score(Xd, rows), Xd.shape[0], self._n_parameters())
 

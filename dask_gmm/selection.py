@@ -15,6 +15,7 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import _check_feature_names  # scikit-learn >= 1.6
 
 from . import _covariance as cov
 from . import _kernels, io
@@ -93,6 +94,7 @@ def select_model(
     for ct in types:  # the shared arguments, checked as GaussianMixture checks them
         GaussianMixture(ks[-1], covariance_type=ct, tol=tol, reg_covar=reg_covar, max_iter=max_iter, n_init=n_init,
                         init_params=init_params, split_every=split_every)._check_common()
+    data = X
     X, rows = io.with_reader(X)
     if ks[-1] > X.shape[0]:
         raise ValueError(f"Expected n_samples >= n_components but got n_components = {ks[-1]}, n_samples = {X.shape[0]}")
@@ -115,6 +117,7 @@ def select_model(
             n_init=n_init, init_params=init_params, random_state=random_state, split_every=split_every,
         )
         gm._set_run(run, d)
+        _check_feature_names(gm, io.feature_frame(data), reset=True)
         fitted.append(gm)
         crit = information_criteria(_kernels.per_weight(total, weight), weight, cov.n_parameters(run.covariance_type, k, d))
         results.append(

@@ -232,8 +232,10 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     X = make_blobs(n=3000)
     ckpt = tmp_path / "ck.json"
     GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
-    with pytest.raises(ValueError, match="different fit.*n_components|args"):
+    with pytest.raises(ValueError, match=r"different fit \(its arguments n_components \(3 then, 2 now\) differ\)"):
         GaussianMixture(2, random_state=0, checkpoint=ckpt).fit(X)
+    with pytest.raises(ValueError, match=r"its arguments max_iter \(100 then, 7 now\), tol \(0.001 then, 0.5 now\) differ"):
+        GaussianMixture(3, random_state=0, checkpoint=ckpt, max_iter=7, tol=0.5).fit(X)
     with pytest.raises(ValueError, match="different fit.*its data differ"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X + 1.0)
     changed = X.copy()  # one row in the middle: the finished checkpoint must not hand back its model

@@ -365,6 +365,29 @@ def test_bad_input_errors():
         gm.predict(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="expecting 2 features"):
         gm.score(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="minimum of 2 is required"):  # as scikit-learn
+        GaussianMixture(1).fit(X[:1])
+
+
+def test_sparse_input_is_refused_by_name():
+    import scipy.sparse
+
+    X = make_blobs(n=300)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    for sparse in (scipy.sparse.csr_matrix(X), scipy.sparse.csr_array(X)):
+        with pytest.raises(ValueError, match=r"^Sparse data was passed for X, but dense data is required: use X.toarray"):
+            GaussianMixture(2).fit(sparse)
+        with pytest.raises(ValueError, match="Sparse data"):
+            gm.predict(sparse)
+
+
+def test_object_arrays_of_numbers_are_converted_as_scikit_learn_does():
+    X = make_blobs(n=300)
+    kw = dict(random_state=0, init_params="random_from_data")
+    ref = GaussianMixture(2, **kw).fit(X)
+    got = GaussianMixture(2, **kw).fit(X.astype(object))
+    np.testing.assert_array_equal(got.means_, ref.means_)
+    np.testing.assert_array_equal(got.predict(X.astype(object)), ref.predict(X))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,86 @@
+"""pandas and dask DataFrames as X: scikit-learn's feature-name checks, lazy dask DataFrames."""
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture as SKGaussianMixture
+
+from dask_gmm import BayesianGaussianMixture, GaussianMixture, select_model
+
+from .conftest import make_blobs
+
+pd = pytest.importorskip("pandas")
+dd = pytest.importorskip("dask.dataframe")
+
+KW = dict(random_state=0, init_params="random_from_data")
+
+
+@pytest.fixture
+def frame():
+    X = make_blobs(n=600, means=((0.0, 10.0), (10.0, 0.0)))
+    return X, pd.DataFrame(X, columns=["a", "b"])
+
+
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+def test_feature_names_as_scikit_learn(frame, estimator):
+    """Swapped columns were taken as they came: every label wrong, and no error."""
+    X, df = frame
+    gm = estimator(2, **KW).fit(df)
+    sk = SKGaussianMixture(2).fit(df)
+    np.testing.assert_array_equal(gm.feature_names_in_, sk.feature_names_in_)
+    np.testing.assert_array_equal(gm.predict(df), GaussianMixture(2, **KW).fit(X).predict(X))
+    methods = ("predict", "predict_proba", "score_samples", "score") + (("bic", "aic") if hasattr(sk, "bic") and
+                                                                       hasattr(gm, "bic") else ())
+    for method in methods:
+        for other in (df[["b", "a"]], df.rename(columns={"a": "x"})):
+            with pytest.raises(ValueError, match="The feature names should match those that were passed during fit"):
+                getattr(gm, method)(other)
+            with pytest.raises(ValueError, match="The feature names should match those that were passed during fit"):
+                getattr(sk, method)(other)
+        with pytest.warns(UserWarning, match="X does not have valid feature names"):
+            getattr(gm, method)(X)
+    plain = estimator(2, **KW).fit(X)
+    assert not hasattr(plain, "feature_names_in_")
+    with pytest.warns(UserWarning, match="X has feature names, but"):
+        plain.predict(df)
+    gm.fit(X)  # refitted without names: they go, as in scikit-learn
+    assert not hasattr(gm, "feature_names_in_")
+
+
+def test_select_model_keeps_the_names(frame):
+    _, df = frame
+    best = select_model(df, n_components=[1, 2], init_params="random_from_data", random_state=0).best_
+    np.testing.assert_array_equal(best.feature_names_in_, ["a", "b"])
+    with pytest.raises(ValueError, match="The feature names should match"):
+        best.predict(df[["b", "a"]])
+
+
+def test_nullable_dtypes_and_missing_values(frame):
+    X, df = frame
+    ref = GaussianMixture(2, **KW).fit(X)
+    got = GaussianMixture(2, **KW).fit(df.astype("Float64"))  # columns: a Fortran-ordered array
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-12)
+    holed = df.astype("Float64")
+    holed.iloc[7, 1] = pd.NA
+    with pytest.raises(ValueError, match="first bad row: 7"):
+        GaussianMixture(2, **KW).fit(holed)
+
+
+def test_dask_dataframe_stays_lazy(frame):
+    """A dask DataFrame was read whole into memory, and its outputs were NumPy."""
+    X, df = frame
+    ddf = dd.from_pandas(df, npartitions=3)
+    ref = GaussianMixture(2, **KW).fit(X)
+    gm = GaussianMixture(2, **KW).fit(ddf)
+    np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-12)
+    labels = gm.predict(ddf)
+    assert isinstance(labels, da.Array) and labels.numblocks == (3,)
+    np.testing.assert_array_equal(labels.compute(), ref.predict(X))
+    np.testing.assert_array_equal(gm.feature_names_in_, ["a", "b"])
+    with pytest.raises(ValueError, match="The feature names should match"):
+        gm.predict(ddf[["b", "a"]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gm.score(ddf) == pytest.approx(ref.score(X), rel=1e-12)
