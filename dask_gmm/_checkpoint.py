@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import reprlib
 import uuid
 
 import numpy as np
@@ -100,6 +101,13 @@ def _plain(v):
     return repr(v)
 
 
+def _short(value):
+    """An argument's value in a message: long lists cut (``means_init`` may hold K x d values)."""
+    r = reprlib.Repr()
+    r.maxlist, r.maxlevel = 4, 2
+    return r.repr(value)
+
+
 def fingerprint(estimator, X, blocks, weighted):
     """What must match for a checkpoint to apply: data shape, chunks, dtype, content, arguments.
 
@@ -183,7 +191,7 @@ class Checkpoint:
             if "args" in what:  # name them
                 then = saved.get("args") or {}
                 what[what.index("args")] = "arguments " + ", ".join(
-                    f"{k} ({then.get(k)!r} then, {now['args'].get(k)!r} now)"
+                    f"{k} ({_short(then.get(k))} then, {_short(now['args'].get(k))} now)"
                     for k in sorted(set(then) | set(now["args"])) if then.get(k) != now["args"].get(k)
                 )
             blocks = ("; X is split into other blocks than when it was written: other chunks, or a "

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import linalg
 from scipy.special import betaln, digamma, gammaln
-from sklearn.utils.validation import _check_feature_names, check_is_fitted  # the former: scikit-learn >= 1.6
+from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
 from . import _kernels, io
@@ -541,7 +541,7 @@ class BayesianGaussianMixture(MixtureBase):
         -------
         self
         """
-        _check_feature_names(self, io.feature_frame(X), reset=True)  # feature_names_in_ of a DataFrame's columns
+        names = io.feature_names(X)
         X, rows = io.with_reader(X)
         self._check_n_samples(X)
         n_features = X.shape[1]
@@ -587,6 +587,7 @@ class BayesianGaussianMixture(MixtureBase):
         else:
             best = best_run(runs)
         self._set_fitted(best, priors, n_features)
+        self._set_feature_names(names)
         self._warn_if_not_converged()
         return self
 

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse
 import zarr
 from dask.array.core import getter
+from sklearn.utils.validation import _get_feature_names  # scikit-learn >= 1.0
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
@@ -553,6 +554,14 @@ def feature_frame(X):
     return X
 
 
+def feature_names(X):
+    """X's feature names as scikit-learn takes them (a DataFrame's string column names), or None.
+
+    Raises TypeError for column names that mix strings and other types, as scikit-learn does.
+    """
+    return _get_feature_names(feature_frame(X))
+
+
 def _in_memory(X):
     """An in-memory X as a NumPy array: objects that are real numbers as float64, a pandas
     DataFrame of nullable dtypes with its missing values as NaN (refused later, by row)."""
@@ -561,13 +570,12 @@ def _in_memory(X):
             "Sparse data was passed for X, but dense data is required: use X.toarray(), "
             "or write the data to a Zarr store if they do not fit in memory."
         )
-    a = objects_as_float(np.asarray(X))
-    if a.dtype.kind == "O" and hasattr(X, "to_numpy"):  # pandas' nullable Float64, Int64, ...
-        try:
-            a = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    if hasattr(X, "to_numpy") and not all(isinstance(t, np.dtype) for t in getattr(X, "dtypes", ())):
+        try:  # pandas' nullable Float64, Int64, ... (through objects: 1500x slower)
+            return X.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
             pass
-    return a
+    return objects_as_float(np.asarray(X))
 
 
 def _row_views(a, sizes):

@@ -46,6 +46,12 @@ def finite_parameter(name, value, otherwise):
     return a.astype(np.float64)
 
 
+def check_min_samples(X):
+    """A fit needs 2 rows, as scikit-learn's does."""
+    if X.shape[0] < 2:
+        raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
+
+
 def best_run(runs):
     """scikit-learn's choice among restarts: the first with the highest lower bound (the last if all are -inf)."""
     best = None
@@ -128,13 +134,20 @@ class MixtureBase(DensityMixin, BaseEstimator):
 
     def _check_n_samples(self, X):
         """X: the dask array of :func:`dask_gmm.io.with_reader`."""
-        if X.shape[0] < 2:
-            raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
+        check_min_samples(X)
         if X.shape[0] < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
                 f"n_samples = {X.shape[0]}"
             )
+
+    def _set_feature_names(self, names):
+        """``feature_names_in_`` from :func:`dask_gmm.io.feature_names`, set once a fit has succeeded
+        (None: X had none, and names of an earlier fit go, as in scikit-learn)."""
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
 
     def _check_features(self, X):
         if X.shape[1] != self.n_features_in_:
@@ -369,7 +382,7 @@ class GaussianMixture(MixtureBase):
         -------
         self
         """
-        _check_feature_names(self, io.feature_frame(X), reset=True)  # feature_names_in_ of a DataFrame's columns
+        names = io.feature_names(X)
         X, rows = io.with_reader(X)
         self._check_n_samples(X)
         inits = self._check_parameters(X.shape[1])
@@ -394,6 +407,7 @@ class GaussianMixture(MixtureBase):
             on_iteration=self._progress(None if ckpt is None else ckpt.save),
         )
         self._set_run(best_run(runs), X.shape[1])
+        self._set_feature_names(names)
         self._warn_if_not_converged()
         return self
 

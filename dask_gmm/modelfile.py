@@ -11,7 +11,8 @@ The file holds::
     {"format": "dask_gmm.model/1", "covariance_type": ..., "n_components": K,
      "n_features_in": d, "weights": [K], "means": [K][d],
      "covariances": (shape by type), "precisions_cholesky": (shape by type),
-     "converged": bool, "n_iter": int, "lower_bound": float, "lower_bounds": [float]}
+     "converged": bool, "n_iter": int, "lower_bound": float, "lower_bounds": [float],
+     "feature_names_in": [d strings] (only for a model fitted on a DataFrame)}
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def model_to_dict(model):
         "n_iter": int(model.n_iter_),
         "lower_bound": float(model.lower_bound_),
         "lower_bounds": [float(x) for x in model.lower_bounds_],
+        **({"feature_names_in": [str(v) for v in model.feature_names_in_]}
+           if hasattr(model, "feature_names_in_") else {}),
     }
 
 
@@ -202,8 +205,14 @@ def model_from_dict(d):
     if not isinstance(d["lower_bounds"], list):
         raise ValueError("'lower_bounds' must be a list of numbers")
     lower_bounds = [_number(v, "lower_bounds") for v in d["lower_bounds"]]
-    return fitted_model(weights, means, covariances, ct, pc, converged=d["converged"], n_iter=n_iter,
-                        lower_bound=_number(d["lower_bound"], "lower_bound"), lower_bounds=lower_bounds)
+    model = fitted_model(weights, means, covariances, ct, pc, converged=d["converged"], n_iter=n_iter,
+                         lower_bound=_number(d["lower_bound"], "lower_bound"), lower_bounds=lower_bounds)
+    if "feature_names_in" in d:  # optional: a model fitted on a DataFrame
+        names = d["feature_names_in"]
+        if not isinstance(names, list) or len(names) != n_features or not all(isinstance(v, str) for v in names):
+            raise ValueError(f"'feature_names_in' must be a list of {n_features} strings")
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+    return model
 
 
 def load_model(path):

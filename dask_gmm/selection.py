@@ -15,13 +15,12 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import _check_feature_names  # scikit-learn >= 1.6
 
 from . import _covariance as cov
 from . import _kernels, io
 from ._em import Blocks, Run, em
 from ._init import as_seed_sequence, initial_parameters_many
-from .mixture import GaussianMixture, best_run, information_criteria
+from .mixture import GaussianMixture, best_run, check_min_samples, information_criteria
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +93,9 @@ def select_model(
     for ct in types:  # the shared arguments, checked as GaussianMixture checks them
         GaussianMixture(ks[-1], covariance_type=ct, tol=tol, reg_covar=reg_covar, max_iter=max_iter, n_init=n_init,
                         init_params=init_params, split_every=split_every)._check_common()
-    data = X
+    names = io.feature_names(X)
     X, rows = io.with_reader(X)
+    check_min_samples(X)
     if ks[-1] > X.shape[0]:
         raise ValueError(f"Expected n_samples >= n_components but got n_components = {ks[-1]}, n_samples = {X.shape[0]}")
     weights = io.as_weights(sample_weight, X)
@@ -117,7 +117,7 @@ def select_model(
             n_init=n_init, init_params=init_params, random_state=random_state, split_every=split_every,
         )
         gm._set_run(run, d)
-        _check_feature_names(gm, io.feature_frame(data), reset=True)
+        gm._set_feature_names(names)
         fitted.append(gm)
         crit = information_criteria(_kernels.per_weight(total, weight), weight, cov.n_parameters(run.covariance_type, k, d))
         results.append(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
-from dask_gmm import BayesianGaussianMixture, GaussianMixture, select_model
+from dask_gmm import BayesianGaussianMixture, GaussianMixture, load_model, save_model, select_model
 
 from .conftest import make_blobs
 
@@ -84,3 +84,47 @@ def test_dask_dataframe_stays_lazy(frame):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert gm.score(ddf) == pytest.approx(ref.score(X), rel=1e-12)
+
+
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+def test_a_failed_fit_keeps_the_names(frame, estimator):
+    """The names were reset before the fit's other checks, so a refused fit changed them alone."""
+    X, df = frame
+    gm = estimator(2, warm_start=True, **KW).fit(df)
+    wide = pd.DataFrame(np.c_[X, X[:, :1]], columns=["p", "q", "r"])
+    with pytest.raises(ValueError, match="has 3 features"):
+        gm.fit(wide)
+    gm.set_params(n_components=0)
+    with pytest.raises(ValueError, match="n_components"):
+        gm.fit(wide[["p", "q"]])
+    np.testing.assert_array_equal(gm.feature_names_in_, ["a", "b"])
+    gm.set_params(n_components=2)
+    gm.predict(df)  # still the fit's names
+
+
+def test_model_files_keep_the_names(frame, tmp_path):
+    _, df = frame
+    save_model(GaussianMixture(2, **KW).fit(df), tmp_path / "m.json")
+    loaded = load_model(tmp_path / "m.json")
+    np.testing.assert_array_equal(loaded.feature_names_in_, ["a", "b"])
+    with pytest.raises(ValueError, match="The feature names should match"):
+        loaded.predict(df[["b", "a"]])
+    save_model(GaussianMixture(2, **KW).fit(df.to_numpy()), tmp_path / "plain.json")
+    assert not hasattr(load_model(tmp_path / "plain.json"), "feature_names_in_")
+
+
+def test_mixed_column_names_are_refused_before_any_pass(frame, monkeypatch):
+    """As scikit-learn refuses them; select_model found out only after every candidate's EM."""
+    from dask_gmm import mixture, selection
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("a pass over the data began")
+
+    monkeypatch.setattr(selection, "initial_parameters_many", no_pass)
+    monkeypatch.setattr(mixture, "initial_parameters_many", no_pass)
+    X, _ = frame
+    mixed = pd.DataFrame(X, columns=[0, "b"])
+    for fit in (lambda: GaussianMixture(2, **KW).fit(mixed), lambda: select_model(mixed, n_components=[1, 2]),
+                lambda: SKGaussianMixture(2).fit(mixed)):
+        with pytest.raises(TypeError, match="Feature names are only supported if all input features have string names"):
+            fit()

@@ -236,6 +236,14 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
         GaussianMixture(2, random_state=0, checkpoint=ckpt).fit(X)
     with pytest.raises(ValueError, match=r"its arguments max_iter \(100 then, 7 now\), tol \(0.001 then, 0.5 now\) differ"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt, max_iter=7, tol=0.5).fit(X)
+    with pytest.raises(ValueError, match=r"its arguments means_init \(None then, \[\[0.0, 0.0\], \[1.0, 1.0\], \[2.0, 2.0\]\] now\)"):
+        GaussianMixture(3, random_state=0, checkpoint=ckpt, means_init=np.arange(6.0).reshape(3, 2) // 2).fit(X)
+    wide = np.c_[X, np.zeros((len(X), 48))]  # a long argument is cut short in the message
+    ckpt2 = tmp_path / "ck2.json"
+    GaussianMixture(3, random_state=0, checkpoint=ckpt2).fit(wide)
+    with pytest.raises(ValueError, match=r"means_init \(None then, \[\[0.0, 0.0, 0.0, 0.0, \.\.\.\], .*\] now\)") as e:
+        GaussianMixture(3, random_state=0, checkpoint=ckpt2, means_init=np.zeros((3, 50))).fit(wide)
+    assert len(str(e.value)) < 600
     with pytest.raises(ValueError, match="different fit.*its data differ"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X + 1.0)
     changed = X.copy()  # one row in the middle: the finished checkpoint must not hand back its model

@@ -30,9 +30,19 @@ def test_bic_picks_the_true_number_of_components():
 
 
 @pytest.mark.parametrize("reg_covar", [1e-6, 0.5])
-def test_candidates_equal_separate_fits_from_the_same_seeds(reg_covar):
+def test_candidates_equal_separate_fits_from_the_same_seeds(reg_covar, monkeypatch):
     """A candidate in lockstep is the same fit as alone: only the passes are shared; reg_covar
     and split_every reach every candidate."""
+    from dask_gmm import selection
+
+    widths = []
+
+    class Spy(Blocks):  # the real Blocks, noting the tree width it is given
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            widths.append(self.split_every)
+
+    monkeypatch.setattr(selection, "Blocks", Spy)
     X = make_blobs(n=3000)
     sel = select_model(X, n_components=[2, 3], covariance_types=("full",), init_params="random_from_data",
                        random_state=np.random.SeedSequence(11), tol=1e-6, reg_covar=reg_covar, split_every=3)
@@ -45,6 +55,7 @@ def test_candidates_equal_separate_fits_from_the_same_seeds(reg_covar):
         (run,) = em(blocks, [Run("full", *p)], tol=1e-6, max_iter=100, reg_covar=reg_covar)
         assert run.n_iter == r["n_iter"]
         assert run.lower_bound == pytest.approx(r["lower_bound"], rel=1e-12)
+    assert widths == [3] and sel.best_.split_every == 3
 
 
 def test_shared_passes_cost_no_more_reads_than_the_slowest_candidate():
@@ -80,6 +91,8 @@ def test_bad_arguments():
         select_model(X, n_components=[0, 1])
     with pytest.raises(ValueError, match="n_samples >= n_components"):
         select_model(X[:3], n_components=[2, 5])
+    with pytest.raises(ValueError, match="minimum of 2 is required"):  # as GaussianMixture.fit
+        select_model(X[:1], n_components=[1])
 
 
 def test_n_components_from_a_generator_is_validated():
