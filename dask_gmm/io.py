@@ -571,7 +571,7 @@ def _in_memory(X):
             "or write the data to a Zarr store if they do not fit in memory."
         )
     if hasattr(X, "to_numpy") and not all(isinstance(t, np.dtype) for t in getattr(X, "dtypes", ())):
-        try:  # pandas' nullable Float64, Int64, ... (through objects: 1500x slower)
+        try:  # pandas' nullable Float64, Int64, ... (through objects: 50x slower)
             return X.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
             pass
