@@ -93,7 +93,7 @@ def total_weight(weight):
     """
     if weight == 0:
         raise ValueError(
-            "sample_weight sums to 0: every row has weight 0, which leaves no data to fit or score. "
+            "sample_weight sums to 0: every row has weight zero, which leaves no data to fit or score. "
             "Give at least one row a positive weight."
         )
     if not np.isfinite(weight):

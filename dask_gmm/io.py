@@ -70,11 +70,13 @@ def _check_shape_dtype(shape, dtype):
             "X.reshape(1, -1) for a single sample."
         )
     if np.dtype(dtype).kind not in "biuf":
+        complex_ = "Complex data not supported: " if np.dtype(dtype).kind == "c" else ""
         raise ValueError(
-            f"X must hold real numbers, got dtype {np.dtype(dtype)}. Convert it to float32 or float64."
+            f"{complex_}X must hold real numbers, got dtype {np.dtype(dtype)}. Convert it to float32 or float64."
         )
-    if shape[0] < 1 or shape[1] < 1:
-        raise ValueError(f"Found array with shape {tuple(shape)}; at least one sample and one feature are required.")
+    for axis, what in ((0, "sample"), (1, "feature")):  # scikit-learn's words
+        if shape[axis] < 1:
+            raise ValueError(f"Found array with 0 {what}(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
 
 
 def _as_float(x):

@@ -367,6 +367,15 @@ def test_bad_input_errors():
         gm.score(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="minimum of 2 is required"):  # as scikit-learn
         GaussianMixture(1).fit(X[:1])
+    # scikit-learn's words, which its check_estimator looks for
+    with pytest.raises(ValueError, match=r"^Found array with 0 feature\(s\) \(shape=\(12, 0\)\) while a minimum of 1 is required"):
+        GaussianMixture(1).fit(np.empty((12, 0)))
+    with pytest.raises(ValueError, match=r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\)"):
+        GaussianMixture(1).fit(np.empty((0, 2)))
+    with pytest.raises(ValueError, match="^Complex data not supported: X must hold real numbers"):
+        GaussianMixture(2).fit(X.astype(complex))
+    with pytest.raises(ValueError, match="sample_weight sums to 0: every row has weight zero"):
+        GaussianMixture(2).fit(X, sample_weight=np.zeros(len(X)))
 
 
 def test_sparse_input_is_refused_by_name():
