@@ -572,7 +572,7 @@ def _in_memory(X):
             "Sparse data was passed for X, but dense data is required: use X.toarray(), "
             "or write the data to a Zarr store if they do not fit in memory."
         )
-    if hasattr(X, "to_numpy") and not all(isinstance(t, np.dtype) for t in getattr(X, "dtypes", ())):
+    if hasattr(X, "to_numpy") and getattr(X, "ndim", 0) == 2 and not all(isinstance(t, np.dtype) for t in X.dtypes):
         try:  # pandas' nullable Float64, Int64, ... (through objects: 50x slower)
             return X.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):

@@ -68,6 +68,12 @@ def test_nullable_dtypes_and_missing_values(frame):
         GaussianMixture(2, **KW).fit(holed)
 
 
+def test_a_series_is_refused_as_1d():
+    for X in (pd.Series(np.arange(10.0)), pd.Series(np.arange(10.0)).astype("Float64")):
+        with pytest.raises(ValueError, match="Expected 2D array"):
+            GaussianMixture(1).fit(X)
+
+
 def test_dask_dataframe_stays_lazy(frame):
     """A dask DataFrame was read whole into memory, and its outputs were NumPy."""
     X, df = frame
