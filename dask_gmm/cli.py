@@ -821,6 +821,8 @@ def cmd_info(args, term):
         K, d = model.means_.shape
         term.out(f"model file {path}")
         term.out(f"  {K} components, {d} features, {model.covariance_type} covariance")
+        if hasattr(model, "feature_names_in_"):
+            term.out(f"  features: {', '.join(model.feature_names_in_)}")
         term.out(f"  {'converged' if model.converged_ else 'NOT converged'} after {model.n_iter_} iterations, "
                  f"mean log-likelihood {model.lower_bound_:.6f}")
         for line in _model_lines(model):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zarr
 
-from dask_gmm import GaussianMixture, cli, generate_mixture, load_model
+from dask_gmm import GaussianMixture, cli, generate_mixture, load_model, save_model
 
 N, CHUNK = 20_000, 5_000
 
@@ -164,6 +164,17 @@ def test_info(store, model_file, capsys):
     assert "3 components, 2 features, full covariance" in out and f"{gm.means_[1][0]:.4f}" in out
     rc, out, _ = run(capsys, "info", model_file, "--json")
     assert json.loads(out)["means"] == gm.means_.tolist()
+    assert "features:" not in run(capsys, "info", model_file)[1]
+
+
+def test_info_names_the_features_of_a_model_fitted_on_a_data_frame(tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    save_model(GaussianMixture(1).fit(pd.DataFrame(X, columns=["height", "weight"])), tmp_path / "m.json")
+    rc, out, err = run(capsys, "info", str(tmp_path / "m.json"))
+    assert rc == 0 and "  features: height, weight\n" in out
+    rc, out, _ = run(capsys, "info", str(tmp_path / "m.json"), "--json")
+    assert json.loads(out)["feature_names_in"] == ["height", "weight"]
 
 
 def test_plot(store, model_file, tmp_path, capsys):
