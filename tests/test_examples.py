@@ -1,0 +1,38 @@
+"""The scripts in examples/ run end to end (small sizes) and say what they promise."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def _run(args, cwd):
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_python_workflow(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = _run([sys.executable, os.path.join(EXAMPLES, "workflow.py"), "w"], tmp_path)
+    assert "agreement with the true labels: 100.0000%" in out
+    assert {"fit.png", "fit-density.png", "fit-loglik.png", "model.json"} <= set(os.listdir(tmp_path / "w"))
+
+
+@pytest.mark.skipif(shutil.which("dask-gmm") is None, reason="the dask-gmm command is not installed")
+def test_shell_workflow(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = _run(["bash", os.path.join(EXAMPLES, "workflow.sh"), "w"], tmp_path)
+    assert '"n_samples": 200000' in out
+    assert {"fit.png", "model.json", "labels.zarr"} <= set(os.listdir(tmp_path / "w"))
+
+
+def test_seed_notebook_example(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = _run([sys.executable, os.path.join(EXAMPLES, "seed_notebook.py"), "--n-samples", "20000", "--trials", "2",
+                "--output-dir", "sn"], tmp_path)
+    assert "k-means|| start 2/2" in out  # the default start finds the true components every time
