@@ -174,7 +174,7 @@ def check_block(X, sample_weight, row_offset):
         raise ValueError(
             f"Input X contains NaN or infinity in {bad.size} row(s) of the chunk holding "
             f"rows {row_offset}-{row_offset + X.shape[0] - 1} (first bad row: "
-            f"{row_offset + bad[0]}). Remove or impute these rows before fitting; "
+            f"{row_offset + bad[0]}). Remove or impute these rows; "
             "dask_gmm never changes your data."
         )
     check_weights(sample_weight, row_offset)

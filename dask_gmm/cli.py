@@ -822,7 +822,7 @@ def cmd_info(args, term):
         term.out(f"model file {path}")
         term.out(f"  {K} components, {d} features, {model.covariance_type} covariance")
         if hasattr(model, "feature_names_in_"):
-            term.out(f"  features: {', '.join(model.feature_names_in_)}")
+            term.out(f"  features: {', '.join(map(repr, model.feature_names_in_))}")  # quoted, escaped
         term.out(f"  {'converged' if model.converged_ else 'NOT converged'} after {model.n_iter_} iterations, "
                  f"mean log-likelihood {model.lower_bound_:.6f}")
         for line in _model_lines(model):

@@ -525,8 +525,12 @@ def as_dask_array(X):
     if isinstance(X, zarr.Array):
         return _as_float(_from_zarr(X))
     if _is_dask_dataframe(X):  # lazy; one pass to learn each partition's length
+        _refuse_sparse(X)
+        if not all(isinstance(t, np.dtype) and t.kind in "iuf" for t in X.dtypes):  # nullable, arrow, bool
+            X = X.astype(np.float64)  # missing values as NaN (refused later, by row)
         X = X.to_dask_array(lengths=True)
     if isinstance(X, da.Array):
+        _refuse_sparse(X)
         _check_shape_dtype(X.shape, X.dtype)
         if any(np.isnan(c) for c in X.chunks[0]):
             raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
@@ -564,14 +568,21 @@ def feature_names(X):
     return _get_feature_names(feature_frame(X))
 
 
-def _in_memory(X):
-    """An in-memory X as a NumPy array: objects that are real numbers as float64, a pandas
-    DataFrame of nullable dtypes with its missing values as NaN (refused later, by row)."""
-    if scipy.sparse.issparse(X):
+def _refuse_sparse(X):
+    """Refuse scipy.sparse X, a dask array of sparse blocks, or a DataFrame with sparse columns."""
+    sparse = (scipy.sparse.issparse(X) or scipy.sparse.issparse(getattr(X, "_meta", None))
+              or any(type(t).__name__ == "SparseDtype" for t in getattr(X, "dtypes", ()) if getattr(X, "ndim", 0) == 2))
+    if sparse:
         raise ValueError(
             "Sparse data was passed for X, but dense data is required: use X.toarray(), "
             "or write the data to a Zarr store if they do not fit in memory."
         )
+
+
+def _in_memory(X):
+    """An in-memory X as a NumPy array: objects that are real numbers as float64, a pandas
+    DataFrame of nullable dtypes with its missing values as NaN (refused later, by row)."""
+    _refuse_sparse(X)
     if hasattr(X, "to_numpy") and getattr(X, "ndim", 0) == 2 and not all(isinstance(t, np.dtype) for t in X.dtypes):
         try:  # pandas' nullable Float64, Int64, ... (through objects: 50x slower)
             return X.to_numpy(dtype=np.float64, na_value=np.nan)

@@ -209,8 +209,9 @@ def model_from_dict(d):
                          lower_bound=_number(d["lower_bound"], "lower_bound"), lower_bounds=lower_bounds)
     if "feature_names_in" in d:  # optional: a model fitted on a DataFrame
         names = d["feature_names_in"]
-        if not isinstance(names, list) or len(names) != n_features or not all(isinstance(v, str) for v in names):
-            raise ValueError(f"'feature_names_in' must be a list of {n_features} strings")
+        if (not isinstance(names, list) or len(names) != n_features or not all(isinstance(v, str) for v in names)
+                or len(set(names)) != n_features):
+            raise ValueError(f"'feature_names_in' must be a list of {n_features} distinct strings")
         model.feature_names_in_ = np.asarray(names, dtype=object)
     return model
 

@@ -172,7 +172,7 @@ def test_info_names_the_features_of_a_model_fitted_on_a_data_frame(tmp_path, cap
     X = np.random.default_rng(0).normal(size=(300, 2))
     save_model(GaussianMixture(1).fit(pd.DataFrame(X, columns=["height", "weight"])), tmp_path / "m.json")
     rc, out, err = run(capsys, "info", str(tmp_path / "m.json"))
-    assert rc == 0 and "  features: height, weight\n" in out
+    assert rc == 0 and "  features: 'height', 'weight'\n" in out
     rc, out, _ = run(capsys, "info", str(tmp_path / "m.json"), "--json")
     assert json.loads(out)["feature_names_in"] == ["height", "weight"]
 

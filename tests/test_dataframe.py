@@ -134,3 +134,46 @@ def test_mixed_column_names_are_refused_before_any_pass(frame, monkeypatch):
                 lambda: SKGaussianMixture(2).fit(mixed)):
         with pytest.raises(TypeError, match="Feature names are only supported if all input features have string names"):
             fit()
+
+
+def test_sparse_and_nullable_dask_dataframes(frame):
+    """A dask DataFrame of nullable, arrow or bool columns was refused as 'dtype object'; sparse
+    DataFrames and dask arrays of sparse blocks were densified or failed obscurely."""
+    import scipy.sparse
+
+    X, df = frame
+    ref = GaussianMixture(2, **KW).fit(df)
+    for other in (df.astype("Float64"), df.assign(b=df.b > 0).astype({"a": "float32"})):
+        got = GaussianMixture(2, **KW).fit(dd.from_pandas(other, npartitions=2))
+        np.testing.assert_allclose(got.means_, GaussianMixture(2, **KW).fit(other).means_, rtol=1e-12)
+    np.testing.assert_allclose(GaussianMixture(2, **KW).fit(dd.from_pandas(df.astype("Float64"), npartitions=2))
+                               .means_, ref.means_, rtol=1e-12)
+    sparse = df.astype(pd.SparseDtype("float64", 0.0))
+    for bad in (sparse, dd.from_pandas(sparse, npartitions=2),
+                da.from_array(scipy.sparse.csr_matrix(X), chunks=(300, 2), asarray=False)):
+        with pytest.raises(ValueError, match="^Sparse data was passed for X"):
+            GaussianMixture(2).fit(bad)
+
+
+def test_plot_checks_the_names(frame, tmp_path):
+    pytest.importorskip("matplotlib")
+    from dask_gmm import plot
+
+    _, df = frame
+    gm = GaussianMixture(2, **KW).fit(df)
+    with pytest.raises(ValueError, match="The feature names should match"):
+        plot.plot_data_fit(gm, df[["b", "a"]], tmp_path / "fit.png")
+    assert not (tmp_path / "fit.png").exists()
+    plot.plot_data_fit(gm, df, tmp_path / "fit.png")
+
+
+def test_model_files_with_bad_names_are_refused(frame, tmp_path):
+    import json
+
+    _, df = frame
+    save_model(GaussianMixture(2, **KW).fit(df), tmp_path / "m.json")
+    d = json.loads((tmp_path / "m.json").read_text())
+    for names in (["a"], ["a", 1], ["a", "a"], "ab", None):
+        (tmp_path / "bad.json").write_text(json.dumps({**d, "feature_names_in": names}))
+        with pytest.raises(ValueError, match="'feature_names_in' must be a list of 2 distinct strings"):
+            load_model(tmp_path / "bad.json")
