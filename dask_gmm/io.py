@@ -570,8 +570,9 @@ def feature_names(X):
 
 def _refuse_sparse(X):
     """Refuse scipy.sparse X, a dask array of sparse blocks, or a DataFrame with sparse columns."""
+    columns = X.dtypes if getattr(X, "ndim", 0) == 2 and hasattr(X, "dtypes") else ()  # a DataFrame's
     sparse = (scipy.sparse.issparse(X) or scipy.sparse.issparse(getattr(X, "_meta", None))
-              or any(type(t).__name__ == "SparseDtype" for t in getattr(X, "dtypes", ()) if getattr(X, "ndim", 0) == 2))
+              or any(type(t).__name__ == "SparseDtype" for t in columns))
     if sparse:
         raise ValueError(
             "Sparse data was passed for X, but dense data is required: use X.toarray(), "
