@@ -103,10 +103,9 @@ def _candidates(blocks, X, specs, seeds):
     for (K, _), cand, counts, s_pad in zip(specs, *_kmeans_parallel(blocks, X, specs, par), pad):
         if len(np.unique(cand, axis=0)) < K:  # tiny or degenerate data: pad with random rows
             cand, counts = np.vstack([cand, gather_rows(X, K, s_pad)]), np.concatenate([counts, np.zeros(K)])
+        _kernels.total_weight(counts.sum())  # weights all 0, or overflowing: refused here, by name
         # relative to the largest, so that scaling every sample weight alike changes nothing
-        # (all 0 only when the weights are: the first EM pass refuses them)
-        top = counts.max()
-        out.append((cand, (counts / top if top > 0 else np.ones_like(counts)) + 1e-12))
+        out.append((cand, counts / counts.max() + 1e-12))
     return out
 
 

@@ -31,6 +31,8 @@ from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
 
+from ._kernels import total_weight
+
 try:  # the synchronous store and codec protocols of recent zarr 3.1 releases
     from zarr.abc.codec import SupportsSyncCodec
     from zarr.abc.store import SupportsGetSync
@@ -637,6 +639,10 @@ def as_weights(sample_weight, X):
             "one weight per row of X."
         )
     if not isinstance(sample_weight, da.Array):
+        w = sample_weight.astype(np.float64, copy=False)
+        if np.all(w >= 0) and np.all(np.isfinite(w)):  # else the passes name the bad rows
+            with np.errstate(over="ignore"):
+                total_weight(np.sum(w))  # all 0, or a sum that overflows: refused before any pass
         sample_weight = _row_views(sample_weight, X.chunks[0])
     return sample_weight.astype(np.float64).rechunk((X.chunks[0],))
 

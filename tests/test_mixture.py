@@ -212,6 +212,15 @@ def test_scaled_weights_give_the_same_k_means_start(init_params, c):
     np.testing.assert_allclose(got.weights_, ref.weights_, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_weights_whose_sum_overflows_are_refused_by_name_in_fit(init_params):
+    """The k-means start turned them into NaN weights for scikit-learn's KMeans, which said
+    'Input sample_weight contains NaN'."""
+    X = make_blobs(n=1000)
+    with pytest.raises(ValueError, match="sums to more than float64 can hold|sample weights are too large"):
+        GaussianMixture(2, init_params=init_params, random_state=0).fit(X, sample_weight=np.full(len(X), 1e306))
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_weights_so_large_that_the_sums_overflow_are_named(compiled, monkeypatch):
     from dask_gmm import _kernels
@@ -219,12 +228,15 @@ def test_weights_so_large_that_the_sums_overflow_are_named(compiled, monkeypatch
     monkeypatch.setattr(_kernels, "USE_NUMBA", compiled and _kernels.USE_NUMBA)
     X = make_blobs(n=3000)
     gm = GaussianMixture(2, random_state=0).fit(X)
+    big = np.full(len(X), 1e307)
+    with pytest.raises(ValueError, match="sample_weight sums to more than float64 can hold"):
+        gm.score(X, sample_weight=big)  # in memory: their sum, before any pass
     with pytest.raises(ValueError, match="overflowed: the data or their sample weights are too large"):
-        gm.score(X, sample_weight=np.full(len(X), 1e307))  # within a block
+        gm.score(X, sample_weight=da.from_array(big, chunks=1500))  # lazy: within a block
     X = np.random.default_rng(0).normal(size=(600, 2))  # four blocks of 150 rows (log-likelihoods near -2.8):
     gm = GaussianMixture(2, random_state=0).fit(X)  # each block's weighted sum finite, their total not
     with pytest.raises(ValueError, match="weighted sum over the rows overflowed: the data or their sample weights"):
-        gm.score(X, sample_weight=np.full(len(X), 3e305))  # was -inf, silently
+        gm.score(X, sample_weight=da.from_array(np.full(len(X), 3e305), chunks=150))  # was -inf, silently
 
 
 def test_complex_sample_weight_is_refused():
