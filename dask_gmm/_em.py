@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import queue
 import re
 import uuid
@@ -312,6 +313,33 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     }
     chunks = (tuple(row_chunks), *((k,) for k in tail))
     return da.Array(graph, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))
+
+
+def _unsized_task(x, start, kernel, args):
+    return kernel(np.asarray(x), *args, row_offset=int(start))
+
+
+def unsized_rows_array(X, kernel, tail, dtype, *args):
+    """A lazy dask array of a per-row kernel over X whose row chunks are unknown (a dask DataFrame's
+    partitions), in one pass: each block's first row is the sum of the lengths of the blocks before
+    it, computed in the same graph from the blocks themselves (where asking dask for the chunk
+    sizes first read every partition once more, at the call).
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features), row chunks unknown
+    tail : tuple, the output's shape after its first axis: () or (n_components,)
+
+    Returns
+    -------
+    dask.array.Array of shape (n_samples, *tail), row chunks unknown
+    """
+    blocks, start, out = X.to_delayed().ravel(), 0, []
+    for b in blocks:
+        part = dask.delayed(_unsized_task)(b, start, kernel, args)
+        out.append(da.from_delayed(part, shape=(np.nan, *tail), dtype=dtype, meta=np.empty((0, *tail), dtype)))
+        start = dask.delayed(operator.add)(start, dask.delayed(len)(b))
+    return da.concatenate(out)
 
 
 @dataclass

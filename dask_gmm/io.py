@@ -526,11 +526,8 @@ def as_dask_array(X):
         X = open_zarr(os.fspath(X))
     if isinstance(X, zarr.Array):
         return _as_float(_from_zarr(X))
-    if _is_dask_dataframe(X):  # lazy; one pass to learn each partition's length
-        _refuse_sparse(X)
-        if not all(isinstance(t, np.dtype) and t.kind in "iuf" for t in X.dtypes):  # nullable, arrow, bool
-            X = X.astype(np.float64)  # missing values as NaN (refused later, by row)
-        X = X.to_dask_array(lengths=True)
+    if is_dask_dataframe(X):  # lazy; one pass to learn each partition's length
+        X = frame_rows(X).compute_chunk_sizes()
     if isinstance(X, da.Array):
         _refuse_sparse(X)
         _check_shape_dtype(X.shape, X.dtype)
@@ -548,14 +545,26 @@ def as_dask_array(X):
     return _as_float(_row_views(X, [min(rows, X.shape[0] - a) for a in range(0, X.shape[0], rows)]))
 
 
-def _is_dask_dataframe(X):
+def is_dask_dataframe(X):
     return hasattr(X, "to_dask_array") and hasattr(X, "npartitions")
+
+
+def frame_rows(X):
+    """A dask DataFrame's rows as a dask array of shape (n_samples, n_features), without reading
+    them: its row chunks (the partitions' lengths) unknown. Nullable, arrow and bool columns
+    become float64, their missing values NaN (refused later, by row); sparse ones are refused."""
+    _refuse_sparse(X)
+    if not all(isinstance(t, np.dtype) and t.kind in "iuf" for t in X.dtypes):
+        X = X.astype(np.float64)
+    X = X.to_dask_array()
+    _check_shape_dtype((1, X.shape[1]), X.dtype)
+    return X
 
 
 def feature_frame(X):
     """What scikit-learn's feature-name checks should see of X: X itself, or for a dask
     DataFrame (which they do not recognise) an empty pandas DataFrame of its columns."""
-    if _is_dask_dataframe(X):
+    if is_dask_dataframe(X):
         import pandas as pd  # a dask DataFrame comes with pandas
 
         return pd.DataFrame(columns=X.columns)
@@ -660,7 +669,7 @@ def objects_as_float(a):
 
 def is_lazy(X):
     """Whether per-sample outputs for X should be lazy dask arrays (Dask or Zarr input)."""
-    return isinstance(X, (da.Array, zarr.Array, str, os.PathLike)) or _is_dask_dataframe(X)
+    return isinstance(X, (da.Array, zarr.Array, str, os.PathLike)) or is_dask_dataframe(X)
 
 
 # ------------------------------------------------------------------ outputs

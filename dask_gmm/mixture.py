@@ -21,7 +21,7 @@ from sklearn.utils.validation import _check_feature_names, check_is_fitted  # th
 from . import _covariance as cov
 from . import _kernels, io
 from ._checkpoint import Checkpoint
-from ._em import Blocks, Run, em, fill_rows, rows_array
+from ._em import Blocks, Run, em, fill_rows, rows_array, unsized_rows_array
 from ._init import INITIALIZERS, as_seed_sequence, initial_parameters_many
 
 logger = logging.getLogger(__name__)
@@ -164,10 +164,14 @@ class MixtureBase(DensityMixin, BaseEstimator):
         """Apply a per-row kernel: lazy dask array for Dask/Zarr input, NumPy otherwise."""
         model = self._model()
         _check_feature_names(self, io.feature_frame(X), reset=False)
-        Xd, rows = io.with_reader(X)
-        self._check_features(Xd)
         dtype = np.int64 if kernel is _kernels.predict else np.float64
         tail = (self.n_components,) if extra_axis else ()
+        if io.is_dask_dataframe(X):  # one pass, at compute: its partitions' lengths are learnt on the way
+            Xd = io.frame_rows(X)
+            self._check_features(Xd)
+            return unsized_rows_array(Xd, kernel, tail, dtype, model)
+        Xd, rows = io.with_reader(X)
+        self._check_features(Xd)
         if not io.is_lazy(X):  # in memory: every block writes its rows of one output
             return fill_rows(Xd, kernel, np.empty((Xd.shape[0], *tail), dtype), model)
         if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it

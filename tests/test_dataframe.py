@@ -177,3 +177,26 @@ def test_model_files_with_bad_names_are_refused(frame, tmp_path):
         (tmp_path / "bad.json").write_text(json.dumps({**d, "feature_names_in": names}))
         with pytest.raises(ValueError, match="'feature_names_in' must be a list of 2 distinct strings"):
             load_model(tmp_path / "bad.json")
+
+
+def test_per_row_outputs_of_a_dask_dataframe_read_it_once(frame):
+    """Its partitions' lengths were computed at the call (a pass), then again read at compute."""
+    X, df = frame
+    reads = []
+
+    def counted(part):
+        reads.append(len(part))
+        return part
+
+    ddf = dd.from_pandas(df, npartitions=3).map_partitions(counted, meta=df.iloc[:0])
+    gm = GaussianMixture(2, **KW).fit(df)
+    for method in ("predict", "predict_proba", "score_samples"):
+        reads.clear()
+        lazy = getattr(gm, method)(ddf)
+        assert reads == [] and isinstance(lazy, da.Array)  # nothing read at the call
+        np.testing.assert_allclose(lazy.compute(), getattr(gm, method)(df), rtol=1e-12)
+        assert sorted(reads) == sorted(len(p) for p in np.array_split(X, 3))  # each partition once
+    holed = df.copy()
+    holed.iloc[450, 0] = np.nan  # in the last partition: named by its row in X
+    with pytest.raises(ValueError, match="first bad row: 450"):
+        gm.predict(dd.from_pandas(holed, npartitions=3)).compute()
