@@ -669,7 +669,7 @@ def objects_as_float(a):
 
 def is_lazy(X):
     """Whether per-sample outputs for X should be lazy dask arrays (Dask or Zarr input)."""
-    return isinstance(X, (da.Array, zarr.Array, str, os.PathLike)) or is_dask_dataframe(X)
+    return isinstance(X, (da.Array, zarr.Array, str, os.PathLike))
 
 
 # ------------------------------------------------------------------ outputs
