@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse
 import zarr
 from dask.array.core import getter
-from sklearn.utils.validation import _get_feature_names  # scikit-learn >= 1.0
+from sklearn.utils.validation import _check_feature_names, _get_feature_names  # scikit-learn >= 1.6
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
@@ -561,7 +561,7 @@ def frame_rows(X):
     return X
 
 
-def feature_frame(X):
+def _feature_frame(X):
     """What scikit-learn's feature-name checks should see of X: X itself, or for a dask
     DataFrame (which they do not recognise) an empty pandas DataFrame of its columns."""
     if is_dask_dataframe(X):
@@ -576,14 +576,24 @@ def feature_names(X):
 
     Raises TypeError for column names that mix strings and other types, as scikit-learn does.
     """
-    return _get_feature_names(feature_frame(X))
+    return _get_feature_names(_feature_frame(X))
+
+
+def check_feature_names(model, X):
+    """Check X's feature names against the fitted ``model``'s, as scikit-learn does: other names or
+    order a ValueError, names on one side only a warning."""
+    _check_feature_names(model, _feature_frame(X), reset=False)
+
+
+def _column_dtypes(X):
+    """A DataFrame's column dtypes (pandas or dask), or () for anything else (a Series has one dtype)."""
+    return X.dtypes if getattr(X, "ndim", 0) == 2 and hasattr(X, "dtypes") else ()
 
 
 def _refuse_sparse(X):
     """Refuse scipy.sparse X, a dask array of sparse blocks, or a DataFrame with sparse columns."""
-    columns = X.dtypes if getattr(X, "ndim", 0) == 2 and hasattr(X, "dtypes") else ()  # a DataFrame's
     sparse = (scipy.sparse.issparse(X) or scipy.sparse.issparse(getattr(X, "_meta", None))
-              or any(type(t).__name__ == "SparseDtype" for t in columns))
+              or any(type(t).__name__ == "SparseDtype" for t in _column_dtypes(X)))
     if sparse:
         raise ValueError(
             "Sparse data was passed for X, but dense data is required: use X.toarray(), "
@@ -595,7 +605,7 @@ def _in_memory(X):
     """An in-memory X as a NumPy array: objects that are real numbers as float64, a pandas
     DataFrame of nullable dtypes with its missing values as NaN (refused later, by row)."""
     _refuse_sparse(X)
-    if hasattr(X, "to_numpy") and getattr(X, "ndim", 0) == 2 and not all(isinstance(t, np.dtype) for t in X.dtypes):
+    if hasattr(X, "to_numpy") and not all(isinstance(t, np.dtype) for t in _column_dtypes(X)):
         try:  # pandas' nullable Float64, Int64, ... (through objects: 50x slower)
             return X.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):

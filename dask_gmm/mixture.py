@@ -16,7 +16,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import _check_feature_names, check_is_fitted  # the former: scikit-learn >= 1.6
+from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
 from . import _kernels, io
@@ -163,7 +163,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
     def _per_sample(self, X, kernel, extra_axis):
         """Apply a per-row kernel: lazy dask array for Dask/Zarr input, NumPy otherwise."""
         model = self._model()
-        _check_feature_names(self, io.feature_frame(X), reset=False)
+        io.check_feature_names(self, X)
         dtype = np.int64 if kernel is _kernels.predict else np.float64
         tail = (self.n_components,) if extra_axis else ()
         if io.is_dask_dataframe(X):  # one pass, at compute: its partitions' lengths are learnt on the way
@@ -203,7 +203,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood of X, a float (one pass)."""
         check_is_fitted(self)  # before X is opened, as in predict
-        _check_feature_names(self, io.feature_frame(X), reset=False)
+        io.check_feature_names(self, X)
         return self._score(*io.with_reader(X), sample_weight)
 
     def _score(self, Xd, rows, sample_weight=None):
@@ -439,7 +439,7 @@ class GaussianMixture(MixtureBase):
 
     def _criteria(self, X):
         check_is_fitted(self)
-        _check_feature_names(self, io.feature_frame(X), reset=False)
+        io.check_feature_names(self, X)
         Xd, rows = io.with_reader(X)
         return information_criteria(self._score(Xd, rows), Xd.shape[0], self._n_parameters())
 

@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.utils.validation import _check_feature_names, check_is_fitted  # the former: scikit-learn >= 1.6
+from sklearn.utils.validation import check_is_fitted
 
 from . import io
 from ._checkpoint import write_atomic
@@ -293,7 +293,7 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
     """
     _require_matplotlib()
     K, d = _check_model(model)
-    _check_feature_names(model, io.feature_frame(X), reset=False)  # as predict: other columns, other axes
+    io.check_feature_names(model, X)  # as predict: other columns, other axes
     Xd = io.as_dask_array(X)
     if Xd.shape[1] != d:
         raise ValueError(f"X has {Xd.shape[1]} features, but the model has {d}.")
