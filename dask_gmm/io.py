@@ -13,10 +13,12 @@ import gzip
 import itertools
 import json
 import logging
+import lzma
 import math
 import os
 import uuid
 import warnings
+import zlib
 
 import dask.array as da
 import fsspec
@@ -30,6 +32,7 @@ from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
 
 from ._kernels import total_weight
 
@@ -110,8 +113,6 @@ def missing_chunks(arr):
         A stored shard whose index cannot be read (too short, a checksum
         mismatch), or a sharded layout whose index this check cannot verify.
     """
-    from zarr.core.sync import sync  # zarr 3 has no sync listing helper in its public API
-
     async def _list():
         return {k async for k in arr.store_path.store.list_prefix(arr.store_path.path)}
 
@@ -201,8 +202,6 @@ def _read_ends(arr, keys, request):
     With a synchronous store (local files, memory) the reads run in this thread,
     0.02 ms each; others (fsspec) read concurrently through zarr's event loop.
     """
-    from zarr.core.sync import sync
-
     store, prefix, proto = arr.store_path.store, arr.store_path.path, default_buffer_prototype()
     paths = [f"{prefix}/{key}" if prefix else key for key in keys]
     if SupportsGetSync is not None and isinstance(store, SupportsGetSync):
@@ -326,47 +325,82 @@ def _zarr_blocks(arr, chunks):
     Each block (``chunks``, which lie within one chunk or shard each) is read by
     :func:`_zarr_block`, which names the chunk when zarr cannot decode it. The
     name is random, as _row_views gives: dask's own hashes the array (0.4 of
-    the 0.8 ms a call takes). The array is inlined into each block's task:
-    as a graph key of its own, two passes on a distributed cluster submitted
+    the 0.8 ms a call takes); ``meta`` is given, where dask reads an empty
+    selection through zarr to make it (0.25 ms). The array is inlined into
+    each block's task: as a graph key of its own, two passes on a distributed cluster submitted
     a block once as an alias of it and once as a task, and the scheduler warned
     of a key conflict that "can cause failures and deadlocks".
     """
     return da.from_array(arr, chunks=chunks, name=f"from-zarr-{uuid.uuid4().hex}", getitem=_zarr_block,
-                         inline_array=True)
+                         inline_array=True, meta=np.empty((0, 0), arr.dtype))
+
+
+#: What the codecs of zarr and numcodecs raise on stored bytes they cannot decode (seen with
+#: chunks truncated, garbled or replaced, under Blosc, Zstd, LZ4, gzip, zlib, LZMA, crc32c and
+#: no compressor). gzip's BadGzipFile is an OSError, the one such named here.
+_DECODE_ERRORS = (RuntimeError, ValueError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
 
 
 def _is_decode_error(exc):
     """Whether ``exc``, raised while zarr read a block, says the stored bytes are bad.
 
-    numcodecs and zarr's codecs fail with RuntimeError (Zstd, Blosc), ValueError
-    (a checksum, a size), zlib.error, EOFError or gzip.BadGzipFile. Any other
-    OSError is the read failing (a disk, the network, a permission), and a
-    MemoryError is not the data's fault: those pass through unchanged, as do
-    KeyboardInterrupt and other BaseExceptions, which are never caught.
+    Only the codecs' errors (:data:`_DECODE_ERRORS`) do. Anything else passes
+    through unchanged: an OSError is the read failing (a disk, the network, a
+    permission), a MemoryError is not the data's fault, and neither are the
+    errors of a remote store's own libraries (an HTTP server's 503 reaches
+    here as aiohttp's ClientResponseError, which is none of these).
     """
-    return isinstance(exc, gzip.BadGzipFile) or not isinstance(exc, (OSError, MemoryError))
+    return isinstance(exc, _DECODE_ERRORS)
+
+
+def _chunk_key(arr, index):
+    """The storage key of the chunk (or shard) of ``arr`` holding the block ``index`` (a tuple of slices)."""
+    unit = arr.shards or arr.chunks
+    key = arr.metadata.encode_chunk_key(tuple(s.start // u for s, u in zip(index, unit)))
+    path = arr.store_path.path
+    return f"{path}/{key}" if path else key
+
+
+def _chunk_name(arr, index):
+    """``'KEY' of the Zarr array (rows A-B)``, for the block ``index`` of ``arr``."""
+    what = "Shard" if arr.shards else "Chunk"
+    return f"{what} {_chunk_key(arr, index)!r} of the Zarr array (rows {index[0].start}-{min(index[0].stop, arr.shape[0]) - 1})"
+
+
+def _all_fill(block, fill):
+    """Whether every value of ``block`` is the fill value ``fill`` (NaN matching NaN); a few values
+    are looked at first, so a block of data costs almost nothing."""
+    flat = block.reshape(-1)
+    fill = 0 if fill is None else fill
+    same = (lambda x: np.isnan(x)) if np.isnan(np.asarray(fill, float)) else (lambda x: x == fill)
+    return bool(same(flat[[0, flat.size // 2, -1]]).all() and same(flat).all())
 
 
 def _zarr_block(arr, index, asarray=True, lock=None):
     """dask's ``getter`` of the block ``index`` (a tuple of slices) of the Zarr array ``arr``.
 
     A block zarr cannot decode raises ValueError naming its chunk (or shard) and
-    rows, as :meth:`ZarrRows.chunk` does, chained to zarr's error.
+    rows, as :meth:`ZarrRows.chunk` does, chained to zarr's error. So does a
+    block whose chunk is no longer in the store (removed after the check at
+    the start, or a remote store answering 404): zarr reads it as the fill
+    value, so a block that is all fill value is looked up in the store.
     """
     try:
-        return getter(arr, index, asarray=asarray, lock=lock)
+        block = getter(arr, index, asarray=asarray, lock=lock)
     except Exception as exc:
         if not _is_decode_error(exc):
             raise
-        unit = arr.shards or arr.chunks
-        key = arr.metadata.encode_chunk_key(tuple(s.start // u for s, u in zip(index, unit)))
-        path = arr.store_path.path
-        name = f"{path}/{key}" if path else key
-        rows = f" (rows {index[0].start}-{min(index[0].stop, arr.shape[0]) - 1})" if index else ""
         raise ValueError(
-            f"{'Shard' if arr.shards else 'Chunk'} {name!r} of the Zarr array{rows} cannot be decoded "
+            f"{_chunk_name(arr, index)} cannot be decoded "
             f"({exc}); the store is corrupt. Restore or regenerate it."
         ) from exc
+    if block.size and _all_fill(np.asarray(block), arr.fill_value) and not sync(arr.store_path.store.exists(_chunk_key(arr, index))):
+        raise ValueError(
+            f"{_chunk_name(arr, index)} is missing from its store "
+            "(removed after the fit started, or the server did not find it); zarr would read it as "
+            "fill values. Restore the store."
+        )
+    return block
 
 
 class ZarrRows:

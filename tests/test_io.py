@@ -9,7 +9,7 @@ import pytest
 import zarr
 from zarr.codecs import ZstdCodec
 
-from dask_gmm import GaussianMixture, io
+from dask_gmm import GaussianMixture, generate_mixture, io
 
 from .conftest import make_blobs
 
@@ -144,6 +144,87 @@ def test_fsspec_url(tmp_path):
     a = mem.create_array("X", shape=X.shape, chunks=(500, 2), dtype=X.dtype)
     a[:] = X
     np.testing.assert_allclose(fit("memory://gmm-test.zarr").means_, fit(X).means_, rtol=1e-8)
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """tmp_path served over HTTP on 127.0.0.1 (the standard library's server, directory listings
+    on); yields ``(base URL, failing)``: a request for a path ending in a key of the dict
+    ``failing`` is answered with its value, an HTTP error status."""
+    import functools
+    import http.server
+    import threading
+
+    failing = {}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def send_head(self):
+            status = next((v for k, v in failing.items() if self.path.endswith(k)), None)
+            if status is not None:
+                self.send_error(status)
+                return None
+            return super().send_head()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", failing
+    server.shutdown()
+    server.server_close()
+
+
+def test_store_over_http_and_its_errors(tmp_path, http_server):
+    """A store read over HTTP (fsspec, aiohttp) fits as the same files on disk; a chunk the server
+    cannot serve passes the server's error through (where it was called a corrupt store, whose
+    advice, regenerate it, would have been wrong); a corrupt chunk is still named corrupt."""
+    aiohttp = pytest.importorskip("aiohttp")
+    base, failing = http_server
+    X = make_blobs(n=6000)
+    write_store(tmp_path / "g.zarr", X, chunks=(1000, 2))
+    url = f"{base}/g.zarr"
+    local = fit(str(tmp_path / "g.zarr"))
+    remote = fit(url)
+    np.testing.assert_allclose(remote.means_, local.means_, rtol=1e-12)
+    np.testing.assert_array_equal(remote.predict(url).compute(), local.predict(X))
+    failing["X/c/3/0"] = 503
+    for call in (lambda: fit(url), lambda: local.predict(url).compute()):
+        with pytest.raises(aiohttp.ClientResponseError, match="503") as caught:
+            call()
+        assert "corrupt" not in str(caught.value)
+    failing.clear()
+    chunk = tmp_path / "g.zarr" / "X" / "c" / "3" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:20])
+    with pytest.raises(ValueError, match=r"Chunk 'X/c/3/0' of the Zarr array \(rows 3000-3999\) cannot be decoded"
+                       r" \(.+\); the store is corrupt"):
+        fit(url)
+
+
+def test_chunk_gone_after_the_check_is_refused_on_the_dask_path(tmp_path, http_server):
+    """zarr reads a chunk absent at read time as its fill value: a chunk removed after the upfront
+    check (Zarr v2 on disk), or listed by an HTTP server that then answers 404, is a ValueError
+    naming it, whatever the fill value; a stored chunk holding only the fill value reads as data."""
+    base, failing = http_server
+    X = make_blobs(n=3000)
+    X[1000:1500] = 0.0  # a whole chunk of zeros, the fill value, stored
+    v2 = zarr.create_array(str(tmp_path / "v2.zarr"), shape=X.shape, chunks=(500, 2), dtype=X.dtype, zarr_format=2,
+                           config={"write_empty_chunks": True})
+    v2[:] = X
+    Xd = io.as_dask_array(str(tmp_path / "v2.zarr"))
+    np.testing.assert_array_equal(Xd.compute(), X)
+    (tmp_path / "v2.zarr" / "4.0").unlink()
+    with pytest.raises(ValueError, match=r"Chunk '4\.0' of the Zarr array \(rows 2000-2499\) is missing from its store"):
+        Xd.compute()
+    pytest.importorskip("aiohttp")
+    write_store(tmp_path / "g.zarr", make_blobs(n=3000), chunks=(500, 2))  # fill value 0
+    generate_mixture(str(tmp_path / "gen.zarr"), n_samples=3000, n_features=2, n_components=3, chunk_size=500,
+                     random_state=0)  # fill value NaN
+    failing.update({"g.zarr/X/c/4/0": 404, "gen.zarr/X/c/4/0": 404})  # listed, but not found
+    for store in ("g.zarr", "gen.zarr"):
+        with pytest.raises(ValueError, match=r"Chunk 'X/c/4/0' of the Zarr array \(rows 2000-2499\) is missing"):
+            fit(f"{base}/{store}")
 
 
 def test_sample_weight_from_a_zarr_array(tmp_path):
@@ -310,12 +391,14 @@ def test_chunk_zarr_cannot_decode_is_named(tmp_path):
 
 def test_only_errors_of_the_data_are_reworded():
     import gzip
+    import lzma
     import zlib
 
     for exc in (RuntimeError("Zstd decompression error"), ValueError("checksum"), zlib.error(), EOFError(),
-                gzip.BadGzipFile()):
+                gzip.BadGzipFile(), lzma.LZMAError("Corrupt input data")):
         assert io._is_decode_error(exc)
-    for exc in (OSError(5, "Input/output error"), PermissionError(), TimeoutError(), MemoryError()):
+    for exc in (OSError(5, "Input/output error"), PermissionError(), TimeoutError(), MemoryError(),
+                KeyError("X/c/0/0"), Exception("a remote store's client failed")):
         assert not io._is_decode_error(exc)
 
 
