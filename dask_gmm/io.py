@@ -327,9 +327,9 @@ def _zarr_blocks(arr, chunks):
     name is random, as _row_views gives: dask's own hashes the array (0.4 of
     the 0.8 ms a call takes); ``meta`` is given, where dask reads an empty
     selection through zarr to make it (0.25 ms). The array is inlined into
-    each block's task: as a graph key of its own, two passes on a distributed cluster submitted
-    a block once as an alias of it and once as a task, and the scheduler warned
-    of a key conflict that "can cause failures and deadlocks".
+    each block's task: as a graph key of its own, two passes on a distributed
+    cluster submitted a block once as an alias of it and once as a task, and
+    the scheduler warned of a key conflict that "can cause failures and deadlocks".
     """
     return da.from_array(arr, chunks=chunks, name=f"from-zarr-{uuid.uuid4().hex}", getitem=_zarr_block,
                          inline_array=True, meta=np.empty((0, 0), arr.dtype))
@@ -364,7 +364,8 @@ def _chunk_key(arr, index):
 def _chunk_name(arr, index):
     """``'KEY' of the Zarr array (rows A-B)``, for the block ``index`` of ``arr``."""
     what = "Shard" if arr.shards else "Chunk"
-    return f"{what} {_chunk_key(arr, index)!r} of the Zarr array (rows {index[0].start}-{min(index[0].stop, arr.shape[0]) - 1})"
+    last = min(index[0].stop, arr.shape[0]) - 1
+    return f"{what} {_chunk_key(arr, index)!r} of the Zarr array (rows {index[0].start}-{last})"
 
 
 def _all_fill(block, fill):
@@ -381,8 +382,8 @@ def _zarr_block(arr, index, asarray=True, lock=None):
 
     A block zarr cannot decode raises ValueError naming its chunk (or shard) and
     rows, as :meth:`ZarrRows.chunk` does, chained to zarr's error. So does a
-    block whose chunk is no longer in the store (removed after the check at
-    the start, or a remote store answering 404): zarr reads it as the fill
+    block whose chunk is no longer in the store (removed after the store was
+    opened, or a server answering 404): zarr reads it as the fill
     value, so a block that is all fill value is looked up in the store.
     """
     try:
@@ -391,15 +392,15 @@ def _zarr_block(arr, index, asarray=True, lock=None):
         if not _is_decode_error(exc):
             raise
         raise ValueError(
-            f"{_chunk_name(arr, index)} cannot be decoded "
-            f"({exc}); the store is corrupt. Restore or regenerate it."
+            f"{_chunk_name(arr, index)} cannot be decoded ({exc}); the store is corrupt. Restore or regenerate it."
         ) from exc
-    if block.size and _all_fill(np.asarray(block), arr.fill_value) and not sync(arr.store_path.store.exists(_chunk_key(arr, index))):
-        raise ValueError(
-            f"{_chunk_name(arr, index)} is missing from its store "
-            "(removed after the fit started, or the server did not find it); zarr would read it as "
-            "fill values. Restore the store."
-        )
+    if block.size and _all_fill(np.asarray(block), arr.fill_value):
+        if not sync(arr.store_path.store.exists(_chunk_key(arr, index))):
+            raise ValueError(
+                f"{_chunk_name(arr, index)} is missing from its store (removed after the store was opened, "
+                "or a server that lists it did not serve it); zarr would read it as fill values. "
+                "Restore the store."
+            )
     return block
 
 
