@@ -40,8 +40,8 @@ _SINGULAR = (
     "(currently {reg})."
 )
 _OVERFLOW = (
-    "The covariances overflowed: the data are too large in magnitude (their squares exceed the "
-    "float64 range). Rescale them."
+    "The covariances overflowed: the data (or their sample weights) are too large in magnitude "
+    "(their weighted squares exceed the float64 range). Rescale them."
 )
 
 
@@ -282,11 +282,12 @@ def centred_moments(X, resp, ref, covariance_type):
     s2 = np.zeros(s2_shape(covariance_type, K, d))
     one = _S2_ONE[covariance_type]
     per_k = _S2_PER_COMPONENT[covariance_type]
-    for k in range(K):
-        Xc = X - ref[k]
-        r = resp[:, k]
-        s1c[k] = r @ Xc
-        one(Xc, r, s2[k] if per_k else s2)
+    with np.errstate(over="ignore"):  # inf, which the M-step refuses by name (_check_finite)
+        for k in range(K):
+            Xc = X - ref[k]
+            r = resp[:, k]
+            s1c[k] = r @ Xc
+            one(Xc, r, s2[k] if per_k else s2)
     return s1c, s2
 
 

@@ -175,6 +175,7 @@ class Blocks:
     def __init__(self, X, sample_weight=None, split_every=8, rows=None):
         self.shape = X.shape
         self.rows = rows
+        self.sample_weight = sample_weight
         n = len(X.chunks[0])
         self.graph, self.x = _blocks_of(X) if rows is None else ({}, [None] * n)
         if sample_weight is None:

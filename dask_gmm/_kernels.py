@@ -81,7 +81,8 @@ def combine(*parts):
     if isinstance(first, tuple):
         merged = (combine(*items) for items in zip(*parts))
         return type(first)(*merged) if hasattr(first, "_fields") else tuple(merged)
-    return sum(parts[1:], parts[0])
+    with np.errstate(over="ignore"):  # an overflow gives inf, which the callers refuse by name
+        return sum(parts[1:], parts[0])
 
 
 def total_weight(weight):
@@ -102,14 +103,19 @@ def total_weight(weight):
     return weight
 
 
-def per_weight(total, weight):
-    """``total / weight``: a sum over the rows per unit of sample weight (a mean for unit weights);
-    ``weight`` as :func:`total_weight` takes it. ``total`` may be an array. A ``total`` that
-    overflowed (each block's was finite, their sum is not) is a ValueError, not -inf."""
+def finite_total(total):
+    """``total``, a (weighted) sum over the rows (a number or an array), or a ValueError when it
+    overflowed (each block's was finite, or inf quietly, and their sum is not): never inf or -inf."""
     if not np.all(np.isfinite(total)):
         raise ValueError("A weighted sum over the rows overflowed: the data or their sample weights are "
                          "too large in magnitude. Rescale them.")
-    return total / total_weight(weight)
+    return total
+
+
+def per_weight(total, weight):
+    """``total / weight``: a sum over the rows per unit of sample weight (a mean for unit weights);
+    ``weight`` as :func:`total_weight` takes it, ``total`` as :func:`finite_total`."""
+    return finite_total(total) / total_weight(weight)
 
 
 def many(X, kernel, arg_lists, per_run=None, sample_weight=None, row_offset=0):
@@ -323,14 +329,20 @@ def score_samples(X, model, row_offset=0, out=None):
 
 
 def predict(X, model, row_offset=0, out=None):
-    """Most probable component of each row, shape (n,), int64."""
+    """Most probable component of each row, shape (n,), int64.
+
+    A row whose largest log-probability is not finite has no most probable
+    component to give (all -inf: its distances overflowed, and argmax would
+    say 0 whatever the model): a ValueError, as from :func:`predict_proba`.
+    """
     if USE_NUMBA:
         labels, ok = _numba.per_row(X, model, _numba.LABEL, out)
-        if not ok:  # a non-finite row: name it
-            check_block(X, None, row_offset)
-        return labels
-    check_block(X, None, row_offset)
-    return _into(out, weighted_log_prob(X, model).argmax(axis=1))
+    else:
+        wlp = weighted_log_prob(X, model)
+        ok = np.isfinite(wlp.max(axis=1)).all()
+        labels = _into(out, wlp.argmax(axis=1))
+    _after_the_fact(X, ok, row_offset)
+    return labels
 
 
 def predict_proba(X, model, row_offset=0, out=None):
@@ -422,7 +434,8 @@ def kmeans_parallel_sample(X, centres, oversampling, cost, seed, sample_weight=N
     w = 1.0 if sample_weight is None else sample_weight
     rng = np.random.default_rng(seed)
     keep = rng.random(X.shape[0]) < oversampling * w * d2 / max(cost, np.finfo(float).tiny)
-    return Samples(np.asarray(X[keep], np.float64), float(np.sum(w * d2)))
+    with np.errstate(over="ignore"):  # inf, which the caller refuses (finite_total)
+        return Samples(np.asarray(X[keep], np.float64), float(np.sum(w * d2)))
 
 
 @sub_blocked
@@ -430,7 +443,8 @@ def nearest_cost(X, centres, sample_weight=None, row_offset=0):
     """The block's k-means cost ``sum w D^2``, D the distance of a row to its nearest centre."""
     check_block(X, sample_weight, row_offset)
     d2 = nearest_centre(X, centres)[1]
-    return float(np.sum(d2 if sample_weight is None else sample_weight * d2))
+    with np.errstate(over="ignore"):  # inf, which the caller refuses (finite_total)
+        return float(np.sum(d2 if sample_weight is None else sample_weight * d2))
 
 
 @sub_blocked

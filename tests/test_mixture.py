@@ -1,5 +1,6 @@
 """GaussianMixture: scikit-learn equivalence, numerics, API behaviour."""
 
+import re
 import warnings
 
 import dask
@@ -179,6 +180,40 @@ def test_all_zero_sample_weight_is_a_value_error():
         gm.score(X, sample_weight=zero)
 
 
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_rows_of_weight_zero_are_not_drawn_as_starting_points(init_params):
+    """Weight 0 means the row is absent: random_from_data drew its means uniformly over the rows,
+    and 8 fits in 10 kept a component of weight ~0 inside the rows of weight 0."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (500, 2)), rng.normal(100, 1, (500, 2))])
+    w = np.r_[np.ones(500), np.zeros(500)]
+    for seed in range(10):
+        gm = GaussianMixture(2, init_params=init_params, random_state=seed).fit(X, sample_weight=w)
+        assert gm.weights_.min() > 0.05 and np.abs(gm.means_).max() < 10
+
+
+def test_weighted_rows_are_drawn_in_proportion_to_their_weight():
+    """The starting rows drawn under sample weights: as from the rows repeated as often as their
+    weights say (frequencies within 5 standard errors over 20000 draws), rows of weight 0 only
+    once nothing else is left (the lowest first), and the same rows whatever the chunking."""
+    from dask_gmm._init import _smallest_keys, gather_rows
+
+    w = np.r_[np.zeros(10), np.arange(1.0, 6.0)]
+    counts = np.zeros(15)
+    for s in range(20000):
+        keys, rows = _smallest_keys(w, 0, 1, np.random.SeedSequence(s).generate_state(2, np.uint64))
+        counts[rows[0]] += 1
+    p = w / w.sum()
+    assert np.all(np.abs(counts / 20000 - p) <= 5 * np.sqrt(p * (1 - p) / 20000))
+    X = da.from_array(np.arange(15.0)[:, None], chunks=4)
+    for s in range(10):
+        for n, expected in ((3, None), (7, np.r_[0.0, 1.0, np.arange(10.0, 15.0)])):  # five weigh, then 0, 1
+            drawn = [gather_rows(X, n, np.random.SeedSequence(s), da.from_array(w, chunks=c))[:, 0] for c in (4, 7, 15)]
+            assert set(drawn[0]) <= set(range(10, 15)) if expected is None else np.array_equal(drawn[0], expected)
+            np.testing.assert_array_equal(drawn[1], drawn[0])
+            np.testing.assert_array_equal(drawn[2], drawn[0])
+
+
 @pytest.mark.parametrize("c", [1e-300, 1e-18, 1e10])
 def test_scaling_every_weight_alike_changes_nothing(c):
     """The floor of 10 eps on each component's weight is taken in units of the mean weight: an
@@ -221,6 +256,27 @@ def test_weights_whose_sum_overflows_are_refused_by_name_in_fit(init_params):
         GaussianMixture(2, init_params=init_params, random_state=0).fit(X, sample_weight=np.full(len(X), 1e306))
 
 
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_weights_whose_weighted_sums_overflow_are_named_without_numpy_warnings(init_params):
+    """Weights summing within float64 whose weighted squares around one point do not: the
+    k-means cost went inf with a NumPy overflow warning, and k-means|| then sampled no candidate,
+    quietly; the random start's moments warned too, and blamed the data alone. Each start now
+    names the weights, without warnings, or (the weighted squares around its own start fitting
+    in float64) fits as without the weights."""
+    rng = np.random.default_rng(16)
+    X = np.vstack([rng.normal(0, 1, (300, 2)), rng.normal(4, 0.5, (300, 2))])
+    kw = dict(init_params=init_params, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            got = GaussianMixture(2, **kw).fit(X, sample_weight=np.full(len(X), 1e305))
+        except ValueError as exc:
+            assert re.search(r"overflowed: the data (or|\(or) their sample weights", str(exc))
+        else:
+            ref = GaussianMixture(2, **kw).fit(X, sample_weight=np.ones(len(X)))
+            np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-12)
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_weights_so_large_that_the_sums_overflow_are_named(compiled, monkeypatch):
     from dask_gmm import _kernels
@@ -246,10 +302,13 @@ def test_complex_sample_weight_is_refused():
         with pytest.raises(ValueError, match="sample_weight must hold real numbers"):
             GaussianMixture(2, random_state=0).fit(X, sample_weight=w)
     ints = GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(len(X), 2)).means_
-    np.testing.assert_allclose(ints, GaussianMixture(2, random_state=0).fit(X).means_, rtol=1e-10)
+    ints = ints[np.argsort(ints[:, 0])]  # weighted, the k-means start draws its rows otherwise: the same fit, in another order
+    plain = GaussianMixture(2, random_state=0).fit(X).means_
+    np.testing.assert_allclose(ints, plain[np.argsort(plain[:, 0])], rtol=1e-10)
     # Real numbers held as objects convert, as scikit-learn converts them; complex ones do not.
     for w in (np.full(len(X), 2, dtype=object), [Fraction(2)] * len(X)):
-        np.testing.assert_allclose(GaussianMixture(2, random_state=0).fit(X, sample_weight=w).means_, ints, rtol=1e-12)
+        got = GaussianMixture(2, random_state=0).fit(X, sample_weight=w).means_
+        np.testing.assert_allclose(got[np.argsort(got[:, 0])], ints, rtol=1e-12)
     with pytest.raises(ValueError, match="sample_weight must hold real numbers"):
         GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(len(X), 1 + 1j, dtype=object))
     a = GaussianMixture(2, random_state=0, weights_init=[Fraction(1, 2)] * 2).fit(X).means_

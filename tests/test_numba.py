@@ -231,19 +231,34 @@ def test_bad_rows_are_named(ct, bad, numba_kernels):
 
 @pytest.mark.parametrize("ct", ["full", "diag"])
 def test_overflow_is_reported(ct, monkeypatch):
-    """Finite rows whose log-likelihood overflows: the same error as the NumPy path; their
-    labels are the NumPy path's too (the first component), not an error."""
+    """Finite rows whose log-likelihood overflows: the same error as the NumPy path, for labels
+    too (every log-probability is -inf, so argmax would give the first component, whatever the
+    model, where scikit-learn does); rows short of the overflow keep their labels."""
     model, X = problem(ct, n=64)
     X[5] = 1e200
-    labels = {}
     for on in (True, False):
         monkeypatch.setattr(kern, "USE_NUMBA", on)
+        for call in (kern.e_step_stats, kern.score_samples, kern.predict_proba, kern.predict):
+            with pytest.raises(ValueError, match=r"rows 10-73 overflowed"):
+                call(X, [model], row_offset=10) if call is kern.e_step_stats else call(X, model, row_offset=10)
+        np.testing.assert_array_equal(kern.predict(X[6:], model), kern.weighted_log_prob(X[6:], model).argmax(1))
+
+
+def test_labels_far_out_follow_the_precisions_until_they_overflow():
+    """Along a direction where component 1's precision is the smaller, far rows belong to it, up to
+    the distance where the squares overflow: then a ValueError, never the first component."""
+    from dask_gmm import GaussianMixture
+
+    rng = np.random.default_rng(17)
+    X = np.vstack([rng.normal(0, 1, (300, 2)), rng.normal(4, 0.5, (300, 2))])
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    e = np.array([1.0, 0.0])
+    far = int(np.argmin([e @ P @ e for P in gm.precisions_]))
+    for t in (1e5, 1e100, 1e150):
+        assert gm.predict(np.array([[t, 0.0]]))[0] == far
+    for t in (1e160, 1e200):
         with pytest.raises(ValueError, match="overflowed"):
-            kern.e_step_stats(X, [model])
-        with pytest.raises(ValueError, match="overflowed"):
-            kern.score_samples(X, model)
-        labels[on] = kern.predict(X, model)
-    np.testing.assert_array_equal(labels[True], labels[False])
+            gm.predict(np.array([[t, 0.0]]))
 
 
 def test_float32_block_is_not_copied(monkeypatch):
