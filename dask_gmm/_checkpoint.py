@@ -172,13 +172,20 @@ class Checkpoint:
         try:
             with open(self.path) as f:
                 state = json.load(f)
-            if state.get("format") != FORMAT:
-                raise ValueError("unknown format")
+        except (OSError, ValueError) as exc:
+            state, why = None, str(exc)
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            why = why if state is None else "JSON of another format"
+            raise ValueError(
+                f"{self.path!r} is not a dask_gmm checkpoint ({why}), and a fit replaces only its own "
+                "checkpoints. Choose another checkpoint path."
+            )
+        try:
             saved = state["fingerprint"]
             runs = [_run_from_dict(d) for d in state["runs"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(
-                f"The checkpoint {self.path!r} is unreadable ({exc}). Delete it to start the fit afresh."
+                f"The checkpoint {self.path!r} is damaged ({exc!r}). Delete it to start the fit afresh."
             ) from None
         if "data" not in saved:  # written before the data digest (the first and last rows then)
             raise ValueError(

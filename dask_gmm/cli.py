@@ -409,6 +409,20 @@ def _check_writable(path, what, data):
                            "model files. Choose another path, or remove it yourself.") from None
 
 
+def _distinct_outputs(*outputs):
+    """A CLIError when two of a command's outputs, ``(what, path)`` pairs (path None: not asked
+    for), are one file (links resolved): the second would replace the first."""
+    seen = {}
+    for what, path in outputs:
+        if path is None:
+            continue
+        key = os.path.realpath(path)
+        if key in seen:
+            raise CLIError(f"the {seen[key]} and the {what} would both be written to {path!r}. "
+                           "Give them different paths.")
+        seen[key] = what
+
+
 _PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -612,6 +626,7 @@ def cmd_fit(args, term):
     path = _data_path(args.path)
     X = _open_data(path)
     _check_writable(args.output, "model", path)
+    _distinct_outputs(("model", args.output), ("checkpoint", args.checkpoint))
     if args.checkpoint is not None:
         _check_writable(args.checkpoint, "checkpoint", path)
     with _scheduler(args.scheduler, term):
@@ -637,6 +652,7 @@ def cmd_select(args, term):
     path = _data_path(args.path)
     _open_data(path)
     _check_writable(args.output, "model", path)
+    _distinct_outputs(("model", args.output), ("figure", args.plot or None))
     if args.plot:
         _check_figures([args.plot], path)
     with _scheduler(args.scheduler, term):
@@ -722,9 +738,11 @@ def _store_atomically(result, output, overwrite, attrs, data):
     _refuse_inside_input(output, "the output", data)
     if local and os.path.exists(output) and not overwrite:
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
-    if overwrite and not io.replaceable(output):
-        raise CLIError(f"{output!r} exists and is not a Zarr store; --overwrite replaces only Zarr stores. "
-                       "Choose another path, or remove it yourself.")
+    if overwrite:
+        try:
+            io.refuse_unreplaceable(output, "--overwrite")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
     target = (os.path.join(os.path.dirname(os.path.abspath(output)),
                            f".{os.path.basename(os.path.abspath(output))}.tmp-{uuid.uuid4().hex[:8]}")
               if local else output)
@@ -935,12 +953,16 @@ def _comparison_lines(true, fitted):
     return lines
 
 
-def _is_generated_store(path):
-    from .generate import store_info
+#: The attribute that marks a store as written by ``demo``, which a later demo may replace.
+DEMO_ATTR = "dask_gmm_demo"
+
+
+def _is_demo_store(path):
+    import zarr
 
     try:
-        return os.path.exists(path) and store_info(path)["seed"] is not None
-    except ValueError:
+        return bool(zarr.open_group(path, mode="r").attrs.get(DEMO_ATTR))
+    except (OSError, ValueError, zarr.errors.BaseZarrError):
         return False
 
 
@@ -959,6 +981,8 @@ def notebook_initialisation(seed, n_components, n_features, box=10.0):
 
 
 def cmd_demo(args, term):
+    import zarr
+
     from .generate import generate_mixture
     from .modelfile import save_model
 
@@ -987,11 +1011,15 @@ def cmd_demo(args, term):
         try:
             true = generate_mixture(data, args.n_samples, d, K, **kw)
         except ValueError:
-            if not _is_generated_store(data):  # never overwrite what dask-gmm did not generate
-                raise CLIError(f"{data!r} exists and was not written by dask-gmm generate. Choose another "
+            if not _is_demo_store(data):  # never overwrite what an earlier demo did not write
+                raise CLIError(f"{data!r} exists and was not written by dask-gmm demo. Choose another "
                                "--output-dir, or move it away.") from None
             term.out("   (replacing the previous demo store, written with other arguments)")
-            true = generate_mixture(data, args.n_samples, d, K, overwrite=True, **kw)
+            try:
+                true = generate_mixture(data, args.n_samples, d, K, overwrite=True, **kw)
+            except ValueError as exc:
+                raise CLIError(str(exc).replace("overwrite=True", "an overwrite")) from None
+        zarr.open_group(data, mode="r+").attrs[DEMO_ATTR] = True
     timings["generate"] = time.perf_counter() - t0
     term.out(f"   done in {_fmt_seconds(timings['generate'])}")
 

@@ -336,11 +336,8 @@ def generate_mixture(
         if min_separation is not None:
             _check_number("min_separation", min_separation, Real, 0.0)
 
-    if overwrite and not io.replaceable(path):
-        raise ValueError(
-            f"{path!r} exists and is not a Zarr store; overwrite=True replaces only Zarr stores (and empty "
-            "folders), never other files or folders. Choose another path, or remove it yourself."
-        )
+    if overwrite:
+        io.refuse_unreplaceable(path, "overwrite=True")
     old = None if overwrite else _read_status(path)
     if random_state is None and old and old[0].get("format") == FORMAT:
         random_state = np.random.SeedSequence(old[0]["seed"], spawn_key=tuple(old[0]["spawn_key"]))

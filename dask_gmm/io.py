@@ -16,6 +16,7 @@ import logging
 import lzma
 import math
 import os
+import re
 import uuid
 import warnings
 import zlib
@@ -730,6 +731,61 @@ def replaceable(path):
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         fs, p = fsspec.core.url_to_fs(path)
         return not fs.exists(p) or (fs.isdir(p) and not fs.ls(p))
+
+
+#: Zarr metadata files (v3, and v2's).
+_ZARR_METADATA = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
+#: A part of a chunk key under an array node: v3's ``c``, or indices joined by dots (v2).
+_CHUNK_KEY_PART = re.compile(r"c|\d+(\.\d+)*")
+
+
+def foreign_files(path):
+    """The files under the local folder ``path`` that belong to no node of its Zarr hierarchy:
+    neither metadata nor a chunk key under an array (nor a write of one left by a killed process,
+    ``KEY.UUID.partial``). Sorted paths relative to ``path``; [] for a URL or a missing folder.
+
+    An overwrite deletes the whole folder, so these would be lost with it.
+    """
+    if "://" in path or not os.path.isdir(path):
+        return []
+    arrays, foreign = [], []
+    for root, _, files in os.walk(path):
+        if ".zarray" in files or _is_array_metadata(os.path.join(root, "zarr.json")):
+            arrays.append(root)
+        under = max((a for a in arrays if root == a or root.startswith(a + os.sep)), key=len, default=None)
+        for f in files:
+            rel = os.path.relpath(os.path.join(root, f), under) if under else None
+            key = rel[: -len(".partial")].rsplit(".", 1)[0] if rel and rel.endswith(".partial") else rel
+            if f in _ZARR_METADATA or (key and all(_CHUNK_KEY_PART.fullmatch(p) for p in key.split(os.sep))):
+                continue
+            foreign.append(os.path.relpath(os.path.join(root, f), path))
+    return sorted(foreign)
+
+
+def _is_array_metadata(file):
+    try:
+        with open(file) as f:
+            return json.load(f).get("node_type") == "array"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def refuse_unreplaceable(path, flag):
+    """Raise ValueError unless an overwrite (named ``flag``, as the caller's user writes it) may
+    replace what is at ``path``: only nothing, an empty folder or a Zarr store holding nothing but
+    its own files (:func:`foreign_files`)."""
+    if not replaceable(path):
+        raise ValueError(
+            f"{path!r} exists and is not a Zarr store; {flag} replaces only Zarr stores (and empty "
+            "folders), never other files or folders. Choose another path, or remove it yourself."
+        )
+    foreign = foreign_files(path)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise ValueError(
+            f"{path!r} is a Zarr store that also holds {len(foreign)} file(s) of no Zarr array or group "
+            f"({shown}), which {flag} would delete with it. Move them out, or choose another path."
+        )
 
 
 def overlapping(a, b):

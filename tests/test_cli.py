@@ -191,7 +191,8 @@ def test_plot(store, model_file, tmp_path, capsys):
 def test_demo(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out_dir = tmp_path / "demo"
-    generate_mixture(out_dir / "data.zarr", 1000, 2, 3, chunk_size=500, random_state=0)  # an earlier demo's store
+    rc, out, err = run(capsys, "demo", "--n-samples", "1000", "--output-dir", out_dir, "--seed", "3", "-q")
+    assert rc == 0, err  # an earlier demo's store
     rc, out, err = run(capsys, "demo", "--n-samples", "12_000", "--output-dir", out_dir, "--seed", "3")
     assert rc == 0, err
     assert sorted(os.listdir(out_dir)) == ["data.zarr", "density.png", "fit.png", "loglik.png", "model.json",
@@ -206,12 +207,64 @@ def test_demo(tmp_path, capsys):
 
 
 def test_demo_never_replaces_what_it_did_not_write(tmp_path, capsys):
+    """Not a folder of the user's, nor a store the user generated (the demo took any generated
+    store for its own, and replaced it), nor a file the user put inside a demo store."""
     out_dir = tmp_path / "demo"
     (out_dir / "data.zarr").mkdir(parents=True)
     (out_dir / "data.zarr" / "precious.txt").write_text("mine")
     rc, _, err = run(capsys, "demo", "-n", "1000", "--output-dir", out_dir)
     assert_one_line_error(rc, err, "data.zarr")
     assert (out_dir / "data.zarr" / "precious.txt").read_text() == "mine"
+    mine = tmp_path / "mine"
+    assert run(capsys, "generate", mine / "data.zarr", "-n", "900", "-d", "3", "--seed", "9", "-q")[0] == 0
+    kept = snapshot(mine)
+    rc, _, err = run(capsys, "demo", "-n", "1000", "--output-dir", mine, "-q")
+    assert_one_line_error(rc, err, "was not written by dask-gmm demo")
+    assert snapshot(mine) == kept
+    demo = tmp_path / "demo2"
+    assert run(capsys, "demo", "-n", "1000", "--output-dir", demo, "-q")[0] == 0
+    (demo / "data.zarr" / "NOTES.txt").write_text("mine")
+    rc, _, err = run(capsys, "demo", "-n", "2000", "--output-dir", demo, "-q")
+    assert_one_line_error(rc, err, "also holds 1 file(s) of no Zarr array or group (NOTES.txt)")
+    assert (demo / "data.zarr" / "NOTES.txt").read_text() == "mine"
+
+
+def test_overwrite_keeps_files_a_store_holds_besides_its_own(store, model_file, tmp_path, capsys):
+    """--overwrite deleted a whole store folder, the user's notes and a nested project's files
+    with it; now it refuses, naming them, and changes nothing."""
+    gen = tmp_path / "g.zarr"
+    assert run(capsys, "generate", gen, "-n", "1000", "--seed", "1", "-q")[0] == 0
+    (gen / "NOTES.txt").write_text("my notes")
+    (gen / "mine").mkdir()
+    (gen / "mine" / "data.csv").write_text("y")
+    (gen / "X" / "c" / "0" / "junk").write_text("z")
+    kept = snapshot(gen)
+    rc, _, err = run(capsys, "generate", gen, "-n", "2000", "--seed", "1", "--overwrite", "-q")
+    assert_one_line_error(rc, err, "holds 3 file(s) of no Zarr array or group (NOTES.txt, X/c/0/junk, mine/data.csv)",
+                          "--overwrite would delete")
+    assert snapshot(gen) == kept
+    out = tmp_path / "labels.zarr"
+    assert run(capsys, "predict", model_file, store, "--output", out, "-q")[0] == 0
+    (out / "NOTES.txt").write_text("mine")
+    kept = snapshot(out)
+    rc, _, err = run(capsys, "predict", model_file, store, "--output", out, "--overwrite", "-q")
+    assert_one_line_error(rc, err, "(NOTES.txt)")
+    assert snapshot(out) == kept
+    (out / "NOTES.txt").unlink()
+    assert run(capsys, "predict", model_file, store, "--output", out, "--overwrite", "-q")[0] == 0  # its own files only
+
+
+def test_two_outputs_of_one_command_at_one_path_are_refused(store, tmp_path, capsys):
+    """select's figure replaced the model it had just written (exit 0); fit's model replaced its
+    checkpoint, and the rerun then failed on it."""
+    same = tmp_path / "same.json"
+    for argv, fragment in ((["select", store, "-o", same, "--n-components", "1-2", "--plot", same],
+                            "the model and the figure would both be written"),
+                           (["fit", store, "-k", "2", "-o", same, "--checkpoint", same],
+                            "the model and the checkpoint would both be written")):
+        rc, _, err = run(capsys, *argv, "-q")
+        assert_one_line_error(rc, err, fragment)
+        assert not same.exists()
 
 
 # ------------------------------------------------------------------ progress and quiet

@@ -264,9 +264,17 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     ckpt.write_text(json.dumps(old))
     with pytest.raises(ValueError, match="written by an older dask_gmm.*Delete it"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
-    ckpt.write_text("{not json")
-    with pytest.raises(ValueError, match="unreadable"):
+    good = json.loads(json.dumps(old))
+    del good["runs"]
+    ckpt.write_text(json.dumps(good))
+    with pytest.raises(ValueError, match=r"The checkpoint .* is damaged \(KeyError\('runs'\)\)\. Delete it"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+    # Not a checkpoint (a user's notes, a model file, a JSON list): not called damaged, and kept
+    for text in ("precious notes", json.dumps({"format": "dask_gmm.model/1"}), "[1, 2]"):
+        ckpt.write_text(text)
+        with pytest.raises(ValueError, match=r"is not a dask_gmm checkpoint .*Choose another checkpoint path"):
+            GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+        assert ckpt.read_text() == text
 
 
 def test_checkpoint_with_a_generator_random_state_resumes(tmp_path):
