@@ -639,7 +639,8 @@ def cmd_fit(args, term):
     n, d = X.shape
     term.out(f"fitted {gm.n_components} components ({gm.covariance_type} covariance) to {n:,} rows x {d} features")
     term.out(f"  iterations         {gm.n_iter_}  ({'converged' if gm.converged_ else 'NOT converged'}, tol {gm.tol:g})")
-    term.out(f"  log-likelihood     {gm.lower_bound_:.6f}  (mean per row)")
+    ll = f"{gm.lower_bound_:.6f}  (mean per row)" if np.isfinite(gm.lower_bound_) else "not computed (no iteration ran)"
+    term.out(f"  log-likelihood     {ll}")
     term.out(f"  time               {times}")
     term.out(f"  model              {args.output}")
     return 0

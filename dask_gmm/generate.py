@@ -405,14 +405,6 @@ def generate_mixture(
 
 
 # ------------------------------------------------------------------ reading back
-def _open_group(path):
-    try:
-        node = zarr.open(io.data_path(path), mode="r")
-    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
-        raise ValueError(f"No Zarr store found at {os.fspath(path)!r}. Check the path.") from None
-    return node
-
-
 def read_true_model(path):
     """The true model recorded in a generated store, or None when it records none.
 
@@ -420,7 +412,7 @@ def read_true_model(path):
     -------
     GaussianMixture (covariance_type='full', fitted) or None
     """
-    node = _open_group(path)
+    node = io.open_node(io.data_path(path))
     true = node.attrs.get("true_model") if isinstance(node, zarr.Group) else None
     if not true:
         return None
@@ -439,14 +431,15 @@ def store_info(path):
         (weights, means, covariances as lists, or None); ``missing_chunks``,
         the number of chunks of X (and labels) absent from the store.
     """
-    node = _open_group(path)
+    node = io.open_node(io.data_path(path))
     status, true, arrays = {}, None, [node]
     if isinstance(node, zarr.Group):
         status = dict(node.attrs.get(io.STATUS_ATTR) or {})
         true = node.attrs.get("true_model")
-        if "X" not in node:
+        X, labels = (io.member(node, k, os.fspath(path)) for k in ("X", "labels"))
+        if X is None:
             raise ValueError(f"The Zarr group {os.fspath(path)!r} has no array 'X'.")
-        arrays = [node["X"]] + ([node["labels"]] if "labels" in node else [])
+        arrays = [X] + ([labels] if labels is not None else [])
     X = arrays[0]
     return {
         "path": os.fspath(path),

@@ -276,10 +276,7 @@ def open_zarr(path):
     files on a cluster's workers. Refuses stores that a generator marked incomplete.
     """
     path = data_path(path)
-    try:
-        node = zarr.open(path, mode="r")
-    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
-        raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
+    node = open_node(path)
     if isinstance(node, zarr.Group):
         status = node.attrs.get(STATUS_ATTR, {})
         if status and not status.get("complete", False):
@@ -287,10 +284,49 @@ def open_zarr(path):
                 f"The store {path!r} is incomplete (its generation was interrupted). "
                 "Rerun the same generate command to finish it."
             )
-        if "X" not in node:
+        node = member(node, "X", path)
+        if node is None:
             raise ValueError(f"The Zarr group {path!r} has no array 'X'. Pass the array itself or its path.")
-        node = node["X"]
     return node
+
+
+def member(group, name, path):
+    """``group[name]``, or None when the group at ``path`` has no such member; its metadata unreadable,
+    a ValueError (:func:`readable_metadata`). zarr says both with a KeyError: of the name, or of the
+    metadata key it missed."""
+    def get():
+        try:
+            return group[name]
+        except KeyError as exc:
+            if exc.args == (name,):
+                return None
+            raise
+
+    return readable_metadata(path, get)
+
+
+def open_node(path):
+    """The Zarr array or group at the local path or URL ``path``, read-only; a ValueError when
+    there is none, or when its metadata (``zarr.json``) cannot be read."""
+    try:
+        return readable_metadata(path, lambda: zarr.open(path, mode="r"))
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
+
+
+def readable_metadata(path, read):
+    """``read()``, a zarr open or lookup under ``path``, with its errors over unreadable metadata
+    (bad JSON, missing or mistyped keys: ValueError, KeyError or TypeError from zarr) said as one
+    ValueError calling the store corrupt; an absent node's error passes through."""
+    try:
+        return read()
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"The Zarr metadata in {path!r} cannot be read ({type(exc).__name__}: {exc}); the store is "
+            "corrupt. Restore or regenerate it."
+        ) from exc
 
 
 def _refuse_missing_chunks(arr):

@@ -1,8 +1,10 @@
 """Model files: a fitted GaussianMixture as JSON, never pickle.
 
-Floats are written with ``repr`` and so round-trip exactly; NaN and infinity
-(an unfitted ``lower_bound``) use JSON's ``NaN``/``Infinity`` extension, as
-Python's :mod:`json` does by default. Loading validates every field before it
+Floats are written with ``repr`` and so round-trip exactly. The file is
+strict JSON: a ``lower_bound`` that is not finite (-inf after ``max_iter=0``)
+is written as the string ``"-Infinity"`` (or ``"Infinity"``, ``"NaN"``), where
+Python's ``json`` writes a bare ``-Infinity`` that other JSON readers reject;
+files with the bare tokens still load. Loading validates every field before it
 builds anything, and turns whatever is wrong into one ValueError: a model file
 is data, and loading one never runs code.
 
@@ -26,7 +28,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
-from ._checkpoint import write_json_atomic
+from ._checkpoint import write_atomic
 from .mixture import GaussianMixture
 
 logger = logging.getLogger(__name__)
@@ -100,8 +102,8 @@ def model_to_dict(model):
         "precisions_cholesky": np.asarray(model.precisions_cholesky_, np.float64).tolist(),
         "converged": bool(model.converged_),
         "n_iter": int(model.n_iter_),
-        "lower_bound": float(model.lower_bound_),
-        "lower_bounds": [float(x) for x in model.lower_bounds_],
+        "lower_bound": _json_number(model.lower_bound_),
+        "lower_bounds": [_json_number(x) for x in model.lower_bounds_],
         **({"feature_names_in": [str(v) for v in model.feature_names_in_]}
            if hasattr(model, "feature_names_in_") else {}),
     }
@@ -116,8 +118,21 @@ def save_model(model, path):
     path : str or os.PathLike
         The file is written to a temporary file in the same folder, then renamed.
     """
-    write_json_atomic(path, model_to_dict(model))
+    obj = model_to_dict(model)
+    write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False), ".json")
     logger.info("saved model to %s", os.fspath(path))
+
+
+#: The strings that stand for the floats JSON has no number for.
+_NONFINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _json_number(x):
+    """``x`` as a strict JSON value: the float, or one of the strings of :data:`_NONFINITE`."""
+    x = float(x)
+    if np.isfinite(x):
+        return x
+    return "NaN" if np.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
 def _int(d, key, low, high):
@@ -143,6 +158,8 @@ def _array(d, key, shape):
 
 
 def _number(v, key):
+    if isinstance(v, str) and v in _NONFINITE:
+        return _NONFINITE[v]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValueError(f"'{key}' must be a number, got {v!r}")
     return float(v)

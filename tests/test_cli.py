@@ -254,6 +254,25 @@ def test_overwrite_keeps_files_a_store_holds_besides_its_own(store, model_file, 
     assert run(capsys, "predict", model_file, store, "--output", out, "--overwrite", "-q")[0] == 0  # its own files only
 
 
+@pytest.mark.parametrize("where, damage", [("zarr.json", "cut"), ("X/zarr.json", "cut"), ("X/zarr.json", "empty"),
+                                           ("X/zarr.json", "{}"), ("X/zarr.json", '{"zarr_format": 3, "node_type": "array"}')])
+def test_unreadable_store_metadata_is_called_corrupt(store, model_file, tmp_path, capsys, where, damage):
+    """A damaged zarr.json gave JSON's or zarr's bare words ("Expecting value: line 1 column 1",
+    "'data_type'"), naming neither the store nor what to do."""
+    bad = tmp_path / "bad.zarr"
+    shutil.copytree(store, bad)
+    meta = bad / where
+    text = meta.read_text()
+    meta.write_text({"cut": text[:100], "empty": ""}.get(damage, damage))
+    kept = snapshot(bad)
+    for argv in (["info", bad], ["fit", bad, "-k", "3", "-o", tmp_path / "m.json"],
+                 ["predict", model_file, bad, "-o", tmp_path / "l.zarr"]):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, f"The Zarr metadata in {str(bad)!r} cannot be read",
+                              "the store is corrupt. Restore or regenerate it.")
+    assert snapshot(bad) == kept and not (tmp_path / "m.json").exists() and not (tmp_path / "l.zarr").exists()
+
+
 def test_two_outputs_of_one_command_at_one_path_are_refused(store, tmp_path, capsys):
     """select's figure replaced the model it had just written (exit 0); fit's model replaced its
     checkpoint, and the rerun then failed on it."""

@@ -43,11 +43,30 @@ def test_exact_round_trip(tmp_path, models, X, ct):
     assert loaded.sample(5)[0].shape == (5, 2)
 
 
-def test_nan_lower_bound_round_trips(tmp_path):
+def test_non_finite_lower_bounds_round_trip_in_strict_json(tmp_path):
+    """NaN (unfitted) and -inf (max_iter=0) lower bounds: the file was Python's JSON extension
+    (a bare -Infinity), which other readers reject; now strict JSON, and old files still load."""
+
+    def strict(text):  # what a strict reader (Node's JSON.parse, jq's) accepts
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
     gm = fitted_model([0.5, 0.5], [[0.0], [1.0]], [[[1.0]], [[2.0]]], "full")
+    gm.lower_bounds_ = [float("-inf"), -1.5, float("inf")]
     save_model(gm, tmp_path / "m.json")
-    assert "NaN" in (tmp_path / "m.json").read_text()
-    assert np.isnan(load_model(tmp_path / "m.json").lower_bound_)
+    d = strict((tmp_path / "m.json").read_text())
+    assert d["lower_bound"] == "NaN" and d["lower_bounds"] == ["-Infinity", -1.5, "Infinity"]
+    back = load_model(tmp_path / "m.json")
+    assert np.isnan(back.lower_bound_) and back.lower_bounds_ == gm.lower_bounds_
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    zero = GaussianMixture(2, max_iter=0, means_init=[[0, 0], [1, 1]], weights_init=[0.5, 0.5],
+                           precisions_init=np.array([np.eye(2)] * 2)).fit(X)
+    assert zero.lower_bound_ == -np.inf
+    save_model(zero, tmp_path / "z.json")
+    assert strict((tmp_path / "z.json").read_text())["lower_bound"] == "-Infinity"
+    assert load_model(tmp_path / "z.json").lower_bound_ == -np.inf
+    old = (tmp_path / "z.json").read_text().replace('"-Infinity"', "-Infinity")  # as written before
+    (tmp_path / "old.json").write_text(old)
+    assert load_model(tmp_path / "old.json").lower_bound_ == -np.inf
 
 
 def test_atomic_write_leaves_only_the_file(tmp_path, models):
