@@ -987,11 +987,13 @@ def cmd_demo(args, term):
     from .generate import generate_mixture
     from .modelfile import save_model
 
+    d, K = DEMO_DEFAULTS["n_features"], DEMO_DEFAULTS["n_components"]
+    if args.n_samples < 10 * K:  # before any work: the fit needs rows enough for its components
+        raise CLIError(f"--n-samples must be at least {10 * K} for the demo's {K} components, got {args.n_samples}.")
     out = os.path.abspath(args.output_dir)
     os.makedirs(out, exist_ok=True)
     data = os.path.join(out, "data.zarr")
     model_path = os.path.join(out, "model.json")
-    d, K = DEMO_DEFAULTS["n_features"], DEMO_DEFAULTS["n_components"]
     chunk = min(DEMO_DEFAULTS["chunk_size"], args.n_samples)
     _check_writable(model_path, "model", data)  # before any work: nothing of the user's is replaced
     figures = [os.path.join(out, f) for f in ("notebook-fit.png", "notebook-loglik.png")]

@@ -74,11 +74,17 @@ def default_chunk_size(n_features, dtype):
     return max(1, CHUNK_BYTES // (int(n_features) * np.dtype(dtype).itemsize))
 
 
-def _check_number(name, value, kind, minimum, strict=False):
-    if (isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value)
-            or value < minimum or (strict and value == minimum)):
+#: Chunks per array at most: the chunk checks hold a list of their keys in memory (1e13 rows in
+#: the default chunks ran a 4 GB process out of memory before the first write).
+MAX_CHUNKS = 2**24
+
+
+def _check_number(name, value, kind, minimum, strict=False, maximum=2**62):
+    if (isinstance(value, bool) or not isinstance(value, kind) or not -maximum <= value <= maximum
+            or not np.isfinite(value) or value < minimum or (strict and value == minimum)):
         bound = f"> {minimum}" if strict else f">= {minimum}"
-        raise ValueError(f"generate_mixture: '{name}' must be a finite number {bound}; got {value!r}.")
+        raise ValueError(f"generate_mixture: '{name}' must be a finite number {bound} and at most "
+                         f"{maximum:.3g}; got {value!r}.")
 
 
 def label_dtype(n_components):
@@ -359,6 +365,12 @@ def generate_mixture(
     if chunk_size is None:
         chunk_size = default_chunk_size(n_features, dtype)
     rows = min(int(chunk_size), int(n_samples))
+    if -(-n_samples // rows) > MAX_CHUNKS:
+        raise ValueError(
+            f"generate_mixture: {n_samples:,} rows in chunks of {rows:,} make {-(-n_samples // rows):,} chunks, "
+            f"more than the {MAX_CHUNKS:,} a store may have (their list is checked in memory). "
+            "Pass a larger chunk_size."
+        )
     status = {
         "format": FORMAT, "complete": False, "n_samples": int(n_samples), "n_features": n_features,
         "n_components": n_components, "chunk_size": rows, "dtype": np.dtype(dtype).name,

@@ -334,7 +334,7 @@ def _refuse_missing_chunks(arr):
     if gone:
         shown = ", ".join(gone[:5]) + (", ..." if len(gone) > 5 else "")
         raise ValueError(
-            f"The Zarr array is missing {len(gone)} of its chunks ({shown}); zarr would read them "
+            f"The Zarr array {str(arr.store_path)!r} is missing {len(gone)} of its chunks ({shown}); zarr would read them "
             "as fill values. Regenerate or restore the store (write it with "
             "config={'write_empty_chunks': True} so that no chunk is left out)."
         )

@@ -26,6 +26,7 @@ mixture_log_density(...)           log density of a mixture at given points
 
 from __future__ import annotations
 
+import numbers
 import os
 
 import numpy as np
@@ -45,6 +46,9 @@ _INSTALL_ADVICE = "dask_gmm's figures need matplotlib: pip install 'dask_gmm[plo
 #: Probability mass enclosed by the density contours (highest-density regions).
 HDR_MASSES = (0.5, 0.9, 0.99)
 DPI = 120
+#: Histogram bins per axis at most: more than a figure has pixels (a 2-D histogram of 4096 x 4096
+#: counts is 128 MiB; --bins 1e9 ran the machine out of memory).
+MAX_BINS = 4096
 _CONTOUR_COLOUR = "tab:purple"
 # tab10 without purple (the density contours) and red (the true means)
 _COMPONENT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:brown", "tab:pink", "tab:olive",
@@ -165,6 +169,9 @@ def data_histogram(X, features=(0, 1), bins=200, range=None):
     import dask
     import dask.array as da
 
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or not 1 <= bins <= MAX_BINS:
+        raise ValueError(f"bins must be a whole number from 1 to {MAX_BINS} (bins per axis: a figure has "
+                         f"fewer pixels), got {bins!r}.")
     X = _finite_rows(io.as_dask_array(X))
     features = _check_features(features, X.shape[1])
     cols = [X[:, f] for f in features]

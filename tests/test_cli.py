@@ -334,7 +334,14 @@ def test_missing_chunk(store, tmp_path, capsys, model_file):
     shutil.copytree(store, broken)
     os.unlink(broken / "X" / "c" / "1" / "0")
     rc, _, err = run(capsys, "score", model_file, broken)
-    assert_one_line_error(rc, err, "missing 1 of its chunks")
+    assert_one_line_error(rc, err, f"The Zarr array 'file://{broken}/X' is missing 1 of its chunks (c/1/0)")
+
+
+def test_demo_too_few_samples_is_refused_before_any_work(tmp_path, capsys):
+    """It generated the store, then failed in the fit with scikit-learn's words."""
+    rc, _, err = run(capsys, "demo", "-n", "1", "--output-dir", tmp_path / "d")
+    assert_one_line_error(rc, err, "--n-samples must be at least 30")
+    assert not os.path.exists(tmp_path / "d")
 
 
 def test_model_data_mismatch(model_file, tmp_path, capsys):

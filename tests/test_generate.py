@@ -335,9 +335,11 @@ def test_min_separation(tmp_path):
 
 @pytest.mark.parametrize("bad", [dict(n_samples=0), dict(n_features=0), dict(chunk_size=0), dict(dtype="int32"), dict(dtype="banana"),
                                  dict(box=-1.0), dict(covariance_scale=0.0), dict(n_components=2.5),
-                                 dict(min_separation=float("nan"))])
+                                 dict(min_separation=float("nan")),
+                                 dict(n_samples=10**30),  # was a TypeError from np.isfinite
+                                 dict(n_samples=10**13, chunk_size=None)])  # a MemoryError, a store left behind
 def test_bad_arguments(tmp_path, bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="generate_mixture: "):
         generate_mixture(str(tmp_path / "s"), **{**dict(SMALL, n_samples=100), **bad})
     assert not os.path.exists(tmp_path / "s")
 

@@ -152,6 +152,15 @@ def test_every_covariance_type(covariance_type, tmp_path):
     assert_png(plot.plot_data_fit(gm, X, tmp_path / "fit.png", bins=30))
 
 
+def test_bins_are_bounded():
+    """--bins 1e9 ran the machine out of memory (the kernel killed the process, no message)."""
+    X = _blobs(2000, 2)
+    for bins in (0, plot.MAX_BINS + 1, 10**9, 2.5, True):
+        with pytest.raises(ValueError, match=f"bins must be a whole number from 1 to {plot.MAX_BINS}"):
+            plot.data_histogram(X, bins=bins)
+    assert plot.data_histogram(X, bins=plot.MAX_BINS)[0].shape == (plot.MAX_BINS, plot.MAX_BINS)
+
+
 def test_errors(tmp_path):
     X = _blobs(2000, 3)
     gm = GaussianMixture(2, random_state=0).fit(X)
