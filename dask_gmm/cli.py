@@ -393,7 +393,11 @@ def _check_writable(path, what, data):
     input ``data`` (a local path or URL) or a file that is not one of ours (for a model file)."""
     from .modelfile import load_model
 
+    if not str(path).strip():
+        raise CLIError(f"the {what}'s path is empty. Give a file name.")
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise CLIError(f"cannot write the {what} to {path!r}: {folder!r} is a file, not a folder.")
     if not os.path.isdir(folder):
         raise CLIError(f"cannot write the {what} to {path!r}: the folder {folder!r} does not exist.")
     if not os.access(folder, os.W_OK):
@@ -474,7 +478,11 @@ def _open_data(path):
 
     if "://" not in path and not os.path.exists(path):
         raise CLIError(f"no Zarr store at {path!r}. Check the path (create one with '{PROG} generate').")
-    return io.as_dask_array(path)
+    arr = io.open_zarr(path)
+    if arr.ndim != 2:  # in the command line's words, not scikit-learn's advice to reshape
+        raise CLIError(f"{path!r} holds an array of shape {arr.shape}, not data of shape (rows, features). "
+                       "Pass a store of X (or a group with X).")
+    return io.as_dask_array(arr)
 
 
 def _check_match(model, X, model_path, data_path):
@@ -867,6 +875,8 @@ def cmd_info(args, term):
              + f", compressors {', '.join(info['compressors']) or 'none'}")
     if info["complete"] is None:
         state = "not written by dask-gmm generate"
+    elif info["complete"] and info["missing_chunks"]:
+        state = "DAMAGED: generated complete, but chunks have gone since; restore the store, or regenerate it"
     elif info["complete"]:
         state = "complete"
     else:

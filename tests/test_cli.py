@@ -335,6 +335,9 @@ def test_missing_chunk(store, tmp_path, capsys, model_file):
     os.unlink(broken / "X" / "c" / "1" / "0")
     rc, _, err = run(capsys, "score", model_file, broken)
     assert_one_line_error(rc, err, f"The Zarr array 'file://{broken}/X' is missing 1 of its chunks (c/1/0)")
+    rc, out, _ = run(capsys, "info", broken)  # said "complete" beside the missing chunk
+    assert rc == 0 and "status       DAMAGED: generated complete, but chunks have gone since" in out
+    assert "missing      1 chunks absent from the store" in out
 
 
 def test_demo_too_few_samples_is_refused_before_any_work(tmp_path, capsys):
@@ -383,6 +386,11 @@ def test_unwritable_outputs_fail_before_the_work(store, tmp_path, capsys, monkey
     assert_one_line_error(rc, err, "does not exist")
     rc, _, err = run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "m.json", "--checkpoint", tmp_path / "no" / "c")
     assert_one_line_error(rc, err, "checkpoint", "does not exist")
+    (tmp_path / "notes.txt").write_text("mine")
+    rc, _, err = run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "notes.txt" / "m.json")
+    assert_one_line_error(rc, err, "notes.txt' is a file, not a folder")  # was "does not exist"
+    rc, _, err = run(capsys, "fit", store, "-k", "3", "-o", "")
+    assert_one_line_error(rc, err, "the model's path is empty")  # was "inside the input data"
 
 
 def snapshot(root):
@@ -456,10 +464,15 @@ def test_outputs_never_replace_the_input_or_what_is_not_ours(store, model_file, 
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]
 
 
-def test_info_of_an_array_that_is_not_data(tmp_path, capsys):
+def test_an_array_that_is_not_data(model_file, tmp_path, capsys):
+    """info said so; fit, select and score gave scikit-learn's advice to call X.reshape."""
     zarr.create_array(str(tmp_path / "w.zarr"), shape=(100,), dtype="f8")[:] = 1.0
-    rc, _, err = run(capsys, "info", tmp_path / "w.zarr")
-    assert_one_line_error(rc, err, "holds an array of shape (100,)")
+    zarr.create_array(str(tmp_path / "c.zarr"), shape=(10, 5, 2), dtype="f8")[:] = 1.0
+    for argv in (["info", tmp_path / "w.zarr"], ["fit", tmp_path / "w.zarr", "-k", "2", "-o", tmp_path / "m.json"],
+                 ["select", tmp_path / "c.zarr", "-o", tmp_path / "m.json"], ["score", model_file, tmp_path / "c.zarr"]):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, "holds an array of shape (")
+        assert "reshape" not in err
 
 
 def test_a_group_above_the_input_does_not_guard_everything_below_it(model_file, store, tmp_path, capsys):
