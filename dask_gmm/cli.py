@@ -482,7 +482,9 @@ def _open_data(path):
     if arr.ndim != 2:  # in the command line's words, not scikit-learn's advice to reshape
         raise CLIError(f"{path!r} holds an array of shape {arr.shape}, not data of shape (rows, features). "
                        "Pass a store of X (or a group with X).")
-    return io.as_dask_array(arr)
+    with warnings.catch_warnings():  # the command's own pass warns once of what it finds (a rechunk)
+        warnings.simplefilter("ignore")
+        return io.as_dask_array(arr)
 
 
 def _check_match(model, X, model_path, data_path):
