@@ -62,54 +62,61 @@ def _sklearn_seed(ss):
     return int(ss.generate_state(1)[0] >> 1)
 
 
-def gather_rows(X, n_rows, seed, sample_weight=None):
-    """``n_rows`` distinct random rows of the dask array X, as float64 (reads only their blocks).
+def gather_rows(X, sizes, seeds, sample_weight=None):
+    """For each run j, ``sizes[j]`` distinct random rows of the dask array X drawn from
+    ``seeds[j]``, as float64 (reading only the blocks that hold them).
 
     With ``sample_weight`` (a dask array, X's row chunks) the rows are drawn with
     probability proportional to their weight, without replacement, as from X
     with each row repeated as often as its weight says: rows of weight 0 only
-    when fewer than ``n_rows`` rows weigh anything. One pass over the weights
-    (not X): :func:`_weighted_rows`.
+    when fewer rows than asked weigh anything. One pass over the weights (not
+    X) for all the runs: :func:`_weighted_rows`.
     """
     if sample_weight is None:
-        rng = np.random.default_rng(seed)
-        idx = rng.choice(X.shape[0], size=n_rows, replace=False)
+        picks = [np.random.default_rng(s).choice(X.shape[0], size=n, replace=False) for n, s in zip(sizes, seeds)]
     else:
-        idx = _weighted_rows(sample_weight, n_rows, seed.generate_state(2, np.uint64))
-    return np.asarray(X[np.sort(idx)].compute(), np.float64)
+        picks = _weighted_rows(sample_weight, [(n, s.generate_state(2, np.uint64)) for n, s in zip(sizes, seeds)])
+    return [np.asarray(X[np.sort(idx)].compute(), np.float64) for idx in picks]
 
 
-def _weighted_rows(sample_weight, n_rows, key):
-    """Indices of ``n_rows`` rows drawn with probability proportional to ``sample_weight``
-    (n_samples,), without replacement: the rows of the smallest keys ``-log(u) / w``
-    (Efraimidis and Spirakis 2006), u uniform per row from the Philox stream ``key``
-    at the row's index, so the draw does not depend on the chunking. Ties (weight 0,
-    key inf) go to the lowest index."""
+def _weighted_rows(sample_weight, requests):
+    """For each request ``(n, key)``, the indices of n rows drawn with probability proportional
+    to ``sample_weight`` (n_samples,), without replacement: the rows of the n smallest keys
+    ``-log(u) / w`` (Efraimidis and Spirakis 2006), u uniform per row from the Philox stream
+    ``key`` at the row's index, so the draw does not depend on the chunking. Ties (weight 0,
+    key inf) go to the lowest index. One pass over the weights for all requests."""
     starts = np.concatenate([[0], np.cumsum(sample_weight.chunks[0][:-1])]).astype(int).tolist()
-    parts = [dask.delayed(_smallest_keys)(w, start, n_rows, key)
+    parts = [dask.delayed(_smallest_keys)(w, start, requests)
              for w, start in zip(sample_weight.to_delayed().ravel(), starts)]
-    keys, rows = (np.concatenate(a) for a in zip(*dask.compute(*parts)))
-    return rows[np.lexsort((rows, keys))[:n_rows]]
+    per_block = dask.compute(*parts)
+    out = []
+    for j, (n, _) in enumerate(requests):
+        keys, rows = (np.concatenate(a) for a in zip(*(block[j] for block in per_block)))
+        out.append(rows[np.lexsort((rows, keys))[:n]])
+    return out
 
 
-def _smallest_keys(w, start, n, key):
-    """The ``n`` smallest keys of :func:`_weighted_rows` among the rows ``start, start + 1, ...``
-    of the weights ``w``, and those rows."""
-    bits = np.random.Philox(key=key)
-    bits.advance(start // 4)  # a step is four draws
-    u = np.random.Generator(bits).random(start % 4 + len(w))[start % 4 :]
+def _smallest_keys(w, start, requests):
+    """For each request ``(n, key)`` of :func:`_weighted_rows`, the n smallest keys among the
+    rows ``start, start + 1, ...`` of the weights ``w``, and those rows."""
     w = np.asarray(w, np.float64)
     _kernels.check_weights(w, start)  # as the passes would: a NaN or negative weight named
-    with np.errstate(divide="ignore"):
-        keys = -np.log(u) / w
-    if len(keys) > n:
-        kth = np.partition(keys, n - 1)[n - 1]
-        below = np.flatnonzero(keys < kth)
-        keys_at = np.flatnonzero(keys == kth)[: n - len(below)]  # ties at the boundary: the lowest rows
-        top = np.concatenate([below, keys_at])
-    else:
-        top = np.arange(len(keys))
-    return keys[top], top + start
+    out = []
+    for n, key in requests:
+        bits = np.random.Philox(key=key)
+        bits.advance(start // 4)  # a step is four draws
+        u = np.random.Generator(bits).random(start % 4 + len(w))[start % 4 :]
+        with np.errstate(divide="ignore"):
+            keys = -np.log(u) / w
+        if len(keys) > n:
+            kth = np.partition(keys, n - 1)[n - 1]
+            below = np.flatnonzero(keys < kth)
+            at = np.flatnonzero(keys == kth)[: n - len(below)]  # ties at the boundary: the lowest rows
+            top = np.concatenate([below, at])
+        else:
+            top = np.arange(len(keys))
+        out.append((keys[top], top + start))
+    return out
 
 
 def _lockstep(blocks, kernel, arg_lists, per_run=None):
@@ -124,7 +131,7 @@ def _kmeans_parallel(blocks, X, specs, seeds):
     Returns a list of (candidates (m, d), weights (m,), cost) per run.
     """
     firsts, rounds = zip(*(s.spawn(2) for s in seeds))
-    centres = [gather_rows(X, 1, s, blocks.sample_weight) for s in firsts]
+    centres = gather_rows(X, [1] * len(firsts), firsts, blocks.sample_weight)
     costs = [_kernels.finite_total(c) for c in _lockstep(blocks, _kernels.nearest_cost, [(c,) for c in centres])]
     round_seeds = [r.spawn(KMEANS_ROUNDS) for r in rounds]
     for r in range(KMEANS_ROUNDS):
@@ -146,7 +153,7 @@ def _candidates(blocks, X, specs, seeds):
     out = []
     for (K, _), cand, counts, s_pad in zip(specs, *_kmeans_parallel(blocks, X, specs, par), pad):
         if len(np.unique(cand, axis=0)) < K:  # tiny or degenerate data: pad with random rows
-            cand = np.vstack([cand, gather_rows(X, K, s_pad, blocks.sample_weight)])
+            cand = np.vstack([cand, gather_rows(X, [K], [s_pad], blocks.sample_weight)[0]])
             counts = np.concatenate([counts, np.zeros(K)])
         _kernels.total_weight(counts.sum())  # weights all 0, or overflowing: refused here, by name
         # relative to the largest, so that scaling every sample weight alike changes nothing
@@ -190,13 +197,13 @@ def _kmeans_plusplus(blocks, X, specs, seeds):
 
 
 def _random_from_data(blocks, X, specs, seeds):
-    rows = [gather_rows(X, K, s, blocks.sample_weight) for (K, _), s in zip(specs, seeds)]
+    rows = gather_rows(X, [K for K, _ in specs], seeds, blocks.sample_weight)
     return _hard_assignment(blocks, specs, rows)
 
 
 def _random(blocks, X, specs, seeds):
     s_ref, s_blocks = zip(*(s.spawn(2) for s in seeds))
-    refs = [gather_rows(X, 1, s, blocks.sample_weight) for s in s_ref]
+    refs = gather_rows(X, [1] * len(s_ref), s_ref, blocks.sample_weight)
     args = [(K, ref, ct) for (K, ct), ref in zip(specs, refs)]
     stats = _lockstep(blocks, _kernels.random_resp_stats, args, [s.spawn(len(blocks)) for s in s_blocks])
     return [(st, np.repeat(ref, K, axis=0)) for st, ref, (K, _) in zip(stats, refs, specs)]

@@ -201,14 +201,15 @@ def test_weighted_rows_are_drawn_in_proportion_to_their_weight():
     w = np.r_[np.zeros(10), np.arange(1.0, 6.0)]
     counts = np.zeros(15)
     for s in range(20000):
-        keys, rows = _smallest_keys(w, 0, 1, np.random.SeedSequence(s).generate_state(2, np.uint64))
+        ((keys, rows),) = _smallest_keys(w, 0, [(1, np.random.SeedSequence(s).generate_state(2, np.uint64))])
         counts[rows[0]] += 1
     p = w / w.sum()
     assert np.all(np.abs(counts / 20000 - p) <= 5 * np.sqrt(p * (1 - p) / 20000))
     X = da.from_array(np.arange(15.0)[:, None], chunks=4)
     for s in range(10):
         for n, expected in ((3, None), (7, np.r_[0.0, 1.0, np.arange(10.0, 15.0)])):  # five weigh, then 0, 1
-            drawn = [gather_rows(X, n, np.random.SeedSequence(s), da.from_array(w, chunks=c))[:, 0] for c in (4, 7, 15)]
+            drawn = [gather_rows(X, [n], [np.random.SeedSequence(s)], da.from_array(w, chunks=c))[0][:, 0]
+                     for c in (4, 7, 15)]
             assert set(drawn[0]) <= set(range(10, 15)) if expected is None else np.array_equal(drawn[0], expected)
             np.testing.assert_array_equal(drawn[1], drawn[0])
             np.testing.assert_array_equal(drawn[2], drawn[0])
@@ -591,3 +592,21 @@ def test_restarts_share_every_pass():
     # four restarts read the data no more often than the slowest one alone would
     assert four.reads <= one.reads + 8 * (abs(b.n_iter_ - a.n_iter_) + 10)
     assert four.reads < 2 * one.reads
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random_from_data", "random"])
+def test_restarts_draw_their_weighted_starting_rows_in_one_pass_over_the_weights(init_params):
+    """The weighted draw reads the weights (not X: only the blocks holding the drawn rows are
+    read, per restart); restarts share that read as they share the passes."""
+    X = make_blobs(n=4000)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(X))
+    reads = {}
+    for n_init in (1, 4):
+        weights = _ReadCounter(w[:, None], 500)
+        data = _ReadCounter(X, 500)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            GaussianMixture(3, init_params=init_params, n_init=n_init, max_iter=1, tol=0, random_state=0).fit(
+                data.array, sample_weight=weights.array[:, 0])
+        reads[n_init] = weights.reads
+    assert reads[4] == reads[1]
