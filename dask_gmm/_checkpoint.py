@@ -172,10 +172,13 @@ class Checkpoint:
         try:
             with open(self.path) as f:
                 state = json.load(f)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            raise ValueError(f"The checkpoint {self.path!r} cannot be read ({exc}).") from None
+        except ValueError as exc:
             state, why = None, str(exc)
+        else:
+            why = "JSON of another format"
         if not isinstance(state, dict) or state.get("format") != FORMAT:
-            why = why if state is None else "JSON of another format"
             raise ValueError(
                 f"{self.path!r} is not a dask_gmm checkpoint ({why}), and a fit replaces only its own "
                 "checkpoints. Choose another checkpoint path."

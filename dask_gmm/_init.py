@@ -107,7 +107,7 @@ def _smallest_keys(w, start, requests):
         bits.advance(start // 4)  # a step is four draws
         u = np.random.Generator(bits).random(start % 4 + len(w))[start % 4 :]
         with np.errstate(divide="ignore"):
-            keys = -np.log(u) / w
+            keys = -np.log(u) / (w + 0.0)  # -0.0 + 0.0 is 0.0: a key of inf, as for any weight of 0
         if len(keys) > n:
             kth = np.partition(keys, n - 1)[n - 1]
             below = np.flatnonzero(keys < kth)
@@ -150,14 +150,18 @@ def _kmeans_parallel(blocks, X, specs, seeds):
 
 def _candidates(blocks, X, specs, seeds):
     par, pad = zip(*(s.spawn(2) for s in seeds))
+    cands, counts = _kmeans_parallel(blocks, X, specs, par)
+    short = [j for j, ((K, _), c) in enumerate(zip(specs, cands)) if len(np.unique(c, axis=0)) < K]
+    # tiny or degenerate data: pad with random rows (one draw for every run that needs it)
+    for j, rows in zip(short, gather_rows(X, [specs[j][0] for j in short], [pad[j] for j in short],
+                                          blocks.sample_weight)):
+        cands[j] = np.vstack([cands[j], rows])
+        counts[j] = np.concatenate([counts[j], np.zeros(specs[j][0])])
     out = []
-    for (K, _), cand, counts, s_pad in zip(specs, *_kmeans_parallel(blocks, X, specs, par), pad):
-        if len(np.unique(cand, axis=0)) < K:  # tiny or degenerate data: pad with random rows
-            cand = np.vstack([cand, gather_rows(X, [K], [s_pad], blocks.sample_weight)[0]])
-            counts = np.concatenate([counts, np.zeros(K)])
-        _kernels.total_weight(counts.sum())  # weights all 0, or overflowing: refused here, by name
+    for cand, c in zip(cands, counts):
+        _kernels.total_weight(c.sum())  # weights all 0, or overflowing: refused here, by name
         # relative to the largest, so that scaling every sample weight alike changes nothing
-        out.append((cand, counts / counts.max() + 1e-12))
+        out.append((cand, c / c.max() + 1e-12))
     return out
 
 

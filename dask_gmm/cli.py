@@ -1025,7 +1025,9 @@ def cmd_demo(args, term):
     with _dask_progress(term):
         try:
             true = generate_mixture(data, args.n_samples, d, K, **kw)
-        except ValueError:
+        except ValueError as exc:
+            if not os.path.exists(data):  # the arguments themselves: their own message
+                raise CLIError(str(exc)) from None
             if not _is_demo_store(data):  # never overwrite what an earlier demo did not write
                 raise CLIError(f"{data!r} exists and was not written by dask-gmm demo. Choose another "
                                "--output-dir, or move it away.") from None

@@ -198,13 +198,29 @@ def _write_chunk(X, labels, i, seed, weights, means, cholesky):
 def _read_status(path):
     """(status, true_model) attributes of an existing store, or None where nothing is stored."""
     try:
-        node = zarr.open(path, mode="r")
-    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        node = io.open_node(path)
+    except ValueError as exc:
+        if isinstance(exc.__cause__, io._METADATA_ERRORS):  # a damaged store: said so (overwrite=True replaces it)
+            raise ValueError(f"{exc} Pass overwrite=True to replace it.") from exc.__cause__
         # nothing (or an empty folder), or something that is not a Zarr store: never overwritten silently
         return None if io.replaceable(path) else ({}, None)
     if not isinstance(node, zarr.Group):
         return {}, None
     return dict(node.attrs.get(io.STATUS_ATTR) or {}), node.attrs.get("true_model")
+
+
+def _whole(path):
+    """Whether the store at ``path``, recorded complete, still holds both arrays and all their
+    chunks (one listing). Lost chunks are written again by the caller; unreadable array metadata
+    is a ValueError, which an overwrite mends."""
+    group = io.open_node(path)
+    try:
+        arrays = [io.member(group, k, path) for k in ("X", "labels")]
+    except ValueError as exc:
+        raise ValueError(f"{exc} Pass overwrite=True to replace it.") from exc.__cause__
+    if any(a is None for a in arrays):
+        raise ValueError(f"The store {path!r} has lost its array X or labels. Pass overwrite=True to replace it.")
+    return not any(io.missing_chunks(a) for a in arrays)
 
 
 def _check_same(path, old, new):
@@ -382,7 +398,7 @@ def generate_mixture(
 
     if old is not None:
         _check_same(path, old, (status, true))
-        if old[0]["complete"]:
+        if old[0]["complete"] and _whole(path):
             logger.info("%s is already complete; nothing to write", path)
             return true_model
         group = zarr.open_group(path, mode="r+")

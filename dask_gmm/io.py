@@ -314,18 +314,22 @@ def open_node(path):
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
 
 
+#: What zarr raises on metadata it cannot read: bad JSON, missing or mistyped keys, a JSON list.
+_METADATA_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
+
+
 def readable_metadata(path, read):
     """``read()``, a zarr open or lookup under ``path``, with its errors over unreadable metadata
-    (bad JSON, missing or mistyped keys: ValueError, KeyError or TypeError from zarr) said as one
-    ValueError calling the store corrupt; an absent node's error passes through."""
+    (:data:`_METADATA_ERRORS`) said as one ValueError, chained to zarr's; an absent node's error
+    passes through."""
     try:
         return read()
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         raise
-    except (ValueError, KeyError, TypeError) as exc:
+    except _METADATA_ERRORS as exc:
         raise ValueError(
-            f"The Zarr metadata in {path!r} cannot be read ({type(exc).__name__}: {exc}); the store is "
-            "corrupt. Restore or regenerate it."
+            f"The Zarr metadata in {path!r} cannot be read ({type(exc).__name__}: {exc}): the store is "
+            "corrupt, or in a form this zarr does not read. Restore or regenerate it."
         ) from exc
 
 
@@ -432,13 +436,32 @@ def _zarr_block(arr, index, asarray=True, lock=None):
             f"{_chunk_name(arr, index)} cannot be decoded ({exc}); the store is corrupt. Restore or regenerate it."
         ) from exc
     if block.size and _all_fill(np.asarray(block), arr.fill_value):
-        if not sync(arr.store_path.store.exists(_chunk_key(arr, index))):
+        if not _stored(arr, _chunk_key(arr, index)):
             raise ValueError(
                 f"{_chunk_name(arr, index)} is missing from its store (removed after the store was opened, "
                 "or a server that lists it did not serve it); zarr would read it as fill values. "
                 "Restore the store."
             )
     return block
+
+
+#: Chunks found stored by :func:`_stored`, by store and key: a chunk whose values are all the fill
+#: value (weights of 0) is looked up once per process, not once per pass. One removed later reads
+#: as the same values. Cleared when it grows past 2**16 entries.
+_STORED = set()
+
+
+def _stored(arr, key):
+    """Whether the chunk ``key`` is in the store of ``arr``."""
+    found = (str(arr.store_path.store), key)
+    if found in _STORED:
+        return True
+    if not sync(arr.store_path.store.exists(key)):
+        return False
+    if len(_STORED) >= 2**16:
+        _STORED.clear()
+    _STORED.add(found)
+    return True
 
 
 class ZarrRows:
@@ -521,7 +544,7 @@ class ZarrRows:
             nd = self._ab._decode_sync(buf, self._specs[-1])
             for codec, spec in zip(reversed(self._aa), reversed(self._specs[:-1])):
                 nd = codec._decode_sync(nd, spec)
-        except Exception as exc:
+        except _DECODE_ERRORS as exc:
             raise ValueError(
                 f"Chunk {key!r} of the Zarr array cannot be decoded ({exc}); the store is corrupt. "
                 "Restore or regenerate it."
@@ -762,9 +785,11 @@ def replaceable(path):
     replaced: never another file or folder, which could hold anything.
     """
     try:
-        zarr.open(path, mode="r")
+        open_node(path)
         return True
-    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+    except ValueError as exc:
+        if isinstance(exc.__cause__, _METADATA_ERRORS):  # a store with damaged metadata: still a store
+            return True
         fs, p = fsspec.core.url_to_fs(path)
         return not fs.exists(p) or (fs.isdir(p) and not fs.ls(p))
 
@@ -772,7 +797,7 @@ def replaceable(path):
 #: Zarr metadata files (v3, and v2's).
 _ZARR_METADATA = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 #: A part of a chunk key under an array node: v3's ``c``, or indices joined by dots (v2).
-_CHUNK_KEY_PART = re.compile(r"c|\d+(\.\d+)*")
+_CHUNK_KEY_PART = re.compile(r"c(\.\d+)*|\d+(\.\d+)*")
 
 
 def foreign_files(path):
@@ -799,11 +824,16 @@ def foreign_files(path):
 
 
 def _is_array_metadata(file):
+    """Whether ``file`` is an array's ``zarr.json``, or one too damaged to tell (whose folder an
+    overwrite of a damaged store may then delete with the rest)."""
     try:
         with open(file) as f:
-            return json.load(f).get("node_type") == "array"
-    except (OSError, ValueError, AttributeError):
+            meta = json.load(f)
+    except FileNotFoundError:
         return False
+    except (OSError, ValueError):
+        return True
+    return not isinstance(meta, dict) or meta.get("node_type") != "group"
 
 
 def refuse_unreplaceable(path, flag):

@@ -46,9 +46,10 @@ _INSTALL_ADVICE = "dask_gmm's figures need matplotlib: pip install 'dask_gmm[plo
 #: Probability mass enclosed by the density contours (highest-density regions).
 HDR_MASSES = (0.5, 0.9, 0.99)
 DPI = 120
-#: Histogram bins per axis at most: more than a figure has pixels (a 2-D histogram of 4096 x 4096
-#: counts is 128 MiB; --bins 1e9 ran the machine out of memory).
-MAX_BINS = 4096
+#: Histogram bins per axis at most: about what a figure has pixels. dask makes one histogram per
+#: chunk and sums them in a tree, so a few are alive per thread: at 1024, 8 MiB each (at 4096,
+#: 128 MiB each, and 64 chunks peaked at 2.2-3.4 GB; --bins 1e9 ran the machine out of memory).
+MAX_BINS = 1024
 _CONTOUR_COLOUR = "tab:purple"
 # tab10 without purple (the density contours) and red (the true means)
 _COMPONENT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:brown", "tab:pink", "tab:olive",

@@ -254,8 +254,9 @@ def test_overwrite_keeps_files_a_store_holds_besides_its_own(store, model_file, 
     assert run(capsys, "predict", model_file, store, "--output", out, "--overwrite", "-q")[0] == 0  # its own files only
 
 
-@pytest.mark.parametrize("where, damage", [("zarr.json", "cut"), ("X/zarr.json", "cut"), ("X/zarr.json", "empty"),
-                                           ("X/zarr.json", "{}"), ("X/zarr.json", '{"zarr_format": 3, "node_type": "array"}')])
+@pytest.mark.parametrize("where, damage", [("zarr.json", "cut"), ("zarr.json", "[1, 2]"), ("X/zarr.json", "cut"),
+                                           ("X/zarr.json", "empty"), ("X/zarr.json", "{}"),
+                                           ("X/zarr.json", '{"zarr_format": 3, "node_type": "array"}')])
 def test_unreadable_store_metadata_is_called_corrupt(store, model_file, tmp_path, capsys, where, damage):
     """A damaged zarr.json gave JSON's or zarr's bare words ("Expecting value: line 1 column 1",
     "'data_type'"), naming neither the store nor what to do."""
@@ -269,8 +270,14 @@ def test_unreadable_store_metadata_is_called_corrupt(store, model_file, tmp_path
                  ["predict", model_file, bad, "-o", tmp_path / "l.zarr"]):
         rc, _, err = run(capsys, *argv)
         assert_one_line_error(rc, err, f"The Zarr metadata in {str(bad)!r} cannot be read",
-                              "the store is corrupt. Restore or regenerate it.")
+                              "the store is corrupt, or in a form this zarr does not read. Restore or regenerate it.")
     assert snapshot(bad) == kept and not (tmp_path / "m.json").exists() and not (tmp_path / "l.zarr").exists()
+    # as the error advises: regenerated, with --overwrite (without, generate says the same, and how)
+    again = ["generate", bad, "--n-samples", "20_000", "--chunk-size", "5e3", "--seed", "1", "-q"]
+    rc, _, err = run(capsys, *again)
+    assert_one_line_error(rc, err, "cannot be read", "Pass --overwrite to replace it.")
+    assert run(capsys, *again, "--overwrite")[0] == 0
+    assert snapshot(bad) == snapshot(store)
 
 
 def test_two_outputs_of_one_command_at_one_path_are_refused(store, tmp_path, capsys):

@@ -270,7 +270,7 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"The checkpoint .* is damaged \(KeyError\('runs'\)\)\. Delete it"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
     # Not a checkpoint (a user's notes, a model file, a JSON list): not called damaged, and kept
-    for text in ("precious notes", json.dumps({"format": "dask_gmm.model/1"}), "[1, 2]"):
+    for text in ("precious notes", json.dumps({"format": "dask_gmm.model/1"}), "[1, 2]", "null"):
         ckpt.write_text(text)
         with pytest.raises(ValueError, match=r"is not a dask_gmm checkpoint .*Choose another checkpoint path"):
             GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)

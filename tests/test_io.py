@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import warnings
 
 import dask.array as da
 import numpy as np
@@ -225,6 +226,32 @@ def test_chunk_gone_after_the_check_is_refused_on_the_dask_path(tmp_path, http_s
     for store in ("g.zarr", "gen.zarr"):
         with pytest.raises(ValueError, match=r"Chunk 'X/c/4/0' of the Zarr array \(rows 2000-2499\) is missing"):
             fit(f"{base}/{store}")
+
+
+def test_a_stored_chunk_of_fill_values_is_looked_up_once(tmp_path, monkeypatch):
+    """Zarr weights whose chunks of weight 0 read as the fill value: each was looked up in the store
+    on every pass (one network round trip each on a remote store); now once per process."""
+    X = make_blobs(n=3000)
+    w = np.ones(len(X))
+    w[1000:2000] = 0.0  # two whole chunks of the fill value, stored
+    zw = zarr.create_array(str(tmp_path / "w.zarr"), shape=w.shape, chunks=(500,), dtype="f8",
+                           config={"write_empty_chunks": True})
+    zw[:] = w
+    looked_up = []
+    real = zarr.storage.LocalStore.exists
+
+    async def exists(self, key):
+        looked_up.append(key)
+        return await real(self, key)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "exists", exists)
+    monkeypatch.setattr(io, "_STORED", set())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(X, sample_weight=str(tmp_path / "w.zarr"))
+        ref = GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(X, sample_weight=w)
+    assert sorted(set(looked_up)) == ["c/2", "c/3"] and len(looked_up) == 2
+    np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-10)
 
 
 def test_sample_weight_from_a_zarr_array(tmp_path):

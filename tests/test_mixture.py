@@ -205,6 +205,10 @@ def test_weighted_rows_are_drawn_in_proportion_to_their_weight():
         counts[rows[0]] += 1
     p = w / w.sum()
     assert np.all(np.abs(counts / 20000 - p) <= 5 * np.sqrt(p * (1 - p) / 20000))
+    signed = np.r_[-0.0, 1.0, 1.0]  # -0.0 passes the weight checks; its key was -inf, always drawn first
+    for s in range(20):
+        ((_, rows),) = _smallest_keys(signed, 0, [(1, np.random.SeedSequence(s).generate_state(2, np.uint64))])
+        assert rows[0] != 0
     X = da.from_array(np.arange(15.0)[:, None], chunks=4)
     for s in range(10):
         for n, expected in ((3, None), (7, np.r_[0.0, 1.0, np.arange(10.0, 15.0)])):  # five weigh, then 0, 1
@@ -610,3 +614,23 @@ def test_restarts_draw_their_weighted_starting_rows_in_one_pass_over_the_weights
                 data.array, sample_weight=weights.array[:, 0])
         reads[n_init] = weights.reads
     assert reads[4] == reads[1]
+
+
+def test_padding_candidates_of_all_restarts_share_one_pass_over_the_weights(monkeypatch):
+    """Data with fewer distinct rows than components: k-means|| pads its candidates with random
+    rows, which read the weights once per restart (the draws counted; Lloyd's passes, which read
+    them too, vary with the restarts)."""
+    from dask_gmm import _init
+
+    X = np.repeat([[0.0, 0.0], [5.0, 5.0]], 500, axis=0)
+    draws = []
+    real = _init._weighted_rows
+    monkeypatch.setattr(_init, "_weighted_rows", lambda w, requests: draws.append(len(requests)) or real(w, requests))
+    counted = {}
+    for n_init in (1, 4):
+        draws.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            GaussianMixture(3, n_init=n_init, max_iter=1, tol=0, random_state=0).fit(X, sample_weight=np.ones(len(X)))
+        counted[n_init] = list(draws)
+    assert counted[1] == [1, 1] and counted[4] == [4, 4]  # the first centres, then the padding: one draw each
