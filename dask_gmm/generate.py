@@ -199,9 +199,9 @@ def _read_status(path):
     """(status, true_model) attributes of an existing store, or None where nothing is stored."""
     try:
         node = io.open_node(path)
-    except ValueError as exc:
-        if isinstance(exc.__cause__, io._METADATA_ERRORS):  # a damaged store: said so (overwrite=True replaces it)
-            raise ValueError(f"{exc} Pass overwrite=True to replace it.") from exc.__cause__
+    except io.DamagedMetadata as exc:  # said so, and how to mend it
+        raise ValueError(f"{exc} Pass overwrite=True to replace it.") from exc.__cause__
+    except ValueError:
         # nothing (or an empty folder), or something that is not a Zarr store: never overwritten silently
         return None if io.replaceable(path) else ({}, None)
     if not isinstance(node, zarr.Group):
@@ -216,7 +216,7 @@ def _whole(path):
     group = io.open_node(path)
     try:
         arrays = [io.member(group, k, path) for k in ("X", "labels")]
-    except ValueError as exc:
+    except io.DamagedMetadata as exc:
         raise ValueError(f"{exc} Pass overwrite=True to replace it.") from exc.__cause__
     if any(a is None for a in arrays):
         raise ValueError(f"The store {path!r} has lost its array X or labels. Pass overwrite=True to replace it.")

@@ -314,20 +314,22 @@ def open_node(path):
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
 
 
-#: What zarr raises on metadata it cannot read: bad JSON, missing or mistyped keys, a JSON list.
-_METADATA_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
+class DamagedMetadata(ValueError):
+    """A Zarr store whose metadata (``zarr.json``) cannot be read: still a store, which an
+    overwrite may replace."""
 
 
 def readable_metadata(path, read):
-    """``read()``, a zarr open or lookup under ``path``, with its errors over unreadable metadata
-    (:data:`_METADATA_ERRORS`) said as one ValueError, chained to zarr's; an absent node's error
-    passes through."""
+    """``read()``, a zarr open or lookup under ``path``, with zarr's errors over metadata it cannot
+    read (bad JSON, missing or mistyped keys, a JSON list: ValueError, KeyError, TypeError or
+    AttributeError) said as one :class:`DamagedMetadata`, chained to zarr's; an absent node's
+    error passes through."""
     try:
         return read()
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         raise
-    except _METADATA_ERRORS as exc:
-        raise ValueError(
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DamagedMetadata(
             f"The Zarr metadata in {path!r} cannot be read ({type(exc).__name__}: {exc}): the store is "
             "corrupt, or in a form this zarr does not read. Restore or regenerate it."
         ) from exc
@@ -787,9 +789,9 @@ def replaceable(path):
     try:
         open_node(path)
         return True
-    except ValueError as exc:
-        if isinstance(exc.__cause__, _METADATA_ERRORS):  # a store with damaged metadata: still a store
-            return True
+    except DamagedMetadata:
+        return True
+    except ValueError:
         fs, p = fsspec.core.url_to_fs(path)
         return not fs.exists(p) or (fs.isdir(p) and not fs.ls(p))
 
