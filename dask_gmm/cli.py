@@ -994,8 +994,6 @@ def notebook_initialisation(seed, n_components, n_features, box=10.0):
 
 
 def cmd_demo(args, term):
-    import zarr
-
     from .generate import generate_mixture
     from .modelfile import save_model
 
@@ -1021,7 +1019,7 @@ def cmd_demo(args, term):
     n_chunks = -(-args.n_samples // chunk)
     term.out(f"1. generate  {data}  ({n_chunks} chunk{'s' if n_chunks > 1 else ''} of {chunk:,} rows)")
     t0 = time.perf_counter()
-    kw = dict(chunk_size=chunk, random_state=args.seed)
+    kw = dict(chunk_size=chunk, random_state=args.seed, attributes={DEMO_ATTR: True})  # marked from the start
     with _dask_progress(term):
         try:
             true = generate_mixture(data, args.n_samples, d, K, **kw)
@@ -1036,7 +1034,6 @@ def cmd_demo(args, term):
                 true = generate_mixture(data, args.n_samples, d, K, overwrite=True, **kw)
             except ValueError as exc:
                 raise CLIError(str(exc).replace("overwrite=True", "an overwrite")) from None
-        zarr.open_group(data, mode="r+").attrs[DEMO_ATTR] = True
     timings["generate"] = time.perf_counter() - t0
     term.out(f"   done in {_fmt_seconds(timings['generate'])}")
 

@@ -293,6 +293,7 @@ def generate_mixture(
     covariance_scale=0.1,
     min_separation=None,
     model=None,
+    attributes=None,
 ):
     """Draw a Gaussian mixture and write ``n_samples`` rows of it to a Zarr group, chunk by chunk.
 
@@ -334,6 +335,9 @@ def generate_mixture(
         Redraw the means until every pair is at least this far apart.
     model : GaussianMixture or path of a model file, optional
         Sample from this fitted model (any covariance type) instead of drawing parameters.
+    attributes : dict, optional
+        More attributes of the group, JSON-serialisable (a tag of your own), written
+        with the store's record when it is created, so an interrupted store has them too.
 
     Returns
     -------
@@ -405,7 +409,7 @@ def generate_mixture(
         _remove_partial_files(path)
     else:
         group = zarr.open_group(path, mode="w")
-        group.update_attributes({io.STATUS_ATTR: status, "true_model": true})
+        group.update_attributes({**(attributes or {}), io.STATUS_ATTR: status, "true_model": true})
     X, labels = _arrays(group, int(n_samples), n_features, rows, dtype, n_components)
 
     todo = sorted({_chunk_index(k) for k in io.missing_chunks(X)}

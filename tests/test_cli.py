@@ -229,6 +229,25 @@ def test_demo_never_replaces_what_it_did_not_write(tmp_path, capsys):
     assert (demo / "data.zarr" / "NOTES.txt").read_text() == "mine"
 
 
+def test_an_interrupted_demo_is_replaced_by_the_next(tmp_path, capsys, monkeypatch):
+    """Its store was marked as the demo's only once written whole: a demo interrupted while
+    generating, rerun with other arguments, was refused as not the demo's own."""
+    from dask_gmm import generate
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    out = tmp_path / "d"
+    with monkeypatch.context() as m, pytest.raises(OSError, match="No space left on device"):
+        m.setattr(generate, "_write_chunk", full_disk)
+        run(capsys, "demo", "-n", "1000", "--output-dir", out, "-q")
+    assert zarr.open_group(out / "data.zarr", mode="r").attrs["dask_gmm"]["complete"] is False
+    rc, out_text, err = run(capsys, "demo", "-n", "2000", "--output-dir", out)
+    assert rc == 0, err
+    assert "replacing the previous demo store" in out_text
+    assert zarr.open_group(out / "data.zarr", mode="r")["X"].shape == (2000, 2)
+
+
 def test_overwrite_keeps_files_a_store_holds_besides_its_own(store, model_file, tmp_path, capsys):
     """--overwrite deleted a whole store folder, the user's notes and a nested project's files
     with it; now it refuses, naming them, and changes nothing."""
