@@ -251,7 +251,7 @@ def _unwritten_inner_chunks(arr, shards):
                 lo, hi = chunk[0] * inner[0], min((chunk[0] + 1) * inner[0], arr.shape[0])
                 absent.append(f"{key} (inner chunk {'.'.join(map(str, chunk))}: rows {lo}-{hi - 1})")
     if corrupt:
-        shown = "; ".join(corrupt[:5]) + ("; ..." if len(corrupt) > 5 else "")
+        shown = _first_few(corrupt, "; ")
         raise ValueError(
             f"{len(corrupt)} shard(s) of the Zarr array cannot be read, the store is corrupt: {shown}. "
             "zarr would read their chunks as fill values or fail mid-fit. Restore or regenerate the store."
@@ -335,10 +335,15 @@ def readable_metadata(path, read):
         ) from exc
 
 
+def _first_few(names, sep=", "):
+    """The first five of ``names`` joined by ``sep``, and ``...`` when there are more: for messages."""
+    return sep.join(names[:5]) + (f"{sep}..." if len(names) > 5 else "")
+
+
 def _refuse_missing_chunks(arr):
     gone = missing_chunks(arr)
     if gone:
-        shown = ", ".join(gone[:5]) + (", ..." if len(gone) > 5 else "")
+        shown = _first_few(gone)
         raise ValueError(
             f"The Zarr array {str(arr.store_path)!r} is missing {len(gone)} of its chunks ({shown}); zarr would read them "
             "as fill values. Regenerate or restore the store (write it with "
@@ -396,12 +401,17 @@ def _is_decode_error(exc):
     return isinstance(exc, _DECODE_ERRORS)
 
 
+def _storage_key(arr, coords):
+    """The key in its store of the chunk (or shard) of ``arr`` at grid coordinates ``coords``."""
+    key = arr.metadata.encode_chunk_key(tuple(coords))
+    path = arr.store_path.path
+    return f"{path}/{key}" if path else key
+
+
 def _chunk_key(arr, index):
     """The storage key of the chunk (or shard) of ``arr`` holding the block ``index`` (a tuple of slices)."""
     unit = arr.shards or arr.chunks
-    key = arr.metadata.encode_chunk_key(tuple(s.start // u for s, u in zip(index, unit)))
-    path = arr.store_path.path
-    return f"{path}/{key}" if path else key
+    return _storage_key(arr, (s.start // u for s, u in zip(index, unit)))
 
 
 def _chunk_name(arr, index):
@@ -503,9 +513,7 @@ class ZarrRows:
         self._root = store.root if local else None  # where prefetch finds the chunk files
 
     def _key(self, i):
-        path = self.array.store_path
-        key = self.array.metadata.encode_chunk_key((i, 0))
-        return f"{path.path}/{key}" if path.path else key
+        return _storage_key(self.array, (i, 0))
 
     def prefetch(self, start, stop):
         """Ask the OS to start reading the chunks of rows [start, stop) from the disk, and return.
@@ -813,7 +821,7 @@ def foreign_files(path):
         return []
     arrays, foreign = [], []
     for root, _, files in os.walk(path):
-        if ".zarray" in files or _is_array_metadata(os.path.join(root, "zarr.json")):
+        if _zarr_node(root) in ("array", "damaged"):  # a damaged node's folder goes with its store
             arrays.append(root)
         under = max((a for a in arrays if root == a or root.startswith(a + os.sep)), key=len, default=None)
         for f in files:
@@ -823,19 +831,6 @@ def foreign_files(path):
                 continue
             foreign.append(os.path.relpath(os.path.join(root, f), path))
     return sorted(foreign)
-
-
-def _is_array_metadata(file):
-    """Whether ``file`` is an array's ``zarr.json``, or one too damaged to tell (whose folder an
-    overwrite of a damaged store may then delete with the rest)."""
-    try:
-        with open(file) as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError):
-        return True
-    return not isinstance(meta, dict) or meta.get("node_type") != "group"
 
 
 def refuse_unreplaceable(path, flag):
@@ -849,7 +844,7 @@ def refuse_unreplaceable(path, flag):
         )
     foreign = foreign_files(path)
     if foreign:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        shown = _first_few(foreign)
         raise ValueError(
             f"{path!r} is a Zarr store that also holds {len(foreign)} file(s) of no Zarr array or group "
             f"({shown}), which {flag} would delete with it. Move them out, or choose another path."
@@ -882,12 +877,17 @@ def store_root(path):
 
 
 def _zarr_node(folder):
-    """'array', 'group' or None: what the local ``folder`` holds, by its Zarr metadata (v3 or v2)."""
+    """What the local ``folder`` holds, by its Zarr metadata (v3 or v2): 'array', 'group',
+    'damaged' (a ``zarr.json`` that cannot be read, or names neither) or None (no metadata)."""
     for name, kind in ((".zarray", "array"), (".zgroup", "group")):
         if os.path.exists(os.path.join(folder, name)):
             return kind
     try:
         with open(os.path.join(folder, "zarr.json")) as f:
-            return json.load(f).get("node_type")
-    except (OSError, ValueError, AttributeError):
+            meta = json.load(f)
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError):
+        return "damaged"
+    kind = meta.get("node_type") if isinstance(meta, dict) else None
+    return kind if kind in ("array", "group") else "damaged"
