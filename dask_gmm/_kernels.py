@@ -202,7 +202,8 @@ def _after_the_fact(X, ok, row_offset, sample_weight=None):
         what = "the data are" if sample_weight is None else "the data or their sample weights are"
         raise ValueError(
             f"The log-likelihood of rows {row_offset}-{row_offset + X.shape[0] - 1} "
-            f"overflowed: {what} too large in magnitude. Rescale them."
+            f"overflowed: {what} too large in magnitude, or too far from the model's means for its "
+            "precisions. Rescale them, or check the model's parameters."
         )
 
 

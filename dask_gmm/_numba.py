@@ -695,8 +695,9 @@ class Prepared:
         means = np.asarray(model.means, dtype=np.float64)
         # Tiles are centred once, on the mean of the means, and the kernels see the means relative
         # to it: (x - c) - (mu_k - c) is x - mu_k to within eps * |mu_k - c|, whatever the data's offset.
-        self.centre = np.array(means.mean(axis=0), order="C")
-        self.means = np.array(means - self.centre, order="C")
+        with np.errstate(over="ignore"):  # means near the float64 limit: the kernels' check names the rows
+            self.centre = np.array(means.mean(axis=0), order="C")
+            self.means = np.array(means - self.centre, order="C")
         pc = np.asarray(model.precisions_cholesky, dtype=np.float64)
         log_det = np.broadcast_to(log_det_cholesky(pc, ct, d), (K,))
         # -0.5 d log 2pi + log det P_k + log pi_k, as the reference adds them

@@ -13,7 +13,7 @@ Commands::
 
 Errors a user can fix (bad arguments, missing or incomplete stores, a model
 that does not match the data, anything the library reports as ValueError,
-missing files) print one line ``dask-gmm: error: ...`` on stderr and exit
+missing files, a full disk) print one line ``dask-gmm: error: ...`` on stderr and exit
 with status 2; Ctrl-C exits with 130, SIGTERM with 143 (both after removing
 the command's temporary files), and a closed output pipe with 141. Anything
 else is a bug and raises.
@@ -28,10 +28,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import decimal
+import errno
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -241,8 +243,24 @@ def _data_path(path):
 
 
 # ------------------------------------------------------------------ the parser
+_NEGATIVE_NUMBER = re.compile(r"^-\.?\d")  # a value such as -5 or -.5, not an option
+
+
 class _Parser(argparse.ArgumentParser):
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)  # what error() looks through
+        return super().parse_known_args(args, namespace)
+
+    def _unknown_options(self):
+        """The options given that this parser does not know, not even as an abbreviation."""
+        known = self._option_string_actions
+        given = (a.split("=", 1)[0] for a in getattr(self, "_given", ()) if a.startswith("-") and a != "-")
+        return [a for a in given if not _NEGATIVE_NUMBER.match(a) and not any(k.startswith(a) for k in known)]
+
     def error(self, message):
+        unknown = self._unknown_options() if message.startswith("the following arguments are required") else []
+        if unknown:  # a misspelt option is the likelier fault, and argparse would not name it
+            message = f"unrecognized arguments: {' '.join(unknown)}; and {message}"
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -1109,12 +1127,27 @@ def cmd_demo(args, term):
 
 # ------------------------------------------------------------------ entry point
 _FIXABLE_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+#: Other OS errors a user can fix, by errno, with what to do. A write that fails so leaves no
+#: partial file (every write is atomic); an interrupted store is finished by the same command.
+_FIXABLE_ERRNOS = {
+    errno.ENOSPC: "Free space on that disk, or write to another one.",
+    errno.EDQUOT: "Free space within your disk quota, or write to another disk.",
+    errno.EFBIG: "A file would pass the size limit of this process ('ulimit -f') or of the file system.",
+    errno.EROFS: "Write to a path on a writable file system.",
+    errno.ENAMETOOLONG: "Choose a shorter path.",
+}
+
+
+def _is_fixable_os_error(exc):
+    return isinstance(exc, _FIXABLE_OS_ERRORS) or exc.errno in _FIXABLE_ERRNOS
 
 
 def _describe_os_error(exc):
-    if exc.filename is not None and exc.strerror:
-        return f"{exc.strerror}: {exc.filename!r}"
-    return str(exc)
+    if not exc.strerror:
+        return str(exc)
+    where = f": {exc.filename!r}" if exc.filename is not None else ""
+    advice = _FIXABLE_ERRNOS.get(exc.errno)
+    return f"{exc.strerror}{where}." + (f" {advice}" if advice else "")
 
 
 class _Terminated(KeyboardInterrupt):
@@ -1168,7 +1201,9 @@ def main(argv=None):
         return error(exc)
     except ValueError as exc:
         return error(exc)
-    except _FIXABLE_OS_ERRORS as exc:
+    except OSError as exc:
+        if not _is_fixable_os_error(exc):
+            raise
         return error(_describe_os_error(exc))
     finally:
         if handled:

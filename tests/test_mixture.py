@@ -300,6 +300,26 @@ def test_weights_so_large_that_the_sums_overflow_are_named(compiled, monkeypatch
         gm.score(X, sample_weight=da.from_array(np.full(len(X), 3e305), chunks=150))  # was -inf, silently
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("shift", [1e200, 1e308])
+def test_a_model_far_from_the_data_is_named_without_numpy_warnings(compiled, shift, monkeypatch):
+    """A loaded model whose means are near the float64 limit: every per-row output raises, naming the
+    model as well as the data (it named the data alone), and the layout of the means warned of an
+    overflow first."""
+    from dask_gmm import _kernels
+
+    monkeypatch.setattr(_kernels, "USE_NUMBA", compiled and _kernels.USE_NUMBA)
+    X = make_blobs(n=600)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    gm.means_ = gm.means_ + shift
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in (gm.predict, gm.predict_proba, gm.score_samples, gm.score):
+            with pytest.raises(ValueError, match="overflowed: the data are too large in magnitude, or too far "
+                                                 "from the model's means for its precisions"):
+                method(X)
+
+
 def test_complex_sample_weight_is_refused():
     """Not cast to float64, which drops the imaginary part; NumPy, scalar and dask weights alike."""
     X = make_blobs(n=300)
