@@ -266,6 +266,9 @@ def e_step_stats(X, models, sample_weight=None, row_offset=0):
     weight = float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
     out = []
     for model in models:
+        if not _numba.exact(model, X.shape[1]):
+            out += _e_step_stats_numpy(X, [model], sample_weight=sample_weight, row_offset=row_offset)
+            continue
         nk, s1c, s2, ll = _numba.e_step(X, model, sample_weight)
         _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight)
         out.append(SuffStats(nk, s1c, s2, ll, weight))
@@ -296,7 +299,7 @@ def _e_step_stats_numpy(X, models, sample_weight=None, row_offset=0):
 def score_stats(X, model, sample_weight=None, row_offset=0):
     """(sum of weighted per-row log-likelihoods, total weight) of a block."""
     check_weights(sample_weight, row_offset)
-    lse = _numba.per_row(X, model, _numba.SCORE)[0] if USE_NUMBA else log_prob_resp(X, model)[0]
+    lse = _numba.per_row(X, model, _numba.SCORE)[0] if _compiled(X, model) else log_prob_resp(X, model)[0]
     ll, weight = _weigh(lse, sample_weight)
     _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight)
     return ll, weight
@@ -315,11 +318,17 @@ def digest(X, sample_weight=None, row_offset=0):
     return int.from_bytes(h.digest(), "little")
 
 
+def _compiled(X, model):
+    """Whether the compiled kernels take ``model`` on X: unless switched off, or the model is one
+    they would compute less exactly (:func:`dask_gmm._numba.exact`)."""
+    return USE_NUMBA and _numba.exact(model, X.shape[1])
+
+
 # The per-row kernels return a new array, or fill ``out`` (C-contiguous, of the
 # returned shape and dtype) and return it.
 def score_samples(X, model, row_offset=0, out=None):
     """Per-row log-likelihood, shape (n,), float64."""
-    if USE_NUMBA:
+    if _compiled(X, model):
         lse, ok = _numba.per_row(X, model, _numba.SCORE, out)
     else:
         lse = log_prob_resp(X, model)[0]
@@ -336,7 +345,7 @@ def predict(X, model, row_offset=0, out=None):
     component to give (all -inf: its distances overflowed, and argmax would
     say 0 whatever the model): a ValueError, as from :func:`predict_proba`.
     """
-    if USE_NUMBA:
+    if _compiled(X, model):
         labels, ok = _numba.per_row(X, model, _numba.LABEL, out)
     else:
         wlp = weighted_log_prob(X, model)
@@ -348,7 +357,7 @@ def predict(X, model, row_offset=0, out=None):
 
 def predict_proba(X, model, row_offset=0, out=None):
     """Responsibilities, shape (n, K), float64."""
-    if USE_NUMBA:
+    if _compiled(X, model):
         proba, ok = _numba.per_row(X, model, _numba.PROBA, out)
         _after_the_fact(X, ok, row_offset)
         return proba

@@ -21,7 +21,7 @@ Of LLVM's fast-math flags only ``contract`` (multiply-adds fused into FMAs,
 infinities behave as IEEE says, which the error checks rely on.
 
 The rows are swept a tile at a time (256 or 512 rows, :func:`tile_rows`). A
-tile is copied once, transposed and centred on the mean of the model's means, into a
+tile is copied once, transposed and centred on the weighted mean of the model's means, into a
 small float64 scratch (d, tile); everything after that (Mahalanobis sums,
 the log-sum-exp, the exponentials, the responsibilities) is a loop along the
 rows of the tile, which LLVM vectorises as written. Scratch memory does not
@@ -677,6 +677,14 @@ def rows_diag(X, centre, means, pc, log_norm, tile, lse_out, proba_out, label_ou
 _KIND = {"full": "full", "tied": "full", "diag": "diag", "spherical": "diag"}
 
 
+#: A component weighing at most this is not live: it places the tiles' centre nowhere, and its own
+#: precision does not count (an emptied component keeps its mean wherever it was, and weighs ~1e-17).
+LIVE_WEIGHT = 1e-10
+#: The largest Mahalanobis distance of the tiles' centre from a live component's mean that the
+#: compiled kernels take: rows near that mean then lose up to ~2**20 eps (2e-10) of their distance.
+MAX_CENTRE_DISTANCE = 2.0**20
+
+
 class Prepared:
     """A model's parameters laid out for the compiled kernels (tiny; made once per model, :func:`prepared`).
 
@@ -684,7 +692,7 @@ class Prepared:
     model compiles to the same specialisation.
     """
 
-    __slots__ = ("kind", "tied", "centre", "means", "pc", "hs", "log_norm", "tile")
+    __slots__ = ("kind", "tied", "centre", "means", "pc", "hs", "log_norm", "tile", "exact")
 
     def __init__(self, model, n_features):
         ct = model.covariance_type
@@ -693,22 +701,35 @@ class Prepared:
         self.kind = _KIND[ct]
         self.tied = ct == "tied"
         means = np.asarray(model.means, dtype=np.float64)
-        # Tiles are centred once, on the mean of the means, and the kernels see the means relative
-        # to it: (x - c) - (mu_k - c) is x - mu_k to within eps * |mu_k - c|, whatever the data's offset.
-        with np.errstate(over="ignore"):  # means near the float64 limit: the kernels' check names the rows
-            self.centre = np.array(means.mean(axis=0), order="C")
+        log_weights = np.asarray(model.log_weights, np.float64)
+        live = np.exp(log_weights) > LIVE_WEIGHT
+        live = live if live.any() else np.ones(K, bool)
+        # Tiles are centred once, on c, and the kernels see the means relative to it:
+        # (x - c) - (mu_k - c) is x - mu_k to within eps * (|x - c| + |mu_k - c|), whatever the data's
+        # offset. c is the weighted mean of the means (of components weighing over LIVE_WEIGHT): after
+        # an M-step that is the data's mean, wherever an emptied component's mean lies.
+        with np.errstate(over="ignore", invalid="ignore"):  # means near the float64 limit: not exact
+            w = np.exp(log_weights[live])
+            self.centre = np.array(w @ means[live] / w.sum(), order="C")
             self.means = np.array(means - self.centre, order="C")
         pc = np.asarray(model.precisions_cholesky, dtype=np.float64)
         log_det = np.broadcast_to(log_det_cholesky(pc, ct, d), (K,))
         # -0.5 d log 2pi + log det P_k + log pi_k, as the reference adds them
-        log_norm = -0.5 * (d * LOG_2PI) + log_det + np.asarray(model.log_weights, np.float64)
+        log_norm = -0.5 * (d * LOG_2PI) + log_det + log_weights
         self.log_norm = np.array(log_norm, dtype=np.float64, order="C")
         if self.kind == "full":
             self.pc = np.array(np.swapaxes(np.broadcast_to(pc, (K, d, d)), 1, 2), order="C")  # P_k^T
             lower = not np.any(np.triu(self.pc, 1))  # P_k upper triangular, as this package makes them
             self.hs = feature_block(d) if lower else d
+            far = np.einsum("kij,kj->ki", self.pc[live], self.means[live])
         else:
             self.pc = np.array(np.broadcast_to(pc.reshape(K, -1), (K, d)), order="C")
+            far = self.pc[live] * self.means[live]
+        # c's Mahalanobis distance from each live component: a row near mu_k loses about eps times it
+        # of its distance from mu_k. Far (a live component far from the others, in its own units), the
+        # reference kernels, which centre on each mean, take the model (:func:`exact`).
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.exact = bool(np.all(np.sqrt(np.sum(far * far, axis=1)) <= MAX_CENTRE_DISTANCE))
         self.tile = tile_rows(K, d)
 
 
@@ -735,6 +756,14 @@ def prepared(model, n_features):
         return p
     _PREPARED[key] = (refs, p)
     return p
+
+
+def exact(model, n_features):
+    """Whether these kernels compute ``model`` to about 1e-10 of the reference's log-likelihoods:
+    not when the centre of its tiles lies more than :data:`MAX_CENTRE_DISTANCE` (in a live
+    component's own units) from a live component's mean, as when one mean lies far from the
+    others and keeps a real weight (the reference kernels then take it, :mod:`dask_gmm._kernels`)."""
+    return prepared(model, n_features).exact
 
 
 _NO_WEIGHTS = np.empty(0)

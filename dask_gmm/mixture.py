@@ -123,7 +123,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         """The arguments GaussianMixture and BayesianGaussianMixture share."""
         self._check_number("n_components", self.n_components, Integral, 1)
         self._check_number("tol", self.tol, Real, 0.0)
-        self._check_number("reg_covar", self.reg_covar, Real, 0.0)
+        self._check_number("reg_covar", self.reg_covar, Real, 0.0, finite=True)
         self._check_number("max_iter", self.max_iter, Integral, 0)
         self._check_number("n_init", self.n_init, Integral, 1)
         self._check_number("verbose_interval", self.verbose_interval, Integral, 1)

@@ -320,6 +320,24 @@ def test_a_model_far_from_the_data_is_named_without_numpy_warnings(compiled, shi
                 method(X)
 
 
+@pytest.mark.parametrize("far", [1e8, 1e20, 1e100])
+def test_a_start_with_a_far_mean_fits_as_scikit_learn(far):
+    """A start with one mean far from the data and half the weight (probe: the compiled kernels
+    centred the tiles on the mean of the means, 5e19 from the data at 1e20, collapsed the live
+    covariance along feature 0 with a lower bound of +4.56, and refused the data at 1e100)."""
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    kw = dict(n_components=2, means_init=[[far, 0.0], [0.0, 0.0]], weights_init=[0.5, 0.5],
+              precisions_init=np.array([np.eye(2)] * 2), max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, ref = GaussianMixture(**kw).fit(X), SKGaussianMixture(**kw).fit(X)
+    assert ours.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(ours.lower_bound_, ref.lower_bound_, rtol=1e-10)
+    np.testing.assert_allclose(ours.weights_, ref.weights_, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(ours.means_[1], ref.means_[1], rtol=1e-10)
+    np.testing.assert_allclose(ours.covariances_[1], ref.covariances_[1], rtol=1e-10)
+
+
 def test_complex_sample_weight_is_refused():
     """Not cast to float64, which drops the imaginary part; NumPy, scalar and dask weights alike."""
     X = make_blobs(n=300)
@@ -502,6 +520,7 @@ def test_object_arrays_of_numbers_are_converted_as_scikit_learn_does():
         (dict(covariance_type="blah"), "covariance_type"),
         (dict(tol=-1.0), "tol"),
         (dict(reg_covar=-1.0), "reg_covar"),
+        (dict(reg_covar=float("inf")), "'reg_covar' parameter of GaussianMixture must be a finite number"),
         (dict(max_iter=-1), "max_iter"),
         (dict(n_init=0), "n_init"),
         (dict(init_params="nope"), "init_params"),

@@ -191,6 +191,43 @@ def test_empty_component_and_outlier_rows():
     close(nb.per_row(X, model, nb.SCORE)[0], kern.log_prob_resp(X, model)[0])
 
 
+@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("far", [1e8, 1e12, 1e20, 1e100])
+def test_a_far_mean_of_real_weight_is_as_exact_as_the_reference(ct, far, numba_kernels):
+    """One mean far from the others, with a real weight: the tiles' centre (then the mean of the
+    means) lay far from the data, whose digits the centring lost: the fit drifted from the
+    reference at 1e8 (weights by 1.8e-8), collapsed a live covariance at 1e20 and refused the data
+    at 1e100, silently but for the last. The dispatch now gives such a model to the reference."""
+    model, X = problem(ct, n=600, K=3)
+    model = model._replace(means=model.means + np.array([[far, 0.0, 0.0], [0, 0, 0], [0, 0, 0]]))
+    assert not nb.exact(model, X.shape[1])
+    for got, want in zip(kern.e_step_stats(X, [model])[0][:4], reference(X, model)):
+        close(got, want, rtol=1e-13)
+    for kernel in (kern.score_samples, kern.predict_proba, kern.predict):
+        with np.errstate(under="ignore"):
+            want = {kern.score_samples: lambda: kern.log_prob_resp(X, model)[0],
+                    kern.predict_proba: lambda: np.exp(kern.log_prob_resp(X, model)[1]),
+                    kern.predict: lambda: kern.weighted_log_prob(X, model).argmax(1)}[kernel]()
+        close(kernel(X, model), want, rtol=1e-13)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_an_emptied_far_component_leaves_the_compiled_kernels_exact(ct):
+    """The tiles' centre is the weighted mean of the means, so an emptied component (weight about
+    1e-17) far away moves it nowhere: the compiled kernels keep the model, and agree with the
+    reference to RTOL, as with any model whose means lie among the data."""
+    model, X = problem(ct, n=600, K=3)
+    assert nb.exact(model, X.shape[1])
+    weights = np.exp(model.log_weights)
+    weights = np.array([1e-17, weights[1], weights[2]]) / (weights[1] + weights[2])
+    model = model._replace(log_weights=np.log(weights),
+                           means=model.means + np.array([[1e12, 0, 0], [0, 0, 0], [0, 0, 0]]))
+    assert nb.exact(model, X.shape[1])
+    for got, want in zip(nb.e_step(X, model), reference(X, model)):
+        close(got, want)
+    close(nb.per_row(X, model, nb.SCORE)[0], kern.log_prob_resp(X, model)[0])
+
+
 def test_exp_matches_libm():
     x = np.concatenate([-np.logspace(-12, np.log10(740.0), 20_000), [0.0, -0.0, -745.0, -746.0, -800.0]])
     got = x.copy()
