@@ -190,21 +190,20 @@ class Blocks:
     def __len__(self):
         return len(self.x)
 
-    def map_reduce(self, kernel, *args, per_block=None, **kwargs):
-        """``combine`` over blocks of ``kernel(block, *args, [per_block[i]], sample_weight=w, row_offset=o)``.
+    def map_reduce(self, kernel, *args, **kwargs):
+        """``combine`` over blocks of ``kernel(block, *args, sample_weight=w, row_offset=o)``.
 
         One scheduler call, one read of each block, a tree of ``combine`` calls
         ``split_every`` wide (never a linear chain). Returns the combined value.
         """
         calls = []  # (the block's function, the graph keys of its inputs)
         ends = self.offsets[1:] + [self.shape[0]]
-        for i, (x, w, off, end) in enumerate(zip(self.x, self.w, self.offsets, ends)):
-            extra = () if per_block is None else (per_block[i],)
+        for x, w, off, end in zip(self.x, self.w, self.offsets, ends):
             kw = dict(kwargs, row_offset=off)
             if self.rows is None:
-                calls.append((functools.partial(_block_task, kernel, (*args, *extra), kw), (w, x)))
+                calls.append((functools.partial(_block_task, kernel, args, kw), (w, x)))
             else:
-                calls.append((functools.partial(_block_task, _on_rows, (self.rows, off, end, kernel, *args, *extra), kw), (w,)))
+                calls.append((functools.partial(_block_task, _on_rows, (self.rows, off, end, kernel, *args), kw), (w,)))
         scheduler = _scheduler()
         threads = _pull_threads(scheduler, self.data)
         if threads:

@@ -72,10 +72,12 @@ def gather_rows(X, sizes, seeds, sample_weight=None):
     when fewer rows than asked weigh anything. One pass over the weights (not
     X) for all the runs: :func:`_weighted_rows`.
     """
+    if not sizes:  # nothing to draw: no pass over the weights
+        return []
     if sample_weight is None:
         picks = [np.random.default_rng(s).choice(X.shape[0], size=n, replace=False) for n, s in zip(sizes, seeds)]
     else:
-        picks = _weighted_rows(sample_weight, [(n, s.generate_state(2, np.uint64)) for n, s in zip(sizes, seeds)])
+        picks = _weighted_rows(sample_weight, [(n, _key(s)) for n, s in zip(sizes, seeds)])
     return [np.asarray(X[np.sort(idx)].compute(), np.float64) for idx in picks]
 
 
@@ -103,9 +105,7 @@ def _smallest_keys(w, start, requests):
     _kernels.check_weights(w, start)  # as the passes would: a NaN or negative weight named
     out = []
     for n, key in requests:
-        bits = np.random.Philox(key=key)
-        bits.advance(start // 4)  # a step is four draws
-        u = np.random.Generator(bits).random(start % 4 + len(w))[start % 4 :]
+        u = _kernels.row_uniforms(key, start, len(w))[:, 0]
         with np.errstate(divide="ignore"):
             keys = -np.log(u) / (w + 0.0)  # -0.0 + 0.0 is 0.0: a key of inf, as for any weight of 0
         if len(keys) > n:
@@ -119,10 +119,15 @@ def _smallest_keys(w, start, requests):
     return out
 
 
-def _lockstep(blocks, kernel, arg_lists, per_run=None):
-    """One pass of ``kernel`` for every run; ``per_run[j]`` is a per-block list (e.g. seeds) of run j."""
-    per_block = None if per_run is None else [list(col) for col in zip(*per_run)]
-    return blocks.map_reduce(_kernels.many, kernel, arg_lists, per_block=per_block)
+def _lockstep(blocks, kernel, arg_lists):
+    """One pass of ``kernel`` for every run, with run j's arguments ``arg_lists[j]``."""
+    return blocks.map_reduce(_kernels.many, kernel, arg_lists)
+
+
+def _key(seed):
+    """The Philox key (two uint64) of a SeedSequence: a stream that the kernels draw from by row
+    index (:func:`dask_gmm._kernels.row_uniforms`), so a draw does not depend on the chunking."""
+    return seed.generate_state(2, np.uint64)
 
 
 def _kmeans_parallel(blocks, X, specs, seeds):
@@ -138,9 +143,8 @@ def _kmeans_parallel(blocks, X, specs, seeds):
         live = [j for j, c in enumerate(costs) if c > 0.0]
         if not live:
             break
-        args = [(centres[j], OVERSAMPLING * specs[j][0], costs[j]) for j in live]
-        per_run = [round_seeds[j][r].spawn(len(blocks)) for j in live]
-        for j, sampled in zip(live, _lockstep(blocks, _kernels.kmeans_parallel_sample, args, per_run)):
+        args = [(centres[j], OVERSAMPLING * specs[j][0], costs[j], _key(round_seeds[j][r])) for j in live]
+        for j, sampled in zip(live, _lockstep(blocks, _kernels.kmeans_parallel_sample, args)):
             centres[j] = np.vstack([centres[j], sampled.rows])
             costs[j] = _kernels.finite_total(sampled.cost)
     counts = _lockstep(blocks, _kernels.nearest_counts, [(c,) for c in centres])
@@ -208,8 +212,8 @@ def _random_from_data(blocks, X, specs, seeds):
 def _random(blocks, X, specs, seeds):
     s_ref, s_blocks = zip(*(s.spawn(2) for s in seeds))
     refs = gather_rows(X, [1] * len(s_ref), s_ref, blocks.sample_weight)
-    args = [(K, ref, ct) for (K, ct), ref in zip(specs, refs)]
-    stats = _lockstep(blocks, _kernels.random_resp_stats, args, [s.spawn(len(blocks)) for s in s_blocks])
+    args = [(K, ref, ct, _key(s)) for (K, ct), ref, s in zip(specs, refs, s_blocks)]
+    stats = _lockstep(blocks, _kernels.random_resp_stats, args)
     return [(st, np.repeat(ref, K, axis=0)) for st, ref, (K, _) in zip(stats, refs, specs)]
 
 

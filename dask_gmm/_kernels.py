@@ -118,27 +118,22 @@ def per_weight(total, weight):
     return finite_total(total) / total_weight(weight)
 
 
-def many(X, kernel, arg_lists, per_run=None, sample_weight=None, row_offset=0):
+def many(X, kernel, arg_lists, sample_weight=None, row_offset=0):
     """``kernel`` applied to one read of the block for several runs (lockstep).
 
-    ``arg_lists[j]`` are run j's arguments; ``per_run[j]`` (if given) is appended,
-    e.g. run j's random stream for this block. Returns a list, one result per run.
+    ``arg_lists[j]`` are run j's arguments. Returns a list, one result per run.
     """
-    return [
-        kernel(X, *args, *(() if per_run is None else (per_run[j],)), sample_weight=sample_weight, row_offset=row_offset)
-        for j, args in enumerate(arg_lists)
-    ]
+    return [kernel(X, *args, sample_weight=sample_weight, row_offset=row_offset) for args in arg_lists]
 
 
 def is_additive(kernel, args=()):
     """Whether ``kernel(block, *args)`` over a block equals :func:`combine` over its pieces.
 
     True for the :func:`sub_blocked` kernels and :func:`e_step_stats`, and for
-    :func:`many` of one without ``per_run`` arguments; False for kernels with
-    per-block random streams.
+    :func:`many` of one of them.
     """
     if kernel is many:
-        return len(args) < 3 and is_additive(args[0])  # (kernel, arg_lists[, per_run])
+        return is_additive(args[0])  # (kernel, arg_lists)
     return getattr(kernel, "additive", False)
 
 
@@ -146,8 +141,8 @@ def sub_blocked(kernel):
     """Run an additive kernel on slices of SUB_BLOCK_ROWS rows and combine the results.
 
     Bounds the (n, K) temporaries to a few MiB whatever the chunk size, and keeps
-    them in cache. Only for kernels whose outputs add up (no random streams);
-    marks them ``additive`` (see :func:`is_additive`).
+    them in cache. Only for kernels whose outputs add up (random ones draw by
+    row index, :func:`row_uniforms`); marks them ``additive`` (see :func:`is_additive`).
     """
 
     @functools.wraps(kernel)
@@ -416,14 +411,22 @@ def hard_stats(X, centres, covariance_type, sample_weight=None, row_offset=0):
     return SuffStats(resp.sum(axis=0), s1c, s2, inertia, weight)
 
 
-def random_resp_stats(X, n_components, ref, covariance_type, seed, sample_weight=None, row_offset=0):
-    """Statistics of uniform random responsibilities (scikit-learn's ``random`` init).
+def row_uniforms(key, row_offset, n, m=1):
+    """(n, m) uniforms on [0, 1) for rows ``row_offset .. row_offset + n - 1`` of the Philox stream
+    ``key`` (two uint64): row i's m values are the stream's draws i*m .. i*m + m - 1, so every row
+    gets the same values however the rows are cut into blocks or pieces."""
+    first = row_offset * m
+    bits = np.random.Philox(key=key)
+    bits.advance(first // 4)  # a step is four draws
+    return np.random.Generator(bits).random(first % 4 + n * m)[first % 4 :].reshape(n, m)
 
-    ``seed`` is this block's own ``numpy.random.SeedSequence``.
-    """
+
+@sub_blocked
+def random_resp_stats(X, n_components, ref, covariance_type, key, sample_weight=None, row_offset=0):
+    """Statistics of uniform random responsibilities (scikit-learn's ``random`` init), drawn per
+    row from the Philox stream ``key`` (:func:`row_uniforms`)."""
     check_block(X, sample_weight, row_offset)
-    rng = np.random.default_rng(seed)
-    resp = rng.uniform(size=(X.shape[0], n_components))
+    resp = row_uniforms(key, row_offset, X.shape[0], n_components)
     resp /= resp.sum(axis=1, keepdims=True)
     if sample_weight is not None:
         resp *= sample_weight[:, None]
@@ -432,18 +435,19 @@ def random_resp_stats(X, n_components, ref, covariance_type, seed, sample_weight
     return SuffStats(resp.sum(axis=0), s1c, s2, 0.0, _weigh(np.zeros(X.shape[0]), sample_weight)[1])
 
 
-def kmeans_parallel_sample(X, centres, oversampling, cost, seed, sample_weight=None, row_offset=0):
+@sub_blocked
+def kmeans_parallel_sample(X, centres, oversampling, cost, key, sample_weight=None, row_offset=0):
     """One k-means|| round on a block.
 
     Samples each row with probability ``min(1, l * w * D^2 / cost)``, where D is
-    its distance to the nearest centre. Returns Samples(rows (m, d) float64,
-    this block's cost ``sum w D^2``).
+    its distance to the nearest centre, against a uniform per row from the
+    Philox stream ``key`` (:func:`row_uniforms`). Returns Samples(rows (m, d)
+    float64 in row order, this block's cost ``sum w D^2``).
     """
     check_block(X, sample_weight, row_offset)
     d2 = nearest_centre(X, centres)[1]
     w = 1.0 if sample_weight is None else sample_weight
-    rng = np.random.default_rng(seed)
-    keep = rng.random(X.shape[0]) < oversampling * w * d2 / max(cost, np.finfo(float).tiny)
+    keep = row_uniforms(key, row_offset, X.shape[0])[:, 0] < oversampling * w * d2 / max(cost, np.finfo(float).tiny)
     with np.errstate(over="ignore"):  # inf, which the caller refuses (finite_total)
         return Samples(np.asarray(X[keep], np.float64), float(np.sum(w * d2)))
 
