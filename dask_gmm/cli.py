@@ -386,24 +386,53 @@ def _version():
 # ------------------------------------------------------------------ shared pieces
 @contextlib.contextmanager
 def _scheduler(address, term):
-    """A distributed.Client connected to ``address`` for the duration, or nothing."""
-    if not address:
+    """A distributed.Client connected to ``address`` for the duration, or nothing.
+
+    A scheduler with no workers yet is waited on, as Dask does (workers may still be starting, or
+    come from a batch queue), but not silently: a warning says what is awaited."""
+    if address is None:
         yield None
         return
+    if not address.strip():
+        raise CLIError("the scheduler's address is empty. Give one, e.g. tcp://127.0.0.1:8786, "
+                       "or leave out --scheduler to run on local threads.")
     from distributed import Client
 
+    _quiet_lost_gathers()
+    term.status(f"connecting to the Dask scheduler at {address} ...")
     try:
         client = Client(address, set_as_default=True)
     except (OSError, TimeoutError) as exc:
         raise CLIError(f"could not connect to the Dask scheduler at {address!r} ({exc}). "
                        "Check the address and that the scheduler is running.") from None
     try:
-        if term.progress:
-            term.status(f"connected to {address} ({len(client.scheduler_info().get('workers', {}))} workers)")
-            term.end_status()
+        workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        if not workers:
+            if not term.quiet:
+                term.warn(f"the Dask scheduler at {address} has no workers yet; waiting for one to join "
+                          f"(start one with 'dask worker {address}', or press Ctrl-C to stop)")
+            client.wait_for_workers(1)
+            workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        term.status(f"connected to {address} ({workers} worker{'s' if workers != 1 else ''})")
+        term.end_status()
         yield client
     finally:
         client.close()
+
+
+class _LostGatherFilter(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for distributed's internal ``AllExit``,
+    which a client closed mid-gather (Ctrl-C, SIGTERM) leaves behind; it is not an error of ours."""
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        return type(exc).__name__ != "AllExit"
+
+
+def _quiet_lost_gathers():
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _LostGatherFilter) for f in logger.filters):
+        logger.addFilter(_LostGatherFilter())
 
 
 def _check_writable(path, what, data):

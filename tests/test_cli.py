@@ -574,6 +574,14 @@ def test_usage_errors(capsys):
     assert rc == 0 and "generate" in out and "demo" in out
 
 
+@pytest.mark.parametrize("address", ["", "  "])
+def test_an_empty_scheduler_address_is_refused_not_taken_for_local(store, tmp_path, address, capsys):
+    """`--scheduler "$UNSET_VARIABLE"` ran on local threads, silently off the cluster that was meant."""
+    rc, _, err = run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "m.json", "--scheduler", address)
+    assert_one_line_error(rc, err, "the scheduler's address is empty", "leave out --scheduler")
+    assert not (tmp_path / "m.json").exists()
+
+
 @pytest.mark.parametrize("argv, said", [
     (["fit", "x.zarr", "-k", "2", "--ouput", "m.json"], "unrecognized arguments: --ouput; and the following "
                                                         "arguments are required: --output/-o"),

@@ -183,6 +183,54 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
             p.wait(timeout=30)
 
 
+def _readline(stream, timeout):
+    """The next line of ``stream`` (a pipe), or "" after ``timeout`` seconds."""
+    got = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return got[0] if got else ""
+
+
+def test_cli_on_a_scheduler_without_workers_says_so_and_waits_then_stops_cleanly(store, tmp_path):
+    """No workers yet: a warning names the wait and how to end it, and the fit runs once one joins.
+    Stopped mid-fit with SIGTERM: one error line, no asyncio traceback from the closed client."""
+    ref = GaussianMixture(3, random_state=0, tol=1e-6).fit(store)
+    out = tmp_path / "model.json"
+    cluster = dict(CLUSTER, n_workers=0)
+    with LocalCluster(**cluster) as cluster, Client(cluster) as client:
+        fit = ["dask-gmm", "fit", store, "--n-components", "3", "--seed", "0", "--scheduler", cluster.scheduler_address]
+        proc = subprocess.Popen(fit + ["--tol", "1e-6", "--output", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = _readline(proc.stderr, timeout=60)
+            assert "has no workers yet; waiting for one to join" in line, line
+            assert f"dask worker {cluster.scheduler_address}" in line
+            assert proc.poll() is None
+            cluster.scale(2)
+            _, err = proc.communicate(timeout=300)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, err
+        assert_same_fit(load_model(out), ref, rtol=1e-10)
+
+        proc = subprocess.Popen(fit + ["--tol", "1e-300", "--max-iter", "100000", "--output", str(tmp_path / "m2.json")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(600):  # until the workers are busy with its iterations
+                if len(cluster.scheduler.tasks) > 0 and proc.poll() is None:
+                    break
+                time.sleep(0.1)
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        assert proc.returncode == 143, err
+        assert err.strip().splitlines() == ["dask-gmm: error: terminated"], err
+        assert not (tmp_path / "m2.json").exists()
+
+
 # ------------------------------------------------------------------ checkpoints
 _SCRIPT = textwrap.dedent(
     """
