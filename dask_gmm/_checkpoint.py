@@ -39,8 +39,11 @@ _ARGS = (
 
 
 def check_folder(path):
-    """Refuse a ``path`` to write whose folder does not exist, naming ``path`` (not a temporary file)."""
+    """Refuse a ``path`` to write that is a folder, or whose folder does not exist, naming ``path``
+    (not a temporary file)."""
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if os.path.isdir(path):
+        raise ValueError(f"Cannot write {os.fspath(path)!r}: it is a folder. Give the path of a file.")
     if not os.path.isdir(folder):
         raise ValueError(
             f"Cannot write {os.fspath(path)!r}: the folder {folder!r} does not exist. "

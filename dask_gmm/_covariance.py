@@ -67,6 +67,18 @@ def _cov_shape(covariance_type, n_components, n_features):
     }[covariance_type]
 
 
+def is_of_type(precisions_cholesky, covariance_type, n_components, n_features):
+    """Whether a fitted ``precisions_cholesky`` can be of ``covariance_type``: by its shape and,
+    where the tied (d, d) and diag (K, d) shapes coincide (K = d), by its form (a tied factor is
+    upper triangular, a diag one positive everywhere)."""
+    pc = np.asarray(precisions_cholesky)
+    if pc.shape != _cov_shape(covariance_type, n_components, n_features):
+        return False
+    if covariance_type == "tied":
+        return not np.any(np.tril(pc, -1))
+    return covariance_type != "diag" or bool(np.all(pc > 0))
+
+
 def s2_shape(covariance_type, n_components, n_features):
     """Shape of the centred second-moment statistic for one chunk."""
     return {

@@ -168,7 +168,9 @@ def _check_diag_prior(prior, covariance_type, n_features):
 
 
 def _check_spherical_prior(prior, covariance_type, n_features):
-    if isinstance(prior, bool) or not isinstance(prior, Real) or not 0.0 < prior < np.inf:
+    if isinstance(prior, np.ndarray) and prior.shape == ():  # a 0-d array, as scikit-learn accepts
+        prior = prior[()]
+    if isinstance(prior, (bool, np.bool_)) or not isinstance(prior, Real) or not 0.0 < prior < np.inf:
         raise ValueError(f"The parameter 'spherical covariance_prior' should be a finite positive number, got {prior!r}.")
     return float(prior)
 
@@ -497,7 +499,7 @@ class BayesianGaussianMixture(MixtureBase):
         if self.mean_prior is not None:
             mean = finite_parameter("mean_prior", self.mean_prior, "for the mean of X")
             if mean.shape != (d,):
-                raise ValueError(f"The parameter 'means' should have the shape of ({d},), but got {mean.shape}")
+                raise ValueError(f"The parameter 'mean_prior' should have the shape of ({d},), but got {mean.shape}")
         covariance = None
         if self.covariance_prior is not None:
             covariance = _CHECK_COVARIANCE_PRIOR[self.covariance_type](self.covariance_prior, self.covariance_type, d)
@@ -546,9 +548,7 @@ class BayesianGaussianMixture(MixtureBase):
         self._check_n_samples(X)
         n_features = X.shape[1]
         user = self._check_parameters(n_features)
-        warm = self.warm_start and hasattr(self, "converged_")
-        if warm and self.means_.shape[1] != n_features:
-            raise ValueError(f"X has {n_features} features, but the fitted model has {self.means_.shape[1]}.")
+        warm = self._is_warm(n_features)
         blocks = Blocks(X, io.as_weights(sample_weight, X), self.split_every, rows)
         ct, pt = self.covariance_type, self.weight_concentration_prior_type
         step = dict(reg_covar=self.reg_covar, covariance_type=ct, prior_type=pt)
@@ -581,12 +581,7 @@ class BayesianGaussianMixture(MixtureBase):
             model = variational_model(runs[0].params, ct, pt)
             priors = make_priors(data_moments(blocks.map_reduce(_kernels.e_step_stats, [model])[0], model.means, ct))
 
-        if self.max_iter == 0:  # scikit-learn keeps the last restart's initial parameters
-            best = runs[-1]
-            best.lower_bound, best.lower_bounds = -np.inf, []
-        else:
-            best = best_run(runs)
-        self._set_fitted(best, priors, n_features)
+        self._set_fitted(best_run(runs, self.max_iter), priors, n_features)
         self._set_feature_names(names)
         self._warn_if_not_converged()
         return self

@@ -219,7 +219,10 @@ def _int_range(text):
     try:
         for part in text.split(","):
             lo, _, hi = part.strip().partition("-")
-            out.update(range(int(lo), int(hi or lo) + 1))
+            lo, hi = int(lo), int(hi or lo)
+            if hi < lo:
+                raise argparse.ArgumentTypeError(f"the range {part.strip()!r} runs backwards; write it as {hi}-{lo}")
+            out.update(range(lo, hi + 1))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a range like 1-8 or a list like 2,4,8, got {text!r}") from None
     if not out or min(out) < 1:

@@ -52,8 +52,15 @@ def check_min_samples(X):
         raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
 
 
-def best_run(runs):
-    """scikit-learn's choice among restarts: the first with the highest lower bound (the last if all are -inf)."""
+def best_run(runs, max_iter=None):
+    """scikit-learn's choice among restarts: the first with the highest lower bound (the last if all are -inf).
+
+    With ``max_iter == 0``, the last restart's starting parameters with a lower bound of -inf, a warm
+    start's too (its old bound would otherwise end the next warm fit an iteration early)."""
+    if max_iter == 0:
+        best = runs[-1]
+        best.lower_bound, best.lower_bounds = -np.inf, []
+        return best
     best = None
     for r in runs:
         if best is None or r.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
@@ -98,6 +105,23 @@ class MixtureBase(DensityMixin, BaseEstimator):
                 )  # fmt: skip
 
         return on_iteration
+
+    def _is_warm(self, n_features):
+        """Whether this fit continues the fitted model (``warm_start``); a ValueError when the model
+        cannot continue on these data or under these settings (n_components, covariance_type)."""
+        if not (self.warm_start and hasattr(self, "converged_")):
+            return False
+        K, d = self.means_.shape
+        if d != n_features:
+            raise ValueError(f"X has {n_features} features, but the fitted model has {d}.")
+        if K != self.n_components or not cov.is_of_type(self.precisions_cholesky_, self.covariance_type, K, d):
+            raise ValueError(
+                f"warm_start=True continues the fitted model, but its parameters ({K} components, covariances "
+                f"of shape {np.shape(self.covariances_)}) do not fit n_components={self.n_components} and "
+                f"covariance_type={self.covariance_type!r}. Set back the settings it was fitted with, "
+                "or set warm_start=False to fit afresh."
+            )
+        return True
 
     def _warn_if_not_converged(self):
         if not self.converged_ and self.max_iter > 0:
@@ -204,15 +228,15 @@ class MixtureBase(DensityMixin, BaseEstimator):
         """Mean (weighted) log-likelihood of X, a float (one pass)."""
         check_is_fitted(self)  # before X is opened, as in predict
         io.check_feature_names(self, X)
-        return self._score(*io.with_reader(X), sample_weight)
+        return self._score(*io.with_reader(X), sample_weight)[0]
 
     def _score(self, Xd, rows, sample_weight=None):
-        """:meth:`score` of X opened by :func:`dask_gmm.io.with_reader` as ``(Xd, rows)``."""
+        """(:meth:`score`, total sample weight) of X opened by :func:`dask_gmm.io.with_reader` as ``(Xd, rows)``."""
         model = self._model()
         self._check_features(Xd)
         blocks = Blocks(Xd, io.as_weights(sample_weight, Xd), self.split_every, rows)
         total, weight = blocks.map_reduce(_kernels.score_stats, model)
-        return _kernels.per_weight(total, weight)
+        return _kernels.per_weight(total, weight), float(weight)
 
     def sample(self, n_samples=1):
         """Draw ``n_samples`` rows from the fitted mixture, in memory.
@@ -390,9 +414,7 @@ class GaussianMixture(MixtureBase):
         X, rows = io.with_reader(X)
         self._check_n_samples(X)
         inits = self._check_parameters(X.shape[1])
-        warm = self.warm_start and hasattr(self, "converged_")
-        if warm and self.means_.shape[1] != X.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features, but the fitted model has {self.means_.shape[1]}.")
+        warm = self._is_warm(X.shape[1])
         weights = io.as_weights(sample_weight, X)
         blocks = Blocks(X, weights, self.split_every, rows)
         seeds = as_seed_sequence(self.random_state).spawn(self.n_init)
@@ -410,7 +432,7 @@ class GaussianMixture(MixtureBase):
             reg_covar=self.reg_covar,
             on_iteration=self._progress(None if ckpt is None else ckpt.save),
         )
-        self._set_run(best_run(runs), X.shape[1])
+        self._set_run(best_run(runs, self.max_iter), X.shape[1])
         self._set_feature_names(names)
         self._warn_if_not_converged()
         return self
@@ -437,16 +459,21 @@ class GaussianMixture(MixtureBase):
     def _n_parameters(self):
         return cov.n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
 
-    def _criteria(self, X):
+    def _criteria(self, X, sample_weight):
         check_is_fitted(self)
         io.check_feature_names(self, X)
-        Xd, rows = io.with_reader(X)
-        return information_criteria(self._score(Xd, rows), Xd.shape[0], self._n_parameters())
+        mean, n = self._score(*io.with_reader(X), sample_weight)
+        return information_criteria(mean, n, self._n_parameters())
 
-    def bic(self, X):
-        """Bayesian information criterion on X (lower is better)."""
-        return self._criteria(X)["bic"]
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion on X (lower is better).
 
-    def aic(self, X):
-        """Akaike information criterion on X (lower is better)."""
-        return self._criteria(X)["aic"]
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights, as in :meth:`fit`: the criterion counts the total weight as the
+            number of rows, so integer weights give the criterion of the repeated rows.
+        """
+        return self._criteria(X, sample_weight)["bic"]
+
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion on X (lower is better); ``sample_weight`` as in :meth:`bic`."""
+        return self._criteria(X, sample_weight)["aic"]

@@ -14,7 +14,13 @@ The file holds::
      "n_features_in": d, "weights": [K], "means": [K][d],
      "covariances": (shape by type), "precisions_cholesky": (shape by type),
      "converged": bool, "n_iter": int, "lower_bound": float, "lower_bounds": [float],
-     "feature_names_in": [d strings] (only for a model fitted on a DataFrame)}
+     "feature_names_in": [d strings] (only for a model fitted on a DataFrame),
+     "settings": {"tol": ..., "reg_covar": ..., ...} (optional: files before it load with the defaults)}
+
+``settings`` are the estimator's constructor settings that are JSON scalars (:data:`SETTINGS`), so a
+loaded model samples with the same ``random_state`` and refits with the same ``reg_covar`` and
+``tol``. Not kept: the ``*_init`` arrays, a ``random_state`` that is not an int (a Generator,
+RandomState or SeedSequence: loaded as None), and ``checkpoint`` (a path on the fitting machine).
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ MAX_FILE_BYTES = 2**30
 _ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
 _KEYS = ("format", "covariance_type", "n_components", "n_features_in", *_ARRAYS,
          "converged", "n_iter", "lower_bound", "lower_bounds")
+#: The constructor settings a model file keeps, and the JSON type of each.
+SETTINGS = {"tol": float, "reg_covar": float, "max_iter": int, "n_init": int, "init_params": str,
+            "random_state": int, "warm_start": bool, "verbose": int, "verbose_interval": int, "split_every": int}
 # The stored covariances and precision Cholesky factor must agree to this relative
 # (Frobenius) tolerance: loose enough for ill-conditioned fits, tight enough to refuse
 # a file whose two parameterisations were edited apart.
@@ -106,7 +115,39 @@ def model_to_dict(model):
         "lower_bounds": [_json_number(x) for x in model.lower_bounds_],
         **({"feature_names_in": [str(v) for v in model.feature_names_in_]}
            if hasattr(model, "feature_names_in_") else {}),
+        "settings": _settings_to_dict(model),
     }
+
+
+def _settings_to_dict(model):
+    """The model's :data:`SETTINGS` that are JSON scalars of their type (scikit-learn's model has no split_every)."""
+    out = {}
+    for key, kind in SETTINGS.items():
+        v = getattr(model, key, None)
+        v = v.item() if isinstance(v, np.generic) else v
+        if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = _json_number(v)
+        elif isinstance(v, kind) and (kind is bool or not isinstance(v, bool)):
+            out[key] = v
+    return out
+
+
+def _settings(d):
+    """The validated ``settings`` of a model dict, as keyword arguments of GaussianMixture."""
+    settings = d.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ValueError("'settings' must be a JSON object")
+    out = {}
+    for key, v in settings.items():
+        kind = SETTINGS.get(key)
+        if kind is None:
+            raise ValueError(f"'settings' holds an unknown setting {key!r}")
+        if kind is float:
+            v = _number(v, f"settings.{key}")
+        elif not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+            raise ValueError(f"'settings.{key}' must be a JSON {kind.__name__}, got {v!r}")
+        out[key] = v
+    return out
 
 
 def save_model(model, path):
@@ -119,6 +160,10 @@ def save_model(model, path):
         The file is written to a temporary file in the same folder, then renamed.
     """
     obj = model_to_dict(model)
+    try:  # the checks load_model makes: never write a file that would not load
+        model_from_dict(obj)
+    except ValueError as exc:
+        raise ValueError(f"The model cannot be saved: {exc}.") from None
     write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False), ".json")
     logger.info("saved model to %s", os.fspath(path))
 
@@ -224,6 +269,8 @@ def model_from_dict(d):
     lower_bounds = [_number(v, "lower_bounds") for v in d["lower_bounds"]]
     model = fitted_model(weights, means, covariances, ct, pc, converged=d["converged"], n_iter=n_iter,
                          lower_bound=_number(d["lower_bound"], "lower_bound"), lower_bounds=lower_bounds)
+    model.set_params(**_settings(d))
+    model._check_common()
     if "feature_names_in" in d:  # optional: a model fitted on a DataFrame
         names = d["feature_names_in"]
         if (not isinstance(names, list) or len(names) != n_features or not all(isinstance(v, str) for v in names)

@@ -73,6 +73,11 @@ def select_model(
     criterion : {'bic', 'aic'}
     n_init, max_iter, tol, random_state, init_params, reg_covar, split_every : as GaussianMixture
     sample_weight : array-like or dask array of shape (n_samples,), optional
+        Frequency weights, as in ``GaussianMixture.fit``: BIC and AIC count the total weight as the
+        number of rows (``best_.bic(X, sample_weight)`` gives the same value), so integer weights
+        select as the repeated rows would. Scaling the weights leaves the fits unchanged but not
+        the criteria: weights that are not counts (normalised to sum to 1, say) make BIC and AIC
+        meaningless; scale them to the number of rows they stand for.
 
     Returns
     -------

@@ -375,7 +375,7 @@ def test_sklearn_estimator_protocol():
         (dict(degrees_of_freedom_prior=np.inf), "'degrees_of_freedom_prior' .* a finite number"),
         (dict(mean_precision_prior=-1.0), "mean_precision_prior"),
         (dict(degrees_of_freedom_prior=0.5), "greater than 1"),
-        (dict(mean_prior=np.zeros(3)), "shape"),
+        (dict(mean_prior=np.zeros(3)), "'mean_prior' should have the shape of \\(2,\\)"),
         (dict(covariance_prior=np.eye(3)), "shape"),
         (dict(covariance_prior=-np.eye(2)), "positive-definite"),
         (dict(covariance_type="diag", covariance_prior=np.array([1.0, -1.0])), "positive"),
@@ -403,6 +403,14 @@ def test_priors_given_as_other_real_numbers_equal_floats():
                                     degrees_of_freedom_prior=3.0).fit(X)
     np.testing.assert_array_equal(a.weights_, b.weights_)
     np.testing.assert_array_equal(a.means_, b.means_)
+    # a spherical prior as a 0-d array, which scikit-learn accepts, is its number
+    kw |= dict(covariance_type="spherical")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = BayesianGaussianMixture(**kw, covariance_prior=np.array(1.5)).fit(X)
+        b = BayesianGaussianMixture(**kw, covariance_prior=1.5).fit(X)
+    assert a.covariance_prior_ == b.covariance_prior_ == 1.5
+    np.testing.assert_array_equal(a.covariances_, b.covariances_)
 
 
 def test_bad_input_errors():

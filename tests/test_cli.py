@@ -754,6 +754,7 @@ def test_select_equals_the_library_and_writes_the_best(store, tmp_path, capsys):
 @pytest.mark.parametrize("argv, fragment", [
     (["--n-components", "0-3"], ">= 1"),
     (["--n-components", "a-b"], "range like 1-8"),
+    (["--n-components", "2,5-1"], "the range '5-1' runs backwards; write it as 1-5"),
     (["--covariance-types", "full,weird"], "covariance types"),
 ])
 def test_select_bad_arguments(store, tmp_path, capsys, argv, fragment):

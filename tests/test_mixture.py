@@ -440,6 +440,44 @@ def test_warm_start_continues():
     assert warm.lower_bounds_ == four.lower_bounds_[2:]
 
 
+def test_warm_start_with_max_iter_zero_then_more_matches_sklearn():
+    """max_iter=0 leaves lower_bound_ at -inf, warm or not, as in scikit-learn: the old bound kept
+    stopped the next warm fit an iteration early (means 0.016 apart)."""
+    X = make_blobs(n=1500)
+    init = sk_init(X, "full")
+    ours, theirs = GaussianMixture(3, **init), SKGaussianMixture(3, **init)
+    for m in (ours, theirs):
+        m.fit(X).set_params(warm_start=True, max_iter=0).fit(X)
+    assert ours.lower_bound_ == theirs.lower_bound_ == -np.inf and ours.n_iter_ == theirs.n_iter_ == 0
+    for m in (ours, theirs):
+        m.set_params(max_iter=100).fit(X)
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-8)
+    assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-10)
+
+
+@pytest.mark.parametrize("fitted, change", [
+    ({}, dict(n_components=2)),
+    ({}, dict(covariance_type="diag")),
+    (dict(n_components=2, covariance_type="diag"), dict(covariance_type="tied")),  # K = d: same shapes
+    (dict(n_components=2, covariance_type="tied"), dict(covariance_type="diag")),
+])
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_warm_start_under_other_settings_is_a_value_error(fitted, change, estimator):
+    """A changed n_components kept the old components silently (Bayesian); a changed type was numpy's
+    error, or, between diag and tied with as many components as features, silently misread."""
+    import dask_gmm
+
+    X = make_blobs(n=600)
+    gm = getattr(dask_gmm, estimator)(**({"n_components": 3} | fitted), random_state=0).fit(X)
+    means = gm.means_.copy()
+    with pytest.raises(ValueError, match="warm_start=True continues the fitted model.*set warm_start=False"):
+        gm.set_params(warm_start=True, **change).fit(X)
+    np.testing.assert_array_equal(gm.means_, means)
+    gm.set_params(warm_start=False).fit(X)  # afresh
+    assert gm.means_.shape[0] == gm.n_components
+
+
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random_from_data", "random"])
 def test_init_strategies_and_seed_sequences(init_params):
     X = make_blobs(n=3000)

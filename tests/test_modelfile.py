@@ -3,12 +3,13 @@
 import json
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
 
 from dask_gmm import GaussianMixture, load_model, save_model
-from dask_gmm.modelfile import FORMAT, fitted_model
+from dask_gmm.modelfile import FORMAT, fitted_model, model_to_dict
 
 from .conftest import make_blobs
 
@@ -93,8 +94,6 @@ def test_unfitted_model_refused_and_file_untouched(tmp_path, models):
 
 
 def _valid(models, ct="full"):
-    from dask_gmm.modelfile import model_to_dict
-
     return model_to_dict(models[ct])
 
 
@@ -214,3 +213,69 @@ def test_written_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (os.stat(tmp_path / "a.json").st_mode & 0o777) == 0o640
+
+
+def test_settings_round_trip_so_a_loaded_model_samples_and_refits_the_same(tmp_path, X):
+    gm = GaussianMixture(3, reg_covar=0.5, tol=1e-6, max_iter=50, init_params="random", random_state=7,
+                         split_every=4).fit(X)
+    save_model(gm, tmp_path / "m.json")
+    loaded = load_model(tmp_path / "m.json")
+    settings = ("reg_covar", "tol", "max_iter", "init_params", "random_state", "split_every", "n_init", "warm_start")
+    assert {k: loaded.get_params()[k] for k in settings} == {k: gm.get_params()[k] for k in settings}
+    np.testing.assert_array_equal(loaded.sample(5)[0], gm.sample(5)[0])
+    for m in (gm, loaded):  # a warm refit under the same reg_covar
+        m.set_params(warm_start=True, max_iter=3).fit(X)
+    np.testing.assert_array_equal(loaded.covariances_, gm.covariances_)
+
+
+def test_settings_that_are_not_json_scalars_are_left_out(tmp_path, X):
+    gm = GaussianMixture(3, random_state=np.random.default_rng(0), means_init=X[:3], checkpoint=tmp_path / "c.json")
+    save_model(gm.fit(X), tmp_path / "m.json")
+    settings = json.loads((tmp_path / "m.json").read_text())["settings"]
+    assert "random_state" not in settings and "means_init" not in settings and "checkpoint" not in settings
+    loaded = load_model(tmp_path / "m.json")
+    assert loaded.random_state is None and loaded.means_init is None and loaded.checkpoint is None
+
+
+def test_a_file_without_settings_loads_with_the_defaults(tmp_path, models):
+    d = model_to_dict(models["full"])
+    del d["settings"]
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    loaded = load_model(tmp_path / "old.json")
+    assert loaded.get_params() == GaussianMixture(3).get_params()
+    np.testing.assert_array_equal(loaded.means_, models["full"].means_)
+
+
+@pytest.mark.parametrize("settings, said", [
+    ({"colour": 1}, "unknown setting 'colour'"),
+    ({"max_iter": 2.5}, "'settings.max_iter' must be a JSON int"),
+    ({"warm_start": 1}, "'settings.warm_start' must be a JSON bool"),
+    ({"tol": -1.0}, "'tol' parameter"),
+    ({"init_params": "best"}, "init_params must be one of"),
+    ([], "'settings' must be a JSON object"),
+])
+def test_bad_settings_are_refused(tmp_path, models, settings, said):
+    d = model_to_dict(models["full"])
+    d["settings"] = settings
+    (tmp_path / "bad.json").write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=re.escape(said)):
+        load_model(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("change, said", [
+    (lambda m: setattr(m, "weights_", np.array([0.5, 0.5, 0.5])), "'weights' must be non-negative and sum to 1"),
+    (lambda m: m.means_.__setitem__((0, 0), np.nan), "'means' holds non-finite values"),
+])
+def test_a_model_that_would_not_load_is_not_saved(tmp_path, X, change, said):
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    change(gm)
+    with pytest.raises(ValueError, match=re.escape("The model cannot be saved: " + said)):
+        save_model(gm, tmp_path / "m.json")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_folder_as_the_path_is_a_value_error_naming_it(tmp_path, models):
+    (tmp_path / "models").mkdir()
+    with pytest.raises(ValueError, match="it is a folder"):
+        save_model(models["full"], tmp_path / "models")
+    assert os.listdir(tmp_path) == ["models"] and os.listdir(tmp_path / "models") == []

@@ -79,6 +79,12 @@ def test_sample_weight_and_dask_input():
     b = select_model(np.repeat(X, w, axis=0), n_components=[2, 3, 4], random_state=0)
     assert a.best_.n_components == b.best_.n_components == 3
     np.testing.assert_allclose(np.sort(a.best_.means_, axis=0), np.sort(b.best_.means_, axis=0), atol=1e-6)
+    # the criteria count the weights as rows, and best_ reproduces them (bic had no sample_weight)
+    chosen = next(r for r in a.results_ if r["n_components"] == 3)
+    for name in ("bic", "aic"):
+        weighted = getattr(a.best_, name)(X, sample_weight=w)
+        assert weighted == pytest.approx(chosen[name], rel=1e-12)
+        assert weighted == pytest.approx(getattr(a.best_, name)(np.repeat(X, w, axis=0)), rel=1e-10)
 
 
 def test_bad_arguments():
