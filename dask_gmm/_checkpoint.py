@@ -16,7 +16,8 @@ import uuid
 
 import numpy as np
 
-from . import _kernels
+from . import _covariance as cov
+from . import _kernels, io
 from ._em import Run
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ _ARGS = (
 def check_folder(path):
     """Refuse a ``path`` to write that is a folder, or whose folder does not exist, naming ``path``
     (not a temporary file)."""
+    if not os.fspath(path).strip():
+        raise ValueError("Cannot write to an empty path. Give the path of a file.")
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     if os.path.isdir(path):
         raise ValueError(f"Cannot write {os.fspath(path)!r}: it is a folder. Give the path of a file.")
@@ -91,17 +94,22 @@ def write_json_atomic(path, obj):
 
 
 def _plain(v):
+    """An argument as JSON: numbers, strings and None as they are, a SeedSequence as its entropy
+    and spawn key, array-likes (the ``*_init`` arguments: lists of arrays, DataFrames) as their
+    float64 values, never a ``repr`` that rounds them. A Generator or RandomState is not compared,
+    as None is not: what it will draw is not known before the fit (the saved runs carry its draws)."""
     if isinstance(v, (np.random.Generator, np.random.RandomState)):
-        return "a Generator or RandomState"  # its repr holds a memory address; the saved runs carry the state
+        return "a Generator or RandomState"
     if isinstance(v, np.random.SeedSequence):
         return {"entropy": v.entropy, "spawn_key": list(v.spawn_key)}
-    if isinstance(v, np.ndarray):
-        return v.tolist()
     if isinstance(v, (np.integer, np.floating)):
         return v.item()
     if isinstance(v, (int, float, str, bool)) or v is None:
         return v
-    return repr(v)
+    try:
+        return np.asarray(v, np.float64).tolist()
+    except (TypeError, ValueError):
+        return repr(v)
 
 
 def _short(value):
@@ -111,14 +119,15 @@ def _short(value):
     return r.repr(value)
 
 
-def fingerprint(estimator, X, blocks, weighted):
-    """What must match for a checkpoint to apply: data shape, chunks, dtype, content, arguments.
+def fingerprint(estimator, X, blocks, weighted, start):
+    """What must match for a checkpoint to apply: data shape, chunks, dtype, content, arguments, start.
 
     The content is :func:`dask_gmm._kernels.digest` over ``blocks`` (the fit's
     :class:`dask_gmm._em.Blocks` of X and its weights): one extra pass over the
     data, so that a checkpoint of other rows of the same shape is refused
     (the first and last rows alone let a finished checkpoint of other data
-    return its model without a pass).
+    return its model without a pass). ``start`` is the fitted model a warm start
+    continues (a Run), or None.
     """
     return {
         "shape": list(X.shape),
@@ -127,6 +136,8 @@ def fingerprint(estimator, X, blocks, weighted):
         "data": f"{blocks.map_reduce(_kernels.digest) % 2**64:016x}",
         "weighted": weighted,
         "args": {k: _plain(getattr(estimator, k)) for k in _ARGS},
+        "warm_start_from": None if start is None else {
+            k: _plain(getattr(start, k)) for k in ("weights", "means", "precisions_cholesky")},
     }
 
 
@@ -144,29 +155,58 @@ def _run_to_dict(r):
     }
 
 
-def _run_from_dict(d):
-    arrays = {k: np.asarray(d[k], np.float64) for k in ("weights", "means", "covariances", "precisions_cholesky")}
-    return Run(
-        d["covariance_type"],
-        lower_bound=float(d["lower_bound"]),
-        lower_bounds=[float(x) for x in d["lower_bounds"]],
-        n_iter=int(d["n_iter"]),
-        converged=bool(d["converged"]),
-        **arrays,
-    )
+def _finite_array(d, key, shape):
+    a = np.asarray(d[key], np.float64)
+    if a.shape != shape or not np.all(np.isfinite(a)):
+        raise ValueError(f"{key} of shape {a.shape} or not finite, expected finite numbers of shape {shape}")
+    return a
+
+
+def _run_from_dict(d, covariance_type, n_components, n_features, max_iter):
+    """A saved run, checked as a model file is (a ValueError on anything a fit cannot have written)."""
+    if d["covariance_type"] != covariance_type:
+        raise ValueError(f"a run of covariance_type {d['covariance_type']!r}")
+    K, shape = n_components, cov._cov_shape(covariance_type, n_components, n_features)
+    weights = _finite_array(d, "weights", (K,))
+    if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
+        raise ValueError("weights that are not non-negative or do not sum to 1")
+    covariances, pc = _finite_array(d, "covariances", shape), _finite_array(d, "precisions_cholesky", shape)
+    cov.check_consistent(covariances, pc, covariance_type)
+    n_iter, converged = d["n_iter"], d["converged"]
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or not 0 <= n_iter <= max_iter:
+        raise ValueError(f"n_iter {n_iter!r}, outside 0..max_iter")
+    lower_bounds = [float(x) for x in d["lower_bounds"]]
+    if len(lower_bounds) != n_iter or not isinstance(converged, bool):
+        raise ValueError("a history that does not match n_iter, or converged not true or false")
+    return Run(covariance_type, weights, _finite_array(d, "means", (K, n_features)), covariances, pc,
+               lower_bound=float(d["lower_bound"]), lower_bounds=lower_bounds, n_iter=n_iter, converged=converged)
 
 
 class Checkpoint:
     """The checkpoint file of one fit."""
 
-    def __init__(self, path, fp):
+    def __init__(self, path, fp, expected):
         self.path = os.fspath(path)
         self.fp = fp
+        self.expected = expected  # (n_runs, covariance_type, n_components, n_features, max_iter)
+
+    @staticmethod
+    def check_path(path, data):
+        """Refuse, before any work, a checkpoint ``path`` that cannot be written or that is, holds
+        or lies inside the input ``data`` when that is a path or URL (a fit never writes there)."""
+        check_folder(path)
+        if isinstance(data, (str, os.PathLike)) and io.overlapping(path, io.store_root(data)):
+            raise ValueError(
+                f"Cannot write the checkpoint {os.fspath(path)!r}: it is, holds or lies inside the input data "
+                f"{io.store_root(data)!r}. Choose a path outside it."
+            )
 
     @classmethod
-    def for_fit(cls, estimator, X, blocks, weighted):
-        check_folder(estimator.checkpoint)  # before any read of X, not at the first save
-        return cls(estimator.checkpoint, fingerprint(estimator, X, blocks, weighted))
+    def for_fit(cls, estimator, X, blocks, weighted, start):
+        """The checkpoint of ``estimator``'s fit of X (``start``: the Run a warm start continues, or None)."""
+        expected = (1 if start is not None else estimator.n_init, estimator.covariance_type,
+                    estimator.n_components, X.shape[1], estimator.max_iter)
+        return cls(estimator.checkpoint, fingerprint(estimator, X, blocks, weighted, start), expected)
 
     def load(self):
         """The saved runs, or None when there is no checkpoint yet. Refuses a mismatched one."""
@@ -181,6 +221,9 @@ class Checkpoint:
             state, why = None, str(exc)
         else:
             why = "JSON of another format"
+        damaged = f"The checkpoint {self.path!r} is damaged ({{}}). Delete it to start the fit afresh."
+        if state is None and self._cut_short():
+            raise ValueError(damaged.format(f"cut short: {why}"))
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(
                 f"{self.path!r} is not a dask_gmm checkpoint ({why}), and a fit replaces only its own "
@@ -188,11 +231,10 @@ class Checkpoint:
             )
         try:
             saved = state["fingerprint"]
-            runs = [_run_from_dict(d) for d in state["runs"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(
-                f"The checkpoint {self.path!r} is damaged ({exc!r}). Delete it to start the fit afresh."
-            ) from None
+            if not isinstance(saved, dict) or not isinstance(state["runs"], list):
+                raise ValueError("a fingerprint or runs of the wrong kind")
+        except (ValueError, KeyError) as exc:
+            raise ValueError(damaged.format(repr(exc))) from None
         if "data" not in saved:  # written before the data digest (the first and last rows then)
             raise ValueError(
                 f"The checkpoint {self.path!r} was written by an older dask_gmm, which recognised the data "
@@ -207,6 +249,8 @@ class Checkpoint:
                     f"{k} ({_short(then.get(k))} then, {_short(now['args'].get(k))} now)"
                     for k in sorted(set(then) | set(now["args"])) if then.get(k) != now["args"].get(k)
                 )
+            if "warm_start_from" in what:
+                what[what.index("warm_start_from")] = "warm start (the fitted model it continues)"
             blocks = ("; X is split into other blocks than when it was written: other chunks, or a "
                       "dask_gmm version that splits them otherwise") if "row_chunks" in what else ""
             raise ValueError(
@@ -214,8 +258,21 @@ class Checkpoint:
                 "Use the same data and arguments, delete it to start the fit afresh, or use another checkpoint "
                 "path (each fit needs its own: clones of an estimator, as in GridSearchCV, share theirs)."
             )
+        n_runs, *shape = self.expected
+        try:
+            if len(state["runs"]) != n_runs:
+                raise ValueError(f"{len(state['runs'])} runs where the fit has {n_runs}")
+            runs = [_run_from_dict(d, *shape) for d in state["runs"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(damaged.format(repr(exc))) from None
         logger.info("resuming from checkpoint %s at iteration %s", self.path, [r.n_iter for r in runs])
         return runs
+
+    def _cut_short(self):
+        """Whether the unparsable file at ``path`` is empty or begins as a checkpoint does."""
+        with open(self.path, "rb") as f:
+            head = f.read(200)
+        return not head.strip() or f'"format": "{FORMAT}"'.encode() in head
 
     def save(self, runs):
         write_json_atomic(

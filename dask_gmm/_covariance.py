@@ -428,6 +428,36 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
     return precisions
 
 
+# Stored covariances and precision Cholesky factors (model files, checkpoints) must agree to this
+# relative (Frobenius) tolerance: loose enough for ill-conditioned fits, tight enough to refuse a
+# file whose two parameterisations were edited apart.
+CONSISTENCY_RTOL = 1e-4
+
+
+def check_consistent(covariances, precisions_cholesky, covariance_type):
+    """A ValueError unless the covariances are positive definite and the precision Cholesky factor
+    matches them.
+
+    Both are compared in their stored shapes (never expanded to (K, d, d)): the
+    factor recomputed from the covariances must match the stored one (so it is
+    upper triangular with a positive diagonal), and the covariances rebuilt from
+    the stored factor (symmetric by construction) must match the stored ones.
+    """
+    def close(a, b):
+        return np.linalg.norm(a - b) <= CONSISTENCY_RTOL * np.linalg.norm(b)
+
+    try:
+        pc_ref = precision_cholesky(covariances, covariance_type)
+    except ValueError:
+        raise ValueError("'covariances' are not positive definite") from None
+    pc = precisions_cholesky
+    if not close(pc, pc_ref) or not close(covariances_from_precision_cholesky(pc, covariance_type), covariances):
+        raise ValueError(
+            "'covariances' and 'precisions_cholesky' do not describe the same symmetric positive "
+            "definite model"
+        )
+
+
 # ------------------------------------------------------------ sampling
 _DRAW = {
     "full": lambda rng, means, cov, k, n: rng.multivariate_normal(means[k], cov[k], n),

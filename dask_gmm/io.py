@@ -746,6 +746,9 @@ def as_weights(sample_weight, X):
             sample_weight = zarr.open_array(data_path(sample_weight), mode="r")
         except (FileNotFoundError, zarr.errors.NodeNotFoundError):
             raise ValueError(f"No Zarr array of sample weights at {data_path(sample_weight)!r}. Check the path.") from None
+        except zarr.errors.NodeTypeValidationError:
+            raise ValueError(f"{data_path(sample_weight)!r} is a Zarr group, not an array of sample weights. "
+                             "Give the path of the array inside it.") from None
     if isinstance(sample_weight, zarr.Array):
         _refuse_missing_chunks(sample_weight)
         sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks)
@@ -757,6 +760,9 @@ def as_weights(sample_weight, X):
         )
     if not isinstance(sample_weight, da.Array) and sample_weight.ndim == 0:
         sample_weight = np.full(X.shape[0], float(sample_weight))
+    if sample_weight.ndim == 1 and math.isnan(sample_weight.shape[0]):
+        raise ValueError("sample_weight is a dask array of unknown length (chunk sizes NaN). "
+                         "Call its compute_chunk_sizes() first.")
     if sample_weight.ndim != 1 or sample_weight.shape[0] != X.shape[0]:
         raise ValueError(
             f"sample_weight.shape == {sample_weight.shape}, expected ({X.shape[0]},): "

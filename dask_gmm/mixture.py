@@ -411,18 +411,22 @@ class GaussianMixture(MixtureBase):
         self
         """
         names = io.feature_names(X)
+        data = X
         X, rows = io.with_reader(X)
         self._check_n_samples(X)
         inits = self._check_parameters(X.shape[1])
         warm = self._is_warm(X.shape[1])
+        if self.checkpoint is not None:
+            Checkpoint.check_path(self.checkpoint, data)  # before any read of X, not at the first save
         weights = io.as_weights(sample_weight, X)
         blocks = Blocks(X, weights, self.split_every, rows)
         seeds = as_seed_sequence(self.random_state).spawn(self.n_init)
 
-        ckpt = Checkpoint.for_fit(self, X, blocks, weights is not None) if self.checkpoint is not None else None
+        start = self._warm_run() if warm else None
+        ckpt = Checkpoint.for_fit(self, X, blocks, weights is not None, start) if self.checkpoint is not None else None
         runs = ckpt.load() if ckpt is not None else None
         if runs is None:
-            runs = [self._warm_run()] if warm else self._initial_runs(blocks, X, inits, seeds)
+            runs = [start] if warm else self._initial_runs(blocks, X, inits, seeds)
 
         runs = em(
             blocks,

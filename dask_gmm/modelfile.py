@@ -48,10 +48,6 @@ _KEYS = ("format", "covariance_type", "n_components", "n_features_in", *_ARRAYS,
 #: The constructor settings a model file keeps, and the JSON type of each.
 SETTINGS = {"tol": float, "reg_covar": float, "max_iter": int, "n_init": int, "init_params": str,
             "random_state": int, "warm_start": bool, "verbose": int, "verbose_interval": int, "split_every": int}
-# The stored covariances and precision Cholesky factor must agree to this relative
-# (Frobenius) tolerance: loose enough for ill-conditioned fits, tight enough to refuse
-# a file whose two parameterisations were edited apart.
-_CONSISTENCY_RTOL = 1e-4
 
 
 def fitted_model(weights, means, covariances, covariance_type, precisions_cholesky=None, *,
@@ -210,29 +206,6 @@ def _number(v, key):
     return float(v)
 
 
-def _close(a, b):
-    return np.linalg.norm(a - b) <= _CONSISTENCY_RTOL * np.linalg.norm(b)
-
-
-def _check_covariances(covariances, pc, ct):
-    """Positive definite covariances and a precision Cholesky factor that matches them.
-
-    Both are compared in their stored shapes (never expanded to (K, d, d)): the
-    factor recomputed from the covariances must match the stored one (so it is
-    upper triangular with a positive diagonal), and the covariances rebuilt from
-    the stored factor (symmetric by construction) must match the stored ones.
-    """
-    try:
-        pc_ref = cov.precision_cholesky(covariances, ct)
-    except ValueError:
-        raise ValueError("'covariances' are not positive definite") from None
-    if not _close(pc, pc_ref) or not _close(cov.covariances_from_precision_cholesky(pc, ct), covariances):
-        raise ValueError(
-            "'covariances' and 'precisions_cholesky' do not describe the same symmetric positive "
-            "definite model"
-        )
-
-
 def model_from_dict(d):
     """Validate a model dict (as :func:`model_to_dict` writes) and rebuild the fitted model.
 
@@ -261,7 +234,7 @@ def model_from_dict(d):
     pc = _array(d, "precisions_cholesky", cshape)
     if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
         raise ValueError(f"'weights' must be non-negative and sum to 1, got sum {float(weights.sum())!r}")
-    _check_covariances(covariances, pc, ct)
+    cov.check_consistent(covariances, pc, ct)
     if not isinstance(d["converged"], bool):
         raise ValueError(f"'converged' must be true or false, got {d['converged']!r}")
     if not isinstance(d["lower_bounds"], list):

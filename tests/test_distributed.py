@@ -1,5 +1,6 @@
 """Real clusters on 127.0.0.1: LocalCluster processes, the dask CLI, worker loss, checkpoints."""
 
+import copy
 import json
 import logging
 import os
@@ -9,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 
 import dask
 import dask.array as da
@@ -323,6 +325,76 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
         with pytest.raises(ValueError, match=r"is not a dask_gmm checkpoint .*Choose another checkpoint path"):
             GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
         assert ckpt.read_text() == text
+
+
+@pytest.mark.parametrize("edit", [
+    lambda st: st["runs"][0].update(weights=[float("nan")] * 3),
+    lambda st: st["runs"][0].update(weights=[5.0, 5.0, 5.0]),
+    lambda st: st["runs"][0].update(means=st["runs"][0]["means"][:2]),
+    lambda st: st["runs"][0].update(covariance_type="bogus"),
+    lambda st: st["runs"][0].update(covariances=[[[1.0, 0.0], [0.0, 1.0]]] * 3),  # no longer its factor's
+    lambda st: st["runs"][0].update(n_iter=-5),
+    lambda st: st["runs"][0].update(n_iter=1000),
+    lambda st: st["runs"][0].update(lower_bounds=st["runs"][0]["lower_bounds"][:-1]),
+    lambda st: st["runs"].append(st["runs"][0]),
+    lambda st: st.update(runs=[]),
+    lambda st: st.update(fingerprint="x"),
+], ids=["nan-weights", "weights-sum", "means-shape", "type", "covariances", "n_iter-negative",
+        "n_iter-over-max_iter", "history", "two-runs", "no-runs", "fingerprint"])
+def test_an_edited_checkpoint_is_damaged_not_a_model(tmp_path, edit):
+    """An edited checkpoint gave a model with NaN weights or 3 means for 4 weights (predict's
+    IndexError later), an AttributeError for no runs, or 'an older dask_gmm' for a bad fingerprint."""
+    X = make_blobs(n=3000)
+    ckpt = tmp_path / "ck.json"
+    GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+    state = json.loads(ckpt.read_text())
+    edit(state)
+    ckpt.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match=r"The checkpoint .* is damaged \(.*\)\. Delete it to start the fit afresh"):
+        GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+
+
+def test_a_cut_short_checkpoint_is_damaged_and_other_files_are_not(tmp_path):
+    X = make_blobs(n=3000)
+    ckpt = tmp_path / "ck.json"
+    GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+    text = ckpt.read_text()
+    for cut in (text[: len(text) // 2], ""):
+        ckpt.write_text(cut)
+        with pytest.raises(ValueError, match=r"is damaged \(cut short: .*\)\. Delete it"):
+            GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+        assert ckpt.read_text() == cut
+
+
+def test_initial_parameters_are_compared_by_value_not_by_repr(tmp_path):
+    """A list of arrays was compared by its repr (8 digits): a start 1e-9 away resumed another fit's
+    checkpoint silently, and the same values as an array and as a list were refused."""
+    X = make_blobs(n=3000)
+    ckpt = tmp_path / "ck.json"
+    means = [np.array([0.0, 0.0]), np.array([6.0, 0.0]), np.array([0.0, 6.0])]
+    a = GaussianMixture(3, means_init=np.array(means), checkpoint=ckpt).fit(X)
+    b = GaussianMixture(3, means_init=[m.tolist() for m in means], checkpoint=ckpt).fit(X)  # the same: resumed
+    np.testing.assert_array_equal(a.means_, b.means_)
+    means[2] = means[2] + 1e-9
+    with pytest.raises(ValueError, match=r"different fit \(its arguments means_init .* differ\)"):
+        GaussianMixture(3, means_init=means, checkpoint=ckpt).fit(X)
+
+
+def test_a_warm_start_resumes_only_its_own_checkpoint(tmp_path):
+    """warm_start was not in the fingerprint: a warm fit handed back a cold fit's finished checkpoint."""
+    X = make_blobs(n=3000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = GaussianMixture(3, init_params="random", random_state=1, max_iter=3, tol=0).fit(X)
+        twin = copy.deepcopy(first)
+        cold = GaussianMixture(3, init_params="random", random_state=1, max_iter=3, tol=0, checkpoint=tmp_path / "c.json")
+        cold.fit(X)
+        with pytest.raises(ValueError, match=r"different fit \(its warm start \(the fitted model it continues\) differ"):
+            copy.deepcopy(first).set_params(warm_start=True, checkpoint=tmp_path / "c.json").fit(X)
+        warm = first.set_params(warm_start=True, checkpoint=tmp_path / "w.json").fit(X)
+        again = twin.set_params(warm_start=True, checkpoint=tmp_path / "w.json").fit(X)  # the same start: resumed
+    np.testing.assert_array_equal(again.means_, warm.means_)
+    assert warm.lower_bound_ > cold.lower_bound_  # it continued: 6 iterations, not the cold fit's 3
 
 
 def test_checkpoint_with_a_generator_random_state_resumes(tmp_path):

@@ -268,6 +268,12 @@ def test_sample_weight_from_a_zarr_array(tmp_path):
 def test_a_missing_weights_store_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="No Zarr array of sample weights at .*nope.zarr"):
         GaussianMixture(2).fit(make_blobs(n=300), sample_weight=str(tmp_path / "nope.zarr"))
+    zarr.open_group(str(tmp_path / "g.zarr"), mode="w").create_array("w", data=np.ones(300), chunks=(100,))
+    with pytest.raises(ValueError, match="g.zarr' is a Zarr group, not an array of sample weights"):  # zarr's error
+        GaussianMixture(2).fit(make_blobs(n=300), sample_weight=str(tmp_path / "g.zarr"))
+    ones = da.ones(300, chunks=100)
+    with pytest.raises(ValueError, match=r"unknown length .* compute_chunk_sizes\(\)"):
+        GaussianMixture(2).fit(make_blobs(n=300), sample_weight=ones[ones > 0])
 
 
 def test_missing_chunks_of_zarr_weights_are_refused(tmp_path):

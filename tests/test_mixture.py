@@ -625,6 +625,25 @@ def test_checkpoint_in_a_missing_folder_is_refused_before_any_read(tmp_path):
     assert counter.reads == 0
 
 
+def test_checkpoint_with_an_empty_path_or_inside_the_input_is_refused_before_any_read(tmp_path):
+    """checkpoint="" failed at the first save, after a pass, having written a temporary file one folder
+    up; a checkpoint inside the input store was written there (the CLI refused both)."""
+    import zarr
+
+    X = make_blobs(n=1000)
+    counter = _ReadCounter(X, 500)
+    with pytest.raises(ValueError, match="empty path"):
+        GaussianMixture(3, random_state=0, checkpoint="").fit(counter.array)
+    assert counter.reads == 0
+    store = tmp_path / "data.zarr"
+    zarr.open_group(str(store), mode="w").create_array("X", data=X, chunks=(500, 2))
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    for path, data in ((store / "ck.json", store), (store / "ck.json", store / "X"), (store / "X" / "ck.json", store)):
+        with pytest.raises(ValueError, match="lies inside the input data"):
+            GaussianMixture(3, random_state=0, checkpoint=path).fit(str(data))
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_rows_are_named_and_data_untouched(bad):
     X = make_blobs(n=3000)
