@@ -36,6 +36,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -190,7 +191,12 @@ def count(text):
         raise argparse.ArgumentTypeError(f"expected a whole number such as 100000, 100_000 or 1e5, got {text!r}")
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+    if value > _MAX_COUNT:  # before int(): 1e999999999 would take minutes to write out
+        raise argparse.ArgumentTypeError(f"expected a number at most 2**62 (about 4.6e18), got {text!r}")
     return int(value)
+
+
+_MAX_COUNT = 2**62
 
 
 def _positive_float(text):
@@ -242,7 +248,17 @@ def _data_path(path):
     """:func:`dask_gmm.io.data_path`, imported when a command runs (not for ``--help``: io imports zarr and dask)."""
     from .io import data_path
 
+    if not str(path).strip():
+        raise CLIError("the data path is empty. Give the path or URL of a Zarr store.")
     return data_path(path)
+
+
+def _lasting(path):
+    """An output ``path``, or a CLIError for a memory:// URL, whose store ends with this process."""
+    if str(path).startswith("memory://"):
+        raise CLIError(f"{path!r} is a memory:// store, which is gone when this command ends. "
+                       "Write to a path, or to a URL of lasting storage.")
+    return path
 
 
 # ------------------------------------------------------------------ the parser
@@ -621,7 +637,7 @@ def _curve_lines(lower_bounds, indent="     "):
 def cmd_generate(args, term):
     from .generate import generate_mixture
 
-    path = _data_path(args.path)
+    path = _lasting(_data_path(args.path))
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
         try:
@@ -629,7 +645,8 @@ def cmd_generate(args, term):
                              chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
                              overwrite=args.overwrite)
         except ValueError as exc:  # the library's advice, in the command line's words
-            raise CLIError(str(exc).replace("overwrite=True", "--overwrite")) from None
+            words = str(exc).removeprefix("generate_mixture: ")
+            raise CLIError(words.replace("overwrite=True", "--overwrite").replace("chunk_size", "--chunk-size")) from None
     seconds = time.perf_counter() - t0
     term.out(f"wrote {args.n_samples:,} rows x {args.n_features} features ({args.n_components} components, "
              f"{args.dtype}) to {args.path} in {_fmt_seconds(seconds)}")
@@ -781,6 +798,30 @@ class _Writes:
             time.sleep(0.005)
 
 
+def _temporary_sibling(output):
+    """A hidden name beside ``output`` for its temporary store, naming this host and process; first
+    removes those that runs of this host left when killed (their process gone: SIGKILL skips the
+    clean-up), so they do not pile up."""
+    folder, base = os.path.split(os.path.abspath(output))
+    prefix = f".{base}.tmp-{socket.gethostname()}-"
+    for name in os.listdir(folder):
+        pid = name[len(prefix):].split("-")[0] if name.startswith(prefix) else ""
+        if pid.isdigit() and not _alive(int(pid)):
+            left = os.path.join(folder, name)
+            shutil.rmtree(left) if os.path.isdir(left) and not os.path.islink(left) else os.unlink(left)
+    return os.path.join(folder, f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _store_atomically(result, output, overwrite, attrs, data):
     """Write a lazy dask array chunk by chunk to a Zarr array at ``output``.
 
@@ -804,9 +845,7 @@ def _store_atomically(result, output, overwrite, attrs, data):
             io.refuse_unreplaceable(output, "--overwrite")
         except ValueError as exc:
             raise CLIError(str(exc)) from None
-    target = (os.path.join(os.path.dirname(os.path.abspath(output)),
-                           f".{os.path.basename(os.path.abspath(output))}.tmp-{uuid.uuid4().hex[:8]}")
-              if local else output)
+    target = _temporary_sibling(output) if local else output
     rows = result.chunks[0][0]
     chunks = (rows,) + tuple(result.shape[1:])
     writes = old = None
@@ -848,7 +887,7 @@ def cmd_predict(args, term):
         result, what = model.predict(path).astype(label_dtype(K)), "labels"
     attrs = {"dask_gmm_predict": {"kind": "proba" if args.proba else "labels", "model": os.path.abspath(args.model),
                                   "data": path, "n_components": K}}
-    output = _data_path(args.output)
+    output = _lasting(_data_path(args.output))
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
         _store_atomically(result, output, args.overwrite, attrs, path)
@@ -1168,13 +1207,23 @@ _FIXABLE_ERRNOS = {
     errno.EROFS: "Write to a path on a writable file system.",
     errno.ENAMETOOLONG: "Choose a shorter path.",
 }
+#: Failures to reach a URL's server, by errno: said with the error's own words (which name the host).
+_CONNECTION_ERRNOS = {
+    errno.ECONNREFUSED: "Check the URL, and that its server is running.",
+    errno.ECONNRESET: "Check the URL, and that its server is running.",
+    errno.EHOSTUNREACH: "Check the URL and the network.",
+    errno.ENETUNREACH: "Check the URL and the network.",
+    errno.ETIMEDOUT: "Check the URL and the network.",
+}
 
 
 def _is_fixable_os_error(exc):
-    return isinstance(exc, _FIXABLE_OS_ERRORS) or exc.errno in _FIXABLE_ERRNOS
+    return isinstance(exc, _FIXABLE_OS_ERRORS) or exc.errno in _FIXABLE_ERRNOS or exc.errno in _CONNECTION_ERRNOS
 
 
 def _describe_os_error(exc):
+    if exc.errno in _CONNECTION_ERRNOS:
+        return f"{str(exc).rstrip('.')}. {_CONNECTION_ERRNOS[exc.errno]}"
     if not exc.strerror:
         return str(exc)
     where = f": {exc.filename!r}" if exc.filename is not None else ""
@@ -1237,6 +1286,10 @@ def main(argv=None):
         if not _is_fixable_os_error(exc):
             raise
         return error(_describe_os_error(exc))
+    except ImportError as exc:
+        if exc.name is not None:  # a module of ours or a dependency failed to import: a broken install
+            raise
+        return error(exc)  # an optional package a URL or figure needs, with fsspec's or our advice
     finally:
         if handled:
             signal.signal(signal.SIGTERM, previous)

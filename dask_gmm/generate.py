@@ -77,6 +77,7 @@ def default_chunk_size(n_features, dtype):
 #: Chunks per array at most: the chunk checks hold a list of their keys in memory (1e13 rows in
 #: the default chunks ran a 4 GB process out of memory before the first write).
 MAX_CHUNKS = 2**24
+MAX_CHUNK_BYTES = 2**30  # a chunk is drawn in memory, then compressed by Blosc (at most 2 GiB)
 
 
 def _check_number(name, value, kind, minimum, strict=False, maximum=2**62):
@@ -344,6 +345,8 @@ def generate_mixture(
     GaussianMixture
         The true model, fitted, with ``covariance_type='full'``.
     """
+    if not os.fspath(path).strip():
+        raise ValueError("generate_mixture: the path is empty. Give the path of the Zarr store to write.")
     path = io.data_path(path)  # absolute: the chunks may be written by a cluster's workers
     _check_number("n_samples", n_samples, Integral, 1)
     if chunk_size is not None:
@@ -385,6 +388,13 @@ def generate_mixture(
     if chunk_size is None:
         chunk_size = default_chunk_size(n_features, dtype)
     rows = min(int(chunk_size), int(n_samples))
+    if rows * n_features * np.dtype(dtype).itemsize > MAX_CHUNK_BYTES:
+        raise ValueError(
+            f"generate_mixture: chunks of {rows:,} rows x {n_features} features would hold "
+            f"{rows * n_features * np.dtype(dtype).itemsize / 2**30:,.1f} GiB each, more than the "
+            f"{MAX_CHUNK_BYTES // 2**30} GiB a chunk may hold (each is made in memory, and Blosc takes at most 2 GiB). "
+            "Pass a smaller chunk_size."
+        )
     if -(-n_samples // rows) > MAX_CHUNKS:
         raise ValueError(
             f"generate_mixture: {n_samples:,} rows in chunks of {rows:,} make {-(-n_samples // rows):,} chunks, "
@@ -408,6 +418,8 @@ def generate_mixture(
         group = zarr.open_group(path, mode="r+")
         _remove_partial_files(path)
     else:
+        if overwrite and os.path.islink(path):  # the link is replaced, never what it points to
+            os.unlink(path)
         group = zarr.open_group(path, mode="w")
         group.update_attributes({**(attributes or {}), io.STATUS_ATTR: status, "true_model": true})
     X, labels = _arrays(group, int(n_samples), n_features, rows, dtype, n_components)

@@ -287,6 +287,9 @@ def open_zarr(path):
         node = member(node, "X", path)
         if node is None:
             raise ValueError(f"The Zarr group {path!r} has no array 'X'. Pass the array itself or its path.")
+        if isinstance(node, zarr.Group):
+            raise ValueError(f"'X' in the Zarr group {path!r} is a group, not an array. Pass the path of "
+                             "the data array itself.")
     return node
 
 
@@ -542,10 +545,13 @@ class ZarrRows:
     def chunk(self, i):
         """Zarr chunk ``i`` (rows ``i * chunk_rows`` on), shape (chunk rows, n_features)."""
         key = self._key(i)
+        first = i * self.chunk_rows
+        rows = min(self.chunk_rows, self.shape[0] - first)
+        name = f"Chunk {key!r} of the Zarr array (rows {first}-{first + rows - 1})"
         buf = self.array.store_path.store.get_sync(key, prototype=self._specs[0].prototype)
         if buf is None:
             raise ValueError(
-                f"Chunk {key!r} of the Zarr array is missing from its store (it was removed "
+                f"{name} is missing from its store (it was removed "
                 "after the fit started?); zarr would read it as fill values. Restore the store."
             )
         try:
@@ -556,10 +562,8 @@ class ZarrRows:
                 nd = codec._decode_sync(nd, spec)
         except _DECODE_ERRORS as exc:
             raise ValueError(
-                f"Chunk {key!r} of the Zarr array cannot be decoded ({exc}); the store is corrupt. "
-                "Restore or regenerate it."
+                f"{name} cannot be decoded ({exc}); the store is corrupt. Restore or regenerate it."
             ) from exc
-        rows = min(self.chunk_rows, self.shape[0] - i * self.chunk_rows)
         return np.asarray(nd.as_numpy_array()[:rows], dtype=self.dtype)
 
     def pieces(self, start, stop):

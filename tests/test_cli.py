@@ -1,5 +1,6 @@
 """The dask-gmm command line, end to end on a tiny store, against the library it wraps."""
 
+import importlib.util
 import json
 import logging
 import os
@@ -146,6 +147,28 @@ def test_predict_failure_leaves_nothing_behind(store, model_file, tmp_path, caps
     rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.zarr")
     assert_one_line_error(rc, err, "interrupted", status=130)
     assert os.listdir(tmp_path) == []
+
+
+def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, model_file, tmp_path, capsys):
+    """A predict killed with SIGKILL leaves its hidden temporary store; they piled up, one per kill."""
+    import socket
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        prefix = f".labels.zarr.tmp-{socket.gethostname()}-"
+        left, busy = tmp_path / f"{prefix}{dead.pid}-0badc0de", tmp_path / f"{prefix}{live.pid}-0badc0de"
+        for folder in (left, busy):
+            folder.mkdir()
+            (folder / "zarr.json").write_text("{}")
+        (tmp_path / "notes.txt").write_text("keep")
+        rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.zarr")
+        assert rc == 0, err
+        assert sorted(os.listdir(tmp_path)) == sorted([busy.name, "labels.zarr", "notes.txt"])
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_info(store, model_file, capsys):
@@ -583,6 +606,30 @@ def test_an_empty_scheduler_address_is_refused_not_taken_for_local(store, tmp_pa
 
 
 @pytest.mark.parametrize("argv, said", [
+    (["info", "http://127.0.0.1:1/x.zarr"], "Cannot connect to host 127.0.0.1:1"),  # was aiohttp's traceback
+    (["generate", "memory://g.zarr", "-n", "1000"], "is a memory:// store, which is gone when this command ends"),
+    (["generate", "", "-n", "1000"], "the data path is empty"),  # was the current folder
+    (["generate", "{tmp}/g.zarr", "-n", "1e400"], "at most 2**62 (about 4.6e18), got '1e400'"),  # 401 digits
+    (["generate", "{tmp}/g.zarr", "-n", "1e11", "--chunk-size", "1e11"],
+     "GiB a chunk may hold (each is made in memory, and Blosc takes at most 2 GiB). Pass a smaller --chunk-size."),
+])
+def test_more_one_line_errors(tmp_path, capsys, argv, said):
+    """Each was a traceback, a silent loss or a message in the library's words; nothing is written."""
+    rc, _, err = run(capsys, *(a.format(tmp=tmp_path) for a in argv))
+    assert_one_line_error(rc, err, said)
+    assert "generate_mixture" not in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_url_needing_a_missing_package_is_one_line(capsys):
+    pytest.importorskip("fsspec")
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed")
+    rc, _, err = run(capsys, "info", "s3://bucket/x.zarr")
+    assert_one_line_error(rc, err, "Install s3fs")
+
+
+@pytest.mark.parametrize("argv, said", [
     (["fit", "x.zarr", "-k", "2", "--ouput", "m.json"], "unrecognized arguments: --ouput; and the following "
                                                         "arguments are required: --output/-o"),
     (["fit", "--bogus=x"], "unrecognized arguments: --bogus; and the following arguments are required: "
@@ -617,7 +664,7 @@ def test_keyboard_interrupt_and_bugs(store, capsys, monkeypatch):
 # ------------------------------------------------------------------ helpers
 @pytest.mark.parametrize("text, value", [("1e5", 100_000), ("100_000", 100_000), ("100000000", 10**8),
                                          ("1e8", 10**8), ("1E8", 10**8), ("100_000_000", 10**8),
-                                         ("2.5e3", 2500), (" 7 ", 7), ("123456789012345678901", 123456789012345678901)])
+                                         ("2.5e3", 2500), (" 7 ", 7), ("4_611_686_018_427_387_904", 2**62)])
 def test_count_parses_exactly(text, value):
     assert cli.count(text) == value and isinstance(cli.count(text), int)
 

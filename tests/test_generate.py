@@ -300,6 +300,20 @@ def test_overwrite_replaces_only_zarr_stores(tmp_path):
     for path in (empty, other):
         generate_mixture(str(path), **dict(SMALL, random_state=8), overwrite=True)
         assert store_info(str(path))["complete"] is True
+    with pytest.raises(ValueError, match="the path is empty"):  # was the current folder
+        generate_mixture("", **SMALL)
+
+
+def test_overwrite_replaces_a_link_not_what_it_points_to(tmp_path):
+    """overwrite=True on a link to a store was an OSError from rmtree (zarr's mode='w')."""
+    target, link = tmp_path / "real.zarr", tmp_path / "link.zarr"
+    generate_mixture(str(target), **SMALL)
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    link.symlink_to(target)
+    generate_mixture(str(link), **dict(SMALL, random_state=8), overwrite=True)
+    assert not link.is_symlink() and store_info(str(link))["complete"] is True
+    assert store_info(str(link))["seed"] != store_info(str(target))["seed"]
+    assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
 
 
 def test_existing_store_with_other_arguments_is_refused(tmp_path):
@@ -349,7 +363,8 @@ def test_min_separation(tmp_path):
                                  dict(box=-1.0), dict(covariance_scale=0.0), dict(n_components=2.5),
                                  dict(min_separation=float("nan")),
                                  dict(n_samples=10**30),  # was a TypeError from np.isfinite
-                                 dict(n_samples=10**13, chunk_size=None)])  # a MemoryError, a store left behind
+                                 dict(n_samples=10**13, chunk_size=None),  # a MemoryError, a store left behind
+                         dict(n_samples=10**11, chunk_size=10**11)])  # a chunk of 2.2 TiB: the same
 def test_bad_arguments(tmp_path, bad):
     with pytest.raises(ValueError, match="generate_mixture: "):
         generate_mixture(str(tmp_path / "s"), **{**dict(SMALL, n_samples=100), **bad})

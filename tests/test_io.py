@@ -265,6 +265,13 @@ def test_sample_weight_from_a_zarr_array(tmp_path):
         np.testing.assert_allclose(gm.fit(X, sample_weight=weights).means_, ref, rtol=1e-10)
 
 
+def test_a_group_where_x_should_be_is_named(tmp_path):
+    """A group X inside the group was read as a 1-D array by the API and an AttributeError in the CLI."""
+    zarr.open_group(str(tmp_path / "g.zarr"), mode="w").create_group("X")
+    with pytest.raises(ValueError, match="'X' in the Zarr group .*g.zarr' is a group, not an array"):
+        GaussianMixture(2).fit(str(tmp_path / "g.zarr"))
+
+
 def test_a_missing_weights_store_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="No Zarr array of sample weights at .*nope.zarr"):
         GaussianMixture(2).fit(make_blobs(n=300), sample_weight=str(tmp_path / "nope.zarr"))
@@ -530,7 +537,7 @@ def test_per_row_outputs_through_the_direct_reader_equal_the_in_memory_ones(tmp_
         np.testing.assert_array_equal(lazy.compute(), eager)
     labels = gm.predict(path)
     (tmp_path / "g.zarr" / "X" / "c" / "5" / "0").unlink()  # lost after the lazy array was made
-    with pytest.raises(ValueError, match=r"Chunk 'X/c/5/0' of the Zarr array is missing"):
+    with pytest.raises(ValueError, match=r"Chunk 'X/c/5/0' of the Zarr array \(rows \d+-\d+\) is missing"):
         labels.compute()
     X[2345, 0] = np.nan
     write_store(path, X, chunks=(300, 2))
@@ -545,10 +552,10 @@ def test_direct_reader_refuses_a_chunk_lost_or_corrupted_mid_fit(tmp_path):
     chunk = tmp_path / "g.zarr" / "X" / "c" / "2" / "0"
     good = chunk.read_bytes()
     chunk.write_bytes(good[: len(good) // 2])
-    with pytest.raises(ValueError, match=r"Chunk 'X/c/2/0' of the Zarr array cannot be decoded"):
+    with pytest.raises(ValueError, match=r"Chunk 'X/c/2/0' of the Zarr array \(rows 1000-1499\) cannot be decoded"):
         rows.read(0, 3000)
     chunk.unlink()
-    with pytest.raises(ValueError, match=r"Chunk 'X/c/2/0' of the Zarr array is missing"):
+    with pytest.raises(ValueError, match=r"Chunk 'X/c/2/0' of the Zarr array \(rows 1000-1499\) is missing"):
         rows.read(900, 1100)
     rows.read(0, 1000)  # the other chunks still read
 
@@ -573,7 +580,7 @@ def test_direct_reader_prefetches_its_block_and_the_next(tmp_path, monkeypatch):
         np.testing.assert_array_equal(np.concatenate([x for _, x in rows.pieces(start, stop)]), X[start:stop])
         assert hinted == [(i, os.POSIX_FADV_WILLNEED) for i in chunks]
     (tmp_path / "g.zarr" / "X" / "c" / "9" / "0").unlink()  # a file the hint cannot open: the read raises
-    with pytest.raises(ValueError, match=r"Chunk 'X/c/9/0' of the Zarr array is missing"):
+    with pytest.raises(ValueError, match=r"Chunk 'X/c/9/0' of the Zarr array \(rows \d+-\d+\) is missing"):
         rows.read(800, 1000)
     hinted.clear()
     memory = zarr.create_array(zarr.storage.MemoryStore(), shape=X.shape, chunks=(100, 2), dtype=X.dtype)
