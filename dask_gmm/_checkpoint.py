@@ -235,14 +235,14 @@ class Checkpoint:
                 raise ValueError("a fingerprint or runs of the wrong kind")
         except (ValueError, KeyError) as exc:
             raise ValueError(damaged.format(repr(exc))) from None
-        if "data" not in saved:  # written before the data digest (the first and last rows then)
+        if "data" not in saved or "warm_start_from" not in saved:  # before the data digest, or the warm start
             raise ValueError(
                 f"The checkpoint {self.path!r} was written by an older dask_gmm, which recognised the data "
                 "otherwise. Delete it to start the fit afresh, or use another checkpoint path."
             )
         now = json.loads(json.dumps(self.fp))
         if saved != now:
-            what = [k for k in now if saved.get(k) != now[k]]
+            what = [k for k in {**now, **saved} if saved.get(k) != now.get(k)]
             if "args" in what:  # name them
                 then = saved.get("args") or {}
                 what[what.index("args")] = "arguments " + ", ".join(

@@ -255,7 +255,7 @@ def _data_path(path):
 
 def _lasting(path):
     """An output ``path``, or a CLIError for a memory:// URL, whose store ends with this process."""
-    if str(path).startswith("memory://"):
+    if "memory://" in str(path).lower():  # also behind a chain, simplecache::memory://
         raise CLIError(f"{path!r} is a memory:// store, which is gone when this command ends. "
                        "Write to a path, or to a URL of lasting storage.")
     return path
@@ -799,17 +799,19 @@ class _Writes:
 
 
 def _temporary_sibling(output):
-    """A hidden name beside ``output`` for its temporary store, naming this host and process; first
-    removes those that runs of this host left when killed (their process gone: SIGKILL skips the
-    clean-up), so they do not pile up."""
+    """A hidden name beside ``output`` for its temporary store, ``.NAME.tmp@HOST@PID@HEX``; first
+    removes those that runs on this host left when killed (their process gone: SIGKILL skips the
+    clean-up), so they do not pile up. A ``.old`` (the previous output, moved aside) is left alone."""
     folder, base = os.path.split(os.path.abspath(output))
-    prefix = f".{base}.tmp-{socket.gethostname()}-"
-    for name in os.listdir(folder):
-        pid = name[len(prefix):].split("-")[0] if name.startswith(prefix) else ""
-        if pid.isdigit() and not _alive(int(pid)):
+    host = socket.gethostname()
+    prefix = f".{base}.tmp@"
+    for name in os.listdir(folder) if os.name == "posix" else ():  # os.kill(pid, 0) tests a pid on POSIX only
+        fields = name[len(prefix):].split("@") if name.startswith(prefix) else ()
+        if (len(fields) == 3 and fields[0] == host and fields[1].isdecimal()
+                and re.fullmatch(r"[0-9a-f]{8}", fields[2]) and not _alive(int(fields[1]))):
             left = os.path.join(folder, name)
             shutil.rmtree(left) if os.path.isdir(left) and not os.path.islink(left) else os.unlink(left)
-    return os.path.join(folder, f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return os.path.join(folder, f"{prefix}{host}@{os.getpid()}@{uuid.uuid4().hex[:8]}")
 
 
 def _alive(pid):

@@ -104,7 +104,7 @@ def model_to_dict(model):
         "weights": np.asarray(model.weights_, np.float64).tolist(),
         "means": np.asarray(model.means_, np.float64).tolist(),
         "covariances": np.asarray(model.covariances_, np.float64).tolist(),
-        "precisions_cholesky": np.asarray(model.precisions_cholesky_, np.float64).tolist(),
+        "precisions_cholesky": _precisions_cholesky(model).tolist(),
         "converged": bool(model.converged_),
         "n_iter": int(model.n_iter_),
         "lower_bound": _json_number(model.lower_bound_),
@@ -115,6 +115,16 @@ def model_to_dict(model):
     }
 
 
+def _precisions_cholesky(model):
+    """The model's precision Cholesky factor in float64: recomputed from its covariances when they
+    are not float64 (scikit-learn fitted on float32 data), whose float32 factor may not match them
+    to the loader's tolerance."""
+    covariances = np.asarray(model.covariances_)
+    if covariances.dtype == np.float64:
+        return np.asarray(model.precisions_cholesky_, np.float64)
+    return cov.precision_cholesky(covariances.astype(np.float64), model.covariance_type)
+
+
 def _settings_to_dict(model):
     """The model's :data:`SETTINGS` that are JSON scalars of their type (scikit-learn's model has no split_every)."""
     out = {}
@@ -123,8 +133,8 @@ def _settings_to_dict(model):
         v = v.item() if isinstance(v, np.generic) else v
         if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
             out[key] = _json_number(v)
-        elif isinstance(v, kind) and (kind is bool or not isinstance(v, bool)):
-            out[key] = v
+        elif isinstance(v, kind):  # an int setting given as a bool (verbose=True) as its int
+            out[key] = int(v) if kind is int else v
     return out
 
 
@@ -136,8 +146,9 @@ def _settings(d):
     out = {}
     for key, v in settings.items():
         kind = SETTINGS.get(key)
-        if kind is None:
-            raise ValueError(f"'settings' holds an unknown setting {key!r}")
+        if kind is None:  # a later version's setting: the model is whole without it
+            logger.warning("ignoring the unknown setting %r of a model file", key)
+            continue
         if kind is float:
             v = _number(v, f"settings.{key}")
         elif not isinstance(v, kind) or (kind is int and isinstance(v, bool)):

@@ -157,15 +157,18 @@ def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, m
     dead.wait()
     live = subprocess.Popen(["sleep", "60"])
     try:
-        prefix = f".labels.zarr.tmp-{socket.gethostname()}-"
-        left, busy = tmp_path / f"{prefix}{dead.pid}-0badc0de", tmp_path / f"{prefix}{live.pid}-0badc0de"
-        for folder in (left, busy):
+        host = socket.gethostname()
+        left = tmp_path / f".labels.zarr.tmp@{host}@{dead.pid}@0badc0de"
+        kept = [tmp_path / f".labels.zarr.tmp@{host}@{live.pid}@0badc0de",  # its process still writes
+                tmp_path / f".labels.zarr.tmp@{host}-2@{dead.pid}@0badc0de",  # another host's
+                tmp_path / f".labels.zarr.tmp@{host}@{dead.pid}@0badc0de.old"]  # a previous output, moved aside
+        for folder in (left, *kept):
             folder.mkdir()
             (folder / "zarr.json").write_text("{}")
         (tmp_path / "notes.txt").write_text("keep")
         rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.zarr")
         assert rc == 0, err
-        assert sorted(os.listdir(tmp_path)) == sorted([busy.name, "labels.zarr", "notes.txt"])
+        assert sorted(os.listdir(tmp_path)) == sorted([*(k.name for k in kept), "labels.zarr", "notes.txt"])
     finally:
         live.kill()
         live.wait()
@@ -608,6 +611,7 @@ def test_an_empty_scheduler_address_is_refused_not_taken_for_local(store, tmp_pa
 @pytest.mark.parametrize("argv, said", [
     (["info", "http://127.0.0.1:1/x.zarr"], "Cannot connect to host 127.0.0.1:1"),  # was aiohttp's traceback
     (["generate", "memory://g.zarr", "-n", "1000"], "is a memory:// store, which is gone when this command ends"),
+    (["generate", "simplecache::MEMORY://g.zarr", "-n", "1000"], "is a memory:// store"),
     (["generate", "", "-n", "1000"], "the data path is empty"),  # was the current folder
     (["generate", "{tmp}/g.zarr", "-n", "1e400"], "at most 2**62 (about 4.6e18), got '1e400'"),  # 401 digits
     (["generate", "{tmp}/g.zarr", "-n", "1e11", "--chunk-size", "1e11"],

@@ -314,6 +314,12 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     ckpt.write_text(json.dumps(old))
     with pytest.raises(ValueError, match="written by an older dask_gmm.*Delete it"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+    older = json.loads(json.dumps(old))  # written before the warm start was fingerprinted: said so
+    older["fingerprint"]["data"] = "0"
+    del older["fingerprint"]["warm_start_from"]
+    ckpt.write_text(json.dumps(older))
+    with pytest.raises(ValueError, match="written by an older dask_gmm.*Delete it"):
+        GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
     good = json.loads(json.dumps(old))
     del good["runs"]
     ckpt.write_text(json.dumps(good))

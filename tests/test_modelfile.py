@@ -246,8 +246,32 @@ def test_a_file_without_settings_loads_with_the_defaults(tmp_path, models):
     np.testing.assert_array_equal(loaded.means_, models["full"].means_)
 
 
+def test_unknown_settings_of_a_later_version_are_ignored(tmp_path, models):
+    d = model_to_dict(models["full"])
+    d["settings"]["colour"] = "teal"
+    (tmp_path / "later.json").write_text(json.dumps(d))
+    loaded = load_model(tmp_path / "later.json")
+    assert "colour" not in loaded.get_params()
+    np.testing.assert_array_equal(loaded.means_, models["full"].means_)
+
+
+def test_bool_verbose_and_a_float32_scikit_learn_model_save_and_load(tmp_path):
+    """verbose=True was dropped (a bool is no JSON int); a scikit-learn tied model fitted on float32
+    correlated data was refused by save_model (its float32 factor did not match its covariances)."""
+    from sklearn.mixture import GaussianMixture as SKGaussianMixture
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(5000)
+    X32 = np.c_[x, x + 0.3 * rng.standard_normal(5000)].astype(np.float32)
+    sk = SKGaussianMixture(2, covariance_type="tied", random_state=0, verbose=True).fit(X32)
+    save_model(sk, tmp_path / "sk.json")
+    loaded = load_model(tmp_path / "sk.json")
+    assert loaded.verbose == 1
+    np.testing.assert_array_equal(loaded.covariances_, sk.covariances_.astype(np.float64))
+    np.testing.assert_allclose(loaded.score_samples(X32.astype(np.float64)), sk.score_samples(X32), rtol=1e-5)
+
+
 @pytest.mark.parametrize("settings, said", [
-    ({"colour": 1}, "unknown setting 'colour'"),
     ({"max_iter": 2.5}, "'settings.max_iter' must be a JSON int"),
     ({"warm_start": 1}, "'settings.warm_start' must be a JSON bool"),
     ({"tol": -1.0}, "'tol' parameter"),
