@@ -840,7 +840,7 @@ def _store_atomically(result, output, overwrite, attrs, data):
 
     local = "://" not in output
     _refuse_inside_input(output, "the output", data)
-    if local and os.path.exists(output) and not overwrite:
+    if local and os.path.lexists(output) and not overwrite:  # a link to nothing too: it is the user's
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
     if overwrite:
         try:
@@ -958,12 +958,12 @@ def cmd_info(args, term):
     if args.json:
         term.out(json.dumps(info, default=str))
         return 0
-    if len(info["shape"]) != 2:
-        raise CLIError(f"{path!r} holds an array of shape {tuple(info['shape'])}, not data of shape "
-                       "(rows, features). Pass a store of X (or a group with X), or a model file.")
-    n, d = info["shape"]
     term.out(f"Zarr store {path}")
-    term.out(f"  X            {n:,} rows x {d} features, {info['dtype']}")
+    if len(info["shape"]) == 2:
+        n, d = info["shape"]
+        term.out(f"  X            {n:,} rows x {d} features, {info['dtype']}")
+    else:  # predict's labels, say: described as --json describes them
+        term.out(f"  array        shape {tuple(info['shape'])}, {info['dtype']} (not data of shape (rows, features))")
     term.out(f"  chunks       {info['chunks']}" + (f", shards {info['shards']}" if info["shards"] else "")
              + f", compressors {', '.join(info['compressors']) or 'none'}")
     if info["complete"] is None:

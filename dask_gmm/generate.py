@@ -367,6 +367,9 @@ def generate_mixture(
 
     if overwrite:
         io.refuse_unreplaceable(path, "overwrite=True")
+    elif os.path.islink(path) and not os.path.exists(path):
+        raise ValueError(f"generate_mixture: {path!r} is a link to {os.readlink(path)!r}, which does not exist. "
+                         "Pass overwrite=True to replace the link, or choose another path.")
     old = None if overwrite else _read_status(path)
     if random_state is None and old and old[0].get("format") == FORMAT:
         random_state = np.random.SeedSequence(old[0]["seed"], spawn_key=tuple(old[0]["spawn_key"]))

@@ -527,11 +527,25 @@ def test_outputs_never_replace_the_input_or_what_is_not_ours(store, model_file, 
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]
 
 
+def test_predict_onto_a_dangling_link_needs_overwrite(store, model_file, tmp_path, capsys):
+    """A link to nothing was replaced without --overwrite (os.path.exists is false for it)."""
+    (tmp_path / "labels.zarr").symlink_to(tmp_path / "elsewhere.zarr")
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.zarr")
+    assert_one_line_error(rc, err, "already exists. Pass --overwrite")
+    assert os.path.islink(tmp_path / "labels.zarr")
+    assert run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.zarr", "--overwrite")[0] == 0
+    assert not os.path.islink(tmp_path / "labels.zarr") and not (tmp_path / "elsewhere.zarr").exists()
+
+
 def test_an_array_that_is_not_data(model_file, tmp_path, capsys):
-    """info said so; fit, select and score gave scikit-learn's advice to call X.reshape."""
+    """fit, select and score gave scikit-learn's advice to call X.reshape; info describes such an
+    array (predict's labels) as its --json does (it refused it, while --json described it)."""
     zarr.create_array(str(tmp_path / "w.zarr"), shape=(100,), dtype="f8")[:] = 1.0
     zarr.create_array(str(tmp_path / "c.zarr"), shape=(10, 5, 2), dtype="f8")[:] = 1.0
-    for argv in (["info", tmp_path / "w.zarr"], ["fit", tmp_path / "w.zarr", "-k", "2", "-o", tmp_path / "m.json"],
+    rc, out, _ = run(capsys, "info", tmp_path / "w.zarr")
+    assert rc == 0 and "shape (100,), float64 (not data of shape (rows, features))" in out
+    assert json.loads(run(capsys, "info", tmp_path / "w.zarr", "--json")[1])["shape"] == [100]
+    for argv in (["fit", tmp_path / "w.zarr", "-k", "2", "-o", tmp_path / "m.json"],
                  ["select", tmp_path / "c.zarr", "-o", tmp_path / "m.json"], ["score", model_file, tmp_path / "c.zarr"]):
         rc, _, err = run(capsys, *argv)
         assert_one_line_error(rc, err, "holds an array of shape (")

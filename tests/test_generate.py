@@ -314,6 +314,12 @@ def test_overwrite_replaces_a_link_not_what_it_points_to(tmp_path):
     assert not link.is_symlink() and store_info(str(link))["complete"] is True
     assert store_info(str(link))["seed"] != store_info(str(target))["seed"]
     assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
+    dangling = tmp_path / "dangling.zarr"
+    dangling.symlink_to(tmp_path / "nothing.zarr")
+    with pytest.raises(ValueError, match="is a link to .*nothing.zarr', which does not exist. Pass overwrite=True"):
+        generate_mixture(str(dangling), **SMALL)  # was zarr's "File exists"
+    generate_mixture(str(dangling), **SMALL, overwrite=True)
+    assert not dangling.is_symlink() and not (tmp_path / "nothing.zarr").exists()
 
 
 def test_existing_store_with_other_arguments_is_refused(tmp_path):
