@@ -60,7 +60,10 @@ def _block_task(kernel, args, kwargs, w, *x):
 def _blocks_of(arr):
     """(graph, keys) of a dask array's blocks along its first axis, the graph optimised once."""
     parts = arr.to_delayed().ravel()
-    return dict(parts[0].__dask_graph__()), [p.key for p in parts]
+    graph, keys = dict(parts[0].__dask_graph__()), [p.key for p in parts]
+    if not all(k in graph for k in keys):  # persisted on a distributed cluster: optimising dropped its futures
+        graph = dict(arr.__dask_graph__())
+    return graph, keys
 
 
 def _scheduler():
@@ -69,10 +72,21 @@ def _scheduler():
 
 
 def _data_of(graph, keys):
-    """{key: value} of a graph that holds only data (no task to run, like in-memory blocks), else None."""
-    if any(istask(v) for v in graph.values()):
+    """{key: value} of a graph that holds only data (no task to run, like in-memory blocks), else None.
+
+    Futures (an array persisted on a distributed cluster: its blocks are held by the workers) are
+    not data here either: the scheduler that holds them passes them to the tasks."""
+    if any(istask(v) or _is_future(v) for v in graph.values()):
         return None
     return dict(zip(keys, dask.get(graph, list(keys)))) if keys else {}
+
+
+def _is_future(v):
+    try:
+        from distributed import Future
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return False
+    return isinstance(v, Future)
 
 
 def _pull_threads(scheduler, data):

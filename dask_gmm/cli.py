@@ -253,6 +253,12 @@ def _data_path(path):
     return data_path(path)
 
 
+def _not_empty(path, option):
+    """A CLIError for an empty path given to ``option`` (it meant the current folder, or nothing)."""
+    if path is not None and not str(path).strip():
+        raise CLIError(f"{option} is empty. Give a path.")
+
+
 def _lasting(path):
     """An output ``path``, or a CLIError for a memory:// URL, whose store ends with this process."""
     if "memory://" in str(path).lower():  # also behind a chain, simplecache::memory://
@@ -730,7 +736,8 @@ def cmd_select(args, term):
     path = _data_path(args.path)
     _open_data(path)
     _check_writable(args.output, "model", path)
-    _distinct_outputs(("model", args.output), ("figure", args.plot or None))
+    _not_empty(args.plot, "--plot")
+    _distinct_outputs(("model", args.output), ("figure", args.plot))
     if args.plot:
         _check_figures([args.plot], path)
     with _scheduler(args.scheduler, term):
@@ -1004,6 +1011,7 @@ def _true_model_or_none(path):
 
 
 def cmd_plot(args, term):
+    _not_empty(args.output, "--output")
     plot = _plot_module()
     path = _data_path(args.path)
     model = _load_model(args.model)
@@ -1091,6 +1099,7 @@ def cmd_demo(args, term):
     d, K = DEMO_DEFAULTS["n_features"], DEMO_DEFAULTS["n_components"]
     if args.n_samples < 10 * K:  # before any work: the fit needs rows enough for its components
         raise CLIError(f"--n-samples must be at least {10 * K} for the demo's {K} components, got {args.n_samples}.")
+    _not_empty(args.output_dir, "--output-dir")
     out = os.path.abspath(args.output_dir)
     os.makedirs(out, exist_ok=True)
     data = os.path.join(out, "data.zarr")

@@ -53,7 +53,8 @@ def check_min_samples(X):
 
 
 def best_run(runs, max_iter=None):
-    """scikit-learn's choice among restarts: the first with the highest lower bound (the last if all are -inf).
+    """scikit-learn's choice among restarts: the first with the highest lower bound (the last if all are -inf),
+    bounds within :data:`_TIE` of each other counting as equal.
 
     With ``max_iter == 0``, the last restart's starting parameters with a lower bound of -inf, a warm
     start's too (its old bound would otherwise end the next warm fit an iteration early)."""
@@ -63,9 +64,16 @@ def best_run(runs, max_iter=None):
         return best
     best = None
     for r in runs:
-        if best is None or r.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
+        if best is None or best.lower_bound == -np.inf or r.lower_bound - best.lower_bound > _TIE * max(
+                1.0, abs(best.lower_bound)):
             best = r
     return best
+
+
+#: Restarts whose lower bounds differ by less than this (relative) are tied, and the first is kept:
+#: two restarts at one optimum, components in another order, differ only in the last bits, which
+#: change with the order of the sums, so the strictly larger would depend on the chunking.
+_TIE = 1e-12
 
 
 class MixtureBase(DensityMixin, BaseEstimator):

@@ -92,11 +92,13 @@ def _marginal(model, features):
 
 
 def _check_features(features, n_features):
-    features = tuple(int(f) for f in np.atleast_1d(features))
+    given = tuple(np.atleast_1d(features).tolist())
+    if any(isinstance(f, bool) or not isinstance(f, numbers.Integral) for f in given):
+        raise ValueError(f"features must be whole-number indices, got {given}.")
     want = min(2, n_features)
-    if len(features) < want:
-        raise ValueError(f"Pass {want} feature indices to plot, got {features}.")
-    features = features[:want]
+    features = (0,) if n_features == 1 and given == (0, 1) else given  # the default pair, for 1-D data
+    if len(features) != want:
+        raise ValueError(f"Pass {want} feature indices to plot, got {given}.")
     if len(set(features)) != len(features) or any(not 0 <= f < n_features for f in features):
         raise ValueError(
             f"features must be {want} distinct indices in [0, {n_features - 1}], got {features}."
@@ -173,6 +175,7 @@ def data_histogram(X, features=(0, 1), bins=200, range=None):
     if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or not 1 <= bins <= MAX_BINS:
         raise ValueError(f"bins must be a whole number from 1 to {MAX_BINS} (bins per axis: a figure has "
                          f"fewer pixels), got {bins!r}.")
+    bins = int(bins)  # a NumPy integer is not one to dask's histogramdd
     X = _finite_rows(io.as_dask_array(X))
     features = _check_features(features, X.shape[1])
     cols = [X[:, f] for f in features]

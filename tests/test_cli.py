@@ -639,6 +639,17 @@ def test_more_one_line_errors(tmp_path, capsys, argv, said):
     assert os.listdir(tmp_path) == []
 
 
+def test_empty_output_paths_are_refused(store, model_file, tmp_path, capsys, monkeypatch):
+    """plot -o '' wrote '-fit.png' and its fellows here, demo --output-dir '' wrote here, select --plot ''
+    drew nothing, all silently."""
+    monkeypatch.chdir(tmp_path)
+    for argv, option in ((["plot", model_file, store, "-o", ""], "--output"), (["demo", "--output-dir", " "], "--output-dir"),
+                         (["select", store, "-k", "1-2", "-o", "m.json", "--plot", ""], "--plot")):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, f"{option} is empty")
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_url_needing_a_missing_package_is_one_line(capsys):
     pytest.importorskip("fsspec")
     if importlib.util.find_spec("s3fs") is not None:

@@ -57,6 +57,21 @@ def test_local_cluster_of_processes_equals_threads(store):
     np.testing.assert_array_equal(labels, ref.predict(store).compute())
 
 
+def test_arrays_persisted_on_the_cluster_fit_as_in_memory_ones():
+    """A persisted array's graph holds the workers' futures, which the fit took for in-memory data
+    (a KeyError, or the kernel given a key for a block), for X and for sample_weight alike."""
+    X = make_blobs(n=20_000, seed=3)
+    w = np.random.default_rng(0).integers(0, 3, len(X)).astype(float)
+    ref = GaussianMixture(3, random_state=0, tol=1e-6).fit(X, sample_weight=w)
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+        Xp = da.from_array(X, chunks=(5_000, 2)).persist()
+        wp = da.from_array(w, chunks=3_000).persist()
+        gm = GaussianMixture(3, random_state=0, tol=1e-6).fit(Xp, sample_weight=wp)
+        score = gm.score(Xp, sample_weight=wp)
+    assert_same_fit(gm, ref, rtol=1e-10)
+    assert score == pytest.approx(ref.score(X, sample_weight=w), rel=1e-12)
+
+
 def test_sharded_store_on_a_cluster_equals_threads_without_key_conflicts(tmp_path, caplog):
     """A store read through zarr's own path (sharded) on processes: the same fit, and no
     'different run_spec' warning from the scheduler (the array was a separate graph key that two

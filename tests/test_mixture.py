@@ -478,6 +478,19 @@ def test_warm_start_under_other_settings_is_a_value_error(fitted, change, estima
     assert gm.means_.shape[0] == gm.n_components
 
 
+def test_restarts_tied_at_one_optimum_keep_the_first_whatever_the_chunking():
+    """Two restarts at one optimum, components in another order, have bounds that differ in the last
+    bits; the strictly larger one, and so the order of means_ and the labels, changed with the chunks."""
+    X = np.random.default_rng(0).integers(0, 4, (2000, 2)).astype(float)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "X is chunked across features")
+        fits = [GaussianMixture(3, random_state=2, n_init=2, reg_covar=1e-3).fit(Xd)
+                for Xd in (X, da.from_array(X, chunks=(7, 2)), da.from_array(X, chunks=(1000, 1)))]
+    for gm in fits[1:]:
+        np.testing.assert_allclose(gm.means_, fits[0].means_, rtol=1e-10)
+        np.testing.assert_array_equal(gm.predict(X), fits[0].predict(X))
+
+
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random_from_data", "random"])
 def test_init_strategies_and_seed_sequences(init_params):
     X = make_blobs(n=3000)
