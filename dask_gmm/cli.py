@@ -502,14 +502,20 @@ def _distinct_outputs(*outputs):
 _PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _refuse_inside_input(path, what, data):
-    """A CLIError when ``path`` is, holds or lies inside the input ``data`` (or the Zarr group holding it)."""
+def _refuse_inside_input(path, what, data, files=True):
+    """A CLIError when ``path`` is, holds or lies inside the input ``data`` (or the Zarr group holding
+    it), or, for a file (``files``; not a Zarr array, which a group may hold), lies directly in the
+    folder of any other Zarr store."""
     from . import io
 
     guarded = io.store_root(data)
     if io.overlapping(path, guarded):
         raise CLIError(f"cannot write {what} to {path!r}: it is, holds or lies inside the input data "
                        f"{guarded!r}. Choose a path outside it.")
+    store = io.store_folder(path) if files else None
+    if store is not None:  # a file (not a Zarr array) in another store's folder: a stray entry of it
+        raise CLIError(f"cannot write {what} to {path!r}: it lies inside the Zarr store {store!r}. "
+                       "Choose a path outside it.")
 
 
 def _holds_something(path):
@@ -846,7 +852,7 @@ def _store_atomically(result, output, overwrite, attrs, data):
     from . import io
 
     local = "://" not in output
-    _refuse_inside_input(output, "the output", data)
+    _refuse_inside_input(output, "the output", data, files=False)
     if local and os.path.lexists(output) and not overwrite:  # a link to nothing too: it is the user's
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
     if overwrite:

@@ -886,6 +886,15 @@ def store_root(path):
     return parent if _zarr_node(path) == "array" and _zarr_node(parent) == "group" else path
 
 
+def store_folder(path):
+    """The folder that the local file ``path`` would be written into, when that folder is a Zarr
+    store (array or group), else None (also for URLs): the file would be a stray entry of the store."""
+    if "://" in os.fspath(path):
+        return None
+    folder = os.path.dirname(os.path.realpath(path))
+    return folder if _zarr_node(folder) is not None else None
+
+
 def _zarr_node(folder):
     """What the local ``folder`` holds, by its Zarr metadata (v3 or v2): 'array', 'group',
     'damaged' (a ``zarr.json`` that cannot be read, or names neither) or None (no metadata)."""

@@ -650,6 +650,19 @@ def test_empty_output_paths_are_refused(store, model_file, tmp_path, capsys, mon
     assert os.listdir(tmp_path) == []
 
 
+def test_outputs_inside_another_zarr_store_are_refused(store, model_file, tmp_path, capsys):
+    """demo --output-dir STORE wrote data.zarr, model.json and PNGs into the user's store (which then
+    listed them as members); plot -o STORE/x.png and fit -o STORE/X/m.json wrote there too."""
+    other = tmp_path / "other.zarr"
+    shutil.copytree(store, other)
+    before = sorted(p.relative_to(other) for p in other.rglob("*"))
+    for argv in (["demo", "-n", "1000", "--output-dir", other], ["plot", model_file, store, "-o", other / "x.png"],
+                 ["fit", store, "-k", "2", "-o", other / "X" / "m.json"]):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, "lies inside the Zarr store")
+    assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
+
+
 def test_a_url_needing_a_missing_package_is_one_line(capsys):
     pytest.importorskip("fsspec")
     if importlib.util.find_spec("s3fs") is not None:
