@@ -15,6 +15,7 @@ import logging
 import operator
 import queue
 import re
+import sys
 import uuid
 from dataclasses import dataclass, field
 
@@ -82,11 +83,8 @@ def _data_of(graph, keys):
 
 
 def _is_future(v):
-    try:
-        from distributed import Future
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return False
-    return isinstance(v, Future)
+    distributed = sys.modules.get("distributed")  # not imported: no Client, so no futures
+    return distributed is not None and isinstance(v, distributed.Future)
 
 
 def _pull_threads(scheduler, data):
