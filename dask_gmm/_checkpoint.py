@@ -155,10 +155,20 @@ def _run_to_dict(r):
     }
 
 
-def _finite_array(d, key, shape):
-    a = np.asarray(d[key], np.float64)
-    if a.shape != shape or not np.all(np.isfinite(a)):
-        raise ValueError(f"{key} of shape {a.shape} or not finite, expected finite numbers of shape {shape}")
+def json_array(d, key, shape):
+    """``d[key]`` (nested JSON lists) as a float64 array of ``shape`` and finite values, or a
+    ValueError naming ``key``: the check of model files and checkpoints."""
+    try:
+        a = np.asarray(d[key])
+    except ValueError:  # ragged nesting
+        raise ValueError(f"'{key}' is not a rectangular array of numbers") from None
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"'{key}' must hold numbers only")
+    if a.shape != shape:
+        raise ValueError(f"'{key}' has shape {a.shape}, expected {shape}")
+    a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"'{key}' holds non-finite values")
     return a
 
 
@@ -167,10 +177,10 @@ def _run_from_dict(d, covariance_type, n_components, n_features, max_iter):
     if d["covariance_type"] != covariance_type:
         raise ValueError(f"a run of covariance_type {d['covariance_type']!r}")
     K, shape = n_components, cov._cov_shape(covariance_type, n_components, n_features)
-    weights = _finite_array(d, "weights", (K,))
+    weights = json_array(d, "weights", (K,))
     if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
         raise ValueError("weights that are not non-negative or do not sum to 1")
-    covariances, pc = _finite_array(d, "covariances", shape), _finite_array(d, "precisions_cholesky", shape)
+    covariances, pc = json_array(d, "covariances", shape), json_array(d, "precisions_cholesky", shape)
     cov.check_consistent(covariances, pc, covariance_type)
     n_iter, converged = d["n_iter"], d["converged"]
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or not 0 <= n_iter <= max_iter:
@@ -178,7 +188,7 @@ def _run_from_dict(d, covariance_type, n_components, n_features, max_iter):
     lower_bounds = [float(x) for x in d["lower_bounds"]]
     if len(lower_bounds) != n_iter or not isinstance(converged, bool):
         raise ValueError("a history that does not match n_iter, or converged not true or false")
-    return Run(covariance_type, weights, _finite_array(d, "means", (K, n_features)), covariances, pc,
+    return Run(covariance_type, weights, json_array(d, "means", (K, n_features)), covariances, pc,
                lower_bound=float(d["lower_bound"]), lower_bounds=lower_bounds, n_iter=n_iter, converged=converged)
 
 
@@ -195,10 +205,11 @@ class Checkpoint:
         """Refuse, before any work, a checkpoint ``path`` that cannot be written or that is, holds
         or lies inside the input ``data`` when that is a path or URL (a fit never writes there)."""
         check_folder(path)
-        if isinstance(data, (str, os.PathLike)) and io.overlapping(path, io.store_root(data)):
+        guarded = io.guarding_input(path, data) if isinstance(data, (str, os.PathLike)) else None
+        if guarded is not None:
             raise ValueError(
                 f"Cannot write the checkpoint {os.fspath(path)!r}: it is, holds or lies inside the input data "
-                f"{io.store_root(data)!r}. Choose a path outside it."
+                f"{guarded!r}. Choose a path outside it."
             )
 
     @classmethod

@@ -508,8 +508,8 @@ def _refuse_inside_input(path, what, data, files=True):
     folder of any other Zarr store."""
     from . import io
 
-    guarded = io.store_root(data)
-    if io.overlapping(path, guarded):
+    guarded = io.guarding_input(path, data)
+    if guarded is not None:
         raise CLIError(f"cannot write {what} to {path!r}: it is, holds or lies inside the input data "
                        f"{guarded!r}. Choose a path outside it.")
     store = io.store_folder(path) if files else None

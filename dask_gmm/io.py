@@ -886,6 +886,13 @@ def store_root(path):
     return parent if _zarr_node(path) == "array" and _zarr_node(parent) == "group" else path
 
 
+def guarding_input(path, data):
+    """What of the input ``data`` (a path or URL: :func:`store_root`) an output ``path`` is, holds
+    or lies inside (:func:`overlapping`), or None when they are apart."""
+    guarded = store_root(data)
+    return guarded if overlapping(path, guarded) else None
+
+
 def store_folder(path):
     """The folder that the local file ``path`` would be written into, when that folder is a Zarr
     store (array or group), else None (also for URLs): the file would be a stray entry of the store."""

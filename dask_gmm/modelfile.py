@@ -34,7 +34,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
-from ._checkpoint import write_atomic
+from ._checkpoint import json_array, write_atomic
 from .mixture import GaussianMixture
 
 logger = logging.getLogger(__name__)
@@ -194,21 +194,6 @@ def _int(d, key, low, high):
     return v
 
 
-def _array(d, key, shape):
-    try:
-        a = np.asarray(d[key])
-    except ValueError:  # ragged nesting
-        raise ValueError(f"'{key}' is not a rectangular array of numbers") from None
-    if a.dtype.kind not in "iuf":
-        raise ValueError(f"'{key}' must hold numbers only")
-    if a.shape != shape:
-        raise ValueError(f"'{key}' has shape {a.shape}, expected {shape}")
-    a = a.astype(np.float64)
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"'{key}' holds non-finite values")
-    return a
-
-
 def _number(v, key):
     if isinstance(v, str) and v in _NONFINITE:
         return _NONFINITE[v]
@@ -239,10 +224,10 @@ def model_from_dict(d):
     n_features = _int(d, "n_features_in", 1, MAX_SIZE)
     n_iter = _int(d, "n_iter", 0, 2**63 - 1)
     cshape = cov._cov_shape(ct, K, n_features)
-    weights = _array(d, "weights", (K,))
-    means = _array(d, "means", (K, n_features))
-    covariances = _array(d, "covariances", cshape)
-    pc = _array(d, "precisions_cholesky", cshape)
+    weights = json_array(d, "weights", (K,))
+    means = json_array(d, "means", (K, n_features))
+    covariances = json_array(d, "covariances", cshape)
+    pc = json_array(d, "precisions_cholesky", cshape)
     if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
         raise ValueError(f"'weights' must be non-negative and sum to 1, got sum {float(weights.sum())!r}")
     cov.check_consistent(covariances, pc, ct)
