@@ -24,9 +24,9 @@ from ._covariance import centred_moments, log_gaussian_prob
 
 from . import _numba  # the compiled kernels; the NumPy kernels below stay the reference
 
-#: Whether the EM and per-row kernels dispatch to :mod:`dask_gmm._numba` (same contracts,
-#: fits 12-17x faster). On unless the environment sets DASK_GMM_NUMBA=0;
-#: tests/test_numba.py switches it to compare both paths.
+#: Whether the EM, per-row and k-means kernels dispatch to :mod:`dask_gmm._numba` (same
+#: contracts; fits 12-17x faster, the initialisation's k-means passes 3-11x). On unless the
+#: environment sets DASK_GMM_NUMBA=0; tests/test_numba.py switches it to compare both paths.
 USE_NUMBA = os.environ.get("DASK_GMM_NUMBA", "1") != "0"
 
 
@@ -379,10 +379,14 @@ def sq_distances(X, centres):
 
 
 def nearest_centre(X, centres):
-    """Index (n,) and squared distance (n,) of each row's nearest centre.
+    """Index (n,) and squared distance (n,) of each row's nearest centre (the first of equals).
 
-    Works SUB_BLOCK_ROWS rows at a time, so the (rows, m) distance matrix stays small.
+    Compiled (:func:`dask_gmm._numba.nearest`) unless switched off; the NumPy
+    reference works SUB_BLOCK_ROWS rows at a time, so the (rows, m) distance
+    matrix stays small. A row with NaN or infinity gets a non-finite distance.
     """
+    if USE_NUMBA:
+        return _numba.nearest(X, centres)[:2]
     n = X.shape[0]
     labels, d2 = np.empty(n, np.intp), np.empty(n)
     for i in range(0, n, SUB_BLOCK_ROWS):
@@ -392,21 +396,32 @@ def nearest_centre(X, centres):
     return labels, d2
 
 
+def _checked_nearest(X, centres, sample_weight, row_offset):
+    """:func:`nearest_centre` of a block whose weights are checked first and whose rows are
+    checked after the fact: a NaN or infinite row is named (no sweep of X when all is well)."""
+    check_weights(sample_weight, row_offset)
+    labels, d2 = nearest_centre(X, centres)
+    if not np.isfinite(d2).all():
+        check_block(X, None, row_offset)  # raises if a row is bad; else the distances overflowed
+    return labels, d2
+
+
 @sub_blocked
 def hard_stats(X, centres, covariance_type, sample_weight=None, row_offset=0):
     """Statistics of the hard assignment of each row to its nearest centre.
 
     One Lloyd step of k-means and the k-means initialisation of the mixture
     both use these: the new centres are ``centres + s1c / nk``.
-    ``objective`` is the (weighted) inertia.
+    ``objective`` is the (weighted) inertia. Compiled (:func:`dask_gmm._numba.hard_moments`)
+    unless switched off; the reference builds one-hot responsibilities for ``centred_moments``.
     """
-    check_block(X, sample_weight, row_offset)
-    d2 = sq_distances(X, centres)
-    labels = d2.argmin(axis=1)
-    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    labels, d2 = _checked_nearest(X, centres, sample_weight, row_offset)
+    inertia, weight = _weigh(d2, sample_weight)
+    if USE_NUMBA:
+        nk, s1c, s2 = _numba.hard_moments(X, centres, labels, covariance_type, sample_weight)
+        return SuffStats(nk, s1c, s2, inertia, weight)
     resp = np.zeros((X.shape[0], centres.shape[0]))
-    resp[np.arange(X.shape[0]), labels] = w
-    inertia, weight = _weigh(d2[np.arange(X.shape[0]), labels], sample_weight)
+    resp[np.arange(X.shape[0]), labels] = 1.0 if sample_weight is None else sample_weight
     s1c, s2 = centred_moments(X, resp, centres, covariance_type)
     return SuffStats(resp.sum(axis=0), s1c, s2, inertia, weight)
 
@@ -444,8 +459,7 @@ def kmeans_parallel_sample(X, centres, oversampling, cost, key, sample_weight=No
     Philox stream ``key`` (:func:`row_uniforms`). Returns Samples(rows (m, d)
     float64 in row order, this block's cost ``sum w D^2``).
     """
-    check_block(X, sample_weight, row_offset)
-    d2 = nearest_centre(X, centres)[1]
+    d2 = _checked_nearest(X, centres, sample_weight, row_offset)[1]
     w = 1.0 if sample_weight is None else sample_weight
     keep = row_uniforms(key, row_offset, X.shape[0])[:, 0] < oversampling * w * d2 / max(cost, np.finfo(float).tiny)
     with np.errstate(over="ignore"):  # inf, which the caller refuses (finite_total)
@@ -455,8 +469,7 @@ def kmeans_parallel_sample(X, centres, oversampling, cost, key, sample_weight=No
 @sub_blocked
 def nearest_cost(X, centres, sample_weight=None, row_offset=0):
     """The block's k-means cost ``sum w D^2``, D the distance of a row to its nearest centre."""
-    check_block(X, sample_weight, row_offset)
-    d2 = nearest_centre(X, centres)[1]
+    d2 = _checked_nearest(X, centres, sample_weight, row_offset)[1]
     with np.errstate(over="ignore"):  # inf, which the caller refuses (finite_total)
         return float(np.sum(d2 if sample_weight is None else sample_weight * d2))
 
@@ -464,6 +477,5 @@ def nearest_cost(X, centres, sample_weight=None, row_offset=0):
 @sub_blocked
 def nearest_counts(X, centres, sample_weight=None, row_offset=0):
     """Weighted number of rows nearest to each centre, shape (m,)."""
-    check_block(X, sample_weight, row_offset)
-    labels = sq_distances(X, centres).argmin(axis=1)
+    labels = _checked_nearest(X, centres, sample_weight, row_offset)[0]
     return np.bincount(labels, weights=sample_weight, minlength=centres.shape[0]).astype(np.float64)

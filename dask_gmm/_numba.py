@@ -59,6 +59,14 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   until they fill a GEMM of up to two tiles' worth (d=16, K=8 1.01-1.05x,
   d=12, K=6 1.05x faster than one small GEMM per tile).
 
+The initialisation's k-means passes have two kernels here too:
+:func:`nearest_tiles` (each row's nearest centre, tiled as the E-step, the
+distances summed along the rows of the tile) and the hard-assignment moments
+(:func:`hard_moments_full`, :func:`hard_moments_diag`: a row at a time, into
+its centre's sums). Against the NumPy reference, per row on one core (N=1e6,
+d=2: 31 centres 267 -> 15 ns, the Lloyd step with 3 centres 108 -> 14 ns;
+d=16: 81 centres 622 -> 199 ns, the Lloyd step with 8 centres 977 -> 88 ns).
+
 Two families, chosen by covariance type in :data:`_KIND` (the one place here
 that knows the types): ``full`` (full, and tied with its factor repeated per
 component) and ``diag`` (diag, and spherical with its factor repeated over the
@@ -672,6 +680,86 @@ def rows_diag(X, centre, means, pc, log_norm, tile, lse_out, proba_out, label_ou
     return ok
 
 
+# ------------------------------------------------------------------ k-means (initialisation)
+@_jit
+def nearest_tiles(X, centres, labels, d2):
+    """labels (n,) int64 and d2 (n,): each row's nearest centre of ``centres`` (m, d) (the first
+    of equals, as argmin) and its squared Euclidean distance, summed as ``sum (x - c)^2``.
+
+    A tile at a time: the tile is loaded transposed (as the E-step's, not centred), then for
+    each centre the distances of all its rows are summed feature by feature and compared,
+    loops along the rows that LLVM vectorises. A row with NaN or infinity, or whose
+    distances overflow, gets label 0 and d2 inf; returns False if any row did.
+    """
+    n, d = X.shape
+    m = centres.shape[0]
+    B = TILE_ROWS
+    XT = np.empty((d, B))
+    dist = np.empty(B)
+    best = np.empty(B)
+    lab = np.empty(B, dtype=np.int64)
+    origin = np.zeros(d)
+    ok = True
+    for i0 in range(0, n, B):
+        b = min(B, n - i0)
+        _load_tile(X, i0, b, origin, XT)
+        for t in range(B):
+            best[t] = np.inf
+            lab[t] = 0
+        for c in range(m):
+            for t in range(B):
+                dist[t] = 0.0
+            for j in range(d):
+                cj = centres[c, j]
+                xj = XT[j]
+                for t in range(B):
+                    v = xj[t] - cj
+                    dist[t] += v * v
+            for t in range(B):
+                closer = dist[t] < best[t]
+                best[t] = dist[t] if closer else best[t]
+                lab[t] = c if closer else lab[t]
+        for t in range(b):
+            labels[i0 + t] = lab[t]
+            d2[i0 + t] = best[t]
+            ok = ok and best[t] < np.inf
+    return ok
+
+
+@_jit
+def hard_moments_full(X, w, centres, labels, nk, s1c, s2):
+    """Add to nk (K,), s1c (K, d) and s2 (K, d, d) the statistics of each row's hard assignment
+    to ``centres[labels[i]]``: its weight, ``w (x - c)`` and the lower triangle of
+    ``w (x - c)(x - c)^T``. ``w`` is the (n,) sample weight or empty for unit weights."""
+    n, d = X.shape
+    v = np.empty(d)
+    for i in range(n):
+        k = labels[i]
+        wi = 1.0 if w.shape[0] == 0 else w[i]
+        nk[k] += wi
+        for j in range(d):
+            v[j] = X[i, j] - centres[k, j]
+            s1c[k, j] += wi * v[j]
+        for a in range(d):
+            va = wi * v[a]
+            for j in range(a + 1):
+                s2[k, a, j] += va * v[j]
+
+
+@_jit
+def hard_moments_diag(X, w, centres, labels, nk, s1c, s2):
+    """As :func:`hard_moments_full` with ``w (x - c)^2`` in s2 (K, d)."""
+    n, d = X.shape
+    for i in range(n):
+        k = labels[i]
+        wi = 1.0 if w.shape[0] == 0 else w[i]
+        nk[k] += wi
+        for j in range(d):
+            v = X[i, j] - centres[k, j]
+            s1c[k, j] += wi * v
+            s2[k, j] += wi * v * v
+
+
 # ------------------------------------------------------------------ Python side
 #: Kernel family by covariance type.
 _KIND = {"full": "full", "tied": "full", "diag": "diag", "spherical": "diag"}
@@ -819,3 +907,30 @@ def per_row(X, model, what, out=None):
     else:
         ok = rows_diag(X, p.centre, p.means, p.pc, p.log_norm, p.tile, lse, proba, label)
     return out, bool(ok)
+
+
+def nearest(X, centres):
+    """(labels (n,) int64, d2 (n,), ok): :func:`nearest_tiles` of a block."""
+    X = _as_block(X)
+    labels, d2 = np.empty(X.shape[0], np.int64), np.empty(X.shape[0])
+    ok = nearest_tiles(X, np.ascontiguousarray(centres, dtype=np.float64), labels, d2)
+    return labels, d2, bool(ok)
+
+
+def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
+    """(nk, s1c, s2) of the rows of a block assigned to ``centres[labels]``, centred on those
+    centres, as :func:`dask_gmm._covariance.centred_moments` defines them for one-hot responsibilities."""
+    X = _as_block(X)
+    K, d = centres.shape
+    w = _NO_WEIGHTS if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
+    centres = np.ascontiguousarray(centres, dtype=np.float64)
+    full = _KIND[covariance_type] == "full"
+    nk, s1c = np.zeros(K), np.zeros((K, d))
+    s2 = np.zeros((K, d, d) if full else (K, d))
+    with np.errstate(over="ignore", invalid="ignore"):  # inf, which the M-step refuses by name
+        (hard_moments_full if full else hard_moments_diag)(X, w, centres, labels, nk, s1c, s2)
+        if full:
+            s2 = s2 + np.tril(s2, -1).transpose(0, 2, 1)  # the upper triangle, mirrored
+            if covariance_type == "tied":
+                s2 = s2.sum(axis=0)
+    return nk, s1c, s2

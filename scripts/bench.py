@@ -37,6 +37,10 @@ Cases (``--cases``, comma separated; default all):
   predict  predict, predict_proba and score_samples against one EM iteration (d=2 and d=16), in
            memory and from the Blosc-LZ4 store (lazy outputs, computed); each timed over as many
            calls as the fit has iterations, in turns with the fit
+  init     the initialisation alone (max_iter=0, each library's own start from its own
+           random_state): "kmeans" (dask_gmm: k-means|| seeding and Lloyd passes; scikit-learn:
+           KMeans on the data in memory) and "k-means++", at d=2 and d=16, in memory and (dask_gmm)
+           from the Blosc-LZ4 store; the number of passes over the data is in the note
   chunks   dask_gmm's throughput against the in-memory chunk size (io.TARGET_CHUNK_BYTES) and
            against the number of chunks per core
 
@@ -250,6 +254,26 @@ def calls(fn, X, n):
     """fn(X) n times, each result dropped before the next call."""
     for _ in range(n):
         fn(X)
+
+
+def _count_passes(fn):
+    """How many passes over the data (calls of ``_em.Blocks.map_reduce``) ``fn()`` makes."""
+    from dask_gmm import _em
+
+    original, count = _em.Blocks.map_reduce, [0]
+
+    def counted(self, *args, **kwargs):
+        count[0] += 1
+        return original(self, *args, **kwargs)
+
+    _em.Blocks.map_reduce = counted
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fn()
+    finally:
+        _em.Blocks.map_reduce = original
+    return count[0]
 
 
 def fit_dask_gmm(X, K, ct, init, iters):
@@ -641,6 +665,33 @@ class Bench:
                 self.table.add(label, name, t_z, N, t_sk / t_z, "—",
                                f"{t_em_z / t_z:.2f}× an EM iteration's speed from the store; computed")
 
+    def case_init(self):
+        """The initialisation alone: each library's own start (max_iter=0), timed in turns."""
+        self.notes.append("init rows: 'ms / iteration' is the whole initialisation (max_iter=0) and "
+                          "'M points·it/s' the rows over that time; timed in turns (five rounds, best of each).")
+        for (n, d, K, seed) in ((1_000_000, 2, 3, 0), (200_000, 16, 8, 1)):
+            X = make_problem(self.n(n), d, K, seed=seed)
+            N = X.shape[0]
+            name = case_name(X, K, "full")
+            path = self.write_zarr(X, min(N, generate.default_chunk_size(d, X.dtype)), generate._compressors(),
+                                   "lz4-crc32c")
+            for init in ("kmeans", "k-means++"):
+                ours = lambda src: GaussianMixture(K, init_params=init, max_iter=0, random_state=0).fit(src)
+                theirs = lambda: SKGaussianMixture(K, init_params=init, max_iter=0, random_state=0).fit(X)
+                for src in (X, path):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ConvergenceWarning)
+                        ours(src)  # warm-up: numba's cache, the page cache
+                passes = _count_passes(lambda: ours(X))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    times = timed_in_turns({"sk": theirs, "mem": lambda: ours(X), "zarr": lambda: ours(path)})
+                self.table.add(f"scikit-learn, init {init}", name, times["sk"], N, 1.0, "—", "in memory")
+                self.table.add(f"dask_gmm, init {init}", name, times["mem"], N, times["sk"] / times["mem"], "—",
+                               f"{passes} passes over the data")
+                self.table.add(f"dask_gmm, init {init}, Zarr Blosc-LZ4 by path", name, times["zarr"], N,
+                               times["sk"] / times["zarr"], "—", f"{times['mem'] / times['zarr']:.0%} of in memory")
+
     def case_chunks(self):
         """Chunk-size sweeps."""
         K, ct = 3, "full"
@@ -686,6 +737,7 @@ class Bench:
             "        mm = k.Model(ct, m.log_weights, m.means, pc)\n"
             "        Xd = X.astype(dt)\n"
             "        k.e_step_stats(Xd, [mm]); k.score_samples(Xd, mm); k.predict(Xd, mm); k.predict_proba(Xd, mm)\n"
+            "        k.nearest_cost(Xd, mm.means); k.hard_stats(Xd, mm.means, ct)\n"
             "t3 = time.perf_counter()\n"
             "print(t1 - t0, t2 - t1, t3 - t1)\n"
         )
@@ -703,7 +755,7 @@ class Bench:
         _, first_c, every_c = out["cached"]
         self.notes.append(
             f"numba kernels: first E-step call {first:.1f} s to compile (full, float64), {every:.1f} s for every "
-            f"specialisation (E-step and per-row, full and diag, float32 and float64); from the on-disk cache "
+            f"specialisation (E-step, per-row and k-means, full and diag, float32 and float64); from the on-disk cache "
             f"({os.path.join(os.path.dirname(dask_gmm._kernels.__file__), '__pycache__')}): {first_c:.2f} s and "
             f"{every_c:.2f} s. (Importing dask_gmm itself, numba included: {imp:.2f} s.) Excluded from the timings (warm-up fits)."
         )
@@ -714,7 +766,7 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-CASES = ("d2", "d16", "diag16", "zarr", "cold", "f32", "predict", "chunks")
+CASES = ("d2", "d16", "diag16", "zarr", "cold", "f32", "predict", "init", "chunks")
 DEFAULT_CASES = CASES
 
 

@@ -362,3 +362,78 @@ def test_layout_goes_with_its_model():
     p = nb.prepared(kept, 5)  # a model still held keeps its layout
     gc.collect()
     assert nb.prepared(kept, 5) is p
+
+
+# ------------------------------------------------------------------ k-means kernels (initialisation)
+def _kmeans_problem(n, d, m, dtype, shift, seed=5):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, d)) * 3 + shift).astype(dtype)
+    centres = np.asarray(X[rng.choice(n, m, replace=False)], np.float64) + 0.1
+    return X, centres
+
+
+@pytest.mark.parametrize("n, d, m", [(1, 1, 1), (257, 2, 31), (1500, 16, 9), (600, 5, 81)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shift", [0.0, 1e4])
+def test_nearest_centre_equals_the_direct_distances(n, d, m, dtype, shift, monkeypatch):
+    """The compiled nearest centre against NumPy's broadcast distances (and the reference kernel)."""
+    X, centres = _kmeans_problem(n, d, m, dtype, shift)
+    direct = ((X.astype(np.float64)[:, None, :] - centres[None]) ** 2).sum(axis=2)
+    monkeypatch.setattr(kern, "USE_NUMBA", True)
+    labels, d2 = kern.nearest_centre(X, centres)
+    np.testing.assert_array_equal(labels, direct.argmin(axis=1))
+    close(d2, direct.min(axis=1), rtol=1e-12)
+    monkeypatch.setattr(kern, "USE_NUMBA", False)
+    ref_labels, ref_d2 = kern.nearest_centre(X, centres)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(d2, ref_d2, rtol=1e-6, atol=1e-9 * (1 + shift**2))
+
+
+def test_nearest_centre_ties_go_to_the_first_centre(numba_kernels):
+    X = np.array([[0.0, 0.0], [1.0, 1.0]])
+    centres = np.array([[2.0, 0.0], [0.0, 2.0], [-2.0, 0.0]])  # row 0 at distance 2 from all three
+    labels, d2 = kern.nearest_centre(X, centres)
+    np.testing.assert_array_equal(labels, [0, 0])
+    np.testing.assert_array_equal(d2, [4.0, 2.0])
+
+
+@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("d", [2, 16])
+def test_hard_stats_equal_reference(ct, dtype, weighted, d, monkeypatch):
+    X, centres = _kmeans_problem(3000, d, 4, dtype, 1e4)
+    w = np.random.default_rng(2).uniform(0, 3, len(X)) if weighted else None
+    monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 1024)  # pieces of the block, combined
+    out = {}
+    for on in (True, False):
+        monkeypatch.setattr(kern, "USE_NUMBA", on)
+        out[on] = kern.hard_stats(X, centres, ct, sample_weight=w, row_offset=7)
+    for a, b in zip(out[True], out[False]):
+        close(a, b, rtol=1e-9)
+    assert np.shape(out[True].s2) == cov.s2_shape(ct, 4, d)
+    # and against a NumPy one-liner: every row's own centre, its weight, the centred outer products
+    labels = ((X.astype(np.float64)[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+    wt = np.ones(len(X)) if w is None else w
+    np.testing.assert_allclose(out[True].nk, np.bincount(labels, wt, minlength=4), rtol=1e-12)
+    if ct == "full":
+        V = X.astype(np.float64) - centres[labels]
+        for k in range(4):
+            s = labels == k
+            close(out[True].s2[k], (wt[s, None] * V[s]).T @ V[s], rtol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_kmeans_kernels_name_bad_rows(bad, numba_kernels):
+    X, centres = _kmeans_problem(600, 3, 5, np.float64, 0.0)
+    X[417, 1] = bad
+    named = r"NaN or infinity.*rows 1000-1599.*first bad row: 1417"
+    key = np.array([1, 2], np.uint64)
+    for call in (lambda **kw: kern.hard_stats(X, centres, "full", **kw),
+                 lambda **kw: kern.nearest_cost(X, centres, **kw),
+                 lambda **kw: kern.nearest_counts(X, centres, **kw),
+                 lambda **kw: kern.kmeans_parallel_sample(X, centres, 4.0, 1.0, key, **kw)):
+        with pytest.raises(ValueError, match=named):
+            call(row_offset=1000)
+        with pytest.raises(ValueError, match=named):
+            call(sample_weight=np.ones(len(X)), row_offset=1000)
