@@ -728,8 +728,9 @@ def cmd_fit(args, term):
     n, d = X.shape
     term.out(f"fitted {gm.n_components} components ({gm.covariance_type} covariance) to {n:,} rows x {d} features")
     term.out(f"  iterations         {gm.n_iter_}  ({'converged' if gm.converged_ else 'NOT converged'}, tol {gm.tol:g})")
-    ll = f"{gm.lower_bound_:.6f}  (mean per row)" if np.isfinite(gm.lower_bound_) else "not computed (no iteration ran)"
-    term.out(f"  log-likelihood     {ll}")
+    ll = (f"{gm.lower_bound_:.6f}  (mean log-likelihood per row, at the last iteration's start)"
+          if np.isfinite(gm.lower_bound_) else "not computed (no iteration ran)")
+    term.out(f"  lower bound        {ll}")
     term.out(f"  time               {times}")
     term.out(f"  model              {args.output}")
     return 0
@@ -759,7 +760,7 @@ def cmd_select(args, term):
     for r in sel.results_:
         chosen = r["n_components"] == sel.best_.n_components and r["covariance_type"] == sel.best_.covariance_type
         term.out(f"{r['n_components']:>3}  {r['covariance_type']:<10} {r['bic']:>16.3f} {r['aic']:>16.3f} "
-                 f"{r['lower_bound']:>12.6f} {r['n_iter']:>5}  {'yes' if r['converged'] else 'NO'}"
+                 f"{r['score']:>12.6f} {r['n_iter']:>5}  {'yes' if r['converged'] else 'NO'}"
                  f"{'   <- best ' + args.criterion.upper() if chosen else ''}")
     term.out(f"best: {sel.best_.n_components} components ({sel.best_.covariance_type}) in {_fmt_seconds(seconds)}")
     term.out(f"model: {args.output}")
@@ -957,7 +958,8 @@ def cmd_info(args, term):
         if hasattr(model, "feature_names_in_"):
             term.out(f"  features: {', '.join(map(repr, model.feature_names_in_))}")  # quoted, escaped
         term.out(f"  {'converged' if model.converged_ else 'NOT converged'} after {model.n_iter_} iterations, "
-                 f"mean log-likelihood {model.lower_bound_:.6f}")
+                 f"lower bound {model.lower_bound_:.6f} (mean log-likelihood per row at the last iteration's start; "
+                 "`dask-gmm score` gives it at the fitted parameters)")
         for line in _model_lines(model):
             term.out(line)
         return 0
@@ -1099,18 +1101,22 @@ def notebook_initialisation(seed, n_components, n_features, box=10.0):
 
 
 def cmd_demo(args, term):
-    from .generate import generate_mixture
+    from .generate import MAX_CHUNKS, generate_mixture
     from .modelfile import save_model
 
     d, K = DEMO_DEFAULTS["n_features"], DEMO_DEFAULTS["n_components"]
     if args.n_samples < 10 * K:  # before any work: the fit needs rows enough for its components
         raise CLIError(f"--n-samples must be at least {10 * K} for the demo's {K} components, got {args.n_samples}.")
+    chunk = min(DEMO_DEFAULTS["chunk_size"], args.n_samples)
+    if -(-args.n_samples // chunk) > MAX_CHUNKS:  # before the folder is made: the demo has no --chunk-size
+        raise CLIError(f"--n-samples {args.n_samples:,} is more than the demo's largest, {MAX_CHUNKS * chunk:,} rows "
+                       f"({MAX_CHUNKS:,} chunks of {chunk:,}). For more, run `dask-gmm generate` with a larger "
+                       "--chunk-size, then `dask-gmm fit`.")
     _not_empty(args.output_dir, "--output-dir")
     out = os.path.abspath(args.output_dir)
     os.makedirs(out, exist_ok=True)
     data = os.path.join(out, "data.zarr")
     model_path = os.path.join(out, "model.json")
-    chunk = min(DEMO_DEFAULTS["chunk_size"], args.n_samples)
     _check_writable(model_path, "model", data)  # before any work: nothing of the user's is replaced
     figures = [os.path.join(out, f) for f in ("notebook-fit.png", "notebook-loglik.png")]
     with contextlib.suppress(ImportError):

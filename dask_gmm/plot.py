@@ -182,12 +182,20 @@ def data_histogram(X, features=(0, 1), bins=200, range=None):
     if range is None:
         extremes = dask.compute(*[(c.min(), c.max()) for c in cols])
         range = [(float(lo), float(hi)) for lo, hi in extremes]
-    range = [tuple(map(float, r)) for r in range]
+    range = [_outer_edges(*map(float, r)) for r in range]
     if len(cols) == 1:
         counts, edges = da.histogram(cols[0], bins=bins, range=range[0])
         return counts.compute().astype(np.float64), [np.asarray(edges)]
     counts, xe, ye = da.histogram2d(cols[0], cols[1], bins=bins, range=range)
     return counts.compute().astype(np.float64), [np.asarray(xe), np.asarray(ye)]
+
+
+def _outer_edges(lo, hi):
+    """A histogram's range as NumPy's histogram takes it: a constant feature (lo == hi) gets
+    (lo - 0.5, hi + 0.5), not bins of width 0; a backwards range is a ValueError."""
+    if not lo <= hi:
+        raise ValueError(f"A histogram range must run from low to high, got ({lo}, {hi}).")
+    return (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
 
 
 def _finite_rows(X):

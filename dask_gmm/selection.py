@@ -37,7 +37,9 @@ class ModelSelection:
         The fitted candidate with the lowest criterion.
     results_ : list of dict
         One per candidate (best restart): n_components, covariance_type, bic,
-        aic, lower_bound, n_iter, converged.
+        aic, score (the mean log-likelihood per row at the fitted parameters, which BIC and AIC
+        use, as ``best_.score(X)``), lower_bound (scikit-learn's ``lower_bound_``: at the
+        parameters entering the last iteration), n_iter, converged.
     criterion : str
     """
 
@@ -124,10 +126,11 @@ def select_model(
         gm._set_run(run, d)
         gm._set_feature_names(names)
         fitted.append(gm)
-        crit = information_criteria(_kernels.per_weight(total, weight), weight, cov.n_parameters(run.covariance_type, k, d))
+        score = _kernels.per_weight(total, weight)
+        crit = information_criteria(score, weight, cov.n_parameters(run.covariance_type, k, d))
         results.append(
-            dict(n_components=k, covariance_type=run.covariance_type, **crit, lower_bound=run.lower_bound,
-                 n_iter=run.n_iter, converged=run.converged)
+            dict(n_components=k, covariance_type=run.covariance_type, **crit, score=score,
+                 lower_bound=run.lower_bound, n_iter=run.n_iter, converged=run.converged)
         )
     best = int(np.argmin([r[criterion] for r in results]))
     if not fitted[best].converged_ and max_iter > 0:

@@ -48,12 +48,27 @@ def worst_mean_error(true, fitted):
     return max(np.linalg.norm(true.means_[k] - fitted.means_[j]) for k, j in enumerate(order))
 
 
+def at_least(low):
+    """An argparse type: an int >= low."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected at least {low}, got {value}")
+        return value
+    return parse
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-samples", type=int, default=100_000)
-    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--n-samples", type=at_least(10 * K), default=100_000)
+    parser.add_argument("--trials", type=at_least(1), default=10)
     parser.add_argument("--output-dir", default="seed-notebook-out")
     args = parser.parse_args()
+    if not args.output_dir:
+        parser.error("--output-dir must not be empty")
     os.makedirs(args.output_dir, exist_ok=True)
     store = os.path.join(args.output_dir, "data.zarr")
 

@@ -8,8 +8,8 @@ code works on a store of 10**8 rows. To use a Dask cluster, create a
 ``distributed.Client(address)`` first: every step then runs on it.
 """
 
+import argparse
 import os
-import sys
 import time
 
 import dask.array as da
@@ -75,4 +75,9 @@ def main(workdir="dask-gmm-workflow-py"):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workdir", nargs="?", default="dask-gmm-workflow-py", help="(default: %(default)s)")
+    workdir = parser.parse_args().workdir
+    if not workdir:
+        parser.error("WORKDIR must not be empty")
+    main(workdir)

@@ -410,6 +410,14 @@ def test_demo_too_few_samples_is_refused_before_any_work(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "d")
 
 
+def test_demo_too_many_samples_is_refused_before_any_work(tmp_path, capsys):
+    """It made the folder, then repeated the generator's advice to pass a chunk_size, which the demo has not."""
+    rc, _, err = run(capsys, "demo", "-n", "1e13", "--output-dir", tmp_path / "d")
+    assert_one_line_error(rc, err, "more than the demo's largest, 4,194,304,000,000 rows")
+    assert "dask-gmm generate` with a larger --chunk-size" in err
+    assert not os.path.exists(tmp_path / "d")
+
+
 def test_model_data_mismatch(model_file, tmp_path, capsys):
     three = tmp_path / "d3.zarr"
     generate_mixture(three, 1000, 3, 2, chunk_size=500, random_state=0)
@@ -838,6 +846,19 @@ def test_select_equals_the_library_and_writes_the_best(store, tmp_path, capsys):
     np.testing.assert_array_equal(best.means_, sel.best_.means_)
     assert "<- best BIC" in out and len([l for l in out.splitlines() if l.strip()[:1].isdigit()]) == 8
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_select_prints_the_log_likelihood_at_the_fitted_parameters(store, tmp_path, capsys):
+    """The log-lik/row column is the mean log-likelihood that BIC uses (at the fitted parameters),
+    not the lower bound (at the parameters entering the last iteration), which differ when a fit
+    is stopped early."""
+    rc, out, err = run(capsys, "select", store, "--n-components", "2,3", "--seed", "0", "--max-iter", "1",
+                       "--init-params", "random", "--output", tmp_path / "best.json")
+    assert rc == 0, err
+    best = load_model(tmp_path / "best.json")
+    row = next(l for l in out.splitlines() if "<- best BIC" in l).split()
+    assert float(row[4]) == pytest.approx(best.score(store), abs=1e-6)
+    assert abs(best.score(store) - best.lower_bound_) > 1e-3
 
 
 @pytest.mark.parametrize("argv, fragment", [

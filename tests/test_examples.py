@@ -36,3 +36,17 @@ def test_seed_notebook_example(tmp_path):
     out = _run([sys.executable, os.path.join(EXAMPLES, "seed_notebook.py"), "--n-samples", "20000", "--trials", "2",
                 "--output-dir", "sn"], tmp_path)
     assert "k-means|| start 2/2" in out  # the default start finds the true components every time
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("seed_notebook.py", ["--trials", "0"], "--trials: expected at least 1, got 0"),
+    ("seed_notebook.py", ["--n-samples", "5"], "--n-samples: expected at least 30, got 5"),
+    ("seed_notebook.py", ["--output-dir", ""], "--output-dir must not be empty"),
+    ("workflow.py", [""], "WORKDIR must not be empty"),
+])
+def test_examples_refuse_bad_arguments_in_one_line(script, args, message, tmp_path):
+    """Usage errors, before any work: before, a TypeError after all the fits, or FileNotFoundError."""
+    done = subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert os.listdir(tmp_path) == []

@@ -117,6 +117,24 @@ def test_histogram_1d_equals_numpy():
     np.testing.assert_allclose(edges[0], e)
 
 
+@pytest.mark.parametrize("range_", [None, [(3.0, 3.0), (-2.0, 8.0)]])
+def test_histogram_of_a_constant_feature_equals_numpy(range_):
+    """A constant feature (or an empty range): NumPy widens it to +-0.5, where bins of width 0
+    counted every row in the last bin at the edge."""
+    X = _blobs(3001, 2, seed=2)
+    X[:, 0] = 3.0
+    counts, edges = plot.data_histogram(da.from_array(X, chunks=(700, 2)), (0, 1), 10, range_)
+    ref, xe, ye = np.histogram2d(X[:, 0], X[:, 1], bins=10, range=range_)
+    np.testing.assert_array_equal(counts, ref)
+    np.testing.assert_allclose(edges[0], xe, rtol=0, atol=1e-12)
+    counts, edges = plot.data_histogram(X[:, :1], (0,), 10, None if range_ is None else range_[:1])
+    ref, e = np.histogram(X[:, 0], bins=10, range=None if range_ is None else range_[0])
+    np.testing.assert_array_equal(counts, ref)
+    np.testing.assert_allclose(edges[0], e, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="from low to high"):
+        plot.data_histogram(X[:, :1], (0,), 10, [(4.0, 3.0)])
+
+
 def test_mixture_density_equals_scipy():
     rng = np.random.default_rng(0)
     w = np.array([0.2, 0.5, 0.3])

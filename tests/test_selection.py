@@ -25,7 +25,9 @@ def test_bic_picks_the_true_number_of_components():
     best = min(sel.results_, key=lambda r: r["bic"])
     assert best["n_components"] == 4
     assert sel.best_.bic(X) == pytest.approx(best["bic"], rel=1e-10)
-    assert set(best) == {"n_components", "covariance_type", "bic", "aic", "lower_bound", "n_iter", "converged"}
+    assert set(best) == {"n_components", "covariance_type", "bic", "aic", "score", "lower_bound", "n_iter",
+                         "converged"}
+    assert best["score"] == pytest.approx(sel.best_.score(X), rel=1e-10)  # at the fitted parameters
     assert sel.best_.converged_
 
 
