@@ -460,13 +460,8 @@ def _quiet_lost_gathers():
         logger.addFilter(_LostGatherFilter())
 
 
-def _check_writable(path, what, data):
-    """Fail before the work, not after it, when ``path`` cannot be written, or would overwrite the
-    input ``data`` (a local path or URL) or a file that is not one of ours (for a model file)."""
-    from .modelfile import load_model
-
-    if not str(path).strip():
-        raise CLIError(f"the {what}'s path is empty. Give a file name.")
+def _check_folder(path, what):
+    """A CLIError unless the folder that is to hold ``path`` (local) exists and may be written."""
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise CLIError(f"cannot write the {what} to {path!r}: {folder!r} is a file, not a folder.")
@@ -474,6 +469,16 @@ def _check_writable(path, what, data):
         raise CLIError(f"cannot write the {what} to {path!r}: the folder {folder!r} does not exist.")
     if not os.access(folder, os.W_OK):
         raise CLIError(f"cannot write the {what} to {path!r}: no permission to write in {folder!r}.")
+
+
+def _check_writable(path, what, data):
+    """Fail before the work, not after it, when ``path`` cannot be written, or would overwrite the
+    input ``data`` (a local path or URL) or a file that is not one of ours (for a model file)."""
+    from .modelfile import load_model
+
+    if not str(path).strip():
+        raise CLIError(f"the {what}'s path is empty. Give a file name.")
+    _check_folder(path, what)
     if os.path.isdir(path):
         raise CLIError(f"cannot write the {what} to {path!r}: it is a folder.")
     _refuse_inside_input(path, f"the {what}", data)
@@ -854,6 +859,8 @@ def _store_atomically(result, output, overwrite, attrs, data):
 
     local = "://" not in output
     _refuse_inside_input(output, "the output", data, files=False)
+    if local:
+        _check_folder(output, "output")
     if local and os.path.lexists(output) and not overwrite:  # a link to nothing too: it is the user's
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
     if overwrite:

@@ -545,6 +545,13 @@ def test_predict_onto_a_dangling_link_needs_overwrite(store, model_file, tmp_pat
     assert not os.path.islink(tmp_path / "labels.zarr") and not (tmp_path / "elsewhere.zarr").exists()
 
 
+def test_predict_into_a_missing_folder_says_so_as_fit_does(store, model_file, tmp_path, capsys):
+    """zarr's bare 'No such file or directory' before; now fit's words, and nothing is made."""
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "none" / "labels.zarr")
+    assert_one_line_error(rc, err, f"the folder '{tmp_path / 'none'}' does not exist")
+    assert not (tmp_path / "none").exists()
+
+
 def test_an_array_that_is_not_data(model_file, tmp_path, capsys):
     """fit, select and score gave scikit-learn's advice to call X.reshape; info describes such an
     array (predict's labels) as its --json does (it refused it, while --json described it)."""
