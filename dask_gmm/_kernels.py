@@ -386,7 +386,7 @@ def nearest_centre(X, centres):
     matrix stays small. A row with NaN or infinity gets a non-finite distance.
     """
     if USE_NUMBA:
-        return _numba.nearest(X, centres)[:2]
+        return _numba.nearest(X, centres)
     n = X.shape[0]
     labels, d2 = np.empty(n, np.intp), np.empty(n)
     for i in range(0, n, SUB_BLOCK_ROWS):

@@ -689,7 +689,7 @@ def nearest_tiles(X, centres, labels, d2):
     A tile at a time: the tile is loaded transposed (as the E-step's, not centred), then for
     each centre the distances of all its rows are summed feature by feature and compared,
     loops along the rows that LLVM vectorises. A row with NaN or infinity, or whose
-    distances overflow, gets label 0 and d2 inf; returns False if any row did.
+    distances overflow, gets label 0 and d2 inf.
     """
     n, d = X.shape
     m = centres.shape[0]
@@ -699,7 +699,6 @@ def nearest_tiles(X, centres, labels, d2):
     best = np.empty(B)
     lab = np.empty(B, dtype=np.int64)
     origin = np.zeros(d)
-    ok = True
     for i0 in range(0, n, B):
         b = min(B, n - i0)
         _load_tile(X, i0, b, origin, XT)
@@ -722,8 +721,6 @@ def nearest_tiles(X, centres, labels, d2):
         for t in range(b):
             labels[i0 + t] = lab[t]
             d2[i0 + t] = best[t]
-            ok = ok and best[t] < np.inf
-    return ok
 
 
 @_jit
@@ -910,11 +907,11 @@ def per_row(X, model, what, out=None):
 
 
 def nearest(X, centres):
-    """(labels (n,) int64, d2 (n,), ok): :func:`nearest_tiles` of a block."""
+    """(labels (n,) int64, d2 (n,)): :func:`nearest_tiles` of a block."""
     X = _as_block(X)
     labels, d2 = np.empty(X.shape[0], np.int64), np.empty(X.shape[0])
-    ok = nearest_tiles(X, np.ascontiguousarray(centres, dtype=np.float64), labels, d2)
-    return labels, d2, bool(ok)
+    nearest_tiles(X, np.ascontiguousarray(centres, dtype=np.float64), labels, d2)
+    return labels, d2
 
 
 def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
