@@ -998,7 +998,8 @@ def cmd_info(args, term):
         state = "INCOMPLETE (generation interrupted): rerun the same generate command to finish it"
     term.out(f"  status       {state}")
     if info["missing_chunks"]:
-        term.out(f"  missing      {info['missing_chunks']} chunks absent from the store")
+        of = ", ".join(f"{n} of {name}" for name, n in info["missing_chunks_of"].items() if n)
+        term.out(f"  missing      {info['missing_chunks']} chunk(s) absent from the store: {of}")
     if info["seed"] is not None:
         term.out(f"  seed         {info['seed']}")
     true = info["true_model"]

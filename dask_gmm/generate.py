@@ -476,7 +476,8 @@ def store_info(path):
         array; ``complete`` and ``seed`` (None unless written by
         :func:`generate_mixture`); ``n_components`` and ``true_model``
         (weights, means, covariances as lists, or None); ``missing_chunks``,
-        the number of chunks of X (and labels) absent from the store.
+        the number of chunks of X (and labels) absent from the store, and
+        ``missing_chunks_of``, that number for each array by name.
     """
     node = io.open_node(io.data_path(path))
     status, true, arrays = {}, None, [node]
@@ -488,6 +489,7 @@ def store_info(path):
             raise ValueError(f"The Zarr group {os.fspath(path)!r} has no array 'X'.")
         arrays = [X] + ([labels] if labels is not None else [])
     X = arrays[0]
+    missing = {name: len(io.missing_chunks(a)) for name, a in zip(("X", "labels"), arrays)}
     return {
         "path": os.fspath(path),
         "shape": tuple(X.shape),
@@ -499,5 +501,6 @@ def store_info(path):
         "seed": status.get("seed"),
         "n_components": status.get("n_components"),
         "true_model": true,
-        "missing_chunks": sum(len(io.missing_chunks(a)) for a in arrays),
+        "missing_chunks": sum(missing.values()),
+        "missing_chunks_of": missing,
     }

@@ -400,7 +400,10 @@ def test_missing_chunk(store, tmp_path, capsys, model_file):
     assert_one_line_error(rc, err, f"The Zarr array 'file://{broken}/X' is missing 1 of its chunks (c/1/0)")
     rc, out, _ = run(capsys, "info", broken)  # said "complete" beside the missing chunk
     assert rc == 0 and "status       DAMAGED: generated complete, but chunks have gone since" in out
-    assert "missing      1 chunks absent from the store" in out
+    assert "missing      1 chunk(s) absent from the store: 1 of X" in out
+    os.unlink(broken / "labels" / "c" / "2")  # a labels chunk: named as one (counted as X's before)
+    rc, out, _ = run(capsys, "info", broken)
+    assert rc == 0 and "missing      2 chunk(s) absent from the store: 1 of X, 1 of labels" in out
 
 
 def test_demo_too_few_samples_is_refused_before_any_work(tmp_path, capsys):

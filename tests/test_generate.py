@@ -155,6 +155,7 @@ def test_resume_writes_only_the_missing_chunks(tmp_path):
     g = zarr.open_group(path, mode="r+")
     g.update_attributes({"dask_gmm": {**g.attrs["dask_gmm"], "complete": False}})
     assert store_info(path)["complete"] is False and store_info(path)["missing_chunks"] == 4
+    assert store_info(path)["missing_chunks_of"] == {"X": 2, "labels": 2}
     with pytest.raises(ValueError, match="incomplete"):
         GaussianMixture(3).fit(path)
 
