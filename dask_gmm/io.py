@@ -663,8 +663,8 @@ def frame_rows(X):
     them: its row chunks (the partitions' lengths) unknown. Nullable, arrow and bool columns
     become float64, their missing values NaN (refused later, by row); sparse ones are refused."""
     _refuse_sparse(X)
-    if not all(isinstance(t, np.dtype) and t.kind in "iuf" for t in X.dtypes):
-        X = X.astype(np.float64)
+    if not _numeric_columns(X):
+        X = X.map_partitions(_float_frame, meta=_float_frame(X._meta))
     X = X.to_dask_array()
     _check_shape_dtype((1, X.shape[1]), X.dtype)
     return X
@@ -714,12 +714,38 @@ def _in_memory(X):
     """An in-memory X as a NumPy array: objects that are real numbers as float64, a pandas
     DataFrame of nullable dtypes with its missing values as NaN (refused later, by row)."""
     _refuse_sparse(X)
-    if hasattr(X, "to_numpy") and not all(isinstance(t, np.dtype) for t in _column_dtypes(X)):
-        try:  # pandas' nullable Float64, Int64, ... (through objects: 50x slower)
-            return X.to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
-            pass
+    if hasattr(X, "items") and not _numeric_columns(X):  # pandas' nullable Float64, Int64, objects, ...
+        return _frame_as_float(X)
     return objects_as_float(np.asarray(X))
+
+
+def _numeric_columns(X):
+    """Whether every column of a DataFrame (pandas or dask) is of a NumPy int or float dtype (bools
+    beside floats would make an array of objects)."""
+    return all(isinstance(t, np.dtype) and t.kind in "iuf" for t in _column_dtypes(X))
+
+
+def _frame_as_float(frame):
+    """A pandas DataFrame as a float64 array (n, d), column by column, missing values NaN (refused
+    later, by row); a column that is not real numbers (strings, dates, complex) is a ValueError naming it."""
+    out = np.empty(frame.shape, np.float64)
+    for j, (name, col) in enumerate(frame.items()):
+        try:
+            if getattr(col.dtype, "kind", "O") in "mMc":  # dates, durations, complex: pandas would cast them
+                raise TypeError
+            out[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise ValueError(f"X's column {name!r} ({col.dtype}) does not hold real numbers. Drop it, or "
+                             "encode it as numbers first.") from None
+    return out
+
+
+def _float_frame(frame):
+    """:func:`_frame_as_float` as a pandas DataFrame of the same index and columns (a dask DataFrame's
+    partitions)."""
+    import pandas as pd  # a dask DataFrame comes with pandas
+
+    return pd.DataFrame(_frame_as_float(frame), index=frame.index, columns=frame.columns)
 
 
 def _row_views(a, sizes):

@@ -200,3 +200,23 @@ def test_per_row_outputs_of_a_dask_dataframe_read_it_once(frame):
     holed.iloc[450, 0] = np.nan  # in the last partition: named by its row in X
     with pytest.raises(ValueError, match="first bad row: 450"):
         gm.predict(dd.from_pandas(holed, npartitions=3)).compute()
+
+
+@pytest.mark.parametrize("column, shown", [
+    (["x"] * 600, "str|string"),
+    (pd.Categorical(["u"] * 600), "category"),
+    (pd.to_datetime(["2020-01-01"] * 600), "datetime64"),
+    (np.arange(600) * 1j, "complex128"),
+])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_column_of_no_numbers_is_named(frame, column, shown, lazy):
+    """NumPy's 'could not convert string to float: 'x'' named no column (and for a dask DataFrame came
+    from inside the graph); dates were 'dtype object'; a column of number objects still converts."""
+    _, df = frame
+    bad = df.assign(when=column)
+    with pytest.raises(ValueError, match=rf"^X's column 'when' \(({shown})[^)]*\) does not hold real numbers"):
+        GaussianMixture(2, **KW).fit(dd.from_pandas(bad, npartitions=2) if lazy else bad)
+    objects = df.assign(b=df.b.astype(object))  # numbers as objects: converted, as scikit-learn does
+    ref = GaussianMixture(2, **KW).fit(df).means_
+    got = GaussianMixture(2, **KW).fit(dd.from_pandas(objects, npartitions=2) if lazy else objects).means_
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
