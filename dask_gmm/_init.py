@@ -84,7 +84,7 @@ def gather_rows(X, sizes, seeds, sample_weight=None):
 def _weighted_rows(sample_weight, requests):
     """For each request ``(n, key)``, the indices of n rows drawn with probability proportional
     to ``sample_weight`` (n_samples,), without replacement: the rows of the n smallest keys
-    ``-log(u) / w`` (Efraimidis and Spirakis 2006), u uniform per row from the Philox stream
+    ``-log(u) / w`` (Efraimidis and Spirakis 2006; compared as their logarithms), u uniform per row from the Philox stream
     ``key`` at the row's index, so the draw does not depend on the chunking. Ties (weight 0,
     key inf) go to the lowest index. One pass over the weights for all requests."""
     starts = np.concatenate([[0], np.cumsum(sample_weight.chunks[0][:-1])]).astype(int).tolist()
@@ -107,7 +107,9 @@ def _smallest_keys(w, start, requests):
     for n, key in requests:
         u = _kernels.row_uniforms(key, start, len(w))[:, 0]
         with np.errstate(divide="ignore"):
-            keys = -np.log(u) / (w + 0.0)  # -0.0 + 0.0 is 0.0: a key of inf, as for any weight of 0
+            # log(-log(u) / w), in the same order, without overflow for subnormal weights (every key
+            # inf: rows 0, 1, ... whatever the seed). -0.0 + 0.0 is 0.0: inf, as for any weight of 0
+            keys = np.log(-np.log(u)) - np.log(w + 0.0)
         if len(keys) > n:
             kth = np.partition(keys, n - 1)[n - 1]
             below = np.flatnonzero(keys < kth)

@@ -370,12 +370,13 @@ def _into(out, values):
 
 # ------------------------------------------------------------------ k-means and initialisation
 def sq_distances(X, centres):
-    """Squared Euclidean distances (n, m), computed on data centred on the centres' mean."""
-    ref = centres.mean(axis=0)
-    Xc = X - ref
-    Cc = centres - ref
-    d2 = np.einsum("ij,ij->i", Xc, Xc)[:, None] - 2.0 * (Xc @ Cc.T) + np.einsum("ij,ij->i", Cc, Cc)
-    return np.maximum(d2, 0.0)
+    """Squared Euclidean distances (n, m), summed as ``sum (x - c)^2`` centre by centre (expanded
+    as ``|x|^2 - 2 x.c + |c|^2``, small distances between far-apart centres lost their digits)."""
+    d2 = np.empty((X.shape[0], centres.shape[0]))
+    for j, c in enumerate(centres):
+        diff = X - c
+        d2[:, j] = np.einsum("ij,ij->i", diff, diff)
+    return d2
 
 
 def nearest_centre(X, centres):

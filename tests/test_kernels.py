@@ -147,3 +147,17 @@ def test_nearest_cost_is_the_weighted_k_means_cost(monkeypatch):
     monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 128)
     assert kern.nearest_cost(X, centres) == pytest.approx(d2.sum(), rel=1e-12)
     assert kern.nearest_cost(X, centres, sample_weight=w) == pytest.approx((w * d2).sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_nearest_centre_keeps_small_distances_between_far_centres(compiled, monkeypatch):
+    """Centres 1e6 apart, rows 4e-4 from one of them: the NumPy reference's expansion of |x - c|^2
+    around the centres' mean gave the wrong centre and distances of 0."""
+    monkeypatch.setattr(kern, "USE_NUMBA", compiled)
+    C = np.array([[0.0, 0.0], [1e6, 0.0], [1e6 + 1e-3, 0.0]])
+    X = np.array([[1e6 + 4e-4, 0.0], [1e6 + 6e-4, 0.0]])
+    labels, d2 = kern.nearest_centre(X, C)
+    np.testing.assert_array_equal(labels, [1, 2])
+    np.testing.assert_allclose(d2, [1.6e-7, 1.6e-7], rtol=1e-6)
+    st = kern.hard_stats(X, C, "full")
+    np.testing.assert_array_equal(st.nk, [0.0, 1.0, 1.0])

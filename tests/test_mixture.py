@@ -245,6 +245,23 @@ def test_weighted_rows_are_drawn_in_proportion_to_their_weight():
             np.testing.assert_array_equal(drawn[2], drawn[0])
 
 
+def test_subnormal_weights_draw_the_rows_that_their_scaled_copies_draw():
+    """Weights of 1e-320 made every key -log(u)/w overflow to inf (with a RuntimeWarning): every seed
+    then drew rows 0, 1, 2 for its start."""
+    from dask_gmm._init import gather_rows
+
+    X = da.from_array(np.arange(1000.0)[:, None], chunks=300)
+    blobs = make_blobs(n=600)
+    for s in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            tiny = gather_rows(X, [3], [np.random.SeedSequence(s)], da.full(1000, 1e-320, chunks=300))[0]
+            GaussianMixture(3, max_iter=0, random_state=s).fit(blobs, sample_weight=np.full(len(blobs), 1e-320))
+        ones = gather_rows(X, [3], [np.random.SeedSequence(s)], da.ones(1000, chunks=300))[0]
+        np.testing.assert_array_equal(tiny, ones)
+        assert not np.array_equal(tiny[:, 0], [0.0, 1.0, 2.0])
+
+
 @pytest.mark.parametrize("c", [1e-300, 1e-18, 1e10])
 def test_scaling_every_weight_alike_changes_nothing(c):
     """The floor of 10 eps on each component's weight is taken in units of the mean weight: an
