@@ -449,20 +449,20 @@ def plot_density(model, path, features=(0, 1), extent=None):
         return _save(fig, path)
 
     import matplotlib
-    from matplotlib.colors import LogNorm
 
     xs, ys, gx, gy = _grid(extent, 400)
-    dens = np.exp(mixture_log_density(weights, means, covs, np.column_stack([gx.ravel(), gy.ravel()])))
-    dens = dens.reshape(gx.shape)
-    top = float(dens.max())
-    dens = np.maximum(dens, top * 10.0 ** -(DENSITY_DECADES + 2))  # no zeros (underflow) for the log scale
+    # log10 of the density, shown on a linear scale: any data scale works (densities of data
+    # scaled by 1e150 underflow, and a LogNorm of them had no valid range)
+    log10 = mixture_log_density(weights, means, covs, np.column_stack([gx.ravel(), gy.ravel()])) / np.log(10.0)
+    log10 = log10.reshape(gx.shape)
+    top = float(log10.max())
+    log10 = np.maximum(log10, top - DENSITY_DECADES - 2)  # no -inf (far from every mean)
     cmap = matplotlib.colormaps["viridis"].with_extremes(under=matplotlib.colormaps["viridis"](0.0))
     fig = _figure(_figsize_2d(extent))
     ax = fig.add_subplot()
-    im = ax.imshow(dens, origin="lower", aspect="auto", cmap=cmap,
-                   norm=LogNorm(vmin=top * 10.0**-DENSITY_DECADES, vmax=top),
+    im = ax.imshow(log10, origin="lower", aspect="auto", cmap=cmap, vmin=top - DENSITY_DECADES, vmax=top,
                    extent=[xs[0], xs[-1], ys[0], ys[-1]], interpolation="bilinear")
-    fig.colorbar(im, ax=ax, label=f"probability density (log scale, {DENSITY_DECADES} decades)",
+    fig.colorbar(im, ax=ax, label=f"log10 of the probability density ({DENSITY_DECADES} decades)",
                  extend="min")
     _mark_means(ax, means, colours, weights, extent, label="component means (k: weight)")
     ax.legend(loc="best", fontsize=8, framealpha=0.9)

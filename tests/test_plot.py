@@ -1,6 +1,7 @@
 """Figures: valid PNGs for 1, 2 and 3 features, the histogram against NumPy, the density against SciPy."""
 
 import os
+import warnings
 import sys
 
 import dask.array as da
@@ -58,6 +59,23 @@ def test_figures_are_valid_pngs(fitted, tmp_path):
     for p in paths:
         assert_png(p)
     assert sorted(os.listdir(tmp_path)) == ["density.png", "fit.png", "loglik.png"]  # no temporary files left
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e-150])
+def test_figures_of_data_at_any_scale(scale, tmp_path):
+    """Data scaled by 1e150: the density figure's LogNorm had no valid range once the densities
+    underflowed ('Invalid vmin or vmax', after fit.png was written), and loading the model file
+    warned of an overflow in its consistency check."""
+    from dask_gmm import load_model, save_model
+
+    X = _blobs(3000, 2, seed=4) * scale
+    save_model(GaussianMixture(3, random_state=0).fit(X), tmp_path / "m.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        gm = load_model(tmp_path / "m.json")
+        written = plot.plot_all(gm, X, str(tmp_path / "out") + os.sep, bins=40)
+    for p in written:
+        assert_png(p)
 
 
 def test_plot_all_from_a_zarr_store(tmp_path):
