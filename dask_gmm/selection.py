@@ -74,6 +74,9 @@ def select_model(
         A single string is one type, as ``("full",)``.
     criterion : {'bic', 'aic'}
     n_init, max_iter, tol, random_state, init_params, reg_covar, split_every : as GaussianMixture
+        Every candidate starts as ``GaussianMixture(n_components, covariance_type=...,
+        random_state=random_state, ...)`` would (the same seeds for each), so ``best_`` and any
+        candidate refit alone give the same model.
     sample_weight : array-like or dask array of shape (n_samples,), optional
         Frequency weights, as in ``GaussianMixture.fit``: BIC and AIC count the total weight as the
         number of rows (``best_.bic(X, sample_weight)`` gives the same value), so integer weights
@@ -108,7 +111,11 @@ def select_model(
     weights = io.as_weights(sample_weight, X)
     blocks = Blocks(X, weights, split_every, rows)
     specs = [(k, ct) for ct in types for k in ks for _ in range(n_init)]
-    seeds = as_seed_sequence(random_state).spawn(len(specs))
+    # every candidate's restarts from the seeds a GaussianMixture(random_state=random_state) fit
+    # would draw (fresh copies: the initialisation spawns from them), so that best_, which keeps
+    # random_state, refits to itself, as in a scikit-learn grid search
+    restarts = as_seed_sequence(random_state).spawn(n_init)
+    seeds = [as_seed_sequence(restarts[i % n_init]) for i in range(len(specs))]
     params = initial_parameters_many(blocks, X, specs, init_params, reg_covar, seeds)
     runs = [Run(ct, *p) for (_, ct), p in zip(specs, params)]
     logger.info("select_model: %d candidates x %d restarts in lockstep", len(specs) // n_init, n_init)

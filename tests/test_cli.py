@@ -858,6 +858,16 @@ def test_select_equals_the_library_and_writes_the_best(store, tmp_path, capsys):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_select_writes_the_model_that_fit_writes_with_the_same_seed(store, tmp_path, capsys):
+    """Candidates were seeded from children of --seed: the best was another model than fit's."""
+    assert run(capsys, "select", store, "-k", "2-4", "--covariance-types", "full,diag", "--seed", "5",
+               "--output", tmp_path / "best.json")[0] == 0
+    best = load_model(tmp_path / "best.json")
+    assert run(capsys, "fit", store, "-k", str(best.n_components), "--covariance-type", best.covariance_type,
+               "--seed", "5", "--output", tmp_path / "fit.json")[0] == 0
+    np.testing.assert_allclose(load_model(tmp_path / "fit.json").means_, best.means_, rtol=1e-12)
+
+
 def test_select_prints_the_log_likelihood_at_the_fitted_parameters(store, tmp_path, capsys):
     """The log-lik/row column is the mean log-likelihood that BIC uses (at the fitted parameters),
     not the lower bound (at the parameters entering the last iteration), which differ when a fit

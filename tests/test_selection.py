@@ -8,9 +8,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from dask_gmm import GaussianMixture, select_model
-from dask_gmm._em import Blocks, Run, em
-from dask_gmm._init import initial_parameters_many
-from dask_gmm.io import as_dask_array
+from dask_gmm._em import Blocks
 
 from .conftest import make_blobs, seed_like_problem
 from .test_mixture import _ReadCounter
@@ -33,8 +31,12 @@ def test_bic_picks_the_true_number_of_components():
 
 @pytest.mark.parametrize("reg_covar", [1e-6, 0.5])
 def test_candidates_equal_separate_fits_from_the_same_seeds(reg_covar, monkeypatch):
-    """A candidate in lockstep is the same fit as alone: only the passes are shared; reg_covar
-    and split_every reach every candidate."""
+    """A candidate in lockstep is the same fit as GaussianMixture alone with the same random_state
+    (only the passes are shared), so best_ refits to itself; reg_covar and split_every reach every
+    candidate. Candidates were seeded from children of random_state: best_, which keeps
+    random_state, then refitted to another model."""
+    from sklearn.base import clone
+
     from dask_gmm import selection
 
     widths = []
@@ -46,18 +48,19 @@ def test_candidates_equal_separate_fits_from_the_same_seeds(reg_covar, monkeypat
 
     monkeypatch.setattr(selection, "Blocks", Spy)
     X = make_blobs(n=3000)
-    sel = select_model(X, n_components=[2, 3], covariance_types=("full",), init_params="random_from_data",
-                       random_state=np.random.SeedSequence(11), tol=1e-6, reg_covar=reg_covar, split_every=3)
-    seeds = np.random.SeedSequence(11).spawn(2)
-    Xd = as_dask_array(X)
-    blocks = Blocks(Xd, split_every=3)
-    for r, seed in zip(sel.results_, seeds):  # each candidate alone, from its own seed
-        (p,) = initial_parameters_many(blocks, Xd, [(r["n_components"], "full")], "random_from_data", reg_covar,
-                                       [seed])
-        (run,) = em(blocks, [Run("full", *p)], tol=1e-6, max_iter=100, reg_covar=reg_covar)
-        assert run.n_iter == r["n_iter"]
-        assert run.lower_bound == pytest.approx(r["lower_bound"], rel=1e-12)
-    assert widths == [3] and sel.best_.split_every == 3
+    for random_state in (11, np.random.SeedSequence(11)):
+        widths.clear()
+        sel = select_model(X, n_components=[2, 3], covariance_types=("full", "diag"), init_params="random_from_data",
+                           n_init=2, random_state=random_state, tol=1e-6, reg_covar=reg_covar, split_every=3)
+        assert widths == [3] and sel.best_.split_every == 3
+        for r in sel.results_:  # each candidate alone, from the same random_state
+            alone = GaussianMixture(r["n_components"], covariance_type=r["covariance_type"], n_init=2,
+                                    init_params="random_from_data", random_state=random_state, tol=1e-6,
+                                    reg_covar=reg_covar, split_every=3).fit(X)
+            assert alone.n_iter_ == r["n_iter"]
+            assert alone.lower_bound_ == pytest.approx(r["lower_bound"], rel=1e-12)
+        refit = clone(sel.best_).fit(X)
+        np.testing.assert_allclose(refit.means_, sel.best_.means_, rtol=1e-12)
 
 
 def test_shared_passes_cost_no_more_reads_than_the_slowest_candidate():
