@@ -573,8 +573,13 @@ def _open_data(path):
 def _check_match(model, X, model_path, data_path):
     d = model.means_.shape[1]
     if X.shape[1] != d:
-        raise CLIError(f"the model {model_path!r} has {d} features but the data {data_path!r} have "
+        raise CLIError(f"the model {model_path!r} has {_count(d, 'feature')} but the data {data_path!r} have "
                        f"{X.shape[1]}. Use the model fitted to these data.")
+
+
+def _count(n, word):
+    """``n`` and ``word``, plural unless n is 1: '1 feature', '2,000 rows'."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _fmt_seconds(s):
@@ -665,7 +670,7 @@ def cmd_generate(args, term):
             words = str(exc).removeprefix("generate_mixture: ")
             raise CLIError(words.replace("overwrite=True", "--overwrite").replace("chunk_size", "--chunk-size")) from None
     seconds = time.perf_counter() - t0
-    term.out(f"wrote {args.n_samples:,} rows x {args.n_features} features ({args.n_components} components, "
+    term.out(f"wrote {_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} ({_count(args.n_components, 'component')}, "
              f"{args.dtype}) to {args.path} in {_fmt_seconds(seconds)}")
     return 0
 
@@ -731,7 +736,7 @@ def cmd_fit(args, term):
                            checkpoint=None if args.checkpoint is None else os.path.abspath(args.checkpoint))
     save_model(gm, args.output)
     n, d = X.shape
-    term.out(f"fitted {gm.n_components} components ({gm.covariance_type} covariance) to {n:,} rows x {d} features")
+    term.out(f"fitted {_count(gm.n_components, 'component')} ({gm.covariance_type} covariance) to {_count(n, 'row')} x {_count(d, 'feature')}")
     term.out(f"  iterations         {gm.n_iter_}  ({'converged' if gm.converged_ else 'NOT converged'}, tol {gm.tol:g})")
     ll = (f"{gm.lower_bound_:.6f}  (mean log-likelihood per row, at the last iteration's start)"
           if np.isfinite(gm.lower_bound_) else "not computed (no iteration ran)")
@@ -961,7 +966,7 @@ def cmd_info(args, term):
             return 0
         K, d = model.means_.shape
         term.out(f"model file {path}")
-        term.out(f"  {K} components, {d} features, {model.covariance_type} covariance")
+        term.out(f"  {_count(K, 'component')}, {_count(d, 'feature')}, {model.covariance_type} covariance")
         if hasattr(model, "feature_names_in_"):
             term.out(f"  features: {', '.join(map(repr, model.feature_names_in_))}")  # quoted, escaped
         term.out(f"  {'converged' if model.converged_ else 'NOT converged'} after {model.n_iter_} iterations, "
@@ -983,7 +988,7 @@ def cmd_info(args, term):
     term.out(f"Zarr store {path}")
     if len(info["shape"]) == 2:
         n, d = info["shape"]
-        term.out(f"  X            {n:,} rows x {d} features, {info['dtype']}")
+        term.out(f"  X            {_count(n, 'row')} x {_count(d, 'feature')}, {info['dtype']}")
     else:  # predict's labels, say: described as --json describes them
         term.out(f"  array        shape {tuple(info['shape'])}, {info['dtype']} (not data of shape (rows, features))")
     term.out(f"  chunks       {info['chunks']}" + (f", shards {info['shards']}" if info["shards"] else "")

@@ -193,6 +193,16 @@ def test_info(store, model_file, capsys):
     assert "features:" not in run(capsys, "info", model_file)[1]
 
 
+def test_one_feature_and_one_component_are_singular(tmp_path, capsys):
+    """'1 features', '1 components' before."""
+    rc, out, _ = run(capsys, "generate", tmp_path / "one.zarr", "-n", "1000", "-d", "1", "-k", "1", "--seed", "0")
+    assert rc == 0 and "1,000 rows x 1 feature (1 component, float64)" in out
+    assert "1,000 rows x 1 feature, float64" in run(capsys, "info", tmp_path / "one.zarr")[1]
+    rc, out, _ = run(capsys, "fit", tmp_path / "one.zarr", "-k", "1", "-o", tmp_path / "one.json")
+    assert rc == 0 and "fitted 1 component (full covariance) to 1,000 rows x 1 feature\n" in out
+    assert "  1 component, 1 feature, full covariance" in run(capsys, "info", tmp_path / "one.json")[1]
+
+
 def test_info_names_the_features_of_a_model_fitted_on_a_data_frame(tmp_path, capsys):
     pd = pytest.importorskip("pandas")
     X = np.random.default_rng(0).normal(size=(300, 2))
