@@ -370,8 +370,9 @@ def _into(out, values):
 
 # ------------------------------------------------------------------ k-means and initialisation
 def sq_distances(X, centres):
-    """Squared Euclidean distances (n, m), summed as ``sum (x - c)^2`` centre by centre (expanded
-    as ``|x|^2 - 2 x.c + |c|^2``, small distances between far-apart centres lost their digits)."""
+    """Squared Euclidean distances (n, m), summed as ``sum (x - c)^2`` centre by centre: the
+    reference, exact but not fast (an expansion ``|x|^2 - 2 x.c + |c|^2`` through one GEMM is
+    faster at large d, but loses small distances between far-apart centres)."""
     d2 = np.empty((X.shape[0], centres.shape[0]))
     for j, c in enumerate(centres):
         diff = X - c

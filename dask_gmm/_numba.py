@@ -86,7 +86,7 @@ import weakref
 import numba
 import numpy as np
 
-from ._covariance import LOG_2PI, log_det_cholesky
+from ._covariance import LOG_2PI, log_det_cholesky, s2_shape
 
 #: The one fast-math flag is ``contract``: LLVM may fuse a multiply and an add into an FMA, which
 #: rounds once where the pair rounded twice. No reassociation, and NaN and infinities keep
@@ -689,7 +689,7 @@ def nearest_tiles(X, centres, labels, d2):
     A tile at a time: the tile is loaded transposed (as the E-step's, not centred), then for
     each centre the distances of all its rows are summed feature by feature and compared,
     loops along the rows that LLVM vectorises. A row with NaN or infinity, or whose
-    distances overflow, gets label 0 and d2 inf.
+    distances to every centre overflow, gets label 0 and d2 inf.
     """
     n, d = X.shape
     m = centres.shape[0]
@@ -928,6 +928,6 @@ def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
         (hard_moments_full if full else hard_moments_diag)(X, w, centres, labels, nk, s1c, s2)
         if full:
             s2 = s2 + np.tril(s2, -1).transpose(0, 2, 1)  # the upper triangle, mirrored
-            if covariance_type == "tied":
+            if s2.shape != s2_shape(covariance_type, K, d):  # tied: the components' sum
                 s2 = s2.sum(axis=0)
     return nk, s1c, s2

@@ -727,7 +727,8 @@ def _numeric_columns(X):
 
 def _frame_as_float(frame):
     """A pandas DataFrame as a float64 array (n, d), column by column, missing values NaN (refused
-    later, by row); a column that is not real numbers (strings, dates, complex) is a ValueError naming it."""
+    later, by row); a column that is not real numbers (dates, complex, text that is not a number:
+    numbers written as text are read, as NumPy reads them) is a ValueError naming it."""
     out = np.empty(frame.shape, np.float64)
     for j, (name, col) in enumerate(frame.items()):
         try:

@@ -192,10 +192,12 @@ def data_histogram(X, features=(0, 1), bins=200, range=None):
 
 def _outer_edges(lo, hi):
     """A histogram's range as NumPy's histogram takes it: a constant feature (lo == hi) gets
-    (lo - 0.5, hi + 0.5), not bins of width 0; a backwards range is a ValueError."""
+    (lo - 0.5, hi + 0.5), not bins of width 0 (at |lo| > 2**51, where 0.5 is lost, +-|lo| 2**-40);
+    a backwards range is a ValueError."""
     if not lo <= hi:
         raise ValueError(f"A histogram range must run from low to high, got ({lo}, {hi}).")
-    return (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
+    half = max(0.5, abs(lo) * 2.0**-40)
+    return (lo - half, hi + half) if lo == hi else (lo, hi)
 
 
 def _finite_rows(X):

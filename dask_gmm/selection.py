@@ -75,8 +75,9 @@ def select_model(
     criterion : {'bic', 'aic'}
     n_init, max_iter, tol, random_state, init_params, reg_covar, split_every : as GaussianMixture
         Every candidate starts as ``GaussianMixture(n_components, covariance_type=...,
-        random_state=random_state, ...)`` would (the same seeds for each), so ``best_`` and any
-        candidate refit alone give the same model.
+        random_state=random_state, ...)`` would (the same seeds for each), so with an int or
+        SeedSequence ``random_state`` (not None, a Generator or a RandomState, which give fresh
+        seeds on every use) ``best_`` and any candidate refit alone give the same model.
     sample_weight : array-like or dask array of shape (n_samples,), optional
         Frequency weights, as in ``GaussianMixture.fit``: BIC and AIC count the total weight as the
         number of rows (``best_.bic(X, sample_weight)`` gives the same value), so integer weights

@@ -688,7 +688,7 @@ class Bench:
                     times = timed_in_turns({"sk": theirs, "mem": lambda: ours(X), "zarr": lambda: ours(path)})
                 self.table.add(f"scikit-learn, init {init}", name, times["sk"], N, 1.0, "—", "in memory")
                 self.table.add(f"dask_gmm, init {init}", name, times["mem"], N, times["sk"] / times["mem"], "—",
-                               f"{passes} passes over the data")
+                               f"{passes} passes over the data (and the random rows' chunks)")
                 self.table.add(f"dask_gmm, init {init}, Zarr Blosc-LZ4 by path", name, times["zarr"], N,
                                times["sk"] / times["zarr"], "—", f"{times['mem'] / times['zarr']:.0%} of in memory")
 

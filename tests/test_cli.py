@@ -197,7 +197,13 @@ def test_one_feature_and_one_component_are_singular(tmp_path, capsys):
     """'1 features', '1 components' before."""
     rc, out, _ = run(capsys, "generate", tmp_path / "one.zarr", "-n", "1000", "-d", "1", "-k", "1", "--seed", "0")
     assert rc == 0 and "1,000 rows x 1 feature (1 component, float64)" in out
-    assert "1,000 rows x 1 feature, float64" in run(capsys, "info", tmp_path / "one.zarr")[1]
+    out = run(capsys, "info", tmp_path / "one.zarr")[1]
+    assert "1,000 rows x 1 feature, float64" in out and "true model   1 component, full covariance" in out
+    rc, out, _ = run(capsys, "select", tmp_path / "one.zarr", "-k", "1", "-o", tmp_path / "sel.json")
+    assert rc == 0 and "best: 1 component (full)" in out
+    assert run(capsys, "fit", tmp_path / "one.zarr", "-k", "1", "--max-iter", "0", "-o", tmp_path / "zero.json")[0] == 0
+    out = run(capsys, "info", tmp_path / "zero.json")[1]  # as fit says it, not 'lower bound -inf'
+    assert "NOT converged after 0 iterations, lower bound not computed (no iteration ran)" in out
     rc, out, _ = run(capsys, "fit", tmp_path / "one.zarr", "-k", "1", "-o", tmp_path / "one.json")
     assert rc == 0 and "fitted 1 component (full covariance) to 1,000 rows x 1 feature\n" in out
     assert "  1 component, 1 feature, full covariance" in run(capsys, "info", tmp_path / "one.json")[1]
@@ -410,10 +416,14 @@ def test_missing_chunk(store, tmp_path, capsys, model_file):
     assert_one_line_error(rc, err, f"The Zarr array 'file://{broken}/X' is missing 1 of its chunks (c/1/0)")
     rc, out, _ = run(capsys, "info", broken)  # said "complete" beside the missing chunk
     assert rc == 0 and "status       DAMAGED: generated complete, but chunks have gone since" in out
-    assert "missing      1 chunk(s) absent from the store: 1 of X" in out
+    assert "missing      1 chunk absent from the store: 1 of X" in out
     os.unlink(broken / "labels" / "c" / "2")  # a labels chunk: named as one (counted as X's before)
     rc, out, _ = run(capsys, "info", broken)
-    assert rc == 0 and "missing      2 chunk(s) absent from the store: 1 of X, 1 of labels" in out
+    assert rc == 0 and "missing      2 chunks absent from the store: 1 of X, 1 of labels" in out
+    bare = zarr.create_array(tmp_path / "bare.zarr", shape=(100,), chunks=(10,), dtype="int64")  # predict's kind
+    bare[:50] = 1
+    rc, out, _ = run(capsys, "info", tmp_path / "bare.zarr")
+    assert rc == 0 and "missing      5 chunks absent from the store: 5 of bare.zarr" in out
 
 
 def test_demo_too_few_samples_is_refused_before_any_work(tmp_path, capsys):

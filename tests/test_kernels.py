@@ -131,6 +131,8 @@ def test_sq_distances_and_hard_stats():
 
 
 def test_nearest_centre_in_slices_equals_cdist(monkeypatch):
+    """The NumPy reference, slice by slice."""
+    monkeypatch.setattr(kern, "USE_NUMBA", False)
     monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 7)
     rng = np.random.default_rng(1)
     X, C = rng.normal(size=(50, 3)), rng.normal(size=(5, 3))

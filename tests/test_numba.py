@@ -424,7 +424,9 @@ def test_hard_stats_equal_reference(ct, dtype, weighted, d, monkeypatch):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_kmeans_kernels_name_bad_rows(bad, numba_kernels):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_kmeans_kernels_name_bad_rows(bad, compiled, monkeypatch):
+    monkeypatch.setattr(kern, "USE_NUMBA", compiled)
     X, centres = _kmeans_problem(600, 3, 5, np.float64, 0.0)
     X[417, 1] = bad
     named = r"NaN or infinity.*rows 1000-1599.*first bad row: 1417"

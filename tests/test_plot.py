@@ -151,6 +151,9 @@ def test_histogram_of_a_constant_feature_equals_numpy(range_):
     np.testing.assert_allclose(edges[0], e, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="from low to high"):
         plot.data_histogram(X[:, :1], (0,), 10, [(4.0, 3.0)])
+    for big in (1e17, 1e300):  # where 0.5 is lost: widened relative to the value, never bins of width 0
+        counts, edges = plot.data_histogram(np.full((100, 1), big), (0,), 10)
+        assert counts.sum() == 100 and np.all(np.diff(edges[0]) > 0) and np.all(np.isfinite(edges[0]))
 
 
 def test_mixture_density_equals_scipy():
