@@ -596,7 +596,12 @@ def _fmt_seconds(s):
 
 
 def _fmt_vec(v, precision=4):
-    return "[" + ", ".join(f"{x:.{precision}f}" for x in np.asarray(v).ravel()) + "]"
+    """``[1.2346, -0.0012]``; values that fixed point would show as 0 or as hundreds of digits in
+    exponent form (``1.2346e-150``)."""
+    def fmt(x):
+        fixed = x == 0 or 10.0 ** -precision <= abs(x) < 1e9 or not np.isfinite(x)
+        return f"{x:.{precision}f}" if fixed else f"{x:.{precision}e}"
+    return "[" + ", ".join(fmt(x) for x in np.asarray(v).ravel()) + "]"
 
 
 def _fmt_cov(c, precision=4):
@@ -619,7 +624,7 @@ def _model_lines(model, indent="  "):
     covs = _full_covariances(model)
     lines = [f"{indent}{'k':>2}  {'weight':>8}  mean{'':<{max(0, 8 * d - 2)}}  covariance"]
     for k in range(K):
-        lines.append(f"{indent}{k:>2}  {model.weights_[k]:8.4f}  {_fmt_vec(model.means_[k]):<{8 * d + 2}}  "
+        lines.append(f"{indent}{k:>2}  {_fmt_vec([model.weights_[k]])[1:-1]:>8}  {_fmt_vec(model.means_[k]):<{8 * d + 2}}  "
                      f"{_fmt_cov(covs[k])}")
     return lines
 
@@ -704,7 +709,7 @@ class FitTimes:
         if not self.iterations:
             return _fmt_seconds(self.total)
         return (f"{_fmt_seconds(self.total)} (initialisation {_fmt_seconds(self.init)}, "
-                f"{len(self.iterations)} EM iterations at {self.per_iteration:.3f} s each)")
+                f"{_count(len(self.iterations), 'EM iteration')} at {self.per_iteration:.3f} s each)")
 
 
 def _fit(path, term, **kwargs):

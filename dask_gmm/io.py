@@ -662,6 +662,8 @@ def frame_rows(X):
     """A dask DataFrame's rows as a dask array of shape (n_samples, n_features), without reading
     them: its row chunks (the partitions' lengths) unknown. Nullable, arrow and bool columns
     become float64, their missing values NaN (refused later, by row); sparse ones are refused."""
+    if X.ndim != 2:  # a dask Series: scikit-learn's words, as for a pandas one
+        _check_shape_dtype(X.shape, np.float64)
     _refuse_sparse(X)
     if not _numeric_columns(X):
         X = X.map_partitions(_float_frame, meta=_float_frame(X._meta))
@@ -734,7 +736,13 @@ def _frame_as_float(frame):
         try:
             if getattr(col.dtype, "kind", "O") in "mMc":  # dates, durations, complex: pandas would cast them
                 raise TypeError
-            out[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            if col.dtype == object:
+                values = _real_objects(col.to_numpy(dtype=object, na_value=np.nan))
+                if values is None:
+                    raise TypeError
+                out[:, j] = values
+            else:
+                out[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
             raise ValueError(f"X's column {name!r} ({col.dtype}) does not hold real numbers. Drop it, or "
                              "encode it as numbers first.") from None
@@ -812,11 +820,24 @@ def objects_as_float(a):
     """A NumPy array of objects that are real numbers (ints, Fractions, Decimals) as float64, as
     scikit-learn converts them; any other array (complex objects among them) as it is."""
     if a.dtype.kind == "O":
+        real = _real_objects(a)
+        if real is not None:
+            return real
+    return a
+
+
+def _real_objects(a):
+    """An array of objects as float64, or None when one of them is not a real number: complex
+    (NumPy's cast dropped the imaginary part, with a warning per value), a date or a duration
+    (cast to days or seconds since 1970), or what does not convert."""
+    if any(isinstance(v, (complex, np.complexfloating, np.datetime64, np.timedelta64)) for v in a.flat):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
         try:
             return a.astype(np.float64)
-        except (TypeError, ValueError):
-            pass
-    return a
+        except (TypeError, ValueError, np.exceptions.ComplexWarning):
+            return None
 
 
 def is_lazy(X):

@@ -146,7 +146,9 @@ def default_extent(*models, features=(0, 1), n_sigma=4.0, pad=0.05):
         lows.append((means - n_sigma * sd).min(axis=0))
         highs.append((means + n_sigma * sd).max(axis=0))
     low, high = np.min(lows, axis=0), np.max(highs, axis=0)
-    span = np.maximum(high - low, 1e-12)
+    # a span that the floats there can resolve (a constant feature at 1e20 spans nothing), at any scale
+    span = np.maximum(high - low, np.maximum(np.abs(low), np.abs(high)) * 2.0**-40)
+    span = np.where(span > 0, span, 1.0)
     return [(float(lo - pad * s), float(hi + pad * s)) for lo, hi, s in zip(low, high, span)]
 
 
@@ -212,10 +214,13 @@ def _finite_rows(X):
     return X.map_blocks(checked, dtype=X.dtype)
 
 
-def _hdr_levels(density, cell, masses=HDR_MASSES):
-    """Density values whose super-level sets enclose ``masses`` of the (gridded) probability."""
+def _hdr_levels(density, masses=HDR_MASSES):
+    """Density values whose super-level sets enclose ``masses`` of the probability on an even grid
+    (all 0 when the grid holds none to measure: densities that all underflowed or overflowed)."""
     p = np.sort(density.ravel())[::-1]
-    cum = np.cumsum(p) * cell
+    cum = np.cumsum(p)
+    if not (cum[-1] > 0 and np.isfinite(cum[-1])):
+        return [0.0] * len(masses)
     cum /= cum[-1]
     levels = [p[min(np.searchsorted(cum, m), p.size - 1)] for m in masses]
     return levels  # decreasing with the mass
@@ -342,10 +347,10 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
                          rasterized=True)
     fig.colorbar(mesh, ax=ax, label="rows per bin (log scale)")
 
-    xs, ys, gx, gy = _grid(extent)
+    _, _, gx, gy = _grid(extent)
     dens = np.exp(mixture_log_density(weights, means, covs, np.column_stack([gx.ravel(), gy.ravel()])))
     dens = dens.reshape(gx.shape)
-    levels = _hdr_levels(dens, (xs[1] - xs[0]) * (ys[1] - ys[0]))
+    levels = _hdr_levels(dens)
     levels_up = sorted(set(levels))
     if len(levels_up) == len(levels) and levels_up[-1] > 0:
         cs = ax.contour(gx, gy, dens, levels=levels_up, colors=_CONTOUR_COLOUR, linewidths=1.1,

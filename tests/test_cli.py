@@ -204,9 +204,24 @@ def test_one_feature_and_one_component_are_singular(tmp_path, capsys):
     assert run(capsys, "fit", tmp_path / "one.zarr", "-k", "1", "--max-iter", "0", "-o", tmp_path / "zero.json")[0] == 0
     out = run(capsys, "info", tmp_path / "zero.json")[1]  # as fit says it, not 'lower bound -inf'
     assert "NOT converged after 0 iterations, lower bound not computed (no iteration ran)" in out
+    rc, out, _ = run(capsys, "fit", tmp_path / "one.zarr", "-k", "1", "--max-iter", "1", "-o", tmp_path / "it.json")
+    assert rc == 0 and "1 EM iteration at " in out
     rc, out, _ = run(capsys, "fit", tmp_path / "one.zarr", "-k", "1", "-o", tmp_path / "one.json")
     assert rc == 0 and "fitted 1 component (full covariance) to 1,000 rows x 1 feature\n" in out
     assert "  1 component, 1 feature, full covariance" in run(capsys, "info", tmp_path / "one.json")[1]
+
+
+def test_info_shows_parameters_at_any_scale(tmp_path, capsys):
+    """Fixed point showed a model of data scaled by 1e-150 as all zeros, and one at 1e150 in
+    hundreds of digits."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (500, 2)), rng.normal(6, 1, (500, 2))]
+    for scale, shown in ((1e-150, "e-1"), (1e150, "e+1")):
+        save_model(GaussianMixture(2, random_state=0, reg_covar=0.0).fit(X * scale), tmp_path / "m.json")
+        rc, out, _ = run(capsys, "info", tmp_path / "m.json")
+        means = [line for line in out.splitlines() if line.strip()[:1] in "01"]
+        assert rc == 0 and len(means) == 2 and all(shown in line and "0.0000," not in line for line in means), out
+        assert max(map(len, out.splitlines())) < 200
 
 
 def test_info_names_the_features_of_a_model_fitted_on_a_data_frame(tmp_path, capsys):

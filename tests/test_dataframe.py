@@ -220,3 +220,29 @@ def test_a_column_of_no_numbers_is_named(frame, column, shown, lazy):
     ref = GaussianMixture(2, **KW).fit(df).means_
     got = GaussianMixture(2, **KW).fit(dd.from_pandas(objects, npartitions=2) if lazy else objects).means_
     np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("values", ["complex", "datetime", "timedelta"])
+def test_objects_that_are_not_real_numbers_are_refused(frame, values):
+    """np.complex128 objects fitted on their real part (a warning per value), np.datetime64 and
+    np.timedelta64 objects as days or seconds since 1970: in object columns and object arrays."""
+    X, df = frame
+    n = len(X)
+    objects = {"complex": list(X[:, 1] + 1j),  # np.complex128 values
+               "datetime": [np.datetime64("2020-01-01") + np.timedelta64(i, "D") for i in range(n)],
+               "timedelta": [np.timedelta64(i, "s") for i in range(n)]}[values]
+    column = pd.Series(objects, dtype=object)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning either
+        with pytest.raises(ValueError, match=r"^X's column 'c' \(object\) does not hold real numbers"):
+            GaussianMixture(2, **KW).fit(df.assign(c=column))
+        array = np.empty((n, 2), object)
+        array[:, 0], array[:, 1] = X[:, 0], objects
+        with pytest.raises(ValueError, match="X must hold real numbers, got dtype object"):
+            GaussianMixture(2, **KW).fit(array)
+
+
+def test_a_dask_series_is_refused_as_1d():
+    """An IndexError from inside the conversion before; a pandas Series got scikit-learn's words."""
+    with pytest.raises(ValueError, match="Expected 2D array of shape .* got 1D array"):
+        GaussianMixture(2).fit(dd.from_pandas(pd.Series(np.arange(100.0)), npartitions=2))

@@ -78,6 +78,25 @@ def test_figures_of_data_at_any_scale(scale, tmp_path):
         assert_png(p)
 
 
+@pytest.mark.parametrize("scale, constant", [(1.0, 1e20), (1e-150, None), (1.0, -1e14)])
+def test_the_default_extent_covers_the_data_at_any_scale(scale, constant, tmp_path):
+    """The span was floored at 1e-12: data at 1e-150 were plotted in a fixed window of +-5e-14 (one
+    bin, no contours), and a constant feature at 1e14 or more got the range (c, c) (an empty figure)."""
+    X = _blobs(3000, 2, seed=5) * scale
+    if constant is not None:
+        X[:, 1] = constant
+    gm = GaussianMixture(2, random_state=0, reg_covar=0.0 if scale < 1 else 1e-6).fit(X)
+    extent = plot.default_extent(gm)
+    for (lo, hi), col in zip(extent, X.T):
+        assert lo < hi and lo <= col.min() and col.max() <= hi  # every row inside, a range of some width
+    counts, _ = plot.data_histogram(X, (0, 1), 40, extent)
+    assert counts.sum() == len(X) and np.count_nonzero(counts) > 1 + (constant is None) * 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # 'invalid value encountered in divide' before
+        for p in plot.plot_all(gm, X, str(tmp_path / "out") + os.sep, bins=40):
+            assert_png(p)
+
+
 def test_plot_all_from_a_zarr_store(tmp_path):
     from dask_gmm import generate_mixture
 
