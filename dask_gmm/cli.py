@@ -1003,14 +1003,12 @@ def cmd_info(args, term):
         term.out(f"  array        shape {tuple(info['shape'])}, {info['dtype']} (not data of shape (rows, features))")
     term.out(f"  chunks       {info['chunks']}" + (f", shards {info['shards']}" if info["shards"] else "")
              + f", compressors {', '.join(info['compressors']) or 'none'}")
-    if info["complete"] is None:
-        state = "not written by dask-gmm generate"
-    elif info["complete"] and info["missing_chunks"]:
-        state = "DAMAGED: generated complete, but chunks have gone since; restore the store, or regenerate it"
-    elif info["complete"]:
-        state = "complete"
-    else:
-        state = "INCOMPLETE (generation interrupted): rerun the same generate command to finish it"
+    state = {
+        None: "not written by dask-gmm generate",
+        "damaged": "DAMAGED: generated complete, but chunks have gone since; restore the store, or regenerate it",
+        "complete": "complete",
+        "incomplete": "INCOMPLETE (generation interrupted): rerun the same generate command to finish it",
+    }[info["status"]]
     term.out(f"  status       {state}")
     if info["missing_chunks"]:
         of = ", ".join(f"{n} of {name}" for name, n in info["missing_chunks_of"].items() if n)
@@ -1058,6 +1056,8 @@ def cmd_plot(args, term):
             raise CLIError(str(exc)) from None
     for p in written:
         term.out(f"wrote {p}")
+    if not len(model.lower_bounds_):
+        term.out("no log-likelihood curve: the model ran no EM iteration (fitted with --max-iter 0)")
     return 0
 
 

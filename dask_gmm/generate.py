@@ -477,7 +477,9 @@ def store_info(path):
         :func:`generate_mixture`); ``n_components`` and ``true_model``
         (weights, means, covariances as lists, or None); ``missing_chunks``,
         the number of chunks of X (and labels) absent from the store, and
-        ``missing_chunks_of``, that number for each array by name.
+        ``missing_chunks_of``, that number for each array by name; ``status``: None (not
+        generated), "complete", "incomplete" (generation interrupted) or "damaged" (generated
+        complete, chunks gone since).
     """
     node = io.open_node(io.data_path(path))
     status, true, arrays = {}, None, [node]
@@ -504,4 +506,12 @@ def store_info(path):
         "true_model": true,
         "missing_chunks": sum(missing.values()),
         "missing_chunks_of": missing,
+        "status": _status(status.get("complete"), sum(missing.values())),
     }
+
+
+def _status(complete, missing):
+    """:func:`store_info`'s ``status`` from the store's "complete" mark and its missing chunks."""
+    if complete is None:
+        return None
+    return ("damaged" if missing else "complete") if complete else "incomplete"

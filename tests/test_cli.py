@@ -243,6 +243,12 @@ def test_plot(store, model_file, tmp_path, capsys):
         with open(tmp_path / name, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         assert str(tmp_path / name) in out
+    assert "no log-likelihood curve" not in out
+    # a model that ran no iteration has no curve: said, not skipped without a word
+    assert run(capsys, "fit", store, "-k", "3", "--max-iter", "0", "-o", tmp_path / "zero.json")[0] == 0
+    rc, out, _ = run(capsys, "plot", tmp_path / "zero.json", store, "--output", tmp_path / "z.png", "--bins", "40")
+    assert rc == 0 and not (tmp_path / "z-loglik.png").exists()
+    assert "no log-likelihood curve: the model ran no EM iteration (fitted with --max-iter 0)" in out
 
 
 def test_demo(tmp_path, capsys):
@@ -432,6 +438,8 @@ def test_missing_chunk(store, tmp_path, capsys, model_file):
     rc, out, _ = run(capsys, "info", broken)  # said "complete" beside the missing chunk
     assert rc == 0 and "status       DAMAGED: generated complete, but chunks have gone since" in out
     assert "missing      1 chunk absent from the store: 1 of X" in out
+    info = json.loads(run(capsys, "info", broken, "--json")[1])  # "complete": true beside the hole, alone
+    assert info["status"] == "damaged" and info["complete"] is True
     os.unlink(broken / "labels" / "c" / "2")  # a labels chunk: named as one (counted as X's before)
     rc, out, _ = run(capsys, "info", broken)
     assert rc == 0 and "missing      2 chunks absent from the store: 1 of X, 1 of labels" in out

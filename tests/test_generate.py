@@ -156,6 +156,7 @@ def test_resume_writes_only_the_missing_chunks(tmp_path):
     g.update_attributes({"dask_gmm": {**g.attrs["dask_gmm"], "complete": False}})
     assert store_info(path)["complete"] is False and store_info(path)["missing_chunks"] == 4
     assert store_info(path)["missing_chunks_of"] == {"X": 2, "labels": 2}
+    assert store_info(path)["status"] == "incomplete" and store_info(ref)["status"] == "complete"
     with pytest.raises(ValueError, match="incomplete"):
         GaussianMixture(3).fit(path)
 
