@@ -443,7 +443,7 @@ def check_consistent(covariances, precisions_cholesky, covariance_type):
     upper triangular with a positive diagonal), and the covariances rebuilt from
     the stored factor (symmetric by construction) must match the stored ones.
     """
-    def close(a, b):  # relative Frobenius norms, scaled first: entries near 1e300 (data scaled by 1e-150) do not overflow
+    def close(a, b):  # relative Frobenius norms, scaled first: entries near 1e300 do not overflow
         scale = np.max(np.abs(b), initial=0.0) or 1.0
         return np.linalg.norm((a - b) / scale) <= CONSISTENCY_RTOL * np.linalg.norm(b / scale)
 

@@ -84,9 +84,10 @@ def gather_rows(X, sizes, seeds, sample_weight=None):
 def _weighted_rows(sample_weight, requests):
     """For each request ``(n, key)``, the indices of n rows drawn with probability proportional
     to ``sample_weight`` (n_samples,), without replacement: the rows of the n smallest keys
-    ``-log(u) / w`` (Efraimidis and Spirakis 2006; compared as their logarithms), u uniform per row from the Philox stream
-    ``key`` at the row's index, so the draw does not depend on the chunking. Ties (weight 0,
-    key inf) go to the lowest index. One pass over the weights for all requests."""
+    ``-log(u) / w`` (Efraimidis and Spirakis 2006; compared as their logarithms), u uniform
+    per row from the Philox stream ``key`` at the row's index, so the draw does not depend on
+    the chunking. Ties (weight 0, key inf) go to the lowest index. One pass over the weights
+    for all requests."""
     starts = np.concatenate([[0], np.cumsum(sample_weight.chunks[0][:-1])]).astype(int).tolist()
     parts = [dask.delayed(_smallest_keys)(w, start, requests)
              for w, start in zip(sample_weight.to_delayed().ravel(), starts)]

@@ -25,7 +25,7 @@ from ._covariance import centred_moments, log_gaussian_prob
 from . import _numba  # the compiled kernels; the NumPy kernels below stay the reference
 
 #: Whether the EM, per-row and k-means kernels dispatch to :mod:`dask_gmm._numba` (same
-#: contracts; fits 12-17x faster, the initialisation's k-means passes 3-11x). On unless the
+#: contracts; fits 12-17x faster, the initialisation's k-means passes 3-18x). On unless the
 #: environment sets DASK_GMM_NUMBA=0; tests/test_numba.py switches it to compare both paths.
 USE_NUMBA = os.environ.get("DASK_GMM_NUMBA", "1") != "0"
 

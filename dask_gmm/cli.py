@@ -624,8 +624,8 @@ def _model_lines(model, indent="  "):
     covs = _full_covariances(model)
     lines = [f"{indent}{'k':>2}  {'weight':>8}  mean{'':<{max(0, 8 * d - 2)}}  covariance"]
     for k in range(K):
-        lines.append(f"{indent}{k:>2}  {_fmt_vec([model.weights_[k]])[1:-1]:>8}  {_fmt_vec(model.means_[k]):<{8 * d + 2}}  "
-                     f"{_fmt_cov(covs[k])}")
+        weight = _fmt_vec([model.weights_[k]])[1:-1]
+        lines.append(f"{indent}{k:>2}  {weight:>8}  {_fmt_vec(model.means_[k]):<{8 * d + 2}}  {_fmt_cov(covs[k])}")
     return lines
 
 
@@ -682,8 +682,8 @@ def cmd_generate(args, term):
             words = str(exc).removeprefix("generate_mixture: ")
             raise CLIError(words.replace("overwrite=True", "--overwrite").replace("chunk_size", "--chunk-size")) from None
     seconds = time.perf_counter() - t0
-    term.out(f"wrote {_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} ({_count(args.n_components, 'component')}, "
-             f"{args.dtype}) to {args.path} in {_fmt_seconds(seconds)}")
+    term.out(f"wrote {_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} "
+             f"({_count(args.n_components, 'component')}, {args.dtype}) to {args.path} in {_fmt_seconds(seconds)}")
     return 0
 
 
@@ -748,7 +748,8 @@ def cmd_fit(args, term):
                            checkpoint=None if args.checkpoint is None else os.path.abspath(args.checkpoint))
     save_model(gm, args.output)
     n, d = X.shape
-    term.out(f"fitted {_count(gm.n_components, 'component')} ({gm.covariance_type} covariance) to {_count(n, 'row')} x {_count(d, 'feature')}")
+    term.out(f"fitted {_count(gm.n_components, 'component')} ({gm.covariance_type} covariance) to "
+             f"{_count(n, 'row')} x {_count(d, 'feature')}")
     term.out(f"  iterations         {gm.n_iter_}  ({'converged' if gm.converged_ else 'NOT converged'}, tol {gm.tol:g})")
     term.out(f"  lower bound        {_lower_bound_text(gm.lower_bound_)}")
     term.out(f"  time               {times}")
@@ -782,7 +783,8 @@ def cmd_select(args, term):
         term.out(f"{r['n_components']:>3}  {r['covariance_type']:<10} {r['bic']:>16.3f} {r['aic']:>16.3f} "
                  f"{r['score']:>12.6f} {r['n_iter']:>5}  {'yes' if r['converged'] else 'NO'}"
                  f"{'   <- best ' + args.criterion.upper() if chosen else ''}")
-    term.out(f"best: {_count(sel.best_.n_components, 'component')} ({sel.best_.covariance_type}) in {_fmt_seconds(seconds)}")
+    term.out(f"best: {_count(sel.best_.n_components, 'component')} ({sel.best_.covariance_type}) "
+             f"in {_fmt_seconds(seconds)}")
     term.out(f"model: {args.output}")
     if args.plot:
         try:

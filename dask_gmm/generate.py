@@ -491,7 +491,8 @@ def store_info(path):
             raise ValueError(f"The Zarr group {os.fspath(path)!r} has no array 'X'.")
         arrays = [X] + ([labels] if labels is not None else [])
     X = arrays[0]
-    names = ("X", "labels") if isinstance(node, zarr.Group) else (os.path.basename(os.fspath(path).rstrip("/")) or "array",)
+    bare = os.path.basename(os.fspath(path).rstrip("/")) or "array"  # an array, not a group: by its name
+    names = ("X", "labels") if isinstance(node, zarr.Group) else (bare,)
     missing = {name: len(io.missing_chunks(a)) for name, a in zip(names, arrays)}
     return {
         "path": os.fspath(path),
