@@ -595,13 +595,16 @@ def _fmt_seconds(s):
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
+def _fmt_num(x, precision=4):
+    """``1.2346``; a value that fixed point would show as 0 or as hundreds of digits in exponent
+    form (``1.2346e-150``)."""
+    fixed = x == 0 or 10.0 ** -precision <= abs(x) < 1e9 or not np.isfinite(x)
+    return f"{x:.{precision}f}" if fixed else f"{x:.{precision}e}"
+
+
 def _fmt_vec(v, precision=4):
-    """``[1.2346, -0.0012]``; values that fixed point would show as 0 or as hundreds of digits in
-    exponent form (``1.2346e-150``)."""
-    def fmt(x):
-        fixed = x == 0 or 10.0 ** -precision <= abs(x) < 1e9 or not np.isfinite(x)
-        return f"{x:.{precision}f}" if fixed else f"{x:.{precision}e}"
-    return "[" + ", ".join(fmt(x) for x in np.asarray(v).ravel()) + "]"
+    """``[1.2346, -0.0012]``, each value as :func:`_fmt_num`."""
+    return "[" + ", ".join(_fmt_num(x, precision) for x in np.asarray(v).ravel()) + "]"
 
 
 def _fmt_cov(c, precision=4):
@@ -624,8 +627,8 @@ def _model_lines(model, indent="  "):
     covs = _full_covariances(model)
     lines = [f"{indent}{'k':>2}  {'weight':>8}  mean{'':<{max(0, 8 * d - 2)}}  covariance"]
     for k in range(K):
-        weight = _fmt_vec([model.weights_[k]])[1:-1]
-        lines.append(f"{indent}{k:>2}  {weight:>8}  {_fmt_vec(model.means_[k]):<{8 * d + 2}}  {_fmt_cov(covs[k])}")
+        lines.append(f"{indent}{k:>2}  {_fmt_num(model.weights_[k]):>8}  {_fmt_vec(model.means_[k]):<{8 * d + 2}}  "
+                     f"{_fmt_cov(covs[k])}")
     return lines
 
 

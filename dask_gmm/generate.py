@@ -494,6 +494,7 @@ def store_info(path):
     bare = os.path.basename(os.fspath(path).rstrip("/")) or "array"  # an array, not a group: by its name
     names = ("X", "labels") if isinstance(node, zarr.Group) else (bare,)
     missing = {name: len(io.missing_chunks(a)) for name, a in zip(names, arrays)}
+    n_missing = sum(missing.values())
     return {
         "path": os.fspath(path),
         "shape": tuple(X.shape),
@@ -505,9 +506,9 @@ def store_info(path):
         "seed": status.get("seed"),
         "n_components": status.get("n_components"),
         "true_model": true,
-        "missing_chunks": sum(missing.values()),
+        "missing_chunks": n_missing,
         "missing_chunks_of": missing,
-        "status": _status(status.get("complete"), sum(missing.values())),
+        "status": _status(status.get("complete"), n_missing),
     }
 
 
