@@ -476,7 +476,8 @@ def store_info(path):
         array; ``complete`` and ``seed`` (None unless written by
         :func:`generate_mixture`); ``n_components`` and ``true_model``
         (weights, means, covariances as lists, or None); ``missing_chunks``,
-        the number of chunks of X (and labels) absent from the store, and
+        the number of chunks of X (and labels) that zarr would read as fill values (in a
+        sharded array: inner chunks, those of an absent shard included), and
         ``missing_chunks_of``, that number for each array by name; ``status``: None (not
         generated), "complete", "incomplete" (generation interrupted) or "damaged" (generated
         complete, chunks gone since).
@@ -493,7 +494,7 @@ def store_info(path):
     X = arrays[0]
     bare = os.path.basename(os.fspath(path).rstrip("/")) or "array"  # an array, not a group: by its name
     names = ("X", "labels") if isinstance(node, zarr.Group) else (bare,)
-    missing = {name: len(io.missing_chunks(a)) for name, a in zip(names, arrays)}
+    missing = {name: io.missing_chunk_count(a) for name, a in zip(names, arrays)}
     n_missing = sum(missing.values())
     return {
         "path": os.fspath(path),

@@ -129,6 +129,30 @@ def missing_chunks(arr):
     return gone + _unwritten_inner_chunks(arr, present)
 
 
+def missing_chunk_count(arr):
+    """How many chunks :func:`missing_chunks` names, in chunks: in a sharded array,
+    an absent shard counts as the inner chunks it holds within the array.
+
+    Parameters
+    ----------
+    arr : zarr.Array of any shape
+
+    Returns
+    -------
+    int
+    """
+    names = missing_chunks(arr)
+    if arr.shards is None:
+        return len(names)
+    grid = itertools.product(*(range(-(-n // s)) for n, s in zip(arr.shape, arr.shards)))
+    shards = {arr.metadata.encode_chunk_key(c): c for c in grid}
+
+    def inner(coords):  # the inner chunks of the shard at coords that lie within the array
+        return math.prod(-(-min(s, n - i * s) // c) for i, s, n, c in zip(coords, arr.shards, arr.shape, arr.chunks))
+
+    return sum(inner(shards[name]) if name in shards else 1 for name in names)
+
+
 #: The shard index's mark of an inner chunk never written: offset and nbytes both 2**64 - 1.
 _ABSENT = np.uint64(2**64 - 1)
 

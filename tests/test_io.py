@@ -353,6 +353,19 @@ def test_inner_chunk_check_through_an_fsspec_store(tmp_path):
         GaussianMixture(3).fit(url)
 
 
+def test_missing_chunks_of_a_sharded_store_are_counted_in_chunks(tmp_path):
+    """An absent shard counts as the inner chunks it held (fewer at the array's edge), an unwritten
+    inner chunk as one: the count that `info` reports beside the inner chunk shape."""
+    from dask_gmm.generate import store_info
+    arr = zarr.create_array(str(tmp_path / "a.zarr"), shape=(100, 3), chunks=(10, 3), shards=(40, 3), dtype="f8")
+    arr[:15] = 1.0  # shard 0: inner chunks 0 and 1 written, 2 and 3 not; shards 1 and 2 absent
+    assert len(io.missing_chunks(arr)) == 4
+    assert io.missing_chunk_count(arr) == 2 + 4 + 2  # two inner chunks, shard 1 (rows 40-79), shard 2 (rows 80-99)
+    assert store_info(str(tmp_path / "a.zarr"))["missing_chunks"] == 8
+    arr[:] = 1.0
+    assert io.missing_chunk_count(arr) == 0
+
+
 @pytest.mark.parametrize("location", ["end", "start"])
 @pytest.mark.parametrize("kept", ["nothing", "half"])
 def test_truncated_shard_is_refused(tmp_path, location, kept):
