@@ -21,7 +21,9 @@ spherical   (K,)               (K,)               (K, d)
 ``c`` (K, d) known to every chunk, normally the current means:
 ``s2_k = sum_n r_nk (x_n - c_k)(x_n - c_k)^T`` (or its diagonal; summed over k
 for ``tied``). Centring keeps the covariances exact for data far from the
-origin, where the raw ``sum r x x^T - N mu mu^T`` loses every digit.
+origin, where the raw ``sum r x x^T - N mu mu^T`` loses every digit; where the
+means move far in one iteration, the statistics are centred on the new ones
+instead (:data:`MAX_CENTRING_LOSS`).
 """
 
 from __future__ import annotations
@@ -356,12 +358,44 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight
     (covariance ``reg_covar``) may catch a single row and turn into a singleton
     spike. Keeping the mean keeps a fit of shifted data the same fit, shifted.
     Its weight and covariance, and every other component, match scikit-learn's.
+    A nearly empty component's mean, ``ref + s1c / nk``, is pulled toward ``ref``
+    by the floor, where scikit-learn's is pulled toward the origin: the two differ
+    by ``10 eps |ref| / nk``, over 1e-8 relative below about 2e-6 of a row.
     """
     nk = nk_raw + 10 * np.finfo(np.float64).eps * weight_unit  # scikit-learn's floor: empty components stay finite
     delta = s1c / nk[:, None]
     # Covariance about the new means: s2/nk - delta delta^T (the centring correction).
     covariances = _COVARIANCES[covariance_type](nk, delta, s2, reg_covar, nk.sum())
     return nk, ref + delta, covariances
+
+
+#: The centring correction ``s2 / nk - delta delta^T`` of :func:`gaussian_parameters` leaves each
+#: variance the rounding of ``s2`` times about ``1 + delta_j**2 / var_j`` (the mean's move in the
+#: component's own standard deviations, squared). Past this factor (about 1e-12 of each variance
+#: rounded away) the statistics are computed again, centred on the new means
+#: (:func:`dask_gmm._em.recentred`): scikit-learn's two-pass covariances keep every digit.
+MAX_CENTRING_LOSS = 1e4
+
+_VARIANCES = {
+    "full": lambda c: np.diagonal(c, axis1=1, axis2=2),
+    "tied": lambda c: np.diag(c)[None, :],
+    "diag": lambda c: c,
+    "spherical": lambda c: c[:, None],
+}
+
+
+def centring_loss(means, ref, covariances, covariance_type):
+    """The largest ``(means - ref)**2 / variance`` over components and features, a float (inf where a
+    variance is 0 and its mean moved): see :data:`MAX_CENTRING_LOSS`.
+
+    Parameters
+    ----------
+    means, ref : ndarray of shape (K, d), the new means and the points the moments were centred on
+    covariances : ndarray, shape by type, from :func:`gaussian_parameters`
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = (means - ref) ** 2 / np.abs(_VARIANCES[covariance_type](covariances))
+    return float(np.max(ratio, initial=0.0, where=~np.isnan(ratio)))
 
 
 def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):

@@ -29,7 +29,7 @@ from dask.core import istask
 from dask.system import CPU_COUNT
 
 from . import _kernels
-from ._covariance import m_step
+from ._covariance import MAX_CENTRING_LOSS, centring_loss, gaussian_parameters, m_step
 
 logger = logging.getLogger(__name__)
 
@@ -382,6 +382,46 @@ def record(run, lower_bound, tol):
     run.converged = bool(abs(change) < tol)
 
 
+def recentred(blocks, models, stats, reg_covar, weight_units):
+    """``(stats, refs)``: the E-step statistics of ``models`` and the points their moments are centred on.
+
+    One pass centres each model's moments on its means, and the M-step's
+    correction ``s2 / nk - delta delta^T`` keeps the covariances exact while
+    the means move little. Where a mean moved far in its component's own
+    standard deviations (a start far from the data, a component collapsing
+    onto a few rows), that correction would round away digits of the
+    covariance (:data:`dask_gmm._covariance.MAX_CENTRING_LOSS`): the
+    statistics of those models are computed again, in one more pass, centred
+    on their new means. The responsibilities, and so the lower bound, are the
+    same in both passes.
+
+    Parameters
+    ----------
+    blocks : Blocks
+    models : list of dask_gmm._kernels.Model, the ones ``stats`` are of
+    stats : list of dask_gmm._kernels.SuffStats, centred on each model's means
+    weight_units : list of float, as :func:`dask_gmm._covariance.gaussian_parameters` takes them
+    Returns
+    -------
+    stats : list of SuffStats
+    refs : list of ndarray of shape (K, d)
+    """
+    stats, refs, far = list(stats), [m.means for m in models], []
+    for i, (model, st, unit) in enumerate(zip(models, stats, weight_units)):
+        with np.errstate(all="ignore"):  # the M-step itself refuses what is not finite, by name
+            _, means, cov = gaussian_parameters(st.nk, st.s1c, st.s2, model.means, reg_covar, model.covariance_type, unit)
+        loss = centring_loss(means, model.means, cov, model.covariance_type)
+        if loss > MAX_CENTRING_LOSS and np.all(np.isfinite(means)):
+            far.append((i, means, loss))
+    if far:
+        logger.debug("Means moved up to %.3g standard deviations in %d run(s): one more pass, centred on the new means",
+                     max(np.sqrt(loss) for *_, loss in far), len(far))
+        again = blocks.map_reduce(_kernels.e_step_stats, [models[i]._replace(centres=c) for i, c, _ in far])
+        for (i, c, _), st in zip(far, again):
+            stats[i], refs[i] = st, c
+    return stats, refs
+
+
 def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
     """Advance ``runs`` in lockstep until each has converged or done ``max_iter`` iterations.
 
@@ -395,11 +435,16 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
         active = [r for r in runs if not r.converged and r.n_iter < max_iter]
         if not active:
             return runs
-        stats = blocks.map_reduce(_kernels.e_step_stats, [r.model() for r in active])
-        for run, st in zip(active, stats):
-            lower_bound = _kernels.per_weight(st.objective, st.weight)  # first: it refuses a total weight of 0
+        models = [r.model() for r in active]
+        stats = blocks.map_reduce(_kernels.e_step_stats, models)
+        for st in stats:
+            _kernels.per_weight(st.objective, st.weight)  # first: it refuses a total weight of 0
+        units = [st.weight / blocks.shape[0] for st in stats]
+        stats, refs = recentred(blocks, models, stats, reg_covar, units)
+        for run, st, ref, unit in zip(active, stats, refs, units):
+            lower_bound = _kernels.per_weight(st.objective, st.weight)
             run.weights, run.means, run.covariances, run.precisions_cholesky = m_step(
-                st.nk, st.s1c, st.s2, run.means, reg_covar, run.covariance_type, st.weight / blocks.shape[0]
+                st.nk, st.s1c, st.s2, ref, reg_covar, run.covariance_type, unit
             )
             record(run, lower_bound, tol)
         if on_iteration is not None:

@@ -41,6 +41,8 @@ class Model(NamedTuple):
     log_weights: np.ndarray  # (K,)
     means: np.ndarray  # (K, d)
     precisions_cholesky: np.ndarray  # shape by covariance type
+    #: (K, d): where the E-step centres its moments, when not on the means (:func:`dask_gmm._em.recentred`)
+    centres: np.ndarray | None = None
 
 
 class SuffStats(NamedTuple):
@@ -285,7 +287,8 @@ def _e_step_stats_numpy(X, models, sample_weight=None, row_offset=0):
             resp *= sample_weight[:, None]
         ll, weight = _weigh(lse, sample_weight)
         _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight)
-        s1c, s2 = centred_moments(X, resp, model.means, model.covariance_type)
+        ref = model.means if model.centres is None else model.centres
+        s1c, s2 = centred_moments(X, resp, ref, model.covariance_type)
         out.append(SuffStats(resp.sum(axis=0), s1c, s2, ll, weight))
     return out
 

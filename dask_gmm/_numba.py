@@ -495,12 +495,13 @@ def _packed_moments(pk, c, S, s2k):
 
 
 @_jit
-def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
+def estep_full(X, w, centre, means, cm, pcT, hs, log_norm, tile, nk, s1c, s2):
     """Add a block's statistics to nk (K,), s1c (K, d), s2 (K, d, d) for full factors.
 
     ``w`` is the (n,) sample weight or an empty array for unit weights;
     ``means`` (K, d) are relative to ``centre`` (d,), on which each tile is
-    centred once; ``pcT`` (K, d, d) the transposed precision Cholesky factors,
+    centred once, and so is ``cm`` (K, d), the points the moments are centred
+    on (``means`` itself, but for :func:`dask_gmm._em.recentred`); ``pcT`` (K, d, d) the transposed precision Cholesky factors,
     whose Mahalanobis GEMMs run in blocks of ``hs`` rows (see
     :func:`_logprob_full`). From :data:`PACK_MIN_FEATURES` features on, the
     second-moment GEMM of a component runs on only the rows whose
@@ -534,7 +535,7 @@ def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
             rk = _sum8(r, B)
             nk[k] += rk
             for m in range(d):
-                s1c[k, m] += V[m, k] - rk * means[k, m]  # sum r (x - mu_k)
+                s1c[k, m] += V[m, k] - rk * cm[k, m]  # sum r (x - mu_k)
             c = B
             if pack:  # the tile's rows with r > 0, packed in order (rows with r == 0 add exactly 0)
                 c = 0
@@ -545,7 +546,7 @@ def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
                     continue
             if c > B - B // 4:
                 for m in range(d):
-                    mu = means[k, m]
+                    mu = cm[k, m]
                     for t in range(B):
                         v = XT[m, t] - mu
                         XK[m, t] = v
@@ -560,7 +561,7 @@ def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
                     t = used[u]
                     sr = math.sqrt(r[t])
                     for m in range(d):
-                        pk[u, m] = sr * ((X[i0 + t, m] - centre[m]) - means[k, m])
+                        pk[u, m] = sr * ((X[i0 + t, m] - centre[m]) - cm[k, m])
                 held[k] += c
                 continue
             for m in range(d):
@@ -573,8 +574,9 @@ def estep_full(X, w, centre, means, pcT, hs, log_norm, tile, nk, s1c, s2):
 
 
 @_jit
-def estep_diag(X, w, centre, means, pc, log_norm, tile, nk, s1c, s2):
-    """Add a block's statistics to nk (K,), s1c (K, d), s2 (K, d) for diagonal factors pc (K, d)."""
+def estep_diag(X, w, centre, means, cm, pc, log_norm, tile, nk, s1c, s2):
+    """Add a block's statistics to nk (K,), s1c (K, d), s2 (K, d) for diagonal factors pc (K, d),
+    the moments centred on ``cm`` (K, d; both relative to ``centre``, as :func:`estep_full`)."""
     n, d = X.shape
     K = means.shape[0]
     B = tile
@@ -587,6 +589,13 @@ def estep_diag(X, w, centre, means, pc, log_norm, tile, nk, s1c, s2):
         _load_tile(X, i0, b, centre, XT)
         _logprob_diag(XT, means, pc, log_norm, XC, XC2, A)
         ll += _estep_tile(A, b, w, i0, lse, ssum, bits)
+        if cm is not means:  # moments centred elsewhere (rare): the tile centred on cm instead
+            for k in range(K):
+                for j in range(d):
+                    for t in range(B):
+                        v = XT[j, t] - cm[k, j]
+                        XC[k, j, t] = v
+                        XC2[k, j, t] = v * v
         for k in range(K):
             r = A[k]
             nk[k] += _sum8(r, B)
@@ -861,7 +870,8 @@ def _as_block(X):
 
 
 def e_step(X, model, sample_weight=None):
-    """(nk, s1c, s2, loglik) of a block, as ``centred_moments`` and the reference E-step define them."""
+    """(nk, s1c, s2, loglik) of a block, as ``centred_moments`` and the reference E-step define them
+    (centred on ``model.centres`` where it is given, else on the means)."""
     X = _as_block(X)
     n, d = X.shape
     p = prepared(model, d)
@@ -869,14 +879,15 @@ def e_step(X, model, sample_weight=None):
     w = _NO_WEIGHTS if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
     nk = np.zeros(K)
     s1c = np.zeros((K, d))
+    cm = p.means if model.centres is None else np.array(np.asarray(model.centres, np.float64) - p.centre, order="C")
     if p.kind == "full":
         s2 = np.zeros((K, d, d))
-        ll = estep_full(X, w, p.centre, p.means, p.pc, p.hs, p.log_norm, p.tile, nk, s1c, s2)
+        ll = estep_full(X, w, p.centre, p.means, cm, p.pc, p.hs, p.log_norm, p.tile, nk, s1c, s2)
         if p.tied:
             s2 = s2.sum(axis=0)
     else:
         s2 = np.zeros((K, d))
-        ll = estep_diag(X, w, p.centre, p.means, p.pc, p.log_norm, p.tile, nk, s1c, s2)
+        ll = estep_diag(X, w, p.centre, p.means, cm, p.pc, p.log_norm, p.tile, nk, s1c, s2)
     return nk, s1c, s2, float(ll)
 
 

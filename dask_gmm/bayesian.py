@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
 from . import _kernels, io
-from ._em import Blocks, record
+from ._em import Blocks, record, recentred
 from ._init import as_seed_sequence, initial_statistics_many
 from .mixture import MixtureBase, best_run, finite_parameter
 
@@ -368,9 +368,10 @@ def variational_em(
         stats = blocks.map_reduce(_kernels.e_step_stats, models)
         if priors is None:
             priors = make_priors(data_moments(stats[0], models[0].means, ct))
-        for run, st, model in zip(active, stats, models):
-            rlogr = sum_resp_log_resp(st, model)
-            run.params = bayesian_m_step(st, model.means, priors, reg_covar=reg_covar, covariance_type=ct, prior_type=pt)
+        moved, refs = recentred(blocks, models, stats, reg_covar, [1.0] * len(models))
+        for run, st, model, st_m, ref in zip(active, stats, models, moved, refs):
+            rlogr = sum_resp_log_resp(st, model)  # of moments centred on the model's means
+            run.params = bayesian_m_step(st_m, ref, priors, reg_covar=reg_covar, covariance_type=ct, prior_type=pt)
             record(run, lower_bound(rlogr, run.params, ct, pt), tol)
         if on_iteration is not None:
             on_iteration(runs, active)

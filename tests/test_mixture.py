@@ -63,6 +63,32 @@ def test_far_from_origin_covariances_unchanged(ct):
     np.testing.assert_allclose(b.means_ - 1e6, a.means_, atol=1e-6)
 
 
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_a_start_far_from_the_data_keeps_every_digit_of_the_covariances(ct, monkeypatch):
+    """The means move 1e6 standard deviations in the first M-step: the centring correction of moments
+    centred on the old means would round away 4 digits (7e-4 relative), so that iteration makes one
+    more pass, centred on the new means. The covariances of a one-component fit are then the data's,
+    which NumPy computes directly; later iterations take one pass each."""
+    from dask_gmm._em import Blocks
+    X = 1e6 + np.random.default_rng(0).normal(size=(2000, 2)) * [1.0, 3.0]
+    exact = np.cov(X.T, bias=True) + 1e-6 * np.eye(2)
+    want = {"full": exact[None], "tied": exact, "diag": np.diag(exact)[None], "spherical": np.diag(exact).mean()[None]}[ct]
+    passes = []
+    real = Blocks.map_reduce
+    monkeypatch.setattr(Blocks, "map_reduce", lambda self, *a, **k: passes.append(1) or real(self, *a, **k))
+    counts = {}
+    for max_iter in (0, 1, 3):
+        passes.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gm = GaussianMixture(1, covariance_type=ct, means_init=[[0.0, 0.0]], tol=0, max_iter=max_iter).fit(X)
+        counts[max_iter] = len(passes)
+        if max_iter:
+            np.testing.assert_allclose(gm.covariances_, want, rtol=1e-12)
+            np.testing.assert_allclose(gm.means_, X.mean(axis=0, keepdims=True), rtol=1e-14)
+    assert counts[1] - counts[0] == 2 and counts[3] - counts[0] == 4  # the initialisation's, then the EM's
+
+
 def test_results_do_not_depend_on_chunking_and_are_bitwise_reproducible():
     X = make_blobs(n=4000)
     fits = []

@@ -67,6 +67,22 @@ def test_e_step_equals_reference(ct, dtype, weighted, shift):
         close(got, want)
 
 
+@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("d", [3, 12])
+def test_e_step_centred_elsewhere_equals_reference(ct, d):
+    """Moments centred on given points (``Model.centres``), the responsibilities still the model's."""
+    model, X = problem(ct, d=d, shift=1e3)
+    centres = model.means + np.random.default_rng(2).normal(size=model.means.shape) * 5
+    moved = model._replace(centres=centres)
+    nk, s1c, s2, ll = nb.e_step(X, moved)
+    lse, log_resp = kern.log_prob_resp(X, model)
+    resp = np.exp(log_resp)
+    want = (resp.sum(0), *cov.centred_moments(X, resp, centres, ct), float(lse.sum()))
+    for got, w in zip((nk, s1c, s2, ll), want):
+        close(got, w)
+    assert not np.allclose(s1c, nb.e_step(X, model)[1])  # centred elsewhere than on the means
+
+
 @pytest.mark.parametrize("ct", ["full", "tied"])
 @pytest.mark.parametrize("spread", [40.0, 1.0])
 @pytest.mark.parametrize("weighted", [False, True])
