@@ -49,13 +49,15 @@ def as_seed_sequence(random_state):
     """
     if isinstance(random_state, np.random.SeedSequence):
         return np.random.SeedSequence(random_state.entropy, spawn_key=random_state.spawn_key)
+    if isinstance(random_state, (int, np.integer)) and random_state < 0:
+        raise ValueError(f"random_state must be None, a non-negative int, a SeedSequence or a Generator, got {random_state!r}.")
     if random_state is None or isinstance(random_state, (int, np.integer)):
         return np.random.SeedSequence(None if random_state is None else int(random_state))
     if isinstance(random_state, np.random.RandomState):
         return np.random.SeedSequence(int(random_state.randint(2**31 - 1)))
     if isinstance(random_state, np.random.Generator):
         return np.random.SeedSequence(int(random_state.integers(2**63 - 1)))
-    raise ValueError(f"random_state must be None, an int, a SeedSequence or a Generator, got {random_state!r}.")
+    raise ValueError(f"random_state must be None, a non-negative int, a SeedSequence or a Generator, got {random_state!r}.")
 
 
 def _sklearn_seed(ss):

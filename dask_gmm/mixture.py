@@ -146,26 +146,30 @@ class MixtureBase(DensityMixin, BaseEstimator):
                 or not (value > minimum if strict else value >= minimum) or (finite and not math.isfinite(value))):
             bound = f"> {minimum}" if strict else f">= {minimum}"
             none = "None or " if allow_none else ""
-            raise ValueError(
-                f"The '{name}' parameter of {type(self).__name__} must be {none}a{' finite' if finite else ''} "
-                f"number {bound}; got {value!r}."
-            )
+            what = "an integer" if kind is Integral else f"a{' finite' if finite else ''} number"
+            raise ValueError(f"The '{name}' parameter of {type(self).__name__} must be {none}{what} {bound}; got {value!r}.")
 
     def _check_common(self):
         """The arguments GaussianMixture and BayesianGaussianMixture share."""
         self._check_number("n_components", self.n_components, Integral, 1)
-        self._check_number("tol", self.tol, Real, 0.0)
+        self._check_number("tol", self.tol, Real, 0.0, finite=True)
         self._check_number("reg_covar", self.reg_covar, Real, 0.0, finite=True)
         self._check_number("max_iter", self.max_iter, Integral, 0)
         self._check_number("n_init", self.n_init, Integral, 1)
         self._check_number("verbose_interval", self.verbose_interval, Integral, 1)
         self._check_number("split_every", self.split_every, Integral, 2)
+        if not isinstance(self.verbose, Integral) or self.verbose < 0:  # a bool is fine, as in scikit-learn
+            self._check_number("verbose", self.verbose, Integral, 0)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"The 'warm_start' parameter of {type(self).__name__} must be True or False; "
+                             f"got {self.warm_start!r}.")
         cov.check_covariance_type(self.covariance_type)
         if self.init_params not in INITIALIZERS:
             raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}.")
 
     def _check_n_samples(self, X):
         """X: the dask array of :func:`dask_gmm.io.with_reader`."""
+        self._check_number("n_components", self.n_components, Integral, 1)  # before it is compared
         check_min_samples(X)
         if X.shape[0] < self.n_components:
             raise ValueError(

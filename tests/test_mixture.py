@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
-from dask_gmm import GaussianMixture
+from dask_gmm import BayesianGaussianMixture, GaussianMixture
 from dask_gmm._init import as_seed_sequence
 
 from .conftest import make_blobs, seed_like_problem
@@ -648,12 +648,31 @@ def test_object_arrays_of_numbers_are_converted_as_scikit_learn_does():
         (dict(weights_init=[1.0]), "shape"),
         (dict(means_init=np.zeros((3, 2))), "shape"),
         (dict(precisions_init=-np.stack([np.eye(2)] * 2)), "positive"),
+        (dict(n_components=None), "'n_components' parameter of GaussianMixture must be an integer >= 1; got None"),
+        (dict(n_components="3"), "'n_components' .* must be an integer >= 1; got '3'"),
+        (dict(n_components=2.5), "'n_components' .* must be an integer >= 1; got 2.5"),
+        (dict(max_iter=3.0), "'max_iter' .* must be an integer >= 0"),
+        (dict(tol=float("inf")), "'tol' .* must be a finite number >= 0"),
+        (dict(warm_start="yes"), "'warm_start' .* must be True or False; got 'yes'"),
+        (dict(warm_start=None), "'warm_start' .* must be True or False; got None"),
+        (dict(verbose=-1), "'verbose' .* must be an integer >= 0; got -1"),
+        (dict(verbose="hi"), "'verbose' .* must be an integer >= 0"),
+        (dict(random_state=-1), "random_state must be None, a non-negative int"),
     ],
 )
 def test_bad_parameters(kwargs, match):
+    """As scikit-learn refuses them (its InvalidParameterError is a ValueError), each naming the parameter."""
     params = dict(n_components=2) | kwargs
     with pytest.raises(ValueError, match=match):
         GaussianMixture(**params).fit(make_blobs(n=300))
+    if not kwargs.keys() & {"weights_init", "means_init", "precisions_init"}:  # the Bayesian mixture shares the rest
+        with pytest.raises(ValueError, match=match.replace("GaussianMixture", "BayesianGaussianMixture")):
+            BayesianGaussianMixture(**params).fit(make_blobs(n=300))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_verbose_may_be_a_bool_as_in_sklearn():
+    GaussianMixture(2, verbose=True, max_iter=1, random_state=0).fit(make_blobs(n=300))
 
 
 @pytest.mark.parametrize(
