@@ -863,8 +863,12 @@ def exact(model, n_features):
 _NO_WEIGHTS = np.empty(0)
 
 
-def _as_block(X):
-    """X as a C-contiguous float32 or float64 array (no copy when it already is one)."""
+def _as_block(X, n_features):
+    """X as a C-contiguous float32 or float64 array (no copy when it already is one), checked to have
+    ``n_features`` columns: the kernels index the model's arrays by X's columns, unchecked."""
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise ValueError(f"A block of shape {X.shape} reached a kernel for {n_features} features "
+                         "(a reader returned other columns): please report this.")
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
     return np.ascontiguousarray(X, dtype=dtype)
 
@@ -872,7 +876,7 @@ def _as_block(X):
 def e_step(X, model, sample_weight=None):
     """(nk, s1c, s2, loglik) of a block, as ``centred_moments`` and the reference E-step define them
     (centred on ``model.centres`` where it is given, else on the means)."""
-    X = _as_block(X)
+    X = _as_block(X, model.means.shape[1])
     n, d = X.shape
     p = prepared(model, d)
     K = p.means.shape[0]
@@ -901,7 +905,7 @@ def per_row(X, model, what, out=None):
     ``out``, if given, is the C-contiguous output to fill: float64 (n,) for SCORE,
     (n, K) for PROBA, int64 (n,) for LABEL.
     """
-    X = _as_block(X)
+    X = _as_block(X, model.means.shape[1])
     n, d = X.shape
     p = prepared(model, d)
     K = p.means.shape[0]
@@ -919,7 +923,7 @@ def per_row(X, model, what, out=None):
 
 def nearest(X, centres):
     """(labels (n,) int64, d2 (n,)): :func:`nearest_tiles` of a block."""
-    X = _as_block(X)
+    X = _as_block(X, centres.shape[1])
     labels, d2 = np.empty(X.shape[0], np.int64), np.empty(X.shape[0])
     nearest_tiles(X, np.ascontiguousarray(centres, dtype=np.float64), labels, d2)
     return labels, d2
@@ -928,7 +932,7 @@ def nearest(X, centres):
 def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
     """(nk, s1c, s2) of the rows of a block assigned to ``centres[labels]``, centred on those
     centres, as :func:`dask_gmm._covariance.centred_moments` defines them for one-hot responsibilities."""
-    X = _as_block(X)
+    X = _as_block(X, centres.shape[1])
     K, d = centres.shape
     w = _NO_WEIGHTS if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
     centres = np.ascontiguousarray(centres, dtype=np.float64)

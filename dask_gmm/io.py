@@ -588,7 +588,7 @@ class ZarrRows:
             raise ValueError(
                 f"{name} cannot be decoded ({exc}); the store is corrupt. Restore or regenerate it."
             ) from exc
-        return np.asarray(nd.as_numpy_array()[:rows], dtype=self.dtype)
+        return np.asarray(nd.as_numpy_array()[:rows, : self.shape[1]], dtype=self.dtype)  # a chunk may be wider
 
     def pieces(self, start, stop):
         """Yield ``(first row, rows)`` for every Zarr chunk overlapping rows [start, stop).

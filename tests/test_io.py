@@ -353,6 +353,32 @@ def test_inner_chunk_check_through_an_fsspec_store(tmp_path):
         GaussianMixture(3).fit(url)
 
 
+@pytest.mark.parametrize("init_params", ["kmeans", "random_from_data"])
+def test_chunks_wider_than_the_array_are_read_as_its_columns(tmp_path, init_params):
+    """zarr pads a chunk past the array's last column; the direct reader returned the padding too (a
+    heap corruption in the compiled k-means kernels, numpy broadcast errors elsewhere)."""
+    X = make_blobs(n=20000, means=((0.0, 0.0), (5.0, 5.0), (0.0, 5.0)))
+    arr = zarr.create_array(str(tmp_path / "wide.zarr"), shape=X.shape, chunks=(5000, 4), dtype=X.dtype)
+    arr[:] = X
+    assert io.zarr_rows(arr) is not None and io.zarr_rows(arr).chunk(0).shape == (5000, 2)
+    kw = dict(n_components=3, init_params=init_params, random_state=0)
+    ours, ref = GaussianMixture(**kw).fit(str(tmp_path / "wide.zarr")), GaussianMixture(**kw).fit(X)
+    np.testing.assert_array_equal(ours.means_, ref.means_)
+    np.testing.assert_array_equal(ours.predict_proba(str(tmp_path / "wide.zarr")).compute(), ref.predict_proba(X))
+    assert ours.score(str(tmp_path / "wide.zarr")) == ref.score(X)
+
+
+def test_kernels_refuse_a_block_of_other_columns():
+    from dask_gmm import _numba
+    X = make_blobs(n=100, means=((0.0, 0.0), (5.0, 5.0)))
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    wide = np.hstack([X, X])
+    for call in (lambda: _numba.e_step(wide, gm._model()), lambda: _numba.per_row(wide, gm._model(), _numba.PROBA),
+                 lambda: _numba.nearest(wide, gm.means_), lambda: _numba.hard_moments(wide, gm.means_, np.zeros(100, np.int64), "full")):
+        with pytest.raises(ValueError, match=r"block of shape \(100, 4\) reached a kernel for 2 features"):
+            call()
+
+
 def test_missing_chunks_of_a_sharded_store_are_counted_in_chunks(tmp_path):
     """An absent shard counts as the inner chunks it held (fewer at the array's edge), an unwritten
     inner chunk as one: the count that `info` reports beside the inner chunk shape."""
