@@ -460,6 +460,26 @@ def _quiet_lost_gathers():
         logger.addFilter(_LostGatherFilter())
 
 
+#: Options whose outputs are local files (models, checkpoints, figures, the demo's folder), by
+#: argparse name; ``predict --output`` alone writes a Zarr store, which may be a URL.
+_LOCAL_OUTPUTS = {"output": "--output", "checkpoint": "--checkpoint", "plot": "--plot", "output_dir": "--output-dir"}
+
+
+def _local_outputs(args):
+    """``file://`` and ``local://`` URLs of local outputs made their paths, in ``args``; any other URL a
+    CLIError (it would have been written to a local folder named after its scheme, ``./s3:/...``)."""
+    from . import io
+
+    for attr, option in _LOCAL_OUTPUTS.items():
+        value = getattr(args, attr, None)
+        if value is None or "://" not in str(value) or (attr == "output" and args.command == "predict"):
+            continue
+        if str(value).split("://", 1)[0].lower() not in ("file", "local"):
+            raise CLIError(f"{option} {value!r} is a URL, but {PROG} writes it to local files only. "
+                           "Give a local path (or a file:// URL).")
+        setattr(args, attr, io.data_path(str(value)))
+
+
 def _check_folder(path, what):
     """A CLIError unless the folder that is to hold ``path`` (local) exists and may be written."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -1307,6 +1327,10 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return 2
     term.quiet = args.quiet
+    try:
+        _local_outputs(args)
+    except CLIError as exc:
+        return error(exc)
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         term.warn(" ".join(str(message).split()))

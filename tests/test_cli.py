@@ -683,6 +683,30 @@ def test_an_empty_scheduler_address_is_refused_not_taken_for_local(store, tmp_pa
     assert not (tmp_path / "m.json").exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["plot", "{model}", "{store}", "--output", "s3://bucket/f.png"],
+    ["plot", "{model}", "{store}", "--output", "memory://f.png"],
+    ["fit", "{store}", "-k", "2", "--output", "s3://bucket/m.json"],
+    ["fit", "{store}", "-k", "2", "--output", "{tmp}/m.json", "--checkpoint", "gcs://b/ck.json"],
+    ["select", "{store}", "--n-components", "1-2", "--output", "{tmp}/m.json", "--plot", "s3://b/crit.png"],
+    ["demo", "--output-dir", "s3://bucket/demo"],
+])
+def test_local_outputs_refuse_urls(tmp_path, capsys, store, model_file, argv, monkeypatch):
+    """Figures, models, checkpoints and the demo's folder were written under ./s3:/... (a folder named
+    after the URL's scheme), and the command said it wrote the URL."""
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run(capsys, *(a.format(tmp=tmp_path, store=store, model=model_file) for a in argv))
+    assert_one_line_error(rc, err, "is a URL, but dask-gmm writes it to local files only")
+    assert os.listdir(tmp_path) == []
+
+
+def test_local_outputs_take_file_urls_as_their_paths(tmp_path, capsys, store, model_file):
+    rc, out, _ = run(capsys, "plot", model_file, store, "--output", f"file://{tmp_path}/fig.png", "-q")
+    assert rc == 0 and (tmp_path / "fig.png").exists() and f"wrote {tmp_path}/fig.png" in out
+    rc, _, _ = run(capsys, "fit", store, "-k", "2", "--max-iter", "1", "--output", f"file://{tmp_path}/m.json", "-q")
+    assert rc == 0 and (tmp_path / "m.json").exists()
+
+
 @pytest.mark.parametrize("argv, said", [
     (["info", "http://127.0.0.1:1/x.zarr"], "Cannot connect to host 127.0.0.1:1"),  # was aiohttp's traceback
     (["generate", "memory://g.zarr", "-n", "1000"], "is a memory:// store, which is gone when this command ends"),
