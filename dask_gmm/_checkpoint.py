@@ -172,6 +172,20 @@ def json_array(d, key, shape):
     return a
 
 
+def check_history(n_iter, lower_bound, lower_bounds):
+    """A ValueError unless the history is one a fit writes: ``n_iter`` finite lower bounds, the last of
+    them ``lower_bound``; without iterations, a ``lower_bound`` that is not +inf (-inf after
+    ``max_iter=0``, NaN for a model not fitted, a warm start's previous bound)."""
+    if len(lower_bounds) != n_iter:
+        raise ValueError(f"'lower_bounds' holds {len(lower_bounds)} values, but 'n_iter' is {n_iter}")
+    if not all(np.isfinite(lower_bounds)):
+        raise ValueError("'lower_bounds' holds values that are not finite")
+    if n_iter and not lower_bound == lower_bounds[-1]:
+        raise ValueError(f"'lower_bound' is {lower_bound!r}, not the last of 'lower_bounds' ({lower_bounds[-1]!r})")
+    if lower_bound == np.inf:
+        raise ValueError("'lower_bound' is +Infinity")
+
+
 def _run_from_dict(d, covariance_type, n_components, n_features, max_iter):
     """A saved run, checked as a model file is (a ValueError on anything a fit cannot have written)."""
     if d["covariance_type"] != covariance_type:
@@ -186,8 +200,9 @@ def _run_from_dict(d, covariance_type, n_components, n_features, max_iter):
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or not 0 <= n_iter <= max_iter:
         raise ValueError(f"n_iter {n_iter!r}, outside 0..max_iter")
     lower_bounds = [float(x) for x in d["lower_bounds"]]
-    if len(lower_bounds) != n_iter or not isinstance(converged, bool):
-        raise ValueError("a history that does not match n_iter, or converged not true or false")
+    if not isinstance(converged, bool):
+        raise ValueError("converged not true or false")
+    check_history(n_iter, float(d["lower_bound"]), lower_bounds)
     return Run(covariance_type, weights, json_array(d, "means", (K, n_features)), covariances, pc,
                lower_bound=float(d["lower_bound"]), lower_bounds=lower_bounds, n_iter=n_iter, converged=converged)
 

@@ -34,7 +34,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
-from ._checkpoint import json_array, write_atomic
+from ._checkpoint import check_history, json_array, write_atomic
 from .mixture import GaussianMixture
 
 logger = logging.getLogger(__name__)
@@ -236,8 +236,10 @@ def model_from_dict(d):
     if not isinstance(d["lower_bounds"], list):
         raise ValueError("'lower_bounds' must be a list of numbers")
     lower_bounds = [_number(v, "lower_bounds") for v in d["lower_bounds"]]
+    lower_bound = _number(d["lower_bound"], "lower_bound")
+    check_history(n_iter, lower_bound, lower_bounds)
     model = fitted_model(weights, means, covariances, ct, pc, converged=d["converged"], n_iter=n_iter,
-                         lower_bound=_number(d["lower_bound"], "lower_bound"), lower_bounds=lower_bounds)
+                         lower_bound=lower_bound, lower_bounds=lower_bounds)
     model.set_params(**_settings(d))
     model._check_common()
     if "feature_names_in" in d:  # optional: a model fitted on a DataFrame

@@ -357,11 +357,13 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     lambda st: st["runs"][0].update(n_iter=-5),
     lambda st: st["runs"][0].update(n_iter=1000),
     lambda st: st["runs"][0].update(lower_bounds=st["runs"][0]["lower_bounds"][:-1]),
+    lambda st: st["runs"][0]["lower_bounds"].__setitem__(1, float("nan")),  # resumed, and written to the model
+    lambda st: st["runs"][0].update(lower_bound=float("nan")),
     lambda st: st["runs"].append(st["runs"][0]),
     lambda st: st.update(runs=[]),
     lambda st: st.update(fingerprint="x"),
 ], ids=["nan-weights", "weights-sum", "means-shape", "type", "covariances", "n_iter-negative",
-        "n_iter-over-max_iter", "history", "two-runs", "no-runs", "fingerprint"])
+        "n_iter-over-max_iter", "history", "nan-in-history", "nan-bound", "two-runs", "no-runs", "fingerprint"])
 def test_an_edited_checkpoint_is_damaged_not_a_model(tmp_path, edit):
     """An edited checkpoint gave a model with NaN weights or 3 means for 4 weights (predict's
     IndexError later), an AttributeError for no runs, or 'an older dask_gmm' for a bad fingerprint."""

@@ -4,9 +4,11 @@ import json
 import os
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from dask_gmm import GaussianMixture, load_model, save_model
 from dask_gmm.modelfile import FORMAT, fitted_model, model_to_dict
@@ -44,6 +46,35 @@ def test_exact_round_trip(tmp_path, models, X, ct):
     assert loaded.sample(5)[0].shape == (5, 2)
 
 
+@pytest.mark.parametrize("edit, said", [
+    ({"lower_bound": "NaN"}, "'lower_bound' is nan, not the last of 'lower_bounds'"),
+    ({"lower_bound": "Infinity"}, "'lower_bound' is inf, not the last of 'lower_bounds'"),
+    ({"lower_bounds": "history with a NaN"}, "'lower_bounds' holds values that are not finite"),
+    ({"n_iter": 3}, "'lower_bounds' holds 5 values, but 'n_iter' is 3"),
+    ({"lower_bounds": []}, "'lower_bounds' holds 0 values, but 'n_iter' is 5"),
+])
+def test_a_history_no_fit_writes_is_refused(tmp_path, edit, said):
+    """Edited files loaded, and `info` then said "lower bound not computed" of a 16-iteration model, and
+    `plot` that lower_bounds_ was empty; a checkpoint resumed with a NaN in its history and wrote it."""
+    from dask_gmm._checkpoint import check_history
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(2, max_iter=5, tol=0, random_state=0).fit(X)
+    save_model(gm, tmp_path / "m.json")
+    d = json.loads((tmp_path / "m.json").read_text())
+    assert len(d["lower_bounds"]) == d["n_iter"] == 5
+    if edit.get("lower_bounds") == "history with a NaN":
+        edit = {"lower_bounds": d["lower_bounds"][:2] + ["NaN"] + d["lower_bounds"][3:]}
+    (tmp_path / "e.json").write_text(json.dumps(d | edit))
+    with pytest.raises(ValueError, match=re.escape(said)):
+        load_model(tmp_path / "e.json")
+    with pytest.raises(ValueError, match="not finite"):
+        check_history(2, -1.0, [-2.0, float("inf")])
+    check_history(0, float("-inf"), [])  # max_iter=0
+    check_history(0, -1.25, [])  # a warm start with max_iter=0 keeps the previous bound
+
+
 def test_non_finite_lower_bounds_round_trip_in_strict_json(tmp_path):
     """NaN (unfitted) and -inf (max_iter=0) lower bounds: the file was Python's JSON extension
     (a bare -Infinity), which other readers reject; now strict JSON, and old files still load."""
@@ -52,12 +83,11 @@ def test_non_finite_lower_bounds_round_trip_in_strict_json(tmp_path):
         return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
 
     gm = fitted_model([0.5, 0.5], [[0.0], [1.0]], [[[1.0]], [[2.0]]], "full")
-    gm.lower_bounds_ = [float("-inf"), -1.5, float("inf")]
     save_model(gm, tmp_path / "m.json")
     d = strict((tmp_path / "m.json").read_text())
-    assert d["lower_bound"] == "NaN" and d["lower_bounds"] == ["-Infinity", -1.5, "Infinity"]
+    assert d["lower_bound"] == "NaN" and d["lower_bounds"] == []
     back = load_model(tmp_path / "m.json")
-    assert np.isnan(back.lower_bound_) and back.lower_bounds_ == gm.lower_bounds_
+    assert np.isnan(back.lower_bound_) and back.lower_bounds_ == []
     X = np.random.default_rng(0).normal(size=(200, 2))
     zero = GaussianMixture(2, max_iter=0, means_init=[[0, 0], [1, 1]], weights_init=[0.5, 0.5],
                            precisions_init=np.array([np.eye(2)] * 2)).fit(X)
