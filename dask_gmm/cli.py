@@ -691,10 +691,22 @@ def _curve_lines(lower_bounds, indent="     "):
 
 
 # ------------------------------------------------------------------ commands
+def _complete_store(path):
+    """Whether ``path`` holds a store that generate finished and that has all its chunks (False for
+    anything else, which generate itself judges)."""
+    from .generate import store_info
+
+    try:
+        return store_info(path)["status"] == "complete"
+    except (ValueError, OSError):
+        return False
+
+
 def cmd_generate(args, term):
     from .generate import generate_mixture
 
     path = _lasting(_data_path(args.path))
+    complete = not args.overwrite and _complete_store(path)
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
         try:
@@ -705,8 +717,12 @@ def cmd_generate(args, term):
             words = str(exc).removeprefix("generate_mixture: ")
             raise CLIError(words.replace("overwrite=True", "--overwrite").replace("chunk_size", "--chunk-size")) from None
     seconds = time.perf_counter() - t0
-    term.out(f"wrote {_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} "
-             f"({_count(args.n_components, 'component')}, {args.dtype}) to {args.path} in {_fmt_seconds(seconds)}")
+    what = (f"{_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} "
+            f"({_count(args.n_components, 'component')}, {args.dtype})")
+    if complete:  # a rerun: its chunks are all there, and are not read again
+        term.out(f"{args.path} already holds {what}: nothing written (to rewrite it, pass --overwrite)")
+    else:
+        term.out(f"wrote {what} to {args.path} in {_fmt_seconds(seconds)}")
     return 0
 
 

@@ -494,6 +494,19 @@ def test_generate_refuses_other_arguments_in_cli_words(store, capsys):
     assert "overwrite=True" not in err
 
 
+def test_generate_rerun_says_what_it_wrote(tmp_path, capsys):
+    """A rerun on a complete store said "wrote 20,000 rows" having written nothing, even when a chunk
+    was corrupt (it is not read again: --overwrite rewrites it)."""
+    argv = ("generate", tmp_path / "g.zarr", "-n", "20_000", "--chunk-size", "5000", "--seed", "2")
+    assert run(capsys, *argv)[1].startswith("wrote 20,000 rows")
+    rc, out, _ = run(capsys, *argv)
+    assert rc == 0 and "already holds 20,000 rows x 2 features (3 components, float64): nothing written" in out
+    assert "pass --overwrite" in out and "wrote" not in out
+    shutil.rmtree(tmp_path / "g.zarr" / "X" / "c" / "1")  # a lost chunk is written again
+    rc, out, _ = run(capsys, *argv)
+    assert rc == 0 and out.startswith("wrote 20,000 rows")
+
+
 def test_unwritable_outputs_fail_before_the_work(store, tmp_path, capsys, monkeypatch):
     def no_fit(*args, **kwargs):
         raise AssertionError("fitted although the model could not be saved")
