@@ -221,6 +221,9 @@ def _whole(path):
         raise ValueError(f"{exc} Pass overwrite=True to replace it.") from exc.__cause__
     if any(a is None for a in arrays):
         raise ValueError(f"The store {path!r} has lost its array X or labels. Pass overwrite=True to replace it.")
+    changed = io.reshaped(dict(group.attrs.get(io.STATUS_ATTR) or {}), arrays[0])
+    if changed:
+        raise ValueError(f"The store {path!r} is damaged: {changed}. Pass overwrite=True to replace it.")
     return not any(io.missing_chunks(a) for a in arrays)
 
 
@@ -496,6 +499,7 @@ def store_info(path):
     names = ("X", "labels") if isinstance(node, zarr.Group) else (bare,)
     missing = {name: io.missing_chunk_count(a) for name, a in zip(names, arrays)}
     n_missing = sum(missing.values())
+    changed = io.reshaped(status, X)
     return {
         "path": os.fspath(path),
         "shape": tuple(X.shape),
@@ -509,12 +513,13 @@ def store_info(path):
         "true_model": true,
         "missing_chunks": n_missing,
         "missing_chunks_of": missing,
-        "status": _status(status.get("complete"), n_missing),
+        "status": _status(status.get("complete"), n_missing, changed),
     }
 
 
-def _status(complete, missing):
-    """:func:`store_info`'s ``status`` from the store's "complete" mark and its missing chunks."""
+def _status(complete, missing, changed=None):
+    """:func:`store_info`'s ``status`` from the store's "complete" mark, its missing chunks and
+    what differs from its recorded shape (:func:`dask_gmm.io.reshaped`)."""
     if complete is None:
         return None
-    return ("damaged" if missing else "complete") if complete else "incomplete"
+    return ("damaged" if missing or changed else "complete") if complete else "incomplete"

@@ -314,7 +314,22 @@ def open_zarr(path):
         if isinstance(node, zarr.Group):
             raise ValueError(f"'X' in the Zarr group {path!r} is a group, not an array. Pass the path of "
                              "the data array itself.")
+        changed = reshaped(status, node)
+        if changed:
+            raise ValueError(f"The store {path!r} is damaged: {changed}. Restore it, or regenerate it.")
     return node
+
+
+def reshaped(status, X):
+    """What differs between the array ``X`` of a generated store and the shape and chunks its
+    generator recorded in ``status`` (a sentence), or None (also for a store not generated)."""
+    if not {"n_samples", "n_features", "chunk_size"} <= status.keys():
+        return None
+    want = ((status["n_samples"], status["n_features"]), status["chunk_size"])
+    if (tuple(X.shape), X.chunks[0]) == want:
+        return None
+    return (f"its array X has shape {tuple(X.shape)} in chunks of {X.chunks[0]:,} rows, but was generated "
+            f"with shape {want[0]} in chunks of {want[1]:,} rows (its metadata was edited or replaced)")
 
 
 def member(group, name, path):

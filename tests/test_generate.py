@@ -1,6 +1,7 @@
 """The synthetic-mixture generator: layout, statistics, reproducibility on any scheduler, resume, guards."""
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -141,6 +142,25 @@ def test_rows_do_not_depend_on_how_they_are_batched():
     ref_y = np.searchsorted(np.cumsum(args[0]), u, side="right")
     np.testing.assert_array_equal(y, ref_y)
     np.testing.assert_allclose(x, np.einsum("nij,nj->ni", L[ref_y], z) + args[1][ref_y], rtol=1e-14, atol=1e-14)
+
+
+def test_a_store_whose_shape_was_edited_is_damaged(tmp_path):
+    """X's metadata edited to fewer rows: fit fitted 400 of 500 rows silently, info said complete and
+    a rerun of generate said it wrote the rows."""
+    path = str(tmp_path / "g.zarr")
+    generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
+    meta = tmp_path / "g.zarr" / "X" / "zarr.json"
+    m = json.loads(meta.read_text())
+    m["shape"][0] = 400
+    meta.write_text(json.dumps(m))
+    said = r"is damaged: its array X has shape \(400, 2\) in chunks of 100 rows, but was generated with shape \(500, 2\)"
+    with pytest.raises(ValueError, match=said + ".*Restore it, or regenerate it"):
+        GaussianMixture(3).fit(path)
+    assert store_info(path)["status"] == "damaged"
+    with pytest.raises(ValueError, match=said + ".*Pass overwrite=True to replace it"):
+        generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
+    generate_mixture(path, n_samples=500, chunk_size=100, random_state=0, overwrite=True)
+    assert store_info(path)["status"] == "complete" and GaussianMixture(3).fit(path).n_features_in_ == 2
 
 
 def test_resume_writes_only_the_missing_chunks(tmp_path):
