@@ -529,16 +529,16 @@ _PNG = b"\x89PNG\r\n\x1a\n"
 
 def _refuse_inside_input(path, what, data, files=True):
     """A CLIError when ``path`` is, holds or lies inside the input ``data`` (or the Zarr group holding
-    it), or, for a file (``files``; not a Zarr array, which a group may hold), lies directly in the
-    folder of any other Zarr store."""
+    it), or lies inside any other Zarr store: anywhere in it for a file (``files``), inside an array
+    for a Zarr array (which a group may hold)."""
     from . import io
 
     guarded = io.guarding_input(path, data)
     if guarded is not None:
         raise CLIError(f"cannot write {what} to {path!r}: it is, holds or lies inside the input data "
                        f"{guarded!r}. Choose a path outside it.")
-    store = io.store_folder(path) if files else None
-    if store is not None:  # a file (not a Zarr array) in another store's folder: a stray entry of it
+    store = io.store_folder(path, arrays_only=not files)
+    if store is not None:  # a stray entry of another store
         raise CLIError(f"cannot write {what} to {path!r}: it lies inside the Zarr store {store!r}. "
                        "Choose a path outside it.")
 

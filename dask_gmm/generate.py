@@ -242,7 +242,8 @@ def _check_same(path, old, new):
         differ.append("true_model")
     if differ:
         raise ValueError(
-            f"The store {path!r} was generated with different arguments ({', '.join(differ)} differ). "
+            f"The store {path!r} was generated with different arguments ({', '.join(differ)} "
+            f"{'differ' if len(differ) > 1 else 'differs'}). "
             "Rerun with the same arguments to resume it, pass overwrite=True to replace it, or choose another path."
         )
 

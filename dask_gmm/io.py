@@ -347,9 +347,23 @@ def member(group, name, path):
     return readable_metadata(path, get)
 
 
+def _check_protocols(path):
+    """A ValueError when the URL ``path`` (or a member of its ``::`` chain) names a protocol that
+    fsspec does not know (zarr's ValueError read as damaged metadata)."""
+    if "://" not in path:
+        return
+    known = set(fsspec.available_protocols())
+    for part in path.split("::"):
+        protocol = fsspec.core.split_protocol(part)[0] if "://" in part else part
+        if protocol and protocol not in known:
+            raise ValueError(f"{path!r} is a URL of protocol {protocol!r}, which fsspec does not know. "
+                             "Check the URL (a local path needs no protocol).")
+
+
 def open_node(path):
     """The Zarr array or group at the local path or URL ``path``, read-only; a ValueError when
     there is none, or when its metadata (``zarr.json``) cannot be read."""
+    _check_protocols(path)
     try:
         return readable_metadata(path, lambda: zarr.open(path, mode="r"))
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
@@ -980,13 +994,21 @@ def guarding_input(path, data):
     return guarded if overlapping(path, guarded) else None
 
 
-def store_folder(path):
-    """The folder that the local file ``path`` would be written into, when that folder is a Zarr
-    store (array or group), else None (also for URLs): the file would be a stray entry of the store."""
+def store_folder(path, arrays_only=False):
+    """The nearest folder above the local ``path`` that is a Zarr store (array or group; only an
+    array with ``arrays_only``), else None (also for URLs): what is written there would be a stray
+    entry of that store (a file anywhere in a store; a Zarr array inside another array's chunks)."""
     if "://" in os.fspath(path):
         return None
     folder = os.path.dirname(os.path.realpath(path))
-    return folder if _zarr_node(folder) is not None else None
+    while True:
+        kind = _zarr_node(folder)
+        if kind is not None and (kind == "array" or not arrays_only):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
 def _zarr_node(folder):

@@ -722,6 +722,8 @@ def test_local_outputs_take_file_urls_as_their_paths(tmp_path, capsys, store, mo
 
 @pytest.mark.parametrize("argv, said", [
     (["info", "http://127.0.0.1:1/x.zarr"], "Cannot connect to host 127.0.0.1:1"),  # was aiohttp's traceback
+    (["info", "gibberish://x"], "protocol 'gibberish', which fsspec does not know"),  # was "the store is corrupt"
+    (["fit", "simplecache::gibberish://x", "-k", "2", "-o", "{tmp}/m.json"], "protocol 'gibberish'"),
     (["generate", "memory://g.zarr", "-n", "1000"], "is a memory:// store, which is gone when this command ends"),
     (["generate", "simplecache::MEMORY://g.zarr", "-n", "1000"], "is a memory:// store"),
     (["generate", "", "-n", "1000"], "the data path is empty"),  # was the current folder
@@ -755,10 +757,15 @@ def test_outputs_inside_another_zarr_store_are_refused(store, model_file, tmp_pa
     shutil.copytree(store, other)
     before = sorted(p.relative_to(other) for p in other.rglob("*"))
     for argv in (["demo", "-n", "1000", "--output-dir", other], ["plot", model_file, store, "-o", other / "x.png"],
-                 ["fit", store, "-k", "2", "-o", other / "X" / "m.json"]):
+                 ["fit", store, "-k", "2", "-o", other / "X" / "m.json"],
+                 # deeper in an array's chunk folders: were written (only the folder right above was checked)
+                 ["fit", store, "-k", "2", "-o", other / "X" / "c" / "m.json"],
+                 ["predict", model_file, store, "-o", other / "X" / "c" / "0" / "p.zarr"]):
         rc, _, err = run(capsys, *argv)
         assert_one_line_error(rc, err, "lies inside the Zarr store")
     assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
+    rc, _, _ = run(capsys, "predict", model_file, store, "-o", other / "labels2.zarr", "-q")  # an array in a group
+    assert rc == 0
 
 
 def test_a_url_needing_a_missing_package_is_one_line(capsys):

@@ -306,6 +306,8 @@ def test_bool_verbose_and_a_float32_scikit_learn_model_save_and_load(tmp_path):
     ({"warm_start": 1}, "'settings.warm_start' must be a JSON bool"),
     ({"tol": -1.0}, "'tol' parameter"),
     ({"init_params": "best"}, "init_params must be one of"),
+    ({"random_state": -1}, "'settings.random_state' must be a non-negative integer, got -1"),  # loaded; fit failed
+    ({"verbose": -2}, "'verbose' parameter"),
     ([], "'settings' must be a JSON object"),
 ])
 def test_bad_settings_are_refused(tmp_path, models, settings, said):
