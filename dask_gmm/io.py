@@ -507,8 +507,9 @@ def _zarr_block(arr, index, asarray=True, lock=None):
         if not _stored(arr, _chunk_key(arr, index)):
             raise ValueError(
                 f"{_chunk_name(arr, index)} is missing from its store (removed after the store was opened, "
-                "or a server that lists it did not serve it); zarr would read it as fill values. "
-                "Restore the store."
+                "a server that lists it did not serve it, or a cluster's worker that does not see the store: "
+                "a memory:// store, or a path on this machine's disk only); zarr would read it as fill values. "
+                "Restore the store, or give the workers a path or URL they share."
             )
     return block
 
@@ -604,8 +605,9 @@ class ZarrRows:
         buf = self.array.store_path.store.get_sync(key, prototype=self._specs[0].prototype)
         if buf is None:
             raise ValueError(
-                f"{name} is missing from its store (it was removed "
-                "after the fit started?); zarr would read it as fill values. Restore the store."
+                f"{name} is missing from its store (removed after the fit started, or a cluster's worker "
+                "that does not see the store: a memory:// store, or a path on this machine's disk only); "
+                "zarr would read it as fill values. Restore the store, or give the workers a path or URL they share."
             )
         try:
             for codec in reversed(self._bb):
@@ -670,7 +672,29 @@ def with_reader(X):
     """``(as_dask_array(X), zarr_rows(X))``, a path or URL opened once for both."""
     if isinstance(X, (str, os.PathLike)):
         X = open_zarr(X)
+    X = as_zarr_input(X)
     return as_dask_array(X), zarr_rows(X)
+
+
+def as_zarr_input(X):
+    """A ``zarr.Array`` of local files opened by a relative path, opened again by its absolute
+    one (read-only), and the array ``X`` of a ``zarr.Group``; anything else as it is.
+
+    A relative store is resolved in the folder of whoever reads it: a cluster's workers,
+    started elsewhere, read another store at that path, or none (a string path is made absolute
+    by :func:`data_path` for the same reason).
+    """
+    if isinstance(X, zarr.Group):
+        where = str(X.store_path)
+        X = member(X, "X", where)
+        if not isinstance(X, zarr.Array):
+            raise ValueError(f"The Zarr group {where!r} has no array 'X'. Pass the array itself.")
+    if isinstance(X, zarr.Array) and isinstance(X.store_path.store, zarr.storage.LocalStore):
+        root = X.store_path.store.root
+        if not root.is_absolute():
+            store = zarr.storage.LocalStore(root.absolute(), read_only=True)
+            X = readable_metadata(str(root), lambda: zarr.open_array(store, path=X.path, mode="r"))
+    return X
 
 
 def as_dask_array(X):
@@ -686,6 +710,7 @@ def as_dask_array(X):
     """
     if isinstance(X, (str, os.PathLike)):
         X = open_zarr(os.fspath(X))
+    X = as_zarr_input(X)
     if isinstance(X, zarr.Array):
         return _as_float(_from_zarr(X))
     if is_dask_dataframe(X):  # lazy; one pass to learn each partition's length
@@ -842,6 +867,7 @@ def as_weights(sample_weight, X):
             raise ValueError(f"{data_path(sample_weight)!r} is a Zarr group, not an array of sample weights. "
                              "Give the path of the array inside it.") from None
     if isinstance(sample_weight, zarr.Array):
+        sample_weight = as_zarr_input(sample_weight)
         _refuse_missing_chunks(sample_weight)
         sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks)
     if not isinstance(sample_weight, da.Array):

@@ -57,6 +57,39 @@ def test_local_cluster_of_processes_equals_threads(store):
     np.testing.assert_array_equal(labels, ref.predict(store).compute())
 
 
+def test_a_zarr_array_opened_by_a_relative_path_is_read_by_the_workers_where_it_was_opened(tmp_path, monkeypatch):
+    """Workers started in another folder read the store at that relative path there: another store's
+    data were fitted silently (here a, where the workers run), or a chunk was called missing."""
+    for name, seed in (("a", 1), ("b", 2)):
+        (tmp_path / name).mkdir()
+        write_store(tmp_path / name / "mix.zarr", make_blobs(n=20_000, seed=seed) + 10 * seed, rows=5_000)
+    n = zarr.open_array(str(tmp_path / "b" / "mix.zarr" / "X")).shape[0]
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, n)
+    zarr.create_array(str(tmp_path / "b" / "w.zarr"), shape=weights.shape, chunks=(5_000,), dtype="f8")[:] = weights
+    monkeypatch.chdir(tmp_path / "a")
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+        monkeypatch.chdir(tmp_path / "b")  # the workers stay in a
+        X, w = zarr.open_array("mix.zarr/X", mode="r"), zarr.open_array("w.zarr", mode="r")
+        group = zarr.open_group("mix.zarr", mode="r")
+        gm = GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
+        labels = gm.predict(X).compute()
+        score = gm.score(group)
+    ref = GaussianMixture(3, random_state=0).fit(X[:], sample_weight=weights)
+    assert_same_fit(gm, ref)
+    np.testing.assert_array_equal(labels, ref.predict(X[:]))
+    assert score == pytest.approx(ref.score(X[:]), rel=1e-12)
+
+
+def test_a_store_the_workers_cannot_see_is_said_so():
+    """A memory:// store lives in this process only: the workers' reads found no chunk, and the error
+    blamed a store changed after it was opened."""
+    X = make_blobs(n=20_000)
+    zarr.create_array("memory://dask-gmm-test/x.zarr", shape=X.shape, chunks=(5_000, 2), dtype="f8")[:] = X
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+        with pytest.raises(ValueError, match="or a cluster's worker that does not see the store: a memory:// store"):
+            GaussianMixture(3, random_state=0).fit("memory://dask-gmm-test/x.zarr")
+
+
 def test_arrays_persisted_on_the_cluster_fit_as_in_memory_ones():
     """A persisted array's graph holds the workers' futures, which the fit took for in-memory data
     (a KeyError, or the kernel given a key for a block), for X and for sample_weight alike."""
