@@ -423,7 +423,9 @@ def _scheduler(address, term):
                        "or leave out --scheduler to run on local threads.")
     from distributed import Client
 
+    _check_address(address)
     _quiet_lost_gathers()
+    quiet = _QuietLogger("distributed")  # its client logs each failed reconnection with a traceback
     term.status(f"connecting to the Dask scheduler at {address} ...")
     try:
         client = Client(address, set_as_default=True)
@@ -440,9 +442,65 @@ def _scheduler(address, term):
             workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
         term.status(f"connected to {address} ({workers} worker{'s' if workers != 1 else ''})")
         term.end_status()
-        yield client
+        try:
+            with quiet:
+                yield client
+        except Exception as exc:
+            said = _cluster_failure(exc, address)
+            if said is None:
+                raise
+            raise CLIError(said) from exc
     finally:
-        client.close()
+        with quiet:
+            client.close()
+
+
+class _QuietLogger:
+    """Within the block, the logger ``name`` and its children (distributed sets their levels one by
+    one) say only CRITICAL records: a command's errors are its one line (a failure of the cluster
+    included, :func:`_cluster_failure`)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        names = [n for n in logging.root.manager.loggerDict if n == self.name or n.startswith(self.name + ".")]
+        self.levels = {n: logging.getLogger(n).level for n in names + [self.name]}
+        for n in self.levels:
+            logging.getLogger(n).setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc):
+        for n, level in self.levels.items():
+            logging.getLogger(n).setLevel(level)
+
+
+def _check_address(address):
+    """A CLIError unless ``address`` is a scheduler address this command can use: ``tcp://HOST:PORT``
+    (or ``HOST:PORT``). Others failed late or in distributed's words (a TLS address without the
+    security settings, an unknown protocol, a port out of range, ``tcp//...``)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError):
+        scheme, host, port = None, None, None
+    if scheme != "tcp" or not host or "/" in host or not isinstance(port, int) or not 0 < port < 65536:
+        raise CLIError(f"{address!r} is not a scheduler address {PROG} can use: give tcp://HOST:PORT "
+                       "(as 'dask scheduler' prints it; TLS and other protocols need a distributed.Client "
+                       "made in Python, which dask_gmm then uses).")
+
+
+def _cluster_failure(exc, address):
+    """What to say of ``exc``, raised while a command ran on the cluster at ``address``, when it is
+    the cluster's failure (distributed's own exceptions), else None."""
+    if not (type(exc).__module__ or "").startswith("distributed"):
+        return None
+    if type(exc).__name__ == "KilledWorker":
+        return (f"Dask workers died running a task of this command ({exc}); they may be short of memory. "
+                "Check the workers' logs, or give them more memory.")
+    return (f"the Dask cluster at {address} failed ({type(exc).__name__}: {exc}): its scheduler or the "
+            "connection to it may be gone. Check the scheduler and the workers' logs, then rerun.")
 
 
 class _LostGatherFilter(logging.Filter):

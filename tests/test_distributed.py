@@ -233,6 +233,60 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
             p.wait(timeout=30)
 
 
+def test_cli_says_in_one_line_that_the_scheduler_is_gone(store, tmp_path):
+    """The scheduler killed mid-fit: a 60-line CommClosedError traceback and exit 1; no model file."""
+    sched_file = tmp_path / "scheduler.json"
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    sched = subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                              "--scheduler-file", str(sched_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    procs = [sched]
+    try:
+        for _ in range(100):
+            if sched_file.exists() and sched_file.stat().st_size:
+                break
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
+                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        out = tmp_path / "model.json"
+        fit = subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
+                                "--scheduler", address, "--output", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(fit)
+        with Client(address) as client:
+            client.wait_for_workers(1, timeout=60)
+            for _ in range(600):  # until the fit's tasks reach the scheduler
+                if client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) > 0:
+                    break
+                time.sleep(0.1)
+            sched.kill()
+        _, err = fit.communicate(timeout=120)
+        assert fit.returncode == 2, err
+        assert err.count("\n") == 1 and err.startswith("dask-gmm: error: the Dask cluster at tcp://127.0.0.1:"), err
+        assert "Check the scheduler and the workers' logs" in err
+        assert not out.exists()
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+def test_cli_refuses_scheduler_addresses_it_cannot_use(store, tmp_path, capsys):
+    """Each was a traceback (tls://, ucx://), distributed's words (int() of '8786x') or a 30 s timeout."""
+    from dask_gmm import cli, save_model
+    model = tmp_path / "m.json"
+    save_model(GaussianMixture(3, random_state=0).fit(make_blobs(n=300)), model)
+    for address in ("tls://127.0.0.1:8786", "ucx://127.0.0.1:8786", "tcp://127.0.0.1:8786x", "inproc://x",
+                    "tcp://127.0.0.1:99999", "tcp//127.0.0.1:8786", "http://127.0.0.1:8786"):
+        t0 = time.perf_counter()
+        rc = cli.main(["score", str(model), store, "--scheduler", address])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and "is not a scheduler address dask-gmm can use" in err, err
+        assert time.perf_counter() - t0 < 20  # not the connect timeout (30 s)
+
+
 def _readline(stream, timeout):
     """The next line of ``stream`` (a pipe), or "" after ``timeout`` seconds."""
     got = []
