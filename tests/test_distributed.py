@@ -187,22 +187,29 @@ def test_chunk_that_keeps_killing_workers_is_named():
                 GaussianMixture(3, **init).fit(X)
 
 
+def _start_scheduler(tmp_path, env, procs):
+    """Start ``dask scheduler`` on 127.0.0.1 (appended to ``procs``) and return its address."""
+    sched_file = tmp_path / "scheduler.json"
+    procs.append(subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                   "--scheduler-file", str(sched_file)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+    for _ in range(100):
+        if sched_file.exists() and sched_file.stat().st_size:
+            break
+        time.sleep(0.2)
+    address = json.loads(sched_file.read_text())["address"]
+    assert address.startswith("tcp://127.0.0.1:")
+    return address
+
+
 def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
     """Workers started from the command line, in another folder: a store given by a relative path still reads."""
-    sched_file = tmp_path / "scheduler.json"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
-    procs = [subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    procs = []
     try:
-        for _ in range(100):
-            if sched_file.exists() and sched_file.stat().st_size:
-                break
-            time.sleep(0.2)
-        address = json.loads(sched_file.read_text())["address"]
-        assert address.startswith("tcp://127.0.0.1:")
+        address = _start_scheduler(tmp_path, env, procs)
         procs.append(subprocess.Popen(["dask", "worker", address, "--nworkers", "2", "--nthreads", "1",
                                        "--host", "127.0.0.1", "--no-dashboard"], cwd=elsewhere,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
@@ -235,17 +242,11 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
 
 def test_cli_says_in_one_line_that_the_scheduler_is_gone(store, tmp_path):
     """The scheduler killed mid-fit: a 60-line CommClosedError traceback and exit 1; no model file."""
-    sched_file = tmp_path / "scheduler.json"
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
-    sched = subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                              "--scheduler-file", str(sched_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    procs = [sched]
+    procs = []
     try:
-        for _ in range(100):
-            if sched_file.exists() and sched_file.stat().st_size:
-                break
-            time.sleep(0.2)
-        address = json.loads(sched_file.read_text())["address"]
+        address = _start_scheduler(tmp_path, env, procs)
+        sched = procs[0]
         procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
                                        "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
         out = tmp_path / "model.json"
