@@ -891,8 +891,17 @@ def cmd_select(args, term):
     return 0
 
 
-def _same(x):
-    return x
+class _WhileThere:
+    """A Zarr array that writes only while the file ``marker`` (its temporary store's metadata)
+    exists: what a cluster's worker gets of :class:`_Writes`, so that tasks still running when the
+    command has ended (and removed its temporary store) do not make it again."""
+
+    def __init__(self, arr, marker):
+        self.arr, self.marker = arr, marker
+
+    def __setitem__(self, key, value):
+        if self.marker is None or os.path.exists(self.marker):
+            self.arr[key] = value
 
 
 class _Writes:
@@ -901,11 +910,12 @@ class _Writes:
     When a task of ``da.store`` fails, dask raises at once while the other
     threads' tasks still run and write their chunks; a temporary output removed
     then was written to again and left behind. Pickled (for a distributed
-    cluster) it is the plain array: other processes' writes are not counted.
+    cluster) it is a :class:`_WhileThere` of the array: other processes' writes
+    are not counted, but stop once ``marker`` is removed.
     """
 
-    def __init__(self, arr):
-        self.arr, self.stopped, self.busy = arr, False, 0
+    def __init__(self, arr, marker=None):
+        self.arr, self.marker, self.stopped, self.busy = arr, marker, False, 0
         self.lock = threading.Lock()
 
     def __setitem__(self, key, value):
@@ -920,7 +930,7 @@ class _Writes:
                 self.busy -= 1
 
     def __reduce__(self):
-        return _same, (self.arr,)
+        return _WhileThere, (self.arr, self.marker)
 
     def stop(self, timeout=60.0):
         """Refuse further writes and wait (up to ``timeout`` seconds) for those under way."""
@@ -990,7 +1000,7 @@ def _store_atomically(result, output, overwrite, attrs, data):
         arr = zarr.create_array(target, shape=result.shape, chunks=chunks, dtype=result.dtype,
                                 compressors=[ZstdCodec(level=3)], overwrite=not local and overwrite,
                                 attributes=attrs, config={"write_empty_chunks": True})
-        writes = _Writes(arr)
+        writes = _Writes(arr, os.path.join(target, "zarr.json") if local else None)
         # dask chunks equal the zarr chunks (all rows of each but the last), so every write is one whole chunk
         da.store(result.rechunk({0: rows}), writes, lock=False)
         if local:
@@ -1007,7 +1017,23 @@ def _store_atomically(result, output, overwrite, attrs, data):
             os.replace(old, output)  # interrupted between the two renames: the old output goes back
         if local and os.path.exists(target):
             shutil.rmtree(target, ignore_errors=True)
+            _removed_again(target)
         raise
+
+
+def _removed_again(target, seconds=2.0):
+    """Remove ``target`` again whenever it reappears within ``seconds``, when a distributed Client
+    ran the writes: a worker's write under way when it was removed makes its folders again."""
+    distributed = sys.modules.get("distributed")
+    try:
+        distributed.default_client()
+    except (AttributeError, ValueError):  # distributed not imported, or no Client
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        if os.path.exists(target):
+            shutil.rmtree(target, ignore_errors=True)
 
 
 def cmd_predict(args, term):

@@ -21,7 +21,7 @@ from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 from zarr.codecs import ZstdCodec
 
-from dask_gmm import BayesianGaussianMixture, GaussianMixture, generate_mixture, io, load_model
+from dask_gmm import BayesianGaussianMixture, GaussianMixture, generate_mixture, io, load_model, save_model
 
 from .conftest import make_blobs
 
@@ -286,6 +286,32 @@ def test_cli_refuses_scheduler_addresses_it_cannot_use(store, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and err.count("\n") == 1 and "is not a scheduler address dask-gmm can use" in err, err
         assert time.perf_counter() - t0 < 20  # not the connect timeout (30 s)
+
+
+def test_predict_interrupted_on_a_cluster_leaves_no_temporary_store(tmp_path):
+    """Ctrl-C: the command removed its temporary store, then tasks still running on the workers wrote
+    their chunks and made it again (left behind in 2 of 4 interrupts)."""
+    path = str(tmp_path / "big.zarr")
+    generate_mixture(path, n_samples=3_000_000, chunk_size=20_000, random_state=0)
+    model = tmp_path / "m.json"
+    save_model(GaussianMixture(3, random_state=0).fit(io.open_zarr(path)[:50_000]), model)
+    out = tmp_path / "out"
+    out.mkdir()
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster) as client:
+        for attempt in range(3):
+            proc = subprocess.Popen(["dask-gmm", "predict", str(model), path, "--proba", "-o", str(out / f"p{attempt}.zarr"),
+                                     "--scheduler", cluster.scheduler_address],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(600):  # until its writes run on the workers
+                if any(client.processing().values()):
+                    break
+                time.sleep(0.05)
+            time.sleep(0.05 * attempt)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 130 and err.strip() == "dask-gmm: error: interrupted", err
+            time.sleep(3.0)  # the tasks the workers were running have ended
+            assert [n for n in os.listdir(out) if n.startswith(".")] == [], attempt  # (the output, if it was done)
 
 
 def _readline(stream, timeout):
