@@ -610,6 +610,7 @@ def _check_figures(paths, data):
     """Fail before the work when a figure would land inside the input ``data`` or replace a file
     that is not a PNG image (an existing PNG of that name is replaced, as any plotting tool does)."""
     for p in paths:
+        _check_folder(p, "figure")
         _refuse_inside_input(p, "the figure", data)
         if os.path.isdir(p) or (_holds_something(p) and not _starts_with(p, _PNG)):
             raise CLIError(f"{p!r} exists and is not a PNG image; {PROG} replaces only PNG files with its "
@@ -967,18 +968,9 @@ def _alive(pid):
     return True
 
 
-def _store_atomically(result, output, overwrite, attrs, data):
-    """Write a lazy dask array chunk by chunk to a Zarr array at ``output``.
-
-    Local outputs are written to a temporary sibling folder then renamed, so
-    an interrupted run leaves no half-written result under the final name.
-    Refuses an output that overlaps the input ``data``, or (with ``overwrite``)
-    that is something other than a Zarr store.
-    """
-    import dask.array as da
-    import zarr
-    from zarr.codecs import ZstdCodec
-
+def _check_store_output(output, overwrite, data):
+    """A CLIError when the Zarr store ``output`` cannot be written: inside the input ``data``, in a
+    missing folder, already there without ``overwrite``, or (with it) something not a Zarr store."""
     from . import io
 
     local = "://" not in output
@@ -992,6 +984,22 @@ def _store_atomically(result, output, overwrite, attrs, data):
             io.refuse_unreplaceable(output, "--overwrite")
         except ValueError as exc:
             raise CLIError(str(exc)) from None
+
+
+def _store_atomically(result, output, overwrite, attrs, data):
+    """Write a lazy dask array chunk by chunk to a Zarr array at ``output``.
+
+    Local outputs are written to a temporary sibling folder then renamed, so
+    an interrupted run leaves no half-written result under the final name.
+    Refuses an output that overlaps the input ``data``, or (with ``overwrite``)
+    that is something other than a Zarr store.
+    """
+    import dask.array as da
+    import zarr
+    from zarr.codecs import ZstdCodec
+
+    local = "://" not in output
+    _check_store_output(output, overwrite, data)
     target = _temporary_sibling(output) if local else output
     rows = result.chunks[0][0]
     chunks = (rows,) + tuple(result.shape[1:])
@@ -1051,6 +1059,7 @@ def cmd_predict(args, term):
     attrs = {"dask_gmm_predict": {"kind": "proba" if args.proba else "labels", "model": os.path.abspath(args.model),
                                   "data": path, "n_components": K}}
     output = _lasting(_data_path(args.output))
+    _check_store_output(output, args.overwrite, path)  # before the scheduler is waited for
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
         _store_atomically(result, output, args.overwrite, attrs, path)

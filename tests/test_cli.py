@@ -494,6 +494,17 @@ def test_generate_refuses_other_arguments_in_cli_words(store, capsys):
     assert "overwrite=True" not in err
 
 
+def test_outputs_are_checked_before_the_scheduler_is_reached(store, model_file, tmp_path, capsys):
+    """An existing predict output and a figure in a missing folder were refused only after the
+    connection to the scheduler (here unreachable: 30 s, then its error instead)."""
+    (tmp_path / "out.zarr").mkdir()
+    far = ["--scheduler", "tcp://127.0.0.1:9"]
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "out.zarr", *far)
+    assert_one_line_error(rc, err, "already exists. Pass --overwrite")
+    rc, _, err = run(capsys, "plot", model_file, store, "-o", tmp_path / "none" / "p.png", *far)
+    assert_one_line_error(rc, err, "cannot write the figure to", "does not exist")
+
+
 def test_generate_rerun_says_what_it_wrote(tmp_path, capsys):
     """A rerun on a complete store said "wrote 20,000 rows" having written nothing, even when a chunk
     was corrupt (it is not read again: --overwrite rewrites it)."""

@@ -281,11 +281,9 @@ def test_cli_refuses_scheduler_addresses_it_cannot_use(store, tmp_path, capsys):
     save_model(GaussianMixture(3, random_state=0).fit(make_blobs(n=300)), model)
     for address in ("tls://127.0.0.1:8786", "ucx://127.0.0.1:8786", "tcp://127.0.0.1:8786x", "inproc://x",
                     "tcp://127.0.0.1:99999", "tcp//127.0.0.1:8786", "http://127.0.0.1:8786"):
-        t0 = time.perf_counter()
         rc = cli.main(["score", str(model), store, "--scheduler", address])
         err = capsys.readouterr().err
         assert rc == 2 and err.count("\n") == 1 and "is not a scheduler address dask-gmm can use" in err, err
-        assert time.perf_counter() - t0 < 20  # not the connect timeout (30 s)
 
 
 def test_predict_interrupted_on_a_cluster_leaves_no_temporary_store(tmp_path):
