@@ -386,14 +386,14 @@ def build_parser():
     p.add_argument("--output", "-o", required=True, metavar="fit.png", help="PNG file, prefix or folder")
     p.add_argument("--features", type=int, nargs=2, default=(0, 1), metavar=("I", "J"),
                    help="the pair of features to show (default 0 1)")
-    p.add_argument("--bins", type=count, default=200, help="histogram bins per axis (default 200)")
+    p.add_argument("--bins", type=count, default=200, help="histogram bins per axis (default 200, at most 1024)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("demo", parents=[common], help="the whole job on a synthetic mixture, in about a minute",
                        description="Generate a 3-component 2-D mixture (as the seed notebook), fit it, compare "
                                    "the fit with the truth component by component, write figures and the model.")
     p.add_argument("--n-samples", "-n", type=count, default=DEMO_DEFAULTS["n_samples"], metavar="N",
-                   help=f"rows (default {DEMO_DEFAULTS['n_samples']:_})")
+                   help=f"rows (default {DEMO_DEFAULTS['n_samples']:_}, at least {10 * DEMO_DEFAULTS['n_components']})")
     p.add_argument("--output-dir", default=DEMO_DEFAULTS["output_dir"], metavar="DIR",
                    help=f"where the store, model and figures go (default ./{DEMO_DEFAULTS['output_dir']})")
     p.add_argument("--seed", type=_seed, default=DEMO_DEFAULTS["seed"], metavar="S",
