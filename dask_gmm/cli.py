@@ -538,9 +538,12 @@ def _local_outputs(args):
         setattr(args, attr, io.data_path(str(value)))
 
 
-def _check_folder(path, what):
-    """A CLIError unless the folder that is to hold ``path`` (local) exists and may be written."""
+def _check_folder(path, what, create=False):
+    """A CLIError unless the folder that is to hold ``path`` (local) exists and may be written; with
+    ``create`` (figures, whose folders are made), unless its nearest existing folder may be written."""
     folder = os.path.dirname(os.path.abspath(path))
+    while create and not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise CLIError(f"cannot write the {what} to {path!r}: {folder!r} is a file, not a folder.")
     if not os.path.isdir(folder):
@@ -610,7 +613,7 @@ def _check_figures(paths, data):
     """Fail before the work when a figure would land inside the input ``data`` or replace a file
     that is not a PNG image (an existing PNG of that name is replaced, as any plotting tool does)."""
     for p in paths:
-        _check_folder(p, "figure")
+        _check_folder(p, "figure", create=True)
         _refuse_inside_input(p, "the figure", data)
         if os.path.isdir(p) or (_holds_something(p) and not _starts_with(p, _PNG)):
             raise CLIError(f"{p!r} exists and is not a PNG image; {PROG} replaces only PNG files with its "

@@ -501,8 +501,15 @@ def test_outputs_are_checked_before_the_scheduler_is_reached(store, model_file, 
     far = ["--scheduler", "tcp://127.0.0.1:9"]
     rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "out.zarr", *far)
     assert_one_line_error(rc, err, "already exists. Pass --overwrite")
-    rc, _, err = run(capsys, "plot", model_file, store, "-o", tmp_path / "none" / "p.png", *far)
-    assert_one_line_error(rc, err, "cannot write the figure to", "does not exist")
+    (tmp_path / "a-file").write_text("")
+    rc, _, err = run(capsys, "plot", model_file, store, "-o", tmp_path / "a-file" / "new" / "p.png", *far)
+    assert_one_line_error(rc, err, "cannot write the figure to", "is a file, not a folder")
+
+
+def test_figures_go_into_new_folders(store, model_file, tmp_path, capsys):
+    """plot makes the folders of its figures (a check before the work refused them for a while)."""
+    rc, _, _ = run(capsys, "plot", model_file, store, "-o", f"{tmp_path}/figs/new/", "-q")
+    assert rc == 0 and sorted(os.listdir(tmp_path / "figs" / "new")) == ["density.png", "fit.png", "loglik.png"]
 
 
 def test_generate_rerun_says_what_it_wrote(tmp_path, capsys):
