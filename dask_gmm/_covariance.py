@@ -306,22 +306,31 @@ def centred_moments(X, resp, ref, covariance_type):
 
 
 # ------------------------------------------------------------ M-step
-def _cov_full(nk, delta, s2, reg, n_total):
-    K, d = delta.shape
-    cov = s2 / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
+# Each component's scatter about its new mean m = ref + delta, from moments centred on ref:
+# sum r (x - m)(x - m)^T = s2 - C with C = (nk + f) delta delta^T + f (ref delta^T + delta ref^T),
+# where nk = nk_raw + f is the floored count and f the floor (0 for an emptied component).
+def _correction_full(nk, floor, delta, ref):
+    c = (nk + floor)[:, None, None] * delta[:, :, None] * delta[:, None, :]
+    return c + floor[:, None, None] * (ref[:, :, None] * delta[:, None, :] + delta[:, :, None] * ref[:, None, :])
+
+
+def _cov_full(nk, floor, delta, ref, s2, reg, n_total):
+    d = delta.shape[1]
+    cov = (s2 - _correction_full(nk, floor, delta, ref)) / nk[:, None, None]
     cov[:, np.arange(d), np.arange(d)] += reg
     return cov
 
 
-def _cov_tied(nk, delta, s2, reg, n_total):
+def _cov_tied(nk, floor, delta, ref, s2, reg, n_total):
     d = delta.shape[1]
-    cov = (s2 - np.einsum("k,ki,kj->ij", nk, delta, delta)) / n_total
+    cov = (s2 - _correction_full(nk, floor, delta, ref).sum(axis=0)) / n_total
     cov.flat[:: d + 1] += reg
     return cov
 
 
-def _cov_diag(nk, delta, s2, reg, n_total):
-    return s2 / nk[:, None] - delta**2 + reg
+def _cov_diag(nk, floor, delta, ref, s2, reg, n_total):
+    c = (nk + floor)[:, None] * delta**2 + 2 * floor[:, None] * ref * delta
+    return (s2 - c) / nk[:, None] + reg
 
 
 _COVARIANCES = {
@@ -351,51 +360,75 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight
 
     Notes
     -----
-    An emptied component (every responsibility exactly 0, so ``nk_raw``, ``s1c``
-    and its ``s2`` are 0) keeps its mean ``ref``, deliberately. scikit-learn's
-    becomes ``sum r x / (0 + 10 eps) = 0``: the origin, which depends on where
-    the data happen to sit and can lie among them, where the dead component
-    (covariance ``reg_covar``) may catch a single row and turn into a singleton
-    spike. Keeping the mean keeps a fit of shifted data the same fit, shifted.
-    Its weight and covariance, and every other component, match scikit-learn's.
-    A nearly empty component's mean, ``ref + s1c / nk``, is pulled toward ``ref``
-    by the floor, where scikit-learn's is pulled toward the origin: the two differ
-    by ``10 eps |ref| / nk``, over 1e-8 relative below about 2e-6 of a row.
+    The means are scikit-learn's ``sum r x / nk``, the floor included (a nearly
+    empty component's mean is pulled toward the origin by it), and the
+    covariances each component's scatter about its new mean over ``nk`` (for
+    ``diag``, ``tied`` and ``spherical`` scikit-learn subtracts uncentred
+    moments instead, and loses digits far from the origin; tested against
+    NumPy's two-pass covariances). An emptied component (every responsibility
+    exactly 0, so ``nk_raw``, ``s1c`` and its ``s2`` are 0) keeps its mean
+    ``ref``, deliberately. scikit-learn's becomes ``sum r x / (0 + 10 eps) = 0``:
+    the origin, which depends on where the data happen to sit and can lie
+    among them, where the dead component (covariance ``reg_covar``) may catch a
+    single row and turn into a singleton spike. Keeping the mean keeps a fit of
+    shifted data the same fit, shifted. Its weight and covariance, and every
+    other component, match scikit-learn's.
     """
-    nk = nk_raw + 10 * np.finfo(np.float64).eps * weight_unit  # scikit-learn's floor: empty components stay finite
-    delta = s1c / nk[:, None]
-    # Covariance about the new means: s2/nk - delta delta^T (the centring correction).
-    covariances = _COVARIANCES[covariance_type](nk, delta, s2, reg_covar, nk.sum())
+    tiny = 10 * np.finfo(np.float64).eps * weight_unit  # scikit-learn's floor: empty components stay finite
+    nk = nk_raw + tiny
+    floor = np.where(nk_raw > 0, tiny, 0.0)  # an emptied component keeps its mean (see Notes)
+    delta = (s1c - floor[:, None] * ref) / nk[:, None]  # (s1c + nk_raw ref) / nk - ref
+    with np.errstate(over="ignore", invalid="ignore"):  # inf or NaN, which the M-step refuses by name
+        covariances = _COVARIANCES[covariance_type](nk, floor, delta, ref, s2, reg_covar, nk.sum())
     return nk, ref + delta, covariances
 
 
-#: The centring correction ``s2 / nk - delta delta^T`` of :func:`gaussian_parameters` leaves each
-#: variance the rounding of ``s2`` times about ``1 + delta_j**2 / var_j`` (the mean's move in the
-#: component's own standard deviations, squared). Past this factor (about 1e-12 of each variance
-#: rounded away) the statistics are computed again, centred on the new means
-#: (:func:`dask_gmm._em.recentred`): scikit-learn's two-pass covariances keep every digit.
-MAX_CENTRING_LOSS = 1e4
+#: The centring correction of :func:`gaussian_parameters` (``s2 / nk`` less the outer product of
+#: the mean's move ``delta``) leaves the covariance the rounding of ``s2`` times about
+#: ``|delta|**2 / lambda_min`` (the move in the component's own standard deviations along its
+#: narrowest axis, squared). Past this factor (about 1e-10 of the covariance rounded away) the
+#: statistics are computed again, centred on the new means (:func:`dask_gmm._em.recentred`):
+#: scikit-learn's two-pass covariances keep every digit. (At 1e4 and 1e5, 14 and 11 of the 66
+#: iterations of 20 default fits of integer grids made the extra pass, where components
+#: collapsing onto grid points move 1e3 of their narrow widths and lose about 2e-10; at 1e6 none.)
+MAX_CENTRING_LOSS = 1e6
 
-_VARIANCES = {
-    "full": lambda c: np.diagonal(c, axis1=1, axis2=2),
-    "tied": lambda c: np.diag(c)[None, :],
-    "diag": lambda c: c,
-    "spherical": lambda c: c[:, None],
+
+def _loss_full(move2, covariances):
+    """max_k move2[k] / lambda_min(cov_k), bounded above through the Cholesky factor's inverse
+    (``||L^-1||_F^2 >= 1 / lambda_min``); inf where a covariance is not positive definite."""
+    cov = covariances.reshape(-1, *covariances.shape[-2:])
+    try:
+        inv = np.linalg.inv(np.linalg.cholesky(cov))
+    except np.linalg.LinAlgError:
+        return np.inf
+    return float(np.max(move2 * np.sum(inv**2, axis=(1, 2))))
+
+
+_LOSSES = {
+    "full": lambda move, cov: _loss_full(np.sum(move**2, axis=1), cov),
+    "tied": lambda move, cov: _loss_full(np.max(np.sum(move**2, axis=1)), cov),
+    "diag": lambda move, cov: np.max(move**2 / np.abs(cov)),
+    "spherical": lambda move, cov: np.max(np.sum(move**2, axis=1) / np.abs(cov)),
 }
 
 
 def centring_loss(means, ref, covariances, covariance_type):
-    """The largest ``(means - ref)**2 / variance`` over components and features, a float (inf where a
-    variance is 0 and its mean moved): see :data:`MAX_CENTRING_LOSS`.
+    """How many times the rounding of ``s2`` the centring correction of :func:`gaussian_parameters`
+    leaves in its covariances, about (``|means - ref|**2 / lambda_min``; inf where a variance is 0
+    or a covariance not positive definite and a mean moved; NaN ignored): see :data:`MAX_CENTRING_LOSS`.
 
     Parameters
     ----------
     means, ref : ndarray of shape (K, d), the new means and the points the moments were centred on
     covariances : ndarray, shape by type, from :func:`gaussian_parameters`
     """
+    move = means - ref
+    if not np.any(move):
+        return 0.0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = (means - ref) ** 2 / np.abs(_VARIANCES[covariance_type](covariances))
-    return float(np.max(ratio, initial=0.0, where=~np.isnan(ratio)))
+        loss = float(_LOSSES[covariance_type](move, covariances))
+    return 0.0 if np.isnan(loss) else loss
 
 
 def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):

@@ -366,9 +366,9 @@ def variational_em(
             return runs, priors
         models = [variational_model(r.params, ct, pt) for r in active]
         stats = blocks.map_reduce(_kernels.e_step_stats, models)
-        if priors is None:
-            priors = make_priors(data_moments(stats[0], models[0].means, ct))
         moved, refs = recentred(blocks, models, stats, reg_covar, [1.0] * len(models))
+        if priors is None:  # the data's moments, from moments centred near them (a warm start far away)
+            priors = make_priors(data_moments(moved[0], refs[0], ct))
         for run, st, model, st_m, ref in zip(active, stats, models, moved, refs):
             rlogr = sum_resp_log_resp(st, model)  # of moments centred on the model's means
             run.params = bayesian_m_step(st_m, ref, priors, reg_covar=reg_covar, covariance_type=ct, prior_type=pt)

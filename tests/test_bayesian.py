@@ -255,6 +255,27 @@ def test_far_from_origin_covariances_unchanged(ct, sorted_init):
     np.testing.assert_allclose(b.weights_, a.weights_, atol=1e-9)
 
 
+def test_a_warm_start_far_from_the_data_keeps_every_digit():
+    """Data moved 1e6 away from a fitted model: the priors (the data's covariance) came from moments
+    centred on the old means (3.3e-5 off), and so did the first covariances; both now match."""
+    rng = np.random.default_rng(3)
+    Z = np.concatenate([rng.normal(size=(2000, 2)) @ rng.normal(size=(2, 2)) * 0.5 + m
+                        for m in ([0, 0], [8, 3.0], [-5, 6])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        base = SKBayesianGaussianMixture(n_components=3, max_iter=2, random_state=0).fit(Z)
+        fitted = {k: v for k, v in vars(base).items() if k.endswith("_") and not k.startswith("_")}
+        sk = SKBayesianGaussianMixture(n_components=3, max_iter=2, warm_start=True)
+        ours = BayesianGaussianMixture(n_components=3, max_iter=2, warm_start=True)
+        for m in (sk, ours):
+            for k, v in fitted.items():
+                setattr(m, k, np.copy(v))
+        sk.fit(Z + 1e6)
+        ours.fit(Z + 1e6)
+    np.testing.assert_allclose(ours.covariance_prior_, np.cov((Z + 1e6).T), rtol=1e-12)
+    _assert_fitted_equal(ours, sk, rtol=1e-9)
+
+
 def test_results_do_not_depend_on_chunking():
     X = make_blobs(n=4000)
     fits = [

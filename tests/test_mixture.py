@@ -90,6 +90,41 @@ def test_a_start_far_from_the_data_keeps_every_digit_of_the_covariances(ct, monk
     assert counts[1] - counts[0] == 2 and counts[3] - counts[0] == 4  # the initialisation's, then the EM's
 
 
+def test_a_move_far_along_a_narrow_axis_keeps_every_digit():
+    """Correlated features, the start 90 standard deviations off on each: under the threshold
+    feature by feature, but 1e7 along the narrow axis, which lost 5e-7 of the precisions."""
+    rng = np.random.default_rng(1)
+    x1 = rng.normal(size=20_000)
+    X = np.c_[x1, x1 + 1e-3 * rng.normal(size=20_000)]
+    kw = dict(n_components=1, means_init=X.mean(0)[None] + 90.0, precisions_init=np.eye(2)[None],
+              weights_init=[1.0], reg_covar=1e-10, max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, sk = GaussianMixture(**kw).fit(X), SKGaussianMixture(**kw).fit(X)
+    pc = sk.precisions_cholesky_
+    np.testing.assert_allclose(ours.precisions_cholesky_, pc, rtol=1e-8, atol=1e-8 * np.abs(pc).max())
+
+
+def test_a_nearly_empty_component_matches_sklearn():
+    """A component of 6e-4 of a row: its mean was pulled toward its previous mean by the 10 eps floor,
+    scikit-learn's toward the origin; 3.6e-12 apart, which grew to 3e-6 in the covariances and 7e-6
+    in the weights over 8 iterations. The means are now scikit-learn's."""
+    rng = np.random.default_rng(2)
+    mu = rng.normal(scale=6, size=(2, 2))
+    X = np.concatenate([rng.normal(size=(2000, 2)) @ rng.normal(size=(2, 2)) * 0.5 + m for m in mu]) + 1e6
+    means = mu + 1e6 + rng.normal(size=mu.shape)
+    means[0] = 0
+    kw = dict(n_components=2, means_init=means, weights_init=[0.5, 0.5], tol=1e-12, max_iter=8,
+              precisions_init=np.stack([np.eye(2) / 1e12, np.eye(2) / 9]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, sk = GaussianMixture(**kw).fit(X), SKGaussianMixture(**kw).fit(X)
+        first = GaussianMixture(**(kw | dict(max_iter=1))).fit(X)
+    assert first.weights_[0] * len(X) < 1e-3  # nearly empty after the first iteration
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bounds_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(sk, name), rtol=1e-8, err_msg=name)
+
+
 def test_results_do_not_depend_on_chunking_and_are_bitwise_reproducible():
     X = make_blobs(n=4000)
     fits = []
