@@ -175,7 +175,7 @@ def json_array(d, key, shape):
 def check_history(n_iter, lower_bound, lower_bounds):
     """A ValueError unless the history is one a fit writes: ``n_iter`` finite lower bounds, the last of
     them ``lower_bound``; without iterations, a ``lower_bound`` that is not +inf (-inf after
-    ``max_iter=0``, NaN for a model not fitted, a warm start's previous bound)."""
+    ``max_iter=0``, NaN for a model not fitted by EM, as a generator's true model)."""
     if len(lower_bounds) != n_iter:
         raise ValueError(f"'lower_bounds' holds {len(lower_bounds)} values, but 'n_iter' is {n_iter}")
     if not all(np.isfinite(lower_bounds)):

@@ -255,7 +255,7 @@ def e_step_stats(X, models, sample_weight=None, row_offset=0):
     sample_weight : ndarray of shape (n,) or None
     Returns
     -------
-    list of SuffStats, centred on each model's current means
+    list of SuffStats, centred on each model's ``centres`` where given, else on its means
     """
     if not USE_NUMBA:
         return _e_step_stats_numpy(X, models, sample_weight=sample_weight, row_offset=row_offset)

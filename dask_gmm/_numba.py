@@ -535,7 +535,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, log_norm, tile, nk, s1c, s2):
             rk = _sum8(r, B)
             nk[k] += rk
             for m in range(d):
-                s1c[k, m] += V[m, k] - rk * cm[k, m]  # sum r (x - mu_k)
+                s1c[k, m] += V[m, k] - rk * cm[k, m]  # sum r (x - cm_k)
             c = B
             if pack:  # the tile's rows with r > 0, packed in order (rows with r == 0 add exactly 0)
                 c = 0

@@ -535,7 +535,8 @@ def _local_outputs(args):
         if str(value).split("://", 1)[0].lower() not in ("file", "local"):
             raise CLIError(f"{option} {value!r} is a URL, but {PROG} writes it to local files only. "
                            "Give a local path (or a file:// URL).")
-        setattr(args, attr, io.data_path(str(value)))
+        folder = "/" if str(value).endswith("/") else ""  # plot's --output names a folder so
+        setattr(args, attr, io.data_path(str(value)) + folder)
 
 
 def _check_folder(path, what, create=False):
@@ -1001,6 +1002,8 @@ def _store_atomically(result, output, overwrite, attrs, data):
     import zarr
     from zarr.codecs import ZstdCodec
 
+    from . import io
+
     local = "://" not in output
     _check_store_output(output, overwrite, data)
     target = _temporary_sibling(output) if local else output
@@ -1014,6 +1017,11 @@ def _store_atomically(result, output, overwrite, attrs, data):
         writes = _Writes(arr, os.path.join(target, "zarr.json") if local else None)
         # dask chunks equal the zarr chunks (all rows of each but the last), so every write is one whole chunk
         da.store(result.rechunk({0: rows}), writes, lock=False)
+        lost = io.missing_chunks(arr)
+        if lost:  # a cluster's workers that do not see this disk: their writes went elsewhere
+            raise CLIError(f"{len(lost)} chunks written for {output!r} are not in the store as this process "
+                           f"sees it ({', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}); the workers may "
+                           "have written them to a disk of their own. Write to a path or URL that they share.")
         if local:
             if os.path.lexists(output):
                 old = f"{target}.old"
@@ -1027,6 +1035,8 @@ def _store_atomically(result, output, overwrite, attrs, data):
         if old is not None and os.path.lexists(old) and not os.path.lexists(output):
             os.replace(old, output)  # interrupted between the two renames: the old output goes back
         if local and os.path.exists(target):
+            with contextlib.suppress(OSError):  # first the mark the workers' writes look for (_WhileThere)
+                os.unlink(os.path.join(target, "zarr.json"))
             shutil.rmtree(target, ignore_errors=True)
             _removed_again(target)
         raise

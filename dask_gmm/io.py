@@ -142,7 +142,7 @@ def missing_chunk_count(arr):
     int
     """
     names = missing_chunks(arr)
-    if arr.shards is None:
+    if arr.shards is None or not names:
         return len(names)
     grid = itertools.product(*(range(-(-n // s)) for n, s in zip(arr.shape, arr.shards)))
     shards = {arr.metadata.encode_chunk_key(c): c for c in grid}
@@ -288,8 +288,9 @@ def data_path(path):
     """A local path made absolute (the workers of a cluster may run in another folder), a
     ``file://`` or ``local://`` URL as that local path (as fsspec reads it), any other URL as it is."""
     path = os.fspath(path)
-    if path.split("://", 1)[0] in ("file", "local"):
-        path = fsspec.core.url_to_fs(path)[1]
+    scheme, sep, rest = path.partition("://")
+    if sep and scheme.lower() in ("file", "local"):
+        path = fsspec.core.url_to_fs(f"{scheme.lower()}://{rest}")[1]
     return path if "://" in path else os.path.abspath(path)
 
 

@@ -158,7 +158,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         self._check_number("n_init", self.n_init, Integral, 1)
         self._check_number("verbose_interval", self.verbose_interval, Integral, 1)
         self._check_number("split_every", self.split_every, Integral, 2)
-        if not isinstance(self.verbose, Integral) or self.verbose < 0:  # a bool is fine, as in scikit-learn
+        if not isinstance(self.verbose, (Integral, np.bool_)) or self.verbose < 0:  # a bool is fine, as in scikit-learn
             self._check_number("verbose", self.verbose, Integral, 0)
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"The 'warm_start' parameter of {type(self).__name__} must be True or False; "

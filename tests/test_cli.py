@@ -734,8 +734,10 @@ def test_local_outputs_refuse_urls(tmp_path, capsys, store, model_file, argv, mo
 def test_local_outputs_take_file_urls_as_their_paths(tmp_path, capsys, store, model_file):
     rc, out, _ = run(capsys, "plot", model_file, store, "--output", f"file://{tmp_path}/fig.png", "-q")
     assert rc == 0 and (tmp_path / "fig.png").exists() and f"wrote {tmp_path}/fig.png" in out
-    rc, _, _ = run(capsys, "fit", store, "-k", "2", "--max-iter", "1", "--output", f"file://{tmp_path}/m.json", "-q")
-    assert rc == 0 and (tmp_path / "m.json").exists()
+    rc, _, _ = run(capsys, "fit", store, "-k", "2", "--max-iter", "1", "--output", f"FILE://{tmp_path}/m.json", "-q")
+    assert rc == 0 and (tmp_path / "m.json").exists()  # the scheme in capitals too (was a folder 'FILE:')
+    rc, _, _ = run(capsys, "plot", model_file, store, "--output", f"file://{tmp_path}/figs/", "-q")
+    assert rc == 0 and sorted(os.listdir(tmp_path / "figs")) == ["density.png", "fit.png", "loglik.png"]
 
 
 @pytest.mark.parametrize("argv, said", [

@@ -708,7 +708,8 @@ def test_bad_parameters(kwargs, match):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_verbose_may_be_a_bool_as_in_sklearn():
-    GaussianMixture(2, verbose=True, max_iter=1, random_state=0).fit(make_blobs(n=300))
+    for verbose in (True, np.bool_(False)):
+        GaussianMixture(2, verbose=verbose, max_iter=1, random_state=0).fit(make_blobs(n=300))
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,7 @@ def test_a_history_no_fit_writes_is_refused(tmp_path, edit, said):
     with pytest.raises(ValueError, match="not finite"):
         check_history(2, -1.0, [-2.0, float("inf")])
     check_history(0, float("-inf"), [])  # max_iter=0
-    check_history(0, -1.25, [])  # a warm start with max_iter=0 keeps the previous bound
+    check_history(0, float("nan"), [])  # a model not fitted by EM (a generator's true model)
 
 
 def test_non_finite_lower_bounds_round_trip_in_strict_json(tmp_path):
