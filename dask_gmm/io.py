@@ -302,23 +302,54 @@ def open_zarr(path):
     """
     path = data_path(path)
     node = open_node(path)
+    return group_data(node, path) if isinstance(node, zarr.Group) else checked_generated(node, path)
+
+
+def group_data(group, path):
+    """The array ``X`` of the Zarr ``group`` (at ``path``, for messages), checked as
+    :func:`checked_generated` checks it; a ValueError when there is none."""
+    node = member(group, "X", path)
+    if node is None:
+        raise ValueError(f"The Zarr group {path!r} has no array 'X'. Pass the array itself or its path.")
     if isinstance(node, zarr.Group):
-        status = node.attrs.get(STATUS_ATTR, {})
-        if status and not status.get("complete", False):
-            raise ValueError(
-                f"The store {path!r} is incomplete (its generation was interrupted). "
-                "Rerun the same generate command to finish it."
-            )
-        node = member(node, "X", path)
-        if node is None:
-            raise ValueError(f"The Zarr group {path!r} has no array 'X'. Pass the array itself or its path.")
-        if isinstance(node, zarr.Group):
-            raise ValueError(f"'X' in the Zarr group {path!r} is a group, not an array. Pass the path of "
-                             "the data array itself.")
-        changed = reshaped(status, node)
-        if changed:
-            raise ValueError(f"The store {path!r} is damaged: {changed}. Restore it, or regenerate it.")
-    return node
+        raise ValueError(f"'X' in the Zarr group {path!r} is a group, not an array. Pass the path of "
+                         "the data array itself.")
+    return checked_generated(node, path, dict(group.attrs.get(STATUS_ATTR) or {}))
+
+
+def checked_generated(X, path, status=None):
+    """``X``, unless it is the array X of a store that :func:`dask_gmm.generate_mixture` left
+    incomplete, or whose shape has changed since (a ValueError saying so). ``status`` is the
+    generator's record of the group holding X, found from X itself when not given (whichever way X
+    was opened: the group's path, the array's, or a ``zarr.Array`` or ``zarr.Group`` object)."""
+    if status is None:
+        status = _holding_status(X)
+    if status and not status.get("complete", False):
+        raise ValueError(
+            f"The store {path!r} is incomplete (its generation was interrupted). "
+            "Rerun the same generate command to finish it."
+        )
+    changed = reshaped(status, X)
+    if changed:
+        raise ValueError(f"The store {path!r} is damaged: {changed}. Restore it, or regenerate it.")
+    return X
+
+
+def _holding_status(X):
+    """The generator's record in the group that holds the Zarr array ``X`` under the name "X", or {}."""
+    store, key = X.store_path.store, X.store_path.path
+    try:
+        if key:
+            parent, _, name = key.rpartition("/")
+            group = zarr.open_group(store=store, path=parent, mode="r")
+        elif isinstance(store, zarr.storage.LocalStore):  # the array is its store's root: its folder's parent
+            name = store.root.name
+            group = zarr.open_group(store=zarr.storage.LocalStore(store.root.absolute().parent, read_only=True), mode="r")
+        else:
+            return {}
+    except Exception:  # no group there, or one zarr cannot read: nothing generated to check
+        return {}
+    return dict(group.attrs.get(STATUS_ATTR) or {}) if name == "X" else {}
 
 
 def reshaped(status, X):
@@ -671,10 +702,8 @@ def zarr_rows(X):
 
 def with_reader(X):
     """``(as_dask_array(X), zarr_rows(X))``, a path or URL opened once for both."""
-    if isinstance(X, (str, os.PathLike)):
-        X = open_zarr(X)
-    X = as_zarr_input(X)
-    return as_dask_array(X), zarr_rows(X)
+    X = open_zarr(X) if isinstance(X, (str, os.PathLike)) else as_zarr_input(X)
+    return _as_dask_array(X), zarr_rows(X)
 
 
 def as_zarr_input(X):
@@ -686,10 +715,9 @@ def as_zarr_input(X):
     by :func:`data_path` for the same reason).
     """
     if isinstance(X, zarr.Group):
-        where = str(X.store_path)
-        X = member(X, "X", where)
-        if not isinstance(X, zarr.Array):
-            raise ValueError(f"The Zarr group {where!r} has no array 'X'. Pass the array itself.")
+        X = group_data(X, str(X.store_path))
+    elif isinstance(X, zarr.Array):
+        checked_generated(X, str(X.store_path))
     if isinstance(X, zarr.Array) and isinstance(X.store_path.store, zarr.storage.LocalStore):
         root = X.store_path.store.root
         if not root.is_absolute():
@@ -709,9 +737,13 @@ def as_dask_array(X):
     -------
     dask.array.Array of shape (n_samples, n_features), float32 or float64
     """
-    if isinstance(X, (str, os.PathLike)):
-        X = open_zarr(os.fspath(X))
-    X = as_zarr_input(X)
+    X = open_zarr(os.fspath(X)) if isinstance(X, (str, os.PathLike)) else as_zarr_input(X)
+    return _as_dask_array(X)
+
+
+def _as_dask_array(X):
+    """:func:`as_dask_array` of X, a Zarr array already opened and checked (:func:`open_zarr`,
+    :func:`as_zarr_input`) or any other accepted input."""
     if isinstance(X, zarr.Array):
         return _as_float(_from_zarr(X))
     if is_dask_dataframe(X):  # lazy; one pass to learn each partition's length

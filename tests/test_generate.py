@@ -156,6 +156,11 @@ def test_a_store_whose_shape_was_edited_is_damaged(tmp_path):
     said = r"is damaged: its array X has shape \(400, 2\) in chunks of 100 rows, but was generated with shape \(500, 2\)"
     with pytest.raises(ValueError, match=said + ".*Restore it, or regenerate it"):
         GaussianMixture(3).fit(path)
+    # however X is given: the array's path, a zarr.Group, a zarr.Array (these were fitted silently)
+    for X in (path + "/X", zarr.open_group(path, mode="r"), zarr.open_array(path + "/X", mode="r"),
+              zarr.open_group(path, mode="r")["X"]):
+        with pytest.raises(ValueError, match=said):
+            GaussianMixture(3).fit(X)
     assert store_info(path)["status"] == "damaged"
     with pytest.raises(ValueError, match=said + ".*Pass overwrite=True to replace it"):
         generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
