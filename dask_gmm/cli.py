@@ -535,7 +535,7 @@ def _local_outputs(args):
         if str(value).split("://", 1)[0].lower() not in ("file", "local"):
             raise CLIError(f"{option} {value!r} is a URL, but {PROG} writes it to local files only. "
                            "Give a local path (or a file:// URL).")
-        folder = "/" if str(value).endswith("/") else ""  # plot's --output names a folder so
+        folder = "/" if str(value).endswith("/") else ""  # kept: a trailing / makes plot's --output a folder
         setattr(args, attr, io.data_path(str(value)) + folder)
 
 

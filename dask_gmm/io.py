@@ -347,8 +347,8 @@ def _holding_status(X):
             group = zarr.open_group(store=zarr.storage.LocalStore(store.root.absolute().parent, read_only=True), mode="r")
         else:
             return {}
-    except Exception:  # no group there, or one zarr cannot read: nothing generated to check
-        return {}
+    except (OSError, ValueError, KeyError, TypeError):  # no group there (zarr's errors are ValueErrors), or
+        return {}  # one it cannot read: nothing generated to check
     return dict(group.attrs.get(STATUS_ATTR) or {}) if name == "X" else {}
 
 
