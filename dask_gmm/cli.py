@@ -990,13 +990,12 @@ def _check_store_output(output, overwrite, data):
             raise CLIError(str(exc)) from None
 
 
-def _store_atomically(result, output, overwrite, attrs, data):
-    """Write a lazy dask array chunk by chunk to a Zarr array at ``output``.
+def _store_atomically(result, output, overwrite, attrs):
+    """Write a lazy dask array chunk by chunk to a Zarr array at ``output``, checked first by
+    :func:`_check_store_output` (before the scheduler is reached).
 
     Local outputs are written to a temporary sibling folder then renamed, so
     an interrupted run leaves no half-written result under the final name.
-    Refuses an output that overlaps the input ``data``, or (with ``overwrite``)
-    that is something other than a Zarr store.
     """
     import dask.array as da
     import zarr
@@ -1005,7 +1004,6 @@ def _store_atomically(result, output, overwrite, attrs, data):
     from . import io
 
     local = "://" not in output
-    _check_store_output(output, overwrite, data)
     target = _temporary_sibling(output) if local else output
     rows = result.chunks[0][0]
     chunks = (rows,) + tuple(result.shape[1:])
@@ -1075,7 +1073,7 @@ def cmd_predict(args, term):
     _check_store_output(output, args.overwrite, path)  # before the scheduler is waited for
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
-        _store_atomically(result, output, args.overwrite, attrs, path)
+        _store_atomically(result, output, args.overwrite, attrs)
     term.out(f"wrote {what} of {X.shape[0]:,} rows to {args.output} "
              f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")
     return 0
