@@ -488,6 +488,8 @@ def store_info(path):
     """
     node = io.open_node(io.data_path(path))
     status, true, arrays = {}, None, [node]
+    if isinstance(node, zarr.Array):  # the array X of a generated group, given by its own path, has its status
+        status = io.holding_status(node)
     if isinstance(node, zarr.Group):
         status = dict(node.attrs.get(io.STATUS_ATTR) or {})
         true = node.attrs.get("true_model")

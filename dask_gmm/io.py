@@ -323,7 +323,7 @@ def checked_generated(X, path, status=None):
     generator's record of the group holding X, found from X itself when not given (whichever way X
     was opened: the group's path, the array's, or a ``zarr.Array`` or ``zarr.Group`` object)."""
     if status is None:
-        status = _holding_status(X)
+        status = holding_status(X)
     if status and not status.get("complete", False):
         raise ValueError(
             f"The store {path!r} is incomplete (its generation was interrupted). "
@@ -335,7 +335,7 @@ def checked_generated(X, path, status=None):
     return X
 
 
-def _holding_status(X):
+def holding_status(X):
     """The generator's record in the group that holds the Zarr array ``X`` under the name "X", or {}."""
     store, key = X.store_path.store, X.store_path.path
     try:

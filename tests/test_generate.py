@@ -144,6 +144,16 @@ def test_rows_do_not_depend_on_how_they_are_batched():
     np.testing.assert_allclose(x, np.einsum("nij,nj->ni", L[ref_y], z) + args[1][ref_y], rtol=1e-14, atol=1e-14)
 
 
+def test_info_of_the_array_x_by_its_own_path_has_the_store_status(tmp_path):
+    """`info STORE/X` said "not written by dask-gmm generate" of a generated store's X."""
+    path = str(tmp_path / "g.zarr")
+    generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
+    assert store_info(path + "/X")["status"] == "complete" and store_info(path + "/X")["seed"] == 0
+    os.remove(tmp_path / "g.zarr" / "X" / "c" / "2" / "0")
+    info = store_info(path + "/X")
+    assert info["status"] == "damaged" and info["missing_chunks_of"] == {"X": 1}
+
+
 def test_a_store_whose_shape_was_edited_is_damaged(tmp_path):
     """X's metadata edited to fewer rows: fit fitted 400 of 500 rows silently, info said complete and
     a rerun of generate said it wrote the rows."""
