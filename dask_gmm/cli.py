@@ -1015,11 +1015,7 @@ def _store_atomically(result, output, overwrite, attrs):
         writes = _Writes(arr, os.path.join(target, "zarr.json") if local else None)
         # dask chunks equal the zarr chunks (all rows of each but the last), so every write is one whole chunk
         da.store(result.rechunk({0: rows}), writes, lock=False)
-        lost = io.missing_chunks(arr)
-        if lost:  # a cluster's workers that do not see this disk: their writes went elsewhere
-            raise CLIError(f"{len(lost)} chunks written for {output!r} are not in the store as this process "
-                           f"sees it ({', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}); the workers may "
-                           "have written them to a disk of their own. Write to a path or URL that they share.")
+        io.refuse_unwritten([arr], output, "Write to a path or URL that this process and every worker share.")
         if local:
             if os.path.lexists(output):
                 old = f"{target}.old"

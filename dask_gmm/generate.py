@@ -442,14 +442,8 @@ def generate_mixture(
         for i in todo
     ]
     dask.compute(*tasks)
-    lost = [f"{arr.path}/{key}" for arr in (X, labels) for key in io.missing_chunks(arr)]
-    if lost:
-        raise ValueError(
-            f"{len(lost)} chunks written for {path} are not in the store as this process sees it "
-            f"({', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}); a cluster's workers may have written "
-            "them to a disk of their own. "
-            "Write to a path (or URL) that this process and every worker share, then rerun to finish."
-        )
+    io.refuse_unwritten((X, labels), path, "Write to a path (or URL) that this process and every worker share, "
+                        "then rerun to finish.")
     group.update_attributes({io.STATUS_ATTR: {**status, "complete": True}})
     logger.info("%s complete", path)
     return true_model

@@ -428,6 +428,17 @@ def _first_few(names, sep=", "):
     return sep.join(names[:5]) + (f"{sep}..." if len(names) > 5 else "")
 
 
+def refuse_unwritten(arrays, path, advice):
+    """A ValueError when chunks just written to ``arrays`` (Zarr arrays of the store ``path``) are not
+    in the store as this process sees it: a cluster's workers wrote them to a disk of their own.
+    ``advice`` ends the message."""
+    lost = [f"{a.path}/{key}" if a.path else key for a in arrays for key in missing_chunks(a)]
+    if lost:
+        raise ValueError(f"{len(lost)} chunks written for {path} are not in the store as this process sees it "
+                         f"({_first_few(lost)}); a cluster's workers may have written them to a disk of their "
+                         f"own. {advice}")
+
+
 def _refuse_missing_chunks(arr):
     gone = missing_chunks(arr)
     if gone:
