@@ -176,14 +176,12 @@ def _check_spherical_prior(prior, covariance_type, n_features):
 
 
 def _as_prior_array(prior, shape, covariance_type):
-    prior = np.asarray(prior, dtype=np.float64)
+    prior = finite_parameter(f"{covariance_type} covariance_prior", prior, "for the covariance of X")
     if prior.shape != shape:
         raise ValueError(
             f"The parameter '{covariance_type} covariance_prior' should have the shape of {shape}, "
             f"but got {prior.shape}"
         )
-    if not np.all(np.isfinite(prior)):
-        raise ValueError(f"The parameter '{covariance_type} covariance_prior' should be finite.")
     return prior
 
 
@@ -618,8 +616,35 @@ class BayesianGaussianMixture(MixtureBase):
         self.lower_bounds_ = list(run.lower_bounds)
         self.n_features_in_ = n_features
 
+    def _is_warm(self, n_features):
+        warm = super()._is_warm(n_features)
+        if warm:
+            self._check_prior_type("set warm_start=False to fit afresh")
+        return warm
+
+    def _check_prior_type(self, otherwise):
+        """A ValueError unless ``weight_concentration_`` has the form of weight_concentration_prior_type's:
+        shape (2, K) for a Dirichlet process (a pair of arrays, as scikit-learn's), (K,) for a Dirichlet
+        distribution (read as the other, a fit or a prediction goes wrong, silently at K=2)."""
+        K = self.means_.shape[0]
+        try:
+            shape = np.shape(self.weight_concentration_)
+        except ValueError:  # ragged
+            shape = None
+        fitted = {(2, K): "dirichlet_process", (K,): "dirichlet_distribution"}.get(shape)
+        if fitted is None:
+            raise ValueError(f"weight_concentration_ should have the shape (2, {K}) or ({K},), got {shape}. "
+                             "Refit the model.")
+        if fitted != self.weight_concentration_prior_type:
+            raise ValueError(
+                f"The fitted weight_concentration_ is that of weight_concentration_prior_type={fitted!r}, "
+                f"but the estimator has {self.weight_concentration_prior_type!r}. Set back the setting it "
+                f"was fitted with, or {otherwise}."
+            )
+
     # ------------------------------------------------------------------ inference
     def _model(self):
         """The fitted variational model (scikit-learn's ``_estimate_weighted_log_prob``)."""
         check_is_fitted(self)
+        self._check_prior_type("refit")
         return variational_model(self._get_parameters(), self.covariance_type, self.weight_concentration_prior_type)

@@ -36,7 +36,10 @@ def information_criteria(mean_log_likelihood, n_samples, n_parameters):
 def finite_parameter(name, value, otherwise):
     """``value`` as a float64 array, or a ValueError naming the parameter ``name`` if it holds
     anything but finite real numbers (NaN, infinity, complex); ``otherwise`` says what None does."""
-    a = io.objects_as_float(np.asarray(value))
+    try:
+        a = io.objects_as_float(np.asarray(value))
+    except (TypeError, ValueError) as exc:  # a ragged list, say
+        raise ValueError(f"The parameter '{name}' should be an array of finite real numbers ({exc}).") from exc
     if a.dtype.kind not in "biuf" or not np.all(np.isfinite(a)):
         what = "NaN or infinity" if a.dtype.kind in "biuf" else f"dtype {a.dtype}"
         raise ValueError(

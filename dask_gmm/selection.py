@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from numbers import Integral
 
@@ -91,11 +92,14 @@ def select_model(
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
-    if isinstance(n_components, Integral):  # one value, as scikit-learn users write it
+    if isinstance(n_components, Integral) or not isinstance(n_components, Iterable):  # one value, checked below
         n_components = [n_components]
-    if isinstance(covariance_types, str):  # one type, not its letters
+    if isinstance(covariance_types, str) or not isinstance(covariance_types, Iterable):  # one type, not its letters
         covariance_types = [covariance_types]
-    n_components, types = list(n_components), list(dict.fromkeys(covariance_types))
+    n_components, types = list(n_components), []
+    for ct in covariance_types:  # in order, once each (a list, as a type may not be hashable)
+        if ct not in types:
+            types.append(ct)
     if not n_components or not types:
         raise ValueError("select_model needs at least one n_components value and one covariance type.")
     if any(isinstance(k, bool) or not isinstance(k, Integral) or k < 1 for k in n_components):

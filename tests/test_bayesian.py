@@ -349,6 +349,28 @@ def test_warm_start_continues():
     np.testing.assert_allclose(warm.lower_bounds_, four.lower_bounds_[2:], rtol=1e-12)
 
 
+@pytest.mark.parametrize("K", [2, 3])
+@pytest.mark.parametrize("fitted, changed", [("dirichlet_distribution", "dirichlet_process"),
+                                             ("dirichlet_process", "dirichlet_distribution")])
+def test_changed_weight_prior_type_is_a_value_error(K, fitted, changed):
+    """A warm start, or a prediction, after weight_concentration_prior_type changed read the fitted
+    weight concentration as the other type's: numpy's errors, or at K=2 from a Dirichlet
+    distribution to a process, its two concentrations silently taken for the process's (a, b)."""
+    X = make_blobs(n=600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = BayesianGaussianMixture(K, weight_concentration_prior_type=fitted, max_iter=5, random_state=0).fit(X)
+    labels, means = gm.predict(X), gm.means_.copy()
+    gm.set_params(warm_start=True, weight_concentration_prior_type=changed)
+    with pytest.raises(ValueError, match=f"that of weight_concentration_prior_type='{fitted}'.*set warm_start=False"):
+        gm.fit(X)
+    np.testing.assert_array_equal(gm.means_, means)
+    with pytest.raises(ValueError, match=f"but the estimator has '{changed}'. Set back .* or refit"):
+        gm.predict(X)
+    gm.set_params(weight_concentration_prior_type=fitted)
+    np.testing.assert_array_equal(gm.predict(X), labels)
+
+
 def test_restarts_convergence_warning_and_fit_predict(caplog):
     X = make_blobs(n=1500)
     with pytest.warns(ConvergenceWarning):
@@ -403,6 +425,14 @@ def test_sklearn_estimator_protocol():
         (dict(covariance_type="spherical", covariance_prior=-2.0), "positive"),
         (dict(covariance_type="spherical", covariance_prior=np.inf), "finite positive"),
         (dict(mean_prior=[np.nan, 0.0]), "'mean_prior' should hold finite real numbers"),
+        # complex priors were cast to their real part (a ComplexWarning only), others gave NumPy's messages
+        (dict(covariance_prior=np.eye(2) * (1 + 5j)), "'full covariance_prior' should hold finite real numbers"),
+        (dict(covariance_type="diag", covariance_prior=[2 + 3j, 1]), "'diag covariance_prior' .* complex"),
+        (dict(covariance_prior="eye"), "'full covariance_prior' should hold finite real numbers"),
+        (dict(covariance_type="tied", covariance_prior={"a": 1}), "'tied covariance_prior' should hold finite"),
+        (dict(covariance_prior=[[1.0, 0.0], [0.0]]), "'full covariance_prior' should be an array of finite"),
+        (dict(covariance_prior=[[1.0, np.nan], [np.nan, 1.0]]), "'full covariance_prior' .* NaN"),
+        (dict(mean_prior=[[0.0], [0.0, 1.0]]), "'mean_prior' should be an array of finite"),
     ],
 )
 def test_bad_parameters(kwargs, match):

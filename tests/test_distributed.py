@@ -327,7 +327,7 @@ def test_cli_on_a_scheduler_without_workers_says_so_and_waits_then_stops_cleanly
     ref = GaussianMixture(3, random_state=0, tol=1e-6).fit(store)
     out = tmp_path / "model.json"
     cluster = dict(CLUSTER, n_workers=0)
-    with LocalCluster(**cluster) as cluster, Client(cluster) as client:
+    with LocalCluster(**cluster) as cluster, Client(cluster):
         fit = ["dask-gmm", "fit", store, "--n-components", "3", "--seed", "0", "--scheduler", cluster.scheduler_address]
         proc = subprocess.Popen(fit + ["--tol", "1e-6", "--output", str(out)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -104,6 +104,14 @@ def test_bad_arguments():
         select_model(X[:3], n_components=[2, 5])
     with pytest.raises(ValueError, match="minimum of 2 is required"):  # as GaussianMixture.fit
         select_model(X[:1], n_components=[1])
+    # a value that is neither an int nor an iterable was Python's "object is not iterable"
+    for value in (2.0, None):
+        with pytest.raises(ValueError, match=rf"n_components values must be integers >= 1, got \[{value}\]"):
+            select_model(X, n_components=value)
+    with pytest.raises(ValueError, match="covariance_type must be one of .* got None"):
+        select_model(X, covariance_types=None)
+    with pytest.raises(ValueError, match=r"covariance_type must be one of .* got \['full'\]"):  # unhashable
+        select_model(X, covariance_types=[["full"]])
 
 
 def test_n_components_from_a_generator_is_validated():
