@@ -910,6 +910,9 @@ def as_weights(sample_weight, X):
         except zarr.errors.NodeTypeValidationError:
             raise ValueError(f"{data_path(sample_weight)!r} is a Zarr group, not an array of sample weights. "
                              "Give the path of the array inside it.") from None
+    if isinstance(sample_weight, zarr.Group):
+        raise ValueError("sample_weight is a Zarr group, not an array of sample weights. "
+                         "Give the array inside it (group['name']).")
     if isinstance(sample_weight, zarr.Array):
         sample_weight = as_zarr_input(sample_weight)
         _refuse_missing_chunks(sample_weight)
@@ -965,7 +968,7 @@ def _real_objects(a):
 
 def is_lazy(X):
     """Whether per-sample outputs for X should be lazy dask arrays (Dask or Zarr input)."""
-    return isinstance(X, (da.Array, zarr.Array, str, os.PathLike))
+    return isinstance(X, (da.Array, zarr.Array, zarr.Group, str, os.PathLike))
 
 
 # ------------------------------------------------------------------ outputs

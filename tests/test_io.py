@@ -265,6 +265,23 @@ def test_sample_weight_from_a_zarr_array(tmp_path):
         np.testing.assert_allclose(gm.fit(X, sample_weight=weights).means_, ref, rtol=1e-10)
 
 
+def test_a_group_gives_lazy_outputs_as_its_path_does(tmp_path):
+    """A zarr.Group's predict, predict_proba, score_samples and fit_predict were NumPy, the whole
+    output computed at once, where its path's and its array's are lazy dask arrays."""
+    X = make_blobs(n=1000)
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    g.create_array("X", data=X, chunks=(300, 2))
+    gm = GaussianMixture(3, random_state=0).fit(g)
+    for method in ("predict", "predict_proba", "score_samples"):
+        out = getattr(gm, method)(g)
+        assert isinstance(out, da.Array), method
+        assert out.chunks[0] == (300, 300, 300, len(X) - 900)
+        np.testing.assert_array_equal(out.compute(), getattr(gm, method)(X))
+    labels = GaussianMixture(3, random_state=0).fit_predict(g)
+    assert isinstance(labels, da.Array)
+    np.testing.assert_array_equal(labels.compute(), gm.predict(X))
+
+
 def test_a_group_where_x_should_be_is_named(tmp_path):
     """A group X inside the group was read as a 1-D array by the API and an AttributeError in the CLI."""
     zarr.open_group(str(tmp_path / "g.zarr"), mode="w").create_group("X")
@@ -278,6 +295,8 @@ def test_a_missing_weights_store_is_a_value_error(tmp_path):
     zarr.open_group(str(tmp_path / "g.zarr"), mode="w").create_array("w", data=np.ones(300), chunks=(100,))
     with pytest.raises(ValueError, match="g.zarr' is a Zarr group, not an array of sample weights"):  # zarr's error
         GaussianMixture(2).fit(make_blobs(n=300), sample_weight=str(tmp_path / "g.zarr"))
+    with pytest.raises(ValueError, match=r"sample_weight is a Zarr group, .*\(group\['name'\]"):  # was "dtype <U1"
+        GaussianMixture(2).fit(make_blobs(n=300), sample_weight=zarr.open_group(str(tmp_path / "g.zarr")))
     ones = da.ones(300, chunks=100)
     with pytest.raises(ValueError, match=r"unknown length .* compute_chunk_sizes\(\)"):
         GaussianMixture(2).fit(make_blobs(n=300), sample_weight=ones[ones > 0])
