@@ -3,11 +3,13 @@
 A checkpoint is JSON (never pickle). Floats round-trip exactly through
 ``repr``, so a resumed fit ends bit-for-bit where an uninterrupted one does.
 It records a fingerprint of the data and of the arguments that shape the fit,
-and is refused when either differs.
+and is refused when either differs, and a digest of its runs, so that an
+edited one is called damaged even where its numbers still make a model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -39,14 +41,27 @@ _ARGS = (
 )
 
 
-def check_folder(path):
-    """Refuse a ``path`` to write that is a folder, or whose folder does not exist, naming ``path``
-    (not a temporary file)."""
-    if not os.fspath(path).strip():
+def check_file_path(path):
+    """Refuse a ``path`` to write that names no file that may be replaced: empty, ending in a
+    separator, a folder, or a device, FIFO or socket (the rename that ends an atomic write would
+    put a file in its place: ``/dev/null``, say; opening a FIFO to read a checkpoint waits forever)."""
+    p = os.fspath(path)
+    if not p.strip():
         raise ValueError("Cannot write to an empty path. Give the path of a file.")
+    if os.path.isdir(p):
+        raise ValueError(f"Cannot write {p!r}: it is a folder. Give the path of a file.")
+    if p.endswith(("/", os.sep)):
+        raise ValueError(f"Cannot write {p!r}: a path ending in {p[-1]!r} names a folder. Give the path of a file.")
+    if os.path.exists(p) and not os.path.isfile(p):
+        raise ValueError(f"Cannot write {p!r}: it is not a regular file (a device, a FIFO or a socket), "
+                         "and writing would replace it. Give the path of a file.")
+
+
+def check_folder(path):
+    """Refuse a ``path`` to write that names no file to replace (:func:`check_file_path`), or whose
+    folder does not exist, naming ``path`` (not a temporary file)."""
+    check_file_path(path)
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    if os.path.isdir(path):
-        raise ValueError(f"Cannot write {os.fspath(path)!r}: it is a folder. Give the path of a file.")
     if not os.path.isdir(folder):
         raise ValueError(
             f"Cannot write {os.fspath(path)!r}: the folder {folder!r} does not exist. "
@@ -139,6 +154,12 @@ def fingerprint(estimator, X, blocks, weighted, start):
         "warm_start_from": None if start is None else {
             k: _plain(getattr(start, k)) for k in ("weights", "means", "precisions_cholesky")},
     }
+
+
+def runs_digest(runs):
+    """blake2b digest of the runs as a checkpoint holds them (JSON): an edit that leaves them valid
+    (a mean changed, weights reordered) no longer matches the digest written with them."""
+    return hashlib.blake2b(json.dumps(runs, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
 def _run_to_dict(r):
@@ -238,18 +259,20 @@ class Checkpoint:
         """The saved runs, or None when there is no checkpoint yet. Refuses a mismatched one."""
         if not os.path.exists(self.path):
             return None
+        damaged = f"The checkpoint {self.path!r} is damaged ({{}}). Delete it to start the fit afresh."
         try:
             with open(self.path) as f:
                 state = json.load(f)
         except OSError as exc:
             raise ValueError(f"The checkpoint {self.path!r} cannot be read ({exc}).") from None
+        except RecursionError:
+            state, why, cut = None, "arrays nested too deeply to read", ""
         except ValueError as exc:
-            state, why = None, str(exc)
+            state, why, cut = None, str(exc), "cut short: "
         else:
             why = "JSON of another format"
-        damaged = f"The checkpoint {self.path!r} is damaged ({{}}). Delete it to start the fit afresh."
         if state is None and self._cut_short():
-            raise ValueError(damaged.format(f"cut short: {why}"))
+            raise ValueError(damaged.format(cut + why))
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(
                 f"{self.path!r} is not a dask_gmm checkpoint ({why}), and a fit replaces only its own "
@@ -261,7 +284,7 @@ class Checkpoint:
                 raise ValueError("a fingerprint or runs of the wrong kind")
         except (ValueError, KeyError) as exc:
             raise ValueError(damaged.format(repr(exc))) from None
-        if "data" not in saved or "warm_start_from" not in saved:  # before the data digest, or the warm start
+        if "data" not in saved or "warm_start_from" not in saved or "runs_digest" not in state:  # older formats
             raise ValueError(
                 f"The checkpoint {self.path!r} was written by an older dask_gmm, which recognised the data "
                 "otherwise. Delete it to start the fit afresh, or use another checkpoint path."
@@ -291,6 +314,8 @@ class Checkpoint:
             runs = [_run_from_dict(d, *shape) for d in state["runs"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(damaged.format(repr(exc))) from None
+        if state["runs_digest"] != runs_digest(state["runs"]):
+            raise ValueError(damaged.format("its runs are not those written with it: edited, or corrupted"))
         logger.info("resuming from checkpoint %s at iteration %s", self.path, [r.n_iter for r in runs])
         return runs
 
@@ -301,6 +326,6 @@ class Checkpoint:
         return not head.strip() or f'"format": "{FORMAT}"'.encode() in head
 
     def save(self, runs):
-        write_json_atomic(
-            self.path, {"format": FORMAT, "fingerprint": self.fp, "runs": [_run_to_dict(r) for r in runs]}
-        )
+        runs = [_run_to_dict(r) for r in runs]
+        write_json_atomic(self.path, {"format": FORMAT, "fingerprint": self.fp, "runs": runs,
+                                      "runs_digest": runs_digest(runs)})

@@ -556,6 +556,7 @@ def _check_folder(path, what, create=False):
 def _check_writable(path, what, data):
     """Fail before the work, not after it, when ``path`` cannot be written, or would overwrite the
     input ``data`` (a local path or URL) or a file that is not one of ours (for a model file)."""
+    from ._checkpoint import check_file_path
     from .modelfile import load_model
 
     if not str(path).strip():
@@ -563,6 +564,10 @@ def _check_writable(path, what, data):
     _check_folder(path, what)
     if os.path.isdir(path):
         raise CLIError(f"cannot write the {what} to {path!r}: it is a folder.")
+    try:
+        check_file_path(path)
+    except ValueError as exc:
+        raise CLIError(f"the {what}: {exc}") from None
     _refuse_inside_input(path, f"the {what}", data)
     if what == "model" and _holds_something(path):
         try:
@@ -613,9 +618,16 @@ def _holds_something(path):
 def _check_figures(paths, data):
     """Fail before the work when a figure would land inside the input ``data`` or replace a file
     that is not a PNG image (an existing PNG of that name is replaced, as any plotting tool does)."""
+    from ._checkpoint import check_file_path
+
     for p in paths:
         _check_folder(p, "figure", create=True)
         _refuse_inside_input(p, "the figure", data)
+        if not os.path.isdir(p):  # a folder is named below, with the other files not to replace
+            try:
+                check_file_path(p)
+            except ValueError as exc:
+                raise CLIError(f"the figure: {exc}") from None
         if os.path.isdir(p) or (_holds_something(p) and not _starts_with(p, _PNG)):
             raise CLIError(f"{p!r} exists and is not a PNG image; {PROG} replaces only PNG files with its "
                            "figures. Choose another path, or remove it yourself.")

@@ -272,6 +272,9 @@ def load_model(path):
         If the file is missing, not JSON, or not a valid model file.
     """
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path):  # a folder, or a FIFO, whose open waits for a writer
+        raise ValueError(f"{path!r} is not a valid dask_gmm model file (not a regular file: a folder, a FIFO "
+                         "or a device). Give the path of a model file.")
     try:
         if os.path.getsize(path) > MAX_FILE_BYTES:
             raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -757,6 +758,32 @@ def test_more_one_line_errors(tmp_path, capsys, argv, said):
     assert_one_line_error(rc, err, said)
     assert "generate_mixture" not in err
     assert os.listdir(tmp_path) == []
+
+
+def test_outputs_that_name_no_regular_file_are_refused_before_the_work(store, model_file, tmp_path, capsys):
+    """fit -o FIFO (or /dev/null, as root) replaced it with a regular file; a path ending in '/' failed
+    after the fit naming a temporary file (-o), or was written without it (--checkpoint); a FIFO as
+    checkpoint or model file to read waited forever."""
+    (tmp_path / "pipes").mkdir()
+    fifo = tmp_path / "pipes" / "fifo"  # outside the snapshot's folder: reading it would wait
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    out.mkdir()
+    before = snapshot(out)
+    for argv, fragment in [
+        (("fit", store, "-k", "2", "-o", fifo), "not a regular file (a device, a FIFO or a socket)"),
+        (("fit", store, "-k", "2", "-o", out / "m.json", "--checkpoint", fifo), "not a regular file"),
+        (("fit", store, "-k", "2", "-o", f"{out / 'new.json'}/"), "a path ending in '/' names a folder"),
+        (("fit", store, "-k", "2", "-o", out / "m.json", "--checkpoint", f"{out / 'ck.json'}/"),
+         "a path ending in '/' names a folder"),
+        (("select", store, "-k", "1-2", "-o", fifo), "not a regular file"),
+        (("select", store, "-k", "1-2", "-o", out / "m.json", "--plot", fifo), "not a regular file"),
+        (("predict", fifo, store, "-o", out / "labels.zarr"), "not a regular file"),
+    ]:
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, fragment)
+    assert snapshot(out) == before
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
 def test_empty_output_paths_are_refused(store, model_file, tmp_path, capsys, monkeypatch):

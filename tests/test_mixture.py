@@ -1,5 +1,6 @@
 """GaussianMixture: scikit-learn equivalence, numerics, API behaviour."""
 
+import os
 import re
 import warnings
 
@@ -735,6 +736,32 @@ def test_checkpoint_in_a_missing_folder_is_refused_before_any_read(tmp_path):
     with pytest.raises(ValueError, match=r"ckpt\.json.*the folder .* does not exist"):
         GaussianMixture(3, random_state=0, checkpoint=path).fit(counter.array)
     assert counter.reads == 0
+
+
+def test_checkpoint_paths_that_name_no_regular_file_are_refused_before_any_read(tmp_path):
+    """A FIFO as the checkpoint waited forever in its read; 'ck.json/' failed at the first save, after
+    the initialisation and an iteration, naming a temporary file."""
+    X = make_blobs(n=1000)
+    counter = _ReadCounter(X, 500)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, said in ((fifo, "it is not a regular file"), (f"{tmp_path / 'ck.json'}/", "a path ending in '/'")):
+        with pytest.raises(ValueError, match=said):
+            GaussianMixture(3, random_state=0, checkpoint=path).fit(counter.array)
+    assert counter.reads == 0
+    assert os.listdir(tmp_path) == ["fifo"]
+
+
+def test_a_checkpoint_nested_too_deeply_is_damaged_or_not_ours(tmp_path):
+    """Arrays nested too deeply to parse were a RecursionError (a traceback in the CLI)."""
+    X = make_blobs(n=1000)
+    ours, other = tmp_path / "ours.json", tmp_path / "other.json"
+    ours.write_text('{"format": "dask_gmm.checkpoint/1", "fingerprint": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    other.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"ours.json' is damaged \(arrays nested too deeply to read\)"):
+        GaussianMixture(3, random_state=0, checkpoint=ours).fit(X)
+    with pytest.raises(ValueError, match=r"other.json' is not a dask_gmm checkpoint \(arrays nested too deeply"):
+        GaussianMixture(3, random_state=0, checkpoint=other).fit(X)
 
 
 def test_checkpoint_with_an_empty_path_or_inside_the_input_is_refused_before_any_read(tmp_path):

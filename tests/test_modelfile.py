@@ -4,6 +4,7 @@ import json
 import os
 import pickle
 import re
+import stat
 import warnings
 
 import numpy as np
@@ -328,6 +329,20 @@ def test_a_model_that_would_not_load_is_not_saved(tmp_path, X, change, said):
     with pytest.raises(ValueError, match=re.escape("The model cannot be saved: " + said)):
         save_model(gm, tmp_path / "m.json")
     assert os.listdir(tmp_path) == []
+
+
+def test_paths_that_name_no_regular_file_are_refused(tmp_path, models):
+    """save_model to a FIFO (or /dev/null) replaced it with a regular file; to 'x.json/' it failed naming
+    its temporary file; load_model of a FIFO waited forever for a writer."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"fifo': it is not a regular file \(a device, a FIFO or a socket\)"):
+        save_model(models["full"], fifo)
+    with pytest.raises(ValueError, match=r"new\.json/': a path ending in '/' names a folder"):
+        save_model(models["full"], f"{tmp_path / 'new.json'}/")
+    with pytest.raises(ValueError, match="fifo' is not a valid dask_gmm model file \\(not a regular file"):
+        load_model(fifo)
+    assert os.listdir(tmp_path) == ["fifo"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
 def test_a_folder_as_the_path_is_a_value_error_naming_it(tmp_path, models):
