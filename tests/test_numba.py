@@ -68,6 +68,21 @@ def test_e_step_equals_reference(ct, dtype, weighted, shift):
 
 
 @pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("d", [1, 2, nb.SMALL_MAX_FEATURES, nb.SMALL_MAX_FEATURES + 1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_e_step_on_either_side_of_the_small_kernels_equals_reference(ct, d, weighted):
+    """Up to SMALL_MAX_FEATURES the moments add up in lanes and the Mahalanobis products are loops
+    (no BLAS call); one feature more, GEMMs (GEMVs for diagonal factors). Both give the reference statistics and log-likelihoods,
+    also for a last tile of a few rows (777 rows) and away from the origin."""
+    model, X = problem(ct, d=d, shift=1e4)
+    w = np.random.default_rng(1).uniform(0.0, 3.0, X.shape[0]) if weighted else None
+    for got, want in zip(nb.e_step(X, model, sample_weight=w), reference(X, model, w)):
+        close(got, want)
+    for what, want in ((nb.SCORE, kern.log_prob_resp(X, model)[0]), (nb.PROBA, np.exp(kern.log_prob_resp(X, model)[1]))):
+        close(nb.per_row(X, model, what)[0], want)
+
+
+@pytest.mark.parametrize("ct", TYPES)
 @pytest.mark.parametrize("d", [3, 12])
 def test_e_step_centred_elsewhere_equals_reference(ct, d):
     """Moments centred on given points (``Model.centres``), the responsibilities still the model's."""
