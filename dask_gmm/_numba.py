@@ -34,16 +34,22 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   E-step). Both are within 2 ulp of libm (tests/test_numba.py).
 * Sums over the rows of a tile use 8 explicit partial sums: a fixed order, so
   results are the same bytes whatever the scheduler.
-* Full (and tied) covariances do the two d x d x tile products of a tile,
-  ``P_k^T X_c`` and ``(r X_c) X_c^T``, as BLAS GEMMs, and the first moments of
-  all components as one more. Measured against compiled loops on one core
-  (M rows/s, loops / BLAS): d=2 K=3 48/57, d=4 K=4 20/31, d=8 K=8 3.9/8.4,
-  d=16 K=8 1.2/3.5, d=32 K=4 0.7/2.2: BLAS wins for every d, so there is no
-  loop path. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that GEMM
-  computes for nothing, were slower still at these sizes; the Mahalanobis
-  GEMM skips most of it in row blocks instead, :func:`feature_block`.) The
-  tile is kept small enough (:func:`tile_rows`) that OpenBLAS runs them on the
-  calling thread.
+* From :data:`SMALL_MAX_FEATURES` + 1 features on, full (and tied)
+  covariances do the two d x d x tile products of a tile, ``P_k^T X_c`` and
+  ``(r X_c) X_c^T``, as BLAS GEMMs, and the first moments of all components
+  as one more. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
+  GEMM computes for nothing, were slower still at these sizes; the
+  Mahalanobis GEMM skips most of it in row blocks instead,
+  :func:`feature_block`.) The tile is kept small enough (:func:`tile_rows`)
+  that OpenBLAS runs them on the calling thread. With fewer features the
+  products are loops along the tile, and each row's moments add up in lanes
+  (``L1``, ``L2`` in :func:`estep_full`), summed once per block: no BLAS call.
+  Which wins depends on the machine's OpenBLAS. On 2026-11-30's machine, BLAS
+  beat the compiled loops of then at every d (M rows/s on one core, loops /
+  BLAS: d=2 K=3 48/57, d=4 K=4 20/31, d=8 K=8 3.9/8.4, d=16 K=8 1.2/3.5). On
+  2026-12-01's (AVX2, no AVX-512; OpenBLAS's Haswell kernels, whose small
+  GEMMs cost 1.4-2.9 us a call, e.g. (2, 512) by (512, 2)), today's loops
+  beat BLAS from d=2 (1.9x) to d=9 (1.13x), and BLAS wins at d=16.
 * The Mahalanobis products start from the once-centred tile:
   ``P_k^T (x - mu_k) = P_k^T (x - c) - P_k^T (mu_k - c)``, so no tile is
   centred per component (d=16, K=8: 1.14x faster with the one GEMM for the
@@ -568,7 +574,8 @@ def estep_full(X, w, centre, means, cm, pcT, hs, log_norm, tile, nk, s1c, s2):
     centred once, and so is ``cm`` (K, d), the points the moments are centred
     on (``means`` itself, but for :func:`dask_gmm._em.recentred`); ``pcT`` (K, d, d) the transposed precision Cholesky factors,
     whose Mahalanobis GEMMs run in blocks of ``hs`` rows (see
-    :func:`_logprob_full`). From :data:`PACK_MIN_FEATURES` features on, the
+    :func:`_logprob_full`). Up to :data:`SMALL_MAX_FEATURES` features the moments
+    add up in lanes along the tile (no BLAS call). From :data:`PACK_MIN_FEATURES` features on, the
     second-moment GEMM of a component runs on only the rows whose
     responsibility is not exactly 0 when they are at most 3/4 of the tile:
     those are packed, and a component's packed rows from successive tiles
