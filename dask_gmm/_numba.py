@@ -119,6 +119,9 @@ PACK_MIN_FEATURES = 10
 #: the moments, which add up in one lane per row of the tile and are summed once per block.
 #: Per row on one core, against GEMMs: d=2 K=3 1.9x, d=4 K=4 2.2x, d=8 K=8 1.17x, d=9 K=8 1.13x.
 SMALL_MAX_FEATURES = 9
+#: The lanes of the moments hold K x (number of moments) x tile floats in each kernel call; with more
+#: than this many (1 MiB: many components), the moments are GEMMs (GEMVs) again.
+LANE_VALUES_MAX = 131_072
 #: OpenBLAS runs a GEMM of m*n*k <= 65536 * 4 multiply-adds on the calling thread.
 _BLAS_SINGLE_THREAD_MNK = 262_144
 
@@ -206,21 +209,20 @@ def _exp_tile(x, bits):
         vn = vn if vn < 0.0 else 0.0
         n = np.floor(vn * _LOG2E + 0.5)  # a float: math.floor gives an int, cast back and forth
         r = (vr - n * _LN2_HI) - n * _LN2_LO
-        # Estrin's scheme: pairs, then pairs of pairs, by powers of r (a chain of 5 multiply-adds, not 13)
+        # Estrin's scheme: pairs, then pairs of pairs, by powers of r (a chain of 5 multiply-adds, not 13);
+        # the 1 added last, so that no rounding of 1 + r loses r's low bits (within 1 ulp, as Horner's)
         r2 = r * r
         r4 = r2 * r2
-        q0 = 1.0 + r
         q1 = 0.5 + r * (1.0 / 6.0)
         q2 = 1.0 / 24.0 + r * (1.0 / 120.0)
         q3 = 1.0 / 720.0 + r * (1.0 / 5040.0)
         q4 = 1.0 / 40320.0 + r * (1.0 / 362880.0)
         q5 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0)
         q6 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0)
-        u0 = q0 + r2 * q1
         u1 = q2 + r2 * q3
         u2 = q4 + r2 * q5
         w = u1 + r4 * (u2 + r4 * q6)
-        x[t] = u0 + r4 * w
+        x[t] = 1.0 + (r + (r2 * q1 + r4 * w))
         h = np.floor(n * 0.5)  # n = h + (n - h), each part's 2^part a normal number
         f1[t] = h + _EXP_BIAS_SHIFT  # 2^52 + h + 1023: that integer in the low bits
         f2[t] = (n - h) + _EXP_BIAS_SHIFT
@@ -595,7 +597,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, log_norm, tile, nk, s1c, s2):
     pack = d >= PACK_MIN_FEATURES
     P = np.empty((K if pack else 0, 2 * B + 8, d))  # each component's packed rows, up to two tiles'
     held = np.zeros(K, dtype=np.int64)  # rows held in P
-    small = d <= SMALL_MAX_FEATURES
+    small = d <= SMALL_MAX_FEATURES and K * (d * (d + 3) // 2) * B <= LANE_VALUES_MAX
     # few features: the moments of each row of the tile add up in lanes, summed at the end
     L1 = np.zeros((K if small else 0, d, B))  # sum r (x - cm_k)
     L2 = np.zeros((K if small else 0, d * (d + 1) // 2, B))  # sum r (x - cm_k)(x - cm_k)^T, upper triangle
@@ -676,7 +678,7 @@ def estep_diag(X, w, centre, means, cm, pc, log_norm, tile, nk, s1c, s2):
     XT, A, lse, ssum, bits = _scratch(K, d, B)
     XC = np.empty((K, d, B))
     XC2 = np.empty((K, d, B))
-    small = d <= SMALL_MAX_FEATURES  # the moments of each row of the tile add up in lanes, summed at the end
+    small = d <= SMALL_MAX_FEATURES and K * 2 * d * B <= LANE_VALUES_MAX  # moments in lanes, summed at the end
     L1 = np.zeros((K if small else 0, d, B))
     L2 = np.zeros((K if small else 0, d, B))
     ll = 0.0

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
@@ -253,6 +254,21 @@ def model_from_dict(d):
     return model
 
 
+def _opened(path):
+    """``path`` opened to read text: a regular file, or a pipe (a shell's ``<(...)``, ``/dev/stdin``), opened
+    without waiting for a writer (a FIFO nobody writes to reads as empty); a ValueError for anything else."""
+    st = os.stat(path)
+    if stat.S_ISFIFO(st.st_mode):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, encoding="utf-8")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError("not a regular file, nor a pipe: a folder or a device")
+    if st.st_size > MAX_FILE_BYTES:
+        raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
+    return open(path, encoding="utf-8")
+
+
 def load_model(path):
     """Read a model file written by :func:`save_model`.
 
@@ -272,15 +288,12 @@ def load_model(path):
         If the file is missing, not JSON, or not a valid model file.
     """
     path = os.fspath(path)
-    if os.path.exists(path) and not os.path.isfile(path):  # a folder, or a FIFO, whose open waits for a writer
-        raise ValueError(f"{path!r} is not a valid dask_gmm model file (not a regular file: a folder, a FIFO "
-                         "or a device). Give the path of a model file.")
     try:
-        if os.path.getsize(path) > MAX_FILE_BYTES:
+        with _opened(path) as f:
+            text = f.read(MAX_FILE_BYTES + 1)
+        if len(text) > MAX_FILE_BYTES:
             raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-        return model_from_dict(d)
+        return model_from_dict(json.loads(text))
     except FileNotFoundError:
         raise ValueError(f"No model file at {path!r}. Check the path.") from None
     except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors

@@ -778,7 +778,7 @@ def test_outputs_that_name_no_regular_file_are_refused_before_the_work(store, mo
          "a path ending in '/' names a folder"),
         (("select", store, "-k", "1-2", "-o", fifo), "not a regular file"),
         (("select", store, "-k", "1-2", "-o", out / "m.json", "--plot", fifo), "not a regular file"),
-        (("predict", fifo, store, "-o", out / "labels.zarr"), "not a regular file"),
+        (("predict", fifo, store, "-o", out / "labels.zarr"), "not a valid dask_gmm model file"),  # no writer
     ]:
         rc, _, err = run(capsys, *argv)
         assert_one_line_error(rc, err, fragment)

@@ -82,6 +82,17 @@ def test_e_step_on_either_side_of_the_small_kernels_equals_reference(ct, d, weig
         close(nb.per_row(X, model, what)[0], want)
 
 
+@pytest.mark.parametrize("ct", ["full", "diag"])
+def test_many_components_with_few_features_keep_the_lanes_small(ct):
+    """The lanes hold K x moments x tile floats: past LANE_VALUES_MAX (here K=150, d=2) the moments are
+    BLAS products again, not 150 x 5 x 256 floats a call, and still the reference statistics."""
+    model, X = problem(ct, d=2, K=150, n=2000)
+    B = nb.tile_rows(150, 2)
+    assert 150 * 5 * B > nb.LANE_VALUES_MAX and 150 * 4 * B > nb.LANE_VALUES_MAX
+    for got, want in zip(nb.e_step(X, model), reference(X, model)):
+        close(got, want)
+
+
 @pytest.mark.parametrize("ct", TYPES)
 @pytest.mark.parametrize("d", [3, 12])
 def test_e_step_centred_elsewhere_equals_reference(ct, d):

@@ -110,6 +110,8 @@ def test_bad_arguments():
             select_model(X, n_components=value)
     with pytest.raises(ValueError, match="covariance_type must be one of .* got None"):
         select_model(X, covariance_types=None)
+    one = select_model(X, n_components=np.array(2), covariance_types=np.array("diag"), random_state=0)  # 0-d arrays
+    assert [(r["n_components"], r["covariance_type"]) for r in one.results_] == [(2, "diag")]
     with pytest.raises(ValueError, match=r"covariance_type must be one of .* got \['full'\]"):  # unhashable
         select_model(X, covariance_types=[["full"]])
 
