@@ -42,8 +42,9 @@ _SINGULAR = (
     "(currently {reg})."
 )
 _OVERFLOW = (
-    "The covariances overflowed: the data (or their sample weights) are too large in magnitude "
-    "(their weighted squares exceed the float64 range). Rescale them."
+    "The covariances overflowed: the data (or their sample weights, or a BayesianGaussianMixture's "
+    "mean_prior or mean_precision_prior) are too large in magnitude (their weighted squares exceed "
+    "the float64 range). Rescale them."
 )
 
 

@@ -257,9 +257,10 @@ def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_typ
     # xk, sk as scikit-learn's _estimate_gaussian_parameters (sk includes reg_covar)
     nk, xk, sk = cov.gaussian_parameters(stats.nk, stats.s1c, stats.s2, ref, reg_covar, ct)
     weight_concentration = _WEIGHT_CONCENTRATION[prior_type](nk, priors.weight_concentration)
-    mean_precision = priors.mean_precision + nk
-    means = (priors.mean_precision * priors.mean + nk[:, None] * xk) / mean_precision[:, None]
-    dof, covariances = _WISHART[ct](nk, xk, sk, priors, mean_precision)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge priors: inf, refused by name below, no warning
+        mean_precision = priors.mean_precision + nk
+        means = (priors.mean_precision * priors.mean + nk[:, None] * xk) / mean_precision[:, None]
+        dof, covariances = _WISHART[ct](nk, xk, sk, priors, mean_precision)
     pc = cov.precision_cholesky(covariances, ct, reg_covar)
     return Params(weight_concentration, mean_precision, means, dof, covariances, pc)
 

@@ -433,6 +433,9 @@ def test_sklearn_estimator_protocol():
         (dict(covariance_prior=[[1.0, 0.0], [0.0]]), "'full covariance_prior' should be an array of finite"),
         (dict(covariance_prior=[[1.0, np.nan], [np.nan, 1.0]]), "'full covariance_prior' .* NaN"),
         (dict(mean_prior=[[0.0], [0.0, 1.0]]), "'mean_prior' should be an array of finite"),
+        # huge priors: the message blamed the data only (and numpy warned of the overflow first)
+        (dict(mean_prior=[1e308, 0.0]), "overflowed: .* mean_prior or mean_precision_prior"),
+        (dict(mean_precision_prior=1e308), "overflowed: .* mean_prior or mean_precision_prior"),
     ],
 )
 def test_bad_parameters(kwargs, match):
