@@ -214,11 +214,15 @@ def _weigh(values, sample_weight):
 
 
 def _logsumexp_rows(a):
-    """Row-wise log-sum-exp of (n, K), stable for large magnitudes."""
+    """(lse (n,), a - lse (n, K)): the row-wise log-sum-exp of ``a`` (n, K), stable for large magnitudes,
+    and ``a`` less it, taken as ``(a - max) - log(sum exp(a - max))``: where ``max + log(sum)`` rounds to
+    ``max`` (beyond about 1e16), ``a - lse`` would make K responsibilities of 1 in a row of ties."""
     m = a.max(axis=1)
     m_safe = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return m_safe + np.log(np.exp(a - m_safe[:, None]).sum(axis=1))
+        shifted = a - m_safe[:, None]
+        log_sum = np.log(np.exp(shifted).sum(axis=1))
+        return m_safe + log_sum, shifted - log_sum[:, None]
 
 
 # ------------------------------------------------------------------ EM
@@ -236,10 +240,7 @@ def log_prob_resp(X, model):
     A row whose log-likelihood is not finite gets NaN responsibilities, quietly:
     the callers check the log-likelihood and raise.
     """
-    wlp = weighted_log_prob(X, model)
-    lse = _logsumexp_rows(wlp)
-    with np.errstate(invalid="ignore"):
-        return lse, wlp - lse[:, None]
+    return _logsumexp_rows(weighted_log_prob(X, model))
 
 
 def e_step_stats(X, models, sample_weight=None, row_offset=0):

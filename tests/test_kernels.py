@@ -116,6 +116,24 @@ def test_log_space_survives_where_densities_underflow():
     assert np.all(np.isfinite(kern.score_samples(X, model)))
 
 
+@pytest.mark.parametrize("numba", [False, True])
+def test_responsibilities_of_a_row_of_ties_far_out_sum_to_one(monkeypatch, numba):
+    """A row so far out that its K log-probabilities round to one value (tied covariances, about
+    -1e300): the NumPy kernels took exp(a - lse) with lse = max + log K rounded to max, K responsibilities
+    of 1 (scikit-learn's too); the compiled ones gave 1/K. Both give 1/K now, and the E-step's nk
+    counts that row once."""
+    monkeypatch.setattr(kern, "USE_NUMBA", numba)
+    means = np.array([[0.0, 0.0], [1.0, 1.0], [-1.0, -1.0]])
+    model = kern.Model("tied", np.log([0.2, 0.3, 0.5]), means, np.eye(2))
+    X = np.random.default_rng(1).normal(size=(10, 2))
+    X[3] = 1e150
+    proba = kern.predict_proba(X, model)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(proba[3], 1 / 3, rtol=1e-15)  # the ties: nothing tells them apart
+    (stats,) = kern.e_step_stats(X, [model])
+    assert stats.nk.sum() == pytest.approx(10.0, rel=1e-15)
+
+
 def test_sq_distances_and_hard_stats():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3)) + 1e4
