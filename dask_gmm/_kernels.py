@@ -192,16 +192,31 @@ def check_weights(sample_weight, row_offset):
         )
 
 
-def _after_the_fact(X, ok, row_offset, sample_weight=None):
-    """Name the bad rows once a result turned out non-finite (no extra sweep otherwise)."""
+def _after_the_fact(X, ok, row_offset, sample_weight=None, model=None):
+    """Name the bad rows once a result turned out non-finite (no extra sweep otherwise): a NaN or
+    infinite row, else the first row whose own log-likelihood under ``model`` overflowed, if one did
+    (else only a weighted sum did)."""
     if not ok:
         check_block(X, None, row_offset)
+        first = None if model is None else _first_overflowing_row(X, model)
+        which = "" if first is None else f" (first row whose own log-likelihood did: {row_offset + first})"
         what = "the data are" if sample_weight is None else "the data or their sample weights are"
         raise ValueError(
             f"The log-likelihood of rows {row_offset}-{row_offset + X.shape[0] - 1} "
-            f"overflowed: {what} too large in magnitude, or too far from the model's means for its "
+            f"overflowed{which}: {what} too large in magnitude, or too far from the model's means for its "
             "precisions. Rescale them, or check the model's parameters."
         )
+
+
+def _first_overflowing_row(X, model):
+    """Index of the first row of X whose log-likelihood under ``model`` is not finite, or None."""
+    for start in range(0, X.shape[0], SUB_BLOCK_ROWS):
+        with np.errstate(all="ignore"):
+            lse = log_prob_resp(X[start : start + SUB_BLOCK_ROWS], model)[0]
+        bad = np.flatnonzero(~np.isfinite(lse))
+        if bad.size:
+            return start + int(bad[0])
+    return None
 
 
 def _weigh(values, sample_weight):
@@ -268,7 +283,7 @@ def e_step_stats(X, models, sample_weight=None, row_offset=0):
             out += _e_step_stats_numpy(X, [model], sample_weight=sample_weight, row_offset=row_offset)
             continue
         nk, s1c, s2, ll = _numba.e_step(X, model, sample_weight)
-        _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight)
+        _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight, model)
         out.append(SuffStats(nk, s1c, s2, ll, weight))
     return out
 
@@ -287,7 +302,7 @@ def _e_step_stats_numpy(X, models, sample_weight=None, row_offset=0):
         if sample_weight is not None:
             resp *= sample_weight[:, None]
         ll, weight = _weigh(lse, sample_weight)
-        _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight)
+        _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight, model)
         ref = model.means if model.centres is None else model.centres
         s1c, s2 = centred_moments(X, resp, ref, model.covariance_type)
         out.append(SuffStats(resp.sum(axis=0), s1c, s2, ll, weight))
@@ -300,7 +315,7 @@ def score_stats(X, model, sample_weight=None, row_offset=0):
     check_weights(sample_weight, row_offset)
     lse = _numba.per_row(X, model, _numba.SCORE)[0] if _compiled(X, model) else log_prob_resp(X, model)[0]
     ll, weight = _weigh(lse, sample_weight)
-    _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight)
+    _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight, model)
     return ll, weight
 
 
@@ -333,7 +348,7 @@ def score_samples(X, model, row_offset=0, out=None):
         lse = log_prob_resp(X, model)[0]
         ok = np.isfinite(lse).all()
         lse = _into(out, lse)
-    _after_the_fact(X, ok, row_offset)
+    _after_the_fact(X, ok, row_offset, model=model)
     return lse
 
 
@@ -350,7 +365,7 @@ def predict(X, model, row_offset=0, out=None):
         wlp = weighted_log_prob(X, model)
         ok = np.isfinite(wlp.max(axis=1)).all()
         labels = _into(out, wlp.argmax(axis=1))
-    _after_the_fact(X, ok, row_offset)
+    _after_the_fact(X, ok, row_offset, model=model)
     return labels
 
 
@@ -358,10 +373,10 @@ def predict_proba(X, model, row_offset=0, out=None):
     """Responsibilities, shape (n, K), float64."""
     if _compiled(X, model):
         proba, ok = _numba.per_row(X, model, _numba.PROBA, out)
-        _after_the_fact(X, ok, row_offset)
+        _after_the_fact(X, ok, row_offset, model=model)
         return proba
     lse, log_resp = log_prob_resp(X, model)
-    _after_the_fact(X, np.isfinite(lse).all(), row_offset)
+    _after_the_fact(X, np.isfinite(lse).all(), row_offset, model=model)
     return _into(out, np.exp(log_resp))
 
 
@@ -409,6 +424,11 @@ def _checked_nearest(X, centres, sample_weight, row_offset):
     labels, d2 = nearest_centre(X, centres)
     if not np.isfinite(d2).all():
         check_block(X, None, row_offset)  # raises if a row is bad; else the distances overflowed
+        raise ValueError(
+            f"The squared distance of row {row_offset + int(np.flatnonzero(~np.isfinite(d2))[0])} to its nearest "
+            "centre overflowed: the data are too large in magnitude (their squares exceed the float64 range). "
+            "Rescale them."
+        )
     return labels, d2
 
 

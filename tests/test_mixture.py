@@ -421,9 +421,35 @@ def test_a_model_far_from_the_data_is_named_without_numpy_warnings(compiled, shi
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for method in (gm.predict, gm.predict_proba, gm.score_samples, gm.score):
-            with pytest.raises(ValueError, match="overflowed: the data are too large in magnitude, or too far "
-                                                 "from the model's means for its precisions"):
+            with pytest.raises(ValueError, match=r"overflowed \(first row whose own log-likelihood did: \d+\): the "
+                                                 "data are too large in magnitude, or too far from the model's "
+                                                 "means for its precisions"):
                 method(X)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_row_whose_log_likelihood_overflows_is_named(compiled, monkeypatch):
+    """A finite row at 1e200 overflowed the E-step and every per-row output naming only its chunk, and the
+    initialisation ('a weighted sum over the rows overflowed') naming nothing."""
+    from dask_gmm import _kernels
+
+    monkeypatch.setattr(_kernels, "USE_NUMBA", compiled and _kernels.USE_NUMBA)
+    X = np.random.default_rng(0).normal(size=(3000, 2))
+    X[1234, 0] = 1e200
+    Xd = da.from_array(X, chunks=1000)
+    with pytest.raises(ValueError, match="squared distance of row 1234 to its nearest centre overflowed"):
+        GaussianMixture(3, random_state=0).fit(Xd)
+    start = dict(means_init=[[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], weights_init=[0.3, 0.3, 0.4],
+                 precisions_init=np.stack([np.eye(2)] * 3))
+    named = r"rows 1000-1999 overflowed \(first row whose own log-likelihood did: 1234\)"
+    with pytest.raises(ValueError, match=named):
+        GaussianMixture(3, **start).fit(Xd)
+    gm = GaussianMixture(3, **start, max_iter=0).fit(X[:1000])
+    for method in (gm.predict, gm.predict_proba, gm.score_samples):
+        with pytest.raises(ValueError, match=named):
+            method(Xd).compute()  # lazy for dask input
+    with pytest.raises(ValueError, match=named):
+        gm.score(Xd)
 
 
 @pytest.mark.parametrize("far", [1e8, 1e20, 1e100])
