@@ -524,17 +524,19 @@ def _mahalanobis_setup(pcT, means, hs, B):
 
 
 @_inline
-def _packed_moments(pk, c, S, s2k):
-    """s2k (d, d) += pk[:c].T @ pk[:c] for the c packed rows of pk (at least c rounded up to
-    8 rows, d), one GEMM through the scratch S (d, d); the rows up to a multiple of 8 are zeroed."""
-    d = pk.shape[1]
+def _packed_moments(pk, c, S, s1k, s2k):
+    """s2k (d, d) += pk[:c, :d].T @ pk[:c, :d] and s1k (d,) += pk[:c, :d].T @ pk[:c, d] for the c
+    packed rows of pk (at least c rounded up to 8 rows, d + 1: each row sqrt(r) (x - cm_k), then
+    sqrt(r)), one GEMM through the scratch S (d + 1, d + 1); the rows up to a multiple of 8 are zeroed."""
+    d = pk.shape[1] - 1
     c8 = (c + 7) // 8 * 8
     for u in range(c, c8):
-        for m in range(d):
+        for m in range(d + 1):
             pk[u, m] = 0.0
     xs = pk[:c8]
     np.dot(xs.T, xs, S)
     for m in range(d):
+        s1k[m] += S[d, m]
         for j in range(d):
             s2k[m, j] += S[m, j]
 
@@ -589,14 +591,21 @@ def estep_full(X, w, centre, means, cm, pcT, hs, log_norm, tile, nk, s1c, s2):
     B = tile
     XT, A, lse, ssum, bits = _scratch(K, d, B)
     Y, PB, bias = _mahalanobis_setup(pcT, means, hs, B)
-    V = np.empty((d, K))
-    XK = np.empty((d, B))
-    RX = np.empty((d, B))
-    S = np.empty((d, d))
-    used = np.empty(B, dtype=np.int64)
     pack = d >= PACK_MIN_FEATURES
-    P = np.empty((K if pack else 0, 2 * B + 8, d))  # each component's packed rows, up to two tiles'
+    # packed: a last row of ones in XK (of sqrt(r) in P) makes the second-moment GEMM give the first
+    # moments sum r (x - cm_k) too, directly: not sum r (x - c) less (sum r) (cm_k - c), which cancels
+    # after a far start (a recomputed iteration, _em.recentred: 6.6e-9 of the means at d=12 in a probe)
+    e = d + pack
+    V = np.empty((d, K))
+    XK = np.empty((e, B))
+    RX = np.empty((e, B))
+    S = np.empty((e, e))
+    used = np.empty(B, dtype=np.int64)
+    P = np.empty((K if pack else 0, 2 * B + 8, e))  # each component's packed rows, up to two tiles'
     held = np.zeros(K, dtype=np.int64)  # rows held in P
+    if pack:
+        for t in range(B):
+            XK[d, t] = 1.0
     small = d <= SMALL_MAX_FEATURES and K * (d * (d + 3) // 2) * B <= LANE_VALUES_MAX
     # few features: the moments of each row of the tile add up in lanes, summed at the end
     L1 = np.zeros((K if small else 0, d, B))  # sum r (x - cm_k)
@@ -613,13 +622,15 @@ def estep_full(X, w, centre, means, cm, pcT, hs, log_norm, tile, nk, s1c, s2):
                 nk[k] += _sum8(r, B)
                 _lane_moments(XT, r, cm[k], XK, RX, L1[k], L2[k])
             continue
-        np.dot(XT, A.T, V)  # (d, K): sum r (x - c) of every component, one GEMM
+        if not pack:
+            np.dot(XT, A.T, V)  # (d, K): sum r (x - c) of every component, one GEMM
         for k in range(K):
             r = A[k]
             rk = _sum8(r, B)
             nk[k] += rk
-            for m in range(d):
-                s1c[k, m] += V[m, k] - rk * cm[k, m]  # sum r (x - cm_k)
+            if not pack:
+                for m in range(d):
+                    s1c[k, m] += V[m, k] - rk * cm[k, m]  # sum r (x - cm_k)
             c = B
             if pack:  # the tile's rows with r > 0, packed in order (rows with r == 0 add exactly 0)
                 c = 0
@@ -635,10 +646,13 @@ def estep_full(X, w, centre, means, cm, pcT, hs, log_norm, tile, nk, s1c, s2):
                         v = XT[m, t] - mu
                         XK[m, t] = v
                         RX[m, t] = r[t] * v
+                if pack:
+                    for t in range(B):
+                        RX[d, t] = r[t]
                 np.dot(RX, XK.T, S)  # (r X_c) X_c^T, one GEMM
             else:  # the packed rows sqrt(r) (x - mu_k), read along X's rows, gathered over tiles
                 if held[k] + c > P.shape[1] - 8:
-                    _packed_moments(P[k], held[k], S, s2[k])
+                    _packed_moments(P[k], held[k], S, s1c[k], s2[k])
                     held[k] = 0
                 pk = P[k, held[k] :]
                 for u in range(c):
@@ -646,14 +660,17 @@ def estep_full(X, w, centre, means, cm, pcT, hs, log_norm, tile, nk, s1c, s2):
                     sr = math.sqrt(r[t])
                     for m in range(d):
                         pk[u, m] = sr * ((X[i0 + t, m] - centre[m]) - cm[k, m])
+                    pk[u, d] = sr
                 held[k] += c
                 continue
             for m in range(d):
+                if pack:
+                    s1c[k, m] += S[m, d]
                 for j in range(d):
                     s2[k, m, j] += S[m, j]
     for k in range(K):
         if held[k] > 0:
-            _packed_moments(P[k], held[k], S, s2[k])
+            _packed_moments(P[k], held[k], S, s1c[k], s2[k])
     if small:
         for k in range(K):
             u = 0
