@@ -36,8 +36,9 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   results are the same bytes whatever the scheduler.
 * From :data:`SMALL_MAX_FEATURES` + 1 features on, full (and tied)
   covariances do the two d x d x tile products of a tile, ``P_k^T X_c`` and
-  ``(r X_c) X_c^T``, as BLAS GEMMs, and the first moments of all components
-  as one more. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
+  ``(r X_c) X_c^T``, as BLAS GEMMs, the latter with a row of ones (of
+  sqrt(r) in packed rows) that gives each component's first moments, centred
+  on its own means, too. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
   GEMM computes for nothing, were slower still at these sizes; the
   Mahalanobis GEMM skips most of it in row blocks instead,
   :func:`feature_block`.) The tile is kept small enough (:func:`tile_rows`)
@@ -52,8 +53,8 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   beat BLAS from d=2 (1.9x) to d=9 (1.13x), and BLAS wins at d=16.
 * The Mahalanobis products start from the once-centred tile:
   ``P_k^T (x - mu_k) = P_k^T (x - c) - P_k^T (mu_k - c)``, so no tile is
-  centred per component (d=16, K=8: 1.14x faster with the one GEMM for the
-  first moments). Both sides are small where the data are, whatever their
+  centred per component (d=16, K=8: 1.14x faster, measured when the first
+  moments were a GEMM of their own). Both sides are small where the data are, whatever their
   offset from the origin (tests shift them by 1e6).
 * Rows whose responsibility for a component is exactly 0 (underflow: common
   when components are well separated) add exactly nothing to its second
