@@ -562,10 +562,8 @@ def _check_writable(path, what, data):
     if not str(path).strip():
         raise CLIError(f"the {what}'s path is empty. Give a file name.")
     _check_folder(path, what)
-    if os.path.isdir(path):
-        raise CLIError(f"cannot write the {what} to {path!r}: it is a folder.")
     try:
-        check_file_path(path)
+        check_file_path(path)  # a folder, a path ending in '/', a device or FIFO
     except ValueError as exc:
         raise CLIError(f"the {what}: {exc}") from None
     _refuse_inside_input(path, f"the {what}", data)
