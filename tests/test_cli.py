@@ -879,7 +879,7 @@ def test_sparkline():
 # ------------------------------------------------------------------ the real console script
 def _console(*argv):
     exe = shutil.which("dask-gmm")
-    cmd = [exe] if exe else [sys.executable, "-m", "dask_gmm.cli"]
+    cmd = [exe] if exe else [sys.executable, "-m", "dask_gmm"]
     return subprocess.run(cmd + [str(a) for a in argv], capture_output=True, text=True, timeout=120)
 
 
@@ -894,7 +894,7 @@ def test_console_script(store, tmp_path):
 
 def _command(*argv):
     exe = shutil.which("dask-gmm")
-    return ([exe] if exe else [sys.executable, "-m", "dask_gmm.cli"]) + [str(a) for a in argv]
+    return ([exe] if exe else [sys.executable, "-m", "dask_gmm"]) + [str(a) for a in argv]
 
 
 def test_sigterm_unwinds_like_an_interrupt(tmp_path):
@@ -914,6 +914,18 @@ def test_sigterm_unwinds_like_an_interrupt(tmp_path):
     assert proc.returncode == 143 and err.strip() == "dask-gmm: error: terminated", err
     assert _console("info", path).stdout.count("INCOMPLETE") == 1
     assert _console(*argv).returncode == 0 and "INCOMPLETE" not in _console("info", path).stdout
+
+
+def test_ctrl_c_while_the_libraries_load(tmp_path):
+    """Ctrl-C at any moment of a command's start (importing numpy, dask, numba and scikit-learn takes
+    seconds) is one line and status 130, as during the command itself: no traceback."""
+    for i, delay in enumerate((0.15, 0.3, 0.6, 1.0, 1.6)):
+        argv = ("generate", tmp_path / f"s{i}.zarr", "-n", "2e6", "--chunk-size", "1e4", "-q")
+        proc = subprocess.Popen(_command(*argv), stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+        assert (proc.returncode, err.strip()) == (130, "dask-gmm: error: interrupted"), (delay, err)
 
 
 def test_a_closed_output_pipe_is_not_an_error(model_file):
@@ -938,8 +950,9 @@ def test_predict_failing_on_a_bad_row_leaves_nothing_behind(model_file, tmp_path
     assert os.listdir(out) == []
 
 
-def test_python_dash_m(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "dask_gmm.cli", "generate", tmp_path / "x.zarr", "-n", "1.5"],
+@pytest.mark.parametrize("module", ["dask_gmm", "dask_gmm.cli"])
+def test_python_dash_m(tmp_path, module):
+    res = subprocess.run([sys.executable, "-m", module, "generate", tmp_path / "x.zarr", "-n", "1.5"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.startswith("dask-gmm: error: argument --n-samples")
 
