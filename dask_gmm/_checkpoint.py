@@ -13,7 +13,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import reprlib
+import shutil
+import socket
 import uuid
 
 import numpy as np
@@ -70,24 +73,54 @@ def check_folder(path):
     return folder
 
 
-def temporary_file(folder, suffix):
-    """``(fd, path)`` of a new file ``.tmp-*suffix`` in ``folder``, opened for writing, with the
-    permissions the umask gives (``tempfile.mkstemp`` makes 0600, so a renamed result did too)."""
-    while True:
-        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex[:12]}{suffix}")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:  # pragma: no cover - 48 random bits
-            continue
+#: The targets (folder, name) whose leftover temporary files this process has removed (once each).
+_SWEPT = set()
 
 
-def write_atomic(path, write, suffix, mode="w"):
-    """Fill ``path`` with ``write(f)`` through a temporary file in the same folder (which must
-    exist), synced to disk, and a rename: a reader never sees half a file. Returns ``path``."""
-    path = os.fspath(path)
-    folder = check_folder(path)
+def temporary_sibling(path):
+    """A new hidden name beside ``path`` to write it through: ``.NAME.tmp@HOST@PID@HEX`` (NAME a
+    digest of a name too long for that).
+
+    The first time in a process, it removes the temporary siblings of ``path`` that
+    runs on this host left when they were killed (their process gone: SIGKILL skips
+    every clean-up), so that they do not pile up, one per kill. Those of a live
+    process, of another host and a ``.old`` (a previous output moved aside) stay.
+    """
+    folder, base = os.path.split(os.path.abspath(os.fspath(path)))
+    if len(os.fsencode(base)) > 150:  # NAME_MAX is 255 bytes
+        base = hashlib.blake2b(os.fsencode(base), digest_size=8).hexdigest()
+    host = socket.gethostname()
+    prefix = f".{base}.tmp@"
+    if (folder, base) not in _SWEPT and os.name == "posix":  # os.kill(pid, 0) tests a pid on POSIX only
+        for name in os.listdir(folder):
+            fields = name[len(prefix):].split("@") if name.startswith(prefix) else ()
+            if (len(fields) == 3 and fields[0] == host and fields[1].isdecimal()
+                    and re.fullmatch(r"[0-9a-f]{8}", fields[2]) and not _alive(int(fields[1]))):
+                left = os.path.join(folder, name)
+                shutil.rmtree(left) if os.path.isdir(left) and not os.path.islink(left) else os.unlink(left)
+        _SWEPT.add((folder, base))
+    return os.path.join(folder, f"{prefix}{host}@{os.getpid()}@{uuid.uuid4().hex[:8]}")
+
+
+def _alive(pid):
     try:
-        fd, tmp = temporary_file(folder, suffix)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def write_atomic(path, write, mode="w"):
+    """Fill ``path`` with ``write(f)`` through a temporary file beside it (:func:`temporary_sibling`;
+    the folder must exist), synced to disk, and a rename: a reader never sees half a file. The file
+    gets the permissions the umask gives (``tempfile.mkstemp`` makes 0600). Returns ``path``."""
+    path = os.fspath(path)
+    check_folder(path)
+    try:
+        tmp = temporary_sibling(path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:  # name the file asked for, not the temporary one
         raise type(exc)(exc.errno, exc.strerror, path) from None
     try:
@@ -105,7 +138,7 @@ def write_atomic(path, write, suffix, mode="w"):
 
 def write_json_atomic(path, obj):
     """Write JSON to ``path`` atomically (:func:`write_atomic`)."""
-    write_atomic(path, lambda f: json.dump(obj, f), ".json")
+    write_atomic(path, lambda f: json.dump(obj, f))
 
 
 def _plain(v):

@@ -36,11 +36,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
-import uuid
 import warnings
 
 import numpy as np
@@ -956,32 +954,6 @@ class _Writes:
             time.sleep(0.005)
 
 
-def _temporary_sibling(output):
-    """A hidden name beside ``output`` for its temporary store, ``.NAME.tmp@HOST@PID@HEX``; first
-    removes those that runs on this host left when killed (their process gone: SIGKILL skips the
-    clean-up), so they do not pile up. A ``.old`` (the previous output, moved aside) is left alone."""
-    folder, base = os.path.split(os.path.abspath(output))
-    host = socket.gethostname()
-    prefix = f".{base}.tmp@"
-    for name in os.listdir(folder) if os.name == "posix" else ():  # os.kill(pid, 0) tests a pid on POSIX only
-        fields = name[len(prefix):].split("@") if name.startswith(prefix) else ()
-        if (len(fields) == 3 and fields[0] == host and fields[1].isdecimal()
-                and re.fullmatch(r"[0-9a-f]{8}", fields[2]) and not _alive(int(fields[1]))):
-            left = os.path.join(folder, name)
-            shutil.rmtree(left) if os.path.isdir(left) and not os.path.islink(left) else os.unlink(left)
-    return os.path.join(folder, f"{prefix}{host}@{os.getpid()}@{uuid.uuid4().hex[:8]}")
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def _check_store_output(output, overwrite, data):
     """A CLIError when the Zarr store ``output`` cannot be written: inside the input ``data``, in a
     missing folder, already there without ``overwrite``, or (with it) something not a Zarr store."""
@@ -1012,9 +984,10 @@ def _store_atomically(result, output, overwrite, attrs):
     from zarr.codecs import ZstdCodec
 
     from . import io
+    from ._checkpoint import temporary_sibling
 
     local = "://" not in output
-    target = _temporary_sibling(output) if local else output
+    target = temporary_sibling(output) if local else output
     rows = result.chunks[0][0]
     chunks = (rows,) + tuple(result.shape[1:])
     writes = old = None

@@ -172,7 +172,7 @@ def save_model(model, path):
         model_from_dict(obj)
     except ValueError as exc:
         raise ValueError(f"The model cannot be saved: {exc}.") from None
-    write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False), ".json")
+    write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False))
     logger.info("saved model to %s", os.fspath(path))
 
 

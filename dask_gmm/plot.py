@@ -74,7 +74,7 @@ def _figure(figsize):
 def _save(fig, path):
     """Write ``fig`` as PNG to ``path`` atomically (temporary file in the same folder, then rename)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI), ".png", "wb")
+    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI), "wb")
 
 
 def _check_model(model):

@@ -402,7 +402,7 @@ def test_killed_fit_resumes_from_checkpoint(tmp_path, n_init):
     a, b = json.loads((tmp_path / "resumed.json").read_text()), json.loads((tmp_path / "whole.json").read_text())
     assert a == b  # exactly the same numbers
     assert a["n_iter"] > 4
-    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]  # atomic writes leave nothing behind
+    assert not [f for f in os.listdir(tmp_path) if ".tmp@" in f]  # atomic writes leave nothing behind
 
 
 def test_mismatched_checkpoint_is_refused(tmp_path):

@@ -4,7 +4,11 @@ import json
 import os
 import pickle
 import re
+import signal
+import socket
 import stat
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -108,11 +112,59 @@ def test_atomic_write_leaves_only_the_file(tmp_path, models):
     assert load_model(tmp_path / "m.json").covariance_type == "diag"
 
 
+def _writer(path, then):
+    """A process that starts writing ``path`` atomically, says so, then is killed (SIGKILL) or
+    waits for a line on its stdin before it finishes."""
+    pause = "os.kill(os.getpid(), signal.SIGKILL)" if then == "die" else "sys.stdin.readline()"
+    code = ("import os, signal, sys\n"
+            "from dask_gmm._checkpoint import write_atomic\n"
+            "def write(f):\n"
+            "    f.write('{'); f.flush(); print('writing', flush=True)\n"
+            f"    {pause}\n"
+            "    f.write('}')\n"
+            f"write_atomic({str(path)!r}, write)\n")
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def test_writes_remove_what_killed_writers_left_not_what_live_ones_write(tmp_path, models):
+    """A checkpoint or model file whose writer was killed mid-write (SIGKILL skips every clean-up) left
+    a hidden temporary file, one per kill; the next write beside it removes it."""
+    path = tmp_path / "m.json"
+    dead = _writer(path, "die")
+    assert dead.stdout.readline() == "writing\n" and dead.wait(timeout=60) == -signal.SIGKILL
+    (left,) = os.listdir(tmp_path)
+    assert left.startswith(".m.json.tmp@")
+    live = _writer(path, "wait")
+    try:
+        assert live.stdout.readline() == "writing\n"
+        writing = set(os.listdir(tmp_path)) - {left}
+        kept = [f".m.json.tmp@another-host@{dead.pid}@0badc0de",  # another host's
+                f".n.json.tmp@{socket.gethostname()}@{dead.pid}@0badc0de",  # another file's
+                "notes.txt"]
+        for name in kept:
+            (tmp_path / name).write_text("{")
+        save_model(models["full"], path)
+        assert sorted(os.listdir(tmp_path)) == sorted(["m.json", *writing, *kept])
+        assert load_model(path).covariance_type == "full"
+    finally:
+        live.stdin.close()
+        assert live.wait(timeout=60) == 0
+    assert json.loads(path.read_text()) == {}  # the live writer's rename, last
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.json", *kept])
+
+
+def test_a_long_file_name_is_written(tmp_path, models):
+    """The temporary file's name holds the file's: a name near the file system's limit of 255 bytes."""
+    path = tmp_path / ("m" * 240 + ".json")
+    save_model(models["full"], path)
+    assert os.listdir(tmp_path) == [path.name] and load_model(path).covariance_type == "full"
+
+
 def test_missing_folder_is_named_with_the_path_given(tmp_path, models):
     path = tmp_path / "no" / "such" / "m.json"
     with pytest.raises(ValueError, match=r"Cannot write '.*m\.json': the folder '.*such' does not exist") as err:
         save_model(models["full"], path)
-    assert ".tmp-" not in str(err.value)
+    assert ".tmp@" not in str(err.value)
     assert not (tmp_path / "no").exists()
 
 
