@@ -98,6 +98,8 @@ def temporary_sibling(path):
                     and re.fullmatch(r"[0-9a-f]{8}", fields[2]) and not _alive(int(fields[1]))):
                 left = os.path.join(folder, name)
                 shutil.rmtree(left) if os.path.isdir(left) and not os.path.islink(left) else os.unlink(left)
+        if len(_SWEPT) >= 4096:  # a process writing many paths sweeps again rather than grow this
+            _SWEPT.clear()
         _SWEPT.add((folder, base))
     return os.path.join(folder, f"{prefix}{host}@{os.getpid()}@{uuid.uuid4().hex[:8]}")
 
