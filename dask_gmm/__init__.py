@@ -5,7 +5,7 @@ command (:mod:`dask_gmm.__main__`) starts before numpy, dask, numba and
 scikit-learn are loaded and can answer a Ctrl-C during their import.
 """
 
-import importlib
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
@@ -23,9 +23,16 @@ __all__ = list(_PUBLIC)
 
 
 def __getattr__(name):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    """A public name, or a module of the package (``dask_gmm.io``), imported on first use."""
+    if name in _PUBLIC:
+        value = getattr(_importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    else:
+        try:
+            value = _importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":  # a module of ours failed to import: a broken install
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     globals()[name] = value
     return value
 

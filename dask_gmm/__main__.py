@@ -1,21 +1,34 @@
 """The ``dask-gmm`` command and ``python -m dask_gmm``: :func:`dask_gmm.cli.main`, imported here.
 
 Loading the command line takes seconds (numpy, dask, numba, scikit-learn); a
-Ctrl-C meanwhile ends it as one during a command does: one line, status 130.
+Ctrl-C meanwhile ends it as one during a command does, with one line. An
+interrupted command then ends as Python ends on Ctrl-C, killed by SIGINT (a
+shell reports status 130), so that a shell running it in a loop stops too.
 """
 
 import sys
 
 
+def _quiet(kind, value, traceback):
+    """``sys.excepthook`` that prints nothing for the KeyboardInterrupt :func:`main` raises last."""
+    if not issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, traceback)
+
+
 def main(argv=None):
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status, or raises
+    KeyboardInterrupt (quietly) once an interrupted command has said so and cleaned up."""
     try:
         from .cli import main as cli_main
 
-        return cli_main(argv)
+        status = cli_main(argv)
     except KeyboardInterrupt:  # before the command's own handling starts, or after it ends
         print("dask-gmm: error: interrupted", file=sys.stderr, flush=True)
-        return 130
+        status = 130
+    if status == 130:  # interrupted: the interpreter ends by SIGINT after its clean-up
+        sys.excepthook = _quiet
+        raise KeyboardInterrupt
+    return status
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ edited one is called damaged even where its numbers still make a model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -70,38 +71,53 @@ def check_folder(path):
             f"Cannot write {os.fspath(path)!r}: the folder {folder!r} does not exist. "
             "Create it first, or choose a path in an existing folder."
         )
-    return folder
 
 
 #: The targets (folder, name) whose leftover temporary files this process has removed (once each).
 _SWEPT = set()
 
 
-def temporary_sibling(path):
-    """A new hidden name beside ``path`` to write it through: ``.NAME.tmp@HOST@PID@HEX`` (NAME a
-    digest of a name too long for that).
+def writer_id():
+    """This process's writer, as its temporary files name it: ``HOST+PIDNS@PID``, PIDNS the inode of
+    its PID namespace where Linux shows one (containers sharing a host name and a disk do not
+    share PIDs), else ``HOST@PID``."""
+    try:
+        ns = f"+{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        ns = ""
+    return f"{socket.gethostname()}{ns}@{os.getpid()}"
 
-    The first time in a process, it removes the temporary siblings of ``path`` that
-    runs on this host left when they were killed (their process gone: SIGKILL skips
-    every clean-up), so that they do not pile up, one per kill. Those of a live
-    process, of another host and a ``.old`` (a previous output moved aside) stay.
+
+def temporary_sibling(path):
+    """A new hidden name beside ``path`` to write it through: ``.NAME.tmp@WRITER@HEX``, WRITER
+    :func:`writer_id` (NAME a digest of a name too long for that).
+
+    The first time a process writes ``path``, it removes the temporary siblings of
+    ``path`` that a writer of the same host and PID namespace left when it was
+    killed (its process gone: SIGKILL skips every clean-up), so that they do not
+    pile up, one per kill. Those of a live process, of another host or namespace,
+    and a ``.old`` (a previous output moved aside) stay; a leftover that cannot be
+    removed stays too (the sweep is tidying: it never fails a write).
     """
     folder, base = os.path.split(os.path.abspath(os.fspath(path)))
     if len(os.fsencode(base)) > 150:  # NAME_MAX is 255 bytes
         base = hashlib.blake2b(os.fsencode(base), digest_size=8).hexdigest()
-    host = socket.gethostname()
+    host, pid = writer_id().split("@")
     prefix = f".{base}.tmp@"
     if (folder, base) not in _SWEPT and os.name == "posix":  # os.kill(pid, 0) tests a pid on POSIX only
-        for name in os.listdir(folder):
-            fields = name[len(prefix):].split("@") if name.startswith(prefix) else ()
-            if (len(fields) == 3 and fields[0] == host and fields[1].isdecimal()
-                    and re.fullmatch(r"[0-9a-f]{8}", fields[2]) and not _alive(int(fields[1]))):
-                left = os.path.join(folder, name)
-                shutil.rmtree(left) if os.path.isdir(left) and not os.path.islink(left) else os.unlink(left)
+        with contextlib.suppress(OSError):
+            names = os.listdir(folder)
+            for name in names:
+                fields = name[len(prefix):].split("@") if name.startswith(prefix) else ()
+                if (len(fields) == 3 and fields[0] == host and re.fullmatch(r"[0-9]{1,9}", fields[1])
+                        and re.fullmatch(r"[0-9a-f]{8}", fields[2]) and not _alive(int(fields[1]))):
+                    left = os.path.join(folder, name)
+                    with contextlib.suppress(OSError):  # gone already (another sweep), or not ours to remove
+                        shutil.rmtree(left) if os.path.isdir(left) and not os.path.islink(left) else os.unlink(left)
         if len(_SWEPT) >= 4096:  # a process writing many paths sweeps again rather than grow this
             _SWEPT.clear()
         _SWEPT.add((folder, base))
-    return os.path.join(folder, f"{prefix}{host}@{os.getpid()}@{uuid.uuid4().hex[:8]}")
+    return os.path.join(folder, f"{prefix}{host}@{pid}@{uuid.uuid4().hex[:8]}")
 
 
 def _alive(pid):

@@ -15,8 +15,9 @@ Errors a user can fix (bad arguments, missing or incomplete stores, a model
 that does not match the data, anything the library reports as ValueError,
 missing files, a full disk) print one line ``dask-gmm: error: ...`` on stderr and exit
 with status 2; Ctrl-C exits with 130, SIGTERM with 143 (both after removing
-the command's temporary files), and a closed output pipe with 141. Anything
-else is a bug and raises.
+the command's temporary files), and a closed output pipe with 141; the
+``dask-gmm`` entry point (:mod:`dask_gmm.__main__`) then ends an interrupted
+command killed by SIGINT, as Python does. Anything else is a bug and raises.
 
 Progress (a one-line status per EM iteration, Dask's progress bar for
 generate, predict, score and demo) goes to stderr, only when stderr is a terminal and

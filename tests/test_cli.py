@@ -152,13 +152,13 @@ def test_predict_failure_leaves_nothing_behind(store, model_file, tmp_path, caps
 
 def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, model_file, tmp_path, capsys):
     """A predict killed with SIGKILL leaves its hidden temporary store; they piled up, one per kill."""
-    import socket
+    from dask_gmm._checkpoint import writer_id
 
     dead = subprocess.Popen(["true"])
     dead.wait()
     live = subprocess.Popen(["sleep", "60"])
     try:
-        host = socket.gethostname()
+        host = writer_id().split("@")[0]
         left = tmp_path / f".labels.zarr.tmp@{host}@{dead.pid}@0badc0de"
         kept = [tmp_path / f".labels.zarr.tmp@{host}@{live.pid}@0badc0de",  # its process still writes
                 tmp_path / f".labels.zarr.tmp@{host}-2@{dead.pid}@0badc0de",  # another host's
@@ -916,16 +916,36 @@ def test_sigterm_unwinds_like_an_interrupt(tmp_path):
     assert _console(*argv).returncode == 0 and "INCOMPLETE" not in _console("info", path).stdout
 
 
+def _sigint_default():
+    """A ``preexec_fn``: SIGINT as a terminal gives it (a test run in the background inherits it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_the_libraries_load(tmp_path):
     """Ctrl-C at any moment of a command's start (importing numpy, dask, numba and scikit-learn takes
-    seconds) is one line and status 130, as during the command itself: no traceback."""
-    for i, delay in enumerate((0.15, 0.3, 0.6, 1.0, 1.6)):
+    seconds) is one line, as during the command itself, and the process ends killed by SIGINT, as
+    Python ends on Ctrl-C (a shell reports 130): no traceback."""
+    for i, delay in enumerate((0.3, 0.6, 1.0, 1.6, 2.5)):
         argv = ("generate", tmp_path / f"s{i}.zarr", "-n", "2e6", "--chunk-size", "1e4", "-q")
-        proc = subprocess.Popen(_command(*argv), stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(_command(*argv), stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         err = proc.communicate(timeout=60)[1]
-        assert (proc.returncode, err.strip()) == (130, "dask-gmm: error: interrupted"), (delay, err)
+        assert (proc.returncode, err.strip()) == (-signal.SIGINT, "dask-gmm: error: interrupted"), (delay, err)
+
+
+def test_ctrl_c_stops_a_shell_loop_of_commands(tmp_path):
+    """Ctrl-C in a terminal reaches the shell and the command; a shell whose command says it exited
+    130 runs the loop on (it takes the command to have handled the key), one killed by SIGINT stops."""
+    loop = 'for i in 1 2 3; do "$@" "$0/s$i.zarr"; echo after $i; done'
+    argv = ["bash", "-c", loop, str(tmp_path), *_command("generate", "-n", "2e6", "--chunk-size", "1e4", "-q")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=_sigint_default)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: to the whole foreground group
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, out, err.strip()) == (-signal.SIGINT, "", "dask-gmm: error: interrupted"), (out, err)
+    assert set(os.listdir(tmp_path)) <= {"s1.zarr"}  # the second and third never ran
 
 
 def test_a_closed_output_pipe_is_not_an_error(model_file):

@@ -2,6 +2,8 @@
 
 import hashlib
 import os
+import subprocess
+import sys
 import warnings
 
 import dask.array as da
@@ -645,3 +647,20 @@ def test_direct_reader_prefetches_its_block_and_the_next(tmp_path, monkeypatch):
     memory[:] = X
     np.testing.assert_array_equal(io.zarr_rows(memory).read(0, 1000), X)  # not local files: no hints
     assert hinted == []
+
+
+def test_the_package_loads_its_names_and_modules_on_first_use():
+    """``import dask_gmm`` loads none of the heavy libraries (the command line answers Ctrl-C during
+    their import); the public names and the modules (``dask_gmm.io.TARGET_CHUNK_BYTES``, which the
+    README tells users to set) load when first used, in any order."""
+    code = ("import sys, dask_gmm\n"
+            "assert not {'numpy', 'dask', 'numba', 'sklearn'} & set(sys.modules), sorted(sys.modules)\n"
+            "print(dask_gmm.io.TARGET_CHUNK_BYTES, dask_gmm.GaussianMixture.__module__, dask_gmm._kernels.__name__)\n"
+            "try:\n"
+            "    dask_gmm.no_such_name\n"
+            "except AttributeError as exc:\n"
+            "    print(exc)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [f"{io.TARGET_CHUNK_BYTES} dask_gmm.mixture dask_gmm._kernels",
+                                       "module 'dask_gmm' has no attribute 'no_such_name'"]

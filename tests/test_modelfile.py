@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from dask_gmm import GaussianMixture, load_model, save_model
+from dask_gmm._checkpoint import write_json_atomic, writer_id
 from dask_gmm.modelfile import FORMAT, fitted_model, model_to_dict
 
 from .conftest import make_blobs
@@ -138,8 +140,11 @@ def test_writes_remove_what_killed_writers_left_not_what_live_ones_write(tmp_pat
     try:
         assert live.stdout.readline() == "writing\n"
         writing = set(os.listdir(tmp_path)) - {left}
+        host = writer_id().split("@")[0]
         kept = [f".m.json.tmp@another-host@{dead.pid}@0badc0de",  # another host's
-                f".n.json.tmp@{socket.gethostname()}@{dead.pid}@0badc0de",  # another file's
+                f".m.json.tmp@{socket.gethostname()}+1@{dead.pid}@0badc0de",  # another PID namespace's
+                f".n.json.tmp@{host}@{dead.pid}@0badc0de",  # another file's
+                f".m.json.tmp@{host}@99999999999999999999@0badc0de",  # no process's
                 "notes.txt"]
         for name in kept:
             (tmp_path / name).write_text("{")
@@ -151,6 +156,32 @@ def test_writes_remove_what_killed_writers_left_not_what_live_ones_write(tmp_pat
         assert live.wait(timeout=60) == 0
     assert json.loads(path.read_text()) == {}  # the live writer's rename, last
     assert sorted(os.listdir(tmp_path)) == sorted(["m.json", *kept])
+
+
+def test_writers_sweeping_at_once_both_write(tmp_path):
+    """Two writers of one path remove the same leftovers at once: the one that finds a leftover gone
+    writes on (the sweep is tidying; before, its write failed with FileNotFoundError naming the path)."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = writer_id().split("@")[0]
+    for i in range(3000):
+        (tmp_path / f".m.json.tmp@{host}@{dead.pid}@{i:08x}").write_text("{")
+    start, errors = threading.Barrier(2), []
+
+    def write(value):
+        start.wait()
+        try:
+            write_json_atomic(tmp_path / "m.json", {"x": value})
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(v,)) for v in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and os.listdir(tmp_path) == ["m.json"]
+    assert json.loads((tmp_path / "m.json").read_text()) in ({"x": 1}, {"x": 2})
 
 
 def test_a_long_file_name_is_written(tmp_path, models):
@@ -288,8 +319,6 @@ def test_bayesian_model_is_refused(tmp_path):
 
 def test_written_files_follow_the_umask(tmp_path):
     """Written through a temporary file and a rename, as others would write them: not 0600."""
-    from dask_gmm._checkpoint import write_json_atomic
-
     old = os.umask(0o027)
     try:
         write_json_atomic(tmp_path / "a.json", {"x": 1})
