@@ -102,7 +102,7 @@ def temporary_sibling(path):
     folder, base = os.path.split(os.path.abspath(os.fspath(path)))
     if len(os.fsencode(base)) > 150:  # NAME_MAX is 255 bytes
         base = hashlib.blake2b(os.fsencode(base), digest_size=8).hexdigest()
-    host, pid = writer_id().split("@")
+    host, pid = writer_id().rsplit("@", 1)
     prefix = f".{base}.tmp@"
     if (folder, base) not in _SWEPT and os.name == "posix":  # os.kill(pid, 0) tests a pid on POSIX only
         with contextlib.suppress(OSError):
