@@ -1130,7 +1130,7 @@ def cmd_info(args, term):
              + f", compressors {', '.join(info['compressors']) or 'none'}")
     state = {
         None: "not written by dask-gmm generate",
-        "damaged": "DAMAGED: generated complete, but chunks have gone or its shape has changed since; restore the store, or regenerate it",
+        "damaged": "DAMAGED: generated complete, but chunks have gone or its shape or dtype has changed since; restore the store, or regenerate it",
         "complete": "complete",
         "incomplete": "INCOMPLETE (generation interrupted): rerun the same generate command to finish it",
     }[info["status"]]

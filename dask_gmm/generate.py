@@ -17,7 +17,10 @@ chunks read as NaN in ``X`` and -1 in ``labels`` (the fill values), and
 Reproducibility: chunk ``i`` draws from ``SeedSequence(seed, spawn_key=(..., 1, i))``
 and the true parameters from ``spawn_key=(..., 0)``, so the bytes depend only on
 the seed and the arguments, never on the scheduler, the workers or the order in
-which chunks are written.
+which chunks are written. The chunk size is one of those arguments: another
+``chunk_size`` draws other rows (from the same true parameters), and so does
+float32 with its default chunks, which hold twice the rows of float64's; give
+the same ``chunk_size`` to get float64's rows rounded to float32.
 
 Resuming: with zarr's ``LocalStore`` each chunk is written to a temporary
 ``<key>.<uuid>.partial`` file that is then renamed over the key (zarr 3.1,
@@ -31,6 +34,7 @@ arguments writes only the chunks that are absent.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from numbers import Integral, Real
@@ -51,6 +55,7 @@ from .modelfile import fitted_model, load_model
 logger = logging.getLogger(__name__)
 
 FORMAT = "dask_gmm.store/1"
+_OVERWRITE = "Pass overwrite=True to replace it."
 MAX_SEPARATION_ATTEMPTS = 1000
 WRITE_CONFIG = {"write_empty_chunks": True}  # a chunk equal to the fill value is written all the same
 _LABEL_DTYPES = (np.int8, np.int16, np.int32)
@@ -84,8 +89,27 @@ def _check_number(name, value, kind, minimum, strict=False, maximum=2**62):
     if (isinstance(value, bool) or not isinstance(value, kind) or not -maximum <= value <= maximum
             or not np.isfinite(value) or value < minimum or (strict and value == minimum)):
         bound = f"> {minimum}" if strict else f">= {minimum}"
-        raise ValueError(f"generate_mixture: '{name}' must be a finite number {bound} and at most "
+        what = "an integer" if kind is Integral else "a finite number"
+        raise ValueError(f"generate_mixture: '{name}' must be {what} {bound} and at most "
                          f"{maximum:.3g}; got {value!r}.")
+
+
+def _check_attributes(attributes):
+    """A ValueError unless ``attributes`` is None or a dict that JSON holds as it is (string keys,
+    finite numbers) and leaves the generator's own keys alone: checked before anything is written
+    (an overwrite had deleted the old store before zarr refused the attributes)."""
+    if attributes is None:
+        return
+    if not isinstance(attributes, dict) or not all(isinstance(k, str) for k in attributes):
+        raise ValueError(f"generate_mixture: 'attributes' must be a dict with string keys; got {attributes!r:.200}.")
+    reserved = sorted({io.STATUS_ATTR, "true_model"} & attributes.keys())
+    if reserved:
+        raise ValueError(f"generate_mixture: 'attributes' may not set {reserved}: the generator writes them.")
+    try:
+        json.dumps(attributes, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"generate_mixture: 'attributes' must hold only what JSON stores as it is (str, int, "
+                         f"finite float, bool, None, lists and dicts of them; not NumPy scalars): {exc}.") from None
 
 
 def label_dtype(n_components):
@@ -201,13 +225,13 @@ def _read_status(path):
     try:
         node = io.open_node(path)
     except io.DamagedMetadata as exc:  # said so, and how to mend it
-        raise ValueError(f"{exc} Pass overwrite=True to replace it.") from exc.__cause__
+        raise ValueError(f"{exc} {_OVERWRITE}") from exc.__cause__
     except ValueError:
         # nothing (or an empty folder), or something that is not a Zarr store: never overwritten silently
         return None if io.replaceable(path) else ({}, None)
     if not isinstance(node, zarr.Group):
         return {}, None
-    return dict(node.attrs.get(io.STATUS_ATTR) or {}), node.attrs.get("true_model")
+    return io.generator_record(node, path, _OVERWRITE), node.attrs.get("true_model")
 
 
 def _whole(path):
@@ -218,12 +242,14 @@ def _whole(path):
     try:
         arrays = [io.member(group, k, path) for k in ("X", "labels")]
     except io.DamagedMetadata as exc:
-        raise ValueError(f"{exc} Pass overwrite=True to replace it.") from exc.__cause__
+        raise ValueError(f"{exc} {_OVERWRITE}") from exc.__cause__
     if any(a is None for a in arrays):
-        raise ValueError(f"The store {path!r} has lost its array X or labels. Pass overwrite=True to replace it.")
-    changed = io.reshaped(dict(group.attrs.get(io.STATUS_ATTR) or {}), arrays[0])
+        raise ValueError(f"The store {path!r} has lost its array X or labels. {_OVERWRITE}")
+    if any(isinstance(a, zarr.Group) for a in arrays):
+        raise ValueError(f"The store {path!r} is damaged: its X or labels is a group, not an array. {_OVERWRITE}")
+    changed = io.reshaped(io.generator_record(group, path, _OVERWRITE), arrays[0])
     if changed:
-        raise ValueError(f"The store {path!r} is damaged: {changed}. Pass overwrite=True to replace it.")
+        raise ValueError(f"The store {path!r} is damaged: {changed}. {_OVERWRITE}")
     return not any(io.missing_chunks(a) for a in arrays)
 
 
@@ -352,6 +378,10 @@ def generate_mixture(
     if not os.fspath(path).strip():
         raise ValueError("generate_mixture: the path is empty. Give the path of the Zarr store to write.")
     path = io.data_path(path)  # absolute: the chunks may be written by a cluster's workers
+    inside = io.store_folder(path, arrays_only=True)
+    if inside is not None:  # its files would be stray entries of that array
+        raise ValueError(f"generate_mixture: {path!r} lies inside the Zarr array {inside!r}. "
+                         "Choose a path outside it (a group may hold the store).")
     _check_number("n_samples", n_samples, Integral, 1)
     if chunk_size is not None:
         _check_number("chunk_size", chunk_size, Integral, 1)
@@ -361,6 +391,7 @@ def generate_mixture(
         ok = False
     if not ok:
         raise ValueError(f"generate_mixture: dtype must be 'float32' or 'float64', got {dtype!r}.")
+    _check_attributes(attributes)
     if model is None:
         _check_number("n_features", n_features, Integral, 1)
         _check_number("n_components", n_components, Integral, 1)
@@ -485,11 +516,15 @@ def store_info(path):
     if isinstance(node, zarr.Array):  # the array X of a generated group, given by its own path, has its status
         status = io.holding_status(node)
     if isinstance(node, zarr.Group):
-        status = dict(node.attrs.get(io.STATUS_ATTR) or {})
+        status = io.generator_record(node, os.fspath(path))
         true = node.attrs.get("true_model")
         X, labels = (io.member(node, k, os.fspath(path)) for k in ("X", "labels"))
         if X is None:
             raise ValueError(f"The Zarr group {os.fspath(path)!r} has no array 'X'.")
+        for name, a in (("X", X), ("labels", labels)):
+            if isinstance(a, zarr.Group):
+                raise ValueError(f"{name!r} in the Zarr group {os.fspath(path)!r} is a group, not an array"
+                                 + (" (the store is damaged). Restore it, or regenerate it." if status else "."))
         arrays = [X] + ([labels] if labels is not None else [])
     X = arrays[0]
     bare = os.path.basename(os.fspath(path).rstrip("/")) or "array"  # an array, not a group: by its name

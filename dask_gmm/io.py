@@ -286,7 +286,19 @@ def _unwritten_inner_chunks(arr, shards):
 
 def data_path(path):
     """A local path made absolute (the workers of a cluster may run in another folder), a
-    ``file://`` or ``local://`` URL as that local path (as fsspec reads it), any other URL as it is."""
+    ``file://`` or ``local://`` URL as that local path (as fsspec reads it), any other URL as it is.
+
+    A local path holding ``::`` is refused: zarr hands such a path to fsspec, which reads it as a
+    chain of URLs (``a::b.zarr`` opened the store ``a``, and an overwrite of it deleted ``a``)."""
+    resolved = _resolved(path)
+    if "::" in resolved and "://" not in resolved:
+        raise ValueError(f"The local path {os.fspath(path)!r} holds '::', which zarr and fsspec read as a chain "
+                         "of URLs (naming another store). Rename it without '::'.")
+    return resolved
+
+
+def _resolved(path):
+    """:func:`data_path` of any path (one holding ``::`` too: a plain file's path may)."""
     path = os.fspath(path)
     scheme, sep, rest = path.partition("://")
     if sep and scheme.lower() in ("file", "local"):
@@ -314,7 +326,7 @@ def group_data(group, path):
     if isinstance(node, zarr.Group):
         raise ValueError(f"'X' in the Zarr group {path!r} is a group, not an array. Pass the path of "
                          "the data array itself.")
-    return checked_generated(node, path, dict(group.attrs.get(STATUS_ATTR) or {}))
+    return checked_generated(node, path, generator_record(group, path))
 
 
 def checked_generated(X, path, status=None):
@@ -349,7 +361,27 @@ def holding_status(X):
             return {}
     except (OSError, ValueError, KeyError, TypeError):  # no group there (zarr's errors are ValueErrors), or
         return {}  # one it cannot read: nothing generated to check
-    return dict(group.attrs.get(STATUS_ATTR) or {}) if name == "X" else {}
+    return generator_record(group, str(X.store_path)) if name == "X" else {}
+
+
+#: The generator's record (:data:`STATUS_ATTR`): the type of each of its keys. A record with a
+#: ``format`` holds them all.
+_RECORD = {"complete": bool, "n_samples": int, "n_features": int, "n_components": int, "chunk_size": int,
+           "dtype": str, "seed": int, "spawn_key": list}
+
+
+def generator_record(group, path, advice="Restore it, or regenerate it."):
+    """The generator's record of the Zarr ``group`` at ``path`` (its attribute :data:`STATUS_ATTR`), a
+    dict; {} when there is none. A ValueError calling the store damaged, with ``advice``, when it is
+    not a record the generator writes (edited: a list, a string, a key missing or of another type)."""
+    record = group.attrs.get(STATUS_ATTR)
+    if record is None:
+        return {}
+    ok = isinstance(record, dict) and all(type(record[k]) is t for k, t in _RECORD.items() if k in record)
+    if not ok or ("format" in record and not _RECORD.keys() <= record.keys()):
+        raise ValueError(f"The store {path!r} is damaged: its attribute {STATUS_ATTR!r}, the generator's record, "
+                         f"is {record!r:.160} (its metadata was edited). {advice}")
+    return dict(record)
 
 
 def reshaped(status, X):
@@ -358,10 +390,13 @@ def reshaped(status, X):
     if not {"n_samples", "n_features", "chunk_size"} <= status.keys():
         return None
     want = ((status["n_samples"], status["n_features"]), status["chunk_size"])
-    if (tuple(X.shape), X.chunks[0]) == want:
-        return None
-    return (f"its array X has shape {tuple(X.shape)} in chunks of {X.chunks[0]:,} rows, but was generated "
-            f"with shape {want[0]} in chunks of {want[1]:,} rows (its metadata was edited or replaced)")
+    if (tuple(X.shape), X.chunks[0]) != want:
+        return (f"its array X has shape {tuple(X.shape)} in chunks of {X.chunks[0]:,} rows, but was generated "
+                f"with shape {want[0]} in chunks of {want[1]:,} rows (its metadata was edited or replaced)")
+    if "dtype" in status and np.dtype(X.dtype).name != status["dtype"]:
+        return (f"its array X holds {np.dtype(X.dtype).name}, but was generated as {status['dtype']} (its "
+                "metadata was edited or replaced: its bytes would be read as other numbers)")
+    return None
 
 
 def member(group, name, path):
@@ -445,8 +480,9 @@ def _refuse_missing_chunks(arr):
         shown = _first_few(gone)
         raise ValueError(
             f"The Zarr array {str(arr.store_path)!r} is missing {len(gone)} of its chunks ({shown}); zarr would read them "
-            "as fill values. Regenerate or restore the store (write it with "
-            "config={'write_empty_chunks': True} so that no chunk is left out)."
+            "as fill values. Restore the store; one that dask_gmm generated, rerun the same generate command "
+            "to write them again; write any other with config={'write_empty_chunks': True} so that no chunk "
+            "is left out."
         )
 
 
@@ -1039,7 +1075,7 @@ def overlapping(a, b):
     """Whether paths or URLs ``a`` and ``b`` are the same or one lies inside the other (local paths
     and ``file://`` URLs compared with their links resolved, other URLs as written)."""
     def norm(p):
-        p = data_path(p)
+        p = _resolved(p)
         return p.rstrip("/") if "://" in p else os.path.realpath(p)
 
     a, b = norm(a), norm(b)

@@ -437,7 +437,7 @@ def test_missing_chunk(store, tmp_path, capsys, model_file):
     rc, _, err = run(capsys, "score", model_file, broken)
     assert_one_line_error(rc, err, f"The Zarr array 'file://{broken}/X' is missing 1 of its chunks (c/1/0)")
     rc, out, _ = run(capsys, "info", broken)  # said "complete" beside the missing chunk
-    assert rc == 0 and "status       DAMAGED: generated complete, but chunks have gone or its shape has changed since" in out
+    assert rc == 0 and "status       DAMAGED: generated complete, but chunks have gone or its shape or dtype has changed since" in out
     assert "missing      1 chunk absent from the store: 1 of X" in out
     info = json.loads(run(capsys, "info", broken, "--json")[1])  # "complete": true beside the hole, alone
     assert info["status"] == "damaged" and info["complete"] is True

@@ -424,3 +424,108 @@ def test_fsspec_urls(tmp_path):
     np.testing.assert_array_equal(zarr.open_group(f"memory://{tmp_path.name}/s.zarr", mode="r")["X"][:],
                                   zarr.open_group(str(tmp_path / "local"), mode="r")["X"][:])
     assert store_info(f"memory://{tmp_path.name}/s.zarr")["complete"] is True
+
+
+def test_a_local_path_with_a_double_colon_is_refused_and_nothing_else_is_touched(tmp_path, monkeypatch):
+    """zarr hands a path holding '::' to fsspec as a chain of URLs: 'run::2.zarr' opened the store
+    'run', fit and score read it silently, and an overwrite deleted it."""
+    monkeypatch.chdir(tmp_path)
+    generate_mixture("run", 1000, random_state=5)
+    before = tree_digest(tmp_path / "run")
+    said = "The local path .*'run::2.zarr' holds '::'.*Rename it"
+    with pytest.raises(ValueError, match=said):
+        generate_mixture("run::2.zarr", 1000, random_state=1, overwrite=True)
+    with pytest.raises(ValueError, match=said):
+        GaussianMixture(2, random_state=0).fit("run::2.zarr")
+    gm = GaussianMixture(2, random_state=0).fit("run")
+    for call in (gm.score, gm.predict):
+        with pytest.raises(ValueError, match=said):
+            call("run::2.zarr")
+    assert os.listdir(tmp_path) == ["run"] and tree_digest(tmp_path / "run") == before
+
+
+@pytest.mark.parametrize("attributes", [{"run": np.int64(3)}, {"a": float("nan")}, "tag", {1: "a"}, {"dask_gmm": {}}])
+def test_attributes_are_checked_before_an_overwrite_touches_the_store(tmp_path, attributes):
+    """zarr refused them only after the overwrite had emptied the old store."""
+    path = str(tmp_path / "keep.zarr")
+    generate_mixture(path, 1000, random_state=0)
+    before = tree_digest(path)
+    with pytest.raises(ValueError, match="generate_mixture: 'attributes'"):
+        generate_mixture(path, 1000, random_state=1, overwrite=True, attributes=attributes)
+    assert tree_digest(path) == before
+    with pytest.raises(ValueError, match="generate_mixture: 'attributes'"):
+        generate_mixture(str(tmp_path / "new.zarr"), 1000, random_state=1, attributes=attributes)
+    assert sorted(os.listdir(tmp_path)) == ["keep.zarr"]
+
+
+def test_a_store_whose_dtype_was_edited_is_damaged(tmp_path):
+    """X's data type edited from float64 to int64 (the same width): fit fitted the bytes read as
+    integers, info said complete, and a rerun of generate said there was nothing to write."""
+    path = str(tmp_path / "g.zarr")
+    generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
+    meta = tmp_path / "g.zarr" / "X" / "zarr.json"
+    m = json.loads(meta.read_text())
+    m["data_type"], m["fill_value"] = "int64", 0
+    meta.write_text(json.dumps(m))
+    said = "is damaged: its array X holds int64, but was generated as float64"
+    with pytest.raises(ValueError, match=said + ".*Restore it, or regenerate it"):
+        GaussianMixture(3).fit(path)
+    assert store_info(path)["status"] == "damaged"
+    with pytest.raises(ValueError, match=said + ".*Pass overwrite=True"):
+        generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
+
+
+@pytest.mark.parametrize("record", [[1, 2], 5, "x", {"complete": "no"},
+                                    {"format": "dask_gmm.store/1", "complete": True}])
+def test_a_store_whose_record_was_edited_is_damaged(tmp_path, record):
+    """The generator's record edited into a list, a number, a string, a mistyped or a partial one:
+    fit, info and generate raised TypeError or KeyError, or took 'no' as complete."""
+    path = str(tmp_path / "g.zarr")
+    generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
+    zarr.open_group(path, mode="r+").attrs["dask_gmm"] = record
+    said = "is damaged: its attribute 'dask_gmm', the generator's record, is"
+    for call in (lambda: GaussianMixture(3).fit(path), lambda: GaussianMixture(3).fit(path + "/X"),
+                 lambda: store_info(path)):
+        with pytest.raises(ValueError, match=said + ".*Restore it, or regenerate it"):
+            call()
+    with pytest.raises(ValueError, match=said + ".*Pass overwrite=True"):
+        generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
+
+
+def test_a_store_whose_labels_became_a_group_is_damaged(tmp_path):
+    """A group written over the store's labels: info and a rerun of generate raised AttributeError."""
+    path = str(tmp_path / "s.zarr")
+    generate_mixture(path, 1000, random_state=1)
+    generate_mixture(path + "/labels", 10, random_state=2, overwrite=True)
+    with pytest.raises(ValueError, match="'labels' in the Zarr group .* is a group, not an array"):
+        store_info(path)
+    with pytest.raises(ValueError, match="is damaged: its X or labels is a group, not an array. Pass overwrite=True"):
+        generate_mixture(path, 1000, random_state=1)
+
+
+def test_a_store_inside_an_array_is_refused(tmp_path):
+    """Its files would be stray entries of the array (predict refused the same output already)."""
+    path = str(tmp_path / "a.zarr")
+    generate_mixture(path, 100, random_state=1)
+    before = tree_digest(path)
+    with pytest.raises(ValueError, match=r"lies inside the Zarr array .*a\.zarr/X'. Choose a path outside it"):
+        generate_mixture(path + "/X/g.zarr", 10, random_state=3)
+    assert tree_digest(path) == before
+    generate_mixture(path + "/more.zarr", 10, random_state=3)  # inside the group: allowed
+    assert store_info(path + "/more.zarr")["status"] == "complete"
+
+
+def test_whole_numbers_are_asked_for_as_integers(tmp_path):
+    with pytest.raises(ValueError, match="'n_samples' must be an integer >= 1 .* got 100000.0"):
+        generate_mixture(str(tmp_path / "g.zarr"), 1e5)
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_same_chunk_size_gives_float64s_rows_as_float32(tmp_path):
+    """As documented: the rows depend on the seed and the chunk size, whatever the dtype."""
+    a, b = str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")
+    generate_mixture(a, 5000, chunk_size=1000, random_state=3)
+    generate_mixture(b, 5000, chunk_size=1000, random_state=3, dtype="float32")
+    x64, x32 = zarr.open_array(a + "/X")[:], zarr.open_array(b + "/X")[:]
+    assert x32.dtype == np.float32 and np.array_equal(x64.astype(np.float32), x32)
+    np.testing.assert_array_equal(zarr.open_array(a + "/labels")[:], zarr.open_array(b + "/labels")[:])

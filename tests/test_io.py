@@ -344,7 +344,7 @@ def test_inner_chunk_never_written_in_a_shard_is_refused_by_name(tmp_path, layou
     arr = sharded_store(path, X, written=[(0, 3000), (6000, len(X))], layout=layout)
     assert sorted(os.listdir(path / "c")) == ["0", "1", "2", "3"]  # every shard file is there
     assert io.missing_chunks(arr) == ["c/0/0 (inner chunk 1.0: rows 3000-5999)"]
-    named = r"missing 1 of its chunks \(c/0/0 \(inner chunk 1\.0: rows 3000-5999\)\).*Regenerate or restore"
+    named = r"missing 1 of its chunks \(c/0/0 \(inner chunk 1\.0: rows 3000-5999\)\).*Restore the store"
     with pytest.raises(ValueError, match=named):
         GaussianMixture(3, random_state=0).fit(arr)
     gm = GaussianMixture(3, random_state=0).fit(X)
