@@ -52,6 +52,7 @@ DEMO_DEFAULTS = {"n_samples": 2_000_000, "n_features": 2, "n_components": 3, "se
                  "chunk_size": 250_000, "output_dir": "dask-gmm-demo"}
 NOTEBOOK_N, NOTEBOOK_ITERATIONS = 100_000, 100  # the seed notebook's sample size and iteration count
 _SPARK = "▁▂▃▄▅▆▇█"
+MODEL_MAX_SIZE = 10_000  # as dask_gmm.modelfile.MAX_SIZE: the most components or features a model file holds
 
 
 class CLIError(Exception):
@@ -208,31 +209,47 @@ def _positive_float(text):
     return value
 
 
-def _seed(text):
+def _iterations(text, what="a whole number >= 0"):
+    """A whole number >= 0 (``--max-iter``)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}") from None
+        value = -1
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
+def _seed(text):
+    return _iterations(text, "a non-negative integer seed")
+
+
 def _int_range(text):
-    """'1-8' or '2,4,8' (or a mix) as a sorted list of positive ints."""
+    """'1-8' or '2,4,8' (or a mix) as a sorted list of positive ints, at most :data:`MODEL_MAX_SIZE`."""
     out = set()
     try:
         for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            lo, hi = int(lo), int(hi or lo)
+            lo, dash, hi = part.strip().partition("-")
+            lo, hi = int(lo), int(hi if dash else lo)  # '4-' is no range
             if hi < lo:
                 raise argparse.ArgumentTypeError(f"the range {part.strip()!r} runs backwards; write it as {hi}-{lo}")
+            if hi > MODEL_MAX_SIZE:
+                raise argparse.ArgumentTypeError(f"a model file holds at most {MODEL_MAX_SIZE:,} components, "
+                                                 f"got {text!r}")
             out.update(range(lo, hi + 1))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a range like 1-8 or a list like 2,4,8, got {text!r}") from None
     if not out or min(out) < 1:
         raise argparse.ArgumentTypeError(f"component counts must be >= 1, got {text!r}")
     return sorted(out)
+
+
+def _model_components(text):
+    """:func:`count`, at most :data:`MODEL_MAX_SIZE` (what a model file holds)."""
+    n = count(text)
+    if n > MODEL_MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"a model file holds at most {MODEL_MAX_SIZE:,} components, got {text!r}")
+    return n
 
 
 def _covariance_types(text):
@@ -304,7 +321,7 @@ def build_parser():
                          help="address of a running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
                               "(default: local threads)")
     em = _Parser(add_help=False)  # the EM options fit and select share
-    em.add_argument("--max-iter", type=int, default=100, metavar="M", help="(default 100)")
+    em.add_argument("--max-iter", type=_iterations, default=100, metavar="M", help="(default 100)")
     em.add_argument("--tol", type=_positive_float, default=1e-3, metavar="T",
                     help="convergence threshold on the mean log-likelihood (default 1e-3)")
     em.add_argument("--n-init", type=count, default=1, metavar="I", help="restarts, run in lockstep (default 1)")
@@ -330,7 +347,7 @@ def build_parser():
                        description="Fit a Gaussian mixture by EM (one pass over the data per iteration) "
                                    "and write it as a JSON model file.")
     p.add_argument("path", metavar="PATH", help="Zarr store (group with array X, or an array)")
-    p.add_argument("--n-components", "-k", type=count, required=True, metavar="K")
+    p.add_argument("--n-components", "-k", type=_model_components, required=True, metavar="K")
     p.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full", help="(default full)")
     p.add_argument("--reg-covar", type=_positive_float, default=1e-6, metavar="R",
                    help="added to covariance diagonals (default 1e-6)")
@@ -638,14 +655,34 @@ def _starts_with(path, magic):
         return False
 
 
+def _model_path(path):
+    """A model file's path as given, a ``file://`` or ``local://`` URL as its local path (model files are
+    written to local files only, and may be given so)."""
+    if str(path).split("://", 1)[0].lower() in ("file", "local") and "://" in str(path):
+        from .io import data_path
+
+        return data_path(str(path))
+    return path
+
+
 def _load_model(path):
     from .modelfile import load_model
 
+    path = _model_path(path)
     if not os.path.exists(path):
         raise CLIError(f"no model file at {path!r}. Check the path (write one with '{PROG} fit').")
     if os.path.isdir(path):
         raise CLIError(f"{path!r} is a folder, not a model file. Pass the MODEL.json written by '{PROG} fit'.")
     return load_model(path)
+
+
+def _open_model_data(path):
+    """:func:`_open_data`, refused when its features are more than a model file holds (before any fit)."""
+    X = _open_data(path)
+    if X.shape[1] > MODEL_MAX_SIZE:
+        raise CLIError(f"{path!r} has {X.shape[1]:,} features; a model file holds at most {MODEL_MAX_SIZE:,}, "
+                       "so no fitted model could be saved. Fit in Python (GaussianMixture) to keep it in memory.")
+    return X
 
 
 def _open_data(path):
@@ -846,7 +883,7 @@ def cmd_fit(args, term):
     from .modelfile import save_model
 
     path = _data_path(args.path)
-    X = _open_data(path)
+    X = _open_model_data(path)
     _check_writable(args.output, "model", path)
     _distinct_outputs(("model", args.output), ("checkpoint", args.checkpoint))
     if args.checkpoint is not None:
@@ -873,7 +910,10 @@ def cmd_select(args, term):
     from .selection import select_model
 
     path = _data_path(args.path)
-    _open_data(path)
+    n = _open_model_data(path).shape[0]
+    if max(args.n_components) > n:
+        raise CLIError(f"{path!r} has {_count(n, 'row')}, fewer than the {max(args.n_components)} components asked "
+                       f"for; pass --n-components up to {n} (the default is 1-8).")
     _check_writable(args.output, "model", path)
     _not_empty(args.plot, "--plot")
     _distinct_outputs(("model", args.output), ("figure", args.plot))
@@ -960,6 +1000,10 @@ def _check_store_output(output, overwrite, data):
     missing folder, already there without ``overwrite``, or (with it) something not a Zarr store."""
     from . import io
 
+    try:
+        io.refuse_chain_output(output, "the output")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     local = "://" not in output
     _refuse_inside_input(output, "the output", data, files=False)
     if local:
@@ -1036,6 +1080,7 @@ def _removed_again(target, seconds=2.0):
 
 
 def cmd_predict(args, term):
+    _not_empty(args.output, "--output")
     path = _data_path(args.path)
     model = _load_model(args.model)
     X = _open_data(path)
@@ -1094,7 +1139,8 @@ def _model_dict(model):
 
 def cmd_info(args, term):
     path = args.path
-    if os.path.isfile(path):
+    if os.path.exists(_model_path(path)) and not os.path.isdir(_model_path(path)):  # a file, a pipe: a model
+        path = _model_path(path)
         model = _load_model(path)
         if args.json:
             term.out(json.dumps(_model_dict(model)))

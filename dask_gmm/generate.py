@@ -247,7 +247,7 @@ def _whole(path):
         raise ValueError(f"The store {path!r} has lost its array X or labels. {_OVERWRITE}")
     if any(isinstance(a, zarr.Group) for a in arrays):
         raise ValueError(f"The store {path!r} is damaged: its X or labels is a group, not an array. {_OVERWRITE}")
-    changed = io.reshaped(io.generator_record(group, path, _OVERWRITE), arrays[0])
+    changed = io.reshaped(io.generator_record(group, path, _OVERWRITE), *arrays)
     if changed:
         raise ValueError(f"The store {path!r} is damaged: {changed}. {_OVERWRITE}")
     return not any(io.missing_chunks(a) for a in arrays)
@@ -378,6 +378,7 @@ def generate_mixture(
     if not os.fspath(path).strip():
         raise ValueError("generate_mixture: the path is empty. Give the path of the Zarr store to write.")
     path = io.data_path(path)  # absolute: the chunks may be written by a cluster's workers
+    io.refuse_chain_output(path, "the store")
     inside = io.store_folder(path, arrays_only=True)
     if inside is not None:  # its files would be stray entries of that array
         raise ValueError(f"generate_mixture: {path!r} lies inside the Zarr array {inside!r}. "
@@ -531,7 +532,7 @@ def store_info(path):
     names = ("X", "labels") if isinstance(node, zarr.Group) else (bare,)
     missing = {name: io.missing_chunk_count(a) for name, a in zip(names, arrays)}
     n_missing = sum(missing.values())
-    changed = io.reshaped(status, X)
+    changed = io.reshaped(status, X, labels if isinstance(node, zarr.Group) else None)
     return {
         "path": os.fspath(path),
         "shape": tuple(X.shape),

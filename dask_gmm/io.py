@@ -384,9 +384,10 @@ def generator_record(group, path, advice="Restore it, or regenerate it."):
     return dict(record)
 
 
-def reshaped(status, X):
-    """What differs between the array ``X`` of a generated store and the shape and chunks its
-    generator recorded in ``status`` (a sentence), or None (also for a store not generated)."""
+def reshaped(status, X, labels=None):
+    """What differs between the array ``X`` (and ``labels``, when given) of a generated store and the
+    shape, chunks and dtype its generator recorded in ``status`` (a sentence), or None (also for a
+    store not generated)."""
     if not {"n_samples", "n_features", "chunk_size"} <= status.keys():
         return None
     want = ((status["n_samples"], status["n_features"]), status["chunk_size"])
@@ -396,6 +397,9 @@ def reshaped(status, X):
     if "dtype" in status and np.dtype(X.dtype).name != status["dtype"]:
         return (f"its array X holds {np.dtype(X.dtype).name}, but was generated as {status['dtype']} (its "
                 "metadata was edited or replaced: its bytes would be read as other numbers)")
+    if labels is not None and (tuple(labels.shape), labels.chunks[0]) != ((want[0][0],), want[1]):
+        return (f"its array labels has shape {tuple(labels.shape)} in chunks of {labels.chunks[0]:,}, but was "
+                f"generated with shape ({want[0][0]},) in chunks of {want[1]:,} (its metadata was edited or replaced)")
     return None
 
 
@@ -1071,11 +1075,27 @@ def refuse_unreplaceable(path, flag):
         )
 
 
+def chain_target(path):
+    """The URL that an fsspec chain of URLs (``simplecache::file:///data.zarr``) reads and writes in the
+    end, its last member; any other path or URL as it is."""
+    path = os.fspath(path)
+    return path.rsplit("::", 1)[-1] if "::" in path and "://" in path else path
+
+
+def refuse_chain_output(path, what):
+    """A ValueError when the output ``path`` (``what``, for the message) is an fsspec chain of URLs:
+    a caching chain writes to its cache, while an overwrite deleted the store itself."""
+    if "::" in os.fspath(path):
+        raise ValueError(f"Cannot write {what} {os.fspath(path)!r} through a chain of URLs ('::'): a cache "
+                         f"in the chain would take the writes. Give the store's own URL or path "
+                         f"({chain_target(path)!r}).")
+
+
 def overlapping(a, b):
     """Whether paths or URLs ``a`` and ``b`` are the same or one lies inside the other (local paths
     and ``file://`` URLs compared with their links resolved, other URLs as written)."""
     def norm(p):
-        p = _resolved(p)
+        p = _resolved(chain_target(p))
         return p.rstrip("/") if "://" in p else os.path.realpath(p)
 
     a, b = norm(a), norm(b)
@@ -1088,7 +1108,7 @@ def store_root(path):
     it when ``path`` is an array inside one (so that ``data.zarr/labels`` beside the input
     ``data.zarr/X`` cannot change the store either), else ``path`` itself (links resolved). URLs
     are returned as they are."""
-    path = data_path(path)
+    path = data_path(chain_target(data_path(path)))
     if "://" in path:
         return path
     path = os.path.realpath(path)

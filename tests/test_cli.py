@@ -59,6 +59,9 @@ def test_choices_are_the_library_s():
 
     assert cli.COVARIANCE_TYPES == tuple(_covariance.COVARIANCE_TYPES)
     assert set(cli.INIT_PARAMS) == set(_init.INITIALIZERS)
+    from dask_gmm import modelfile
+
+    assert cli.MODEL_MAX_SIZE == modelfile.MAX_SIZE
 
 
 def test_generate_equals_the_library(store, tmp_path):
@@ -694,8 +697,9 @@ def test_demo_replaces_only_its_own_files(tmp_path, capsys):
         assert os.listdir(out) == [name] and (out / name).read_text() == text
 
 
-def test_library_value_error(store, tmp_path, capsys):
-    rc, _, err = run(capsys, "fit", store, "-k", "30000", "-o", tmp_path / "m.json")
+def test_library_value_error(tmp_path, capsys):
+    generate_mixture(tmp_path / "small.zarr", 50, random_state=0)
+    rc, _, err = run(capsys, "fit", tmp_path / "small.zarr", "-k", "60", "-o", tmp_path / "m.json")
     assert_one_line_error(rc, err, "n_components")
 
 
@@ -1057,3 +1061,103 @@ def test_select_prints_the_log_likelihood_at_the_fitted_parameters(store, tmp_pa
 def test_select_bad_arguments(store, tmp_path, capsys, argv, fragment):
     rc, _, err = run(capsys, "select", store, "--output", tmp_path / "m.json", *argv)
     assert_one_line_error(rc, err, fragment)
+
+
+# ------------------------------------------------------------------ found by a black-box probe
+def _digest(path):
+    import hashlib
+
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for f in sorted(files):
+            h.update(os.path.join(os.path.relpath(root, path), f).encode() + open(os.path.join(root, f), "rb").read())
+    return h.hexdigest()
+
+
+def test_a_chained_url_output_is_refused_and_deletes_nothing(store, model_file, tmp_path, capsys):
+    """Through 'simplecache::', an overwrite deleted the store through the file system while the writes
+    went to the cache: the input itself was lost when named as the output."""
+    import shutil
+
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(store, copy)
+    before = _digest(copy)
+    rc, _, err = run(capsys, "predict", model_file, copy, "-o", f"simplecache::file://{copy}", "--overwrite")
+    assert_one_line_error(rc, err, "through a chain of URLs ('::')", f"file://{copy}")
+    with pytest.raises(ValueError, match="through a chain of URLs"):
+        generate_mixture(f"simplecache::file://{copy}", 100, random_state=0, overwrite=True)
+    assert _digest(copy) == before
+
+
+def test_an_output_inside_an_input_given_as_a_chained_url_is_refused(store, model_file, tmp_path, capsys):
+    """The input 'simplecache::file:///...' was not compared with the output's path: predict wrote
+    into the input store, or replaced it with its own labels."""
+    import shutil
+
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(store, copy)
+    before = _digest(copy)
+    for data, output in ((f"simplecache::file://{copy}", copy / "pred"), (f"simplecache::file://{copy}", copy),
+                         (f"filecache::file://{copy}/X", copy)):
+        rc, _, err = run(capsys, "predict", model_file, data, "-o", output, "--overwrite")
+        assert_one_line_error(rc, err, "it is, holds or lies inside the input data")
+    assert _digest(copy) == before
+
+
+def test_component_counts_a_model_file_cannot_hold_are_refused_first(store, tmp_path, capsys):
+    """fit -k 10001 ran the whole fit, then could not save it; select -k 1-1e12 ran out of memory
+    building the list (a MemoryError traceback)."""
+    rc, _, err = run(capsys, "fit", store, "-k", "10001", "-o", tmp_path / "m.json")
+    assert_one_line_error(rc, err, "a model file holds at most 10,000 components")
+    rc, _, err = run(capsys, "select", store, "-k", "1-1000000000000", "-o", tmp_path / "m.json")
+    assert_one_line_error(rc, err, "a model file holds at most 10,000 components")
+    rc, _, err = run(capsys, "select", store, "-k", "4-", "-o", tmp_path / "m.json")  # ran K=4 alone
+    assert_one_line_error(rc, err, "expected a range like 1-8")
+    wide = tmp_path / "wide.zarr"
+    zarr.create_array(wide, shape=(3, 10_001), chunks=(3, 10_001), dtype="f8")[:] = np.arange(30_003.0).reshape(3, -1)
+    for argv in (("fit", wide, "-k", "1"), ("select", wide, "-k", "1")):
+        rc, _, err = run(capsys, *argv, "-o", tmp_path / "m.json")
+        assert_one_line_error(rc, err, "has 10,001 features; a model file holds at most 10,000")
+    assert sorted(os.listdir(tmp_path)) == ["wide.zarr"]
+
+
+def test_a_model_given_as_a_file_url_or_a_pipe_is_read(model_file, store, capsys):
+    """fit writes -o file:///m.json; score, predict, plot and info said there was no such model file, and
+    info read a pipe as a Zarr store."""
+    rc, out, err = run(capsys, "score", f"file://{model_file}", store, "--json")
+    assert rc == 0, err
+    assert json.loads(out) == json.loads(run(capsys, "score", model_file, store, "--json")[1])
+    rc, out, err = run(capsys, "info", f"file://{model_file}")
+    assert rc == 0 and "3 components, 2 features" in out, err
+    r, w = os.pipe()
+    with open(model_file, "rb") as f:
+        os.write(w, f.read())
+    os.close(w)
+    try:
+        rc, out, err = run(capsys, "info", f"/dev/fd/{r}")
+    finally:
+        os.close(r)
+    assert rc == 0 and "3 components, 2 features" in out, err
+
+
+def test_messages_name_the_option_at_fault(store, model_file, tmp_path, capsys):
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", "")
+    assert_one_line_error(rc, err, "--output is empty")  # was "the data path is empty"
+    rc, _, err = run(capsys, "fit", store, "-k", "2", "--max-iter", "-1", "-o", tmp_path / "m.json")
+    assert_one_line_error(rc, err, "argument --max-iter: expected a whole number >= 0, got '-1'")
+    tiny = tmp_path / "tiny.zarr"
+    generate_mixture(tiny, 5, random_state=0)
+    rc, _, err = run(capsys, "select", tiny, "-o", tmp_path / "m.json")  # scikit-learn's 'Expected n_samples >= ...'
+    assert_one_line_error(rc, err, "has 5 rows, fewer than the 8 components asked for; pass --n-components up to 5")
+
+
+def test_labels_resized_make_a_generated_store_damaged(tmp_path, capsys):
+    """info said complete, and a rerun of generate said there was nothing to write."""
+    path = tmp_path / "g.zarr"
+    generate_mixture(path, 2000, chunk_size=500, random_state=0)
+    zarr.open_array(path / "labels", mode="r+").resize((2500,))
+    rc, out, _ = run(capsys, "info", path)
+    assert rc == 0 and "DAMAGED" in out
+    rc, _, err = run(capsys, "generate", path, "-n", "2000", "--chunk-size", "500", "--seed", "0")
+    assert_one_line_error(rc, err, "its array labels has shape (2500,)", "Pass --overwrite")
