@@ -95,9 +95,10 @@ def _check_number(name, value, kind, minimum, strict=False, maximum=2**62):
 
 
 def _check_attributes(attributes):
-    """A ValueError unless ``attributes`` is None or a dict that JSON holds as it is (string keys,
-    finite numbers) and leaves the generator's own keys alone: checked before anything is written
-    (an overwrite had deleted the old store before zarr refused the attributes)."""
+    """A ValueError unless ``attributes`` is None or a dict with string keys that JSON holds (finite
+    numbers; nested dicts' keys become strings, as JSON's do) and that leaves the generator's own keys
+    alone: checked before anything is written (an overwrite had deleted the old store before zarr
+    refused the attributes)."""
     if attributes is None:
         return
     if not isinstance(attributes, dict) or not all(isinstance(k, str) for k in attributes):
@@ -411,7 +412,9 @@ def generate_mixture(
         random_state = np.random.SeedSequence(old[0]["seed"], spawn_key=tuple(old[0]["spawn_key"]))
         logger.info("reusing the seed recorded in %s", path)
     root = as_seed_sequence(random_state)
-    seed = {"entropy": root.entropy, "spawn_key": list(root.spawn_key)}
+    entropy = root.entropy  # an int or ints (a SeedSequence's), NumPy's or Python's: recorded as JSON's
+    seed = {"entropy": [int(e) for e in entropy] if np.ndim(entropy) else int(entropy),
+            "spawn_key": [int(k) for k in root.spawn_key]}
     if model is None:
         params_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
         weights, means, covs = draw_parameters(params_seed, n_features, n_components, box,

@@ -298,11 +298,12 @@ def data_path(path):
 
 
 def _resolved(path):
-    """:func:`data_path` of any path (one holding ``::`` too: a plain file's path may)."""
+    """:func:`data_path` of any path, unchecked (a plain file's path may hold ``::``; so may a
+    ``file://`` URL's, which is its path as written: fsspec would cut it at the ``::``)."""
     path = os.fspath(path)
     scheme, sep, rest = path.partition("://")
     if sep and scheme.lower() in ("file", "local"):
-        path = fsspec.core.url_to_fs(f"{scheme.lower()}://{rest}")[1]
+        path = rest if "::" in rest else fsspec.core.url_to_fs(f"{scheme.lower()}://{rest}")[1]
     return path if "://" in path else os.path.abspath(path)
 
 
@@ -366,8 +367,8 @@ def holding_status(X):
 
 #: The generator's record (:data:`STATUS_ATTR`): the type of each of its keys. A record with a
 #: ``format`` holds them all.
-_RECORD = {"complete": bool, "n_samples": int, "n_features": int, "n_components": int, "chunk_size": int,
-           "dtype": str, "seed": int, "spawn_key": list}
+_RECORD = {"complete": (bool,), "n_samples": (int,), "n_features": (int,), "n_components": (int,),
+           "chunk_size": (int,), "dtype": (str,), "seed": (int, list), "spawn_key": (list,)}
 
 
 def generator_record(group, path, advice="Restore it, or regenerate it."):
@@ -377,7 +378,7 @@ def generator_record(group, path, advice="Restore it, or regenerate it."):
     record = group.attrs.get(STATUS_ATTR)
     if record is None:
         return {}
-    ok = isinstance(record, dict) and all(type(record[k]) is t for k, t in _RECORD.items() if k in record)
+    ok = isinstance(record, dict) and all(type(record[k]) in t for k, t in _RECORD.items() if k in record)
     if not ok or ("format" in record and not _RECORD.keys() <= record.keys()):
         raise ValueError(f"The store {path!r} is damaged: its attribute {STATUS_ATTR!r}, the generator's record, "
                          f"is {record!r:.160} (its metadata was edited). {advice}")
@@ -1076,19 +1077,26 @@ def refuse_unreplaceable(path, flag):
 
 
 def chain_target(path):
-    """The URL that an fsspec chain of URLs (``simplecache::file:///data.zarr``) reads and writes in the
-    end, its last member; any other path or URL as it is."""
+    """The store an fsspec chain of wrappers reads (``simplecache::file:///data.zarr``: its last URL,
+    every member before it a bare protocol such as a cache); any other path, URL or chain (whose
+    first member names a path of its own, ``zip://x::file:///a.zip``) as it is."""
     path = os.fspath(path)
-    return path.rsplit("::", 1)[-1] if "::" in path and "://" in path else path
+    if "::" not in path or "://" not in path:
+        return path
+    *wrappers, last = path.split("::")
+    bare = all("://" not in w or not w.partition("://")[2].strip("/") for w in wrappers)
+    return last if bare else path
 
 
 def refuse_chain_output(path, what):
     """A ValueError when the output ``path`` (``what``, for the message) is an fsspec chain of URLs:
     a caching chain writes to its cache, while an overwrite deleted the store itself."""
-    if "::" in os.fspath(path):
-        raise ValueError(f"Cannot write {what} {os.fspath(path)!r} through a chain of URLs ('::'): a cache "
-                         f"in the chain would take the writes. Give the store's own URL or path "
-                         f"({chain_target(path)!r}).")
+    path = os.fspath(path)
+    if "::" in path:
+        target = chain_target(path)
+        own = f" ({target!r})" if target != path else ""
+        raise ValueError(f"Cannot write {what} {path!r} through a chain of URLs ('::'): a cache or "
+                         f"container in the chain would take the writes. Give the store's own URL or path{own}.")
 
 
 def overlapping(a, b):

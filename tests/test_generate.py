@@ -529,3 +529,42 @@ def test_the_same_chunk_size_gives_float64s_rows_as_float32(tmp_path):
     x64, x32 = zarr.open_array(a + "/X")[:], zarr.open_array(b + "/X")[:]
     assert x32.dtype == np.float32 and np.array_equal(x64.astype(np.float32), x32)
     np.testing.assert_array_equal(zarr.open_array(a + "/labels")[:], zarr.open_array(b + "/labels")[:])
+
+
+@pytest.mark.parametrize("seed", [np.random.SeedSequence([1, 2, 3]), np.random.SeedSequence(np.int64(7)),
+                                  np.random.SeedSequence(2**70, spawn_key=(np.int64(3),))])
+def test_any_seed_sequence_makes_a_store_that_reads_back_and_resumes(tmp_path, seed):
+    """A SeedSequence of several ints is recorded as a list, which the record check first called
+    damaged; one of NumPy ints made zarr refuse the record after an overwrite had emptied the store."""
+    path = str(tmp_path / "g.zarr")
+    generate_mixture(path, 1000, random_state=0)
+    generate_mixture(path, 1000, chunk_size=250, random_state=seed, overwrite=True)
+    info = store_info(path)
+    assert info["status"] == "complete" and info["seed"] == (list(seed.entropy) if np.ndim(seed.entropy)
+                                                             else int(seed.entropy))
+    assert GaussianMixture(2, random_state=0).fit(path).n_features_in_ == 2
+    os.remove(os.path.join(path, "X", "c", "1", "0"))
+    generate_mixture(path, 1000)  # the recorded seed and chunk size: the lost chunk written again
+    other = str(tmp_path / "h.zarr")
+    generate_mixture(other, 1000, chunk_size=250, random_state=seed)
+    assert tree_digest(os.path.join(path, "X")) == tree_digest(os.path.join(other, "X"))
+
+
+def test_a_file_url_holding_a_double_colon_is_refused(tmp_path):
+    """fsspec cut 'file:///.../run::2.zarr' at the '::': an overwrite replaced the store 'run'."""
+    path = tmp_path / "run"
+    generate_mixture(str(path), 1000, random_state=1)
+    before = tree_digest(path)
+    with pytest.raises(ValueError, match="holds '::'"):
+        generate_mixture(f"file://{path}::2.zarr", 2000, random_state=2, overwrite=True)
+    assert tree_digest(path) == before and os.listdir(tmp_path) == ["run"]
+
+
+@pytest.mark.parametrize("url, target", [("simplecache::file:///d/x.zarr", "file:///d/x.zarr"),
+                                         ("simplecache::filecache::s3://b/x", "s3://b/x"),
+                                         ("s3://bucket/a::b", "s3://bucket/a::b"),
+                                         ("zip://x::file:///a.zip", "zip://x::file:///a.zip"),
+                                         ("/d/x.zarr", "/d/x.zarr")])
+def test_the_store_a_chain_of_urls_reads(url, target):
+    """Outputs are kept out of the store a chain of wrappers reads: its last URL (only then)."""
+    assert io.chain_target(url) == target
