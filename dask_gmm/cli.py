@@ -209,8 +209,8 @@ def _positive_float(text):
     return value
 
 
-def _iterations(text, what="a whole number >= 0"):
-    """A whole number >= 0 (``--max-iter``)."""
+def _whole_number(text, what="a whole number >= 0"):
+    """A whole number >= 0 (``--max-iter``; ``what`` names it in the message)."""
     try:
         value = int(text)
     except ValueError:
@@ -221,7 +221,7 @@ def _iterations(text, what="a whole number >= 0"):
 
 
 def _seed(text):
-    return _iterations(text, "a non-negative integer seed")
+    return _whole_number(text, "a non-negative integer seed")
 
 
 def _int_range(text):
@@ -321,7 +321,7 @@ def build_parser():
                          help="address of a running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
                               "(default: local threads)")
     em = _Parser(add_help=False)  # the EM options fit and select share
-    em.add_argument("--max-iter", type=_iterations, default=100, metavar="M", help="(default 100)")
+    em.add_argument("--max-iter", type=_whole_number, default=100, metavar="M", help="(default 100)")
     em.add_argument("--tol", type=_positive_float, default=1e-3, metavar="T",
                     help="convergence threshold on the mean log-likelihood (default 1e-3)")
     em.add_argument("--n-init", type=count, default=1, metavar="I", help="restarts, run in lockstep (default 1)")
@@ -658,7 +658,8 @@ def _starts_with(path, magic):
 def _model_path(path):
     """A model file's path as given, a ``file://`` or ``local://`` URL as its local path (model files are
     written to local files only, and may be given so)."""
-    if str(path).split("://", 1)[0].lower() in ("file", "local") and "://" in str(path):
+    scheme, sep, _ = str(path).partition("://")
+    if sep and scheme.lower() in ("file", "local"):
         from .io import data_path
 
         return data_path(str(path))
@@ -1139,8 +1140,8 @@ def _model_dict(model):
 
 def cmd_info(args, term):
     path = args.path
-    if os.path.exists(_model_path(path)) and not os.path.isdir(_model_path(path)):  # a file, a pipe: a model
-        path = _model_path(path)
+    local = _model_path(path)
+    if os.path.exists(local) and not os.path.isdir(local):  # a file, a pipe: a model
         model = _load_model(path)
         if args.json:
             term.out(json.dumps(_model_dict(model)))
