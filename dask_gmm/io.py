@@ -1116,7 +1116,7 @@ def store_root(path):
     it when ``path`` is an array inside one (so that ``data.zarr/labels`` beside the input
     ``data.zarr/X`` cannot change the store either), else ``path`` itself (links resolved). URLs
     are returned as they are."""
-    path = data_path(chain_target(data_path(path)))
+    path = data_path(chain_target(path))  # a local path unchanged by chain_target, checked and made absolute
     if "://" in path:
         return path
     path = os.path.realpath(path)
