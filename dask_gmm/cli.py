@@ -53,6 +53,10 @@ DEMO_DEFAULTS = {"n_samples": 2_000_000, "n_features": 2, "n_components": 3, "se
 NOTEBOOK_N, NOTEBOOK_ITERATIONS = 100_000, 100  # the seed notebook's sample size and iteration count
 _SPARK = "▁▂▃▄▅▆▇█"
 MODEL_MAX_SIZE = 10_000  # as dask_gmm.modelfile.MAX_SIZE: the most components or features a model file holds
+#: The most components fit and select iterate together (each pass computes all of them for every row):
+#: n_components x n_init for fit, the sum over candidates for select. It stops a typo such as
+#: ``select -k 1-3000`` (about 4.5 million components) before it runs for days.
+LOCKSTEP_MAX_COMPONENTS = 100_000
 
 
 class CLIError(Exception):
@@ -444,6 +448,7 @@ def _scheduler(address, term):
     quiet = _QuietLogger("distributed")  # its client logs each failed reconnection with a traceback
     term.status(f"connecting to the Dask scheduler at {address} ...")
     try:
+        _check_answers(address)
         client = Client(address, set_as_default=True)
     except (OSError, TimeoutError) as exc:
         raise CLIError(f"could not connect to the Dask scheduler at {address!r} ({exc}). "
@@ -488,6 +493,35 @@ class _QuietLogger:
     def __exit__(self, *exc):
         for n, level in self.levels.items():
             logging.getLogger(n).setLevel(level)
+
+
+def _check_answers(address):
+    """Connect to ``address`` and exchange distributed's handshake, within its connect timeout
+    (``distributed.comm.timeouts.connect``), then hang up; a TimeoutError or OSError otherwise.
+
+    ``distributed.Client`` bounds the connection but not the handshake that follows: given a port
+    where something else listens and waits for its own kind of request (an HTTP server, as on the
+    dashboard's port), it waited for ever."""
+    import asyncio
+
+    import dask.config
+    from dask.utils import parse_timedelta
+    from distributed.comm import connect
+
+    timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+
+    async def handshake():
+        comm = await connect(address, timeout=timeout)
+        await comm.close()
+
+    async def bounded():
+        try:
+            await asyncio.wait_for(handshake(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no Dask scheduler answered within {timeout:g} s; is this the dashboard's "
+                               "port, or another program's?") from None
+
+    asyncio.run(bounded())
 
 
 def _check_address(address):
@@ -880,9 +914,19 @@ def _fit(path, term, **kwargs):
     return gm, FitTimes(total, progress.seconds)
 
 
+def _check_lockstep(candidates, n_init, advice):
+    """Refuse more than :data:`LOCKSTEP_MAX_COMPONENTS` components in all, each of ``candidates``
+    (a list of component counts) with ``n_init`` restarts, before any work."""
+    total = sum(candidates) * n_init
+    if total > LOCKSTEP_MAX_COMPONENTS:
+        raise CLIError(f"that is {total:,} components fitted together in every pass, more than "
+                       f"{LOCKSTEP_MAX_COMPONENTS:,}; {advice}.")
+
+
 def cmd_fit(args, term):
     from .modelfile import save_model
 
+    _check_lockstep([args.n_components], args.n_init, "pass a smaller --n-init")
     path = _data_path(args.path)
     X = _open_model_data(path)
     _check_writable(args.output, "model", path)
@@ -910,6 +954,8 @@ def cmd_select(args, term):
     from .modelfile import save_model
     from .selection import select_model
 
+    _check_lockstep(args.n_components * len(args.covariance_types), args.n_init,
+                    "ask for fewer candidates (a list such as -k 2,4,8,16,32 spans a wide range) or a smaller --n-init")
     path = _data_path(args.path)
     n = _open_model_data(path).shape[0]
     if max(args.n_components) > n:

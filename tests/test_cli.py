@@ -1063,6 +1063,23 @@ def test_select_bad_arguments(store, tmp_path, capsys, argv, fragment):
     assert_one_line_error(rc, err, fragment)
 
 
+@pytest.mark.parametrize("argv, fragment", [
+    (["select", "-k", "1-3000"], "4,501,500 components fitted together in every pass, more than 100,000"),
+    (["select", "-k", "1-400", "--covariance-types", "full,diag"], "160,400 components"),
+    (["select", "-k", "1-300", "--n-init", "3"], "135,450 components"),
+    (["fit", "-k", "10000", "--n-init", "11"], "110,000 components"),
+    # within the cap (1 + ... + 446 = 99,681 components), the output is the problem
+    (["select", "-k", "1-446", "--output", "/"], "Cannot write '/': it is a folder"),
+])
+def test_too_many_components_in_lockstep_are_refused_before_any_work(store, tmp_path, capsys, argv, fragment):
+    """``select -k 1-3000`` checked each K against the model file's cap, not their sum: it set out
+    to fit about 4.5 million components in every pass."""
+    out = tmp_path / "m.json"
+    rc, _, err = run(capsys, argv[0], store, "--output", out, *argv[1:])  # a second --output wins
+    assert_one_line_error(rc, err, fragment)
+    assert not out.exists()
+
+
 # ------------------------------------------------------------------ found by a black-box probe
 def _digest(path):
     import hashlib

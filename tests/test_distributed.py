@@ -286,6 +286,26 @@ def test_cli_refuses_scheduler_addresses_it_cannot_use(store, tmp_path, capsys):
         assert rc == 2 and err.count("\n") == 1 and "is not a scheduler address dask-gmm can use" in err, err
 
 
+def test_cli_gives_up_on_a_port_where_no_scheduler_answers(store, tmp_path):
+    """An HTTP server (as on the dashboard's port) accepted the connection and then waited for a
+    request, as distributed waited for its handshake: the command hung for ever."""
+    import http.server
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    model = tmp_path / "m.json"
+    save_model(GaussianMixture(3, random_state=0).fit(make_blobs(n=300)), model)
+    env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
+    try:
+        proc = subprocess.run(["dask-gmm", "score", str(model), store, "--scheduler",
+                               f"tcp://127.0.0.1:{server.server_port}"], capture_output=True, text=True,
+                              env=env, timeout=120)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "no Dask scheduler answered within 2 s; is this the dashboard's port" in proc.stderr, proc.stderr
+
+
 def test_predict_interrupted_on_a_cluster_leaves_no_temporary_store(tmp_path):
     """Ctrl-C: the command removed its temporary store, then tasks still running on the workers wrote
     their chunks and made it again (left behind in 2 of 4 interrupts)."""
