@@ -88,6 +88,38 @@ def writer_id():
     return f"{socket.gethostname()}{ns}@{os.getpid()}"
 
 
+def _sibling_name(path):
+    """(folder, prefix) of ``path``'s temporary siblings: ``.NAME.tmp@`` (NAME a digest of a name
+    too long to carry)."""
+    folder, base = os.path.split(os.path.abspath(os.fspath(path)))
+    if len(os.fsencode(base)) > 150:  # NAME_MAX is 255 bytes
+        base = hashlib.blake2b(os.fsencode(base), digest_size=8).hexdigest()
+    return folder, f".{base}.tmp@"
+
+
+def _dead_leftovers(folder, prefix):
+    """``{name: suffix}`` of the temporary siblings in ``folder`` named ``prefix`` + WRITER@HEX that a
+    writer of this host and PID namespace left when it was killed (its process gone). The suffix
+    is "" (a temporary file or store), ".old" (a previous output moved aside: :func:`restore_moved_aside`)
+    or ".gone" (a replaced output being removed). Nothing where the folder cannot be listed."""
+    host = writer_id().rsplit("@", 1)[0]
+    found = {}
+    if os.name != "posix":  # os.kill(pid, 0) tests a pid on POSIX only
+        return found
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            m = re.fullmatch(r"(.*)@([0-9]{1,9})@[0-9a-f]{8}(|\.old|\.gone)", name[len(prefix):]) \
+                if name.startswith(prefix) else None
+            if m and m[1] == host and not _alive(int(m[2])):
+                found[name] = m[3]
+    return found
+
+
+def _remove(path):
+    with contextlib.suppress(OSError):  # gone already (another sweep), or not ours to remove
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+
+
 def temporary_sibling(path):
     """A new hidden name beside ``path`` to write it through: ``.NAME.tmp@WRITER@HEX``, WRITER
     :func:`writer_id` (NAME a digest of a name too long for that).
@@ -95,29 +127,39 @@ def temporary_sibling(path):
     The first time a process writes ``path``, it removes the temporary siblings of
     ``path`` that a writer of the same host and PID namespace left when it was
     killed (its process gone: SIGKILL skips every clean-up), so that they do not
-    pile up, one per kill. Those of a live process, of another host or namespace,
-    and a ``.old`` (a previous output moved aside) stay; a leftover that cannot be
-    removed stays too (the sweep is tidying: it never fails a write).
+    pile up, one per kill: temporary files and stores, and replaced outputs it
+    was removing (``.gone``). Those of a live process, of another host or
+    namespace, and a ``.old`` (a previous output moved aside, perhaps the only
+    copy: :func:`restore_moved_aside`) stay; a leftover that cannot be removed
+    stays too (the sweep is tidying: it never fails a write).
     """
-    folder, base = os.path.split(os.path.abspath(os.fspath(path)))
-    if len(os.fsencode(base)) > 150:  # NAME_MAX is 255 bytes
-        base = hashlib.blake2b(os.fsencode(base), digest_size=8).hexdigest()
-    host, pid = writer_id().rsplit("@", 1)
-    prefix = f".{base}.tmp@"
-    if (folder, base) not in _SWEPT and os.name == "posix":  # os.kill(pid, 0) tests a pid on POSIX only
-        with contextlib.suppress(OSError):
-            names = os.listdir(folder)
-            for name in names:
-                fields = name[len(prefix):].split("@") if name.startswith(prefix) else ()
-                if (len(fields) == 3 and fields[0] == host and re.fullmatch(r"[0-9]{1,9}", fields[1])
-                        and re.fullmatch(r"[0-9a-f]{8}", fields[2]) and not _alive(int(fields[1]))):
-                    left = os.path.join(folder, name)
-                    with contextlib.suppress(OSError):  # gone already (another sweep), or not ours to remove
-                        shutil.rmtree(left) if os.path.isdir(left) and not os.path.islink(left) else os.unlink(left)
+    folder, prefix = _sibling_name(path)
+    if (folder, prefix) not in _SWEPT:
+        for name, suffix in _dead_leftovers(folder, prefix).items():
+            if suffix != ".old":
+                _remove(os.path.join(folder, name))
         if len(_SWEPT) >= 4096:  # a process writing many paths sweeps again rather than grow this
             _SWEPT.clear()
-        _SWEPT.add((folder, base))
-    return os.path.join(folder, f"{prefix}{host}@{pid}@{uuid.uuid4().hex[:8]}")
+        _SWEPT.add((folder, prefix))
+    return os.path.join(folder, f"{prefix}{writer_id()}@{uuid.uuid4().hex[:8]}")
+
+
+def restore_moved_aside(path):
+    """Undo what a writer killed while replacing ``path`` left: the previous output it had moved
+    aside (``.NAME.tmp@WRITER@HEX.old``, its writer dead) goes back to ``path`` when nothing is
+    there (killed between its two renames), and is removed when the new output took its place.
+    Returns the name put back, or None. Call it before checking whether ``path`` exists."""
+    folder, prefix = _sibling_name(path)
+    restored = None
+    for name in sorted(n for n, suffix in _dead_leftovers(folder, prefix).items() if suffix == ".old"):
+        left = os.path.join(folder, name)
+        if restored is None and not os.path.lexists(path):
+            with contextlib.suppress(OSError):
+                os.replace(left, path)
+                restored = name
+                continue
+        _remove(left)
+    return restored
 
 
 def _alive(pid):

@@ -1042,10 +1042,13 @@ class _Writes:
             time.sleep(0.005)
 
 
-def _check_store_output(output, overwrite, data):
+def _check_store_output(output, overwrite, data, term):
     """A CLIError when the Zarr store ``output`` cannot be written: inside the input ``data``, in a
-    missing folder, already there without ``overwrite``, or (with it) something not a Zarr store."""
+    missing folder, already there without ``overwrite``, or (with it) something not a Zarr store.
+    A previous output that a killed run moved aside is put back first, with a warning on ``term``
+    (:func:`dask_gmm._checkpoint.restore_moved_aside`)."""
     from . import io
+    from ._checkpoint import restore_moved_aside
 
     try:
         io.refuse_chain_output(output, "the output")
@@ -1055,6 +1058,9 @@ def _check_store_output(output, overwrite, data):
     _refuse_inside_input(output, "the output", data, files=False)
     if local:
         _check_folder(output, "output")
+        restored = restore_moved_aside(output)
+        if restored is not None:
+            term.warn(f"put back {output!r}, which a killed run had moved aside to {restored!r} to replace it")
     if local and os.path.lexists(output) and not overwrite:  # a link to nothing too: it is the user's
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
     if overwrite:
@@ -1096,8 +1102,12 @@ def _store_atomically(result, output, overwrite, attrs):
                 old = f"{target}.old"
                 os.replace(output, old)
             os.replace(target, output)
-            if old is not None:  # a link to a store is replaced, not what it points to
-                shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) else os.unlink(old)
+            if old is not None:  # renamed first: a run killed while removing it leaves a .gone, swept later
+                gone = f"{target}.gone"  # (by _checkpoint.temporary_sibling), and no .old to put back
+                os.replace(old, gone)
+                old = None
+                # a link to a store is replaced, not what it points to
+                shutil.rmtree(gone) if os.path.isdir(gone) and not os.path.islink(gone) else os.unlink(gone)
     except BaseException:
         if writes is not None:
             writes.stop()
@@ -1142,7 +1152,7 @@ def cmd_predict(args, term):
     attrs = {"dask_gmm_predict": {"kind": "proba" if args.proba else "labels", "model": os.path.abspath(args.model),
                                   "data": path, "n_components": K}}
     output = _lasting(_data_path(args.output))
-    _check_store_output(output, args.overwrite, path)  # before the scheduler is waited for
+    _check_store_output(output, args.overwrite, path, term)  # before the scheduler is waited for
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
         _store_atomically(result, output, args.overwrite, attrs)

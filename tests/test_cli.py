@@ -164,8 +164,8 @@ def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, m
         host = writer_id().split("@")[0]
         left = tmp_path / f".labels.zarr.tmp@{host}@{dead.pid}@0badc0de"
         kept = [tmp_path / f".labels.zarr.tmp@{host}@{live.pid}@0badc0de",  # its process still writes
-                tmp_path / f".labels.zarr.tmp@{host}-2@{dead.pid}@0badc0de",  # another host's
-                tmp_path / f".labels.zarr.tmp@{host}@{dead.pid}@0badc0de.old"]  # a previous output, moved aside
+                tmp_path / f".labels.zarr.tmp@{host}@{live.pid}@0badc0de.old",  # (the output it replaces)
+                tmp_path / f".labels.zarr.tmp@{host}-2@{dead.pid}@0badc0de"]  # another host's
         for folder in (left, *kept):
             folder.mkdir()
             (folder / "zarr.json").write_text("{}")
@@ -176,6 +176,43 @@ def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, m
     finally:
         live.kill()
         live.wait()
+
+
+def _dead_writer(tmp_path, name, suffix=""):
+    """The name of a temporary sibling of ``tmp_path / name`` that a killed writer left."""
+    from dask_gmm._checkpoint import writer_id
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    return tmp_path / f".{name}.tmp@{writer_id().rsplit('@', 1)[0]}@{dead.pid}@0badc0de{suffix}"
+
+
+def test_predict_puts_back_an_output_a_killed_run_had_moved_aside(store, model_file, tmp_path, capsys):
+    """A predict --overwrite SIGKILLed between its two renames left the previous output under a hidden
+    '.old' name, and no output: nothing said where it had gone, and nothing put it back."""
+    out = tmp_path / "labels.zarr"
+    assert run(capsys, "predict", model_file, store, "-o", out)[0] == 0
+    kept = snapshot(out)
+    aside = _dead_writer(tmp_path, "labels.zarr", ".old")
+    os.replace(out, aside)
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", out, "--proba")
+    assert rc == 2 and err.splitlines() == [
+        f"dask-gmm: warning: put back {str(out)!r}, which a killed run had moved aside to {aside.name!r} to replace it",
+        f"dask-gmm: error: {str(out)!r} already exists. Pass --overwrite to replace it, or choose another path."], err
+    assert snapshot(out) == kept and os.listdir(tmp_path) == ["labels.zarr"]
+
+
+def test_predict_removes_the_replaced_output_a_killed_run_was_removing(store, model_file, tmp_path, capsys):
+    """Killed while it removed the output it had replaced, predict left a partial copy of it under a
+    hidden '.old' name (or now '.gone') that no later run removed."""
+    out = tmp_path / "labels.zarr"
+    assert run(capsys, "predict", model_file, store, "-o", tmp_path / "first.zarr")[0] == 0
+    os.replace(tmp_path / "first.zarr", out)  # (this process has not written out yet: it sweeps once per output)
+    for suffix in (".old", ".gone"):
+        shutil.copytree(out, _dead_writer(tmp_path, "labels.zarr", suffix))
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", out, "--overwrite", "--proba")
+    assert rc == 0 and err == "", err
+    assert os.listdir(tmp_path) == ["labels.zarr"] and zarr.open_array(out, mode="r").ndim == 2
 
 
 def test_info(store, model_file, capsys):
