@@ -382,6 +382,12 @@ def record(run, lower_bound, tol):
     run.converged = bool(abs(change) < tol)
 
 
+#: The most passes :func:`recentred` adds to an iteration. Each gains about 16 digits of the means
+#: (their error is 1e-16 of the distance from where the moments were centred), so 20 span float64's
+#: range: a start 1e98 standard deviations from data near the origin needed 6.
+MAX_RECENTRING_PASSES = 20
+
+
 def recentred(blocks, models, stats, reg_covar, weight_units):
     """``(stats, refs)``: the E-step statistics of ``models`` and the points their moments are centred on.
 
@@ -392,8 +398,11 @@ def recentred(blocks, models, stats, reg_covar, weight_units):
     onto a few rows), that correction would round away digits of the
     covariance (:data:`dask_gmm._covariance.MAX_CENTRING_LOSS`): the
     statistics of those models are computed again, in one more pass, centred
-    on their new means. The responsibilities, and so the lower bound, are the
-    same in both passes.
+    on their new means, and again while a model is still that far from where
+    its moments were centred (the new means are exact to 1e-16 of the move, so
+    a move of over 1e19 standard deviations takes more than one more pass), at
+    most :data:`MAX_RECENTRING_PASSES` passes. The responsibilities, and so the
+    lower bound, are the same in every pass.
 
     Parameters
     ----------
@@ -406,19 +415,25 @@ def recentred(blocks, models, stats, reg_covar, weight_units):
     stats : list of SuffStats
     refs : list of ndarray of shape (K, d)
     """
-    stats, refs, far = list(stats), [m.means for m in models], []
-    for i, (model, st, unit) in enumerate(zip(models, stats, weight_units)):
-        with np.errstate(all="ignore"):  # the M-step itself refuses what is not finite, by name
-            _, means, cov = gaussian_parameters(st.nk, st.s1c, st.s2, model.means, reg_covar, model.covariance_type, unit)
-        loss = centring_loss(means, model.means, cov, model.covariance_type)
-        if loss > MAX_CENTRING_LOSS and np.all(np.isfinite(means)):
-            far.append((i, means, loss))
-    if far:
+    stats, refs = list(stats), [m.means for m in models]
+    todo = list(range(len(models)))
+    for _ in range(MAX_RECENTRING_PASSES):
+        far = []
+        for i in todo:
+            with np.errstate(all="ignore"):  # the M-step itself refuses what is not finite, by name
+                _, means, cov = gaussian_parameters(stats[i].nk, stats[i].s1c, stats[i].s2, refs[i], reg_covar,
+                                                    models[i].covariance_type, weight_units[i])
+            loss = centring_loss(means, refs[i], cov, models[i].covariance_type)
+            if loss > MAX_CENTRING_LOSS and np.all(np.isfinite(means)):
+                far.append((i, means, loss))
+        if not far:
+            break
         logger.debug("Means moved up to %.3g standard deviations in %d run(s): one more pass, centred on the new means",
                      max(np.sqrt(loss) for *_, loss in far), len(far))
         again = blocks.map_reduce(_kernels.e_step_stats, [models[i]._replace(centres=c) for i, c, _ in far])
         for (i, c, _), st in zip(far, again):
             stats[i], refs[i] = st, c
+        todo = [i for i, *_ in far]
     return stats, refs
 
 

@@ -931,10 +931,13 @@ class Prepared:
         # Tiles are centred once, on c, and the kernels see the means relative to it:
         # (x - c) - (mu_k - c) is x - mu_k to within eps * (|x - c| + |mu_k - c|), whatever the data's
         # offset. c is the weighted mean of the means (of components weighing over LIVE_WEIGHT): after
-        # an M-step that is the data's mean, wherever an emptied component's mean lies.
+        # an M-step that is the data's mean, wherever an emptied component's mean lies. Where the
+        # moments are centred elsewhere (model.centres, _em.recentred), c is the weighted mean of
+        # those points, so that x - centre_k keeps its digits too when the means are far from them.
+        basis = means if model.centres is None else np.asarray(model.centres, np.float64)
         with np.errstate(over="ignore", invalid="ignore"):  # means near the float64 limit: not exact
             w = np.exp(log_weights[live])
-            self.centre = np.array(w @ means[live] / w.sum(), order="C")
+            self.centre = np.array(w @ basis[live] / w.sum(), order="C")
             self.means = np.array(means - self.centre, order="C")
         pc = np.asarray(model.precisions_cholesky, dtype=np.float64)
         log_det = np.broadcast_to(log_det_cholesky(pc, ct, d), (K,))
@@ -969,6 +972,8 @@ _PREPARED = {}
 def prepared(model, n_features):
     """``Prepared(model, n_features)``, made once per model while its arrays live (see :data:`_PREPARED`)."""
     arrays = (model.log_weights, model.means, model.precisions_cholesky)
+    if model.centres is not None:
+        arrays += (model.centres,)
     key = (*map(id, arrays), n_features)
     hit = _PREPARED.get(key)
     if hit is not None and all(r() is a for r, a in zip(hit[0], arrays)):

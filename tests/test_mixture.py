@@ -106,6 +106,36 @@ def test_a_move_far_along_a_narrow_axis_keeps_every_digit():
     np.testing.assert_allclose(ours.precisions_cholesky_, pc, rtol=1e-8, atol=1e-8 * np.abs(pc).max())
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_a_start_far_beyond_one_more_pass_fits_as_scikit_learn(ct, compiled, monkeypatch):
+    """Data of size 1e-100 near the origin, the start 1e-2 away (1e98 of the data's standard
+    deviations): one more pass, centred on means exact to 1e-16 of that move, still left them 1e-18
+    off, and the compiled kernels' tiles were centred among the old means, 1e-2 away, which rounded
+    the data away: a singular covariance, where scikit-learn fits. The iteration now makes passes
+    until the means are near where the moments are centred (1 to 6 more here)."""
+    from dask_gmm import _kernels
+    from dask_gmm._em import Blocks
+
+    monkeypatch.setattr(_kernels, "USE_NUMBA", compiled and _kernels.USE_NUMBA)
+    rng = np.random.default_rng(2)
+    X = np.concatenate([rng.normal(0, 1, (200, 2)), rng.normal(5, 1, (200, 2))]) * 1e-100
+    precisions = {"full": np.stack([np.eye(2) * 1e6] * 2), "tied": np.eye(2) * 1e6,
+                  "diag": np.full((2, 2), 1e6), "spherical": np.full(2, 1e6)}[ct]
+    kw = dict(n_components=2, covariance_type=ct, tol=1e-6, reg_covar=1e-206, weights_init=[0.5, 0.5],
+              means_init=[[0.0064, 0.001], [-0.0054, 0.0036]], precisions_init=precisions)
+    passes = []
+    real = Blocks.map_reduce
+    monkeypatch.setattr(Blocks, "map_reduce", lambda self, *a, **k: passes.append(1) or real(self, *a, **k))
+    ours, sk = GaussianMixture(**kw).fit(X), SKGaussianMixture(**kw).fit(X)
+    assert ours.n_iter_ == sk.n_iter_ and ours.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-12)
+    for name in ("weights_", "means_", "covariances_"):
+        want = getattr(sk, name)
+        np.testing.assert_allclose(getattr(ours, name), want, rtol=0, atol=1e-12 * np.abs(want).max(), err_msg=name)
+    extra = len(passes) - ours.n_iter_ - 1  # the initialisation: one pass
+    assert extra >= 1, extra
+
+
 def test_a_nearly_empty_component_matches_sklearn():
     """A component of 6e-4 of a row: its mean was pulled toward its previous mean by the 10 eps floor,
     scikit-learn's toward the origin; 3.6e-12 apart, which grew to 3e-6 in the covariances and 7e-6
