@@ -464,7 +464,7 @@ def _scheduler(address, term):
         term.status(f"connected to {address} ({workers} worker{'s' if workers != 1 else ''})")
         term.end_status()
         try:
-            with quiet:
+            with quiet, _WorkersWatch(client, address, term):
                 yield client
         except Exception as exc:
             said = _cluster_failure(exc, address)
@@ -474,6 +474,38 @@ def _scheduler(address, term):
     finally:
         with quiet:
             client.close()
+
+
+class _WorkersWatch:
+    """Within the block, a warning on ``term`` each time the scheduler at ``address`` is left with no
+    workers: the command then waits for one to join, as Dask does, and said nothing. Asked every
+    ``interval`` seconds on a thread of its own; a failed question ends the watch (the command
+    itself reports a lost scheduler)."""
+
+    def __init__(self, client, address, term, interval=2.0):
+        self.client, self.address, self.term, self.interval = client, address, term, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="dask-gmm-workers-watch", daemon=True)
+
+    def _watch(self):
+        had = True
+        while not self.stop.wait(self.interval):
+            try:
+                workers = len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+            except Exception:  # closing, or the scheduler gone
+                return
+            if had and not workers and not self.term.quiet and not self.stop.is_set():
+                self.term.warn(f"every worker of the Dask scheduler at {self.address} has gone; waiting for one "
+                               f"to join (start one with 'dask worker {self.address}', or press Ctrl-C to stop)")
+            had = workers > 0
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=1.0)  # not longer: a question under way to a scheduler that is gone
 
 
 class _QuietLogger:

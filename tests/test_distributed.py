@@ -381,6 +381,38 @@ def test_cli_on_a_scheduler_without_workers_says_so_and_waits_then_stops_cleanly
         assert not (tmp_path / "m2.json").exists()
 
 
+def test_cli_says_when_every_worker_has_gone_and_carries_on_when_one_joins(store, tmp_path):
+    """With every worker gone mid-fit, the command waited for one to join and said nothing."""
+    with LocalCluster(**dict(CLUSTER, n_workers=1)) as cluster, Client(cluster):
+        address = cluster.scheduler_address
+        proc = subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
+                                 "--scheduler", address, "--output", str(tmp_path / "m.json")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(600):  # until the worker runs its iterations
+                if len(cluster.scheduler.tasks) > 0:
+                    break
+                time.sleep(0.1)
+            cluster.scale(0)
+            line = _readline(proc.stderr, timeout=60)
+            assert line.startswith(f"dask-gmm: warning: every worker of the Dask scheduler at {address} has gone; "
+                                   f"waiting for one to join (start one with 'dask worker {address}'"), line
+            assert proc.poll() is None
+            cluster.scale(1)
+            for _ in range(600):  # until the new worker runs its iterations
+                if any(w.processing for w in cluster.scheduler.workers.values()):
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail("the fit did not carry on on the new worker")
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        assert proc.returncode == 143 and err.strip().splitlines() == ["dask-gmm: error: terminated"], err
+
+
 # ------------------------------------------------------------------ checkpoints
 _SCRIPT = textwrap.dedent(
     """
