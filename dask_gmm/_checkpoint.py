@@ -153,12 +153,14 @@ def restore_moved_aside(path):
     restored = None
     for name in sorted(n for n, suffix in _dead_leftovers(folder, prefix).items() if suffix == ".old"):
         left = os.path.join(folder, name)
-        if restored is None and not os.path.lexists(path):
-            with contextlib.suppress(OSError):
-                os.replace(left, path)
-                restored = name
-                continue
-        _remove(left)
+        if os.path.lexists(path):
+            _remove(left)
+            continue
+        try:
+            os.replace(left, path)
+        except OSError:  # it stays where it is, for its owner to see
+            continue
+        restored = name
     return restored
 
 

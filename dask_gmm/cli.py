@@ -404,7 +404,7 @@ def build_parser():
     p.add_argument("model", metavar="MODEL.json")
     p.add_argument("path", metavar="PATH")
     p.add_argument("--output", "-o", required=True, metavar="fit.png", help="PNG file, prefix or folder")
-    p.add_argument("--features", type=int, nargs=2, default=(0, 1), metavar=("I", "J"),
+    p.add_argument("--features", type=int, nargs=2, default=None, metavar=("I", "J"),
                    help="the pair of features to show (default 0 1)")
     p.add_argument("--bins", type=count, default=200, help="histogram bins per axis (default 200, at most 1024)")
     p.set_defaults(func=cmd_plot)
@@ -1306,11 +1306,14 @@ def cmd_plot(args, term):
     model = _load_model(args.model)
     X = _open_data(path)
     _check_match(model, X, args.model, args.path)
+    if args.features is not None and model.n_features_in_ == 1:
+        raise CLIError(f"{args.model!r} has 1 feature: there is no pair to choose. Leave out --features.")
+    features = (0, 1) if args.features is None else tuple(args.features)
     true_model = _true_model_or_none(path)
     _check_figures(plot.figure_paths(args.output).values(), path)
     with _scheduler(args.scheduler, term):
         try:
-            written = plot.plot_all(model, path, args.output, features=tuple(args.features), bins=args.bins,
+            written = plot.plot_all(model, path, args.output, features=features, bins=args.bins,
                                     true_model=true_model)
         except ImportError as exc:
             raise CLIError(str(exc)) from None

@@ -250,6 +250,11 @@ def test_one_feature_and_one_component_are_singular(tmp_path, capsys):
     rc, out, _ = run(capsys, "fit", tmp_path / "one.zarr", "-k", "1", "-o", tmp_path / "one.json")
     assert rc == 0 and "fitted 1 component (full covariance) to 1,000 rows x 1 feature\n" in out
     assert "  1 component, 1 feature, full covariance" in run(capsys, "info", tmp_path / "one.json")[1]
+    # --features 0 1 was taken for the default and drew the one feature; any other pair was refused
+    rc, _, err = run(capsys, "plot", tmp_path / "one.json", tmp_path / "one.zarr", "-o", tmp_path / "p.png",
+                     "--features", "0", "1")
+    assert_one_line_error(rc, err, "has 1 feature: there is no pair to choose. Leave out --features.")
+    assert not (tmp_path / "p.png").exists()
 
 
 def test_info_shows_parameters_at_any_scale(tmp_path, capsys):
