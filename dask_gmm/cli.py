@@ -1269,6 +1269,9 @@ def cmd_info(args, term):
         "complete": "complete",
         "incomplete": "INCOMPLETE (generation interrupted): rerun the same generate command to finish it",
     }[info["status"]]
+    if info["labels_of"] is not None:
+        state = (f"the labels of a store written by dask-gmm generate, {info['labels_of']!r} "
+                 f"('{PROG} info {info['labels_of']}' gives its status)")
     term.out(f"  status       {state}")
     if info["missing_chunks"]:
         of = ", ".join(f"{n} of {name}" for name, n in info["missing_chunks_of"].items() if n)

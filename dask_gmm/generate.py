@@ -513,12 +513,15 @@ def store_info(path):
         sharded array: inner chunks, those of an absent shard included), and
         ``missing_chunks_of``, that number for each array by name; ``status``: None (not
         generated), "complete", "incomplete" (generation interrupted) or "damaged" (generated
-        complete, chunks gone since).
+        complete, chunks gone since); ``labels_of``: for the labels array of a generated store,
+        given by its own path, the store's path (whose status it shares), else None.
     """
     node = io.open_node(io.data_path(path))
-    status, true, arrays = {}, None, [node]
+    status, true, arrays, labels_of = {}, None, [node], None
     if isinstance(node, zarr.Array):  # the array X of a generated group, given by its own path, has its status
         status = io.holding_status(node)
+        if not status and io.holding_status(node, "labels"):  # its labels: the group's path
+            labels_of = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
     if isinstance(node, zarr.Group):
         status = io.generator_record(node, os.fspath(path))
         true = node.attrs.get("true_model")
@@ -550,6 +553,7 @@ def store_info(path):
         "missing_chunks": n_missing,
         "missing_chunks_of": missing,
         "status": _status(status.get("complete"), n_missing, changed),
+        "labels_of": labels_of,
     }
 
 

@@ -348,8 +348,9 @@ def checked_generated(X, path, status=None):
     return X
 
 
-def holding_status(X):
-    """The generator's record in the group that holds the Zarr array ``X`` under the name "X", or {}."""
+def holding_status(X, member="X"):
+    """The generator's record in the group that holds the Zarr array ``X`` under the name ``member``
+    ("X", or "labels"), or {}."""
     store, key = X.store_path.store, X.store_path.path
     try:
         if key:
@@ -362,7 +363,7 @@ def holding_status(X):
             return {}
     except (OSError, ValueError, KeyError, TypeError):  # no group there (zarr's errors are ValueErrors), or
         return {}  # one it cannot read: nothing generated to check
-    return generator_record(group, str(X.store_path)) if name == "X" else {}
+    return generator_record(group, str(X.store_path)) if name == member else {}
 
 
 #: The generator's record (:data:`STATUS_ATTR`): the type of each of its keys. A record with a

@@ -215,6 +215,18 @@ def test_predict_removes_the_replaced_output_a_killed_run_was_removing(store, mo
     assert os.listdir(tmp_path) == ["labels.zarr"] and zarr.open_array(out, mode="r").ndim == 2
 
 
+def test_info_of_the_labels_of_a_generated_store_names_the_store(store, capsys):
+    """They were "not written by dask-gmm generate"."""
+    rc, out, err = run(capsys, "info", f"{store}/labels")
+    assert rc == 0 and err == ""
+    assert (f"  status       the labels of a store written by dask-gmm generate, {store!r} "
+            f"('dask-gmm info {store}' gives its status)\n") in out
+    rc, out, _ = run(capsys, "info", f"{store}/labels", "--json")
+    assert json.loads(out)["labels_of"] == store and json.loads(out)["status"] is None
+    rc, out, _ = run(capsys, "info", f"{store}/X", "--json")
+    assert json.loads(out)["labels_of"] is None and json.loads(out)["status"] == "complete"
+
+
 def test_info(store, model_file, capsys):
     rc, out, err = run(capsys, "info", store)
     assert rc == 0 and err == ""
