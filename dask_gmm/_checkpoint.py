@@ -147,11 +147,13 @@ def temporary_sibling(path):
 def restore_moved_aside(path):
     """Undo what a writer killed while replacing ``path`` left: the previous output it had moved
     aside (``.NAME.tmp@WRITER@HEX.old``, its writer dead) goes back to ``path`` when nothing is
-    there (killed between its two renames), and is removed when the new output took its place.
-    Returns the name put back, or None. Call it before checking whether ``path`` exists."""
+    there (killed between its two renames; of several, the one moved aside last), and is removed
+    when the new output took its place. Returns the name put back, or None. Call it before checking
+    whether ``path`` exists."""
     folder, prefix = _sibling_name(path)
     restored = None
-    for name in sorted(n for n, suffix in _dead_leftovers(folder, prefix).items() if suffix == ".old"):
+    aside = [n for n, suffix in _dead_leftovers(folder, prefix).items() if suffix == ".old"]
+    for name in sorted(aside, key=lambda n: _changed(os.path.join(folder, n)), reverse=True):  # the newest first
         left = os.path.join(folder, name)
         if os.path.lexists(path):
             _remove(left)
@@ -162,6 +164,14 @@ def restore_moved_aside(path):
             continue
         restored = name
     return restored
+
+
+def _changed(path):
+    """When ``path`` last changed (a rename counts), or 0 if it is gone."""
+    try:
+        return os.lstat(path).st_ctime_ns
+    except OSError:
+        return 0
 
 
 def _alive(pid):

@@ -454,17 +454,17 @@ def _scheduler(address, term):
         raise CLIError(f"could not connect to the Dask scheduler at {address!r} ({exc}). "
                        "Check the address and that the scheduler is running.") from None
     try:
-        workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        workers = _worker_count(client)
         if not workers:
             if not term.quiet:
                 term.warn(f"the Dask scheduler at {address} has no workers yet; waiting for one to join "
                           f"(start one with 'dask worker {address}', or press Ctrl-C to stop)")
             client.wait_for_workers(1)
-            workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+            workers = _worker_count(client)
         term.status(f"connected to {address} ({workers} worker{'s' if workers != 1 else ''})")
         term.end_status()
         try:
-            with quiet, _WorkersWatch(client, address, term):
+            with quiet, (contextlib.nullcontext() if term.quiet else _WorkersWatch(client, address, term)):
                 yield client
         except Exception as exc:
             said = _cluster_failure(exc, address)
@@ -476,11 +476,18 @@ def _scheduler(address, term):
             client.close()
 
 
+def _worker_count(client):
+    """How many workers the scheduler of ``client`` has now. Its ``n_workers``, fetched fresh: the
+    ``workers`` of ``scheduler_info`` are the client's shared copy, which the client's own refresh
+    (every 2 s, without workers) can empty between the fetch and the read."""
+    return int(client.scheduler_info(n_workers=0).get("n_workers", 0))
+
+
 class _WorkersWatch:
     """Within the block, a warning on ``term`` each time the scheduler at ``address`` is left with no
     workers: the command then waits for one to join, as Dask does, and said nothing. Asked every
-    ``interval`` seconds on a thread of its own; a failed question ends the watch (the command
-    itself reports a lost scheduler)."""
+    ``interval`` seconds on a thread of its own, until the block ends (a scheduler that is gone
+    answers with the last count it gave; the command itself reports it lost)."""
 
     def __init__(self, client, address, term, interval=2.0):
         self.client, self.address, self.term, self.interval = client, address, term, interval
@@ -491,10 +498,10 @@ class _WorkersWatch:
         had = True
         while not self.stop.wait(self.interval):
             try:
-                workers = len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
-            except Exception:  # closing, or the scheduler gone
+                workers = _worker_count(self.client)
+            except Exception:  # closing
                 return
-            if had and not workers and not self.term.quiet and not self.stop.is_set():
+            if had and not workers and not self.stop.is_set():
                 self.term.warn(f"every worker of the Dask scheduler at {self.address} has gone; waiting for one "
                                f"to join (start one with 'dask worker {self.address}', or press Ctrl-C to stop)")
             had = workers > 0
@@ -528,13 +535,14 @@ class _QuietLogger:
 
 
 def _check_answers(address):
-    """Connect to ``address`` and exchange distributed's handshake, within its connect timeout
-    (``distributed.comm.timeouts.connect``), then hang up; a TimeoutError or OSError otherwise.
-
-    ``distributed.Client`` bounds the connection but not the handshake that follows: given a port
-    where something else listens and waits for its own kind of request (an HTTP server, as on the
-    dashboard's port), it waited for ever."""
+    """Connect to ``address`` and exchange distributed's handshake, then hang up; a TimeoutError or
+    OSError otherwise. distributed gives up connecting after its connect timeout
+    (``distributed.comm.timeouts.connect``), which ``distributed.Client`` bounds, but not the
+    handshake that follows: given a port where something else listens and waits for its own kind of
+    request (an HTTP server, as on the dashboard's port), it waited for ever. Here the whole
+    exchange gets twice that timeout, on a loop of its own (a caller's running loop is left alone)."""
     import asyncio
+    import concurrent.futures
 
     import dask.config
     from dask.utils import parse_timedelta
@@ -543,17 +551,18 @@ def _check_answers(address):
     timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
 
     async def handshake():
-        comm = await connect(address, timeout=timeout)
+        comm = await connect(address, timeout=timeout)  # an OSError after timeout where nothing listens
         await comm.close()
 
     async def bounded():
         try:
-            await asyncio.wait_for(handshake(), timeout)
+            await asyncio.wait_for(handshake(), 2 * timeout)
         except asyncio.TimeoutError:
-            raise TimeoutError(f"no Dask scheduler answered within {timeout:g} s; is this the dashboard's "
+            raise TimeoutError(f"no Dask scheduler answered within {2 * timeout:g} s; is this the dashboard's "
                                "port, or another program's?") from None
 
-    asyncio.run(bounded())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(bounded())).result()
 
 
 def _check_address(address):
@@ -986,7 +995,7 @@ def cmd_select(args, term):
     from .modelfile import save_model
     from .selection import select_model
 
-    _check_lockstep(args.n_components * len(args.covariance_types), args.n_init,
+    _check_lockstep(args.n_components * len(set(args.covariance_types)), args.n_init,
                     "ask for fewer candidates (a list such as -k 2,4,8,16,32 spans a wide range) or a smaller --n-init")
     path = _data_path(args.path)
     n = _open_model_data(path).shape[0]
@@ -1138,8 +1147,9 @@ def _store_atomically(result, output, overwrite, attrs):
                 gone = f"{target}.gone"  # (by _checkpoint.temporary_sibling), and no .old to put back
                 os.replace(old, gone)
                 old = None
-                # a link to a store is replaced, not what it points to
-                shutil.rmtree(gone) if os.path.isdir(gone) and not os.path.islink(gone) else os.unlink(gone)
+                with contextlib.suppress(OSError):  # left over, the next run to this output removes it
+                    # a link to a store is replaced, not what it points to
+                    shutil.rmtree(gone) if os.path.isdir(gone) and not os.path.islink(gone) else os.unlink(gone)
     except BaseException:
         if writes is not None:
             writes.stop()

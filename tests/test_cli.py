@@ -202,6 +202,24 @@ def test_predict_puts_back_an_output_a_killed_run_had_moved_aside(store, model_f
     assert snapshot(out) == kept and os.listdir(tmp_path) == ["labels.zarr"]
 
 
+def test_of_two_outputs_moved_aside_the_newest_goes_back(store, model_file, tmp_path, capsys):
+    """Two runs killed between their renames (concurrent writers): the first by name went back, the
+    other was removed, whichever was newer."""
+    out = tmp_path / "labels.zarr"
+    assert run(capsys, "predict", model_file, store, "-o", out)[0] == 0
+    older = _dead_writer(tmp_path, "labels.zarr", ".old")
+    shutil.copytree(out, older)
+    (older / "older").write_text("")
+    time.sleep(0.05)
+    newer = _dead_writer(tmp_path, "labels.zarr", ".old")
+    assert newer != older
+    os.replace(out, newer)
+    kept = snapshot(newer)
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", out)
+    assert rc == 2 and f"which a killed run had moved aside to {newer.name!r}" in err, err
+    assert snapshot(out) == kept and os.listdir(tmp_path) == ["labels.zarr"]
+
+
 def test_predict_removes_the_replaced_output_a_killed_run_was_removing(store, model_file, tmp_path, capsys):
     """Killed while it removed the output it had replaced, predict left a partial copy of it under a
     hidden '.old' name (or now '.gone') that no later run removed."""
@@ -1124,6 +1142,8 @@ def test_select_bad_arguments(store, tmp_path, capsys, argv, fragment):
     (["fit", "-k", "10000", "--n-init", "11"], "110,000 components"),
     # within the cap (1 + ... + 446 = 99,681 components), the output is the problem
     (["select", "-k", "1-446", "--output", "/"], "Cannot write '/': it is a folder"),
+    # a type named twice is fitted once (80,200 components)
+    (["select", "-k", "1-400", "--covariance-types", "full,full", "--output", "/"], "Cannot write '/': it is a folder"),
 ])
 def test_too_many_components_in_lockstep_are_refused_before_any_work(store, tmp_path, capsys, argv, fragment):
     """``select -k 1-3000`` checked each K against the model file's cap, not their sum: it set out

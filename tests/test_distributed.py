@@ -303,7 +303,30 @@ def test_cli_gives_up_on_a_port_where_no_scheduler_answers(store, tmp_path):
     finally:
         server.shutdown()
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert "no Dask scheduler answered within 2 s; is this the dashboard's port" in proc.stderr, proc.stderr
+    assert "no Dask scheduler answered within 4 s; is this the dashboard's port" in proc.stderr, proc.stderr
+    # where nothing listens, distributed's own words (the bound on the handshake had cut them short)
+    for _ in range(3):
+        proc = subprocess.run(["dask-gmm", "score", str(model), store, "--scheduler", "tcp://127.0.0.1:1"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 2 and "Timed out trying to connect to tcp://127.0.0.1:1 after 2 s" in proc.stderr
+        assert "dashboard" not in proc.stderr, proc.stderr
+
+
+def test_cli_main_runs_on_a_cluster_from_within_a_running_event_loop(store, tmp_path, capsys):
+    """As from a notebook's cell: the check that a scheduler answers ran asyncio.run, which refuses to
+    run inside a running loop."""
+    import asyncio
+
+    from dask_gmm import cli
+
+    model = tmp_path / "m.json"
+    save_model(GaussianMixture(3, random_state=0).fit(make_blobs(n=300)), model)
+    with LocalCluster(**CLUSTER) as cluster:
+        async def cell():
+            return cli.main(["score", str(model), store, "--json", "--scheduler", cluster.scheduler_address])
+
+        assert asyncio.run(cell()) == 0
+    assert json.loads(capsys.readouterr().out)["n_samples"] == 300_000
 
 
 def test_predict_interrupted_on_a_cluster_leaves_no_temporary_store(tmp_path):
