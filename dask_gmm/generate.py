@@ -4,8 +4,13 @@ Layout of a generated store (a Zarr v3 group)::
 
     X        float32/float64, shape (n_samples, n_features), chunks (chunk_size, n_features)
     labels   int8/16/32,      shape (n_samples,),            chunks (chunk_size,)
+    true_weights, true_means, true_covariances   float64, the true parameters (full covariances)
     attrs["dask_gmm"]    {"format": "dask_gmm.store/1", "complete": bool, "n_samples", ...}
-    attrs["true_model"]  {"weights", "means", "covariances"}  (full covariances)
+
+Stores written before the true parameters became arrays hold them in
+``attrs["true_model"]`` ({"weights", "means", "covariances"} as lists), which
+readers still take: as JSON they made the group's metadata 152 MB at 768
+features and 8 components, read whole at every opening of the store (6 s).
 
 ``chunk_size`` is about 4 MiB of ``X`` unless given (:data:`CHUNK_BYTES`).
 
@@ -232,13 +237,13 @@ def _read_status(path):
         return None if io.replaceable(path) else ({}, None)
     if not isinstance(node, zarr.Group):
         return {}, None
-    return io.generator_record(node, path, _OVERWRITE), node.attrs.get("true_model")
+    return io.generator_record(node, path, _OVERWRITE), node.attrs.get("true_model")  # (stores of old)
 
 
 def _whole(path):
-    """Whether the store at ``path``, recorded complete, still holds both arrays and all their
-    chunks (one listing). Lost chunks are written again by the caller; unreadable array metadata
-    is a ValueError, which an overwrite mends."""
+    """Whether the store at ``path``, recorded complete, still holds both arrays and those of its
+    true parameters, with all their chunks. Lost chunks are written again by the caller; unreadable
+    array metadata is a ValueError, which an overwrite mends."""
     group = io.open_node(path)
     try:
         arrays = [io.member(group, k, path) for k in ("X", "labels")]
@@ -251,11 +256,14 @@ def _whole(path):
     changed = io.reshaped(io.generator_record(group, path, _OVERWRITE), *arrays)
     if changed:
         raise ValueError(f"The store {path!r} is damaged: {changed}. {_OVERWRITE}")
-    return not any(io.missing_chunks(a) for a in arrays)
+    true = [] if group.attrs.get("true_model") else [group.get(name) for name in TRUE_ARRAYS]  # (a store of old)
+    if not all(isinstance(a, zarr.Array) for a in true):
+        return False
+    return not any(io.missing_chunks(a) for a in arrays + true)
 
 
 def _check_same(path, old, new):
-    (old_status, old_true), (new_status, new_true) = old, new
+    (old_status, old_true), (new_status, new_true) = old, new  # true: lists, of a store of old (or None)
     if old_status.get("format") != FORMAT:
         if not io.replaceable(path):
             raise ValueError(f"{path!r} already exists and is not a Zarr store. Choose another path.")
@@ -265,7 +273,7 @@ def _check_same(path, old, new):
         )
     differ = sorted(k for k in set(old_status) | set(new_status)
                     if k != "complete" and old_status.get(k) != new_status.get(k))
-    if old_true != new_true:
+    if old_true is not None and old_true != {k: v.tolist() for k, v in zip(_TRUE_KEYS, new_true)}:
         differ.append("true_model")
     if differ:
         raise ValueError(
@@ -294,6 +302,41 @@ def _arrays(group, n_samples, n_features, rows, dtype, n_components):
                 )
         out.append(arr)
     return out
+
+
+#: The arrays of a generated group that hold its true parameters, and their names in a model.
+TRUE_ARRAYS = ("true_weights", "true_means", "true_covariances")
+_TRUE_KEYS = ("weights", "means", "covariances")
+
+
+def _true_arrays(group, true):
+    """Record the true parameters ``true`` (weights (K,), means (K, d), covariances (K, d, d)) as the
+    arrays :data:`TRUE_ARRAYS` of ``group``: made where absent or short of chunks (a run killed
+    while writing them), else checked to hold them (another NumPy's random streams could draw other
+    parameters from the same seed: a ValueError, not a store of two mixtures)."""
+    for name, value in zip(TRUE_ARRAYS, true):
+        arr = group.get(name)
+        if isinstance(arr, zarr.Array) and arr.shape == value.shape and not io.missing_chunks(arr):
+            if not np.array_equal(arr[...], value):
+                raise ValueError(f"The true parameters recorded in {group.store_path} ({name}) differ from the ones "
+                                 f"drawn now from its seed. {_OVERWRITE}")
+            continue
+        arr = group.create_array(name, shape=value.shape, dtype="float64", fill_value=np.nan,
+                                 compressors=_compressors(), overwrite=True)
+        arr[...] = value
+
+
+def recorded_true(group):
+    """The true parameters a generated ``group`` records, (weights, means, covariances) as float64
+    arrays (full covariances), or None: from its arrays :data:`TRUE_ARRAYS`, or from the attribute
+    ``true_model`` of a store written before them."""
+    true = group.attrs.get("true_model")
+    if true:
+        return tuple(np.asarray(true[k], np.float64) for k in _TRUE_KEYS)
+    arrays = [group.get(name) for name in TRUE_ARRAYS]
+    if not all(isinstance(a, zarr.Array) for a in arrays):
+        return None
+    return tuple(np.asarray(a[...], np.float64) for a in arrays)
 
 
 def _remove_partial_files(path):
@@ -449,7 +492,7 @@ def generate_mixture(
         "seed": seed["entropy"], "spawn_key": seed["spawn_key"], "covariance_type": "full",
         "source": "drawn" if model is None else "model", **drawn,
     }
-    true = {"weights": weights.tolist(), "means": means.tolist(), "covariances": covs.tolist()}
+    true = (weights, means, covs)
     true_model = fitted_model(weights, means, covs, "full")
 
     if old is not None:
@@ -463,7 +506,8 @@ def generate_mixture(
         if overwrite and os.path.islink(path):  # the link is replaced, never what it points to
             os.unlink(path)
         group = zarr.open_group(path, mode="w")
-        group.update_attributes({**(attributes or {}), io.STATUS_ATTR: status, "true_model": true})
+        group.update_attributes({**(attributes or {}), io.STATUS_ATTR: status})
+    _true_arrays(group, true)
     X, labels = _arrays(group, int(n_samples), n_features, rows, dtype, n_components)
 
     todo = sorted({_chunk_index(k) for k in io.missing_chunks(X)}
@@ -493,10 +537,8 @@ def read_true_model(path):
     GaussianMixture (covariance_type='full', fitted) or None
     """
     node = io.open_node(io.data_path(path))
-    true = node.attrs.get("true_model") if isinstance(node, zarr.Group) else None
-    if not true:
-        return None
-    return fitted_model(true["weights"], true["means"], true["covariances"], "full")
+    true = recorded_true(node) if isinstance(node, zarr.Group) else None
+    return None if true is None else fitted_model(*true, "full")
 
 
 def store_info(path):
@@ -524,7 +566,8 @@ def store_info(path):
             labels_of = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
     if isinstance(node, zarr.Group):
         status = io.generator_record(node, os.fspath(path))
-        true = node.attrs.get("true_model")
+        true = recorded_true(node)
+        true = None if true is None else {k: v.tolist() for k, v in zip(_TRUE_KEYS, true)}
         X, labels = (io.member(node, k, os.fspath(path)) for k in ("X", "labels"))
         if X is None:
             raise ValueError(f"The Zarr group {os.fspath(path)!r} has no array 'X'.")

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,10 +61,10 @@ def test_layout_codecs_and_attributes(tmp_path):
     assert (status["n_samples"], status["n_features"], status["n_components"]) == (6_000, 3, 4)
     assert (status["chunk_size"], status["dtype"], status["seed"], status["covariance_type"]) == (
         1_000, "float64", 7, "full")
-    true = g.attrs["true_model"]
-    np.testing.assert_array_equal(true["means"], gm.means_)
-    np.testing.assert_array_equal(true["covariances"], gm.covariances_)
-    np.testing.assert_array_equal(true["weights"], gm.weights_)
+    assert "true_model" not in g.attrs  # arrays, not JSON: at 768 features the attribute was 152 MB
+    np.testing.assert_array_equal(g["true_means"][...], gm.means_)
+    np.testing.assert_array_equal(g["true_covariances"][...], gm.covariances_)
+    np.testing.assert_array_equal(g["true_weights"][...], gm.weights_)
     assert gm.covariance_type == "full" and gm.n_iter_ == 0 and gm.converged_ and gm.n_features_in_ == 3
     assert np.all(np.abs(gm.means_) <= 10.0) and np.isclose(gm.weights_.sum(), 1.0)
     assert all(np.all(np.linalg.eigvalsh(c) > 0) for c in gm.covariances_)
@@ -73,6 +74,56 @@ def test_layout_codecs_and_attributes(tmp_path):
     info = store_info(path)
     assert (info["shape"], info["chunks"], info["complete"], info["seed"], info["missing_chunks"]) == (
         (6_000, 3), (1_000, 3), True, 7, 0)
+
+
+def test_the_true_parameters_of_many_features_stay_out_of_the_metadata(tmp_path):
+    """As JSON attributes they made the group's zarr.json 152 MB at 768 features and 8 components,
+    which every opening of the store read whole (6 s)."""
+    path = str(tmp_path / "wide.zarr")
+    gm = generate_mixture(path, n_samples=50, n_features=300, n_components=4, random_state=0)
+    assert os.path.getsize(os.path.join(path, "zarr.json")) < 4096
+    np.testing.assert_array_equal(read_true_model(path).covariances_, gm.covariances_)
+    assert store_info(path)["true_model"]["means"] == gm.means_.tolist()
+
+
+def _as_written_before_the_arrays(path):
+    """The store at ``path`` as generate wrote it before the true parameters became arrays."""
+    g = zarr.open_group(path, mode="r+")
+    true = {k: g[f"true_{k}"][...].tolist() for k in ("weights", "means", "covariances")}
+    for k in ("weights", "means", "covariances"):
+        del g[f"true_{k}"]
+    g.update_attributes({"true_model": true})
+
+
+def test_a_store_of_old_keeps_its_true_model_and_resumes(tmp_path):
+    path = str(tmp_path / "s.zarr")
+    gm = generate_mixture(path, **SMALL)
+    _as_written_before_the_arrays(path)
+    os.remove(os.path.join(path, "X", "c", "2", "0"))
+    np.testing.assert_array_equal(read_true_model(path).means_, gm.means_)
+    assert store_info(path)["true_model"]["covariances"] == gm.covariances_.tolist()
+    again = generate_mixture(path, **SMALL)  # the lost chunk written back, the attribute compared
+    np.testing.assert_array_equal(again.means_, gm.means_)
+    assert store_info(path)["status"] == "complete"
+    g = zarr.open_group(path, mode="r+")
+    true = g.attrs["true_model"]
+    true["means"][0][0] += 1.0
+    g.update_attributes({"true_model": true})
+    with pytest.raises(ValueError, match=r"generated with different arguments \(true_model differs\)"):
+        generate_mixture(path, **SMALL)
+
+
+def test_true_parameters_a_killed_run_left_short_are_written_again_and_others_refused(tmp_path):
+    path = str(tmp_path / "s.zarr")
+    gm = generate_mixture(path, **SMALL)
+    shutil.rmtree(os.path.join(path, "true_covariances", "c"))  # killed before their chunks were written
+    assert generate_mixture(path, **SMALL).covariances_.tolist() == gm.covariances_.tolist()
+    np.testing.assert_array_equal(read_true_model(path).covariances_, gm.covariances_)
+    g = zarr.open_group(path, mode="r+")
+    g["true_means"][0, 0] = 99.0  # drawn otherwise (as by another NumPy's random streams)
+    os.remove(os.path.join(path, "X", "c", "2", "0"))
+    with pytest.raises(ValueError, match="true parameters recorded in .* \\(true_means\\) differ from the ones drawn now"):
+        generate_mixture(path, **SMALL)
 
 
 def test_label_dtype_grows_with_components():
