@@ -328,14 +328,14 @@ def _true_arrays(group, true):
 
 def recorded_true(group):
     """The true parameters a generated ``group`` records, (weights, means, covariances) as float64
-    arrays (full covariances), or None: from its arrays :data:`TRUE_ARRAYS`, or from the attribute
-    ``true_model`` of a store written before them."""
+    arrays (full covariances), or None (none, or not all written): from its arrays
+    :data:`TRUE_ARRAYS`, or from the attribute ``true_model`` of a store written before them."""
     true = group.attrs.get("true_model")
     if true:
         return tuple(np.asarray(true[k], np.float64) for k in _TRUE_KEYS)
     arrays = [group.get(name) for name in TRUE_ARRAYS]
-    if not all(isinstance(a, zarr.Array) for a in arrays):
-        return None
+    if not all(isinstance(a, zarr.Array) for a in arrays) or any(io.missing_chunks(a) for a in arrays):
+        return None  # none, or some not written yet (a run killed at its start: rerunning writes them)
     return tuple(np.asarray(a[...], np.float64) for a in arrays)
 
 

@@ -117,6 +117,7 @@ def test_true_parameters_a_killed_run_left_short_are_written_again_and_others_re
     path = str(tmp_path / "s.zarr")
     gm = generate_mixture(path, **SMALL)
     shutil.rmtree(os.path.join(path, "true_covariances", "c"))  # killed before their chunks were written
+    assert read_true_model(path) is None and store_info(path)["true_model"] is None  # not NaN
     assert generate_mixture(path, **SMALL).covariances_.tolist() == gm.covariances_.tolist()
     np.testing.assert_array_equal(read_true_model(path).covariances_, gm.covariances_)
     g = zarr.open_group(path, mode="r+")
