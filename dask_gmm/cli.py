@@ -485,7 +485,7 @@ def _worker_count(client):
 
 class _WorkersWatch:
     """Within the block, a warning on ``term`` each time the scheduler at ``address`` is left with no
-    workers: the command then waits for one to join, as Dask does, and said nothing. Asked every
+    workers: the command then waits for one to join, as Dask does (it used to, silently). Asked every
     ``interval`` seconds on a thread of its own, until the block ends (a scheduler that is gone
     answers with the last count it gave; the command itself reports it lost)."""
 

@@ -304,6 +304,21 @@ def test_cli_gives_up_on_a_port_where_no_scheduler_answers(store, tmp_path):
         server.shutdown()
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "no Dask scheduler answered within 4 s; is this the dashboard's port" in proc.stderr, proc.stderr
+    # Ctrl-C while it waits: interrupted, not held until the bound
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc = subprocess.Popen(["dask-gmm", "score", str(model), store, "--scheduler",
+                                 f"tcp://127.0.0.1:{server.server_port}"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                env=dict(env, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="60s"),
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        time.sleep(3.0)  # (connecting)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=100)
+    finally:
+        server.shutdown()
+    assert proc.returncode == -signal.SIGINT and err.strip() == "dask-gmm: error: interrupted", err
     # where nothing listens, distributed's own words (the bound on the handshake had cut them short)
     for _ in range(3):
         proc = subprocess.run(["dask-gmm", "score", str(model), store, "--scheduler", "tcp://127.0.0.1:1"],
