@@ -256,10 +256,9 @@ def _whole(path):
     changed = io.reshaped(io.generator_record(group, path, _OVERWRITE), *arrays)
     if changed:
         raise ValueError(f"The store {path!r} is damaged: {changed}. {_OVERWRITE}")
-    true = [] if group.attrs.get("true_model") else [group.get(name) for name in TRUE_ARRAYS]  # (a store of old)
-    if not all(isinstance(a, zarr.Array) for a in true):
+    if not group.attrs.get("true_model") and _true_members(group) is None:  # (a store of old: its attribute)
         return False
-    return not any(io.missing_chunks(a) for a in arrays + true)
+    return not any(io.missing_chunks(a) for a in arrays)
 
 
 def _check_same(path, old, new):
@@ -333,10 +332,17 @@ def recorded_true(group):
     true = group.attrs.get("true_model")
     if true:
         return tuple(np.asarray(true[k], np.float64) for k in _TRUE_KEYS)
+    arrays = _true_members(group)
+    return None if arrays is None else tuple(np.asarray(a[...], np.float64) for a in arrays)
+
+
+def _true_members(group):
+    """The arrays :data:`TRUE_ARRAYS` of ``group``, or None unless all are there with all their chunks
+    (a run killed at its start may not have written them: rerunning writes them)."""
     arrays = [group.get(name) for name in TRUE_ARRAYS]
     if not all(isinstance(a, zarr.Array) for a in arrays) or any(io.missing_chunks(a) for a in arrays):
-        return None  # none, or some not written yet (a run killed at its start: rerunning writes them)
-    return tuple(np.asarray(a[...], np.float64) for a in arrays)
+        return None
+    return arrays
 
 
 def _remove_partial_files(path):
