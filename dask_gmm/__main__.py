@@ -27,8 +27,20 @@ def main(argv=None):
         status = 130
     if status == 130:  # interrupted: the interpreter ends by SIGINT after its clean-up
         sys.excepthook = _quiet
+        _quiet_shutdown()
         raise KeyboardInterrupt
     return status
+
+
+def _quiet_shutdown():
+    """Silence what the interpreter's clean-up says of work an interrupt cut short: zarr's coroutines
+    never awaited (RuntimeWarnings) and asyncio's pending tasks destroyed (its log). The command has
+    already said it was interrupted; those lines followed it when Ctrl-C came mid-write."""
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
 
 
 if __name__ == "__main__":

@@ -542,7 +542,6 @@ def _check_answers(address):
     request (an HTTP server, as on the dashboard's port), it waited for ever. Here the whole
     exchange gets twice that timeout, on a loop of its own (a caller's running loop is left alone)."""
     import asyncio
-    import concurrent.futures
 
     import dask.config
     from dask.utils import parse_timedelta
@@ -561,8 +560,20 @@ def _check_answers(address):
             raise TimeoutError(f"no Dask scheduler answered within {2 * timeout:g} s; is this the dashboard's "
                                "port, or another program's?") from None
 
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(lambda: asyncio.run(bounded())).result()
+    failed = []
+
+    def run():
+        try:
+            asyncio.run(bounded())
+        except BaseException as exc:  # raised in the caller's thread
+            failed.append(exc)
+
+    # a daemon thread: Ctrl-C meanwhile does not wait for it (an executor's shutdown waited up to the bound)
+    thread = threading.Thread(target=run, name="dask-gmm-handshake", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
 
 
 def _check_address(address):

@@ -304,8 +304,16 @@ def test_cli_gives_up_on_a_port_where_no_scheduler_answers(store, tmp_path):
         server.shutdown()
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "no Dask scheduler answered within 4 s; is this the dashboard's port" in proc.stderr, proc.stderr
-    # Ctrl-C while it waits: interrupted, not held until the bound
-    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    # Ctrl-C while it waits for the handshake: interrupted, not held until the bound (an executor's
+    # shutdown waited for its thread)
+    reached = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def setup(self):
+            reached.set()
+            super().setup()
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         proc = subprocess.Popen(["dask-gmm", "score", str(model), store, "--scheduler",
@@ -313,7 +321,8 @@ def test_cli_gives_up_on_a_port_where_no_scheduler_answers(store, tmp_path):
                                 stderr=subprocess.PIPE, text=True,
                                 env=dict(env, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="60s"),
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        time.sleep(3.0)  # (connecting)
+        assert reached.wait(60)
+        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=100)
     finally:
