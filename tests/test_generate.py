@@ -196,6 +196,32 @@ def test_rows_do_not_depend_on_how_they_are_batched():
     np.testing.assert_allclose(x, np.einsum("nij,nj->ni", L[ref_y], z) + args[1][ref_y], rtol=1e-14, atol=1e-14)
 
 
+@pytest.mark.parametrize("d", [1, 2, 17, 200])
+def test_compiled_rows_are_the_numpy_loops_bytes(monkeypatch, d):
+    """The compiled map of draw_rows sums as its NumPy loop does: the same bytes, so stores made with
+    or without numba (and before it was compiled) are one and the same."""
+    from dask_gmm import _kernels
+    from dask_gmm.generate import draw_parameters
+
+    weights, means, covs = draw_parameters(np.random.SeedSequence(3), d, 4)
+    args = (weights, means + 1e3, np.linalg.cholesky(covs))
+    rows = {}
+    for compiled in (False, True):
+        monkeypatch.setattr(_kernels, "USE_NUMBA", compiled)
+        rows[compiled] = draw_rows(np.random.default_rng(5), 700, *args)
+    np.testing.assert_array_equal(rows[True][1], rows[False][1])
+    assert rows[True][0].tobytes() == rows[False][0].tobytes()
+
+
+def test_a_store_made_without_numba_is_the_same_bytes(tmp_path, monkeypatch):
+    from dask_gmm import _kernels
+
+    for compiled in (False, True):
+        monkeypatch.setattr(_kernels, "USE_NUMBA", compiled)
+        generate_mixture(str(tmp_path / str(compiled)), **dict(SMALL, n_features=9))
+    assert tree_digest(tmp_path / "True") == tree_digest(tmp_path / "False")
+
+
 def test_info_of_the_array_x_by_its_own_path_has_the_store_status(tmp_path):
     """`info STORE/X` said "not written by dask-gmm generate" of a generated store's X."""
     path = str(tmp_path / "g.zarr")
