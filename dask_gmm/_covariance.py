@@ -351,10 +351,14 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight
     nk_raw : ndarray of shape (K,), sum of (weighted) responsibilities
     s1c, s2 : centred moments from :func:`centred_moments`, summed over chunks
     ref : ndarray of shape (K, d), the reference the moments are centred on
-    weight_unit : float, the mean sample weight (1.0 without weights). scikit-learn's
-        floor of 10 eps on each nk is taken in these units, so that scaling every
-        weight alike changes nothing (with weights of 1e-16 an absolute floor
-        moved the means by 3e-3, with 1e-300 it decided the fit).
+    weight_unit : float, the smallest positive sample weight (1.0 without weights).
+        scikit-learn's floor of 10 eps on each nk is taken in these units, so that
+        scaling every weight alike changes nothing (with weights of 1e-16 an
+        absolute floor moved the means by 3e-3, with 1e-300 it decided the fit),
+        and integer weights with a 1 among them are repeated rows, floor
+        included. It is never more than 10 eps of a row's own weight: in units
+        of the mean weight, a component holding only the light rows of weights
+        spanning 1e6 moved by 1e-3 of its width toward the origin.
     Returns
     -------
     nk (K,), means (K, d), covariances (shape by type, reg_covar added)

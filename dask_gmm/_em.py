@@ -453,7 +453,7 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
         models = [r.model() for r in active]
         stats = blocks.map_reduce(_kernels.e_step_stats, models)
         bounds = [_kernels.per_weight(st.objective, st.weight) for st in stats]  # first: it refuses a total weight of 0
-        units = [st.weight / blocks.shape[0] for st in stats]
+        units = [st.least for st in stats]
         stats, refs = recentred(blocks, models, stats, reg_covar, units)
         for run, st, ref, unit, lower_bound in zip(active, stats, refs, units, bounds):
             run.weights, run.means, run.covariances, run.precisions_cholesky = m_step(

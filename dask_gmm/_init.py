@@ -248,7 +248,8 @@ def initial_statistics_many(blocks, X, specs, init_params, seeds):
 
 def initial_parameters_many(blocks, X, specs, init_params, reg_covar, seeds):
     """(weights (K,), means (K, d), covariances, precisions_cholesky) for every run, sharing passes."""
-    return [
-        m_step(st.nk, st.s1c, st.s2, ref, reg_covar, ct, _kernels.total_weight(st.weight) / X.shape[0])
-        for (st, ref), (_, ct) in zip(initial_statistics_many(blocks, X, specs, init_params, seeds), specs)
-    ]
+    out = []
+    for (st, ref), (_, ct) in zip(initial_statistics_many(blocks, X, specs, init_params, seeds), specs):
+        _kernels.total_weight(st.weight)  # refuses weights summing to 0, by name
+        out.append(m_step(st.nk, st.s1c, st.s2, ref, reg_covar, ct, st.least))
+    return out

@@ -14,6 +14,7 @@ means), adding is exact and no pairwise moment merge is needed.
 from __future__ import annotations
 
 import functools
+import math
 import hashlib
 import os
 from typing import NamedTuple
@@ -54,6 +55,9 @@ class SuffStats(NamedTuple):
     objective : float, sum of weighted log-likelihoods (EM) or of squared
         distances to the nearest centre (k-means)
     weight : float, sum of sample weights (the number of rows if unweighted)
+    least : float, the smallest positive sample weight (1.0 if unweighted, inf if none is
+        positive): the unit of scikit-learn's floor on nk (see
+        :func:`dask_gmm._covariance.gaussian_parameters`); :func:`combine` takes the least
     """
 
     nk: np.ndarray
@@ -61,6 +65,7 @@ class SuffStats(NamedTuple):
     s2: np.ndarray
     objective: float
     weight: float
+    least: float
 
 
 class Samples(NamedTuple):
@@ -80,6 +85,8 @@ def combine(*parts):
         return [combine(*items) for items in zip(*parts)]
     if isinstance(first, Samples):
         return Samples(np.concatenate([p.rows for p in parts]), sum(p.cost for p in parts))
+    if isinstance(first, SuffStats):
+        return SuffStats(*(combine(*items) for items in zip(*(p[:-1] for p in parts))), min(p.least for p in parts))
     if isinstance(first, tuple):
         merged = (combine(*items) for items in zip(*parts))
         return type(first)(*merged) if hasattr(first, "_fields") else tuple(merged)
@@ -228,6 +235,15 @@ def _weigh(values, sample_weight):
         return float(sample_weight @ values), float(sample_weight.sum())
 
 
+def least_weight(sample_weight):
+    """:class:`SuffStats`' ``least`` of a block: its smallest positive sample weight (1.0 for None,
+    inf when none is positive)."""
+    if sample_weight is None:
+        return 1.0
+    positive = sample_weight[sample_weight > 0]
+    return float(positive.min()) if positive.size else math.inf
+
+
 def _logsumexp_rows(a):
     """(lse (n,), a - lse (n, K)): the row-wise log-sum-exp of ``a`` (n, K), stable for large magnitudes,
     and ``a`` less it, taken as ``(a - max) - log(sum exp(a - max))``: where ``max + log(sum)`` rounds to
@@ -284,7 +300,7 @@ def e_step_stats(X, models, sample_weight=None, row_offset=0):
             continue
         nk, s1c, s2, ll = _numba.e_step(X, model, sample_weight)
         _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight, model)
-        out.append(SuffStats(nk, s1c, s2, ll, weight))
+        out.append(SuffStats(nk, s1c, s2, ll, weight, least_weight(sample_weight)))
     return out
 
 
@@ -305,7 +321,7 @@ def _e_step_stats_numpy(X, models, sample_weight=None, row_offset=0):
         _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight, model)
         ref = model.means if model.centres is None else model.centres
         s1c, s2 = centred_moments(X, resp, ref, model.covariance_type)
-        out.append(SuffStats(resp.sum(axis=0), s1c, s2, ll, weight))
+        out.append(SuffStats(resp.sum(axis=0), s1c, s2, ll, weight, least_weight(sample_weight)))
     return out
 
 
@@ -445,11 +461,11 @@ def hard_stats(X, centres, covariance_type, sample_weight=None, row_offset=0):
     inertia, weight = _weigh(d2, sample_weight)
     if USE_NUMBA:
         nk, s1c, s2 = _numba.hard_moments(X, centres, labels, covariance_type, sample_weight)
-        return SuffStats(nk, s1c, s2, inertia, weight)
+        return SuffStats(nk, s1c, s2, inertia, weight, least_weight(sample_weight))
     resp = np.zeros((X.shape[0], centres.shape[0]))
     resp[np.arange(X.shape[0]), labels] = 1.0 if sample_weight is None else sample_weight
     s1c, s2 = centred_moments(X, resp, centres, covariance_type)
-    return SuffStats(resp.sum(axis=0), s1c, s2, inertia, weight)
+    return SuffStats(resp.sum(axis=0), s1c, s2, inertia, weight, least_weight(sample_weight))
 
 
 def row_uniforms(key, row_offset, n, m=1):
@@ -473,7 +489,8 @@ def random_resp_stats(X, n_components, ref, covariance_type, key, sample_weight=
         resp *= sample_weight[:, None]
     refs = np.broadcast_to(ref, (n_components, X.shape[1]))
     s1c, s2 = centred_moments(X, resp, refs, covariance_type)
-    return SuffStats(resp.sum(axis=0), s1c, s2, 0.0, _weigh(np.zeros(X.shape[0]), sample_weight)[1])
+    weight = _weigh(np.zeros(X.shape[0]), sample_weight)[1]
+    return SuffStats(resp.sum(axis=0), s1c, s2, 0.0, weight, least_weight(sample_weight))
 
 
 @sub_blocked

@@ -64,7 +64,7 @@ def order_init(monkeypatch):
             for (st, ref), (_, ct) in zip(real(blocks, X, specs, init_params, seeds), specs):
                 p = order(ref)
                 s2 = st.s2 if ct == "tied" else st.s2[p]  # tied: summed over components
-                out.append((SuffStats(st.nk[p], st.s1c[p], s2, st.objective, st.weight), ref[p]))
+                out.append((SuffStats(st.nk[p], st.s1c[p], s2, st.objective, st.weight, st.least), ref[p]))
             return out
 
         monkeypatch.setattr(bayesian, "initial_statistics_many", reordered)

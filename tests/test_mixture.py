@@ -272,6 +272,34 @@ def test_integer_sample_weight_equals_repeated_rows(ct):
     np.testing.assert_allclose(c.means_, a.means_, rtol=1e-9)
 
 
+@pytest.mark.parametrize("ct", TYPES)
+def test_light_rows_among_heavy_ones_are_repeated_rows_too(ct):
+    """A far component holding only rows of weight 1 among rows of weight 1e4. With scikit-learn's floor
+    in units of the mean weight (952), its mean was pulled 2e-7 toward the origin (1e-3 of its
+    width at weights of 1e6); in units of the least weight it is scikit-learn's on the repeated rows."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (20, 2)), [1e4, -1e4] + rng.normal(0, 1e-3, (2, 2))])
+    w = np.r_[np.full(20, 10_000), 1, 1]
+    init = dict(weights_init=[0.5, 0.5], means_init=[[0, 0], [1e4, -1e4]],
+                precisions_init=np.array([np.eye(2)] * 2) if ct == "full" else None)
+    init = {k: v for k, v in init.items() if v is not None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = SKGaussianMixture(2, covariance_type=ct, max_iter=5, tol=0, **init).fit(np.repeat(X, w, axis=0))
+        got = GaussianMixture(2, covariance_type=ct, max_iter=5, tol=0, **init).fit(X, sample_weight=w)
+        chunked = GaussianMixture(2, covariance_type=ct, max_iter=5, tol=0, **init).fit(  # the least of the chunks'
+            da.from_array(X, chunks=(11, 2)), sample_weight=da.from_array(w, chunks=11))
+    np.testing.assert_allclose(chunked.means_, got.means_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got.means_, sk.means_, rtol=0, atol=1e-10)  # the light one's width: 7e-4
+    np.testing.assert_allclose(got.weights_, sk.weights_, rtol=1e-12)
+    if ct in ("full", "tied"):
+        np.testing.assert_allclose(got.covariances_, sk.covariances_, rtol=1e-8)
+    else:  # scikit-learn's uncentred moments lose 5-10 % of the light one's at 1e4: NumPy's two-pass variance
+        np.testing.assert_allclose(got.covariances_[0], sk.covariances_[0], rtol=1e-8)
+        var = X[20:].var(axis=0) + 1e-6
+        np.testing.assert_allclose(got.covariances_[1], var if ct == "diag" else var.mean(), rtol=1e-8)
+
+
 def test_sample_weight_with_default_init_and_errors():
     X = make_blobs(n=900)
     w = np.ones(len(X))
@@ -357,7 +385,7 @@ def test_subnormal_weights_draw_the_rows_that_their_scaled_copies_draw():
 
 @pytest.mark.parametrize("c", [1e-300, 1e-18, 1e10])
 def test_scaling_every_weight_alike_changes_nothing(c):
-    """The floor of 10 eps on each component's weight is taken in units of the mean weight: an
+    """The floor of 10 eps on each component's weight is taken in units of the smallest weight: an
     absolute one moved the means by 1e-4 with weights of 1e-18 and decided the fit with 1e-300."""
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(0, 1, (3000, 2)), rng.normal(4, 0.5, (3000, 2))])
