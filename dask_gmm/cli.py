@@ -1334,7 +1334,9 @@ def cmd_plot(args, term):
         raise CLIError(f"{args.model!r} has 1 feature: there is no pair to choose. Leave out --features.")
     features = (0, 1) if args.features is None else tuple(args.features)
     true_model = _true_model_or_none(path)
-    _check_figures(plot.figure_paths(args.output).values(), path)
+    figures = plot.figure_paths(args.output)
+    _check_figures(figures.values(), path)
+    earlier_curve = os.path.exists(figures["loglik"])
     with _scheduler(args.scheduler, term):
         try:
             written = plot.plot_all(model, path, args.output, features=features, bins=args.bins,
@@ -1345,6 +1347,8 @@ def cmd_plot(args, term):
         term.out(f"wrote {p}")
     if not len(model.lower_bounds_):
         term.out("no log-likelihood curve: the model ran no EM iteration (fitted with --max-iter 0)")
+        if earlier_curve and not os.path.exists(figures["loglik"]):
+            term.out(f"removed {figures['loglik']}: an earlier plot's curve, not this model's")
     return 0
 
 

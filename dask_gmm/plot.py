@@ -633,6 +633,9 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, to
     Returns
     -------
     list of str, the paths written
+
+    A model with no curve (``max_iter=0``) writes none, and removes a PNG image that an
+    earlier plot left at the curve's path, so that the figures there are all this model's.
     """
     _require_matplotlib()
     paths = figure_paths(output)
@@ -640,4 +643,17 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, to
                plot_density(model, paths["density"], features)]
     if len(getattr(model, "lower_bounds_", []) or []):
         written.append(plot_lower_bounds(model, paths["loglik"], tol=tol))
+    elif _is_png(paths["loglik"]):
+        os.remove(paths["loglik"])
     return written
+
+
+def _is_png(path):
+    """Whether ``path`` is a regular file that starts as a PNG image does."""
+    if not os.path.isfile(path):  # not opened: a FIFO would block
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False

@@ -326,6 +326,11 @@ def test_plot(store, model_file, tmp_path, capsys):
     rc, out, _ = run(capsys, "plot", tmp_path / "zero.json", store, "--output", tmp_path / "z.png", "--bins", "40")
     assert rc == 0 and not (tmp_path / "z-loglik.png").exists()
     assert "no log-likelihood curve: the model ran no EM iteration (fitted with --max-iter 0)" in out
+    # an earlier model's curve at the same output would pass for this one's: removed, and said
+    rc, out, _ = run(capsys, "plot", tmp_path / "zero.json", store, "--output", tmp_path / "fit.png", "--bins", "40")
+    assert rc == 0 and sorted(os.listdir(tmp_path)) == ["fit-density.png", "fit.png", "z-density.png", "z.png",
+                                                         "zero.json"]
+    assert f"removed {tmp_path / 'fit-loglik.png'}: an earlier plot's curve, not this model's" in out
 
 
 def test_demo(tmp_path, capsys):
