@@ -249,8 +249,10 @@ class Blocks:
             return f"Task {task!r} killed every worker that ran it ({exc}); check the worker logs."
         i = min(i, len(self.offsets) - 1)
         end = self.offsets[i + 1] if i + 1 < len(self.offsets) else self.shape[0]
+        deaths = exc.allowed_failures + 1
+        died = "A worker died" if deaths == 1 else f"Workers died {deaths} times"
         return (
-            f"Workers died {exc.allowed_failures + 1} times while processing chunk {i} (rows {self.offsets[i]}-{end - 1}) "
+            f"{died} while processing chunk {i} (rows {self.offsets[i]}-{end - 1}) "
             f"(task {task!r}). The chunk may be corrupt, or need more memory than a worker has: "
             "check it and the worker logs, or use smaller chunks or bigger workers."
         )

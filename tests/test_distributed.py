@@ -274,6 +274,53 @@ def test_cli_says_in_one_line_that_the_scheduler_is_gone(store, tmp_path):
             p.wait(timeout=30)
 
 
+def test_cli_names_the_chunk_whose_task_killed_the_workers(store, tmp_path):
+    """A worker killed (SIGKILL) while it holds a fit task, on a scheduler that allows no failure:
+    distributed's KilledWorker, said in one line that names the chunk; no model file."""
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False", DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
+                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        out = tmp_path / "model.json"
+        fit = subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
+                                "--scheduler", address, "--output", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(fit)
+        def held(dask_scheduler):  # EM (or k-means) tasks on a block, not the initialisation's dask arrays'
+            return sum("-chunk" in str(ts.key) for ws in dask_scheduler.workers.values() for ts in ws.processing)
+
+        with Client(address) as client:
+            for _ in range(10):  # a kill between two passes holds no task: the nanny restarts the worker
+                client.wait_for_workers(1, timeout=60)
+                pids = client.run(os.getpid)
+                for _ in range(3000):
+                    if fit.poll() is not None or client.run_on_scheduler(held):
+                        break
+                    time.sleep(0.01)
+                if fit.poll() is not None:
+                    break
+                for pid in pids.values():
+                    os.kill(pid, signal.SIGKILL)
+                try:
+                    fit.wait(timeout=10)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+        _, err = fit.communicate(timeout=120)
+        assert fit.returncode == 2, err
+        assert err.count("\n") == 1 and err.startswith("dask-gmm: error: A worker died while processing chunk "), err
+        assert "The chunk may be corrupt, or need more memory than a worker has" in err
+        assert not out.exists()
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
 def test_cli_refuses_scheduler_addresses_it_cannot_use(store, tmp_path, capsys):
     """Each was a traceback (tls://, ucx://), distributed's words (int() of '8786x') or a 30 s timeout."""
     from dask_gmm import cli, save_model
