@@ -1,5 +1,6 @@
 """Real clusters on 127.0.0.1: LocalCluster processes, the dask CLI, worker loss, checkpoints."""
 
+import contextlib
 import copy
 import json
 import logging
@@ -240,85 +241,76 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
             p.wait(timeout=30)
 
 
-def test_cli_says_in_one_line_that_the_scheduler_is_gone(store, tmp_path):
-    """The scheduler killed mid-fit: a 60-line CommClosedError traceback and exit 1; no model file."""
-    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+@contextlib.contextmanager
+def _cli_fit_on_a_cluster(store, tmp_path, **config):
+    """A ``dask scheduler`` (dask ``config`` as DASK_* variables), one ``dask worker`` and a long
+    ``dask-gmm fit`` on them: yields (scheduler process, fit process, the fit's model path); stops
+    whatever still runs."""
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False", **config)
     procs = []
     try:
         address = _start_scheduler(tmp_path, env, procs)
-        sched = procs[0]
         procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
                                        "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
         out = tmp_path / "model.json"
-        fit = subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
-                                "--scheduler", address, "--output", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(fit)
+        procs.append(subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
+                                       "--scheduler", address, "--output", str(out)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         with Client(address) as client:
-            client.wait_for_workers(1, timeout=60)
-            for _ in range(600):  # until the fit's tasks reach the scheduler
-                if client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) > 0:
-                    break
-                time.sleep(0.1)
-            sched.kill()
-        _, err = fit.communicate(timeout=120)
-        assert fit.returncode == 2, err
-        assert err.count("\n") == 1 and err.startswith("dask-gmm: error: the Dask cluster at tcp://127.0.0.1:"), err
-        assert "Check the scheduler and the workers' logs" in err
-        assert not out.exists()
+            yield client, procs[0], procs[-1], out
     finally:
         for p in reversed(procs):
             if p.poll() is None:
                 p.terminate()
         for p in procs:
             p.wait(timeout=30)
+
+
+def test_cli_says_in_one_line_that_the_scheduler_is_gone(store, tmp_path):
+    """The scheduler killed mid-fit: a 60-line CommClosedError traceback and exit 1; no model file."""
+    with _cli_fit_on_a_cluster(store, tmp_path) as (client, sched, fit, out):
+        client.wait_for_workers(1, timeout=60)
+        for _ in range(600):  # until the fit's tasks reach the scheduler
+            if client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) > 0:
+                break
+            time.sleep(0.1)
+        sched.kill()
+        _, err = fit.communicate(timeout=120)
+    assert fit.returncode == 2, err
+    assert err.count("\n") == 1 and err.startswith("dask-gmm: error: the Dask cluster at tcp://127.0.0.1:"), err
+    assert "Check the scheduler and the workers' logs" in err
+    assert not out.exists()
 
 
 def test_cli_names_the_chunk_whose_task_killed_the_workers(store, tmp_path):
     """A worker killed (SIGKILL) while it holds a fit task, on a scheduler that allows no failure:
     distributed's KilledWorker, said in one line that names the chunk; no model file."""
-    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False", DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
-    procs = []
-    try:
-        address = _start_scheduler(tmp_path, env, procs)
-        procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
-                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-        out = tmp_path / "model.json"
-        fit = subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
-                                "--scheduler", address, "--output", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(fit)
-        def held(dask_scheduler):  # EM (or k-means) tasks on a block, not the initialisation's dask arrays'
-            return sum("-chunk" in str(ts.key) for ws in dask_scheduler.workers.values() for ts in ws.processing)
+    def held(dask_scheduler):  # tasks on a block (EM, k-means), not the initialisation's dask arrays'
+        return sum("-chunk" in str(ts.key) for ws in dask_scheduler.workers.values() for ts in ws.processing)
 
-        with Client(address) as client:
-            for _ in range(10):  # a kill between two passes holds no task: the nanny restarts the worker
-                client.wait_for_workers(1, timeout=60)
-                pids = client.run(os.getpid)
-                for _ in range(3000):
-                    if fit.poll() is not None or client.run_on_scheduler(held):
-                        break
-                    time.sleep(0.01)
-                if fit.poll() is not None:
+    with _cli_fit_on_a_cluster(store, tmp_path, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0") as (
+            client, _, fit, out):
+        for _ in range(10):  # a kill between two passes holds no task: the nanny restarts the worker
+            client.wait_for_workers(1, timeout=60)
+            pids = client.run(os.getpid)
+            for _ in range(3000):
+                if fit.poll() is not None or client.run_on_scheduler(held):
                     break
-                for pid in pids.values():
-                    os.kill(pid, signal.SIGKILL)
-                try:
-                    fit.wait(timeout=10)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
+                time.sleep(0.01)
+            if fit.poll() is not None:
+                break
+            for pid in pids.values():
+                os.kill(pid, signal.SIGKILL)
+            try:
+                fit.wait(timeout=10)
+                break
+            except subprocess.TimeoutExpired:
+                pass
         _, err = fit.communicate(timeout=120)
-        assert fit.returncode == 2, err
-        assert err.count("\n") == 1 and err.startswith("dask-gmm: error: A worker died while processing chunk "), err
-        assert "The chunk may be corrupt, or need more memory than a worker has" in err
-        assert not out.exists()
-    finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
+    assert fit.returncode == 2, err
+    assert err.count("\n") == 1 and err.startswith("dask-gmm: error: A worker died while processing chunk "), err
+    assert "The chunk may be corrupt, or need more memory than a worker has" in err
+    assert not out.exists()
 
 
 def test_cli_refuses_scheduler_addresses_it_cannot_use(store, tmp_path, capsys):
