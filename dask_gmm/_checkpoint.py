@@ -45,11 +45,20 @@ _ARGS = (
 )
 
 
+def file_path(path, what="The path to write"):
+    """``path`` (str, bytes or os.PathLike) as a str; a ValueError naming ``what`` for anything else."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise ValueError(f"{what} must be a file's path (a str, bytes or os.PathLike), not "
+                         f"{type(path).__name__} {path!r:.80}.") from None
+
+
 def check_file_path(path):
     """Refuse a ``path`` to write that names no file that may be replaced: empty, ending in a
     separator, a folder, or a device, FIFO or socket (the rename that ends an atomic write would
     put a file in its place: ``/dev/null``, say; opening a FIFO to read a checkpoint waits forever)."""
-    p = os.fspath(path)
+    p = file_path(path)
     if not p.strip():
         raise ValueError("Cannot write to an empty path. Give the path of a file.")
     if os.path.isdir(p):
@@ -65,10 +74,11 @@ def check_folder(path):
     """Refuse a ``path`` to write that names no file to replace (:func:`check_file_path`), or whose
     folder does not exist, naming ``path`` (not a temporary file)."""
     check_file_path(path)
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    path = file_path(path)
+    folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(
-            f"Cannot write {os.fspath(path)!r}: the folder {folder!r} does not exist. "
+            f"Cannot write {path!r}: the folder {folder!r} does not exist. "
             "Create it first, or choose a path in an existing folder."
         )
 
@@ -187,8 +197,8 @@ def _alive(pid):
 def write_atomic(path, write, mode="w"):
     """Fill ``path`` with ``write(f)`` through a temporary file beside it (:func:`temporary_sibling`;
     the folder must exist), synced to disk, and a rename: a reader never sees half a file. The file
-    gets the permissions the umask gives (``tempfile.mkstemp`` makes 0600). Returns ``path``."""
-    path = os.fspath(path)
+    gets the permissions the umask gives (``tempfile.mkstemp`` makes 0600). Returns ``path`` (a str)."""
+    path = file_path(path)
     check_folder(path)
     try:
         tmp = temporary_sibling(path)
@@ -239,21 +249,22 @@ def _short(value):
     return r.repr(value)
 
 
-def fingerprint(estimator, X, blocks, weighted, start):
-    """What must match for a checkpoint to apply: data shape, chunks, dtype, content, arguments, start.
+def data_digest(blocks):
+    """The ``data`` of a fingerprint: :func:`dask_gmm._kernels.digest` over ``blocks`` (the fit's
+    :class:`dask_gmm._em.Blocks` of X and its weights). One extra pass over the data, so that a
+    checkpoint of other rows of the same shape is refused (the first and last rows alone let a
+    finished checkpoint of other data return its model without a pass)."""
+    return f"{blocks.map_reduce(_kernels.digest) % 2**64:016x}"
 
-    The content is :func:`dask_gmm._kernels.digest` over ``blocks`` (the fit's
-    :class:`dask_gmm._em.Blocks` of X and its weights): one extra pass over the
-    data, so that a checkpoint of other rows of the same shape is refused
-    (the first and last rows alone let a finished checkpoint of other data
-    return its model without a pass). ``start`` is the fitted model a warm start
-    continues (a Run), or None.
-    """
+
+def fingerprint(estimator, X, weighted, start):
+    """What must match for a checkpoint to apply, but the data's content (:func:`data_digest`):
+    data shape, chunks, dtype, arguments, start. ``start`` is the fitted model a warm start
+    continues (a Run), or None."""
     return {
         "shape": list(X.shape),
         "dtype": str(X.dtype),
         "row_chunks": list(X.chunks[0]),
-        "data": f"{blocks.map_reduce(_kernels.digest) % 2**64:016x}",
         "weighted": weighted,
         "args": {k: _plain(getattr(estimator, k)) for k in _ARGS},
         "warm_start_from": None if start is None else {
@@ -336,15 +347,24 @@ def _run_from_dict(d, covariance_type, n_components, n_features, max_iter):
 class Checkpoint:
     """The checkpoint file of one fit."""
 
-    def __init__(self, path, fp, expected):
-        self.path = os.fspath(path)
-        self.fp = fp
+    def __init__(self, path, fp, expected, digest):
+        self.path = file_path(path, "checkpoint")
+        self._fp = fp  # the fingerprint but for the data's content, which digest() makes (a pass)
+        self._digest = digest
         self.expected = expected  # (n_runs, covariance_type, n_components, n_features, max_iter)
+
+    @property
+    def fp(self):
+        """The whole fingerprint, the data's digest made at the first call."""
+        if "data" not in self._fp:
+            self._fp = {**self._fp, "data": self._digest()}
+        return self._fp
 
     @staticmethod
     def check_path(path, data):
         """Refuse, before any work, a checkpoint ``path`` that cannot be written or that is, holds
         or lies inside the input ``data`` when that is a path or URL (a fit never writes there)."""
+        path = file_path(path, "checkpoint")
         check_folder(path)
         guarded = io.guarding_input(path, data) if isinstance(data, (str, os.PathLike)) else None
         if guarded is not None:
@@ -358,7 +378,8 @@ class Checkpoint:
         """The checkpoint of ``estimator``'s fit of X (``start``: the Run a warm start continues, or None)."""
         expected = (1 if start is not None else estimator.n_init, estimator.covariance_type,
                     estimator.n_components, X.shape[1], estimator.max_iter)
-        return cls(estimator.checkpoint, fingerprint(estimator, X, blocks, weighted, start), expected)
+        return cls(estimator.checkpoint, fingerprint(estimator, X, weighted, start), expected,
+                   lambda: data_digest(blocks))
 
     def load(self):
         """The saved runs, or None when there is no checkpoint yet. Refuses a mismatched one."""
@@ -394,7 +415,24 @@ class Checkpoint:
                 f"The checkpoint {self.path!r} was written by an older dask_gmm, which recognised the data "
                 "otherwise. Delete it to start the fit afresh, or use another checkpoint path."
             )
-        now = json.loads(json.dumps(self.fp))
+        self._refuse_other_fit(saved, self._fp, skip="data")  # arguments first: the data's digest is a pass
+        n_runs, *shape = self.expected
+        try:
+            if len(state["runs"]) != n_runs:
+                raise ValueError(f"{len(state['runs'])} runs where the fit has {n_runs}")
+            runs = [_run_from_dict(d, *shape) for d in state["runs"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(damaged.format(repr(exc))) from None
+        if state["runs_digest"] != runs_digest(state["runs"]):
+            raise ValueError(damaged.format("its runs are not those written with it: edited, or corrupted"))
+        self._refuse_other_fit(saved, self.fp)
+        logger.info("resuming from checkpoint %s at iteration %s", self.path, [r.n_iter for r in runs])
+        return runs
+
+    def _refuse_other_fit(self, saved, fp, skip=None):
+        """A ValueError naming what differs between the ``saved`` fingerprint and ``fp``, but the key ``skip``."""
+        now = json.loads(json.dumps(fp))
+        saved = {k: v for k, v in saved.items() if k != skip}
         if saved != now:
             what = [k for k in {**now, **saved} if saved.get(k) != now.get(k)]
             if "args" in what:  # name them
@@ -412,17 +450,6 @@ class Checkpoint:
                 "Use the same data and arguments, delete it to start the fit afresh, or use another checkpoint "
                 "path (each fit needs its own: clones of an estimator, as in GridSearchCV, share theirs)."
             )
-        n_runs, *shape = self.expected
-        try:
-            if len(state["runs"]) != n_runs:
-                raise ValueError(f"{len(state['runs'])} runs where the fit has {n_runs}")
-            runs = [_run_from_dict(d, *shape) for d in state["runs"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(damaged.format(repr(exc))) from None
-        if state["runs_digest"] != runs_digest(state["runs"]):
-            raise ValueError(damaged.format("its runs are not those written with it: edited, or corrupted"))
-        logger.info("resuming from checkpoint %s at iteration %s", self.path, [r.n_iter for r in runs])
-        return runs
 
     def _cut_short(self):
         """Whether the unparsable file at ``path`` is empty or begins as a checkpoint does."""

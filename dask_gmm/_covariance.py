@@ -510,25 +510,43 @@ def check_consistent(covariances, precisions_cholesky, covariance_type):
     """A ValueError unless the covariances are positive definite and the precision Cholesky factor
     matches them.
 
-    Both are compared in their stored shapes (never expanded to (K, d, d)): the
-    factor recomputed from the covariances must match the stored one (so it is
-    upper triangular with a positive diagonal), and the covariances rebuilt from
-    the stored factor (symmetric by construction) must match the stored ones.
+    Both are compared in their stored shapes (never expanded to (K, d, d)) and
+    in units of each component's own standard deviations (every variance scaled
+    to 1, the factor's rows to match), one component at a time: the factor
+    recomputed from the covariances must match the stored one (so it is upper
+    triangular with a positive diagonal), and the covariances rebuilt from the
+    stored factor (symmetric by construction) must match the stored ones. (In
+    the stored units, one norm over the whole array let a feature or component
+    of small scale be edited 100-fold.)
     """
-    def close(a, b):  # relative Frobenius norms, scaled first: entries near 1e300 do not overflow
-        scale = np.max(np.abs(b), initial=0.0) or 1.0
-        return np.linalg.norm((a - b) / scale) <= CONSISTENCY_RTOL * np.linalg.norm(b / scale)
+    def close(a, b):  # relative Frobenius norms, component by component
+        a, b = a.reshape(len(b), -1), b.reshape(len(b), -1)
+        return np.all(np.linalg.norm(a - b, axis=1) <= CONSISTENCY_RTOL * np.linalg.norm(b, axis=1))
 
     try:
-        pc_ref = precision_cholesky(covariances, covariance_type)
+        precision_cholesky(covariances, covariance_type)
     except ValueError:
         raise ValueError("'covariances' are not positive definite") from None
-    pc = precisions_cholesky
-    if not close(pc, pc_ref) or not close(covariances_from_precision_cholesky(pc, covariance_type), covariances):
+    covariances, pc, kind = _unit_scaled(covariances, precisions_cholesky, covariance_type)
+    pc_ref = precision_cholesky(covariances, kind)
+    if not close(pc, pc_ref) or not close(covariances_from_precision_cholesky(pc, kind), covariances):
         raise ValueError(
             "'covariances' and 'precisions_cholesky' do not describe the same symmetric positive "
             "definite model"
         )
+
+
+def _unit_scaled(covariances, precisions_cholesky, covariance_type):
+    """(covariances, precision Cholesky factors, the type they now have: full or diag) of the same
+    model in units of each component's standard deviations, with a leading axis of components
+    (tied: one). Where ``Sigma' = S^-1 Sigma S^-1`` (S the standard deviations), the precision is
+    ``S P S``, so the factor's rows scale by S."""
+    c, pc = np.asarray(covariances, np.float64), np.asarray(precisions_cholesky, np.float64)
+    if covariance_type in ("diag", "spherical"):
+        return np.ones_like(c).reshape(len(c), -1), (pc * np.sqrt(c)).reshape(len(c), -1), "diag"
+    c, pc = (c[None], pc[None]) if covariance_type == "tied" else (c, pc)
+    s = np.sqrt(np.diagonal(c, axis1=1, axis2=2))
+    return c / (s[:, :, None] * s[:, None, :]), pc * s[:, :, None], "full"
 
 
 # ------------------------------------------------------------ sampling

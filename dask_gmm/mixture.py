@@ -265,7 +265,8 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples}. It must be at least one.")
         rng = np.random.default_rng(as_seed_sequence(self.random_state))
-        counts = rng.multinomial(n_samples, self.weights_)
+        weights = np.asarray(self.weights_, np.float64)
+        counts = rng.multinomial(n_samples, weights / weights.sum())  # a model file's may sum to 1 +- 1e-6
         X = np.vstack(
             [
                 cov.draw_component(rng, self.means_, self.covariances_, k, int(c), self.covariance_type)
@@ -302,7 +303,7 @@ class GaussianMixture(MixtureBase):
     verbose : int, default=0
         Log progress (``logging.INFO`` on the ``dask_gmm`` logger) when > 0.
     verbose_interval : int, default=10
-    checkpoint : str or path, optional
+    checkpoint : str, bytes or os.PathLike, optional
         File where the whole EM state is written atomically after every
         iteration; a rerun with the same data and arguments resumes from it.
     split_every : int, default=8

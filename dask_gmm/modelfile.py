@@ -164,7 +164,7 @@ def save_model(model, path):
     Parameters
     ----------
     model : dask_gmm.GaussianMixture (or scikit-learn's), fitted
-    path : str or os.PathLike
+    path : str, bytes or os.PathLike
         The file is written to a temporary file in the same folder, then renamed.
     """
     obj = model_to_dict(model)
@@ -172,8 +172,7 @@ def save_model(model, path):
         model_from_dict(obj)
     except ValueError as exc:
         raise ValueError(f"The model cannot be saved: {exc}.") from None
-    write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False))
-    logger.info("saved model to %s", os.fspath(path))
+    logger.info("saved model to %s", write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False)))
 
 
 #: The strings that stand for the floats JSON has no number for.

@@ -1,5 +1,6 @@
 """GaussianMixture: scikit-learn equivalence, numerics, API behaviour."""
 
+import json
 import os
 import re
 import warnings
@@ -863,6 +864,30 @@ def test_checkpoint_paths_that_name_no_regular_file_are_refused_before_any_read(
             GaussianMixture(3, random_state=0, checkpoint=path).fit(counter.array)
     assert counter.reads == 0
     assert os.listdir(tmp_path) == ["fifo"]
+
+
+def test_a_checkpoint_of_another_fit_or_none_at_all_is_refused_before_any_read(tmp_path):
+    """Each was refused only after the data's digest, a whole pass (found by a probe); the data's
+    content is still compared, after the arguments, and a checkpoint of other rows is refused."""
+    X = make_blobs(n=1000)
+    counter = _ReadCounter(X, 500)
+    path = tmp_path / "ck.json"
+    with pytest.warns(ConvergenceWarning):
+        GaussianMixture(4, random_state=0, max_iter=2, checkpoint=path).fit(counter.array)
+    saved = json.loads(path.read_text())
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"my": "notes"}')
+    edited = tmp_path / "edited.json"
+    saved["runs"][0]["means"][0][0] += 1.0
+    edited.write_text(json.dumps(saved))
+    counter.reads = 0
+    for ckpt, said in ((path, r"belongs to a different fit \(its arguments n_components \(4 then, 3 now\) differ"),
+                       (notes, "is not a dask_gmm checkpoint"), (edited, "is damaged")):
+        with pytest.raises(ValueError, match=said):
+            GaussianMixture(4 if ckpt == edited else 3, random_state=0, max_iter=2, checkpoint=ckpt).fit(counter.array)
+    assert counter.reads == 0
+    with pytest.raises(ValueError, match=r"belongs to a different fit \(its data differ"):
+        GaussianMixture(4, random_state=0, max_iter=2, checkpoint=path).fit(da.from_array(X + 1e-9, chunks=(500, 2)))
 
 
 def test_a_checkpoint_nested_too_deeply_is_damaged_or_not_ours(tmp_path):

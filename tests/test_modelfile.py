@@ -451,3 +451,67 @@ def test_a_folder_as_the_path_is_a_value_error_naming_it(tmp_path, models):
     with pytest.raises(ValueError, match="it is a folder"):
         save_model(models["full"], tmp_path / "models")
     assert os.listdir(tmp_path) == ["models"] and os.listdir(tmp_path / "models") == []
+
+
+def test_bytes_paths_are_paths_and_other_values_are_named(tmp_path, models, X):
+    """load_model read a bytes path, where save_model and checkpoint= raised a TypeError from
+    os.fspath's str methods (found by a probe); True or 5 were os.fspath's TypeError."""
+    path = os.fsencode(tmp_path / "m.json")
+    save_model(models["full"], path)
+    np.testing.assert_array_equal(load_model(path).means_, models["full"].means_)
+    ckpt = os.fsencode(tmp_path / "ck.json")
+    a = GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+    assert json.loads((tmp_path / "ck.json").read_text())["runs"][0]["n_iter"] == a.n_iter_ > 0
+    b = GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)  # resumed from it: the same fit
+    np.testing.assert_array_equal(a.means_, b.means_)
+    for bad in (True, 5, 1.5):
+        with pytest.raises(ValueError, match=rf"^checkpoint must be a file's path \(a str, bytes or os.PathLike\), "
+                                             rf"not {type(bad).__name__} {bad}\.$"):
+            GaussianMixture(3, checkpoint=bad).fit(X)
+        with pytest.raises(ValueError, match=r"^The path to write must be a file's path"):
+            save_model(models["full"], bad)
+    assert sorted(os.listdir(tmp_path)) == ["ck.json", "m.json"]
+
+
+def _times_100(c, where):
+    c = np.array(c)
+    c[where] *= 100
+    return c.tolist()
+
+
+#: Edits of a covariance of small scale: the middle feature's variance (1e6 times under the first
+#: feature's), and the whole of the narrow component 0 (its rows 1e-3 times the others').
+SMALL_SCALE_EDITS = {"full": [(slice(None), 1, 1), 0], "tied": [(1, 1)], "diag": [(slice(None), 1), 0],
+                     "spherical": [0]}
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_an_edit_of_a_feature_or_component_of_small_scale_is_refused(tmp_path, ct):
+    """One norm over the whole array let the covariances of a feature 1e6 times smaller than another,
+    or of a component that much narrower, be edited 100-fold (found by a probe); ill-conditioned
+    models still load."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 3)) * [1e6, 1.0, 1e-6]
+    X[:2000] = X[:2000] * 1e-3 + [0, 10, 0]
+    gm = GaussianMixture(2, covariance_type=ct, random_state=0, reg_covar=1e-15).fit(X)
+    path = tmp_path / "m.json"
+    save_model(gm, path)
+    np.testing.assert_array_equal(load_model(path).covariances_, gm.covariances_)
+    d = json.loads(path.read_text())
+    for where in SMALL_SCALE_EDITS[ct]:
+        path.write_text(json.dumps({**d, "covariances": _times_100(d["covariances"], where)}))
+        with pytest.raises(ValueError, match="'covariances' and 'precisions_cholesky' do not describe the same"):
+            load_model(path)
+
+
+def test_a_model_file_whose_weights_sum_to_nearly_1_samples(tmp_path, models):
+    """load_model takes weights summing to 1 within 1e-6, which numpy's multinomial refused in sample()
+    ("sum(pvals[:-1]) > 1.0", found by a probe)."""
+    path = tmp_path / "m.json"
+    save_model(models["full"], path)
+    d = json.loads(path.read_text())
+    d["weights"] = [0.6, 0.4000005, 0.0]
+    path.write_text(json.dumps(d))
+    X, y = load_model(path).sample(2000)
+    assert X.shape == (2000, 2) and set(np.unique(y)) == {0, 1}
+    assert abs(np.mean(y == 0) - 0.6) < 0.05
