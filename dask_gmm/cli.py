@@ -1428,6 +1428,14 @@ def cmd_demo(args, term):
                        "--chunk-size, then `dask-gmm fit`.")
     _not_empty(args.output_dir, "--output-dir")
     out = os.path.abspath(args.output_dir)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--output-dir {args.output_dir!r} is a file; give a folder (made if it does not exist).")
+    from . import io
+
+    store = io.store_folder(os.path.join(out, "model.json"))  # before its folders are made
+    if store is not None:
+        raise CLIError(f"cannot write the demo's files to {out!r}: it lies inside the Zarr store {store!r}. "
+                       "Choose a folder outside it.")
     os.makedirs(out, exist_ok=True)
     data = os.path.join(out, "data.zarr")
     model_path = os.path.join(out, "model.json")

@@ -55,7 +55,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 from . import _kernels, _numba, io
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
-from .modelfile import fitted_model, load_model
+from .modelfile import MAX_SIZE, fitted_model, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,8 @@ def default_chunk_size(n_features, dtype):
 #: the default chunks ran a 4 GB process out of memory before the first write).
 MAX_CHUNKS = 2**24
 MAX_CHUNK_BYTES = 2**30  # a chunk is drawn in memory, then compressed by Blosc (at most 2 GiB)
+#: The true covariances (K x d x d float64) are drawn in memory, with as much again: at most this much.
+MAX_TRUE_BYTES = 2**30
 
 
 def _check_number(name, value, kind, minimum, strict=False, maximum=2**62):
@@ -95,8 +97,8 @@ def _check_number(name, value, kind, minimum, strict=False, maximum=2**62):
             or not np.isfinite(value) or value < minimum or (strict and value == minimum)):
         bound = f"> {minimum}" if strict else f">= {minimum}"
         what = "an integer" if kind is Integral else "a finite number"
-        raise ValueError(f"generate_mixture: '{name}' must be {what} {bound} and at most "
-                         f"{maximum:.3g}; got {value!r}.")
+        most = f"{maximum:,}" if maximum < 1e15 else f"{maximum:.3g}"
+        raise ValueError(f"generate_mixture: '{name}' must be {what} {bound} and at most {most}; got {value!r}.")
 
 
 def _check_attributes(attributes):
@@ -450,8 +452,13 @@ def generate_mixture(
         raise ValueError(f"generate_mixture: dtype must be 'float32' or 'float64', got {dtype!r}.")
     _check_attributes(attributes)
     if model is None:
-        _check_number("n_features", n_features, Integral, 1)
-        _check_number("n_components", n_components, Integral, 1)
+        _check_number("n_features", n_features, Integral, 1, maximum=MAX_SIZE)
+        _check_number("n_components", n_components, Integral, 1, maximum=MAX_SIZE)
+        if n_components * n_features**2 * 8 > MAX_TRUE_BYTES:
+            raise ValueError(
+                f"generate_mixture: the true covariances of {n_components:,} components of {n_features:,} features "
+                f"would take {n_components * n_features**2 * 8 / 2**30:.3g} GiB, drawn in memory; at most "
+                f"{MAX_TRUE_BYTES / 2**30:g} GiB. Ask for fewer features or components.")
         _check_number("box", box, Real, 0.0, strict=True)
         _check_number("covariance_scale", covariance_scale, Real, 0.0, strict=True)
         if min_separation is not None:

@@ -35,7 +35,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
-from ._checkpoint import check_history, json_array, write_atomic
+from . import io
+from ._checkpoint import check_history, file_path, json_array, write_atomic
 from .mixture import GaussianMixture
 
 logger = logging.getLogger(__name__)
@@ -165,14 +166,34 @@ def save_model(model, path):
     ----------
     model : dask_gmm.GaussianMixture (or scikit-learn's), fitted
     path : str, bytes or os.PathLike
-        The file is written to a temporary file in the same folder, then renamed.
+        The file is written to a temporary file in the same folder, then renamed. An existing
+        file is replaced only when it is empty or a model file; a path inside a Zarr store, or a
+        URL, is refused.
     """
     obj = model_to_dict(model)
     try:  # the checks load_model makes: never write a file that would not load
         model_from_dict(obj)
     except ValueError as exc:
         raise ValueError(f"The model cannot be saved: {exc}.") from None
+    _check_model_path(file_path(path))
     logger.info("saved model to %s", write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False)))
+
+
+def _check_model_path(path):
+    """A ValueError unless a model file may be written at the local ``path``: not a URL, not inside a
+    Zarr store, and nothing there but an empty file or a model file (what else is there stays)."""
+    if "://" in path:
+        raise ValueError(f"Cannot write the model to {path!r}: model files are local files. Give a local path.")
+    store = io.store_folder(path)
+    if store is not None:
+        raise ValueError(f"Cannot write the model to {path!r}: it lies inside the Zarr store {store!r}, which "
+                         "it would damage. Choose a path outside it.")
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+        try:
+            load_model(path)
+        except (ValueError, OSError):
+            raise ValueError(f"{path!r} exists and is not a dask_gmm model file; save_model replaces only model "
+                             "files. Choose another path, or remove it yourself.") from None
 
 
 #: The strings that stand for the floats JSON has no number for.

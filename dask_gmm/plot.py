@@ -233,6 +233,21 @@ def _grid(extent, n=300):
     return xs, ys, gx, gy
 
 
+#: Where on matplotlib's Greys the histograms' colours start: a bin of one row is this grey
+#: (about 80 % white), not the white of an empty bin (Greys' own start drew such bins as empty).
+HIST_LIGHTEST = 0.3
+
+
+def count_colours(counts):
+    """``cmap`` and ``norm`` for a histogram of ``counts`` (rows per bin; empty bins are drawn
+    as NaN, the background): log-scaled greys from one row (:data:`HIST_LIGHTEST`) to the most."""
+    import matplotlib
+    from matplotlib.colors import ListedColormap, LogNorm
+
+    greys = ListedColormap(matplotlib.colormaps["Greys"](np.linspace(HIST_LIGHTEST, 1.0, 256)))
+    return dict(cmap=greys, norm=LogNorm(vmin=1, vmax=max(2.0, np.nanmax(counts, initial=1.0))))
+
+
 def _colours(K):
     import matplotlib
 
@@ -334,7 +349,6 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
         return _plot_data_fit_1d(model, counts, edges[0], n, outside, features[0], path, true_model, title)
 
     import matplotlib.lines as mlines
-    from matplotlib.colors import LogNorm
     from matplotlib.patches import Ellipse
 
     weights, means, covs = _marginal(model, features)
@@ -342,9 +356,7 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
     fig = _figure(_figsize_2d(extent))
     ax = fig.add_subplot()
     shown = np.where(counts > 0, counts, np.nan)
-    mesh = ax.pcolormesh(edges[0], edges[1], shown.T, cmap="Greys",
-                         norm=LogNorm(vmin=1, vmax=max(2.0, np.nanmax(counts, initial=1.0))),
-                         rasterized=True)
+    mesh = ax.pcolormesh(edges[0], edges[1], shown.T, **count_colours(counts), rasterized=True)
     fig.colorbar(mesh, ax=ax, label="rows per bin (log scale)")
 
     _, _, gx, gy = _grid(extent)

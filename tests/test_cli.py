@@ -546,6 +546,20 @@ def test_demo_too_many_samples_is_refused_before_any_work(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "d")
 
 
+def test_demo_folder_inside_a_store_or_on_a_file_is_refused_before_any_folder_is_made(store, tmp_path, capsys):
+    """Its folders were made inside the store before the refusal, and an existing file was refused
+    as "File exists" (found by a probe)."""
+    before = sorted(os.walk(store))
+    rc, _, err = run(capsys, "demo", "-n", "30", "--output-dir", os.path.join(store, "a", "b"))
+    assert_one_line_error(rc, err, f"cannot write the demo's files to {os.path.join(store, 'a', 'b')!r}: it lies "
+                                   f"inside the Zarr store {store!r}")
+    assert sorted(os.walk(store)) == before
+    (tmp_path / "notes").write_text("mine")
+    rc, _, err = run(capsys, "demo", "-n", "30", "--output-dir", tmp_path / "notes")
+    assert_one_line_error(rc, err, f"--output-dir {str(tmp_path / 'notes')!r} is a file; give a folder")
+    assert (tmp_path / "notes").read_text() == "mine"
+
+
 def test_model_data_mismatch(model_file, tmp_path, capsys):
     three = tmp_path / "d3.zarr"
     generate_mixture(three, 1000, 3, 2, chunk_size=500, random_state=0)

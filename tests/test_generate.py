@@ -485,7 +485,11 @@ def test_min_separation(tmp_path):
                                  dict(min_separation=float("nan")),
                                  dict(n_samples=10**30),  # was a TypeError from np.isfinite
                                  dict(n_samples=10**13, chunk_size=None),  # a MemoryError, a store left behind
-                         dict(n_samples=10**11, chunk_size=10**11)])  # a chunk of 2.2 TiB: the same
+                         dict(n_samples=10**11, chunk_size=10**11),  # a chunk of 2.2 TiB: the same
+                                 # a MemoryError traceback (224 GiB of true covariances), or minutes of
+                                 # work for a store that fit refuses (over 10,000 features or components)
+                                 dict(n_features=100_000), dict(n_features=10_001, n_components=1),
+                                 dict(n_components=10_001), dict(n_features=10_000, n_components=2)])
 def test_bad_arguments(tmp_path, bad):
     with pytest.raises(ValueError, match="generate_mixture: "):
         generate_mixture(str(tmp_path / "s"), **{**dict(SMALL, n_samples=100), **bad})

@@ -515,3 +515,29 @@ def test_a_model_file_whose_weights_sum_to_nearly_1_samples(tmp_path, models):
     X, y = load_model(path).sample(2000)
     assert X.shape == (2000, 2) and set(np.unique(y)) == {0, 1}
     assert abs(np.mean(y == 0) - 0.6) < 0.05
+
+
+def test_save_model_replaces_only_model_files_and_never_writes_into_a_store(tmp_path, models):
+    """save_model replaced any file: a Zarr array's metadata (the store then unreadable), a CSV (found
+    by a probe); the CLI refused both. A URL was taken for a relative folder."""
+    import zarr
+
+    store = tmp_path / "data.zarr"
+    zarr.open_group(str(store), mode="w").create_array("X", data=np.ones((10, 2)), chunks=(5, 2))
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    csv = tmp_path / "data.csv"
+    csv.write_text("id,value\n")
+    for path, said in ((store / "X" / "zarr.json", "lies inside the Zarr store"),
+                       (store / "model.json", "lies inside the Zarr store"),
+                       (csv, "exists and is not a dask_gmm model file"),
+                       ("http://host/m.json", "model files are local files")):
+        with pytest.raises(ValueError, match=said):
+            save_model(models["full"], path)
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+    assert csv.read_text() == "id,value\n"
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")  # as mktemp makes it
+    for _ in range(2):  # an empty file, then a model file, are replaced
+        save_model(models["diag"], empty)
+        assert load_model(empty).covariance_type == "diag"
+    assert sorted(os.listdir(tmp_path)) == ["data.csv", "data.zarr", "empty.json"]

@@ -273,3 +273,16 @@ def test_criterion_plot(tmp_path):
     image = imread(path)
     assert image.shape[0] > 300 and image.shape[1] > 500
     assert sel.best_.n_components == 2
+
+
+def test_a_bin_of_one_row_is_not_drawn_as_an_empty_one(tmp_path):
+    """Greys' white end drew every bin of one row as empty: 519 of a probe's 599 rows were invisible."""
+    colours = plot.count_colours(np.array([1.0, 10.0, 1000.0]))
+    one, empty = colours["cmap"](colours["norm"](1.0)), (1.0, 1.0, 1.0, 1.0)
+    assert max(one[:3]) < 0.85  # a grey that shows on white
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (500, 2)), rng.uniform(-40, 40, (40, 2))])  # sparse rows: bins of one
+    gm = GaussianMixture(1, random_state=0).fit(X)
+    pixels = imread(plot.plot_data_fit(gm, X, tmp_path / "fit.png", bins=80))[..., :3]
+    assert np.sum(np.all(np.abs(pixels - np.array(one[:3])) < 0.02, axis=-1)) > 100  # those bins are drawn
+    assert not np.allclose(one, empty)
