@@ -14,8 +14,8 @@ means), adding is exact and no pairwise moment merge is needed.
 from __future__ import annotations
 
 import functools
-import math
 import hashlib
+import math
 import os
 from typing import NamedTuple
 
