@@ -70,6 +70,18 @@ def check_file_path(path):
                          "and writing would replace it. Give the path of a file.")
 
 
+def is_png(path):
+    """Whether ``path`` is a regular file that starts as a PNG image does (never opened otherwise:
+    a FIFO would block)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
+
+
 def check_folder(path):
     """Refuse a ``path`` to write that names no file to replace (:func:`check_file_path`), or whose
     folder does not exist, naming ``path`` (not a temporary file)."""
@@ -372,6 +384,10 @@ class Checkpoint:
                 f"Cannot write the checkpoint {os.fspath(path)!r}: it is, holds or lies inside the input data "
                 f"{guarded!r}. Choose a path outside it."
             )
+        store = io.store_folder(path, follow_link=False)
+        if store is not None:
+            raise ValueError(f"Cannot write the checkpoint {path!r}: it lies inside the Zarr store {store!r}, "
+                             "which it would damage. Choose a path outside it.")
 
     @classmethod
     def for_fit(cls, estimator, X, blocks, weighted, start):
@@ -406,7 +422,7 @@ class Checkpoint:
             )
         try:
             saved = state["fingerprint"]
-            if not isinstance(saved, dict) or not isinstance(state["runs"], list):
+            if not isinstance(saved, dict) or not isinstance(saved.get("args"), dict) or not isinstance(state["runs"], list):
                 raise ValueError("a fingerprint or runs of the wrong kind")
         except (ValueError, KeyError) as exc:
             raise ValueError(damaged.format(repr(exc))) from None

@@ -379,7 +379,8 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight
     shifted data the same fit, shifted. Its weight and covariance, and every
     other component, match scikit-learn's.
     """
-    tiny = 10 * np.finfo(np.float64).eps * weight_unit  # scikit-learn's floor: empty components stay finite
+    # scikit-learn's floor: empty components stay finite (never 0: a least weight under 2e-309 made it so)
+    tiny = max(10 * np.finfo(np.float64).eps * weight_unit, np.finfo(np.float64).smallest_subnormal)
     nk = nk_raw + tiny
     floor = np.where(nk_raw > 0, tiny, 0.0)  # an emptied component keeps its mean (see Notes)
     delta = (s1c - floor[:, None] * ref) / nk[:, None]  # (s1c + nk_raw ref) / nk - ref
@@ -523,12 +524,15 @@ def check_consistent(covariances, precisions_cholesky, covariance_type):
         a, b = a.reshape(len(b), -1), b.reshape(len(b), -1)
         return np.all(np.linalg.norm(a - b, axis=1) <= CONSISTENCY_RTOL * np.linalg.norm(b, axis=1))
 
-    try:
-        precision_cholesky(covariances, covariance_type)
+    not_pd = ValueError("'covariances' are not positive definite")
+    c = np.asarray(covariances, np.float64)
+    if not np.all((c if covariance_type in ("diag", "spherical") else np.diagonal(c, axis1=-2, axis2=-1)) > 0):
+        raise not_pd  # (the scaling below takes their square roots)
+    covariances, pc, kind = _unit_scaled(c, precisions_cholesky, covariance_type)
+    try:  # positive definite just when the scaled ones are
+        pc_ref = precision_cholesky(covariances, kind)
     except ValueError:
-        raise ValueError("'covariances' are not positive definite") from None
-    covariances, pc, kind = _unit_scaled(covariances, precisions_cholesky, covariance_type)
-    pc_ref = precision_cholesky(covariances, kind)
+        raise not_pd from None
     if not close(pc, pc_ref) or not close(covariances_from_precision_cholesky(pc, kind), covariances):
         raise ValueError(
             "'covariances' and 'precisions_cholesky' do not describe the same symmetric positive "

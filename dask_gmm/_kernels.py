@@ -6,7 +6,8 @@ global index of the block's first row: bad rows are named by it in errors,
 and :func:`digest` hashes it with the block.
 
 The statistics of a block are a :class:`SuffStats`; :func:`combine` adds any
-number of them (or lists of them, one per model run in lockstep). Because the
+number of them (or lists of them, one per model run in lockstep; their least
+weights, ``least``, it takes the least of). Because the
 second moments are centred on a reference known to every block (the current
 means), adding is exact and no pairwise moment merge is needed.
 """

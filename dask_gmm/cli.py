@@ -659,7 +659,7 @@ def _check_writable(path, what, data):
     """Fail before the work, not after it, when ``path`` cannot be written, or would overwrite the
     input ``data`` (a local path or URL) or a file that is not one of ours (for a model file)."""
     from ._checkpoint import check_file_path
-    from .modelfile import load_model
+    from .modelfile import replaceable_model_file
 
     if not str(path).strip():
         raise CLIError(f"the {what}'s path is empty. Give a file name.")
@@ -669,12 +669,9 @@ def _check_writable(path, what, data):
     except ValueError as exc:
         raise CLIError(f"the {what}: {exc}") from None
     _refuse_inside_input(path, f"the {what}", data)
-    if what == "model" and _holds_something(path):
-        try:
-            load_model(path)
-        except (ValueError, OSError):
-            raise CLIError(f"{path!r} exists and is not a {PROG} model file; {PROG} replaces only its own "
-                           "model files. Choose another path, or remove it yourself.") from None
+    if what == "model" and not replaceable_model_file(path):
+        raise CLIError(f"{path!r} exists and is not a {PROG} model file; {PROG} replaces only its own "
+                       "model files. Choose another path, or remove it yourself.")
 
 
 def _distinct_outputs(*outputs):
@@ -691,9 +688,6 @@ def _distinct_outputs(*outputs):
         seen[key] = what
 
 
-_PNG = b"\x89PNG\r\n\x1a\n"
-
-
 def _refuse_inside_input(path, what, data, files=True):
     """A CLIError when ``path`` is, holds or lies inside the input ``data`` (or the Zarr group holding
     it), or lies inside any other Zarr store: anywhere in it for a file (``files``), inside an array
@@ -704,7 +698,7 @@ def _refuse_inside_input(path, what, data, files=True):
     if guarded is not None:
         raise CLIError(f"cannot write {what} to {path!r}: it is, holds or lies inside the input data "
                        f"{guarded!r}. Choose a path outside it.")
-    store = io.store_folder(path, arrays_only=not files)
+    store = io.store_folder(path, arrays_only=not files, follow_link=not files)  # a file replaces a link
     if store is not None:  # a stray entry of another store
         raise CLIError(f"cannot write {what} to {path!r}: it lies inside the Zarr store {store!r}. "
                        "Choose a path outside it.")
@@ -718,7 +712,7 @@ def _holds_something(path):
 def _check_figures(paths, data):
     """Fail before the work when a figure would land inside the input ``data`` or replace a file
     that is not a PNG image (an existing PNG of that name is replaced, as any plotting tool does)."""
-    from ._checkpoint import check_file_path
+    from ._checkpoint import check_file_path, is_png
 
     for p in paths:
         _check_folder(p, "figure", create=True)
@@ -728,17 +722,9 @@ def _check_figures(paths, data):
                 check_file_path(p)
             except ValueError as exc:
                 raise CLIError(f"the figure: {exc}") from None
-        if os.path.isdir(p) or (_holds_something(p) and not _starts_with(p, _PNG)):
+        if os.path.isdir(p) or (_holds_something(p) and not is_png(p)):
             raise CLIError(f"{p!r} exists and is not a PNG image; {PROG} replaces only PNG files with its "
                            "figures. Choose another path, or remove it yourself.")
-
-
-def _starts_with(path, magic):
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(magic)) == magic
-    except OSError:
-        return False
 
 
 def _model_path(path):
@@ -1428,8 +1414,12 @@ def cmd_demo(args, term):
                        "--chunk-size, then `dask-gmm fit`.")
     _not_empty(args.output_dir, "--output-dir")
     out = os.path.abspath(args.output_dir)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise CLIError(f"--output-dir {args.output_dir!r} is a file; give a folder (made if it does not exist).")
+    above = out
+    while not os.path.lexists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise CLIError(f"--output-dir {args.output_dir!r}: {above!r} is a file, not a folder; give a folder (made "
+                       "if it does not exist).")
     from . import io
 
     store = io.store_folder(os.path.join(out, "model.json"))  # before its folders are made

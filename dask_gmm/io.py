@@ -1132,13 +1132,18 @@ def guarding_input(path, data):
     return guarded if overlapping(path, guarded) else None
 
 
-def store_folder(path, arrays_only=False):
+def store_folder(path, arrays_only=False, follow_link=True):
     """The nearest folder above the local ``path`` that is a Zarr store (array or group; only an
     array with ``arrays_only``), else None (also for URLs): what is written there would be a stray
-    entry of that store (a file anywhere in a store; a Zarr array inside another array's chunks)."""
+    entry of that store (a file anywhere in a store; a Zarr array inside another array's chunks).
+    A link at ``path`` is followed, unless ``follow_link`` is false: a file written atomically
+    replaces the link, and lands in the link's own folder."""
     if "://" in os.fspath(path):
         return None
-    folder = os.path.dirname(os.path.realpath(path))
+    if follow_link:
+        folder = os.path.dirname(os.path.realpath(path))
+    else:
+        folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     while True:
         kind = _zarr_node(folder)
         if kind is not None and (kind == "array" or not arrays_only):
@@ -1151,7 +1156,9 @@ def store_folder(path, arrays_only=False):
 
 def _zarr_node(folder):
     """What the local ``folder`` holds, by its Zarr metadata (v3 or v2): 'array', 'group',
-    'damaged' (a ``zarr.json`` that cannot be read, or names neither) or None (no metadata)."""
+    'damaged' (a ``zarr.json`` that cannot be read, or names neither) or None (no metadata; not a folder)."""
+    if not os.path.isdir(folder):  # a file's zarr.json is NotADirectoryError, not damaged metadata
+        return None
     for name, kind in ((".zarray", "array"), (".zgroup", "group")):
         if os.path.exists(os.path.join(folder, name)):
             return kind

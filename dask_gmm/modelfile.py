@@ -36,7 +36,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
 from . import io
-from ._checkpoint import check_history, file_path, json_array, write_atomic
+from ._checkpoint import check_folder, check_history, file_path, json_array, write_atomic
 from .mixture import GaussianMixture
 
 logger = logging.getLogger(__name__)
@@ -184,16 +184,26 @@ def _check_model_path(path):
     Zarr store, and nothing there but an empty file or a model file (what else is there stays)."""
     if "://" in path:
         raise ValueError(f"Cannot write the model to {path!r}: model files are local files. Give a local path.")
-    store = io.store_folder(path)
+    check_folder(path)  # a folder, a device or FIFO, a missing folder
+    store = io.store_folder(path, follow_link=False)
     if store is not None:
         raise ValueError(f"Cannot write the model to {path!r}: it lies inside the Zarr store {store!r}, which "
                          "it would damage. Choose a path outside it.")
-    if os.path.isfile(path) and os.path.getsize(path) > 0:
-        try:
-            load_model(path)
-        except (ValueError, OSError):
-            raise ValueError(f"{path!r} exists and is not a dask_gmm model file; save_model replaces only model "
-                             "files. Choose another path, or remove it yourself.") from None
+    if not replaceable_model_file(path):
+        raise ValueError(f"{path!r} exists and is not a dask_gmm model file; save_model replaces only model "
+                         "files. Choose another path, or remove it yourself.")
+
+
+def replaceable_model_file(path):
+    """Whether a model file may replace what is at ``path``: nothing, an empty file (as ``mktemp``
+    makes) or a model file that loads."""
+    if not os.path.exists(path) or (os.path.isfile(path) and os.path.getsize(path) == 0):
+        return True
+    try:
+        load_model(path)
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 #: The strings that stand for the floats JSON has no number for.
@@ -294,7 +304,7 @@ def load_model(path):
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, bytes or os.PathLike
 
     Returns
     -------
@@ -307,7 +317,7 @@ def load_model(path):
     ValueError
         If the file is missing, not JSON, or not a valid model file.
     """
-    path = os.fspath(path)
+    path = file_path(path, "The model file")
     try:
         with _opened(path) as f:
             text = f.read(MAX_FILE_BYTES + 1)

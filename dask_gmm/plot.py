@@ -34,7 +34,7 @@ from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from . import io
-from ._checkpoint import write_atomic
+from ._checkpoint import is_png, write_atomic
 from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
 from ._kernels import check_block
 
@@ -655,17 +655,6 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, to
                plot_density(model, paths["density"], features)]
     if len(getattr(model, "lower_bounds_", []) or []):
         written.append(plot_lower_bounds(model, paths["loglik"], tol=tol))
-    elif _is_png(paths["loglik"]):
+    elif is_png(paths["loglik"]):
         os.remove(paths["loglik"])
     return written
-
-
-def _is_png(path):
-    """Whether ``path`` is a regular file that starts as a PNG image does."""
-    if not os.path.isfile(path):  # not opened: a FIFO would block
-        return False
-    try:
-        with open(path, "rb") as f:
-            return f.read(8) == b"\x89PNG\r\n\x1a\n"
-    except OSError:
-        return False

@@ -556,7 +556,10 @@ def test_demo_folder_inside_a_store_or_on_a_file_is_refused_before_any_folder_is
     assert sorted(os.walk(store)) == before
     (tmp_path / "notes").write_text("mine")
     rc, _, err = run(capsys, "demo", "-n", "30", "--output-dir", tmp_path / "notes")
-    assert_one_line_error(rc, err, f"--output-dir {str(tmp_path / 'notes')!r} is a file; give a folder")
+    assert_one_line_error(rc, err, f"--output-dir {str(tmp_path / 'notes')!r}: {str(tmp_path / 'notes')!r} is a "
+                                   "file, not a folder; give a folder")
+    rc, _, err = run(capsys, "demo", "-n", "30", "--output-dir", tmp_path / "notes" / "sub")  # was "Not a directory"
+    assert_one_line_error(rc, err, f"{str(tmp_path / 'notes')!r} is a file, not a folder; give a folder")
     assert (tmp_path / "notes").read_text() == "mine"
 
 

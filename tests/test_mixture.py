@@ -301,6 +301,21 @@ def test_light_rows_among_heavy_ones_are_repeated_rows_too(ct):
         np.testing.assert_allclose(got.covariances_[1], var if ct == "diag" else var.mean(), rtol=1e-8)
 
 
+def test_a_subnormal_least_weight_still_floors_the_weights():
+    """With the floor in units of the least weight, a weight of 1e-310 made it 0, and an emptied
+    component 0/0 (said as overflowing covariances; a review): it is never under the least float."""
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    w = np.ones(200)
+    w[0] = 1e-310
+    kw = dict(means_init=[[0, 0], [1e3, 1e3]], max_iter=3, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        got = GaussianMixture(2, **kw).fit(X, sample_weight=w)
+        ref = GaussianMixture(2, **kw).fit(X[1:])  # the row of weight 1e-310 changes nothing visible
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.weights_, ref.weights_, rtol=0, atol=1e-12)
+
+
 def test_sample_weight_with_default_init_and_errors():
     X = make_blobs(n=900)
     w = np.ones(len(X))
