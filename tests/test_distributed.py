@@ -241,6 +241,21 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
             p.wait(timeout=30)
 
 
+def _stop(proc):
+    """Terminate ``proc`` and wait for it; past 30 s (a nanny restarting the worker it lost did not
+    end in a CI run), SIGKILL it, with its whole session when it leads one (the nanny's worker too)."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
 @contextlib.contextmanager
 def _cli_fit_on_a_cluster(store, tmp_path, **config):
     """A ``dask scheduler`` (dask ``config`` as DASK_* variables), one ``dask worker`` and a long
@@ -251,7 +266,8 @@ def _cli_fit_on_a_cluster(store, tmp_path, **config):
     try:
         address = _start_scheduler(tmp_path, env, procs)
         procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
-                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                      start_new_session=True))
         out = tmp_path / "model.json"
         procs.append(subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
                                        "--scheduler", address, "--output", str(out)],
@@ -259,11 +275,8 @@ def _cli_fit_on_a_cluster(store, tmp_path, **config):
         with Client(address) as client:
             yield client, procs[0], procs[-1], out
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
+        for p in reversed(procs):  # the fit, the worker while the scheduler still answers, the scheduler
+            _stop(p)
 
 
 def test_cli_says_in_one_line_that_the_scheduler_is_gone(store, tmp_path):
