@@ -525,10 +525,10 @@ def check_consistent(covariances, precisions_cholesky, covariance_type):
         return np.all(np.linalg.norm(a - b, axis=1) <= CONSISTENCY_RTOL * np.linalg.norm(b, axis=1))
 
     not_pd = ValueError("'covariances' are not positive definite")
-    c = np.asarray(covariances, np.float64)
-    if not np.all((c if covariance_type in ("diag", "spherical") else np.diagonal(c, axis1=-2, axis2=-1)) > 0):
-        raise not_pd  # (the scaling below takes their square roots)
-    covariances, pc, kind = _unit_scaled(c, precisions_cholesky, covariance_type)
+    scaled = _unit_scaled(covariances, precisions_cholesky, covariance_type)
+    if scaled is None:
+        raise not_pd
+    covariances, pc, kind = scaled
     try:  # positive definite just when the scaled ones are
         pc_ref = precision_cholesky(covariances, kind)
     except ValueError:
@@ -544,12 +544,17 @@ def _unit_scaled(covariances, precisions_cholesky, covariance_type):
     """(covariances, precision Cholesky factors, the type they now have: full or diag) of the same
     model in units of each component's standard deviations, with a leading axis of components
     (tied: one). Where ``Sigma' = S^-1 Sigma S^-1`` (S the standard deviations), the precision is
-    ``S P S``, so the factor's rows scale by S."""
+    ``S P S``, so the factor's rows scale by S. None when a variance is not positive."""
     c, pc = np.asarray(covariances, np.float64), np.asarray(precisions_cholesky, np.float64)
     if covariance_type in ("diag", "spherical"):
+        if not np.all(c > 0):
+            return None
         return np.ones_like(c).reshape(len(c), -1), (pc * np.sqrt(c)).reshape(len(c), -1), "diag"
     c, pc = (c[None], pc[None]) if covariance_type == "tied" else (c, pc)
-    s = np.sqrt(np.diagonal(c, axis1=1, axis2=2))
+    variances = np.diagonal(c, axis1=1, axis2=2)
+    if not np.all(variances > 0):
+        return None
+    s = np.sqrt(variances)
     return c / (s[:, :, None] * s[:, None, :]), pc * s[:, :, None], "full"
 
 
