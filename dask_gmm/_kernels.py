@@ -299,7 +299,11 @@ def e_step_stats(X, models, sample_weight=None, row_offset=0):
         if not _numba.exact(model, X.shape[1]):
             out += _e_step_stats_numpy(X, [model], sample_weight=sample_weight, row_offset=row_offset)
             continue
-        nk, s1c, s2, ll = _numba.e_step(X, model, sample_weight)
+        got = _numba.e_step(X, model, sample_weight)
+        if got is None:  # a light component far from the tiles' centre holds rows
+            out += _e_step_stats_numpy(X, [model], sample_weight=sample_weight, row_offset=row_offset)
+            continue
+        nk, s1c, s2, ll = got
         _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight, model)
         out.append(SuffStats(nk, s1c, s2, ll, weight, least_weight(sample_weight)))
     return out
@@ -330,7 +334,8 @@ def _e_step_stats_numpy(X, models, sample_weight=None, row_offset=0):
 def score_stats(X, model, sample_weight=None, row_offset=0):
     """(sum of weighted per-row log-likelihoods, total weight) of a block."""
     check_weights(sample_weight, row_offset)
-    lse = _numba.per_row(X, model, _numba.SCORE)[0] if _compiled(X, model) else log_prob_resp(X, model)[0]
+    got = _compiled_rows(X, model, _numba.SCORE)
+    lse = got[0] if got else log_prob_resp(X, model)[0]
     ll, weight = _weigh(lse, sample_weight)
     _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight, model)
     return ll, weight
@@ -349,18 +354,22 @@ def digest(X, sample_weight=None, row_offset=0):
     return int.from_bytes(h.digest(), "little")
 
 
-def _compiled(X, model):
-    """Whether the compiled kernels take ``model`` on X: unless switched off, or the model is one
-    they would compute less exactly (:func:`dask_gmm._numba.exact`)."""
-    return USE_NUMBA and _numba.exact(model, X.shape[1])
+def _compiled_rows(X, model, what, out=None):
+    """:func:`dask_gmm._numba.per_row`'s (output, ok), or None where the reference kernels must
+    compute X: switched off, a model the compiled kernels would compute less exactly
+    (:func:`dask_gmm._numba.exact`), or one of whose light far components holds a row of X."""
+    if USE_NUMBA and _numba.exact(model, X.shape[1]):
+        return _numba.per_row(X, model, what, out)
+    return None
 
 
 # The per-row kernels return a new array, or fill ``out`` (C-contiguous, of the
 # returned shape and dtype) and return it.
 def score_samples(X, model, row_offset=0, out=None):
     """Per-row log-likelihood, shape (n,), float64."""
-    if _compiled(X, model):
-        lse, ok = _numba.per_row(X, model, _numba.SCORE, out)
+    got = _compiled_rows(X, model, _numba.SCORE, out)
+    if got:
+        lse, ok = got
     else:
         lse = log_prob_resp(X, model)[0]
         ok = np.isfinite(lse).all()
@@ -376,8 +385,9 @@ def predict(X, model, row_offset=0, out=None):
     component to give (all -inf: its distances overflowed, and argmax would
     say 0 whatever the model): a ValueError, as from :func:`predict_proba`.
     """
-    if _compiled(X, model):
-        labels, ok = _numba.per_row(X, model, _numba.LABEL, out)
+    got = _compiled_rows(X, model, _numba.LABEL, out)
+    if got:
+        labels, ok = got
     else:
         wlp = weighted_log_prob(X, model)
         ok = np.isfinite(wlp.max(axis=1)).all()
@@ -388,8 +398,9 @@ def predict(X, model, row_offset=0, out=None):
 
 def predict_proba(X, model, row_offset=0, out=None):
     """Responsibilities, shape (n, K), float64."""
-    if _compiled(X, model):
-        proba, ok = _numba.per_row(X, model, _numba.PROBA, out)
+    got = _compiled_rows(X, model, _numba.PROBA, out)
+    if got:
+        proba, ok = got
         _after_the_fact(X, ok, row_offset, model=model)
         return proba
     lse, log_resp = log_prob_resp(X, model)

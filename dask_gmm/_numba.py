@@ -956,11 +956,16 @@ _KIND = {"full": "full", "tied": "full", "diag": "diag", "spherical": "diag"}
 
 
 #: A component weighing at most this is not live: it places the tiles' centre nowhere, and its own
-#: precision does not count (an emptied component keeps its mean wherever it was, and weighs ~1e-17).
+#: precision does not decide which kernels take the model (an emptied component keeps its mean
+#: wherever it was, and weighs ~1e-17), unless it turns out to hold rows (:attr:`Prepared.far_light`).
 LIVE_WEIGHT = 1e-10
 #: The largest Mahalanobis distance of the tiles' centre from a live component's mean that the
 #: compiled kernels take: rows near that mean then lose up to ~2**20 eps (2e-10) of their distance.
 MAX_CENTRE_DISTANCE = 2.0**20
+#: The same for a light component (weight at most LIVE_WEIGHT, over 0): up to 2**45 eps (0.008) of
+#: a distance, so that a row it holds still gets a responsibility above 0 for it, which
+#: :func:`e_step` and :func:`per_row` look for.
+MAX_LIGHT_DISTANCE = 2.0**45
 
 
 class Prepared:
@@ -970,7 +975,7 @@ class Prepared:
     model compiles to the same specialisation.
     """
 
-    __slots__ = ("kind", "tied", "centre", "means", "pc", "hs", "log_norm", "tile", "exact")
+    __slots__ = ("kind", "tied", "centre", "means", "pc", "hs", "log_norm", "tile", "exact", "far_light")
 
     def __init__(self, model, n_features):
         ct = model.covariance_type
@@ -1002,15 +1007,22 @@ class Prepared:
             self.pc = np.array(np.swapaxes(np.broadcast_to(pc, (K, d, d)), 1, 2), order="C")  # P_k^T
             lower = not np.any(np.triu(self.pc, 1))  # P_k upper triangular, as this package makes them
             self.hs = feature_block(d) if lower else d
-            far = np.einsum("kij,kj->ki", self.pc[live], self.means[live])
+            far = np.einsum("kij,kj->ki", self.pc, self.means)
         else:
             self.pc = np.array(np.broadcast_to(pc.reshape(K, -1), (K, d)), order="C")
-            far = self.pc[live] * self.means[live]
-        # c's Mahalanobis distance from each live component: a row near mu_k loses about eps times it
+            far = self.pc * self.means
+        # c's Mahalanobis distance from each component: a row near mu_k loses about eps times it
         # of its distance from mu_k. Far (a live component far from the others, in its own units), the
-        # reference kernels, which centre on each mean, take the model (:func:`exact`).
+        # reference kernels, which centre on each mean, take the model (:func:`exact`). A light
+        # component may lie farther (an emptied one, which holds no row), but not if it holds rows
+        # (rows of weight 1 among rows of weight 1e12 can make one): the kernels' results are then
+        # refused (``far_light``: :func:`e_step`, :func:`per_row`).
         with np.errstate(over="ignore", invalid="ignore"):
-            self.exact = bool(np.all(np.sqrt(np.sum(far * far, axis=1)) <= MAX_CENTRE_DISTANCE))
+            distance = np.sqrt(np.sum(far * far, axis=1))
+        weighs = log_weights > -np.inf
+        self.exact = bool(np.all(distance[live] <= MAX_CENTRE_DISTANCE)
+                          and np.all(distance[weighs] <= MAX_LIGHT_DISTANCE))
+        self.far_light = np.flatnonzero(~live & weighs & ~(distance <= MAX_CENTRE_DISTANCE))
         self.tile = tile_rows(K, d)
 
 
@@ -1081,6 +1093,8 @@ def e_step(X, model, sample_weight=None):
     else:
         s2 = np.zeros((K, d))
         ll = estep_diag(X, w, p.centre, p.means, cm, p.pc, p.log_norm, p.tile, nk, s1c, s2)
+    if np.any(nk[p.far_light] > 0):  # a light component far from the centre holds rows: inexact
+        return None
     return nk, s1c, s2, float(ll)
 
 
@@ -1092,7 +1106,9 @@ def per_row(X, model, what, out=None):
     """(output, ok): per-row log-likelihood (SCORE), responsibilities (PROBA) or labels (LABEL).
 
     ``out``, if given, is the C-contiguous output to fill: float64 (n,) for SCORE,
-    (n, K) for PROBA, int64 (n,) for LABEL.
+    (n, K) for PROBA, int64 (n,) for LABEL. None where a light component far
+    from the tiles' centre (:attr:`Prepared.far_light`) holds a row: the
+    reference kernels must compute this block.
     """
     X = _as_block(X, model.means.shape[1])
     n, d = X.shape
@@ -1100,14 +1116,22 @@ def per_row(X, model, what, out=None):
     K = p.means.shape[0]
     new = {SCORE: lambda: np.empty(n), PROBA: lambda: np.empty((n, K)), LABEL: lambda: np.empty(n, np.int64)}
     out = new[what]() if out is None else out
-    lse = out if what == SCORE else np.empty(0)
-    proba = out if what == PROBA else np.empty((0, K))
-    label = out if what == LABEL else np.empty(0, np.int64)
-    if p.kind == "full":
-        ok = rows_full(X, p.centre, p.means, p.pc, p.hs, p.log_norm, p.tile, lse, proba, label)
-    else:
-        ok = rows_diag(X, p.centre, p.means, p.pc, p.log_norm, p.tile, lse, proba, label)
-    return out, bool(ok)
+
+    def rows(lse=np.empty(0), proba=np.empty((0, K)), label=np.empty(0, np.int64)):
+        if p.kind == "full":
+            return bool(rows_full(X, p.centre, p.means, p.pc, p.hs, p.log_norm, p.tile, lse, proba, label))
+        return bool(rows_diag(X, p.centre, p.means, p.pc, p.log_norm, p.tile, lse, proba, label))
+
+    if p.far_light.size:  # the responsibilities first, to see whether those components hold rows
+        proba = out if what == PROBA else np.empty((n, K))
+        ok = rows(lse=out, proba=proba) if what == SCORE else rows(proba=proba)
+        if np.any(proba[:, p.far_light]):
+            return None
+        if what != LABEL:
+            return out, ok
+    if what == LABEL:
+        return out, rows(label=out)
+    return out, rows(lse=out) if what == SCORE else rows(proba=out)
 
 
 def nearest(X, centres):

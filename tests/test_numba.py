@@ -270,6 +270,50 @@ def test_an_emptied_far_component_leaves_the_compiled_kernels_exact(ct):
     close(nb.per_row(X, model, nb.SCORE)[0], kern.log_prob_resp(X, model)[0])
 
 
+def _light_far_problem():
+    """2000 rows of weight 1e12 near the origin and 20 of weight 1 at 2^30 (of unit spread): a
+    component of weight 1e-14, 2^30 of its standard deviations from the tiles' centre, holds them."""
+    rng = np.random.default_rng(0)
+    bulk, far = rng.normal(size=(2000, 2)), 2.0**30 + rng.normal(size=(20, 2))
+    return bulk, far, np.vstack([bulk, far]), np.r_[np.full(2000, 1e12), np.ones(20)]
+
+
+@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_light_far_component_that_holds_rows_is_as_exact_as_the_reference(ct, monkeypatch):
+    """A light component (weight 1e-14, not live) does not decide the kernels, yet it can hold rows:
+    far from the tiles' centre the compiled kernels lost its digits (covariance 5.6e-8 off, scores
+    of its rows 6e-7). Its rows now send the block to the reference kernels, and an emptied far
+    component (test above) still leaves the compiled ones the model."""
+    from dask_gmm import GaussianMixture
+
+    bulk, far, X, w = _light_far_problem()
+    precisions = {"full": np.stack([np.eye(2)] * 2), "tied": np.eye(2), "diag": np.ones((2, 2)),
+                  "spherical": np.ones(2)}[ct]
+    settings = dict(covariance_type=ct, means_init=[bulk.mean(0), far.mean(0) + 0.3], tol=0.0,
+                    weights_init=[1 - 1e-14, 1e-14], precisions_init=precisions, max_iter=5)
+    fits = {}
+    for compiled in (True, False):
+        monkeypatch.setattr(kern, "USE_NUMBA", compiled)
+        fits[compiled] = GaussianMixture(2, **settings).fit(X, sample_weight=w)
+    got, want = fits[True], fits[False]
+    model = got._model()
+    assert nb.exact(model, 2) and nb.prepared(model, 2).far_light.tolist() == [1]
+    assert nb.e_step(X, model, w) is None and nb.per_row(far, model, nb.SCORE) is None
+    for a, b in [(got.weights_, want.weights_), (got.means_, want.means_), (got.covariances_, want.covariances_)]:
+        close(a, b, rtol=1e-13)
+    if ct == "full":  # the far rows' own weighted covariance (their responsibilities are 1)
+        c = far - far.mean(0)
+        close(got.covariances_[1], c.T @ c / len(far) + 1e-6 * np.eye(2), rtol=1e-12)
+    monkeypatch.setattr(kern, "USE_NUMBA", True)
+    with np.errstate(under="ignore"):
+        lse, log_resp = kern.log_prob_resp(X, model)
+        close(kern.score_samples(X, model), lse, rtol=1e-13)
+        close(kern.predict_proba(X, model), np.exp(log_resp), rtol=1e-13)
+        np.testing.assert_array_equal(kern.predict(X, model), kern.weighted_log_prob(X, model).argmax(1))
+    assert nb.per_row(bulk, model, nb.LABEL) is not None  # the far component holds none of these rows
+
+
 def test_exp_matches_libm():
     x = np.concatenate([-np.logspace(-12, np.log10(740.0), 20_000), [0.0, -0.0, -745.0, -746.0, -800.0]])
     got = x.copy()
