@@ -437,6 +437,33 @@ def centring_loss(means, ref, covariances, covariance_type):
     return 0.0 if np.isnan(loss) else loss
 
 
+#: Variances (K, d) by type, and the rounding of the means' squares (K, d) brought to their shape.
+_VARIANCES = {
+    "full": lambda cov, noise, nk: (np.diagonal(cov, axis1=1, axis2=2), noise),
+    "tied": lambda cov, noise, nk: (np.diagonal(cov), nk / max(nk.sum(), np.finfo(np.float64).tiny) @ noise),
+    "diag": lambda cov, noise, nk: (cov, noise),
+    "spherical": lambda cov, noise, nk: (cov, noise.mean(axis=1)),
+}
+
+
+def _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar):
+    """Refuse a variance no larger than the rounding of its mean, ``(2 eps |mean|)**2`` (2 ulp).
+
+    Rows that coincide (a component collapsed on one point, with ``reg_covar=0``)
+    have a variance of exactly 0, which scikit-learn refuses; computed about
+    their rounded mean it comes out as about ``(eps |mean|)**2`` instead (1e-32
+    at 5.3), a positive definite spike of no meaning. Refused as scikit-learn
+    refuses the 0. An emptied component (``nk_raw`` 0), whose covariance is
+    ``reg_covar`` wherever its kept mean lies, is not this case.
+    """
+    held = (nk_raw > 0)[:, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        noise = np.where(held, (2 * np.finfo(np.float64).eps * means) ** 2, 0.0)
+        variances, noise = _VARIANCES[covariance_type](covariances, noise, nk_raw)
+        if np.any(variances <= noise):
+            raise ValueError(_SINGULAR.format(reg=reg_covar))
+
+
 def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):
     """Global parameter update from reduced statistics (``weight_unit``: see :func:`gaussian_parameters`).
 
@@ -446,7 +473,9 @@ def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):
     """
     nk, means, covariances = gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit)
     weights = nk / nk.sum()
-    return weights, means, covariances, precision_cholesky(covariances, covariance_type, reg_covar)
+    pc = precision_cholesky(covariances, covariance_type, reg_covar)
+    _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar)
+    return weights, means, covariances, pc
 
 
 # sum_n r_nk ||(x_n - mu_k) P_k||^2 over n and k, from second moments centred on the means mu

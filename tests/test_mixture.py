@@ -1054,3 +1054,23 @@ def test_padding_candidates_of_all_restarts_share_one_pass_over_the_weights(monk
             GaussianMixture(3, n_init=n_init, max_iter=1, tol=0, random_state=0).fit(X, sample_weight=np.ones(len(X)))
         counted[n_init] = list(draws)
     assert counted[1] == [1, 1] and counted[4] == [4, 4]  # the first centres, then the padding: one draw each
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_a_component_collapsed_on_one_point_without_reg_covar_is_refused_as_scikit_learn_refuses_it(ct):
+    """50 equal rows and reg_covar=0: their variance is 0, which scikit-learn refuses; about their
+    rounded mean it came out 1e-32 here, and full and diag fits returned that spike (tied pools it
+    with the other component's spread, and fits in both)."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(200, 2)), np.tile([[5.3, 7.1]], (50, 1))])
+    kw = dict(n_components=2, covariance_type=ct, reg_covar=0.0, max_iter=5, tol=0.0,
+              means_init=[[0.0, 0.0], [5.3, 7.1]], weights_init=[0.8, 0.2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if ct == "tied":
+            ours, ref = GaussianMixture(**kw).fit(X), SKGaussianMixture(**kw).fit(X)
+            np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-10)
+            return
+        for estimator in (SKGaussianMixture, GaussianMixture):
+            with pytest.raises(ValueError, match="ill-defined empirical covariance.*increase reg_covar"):
+                estimator(**kw).fit(X)
