@@ -17,6 +17,7 @@ import lzma
 import math
 import os
 import re
+import sys
 import uuid
 import warnings
 import zlib
@@ -492,16 +493,24 @@ def _refuse_missing_chunks(arr):
         )
 
 
+def warn_at_caller(message):
+    """A UserWarning that names the first line outside this package (the user's), however deep
+    in it the warning is found (``fit``, ``predict`` and ``score`` reach here at other depths)."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == __package__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
+
+
 def _from_zarr(arr):
     _check_shape_dtype(arr.shape, arr.dtype)
     _refuse_missing_chunks(arr)
     unit = arr.shards or arr.chunks
     n, d = arr.shape
     if unit[1] < d:
-        warnings.warn(
+        warn_at_caller(
             f"The Zarr array is chunked across features (chunks {arr.chunks}); it is rechunked "
-            "to whole rows, which reads more. Store it with chunks=(rows, n_features).",
-            stacklevel=3,
+            "to whole rows, which reads more. Store it with chunks=(rows, n_features)."
         )
     rows = _rows_for(n, d, arr.dtype.itemsize, base=unit[0], min_chunks=2 * MIN_CHUNKS)
     x = _zarr_blocks(arr, (unit[0], unit[1]))
@@ -807,9 +816,7 @@ def _as_dask_array(X):
         if any(np.isnan(c) for c in X.chunks[0]):
             raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
         if len(X.chunks[1]) > 1:
-            warnings.warn(
-                "X is chunked across features; it is rechunked to whole rows.", stacklevel=3
-            )
+            warn_at_caller("X is chunked across features; it is rechunked to whole rows.")
             X = X.rechunk({1: -1})
         return _as_float(X)
     X = _in_memory(X)

@@ -7,6 +7,7 @@ is :mod:`dask_gmm.io`, initialisation :mod:`dask_gmm._init`, the EM loop
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -77,6 +78,12 @@ def best_run(runs, max_iter=None):
 #: two restarts at one optimum, components in another order, differ only in the last bits, which
 #: change with the order of the sums, so the strictly larger would depend on the chunking.
 _TIE = 1e-12
+
+
+def _rows_of_block(kernel, model, offsets, x, block_info=None):
+    """``kernel`` (a per-row kernel of :mod:`dask_gmm._kernels`) on block ``x`` of a dask array
+    whose blocks start at rows ``offsets``."""
+    return kernel(x, model, row_offset=int(offsets[block_info[0]["chunk-location"][0]]))
 
 
 class MixtureBase(DensityMixin, BaseEstimator):
@@ -216,11 +223,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it
             return rows_array(rows, Xd.chunks[0], kernel, tail, dtype, model)
         offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
-
-        def block(x, block_info=None):
-            i = block_info[0]["chunk-location"][0]
-            return kernel(x, model, row_offset=int(offsets[i]))
-
+        block = functools.partial(_rows_of_block, kernel, model, offsets)  # no closure: the graph pickles
         if extra_axis:
             out = Xd.map_blocks(block, chunks=(Xd.chunks[0], (self.n_components,)), dtype=dtype)
         else:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import re
 import warnings
 
@@ -11,6 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import zarr
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
@@ -973,12 +975,22 @@ def test_outputs_lazy_for_dask_numpy_for_numpy():
     assert isinstance(gm.score(dX), float)
 
 
-def test_feature_chunked_dask_array_is_rechunked_with_warning():
+def test_feature_chunked_dask_array_is_rechunked_with_warning(tmp_path):
+    """The warning names the user's line, from fit, predict and score alike (it named one of
+    dask_gmm's own, each at another depth), and for a Zarr store so chunked too."""
     X = make_blobs(n=600, means=((0, 0, 0), (5, 5, 5)))
-    with pytest.warns(UserWarning, match="chunked across features"):
+    with pytest.warns(UserWarning, match="chunked across features") as fitted:
         gm = GaussianMixture(2, random_state=0).fit(da.from_array(X, chunks=(200, 1)))
+    caught = list(fitted)
     ref = GaussianMixture(2, random_state=0).fit(da.from_array(X, chunks=(200, 3)))
     np.testing.assert_array_equal(gm.means_, ref.means_)
+    zarr.create_array(str(tmp_path / "f.zarr"), shape=X.shape, chunks=(200, 1), dtype="f8")[:] = X
+    for call in (lambda: gm.predict(da.from_array(X, chunks=(200, 1))), lambda: gm.score(tmp_path / "f.zarr"),
+                 lambda: GaussianMixture(2, random_state=0).fit(tmp_path / "f.zarr")):
+        with pytest.warns(UserWarning, match="chunked across features") as more:
+            call()
+        caught += list(more)
+    assert {(w.filename, w.category) for w in caught} == {(__file__, UserWarning)}
 
 
 class _ReadCounter:
@@ -1074,3 +1086,15 @@ def test_a_component_collapsed_on_one_point_without_reg_covar_is_refused_as_scik
         for estimator in (SKGaussianMixture, GaussianMixture):
             with pytest.raises(ValueError, match="ill-defined empirical covariance.*increase reg_covar"):
                 estimator(**kw).fit(X)
+
+
+def test_lazy_outputs_pickle(tmp_path):
+    """The lazy per-row outputs of a dask array (as of a Zarr store) pickle with plain pickle, as
+    dask graphs do: one made its blocks through a closure, which pickle cannot take."""
+    X = make_blobs(n=3000, means=((0, 0, 0), (5, 5, 5)))
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    zarr.create_array(str(tmp_path / "x.zarr"), shape=X.shape, chunks=(1000, 3), dtype="f8")[:] = X
+    for source in (da.from_array(X, chunks=(700, 3)), str(tmp_path / "x.zarr")):
+        for method in (gm.predict, gm.predict_proba, gm.score_samples):
+            back = pickle.loads(pickle.dumps(method(source)))
+            np.testing.assert_array_equal(back.compute(), method(X))
