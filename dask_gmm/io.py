@@ -356,10 +356,11 @@ def holding_status(X, member="X"):
     try:
         if key:
             parent, _, name = key.rpartition("/")
-            group = zarr.open_group(store=store, path=parent, mode="r")
+            group = zarr.open_group(store=store, path=parent, mode="r", use_consolidated=False)
         elif isinstance(store, zarr.storage.LocalStore):  # the array is its store's root: its folder's parent
             name = store.root.name
-            group = zarr.open_group(store=zarr.storage.LocalStore(store.root.absolute().parent, read_only=True), mode="r")
+            group = zarr.open_group(store=zarr.storage.LocalStore(store.root.absolute().parent, read_only=True), mode="r",
+                                    use_consolidated=False)
         else:
             return {}
     except (OSError, ValueError, KeyError, TypeError):  # no group there (zarr's errors are ValueErrors), or
@@ -439,7 +440,7 @@ def open_node(path):
     there is none, or when its metadata (``zarr.json``) cannot be read."""
     _check_protocols(path)
     try:
-        return readable_metadata(path, lambda: zarr.open(path, mode="r"))
+        return readable_metadata(path, lambda: zarr.open(path, mode="r", use_consolidated=False))
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
 
