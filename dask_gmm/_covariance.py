@@ -447,15 +447,20 @@ _VARIANCES = {
 
 
 def _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar):
-    """Refuse a variance no larger than the rounding of its mean, ``(2 eps |mean|)**2`` (2 ulp).
+    """Without ``reg_covar``, refuse a variance no larger than the rounding of its mean,
+    ``(2 eps |mean|)**2`` (2 ulp).
 
-    Rows that coincide (a component collapsed on one point, with ``reg_covar=0``)
-    have a variance of exactly 0, which scikit-learn refuses; computed about
-    their rounded mean it comes out as about ``(eps |mean|)**2`` instead (1e-32
-    at 5.3), a positive definite spike of no meaning. Refused as scikit-learn
-    refuses the 0. An emptied component (``nk_raw`` 0), whose covariance is
-    ``reg_covar`` wherever its kept mean lies, is not this case.
+    Rows that coincide (a component collapsed on one point) have a variance of
+    exactly 0, which scikit-learn refuses; computed about their rounded mean it
+    comes out as about ``(eps |mean|)**2`` instead (1e-32 at 5.3), a positive
+    definite spike of no meaning. Refused as scikit-learn refuses the 0. With
+    ``reg_covar > 0`` the covariance is regularised, as in scikit-learn, however
+    far the data lie (a constant feature at 1e20 gets ``reg_covar``). An emptied
+    component (``nk_raw`` 0), whose covariance is ``reg_covar`` wherever its kept
+    mean lies, is not this case either.
     """
+    if reg_covar > 0:
+        return
     held = (nk_raw > 0)[:, None]
     with np.errstate(over="ignore", invalid="ignore"):
         noise = np.where(held, (2 * np.finfo(np.float64).eps * means) ** 2, 0.0)
