@@ -6,18 +6,15 @@ interrupted command then ends as Python ends on Ctrl-C, killed by SIGINT (a
 shell reports status 130), so that a shell running it in a loop stops too.
 """
 
+import os
+import signal
 import sys
 
 
-def _quiet(kind, value, traceback):
-    """``sys.excepthook`` that prints nothing for the KeyboardInterrupt :func:`main` raises last."""
-    if not issubclass(kind, KeyboardInterrupt):
-        sys.__excepthook__(kind, value, traceback)
-
-
 def main(argv=None):
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status, or raises
-    KeyboardInterrupt (quietly) once an interrupted command has said so and cleaned up."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status. An
+    interrupted command, once it has said so and cleaned up, ends the process by SIGINT
+    (:func:`_end_by_sigint`)."""
     try:
         from .cli import main as cli_main
 
@@ -25,22 +22,28 @@ def main(argv=None):
     except KeyboardInterrupt:  # before the command's own handling starts, or after it ends
         print("dask-gmm: error: interrupted", file=sys.stderr, flush=True)
         status = 130
-    if status == 130:  # interrupted: the interpreter ends by SIGINT after its clean-up
-        sys.excepthook = _quiet
-        _quiet_shutdown()
-        raise KeyboardInterrupt
+    if status == 130:
+        _end_by_sigint()
     return status
 
 
-def _quiet_shutdown():
-    """Silence what the interpreter's clean-up says of work an interrupt cut short: zarr's coroutines
-    never awaited (RuntimeWarnings) and asyncio's pending tasks destroyed (its log). The command has
-    already said it was interrupted; those lines followed it when Ctrl-C came mid-write."""
-    import logging
-    import warnings
+def _end_by_sigint():
+    """End the process by SIGINT's default action now, as Python ends on an uncaught Ctrl-C.
 
-    warnings.simplefilter("ignore")
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+    Python's own way, a KeyboardInterrupt raised to the interpreter, ended with status 1 instead
+    when Ctrl-C came during ``predict``'s writes (``python -m dask_gmm`` and the console script
+    alike; CPython keeps the uncaught KeyboardInterrupt in a flag that any later string ``exec``
+    resets, and something in its clean-up then ran one: not traced further). Ending here also
+    skips that clean-up's messages of work cut short (zarr's coroutines never awaited, asyncio's
+    pending tasks).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -1047,6 +1047,26 @@ def test_ctrl_c_stops_a_shell_loop_of_commands(tmp_path):
     assert set(os.listdir(tmp_path)) <= {"s1.zarr"}  # the second and third never ran
 
 
+def test_ctrl_c_during_predicts_writes_ends_by_sigint(tmp_path):
+    """Ctrl-C while predict writes its output (2,000 chunks, about a second): one line, nothing left
+    behind, and the process killed by SIGINT. It exited with status 1 (Python's KeyboardInterrupt
+    at the top was forgotten during the interpreter's clean-up), which a shell loop runs on after."""
+    from dask_gmm import GaussianMixture, save_model
+
+    X = np.random.default_rng(0).normal(size=(400_000, 3))
+    zarr.create_array(str(tmp_path / "x.zarr"), shape=X.shape, chunks=(200, 3), dtype="f8")[:] = X
+    save_model(GaussianMixture(3, random_state=0).fit(X[:20_000]), tmp_path / "m.json")
+    argv = _command("predict", "m.json", "x.zarr", "--output", "p.zarr", "--proba", "-q")
+    proc = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
+    while proc.poll() is None and not any(name.startswith(".p.zarr") for name in os.listdir(tmp_path)):
+        time.sleep(0.002)
+    time.sleep(0.1)  # into the writes
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert (proc.returncode, err.strip()) == (-signal.SIGINT, "dask-gmm: error: interrupted"), err
+    assert sorted(os.listdir(tmp_path)) == ["m.json", "x.zarr"]
+
+
 def test_a_closed_output_pipe_is_not_an_error(model_file):
     """``dask-gmm info ... | head -c 1``: the reader leaves, the command stops quietly (status 141)."""
     proc = subprocess.Popen(_command("info", model_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
