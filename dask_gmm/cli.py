@@ -344,7 +344,7 @@ def build_parser():
     p.add_argument("--chunk-size", type=count, default=None, metavar="C",
                    help="rows per Zarr chunk (default: about 4 MiB of X, 262_144 rows at D=2 float64)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="dtype of X (default float64)")
-    p.add_argument("--overwrite", action="store_true", help="replace the Zarr store at PATH (never other files)")
+    p.add_argument("--overwrite", action="store_true", help="replace the store that generate wrote at PATH (never other data or files)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("fit", parents=[common, cluster, em], help="fit a Gaussian mixture to a Zarr store",
@@ -380,7 +380,7 @@ def build_parser():
     p.add_argument("path", metavar="PATH", help="Zarr store of the data")
     p.add_argument("--output", "-o", required=True, metavar="LABELS.zarr", help="Zarr array to write")
     p.add_argument("--proba", action="store_true", help="write (n_samples, K) probabilities instead of labels")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier output of predict (never other data or files)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("score", parents=[common, cluster], help="mean log-likelihood, BIC and AIC of a model on data",
@@ -1080,6 +1080,17 @@ class _Writes:
             time.sleep(0.005)
 
 
+#: The attribute of predict's outputs: what ``predict --overwrite`` may replace.
+PREDICT_ATTR = "dask_gmm_predict"
+
+
+def _predicted(node):
+    """Whether the Zarr node is an array that ``predict`` wrote."""
+    import zarr
+
+    return isinstance(node, zarr.Array) and PREDICT_ATTR in node.attrs
+
+
 def _check_store_output(output, overwrite, data, term):
     """A CLIError when the Zarr store ``output`` cannot be written: inside the input ``data``, in a
     missing folder, already there without ``overwrite``, or (with it) something not a Zarr store.
@@ -1103,7 +1114,7 @@ def _check_store_output(output, overwrite, data, term):
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
     if overwrite:
         try:
-            io.refuse_unreplaceable(output, "--overwrite")
+            io.refuse_unreplaceable(output, "--overwrite", (_predicted, "an output of dask-gmm predict"))
         except ValueError as exc:
             raise CLIError(str(exc)) from None
 
@@ -1188,7 +1199,7 @@ def cmd_predict(args, term):
         from .generate import label_dtype
 
         result, what = model.predict(path).astype(label_dtype(K)), "labels"
-    attrs = {"dask_gmm_predict": {"kind": "proba" if args.proba else "labels", "model": os.path.abspath(args.model),
+    attrs = {PREDICT_ATTR: {"kind": "proba" if args.proba else "labels", "model": os.path.abspath(args.model),
                                   "data": path, "n_components": K}}
     output = _lasting(_data_path(args.output))
     _check_store_output(output, args.overwrite, path, term)  # before the scheduler is waited for

@@ -1067,15 +1067,28 @@ def foreign_files(path):
     return sorted(foreign)
 
 
-def refuse_unreplaceable(path, flag):
+def refuse_unreplaceable(path, flag, own=None):
     """Raise ValueError unless an overwrite (named ``flag``, as the caller's user writes it) may
     replace what is at ``path``: only nothing, an empty folder or a Zarr store holding nothing but
-    its own files (:func:`foreign_files`)."""
+    its own files (:func:`foreign_files`); with ``own``, a pair (a test of the opened Zarr node, and
+    what passes it in words), only a store that passes: the command's own earlier output, never
+    other data (a store whose metadata cannot be read, which no test can tell, may go)."""
     if not replaceable(path):
         raise ValueError(
             f"{path!r} exists and is not a Zarr store; {flag} replaces only Zarr stores (and empty "
             "folders), never other files or folders. Choose another path, or remove it yourself."
         )
+    if own is not None:
+        test, words = own
+        try:
+            node = open_node(path)
+        except ValueError:  # nothing there, an empty folder, or metadata that cannot be read
+            node = None
+        if node is not None and not test(node):
+            raise ValueError(
+                f"{path!r} is a Zarr store that is not {words}; {flag} replaces only {words}, never "
+                "other data. Choose another path, or remove it yourself."
+            )
     foreign = foreign_files(path)
     if foreign:
         shown = _first_few(foreign)

@@ -394,6 +394,26 @@ def test_an_interrupted_demo_is_replaced_by_the_next(tmp_path, capsys, monkeypat
     assert zarr.open_group(out / "data.zarr", mode="r")["X"].shape == (2000, 2)
 
 
+def test_overwrite_replaces_only_the_commands_own_outputs(store, model_file, tmp_path, capsys):
+    """predict --overwrite replaced any Zarr store, data too (a mistyped output path lost a
+    generated store, X and all); generate --overwrite replaced any. Each now replaces only its own
+    command's earlier output, and refuses the rest unchanged."""
+    data, labels, theirs = tmp_path / "data.zarr", tmp_path / "labels.zarr", tmp_path / "theirs.zarr"
+    assert run(capsys, "generate", data, "-n", "1000", "--seed", "1", "-q")[0] == 0
+    assert run(capsys, "predict", model_file, store, "-o", labels, "-q")[0] == 0
+    zarr.create_array(str(theirs), shape=(10, 2), dtype="f8")[:] = 1.0
+    kept = {p: snapshot(p) for p in (data, labels, theirs)}
+    for argv, words in [(("predict", model_file, store, "-o", data), "not an output of dask-gmm predict"),
+                        (("predict", model_file, store, "-o", theirs), "not an output of dask-gmm predict"),
+                        (("generate", labels, "-n", "100"), "not a store of generate_mixture"),
+                        (("generate", theirs, "-n", "100"), "not a store of generate_mixture")]:
+        rc, _, err = run(capsys, *argv, "--overwrite", "-q")
+        assert_one_line_error(rc, err, words, "remove it yourself")
+    assert {p: snapshot(p) for p in kept} == kept
+    assert run(capsys, "predict", model_file, store, "-o", labels, "--overwrite", "-q")[0] == 0
+    assert run(capsys, "generate", data, "-n", "500", "--seed", "2", "--overwrite", "-q")[0] == 0
+
+
 def test_overwrite_keeps_files_a_store_holds_besides_its_own(store, model_file, tmp_path, capsys):
     """--overwrite deleted a whole store folder, the user's notes and a nested project's files
     with it; now it refuses, naming them, and changes nothing."""

@@ -393,8 +393,9 @@ def test_resume_keeps_the_recorded_chunk_size(tmp_path):
 
 
 def test_overwrite_replaces_only_zarr_stores(tmp_path):
-    """overwrite=True never deletes a folder or file that is not a Zarr store; an empty folder, a store
-    of ours and any other Zarr store it replaces."""
+    """overwrite=True never deletes a folder or file that is not a Zarr store, nor a Zarr store that
+    generate_mixture did not write (it replaced any, the user's data too); an empty folder and a
+    store of ours it replaces."""
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "notes.txt").write_text("keep me")
@@ -410,11 +411,12 @@ def test_overwrite_replaces_only_zarr_stores(tmp_path):
     generate_mixture(str(empty), **SMALL)
     other = tmp_path / "other.zarr"
     zarr.create_array(str(other), shape=(10, 2), dtype="f8")[:] = 1.0
-    with pytest.raises(ValueError, match="not a dask_gmm generated store.*overwrite=True"):
-        generate_mixture(str(other), **SMALL)
-    for path in (empty, other):
-        generate_mixture(str(path), **dict(SMALL, random_state=8), overwrite=True)
-        assert store_info(str(path))["complete"] is True
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="not a store of generate_mixture.*remove it yourself"):
+            generate_mixture(str(other), **SMALL, overwrite=overwrite)
+    assert np.all(zarr.open_array(str(other), mode="r")[:] == 1.0)
+    generate_mixture(str(empty), **dict(SMALL, random_state=8), overwrite=True)
+    assert store_info(str(empty))["complete"] is True
     with pytest.raises(ValueError, match="the path is empty"):  # was the current folder
         generate_mixture("", **SMALL)
 
@@ -578,7 +580,8 @@ def test_a_store_whose_labels_became_a_group_is_damaged(tmp_path):
     """A group written over the store's labels: info and a rerun of generate raised AttributeError."""
     path = str(tmp_path / "s.zarr")
     generate_mixture(path, 1000, random_state=1)
-    generate_mixture(path + "/labels", 10, random_state=2, overwrite=True)
+    shutil.rmtree(path + "/labels")  # (overwrite=True no longer replaces an array generate did not write)
+    generate_mixture(path + "/labels", 10, random_state=2)
     with pytest.raises(ValueError, match="'labels' in the Zarr group .* is a group, not an array"):
         store_info(path)
     with pytest.raises(ValueError, match="is damaged: its X or labels is a group, not an array. Pass overwrite=True"):
