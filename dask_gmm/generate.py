@@ -598,6 +598,8 @@ def store_info(path):
         true = recorded_true(node)
         true = None if true is None else {k: v.tolist() for k, v in zip(_TRUE_KEYS, true)}
         X, labels = (io.member(node, k, os.fspath(path)) for k in ("X", "labels"))
+        if X is None and _RECORDED_SHAPE <= status.keys():  # generated, killed before its arrays were made
+            return _unmade_info(os.fspath(path), status, true)
         if X is None:
             raise ValueError(f"The Zarr group {os.fspath(path)!r} has no array 'X'.")
         for name, a in (("X", X), ("labels", labels)):
@@ -627,6 +629,22 @@ def store_info(path):
         "status": _status(status.get("complete"), n_missing, changed),
         "labels_of": labels_of,
     }
+
+
+#: The keys of a generator's record that give its arrays' shape, chunks and dtype.
+_RECORDED_SHAPE = {"n_samples", "n_features", "chunk_size", "dtype"}
+
+
+def _unmade_info(path, status, true):
+    """:func:`store_info` of a generated store whose arrays were never made (its generation was
+    killed within its first moments): their shape from the record, every chunk missing."""
+    n, d, rows = status["n_samples"], status["n_features"], status["chunk_size"]
+    per_array = -(-n // rows)
+    return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
+            "compressors": [], "complete": status.get("complete"), "seed": status.get("seed"),
+            "n_components": status.get("n_components"), "true_model": true, "missing_chunks": 2 * per_array,
+            "missing_chunks_of": {"X": per_array, "labels": per_array},
+            "status": _status(status.get("complete"), 2 * per_array), "labels_of": None}
 
 
 def _status(complete, missing, changed=None):

@@ -323,6 +323,9 @@ def group_data(group, path):
     """The array ``X`` of the Zarr ``group`` (at ``path``, for messages), checked as
     :func:`checked_generated` checks it; a ValueError when there is none."""
     node = member(group, "X", path)
+    if node is None and generator_record(group, path):
+        raise ValueError(f"The store {path!r} has no array 'X': its generation was interrupted before it was "
+                         "made, or it was removed since. Rerun the same generate command to finish it.")
     if node is None:
         raise ValueError(f"The Zarr group {path!r} has no array 'X'. Pass the array itself or its path.")
     if isinstance(node, zarr.Group):

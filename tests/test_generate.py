@@ -653,3 +653,24 @@ def test_a_file_url_holding_a_double_colon_is_refused(tmp_path):
 def test_the_store_a_chain_of_urls_reads(url, target):
     """Outputs are kept out of the store a chain of wrappers reads: its last URL (only then)."""
     assert io.chain_target(url) == target
+
+
+def test_a_store_killed_before_its_arrays_were_made_is_incomplete(tmp_path):
+    """Killed within its first moments, a store holds its record and true parameters but no X nor
+    labels: info and fit called it a group without X ("pass the array itself"), and info --json
+    gave no status. It is incomplete, and the same generate call finishes it, byte for byte."""
+    path, whole = str(tmp_path / "early.zarr"), str(tmp_path / "whole.zarr")
+    generate_mixture(whole, **SMALL)
+    generate_mixture(path, **SMALL)
+    for name in ("X", "labels"):
+        shutil.rmtree(os.path.join(path, name))
+    group = zarr.open_group(path, mode="r+")
+    group.attrs[io.STATUS_ATTR] = {**group.attrs[io.STATUS_ATTR], "complete": False}
+    info = store_info(path)
+    n, d, rows = SMALL["n_samples"], SMALL["n_features"], SMALL["chunk_size"]
+    assert info["status"] == "incomplete" and info["shape"] == (n, d) and info["chunks"] == (rows, d)
+    assert info["missing_chunks_of"] == {"X": -(-n // rows), "labels": -(-n // rows)}
+    with pytest.raises(ValueError, match="has no array 'X': its generation was interrupted.*Rerun the same generate"):
+        GaussianMixture(2).fit(path)
+    generate_mixture(path, **SMALL)
+    assert store_info(path)["status"] == "complete" and tree_digest(path) == tree_digest(whole)
