@@ -24,6 +24,10 @@ def main(argv=None):
         status = 130
     if status == 130:
         _end_by_sigint()
+    try:  # a Ctrl-C from here on, in the interpreter's clean-up (a cluster client's threads take up to
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second), ends it by SIGINT: no traceback
+    except ValueError:  # not the main thread
+        pass
     return status
 
 

@@ -454,13 +454,17 @@ def _scheduler(address, term):
         raise CLIError(f"could not connect to the Dask scheduler at {address!r} ({exc}). "
                        "Check the address and that the scheduler is running.") from None
     try:
-        workers = _worker_count(client)
-        if not workers:
-            if not term.quiet:
-                term.warn(f"the Dask scheduler at {address} has no workers yet; waiting for one to join "
-                          f"(start one with 'dask worker {address}', or press Ctrl-C to stop)")
-            client.wait_for_workers(1)
+        try:
             workers = _worker_count(client)
+            if not workers:
+                if not term.quiet:
+                    term.warn(f"the Dask scheduler at {address} has no workers yet; waiting for one to join "
+                              f"(start one with 'dask worker {address}', or press Ctrl-C to stop)")
+                client.wait_for_workers(1)
+                workers = _worker_count(client)
+        except (OSError, TimeoutError) as exc:  # the scheduler went away: the client's reconnection gave up
+            raise CLIError(f"lost the Dask scheduler at {address} while waiting for workers "
+                           f"({type(exc).__name__}: {exc}). Check that it is running, then rerun.") from None
         term.status(f"connected to {address} ({workers} worker{'s' if workers != 1 else ''})")
         term.end_status()
         try:

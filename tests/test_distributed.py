@@ -480,6 +480,30 @@ def test_cli_on_a_scheduler_without_workers_says_so_and_waits_then_stops_cleanly
         assert not (tmp_path / "m2.json").exists()
 
 
+def test_cli_says_in_one_line_that_the_scheduler_it_waited_on_is_gone(store, tmp_path):
+    """A scheduler killed while the command waited for its first worker: a traceback of 60 lines
+    and status 1 once the client gave up reconnecting (30 s); now one line and status 2."""
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, dict(os.environ), procs)
+        proc = subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--seed", "0", "--scheduler", address,
+                                 "--output", str(tmp_path / "m.json")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert "has no workers yet; waiting for one to join" in _readline(proc.stderr, timeout=60)
+        procs[0].kill()
+        procs[0].wait(timeout=30)
+        err = proc.communicate(timeout=120)[1]
+        assert proc.returncode == 2, err
+        assert err.strip().splitlines() == [err.strip()] and err.startswith("dask-gmm: error: lost the Dask "
+                                                                            "scheduler at"), err
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=30)
+    assert not (tmp_path / "m.json").exists()
+
+
 def test_cli_says_when_every_worker_has_gone_and_carries_on_when_one_joins(store, tmp_path):
     """With every worker gone mid-fit, the command waited for one to join and said nothing."""
     with LocalCluster(**dict(CLUSTER, n_workers=1)) as cluster, Client(cluster):
