@@ -9,12 +9,17 @@ shell reports status 130), so that a shell running it in a loop stops too.
 import os
 import signal
 import sys
+import threading
 
 
 def main(argv=None):
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status. An
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    The program's entry point (the console script, ``python -m dask_gmm``): on the main thread, an
     interrupted command, once it has said so and cleaned up, ends the process by SIGINT
-    (:func:`_end_by_sigint`)."""
+    (:func:`_end_by_sigint`), and SIGINT's default action takes over from its return. To run a
+    command within a program of one's own, call :func:`dask_gmm.cli.main`, which only returns.
+    """
     try:
         from .cli import main as cli_main
 
@@ -22,12 +27,14 @@ def main(argv=None):
     except KeyboardInterrupt:  # before the command's own handling starts, or after it ends
         print("dask-gmm: error: interrupted", file=sys.stderr, flush=True)
         status = 130
+    if threading.current_thread() is not threading.main_thread():  # no signals to handle there
+        return status
     if status == 130:
         _end_by_sigint()
-    try:  # a Ctrl-C from here on, in the interpreter's clean-up (a cluster client's threads take up to
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second), ends it by SIGINT: no traceback
-    except ValueError:  # not the main thread
-        pass
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored (a background job)
+        # a Ctrl-C from here on, in the interpreter's clean-up (a cluster client's threads take up to
+        # a second), ends it by SIGINT: no traceback
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     return status
 
 

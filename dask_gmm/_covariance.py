@@ -456,8 +456,9 @@ def _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar):
     definite spike of no meaning. Refused as scikit-learn refuses the 0. With
     ``reg_covar > 0`` the covariance is regularised, as in scikit-learn, however
     far the data lie (a constant feature at 1e20 gets ``reg_covar``). An emptied
-    component (``nk_raw`` 0), whose covariance is ``reg_covar`` wherever its kept
-    mean lies, is not this case either.
+    component (``nk_raw`` 0) is left out: its kept mean, which may lie anywhere,
+    says nothing of rows (its variance of 0 is refused before, by
+    :func:`precision_cholesky`; in ``tied`` it has no weight).
     """
     if reg_covar > 0:
         return

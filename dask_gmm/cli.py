@@ -462,7 +462,7 @@ def _scheduler(address, term):
                               f"(start one with 'dask worker {address}', or press Ctrl-C to stop)")
                 client.wait_for_workers(1)
                 workers = _worker_count(client)
-        except (OSError, TimeoutError) as exc:  # the scheduler went away: the client's reconnection gave up
+        except OSError as exc:  # the scheduler went away: the client's reconnection gave up (TimeoutError too)
             raise CLIError(f"lost the Dask scheduler at {address} while waiting for workers "
                            f"({type(exc).__name__}: {exc}). Check that it is running, then rerun.") from None
         term.status(f"connected to {address} ({workers} worker{'s' if workers != 1 else ''})")
@@ -1097,7 +1097,8 @@ def _predicted(node):
 
 def _check_store_output(output, overwrite, data, term):
     """A CLIError when the Zarr store ``output`` cannot be written: inside the input ``data``, in a
-    missing folder, already there without ``overwrite``, or (with it) something not a Zarr store.
+    missing folder, already there without ``overwrite``, or (with it) anything but an earlier output
+    of predict (:func:`_predicted`).
     A previous output that a killed run moved aside is put back first, with a warning on ``term``
     (:func:`dask_gmm._checkpoint.restore_moved_aside`)."""
     from . import io
@@ -1118,7 +1119,8 @@ def _check_store_output(output, overwrite, data, term):
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
     if overwrite:
         try:
-            io.refuse_unreplaceable(output, "--overwrite", (_predicted, "an output of dask-gmm predict"))
+            io.refuse_unreplaceable(output, "--overwrite", (_predicted, lambda members: not members,
+                                                             "an output of dask-gmm predict"))
         except ValueError as exc:
             raise CLIError(str(exc)) from None
 

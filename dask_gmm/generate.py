@@ -377,6 +377,12 @@ def _generated(node):
     return isinstance(node, zarr.Group) and io.STATUS_ATTR in node.attrs
 
 
+def _generated_layout(members):
+    """Whether the names of a store's member nodes are those :func:`generate_mixture` writes, its
+    true parameters' arrays among them: a store of it whose own metadata cannot be read."""
+    return {f"true_{k}" for k in _TRUE_KEYS} <= members <= {"X", "labels", *(f"true_{k}" for k in _TRUE_KEYS)}
+
+
 def generate_mixture(
     path,
     n_samples,
@@ -475,7 +481,7 @@ def generate_mixture(
             _check_number("min_separation", min_separation, Real, 0.0)
 
     if overwrite:
-        io.refuse_unreplaceable(path, "overwrite=True", (_generated, "a store of generate_mixture"))
+        io.refuse_unreplaceable(path, "overwrite=True", (_generated, _generated_layout, "a store of generate_mixture"))
     elif os.path.islink(path) and not os.path.exists(path):
         raise ValueError(f"generate_mixture: {path!r} is a link to {os.readlink(path)!r}, which does not exist. "
                          "Pass overwrite=True to replace the link, or choose another path.")
@@ -598,8 +604,11 @@ def store_info(path):
         true = recorded_true(node)
         true = None if true is None else {k: v.tolist() for k, v in zip(_TRUE_KEYS, true)}
         X, labels = (io.member(node, k, os.fspath(path)) for k in ("X", "labels"))
-        if X is None and _RECORDED_SHAPE <= status.keys():  # generated, killed before its arrays were made
-            return _unmade_info(os.fspath(path), status, true)
+        if X is None and not status.get("complete", True) and _RECORDED_SHAPE <= status.keys():
+            return _unmade_info(os.fspath(path), status, true, labels)  # killed before its arrays were made
+        if X is None and status:
+            raise ValueError(f"The store {os.fspath(path)!r} is damaged: it has lost its array 'X'. Restore it, "
+                             "or regenerate it (generate --overwrite).")
         if X is None:
             raise ValueError(f"The Zarr group {os.fspath(path)!r} has no array 'X'.")
         for name, a in (("X", X), ("labels", labels)):
@@ -635,16 +644,17 @@ def store_info(path):
 _RECORDED_SHAPE = {"n_samples", "n_features", "chunk_size", "dtype"}
 
 
-def _unmade_info(path, status, true):
-    """:func:`store_info` of a generated store whose arrays were never made (its generation was
-    killed within its first moments): their shape from the record, every chunk missing."""
+def _unmade_info(path, status, true, labels):
+    """:func:`store_info` of an incomplete generated store whose X was never made (its generation
+    was killed within its first moments): X's shape and codecs as the generator makes them, every
+    chunk of it missing, and of ``labels`` (None where not made either)."""
     n, d, rows = status["n_samples"], status["n_features"], status["chunk_size"]
-    per_array = -(-n // rows)
+    missing = {"X": -(-n // rows), "labels": -(-n // rows) if labels is None else io.missing_chunk_count(labels)}
     return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
-            "compressors": [], "complete": status.get("complete"), "seed": status.get("seed"),
-            "n_components": status.get("n_components"), "true_model": true, "missing_chunks": 2 * per_array,
-            "missing_chunks_of": {"X": per_array, "labels": per_array},
-            "status": _status(status.get("complete"), 2 * per_array), "labels_of": None}
+            "compressors": [type(c).__name__ for c in _compressors()], "complete": False,
+            "seed": status.get("seed"), "n_components": status.get("n_components"), "true_model": true,
+            "missing_chunks": sum(missing.values()), "missing_chunks_of": missing,
+            "status": "incomplete", "labels_of": None}
 
 
 def _status(complete, missing, changed=None):

@@ -323,9 +323,13 @@ def group_data(group, path):
     """The array ``X`` of the Zarr ``group`` (at ``path``, for messages), checked as
     :func:`checked_generated` checks it; a ValueError when there is none."""
     node = member(group, "X", path)
-    if node is None and generator_record(group, path):
-        raise ValueError(f"The store {path!r} has no array 'X': its generation was interrupted before it was "
-                         "made, or it was removed since. Rerun the same generate command to finish it.")
+    record = generator_record(group, path) if node is None else {}
+    if record and not record.get("complete", False):
+        raise ValueError(f"The store {path!r} has no array 'X' yet: its generation was interrupted. Rerun the "
+                         "same generate command to finish it.")
+    if record:
+        raise ValueError(f"The store {path!r} is damaged: it has lost its array 'X'. Restore it, or regenerate "
+                         "it (generate --overwrite).")
     if node is None:
         raise ValueError(f"The Zarr group {path!r} has no array 'X'. Pass the array itself or its path.")
     if isinstance(node, zarr.Group):
@@ -1073,19 +1077,29 @@ def foreign_files(path):
 def refuse_unreplaceable(path, flag, own=None):
     """Raise ValueError unless an overwrite (named ``flag``, as the caller's user writes it) may
     replace what is at ``path``: only nothing, an empty folder or a Zarr store holding nothing but
-    its own files (:func:`foreign_files`); with ``own``, a pair (a test of the opened Zarr node, and
-    what passes it in words), only a store that passes: the command's own earlier output, never
-    other data (a store whose metadata cannot be read, which no test can tell, may go)."""
+    its own files (:func:`foreign_files`). With ``own`` = (test, layout, words), only the command's
+    own earlier output, never other data: a store whose node passes ``test`` (the opened Zarr node),
+    or whose root metadata cannot be read but whose member nodes' names pass ``layout`` (a set of
+    names: :func:`member_nodes`); ``words`` say what passes."""
     if not replaceable(path):
         raise ValueError(
             f"{path!r} exists and is not a Zarr store; {flag} replaces only Zarr stores (and empty "
             "folders), never other files or folders. Choose another path, or remove it yourself."
         )
     if own is not None:
-        test, words = own
+        test, layout, words = own
         try:
             node = open_node(path)
-        except ValueError:  # nothing there, an empty folder, or metadata that cannot be read
+        except DamagedMetadata:
+            members = member_nodes(path)
+            if not layout(members):
+                held = f"holds {_first_few(sorted(members))}" if members else "cannot be looked into"
+                raise ValueError(
+                    f"{path!r} is a Zarr store whose metadata cannot be read and which {held}: it may be "
+                    f"data, and {flag} replaces only {words}. Restore its metadata, or remove it yourself."
+                ) from None
+            node = None
+        except ValueError:  # nothing there, or an empty folder
             node = None
         if node is not None and not test(node):
             raise ValueError(
@@ -1099,6 +1113,14 @@ def refuse_unreplaceable(path, flag, own=None):
             f"{path!r} is a Zarr store that also holds {len(foreign)} file(s) of no Zarr array or group "
             f"({shown}), which {flag} would delete with it. Move them out, or choose another path."
         )
+
+
+def member_nodes(path):
+    """The names of the folders directly under the local folder ``path`` that hold Zarr metadata
+    (arrays, groups, or metadata that cannot be read); an empty set for a URL."""
+    if "://" in path or not os.path.isdir(path):
+        return set()
+    return {e.name for e in os.scandir(path) if e.is_dir() and _zarr_node(e.path)}
 
 
 def chain_target(path):

@@ -410,6 +410,13 @@ def test_overwrite_replaces_only_the_commands_own_outputs(store, model_file, tmp
         rc, _, err = run(capsys, *argv, "--overwrite", "-q")
         assert_one_line_error(rc, err, words, "remove it yourself")
     assert {p: snapshot(p) for p in kept} == kept
+    # a store whose own metadata cannot be read is judged by what it holds: data, for predict
+    (data / "zarr.json").write_text("{bad")
+    kept = snapshot(data)
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", data, "--overwrite", "-q")
+    assert_one_line_error(rc, err, "metadata cannot be read and which holds X, labels, true_covariances",
+                          "remove it yourself")
+    assert snapshot(data) == kept
     assert run(capsys, "predict", model_file, store, "-o", labels, "--overwrite", "-q")[0] == 0
     assert run(capsys, "generate", data, "-n", "500", "--seed", "2", "--overwrite", "-q")[0] == 0
 

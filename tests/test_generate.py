@@ -670,7 +670,16 @@ def test_a_store_killed_before_its_arrays_were_made_is_incomplete(tmp_path):
     n, d, rows = SMALL["n_samples"], SMALL["n_features"], SMALL["chunk_size"]
     assert info["status"] == "incomplete" and info["shape"] == (n, d) and info["chunks"] == (rows, d)
     assert info["missing_chunks_of"] == {"X": -(-n // rows), "labels": -(-n // rows)}
-    with pytest.raises(ValueError, match="has no array 'X': its generation was interrupted.*Rerun the same generate"):
+    with pytest.raises(ValueError, match="has no array 'X' yet: its generation was interrupted.*Rerun the same generate"):
         GaussianMixture(2).fit(path)
     generate_mixture(path, **SMALL)
     assert store_info(path)["status"] == "complete" and tree_digest(path) == tree_digest(whole)
+    # X lost from a complete store: damaged, and regenerated with overwrite=True, as the messages say
+    shutil.rmtree(os.path.join(path, "X"))
+    for call in (lambda: store_info(path), lambda: GaussianMixture(2).fit(path)):
+        with pytest.raises(ValueError, match=r"is damaged: it has lost its array 'X'.*generate --overwrite"):
+            call()
+    with pytest.raises(ValueError, match="has lost its array X or labels. Pass overwrite=True"):
+        generate_mixture(path, **SMALL)
+    generate_mixture(path, **SMALL, overwrite=True)
+    assert tree_digest(path) == tree_digest(whole)
