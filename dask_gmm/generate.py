@@ -607,8 +607,7 @@ def store_info(path):
         if X is None and not status.get("complete", True) and _RECORDED_SHAPE <= status.keys():
             return _unmade_info(os.fspath(path), status, true, labels)  # killed before its arrays were made
         if X is None and status:
-            raise ValueError(f"The store {os.fspath(path)!r} is damaged: it has lost its array 'X'. Restore it, "
-                             "or regenerate it (generate --overwrite).")
+            raise ValueError(io.lost_x(os.fspath(path)))
         if X is None:
             raise ValueError(f"The Zarr group {os.fspath(path)!r} has no array 'X'.")
         for name, a in (("X", X), ("labels", labels)):

@@ -328,14 +328,18 @@ def group_data(group, path):
         raise ValueError(f"The store {path!r} has no array 'X' yet: its generation was interrupted. Rerun the "
                          "same generate command to finish it.")
     if record:
-        raise ValueError(f"The store {path!r} is damaged: it has lost its array 'X'. Restore it, or regenerate "
-                         "it (generate --overwrite).")
+        raise ValueError(lost_x(path))
     if node is None:
         raise ValueError(f"The Zarr group {path!r} has no array 'X'. Pass the array itself or its path.")
     if isinstance(node, zarr.Group):
         raise ValueError(f"'X' in the Zarr group {path!r} is a group, not an array. Pass the path of "
                          "the data array itself.")
     return checked_generated(node, path, generator_record(group, path))
+
+
+def lost_x(path):
+    """What to say of a generated store at ``path`` (complete) that has lost its array X."""
+    return f"The store {path!r} is damaged: it has lost its array 'X'. Restore it, or regenerate it (generate --overwrite)."
 
 
 def checked_generated(X, path, status=None):
