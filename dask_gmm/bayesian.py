@@ -33,13 +33,12 @@ from typing import NamedTuple
 import numpy as np
 from scipy import linalg
 from scipy.special import betaln, digamma, gammaln
-from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
 from . import _kernels, io
 from ._em import Blocks, record, recentred
 from ._init import as_seed_sequence, initial_statistics_many
-from .mixture import MixtureBase, best_run, finite_parameter
+from .mixture import MixtureBase, best_run, check_fitted, finite_parameter
 
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
@@ -510,10 +509,11 @@ class BayesianGaussianMixture(MixtureBase):
         n, mean, scatter = moments
         covariance = user["covariance"]
         if covariance is None:
-            if not n > 1.0:
+            if not n - 1.0 > 1e-8 * n:  # weights normalised to sum to 1 may sum to 1 + 4e-16: not above 1
                 raise ValueError(
-                    f"The default covariance_prior is the covariance of X, which needs a total sample weight "
-                    f"above 1 (got {n}); pass covariance_prior or rescale sample_weight."
+                    f"The default covariance_prior is the covariance of X, which divides by the total sample "
+                    f"weight less 1 and so needs a total above 1 (got {n!r}, not above 1 beyond rounding); "
+                    "pass covariance_prior or rescale sample_weight."
                 )
             covariance = _DEFAULT_COVARIANCE_PRIOR[self.covariance_type](scatter / (n - 1.0))
         return Priors(  # numbers as floats (a Fraction, say, would reach scipy's digamma as an object)
@@ -646,6 +646,6 @@ class BayesianGaussianMixture(MixtureBase):
     # ------------------------------------------------------------------ inference
     def _model(self):
         """The fitted variational model (scikit-learn's ``_estimate_weighted_log_prob``)."""
-        check_is_fitted(self)
+        check_fitted(self)
         self._check_prior_type("refit")
         return variational_model(self._get_parameters(), self.covariance_type, self.weight_concentration_prior_type)

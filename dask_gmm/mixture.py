@@ -50,6 +50,19 @@ def finite_parameter(name, value, otherwise):
     return a.astype(np.float64)
 
 
+def check_fitted(model):
+    """scikit-learn's ``check_is_fitted``, then a ValueError when the fitted covariances are not of
+    the model's ``covariance_type`` (changed since the fit: they would be read as another type's)."""
+    check_is_fitted(model)
+    K, d = np.shape(model.means_)
+    if not cov.is_of_type(model.precisions_cholesky_, model.covariance_type, K, d):
+        raise ValueError(
+            f"The fitted covariances (shape {np.shape(model.covariances_)}) are not of "
+            f"covariance_type={model.covariance_type!r}, which was set after the fit. Set back the "
+            "covariance_type the model was fitted with, or refit it."
+        )
+
+
 def check_min_samples(X):
     """A fit needs 2 rows, as scikit-learn's does."""
     if X.shape[0] < 2:
@@ -211,7 +224,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         model = self._model()
         io.check_feature_names(self, X)
         dtype = np.int64 if kernel is _kernels.predict else np.float64
-        tail = (self.n_components,) if extra_axis else ()
+        tail = (len(self.means_),) if extra_axis else ()  # the fitted K (n_components may have been set since)
         if io.is_dask_dataframe(X):  # one pass, at compute: its partitions' lengths are learnt on the way
             Xd = io.frame_rows(X)
             self._check_features(Xd)
@@ -225,7 +238,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
         block = functools.partial(_rows_of_block, kernel, model, offsets)  # no closure: the graph pickles
         if extra_axis:
-            out = Xd.map_blocks(block, chunks=(Xd.chunks[0], (self.n_components,)), dtype=dtype)
+            out = Xd.map_blocks(block, chunks=(Xd.chunks[0], tail), dtype=dtype)
         else:
             out = Xd.map_blocks(block, drop_axis=1, dtype=dtype)
         return out
@@ -244,7 +257,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
 
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood of X, a float (one pass)."""
-        check_is_fitted(self)  # before X is opened, as in predict
+        check_fitted(self)  # before X is opened, as in predict
         io.check_feature_names(self, X)
         return self._score(*io.with_reader(X), sample_weight)[0]
 
@@ -264,7 +277,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         X : ndarray of shape (n_samples, n_features)
         y : ndarray of shape (n_samples,), the component of each row
         """
-        check_is_fitted(self)
+        check_fitted(self)
         if n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples}. It must be at least one.")
         rng = np.random.default_rng(as_seed_sequence(self.random_state))
@@ -475,15 +488,15 @@ class GaussianMixture(MixtureBase):
 
     # ------------------------------------------------------------------ inference
     def _model(self):
-        check_is_fitted(self)
+        check_fitted(self)
         with np.errstate(divide="ignore"):
             return _kernels.Model(self.covariance_type, np.log(self.weights_), self.means_, self.precisions_cholesky_)
 
     def _n_parameters(self):
-        return cov.n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+        return cov.n_parameters(self.covariance_type, *np.shape(self.means_))
 
     def _criteria(self, X, sample_weight):
-        check_is_fitted(self)
+        check_fitted(self)
         io.check_feature_names(self, X)
         mean, n = self._score(*io.with_reader(X), sample_weight)
         return information_criteria(mean, n, self._n_parameters())

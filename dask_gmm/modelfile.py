@@ -32,12 +32,11 @@ import stat
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
 from . import io
 from ._checkpoint import check_folder, check_history, file_path, json_array, write_atomic
-from .mixture import GaussianMixture
+from .mixture import GaussianMixture, check_fitted
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +94,13 @@ def model_to_dict(model):
             "different model."
         )
     try:
-        check_is_fitted(model)
+        check_fitted(model)
     except NotFittedError:
         raise ValueError("The model is not fitted yet; call fit before saving it.") from None
     return {
         "format": FORMAT,
         "covariance_type": str(model.covariance_type),
-        "n_components": int(model.n_components),
+        "n_components": len(model.means_),  # the fitted K (n_components may have been set since)
         "n_features_in": int(model.n_features_in_),
         "weights": np.asarray(model.weights_, np.float64).tolist(),
         "means": np.asarray(model.means_, np.float64).tolist(),

@@ -37,6 +37,7 @@ from . import io
 from ._checkpoint import is_png, write_atomic
 from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
 from ._kernels import check_block
+from .mixture import check_fitted
 
 __all__ = ["plot_data_fit", "plot_density", "plot_lower_bounds", "plot_all", "plot_criterion", "figure_paths",
            "data_histogram", "default_extent", "mixture_log_density"]
@@ -78,7 +79,7 @@ def _save(fig, path):
 
 
 def _check_model(model):
-    check_is_fitted(model)
+    check_fitted(model)
     return model.means_.shape  # (K, d)
 
 

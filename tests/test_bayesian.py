@@ -473,8 +473,15 @@ def test_bad_input_errors():
         BayesianGaussianMixture(5).fit(X[:3])
     with pytest.raises(ValueError, match="non-negative"):
         BayesianGaussianMixture(2).fit(X, sample_weight=-np.ones(len(X)))
-    with pytest.raises(ValueError, match="total sample weight above 1"):
+    with pytest.raises(ValueError, match="needs a total above 1"):
         BayesianGaussianMixture(2, init_params="random").fit(X, sample_weight=np.full(len(X), 1e-3))
+    # weights normalised to sum to 1, whose sum rounds to just above 1 (2000 rows: 1 + 4e-16), are refused
+    # alike: they made a default covariance prior of ~1e16
+    Y = np.random.default_rng(0).normal(size=(2000, 2))
+    for n in (7, 2000):
+        w = np.full(n, 1 / n)
+        with pytest.raises(ValueError, match="needs a total above 1"):
+            BayesianGaussianMixture(3, random_state=0).fit(Y[:n], sample_weight=w)
     for init_params, prior in (("kmeans", None), ("random", None), ("random", np.eye(2))):
         with pytest.raises(ValueError, match="sample_weight sums to 0"):
             BayesianGaussianMixture(2, init_params=init_params, covariance_prior=prior, random_state=0).fit(

@@ -667,6 +667,41 @@ def test_warm_start_with_max_iter_zero_then_more_matches_sklearn():
     assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-10)
 
 
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_settings_changed_after_the_fit(estimator, tmp_path):
+    """The fitted parameters are what predict and the rest use, as in scikit-learn. A changed
+    n_components made predict_proba's output (N, the new K): its extra columns uninitialised memory
+    in memory, a dask array declaring columns its blocks lacked. A changed covariance_type was
+    NumPy's error in predict, and sample() drew from misread covariances silently."""
+    import dask_gmm
+
+    X = make_blobs(n=600)
+    gm = getattr(dask_gmm, estimator)(n_components=3, random_state=0).fit(X)
+    proba = gm.predict_proba(X)
+    gm.set_params(n_components=5)
+    np.testing.assert_array_equal(gm.predict_proba(X), proba)
+    lazy = gm.predict_proba(da.from_array(X, chunks=(250, 2)))
+    assert lazy.shape == proba.shape and lazy.chunks[1] == (3,)
+    np.testing.assert_array_equal(lazy.compute(), proba)
+    if estimator == "GaussianMixture":
+        bic = gm.bic(X)
+        assert bic == gm.set_params(n_components=3).bic(X)
+        dask_gmm.save_model(gm.set_params(n_components=5), tmp_path / "m.json")
+        assert dask_gmm.load_model(tmp_path / "m.json").n_components == 3
+    gm.set_params(n_components=3, covariance_type="diag")
+    for call in (lambda: gm.predict(X), lambda: gm.predict_proba(X), lambda: gm.score_samples(X),
+                 lambda: gm.score(X), lambda: gm.sample(5)):
+        with pytest.raises(ValueError, match="not of covariance_type='diag', which was set after the fit"):
+            call()
+    if estimator == "GaussianMixture":
+        with pytest.raises(ValueError, match="which was set after the fit"):
+            gm.bic(X)
+        with pytest.raises(ValueError, match="which was set after the fit"):
+            dask_gmm.save_model(gm, tmp_path / "m2.json")
+        assert not (tmp_path / "m2.json").exists()
+    np.testing.assert_array_equal(gm.set_params(covariance_type="full").predict_proba(X), proba)
+
+
 @pytest.mark.parametrize("fitted, change", [
     ({}, dict(n_components=2)),
     ({}, dict(covariance_type="diag")),
