@@ -18,6 +18,7 @@ import re
 import reprlib
 import shutil
 import socket
+import stat
 import uuid
 
 import numpy as np
@@ -68,6 +69,10 @@ def check_file_path(path):
     if os.path.exists(p) and not os.path.isfile(p):
         raise ValueError(f"Cannot write {p!r}: it is not a regular file (a device, a FIFO or a socket), "
                          "and writing would replace it. Give the path of a file.")
+    if os.path.isfile(p) and not os.path.islink(p) and not os.stat(p).st_mode & stat.S_IWUSR:  # marked read-only:
+        # the rename would replace it without asking
+        raise ValueError(f"Cannot write {p!r}: it is read-only (mode {stat.S_IMODE(os.stat(p).st_mode):04o}). "
+                         "Make it writable (chmod u+w) to replace it, or choose another path.")
 
 
 def is_png(path):
@@ -93,6 +98,9 @@ def check_folder(path):
             f"Cannot write {path!r}: the folder {folder!r} does not exist. "
             "Create it first, or choose a path in an existing folder."
         )
+    if not os.access(folder, os.W_OK | os.X_OK):  # before any work, not at the first write
+        raise ValueError(f"Cannot write {path!r}: no permission to write in the folder {folder!r}. "
+                         "Choose a path in a folder you may write.")
 
 
 #: The targets (folder, name) whose leftover temporary files this process has removed (once each).
@@ -208,8 +216,9 @@ def _alive(pid):
 
 def write_atomic(path, write, mode="w"):
     """Fill ``path`` with ``write(f)`` through a temporary file beside it (:func:`temporary_sibling`;
-    the folder must exist), synced to disk, and a rename: a reader never sees half a file. The file
-    gets the permissions the umask gives (``tempfile.mkstemp`` makes 0600). Returns ``path`` (a str)."""
+    the folder must exist), synced to disk, and a rename: a reader never sees half a file. A new file
+    gets the permissions the umask gives, a replaced one keeps its own (a private 0600 model file
+    stays private). A link at ``path`` is replaced, not what it points to. Returns ``path`` (a str)."""
     path = file_path(path)
     check_folder(path)
     try:
@@ -221,6 +230,9 @@ def write_atomic(path, write, mode="w"):
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
+            if os.path.isfile(path) and not os.path.islink(path):  # a replaced file keeps its permissions
+                with contextlib.suppress(FileNotFoundError):
+                    os.fchmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -311,7 +323,7 @@ def json_array(d, key, shape):
         a = np.asarray(d[key])
     except ValueError:  # ragged nesting
         raise ValueError(f"'{key}' is not a rectangular array of numbers") from None
-    if a.dtype.kind not in "iuf":
+    if a.dtype.kind not in "iuf" or _holds_bool(d[key]):  # [true, 5.4] is a float array: true read as 1.0
         raise ValueError(f"'{key}' must hold numbers only")
     if a.shape != shape:
         raise ValueError(f"'{key}' has shape {a.shape}, expected {shape}")
@@ -319,6 +331,11 @@ def json_array(d, key, shape):
     if not np.all(np.isfinite(a)):
         raise ValueError(f"'{key}' holds non-finite values")
     return a
+
+
+def _holds_bool(v):
+    """Whether the nested JSON lists ``v`` hold a boolean anywhere."""
+    return isinstance(v, bool) or (isinstance(v, list) and any(_holds_bool(x) for x in v))
 
 
 def check_history(n_iter, lower_bound, lower_bounds):
@@ -398,8 +415,9 @@ class Checkpoint:
                    lambda: data_digest(blocks))
 
     def load(self):
-        """The saved runs, or None when there is no checkpoint yet. Refuses a mismatched one."""
-        if not os.path.exists(self.path):
+        """The saved runs, or None when there is no checkpoint yet (no file, or an empty one, as
+        ``mktemp`` makes). Refuses a mismatched one."""
+        if not os.path.exists(self.path) or (os.path.isfile(self.path) and os.path.getsize(self.path) == 0):
             return None
         damaged = f"The checkpoint {self.path!r} is damaged ({{}}). Delete it to start the fit afresh."
         try:
@@ -415,6 +433,13 @@ class Checkpoint:
             why = "JSON of another format"
         if state is None and self._cut_short():
             raise ValueError(damaged.format(cut + why))
+        if isinstance(state, dict) and str(state.get("format")).startswith(FORMAT.rpartition("/")[0] + "/") and (
+                state.get("format") != FORMAT):
+            raise ValueError(
+                f"The checkpoint {self.path!r} was written by another version of dask_gmm (format "
+                f"{state.get('format')!r}; this version writes {FORMAT!r}). Delete it to start the fit afresh, "
+                "or use another checkpoint path."
+            )
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(
                 f"{self.path!r} is not a dask_gmm checkpoint ({why}), and a fit replaces only its own "

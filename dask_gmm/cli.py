@@ -673,7 +673,11 @@ def _check_writable(path, what, data):
     except ValueError as exc:
         raise CLIError(f"the {what}: {exc}") from None
     _refuse_inside_input(path, f"the {what}", data)
-    if what == "model" and not replaceable_model_file(path):
+    try:
+        replaceable = what != "model" or replaceable_model_file(path)
+    except ValueError as exc:  # unreadable
+        raise CLIError(f"the {what}: {exc}") from None
+    if not replaceable:
         raise CLIError(f"{path!r} exists and is not a {PROG} model file; {PROG} replaces only its own "
                        "model files. Choose another path, or remove it yourself.")
 
@@ -732,14 +736,10 @@ def _check_figures(paths, data):
 
 
 def _model_path(path):
-    """A model file's path as given, a ``file://`` or ``local://`` URL as its local path (model files are
-    written to local files only, and may be given so)."""
-    scheme, sep, _ = str(path).partition("://")
-    if sep and scheme.lower() in ("file", "local"):
-        from .io import data_path
+    """A model file's path as given, a ``file://`` or ``local://`` URL as its local path."""
+    from .modelfile import model_file_path
 
-        return data_path(str(path))
-    return path
+    return model_file_path(path)
 
 
 def _load_model(path):
@@ -877,22 +877,23 @@ def _curve_lines(lower_bounds, indent="     "):
 
 
 # ------------------------------------------------------------------ commands
-def _complete_store(path):
-    """Whether ``path`` holds a store that generate finished and that has all its chunks (False for
-    anything else, which generate itself judges)."""
+def _store_state(path):
+    """The ``store_info`` of the store that generate is to resume at ``path`` (None for anything else,
+    which generate itself judges)."""
     from .generate import store_info
 
     try:
-        return store_info(path)["status"] == "complete"
+        info = store_info(path)
     except (ValueError, OSError):
-        return False
+        return None
+    return info if info["status"] in ("complete", "incomplete", "damaged") else None
 
 
 def cmd_generate(args, term):
     from .generate import generate_mixture
 
     path = _lasting(_data_path(args.path))
-    complete = not args.overwrite and _complete_store(path)
+    before = None if args.overwrite else _store_state(path)
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
         try:
@@ -900,15 +901,21 @@ def cmd_generate(args, term):
                              chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
                              overwrite=args.overwrite)
         except ValueError as exc:  # the library's advice, in the command line's words
-            words = str(exc).removeprefix("generate_mixture: ")
-            raise CLIError(words.replace("overwrite=True", "--overwrite").replace("chunk_size", "--chunk-size")) from None
+            words = str(exc).removeprefix("generate_mixture: ").replace("overwrite=True", "--overwrite")
+            for name in ("n_samples", "n_features", "n_components", "chunk_size", "dtype"):
+                words = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), words)
+            raise CLIError(words) from None
     seconds = time.perf_counter() - t0
     what = (f"{_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} "
             f"({_count(args.n_components, 'component')}, {args.dtype})")
-    if complete:  # a rerun: its chunks are all there, and are not read again
-        term.out(f"{args.path} already holds {what}: nothing written (to rewrite it, pass --overwrite)")
-    else:
+    if before is None:
         term.out(f"wrote {what} to {args.path} in {_fmt_seconds(seconds)}")
+    elif before["status"] == "complete":  # a rerun: its chunks are all there, and are not read again
+        term.out(f"{args.path} already holds {what}: nothing written (to rewrite it, pass --overwrite)")
+    else:  # resumed, or mended: only the chunks it lacked were written
+        lacked = ", ".join(f"{_count(n, 'chunk')} of {name}" for name, n in before["missing_chunks_of"].items() if n)
+        term.out(f"wrote the chunks {args.path} lacked ({lacked}; {_count(-(-args.n_samples // before['chunks'][0]), 'chunk')} "
+                 f"each in all) of {what} in {_fmt_seconds(seconds)}")
     return 0
 
 
@@ -1095,6 +1102,14 @@ def _predicted(node):
     return isinstance(node, zarr.Array) and PREDICT_ATTR in node.attrs
 
 
+def _predict_record(path):
+    """The record (kind, model, data, n_components) of the array at ``path`` that ``predict`` wrote, else None."""
+    from . import io
+
+    node = io.open_node(io.data_path(path))
+    return dict(node.attrs[PREDICT_ATTR]) if _predicted(node) else None
+
+
 def _check_store_output(output, overwrite, data, term):
     """A CLIError when the Zarr store ``output`` cannot be written: inside the input ``data``, in a
     missing folder, already there without ``overwrite``, or (with it) anything but an earlier output
@@ -1276,11 +1291,17 @@ def cmd_info(args, term):
     if "://" not in path and not os.path.exists(path):
         raise CLIError(f"nothing at {path!r}: neither a Zarr store nor a model file. Check the path.")
     info = store_info(path)
+    info["predicted"] = _predict_record(path)
     if args.json:
         term.out(json.dumps(info, default=str))
         return 0
     term.out(f"Zarr store {path}")
-    if len(info["shape"]) == 2:
+    if info["predicted"]:  # not data: it was called X, its components features
+        p = info["predicted"]
+        what = f"probabilities of {p.get('n_components')} components" if p.get("kind") == "proba" else "labels"
+        term.out(f"  predicted    {what} of {_count(info['shape'][0], 'row')}, {info['dtype']}, written by "
+                 f"{PROG} predict from {p.get('data')!r} with the model {p.get('model')!r}")
+    elif len(info["shape"]) == 2:
         n, d = info["shape"]
         term.out(f"  X            {_count(n, 'row')} x {_count(d, 'feature')}, {info['dtype']}")
     else:  # predict's labels, say: described as --json describes them
@@ -1293,6 +1314,8 @@ def cmd_info(args, term):
         "complete": "complete",
         "incomplete": "INCOMPLETE (generation interrupted): rerun the same generate command to finish it",
     }[info["status"]]
+    if info["predicted"]:
+        state = f"an output of {PROG} predict"
     if info["labels_of"] is not None:
         state = (f"the labels of a store written by dask-gmm generate, {info['labels_of']!r} "
                  f"('{PROG} info {info['labels_of']}' gives its status)")
@@ -1451,6 +1474,9 @@ def cmd_demo(args, term):
     with contextlib.suppress(ImportError):
         figures += list(_plot_module().figure_paths(out + os.sep).values())
     _check_figures(figures, data)
+    if os.path.lexists(data) and not (os.path.isdir(data) and not os.listdir(data)) and not _is_demo_store(data):
+        raise CLIError(f"{data!r} exists and was not written by dask-gmm demo. Choose another --output-dir, "
+                       "or move it away.")  # before any work, as the other outputs' checks
     timings = {}
     t_all = time.perf_counter()
 
@@ -1467,7 +1493,7 @@ def cmd_demo(args, term):
         except ValueError as exc:
             if not os.path.exists(data):  # the arguments themselves: their own message
                 raise CLIError(str(exc)) from None
-            if not _is_demo_store(data):  # never overwrite what an earlier demo did not write
+            if not _is_demo_store(data):  # never overwrite what an earlier demo did not write (made meanwhile)
                 raise CLIError(f"{data!r} exists and was not written by dask-gmm demo. Choose another "
                                "--output-dir, or move it away.") from None
             term.out("   (replacing the previous demo store, written with other arguments)")

@@ -824,6 +824,9 @@ def _as_dask_array(X):
         X = frame_rows(X).compute_chunk_sizes()
     if isinstance(X, da.Array):
         _refuse_sparse(X)
+        if X.dtype == object:  # NumPy object arrays of numbers are converted; a dask array's values are not known
+            raise ValueError("X is a dask array of objects, whose values are unknown until computed (a NumPy "
+                             "object array of numbers is converted). Convert it with X.astype(float).")
         _check_shape_dtype(X.shape, X.dtype)
         if any(np.isnan(c) for c in X.chunks[0]):
             raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
@@ -886,9 +889,12 @@ def _column_dtypes(X):
 
 def _refuse_sparse(X):
     """Refuse scipy.sparse X, a dask array of sparse blocks, or a DataFrame with sparse columns."""
-    sparse = (scipy.sparse.issparse(X) or scipy.sparse.issparse(getattr(X, "_meta", None))
-              or any(type(t).__name__ == "SparseDtype" for t in _column_dtypes(X)))
-    if sparse:
+    if any(type(t).__name__ == "SparseDtype" for t in _column_dtypes(X)):
+        raise ValueError(
+            "A DataFrame with sparse columns was passed for X, but dense data is required: use "
+            "X.sparse.to_dense(), or write the data to a Zarr store if they do not fit in memory."
+        )
+    if scipy.sparse.issparse(X) or scipy.sparse.issparse(getattr(X, "_meta", None)):
         raise ValueError(
             "Sparse data was passed for X, but dense data is required: use X.toarray(), "
             "or write the data to a Zarr store if they do not fit in memory."
@@ -1078,38 +1084,37 @@ def foreign_files(path):
     return sorted(foreign)
 
 
-def refuse_unreplaceable(path, flag, own=None):
+def refuse_unreplaceable(path, flag, own):
     """Raise ValueError unless an overwrite (named ``flag``, as the caller's user writes it) may
-    replace what is at ``path``: only nothing, an empty folder or a Zarr store holding nothing but
-    its own files (:func:`foreign_files`). With ``own`` = (test, layout, words), only the command's
-    own earlier output, never other data: a store whose node passes ``test`` (the opened Zarr node),
-    or whose root metadata cannot be read but whose member nodes' names pass ``layout`` (a set of
-    names: :func:`member_nodes`); ``words`` say what passes."""
+    replace what is at ``path``: only nothing, an empty folder or the command's own earlier output,
+    a Zarr store holding nothing but its own files (:func:`foreign_files`), never other data.
+    ``own`` = (test, layout, words): a store is the command's own when its node passes ``test``
+    (the opened Zarr node) or, when its root metadata cannot be read, when its member nodes'
+    names pass ``layout`` (a set of names: :func:`member_nodes`); ``words`` say what passes."""
+    test, layout, words = own
     if not replaceable(path):
         raise ValueError(
-            f"{path!r} exists and is not a Zarr store; {flag} replaces only Zarr stores (and empty "
-            "folders), never other files or folders. Choose another path, or remove it yourself."
+            f"{path!r} exists and is not a Zarr store; {flag} replaces only {words} (and empty folders), "
+            "never other files or folders. Choose another path, or remove it yourself."
         )
-    if own is not None:
-        test, layout, words = own
-        try:
-            node = open_node(path)
-        except DamagedMetadata:
-            members = member_nodes(path)
-            if not layout(members):
-                held = f"holds {_first_few(sorted(members))}" if members else "cannot be looked into"
-                raise ValueError(
-                    f"{path!r} is a Zarr store whose metadata cannot be read and which {held}: it may be "
-                    f"data, and {flag} replaces only {words}. Restore its metadata, or remove it yourself."
-                ) from None
-            node = None
-        except ValueError:  # nothing there, or an empty folder
-            node = None
-        if node is not None and not test(node):
+    try:
+        node = open_node(path)
+    except DamagedMetadata:
+        members = member_nodes(path)
+        if not layout(members):
+            held = f"holds {_first_few(sorted(members))}" if members else "cannot be looked into"
             raise ValueError(
-                f"{path!r} is a Zarr store that is not {words}; {flag} replaces only {words}, never "
-                "other data. Choose another path, or remove it yourself."
-            )
+                f"{path!r} is a Zarr store whose metadata cannot be read and which {held}: it may be "
+                f"data, and {flag} replaces only {words}. Restore its metadata, or remove it yourself."
+            ) from None
+        node = None
+    except ValueError:  # nothing there, or an empty folder
+        node = None
+    if node is not None and not test(node):
+        raise ValueError(
+            f"{path!r} is a Zarr store that is not {words}; {flag} replaces only {words}, never "
+            "other data. Choose another path, or remove it yourself."
+        )
     foreign = foreign_files(path)
     if foreign:
         shown = _first_few(foreign)

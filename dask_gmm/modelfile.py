@@ -158,23 +158,32 @@ def _settings(d):
     return out
 
 
+def model_file_path(path, what="The model file"):
+    """``path`` (str, bytes or os.PathLike) as a str, a ``file://`` or ``local://`` URL as its local
+    path (model files are local files, and may be named so); other URLs as they are."""
+    path = file_path(path, what)
+    scheme, sep, _ = path.partition("://")
+    return io.data_path(path) if sep and scheme.lower() in ("file", "local") else path
+
+
 def save_model(model, path):
     """Write a fitted GaussianMixture to ``path`` as JSON, atomically.
 
     Parameters
     ----------
     model : dask_gmm.GaussianMixture (or scikit-learn's), fitted
-    path : str, bytes or os.PathLike
+    path : str, bytes or os.PathLike (or a ``file://`` URL)
         The file is written to a temporary file in the same folder, then renamed. An existing
         file is replaced only when it is empty or a model file; a path inside a Zarr store, or a
-        URL, is refused.
+        URL other than ``file://``, is refused.
     """
     obj = model_to_dict(model)
     try:  # the checks load_model makes: never write a file that would not load
         model_from_dict(obj)
     except ValueError as exc:
         raise ValueError(f"The model cannot be saved: {exc}.") from None
-    _check_model_path(file_path(path))
+    path = model_file_path(path, "The path to write")
+    _check_model_path(path)
     logger.info("saved model to %s", write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False)))
 
 
@@ -182,7 +191,8 @@ def _check_model_path(path):
     """A ValueError unless a model file may be written at the local ``path``: not a URL, not inside a
     Zarr store, and nothing there but an empty file or a model file (what else is there stays)."""
     if "://" in path:
-        raise ValueError(f"Cannot write the model to {path!r}: model files are local files. Give a local path.")
+        raise ValueError(f"Cannot write the model to {path!r}: model files are local files. Give a local path "
+                         "(or a file:// URL).")
     check_folder(path)  # a folder, a device or FIFO, a missing folder
     store = io.store_folder(path, follow_link=False)
     if store is not None:
@@ -198,6 +208,14 @@ def replaceable_model_file(path):
     makes) or a model file that loads."""
     if not os.path.exists(path) or (os.path.isfile(path) and os.path.getsize(path) == 0):
         return True
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError as exc:  # a model file, maybe: say so, not "not a model file"
+        raise ValueError(f"{path!r} cannot be read ({exc.strerror}), so it cannot be told to be a model file. "
+                         "Make it readable, or choose another path.") from None
+    except OSError:
+        return False
     try:
         load_model(path)
     except (ValueError, OSError):
@@ -242,6 +260,9 @@ def model_from_dict(d):
     """
     if not isinstance(d, dict):
         raise ValueError("the file does not hold a JSON object")
+    if str(d.get("format")).startswith(FORMAT.rpartition("/")[0] + "/") and d.get("format") != FORMAT:
+        raise ValueError(f"written by another version of dask_gmm: format tag {d.get('format')!r}, where this "
+                         f"version reads {FORMAT!r}; load it with the version that wrote it")
     if d.get("format") != FORMAT:
         raise ValueError(f"format tag is {d.get('format')!r}, expected {FORMAT!r}")
     missing = [k for k in _KEYS if k not in d]
@@ -303,7 +324,7 @@ def load_model(path):
 
     Parameters
     ----------
-    path : str, bytes or os.PathLike
+    path : str, bytes or os.PathLike (or a ``file://`` URL)
 
     Returns
     -------
@@ -316,7 +337,7 @@ def load_model(path):
     ValueError
         If the file is missing, not JSON, or not a valid model file.
     """
-    path = file_path(path, "The model file")
+    path = model_file_path(path)
     try:
         with _opened(path) as f:
             text = f.read(MAX_FILE_BYTES + 1)
@@ -325,7 +346,11 @@ def load_model(path):
         return model_from_dict(json.loads(text))
     except FileNotFoundError:
         raise ValueError(f"No model file at {path!r}. Check the path.") from None
+    except PermissionError as exc:
+        raise ValueError(f"The model file {path!r} cannot be read ({exc.strerror}).") from None
     except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+        why = "binary data, not JSON text" if isinstance(exc, UnicodeDecodeError) else exc
         raise ValueError(
-            f"{path!r} is not a valid dask_gmm model file ({exc}). Save models with dask_gmm.save_model."
+            f"{path!r} is not a valid dask_gmm model file ({why}). Model files are written by "
+            "dask_gmm.save_model and dask-gmm fit."
         ) from None

@@ -363,8 +363,9 @@ def test_demo_never_replaces_what_it_did_not_write(tmp_path, capsys):
     mine = tmp_path / "mine"
     assert run(capsys, "generate", mine / "data.zarr", "-n", "900", "-d", "3", "--seed", "9", "-q")[0] == 0
     kept = snapshot(mine)
-    rc, _, err = run(capsys, "demo", "-n", "1000", "--output-dir", mine, "-q")
+    rc, out, err = run(capsys, "demo", "-n", "1000", "--output-dir", mine)
     assert_one_line_error(rc, err, "was not written by dask-gmm demo")
+    assert out == ""  # refused before any work: it printed its banner and its first step first
     assert snapshot(mine) == kept
     demo = tmp_path / "demo2"
     assert run(capsys, "demo", "-n", "1000", "--output-dir", demo, "-q")[0] == 0
@@ -410,6 +411,12 @@ def test_overwrite_replaces_only_the_commands_own_outputs(store, model_file, tmp
         rc, _, err = run(capsys, *argv, "--overwrite", "-q")
         assert_one_line_error(rc, err, words, "remove it yourself")
     assert {p: snapshot(p) for p in kept} == kept
+    text = tmp_path / "labels.txt"  # the message said "replaces only Zarr stores", not its own outputs
+    text.write_text("mine")
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", text, "--overwrite", "-q")
+    assert_one_line_error(rc, err, "not a Zarr store; --overwrite replaces only an output of dask-gmm predict "
+                          "(and empty folders)", "remove it yourself")
+    assert text.read_text() == "mine"
     # a store whose own metadata cannot be read is judged by what it holds: data, for predict
     (data / "zarr.json").write_text("{bad")
     kept = snapshot(data)
@@ -614,10 +621,16 @@ def test_bad_n_samples(value, tmp_path, capsys):
     assert not os.path.exists(tmp_path / "x.zarr")
 
 
-def test_generate_refuses_other_arguments_in_cli_words(store, capsys):
+def test_generate_refuses_other_arguments_in_cli_words(store, tmp_path, capsys):
     rc, _, err = run(capsys, "generate", store, "-n", "20_000", "--chunk-size", "5000", "--seed", "2")
     assert_one_line_error(rc, err, "different arguments", "--overwrite")
     assert "overwrite=True" not in err
+    # fewer rows, in the default chunks: n_samples alone differs, named as an option (it said
+    # "(--chunk-size, n_samples differ)": the default chunk is capped at the rows)
+    small = tmp_path / "small.zarr"
+    assert run(capsys, "generate", small, "-n", "2e4", "--seed", "1", "-q")[0] == 0
+    rc, _, err = run(capsys, "generate", small, "-n", "1.5e4", "--seed", "1", "-q")
+    assert_one_line_error(rc, err, "different arguments (--n-samples differs)")
 
 
 def test_outputs_are_checked_before_the_scheduler_is_reached(store, model_file, tmp_path, capsys):
@@ -646,9 +659,12 @@ def test_generate_rerun_says_what_it_wrote(tmp_path, capsys):
     rc, out, _ = run(capsys, *argv)
     assert rc == 0 and "already holds 20,000 rows x 2 features (3 components, float64): nothing written" in out
     assert "pass --overwrite" in out and "wrote" not in out
-    shutil.rmtree(tmp_path / "g.zarr" / "X" / "c" / "1")  # a lost chunk is written again
+    shutil.rmtree(tmp_path / "g.zarr" / "X" / "c" / "1")  # a lost chunk is written again, and said so
+    (tmp_path / "g.zarr" / "labels" / "c" / "3").unlink()  # (it said "wrote 20,000 rows", as if all)
     rc, out, _ = run(capsys, *argv)
-    assert rc == 0 and out.startswith("wrote 20,000 rows")
+    assert rc == 0 and out.startswith(f"wrote the chunks {tmp_path / 'g.zarr'} lacked (1 chunk of X, 1 chunk of "
+                                      "labels; 4 chunks each in all) of 20,000 rows x 2 features")
+    assert "already holds" in run(capsys, *argv)[1]
 
 
 def test_unwritable_outputs_fail_before_the_work(store, tmp_path, capsys, monkeypatch):
@@ -753,6 +769,21 @@ def test_predict_into_a_missing_folder_says_so_as_fit_does(store, model_file, tm
     rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "none" / "labels.zarr")
     assert_one_line_error(rc, err, f"the folder '{tmp_path / 'none'}' does not exist")
     assert not (tmp_path / "none").exists()
+
+
+def test_info_of_predicts_outputs(store, model_file, tmp_path, capsys):
+    """info called predict's probabilities "X  100,000 rows x 3 features ... not written by dask-gmm
+    generate"; it now says what they are, and --json records predict's attribute."""
+    for flags, what in (((), "labels of 20,000 rows, int8"), (("--proba",), "probabilities of 3 components of "
+                                                                           "20,000 rows, float64")):
+        out_path = tmp_path / f"out{len(flags)}.zarr"
+        assert run(capsys, "predict", model_file, store, "-o", out_path, *flags, "-q")[0] == 0
+        rc, out, _ = run(capsys, "info", out_path)
+        assert rc == 0 and f"predicted    {what}, written by dask-gmm predict from {store!r}" in out
+        assert "status       an output of dask-gmm predict" in out and "  X  " not in out
+        record = json.loads(run(capsys, "info", out_path, "--json")[1])["predicted"]
+        assert record["kind"] == ("proba" if flags else "labels") and record["n_components"] == 3
+    assert json.loads(run(capsys, "info", store, "--json")[1])["predicted"] is None
 
 
 def test_an_array_that_is_not_data(model_file, tmp_path, capsys):
@@ -1052,7 +1083,8 @@ def test_ctrl_c_while_the_libraries_load(tmp_path):
     seconds) is one line, as during the command itself, and the process ends killed by SIGINT, as
     Python ends on Ctrl-C (a shell reports 130): no traceback."""
     for i, delay in enumerate((0.3, 0.6, 1.0, 1.6, 2.5)):
-        argv = ("generate", tmp_path / f"s{i}.zarr", "-n", "2e6", "--chunk-size", "1e4", "-q")
+        argv = ("generate", tmp_path / f"s{i}.zarr", "-n", "2e8", "--chunk-size", "1e4", "-q")  # minutes of work:
+        # 2e6 rows were done in 2.5 s on an idle machine, before the Ctrl-C
         proc = subprocess.Popen(_command(*argv), stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
@@ -1064,7 +1096,7 @@ def test_ctrl_c_stops_a_shell_loop_of_commands(tmp_path):
     """Ctrl-C in a terminal reaches the shell and the command; a shell whose command says it exited
     130 runs the loop on (it takes the command to have handled the key), one killed by SIGINT stops."""
     loop = 'for i in 1 2 3; do "$@" "$0/s$i.zarr"; echo after $i; done'
-    argv = ["bash", "-c", loop, str(tmp_path), *_command("generate", "-n", "2e6", "--chunk-size", "1e4", "-q")]
+    argv = ["bash", "-c", loop, str(tmp_path), *_command("generate", "-n", "2e8", "--chunk-size", "1e4", "-q")]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=_sigint_default)
     time.sleep(1.0)

@@ -149,10 +149,11 @@ def test_sparse_and_nullable_dask_dataframes(frame):
     np.testing.assert_allclose(GaussianMixture(2, **KW).fit(dd.from_pandas(df.astype("Float64"), npartitions=2))
                                .means_, ref.means_, rtol=1e-12)
     sparse = df.astype(pd.SparseDtype("float64", 0.0))
-    for bad in (sparse, dd.from_pandas(sparse, npartitions=2),
-                da.from_array(scipy.sparse.csr_matrix(X), chunks=(300, 2), asarray=False)):
-        with pytest.raises(ValueError, match="^Sparse data was passed for X"):
+    for bad, said in ((sparse, "X.sparse.to_dense()"), (dd.from_pandas(sparse, npartitions=2), "X.sparse.to_dense()"),
+                      (da.from_array(scipy.sparse.csr_matrix(X), chunks=(300, 2), asarray=False), "X.toarray()")):
+        with pytest.raises(ValueError, match="sparse|Sparse") as err:  # a DataFrame has no toarray
             GaussianMixture(2).fit(bad)
+        assert said in str(err.value)
 
 
 def test_plot_checks_the_names(frame, tmp_path):
@@ -240,6 +241,13 @@ def test_objects_that_are_not_real_numbers_are_refused(frame, values):
         array[:, 0], array[:, 1] = X[:, 0], objects
         with pytest.raises(ValueError, match="X must hold real numbers, got dtype object"):
             GaussianMixture(2, **KW).fit(array)
+    # a dask array of objects is refused whatever it holds, and the message says why and what to do
+    numbers = da.from_array(X.astype(object), chunks=(100, 2))
+    with pytest.raises(ValueError, match=r"dask array of objects, whose values are unknown until computed.*"
+                                         r"X\.astype\(float\)"):
+        GaussianMixture(2, **KW).fit(numbers)
+    np.testing.assert_allclose(GaussianMixture(2, **KW).fit(numbers.astype(float)).means_,
+                               GaussianMixture(2, **KW).fit(X).means_, rtol=1e-12)
 
 
 def test_a_dask_series_is_refused_as_1d():

@@ -942,6 +942,62 @@ def test_a_checkpoint_of_another_fit_or_none_at_all_is_refused_before_any_read(t
         GaussianMixture(4, random_state=0, max_iter=2, checkpoint=path).fit(da.from_array(X + 1e-9, chunks=(500, 2)))
 
 
+def test_checkpoint_files_as_mktemp_and_other_versions_make_them(tmp_path):
+    """An empty checkpoint (as mktemp makes) was "damaged (cut short)": it is no checkpoint yet. One of
+    another format version was "not a dask_gmm checkpoint"; a read-only one was replaced silently."""
+    X = make_blobs(n=1000)
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    fitted = GaussianMixture(3, random_state=0, checkpoint=empty).fit(X)
+    assert json.loads(empty.read_text())["format"] == "dask_gmm.checkpoint/1"
+    plain = GaussianMixture(3, random_state=0).fit(X)
+    np.testing.assert_array_equal(fitted.means_, plain.means_)
+    later = tmp_path / "later.json"
+    later.write_text(json.dumps({**json.loads(empty.read_text()), "format": "dask_gmm.checkpoint/2"}))
+    with pytest.raises(ValueError, match=r"was written by another version of dask_gmm \(format "
+                                         r"'dask_gmm.checkpoint/2'; this version writes 'dask_gmm.checkpoint/1'\)"):
+        GaussianMixture(3, random_state=0, checkpoint=later).fit(X)
+    kept = empty.read_bytes()
+    empty.chmod(0o444)
+    with pytest.raises(ValueError, match=r"empty.json': it is read-only \(mode 0444\)"):
+        GaussianMixture(3, random_state=0, max_iter=50, checkpoint=empty).fit(X)
+    assert empty.read_bytes() == kept
+
+
+def test_checkpoint_in_a_folder_that_cannot_be_written_is_refused_before_any_read(tmp_path):
+    """It failed at the first save (after the initialisation, an iteration and the data's digest) with
+    a bare PermissionError. Run without the root's override of permissions where the tests run as root."""
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    drop = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root, without setpriv to give up the override of permissions")
+        caps = "-dac_override,-dac_read_search"
+        drop = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+    code = (
+        "import numpy as np, dask.array as da, dask_gmm\n"
+        "from dask_gmm import _em\n"
+        "passes = []\n"
+        "orig = _em.Blocks.map_reduce\n"
+        "_em.Blocks.map_reduce = lambda self, *a, **k: passes.append(1) or orig(self, *a, **k)\n"
+        "X = da.from_array(np.random.default_rng(0).normal(size=(500, 2)), chunks=(250, 2))\n"
+        "try:\n"
+        f"    dask_gmm.GaussianMixture(2, random_state=0, checkpoint={str(folder / 'ck.json')!r}).fit(X)\n"
+        "except ValueError as exc:\n"
+        "    print(len(passes), exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    out = subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.stdout.startswith("0 Cannot write") and "no permission to write in the folder" in out.stdout, out
+    assert os.listdir(folder) == []
+
+
 def test_a_checkpoint_nested_too_deeply_is_damaged_or_not_ours(tmp_path):
     """Arrays nested too deeply to parse were a RecursionError (a traceback in the CLI)."""
     X = make_blobs(n=1000)

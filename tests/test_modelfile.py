@@ -297,8 +297,10 @@ def test_unmodified_valid_dict_loads(tmp_path, models):
 def test_not_a_model_file_raises_value_error(tmp_path, content):
     path = tmp_path / "m.json"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match="not a valid dask_gmm model file"):
+    with pytest.raises(ValueError, match="not a valid dask_gmm model file") as err:
         load_model(path)
+    if content.startswith(b"\xff"):  # it was the codec's own words, "'utf-8' codec can't decode byte 0xff ..."
+        assert "(binary data, not JSON text)" in str(err.value)
 
 
 def test_missing_file_raises_value_error(tmp_path):
@@ -541,6 +543,50 @@ def test_save_model_replaces_only_model_files_and_never_writes_into_a_store(tmp_
         save_model(models["diag"], empty)
         assert load_model(empty).covariance_type == "diag"
     assert sorted(os.listdir(tmp_path)) == ["data.csv", "data.zarr", "empty.json"]
+    # a file:// URL names a local file, as in the CLI (save_model refused it, load_model said "no model file")
+    url = (tmp_path / "url.json").as_uri()
+    save_model(models["tied"], url)
+    assert load_model(tmp_path / "url.json").covariance_type == load_model(url).covariance_type == "tied"
+    with pytest.raises(ValueError, match="lies inside the Zarr store"):
+        save_model(models["full"], (store / "m.json").as_uri())
+
+
+def test_replaced_model_files_keep_their_permissions_and_read_only_ones_are_kept(tmp_path, models):
+    """A 0600 model file was replaced by a 0644 one, and a read-only (0444) one replaced silently."""
+    private = tmp_path / "private.json"
+    save_model(models["full"], private)
+    private.chmod(0o600)
+    save_model(models["diag"], private)
+    assert load_model(private).covariance_type == "diag" and stat.S_IMODE(private.stat().st_mode) == 0o600
+    private.chmod(0o444)
+    kept = private.read_bytes()
+    with pytest.raises(ValueError, match=r"private.json': it is read-only \(mode 0444\)\. Make it writable"):
+        save_model(models["full"], private)
+    assert private.read_bytes() == kept
+    new = tmp_path / "new.json"
+    save_model(models["full"], new)  # a new file: the umask's permissions
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_model_files_of_another_version_and_booleans_in_arrays(tmp_path, models):
+    """A later format was "format tag is ..., Save models with dask_gmm.save_model"; a JSON true in an
+    array of numbers loaded as 1.0 (scalars refused it)."""
+    d = _valid(models, "full")
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({**d, "format": "dask_gmm.model/2"}))
+    with pytest.raises(ValueError, match=r"written by another version of dask_gmm: format tag 'dask_gmm.model/2'"):
+        load_model(path)
+    means = [list(row) for row in d["means"]]
+    means[0][0] = True
+    path.write_text(json.dumps({**d, "means": means}))
+    with pytest.raises(ValueError, match="'means' must hold numbers only"):
+        load_model(path)
 
 
 def test_model_and_checkpoint_paths_near_stores_links_and_files(tmp_path, models, X):
