@@ -334,8 +334,12 @@ def json_array(d, key, shape):
 
 
 def _holds_bool(v):
-    """Whether the nested JSON lists ``v`` hold a boolean anywhere."""
-    return isinstance(v, bool) or (isinstance(v, list) and any(_holds_bool(x) for x in v))
+    """Whether the nested JSON lists ``v`` (rectangular) hold a boolean anywhere."""
+    if not isinstance(v, list):
+        return isinstance(v, bool)
+    if v and not isinstance(v[0], list):  # a row of numbers: its types, at C speed
+        return bool in set(map(type, v))
+    return any(_holds_bool(x) for x in v)
 
 
 def check_history(n_iter, lower_bound, lower_bounds):
