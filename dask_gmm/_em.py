@@ -16,6 +16,7 @@ import operator
 import queue
 import re
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 
@@ -96,18 +97,17 @@ def _pull_threads(scheduler, data):
     return dask.config.get("num_workers", None) or CPU_COUNT
 
 
-def _pull(todo, calls):
-    """``{i: calls[i]()}`` for the indices taken from the queue ``todo`` until it is empty: the body
-    of a pulling task. After an error the queue is emptied, so that the other pulling
+def _pull(todo, calls, sink):
+    """``sink(i, calls[i]())`` for the indices taken from the queue ``todo`` until it is empty: the
+    body of a pulling task. After an error the queue is emptied, so that the other pulling
     tasks stop after their current block."""
-    done = {}
     while True:
         try:
             i = todo.get_nowait()
         except queue.Empty:
-            return done
+            return
         try:
-            done[i] = calls[i]()
+            sink(i, calls[i]())
         except BaseException:
             try:
                 while True:
@@ -117,25 +117,56 @@ def _pull(todo, calls):
             raise
 
 
-def _pulled(calls, threads):
-    """``[c() for c in calls]``, run by ``threads`` tasks on dask's threaded scheduler that each
-    take the next call from a queue when they finish one.
+def _pulled(calls, threads, sink):
+    """``sink(i, calls[i]())`` for every call, run by ``threads`` tasks on dask's threaded scheduler
+    that each take the next call from a queue when they finish one (``sink`` runs in the
+    thread that made the result, and must be thread-safe).
 
     Dask hands a worker thread its next task through the scheduler's own thread, and
     with every core busy in kernels that hand-off waits for the OS: in a pass of 4
     blocks on 2 threads (d=16, 17-21 ms) a thread sat 0.8-1.4 ms between its two
     blocks, against 0.12-0.17 ms pulled. Pulling keeps dask's threads and its pool
-    (config ``num_workers``); the caller combines the results.
+    (config ``num_workers``).
     """
     todo = queue.SimpleQueue()
     for i in range(len(calls)):
         todo.put(i)
     token = uuid.uuid4().hex[:12]
-    dsk = {f"dask_gmm-pull-{token}-{j}": (functools.partial(_pull, todo, calls),) for j in range(min(threads, len(calls)))}
-    done = {}
-    for part in dask.threaded.get(dsk, list(dsk)):
-        done.update(part)
-    return [done[i] for i in range(len(calls))]
+    dsk = {f"dask_gmm-pull-{token}-{j}": (functools.partial(_pull, todo, calls, sink),) for j in range(min(threads, len(calls)))}
+    dask.threaded.get(dsk, list(dsk))
+
+
+class _Tree:
+    """:func:`_tree`'s reduction of ``n`` parts with ``combine(*group)``, fed the parts in any order
+    and from any thread (:meth:`add`): a group is combined as soon as its last part arrives, in the
+    thread that brought it, so only the parts of unfinished groups are held. The same groups in
+    the same order as :func:`_tree`, so the same bytes. (The pulled passes held every block's
+    statistics to the end of the pass: K d^2 8 bytes a block, 38 MB at d=768, K=8, more than its
+    16 MiB of data, so a store larger than memory could not be fitted.)"""
+
+    def __init__(self, n, split_every, combine):
+        self.sizes = [n]  # parts at each level
+        while self.sizes[-1] > 1:
+            self.sizes.append(-(-self.sizes[-1] // split_every))
+        self.split_every, self.combine = split_every, combine
+        self.held = [{} for _ in self.sizes]
+        self.lock = threading.Lock()
+        self.root = None
+
+    def add(self, j, value, level=0):
+        """Part ``j`` of ``level``; combines every group it completes, up to the root."""
+        while level < len(self.sizes) - 1:
+            g = j // self.split_every
+            members = range(g * self.split_every, min((g + 1) * self.split_every, self.sizes[level]))
+            with self.lock:
+                held = self.held[level]
+                held[j] = value
+                if any(k not in held for k in members):
+                    return
+                group = [held.pop(k) for k in members]
+            value = group[0] if len(group) == 1 else self.combine(*group)
+            j, level = g, level + 1
+        self.root = value
 
 
 def _bound(calls, data):
@@ -219,8 +250,9 @@ class Blocks:
         scheduler = _scheduler()
         threads = _pull_threads(scheduler, self.data)
         if threads:
-            results = _pulled(_bound(calls, self.data), threads)
-            return _tree(results, self.split_every, lambda level, j, group: _kernels.combine(*group))
+            tree = _Tree(len(calls), self.split_every, _kernels.combine)
+            _pulled(_bound(calls, self.data), threads, tree.add)
+            return tree.root
         token = uuid.uuid4().hex[:12]
         dsk = dict(self.graph)
         parts = _block_tasks(dsk, calls, f"dask_gmm-{kernel.__name__}-{token}")
@@ -284,7 +316,7 @@ def fill_rows(X, kernel, out, *args):
     data = _data_of(dsk, keys)
     threads = _pull_threads(scheduler, data)
     if threads:
-        _pulled(_bound(calls, data), threads)
+        _pulled(_bound(calls, data), threads, lambda i, none: None)  # each task has written its rows
     else:
         scheduler(dsk, _block_tasks(dsk, calls, f"dask_gmm-{kernel.__name__}-{uuid.uuid4().hex[:12]}"))
     return out

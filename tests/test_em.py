@@ -1,5 +1,6 @@
 """The EM driver's passes: in-memory blocks pulled by one task per thread give the bytes of one task per block."""
 
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
 import dask
@@ -10,7 +11,7 @@ from dask.callbacks import Callback
 from dask.system import CPU_COUNT
 
 from dask_gmm import _kernels, io
-from dask_gmm._em import Blocks, fill_rows
+from dask_gmm._em import Blocks, _Tree, _tree, fill_rows
 
 from .conftest import make_blobs, random_model
 
@@ -57,6 +58,46 @@ def test_pulled_pass_equals_one_task_per_block(weighted):
     # and the sum is right: the statistics of the whole array in one block
     (whole,) = _kernels.e_step_stats(X, models[:1], sample_weight=w)
     np.testing.assert_allclose(pulled[0].nk, whole.nk, rtol=1e-12)
+    np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n, split_every", [(1, 2), (2, 2), (9, 8), (21, 4), (100, 3)])
+def test_tree_fed_in_any_order_from_threads_makes_the_tree_of_a_pass(n, split_every):
+    """_Tree combines each group as its last part arrives: the groups and order of _tree (the same
+    bytes), whatever order the parts come in, and holding few parts at a time."""
+    rng = np.random.default_rng(n)
+    parts = [rng.normal(size=3) for _ in range(n)]
+    combine = lambda *group: tuple(group)  # noqa: E731 (the shape of the tree, as nested tuples)
+    want = _tree(parts, split_every, lambda level, j, group: combine(*group))
+    for order in (range(n), range(n)[::-1], rng.permutation(n)):
+        tree = _Tree(n, split_every, combine)
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda i: tree.add(i, parts[i]), order))
+        assert repr(tree.root) == repr(want)
+    tree, most = _Tree(n, split_every, combine), 0
+    for i in range(n):  # in order, as pulled: a group's parts are let go when it is complete
+        tree.add(i, parts[i])
+        most = max(most, sum(len(h) for h in tree.held))
+    assert most <= (split_every - 1) * len(tree.sizes)
+
+
+def test_a_pulled_pass_holds_few_blocks_statistics():
+    """Every block's statistics were held to the end of a pulled pass: K d^2 8 bytes each (more than
+    a 16 MiB block of data at d=768, K=8), so memory grew with the data (a probe: 400 blocks of
+    (10, 200), K=2, a fit held 283 MiB, against 16-20 MiB now at 50-400 blocks)."""
+    X = np.random.default_rng(0).normal(size=(4000, 120))
+    model = random_model(np.random.default_rng(1), "full", 2, 120)[0]
+    blocks = Blocks(da.from_array(X, chunks=(10, 120)))  # 400 blocks, 230 KB of statistics each: 92 MB
+    blocks.map_reduce(_kernels.e_step_stats, [model])  # kernels loaded
+    tracemalloc.start()
+    try:
+        pulled, keys = pass_stats(blocks, [model])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert keys and all("-pull-" in k for k in keys)
+    assert peak < 64 * 2 * 120 * 120 * 8, peak / 2**20  # 6.4 MiB; holding all 400 parts, 102 MiB
+    (whole,) = _kernels.e_step_stats(X, [model])
     np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
 
 
