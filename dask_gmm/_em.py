@@ -10,6 +10,7 @@ that cannot be recomputed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import operator
@@ -88,13 +89,43 @@ def _is_future(v):
     return distributed is not None and isinstance(v, distributed.Future)
 
 
+def _local_threads(scheduler):
+    """The threads that run kernels in this process at once under ``scheduler``: those of dask's
+    threaded scheduler (``num_workers``, else the cores), else 1."""
+    return (dask.config.get("num_workers", None) or CPU_COUNT) if scheduler is dask.threaded.get else 1
+
+
 def _pull_threads(scheduler, data):
     """How many pulling tasks run a pass (see :func:`_pulled`): the threads of dask's threaded
     scheduler when ``scheduler`` is that one with its own pool and ``data`` holds the blocks'
     inputs (:func:`_data_of`), else 0 (one graph task per block)."""
     if data is None or scheduler is not dask.threaded.get or dask.config.get("pool", None) is not None:
         return 0
-    return dask.config.get("num_workers", None) or CPU_COUNT
+    return _local_threads(scheduler)
+
+
+_BLAS = []  # the threadpoolctl controller of the BLAS libraries loaded, made at the first pass (25 ms)
+
+
+@contextlib.contextmanager
+def _one_blas_thread(threads):
+    """BLAS limited to one thread while ``threads`` (> 1) threads of this process run kernels.
+
+    From about 100 features the kernels' products are large enough for OpenBLAS to
+    start its own threads, in every task: 4 threads on 2 cores. A fit of 10,000
+    rows, d=100, K=16, 3 iterations took 1.21-1.51 s with OpenBLAS's default, 0.62-0.65
+    s with one BLAS thread (best of 3, 2 cores). Distributed's workers already start
+    with one BLAS thread. Limiting costs 0.05-0.1 ms a pass.
+    """
+    if threads < 2:
+        yield
+        return
+    if not _BLAS:
+        import threadpoolctl
+
+        _BLAS.append(threadpoolctl.ThreadpoolController())
+    with _BLAS[0].limit(limits=1, user_api="blas"):
+        yield
 
 
 def _pull(todo, calls, sink):
@@ -133,7 +164,8 @@ def _pulled(calls, threads, sink):
         todo.put(i)
     token = uuid.uuid4().hex[:12]
     dsk = {f"dask_gmm-pull-{token}-{j}": (functools.partial(_pull, todo, calls, sink),) for j in range(min(threads, len(calls)))}
-    dask.threaded.get(dsk, list(dsk))
+    with _one_blas_thread(len(dsk)):
+        dask.threaded.get(dsk, list(dsk))
 
 
 class _Tree:
@@ -263,7 +295,8 @@ class Blocks:
             return key
 
         try:
-            return scheduler(dsk, _tree(parts, self.split_every, join))
+            with _one_blas_thread(_local_threads(scheduler)):
+                return scheduler(dsk, _tree(parts, self.split_every, join))
         except Exception as exc:
             if type(exc).__name__ != "KilledWorker":
                 raise

@@ -101,6 +101,36 @@ def test_a_pulled_pass_holds_few_blocks_statistics():
     np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
 
 
+def _blas_threads(x, sample_weight=None, row_offset=0):
+    """A kernel: the most threads a BLAS library of this process may start now, as an array of one."""
+    import threadpoolctl
+
+    return np.array([max(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")])
+
+
+def test_blas_runs_on_one_thread_in_each_task_of_a_pass():
+    """From about 100 features OpenBLAS started threads of its own in every task: 4 threads on 2
+    cores, fits 1.6-2x slower than with one BLAS thread (d=100, K=16). Pulled or one task per
+    block, on 2 threads, each block sees 1; after the pass, the default is back."""
+    import threadpoolctl
+
+    before = _blas_threads(None)[0]
+    X = make_blobs(n=4000)
+    blocks = Blocks(da.from_array(X, chunks=(1000, 2)))
+    with dask.config.set(num_workers=2):
+        assert blocks.map_reduce(_blas_threads)[0] == 4  # pulled: 4 blocks, 1 thread each
+        with ThreadPoolExecutor(2) as pool, dask.config.set(pool=pool):  # one task per block
+            assert blocks.map_reduce(_blas_threads)[0] == 4
+        assert Blocks(da.from_array(X, chunks=(1000, 2)) * 1.0).map_reduce(_blas_threads)[0] == 4  # tasks behind
+    with dask.config.set(scheduler="synchronous"):  # one thread: BLAS keeps its threads
+        assert blocks.map_reduce(_blas_threads)[0] == 4 * before
+    assert _blas_threads(None)[0] == before
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):  # and the user's limit stays
+        with dask.config.set(num_workers=2):
+            blocks.map_reduce(_blas_threads)
+        assert _blas_threads(None)[0] == 1
+
+
 def test_blocks_with_tasks_behind_them_are_not_pulled():
     """A dask array computed from tasks keeps one task per block (pulling would hold every block in memory)."""
     X = make_blobs(n=4000)
