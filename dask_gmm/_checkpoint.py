@@ -227,12 +227,12 @@ def write_atomic(path, write, mode="w"):
     except OSError as exc:  # name the file asked for, not the temporary one
         raise type(exc)(exc.errno, exc.strerror, path) from None
     try:
+        if os.path.isfile(path) and not os.path.islink(path):  # a replaced file keeps its permissions, from
+            with contextlib.suppress(FileNotFoundError):  # before any byte is written (a 0600 file's stay private)
+                os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
-            if os.path.isfile(path) and not os.path.islink(path):  # a replaced file keeps its permissions
-                with contextlib.suppress(FileNotFoundError):
-                    os.fchmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -333,6 +333,14 @@ def json_array(d, key, shape):
     return a
 
 
+def _blank(path):
+    """Whether ``path`` is a regular file holding nothing but blanks (none at all, as ``mktemp`` makes it)."""
+    if not os.path.isfile(path) or os.path.getsize(path) > 64:
+        return False
+    with open(path, "rb") as f:
+        return not f.read().strip()
+
+
 def _holds_bool(v):
     """Whether the nested JSON lists ``v`` (rectangular) hold a boolean anywhere."""
     if not isinstance(v, list):
@@ -420,8 +428,8 @@ class Checkpoint:
 
     def load(self):
         """The saved runs, or None when there is no checkpoint yet (no file, or an empty one, as
-        ``mktemp`` makes). Refuses a mismatched one."""
-        if not os.path.exists(self.path) or (os.path.isfile(self.path) and os.path.getsize(self.path) == 0):
+        ``mktemp`` makes, or one of blanks). Refuses a mismatched one."""
+        if not os.path.exists(self.path) or _blank(self.path):
             return None
         damaged = f"The checkpoint {self.path!r} is damaged ({{}}). Delete it to start the fit afresh."
         try:
@@ -497,10 +505,10 @@ class Checkpoint:
             )
 
     def _cut_short(self):
-        """Whether the unparsable file at ``path`` is empty or begins as a checkpoint does."""
+        """Whether the unparsable file at ``path`` begins as a checkpoint does."""
         with open(self.path, "rb") as f:
             head = f.read(200)
-        return not head.strip() or f'"format": "{FORMAT}"'.encode() in head
+        return f'"format": "{FORMAT}"'.encode() in head
 
     def save(self, runs):
         runs = [_run_to_dict(r) for r in runs]

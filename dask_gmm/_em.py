@@ -104,7 +104,8 @@ def _pull_threads(scheduler, data):
     return _local_threads(scheduler)
 
 
-_BLAS = []  # the threadpoolctl controller of the BLAS libraries loaded, made at the first pass (25 ms)
+_BLAS = {"controller": None, "busy": False}  # threadpoolctl's controller, made at the first pass (25 ms)
+_BLAS_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -115,17 +116,30 @@ def _one_blas_thread(threads):
     start its own threads, in every task: 4 threads on 2 cores. A fit of 10,000
     rows, d=100, K=16, 3 iterations took 1.21-1.51 s with OpenBLAS's default, 0.62-0.65
     s with one BLAS thread (best of 3, 2 cores). Distributed's workers already start
-    with one BLAS thread. Limiting costs 0.05-0.1 ms a pass.
+    with one BLAS thread. The limit costs 0.02-0.03 ms a pass.
+
+    OpenBLAS's limit is the process's, and threadpoolctl lets only the thread that set it
+    set it back. So one pass at a time holds it, and sets it back when it ends; a pass that
+    overlaps it (a fit in another thread of the user's) changes nothing, and runs on
+    without the limit once the holder has ended. (Each pass setting its own left BLAS on
+    one thread for good, when overlapping passes ended in another order.)
     """
-    if threads < 2:
+    with _BLAS_LOCK:
+        mine = threads > 1 and not _BLAS["busy"]
+        _BLAS["busy"] |= mine
+    if not mine:
         yield
         return
-    if not _BLAS:
-        import threadpoolctl
+    try:
+        if _BLAS["controller"] is None:
+            import threadpoolctl
 
-        _BLAS.append(threadpoolctl.ThreadpoolController())
-    with _BLAS[0].limit(limits=1, user_api="blas"):
-        yield
+            _BLAS["controller"] = threadpoolctl.ThreadpoolController()
+        with _BLAS["controller"].limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS["busy"] = False
 
 
 def _pull(todo, calls, sink):

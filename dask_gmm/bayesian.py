@@ -509,7 +509,7 @@ class BayesianGaussianMixture(MixtureBase):
         n, mean, scatter = moments
         covariance = user["covariance"]
         if covariance is None:
-            if not n - 1.0 > 1e-8 * n:  # weights normalised to sum to 1 may sum to 1 + 4e-16: not above 1
+            if not n - 1.0 > 1e-6 * n:  # weights normalised to sum to 1 sum to 1 + 4e-16, in float32 1 + 5e-8
                 raise ValueError(
                     f"The default covariance_prior is the covariance of X, which divides by the total sample "
                     f"weight less 1 and so needs a total above 1 (got {n!r}, not above 1 beyond rounding); "

@@ -889,6 +889,18 @@ def _store_state(path):
     return info if info["status"] in ("complete", "incomplete", "damaged") else None
 
 
+def _option_words(message):
+    """The library's argument names in ``message`` as the command line's options (``n_samples``:
+    ``--n-samples``, ``overwrite=True``: ``--overwrite``), but inside quoted paths."""
+    parts = re.split(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", message)  # repr quotes a path so
+    for i in range(0, len(parts), 2):  # the unquoted parts
+        part = parts[i].replace("overwrite=True", "--overwrite")
+        for name in ("n_samples", "n_features", "n_components", "chunk_size", "dtype"):
+            part = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), part)
+        parts[i] = part
+    return "".join(parts)
+
+
 def cmd_generate(args, term):
     from .generate import generate_mixture
 
@@ -901,10 +913,7 @@ def cmd_generate(args, term):
                              chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
                              overwrite=args.overwrite)
         except ValueError as exc:  # the library's advice, in the command line's words
-            words = str(exc).removeprefix("generate_mixture: ").replace("overwrite=True", "--overwrite")
-            for name in ("n_samples", "n_features", "n_components", "chunk_size", "dtype"):
-                words = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), words)
-            raise CLIError(words) from None
+            raise CLIError(_option_words(str(exc).removeprefix("generate_mixture: "))) from None
     seconds = time.perf_counter() - t0
     what = (f"{_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} "
             f"({_count(args.n_components, 'component')}, {args.dtype})")
@@ -912,6 +921,8 @@ def cmd_generate(args, term):
         term.out(f"wrote {what} to {args.path} in {_fmt_seconds(seconds)}")
     elif before["status"] == "complete":  # a rerun: its chunks are all there, and are not read again
         term.out(f"{args.path} already holds {what}: nothing written (to rewrite it, pass --overwrite)")
+    elif before["missing_chunks"] == 0:  # killed after its last chunk, before its record said complete
+        term.out(f"{args.path} held every chunk of {what}: marked it complete, nothing else written")
     else:  # resumed, or mended: only the chunks it lacked were written
         lacked = ", ".join(f"{_count(n, 'chunk')} of {name}" for name, n in before["missing_chunks_of"].items() if n)
         term.out(f"wrote the chunks {args.path} lacked ({lacked}; {_count(-(-args.n_samples // before['chunks'][0]), 'chunk')} "

@@ -49,12 +49,12 @@ import numpy as np
 import zarr
 from dask.base import tokenize
 from scipy.spatial.distance import pdist
-from sklearn.utils.validation import check_is_fitted
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import _kernels, _numba, io
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
+from .mixture import check_fitted
 from .modelfile import MAX_SIZE, fitted_model, load_model
 
 logger = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def draw_parameters(seed, n_features, n_components, box=10.0, covariance_scale=0
 def _model_parameters(model):
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
-    check_is_fitted(model)
+    check_fitted(model)
     K, d = model.means_.shape
     weights = np.asarray(model.weights_, np.float64)
     covs = as_full_covariances(model.covariances_, model.covariance_type, K, d)

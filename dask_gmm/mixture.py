@@ -54,6 +54,7 @@ def check_fitted(model):
     """scikit-learn's ``check_is_fitted``, then a ValueError when the fitted covariances are not of
     the model's ``covariance_type`` (changed since the fit: they would be read as another type's)."""
     check_is_fitted(model)
+    cov.check_covariance_type(model.covariance_type)
     K, d = np.shape(model.means_)
     if not cov.is_of_type(model.precisions_cholesky_, model.covariance_type, K, d):
         raise ValueError(

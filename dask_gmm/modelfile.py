@@ -349,7 +349,7 @@ def load_model(path):
     except PermissionError as exc:
         raise ValueError(f"The model file {path!r} cannot be read ({exc.strerror}).") from None
     except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
-        why = "binary data, not JSON text" if isinstance(exc, UnicodeDecodeError) else exc
+        why = "not UTF-8 text, as JSON is" if isinstance(exc, UnicodeDecodeError) else exc
         raise ValueError(
             f"{path!r} is not a valid dask_gmm model file ({why}). Model files are written by "
             "dask_gmm.save_model and dask-gmm fit."

@@ -1,5 +1,6 @@
 """The dask-gmm command line, end to end on a tiny store, against the library it wraps."""
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -627,10 +628,18 @@ def test_generate_refuses_other_arguments_in_cli_words(store, tmp_path, capsys):
     assert "overwrite=True" not in err
     # fewer rows, in the default chunks: n_samples alone differs, named as an option (it said
     # "(--chunk-size, n_samples differ)": the default chunk is capped at the rows)
-    small = tmp_path / "small.zarr"
+    small = tmp_path / "dtype" / "n_samples.zarr"  # the path keeps its words (it became '--dtype/--n-samples.zarr')
+    small.parent.mkdir()
     assert run(capsys, "generate", small, "-n", "2e4", "--seed", "1", "-q")[0] == 0
     rc, _, err = run(capsys, "generate", small, "-n", "1.5e4", "--seed", "1", "-q")
-    assert_one_line_error(rc, err, "different arguments (--n-samples differs)")
+    assert_one_line_error(rc, err, f"The store {str(small)!r} was generated with different arguments (--n-samples differs)")
+    # killed after its last chunk, before its record said complete: no empty list of chunks written
+    meta = json.loads((small / "zarr.json").read_text())
+    meta["attributes"]["dask_gmm"]["complete"] = False
+    (small / "zarr.json").write_text(json.dumps(meta))
+    rc, out, _ = run(capsys, "generate", small, "-n", "2e4", "--seed", "1")
+    assert rc == 0 and out.startswith(f"{small} held every chunk of 20,000 rows x 2 features")
+    assert "already holds" in run(capsys, "generate", small, "-n", "2e4", "--seed", "1")[1]
 
 
 def test_outputs_are_checked_before_the_scheduler_is_reached(store, model_file, tmp_path, capsys):
@@ -1086,9 +1095,12 @@ def test_ctrl_c_while_the_libraries_load(tmp_path):
         argv = ("generate", tmp_path / f"s{i}.zarr", "-n", "2e8", "--chunk-size", "1e4", "-q")  # minutes of work:
         # 2e6 rows were done in 2.5 s on an idle machine, before the Ctrl-C
         proc = subprocess.Popen(_command(*argv), stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        err = proc.communicate(timeout=60)[1]
+        try:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGINT)
+            err = proc.communicate(timeout=60)[1]
+        finally:  # a command that ignored the Ctrl-C would write 3.2 GB
+            proc.kill()
         assert (proc.returncode, err.strip()) == (-signal.SIGINT, "dask-gmm: error: interrupted"), (delay, err)
 
 
@@ -1099,9 +1111,13 @@ def test_ctrl_c_stops_a_shell_loop_of_commands(tmp_path):
     argv = ["bash", "-c", loop, str(tmp_path), *_command("generate", "-n", "2e8", "--chunk-size", "1e4", "-q")]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=_sigint_default)
-    time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: to the whole foreground group
-    out, err = proc.communicate(timeout=120)
+    try:
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: to the whole foreground group
+        out, err = proc.communicate(timeout=120)
+    finally:  # a loop that ran on would write 3.2 GB a command
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert (proc.returncode, out, err.strip()) == (-signal.SIGINT, "", "dask-gmm: error: interrupted"), (out, err)
     assert set(os.listdir(tmp_path)) <= {"s1.zarr"}  # the second and third never ran
 

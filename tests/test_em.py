@@ -1,5 +1,6 @@
 """The EM driver's passes: in-memory blocks pulled by one task per thread give the bytes of one task per block."""
 
+import threading
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
@@ -91,7 +92,8 @@ def test_a_pulled_pass_holds_few_blocks_statistics():
     blocks.map_reduce(_kernels.e_step_stats, [model])  # kernels loaded
     tracemalloc.start()
     try:
-        pulled, keys = pass_stats(blocks, [model])
+        with dask.config.set(num_workers=2):  # each pulling thread holds a part of its own
+            pulled, keys = pass_stats(blocks, [model])
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -129,6 +131,29 @@ def test_blas_runs_on_one_thread_in_each_task_of_a_pass():
         with dask.config.set(num_workers=2):
             blocks.map_reduce(_blas_threads)
         assert _blas_threads(None)[0] == 1
+    # passes overlapping in several threads of the user's, ending in either order: the default is back
+    # after them (a limit counted across passes, set back by the last, left BLAS on one thread for good:
+    # threadpoolctl lets only one thread change OpenBLAS's threads)
+    def waiting(x, inside, release, sample_weight=None, row_offset=0):
+        if row_offset == 0:
+            inside.set()
+            release.wait(timeout=30)
+        return _blas_threads(x)
+
+    slow = Blocks(da.from_array(X, chunks=(2000, 2)))  # two blocks: each pass waits inside its first
+    for ends in ((0, 1), (1, 0)):
+        events = [(threading.Event(), threading.Event()) for _ in range(2)]
+        with dask.config.set(num_workers=2), ThreadPoolExecutor(2) as users:
+            passes = []
+            for inside, release in events:
+                passes.append(users.submit(slow.map_reduce, waiting, inside, release))
+                assert inside.wait(timeout=30)
+            for i in ends:
+                events[i][1].set()
+                assert 2 <= passes[i].result()[0] <= 2 * before
+        assert _blas_threads(None)[0] == before
+    with dask.config.set(num_workers=2):  # and the main thread's passes are limited still
+        assert blocks.map_reduce(_blas_threads)[0] == 4
 
 
 def test_blocks_with_tasks_behind_them_are_not_pulled():

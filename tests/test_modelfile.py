@@ -300,7 +300,7 @@ def test_not_a_model_file_raises_value_error(tmp_path, content):
     with pytest.raises(ValueError, match="not a valid dask_gmm model file") as err:
         load_model(path)
     if content.startswith(b"\xff"):  # it was the codec's own words, "'utf-8' codec can't decode byte 0xff ..."
-        assert "(binary data, not JSON text)" in str(err.value)
+        assert "(not UTF-8 text, as JSON is)" in str(err.value)
 
 
 def test_missing_file_raises_value_error(tmp_path):
