@@ -333,6 +333,12 @@ def json_array(d, key, shape):
     return a
 
 
+def of_another_version(tag, current):
+    """Whether the format ``tag`` of a file is one of another version of ``current``'s
+    ("dask_gmm.model/2" for "dask_gmm.model/1")."""
+    return str(tag).startswith(current.rpartition("/")[0] + "/") and tag != current
+
+
 def _blank(path):
     """Whether ``path`` is a regular file holding nothing but blanks (none at all, as ``mktemp`` makes it)."""
     if not os.path.isfile(path) or os.path.getsize(path) > 64:
@@ -445,8 +451,7 @@ class Checkpoint:
             why = "JSON of another format"
         if state is None and self._cut_short():
             raise ValueError(damaged.format(cut + why))
-        if isinstance(state, dict) and str(state.get("format")).startswith(FORMAT.rpartition("/")[0] + "/") and (
-                state.get("format") != FORMAT):
+        if isinstance(state, dict) and of_another_version(state.get("format"), FORMAT):
             raise ValueError(
                 f"The checkpoint {self.path!r} was written by another version of dask_gmm (format "
                 f"{state.get('format')!r}; this version writes {FORMAT!r}). Delete it to start the fit afresh, "

@@ -35,7 +35,7 @@ from sklearn.exceptions import NotFittedError
 
 from . import _covariance as cov
 from . import io
-from ._checkpoint import check_folder, check_history, file_path, json_array, write_atomic
+from ._checkpoint import check_folder, check_history, file_path, json_array, of_another_version, write_atomic
 from .mixture import GaussianMixture, check_fitted
 
 logger = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def model_from_dict(d):
     """
     if not isinstance(d, dict):
         raise ValueError("the file does not hold a JSON object")
-    if str(d.get("format")).startswith(FORMAT.rpartition("/")[0] + "/") and d.get("format") != FORMAT:
+    if of_another_version(d.get("format"), FORMAT):
         raise ValueError(f"written by another version of dask_gmm: format tag {d.get('format')!r}, where this "
                          f"version reads {FORMAT!r}; load it with the version that wrote it")
     if d.get("format") != FORMAT:
