@@ -198,19 +198,27 @@ def test_many_and_few_features(d):
         close(got, want)
 
 
-@pytest.mark.parametrize("d, K", [(9, 5), (16, 5), (16, 20)])
+@pytest.mark.parametrize("d, K, route", [(9, 5, "blocked"), (16, 5, "blocked"), (16, 20, "blocked"),
+                                          (16, 5, "straight"), (20, 5, "blocked"), (20, 20, "blocked")])
 @pytest.mark.parametrize("factor", ["upper", "lower"])
-def test_blocked_mahalanobis_and_centring_equal_reference(d, K, factor):
+def test_blocked_mahalanobis_and_centring_equal_reference(d, K, route, factor):
     """Tiles centred once and the Mahalanobis GEMMs in triangular row blocks (d=9: blocks of
-    4, 4 and 1 rows; K=20: a block's components in two GEMMs), far from the origin; a
-    lower-triangular factor of the same precisions (precision = L L^T, not this package's
-    convention) takes one whole GEMM per component and agrees too."""
+    4, 4 and 1 rows; K=20: a block's components in two GEMMs), far from the origin, where the
+    straight-line code for d features (the default up to UNROLL_MAX_FEATURES, which it is
+    compared with too) is turned off; a lower-triangular factor of the same precisions
+    (precision = L L^T, not this package's convention) takes one whole GEMM per component
+    and agrees too."""
     model, X = problem("full", n=900, d=d, K=K, seed=d, shift=1e6)
-    assert nb.Prepared(model, d).hs == nb.feature_block(d) < d
+    p = nb.Prepared(model, d)
+    assert p.hs == nb.feature_block(d) < d
+    assert p.unrolled == ((0,) * d if d <= nb.UNROLL_MAX_FEATURES else ())
     if factor == "lower":
         prec = cov.precisions_from_precision_cholesky(model.precisions_cholesky, "full")
         model = model._replace(precisions_cholesky=np.linalg.cholesky(prec))
-        assert nb.Prepared(model, d).hs == d
+        p = nb.Prepared(model, d)
+        assert p.hs == d and p.unrolled == ()
+    if route == "blocked":
+        nb.prepared(model, d).unrolled = ()  # the layout the kernels take for this model
     for got, want in zip(nb.e_step(X, model), reference(X, model)):
         close(got, want)
     lse, log_resp = kern.log_prob_resp(X, model)
