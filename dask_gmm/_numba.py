@@ -475,9 +475,10 @@ def _logprob_tile(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
     lower-triangular factors ``pcT`` (K, d, d)), or () for
     :func:`_logprob_full`'s blocked products (the other arguments are
     :func:`_logprob_full`'s). A tuple, not a literal number, because the
-    dispatcher matches a tuple's type as fast as any argument's.
+    dispatcher matches a tuple's type as fast as any argument's. Run as Python
+    (``NUMBA_DISABLE_JIT=1``), it takes the blocked products.
     """
-    raise NotImplementedError("compiled kernels only")
+    _logprob_full(XT, PB, hs, bias, log_norm, Y, A)
 
 
 @overload(_logprob_tile, jit_options=dict(fastmath=_OPTIONS["fastmath"], error_model=_OPTIONS["error_model"]))

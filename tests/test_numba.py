@@ -2,6 +2,8 @@
 
 import gc
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -533,3 +535,24 @@ def test_kmeans_kernels_name_bad_rows(bad, compiled, monkeypatch):
             call(row_offset=1000)
         with pytest.raises(ValueError, match=named):
             call(sample_weight=np.ones(len(X)), row_offset=1000)
+
+
+def test_kernels_run_as_python_with_numba_disabled():
+    """NUMBA_DISABLE_JIT=1, numba's debugging mode, runs the kernels as plain Python (slowly),
+    the straight-line Mahalanobis code's dispatch included, to the reference's results."""
+    code = (
+        "import numpy as np\n"
+        "from dask_gmm import _numba as nb, _kernels as kern\n"
+        "rng = np.random.default_rng(0)\n"
+        "d, K = 5, 3\n"
+        "X = rng.standard_normal((300, d))\n"
+        "pc = np.stack([np.triu(np.eye(d) + 0.1 * rng.standard_normal((d, d)))] * K)\n"
+        "m = kern.Model('full', np.log(np.full(K, 1 / K)), rng.standard_normal((K, d)), pc)\n"
+        "assert nb.prepared(m, d).unrolled == (0,) * d\n"
+        "lse, log_resp = kern.log_prob_resp(X, m)\n"
+        "np.testing.assert_allclose(nb.e_step(X, m)[3], lse.sum(), rtol=1e-12)\n"
+        "np.testing.assert_allclose(nb.per_row(X, m, nb.SCORE)[0], lse, rtol=1e-12)\n"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
