@@ -40,8 +40,9 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   d (d + 1) / 2 factor entries are read into locals once per tile, and each
   row is one line of multiply-adds, which LLVM vectorises along the tile
   (d=16, K=8: the whole E-step 1.14-1.20x faster than the GEMMs below). The
-  kernels are compiled for each such d on its first use (about 9 s more per
-  d, cached on disk like the rest); :func:`_logprob_tile` chooses the code.
+  full kernels are compiled for each such d and input dtype on its first use
+  (about 6-9 s more for the E-step and 2 s for the per-row outputs, cached on
+  disk like the rest); :func:`_logprob_tile` chooses the code.
 * From :data:`SMALL_MAX_FEATURES` + 1 features on, full (and tied)
   covariances do the two d x d x tile products of a tile, ``P_k^T X_c``
   (beyond :data:`UNROLL_MAX_FEATURES` features) and ``(r X_c) X_c^T``, as
@@ -52,9 +53,11 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   Mahalanobis GEMM skips most of it in row blocks instead,
   :func:`feature_block`.) The tile is kept small enough (:func:`tile_rows`)
   that OpenBLAS runs them on the calling thread. With fewer features the
-  products are loops along the tile, and each row's moments add up in lanes
+  products are loops along the tile (the Mahalanobis ones only for a factor
+  that is not triangular), and each row's moments add up in lanes
   (``L1``, ``L2`` in :func:`estep_full`), summed once per block: no BLAS call.
-  Which wins depends on the machine's OpenBLAS. On 2026-11-30's machine, BLAS
+  Which wins depends on the machine's OpenBLAS (these measurements predate
+  the straight-line Mahalanobis code). On 2026-11-30's machine, BLAS
   beat the compiled loops of then at every d (M rows/s on one core, loops /
   BLAS: d=2 K=3 48/57, d=4 K=4 20/31, d=8 K=8 3.9/8.4, d=16 K=8 1.2/3.5). On
   2026-12-01's (AVX2, no AVX-512; OpenBLAS's Haswell kernels, whose small
@@ -91,11 +94,14 @@ features). ``tied`` second moments are the per-component ones summed.
 All kernels release the GIL (``nogil=True``) and are serial
 (``parallel=False``): dask's threaded scheduler already runs a chunk per
 thread. ``cache=True`` writes the machine code to ``__pycache__`` next to this
-file, so only the first process on a machine compiles (a few seconds).
+file, so only the first process on a machine compiles (about 12 s for the first
+E-step; more for each further dtype, covariance family and, for full
+covariances, number of features up to :data:`UNROLL_MAX_FEATURES`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 
@@ -171,7 +177,9 @@ def feature_block(n_features):
 
     ``P_k^T`` is lower triangular, so a block of its rows needs only the tile's
     features up to the block's last row: 4 blocks do 5/8 of the multiply-adds of
-    one GEMM. Measured, the whole E-step per row on one core against one GEMM
+    one GEMM. (This package's factors take the straight-line code of
+    :data:`UNROLL_MAX_FEATURES` up to 18 features, so these blocks only
+    beyond.) Measured, the whole E-step per row on one core against one GEMM
     per component: d=8 the same (blocks of 2, 4 or 8 rows within 3 %), d=12
     1.08x, d=16 1.10x (blocks of 2 rows 1.05x, of 8 1.08x), d=24 1.08x,
     d=32 1.16x.
@@ -398,7 +406,8 @@ def _logprob_full(XT, PB, hs, bias, log_norm, Y, A):
     blocks, one GEMM does a block of every component (as many as OpenBLAS runs
     on this thread; d=16, K=8: 1.04-1.06x faster than a GEMM per component);
     a single block stays one GEMM per component (d=4: stacked was 0.97x).
-    ``Y`` is scratch of at least (max(d, K * hs), B).
+    ``Y`` is scratch of at least (max(d, K * hs), B). Triangular factors take
+    it only beyond :data:`UNROLL_MAX_FEATURES` features (:func:`_logprob_tile`).
     """
     K = bias.shape[0]
     d, B = XT.shape
@@ -476,18 +485,26 @@ def _logprob_tile(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
     :func:`_logprob_full`'s blocked products (the other arguments are
     :func:`_logprob_full`'s). A tuple, not a literal number, because the
     dispatcher matches a tuple's type as fast as any argument's. Run as Python
-    (``NUMBA_DISABLE_JIT=1``), it takes the blocked products.
+    (``NUMBA_DISABLE_JIT=1``), it runs the same code.
     """
-    _logprob_full(XT, PB, hs, bias, log_norm, Y, A)
+    if unrolled:
+        _unrolled_function(len(unrolled))(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled)
+    else:
+        _logprob_full(XT, PB, hs, bias, log_norm, Y, A)
+
+
+@functools.cache
+def _unrolled_function(d):
+    """:func:`_unrolled_source`'s function for d features, as Python (numba compiles it where it is called)."""
+    namespace = {}
+    exec(_unrolled_source(d), namespace)
+    return namespace["logprob"]
 
 
 @overload(_logprob_tile, jit_options=dict(fastmath=_OPTIONS["fastmath"], error_model=_OPTIONS["error_model"]))
 def _logprob_tile_overload(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
-    d = len(unrolled)
-    if d:
-        namespace = {}
-        exec(_unrolled_source(d), namespace)
-        return namespace["logprob"]
+    if len(unrolled):
+        return _unrolled_function(len(unrolled))
 
     def blocked(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
         _logprob_full(XT, PB, hs, bias, log_norm, Y, A)
@@ -597,10 +614,13 @@ def _bias(pcT, means):
 
 
 @_jit
-def _mahalanobis_setup(pcT, means, hs, B):
-    """What :func:`_logprob_full` takes besides the tile: its GEMM outputs' scratch, the
-    factors' row blocks and the biases ``P_k^T (mu_k - c)``."""
+def _mahalanobis_setup(pcT, means, hs, B, straight):
+    """What :func:`_logprob_tile` takes besides the tile: the biases ``P_k^T (mu_k - c)`` and,
+    for :func:`_logprob_full` (not ``straight``), its GEMM outputs' scratch and the factors' row
+    blocks (empty for the straight-line code, which reads neither)."""
     K, d = means.shape
+    if straight:
+        return np.empty((0, B)), np.empty(0), _bias(pcT, means)
     return np.empty((max(d, K * hs), B)), _factor_blocks(pcT, hs), _bias(pcT, means)
 
 
@@ -672,7 +692,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     K = means.shape[0]
     B = tile
     XT, A, lse, ssum, bits = _scratch(K, d, B)
-    Y, PB, bias = _mahalanobis_setup(pcT, means, hs, B)
+    Y, PB, bias = _mahalanobis_setup(pcT, means, hs, B, len(unrolled) > 0)
     pack = d >= PACK_MIN_FEATURES
     # packed: a last row of ones in XK (of sqrt(r) in P) makes the second-moment GEMM give the first
     # moments sum r (x - cm_k) too, directly: not sum r (x - c) less (sum r) (cm_k - c), which cancels
@@ -872,7 +892,7 @@ def rows_full(X, centre, means, pcT, hs, unrolled, log_norm, tile, lse_out, prob
     K = means.shape[0]
     B = tile
     XT, A, lse, ssum, bits = _scratch(K, d, B)
-    Y, PB, bias = _mahalanobis_setup(pcT, means, hs, B)
+    Y, PB, bias = _mahalanobis_setup(pcT, means, hs, B, len(unrolled) > 0)
     ok = True
     for i0 in range(0, n, B):
         b = min(B, n - i0)

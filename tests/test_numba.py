@@ -73,8 +73,8 @@ def test_e_step_equals_reference(ct, dtype, weighted, shift):
 @pytest.mark.parametrize("d", [1, 2, nb.SMALL_MAX_FEATURES, nb.SMALL_MAX_FEATURES + 1])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_e_step_on_either_side_of_the_small_kernels_equals_reference(ct, d, weighted):
-    """Up to SMALL_MAX_FEATURES the moments add up in lanes and the Mahalanobis products are loops
-    (no BLAS call); one feature more, GEMMs (GEMVs for diagonal factors). Both give the reference statistics and log-likelihoods,
+    """Up to SMALL_MAX_FEATURES the moments add up in lanes (no BLAS call); one feature more,
+    GEMMs (GEMVs for diagonal factors); the Mahalanobis sums are straight-line code at all four d. Both give the reference statistics and log-likelihoods,
     also for a last tile of a few rows (777 rows) and away from the origin."""
     model, X = problem(ct, d=d, shift=1e4)
     w = np.random.default_rng(1).uniform(0.0, 3.0, X.shape[0]) if weighted else None
