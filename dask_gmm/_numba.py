@@ -477,7 +477,7 @@ def _unrolled_source(d):
 
 
 def _logprob_tile(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
-    """A[k] = log pi_k + log N(x | k) for the tile's columns (compiled code only).
+    """A[k] = log pi_k + log N(x | k) for the tile's columns.
 
     ``unrolled`` is a tuple whose length is known when compiling: d zeros for
     the straight-line code of :func:`_unrolled_source` (d features,

@@ -74,8 +74,9 @@ def test_e_step_equals_reference(ct, dtype, weighted, shift):
 @pytest.mark.parametrize("weighted", [False, True])
 def test_e_step_on_either_side_of_the_small_kernels_equals_reference(ct, d, weighted):
     """Up to SMALL_MAX_FEATURES the moments add up in lanes (no BLAS call); one feature more,
-    GEMMs (GEMVs for diagonal factors); the Mahalanobis sums are straight-line code at all four d. Both give the reference statistics and log-likelihoods,
-    also for a last tile of a few rows (777 rows) and away from the origin."""
+    GEMMs (GEMVs for diagonal factors); the Mahalanobis sums are straight-line code at all four
+    d. Both give the reference statistics and log-likelihoods, also for a last tile of a few
+    rows (777 rows) and away from the origin."""
     model, X = problem(ct, d=d, shift=1e4)
     w = np.random.default_rng(1).uniform(0.0, 3.0, X.shape[0]) if weighted else None
     for got, want in zip(nb.e_step(X, model, sample_weight=w), reference(X, model, w)):
@@ -539,7 +540,7 @@ def test_kmeans_kernels_name_bad_rows(bad, compiled, monkeypatch):
 
 def test_kernels_run_as_python_with_numba_disabled():
     """NUMBA_DISABLE_JIT=1, numba's debugging mode, runs the kernels as plain Python (slowly),
-    the straight-line Mahalanobis code's dispatch included, to the reference's results."""
+    the generated straight-line Mahalanobis code included, to the reference's results."""
     code = (
         "import numpy as np\n"
         "from dask_gmm import _numba as nb, _kernels as kern\n"
