@@ -735,17 +735,10 @@ def _check_figures(paths, data):
                            "figures. Choose another path, or remove it yourself.")
 
 
-def _model_path(path):
-    """A model file's path as given, a ``file://`` or ``local://`` URL as its local path."""
-    from .modelfile import model_file_path
-
-    return model_file_path(path)
-
-
 def _load_model(path):
-    from .modelfile import load_model
+    from .modelfile import load_model, model_file_path
 
-    path = _model_path(path)
+    path = model_file_path(path)
     if not os.path.exists(path):
         raise CLIError(f"no model file at {path!r}. Check the path (write one with '{PROG} fit').")
     if os.path.isdir(path):
@@ -1277,8 +1270,10 @@ def _model_dict(model):
 
 
 def cmd_info(args, term):
+    from .modelfile import model_file_path
+
     path = args.path
-    local = _model_path(path)
+    local = model_file_path(path)  # a file:// URL as its local path
     if os.path.exists(local) and not os.path.isdir(local):  # a file, a pipe: a model
         model = _load_model(path)
         if args.json:
