@@ -17,8 +17,10 @@ them, centred on the model's current means.
 How it is fast without fast-math
 --------------------------------
 Of LLVM's fast-math flags only ``contract`` (multiply-adds fused into FMAs,
-:data:`_OPTIONS`) is on: results are never reassociated, and NaN and
-infinities behave as IEEE says, which the error checks rely on.
+:data:`_OPTIONS`) is on, and NaN and infinities behave as IEEE says, which
+the error checks rely on. Results are not reassociated, but for the dot
+products of :func:`_gram_upper` (a tile's second moments), whose order of
+additions is the compiler's, as a BLAS call's is its library's.
 
 The rows are swept a tile at a time (256 or 512 rows, :func:`tile_rows`). A
 tile is copied once, transposed and centred on the weighted mean of the model's means, into a
@@ -48,7 +50,9 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   (beyond :data:`UNROLL_MAX_FEATURES` features) and ``(r X_c) X_c^T``, as
   BLAS GEMMs, the latter with a row of ones (of
   sqrt(r) in packed rows) that gives each component's first moments, centred
-  on its own means, too. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
+  on its own means, too. Up to :data:`GRAM_MAX_FEATURES` features a whole
+  tile's ``(r X_c) X_c^T`` is instead :func:`_gram_upper`'s dot products along
+  the tile (the packed rows' stay GEMMs). (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
   GEMM computes for nothing, were slower still at these sizes; the
   Mahalanobis GEMM skips most of it in row blocks instead,
   :func:`feature_block`.) The tile is kept small enough (:func:`tile_rows`)
@@ -146,6 +150,18 @@ SMALL_MAX_FEATURES = 9
 #: the registers); d=32 0.8x. The whole E-step: d=2 K=3 1.09x, d=4 K=4 1.18x, d=8 K=8 1.22x,
 #: d=12 1.0-1.3x, d=16 1.14-1.20x; per-row outputs (score_samples) 1.1-1.7x.
 UNROLL_MAX_FEATURES = 18
+#: Up to this many features, a tile's second moments ``(r X_c) X_c^T`` (all its rows, where no
+#: packing applies or more than 3/4 of them have r > 0) are :func:`_gram_upper`'s dot products along
+#: the tile, not a GEMM: OpenBLAS's fixed work per call (packing both operands, the edges of its
+#: 4 x 8 kernel) dominates such thin products. The product alone, per row on one core, (e, 512) by
+#: (512, e), a GEMM against :func:`_gram_upper`: e=11 3.5x, e=17 2.3x, e=25 2.1x, e=33 1.5x, e=49
+#: 1.4x, e=65 1.2x slower, e=97 0.95x. The whole E-step on overlapping components (50,000 standard
+#: normal rows, dense responsibilities), in turns in one process: d=5 K=40 1.66x, d=10 K=4 1.69x,
+#: d=12 K=8 1.53x, d=16 K=8 1.39x, d=24 K=8 1.31x, d=32 K=8 1.25x, d=64 K=4 1.08x faster. The
+#: packed rows (:func:`_packed_moments`) stay GEMMs: packed feature by feature for these dot
+#: products, they gained at d=10 K=8 (1.27x) but lost at d=16 K=8 (0.90-0.92x), the gathers along
+#: the tile costing what the product saved.
+GRAM_MAX_FEATURES = 64
 #: The lanes of the moments hold K x (number of moments) x tile floats in each kernel call; with more
 #: than this many (1 MiB: many components), the moments are GEMMs (GEMVs) again.
 LANE_VALUES_MAX = 131_072
@@ -624,6 +640,59 @@ def _mahalanobis_setup(pcT, means, hs, B, straight):
     return np.empty((max(d, K * hs), B)), _factor_blocks(pcT, hs), _bias(pcT, means)
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+def _gram_upper(A, B, c, S):
+    """S[i, j] = sum over u < c of A[i, u] * B[j, u] for i <= j; A, B (e, >= c), S (e, e).
+
+    Entries below the diagonal are scratch. The sums in 2 x 2 blocks, each a
+    loop along u that LLVM vectorises: this function alone lets it reassociate
+    the sums (``reassoc``), which it needs to split a sum across vector lanes.
+    The order of the additions is then the compiler's, as a BLAS call's is its
+    library's; NaN and infinities keep their meaning (no ``nnan``, ``ninf``).
+    """
+    e = S.shape[0]
+    for i in range(0, e, 2):
+        i1 = min(i + 1, e - 1)
+        a0 = A[i]
+        a1 = A[i1]
+        for j in range(i, e, 2):
+            j1 = min(j + 1, e - 1)
+            b0 = B[j]
+            b1 = B[j1]
+            s00 = 0.0
+            s01 = 0.0
+            s10 = 0.0
+            s11 = 0.0
+            for u in range(c):
+                x0 = a0[u]
+                x1 = a1[u]
+                y0 = b0[u]
+                y1 = b1[u]
+                s00 += x0 * y0
+                s01 += x0 * y1
+                s10 += x1 * y0
+                s11 += x1 * y1
+            S[i, j] = s00
+            S[i, j1] = s01
+            S[i1, j] = s10
+            S[i1, j1] = s11
+
+
+@_inline
+def _add_upper(S, s1k, s2k, ones):
+    """s2k (d, d) += S's upper triangle (d, d), mirrored; and, where ``ones`` (S (d + 1, d + 1) with
+    a last row of ones or sqrt(r)), s1k (d,) += S[:d, d]."""
+    d = s2k.shape[0]
+    for m in range(d):
+        if ones:
+            s1k[m] += S[m, d]
+        s2k[m, m] += S[m, m]
+        for j in range(m + 1, d):
+            v = S[m, j]
+            s2k[m, j] += v
+            s2k[j, m] += v
+
+
 @_inline
 def _packed_moments(pk, c, S, s1k, s2k):
     """s2k (d, d) += pk[:c, :d].T @ pk[:c, :d] and s1k (d,) += pk[:c, :d].T @ pk[:c, d] for the c
@@ -703,6 +772,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     RX = np.empty((e, B))
     S = np.empty((e, e))
     used = np.empty(B, dtype=np.int64)
+    gram = d <= GRAM_MAX_FEATURES  # a tile's second moments by _gram_upper, not a GEMM
     P = np.empty((K if pack else 0, 2 * B + 8, e))  # each component's packed rows, up to two tiles'
     held = np.zeros(K, dtype=np.int64)  # rows held in P
     if pack:
@@ -751,6 +821,10 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
                 if pack:
                     for t in range(B):
                         RX[d, t] = r[t]
+                if gram:
+                    _gram_upper(RX, XK, B, S)  # (r X_c) X_c^T, its upper triangle
+                    _add_upper(S, s1c[k], s2[k], pack)
+                    continue
                 np.dot(RX, XK.T, S)  # (r X_c) X_c^T, one GEMM
             else:  # the packed rows sqrt(r) (x - mu_k), read along X's rows, gathered over tiles
                 if held[k] + c > P.shape[1] - 8:

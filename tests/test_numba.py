@@ -115,11 +115,13 @@ def test_e_step_centred_elsewhere_equals_reference(ct, d):
 @pytest.mark.parametrize("ct", ["full", "tied"])
 @pytest.mark.parametrize("spread", [40.0, 1.0])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_e_step_packing_rows_of_zero_responsibility_equals_reference(ct, spread, weighted):
+@pytest.mark.parametrize("d", [nb.PACK_MIN_FEATURES + 6, nb.GRAM_MAX_FEATURES + 1])
+def test_e_step_packing_rows_of_zero_responsibility_equals_reference(ct, spread, weighted, d):
     """d >= PACK_MIN_FEATURES: separated components (most responsibilities exactly 0, rows packed
-    and gathered over tiles, more than one GEMM's worth per component) and overlapping ones (no
-    packing) give the reference statistics."""
-    d, K = nb.PACK_MIN_FEATURES + 6, 8
+    and gathered over tiles, more than one product's worth per component) and overlapping ones (no
+    packing) give the reference statistics; a whole tile's second moments are _gram_upper's dot
+    products up to GRAM_MAX_FEATURES and a GEMM beyond, packed rows' a GEMM."""
+    K = 8
     rng = np.random.default_rng(3)
     model, _, means, _ = random_model(rng, ct, K, d)
     model = model._replace(means=means * spread)
@@ -133,6 +135,23 @@ def test_e_step_packing_rows_of_zero_responsibility_equals_reference(ct, spread,
         assert (resp > 0).sum(axis=0).max() > 2 * nb.tile_rows(K, d)
     for got, want in zip(nb.e_step(X, model, w), ref):
         close(got, want)
+
+
+@pytest.mark.parametrize("e", [1, 2, 3, 17])
+@pytest.mark.parametrize("c", [0, 1, 7, 300])
+def test_gram_upper_is_the_upper_triangle_of_the_product(e, c):
+    """_gram_upper's dot products (reassociated) give A[:, :c] @ B[:, :c].T above and on the
+    diagonal, for odd and even sizes, and keep NaN (no fast-math flag drops it)."""
+    rng = np.random.default_rng(e * 1000 + c)
+    A, B = rng.normal(size=(e, 301)), rng.normal(size=(e, 301))
+    S = np.full((e, e), 7.0)
+    nb._gram_upper(A, B, c, S)
+    up = np.triu_indices(e)
+    np.testing.assert_allclose(S[up], (A[:, :c] @ B[:, :c].T)[up], rtol=1e-13, atol=1e-13 * max(c, 1))
+    if c:
+        A[e - 1, c - 1] = np.nan
+        nb._gram_upper(A, B, c, S)
+        assert np.isnan(S[e - 1, e - 1]) and (e == 1 or np.isfinite(S[0, 0]))
 
 
 @pytest.mark.parametrize("ct", TYPES)
