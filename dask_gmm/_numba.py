@@ -50,9 +50,9 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   (beyond :data:`UNROLL_MAX_FEATURES` features) and ``(r X_c) X_c^T``, as
   BLAS GEMMs, the latter with a row of ones (of
   sqrt(r) in packed rows) that gives each component's first moments, centred
-  on its own means, too. Up to :data:`GRAM_MAX_FEATURES` features a whole
-  tile's ``(r X_c) X_c^T`` is instead :func:`_gram_upper`'s dot products along
-  the tile (the packed rows' stay GEMMs). (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
+  on its own means, too. Up to :data:`GRAM_MAX_FEATURES` features the second
+  moments are instead :func:`_gram_upper`'s dot products along the tile (or
+  along the packed rows, stored feature-major): d=16, K=8 1.24-1.28x faster. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
   GEMM computes for nothing, were slower still at these sizes; the
   Mahalanobis GEMM skips most of it in row blocks instead,
   :func:`feature_block`.) The tile is kept small enough (:func:`tile_rows`)
@@ -75,12 +75,12 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
 * Rows whose responsibility for a component is exactly 0 (underflow: common
   when components are well separated) add exactly nothing to its second
   moments, so from :data:`PACK_MIN_FEATURES` features on, the tile's other
-  rows are packed before that component's GEMM, as ``sqrt(r) (x - mu_k)``
+  rows are packed before that component's product, as ``sqrt(r) (x - mu_k)``
   read along the rows of X: one packed matrix, copied from contiguous rows
   (d=16, K=8: 1.14x faster than packing ``r X_c`` and ``X_c`` from the
   transposed tile; d=32 1.1x). A component's packed rows wait over tiles
-  until they fill a GEMM of up to two tiles' worth (d=16, K=8 1.01-1.05x,
-  d=12, K=6 1.05x faster than one small GEMM per tile).
+  until they fill a product of up to two tiles' worth (d=16, K=8 1.01-1.05x,
+  d=12, K=6 1.05x faster than one small GEMM per tile, measured with GEMMs).
 
 The initialisation's k-means passes have two kernels here too:
 :func:`nearest_tiles` (each row's nearest centre, tiled as the E-step, the
@@ -150,17 +150,17 @@ SMALL_MAX_FEATURES = 9
 #: the registers); d=32 0.8x. The whole E-step: d=2 K=3 1.09x, d=4 K=4 1.18x, d=8 K=8 1.22x,
 #: d=12 1.0-1.3x, d=16 1.14-1.20x; per-row outputs (score_samples) 1.1-1.7x.
 UNROLL_MAX_FEATURES = 18
-#: Up to this many features, a tile's second moments ``(r X_c) X_c^T`` (all its rows, where no
-#: packing applies or more than 3/4 of them have r > 0) are :func:`_gram_upper`'s dot products along
-#: the tile, not a GEMM: OpenBLAS's fixed work per call (packing both operands, the edges of its
-#: 4 x 8 kernel) dominates such thin products. The product alone, per row on one core, (e, 512) by
-#: (512, e), a GEMM against :func:`_gram_upper`: e=11 3.5x, e=17 2.3x, e=25 2.1x, e=33 1.5x, e=49
-#: 1.4x, e=65 1.2x slower, e=97 0.95x. The whole E-step on overlapping components (50,000 standard
-#: normal rows, dense responsibilities), in turns in one process: d=5 K=40 1.66x, d=10 K=4 1.69x,
-#: d=12 K=8 1.53x, d=16 K=8 1.39x, d=24 K=8 1.31x, d=32 K=8 1.25x, d=64 K=4 1.08x faster. The
-#: packed rows (:func:`_packed_moments`) stay GEMMs: packed feature by feature for these dot
-#: products, they gained at d=10 K=8 (1.27x) but lost at d=16 K=8 (0.90-0.92x), the gathers along
-#: the tile costing what the product saved.
+#: Up to this many features, the full kernels' second moments (a tile's ``(r X_c) X_c^T``, and the
+#: packed rows', :func:`_packed_moments`) are :func:`_gram_upper`'s dot products, not GEMMs:
+#: OpenBLAS's fixed work per call (packing both operands, the edges of its 4 x 8 kernel) dominates
+#: such thin products. The product alone, per row on one core, (e, 512) by (512, e), a GEMM against
+#: :func:`_gram_upper`: e=11 3.5x, e=17 2.3x, e=25 2.1x, e=33 1.5x, e=49 1.4x, e=65 1.2x slower,
+#: e=97 0.95x. The whole E-step per row on one core, in turns in one process, against GEMMs:
+#: separated components (scripts/bench.py's data, most rows packed) d=10 K=8 1.09-1.11x, d=12 1.20x,
+#: d=14 1.35x, d=16 K=8 1.24-1.28x, d=16 K=4 1.29x, d=20-32 1.07x, d=64 1.03x; overlapping ones
+#: (50,000 standard normal rows, whole tiles) d=5 K=40 1.66x, d=10 K=4 1.69x, d=12 K=8 1.53x, d=16
+#: K=8 1.39x, d=24 1.31x, d=32 1.25x, d=64 K=4 1.08x. The packed rows are written feature-major
+#: from X's rows; gathered from the transposed tile instead, d=16 lost (0.90-0.93x).
 GRAM_MAX_FEATURES = 64
 #: The lanes of the moments hold K x (number of moments) x tile floats in each kernel call; with more
 #: than this many (1 MiB: many components), the moments are GEMMs (GEMVs) again.
@@ -694,10 +694,16 @@ def _add_upper(S, s1k, s2k, ones):
 
 
 @_inline
-def _packed_moments(pk, c, S, s1k, s2k):
-    """s2k (d, d) += pk[:c, :d].T @ pk[:c, :d] and s1k (d,) += pk[:c, :d].T @ pk[:c, d] for the c
-    packed rows of pk (at least c rounded up to 8 rows, d + 1: each row sqrt(r) (x - cm_k), then
-    sqrt(r)), one GEMM through the scratch S (d + 1, d + 1); the rows up to a multiple of 8 are zeroed."""
+def _packed_moments(pk, c, S, s1k, s2k, gram):
+    """s2k (d, d) += the second moments and s1k (d,) += the first moments of the c packed rows of
+    pk, each sqrt(r) (x - cm_k) then sqrt(r) (d + 1 values), through the scratch S (d + 1, d + 1).
+    ``gram``: pk (d + 1, >= c) holds them feature-major, for :func:`_gram_upper`; else pk (at least
+    c rounded up to 8, d + 1) holds them row by row for one GEMM, and its rows up to a multiple of 8
+    are zeroed."""
+    if gram:
+        _gram_upper(pk, pk, c, S)
+        _add_upper(S, s1k, s2k, True)
+        return
     d = pk.shape[1] - 1
     c8 = (c + 7) // 8 * 8
     for u in range(c, c8):
@@ -772,8 +778,9 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     RX = np.empty((e, B))
     S = np.empty((e, e))
     used = np.empty(B, dtype=np.int64)
-    gram = d <= GRAM_MAX_FEATURES  # a tile's second moments by _gram_upper, not a GEMM
-    P = np.empty((K if pack else 0, 2 * B + 8, e))  # each component's packed rows, up to two tiles'
+    gram = d <= GRAM_MAX_FEATURES  # second moments by _gram_upper, not GEMMs
+    # each component's packed rows, up to two tiles': feature-major for _gram_upper, else row by row
+    P = np.empty((K if pack else 0, e, 2 * B + 8) if gram else (K if pack else 0, 2 * B + 8, e))
     held = np.zeros(K, dtype=np.int64)  # rows held in P
     if pack:
         for t in range(B):
@@ -827,16 +834,26 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
                     continue
                 np.dot(RX, XK.T, S)  # (r X_c) X_c^T, one GEMM
             else:  # the packed rows sqrt(r) (x - mu_k), read along X's rows, gathered over tiles
-                if held[k] + c > P.shape[1] - 8:
-                    _packed_moments(P[k], held[k], S, s1c[k], s2[k])
+                if held[k] + c > 2 * B:
+                    _packed_moments(P[k], held[k], S, s1c[k], s2[k], gram)
                     held[k] = 0
-                pk = P[k, held[k] :]
-                for u in range(c):
-                    t = used[u]
-                    sr = math.sqrt(r[t])
-                    for m in range(d):
-                        pk[u, m] = sr * ((X[i0 + t, m] - centre[m]) - cm[k, m])
-                    pk[u, d] = sr
+                h = held[k]
+                if gram:  # written feature-major (reading them from the tile, XT, was 1.4x slower)
+                    pk = P[k]
+                    for u in range(c):
+                        t = used[u]
+                        sr = math.sqrt(r[t])
+                        for m in range(d):
+                            pk[m, h + u] = sr * ((X[i0 + t, m] - centre[m]) - cm[k, m])
+                        pk[d, h + u] = sr
+                else:
+                    pk = P[k, h:]
+                    for u in range(c):
+                        t = used[u]
+                        sr = math.sqrt(r[t])
+                        for m in range(d):
+                            pk[u, m] = sr * ((X[i0 + t, m] - centre[m]) - cm[k, m])
+                        pk[u, d] = sr
                 held[k] += c
                 continue
             for m in range(d):
@@ -846,7 +863,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
                     s2[k, m, j] += S[m, j]
     for k in range(K):
         if held[k] > 0:
-            _packed_moments(P[k], held[k], S, s1c[k], s2[k])
+            _packed_moments(P[k], held[k], S, s1c[k], s2[k], gram)
     if small:
         for k in range(K):
             u = 0

@@ -119,8 +119,8 @@ def test_e_step_centred_elsewhere_equals_reference(ct, d):
 def test_e_step_packing_rows_of_zero_responsibility_equals_reference(ct, spread, weighted, d):
     """d >= PACK_MIN_FEATURES: separated components (most responsibilities exactly 0, rows packed
     and gathered over tiles, more than one product's worth per component) and overlapping ones (no
-    packing) give the reference statistics; a whole tile's second moments are _gram_upper's dot
-    products up to GRAM_MAX_FEATURES and a GEMM beyond, packed rows' a GEMM."""
+    packing) give the reference statistics; the second moments are _gram_upper's dot products up
+    to GRAM_MAX_FEATURES (the packed rows then stored feature-major) and GEMMs beyond."""
     K = 8
     rng = np.random.default_rng(3)
     model, _, means, _ = random_model(rng, ct, K, d)
