@@ -126,9 +126,9 @@ _inline = numba.njit(inline="always", **_OPTIONS)
 #: Rows per tile (a multiple of 64).
 TILE_ROWS = 256
 #: From this many features on, the full E-step packs each tile's rows of nonzero
-#: responsibility before the second-moment GEMM. Where components are well
+#: responsibility before the second-moment product. Where components are well
 #: separated most responsibilities underflow to exactly 0 (87 % at d=16, K=8 in
-#: scripts/bench.py), and the GEMM shrinks up to K-fold: measured per row on one
+#: scripts/bench.py), and the product shrinks up to K-fold: measured (with GEMMs) per row on one
 #: core, d=16 K=8 1.25-1.34x, d=10 K=8 and d=12 K=6 1.1x faster; d=8 K=4
 #: 0.7-0.86x and d=2 0.9x (so not there); overlapping components cost 1-5 %.
 #: Packing sqrt(r) (x - mu_k) from X's rows, it still does not pay below 10:
@@ -160,10 +160,13 @@ UNROLL_MAX_FEATURES = 18
 #: d=14 1.35x, d=16 K=8 1.24-1.28x, d=16 K=4 1.29x, d=20-32 1.07x, d=64 1.03x; overlapping ones
 #: (50,000 standard normal rows, whole tiles) d=5 K=40 1.66x, d=10 K=4 1.69x, d=12 K=8 1.53x, d=16
 #: K=8 1.39x, d=24 1.31x, d=32 1.25x, d=64 K=4 1.08x. The packed rows are written feature-major
-#: from X's rows; gathered from the transposed tile instead, d=16 lost (0.90-0.93x).
+#: from X's rows; gathered from the transposed tile instead, d=16 lost (0.90-0.93x). Whole fits
+#: (10 iterations on 2 threads, in turns in one process): overlapping d=16 K=8 1.40x; separated
+#: d=12 K=8 1.13x, but d=16 K=8 0.94-1.01x: there the kernel's gain did not reach the fit (not
+#: understood; docs/performance.md, twentieth session).
 GRAM_MAX_FEATURES = 64
 #: The lanes of the moments hold K x (number of moments) x tile floats in each kernel call; with more
-#: than this many (1 MiB: many components), the moments are GEMMs (GEMVs) again.
+#: than this many (1 MiB: many components), the moments are products of whole tiles again (GEMVs for diagonal factors).
 LANE_VALUES_MAX = 131_072
 #: OpenBLAS runs a GEMM of m*n*k <= 65536 * 4 multiply-adds on the calling thread.
 _BLAS_SINGLE_THREAD_MNK = 262_144
@@ -756,11 +759,13 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     transposed precision Cholesky factors, whose Mahalanobis sums are straight-line code for
     d features where ``unrolled`` (:func:`_logprob_tile`) has d zeros, else GEMMs in blocks of
     ``hs`` rows (see :func:`_logprob_full`). Up to :data:`SMALL_MAX_FEATURES` features the moments
-    add up in lanes along the tile (no BLAS call). From :data:`PACK_MIN_FEATURES` features on, the
-    second-moment GEMM of a component runs on only the rows whose
+    add up in lanes along the tile (no BLAS call); beyond, the second moments are
+    :func:`_gram_upper`'s dot products up to :data:`GRAM_MAX_FEATURES` features, GEMMs
+    past them. From :data:`PACK_MIN_FEATURES` features on, the
+    second-moment product of a component runs on only the rows whose
     responsibility is not exactly 0 when they are at most 3/4 of the tile:
     those are packed, and a component's packed rows from successive tiles
-    share one GEMM, up to two tiles' worth.
+    share one product, up to two tiles' worth.
     Returns the (weighted) sum of the rows' log-likelihoods.
     """
     n, d = X.shape
@@ -769,7 +774,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     XT, A, lse, ssum, bits = _scratch(K, d, B)
     Y, PB, bias = _mahalanobis_setup(pcT, means, hs, B, len(unrolled) > 0)
     pack = d >= PACK_MIN_FEATURES
-    # packed: a last row of ones in XK (of sqrt(r) in P) makes the second-moment GEMM give the first
+    # packed: a last row of ones in XK (of sqrt(r) in P) makes the second-moment product give the first
     # moments sum r (x - cm_k) too, directly: not sum r (x - c) less (sum r) (cm_k - c), which cancels
     # after a far start (a recomputed iteration, _em.recentred: 6.6e-9 of the means at d=12 in a probe)
     e = d + pack
