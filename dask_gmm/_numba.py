@@ -52,7 +52,8 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   sqrt(r) in packed rows) that gives each component's first moments, centred
   on its own means, too. Up to :data:`GRAM_MAX_FEATURES` features the second
   moments are instead :func:`_gram_upper`'s dot products along the tile (or
-  along the packed rows, stored feature-major): d=16, K=8 1.24-1.28x faster. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
+  along the packed rows, stored feature-major): the E-step at d=16, K=8
+  1.24-1.28x faster. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
   GEMM computes for nothing, were slower still at these sizes; the
   Mahalanobis GEMM skips most of it in row blocks instead,
   :func:`feature_block`.) The tile is kept small enough (:func:`tile_rows`)
@@ -166,7 +167,8 @@ UNROLL_MAX_FEATURES = 18
 #: understood; docs/performance.md, twentieth session).
 GRAM_MAX_FEATURES = 64
 #: The lanes of the moments hold K x (number of moments) x tile floats in each kernel call; with more
-#: than this many (1 MiB: many components), the moments are products of whole tiles again (GEMVs for diagonal factors).
+#: than this many (1 MiB: many components), the moments are products of whole tiles again (GEMVs
+#: for diagonal factors).
 LANE_VALUES_MAX = 131_072
 #: OpenBLAS runs a GEMM of m*n*k <= 65536 * 4 multiply-adds on the calling thread.
 _BLAS_SINGLE_THREAD_MNK = 262_144
@@ -843,7 +845,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
                     _packed_moments(P[k], held[k], S, s1c[k], s2[k], gram)
                     held[k] = 0
                 h = held[k]
-                if gram:  # written feature-major (reading them from the tile, XT, was 1.4x slower)
+                if gram:  # written feature-major (gathered from the tile, XT, the d=16 E-step lost 1.4x)
                     pk = P[k]
                     for u in range(c):
                         t = used[u]
