@@ -686,7 +686,8 @@ def _gram_upper(A, B, c, S):
 @_inline
 def _add_upper(S, s1k, s2k, ones):
     """s2k (d, d) += S's upper triangle (d, d), mirrored; and, where ``ones`` (S (d + 1, d + 1) with
-    a last row of ones or sqrt(r)), s1k (d,) += S[:d, d]."""
+    a last row of ones or sqrt(r)), s1k (d,) += S[:d, d]. S from :func:`_gram_upper` or a GEMM
+    (whose lower triangle, equal but for rounding, is not read: s2 comes out exactly symmetric)."""
     d = s2k.shape[0]
     for m in range(d):
         if ones:
@@ -707,19 +708,14 @@ def _packed_moments(pk, c, S, s1k, s2k, gram):
     are zeroed."""
     if gram:
         _gram_upper(pk, pk, c, S)
-        _add_upper(S, s1k, s2k, True)
-        return
-    d = pk.shape[1] - 1
-    c8 = (c + 7) // 8 * 8
-    for u in range(c, c8):
-        for m in range(d + 1):
-            pk[u, m] = 0.0
-    xs = pk[:c8]
-    np.dot(xs.T, xs, S)
-    for m in range(d):
-        s1k[m] += S[d, m]
-        for j in range(d):
-            s2k[m, j] += S[m, j]
+    else:
+        c8 = (c + 7) // 8 * 8
+        for u in range(c, c8):
+            for m in range(pk.shape[1]):
+                pk[u, m] = 0.0
+        xs = pk[:c8]
+        np.dot(xs.T, xs, S)
+    _add_upper(S, s1k, s2k, True)
 
 
 @_inline
@@ -837,9 +833,9 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
                         RX[d, t] = r[t]
                 if gram:
                     _gram_upper(RX, XK, B, S)  # (r X_c) X_c^T, its upper triangle
-                    _add_upper(S, s1c[k], s2[k], pack)
-                    continue
-                np.dot(RX, XK.T, S)  # (r X_c) X_c^T, one GEMM
+                else:
+                    np.dot(RX, XK.T, S)  # (r X_c) X_c^T, one GEMM
+                _add_upper(S, s1c[k], s2[k], pack)
             else:  # the packed rows sqrt(r) (x - mu_k), read along X's rows, gathered over tiles
                 if held[k] + c > 2 * B:
                     _packed_moments(P[k], held[k], S, s1c[k], s2[k], gram)
@@ -862,12 +858,6 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
                             pk[u, m] = sr * ((X[i0 + t, m] - centre[m]) - cm[k, m])
                         pk[u, d] = sr
                 held[k] += c
-                continue
-            for m in range(d):
-                if pack:
-                    s1c[k, m] += S[m, d]
-                for j in range(d):
-                    s2[k, m, j] += S[m, j]
     for k in range(K):
         if held[k] > 0:
             _packed_moments(P[k], held[k], S, s1c[k], s2[k], gram)
