@@ -1,6 +1,7 @@
-"""The EM driver's passes: in-memory blocks pulled by one task per thread give the bytes of one task per block."""
+"""The EM driver's passes: in-memory blocks pulled by threads give the bytes of one task per block."""
 
 import threading
+import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,9 +30,23 @@ class TaskNames(Callback):
 
 
 def pass_stats(blocks, models):
+    """A pass's statistics, the keys of the tasks dask ran for it, and the names of the threads that ran its kernel."""
+    threads = set()
+
+    def kernel(X, models, sample_weight=None, row_offset=0):
+        threads.add(threading.current_thread().name)
+        return _kernels.e_step_stats(X, models, sample_weight=sample_weight, row_offset=row_offset)
+
+    kernel.additive = True
     with TaskNames() as seen:
-        stats = blocks.map_reduce(_kernels.e_step_stats, models)
-    return stats, seen.keys
+        stats = blocks.map_reduce(kernel, models)
+    return stats, seen.keys, threads
+
+
+def was_pulled(keys, threads, most=CPU_COUNT):
+    """Whether a pass ran as pulled: no dask task, the calling thread and at most ``most - 1`` helpers."""
+    me = threading.current_thread().name
+    return not keys and me in threads and len(threads) <= most and all(t == me or t.startswith("dask_gmm-pull") for t in threads)
 
 
 def as_bytes(stats):
@@ -47,14 +62,14 @@ def test_pulled_pass_equals_one_task_per_block(weighted):
     Xd = da.from_array(X, chunks=(1000, 2))  # 21 blocks: more than threads, a tree of two levels
     blocks = Blocks(Xd, io.as_weights(w, Xd), split_every=4)
 
-    pulled, keys = pass_stats(blocks, models)
-    assert keys and all("-pull-" in k for k in keys) and len(keys) <= CPU_COUNT
+    pulled, keys, threads = pass_stats(blocks, models)
+    assert was_pulled(keys, threads)
     with dask.config.set(scheduler="synchronous"):
-        per_block, keys = pass_stats(blocks, models)
+        per_block, keys, _ = pass_stats(blocks, models)
     assert len([k for k in keys if "-chunk" in k]) == 21
     with ThreadPoolExecutor(2) as pool, dask.config.set(pool=pool):  # a pool of the user's: one task per block
-        in_pool, keys = pass_stats(blocks, models)
-    assert len([k for k in keys if "-chunk" in k]) == 21
+        in_pool, keys, threads = pass_stats(blocks, models)
+    assert len([k for k in keys if "-chunk" in k]) == 21 and not any(t.startswith("dask_gmm-pull") for t in threads)
     assert as_bytes(pulled) == as_bytes(per_block) == as_bytes(in_pool)
     # and the sum is right: the statistics of the whole array in one block
     (whole,) = _kernels.e_step_stats(X, models[:1], sample_weight=w)
@@ -93,11 +108,11 @@ def test_a_pulled_pass_holds_few_blocks_statistics():
     tracemalloc.start()
     try:
         with dask.config.set(num_workers=2):  # each pulling thread holds a part of its own
-            pulled, keys = pass_stats(blocks, [model])
+            pulled, keys, threads = pass_stats(blocks, [model])
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert keys and all("-pull-" in k for k in keys)
+    assert was_pulled(keys, threads, most=2)
     assert peak < 64 * 2 * 120 * 120 * 8, peak / 2**20  # 6.4 MiB; holding all 400 parts, 102 MiB
     (whole,) = _kernels.e_step_stats(X, [model])
     np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
@@ -161,8 +176,8 @@ def test_blocks_with_tasks_behind_them_are_not_pulled():
     X = make_blobs(n=4000)
     model = random_model(np.random.default_rng(0), "full", 3, 2)[0]
     blocks = Blocks(da.from_array(X, chunks=(1000, 2)) * 1.0)
-    stats, keys = pass_stats(blocks, [model])
-    assert not any("-pull-" in k for k in keys) and len([k for k in keys if "-chunk" in k]) == 4
+    stats, keys, threads = pass_stats(blocks, [model])
+    assert not was_pulled(keys, threads) and len([k for k in keys if "-chunk" in k]) == 4
     (whole,) = _kernels.e_step_stats(X, [model])
     np.testing.assert_allclose(stats[0].s2, whole.s2, rtol=1e-10)
 
@@ -176,13 +191,57 @@ def test_error_in_one_pulled_block_is_raised():
         blocks.map_reduce(_kernels.e_step_stats, [model])
 
 
+@pytest.mark.parametrize("where", ["calling thread", "helper"])
+def test_an_error_in_either_pulling_thread_is_raised_once_the_other_has_stopped(where):
+    """The calling thread pulls beside dask_gmm's helper threads: an error in a block of either stops
+    the other after its current block, and is raised only then (no kernel still running)."""
+    X = make_blobs(n=8000)
+    blocks = Blocks(da.from_array(X, chunks=(500, 2)))  # 16 blocks
+    me, lock, running, ran = threading.current_thread().name, threading.Lock(), [0], []
+
+    def kernel(x, sample_weight=None, row_offset=0):
+        with lock:
+            running[0] += 1
+        try:
+            time.sleep(0.01)
+            ran.append(row_offset)
+            if (threading.current_thread().name == me) == (where == "calling thread"):
+                raise ValueError(f"bad block at row {row_offset}")
+            return np.ones(1)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    with dask.config.set(num_workers=2), pytest.raises(ValueError, match="bad block at row"):
+        blocks.map_reduce(kernel)
+    assert running[0] == 0 and len(ran) < 16  # the other thread stopped early, and has ended
+
+
+def test_pulled_passes_from_several_threads_at_once_give_their_own_bytes():
+    """Passes started from several threads at once share the helper threads (a helper that has not
+    started when its pass is done is cancelled): each gets the bytes it gets alone."""
+    X = make_blobs(n=20_000)
+    blocks = Blocks(da.from_array(X, chunks=(1000, 2)))
+    models = [random_model(np.random.default_rng(i), "full", 3, 2)[0] for i in range(4)]
+    alone = [as_bytes(blocks.map_reduce(_kernels.e_step_stats, [m])) for m in models]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda m: as_bytes(blocks.map_reduce(_kernels.e_step_stats, [m])), models * 3))
+    assert together == alone * 3
+
+
 def test_fill_rows_pulled_equals_synchronous():
     X = make_blobs(n=9000)
     model = random_model(np.random.default_rng(1), "full", 3, 2)[0]
     Xd = da.from_array(X, chunks=(1000, 2))
+    threads = set()
+
+    def proba(x, model, row_offset=0, out=None):
+        threads.add(threading.current_thread().name)
+        return _kernels.predict_proba(x, model, row_offset=row_offset, out=out)
+
     with TaskNames() as seen:
-        pulled = fill_rows(Xd, _kernels.predict_proba, np.empty((len(X), 3)), model)
-    assert seen.keys and all("-pull-" in k for k in seen.keys)
+        pulled = fill_rows(Xd, proba, np.empty((len(X), 3)), model)
+    assert was_pulled(seen.keys, threads)
     with dask.config.set(scheduler="synchronous"):
         sync = fill_rows(Xd, _kernels.predict_proba, np.empty((len(X), 3)), model)
     assert pulled.tobytes() == sync.tobytes()
