@@ -191,9 +191,9 @@ def _pulled(calls, threads, sink):
     blocks, against 0.12-0.17 ms pulled. Pulling first ran as one dask task per thread; with
     the calling thread pulling too and no dask call, a no-op pass took 0.37-0.41 against
     0.54-0.56 ms, and fits (10 iterations, in turns) ran 1.01-1.06x faster at d=2, K=3 in 4
-    processes and 1.05-1.23x at d=16, K=8 in 6 of 7 (0.86x in the seventh). A helper not yet started when the calling
-    thread has run out of calls is cancelled; an error stops the others after their current
-    call, and is raised once every started helper has ended.
+    processes and 1.05-1.23x at d=16, K=8 in 6 of 7 (0.86x in the seventh). A helper not
+    yet started when the calling thread has run out of calls is cancelled; an error stops
+    the others after their current call, and is raised once every started helper has ended.
     """
     todo = queue.SimpleQueue()
     for i in range(len(calls)):
