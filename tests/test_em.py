@@ -198,14 +198,20 @@ def test_an_error_in_either_pulling_thread_is_raised_once_the_other_has_stopped(
     X = make_blobs(n=8000)
     blocks = Blocks(da.from_array(X, chunks=(500, 2)))  # 16 blocks
     me, lock, running, ran = threading.current_thread().name, threading.Lock(), [0], []
+    helping = threading.Event()  # the helper has taken a block
 
     def kernel(x, sample_weight=None, row_offset=0):
+        mine = threading.current_thread().name == me
+        if not mine:
+            helping.set()
+        elif where == "helper":
+            helping.wait(10)  # so that the helper gets a block to fail on
         with lock:
             running[0] += 1
         try:
             time.sleep(0.01)
             ran.append(row_offset)
-            if (threading.current_thread().name == me) == (where == "calling thread"):
+            if mine == (where == "calling thread"):
                 raise ValueError(f"bad block at row {row_offset}")
             return np.ones(1)
         finally:
