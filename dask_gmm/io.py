@@ -367,11 +367,12 @@ def holding_status(X, member="X"):
     try:
         if key:
             parent, _, name = key.rpartition("/")
-            group = zarr.open_group(store=store, path=parent, mode="r", use_consolidated=False)
+            group = _open_read_only(store, parent, zarr.open_group)
         elif isinstance(store, zarr.storage.LocalStore):  # the array is its store's root: its folder's parent
-            name = store.root.name
-            group = zarr.open_group(store=zarr.storage.LocalStore(store.root.absolute().parent, read_only=True), mode="r",
-                                    use_consolidated=False)
+            name, parent = store.root.name, store.root.absolute().parent
+            if not any((parent / f).is_file() for f in ("zarr.json", ".zgroup")):
+                return {}  # no group there: two stat calls, where zarr's open_group took 1.1 ms to say so
+            group = _open_read_only(zarr.storage.LocalStore(parent, read_only=True), "", zarr.open_group)
         else:
             return {}
     except (OSError, ValueError, KeyError, TypeError):  # no group there (zarr's errors are ValueErrors), or
@@ -451,9 +452,22 @@ def open_node(path):
     there is none, or when its metadata (``zarr.json``) cannot be read."""
     _check_protocols(path)
     try:
-        return readable_metadata(path, lambda: zarr.open(path, mode="r", use_consolidated=False))
+        return readable_metadata(path, lambda: _open_read_only(path))
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
+
+
+def _open_read_only(store, path="", opener=zarr.open):
+    """``opener(store, path=path)`` read-only (``zarr.open`` or ``zarr.open_group``): as a Zarr v3
+    node first, else as whatever zarr finds there (v2).
+
+    Asked for v3, zarr reads ``zarr.json`` alone, where it otherwise reads the v2
+    metadata files alongside: 1.07-1.16 ms against 1.56-1.87 ms an open of a
+    local array or group (medians of 300)."""
+    try:
+        return opener(store=store, path=path, mode="r", use_consolidated=False, zarr_format=3)
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        return opener(store=store, path=path, mode="r", use_consolidated=False)
 
 
 class DamagedMetadata(ValueError):
