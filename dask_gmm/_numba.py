@@ -112,7 +112,8 @@ import weakref
 
 import numba
 import numpy as np
-from numba.extending import overload
+from llvmlite import ir
+from numba.extending import intrinsic, overload
 
 from ._covariance import LOG_2PI, log_det_cholesky, s2_shape
 
@@ -465,6 +466,34 @@ def _logprob_full(XT, PB, hs, bias, log_norm, Y, A):
             a[t] = -0.5 * a[t] + c
 
 
+@intrinsic
+def _aligned_frame(typingctx):
+    """Make the calling function's stack frame 64-byte aligned, whatever the stack pointer it is
+    called with (a 64-byte slot of its own, which LLVM can only give it by realigning the frame).
+
+    The straight-line Mahalanobis code (:func:`_unrolled_source`) keeps most of its factor
+    entries broadcast in vector registers spilled to its frame. LLVM decides on those spills
+    during register allocation, too late to realign a frame, so it writes and reads them with
+    unaligned moves, at addresses that follow the stack pointer the function was called with:
+    on a 16-byte aligned stack, 3 of the 4 positions modulo 64 put every 64-byte (AVX-512) slot
+    across two cache lines, and 1 of 2 modulo 32 every 32-byte (AVX2) one. d=16, K=8, E-step per
+    row on one core, one process, called from frames at each position modulo 64 (0, 16, 32,
+    48): without this, float64 106/107/107/86 ns and float32 101/100/81/100; with it 86 and
+    79-80 at all four. Which position a call got depended on the process (its stack's random
+    start), so float32 against float64 and the d=16 benchmark's speed did too.
+    """
+
+    def codegen(context, builder, signature, args):
+        with builder.goto_entry_block():  # a static slot: seen before register allocation
+            slot = builder.alloca(ir.ArrayType(ir.IntType(8), 64))
+            slot.align = 64
+        keep = ir.InlineAsm(ir.FunctionType(ir.VoidType(), [slot.type]), "", "r", side_effect=True)
+        builder.call(keep, [slot])  # an empty instruction that uses the slot, so that it stays
+        return context.get_dummy_value()
+
+    return numba.types.none(), codegen
+
+
 def _unrolled_source(d):
     """The source of :func:`_logprob_tile`'s code for ``d`` features and lower-triangular factors.
 
@@ -472,9 +501,11 @@ def _unrolled_source(d):
     read into locals, and each row of the tile is one straight line: its d
     sums ``y_j = sum_{i <= j} P_k^T[j, i] (x - c)_i - bias[k, j]`` built a
     feature at a time (d independent chains of multiply-adds), then their
-    squares added in 4 partial sums. LLVM vectorises the loop along the tile.
+    squares added in 4 partial sums. LLVM vectorises the loop along the tile. Its frame is
+    aligned (:func:`_aligned_frame`).
     """
     lines = ["def logprob(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):",
+             "    aligned_frame()",
              "    B = XT.shape[1]",
              "    for k in range(bias.shape[0]):",
              "        P = pcT[k]",
@@ -517,7 +548,7 @@ def _logprob_tile(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
 @functools.cache
 def _unrolled_function(d):
     """:func:`_unrolled_source`'s function for d features, as Python (numba compiles it where it is called)."""
-    namespace = {}
+    namespace = {"aligned_frame": (lambda: None) if numba.config.DISABLE_JIT else _aligned_frame}
     exec(_unrolled_source(d), namespace)
     return namespace["logprob"]
 
