@@ -287,8 +287,8 @@ def _exp1(v):
     through arrays of the exponents' bits, and x below -746 computed as
     exp(-746), whose products then underflow through the subnormals), in
     turns in one process, the same bytes: the log-sum-exp and responsibilities
-    of a tile 1.15-1.2x faster where exponents stay above -746 and 1.03x where
-    most lie far below (K=3); the E-step d=2 K=3 1.12x (float64) and 1.15x
+    of a tile (K=3) 1.12x faster where exponents stay above -746 and 1.03x where
+    most lie far below; the E-step d=2 K=3 1.12x (float64) and 1.15x
     (float32), ``predict_proba`` 1.28x and 1.24x; d=16 K=8 1.03-1.06x and
     1.05-1.07x; diagonal d=16 1.02-1.04x. Fused into the loop alone, without
     the computation at 0 for those far below, the E-step at d=2 was 0.78x.
