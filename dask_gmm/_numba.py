@@ -62,8 +62,8 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   :func:`feature_block`.) The tile is kept small enough (:func:`tile_rows`)
   that OpenBLAS runs them on the calling thread. With fewer features the
   products are loops along the tile (the Mahalanobis ones only for a factor
-  that is not triangular), and each row's moments add up in lanes
-  (``L1``, ``L2`` in :func:`estep_full`), summed once per block: no BLAS call.
+  that is not triangular), and the moments are sums along the tile
+  (:func:`_moments_small`): no BLAS call.
   Which wins depends on the machine's OpenBLAS (these measurements predate
   the straight-line Mahalanobis code). On 2026-11-30's machine, BLAS
   beat the compiled loops of then at every d (M rows/s on one core, loops /
@@ -142,7 +142,8 @@ PACK_MIN_FEATURES = 10
 #: Up to this many features (below packing's), the full kernels make their small products with
 #: loops along the tile instead of BLAS calls, whose fixed cost (1.4-2.9 us a call on this
 #: machine for a (2, 512) by (512, 2) product) outweighs the work: the Mahalanobis products, and
-#: the moments, which add up in one lane per row of the tile and are summed once per block.
+#: the moments (then added up in one lane per row of the tile; since 2026-12-02 sums along it,
+#: :func:`_moments_small`).
 #: Per row on one core, against GEMMs: d=2 K=3 1.9x, d=4 K=4 2.2x, d=8 K=8 1.17x, d=9 K=8 1.13x.
 #: (The Mahalanobis products take these loops only for a factor that is not triangular; the
 #: triangular ones this package makes take :data:`UNROLL_MAX_FEATURES`'s code.)
@@ -170,9 +171,6 @@ UNROLL_MAX_FEATURES = 18
 #: d=12 K=8 1.13x, but d=16 K=8 0.94-1.01x: there the kernel's gain did not reach the fit (not
 #: understood; docs/performance.md, twentieth session).
 GRAM_MAX_FEATURES = 64
-#: The lanes of the moments hold K x (number of moments) x tile floats in each kernel call; with more
-#: than this many (1 MiB: many components), the moments are products of whole tiles again.
-LANE_VALUES_MAX = 131_072
 #: OpenBLAS runs a GEMM of m*n*k <= 65536 * 4 multiply-adds on the calling thread.
 _BLAS_SINGLE_THREAD_MNK = 262_144
 
@@ -650,6 +648,34 @@ def _moments_diag(XT, r, cmk, s1k, s2k):
         s2k[j] += q
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+def _moments_small(XT, r, cmk, s1k, s2k):
+    """s1k (d,) += sum over the tile of r (x - cm_k), s2k (d, d) += sum r (x - cm_k)(x - cm_k)^T
+    (its upper triangle, mirrored); XT (d, B), r (B,). Sums along the tile, as :func:`_moments_diag`.
+
+    Against the lanes before (each row's moments added into (K, moments, tile) arrays, summed once
+    per block), the E-step per row on one core, in turns in one process: d=2 K=3 1.10x (float64)
+    and 1.07x (float32), d=5 K=4 1.10x and 1.09x, d=8 K=8 1.12x and 1.05x.
+    """
+    d, B = XT.shape
+    for m in range(d):
+        mu = cmk[m]
+        xm = XT[m]
+        s = 0.0
+        for t in range(B):
+            s += r[t] * (xm[t] - mu)
+        s1k[m] += s
+        for j in range(m, d):
+            nu = cmk[j]
+            xj = XT[j]
+            q = 0.0
+            for t in range(B):
+                q += (r[t] * (xm[t] - mu)) * (xj[t] - nu)
+            s2k[m, j] += q
+            if j != m:
+                s2k[j, m] += q
+
+
 @_jit
 def _softmax(A, lse, ssum, bits, with_log=True):
     """A (K, B) -> exp(A - max over k); lse = the log-sum-exp of each column (only the
@@ -808,34 +834,6 @@ def _packed_moments(pk, c, S, s1k, s2k, gram):
     _add_upper(S, s1k, s2k, True)
 
 
-@_inline
-def _lane_moments(XT, r, cmk, XK, RX, L1k, L2k):
-    """One component's moments of a tile (XT (d, B), centred on the model's centre) added lane by
-    lane: L1k (d, B) += r (x - cm_k), L2k (d (d + 1) / 2, B) += r (x - cm_k)_m (x - cm_k)_j, m <= j."""
-    d, B = XT.shape
-    for m in range(d):
-        mu = cmk[m]
-        xt = XT[m]
-        xk = XK[m]
-        rx = RX[m]
-        l1 = L1k[m]
-        for t in range(B):
-            v = xt[t] - mu
-            xk[t] = v
-            rv = r[t] * v
-            rx[t] = rv
-            l1[t] += rv
-    u = 0
-    for m in range(d):
-        rx = RX[m]
-        for j in range(m, d):
-            xk = XK[j]
-            l2 = L2k[u]
-            for t in range(B):
-                l2[t] += rx[t] * xk[t]
-            u += 1
-
-
 @_jit
 def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s1c, s2):
     """Add a block's statistics to nk (K,), s1c (K, d), s2 (K, d, d) for full factors.
@@ -847,7 +845,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     transposed precision Cholesky factors, whose Mahalanobis sums are straight-line code for
     d features where ``unrolled`` (:func:`_logprob_tile`) has d zeros, else GEMMs in blocks of
     ``hs`` rows (see :func:`_logprob_full`). Up to :data:`SMALL_MAX_FEATURES` features the moments
-    add up in lanes along the tile (no BLAS call); beyond, the second moments are
+    are sums along the tile (:func:`_moments_small`, no BLAS call); beyond, the second moments are
     :func:`_gram_upper`'s dot products up to :data:`GRAM_MAX_FEATURES` features, GEMMs
     past them. From :data:`PACK_MIN_FEATURES` features on, the
     second-moment product of a component runs on only the rows whose
@@ -878,10 +876,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     if pack:
         for t in range(B):
             XK[d, t] = 1.0
-    small = d <= SMALL_MAX_FEATURES and K * (d * (d + 3) // 2) * B <= LANE_VALUES_MAX
-    # few features: the moments of each row of the tile add up in lanes, summed at the end
-    L1 = np.zeros((K if small else 0, d, B))  # sum r (x - cm_k)
-    L2 = np.zeros((K if small else 0, d * (d + 1) // 2, B))  # sum r (x - cm_k)(x - cm_k)^T, upper triangle
+    small = d <= SMALL_MAX_FEATURES  # few features: the moments are sums along the tile, no BLAS call
     ll = 0.0
     for i0 in range(0, n, B):
         b = min(B, n - i0)
@@ -892,7 +887,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
             for k in range(K):
                 r = A[k]
                 nk[k] += _sum8(r, B)
-                _lane_moments(XT, r, cm[k], XK, RX, L1[k], L2[k])
+                _moments_small(XT, r, cm[k], s1c[k], s2[k])
             continue
         if not pack:
             np.dot(XT, A.T, V)  # (d, K): sum r (x - c) of every component, one GEMM
@@ -951,17 +946,6 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     for k in range(K):
         if held[k] > 0:
             _packed_moments(P[k], held[k], S, s1c[k], s2[k], gram)
-    if small:
-        for k in range(K):
-            u = 0
-            for m in range(d):
-                s1c[k, m] += _sum8(L1[k, m], B)
-                for j in range(m, d):
-                    v = _sum8(L2[k, u], B)
-                    s2[k, m, j] += v
-                    if j != m:
-                        s2[k, j, m] += v
-                    u += 1
     return ll
 
 
