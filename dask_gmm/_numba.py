@@ -187,8 +187,10 @@ _EXP_BIAS_SHIFT = 4503599627371519.0
 
 
 def tile_rows(n_components, n_features):
-    """Rows per tile: 512 while the centred tile (K, d, tile) fits in 64 KiB, else 256, and
-    fewer where a GEMM of the tile would otherwise be run on several threads by OpenBLAS."""
+    """Rows per tile: 512 while K x d <= 16, else 256, and fewer where a GEMM of the tile would
+    otherwise be run on several threads by OpenBLAS. (The 512 was chosen while per-component
+    (K, d, tile) copies of the tile, 64 KiB at K x d = 16, were kept; they are gone since
+    2026-12-02, and the choice was not measured again.)"""
     rows = TILE_ROWS * 2 if n_components * n_features <= 16 else TILE_ROWS
     blas_cap = _BLAS_SINGLE_THREAD_MNK // (n_features * n_features)
     return int(max(64, min(rows, blas_cap // 64 * 64)))
