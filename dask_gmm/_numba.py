@@ -187,11 +187,17 @@ _EXP_BIAS_SHIFT = 4503599627371519.0
 
 
 def tile_rows(n_components, n_features):
-    """Rows per tile: 512 while K x d <= 16, else 256, and fewer where a GEMM of the tile would
-    otherwise be run on several threads by OpenBLAS. (The 512 was chosen while per-component
-    (K, d, tile) copies of the tile, 64 KiB at K x d = 16, were kept; they are gone since
-    2026-12-02, and the choice was not measured again.)"""
-    rows = TILE_ROWS * 2 if n_components * n_features <= 16 else TILE_ROWS
+    """Rows per tile: 512 while K x d <= 128, else 256, and fewer where a GEMM of the tile would
+    otherwise be run on several threads by OpenBLAS.
+
+    The E-step per row on one core, tiles of 256 / 512 / 1024 rows, in turns in one process
+    (12 rounds; 2026-12-02, Zen 5): full d=2 K=3 10.6 / 10.0 / 9.7 ns, d=5 K=4 30.4 / 25.7 /
+    26.8, d=4 K=4 20.9 / 16.2 / 16.9, d=8 K=8 67.8 / 62.6 / 78.5, d=12 K=8 67.7 / 67.5 / 69.2,
+    d=16 K=8 91.3 / 87.9 / 97.6, d=2 K=50 106.9 / 100.1 / 104.0, but d=16 K=16 166.0 / 184.1 /
+    192.0; diag d=16 K=8 49.2 / 50.3 / 47.8. (Before, 512 only while K x d <= 16, chosen while
+    per-component (K, d, tile) copies of the tile were kept.)
+    """
+    rows = TILE_ROWS * 2 if n_components * n_features <= 128 else TILE_ROWS
     blas_cap = _BLAS_SINGLE_THREAD_MNK // (n_features * n_features)
     return int(max(64, min(rows, blas_cap // 64 * 64)))
 
