@@ -138,7 +138,7 @@ TILE_ROWS = 256
 #: 0.7-0.86x and d=2 0.9x (so not there); overlapping components cost 1-5 %.
 #: Packing sqrt(r) (x - mu_k) from X's rows, it still does not pay below 10:
 #: d=8 K=8 1.11x, but d=8 K=4 0.96x, d=6 K=6 0.90x, d=4 0.95x.
-PACK_MIN_FEATURES = 10
+PACK_MIN_FEATURES = 10  # = SMALL_MAX_FEATURES + 1: the full E-step packs wherever it does not take the small kernels
 #: Up to this many features (below packing's), the full kernels make their small products with
 #: loops along the tile instead of BLAS calls, whose fixed cost (1.4-2.9 us a call on this
 #: machine for a (2, 512) by (512, 2) product) outweighs the work: the Mahalanobis products, and
@@ -148,6 +148,7 @@ PACK_MIN_FEATURES = 10
 #: (The Mahalanobis products take these loops only for a factor that is not triangular; the
 #: triangular ones this package makes take :data:`UNROLL_MAX_FEATURES`'s code.)
 SMALL_MAX_FEATURES = 9
+assert PACK_MIN_FEATURES == SMALL_MAX_FEATURES + 1  # estep_full: small kernels below, packing from there
 #: Up to this many features, the Mahalanobis sums of lower-triangular factors ``P_k^T`` (all
 #: that this package makes) are straight-line code written for that number of features
 #: (:func:`_unrolled_source`, :func:`_logprob_tile`). Per row on one core, K=8, the products and
@@ -867,12 +868,12 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     B = tile
     XT, A, lse, ssum, bits = _scratch(K, d, B)
     Y, PB, bias = _mahalanobis_setup(pcT, means, hs, B, len(unrolled) > 0)
-    pack = d >= PACK_MIN_FEATURES
+    small = d <= SMALL_MAX_FEATURES  # few features: the moments are sums along the tile, no BLAS call
+    pack = not small  # more: the rows of nonzero responsibility are packed (PACK_MIN_FEATURES)
     # packed: a last row of ones in XK (of sqrt(r) in P) makes the second-moment product give the first
     # moments sum r (x - cm_k) too, directly: not sum r (x - c) less (sum r) (cm_k - c), which cancels
     # after a far start (a recomputed iteration, _em.recentred: 6.6e-9 of the means at d=12 in a probe)
     e = d + pack
-    V = np.empty((d, K))
     XK = np.empty((e, B))
     RX = np.empty((e, B))
     S = np.empty((e, e))
@@ -884,7 +885,6 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     if pack:
         for t in range(B):
             XK[d, t] = 1.0
-    small = d <= SMALL_MAX_FEATURES  # few features: the moments are sums along the tile, no BLAS call
     ll = 0.0
     for i0 in range(0, n, B):
         b = min(B, n - i0)
@@ -897,23 +897,15 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
                 nk[k] += _sum8(r, B)
                 _moments_small(XT, r, cm[k], s1c[k], s2[k])
             continue
-        if not pack:
-            np.dot(XT, A.T, V)  # (d, K): sum r (x - c) of every component, one GEMM
         for k in range(K):
             r = A[k]
-            rk = _sum8(r, B)
-            nk[k] += rk
-            if not pack:
-                for m in range(d):
-                    s1c[k, m] += V[m, k] - rk * cm[k, m]  # sum r (x - cm_k)
-            c = B
-            if pack:  # the tile's rows with r > 0, packed in order (rows with r == 0 add exactly 0)
-                c = 0
-                for t in range(B):
-                    used[c] = t
-                    c += r[t] != 0.0
-                if c == 0:
-                    continue
+            nk[k] += _sum8(r, B)
+            c = 0  # the tile's rows with r > 0, packed in order (rows with r == 0 add exactly 0)
+            for t in range(B):
+                used[c] = t
+                c += r[t] != 0.0
+            if c == 0:
+                continue
             if c > B - B // 4:
                 for m in range(d):
                     mu = cm[k, m]
@@ -921,14 +913,13 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
                         v = XT[m, t] - mu
                         XK[m, t] = v
                         RX[m, t] = r[t] * v
-                if pack:
-                    for t in range(B):
-                        RX[d, t] = r[t]
+                for t in range(B):
+                    RX[d, t] = r[t]
                 if gram:
                     _gram_upper(RX, XK, B, S)  # (r X_c) X_c^T, its upper triangle
                 else:
                     np.dot(RX, XK.T, S)  # (r X_c) X_c^T, one GEMM
-                _add_upper(S, s1c[k], s2[k], pack)
+                _add_upper(S, s1c[k], s2[k], True)
             else:  # the packed rows sqrt(r) (x - mu_k), read along X's rows, gathered over tiles
                 if held[k] + c > 2 * B:
                     _packed_moments(P[k], held[k], S, s1c[k], s2[k], gram)
