@@ -168,6 +168,26 @@ def test_per_row_kernels_equal_reference(ct, dtype):
     np.testing.assert_array_equal(out, kern.weighted_log_prob(X, model).argmax(axis=1))
 
 
+@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("K", [2, 3, 4, 6])
+def test_labels_of_tied_components_go_to_the_first(ct, K):
+    """Each component repeated (the same parameters, so bitwise-equal log-probabilities): every row's
+    label is the first of its two copies, as NumPy's argmax; the responsibilities of copies are equal."""
+    model, X = problem(ct, n=1000, K=K, shift=1e3)
+    twice = model._replace(
+        log_weights=np.tile(model.log_weights - np.log(2), 2), means=np.tile(model.means, (2, 1)),
+        precisions_cholesky=model.precisions_cholesky if ct == "tied"
+        else np.tile(model.precisions_cholesky, (2,) + (1,) * (model.precisions_cholesky.ndim - 1)))
+    labels, ok = nb.per_row(X, twice, nb.LABEL)
+    assert ok
+    np.testing.assert_array_equal(labels, kern.weighted_log_prob(X, twice).argmax(axis=1))
+    np.testing.assert_array_equal(labels, nb.per_row(X, model, nb.LABEL)[0])  # never the second copy
+    proba, ok = nb.per_row(X, twice, nb.PROBA)
+    assert ok
+    np.testing.assert_array_equal(proba[:, :K], proba[:, K:])
+    np.testing.assert_allclose(2 * proba[:, :K], nb.per_row(X, model, nb.PROBA)[0], rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("ct", ["full", "diag"])
 def test_dispatch_keeps_the_kernel_contracts(ct, monkeypatch):
     """_kernels with numba on equals _kernels with numba off, for every public kernel."""
