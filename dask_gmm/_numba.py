@@ -233,17 +233,25 @@ def _scratch(K, d, B):
 # ------------------------------------------------------------------ helpers
 @_inline
 def _sum8(a, n):
-    """sum(a[:n]) for n a multiple of 8, as eight interleaved partial sums."""
+    """sum(a[:n]) for n a multiple of 8, as eight interleaved partial sums.
+
+    Read as rows of 8 indexed by the loop's own counter and constant columns:
+    as ``a[t + 1]`` with ``t`` from ``range(0, n, 8)``, numba guarded every
+    index against negative values (compare and select per element, no vector
+    add); the E-step per row on one core, in turns, the same bytes: full d=2
+    K=3 1.05-1.07x, d=5 K=4 1.05x, d=16 K=8 1.01x; diag d=16 K=8 1.05x.
+    """
+    v = a[:n].reshape((n // 8, 8))
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    for t in range(0, n, 8):
-        s0 += a[t]
-        s1 += a[t + 1]
-        s2 += a[t + 2]
-        s3 += a[t + 3]
-        s4 += a[t + 4]
-        s5 += a[t + 5]
-        s6 += a[t + 6]
-        s7 += a[t + 7]
+    for t in range(n // 8):
+        s0 += v[t, 0]
+        s1 += v[t, 1]
+        s2 += v[t, 2]
+        s3 += v[t, 3]
+        s4 += v[t, 4]
+        s5 += v[t, 5]
+        s6 += v[t, 6]
+        s7 += v[t, 7]
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
