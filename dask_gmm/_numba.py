@@ -23,7 +23,7 @@ products of :func:`_gram_upper` (a tile's second moments) and the sums of
 :func:`_moments_diag` (diagonal factors' moments), whose order of additions is
 the compiler's, as a BLAS call's is its library's.
 
-The rows are swept a tile at a time (256 or 512 rows, :func:`tile_rows`). A
+The rows are swept a tile at a time (256, 504 or 512 rows, :func:`tile_rows`). A
 tile is copied once, transposed and centred on the weighted mean of the model's means, into a
 small float64 scratch (d, tile); everything after that (Mahalanobis sums,
 the log-sum-exp, the exponentials, the responsibilities) is a loop along the
@@ -197,8 +197,19 @@ def tile_rows(n_components, n_features):
     d=16 K=8 91.3 / 87.9 / 97.6, d=2 K=50 106.9 / 100.1 / 104.0, but d=16 K=16 166.0 / 184.1 /
     192.0; diag d=16 K=8 49.2 / 50.3 / 47.8. (Before, 512 only while K x d <= 16, chosen while
     per-component (K, d, tile) copies of the tile were kept.)
+
+    From :data:`PACK_MIN_FEATURES` features, 504 rows rather than 512: rows of the tile's
+    scratch 4,096 bytes apart all fall in the same set of a 4 KiB-way L1 cache, and the
+    Mahalanobis code reads d of them at once. E-step per row on one core, 504 / 512 rows, in
+    turns, three processes (2026-12-02, Zen 5: 48 KiB 12-way L1): full d=16 K=8 80.6-118.1 /
+    83.8-124.1 ns (1.04-1.09x), d=16 K=4 1.02-1.08x, d=12 K=8 1.01-1.04x, d=10 K=8 0.98-1.03x;
+    ``predict_proba`` d=16 K=8 1.06x, d=12 1.03-1.05x; diag d=16 K=8 the same (0.99-1.01x);
+    at d=2 and d=5 512 stays (504: 0.93-0.98x and 0.97-1.02x). Fits of the benchmark's d=16
+    K=8 case (10 iterations, two threads, in turns, six processes): 0.97x, 1.11-1.24x in five.
     """
     rows = TILE_ROWS * 2 if n_components * n_features <= 128 else TILE_ROWS
+    if rows == 2 * TILE_ROWS and n_features >= PACK_MIN_FEATURES:
+        rows -= 8
     blas_cap = _BLAS_SINGLE_THREAD_MNK // (n_features * n_features)
     return int(max(64, min(rows, blas_cap // 64 * 64)))
 
