@@ -418,8 +418,8 @@ def _load_tile(X, i0, b, centre, XT):
     the load alone ran at 19-22 ns a row, about 6 GB/s, and took a quarter
     of the E-step's samples in ``perf``), which the hardware's prefetchers
     fetch only a few lines ahead. Per row on one core, in turns, the same
-    bytes: E-step full d=16 K=8 1.17-1.21x, diag d=16 K=8 1.28x, d=2 K=3
-    1.05-1.08x; ``predict_proba`` d=16 1.27-1.28x, diag 1.37x, d=2 1.02-1.07x;
+    bytes: E-step full d=16 K=8 1.17-1.21x, diag d=16 K=8 1.26-1.28x, d=2 K=3
+    1.05-1.08x; ``predict_proba`` d=16 1.26-1.28x, diag 1.37x, d=2 1.02-1.07x;
     float32 E-step d=16 1.10x, d=2 1.01x (``predict_proba`` 1.16x, 0.98x). The lines
     of the tile after next all at once, at the start of each tile: d=16
     1.01x, d=2 0.99x (E-step); a fixed 16 or 32 KiB ahead as half a tile at
