@@ -188,8 +188,8 @@ _EXP_BIAS_SHIFT = 4503599627371519.0
 
 
 def tile_rows(n_components, n_features):
-    """Rows per tile: 512 while K x d <= 128, else 256, and fewer where a GEMM of the tile would
-    otherwise be run on several threads by OpenBLAS.
+    """Rows per tile: 512 while K x d <= 128 (504 from :data:`PACK_MIN_FEATURES` features), else
+    256, and fewer where a GEMM of the tile would otherwise be run on several threads by OpenBLAS.
 
     The E-step per row on one core, tiles of 256 / 512 / 1024 rows, in turns in one process
     (12 rounds; 2026-12-02, Zen 5): full d=2 K=3 10.6 / 10.0 / 9.7 ns, d=5 K=4 30.4 / 25.7 /
