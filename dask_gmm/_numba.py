@@ -675,6 +675,69 @@ def _logprob_tile_overload(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
     return blocked
 
 
+@_inline
+def _pack_looped(X, i0, centre, cmk, r, used, c, pk, h):
+    """:func:`_pack_rows` by a loop over the features."""
+    d = X.shape[1]
+    for u in range(c):
+        t = used[u]
+        sr = math.sqrt(r[t])
+        for m in range(d):
+            pk[m, h + u] = sr * ((X[i0 + t, m] - centre[m]) - cmk[m])
+        pk[d, h + u] = sr
+
+
+def _pack_rows(X, i0, centre, cmk, r, used, c, pk, h, unrolled):
+    """pk[:d, h + u] = sqrt(r[t]) ((X[i0 + t] - centre) - cmk) and pk[d, h + u] = sqrt(r[t]) for
+    t = used[u], u < c: a component's rows of nonzero responsibility, packed feature-major
+    (pk (d + 1, >= h + c)). Where ``unrolled`` has d zeros (:func:`_logprob_tile`), straight-line
+    code for d features (:func:`_pack_source`), else :func:`_pack_looped`.
+    """
+    if unrolled:
+        _pack_function(len(unrolled))(X, i0, centre, cmk, r, used, c, pk, h, unrolled)
+    else:
+        _pack_looped(X, i0, centre, cmk, r, used, c, pk, h)
+
+
+def _pack_source(d):
+    """The source of :func:`_pack_rows`'s code for ``d`` features: the centre and the component's
+    point in locals, and each packed row d stores of the same arithmetic as the loop's.
+
+    A loop over d features known only at run time is compiled with a vectorised version for
+    unit strides and run-time checks to choose it, in every row; the rows here are written
+    with a stride. The E-step per row on one core, against that loop, in turns, the same
+    bytes: d=16 K=8 1.02-1.06x (float32 1.02x), d=12 K=8 1.08-1.13x; 1.06x and 1.13x inlined
+    (``inline="always"``) against 1.04x and 1.11x called; where the loop stays (d=24, d=40)
+    0.99-1.00x.
+    """
+    lines = ["def pack(X, i0, centre, cmk, r, used, c, pk, h, unrolled):"]
+    lines += [f"    c{j} = centre[{j}]" for j in range(d)]
+    lines += [f"    m{j} = cmk[{j}]" for j in range(d)]
+    lines += ["    for u in range(c):", "        t = used[u]", "        sr = sqrt(r[t])", "        row = X[i0 + t]"]
+    lines += [f"        pk[{j}, h + u] = sr * ((row[{j}] - c{j}) - m{j})" for j in range(d)]
+    lines.append(f"        pk[{d}, h + u] = sr")
+    return "\n".join(lines) + "\n"
+
+
+@functools.cache
+def _pack_function(d):
+    """:func:`_pack_source`'s function for d features, as Python (numba compiles it where it is called)."""
+    namespace = {"sqrt": math.sqrt}
+    exec(_pack_source(d), namespace)
+    return namespace["pack"]
+
+
+@overload(_pack_rows, inline="always", jit_options=dict(fastmath=_OPTIONS["fastmath"], error_model=_OPTIONS["error_model"]))
+def _pack_rows_overload(X, i0, centre, cmk, r, used, c, pk, h, unrolled):
+    if len(unrolled):
+        return _pack_function(len(unrolled))
+
+    def looped(X, i0, centre, cmk, r, used, c, pk, h, unrolled):
+        _pack_looped(X, i0, centre, cmk, r, used, c, pk, h)
+
+    return looped
+
+
 @_jit
 def _logprob_diag(XT, means, pc, log_norm, A):
     """As :func:`_logprob_full` for diagonal factors pc (K, d), with ``means`` relative to the centre."""
@@ -993,13 +1056,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
                     held[k] = 0
                 h = held[k]
                 if gram:  # written feature-major (gathered from the tile, XT, the d=16 E-step lost 1.4x)
-                    pk = P[k]
-                    for u in range(c):
-                        t = used[u]
-                        sr = math.sqrt(r[t])
-                        for m in range(d):
-                            pk[m, h + u] = sr * ((X[i0 + t, m] - centre[m]) - cm[k, m])
-                        pk[d, h + u] = sr
+                    _pack_rows(X, i0, centre, cm[k], r, used, c, P[k], h, unrolled)
                 else:
                     pk = P[k, h:]
                     for u in range(c):
