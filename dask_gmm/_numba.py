@@ -127,6 +127,10 @@ _OPTIONS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="nump
 _jit = numba.njit(parallel=False, **_OPTIONS)
 #: Helpers are inlined at numba IR level (LLVM does not inline across numba's modules).
 _inline = numba.njit(inline="always", **_OPTIONS)
+#: The sums along a tile that LLVM may also reassociate, and so split across vector lanes
+#: (:func:`_gram_upper`, :func:`_moments_diag`, :func:`_moments_small`); NaN and infinities still
+#: keep their meaning.
+_reassoc = numba.njit(**{**_OPTIONS, "fastmath": {"contract", "reassoc"}})
 
 #: Rows per tile (a multiple of 64).
 TILE_ROWS = 256
@@ -759,7 +763,7 @@ def _logprob_diag(XT, means, pc, log_norm, A):
             a[t] = -0.5 * a[t] + c
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+@_reassoc
 def _moments_diag(XT, r, cmk, s1k, s2k):
     """s1k (d,) += sum over the tile of r (x - cm_k), s2k (d,) += sum r (x - cm_k)^2; XT (d, B), r (B,).
 
@@ -787,7 +791,7 @@ def _moments_diag(XT, r, cmk, s1k, s2k):
         s2k[j] += q
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+@_reassoc
 def _moments_small(XT, r, cmk, s1k, s2k):
     """s1k (d,) += sum over the tile of r (x - cm_k), s2k (d, d) += sum r (x - cm_k)(x - cm_k)^T
     (its upper triangle, mirrored); XT (d, B), r (B,). Sums along the tile, as :func:`_moments_diag`.
@@ -900,7 +904,7 @@ def _mahalanobis_setup(pcT, means, hs, B, straight):
     return np.empty((max(d, K * hs), B)), _factor_blocks(pcT, hs), _bias(pcT, means)
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+@_reassoc
 def _gram_upper(A, B, c, S):
     """S[i, j] = sum over u < c of A[i, u] * B[j, u] for i <= j; A, B (e, >= c), S (e, e).
 
