@@ -48,12 +48,11 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   full kernels are compiled for each such d and input dtype on its first use
   (about 6-9 s more for the E-step and 2 s for the per-row outputs, cached on
   disk like the rest); :func:`_logprob_tile` chooses the code.
-* From :data:`SMALL_MAX_FEATURES` + 1 features on, full (and tied)
-  covariances do the two d x d x tile products of a tile, ``P_k^T X_c``
-  (beyond :data:`UNROLL_MAX_FEATURES` features) and ``(r X_c) X_c^T``, as
-  BLAS GEMMs, the latter with a row of ones (of
-  sqrt(r) in packed rows) that gives each component's first moments, centred
-  on its own means, too. Up to :data:`GRAM_MAX_FEATURES` features the second
+* Full (and tied) covariances do the two d x d x tile products of a tile,
+  ``P_k^T X_c`` (beyond :data:`UNROLL_MAX_FEATURES` features) and, from
+  :data:`PACK_MIN_FEATURES` features on, ``(r X_c) X_c^T``, as BLAS GEMMs,
+  the latter with a row of ones (of sqrt(r) in packed rows) that gives each
+  component's first moments, centred on its own means, too. Up to :data:`GRAM_MAX_FEATURES` features the second
   moments are instead :func:`_gram_upper`'s dot products along the tile (or
   along the packed rows, stored feature-major): the E-step at d=16, K=8
   1.24-1.28x faster. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
@@ -61,9 +60,9 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   Mahalanobis GEMM skips most of it in row blocks instead,
   :func:`feature_block`.) The tile is kept small enough (:func:`tile_rows`)
   that OpenBLAS runs them on the calling thread. With fewer features the
-  products are loops along the tile (the Mahalanobis ones only for a factor
-  that is not triangular), and the moments are sums along the tile
-  (:func:`_moments_small`): no BLAS call.
+  moments are sums along the tile (:func:`_moments_small`), and up to
+  :data:`SMALL_MAX_FEATURES` the Mahalanobis products of a factor that is not
+  triangular are loops along the tile: no BLAS call.
   Which wins depends on the machine's OpenBLAS (these measurements predate
   the straight-line Mahalanobis code). On 2026-11-30's machine, BLAS
   beat the compiled loops of then at every d (M rows/s on one core, loops /
@@ -134,25 +133,29 @@ _reassoc = numba.njit(**{**_OPTIONS, "fastmath": {"contract", "reassoc"}})
 
 #: Rows per tile (a multiple of 64).
 TILE_ROWS = 256
+#: From this many features, tiles of 512 rows hold 504 (:func:`tile_rows`).
+SKEW_MIN_FEATURES = 10
 #: From this many features on, the full E-step packs each tile's rows of nonzero
 #: responsibility before the second-moment product. Where components are well
 #: separated most responsibilities underflow to exactly 0 (87 % at d=16, K=8 in
 #: scripts/bench.py), and the product shrinks up to K-fold: measured (with GEMMs) per row on one
 #: core, d=16 K=8 1.25-1.34x, d=10 K=8 and d=12 K=6 1.1x faster; d=8 K=4
 #: 0.7-0.86x and d=2 0.9x (so not there); overlapping components cost 1-5 %.
-#: Packing sqrt(r) (x - mu_k) from X's rows, it still does not pay below 10:
-#: d=8 K=8 1.11x, but d=8 K=4 0.96x, d=6 K=6 0.90x, d=4 0.95x.
-PACK_MIN_FEATURES = 10  # = SMALL_MAX_FEATURES + 1: the full E-step packs wherever it does not take the small kernels
-#: Up to this many features (below packing's), the full kernels make their small products with
-#: loops along the tile instead of BLAS calls, whose fixed cost (1.4-2.9 us a call on this
-#: machine for a (2, 512) by (512, 2) product) outweighs the work: the Mahalanobis products, and
-#: the moments (then added up in one lane per row of the tile; since 2026-12-02 sums along it,
-#: :func:`_moments_small`).
-#: Per row on one core, against GEMMs: d=2 K=3 1.9x, d=4 K=4 2.2x, d=8 K=8 1.17x, d=9 K=8 1.13x.
-#: (The Mahalanobis products take these loops only for a factor that is not triangular; the
-#: triangular ones this package makes take :data:`UNROLL_MAX_FEATURES`'s code.)
+#: Packing sqrt(r) (x - mu_k) from X's rows, it did not pay below 10: d=8 K=8 1.11x, but d=8 K=4
+#: 0.96x, d=6 K=6 0.90x, d=4 0.95x. With the packing generated per d and :func:`_gram_upper`'s
+#: products (twenty-fifth session, E-step per row on one core against :func:`_moments_small`'s
+#: sums along the tile, in turns, 15-21 rounds): d=9 separated (the benchmark's data, 52-87 % of
+#: responsibilities 0) K=3-16 1.51-2.15x, overlapping (standard normal rows) 1.15-1.25x; d=8
+#: 1.13-1.78x and 0.93-1.17x; d=7 1.05-1.78x and 0.83-1.13x (median 1.06x); d=6 0.98-1.16x and
+#: 0.79-0.80x. So from 7 features the full E-step packs, below it sums along the tile.
+PACK_MIN_FEATURES = 7
+#: Up to this many features, the Mahalanobis products of a factor that is not triangular are loops
+#: along the tile instead of BLAS calls, whose fixed cost (1.4-2.9 us a call on this machine for a
+#: (2, 512) by (512, 2) product) outweighs the work. (The triangular factors this package makes
+#: take :data:`UNROLL_MAX_FEATURES`'s code.) Measured with the moments, which took the same loops
+#: up to 9 features then, per row on one core against GEMMs: d=2 K=3 1.9x, d=4 K=4 2.2x, d=8 K=8
+#: 1.17x, d=9 K=8 1.13x.
 SMALL_MAX_FEATURES = 9
-assert PACK_MIN_FEATURES == SMALL_MAX_FEATURES + 1  # estep_full: small kernels below, packing from there
 #: Up to this many features, the Mahalanobis sums of lower-triangular factors ``P_k^T`` (all
 #: that this package makes) are straight-line code written for that number of features
 #: (:func:`_unrolled_source`, :func:`_logprob_tile`). Per row on one core, K=8, the products and
@@ -192,7 +195,7 @@ _EXP_BIAS_SHIFT = 4503599627371519.0
 
 
 def tile_rows(n_components, n_features):
-    """Rows per tile: 512 while K x d <= 128 (504 from :data:`PACK_MIN_FEATURES` features), else
+    """Rows per tile: 512 while K x d <= 128 (504 from :data:`SKEW_MIN_FEATURES` features), else
     256, and fewer where a GEMM of the tile would otherwise be run on several threads by OpenBLAS.
 
     The E-step per row on one core, tiles of 256 / 512 / 1024 rows, in turns in one process
@@ -202,7 +205,7 @@ def tile_rows(n_components, n_features):
     192.0; diag d=16 K=8 49.2 / 50.3 / 47.8. (Before, 512 only while K x d <= 16, chosen while
     per-component (K, d, tile) copies of the tile were kept.)
 
-    From :data:`PACK_MIN_FEATURES` features, 504 rows rather than 512: rows of the tile's
+    From :data:`SKEW_MIN_FEATURES` features, 504 rows rather than 512: rows of the tile's
     scratch 4,096 bytes apart all fall in the same set of a 4 KiB-way L1 cache, and the
     Mahalanobis code reads d of them at once. E-step per row on one core, 504 / 512 rows, in
     turns, three processes (2026-12-02, Zen 5: 48 KiB 12-way L1): full d=16 K=8 80.6-118.1 /
@@ -212,7 +215,7 @@ def tile_rows(n_components, n_features):
     K=8 case (10 iterations, two threads, in turns, six processes): 0.97x, 1.11-1.24x in five.
     """
     rows = TILE_ROWS * 2 if n_components * n_features <= 128 else TILE_ROWS
-    if rows == 2 * TILE_ROWS and n_features >= PACK_MIN_FEATURES:
+    if rows == 2 * TILE_ROWS and n_features >= SKEW_MIN_FEATURES:
         rows -= 8
     blas_cap = _BLAS_SINGLE_THREAD_MNK // (n_features * n_features)
     return int(max(64, min(rows, blas_cap // 64 * 64)))
@@ -987,8 +990,8 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     on (``means`` itself, but for :func:`dask_gmm._em.recentred`); ``pcT`` (K, d, d) the
     transposed precision Cholesky factors, whose Mahalanobis sums are straight-line code for
     d features where ``unrolled`` (:func:`_logprob_tile`) has d zeros, else GEMMs in blocks of
-    ``hs`` rows (see :func:`_logprob_full`). Up to :data:`SMALL_MAX_FEATURES` features the moments
-    are sums along the tile (:func:`_moments_small`, no BLAS call); beyond, the second moments are
+    ``hs`` rows (see :func:`_logprob_full`). Below :data:`PACK_MIN_FEATURES` features the moments
+    are sums along the tile (:func:`_moments_small`, no BLAS call); from there, the second moments are
     :func:`_gram_upper`'s dot products up to :data:`GRAM_MAX_FEATURES` features, GEMMs
     past them. From :data:`PACK_MIN_FEATURES` features on, the
     second-moment product of a component runs on only the rows whose
@@ -1002,8 +1005,8 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     B = tile
     XT, A, lse, ssum, bits = _scratch(K, d, B)
     Y, PB, bias = _mahalanobis_setup(pcT, means, hs, B, len(unrolled) > 0)
-    small = d <= SMALL_MAX_FEATURES  # few features: the moments are sums along the tile, no BLAS call
-    pack = not small  # more: the rows of nonzero responsibility are packed (PACK_MIN_FEATURES)
+    small = d < PACK_MIN_FEATURES  # few features: the moments are sums along the tile, no BLAS call
+    pack = not small  # more: the rows of nonzero responsibility are packed
     # packed: a last row of ones in XK (of sqrt(r) in P) makes the second-moment product give the first
     # moments sum r (x - cm_k) too, directly: not sum r (x - c) less (sum r) (cm_k - c), which cancels
     # after a far start (a recomputed iteration, _em.recentred: 6.6e-9 of the means at d=12 in a probe)

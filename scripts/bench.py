@@ -815,6 +815,7 @@ def main(argv=None):
         f"{os.cpu_count()} cores; in-memory chunks of about {chunk_note}; "
         f"{args.iters} EM iterations (tol=0) unless a note says otherwise; total {time.perf_counter() - started:.0f} s; "
         + ("" if busy is None else f"{busy:.1f} of {os.cpu_count()} cores busy with other work just before the run.")
+        + f" BLAS: {blas_line()}."
     )
     print()
     bench.table.print()
@@ -823,6 +824,18 @@ def main(argv=None):
         bench.notes.append("Spark MLlib skipped: pyspark is not installed" + ("" if shutil.which("java") else " and java is absent") + ".")
     for note in bench.notes:
         print("- " + note)
+
+
+def blas_line():
+    """The BLAS libraries loaded (threadpoolctl) and the kernels each picked for this CPU. scikit-learn's
+    fits are mostly BLAS calls, dask_gmm's mostly its own compiled loops, so the kernels BLAS picked
+    (``OPENBLAS_CORETYPE`` can force them) move the ratio between the two."""
+    import threadpoolctl
+
+    libs = sorted({f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture') or 'kernels unknown'} kernels)"
+                   for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"})
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    return ", ".join(libs) + (f"; OPENBLAS_CORETYPE={forced!r} in the environment" if forced is not None else "")
 
 
 if __name__ == "__main__":

@@ -70,13 +70,13 @@ def test_e_step_equals_reference(ct, dtype, weighted, shift):
 
 
 @pytest.mark.parametrize("ct", TYPES)
-@pytest.mark.parametrize("d", [1, 2, nb.SMALL_MAX_FEATURES, nb.SMALL_MAX_FEATURES + 1])
+@pytest.mark.parametrize("d", [1, 2, nb.PACK_MIN_FEATURES - 1, nb.PACK_MIN_FEATURES, nb.SMALL_MAX_FEATURES + 1])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_e_step_on_either_side_of_the_small_kernels_equals_reference(ct, d, weighted):
-    """Up to SMALL_MAX_FEATURES the moments are sums along the tile (no BLAS call); one feature
-    more, compiled dot products; the Mahalanobis sums are straight-line code at all four
-    d. Both give the reference statistics and log-likelihoods, also for a last tile of a few
-    rows (777 rows) and away from the origin."""
+    """Below PACK_MIN_FEATURES the moments are sums along the tile (no BLAS call); from there,
+    compiled dot products (of packed rows where responsibilities are 0); the Mahalanobis sums are
+    straight-line code at every d here. Both give the reference statistics and log-likelihoods,
+    also for a last tile of a few rows (777 rows) and away from the origin."""
     model, X = problem(ct, d=d, shift=1e4)
     w = np.random.default_rng(1).uniform(0.0, 3.0, X.shape[0]) if weighted else None
     for got, want in zip(nb.e_step(X, model, sample_weight=w), reference(X, model, w)):
@@ -112,7 +112,7 @@ def test_e_step_centred_elsewhere_equals_reference(ct, d):
 @pytest.mark.parametrize("ct", ["full", "tied"])
 @pytest.mark.parametrize("spread", [40.0, 1.0])
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("d", [nb.PACK_MIN_FEATURES + 6, nb.GRAM_MAX_FEATURES + 1])
+@pytest.mark.parametrize("d", [nb.PACK_MIN_FEATURES, 16, nb.GRAM_MAX_FEATURES + 1])
 def test_e_step_packing_rows_of_zero_responsibility_equals_reference(ct, spread, weighted, d):
     """d >= PACK_MIN_FEATURES: separated components (most responsibilities exactly 0, rows packed
     and gathered over tiles, more than one product's worth per component) and overlapping ones (no
