@@ -145,9 +145,10 @@ SKEW_MIN_FEATURES = 10
 #: 0.96x, d=6 K=6 0.90x, d=4 0.95x. With the packing generated per d and :func:`_gram_upper`'s
 #: products (twenty-fifth session, E-step per row on one core against :func:`_moments_small`'s
 #: sums along the tile, in turns, 15-21 rounds): d=9 separated (the benchmark's data, 52-87 % of
-#: responsibilities 0) K=3-16 1.51-2.15x, overlapping (standard normal rows) 1.15-1.25x; d=8
-#: 1.13-1.78x and 0.93-1.17x; d=7 1.05-1.78x and 0.83-1.13x (median 1.06x); d=6 0.98-1.16x and
-#: 0.79-0.80x. So from 7 features the full E-step packs, below it sums along the tile.
+#: responsibilities 0) K=3-16 1.51-2.15x, overlapping (standard normal rows) 0.96-1.25x; d=8
+#: 1.13-1.78x and 0.90-1.17x; d=7 1.05-1.78x and 0.83-1.17x (median 1.06x); d=6 0.98-1.16x and
+#: 0.79-0.80x. Fits at d=7-9: separated 1.47-1.77x, overlapping 0.95-1.01x. So from 7 features
+#: the full E-step packs, below it sums along the tile (docs/performance.md, twenty-fifth session).
 PACK_MIN_FEATURES = 7
 #: Up to this many features, the Mahalanobis products of a factor that is not triangular are loops
 #: along the tile instead of BLAS calls, whose fixed cost (1.4-2.9 us a call on this machine for a
