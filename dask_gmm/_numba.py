@@ -60,7 +60,7 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   Mahalanobis GEMM skips most of it in row blocks instead,
   :func:`feature_block`.) The tile is kept small enough (:func:`tile_rows`)
   that OpenBLAS runs them on the calling thread. With fewer features the
-  moments are sums along the tile (:func:`_moments_small`), and up to
+  moments are sums along the tile (:func:`_moments_tile`), and up to
   :data:`SMALL_MAX_FEATURES` the Mahalanobis products of a factor that is not
   triangular are loops along the tile: no BLAS call.
   Which wins depends on the machine's OpenBLAS (these measurements predate
@@ -127,9 +127,10 @@ _jit = numba.njit(parallel=False, **_OPTIONS)
 #: Helpers are inlined at numba IR level (LLVM does not inline across numba's modules).
 _inline = numba.njit(inline="always", **_OPTIONS)
 #: The sums along a tile that LLVM may also reassociate, and so split across vector lanes
-#: (:func:`_gram_upper`, :func:`_moments_diag`, :func:`_moments_small`); NaN and infinities still
-#: keep their meaning.
-_reassoc = numba.njit(**{**_OPTIONS, "fastmath": {"contract", "reassoc"}})
+#: (:func:`_gram_upper`, :func:`_moments_diag`, :func:`_moments_small`, :func:`_moments_tile`);
+#: NaN and infinities still keep their meaning.
+_REASSOC = {**_OPTIONS, "fastmath": {"contract", "reassoc"}}
+_reassoc = numba.njit(**_REASSOC)
 
 #: Rows per tile (a multiple of 64).
 TILE_ROWS = 256
@@ -147,9 +148,11 @@ SKEW_MIN_FEATURES = 10
 #: sums along the tile, in turns, 15-21 rounds): d=9 separated (the benchmark's data, 52-87 % of
 #: responsibilities 0) K=3-16 1.51-2.15x, overlapping (standard normal rows) 0.96-1.25x; d=8
 #: 1.13-1.78x and 0.90-1.17x; d=7 1.05-1.78x and 0.83-1.17x (median 1.06x); d=6 0.98-1.16x and
-#: 0.79-0.80x. Fits at d=7-9: separated 1.47-1.77x, overlapping 0.95-1.01x. So from 7 features
-#: the full E-step packs, below it sums along the tile (docs/performance.md, twenty-fifth session).
-PACK_MIN_FEATURES = 7
+#: 0.79-0.80x. Fits at d=7-9: separated 1.47-1.77x, overlapping 0.95-1.01x. Then the sums along
+#: the tile became one sweep for every moment (:func:`_moments_source`), and against the packing:
+#: d=7 separated 1.12-1.22x, overlapping 1.39-1.55x; d=8 0.92-1.15x and 1.27-1.59x; d=9 0.83x and
+#: 1.48x (docs/performance.md, twenty-fifth session). So from 9 features the full E-step packs.
+PACK_MIN_FEATURES = 9
 #: Up to this many features, the Mahalanobis products of a factor that is not triangular are loops
 #: along the tile instead of BLAS calls, whose fixed cost (1.4-2.9 us a call on this machine for a
 #: (2, 512) by (512, 2) product) outweighs the work. (The triangular factors this package makes
@@ -802,7 +805,9 @@ def _moments_small(XT, r, cmk, s1k, s2k):
 
     Against the lanes before (each row's moments added into (K, moments, tile) arrays, summed once
     per block), the E-step per row on one core, in turns in one process: d=2 K=3 1.10x (float64)
-    and 1.07x (float32), d=5 K=4 1.10x and 1.09x, d=8 K=8 1.12x and 1.05x.
+    and 1.07x (float32), d=5 K=4 1.10x and 1.09x, d=8 K=8 1.12x and 1.05x. Since the twenty-fifth
+    session only for factors that are not triangular: the others take :func:`_moments_tile`'s
+    one sweep.
     """
     d, B = XT.shape
     for m in range(d):
@@ -821,6 +826,63 @@ def _moments_small(XT, r, cmk, s1k, s2k):
             s2k[m, j] += q
             if j != m:
                 s2k[j, m] += q
+
+
+def _moments_tile(XT, r, cmk, s1k, s2k, unrolled):
+    """:func:`_moments_small`'s sums, in one sweep of the tile where ``unrolled`` has d zeros and d is
+    below :data:`PACK_MIN_FEATURES` (:func:`_moments_source`)."""
+    _moments_small(XT, r, cmk, s1k, s2k)
+
+
+def _moments_source(d):
+    """The source of :func:`_moments_tile`'s code for ``d`` features: every sum of
+    :func:`_moments_small` (the same arithmetic for each row) is a local, and one sweep of the
+    tile reads each row's values once and adds to all of them.
+
+    :func:`_moments_small` sweeps the tile d + d (d + 1) / 2 times, reading r and two features
+    for each product. The E-step per row on one core, against it, in turns, 15-21 rounds
+    (twenty-fifth session; the sums reassociated differently, so equal to about 1e-16):
+    separated components (the benchmark's data) d=1 K=3 1.07x, d=2 K=3 1.19x, K=20 1.31x, d=3
+    1.25x, d=4 1.24x, d=5 1.71x, d=6 1.59-1.83x; overlapping ones d=2 1.10x, d=4 1.44x, d=6 1.65x.
+    """
+    pairs = [(m, j) for m in range(d) for j in range(m, d)]
+    lines = ["def moments(XT, r, cmk, s1k, s2k, unrolled):", "    B = XT.shape[1]"]
+    lines += [f"    x{m} = XT[{m}]" for m in range(d)]
+    lines += [f"    c{m} = cmk[{m}]" for m in range(d)]
+    lines += [f"    s{m} = 0.0" for m in range(d)]
+    lines += [f"    q{m}_{j} = 0.0" for m, j in pairs]
+    lines += ["    for t in range(B):", "        rt = r[t]"]
+    for m in range(d):
+        lines += [f"        y{m} = x{m}[t] - c{m}", f"        w{m} = rt * y{m}"]
+    lines += [f"        s{m} += w{m}" for m in range(d)]
+    lines += [f"        q{m}_{j} += w{m} * y{j}" for m, j in pairs]
+    lines += [f"    s1k[{m}] += s{m}" for m in range(d)]
+    for m, j in pairs:
+        lines.append(f"    s2k[{m}, {j}] += q{m}_{j}")
+        if j != m:
+            lines.append(f"    s2k[{j}, {m}] += q{m}_{j}")
+    return "\n".join(lines) + "\n"
+
+
+@functools.cache
+def _moments_function(d):
+    """:func:`_moments_source`'s function for d features, as Python (numba compiles it where it is called)."""
+    namespace = {}
+    exec(_moments_source(d), namespace)
+    return namespace["moments"]
+
+
+@overload(_moments_tile, jit_options=dict(fastmath=_REASSOC["fastmath"], error_model=_REASSOC["error_model"]))
+def _moments_tile_overload(XT, r, cmk, s1k, s2k, unrolled):
+    # compiled apart (not inlined), as the other _reassoc sums; estep_full compiles this call for
+    # every d, but takes it only below PACK_MIN_FEATURES, the only d given the generated code
+    if 0 < len(unrolled) < PACK_MIN_FEATURES:
+        return _moments_function(len(unrolled))
+
+    def looped(XT, r, cmk, s1k, s2k, unrolled):
+        _moments_small(XT, r, cmk, s1k, s2k)
+
+    return looped
 
 
 @_jit
@@ -992,7 +1054,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     transposed precision Cholesky factors, whose Mahalanobis sums are straight-line code for
     d features where ``unrolled`` (:func:`_logprob_tile`) has d zeros, else GEMMs in blocks of
     ``hs`` rows (see :func:`_logprob_full`). Below :data:`PACK_MIN_FEATURES` features the moments
-    are sums along the tile (:func:`_moments_small`, no BLAS call); from there, the second moments are
+    are sums along the tile (:func:`_moments_tile`, no BLAS call); from there, the second moments are
     :func:`_gram_upper`'s dot products up to :data:`GRAM_MAX_FEATURES` features, GEMMs
     past them. From :data:`PACK_MIN_FEATURES` features on, the
     second-moment product of a component runs on only the rows whose
@@ -1033,7 +1095,7 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
             for k in range(K):
                 r = A[k]
                 nk[k] += _sum8(r, B)
-                _moments_small(XT, r, cm[k], s1c[k], s2[k])
+                _moments_tile(XT, r, cm[k], s1c[k], s2[k], unrolled)
             continue
         for k in range(K):
             r = A[k]

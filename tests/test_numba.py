@@ -85,6 +85,19 @@ def test_e_step_on_either_side_of_the_small_kernels_equals_reference(ct, d, weig
         close(nb.per_row(X, model, what)[0], want)
 
 
+@pytest.mark.parametrize("d", [2, nb.PACK_MIN_FEATURES - 1])
+def test_small_e_step_of_a_factor_that_is_not_triangular_equals_reference(d):
+    """Below PACK_MIN_FEATURES a factor that is not triangular (precision = L L^T, not this
+    package's convention) takes the looped sums along the tile, not the code generated for d
+    features; the statistics are the reference's."""
+    model, X = problem("full", n=900, d=d, K=4, seed=d, shift=1e3)
+    prec = cov.precisions_from_precision_cholesky(model.precisions_cholesky, "full")
+    model = model._replace(precisions_cholesky=np.linalg.cholesky(prec))
+    assert nb.Prepared(model, d).unrolled == ()
+    for got, want in zip(nb.e_step(X, model), reference(X, model)):
+        close(got, want)
+
+
 @pytest.mark.parametrize("ct", ["full", "diag"])
 def test_many_components_with_few_features_equal_reference(ct):
     """Many components (K=150) with few features (d=2): the reference statistics."""
