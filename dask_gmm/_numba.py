@@ -50,19 +50,20 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   disk like the rest); :func:`_logprob_tile` chooses the code.
 * Full (and tied) covariances do the two d x d x tile products of a tile,
   ``P_k^T X_c`` (beyond :data:`UNROLL_MAX_FEATURES` features) and, from
-  :data:`PACK_MIN_FEATURES` features on, ``(r X_c) X_c^T``, as BLAS GEMMs,
-  the latter with a row of ones (of sqrt(r) in packed rows) that gives each
-  component's first moments, centred on its own means, too. Up to :data:`GRAM_MAX_FEATURES` features the second
-  moments are instead :func:`_gram_upper`'s dot products along the tile (or
-  along the packed rows, stored feature-major): the E-step at d=16, K=8
-  1.24-1.28x faster. (BLAS ``dtrmm`` and ``dsyrk``, which skip the triangle that
-  GEMM computes for nothing, were slower still at these sizes; the
-  Mahalanobis GEMM skips most of it in row blocks instead,
-  :func:`feature_block`.) The tile is kept small enough (:func:`tile_rows`)
-  that OpenBLAS runs them on the calling thread. With fewer features the
-  moments are sums along the tile (:func:`_moments_tile`), and up to
-  :data:`SMALL_MAX_FEATURES` the Mahalanobis products of a factor that is not
-  triangular are loops along the tile: no BLAS call.
+  :data:`PACK_MIN_FEATURES` features on, ``(r X_c) X_c^T``, as BLAS GEMMs, the
+  latter with a row of ones (of sqrt(r) in packed rows) that gives each
+  component's first moments, centred on its own means, too. Up to
+  :data:`GRAM_MAX_FEATURES` features the second moments are instead
+  :func:`_gram_upper`'s dot products along the tile (or along the packed rows,
+  stored feature-major): the E-step at d=16, K=8 1.24-1.28x faster. (BLAS
+  ``dtrmm`` and ``dsyrk``, which skip the triangle that GEMM computes for
+  nothing, were slower still at these sizes; the Mahalanobis GEMM skips most
+  of it in row blocks instead, :func:`feature_block`.) The tile is kept small
+  enough (:func:`tile_rows`) that OpenBLAS runs them on the calling thread.
+  With fewer features the moments are sums along the tile
+  (:func:`_moments_tile`), and up to :data:`SMALL_MAX_FEATURES` the
+  Mahalanobis products of a factor that is not triangular are loops along the
+  tile: no BLAS call.
   Which wins depends on the machine's OpenBLAS (these measurements predate
   the straight-line Mahalanobis code). On 2026-11-30's machine, BLAS
   beat the compiled loops of then at every d (M rows/s on one core, loops /
@@ -841,7 +842,7 @@ def _moments_source(d):
 
     :func:`_moments_small` sweeps the tile d + d (d + 1) / 2 times, reading r and two features
     for each product. The E-step per row on one core, against it, in turns, 15-21 rounds
-    (twenty-fifth session; the sums reassociated differently, so equal to about 1e-16):
+    (twenty-fifth session; the sums reassociated differently, equal to the tests' 1e-10):
     separated components (the benchmark's data) d=1 K=3 1.07x, d=2 K=3 1.19x, K=20 1.31x, d=3
     1.25x, d=4 1.24x, d=5 1.71x, d=6 1.59-1.83x; overlapping ones d=2 1.10x, d=4 1.44x, d=6 1.65x.
     """
