@@ -830,8 +830,11 @@ def _moments_small(XT, r, cmk, s1k, s2k):
 
 
 def _moments_tile(XT, r, cmk, s1k, s2k, unrolled):
-    """:func:`_moments_small`'s sums, in one sweep of the tile where ``unrolled`` has d zeros and d is
-    below :data:`PACK_MIN_FEATURES` (:func:`_moments_source`)."""
+    """:func:`_moments_small`'s sums, in one sweep of the tile (:func:`_moments_source`) where
+    ``unrolled`` has d zeros (triangular factors, up to :data:`UNROLL_MAX_FEATURES` features).
+    :func:`estep_full` takes it for every tile below :data:`PACK_MIN_FEATURES` features, and from
+    there for a component's dense tiles, those it does not pack (over 3/4 of their rows of
+    nonzero responsibility)."""
     _moments_small(XT, r, cmk, s1k, s2k)
 
 
@@ -845,6 +848,10 @@ def _moments_source(d):
     (twenty-fifth session; the sums reassociated differently, equal to the tests' 1e-10):
     separated components (the benchmark's data) d=1 K=3 1.07x, d=2 K=3 1.19x, K=20 1.31x, d=3
     1.25x, d=4 1.24x, d=5 1.71x, d=6 1.59-1.83x; overlapping ones d=2 1.10x, d=4 1.44x, d=6 1.65x.
+    On dense tiles from :data:`PACK_MIN_FEATURES` features, against the (r X_c) X_c^T dot
+    products of :func:`_gram_upper`, overlapping components (every tile dense), K=8 but where
+    said: d=9 1.20x, d=10 1.13x (K=4 1.27x), d=12 1.19x (K=4 1.37x), d=14 1.36x, d=16 1.13x,
+    d=18 1.06x; separated ones, whose tiles are packed, the same (d=10 1.01x, d=16 1.00x).
     """
     pairs = [(m, j) for m in range(d) for j in range(m, d)]
     lines = ["def moments(XT, r, cmk, s1k, s2k, unrolled):", "    B = XT.shape[1]"]
@@ -875,9 +882,8 @@ def _moments_function(d):
 
 @overload(_moments_tile, jit_options=dict(fastmath=_REASSOC["fastmath"], error_model=_REASSOC["error_model"]))
 def _moments_tile_overload(XT, r, cmk, s1k, s2k, unrolled):
-    # compiled apart (not inlined), as the other _reassoc sums; estep_full compiles this call for
-    # every d, but takes it only below PACK_MIN_FEATURES, the only d given the generated code
-    if 0 < len(unrolled) < PACK_MIN_FEATURES:
+    # compiled apart (not inlined), as the other _reassoc sums
+    if len(unrolled):
         return _moments_function(len(unrolled))
 
     def looped(XT, r, cmk, s1k, s2k, unrolled):
@@ -1061,7 +1067,9 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
     second-moment product of a component runs on only the rows whose
     responsibility is not exactly 0 when they are at most 3/4 of the tile:
     those are packed, and a component's packed rows from successive tiles
-    share one product, up to two tiles' worth.
+    share one product, up to two tiles' worth. A denser tile's moments are
+    :func:`_moments_tile`'s one sweep where the factors are triangular up to
+    :data:`UNROLL_MAX_FEATURES` features, else its own product.
     Returns the (weighted) sum of the rows' log-likelihoods.
     """
     n, d = X.shape
@@ -1107,7 +1115,9 @@ def estep_full(X, w, centre, means, cm, pcT, hs, unrolled, log_norm, tile, nk, s
                 c += r[t] != 0.0
             if c == 0:
                 continue
-            if c > B - B // 4:
+            if c > B - B // 4 and len(unrolled) > 0:  # a dense tile: every moment in one sweep
+                _moments_tile(XT, r, cm[k], s1c[k], s2[k], unrolled)
+            elif c > B - B // 4:
                 for m in range(d):
                     mu = cm[k, m]
                     for t in range(B):
