@@ -663,23 +663,26 @@ def _logprob_tile(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
     (``NUMBA_DISABLE_JIT=1``), it runs the same code.
     """
     if unrolled:
-        _unrolled_function(len(unrolled))(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled)
+        _generated(_unrolled_source, len(unrolled))(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled)
     else:
         _logprob_full(XT, PB, hs, bias, log_norm, Y, A)
 
 
 @functools.cache
-def _unrolled_function(d):
-    """:func:`_unrolled_source`'s function for d features, as Python (numba compiles it where it is called)."""
-    namespace = {"aligned_frame": (lambda: None) if numba.config.DISABLE_JIT else _aligned_frame}
-    exec(_unrolled_source(d), namespace)
-    return namespace["logprob"]
+def _generated(make_source, d):
+    """The function that ``make_source(d)`` defines (its one ``def``), as Python: numba compiles it
+    where it is called. The sources of :func:`_unrolled_source`, :func:`_pack_source` and
+    :func:`_moments_source`; made once per d, so that numba sees the same function each time."""
+    source = make_source(d)
+    namespace = {"sqrt": math.sqrt, "aligned_frame": (lambda: None) if numba.config.DISABLE_JIT else _aligned_frame}
+    exec(source, namespace)
+    return namespace[source[len("def "):source.index("(")]]
 
 
 @overload(_logprob_tile, jit_options=dict(fastmath=_OPTIONS["fastmath"], error_model=_OPTIONS["error_model"]))
 def _logprob_tile_overload(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
     if len(unrolled):
-        return _unrolled_function(len(unrolled))
+        return _generated(_unrolled_source, len(unrolled))
 
     def blocked(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
         _logprob_full(XT, PB, hs, bias, log_norm, Y, A)
@@ -706,7 +709,7 @@ def _pack_rows(X, i0, centre, cmk, r, used, c, pk, h, unrolled):
     code for d features (:func:`_pack_source`), else :func:`_pack_looped`.
     """
     if unrolled:
-        _pack_function(len(unrolled))(X, i0, centre, cmk, r, used, c, pk, h, unrolled)
+        _generated(_pack_source, len(unrolled))(X, i0, centre, cmk, r, used, c, pk, h, unrolled)
     else:
         _pack_looped(X, i0, centre, cmk, r, used, c, pk, h)
 
@@ -731,18 +734,10 @@ def _pack_source(d):
     return "\n".join(lines) + "\n"
 
 
-@functools.cache
-def _pack_function(d):
-    """:func:`_pack_source`'s function for d features, as Python (numba compiles it where it is called)."""
-    namespace = {"sqrt": math.sqrt}
-    exec(_pack_source(d), namespace)
-    return namespace["pack"]
-
-
 @overload(_pack_rows, inline="always", jit_options=dict(fastmath=_OPTIONS["fastmath"], error_model=_OPTIONS["error_model"]))
 def _pack_rows_overload(X, i0, centre, cmk, r, used, c, pk, h, unrolled):
     if len(unrolled):
-        return _pack_function(len(unrolled))
+        return _generated(_pack_source, len(unrolled))
 
     def looped(X, i0, centre, cmk, r, used, c, pk, h, unrolled):
         _pack_looped(X, i0, centre, cmk, r, used, c, pk, h)
@@ -872,19 +867,11 @@ def _moments_source(d):
     return "\n".join(lines) + "\n"
 
 
-@functools.cache
-def _moments_function(d):
-    """:func:`_moments_source`'s function for d features, as Python (numba compiles it where it is called)."""
-    namespace = {}
-    exec(_moments_source(d), namespace)
-    return namespace["moments"]
-
-
 @overload(_moments_tile, jit_options=dict(fastmath=_REASSOC["fastmath"], error_model=_REASSOC["error_model"]))
 def _moments_tile_overload(XT, r, cmk, s1k, s2k, unrolled):
     # compiled apart (not inlined), as the other _reassoc sums
     if len(unrolled):
-        return _moments_function(len(unrolled))
+        return _generated(_moments_source, len(unrolled))
 
     def looped(XT, r, cmk, s1k, s2k, unrolled):
         _moments_small(XT, r, cmk, s1k, s2k)
