@@ -850,8 +850,28 @@ def _as_dask_array(X):
         return _as_float(X)
     X = _in_memory(X)
     _check_shape_dtype(X.shape, X.dtype)
+    return _as_float(_row_views(X, _row_sizes(X)))
+
+
+def _row_sizes(X):
+    """The rows of each chunk of an in-memory X (n_samples, n_features): :func:`_rows_for` rows, the last fewer."""
     rows = _rows_for(*X.shape, X.dtype.itemsize)
-    return _as_float(_row_views(X, [min(rows, X.shape[0] - a) for a in range(0, X.shape[0], rows)]))
+    return [min(rows, X.shape[0] - a) for a in range(0, X.shape[0], rows)]
+
+
+def row_blocks(X):
+    """An in-memory X (not :func:`is_lazy`) as float32 or float64 NumPy row blocks, the chunks of
+    :func:`as_dask_array` (views of X where it is float32 or float64), without a dask graph.
+
+    Returns
+    -------
+    list of ndarray of shape (n_i, n_features), the rows of X in order
+    """
+    X = _in_memory(X)
+    _check_shape_dtype(X.shape, X.dtype)
+    X = _as_float(X)
+    starts = np.cumsum([0] + _row_sizes(X)).tolist()
+    return [X[a:b] for a, b in zip(starts[:-1], starts[1:])]
 
 
 def is_dask_dataframe(X):

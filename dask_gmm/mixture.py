@@ -230,10 +230,12 @@ class MixtureBase(DensityMixin, BaseEstimator):
             Xd = io.frame_rows(X)
             self._check_features(Xd)
             return unsized_rows_array(Xd, kernel, tail, dtype, model)
+        if not io.is_lazy(X):  # in memory: every block writes its rows of one output
+            blocks = io.row_blocks(X)
+            self._check_features(blocks[0])
+            return fill_rows(blocks, kernel, np.empty((sum(map(len, blocks)), *tail), dtype), model)
         Xd, rows = io.with_reader(X)
         self._check_features(Xd)
-        if not io.is_lazy(X):  # in memory: every block writes its rows of one output
-            return fill_rows(Xd, kernel, np.empty((Xd.shape[0], *tail), dtype), model)
         if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it
             return rows_array(rows, Xd.chunks[0], kernel, tail, dtype, model)
         offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])

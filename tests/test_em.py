@@ -235,10 +235,10 @@ def test_pulled_passes_from_several_threads_at_once_give_their_own_bytes():
     assert together == alone * 3
 
 
-def test_fill_rows_pulled_equals_synchronous():
+def test_fill_rows_pulled_equals_synchronous_and_pool_tasks():
     X = make_blobs(n=9000)
     model = random_model(np.random.default_rng(1), "full", 3, 2)[0]
-    Xd = da.from_array(X, chunks=(1000, 2))
+    blocks = [X[a : a + 1000] for a in range(0, len(X), 1000)]
     threads = set()
 
     def proba(x, model, row_offset=0, out=None):
@@ -246,9 +246,14 @@ def test_fill_rows_pulled_equals_synchronous():
         return _kernels.predict_proba(x, model, row_offset=row_offset, out=out)
 
     with TaskNames() as seen:
-        pulled = fill_rows(Xd, proba, np.empty((len(X), 3)), model)
+        pulled = fill_rows(blocks, proba, np.empty((len(X), 3)), model)
     assert was_pulled(seen.keys, threads)
-    with dask.config.set(scheduler="synchronous"):
-        sync = fill_rows(Xd, _kernels.predict_proba, np.empty((len(X), 3)), model)
-    assert pulled.tobytes() == sync.tobytes()
+    threads.clear()
+    with dask.config.set(scheduler="synchronous"), TaskNames() as seen:
+        sync = fill_rows(blocks, proba, np.empty((len(X), 3)), model)
+    assert not seen.keys and threads == {threading.current_thread().name}
+    with ThreadPoolExecutor(2) as pool, dask.config.set(pool=pool), TaskNames() as seen:  # a pool of the user's
+        tasks = fill_rows(blocks, _kernels.predict_proba, np.empty((len(X), 3)), model)
+    assert len(seen.keys) == len(blocks)
+    assert pulled.tobytes() == sync.tobytes() == tasks.tobytes()
     np.testing.assert_allclose(pulled, _kernels.predict_proba(X, model), rtol=1e-12)
