@@ -31,7 +31,7 @@ import dask.local
 import dask.threaded
 import numpy as np
 from dask.base import get_scheduler
-from dask.core import istask
+from dask.core import flatten, istask
 from dask.system import CPU_COUNT
 
 from . import _kernels
@@ -65,7 +65,14 @@ def _block_task(kernel, args, kwargs, w, *x):
 
 
 def _blocks_of(arr):
-    """(graph, keys) of a dask array's blocks along its first axis, the graph optimised once."""
+    """(graph, keys) of a dask array's blocks along its first axis, the graph optimised once.
+
+    Blocks held in the graph as NumPy arrays (in-memory data, :func:`dask_gmm.io.as_dask_array`)
+    are taken as they are: there is nothing to optimise, and optimising cost 0.25 ms a call."""
+    keys = list(flatten(arr.__dask_keys__()))
+    graph = arr.__dask_graph__()
+    if all(isinstance(graph.get(k), np.ndarray) for k in keys):
+        return {k: graph[k] for k in keys}, keys
     parts = arr.to_delayed().ravel()
     graph, keys = dict(parts[0].__dask_graph__()), [p.key for p in parts]
     if not all(k in graph for k in keys):  # persisted on a distributed cluster: optimising dropped its futures
@@ -83,6 +90,8 @@ def _data_of(graph, keys):
 
     Futures (an array persisted on a distributed cluster: its blocks are held by the workers) are
     not data here either: the scheduler that holds them passes them to the tasks."""
+    if all(isinstance(v, np.ndarray) for v in graph.values()):  # no dask call (0.2 ms)
+        return {k: graph[k] for k in keys}
     if any(istask(v) or _is_future(v) for v in graph.values()):
         return None
     return dict(zip(keys, dask.get(graph, list(keys)))) if keys else {}

@@ -13,7 +13,7 @@ from dask.callbacks import Callback
 from dask.system import CPU_COUNT
 
 from dask_gmm import _kernels, io
-from dask_gmm._em import Blocks, _Tree, _tree, fill_rows
+from dask_gmm._em import Blocks, _blocks_of, _data_of, _Tree, _tree, fill_rows
 
 from .conftest import make_blobs, random_model
 
@@ -257,3 +257,22 @@ def test_fill_rows_pulled_equals_synchronous_and_pool_tasks():
     assert len(seen.keys) == len(blocks)
     assert pulled.tobytes() == sync.tobytes() == tasks.tobytes()
     np.testing.assert_allclose(pulled, _kernels.predict_proba(X, model), rtol=1e-12)
+
+
+def test_blocks_of_in_memory_data_are_views_in_order_as_dask_makes_them():
+    """In-memory blocks are taken from the graph as they are (no dask call), and are the same
+    rows, in the same order, as those of the graph dask optimises (a dask array of tasks)."""
+    X = make_blobs(n=10_000)
+    for Xd in (io.as_dask_array(X), io.as_weights(X[:, 0].copy(), io.as_dask_array(X))):
+        graph, keys = _blocks_of(Xd)
+        data = _data_of(graph, keys)
+        assert len(keys) == Xd.numblocks[0] > 1
+        assert all(isinstance(data[k], np.ndarray) for k in keys)
+        whole = np.concatenate([data[k] for k in keys])
+        np.testing.assert_array_equal(whole, Xd.compute())
+    data = _data_of(*_blocks_of(io.as_dask_array(X)))
+    assert all(np.shares_memory(b, X) for b in data.values())  # views, not copies
+    tasks = da.from_array(X, chunks=(3000, 2)) + 0.0  # blocks that are tasks: optimised, run by dask
+    graph, keys = _blocks_of(tasks)
+    assert _data_of(graph, keys) is None and len(keys) == 4
+    np.testing.assert_array_equal(np.concatenate(dask.get(graph, keys)), X)
