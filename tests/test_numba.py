@@ -147,20 +147,22 @@ def test_e_step_packing_rows_of_zero_responsibility_equals_reference(ct, spread,
         close(got, want)
 
 
-@pytest.mark.parametrize("e", [1, 2, 3, 17])
+@pytest.mark.parametrize("gram", [nb._gram_upper_2x4, nb._gram_upper_4x4], ids=["2x4", "4x4"])
+@pytest.mark.parametrize("e", [1, 2, 3, 4, 5, 6, 7, 17])
 @pytest.mark.parametrize("c", [0, 1, 7, 300])
-def test_gram_upper_is_the_upper_triangle_of_the_product(e, c):
-    """_gram_upper's dot products (reassociated) give A[:, :c] @ B[:, :c].T above and on the
-    diagonal, for odd and even sizes, and keep NaN (no fast-math flag drops it)."""
+def test_gram_upper_is_the_upper_triangle_of_the_product(gram, e, c):
+    """Both block shapes of _gram_upper's dot products (reassociated) give A[:, :c] @ B[:, :c].T
+    above and on the diagonal, for sizes that fill their blocks or not, and keep NaN (no
+    fast-math flag drops it)."""
     rng = np.random.default_rng(e * 1000 + c)
     A, B = rng.normal(size=(e, 301)), rng.normal(size=(e, 301))
     S = np.full((e, e), 7.0)
-    nb._gram_upper(A, B, c, S)
+    gram(A, B, c, S)
     up = np.triu_indices(e)
     np.testing.assert_allclose(S[up], (A[:, :c] @ B[:, :c].T)[up], rtol=1e-13, atol=1e-13 * max(c, 1))
     if c:
         A[e - 1, c - 1] = np.nan
-        nb._gram_upper(A, B, c, S)
+        gram(A, B, c, S)
         assert np.isnan(S[e - 1, e - 1]) and (e == 1 or np.isfinite(S[0, 0]))
 
 
