@@ -1046,13 +1046,13 @@ def _compiles_for_avx512():
 #: The second moments' dot products (:func:`_gram_upper_2x4`): blocks of 4 x 4 sums where numba
 #: compiles for AVX-512, else 2 x 4. 16 sums and the 8 values they load a step need more than
 #: AVX2's 16 vector registers. Before, blocks of 2 x 2 (4 values loaded a step for 4 sums). The
-#: product alone, per row on one core (Zen 5, in turns), against 2 x 2: 4 x 4 e=10 (504 rows) 1.2x,
-#: e=17 0.9-1.5x, e=33 1.7x, e=49 1.6x, e=65 1.1-1.7x; 2 x 4 0.9-1.2x on AVX-512; compiled
-#: for AVX2 (``NUMBA_CPU_FEATURES``), 2 x 4 1.2-1.4x and 4 x 4 0.5-0.7x. The whole E-step, one
-#: core, against 2 x 2 (two processes): 4 x 4 overlapping components d=24 K=8 1.02x, d=32 K=8
-#: 1.06-1.18x, d=48 K=8 1.11x, d=64 K=4 1.12-1.17x, d=12-20 the same (0.99-1.03x); 2 x 4 1.07x at
-#: d=32 and d=64. Fits (two threads, 10 iterations, in turns, 7 rounds): d=32 1.06x, d=48 1.16x,
-#: d=64 1.14x, the benchmark's d=16 K=8 1.01x.
+#: product alone, per row on one core (Zen 5, in turns), against 2 x 2: 4 x 4 e=10 (504 rows)
+#: 1.2-1.3x, e=17 0.9-1.8x, e=33 1.6-2.2x, e=49 1.1-1.6x, e=65 1.2-2.0x; 2 x 4 0.8-1.3x on
+#: AVX-512; compiled for AVX2 (``NUMBA_CPU_FEATURES``), 2 x 4 1.1-1.5x and 4 x 4 0.6-0.9x.
+#: The whole E-step, one core, against 2 x 2 (two processes): 4 x 4 overlapping components d=24
+#: K=8 1.02x, d=32 K=8 1.06-1.18x, d=48 K=8 1.11x, d=64 K=4 1.12-1.17x, d=12-20 the same
+#: (0.99-1.03x); 2 x 4 1.07x at d=32 and d=64. Fits (two threads, 10 iterations, in turns, 7
+#: rounds): d=32 1.06x, d=48 1.16x, d=64 1.14x, the benchmark's d=16 K=8 1.01x.
 _gram_upper = _gram_upper_4x4 if _compiles_for_avx512() else _gram_upper_2x4
 
 
