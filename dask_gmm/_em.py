@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import dask
 import dask.array as da
-import dask.local
 import dask.threaded
 import numpy as np
 from dask.base import get_scheduler
@@ -401,7 +400,7 @@ def fill_rows(blocks, kernel, out, *args):
     sync = dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded")
     starts = np.cumsum([0] + [len(x) for x in blocks]).tolist()
     calls = [functools.partial(_fill_task, kernel, args, a, out[a:b], x) for x, a, b in zip(blocks, starts[:-1], starts[1:])]
-    threads = 1 if sync else _pull_threads(dask.threaded.get, {})
+    threads = 1 if sync else _pull_threads(dask.threaded.get, {})  # {}: the blocks are data, not tasks
     if threads:
         _pulled(calls, threads, lambda i, none: None)  # each call has written its rows
     else:
