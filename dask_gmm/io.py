@@ -860,8 +860,10 @@ def _row_sizes(X):
 
 
 def row_blocks(X):
-    """An in-memory X (not :func:`is_lazy`) as float32 or float64 NumPy row blocks, the chunks of
-    :func:`as_dask_array` (views of X where it is float32 or float64), without a dask graph.
+    """An in-memory X (not :func:`is_lazy`) as NumPy row blocks, the chunks of :func:`as_dask_array`,
+    without a dask graph: views of X, never copied. Blocks of integers or booleans stay so; the
+    kernels convert each to float64 as they take it (``_numba._as_block``), so that no float64
+    copy of the whole of X is made at once.
 
     Returns
     -------
@@ -869,7 +871,6 @@ def row_blocks(X):
     """
     X = _in_memory(X)
     _check_shape_dtype(X.shape, X.dtype)
-    X = _as_float(X)
     starts = np.cumsum([0] + _row_sizes(X)).tolist()
     return [X[a:b] for a, b in zip(starts[:-1], starts[1:])]
 

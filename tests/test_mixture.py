@@ -1202,7 +1202,8 @@ def test_lazy_outputs_pickle(tmp_path):
 
 def test_in_memory_outputs_of_any_layout_and_dtype_equal_scikit_learns_and_leave_x_unchanged():
     """In-memory per-row outputs are computed on row blocks of X without a dask graph: views of a
-    float X, whatever its layout (Fortran order, a strided view), and float64 rows of an integer X."""
+    float X, whatever its layout (Fortran order, a strided view); an integer or boolean X's blocks
+    are converted to float64 one at a time."""
     rng = np.random.default_rng(5)
     X = np.round(make_blobs(n=60_000) * 4)  # integers, so that an int32 copy holds the same values
     ours = GaussianMixture(3, random_state=0).fit(X)
@@ -1210,7 +1211,7 @@ def test_in_memory_outputs_of_any_layout_and_dtype_equal_scikit_learns_and_leave
     theirs.weights_, theirs.means_, theirs.covariances_ = ours.weights_, ours.means_, ours.covariances_
     theirs.precisions_cholesky_ = ours.precisions_cholesky_
     rows = rng.permutation(len(X))[: len(X) // 2]
-    for Z in (X.astype(np.int32), np.asfortranarray(X), X[::2], X[rows]):
+    for Z in (X.astype(np.int32), X > 0, np.asfortranarray(X), X[::2], X[rows]):
         before, F = Z.copy(), Z.astype(np.float64)  # scikit-learn's own outputs of integers differ, by 1e-5
         np.testing.assert_array_equal(ours.predict(Z), theirs.predict(F))
         np.testing.assert_allclose(ours.predict_proba(Z), theirs.predict_proba(F), atol=1e-10)
