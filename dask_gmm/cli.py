@@ -344,6 +344,9 @@ def build_parser():
     p.add_argument("--chunk-size", type=count, default=None, metavar="C",
                    help="rows per Zarr chunk (default: about 4 MiB of X, 262_144 rows at D=2 float64)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="dtype of X (default float64)")
+    p.add_argument("--compression", choices=("lz4", "none"), default=None,
+                   help="Blosc-LZ4, or none (fits read it faster; random doubles barely compress); a crc32c "
+                        "checksum either way (default lz4, or what the store at PATH records)")
     p.add_argument("--overwrite", action="store_true", help="replace the store that generate wrote at PATH (never other data or files)")
     p.set_defaults(func=cmd_generate)
 
@@ -888,7 +891,7 @@ def _option_words(message):
     parts = re.split(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", message)  # repr quotes a path so
     for i in range(0, len(parts), 2):  # the unquoted parts
         part = parts[i].replace("overwrite=True", "--overwrite")
-        for name in ("n_samples", "n_features", "n_components", "chunk_size", "dtype"):
+        for name in ("n_samples", "n_features", "n_components", "chunk_size", "dtype", "compression"):
             part = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), part)
         parts[i] = part
     return "".join(parts)
@@ -904,7 +907,7 @@ def cmd_generate(args, term):
         try:
             generate_mixture(path, args.n_samples, args.n_features, args.n_components,
                              chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, compression=args.compression)
         except ValueError as exc:  # the library's advice, in the command line's words
             raise CLIError(_option_words(str(exc).removeprefix("generate_mixture: "))) from None
     seconds = time.perf_counter() - t0

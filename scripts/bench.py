@@ -500,8 +500,8 @@ class Bench:
         that a burst of load on the shared machine does not land on one side of
         the ratio only.
 
-        Two codecs: Zstd(3), and Blosc-LZ4 with byte shuffle and a crc32c checksum (what dask_gmm.generate
-        writes). The stores' chunks are dask_gmm.generate's default, about 4 MiB of
+        Three codecs: Zstd(3); Blosc-LZ4 with byte shuffle and a crc32c checksum (what dask_gmm.generate
+        writes by default); and no compression, the crc32c checksum alone (generate's compression='none'). The stores' chunks are dask_gmm.generate's default, about 4 MiB of
         rows; a fit reads them in tasks of whole Zarr chunks, about 16 MiB and at most
         an eighth of the store (dask_gmm.io): two chunks, 8 MiB, for these 64 MB stores.
         """
@@ -509,7 +509,8 @@ class Bench:
 
         a = self.args
         codecs = (("Zstd(3)", "zstd3", [ZstdCodec(level=3)]),
-                  ("Blosc-LZ4", "lz4-crc32c", generate._compressors()))
+                  ("Blosc-LZ4", "lz4-crc32c", generate._compressors()),
+                  ("uncompressed (crc32c)", "crc32c", generate._compressors("none")))
         for n, d, K, dtype, seed in ((4_000_000, 2, 3, np.float64, 3), (4_000_000, 2, 3, np.float32, 3),
                                      (500_000, 16, 8, np.float64, 4)):
             X = make_problem(self.n(n), d, K, seed=seed).astype(dtype)

@@ -76,6 +76,21 @@ def test_generate_equals_the_library(store, tmp_path):
     np.testing.assert_array_equal(a["true_means"][...], true.means_)
 
 
+def test_generate_without_compression_equals_the_library_and_says_so(tmp_path, capsys):
+    path, ref = tmp_path / "none.zarr", tmp_path / "ref.zarr"
+    assert run(capsys, "generate", path, "-n", "20_000", "--chunk-size", "5000", "--seed", "1",
+               "--compression", "none", "-q")[0] == 0
+    generate_mixture(ref, 20_000, chunk_size=5000, random_state=1, compression="none")
+    a, b = zarr.open_group(path, mode="r"), zarr.open_group(ref, mode="r")
+    assert [type(c).__name__ for c in a["X"].compressors] == ["Crc32cCodec"]
+    np.testing.assert_array_equal(a["X"][:], b["X"][:])
+    rc, out, _ = run(capsys, "info", path)
+    assert rc == 0 and "compressors Crc32cCodec" in out
+    rc, _, err = run(capsys, "generate", path, "-n", "20_000", "--chunk-size", "5000", "--seed", "1",
+                     "--compression", "lz4")
+    assert_one_line_error(rc, err, "different arguments (--compression differs)", "--overwrite")
+
+
 def test_fit_equals_the_library(store, model_file, capsys):
     cli_model = load_model(model_file)
     gm = GaussianMixture(3, random_state=0).fit(store)

@@ -392,6 +392,44 @@ def test_resume_keeps_the_recorded_chunk_size(tmp_path):
         generate_mixture(path, **args, chunk_size=2_000)
 
 
+def test_a_store_without_compression_holds_the_same_rows_and_resumes_as_recorded(tmp_path):
+    lz4, none = str(tmp_path / "lz4.zarr"), str(tmp_path / "none.zarr")
+    generate_mixture(lz4, **SMALL)
+    generate_mixture(none, **SMALL, compression="none")
+    a, b = zarr.open_group(lz4, mode="r"), zarr.open_group(none, mode="r")
+    assert [type(c).__name__ for c in b["X"].compressors] == ["Crc32cCodec"]  # a corrupt chunk is still caught
+    assert [type(c).__name__ for c in b["labels"].compressors] == ["Crc32cCodec"]
+    assert (a.attrs["dask_gmm"]["compression"], b.attrs["dask_gmm"]["compression"]) == ("lz4", "none")
+    assert store_info(none)["compressors"] == ["Crc32cCodec"]
+    np.testing.assert_array_equal(b["X"][...], a["X"][...])
+    np.testing.assert_array_equal(b["labels"][...], a["labels"][...])
+    fits = [GaussianMixture(4, max_iter=3, random_state=0).fit(p) for p in (lz4, none)]
+    assert fits[0].means_.tobytes() == fits[1].means_.tobytes()
+    # resumed without saying it: the compression recorded, not the default
+    ref = str(tmp_path / "ref.zarr")
+    shutil.copytree(none, ref)
+    os.remove(os.path.join(none, "X", "c", "3", "0"))
+    generate_mixture(none, **SMALL)
+    assert tree_digest(none) == tree_digest(ref)
+    with pytest.raises(ValueError, match="compression differs"):
+        generate_mixture(none, **SMALL, compression="lz4")
+    # a store recorded before the option was Blosc-LZ4: resumed as such
+    g = zarr.open_group(lz4, mode="r+")
+    g.update_attributes({"dask_gmm": {k: v for k, v in g.attrs["dask_gmm"].items() if k != "compression"}})
+    os.remove(os.path.join(lz4, "X", "c", "1", "0"))
+    generate_mixture(lz4, **SMALL)
+    assert store_info(lz4)["status"] == "complete" and store_info(lz4)["compressors"] == ["BloscCodec", "Crc32cCodec"]
+    np.testing.assert_array_equal(zarr.open_group(lz4, mode="r")["X"][...], b["X"][...])
+    with pytest.raises(ValueError, match="compression differs"):
+        generate_mixture(lz4, **SMALL, compression="none")
+    chunk = os.path.join(none, "X", "c", "2", "0")  # uncompressed, a flipped byte is still an error
+    raw = bytearray(open(chunk, "rb").read())
+    raw[100] ^= 0xFF
+    open(chunk, "wb").write(bytes(raw))
+    with pytest.raises(ValueError, match="cannot be decoded"):
+        GaussianMixture(4, max_iter=3, random_state=0).fit(none)
+
+
 def test_overwrite_replaces_only_zarr_stores(tmp_path):
     """overwrite=True never deletes a folder or file that is not a Zarr store, nor a Zarr store that
     generate_mixture did not write (it replaced any, the user's data too); an empty folder and a
@@ -491,7 +529,8 @@ def test_min_separation(tmp_path):
                                  # a MemoryError traceback (224 GiB of true covariances), or minutes of
                                  # work for a store that fit refuses (over 10,000 features or components)
                                  dict(n_features=100_000), dict(n_features=10_001, n_components=1),
-                                 dict(n_components=10_001), dict(n_features=10_000, n_components=2)])
+                                 dict(n_components=10_001), dict(n_features=10_000, n_components=2),
+                                 dict(compression="zstd"), dict(compression=None, chunk_size=0)])
 def test_bad_arguments(tmp_path, bad):
     with pytest.raises(ValueError, match="generate_mixture: "):
         generate_mixture(str(tmp_path / "s"), **{**dict(SMALL, n_samples=100), **bad})
