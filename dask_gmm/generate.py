@@ -82,8 +82,8 @@ def _compressors(compression="lz4"):
 
     LZ4 decodes fastest: fitting a 4e6 x 2 store ran at 60 % of in-memory speed, against 46 % with
     zstd(3), and it was 3 % smaller on disk. Random doubles barely compress: 0.93 of their size,
-    and a fit from the same rows stored without compression ran at 70 % against 57 % (d=2), 76 %
-    against 63 % (d=16) (docs/performance.md, twenty-sixth session).
+    and a fit from the same rows stored without compression ran at 64-70 % of in-memory speed against
+    53-57 % (d=2), 70-76 % against 60-63 % (d=16) (docs/performance.md, twenty-sixth session).
     """
     blosc = [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")] if compression == "lz4" else []
     return [*blosc, Crc32cCodec()]
@@ -466,7 +466,7 @@ def generate_mixture(
         checksum either way. By default 'lz4', except that rerunning on an existing
         store keeps the compression recorded there. Random doubles barely compress
         (to about 0.93 of their size with 'lz4'), and a fit reads an uncompressed
-        store faster: at 70-76 % of in-memory speed against 57-63 % (2 cores).
+        store faster: at 64-76 % of in-memory speed against 53-63 % (2 cores, d=2 and d=16).
 
     Returns
     -------
