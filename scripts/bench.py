@@ -500,8 +500,9 @@ class Bench:
         that a burst of load on the shared machine does not land on one side of
         the ratio only.
 
-        Three codecs: Zstd(3); Blosc-LZ4 with byte shuffle and a crc32c checksum (what dask_gmm.generate
-        writes by default); and no compression, the crc32c checksum alone (generate's compression='none'). The stores' chunks are dask_gmm.generate's default, about 4 MiB of
+        Three codecs: Zstd(3); Blosc-LZ4 with byte shuffle and a crc32c checksum (what
+        dask_gmm.generate writes by default); and no compression, the crc32c checksum alone
+        (generate's compression='none'). The stores' chunks are dask_gmm.generate's default, about 4 MiB of
         rows; a fit reads them in tasks of whole Zarr chunks, about 16 MiB and at most
         an eighth of the store (dask_gmm.io): two chunks, 8 MiB, for these 64 MB stores.
         """
