@@ -513,8 +513,9 @@ def generate_mixture(
         raise ValueError(f"generate_mixture: {path!r} is a link to {os.readlink(path)!r}, which does not exist. "
                          "Pass overwrite=True to replace the link, or choose another path.")
     old = None if overwrite else _read_status(path)
-    if random_state is None and old and old[0].get("format") == FORMAT:
-        random_state = np.random.SeedSequence(old[0]["seed"], spawn_key=tuple(old[0]["spawn_key"]))
+    recorded = old[0] if old and old[0].get("format") == FORMAT else {}  # what a rerun resumes by default
+    if random_state is None and recorded:
+        random_state = np.random.SeedSequence(recorded["seed"], spawn_key=tuple(recorded["spawn_key"]))
         logger.info("reusing the seed recorded in %s", path)
     root = as_seed_sequence(random_state)
     entropy = root.entropy  # an int or ints (a SeedSequence's), NumPy's or Python's: recorded as JSON's
@@ -530,12 +531,12 @@ def generate_mixture(
         weights, means, covs = _model_parameters(model)
         drawn = {"box": None, "covariance_scale": None, "min_separation": None}
     n_components, n_features = means.shape
-    if chunk_size is None and old and old[0].get("format") == FORMAT:
-        chunk_size = old[0].get("chunk_size")  # as the seed: the default of the run that began the store
+    if chunk_size is None:
+        chunk_size = recorded.get("chunk_size")  # as the seed: the default of the run that began the store
     if chunk_size is None:
         chunk_size = default_chunk_size(n_features, dtype)
     if compression is None:  # as the chunk size: what the store records (before the option, LZ4), else LZ4
-        compression = old[0].get("compression", "lz4") if old and old[0].get("format") == FORMAT else "lz4"
+        compression = recorded.get("compression", "lz4")
     rows = min(int(chunk_size), int(n_samples))
     if rows * n_features * np.dtype(dtype).itemsize > MAX_CHUNK_BYTES and not old:  # a store begun before the cap resumes
         raise ValueError(
