@@ -66,7 +66,8 @@ def _sklearn_seed(ss):
 
 def gather_rows(X, sizes, seeds, sample_weight=None):
     """For each run j, ``sizes[j]`` distinct random rows of the dask array X drawn from
-    ``seeds[j]``, as float64 (reading only the blocks that hold them).
+    ``seeds[j]``, as float64 (reading only the blocks that hold them). A drawn row
+    with NaN or infinity is refused, by its index.
 
     With ``sample_weight`` (a dask array, X's row chunks) the rows are drawn with
     probability proportional to their weight, without replacement, as from X
@@ -80,7 +81,17 @@ def gather_rows(X, sizes, seeds, sample_weight=None):
         picks = [np.random.default_rng(s).choice(X.shape[0], size=n, replace=False) for n, s in zip(sizes, seeds)]
     else:
         picks = _weighted_rows(sample_weight, [(n, _key(s)) for n, s in zip(sizes, seeds)])
-    return [np.asarray(X[np.sort(idx)].compute(), np.float64) for idx in picks]
+    out = []
+    for idx in map(np.sort, picks):
+        rows = np.asarray(X[idx].compute(), np.float64)
+        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+        if bad.size:  # else every clean chunk's distances to it are NaN, and the first to run is blamed
+            raise ValueError(
+                f"Input X contains NaN or infinity in row {idx[bad[0]]} (drawn as a starting row of the "
+                "initialisation). Remove or impute such rows; dask_gmm never changes your data."
+            )
+        out.append(rows)
+    return out
 
 
 def _weighted_rows(sample_weight, requests):
