@@ -449,11 +449,19 @@ def _check_protocols(path):
 
 def open_node(path):
     """The Zarr array or group at the local path or URL ``path``, read-only; a ValueError when
-    there is none, or when its metadata (``zarr.json``) cannot be read."""
+    there is none, and a :class:`DamagedMetadata` when its metadata (``zarr.json``) cannot be
+    read or is missing from a local folder that holds Zarr nodes."""
     _check_protocols(path)
     try:
         return readable_metadata(path, lambda: _open_read_only(path))
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        members = member_nodes(path)
+        if members:  # a group's zarr.json deleted: a store still, which an overwrite may replace
+            raise DamagedMetadata(
+                f"{path!r} has no Zarr metadata of its own (zarr.json) but holds the Zarr node(s) "
+                f"{_first_few(sorted(members))}: a store that lost its root metadata, or a folder of stores. "
+                "Restore the store's metadata, or give the path of one of those nodes."
+            ) from None
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
 
 

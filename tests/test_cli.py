@@ -1385,3 +1385,26 @@ def test_labels_resized_make_a_generated_store_damaged(tmp_path, capsys):
     assert rc == 0 and "DAMAGED" in out
     rc, _, err = run(capsys, "generate", path, "-n", "2000", "--chunk-size", "500", "--seed", "0")
     assert_one_line_error(rc, err, "its array labels has shape (2500,)", "Pass --overwrite")
+
+
+def test_a_store_that_lost_its_root_metadata_is_said_so_and_an_overwrite_may_replace_it(tmp_path, capsys):
+    """With a generated store's zarr.json deleted, fit said "No Zarr store found ... Check the path"
+    and generate --overwrite refused it as "not a Zarr store"; a garbage zarr.json was already judged
+    by the nodes it holds. A folder of other stores stays refused, unchanged."""
+    data = tmp_path / "data.zarr"
+    assert run(capsys, "generate", data, "-n", "1000", "--seed", "1", "-q")[0] == 0
+    (data / "zarr.json").unlink()
+    kept = snapshot(data)
+    lost = "has no Zarr metadata of its own (zarr.json) but holds the Zarr node(s) X, labels, true_covariances"
+    assert_one_line_error(*run(capsys, "fit", data, "-k", "3", "-o", tmp_path / "m.json", "-q")[::2], lost)
+    assert_one_line_error(*run(capsys, "generate", data, "-n", "1000", "--seed", "1", "-q")[::2], lost,
+                          "Pass --overwrite to replace it")
+    assert snapshot(data) == kept
+    assert run(capsys, "generate", data, "-n", "1000", "--seed", "1", "--overwrite", "-q")[0] == 0
+    assert zarr.open_group(str(data), mode="r")["X"].shape == (1000, 2)
+    folder = tmp_path / "stores"  # not a store of generate_mixture: never replaced
+    zarr.create_array(str(folder / "a.zarr"), shape=(10, 2), dtype="f8")[:] = 1.0
+    kept = snapshot(folder)
+    assert_one_line_error(*run(capsys, "generate", folder, "-n", "100", "--overwrite", "-q")[::2],
+                          "holds a.zarr", "remove it yourself")
+    assert snapshot(folder) == kept
