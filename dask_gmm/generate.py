@@ -249,8 +249,10 @@ def _read_status(path):
     """(status, true_model) attributes of an existing store, or None where nothing is stored."""
     try:
         node = io.open_node(path)
-    except io.DamagedMetadata as exc:  # said so, and how to mend it
-        raise ValueError(f"{exc} {_OVERWRITE}") from exc.__cause__
+    except io.DamagedMetadata as exc:  # said so, and how to mend it where an overwrite may
+        mend = (_OVERWRITE if _generated_layout(io.member_nodes(path))
+                else "generate_mixture never replaces what it did not write: choose another path.")
+        raise ValueError(f"{exc} {mend}") from exc.__cause__
     except ValueError:
         # nothing (or an empty folder), or something that is not a Zarr store: never overwritten silently
         return None if io.replaceable(path) else ({}, None)

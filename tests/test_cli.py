@@ -1402,9 +1402,18 @@ def test_a_store_that_lost_its_root_metadata_is_said_so_and_an_overwrite_may_rep
     assert snapshot(data) == kept
     assert run(capsys, "generate", data, "-n", "1000", "--seed", "1", "--overwrite", "-q")[0] == 0
     assert zarr.open_group(str(data), mode="r")["X"].shape == (1000, 2)
-    folder = tmp_path / "stores"  # not a store of generate_mixture: never replaced
+    folder = tmp_path / "stores"  # not a store of generate_mixture: never replaced, nor said to be
     zarr.create_array(str(folder / "a.zarr"), shape=(10, 2), dtype="f8")[:] = 1.0
     kept = snapshot(folder)
+    rc, _, err = run(capsys, "generate", folder, "-n", "100", "-q")
+    assert_one_line_error(rc, err, "holds the Zarr node(s) a.zarr: a store that lost its root metadata, or a folder of stores",
+                          "never replaces what it did not write: choose another path")
+    assert "--overwrite" not in err
     assert_one_line_error(*run(capsys, "generate", folder, "-n", "100", "--overwrite", "-q")[::2],
                           "holds a.zarr", "remove it yourself")
+    (folder / "model.json").write_text("{}")  # a folder of other files too (demo's output): no store at all
+    kept = snapshot(folder)
+    assert_one_line_error(*run(capsys, "generate", folder, "-n", "100", "-q")[::2], "is not a Zarr store")
+    assert_one_line_error(*run(capsys, "fit", folder, "-k", "3", "-o", tmp_path / "m.json", "-q")[::2],
+                          "No Zarr store found")
     assert snapshot(folder) == kept

@@ -474,7 +474,7 @@ def test_chunk_zarr_cannot_decode_is_named(tmp_path):
     chunk = tmp_path / "v2.zarr" / "X" / "6.0"
     chunk.write_bytes(chunk.read_bytes()[: len(chunk.read_bytes()) // 2])
     said = (r"Chunk 'X/6\.0' of the Zarr array \(rows 6000-6999\) cannot be decoded \(.+\); "
-            r"the store is corrupt\. Restore or regenerate it\.")
+            r"the store is corrupt\. Restore or regenerate it \(a store of generate_mixture")
     with pytest.raises(ValueError, match=said) as caught:
         GaussianMixture(3, random_state=0).fit(str(tmp_path / "v2.zarr"))
     assert isinstance(caught.value.__cause__, RuntimeError)  # numcodecs' own error, chained
