@@ -1417,3 +1417,12 @@ def test_a_store_that_lost_its_root_metadata_is_said_so_and_an_overwrite_may_rep
     assert_one_line_error(*run(capsys, "fit", folder, "-k", "3", "-o", tmp_path / "m.json", "-q")[::2],
                           "No Zarr store found")
     assert snapshot(folder) == kept
+
+
+def test_fit_times_quote_the_median_iteration_not_the_first_fits_compilation():
+    """A machine's first fit compiles numba's kernels inside its first iteration; the mean then
+    said "5 EM iterations at 0.944 s each" of iterations that took 0.005 s."""
+    times = cli.FitTimes(6.0, [4.6, 0.005, 0.004, 0.006, 0.005])
+    assert times.per_iteration == np.median(times.iterations) == 0.005
+    assert str(times).endswith("5 EM iterations at 0.005 s each (median))")
+    assert str(cli.FitTimes(1.0, [0.2, 0.4])).endswith("2 EM iterations at 0.300 s each)")
