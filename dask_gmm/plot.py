@@ -619,8 +619,13 @@ def figure_paths(output):
     - a file name ending in ``.png``: the data figure there, ``<stem>-density.png`` and
       ``<stem>-loglik.png`` beside it;
     - any other prefix ``P``: ``P-fit.png``, ``P-density.png``, ``P-loglik.png``.
+
+    A device, FIFO or socket (``/dev/null``) is none of these: a ValueError, as for model files.
     """
     output = os.fspath(output)
+    if os.path.exists(output) and not (os.path.isdir(output) or os.path.isfile(output)):
+        raise ValueError(f"The figures' output {output!r} is a device, FIFO or socket, not a folder, a .png file "
+                         "or a prefix of file names (it wrote /dev/null-fit.png and the others). Choose another output.")
     if os.path.isdir(output) or output.endswith((os.sep, "/")):
         return {k: os.path.join(output, v) for k, v in FIGURES.items()}
     if output.lower().endswith(".png"):

@@ -960,11 +960,12 @@ def test_outputs_that_name_no_regular_file_are_refused_before_the_work(store, mo
         (("select", store, "-k", "1-2", "-o", fifo), "not a regular file"),
         (("select", store, "-k", "1-2", "-o", out / "m.json", "--plot", fifo), "not a regular file"),
         (("predict", fifo, store, "-o", out / "labels.zarr"), "not a valid dask_gmm model file"),  # no writer
+        (("plot", model_file, store, "-o", fifo), "is a device, FIFO or socket, not a folder"),  # wrote fifo-fit.png
     ]:
         rc, _, err = run(capsys, *argv)
         assert_one_line_error(rc, err, fragment)
     assert snapshot(out) == before
-    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and os.listdir(tmp_path / "pipes") == ["fifo"]
 
 
 def test_empty_output_paths_are_refused(store, model_file, tmp_path, capsys, monkeypatch):
