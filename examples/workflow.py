@@ -50,7 +50,8 @@ def main(workdir="dask-gmm-workflow-py"):
 
     # 5. Predict: lazy dask arrays with the data's row chunks, stored chunk by chunk into Zarr.
     labels = gm.predict(data).astype(np.int8)
-    out = zarr.create_array(os.path.join(workdir, "labels.zarr"), shape=labels.shape,
+    labels_path = os.path.join(workdir, "labels.zarr")
+    out = zarr.create_array(labels_path, shape=labels.shape,
                             chunks=(labels.chunks[0][0],), dtype=labels.dtype,
                             compressors=[ZstdCodec(level=3)], overwrite=True)
     da.store(labels, out, lock=False)
@@ -60,7 +61,7 @@ def main(workdir="dask-gmm-workflow-py"):
 
     fitted_of_true = match_components(truth.means_, gm.means_)
     agree = da.mean(da.from_array(fitted_of_true)[da.from_zarr(true_labels)] == da.from_zarr(out)).compute()
-    print(f"labels written to {out.store_path}; agreement with the true labels: {agree:.4%}")
+    print(f"labels written to {labels_path}; agreement with the true labels: {agree:.4%}")
 
     # 6. Figures (needs matplotlib: pip install 'dask_gmm[plot]').
     from dask_gmm import plot
