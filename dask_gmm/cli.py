@@ -944,7 +944,7 @@ class FitTimes:
     @property
     def per_iteration(self):
         """The median iteration's seconds: numba's compilation, on a machine's first fit, falls in
-        the first iteration (0.9 s against 0.005 for the others), which a mean spread over all."""
+        the first iteration (0.9 s against 0.005 for the others), and a mean spread it over them all."""
         return float(np.median(self.iterations)) if self.iterations else float("nan")
 
     def __str__(self):

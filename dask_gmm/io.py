@@ -456,7 +456,7 @@ def open_node(path):
         return readable_metadata(path, lambda: _open_read_only(path))
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         members = member_nodes(path)
-        if members and not foreign_files(path):  # a group's zarr.json deleted: a store still, which an overwrite may replace
+        if members and not foreign_files(path):  # a group's zarr.json deleted: still a store (an overwrite may replace it)
             raise DamagedMetadata(
                 f"{path!r} has no Zarr metadata of its own (zarr.json) but holds the Zarr node(s) "
                 f"{_first_few(sorted(members))}: a store that lost its root metadata, or a folder of stores. "
@@ -573,7 +573,7 @@ def _zarr_blocks(arr, chunks):
 _DECODE_ERRORS = (RuntimeError, ValueError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
 
 
-def undecodable(name, exc):
+def _undecodable(name, exc):
     """The message for the chunk ``name`` that a codec could not decode (its error ``exc``): zarr's
     checksum mismatch said in words, not as the two checksums' raw bytes."""
     why = "its crc32c checksum does not match its bytes" if "checksum do not match" in str(exc) else str(exc)
@@ -636,7 +636,7 @@ def _zarr_block(arr, index, asarray=True, lock=None):
     except Exception as exc:
         if not _is_decode_error(exc):
             raise
-        raise ValueError(undecodable(_chunk_name(arr, index), exc)) from exc
+        raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from exc
     if block.size and _all_fill(np.asarray(block), arr.fill_value):
         if not _stored(arr, _chunk_key(arr, index)):
             raise ValueError(
@@ -750,7 +750,7 @@ class ZarrRows:
             for codec, spec in zip(reversed(self._aa), reversed(self._specs[:-1])):
                 nd = codec._decode_sync(nd, spec)
         except _DECODE_ERRORS as exc:
-            raise ValueError(undecodable(name, exc)) from exc
+            raise ValueError(_undecodable(name, exc)) from exc
         return np.asarray(nd.as_numpy_array()[:rows, : self.shape[1]], dtype=self.dtype)  # a chunk may be wider
 
     def pieces(self, start, stop):

@@ -625,7 +625,7 @@ def figure_paths(output):
     output = os.fspath(output)
     if os.path.exists(output) and not (os.path.isdir(output) or os.path.isfile(output)):
         raise ValueError(f"The figures' output {output!r} is a device, FIFO or socket, not a folder, a .png file "
-                         "or a prefix of file names (it wrote /dev/null-fit.png and the others). Choose another output.")
+                         "or a prefix of file names. Choose another output.")
     if os.path.isdir(output) or output.endswith((os.sep, "/")):
         return {k: os.path.join(output, v) for k, v in FIGURES.items()}
     if output.lower().endswith(".png"):
