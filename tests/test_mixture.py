@@ -1219,7 +1219,6 @@ def test_in_memory_outputs_of_any_layout_and_dtype_equal_scikit_learns_and_leave
         assert Z.dtype == before.dtype and Z.tobytes() == before.tobytes()
 
 
-
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
 def test_a_non_finite_row_drawn_by_the_initialisation_is_named_not_a_clean_row(init_params):
     """A bad row drawn as a starting centre made every clean chunk's distances non-finite, and the
