@@ -328,7 +328,8 @@ def build_parser():
     em.add_argument("--max-iter", type=_whole_number, default=100, metavar="M", help="(default 100)")
     em.add_argument("--tol", type=_positive_float, default=1e-3, metavar="T",
                     help="convergence threshold on the mean log-likelihood (default 1e-3)")
-    em.add_argument("--n-init", type=count, default=1, metavar="I", help="restarts, run in lockstep (default 1)")
+    em.add_argument("--n-init", type=count, default=1, metavar="I", help="restarts, run in lockstep; the best is kept (default 1; more guard "
+                         "against a poor local optimum, which can make select prefer too many components)")
     em.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans", help="(default kmeans)")
     em.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
 

@@ -436,7 +436,8 @@ def member(group, name, path):
 
 def _check_protocols(path):
     """A ValueError when the URL ``path`` (or a member of its ``::`` chain) names a protocol that
-    fsspec does not know (zarr's ValueError read as damaged metadata)."""
+    fsspec does not know (zarr's ValueError read as damaged metadata); an ImportError naming
+    ``path`` when the package of a protocol it knows is not installed (s3fs for ``s3://``)."""
     if "://" not in path:
         return
     known = set(fsspec.available_protocols())
@@ -445,6 +446,11 @@ def _check_protocols(path):
         if protocol and protocol not in known:
             raise ValueError(f"{path!r} is a URL of protocol {protocol!r}, which fsspec does not know. "
                              "Check the URL (a local path needs no protocol).")
+        if protocol:
+            try:
+                fsspec.get_filesystem_class(protocol)
+            except ImportError as exc:  # fsspec's advice, e.g. "Install s3fs to access S3"
+                raise ImportError(f"Cannot open {path!r}: {exc}.") from exc
 
 
 def open_node(path):

@@ -1001,8 +1001,11 @@ def test_a_url_needing_a_missing_package_is_one_line(capsys):
     pytest.importorskip("fsspec")
     if importlib.util.find_spec("s3fs") is not None:
         pytest.skip("s3fs is installed")
-    rc, _, err = run(capsys, "info", "s3://bucket/x.zarr")
-    assert_one_line_error(rc, err, "Install s3fs")
+    for argv in (["info", "s3://bucket/x.zarr"], ["fit", "simplecache::s3://bucket/x.zarr", "-k", "2", "-o", "m.json"]):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, f"Cannot open {argv[1]!r}: Install s3fs to access S3.")
+    with pytest.raises(ImportError, match=r"Cannot open 's3://bucket/x.zarr': Install s3fs"):
+        GaussianMixture(2).fit("s3://bucket/x.zarr")
 
 
 @pytest.mark.parametrize("argv, said", [
