@@ -395,10 +395,30 @@ def _generated(node):
     return isinstance(node, zarr.Group) and io.STATUS_ATTR in node.attrs
 
 
+#: The member nodes of a store of :func:`generate_mixture`.
+_MEMBERS = frozenset({"X", "labels", *(f"true_{k}" for k in _TRUE_KEYS)})
+
+
 def _generated_layout(members):
     """Whether the names of a store's member nodes are those :func:`generate_mixture` writes, its
     true parameters' arrays among them: a store of it whose own metadata cannot be read."""
-    return {f"true_{k}" for k in _TRUE_KEYS} <= members <= {"X", "labels", *(f"true_{k}" for k in _TRUE_KEYS)}
+    return {f"true_{k}" for k in _TRUE_KEYS} <= members <= _MEMBERS
+
+
+def _refuse_foreign_members(path):
+    """A ValueError when the store of generate_mixture at ``path`` also holds Zarr nodes it did not
+    write (a ``predict`` output, the user's arrays): ``overwrite=True`` deletes the whole group."""
+    try:
+        node = io.open_node(path)
+    except ValueError:  # nothing there, or a store whose metadata cannot be read (its layout checked)
+        return
+    extra = sorted(set(node.keys()) - _MEMBERS) if isinstance(node, zarr.Group) else []
+    if extra:
+        raise ValueError(
+            f"generate_mixture: {path!r} is a store of generate_mixture that also holds {len(extra)} Zarr "
+            f"node(s) it did not write ({io.first_few(extra)}), which overwrite=True would delete with it. "
+            "Move them out, or choose another path."
+        )
 
 
 def generate_mixture(
@@ -511,6 +531,7 @@ def generate_mixture(
 
     if overwrite:
         io.refuse_unreplaceable(path, "overwrite=True", (_generated, _generated_layout, "a store of generate_mixture"))
+        _refuse_foreign_members(path)
     elif os.path.islink(path) and not os.path.exists(path):
         raise ValueError(f"generate_mixture: {path!r} is a link to {os.readlink(path)!r}, which does not exist. "
                          "Pass overwrite=True to replace the link, or choose another path.")

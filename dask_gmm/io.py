@@ -276,7 +276,7 @@ def _unwritten_inner_chunks(arr, shards):
                 lo, hi = chunk[0] * inner[0], min((chunk[0] + 1) * inner[0], arr.shape[0])
                 absent.append(f"{key} (inner chunk {'.'.join(map(str, chunk))}: rows {lo}-{hi - 1})")
     if corrupt:
-        shown = _first_few(corrupt, "; ")
+        shown = first_few(corrupt, "; ")
         raise ValueError(
             f"{len(corrupt)} shard(s) of the Zarr array cannot be read, the store is corrupt: {shown}. "
             "zarr would read their chunks as fill values or fail mid-fit. Restore or regenerate the store."
@@ -465,7 +465,7 @@ def open_node(path):
         if members and not foreign_files(path):  # a group's zarr.json deleted: still a store (an overwrite may replace it)
             raise DamagedMetadata(
                 f"{path!r} has no Zarr metadata of its own (zarr.json) but holds the Zarr node(s) "
-                f"{_first_few(sorted(members))}: a store that lost its root metadata, or a folder of stores. "
+                f"{first_few(sorted(members))}: a store that lost its root metadata, or a folder of stores. "
                 "Restore the store's metadata, or give the path of one of those nodes."
             ) from None
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
@@ -505,7 +505,7 @@ def readable_metadata(path, read):
         ) from exc
 
 
-def _first_few(names, sep=", "):
+def first_few(names, sep=", "):
     """The first five of ``names`` joined by ``sep``, and ``...`` when there are more: for messages."""
     return sep.join(names[:5]) + (f"{sep}..." if len(names) > 5 else "")
 
@@ -517,14 +517,14 @@ def refuse_unwritten(arrays, path, advice):
     lost = [f"{a.path}/{key}" if a.path else key for a in arrays for key in missing_chunks(a)]
     if lost:
         raise ValueError(f"{len(lost)} chunks written for {path} are not in the store as this process sees it "
-                         f"({_first_few(lost)}); a cluster's workers may have written them to a disk of their "
+                         f"({first_few(lost)}); a cluster's workers may have written them to a disk of their "
                          f"own. {advice}")
 
 
 def _refuse_missing_chunks(arr):
     gone = missing_chunks(arr)
     if gone:
-        shown = _first_few(gone)
+        shown = first_few(gone)
         raise ValueError(
             f"The Zarr array {str(arr.store_path)!r} is missing {len(gone)} of its chunks ({shown}); zarr would read them "
             "as fill values. Restore the store; one that dask_gmm generated, rerun the same generate command "
@@ -1155,7 +1155,7 @@ def refuse_unreplaceable(path, flag, own):
     except DamagedMetadata:
         members = member_nodes(path)
         if not layout(members):
-            held = f"holds {_first_few(sorted(members))}" if members else "cannot be looked into"
+            held = f"holds {first_few(sorted(members))}" if members else "cannot be looked into"
             raise ValueError(
                 f"{path!r} is a Zarr store whose metadata cannot be read and which {held}: it may be "
                 f"data, and {flag} replaces only {words}. Restore its metadata, or remove it yourself."
@@ -1170,7 +1170,7 @@ def refuse_unreplaceable(path, flag, own):
         )
     foreign = foreign_files(path)
     if foreign:
-        shown = _first_few(foreign)
+        shown = first_few(foreign)
         raise ValueError(
             f"{path!r} is a Zarr store that also holds {len(foreign)} file(s) of no Zarr array or group "
             f"({shown}), which {flag} would delete with it. Move them out, or choose another path."

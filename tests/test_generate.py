@@ -462,6 +462,20 @@ def test_overwrite_replaces_only_zarr_stores(tmp_path):
         generate_mixture("", **SMALL)
 
 
+def test_overwrite_keeps_zarr_nodes_it_did_not_write(tmp_path):
+    """An array the user (or predict) wrote into a generated group was deleted by overwrite=True."""
+    path = str(tmp_path / "s.zarr")
+    generate_mixture(path, **SMALL)
+    zarr.open_group(path, mode="a").create_array("my_annotations", shape=(10,), dtype="f8")[:] = 7.0
+    with pytest.raises(ValueError, match=r"holds 1 Zarr node\(s\) it did not write \(my_annotations\), which "
+                                         r"overwrite=True would delete with it"):
+        generate_mixture(path, **dict(SMALL, random_state=8), overwrite=True)
+    assert np.all(zarr.open_array(path + "/my_annotations", mode="r")[:] == 7.0)
+    assert store_info(path)["complete"] is True
+    shutil.rmtree(path + "/my_annotations")
+    generate_mixture(path, **dict(SMALL, random_state=8), overwrite=True)  # its own nodes alone: replaced
+
+
 def test_overwrite_replaces_a_link_not_what_it_points_to(tmp_path):
     """overwrite=True on a link to a store was an OSError from rmtree (zarr's mode='w')."""
     target, link = tmp_path / "real.zarr", tmp_path / "link.zarr"
