@@ -28,6 +28,8 @@ instead (:data:`MAX_CENTRING_LOSS`).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
@@ -468,6 +470,20 @@ def _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar):
         variances, noise = _VARIANCES[covariance_type](covariances, noise, nk_raw)
         if np.any(variances <= noise):
             raise ValueError(_SINGULAR.format(reg=reg_covar))
+
+
+@contextlib.contextmanager
+def naming_candidate(n_components, covariance_type, several):
+    """Name the candidate (``n_components``, ``covariance_type``) in a ValueError raised inside, when
+    runs of ``several`` candidates advance together (``select_model``): the M-step's refusals say
+    what to change, not of which candidate."""
+    try:
+        yield
+    except ValueError as exc:
+        if not several:
+            raise
+        raise ValueError(f"Candidate n_components={n_components}, covariance_type={covariance_type!r}: {exc} "
+                         "Or leave this candidate out.") from exc
 
 
 def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):

@@ -34,7 +34,7 @@ from dask.core import flatten, istask
 from dask.system import CPU_COUNT
 
 from . import _kernels
-from ._covariance import MAX_CENTRING_LOSS, centring_loss, gaussian_parameters, m_step
+from ._covariance import MAX_CENTRING_LOSS, centring_loss, gaussian_parameters, m_step, naming_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -567,6 +567,7 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
     than ``tol``. ``on_iteration(runs, advanced)`` is called after every pass
     with all the runs and the ones that pass advanced.
     """
+    several = len({(len(r.weights), r.covariance_type) for r in runs}) > 1  # select_model's candidates
     while True:
         active = [r for r in runs if not r.converged and r.n_iter < max_iter]
         if not active:
@@ -577,9 +578,10 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
         units = [st.least for st in stats]
         stats, refs = recentred(blocks, models, stats, reg_covar, units)
         for run, st, ref, unit, lower_bound in zip(active, stats, refs, units, bounds):
-            run.weights, run.means, run.covariances, run.precisions_cholesky = m_step(
-                st.nk, st.s1c, st.s2, ref, reg_covar, run.covariance_type, unit
-            )
+            with naming_candidate(len(run.weights), run.covariance_type, several):
+                run.weights, run.means, run.covariances, run.precisions_cholesky = m_step(
+                    st.nk, st.s1c, st.s2, ref, reg_covar, run.covariance_type, unit
+                )
             record(run, lower_bound, tol)
         if on_iteration is not None:
             on_iteration(runs, active)

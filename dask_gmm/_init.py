@@ -32,7 +32,7 @@ import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import _kernels
-from ._covariance import m_step
+from ._covariance import m_step, naming_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -268,8 +268,9 @@ def initial_statistics_many(blocks, X, specs, init_params, seeds):
 
 def initial_parameters_many(blocks, X, specs, init_params, reg_covar, seeds):
     """(weights (K,), means (K, d), covariances, precisions_cholesky) for every run, sharing passes."""
-    out = []
-    for (st, ref), (_, ct) in zip(initial_statistics_many(blocks, X, specs, init_params, seeds), specs):
+    out, several = [], len(set(specs)) > 1
+    for (st, ref), (k, ct) in zip(initial_statistics_many(blocks, X, specs, init_params, seeds), specs):
         _kernels.total_weight(st.weight)  # refuses weights summing to 0, by name
-        out.append(m_step(st.nk, st.s1c, st.s2, ref, reg_covar, ct, st.least))
+        with naming_candidate(k, ct, several):
+            out.append(m_step(st.nk, st.s1c, st.s2, ref, reg_covar, ct, st.least))
     return out

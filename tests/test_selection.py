@@ -139,3 +139,19 @@ def test_all_zero_sample_weight_is_a_value_error():
         select_model(X, n_components=[1, 2], sample_weight=np.zeros(len(X)))
     with pytest.raises(ValueError, match="sample_weight sums to 0"):  # no EM pass: the scoring pass sees it
         select_model(X, n_components=[1, 2], init_params="random", max_iter=0, sample_weight=np.zeros(len(X)))
+
+
+@pytest.mark.parametrize("init_params, k", [("kmeans", 5), ("k-means++", 4)])  # refused at the start / in EM
+def test_a_failing_candidate_is_named(init_params, k):
+    """The M-step's refusal of a collapsed component said what to change but not of which candidate,
+    so a select over K=1..19 failed whole with advice that fit every candidate alike."""
+    X = np.repeat(np.array([[0.0, 0.0], [0.0, 5.0], [5.0, 0.0], [5.0, 5.0]]), 50, axis=0)
+    X = np.vstack([X, np.random.default_rng(0).normal(2.5, 1.0, (20, 2))])
+    kw = dict(reg_covar=0.0, random_state=0, init_params=init_params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.raises(ValueError, match=rf"^Candidate n_components={k}, covariance_type='full': Fitting the "
+                                             r"mixture model failed .* Or leave this candidate out\.$"):
+            select_model(X, n_components=[1, k], **kw)
+        with pytest.raises(ValueError, match=r"^Fitting the mixture model failed .*\(currently 0\.0\)\.$"):
+            GaussianMixture(k, n_init=2, **kw).fit(X)  # one candidate: its own fit, as before
