@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -1584,7 +1585,7 @@ def cmd_demo(args, term):
              + f"; total {_fmt_seconds(total)}")
     term.out(f"outputs in {out}: data.zarr (the data, Zarr), model.json (the fitted model)"
              + (", " + ", ".join(os.path.basename(p) for p in written) + " (figures)" if written else ""))
-    term.out(f"next: dask-gmm info {model_path}")
+    term.out(f"next: dask-gmm info {shlex.quote(model_path)}")
     return 0
 
 

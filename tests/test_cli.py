@@ -5,6 +5,7 @@ import importlib.util
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -351,7 +352,7 @@ def test_plot(store, model_file, tmp_path, capsys):
 
 def test_demo(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    out_dir = tmp_path / "demo"
+    out_dir = tmp_path / "my demo"  # a space: the suggested next command quotes it
     rc, out, err = run(capsys, "demo", "--n-samples", "1000", "--output-dir", out_dir, "--seed", "3", "-q")
     assert rc == 0, err  # an earlier demo's store
     rc, out, err = run(capsys, "demo", "--n-samples", "12_000", "--output-dir", out_dir, "--seed", "3")
@@ -365,6 +366,10 @@ def test_demo(tmp_path, capsys):
     assert "the notebook's way: 100 EM iterations" in out and out.count("   true mean [") == 3
     assert "replacing the previous demo store" in out  # written with other arguments: replaced
     assert zarr.open_group(out_dir / "data.zarr", mode="r")["X"].shape == (12_000, 2)
+    (next_line,) = [line for line in out.splitlines() if line.startswith("next: ")]
+    prog, *argv = shlex.split(next_line.removeprefix("next: "))
+    assert prog == "dask-gmm" and argv == ["info", str(out_dir / "model.json")]
+    assert run(capsys, *argv)[0] == 0
 
 
 def test_demo_never_replaces_what_it_did_not_write(tmp_path, capsys):
