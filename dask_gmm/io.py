@@ -29,6 +29,8 @@ import numpy as np
 import scipy.sparse
 import zarr
 from dask.array.core import getter
+from dask.blockwise import Blockwise
+from dask.highlevelgraph import MaterializedLayer
 from sklearn.utils.validation import _check_feature_names, _get_feature_names  # scikit-learn >= 1.6
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
@@ -521,12 +523,20 @@ def refuse_unwritten(arrays, path, advice):
                          f"own. {advice}")
 
 
+def _store_name(arr):
+    """The path or URL of the Zarr array ``arr``, for messages (an fsspec store's URL, not its repr)."""
+    store = arr.store_path.store
+    if isinstance(store, zarr.storage.FsspecStore):
+        return "/".join(p for p in (store.fs.unstrip_protocol(store.path), arr.store_path.path) if p)
+    return str(arr.store_path)
+
+
 def _refuse_missing_chunks(arr):
     gone = missing_chunks(arr)
     if gone:
         shown = first_few(gone)
         raise ValueError(
-            f"The Zarr array {str(arr.store_path)!r} is missing {len(gone)} of its chunks ({shown}); zarr would read them "
+            f"The Zarr array {_store_name(arr)!r} is missing {len(gone)} of its chunks ({shown}); zarr would read them "
             "as fill values. Restore the store; one that dask_gmm generated, rerun the same generate command "
             "to write them again; write any other with config={'write_empty_chunks': True} so that no chunk "
             "is left out."
@@ -812,14 +822,37 @@ def with_reader(X):
     return _as_dask_array(X), zarr_rows(X)
 
 
+def whole_zarr_array(X):
+    """The ``zarr.Array`` that the dask array ``X`` reads whole and unchanged (``da.from_zarr(arr)``,
+    ``da.from_array(arr)``, in any chunks), else None: a dask array computed from one (sliced,
+    cast, scaled) reads it through zarr, as dask does."""
+    layers = X.dask.layers
+    top = layers.get(X.name)
+    if not isinstance(top, Blockwise) or len(layers) > 2 or getattr(top.task, "func", None) is not getter:
+        return None
+    args = [arg for arg, index in top.indices if index is None]
+    original = layers.get(f"original-{X.name}")  # the array itself, unless dask inlined it in the tasks
+    if isinstance(original, MaterializedLayer):
+        args += list(original.values())
+    arrays = [a for a in args if isinstance(a, zarr.Array)]
+    if len(arrays) != 1 or arrays[0].shape != X.shape or arrays[0].dtype != X.dtype:
+        return None
+    return arrays[0]
+
+
 def as_zarr_input(X):
     """A ``zarr.Array`` of local files opened by a relative path, opened again by its absolute
-    one (read-only), and the array ``X`` of a ``zarr.Group``; anything else as it is.
+    one (read-only), the array ``X`` of a ``zarr.Group``, and the Zarr array a dask array reads
+    whole (:func:`whole_zarr_array`); anything else as it is.
 
     A relative store is resolved in the folder of whoever reads it: a cluster's workers,
     started elsewhere, read another store at that path, or none (a string path is made absolute
-    by :func:`data_path` for the same reason).
+    by :func:`data_path` for the same reason). A dask array made by ``da.from_zarr`` is read as
+    its Zarr array is, so that its missing or corrupt chunks are refused by name, as they are when
+    the array is given (zarr reads a missing chunk as fill values).
     """
+    if isinstance(X, da.Array) and whole_zarr_array(X) is not None:
+        X = whole_zarr_array(X)
     if isinstance(X, zarr.Group):
         X = group_data(X, str(X.store_path))
     elif isinstance(X, zarr.Array):
@@ -1030,6 +1063,8 @@ def as_weights(sample_weight, X):
         except zarr.errors.NodeTypeValidationError:
             raise ValueError(f"{data_path(sample_weight)!r} is a Zarr group, not an array of sample weights. "
                              "Give the path of the array inside it.") from None
+    if isinstance(sample_weight, da.Array) and whole_zarr_array(sample_weight) is not None:
+        sample_weight = whole_zarr_array(sample_weight)
     if isinstance(sample_weight, zarr.Group):
         raise ValueError("sample_weight is a Zarr group, not an array of sample weights. "
                          "Give the array inside it (group['name']).")

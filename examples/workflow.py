@@ -22,6 +22,7 @@ from dask_gmm.generate import read_true_model, store_info
 
 
 def main(workdir="dask-gmm-workflow-py"):
+    workdir = os.path.abspath(workdir)  # a cluster's workers, started in other folders, see the same files
     os.makedirs(workdir, exist_ok=True)
     data = os.path.join(workdir, "data.zarr")
 

@@ -75,9 +75,13 @@ def test_a_zarr_array_opened_by_a_relative_path_is_read_by_the_workers_where_it_
         gm = GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
         labels = gm.predict(X).compute()
         score = gm.score(group)
+        Xd, wd = da.from_zarr(X), da.from_zarr(w, inline_array=True)  # dask arrays of them: the same
+        gm_dask = GaussianMixture(3, random_state=0).fit(Xd, sample_weight=wd)
+        labels_dask = gm_dask.predict(Xd).compute()
     ref = GaussianMixture(3, random_state=0).fit(X[:], sample_weight=weights)
-    assert_same_fit(gm, ref)
-    np.testing.assert_array_equal(labels, ref.predict(X[:]))
+    for fitted, predicted in ((gm, labels), (gm_dask, labels_dask)):
+        assert_same_fit(fitted, ref)
+        np.testing.assert_array_equal(predicted, ref.predict(X[:]))
     assert score == pytest.approx(ref.score(X[:]), rel=1e-12)
 
 
@@ -234,6 +238,16 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         assert_same_fit(load_model(out), ref, rtol=1e-10)
+        # and examples/workflow.py, whose docstring says to create a Client first (its labels went to
+        # the workers' folder, and 22.5 % agreed with the true ones)
+        example = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "workflow.py")
+        script = ("import runpy, sys; from distributed import Client; client = Client(sys.argv[1]); "
+                  "sys.argv = sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+        done = subprocess.run([sys.executable, "-c", script, address, example, "w"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "agreement with the true labels: 100.0000%" in done.stdout
+        assert os.listdir(elsewhere) == []
     finally:
         for p in reversed(procs):
             p.terminate()

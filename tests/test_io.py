@@ -98,6 +98,33 @@ def test_missing_chunks_are_refused_by_name(tmp_path):
         fit(str(tmp_path / "g.zarr"))
 
 
+def test_a_dask_array_of_a_zarr_array_is_read_as_the_zarr_array(tmp_path):
+    """``da.from_zarr`` skipped the checks of a Zarr array given as it is: a deleted chunk (fill value
+    0) was fitted as 500 rows at the origin, and a corrupt one was zarr's bare checksum error."""
+    X = make_blobs(n=3000)
+    arr = write_store(tmp_path / "g.zarr", X, group=False)
+    zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(500,), dtype="f8")[:] = 1.0
+    w = zarr.open_array(str(tmp_path / "w.zarr"), mode="r")
+    wrapped = (da.from_zarr(arr), da.from_zarr(str(tmp_path / "g.zarr")), da.from_zarr(arr, inline_array=True),
+               da.from_array(arr, chunks=(700, 1)))
+    for Xd in wrapped:
+        assert io.whole_zarr_array(Xd) is not None
+        np.testing.assert_allclose(fit(Xd, max_iter=5).means_, fit(X, max_iter=5).means_, rtol=1e-10)
+    for derived in (wrapped[0][:2000], wrapped[0].astype("f4"), 2 * wrapped[0]):  # read through zarr, as dask does
+        assert io.whole_zarr_array(derived) is None
+    chunk = tmp_path / "g.zarr" / "c" / "2" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:100])  # cut short
+    with pytest.raises(ValueError, match=r"'c/2/0' of the Zarr array .*rows 1000-1499.* cannot be decoded"):
+        fit(da.from_zarr(arr))
+    chunk.unlink()
+    for Xd in wrapped:
+        with pytest.raises(ValueError, match=r"'file://.*g.zarr' is missing 1 of its chunks \(c/2/0\)"):
+            fit(Xd)
+    (tmp_path / "w.zarr" / "c" / "1").unlink()
+    with pytest.raises(ValueError, match=r"missing 1 of its chunks \(c/1\)"):
+        GaussianMixture(3, random_state=0).fit(X, sample_weight=da.from_zarr(w))
+
+
 def test_never_written_store_is_refused(tmp_path):
     zarr.create_array(str(tmp_path / "e.zarr"), shape=(100, 2), chunks=(50, 2), dtype="f8")
     with pytest.raises(ValueError, match="missing 2 of its chunks"):
