@@ -98,9 +98,20 @@ def check_folder(path):
             f"Cannot write {path!r}: the folder {folder!r} does not exist. "
             "Create it first, or choose a path in an existing folder."
         )
-    if not os.access(folder, os.W_OK | os.X_OK):  # before any work, not at the first write
-        raise ValueError(f"Cannot write {path!r}: no permission to write in the folder {folder!r}. "
-                         "Choose a path in a folder you may write.")
+    why = why_unwritable(folder)
+    if why:  # before any work, not at the first write
+        raise ValueError(f"Cannot write {path!r}: {why}. Choose a path in a folder you may write.")
+
+
+def why_unwritable(folder):
+    """Why files cannot be made in the existing ``folder`` (a read-only file system, or no
+    permission to write in it), for messages; None when they can."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    with contextlib.suppress(OSError, AttributeError):  # statvfs: POSIX only
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"the folder {folder!r} is on a read-only file system"
+    return f"no permission to write in the folder {folder!r}"
 
 
 #: The targets (folder, name) whose leftover temporary files this process has removed (once each).

@@ -661,8 +661,11 @@ def _check_folder(path, what, create=False):
         raise CLIError(f"cannot write the {what} to {path!r}: {folder!r} is a file, not a folder.")
     if not os.path.isdir(folder):
         raise CLIError(f"cannot write the {what} to {path!r}: the folder {folder!r} does not exist.")
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"cannot write the {what} to {path!r}: no permission to write in {folder!r}.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        from ._checkpoint import why_unwritable
+
+        raise CLIError(f"cannot write the {what} to {path!r}: {why_unwritable(folder)}. "
+                       "Choose a path in a folder you may write.")
 
 
 def _check_writable(path, what, data):

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -1435,3 +1436,26 @@ def test_fit_times_quote_the_median_iteration_not_the_first_fits_compilation():
     assert times.per_iteration == np.median(times.iterations) == 0.005
     assert str(times).endswith("5 EM iterations at 0.005 s each (median))")
     assert str(cli.FitTimes(1.0, [0.2, 0.4])).endswith("2 EM iterations at 0.300 s each)")
+
+
+def _read_only_mount():
+    """A folder on a read-only file system of this machine (from /proc/mounts), or None."""
+    with contextlib.suppress(OSError):
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                _, where, _, options, *_ = line.split()
+                if "ro" in options.split(",") and os.path.isdir(where) and " " not in where and "\\" not in where:
+                    return where
+    return None
+
+
+def test_an_output_on_a_read_only_file_system_is_said_so(store, capsys):
+    """It was called 'no permission to write', without advice (root may write in any folder but these)."""
+    folder = _read_only_mount()
+    if folder is None:
+        pytest.skip("no read-only file system is mounted here")
+    said = f"the folder {folder!r} is on a read-only file system. Choose a path in a folder you may write."
+    rc, _, err = run(capsys, "fit", store, "-k", "2", "-o", os.path.join(folder, "m.json"))
+    assert_one_line_error(rc, err, "cannot write the model to", said)
+    with pytest.raises(ValueError, match=re.escape(said)):
+        GaussianMixture(2, checkpoint=os.path.join(folder, "c.json")).fit(np.zeros((10, 2)))
