@@ -457,7 +457,7 @@ class Checkpoint:
         except RecursionError:
             state, why, cut = None, "arrays nested too deeply to read", ""
         except ValueError as exc:
-            state, why, cut = None, str(exc), "cut short: "
+            state, why, cut = None, str(exc), "cut short or corrupted: "
         else:
             why = "JSON of another format"
         if state is None and self._cut_short():

@@ -183,7 +183,7 @@ def check_block(X, sample_weight, row_offset):
     bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
     if bad.size:
         raise ValueError(
-            f"Input X contains NaN or infinity in {bad.size} row(s) of the chunk holding "
+            f"Input X contains NaN or infinity in {bad.size} row(s) among "
             f"rows {row_offset}-{row_offset + X.shape[0] - 1} (first bad row: "
             f"{row_offset + bad[0]}). Remove or impute these rows; "
             "dask_gmm never changes your data."
@@ -195,8 +195,8 @@ def check_weights(sample_weight, row_offset):
     w = sample_weight
     if w is not None and (not np.all(np.isfinite(w)) or (w.size and w.min() < 0)):
         raise ValueError(
-            "sample_weight must be finite and non-negative; the chunk holding rows "
-            f"{row_offset}-{row_offset + w.shape[0] - 1} has a negative, NaN or infinite weight."
+            "sample_weight must be finite and non-negative; a weight among rows "
+            f"{row_offset}-{row_offset + w.shape[0] - 1} is negative, NaN or infinite."
         )
 
 

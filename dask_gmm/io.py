@@ -755,7 +755,7 @@ class ZarrRows:
         buf = self.array.store_path.store.get_sync(key, prototype=self._specs[0].prototype)
         if buf is None:
             raise ValueError(
-                f"{name} is missing from its store (removed after the fit started, or a cluster's worker "
+                f"{name} is missing from its store (removed after it was opened, or a cluster's worker "
                 "that does not see the store: a memory:// store, or a path on this machine's disk only); "
                 "zarr would read it as fill values. Restore the store, or give the workers a path or URL they share."
             )

@@ -72,7 +72,7 @@ def check_min_samples(X):
 
 def best_run(runs, max_iter=None):
     """scikit-learn's choice among restarts: the first with the highest lower bound (the last if all are -inf),
-    bounds within :data:`_TIE` of each other counting as equal.
+    bounds within :data:`TIE` of each other counting as equal.
 
     With ``max_iter == 0``, the last restart's starting parameters with a lower bound of -inf, a warm
     start's too (its old bound would otherwise end the next warm fit an iteration early)."""
@@ -82,7 +82,7 @@ def best_run(runs, max_iter=None):
         return best
     best = None
     for r in runs:
-        if best is None or best.lower_bound == -np.inf or r.lower_bound - best.lower_bound > _TIE * max(
+        if best is None or best.lower_bound == -np.inf or r.lower_bound - best.lower_bound > TIE * max(
                 1.0, abs(best.lower_bound)):
             best = r
     return best
@@ -90,8 +90,9 @@ def best_run(runs, max_iter=None):
 
 #: Restarts whose lower bounds differ by less than this (relative) are tied, and the first is kept:
 #: two restarts at one optimum, components in another order, differ only in the last bits, which
-#: change with the order of the sums, so the strictly larger would depend on the chunking.
-_TIE = 1e-12
+#: change with the order of the sums, so the strictly larger would depend on the chunking. The same
+#: holds for select_model's criteria (full and diag covariances are one model at one feature).
+TIE = 1e-12
 
 
 def _rows_of_block(kernel, model, offsets, x, block_info=None):

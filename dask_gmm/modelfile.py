@@ -319,6 +319,15 @@ def _opened(path):
     return open(path, encoding="utf-8")
 
 
+def _unique_keys(pairs):
+    """A JSON object as a dict, refusing a key given twice (json keeps the last, silently: an edit)."""
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"the key(s) {', '.join(map(repr, twice))} appear more than once in an object")
+    return dict(pairs)
+
+
 def load_model(path):
     """Read a model file written by :func:`save_model`.
 
@@ -343,7 +352,7 @@ def load_model(path):
             text = f.read(MAX_FILE_BYTES + 1)
         if len(text) > MAX_FILE_BYTES:
             raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
-        return model_from_dict(json.loads(text))
+        return model_from_dict(json.loads(text, object_pairs_hook=_unique_keys))
     except FileNotFoundError:
         raise ValueError(f"No model file at {path!r}. Check the path.") from None
     except PermissionError as exc:

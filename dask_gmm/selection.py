@@ -21,7 +21,7 @@ from . import _covariance as cov
 from . import _kernels, io
 from ._em import Blocks, Run, em
 from ._init import as_seed_sequence, initial_parameters_many
-from .mixture import GaussianMixture, best_run, check_min_samples, information_criteria
+from .mixture import TIE, GaussianMixture, best_run, check_min_samples, information_criteria
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,8 @@ def select_model(
             dict(n_components=k, covariance_type=run.covariance_type, **crit, score=score,
                  lower_bound=run.lower_bound, n_iter=run.n_iter, converged=run.converged)
         )
-    best = int(np.argmin([r[criterion] for r in results]))
+    values = [r[criterion] for r in results]  # the first of those tied with the lowest (as restarts are)
+    best = next(i for i, v in enumerate(values) if v - min(values) <= TIE * max(1.0, abs(min(values))))
     if not fitted[best].converged_ and max_iter > 0:
         warnings.warn("The selected model did not converge; increase max_iter or tol.", ConvergenceWarning)
     return ModelSelection(fitted[best], results, criterion)

@@ -692,7 +692,7 @@ def test_a_cut_short_checkpoint_is_damaged_and_other_files_are_not(tmp_path):
     text = ckpt.read_text()
     cut = text[: len(text) // 2]
     ckpt.write_text(cut)
-    with pytest.raises(ValueError, match=r"is damaged \(cut short: .*\)\. Delete it"):
+    with pytest.raises(ValueError, match=r"is damaged \(cut short or corrupted: .*\)\. Delete it"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
     assert ckpt.read_text() == cut
     ckpt.write_text("")  # empty, as mktemp makes it (never by a fit's atomic writes): no checkpoint yet

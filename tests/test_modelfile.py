@@ -288,6 +288,16 @@ def test_unmodified_valid_dict_loads(tmp_path, models):
         assert load_model(tmp_path / "m.json").covariance_type == ct
 
 
+def test_a_key_given_twice_is_refused(tmp_path, models):
+    """json keeps the last of a key given twice: an edit appended "weights" and it loaded silently."""
+    text = json.dumps(_valid(models, "full"))
+    assert text.endswith("}")
+    (tmp_path / "m.json").write_text(text[:-1] + ', "weights": [1.0, 0.0, 0.0]}')
+    with pytest.raises(ValueError, match=r"not a valid dask_gmm model file \(the key\(s\) 'weights' appear more "
+                                         r"than once in an object\)"):
+        load_model(tmp_path / "m.json")
+
+
 @pytest.mark.parametrize(
     "content",
     [b"", b"not json", b"\xff\xfe\x00garbage", b"[1, 2, 3]", b'"dask_gmm.model/1"', b"[" * 100_000,

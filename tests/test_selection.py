@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from dask_gmm import GaussianMixture, select_model
+from dask_gmm import GaussianMixture, generate_mixture, select_model
 from dask_gmm._em import Blocks
 
 from .conftest import make_blobs, seed_like_problem
@@ -155,3 +155,14 @@ def test_a_failing_candidate_is_named(init_params, k):
             select_model(X, n_components=[1, k], **kw)
         with pytest.raises(ValueError, match=r"^Fitting the mixture model failed .*\(currently 0\.0\)\.$"):
             GaussianMixture(k, n_init=2, **kw).fit(X)  # one candidate: its own fit, as before
+
+
+def test_candidates_tied_on_the_criterion_keep_the_first(tmp_path):
+    """At one feature full and diag covariances are one model; their criteria differ in the last bits
+    (the order of the sums), and the strictly lower, diag here, was picked over the first listed."""
+    path = str(tmp_path / "d1.zarr")
+    generate_mixture(path, n_samples=100_000, n_features=1, n_components=3, random_state=4)
+    sel = select_model(path, n_components=[2, 3, 4], covariance_types=("full", "diag"), random_state=0)
+    by = {(r["n_components"], r["covariance_type"]): r["bic"] for r in sel.results_}
+    assert by[3, "full"] == pytest.approx(by[3, "diag"], rel=1e-12)
+    assert (sel.best_.n_components, sel.best_.covariance_type) == (3, "full")
