@@ -303,6 +303,14 @@ class _Parser(argparse.ArgumentParser):
         given = (a.split("=", 1)[0] for a in getattr(self, "_given", ()) if a.startswith("-") and a != "-")
         return [a for a in given if not _NEGATIVE_NUMBER.match(a) and not any(k.startswith(a) for k in known)]
 
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # argparse names the top parser: point to the command's own help
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            raise _UsageError(f"unrecognized arguments: {' '.join(extras)} (see '{prog} --help')")
+        return parsed
+
     def error(self, message):
         unknown = self._unknown_options() if message.startswith("the following arguments are required") else []
         if unknown:  # a misspelt option is the likelier fault, and argparse would not name it
@@ -329,8 +337,9 @@ def build_parser():
     em.add_argument("--max-iter", type=_whole_number, default=100, metavar="M", help="(default 100)")
     em.add_argument("--tol", type=_positive_float, default=1e-3, metavar="T",
                     help="convergence threshold on the mean log-likelihood (default 1e-3)")
-    em.add_argument("--n-init", type=count, default=1, metavar="I", help="restarts, run in lockstep; the best is kept (default 1; more guard "
-                         "against a poor local optimum, which can make select prefer too many components)")
+    em.add_argument("--n-init", type=count, default=1, metavar="I",
+                    help="restarts, run in lockstep; the best is kept (default 1; more guard against a poor "
+                         "local optimum, which can make select prefer too many components)")
     em.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans", help="(default kmeans)")
     em.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
 

@@ -1021,6 +1021,9 @@ def test_a_url_needing_a_missing_package_is_one_line(capsys):
                            "PATH, --n-components/-k, --output/-o"),
     (["fit", "x.zarr", "--n-comp", "-2", "--output", "m.json"], "argument --n-components/-k: expected"),
     (["fit", "x.zarr", "-o", "m.json"], "error: the following arguments are required: --n-components/-k"),
+    (["fit", "x.zarr", "-k", "2", "-o", "m.json", "--n-componets", "3"],  # pointed to 'dask-gmm --help'
+     "error: unrecognized arguments: --n-componets 3 (see 'dask-gmm fit --help')"),
+    (["--bogus"], "error: unrecognized arguments: --bogus (see 'dask-gmm --help')"),
 ])
 def test_a_misspelt_option_is_named_with_the_missing_ones(capsys, argv, said):
     """argparse names only the missing required options, not the misspelt one that was meant; an
