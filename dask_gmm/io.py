@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse
 import zarr
 from dask.array.core import getter
+from dask.base import get_scheduler
 from dask.blockwise import Blockwise
 from dask.highlevelgraph import MaterializedLayer
 from sklearn.utils.validation import _check_feature_names, _get_feature_names  # scikit-learn >= 1.6
@@ -825,19 +826,52 @@ def with_reader(X):
 def whole_zarr_array(X):
     """The ``zarr.Array`` that the dask array ``X`` reads whole and unchanged (``da.from_zarr(arr)``,
     ``da.from_array(arr)``, in any chunks), else None: a dask array computed from one (sliced,
-    cast, scaled) reads it through zarr, as dask does."""
+    cast, scaled) reads it through zarr, as dask does, checked by :func:`_check_zarr_sources`."""
     layers = X.dask.layers
     top = layers.get(X.name)
     if not isinstance(top, Blockwise) or len(layers) > 2 or getattr(top.task, "func", None) is not getter:
         return None
-    args = [arg for arg, index in top.indices if index is None]
-    original = layers.get(f"original-{X.name}")  # the array itself, unless dask inlined it in the tasks
-    if isinstance(original, MaterializedLayer):
-        args += list(original.values())
-    arrays = [a for a in args if isinstance(a, zarr.Array)]
+    arrays = zarr_arrays_read_by(X)  # in an ``original-`` layer, unless dask inlined it in the tasks
     if len(arrays) != 1 or arrays[0].shape != X.shape or arrays[0].dtype != X.dtype:
         return None
     return arrays[0]
+
+
+def zarr_arrays_read_by(X):
+    """The Zarr arrays that the dask array ``X``'s graph reads (by ``da.from_zarr`` or
+    ``da.from_array`` anywhere in it: the arrays themselves, or given to its tasks), once each."""
+    found = {}
+    for layer in X.dask.layers.values():
+        if isinstance(layer, MaterializedLayer):
+            values = layer.values()
+        elif isinstance(layer, Blockwise):
+            values = (arg for arg, index in layer.indices if index is None)
+        else:
+            continue
+        found.update((id(v), v) for v in values if isinstance(v, zarr.Array))
+    return list(found.values())
+
+
+def _on_a_cluster():
+    """Whether dask would compute on a ``distributed`` cluster now (a default Client)."""
+    distributed = sys.modules.get("distributed")  # not imported: no Client
+    return distributed is not None and isinstance(getattr(get_scheduler(), "__self__", None), distributed.Client)
+
+
+def _check_zarr_sources(X):
+    """Refuse a dask array computed from a Zarr array that has lost chunks (zarr reads them as fill
+    values), or, on a cluster, one opened by a relative path (the workers resolve it in their own
+    folders). A dask array reading a whole Zarr array unchanged is read as that array instead
+    (:func:`whole_zarr_array`)."""
+    for arr in zarr_arrays_read_by(X):
+        _refuse_missing_chunks(arr)
+        store = arr.store_path.store
+        if isinstance(store, zarr.storage.LocalStore) and not store.root.is_absolute() and _on_a_cluster():
+            raise ValueError(
+                f"The dask array reads the Zarr array {str(arr.store_path)!r}, opened by a relative path: a "
+                "cluster's workers would read whatever lies at that path in their own folders. Open it by "
+                "its absolute path (os.path.abspath)."
+            )
 
 
 def as_zarr_input(X):
@@ -889,6 +923,7 @@ def _as_dask_array(X):
         X = frame_rows(X).compute_chunk_sizes()
     if isinstance(X, da.Array):
         _refuse_sparse(X)
+        _check_zarr_sources(X)
         if X.dtype == object:  # NumPy object arrays of numbers are converted; a dask array's values are not known
             raise ValueError("X is a dask array of objects, whose values are unknown until computed (a NumPy "
                              "object array of numbers is converted). Convert it with X.astype(float).")
@@ -1065,6 +1100,8 @@ def as_weights(sample_weight, X):
                              "Give the path of the array inside it.") from None
     if isinstance(sample_weight, da.Array) and whole_zarr_array(sample_weight) is not None:
         sample_weight = whole_zarr_array(sample_weight)
+    elif isinstance(sample_weight, da.Array):
+        _check_zarr_sources(sample_weight)
     if isinstance(sample_weight, zarr.Group):
         raise ValueError("sample_weight is a Zarr group, not an array of sample weights. "
                          "Give the array inside it (group['name']).")

@@ -78,6 +78,9 @@ def test_a_zarr_array_opened_by_a_relative_path_is_read_by_the_workers_where_it_
         Xd, wd = da.from_zarr(X), da.from_zarr(w, inline_array=True)  # dask arrays of them: the same
         gm_dask = GaussianMixture(3, random_state=0).fit(Xd, sample_weight=wd)
         labels_dask = gm_dask.predict(Xd).compute()
+        with pytest.raises(ValueError, match=r"reads the Zarr array 'file://mix.zarr/X', opened by a relative path: "
+                                             r"a cluster's workers would read"):
+            GaussianMixture(3, random_state=0).fit(Xd[:10_000])  # derived from it: not read as the array
     ref = GaussianMixture(3, random_state=0).fit(X[:], sample_weight=weights)
     for fitted, predicted in ((gm, labels), (gm_dask, labels_dask)):
         assert_same_fit(fitted, ref)

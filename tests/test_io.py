@@ -110,19 +110,21 @@ def test_a_dask_array_of_a_zarr_array_is_read_as_the_zarr_array(tmp_path):
     for Xd in wrapped:
         assert io.whole_zarr_array(Xd) is not None
         np.testing.assert_allclose(fit(Xd, max_iter=5).means_, fit(X, max_iter=5).means_, rtol=1e-10)
-    for derived in (wrapped[0][:2000], wrapped[0].astype("f4"), 2 * wrapped[0]):  # read through zarr, as dask does
-        assert io.whole_zarr_array(derived) is None
+    derived = (wrapped[0][:2000], wrapped[2].astype("f4"), 2 * wrapped[3])  # read through zarr, as dask does
+    for Xd in derived:
+        assert io.whole_zarr_array(Xd) is None and len(io.zarr_arrays_read_by(Xd)) == 1
     chunk = tmp_path / "g.zarr" / "c" / "2" / "0"
     chunk.write_bytes(chunk.read_bytes()[:100])  # cut short
     with pytest.raises(ValueError, match=r"'c/2/0' of the Zarr array .*rows 1000-1499.* cannot be decoded"):
         fit(da.from_zarr(arr))
     chunk.unlink()
-    for Xd in wrapped:
+    for Xd in wrapped + derived:  # derived: zarr's fill values were fitted
         with pytest.raises(ValueError, match=r"'file://.*g.zarr' is missing 1 of its chunks \(c/2/0\)"):
             fit(Xd)
     (tmp_path / "w.zarr" / "c" / "1").unlink()
-    with pytest.raises(ValueError, match=r"missing 1 of its chunks \(c/1\)"):
-        GaussianMixture(3, random_state=0).fit(X, sample_weight=da.from_zarr(w))
+    for wd in (da.from_zarr(w), 2 * da.from_zarr(w)):
+        with pytest.raises(ValueError, match=r"missing 1 of its chunks \(c/1\)"):
+            GaussianMixture(3, random_state=0).fit(X, sample_weight=wd)
 
 
 def test_never_written_store_is_refused(tmp_path):
