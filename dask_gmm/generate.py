@@ -412,7 +412,7 @@ def _refuse_foreign_members(path):
         node = io.open_node(path)
     except ValueError:  # nothing there, or a store whose metadata cannot be read (its layout checked)
         return
-    extra = sorted(set(node.keys()) - _MEMBERS) if isinstance(node, zarr.Group) else []
+    extra = sorted(io.children(node) - _MEMBERS - {"zarr.json"}) if isinstance(node, zarr.Group) else []
     if extra:
         raise ValueError(
             f"generate_mixture: {path!r} is a store of generate_mixture that also holds {len(extra)} Zarr "

@@ -1249,6 +1249,15 @@ def refuse_unreplaceable(path, flag, own):
         )
 
 
+def children(group):
+    """The names directly under the Zarr ``group`` in its store (member nodes, ``zarr.json``, any
+    other entry), as a set: listed, not opened, so a member whose metadata is damaged is named too."""
+    async def _list():
+        return {name async for name in group.store_path.store.list_dir(group.store_path.path)}
+
+    return sync(_list())
+
+
 def member_nodes(path):
     """The names of the folders directly under the local folder ``path`` that hold Zarr metadata
     (arrays, groups, or metadata that cannot be read); an empty set for a URL."""
