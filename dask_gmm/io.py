@@ -829,7 +829,8 @@ def whole_zarr_array(X):
     cast, scaled) reads it through zarr, as dask does, checked by :func:`_check_zarr_sources`."""
     layers = X.dask.layers
     top = layers.get(X.name)
-    if not isinstance(top, Blockwise) or len(layers) > 2 or getattr(top.task, "func", None) is not getter:
+    task = getattr(top, "task", None)  # dask's task spec (2025 on); older graphs are not unwrapped
+    if not isinstance(top, Blockwise) or len(layers) > 2 or getattr(task, "func", None) is not getter:
         return None
     arrays = zarr_arrays_read_by(X)  # in an ``original-`` layer, unless dask inlined it in the tasks
     if len(arrays) != 1 or arrays[0].shape != X.shape or arrays[0].dtype != X.dtype:
@@ -885,8 +886,8 @@ def as_zarr_input(X):
     its Zarr array is, so that its missing or corrupt chunks are refused by name, as they are when
     the array is given (zarr reads a missing chunk as fill values).
     """
-    if isinstance(X, da.Array) and whole_zarr_array(X) is not None:
-        X = whole_zarr_array(X)
+    if isinstance(X, da.Array) and (whole := whole_zarr_array(X)) is not None:
+        X = whole
     if isinstance(X, zarr.Group):
         X = group_data(X, str(X.store_path))
     elif isinstance(X, zarr.Array):
@@ -1098,8 +1099,8 @@ def as_weights(sample_weight, X):
         except zarr.errors.NodeTypeValidationError:
             raise ValueError(f"{data_path(sample_weight)!r} is a Zarr group, not an array of sample weights. "
                              "Give the path of the array inside it.") from None
-    if isinstance(sample_weight, da.Array) and whole_zarr_array(sample_weight) is not None:
-        sample_weight = whole_zarr_array(sample_weight)
+    if isinstance(sample_weight, da.Array) and (whole := whole_zarr_array(sample_weight)) is not None:
+        sample_weight = whole
     elif isinstance(sample_weight, da.Array):
         _check_zarr_sources(sample_weight)
     if isinstance(sample_weight, zarr.Group):
