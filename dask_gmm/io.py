@@ -876,28 +876,36 @@ def _check_zarr_sources(X):
 
 
 def as_zarr_input(X):
-    """A ``zarr.Array`` of local files opened by a relative path, opened again by its absolute
-    one (read-only), the array ``X`` of a ``zarr.Group``, and the Zarr array a dask array reads
-    whole (:func:`whole_zarr_array`); anything else as it is.
+    """A ``zarr.Array`` or ``zarr.Group`` opened again (:func:`_reopened`), the array ``X`` of a
+    group, and the Zarr array a dask array reads whole (:func:`whole_zarr_array`); anything else
+    as it is.
 
-    A relative store is resolved in the folder of whoever reads it: a cluster's workers,
-    started elsewhere, read another store at that path, or none (a string path is made absolute
-    by :func:`data_path` for the same reason). A dask array made by ``da.from_zarr`` is read as
-    its Zarr array is, so that its missing or corrupt chunks are refused by name, as they are when
-    the array is given (zarr reads a missing chunk as fill values).
+    A dask array made by ``da.from_zarr`` is read as its Zarr array is, so that its missing or
+    corrupt chunks are refused by name, as they are when the array is given (zarr reads a missing
+    chunk as fill values).
     """
     if isinstance(X, da.Array) and (whole := whole_zarr_array(X)) is not None:
         X = whole
+    if isinstance(X, (zarr.Array, zarr.Group)):
+        X = _reopened(X)
     if isinstance(X, zarr.Group):
         X = group_data(X, str(X.store_path))
     elif isinstance(X, zarr.Array):
         checked_generated(X, str(X.store_path))
-    if isinstance(X, zarr.Array) and isinstance(X.store_path.store, zarr.storage.LocalStore):
-        root = X.store_path.store.root
-        if not root.is_absolute():
-            store = zarr.storage.LocalStore(root.absolute(), read_only=True)
-            X = readable_metadata(str(root), lambda: zarr.open_array(store, path=X.path, mode="r"))
     return X
+
+
+def _reopened(node):
+    """The Zarr array or group ``node`` opened again, read-only, from its own metadata: never from a
+    group's consolidated copy, which goes stale when an array grows (rows appended since were left
+    out), and a store of local files by its absolute path. A relative one is resolved in the folder
+    of whoever reads it: a cluster's workers, started elsewhere, read another store at that path,
+    or none (a string path is made absolute by :func:`data_path` for the same reason)."""
+    store = node.store_path.store
+    if isinstance(store, zarr.storage.LocalStore) and not store.root.is_absolute():
+        store = zarr.storage.LocalStore(store.root.absolute(), read_only=True)
+    opener = zarr.open_group if isinstance(node, zarr.Group) else zarr.open_array
+    return readable_metadata(str(node.store_path), lambda: _open_read_only(store, node.store_path.path, opener))
 
 
 def as_dask_array(X):

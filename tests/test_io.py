@@ -716,6 +716,12 @@ def test_a_groups_stale_consolidated_metadata_is_not_read(tmp_path, zarr_format)
         warnings.simplefilter("ignore")
         fitted = GaussianMixture(2, **kw).fit(path)
         want = GaussianMixture(2, **kw).fit(X)
+        opened = (zarr.open_group(path, mode="r"), zarr.open(path, mode="r"),  # the objects too (read the copy)
+                  zarr.open_consolidated(path, mode="r", zarr_format=zarr_format)["X"])
+        assert [(o["X"] if isinstance(o, zarr.Group) else o).shape[0] for o in opened] == [2000] * 3  # zarr's stale view
+        for o in opened:
+            np.testing.assert_allclose(GaussianMixture(2, **kw).fit(o).means_, want.means_, rtol=1e-12)
+            assert fitted.score_samples(o).shape == (3000,)
     np.testing.assert_allclose(fitted.means_, want.means_, rtol=1e-12)
     assert fitted.score_samples(path).shape == (3000,)
     other = str(tmp_path / "y.zarr")
