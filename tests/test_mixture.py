@@ -386,7 +386,7 @@ def test_weighted_rows_are_drawn_in_proportion_to_their_weight():
 
 def test_subnormal_weights_draw_the_rows_that_their_scaled_copies_draw():
     """Weights of 1e-320 made every key -log(u)/w overflow to inf (with a RuntimeWarning): every seed
-    then drew rows 0, 1, 2 for its start."""
+    then drew rows 0, 1, 2 for its start. (A fit with such weights is refused: see below.)"""
     from dask_gmm._init import gather_rows
 
     X = da.from_array(np.arange(1000.0)[:, None], chunks=300)
@@ -395,7 +395,8 @@ def test_subnormal_weights_draw_the_rows_that_their_scaled_copies_draw():
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)
             tiny = gather_rows(X, [3], [np.random.SeedSequence(s)], da.full(1000, 1e-320, chunks=300))[0]
-            GaussianMixture(3, max_iter=0, random_state=s).fit(blobs, sample_weight=np.full(len(blobs), 1e-320))
+            with pytest.raises(ValueError, match="weights this small are subnormal"):  # a fit: too few digits
+                GaussianMixture(3, max_iter=0, random_state=s).fit(blobs, sample_weight=np.full(len(blobs), 1e-320))
         ones = gather_rows(X, [3], [np.random.SeedSequence(s)], da.ones(1000, chunks=300))[0]
         np.testing.assert_array_equal(tiny, ones)
         assert not np.array_equal(tiny[:, 0], [0.0, 1.0, 2.0])
@@ -1254,3 +1255,27 @@ def test_kmeans_restarts_start_apart_and_the_best_is_kept(tmp_path):
     assert one.score(X) < truth.score(X) - 0.5  # the trap: one run's optimum
     assert four.score(X) == pytest.approx(truth.score(X), abs=1e-6)
     assert four.lower_bound_ >= one.lower_bound_
+
+
+def test_bad_and_subnormal_weights_are_refused_by_row():
+    """A NaN or negative weight was named by a range of rows; weights summing to a subnormal total
+    (every one 5e-324) moved the covariances by 17 % with no error."""
+    X = make_blobs(n=900)
+    Xd = da.from_array(X, chunks=(300, 2))
+    for bad, said in ((np.nan, "row 700 has weight nan"), (-2.0, "row 700 has weight -2.0")):
+        w = np.ones(len(X))
+        w[[700, 800]] = bad
+        for data, weights in ((X, w), (Xd, da.from_array(w, chunks=250))):
+            with pytest.raises(ValueError, match=re.escape(said)):
+                GaussianMixture(3, random_state=0).fit(data, sample_weight=weights)
+    for tiny in (1e-320, 5e-324):
+        w = np.full(len(X), tiny)
+        for data, weights in ((X, w), (Xd, da.from_array(w, chunks=250))):
+            with pytest.raises(ValueError, match=r"sample_weight sums to .*: weights this small are subnormal floats"):
+                GaussianMixture(3, random_state=0).fit(data, sample_weight=weights)
+    w = np.ones(len(X))
+    w[::2] = 0.0  # zeros are weights too
+    w[1] = 1e-320  # one subnormal weight among normal ones: nothing visible (see the test above)
+    small = GaussianMixture(3, random_state=0).fit(X, sample_weight=w * 2.0**-990)
+    np.testing.assert_allclose(small.means_, GaussianMixture(3, random_state=0).fit(X, sample_weight=w).means_,
+                               rtol=1e-12)
