@@ -932,6 +932,7 @@ def _as_dask_array(X):
         X = frame_rows(X).compute_chunk_sizes()
     if isinstance(X, da.Array):
         _refuse_sparse(X)
+        _refuse_masked(X)
         _check_zarr_sources(X)
         if X.dtype == object:  # NumPy object arrays of numbers are converted; a dask array's values are not known
             raise ValueError("X is a dask array of objects, whose values are unknown until computed (a NumPy "
@@ -1031,10 +1032,26 @@ def _refuse_sparse(X):
         )
 
 
+def _refuse_masked(X, name="X"):
+    """Refuse a masked array ``X`` (NumPy's, or a dask array of them; ``name`` for the message) whose
+    mask may hide missing values: the values under the mask would be read as data."""
+    if isinstance(getattr(X, "_meta", None), np.ma.MaskedArray):
+        raise ValueError(f"{name} is a dask array of masked arrays: its masked entries are missing values, which "
+                         "would be read as the values under the mask. Fill them as NaN "
+                         f"({name}.map_blocks(np.ma.filled, np.nan)) to have their rows named, then remove them.")
+    mask = np.ma.getmaskarray(X) if isinstance(X, np.ma.MaskedArray) else None
+    if mask is not None and mask.any():
+        rows = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)) if mask.ndim else np.zeros(1, int)
+        raise ValueError(f"{name} is a masked array with masked entries in {rows.size} row(s) (first: row "
+                         f"{rows[0]}): they are missing values. Remove or impute these rows; dask_gmm never "
+                         "changes your data.")
+
+
 def _in_memory(X):
     """An in-memory X as a NumPy array: objects that are real numbers as float64, a pandas
     DataFrame of nullable dtypes with its missing values as NaN (refused later, by row)."""
     _refuse_sparse(X)
+    _refuse_masked(X)
     if hasattr(X, "items") and not _numeric_columns(X):  # pandas' nullable Float64, Int64, objects, ...
         return _frame_as_float(X)
     return objects_as_float(np.asarray(X))
@@ -1118,6 +1135,7 @@ def as_weights(sample_weight, X):
         sample_weight = as_zarr_input(sample_weight)
         _refuse_missing_chunks(sample_weight)
         sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks)
+    _refuse_masked(sample_weight, "sample_weight")
     if not isinstance(sample_weight, da.Array):
         sample_weight = objects_as_float(np.asarray(sample_weight))
     if sample_weight.dtype.kind not in "biuf":  # before any cast: astype(float64) drops imaginary parts

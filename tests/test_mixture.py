@@ -1279,3 +1279,22 @@ def test_bad_and_subnormal_weights_are_refused_by_row():
     small = GaussianMixture(3, random_state=0).fit(X, sample_weight=w * 2.0**-990)
     np.testing.assert_allclose(small.means_, GaussianMixture(3, random_state=0).fit(X, sample_weight=w).means_,
                                rtol=1e-12)
+
+
+def test_masked_arrays_with_masked_entries_are_refused():
+    """The values under the mask were fitted as data, silently (as scikit-learn does)."""
+    X = make_blobs(n=600)
+    masked = np.ma.masked_array(X, mask=np.zeros(X.shape, bool))
+    np.testing.assert_allclose(GaussianMixture(3, random_state=0).fit(masked).means_,  # nothing masked: its data
+                               GaussianMixture(3, random_state=0).fit(X).means_, rtol=1e-12)
+    masked.mask[[40, 90], 1] = True
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    for call in (lambda: GaussianMixture(3).fit(masked), lambda: gm.predict(masked), lambda: gm.score(masked)):
+        with pytest.raises(ValueError, match=r"X is a masked array with masked entries in 2 row\(s\) \(first: row 40\)"):
+            call()
+    w = np.ma.masked_array(np.ones(600), mask=np.arange(600) == 7)
+    with pytest.raises(ValueError, match=r"sample_weight is a masked array .* \(first: row 7\)"):
+        GaussianMixture(3).fit(X, sample_weight=w)
+    lazy = da.ma.masked_greater(da.from_array(X, chunks=(200, 2)), 1e9)  # masks nothing here, but may: unknown
+    with pytest.raises(ValueError, match=r"X is a dask array of masked arrays.*map_blocks\(np.ma.filled, np.nan\)"):
+        GaussianMixture(3).fit(lazy)
