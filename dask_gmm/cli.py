@@ -932,11 +932,12 @@ def cmd_generate(args, term):
         term.out(f"wrote {what} to {args.path} in {_fmt_seconds(seconds)}")
     elif before["status"] == "complete":  # a rerun: its chunks are all there, and are not read again
         term.out(f"{args.path} already holds {what}: nothing written (to rewrite it, pass --overwrite)")
-    elif before["missing_chunks"] == 0:  # killed after its last chunk, before its record said complete
-        term.out(f"{args.path} held every chunk of {what}: marked it complete, nothing else written")
-    else:  # resumed, or mended: only the chunks it lacked were written
-        lacked = ", ".join(f"{_count(n, 'chunk')} of {name}" for name, n in before["missing_chunks_of"].items() if n)
-        term.out(f"wrote the chunks {args.path} lacked ({lacked}; {_count(-(-args.n_samples // before['chunks'][0]), 'chunk')} "
+    elif before["missing_chunks"] == 0 and not before["lost_true"]:  # killed after its last chunk, before
+        term.out(f"{args.path} held every chunk of {what}: marked it complete, nothing else written")  # its mark
+    else:  # resumed, or mended: only the chunks (and true parameters' arrays) it lacked were written
+        lacked = ", ".join([f"{_count(n, 'chunk')} of {name}" for name, n in before["missing_chunks_of"].items() if n]
+                           + [f"the array {name}" for name in before["lost_true"]])
+        term.out(f"wrote what {args.path} lacked ({lacked}; {_count(-(-args.n_samples // before['chunks'][0]), 'chunk')} "
                  f"each in all) of {what} in {_fmt_seconds(seconds)}")
     return 0
 
@@ -1337,7 +1338,8 @@ def cmd_info(args, term):
              + f", compressors {', '.join(info['compressors']) or 'none'}")
     state = {
         None: "not written by dask-gmm generate",
-        "damaged": "DAMAGED: generated complete, but chunks have gone or its shape or dtype has changed since; restore the store, or regenerate it",
+        "damaged": "DAMAGED: generated complete, but chunks or arrays have gone or its shape or dtype has changed "
+                   "since; restore the store, or regenerate it",
         "complete": "complete",
         "incomplete": "INCOMPLETE (generation interrupted): rerun the same generate command to finish it",
     }[info["status"]]
@@ -1350,6 +1352,9 @@ def cmd_info(args, term):
     if info["missing_chunks"]:
         of = ", ".join(f"{n} of {name}" for name, n in info["missing_chunks_of"].items() if n)
         term.out(f"  missing      {_count(info['missing_chunks'], 'chunk')} absent from the store: {of}")
+    if info.get("lost_true"):
+        term.out(f"  lost         the true parameters' array(s) {', '.join(info['lost_true'])} (the same generate "
+                 "command, rerun, writes them again)")
     if info["seed"] is not None:
         term.out(f"  seed         {info['seed']}")
     true = info["true_model"]

@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from numbers import Integral, Real
 
 import dask
@@ -52,6 +53,7 @@ from scipy.spatial.distance import pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import _kernels, _numba, io
+from ._checkpoint import temporary_sibling
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
 from .mixture import check_fitted
@@ -374,6 +376,22 @@ def _true_members(group):
     return arrays
 
 
+def _remove_aside(path, overwrite):
+    """Remove the local store at ``path`` that ``overwrite`` (True) replaces: renamed aside first, in
+    one step, then deleted. zarr's ``mode="w"`` deleted it file by file, and a run killed meanwhile
+    left a half-deleted store that nothing could tell for one of generate_mixture (neither a rerun
+    nor an overwrite would touch it); now it leaves a hidden ``.gone`` sibling, which the next store
+    begun at ``path`` sweeps (:func:`dask_gmm._checkpoint.temporary_sibling`), overwrite or not."""
+    gone = f"{temporary_sibling(path)}.gone"
+    if not (overwrite and os.path.isdir(path)):
+        return
+    try:
+        os.replace(path, gone)
+    except OSError:  # a mount point, say: zarr's mode="w" deletes it in place, as before
+        return
+    shutil.rmtree(gone, ignore_errors=True)
+
+
 def _remove_partial_files(path):
     """Delete temporary files left by writes that a killed process interrupted (LocalStore only)."""
     if not os.path.isdir(path):
@@ -593,8 +611,10 @@ def generate_mixture(
     else:
         if overwrite and os.path.islink(path):  # the link is replaced, never what it points to
             os.unlink(path)
-        group = zarr.open_group(path, mode="w")
-        group.update_attributes({**(attributes or {}), io.STATUS_ATTR: status})
+        elif "://" not in path:
+            _remove_aside(path, overwrite)
+        # the record with the group, in one write: a run killed between two writes left a group without it
+        group = zarr.open_group(path, mode="w", attributes={**(attributes or {}), io.STATUS_ATTR: status})
     _true_arrays(group, true)
     X, labels = _arrays(group, int(n_samples), n_features, rows, dtype, n_components, compression)
 
@@ -626,7 +646,19 @@ def read_true_model(path):
     """
     node = io.open_node(io.data_path(path))
     true = recorded_true(node) if isinstance(node, zarr.Group) else None
+    if true is None and isinstance(node, zarr.Group) and lost_true(node):
+        raise ValueError(f"The store {os.fspath(path)!r} is damaged: it has lost the array(s) of its true parameters "
+                         f"({', '.join(lost_true(node))}). Rerun the same generate command to write them again.")
     return None if true is None else fitted_model(*true, "full")
+
+
+def lost_true(group):
+    """The arrays :data:`TRUE_ARRAYS` that the generated ``group``, recorded complete, has lost
+    (absent, not arrays, or short of chunks): [] for any other group, or a store of old (whose
+    true parameters are an attribute)."""
+    if not io.generator_record(group, str(group.store_path)).get("complete") or group.attrs.get("true_model"):
+        return []
+    return [name for name in TRUE_ARRAYS if not isinstance(a := group.get(name), zarr.Array) or io.missing_chunks(a)]
 
 
 def store_info(path):
@@ -641,13 +673,14 @@ def store_info(path):
         (weights, means, covariances as lists, or None); ``missing_chunks``,
         the number of chunks of X (and labels) that zarr would read as fill values (in a
         sharded array: inner chunks, those of an absent shard included), and
-        ``missing_chunks_of``, that number for each array by name; ``status``: None (not
-        generated), "complete", "incomplete" (generation interrupted) or "damaged" (generated
-        complete, chunks gone since); ``labels_of``: for the labels array of a generated store,
+        ``missing_chunks_of``, that number for each array by name; ``lost_true``, the arrays of
+        the true parameters lost since the store was complete (:func:`lost_true`); ``status``: None
+        (not generated), "complete", "incomplete" (generation interrupted) or "damaged" (generated
+        complete, chunks or arrays gone since); ``labels_of``: for the labels array of a generated store,
         given by its own path, the store's path (whose status it shares), else None.
     """
     node = io.open_node(io.data_path(path))
-    status, true, arrays, labels_of = {}, None, [node], None
+    status, true, arrays, labels_of, lost = {}, None, [node], None, []
     if isinstance(node, zarr.Array):  # the array X of a generated group, given by its own path, has its status
         status = io.holding_status(node)
         if not status and io.holding_status(node, "labels"):  # its labels: the group's path
@@ -656,6 +689,7 @@ def store_info(path):
         status = io.generator_record(node, os.fspath(path))
         true = recorded_true(node)
         true = None if true is None else {k: v.tolist() for k, v in zip(_TRUE_KEYS, true)}
+        lost = lost_true(node)
         X, labels = (io.member(node, k, os.fspath(path)) for k in ("X", "labels"))
         if X is None and not status.get("complete", True) and _RECORDED_SHAPE <= status.keys():
             return _unmade_info(os.fspath(path), status, true, labels)  # killed before its arrays were made
@@ -687,7 +721,8 @@ def store_info(path):
         "true_model": true,
         "missing_chunks": n_missing,
         "missing_chunks_of": missing,
-        "status": _status(status.get("complete"), n_missing, changed),
+        "lost_true": lost,
+        "status": _status(status.get("complete"), n_missing or lost, changed),
         "labels_of": labels_of,
     }
 
@@ -705,7 +740,7 @@ def _unmade_info(path, status, true, labels):
     return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
             "compressors": [type(c).__name__ for c in _compressors(status.get("compression", "lz4"))], "complete": False,
             "seed": status.get("seed"), "n_components": status.get("n_components"), "true_model": true,
-            "missing_chunks": sum(missing.values()), "missing_chunks_of": missing,
+            "missing_chunks": sum(missing.values()), "missing_chunks_of": missing, "lost_true": [],
             "status": "incomplete", "labels_of": None}
 
 

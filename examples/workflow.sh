@@ -12,7 +12,8 @@ mkdir -p "$WORK"
 cd "$WORK"
 
 # 1. A synthetic 3-component mixture in 2-D: 200,000 rows in 50,000-row Zarr chunks.
-#    Rerunning the same command on an interrupted store finishes it.
+#    --overwrite makes each run of this script start afresh; without it, rerunning the same
+#    command on an interrupted store finishes it, writing only the chunks it lacks.
 dask-gmm generate data.zarr --n-samples 200_000 --n-features 2 --n-components 3 \
     --chunk-size 50_000 --seed 42 --overwrite
 

@@ -19,7 +19,7 @@ import pytest
 import zarr
 
 from dask_gmm import GaussianMixture, cli, generate_mixture, load_model, save_model
-from dask_gmm.generate import store_info
+from dask_gmm.generate import read_true_model, store_info
 
 N, CHUNK = 20_000, 5_000
 
@@ -574,7 +574,7 @@ def test_missing_chunk(store, tmp_path, capsys, model_file):
     rc, _, err = run(capsys, "score", model_file, broken)
     assert_one_line_error(rc, err, f"The Zarr array 'file://{broken}/X' is missing 1 of its chunks (c/1/0)")
     rc, out, _ = run(capsys, "info", broken)  # said "complete" beside the missing chunk
-    assert rc == 0 and "status       DAMAGED: generated complete, but chunks have gone or its shape or dtype has changed since" in out
+    assert rc == 0 and "status       DAMAGED: generated complete, but chunks or arrays have gone or its shape or dtype has changed since" in out
     assert "missing      1 chunk absent from the store: 1 of X" in out
     info = json.loads(run(capsys, "info", broken, "--json")[1])  # "complete": true beside the hole, alone
     assert info["status"] == "damaged" and info["complete"] is True
@@ -692,9 +692,26 @@ def test_generate_rerun_says_what_it_wrote(tmp_path, capsys):
     shutil.rmtree(tmp_path / "g.zarr" / "X" / "c" / "1")  # a lost chunk is written again, and said so
     (tmp_path / "g.zarr" / "labels" / "c" / "3").unlink()  # (it said "wrote 20,000 rows", as if all)
     rc, out, _ = run(capsys, *argv)
-    assert rc == 0 and out.startswith(f"wrote the chunks {tmp_path / 'g.zarr'} lacked (1 chunk of X, 1 chunk of "
+    assert rc == 0 and out.startswith(f"wrote what {tmp_path / 'g.zarr'} lacked (1 chunk of X, 1 chunk of "
                                       "labels; 4 chunks each in all) of 20,000 rows x 2 features")
     assert "already holds" in run(capsys, *argv)[1]
+    # lost arrays of the true parameters: info said complete, read_true_model None, a rerun "nothing written"
+    kept = (tmp_path / "g.zarr" / "true_means" / "c" / "0" / "0").read_bytes()
+    shutil.rmtree(tmp_path / "g.zarr" / "true_covariances")
+    (tmp_path / "g.zarr" / "true_means" / "c" / "0" / "0").unlink()
+    info = store_info(str(tmp_path / "g.zarr"))
+    assert info["status"] == "damaged" and info["lost_true"] == ["true_means", "true_covariances"]
+    assert "lost         the true parameters' array(s) true_means, true_covariances" in run(
+        capsys, "info", tmp_path / "g.zarr")[1]
+    with pytest.raises(ValueError, match=r"has lost the array\(s\) of its true parameters \(true_means, "
+                                         r"true_covariances\)\. Rerun the same generate command"):
+        read_true_model(str(tmp_path / "g.zarr"))
+    rc, out, _ = run(capsys, *argv)
+    assert rc == 0 and out.startswith(f"wrote what {tmp_path / 'g.zarr'} lacked (the array true_means, the array "
+                                      "true_covariances; 4 chunks each in all)")
+    assert (tmp_path / "g.zarr" / "true_means" / "c" / "0" / "0").read_bytes() == kept
+    assert store_info(str(tmp_path / "g.zarr"))["status"] == "complete"
+    assert read_true_model(str(tmp_path / "g.zarr")).means_.shape == (3, 2)
 
 
 def test_unwritable_outputs_fail_before_the_work(store, tmp_path, capsys, monkeypatch):

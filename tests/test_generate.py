@@ -116,8 +116,13 @@ def test_a_store_of_old_keeps_its_true_model_and_resumes(tmp_path):
 def test_true_parameters_a_killed_run_left_short_are_written_again_and_others_refused(tmp_path):
     path = str(tmp_path / "s.zarr")
     gm = generate_mixture(path, **SMALL)
-    shutil.rmtree(os.path.join(path, "true_covariances", "c"))  # killed before their chunks were written
-    assert read_true_model(path) is None and store_info(path)["true_model"] is None  # not NaN
+    shutil.rmtree(os.path.join(path, "true_covariances", "c"))  # lost, or killed before they were written
+    with pytest.raises(ValueError, match=r"lost the array\(s\) of its true parameters \(true_covariances\)"):
+        read_true_model(path)  # the store said complete: damaged (it was None, as of a store that records none)
+    assert store_info(path)["true_model"] is None and store_info(path)["status"] == "damaged"  # not NaN
+    g = zarr.open_group(path, mode="r+")
+    g.attrs[io.STATUS_ATTR] = {**g.attrs[io.STATUS_ATTR], "complete": False}  # as a killed run leaves it
+    assert read_true_model(path) is None and store_info(path)["status"] == "incomplete"
     assert generate_mixture(path, **SMALL).covariances_.tolist() == gm.covariances_.tolist()
     np.testing.assert_array_equal(read_true_model(path).covariances_, gm.covariances_)
     g = zarr.open_group(path, mode="r+")
@@ -739,3 +744,38 @@ def test_a_store_killed_before_its_arrays_were_made_is_incomplete(tmp_path):
         generate_mixture(path, **SMALL)
     generate_mixture(path, **SMALL, overwrite=True)
     assert tree_digest(path) == tree_digest(whole)
+
+
+def test_an_overwrite_killed_while_deleting_the_old_store_leaves_nothing_half_deleted(tmp_path):
+    """zarr's mode="w" deleted the old store file by file: a kill meanwhile left folders of chunks
+    without the group's zarr.json, which neither a rerun nor --overwrite would touch. Now the old
+    store is renamed aside in one step; the kill here comes while that sibling is being deleted."""
+    path = str(tmp_path / "s.zarr")
+    generate_mixture(path, 2000, chunk_size=100, random_state=1)
+    code = (
+        "import shutil, sys, time\n"
+        "from dask_gmm import generate\n"
+        "real = shutil.rmtree\n"
+        "def slow(p, *a, **k):\n"
+        "    if str(p).endswith('.gone'):\n"
+        "        print('deleting', flush=True)\n"
+        "        time.sleep(120)\n"
+        "    return real(p, *a, **k)\n"
+        "generate.shutil.rmtree = slow\n"
+        "generate.generate_mixture(sys.argv[1], 2000, chunk_size=100, random_state=1, overwrite=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "deleting"
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert not os.path.lexists(path)  # the old store is aside, whole, under a hidden name
+    (leftover,) = [n for n in os.listdir(tmp_path) if n.endswith(".gone")]
+    assert sorted(os.listdir(tmp_path / leftover)) == ["X", "labels", "true_covariances", "true_means", "true_weights",
+                                                      "zarr.json"]
+    done = subprocess.run([sys.executable, "-m", "dask_gmm", "generate", path, "-n", "2000", "--chunk-size", "100",
+                           "--seed", "1", "-q"], capture_output=True, text=True, timeout=300)  # a rerun, as a user's
+    assert done.returncode == 0, done.stderr
+    assert store_info(path)["status"] == "complete"
+    assert [n for n in os.listdir(tmp_path) if n != "s.zarr"] == []  # the dead writer's leftover swept
