@@ -1241,7 +1241,7 @@ def cmd_predict(args, term):
     _check_match(model, X, args.model, args.path)
     K = model.means_.shape[0]
     if args.proba:
-        result, what = model.predict_proba(path), f"probabilities of {K} components"
+        result, what = model.predict_proba(path), f"probabilities of {_count(K, 'component')}"
     else:
         from .generate import label_dtype
 
@@ -1326,7 +1326,9 @@ def cmd_info(args, term):
     term.out(f"Zarr store {path}")
     if info["predicted"]:  # not data: it was called X, its components features
         p = info["predicted"]
-        what = f"probabilities of {p.get('n_components')} components" if p.get("kind") == "proba" else "labels"
+        k = p.get("n_components")
+        what = ("labels" if p.get("kind") != "proba" else
+                f"probabilities of {_count(k, 'component')}" if isinstance(k, int) else "probabilities")
         term.out(f"  predicted    {what} of {_count(info['shape'][0], 'row')}, {info['dtype']}, written by "
                  f"{PROG} predict from {p.get('data')!r} with the model {p.get('model')!r}")
     elif len(info["shape"]) == 2:

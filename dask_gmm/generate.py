@@ -376,6 +376,16 @@ def _true_members(group):
     return arrays
 
 
+def _warn_if_kept(path, group, attributes):
+    """Warn when a rerun is given ``attributes`` that the store at ``path`` does not hold: they are
+    written when a store is created, and a rerun that resumed or found it complete kept its own."""
+    changed = sorted(k for k, v in (attributes or {}).items() if group.attrs.get(k) != json.loads(json.dumps(v)))
+    if changed:
+        io.warn_at_caller(f"generate_mixture: {path!r} exists, and its attributes are written when it is created: "
+                          f"this rerun keeps its own ({', '.join(map(repr, changed))} not changed). "
+                          "Pass overwrite=True to replace the store with new attributes.")
+
+
 def _remove_aside(path, overwrite):
     """Remove the local store at ``path`` that ``overwrite`` (True) replaces: renamed aside first, in
     one step, then deleted. zarr's ``mode="w"`` deleted it file by file, and a run killed meanwhile
@@ -603,6 +613,8 @@ def generate_mixture(
 
     if old is not None:
         _check_same(path, old, (status, true))
+        if attributes:
+            _warn_if_kept(path, io.open_node(path), attributes)
         if old[0]["complete"] and _whole(path):
             logger.info("%s is already complete; nothing to write", path)
             return true_model

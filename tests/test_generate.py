@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import dask
 import numpy as np
@@ -779,3 +780,18 @@ def test_an_overwrite_killed_while_deleting_the_old_store_leaves_nothing_half_de
     assert done.returncode == 0, done.stderr
     assert store_info(path)["status"] == "complete"
     assert [n for n in os.listdir(tmp_path) if n != "s.zarr"] == []  # the dead writer's leftover swept
+
+
+def test_a_rerun_with_other_attributes_warns_that_the_store_keeps_its_own(tmp_path):
+    """Attributes are written at creation: a rerun given new ones kept the old without a word."""
+    path = str(tmp_path / "s.zarr")
+    generate_mixture(path, 1000, random_state=1, attributes={"run": 1, "tags": ("a", "b")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        generate_mixture(path, 1000, random_state=1, attributes={"run": 1, "tags": ("a", "b")})  # the same: quiet
+    with pytest.warns(UserWarning, match=r"attributes are written when it is created: this rerun keeps its own "
+                                         r"\('run' not changed\)\. Pass overwrite=True"):
+        generate_mixture(path, 1000, random_state=1, attributes={"run": 2})
+    assert zarr.open_group(path, mode="r").attrs["run"] == 1
+    generate_mixture(path, 1000, random_state=1, attributes={"run": 2}, overwrite=True)
+    assert zarr.open_group(path, mode="r").attrs["run"] == 2
