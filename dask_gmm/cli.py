@@ -905,7 +905,7 @@ def _option_words(message):
     ``--n-samples``, ``overwrite=True``: ``--overwrite``), but inside quoted paths."""
     parts = re.split(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", message)  # repr quotes a path so
     for i in range(0, len(parts), 2):  # the unquoted parts
-        part = parts[i].replace("overwrite=True", "--overwrite")
+        part = re.sub(r"\brandom_state\b", "--seed", parts[i].replace("overwrite=True", "--overwrite"))
         for name in ("n_samples", "n_features", "n_components", "chunk_size", "dtype", "compression"):
             part = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), part)
         parts[i] = part

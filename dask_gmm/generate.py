@@ -284,6 +284,10 @@ def _whole(path):
     return not any(io.missing_chunks(a) for a in arrays)
 
 
+#: The argument of generate_mixture that sets each key of its record that is not named after one.
+_ARGUMENT = {"seed": "random_state", "spawn_key": "random_state", "source": "model"}
+
+
 def _check_same(path, old, new):
     (old_status, old_true), (new_status, new_true) = old, new  # true: lists, of a store of old (or None)
     if old_status.get("format") == FORMAT:  # recorded before the option: Blosc-LZ4
@@ -303,6 +307,7 @@ def _check_same(path, old, new):
     capped = any(st.get("chunk_size") == st.get("n_samples") for st in (old_status, new_status))
     if {"n_samples", "chunk_size"} <= set(differ) and capped:
         differ.remove("chunk_size")  # a chunk capped at n_samples follows it: not a difference of its own
+    differ = sorted({_ARGUMENT.get(k, k) for k in differ})  # by the arguments' names
     if old_true is not None and old_true != {k: v.tolist() for k, v in zip(_TRUE_KEYS, new_true)}:
         differ.append("true_model")
     if differ:

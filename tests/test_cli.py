@@ -91,6 +91,11 @@ def test_generate_without_compression_equals_the_library_and_says_so(tmp_path, c
     rc, _, err = run(capsys, "generate", path, "-n", "20_000", "--chunk-size", "5000", "--seed", "1",
                      "--compression", "lz4")
     assert_one_line_error(rc, err, "different arguments (--compression differs)", "--overwrite")
+    rc, _, err = run(capsys, "generate", path, "-n", "20_000", "--chunk-size", "5000", "--seed", "2",
+                     "--compression", "none")  # the option's name (it said "seed", the record's key)
+    assert_one_line_error(rc, err, "different arguments (--seed differs)", "--overwrite")
+    with pytest.raises(ValueError, match=r"different arguments \(random_state differs\)"):
+        generate_mixture(path, 20_000, chunk_size=5000, random_state=2, compression="none")
 
 
 def test_fit_equals_the_library(store, model_file, capsys):
