@@ -100,7 +100,7 @@ def test_missing_chunks_are_refused_by_name(tmp_path):
 
 def test_a_dask_array_of_a_zarr_array_is_read_as_the_zarr_array(tmp_path):
     """``da.from_zarr`` skipped the checks of a Zarr array given as it is: a deleted chunk (fill value
-    0) was fitted as 500 rows at the origin, and a corrupt one was zarr's bare checksum error."""
+    0) was fitted as 500 rows at the origin, and a corrupt one was zarr's bare decoding error."""
     X = make_blobs(n=3000)
     arr = write_store(tmp_path / "g.zarr", X, group=False)
     zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(500,), dtype="f8")[:] = 1.0
