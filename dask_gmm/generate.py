@@ -663,9 +663,10 @@ def read_true_model(path):
     """
     node = io.open_node(io.data_path(path))
     true = recorded_true(node) if isinstance(node, zarr.Group) else None
-    if true is None and isinstance(node, zarr.Group) and lost_true(node):
+    lost = lost_true(node) if true is None and isinstance(node, zarr.Group) else []
+    if lost:
         raise ValueError(f"The store {os.fspath(path)!r} is damaged: it has lost the array(s) of its true parameters "
-                         f"({', '.join(lost_true(node))}). Rerun the same generate command to write them again.")
+                         f"({', '.join(lost)}). Rerun the same generate command to write them again.")
     return None if true is None else fitted_model(*true, "full")
 
 

@@ -1124,17 +1124,16 @@ def as_weights(sample_weight, X):
         except zarr.errors.NodeTypeValidationError:
             raise ValueError(f"{data_path(sample_weight)!r} is a Zarr group, not an array of sample weights. "
                              "Give the path of the array inside it.") from None
-    if isinstance(sample_weight, da.Array) and (whole := whole_zarr_array(sample_weight)) is not None:
-        sample_weight = whole
-    elif isinstance(sample_weight, da.Array):
-        _check_zarr_sources(sample_weight)
     if isinstance(sample_weight, zarr.Group):
         raise ValueError("sample_weight is a Zarr group, not an array of sample weights. "
                          "Give the array inside it (group['name']).")
-    if isinstance(sample_weight, zarr.Array):
+    if isinstance(sample_weight, (zarr.Array, da.Array)):  # a dask array of a whole Zarr array: that array
         sample_weight = as_zarr_input(sample_weight)
+    if isinstance(sample_weight, zarr.Array):
         _refuse_missing_chunks(sample_weight)
         sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks)
+    elif isinstance(sample_weight, da.Array):
+        _check_zarr_sources(sample_weight)
     _refuse_masked(sample_weight, "sample_weight")
     if not isinstance(sample_weight, da.Array):
         sample_weight = objects_as_float(np.asarray(sample_weight))
