@@ -185,6 +185,48 @@ def temporary_sibling(path):
     return os.path.join(folder, f"{prefix}{writer_id()}@{uuid.uuid4().hex[:8]}")
 
 
+@contextlib.contextmanager
+def one_writer(path, busy):
+    """Hold the lock of the local output ``path`` while this process writes it in place: an
+    exclusive ``flock`` of its hidden sibling ``.NAME.lock``, removed after. A second writer of
+    ``path`` meanwhile (another process, on any host where the file system honours ``flock``, or
+    another thread) gets the ValueError ``busy`` rather than interleave its chunks with this
+    one's: two overwrites at once had left a store recorded as one seed's, complete, holding a
+    chunk of the other's. Where no lock can be made (no ``fcntl``, an unwritable folder) none is
+    taken, and the write meets the folder's own error."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    folder, prefix = _sibling_name(path)
+    lock = os.path.join(folder, f"{prefix.removesuffix('.tmp@')}.lock")
+    while True:
+        try:
+            os.makedirs(folder, exist_ok=True)  # as zarr would make it for the store
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ValueError(busy) from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except OSError:
+            pass
+        os.close(fd)  # a writer that just finished removed the file locked: lock the one there now
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
 def restore_moved_aside(path):
     """Undo what a writer killed while replacing ``path`` left: the previous output it had moved
     aside (``.NAME.tmp@WRITER@HEX.old``, its writer dead) goes back to ``path`` when nothing is

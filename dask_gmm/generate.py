@@ -39,6 +39,7 @@ arguments writes only the chunks that are absent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -53,7 +54,7 @@ from scipy.spatial.distance import pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import _kernels, _numba, io
-from ._checkpoint import temporary_sibling
+from ._checkpoint import one_writer, temporary_sibling
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
 from .mixture import check_fitted
@@ -504,7 +505,8 @@ def generate_mixture(
         complete or not, or whose metadata cannot be read). Otherwise an existing
         store generated with other arguments is refused. Anything else at ``path``
         (another Zarr store, which may be data, or files and folders; an empty
-        folder excepted) is refused either way.
+        folder excepted) is refused either way. While one run writes a local
+        store, another to the same path is refused (a lock: :func:`dask_gmm._checkpoint.one_writer`).
     box : float, default 10.0
         Means are uniform in ``[-box, box]^n_features``.
     covariance_scale : float, default 0.1
@@ -562,95 +564,102 @@ def generate_mixture(
         if min_separation is not None:
             _check_number("min_separation", min_separation, Real, 0.0)
 
-    if overwrite:
-        io.refuse_unreplaceable(path, "overwrite=True", (_generated, _generated_layout, "a store of generate_mixture"))
-        _refuse_foreign_members(path)
-    elif os.path.islink(path) and not os.path.exists(path):
-        raise ValueError(f"generate_mixture: {path!r} is a link to {os.readlink(path)!r}, which does not exist. "
-                         "Pass overwrite=True to replace the link, or choose another path.")
-    old = None if overwrite else _read_status(path)
-    recorded = old[0] if old and old[0].get("format") == FORMAT else {}  # what a rerun resumes by default
-    if random_state is None and recorded:
-        random_state = np.random.SeedSequence(recorded["seed"], spawn_key=tuple(recorded["spawn_key"]))
-        logger.info("reusing the seed recorded in %s", path)
-    root = as_seed_sequence(random_state)
-    entropy = root.entropy  # an int or ints (a SeedSequence's), NumPy's or Python's: recorded as JSON's
-    seed = {"entropy": [int(e) for e in entropy] if np.ndim(entropy) else int(entropy),
-            "spawn_key": [int(k) for k in root.spawn_key]}
-    if model is None:
-        params_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
-        weights, means, covs = draw_parameters(params_seed, n_features, n_components, box,
-                                               covariance_scale, min_separation)
-        drawn = {"box": float(box), "covariance_scale": float(covariance_scale),
-                 "min_separation": None if min_separation is None else float(min_separation)}
-    else:
-        weights, means, covs = _model_parameters(model)
-        drawn = {"box": None, "covariance_scale": None, "min_separation": None}
-    n_components, n_features = means.shape
-    if chunk_size is None:
-        chunk_size = recorded.get("chunk_size")  # as the seed: the default of the run that began the store
-    if chunk_size is None:
-        chunk_size = default_chunk_size(n_features, dtype)
-    if compression is None:  # as the chunk size: what the store records (before the option, LZ4), else LZ4
-        compression = recorded.get("compression", "lz4")
-    rows = min(int(chunk_size), int(n_samples))
-    if rows * n_features * np.dtype(dtype).itemsize > MAX_CHUNK_BYTES and not old:  # a store begun before the cap resumes
-        raise ValueError(
-            f"generate_mixture: chunks of {rows:,} rows x {n_features} features would hold "
-            f"{rows * n_features * np.dtype(dtype).itemsize / 2**30:,.1f} GiB each, more than the "
-            f"{MAX_CHUNK_BYTES // 2**30} GiB a chunk may hold (each is made in memory, and Blosc takes at most 2 GiB). "
-            "Pass a smaller chunk_size."
-        )
-    if -(-n_samples // rows) > MAX_CHUNKS:
-        raise ValueError(
-            f"generate_mixture: {n_samples:,} rows in chunks of {rows:,} make {-(-n_samples // rows):,} chunks, "
-            f"more than the {MAX_CHUNKS:,} a store may have (their list is checked in memory). "
-            "Pass a larger chunk_size."
-        )
-    status = {
-        "format": FORMAT, "complete": False, "n_samples": int(n_samples), "n_features": n_features,
-        "n_components": n_components, "chunk_size": rows, "dtype": np.dtype(dtype).name,
-        "seed": seed["entropy"], "spawn_key": seed["spawn_key"], "covariance_type": "full",
-        "source": "drawn" if model is None else "model", "compression": compression, **drawn,
-    }
-    true = (weights, means, covs)
-    true_model = fitted_model(weights, means, covs, "full")
+    busy = (f"generate_mixture: {path!r} is being written by another run now (another process, or "
+            "thread). Wait for it to finish, or write another path.")
+    local = "://" not in path  # a URL's store takes no lock
+    with one_writer(path, busy) if local else contextlib.nullcontext():
+        if overwrite:
+            io.refuse_unreplaceable(path, "overwrite=True",
+                                    (_generated, _generated_layout, "a store of generate_mixture"))
+            _refuse_foreign_members(path)
+        elif os.path.islink(path) and not os.path.exists(path):
+            raise ValueError(f"generate_mixture: {path!r} is a link to {os.readlink(path)!r}, which does not exist. "
+                             "Pass overwrite=True to replace the link, or choose another path.")
+        old = None if overwrite else _read_status(path)
+        recorded = old[0] if old and old[0].get("format") == FORMAT else {}  # what a rerun resumes by default
+        if random_state is None and recorded:
+            random_state = np.random.SeedSequence(recorded["seed"], spawn_key=tuple(recorded["spawn_key"]))
+            logger.info("reusing the seed recorded in %s", path)
+        root = as_seed_sequence(random_state)
+        entropy = root.entropy  # an int or ints (a SeedSequence's), NumPy's or Python's: recorded as JSON's
+        seed = {"entropy": [int(e) for e in entropy] if np.ndim(entropy) else int(entropy),
+                "spawn_key": [int(k) for k in root.spawn_key]}
+        if model is None:
+            params_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
+            weights, means, covs = draw_parameters(params_seed, n_features, n_components, box,
+                                                   covariance_scale, min_separation)
+            drawn = {"box": float(box), "covariance_scale": float(covariance_scale),
+                     "min_separation": None if min_separation is None else float(min_separation)}
+        else:
+            weights, means, covs = _model_parameters(model)
+            drawn = {"box": None, "covariance_scale": None, "min_separation": None}
+        n_components, n_features = means.shape
+        if chunk_size is None:
+            chunk_size = recorded.get("chunk_size")  # as the seed: the default of the run that began the store
+        if chunk_size is None:
+            chunk_size = default_chunk_size(n_features, dtype)
+        if compression is None:  # as the chunk size: what the store records (before the option, LZ4), else LZ4
+            compression = recorded.get("compression", "lz4")
+        rows = min(int(chunk_size), int(n_samples))
+        # a store begun before the cap resumes
+        if rows * n_features * np.dtype(dtype).itemsize > MAX_CHUNK_BYTES and not old:
+            raise ValueError(
+                f"generate_mixture: chunks of {rows:,} rows x {n_features} features would hold "
+                f"{rows * n_features * np.dtype(dtype).itemsize / 2**30:,.1f} GiB each, more than the "
+                f"{MAX_CHUNK_BYTES // 2**30} GiB a chunk may hold (each is made in memory, and Blosc takes at "
+                "most 2 GiB). "
+                "Pass a smaller chunk_size."
+            )
+        if -(-n_samples // rows) > MAX_CHUNKS:
+            raise ValueError(
+                f"generate_mixture: {n_samples:,} rows in chunks of {rows:,} make {-(-n_samples // rows):,} chunks, "
+                f"more than the {MAX_CHUNKS:,} a store may have (their list is checked in memory). "
+                "Pass a larger chunk_size."
+            )
+        status = {
+            "format": FORMAT, "complete": False, "n_samples": int(n_samples), "n_features": n_features,
+            "n_components": n_components, "chunk_size": rows, "dtype": np.dtype(dtype).name,
+            "seed": seed["entropy"], "spawn_key": seed["spawn_key"], "covariance_type": "full",
+            "source": "drawn" if model is None else "model", "compression": compression, **drawn,
+        }
+        true = (weights, means, covs)
+        true_model = fitted_model(weights, means, covs, "full")
 
-    if old is not None:
-        _check_same(path, old, (status, true))
-        if attributes:
-            _warn_if_kept(path, io.open_node(path), attributes)
-        if old[0]["complete"] and _whole(path):
-            logger.info("%s is already complete; nothing to write", path)
-            return true_model
-        group = zarr.open_group(path, mode="r+")
-        _remove_partial_files(path)
-    else:
-        if overwrite and os.path.islink(path):  # the link is replaced, never what it points to
-            os.unlink(path)
-        elif "://" not in path:
-            _remove_aside(path, overwrite)
-        # the record with the group, in one write: a run killed between two writes left a group without it
-        group = zarr.open_group(path, mode="w", attributes={**(attributes or {}), io.STATUS_ATTR: status})
-    _true_arrays(group, true)
-    X, labels = _arrays(group, int(n_samples), n_features, rows, dtype, n_components, compression)
+        if old is not None:
+            _check_same(path, old, (status, true))
+            if attributes:
+                _warn_if_kept(path, io.open_node(path), attributes)
+            if old[0]["complete"] and _whole(path):
+                logger.info("%s is already complete; nothing to write", path)
+                return true_model
+            group = zarr.open_group(path, mode="r+")
+            _remove_partial_files(path)
+        else:
+            if overwrite and os.path.islink(path):  # the link is replaced, never what it points to
+                os.unlink(path)
+            elif local:
+                _remove_aside(path, overwrite)
+            # the record with the group, in one write: a run killed between two writes left a group without it
+            group = zarr.open_group(path, mode="w", attributes={**(attributes or {}), io.STATUS_ATTR: status})
+        _true_arrays(group, true)
+        X, labels = _arrays(group, int(n_samples), n_features, rows, dtype, n_components, compression)
 
-    todo = sorted({_chunk_index(k) for k in io.missing_chunks(X)}
-                  | {_chunk_index(k) for k in io.missing_chunks(labels)})
-    logger.info("writing %d of %d chunks (%d rows each) to %s", len(todo), X.nchunks, rows, path)
-    chol = np.linalg.cholesky(covs)
-    token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster
-    tasks = [
-        dask.delayed(_write_chunk)(X, labels, i, seed, weights, means, chol,
-                                   dask_key_name=f"generate-chunk-{token}-{i}")
-        for i in todo
-    ]
-    dask.compute(*tasks)
-    io.refuse_unwritten((X, labels), path, "Write to a path (or URL) that this process and every worker share, "
-                        "then rerun to finish.")
-    group.update_attributes({io.STATUS_ATTR: {**status, "complete": True}})
-    logger.info("%s complete", path)
-    return true_model
+        todo = sorted({_chunk_index(k) for k in io.missing_chunks(X)}
+                      | {_chunk_index(k) for k in io.missing_chunks(labels)})
+        logger.info("writing %d of %d chunks (%d rows each) to %s", len(todo), X.nchunks, rows, path)
+        chol = np.linalg.cholesky(covs)
+        token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster
+        tasks = [
+            dask.delayed(_write_chunk)(X, labels, i, seed, weights, means, chol,
+                                       dask_key_name=f"generate-chunk-{token}-{i}")
+            for i in todo
+        ]
+        dask.compute(*tasks)
+        io.refuse_unwritten((X, labels), path, "Write to a path (or URL) that this process and every worker share, "
+                            "then rerun to finish.")
+        group.update_attributes({io.STATUS_ATTR: {**status, "complete": True}})
+        logger.info("%s complete", path)
+        return true_model
 
 
 # ------------------------------------------------------------------ reading back

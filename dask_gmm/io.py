@@ -527,9 +527,14 @@ def refuse_unwritten(arrays, path, advice):
 def _store_name(arr):
     """The path or URL of the Zarr array ``arr``, for messages (an fsspec store's URL, not its repr)."""
     store = arr.store_path.store
-    if isinstance(store, zarr.storage.FsspecStore):
-        return "/".join(p for p in (store.fs.unstrip_protocol(store.path), arr.store_path.path) if p)
-    return str(arr.store_path)
+    if not isinstance(store, zarr.storage.FsspecStore):
+        return str(arr.store_path)
+    name = "/".join(p for p in (store.fs.unstrip_protocol(store.path), arr.store_path.path) if p)
+    options = getattr(store.fs, "sync_fs", store.fs).storage_options  # a chained URL's target: zip://...::file://...
+    target = options.get("fo")
+    if isinstance(target, str):
+        name += "::" + (target if "://" in target else f"{options.get('target_protocol') or 'file'}://{target}")
+    return name
 
 
 def _refuse_missing_chunks(arr):

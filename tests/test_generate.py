@@ -795,3 +795,45 @@ def test_a_rerun_with_other_attributes_warns_that_the_store_keeps_its_own(tmp_pa
     assert zarr.open_group(path, mode="r").attrs["run"] == 1
     generate_mixture(path, 1000, random_state=1, attributes={"run": 2}, overwrite=True)
     assert zarr.open_group(path, mode="r").attrs["run"] == 2
+
+
+def test_a_second_writer_of_a_store_is_refused_while_the_first_writes(tmp_path):
+    """Two overwrites of one path at once had interleaved their chunks: the store was recorded as
+    complete, of one seed, and held a chunk of the other's. The second is now refused."""
+    path = str(tmp_path / "s.zarr")
+    generate_mixture(path, 2000, chunk_size=100, random_state=1)
+    code = (
+        "import sys, threading\n"
+        "from dask_gmm import generate\n"
+        "real, first = generate._write_chunk, threading.Lock()\n"
+        "def held(*a, **k):\n"
+        "    if first.acquire(blocking=False):\n"
+        "        print('writing', flush=True)\n"
+        "        sys.stdin.readline()\n"
+        "    return real(*a, **k)\n"
+        "generate._write_chunk = held\n"
+        "generate.generate_mixture(sys.argv[1], 2000, chunk_size=100, random_state=2, overwrite=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        second = subprocess.run([sys.executable, "-m", "dask_gmm", "generate", path, "-n", "2000", "--chunk-size",
+                                 "100", "--seed", "3", "--overwrite", "-q"], capture_output=True, text=True,
+                                timeout=300)
+        assert second.returncode == 2
+        assert second.stderr.strip() == (f"dask-gmm: error: {path!r} is being written by another run now (another "
+                                         "process, or thread). Wait for it to finish, or write another path.")
+        with pytest.raises(ValueError, match="is being written by another run now"):
+            generate_mixture(path, 2000, chunk_size=100, random_state=1)  # a rerun too
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=300) == 0
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    generate_mixture(str(tmp_path / "ref.zarr"), 2000, chunk_size=100, random_state=2)
+    assert store_info(path)["status"] == "complete"
+    np.testing.assert_array_equal(zarr.open_array(f"{path}/X", mode="r")[:],
+                                  zarr.open_array(str(tmp_path / "ref.zarr" / "X"), mode="r")[:])
+    assert sorted(os.listdir(tmp_path)) == ["ref.zarr", "s.zarr"]  # the lock files removed

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -96,6 +97,10 @@ def test_missing_chunks_are_refused_by_name(tmp_path):
     os.remove(tmp_path / "g.zarr" / "X" / "c" / "2" / "0")
     with pytest.raises(ValueError, match=r"missing 1 of its chunks \(c/2/0\)"):
         fit(str(tmp_path / "g.zarr"))
+    zipped = shutil.make_archive(str(tmp_path / "g"), "zip", tmp_path / "g.zarr" / "X")
+    url = f"zip://::file://{zipped}"  # a chained URL is named whole, not as 'zip://'
+    with pytest.raises(ValueError, match=f"The Zarr array '{url}' is missing 1 of its chunks"):
+        fit(url)
 
 
 def test_a_dask_array_of_a_zarr_array_is_read_as_the_zarr_array(tmp_path):
