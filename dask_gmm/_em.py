@@ -507,6 +507,10 @@ def record(run, lower_bound, tol):
 #: (their error is 1e-16 of the distance from where the moments were centred), so 20 span float64's
 #: range: a start 1e98 standard deviations from data near the origin needed 6.
 MAX_RECENTRING_PASSES = 20
+#: A further pass is made only while the last shrank the means' move from their centres this much
+#: (a useful pass shrinks it about 1e16-fold; moves at rounding level wander within a few times).
+MOVE_SHRINK = 1e-4
+EPS = np.finfo(np.float64).eps
 
 
 def recentred(blocks, models, stats, reg_covar, weight_units):
@@ -522,7 +526,10 @@ def recentred(blocks, models, stats, reg_covar, weight_units):
     on their new means, and again while a model is still that far from where
     its moments were centred (the new means are exact to 1e-16 of the move, so
     a move of over 1e19 standard deviations takes more than one more pass), at
-    most :data:`MAX_RECENTRING_PASSES` passes. The responsibilities, and so the
+    most :data:`MAX_RECENTRING_PASSES` passes, and only while each pass brings
+    it nearer: its move shrinks by :data:`MOVE_SHRINK` or more (a covariance
+    not positive definite however the moments are centred fails the M-step
+    then, not 20 passes later). The responsibilities, and so the
     lower bound, are the same in every pass.
 
     Parameters
@@ -537,7 +544,7 @@ def recentred(blocks, models, stats, reg_covar, weight_units):
     refs : list of ndarray of shape (K, d)
     """
     stats, refs = list(stats), [m.means for m in models]
-    todo = list(range(len(models)))
+    todo, last = list(range(len(models))), {}
     for _ in range(MAX_RECENTRING_PASSES):
         far = []
         for i in todo:
@@ -545,7 +552,14 @@ def recentred(blocks, models, stats, reg_covar, weight_units):
                 _, means, cov = gaussian_parameters(stats[i].nk, stats[i].s1c, stats[i].s2, refs[i], reg_covar,
                                                     models[i].covariance_type, weight_units[i])
             loss = centring_loss(means, refs[i], cov, models[i].covariance_type)
-            if loss > MAX_CENTRING_LOSS and np.all(np.isfinite(means)):
+            # a useful pass leaves the means about 1e-16 of their move from its centres: none is made
+            # once the move is the means' rounding, or when the last did not shrink it (a covariance
+            # not positive definite however its moments are centred, an infinite loss, is then the
+            # M-step's error, not 19 passes later)
+            move = float(np.max(np.abs(means - refs[i])))
+            shrunk = (i not in last or move < last[i] * MOVE_SHRINK) and move > EPS * np.max(np.abs(means))
+            last[i] = move
+            if loss > MAX_CENTRING_LOSS and np.all(np.isfinite(means)) and shrunk:
                 far.append((i, means, loss))
         if not far:
             break

@@ -558,6 +558,26 @@ def test_a_far_wide_start_with_many_features_keeps_the_means_digits(monkeypatch)
     np.testing.assert_allclose(fits[True], fits[False], rtol=0, atol=1e-9 * np.abs(fits[False]).max())
 
 
+def test_a_collapsing_component_fails_after_one_more_pass_not_twenty(monkeypatch):
+    """A component collapsing onto two rows with reg_covar=0: its covariance is not positive
+    definite however its moments are centred, and the statistics were computed 20 more times
+    (MAX_RECENTRING_PASSES) before the M-step's error."""
+    from dask_gmm import _em
+
+    passes = []
+    real = _em.Blocks.map_reduce
+    monkeypatch.setattr(_em.Blocks, "map_reduce", lambda self, *a, **k: passes.append(a[0]) or real(self, *a, **k))
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(300, 3)), [[50, 50, 50], [50.5, 50, 50]]])
+    start = dict(means_init=[[0.0, 0, 0], [50.2, 50, 50]], weights_init=[0.99, 0.01],
+                 precisions_init=np.stack([np.eye(3)] * 2))
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        GaussianMixture(2, reg_covar=0, max_iter=5, **start).fit(X)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        SKGaussianMixture(2, reg_covar=0, max_iter=5, **start).fit(X)
+    assert [k.__name__ for k in passes] == ["e_step_stats"] * 2
+
+
 @pytest.mark.parametrize("far", [1e8, 1e20, 1e100])
 def test_a_start_with_a_far_mean_fits_as_scikit_learn(far):
     """A start with one mean far from the data and half the weight (probe: the compiled kernels
