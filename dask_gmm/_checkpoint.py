@@ -280,10 +280,10 @@ def write_atomic(path, write, mode="w"):
     except OSError as exc:  # name the file asked for, not the temporary one
         raise type(exc)(exc.errno, exc.strerror, path) from None
     try:
-        if os.path.isfile(path) and not os.path.islink(path):  # a replaced file keeps its permissions, from
-            with contextlib.suppress(FileNotFoundError):  # before any byte is written (a 0600 file's stay private)
-                os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
-        with os.fdopen(fd, mode) as f:
+        with os.fdopen(fd, mode) as f:  # first: the file is closed whatever fails after
+            if os.path.isfile(path) and not os.path.islink(path):  # a replaced file keeps its permissions, from
+                with contextlib.suppress(FileNotFoundError):  # before any byte is written (a 0600 file's stay private)
+                    os.fchmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
             write(f)
             f.flush()
             os.fsync(f.fileno())

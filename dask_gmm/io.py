@@ -33,7 +33,6 @@ from dask.array.core import getter
 from dask.base import get_scheduler
 from dask.blockwise import Blockwise
 from dask.highlevelgraph import MaterializedLayer
-from sklearn.utils.validation import _check_feature_names, _get_feature_names  # scikit-learn >= 1.6
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from numcodecs import blosc
@@ -41,6 +40,7 @@ from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
 
+from . import _compat
 from ._kernels import total_weight
 
 try:  # the synchronous store and codec protocols of recent zarr 3.1 releases
@@ -971,7 +971,8 @@ def _reopened(node):
 
 
 def as_dask_array(X):
-    """Any accepted input as a float, row-chunked dask array, without reading the data.
+    """Any accepted input as a float, row-chunked dask array, without reading the data (but for a
+    dask DataFrame, whose partition lengths are learnt in one pass).
 
     Parameters
     ----------
@@ -1066,13 +1067,13 @@ def feature_names(X):
 
     Raises TypeError for column names that mix strings and other types, as scikit-learn does.
     """
-    return _get_feature_names(_feature_frame(X))
+    return _compat.get_feature_names(_feature_frame(X))
 
 
 def check_feature_names(model, X):
     """Check X's feature names against the fitted ``model``'s, as scikit-learn does: other names or
     order a ValueError, names on one side only a warning."""
-    _check_feature_names(model, _feature_frame(X), reset=False)
+    _compat.check_feature_names(model, _feature_frame(X), reset=False)
 
 
 def _column_dtypes(X):

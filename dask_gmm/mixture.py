@@ -218,7 +218,18 @@ class MixtureBase(DensityMixin, BaseEstimator):
             )
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the labels of X (equal to ``fit(X).predict(X)``)."""
+        """Fit, then return the labels of X (equal to ``fit(X).predict(X)``).
+
+        Parameters
+        ----------
+        X : array-like, dask array, Zarr array or group, or a path or URL of a Zarr store,
+            of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), optional, as in :meth:`fit`
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64 (a lazy dask array for Dask or Zarr input)
+        """
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def _per_sample(self, X, kernel, extra_axis):
@@ -248,19 +259,61 @@ class MixtureBase(DensityMixin, BaseEstimator):
         return out
 
     def predict(self, X):
-        """Most probable component of each row, shape (n_samples,)."""
+        """Most probable component of each row.
+
+        Parameters
+        ----------
+        X : array-like, dask array, Zarr array or group, or a path or URL of a Zarr store,
+            of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64 (a lazy dask array for Dask or Zarr input)
+        """
         return self._per_sample(X, _kernels.predict, False)
 
     def predict_proba(self, X):
-        """Posterior probability of each component, shape (n_samples, n_components)."""
+        """Posterior probability of each component for each row.
+
+        Parameters
+        ----------
+        X : array-like, dask array, Zarr array or group, or a path or URL of a Zarr store,
+            of shape (n_samples, n_features)
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components), float64 (a lazy dask array for Dask or Zarr input)
+        """
         return self._per_sample(X, _kernels.predict_proba, True)
 
     def score_samples(self, X):
-        """Log-likelihood of each row, shape (n_samples,)."""
+        """Log-likelihood of each row under the mixture.
+
+        Parameters
+        ----------
+        X : array-like, dask array, Zarr array or group, or a path or URL of a Zarr store,
+            of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,), float64 (a lazy dask array for Dask or Zarr input)
+        """
         return self._per_sample(X, _kernels.score_samples, False)
 
     def score(self, X, y=None, sample_weight=None):
-        """Mean (weighted) log-likelihood of X, a float (one pass)."""
+        """Mean (weighted) log-likelihood of X, in one pass (a dask DataFrame's partition lengths
+        are learnt in one more).
+
+        Parameters
+        ----------
+        X : array-like, dask array, Zarr array or group, or a path or URL of a Zarr store,
+            of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), optional, as in :meth:`fit`
+
+        Returns
+        -------
+        float
+        """
         check_fitted(self)  # before X is opened, as in predict
         io.check_feature_names(self, X)
         return self._score(*io.with_reader(X), sample_weight)[0]
@@ -318,7 +371,7 @@ class GaussianMixture(MixtureBase):
     weights_init : array of shape (n_components,), optional
     means_init : array of shape (n_components, n_features), optional
     precisions_init : array, optional, shape by covariance type
-    random_state : None, int, numpy.random.SeedSequence or Generator
+    random_state : None, int, numpy.random.SeedSequence, Generator or RandomState
     warm_start : bool, default=False
     verbose : int, default=0
         Log progress (``logging.INFO`` on the ``dask_gmm`` logger) when > 0.
@@ -509,8 +562,12 @@ class GaussianMixture(MixtureBase):
         return information_criteria(mean, n, self._n_parameters())
 
     def bic(self, X, sample_weight=None):
-        """Bayesian information criterion on X (lower is better).
+        """Bayesian information criterion on X (lower is better), a float.
 
+        Parameters
+        ----------
+        X : array-like, dask array, Zarr array or group, or a path or URL of a Zarr store,
+            of shape (n_samples, n_features)
         sample_weight : array-like of shape (n_samples,), optional
             Frequency weights, as in :meth:`fit`: the criterion counts the total weight as the
             number of rows, so integer weights give the criterion of the repeated rows.
@@ -518,5 +575,6 @@ class GaussianMixture(MixtureBase):
         return self._criteria(X, sample_weight)["bic"]
 
     def aic(self, X, sample_weight=None):
-        """Akaike information criterion on X (lower is better); ``sample_weight`` as in :meth:`bic`."""
+        """Akaike information criterion on X (lower is better), a float; ``X`` of shape
+        (n_samples, n_features) and ``sample_weight`` as in :meth:`bic`."""
         return self._criteria(X, sample_weight)["aic"]

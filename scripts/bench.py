@@ -41,6 +41,8 @@ Cases (``--cases``, comma separated; default all):
            random_state): "kmeans" (dask_gmm: k-means|| seeding and Lloyd passes; scikit-learn:
            KMeans on the data in memory) and "k-means++", at d=2 and d=16, in memory and (dask_gmm)
            from the Blosc-LZ4 store; the number of passes over the data is in the note
+  cluster  the Blosc-LZ4 stores of "zarr" (float64) fitted by path on a distributed LocalCluster (2
+           worker processes x 1 thread) against local threads, in turns
   chunks   dask_gmm's throughput against the in-memory chunk size (io.TARGET_CHUNK_BYTES) and
            against the number of chunks per core
 
@@ -694,6 +696,41 @@ class Bench:
                 self.table.add(f"dask_gmm, init {init}, Zarr Blosc-LZ4 by path", name, times["zarr"], N,
                                times["sk"] / times["zarr"], "—", f"{times['mem'] / times['zarr']:.0%} of in memory")
 
+    def case_cluster(self):
+        """The Blosc-LZ4 store fitted by path on a distributed LocalCluster (two worker processes of one
+        thread each, on 127.0.0.1, with distributed's defaults: its nanny sets MALLOC_TRIM_THRESHOLD_)
+        against dask's local threads, in turns (the Client stays up; local fits run under
+        ``dask.config.set(scheduler="threads")``)."""
+        from distributed import Client, LocalCluster
+
+        a = self.args
+        problems = []
+        for (n, d, K, seed) in ((4_000_000, 2, 3, 3), (500_000, 16, 8, 4)):
+            X = make_problem(self.n(n), d, K, seed=seed)
+            init = initial_parameters(X, K, "full")
+            path = self.write_zarr(X, min(X.shape[0], generate.default_chunk_size(d, X.dtype)),
+                                   generate._compressors(), "lz4-crc32c")
+            self.warm_up(X, K, "full", init)
+            t_sk = timed(lambda: fit_sklearn(X, K, "full", init, a.slow_iters)) / a.slow_iters
+            problems.append((X, K, init, path, t_sk))
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as cluster, Client(cluster):
+            for X, K, init, path, t_sk in problems:
+                N, name = X.shape[0], case_name(X, K, "full")
+
+                def local():
+                    with dask.config.set(scheduler="threads"):
+                        return fit_dask_gmm(path, K, "full", init, a.iters)
+
+                fit_dask_gmm(path, K, "full", init, 2)  # warm-up: the workers' numba cache, imports
+                local()
+                times = timed_in_turns({"threads": local, "cluster": lambda: fit_dask_gmm(path, K, "full", init, a.iters)})
+                t_local, t_cluster = times["threads"] / a.iters, times["cluster"] / a.iters
+                self.table.add("scikit-learn", name, t_sk, N, 1.0, "—", f"in memory, {a.slow_iters} it")
+                self.table.add("dask_gmm, Zarr Blosc-LZ4 by path, local threads", name, t_local, N, t_sk / t_local, "—")
+                self.table.add("dask_gmm, the same on a LocalCluster (2 processes x 1 thread)", name, t_cluster, N,
+                               t_sk / t_cluster, "—", f"{t_local / t_cluster:.0%} of local threads' speed")
+
     def case_chunks(self):
         """Chunk-size sweeps."""
         K, ct = 3, "full"
@@ -768,7 +805,7 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-CASES = ("d2", "d16", "diag16", "zarr", "cold", "f32", "predict", "init", "chunks")
+CASES = ("d2", "d16", "diag16", "zarr", "cold", "f32", "predict", "init", "cluster", "chunks")
 DEFAULT_CASES = CASES
 
 

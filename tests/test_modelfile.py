@@ -114,6 +114,24 @@ def test_atomic_write_leaves_only_the_file(tmp_path, models):
     assert load_model(tmp_path / "m.json").covariance_type == "diag"
 
 
+def test_a_replaced_file_whose_permissions_cannot_be_kept_is_not_written_and_nothing_leaks(tmp_path, models,
+                                                                                             monkeypatch):
+    """A file system that refuses chmod (EPERM, simulated: none here does): the write fails, the
+    old file stays, and the temporary file's descriptor was closed (it leaked) and the file removed."""
+    save_model(models["full"], tmp_path / "m.json")
+    before = (tmp_path / "m.json").read_bytes()
+    fds = set(os.listdir("/proc/self/fd"))
+
+    def refuse(fd, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    with pytest.raises(PermissionError):
+        save_model(models["diag"], tmp_path / "m.json")
+    assert set(os.listdir("/proc/self/fd")) <= fds
+    assert os.listdir(tmp_path) == ["m.json"] and (tmp_path / "m.json").read_bytes() == before
+
+
 def _writer(path, then):
     """A process that starts writing ``path`` atomically, says so, then is killed (SIGKILL) or
     waits for a line on its stdin before it finishes."""
