@@ -413,8 +413,9 @@ def build_parser():
 
     p = sub.add_parser("plot", parents=[common, cluster], help="figures of a model and its data (PNG)",
                        description="Write OUTPUT (the data histogram with the fitted density and component "
-                                   "ellipses), OUTPUT-stem-density.png and -loglik.png. A folder as OUTPUT "
-                                   "gets fit.png, density.png and loglik.png.")
+                                   "ellipses) and two more figures named from it: -o fit.png writes fit.png, "
+                                   "fit-density.png and fit-loglik.png. A folder as OUTPUT gets fit.png, "
+                                   "density.png and loglik.png.")
     p.add_argument("model", metavar="MODEL.json")
     p.add_argument("path", metavar="PATH")
     p.add_argument("--output", "-o", required=True, metavar="fit.png", help="PNG file, prefix or folder")
