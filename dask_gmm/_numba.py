@@ -1592,7 +1592,7 @@ def e_step(X, model, sample_weight=None):
     """(nk, s1c, s2, loglik) of a block, as ``centred_moments`` and the reference E-step define them
     (centred on ``model.centres`` where it is given, else on the means)."""
     X = _as_block(X, model.means.shape[1])
-    n, d = X.shape
+    d = X.shape[1]
     p = prepared(model, d)
     K = p.means.shape[0]
     w = _NO_WEIGHTS if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
