@@ -33,9 +33,9 @@ from dask.array.core import getter
 from dask.base import get_scheduler
 from dask.blockwise import Blockwise
 from dask.highlevelgraph import MaterializedLayer
+from numcodecs import blosc  # zarr's own dependency, behind its Blosc codec
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
-from numcodecs import blosc
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
@@ -724,7 +724,7 @@ class ZarrRows:
     with glibc's allocation set as a ``distributed`` worker's nanny sets it
     (``MALLOC_TRIM_THRESHOLD_``), every new 4 MiB buffer was mapped afresh and
     faulted in page by page, and a chunk took 4.2 ms to read and decode where
-    it took 0.9 ms in a plain process (1.1 ms in reused buffers).
+    it took 0.9 ms in a plain process (1.2 ms in reused buffers).
 
     Parameters
     ----------
@@ -835,7 +835,9 @@ class ZarrRows:
         """Yield ``(first row, rows)`` for every Zarr chunk overlapping rows [start, stop).
 
         The rows lie in this thread's reused buffers (:meth:`chunk` with ``reuse``):
-        use them before asking for the next piece. First it prefetches these rows and as many after them (a task's block
+        use them before asking for the next piece.
+
+        First it prefetches these rows and as many after them (a task's block
         and the next one, which a thread takes soon). Fits from a store read
         from the disk, not the page cache, ran 1.14-1.45x faster with it (d=2
         and d=16, ``scripts/bench.py --cases cold``); each hint costs about
