@@ -188,43 +188,51 @@ def temporary_sibling(path):
 @contextlib.contextmanager
 def one_writer(path, busy):
     """Hold the lock of the local output ``path`` while this process writes it in place: an
-    exclusive ``flock`` of its hidden sibling ``.NAME.lock``, removed after. A second writer of
-    ``path`` meanwhile (another process, on any host where the file system honours ``flock``, or
-    another thread) gets the ValueError ``busy`` rather than interleave its chunks with this
-    one's: two overwrites at once had left a store recorded as one seed's, complete, holding a
-    chunk of the other's. Where no lock can be made (no ``fcntl``, an unwritable folder) none is
-    taken, and the write meets the folder's own error."""
+    exclusive ``flock`` of the hidden sibling ``.NAME.lock`` of its real path (links resolved),
+    removed after. A second writer of ``path`` meanwhile (another process, on any host where the
+    file system honours ``flock``, or another thread) gets the ValueError ``busy`` rather than
+    interleave its chunks with this one's: two overwrites at once had left a store recorded as one
+    seed's, complete, holding a chunk of the other's. Where no lock can be made (no ``fcntl``, a
+    missing or unwritable folder, a file system without ``flock``) none is taken, and the write
+    goes on as before."""
     try:
         import fcntl
     except ImportError:  # not POSIX
         yield
         return
-    folder, prefix = _sibling_name(path)
+    folder, prefix = _sibling_name(os.path.realpath(path))
     lock = os.path.join(folder, f"{prefix.removesuffix('.tmp@')}.lock")
-    while True:
+    for _ in range(100):  # each turn: a writer that had the file removed it as this one opened it
         try:
-            os.makedirs(folder, exist_ok=True)  # as zarr would make it for the store
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)  # flock needs no write access
         except OSError:
-            yield
-            return
+            break
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             os.close(fd)
             raise ValueError(busy) from None
+        except OSError:  # no flock here (ENOLCK, EOPNOTSUPP): no lock, and no file left behind
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            break
         try:
-            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
-                break
+            held = os.stat(lock).st_ino == os.fstat(fd).st_ino
         except OSError:
-            pass
-        os.close(fd)  # a writer that just finished removed the file locked: lock the one there now
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(lock)
+            held = False
+        if held:
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(lock)
+                os.close(fd)
+            return
         os.close(fd)
+    else:  # the file kept being replaced: writers are at work there
+        raise ValueError(busy)
+    yield
 
 
 def restore_moved_aside(path):

@@ -400,31 +400,48 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight
 #: iterations of 20 default fits of integer grids made the extra pass, where components
 #: collapsing onto grid points move 1e3 of their narrow widths and lose about 2e-10; at 1e6 none.)
 MAX_CENTRING_LOSS = 1e6
+#: A mean's move from where its moments were centred that is within this many times its own
+#: value is its rounding (a few ulps), which no further centring can remove: it counts as none.
+ROUNDING = 4 * np.finfo(np.float64).eps
 
 
 def _loss_full(move2, covariances):
     """max_k move2[k] / lambda_min(cov_k), bounded above through the Cholesky factor's inverse
-    (``||L^-1||_F^2 >= 1 / lambda_min``); inf where a covariance is not positive definite."""
+    (``||L^-1||_F^2 >= 1 / lambda_min``); inf where a component that moved has a covariance that
+    is not positive definite (one that did not move counts 0, whatever its covariance)."""
     cov = covariances.reshape(-1, *covariances.shape[-2:])
-    try:
-        inv = np.linalg.inv(np.linalg.cholesky(cov))
-    except np.linalg.LinAlgError:
-        return np.inf
-    return float(np.max(move2 * np.sum(inv**2, axis=(1, 2))))
+    worst = 0.0
+    for m2, c in zip(np.broadcast_to(move2, len(cov)), cov):  # tied: one covariance, the largest move
+        if m2 == 0.0:
+            continue
+        factor, info = lapack.dpotrf(c, lower=1)
+        if info != 0:
+            return np.inf
+        inverse, info = lapack.dtrtri(factor, lower=1)
+        if info != 0:
+            return np.inf
+        worst = max(worst, float(m2 * np.sum(np.tril(inverse) ** 2)))
+    return worst
+
+
+def _loss_scaled(move2, variances):
+    """max move2 / variance over the entries that moved (inf where a variance is 0 and the mean moved)."""
+    return np.max(np.where(move2 == 0.0, 0.0, move2 / np.abs(variances)))
 
 
 _LOSSES = {
     "full": lambda move, cov: _loss_full(np.sum(move**2, axis=1), cov),
     "tied": lambda move, cov: _loss_full(np.max(np.sum(move**2, axis=1)), cov),
-    "diag": lambda move, cov: np.max(move**2 / np.abs(cov)),
-    "spherical": lambda move, cov: np.max(np.sum(move**2, axis=1) / np.abs(cov)),
+    "diag": lambda move, cov: _loss_scaled(move**2, cov),
+    "spherical": lambda move, cov: _loss_scaled(np.sum(move**2, axis=1), cov),
 }
 
 
 def centring_loss(means, ref, covariances, covariance_type):
     """How many times the rounding of ``s2`` the centring correction of :func:`gaussian_parameters`
     leaves in its covariances, about (``|means - ref|**2 / lambda_min``; inf where a variance is 0
-    or a covariance not positive definite and a mean moved; NaN ignored): see :data:`MAX_CENTRING_LOSS`.
+    or a covariance not positive definite and that component's mean moved; a move within the mean's
+    rounding, :data:`ROUNDING`, is none; NaN ignored): see :data:`MAX_CENTRING_LOSS`.
 
     Parameters
     ----------
@@ -432,6 +449,7 @@ def centring_loss(means, ref, covariances, covariance_type):
     covariances : ndarray, shape by type, from :func:`gaussian_parameters`
     """
     move = means - ref
+    move = np.where(np.abs(move) > ROUNDING * np.abs(means), move, 0.0)  # within a mean's own rounding: none
     if not np.any(move):
         return 0.0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

@@ -510,7 +510,6 @@ MAX_RECENTRING_PASSES = 20
 #: A further pass is made only while the last shrank the means' move from their centres this much
 #: (a useful pass shrinks it about 1e16-fold; moves at rounding level wander within a few times).
 MOVE_SHRINK = 1e-4
-EPS = np.finfo(np.float64).eps
 
 
 def recentred(blocks, models, stats, reg_covar, weight_units):
@@ -552,12 +551,12 @@ def recentred(blocks, models, stats, reg_covar, weight_units):
                 _, means, cov = gaussian_parameters(stats[i].nk, stats[i].s1c, stats[i].s2, refs[i], reg_covar,
                                                     models[i].covariance_type, weight_units[i])
             loss = centring_loss(means, refs[i], cov, models[i].covariance_type)
-            # a useful pass leaves the means about 1e-16 of their move from its centres: none is made
-            # once the move is the means' rounding, or when the last did not shrink it (a covariance
-            # not positive definite however its moments are centred, an infinite loss, is then the
-            # M-step's error, not 19 passes later)
+            # a useful pass leaves the means about 1e-16 of their move from its centres (a move within
+            # a mean's own rounding is none: centring_loss): none is made when the last did not shrink
+            # the move (a covariance not positive definite however its moments are centred, an
+            # infinite loss, is then the M-step's error, not 19 passes later)
             move = float(np.max(np.abs(means - refs[i])))
-            shrunk = (i not in last or move < last[i] * MOVE_SHRINK) and move > EPS * np.max(np.abs(means))
+            shrunk = i not in last or move < last[i] * MOVE_SHRINK
             last[i] = move
             if loss > MAX_CENTRING_LOSS and np.all(np.isfinite(means)) and shrunk:
                 far.append((i, means, loss))

@@ -692,7 +692,7 @@ def _stored(arr, key):
 
 
 _SCRATCH = threading.local()  # this thread's buffers that ZarrRows.pieces reads and decodes chunks into
-SCRATCH_BYTES = 64 * 2**20  # a larger chunk is read into new buffers
+SCRATCH_BYTES = 16 * 2**20  # a larger chunk is read into new buffers (each thread keeps at most two of this)
 
 
 def _scratch(name, nbytes):
@@ -789,7 +789,12 @@ class ZarrRows:
         try:
             with open(self._files / key, "rb", buffering=0) as f:
                 buf = _scratch("file", os.fstat(f.fileno()).st_size)
-                n = f.readinto(buf)
+                n = 0
+                while n < buf.size:  # a read returns at most 2 GiB, a network file system maybe less
+                    got = f.readinto(buf[n:])
+                    if not got:
+                        break
+                    n += got
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):  # as LocalStore.get_sync
             return None
         return prototype.buffer.from_array_like(buf[:n])

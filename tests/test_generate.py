@@ -837,3 +837,28 @@ def test_a_second_writer_of_a_store_is_refused_while_the_first_writes(tmp_path):
     np.testing.assert_array_equal(zarr.open_array(f"{path}/X", mode="r")[:],
                                   zarr.open_array(str(tmp_path / "ref.zarr" / "X"), mode="r")[:])
     assert sorted(os.listdir(tmp_path)) == ["ref.zarr", "s.zarr"]  # the lock files removed
+
+
+def test_the_lock_is_the_real_paths_and_none_where_flock_fails(tmp_path, monkeypatch):
+    """A write through a link to a store and one to the store itself share one lock. A file system
+    without flock (ENOLCK: NFS without its lock daemon, simulated) had every write refused as
+    "being written by another run", with the lock file left behind: now it writes without one."""
+    import errno
+    import fcntl
+
+    from dask_gmm._checkpoint import one_writer
+
+    real = str(tmp_path / "s.zarr")
+    generate_mixture(real, 1000, chunk_size=100, random_state=1)
+    os.symlink(real, tmp_path / "link.zarr")
+    with one_writer(real, "busy"):
+        with pytest.raises(ValueError, match="is being written by another run now"):
+            generate_mixture(str(tmp_path / "link.zarr"), 1000, chunk_size=100, random_state=1)
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    generate_mixture(str(tmp_path / "t.zarr"), 1000, chunk_size=100, random_state=1)
+    assert store_info(str(tmp_path / "t.zarr"))["status"] == "complete"
+    assert sorted(os.listdir(tmp_path)) == ["link.zarr", "s.zarr", "t.zarr"]

@@ -565,6 +565,9 @@ CODEC_CHAINS = {
     "zstd": dict(compressors=[ZstdCodec(level=3)]),
     "none": dict(compressors=None),
     "blosc+crc32c": dict(compressors=[zarr.codecs.BloscCodec(cname="lz4", shuffle="shuffle"), zarr.codecs.Crc32cCodec()]),
+    # Blosc outermost: its output is a chunk and a checksum, not a chunk, so it is not decoded into
+    # the reused buffer of a chunk's size (which it would overflow)
+    "crc32c+blosc": dict(compressors=[zarr.codecs.Crc32cCodec(), zarr.codecs.BloscCodec(cname="lz4")]),
     "gzip, big-endian": dict(compressors=[zarr.codecs.GzipCodec()], serializer=zarr.codecs.BytesCodec(endian="big")),
     "transpose": dict(filters=[zarr.codecs.TransposeCodec(order=(1, 0))], compressors=[ZstdCodec(level=1)]),
 }
@@ -612,8 +615,9 @@ def test_zarr_rows_pieces_reuse_their_buffers(tmp_path, chain):
 
 
 def test_a_blosc_chunk_whose_header_gives_another_size_is_refused(tmp_path):
-    """The reused decode reads the decoded size from the Blosc header: one that does not give a whole
-    chunk's is left to zarr's decode, which refuses it (no checksum here to catch it first)."""
+    """A Blosc header claiming 2 GiB, with no checksum to catch it first: a clear error, not an
+    allocation of that size (the reused decode reads the size from the header; one that does not
+    give a whole chunk's goes to zarr's decode)."""
     X = np.random.default_rng(0).standard_normal((1000, 3))
     zarr.create_array(str(tmp_path / "a.zarr"), shape=X.shape, chunks=(100, 3), dtype=X.dtype,
                       compressors=[zarr.codecs.BloscCodec(cname="lz4", shuffle="shuffle")])[:] = X

@@ -578,6 +578,23 @@ def test_a_collapsing_component_fails_after_one_more_pass_not_twenty(monkeypatch
     assert [k.__name__ for k in passes] == ["e_step_stats"] * 2
 
 
+@pytest.mark.parametrize("scale, start", [(1e-12, 1e-4), (1e-13, 2e-4)])
+def test_a_narrow_component_beside_a_far_one_is_recentred_on_its_own_scale(scale, start):
+    """A component 1e-12 wide at 0 beside one at 1e12: the rounding of the means was judged by the
+    largest, so the narrow one's move was taken for rounding, and no further pass was made: its
+    covariance was refused (scale 1e-12), or 2.7e-23 for 9.9e-27 (1e-13). Each mean is now judged
+    by its own value."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([1e12 + rng.normal(size=(2000, 1)), scale * rng.normal(size=(2000, 1))])
+    kw = dict(means_init=[[X[:2000].mean()], [start]], weights_init=[0.5, 0.5], reg_covar=0, max_iter=1, tol=0,
+              precisions_init=np.array([[[1.0]], [[1 / (10 * scale) ** 2]]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, ref = GaussianMixture(2, **kw).fit(X), SKGaussianMixture(2, **kw).fit(X)
+    np.testing.assert_allclose(ours.covariances_[1], ref.covariances_[1], rtol=1e-8)
+    np.testing.assert_allclose(ours.covariances_[1, 0, 0], X[2000:].var(), rtol=1e-8)
+
+
 @pytest.mark.parametrize("far", [1e8, 1e20, 1e100])
 def test_a_start_with_a_far_mean_fits_as_scikit_learn(far):
     """A start with one mean far from the data and half the weight (probe: the compiled kernels
