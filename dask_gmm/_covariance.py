@@ -410,18 +410,15 @@ def _loss_full(move2, covariances):
     (``||L^-1||_F^2 >= 1 / lambda_min``); inf where a component that moved has a covariance that
     is not positive definite (one that did not move counts 0, whatever its covariance)."""
     cov = covariances.reshape(-1, *covariances.shape[-2:])
-    worst = 0.0
-    for m2, c in zip(np.broadcast_to(move2, len(cov)), cov):  # tied: one covariance, the largest move
-        if m2 == 0.0:
-            continue
-        factor, info = lapack.dpotrf(c, lower=1)
-        if info != 0:
-            return np.inf
-        inverse, info = lapack.dtrtri(factor, lower=1)
-        if info != 0:
-            return np.inf
-        worst = max(worst, float(m2 * np.sum(np.tril(inverse) ** 2)))
-    return worst
+    move2 = np.broadcast_to(move2, len(cov))  # tied: one covariance, the largest move
+    moved = move2 > 0.0
+    if not moved.any():
+        return 0.0
+    try:
+        inv = np.linalg.inv(np.linalg.cholesky(cov[moved]))  # a bound, not the precisions
+    except np.linalg.LinAlgError:
+        return np.inf
+    return float(np.max(move2[moved] * np.sum(inv**2, axis=(1, 2))))
 
 
 def _loss_scaled(move2, variances):
