@@ -364,10 +364,10 @@ class Blocks:
         for attempt in range(RESEND_ATTEMPTS + 1):
             token = uuid.uuid4().hex[:12]
             dsk = dict(self._graph_for(scheduler))
-            parts = _block_tasks(dsk, calls, f"dask_gmm-{kernel.__name__}-{token}")
+            parts = _block_tasks(dsk, calls, f"dask_gmm.{kernel.__name__}-{token}")
 
             def join(level, j, group):
-                key = f"dask_gmm-combine-{token}-{level}-{j}"
+                key = f"dask_gmm.combine-{token}-{level}-{j}"
                 dsk[key] = (_kernels.combine, *group)
                 return key
 
@@ -437,7 +437,7 @@ def fill_rows(blocks, kernel, out, *args):
         _pulled(calls, threads, lambda i, none: None)  # each call has written its rows
     else:
         dsk = {}
-        dask.threaded.get(dsk, _block_tasks(dsk, [(c, ()) for c in calls], f"dask_gmm-{kernel.__name__}-{uuid.uuid4().hex[:12]}"))
+        dask.threaded.get(dsk, _block_tasks(dsk, [(c, ()) for c in calls], f"dask_gmm.{kernel.__name__}-{uuid.uuid4().hex[:12]}"))
     return out
 
 
@@ -469,7 +469,7 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     -------
     dask.array.Array of shape (n_samples, *tail) with ``row_chunks``
     """
-    name = f"dask_gmm-{kernel.__name__}-{uuid.uuid4().hex}"
+    name = f"dask_gmm.{kernel.__name__}-{uuid.uuid4().hex}"
     starts = np.concatenate([[0], np.cumsum(row_chunks)]).astype(int).tolist()
     rest = (0,) * len(tail)
     graph = {

@@ -11,6 +11,7 @@ import functools
 import logging
 import math
 import time
+import uuid
 import warnings
 from numbers import Integral, Real
 
@@ -252,11 +253,10 @@ class MixtureBase(DensityMixin, BaseEstimator):
             return rows_array(rows, Xd.chunks[0], kernel, tail, dtype, model)
         offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
         block = functools.partial(_rows_of_block, kernel, model, offsets)  # no closure: the graph pickles
+        name = f"dask_gmm.{kernel.__name__}-{uuid.uuid4().hex}"  # the dashboard's group: dask_gmm.predict, ...
         if extra_axis:
-            out = Xd.map_blocks(block, chunks=(Xd.chunks[0], tail), dtype=dtype)
-        else:
-            out = Xd.map_blocks(block, drop_axis=1, dtype=dtype)
-        return out
+            return Xd.map_blocks(block, chunks=(Xd.chunks[0], tail), dtype=dtype, name=name)
+        return Xd.map_blocks(block, drop_axis=1, dtype=dtype, name=name)
 
     def predict(self, X):
         """Most probable component of each row.

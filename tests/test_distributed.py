@@ -141,6 +141,9 @@ def test_in_memory_data_is_sent_to_the_cluster_once_per_fit_not_in_every_pass(st
     assert len(graphs) > 3 * 5
     held = [type(v).__name__ for g in graphs for v in g.values() if isinstance(v, np.ndarray)]
     assert held == []
+    from dask.utils import key_split  # the dashboard's task groups: all were "dask_gmm"
+
+    assert {"dask_gmm.e_step_stats", "dask_gmm.combine"} <= {key_split(k) for g in graphs for k in g}
 
 
 def test_sharded_store_on_a_cluster_equals_threads_without_key_conflicts(tmp_path, caplog):
