@@ -982,7 +982,9 @@ def _fit(path, term, **kwargs):
 
     with _fit_progress(term, kwargs.get("n_init", 1)) as progress:
         gm = GaussianMixture(verbose=1, verbose_interval=1, **kwargs)
-        term.status(f"fit: initialising ({gm.init_params}) ...")
+        ckpt = kwargs.get("checkpoint")
+        resumed = ckpt is not None and os.path.isfile(ckpt) and os.path.getsize(ckpt) > 0
+        term.status("fit: resuming from the checkpoint ..." if resumed else f"fit: initialising ({gm.init_params}) ...")
         t0 = time.perf_counter()
         gm.fit(path)
         total = time.perf_counter() - t0

@@ -530,8 +530,14 @@ def test_progress_on_a_terminal_only(store, tmp_path, capsys, monkeypatch):
     assert rc == 0
     assert "\rfit: iteration 1/5  log-likelihood" in err and "\rfit: iteration 5/5" in err and "s/it" in err
     assert "fitted 3 components" in out
+    assert "fit: initialising (random) ..." in err
     rc, out, err = run(capsys, *args, "--quiet")
     assert "fit: iteration" not in err and "fitted 3 components" in out
+    ckpt = ["--checkpoint", tmp_path / "fit.ckpt"]
+    rc, out, err = run(capsys, *args, *ckpt)
+    assert rc == 0 and "fit: initialising (random) ..." in err
+    rc, out, err = run(capsys, *args, *ckpt)  # the checkpoint holds the finished fit
+    assert rc == 0 and "fit: resuming from the checkpoint ..." in err and "initialising" not in err, err
 
 
 def test_warnings_are_one_line(store, tmp_path, capsys):
