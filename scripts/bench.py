@@ -41,8 +41,8 @@ Cases (``--cases``, comma separated; default all):
            random_state): "kmeans" (dask_gmm: k-means|| seeding and Lloyd passes; scikit-learn:
            KMeans on the data in memory) and "k-means++", at d=2 and d=16, in memory and (dask_gmm)
            from the Blosc-LZ4 store; the number of passes over the data is in the note
-  cluster  the Blosc-LZ4 stores of "zarr" (float64) fitted by path on a distributed LocalCluster (2
-           worker processes x 1 thread) against local threads, in turns
+  cluster  the Blosc-LZ4 stores of "zarr" (float64) fitted by path, and the same rows in memory (NumPy),
+           on a distributed LocalCluster (2 worker processes x 1 thread) against local threads, in turns
   chunks   dask_gmm's throughput against the in-memory chunk size (io.TARGET_CHUNK_BYTES) and
            against the number of chunks per core
 
@@ -722,14 +722,23 @@ class Bench:
                     with dask.config.set(scheduler="threads"):
                         return fit_dask_gmm(path, K, "full", init, a.iters)
 
+                def local_memory():
+                    with dask.config.set(scheduler="threads"):
+                        return fit_dask_gmm(X, K, "full", init, a.iters)
+
                 fit_dask_gmm(path, K, "full", init, 2)  # warm-up: the workers' numba cache, imports
+                fit_dask_gmm(X, K, "full", init, 2)
                 local()
-                times = timed_in_turns({"threads": local, "cluster": lambda: fit_dask_gmm(path, K, "full", init, a.iters)})
-                t_local, t_cluster = times["threads"] / a.iters, times["cluster"] / a.iters
+                times = timed_in_turns({"threads": local, "cluster": lambda: fit_dask_gmm(path, K, "full", init, a.iters),
+                                        "memory threads": local_memory,
+                                        "memory cluster": lambda: fit_dask_gmm(X, K, "full", init, a.iters)})
+                t = {key: v / a.iters for key, v in times.items()}
                 self.table.add("scikit-learn", name, t_sk, N, 1.0, "—", f"in memory, {a.slow_iters} it")
-                self.table.add("dask_gmm, Zarr Blosc-LZ4 by path, local threads", name, t_local, N, t_sk / t_local, "—")
-                self.table.add("dask_gmm, the same on a LocalCluster (2 processes x 1 thread)", name, t_cluster, N,
-                               t_sk / t_cluster, "—", f"{t_local / t_cluster:.0%} of local threads' speed")
+                for where, threads, cluster in (("Zarr Blosc-LZ4 by path", "threads", "cluster"),
+                                                ("in memory (NumPy)", "memory threads", "memory cluster")):
+                    self.table.add(f"dask_gmm, {where}, local threads", name, t[threads], N, t_sk / t[threads], "—")
+                    self.table.add(f"dask_gmm, {where}, LocalCluster (2 processes x 1 thread)", name, t[cluster], N,
+                                   t_sk / t[cluster], "—", f"{t[threads] / t[cluster]:.0%} of local threads' speed")
 
     def case_chunks(self):
         """Chunk-size sweeps."""
