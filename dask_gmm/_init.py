@@ -42,22 +42,27 @@ LLOYD_MAX_ITER = 10
 LLOYD_TOL = 1e-4  # relative to the mean per-feature variance, as scikit-learn's KMeans
 
 
+def check_random_state(random_state):
+    """A ValueError for what :func:`as_seed_sequence` cannot take, drawing nothing from it."""
+    kinds = (type(None), int, np.integer, np.random.SeedSequence, np.random.RandomState, np.random.Generator)
+    if not isinstance(random_state, kinds) or (isinstance(random_state, (int, np.integer)) and random_state < 0):
+        raise ValueError("random_state must be None, a non-negative int, a SeedSequence, a Generator or a "
+                         f"RandomState, got {random_state!r}.")
+
+
 def as_seed_sequence(random_state):
     """``random_state`` (None, int, SeedSequence, Generator or RandomState) as a fresh SeedSequence.
 
-    A SeedSequence passed in is copied, never advanced.
+    A SeedSequence passed in is copied, never advanced; a Generator or RandomState gives one draw.
     """
+    check_random_state(random_state)
     if isinstance(random_state, np.random.SeedSequence):
         return np.random.SeedSequence(random_state.entropy, spawn_key=random_state.spawn_key)
-    if isinstance(random_state, (int, np.integer)) and random_state < 0:
-        raise ValueError(f"random_state must be None, a non-negative int, a SeedSequence, a Generator or a RandomState, got {random_state!r}.")
     if random_state is None or isinstance(random_state, (int, np.integer)):
         return np.random.SeedSequence(None if random_state is None else int(random_state))
     if isinstance(random_state, np.random.RandomState):
         return np.random.SeedSequence(int(random_state.randint(2**31 - 1)))
-    if isinstance(random_state, np.random.Generator):
-        return np.random.SeedSequence(int(random_state.integers(2**63 - 1)))
-    raise ValueError(f"random_state must be None, a non-negative int, a SeedSequence, a Generator or a RandomState, got {random_state!r}.")
+    return np.random.SeedSequence(int(random_state.integers(2**63 - 1)))
 
 
 def _sklearn_seed(ss):

@@ -24,7 +24,7 @@ from . import _covariance as cov
 from . import _kernels, io
 from ._checkpoint import Checkpoint
 from ._em import Blocks, Run, em, fill_rows, rows_array, unsized_rows_array
-from ._init import INITIALIZERS, as_seed_sequence, initial_parameters_many
+from ._init import INITIALIZERS, as_seed_sequence, check_random_state, initial_parameters_many
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +190,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
             raise ValueError(f"The 'warm_start' parameter of {type(self).__name__} must be True or False; "
                              f"got {self.warm_start!r}.")
         cov.check_covariance_type(self.covariance_type)
+        check_random_state(self.random_state)  # before any read of X, drawing nothing from it
         if self.init_params not in INITIALIZERS:
             raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}.")
 
@@ -512,13 +513,14 @@ class GaussianMixture(MixtureBase):
             Checkpoint.check_path(self.checkpoint, data)  # before any read of X, not at the first save
         weights = io.as_weights(sample_weight, X)
         blocks = Blocks(X, weights, self.split_every, rows)
-        seeds = as_seed_sequence(self.random_state).spawn(self.n_init)
 
         start = self._warm_run() if warm else None
         ckpt = Checkpoint.for_fit(self, X, blocks, weights is not None, start) if self.checkpoint is not None else None
         runs = ckpt.load() if ckpt is not None else None
-        if runs is None:
-            runs = [start] if warm else self._initial_runs(blocks, X, inits, seeds)
+        if runs is None and warm:
+            runs = [start]
+        elif runs is None:  # only now is a Generator or RandomState drawn from, as in scikit-learn
+            runs = self._initial_runs(blocks, X, inits, as_seed_sequence(self.random_state).spawn(self.n_init))
 
         runs = em(
             blocks,

@@ -292,9 +292,9 @@ def model_from_dict(d):
     model = fitted_model(weights, means, covariances, ct, pc, converged=d["converged"], n_iter=n_iter,
                          lower_bound=lower_bound, lower_bounds=lower_bounds)
     model.set_params(**_settings(d))
-    model._check_common()
     if isinstance(model.random_state, int) and model.random_state < 0:  # what a fit would refuse
         raise ValueError(f"'settings.random_state' must be a non-negative integer, got {model.random_state!r}")
+    model._check_common()
     if "feature_names_in" in d:  # optional: a model fitted on a DataFrame
         names = d["feature_names_in"]
         if (not isinstance(names, list) or len(names) != n_features or not all(isinstance(v, str) for v in names)

@@ -1335,3 +1335,27 @@ def test_masked_arrays_with_masked_entries_are_refused():
     lazy = da.ma.masked_greater(da.from_array(X, chunks=(200, 2)), 1e9)  # masks nothing here, but may: unknown
     with pytest.raises(ValueError, match=r"X is a dask array of masked arrays.*map_blocks\(np.ma.filled, np.nan\)"):
         GaussianMixture(3).fit(lazy)
+
+
+def test_a_generator_is_drawn_from_only_when_the_fit_initialises(tmp_path):
+    """scikit-learn draws from its random_state only to initialise; the seeds were spawned from a
+    Generator before the fit knew it would warm-start or resume a checkpoint, advancing it for
+    nothing. A bad random_state is still refused, on a warm start too."""
+    X = make_blobs(n=2000)
+    rng = np.random.default_rng(5)
+    gm = GaussianMixture(3, random_state=rng, warm_start=True, max_iter=2, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)
+        after_first = rng.bit_generator.state
+        gm.fit(X)  # warm: no initialisation
+        assert rng.bit_generator.state == after_first
+        ckpt = str(tmp_path / "fit.ckpt")
+        GaussianMixture(3, random_state=rng, max_iter=2, tol=0, checkpoint=ckpt).fit(X)
+        drawn = rng.bit_generator.state
+        assert drawn != after_first
+        GaussianMixture(3, random_state=rng, max_iter=2, tol=0, checkpoint=ckpt).fit(X)  # resumed
+        assert rng.bit_generator.state == drawn
+    gm.set_params(random_state="seed")
+    with pytest.raises(ValueError, match="random_state must be None, a non-negative int"):
+        gm.fit(X)
