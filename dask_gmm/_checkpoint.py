@@ -192,12 +192,14 @@ def one_writer(path, busy):
     removed after. A second writer of ``path`` meanwhile (another process, on any host where the
     file system honours ``flock``, or another thread) gets the ValueError ``busy`` rather than
     interleave its chunks with this one's: two overwrites at once had left a store recorded as one
-    seed's, complete, holding a chunk of the other's. Where no lock can be made (no ``fcntl``, a
-    missing or unwritable folder, a file system without ``flock``) none is taken, and the write
-    goes on as before."""
+    seed's, complete, holding a chunk of the other's. Where no lock can be made (a URL, no
+    ``fcntl``, a missing or unwritable folder, a file system without ``flock``) none is taken, and
+    the write goes on as before."""
     try:
         import fcntl
     except ImportError:  # not POSIX
+        fcntl = None
+    if fcntl is None or "://" in os.fspath(path):
         yield
         return
     folder, prefix = _sibling_name(os.path.realpath(path))

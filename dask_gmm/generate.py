@@ -39,7 +39,6 @@ arguments writes only the chunks that are absent.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -566,8 +565,7 @@ def generate_mixture(
 
     busy = (f"generate_mixture: {path!r} is being written by another run now (another process, or "
             "thread). Wait for it to finish, or write another path.")
-    local = "://" not in path  # a URL's store takes no lock
-    with one_writer(path, busy) if local else contextlib.nullcontext():
+    with one_writer(path, busy):  # a URL's store takes no lock
         if overwrite:
             io.refuse_unreplaceable(path, "overwrite=True",
                                     (_generated, _generated_layout, "a store of generate_mixture"))
@@ -637,7 +635,7 @@ def generate_mixture(
         else:
             if overwrite and os.path.islink(path):  # the link is replaced, never what it points to
                 os.unlink(path)
-            elif local:
+            elif "://" not in path:
                 _remove_aside(path, overwrite)
             # the record with the group, in one write: a run killed between two writes left a group without it
             group = zarr.open_group(path, mode="w", attributes={**(attributes or {}), io.STATUS_ATTR: status})
