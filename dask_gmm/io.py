@@ -33,6 +33,7 @@ from dask.array.core import getter
 from dask.base import get_scheduler
 from dask.blockwise import Blockwise
 from dask.highlevelgraph import MaterializedLayer
+from fsspec.implementations.cached import CachingFileSystem
 from numcodecs import blosc  # zarr's own dependency, behind its Blosc codec
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
@@ -531,8 +532,13 @@ def _store_name(arr):
     store = arr.store_path.store
     if not isinstance(store, zarr.storage.FsspecStore):
         return str(arr.store_path)
+    fs = getattr(store.fs, "sync_fs", store.fs)
+    cached = getattr(fs, "fs", None)  # simplecache::file://...: a caching layer over the target's paths
+    if isinstance(fs, CachingFileSystem) and cached is not None:
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        return f"{protocol}::" + "/".join(p for p in (cached.unstrip_protocol(store.path), arr.store_path.path) if p)
     name = "/".join(p for p in (store.fs.unstrip_protocol(store.path), arr.store_path.path) if p)
-    options = getattr(store.fs, "sync_fs", store.fs).storage_options  # a chained URL's target: zip://...::file://...
+    options = fs.storage_options  # a chained URL's target: zip://...::file://...
     target = options.get("fo")
     if isinstance(target, str):
         name += "::" + (target if "://" in target else f"{options.get('target_protocol') or 'file'}://{target}")

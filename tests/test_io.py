@@ -102,6 +102,10 @@ def test_missing_chunks_are_refused_by_name(tmp_path):
     url = f"zip://::file://{zipped}"  # a chained URL is named whole, not as 'zip://'
     with pytest.raises(ValueError, match=f"The Zarr array '{url}' is missing 1 of its chunks"):
         fit(url)
+    for cache in ("simplecache", "filecache", "blockcache"):  # were named 'simplecache:///...'
+        url = f"{cache}::file://{tmp_path / 'g.zarr'}"
+        with pytest.raises(ValueError, match=f"The Zarr array '{url}/X' is missing 1 of its chunks"):
+            fit(url)
 
 
 def test_a_dask_array_of_a_zarr_array_is_read_as_the_zarr_array(tmp_path):
