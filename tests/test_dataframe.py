@@ -203,6 +203,23 @@ def test_per_row_outputs_of_a_dask_dataframe_read_it_once(frame):
         gm.predict(dd.from_pandas(holed, npartitions=3)).compute()
 
 
+def test_per_row_outputs_of_many_partitions(frame):
+    """Blocks' first rows are added up in groups of ``START_GROUP`` (a chain of ``dask.delayed`` sums had
+    taken 3 s to build for 1,000 partitions): rows beyond the first groups are still in their places."""
+    from dask_gmm._em import START_GROUP
+
+    X, df = frame
+    ddf = dd.from_pandas(df, npartitions=2 * START_GROUP + 20)
+    assert ddf.npartitions > 2 * START_GROUP
+    gm = GaussianMixture(2, **KW).fit(df)
+    for method in ("predict", "predict_proba", "score_samples"):
+        np.testing.assert_allclose(getattr(gm, method)(ddf).compute(), getattr(gm, method)(df), rtol=1e-12)
+    holed = df.copy()
+    holed.iloc[590, 1] = np.nan  # in the third group
+    with pytest.raises(ValueError, match="first bad row: 590"):
+        gm.score_samples(dd.from_pandas(holed, npartitions=2 * START_GROUP + 20)).compute()
+
+
 @pytest.mark.parametrize("column, shown", [
     (["x"] * 600, "str|string"),
     (pd.Categorical(["u"] * 600), "category"),
