@@ -162,6 +162,23 @@ def test_empirical_statistics_match_the_true_model(tmp_path):
     np.testing.assert_allclose(np.sort(fitted.means_, 0), np.sort(gm.means_, 0), atol=0.05)
 
 
+def test_box_and_covariance_scale_scale_the_true_parameters_and_the_rows(tmp_path):
+    """The same seed in a box 10 times smaller, with covariances 4 times larger: means / 10 (within
+    the box), covariances x 4, the same weights; the rows are drawn from those parameters."""
+    default = generate_mixture(str(tmp_path / "a.zarr"), 20_000, 3, 4, random_state=5)
+    small = generate_mixture(str(tmp_path / "b.zarr"), 20_000, 3, 4, random_state=5, box=1.0, covariance_scale=0.4)
+    np.testing.assert_allclose(small.means_, default.means_ / 10, rtol=1e-12)
+    np.testing.assert_allclose(small.covariances_, 4 * default.covariances_, rtol=1e-12)
+    np.testing.assert_array_equal(small.weights_, default.weights_)
+    assert np.all(np.abs(small.means_) <= 1.0) and np.abs(default.means_).max() > 1.0
+    g = zarr.open_group(str(tmp_path / "b.zarr"), mode="r")
+    X, y = g["X"][:], g["labels"][:]
+    for k in range(4):
+        Xk = X[y == k]
+        np.testing.assert_allclose(np.cov(Xk.T), small.covariances_[k], atol=0.15 * np.abs(small.covariances_[k]).max())
+        assert np.all(np.abs(Xk.mean(0) - small.means_[k]) < 5 * np.sqrt(np.diag(small.covariances_[k]) / len(Xk)))
+
+
 def test_float32_store_is_the_float64_store_rounded(tmp_path):
     args = dict(SMALL, n_samples=2_500)
     generate_mixture(str(tmp_path / "64"), **args)

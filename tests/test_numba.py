@@ -1,6 +1,7 @@
 """The compiled (numba) kernels against the NumPy reference kernels they replace."""
 
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -472,9 +473,28 @@ def test_compiled_code_is_cached_on_disk():
     assert any(f.startswith("_numba.estep_full") and f.endswith(".nbi") for f in os.listdir(path))
 
 
-def test_compiled_kernels_are_the_default():
-    expected = os.environ.get("DASK_GMM_NUMBA", "1") != "0"
-    assert kern.USE_NUMBA is expected
+_FIT_AND_SAY_WHICH_KERNELS = """
+import json, numpy as np
+from dask_gmm import GaussianMixture, _numba
+X = np.random.default_rng(0).normal(size=(2000, 2)) * [1.0, 3.0]
+gm = GaussianMixture(2, random_state=0, tol=0, max_iter=5).fit(X)
+print(json.dumps({"compiled": len(_numba.estep_full.signatures), "means": gm.means_.tolist()}))
+"""
+
+
+def test_the_environment_switches_the_compiled_kernels_off():
+    """DASK_GMM_NUMBA=0 fits with the NumPy kernels (the compiled E-step is never called), by default
+    the compiled ones are used; the same fit either way."""
+    said = {}
+    for flag in ("0", "1"):
+        env = {k: v for k, v in os.environ.items() if k != "DASK_GMM_NUMBA"}
+        if flag == "0":
+            env["DASK_GMM_NUMBA"] = "0"
+        out = subprocess.run([sys.executable, "-c", _FIT_AND_SAY_WHICH_KERNELS], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        said[flag] = json.loads(out.strip().splitlines()[-1])
+    assert said["0"]["compiled"] == 0 and said["1"]["compiled"] > 0
+    np.testing.assert_allclose(said["0"]["means"], said["1"]["means"], rtol=1e-10)
 
 
 def test_layout_made_once_per_model_object():

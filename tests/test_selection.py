@@ -29,6 +29,27 @@ def test_bic_picks_the_true_number_of_components():
     assert sel.best_.converged_
 
 
+def test_aic_picks_its_own_best_where_bic_picks_another():
+    """Uniform rows in a square: AIC, which charges each parameter less than BIC does, prefers more
+    components; each criterion picks its own least, and each value is scikit-learn's."""
+    from sklearn.mixture import GaussianMixture as SKGaussianMixture
+
+    X = np.random.default_rng(0).uniform(size=(300, 2))
+    picked = {}
+    for criterion in ("aic", "bic"):
+        sel = select_model(X, n_components=range(1, 7), criterion=criterion, random_state=0)
+        picked[criterion] = sel.best_.n_components
+        assert picked[criterion] == min(sel.results_, key=lambda r: r[criterion])["n_components"]
+        sk = SKGaussianMixture(sel.best_.n_components, max_iter=0, warm_start=True)  # the best's parameters
+        sk.fit(X[:10])
+        for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+            setattr(sk, name, getattr(sel.best_, name))
+        best = [r for r in sel.results_ if r["n_components"] == picked[criterion]][0]
+        assert best["aic"] == pytest.approx(sk.aic(X), rel=1e-10)
+        assert best["bic"] == pytest.approx(sk.bic(X), rel=1e-10)
+    assert picked["aic"] > picked["bic"]
+
+
 @pytest.mark.parametrize("reg_covar", [1e-6, 0.5])
 def test_candidates_equal_separate_fits_from_the_same_seeds(reg_covar, monkeypatch):
     """A candidate in lockstep is the same fit as GaussianMixture alone with the same random_state
