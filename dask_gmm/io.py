@@ -758,6 +758,13 @@ class ZarrRows:
         blosc_codecs = [c for c in self._bb if isinstance(c, BloscCodec)]
         self._blosc = blosc_codecs[0] if len(blosc_codecs) == 1 else None  # decoded into a reused buffer
         self._chunk_bytes = math.prod(arr.chunks) * self.dtype.itemsize  # Blosc's output for a chunk
+        self._token = uuid.uuid4().hex
+
+    def __dask_tokenize__(self):
+        """This reader's token for dask: its own, which its pickled copies keep. A distributed
+        Client tokenizes every pass's graph, and without it dask pickled this reader to hash it:
+        0.7 ms for each task of each pass."""
+        return ("ZarrRows", self._token)
 
     def _key(self, i):
         return _storage_key(self.array, (i, 0))
