@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _covariance as cov
 from . import _kernels, io
 from ._checkpoint import Checkpoint
-from ._em import Blocks, Run, em, fill_rows, rows_array, unsized_rows_array
+from ._em import Blocks, Run, declared, em, fill_rows, rows_array, unsized_rows_array
 from ._init import INITIALIZERS, as_seed_sequence, check_random_state, initial_parameters_many
 
 logger = logging.getLogger(__name__)
@@ -98,8 +98,10 @@ TIE = 1e-12
 
 def _rows_of_block(kernel, model, offsets, x, block_info=None):
     """``kernel`` (a per-row kernel of :mod:`dask_gmm._kernels`) on block ``x`` of a dask array
-    whose blocks start at rows ``offsets``."""
-    return kernel(x, model, row_offset=int(offsets[block_info[0]["chunk-location"][0]]))
+    whose blocks start at rows ``offsets``, checked to be what the array declares."""
+    first = int(offsets[block_info[0]["chunk-location"][0]])
+    shape = tuple(b - a for a, b in block_info[0]["array-location"])
+    return kernel(declared(x, shape, first), model, row_offset=first)
 
 
 class MixtureBase(DensityMixin, BaseEstimator):

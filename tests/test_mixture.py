@@ -561,7 +561,9 @@ def test_a_far_wide_start_with_many_features_keeps_the_means_digits(monkeypatch)
 def test_a_collapsing_component_fails_after_one_more_pass_not_twenty(monkeypatch):
     """A component collapsing onto two rows with reg_covar=0: its covariance is not positive
     definite however its moments are centred, and the statistics were computed 20 more times
-    (MAX_RECENTRING_PASSES) before the M-step's error."""
+    (MAX_RECENTRING_PASSES) before the M-step's error. After one more pass its mean (50) moves
+    within its own rounding (ROUNDING), which counts as no move: MOVE_SHRINK's stop is the next
+    test's."""
     from dask_gmm import _em
 
     passes = []
@@ -576,6 +578,26 @@ def test_a_collapsing_component_fails_after_one_more_pass_not_twenty(monkeypatch
     with pytest.raises(ValueError, match="ill-defined empirical covariance"):
         SKGaussianMixture(2, reg_covar=0, max_iter=5, **start).fit(X)
     assert [k.__name__ for k in passes] == ["e_step_stats"] * 2
+
+
+def test_a_singular_component_at_the_origin_stops_recentring_when_its_mean_stops_moving(monkeypatch):
+    """Rows on a line through the origin, reg_covar=0: the covariance is singular however its moments
+    are centred, and the mean, 0 but for rounding, moves by the rounding of the rows' sum (1e-17, no
+    longer within its own rounding) in every pass. Without MOVE_SHRINK's stop the statistics were
+    computed 20 more times before the M-step's error; it now stops once a pass no longer shrinks
+    the move."""
+    from dask_gmm import _em
+
+    passes = []
+    real = _em.Blocks.map_reduce
+    monkeypatch.setattr(_em.Blocks, "map_reduce", lambda self, *a, **k: passes.append(a[0]) or real(self, *a, **k))
+    t = np.random.default_rng(0).uniform(-1, 1, size=(1000, 1))
+    X = np.vstack([np.hstack([t, t]), -np.hstack([t, t])])
+    start = dict(means_init=[[0.3, 0.3]], weights_init=[1.0], precisions_init=[np.eye(2)])
+    for estimator in (GaussianMixture, SKGaussianMixture):
+        with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+            estimator(1, reg_covar=0, max_iter=5, **start).fit(X)
+    assert [k.__name__ for k in passes] == ["e_step_stats"] * 3
 
 
 @pytest.mark.parametrize("scale, start", [(1e-12, 1e-4), (1e-13, 2e-4)])
@@ -659,6 +681,19 @@ def test_fit_predict_equals_fit_then_predict_and_sample():
     np.testing.assert_allclose(np.bincount(y) / 30_000, gm.weights_, atol=0.02)
     for k in range(3):
         np.testing.assert_allclose(S[y == k].mean(0), gm.means_[k], atol=0.1)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_samples_have_the_fitted_covariances(covariance_type):
+    """Each component's sampled rows have its fitted covariance (as a full matrix), to sampling error."""
+    X, *_ = seed_like_problem(2, n_components=3, n_samples=3000)
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    full = {"full": lambda c, k: c[k], "tied": lambda c, k: c, "diag": lambda c, k: np.diag(c[k]),
+            "spherical": lambda c, k: c[k] * np.eye(2)}[covariance_type]
+    S, y = gm.sample(200_000)
+    for k in range(3):
+        want = full(gm.covariances_, k)
+        np.testing.assert_allclose(np.cov(S[y == k].T), want, atol=0.05 * np.abs(want).max())
 
 
 def test_convergence_warning_n_init_and_max_iter_zero():
@@ -1359,3 +1394,48 @@ def test_a_generator_is_drawn_from_only_when_the_fit_initialises(tmp_path):
     gm.set_params(random_state="seed")
     with pytest.raises(ValueError, match="random_state must be None, a non-negative int"):
         gm.fit(X)
+
+
+def _truncated_file(X):
+    """X as 4 delayed 'files' of 250 declared rows, the third of which holds only 100."""
+
+    @dask.delayed
+    def load(i):
+        part = X[i * 250 : (i + 1) * 250]
+        return part[:100] if i == 2 else part
+
+    return da.concatenate([da.from_delayed(load(i), shape=(250, 2), dtype=float) for i in range(4)])
+
+
+def _block_3(make):
+    return lambda b, block_info=None: make(b) if block_info[0]["chunk-location"][0] == 3 else b
+
+
+@pytest.mark.parametrize("bad, said", [
+    (_truncated_file, r"The block of X holding rows 500-749 has shape \(100, 2\) where its dask array declares \(250, 2\)"),
+    (lambda X: da.from_array(X, chunks=(100, 2)).map_blocks(_block_3(lambda b: np.r_[b, b]), dtype=float),
+     r"rows 300-399 has shape \(200, 2\) where its dask array declares \(100, 2\)"),
+    (lambda X: da.from_array(X, chunks=(100, 2)).map_blocks(_block_3(lambda b: np.c_[b, b]), dtype=float),
+     r"rows 300-399 has shape \(100, 4\) where its dask array declares \(100, 2\)"),
+    (lambda X: da.from_array(X, chunks=(100, 2)).map_blocks(_block_3(lambda b: b.tolist()), dtype=float),
+     "The block of X holding rows 300-399 is a list, not an array"),
+    (lambda X: da.from_array(X, chunks=(100, 2)).map_blocks(_block_3(lambda b: b + 1j), dtype=float),
+     r"rows 300-399 holds complex numbers \(complex128\)"),
+])
+def test_a_dask_block_unlike_its_declaration_is_refused_by_its_rows(bad, said):
+    """A block that a dask array's function returns with other rows than its chunks declare was fitted,
+    scored and predicted without a word: 150 of 1,000 declared rows never seen, predict 850 labels."""
+    X = make_blobs(n=1002)[:1000]
+    gm = GaussianMixture(2, random_state=0, init_params="random_from_data").fit(X)
+    Xd = bad(X)
+    calls = [lambda: GaussianMixture(2, random_state=0, init_params="random_from_data").fit(Xd),
+             lambda: gm.score(Xd), lambda: gm.predict_proba(Xd).compute()]
+    if "list" not in said:  # dask itself fails on a list block first there, joining blocks across columns
+        calls.append(lambda: gm.predict(Xd).compute())
+    for call in calls:
+        with pytest.raises(ValueError, match=said):
+            call()
+    w = da.ones(1000, chunks=250).map_blocks(lambda b, block_info=None: b[:10] if block_info[0]["chunk-location"][0] == 1 else b,
+                                             dtype=float)
+    with pytest.raises(ValueError, match=r"The block of sample_weight holding rows 250-499 has shape \(10,\)"):
+        gm.score(X, sample_weight=w)
