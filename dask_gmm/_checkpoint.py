@@ -565,7 +565,7 @@ class Checkpoint:
             if "warm_start_from" in what:
                 what[what.index("warm_start_from")] = "warm start (the fitted model it continues)"
             blocks = ("; X is split into other blocks than when it was written: other chunks, or a "
-                      "dask_gmm version that splits them otherwise") if "row_chunks" in what else ""
+                      "dask_gmm version that splits them otherwise") if "row_chunks" in what and "shape" not in what else ""
             raise ValueError(
                 f"The checkpoint {self.path!r} belongs to a different fit (its {', '.join(what)} differ{blocks}). "
                 "Use the same data and arguments, delete it to start the fit afresh, or use another checkpoint "

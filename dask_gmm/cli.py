@@ -946,8 +946,8 @@ def cmd_generate(args, term):
 class FitTimes:
     """Wall time of a fit: total, and the EM iterations alone (the rest is initialisation)."""
 
-    def __init__(self, total, iterations):
-        self.total, self.iterations = total, list(iterations)
+    def __init__(self, total, iterations, resumed=False):
+        self.total, self.iterations, self.resumed = total, list(iterations), resumed
 
     @property
     def em(self):
@@ -966,9 +966,10 @@ class FitTimes:
     def __str__(self):
         if not self.iterations:
             return _fmt_seconds(self.total)
-        each = "each" if len(self.iterations) < 3 else "each (median)"
-        return (f"{_fmt_seconds(self.total)} (initialisation {_fmt_seconds(self.init)}, "
-                f"{_count(len(self.iterations), 'EM iteration')} at {self.per_iteration:.3f} s {each})")
+        n = len(self.iterations)
+        each = {1: "of {:.3f} s", 2: "at {:.3f} s each"}.get(n, "at {:.3f} s each (median)")
+        return (f"{_fmt_seconds(self.total)} ({'resuming' if self.resumed else 'initialisation'} "
+                f"{_fmt_seconds(self.init)}, {_count(n, 'EM iteration')} {each.format(self.per_iteration)})")
 
 
 def _fit(path, term, **kwargs):
@@ -989,7 +990,7 @@ def _fit(path, term, **kwargs):
         gm.fit(path)
         total = time.perf_counter() - t0
     gm.set_params(verbose=0, verbose_interval=10)
-    return gm, FitTimes(total, progress.seconds)
+    return gm, FitTimes(total, progress.seconds, resumed)
 
 
 def _check_lockstep(candidates, n_init, advice):
@@ -1024,6 +1025,10 @@ def cmd_fit(args, term):
     term.out(f"  iterations         {gm.n_iter_}  ({'converged' if gm.converged_ else 'NOT converged'}, tol {gm.tol:g})")
     term.out(f"  lower bound        {_lower_bound_text(gm.lower_bound_)}")
     term.out(f"  time               {times}")
+    if args.checkpoint is not None:
+        term.out(f"  checkpoint         {args.checkpoint}" + (
+            f"  (resumed: {_count(gm.n_iter_ - len(times.iterations), 'iteration')} made before this run)"
+            if times.resumed and args.n_init == 1 else "  (resumed: iterations made before this run)" if times.resumed else ""))
     term.out(f"  model              {args.output}")
     return 0
 

@@ -37,9 +37,15 @@ def main(workdir="dask-gmm-workflow-py"):
     assert np.allclose(read_true_model(data).means_, truth.means_)
 
     # 3. Fit: one pass over the data per EM iteration; the path, a zarr.Array or a dask array all work.
+    #    The data were just generated afresh, so the fit starts afresh too: an earlier run's
+    #    checkpoint (of other data, if n_samples changed) would be refused. Without the removal,
+    #    rerunning an interrupted fit resumes it.
+    checkpoint = os.path.join(workdir, "fit.ckpt")
+    if os.path.exists(checkpoint):
+        os.remove(checkpoint)
     t0 = time.perf_counter()
     gm = dask_gmm.GaussianMixture(n_components=3, covariance_type="full", random_state=0,
-                                  checkpoint=os.path.join(workdir, "fit.ckpt")).fit(data)
+                                  checkpoint=checkpoint).fit(data)
     print(f"fit: {gm.n_iter_} iterations, converged={gm.converged_}, "
           f"mean log-likelihood {gm.lower_bound_:.6f}, {time.perf_counter() - t0:.2f} s")
     print("log-likelihood per iteration:", np.round(gm.lower_bounds_, 6).tolist())

@@ -20,7 +20,11 @@ dask-gmm generate data.zarr --n-samples 200_000 --n-features 2 --n-components 3 
 # 2. What the store holds (shape, chunks, completeness, the true parameters).
 dask-gmm info data.zarr
 
-# 3. Fit by EM (one pass over the data per iteration), checkpointing every iteration.
+# 3. Fit by EM (one pass over the data per iteration), checkpointing every iteration. The data
+#    were just generated afresh, so the fit starts afresh too: an earlier run's checkpoint (of
+#    other data, if --n-samples changed) would be refused. Without the rm, rerunning an
+#    interrupted fit resumes it.
+rm -f fit.ckpt
 dask-gmm fit data.zarr --n-components 3 --covariance-type full --seed 0 \
     --checkpoint fit.ckpt --output model.json
 

@@ -300,7 +300,7 @@ def test_one_feature_and_one_component_are_singular(tmp_path, capsys):
     out = run(capsys, "info", tmp_path / "zero.json")[1]  # as fit says it, not 'lower bound -inf'
     assert "NOT converged after 0 iterations, lower bound not computed (no iteration ran)" in out
     rc, out, _ = run(capsys, "fit", tmp_path / "one.zarr", "-k", "1", "--max-iter", "1", "-o", tmp_path / "it.json")
-    assert rc == 0 and "1 EM iteration at " in out
+    assert rc == 0 and "1 EM iteration of " in out
     rc, out, _ = run(capsys, "fit", tmp_path / "one.zarr", "-k", "1", "-o", tmp_path / "one.json")
     assert rc == 0 and "fitted 1 component (full covariance) to 1,000 rows x 1 feature\n" in out
     assert "  1 component, 1 feature, full covariance" in run(capsys, "info", tmp_path / "one.json")[1]
@@ -536,8 +536,10 @@ def test_progress_on_a_terminal_only(store, tmp_path, capsys, monkeypatch):
     ckpt = ["--checkpoint", tmp_path / "fit.ckpt"]
     rc, out, err = run(capsys, *args, *ckpt)
     assert rc == 0 and "fit: initialising (random) ..." in err
+    assert f"checkpoint         {ckpt[1]}\n" in out
     rc, out, err = run(capsys, *args, *ckpt)  # the checkpoint holds the finished fit
     assert rc == 0 and "fit: resuming from the checkpoint ..." in err and "initialising" not in err, err
+    assert f"checkpoint         {ckpt[1]}  (resumed: 5 iterations made before this run)" in out, out
 
 
 def test_warnings_are_one_line(store, tmp_path, capsys):

@@ -16,8 +16,20 @@ def _run(args, cwd):
     return done.stdout
 
 
+def _scaled(script, tmp_path, old, new):
+    """A copy of ``script`` with ``old`` replaced by ``new``, as its comments invite."""
+    text = open(os.path.join(EXAMPLES, script)).read()
+    assert text.count(old) == 1
+    copy = tmp_path / f"scaled-{script}"
+    copy.write_text(text.replace(old, new))
+    return str(copy)
+
+
 def test_python_workflow(tmp_path):
+    """Run again, in the same folder, after a run with other n_samples (the fit's checkpoint of it
+    was refused: 'belongs to a different fit')."""
     pytest.importorskip("matplotlib")
+    _run([sys.executable, _scaled("workflow.py", tmp_path, "n_samples=200_000", "n_samples=100_000"), "w"], tmp_path)
     out = _run([sys.executable, os.path.join(EXAMPLES, "workflow.py"), "w"], tmp_path)
     assert "agreement with the true labels: 100.0000%" in out
     assert {"fit.png", "fit-density.png", "fit-loglik.png", "model.json"} <= set(os.listdir(tmp_path / "w"))
@@ -25,7 +37,9 @@ def test_python_workflow(tmp_path):
 
 @pytest.mark.skipif(shutil.which("dask-gmm") is None, reason="the dask-gmm command is not installed")
 def test_shell_workflow(tmp_path):
+    """Run again, in the same folder, after a run with other --n-samples (as for workflow.py)."""
     pytest.importorskip("matplotlib")
+    _run(["bash", _scaled("workflow.sh", tmp_path, "--n-samples 200_000", "--n-samples 100_000"), "w"], tmp_path)
     out = _run(["bash", os.path.join(EXAMPLES, "workflow.sh"), "w"], tmp_path)
     assert '"n_samples": 200000' in out
     assert {"fit.png", "model.json", "labels.zarr"} <= set(os.listdir(tmp_path / "w"))
