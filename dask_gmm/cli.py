@@ -1626,6 +1626,9 @@ _FIXABLE_ERRNOS = {
     errno.EFBIG: "A file would pass the size limit of this process ('ulimit -f') or of the file system.",
     errno.EROFS: "Write to a path on a writable file system.",
     errno.ENAMETOOLONG: "Choose a shorter path.",
+    errno.EACCES: "Check the permissions of that path (and of its folders), or choose another.",
+    errno.EPERM: "Check the permissions of that path (and of its folders), or choose another.",
+    errno.ENOENT: "Check the path: it, or a folder on it, does not exist.",
 }
 #: Failures to reach a URL's server, by errno: said with the error's own words (which name the host).
 _CONNECTION_ERRNOS = {

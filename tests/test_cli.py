@@ -1,6 +1,7 @@
 """The dask-gmm command line, end to end on a tiny store, against the library it wraps."""
 
 import contextlib
+import errno
 import importlib.util
 import json
 import logging
@@ -1227,6 +1228,16 @@ def test_python_dash_m(tmp_path, module):
     res = subprocess.run([sys.executable, "-m", module, "generate", tmp_path / "x.zarr", "-n", "1.5"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.startswith("dask-gmm: error: argument --n-samples")
+
+
+@pytest.mark.parametrize("exc, advice", [
+    (PermissionError(errno.EACCES, "Permission denied", "/sys/x.json"), "Check the permissions of that path"),
+    (FileNotFoundError(errno.ENOENT, "No such file or directory", "/proc/x.json"), "Check the path"),
+])
+def test_os_errors_say_what_to_do(exc, advice):
+    """A write into /sys or /proc (where the folder check passes, as root) said only what failed."""
+    said = cli._describe_os_error(exc)
+    assert said.startswith(f"{exc.strerror}: {exc.filename!r}. {advice}") and cli._is_fixable_os_error(exc)
 
 
 def _file_size_limit(limit):
