@@ -946,8 +946,8 @@ def cmd_generate(args, term):
 class FitTimes:
     """Wall time of a fit: total, and the EM iterations alone (the rest is initialisation)."""
 
-    def __init__(self, total, iterations, resumed=False):
-        self.total, self.iterations, self.resumed = total, list(iterations), resumed
+    def __init__(self, total, iterations, resumed=False, compiled=False):
+        self.total, self.iterations, self.resumed, self.compiled = total, list(iterations), resumed, compiled
 
     @property
     def em(self):
@@ -968,8 +968,9 @@ class FitTimes:
             return _fmt_seconds(self.total)
         n = len(self.iterations)
         each = {1: "of {:.3f} s", 2: "at {:.3f} s each"}.get(n, "at {:.3f} s each (median)")
+        compiled = "; compiling the kernels included, once per machine" if self.compiled else ""
         return (f"{_fmt_seconds(self.total)} ({'resuming' if self.resumed else 'initialisation'} "
-                f"{_fmt_seconds(self.init)}, {_count(n, 'EM iteration')} {each.format(self.per_iteration)})")
+                f"{_fmt_seconds(self.init)}, {_count(n, 'EM iteration')} {each.format(self.per_iteration)}{compiled})")
 
 
 def _fit(path, term, **kwargs):
@@ -986,11 +987,19 @@ def _fit(path, term, **kwargs):
         ckpt = kwargs.get("checkpoint")
         resumed = ckpt is not None and os.path.isfile(ckpt) and os.path.getsize(ckpt) > 0
         term.status("fit: resuming from the checkpoint ..." if resumed else f"fit: initialising ({gm.init_params}) ...")
+        compiled = _compiled_count()
         t0 = time.perf_counter()
         gm.fit(path)
         total = time.perf_counter() - t0
     gm.set_params(verbose=0, verbose_interval=10)
-    return gm, FitTimes(total, progress.seconds, resumed)
+    return gm, FitTimes(total, progress.seconds, resumed, _compiled_count() > compiled)
+
+
+def _compiled_count():
+    """Kernels compiled so far in this process (numba's first run on a machine), 0 without numba."""
+    from . import _kernels
+
+    return _kernels._numba.compiled_count() if _kernels.USE_NUMBA else 0
 
 
 def _check_lockstep(candidates, n_init, advice):
