@@ -1192,7 +1192,7 @@ def _store_atomically(result, output, overwrite, attrs):
     """
     import dask.array as da
     import zarr
-    from zarr.codecs import ZstdCodec
+    from zarr.codecs import Crc32cCodec, ZstdCodec
 
     from . import io
     from ._checkpoint import temporary_sibling
@@ -1204,7 +1204,8 @@ def _store_atomically(result, output, overwrite, attrs):
     writes = old = None
     try:
         arr = zarr.create_array(target, shape=result.shape, chunks=chunks, dtype=result.dtype,
-                                compressors=[ZstdCodec(level=3)], overwrite=not local and overwrite,
+                                compressors=[ZstdCodec(level=3), Crc32cCodec()],  # a corrupt chunk is an error
+                                overwrite=not local and overwrite,
                                 attributes=attrs, config={"write_empty_chunks": True})
         writes = _Writes(arr, os.path.join(target, "zarr.json") if local else None)
         # dask chunks equal the zarr chunks (all rows of each but the last), so every write is one whole chunk
@@ -1354,7 +1355,8 @@ def cmd_info(args, term):
     else:  # predict's labels, say: described as --json describes them
         term.out(f"  array        shape {tuple(info['shape'])}, {info['dtype']} (not data of shape (rows, features))")
     term.out(f"  chunks       {info['chunks']}" + (f", shards {info['shards']}" if info["shards"] else "")
-             + f", compressors {', '.join(info['compressors']) or 'none'}")
+             + f", compressors {', '.join(info['compressors']) or 'none'}"
+             + ("" if "Crc32cCodec" in info["compressors"] else " (no checksum: a corrupt chunk may read as numbers)"))
     state = {
         None: "not written by dask-gmm generate",
         "damaged": "DAMAGED: generated complete, but chunks or arrays have gone or its shape or dtype has changed "

@@ -15,7 +15,7 @@ import time
 import dask.array as da
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 import dask_gmm
 from dask_gmm.generate import read_true_model, store_info
@@ -60,7 +60,7 @@ def main(workdir="dask-gmm-workflow-py"):
     labels_path = os.path.join(workdir, "labels.zarr")
     out = zarr.create_array(labels_path, shape=labels.shape,
                             chunks=(labels.chunks[0][0],), dtype=labels.dtype,
-                            compressors=[ZstdCodec(level=3)], overwrite=True)
+                            compressors=[ZstdCodec(level=3), Crc32cCodec()], overwrite=True)
     da.store(labels, out, lock=False)
     true_labels = zarr.open_group(data, mode="r")["labels"]
     # Components are numbered arbitrarily: compare through the best matching of means.

@@ -88,7 +88,10 @@ def test_generate_without_compression_equals_the_library_and_says_so(tmp_path, c
     assert [type(c).__name__ for c in a["X"].compressors] == ["Crc32cCodec"]
     np.testing.assert_array_equal(a["X"][:], b["X"][:])
     rc, out, _ = run(capsys, "info", path)
-    assert rc == 0 and "compressors Crc32cCodec" in out
+    assert rc == 0 and "compressors Crc32cCodec\n" in out
+    zarr.create_array(str(tmp_path / "plain.zarr"), shape=(100, 2), chunks=(50, 2), dtype="f8")[:] = 1.0
+    rc, out, _ = run(capsys, "info", tmp_path / "plain.zarr")  # zarr's default codecs: Zstd, no checksum
+    assert rc == 0 and "compressors ZstdCodec (no checksum: a corrupt chunk may read as numbers)" in out
     rc, _, err = run(capsys, "generate", path, "-n", "20_000", "--chunk-size", "5000", "--seed", "1",
                      "--compression", "lz4")
     assert_one_line_error(rc, err, "different arguments (--compression differs)", "--overwrite")
@@ -150,6 +153,7 @@ def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
     assert rc == 0 and err == ""
     labels = zarr.open_array(out, mode="r")
     assert labels.dtype == np.int8 and labels.chunks[0] % CHUNK == 0
+    assert [type(c).__name__ for c in labels.compressors] == ["ZstdCodec", "Crc32cCodec"]  # corruption is an error
     np.testing.assert_array_equal(labels[:], gm.predict(store).compute())
 
     proba_path = tmp_path / "proba.zarr"
