@@ -35,7 +35,6 @@ _ARGS = (
     "covariance_type",
     "tol",
     "reg_covar",
-    "max_iter",
     "n_init",
     "init_params",
     "random_state",
@@ -433,7 +432,7 @@ def check_history(n_iter, lower_bound, lower_bounds):
         raise ValueError("'lower_bound' is +Infinity")
 
 
-def _run_from_dict(d, covariance_type, n_components, n_features, max_iter):
+def _run_from_dict(d, covariance_type, n_components, n_features):
     """A saved run, checked as a model file is (a ValueError on anything a fit cannot have written)."""
     if d["covariance_type"] != covariance_type:
         raise ValueError(f"a run of covariance_type {d['covariance_type']!r}")
@@ -444,8 +443,8 @@ def _run_from_dict(d, covariance_type, n_components, n_features, max_iter):
     covariances, pc = json_array(d, "covariances", shape), json_array(d, "precisions_cholesky", shape)
     cov.check_consistent(covariances, pc, covariance_type)
     n_iter, converged = d["n_iter"], d["converged"]
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or not 0 <= n_iter <= max_iter:
-        raise ValueError(f"n_iter {n_iter!r}, outside 0..max_iter")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ValueError(f"n_iter {n_iter!r}, not a count")
     lower_bounds = [float(x) for x in d["lower_bounds"]]
     if not isinstance(converged, bool):
         raise ValueError("converged not true or false")
@@ -536,8 +535,10 @@ class Checkpoint:
                 f"The checkpoint {self.path!r} was written by an older dask_gmm, which recognised the data "
                 "otherwise. Delete it to start the fit afresh, or use another checkpoint path."
             )
+        # max_iter is no part of the fit: a larger one continues it (it was, in checkpoints written before)
+        saved = {**saved, "args": {k: v for k, v in saved["args"].items() if k != "max_iter"}}
         self._refuse_other_fit(saved, self._fp, skip="data")  # arguments first: the data's digest is a pass
-        n_runs, *shape = self.expected
+        n_runs, *shape, max_iter = self.expected
         try:
             if len(state["runs"]) != n_runs:
                 raise ValueError(f"{len(state['runs'])} runs where the fit has {n_runs}")
@@ -547,6 +548,12 @@ class Checkpoint:
         if state["runs_digest"] != runs_digest(state["runs"]):
             raise ValueError(damaged.format("its runs are not those written with it: edited, or corrupted"))
         self._refuse_other_fit(saved, self.fp)
+        made = max(r.n_iter for r in runs)
+        if made > max_iter:
+            raise ValueError(
+                f"The checkpoint {self.path!r} holds {made} iterations, more than max_iter ({max_iter}) allows. "
+                f"Pass max_iter={made} or more to continue it, or delete it to start the fit afresh."
+            )
         logger.info("resuming from checkpoint %s at iteration %s", self.path, [r.n_iter for r in runs])
         return runs
 

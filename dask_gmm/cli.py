@@ -369,7 +369,7 @@ def build_parser():
     p.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full", help="(default full)")
     p.add_argument("--reg-covar", type=_positive_float, default=1e-6, metavar="R",
                    help="added to covariance diagonals (default 1e-6)")
-    p.add_argument("--checkpoint", metavar="FILE", help="save the EM state each iteration; rerun to resume")
+    p.add_argument("--checkpoint", metavar="FILE", help="save the EM state each iteration; rerun to resume (a larger --max-iter continues it)")
     p.add_argument("--output", "-o", required=True, metavar="MODEL.json", help="model file to write")
     p.set_defaults(func=cmd_fit)
 

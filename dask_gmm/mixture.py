@@ -381,7 +381,8 @@ class GaussianMixture(MixtureBase):
     verbose_interval : int, default=10
     checkpoint : str, bytes or os.PathLike, optional
         File where the whole EM state is written atomically after every
-        iteration; a rerun with the same data and arguments resumes from it.
+        iteration; a rerun with the same data and arguments resumes from it, and one with a
+        larger ``max_iter`` continues a fit that stopped at its limit.
     split_every : int, default=8
         Width of the tree reduction of per-chunk statistics.
 
