@@ -1478,6 +1478,12 @@ MAX_CENTRE_DISTANCE = 2.0**20
 MAX_LIGHT_DISTANCE = 2.0**45
 
 
+def compiled_count():
+    """How many kernel specialisations this process has compiled, not found in numba's disk cache."""
+    dispatchers = [v for v in list(globals().values()) if isinstance(v, numba.core.dispatcher.Dispatcher)]
+    return sum(sum(d.stats.cache_misses.values()) for d in dispatchers)
+
+
 class Prepared:
     """A model's parameters laid out for the compiled kernels (tiny; made once per model, :func:`prepared`).
 
@@ -1546,11 +1552,6 @@ class Prepared:
 #: references to its model's arrays and goes when any of them does, so a layout lives no longer
 #: than its model (a cache of the last 16 held up to 16 dropped models and their layouts: 2 GiB
 #: at d=1024, K=8).
-def compiled_count():
-    """How many kernel specialisations this process has compiled, not found in numba's disk cache."""
-    return sum(sum(v.stats.cache_misses.values()) for v in list(globals().values()) if isinstance(v, numba.core.dispatcher.Dispatcher))
-
-
 _PREPARED = {}
 
 

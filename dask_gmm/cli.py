@@ -1035,9 +1035,11 @@ def cmd_fit(args, term):
     term.out(f"  lower bound        {_lower_bound_text(gm.lower_bound_)}")
     term.out(f"  time               {times}")
     if args.checkpoint is not None:
-        term.out(f"  checkpoint         {args.checkpoint}" + (
-            f"  (resumed: {_count(gm.n_iter_ - len(times.iterations), 'iteration')} made before this run)"
-            if times.resumed and args.n_init == 1 else "  (resumed: iterations made before this run)" if times.resumed else ""))
+        resumed = ""
+        if times.resumed:  # with restarts, the iterations before were the other restarts' too
+            before = _count(gm.n_iter_ - len(times.iterations), "iteration") if args.n_init == 1 else "iterations"
+            resumed = f"  (resumed: {before} made before this run)"
+        term.out(f"  checkpoint         {args.checkpoint}{resumed}")
     term.out(f"  model              {args.output}")
     return 0
 

@@ -476,10 +476,12 @@ def test_predict_interrupted_on_a_cluster_leaves_no_temporary_store(tmp_path):
                                      "--scheduler", cluster.scheduler_address],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-            for _ in range(600):  # until its writes run on the workers
+            for _ in range(600):  # until its writes run on the workers (its temporary store made before them)
                 if any(client.processing().values()):
                     break
                 time.sleep(0.05)
+            else:
+                pytest.fail("the predict's tasks never reached the workers: nothing was interrupted")
             time.sleep(0.05 * attempt)
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=120)
