@@ -178,28 +178,34 @@ def test_bayesian_mixture_on_a_cluster_of_processes_equals_threads(store):
 
 
 class _KillOnIteration(logging.Handler):
-    """Kills one worker process shortly after the fit logs ``iteration``, so the next pass is in flight."""
+    """Kills one worker process when the fit logs ``iteration``, and holds the fit there until the
+    scheduler has lost that worker, so that the next pass runs without it. (A kill 0.1 s later,
+    meant to land mid-pass, missed fits whose remaining iterations took less.)"""
 
-    def __init__(self, pid, iteration):
+    def __init__(self, client, iteration):
         super().__init__()
-        self.pid, self.iteration, self.killed = pid, iteration, False
+        (self.address, self.pid), *_ = client.run(os.getpid).items()
+        self.client, self.iteration, self.killed = client, iteration, False
 
     def emit(self, record):
         if not self.killed and getattr(record, "n_iter", 0) == self.iteration:
             self.killed = True
-            threading.Timer(0.1, os.kill, (self.pid, signal.SIGKILL)).start()
+            os.kill(self.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while self.address in self.client.scheduler_info()["workers"] and time.monotonic() < deadline:
+                time.sleep(0.02)
 
 
 @pytest.mark.parametrize("in_memory", [False, True])
 def test_worker_killed_mid_fit_changes_nothing(store, in_memory, caplog):
     """In memory, X is scattered to the workers once per fit, so the killed worker takes some of it
-    with it (scattered data has no lineage): the pass is run again with X sent again."""
+    with it (scattered data has no lineage): the next pass fails, and is run again with X sent again."""
     X = zarr.open_group(store, mode="r")["X"][:] if in_memory else store
     with pytest.warns(Warning):
         ref = GaussianMixture(3, random_state=0, max_iter=8, tol=0).fit(X)
     with LocalCluster(**CLUSTER) as cluster, Client(cluster) as client:
-        pid = next(iter(client.run(os.getpid).values()))
-        handler = _KillOnIteration(pid, 3)
+        handler = _KillOnIteration(client, 3)
+        pid = handler.pid
         logger = logging.getLogger("dask_gmm.mixture")
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
