@@ -1495,6 +1495,13 @@ def notebook_initialisation(seed, n_components, n_features, box=10.0):
             "precisions_init": np.stack([np.eye(n_features)] * n_components)}
 
 
+def _check_demo_store(data):
+    """A CLIError when ``data`` holds something that an earlier demo did not write."""
+    if os.path.lexists(data) and not (os.path.isdir(data) and not os.listdir(data)) and not _is_demo_store(data):
+        raise CLIError(f"{data!r} exists and was not written by dask-gmm demo. Choose another --output-dir, "
+                       "or move it away.")
+
+
 def cmd_demo(args, term):
     from .generate import MAX_CHUNKS, generate_mixture
     from .modelfile import save_model
@@ -1524,14 +1531,19 @@ def cmd_demo(args, term):
     os.makedirs(out, exist_ok=True)
     data = os.path.join(out, "data.zarr")
     model_path = os.path.join(out, "model.json")
-    _check_writable(model_path, "model", data)  # before any work: nothing of the user's is replaced
+    _check_folder(model_path, "demo's files")  # then each file the folder holds that the demo would not replace
     figures = [os.path.join(out, f) for f in ("notebook-fit.png", "notebook-loglik.png")]
     with contextlib.suppress(ImportError):
         figures += list(_plot_module().figure_paths(out + os.sep).values())
-    _check_figures(figures, data)
-    if os.path.lexists(data) and not (os.path.isdir(data) and not os.listdir(data)) and not _is_demo_store(data):
-        raise CLIError(f"{data!r} exists and was not written by dask-gmm demo. Choose another --output-dir, "
-                       "or move it away.")  # before any work, as the other outputs' checks
+    refusals = []  # all at once (they were named one run at a time), before any work
+    for check in (lambda: _check_writable(model_path, "model", data), lambda: _check_figures(figures, data),
+                  lambda: _check_demo_store(data)):
+        try:
+            check()
+        except CLIError as exc:
+            refusals.append(str(exc))
+    if refusals:
+        raise CLIError(" ".join(refusals))
     timings = {}
     t_all = time.perf_counter()
 
