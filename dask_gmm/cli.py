@@ -997,9 +997,9 @@ def _fit(path, term, **kwargs):
 
 def _compiled_count():
     """Kernels compiled so far in this process (numba's first run on a machine), 0 without numba."""
-    from . import _kernels
+    from . import _kernels, _numba
 
-    return _kernels._numba.compiled_count() if _kernels.USE_NUMBA else 0
+    return _numba.compiled_count() if _kernels.USE_NUMBA else 0
 
 
 def _check_lockstep(candidates, n_init, advice):
