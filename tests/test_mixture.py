@@ -1453,3 +1453,25 @@ def test_a_dask_block_unlike_its_declaration_is_refused_by_its_rows(bad, said):
                                              dtype=float)
     with pytest.raises(ValueError, match=r"The block of sample_weight holding rows 250-499 has shape \(10,\)"):
         gm.score(X, sample_weight=w)
+
+
+@pytest.mark.parametrize("dtype, off", [(np.float64, 9e-6), (np.float64, 2e-8), (np.float32, 4e-6)])
+def test_weights_init_normalised_as_scikit_learn_demands(dtype, off):
+    """weights_init summing to 1 +- more than scikit-learn's tolerance (1e-8, 1e-6 for float32) is
+    refused as scikit-learn refuses it; within it, both accept. A sum 9e-6 off was accepted, and
+    with max_iter=0 kept as the model's weights (its scores off by log(sum), save_model refused it)."""
+    X = make_blobs(n=300)
+    start = dict(means_init=[[0.0, 0.0], [5.0, 5.0]], precisions_init=[np.eye(2)] * 2)
+    atol = 1e-6 if dtype == np.float32 else 1e-8
+    for w, refused in ((np.array([0.5, 0.5], dtype) * dtype(1 - off), True),
+                       (np.array([0.5, 0.5], dtype) * dtype(1 - atol / 2), False)):
+        ours = GaussianMixture(2, weights_init=w, max_iter=0, **start)
+        theirs = SKGaussianMixture(2, weights_init=w, max_iter=1, **start)
+        if refused:
+            with pytest.raises(ValueError, match="should be normalized"):
+                theirs.fit(X)
+            with pytest.raises(ValueError, match=r"should be normalized.*Divide them by their sum"):
+                ours.fit(X)
+        else:
+            theirs.fit(X)
+            assert abs(ours.fit(X).weights_.sum() - 1.0) <= atol
