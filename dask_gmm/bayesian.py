@@ -407,7 +407,7 @@ class BayesianGaussianMixture(MixtureBase):
     covariance_prior : float or array, optional
         Shape (n_features, n_features) for full and tied, (n_features,) for
         diag, a float for spherical. Default: the (weighted) covariance of X.
-    random_state : None, int, numpy.random.SeedSequence or Generator
+    random_state : None, int, numpy.random.SeedSequence, Generator or RandomState
     warm_start : bool, default=False
     verbose : int, default=0
         Log progress (``logging.INFO`` on the ``dask_gmm`` logger) when > 0.

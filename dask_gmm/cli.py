@@ -901,14 +901,22 @@ def _store_state(path):
     return info if info["status"] in ("complete", "incomplete", "damaged") else None
 
 
-def _option_words(message):
-    """The library's argument names in ``message`` as the command line's options (``n_samples``:
-    ``--n-samples``, ``overwrite=True``: ``--overwrite``), but inside quoted paths."""
+#: The arguments of generate_mixture and of GaussianMixture that the command line's options set.
+GENERATE_ARGUMENTS = ("n_samples", "n_features", "n_components", "chunk_size", "dtype", "compression", "random_state")
+FIT_ARGUMENTS = ("max_iter", "tol", "n_init", "init_params", "random_state", "n_components", "covariance_type",
+                 "reg_covar")
+
+
+def _option_words(message, names):
+    """The library's argument ``names`` in ``message`` as the command line's options (``n_samples``:
+    ``--n-samples``, ``max_iter=17``: ``--max-iter 17``, ``overwrite=True``: ``--overwrite``), but
+    inside quoted paths."""
     parts = re.split(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", message)  # repr quotes a path so
     for i in range(0, len(parts), 2):  # the unquoted parts
-        part = re.sub(r"\brandom_state\b", "--seed", parts[i].replace("overwrite=True", "--overwrite"))
-        for name in ("n_samples", "n_features", "n_components", "chunk_size", "dtype", "compression"):
-            part = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), part)
+        part = parts[i].replace("overwrite=True", "--overwrite")
+        for name in names:
+            option = "--seed" if name == "random_state" else "--" + name.replace("_", "-")
+            part = re.sub(rf"\b{name}\b(=)?", lambda m: option + (" " if m.group(1) else ""), part)
         parts[i] = part
     return "".join(parts)
 
@@ -925,7 +933,7 @@ def cmd_generate(args, term):
                              chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
                              overwrite=args.overwrite, compression=args.compression)
         except ValueError as exc:  # the library's advice, in the command line's words
-            raise CLIError(_option_words(str(exc).removeprefix("generate_mixture: "))) from None
+            raise CLIError(_option_words(str(exc).removeprefix("generate_mixture: "), GENERATE_ARGUMENTS)) from None
     seconds = time.perf_counter() - t0
     what = (f"{_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} "
             f"({_count(args.n_components, 'component')}, {args.dtype})")
@@ -989,7 +997,12 @@ def _fit(path, term, **kwargs):
         term.status("fit: resuming from the checkpoint ..." if resumed else f"fit: initialising ({gm.init_params}) ...")
         compiled = _compiled_count()
         t0 = time.perf_counter()
-        gm.fit(path)
+        try:
+            gm.fit(path)
+        except ValueError as exc:  # a checkpoint's advice, in the command line's words
+            if not str(exc).startswith("The checkpoint "):
+                raise
+            raise CLIError(_option_words(str(exc), FIT_ARGUMENTS)) from None
         total = time.perf_counter() - t0
     gm.set_params(verbose=0, verbose_interval=10)
     return gm, FitTimes(total, progress.seconds, resumed, _compiled_count() > compiled)

@@ -552,6 +552,12 @@ def test_progress_on_a_terminal_only(store, tmp_path, capsys, monkeypatch):
     rc, out, err = run(capsys, *args, *ckpt)  # the checkpoint holds the finished fit
     assert rc == 0 and "fit: resuming from the checkpoint ..." in err and "initialising" not in err, err
     assert f"checkpoint         {ckpt[1]}  (resumed: 5 iterations made before this run)" in out, out
+    # The checkpoint's refusals name the command line's options, not the library's arguments
+    rc, _, err = run(capsys, *args[:-2], "--max-iter", "3", *args[-2:], *ckpt, "-q")
+    assert_one_line_error(rc, err, "holds 5 iterations, more than --max-iter (3) allows. Pass --max-iter 5 or more")
+    rc, _, err = run(capsys, *args, "--n-init", "2", "--reg-covar", "1e-5", *ckpt, "-q")
+    assert_one_line_error(rc, err, "belongs to a different fit (its arguments --n-init (1 then, 2 now), "
+                          "--reg-covar (1e-06 then, 1e-05 now) differ)")
 
 
 def test_warnings_are_one_line(store, tmp_path, capsys):
