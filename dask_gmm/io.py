@@ -26,6 +26,7 @@ import zlib
 import dask.array as da
 import fsspec
 import google_crc32c  # zarr's own dependency, for its crc32c codec
+import numcodecs
 import numpy as np
 import scipy.sparse
 import zarr
@@ -667,6 +668,8 @@ def _zarr_block(arr, index, asarray=True, lock=None):
         if not _is_decode_error(exc):
             raise
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from exc
+    if isinstance(arr.store_path.store, zarr.storage.LocalStore) and _blosc_as_stored(arr):
+        _check_blosc_file(arr, index)
     if block.size and _all_fill(np.asarray(block), arr.fill_value):
         if not _stored(arr, _chunk_key(arr, index)):
             raise ValueError(
@@ -695,6 +698,47 @@ def _stored(arr, key):
         _STORED.clear()
     _STORED.add(found)
     return True
+
+
+def _check_blosc_length(head, size):
+    """A ValueError if a stored chunk of ``size`` bytes, beginning with ``head`` (its first 16
+    bytes or fewer), is shorter than its Blosc header says.
+
+    C-Blosc reads as many bytes as the header (bytes 12-15, little-endian) names,
+    whatever the buffer's length. A chunk cut short was then decoded from
+    whatever lay beyond it: from a thread's reused buffer, the bytes of a chunk
+    read before (its rows, for an empty file); from zarr's buffer, past its end.
+    Without a checksum nothing else would notice. Bytes beyond the stated length
+    are not read, as zarr does not read them.
+    """
+    if size < 16:
+        raise ValueError(f"it holds {size} bytes, fewer than a Blosc header's 16")
+    stated = int.from_bytes(head[12:16], "little")
+    if stated > size:
+        raise ValueError(f"it holds {size:,} bytes where its Blosc header says {stated:,}: cut short")
+
+
+def _blosc_as_stored(arr):
+    """Whether the stored chunks of ``arr`` are Blosc's output as such: its outermost codec
+    (zarr v2's compressor, v3's last codec), with no checksum after it, not sharded."""
+    md = arr.metadata
+    outermost = md.compressor if md.zarr_format == 2 else md.codecs[-1]
+    return isinstance(outermost, (BloscCodec, numcodecs.Blosc))
+
+
+def _check_blosc_file(arr, index):
+    """:func:`_check_blosc_length` of the chunk file holding the block ``index`` of ``arr``, whose
+    chunks are Blosc's output in a local store: zarr's own read decodes a chunk cut short from
+    the bytes beyond it, without an error. An absent file is the caller's to find."""
+    try:
+        with open(arr.store_path.store.root / _chunk_key(arr, index), "rb") as f:
+            head, size = f.read(16), os.fstat(f.fileno()).st_size
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        _check_blosc_length(head, size)
+    except ValueError as exc:
+        raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from None
 
 
 _SCRATCH = threading.local()  # this thread's buffers that ZarrRows.pieces reads and decodes chunks into
@@ -815,9 +859,11 @@ class ZarrRows:
     def _decode_bytes(self, codec, buf, reuse):
         """``codec``'s decode of the zarr Buffer ``buf``; with ``reuse``, Blosc's into this thread's
         reused buffer (when the chunk's header gives the size of a whole chunk, else as zarr does)."""
-        if reuse and codec is self._blosc:
-            src = buf.as_numpy_array()  # a Blosc header's bytes 4-7 hold the decoded size (little-endian)
-            if src.size >= 16 and int.from_bytes(src[4:8].tobytes(), "little") == self._chunk_bytes:
+        if isinstance(codec, BloscCodec):
+            src = buf.as_numpy_array()
+            _check_blosc_length(src[:16].tobytes(), src.size)
+        if reuse and codec is self._blosc:  # a Blosc header's bytes 4-7 hold the decoded size (little-endian)
+            if int.from_bytes(src[4:8].tobytes(), "little") == self._chunk_bytes:
                 out = _scratch("decoded", self._chunk_bytes)
                 blosc.decompress(src, out)
                 return self._bytes_spec.prototype.buffer.from_array_like(out)
