@@ -1330,6 +1330,9 @@ def cmd_info(args, term):
     path = args.path
     local = model_file_path(path)  # a file:// URL as its local path
     if os.path.exists(local) and not os.path.isdir(local):  # a file, a pipe: a model
+        from .io import refuse_zip_file
+
+        refuse_zip_file(local)  # or a store zipped whole
         model = _load_model(path)
         if args.json:
             term.out(json.dumps(_model_dict(model)))

@@ -16,11 +16,13 @@ import logging
 import lzma
 import math
 import os
+import pathlib
 import re
 import sys
 import threading
 import uuid
 import warnings
+import zipfile
 import zlib
 
 import dask.array as da
@@ -475,7 +477,16 @@ def open_node(path):
                 f"{first_few(sorted(members))}: a store that lost its root metadata, or a folder of stores. "
                 "Restore the store's metadata, or give the path of one of those nodes."
             ) from None
+        refuse_zip_file(path)
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
+
+
+def refuse_zip_file(path):
+    """A ValueError if ``path`` is a local zip file: a Zarr store zipped whole is opened by a zip:: URL."""
+    if isinstance(path, str) and os.path.isfile(path) and zipfile.is_zipfile(path):
+        url = pathlib.Path(path).absolute().as_uri()
+        raise ValueError(f"{path!r} is a zip file. A Zarr store zipped whole is read by its URL 'zip::{url}' "
+                         f"('zip://FOLDER::{url}' for a store in a folder of the zip).")
 
 
 def _open_read_only(store, path="", opener=zarr.open):
@@ -1014,6 +1025,8 @@ def as_zarr_input(X):
     """
     if isinstance(X, da.Array) and (whole := whole_zarr_array(X)) is not None:
         X = whole
+    if isinstance(X, zarr.abc.store.Store):  # as zarr.open takes one: the node at its root
+        X = readable_metadata(str(X), lambda: _open_read_only(X))
     if isinstance(X, (zarr.Array, zarr.Group)):
         X = _reopened(X)
     if isinstance(X, zarr.Group):
@@ -1315,7 +1328,7 @@ def _real_objects(a):
 
 def is_lazy(X):
     """Whether per-sample outputs for X should be lazy dask arrays (Dask or Zarr input)."""
-    return isinstance(X, (da.Array, zarr.Array, zarr.Group, str, os.PathLike))
+    return isinstance(X, (da.Array, zarr.Array, zarr.Group, zarr.abc.store.Store, str, os.PathLike))
 
 
 # ------------------------------------------------------------------ outputs

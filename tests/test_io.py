@@ -109,6 +109,29 @@ def test_missing_chunks_are_refused_by_name(tmp_path):
             fit(url)
 
 
+def test_a_zip_store_by_path_names_its_url_and_a_store_object_is_read(tmp_path):
+    """A zip file given by path was 'No Zarr store found' (to the CLI's info, 'not a valid model
+    file'); a zarr Store object, as zarr.open takes, fell to NumPy and was a 0-D array."""
+    from dask_gmm import cli
+
+    X = make_blobs(n=3000)
+    store = zarr.storage.ZipStore(tmp_path / "d.zip", mode="w")
+    zarr.open_group(store, mode="w").create_array("X", shape=X.shape, chunks=(1000, 2), dtype=X.dtype)[:] = X
+    store.close()
+    url = f"zip::{(tmp_path / 'd.zip').as_uri()}"
+    for path in (str(tmp_path / "d.zip"), tmp_path / "d.zip"):
+        with pytest.raises(ValueError, match=f"is a zip file. A Zarr store zipped whole is read by its URL '{url}'"):
+            fit(path)
+    assert cli.main(["info", str(tmp_path / "d.zip")]) == 2
+    expected = fit(X)
+    for source in (url, zarr.storage.ZipStore(tmp_path / "d.zip", mode="r")):
+        gm = fit(source)
+        np.testing.assert_allclose(gm.means_, expected.means_, rtol=1e-12)
+        predicted = gm.predict(source)
+        assert isinstance(predicted, da.Array)
+        np.testing.assert_array_equal(predicted.compute(), expected.predict(X))
+
+
 def test_a_dask_array_of_a_zarr_array_is_read_as_the_zarr_array(tmp_path):
     """``da.from_zarr`` skipped the checks of a Zarr array given as it is: a deleted chunk (fill value
     0) was fitted as 500 rows at the origin, and a corrupt one was zarr's bare decoding error."""
