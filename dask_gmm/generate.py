@@ -721,7 +721,7 @@ def store_info(path):
         if X is None and status:
             raise ValueError(io.lost_x(os.fspath(path)))
         if X is None:
-            raise ValueError(f"The Zarr group {os.fspath(path)!r} has no array 'X'.")
+            raise ValueError(io.no_x(node, os.fspath(path)))
         for name, a in (("X", X), ("labels", labels)):
             if isinstance(a, zarr.Group):
                 raise ValueError(f"{name!r} in the Zarr group {os.fspath(path)!r} is a group, not an array"

@@ -328,6 +328,14 @@ def open_zarr(path):
     return group_data(node, path) if isinstance(node, zarr.Group) else checked_generated(node, path)
 
 
+def no_x(group, path):
+    """The message for the Zarr ``group`` at ``path`` that has no array ``X``, naming the arrays it has."""
+    arrays = sorted(readable_metadata(path, lambda: list(group.array_keys())))
+    held = f"; it holds the array(s) {first_few(arrays)}" if arrays else ", nor any other array"
+    example = f" ({path.rstrip('/')}/{arrays[0]})" if arrays else ""
+    return f"The Zarr group {path!r} has no array 'X'{held}. Pass the array itself or its path{example}."
+
+
 def group_data(group, path):
     """The array ``X`` of the Zarr ``group`` (at ``path``, for messages), checked as
     :func:`checked_generated` checks it; a ValueError when there is none."""
@@ -339,7 +347,7 @@ def group_data(group, path):
     if record:
         raise ValueError(lost_x(path))
     if node is None:
-        raise ValueError(f"The Zarr group {path!r} has no array 'X'. Pass the array itself or its path.")
+        raise ValueError(no_x(group, path))
     if isinstance(node, zarr.Group):
         raise ValueError(f"'X' in the Zarr group {path!r} is a group, not an array. Pass the path of "
                          "the data array itself.")

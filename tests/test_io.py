@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -837,5 +838,9 @@ def test_a_groups_stale_consolidated_metadata_is_not_read(tmp_path, zarr_format)
     other = str(tmp_path / "y.zarr")
     zarr.open_group(other, mode="w", zarr_format=zarr_format).create_array("Y", shape=(10, 2), dtype="f8")[...] = 1.0
     zarr.consolidate_metadata(other)
-    with pytest.raises(ValueError, match="has no array 'X'. Pass the array itself or its path"):
+    with pytest.raises(ValueError, match=r"has no array 'X'; it holds the array\(s\) Y. Pass the array itself or its "
+                                         rf"path \({re.escape(other)}/Y\)"):
         GaussianMixture(2).fit(other)
+    from dask_gmm.generate import store_info  # what info says of it
+    with pytest.raises(ValueError, match=r"has no array 'X'; it holds the array\(s\) Y\."):
+        store_info(other)
