@@ -29,6 +29,7 @@ import logging
 
 import dask
 import numpy as np
+from dask.core import flatten
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import _kernels
@@ -88,7 +89,7 @@ def gather_rows(X, sizes, seeds, sample_weight=None):
         picks = _weighted_rows(sample_weight, [(n, _key(s)) for n, s in zip(sizes, seeds)])
     out = []
     for idx in map(np.sort, picks):
-        rows = np.asarray(X[idx].compute(), np.float64)
+        rows = np.asarray(_rows_at(X, idx), np.float64)
         bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
         if bad.size:  # else every clean chunk's distances to it are NaN, and the first to run is blamed
             raise ValueError(
@@ -99,17 +100,43 @@ def gather_rows(X, sizes, seeds, sample_weight=None):
     return out
 
 
+def _numpy_blocks(arr):
+    """The blocks along the first axis of the dask array ``arr`` when its graph holds them as NumPy
+    arrays (in-memory data, :func:`dask_gmm.io.as_dask_array`), else None."""
+    graph = arr.__dask_graph__()
+    blocks = [graph.get(k) for k in flatten(arr.__dask_keys__())]
+    return blocks if len(blocks) == len(arr.chunks[0]) and all(isinstance(b, np.ndarray) for b in blocks) else None
+
+
+def _rows_at(X, idx):
+    """``X[idx]`` for sorted row indices ``idx``: taken from the blocks here when the dask array X
+    holds NumPy blocks (in-memory data, :func:`dask_gmm.io.as_dask_array`), else computed by dask.
+
+    Under a distributed Client, dask's ``X[idx]`` sent its graph to the scheduler with every
+    block in it: all of X, before the fit's one scatter of it."""
+    blocks = _numpy_blocks(X)
+    if blocks is None:
+        return X[idx].compute()
+    starts = np.cumsum((0,) + X.chunks[0])
+    which = np.searchsorted(starts, idx, side="right") - 1
+    return np.array([blocks[b][i - starts[b]] for b, i in zip(which, idx)]).reshape(len(idx), X.shape[1])
+
+
 def _weighted_rows(sample_weight, requests):
     """For each request ``(n, key)``, the indices of n rows drawn with probability proportional
     to ``sample_weight`` (n_samples,), without replacement: the rows of the n smallest keys
     ``-log(u) / w`` (Efraimidis and Spirakis 2006; compared as their logarithms), u uniform
     per row from the Philox stream ``key`` at the row's index, so the draw does not depend on
     the chunking. Ties (weight 0, key inf) go to the lowest index. One pass over the weights
-    for all requests."""
+    for all requests; for weights held in memory, in this thread (in a graph, a distributed
+    Client sent them all through its scheduler first)."""
     starts = np.concatenate([[0], np.cumsum(sample_weight.chunks[0][:-1])]).astype(int).tolist()
-    parts = [dask.delayed(_smallest_keys)(w, start, requests)
-             for w, start in zip(sample_weight.to_delayed().ravel(), starts)]
-    per_block = dask.compute(*parts)
+    held = _numpy_blocks(sample_weight)
+    if held is not None:
+        per_block = [_smallest_keys(w, start, requests) for w, start in zip(held, starts)]
+    else:
+        per_block = dask.compute(*[dask.delayed(_smallest_keys)(w, start, requests)
+                                   for w, start in zip(sample_weight.to_delayed().ravel(), starts)])
     out = []
     for j, (n, _) in enumerate(requests):
         keys, rows = (np.concatenate(a) for a in zip(*(block[j] for block in per_block)))
