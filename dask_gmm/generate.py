@@ -237,13 +237,34 @@ def _chunk_seed(seed, i):
     return np.random.SeedSequence(seed["entropy"], spawn_key=(*seed["spawn_key"], 1, i))
 
 
-def _write_chunk(X, labels, i, seed, weights, means, cholesky):
-    """Draw chunk ``i`` and write it to both arrays (a task: only small arguments, returns None)."""
+def _write_chunk(X, labels, i, seed, weights, means, cholesky, recorded):
+    """Draw chunk ``i`` and write it to both arrays (a task: only small arguments, returns None),
+    unless the store no longer holds ``recorded``, its record when the run that made the task began.
+
+    A run interrupted on a cluster leaves its running tasks to finish on the workers, and its
+    lock ends with it: a later overwrite of the same path (another seed, say) got their chunks,
+    and recorded itself complete over another store's rows. A task now writes only into a store
+    of its own record (whose chunks it draws alike). Only a task held between that check and its
+    write, a moment, can still write."""
     rows = X.chunks[0]
     i0, i1 = i * rows, min(X.shape[0], (i + 1) * rows)
     x, y = draw_rows(np.random.default_rng(_chunk_seed(seed, i)), i1 - i0, weights, means, cholesky)
+    if not _records(X, recorded):
+        logger.info("chunk %d not written: the store at its path is not the one this task was made for", i)
+        return
     X[i0:i1] = x.astype(X.dtype)
     labels[i0:i1] = y.astype(labels.dtype)
+
+
+def _records(X, recorded):
+    """Whether the group holding the array ``X`` (of a generated store) holds the record ``recorded``
+    now, but for being complete (read afresh from its store)."""
+    group_path = X.store_path.path.rpartition("/")[0]
+    try:
+        now = io._open_read_only(X.store_path.store, group_path, zarr.open_group).attrs.get(io.STATUS_ATTR)
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError, ValueError, KeyError, TypeError):
+        return False  # gone, or being replaced
+    return isinstance(now, dict) and {**now, "complete": None} == {**recorded, "complete": None}
 
 
 # ------------------------------------------------------------------ the store
@@ -647,8 +668,9 @@ def generate_mixture(
         logger.info("writing %d of %d chunks (%d rows each) to %s", len(todo), X.nchunks, rows, path)
         chol = np.linalg.cholesky(covs)
         token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster
+        recorded = group.attrs.asdict()[io.STATUS_ATTR]  # as the store holds it (resumed: as an earlier run wrote it)
         tasks = [
-            dask.delayed(_write_chunk)(X, labels, i, seed, weights, means, chol,
+            dask.delayed(_write_chunk)(X, labels, i, seed, weights, means, chol, recorded,
                                        dask_key_name=f"generate-chunk-{token}-{i}")
             for i in todo
         ]

@@ -881,3 +881,31 @@ def test_the_lock_is_the_real_paths_and_none_where_flock_fails(tmp_path, monkeyp
     generate_mixture(str(tmp_path / "t.zarr"), 1000, chunk_size=100, random_state=1)
     assert store_info(str(tmp_path / "t.zarr"))["status"] == "complete"
     assert sorted(os.listdir(tmp_path)) == ["link.zarr", "s.zarr", "t.zarr"]
+
+
+def test_a_chunk_task_left_running_does_not_write_into_the_store_that_replaced_its_own(tmp_path, monkeypatch):
+    """An interrupted run's tasks run on in a cluster's workers, and its lock ends with it: a later
+    overwrite of the path with another seed got the stale tasks' chunks, and was recorded complete
+    (of its own seed) over the other seed's rows. A task now writes only into a store of its own record."""
+    from dask_gmm import generate
+
+    path, real = str(tmp_path / "s.zarr"), generate._write_chunk
+    stale = []
+    monkeypatch.setattr(generate, "_write_chunk", lambda *args: stale.append(args))  # made, not yet run
+    with pytest.raises(ValueError, match="8 chunks written for .* are not in the store"):
+        generate_mixture(path, 2000, chunk_size=500, random_state=5)
+    monkeypatch.setattr(generate, "_write_chunk", real)
+    assert len(stale) == 4
+    generate_mixture(path, 2000, chunk_size=500, random_state=6, overwrite=True)
+    generate_mixture(str(tmp_path / "six.zarr"), 2000, chunk_size=500, random_state=6)
+    six = zarr.open_group(str(tmp_path / "six.zarr"), mode="r")
+    for args in stale:  # the first run's tasks, run now on the replaced store
+        real(*args)
+    store = zarr.open_group(path, mode="r")
+    np.testing.assert_array_equal(store["X"][:], six["X"][:])
+    np.testing.assert_array_equal(store["labels"][:], six["labels"][:])
+    generate_mixture(path, 2000, chunk_size=500, random_state=5, overwrite=True)  # its own store: the same rows
+    first = zarr.open_group(path, mode="r")["X"][:]
+    for args in stale:
+        real(*args)
+    np.testing.assert_array_equal(zarr.open_group(path, mode="r")["X"][:], first)
