@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import queue
 import re
 import sys
@@ -143,6 +144,15 @@ _BLAS = {"controller": None, "busy": False}  # threadpoolctl's controller, made 
 _BLAS_LOCK = threading.Lock()
 
 
+def threadpool_controller():
+    """threadpoolctl's controller of this process's BLAS and OpenMP pools, made once (25 ms)."""
+    if _BLAS["controller"] is None:
+        import threadpoolctl
+
+        _BLAS["controller"] = threadpoolctl.ThreadpoolController()
+    return _BLAS["controller"]
+
+
 @contextlib.contextmanager
 def _one_blas_thread(threads):
     """BLAS limited to one thread while ``threads`` (> 1) threads of this process run kernels.
@@ -166,11 +176,7 @@ def _one_blas_thread(threads):
         yield
         return
     try:
-        if _BLAS["controller"] is None:
-            import threadpoolctl
-
-            _BLAS["controller"] = threadpoolctl.ThreadpoolController()
-        with _BLAS["controller"].limit(limits=1, user_api="blas"):
+        with threadpool_controller().limit(limits=1, user_api="blas"):
             yield
     finally:
         with _BLAS_LOCK:
@@ -210,6 +216,19 @@ _HELPERS = {}
 _HELPERS_LOCK = threading.Lock()
 
 
+def _after_fork():
+    """In a forked child: the parent's pools have no threads there (a pass waited on them forever),
+    and a lock or BLAS limit its other threads held stays held."""
+    global _HELPERS_LOCK, _BLAS_LOCK
+    _HELPERS.clear()
+    _HELPERS_LOCK, _BLAS_LOCK = threading.Lock(), threading.Lock()
+    _BLAS["busy"] = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def _pulled(calls, threads, sink):
     """``sink(i, calls[i]())`` for every call, on ``threads`` threads that each take the next call
     from a queue when they finish one: the calling thread and ``threads - 1`` helpers
@@ -236,12 +255,10 @@ def _pulled(calls, threads, sink):
         try:
             pull()
         finally:
-            for f in helpers:
-                f.cancel()
-            wait(helpers)
-        for f in helpers:
-            if not f.cancelled():
-                f.result()
+            started = [f for f in helpers if not f.cancel()]  # a cancelled one ends only when a pool thread takes it
+            wait(started)
+        for f in started:
+            f.result()
 
 
 class _Tree:

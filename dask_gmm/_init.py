@@ -34,6 +34,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import _kernels
 from ._covariance import m_step, naming_candidate
+from ._em import threadpool_controller
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +233,13 @@ def _hard_assignment(blocks, specs, centres):
     return list(zip(stats, centres))
 
 
+def _one_openmp_thread():
+    """scikit-learn's KMeans on one OpenMP thread: it clusters a few hundred candidates, and a
+    process whose GNU OpenMP had started threads hangs in its children forked after
+    (multiprocessing's fork start method) at their first OpenMP call."""
+    return threadpool_controller().limit(limits=1, user_api="openmp")
+
+
 def _kmeans(blocks, X, specs, seeds):
     """k-means|| candidates clustered by scikit-learn's KMeans, then Lloyd passes over the data.
 
@@ -245,7 +253,8 @@ def _kmeans(blocks, X, specs, seeds):
     centres = []
     for j, (spec, (cand, w), s) in enumerate(zip(specs, _candidates(blocks, X, specs, s_cand), s_local)):
         starts = 1 if spec in specs[:j] else 10
-        km = KMeans(n_clusters=spec[0], n_init=starts, random_state=_sklearn_seed(s)).fit(cand, sample_weight=w)
+        with _one_openmp_thread():
+            km = KMeans(n_clusters=spec[0], n_init=starts, random_state=_sklearn_seed(s)).fit(cand, sample_weight=w)
         centres.append(km.cluster_centers_)
     done, tol = {}, {}
     for it in range(LLOYD_MAX_ITER):  # Lloyd passes, all runs in lockstep until each settles

@@ -1,5 +1,6 @@
 """The EM driver's passes: in-memory blocks pulled by threads give the bytes of one task per block."""
 
+import os
 import threading
 import time
 import tracemalloc
@@ -12,7 +13,7 @@ import pytest
 from dask.callbacks import Callback
 from dask.system import CPU_COUNT
 
-from dask_gmm import _kernels, io
+from dask_gmm import GaussianMixture, _kernels, io
 from dask_gmm._em import Blocks, _blocks_of, _data_of, _Tree, _tree, fill_rows
 
 from .conftest import make_blobs, random_model
@@ -276,3 +277,40 @@ def test_blocks_of_in_memory_data_are_views_in_order_as_dask_makes_them():
     graph, keys = _blocks_of(tasks)
     assert _data_of(graph, keys) is None and len(keys) == 4
     np.testing.assert_array_equal(np.concatenate(dask.get(graph, keys)), X)
+
+
+def _fit_in_child(X, queue):
+    from dask_gmm import GaussianMixture
+
+    queue.put(GaussianMixture(3, random_state=0).fit(X).means_)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_fits_after_its_parent_did():
+    """A helper cancelled before it started counts as done only when a pool thread takes it off the
+    queue: a pass waited for that, and in a child forked after a fit (multiprocessing's fork start
+    method), whose copy of the pool has no threads, it waited forever. Nor does a pass wait on a
+    helper pool busy with other work. (scikit-learn's KMeans, in the k-means start, hung there
+    too, in GNU OpenMP: it now runs on one OpenMP thread.)"""
+    import multiprocessing
+
+    X = make_blobs(n=20_000)
+    expected = GaussianMixture(3, random_state=0).fit(X).means_  # the parent's pool is made
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_fit_in_child, args=(X, results))
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, "the child's fit did not end"
+    np.testing.assert_array_equal(results.get(timeout=10), expected)
+    from dask_gmm._em import _helpers, _pulled
+
+    release = threading.Event()
+    busy = _helpers(1).submit(release.wait, 60)  # the one helper thread is held by other work
+    ran = []
+    _pulled([lambda: 1] * 4, 2, lambda i, v: ran.append(i))  # the calling thread runs them all, and returns
+    assert sorted(ran) == [0, 1, 2, 3] and not busy.done()
+    release.set()
+    busy.result()
