@@ -521,8 +521,12 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     return da.Array(graph, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))
 
 
-def _unsized_task(x, start, kernel, args):
-    return kernel(np.asarray(x), *args, row_offset=int(start))
+def _unsized_task(x, start, kernel, args, last=False):
+    x = np.asarray(x)
+    if last and start + len(x) == 0:  # the rows of every block before it are counted in start
+        raise ValueError(f"Found array with 0 sample(s) (shape=(0, {x.shape[1]})) while a minimum of 1 is "
+                         "required: the DataFrame has no rows.")
+    return kernel(x, *args, row_offset=int(start))
 
 
 def _total(*lengths):
@@ -570,7 +574,7 @@ def unsized_rows_array(X, kernel, tail, dtype, *args):
             graph[(group, g)] = (_total, (group, g - 1), *earlier) if g else 0
         graph[(length, i)] = (len, b)
         graph[(start, i)] = (_total, (group, g), *[(length, j) for j in range(i - first, i)])
-        graph[(name, i, *rest)] = (task, b, (start, i))
+        graph[(name, i, *rest)] = (functools.partial(task, last=i == len(blocks) - 1), b, (start, i))
     layers = HighLevelGraph.from_collections(name, graph, dependencies=[X])
     chunks = ((np.nan,) * len(blocks), *((k,) for k in tail))
     return da.Array(layers, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))

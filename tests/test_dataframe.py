@@ -271,3 +271,18 @@ def test_a_dask_series_is_refused_as_1d():
     """An IndexError from inside the conversion before; a pandas Series got scikit-learn's words."""
     with pytest.raises(ValueError, match="Expected 2D array of shape .* got 1D array"):
         GaussianMixture(2).fit(dd.from_pandas(pd.Series(np.arange(100.0)), npartitions=2))
+
+
+def test_per_row_outputs_of_an_empty_dask_dataframe_are_refused_as_for_other_inputs(frame):
+    """A filter that keeps no row gave empty outputs, where every other input (and fit, score) says
+    'Found array with 0 sample(s)'; a filter that keeps some gives theirs, row for row."""
+    X, df = frame
+    gm = GaussianMixture(2, **KW).fit(df)
+    ddf = dd.from_pandas(df, npartitions=4)
+    for method in ("predict", "predict_proba", "score_samples"):
+        with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\) \(shape=\(0, 2\)\)"):
+            getattr(gm, method)(df.iloc[:0])
+        with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\) \(shape=\(0, 2\)\).*has no rows"):
+            getattr(gm, method)(ddf[ddf.a > 1e6]).compute()
+        kept = df[df.a > 5]
+        np.testing.assert_array_equal(getattr(gm, method)(ddf[ddf.a > 5]).compute(), getattr(gm, method)(kept))
