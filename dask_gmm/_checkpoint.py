@@ -278,7 +278,7 @@ def _alive(pid):
 
 def write_atomic(path, write, mode="w"):
     """Fill ``path`` with ``write(f)`` through a temporary file beside it (:func:`temporary_sibling`;
-    the folder must exist), synced to disk, and a rename: a reader never sees half a file. A new file
+    the folder must exist), synced to disk, and a rename, synced too: a reader never sees half a file. A new file
     gets the permissions the umask gives, a replaced one keeps its own (a private 0600 model file
     stays private). A link at ``path`` is replaced, not what it points to. Returns ``path`` (a str)."""
     path = file_path(path)
@@ -301,7 +301,24 @@ def write_atomic(path, write, mode="w"):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _sync_folder(os.path.dirname(path) or ".")
     return path
+
+
+def _sync_folder(folder):
+    """The folder's entries synced to disk: after a crash of the machine, the rename into it
+    stands (else the old file, or none, may come back). Where a folder cannot be opened or
+    synced (Windows, some file systems), the file's own sync is all there is."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_json_atomic(path, obj):

@@ -114,6 +114,24 @@ def test_atomic_write_leaves_only_the_file(tmp_path, models):
     assert load_model(tmp_path / "m.json").covariance_type == "diag"
 
 
+def test_atomic_write_syncs_the_file_then_its_folder_after_the_rename(tmp_path, models, monkeypatch):
+    """The rename was not synced: after a crash of the machine the old file (or none) could be back."""
+    synced = []
+    real = os.fsync
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        synced.append(("folder", st.st_ino) if stat.S_ISDIR(st.st_mode) else ("file", st.st_ino))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    save_model(models["full"], tmp_path / "m.json")
+    assert synced == [("file", os.stat(tmp_path / "m.json").st_ino), ("folder", os.stat(tmp_path).st_ino)]
+    fds = set(os.listdir("/proc/self/fd"))
+    save_model(models["diag"], tmp_path / "m.json")
+    assert set(os.listdir("/proc/self/fd")) <= fds  # the folder's descriptor is closed
+
+
 def test_a_replaced_file_whose_permissions_cannot_be_kept_is_not_written_and_nothing_leaks(tmp_path, models,
                                                                                              monkeypatch):
     """A file system that refuses chmod (EPERM, simulated: none here does): the write fails, the
