@@ -169,38 +169,40 @@ def _one_blas_thread(threads):
     without the limit once the holder has ended. (Each pass setting its own left BLAS on
     one thread for good, when overlapping passes ended in another order.)
     """
-    with _BLAS_LOCK:
-        mine = threads > 1 and not _BLAS["busy"]
-        _BLAS["busy"] |= mine
-    if not mine:
-        yield
-        return
-    try:
+    mine = False
+    try:  # from before the flag is set: a Ctrl-C just after had left it set for good
+        with _BLAS_LOCK:
+            mine = threads > 1 and not _BLAS["busy"]
+            _BLAS["busy"] |= mine
+        if not mine:
+            yield
+            return
         with threadpool_controller().limit(limits=1, user_api="blas"):
             yield
     finally:
-        with _BLAS_LOCK:
-            _BLAS["busy"] = False
+        if mine:
+            with _BLAS_LOCK:
+                _BLAS["busy"] = False
 
 
 def _pull(todo, calls, sink):
     """``sink(i, calls[i]())`` for the indices taken from the queue ``todo`` until it is empty: the
     body of a pulling thread. After an error the queue is emptied, so that the other pulling
     threads stop after their current block."""
-    while True:
-        try:
-            i = todo.get_nowait()
-        except queue.Empty:
-            return
-        try:
-            sink(i, calls[i]())
-        except BaseException:
+    try:
+        while True:
             try:
-                while True:
-                    todo.get_nowait()
+                i = todo.get_nowait()
             except queue.Empty:
-                pass
-            raise
+                return
+            sink(i, calls[i]())
+    except BaseException:  # a Ctrl-C between two blocks too
+        try:
+            while True:
+                todo.get_nowait()
+        except queue.Empty:
+            pass
+        raise
 
 
 def _helpers(n):
