@@ -1008,6 +1008,12 @@ def _fit(path, term, **kwargs):
     return gm, FitTimes(total, progress.seconds, resumed, _compiled_count() > compiled)
 
 
+def _settle_zarr():
+    """:func:`dask_gmm.io.settle_zarr`, where zarr was loaded (the command's own work interrupted)."""
+    if "dask_gmm.io" in sys.modules:
+        sys.modules["dask_gmm.io"].settle_zarr()
+
+
 def _compiled_count():
     """Kernels compiled so far in this process (numba's first run on a machine), 0 without numba."""
     from . import _kernels, _numba
@@ -1241,6 +1247,7 @@ def _store_atomically(result, output, overwrite, attrs):
     except BaseException:
         if writes is not None:
             writes.stop()
+        io.settle_zarr()  # an interrupted zarr call still writing would make the temporary store again
         if old is not None and os.path.lexists(old) and not os.path.lexists(output):
             os.replace(old, output)  # interrupted between the two renames: the old output goes back
         if local and os.path.exists(target):
@@ -1739,8 +1746,10 @@ def main(argv=None):
             warnings.showwarning = show_warning
             return args.func(args, term)
     except _Terminated:
+        _settle_zarr()
         return error("terminated", 143)
     except KeyboardInterrupt:
+        _settle_zarr()
         return error("interrupted", 130)
     except BrokenPipeError:  # whoever read the output stopped reading (`dask-gmm info ... | head`)
         with contextlib.suppress(OSError, ValueError):

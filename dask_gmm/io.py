@@ -43,6 +43,7 @@ from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
+from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
 
 from . import _compat
 from ._kernels import total_weight
@@ -575,6 +576,28 @@ def _refuse_missing_chunks(arr):
             "to write them again; write any other with config={'write_empty_chunks': True} so that no chunk "
             "is left out."
         )
+
+
+def settle_zarr(timeout=2.0):
+    """Wait, up to ``timeout`` seconds, for the tasks on zarr's event-loop thread to end.
+
+    A zarr call interrupted (Ctrl-C, SIGTERM) leaves its coroutine running there: a store's
+    metadata being written, say. Removed before it ends, a temporary store came back (its
+    ``zarr.json`` written after the removal), and the interpreter's exit printed asyncio's
+    complaints of tasks cut short. Call it before cleaning up after an interrupt."""
+    loop = zarr_sync.loop[0]
+    if loop is None or not loop.is_running():
+        return
+
+    async def others():
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    try:
+        asyncio.run_coroutine_threadsafe(others(), loop).result(timeout + 1.0)
+    except Exception:  # a loop closing, a timeout: nothing more to wait for
+        pass
 
 
 def warn_at_caller(message):

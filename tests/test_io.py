@@ -844,3 +844,24 @@ def test_a_groups_stale_consolidated_metadata_is_not_read(tmp_path, zarr_format)
     from dask_gmm.generate import store_info  # what info says of it
     with pytest.raises(ValueError, match=r"has no array 'X'; it holds the array\(s\) Y\."):
         store_info(other)
+
+
+def test_settle_zarr_waits_for_what_an_interrupted_zarr_call_left_running(tmp_path):
+    """An interrupted zarr call leaves its coroutine on zarr's event-loop thread: predict's clean-up
+    removed a temporary store whose zarr.json that coroutine then wrote (2 of 6 SIGTERMs left one),
+    and the exit printed asyncio's complaints. The clean-up now waits for those tasks first."""
+    import asyncio
+
+    from zarr.core.sync import _get_loop
+
+    marker = tmp_path / "written"
+
+    async def late_write():
+        await asyncio.sleep(0.3)
+        marker.write_text("late")
+
+    future = asyncio.run_coroutine_threadsafe(late_write(), _get_loop())  # as a call cut short leaves it
+    assert not marker.exists()
+    io.settle_zarr()
+    assert future.done() and marker.read_text() == "late"
+    io.settle_zarr()  # nothing pending: returns
