@@ -1079,14 +1079,22 @@ def cmd_select(args, term):
     _distinct_outputs(("model", args.output), ("figure", args.plot))
     if args.plot:
         _check_figures([args.plot], path)
+        try:
+            _plot_module().require_matplotlib()  # before any work: it was found missing after the fit
+        except ImportError as exc:
+            raise CLIError(str(exc)) from None
     with _scheduler(args.scheduler, term):
-        term.status(f"select: fitting {len(args.n_components) * len(args.covariance_types)} candidates in lockstep ...")
+        term.status(f"select: fitting {len(set(args.n_components)) * len(set(args.covariance_types))} candidates "
+                    "in lockstep ...")
         t0 = time.perf_counter()
         sel = select_model(path, n_components=args.n_components, covariance_types=args.covariance_types,
                            criterion=args.criterion, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
                            random_state=args.seed, init_params=args.init_params)
         seconds = time.perf_counter() - t0
-    term.status("")
+    term.end_status()
+    # the figure, then the model, before any output: a reader closing the pipe (`| head -1`) or a
+    # signal at the table had left the new model beside an earlier run's figure, or none
+    figure = _plot_module().plot_criterion(sel, args.plot) if args.plot else None
     save_model(sel.best_, args.output)
     term.out(f"{'K':>3}  {'covariance':<10} {'BIC':>16} {'AIC':>16} {'log-lik/row':>12} {'iter':>5}  converged")
     for r in sel.results_:
@@ -1097,11 +1105,8 @@ def cmd_select(args, term):
     term.out(f"best: {_count(sel.best_.n_components, 'component')} ({sel.best_.covariance_type}) "
              f"in {_fmt_seconds(seconds)}")
     term.out(f"model: {args.output}")
-    if args.plot:
-        try:
-            term.out(f"wrote {_plot_module().plot_criterion(sel, args.plot)}")
-        except ImportError as exc:
-            raise CLIError(str(exc)) from None
+    if figure is not None:
+        term.out(f"wrote {figure}")
     return 0
 
 

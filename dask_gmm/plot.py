@@ -58,7 +58,7 @@ _COMPONENT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:brown", "tab:p
 
 
 # ------------------------------------------------------------------ helpers
-def _require_matplotlib():
+def require_matplotlib():
     """Import matplotlib, or raise ImportError saying how to install it: first thing in every plot function."""
     try:
         import matplotlib  # noqa: F401
@@ -333,7 +333,7 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
     -------
     str, the path written
     """
-    _require_matplotlib()
+    require_matplotlib()
     K, d = _check_model(model)
     io.check_feature_names(model, X)  # as predict: other columns, other axes
     Xd = io.as_dask_array(X)
@@ -448,7 +448,7 @@ def plot_density(model, path, features=(0, 1), extent=None):
     -------
     str, the path written
     """
-    _require_matplotlib()
+    require_matplotlib()
     K, d = _check_model(model)
     features = _check_features(features, d)
     extent = default_extent(model, features=features) if extent is None else extent
@@ -521,7 +521,7 @@ def plot_lower_bounds(model, path, *, tol=None):
     ValueError
         When the model records no iterations (not fitted by EM).
     """
-    _require_matplotlib()
+    require_matplotlib()
     from matplotlib.ticker import MaxNLocator
 
     check_is_fitted(model)
@@ -582,7 +582,7 @@ def plot_criterion(selection, path):
     -------
     str, the path written
     """
-    _require_matplotlib()
+    require_matplotlib()
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure((8.0, 5.0))
@@ -655,7 +655,7 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, to
     A model with no curve (``max_iter=0``) writes none, and removes a PNG image that an
     earlier plot left at the curve's path, so that the figures there are all this model's.
     """
-    _require_matplotlib()
+    require_matplotlib()
     paths = figure_paths(output)
     written = [plot_data_fit(model, X, paths["fit"], features, bins, true_model=true_model),
                plot_density(model, paths["density"], features)]

@@ -1320,6 +1320,38 @@ def test_select_equals_the_library_and_writes_the_best(store, tmp_path, capsys):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_select_plot_without_matplotlib_is_refused_before_any_work(store, tmp_path, capsys, monkeypatch):
+    """It fitted every candidate and wrote the model, then failed: the refusal comes first now."""
+    from dask_gmm import selection
+
+    fitted = []
+    monkeypatch.setattr(selection, "select_model", lambda *a, **k: fitted.append(1))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    rc, out, err = run(capsys, "select", store, "-k", "1-2", "-o", tmp_path / "m.json", "--plot", tmp_path / "c.png")
+    assert_one_line_error(rc, err, "dask_gmm's figures need matplotlib: pip install 'dask_gmm[plot]'")
+    assert fitted == [] and os.listdir(tmp_path) == [] and out == ""
+
+
+def test_select_writes_its_figure_and_model_before_any_output(store, tmp_path, capsys, monkeypatch):
+    """The model was written before the table, the figure after it: a reader closing the pipe at the
+    table's first line (`| head -1`) left the new model beside an earlier run's figure. Duplicate
+    candidates are counted once in the status line."""
+    pytest.importorskip("matplotlib")
+    printed, statuses = [], []
+
+    def out(self, text=""):
+        printed.append(text)
+        assert (tmp_path / "m.json").exists() and (tmp_path / "c.png").exists()
+        raise BrokenPipeError
+
+    monkeypatch.setattr(cli._Terminal, "out", out)
+    monkeypatch.setattr(cli._Terminal, "status", lambda self, text: statuses.append(text))
+    rc, _, err = run(capsys, "select", store, "-k", "1,2,2", "--covariance-types", "full,full",
+                     "-o", tmp_path / "m.json", "--plot", tmp_path / "c.png")
+    assert rc == 141 and len(printed) == 1, err
+    assert statuses == ["select: fitting 2 candidates in lockstep ..."]
+
+
 def test_select_writes_the_model_that_fit_writes_with_the_same_seed(store, tmp_path, capsys):
     """Candidates were seeded from children of --seed: the best was another model than fit's."""
     assert run(capsys, "select", store, "-k", "2-4", "--covariance-types", "full,diag", "--seed", "5",
