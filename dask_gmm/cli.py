@@ -351,7 +351,8 @@ def build_parser():
     p.add_argument("--n-samples", "-n", type=count, required=True, metavar="N", help="rows, e.g. 1e8 or 100_000_000")
     p.add_argument("--n-features", "-d", type=count, default=2, metavar="D", help="features (default 2)")
     p.add_argument("--n-components", "-k", type=count, default=3, metavar="K", help="components (default 3)")
-    p.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
+    p.add_argument("--seed", type=_seed, default=None, metavar="S",
+                   help="random seed (default: fresh; an existing store's recorded one, when it resumes or reruns)")
     p.add_argument("--chunk-size", type=count, default=None, metavar="C",
                    help="rows per Zarr chunk (default: about 4 MiB of X, 262_144 rows at D=2 float64)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="dtype of X (default float64)")
@@ -1738,7 +1739,8 @@ def main(argv=None):
         return error(exc)
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
-        term.warn(" ".join(str(message).split()))
+        # in the options' words: "increase max_iter or tol" is --max-iter and --tol here
+        term.warn(_option_words(" ".join(str(message).split()), FIT_ARGUMENTS))
 
     def terminate(signum, frame):
         raise _Terminated

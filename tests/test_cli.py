@@ -565,6 +565,7 @@ def test_warnings_are_one_line(store, tmp_path, capsys):
                        "--max-iter", "1", "--tol", "0", "-o", tmp_path / "m.json")
     assert rc == 0
     assert err.startswith("dask-gmm: warning: Best performing initialization did not converge")
+    assert "or increase --max-iter, --tol, or" in err  # the options' names, not the library's arguments
     assert len(err.strip().splitlines()) == 1 and "NOT converged" in out
 
 
