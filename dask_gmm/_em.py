@@ -87,15 +87,23 @@ def _block_task(kernel, args, kwargs, shape, w, *x):
     return kernel(*x, *args, sample_weight=w, **kwargs)
 
 
+def numpy_blocks(arr):
+    """The blocks along the first axis of the dask array ``arr`` (one column block) when its graph
+    holds them as NumPy arrays (in-memory data, :func:`dask_gmm.io.as_dask_array`), else None."""
+    graph = arr.__dask_graph__()
+    blocks = [graph.get(k) for k in flatten(arr.__dask_keys__())]
+    return blocks if all(isinstance(b, np.ndarray) for b in blocks) else None
+
+
 def _blocks_of(arr):
     """(graph, keys) of a dask array's blocks along its first axis, the graph optimised once.
 
-    Blocks held in the graph as NumPy arrays (in-memory data, :func:`dask_gmm.io.as_dask_array`)
-    are taken as they are: there is nothing to optimise, and optimising cost 0.25 ms a call."""
+    Blocks held in the graph as NumPy arrays (:func:`numpy_blocks`) are taken as they are:
+    there is nothing to optimise, and optimising cost 0.25 ms a call."""
     keys = list(flatten(arr.__dask_keys__()))
-    graph = arr.__dask_graph__()
-    if all(isinstance(graph.get(k), np.ndarray) for k in keys):
-        return {k: graph[k] for k in keys}, keys
+    held = numpy_blocks(arr)
+    if held is not None:
+        return dict(zip(keys, held)), keys
     parts = arr.to_delayed().ravel()
     graph, keys = dict(parts[0].__dask_graph__()), [p.key for p in parts]
     if not all(k in graph for k in keys):  # persisted on a distributed cluster: optimising dropped its futures

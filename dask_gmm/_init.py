@@ -29,12 +29,11 @@ import logging
 
 import dask
 import numpy as np
-from dask.core import flatten
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import _kernels
 from ._covariance import m_step, naming_candidate
-from ._em import threadpool_controller
+from ._em import numpy_blocks, threadpool_controller
 
 logger = logging.getLogger(__name__)
 
@@ -101,21 +100,13 @@ def gather_rows(X, sizes, seeds, sample_weight=None):
     return out
 
 
-def _numpy_blocks(arr):
-    """The blocks along the first axis of the dask array ``arr`` when its graph holds them as NumPy
-    arrays (in-memory data, :func:`dask_gmm.io.as_dask_array`), else None."""
-    graph = arr.__dask_graph__()
-    blocks = [graph.get(k) for k in flatten(arr.__dask_keys__())]
-    return blocks if len(blocks) == len(arr.chunks[0]) and all(isinstance(b, np.ndarray) for b in blocks) else None
-
-
 def _rows_at(X, idx):
     """``X[idx]`` for sorted row indices ``idx``: taken from the blocks here when the dask array X
     holds NumPy blocks (in-memory data, :func:`dask_gmm.io.as_dask_array`), else computed by dask.
 
     Under a distributed Client, dask's ``X[idx]`` sent its graph to the scheduler with every
     block in it: all of X, before the fit's one scatter of it."""
-    blocks = _numpy_blocks(X)
+    blocks = numpy_blocks(X)  # X: whole rows in each block
     if blocks is None:
         return X[idx].compute()
     starts = np.cumsum((0,) + X.chunks[0])
@@ -132,7 +123,7 @@ def _weighted_rows(sample_weight, requests):
     for all requests; for weights held in memory, in this thread (in a graph, a distributed
     Client sent them all through its scheduler first)."""
     starts = np.concatenate([[0], np.cumsum(sample_weight.chunks[0][:-1])]).astype(int).tolist()
-    held = _numpy_blocks(sample_weight)
+    held = numpy_blocks(sample_weight)
     if held is not None:
         per_block = [_smallest_keys(w, start, requests) for w, start in zip(held, starts)]
     else:
