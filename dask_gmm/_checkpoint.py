@@ -118,14 +118,18 @@ _SWEPT = set()
 
 
 def writer_id():
-    """This process's writer, as its temporary files name it: ``HOST+PIDNS@PID``, PIDNS the inode of
-    its PID namespace where Linux shows one (containers sharing a host name and a disk do not
-    share PIDs), else ``HOST@PID``."""
-    try:
-        ns = f"+{os.stat('/proc/self/ns/pid').st_ino}"
-    except OSError:
-        ns = ""
-    return f"{socket.gethostname()}{ns}@{os.getpid()}"
+    """This process's writer, as its temporary files name it: ``HOST+PIDNS+BOOT@PID``, each part
+    where Linux shows it. PIDNS is the inode of its PID namespace (containers sharing a host name
+    and a disk do not share PIDs); BOOT the first 8 hex digits of the kernel's boot id (two
+    machines of one host name share the first namespace's inode, 4026531836, and a folder, say on
+    NFS, but not a boot). Elsewhere ``HOST@PID``."""
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    with contextlib.suppress(OSError):
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            parts.append(f.read().replace("-", "")[:8])
+    return f"{'+'.join(parts)}@{os.getpid()}"
 
 
 def _sibling_name(path):
@@ -139,7 +143,8 @@ def _sibling_name(path):
 
 def _dead_leftovers(folder, prefix):
     """``{name: suffix}`` of the temporary siblings in ``folder`` named ``prefix`` + WRITER@HEX that a
-    writer of this host and PID namespace left when it was killed (its process gone). The suffix
+    writer of this host, PID namespace and boot left when it was killed (its process gone): those
+    of an earlier boot stay, as another machine's must. The suffix
     is "" (a temporary file or store), ".old" (a previous output moved aside: :func:`restore_moved_aside`)
     or ".gone" (a replaced output being removed). Nothing where the folder cannot be listed."""
     host = writer_id().rsplit("@", 1)[0]
@@ -165,11 +170,11 @@ def temporary_sibling(path):
     :func:`writer_id` (NAME a digest of a name too long for that).
 
     The first time a process writes ``path``, it removes the temporary siblings of
-    ``path`` that a writer of the same host and PID namespace left when it was
-    killed (its process gone: SIGKILL skips every clean-up), so that they do not
-    pile up, one per kill: temporary files and stores, and replaced outputs it
-    was removing (``.gone``). Those of a live process, of another host or
-    namespace, and a ``.old`` (a previous output moved aside, perhaps the only
+    ``path`` that a writer of the same host, PID namespace and boot left when it
+    was killed (its process gone: SIGKILL skips every clean-up), so that they do
+    not pile up, one per kill: temporary files and stores, and replaced outputs
+    it was removing (``.gone``). Those of a live process, of another host,
+    namespace or boot, and a ``.old`` (a previous output moved aside, perhaps the only
     copy: :func:`restore_moved_aside`) stay; a leftover that cannot be removed
     stays too (the sweep is tidying: it never fails a write).
     """
@@ -301,16 +306,16 @@ def write_atomic(path, write, mode="w"):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _sync_folder(os.path.dirname(path) or ".")
+    sync_path(os.path.dirname(path) or ".")
     return path
 
 
-def _sync_folder(folder):
-    """The folder's entries synced to disk: after a crash of the machine, the rename into it
-    stands (else the old file, or none, may come back). Where a folder cannot be opened or
-    synced (Windows, some file systems), the file's own sync is all there is."""
+def sync_path(path):
+    """The file or folder ``path`` synced to disk; for a folder, its entries: after a crash of the
+    machine, a rename into it stands (else the old file, or none, may come back). Where it
+    cannot be opened or synced (a folder on Windows, some file systems), nothing is done."""
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -319,6 +324,16 @@ def _sync_folder(folder):
         pass
     finally:
         os.close(fd)
+
+
+def sync_tree(root):
+    """Every file and folder under the folder ``root`` synced to disk (:func:`sync_path`), each
+    folder after its entries: done before ``root`` is renamed into place, so that after a crash
+    of the machine the renamed tree holds what was written, not empty or short files."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            sync_path(os.path.join(folder, name))
+        sync_path(folder)
 
 
 def write_json_atomic(path, obj):

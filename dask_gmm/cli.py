@@ -750,7 +750,10 @@ def _check_figures(paths, data):
                 check_file_path(p)
             except ValueError as exc:
                 raise CLIError(f"the figure: {exc}") from None
-        if os.path.isdir(p) or (_holds_something(p) and not is_png(p)):
+        if os.path.isdir(p):  # was called "not a PNG image", as if a file
+            raise CLIError(f"{p!r} is a folder, not a PNG file to write a figure to. Choose another path, or move "
+                           "the folder away.")
+        if _holds_something(p) and not is_png(p):
             raise CLIError(f"{p!r} exists and is not a PNG image; {PROG} replaces only PNG files with its "
                            "figures. Choose another path, or remove it yourself.")
 
@@ -1214,15 +1217,16 @@ def _store_atomically(result, output, overwrite, attrs):
     """Write a lazy dask array chunk by chunk to a Zarr array at ``output``, checked first by
     :func:`_check_store_output` (before the scheduler is reached).
 
-    Local outputs are written to a temporary sibling folder then renamed, so
-    an interrupted run leaves no half-written result under the final name.
+    Local outputs are written to a temporary sibling folder, synced to disk, then renamed, so
+    that neither an interrupted run nor a crash of the machine leaves a half-written result under
+    the final name.
     """
     import dask.array as da
     import zarr
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
     from . import io
-    from ._checkpoint import temporary_sibling
+    from ._checkpoint import sync_path, sync_tree, temporary_sibling
 
     local = "://" not in output
     target = temporary_sibling(output) if local else output
@@ -1239,10 +1243,12 @@ def _store_atomically(result, output, overwrite, attrs):
         da.store(result.rechunk({0: rows}), writes, lock=False)
         io.refuse_unwritten([arr], output, "Write to a path or URL that this process and every worker share.")
         if local:
+            sync_tree(target)  # its chunks on disk before the rename that makes it the output
             if os.path.lexists(output):
                 old = f"{target}.old"
                 os.replace(output, old)
             os.replace(target, output)
+            sync_path(os.path.dirname(os.path.abspath(output)))
             if old is not None:  # renamed first: a run killed while removing it leaves a .gone, swept later
                 gone = f"{target}.gone"  # (by _checkpoint.temporary_sibling), and no .old to put back
                 os.replace(old, gone)
@@ -1388,12 +1394,14 @@ def cmd_info(args, term):
     term.out(f"  chunks       {info['chunks']}" + (f", shards {info['shards']}" if info["shards"] else "")
              + f", compressors {', '.join(info['compressors']) or 'none'}"
              + ("" if "Crc32cCodec" in info["compressors"] else " (no checksum: a corrupt chunk may read as numbers)"))
+    demo = info["status"] in ("damaged", "incomplete") and _is_demo_store(path)  # the demo remakes its own
+    rerun = f"rerun the same {PROG} demo command" if demo else "rerun the same generate command"
     state = {
         None: "not written by dask-gmm generate",
         "damaged": "DAMAGED: generated complete, but chunks or arrays have gone or its shape or dtype has changed "
-                   "since; restore the store, or regenerate it",
+                   "since; " + (f"{rerun} to write it again" if demo else "restore the store, or regenerate it"),
         "complete": "complete",
-        "incomplete": "INCOMPLETE (generation interrupted): rerun the same generate command to finish it",
+        "incomplete": f"INCOMPLETE (generation interrupted): {rerun} to finish it",
     }[info["status"]]
     if info["predicted"]:
         state = f"an output of {PROG} predict"

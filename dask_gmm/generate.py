@@ -695,7 +695,7 @@ def read_true_model(path):
     lost = lost_true(node) if true is None and isinstance(node, zarr.Group) else []
     if lost:
         raise ValueError(f"The store {os.fspath(path)!r} is damaged: it has lost the array(s) of its true parameters "
-                         f"({', '.join(lost)}). Rerun the same generate command to write them again.")
+                         f"({', '.join(lost)}). Rerun {io.RERUN} to write them again.")
     return None if true is None else fitted_model(*true, "full")
 
 

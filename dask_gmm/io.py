@@ -337,14 +337,18 @@ def no_x(group, path):
     return f"The Zarr group {path!r} has no array 'X'{held}. Pass the array itself or its path{example}."
 
 
+#: What finishes or mends a store that dask_gmm generated, for messages.
+RERUN = "the same generate command (for the store of `dask-gmm demo`, the same demo command)"
+
+
 def group_data(group, path):
     """The array ``X`` of the Zarr ``group`` (at ``path``, for messages), checked as
     :func:`checked_generated` checks it; a ValueError when there is none."""
     node = member(group, "X", path)
     record = generator_record(group, path) if node is None else {}
     if record and not record.get("complete", False):
-        raise ValueError(f"The store {path!r} has no array 'X' yet: its generation was interrupted. Rerun the "
-                         "same generate command to finish it.")
+        raise ValueError(f"The store {path!r} has no array 'X' yet: its generation was interrupted. Rerun "
+                         f"{RERUN} to finish it.")
     if record:
         raise ValueError(lost_x(path))
     if node is None:
@@ -370,7 +374,7 @@ def checked_generated(X, path, status=None):
     if status and not status.get("complete", False):
         raise ValueError(
             f"The store {path!r} is incomplete (its generation was interrupted). "
-            "Rerun the same generate command to finish it."
+            f"Rerun {RERUN} to finish it."
         )
     changed = reshaped(status, X)
     if changed:
@@ -572,7 +576,7 @@ def _refuse_missing_chunks(arr):
         shown = first_few(gone)
         raise ValueError(
             f"The Zarr array {_store_name(arr)!r} is missing {len(gone)} of its chunks ({shown}); zarr would read them "
-            "as fill values. Restore the store; one that dask_gmm generated, rerun the same generate command "
+            f"as fill values. Restore the store; one that dask_gmm generated, rerun {RERUN} "
             "to write them again; write any other with config={'write_empty_chunks': True} so that no chunk "
             "is left out."
         )

@@ -207,6 +207,29 @@ def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, m
         live.wait()
 
 
+def test_predict_syncs_its_output_to_disk_before_and_after_the_rename(store, model_file, tmp_path, capsys,
+                                                                      monkeypatch):
+    """Only the rename was atomic: the chunk files were never synced, so after a crash of the machine
+    the output's name could stand over empty or short chunks. A crash cannot be staged here: os.fsync
+    is watched (and still run) instead."""
+    synced = []  # (path when synced, whether the output's name existed then)
+    out = tmp_path / "sub" / "labels.zarr"
+    out.parent.mkdir()
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), out.exists()))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert run(capsys, "predict", model_file, store, "-o", out)[0] == 0
+    temporary = re.compile(r".*/\.labels\.zarr\.tmp@[^/]*")  # the folder it was written in, renamed after
+    before = {temporary.sub("", p).lstrip("/") or "." for p, there in synced if temporary.match(p) and not there}
+    written = {os.path.relpath(os.path.join(r, n), out) for r, ds, fs in os.walk(out) for n in fs + ds} | {"."}
+    assert len(written) > 5 and written <= before, (written, before)  # every chunk file and folder, and the root
+    assert (str(out.parent), True) in synced  # the rename into the folder, after it
+
+
 def _dead_writer(tmp_path, name, suffix=""):
     """The name of a temporary sibling of ``tmp_path / name`` that a killed writer left."""
     from dask_gmm._checkpoint import writer_id
@@ -428,10 +451,21 @@ def test_an_interrupted_demo_is_replaced_by_the_next(tmp_path, capsys, monkeypat
         rc, _, err = run(capsys, "demo", "-n", "1000", "--output-dir", out, "-q")
     assert_one_line_error(rc, err, "No space left on device. Free space on that disk, or write to another one.")
     assert zarr.open_group(out / "data.zarr", mode="r").attrs["dask_gmm"]["complete"] is False
+    # what finishes it is the demo's command (they named generate's, which the demo's user never ran)
+    rc, text, _ = run(capsys, "info", out / "data.zarr")
+    assert rc == 0 and "INCOMPLETE (generation interrupted): rerun the same dask-gmm demo command" in text
+    rc, _, err = run(capsys, "fit", out / "data.zarr", "-k", "2", "-o", tmp_path / "m.json")
+    assert_one_line_error(rc, err, "incomplete", "the same demo command")
     rc, out_text, err = run(capsys, "demo", "-n", "2000", "--output-dir", out)
     assert rc == 0, err
     assert "replacing the previous demo store" in out_text
     assert zarr.open_group(out / "data.zarr", mode="r")["X"].shape == (2000, 2)
+    # and what mends it, as info says: a chunk lost, the same demo command writes it again
+    (out / "data.zarr" / "X" / "c" / "0" / "0").unlink()
+    rc, text, _ = run(capsys, "info", out / "data.zarr")
+    assert rc == 0 and "DAMAGED" in text and "rerun the same dask-gmm demo command to write it again" in text
+    assert run(capsys, "demo", "-n", "2000", "--output-dir", out, "-q")[0] == 0
+    assert "status       complete" in run(capsys, "info", out / "data.zarr")[1]
 
 
 def test_overwrite_replaces_only_the_commands_own_outputs(store, model_file, tmp_path, capsys):
@@ -808,6 +842,7 @@ def test_outputs_never_replace_the_input_or_what_is_not_ours(store, model_file, 
         # figures: never inside the input, never over a file that is not a PNG
         (("select", data, "--n-components", "1-2", "-o", tmp_path / "m.json", "--plot", data / "zarr.json"), "input"),
         (("select", data, "--n-components", "1-2", "-o", tmp_path / "m.json", "--plot", script), "not a PNG"),
+        (("select", data, "--n-components", "1-2", "-o", tmp_path / "m.json", "--plot", folder), "is a folder, not"),
         (("plot", model_file, data, "-o", data), "inside the input data"),
     ]:
         rc, _, err = run(capsys, *argv)
