@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._covariance import centred_moments, log_gaussian_prob
+from ._covariance import RESP_MIN_LOG, centred_moments, log_gaussian_prob
 
 from . import _numba  # the compiled kernels; the NumPy kernels below stay the reference
 
@@ -257,11 +257,14 @@ def least_weight(sample_weight):
 def _logsumexp_rows(a):
     """(lse (n,), a - lse (n, K)): the row-wise log-sum-exp of ``a`` (n, K), stable for large magnitudes,
     and ``a`` less it, taken as ``(a - max) - log(sum exp(a - max))``: where ``max + log(sum)`` rounds to
-    ``max`` (beyond about 1e16), ``a - lse`` would make K responsibilities of 1 in a row of ties."""
+    ``max`` (beyond about 1e16), ``a - lse`` would make K responsibilities of 1 in a row of ties. An
+    entry below e^-600 times its row's largest counts as 0 (-inf), as in the compiled kernels
+    (:data:`dask_gmm._covariance.RESP_MIN_LOG`)."""
     m = a.max(axis=1)
     m_safe = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         shifted = a - m_safe[:, None]
+        shifted[shifted < RESP_MIN_LOG] = -np.inf  # NaN stays NaN
         log_sum = np.log(np.exp(shifted).sum(axis=1))
         return m_safe + log_sum, shifted - log_sum[:, None]
 

@@ -37,8 +37,9 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   E-step). Both are within 2 ulp of libm (tests/test_numba.py). ``exp`` is a
   function of one value, inlined into the loops that use it (the bits of a
   float through :func:`_bits` and :func:`_float`, LLVM bitcasts).
-* Responsibilities below e^-600 times a row's largest are 0 (:data:`_RESP_MIN_LOG`): no
-  subnormal arithmetic, which costs Intel cores a microcode assist per operation.
+* Responsibilities below e^-600 times a row's largest are 0
+  (:data:`dask_gmm._covariance.RESP_MIN_LOG`): no subnormal arithmetic, which
+  costs Intel cores a microcode assist per operation.
 * Sums over the rows of a tile use 8 explicit partial sums: a fixed order, so
   results are the same bytes whatever the scheduler.
 * Up to :data:`UNROLL_MAX_FEATURES` features, the Mahalanobis sums of the
@@ -121,7 +122,7 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 from numba.extending import intrinsic, overload
 
-from ._covariance import LOG_2PI, log_det_cholesky, s2_shape
+from ._covariance import LOG_2PI, RESP_MIN_LOG, log_det_cholesky, s2_shape
 
 #: The one fast-math flag is ``contract``: LLVM may fuse a multiply and an add into an FMA, which
 #: rounds once where the pair rounded twice. No reassociation, and NaN and infinities keep
@@ -194,18 +195,6 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # 32 significant bits: n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 _EXP_MIN = -746.0  # exp(x) rounds to 0 below this
-#: A component whose weighted density in a row is below e^-600 (2.7e-261) times the largest
-#: one's gets a responsibility of exactly 0 there (:func:`_softmax`), where the exact value is a
-#: tiny or subnormal number. Arithmetic on subnormal numbers is a microcode assist of about 100
-#: cycles on Intel cores (not on AMD's): exponentials in (e^-746, e^-708), and the products of
-#: the responsibilities they gave, made the E-step at d=2, K=3 3.1x slower on an Intel Xeon (one
-#: core, 250,000 rows: 7.46 ms against 2.41 with this floor; the same as with the CPU flushing
-#: subnormals to zero, 2.37 ms), and d=16, K=8 1.09x. What the floor drops is below anything a
-#: float64 result can hold: the log-sum-exp's sum is at least 1, so it loses < K e^-600, and
-#: the statistics lose < n K e^-600 where the M-step adds 10 eps (2.2e-15) to every weight.
-#: e^-600 rather than e^-708 leaves the moments' products r (x - c) (x - c) normal numbers for
-#: |x - c| down to about 1e-23.
-_RESP_MIN_LOG = -600.0
 _SQRT2 = 1.4142135623730951
 #: 2^52 + 1023. For an integer k with -1023 <= k < 2^52 - 1023, the float k + _EXP_BIAS_SHIFT holds
 #: k + 1023 in its low bits; shifted left 52 bits, they are the exponent field of 2^k. The kernels
@@ -901,7 +890,7 @@ def _softmax(A, lse, ssum, bits, with_log=True):
 
     A column of -inf gives lse -inf and ssum 0 (NaN responsibilities, as the
     NumPy reference); NaN propagates; +inf gives +inf. A value below e^-600
-    (:data:`_RESP_MIN_LOG`) is 0, computed as exp(-inf): no subnormal numbers.
+    (:data:`dask_gmm._covariance.RESP_MIN_LOG`) is 0, computed as exp(-inf): no subnormal numbers.
     """
     K, B = A.shape
     mx = lse  # the maxima, then the log-sum-exps
@@ -919,7 +908,7 @@ def _softmax(A, lse, ssum, bits, with_log=True):
         a = A[k]
         for t in range(B):
             v = a[t] - mx[t]
-            e = _exp1(-np.inf if v < _RESP_MIN_LOG else v)  # NaN stays NaN
+            e = _exp1(-np.inf if v < RESP_MIN_LOG else v)  # NaN stays NaN
             a[t] = e
             ssum[t] += e
     if with_log:
