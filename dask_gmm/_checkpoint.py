@@ -10,6 +10,7 @@ edited one is called damaged even where its numbers still make a model.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -117,18 +118,31 @@ def why_unwritable(folder):
 _SWEPT = set()
 
 
+def _machine_id():
+    """The first 8 hex digits of this machine's id (systemd's ``/etc/machine-id``, D-Bus's copy of
+    it), or "" where there is none. It outlives reboots, which a boot id would not: a leftover
+    that a crash of the machine left is still this machine's after it."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            with open(path) as f:
+                found = f.read().strip()[:8]
+            if re.fullmatch(r"[0-9a-f]{8}", found):
+                return found
+    return ""
+
+
 def writer_id():
-    """This process's writer, as its temporary files name it: ``HOST+PIDNS+BOOT@PID``, each part
-    where Linux shows it. PIDNS is the inode of its PID namespace (containers sharing a host name
-    and a disk do not share PIDs); BOOT the first 8 hex digits of the kernel's boot id (two
-    machines of one host name share the first namespace's inode, 4026531836, and a folder, say on
-    NFS, but not a boot). Elsewhere ``HOST@PID``."""
+    """This process's writer, as its temporary files name it: ``HOST+PIDNS+MACHINE@PID``, each part
+    where the system shows it. PIDNS is the inode of its PID namespace (containers sharing a host
+    name and a disk do not share PIDs); MACHINE the start of its machine id (:func:`_machine_id`):
+    two machines of one host name share the first PID namespace's inode, 4026531836, and may share
+    a folder (NFS), but not a machine id, unless cloned with it. Elsewhere ``HOST@PID``."""
     parts = [socket.gethostname()]
     with contextlib.suppress(OSError):
         parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
-    with contextlib.suppress(OSError):
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            parts.append(f.read().replace("-", "")[:8])
+    machine = _machine_id()
+    if machine:
+        parts.append(machine)
     return f"{'+'.join(parts)}@{os.getpid()}"
 
 
@@ -143,8 +157,7 @@ def _sibling_name(path):
 
 def _dead_leftovers(folder, prefix):
     """``{name: suffix}`` of the temporary siblings in ``folder`` named ``prefix`` + WRITER@HEX that a
-    writer of this host, PID namespace and boot left when it was killed (its process gone): those
-    of an earlier boot stay, as another machine's must. The suffix
+    writer of this host, PID namespace and machine left when it was killed (its process gone). The suffix
     is "" (a temporary file or store), ".old" (a previous output moved aside: :func:`restore_moved_aside`)
     or ".gone" (a replaced output being removed). Nothing where the folder cannot be listed."""
     host = writer_id().rsplit("@", 1)[0]
@@ -170,11 +183,11 @@ def temporary_sibling(path):
     :func:`writer_id` (NAME a digest of a name too long for that).
 
     The first time a process writes ``path``, it removes the temporary siblings of
-    ``path`` that a writer of the same host, PID namespace and boot left when it
-    was killed (its process gone: SIGKILL skips every clean-up), so that they do
-    not pile up, one per kill: temporary files and stores, and replaced outputs
-    it was removing (``.gone``). Those of a live process, of another host,
-    namespace or boot, and a ``.old`` (a previous output moved aside, perhaps the only
+    ``path`` that a writer of the same host, PID namespace and machine left when
+    it was killed (its process gone: SIGKILL skips every clean-up), so that they
+    do not pile up, one per kill: temporary files and stores, and replaced
+    outputs it was removing (``.gone``). Those of a live process, of another
+    host, namespace or machine, and a ``.old`` (a previous output moved aside, perhaps the only
     copy: :func:`restore_moved_aside`) stay; a leftover that cannot be removed
     stays too (the sweep is tidying: it never fails a write).
     """
@@ -311,9 +324,9 @@ def write_atomic(path, write, mode="w"):
 
 
 def sync_path(path):
-    """The file or folder ``path`` synced to disk; for a folder, its entries: after a crash of the
-    machine, a rename into it stands (else the old file, or none, may come back). Where it
-    cannot be opened or synced (a folder on Windows, some file systems), nothing is done."""
+    """The folder ``path``'s entries synced to disk: after a crash of the machine, a rename into it
+    stands (else the old file, or none, may come back). Where a folder cannot be opened or synced
+    (Windows, some file systems), nothing is done."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -327,12 +340,21 @@ def sync_path(path):
 
 
 def sync_tree(root):
-    """Every file and folder under the folder ``root`` synced to disk (:func:`sync_path`), each
-    folder after its entries: done before ``root`` is renamed into place, so that after a crash
-    of the machine the renamed tree holds what was written, not empty or short files."""
+    """Every file under the folder ``root`` synced to disk, then each folder after its entries
+    (:func:`sync_path`): done before ``root`` is renamed into place, so that after a crash of the
+    machine the renamed tree holds what was written, not empty or short files. A file's sync that
+    fails raises (a write the disk or server could not keep: EIO, ENOSPC, EDQUOT), unless the file
+    system cannot sync at all (EINVAL, ENOTSUP)."""
     for folder, _, files in os.walk(root, topdown=False):
         for name in files:
-            sync_path(os.path.join(folder, name))
+            fd = os.open(os.path.join(folder, name), os.O_RDWR)  # Windows flushes only what it may write
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+                    raise
+            finally:
+                os.close(fd)
         sync_path(folder)
 
 

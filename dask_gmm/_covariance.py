@@ -43,9 +43,11 @@ LOG_2PI = np.log(2 * np.pi)
 #: cycles on Intel cores (not on AMD's): exponentials in (e^-746, e^-708), and the products of
 #: the responsibilities they gave, made the E-step at d=2, K=3 3.1x slower on an Intel Xeon (one
 #: core, 250,000 rows: 7.46 ms against 2.41 with this floor; the same as with the CPU flushing
-#: subnormals to zero, 2.37 ms), and d=16, K=8 1.09x. What the floor drops is below anything a
-#: float64 result can hold: the log-sum-exp's sum is at least 1, so it loses < K e^-600, and
-#: the statistics lose < n K e^-600 where the M-step adds 10 eps (2.2e-15) to every weight.
+#: subnormals to zero, 2.37 ms), and d=16, K=8 1.09x. What the floor drops is below what the
+#: fit's results hold: the log-sum-exp's sum is at least 1, so it loses < K e^-600 (the
+#: log-likelihoods and scores are unchanged), and the statistics lose < K e^-600 times the total
+#: sample weight, where the M-step adds 10 eps (2.2e-15) to every weight. Per-row
+#: probabilities (``predict_proba``) are 0 there, where scikit-learn gives values down to 5e-324.
 #: e^-600 rather than e^-708 leaves the moments' products r (x - c) (x - c) normal numbers for
 #: |x - c| down to about 1e-23.
 RESP_MIN_LOG = -600.0

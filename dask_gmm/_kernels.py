@@ -258,8 +258,8 @@ def _logsumexp_rows(a):
     """(lse (n,), a - lse (n, K)): the row-wise log-sum-exp of ``a`` (n, K), stable for large magnitudes,
     and ``a`` less it, taken as ``(a - max) - log(sum exp(a - max))``: where ``max + log(sum)`` rounds to
     ``max`` (beyond about 1e16), ``a - lse`` would make K responsibilities of 1 in a row of ties. An
-    entry below e^-600 times its row's largest counts as 0 (-inf), as in the compiled kernels
-    (:data:`dask_gmm._covariance.RESP_MIN_LOG`)."""
+    entry more than 600 below its row's largest counts as -inf (a responsibility of 0), as in the
+    compiled kernels (:data:`dask_gmm._covariance.RESP_MIN_LOG`)."""
     m = a.max(axis=1)
     m_safe = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -282,7 +282,8 @@ def log_prob_resp(X, model):
     """Per-row log-likelihood (n,) and log-responsibilities (n, K).
 
     A row whose log-likelihood is not finite gets NaN responsibilities, quietly:
-    the callers check the log-likelihood and raise.
+    the callers check the log-likelihood and raise. A log-responsibility below -600
+    is -inf (:func:`_logsumexp_rows`).
     """
     return _logsumexp_rows(weighted_log_prob(X, model))
 

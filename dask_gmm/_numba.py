@@ -889,8 +889,9 @@ def _softmax(A, lse, ssum, bits, with_log=True):
     maxima without ``with_log``), ssum = the sums.
 
     A column of -inf gives lse -inf and ssum 0 (NaN responsibilities, as the
-    NumPy reference); NaN propagates; +inf gives +inf. A value below e^-600
-    (:data:`dask_gmm._covariance.RESP_MIN_LOG`) is 0, computed as exp(-inf): no subnormal numbers.
+    NumPy reference); NaN propagates; +inf gives +inf. An entry more than 600
+    below its column's maximum (:data:`dask_gmm._covariance.RESP_MIN_LOG`) gives 0,
+    computed as exp(-inf): no subnormal numbers.
     """
     K, B = A.shape
     mx = lse  # the maxima, then the log-sum-exps

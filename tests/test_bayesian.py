@@ -7,6 +7,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
+from scipy.special import xlogy
 from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -116,12 +117,12 @@ def test_sum_resp_log_resp_from_statistics_equals_direct_sum(ct):
     model = Model(ct, rng.normal(-1.0, 0.5, K), means, precision_cholesky(covariances, ct))
     (stats,) = e_step_stats(X, [model], sample_weight=w)
     lse, log_resp = log_prob_resp(X, model)
-    direct = w @ (np.exp(log_resp) * log_resp).sum(axis=1)
+    direct = w @ xlogy(np.exp(log_resp), np.exp(log_resp)).sum(axis=1)  # 0 log 0 = 0 (-inf where below e^-600)
     assert bayesian.sum_resp_log_resp(stats, model) == pytest.approx(direct, rel=1e-10, abs=1e-8)
     # and unweighted, on a sub-block
     (stats,) = e_step_stats(X[:200], [model])
     lse, log_resp = log_prob_resp(X[:200], model)
-    direct = (np.exp(log_resp) * log_resp).sum()
+    direct = xlogy(np.exp(log_resp), np.exp(log_resp)).sum()
     assert bayesian.sum_resp_log_resp(stats, model) == pytest.approx(direct, rel=1e-10, abs=1e-8)
 
 

@@ -212,6 +212,8 @@ def test_predict_syncs_its_output_to_disk_before_and_after_the_rename(store, mod
     """Only the rename was atomic: the chunk files were never synced, so after a crash of the machine
     the output's name could stand over empty or short chunks. A crash cannot be staged here: os.fsync
     is watched (and still run) instead."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("names a descriptor's file through /proc (Linux)")
     synced = []  # (path when synced, whether the output's name existed then)
     out = tmp_path / "sub" / "labels.zarr"
     out.parent.mkdir()
@@ -228,6 +230,23 @@ def test_predict_syncs_its_output_to_disk_before_and_after_the_rename(store, mod
     written = {os.path.relpath(os.path.join(r, n), out) for r, ds, fs in os.walk(out) for n in fs + ds} | {"."}
     assert len(written) > 5 and written <= before, (written, before)  # every chunk file and folder, and the root
     assert (str(out.parent), True) in synced  # the rename into the folder, after it
+
+
+def test_predict_whose_files_the_disk_could_not_keep_publishes_nothing(store, model_file, tmp_path, capsys,
+                                                                       monkeypatch):
+    """A file's sync that fails (a server that runs out of space, or of quota, says so at fsync) was
+    ignored, and the store renamed into place as if whole."""
+    real = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.zarr")
+    assert_one_line_error(rc, err, "No space left on device", "Free space on that disk")
+    assert os.listdir(tmp_path) == []
 
 
 def _dead_writer(tmp_path, name, suffix=""):

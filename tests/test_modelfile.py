@@ -177,13 +177,13 @@ def test_writes_remove_what_killed_writers_left_not_what_live_ones_write(tmp_pat
         assert live.stdout.readline() == "writing\n"
         writing = set(os.listdir(tmp_path)) - {left}
         host = writer_id().split("@")[0]
-        if os.path.exists("/proc/sys/kernel/random/boot_id"):  # the boot: another machine of this host name
-            with open("/proc/sys/kernel/random/boot_id") as f:  # names its files apart (it swept them before)
-                assert host.endswith("+" + f.read().replace("-", "")[:8])
+        if os.path.exists("/etc/machine-id"):  # the machine: another machine of this host name names its
+            with open("/etc/machine-id") as f:  # files apart (this one swept them before)
+                assert host.endswith("+" + f.read().strip()[:8])
         kept = [f".m.json.tmp@another-host@{dead.pid}@0badc0de",  # another host's
                 f".m.json.tmp@{socket.gethostname()}+1@{dead.pid}@0badc0de",  # another PID namespace's
-                f".m.json.tmp@{host.rsplit('+', 1)[0]}+00000000@{dead.pid}@0badc0de",  # another boot's (a
-                # machine of the same host name: its initial PID namespace has the same inode as this one's)
+                f".m.json.tmp@{host.rsplit('+', 1)[0]}+00000000@{dead.pid}@0badc0de",  # another machine's of
+                # the same host name (its initial PID namespace has the same inode as this one's)
                 f".n.json.tmp@{host}@{dead.pid}@0badc0de",  # another file's
                 f".m.json.tmp@{host}@99999999999999999999@0badc0de",  # no process's
                 "notes.txt"]
