@@ -157,8 +157,8 @@ def _sibling_name(path):
 
 def _dead_leftovers(folder, prefix):
     """``{name: suffix}`` of the temporary siblings in ``folder`` named ``prefix`` + WRITER@HEX that a
-    writer of this host, PID namespace and machine left when it was killed (its process gone). The suffix
-    is "" (a temporary file or store), ".old" (a previous output moved aside: :func:`restore_moved_aside`)
+    writer of this host, PID namespace and machine left when it was killed (its process gone). The
+    suffix is "" (a temporary file or store), ".old" (a previous output moved aside: :func:`restore_moved_aside`)
     or ".gone" (a replaced output being removed). Nothing where the folder cannot be listed."""
     host = writer_id().rsplit("@", 1)[0]
     found = {}
@@ -187,9 +187,9 @@ def temporary_sibling(path):
     it was killed (its process gone: SIGKILL skips every clean-up), so that they
     do not pile up, one per kill: temporary files and stores, and replaced
     outputs it was removing (``.gone``). Those of a live process, of another
-    host, namespace or machine, and a ``.old`` (a previous output moved aside, perhaps the only
-    copy: :func:`restore_moved_aside`) stay; a leftover that cannot be removed
-    stays too (the sweep is tidying: it never fails a write).
+    host, namespace or machine, and a ``.old`` (a previous output moved aside,
+    perhaps the only copy: :func:`restore_moved_aside`) stay; a leftover that
+    cannot be removed stays too (the sweep is tidying: it never fails a write).
     """
     folder, prefix = _sibling_name(path)
     if (folder, prefix) not in _SWEPT:
@@ -319,11 +319,11 @@ def write_atomic(path, write, mode="w"):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    sync_path(os.path.dirname(path) or ".")
+    sync_folder(os.path.dirname(path) or ".")
     return path
 
 
-def sync_path(path):
+def sync_folder(path):
     """The folder ``path``'s entries synced to disk: after a crash of the machine, a rename into it
     stands (else the old file, or none, may come back). Where a folder cannot be opened or synced
     (Windows, some file systems), nothing is done."""
@@ -341,7 +341,7 @@ def sync_path(path):
 
 def sync_tree(root):
     """Every file under the folder ``root`` synced to disk, then each folder after its entries
-    (:func:`sync_path`): done before ``root`` is renamed into place, so that after a crash of the
+    (:func:`sync_folder`): done before ``root`` is renamed into place, so that after a crash of the
     machine the renamed tree holds what was written, not empty or short files. A file's sync that
     fails raises (a write the disk or server could not keep: EIO, ENOSPC, EDQUOT), unless the file
     system cannot sync at all (EINVAL, ENOTSUP)."""
@@ -355,7 +355,7 @@ def sync_tree(root):
                     raise
             finally:
                 os.close(fd)
-        sync_path(folder)
+        sync_folder(folder)
 
 
 def write_json_atomic(path, obj):

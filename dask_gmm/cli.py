@@ -1226,7 +1226,7 @@ def _store_atomically(result, output, overwrite, attrs):
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
     from . import io
-    from ._checkpoint import sync_path, sync_tree, temporary_sibling
+    from ._checkpoint import sync_folder, sync_tree, temporary_sibling
 
     local = "://" not in output
     target = temporary_sibling(output) if local else output
@@ -1248,7 +1248,7 @@ def _store_atomically(result, output, overwrite, attrs):
                 old = f"{target}.old"
                 os.replace(output, old)
             os.replace(target, output)
-            sync_path(os.path.dirname(os.path.abspath(output)))
+            sync_folder(os.path.dirname(os.path.abspath(output)))
             if old is not None:  # renamed first: a run killed while removing it leaves a .gone, swept later
                 gone = f"{target}.gone"  # (by _checkpoint.temporary_sibling), and no .old to put back
                 os.replace(old, gone)
