@@ -187,26 +187,41 @@ def sub_blocked(kernel):
 
 
 # ------------------------------------------------------------------ validation
+class RowError(ValueError):
+    """A ValueError about one row of the input, ``row`` (0-based, in the order the rows are read),
+    which an estimator given a DataFrame names by its index label too
+    (:func:`dask_gmm.io.row_label`)."""
+
+    def __init__(self, message, row):
+        super().__init__(message)
+        self.row = int(row)
+
+    def __reduce__(self):  # whole through pickle: a distributed worker's error reaches the client
+        return type(self), (self.args[0], self.row)
+
+
 def check_block(X, sample_weight, row_offset):
-    """Raise a ValueError naming the rows if X or the weights are not usable."""
+    """Raise a ValueError (:class:`RowError`) naming the rows if X or the weights are not usable."""
     bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
     if bad.size:
-        raise ValueError(
+        raise RowError(
             f"Input X contains NaN or infinity in {bad.size} row(s) among "
             f"rows {row_offset}-{row_offset + X.shape[0] - 1} (first bad row: "
             f"{row_offset + bad[0]}). Remove or impute these rows; "
-            "dask_gmm never changes your data."
+            "dask_gmm never changes your data.",
+            row_offset + bad[0],
         )
     check_weights(sample_weight, row_offset)
 
 
 def check_weights(sample_weight, row_offset):
-    """Raise a ValueError naming the first row whose weight is negative, NaN or infinite."""
+    """Raise a ValueError (:class:`RowError`) naming the first row whose weight is negative, NaN or
+    infinite."""
     w = sample_weight
     if w is not None and (not np.all(np.isfinite(w)) or (w.size and w.min() < 0)):
         bad = np.flatnonzero(~(w >= 0) | np.isinf(w))[0]
-        raise ValueError(f"sample_weight must be finite and non-negative; row {row_offset + bad} has weight "
-                         f"{float(w[bad])!r}.")
+        raise RowError(f"sample_weight must be finite and non-negative; row {row_offset + bad} has weight "
+                       f"{float(w[bad])!r}.", row_offset + bad)
 
 
 def _after_the_fact(X, ok, row_offset, sample_weight=None, model=None):
@@ -218,11 +233,12 @@ def _after_the_fact(X, ok, row_offset, sample_weight=None, model=None):
         first = None if model is None else _first_overflowing_row(X, model)
         which = "" if first is None else f" (first row whose own log-likelihood did: {row_offset + first})"
         what = "the data are" if sample_weight is None else "the data or their sample weights are"
-        raise ValueError(
+        message = (
             f"The log-likelihood of rows {row_offset}-{row_offset + X.shape[0] - 1} "
             f"overflowed{which}: {what} too large in magnitude, or too far from the model's means for its "
             "precisions. Rescale them, or check the model's parameters."
         )
+        raise ValueError(message) if first is None else RowError(message, row_offset + first)
 
 
 def _first_overflowing_row(X, model):
@@ -465,10 +481,11 @@ def _checked_nearest(X, centres, sample_weight, row_offset):
     labels, d2 = nearest_centre(X, centres)
     if not np.isfinite(d2).all():
         check_block(X, None, row_offset)  # raises if a row is bad; else the distances overflowed
-        raise ValueError(
-            f"The squared distance of row {row_offset + int(np.flatnonzero(~np.isfinite(d2))[0])} to its nearest "
-            "centre overflowed: the data are too large in magnitude (their squares exceed the float64 range). "
-            "Rescale them."
+        row = row_offset + int(np.flatnonzero(~np.isfinite(d2))[0])
+        raise RowError(
+            f"The squared distance of row {row} to its nearest centre overflowed: the data are too large in "
+            "magnitude (their squares exceed the float64 range). Rescale them.",
+            row,
         )
     return labels, d2
 

@@ -529,6 +529,7 @@ class BayesianGaussianMixture(MixtureBase):
         )
 
     # ------------------------------------------------------------------ fitting
+    @io.rows_named(1)
     def fit(self, X, y=None, sample_weight=None):
         """Estimate the variational posterior, one pass over X per iteration.
 

@@ -9,6 +9,7 @@ row chunks are multiples of the Zarr chunks (or shards).
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import itertools
 import json
@@ -25,6 +26,7 @@ import warnings
 import zipfile
 import zlib
 
+import dask
 import dask.array as da
 import fsspec
 import google_crc32c  # zarr's own dependency, for its crc32c codec
@@ -45,7 +47,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
 from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
 
-from . import _compat
+from . import _compat, _kernels
 from ._kernels import total_weight
 
 try:  # the synchronous store and codec protocols of recent zarr 3.1 releases
@@ -1150,6 +1152,55 @@ def row_blocks(X):
 
 def is_dask_dataframe(X):
     return hasattr(X, "to_dask_array") and hasattr(X, "npartitions")
+
+
+def row_label(X, row):
+    """The index label of the row at position ``row`` (0-based, in X's own order) of a pandas or dask
+    DataFrame ``X``; None for any other X, or where it cannot be had.
+
+    For a dask DataFrame the partitions' lengths are computed a few at a time until the row's
+    partition is found (a read of those partitions: an error path only), then that partition's
+    index. Its row order is its own: ``dd.from_pandas`` sorts the index, so that a row's position
+    there need not be its position in the pandas frame it came from.
+    """
+    if not hasattr(X, "columns") or not hasattr(X, "index"):
+        return None
+    try:
+        if not is_dask_dataframe(X):
+            return X.index[row]
+        step = 2 * (os.cpu_count() or 1)
+        first = 0
+        for p in range(0, X.npartitions, step):
+            parts = range(p, min(p + step, X.npartitions))
+            lengths = dask.compute(*(X.partitions[i].map_partitions(len).sum() for i in parts))
+            for i, n in zip(parts, lengths):
+                if row < first + n:
+                    return X.partitions[i].index.compute()[row - first]
+                first += n
+    except Exception:  # noqa: BLE001 - the message keeps the row's position, which is right
+        logger.debug("no index label for row %d", row, exc_info=True)
+    return None
+
+
+def rows_named(position):
+    """Decorate a method or function whose argument at ``position`` is X: a :class:`RowError` it
+    raises for a DataFrame X also names the row's index label (:func:`row_label`)."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except _kernels.RowError as exc:
+                X = args[position] if len(args) > position else kwargs.get("X")
+                label = row_label(X, exc.row)
+                if label is None:
+                    raise
+                raise ValueError(f"{exc} Row {exc.row} is the one of index label {label!r}.") from None
+
+        return wrapper
+
+    return decorate
 
 
 def frame_rows(X):

@@ -261,6 +261,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
             return Xd.map_blocks(block, chunks=(Xd.chunks[0], tail), dtype=dtype, name=name)
         return Xd.map_blocks(block, drop_axis=1, dtype=dtype, name=name)
 
+    @io.rows_named(1)
     def predict(self, X):
         """Most probable component of each row.
 
@@ -275,6 +276,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         """
         return self._per_sample(X, _kernels.predict, False)
 
+    @io.rows_named(1)
     def predict_proba(self, X):
         """Posterior probability of each component for each row.
 
@@ -289,6 +291,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         """
         return self._per_sample(X, _kernels.predict_proba, True)
 
+    @io.rows_named(1)
     def score_samples(self, X):
         """Log-likelihood of each row under the mixture.
 
@@ -303,6 +306,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         """
         return self._per_sample(X, _kernels.score_samples, False)
 
+    @io.rows_named(1)
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood of X, in one pass (a dask DataFrame's partition lengths
         are learnt in one more).
@@ -493,6 +497,7 @@ class GaussianMixture(MixtureBase):
             lower_bound=self.lower_bound_,
         )
 
+    @io.rows_named(1)
     def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters with EM, one pass over X per iteration.
 
@@ -568,6 +573,7 @@ class GaussianMixture(MixtureBase):
         mean, n = self._score(*io.with_reader(X), sample_weight)
         return information_criteria(mean, n, self._n_parameters())
 
+    @io.rows_named(1)
     def bic(self, X, sample_weight=None):
         """Bayesian information criterion on X (lower is better), a float.
 
@@ -581,6 +587,7 @@ class GaussianMixture(MixtureBase):
         """
         return self._criteria(X, sample_weight)["bic"]
 
+    @io.rows_named(1)
     def aic(self, X, sample_weight=None):
         """Akaike information criterion on X (lower is better), a float; ``X`` of shape
         (n_samples, n_features) and ``sample_weight`` as in :meth:`bic`."""

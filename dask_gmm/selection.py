@@ -49,6 +49,7 @@ class ModelSelection:
     criterion: str = "bic"
 
 
+@io.rows_named(0)
 def select_model(
     X,
     n_components=range(1, 9),

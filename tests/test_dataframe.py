@@ -286,3 +286,46 @@ def test_per_row_outputs_of_an_empty_dask_dataframe_are_refused_as_for_other_inp
             getattr(gm, method)(ddf[ddf.a > 1e6]).compute()
         kept = df[df.a > 5]
         np.testing.assert_array_equal(getattr(gm, method)(ddf[ddf.a > 5]).compute(), getattr(gm, method)(kept))
+
+
+def test_a_bad_row_of_a_dataframe_is_named_by_its_index_label_too(frame):
+    """Errors named a bad row by its position only. A Dask DataFrame's order is its own: from_pandas sorts
+    a string index, so that the NaN of 's450' (position 450 in pandas) was "first bad row: 359", a row
+    the user would look for in vain in the frame they made."""
+    X, df = frame
+    holed = df.set_axis([f"s{i}" for i in range(len(df))])
+    holed.iloc[450, 1] = np.nan
+    lazy = dd.from_pandas(holed, npartitions=3)
+    order = list(lazy.index.compute())
+    at = order.index("s450")
+    assert at != 450  # the frame's own order differs from pandas'
+    fitted = GaussianMixture(2, **KW).fit(df)
+    calls = {
+        "fit": lambda Z: GaussianMixture(2, **KW).fit(Z),
+        "Bayesian fit": lambda Z: BayesianGaussianMixture(n_components=2, **KW).fit(Z),
+        "select_model": lambda Z: select_model(Z, n_components=[1, 2], **KW),
+        "score": fitted.score,
+        "bic": fitted.bic,
+    }
+    for what, call in calls.items():
+        for Z, row in ((holed, 450), (lazy, at)):
+            with pytest.raises(ValueError, match=rf"first bad row: {row}\). .* Row {row} is the one of index label "
+                                                 r"'s450'\.$") as info:
+                call(Z)
+            assert type(info.value) is ValueError, what
+    for method in ("predict", "predict_proba", "score_samples"):  # eager for a pandas frame
+        with pytest.raises(ValueError, match=r"Row 450 is the one of index label 's450'\.$"):
+            getattr(fitted, method)(holed)
+    with pytest.raises(ValueError, match=rf"first bad row: {at}\)"):  # lazy: its position alone, at compute
+        fitted.predict(lazy).compute()
+    w = np.ones(len(df))
+    w[300] = -1.0
+    with pytest.raises(ValueError, match=r"row 300 has weight -1\.0\. Row 300 is the one of index label 's300'"):
+        GaussianMixture(2, **KW).fit(df.set_axis([f"s{i}" for i in range(len(df))]), sample_weight=w)
+    with pytest.raises(ValueError, match=r"first bad row: 450\)\. Remove or impute these rows; dask_gmm never "
+                                         r"changes your data\.$"):  # an array has no labels to add
+        GaussianMixture(2, **KW).fit(holed.to_numpy())
+    far = df.set_axis([f"s{i}" for i in range(len(df))])
+    far.iloc[123] = 1e200  # a row named by the overflow it makes
+    with pytest.raises(ValueError, match=r"squared distance of row 123 .* Row 123 is the one of index label 's123'"):
+        GaussianMixture(2, **KW).fit(far)

@@ -113,6 +113,21 @@ def test_arrays_persisted_on_the_cluster_fit_as_in_memory_ones():
     assert score == pytest.approx(ref.score(X, sample_weight=w), rel=1e-12)
 
 
+def test_a_bad_row_of_a_dask_dataframe_is_named_by_its_label_on_a_cluster():
+    """The worker's error reaches the client whole (the row it names, pickled), and the row's index
+    label is found on the cluster."""
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X = make_blobs(n=3_000, seed=4)
+    frame = pd.DataFrame(X, columns=["a", "b"], index=[f"r{i}" for i in range(len(X))])
+    frame.iloc[2_000, 0] = np.nan
+    lazy = dd.from_pandas(frame, npartitions=4)
+    at = list(lazy.index.compute()).index("r2000")
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+        with pytest.raises(ValueError, match=rf"first bad row: {at}\). .* Row {at} is the one of index label 'r2000'"):
+            GaussianMixture(2, random_state=0).fit(lazy)
+
+
 def test_in_memory_data_is_sent_to_the_cluster_once_per_fit_not_in_every_pass(store, monkeypatch):
     """A NumPy X, NumPy sample weights and the array under a da.from_array were held in every pass's
     graph, sent through the scheduler again each iteration (a NumPy X of 2e7 rows: 923 ms an
