@@ -111,7 +111,8 @@ def _rows_at(X, idx):
         return X[idx].compute()
     starts = np.cumsum((0,) + X.chunks[0])
     which = np.searchsorted(starts, idx, side="right") - 1
-    return np.array([blocks[b][i - starts[b]] for b, i in zip(which, idx)]).reshape(len(idx), X.shape[1])
+    return np.concatenate([np.empty((0, X.shape[1]), X.dtype)]  # idx sorted: each block's rows in turn
+                          + [blocks[b][idx[which == b] - starts[b]] for b in np.unique(which)])
 
 
 def _weighted_rows(sample_weight, requests):
