@@ -92,9 +92,10 @@ def gather_rows(X, sizes, seeds, sample_weight=None):
         rows = np.asarray(_rows_at(X, idx), np.float64)
         bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
         if bad.size:  # else every clean chunk's distances to it are NaN, and the first to run is blamed
-            raise ValueError(
+            raise _kernels.RowError(
                 f"Input X contains NaN or infinity in row {idx[bad[0]]} (drawn as a starting row of the "
-                "initialisation). Remove or impute such rows; dask_gmm never changes your data."
+                "initialisation). Remove or impute such rows; dask_gmm never changes your data.",
+                idx[bad[0]],
             )
         out.append(rows)
     return out

@@ -1,5 +1,6 @@
 """pandas and dask DataFrames as X: scikit-learn's feature-name checks, lazy dask DataFrames."""
 
+import re
 import warnings
 
 import dask.array as da
@@ -329,3 +330,20 @@ def test_a_bad_row_of_a_dataframe_is_named_by_its_index_label_too(frame):
     far.iloc[123] = 1e200  # a row named by the overflow it makes
     with pytest.raises(ValueError, match=r"squared distance of row 123 .* Row 123 is the one of index label 's123'"):
         GaussianMixture(2, **KW).fit(far)
+
+
+def test_a_bad_row_drawn_by_the_initialisation_is_named_by_its_index_label_too(frame):
+    """The initialisation's own check of the rows it draws (before any pass) raised a plain ValueError,
+    so a DataFrame's bad row was named by its position alone: for a Dask DataFrame, a position in an
+    order (from_pandas sorts a string index) the user's frame does not have."""
+    X, df = frame
+    holed = df.set_axis([f"s{i}" for i in range(len(df))])
+    holed.iloc[1:, 0] = np.nan  # every row but one: any draw of two rows holds a bad one
+    lazy = dd.from_pandas(holed, npartitions=3)
+    order = list(lazy.index.compute())
+    for Z, labels in ((holed, list(holed.index)), (lazy, order)):
+        with pytest.raises(ValueError, match=r"in row (\d+) \(drawn as a starting row of the initialisation\)\. .* "
+                                             r"Row \1 is the one of index label 's(\d+)'\.$") as info:
+            GaussianMixture(2, **KW).fit(Z)
+        row, label = re.search(r"in row (\d+) .* label '(s\d+)'", str(info.value)).groups()
+        assert labels[int(row)] == label != "s0"

@@ -1,6 +1,7 @@
 """Inputs: NumPy, Dask, zarr.Array, paths, groups, sharded stores, fsspec URLs; guarded failures."""
 
 import hashlib
+import io as io_module
 import os
 import re
 import shutil
@@ -641,6 +642,39 @@ def test_zarr_rows_pieces_reuse_their_buffers(tmp_path, chain):
     a, b = rows.chunk(0), rows.chunk(1)
     assert not np.shares_memory(a, b) and not np.shares_memory(a, seen[0])
     np.testing.assert_array_equal(a, X[:100])
+
+
+class _ShortReads(io_module.FileIO):
+    """A chunk file that gives at most 1,000 bytes a read (as a read of over 2 GiB, or one from a
+    network file system, may), and none after ``stop`` (a file cut short after its size was taken)."""
+
+    stop = None
+
+    def readinto(self, b):
+        room = 1000 if self.stop is None else max(0, min(1000, self.stop - self.tell()))
+        return super().readinto(memoryview(b)[:room])
+
+
+@pytest.mark.parametrize("chain", ["blosc+crc32c", "none"])
+def test_zarr_rows_reads_a_chunk_file_that_comes_in_short_reads(tmp_path, monkeypatch, chain):
+    """The reused-buffer read loops until the file's size is read; a file that ends early is
+    refused by its checksum, not decoded from what came."""
+    X = np.random.default_rng(0).standard_normal((1000, 3))
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=X.shape, chunks=(100, 3), dtype=X.dtype,
+                      **CODEC_CHAINS[chain])[:] = X
+    rows = io.zarr_rows(str(tmp_path / "a.zarr"))
+    calls = []
+
+    def short_open(path, mode, buffering):
+        calls.append(path)
+        return _ShortReads(path, "r")
+
+    monkeypatch.setattr(io, "open", short_open, raising=False)
+    np.testing.assert_array_equal(np.concatenate([x.copy() for _, x in rows.pieces(0, 1000)]), X)
+    assert len(calls) == 10
+    monkeypatch.setattr(_ShortReads, "stop", os.path.getsize(tmp_path / "a.zarr" / "c" / "4" / "0") - 8)
+    with pytest.raises(ValueError, match=r"'c/0/0' of the Zarr array \(rows 0-99\) cannot be decoded"):
+        next(rows.pieces(0, 100))
 
 
 def test_a_blosc_chunk_whose_header_gives_another_size_is_refused(tmp_path):
