@@ -34,7 +34,7 @@ from dask.core import flatten, istask
 from dask.highlevelgraph import HighLevelGraph
 from dask.system import CPU_COUNT
 
-from . import _kernels
+from . import _kernels, io
 from ._covariance import MAX_CENTRING_LOSS, centring_loss, gaussian_parameters, m_step, naming_candidate
 
 logger = logging.getLogger(__name__)
@@ -369,6 +369,7 @@ class Blocks:
         self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])]).astype(int).tolist()
         self.split_every = max(2, int(split_every))
         self._sent = None  # the graph with its in-memory arrays scattered to a distributed cluster
+        self.files = io.stored_files(X, sample_weight, rows)  # checked after every pass
 
     def _graph_for(self, scheduler):
         """The blocks' graph for ``scheduler``: for a distributed Client, with the arrays it holds in
@@ -395,8 +396,15 @@ class Blocks:
         """``combine`` over blocks of ``kernel(block, *args, sample_weight=w, row_offset=o)``.
 
         One scheduler call, one read of each block, a tree of ``combine`` calls
-        ``split_every`` wide (never a linear chain). Returns the combined value.
+        ``split_every`` wide (never a linear chain). Returns the combined value,
+        once the local stores' files read are found as they were when these
+        blocks were made (:class:`dask_gmm.io.StoredFiles`).
         """
+        out = self._map_reduce(kernel, *args, **kwargs)
+        self.files.check()
+        return out
+
+    def _map_reduce(self, kernel, *args, **kwargs):
         calls = []  # (the block's function, the graph keys of its inputs)
         ends = self.offsets[1:] + [self.shape[0]]
         for x, w, off, end in zip(self.x, self.w, self.offsets, ends):

@@ -1029,6 +1029,82 @@ def zarr_arrays_read_by(X):
     return list(found.values())
 
 
+class StoredFiles:
+    """The files of the Zarr arrays in local stores that a computation reads, as they stood when it
+    began: each file's inode, size and modification time, under each array's folder.
+
+    :meth:`check`, after each pass, refuses a file rewritten, replaced or removed since: a pass
+    reads each chunk once, so a chunk rewritten during a fit (valid bytes and checksum: no decode
+    fails) had been read before the change in some iterations and after it in others, and the fit
+    returned a model of neither data set, without a word; a chunk removed from a Zarr array
+    under a sliced or scaled dask array read as fill values (zarr's own read). Files added are
+    not a change. Remote stores (fsspec URLs) are not watched. A scan stats every file: 0.07 ms
+    for the 16 chunks of a 4e6-row store of 4 MiB chunks, 4.8 ms for 1,000 chunks of 1,000 rows
+    (a pass over those took about 150 ms).
+
+    Parameters
+    ----------
+    arrays : iterable of zarr.Array
+    """
+
+    def __init__(self, arrays):
+        folders = {}
+        for arr in arrays:
+            store = arr.store_path.store
+            if isinstance(store, zarr.storage.LocalStore):
+                folders.setdefault(os.path.join(store.root, arr.store_path.path), _store_name(arr))
+        self.folders = folders
+        self.state = self._scan()
+
+    def _scan(self):
+        state = {}
+        for folder in self.folders:
+            _scan_folder(folder, state)
+        return state
+
+    def check(self):
+        """Raise ValueError naming the first file that is not as it was when this was made."""
+        if not self.state:
+            return
+        now = self._scan()
+        for path, before in self.state.items():
+            if now.get(path) != before:
+                folder = next(f for f in self.folders if path.startswith(f))
+                what = "removed" if path not in now else "rewritten"
+                raise ValueError(
+                    f"The Zarr array {self.folders[folder]!r} changed while dask_gmm read it: its file "
+                    f"{os.path.relpath(path, folder)!r} was {what} after the computation began, so what was read "
+                    "mixes data from before and after; nothing was returned. Rerun it once the store is no "
+                    "longer being written."
+                )
+
+
+def _scan_folder(folder, state):
+    """Add ``path: (inode, size, mtime_ns)`` of every file under ``folder`` to ``state``."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # removed meanwhile: not there
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                _scan_folder(entry.path, state)
+            else:
+                st = entry.stat()
+                state[entry.path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            continue
+
+
+def stored_files(X, sample_weight=None, rows=None):
+    """:class:`StoredFiles` of what a pass over the dask arrays X and ``sample_weight`` reads: the
+    Zarr array of the direct reader ``rows``, else those X's graph reads, and the weights'."""
+    arrays = [rows.array] if rows is not None else zarr_arrays_read_by(X)
+    if sample_weight is not None:
+        arrays += zarr_arrays_read_by(sample_weight)
+    return StoredFiles(arrays)
+
+
 def _on_a_cluster():
     """Whether dask would compute on a ``distributed`` cluster now (a default Client)."""
     distributed = sys.modules.get("distributed")  # not imported: no Client

@@ -540,7 +540,10 @@ class GaussianMixture(MixtureBase):
             reg_covar=self.reg_covar,
             on_iteration=self._progress(None if ckpt is None else ckpt.save),
         )
-        self._set_run(best_run(runs, self.max_iter), X.shape[1])
+        best = best_run(runs, self.max_iter)
+        if self.max_iter == 0:  # no EM pass: the rows are checked in one, as scikit-learn checks X first
+            blocks.map_reduce(_kernels.score_stats, best.model())
+        self._set_run(best, X.shape[1])
         self._set_feature_names(names)
         self._warn_if_not_converged()
         return self

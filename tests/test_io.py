@@ -1,6 +1,7 @@
 """Inputs: NumPy, Dask, zarr.Array, paths, groups, sharded stores, fsspec URLs; guarded failures."""
 
 import hashlib
+import logging
 import io as io_module
 import os
 import re
@@ -675,6 +676,77 @@ def test_zarr_rows_reads_a_chunk_file_that_comes_in_short_reads(tmp_path, monkey
     monkeypatch.setattr(_ShortReads, "stop", os.path.getsize(tmp_path / "a.zarr" / "c" / "4" / "0") - 8)
     with pytest.raises(ValueError, match=r"'c/0/0' of the Zarr array \(rows 0-99\) cannot be decoded"):
         next(rows.pieces(0, 100))
+
+
+class _AtIteration(logging.Handler):
+    """Runs ``change`` when the fit logs its iteration ``n`` (verbose=2): between two passes, in the
+    fit's own thread."""
+
+    def __init__(self, n, change):
+        super().__init__()
+        self.n, self.change = n, change
+
+    def emit(self, record):
+        if re.search(rf"iteration {self.n}\b", record.getMessage()):
+            self.change()
+
+
+@pytest.mark.parametrize("how", ["path, rewritten", "sliced dask array, removed", "weights, rewritten"])
+def test_a_store_changed_during_a_fit_is_refused(tmp_path, how):
+    """A chunk rewritten mid-fit (valid bytes, valid checksum) was read before the change in some
+    iterations and after it in others: the fit returned a model of neither data set, without a
+    word. A chunk removed under a sliced dask array of the Zarr array read as rows of fill values
+    (zarr's own read, not dask_gmm's), and the fit put a component at the origin."""
+    X = make_blobs(n=3000, means=((0.0, 10.0), (10.0, 0.0), (-10.0, 0.0)))
+    arr = write_store(tmp_path / "s.zarr", X, chunks=(500, 2))
+    folder = tmp_path / "s.zarr" / "X" / "c"
+    weights = None
+    if how.startswith("weights"):
+        w = zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(500,), dtype="f8")
+        w[:] = 1.0
+        weights, folder = w, tmp_path / "w.zarr" / "c"
+        data = str(tmp_path / "s.zarr")
+    elif how.startswith("sliced"):
+        data = da.from_zarr(arr)[:, :2] * 1.0
+    else:
+        data = str(tmp_path / "s.zarr")
+
+    def change():
+        if how.endswith("removed"):
+            os.remove(folder / "3" / "0")
+        else:  # another chunk's bytes, written as a writer does (a new file renamed over the old)
+            other = folder / ("1" if weights is None else "5")
+            shutil.copyfile(other / "0" if weights is None else other, tmp_path / "new")
+            os.replace(tmp_path / "new", folder / "0" / "0" if weights is None else folder / "0")
+
+    logger = logging.getLogger("dask_gmm")
+    handler, level = _AtIteration(2, change), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.raises(ValueError, match=r"changed while dask_gmm read it: its file 'c/(0/0|0|3/0)' was "
+                                             r"(rewritten|removed) after the computation began.*Rerun it once"):
+            GaussianMixture(3, random_state=0, init_params="random_from_data", tol=0, max_iter=5, verbose=2,
+                            verbose_interval=1).fit(data, sample_weight=weights)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_files_added_to_a_store_during_a_fit_are_not_a_change(tmp_path):
+    X = make_blobs(n=2000, means=((0.0, 10.0), (10.0, 0.0), (-10.0, 0.0)))
+    write_store(tmp_path / "s.zarr", X, chunks=(500, 2))
+    logger = logging.getLogger("dask_gmm")
+    handler, level = _AtIteration(1, lambda: (tmp_path / "s.zarr" / "X" / "c" / "notes.txt").write_text("x")), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        ours = fit(str(tmp_path / "s.zarr"), tol=0, max_iter=3, verbose=2, verbose_interval=1)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert (tmp_path / "s.zarr" / "X" / "c" / "notes.txt").exists()
+    np.testing.assert_allclose(ours.means_, fit(X, tol=0, max_iter=3).means_, rtol=1e-12)
 
 
 def test_a_blosc_chunk_whose_header_gives_another_size_is_refused(tmp_path):

@@ -746,6 +746,26 @@ def test_warm_start_with_max_iter_zero_then_more_matches_sklearn():
     assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-10)
 
 
+def test_max_iter_zero_from_given_parameters_still_checks_the_rows():
+    """With every *_init given, or a warm start, max_iter=0 made no pass: a NaN row was accepted,
+    where scikit-learn refuses it (it checks X first), and surfaced only at the next score."""
+    X = make_blobs(n=600)
+    init = sk_init(X, "full")
+    holed = X.copy()
+    holed[417, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        SKGaussianMixture(3, max_iter=0, **init).fit(holed)  # the reference refuses it too
+    for data in (holed, da.from_array(holed, chunks=(100, 2))):
+        with pytest.raises(ValueError, match=r"first bad row: 417\)"):
+            GaussianMixture(3, max_iter=0, **init).fit(data)
+        warm = GaussianMixture(3, warm_start=True, **init).fit(X)
+        with pytest.raises(ValueError, match=r"first bad row: 417\)"):
+            warm.set_params(max_iter=0).fit(data)
+    zero = GaussianMixture(3, max_iter=0, **init).fit(X)  # what it fits is unchanged: the start
+    np.testing.assert_array_equal(zero.means_, init["means_init"])
+    assert zero.lower_bound_ == -np.inf and zero.n_iter_ == 0
+
+
 @pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
 def test_settings_changed_after_the_fit(estimator, tmp_path):
     """The fitted parameters are what predict and the rest use, as in scikit-learn. A changed
