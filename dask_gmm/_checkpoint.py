@@ -382,6 +382,11 @@ def _plain(v):
         return repr(v)
 
 
+#: The fingerprint's keys as a message names them.
+_FINGERPRINT_WORDS = {"row_chunks": "row chunks", "weighted": "sample weights (given or not)",
+                      "warm_start_from": "warm start (the fitted model it continues)"}
+
+
 def _short(value):
     """An argument's value in a message: long lists cut (``means_init`` may hold K x d values)."""
     r = reprlib.Repr()
@@ -623,10 +628,9 @@ class Checkpoint:
                     f"{k} ({_short(then.get(k))} then, {_short(now['args'].get(k))} now)"
                     for k in sorted(set(then) | set(now["args"])) if then.get(k) != now["args"].get(k)
                 )
-            if "warm_start_from" in what:
-                what[what.index("warm_start_from")] = "warm start (the fitted model it continues)"
             blocks = ("; X is split into other blocks than when it was written: other chunks, or a "
                       "dask_gmm version that splits them otherwise") if "row_chunks" in what and "shape" not in what else ""
+            what = [_FINGERPRINT_WORDS.get(k, k) for k in what]
             raise ValueError(
                 f"The checkpoint {self.path!r} belongs to a different fit (its {', '.join(what)} differ{blocks}). "
                 "Use the same data and arguments, delete it to start the fit afresh, or use another checkpoint "

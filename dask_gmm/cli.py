@@ -787,9 +787,31 @@ def _open_data(path):
     if arr.ndim != 2:  # in the command line's words, not scikit-learn's advice to reshape
         raise CLIError(f"{path!r} holds an array of shape {arr.shape}, not data of shape (rows, features). "
                        "Pass a store of X (or a group with X).")
+    if _predicted(arr):  # a slip of -o for the data's path: a plausible model of probabilities, without a word
+        record = arr.attrs[PREDICT_ATTR]
+        warnings.warn(f"{path!r} is an output of '{PROG} predict' (of the data {record.get('data')!r}), "
+                      "not data; it is read as data as asked. Was the data's path meant?", stacklevel=2)
+    elif _generated_member(path):
+        warnings.warn(f"{path!r} is an array of a store that '{PROG} generate' wrote, not its data (X); it is "
+                      "read as data as asked. Was the store's own path meant?", stacklevel=2)
     with warnings.catch_warnings():  # the command's own pass warns once of what it finds (a rechunk)
         warnings.simplefilter("ignore")
         return io.as_dask_array(arr)
+
+
+def _generated_member(path):
+    """Whether the local ``path`` is an array other than X inside a group that generate wrote (its true
+    parameters, say)."""
+    from . import io
+
+    folder = os.path.normpath(path)
+    if "://" in path or os.path.basename(folder) == "X":
+        return False
+    try:
+        group = io.open_node(os.path.dirname(folder))
+    except (ValueError, OSError):
+        return False
+    return io.STATUS_ATTR in getattr(group, "attrs", {})
 
 
 def _check_match(model, X, model_path, data_path):
@@ -868,7 +890,8 @@ def sparkline(values, width=40):
     except (UnicodeEncodeError, LookupError):
         chars = "_.-~=*#@"
     lo, hi = v.min(), v.max()
-    idx = np.zeros(v.size, int) if hi == lo else np.round((v - lo) / (hi - lo) * (len(chars) - 1)).astype(int)
+    flat = hi - lo <= 1e-12 * max(abs(lo), abs(hi))  # rounding noise (a converged curve's last ulp): a flat line
+    idx = np.zeros(v.size, int) if flat else np.round((v - lo) / (hi - lo) * (len(chars) - 1)).astype(int)
     return "".join(chars[i] for i in idx)
 
 
@@ -923,6 +946,23 @@ def _option_words(message, names):
             part = re.sub(rf"\b{name}\b(=)?", lambda m: option + (" " if m.group(1) else ""), part)
         parts[i] = part
     return "".join(parts)
+
+
+def _fit_words(exc):
+    """The message of a fit's ValueError ``exc`` with the arguments named as the options that set them
+    (an unset ``random_state``, None in a checkpoint's message, as --seed "not given")."""
+    message = str(exc).replace("(None then, ", "(not given then, ").replace(", None now)", ", not given now)")
+    return _option_words(message, FIT_ARGUMENTS)
+
+
+def _check_rows(path, n, n_components):
+    """Refuse data of fewer than 2 rows, or of fewer rows than the largest of ``n_components``, naming
+    the option to change (the library's message names its arguments)."""
+    if n < 2:
+        raise CLIError(f"{path!r} has {_count(n, 'row')}; a mixture is fitted to 2 rows or more.")
+    if n_components > n:
+        raise CLIError(f"{path!r} has {_count(n, 'row')}, fewer than the {n_components} components asked "
+                       f"for; pass --n-components up to {n}.")
 
 
 def cmd_generate(args, term):
@@ -1003,10 +1043,8 @@ def _fit(path, term, **kwargs):
         t0 = time.perf_counter()
         try:
             gm.fit(path)
-        except ValueError as exc:  # a checkpoint's advice, in the command line's words
-            if not str(exc).startswith("The checkpoint "):
-                raise
-            raise CLIError(_option_words(str(exc), FIT_ARGUMENTS)) from None
+        except ValueError as exc:  # the advice in the command line's words ("increase --reg-covar")
+            raise CLIError(_fit_words(exc)) from None
         total = time.perf_counter() - t0
     gm.set_params(verbose=0, verbose_interval=10)
     return gm, FitTimes(total, progress.seconds, resumed, _compiled_count() > compiled)
@@ -1040,6 +1078,7 @@ def cmd_fit(args, term):
     _check_lockstep([args.n_components], args.n_init, "pass a smaller --n-init")
     path = _data_path(args.path)
     X = _open_model_data(path)
+    _check_rows(path, X.shape[0], args.n_components)
     _check_writable(args.output, "model", path)
     _distinct_outputs(("model", args.output), ("checkpoint", args.checkpoint))
     if args.checkpoint is not None:
@@ -1074,10 +1113,7 @@ def cmd_select(args, term):
     _check_lockstep(args.n_components * len(set(args.covariance_types)), args.n_init,
                     "ask for fewer candidates (a list such as -k 2,4,8,16,32 spans a wide range) or a smaller --n-init")
     path = _data_path(args.path)
-    n = _open_model_data(path).shape[0]
-    if max(args.n_components) > n:
-        raise CLIError(f"{path!r} has {_count(n, 'row')}, fewer than the {max(args.n_components)} components asked "
-                       f"for; pass --n-components up to {n} (the default is 1-8).")
+    _check_rows(path, _open_model_data(path).shape[0], max(args.n_components))
     _check_writable(args.output, "model", path)
     _not_empty(args.plot, "--plot")
     _distinct_outputs(("model", args.output), ("figure", args.plot))
@@ -1091,9 +1127,12 @@ def cmd_select(args, term):
         term.status(f"select: fitting {len(set(args.n_components)) * len(set(args.covariance_types))} candidates "
                     "in lockstep ...")
         t0 = time.perf_counter()
-        sel = select_model(path, n_components=args.n_components, covariance_types=args.covariance_types,
-                           criterion=args.criterion, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
-                           random_state=args.seed, init_params=args.init_params)
+        try:
+            sel = select_model(path, n_components=args.n_components, covariance_types=args.covariance_types,
+                               criterion=args.criterion, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
+                               random_state=args.seed, init_params=args.init_params)
+        except ValueError as exc:
+            raise CLIError(_fit_words(exc)) from None
         seconds = time.perf_counter() - t0
     term.end_status()
     # the figure, then the model, before any output: a reader closing the pipe (`| head -1`) or a

@@ -611,6 +611,9 @@ def test_progress_on_a_terminal_only(store, tmp_path, capsys, monkeypatch):
     rc, _, err = run(capsys, *args, "--n-init", "2", "--reg-covar", "1e-5", *ckpt, "-q")
     assert_one_line_error(rc, err, "belongs to a different fit (its arguments --n-init (1 then, 2 now), "
                           "--reg-covar (1e-06 then, 1e-05 now) differ)")
+    assert args[4:6] == ["--seed", "0"]
+    rc, _, err = run(capsys, *args[:4], *args[6:], *ckpt, "-q")  # "None now" had said it
+    assert_one_line_error(rc, err, "its arguments --seed (0 then, not given now) differ")
 
 
 def test_warnings_are_one_line(store, tmp_path, capsys):
@@ -984,9 +987,11 @@ def test_demo_replaces_only_its_own_files(tmp_path, capsys):
 
 
 def test_library_value_error(tmp_path, capsys):
-    generate_mixture(tmp_path / "small.zarr", 50, random_state=0)
-    rc, _, err = run(capsys, "fit", tmp_path / "small.zarr", "-k", "60", "-o", tmp_path / "m.json")
-    assert_one_line_error(rc, err, "n_components")
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    X[17, 1] = np.inf
+    zarr.create_array(str(tmp_path / "holed.zarr"), data=X, chunks=(25, 2))
+    rc, _, err = run(capsys, "fit", tmp_path / "holed.zarr", "-k", "2", "-o", tmp_path / "m.json")
+    assert_one_line_error(rc, err, "Input X contains NaN or infinity in 1 row(s) among rows 0-24 (first bad row: 17)")
 
 
 def test_usage_errors(capsys):
@@ -1171,6 +1176,47 @@ def test_sparkline():
     assert cli.sparkline([0, 1, 2, 3, 4, 5, 6, 7]) in ("▁▂▃▄▅▆▇█", "_.-~=*#@")
     assert len(cli.sparkline(np.arange(500), width=40)) == 40
     assert cli.sparkline([]) == ""
+    # a converged curve's last ulp had been drawn as a fall of the full height: "█▁"
+    assert cli.sparkline([1.005166402466127, 1.0051664024661269]) in ("▁▁", "__")
+    assert cli.sparkline([-2.5, -2.5 + 1e-9]) in ("▁█", "_@")
+
+
+def test_too_few_rows_and_the_collapse_advice_name_the_options(tmp_path, capsys):
+    """fit gave scikit-learn's messages (n_components, n_samples) and advice in the library's words
+    (increase reg_covar); select named the store and the option for the one, not the other."""
+    one = tmp_path / "one.zarr"
+    assert run(capsys, "generate", one, "-n", "1", "--seed", "1", "-q")[0] == 0
+    five = tmp_path / "five.zarr"
+    assert run(capsys, "generate", five, "-n", "5", "--seed", "1", "-q")[0] == 0
+    for command in ("fit", "select"):
+        rc, _, err = run(capsys, command, one, "-k", "1", "-o", tmp_path / "m.json", "-q")
+        assert_one_line_error(rc, err, f"{str(one)!r} has 1 row; a mixture is fitted to 2 rows or more.")
+        rc, _, err = run(capsys, command, five, "-k", "6", "-o", tmp_path / "m.json", "-q")
+        assert_one_line_error(rc, err, f"{str(five)!r} has 5 rows, fewer than the 6 components asked for; "
+                                       "pass --n-components up to 5.")
+    zeros = tmp_path / "zeros.zarr"  # every row the same: a component collapses with --reg-covar 0
+    zarr.create_array(str(zeros), data=np.zeros((1000, 2)), chunks=(500, 2), config={"write_empty_chunks": True})
+    rc, _, err = run(capsys, "fit", zeros, "-k", "2", "--reg-covar", "0", "-o", tmp_path / "m.json", "-q")
+    assert rc == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith("Try to decrease the number of components, or increase "
+                                                 "--reg-covar (currently 0.0).")
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_fitting_a_predict_output_or_a_true_parameter_array_is_warned_of(store, model_file, tmp_path, capsys):
+    """A slip of -o for the data's path fitted the probabilities predict wrote (or a generated store's
+    true means) without a word: a plausible-looking model of the wrong array."""
+    proba = tmp_path / "p.zarr"
+    assert run(capsys, "predict", model_file, store, "-o", proba, "--proba", "-q")[0] == 0
+    rc, out, err = run(capsys, "fit", proba, "-k", "2", "-o", tmp_path / "m.json", "-q")
+    assert rc == 0 and err == (f"dask-gmm: warning: {str(proba)!r} is an output of 'dask-gmm predict' (of the data "
+                               f"{store!r}), not data; it is read as data as asked. Was the data's path meant?\n")
+    means = os.path.join(store, "true_means")
+    rc, out, err = run(capsys, "fit", means, "-k", "2", "-o", tmp_path / "m.json", "-q")
+    assert rc == 0 and err.startswith(f"dask-gmm: warning: {means!r} is an array of a store that 'dask-gmm "
+                                      "generate' wrote, not its data (X)")
+    rc, out, err = run(capsys, "fit", store, "-k", "2", "-o", tmp_path / "m.json", "-q")
+    assert rc == 0 and err == ""  # the data themselves: no word
 
 
 # ------------------------------------------------------------------ the real console script

@@ -723,9 +723,9 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
         GaussianMixture(3, random_state=0, checkpoint=tmp_path / "w.json").fit(X, sample_weight=w)
     same = GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X.copy())  # equal rows: resumed, no EM
     np.testing.assert_array_equal(same.means_, GaussianMixture(3, random_state=0).fit(X).means_)
-    with pytest.raises(ValueError, match=r"different fit \(its row_chunks differ; X is split into other blocks"):
+    with pytest.raises(ValueError, match=r"different fit \(its row chunks differ; X is split into other blocks"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(da.from_array(X, chunks=(500, 2)))
-    with pytest.raises(ValueError, match=r"different fit \(its shape, row_chunks differ\)\. Use the same data") as e:
+    with pytest.raises(ValueError, match=r"different fit \(its shape, row chunks differ\)\. Use the same data") as e:
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X[:2000])  # other rows: no word of other blocks
     assert "blocks" not in str(e.value)
     old = json.loads(ckpt.read_text())  # written before the data digest: said so
