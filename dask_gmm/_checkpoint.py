@@ -630,9 +630,11 @@ class Checkpoint:
                 )
             blocks = ("; X is split into other blocks than when it was written: other chunks, or a "
                       "dask_gmm version that splits them otherwise") if "row_chunks" in what and "shape" not in what else ""
+            singular = len(what) == 1 and what[0] in ("shape", "dtype", "warm_start_from")
             what = [_FINGERPRINT_WORDS.get(k, k) for k in what]
             raise ValueError(
-                f"The checkpoint {self.path!r} belongs to a different fit (its {', '.join(what)} differ{blocks}). "
+                f"The checkpoint {self.path!r} belongs to a different fit (its {', '.join(what)} "
+                f"{'differs' if singular else 'differ'}{blocks}). "
                 "Use the same data and arguments, delete it to start the fit afresh, or use another checkpoint "
                 "path (each fit needs its own: clones of an estimator, as in GridSearchCV, share theirs)."
             )

@@ -1252,9 +1252,10 @@ def _check_store_output(output, overwrite, data, term):
             raise CLIError(str(exc)) from None
 
 
-def _store_atomically(result, output, overwrite, attrs):
+def _store_atomically(result, output, overwrite, attrs, check=None):
     """Write a lazy dask array chunk by chunk to a Zarr array at ``output``, checked first by
-    :func:`_check_store_output` (before the scheduler is reached).
+    :func:`_check_store_output` (before the scheduler is reached); ``check()``, when given, runs
+    after the writes and before the output is put in place (its error leaves none).
 
     Local outputs are written to a temporary sibling folder, synced to disk, then renamed, so
     that neither an interrupted run nor a crash of the machine leaves a half-written result under
@@ -1281,6 +1282,8 @@ def _store_atomically(result, output, overwrite, attrs):
         # dask chunks equal the zarr chunks (all rows of each but the last), so every write is one whole chunk
         da.store(result.rechunk({0: rows}), writes, lock=False)
         io.refuse_unwritten([arr], output, "Write to a path or URL that this process and every worker share.")
+        if check is not None:
+            check()
         if local:
             sync_tree(target)  # its chunks on disk before the rename that makes it the output
             if os.path.lexists(output):
@@ -1341,9 +1344,12 @@ def cmd_predict(args, term):
                                   "data": path, "n_components": K}}
     output = _lasting(_data_path(args.output))
     _check_store_output(output, args.overwrite, path, term)  # before the scheduler is waited for
+    from . import io
+
+    watched = io.StoredFiles([io.open_zarr(path)])  # the input, checked unchanged before the output is renamed in
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
-        _store_atomically(result, output, args.overwrite, attrs)
+        _store_atomically(result, output, args.overwrite, attrs, watched.check)
     term.out(f"wrote {what} of {X.shape[0]:,} rows to {args.output} "
              f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")
     return 0

@@ -281,7 +281,12 @@ def _read_status(path):
         return None if io.replaceable(path) else ({}, None)
     if not isinstance(node, zarr.Group):
         return {}, None
-    return io.generator_record(node, path, _OVERWRITE), node.attrs.get("true_model")  # (stores of old)
+    record = io.generator_record(node, path, _OVERWRITE)
+    true = node.attrs.get("true_model")  # (stores of old)
+    arrays = _true_members(node) if true is None and record.get("complete") else None
+    if arrays is not None:  # a complete store returns them unread by _true_arrays: compared here
+        true = {k: a[...].tolist() for k, a in zip(_TRUE_KEYS, arrays)}
+    return record, true
 
 
 def _whole(path):
@@ -330,7 +335,7 @@ def _check_same(path, old, new):
         differ.remove("chunk_size")  # a chunk capped at n_samples follows it: not a difference of its own
     differ = sorted({_ARGUMENT.get(k, k) for k in differ})  # by the arguments' names
     if old_true is not None and old_true != {k: v.tolist() for k, v in zip(_TRUE_KEYS, new_true)}:
-        differ.append("true_model")
+        differ.append("model" if new_status.get("source") == "model" else "true model drawn from the seed")
     if differ:
         raise ValueError(
             f"The store {path!r} was generated with different arguments ({', '.join(differ)} "
@@ -375,7 +380,7 @@ def _true_arrays(group, true):
         if isinstance(arr, zarr.Array) and arr.shape == value.shape and not io.missing_chunks(arr):
             if not np.array_equal(arr[...], value):
                 raise ValueError(f"The true parameters recorded in {group.store_path} ({name}) differ from the ones "
-                                 f"drawn now from its seed. {_OVERWRITE}")
+                                 f"given now (the model, or drawn from the seed). {_OVERWRITE}")
             continue
         arr = group.create_array(name, shape=value.shape, dtype="float64", fill_value=np.nan,
                                  compressors=_compressors(), overwrite=True)

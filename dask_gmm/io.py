@@ -1048,12 +1048,8 @@ class StoredFiles:
     """
 
     def __init__(self, arrays):
-        folders = {}
-        for arr in arrays:
-            store = arr.store_path.store
-            if isinstance(store, zarr.storage.LocalStore):
-                folders.setdefault(os.path.join(store.root, arr.store_path.path), _store_name(arr))
-        self.folders = folders
+        self.folders = sorted({os.path.normpath(os.path.join(arr.store_path.store.root, arr.store_path.path))
+                               for arr in arrays if isinstance(arr.store_path.store, zarr.storage.LocalStore)})
         self.state = self._scan()
 
     def _scan(self):
@@ -1069,10 +1065,10 @@ class StoredFiles:
         now = self._scan()
         for path, before in self.state.items():
             if now.get(path) != before:
-                folder = next(f for f in self.folders if path.startswith(f))
+                folder = next(f for f in self.folders if path.startswith(f + os.sep))
                 what = "removed" if path not in now else "rewritten"
                 raise ValueError(
-                    f"The Zarr array {self.folders[folder]!r} changed while dask_gmm read it: its file "
+                    f"The Zarr array {folder!r} changed while dask_gmm read it: its file "
                     f"{os.path.relpath(path, folder)!r} was {what} after the computation began, so what was read "
                     "mixes data from before and after; nothing was returned. Rerun it once the store is no "
                     "longer being written."

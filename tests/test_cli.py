@@ -182,6 +182,32 @@ def test_predict_failure_leaves_nothing_behind(store, model_file, tmp_path, caps
     assert os.listdir(tmp_path) == []
 
 
+def test_predict_whose_input_changed_meanwhile_publishes_nothing(store, model_file, tmp_path, capsys):
+    """A chunk of the input rewritten while predict read it: the labels of two data sets, written
+    under the output's name without a word."""
+    from dask.callbacks import Callback
+
+    data = tmp_path / "mix.zarr"
+    shutil.copytree(store, data)
+    chunks = data / "X" / "c"
+
+    class RewriteOnce(Callback):  # after the first task ends, as another writer would, mid-pass
+        done = False
+
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if not self.done:
+                self.done = True
+                shutil.copyfile(chunks / "1" / "0", tmp_path / "new")
+                os.replace(tmp_path / "new", chunks / "3" / "0")
+
+    with RewriteOnce():
+        rc, _, err = run(capsys, "predict", model_file, data, "-o", tmp_path / "labels.zarr", "-q")
+    assert_one_line_error(rc, err, f"The Zarr array {str(data / 'X')!r} changed while dask_gmm read it: its file "
+                                   "'c/3/0' was rewritten after the computation began")
+    assert sorted(os.listdir(tmp_path)) == ["mix.zarr"]  # no output, no temporary
+    assert run(capsys, "predict", model_file, data, "-o", tmp_path / "labels.zarr", "-q")[0] == 0  # unchanged now
+
+
 def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, model_file, tmp_path, capsys):
     """A predict killed with SIGKILL leaves its hidden temporary store; they piled up, one per kill."""
     from dask_gmm._checkpoint import writer_id

@@ -825,7 +825,7 @@ def test_a_warm_start_resumes_only_its_own_checkpoint(tmp_path):
         twin = copy.deepcopy(first)
         cold = GaussianMixture(3, init_params="random", random_state=1, max_iter=3, tol=0, checkpoint=tmp_path / "c.json")
         cold.fit(X)
-        with pytest.raises(ValueError, match=r"different fit \(its warm start \(the fitted model it continues\) differ"):
+        with pytest.raises(ValueError, match=r"different fit \(its warm start \(the fitted model it continues\) differs"):
             copy.deepcopy(first).set_params(warm_start=True, checkpoint=tmp_path / "c.json").fit(X)
         warm = first.set_params(warm_start=True, checkpoint=tmp_path / "w.json").fit(X)
         again = twin.set_params(warm_start=True, checkpoint=tmp_path / "w.json").fit(X)  # the same start: resumed

@@ -110,7 +110,8 @@ def test_a_store_of_old_keeps_its_true_model_and_resumes(tmp_path):
     true = g.attrs["true_model"]
     true["means"][0][0] += 1.0
     g.update_attributes({"true_model": true})
-    with pytest.raises(ValueError, match=r"generated with different arguments \(true_model differs\)"):
+    with pytest.raises(ValueError, match=r"generated with different arguments \(true model drawn from the "
+                                         r"seed differs\)"):
         generate_mixture(path, **SMALL)
 
 
@@ -129,7 +130,11 @@ def test_true_parameters_a_killed_run_left_short_are_written_again_and_others_re
     g = zarr.open_group(path, mode="r+")
     g["true_means"][0, 0] = 99.0  # drawn otherwise (as by another NumPy's random streams)
     os.remove(os.path.join(path, "X", "c", "2", "0"))
-    with pytest.raises(ValueError, match="true parameters recorded in .* \\(true_means\\) differ from the ones drawn now"):
+    with pytest.raises(ValueError, match=r"generated with different arguments \(true model drawn from the seed "
+                                         r"differs\)"):  # a complete store's, compared before any write
+        generate_mixture(path, **SMALL)
+    g.attrs[io.STATUS_ATTR] = {**g.attrs[io.STATUS_ATTR], "complete": False}  # an incomplete one's, as it resumes
+    with pytest.raises(ValueError, match="true parameters recorded in .* \\(true_means\\) differ from the ones given now"):
         generate_mixture(path, **SMALL)
 
 
@@ -551,6 +556,14 @@ def test_generate_from_a_fitted_model_or_model_file(tmp_path):
     order = [np.argmin(np.linalg.norm(fitted.means_ - m, axis=1)) for m in refit.means_]
     np.testing.assert_allclose(refit.means_, fitted.means_[order], atol=0.05)
     np.testing.assert_allclose(refit.weights_, fitted.weights_[order], atol=0.01)
+    # A rerun on the complete store with another model of the same shape returned that model as the
+    # store's truth, where the rows were drawn from the first (and read_true_model still said so)
+    other = GaussianMixture(3, covariance_type="diag", means_init=fitted.means_ + 100.0, max_iter=0).fit(X)
+    with pytest.raises(ValueError, match=r"generated with different arguments \(model differs\)"):
+        generate_mixture(str(tmp_path / "a"), 60_000, chunk_size=20_000, random_state=1, model=other)
+    np.testing.assert_array_equal(read_true_model(tmp_path / "a").means_, a.means_)
+    again = generate_mixture(str(tmp_path / "a"), 60_000, chunk_size=20_000, random_state=1, model=fitted)
+    np.testing.assert_array_equal(again.means_, a.means_)  # the same model: complete, nothing written
 
 
 def test_min_separation(tmp_path):

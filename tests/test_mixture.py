@@ -1056,6 +1056,8 @@ def test_a_checkpoint_of_another_fit_or_none_at_all_is_refused_before_any_read(t
     assert counter.reads == 0
     with pytest.raises(ValueError, match=r"belongs to a different fit \(its data differ"):
         GaussianMixture(4, random_state=0, max_iter=2, checkpoint=path).fit(da.from_array(X + 1e-9, chunks=(500, 2)))
+    with pytest.raises(ValueError, match=r"belongs to a different fit \(its dtype differs\)"):  # had said "differ"
+        GaussianMixture(4, random_state=0, max_iter=2, checkpoint=path).fit(da.from_array(X.astype(np.float32), chunks=(500, 2)))
 
 
 def test_checkpoint_files_as_mktemp_and_other_versions_make_them(tmp_path):
