@@ -334,7 +334,7 @@ def _check_same(path, old, new):
     if {"n_samples", "chunk_size"} <= set(differ) and capped:
         differ.remove("chunk_size")  # a chunk capped at n_samples follows it: not a difference of its own
     differ = sorted({_ARGUMENT.get(k, k) for k in differ})  # by the arguments' names
-    if old_true is not None and old_true != {k: v.tolist() for k, v in zip(_TRUE_KEYS, new_true)}:
+    if not differ and old_true is not None and old_true != {k: v.tolist() for k, v in zip(_TRUE_KEYS, new_true)}:
         differ.append("model" if new_status.get("source") == "model" else "true model drawn from the seed")
     if differ:
         raise ValueError(
