@@ -370,6 +370,7 @@ class Blocks:
         self.split_every = max(2, int(split_every))
         self._sent = None  # the graph with its in-memory arrays scattered to a distributed cluster
         self.files = io.stored_files(X, sample_weight, rows)  # checked after every pass
+        self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
 
     def _graph_for(self, scheduler):
         """The blocks' graph for ``scheduler``: for a distributed Client, with the arrays it holds in
@@ -402,6 +403,7 @@ class Blocks:
         """
         out = self._map_reduce(kernel, *args, **kwargs)
         self.files.check()
+        self.checked_passes += kernel is not _kernels.digest
         return out
 
     def _map_reduce(self, kernel, *args, **kwargs):

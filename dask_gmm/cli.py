@@ -342,6 +342,8 @@ def build_parser():
                          "local optimum, which can make select prefer too many components)")
     em.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans", help="(default kmeans)")
     em.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
+    em.add_argument("--reg-covar", type=_positive_float, default=1e-6, metavar="R",
+                    help="added to covariance diagonals (default 1e-6)")
 
     p = sub.add_parser("generate", parents=[common, cluster], help="write a synthetic Gaussian mixture to a Zarr store",
                        description="Draw a Gaussian mixture (means uniform in [-10, 10]^D, covariances "
@@ -368,8 +370,6 @@ def build_parser():
     p.add_argument("path", metavar="PATH", help="Zarr store (group with array X, or an array)")
     p.add_argument("--n-components", "-k", type=_model_components, required=True, metavar="K")
     p.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full", help="(default full)")
-    p.add_argument("--reg-covar", type=_positive_float, default=1e-6, metavar="R",
-                   help="added to covariance diagonals (default 1e-6)")
     p.add_argument("--checkpoint", metavar="FILE", help="save the EM state each iteration; rerun to resume (a larger --max-iter continues it)")
     p.add_argument("--output", "-o", required=True, metavar="MODEL.json", help="model file to write")
     p.set_defaults(func=cmd_fit)
@@ -1130,7 +1130,7 @@ def cmd_select(args, term):
         try:
             sel = select_model(path, n_components=args.n_components, covariance_types=args.covariance_types,
                                criterion=args.criterion, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
-                               random_state=args.seed, init_params=args.init_params)
+                               random_state=args.seed, init_params=args.init_params, reg_covar=args.reg_covar)
         except ValueError as exc:
             raise CLIError(_fit_words(exc)) from None
         seconds = time.perf_counter() - t0

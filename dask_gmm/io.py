@@ -39,6 +39,7 @@ from dask.base import get_scheduler
 from dask.blockwise import Blockwise
 from dask.highlevelgraph import MaterializedLayer
 from fsspec.implementations.cached import CachingFileSystem
+from fsspec.implementations.local import LocalFileSystem
 from numcodecs import blosc  # zarr's own dependency, behind its Blosc codec
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
@@ -1030,17 +1031,19 @@ def zarr_arrays_read_by(X):
 
 
 class StoredFiles:
-    """The files of the Zarr arrays in local stores that a computation reads, as they stood when it
-    began: each file's inode, size and modification time, under each array's folder.
+    """The files of the Zarr arrays on this machine's file systems that a computation reads, as they
+    stood when it began: each file's size and modification time, under each array's folder.
 
     :meth:`check`, after each pass, refuses a file rewritten, replaced or removed since: a pass
     reads each chunk once, so a chunk rewritten during a fit (valid bytes and checksum: no decode
     fails) had been read before the change in some iterations and after it in others, and the fit
     returned a model of neither data set, without a word; a chunk removed from a Zarr array
     under a sliced or scaled dask array read as fill values (zarr's own read). Files added are
-    not a change. Remote stores (fsspec URLs) are not watched. A scan stats every file: 0.07 ms
-    for the 16 chunks of a 4e6-row store of 4 MiB chunks, 4.8 ms for 1,000 chunks of 1,000 rows
-    (a pass over those took about 150 ms).
+    not a change. Stores of other file systems (``s3://``, ``http://``, a ``simplecache::``
+    chain) are not watched. A file's inode is not compared: FUSE mounts (gcsfuse, sshfs) may
+    number a file anew while it is unchanged; zarr writes a chunk as a new file, of a new
+    modification time. A scan stats every file: 0.07 ms for the 16 chunks of a 4e6-row store of
+    4 MiB chunks, 4.8 ms for 1,000 chunks of 1,000 rows (a pass over those took about 150 ms).
 
     Parameters
     ----------
@@ -1048,8 +1051,7 @@ class StoredFiles:
     """
 
     def __init__(self, arrays):
-        self.folders = sorted({os.path.normpath(os.path.join(arr.store_path.store.root, arr.store_path.path))
-                               for arr in arrays if isinstance(arr.store_path.store, zarr.storage.LocalStore)})
+        self.folders = sorted({f for f in map(_local_folder, arrays) if f is not None})
         self.state = self._scan()
 
     def _scan(self):
@@ -1070,13 +1072,27 @@ class StoredFiles:
                 raise ValueError(
                     f"The Zarr array {folder!r} changed while dask_gmm read it: its file "
                     f"{os.path.relpath(path, folder)!r} was {what} after the computation began, so what was read "
-                    "mixes data from before and after; nothing was returned. Rerun it once the store is no "
+                    "mixes data from before and after, and was discarded. Rerun it once the store is no "
                     "longer being written."
                 )
 
 
+def _local_folder(arr):
+    """The folder of the Zarr array ``arr`` when its store is on this machine's file system (a
+    LocalStore, or fsspec's local file system, as ``da.from_zarr`` opens a path), else None."""
+    store = arr.store_path.store
+    if isinstance(store, zarr.storage.LocalStore):
+        root = store.root
+    elif isinstance(store, zarr.storage.FsspecStore) and isinstance(getattr(store.fs, "sync_fs", store.fs),
+                                                                     LocalFileSystem):
+        root = store.path
+    else:
+        return None
+    return os.path.normpath(os.path.join(root, arr.store_path.path))
+
+
 def _scan_folder(folder, state):
-    """Add ``path: (inode, size, mtime_ns)`` of every file under ``folder`` to ``state``."""
+    """Add ``path: (size, mtime_ns)`` of every file under ``folder`` to ``state``."""
     try:
         entries = list(os.scandir(folder))
     except OSError:  # removed meanwhile: not there
@@ -1087,7 +1103,7 @@ def _scan_folder(folder, state):
                 _scan_folder(entry.path, state)
             else:
                 st = entry.stat()
-                state[entry.path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+                state[entry.path] = (st.st_size, st.st_mtime_ns)
         except OSError:
             continue
 

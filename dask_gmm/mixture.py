@@ -541,8 +541,8 @@ class GaussianMixture(MixtureBase):
             on_iteration=self._progress(None if ckpt is None else ckpt.save),
         )
         best = best_run(runs, self.max_iter)
-        if self.max_iter == 0:  # no EM pass: the rows are checked in one, as scikit-learn checks X first
-            blocks.map_reduce(_kernels.score_stats, best.model())
+        if self.max_iter == 0 and not blocks.checked_passes:  # from given parameters, or a warm start: the
+            blocks.map_reduce(_kernels.score_stats, best.model())  # rows checked in a pass, as scikit-learn checks X
         self._set_run(best, X.shape[1])
         self._set_feature_names(names)
         self._warn_if_not_converged()

@@ -1227,6 +1227,11 @@ def test_too_few_rows_and_the_collapse_advice_name_the_options(tmp_path, capsys)
     assert err.strip().splitlines()[-1].endswith("Try to decrease the number of components, or increase "
                                                  "--reg-covar (currently 0.0).")
     assert not (tmp_path / "m.json").exists()
+    # select gives the same advice, and takes the option it names (it had none: "unrecognized arguments")
+    rc, _, err = run(capsys, "select", zeros, "-k", "2", "--reg-covar", "0", "-o", tmp_path / "m.json", "-q")
+    assert rc == 2 and "increase --reg-covar (currently 0.0)" in err.strip().splitlines()[-1]
+    assert run(capsys, "select", zeros, "-k", "1-2", "--reg-covar", "1e-3", "-o", tmp_path / "m.json", "-q")[0] == 0
+    assert load_model(tmp_path / "m.json").reg_covar == 1e-3
 
 
 def test_fitting_a_predict_output_or_a_true_parameter_array_is_warned_of(store, model_file, tmp_path, capsys):

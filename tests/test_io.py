@@ -691,7 +691,8 @@ class _AtIteration(logging.Handler):
             self.change()
 
 
-@pytest.mark.parametrize("how", ["path, rewritten", "sliced dask array, removed", "weights, rewritten"])
+@pytest.mark.parametrize("how", ["path, rewritten", "sliced dask array, removed", "dask array of a path, removed",
+                                 "dask array of a path, rewritten", "weights, rewritten"])
 def test_a_store_changed_during_a_fit_is_refused(tmp_path, how):
     """A chunk rewritten mid-fit (valid bytes, valid checksum) was read before the change in some
     iterations and after it in others: the fit returned a model of neither data set, without a
@@ -703,11 +704,13 @@ def test_a_store_changed_during_a_fit_is_refused(tmp_path, how):
     weights = None
     if how.startswith("weights"):
         w = zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(500,), dtype="f8")
-        w[:] = 1.0
+        w[:] = np.linspace(0.5, 1.5, 3000)  # each chunk its own weights
         weights, folder = w, tmp_path / "w.zarr" / "c"
         data = str(tmp_path / "s.zarr")
     elif how.startswith("sliced"):
         data = da.from_zarr(arr)[:, :2] * 1.0
+    elif how.startswith("dask array of a path"):  # dask opens a path through fsspec's local file system
+        data = da.from_zarr(str(tmp_path / "s.zarr"), component="X")[:, :2] * 1.0
     else:
         data = str(tmp_path / "s.zarr")
 
