@@ -1453,6 +1453,10 @@ def cmd_info(args, term):
     if info["labels_of"] is not None:
         state = (f"the labels of a store written by dask-gmm generate, {info['labels_of']!r} "
                  f"('{PROG} info {info['labels_of']}' gives its status)")
+    if info["true_of"] is not None:
+        what = os.path.basename(os.path.normpath(path)).replace("_", " ")  # "true means"
+        state = (f"the {what} of a store written by dask-gmm generate, {info['true_of']!r}, not data "
+                 f"('{PROG} info {info['true_of']}' gives its status and true model)")
     term.out(f"  status       {state}")
     if info["missing_chunks"]:
         of = ", ".join(f"{n} of {name}" for name, n in info["missing_chunks_of"].items() if n)

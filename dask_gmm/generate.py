@@ -729,13 +729,16 @@ def store_info(path):
         the true parameters lost since the store was complete (:func:`lost_true`); ``status``: None
         (not generated), "complete", "incomplete" (generation interrupted) or "damaged" (generated
         complete, chunks or arrays gone since); ``labels_of``: for the labels array of a generated store,
-        given by its own path, the store's path (whose status it shares), else None.
+        given by its own path, the store's path (whose status it shares), else None; ``true_of``: the
+        same for an array of its true parameters.
     """
     node = io.open_node(io.data_path(path))
-    status, true, arrays, labels_of, lost = {}, None, [node], None, []
+    status, true, arrays, labels_of, member, lost = {}, None, [node], None, None, []
     if isinstance(node, zarr.Array):  # the array X of a generated group, given by its own path, has its status
         status = io.holding_status(node)
-        if not status and io.holding_status(node, "labels"):  # its labels: the group's path
+        # its labels or a true parameter's array: the group's path
+        member = None if status else next((m for m in ("labels", *TRUE_ARRAYS) if io.holding_status(node, m)), None)
+        if member is not None:
             labels_of = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
     if isinstance(node, zarr.Group):
         status = io.generator_record(node, os.fspath(path))
@@ -775,7 +778,8 @@ def store_info(path):
         "missing_chunks_of": missing,
         "lost_true": lost,
         "status": _status(status.get("complete"), n_missing or lost, changed),
-        "labels_of": labels_of,
+        "labels_of": labels_of if member == "labels" else None,
+        "true_of": labels_of if member in TRUE_ARRAYS else None,
     }
 
 
@@ -793,7 +797,7 @@ def _unmade_info(path, status, true, labels):
             "compressors": [type(c).__name__ for c in _compressors(status.get("compression", "lz4"))], "complete": False,
             "seed": status.get("seed"), "n_components": status.get("n_components"), "true_model": true,
             "missing_chunks": sum(missing.values()), "missing_chunks_of": missing, "lost_true": [],
-            "status": "incomplete", "labels_of": None}
+            "status": "incomplete", "labels_of": None, "true_of": None}
 
 
 def _status(complete, missing, changed=None):

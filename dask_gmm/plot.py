@@ -601,11 +601,22 @@ def plot_criterion(selection, path):
                     label=f"selected: K={best.n_components}, {best.covariance_type}")
         ax.set_title(crit.upper() + (" (criterion used)" if crit == selection.criterion else ""), fontsize=11)
         ax.set_xlabel("number of components K")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ticks = criterion_ticks([r["n_components"] for r in selection.results_])
+        if ticks is None:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        else:
+            ax.set_xticks(ticks)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("criterion (lower is better)")
     return _save(fig, path)
+
+
+def criterion_ticks(ks, most=12):
+    """The K axis's ticks: the candidates' component counts when there are at most ``most`` of them,
+    else None (matplotlib's whole-number ticks). Those gave 1.900, 1.925, ... for one count."""
+    ks = sorted(set(int(k) for k in ks))
+    return ks if len(ks) <= most else None
 
 
 #: File names written by :func:`plot_all` into a folder.

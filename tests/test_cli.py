@@ -331,15 +331,22 @@ def test_predict_removes_the_replaced_output_a_killed_run_was_removing(store, mo
 
 
 def test_info_of_the_labels_of_a_generated_store_names_the_store(store, capsys):
-    """They were "not written by dask-gmm generate"."""
-    rc, out, err = run(capsys, "info", f"{store}/labels")
-    assert rc == 0 and err == ""
-    assert (f"  status       the labels of a store written by dask-gmm generate, {store!r} "
-            f"('dask-gmm info {store}' gives its status)\n") in out
-    rc, out, _ = run(capsys, "info", f"{store}/labels", "--json")
-    assert json.loads(out)["labels_of"] == store and json.loads(out)["status"] is None
+    """They were "not written by dask-gmm generate", and so were the true parameters' arrays (which
+    info described as data)."""
+    said = {"labels": ("labels_of", f"the labels of a store written by dask-gmm generate, {store!r} "
+                                    f"('dask-gmm info {store}' gives its status)"),
+            "true_means": ("true_of", f"the true means of a store written by dask-gmm generate, {store!r}, not "
+                                      f"data ('dask-gmm info {store}' gives its status and true model)")}
+    for member, (key, line) in said.items():
+        rc, out, err = run(capsys, "info", f"{store}/{member}")
+        assert rc == 0 and err == "" and f"  status       {line}\n" in out
+        rc, out, _ = run(capsys, "info", f"{store}/{member}", "--json")
+        got = json.loads(out)
+        assert got[key] == store and got["status"] is None
+        assert got["labels_of" if key == "true_of" else "true_of"] is None
     rc, out, _ = run(capsys, "info", f"{store}/X", "--json")
-    assert json.loads(out)["labels_of"] is None and json.loads(out)["status"] == "complete"
+    got = json.loads(out)
+    assert got["labels_of"] is None and got["true_of"] is None and got["status"] == "complete"
 
 
 def test_info(store, model_file, capsys):

@@ -273,6 +273,11 @@ def test_criterion_plot(tmp_path):
     image = imread(path)
     assert image.shape[0] > 300 and image.shape[1] > 500
     assert sel.best_.n_components == 2
+    # one count (select -k 2) had fractional ticks, 1.900 to 2.100: the candidates' counts are the ticks
+    assert plot.criterion_ticks([2, 2, 2]) == [2] and plot.criterion_ticks([8, 1, 2, 4]) == [1, 2, 4, 8]
+    assert plot.criterion_ticks(range(1, 40)) is None
+    one = select_model(X, n_components=2, covariance_types=("full", "diag"), random_state=0)
+    assert imread(plot.plot_criterion(one, tmp_path / "one.png")).shape[1] > 500
 
 
 def test_a_bin_of_one_row_is_not_drawn_as_an_empty_one(tmp_path):
