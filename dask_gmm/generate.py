@@ -733,13 +733,13 @@ def store_info(path):
         same for an array of its true parameters.
     """
     node = io.open_node(io.data_path(path))
-    status, true, arrays, labels_of, member, lost = {}, None, [node], None, None, []
+    status, true, arrays, parent, member, lost = {}, None, [node], None, None, []
     if isinstance(node, zarr.Array):  # the array X of a generated group, given by its own path, has its status
         status = io.holding_status(node)
         # its labels or a true parameter's array: the group's path
         member = None if status else next((m for m in ("labels", *TRUE_ARRAYS) if io.holding_status(node, m)), None)
         if member is not None:
-            labels_of = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
+            parent = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
     if isinstance(node, zarr.Group):
         status = io.generator_record(node, os.fspath(path))
         true = recorded_true(node)
@@ -778,8 +778,8 @@ def store_info(path):
         "missing_chunks_of": missing,
         "lost_true": lost,
         "status": _status(status.get("complete"), n_missing or lost, changed),
-        "labels_of": labels_of if member == "labels" else None,
-        "true_of": labels_of if member in TRUE_ARRAYS else None,
+        "labels_of": parent if member == "labels" else None,
+        "true_of": parent if member in TRUE_ARRAYS else None,
     }
 
 
