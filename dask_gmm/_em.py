@@ -541,12 +541,17 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     return da.Array(graph, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))
 
 
-def _unsized_task(x, start, kernel, args, last=False):
-    x = np.asarray(x)
+def _unsized_task(part, start, kernel, args, last=False):
+    x = np.asarray(part)
     if last and start + len(x) == 0:  # the rows of every block before it are counted in start
         raise ValueError(f"Found array with 0 sample(s) (shape=(0, {x.shape[1]})) while a minimum of 1 is "
                          "required: the DataFrame has no rows.")
-    return kernel(x, *args, row_offset=int(start))
+    try:
+        return kernel(x, *args, row_offset=int(start))
+    except _kernels.RowError as exc:  # a partition's bad row, named by its index label too
+        if not hasattr(part, "index"):
+            raise
+        raise exc.labelled(part.index[exc.row - int(start)]) from None
 
 
 def _total(*lengths):
@@ -557,9 +562,9 @@ def _total(*lengths):
 START_GROUP = 64
 
 
-def unsized_rows_array(X, kernel, tail, dtype, *args):
-    """A lazy dask array of a per-row kernel over X whose row chunks are unknown (a dask DataFrame's
-    partitions), in one pass: each block's first row is the sum of the lengths of the blocks before
+def unsized_rows_array(parts, kernel, tail, dtype, *args):
+    """A lazy dask array of a per-row kernel over blocks of unknown lengths (a dask DataFrame's
+    partitions, each a pandas DataFrame: a bad row is named by its index label too), in one pass: each block's first row is the sum of the lengths of the blocks before
     it, computed in the same graph from the blocks themselves (where asking dask for the chunk
     sizes first read every partition once more, at the call).
 
@@ -573,7 +578,7 @@ def unsized_rows_array(X, kernel, tail, dtype, *args):
 
     Parameters
     ----------
-    X : dask.array.Array of shape (n_samples, n_features), row chunks unknown, one column block
+    parts : list of dask.delayed.Delayed, blocks of rows (n_i, n_features), as ``DataFrame.to_delayed()``
     tail : tuple, the output's shape after its first axis: () or (n_components,)
 
     Returns
@@ -583,7 +588,7 @@ def unsized_rows_array(X, kernel, tail, dtype, *args):
     token = uuid.uuid4().hex
     name = f"dask_gmm.{kernel.__name__}-{token}"
     length, group, start = (f"dask_gmm.{what}-{token}" for what in ("length", "group-start", "start"))
-    blocks = list(flatten(X.__dask_keys__()))
+    blocks = [p.key for p in parts]
     task = functools.partial(_unsized_task, kernel=kernel, args=args)  # opaque to dask: the model's arrays stay as they are
     rest = (0,) * len(tail)
     graph = {}
@@ -595,7 +600,7 @@ def unsized_rows_array(X, kernel, tail, dtype, *args):
         graph[(length, i)] = (len, b)
         graph[(start, i)] = (_total, (group, g), *[(length, j) for j in range(i - first, i)])
         graph[(name, i, *rest)] = (functools.partial(task, last=i == len(blocks) - 1), b, (start, i))
-    layers = HighLevelGraph.from_collections(name, graph, dependencies=[X])
+    layers = HighLevelGraph.from_collections(name, graph, dependencies=parts)
     chunks = ((np.nan,) * len(blocks), *((k,) for k in tail))
     return da.Array(layers, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))
 

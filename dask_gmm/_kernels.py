@@ -199,6 +199,10 @@ class RowError(ValueError):
     def __reduce__(self):  # whole through pickle: a distributed worker's error reaches the client
         return type(self), (self.args[0], self.row)
 
+    def labelled(self, label):
+        """This error as a ValueError that also names the row's index ``label``."""
+        return ValueError(f"{self} Row {self.row} is the one of index label {label!r}.")
+
 
 def check_block(X, sample_weight, row_offset):
     """Raise a ValueError (:class:`RowError`) naming the rows if X or the weights are not usable."""

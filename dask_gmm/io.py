@@ -1284,7 +1284,7 @@ def rows_named(position):
                 label = row_label(X, exc.row)
                 if label is None:
                     raise
-                raise ValueError(f"{exc} Row {exc.row} is the one of index label {label!r}.") from None
+                raise exc.labelled(label) from None
 
         return wrapper
 
@@ -1293,15 +1293,20 @@ def rows_named(position):
 
 def frame_rows(X):
     """A dask DataFrame's rows as a dask array of shape (n_samples, n_features), without reading
-    them: its row chunks (the partitions' lengths) unknown. Nullable, arrow and bool columns
-    become float64, their missing values NaN (refused later, by row); sparse ones are refused."""
+    them: its row chunks (the partitions' lengths) unknown (:func:`float_frame`'s, as an array)."""
+    return float_frame(X).to_dask_array()
+
+
+def float_frame(X):
+    """The dask DataFrame X with columns of numbers, checked, without reading it: nullable, arrow and
+    bool columns become float64, their missing values NaN (refused later, by row); sparse ones are
+    refused, and so is a dask Series."""
     if X.ndim != 2:  # a dask Series: scikit-learn's words, as for a pandas one
         _check_shape_dtype(X.shape, np.float64)
     _refuse_sparse(X)
     if not _numeric_columns(X):
         X = X.map_partitions(_float_frame, meta=_float_frame(X._meta))
-    X = X.to_dask_array()
-    _check_shape_dtype((1, X.shape[1]), X.dtype)
+    _check_shape_dtype((1, X.shape[1]), X._meta.to_numpy().dtype)
     return X
 
 

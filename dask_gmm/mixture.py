@@ -243,9 +243,9 @@ class MixtureBase(DensityMixin, BaseEstimator):
         dtype = np.int64 if kernel is _kernels.predict else np.float64
         tail = (len(self.means_),) if extra_axis else ()  # the fitted K (n_components may have been set since)
         if io.is_dask_dataframe(X):  # one pass, at compute: its partitions' lengths are learnt on the way
-            Xd = io.frame_rows(X)
-            self._check_features(Xd)
-            return unsized_rows_array(Xd, kernel, tail, dtype, model)
+            frame = io.float_frame(X)
+            self._check_features(frame)
+            return unsized_rows_array(frame.to_delayed(), kernel, tail, dtype, model)
         if not io.is_lazy(X):  # in memory: every block writes its rows of one output
             blocks = io.row_blocks(X)
             self._check_features(blocks[0])

@@ -317,8 +317,10 @@ def test_a_bad_row_of_a_dataframe_is_named_by_its_index_label_too(frame):
     for method in ("predict", "predict_proba", "score_samples"):  # eager for a pandas frame
         with pytest.raises(ValueError, match=r"Row 450 is the one of index label 's450'\.$"):
             getattr(fitted, method)(holed)
-    with pytest.raises(ValueError, match=rf"first bad row: {at}\)"):  # lazy: its position alone, at compute
-        fitted.predict(lazy).compute()
+    for method in ("predict", "predict_proba", "score_samples"):  # lazy: at compute, the partition names it
+        with pytest.raises(ValueError, match=rf"first bad row: {at}\)\. .* Row {at} is the one of index label "
+                                             r"'s450'\.$"):
+            getattr(fitted, method)(lazy).compute()
     w = np.ones(len(df))
     w[300] = -1.0
     with pytest.raises(ValueError, match=r"row 300 has weight -1\.0\. Row 300 is the one of index label 's300'"):

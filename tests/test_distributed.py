@@ -123,9 +123,14 @@ def test_a_bad_row_of_a_dask_dataframe_is_named_by_its_label_on_a_cluster():
     frame.iloc[2_000, 0] = np.nan
     lazy = dd.from_pandas(frame, npartitions=4)
     at = list(lazy.index.compute()).index("r2000")
+    fitted = GaussianMixture(2, random_state=0).fit(X[:1_000])
     with LocalCluster(**CLUSTER) as cluster, Client(cluster):
         with pytest.raises(ValueError, match=rf"first bad row: {at}\). .* Row {at} is the one of index label 'r2000'"):
             GaussianMixture(2, random_state=0).fit(lazy)
+        with pytest.raises(ValueError, match=rf"first bad row: {at}\). .* Row {at} is the one of index label 'r2000'"):
+            fitted.predict_proba(lazy).compute()  # a lazy output: named in the worker's task
+        clean = lazy.fillna(0.0)
+        np.testing.assert_array_equal(fitted.predict(clean).compute(), fitted.predict(clean.compute()))  # its order
 
 
 def test_in_memory_data_is_sent_to_the_cluster_once_per_fit_not_in_every_pass(store, monkeypatch):
