@@ -564,9 +564,10 @@ START_GROUP = 64
 
 def unsized_rows_array(parts, kernel, tail, dtype, *args):
     """A lazy dask array of a per-row kernel over blocks of unknown lengths (a dask DataFrame's
-    partitions, each a pandas DataFrame: a bad row is named by its index label too), in one pass: each block's first row is the sum of the lengths of the blocks before
-    it, computed in the same graph from the blocks themselves (where asking dask for the chunk
-    sizes first read every partition once more, at the call).
+    partitions, each a pandas DataFrame: a bad row is named by its index label too), in one pass:
+    each block's first row is the sum of the lengths of the blocks before it, computed in the same
+    graph from the blocks themselves (where asking dask for the chunk sizes first read every
+    partition once more, at the call).
 
     The sums are one graph layer of three kinds of task: each block's length, the first row of each
     group of :data:`START_GROUP` blocks (the previous group's, plus its blocks' lengths: a chain of
