@@ -780,6 +780,7 @@ def _open_model_data(path):
 
 def _open_data(path):
     from . import io
+    from .generate import TRUE_ARRAYS
 
     if "://" not in path and not os.path.exists(path):
         raise CLIError(f"no Zarr store at {path!r}. Check the path (create one with '{PROG} generate').")
@@ -791,27 +792,12 @@ def _open_data(path):
         record = arr.attrs[PREDICT_ATTR]
         warnings.warn(f"{path!r} is an output of '{PROG} predict' (of the data {record.get('data')!r}), "
                       "not data; it is read as data as asked. Was the data's path meant?", stacklevel=2)
-    elif _generated_member(path):
+    elif any(io.holding_status(arr, name) for name in TRUE_ARRAYS):
         warnings.warn(f"{path!r} is an array of a store that '{PROG} generate' wrote, not its data (X); it is "
                       "read as data as asked. Was the store's own path meant?", stacklevel=2)
     with warnings.catch_warnings():  # the command's own pass warns once of what it finds (a rechunk)
         warnings.simplefilter("ignore")
         return io.as_dask_array(arr)
-
-
-def _generated_member(path):
-    """Whether the local ``path`` is an array other than X inside a group that generate wrote (its true
-    parameters, say)."""
-    from . import io
-
-    folder = os.path.normpath(path)
-    if "://" in path or os.path.basename(folder) == "X":
-        return False
-    try:
-        group = io.open_node(os.path.dirname(folder))
-    except (ValueError, OSError):
-        return False
-    return io.STATUS_ATTR in getattr(group, "attrs", {})
 
 
 def _check_match(model, X, model_path, data_path):
