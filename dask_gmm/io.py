@@ -1196,7 +1196,7 @@ def _as_dask_array(X):
     if isinstance(X, zarr.Array):
         return _as_float(_from_zarr(X))
     if is_dask_dataframe(X):  # lazy; one pass to learn each partition's length
-        X = frame_rows(X).compute_chunk_sizes()
+        X = float_frame(X).to_dask_array().compute_chunk_sizes()
     if isinstance(X, da.Array):
         _refuse_sparse(X)
         _refuse_masked(X)
@@ -1289,12 +1289,6 @@ def rows_named(position):
         return wrapper
 
     return decorate
-
-
-def frame_rows(X):
-    """A dask DataFrame's rows as a dask array of shape (n_samples, n_features), without reading
-    them: its row chunks (the partitions' lengths) unknown (:func:`float_frame`'s, as an array)."""
-    return float_frame(X).to_dask_array()
 
 
 def float_frame(X):
