@@ -26,6 +26,7 @@ covariances and precision Cholesky factors as in :mod:`dask_gmm._covariance`.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import NamedTuple
@@ -410,7 +411,8 @@ class BayesianGaussianMixture(MixtureBase):
     random_state : None, int, numpy.random.SeedSequence, Generator or RandomState
     warm_start : bool, default=False
     verbose : int, default=0
-        Log progress (``logging.INFO`` on the ``dask_gmm`` logger) when > 0.
+        Log progress (``logging.INFO`` on the ``dask_gmm`` logger) when > 0: how each
+        restart starts, every ``verbose_interval``-th iteration, and whether each converged.
     verbose_interval : int, default=10
     split_every : int, default=8
         Width of the tree reduction of per-chunk statistics.
@@ -557,15 +559,20 @@ class BayesianGaussianMixture(MixtureBase):
         def make_priors(moments):
             return self._priors(user, moments)
 
+        clock = time.perf_counter()
         if warm:  # priors from the first pass, as scikit-learn recomputes them from X
             runs, priors = [VariationalRun(self._get_parameters(), lower_bound=self.lower_bound_)], None
+            how = "continues the fitted model (warm_start)"
         else:
             seeds = as_seed_sequence(self.random_state).spawn(self.n_init)
             specs = [(self.n_components, ct)] * self.n_init
             inits = initial_statistics_many(blocks, X, specs, self.init_params, seeds)
             priors = make_priors(data_moments(*inits[0], ct))
             runs = [VariationalRun(bayesian_m_step(st, ref, priors, **step)) for st, ref in inits]
+            how = self._start_words({}, time.perf_counter() - clock)
+        self._log_starts(runs, how)
 
+        clock = time.perf_counter()
         runs, priors = variational_em(
             blocks,
             runs,
@@ -578,6 +585,7 @@ class BayesianGaussianMixture(MixtureBase):
             reg_covar=self.reg_covar,
             on_iteration=self._progress(),
         )
+        self._log_ends(runs, time.perf_counter() - clock)
         if priors is None:  # warm start with max_iter=0: one pass for the data's moments
             model = variational_model(runs[0].params, ct, pt)
             priors = make_priors(data_moments(blocks.map_reduce(_kernels.e_step_stats, [model])[0], model.means, ct))

@@ -142,6 +142,33 @@ class MixtureBase(DensityMixin, BaseEstimator):
 
         return on_iteration
 
+    def _start_words(self, given, seconds):
+        """How a fresh fit's runs start, in words, for :meth:`_log_starts`: ``given``, the initial
+        parameters the user gave (a dict with some of "weights", "means", "precisions")."""
+        if len(given) == 3:
+            return "from the given weights, means and precisions"
+        named = f", with the given {' and '.join(given)}," if given else ""
+        return f"initialised by {self.init_params!r}{named} in {seconds:.3f} s"
+
+    def _log_starts(self, runs, how):
+        """If ``verbose``, log one line per run (restart): how its EM iterations start, ``how``
+        in words ("initialised by 'kmeans' in 0.07 s", "continues the fitted model"), as
+        scikit-learn prints "Initialization 0" per restart."""
+        for i, r in enumerate(runs if self.verbose else ()):
+            resumed = f"resumed from the checkpoint after iteration {r.n_iter}" if r.n_iter else how
+            logger.info("%s init %d of %d: %s", type(self).__name__, i + 1, len(runs), resumed,
+                        extra={"init": i + 1, "event": "start"})
+
+    def _log_ends(self, runs, seconds):
+        """If ``verbose``, log one line per run: whether it converged, after how many iterations, its
+        lower bound, and the EM's time since :meth:`_log_starts` (``seconds``), as scikit-learn
+        prints "Initialization converged." per restart."""
+        for i, r in enumerate(runs if self.verbose else ()):
+            how = "converged" if r.converged else "did not converge"
+            logger.info("%s init %d of %d %s after %d iteration%s: lower bound %.6f (EM %.3f s)", type(self).__name__,
+                        i + 1, len(runs), how, r.n_iter, "" if r.n_iter == 1 else "s", r.lower_bound, seconds,
+                        extra={"init": i + 1, "event": "end", "converged": r.converged})
+
     def _is_warm(self, n_features):
         """Whether this fit continues the fitted model (``warm_start``); a ValueError when the model
         cannot continue on these data or under these settings (n_components, covariance_type)."""
@@ -381,7 +408,8 @@ class GaussianMixture(MixtureBase):
     random_state : None, int, numpy.random.SeedSequence, Generator or RandomState
     warm_start : bool, default=False
     verbose : int, default=0
-        Log progress (``logging.INFO`` on the ``dask_gmm`` logger) when > 0.
+        Log progress (``logging.INFO`` on the ``dask_gmm`` logger) when > 0: how each
+        restart starts, every ``verbose_interval``-th iteration, and whether each converged.
     verbose_interval : int, default=10
     checkpoint : str, bytes or os.PathLike, optional
         File where the whole EM state is written atomically after every
@@ -527,11 +555,17 @@ class GaussianMixture(MixtureBase):
         start = self._warm_run() if warm else None
         ckpt = Checkpoint.for_fit(self, X, blocks, weights is not None, start) if self.checkpoint is not None else None
         runs = ckpt.load() if ckpt is not None else None
+        clock = time.perf_counter()
         if runs is None and warm:
-            runs = [start]
+            runs, how = [start], "continues the fitted model (warm_start)"
         elif runs is None:  # only now is a Generator or RandomState drawn from, as in scikit-learn
             runs = self._initial_runs(blocks, X, inits, as_seed_sequence(self.random_state).spawn(self.n_init))
+            how = self._start_words(inits, time.perf_counter() - clock)
+        else:
+            how = "resumed from the checkpoint"
+        self._log_starts(runs, how)
 
+        clock = time.perf_counter()
         runs = em(
             blocks,
             runs,
@@ -540,6 +574,7 @@ class GaussianMixture(MixtureBase):
             reg_covar=self.reg_covar,
             on_iteration=self._progress(None if ckpt is None else ckpt.save),
         )
+        self._log_ends(runs, time.perf_counter() - clock)
         best = best_run(runs, self.max_iter)
         if self.max_iter == 0 and not blocks.checked_passes:  # from given parameters, or a warm start: the
             blocks.map_reduce(_kernels.score_stats, best.model())  # rows checked in a pass, as scikit-learn checks X

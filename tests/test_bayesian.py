@@ -383,7 +383,8 @@ def test_restarts_convergence_warning_and_fit_predict(caplog):
         gm = BayesianGaussianMixture(3, random_state=3, verbose=1, verbose_interval=1)
         labels = gm.fit_predict(X)
     ours = [r for r in caplog.records if r.name == "dask_gmm.mixture" and "BayesianGaussianMixture" in r.getMessage()]
-    assert len(ours) == gm.n_iter_
+    assert [getattr(r, "event", "iteration") for r in ours] == ["start"] + ["iteration"] * gm.n_iter_ + ["end"]
+    assert f"converged after {gm.n_iter_} iterations: lower bound {gm.lower_bound_:.6f}" in ours[-1].getMessage()
     np.testing.assert_array_equal(labels, clone(gm).fit(X).predict(X))
     S, y = gm.sample(3000)
     assert S.shape == (3000, 2) and y.shape == (3000,)

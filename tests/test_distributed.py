@@ -636,7 +636,7 @@ _SCRIPT = textwrap.dedent(
 
     class Die(logging.Handler):
         def emit(self, record):  # the checkpoint of this iteration is already on disk
-            if die_at and record.n_iter == die_at and record.init == n_init:
+            if die_at and getattr(record, "n_iter", None) == die_at and record.init == n_init:
                 os._exit(3)
 
     log = logging.getLogger("dask_gmm.mixture")

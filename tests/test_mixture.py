@@ -995,6 +995,59 @@ def test_verbose_logs_every_verbose_interval_iterations_as_sklearn_prints_them(c
     assert ours == theirs == [3, 6]
 
 
+@pytest.mark.parametrize("kw", [dict(max_iter=4, tol=0), dict(n_init=2, tol=1e-2)])
+def test_verbose_logs_each_restart_start_and_end_as_sklearn_prints_them(caplog, capsys, kw):
+    """scikit-learn's verbose=1 prints "Initialization k" and "Initialization converged." (or "did
+    not converge.") per restart; the log has a line for each, the end's ``converged`` as the fit's."""
+    X = make_blobs(n=600)
+    kw = dict(verbose=1, verbose_interval=50, random_state=0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with caplog.at_level(logging.INFO, logger="dask_gmm"):
+            gm = GaussianMixture(3, **kw).fit(X)
+        sk = SKGaussianMixture(3, **kw).fit(X)
+    out = capsys.readouterr().out
+    starts = [r for r in caplog.records if getattr(r, "event", None) == "start"]
+    ends = [r for r in caplog.records if getattr(r, "event", None) == "end"]
+    assert len(starts) == len(ends) == len(re.findall(r"^Initialization \d+$", out, re.M)) == kw.get("n_init", 1)
+    assert [r.init for r in starts] == [r.init for r in ends] == list(range(1, len(starts) + 1))
+    assert all("initialised by 'kmeans' in" in r.getMessage() for r in starts)
+    theirs = re.findall(r"^Initialization (converged|did not converge)\.$", out, re.M)
+    assert [r.converged for r in ends] == [t == "converged" for t in theirs] == [sk.converged_] * len(ends)
+    assert any(r.converged == gm.converged_ and f"lower bound {gm.lower_bound_:.6f}" in r.getMessage() for r in ends)
+
+
+def test_verbose_says_how_each_fit_starts(caplog, tmp_path):
+    """Given parameters, a warm start and a checkpoint's resume are named in the start line."""
+    X = make_blobs(n=600)
+    given = GaussianMixture(3, random_state=0).fit(X)
+    kw = dict(verbose=1, random_state=0)
+
+    def starts(**more):
+        caplog.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            with caplog.at_level(logging.INFO, logger="dask_gmm"):
+                gm = GaussianMixture(3, **{**kw, **more}).fit(X)
+        return gm, [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "start"]
+
+    inits = dict(weights_init=given.weights_, means_init=given.means_, precisions_init=given.precisions_)
+    assert starts(**inits)[1] == ["GaussianMixture init 1 of 1: from the given weights, means and precisions"]
+    assert re.fullmatch(r"GaussianMixture init 1 of 1: initialised by 'random', with the given means, in [\d.]+ s",
+                        starts(init_params="random", means_init=given.means_)[1][0])
+    gm, _ = starts(warm_start=True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dask_gmm"):
+        gm.fit(X)
+    assert [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "start"] == [
+        "GaussianMixture init 1 of 1: continues the fitted model (warm_start)"]
+    path = tmp_path / "fit.ckpt"
+    _, first = starts(max_iter=2, tol=0, checkpoint=path)
+    _, again = starts(max_iter=5, tol=0, checkpoint=path)
+    assert "initialised by 'kmeans'" in first[0]
+    assert again == ["GaussianMixture init 1 of 1: resumed from the checkpoint after iteration 2"]
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [
