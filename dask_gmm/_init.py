@@ -26,12 +26,15 @@ them to ``reg_covar`` from single points.
 from __future__ import annotations
 
 import logging
+import re
+import warnings
 
 import dask
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
 
-from . import _kernels
+from . import _kernels, io
 from ._covariance import m_step, naming_candidate
 from ._em import numpy_blocks, threadpool_controller
 
@@ -233,6 +236,26 @@ def _one_openmp_thread():
     return threadpool_controller().limit(limits=1, user_api="openmp")
 
 
+def _fit_kmeans(km, cand, w):
+    """``km.fit(cand, sample_weight=w)``, scikit-learn's KMeans on the candidates (m, n_features),
+    its warning of fewer distinct candidates than clusters said in this package's words, at the
+    user's line: it named ``n_clusters``, which a mixture's user does not set."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        km.fit(cand, sample_weight=w)
+    for c in caught:
+        few = re.match(r"Number of distinct clusters \((\d+)\) found smaller than n_clusters", str(c.message))
+        if few is None:
+            warnings.warn_explicit(c.message, c.category, c.filename, c.lineno)
+            continue
+        io.warn_at_caller(
+            f"The k-means start found only {few[1]} distinct points among its candidate rows for "
+            f"n_components={km.n_clusters}: X may hold fewer distinct rows than that (duplicates), and some "
+            "components start at the same point. Use fewer components, or check X for duplicate rows.",
+            ConvergenceWarning)
+    return km
+
+
 def _kmeans(blocks, X, specs, seeds):
     """k-means|| candidates clustered by scikit-learn's KMeans, then Lloyd passes over the data.
 
@@ -247,7 +270,7 @@ def _kmeans(blocks, X, specs, seeds):
     for j, (spec, (cand, w), s) in enumerate(zip(specs, _candidates(blocks, X, specs, s_cand), s_local)):
         starts = 1 if spec in specs[:j] else 10
         with _one_openmp_thread():
-            km = KMeans(n_clusters=spec[0], n_init=starts, random_state=_sklearn_seed(s)).fit(cand, sample_weight=w)
+            km = _fit_kmeans(KMeans(n_clusters=spec[0], n_init=starts, random_state=_sklearn_seed(s)), cand, w)
         centres.append(km.cluster_centers_)
     done, tol = {}, {}
     for it in range(LLOYD_MAX_ITER):  # Lloyd passes, all runs in lockstep until each settles

@@ -607,13 +607,14 @@ def settle_zarr(timeout=2.0):
         pass
 
 
-def warn_at_caller(message):
-    """A UserWarning that names the first line outside this package (the user's), however deep
-    in it the warning is found (``fit``, ``predict`` and ``score`` reach here at other depths)."""
+def warn_at_caller(message, category=UserWarning):
+    """A warning (UserWarning by default) that names the first line outside this package (the
+    user's), however deep in it the warning is found (``fit``, ``predict`` and ``score`` reach
+    here at other depths)."""
     frame, level = sys._getframe(0), 1
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == __package__:
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, stacklevel=level)
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _from_zarr(arr):
