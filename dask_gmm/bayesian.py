@@ -547,7 +547,7 @@ class BayesianGaussianMixture(MixtureBase):
         self
         """
         names = io.feature_names(X)
-        X, rows = io.with_reader(X)
+        X, rows = io.with_reader(X, min_samples=2)
         self._check_n_samples(X)
         n_features = X.shape[1]
         user = self._check_parameters(n_features)

@@ -82,7 +82,9 @@ def _rows_for(n_samples, n_features, itemsize, base=1, min_chunks=MIN_CHUNKS):
     return max(1, per_chunk) * base
 
 
-def _check_shape_dtype(shape, dtype):
+def _check_shape_dtype(shape, dtype, min_samples=1):
+    """X's shape and dtype refused in scikit-learn's words unless 2-D, real and of at least
+    ``min_samples`` rows (2 for a fit, as scikit-learn's) and one feature."""
     if len(shape) != 2:
         raise ValueError(
             f"Expected 2D array of shape (n_samples, n_features), got {len(shape)}D array "
@@ -94,9 +96,10 @@ def _check_shape_dtype(shape, dtype):
         raise ValueError(
             f"{complex_}X must hold real numbers, got dtype {np.dtype(dtype)}. Convert it to float32 or float64."
         )
-    for axis, what in ((0, "sample"), (1, "feature")):  # scikit-learn's words
-        if shape[axis] < 1:
-            raise ValueError(f"Found array with 0 {what}(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    for axis, what, least in ((0, "sample", min_samples), (1, "feature", 1)):  # scikit-learn's words
+        if shape[axis] < least:
+            raise ValueError(f"Found array with {shape[axis]} {what}(s) (shape={tuple(shape)}) while a minimum of "
+                             f"{least} is required.")
 
 
 def _as_float(x):
@@ -617,8 +620,8 @@ def warn_at_caller(message, category=UserWarning):
     warnings.warn(message, category, stacklevel=level)
 
 
-def _from_zarr(arr):
-    _check_shape_dtype(arr.shape, arr.dtype)
+def _from_zarr(arr, min_samples=1):
+    _check_shape_dtype(arr.shape, arr.dtype, min_samples)
     _refuse_missing_chunks(arr)
     unit = arr.shards or arr.chunks
     n, d = arr.shape
@@ -995,10 +998,11 @@ def zarr_rows(X):
     return ZarrRows(X)
 
 
-def with_reader(X):
-    """``(as_dask_array(X), zarr_rows(X))``, a path or URL opened once for both."""
+def with_reader(X, min_samples=1):
+    """``(as_dask_array(X), zarr_rows(X))``, a path or URL opened once for both; fewer rows than
+    ``min_samples`` (2 for a fit) refused."""
     X = open_zarr(X) if isinstance(X, (str, os.PathLike)) else as_zarr_input(X)
-    return _as_dask_array(X), zarr_rows(X)
+    return _as_dask_array(X, min_samples), zarr_rows(X)
 
 
 def whole_zarr_array(X):
@@ -1191,11 +1195,11 @@ def as_dask_array(X):
     return _as_dask_array(X)
 
 
-def _as_dask_array(X):
+def _as_dask_array(X, min_samples=1):
     """:func:`as_dask_array` of X, a Zarr array already opened and checked (:func:`open_zarr`,
-    :func:`as_zarr_input`) or any other accepted input."""
+    :func:`as_zarr_input`) or any other accepted input, of at least ``min_samples`` rows."""
     if isinstance(X, zarr.Array):
-        return _as_float(_from_zarr(X))
+        return _as_float(_from_zarr(X, min_samples))
     if is_dask_dataframe(X):  # lazy; one pass to learn each partition's length
         X = float_frame(X).to_dask_array().compute_chunk_sizes()
     if isinstance(X, da.Array):
@@ -1205,7 +1209,7 @@ def _as_dask_array(X):
         if X.dtype == object:  # NumPy object arrays of numbers are converted; a dask array's values are not known
             raise ValueError("X is a dask array of objects, whose values are unknown until computed (a NumPy "
                              "object array of numbers is converted). Convert it with X.astype(float).")
-        _check_shape_dtype(X.shape, X.dtype)
+        _check_shape_dtype(X.shape, X.dtype, min_samples)
         if any(np.isnan(c) for c in X.chunks[0]):
             raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
         if len(X.chunks[1]) > 1:
@@ -1213,7 +1217,7 @@ def _as_dask_array(X):
             X = X.rechunk({1: -1})
         return _as_float(X)
     X = _in_memory(X)
-    _check_shape_dtype(X.shape, X.dtype)
+    _check_shape_dtype(X.shape, X.dtype, min_samples)
     return _as_float(_row_views(X, _row_sizes(X)))
 
 

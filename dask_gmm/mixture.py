@@ -65,12 +65,6 @@ def check_fitted(model):
         )
 
 
-def check_min_samples(X):
-    """A fit needs 2 rows, as scikit-learn's does."""
-    if X.shape[0] < 2:
-        raise ValueError(f"Found array with {X.shape[0]} sample(s) while a minimum of 2 is required.")
-
-
 def best_run(runs, max_iter=None):
     """scikit-learn's choice among restarts: the first with the highest lower bound (the last if all are -inf),
     bounds within :data:`TIE` of each other counting as equal.
@@ -224,9 +218,8 @@ class MixtureBase(DensityMixin, BaseEstimator):
             raise ValueError(f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}.")
 
     def _check_n_samples(self, X):
-        """X: the dask array of :func:`dask_gmm.io.with_reader`."""
+        """X: the dask array of :func:`dask_gmm.io.with_reader` (``min_samples=2``, as scikit-learn's fit)."""
         self._check_number("n_components", self.n_components, Integral, 1)  # before it is compared
-        check_min_samples(X)
         if X.shape[0] < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
@@ -543,7 +536,7 @@ class GaussianMixture(MixtureBase):
         """
         names = io.feature_names(X)
         data = X
-        X, rows = io.with_reader(X)
+        X, rows = io.with_reader(X, min_samples=2)
         self._check_n_samples(X)
         inits = self._check_parameters(X.shape[1])
         warm = self._is_warm(X.shape[1])

@@ -21,7 +21,7 @@ from . import _covariance as cov
 from . import _kernels, io
 from ._em import Blocks, Run, em
 from ._init import as_seed_sequence, initial_parameters_many
-from .mixture import TIE, GaussianMixture, best_run, check_min_samples, information_criteria
+from .mixture import TIE, GaussianMixture, best_run, information_criteria
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +112,7 @@ def select_model(
         GaussianMixture(ks[-1], covariance_type=ct, tol=tol, reg_covar=reg_covar, max_iter=max_iter, n_init=n_init,
                         init_params=init_params, split_every=split_every)._check_common()
     names = io.feature_names(X)
-    X, rows = io.with_reader(X)
-    check_min_samples(X)
+    X, rows = io.with_reader(X, min_samples=2)
     if ks[-1] > X.shape[0]:
         raise ValueError(f"Expected n_samples >= n_components but got n_components = {ks[-1]}, n_samples = {X.shape[0]}")
     weights = io.as_weights(sample_weight, X)

@@ -910,8 +910,13 @@ def test_bad_input_errors():
     # scikit-learn's words, which its check_estimator looks for
     with pytest.raises(ValueError, match=r"^Found array with 0 feature\(s\) \(shape=\(12, 0\)\) while a minimum of 1 is required"):
         GaussianMixture(1).fit(np.empty((12, 0)))
-    with pytest.raises(ValueError, match=r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\)"):
-        GaussianMixture(1).fit(np.empty((0, 2)))
+    for empty in (np.empty((0, 2)), da.zeros((0, 2), chunks=(1, 2))):  # the fit's minimum, not predict's
+        with pytest.raises(ValueError, match=r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 2"):
+            GaussianMixture(1).fit(empty)
+        with pytest.raises(ValueError, match=r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 2"):
+            BayesianGaussianMixture(1).fit(empty)
+    with pytest.raises(ValueError, match=r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 1 is"):
+        gm.predict(np.empty((0, 2)))
     with pytest.raises(ValueError, match="^Complex data not supported: X must hold real numbers"):
         GaussianMixture(2).fit(X.astype(complex))
     with pytest.raises(ValueError, match="sample_weight sums to 0: every row has weight zero"):
