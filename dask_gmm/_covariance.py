@@ -387,7 +387,10 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight
     covariances each component's scatter about its new mean over ``nk`` (for
     ``diag``, ``tied`` and ``spherical`` scikit-learn subtracts uncentred
     moments instead, and loses digits far from the origin; tested against
-    NumPy's two-pass covariances). An emptied component (every responsibility
+    NumPy's two-pass covariances). For ``diag`` and ``spherical``, its formula,
+    with nk floored, also adds 10 eps mean^2 / nk, which shows for a nearly
+    empty component far from the origin; the scatter alone is kept here (README,
+    "How it works"). An emptied component (every responsibility
     0, so ``nk_raw``, ``s1c`` and its ``s2`` are 0; a responsibility below
     e^-600 of its row's largest counts as 0, :data:`RESP_MIN_LOG`) keeps its mean
     ``ref``, deliberately. scikit-learn's becomes ``sum r x / (0 + 10 eps) = 0``:

@@ -160,6 +160,38 @@ def test_a_nearly_empty_component_matches_sklearn():
         np.testing.assert_allclose(getattr(ours, name), getattr(sk, name), rtol=1e-8, err_msg=name)
 
 
+@pytest.mark.parametrize("ct", ["diag", "spherical"])
+def test_a_nearly_empty_components_variance_is_its_scatter_where_sklearns_adds_the_floor_term(ct):
+    """scikit-learn's diag and spherical variances, sum r x^2 / nk - mean^2 with nk = sum r + 10 eps,
+    are in exact arithmetic the scatter about the mean over nk plus 10 eps mean^2 / nk: a term that
+    depends on where the origin is, and shows where nk is tiny (here 1e-3 of a row, 28 from the
+    origin: 1.8e-5). dask_gmm's are the scatter alone (README, "How it works"); the other
+    components, and every weight and mean, match scikit-learn's to 1e-8."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(1000, 2)), 20 + 0.01 * rng.normal(size=(10, 2))])
+    start = dict(weights_init=[0.99, 1e-6, 0.01 - 1e-6], means_init=[[0.0, 0.0], [20.0, 20.0], [20.0, 20.0]])
+    prec = np.array([[1.0, 1.0], [1e4, 1e4], [1e4, 1e4]])
+    kw = dict(n_components=3, covariance_type=ct, tol=0, max_iter=1, **start,
+              precisions_init=prec if ct == "diag" else prec[:, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, sk = GaussianMixture(**kw).fit(X), SKGaussianMixture(**kw).fit(X)
+    start = GaussianMixture(**kw | dict(max_iter=0)).fit(X)  # the start, to weigh X with (NumPy below)
+    r = start.predict_proba(X)[:, 1]
+    nk = r.sum() + 10 * np.finfo(float).eps
+    mean = r @ X / nk
+    scatter, floor = r @ (X - mean) ** 2 / nk + 1e-6, 10 * np.finfo(float).eps * mean**2 / nk
+    if ct == "spherical":
+        scatter, floor = scatter.mean(), floor.mean()
+    assert nk < 2e-3
+    np.testing.assert_allclose(ours.covariances_[1], scatter, rtol=1e-10)
+    np.testing.assert_allclose(sk.covariances_[1], scatter + floor, rtol=1e-7)
+    assert np.max(np.abs(ours.covariances_[1] / sk.covariances_[1] - 1)) > 1e-6  # the term, well above 1e-8
+    np.testing.assert_allclose(ours.covariances_[[0, 2]], sk.covariances_[[0, 2]], rtol=1e-8)
+    for name in ("weights_", "means_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(sk, name), rtol=1e-8, err_msg=name)
+
+
 def test_results_do_not_depend_on_chunking_and_are_bitwise_reproducible():
     X = make_blobs(n=4000)
     fits = []
