@@ -40,10 +40,10 @@ from dask.blockwise import Blockwise
 from dask.highlevelgraph import MaterializedLayer
 from fsspec.implementations.cached import CachingFileSystem
 from fsspec.implementations.local import LocalFileSystem
-from numcodecs import blosc  # zarr's own dependency, behind its Blosc codec
+from numcodecs import blosc, zstd  # zarr's own dependency, behind its Blosc and Zstd codecs
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
-from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
 from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
@@ -771,6 +771,30 @@ def _check_blosc_length(head, size):
         raise ValueError(f"it holds {size:,} bytes where its Blosc header says {stated:,}: cut short")
 
 
+def _zstd_content_size(head):
+    """The decoded size a Zstandard frame's header states (RFC 8878, section 3.1.1.1), or None
+    when ``head`` (the frame's first bytes, up to 18) is no frame or states no size."""
+    if len(head) < 5 or head[:4] != b"\x28\xb5\x2f\xfd":  # the magic number, little-endian
+        return None
+    descriptor = head[4]
+    fcs_flag, single_segment, dict_flag = descriptor >> 6, descriptor >> 5 & 1, descriptor & 3
+    at = 5 + (not single_segment) + (0, 1, 2, 4)[dict_flag]  # after the window and dictionary fields
+    width = (int(single_segment), 2, 4, 8)[fcs_flag]
+    if not width or len(head) < at + width:
+        return None
+    return int.from_bytes(head[at : at + width], "little") + (256 if width == 2 else 0)
+
+
+#: The bytes-to-bytes codecs whose chunks the direct reader decodes into its reused buffer: for
+#: each, the decoded size its header states (from its first :data:`_HEADER_BYTES` bytes), and the
+#: numcodecs function that decodes into a given buffer (zarr's own decode makes a new one).
+_DECODE_INTO = {
+    BloscCodec: (lambda head: int.from_bytes(head[4:8], "little"), blosc.decompress),  # bytes 4-7 (little-endian)
+    ZstdCodec: (_zstd_content_size, zstd.decompress),
+}
+_HEADER_BYTES = 18
+
+
 def _blosc_as_stored(arr):
     """Whether the stored chunks of ``arr`` are Blosc's output as such: its outermost codec
     (zarr v2's compressor, v3's last codec), with no checksum after it, not sharded."""
@@ -852,9 +876,9 @@ class ZarrRows:
         store = arr.store_path.store
         self._files = store.root if isinstance(store, zarr.storage.LocalStore) else None  # the chunk files' folder
         self._root = self._files if hasattr(os, "posix_fadvise") else None  # where prefetch finds them
-        blosc_codecs = [c for c in self._bb if isinstance(c, BloscCodec)]
-        self._blosc = blosc_codecs[0] if len(blosc_codecs) == 1 else None  # decoded into a reused buffer
-        self._chunk_bytes = math.prod(arr.chunks) * self.dtype.itemsize  # Blosc's output for a chunk
+        into = [c for c in self._bb if isinstance(c, tuple(_DECODE_INTO))]
+        self._into = into[0] if len(into) == 1 else None  # decoded into a reused buffer
+        self._chunk_bytes = math.prod(arr.chunks) * self.dtype.itemsize  # its output for a chunk
         self._token = uuid.uuid4().hex
 
     def __dask_tokenize__(self):
@@ -910,15 +934,17 @@ class ZarrRows:
         return prototype.buffer.from_array_like(buf[:n])
 
     def _decode_bytes(self, codec, buf, reuse):
-        """``codec``'s decode of the zarr Buffer ``buf``; with ``reuse``, Blosc's into this thread's
-        reused buffer (when the chunk's header gives the size of a whole chunk, else as zarr does)."""
+        """``codec``'s decode of the zarr Buffer ``buf``; with ``reuse``, Blosc's or Zstd's into this
+        thread's reused buffer (when the chunk's header gives the size of a whole chunk, else as zarr
+        does)."""
+        src = buf.as_numpy_array()
         if isinstance(codec, BloscCodec):
-            src = buf.as_numpy_array()
             _check_blosc_length(src[:16].tobytes(), src.size)
-        if reuse and codec is self._blosc:  # a Blosc header's bytes 4-7 hold the decoded size (little-endian)
-            if int.from_bytes(src[4:8].tobytes(), "little") == self._chunk_bytes:
+        if reuse and codec is self._into:
+            size, decompress = _DECODE_INTO[type(codec)]
+            if size(src[:_HEADER_BYTES].tobytes()) == self._chunk_bytes:
                 out = _scratch("decoded", self._chunk_bytes)
-                blosc.decompress(src, out)
+                decompress(src, out)
                 return self._bytes_spec.prototype.buffer.from_array_like(out)
         return codec._decode_sync(buf, self._bytes_spec)
 
