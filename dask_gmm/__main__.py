@@ -3,7 +3,8 @@
 Loading the command line takes seconds (numpy, dask, numba, scikit-learn); a
 Ctrl-C meanwhile ends it as one during a command does, with one line. An
 interrupted command then ends as Python ends on Ctrl-C, killed by SIGINT (a
-shell reports status 130), so that a shell running it in a loop stops too.
+shell reports status 130), so that a shell running it in a loop stops too; one
+ended by SIGTERM exits with status 143 at once.
 """
 
 import os
@@ -31,11 +32,34 @@ def main(argv=None):
         return status
     if status == 130:
         _end_by_sigint()
+    if status == 143:
+        _exit_now(status)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored (a background job)
         # a Ctrl-C from here on, in the interpreter's clean-up (a cluster client's threads take up to
         # a second), ends it by SIGINT: no traceback
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     return status
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _exit_now(status):
+    """End the process now with ``status``, without the interpreter's clean-up, once a command
+    ended by SIGTERM has run its own.
+
+    SIGTERM is raised in the main thread wherever it is; raised while the thread started a
+    thread pool's worker (dask's pool, or a fit's pulling threads), it left the worker unknown to
+    its pool, idle and never told to stop, and the interpreter's exit, which joins every such
+    thread, waited for it for ever (a review: 4 times in 6 SIGTERMs sent as a thread started).
+    """
+    _flush()
+    os._exit(status)
 
 
 def _end_by_sigint():
@@ -48,11 +72,7 @@ def _end_by_sigint():
     skips that clean-up's messages of work cut short (zarr's coroutines never awaited, asyncio's
     pending tasks).
     """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+    _flush()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGINT)
 

@@ -12,6 +12,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import textwrap
 import sys
 import time
 
@@ -1291,6 +1292,41 @@ def test_a_fit_that_compiled_the_kernels_says_so(store, tmp_path):
 def _command(*argv):
     exe = shutil.which("dask-gmm")
     return ([exe] if exe else [sys.executable, "-m", "dask_gmm"]) + [str(a) for a in argv]
+
+
+_SIGTERM_AS_A_THREAD_STARTS = textwrap.dedent(
+    """
+    import os, signal, sys, threading
+    start, prefix = threading._start_new_thread, sys.argv[1]
+
+    def start_and_terminate(func, args, *rest):  # SIGTERM as a pool's worker thread starts
+        ident = start(func, args, *rest)
+        if getattr(getattr(func, "__self__", None), "name", "").startswith(prefix):
+            threading._start_new_thread = start
+            os.kill(os.getpid(), signal.SIGTERM)
+        return ident
+
+    threading._start_new_thread = start_and_terminate
+    from dask_gmm.__main__ import main
+    sys.argv = ["dask-gmm"] + sys.argv[2:]
+    sys.exit(main())
+    """
+)
+
+
+@pytest.mark.parametrize("command", ["fit", "generate"])
+def test_sigterm_as_a_pool_thread_starts_still_ends_the_command(tmp_path, command):
+    """SIGTERM raised while the main thread started a thread pool's worker left that worker unknown
+    to its pool, and the process hung at exit after saying "terminated" (a review's report)."""
+    store = tmp_path / "s.zarr"
+    if command == "fit":
+        assert _console("generate", store, "-n", "20000", "--chunk-size", "2000", "--seed", "1", "-q").returncode == 0
+        argv = ("dask_gmm-pull", "fit", store, "-k", "3", "-o", tmp_path / "m.json", "-q")
+    else:
+        argv = ("ThreadPoolExecutor", "generate", store, "-n", "200000", "--seed", "1", "-q")
+    proc = subprocess.run([sys.executable, "-c", _SIGTERM_AS_A_THREAD_STARTS, *map(str, argv)],
+                          capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr.strip()) == (143, "dask-gmm: error: terminated"), proc.stderr
 
 
 def test_sigterm_unwinds_like_an_interrupt(tmp_path):
