@@ -1608,8 +1608,9 @@ def cmd_demo(args, term):
     with contextlib.suppress(ImportError):
         figures += list(_plot_module().figure_paths(out + os.sep).values())
     refusals = []  # all at once (they were named one run at a time), before any work
-    for check in (lambda: _check_writable(model_path, "model", data), lambda: _check_figures(figures, data),
-                  lambda: _check_demo_store(data)):
+    checks = [lambda: _check_writable(model_path, "model", data)]
+    checks += [lambda f=f: _check_figures([f], data) for f in figures]  # each figure named, not the first alone
+    for check in checks + [lambda: _check_demo_store(data)]:
         try:
             check()
         except CLIError as exc:

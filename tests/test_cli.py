@@ -482,11 +482,14 @@ def test_demo_never_replaces_what_it_did_not_write(tmp_path, capsys):
     assert_one_line_error(rc, err, "also holds 1 file(s) of no Zarr array or group (NOTES.txt)")
     assert (demo / "data.zarr" / "NOTES.txt").read_text() == "mine"
     (out_dir / "model.json").write_text("{}")  # every file it would not replace, in one error (one a run, before)
-    (out_dir / "fit.png").write_text("not a PNG")
+    for name in ("fit.png", "notebook-fit.png", "loglik.png"):  # every one named: the first alone was
+        (out_dir / name).write_text("not a PNG")
     kept = snapshot(out_dir)
     rc, _, err = run(capsys, "demo", "-n", "1000", "--output-dir", out_dir)
     assert_one_line_error(rc, err, "model.json' exists and is not a dask-gmm model file", "fit.png' exists and is "
-                          "not a PNG image", "data.zarr' exists and was not written by dask-gmm demo")
+                          "not a PNG image", "notebook-fit.png' exists", "loglik.png' exists",
+                          "data.zarr' exists and was not written by dask-gmm demo")
+    assert err.count("exists and is not a PNG image") == 3
     assert snapshot(out_dir) == kept
 
 
