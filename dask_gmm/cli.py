@@ -788,6 +788,8 @@ def _open_data(path):
     if arr.ndim != 2:  # in the command line's words, not scikit-learn's advice to reshape
         raise CLIError(f"{path!r} holds an array of shape {arr.shape}, not data of shape (rows, features). "
                        "Pass a store of X (or a group with X).")
+    if arr.shape[0] == 0:  # scikit-learn's words named neither the store nor the fit's minimum
+        raise CLIError(f"{path!r} holds no rows (an array of shape {arr.shape}). Pass a store of data.")
     if _predicted(arr):  # a slip of -o for the data's path: a plausible model of probabilities, without a word
         record = arr.attrs[PREDICT_ATTR]
         warnings.warn(f"{path!r} is an output of '{PROG} predict' (of the data {record.get('data')!r}), "
@@ -923,7 +925,11 @@ FIT_ARGUMENTS = ("max_iter", "tol", "n_init", "init_params", "random_state", "n_
 def _option_words(message, names):
     """The library's argument ``names`` in ``message`` as the command line's options (``n_samples``:
     ``--n-samples``, ``max_iter=17``: ``--max-iter 17``, ``overwrite=True``: ``--overwrite``), but
-    inside quoted paths."""
+    inside quoted paths; the library's advice to regenerate a corrupt store (:data:`dask_gmm.io.REGENERATE`)
+    as the command's."""
+    from .io import REGENERATE
+
+    message = message.replace(REGENERATE, f"(a store of '{PROG} generate': rerun it with --overwrite)")
     parts = re.split(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", message)  # repr quotes a path so
     for i in range(0, len(parts), 2):  # the unquoted parts
         part = parts[i].replace("overwrite=True", "--overwrite")
@@ -963,7 +969,10 @@ def cmd_generate(args, term):
                              chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
                              overwrite=args.overwrite, compression=args.compression)
         except ValueError as exc:  # the library's advice, in the command line's words
-            raise CLIError(_option_words(str(exc).removeprefix("generate_mixture: "), GENERATE_ARGUMENTS)) from None
+            message = str(exc).removeprefix("generate_mixture: ")
+            for name in GENERATE_ARGUMENTS:  # an argument quoted as a name ('n_components'), not a path
+                message = message.replace(f"'{name}'", name)
+            raise CLIError(_option_words(message, GENERATE_ARGUMENTS)) from None
     seconds = time.perf_counter() - t0
     what = (f"{_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} "
             f"({_count(args.n_components, 'component')}, {args.dtype})")
@@ -1809,7 +1818,7 @@ def main(argv=None):
     except CLIError as exc:
         return error(exc)
     except ValueError as exc:
-        return error(exc)
+        return error(_option_words(str(exc), ()))  # the library's overwrite=True as --overwrite
     except OSError as exc:
         if not _is_fixable_os_error(exc):
             raise

@@ -657,12 +657,15 @@ def _zarr_blocks(arr, chunks):
 _DECODE_ERRORS = (RuntimeError, ValueError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
 
 
+#: How to regenerate a corrupt store, in the library's words; the command line says it in its own.
+REGENERATE = "(a store of generate_mixture: rerun it with overwrite=True, `dask-gmm generate --overwrite`)"
+
+
 def _undecodable(name, exc):
     """The message for the chunk ``name`` that a codec could not decode (its error ``exc``): zarr's
     checksum mismatch said in words, not as the two checksums' raw bytes."""
     why = "its crc32c checksum does not match its bytes" if "checksum do not match" in str(exc) else str(exc)
-    return (f"{name} cannot be decoded ({why}); the store is corrupt. Restore or regenerate it "
-            "(a store of generate_mixture: rerun it with overwrite=True, `dask-gmm generate --overwrite`).")
+    return f"{name} cannot be decoded ({why}); the store is corrupt. Restore or regenerate it {REGENERATE}."
 
 
 def _is_decode_error(exc):

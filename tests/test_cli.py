@@ -582,6 +582,22 @@ def test_overwrite_keeps_files_a_store_holds_besides_its_own(store, model_file, 
     assert run(capsys, "predict", model_file, store, "--output", out, "--overwrite", "-q")[0] == 0  # its own files only
 
 
+def test_a_corrupt_chunk_is_named_with_the_same_advice_by_every_command(store, model_file, tmp_path, capsys):
+    """fit advised "--overwrite"; score and predict the library's "overwrite=True" (a review's report)."""
+    bad = tmp_path / "bad.zarr"
+    shutil.copytree(store, bad)
+    chunk = bad / "X" / "c" / "1" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[100] ^= 0xFF  # one byte flipped: the checksum refuses it
+    chunk.write_bytes(bytes(data))
+    for argv in (["fit", bad, "-k", "3", "-o", tmp_path / "m.json"], ["score", model_file, bad],
+                 ["predict", model_file, bad, "-o", tmp_path / "l.zarr"]):
+        rc, _, err = run(capsys, *argv, "-q")
+        assert_one_line_error(rc, err, "'X/c/1/0' of the Zarr array (rows 5000-9999) cannot be decoded (its crc32c "
+                              "checksum does not match its bytes); the store is corrupt. Restore or regenerate it "
+                              "(a store of 'dask-gmm generate': rerun it with --overwrite).")
+
+
 @pytest.mark.parametrize("where, damage", [("zarr.json", "cut"), ("zarr.json", "[1, 2]"), ("X/zarr.json", "cut"),
                                            ("X/zarr.json", "empty"), ("X/zarr.json", "{}"),
                                            ("X/zarr.json", '{"zarr_format": 3, "node_type": "array"}')])
@@ -1231,6 +1247,14 @@ def test_too_few_rows_and_the_collapse_advice_name_the_options(tmp_path, capsys)
         rc, _, err = run(capsys, command, five, "-k", "6", "-o", tmp_path / "m.json", "-q")
         assert_one_line_error(rc, err, f"{str(five)!r} has 5 rows, fewer than the 6 components asked for; "
                                        "pass --n-components up to 5.")
+    empty = tmp_path / "empty.zarr"
+    zarr.create_array(str(empty), shape=(0, 2), chunks=(10, 2), dtype="f8")
+    fitted = tmp_path / "fitted.json"
+    assert run(capsys, "fit", five, "-k", "1", "-o", fitted, "-q")[0] == 0
+    for argv in (("fit", empty, "-k", "1", "-o", tmp_path / "m.json"), ("select", empty, "-k", "1", "-o", tmp_path / "m.json"),
+                 ("score", fitted, empty), ("predict", fitted, empty, "-o", tmp_path / "p.zarr")):
+        rc, _, err = run(capsys, *argv, "-q")
+        assert_one_line_error(rc, err, f"{str(empty)!r} holds no rows (an array of shape (0, 2)). Pass a store of data.")
     zeros = tmp_path / "zeros.zarr"  # every row the same: a component collapses with --reg-covar 0
     zarr.create_array(str(zeros), data=np.zeros((1000, 2)), chunks=(500, 2), config={"write_empty_chunks": True})
     rc, _, err = run(capsys, "fit", zeros, "-k", "2", "--reg-covar", "0", "-o", tmp_path / "m.json", "-q")
@@ -1639,6 +1663,10 @@ def test_component_counts_a_model_file_cannot_hold_are_refused_first(store, tmp_
     for argv in (("fit", wide, "-k", "1"), ("select", wide, "-k", "1")):
         rc, _, err = run(capsys, *argv, "-o", tmp_path / "m.json")
         assert_one_line_error(rc, err, "has 10,001 features; a model file holds at most 10,000")
+    for option in ("-k", "-d"):  # generate's limit named as the option, not as the library's 'n_components'
+        rc, _, err = run(capsys, "generate", tmp_path / "g.zarr", "-n", "100", option, "10001")
+        name = {"-k": "--n-components", "-d": "--n-features"}[option]
+        assert_one_line_error(rc, err, f"{name} must be an integer >= 1 and at most 10,000; got 10001.")
     assert sorted(os.listdir(tmp_path)) == ["wide.zarr"]
 
 
