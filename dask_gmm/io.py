@@ -44,6 +44,7 @@ from numcodecs import blosc, zstd  # zarr's own dependency, behind its Blosc and
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
+from zarr.codecs.numcodecs import Blosc as NumcodecsBlosc
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
 from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
@@ -718,14 +719,14 @@ def _zarr_block(arr, index, asarray=True, lock=None):
     opened, or a server answering 404): zarr reads it as the fill
     value, so a block that is all fill value is looked up in the store.
     """
+    if _blosc_as_stored(arr) and (root := _local_root(arr)) is not None:  # before Blosc reads past its end
+        _check_blosc_file(arr, index, root)
     try:
         block = getter(arr, index, asarray=asarray, lock=lock)
     except Exception as exc:
         if not _is_decode_error(exc):
             raise
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from exc
-    if isinstance(arr.store_path.store, zarr.storage.LocalStore) and _blosc_as_stored(arr):
-        _check_blosc_file(arr, index)
     if block.size and _all_fill(np.asarray(block), arr.fill_value):
         if not _stored(arr, _chunk_key(arr, index)):
             raise ValueError(
@@ -774,6 +775,10 @@ def _check_blosc_length(head, size):
         raise ValueError(f"it holds {size:,} bytes where its Blosc header says {stated:,}: cut short")
 
 
+#: Blosc as zarr v3's codec, zarr v2's compressor, and numcodecs' codec for zarr v3.
+_BLOSC = (BloscCodec, numcodecs.Blosc, NumcodecsBlosc)
+
+
 def _zstd_content_size(head):
     """The decoded size a Zstandard frame's header states (RFC 8878, section 3.1.1.1), or None
     when ``head`` (the frame's first bytes, up to 18) is no frame or states no size."""
@@ -803,15 +808,15 @@ def _blosc_as_stored(arr):
     (zarr v2's compressor, v3's last codec), with no checksum after it, not sharded."""
     md = arr.metadata
     outermost = md.compressor if md.zarr_format == 2 else md.codecs[-1]
-    return isinstance(outermost, (BloscCodec, numcodecs.Blosc))
+    return isinstance(outermost, _BLOSC)
 
 
-def _check_blosc_file(arr, index):
+def _check_blosc_file(arr, index, root):
     """:func:`_check_blosc_length` of the chunk file holding the block ``index`` of ``arr``, whose
-    chunks are Blosc's output in a local store: zarr's own read decodes a chunk cut short from
-    the bytes beyond it, without an error. An absent file is the caller's to find."""
+    chunks are Blosc's output in a store of local files under ``root``: zarr's own read decodes a
+    chunk cut short from the bytes beyond it, without an error. An absent file is the caller's to find."""
     try:
-        with open(arr.store_path.store.root / _chunk_key(arr, index), "rb") as f:
+        with open(os.path.join(root, _chunk_key(arr, index)), "rb") as f:
             head, size = f.read(16), os.fstat(f.fileno()).st_size
     except (FileNotFoundError, NotADirectoryError):
         return
@@ -941,7 +946,7 @@ class ZarrRows:
         thread's reused buffer (when the chunk's header gives the size of a whole chunk, else as zarr
         does)."""
         src = buf.as_numpy_array()
-        if isinstance(codec, BloscCodec):
+        if isinstance(codec, _BLOSC):
             _check_blosc_length(src[:16].tobytes(), src.size)
         if reuse and codec is self._into:
             size, decompress = _DECODE_INTO[type(codec)]
@@ -1111,18 +1116,23 @@ class StoredFiles:
                 )
 
 
-def _local_folder(arr):
-    """The folder of the Zarr array ``arr`` when its store is on this machine's file system (a
+def _local_root(arr):
+    """The folder of the store of the Zarr array ``arr`` when it is on this machine's file system (a
     LocalStore, or fsspec's local file system, as ``da.from_zarr`` opens a path), else None."""
     store = arr.store_path.store
     if isinstance(store, zarr.storage.LocalStore):
-        root = store.root
-    elif isinstance(store, zarr.storage.FsspecStore) and isinstance(getattr(store.fs, "sync_fs", store.fs),
-                                                                     LocalFileSystem):
-        root = store.path
-    else:
-        return None
-    return os.path.normpath(os.path.join(root, arr.store_path.path))
+        return str(store.root)
+    if isinstance(store, zarr.storage.FsspecStore) and isinstance(getattr(store.fs, "sync_fs", store.fs),
+                                                                   LocalFileSystem):
+        return store.path
+    return None
+
+
+def _local_folder(arr):
+    """The folder of the Zarr array ``arr`` when its store is on this machine's file system
+    (:func:`_local_root`), else None."""
+    root = _local_root(arr)
+    return None if root is None else os.path.normpath(os.path.join(root, arr.store_path.path))
 
 
 def _scan_folder(folder, state):

@@ -869,33 +869,41 @@ def test_direct_reader_refuses_a_chunk_lost_or_corrupted_mid_fit(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:The Zarr array is chunked across features")
-@pytest.mark.parametrize("layout", ["v3, direct reader", "v3 across features, zarr's read", "v2, zarr's read"])
+@pytest.mark.parametrize("layout", ["v3, direct reader", "v3 across features, zarr's read", "v2, zarr's read",
+                                    "v3, numcodecs' Blosc, zarr's read"])
 @pytest.mark.parametrize("cut", ["empty", "one byte short", "half"])
 def test_a_blosc_chunk_cut_short_is_refused_without_a_checksum(tmp_path, layout, cut):
     """Blosc reads the length its header states, whatever the stored bytes' length. A chunk cut
     short and no crc32c: the direct reader decoded it from the bytes of the chunk its thread had
     read before (an empty file read as that chunk's rows), zarr's own read (v2 stores, say) from
-    past its end, one byte short without an error from either; the fit's numbers changed."""
+    past its end, one byte short without an error from either; the fit's numbers changed. So did
+    a review's: numcodecs' Blosc codec for zarr v3, and ``da.from_zarr(path)`` (fsspec's local
+    files, not a LocalStore) of any of them."""
+    from zarr.codecs.numcodecs import Blosc as NumcodecsBlosc
+
     X = make_blobs(n=4000)
     v2 = layout.startswith("v2")
+    compressors = {"v2": numcodecs.Blosc(cname="lz4"), "numcodecs": [NumcodecsBlosc(cname="lz4")]}.get(
+        "v2" if v2 else "numcodecs" if "numcodecs" in layout else None, [zarr.codecs.BloscCodec(cname="lz4")])
     arr = zarr.create_array(str(tmp_path / "b.zarr"), shape=X.shape, chunks=(500, 1 if "across" in layout else 2),
-                            dtype=X.dtype, zarr_format=2 if v2 else 3,
-                            compressors=numcodecs.Blosc(cname="lz4") if v2 else [zarr.codecs.BloscCodec(cname="lz4")])
+                            dtype=X.dtype, zarr_format=2 if v2 else 3, compressors=compressors)
     arr[:] = X
-    assert (io.zarr_rows(arr) is not None) == (layout == "v3, direct reader")
+    assert (io.zarr_rows(arr) is not None) == ("direct reader" in layout)
     chunk = tmp_path / "b.zarr" / ("5.0" if v2 else "c/5/0")
     good = chunk.read_bytes()
     chunk.write_bytes({"empty": b"", "one byte short": good[:-1], "half": good[: len(good) // 2]}[cut])
     said = r"Chunk '(5\.0|c/5/0)' of the Zarr array \(rows 2500-2999\) cannot be decoded .*the store is corrupt"
     if cut == "one byte short":  # neither zarr nor Blosc says anything of it
         said = said.replace(".*", r"\(it holds [0-9,]+ bytes where its Blosc header says [0-9,]+: cut short\).*")
-    if layout == "v3, direct reader":  # a thread's buffers hold the chunk read before
+    if "direct reader" in layout:  # a thread's buffers hold the chunk read before
         rows = io.zarr_rows(arr)
         np.testing.assert_array_equal(rows.chunk(4, reuse=True), X[2000:2500])
         with pytest.raises(ValueError, match=said):
             rows.chunk(5, reuse=True)
     with pytest.raises(ValueError, match=said):
         GaussianMixture(2, random_state=0, max_iter=2).fit(str(tmp_path / "b.zarr"))
+    with pytest.raises(ValueError, match=said):  # dask's own read, of fsspec's local files
+        GaussianMixture(2, random_state=0, max_iter=2).fit(da.from_zarr(str(tmp_path / "b.zarr")))
     chunk.write_bytes(good + b"after")  # bytes beyond the header's length are not read, as zarr reads it
     gm = GaussianMixture(2, random_state=0, max_iter=2).fit(str(tmp_path / "b.zarr"))
     assert gm.score(str(tmp_path / "b.zarr")) == pytest.approx(GaussianMixture(2, random_state=0, max_iter=2).fit(X).score(X),
