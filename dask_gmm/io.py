@@ -1172,7 +1172,8 @@ def _check_zarr_sources(X):
     values), or, on a cluster, one opened by a relative path (the workers resolve it in their own
     folders). A dask array reading a whole Zarr array unchanged is read as that array instead
     (:func:`whole_zarr_array`)."""
-    for arr in zarr_arrays_read_by(X):
+    arrays = zarr_arrays_read_by(X)
+    for arr in arrays:
         _refuse_missing_chunks(arr)
         store = arr.store_path.store
         if isinstance(store, zarr.storage.LocalStore) and not store.root.is_absolute() and _on_a_cluster():
@@ -1181,6 +1182,41 @@ def _check_zarr_sources(X):
                 "cluster's workers would read whatever lies at that path in their own folders. Open it by "
                 "its absolute path (os.path.abspath)."
             )
+    if arrays and _on_a_cluster():
+        _refuse_unseen_on_workers(arrays)
+
+
+def _metadata_key(arr):
+    """The store key of the Zarr array ``arr``'s own metadata document."""
+    return "/".join(filter(None, [arr.store_path.path, "zarr.json" if arr.metadata.zarr_format == 3 else ".zarray"]))
+
+
+def _unseen(stores):
+    """Which of ``stores`` (pairs of a store and a key in it) this process cannot find the key in:
+    run on each of a cluster's workers by :func:`_refuse_unseen_on_workers`."""
+    return [i for i, (store, key) in enumerate(stores) if not sync(store.exists(key))]
+
+
+def _refuse_unseen_on_workers(arrays):
+    """Refuse Zarr arrays, read by a dask array's own tasks, whose store some worker of the default
+    Client cannot see (their metadata is not there): dask's read of a chunk not found is its fill
+    value, and a fit from a memory:// store, or a disk of this machine only, went on with zeros.
+    Asks every worker once (``Client.run``). A worker seeing another store at the same path is not
+    found, nor is a worker that joins later."""
+    client = get_scheduler().__self__
+    stores = [(arr.store_path.store, _metadata_key(arr)) for arr in arrays]
+    unseen = {}
+    for worker, missing in client.run(_unseen, stores).items():
+        for i in missing:
+            unseen.setdefault(i, []).append(worker)
+    if unseen:
+        i, workers = min(unseen.items())
+        raise ValueError(
+            f"The dask array reads the Zarr array {str(arrays[i].store_path)!r}, which the cluster's worker(s) "
+            f"{first_few(workers)} cannot see (no {_metadata_key(arrays[i])!r} in the store there: a memory:// "
+            "store, or a path on this machine's disk only); dask would read its chunks there as fill values. "
+            "Give the workers a path or URL they share."
+        )
 
 
 def as_zarr_input(X):

@@ -98,6 +98,24 @@ def test_a_store_the_workers_cannot_see_is_said_so():
             GaussianMixture(3, random_state=0).fit("memory://dask-gmm-test/x.zarr")
 
 
+def test_a_dask_array_of_a_store_the_workers_cannot_see_is_said_so():
+    """Sliced or scaled, a dask array of a memory:// store is read by dask's own tasks: a worker that
+    does not see the store read its chunks as fill values (zeros), and the fit put every mean at
+    the origin without a word (a review's report). Whole, it is read as the store is (above)."""
+    X = make_blobs(n=20_000)
+    url = "memory://dask-gmm-test/sliced.zarr"
+    zarr.create_array(url, shape=X.shape, chunks=(5_000, 2), dtype="f8")[:] = X
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+        for data in (da.from_zarr(url)[:15_000], da.from_zarr(url) * 1.0):
+            with pytest.raises(ValueError, match=r"reads the Zarr array .*sliced\.zarr.*, which the cluster's "
+                                                 r"worker\(s\) tcp://127\.0\.0\.1:\d+, tcp://127\.0\.0\.1:\d+ "
+                                                 r"cannot see \(no 'zarr\.json' in the store there"):
+                GaussianMixture(3, random_state=0).fit(data)
+        fitted = GaussianMixture(3, random_state=0, max_iter=3).fit(X)
+        with pytest.raises(ValueError, match="cannot see"):
+            fitted.score(da.from_zarr(url) * 1.0)
+
+
 def test_arrays_persisted_on_the_cluster_fit_as_in_memory_ones():
     """A persisted array's graph holds the workers' futures, which the fit took for in-memory data
     (a KeyError, or the kernel given a key for a block), for X and for sample_weight alike."""
