@@ -267,6 +267,36 @@ def test_worker_killed_mid_fit_changes_nothing(store, in_memory, caplog):
     assert len(resent) == (1 if in_memory else 0)
 
 
+def test_a_pass_whose_scattered_data_went_missing_is_sent_again():
+    """What counts as the in-memory data lost (a review: a worker killed while the data were sent
+    failed the fit with distributed's CommClosedError, and one killed 0.2-0.4 s in, before the
+    client knew, with a worker's KeyError of a key of the send before): a send cut off, and a
+    KeyError of a key of any send, as well as sent data whose worker is gone."""
+    from dask_gmm._em import Blocks
+
+    X = make_blobs(n=20_000)
+    blocks = Blocks(io.as_dask_array(X))
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster) as client:
+        blocks._graph_for(client.get)
+        first = blocks._sent[2][0].key
+        blocks._sent = None
+        blocks._graph_for(client.get)  # sent again: the scheduler may keep a block's task asking for the first
+        futures = blocks._sent[2]
+        assert futures and all(f.status == "finished" for f in futures) and first not in {f.key for f in futures}
+        assert blocks._lost_sent(KeyError(futures[0].key))  # a worker's lookup of a sent key failed
+        assert blocks._lost_sent(KeyError(first))
+        assert not blocks._lost_sent(KeyError("another key")) and not blocks._lost_sent(ValueError("no"))
+        with Client(cluster) as other:
+            other.close()
+            with pytest.raises(Exception) as cut:  # the send fails: its client is gone
+                blocks._graph_for(other.get)
+        assert blocks._lost_sent(cut.value)
+        blocks._sent = None
+        gm = GaussianMixture(3, random_state=0, max_iter=3, tol=0).fit(X)  # sent again, whole
+    np.testing.assert_allclose(gm.means_, GaussianMixture(3, random_state=0, max_iter=3, tol=0).fit(X).means_,
+                               rtol=1e-10)
+
+
 def _poison(block, block_info=None):
     if block_info[0]["chunk-location"][0] == 2:
         os._exit(1)  # as a segfault in a corrupt chunk's decoder would
