@@ -884,7 +884,7 @@ class ZarrRows:
         store = arr.store_path.store
         self._files = store.root if isinstance(store, zarr.storage.LocalStore) else None  # the chunk files' folder
         self._root = self._files if hasattr(os, "posix_fadvise") else None  # where prefetch finds them
-        into = [c for c in self._bb if isinstance(c, tuple(_DECODE_INTO))]
+        into = [c for c in self._bb if type(c) in _DECODE_INTO]
         self._into = into[0] if len(into) == 1 else None  # decoded into a reused buffer
         self._chunk_bytes = math.prod(arr.chunks) * self.dtype.itemsize  # its output for a chunk
         self._token = uuid.uuid4().hex
