@@ -431,7 +431,7 @@ class Blocks:
                 dsk = dict(self._graph_for(scheduler))
                 parts = _block_tasks(dsk, calls, f"dask_gmm.{kernel.__name__}-{token}")
 
-                def join(level, j, group, dsk=dsk, token=token):
+                def join(level, j, group):
                     key = f"dask_gmm.combine-{token}-{level}-{j}"
                     dsk[key] = (_kernels.combine, *group)
                     return key

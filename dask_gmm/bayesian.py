@@ -562,7 +562,7 @@ class BayesianGaussianMixture(MixtureBase):
         clock = time.perf_counter()
         if warm:  # priors from the first pass, as scikit-learn recomputes them from X
             runs, priors = [VariationalRun(self._get_parameters(), lower_bound=self.lower_bound_)], None
-            how = "continues the fitted model (warm_start)"
+            how = self._WARM_WORDS
         else:
             seeds = as_seed_sequence(self.random_state).spawn(self.n_init)
             specs = [(self.n_components, ct)] * self.n_init

@@ -136,6 +136,8 @@ class MixtureBase(DensityMixin, BaseEstimator):
 
         return on_iteration
 
+    _WARM_WORDS = "continues the fitted model (warm_start)"  # a warm start's line, for :meth:`_log_starts`
+
     def _start_words(self, given, seconds):
         """How a fresh fit's runs start, in words, for :meth:`_log_starts`: ``given``, the initial
         parameters the user gave (a dict with some of "weights", "means", "precisions")."""
@@ -550,7 +552,7 @@ class GaussianMixture(MixtureBase):
         runs = ckpt.load() if ckpt is not None else None
         clock = time.perf_counter()
         if runs is None and warm:
-            runs, how = [start], "continues the fitted model (warm_start)"
+            runs, how = [start], self._WARM_WORDS
         elif runs is None:  # only now is a Generator or RandomState drawn from, as in scikit-learn
             runs = self._initial_runs(blocks, X, inits, as_seed_sequence(self.random_state).spawn(self.n_init))
             how = self._start_words(inits, time.perf_counter() - clock)

@@ -176,8 +176,8 @@ def test_a_nearly_empty_components_variance_is_its_scatter_where_sklearns_adds_t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ours, sk = GaussianMixture(**kw).fit(X), SKGaussianMixture(**kw).fit(X)
-    start = GaussianMixture(**kw | dict(max_iter=0)).fit(X)  # the start, to weigh X with (NumPy below)
-    r = start.predict_proba(X)[:, 1]
+    at_start = GaussianMixture(**kw | dict(max_iter=0)).fit(X)  # the start, to weigh X with (NumPy below)
+    r = at_start.predict_proba(X)[:, 1]
     nk = r.sum() + 10 * np.finfo(float).eps
     mean = r @ X / nk
     scatter, floor = r @ (X - mean) ** 2 / nk + 1e-6, 10 * np.finfo(float).eps * mean**2 / nk
