@@ -95,6 +95,10 @@ def numpy_blocks(arr):
     return blocks if all(isinstance(b, np.ndarray) for b in blocks) else None
 
 
+def _take_rows(x, r):
+    return np.asarray(x)[r]
+
+
 def _blocks_of(arr):
     """(graph, keys) of a dask array's blocks along its first axis, the graph optimised once.
 
@@ -395,6 +399,23 @@ class Blocks:
 
     def __len__(self):
         return len(self.x)
+
+    def take(self, picks):
+        """``[block b of X, rows r]`` for each ``(b, r)`` of ``picks`` (``r`` an integer array), computed
+        from the graph the passes send (:meth:`_graph_for`), or None for blocks read by ``rows``.
+
+        ``X[idx].compute()`` optimised X's graph its own way: a distributed scheduler then got
+        X's block keys with other tasks than the passes gave them, and warned ("Detected
+        different run_spec for key") that this "can cause failures and deadlocks"."""
+        if self.rows is not None:
+            return None
+        name = f"dask_gmm.take-{uuid.uuid4().hex[:12]}"
+        scheduler = _scheduler()
+        dsk = dict(self._graph_for(scheduler))
+        keys = [(name, j) for j in range(len(picks))]
+        for key, (b, r) in zip(keys, picks):
+            dsk[key] = (_take_rows, self.x[b], r)
+        return list(scheduler(dsk, keys))
 
     def map_reduce(self, kernel, *args, **kwargs):
         """``combine`` over blocks of ``kernel(block, *args, sample_weight=w, row_offset=o)``.

@@ -73,9 +73,10 @@ def _sklearn_seed(ss):
     return int(ss.generate_state(1)[0] >> 1)
 
 
-def gather_rows(X, sizes, seeds, sample_weight=None):
+def gather_rows(X, sizes, seeds, sample_weight=None, blocks=None):
     """For each run j, ``sizes[j]`` distinct random rows of the dask array X drawn from
-    ``seeds[j]``, as float64 (reading only the blocks that hold them). A drawn row
+    ``seeds[j]``, as float64 (reading only the blocks that hold them: through the passes'
+    graph where ``blocks``, X's :class:`dask_gmm._em.Blocks`, is given). A drawn row
     with NaN or infinity is refused, by its index.
 
     With ``sample_weight`` (a dask array, X's row chunks) the rows are drawn with
@@ -92,7 +93,7 @@ def gather_rows(X, sizes, seeds, sample_weight=None):
         picks = _weighted_rows(sample_weight, [(n, _key(s)) for n, s in zip(sizes, seeds)])
     out = []
     for idx in map(np.sort, picks):
-        rows = np.asarray(_rows_at(X, idx), np.float64)
+        rows = np.asarray(_rows_at(X, idx, blocks), np.float64)
         bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
         if bad.size:  # else every clean chunk's distances to it are NaN, and the first to run is blamed
             raise _kernels.RowError(
@@ -104,19 +105,24 @@ def gather_rows(X, sizes, seeds, sample_weight=None):
     return out
 
 
-def _rows_at(X, idx):
+def _rows_at(X, idx, blocks=None):
     """``X[idx]`` for sorted row indices ``idx``: taken from the blocks here when the dask array X
-    holds NumPy blocks (in-memory data, :func:`dask_gmm.io.as_dask_array`), else computed by dask.
+    holds NumPy blocks (in-memory data, :func:`dask_gmm.io.as_dask_array`), else computed from
+    the graph of ``blocks`` (:meth:`dask_gmm._em.Blocks.take`), else by dask.
 
     Under a distributed Client, dask's ``X[idx]`` sent its graph to the scheduler with every
     block in it: all of X, before the fit's one scatter of it."""
-    blocks = numpy_blocks(X)  # X: whole rows in each block
-    if blocks is None:
-        return X[idx].compute()
+    held = numpy_blocks(X)  # X: whole rows in each block
     starts = np.cumsum((0,) + X.chunks[0])
     which = np.searchsorted(starts, idx, side="right") - 1
-    return np.concatenate([np.empty((0, X.shape[1]), X.dtype)]  # idx sorted: each block's rows in turn
-                          + [blocks[b][idx[which == b] - starts[b]] for b in np.unique(which)])
+    picks = [(b, idx[which == b] - starts[b]) for b in np.unique(which)]
+    if held is not None:
+        parts = [held[b][r] for b, r in picks]
+    else:
+        parts = None if blocks is None else blocks.take(picks)
+        if parts is None:
+            return X[idx].compute()
+    return np.concatenate([np.empty((0, X.shape[1]), X.dtype)] + parts)  # idx sorted: each block's rows in turn
 
 
 def _weighted_rows(sample_weight, requests):
@@ -191,7 +197,7 @@ def _kmeans_parallel(blocks, X, specs, seeds):
     counts : list of ndarray of shape (m_j,), the weight of the rows nearest each candidate
     """
     firsts, rounds = zip(*(s.spawn(2) for s in seeds))
-    centres = gather_rows(X, [1] * len(firsts), firsts, blocks.sample_weight)
+    centres = gather_rows(X, [1] * len(firsts), firsts, blocks.sample_weight, blocks=blocks)
     costs = [_kernels.finite_total(c) for c in _lockstep(blocks, _kernels.nearest_cost, [(c,) for c in centres])]
     round_seeds = [r.spawn(KMEANS_ROUNDS) for r in rounds]
     for r in range(KMEANS_ROUNDS):
@@ -213,7 +219,7 @@ def _candidates(blocks, X, specs, seeds):
     short = [j for j, ((K, _), c) in enumerate(zip(specs, cands)) if len(np.unique(c, axis=0)) < K]
     # tiny or degenerate data: pad with random rows (one draw for every run that needs it)
     for j, rows in zip(short, gather_rows(X, [specs[j][0] for j in short], [pad[j] for j in short],
-                                          blocks.sample_weight)):
+                                          blocks.sample_weight, blocks=blocks)):
         cands[j] = np.vstack([cands[j], rows])
         counts[j] = np.concatenate([counts[j], np.zeros(specs[j][0])])
     out = []
@@ -297,13 +303,13 @@ def _kmeans_plusplus(blocks, X, specs, seeds):
 
 
 def _random_from_data(blocks, X, specs, seeds):
-    rows = gather_rows(X, [K for K, _ in specs], seeds, blocks.sample_weight)
+    rows = gather_rows(X, [K for K, _ in specs], seeds, blocks.sample_weight, blocks=blocks)
     return _hard_assignment(blocks, specs, rows)
 
 
 def _random(blocks, X, specs, seeds):
     s_ref, s_blocks = zip(*(s.spawn(2) for s in seeds))
-    refs = gather_rows(X, [1] * len(s_ref), s_ref, blocks.sample_weight)
+    refs = gather_rows(X, [1] * len(s_ref), s_ref, blocks.sample_weight, blocks=blocks)
     args = [(K, ref, ct, _key(s)) for (K, ct), ref, s in zip(specs, refs, s_blocks)]
     stats = _lockstep(blocks, _kernels.random_resp_stats, args)
     return [(st, np.repeat(ref, K, axis=0)) for st, ref, (K, _) in zip(stats, refs, specs)]

@@ -116,6 +116,39 @@ def test_a_dask_array_of_a_store_the_workers_cannot_see_is_said_so():
             fitted.score(da.from_zarr(url) * 1.0)
 
 
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_the_initial_rows_are_read_through_the_passes_graph_not_another(tmp_path):
+    """The k-means start's random rows of a sliced dask array of a store were computed as
+    ``X[idx]``, which dask optimised its own way: the scheduler got X's block keys with other tasks
+    than the passes gave them and warned, for such keys, "Detected different `run_spec`" (it
+    "can cause failures and deadlocks"). Now they come from the passes' own graph: no warning, and
+    the fit is the threads' one."""
+    path = write_store(tmp_path / "s.zarr", make_blobs(n=300_000, seed=2), rows=100_000)
+    data = lambda n: da.from_zarr(path, component="X")[:n]
+    records = _Records()
+    scheduler_log = logging.getLogger("distributed.scheduler")
+    scheduler_log.addHandler(records)
+    try:
+        with LocalCluster(**CLUSTER) as cluster, Client(cluster), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = [GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(data(n)) for n in (290_000, 150_000)]
+    finally:
+        scheduler_log.removeHandler(records)
+    assert not [m for m in records.messages if "run_spec" in m]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for got, n in zip(fitted, (290_000, 150_000)):
+            assert_same_fit(got, GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(data(n)))
+
+
 def test_arrays_persisted_on_the_cluster_fit_as_in_memory_ones():
     """A persisted array's graph holds the workers' futures, which the fit took for in-memory data
     (a KeyError, or the kernel given a key for a block), for X and for sample_weight alike."""
