@@ -50,7 +50,9 @@ the packed rows' buffers, K x 2 tiles x d): nothing of size n x K is ever made.
   (d=16, K=8: the whole E-step 1.14-1.20x faster than the GEMMs below). The
   full kernels are compiled for each such d and input dtype on its first use
   (about 6-9 s more for the E-step and 2 s for the per-row outputs, cached on
-  disk like the rest); :func:`_logprob_tile` chooses the code.
+  disk like the rest); :func:`_logprob_tile` chooses the code. Up to
+  :data:`LOAD_UNROLL_MAX_FEATURES` features their tile's load is such code
+  too (:func:`_load_source`).
 * Full (and tied) covariances do the two d x d x tile products of a tile,
   ``P_k^T X_c`` (beyond :data:`UNROLL_MAX_FEATURES` features) and, from
   :data:`PACK_MIN_FEATURES` features on, ``(r X_c) X_c^T``, as BLAS GEMMs, the
