@@ -375,6 +375,7 @@ class Blocks:
         self._sent = None  # the graph with its in-memory arrays scattered to a distributed cluster
         self._sent_keys = set()  # the keys of every send (a task of an earlier one may still ask for its data)
         self.files = io.stored_files(X, sample_weight, rows)  # checked after every pass
+        io.refuse_other_files_on_workers(X, sample_weight, rows, files=self.files)
         self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
 
     def _graph_for(self, scheduler):

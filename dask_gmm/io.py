@@ -1161,6 +1161,51 @@ def stored_files(X, sample_weight=None, rows=None):
     return StoredFiles(arrays)
 
 
+def _files_not_as(expected):
+    """The first few files of ``expected`` ({path: size}) that this process finds missing or of
+    another size, as ``(path, size here or None)``: run on each of a cluster's workers by
+    :func:`refuse_other_files_on_workers`."""
+    wrong = []
+    for path, size in expected.items():
+        try:
+            here = os.stat(path).st_size
+        except OSError:
+            here = None
+        if here != size:
+            wrong.append((path, here))
+            if len(wrong) == 3:
+                break
+    return wrong
+
+
+def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None):
+    """On a cluster (the default Client), refuse the Zarr arrays on this machine's file systems that
+    a computation over X (and ``sample_weight``) reads when a worker finds one of their files
+    missing or of another size at the same path: each worker reads the store it sees there, and a
+    worker that saw another disk's copy (another seed, a stale copy) had its chunks fitted with
+    this machine's, without a word. Asks every worker once (``Client.run``) to stat the files
+    (:class:`StoredFiles`, or ``files`` when already made). Files of the same sizes and other
+    bytes are not found (the sizes of compressed chunks tell most copies apart; uncompressed ones
+    not), nor is a worker that joins later."""
+    if not _on_a_cluster():
+        return
+    files = files if files is not None else stored_files(X, sample_weight, rows)
+    if not files.state:
+        return
+    expected = {path: size for path, (size, _) in sorted(files.state.items())}
+    for worker, wrong in sorted(get_scheduler().__self__.run(_files_not_as, expected).items()):
+        if wrong:
+            path, there = wrong[0]
+            folder = next(f for f in files.folders if path.startswith(f + os.sep))
+            how = "is missing there" if there is None else f"holds {there:,} bytes there, {expected[path]:,} here"
+            raise ValueError(
+                f"The Zarr array {folder!r} is not the same on the cluster's worker {worker}: its file "
+                f"{os.path.relpath(path, folder)!r} {how}. That worker would read another store at this "
+                "path (another disk's copy), and the result would mix the two. Give every worker the same "
+                "store: a shared file system, or a URL they all read."
+            )
+
+
 def _on_a_cluster():
     """Whether dask would compute on a ``distributed`` cluster now (a default Client)."""
     distributed = sys.modules.get("distributed")  # not imported: no Client

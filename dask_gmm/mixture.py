@@ -274,6 +274,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
             return fill_rows(blocks, kernel, np.empty((sum(map(len, blocks)), *tail), dtype), model)
         Xd, rows = io.with_reader(X)
         self._check_features(Xd)
+        io.refuse_other_files_on_workers(Xd, rows=rows)
         if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it
             return rows_array(rows, Xd.chunks[0], kernel, tail, dtype, model)
         offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])

@@ -149,6 +149,60 @@ def test_the_initial_rows_are_read_through_the_passes_graph_not_another(tmp_path
             assert_same_fit(got, GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(data(n)))
 
 
+def _can_bind_mount(tmp_path):
+    """Whether this process may run a command in a mount namespace of its own with a bind mount
+    (``unshare -m``: root, or a system that lets users make such namespaces)."""
+    (tmp_path / "probe-a").mkdir()
+    (tmp_path / "probe-b").mkdir()
+    try:
+        done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                               f"mount --bind {tmp_path / 'probe-b'} {tmp_path / 'probe-a'}"],
+                              capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def test_a_worker_that_sees_another_store_at_the_same_path_is_refused(tmp_path):
+    """A ``dask worker`` whose mount namespace shows another store (other rows, the same shape and
+    chunks) at the path the client fits: its chunks were fitted with the client's store's, and
+    the fit's means were the other store's, without a word. Now the fit, a dask array read from
+    it and the outputs are refused, naming the worker and a file."""
+    if not _can_bind_mount(tmp_path):
+        pytest.skip("no mount namespace with a bind mount here (unshare -m needs root or user namespaces)")
+    for name, shift in (("here", 0.0), ("there", 5.0)):
+        (tmp_path / name).mkdir()
+        write_store(tmp_path / name / "mix.zarr", make_blobs(n=40_000, seed=3) + shift, rows=10_000)
+    path = str(tmp_path / "here" / "mix.zarr")
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        procs.append(subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c",
+             f"mount --bind {tmp_path / 'there'} {tmp_path / 'here'} && exec dask worker {address} "
+             "--nthreads 1 --host 127.0.0.1 --no-dashboard"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        fitted = GaussianMixture(3, random_state=0, max_iter=3).fit(path)  # here, with threads
+        with Client(address) as client:
+            client.wait_for_workers(1, timeout=60)
+            first = os.path.join(path, "X", "c", "0", "0")
+            assert list(client.run(os.path.getsize, first).values()) != [os.path.getsize(first)]  # another store there
+            refused = (r"The Zarr array '.*here/mix\.zarr/X' is not the same on the cluster's worker "
+                       r"tcp://127\.0\.0\.1:\d+: its file 'c/0/0' holds [\d,]+ bytes there, [\d,]+ here\. That worker "
+                       r"would read another store at this path")
+            for data in (path, da.from_zarr(path, component="X")[:30_000]):
+                with pytest.raises(ValueError, match=refused):
+                    GaussianMixture(3, random_state=0, max_iter=3).fit(data)
+                with pytest.raises(ValueError, match=refused):
+                    fitted.predict_proba(data)
+                with pytest.raises(ValueError, match=refused):
+                    fitted.score(data)
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+
+
 def test_arrays_persisted_on_the_cluster_fit_as_in_memory_ones():
     """A persisted array's graph holds the workers' futures, which the fit took for in-memory data
     (a KeyError, or the kernel given a key for a block), for X and for sample_weight alike."""
