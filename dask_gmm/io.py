@@ -1099,6 +1099,11 @@ class StoredFiles:
             _scan_folder(folder, state)
         return state
 
+    def named(self, path):
+        """(the array's folder, the file's name in it) of the file ``path`` of :attr:`state`."""
+        folder = next(f for f in self.folders if path.startswith(f + os.sep))
+        return folder, os.path.relpath(path, folder)
+
     def check(self):
         """Raise ValueError naming the first file that is not as it was when this was made."""
         if not self.state:
@@ -1106,11 +1111,11 @@ class StoredFiles:
         now = self._scan()
         for path, before in self.state.items():
             if now.get(path) != before:
-                folder = next(f for f in self.folders if path.startswith(f + os.sep))
+                folder, name = self.named(path)
                 what = "removed" if path not in now else "rewritten"
                 raise ValueError(
                     f"The Zarr array {folder!r} changed while dask_gmm read it: its file "
-                    f"{os.path.relpath(path, folder)!r} was {what} after the computation began, so what was read "
+                    f"{name!r} was {what} after the computation began, so what was read "
                     "mixes data from before and after, and was discarded. Rerun it once the store is no "
                     "longer being written."
                 )
@@ -1196,11 +1201,11 @@ def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None):
     for worker, wrong in sorted(get_scheduler().__self__.run(_files_not_as, expected).items()):
         if wrong:
             path, there = wrong[0]
-            folder = next(f for f in files.folders if path.startswith(f + os.sep))
+            folder, name = files.named(path)
             how = "is missing there" if there is None else f"holds {there:,} bytes there, {expected[path]:,} here"
             raise ValueError(
                 f"The Zarr array {folder!r} is not the same on the cluster's worker {worker}: its file "
-                f"{os.path.relpath(path, folder)!r} {how}. That worker would read another store at this "
+                f"{name!r} {how}. That worker would read another store at this "
                 "path (another disk's copy), and the result would mix the two. Give every worker the same "
                 "store: a shared file system, or a URL they all read."
             )
