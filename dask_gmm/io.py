@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
+import hashlib
 import itertools
 import json
 import logging
@@ -1166,21 +1167,31 @@ def stored_files(X, sample_weight=None, rows=None):
     return StoredFiles(arrays)
 
 
+def _sizes(state):
+    """A digest of the paths and sizes of a :class:`StoredFiles` state ({path: (size, mtime)})."""
+    return hashlib.sha256(repr(sorted((path, size) for path, (size, _) in state.items())).encode()).hexdigest()
+
+
+def _sizes_here(folders):
+    """:func:`_sizes` of the files under ``folders`` as this process sees them: run on each of a
+    cluster's workers by :func:`refuse_other_files_on_workers`."""
+    state = {}
+    for folder in folders:
+        _scan_folder(folder, state)
+    return _sizes(state)
+
+
 def _files_not_as(expected):
-    """The first few files of ``expected`` ({path: size}) that this process finds missing or of
-    another size, as ``(path, size here or None)``: run on each of a cluster's workers by
-    :func:`refuse_other_files_on_workers`."""
-    wrong = []
+    """The first of ``expected`` ({path: size}) that this process finds missing or of another size,
+    as ``(path, size here or None)``, or None."""
     for path, size in expected.items():
         try:
             here = os.stat(path).st_size
         except OSError:
             here = None
         if here != size:
-            wrong.append((path, here))
-            if len(wrong) == 3:
-                break
-    return wrong
+            return path, here
+    return None
 
 
 def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None):
@@ -1188,26 +1199,33 @@ def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None):
     a computation over X (and ``sample_weight``) reads when a worker finds one of their files
     missing or of another size at the same path: each worker reads the store it sees there, and a
     worker that saw another disk's copy (another seed, a stale copy) had its chunks fitted with
-    this machine's, without a word. Asks every worker once (``Client.run``) to stat the files
-    (:class:`StoredFiles`, or ``files`` when already made). Files of the same sizes and other
-    bytes are not found (the sizes of compressed chunks tell most copies apart; uncompressed ones
-    not), nor is a worker that joins later."""
+    this machine's, without a word. Every worker is asked once (``Client.run``) for a digest of
+    the files' names and sizes under the arrays' folders (:class:`StoredFiles`, or ``files``
+    when already made); a worker whose digest differs (it may only hold more files) is then
+    asked which file is not as here. Files of the same sizes and other bytes are not found (the
+    sizes of compressed chunks tell most copies apart; uncompressed ones not), nor is a worker
+    that joins later."""
     if not _on_a_cluster():
         return
     files = files if files is not None else stored_files(X, sample_weight, rows)
     if not files.state:
         return
+    client = get_scheduler().__self__
+    digest = _sizes(files.state)
+    others = sorted(w for w, d in client.run(_sizes_here, files.folders).items() if d != digest)
+    if not others:
+        return
     expected = {path: size for path, (size, _) in sorted(files.state.items())}
-    for worker, wrong in sorted(get_scheduler().__self__.run(_files_not_as, expected).items()):
-        if wrong:
-            path, there = wrong[0]
+    for worker, wrong in sorted(client.run(_files_not_as, expected, workers=others).items()):
+        if wrong is not None:
+            path, there = wrong
             folder, name = files.named(path)
             how = "is missing there" if there is None else f"holds {there:,} bytes there, {expected[path]:,} here"
             raise ValueError(
                 f"The Zarr array {folder!r} is not the same on the cluster's worker {worker}: its file "
-                f"{name!r} {how}. That worker would read another store at this "
-                "path (another disk's copy), and the result would mix the two. Give every worker the same "
-                "store: a shared file system, or a URL they all read."
+                f"{name!r} {how}. That worker would read another store at this path (another disk's "
+                "copy), and the result would mix the two. Give every worker the same store: a shared "
+                "file system, or a URL they all read."
             )
 
 

@@ -5,6 +5,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -198,6 +199,23 @@ def test_a_worker_that_sees_another_store_at_the_same_path_is_refused(tmp_path):
                     fitted.predict_proba(data)
                 with pytest.raises(ValueError, match=refused):
                     fitted.score(data)
+            # a copy of this store with one more file there: the same store, fitted as here
+            gone = set(client.scheduler_info()["workers"])
+            _stop(procs.pop())
+            shutil.copytree(tmp_path / "here", tmp_path / "copy")
+            (tmp_path / "copy" / "mix.zarr" / "X" / "notes.txt").write_text("more")
+            procs.append(subprocess.Popen(
+                ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                 f"mount --bind {tmp_path / 'copy'} {tmp_path / 'here'} && exec dask worker {address} "
+                 "--nthreads 1 --host 127.0.0.1 --no-dashboard"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+            for _ in range(300):  # the new worker only, so that the check asks it
+                workers = set(client.scheduler_info()["workers"])
+                if workers and not workers & gone:
+                    break
+                time.sleep(0.2)
+            assert workers and not workers & gone
+            assert_same_fit(GaussianMixture(3, random_state=0, max_iter=3).fit(path), fitted)
     finally:
         for p in reversed(procs):
             _stop(p)
