@@ -1269,8 +1269,8 @@ def _refuse_unseen_on_workers(arrays):
     """Refuse Zarr arrays, read by a dask array's own tasks, whose store some worker of the default
     Client cannot see (their metadata is not there): dask's read of a chunk not found is its fill
     value, and a fit from a memory:// store, or a disk of this machine only, went on with zeros.
-    Asks every worker once (``Client.run``). A worker seeing another store at the same path is not
-    found, nor is a worker that joins later."""
+    Asks every worker once (``Client.run``); a worker that joins later is not asked. A worker
+    seeing another store at the same path is :func:`refuse_other_files_on_workers`'s to find."""
     client = get_scheduler().__self__
     stores = [(arr.store_path.store, _metadata_key(arr)) for arr in arrays]
     unseen = {}
