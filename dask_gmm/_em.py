@@ -375,7 +375,8 @@ class Blocks:
         self._sent = None  # the graph with its in-memory arrays scattered to a distributed cluster
         self._sent_keys = set()  # the keys of every send (a task of an earlier one may still ask for its data)
         self.files = io.stored_files(X, sample_weight, rows)  # checked after every pass
-        io.refuse_other_files_on_workers(X, sample_weight, rows, files=self.files)
+        self.workers_checked = set()  # a cluster's workers asked whether they see these files as here
+        io.refuse_other_files_on_workers(X, sample_weight, rows, files=self.files, checked=self.workers_checked)
         self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
 
     def _graph_for(self, scheduler):
@@ -424,10 +425,12 @@ class Blocks:
         One scheduler call, one read of each block, a tree of ``combine`` calls
         ``split_every`` wide (never a linear chain). Returns the combined value,
         once the local stores' files read are found as they were when these
-        blocks were made (:class:`dask_gmm.io.StoredFiles`).
+        blocks were made (:class:`dask_gmm.io.StoredFiles`), and as here by any
+        cluster worker that joined since (:func:`dask_gmm.io.refuse_other_files_on_workers`).
         """
         out = self._map_reduce(kernel, *args, **kwargs)
         self.files.check()
+        io.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked)  # any that joined
         self.checked_passes += kernel is not _kernels.digest
         return out
 

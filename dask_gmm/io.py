@@ -1194,7 +1194,7 @@ def _files_not_as(expected):
     return None
 
 
-def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None):
+def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None, checked=None):
     """On a cluster (the default Client), refuse the Zarr arrays on this machine's file systems that
     a computation over X (and ``sample_weight``) reads when a worker finds one of their files
     missing or of another size at the same path: each worker reads the store it sees there, and a
@@ -1203,20 +1203,32 @@ def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None):
     the files' names and sizes under the arrays' folders (:class:`StoredFiles`, or ``files``
     when already made); a worker whose digest differs (it may only hold more files) is then
     asked which file is not as here. Files of the same sizes and other bytes are not found (the
-    sizes of compressed chunks tell most copies apart; uncompressed ones not), nor is a worker
-    that joins later."""
+    sizes of compressed chunks tell most copies apart; uncompressed ones not).
+
+    ``checked``, a set of worker addresses, skips those workers, and gets the workers asked
+    added: called after each pass with the same set (:class:`dask_gmm._em.Blocks`), only the
+    workers that joined since are asked (finding them costs a call to the scheduler, about
+    0.2 ms), so that one that joined during a fit and read other files fails it there. The
+    workers are then asked all again (the scheduler's own list: asked by address, a worker
+    gone meanwhile took 30 s to time out); one that cannot answer is left out, to be asked
+    later."""
     if not _on_a_cluster():
         return
     files = files if files is not None else stored_files(X, sample_weight, rows)
     if not files.state:
         return
     client = get_scheduler().__self__
+    if checked is not None and not set(client.nthreads()) - checked:
+        return
     digest = _sizes(files.state)
-    others = sorted(w for w, d in client.run(_sizes_here, files.folders).items() if d != digest)
+    answers = client.run(_sizes_here, files.folders, on_error="ignore")
+    if checked is not None:
+        checked.update(answers)
+    others = sorted(w for w, d in answers.items() if d != digest)
     if not others:
         return
     expected = {path: size for path, (size, _) in sorted(files.state.items())}
-    for worker, wrong in sorted(client.run(_files_not_as, expected, workers=others).items()):
+    for worker, wrong in sorted(client.run(_files_not_as, expected, workers=others, on_error="ignore").items()):
         if wrong is not None:
             path, there = wrong
             folder, name = files.named(path)

@@ -5,6 +5,7 @@ import copy
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -164,6 +165,15 @@ def _can_bind_mount(tmp_path):
     return done.returncode == 0
 
 
+def _worker_seeing(folder, at, address, env):
+    """Start a ``dask worker`` (1 thread) in a mount namespace of its own, where ``folder`` is
+    bind-mounted at ``at``: it sees ``folder``'s files at ``at``'s paths."""
+    return subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                             f"mount --bind {folder} {at} && exec dask worker {address} "
+                             "--nthreads 1 --host 127.0.0.1 --no-dashboard"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
 def test_a_worker_that_sees_another_store_at_the_same_path_is_refused(tmp_path):
     """A ``dask worker`` whose mount namespace shows another store (other rows, the same shape and
     chunks) at the path the client fits: its chunks were fitted with the client's store's, and
@@ -179,11 +189,7 @@ def test_a_worker_that_sees_another_store_at_the_same_path_is_refused(tmp_path):
     procs = []
     try:
         address = _start_scheduler(tmp_path, env, procs)
-        procs.append(subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c",
-             f"mount --bind {tmp_path / 'there'} {tmp_path / 'here'} && exec dask worker {address} "
-             "--nthreads 1 --host 127.0.0.1 --no-dashboard"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        procs.append(_worker_seeing(tmp_path / "there", tmp_path / "here", address, env))
         fitted = GaussianMixture(3, random_state=0, max_iter=3).fit(path)  # here, with threads
         with Client(address) as client:
             client.wait_for_workers(1, timeout=60)
@@ -204,11 +210,7 @@ def test_a_worker_that_sees_another_store_at_the_same_path_is_refused(tmp_path):
             _stop(procs.pop())
             shutil.copytree(tmp_path / "here", tmp_path / "copy")
             (tmp_path / "copy" / "mix.zarr" / "X" / "notes.txt").write_text("more")
-            procs.append(subprocess.Popen(
-                ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                 f"mount --bind {tmp_path / 'copy'} {tmp_path / 'here'} && exec dask worker {address} "
-                 "--nthreads 1 --host 127.0.0.1 --no-dashboard"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+            procs.append(_worker_seeing(tmp_path / "copy", tmp_path / "here", address, env))
             for _ in range(300):  # the new worker only, so that the check asks it
                 workers = set(client.scheduler_info()["workers"])
                 if workers and not workers & gone:
@@ -216,6 +218,49 @@ def test_a_worker_that_sees_another_store_at_the_same_path_is_refused(tmp_path):
                 time.sleep(0.2)
             assert workers and not workers & gone
             assert_same_fit(GaussianMixture(3, random_state=0, max_iter=3).fit(path), fitted)
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+
+
+def test_a_worker_that_joins_a_fit_and_sees_another_store_fails_it(tmp_path):
+    """A worker that joins during a fit, seeing another store at the path fitted, is asked after
+    the pass it joined in: the fit fails there, naming it (its chunks would have been mixed in)."""
+    if not _can_bind_mount(tmp_path):
+        pytest.skip("no mount namespace with a bind mount here (unshare -m needs root or user namespaces)")
+    for name, shift in (("here", 0.0), ("there", 5.0)):
+        (tmp_path / name).mkdir()
+        write_store(tmp_path / name / "mix.zarr", make_blobs(n=40_000, seed=3) + shift, rows=2_000)
+    path = str(tmp_path / "here" / "mix.zarr")
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
+                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env=env))
+        with Client(address) as client:
+            client.wait_for_workers(1, timeout=60)
+            outcome = {}
+
+            def fit():
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ConvergenceWarning)
+                        outcome["model"] = GaussianMixture(3, random_state=0, max_iter=5_000, tol=0).fit(path)
+                except ValueError as exc:
+                    outcome["error"] = str(exc)
+
+            fitting = threading.Thread(target=fit)
+            fitting.start()
+            time.sleep(1.0)  # the fit is under way, its start checked against the one worker
+            procs.append(_worker_seeing(tmp_path / "there", tmp_path / "here", address, env))
+            fitting.join(timeout=240)
+            assert not fitting.is_alive()
+        assert "model" not in outcome
+        assert re.fullmatch(r"The Zarr array '.*here/mix\.zarr/X' is not the same on the cluster's worker "
+                            r"tcp://127\.0\.0\.1:\d+: its file 'c/\d+/0' holds [\d,]+ bytes there, [\d,]+ here\. "
+                            r"That worker would read another store .*", outcome["error"])
     finally:
         for p in reversed(procs):
             _stop(p)
