@@ -174,17 +174,24 @@ def _worker_seeing(folder, at, address, env):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
+def _two_stores(tmp_path, rows):
+    """Two stores of 40,000 rows in chunks of ``rows``, the same shape, other rows (5 apart):
+    tmp_path/here/mix.zarr, whose path is returned, and tmp_path/there/mix.zarr. Skips the test
+    where no worker can be made to see the second at the first's path (:func:`_can_bind_mount`)."""
+    if not _can_bind_mount(tmp_path):
+        pytest.skip("no mount namespace with a bind mount here (unshare -m needs root or user namespaces)")
+    for name, shift in (("here", 0.0), ("there", 5.0)):
+        (tmp_path / name).mkdir()
+        write_store(tmp_path / name / "mix.zarr", make_blobs(n=40_000, seed=3) + shift, rows=rows)
+    return str(tmp_path / "here" / "mix.zarr")
+
+
 def test_a_worker_that_sees_another_store_at_the_same_path_is_refused(tmp_path):
     """A ``dask worker`` whose mount namespace shows another store (other rows, the same shape and
     chunks) at the path the client fits: its chunks were fitted with the client's store's, and
     the fit's means were the other store's, without a word. Now the fit, a dask array read from
     it and the outputs are refused, naming the worker and a file."""
-    if not _can_bind_mount(tmp_path):
-        pytest.skip("no mount namespace with a bind mount here (unshare -m needs root or user namespaces)")
-    for name, shift in (("here", 0.0), ("there", 5.0)):
-        (tmp_path / name).mkdir()
-        write_store(tmp_path / name / "mix.zarr", make_blobs(n=40_000, seed=3) + shift, rows=10_000)
-    path = str(tmp_path / "here" / "mix.zarr")
+    path = _two_stores(tmp_path, rows=10_000)
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
     procs = []
     try:
@@ -226,12 +233,7 @@ def test_a_worker_that_sees_another_store_at_the_same_path_is_refused(tmp_path):
 def test_a_worker_that_joins_a_fit_and_sees_another_store_fails_it(tmp_path):
     """A worker that joins during a fit, seeing another store at the path fitted, is asked after
     the pass it joined in: the fit fails there, naming it (its chunks would have been mixed in)."""
-    if not _can_bind_mount(tmp_path):
-        pytest.skip("no mount namespace with a bind mount here (unshare -m needs root or user namespaces)")
-    for name, shift in (("here", 0.0), ("there", 5.0)):
-        (tmp_path / name).mkdir()
-        write_store(tmp_path / name / "mix.zarr", make_blobs(n=40_000, seed=3) + shift, rows=2_000)
-    path = str(tmp_path / "here" / "mix.zarr")
+    path = _two_stores(tmp_path, rows=2_000)
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
     procs = []
     try:
