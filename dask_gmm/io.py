@@ -1205,13 +1205,13 @@ def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None, 
     asked which file is not as here. Files of the same sizes and other bytes are not found (the
     sizes of compressed chunks tell most copies apart; uncompressed ones not).
 
-    ``checked``, a set of worker addresses, skips those workers, and gets the workers asked
-    added: called after each pass with the same set (:class:`dask_gmm._em.Blocks`), only the
-    workers that joined since are asked (finding them costs a call to the scheduler, about
-    0.2 ms), so that one that joined during a fit and read other files fails it there. The
-    workers are then asked all again (the scheduler's own list: asked by address, a worker
-    gone meanwhile took 30 s to time out); one that cannot answer is left out, to be asked
-    later."""
+    ``checked``, a set of worker addresses: nothing is asked while the scheduler's workers are
+    all in it (finding them costs a call to the scheduler, about 0.2 ms), else every worker is
+    asked and added to it. Called after each pass with the same set (:class:`dask_gmm._em.Blocks`),
+    a worker that joined during a fit and read other files fails it there. Every worker, not
+    only the new ones: asked by address, a worker gone meanwhile took 30 s to time out, where
+    the scheduler's own list has only those it holds; one that cannot answer is left out, to be
+    asked later."""
     if not _on_a_cluster():
         return
     files = files if files is not None else stored_files(X, sample_weight, rows)
