@@ -95,8 +95,9 @@ def numpy_blocks(arr):
     return blocks if all(isinstance(b, np.ndarray) for b in blocks) else None
 
 
-def _take_rows(x, r):
-    return np.asarray(x)[r]
+def _take_rows(x, r, shape, first):
+    """Rows ``r`` of the block ``x`` of rows ``first`` on, checked as the passes check it (:func:`declared`)."""
+    return np.asarray(declared(x, shape, first))[r]
 
 
 def _blocks_of(arr):
@@ -411,13 +412,17 @@ class Blocks:
         different run_spec for key") that this "can cause failures and deadlocks"."""
         if self.rows is not None:
             return None
-        name = f"dask_gmm.take-{uuid.uuid4().hex[:12]}"
-        scheduler = _scheduler()
-        dsk = dict(self._graph_for(scheduler))
-        keys = [(name, j) for j in range(len(picks))]
-        for key, (b, r) in zip(keys, picks):
-            dsk[key] = (_take_rows, self.x[b], r)
-        return list(scheduler(dsk, keys))
+        ends = self.offsets[1:] + [self.shape[0]]
+
+        def tasks(dsk, token):
+            keys = []
+            for b, r in picks:  # each block once, keyed by its index (a KilledWorker names the chunk)
+                b = int(b)
+                keys.append((f"dask_gmm.take-{token}", b))
+                dsk[keys[-1]] = (_take_rows, self.x[b], r, (ends[b] - self.offsets[b], *self.shape[1:]), self.offsets[b])
+            return keys
+
+        return list(self._computed(_scheduler(), tasks))
 
     def map_reduce(self, kernel, *args, **kwargs):
         """``combine`` over blocks of ``kernel(block, *args, sample_weight=w, row_offset=o)``.
@@ -450,19 +455,28 @@ class Blocks:
             tree = _Tree(len(calls), self.split_every, _kernels.combine)
             _pulled(_bound(calls, self.data), threads, tree.add)
             return tree.root
+
+        def tasks(dsk, token):
+            def join(level, j, group):
+                key = f"dask_gmm.combine-{token}-{level}-{j}"
+                dsk[key] = (_kernels.combine, *group)
+                return key
+
+            return _tree(_block_tasks(dsk, calls, f"dask_gmm.{kernel.__name__}-{token}"), self.split_every, join)
+
+        return self._computed(scheduler, tasks)
+
+    def _computed(self, scheduler, tasks):
+        """``scheduler`` run on the blocks' graph (:meth:`_graph_for`) with the tasks that
+        ``tasks(dsk, token)`` adds to it, for the keys it returns; sent again and rerun when the
+        data scattered to a cluster were lost (:meth:`_lost_sent`), up to :data:`RESEND_ATTEMPTS`
+        times. A task that kept killing workers is named (:meth:`_killed_message`)."""
         for attempt in range(RESEND_ATTEMPTS + 1):
-            token = uuid.uuid4().hex[:12]
             try:
                 dsk = dict(self._graph_for(scheduler))
-                parts = _block_tasks(dsk, calls, f"dask_gmm.{kernel.__name__}-{token}")
-
-                def join(level, j, group):
-                    key = f"dask_gmm.combine-{token}-{level}-{j}"
-                    dsk[key] = (_kernels.combine, *group)
-                    return key
-
+                keys = tasks(dsk, uuid.uuid4().hex[:12])
                 with _one_blas_thread(_local_threads(scheduler)):
-                    return scheduler(dsk, _tree(parts, self.split_every, join))
+                    return scheduler(dsk, keys)
             except Exception as exc:
                 if self._lost_sent(exc) and attempt < RESEND_ATTEMPTS:
                     logger.warning("A worker holding this fit's in-memory data was lost (%s): sending it again", exc)

@@ -421,9 +421,8 @@ def test_responsibilities_below_e_minus_600_are_zero_not_subnormal(monkeypatch):
     np.testing.assert_array_equal(probas[True] == 0, probas[False] == 0)
 
 
-@pytest.fixture(scope="module")
-def load_tiles():
-    """Every tile of X as the compiled kernels load it (``_load_tile``), shape (tiles, d, B)."""
+def _tiles_by(load):
+    """Every tile of X as ``load(X, i0, b, centre, XT, unrolled)`` loads it, compiled, shape (tiles, d, B)."""
     import numba
 
     @numba.njit
@@ -431,7 +430,7 @@ def load_tiles():
         n, d = X.shape
         out = np.full((-(-n // B), d, B), np.nan)
         for i0 in range(0, n, B):
-            nb._load_tile(X, i0, min(B, n - i0), centre, out[i0 // B], unrolled)
+            load(X, i0, min(B, n - i0), centre, out[i0 // B], unrolled)
         return out
 
     return tiles
@@ -439,19 +438,26 @@ def load_tiles():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d", [1, 2, 5, nb.LOAD_UNROLL_MAX_FEATURES, nb.LOAD_UNROLL_MAX_FEATURES + 1])
-@pytest.mark.parametrize("straight", [True, False])
-def test_tiles_load_as_numpy_centres_and_transposes_them(load_tiles, d, dtype, straight):
-    """The straight-line loads (up to LOAD_UNROLL_MAX_FEATURES features) and the loop, against
-    NumPy: each tile is its rows less the centre, transposed, in float64, padded with zeros
-    (a last short tile of 37 rows, not a multiple of the 8 rows the straight-line code takes)."""
+@pytest.mark.parametrize("code", ["straight", "loop", "chosen"])
+def test_tiles_load_as_numpy_centres_and_transposes_them(d, dtype, code):
+    """The straight-line loads (:func:`_load_source`, compiled for each d here, whichever the kernels
+    choose), the loop, and what ``_load_tile`` chooses for the full kernels' ``unrolled``, against
+    NumPy: each tile is its rows less the centre, transposed, in float64, padded with zeros. Tiles
+    of 64 rows, then 37 and a last of 3 (fewer than the 8 rows the straight-line code takes a time)."""
+    import numba
+
+    load = {"straight": numba.njit(nb._generated(nb._load_source, d)),
+            "loop": numba.njit(lambda X, i0, b, centre, XT, unrolled: nb._load_looped(X, i0, b, centre, XT)),
+            "chosen": nb._load_tile}[code]
     rng = np.random.default_rng(d)
     B = 64
-    X = rng.normal(5.0, 3.0, (3 * B + 37, d)).astype(dtype)
-    centre = rng.normal(5.0, 1.0, d)
-    got = load_tiles(X, centre, B, (0,) * d if straight else ())
-    padded = np.zeros((got.shape[0] * B, d))
-    padded[: len(X)] = X.astype(np.float64) - centre
-    np.testing.assert_array_equal(got, padded.reshape(-1, B, d).transpose(0, 2, 1))
+    for n in (3 * B + 37, 3):
+        X = rng.normal(5.0, 3.0, (n, d)).astype(dtype)
+        centre = rng.normal(5.0, 1.0, d)
+        got = _tiles_by(load)(X, centre, B, (0,) * d)
+        padded = np.zeros((got.shape[0] * B, d))
+        padded[:n] = X.astype(np.float64) - centre
+        np.testing.assert_array_equal(got, padded.reshape(-1, B, d).transpose(0, 2, 1))
 
 
 def test_exp_matches_libm():
