@@ -243,21 +243,31 @@ def test_a_worker_that_joins_a_fit_and_sees_another_store_fails_it(tmp_path):
                                       env=env))
         with Client(address) as client:
             client.wait_for_workers(1, timeout=60)
-            outcome = {}
+            outcome, iterated = {}, threading.Event()
+            progress = logging.getLogger("dask_gmm.mixture")
+            progress.setLevel(logging.INFO)
+            handler = logging.Handler()
+            handler.emit = lambda record: iterated.set() if hasattr(record, "n_iter") else None
+            progress.addHandler(handler)
 
             def fit():
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", ConvergenceWarning)
-                        outcome["model"] = GaussianMixture(3, random_state=0, max_iter=5_000, tol=0).fit(path)
+                        outcome["model"] = GaussianMixture(3, random_state=0, max_iter=5_000, tol=0,
+                                                           verbose=1, verbose_interval=1).fit(path)
                 except ValueError as exc:
                     outcome["error"] = str(exc)
 
             fitting = threading.Thread(target=fit)
-            fitting.start()
-            time.sleep(1.0)  # the fit is under way, its start checked against the one worker
-            procs.append(_worker_seeing(tmp_path / "there", tmp_path / "here", address, env))
-            fitting.join(timeout=240)
+            try:
+                fitting.start()
+                assert iterated.wait(timeout=120)  # an EM iteration done: the fit's start checked the one worker
+                procs.append(_worker_seeing(tmp_path / "there", tmp_path / "here", address, env))
+                fitting.join(timeout=240)
+            finally:
+                progress.removeHandler(handler)
+                progress.setLevel(logging.NOTSET)
             assert not fitting.is_alive()
         assert "model" not in outcome
         assert re.fullmatch(r"The Zarr array '.*here/mix\.zarr/X' is not the same on the cluster's worker "
