@@ -377,7 +377,7 @@ class Blocks:
         self._sent_keys = set()  # the keys of every send (a task of an earlier one may still ask for its data)
         self.files = io.stored_files(X, sample_weight, rows)  # checked after every pass
         self.workers_checked = set()  # a cluster's workers asked whether they see these files as here
-        io.refuse_other_files_on_workers(X, sample_weight, rows, files=self.files, checked=self.workers_checked)
+        io.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked)
         self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
 
     def _graph_for(self, scheduler):
@@ -405,19 +405,16 @@ class Blocks:
 
     def take(self, picks):
         """``[block b of X, rows r]`` for each ``(b, r)`` of ``picks`` (``r`` an integer array), computed
-        from the graph the passes send (:meth:`_graph_for`), or None for blocks read by ``rows``.
+        from the graph the passes send (:meth:`_graph_for`); not for blocks read by ``rows``.
 
         ``X[idx].compute()`` optimised X's graph its own way: a distributed scheduler then got
         X's block keys with other tasks than the passes gave them, and warned ("Detected
         different run_spec for key") that this "can cause failures and deadlocks"."""
-        if self.rows is not None:
-            return None
         ends = self.offsets[1:] + [self.shape[0]]
 
         def tasks(dsk, token):
             keys = []
             for b, r in picks:  # each block once, keyed by its index (a KilledWorker names the chunk)
-                b = int(b)
                 keys.append((f"dask_gmm.take-{token}", b))
                 dsk[keys[-1]] = (_take_rows, self.x[b], r, (ends[b] - self.offsets[b], *self.shape[1:]), self.offsets[b])
             return keys

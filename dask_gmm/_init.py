@@ -115,13 +115,13 @@ def _rows_at(X, idx, blocks=None):
     held = numpy_blocks(X)  # X: whole rows in each block
     starts = np.cumsum((0,) + X.chunks[0])
     which = np.searchsorted(starts, idx, side="right") - 1
-    picks = [(b, idx[which == b] - starts[b]) for b in np.unique(which)]
+    picks = [(int(b), idx[which == b] - starts[b]) for b in np.unique(which)]
     if held is not None:
         parts = [held[b][r] for b, r in picks]
+    elif blocks is not None and blocks.rows is None:
+        parts = blocks.take(picks)
     else:
-        parts = None if blocks is None else blocks.take(picks)
-        if parts is None:
-            return X[idx].compute()
+        return X[idx].compute()
     return np.concatenate([np.empty((0, X.shape[1]), X.dtype)] + parts)  # idx sorted: each block's rows in turn
 
 

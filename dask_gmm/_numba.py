@@ -729,8 +729,8 @@ def _logprob_tile(XT, pcT, PB, hs, bias, log_norm, Y, A, unrolled):
 @functools.cache
 def _generated(make_source, d):
     """The function that ``make_source(d)`` defines (its one ``def``), as Python: numba compiles it
-    where it is called. The sources of :func:`_unrolled_source`, :func:`_pack_source` and
-    :func:`_moments_source`; made once per d, so that numba sees the same function each time."""
+    where it is called. The sources of :func:`_unrolled_source`, :func:`_pack_source`,
+    :func:`_moments_source` and :func:`_load_source`; made once per d, so that numba sees the same function each time."""
     source = make_source(d)
     namespace = {"sqrt": math.sqrt, "prefetch": _prefetch, "aligned_frame": (lambda: None) if numba.config.DISABLE_JIT else _aligned_frame}
     exec(source, namespace)

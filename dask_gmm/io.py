@@ -1095,10 +1095,7 @@ class StoredFiles:
         self.state = self._scan()
 
     def _scan(self):
-        state = {}
-        for folder in self.folders:
-            _scan_folder(folder, state)
-        return state
+        return _scanned(self.folders)
 
     def named(self, path):
         """(the array's folder, the file's name in it) of the file ``path`` of :attr:`state`."""
@@ -1141,6 +1138,14 @@ def _local_folder(arr):
     return None if root is None else os.path.normpath(os.path.join(root, arr.store_path.path))
 
 
+def _scanned(folders):
+    """``path: (size, mtime_ns)`` of every file under ``folders``."""
+    state = {}
+    for folder in folders:
+        _scan_folder(folder, state)
+    return state
+
+
 def _scan_folder(folder, state):
     """Add ``path: (size, mtime_ns)`` of every file under ``folder`` to ``state``."""
     try:
@@ -1175,10 +1180,7 @@ def _sizes(state):
 def _sizes_here(folders):
     """:func:`_sizes` of the files under ``folders`` as this process sees them: run on each of a
     cluster's workers by :func:`refuse_other_files_on_workers`."""
-    state = {}
-    for folder in folders:
-        _scan_folder(folder, state)
-    return _sizes(state)
+    return _sizes(_scanned(folders))
 
 
 def _files_not_as(expected):
