@@ -40,17 +40,18 @@ from ._covariance import MAX_CENTRING_LOSS, centring_loss, gaussian_parameters, 
 logger = logging.getLogger(__name__)
 
 
-def _on_rows(rows, start, stop, kernel, *args, sample_weight=None, row_offset=0, **kwargs):
-    """``kernel`` on rows [start, stop) of a :class:`dask_gmm.io.ZarrRows`: a task's body.
+def _on_rows(rows, start, stop, sizes, kernel, *args, sample_weight=None, row_offset=0, **kwargs):
+    """``kernel`` on rows [start, stop) of a :class:`dask_gmm.io.ZarrRows`, whose chunk files
+    are of ``sizes`` (:meth:`~dask_gmm.io.ZarrRows.sizes`): a task's body.
 
     An additive kernel sees one Zarr chunk at a time, straight after its decode
     (still in cache), and the pieces are combined; any other kernel sees the rows
     read into one array. ``row_offset`` equals ``start``.
     """
     if not _kernels.is_additive(kernel, args):
-        return kernel(rows.read(start, stop), *args, sample_weight=sample_weight, row_offset=row_offset, **kwargs)
+        return kernel(rows.read(start, stop, sizes), *args, sample_weight=sample_weight, row_offset=row_offset, **kwargs)
     parts = []
-    for lo, x in rows.pieces(start, stop):
+    for lo, x in rows.pieces(start, stop, sizes):
         w = None if sample_weight is None else sample_weight[lo - start : lo - start + x.shape[0]]
         parts.append(kernel(x, *args, sample_weight=w, row_offset=lo, **kwargs))
     return _kernels.combine(*parts)
@@ -376,6 +377,8 @@ class Blocks:
         self._sent = None  # the graph with its in-memory arrays scattered to a distributed cluster
         self._sent_keys = set()  # the keys of every send (a task of an earlier one may still ask for its data)
         self.files = io.stored_files(X, sample_weight, rows)  # checked after every pass
+        ends = self.offsets[1:] + [self.shape[0]]
+        self.sizes = [None if rows is None else rows.sizes(a, b, self.files.state) for a, b in zip(self.offsets, ends)]
         self.workers_checked = set()  # a cluster's workers asked whether they see these files as here
         io.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked)
         self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
@@ -439,13 +442,14 @@ class Blocks:
     def _map_reduce(self, kernel, *args, **kwargs):
         calls = []  # (the block's function, the graph keys of its inputs)
         ends = self.offsets[1:] + [self.shape[0]]
-        for x, w, off, end in zip(self.x, self.w, self.offsets, ends):
+        for x, w, off, end, sizes in zip(self.x, self.w, self.offsets, ends, self.sizes):
             kw = dict(kwargs, row_offset=off)
             shape = (end - off, *self.shape[1:])
             if self.rows is None:
                 calls.append((functools.partial(_block_task, kernel, args, kw, shape), (w, x)))
             else:
-                calls.append((functools.partial(_block_task, _on_rows, (self.rows, off, end, kernel, *args), kw, shape), (w,)))
+                on_rows = (self.rows, off, end, sizes, kernel, *args)
+                calls.append((functools.partial(_block_task, _on_rows, on_rows, kw, shape), (w,)))
         scheduler = _scheduler()
         threads = _pull_threads(scheduler, self.data)
         if threads:
@@ -552,11 +556,12 @@ def fill_rows(blocks, kernel, out, *args):
     return out
 
 
-def _rows_task(rows, start, stop, kernel, args, out_shape, dtype):
+def _rows_task(rows, start, stop, sizes, kernel, args, out_shape, dtype):
     """``kernel(piece, *args, row_offset=o, out=...)`` for every Zarr chunk of rows [start, stop) of a
-    :class:`dask_gmm.io.ZarrRows`, into one new array of ``out_shape``: a task of :func:`rows_array`."""
+    :class:`dask_gmm.io.ZarrRows`, whose files are of ``sizes``, into one new array of ``out_shape``:
+    a task of :func:`rows_array`."""
     out = np.empty(out_shape, dtype)
-    for lo, x in rows.pieces(start, stop):
+    for lo, x in rows.pieces(start, stop, sizes):
         kernel(x, *args, row_offset=lo, out=out[lo - start : lo - start + x.shape[0]])
     return out
 
@@ -569,7 +574,9 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     them; the same array through ``da.from_zarr`` and ``map_blocks`` went
     through zarr's own read path, and computing it took 1.6-2.5x longer
     (``scripts/bench.py --cases predict``, with the smaller tasks of the same
-    change).
+    change). Each task carries the sizes of its chunk files as they are when the
+    array is made (:meth:`dask_gmm.io.ZarrRows.sizes`): computed on a worker that
+    sees another store at this path, or after the store was rewritten, it raises.
 
     Parameters
     ----------
@@ -584,7 +591,7 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     starts = np.concatenate([[0], np.cumsum(row_chunks)]).astype(int).tolist()
     rest = (0,) * len(tail)
     graph = {
-        (name, i, *rest): (functools.partial(_rows_task, rows, a, b, kernel, args, (b - a, *tail), dtype),)
+        (name, i, *rest): (functools.partial(_rows_task, rows, a, b, rows.sizes(a, b), kernel, args, (b - a, *tail), dtype),)
         for i, (a, b) in enumerate(zip(starts[:-1], starts[1:]))
     }
     chunks = (tuple(row_chunks), *((k,) for k in tail))

@@ -1329,21 +1329,20 @@ def cmd_predict(args, term):
     X = _open_data(path)
     _check_match(model, X, args.model, args.path)
     K = model.means_.shape[0]
-    if args.proba:
-        result, what = model.predict_proba(path), f"probabilities of {_count(K, 'component')}"
-    else:
-        from .generate import label_dtype
-
-        result, what = model.predict(path).astype(label_dtype(K)), "labels"
     attrs = {PREDICT_ATTR: {"kind": "proba" if args.proba else "labels", "model": os.path.abspath(args.model),
                                   "data": path, "n_components": K}}
     output = _lasting(_data_path(args.output))
     _check_store_output(output, args.overwrite, path, term)  # before the scheduler is waited for
     from . import io
+    from .generate import label_dtype
 
     watched = io.StoredFiles([io.open_zarr(path)])  # the input, checked unchanged before the output is renamed in
     t0 = time.perf_counter()
-    with _scheduler(args.scheduler, term), _dask_progress(term):
+    with _scheduler(args.scheduler, term), _dask_progress(term):  # built under the Client: its workers checked
+        if args.proba:
+            result, what = model.predict_proba(path), f"probabilities of {_count(K, 'component')}"
+        else:
+            result, what = model.predict(path).astype(label_dtype(K)), "labels"
         _store_atomically(result, output, args.overwrite, attrs, watched.check)
     term.out(f"wrote {what} of {X.shape[0]:,} rows to {args.output} "
              f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")

@@ -827,6 +827,23 @@ def _check_blosc_file(arr, index, root):
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from None
 
 
+def _file_size(path):
+    """The size in bytes of the file ``path``, -1 when there is none."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
+
+
+def _worker_address():
+    """The address of the ``distributed`` worker this runs on, else None."""
+    distributed = sys.modules.get("distributed")
+    try:
+        return distributed.get_worker().address
+    except (AttributeError, ValueError):  # no distributed, or not in a worker
+        return None
+
+
 _SCRATCH = threading.local()  # this thread's buffers that ZarrRows.pieces reads and decodes chunks into
 SCRATCH_BYTES = 16 * 2**20  # a larger chunk is read into new buffers (each thread keeps at most two of this)
 
@@ -899,6 +916,33 @@ class ZarrRows:
     def _key(self, i):
         return _storage_key(self.array, (i, 0))
 
+    def _chunks(self, start, stop):
+        """The indices of the Zarr chunks overlapping rows [start, stop)."""
+        return range(start // self.chunk_rows, -(-min(stop, self.shape[0]) // self.chunk_rows))
+
+    def sizes(self, start, stop, state=None):
+        """The size in bytes of the file of each Zarr chunk of rows [start, stop) (-1: absent), as this
+        process sees it now, for :meth:`pieces` to compare with the files it reads; None for a store
+        not of local files. ``state``, a :class:`StoredFiles` scan, gives the sizes it holds
+        (a stat of each of 20,000 chunk files took 0.1 s).
+
+        A task carries the sizes of its own chunks: a cluster's worker that sees another store at
+        this path (another disk's copy), or a store rewritten since, is then found at the chunk
+        read, by any worker, whenever it joined; the checks of whole stores
+        (:func:`refuse_other_files_on_workers`, :meth:`StoredFiles.check`) ask the workers known
+        at the start and after each pass, and a worker that joined and left within a pass, or the
+        outputs of a predict built before the cluster's Client, escaped them."""
+        if self._files is None:
+            return None
+        folder = self._folder() + os.sep  # as a scan names the files under it
+        encode = self.array.metadata.encode_chunk_key
+        paths = [folder + encode((i, 0)) for i in self._chunks(start, stop)]
+        return tuple(state[p][0] if state is not None and p in state else _file_size(p) for p in paths)
+
+    def _folder(self):
+        """The array's folder in its store of local files."""
+        return os.path.normpath(os.path.join(self._files, self.array.store_path.path))
+
     def prefetch(self, start, stop):
         """Ask the OS to start reading the chunks of rows [start, stop) from the disk, and return.
 
@@ -910,8 +954,7 @@ class ZarrRows:
         """
         if self._root is None:
             return
-        step = self.chunk_rows
-        for i in range(start // step, -(-min(stop, self.shape[0]) // step)):
+        for i in self._chunks(start, stop):
             try:
                 fd = os.open(self._root / self._key(i), os.O_RDONLY)
             except OSError:
@@ -957,11 +1000,12 @@ class ZarrRows:
                 return self._bytes_spec.prototype.buffer.from_array_like(out)
         return codec._decode_sync(buf, self._bytes_spec)
 
-    def chunk(self, i, reuse=False):
+    def chunk(self, i, reuse=False, size=None):
         """Zarr chunk ``i`` (rows ``i * chunk_rows`` on), shape (chunk rows, n_features).
 
         With ``reuse``, it lies in this thread's reused buffers (:func:`_scratch`),
-        valid until this thread reads the next chunk so."""
+        valid until this thread reads the next chunk so. ``size``, the size of its file
+        given by :meth:`sizes`: a file of another size is refused."""
         key = self._key(i)
         first = i * self.chunk_rows
         rows = min(self.chunk_rows, self.shape[0] - first)
@@ -973,6 +1017,8 @@ class ZarrRows:
                 "that does not see the store: a memory:// store, or a path on this machine's disk only); "
                 "zarr would read it as fill values. Restore the store, or give the workers a path or URL they share."
             )
+        if size is not None and len(buf) != size:
+            raise ValueError(self._not_as_set_up(i, len(buf), size))
         try:
             for codec in reversed(self._bb):
                 buf = self._decode_bytes(codec, buf, reuse)
@@ -983,11 +1029,31 @@ class ZarrRows:
             raise ValueError(_undecodable(name, exc)) from exc
         return np.asarray(nd.as_numpy_array()[:rows, : self.shape[1]], dtype=self.dtype)  # a chunk may be wider
 
-    def pieces(self, start, stop):
+    def _not_as_set_up(self, i, got, size):
+        """The error for chunk ``i``, read as a file of ``got`` bytes where :meth:`sizes` saw ``size``
+        (-1: none), in the words of :meth:`StoredFiles.check` and :func:`refuse_other_files_on_workers`."""
+        folder = self._folder()
+        name = self.array.metadata.encode_chunk_key((i, 0))
+        first = i * self.chunk_rows
+        rows = f"rows {first}-{min(first + self.chunk_rows, self.shape[0]) - 1}"
+        was = "there was none" if size < 0 else f"it held {size:,}"
+        worker = _worker_address()
+        if worker is None:
+            return (f"The Zarr array {folder!r} changed while dask_gmm read it: its file {name!r} ({rows}) holds "
+                    f"{got:,} bytes, where {was} when the computation began, so what was read mixes data from "
+                    "before and after, and was discarded. Rerun it once the store is no longer being written.")
+        return (f"The Zarr array {folder!r} is not the same on the cluster's worker {worker}: its file {name!r} "
+                f"({rows}) holds {got:,} bytes there, where {was} when the computation began. That worker reads "
+                "another store at this path (another disk's copy), or the store was rewritten since; what was "
+                "read would mix the two, and was discarded. Give every worker the same store (a shared file "
+                "system, or a URL they all read), and rerun once the store is no longer being written.")
+
+    def pieces(self, start, stop, sizes=None):
         """Yield ``(first row, rows)`` for every Zarr chunk overlapping rows [start, stop).
 
         The rows lie in this thread's reused buffers (:meth:`chunk` with ``reuse``):
-        use them before asking for the next piece.
+        use them before asking for the next piece. ``sizes``, :meth:`sizes` of these rows,
+        refuses a chunk file of another size.
 
         First it prefetches these rows and as many after them (a task's block
         and the next one, which a thread takes soon). Fits from a store read
@@ -997,15 +1063,16 @@ class ZarrRows:
         """
         self.prefetch(start, stop + (stop - start))
         step = self.chunk_rows
-        for i in range(start // step, -(-stop // step)):
-            x = self.chunk(i, reuse=True)
+        chunks = self._chunks(start, stop)
+        for i, size in zip(chunks, sizes or (None,) * len(chunks)):
+            x = self.chunk(i, reuse=True, size=size)
             lo, hi = max(start, i * step), min(stop, i * step + x.shape[0])
             yield lo, x[lo - i * step : hi - i * step]
 
-    def read(self, start, stop):
-        """Rows [start, stop) as one array of shape (stop - start, n_features)."""
+    def read(self, start, stop, sizes=None):
+        """Rows [start, stop) as one array of shape (stop - start, n_features) (``sizes``: as :meth:`pieces`)."""
         out = np.empty((stop - start, self.shape[1]), self.dtype)
-        for lo, x in self.pieces(start, stop):
+        for lo, x in self.pieces(start, stop, sizes):
             out[lo - start : lo - start + x.shape[0]] = x
         return out
 
@@ -1183,16 +1250,14 @@ def _sizes_here(folders):
     return _sizes(_scanned(folders))
 
 
-def _files_not_as(expected):
-    """The first of ``expected`` ({path: size}) that this process finds missing or of another size,
-    as ``(path, size here or None)``, or None."""
+def _files_not_as(expected, folders):
+    """The first of ``expected`` ({path: size}, under ``folders``) that this process finds missing or
+    of another size, as ``(path, size here or None, whether the folder holding it is here)``, or None."""
     for path, size in expected.items():
-        try:
-            here = os.stat(path).st_size
-        except OSError:
-            here = None
+        here = _file_size(path)
         if here != size:
-            return path, here
+            folder = next(f for f in folders if path.startswith(f + os.sep))
+            return path, None if here < 0 else here, os.path.isdir(folder)
     return None
 
 
@@ -1230,10 +1295,17 @@ def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None, 
     if not others:
         return
     expected = {path: size for path, (size, _) in sorted(files.state.items())}
-    for worker, wrong in sorted(client.run(_files_not_as, expected, workers=others, on_error="ignore").items()):
+    for worker, wrong in sorted(client.run(_files_not_as, expected, files.folders, workers=others,
+                                           on_error="ignore").items()):
         if wrong is not None:
-            path, there = wrong
+            path, there, seen = wrong
             folder, name = files.named(path)
+            if not seen:
+                raise ValueError(
+                    f"The cluster's worker {worker} cannot see the Zarr array {folder!r}: there is no such folder "
+                    "there. Give every worker the same store: a shared file system mounted at the same path, "
+                    "or a URL they all read."
+                )
             how = "is missing there" if there is None else f"holds {there:,} bytes there, {expected[path]:,} here"
             raise ValueError(
                 f"The Zarr array {folder!r} is not the same on the cluster's worker {worker}: its file "

@@ -218,21 +218,71 @@ def test_a_worker_that_sees_another_store_at_the_same_path_is_refused(tmp_path):
             shutil.copytree(tmp_path / "here", tmp_path / "copy")
             (tmp_path / "copy" / "mix.zarr" / "X" / "notes.txt").write_text("more")
             procs.append(_worker_seeing(tmp_path / "copy", tmp_path / "here", address, env))
-            for _ in range(300):  # the new worker only, so that the check asks it
-                workers = set(client.scheduler_info()["workers"])
-                if workers and not workers & gone:
-                    break
-                time.sleep(0.2)
-            assert workers and not workers & gone
+            _wait_for_new_workers(client, gone)  # the new worker only, so that the check asks it
             assert_same_fit(GaussianMixture(3, random_state=0, max_iter=3).fit(path), fitted)
     finally:
         for p in reversed(procs):
             _stop(p)
 
 
+def _wait_for_new_workers(client, gone):
+    """Wait until the scheduler has workers, none of them among ``gone``; return them."""
+    for _ in range(300):
+        workers = set(client.scheduler_info()["workers"])
+        if workers and not workers & gone:
+            return workers
+        time.sleep(0.2)
+    raise AssertionError(f"no new worker joined; the scheduler has {workers}")
+
+
+def test_outputs_made_before_the_client_and_the_cli_predict_check_each_worker(tmp_path):
+    """A lazy ``predict`` made before the Client was checked when made only: computed on a worker
+    that sees another store at the path, 18,674 of 39,999 labels came from that store, without a
+    word; ``dask-gmm predict --scheduler`` made its output before connecting, and wrote 14,703
+    such labels. Now each chunk's read compares its file's size with the one seen when the output
+    was made, naming the worker, and the command makes its output under the Client. A worker that
+    sees no store at the path is told so, not that it sees another."""
+    path = _two_stores(tmp_path, rows=10_000)
+    fitted = GaussianMixture(3, random_state=0, max_iter=3).fit(path)  # here, with threads
+    labels = fitted.predict(path)  # made with no Client
+    model, out = tmp_path / "m.json", tmp_path / "labels.zarr"
+    save_model(fitted, model)
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        procs.append(_worker_seeing(tmp_path / "there", tmp_path / "here", address, env))
+        with Client(address) as client:
+            client.wait_for_workers(1, timeout=60)
+            with pytest.raises(ValueError, match=r"The Zarr array '.*here/mix\.zarr/X' is not the same on the "
+                                                 r"cluster's worker tcp://127\.0\.0\.1:\d+: its file 'c/\d/0' "
+                                                 r"\(rows \d+-\d+\) holds [\d,]+ bytes there, where it held [\d,]+ "
+                                                 r"when the computation began\. That worker reads another store"):
+                labels.compute()
+            done = subprocess.run(["dask-gmm", "predict", str(model), path, "--scheduler", address, "--output",
+                                   str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+            assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+            assert re.match(r"dask-gmm: error: The Zarr array '.*here/mix\.zarr/X' is not the same on the cluster's "
+                            r"worker tcp://127\.0\.0\.1:\d+: its file 'c/0/0' holds [\d,]+ bytes there", done.stderr)
+            assert not out.exists()
+            # a worker that sees no store at the path
+            gone = set(client.scheduler_info()["workers"])
+            _stop(procs.pop())
+            (tmp_path / "empty").mkdir()
+            procs.append(_worker_seeing(tmp_path / "empty", tmp_path / "here", address, env))
+            _wait_for_new_workers(client, gone)
+            with pytest.raises(ValueError, match=r"The cluster's worker tcp://127\.0\.0\.1:\d+ cannot see the Zarr "
+                                                 r"array '.*here/mix\.zarr/X': there is no such folder there"):
+                fitted.score(path)
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+
+
 def test_a_worker_that_joins_a_fit_and_sees_another_store_fails_it(tmp_path):
-    """A worker that joins during a fit, seeing another store at the path fitted, is asked after
-    the pass it joined in: the fit fails there, naming it (its chunks would have been mixed in)."""
+    """A worker that joins during a fit, seeing another store at the path fitted, fails the fit at
+    its first chunk read, or at the check after the pass it joined in, naming it (its chunks would
+    have been mixed in)."""
     path = _two_stores(tmp_path, rows=2_000)
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
     procs = []
@@ -270,9 +320,11 @@ def test_a_worker_that_joins_a_fit_and_sees_another_store_fails_it(tmp_path):
                 progress.setLevel(logging.NOTSET)
             assert not fitting.is_alive()
         assert "model" not in outcome
+        # found by its first chunk read (a task of the pass it joined in), else by the check after that pass
         assert re.fullmatch(r"The Zarr array '.*here/mix\.zarr/X' is not the same on the cluster's worker "
-                            r"tcp://127\.0\.0\.1:\d+: its file 'c/\d+/0' holds [\d,]+ bytes there, [\d,]+ here\. "
-                            r"That worker would read another store .*", outcome["error"])
+                            r"tcp://127\.0\.0\.1:\d+: its file 'c/\d+/0' (\(rows \d+-\d+\) holds [\d,]+ bytes there, "
+                            r"where it held [\d,]+ when the computation began\. That worker reads|holds [\d,]+ bytes "
+                            r"there, [\d,]+ here\. That worker would read) another store .*", outcome["error"])
     finally:
         for p in reversed(procs):
             _stop(p)

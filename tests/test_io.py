@@ -728,9 +728,11 @@ def test_a_store_changed_during_a_fit_is_refused(tmp_path, how):
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
+        # the direct reader's task finds the chunk of another size as it reads it; the others, after the pass
+        found = (r"\(rows 0-499\) holds [\d,]+ bytes, where it held [\d,]+ when the computation began" if how == "path, rewritten"
+                 else r"was (rewritten|removed) after the computation began")
         with pytest.raises(ValueError, match=r"'[^']*(s.zarr/X|w.zarr)' changed while dask_gmm read it: its file "
-                                             r"'c/(0/0|0|3/0)' was (rewritten|removed) after the computation "
-                                             r"began.*Rerun it once"):
+                                             r"'c/(0/0|0|3/0)' " + found + ".*Rerun it once"):
             GaussianMixture(3, random_state=0, init_params="random_from_data", tol=0, max_iter=5, verbose=2,
                             verbose_interval=1).fit(data, sample_weight=weights)
     finally:
@@ -866,6 +868,41 @@ def test_direct_reader_refuses_a_chunk_lost_or_corrupted_mid_fit(tmp_path):
     with pytest.raises(ValueError, match=r"Chunk 'X/c/2/0' of the Zarr array \(rows 1000-1499\) is missing"):
         rows.read(900, 1100)
     rows.read(0, 1000)  # the other chunks still read
+
+
+def test_a_lazy_output_refuses_chunk_files_of_other_sizes_than_when_it_was_made(tmp_path):
+    """Each task of the direct reader carries the sizes of its chunk files as they were when its
+    graph was made (``ZarrRows.sizes``). A lazy ``predict`` of a store rewritten before it was
+    computed gave the new rows' labels under the old graph, and, on a cluster, a worker that
+    sees another store at the path read that store's rows (see test_distributed). Now the read
+    of a chunk file of another size raises, naming it; an output made after the change reads it."""
+    X = make_blobs(n=3000)
+    path = str(tmp_path / "g.zarr")
+    arr = write_store(path, X, chunks=(500, 2))
+    rows = io.zarr_rows(path)
+    files = [tmp_path / "g.zarr" / "X" / "c" / str(i) / "0" for i in range(6)]
+    sizes = rows.sizes(900, 1600)
+    assert sizes == tuple(os.path.getsize(f) for f in files[1:4])
+    assert rows.sizes(0, 3000, {os.path.normpath(files[2]): (7, 0)})[1:4] == (sizes[0], 7, sizes[2])  # from a scan
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    lazy = {method: method(path) for method in (gm.predict, gm.predict_proba, gm.score_samples)}
+    Y = X.copy()
+    Y[1000:1500] = np.round(Y[1000:1500], 1)  # compresses to fewer bytes
+    arr[1000:1500] = Y[1000:1500]
+    assert os.path.getsize(files[2]) < sizes[1]
+    said = (r"The Zarr array '[^']*g\.zarr/X' changed while dask_gmm read it: its file 'c/2/0' \(rows 1000-1499\) "
+            r"holds [\d,]+ bytes, where it held [\d,]+ when the computation began")
+    with pytest.raises(ValueError, match=said):
+        rows.read(900, 1600, sizes)
+    with pytest.raises(ValueError, match=said):
+        rows.chunk(2, size=sizes[1])
+    np.testing.assert_array_equal(rows.read(900, 1600), Y[900:1600])  # no sizes given: read as it is now
+    for method, out in lazy.items():
+        with pytest.raises(ValueError, match=said):
+            out.compute()
+        np.testing.assert_array_equal(method(path).compute(), method(Y))  # made after the change
+    with pytest.raises(ValueError, match=r"its file 'c/2/0' \(rows 1000-1499\) holds [\d,]+ bytes, where there was none"):
+        rows.chunk(2, size=-1)
 
 
 @pytest.mark.filterwarnings("ignore:The Zarr array is chunked across features")
