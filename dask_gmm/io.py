@@ -627,7 +627,7 @@ def _from_zarr(arr, min_samples=1):
     _refuse_missing_chunks(arr)
     unit = arr.shards or arr.chunks
     n, d = arr.shape
-    if unit[1] < d:
+    if unit[1] < d and not _direct(arr):  # the direct reader puts the rows together as it reads them
         warn_at_caller(
             f"The Zarr array is chunked across features (chunks {arr.chunks}); it is rechunked "
             "to whole rows, which reads more. Store it with chunks=(rows, n_features)."
@@ -881,13 +881,19 @@ class ZarrRows:
 
     Parameters
     ----------
-    arr : zarr.Array of shape (n_samples, n_features), float32 or float64, one chunk across features
+    arr : zarr.Array of shape (n_samples, n_features), float32 or float64
+
+    A row's features may lie in several chunks (zarr's own default chunking, ``(rows, 1)``
+    for few features): each of a band of rows is decoded and copied into its columns of one
+    array of whole rows (this thread's reused buffer). Read through zarr and dask's rechunk
+    instead, a fit of such a store ran 2.5 times as long as one of whole rows.
     """
 
     def __init__(self, arr):
         self.array = arr
         self.shape, self.dtype = arr.shape, np.dtype(arr.dtype).newbyteorder("=")
-        self.chunk_rows = arr.chunks[0]
+        self.chunk_rows, self.chunk_columns = arr.chunks
+        self._columns = range(-(-self.shape[1] // self.chunk_columns))  # the chunks across a row's features
         md = arr.metadata
         codecs = md.codecs
         self._aa = [c for c in codecs if isinstance(c, ArrayArrayCodec)]
@@ -913,18 +919,19 @@ class ZarrRows:
         0.7 ms for each task of each pass."""
         return ("ZarrRows", self._token)
 
-    def _key(self, i):
-        return _storage_key(self.array, (i, 0))
+    def _key(self, i, j=0):
+        return _storage_key(self.array, (i, j))
 
     def _chunks(self, start, stop):
         """The indices of the Zarr chunks overlapping rows [start, stop)."""
         return range(start // self.chunk_rows, -(-min(stop, self.shape[0]) // self.chunk_rows))
 
     def sizes(self, start, stop, state=None):
-        """The size in bytes of the file of each Zarr chunk of rows [start, stop) (-1: absent), as this
-        process sees it now, for :meth:`pieces` to compare with the files it reads; None for a store
-        not of local files. ``state``, a :class:`StoredFiles` scan, gives the sizes it holds
-        (a stat of each of 20,000 chunk files took 0.1 s).
+        """The sizes in bytes of the files of the Zarr chunks of rows [start, stop) (-1: absent), one
+        tuple for each band of rows (a size for each chunk across the features), as this process
+        sees them now, for :meth:`pieces` to compare with the files it reads; None for a store not
+        of local files. ``state``, a :class:`StoredFiles` scan, gives the sizes it holds (a stat of
+        each of 20,000 chunk files took 0.1 s).
 
         A task carries the sizes of its own chunks: a cluster's worker that sees another store at
         this path (another disk's copy), or a store rewritten since, is then found at the chunk
@@ -936,8 +943,8 @@ class ZarrRows:
             return None
         folder = self._folder() + os.sep  # as a scan names the files under it
         encode = self.array.metadata.encode_chunk_key
-        paths = [folder + encode((i, 0)) for i in self._chunks(start, stop)]
-        return tuple(state[p][0] if state is not None and p in state else _file_size(p) for p in paths)
+        size = lambda p: state[p][0] if state is not None and p in state else _file_size(p)
+        return tuple(tuple(size(folder + encode((i, j))) for j in self._columns) for i in self._chunks(start, stop))
 
     def _folder(self):
         """The array's folder in its store of local files."""
@@ -954,9 +961,9 @@ class ZarrRows:
         """
         if self._root is None:
             return
-        for i in self._chunks(start, stop):
+        for i, j in itertools.product(self._chunks(start, stop), self._columns):
             try:
-                fd = os.open(self._root / self._key(i), os.O_RDONLY)
+                fd = os.open(self._root / self._key(i, j), os.O_RDONLY)
             except OSError:
                 continue
             try:
@@ -1000,15 +1007,28 @@ class ZarrRows:
                 return self._bytes_spec.prototype.buffer.from_array_like(out)
         return codec._decode_sync(buf, self._bytes_spec)
 
-    def chunk(self, i, reuse=False, size=None):
-        """Zarr chunk ``i`` (rows ``i * chunk_rows`` on), shape (chunk rows, n_features).
+    def chunk(self, i, reuse=False, sizes=None):
+        """The band of rows ``i`` (rows ``i * chunk_rows`` on: a Zarr chunk, or one chunk for each
+        group of features), shape (chunk rows, n_features).
 
         With ``reuse``, it lies in this thread's reused buffers (:func:`_scratch`),
-        valid until this thread reads the next chunk so. ``size``, the size of its file
+        valid until this thread reads the next chunk so. ``sizes``, the sizes of its files
         given by :meth:`sizes`: a file of another size is refused."""
-        key = self._key(i)
+        rows = min(self.chunk_rows, self.shape[0] - i * self.chunk_rows)
+        sizes = sizes or (None,) * len(self._columns)
+        if len(self._columns) == 1:
+            return self._part(i, 0, rows, reuse, sizes[0])
+        d, width = self.shape[1], self.chunk_columns
+        out = _scratch("rows", rows * d * self.dtype.itemsize) if reuse else np.empty(rows * d * self.dtype.itemsize, np.uint8)
+        out = out.view(self.dtype).reshape(rows, d)
+        for j, size in zip(self._columns, sizes):
+            out[:, j * width : (j + 1) * width] = self._part(i, j, rows, reuse, size)
+        return out
+
+    def _part(self, i, j, rows, reuse, size):
+        """The first ``rows`` rows of Zarr chunk ``(i, j)``, within the array's features, as :meth:`chunk`."""
+        key = self._key(i, j)
         first = i * self.chunk_rows
-        rows = min(self.chunk_rows, self.shape[0] - first)
         name = f"Chunk {key!r} of the Zarr array (rows {first}-{first + rows - 1})"
         buf = self._fetch(key, reuse)
         if buf is None:
@@ -1018,7 +1038,7 @@ class ZarrRows:
                 "zarr would read it as fill values. Restore the store, or give the workers a path or URL they share."
             )
         if size is not None and len(buf) != size:
-            raise ValueError(self._not_as_set_up(i, len(buf), size))
+            raise ValueError(self._not_as_set_up(i, j, len(buf), size))
         try:
             for codec in reversed(self._bb):
                 buf = self._decode_bytes(codec, buf, reuse)
@@ -1027,13 +1047,14 @@ class ZarrRows:
                 nd = codec._decode_sync(nd, spec)
         except _DECODE_ERRORS as exc:
             raise ValueError(_undecodable(name, exc)) from exc
-        return np.asarray(nd.as_numpy_array()[:rows, : self.shape[1]], dtype=self.dtype)  # a chunk may be wider
+        width = min(self.chunk_columns, self.shape[1] - j * self.chunk_columns)  # a chunk may be wider
+        return np.asarray(nd.as_numpy_array()[:rows, :width], dtype=self.dtype)
 
-    def _not_as_set_up(self, i, got, size):
-        """The error for chunk ``i``, read as a file of ``got`` bytes where :meth:`sizes` saw ``size``
+    def _not_as_set_up(self, i, j, got, size):
+        """The error for chunk ``(i, j)``, read as a file of ``got`` bytes where :meth:`sizes` saw ``size``
         (-1: none), in the words of :meth:`StoredFiles.check` and :func:`refuse_other_files_on_workers`."""
         folder = self._folder()
-        name = self.array.metadata.encode_chunk_key((i, 0))
+        name = self.array.metadata.encode_chunk_key((i, j))
         first = i * self.chunk_rows
         rows = f"rows {first}-{min(first + self.chunk_rows, self.shape[0]) - 1}"
         was = "there was none" if size < 0 else f"it held {size:,}"
@@ -1064,8 +1085,8 @@ class ZarrRows:
         self.prefetch(start, stop + (stop - start))
         step = self.chunk_rows
         chunks = self._chunks(start, stop)
-        for i, size in zip(chunks, sizes or (None,) * len(chunks)):
-            x = self.chunk(i, reuse=True, size=size)
+        for i, band in zip(chunks, sizes or (None,) * len(chunks)):
+            x = self.chunk(i, reuse=True, sizes=band)
             lo, hi = max(start, i * step), min(stop, i * step + x.shape[0])
             yield lo, x[lo - i * step : hi - i * step]
 
@@ -1078,26 +1099,21 @@ class ZarrRows:
 
 
 def zarr_rows(X):
-    """A :class:`ZarrRows` reader of X, or None when X is not a Zarr array it can read.
-
-    It can read Zarr v3 arrays of float32 or float64 with one chunk across the
-    features, in stores with a synchronous ``get_sync`` (local files, memory) and
-    codecs with a synchronous decode (not sharding). Anything else is read
-    through dask and zarr's own path, as before.
-    """
-    if SupportsSyncCodec is None:
-        return None
+    """A :class:`ZarrRows` reader of X (a Zarr array, or a path or URL of one), or None when it
+    cannot read it (:func:`_direct`)."""
     if isinstance(X, (str, os.PathLike)):
         X = open_zarr(os.fspath(X))
-    if not isinstance(X, zarr.Array) or X.metadata.zarr_format != 3 or X.ndim != 2:
-        return None
-    if np.dtype(X.dtype).kind != "f" or np.dtype(X.dtype).itemsize not in (4, 8) or X.chunks[1] < X.shape[1]:
-        return None
-    if not isinstance(X.store_path.store, SupportsGetSync):
-        return None
-    if not all(isinstance(c, SupportsSyncCodec) for c in X.metadata.codecs):
-        return None
-    return ZarrRows(X)
+    return ZarrRows(X) if _direct(X) else None
+
+
+def _direct(X):
+    """Whether :class:`ZarrRows` reads X: a Zarr v3 array of float32 or float64, in a store with a
+    synchronous ``get_sync`` (local files, memory), of codecs with a synchronous decode (not
+    sharding). Anything else is read through dask and zarr's own path."""
+    return (SupportsSyncCodec is not None and isinstance(X, zarr.Array) and X.metadata.zarr_format == 3
+            and X.ndim == 2 and np.dtype(X.dtype).kind == "f" and np.dtype(X.dtype).itemsize in (4, 8)
+            and isinstance(X.store_path.store, SupportsGetSync)
+            and all(isinstance(c, SupportsSyncCodec) for c in X.metadata.codecs))
 
 
 def with_reader(X, min_samples=1):

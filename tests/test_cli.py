@@ -679,9 +679,10 @@ def test_warnings_are_one_line(store, tmp_path, capsys):
 
 
 def test_a_warning_is_given_once_per_command(tmp_path, capsys, model_file):
-    """A store chunked across features: fit warned twice, score three times (each opening)."""
+    """A store chunked across features (zarr v2: not read by the direct reader, which is not warned
+    of): fit warned twice, score three times (each opening)."""
     X = np.random.default_rng(0).normal(size=(3000, 2))
-    zarr.create_array(str(tmp_path / "f.zarr"), shape=X.shape, chunks=(1000, 1), dtype="f8")[:] = X
+    zarr.create_array(str(tmp_path / "f.zarr"), shape=X.shape, chunks=(1000, 1), dtype="f8", zarr_format=2)[:] = X
     for argv in (["fit", tmp_path / "f.zarr", "-k", "2", "--seed", "0", "-o", tmp_path / "m.json"],
                  ["score", model_file, tmp_path / "f.zarr"]):
         rc, _, err = run(capsys, *argv)
