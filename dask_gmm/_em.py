@@ -44,9 +44,9 @@ def _on_rows(rows, start, stop, sizes, kernel, *args, sample_weight=None, row_of
     """``kernel`` on rows [start, stop) of a :class:`dask_gmm.io.ZarrRows`, whose chunk files
     are of ``sizes`` (:meth:`~dask_gmm.io.ZarrRows.sizes`): a task's body.
 
-    An additive kernel sees one Zarr chunk at a time, straight after its decode
-    (still in cache), and the pieces are combined; any other kernel sees the rows
-    read into one array. ``row_offset`` equals ``start``.
+    An additive kernel sees one Zarr chunk (or one group of small chunks) at a time,
+    straight after its decode (still in cache), and the pieces are combined; any
+    other kernel sees the rows read into one array. ``row_offset`` equals ``start``.
     """
     if not _kernels.is_additive(kernel, args):
         return kernel(rows.read(start, stop, sizes), *args, sample_weight=sample_weight, row_offset=row_offset, **kwargs)
