@@ -112,6 +112,31 @@ def test_missing_chunks_are_refused_by_name(tmp_path):
             fit(url)
 
 
+@pytest.mark.parametrize("layout", ["v3", "v3 '.' keys", "v2", "v3 sharded"])
+def test_the_stored_keys_of_local_files_are_the_stores_own_listing(tmp_path, layout):
+    """A store of local files is listed by a walk of its folder (4x faster than zarr's listing
+    for 20,000 chunks); the keys are those zarr lists, and a chunk removed is missing from both."""
+    from zarr.core.sync import sync
+
+    X = make_blobs(n=3000)
+    kw = {"v3 '.' keys": dict(chunk_key_encoding={"name": "default", "separator": "."}),
+          "v2": dict(zarr_format=2), "v3 sharded": dict(shards=(1000, 2))}.get(layout, {})
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=kw.pop("zarr_format", 3))
+    arr = group.create_array("X", shape=X.shape, chunks=(250, 2), dtype=X.dtype, **kw)
+    arr[:] = X
+    removed = {"v3": "c/2/0", "v3 '.' keys": "c.2.0", "v2": "2.0", "v3 sharded": "c/2/0"}[layout]
+    os.remove(tmp_path / "g.zarr" / "X" / removed)
+
+    async def listed(a):
+        return {k[len("X/") :] async for k in a.store_path.store.list_prefix("X")}
+
+    for a in (io.open_zarr(str(tmp_path / "g.zarr")), da.from_zarr(str(tmp_path / "g.zarr"), component="X")):
+        a = a if isinstance(a, zarr.Array) else io.zarr_arrays_read_by(a)[0]  # fsspec's local files
+        assert io._local_folder(a) is not None
+        assert io._stored_keys(a) == sync(listed(a)) and removed not in io._stored_keys(a)
+        assert io.missing_chunks(a) == [removed]
+
+
 def test_a_zip_store_by_path_names_its_url_and_a_store_object_is_read(tmp_path):
     """A zip file given by path was 'No Zarr store found' (to the CLI's info, 'not a valid model
     file'); a zarr Store object, as zarr.open takes, fell to NumPy and was a 0-D array."""
