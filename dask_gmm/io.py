@@ -161,9 +161,9 @@ def _stored_keys(arr):
             with os.scandir(path) as entries:
                 for entry in entries:
                     name = key + entry.name
-                    if entry.is_dir():
+                    if entry.is_dir(follow_symlinks=False):  # as zarr's own listing: no link followed (it may loop)
                         folders.append((name + "/", entry.path))
-                    else:
+                    elif entry.is_file():  # a link to a file too, not a broken one
                         keys.add(name)
         except (FileNotFoundError, NotADirectoryError):  # no such folder: no keys
             continue
@@ -644,12 +644,14 @@ def warn_at_caller(message, category=UserWarning):
     warnings.warn(message, category, stacklevel=level)
 
 
-def _from_zarr(arr, min_samples=1):
+def _from_zarr(arr, min_samples=1, direct=False):
+    """``arr`` as a dask array of whole rows, checked; ``direct``: read by a :class:`ZarrRows` instead,
+    which puts the rows together as it reads them (no warning of chunks across the features)."""
     _check_shape_dtype(arr.shape, arr.dtype, min_samples)
     _refuse_missing_chunks(arr)
     unit = arr.shards or arr.chunks
     n, d = arr.shape
-    if unit[1] < d and not _direct(arr):  # the direct reader puts the rows together as it reads them
+    if unit[1] < d and not direct:
         warn_at_caller(
             f"The Zarr array is chunked across features (chunks {arr.chunks}); it is rechunked "
             "to whole rows, which reads more. Store it with chunks=(rows, n_features)."
@@ -862,7 +864,7 @@ def _read_file(path, room):
     try:
         buf, n = _scratch("file", room), 0
         while True:  # a read returns at most 2 GiB, a network file system maybe less
-            got = os.readv(fd, [buf[n:]])
+            got = _read_into(fd, buf[n:])
             if not got:
                 return buf[:n]
             n += got
@@ -874,6 +876,21 @@ def _read_file(path, room):
         return None
     finally:
         os.close(fd)
+
+
+def _readv_into(fd, view):
+    """Read from the file ``fd`` into the uint8 array ``view``; the number of bytes read."""
+    return os.readv(fd, [view])
+
+
+def _copied_into(fd, view):
+    """:func:`_readv_into` where there is no ``os.readv`` (Windows): a read, then a copy."""
+    data = os.read(fd, view.size)
+    view[: len(data)] = np.frombuffer(data, np.uint8)
+    return len(data)
+
+
+_read_into = _readv_into if hasattr(os, "readv") else _copied_into
 
 
 def _file_size(path):
@@ -1111,13 +1128,15 @@ class ZarrRows:
         worker = _worker_address()
         if worker is None:
             return (f"The Zarr array {folder!r} changed while dask_gmm read it: its file {name!r} ({rows}) holds "
-                    f"{got:,} bytes, where {was} when the computation began, so what was read mixes data from "
-                    "before and after, and was discarded. Rerun it once the store is no longer being written.")
+                    f"{got:,} bytes, where {was} when the fit began or the lazy output was made, so what was read "
+                    "mixes data from before and after, and was discarded. Rerun it once the store is no longer "
+                    "being written.")
         return (f"The Zarr array {folder!r} is not the same on the cluster's worker {worker}: its file {name!r} "
-                f"({rows}) holds {got:,} bytes there, where {was} when the computation began. That worker reads "
-                "another store at this path (another disk's copy), or the store was rewritten since; what was "
-                "read would mix the two, and was discarded. Give every worker the same store (a shared file "
-                "system, or a URL they all read), and rerun once the store is no longer being written.")
+                f"({rows}) holds {got:,} bytes there, where {was} here when the fit began or the lazy output was "
+                "made. That worker reads another store at this path (another disk's copy), or the store was "
+                "rewritten since; what was read would mix the two, and was discarded. Give every worker the same "
+                "store (a shared file system, or a URL they all read), and rerun once the store is no longer "
+                "being written.")
 
     def pieces(self, start, stop, sizes=None):
         """Yield ``(first row, rows)`` for every Zarr chunk overlapping rows [start, stop), or for
@@ -1154,8 +1173,10 @@ class ZarrRows:
             yield lo, x[lo - first : hi - first]
 
     def read(self, start, stop, sizes=None):
-        """Rows [start, stop) as one array of shape (stop - start, n_features) (``sizes``: as :meth:`pieces`)."""
-        out = np.empty((stop - start, self.shape[1]), self.dtype)
+        """Rows [start, stop) as one array of shape (stop - start, n_features), ``stop`` at most the
+        array's rows, as zarr's slice (``sizes``: as :meth:`pieces`)."""
+        stop = min(stop, self.shape[0])
+        out = np.empty((max(0, stop - start), self.shape[1]), self.dtype)
         for lo, x in self.pieces(start, stop, sizes):
             out[lo - start : lo - start + x.shape[0]] = x
         return out
@@ -1183,7 +1204,8 @@ def with_reader(X, min_samples=1):
     """``(as_dask_array(X), zarr_rows(X))``, a path or URL opened once for both; fewer rows than
     ``min_samples`` (2 for a fit) refused."""
     X = open_zarr(X) if isinstance(X, (str, os.PathLike)) else as_zarr_input(X)
-    return _as_dask_array(X, min_samples), zarr_rows(X)
+    rows = zarr_rows(X)
+    return _as_dask_array(X, min_samples, direct=rows is not None), rows
 
 
 def whole_zarr_array(X):
@@ -1503,11 +1525,12 @@ def as_dask_array(X):
     return _as_dask_array(X)
 
 
-def _as_dask_array(X, min_samples=1):
+def _as_dask_array(X, min_samples=1, direct=False):
     """:func:`as_dask_array` of X, a Zarr array already opened and checked (:func:`open_zarr`,
-    :func:`as_zarr_input`) or any other accepted input, of at least ``min_samples`` rows."""
+    :func:`as_zarr_input`) or any other accepted input, of at least ``min_samples`` rows; ``direct``:
+    a Zarr array read by a :class:`ZarrRows` (:func:`_from_zarr`)."""
     if isinstance(X, zarr.Array):
-        return _as_float(_from_zarr(X, min_samples))
+        return _as_float(_from_zarr(X, min_samples, direct))
     if is_dask_dataframe(X):  # lazy; one pass to learn each partition's length
         X = float_frame(X).to_dask_array().compute_chunk_sizes()
     if isinstance(X, da.Array):

@@ -44,7 +44,8 @@ Cases (``--cases``, comma separated; default all):
   cluster  the Blosc-LZ4 stores of "zarr" (float64) fitted by path, and the same rows in memory (NumPy),
            on a distributed LocalCluster (2 worker processes x 1 thread) against local threads, in turns
   chunks   dask_gmm's throughput against the in-memory chunk size (io.TARGET_CHUNK_BYTES) and
-           against the number of chunks per core
+           against the number of chunks per core; stores of zarr's own default chunking and codec,
+           of whole rows in its chunk rows, and of 1,000-row chunks, against memory
 
 dask_gmm compiles its numba kernels once per machine (cached on disk); the
 compile time and the time to load them from the cache are measured in fresh
@@ -757,6 +758,7 @@ class Bench:
                 tz = timed(lambda: fit_dask_gmm(path, K, ct, init, self.args.iters)) / self.args.iters
             self.table.add(f"dask_gmm, chunks of {m} MiB", name, t, N, None, "—",
                            f"{nchunks} chunk(s); Zarr by path: {N / tz / 1e6:.1f} M points·it/s")
+        self.zarr_layouts(X, K, init)
         import dask.array as da
 
         for X2, K2, label in ((X, K, name), (make_problem(self.n(200_000), 16, 8, seed=1), 8, None)):
@@ -768,6 +770,29 @@ class Bench:
                 t = timed(lambda: fit_dask_gmm(Xd, K2, ct, init2, self.args.iters)) / self.args.iters
                 self.table.add(f"dask_gmm, {per_core} chunk(s) per core", label, t, X2.shape[0], None, "—",
                                f"{parts} chunks of {X2.nbytes / parts / 2**20:.1f} MiB")
+
+    def zarr_layouts(self, X, K, init):
+        """The same rows in stores of zarr's own defaults (its chunking, across the features for
+        few of them, and its Zstd codec), in whole-row chunks of the same number of rows, and in
+        small chunks of 1,000 rows, against memory, in turns."""
+        import zarr
+
+        a, N, name = self.args, X.shape[0], case_name(X, K, "full")
+        default = zarr.create_array(store=os.path.join(self.tmp, "default.zarr"), shape=X.shape, dtype=X.dtype)
+        default[:] = X
+        sources = {"in memory": X, f"zarr's defaults, chunks {default.chunks}": default.store_path.store.root}
+        for rows in (default.chunks[0], 1_000):
+            path = os.path.join(self.tmp, f"rows-{rows}.zarr")
+            zarr.create_array(store=path, shape=X.shape, chunks=(rows, X.shape[1]), dtype=X.dtype)[:] = X
+            sources[f"zarr's codec, chunks ({rows}, {X.shape[1]})"] = path
+        for src in sources.values():
+            fit_dask_gmm(src, K, "full", init, 1)  # warm the page cache and zarr
+        times = timed_in_turns({key: (lambda src=src: fit_dask_gmm(src, K, "full", init, a.iters))
+                                for key, src in sources.items()})
+        t_mem = times.pop("in memory") / a.iters
+        for layout, t in times.items():
+            t /= a.iters
+            self.table.add(f"dask_gmm, Zarr by path, {layout}", name, t, N, None, "—", f"{t_mem / t:.0%} of in memory")
 
     # -------------------------------------------------------------- compile time
     def compile_times(self):
