@@ -855,8 +855,8 @@ def _read_file(path, room):
     """The bytes of the file ``path`` (uint8), in this thread's reused buffer ``"file"`` of at least
     ``room`` bytes (grown for a larger file), or None when there is no such file (as
     ``LocalStore.get_sync``). Read by ``os.readv``, not ``open`` and ``fstat``: each call lets go of
-    the GIL, and two threads reading a 16 KB chunk file each took 6.3 us a file against 3.1 us
-    alone; in three calls, 2.0 us against 1.4 us."""
+    the GIL, and two threads reading 16 KB chunk files took 6.3 us a file that way (3.1 us alone),
+    2.0 us this way (1.4 us alone)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError):
@@ -1082,8 +1082,8 @@ class ZarrRows:
             return self._part(i, 0, rows, reuse, sizes[0])
         d, width = self.shape[1], self.chunk_columns
         if out is None:
-            out = _scratch("rows", rows * d * self.dtype.itemsize) if reuse else np.empty(rows * d * self.dtype.itemsize, np.uint8)
-            out = out.view(self.dtype).reshape(rows, d)
+            nbytes = rows * d * self.dtype.itemsize
+            out = (_scratch("rows", nbytes) if reuse else np.empty(nbytes, np.uint8)).view(self.dtype).reshape(rows, d)
         for j, size in zip(self._columns, sizes):
             out[:, j * width : (j + 1) * width] = self._part(i, j, rows, reuse, size)
         return out
