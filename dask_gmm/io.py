@@ -911,7 +911,7 @@ def _worker_address():
 
 
 _SCRATCH = threading.local()  # this thread's buffers that ZarrRows.pieces reads and decodes chunks into
-SCRATCH_BYTES = 16 * 2**20  # a larger chunk is read into new buffers (each thread keeps at most two of this)
+SCRATCH_BYTES = 16 * 2**20  # a larger chunk is read into new buffers (each thread keeps at most three of this, and a group)
 #: Zarr chunks smaller than half of this are read in groups of this size, each one piece of
 #: :meth:`ZarrRows.pieces`: a kernel's call costs 10-20 us, an E-step of 1,000 rows at d=2 5 us.
 GROUP_BYTES = 2**20
