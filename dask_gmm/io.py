@@ -145,8 +145,8 @@ def missing_chunks(arr):
 
 
 def _stored_keys(arr):
-    """The keys of the store of ``arr`` under its path, relative to it: for local files, a walk of its
-    folder (20,000 chunks: 0.11 s, where the store's own listing took 0.48 s)."""
+    """The keys of the store of ``arr`` under its path, relative to it: for local files, from a scan
+    of its folder (:func:`_scanned`; 20,000 chunks: 0.16 s, where the store's own listing took 0.48 s)."""
     folder = _local_folder(arr)
     if folder is None:
         async def _list():
@@ -154,20 +154,7 @@ def _stored_keys(arr):
 
         prefix = arr.store_path.path
         return {k[len(prefix) :].lstrip("/") for k in sync(_list())}
-    keys, folders = set(), [("", folder)]
-    while folders:
-        key, path = folders.pop()
-        try:
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    name = key + entry.name
-                    if entry.is_dir(follow_symlinks=False):  # as zarr's own listing: no link followed (it may loop)
-                        folders.append((name + "/", entry.path))
-                    elif entry.is_file():  # a link to a file too, not a broken one
-                        keys.add(name)
-        except (FileNotFoundError, NotADirectoryError):  # no such folder: no keys
-            continue
-    return keys
+    return {path[len(folder) + 1 :].replace(os.sep, "/") for path in _scanned([folder])}
 
 
 def missing_chunk_count(arr):
