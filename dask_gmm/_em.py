@@ -373,12 +373,12 @@ class Blocks:
             self.graph.update(graph)
         self.data = _data_of(self.graph, [k for k in self.x + self.w if k is not None])
         self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])]).astype(int).tolist()
+        self.ends = self.offsets[1:] + [self.shape[0]]  # each block's first row after it
         self.split_every = max(2, int(split_every))
         self._sent = None  # the graph with its in-memory arrays scattered to a distributed cluster
         self._sent_keys = set()  # the keys of every send (a task of an earlier one may still ask for its data)
         self.files = io.stored_files(X, sample_weight, rows)  # checked after every pass
-        ends = self.offsets[1:] + [self.shape[0]]
-        self.sizes = [None if rows is None else rows.sizes(a, b, self.files.state) for a, b in zip(self.offsets, ends)]
+        self.sizes = [None if rows is None else rows.sizes(a, b, self.files.state) for a, b in zip(self.offsets, self.ends)]
         self.workers_checked = set()  # a cluster's workers asked whether they see these files as here
         io.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked)
         self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
@@ -413,13 +413,12 @@ class Blocks:
         ``X[idx].compute()`` optimised X's graph its own way: a distributed scheduler then got
         X's block keys with other tasks than the passes gave them, and warned ("Detected
         different run_spec for key") that this "can cause failures and deadlocks"."""
-        ends = self.offsets[1:] + [self.shape[0]]
 
         def tasks(dsk, token):
             keys = []
             for b, r in picks:  # each block once, keyed by its index (a KilledWorker names the chunk)
                 keys.append((f"dask_gmm.take-{token}", b))
-                dsk[keys[-1]] = (_take_rows, self.x[b], r, (ends[b] - self.offsets[b], *self.shape[1:]), self.offsets[b])
+                dsk[keys[-1]] = (_take_rows, self.x[b], r, (self.ends[b] - self.offsets[b], *self.shape[1:]), self.offsets[b])
             return keys
 
         return list(self._computed(_scheduler(), tasks))
@@ -441,8 +440,7 @@ class Blocks:
 
     def _map_reduce(self, kernel, *args, **kwargs):
         calls = []  # (the block's function, the graph keys of its inputs)
-        ends = self.offsets[1:] + [self.shape[0]]
-        for x, w, off, end, sizes in zip(self.x, self.w, self.offsets, ends, self.sizes):
+        for x, w, off, end, sizes in zip(self.x, self.w, self.offsets, self.ends, self.sizes):
             kw = dict(kwargs, row_offset=off)
             shape = (end - off, *self.shape[1:])
             if self.rows is None:

@@ -1254,7 +1254,7 @@ class StoredFiles:
 
     def named(self, path):
         """(the array's folder, the file's name in it) of the file ``path`` of :attr:`state`."""
-        folder = next(f for f in self.folders if path.startswith(f + os.sep))
+        folder = _folder_of(path, self.folders)
         return folder, os.path.relpath(path, folder)
 
     def check(self):
@@ -1291,6 +1291,11 @@ def _local_folder(arr):
     (:func:`_local_root`), else None."""
     root = _local_root(arr)
     return None if root is None else os.path.normpath(os.path.join(root, arr.store_path.path))
+
+
+def _folder_of(path, folders):
+    """The one of ``folders`` that holds the file ``path``."""
+    return next(f for f in folders if path.startswith(f + os.sep))
 
 
 def _scanned(folders):
@@ -1344,8 +1349,7 @@ def _files_not_as(expected, folders):
     for path, size in expected.items():
         here = _file_size(path)
         if here != size:
-            folder = next(f for f in folders if path.startswith(f + os.sep))
-            return path, None if here < 0 else here, os.path.isdir(folder)
+            return path, None if here < 0 else here, os.path.isdir(_folder_of(path, folders))
     return None
 
 
