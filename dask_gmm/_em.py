@@ -57,6 +57,13 @@ def _on_rows(rows, start, stop, sizes, kernel, *args, sample_weight=None, row_of
     return _kernels.combine(*parts)
 
 
+def _on_piece(rows, lo, hi, sizes, kernel, args, sample_weight, kwargs):
+    """``kernel`` on rows [lo, hi) of a :class:`dask_gmm.io.ZarrRows`, one piece of
+    :meth:`~dask_gmm.io.ZarrRows.piece_ranges` (its chunk files of ``sizes``)."""
+    ((first, x),) = rows.pieces(lo, hi, sizes)
+    return kernel(x, *args, sample_weight=sample_weight, row_offset=first, **kwargs)
+
+
 def declared(block, shape, first, name="X"):
     """``block``, the block of rows ``first`` on of a dask array, checked to be what the array
     declares: an array of ``shape`` of real numbers. A function that makes blocks
@@ -450,6 +457,8 @@ class Blocks:
                 calls.append((functools.partial(_block_task, _on_rows, on_rows, kw, shape), (w,)))
         scheduler = _scheduler()
         threads = _pull_threads(scheduler, self.data)
+        if threads and self.rows is not None and _kernels.is_additive(kernel, args):
+            return self._pulled_pieces(threads, kernel, args, kwargs)
         if threads:
             tree = _Tree(len(calls), self.split_every, _kernels.combine)
             _pulled(_bound(calls, self.data), threads, tree.add)
@@ -464,6 +473,41 @@ class Blocks:
             return _tree(_block_tasks(dsk, calls, f"dask_gmm.{kernel.__name__}-{token}"), self.split_every, join)
 
         return self._computed(scheduler, tasks)
+
+    def _pulled_pieces(self, threads, kernel, args, kwargs):
+        """An additive ``kernel``'s pass over a Zarr store read by ``rows``, pulled a piece (a Zarr
+        chunk, or a group of small ones: :meth:`dask_gmm.io.ZarrRows.piece_ranges`) at a time, not a
+        block at a time. Each block's pieces are combined in order, as its task does
+        (:func:`_on_rows`), then the blocks by the same tree: the same bytes.
+
+        A block is several chunks, and a thread that took the last block ran on alone: a fit of
+        5e5 x 16 rows in 1 MiB chunks (Blosc-LZ4; 65 chunks, 8 blocks of 9, the last of 2) took
+        52.4-52.7 ms an iteration on two threads, 46.1-49.1 ms pulled a chunk at a time; 1e7 x 2
+        rows in 4 MiB chunks (10 blocks of 4) 80.1 against 76.3 ms. Where the chunks divide evenly
+        (4e6 x 2 in 4 MiB chunks) it changes nothing."""
+        calls, owner, counts = [], [], []
+        for b, (w, off, end, sizes) in enumerate(zip(self.w, self.offsets, self.ends, self.sizes)):
+            w = None if w is None else declared(self.data[w], (end - off,), off, "sample_weight")
+            ranges = self.rows.piece_ranges(off, end, sizes)
+            counts.append(len(ranges))
+            for p, (lo, hi, piece_sizes) in enumerate(ranges):
+                wp = None if w is None else w[lo - off : hi - off]
+                calls.append(functools.partial(_on_piece, self.rows, lo, hi, piece_sizes, kernel, args, wp, kwargs))
+                owner.append((b, p))
+        tree = _Tree(len(counts), self.split_every, _kernels.combine)
+        parts, lock = [{} for _ in counts], threading.Lock()
+
+        def sink(i, value):  # a block whose pieces are all in is combined, in order, and joins the tree
+            b, p = owner[i]
+            with lock:
+                parts[b][p] = value
+                if len(parts[b]) < counts[b]:
+                    return
+                group = [parts[b].pop(k) for k in range(counts[b])]
+            tree.add(b, _kernels.combine(*group))
+
+        _pulled(calls, threads, sink)
+        return tree.root
 
     def _computed(self, scheduler, tasks):
         """``scheduler`` run on the blocks' graph (:meth:`_graph_for`) with the tasks that

@@ -1125,6 +1125,25 @@ class ZarrRows:
                 "store (a shared file system, or a URL they all read), and rerun once the store is no longer "
                 "being written.")
 
+    def _groups(self, start, stop, sizes=None):
+        """``[(chunk indices, their sizes)]``: the Zarr chunks of rows [start, stop) in the pieces of
+        :meth:`pieces`, one chunk each, or consecutive chunks of about :data:`GROUP_BYTES` when smaller."""
+        chunks, group = self._chunks(start, stop), self._group()
+        sizes = sizes or (None,) * len(chunks)
+        return [(chunks[g : g + group], tuple(sizes[g : g + group])) for g in range(0, len(chunks), group)]
+
+    def _group(self):
+        """Chunks in a piece of :meth:`pieces`: as many as :data:`GROUP_BYTES` holds, at least one."""
+        return max(1, GROUP_BYTES // (self.chunk_rows * self.shape[1] * self.dtype.itemsize))
+
+    def piece_ranges(self, start, stop, sizes=None):
+        """``[(lo, hi, sizes)]``: the rows [lo, hi) of each piece that :meth:`pieces` yields for rows
+        [start, stop), with the :meth:`sizes` of its chunks (``sizes`` those of rows [start, stop)).
+        :meth:`pieces` of one such range yields that one piece."""
+        step = self.chunk_rows
+        return [(max(start, ids[0] * step), min(stop, self.shape[0], (ids[-1] + 1) * step), s)
+                for ids, s in self._groups(start, stop, sizes)]
+
     def pieces(self, start, stop, sizes=None):
         """Yield ``(first row, rows)`` for every Zarr chunk overlapping rows [start, stop), or for
         every group of consecutive chunks of about :data:`GROUP_BYTES` when they are smaller.
@@ -1143,19 +1162,16 @@ class ZarrRows:
         """
         self.prefetch(start, stop + (stop - start))
         step, row_bytes = self.chunk_rows, self.shape[1] * self.dtype.itemsize
-        chunks = self._chunks(start, stop)
-        sizes = sizes or (None,) * len(chunks)
-        group = max(1, GROUP_BYTES // (step * row_bytes))  # chunks read into one piece
-        for g in range(0, len(chunks), group):
-            first = chunks[g] * step
-            if group == 1:
-                x = self.chunk(chunks[g], reuse=True, sizes=sizes[g])
+        single = self._group() == 1
+        for ids, sizes in self._groups(start, stop, sizes):
+            first = ids[0] * step
+            if single:
+                x = self.chunk(ids[0], reuse=True, sizes=sizes[0])
             else:
-                ids = chunks[g : g + group]
                 n = min((ids[-1] + 1) * step, self.shape[0]) - first
                 x = _scratch("group", n * row_bytes).view(self.dtype).reshape(n, -1)
-                for k, i in enumerate(ids):
-                    self.chunk(i, reuse=True, sizes=sizes[g + k], out=x[i * step - first : (i + 1) * step - first])
+                for i, size in zip(ids, sizes):
+                    self.chunk(i, reuse=True, sizes=size, out=x[i * step - first : (i + 1) * step - first])
             lo, hi = max(start, first), min(stop, first + x.shape[0])
             yield lo, x[lo - first : hi - first]
 

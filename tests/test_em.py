@@ -78,6 +78,54 @@ def test_pulled_pass_equals_one_task_per_block(weighted):
     np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
 
 
+@pytest.mark.parametrize("weighted, group", [(False, 1), (True, 1), (True, 2)])
+def test_a_pass_over_a_store_is_pulled_a_chunk_at_a_time_with_the_bytes_of_one_task_per_block(
+    tmp_path, monkeypatch, weighted, group
+):
+    """A pass over a Zarr store read directly is pulled a piece (a Zarr chunk, or a group of small
+    ones) at a time, not a block (several chunks) at a time, so the threads end together; each
+    block's pieces are combined in order, as its task combines them: the same bytes as one task
+    per block."""
+    import zarr
+
+    monkeypatch.setattr(io, "GROUP_BYTES", group * 500 * 2 * 8)  # pieces of ``group`` chunks of 500 rows
+
+    X = make_blobs(n=21_000)
+    zarr.create_array(store=str(tmp_path / "x.zarr"), shape=X.shape, chunks=(500, 2), dtype=X.dtype)[:] = X
+    Xd, rows = io.with_reader(str(tmp_path / "x.zarr"))
+    rng = np.random.default_rng(3)
+    w = rng.uniform(0, 2, len(X)) if weighted else None
+    blocks = Blocks(Xd, io.as_weights(w, Xd), split_every=3, rows=rows)
+    assert len(Xd.chunks[0]) >= 4 and max(Xd.chunks[0]) > 500  # blocks of several chunks
+    models = [random_model(rng, ct, 3, 2)[0] for ct in ("full", "diag")]
+    step, ends = 500 * group, np.cumsum(Xd.chunks[0])
+    want = [(a, min(step, end - a)) for end, n in zip(ends, Xd.chunks[0]) for a in range(end - n, end, step)]
+    assert len(want) > len(Xd.chunks[0])
+    seen, second = [], threading.Event()  # the first block's second piece has run
+
+    def kernel(x, models, sample_weight=None, row_offset=0):
+        seen.append((row_offset, len(x)))
+        if row_offset == want[1][0]:
+            second.set()
+        elif row_offset == 0:  # pulled a block at a time, this thread would run the second piece after this one
+            seen.append(("second piece ran meanwhile", second.wait(10)))
+        return _kernels.e_step_stats(x, models, sample_weight=sample_weight, row_offset=row_offset)
+
+    kernel.additive = True
+    with dask.config.set(num_workers=2), TaskNames() as tasks:
+        pulled = blocks.map_reduce(kernel, models)
+    assert ("second piece ran meanwhile", True) in seen
+    assert not tasks.keys and sorted(p for p in seen if isinstance(p[0], int)) == want
+    seen.clear(), second.set()
+    with dask.config.set(scheduler="synchronous"), TaskNames() as tasks:
+        per_block = blocks.map_reduce(kernel, models)
+    assert len([k for k in tasks.keys if "-chunk" in k]) == len(Xd.chunks[0])
+    assert as_bytes(pulled) == as_bytes(per_block)
+    (whole,) = _kernels.e_step_stats(X, models[:1], sample_weight=w)
+    np.testing.assert_allclose(pulled[0].nk, whole.nk, rtol=1e-12)
+    np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
+
+
 @pytest.mark.parametrize("n, split_every", [(1, 2), (2, 2), (9, 8), (21, 4), (100, 3)])
 def test_tree_fed_in_any_order_from_threads_makes_the_tree_of_a_pass(n, split_every):
     """_Tree combines each group as its last part arrives: the groups and order of _tree (the same
