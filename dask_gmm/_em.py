@@ -57,10 +57,13 @@ def _on_rows(rows, start, stop, sizes, kernel, *args, sample_weight=None, row_of
     return _kernels.combine(*parts)
 
 
-def _on_piece(rows, lo, hi, sizes, kernel, args, sample_weight, kwargs):
+def _on_piece(rows, lo, hi, sizes, ahead, kernel, args, sample_weight, kwargs):
     """``kernel`` on rows [lo, hi) of a :class:`dask_gmm.io.ZarrRows`, one piece of
-    :meth:`~dask_gmm.io.ZarrRows.piece_ranges` (its chunk files of ``sizes``)."""
-    ((first, x),) = rows.pieces(lo, hi, sizes)
+    :meth:`~dask_gmm.io.ZarrRows.piece_ranges` (its chunk files of ``sizes``), after a prefetch of
+    rows ``ahead`` (``(start, stop)``, or None), as a block's task makes (:func:`_on_rows`)."""
+    if ahead is not None:
+        rows.prefetch(*ahead)
+    ((first, x),) = rows.pieces(lo, hi, sizes, prefetch=False)
     return kernel(x, *args, sample_weight=sample_weight, row_offset=first, **kwargs)
 
 
@@ -492,7 +495,8 @@ class Blocks:
             counts.append(len(ranges))
             for p, (lo, hi, piece_sizes) in enumerate(ranges):
                 wp = None if w is None else w[lo - off : hi - off]
-                calls.append(functools.partial(_on_piece, self.rows, lo, hi, piece_sizes, kernel, args, wp, kwargs))
+                ahead = (off, end + (end - off)) if p == 0 else None  # the block and the next, as its task's hint
+                calls.append(functools.partial(_on_piece, self.rows, lo, hi, piece_sizes, ahead, kernel, args, wp, kwargs))
                 owner.append((b, p))
         tree = _Tree(len(counts), self.split_every, _kernels.combine)
         parts, lock = [{} for _ in counts], threading.Lock()

@@ -1144,7 +1144,7 @@ class ZarrRows:
         return [(max(start, ids[0] * step), min(stop, self.shape[0], (ids[-1] + 1) * step), s)
                 for ids, s in self._groups(start, stop, sizes)]
 
-    def pieces(self, start, stop, sizes=None):
+    def pieces(self, start, stop, sizes=None, prefetch=True):
         """Yield ``(first row, rows)`` for every Zarr chunk overlapping rows [start, stop), or for
         every group of consecutive chunks of about :data:`GROUP_BYTES` when they are smaller.
 
@@ -1154,13 +1154,14 @@ class ZarrRows:
         of 1,000 rows (Zstd) took 172 ms on two threads with a kernel call per chunk, 100 ms in
         groups (4.9 ms in memory).
 
-        First it prefetches these rows and as many after them (a task's block
-        and the next one, which a thread takes soon). Fits from a store read
-        from the disk, not the page cache, ran 1.14-1.45x faster with it (d=2
-        and d=16, ``scripts/bench.py --cases cold``); each hint costs about
-        50 us per 4 MiB chunk already cached.
+        First, with ``prefetch``, it prefetches these rows and as many after them
+        (a task's block and the next one, which a thread takes soon). Fits from a
+        store read from the disk, not the page cache, ran 1.14-1.45x faster with
+        it (d=2 and d=16, ``scripts/bench.py --cases cold``); each hint costs
+        about 50 us per 4 MiB chunk already cached.
         """
-        self.prefetch(start, stop + (stop - start))
+        if prefetch:
+            self.prefetch(start, stop + (stop - start))
         step, row_bytes = self.chunk_rows, self.shape[1] * self.dtype.itemsize
         single = self._group() == 1
         for ids, sizes in self._groups(start, stop, sizes):
