@@ -368,6 +368,31 @@ def _exp1(v):
     return 0.0 if under else (p * s1) * s2
 
 
+#: Rows of a band that :func:`interleave` copies from every chunk before the next rows.
+INTERLEAVE_ROWS = 512
+
+
+@_jit
+def interleave(out, parts, d):
+    """out[t, j w + c] = parts[j, t, c] for the first ``d`` columns: the chunks across a band's
+    features (J, chunk rows, w), decoded, put together into whole rows ``out`` (rows, d).
+
+    A tile of :data:`INTERLEAVE_ROWS` rows at a time takes its columns from every chunk, so each
+    row of ``out`` is written while in cache: NumPy's copy of one chunk at a time into
+    ``out[:, j w : (j + 1) w]`` went over every row J times (1 MiB chunks, d=16 in chunks of 2
+    features: 2.56 against 1.14 ms a band; :data:`dask_gmm.io.ZarrRows` uses it from 2 features
+    a chunk, or 8 chunks a band)."""
+    J, _, w = parts.shape
+    rows = out.shape[0]
+    for t0 in range(0, rows, INTERLEAVE_ROWS):
+        t1 = min(rows, t0 + INTERLEAVE_ROWS)
+        for j in range(J):
+            c1 = min(w, d - j * w)
+            for t in range(t0, t1):
+                for c in range(c1):
+                    out[t, j * w + c] = parts[j, t, c]
+
+
 @_jit
 def exp_inplace(x):
     """x[:] = exp(x) with the kernels' vectorised exp (for x <= 0; len(x) any). For tests."""

@@ -50,7 +50,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
 from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
 
-from . import _compat, _kernels
+from . import _compat, _kernels, _numba
 from ._kernels import total_weight
 
 try:  # the synchronous store and codec protocols of recent zarr 3.1 releases
@@ -1041,16 +1041,16 @@ class ZarrRows:
         buf = self.array.store_path.store.get_sync(key, prototype=self._specs[0].prototype)
         return None if buf is None else buf.as_numpy_array()
 
-    def _decode_bytes(self, codec, src, reuse):
+    def _decode_bytes(self, codec, src, reuse, dest=None):
         """``codec``'s decode of the bytes ``src`` (uint8), as uint8; with ``reuse``, Blosc's or Zstd's
-        into this thread's reused buffer (when the chunk's header gives the size of a whole chunk,
-        else as zarr does)."""
+        into ``dest`` (uint8, a whole chunk's bytes) or this thread's reused buffer (when the chunk's
+        header gives the size of a whole chunk, else as zarr does)."""
         if isinstance(codec, _BLOSC):
             _check_blosc_length(src[:16].tobytes(), src.size)
         if reuse and codec is self._into:
             size, decompress = _DECODE_INTO[type(codec)]
             if size(src[:_HEADER_BYTES].tobytes()) == self._chunk_bytes:
-                out = _scratch("decoded", self._chunk_bytes)
+                out = _scratch("decoded", self._chunk_bytes) if dest is None else dest
                 decompress(src, out)
                 return out
         prototype = self._bytes_spec.prototype
@@ -1071,12 +1071,21 @@ class ZarrRows:
         if out is None:
             nbytes = rows * d * self.dtype.itemsize
             out = (_scratch("rows", nbytes) if reuse else np.empty(nbytes, np.uint8)).view(self.dtype).reshape(rows, d)
+        if _kernels.USE_NUMBA and (width > 1 or len(self._columns) >= 8):  # _numba.interleave's cases
+            shape = (len(self._columns), self.chunk_rows, width)
+            nbytes = math.prod(shape) * self.dtype.itemsize
+            parts = (_scratch("parts", nbytes) if reuse else np.empty(nbytes, np.uint8)).view(self.dtype).reshape(shape)
+            for j, size in zip(self._columns, sizes):
+                self._part(i, j, rows, reuse, size, into=parts[j])
+            _numba.interleave(out, parts, d)
+            return out
         for j, size in zip(self._columns, sizes):
             out[:, j * width : (j + 1) * width] = self._part(i, j, rows, reuse, size)
         return out
 
-    def _part(self, i, j, rows, reuse, size):
-        """The first ``rows`` rows of Zarr chunk ``(i, j)``, within the array's features, as :meth:`chunk`."""
+    def _part(self, i, j, rows, reuse, size, into=None):
+        """The first ``rows`` rows of Zarr chunk ``(i, j)``, within the array's features, as :meth:`chunk`;
+        with ``into`` (an array of a whole chunk's shape), the whole chunk written there, and ``into``."""
         key = self._key(i, j)
         first = i * self.chunk_rows
         name = f"Chunk {key!r} of the Zarr array (rows {first}-{first + rows - 1})"
@@ -1089,9 +1098,12 @@ class ZarrRows:
             )
         if size is not None and buf.size != size:
             raise ValueError(self._not_as_set_up(i, j, buf.size, size))
+        # decoded straight into ``into`` where its bytes are the chunk's as stored, by the innermost codec
+        plain = into is not None and self._stored is not None and self._stored == self.dtype  # (None == float64 dtype)
+        dest = into.view(np.uint8).reshape(-1) if plain else None
         try:
             for codec in reversed(self._bb):
-                buf = self._decode_bytes(codec, buf, reuse)
+                buf = self._decode_bytes(codec, buf, reuse, dest if codec is self._bb[0] else None)
             if self._stored is not None:  # the bytes codec alone, as zarr's: a view of the bytes, 10 us sooner
                 x = buf.view(self._stored).reshape(self._specs[0].shape)
             else:
@@ -1101,6 +1113,10 @@ class ZarrRows:
                 x = nd.as_numpy_array()
         except _DECODE_ERRORS as exc:
             raise ValueError(_undecodable(name, exc)) from exc
+        if into is not None:
+            if not np.may_share_memory(x, into):
+                into[...] = x
+            return into
         width = min(self.chunk_columns, self.shape[1] - j * self.chunk_columns)  # a chunk may be wider
         return np.asarray(x[:rows, :width], dtype=self.dtype)
 

@@ -45,7 +45,7 @@ Cases (``--cases``, comma separated; default all):
            on a distributed LocalCluster (2 worker processes x 1 thread) against local threads, in turns
   chunks   dask_gmm's throughput against the in-memory chunk size (io.TARGET_CHUNK_BYTES) and
            against the number of chunks per core; stores of zarr's own default chunking and codec,
-           of whole rows in its chunk rows, and of 1,000-row chunks, against memory
+           of whole rows in its chunk rows, and of 1,000-row chunks, against memory (d=2 and d=16)
 
 dask_gmm compiles its numba kernels once per machine (cached on disk); the
 compile time and the time to load them from the cache are measured in fresh
@@ -759,6 +759,8 @@ class Bench:
             self.table.add(f"dask_gmm, chunks of {m} MiB", name, t, N, None, "—",
                            f"{nchunks} chunk(s); Zarr by path: {N / tz / 1e6:.1f} M points·it/s")
         self.zarr_layouts(X, K, init)
+        X16 = make_problem(self.n(500_000), 16, 8, seed=1)  # zarr's chunks of 2 of the 16 features
+        self.zarr_layouts(X16, 8, initial_parameters(X16, 8, ct))
         import dask.array as da
 
         for X2, K2, label in ((X, K, name), (make_problem(self.n(200_000), 16, 8, seed=1), 8, None)):
@@ -778,11 +780,12 @@ class Bench:
         import zarr
 
         a, N, name = self.args, X.shape[0], case_name(X, K, "full")
-        default = zarr.create_array(store=os.path.join(self.tmp, "default.zarr"), shape=X.shape, dtype=X.dtype)
+        d = X.shape[1]
+        default = zarr.create_array(store=os.path.join(self.tmp, f"default-{d}.zarr"), shape=X.shape, dtype=X.dtype)
         default[:] = X
         sources = {"in memory": X, f"zarr's defaults, chunks {default.chunks}": default.store_path.store.root}
         for rows in (default.chunks[0], 1_000):
-            path = os.path.join(self.tmp, f"rows-{rows}.zarr")
+            path = os.path.join(self.tmp, f"rows-{rows}-{d}.zarr")
             zarr.create_array(store=path, shape=X.shape, chunks=(rows, X.shape[1]), dtype=X.dtype)[:] = X
             sources[f"zarr's codec, chunks ({rows}, {X.shape[1]})"] = path
         for src in sources.values():
