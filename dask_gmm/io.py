@@ -898,7 +898,7 @@ def _worker_address():
 
 
 _SCRATCH = threading.local()  # this thread's buffers that ZarrRows.pieces reads and decodes chunks into
-SCRATCH_BYTES = 16 * 2**20  # a larger chunk is read into new buffers (each thread keeps at most three of this, and a group)
+SCRATCH_BYTES = 16 * 2**20  # a larger chunk is read into new buffers (each thread keeps at most four of this, and a group)
 #: Zarr chunks smaller than half of this are read in groups of this size, each one piece of
 #: :meth:`ZarrRows.pieces`: a kernel's call costs 10-20 us, an E-step of 1,000 rows at d=2 5 us.
 GROUP_BYTES = 2**20
@@ -942,7 +942,9 @@ class ZarrRows:
     A row's features may lie in several chunks (zarr's own default chunking, ``(rows, 1)``
     for few features): each of a band of rows is decoded and copied into its columns of one
     array of whole rows (this thread's reused buffer). Read through zarr and dask's rechunk
-    instead, a fit of such a store ran 2.5 times as long as one of whole rows.
+    instead, a fit of such a store ran 2.5 times as long as one of whole rows. From 2 features
+    a chunk, or 8 chunks a band, the band's chunks are decoded into one more reused buffer and
+    put together a tile of rows at a time (:func:`dask_gmm._numba.interleave`).
     """
 
     def __init__(self, arr):
