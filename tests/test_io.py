@@ -701,9 +701,20 @@ def test_a_band_across_features_is_put_together_by_the_compiled_interleave(tmp_p
     np.testing.assert_array_equal(rows.chunk(3), X[3 * chunks[0] : 4 * chunks[0]])  # an array of its own
     bands_read = len(got) + len(range(123 // chunks[0], -(-1000 // chunks[0]))) + 1  # pieces, read, chunk
     assert len(calls) == bands_read * compiled and all(c == (len(rows._columns), *chunks) for c in calls)
+    if chain in ("zstd", "blosc+crc32c"):  # decoded straight into the band's buffer: no chunk-sized buffer
+        made = []
+        thread = threading.Thread(target=lambda: (rows.read(0, 1037), made.extend(vars(io._SCRATCH))))
+        thread.start(), thread.join()
+        assert ("parts" in made) == compiled and ("decoded" in made) == (not compiled)
     monkeypatch.setattr(_kernels, "USE_NUMBA", False)  # NumPy's copies: the same rows
     calls.clear()
     np.testing.assert_array_equal(rows.read(0, 1037), X)
+    assert not calls
+    monkeypatch.setattr(_kernels, "USE_NUMBA", True)  # a store of whole rows, read in groups: copied as they are
+    zarr.create_array(str(tmp_path / "w.zarr"), shape=X.shape, chunks=(100, n_features), dtype=X.dtype,
+                      **CODEC_CHAINS[chain])[:] = X
+    monkeypatch.setattr(io, "GROUP_BYTES", 2**20)
+    np.testing.assert_array_equal(io.zarr_rows(str(tmp_path / "w.zarr")).read(0, 1037), X)
     assert not calls
 
 
