@@ -54,6 +54,28 @@ def as_bytes(stats):
     return [(s.nk.tobytes(), s.s1c.tobytes(), s.s2.tobytes(), float(s.objective), float(s.weight)) for s in stats]
 
 
+def piece_probe(second):
+    """(kernel, seen, ran): an E-step kernel that records ``(row_offset, rows)`` of each piece in
+    ``seen``, and there too whether, while it ran the piece at row 0, another thread ran the piece
+    at row ``second`` (``ran``): pulled a block at a time, the same thread would run it after."""
+    seen, ran = [], threading.Event()
+
+    def kernel(x, models, sample_weight=None, row_offset=0):
+        seen.append((row_offset, len(x)))
+        if row_offset == second:
+            ran.set()
+        elif row_offset == 0:
+            seen.append(("second piece ran meanwhile", ran.wait(10)))
+        return _kernels.e_step_stats(x, models, sample_weight=sample_weight, row_offset=row_offset)
+
+    kernel.additive = True
+    return kernel, seen, ran
+
+
+def pieces_seen(seen):
+    return sorted(p for p in seen if isinstance(p[0], int))
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_pulled_pass_equals_one_task_per_block(weighted):
     X = make_blobs(n=21_000)
@@ -101,21 +123,11 @@ def test_a_pass_over_a_store_is_pulled_a_chunk_at_a_time_with_the_bytes_of_one_t
     step, ends = 500 * group, np.cumsum(Xd.chunks[0])
     want = [(a, min(step, end - a)) for end, n in zip(ends, Xd.chunks[0]) for a in range(end - n, end, step)]
     assert len(want) > len(Xd.chunks[0])
-    seen, second = [], threading.Event()  # the first block's second piece has run
-
-    def kernel(x, models, sample_weight=None, row_offset=0):
-        seen.append((row_offset, len(x)))
-        if row_offset == want[1][0]:
-            second.set()
-        elif row_offset == 0:  # pulled a block at a time, this thread would run the second piece after this one
-            seen.append(("second piece ran meanwhile", second.wait(10)))
-        return _kernels.e_step_stats(x, models, sample_weight=sample_weight, row_offset=row_offset)
-
-    kernel.additive = True
+    kernel, seen, second = piece_probe(want[1][0])
     with dask.config.set(num_workers=2), TaskNames() as tasks:
         pulled = blocks.map_reduce(kernel, models)
     assert ("second piece ran meanwhile", True) in seen
-    assert not tasks.keys and sorted(p for p in seen if isinstance(p[0], int)) == want
+    assert not tasks.keys and pieces_seen(seen) == want
     seen.clear(), second.set()
     with dask.config.set(scheduler="synchronous"), TaskNames() as tasks:
         per_block = blocks.map_reduce(kernel, models)
@@ -145,25 +157,15 @@ def test_an_in_memory_pass_is_pulled_a_piece_of_a_block_at_a_time_with_the_bytes
     models = [random_model(rng, ct, 3, 2)[0] for ct in ("full", "diag")]
     want = [(a, 900) for b in range(4) for a in range(4500 * b, 4500 * b + 4500, 900)] + [(18000 + a, 1000) for a in
                                                                                           range(0, 3000, 1000)]
-    seen, second = [], threading.Event()
-
-    def kernel(x, models, sample_weight=None, row_offset=0):
-        seen.append((row_offset, len(x)))
-        if row_offset == 900:
-            second.set()
-        elif row_offset == 0:  # pulled a block at a time, this thread would run the second piece after this one
-            seen.append(("second piece ran meanwhile", second.wait(10)))
-        return _kernels.e_step_stats(x, models, sample_weight=sample_weight, row_offset=row_offset)
-
-    kernel.additive = True
+    kernel, seen, second = piece_probe(900)
     with dask.config.set(num_workers=2), TaskNames() as tasks:
         pulled = blocks.map_reduce(kernel, models)
     assert ("second piece ran meanwhile", True) in seen
-    assert not tasks.keys and sorted(p for p in seen if isinstance(p[0], int)) == want
+    assert not tasks.keys and pieces_seen(seen) == want
     seen.clear(), second.set()
     with dask.config.set(scheduler="synchronous"), TaskNames() as tasks:
         per_block = blocks.map_reduce(kernel, models)
-    assert len([k for k in tasks.keys if "-chunk" in k]) == 5 and sorted(p for p in seen if isinstance(p[0], int)) == want
+    assert len([k for k in tasks.keys if "-chunk" in k]) == 5 and pieces_seen(seen) == want
     with ThreadPoolExecutor(2) as pool, dask.config.set(pool=pool):  # a pool of the user's: one task per block
         in_pool = blocks.map_reduce(kernel, models)
     assert as_bytes(pulled) == as_bytes(per_block) == as_bytes(in_pool)
