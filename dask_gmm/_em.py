@@ -95,31 +95,7 @@ def _block_task(kernel, args, kwargs, shape, w, *x):
     first = kwargs.get("row_offset", 0)
     x = [declared(b, shape, first) for b in x]
     w = None if w is None else declared(w, shape[:1], first, "sample_weight")
-    if len(x) == 1 and _kernels.is_additive(kernel, args):
-        return _kernels.combine(*(_on_slice(kernel, args, kwargs, x[0], w, first, a, z) for a, z in _pieces_of(x[0])))
     return kernel(*x, *args, sample_weight=w, **kwargs)
-
-
-#: An in-memory block's rows are swept by an additive kernel in pieces of about this many bytes
-#: (:func:`_pieces_of`), one kernel call each, pulled one at a time by the threads of a pass.
-PIECE_BYTES = 8 * 2**20
-
-
-def _pieces_of(block):
-    """``[(a, z)]``: the rows [a, z) of each piece of ``block`` (n, d), equal pieces of at most about
-    :data:`PIECE_BYTES`; the same for a block of the same shape and dtype whoever cuts it, so a
-    pass gives the same bytes pulled a piece at a time or run a block at a time (:func:`_block_task`)."""
-    n = block.shape[0]
-    if n == 0:
-        return [(0, 0)]
-    step = -(-n // -(-n * block[:1].nbytes // PIECE_BYTES))
-    return [(a, min(n, a + step)) for a in range(0, n, step)]
-
-
-def _on_slice(kernel, args, kwargs, x, w, first, a, z):
-    """``kernel`` on rows [a, z) of the block ``x`` (and its weights ``w``) of rows ``first`` on."""
-    kwargs = dict(kwargs, row_offset=first + a)
-    return kernel(x[a:z], *args, sample_weight=None if w is None else w[a:z], **kwargs)
 
 
 def numpy_blocks(arr):
@@ -484,7 +460,7 @@ class Blocks:
                 calls.append((functools.partial(_block_task, _on_rows, on_rows, kw, shape), (w,)))
         scheduler = _scheduler()
         threads = _pull_threads(scheduler, self.data)
-        if threads and _kernels.is_additive(kernel, args):
+        if threads and self.rows is not None and _kernels.is_additive(kernel, args):
             return self._pulled_pieces(threads, kernel, args, kwargs)
         if threads:
             tree = _Tree(len(calls), self.split_every, _kernels.combine)
@@ -502,35 +478,26 @@ class Blocks:
         return self._computed(scheduler, tasks)
 
     def _pulled_pieces(self, threads, kernel, args, kwargs):
-        """An additive ``kernel``'s pass pulled a piece at a time, not a block at a time: for a Zarr
-        store read by ``rows``, a Zarr chunk or a group of small ones
-        (:meth:`dask_gmm.io.ZarrRows.piece_ranges`); in memory, a block's :func:`_pieces_of`. Each
-        block's pieces are combined in order, as its task does (:func:`_on_rows`,
-        :func:`_block_task`), then the blocks by the same tree: the same bytes.
+        """An additive ``kernel``'s pass over a Zarr store read by ``rows``, pulled a piece (a Zarr
+        chunk, or a group of small ones: :meth:`dask_gmm.io.ZarrRows.piece_ranges`) at a time, not a
+        block at a time. Each block's pieces are combined in order, as its task does
+        (:func:`_on_rows`), then the blocks by the same tree: the same bytes.
 
-        A thread that took the last block ran on alone, and blocks are large (about 16 MiB): on two
-        threads, a fit of 5e6 x 2 rows in memory (5 blocks) took 27.0 ms an iteration a block at a
-        time, 23.8 in pieces of 8 MiB; 6.5e5 x 16 (5 blocks) 37.7 against 32.3; 5e5 x 16 rows in 1
-        MiB chunks of a store (Blosc-LZ4; 65 chunks, 8 blocks of 9, the last of 2) 52.4-52.7
-        against 46.1-49.1 ms; 1e7 x 2 rows in 4 MiB chunks (10 blocks of 4) 80.1 against 76.3.
-        Where the blocks split evenly, each piece's call costs a little: 4e6 x 2 in memory (4
-        blocks) 19.34 against 19.56 ms (in pieces of 4 MiB, 19.81)."""
+        A block is several chunks, and a thread that took the last block ran on alone: a fit of
+        5e5 x 16 rows in 1 MiB chunks (Blosc-LZ4; 65 chunks, 8 blocks of 9, the last of 2) took
+        52.4-52.7 ms an iteration on two threads, 46.1-49.1 ms pulled a chunk at a time; 1e7 x 2
+        rows in 4 MiB chunks (10 blocks of 4) 80.1 against 76.3 ms. Where the chunks divide evenly
+        (4e6 x 2 in 4 MiB chunks) it changes nothing."""
         calls, owner, counts = [], [], []
-        for b, (x, w, off, end, sizes) in enumerate(zip(self.x, self.w, self.offsets, self.ends, self.sizes)):
+        for b, (w, off, end, sizes) in enumerate(zip(self.w, self.offsets, self.ends, self.sizes)):
             w = None if w is None else declared(self.data[w], (end - off,), off, "sample_weight")
-            if self.rows is None:  # in memory: the pieces of _block_task
-                x = declared(self.data[x], (end - off, *self.shape[1:]), off)
-                pieces = [functools.partial(_on_slice, kernel, args, kwargs, x, w, off, a, z) for a, z in _pieces_of(x)]
-            else:
-                pieces = []
-                for p, (lo, hi, piece_sizes) in enumerate(self.rows.piece_ranges(off, end, sizes)):
-                    wp = None if w is None else w[lo - off : hi - off]
-                    ahead = (off, end + (end - off)) if p == 0 else None  # the block and the next, as its task's hint
-                    pieces.append(functools.partial(_on_piece, self.rows, lo, hi, piece_sizes, ahead, kernel, args, wp,
-                                                    kwargs))
-            counts.append(len(pieces))
-            calls += pieces
-            owner += [(b, p) for p in range(len(pieces))]
+            ranges = self.rows.piece_ranges(off, end, sizes)
+            counts.append(len(ranges))
+            for p, (lo, hi, piece_sizes) in enumerate(ranges):
+                wp = None if w is None else w[lo - off : hi - off]
+                ahead = (off, end + (end - off)) if p == 0 else None  # the block and the next, as its task's hint
+                calls.append(functools.partial(_on_piece, self.rows, lo, hi, piece_sizes, ahead, kernel, args, wp, kwargs))
+                owner.append((b, p))
         tree = _Tree(len(counts), self.split_every, _kernels.combine)
         parts, lock = [{} for _ in counts], threading.Lock()
 

@@ -138,42 +138,6 @@ def test_a_pass_over_a_store_is_pulled_a_chunk_at_a_time_with_the_bytes_of_one_t
     np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-def test_an_in_memory_pass_is_pulled_a_piece_of_a_block_at_a_time_with_the_bytes_of_one_task_per_block(
-    monkeypatch, weighted
-):
-    """Blocks of about 16 MiB, 5 of them on 2 threads: one thread ran 3 (a fit of 5e6 x 2 rows 1.12-1.14x
-    slower than pulled in pieces of 8 MiB). An additive kernel now runs on each block's equal pieces
-    (_pieces_of), pulled one at a time, and a block's task on a cluster runs the same pieces in
-    turn: the same bytes."""
-    from dask_gmm import _em
-
-    monkeypatch.setattr(_em, "PIECE_BYTES", 1000 * 2 * 8)  # pieces of at most 1,000 rows
-    X = make_blobs(n=21_000)
-    rng = np.random.default_rng(5)
-    w = rng.uniform(0, 2, len(X)) if weighted else None
-    Xd = da.from_array(X, chunks=(4500, 2))  # 5 blocks: 4 of 5 pieces of 900 rows, one of 3000 in 3
-    blocks = Blocks(Xd, io.as_weights(w, Xd), split_every=2)
-    models = [random_model(rng, ct, 3, 2)[0] for ct in ("full", "diag")]
-    want = [(a, 900) for b in range(4) for a in range(4500 * b, 4500 * b + 4500, 900)] + [(18000 + a, 1000) for a in
-                                                                                          range(0, 3000, 1000)]
-    kernel, seen, second = piece_probe(900)
-    with dask.config.set(num_workers=2), TaskNames() as tasks:
-        pulled = blocks.map_reduce(kernel, models)
-    assert ("second piece ran meanwhile", True) in seen
-    assert not tasks.keys and pieces_seen(seen) == want
-    seen.clear(), second.set()
-    with dask.config.set(scheduler="synchronous"), TaskNames() as tasks:
-        per_block = blocks.map_reduce(kernel, models)
-    assert len([k for k in tasks.keys if "-chunk" in k]) == 5 and pieces_seen(seen) == want
-    with ThreadPoolExecutor(2) as pool, dask.config.set(pool=pool):  # a pool of the user's: one task per block
-        in_pool = blocks.map_reduce(kernel, models)
-    assert as_bytes(pulled) == as_bytes(per_block) == as_bytes(in_pool)
-    (whole,) = _kernels.e_step_stats(X, models[:1], sample_weight=w)
-    np.testing.assert_allclose(pulled[0].nk, whole.nk, rtol=1e-12)
-    np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
-
-
 @pytest.mark.parametrize("n, split_every", [(1, 2), (2, 2), (9, 8), (21, 4), (100, 3)])
 def test_tree_fed_in_any_order_from_threads_makes_the_tree_of_a_pass(n, split_every):
     """_Tree combines each group as its last part arrives: the groups and order of _tree (the same
