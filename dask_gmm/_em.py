@@ -50,11 +50,20 @@ def _on_rows(rows, start, stop, sizes, kernel, *args, sample_weight=None, row_of
     """
     if not _kernels.is_additive(kernel, args):
         return kernel(rows.read(start, stop, sizes), *args, sample_weight=sample_weight, row_offset=row_offset, **kwargs)
-    parts = []
-    for lo, x in rows.pieces(start, stop, sizes):
-        w = None if sample_weight is None else sample_weight[lo - start : lo - start + x.shape[0]]
-        parts.append(kernel(x, *args, sample_weight=w, row_offset=lo, **kwargs))
-    return _kernels.combine(*parts)
+    return _kernels.combine(*(call() for call in _piece_calls(rows, start, stop, sizes, kernel, args, sample_weight, kwargs)))
+
+
+def _piece_calls(rows, start, stop, sizes, kernel, args, sample_weight, kwargs):
+    """One call of :func:`_on_piece` for each piece of rows [start, stop) of a block (its chunk files'
+    ``sizes``, its weights ``sample_weight``), the first with the block's prefetch hint (the block
+    and the next): a block's task runs them in turn (:func:`_on_rows`), a pulled pass hands them to
+    its threads (:meth:`Blocks._pulled_pieces`)."""
+    calls = []
+    for p, (lo, hi, piece_sizes) in enumerate(rows.piece_ranges(start, stop, sizes)):
+        w = None if sample_weight is None else sample_weight[lo - start : hi - start]
+        ahead = (start, stop + (stop - start)) if p == 0 else None
+        calls.append(functools.partial(_on_piece, rows, lo, hi, piece_sizes, ahead, kernel, args, w, kwargs))
+    return calls
 
 
 def _on_piece(rows, lo, hi, sizes, ahead, kernel, args, sample_weight, kwargs):
@@ -491,13 +500,10 @@ class Blocks:
         calls, owner, counts = [], [], []
         for b, (w, off, end, sizes) in enumerate(zip(self.w, self.offsets, self.ends, self.sizes)):
             w = None if w is None else declared(self.data[w], (end - off,), off, "sample_weight")
-            ranges = self.rows.piece_ranges(off, end, sizes)
-            counts.append(len(ranges))
-            for p, (lo, hi, piece_sizes) in enumerate(ranges):
-                wp = None if w is None else w[lo - off : hi - off]
-                ahead = (off, end + (end - off)) if p == 0 else None  # the block and the next, as its task's hint
-                calls.append(functools.partial(_on_piece, self.rows, lo, hi, piece_sizes, ahead, kernel, args, wp, kwargs))
-                owner.append((b, p))
+            pieces = _piece_calls(self.rows, off, end, sizes, kernel, args, w, kwargs)
+            counts.append(len(pieces))
+            calls += pieces
+            owner += [(b, p) for p in range(len(pieces))]
         tree = _Tree(len(counts), self.split_every, _kernels.combine)
         parts, lock = [{} for _ in counts], threading.Lock()
 

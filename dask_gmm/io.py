@@ -1075,7 +1075,7 @@ class ZarrRows:
             out = (_scratch("rows", nbytes) if reuse else np.empty(nbytes, np.uint8)).view(self.dtype).reshape(rows, d)
         across = len(self._columns)  # chunks across a row (1: a group's whole rows, copied as they are)
         if _kernels.USE_NUMBA and across > 1 and (width > 1 or across >= 8):  # _numba.interleave's cases
-            shape = (len(self._columns), self.chunk_rows, width)
+            shape = (across, self.chunk_rows, width)
             nbytes = math.prod(shape) * self.dtype.itemsize
             parts = (_scratch("parts", nbytes) if reuse else np.empty(nbytes, np.uint8)).view(self.dtype).reshape(shape)
             for j, size in zip(self._columns, sizes):
