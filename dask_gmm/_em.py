@@ -50,7 +50,7 @@ def _on_rows(rows, start, stop, sizes, kernel, *args, sample_weight=None, row_of
     """
     if not _kernels.is_additive(kernel, args):
         return kernel(rows.read(start, stop, sizes), *args, sample_weight=sample_weight, row_offset=row_offset, **kwargs)
-    return _kernels.combine(*(call() for call in _piece_calls(rows, start, stop, sizes, kernel, args, sample_weight, kwargs)))
+    return _kernels.folded(call() for call in _piece_calls(rows, start, stop, sizes, kernel, args, sample_weight, kwargs))
 
 
 def _piece_calls(rows, start, stop, sizes, kernel, args, sample_weight, kwargs):
@@ -104,7 +104,43 @@ def _block_task(kernel, args, kwargs, shape, w, *x):
     first = kwargs.get("row_offset", 0)
     x = [declared(b, shape, first) for b in x]
     w = None if w is None else declared(w, shape[:1], first, "sample_weight")
+    if len(x) == 1 and _kernels.is_additive(kernel, args):  # the pieces a pulled pass makes, in turn
+        return _kernels.folded(call() for call in _slice_calls(x[0], first, kernel, args, w, kwargs))
     return kernel(*x, *args, sample_weight=w, **kwargs)
+
+
+#: An additive kernel sweeps an in-memory block in pieces of about this many bytes
+#: (:func:`_piece_rows`), one call each: a pulled pass hands them to its threads one at a time.
+PIECE_BYTES = 8 * 2**20
+
+
+def _piece_rows(n, row_bytes):
+    """``[(a, z)]``: the rows [a, z) of each piece of an in-memory block of ``n`` rows of ``row_bytes``
+    bytes: whole multiples of ``_kernels.SUB_BLOCK_ROWS`` rows, about :data:`PIECE_BYTES`, the last
+    fewer. Fixed by the block's shape and dtype alone, so every scheduler cuts a block alike and a
+    pass gives the same bytes on each (:func:`_block_task`, :meth:`Blocks._pulled_pieces`).
+
+    The floor of a sub-block's rows (65,536) is for a call's fixed work, which grows with d (K d^2
+    statistics made and added, K d^3 to factor): at d=768, K=8 about 60 ms a call, and pieces of 8
+    MiB made fits 8-10 % slower. From d=32 (float64) a 16 MiB block is one piece."""
+    unit = _kernels.SUB_BLOCK_ROWS
+    step = unit * max(1, PIECE_BYTES // (unit * max(1, row_bytes)))
+    return [(a, min(n, a + step)) for a in range(0, n, step)] or [(0, 0)]
+
+
+def _slice_calls(x, first, kernel, args, sample_weight, kwargs):
+    """One call of :func:`_on_slice` for each piece (:func:`_piece_rows`) of the in-memory block ``x``
+    of rows ``first`` on and its weights ``sample_weight``: a block's task runs them in turn
+    (:func:`_block_task`), a pulled pass hands them to its threads (:meth:`Blocks._pulled_pieces`)."""
+    return [
+        functools.partial(_on_slice, x[a:z], first + a, kernel, args, None if sample_weight is None else sample_weight[a:z], kwargs)
+        for a, z in _piece_rows(x.shape[0], x.dtype.itemsize * int(np.prod(x.shape[1:])))
+    ]
+
+
+def _on_slice(x, first, kernel, args, sample_weight, kwargs):
+    """``kernel`` on the rows ``x`` (views of a block), the first of which is row ``first``."""
+    return kernel(x, *args, sample_weight=sample_weight, **dict(kwargs, row_offset=first))
 
 
 def numpy_blocks(arr):
@@ -329,6 +365,48 @@ class _Tree:
         self.root = value
 
 
+class _Folds:
+    """Each block's pieces folded in order (:func:`dask_gmm._kernels.folded`'s bytes) as they arrive
+    from any thread (:meth:`add`), by one thread at a time: a block holds its running total and the
+    pieces that came before their turn. Its total goes to ``done(b, total)`` once its last piece is in.
+
+    Parameters
+    ----------
+    counts : list of int, the pieces of each block
+    done : callable(b, total), called once for each block, in the thread that folded its last piece
+    """
+
+    def __init__(self, counts, done):
+        self.counts, self.done = counts, done
+        self.next = [0] * len(counts)  # each block's next piece to fold
+        self.total = [None] * len(counts)
+        self.early = [{} for _ in counts]  # pieces in before their turn
+        self.busy = [False] * len(counts)  # a thread folds this block's pieces
+        self.lock = threading.Lock()
+
+    def add(self, b, p, value):
+        """Piece ``p`` of block ``b``; folds every piece now in turn, unless another thread is folding them."""
+        with self.lock:
+            self.early[b][p] = value
+            if self.busy[b]:
+                return
+            self.busy[b] = True
+        while True:
+            with self.lock:
+                run = []
+                while self.next[b] in self.early[b]:
+                    run.append(self.early[b].pop(self.next[b]))
+                    self.next[b] += 1
+                if not run:
+                    self.busy[b] = False
+                    return
+                last = self.next[b] == self.counts[b]
+            total = _kernels.folded(run if self.total[b] is None else [self.total[b], *run])
+            self.total[b] = None if last else total
+            if last:
+                self.done(b, total)
+
+
 def _bound(calls, data):
     """Each call ``(function, graph keys of its inputs)`` as one callable, the inputs taken from ``data``."""
     return [functools.partial(f, *(None if k is None else data[k] for k in keys)) for f, keys in calls]
@@ -469,7 +547,7 @@ class Blocks:
                 calls.append((functools.partial(_block_task, _on_rows, on_rows, kw, shape), (w,)))
         scheduler = _scheduler()
         threads = _pull_threads(scheduler, self.data)
-        if threads and self.rows is not None and _kernels.is_additive(kernel, args):
+        if threads and _kernels.is_additive(kernel, args):
             return self._pulled_pieces(threads, kernel, args, kwargs)
         if threads:
             tree = _Tree(len(calls), self.split_every, _kernels.combine)
@@ -487,36 +565,31 @@ class Blocks:
         return self._computed(scheduler, tasks)
 
     def _pulled_pieces(self, threads, kernel, args, kwargs):
-        """An additive ``kernel``'s pass over a Zarr store read by ``rows``, pulled a piece (a Zarr
-        chunk, or a group of small ones: :meth:`dask_gmm.io.ZarrRows.piece_ranges`) at a time, not a
-        block at a time. Each block's pieces are combined in order, as its task does
-        (:func:`_on_rows`), then the blocks by the same tree: the same bytes.
+        """An additive ``kernel``'s pass pulled a piece at a time, not a block at a time: for a Zarr
+        store read by ``rows`` a Zarr chunk, or a group of small ones
+        (:meth:`dask_gmm.io.ZarrRows.piece_ranges`); in memory a block's :func:`_piece_rows`. Each
+        block's pieces are folded in order as they arrive (:class:`_Folds`), as its task folds them
+        (:func:`_on_rows`, :func:`_block_task`), then the blocks go into the same tree: the same bytes.
 
-        A block is several chunks, and a thread that took the last block ran on alone: a fit of
+        A block is several pieces, and a thread that took the last block ran on alone: a fit of
         5e5 x 16 rows in 1 MiB chunks (Blosc-LZ4; 65 chunks, 8 blocks of 9, the last of 2) took
         52.4-52.7 ms an iteration on two threads, 46.1-49.1 ms pulled a chunk at a time; 1e7 x 2
         rows in 4 MiB chunks (10 blocks of 4) 80.1 against 76.3 ms. Where the chunks divide evenly
         (4e6 x 2 in 4 MiB chunks) it changes nothing."""
         calls, owner, counts = [], [], []
-        for b, (w, off, end, sizes) in enumerate(zip(self.w, self.offsets, self.ends, self.sizes)):
+        for b, (x, w, off, end, sizes) in enumerate(zip(self.x, self.w, self.offsets, self.ends, self.sizes)):
             w = None if w is None else declared(self.data[w], (end - off,), off, "sample_weight")
-            pieces = _piece_calls(self.rows, off, end, sizes, kernel, args, w, kwargs)
+            if self.rows is None:
+                block = declared(self.data[x], (end - off, *self.shape[1:]), off)
+                pieces = _slice_calls(block, off, kernel, args, w, kwargs)
+            else:
+                pieces = _piece_calls(self.rows, off, end, sizes, kernel, args, w, kwargs)
             counts.append(len(pieces))
             calls += pieces
             owner += [(b, p) for p in range(len(pieces))]
         tree = _Tree(len(counts), self.split_every, _kernels.combine)
-        parts, lock = [{} for _ in counts], threading.Lock()
-
-        def sink(i, value):  # a block whose pieces are all in is combined, in order, and joins the tree
-            b, p = owner[i]
-            with lock:
-                parts[b][p] = value
-                if len(parts[b]) < counts[b]:
-                    return
-                group = [parts[b].pop(k) for k in range(counts[b])]
-            tree.add(b, _kernels.combine(*group))
-
-        _pulled(calls, threads, sink)
+        folds = _Folds(counts, tree.add)
+        _pulled(calls, threads, lambda i, value: folds.add(*owner[i], value))
         return tree.root
 
     def _computed(self, scheduler, tasks):

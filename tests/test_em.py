@@ -14,7 +14,8 @@ from dask.callbacks import Callback
 from dask.system import CPU_COUNT
 
 from dask_gmm import GaussianMixture, _kernels, io
-from dask_gmm._em import Blocks, _blocks_of, _data_of, _Tree, _tree, fill_rows
+from dask_gmm import _em
+from dask_gmm._em import Blocks, _blocks_of, _data_of, _Folds, _piece_rows, _Tree, _tree, fill_rows
 
 from .conftest import make_blobs, random_model
 
@@ -136,6 +137,98 @@ def test_a_pass_over_a_store_is_pulled_a_chunk_at_a_time_with_the_bytes_of_one_t
     (whole,) = _kernels.e_step_stats(X, models[:1], sample_weight=w)
     np.testing.assert_allclose(pulled[0].nk, whole.nk, rtol=1e-12)
     np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_in_memory_blocks_are_pulled_a_piece_at_a_time_with_the_bytes_of_one_task_per_block(monkeypatch, weighted):
+    """An in-memory block is swept in pieces of whole sub-blocks (here 1000 rows), pulled one at a
+    time, so a block's second piece runs on the other thread while its first runs; a block's task
+    (synchronous, a user's pool) runs the same pieces in turn: the same bytes."""
+    monkeypatch.setattr(_kernels, "SUB_BLOCK_ROWS", 500)
+    monkeypatch.setattr(_em, "PIECE_BYTES", 1000 * 2 * 8)  # two sub-blocks of (500, 2) float64
+    X = make_blobs(n=21_000)
+    rng = np.random.default_rng(3)
+    models = [random_model(rng, ct, 3, 2)[0] for ct in ("full", "diag")]
+    w = rng.uniform(0, 2, len(X)) if weighted else None
+    Xd = da.from_array(X, chunks=(4500, 2))  # 5 blocks (the last of 3000 rows), each 5 pieces (the last of 500 rows) or 3
+    blocks = Blocks(Xd, io.as_weights(w, Xd), split_every=3)
+    want = [(a, min(1000, end - a)) for end, n in zip(np.cumsum(Xd.chunks[0]), Xd.chunks[0]) for a in range(end - n, end, 1000)]
+    assert len(want) == 23 and (4000, 500) in want
+    kernel, seen, second = piece_probe(1000)
+    with dask.config.set(num_workers=2), TaskNames() as tasks:
+        pulled = blocks.map_reduce(kernel, models)
+    assert ("second piece ran meanwhile", True) in seen
+    assert not tasks.keys and pieces_seen(seen) == want
+    seen.clear(), second.set()
+    with dask.config.set(scheduler="synchronous"), TaskNames() as tasks:
+        per_block = blocks.map_reduce(kernel, models)
+    assert len([k for k in tasks.keys if "-chunk" in k]) == 5 and pieces_seen(seen) == want
+    with ThreadPoolExecutor(2) as pool, dask.config.set(pool=pool):
+        in_pool = blocks.map_reduce(kernel, models)
+    assert as_bytes(pulled) == as_bytes(per_block) == as_bytes(in_pool)
+    (whole,) = _kernels.e_step_stats(X, models[:1], sample_weight=w)
+    np.testing.assert_allclose(pulled[0].nk, whole.nk, rtol=1e-12)
+    np.testing.assert_allclose(pulled[0].s2, whole.s2, rtol=1e-10)
+
+
+def test_a_blocks_pieces_are_whole_sub_blocks_of_about_piece_bytes():
+    unit = _kernels.SUB_BLOCK_ROWS
+    for n, row_bytes in ((1, 16), (unit, 16), (2**20, 16), (2**20 + 7, 16), (10**6, 8), (131_072, 128), (32_768, 512),
+                         (10**6, 10**6)):
+        pieces = _piece_rows(n, row_bytes)
+        assert [a for a, _ in pieces] == [0] + [z for _, z in pieces[:-1]] and pieces[-1][1] == n  # the block, in order
+        sizes = [z - a for a, z in pieces]
+        assert all(s % unit == 0 for s in sizes[:-1]) and 0 < sizes[-1] <= sizes[0]
+        # about PIECE_BYTES, never under a sub-block: a call's fixed work grows with d
+        assert sizes[0] == min(n, max(unit, _em.PIECE_BYTES // (unit * row_bytes) * unit))
+    assert _piece_rows(0, 16) == [(0, 0)]
+    assert len(_piece_rows(2**20, 16)) == 2 and len(_piece_rows(131_072, 128)) == 2  # 16 MiB blocks at d=2, d=16
+    assert _piece_rows(32_768, 512) == [(0, 32_768)]  # d=64: whole
+
+
+def test_folds_fold_each_blocks_pieces_in_order_whatever_order_and_thread_they_come_from():
+    """_Folds gives each block the left fold of its pieces in order (combine's own bytes), whichever
+    thread brings which piece when, and holds only the pieces that came before their turn."""
+    rng = np.random.default_rng(5)
+    counts = [1, 4, 7, 2]
+    parts = [[rng.normal(size=3) * 10.0 ** rng.integers(-8, 8) for _ in range(c)] for c in counts]
+    want = [_kernels.combine(*p).tobytes() for p in parts]
+    items = [(b, p) for b, c in enumerate(counts) for p in range(c)]
+    for order in (items, items[::-1], [items[i] for i in rng.permutation(len(items))]):
+        done = {}
+        folds = _Folds(counts, lambda b, total: done.setdefault(b, total))
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda bp: folds.add(*bp, parts[bp[0]][bp[1]]), order))
+        assert {b: t.tobytes() for b, t in done.items()} == dict(enumerate(want))
+        assert not any(folds.early) and folds.total == [None] * 4
+    folds, most = _Folds([50], lambda b, total: None), 0
+    for p in [1, 0] + list(range(2, 50)):  # the second piece before the first: held until the first is in
+        folds.add(0, p, np.ones(1))
+        most = max(most, len(folds.early[0]))
+    assert most == 1 and folds.next == [50]
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "synchronous"])
+def test_a_blocks_pieces_are_folded_as_they_come(monkeypatch, scheduler):
+    """A block's pieces' statistics (K d^2 8 bytes each) are folded one at a time, pulled or in a
+    block's task, not all held until its last: one block of 4000 rows in 40 pieces, d=120, K=2
+    (230 KB each), held 11 MiB at the peak."""
+    monkeypatch.setattr(_kernels, "SUB_BLOCK_ROWS", 100)
+    monkeypatch.setattr(_em, "PIECE_BYTES", 100 * 120 * 8)
+    X = np.random.default_rng(0).normal(size=(4000, 120))
+    model = random_model(np.random.default_rng(1), "full", 2, 120)[0]
+    blocks = Blocks(da.from_array(X, chunks=(4000, 120)))
+    with dask.config.set(scheduler=scheduler):
+        blocks.map_reduce(_kernels.e_step_stats, [model])  # kernels loaded
+        tracemalloc.start()
+        try:
+            (stats,) = blocks.map_reduce(_kernels.e_step_stats, [model])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 20 * 2 * 120 * 120 * 8, peak / 2**20  # 4.4 MiB (2.2-2.5 seen); holding them all, 11 MiB
+    (whole,) = _kernels.e_step_stats(X, [model])
+    np.testing.assert_allclose(stats.s2, whole.s2, rtol=1e-10)
 
 
 @pytest.mark.parametrize("n, split_every", [(1, 2), (2, 2), (9, 8), (21, 4), (100, 3)])
