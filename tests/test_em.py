@@ -77,6 +77,22 @@ def pieces_seen(seen):
     return sorted(p for p in seen if isinstance(p[0], int))
 
 
+def pulled_then_per_block(blocks, models, want, n_blocks):
+    """A pass's statistics pulled on 2 threads, then with one task per block (synchronous), checked
+    to run the pieces ``want`` (``(row_offset, rows)``) each way, the block's second piece on the
+    other thread while its first ran when pulled."""
+    kernel, seen, second = piece_probe(want[1][0])
+    with dask.config.set(num_workers=2), TaskNames() as tasks:
+        pulled = blocks.map_reduce(kernel, models)
+    assert ("second piece ran meanwhile", True) in seen
+    assert not tasks.keys and pieces_seen(seen) == want
+    seen.clear(), second.set()
+    with dask.config.set(scheduler="synchronous"), TaskNames() as tasks:
+        per_block = blocks.map_reduce(kernel, models)
+    assert len([k for k in tasks.keys if "-chunk" in k]) == n_blocks and pieces_seen(seen) == want
+    return pulled, per_block, kernel
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_pulled_pass_equals_one_task_per_block(weighted):
     X = make_blobs(n=21_000)
@@ -124,15 +140,7 @@ def test_a_pass_over_a_store_is_pulled_a_chunk_at_a_time_with_the_bytes_of_one_t
     step, ends = 500 * group, np.cumsum(Xd.chunks[0])
     want = [(a, min(step, end - a)) for end, n in zip(ends, Xd.chunks[0]) for a in range(end - n, end, step)]
     assert len(want) > len(Xd.chunks[0])
-    kernel, seen, second = piece_probe(want[1][0])
-    with dask.config.set(num_workers=2), TaskNames() as tasks:
-        pulled = blocks.map_reduce(kernel, models)
-    assert ("second piece ran meanwhile", True) in seen
-    assert not tasks.keys and pieces_seen(seen) == want
-    seen.clear(), second.set()
-    with dask.config.set(scheduler="synchronous"), TaskNames() as tasks:
-        per_block = blocks.map_reduce(kernel, models)
-    assert len([k for k in tasks.keys if "-chunk" in k]) == len(Xd.chunks[0])
+    pulled, per_block, _ = pulled_then_per_block(blocks, models, want, len(Xd.chunks[0]))
     assert as_bytes(pulled) == as_bytes(per_block)
     (whole,) = _kernels.e_step_stats(X, models[:1], sample_weight=w)
     np.testing.assert_allclose(pulled[0].nk, whole.nk, rtol=1e-12)
@@ -153,16 +161,8 @@ def test_in_memory_blocks_are_pulled_a_piece_at_a_time_with_the_bytes_of_one_tas
     Xd = da.from_array(X, chunks=(4500, 2))  # 5 blocks (the last of 3000 rows), each 5 pieces (the last of 500 rows) or 3
     blocks = Blocks(Xd, io.as_weights(w, Xd), split_every=3)
     want = [(a, min(1000, end - a)) for end, n in zip(np.cumsum(Xd.chunks[0]), Xd.chunks[0]) for a in range(end - n, end, 1000)]
-    assert len(want) == 23 and (4000, 500) in want
-    kernel, seen, second = piece_probe(1000)
-    with dask.config.set(num_workers=2), TaskNames() as tasks:
-        pulled = blocks.map_reduce(kernel, models)
-    assert ("second piece ran meanwhile", True) in seen
-    assert not tasks.keys and pieces_seen(seen) == want
-    seen.clear(), second.set()
-    with dask.config.set(scheduler="synchronous"), TaskNames() as tasks:
-        per_block = blocks.map_reduce(kernel, models)
-    assert len([k for k in tasks.keys if "-chunk" in k]) == 5 and pieces_seen(seen) == want
+    assert len(want) == 23 and (4000, 500) in want and want[1][0] == 1000
+    pulled, per_block, kernel = pulled_then_per_block(blocks, models, want, 5)
     with ThreadPoolExecutor(2) as pool, dask.config.set(pool=pool):
         in_pool = blocks.map_reduce(kernel, models)
     assert as_bytes(pulled) == as_bytes(per_block) == as_bytes(in_pool)
