@@ -134,8 +134,13 @@ def _slice_calls(x, first, kernel, args, sample_weight, kwargs):
     (:func:`_block_task`), a pulled pass hands them to its threads (:meth:`Blocks._pulled_pieces`)."""
     return [
         functools.partial(_on_slice, x[a:z], first + a, kernel, args, None if sample_weight is None else sample_weight[a:z], kwargs)
-        for a, z in _piece_rows(x.shape[0], x.dtype.itemsize * int(np.prod(x.shape[1:])))
+        for a, z in _pieces_of(x)
     ]
+
+
+def _pieces_of(x):
+    """:func:`_piece_rows` of the in-memory block ``x`` of shape (n, ...)."""
+    return _piece_rows(x.shape[0], x.dtype.itemsize * int(np.prod(x.shape[1:])))
 
 
 def _on_slice(x, first, kernel, args, sample_weight, kwargs):
@@ -659,7 +664,9 @@ def fill_rows(blocks, kernel, out, *args):
     For in-memory data and outputs: each call writes its rows of ``out`` in
     place, so nothing is concatenated afterwards, and no dask graph is made
     (building one, for a dask array of the blocks, cost about 0.3 ms a call).
-    The blocks are pulled (:func:`_pulled`) by dask's threaded scheduler's
+    A block is swept in the pieces of a pass (:func:`_piece_rows`); each row's
+    output is its own, so pieces change no byte. The pieces are pulled
+    (:func:`_pulled`) by dask's threaded scheduler's
     number of threads, by the calling thread alone under the synchronous
     scheduler, or run as tasks of the threaded scheduler where a pool is
     configured (``dask.config.set(pool=...)``).
@@ -670,8 +677,11 @@ def fill_rows(blocks, kernel, out, *args):
     out : ndarray with sum(n_i) rows, C-contiguous
     """
     sync = dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded")
-    starts = np.cumsum([0] + [len(x) for x in blocks]).tolist()
-    calls = [functools.partial(_fill_task, kernel, args, a, out[a:b], x) for x, a, b in zip(blocks, starts[:-1], starts[1:])]
+    calls, start = [], 0
+    for x in blocks:  # each block in pieces, so that the threads end together
+        for a, z in _pieces_of(x):
+            calls.append(functools.partial(_fill_task, kernel, args, start + a, out[start + a : start + z], x[a:z]))
+        start += x.shape[0]
     threads = 1 if sync else _pull_threads(dask.threaded.get, {})  # {}: the blocks are data, not tasks
     if threads:
         _pulled(calls, threads, lambda i, none: None)  # each call has written its rows

@@ -389,28 +389,34 @@ def test_pulled_passes_from_several_threads_at_once_give_their_own_bytes():
     assert together == alone * 3
 
 
-def test_fill_rows_pulled_equals_synchronous_and_pool_tasks():
+def test_fill_rows_pulled_equals_synchronous_and_pool_tasks(monkeypatch):
+    """Per-row outputs of in-memory blocks, swept in the pieces of a pass (here 400 rows) and written
+    in place: the bytes of the kernel over the whole array, pulled, synchronous or as tasks."""
+    monkeypatch.setattr(_kernels, "SUB_BLOCK_ROWS", 400)
+    monkeypatch.setattr(_em, "PIECE_BYTES", 400 * 2 * 8)
     X = make_blobs(n=9000)
     model = random_model(np.random.default_rng(1), "full", 3, 2)[0]
-    blocks = [X[a : a + 1000] for a in range(0, len(X), 1000)]
-    threads = set()
+    blocks = [X[a : a + 1000] for a in range(0, len(X), 1000)]  # 9 blocks, each 3 pieces: 400, 400, 200
+    threads, seen = set(), []
 
     def proba(x, model, row_offset=0, out=None):
         threads.add(threading.current_thread().name)
+        seen.append((row_offset, len(x)))
         return _kernels.predict_proba(x, model, row_offset=row_offset, out=out)
 
-    with TaskNames() as seen:
+    want = sorted((a + p, min(400, 1000 - p)) for a in range(0, 9000, 1000) for p in (0, 400, 800))
+    with TaskNames() as tasks:
         pulled = fill_rows(blocks, proba, np.empty((len(X), 3)), model)
-    assert was_pulled(seen.keys, threads)
+    assert was_pulled(tasks.keys, threads) and sorted(seen) == want
     threads.clear()
-    with dask.config.set(scheduler="synchronous"), TaskNames() as seen:
+    with dask.config.set(scheduler="synchronous"), TaskNames() as tasks:
         sync = fill_rows(blocks, proba, np.empty((len(X), 3)), model)
-    assert not seen.keys and threads == {threading.current_thread().name}
-    with ThreadPoolExecutor(2) as pool, dask.config.set(pool=pool), TaskNames() as seen:  # a pool of the user's
-        tasks = fill_rows(blocks, _kernels.predict_proba, np.empty((len(X), 3)), model)
-    assert len(seen.keys) == len(blocks)
-    assert pulled.tobytes() == sync.tobytes() == tasks.tobytes()
-    np.testing.assert_allclose(pulled, _kernels.predict_proba(X, model), rtol=1e-12)
+    assert not tasks.keys and threads == {threading.current_thread().name}
+    with ThreadPoolExecutor(2) as pool, dask.config.set(pool=pool), TaskNames() as tasks:  # a pool of the user's
+        in_pool = fill_rows(blocks, _kernels.predict_proba, np.empty((len(X), 3)), model)
+    assert len(tasks.keys) == len(want)
+    monkeypatch.undo()
+    assert pulled.tobytes() == sync.tobytes() == in_pool.tobytes() == _kernels.predict_proba(X, model).tobytes()
 
 
 def test_blocks_of_in_memory_data_are_views_in_order_as_dask_makes_them():
