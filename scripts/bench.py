@@ -45,7 +45,8 @@ Cases (``--cases``, comma separated; default all):
            on a distributed LocalCluster (2 worker processes x 1 thread) against local threads, in turns
   chunks   dask_gmm's throughput against the in-memory chunk size (io.TARGET_CHUNK_BYTES) and
            against the number of chunks per core; stores of zarr's own default chunking and codec,
-           of whole rows in its chunk rows, and of 1,000-row chunks, against memory (d=2 and d=16)
+           of whole rows in its chunk rows, and of 1,000-row chunks, against memory (d=2 and d=16);
+           N=5e6, d=2 in memory (5 chunks: uneven on 2 cores) against N=4e6 (4 chunks), in turns
 
 dask_gmm compiles its numba kernels once per machine (cached on disk); the
 compile time and the time to load them from the cache are measured in fresh
@@ -772,6 +773,15 @@ class Bench:
                 t = timed(lambda: fit_dask_gmm(Xd, K2, ct, init2, self.args.iters)) / self.args.iters
                 self.table.add(f"dask_gmm, {per_core} chunk(s) per core", label, t, X2.shape[0], None, "—",
                                f"{parts} chunks of {X2.nbytes / parts / 2**20:.1f} MiB")
+        # Five chunks of 16 MiB (dask_gmm's own chunking of 5e6 x 2) do not split evenly between two
+        # threads; swept in pieces (_em.PIECE_BYTES) the threads end together.
+        X5 = make_problem(self.n(5_000_000), 2, K, seed=3)
+        times = timed_in_turns({"4": lambda: fit_dask_gmm(X, K, ct, init, self.args.iters),
+                                "5": lambda: fit_dask_gmm(X5, K, ct, init, self.args.iters)})
+        t4, t5 = times["4"] / self.args.iters, times["5"] / self.args.iters
+        self.table.add("dask_gmm, in memory, dask_gmm's chunks", case_name(X5, K, ct), t5, X5.shape[0], None, "—",
+                       f"{len(io.as_dask_array(X5).chunks[0])} chunks; {X5.shape[0] / t5 / (N / t4):.0%} of the "
+                       f"throughput of {name.split()[0]}'s {len(io.as_dask_array(X).chunks[0])} chunks, in turns")
 
     def zarr_layouts(self, X, K, init):
         """The same rows in stores of zarr's own defaults (its chunking, across the features for
