@@ -218,14 +218,23 @@ def test_a_blocks_pieces_are_folded_as_they_come(monkeypatch, scheduler):
     X = np.random.default_rng(0).normal(size=(4000, 120))
     model = random_model(np.random.default_rng(1), "full", 2, 120)[0]
     blocks = Blocks(da.from_array(X, chunks=(4000, 120)))
+    calls = []
+
+    def kernel(x, models, sample_weight=None, row_offset=0):
+        calls.append(row_offset)
+        return _kernels.e_step_stats(x, models, sample_weight=sample_weight, row_offset=row_offset)
+
+    kernel.additive = True
     with dask.config.set(scheduler=scheduler):
-        blocks.map_reduce(_kernels.e_step_stats, [model])  # kernels loaded
+        blocks.map_reduce(kernel, [model])  # kernels loaded
+        calls.clear()
         tracemalloc.start()
         try:
-            (stats,) = blocks.map_reduce(_kernels.e_step_stats, [model])
+            (stats,) = blocks.map_reduce(kernel, [model])
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
+    assert sorted(calls) == list(range(0, 4000, 100))  # the block in its 40 pieces
     assert peak < 20 * 2 * 120 * 120 * 8, peak / 2**20  # 4.4 MiB (2.2-2.5 seen); holding them all, 11 MiB
     (whole,) = _kernels.e_step_stats(X, [model])
     np.testing.assert_allclose(stats.s2, whole.s2, rtol=1e-10)

@@ -56,6 +56,31 @@ def test_combine_is_addition_and_splits_are_exact():
         assert a.objective == pytest.approx(b.objective, rel=1e-12)
 
 
+def test_folded_is_combine_of_all_holding_one_value_at_a_time(monkeypatch):
+    """kern.folded gives combine(*values)'s bytes, taking the values one at a time; a sub_blocked
+    kernel folds its slices so (20 slices of 8 MB results: 160 MB held at once before)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(4)
+    values = [kern.SuffStats(*(rng.normal(size=s) * 1e6 for s in ((3,), (3, 2), (3, 2, 2))), rng.normal(), 1.0, 0.5)
+              for _ in range(9)]
+    folded, together = kern.folded(iter(values)), kern.combine(*values)
+    assert [np.asarray(a).tobytes() for a in folded] == [np.asarray(a).tobytes() for a in together]
+
+    @kern.sub_blocked
+    def big(x, sample_weight=None, row_offset=0):
+        return np.full(1_000_000, float(x.shape[0]))
+
+    monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 50)
+    tracemalloc.start()
+    try:
+        got = big(np.zeros((1000, 2)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got[0] == 1000.0 and peak < 6 * 8_000_000, peak / 2**20  # 4 results seen; all 20, 160 MB
+
+
 @pytest.mark.parametrize("numba", [False, True])
 def test_e_step_in_slices_equals_the_whole_block(monkeypatch, numba):
     """The NumPy E-step goes in slices of SUB_BLOCK_ROWS (its (n, K) temporaries), the compiled one
