@@ -92,6 +92,11 @@ def declared(block, shape, first, name="X"):
     if np.dtype(block.dtype).kind == "c":
         raise ValueError(f"The block of {name} holding {rows} holds complex numbers ({block.dtype}) where its dask "
                          f"array declares real ones: {name} must hold real numbers.")
+    if isinstance(block, np.ndarray) and not block.flags.aligned:
+        # distributed hands a worker the data scattered to it at any address (odd ones seen), and
+        # NumPy sums a misaligned array in another order: a weighted fit's total weight differed from
+        # the threads' in its last bit. A copy is aligned.
+        return block.copy()
     return block
 
 

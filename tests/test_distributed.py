@@ -347,6 +347,21 @@ def test_arrays_persisted_on_the_cluster_fit_as_in_memory_ones():
     assert score == pytest.approx(ref.score(X, sample_weight=w), rel=1e-12)
 
 
+def test_a_weighted_in_memory_fit_on_a_cluster_has_the_bytes_of_threads():
+    """The workers got the scattered blocks at misaligned addresses (odd ones seen), where NumPy sums
+    the weights in another order: the total weight, so lower_bound_, differed in its last bit."""
+    X = make_blobs(n=200_000, seed=3)
+    w = np.random.default_rng(0).uniform(0, 2, len(X))
+    fit = lambda: GaussianMixture(3, random_state=0, tol=0, max_iter=3).fit(X, sample_weight=w)  # noqa: E731
+    ref = fit()
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+        gm = fit()
+        score = gm.score(X, sample_weight=w)
+    for name in ("weights_", "means_", "covariances_", "lower_bound_"):
+        assert np.asarray(getattr(gm, name)).tobytes() == np.asarray(getattr(ref, name)).tobytes(), name
+    assert score == ref.score(X, sample_weight=w)
+
+
 def test_a_bad_row_of_a_dask_dataframe_is_named_by_its_label_on_a_cluster():
     """The worker's error reaches the client whole (the row it names, pickled), and the row's index
     label is found on the cluster."""
