@@ -81,6 +81,7 @@ def declared(block, shape, first, name="X"):
     declares: an array of ``shape`` of real numbers. A function that makes blocks
     (``da.from_delayed``, ``map_blocks``) and returns other rows was fitted without a word (150
     declared rows of 1,000 never seen), and a complex block lost its imaginary parts."""
+    block = _aligned(block)
     rows = f"rows {first}-{first + shape[0] - 1}"
     if not (hasattr(block, "shape") and hasattr(block, "dtype")):
         raise ValueError(f"The block of {name} holding {rows} is a {type(block).__name__}, not an array: the "
@@ -92,12 +93,32 @@ def declared(block, shape, first, name="X"):
     if np.dtype(block.dtype).kind == "c":
         raise ValueError(f"The block of {name} holding {rows} holds complex numbers ({block.dtype}) where its dask "
                          f"array declares real ones: {name} must hold real numbers.")
+    return block
+
+
+def _aligned(block):
+    """``block``, or an aligned copy of it where it is a misaligned NumPy array.
+
+    distributed hands a worker the data scattered to it, or sent from another worker, at any
+    address (odd ones seen), and NumPy sums a misaligned array in another order: a weighted fit's
+    total weight on a cluster differed from the threads' in its last bit. Scattered blocks are
+    copied as they arrive (:class:`_Aligned`), a pass's block here only when moved since: copying
+    every misaligned block in every pass made a fit on 2 workers 6-10 % slower."""
+    block = block.array if isinstance(block, _Aligned) else block  # sent unpickled (an in-process cluster)
     if isinstance(block, np.ndarray) and not block.flags.aligned:
-        # distributed hands a worker the data scattered to it at any address (odd ones seen), and
-        # NumPy sums a misaligned array in another order: a weighted fit's total weight differed from
-        # the threads' in its last bit. A copy is aligned.
         return block.copy()
     return block
+
+
+class _Aligned:
+    """An array to scatter that unpickles as itself, aligned (:func:`_aligned`): a worker gets
+    it at any address, and would copy it in every pass."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __reduce__(self):
+        return _aligned, (self.array,)
 
 
 def _block_task(kernel, args, kwargs, shape, w, *x):
@@ -505,7 +526,7 @@ class Blocks:
         if self._sent is None or self._sent[0] is not client:
             held = [k for k, v in self.graph.items() if isinstance(v, np.ndarray)]
             self._sent = (client, None, [])  # a send under way: one that fails is tried again
-            futures = client.scatter([self.graph[k] for k in held], hash=False) if held else []
+            futures = client.scatter([_Aligned(self.graph[k]) for k in held], hash=False) if held else []
             self._sent = (client, {**self.graph, **dict(zip(held, futures))}, futures)
             self._sent_keys.update(f.key for f in futures)
         return self._sent[1]
