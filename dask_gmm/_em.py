@@ -120,6 +120,9 @@ class _Aligned:
     def __reduce__(self):
         return _aligned, (self.array,)
 
+    def __sizeof__(self):  # held as it is by an in-process cluster's workers: their memory counts its bytes
+        return object.__sizeof__(self) + self.array.nbytes
+
 
 def _block_task(kernel, args, kwargs, shape, w, *x):
     """``kernel(*x, *args, sample_weight=w, **kwargs)`` on the blocks ``x`` (rows) and ``w``
@@ -526,7 +529,9 @@ class Blocks:
         if self._sent is None or self._sent[0] is not client:
             held = [k for k, v in self.graph.items() if isinstance(v, np.ndarray)]
             self._sent = (client, None, [])  # a send under way: one that fails is tried again
-            futures = client.scatter([_Aligned(self.graph[k]) for k in held], hash=False) if held else []
+            names = [f"dask_gmm.block-{uuid.uuid4().hex}" for _ in held]  # not "_Aligned-...", in logs and the dashboard
+            sent = client.scatter({n: _Aligned(self.graph[k]) for n, k in zip(names, held)}, hash=False) if held else {}
+            futures = [sent[n] for n in names]
             self._sent = (client, {**self.graph, **dict(zip(held, futures))}, futures)
             self._sent_keys.update(f.key for f in futures)
         return self._sent[1]

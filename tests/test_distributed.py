@@ -24,7 +24,8 @@ from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 from zarr.codecs import ZstdCodec
 
-from dask_gmm import BayesianGaussianMixture, GaussianMixture, generate_mixture, io, load_model, save_model
+from dask_gmm import BayesianGaussianMixture, GaussianMixture, _kernels, generate_mixture, io, load_model, save_model
+from dask_gmm._em import Blocks
 
 from .conftest import make_blobs
 
@@ -354,9 +355,16 @@ def test_a_weighted_in_memory_fit_on_a_cluster_has_the_bytes_of_threads():
     w = np.random.default_rng(0).uniform(0, 2, len(X))
     fit = lambda: GaussianMixture(3, random_state=0, tol=0, max_iter=3).fit(X, sample_weight=w)  # noqa: E731
     ref = fit()
-    with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster) as client:
         gm = fit()
         score = gm.score(X, sample_weight=w)
+        Xd = io.as_dask_array(X)  # and the blocks a pass scatters are held by the workers as aligned arrays
+        blocks = Blocks(Xd, io.as_weights(w, Xd))
+        blocks.map_reduce(_kernels.e_step_stats, [gm._model()])
+        held = client.run(lambda dask_worker: [(type(v).__name__, v.flags.aligned) for k, v in dask_worker.data.items()
+                                               if str(k).startswith("dask_gmm.block-")])
+    held = [h for on_worker in held.values() for h in on_worker]
+    assert len(held) == 2 * len(blocks) and set(held) == {("ndarray", True)}
     for name in ("weights_", "means_", "covariances_", "lower_bound_"):
         assert np.asarray(getattr(gm, name)).tobytes() == np.asarray(getattr(ref, name)).tobytes(), name
     assert score == ref.score(X, sample_weight=w)

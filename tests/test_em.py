@@ -1,6 +1,7 @@
 """The EM driver's passes: in-memory blocks pulled by threads give the bytes of one task per block."""
 
 import os
+import sys
 import threading
 import time
 import tracemalloc
@@ -464,6 +465,7 @@ def test_a_block_scattered_to_a_cluster_arrives_aligned():
     got = through_misaligned_frames(_em._Aligned(w))
     assert isinstance(got, np.ndarray) and got.flags.aligned and got.tobytes() == w.tobytes()
     assert _em.declared(_em._Aligned(w), w.shape, 0) is w
+    assert sys.getsizeof(_em._Aligned(w)) > w.nbytes  # an in-process cluster's workers hold it as it is
 
 
 def test_blocks_of_in_memory_data_are_views_in_order_as_dask_makes_them():
