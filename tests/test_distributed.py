@@ -361,10 +361,12 @@ def test_a_weighted_in_memory_fit_on_a_cluster_has_the_bytes_of_threads():
         Xd = io.as_dask_array(X)  # and the blocks a pass scatters are held by the workers as aligned arrays
         blocks = Blocks(Xd, io.as_weights(w, Xd))
         blocks.map_reduce(_kernels.e_step_stats, [gm._model()])
+        keys = {f.key for f in blocks._sent[2]}
+        assert len(keys) == 2 * len(blocks) and all(k.startswith("dask_gmm.block-") for k in keys)
         held = client.run(lambda dask_worker: [(type(v).__name__, v.flags.aligned) for k, v in dask_worker.data.items()
-                                               if str(k).startswith("dask_gmm.block-")])
+                                               if k in keys])
     held = [h for on_worker in held.values() for h in on_worker]
-    assert len(held) == 2 * len(blocks) and set(held) == {("ndarray", True)}
+    assert len(held) == len(keys) and set(held) == {("ndarray", True)}
     for name in ("weights_", "means_", "covariances_", "lower_bound_"):
         assert np.asarray(getattr(gm, name)).tobytes() == np.asarray(getattr(ref, name)).tobytes(), name
     assert score == ref.score(X, sample_weight=w)
