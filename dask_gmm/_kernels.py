@@ -99,7 +99,7 @@ def folded(values):
     """:func:`combine` of ``values`` in order, taken one at a time: the bytes of ``combine(*values)``
     (a left fold), holding only the running total and the value in hand, not every value at once
     (a block's pieces' statistics, K d^2 8 bytes each: 268 MiB at d=512, K=8)."""
-    return functools.reduce(lambda total, value: combine(total, value), values)
+    return functools.reduce(combine, values)
 
 
 def total_weight(weight):
