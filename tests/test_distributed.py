@@ -372,6 +372,21 @@ def test_a_weighted_in_memory_fit_on_a_cluster_has_the_bytes_of_threads():
     assert score == ref.score(X, sample_weight=w)
 
 
+def test_a_weighted_score_on_an_in_process_cluster_has_the_bytes_of_threads():
+    """An in-process cluster's workers run BLAS on as many threads as it likes: the weighted sum of
+    the rows' log-likelihoods, taken by OpenBLAS's dot, differed from threads' in its last bit."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300_000, 8))
+    w = rng.uniform(0, 2, len(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(3, random_state=0, max_iter=2).fit(X[:20_000])
+    ref = gm.score(X, sample_weight=w), gm.score(da.from_array(X, chunks=50_000), sample_weight=w)
+    with LocalCluster(**dict(CLUSTER, processes=False, protocol="tcp")) as cluster, Client(cluster):
+        got = gm.score(X, sample_weight=w), gm.score(da.from_array(X, chunks=50_000), sample_weight=w)
+    assert got == ref
+
+
 def test_a_bad_row_of_a_dask_dataframe_is_named_by_its_label_on_a_cluster():
     """The worker's error reaches the client whole (the row it names, pickled), and the row's index
     label is found on the cluster."""

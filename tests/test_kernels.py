@@ -37,6 +37,24 @@ def test_e_step_stats_match_reference(ct, weighted):
     np.testing.assert_allclose(st.s2, expected, rtol=1e-9)
 
 
+def test_a_weighted_score_does_not_depend_on_blas_threads():
+    """OpenBLAS's dot of over 10,000 values, run on two threads, sums in another order than on one:
+    a weighted score's last bit depended on whether the pass had limited BLAS to one thread (an
+    in-process cluster's workers do not)."""
+    import threadpoolctl
+
+    model, X, *_ = model_and_block(n=65_536, d=2)
+    w = np.random.default_rng(1).uniform(0, 2, len(X))
+    got = {}
+    for threads in (1, 2):
+        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+            got[threads] = kern.score_stats(X, model, sample_weight=w)
+    assert got[1] == got[2]
+    lse = kern.log_prob_resp(X, model)[0]
+    assert got[1][0] == pytest.approx(float(np.sum(w * lse)), rel=1e-12)
+    assert got[1][1] == float(w.sum())
+
+
 def test_float32_block_gives_float64_statistics():
     model, X, *_ = model_and_block(dtype=np.float32)
     (st,) = kern.e_step_stats(X, [model])
