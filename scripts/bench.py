@@ -142,7 +142,32 @@ def timed(fn, *, budget=3.0, most=5):
     return best
 
 
-def timed_in_turns(fns, rounds=5, settle=0.5):
+def busy_cores(seconds, threads=None):
+    """Keep every core busy (a NumPy loop in one thread per core) for ``seconds``.
+
+    After the cores had idled, two threads ran at about the speed of one for the next
+    few tens of ms on the 2-vCPU virtual machines of these runs: a 1e6 x 2
+    ``predict_proba`` took 4.7-6.3 ms a call for the first 5-10 calls after 0.5 s of
+    sleep, its process's CPU time equal to its wall time (one thread's worth), against
+    2.8-3.1 ms (twice the wall time in CPU) once warm; two threads of NumPy work did
+    the same, one thread alone did not (the host spreading the vCPUs again, it seems).
+    """
+    stop = time.perf_counter() + seconds
+    a = np.ones(20_000)
+
+    def spin():
+        while time.perf_counter() < stop:
+            np.exp(a)
+
+    helpers = [threading.Thread(target=spin) for _ in range((threads or os.cpu_count() or 1) - 1)]
+    for h in helpers:
+        h.start()
+    spin()
+    for h in helpers:
+        h.join()
+
+
+def timed_in_turns(fns, rounds=5, settle=0.5, warm=0.05):
     """{key: best seconds} of the calls in ``fns`` ({key: fn}), made in turns ``rounds`` times.
     A call that returns a float is timed by it (seconds it measured itself).
 
@@ -150,7 +175,9 @@ def timed_in_turns(fns, rounds=5, settle=0.5):
     Zarr against memory): a burst of load on the shared machine then hits every
     side alike. Each call starts ``settle`` seconds after the one before: a
     Spark fit leaves its JVM busy for about 0.2 s (0.2-0.7 cores), and a
-    dask_gmm fit started at once ran up to 1.3x slower. The order rotates from
+    dask_gmm fit started at once ran up to 1.3x slower. Then every core is kept
+    busy for ``warm`` seconds (:func:`busy_cores`), so that the timed call starts
+    on cores running at full speed, as they do in a long fit. The order rotates from
     round to round: two identical fits timed third and second in every round
     differed by 10 % in two runs of three, so no call keeps one place.
     """
@@ -160,6 +187,7 @@ def timed_in_turns(fns, rounds=5, settle=0.5):
         for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
             fn = fns[key]
             time.sleep(settle)
+            busy_cores(warm)
             t = time.perf_counter()
             own = fn()
             t = time.perf_counter() - t
