@@ -142,7 +142,7 @@ def timed(fn, *, budget=3.0, most=5):
     return best
 
 
-def busy_cores(seconds, threads=None):
+def warm_cores(seconds, threads=None):
     """Keep every core busy (a NumPy loop in one thread per core) for ``seconds``.
 
     After the cores had idled, two threads ran at about the speed of one for the next
@@ -176,7 +176,7 @@ def timed_in_turns(fns, rounds=5, settle=0.5, warm=0.05):
     side alike. Each call starts ``settle`` seconds after the one before: a
     Spark fit leaves its JVM busy for about 0.2 s (0.2-0.7 cores), and a
     dask_gmm fit started at once ran up to 1.3x slower. Then every core is kept
-    busy for ``warm`` seconds (:func:`busy_cores`), so that the timed call starts
+    busy for ``warm`` seconds (:func:`warm_cores`), so that the timed call starts
     on cores running at full speed, as they do in a long fit. The order rotates from
     round to round: two identical fits timed third and second in every round
     differed by 10 % in two runs of three, so no call keeps one place.
@@ -187,7 +187,7 @@ def timed_in_turns(fns, rounds=5, settle=0.5, warm=0.05):
         for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
             fn = fns[key]
             time.sleep(settle)
-            busy_cores(warm)
+            warm_cores(warm)
             t = time.perf_counter()
             own = fn()
             t = time.perf_counter() - t
