@@ -16,7 +16,9 @@ shared, so only ratios are comparable between runs. A fit is repeated while
 less than 3 s have been spent on it, at most 5 times, and the fastest time is
 kept (the same rule for every library). Spark MLlib's row also gives how many
 times faster dask_gmm is, from fits of the two made in turns (five rounds,
-the best of each), as are the float32/float64 and in-memory/Zarr ratios.
+the best of each), as are the float32/float64 and in-memory/Zarr ratios. Each
+call in turns starts after 0.5 s of rest and 50 ms with every core busy
+(``timed_in_turns``, ``warm_cores``).
 
 Peak memory is measured in a separate short fit (2 iterations) so that
 tracemalloc does not slow the timed ones. "tracemalloc" is the peak of the
