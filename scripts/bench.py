@@ -144,14 +144,14 @@ def timed(fn, *, budget=3.0, most=5):
     return best
 
 
-def warm_cores(seconds, threads=None):
+def warm_cores(seconds):
     """Keep every core busy (a NumPy loop in one thread per core) for ``seconds``.
 
     After the cores had idled, two threads ran at about the speed of one for the next
     few tens of ms on the 2-vCPU virtual machines of these runs: a 1e6 x 2
-    ``predict_proba`` took 4.7-6.3 ms a call for the first 5-10 calls after 0.5 s of
+    ``predict_proba`` took 4.0-8.4 ms a call for the first 5-10 calls after 0.5 s of
     sleep, its process's CPU time equal to its wall time (one thread's worth), against
-    2.8-3.1 ms (twice the wall time in CPU) once warm; two threads of NumPy work did
+    2.8-3.1 ms (about twice the wall time in CPU) once warm; two threads of NumPy work did
     the same, one thread alone did not (the host spreading the vCPUs again, it seems).
     """
     stop = time.perf_counter() + seconds
@@ -161,7 +161,8 @@ def warm_cores(seconds, threads=None):
         while time.perf_counter() < stop:
             np.exp(a)
 
-    helpers = [threading.Thread(target=spin) for _ in range((threads or os.cpu_count() or 1) - 1)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    helpers = [threading.Thread(target=spin) for _ in range(cores - 1)]
     for h in helpers:
         h.start()
     spin()
