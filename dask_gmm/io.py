@@ -876,7 +876,9 @@ def _in_page_cache(fd):
     as a read that waits would."""
     try:
         size = os.fstat(fd).st_size
-        return all(os.preadv(fd, [bytearray(1)], at, os.RWF_NOWAIT) == 1 for at in {0, max(size - 1, 0)}) if size else True
+        if not size:
+            return True
+        return all(os.preadv(fd, [bytearray(1)], at, os.RWF_NOWAIT) == 1 for at in {0, size - 1})
     except (OSError, AttributeError):  # BlockingIOError: not in the page cache
         return False
 
