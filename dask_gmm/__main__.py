@@ -25,7 +25,9 @@ def main(argv=None):
         from .cli import main as cli_main
 
         status = cli_main(argv)
-    except KeyboardInterrupt:  # before the command's own handling starts, or after it ends
+    except (KeyboardInterrupt, ImportError) as exc:  # before the command's own handling starts, or after it ends
+        if not _interrupted(exc):
+            raise
         print("dask-gmm: error: interrupted", file=sys.stderr, flush=True)
         status = 130
     if threading.current_thread() is not threading.main_thread():  # no signals to handle there
@@ -39,6 +41,19 @@ def main(argv=None):
         # a second), ends it by SIGINT: no traceback
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     return status
+
+
+def _interrupted(exc):
+    """Whether ``exc`` is a Ctrl-C, or came of one: a C extension whose module a KeyboardInterrupt
+    cut short in its initialisation raises ImportError("initialization failed") from it (scipy's
+    HiGHS module, as scikit-learn loaded, 0.3 s after the start: once in a CI run)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _flush():

@@ -1381,6 +1381,47 @@ def _sigint_default():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.parametrize("interrupted", [True, False])
+def test_an_import_cut_short_by_ctrl_c_is_an_interruption_and_other_import_errors_are_not(monkeypatch, capsys,
+                                                                                          interrupted):
+    """A Ctrl-C in a C extension's initialisation (scipy's HiGHS module as scikit-learn loads) comes
+    out as ImportError("initialization failed") raised from the KeyboardInterrupt: one line, as any
+    Ctrl-C while the libraries load (seen once in a CI run of the test below, with a traceback).
+    Another ImportError is raised as it is. Run off the main thread: the entry point then returns
+    the status instead of ending the process by SIGINT."""
+    import threading
+    import types
+
+    from dask_gmm import __main__ as entry
+
+    def load(name):
+        if not interrupted:
+            raise ImportError("No module named 'something'")
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    fake = types.ModuleType("dask_gmm.cli")
+    fake.__getattr__ = load
+    monkeypatch.setitem(sys.modules, "dask_gmm.cli", fake)
+    got = {}
+
+    def run():
+        try:
+            got["status"] = entry.main(["info", "x"])
+        except ImportError as exc:
+            got["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if interrupted:
+        assert got == {"status": 130} and capsys.readouterr().err == "dask-gmm: error: interrupted\n"
+    else:
+        assert str(got["error"]) == "No module named 'something'" and capsys.readouterr().err == ""
+
+
 def test_ctrl_c_while_the_libraries_load(tmp_path):
     """Ctrl-C at any moment of a command's start (importing numpy, dask, numba and scikit-learn takes
     seconds) is one line, as during the command itself, and the process ends killed by SIGINT, as
