@@ -14,7 +14,9 @@ import stat
 import subprocess
 import textwrap
 import sys
+import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -1389,9 +1391,6 @@ def test_an_import_cut_short_by_ctrl_c_is_an_interruption_and_other_import_error
     Ctrl-C while the libraries load (seen once in a CI run of the test below, with a traceback).
     Another ImportError is raised as it is. Run off the main thread: the entry point then returns
     the status instead of ending the process by SIGINT."""
-    import threading
-    import types
-
     from dask_gmm import __main__ as entry
 
     def load(name):
