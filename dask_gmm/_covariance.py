@@ -34,6 +34,8 @@ import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
 
+from ._compat import InvalidParameterError
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 LOG_2PI = np.log(2 * np.pi)
 #: A component whose weighted density in a row is below e^-600 (2.7e-261) times the largest
@@ -72,7 +74,7 @@ def _check_finite(cov):
 
 def check_covariance_type(covariance_type):
     if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
+        raise InvalidParameterError(
             f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
         )
 

@@ -35,6 +35,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _kernels, io
+from ._compat import InvalidParameterError
 from ._covariance import m_step, naming_candidate
 from ._em import numpy_blocks, threadpool_controller
 
@@ -47,10 +48,11 @@ LLOYD_TOL = 1e-4  # relative to the mean per-feature variance, as scikit-learn's
 
 
 def check_random_state(random_state):
-    """A ValueError for what :func:`as_seed_sequence` cannot take, drawing nothing from it."""
+    """An InvalidParameterError (a ValueError) for what :func:`as_seed_sequence` cannot take, drawing
+    nothing from it."""
     kinds = (type(None), int, np.integer, np.random.SeedSequence, np.random.RandomState, np.random.Generator)
     if not isinstance(random_state, kinds) or (isinstance(random_state, (int, np.integer)) and random_state < 0):
-        raise ValueError("random_state must be None, a non-negative int, a SeedSequence, a Generator or a "
+        raise InvalidParameterError("random_state must be None, a non-negative int, a SeedSequence, a Generator or a "
                          f"RandomState, got {random_state!r}.")
 
 

@@ -37,6 +37,7 @@ from scipy.special import betaln, digamma, gammaln
 
 from . import _covariance as cov
 from . import _kernels, io
+from ._compat import InvalidParameterError
 from ._em import Blocks, record, recentred
 from ._init import as_seed_sequence, initial_statistics_many
 from .mixture import MixtureBase, best_run, check_fitted, finite_parameter
@@ -168,11 +169,12 @@ def _check_diag_prior(prior, covariance_type, n_features):
 
 
 def _check_spherical_prior(prior, covariance_type, n_features):
-    if isinstance(prior, np.ndarray) and prior.shape == ():  # a 0-d array, as scikit-learn accepts
-        prior = prior[()]
-    if isinstance(prior, (bool, np.bool_)) or not isinstance(prior, Real) or not 0.0 < prior < np.inf:
+    value = prior
+    if isinstance(prior, (list, tuple, np.ndarray)) and np.size(prior) == 1:  # [2.0], array(2.0): as scikit-learn
+        value = np.ravel(prior)[0]  # takes them, and fits the same as with the number (a bool still refused)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not 0.0 < value < np.inf:
         raise ValueError(f"The parameter 'spherical covariance_prior' should be a finite positive number, got {prior!r}.")
-    return float(prior)
+    return float(value)
 
 
 def _as_prior_array(prior, shape, covariance_type):
@@ -484,7 +486,7 @@ class BayesianGaussianMixture(MixtureBase):
         """Validate the arguments; return the user-given priors that do not depend on the data."""
         self._check_common()
         if self.weight_concentration_prior_type not in PRIOR_TYPES:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"weight_concentration_prior_type must be one of {PRIOR_TYPES}, "
                 f"got {self.weight_concentration_prior_type!r}."
             )

@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import BayesianGaussianMixture as SKBayesianGaussianMixture
+from sklearn.utils._param_validation import InvalidParameterError
 from threadpoolctl import threadpool_limits
 
 import dask_gmm.bayesian as bayesian
@@ -426,6 +427,8 @@ def test_sklearn_estimator_protocol():
         (dict(covariance_type="diag", covariance_prior=np.array([1.0, -1.0])), "positive"),
         (dict(covariance_type="spherical", covariance_prior=-2.0), "positive"),
         (dict(covariance_type="spherical", covariance_prior=np.inf), "finite positive"),
+        (dict(covariance_type="spherical", covariance_prior=[1.0, 2.0]), r"finite positive number, got \[1.0, 2.0\]"),
+        (dict(covariance_type="spherical", covariance_prior=[True]), r"finite positive number, got \[True\]"),
         (dict(mean_prior=[np.nan, 0.0]), "'mean_prior' should hold finite real numbers"),
         # complex priors were cast to their real part (a ComplexWarning only), others gave NumPy's messages
         (dict(covariance_prior=np.eye(2) * (1 + 5j)), "'full covariance_prior' should hold finite real numbers"),
@@ -445,6 +448,23 @@ def test_bad_parameters(kwargs, match):
         BayesianGaussianMixture(**(dict(n_components=2) | kwargs)).fit(make_blobs(n=300))
 
 
+@pytest.mark.parametrize("kwargs", [
+    dict(weight_concentration_prior_type="nope"), dict(weight_concentration_prior=0.0),
+    dict(weight_concentration_prior=np.inf), dict(mean_precision_prior=-1.0), dict(mean_precision_prior="1"),
+    dict(degrees_of_freedom_prior=0.5),  # below n_features - 1: a plain ValueError in both
+])
+def test_bad_priors_raise_scikit_learns_class_of_error(kwargs):
+    """scikit-learn's InvalidParameterError (a ValueError and a TypeError) where it raises it, else a ValueError."""
+    X = make_blobs(n=300)
+    with pytest.raises(ValueError) as theirs:
+        SKBayesianGaussianMixture(**(dict(n_components=2) | kwargs)).fit(X)
+    with pytest.raises(ValueError) as ours:
+        BayesianGaussianMixture(**(dict(n_components=2) | kwargs)).fit(X)
+    hyper = isinstance(theirs.value, InvalidParameterError)
+    assert hyper is ("degrees_of_freedom_prior" not in kwargs)
+    assert isinstance(ours.value, InvalidParameterError) is hyper
+
+
 def test_priors_given_as_other_real_numbers_equal_floats():
     """A Fraction (or an int) prior is the float it stands for (a Fraction reached scipy's digamma)."""
     from fractions import Fraction
@@ -459,14 +479,15 @@ def test_priors_given_as_other_real_numbers_equal_floats():
                                     degrees_of_freedom_prior=3.0).fit(X)
     np.testing.assert_array_equal(a.weights_, b.weights_)
     np.testing.assert_array_equal(a.means_, b.means_)
-    # a spherical prior as a 0-d array, which scikit-learn accepts, is its number
+    # a spherical prior as an array or list of one number, which scikit-learn accepts, is its number
     kw |= dict(covariance_type="spherical")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        a = BayesianGaussianMixture(**kw, covariance_prior=np.array(1.5)).fit(X)
         b = BayesianGaussianMixture(**kw, covariance_prior=1.5).fit(X)
-    assert a.covariance_prior_ == b.covariance_prior_ == 1.5
-    np.testing.assert_array_equal(a.covariances_, b.covariances_)
+        for prior in (np.array(1.5), np.array([1.5]), np.array([[1.5]]), [1.5], (np.float32(1.5),)):
+            a = BayesianGaussianMixture(**kw, covariance_prior=prior).fit(X)
+            assert a.covariance_prior_ == b.covariance_prior_ == 1.5
+            np.testing.assert_array_equal(a.covariances_, b.covariances_)
 
 
 def test_bad_input_errors():

@@ -16,7 +16,9 @@ import pytest
 import zarr
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.mixture import BayesianGaussianMixture as SKBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
+from sklearn.utils._param_validation import InvalidParameterError
 
 from dask_gmm import BayesianGaussianMixture, GaussianMixture
 from dask_gmm._init import as_seed_sequence
@@ -1004,13 +1006,24 @@ def test_object_arrays_of_numbers_are_converted_as_scikit_learn_does():
     ],
 )
 def test_bad_parameters(kwargs, match):
-    """As scikit-learn refuses them (its InvalidParameterError is a ValueError), each naming the parameter."""
+    """As scikit-learn refuses them, each naming the parameter, with scikit-learn's class of error: its
+    InvalidParameterError (both a ValueError and a TypeError) for a bad hyper-parameter, a plain
+    ValueError for bad initial parameters."""
     params = dict(n_components=2) | kwargs
-    with pytest.raises(ValueError, match=match):
-        GaussianMixture(**params).fit(make_blobs(n=300))
+    X = make_blobs(n=300)
+    pairs = [(GaussianMixture, SKGaussianMixture, match)]
     if not kwargs.keys() & {"weights_init", "means_init", "precisions_init"}:  # the Bayesian mixture shares the rest
-        with pytest.raises(ValueError, match=match.replace("GaussianMixture", "BayesianGaussianMixture")):
-            BayesianGaussianMixture(**params).fit(make_blobs(n=300))
+        pairs.append((BayesianGaussianMixture, SKBayesianGaussianMixture,
+                      match.replace("GaussianMixture", "BayesianGaussianMixture")))
+    for ours, theirs, pattern in pairs:
+        with pytest.raises(ValueError) as their_error:
+            theirs(**params).fit(X)
+        with pytest.raises(ValueError, match=pattern) as our_error:
+            ours(**params).fit(X)
+        hyper = isinstance(their_error.value, InvalidParameterError)
+        assert isinstance(our_error.value, InvalidParameterError) is hyper
+        assert isinstance(our_error.value, TypeError) is hyper  # caught where code catches scikit-learn's TypeError
+    assert hyper is not bool(kwargs.keys() & {"weights_init", "means_init", "precisions_init"})
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
