@@ -4,7 +4,9 @@ Loading the command line takes seconds (numpy, dask, numba, scikit-learn); a
 Ctrl-C meanwhile ends it as one during a command does, with one line. An
 interrupted command then ends as Python ends on Ctrl-C, killed by SIGINT (a
 shell reports status 130), so that a shell running it in a loop stops too; one
-ended by SIGTERM exits with status 143 at once.
+ended by SIGTERM exits with status 143 at once. A SIGTERM once the command has
+finished, while Python cleans up, ends the process at once with the command's
+own status.
 """
 
 import os
@@ -36,6 +38,10 @@ def main(argv=None):
         _end_by_sigint()
     if status == 143:
         _exit_now(status)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # not when ignored (nohup's children)
+        # the command is done and has said so: a SIGTERM in the interpreter's clean-up ends it at
+        # once with the command's status (it ended it with 143 and no word, its output whole)
+        signal.signal(signal.SIGTERM, lambda signum, frame: _exit_now(status))
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored (a background job)
         # a Ctrl-C from here on, in the interpreter's clean-up (a cluster client's threads take up to
         # a second), ends it by SIGINT: no traceback

@@ -294,11 +294,14 @@ def _alive(pid):
     return True
 
 
-def write_atomic(path, write, mode="w"):
+def write_atomic(path, write, mode="w", replaces=None):
     """Fill ``path`` with ``write(f)`` through a temporary file beside it (:func:`temporary_sibling`;
     the folder must exist), synced to disk, and a rename, synced too: a reader never sees half a file. A new file
     gets the permissions the umask gives, a replaced one keeps its own (a private 0600 model file
-    stays private). A link at ``path`` is replaced, not what it points to. Returns ``path`` (a str)."""
+    stays private). A link at ``path`` is replaced, not what it points to. ``replaces(path)``, when
+    given, runs just before the rename and raises to keep what is there (written there while
+    ``write`` ran, after the caller's own checks); the temporary file is then removed. Returns
+    ``path`` (a str)."""
     path = file_path(path)
     check_folder(path)
     try:
@@ -314,6 +317,8 @@ def write_atomic(path, write, mode="w"):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if replaces is not None:
+            replaces(path)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

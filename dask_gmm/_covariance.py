@@ -61,9 +61,9 @@ _SINGULAR = (
     "(currently {reg})."
 )
 _OVERFLOW = (
-    "The covariances overflowed: the data (or their sample weights, or a BayesianGaussianMixture's "
-    "mean_prior or mean_precision_prior) are too large in magnitude (their weighted squares exceed "
-    "the float64 range). Rescale them."
+    "The covariances overflowed: the data (or their sample weights, or reg_covar, or a "
+    "BayesianGaussianMixture's mean_prior or mean_precision_prior) are too large in magnitude "
+    "(their weighted squares, with reg_covar added, exceed the float64 range). Rescale them."
 )
 
 

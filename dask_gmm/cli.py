@@ -215,11 +215,18 @@ def _positive_float(text):
 
 
 def _whole_number(text, what="a whole number >= 0"):
-    """A whole number >= 0 (``--max-iter``; ``what`` names it in the message)."""
+    """A whole number >= 0 (``--max-iter``, ``--seed``; ``what`` names it in the message), written as
+    ``100``, ``1_000`` or ``1e2``, as :func:`count` takes them (``1e2`` was refused as no whole number).
+    Digits alone may be of any length (a seed); a number with an exponent, at most 2**62."""
     try:
         value = int(text)
     except ValueError:
-        value = -1
+        try:
+            number = decimal.Decimal(str(text).strip())
+        except decimal.InvalidOperation:
+            number = decimal.Decimal(-1)
+        whole = number.is_finite() and number == number.to_integral_value() and 0 <= number <= _MAX_COUNT
+        value = int(number) if whole else -1
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
@@ -1114,6 +1121,8 @@ def cmd_select(args, term):
     _distinct_outputs(("model", args.output), ("figure", args.plot))
     if args.plot:
         _check_figures([args.plot], path)
+        if not args.plot.lower().endswith(".png"):  # PNG bytes were written to crit.jpg, or to s11
+            raise CLIError(f"--plot writes a PNG image; give it a file name ending in .png, got {args.plot!r}.")
         try:
             _plot_module().require_matplotlib()  # before any work: it was found missing after the fit
         except ImportError as exc:
@@ -1240,11 +1249,33 @@ def _check_store_output(output, overwrite, data, term):
     if local and os.path.lexists(output) and not overwrite:  # a link to nothing too: it is the user's
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
     if overwrite:
-        try:
-            io.refuse_unreplaceable(output, "--overwrite", (_predicted, lambda members: not members,
-                                                             "an output of dask-gmm predict"))
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
+        _refuse_unless_predicted(output)
+
+
+def _refuse_unless_predicted(output):
+    """A CLIError when something at ``output`` is not what ``predict --overwrite`` may replace: an
+    earlier output of predict, or an empty folder."""
+    from . import io
+
+    try:
+        io.refuse_unreplaceable(output, "--overwrite", (_predicted, lambda members: not members,
+                                                         "an output of dask-gmm predict"))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _check_still_free(output, overwrite):
+    """What :func:`_check_store_output` checked before the work, checked again just before the new
+    output is renamed in: something written at ``output`` since (another program, or another run
+    to the same output) was replaced whatever it was. A CLIError now, unless ``overwrite`` and it
+    is an earlier output of predict."""
+    if not os.path.lexists(output):
+        return
+    if not overwrite:
+        raise CLIError(f"{output!r} appeared while this command ran (another program or run wrote it); it is left "
+                       "as it is, and this run's output was not kept. Choose another path, or pass --overwrite to "
+                       f"replace an output of {PROG} predict.")
+    _refuse_unless_predicted(output)
 
 
 def _store_atomically(result, output, overwrite, attrs, check=None):
@@ -1281,6 +1312,7 @@ def _store_atomically(result, output, overwrite, attrs, check=None):
             check()
         if local:
             sync_tree(target)  # its chunks on disk before the rename that makes it the output
+            _check_still_free(output, overwrite)  # the window left is this check's microseconds, not the run's
             if os.path.lexists(output):
                 old = f"{target}.old"
                 os.replace(output, old)

@@ -73,9 +73,17 @@ def _figure(figsize):
 
 
 def _save(fig, path):
-    """Write ``fig`` as PNG to ``path`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``fig`` as PNG to ``path`` atomically (temporary file in the same folder, then rename),
+    replacing only a PNG image or an empty file there (checked at the rename: the command line checks
+    its figures' paths before its work too, but a file written there since was replaced)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI), "wb")
+    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI), "wb", _replaces_only_png)
+
+
+def _replaces_only_png(path):
+    if os.path.exists(path) and os.path.getsize(path) > 0 and not is_png(path):  # as the command line checks first
+        raise ValueError(f"{os.fspath(path)!r} exists and is not a PNG image; figures replace only PNG files. "
+                         "Choose another path, or remove it yourself.")
 
 
 def _check_model(model):

@@ -333,6 +333,37 @@ def test_predict_removes_the_replaced_output_a_killed_run_was_removing(store, mo
     assert os.listdir(tmp_path) == ["labels.zarr"] and zarr.open_array(out, mode="r").ndim == 2
 
 
+def test_predict_keeps_what_appeared_at_its_output_while_it_ran(store, model_file, tmp_path, capsys):
+    """predict checked its output's path before the work only, and at the end replaced whatever was
+    there: a folder made meanwhile lost its files, without --overwrite too, and of two runs to one
+    new output both said they had written it (a review). The writes' own check, run after the chunks
+    are written and before the rename, stands in for the other program here."""
+    model = load_model(model_file)
+    out = tmp_path / "labels.zarr"
+    attrs = {cli.PREDICT_ATTR: {"kind": "labels", "model": model_file, "data": store, "n_components": 3}}
+
+    def folder_appears():
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+
+    for overwrite, words in ((False, "appeared while this command ran"), (True, "not a Zarr store")):
+        with pytest.raises(cli.CLIError, match=words):
+            cli._store_atomically(model.predict(store), str(out), overwrite, attrs, folder_appears)
+        assert os.listdir(tmp_path) == ["labels.zarr"] and os.listdir(out) == ["notes.txt"]
+        shutil.rmtree(out)
+    # another run's output, appearing meanwhile: refused without --overwrite, replaced with it
+    other = tmp_path / "other.zarr"
+    assert run(capsys, "predict", model_file, store, "-o", other, "--proba")[0] == 0
+    appears = lambda: shutil.copytree(other, out)  # noqa: E731
+    with pytest.raises(cli.CLIError, match="appeared while this command ran"):
+        cli._store_atomically(model.predict(store), str(out), False, attrs, appears)
+    assert zarr.open_array(out, mode="r").ndim == 2  # the other run's probabilities, kept
+    shutil.rmtree(out)
+    cli._store_atomically(model.predict(store), str(out), True, attrs, appears)
+    np.testing.assert_array_equal(zarr.open_array(out, mode="r")[:], model.predict(store).compute())
+    assert sorted(os.listdir(tmp_path)) == ["labels.zarr", "other.zarr"]
+
+
 def test_info_of_the_labels_of_a_generated_store_names_the_store(store, capsys):
     """They were "not written by dask-gmm generate", and so were the true parameters' arrays (which
     info described as data)."""
@@ -921,6 +952,8 @@ def test_outputs_never_replace_the_input_or_what_is_not_ours(store, model_file, 
         (("select", data, "--n-components", "1-2", "-o", tmp_path / "m.json", "--plot", data / "zarr.json"), "input"),
         (("select", data, "--n-components", "1-2", "-o", tmp_path / "m.json", "--plot", script), "not a PNG"),
         (("select", data, "--n-components", "1-2", "-o", tmp_path / "m.json", "--plot", folder), "is a folder, not"),
+        (("select", data, "--n-components", "1-2", "-o", tmp_path / "m.json", "--plot", tmp_path / "crit.jpg"),
+         "--plot writes a PNG image; give it a file name ending in .png, got"),  # PNG bytes went to crit.jpg
         (("plot", model_file, data, "-o", data), "inside the input data"),
     ]:
         rc, _, err = run(capsys, *argv)
@@ -1378,6 +1411,30 @@ def test_sigterm_unwinds_like_an_interrupt(tmp_path):
     assert _console(*argv).returncode == 0 and "INCOMPLETE" not in _console("info", path).stdout
 
 
+_SIGTERM_AFTER_THE_COMMAND = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from dask_gmm.__main__ import main
+    status = main(sys.argv[1:])
+    os.kill(os.getpid(), signal.SIGTERM)  # as the interpreter cleans up after the command
+    time.sleep(30)
+    sys.exit(99)
+    """
+)
+
+
+@pytest.mark.parametrize("argv", [("info",), ("info", "--no-such-option")])
+def test_sigterm_after_the_command_keeps_its_status(store, argv):
+    """A SIGTERM just after predict had written its output and said so ended the process with 143 and
+    no message (a review): Python's default action, once the command had put its handler back."""
+    proc = subprocess.run([sys.executable, "-c", _SIGTERM_AFTER_THE_COMMAND, argv[0], store, *argv[1:]],
+                          capture_output=True, text=True, timeout=120)
+    if len(argv) == 1:
+        assert proc.returncode == 0 and "complete" in proc.stdout and proc.stderr == "", proc.stderr
+    else:
+        assert proc.returncode == 2 and proc.stderr.startswith("dask-gmm: error: unrecognized arguments"), proc.stderr
+
+
 def _sigint_default():
     """A ``preexec_fn``: SIGINT as a terminal gives it (a test run in the background inherits it ignored)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -1605,6 +1662,17 @@ def test_select_writes_the_model_that_fit_writes_with_the_same_seed(store, tmp_p
     np.testing.assert_allclose(load_model(tmp_path / "fit.json").means_, best.means_, rtol=1e-12)
 
 
+def test_max_iter_and_seed_are_written_as_counts_are(store, tmp_path, capsys):
+    """--max-iter 1e1 was refused as "expected a whole number >= 0", where -k, -n and --n-init take 1e1."""
+    for name, argv in (("a", ("--max-iter", "1e1", "--seed", "5e0")), ("b", ("--max-iter", "10", "--seed", "5")),
+                       ("c", ("--max-iter", "1_0", "--seed", "5.0"))):
+        assert run(capsys, "fit", store, "-k", "2", *argv, "--tol", "0", "-o", tmp_path / f"{name}.json")[0] == 0
+    a, b, c = (load_model(tmp_path / f"{name}.json") for name in "abc")
+    assert a.max_iter == b.max_iter == c.max_iter == 10 and a.n_iter_ == 10 and a.random_state == 5
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(c.means_, b.means_)
+
+
 def test_select_prints_the_log_likelihood_at_the_fitted_parameters(store, tmp_path, capsys):
     """The log-lik/row column is the mean log-likelihood that BIC uses (at the fitted parameters),
     not the lower bound (at the parameters entering the last iteration), which differ when a fit
@@ -1735,6 +1803,12 @@ def test_messages_name_the_option_at_fault(store, model_file, tmp_path, capsys):
     assert_one_line_error(rc, err, "--output is empty")  # was "the data path is empty"
     rc, _, err = run(capsys, "fit", store, "-k", "2", "--max-iter", "-1", "-o", tmp_path / "m.json")
     assert_one_line_error(rc, err, "argument --max-iter: expected a whole number >= 0, got '-1'")
+    for bad in ("1.5", "1e-1", "nan", "1e99", "ten"):
+        rc, _, err = run(capsys, "fit", store, "-k", "2", "--max-iter", bad, "-o", tmp_path / "m.json")
+        assert_one_line_error(rc, err, f"argument --max-iter: expected a whole number >= 0, got '{bad}'")
+    rc, _, err = run(capsys, "fit", store, "-k", "2", "--reg-covar", "1.7e308", "--covariance-type", "spherical",
+                     "-o", tmp_path / "m.json")  # the data alone were blamed
+    assert_one_line_error(rc, err, "The covariances overflowed: the data (or their sample weights, or --reg-covar")
     tiny = tmp_path / "tiny.zarr"
     generate_mixture(tiny, 5, random_state=0)
     rc, _, err = run(capsys, "select", tiny, "-o", tmp_path / "m.json")  # scikit-learn's 'Expected n_samples >= ...'

@@ -61,6 +61,32 @@ def test_figures_are_valid_pngs(fitted, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["density.png", "fit.png", "loglik.png"]  # no temporary files left
 
 
+def test_a_figure_replaces_only_a_png_image_or_an_empty_file(fitted, tmp_path):
+    """The command line checked its figures' paths before its work only: a file written there
+    while it ran was replaced by the figure (a review). The check is now also made at the rename,
+    in the library's writes, for every caller."""
+    from dask_gmm._checkpoint import write_atomic
+
+    gm, X = fitted
+    notes, empty, png = tmp_path / "notes.png", tmp_path / "empty.png", tmp_path / "old.png"
+    notes.write_text("mine")
+    empty.touch()
+    plot.plot_lower_bounds(gm, png)
+    with pytest.raises(ValueError, match="notes.png' exists and is not a PNG image; figures replace only PNG"):
+        plot.plot_lower_bounds(gm, notes)
+    for p in (empty, png):
+        assert_png(plot.plot_lower_bounds(gm, p))
+
+    def another_program_writes(f):  # what lands at the path while the figure is drawn
+        f.write(b"\x89PNG\r\n\x1a\n")
+        (tmp_path / "late.png").write_text("mine too")
+
+    with pytest.raises(ValueError, match="late.png' exists and is not a PNG image"):
+        write_atomic(tmp_path / "late.png", another_program_writes, "wb", plot._replaces_only_png)
+    assert notes.read_text() == "mine" and (tmp_path / "late.png").read_text() == "mine too"
+    assert sorted(os.listdir(tmp_path)) == ["empty.png", "late.png", "notes.png", "old.png"]  # no temporary file
+
+
 @pytest.mark.parametrize("scale", [1e150, 1e-150])
 def test_figures_of_data_at_any_scale(scale, tmp_path):
     """Data scaled by 1e150: the density figure's LogNorm had no valid range once the densities
