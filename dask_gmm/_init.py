@@ -52,8 +52,8 @@ def check_random_state(random_state):
     nothing from it."""
     kinds = (type(None), int, np.integer, np.random.SeedSequence, np.random.RandomState, np.random.Generator)
     if not isinstance(random_state, kinds) or (isinstance(random_state, (int, np.integer)) and random_state < 0):
-        raise InvalidParameterError("random_state must be None, a non-negative int, a SeedSequence, a Generator or a "
-                         f"RandomState, got {random_state!r}.")
+        raise InvalidParameterError("random_state must be None, a non-negative int, a SeedSequence, a Generator "
+                                    f"or a RandomState, got {random_state!r}.")
 
 
 def as_seed_sequence(random_state):

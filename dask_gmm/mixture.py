@@ -22,8 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
 from . import _kernels, io
-from ._compat import InvalidParameterError
 from ._checkpoint import Checkpoint
+from ._compat import InvalidParameterError
 from ._em import Blocks, Run, declared, em, fill_rows, rows_array, unsized_rows_array
 from ._init import INITIALIZERS, as_seed_sequence, check_random_state, initial_parameters_many
 
@@ -215,12 +215,14 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if not isinstance(self.verbose, (Integral, np.bool_)) or self.verbose < 0:  # a bool is fine, as in scikit-learn
             self._check_number("verbose", self.verbose, Integral, 0)
         if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise InvalidParameterError(f"The 'warm_start' parameter of {type(self).__name__} must be True or False; "
-                             f"got {self.warm_start!r}.")
+            raise InvalidParameterError(f"The 'warm_start' parameter of {type(self).__name__} must be True or "
+                                        f"False; got {self.warm_start!r}.")
         cov.check_covariance_type(self.covariance_type)
         check_random_state(self.random_state)  # before any read of X, drawing nothing from it
         if self.init_params not in INITIALIZERS:
-            raise InvalidParameterError(f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}.")
+            raise InvalidParameterError(
+                f"init_params must be one of {sorted(INITIALIZERS)}, got {self.init_params!r}."
+            )
 
     def _check_n_samples(self, X):
         """X: the dask array of :func:`dask_gmm.io.with_reader` (``min_samples=2``, as scikit-learn's fit)."""
