@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import dask.array as da
@@ -110,6 +111,22 @@ def test_missing_chunks_are_refused_by_name(tmp_path):
         url = f"{cache}::file://{tmp_path / 'g.zarr'}"
         with pytest.raises(ValueError, match=f"The Zarr array '{url}/X' is missing 1 of its chunks"):
             fit(url)
+
+
+def test_folders_linked_into_a_store_are_read_as_zarr_reads_them(tmp_path):
+    """A store whose chunk folder ``c/`` was moved to another disk and linked back: zarr reads every
+    chunk, but the listing did not follow the link, and the fit said all 4 chunks were missing (a
+    review). A link to a folder above it ends too."""
+    X = make_blobs(n=3000)
+    write_store(tmp_path / "g.zarr", X, chunks=(750, 2))
+    shutil.move(tmp_path / "g.zarr" / "X" / "c", tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "g.zarr" / "X" / "c")
+    os.symlink(tmp_path / "g.zarr", tmp_path / "elsewhere" / "loop")  # a link back up: the walk still ends
+    assert io.missing_chunks(zarr.open_array(str(tmp_path / "g.zarr" / "X"), mode="r")) == []
+    np.testing.assert_array_equal(fit(str(tmp_path / "g.zarr")).means_, fit(X).means_)
+    os.remove(tmp_path / "elsewhere" / "2" / "0")
+    with pytest.raises(ValueError, match=r"missing 1 of its chunks \(c/2/0\)"):
+        fit(str(tmp_path / "g.zarr"))
 
 
 @pytest.mark.parametrize("layout", ["v3", "v3 '.' keys", "v2", "v3 sharded"])
@@ -549,21 +566,53 @@ def test_missing_chunks_of_a_sharded_store_are_counted_in_chunks(tmp_path):
 
 
 @pytest.mark.parametrize("location", ["end", "start"])
-@pytest.mark.parametrize("kept", ["nothing", "half"])
+@pytest.mark.parametrize("kept", ["nothing", "half", "all but a byte"])
 def test_truncated_shard_is_refused(tmp_path, location, kept):
     X = make_blobs(n=20000, means=BLOBS3)
     layout = "default" if location == "end" else "index at start"
     arr = sharded_store(tmp_path / "s.zarr", X, layout=layout)
     shard = tmp_path / "s.zarr" / "c" / "1" / "0"
-    shard.write_bytes(shard.read_bytes()[: len(shard.read_bytes()) // 2 if kept == "half" else 0])
+    size = len(shard.read_bytes())
+    shard.write_bytes(shard.read_bytes()[: {"nothing": 0, "half": size // 2, "all but a byte": size - 1}[kept]])
     if kept == "nothing":  # zarr would read all 6000 rows as zeros
         said = r"1 shard\(s\) of the Zarr array cannot be read, the store is corrupt: c/1/0 \(it holds 0 bytes"
     elif location == "end":  # what is left ends in chunk bytes, not the index
         said = r"the store is corrupt: c/1/0 \(its index fails its crc32c checksum\)"
-    else:  # the index is whole; the chunks it points to are cut
-        said = r"Shard 'c/1/0' of the Zarr array \(rows 6000-11999\) cannot be decoded"
+    else:  # the index is whole; the chunks it points to are cut (was found only as zarr failed to decode them)
+        said = (r"the store is corrupt: c/1/0 \(its index places inner chunk [01]\.0 at bytes \d+-\d+, past its end "
+                rf"\({shard.stat().st_size} bytes\): it was cut short\)")
     with pytest.raises(ValueError, match=said + ".*[Rr]estore or regenerate"):
         GaussianMixture(3, random_state=0).fit(arr)
+
+
+def test_a_shard_cut_by_a_byte_under_blosc_is_refused_not_fitted(tmp_path):
+    """Index at the shard's start, Blosc inner chunks: a shard one byte short was fitted (Blosc read
+    on past the end of the last chunk's bytes; a review saw a row of 3.6e-308), 100 bytes short said
+    the data overflowed."""
+    X = make_blobs(n=12000, means=BLOBS3)
+    codec = zarr.codecs.ShardingCodec(chunk_shape=(1000, 3), index_location="start", codecs=[
+        zarr.codecs.BytesCodec(), zarr.codecs.BloscCodec(cname="lz4", shuffle="noshuffle")])
+    arr = zarr.create_array(str(tmp_path / "s.zarr"), shape=X.shape, chunks=(6000, 3), dtype=X.dtype,
+                            serializer=codec, compressors=None)
+    arr[:] = X
+    shard = tmp_path / "s.zarr" / "c" / "0" / "0"
+    for cut in (1, 8, 100):
+        shard.write_bytes(shard.read_bytes()[:-1] if cut == 1 else shard.read_bytes()[: -(cut - 1)])
+        with pytest.raises(ValueError, match=r"c/0/0 \(its index places inner chunk 5\.0 at bytes .* past its end"):
+            GaussianMixture(3, random_state=0).fit(str(tmp_path / "s.zarr"))
+
+
+def test_shards_within_shards_are_refused(tmp_path):
+    """A sharding codec inside another: the inner shards' indexes were not read, so an inner chunk
+    never written (zarr's default for one of fill values) was fitted as rows of zeros."""
+    X = make_blobs(n=12000, means=BLOBS3)
+    inner = zarr.codecs.ShardingCodec(chunk_shape=(500, 3), index_codecs=[zarr.codecs.BytesCodec()])
+    codec = zarr.codecs.ShardingCodec(chunk_shape=(3000, 3), codecs=[inner])
+    arr = zarr.create_array(str(tmp_path / "s.zarr"), shape=X.shape, chunks=(6000, 3), dtype=X.dtype,
+                            serializer=codec, compressors=None)
+    arr[:] = X
+    with pytest.raises(ValueError, match="sharded in a layout dask_gmm cannot check .* not sharded again within"):
+        GaussianMixture(3).fit(str(tmp_path / "s.zarr"))
 
 
 def test_shard_index_decoding(tmp_path):
@@ -869,6 +918,37 @@ def test_a_store_changed_during_a_fit_is_refused(tmp_path, how):
                                              r"'c/(0/0|0|3/0)' " + found + ".*Rerun it once"):
             GaussianMixture(3, random_state=0, init_params="random_from_data", tol=0, max_iter=5, verbose=2,
                             verbose_interval=1).fit(data, sample_weight=weights)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_a_chunk_rewritten_in_place_with_its_size_and_time_kept_is_found(tmp_path):
+    """An uncompressed chunk rewritten in place, its size and modification time kept (``rsync
+    --inplace -t``, ``touch -r``), was fitted as a mix of both data sets (a review): the files'
+    status change times are compared too."""
+    X = make_blobs(n=3000, means=((0.0, 10.0), (10.0, 0.0), (-10.0, 0.0)))
+    arr = zarr.create_array(str(tmp_path / "s.zarr"), shape=X.shape, chunks=(500, 2), dtype=X.dtype, compressors=None)
+    arr[:] = X
+    chunk = tmp_path / "s.zarr" / "c" / "1" / "0"
+
+    def change():
+        time.sleep(0.05)  # a status change time other than the file's first, whatever the clock's grain
+        st = os.stat(chunk)
+        with open(chunk, "r+b") as f:
+            f.write((X[500:1000] * 2.0 + 3.0).tobytes())
+        os.utime(chunk, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert (os.stat(chunk).st_size, os.stat(chunk).st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+    logger = logging.getLogger("dask_gmm")
+    handler, level = _AtIteration(2, change), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.raises(ValueError, match=r"'[^']*s\.zarr' changed while dask_gmm read it: its file 'c/1/0' "
+                                             r"was rewritten after the computation began"):
+            GaussianMixture(3, random_state=0, tol=0, max_iter=5, verbose=2, verbose_interval=1).fit(
+                str(tmp_path / "s.zarr"))
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
