@@ -600,6 +600,15 @@ def test_a_shard_cut_by_a_byte_under_blosc_is_refused_not_fitted(tmp_path):
         shard.write_bytes(shard.read_bytes()[:-1] if cut == 1 else shard.read_bytes()[: -(cut - 1)])
         with pytest.raises(ValueError, match=r"c/0/0 \(its index places inner chunk 5\.0 at bytes .* past its end"):
             GaussianMixture(3, random_state=0).fit(str(tmp_path / "s.zarr"))
+    # a store of other than local files: the shard's size asked of the store
+    from zarr.core.buffer import cpu
+
+    memory = zarr.storage.MemoryStore()
+    arr = zarr.create_array(memory, shape=X.shape, chunks=(6000, 3), dtype=X.dtype, serializer=codec, compressors=None)
+    arr[:] = X
+    memory._store_dict["c/0/0"] = cpu.Buffer.from_bytes(memory._store_dict["c/0/0"].to_bytes()[:-1])
+    with pytest.raises(ValueError, match=r"c/0/0 \(its index places inner chunk 5\.0 at bytes .* past its end"):
+        GaussianMixture(3, random_state=0).fit(arr)
 
 
 def test_shards_within_shards_are_refused(tmp_path):
