@@ -528,6 +528,9 @@ class Blocks:
             return self.graph
         if self._sent is None or self._sent[0] is not client:
             held = [k for k, v in self.graph.items() if isinstance(v, np.ndarray)]
+            if held and self._sent_keys and len(held) == len(self.graph):  # a send again: under new keys
+                self._rename_blocks()
+                held = list(self.graph)
             self._sent = (client, None, [])  # a send under way: one that fails is tried again
             names = [f"dask_gmm.block-{uuid.uuid4().hex}" for _ in held]  # not "_Aligned-...", in logs and the dashboard
             sent = client.scatter({n: _Aligned(self.graph[k]) for n, k in zip(names, held)}, hash=False) if held else {}
@@ -535,6 +538,27 @@ class Blocks:
             self._sent = (client, {**self.graph, **dict(zip(held, futures))}, futures)
             self._sent_keys.update(f.key for f in futures)
         return self._sent[1]
+
+    def _rename_blocks(self):
+        """New keys for the blocks held in memory (a graph of data only), before they are sent again.
+
+        The graph's keys alias the scattered data. Sent again under the same keys, after a worker
+        holding some of them was lost, a fit hung (a review: 3 of about 95 fits with a worker killed
+        0.2-0.35 s in): a surviving worker kept the old task of such a key, waiting on the lost
+        data, and took the new one's for the same task."""
+        tag = uuid.uuid4().hex[:8]
+
+        def fresh(key):
+            if isinstance(key, tuple):
+                return (f"{key[0].split('~')[0]}~{tag}", *key[1:])  # the block's index kept (KilledWorker names it)
+            return f"{key.split('~')[0]}~{tag}"
+
+        new = {k: fresh(k) for k in self.graph}
+        self.graph = {new[k]: v for k, v in self.graph.items()}
+        self.x = [None if k is None else new[k] for k in self.x]
+        self.w = [None if k is None else new[k] for k in self.w]
+        if self.data is not None:
+            self.data = {new[k]: v for k, v in self.data.items()}
 
     def __len__(self):
         return len(self.x)
@@ -571,8 +595,10 @@ class Blocks:
         self.checked_passes += kernel is not _kernels.digest
         return out
 
-    def _map_reduce(self, kernel, *args, **kwargs):
-        calls = []  # (the block's function, the graph keys of its inputs)
+    def _calls(self, kernel, args, kwargs):
+        """(the block's function, the graph keys of its inputs) for each block: made for each send
+        of the graph, whose keys a send again renames (:meth:`_rename_blocks`)."""
+        calls = []
         for x, w, off, end, sizes in zip(self.x, self.w, self.offsets, self.ends, self.sizes):
             kw = dict(kwargs, row_offset=off)
             shape = (end - off, *self.shape[1:])
@@ -581,11 +607,15 @@ class Blocks:
             else:
                 on_rows = (self.rows, off, end, sizes, kernel, *args)
                 calls.append((functools.partial(_block_task, _on_rows, on_rows, kw, shape), (w,)))
+        return calls
+
+    def _map_reduce(self, kernel, *args, **kwargs):
         scheduler = _scheduler()
         threads = _pull_threads(scheduler, self.data)
         if threads and _kernels.is_additive(kernel, args):
             return self._pulled_pieces(threads, kernel, args, kwargs)
         if threads:
+            calls = self._calls(kernel, args, kwargs)
             tree = _Tree(len(calls), self.split_every, _kernels.combine)
             _pulled(_bound(calls, self.data), threads, tree.add)
             return tree.root
@@ -596,6 +626,7 @@ class Blocks:
                 dsk[key] = (_kernels.combine, *group)
                 return key
 
+            calls = self._calls(kernel, args, kwargs)
             return _tree(_block_tasks(dsk, calls, f"dask_gmm.{kernel.__name__}-{token}"), self.split_every, join)
 
         return self._computed(scheduler, tasks)
