@@ -87,6 +87,12 @@ def is_png(path):
         return False
 
 
+def holds_other_than_png(path):
+    """Whether something is at ``path`` that a figure may not replace: anything but a PNG image or
+    an empty file (as ``mktemp`` makes, which holds nothing)."""
+    return os.path.exists(path) and os.path.getsize(path) > 0 and not is_png(path)
+
+
 def check_folder(path):
     """Refuse a ``path`` to write that names no file to replace (:func:`check_file_path`), or whose
     folder does not exist, naming ``path`` (not a temporary file)."""

@@ -739,15 +739,10 @@ def _refuse_inside_input(path, what, data, files=True):
                        "Choose a path outside it.")
 
 
-def _holds_something(path):
-    """Whether a file at ``path`` exists and is not empty (an empty one, as ``mktemp`` makes, holds nothing)."""
-    return os.path.exists(path) and os.path.getsize(path) > 0
-
-
 def _check_figures(paths, data):
     """Fail before the work when a figure would land inside the input ``data`` or replace a file
     that is not a PNG image (an existing PNG of that name is replaced, as any plotting tool does)."""
-    from ._checkpoint import check_file_path, is_png
+    from ._checkpoint import check_file_path, holds_other_than_png
 
     for p in paths:
         _check_folder(p, "figure", create=True)
@@ -760,7 +755,7 @@ def _check_figures(paths, data):
         if os.path.isdir(p):  # was called "not a PNG image", as if a file
             raise CLIError(f"{p!r} is a folder, not a PNG file to write a figure to. Choose another path, or move "
                            "the folder away.")
-        if _holds_something(p) and not is_png(p):
+        if holds_other_than_png(p):
             raise CLIError(f"{p!r} exists and is not a PNG image; {PROG} replaces only PNG files with its "
                            "figures. Choose another path, or remove it yourself.")
 

@@ -296,13 +296,8 @@ def _object_sizes(arr, keys):
     of each file for a local store, else the store's ``getsize``, concurrently."""
     folder = _local_folder(arr)
     if folder is not None:
-        def size(key):
-            try:
-                return os.path.getsize(os.path.join(folder, *key.split("/")))
-            except OSError:
-                return None
-
-        return [size(k) for k in keys]
+        sizes = [_file_size(os.path.join(folder, *key.split("/"))) for key in keys]
+        return [None if s < 0 else s for s in sizes]
     store, prefix = arr.store_path.store, arr.store_path.path
 
     async def size_or_none(key):

@@ -34,7 +34,7 @@ from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from . import io
-from ._checkpoint import is_png, write_atomic
+from ._checkpoint import holds_other_than_png, is_png, write_atomic
 from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
 from ._kernels import check_block
 from .mixture import check_fitted
@@ -81,7 +81,7 @@ def _save(fig, path):
 
 
 def _replaces_only_png(path):
-    if os.path.exists(path) and os.path.getsize(path) > 0 and not is_png(path):  # as the command line checks first
+    if holds_other_than_png(path):  # as the command line checks first
         raise ValueError(f"{os.fspath(path)!r} exists and is not a PNG image; figures replace only PNG files. "
                          "Choose another path, or remove it yourself.")
 
