@@ -1079,7 +1079,9 @@ def test_library_value_error(tmp_path, capsys):
     X = np.random.default_rng(0).normal(size=(50, 2))
     X[17, 1] = np.inf
     zarr.create_array(str(tmp_path / "holed.zarr"), data=X, chunks=(25, 2))
-    rc, _, err = run(capsys, "fit", tmp_path / "holed.zarr", "-k", "2", "-o", tmp_path / "m.json")
+    # a fixed seed: with a fresh one the initialisation may draw row 17 as a starting row and name it
+    # so ("drawn as a starting row"), before the pass that names its chunk (seen once in CI)
+    rc, _, err = run(capsys, "fit", tmp_path / "holed.zarr", "-k", "2", "--seed", "0", "-o", tmp_path / "m.json")
     assert_one_line_error(rc, err, "Input X contains NaN or infinity in 1 row(s) among rows 0-24 (first bad row: 17)")
 
 
