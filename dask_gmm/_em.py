@@ -206,7 +206,7 @@ def _blocks_of(arr):
     return graph, keys
 
 
-def _scheduler():
+def scheduler():
     """The scheduler ``dask.compute`` would use now (config, a default Client, else threads)."""
     return get_scheduler() or dask.threaded.get
 
@@ -578,7 +578,7 @@ class Blocks:
                 dsk[keys[-1]] = (_take_rows, self.x[b], r, (self.ends[b] - self.offsets[b], *self.shape[1:]), self.offsets[b])
             return keys
 
-        return list(self._computed(_scheduler(), tasks))
+        return list(self._computed(scheduler(), tasks))
 
     def map_reduce(self, kernel, *args, **kwargs):
         """``combine`` over blocks of ``kernel(block, *args, sample_weight=w, row_offset=o)``.
@@ -610,8 +610,8 @@ class Blocks:
         return calls
 
     def _map_reduce(self, kernel, *args, **kwargs):
-        scheduler = _scheduler()
-        threads = _pull_threads(scheduler, self.data)
+        get = scheduler()
+        threads = _pull_threads(get, self.data)
         if threads and _kernels.is_additive(kernel, args):
             return self._pulled_pieces(threads, kernel, args, kwargs)
         if threads:
@@ -629,7 +629,7 @@ class Blocks:
             calls = self._calls(kernel, args, kwargs)
             return _tree(_block_tasks(dsk, calls, f"dask_gmm.{kernel.__name__}-{token}"), self.split_every, join)
 
-        return self._computed(scheduler, tasks)
+        return self._computed(get, tasks)
 
     def _pulled_pieces(self, threads, kernel, args, kwargs):
         """An additive ``kernel``'s pass pulled a piece at a time, not a block at a time: for a Zarr

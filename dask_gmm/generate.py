@@ -43,16 +43,19 @@ import json
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import dask
+import dask.threaded
 import numpy as np
 import zarr
 from dask.base import tokenize
+from dask.system import CPU_COUNT
 from scipy.spatial.distance import pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
-from . import _kernels, _numba, io
+from . import _em, _kernels, _numba, io
 from ._checkpoint import one_writer, temporary_sibling
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
@@ -254,6 +257,21 @@ def _write_chunk(X, labels, i, seed, weights, means, cholesky, recorded):
         return
     X[i0:i1] = x.astype(X.dtype)
     labels[i0:i1] = y.astype(labels.dtype)
+
+
+def _compute_all(tasks):
+    """``dask.compute(*tasks)``; on dask's threads, a failure is raised only once the writes under
+    way have ended, so that nothing more is written after :func:`generate_mixture` has raised.
+
+    dask's threads raise a task's error at once while the other threads' tasks still run; the
+    command line then ended the process mid-write, and zarr's temporary ``.partial`` file stayed
+    behind (a file-size limit, 4 runs in 15). A pool of this call's own is shut down waiting for
+    them (dask submits no more tasks than it has threads). Workers of a cluster finish their own.
+    """
+    if _em.scheduler() is not dask.threaded.get or dask.config.get("pool", None) is not None:
+        return dask.compute(*tasks)
+    with ThreadPoolExecutor(dask.config.get("num_workers", None) or CPU_COUNT) as pool:
+        return dask.compute(*tasks, scheduler="threads", pool=pool)
 
 
 def _records(X, recorded):
@@ -503,7 +521,8 @@ def generate_mixture(
     (threads, processes or a ``distributed.Client``), at most a few in memory
     at a time. The same seed and arguments give the same bytes whatever the
     scheduler. An interrupted run is finished by rerunning it with the same
-    arguments: only the missing chunks are written.
+    arguments: only the missing chunks are written. A run whose write fails (a full
+    disk) raises once the writes under way in this process have ended.
 
     Parameters
     ----------
@@ -679,7 +698,7 @@ def generate_mixture(
                                        dask_key_name=f"generate-chunk-{token}-{i}")
             for i in todo
         ]
-        dask.compute(*tasks)
+        _compute_all(tasks)
         io.refuse_unwritten((X, labels), path, "Write to a path (or URL) that this process and every worker share, "
                             "then rerun to finish.")
         group.update_attributes({io.STATUS_ATTR: {**status, "complete": True}})

@@ -922,3 +922,34 @@ def test_a_chunk_task_left_running_does_not_write_into_the_store_that_replaced_i
     for args in stale:
         real(*args)
     np.testing.assert_array_equal(zarr.open_group(path, mode="r")["X"][:], first)
+
+
+_FAILED_WRITE = """
+import os, resource, signal, sys
+import dask
+from dask_gmm import generate_mixture
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # every chunk's write fails: File too large
+with dask.config.set(num_workers=8):
+    try:
+        generate_mixture(sys.argv[1], n_samples=400_000, n_features=4, n_components=3, chunk_size=20_000, random_state=3)
+    except OSError:
+        pass
+names = sorted(os.path.join(r, f) for r, _, fs in os.walk(sys.argv[1]) for f in fs)  # the moment it raised
+print(sum(f.endswith(".partial") for f in names))
+sys.stdout.flush()
+os._exit(0)  # as the command line ends: threads still writing are cut short
+"""
+
+
+def test_a_failed_write_raises_once_the_writes_under_way_have_ended(tmp_path):
+    """When one chunk's write fails, generate_mixture raises only once the other threads' writes
+    have ended: no zarr ``.partial`` file is left at that moment, so a process that ends then (as
+    the command line does) leaves none. Before, dask raised at once while they still wrote."""
+    path = str(tmp_path / "s.zarr")
+    for _ in range(3):
+        shutil.rmtree(path, ignore_errors=True)
+        done = subprocess.run([sys.executable, "-c", _FAILED_WRITE, path], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["0"], done.stdout
+        assert not any(f.endswith(".partial") for _, _, fs in os.walk(path) for f in fs)
