@@ -209,6 +209,12 @@ class RowError(ValueError):
         return ValueError(f"{self} Row {self.row} is the one of index label {label!r}.")
 
 
+#: Added when a whole block is NaN: how a Zarr chunk that its reader cannot see looks (a dask
+#: array of a store given to a cluster whose workers do not share its files, say).
+_ALL_NAN = (" Every value of these rows is NaN, as a Zarr chunk missing from its store reads (its fill value): "
+            "check that the chunk exists and that every worker reads the same files.")
+
+
 def check_block(X, sample_weight, row_offset):
     """Raise a ValueError (:class:`RowError`) naming the rows if X or the weights are not usable."""
     bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
@@ -217,7 +223,7 @@ def check_block(X, sample_weight, row_offset):
             f"Input X contains NaN or infinity in {bad.size} row(s) among "
             f"rows {row_offset}-{row_offset + X.shape[0] - 1} (first bad row: "
             f"{row_offset + bad[0]}). Remove or impute these rows; "
-            "dask_gmm never changes your data.",
+            "dask_gmm never changes your data." + (_ALL_NAN if np.isnan(X).all() else ""),
             row_offset + bad[0],
         )
     check_weights(sample_weight, row_offset)

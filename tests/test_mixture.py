@@ -1260,9 +1260,22 @@ def test_non_finite_rows_are_named_and_data_untouched(bad):
     X = make_blobs(n=3000)
     X[2345, 0] = bad
     before = X.copy()
-    with pytest.raises(ValueError, match=r"NaN or infinity.*rows 2000-2999.*first bad row: 2345"):
+    with pytest.raises(ValueError, match=r"NaN or infinity.*rows 2000-2999.*first bad row: 2345") as err:
         GaussianMixture(3, random_state=0).fit(da.from_array(X, chunks=(1000, 2)))
+    assert "missing from its store" not in str(err.value)  # one bad row: no hint of a missing chunk
     np.testing.assert_array_equal(X, before)
+
+
+def test_a_block_all_nan_is_named_as_a_missing_zarr_chunk_may_be():
+    """A block whose every value is NaN, as a Zarr chunk that its reader cannot see reads (a cluster
+    whose workers do not share the store's files), is named with that hint, by fit and the outputs."""
+    X = make_blobs(n=3000)
+    X[1000:2000] = np.nan
+    gm = GaussianMixture(3, random_state=0).fit(make_blobs(n=3000))
+    for call in (lambda x: GaussianMixture(3, random_state=0).fit(x), lambda x: gm.predict(x).compute(), gm.score):
+        with pytest.raises(ValueError, match=r"1000 row\(s\) among rows 1000-1999.*"
+                                             r"Every value of these rows is NaN, as a Zarr chunk missing"):
+            call(da.from_array(X, chunks=(1000, 2)))
 
 
 def test_input_never_modified():
