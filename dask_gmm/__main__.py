@@ -33,7 +33,7 @@ def main(argv=None):
         from .cli import main as cli_main
 
         status = cli_main(argv)
-    except (KeyboardInterrupt, ImportError) as exc:  # before the command's own handling starts, or after it ends
+    except BaseException as exc:  # a Ctrl-C before the command's own handling starts, or after it ends
         if not _interrupted(exc):
             raise
         print("dask-gmm: error: interrupted", file=sys.stderr, flush=True)
@@ -89,7 +89,9 @@ def _watch(ident):
 def _interrupted(exc):
     """Whether ``exc`` is a Ctrl-C, or came of one: a C extension whose module a KeyboardInterrupt
     cut short in its initialisation raises ImportError("initialization failed") from it (scipy's
-    HiGHS module, as scikit-learn loaded, 0.3 s after the start: once in a CI run)."""
+    HiGHS module, as scikit-learn loaded, 0.3 s after the start: once in a CI run), and a class
+    whose attribute's ``__set_name__`` it cut short a RuntimeError (dask's ``Expr``, as dask
+    loaded: once in 120 Ctrl-Cs)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, KeyboardInterrupt):

@@ -1445,22 +1445,24 @@ def _sigint_default():
 
 
 @pytest.mark.parametrize("interrupted", [True, False])
+@pytest.mark.parametrize("error", [ImportError, RuntimeError])
 def test_an_import_cut_short_by_ctrl_c_is_an_interruption_and_other_import_errors_are_not(monkeypatch, capsys,
-                                                                                          interrupted):
+                                                                                          interrupted, error):
     """A Ctrl-C in a C extension's initialisation (scipy's HiGHS module as scikit-learn loads) comes
-    out as ImportError("initialization failed") raised from the KeyboardInterrupt: one line, as any
-    Ctrl-C while the libraries load (seen once in a CI run of the test below, with a traceback).
-    Another ImportError is raised as it is. Run off the main thread: the entry point then returns
-    the status instead of ending the process by SIGINT."""
+    out as ImportError("initialization failed") raised from the KeyboardInterrupt, and in a class's
+    ``__set_name__`` (dask's ``Expr`` as dask loads) as a RuntimeError raised from it: one line, as
+    any Ctrl-C while the libraries load (each seen once, with a traceback: in a CI run of the test
+    below, in 120 Ctrl-Cs of the same command). Another error is raised as it is. Run off the main
+    thread: the entry point then returns the status instead of ending the process by SIGINT."""
     from dask_gmm import __main__ as entry
 
     def load(name):
         if not interrupted:
-            raise ImportError("No module named 'something'")
+            raise error("No module named 'something'")
         try:
             raise KeyboardInterrupt
         except KeyboardInterrupt as exc:
-            raise ImportError("initialization failed") from exc
+            raise error("initialization failed") from exc
 
     fake = types.ModuleType("dask_gmm.cli")
     fake.__getattr__ = load
@@ -1470,7 +1472,7 @@ def test_an_import_cut_short_by_ctrl_c_is_an_interruption_and_other_import_error
     def run():
         try:
             got["status"] = entry.main(["info", "x"])
-        except ImportError as exc:
+        except error as exc:
             got["error"] = exc
 
     thread = threading.Thread(target=run)
