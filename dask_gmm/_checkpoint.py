@@ -55,6 +55,14 @@ def file_path(path, what="The path to write"):
                          f"{type(path).__name__} {path!r:.80}.") from None
 
 
+def local_file_path(path, what):
+    """``path`` (str, bytes or os.PathLike) as a str, a ``file://`` or ``local://`` URL as its local
+    path (model files and checkpoints are local files, and may be named so); other URLs as they are."""
+    path = file_path(path, what)
+    scheme, sep, _ = path.partition("://")
+    return io.data_path(path) if sep and scheme.lower() in ("file", "local") else path
+
+
 def check_file_path(path):
     """Refuse a ``path`` to write that names no file that may be replaced: empty, ending in a
     separator, a folder, or a device, FIFO or socket (the rename that ends an atomic write would
@@ -369,11 +377,6 @@ def sync_tree(root):
         sync_folder(folder)
 
 
-def write_json_atomic(path, obj):
-    """Write JSON to ``path`` atomically (:func:`write_atomic`)."""
-    write_atomic(path, lambda f: json.dump(obj, f))
-
-
 def _plain(v):
     """An argument as JSON: numbers, strings and None as they are, a SeedSequence as its entropy
     and spawn key, array-likes (the ``*_init`` arguments: lists of arrays, DataFrames) as their
@@ -471,7 +474,7 @@ def of_another_version(tag, current):
     return str(tag).startswith(current.rpartition("/")[0] + "/") and tag != current
 
 
-def _blank(path):
+def blank(path):
     """Whether ``path`` is a regular file holding nothing but blanks (none at all, as ``mktemp`` makes it)."""
     if not os.path.isfile(path) or os.path.getsize(path) > 64:
         return False
@@ -527,7 +530,7 @@ class Checkpoint:
     """The checkpoint file of one fit."""
 
     def __init__(self, path, fp, expected, digest):
-        self.path = file_path(path, "checkpoint")
+        self.path = local_file_path(path, "checkpoint")
         self._fp = fp  # the fingerprint but for the data's content, which digest() makes (a pass)
         self._digest = digest
         self.expected = expected  # (n_runs, covariance_type, n_components, n_features, max_iter)
@@ -543,7 +546,10 @@ class Checkpoint:
     def check_path(path, data):
         """Refuse, before any work, a checkpoint ``path`` that cannot be written or that is, holds
         or lies inside the input ``data`` when that is a path or URL (a fit never writes there)."""
-        path = file_path(path, "checkpoint")
+        path = local_file_path(path, "checkpoint")
+        if "://" in path:
+            raise ValueError(f"Cannot write the checkpoint to {path!r}: checkpoints are local files. Give a local "
+                             "path (or a file:// URL).")
         check_folder(path)
         guarded = io.guarding_input(path, data) if isinstance(data, (str, os.PathLike)) else None
         if guarded is not None:
@@ -567,12 +573,13 @@ class Checkpoint:
     def load(self):
         """The saved runs, or None when there is no checkpoint yet (no file, or an empty one, as
         ``mktemp`` makes, or one of blanks). Refuses a mismatched one."""
-        if not os.path.exists(self.path) or _blank(self.path):
+        if not os.path.exists(self.path) or blank(self.path):
             return None
         damaged = f"The checkpoint {self.path!r} is damaged ({{}}). Delete it to start the fit afresh."
         try:
-            with open(self.path) as f:
-                state = json.load(f)
+            with open(self.path, "rb") as f:
+                head = f.read(4096)
+                state = json.loads(head + f.read()) if head.lstrip()[:1] == b"{" else ()  # a data file: not read whole
         except OSError as exc:
             raise ValueError(f"The checkpoint {self.path!r} cannot be read ({exc}).") from None
         except RecursionError:
@@ -580,7 +587,7 @@ class Checkpoint:
         except ValueError as exc:
             state, why, cut = None, str(exc), "cut short or corrupted: "
         else:
-            why = "JSON of another format"
+            why = "JSON of another format" if state != () else "not a JSON object"
         if state is None and self._cut_short():
             raise ValueError(damaged.format(cut + why))
         if isinstance(state, dict) and of_another_version(state.get("format"), FORMAT):
@@ -652,11 +659,25 @@ class Checkpoint:
 
     def _cut_short(self):
         """Whether the unparsable file at ``path`` begins as a checkpoint does."""
-        with open(self.path, "rb") as f:
-            head = f.read(200)
-        return f'"format": "{FORMAT}"'.encode() in head
+        return _begins_as_checkpoint(self.path)
 
     def save(self, runs):
+        """Write the checkpoint of ``runs``, replacing only a checkpoint, a blank file or nothing: what
+        else was written at the path during the fit stays, and the fit fails naming it."""
         runs = [_run_to_dict(r) for r in runs]
-        write_json_atomic(self.path, {"format": FORMAT, "fingerprint": self.fp, "runs": runs,
-                                      "runs_digest": runs_digest(runs)})
+        state = {"format": FORMAT, "fingerprint": self.fp, "runs": runs, "runs_digest": runs_digest(runs)}
+        write_atomic(self.path, lambda f: json.dump(state, f), replaces=_replaces_only_checkpoints)
+
+
+def _begins_as_checkpoint(path):
+    """Whether the file at ``path`` begins as a checkpoint does (whole or cut short)."""
+    with open(path, "rb") as f:
+        head = f.read(200)
+    return f'"format": "{FORMAT}"'.encode() in head
+
+
+def _replaces_only_checkpoints(path):
+    """Checked just before a checkpoint's rename: what was written at ``path`` meanwhile stays."""
+    if os.path.lexists(path) and not blank(path) and not (os.path.isfile(path) and _begins_as_checkpoint(path)):
+        raise ValueError(f"{path!r} exists and is not a dask_gmm checkpoint (written there during the fit); a fit "
+                         "replaces only its own checkpoints. Choose another checkpoint path, or remove it yourself.")

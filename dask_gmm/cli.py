@@ -761,9 +761,10 @@ def _check_figures(paths, data):
 
 
 def _load_model(path):
-    from .modelfile import load_model, model_file_path
+    from ._checkpoint import local_file_path
+    from .modelfile import load_model
 
-    path = model_file_path(path)
+    path = local_file_path(path, "The model file")
     if not os.path.exists(path):
         raise CLIError(f"no model file at {path!r}. Check the path (write one with '{PROG} fit').")
     if os.path.isdir(path):
@@ -1029,12 +1030,13 @@ def _fit(path, term, **kwargs):
     iteration to the handler; they do not change the numbers, and the
     returned model has them reset to the defaults.
     """
+    from ._checkpoint import blank
     from .mixture import GaussianMixture
 
     with _fit_progress(term, kwargs.get("n_init", 1)) as progress:
         gm = GaussianMixture(verbose=1, verbose_interval=1, **kwargs)
         ckpt = kwargs.get("checkpoint")
-        resumed = ckpt is not None and os.path.isfile(ckpt) and os.path.getsize(ckpt) > 0
+        resumed = ckpt is not None and os.path.isfile(ckpt) and not blank(ckpt)  # a blank one: none yet
         term.status("fit: resuming from the checkpoint ..." if resumed else f"fit: initialising ({gm.init_params}) ...")
         compiled = _compiled_count()
         t0 = time.perf_counter()
@@ -1410,10 +1412,10 @@ def _model_dict(model):
 
 
 def cmd_info(args, term):
-    from .modelfile import model_file_path
+    from ._checkpoint import local_file_path
 
     path = args.path
-    local = model_file_path(path)  # a file:// URL as its local path
+    local = local_file_path(path, "The model file")  # a file:// URL as its local path
     if os.path.exists(local) and not os.path.isdir(local):  # a file, a pipe: a model
         from .io import refuse_zip_file
 

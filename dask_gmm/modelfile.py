@@ -35,7 +35,7 @@ from sklearn.exceptions import NotFittedError
 
 from . import _covariance as cov
 from . import io
-from ._checkpoint import check_folder, check_history, file_path, json_array, of_another_version, write_atomic
+from ._checkpoint import check_folder, check_history, json_array, local_file_path, of_another_version, write_atomic
 from .mixture import GaussianMixture, check_fitted
 
 logger = logging.getLogger(__name__)
@@ -158,14 +158,6 @@ def _settings(d):
     return out
 
 
-def model_file_path(path, what="The model file"):
-    """``path`` (str, bytes or os.PathLike) as a str, a ``file://`` or ``local://`` URL as its local
-    path (model files are local files, and may be named so); other URLs as they are."""
-    path = file_path(path, what)
-    scheme, sep, _ = path.partition("://")
-    return io.data_path(path) if sep and scheme.lower() in ("file", "local") else path
-
-
 def save_model(model, path):
     """Write a fitted GaussianMixture to ``path`` as JSON, atomically.
 
@@ -174,17 +166,25 @@ def save_model(model, path):
     model : dask_gmm.GaussianMixture (or scikit-learn's), fitted
     path : str, bytes or os.PathLike (or a ``file://`` URL)
         The file is written to a temporary file in the same folder, then renamed. An existing
-        file is replaced only when it is empty or a model file; a path inside a Zarr store, or a
-        URL other than ``file://``, is refused.
+        file is replaced only when it is empty or a model file, checked before the write and again
+        just before the rename; a path inside a Zarr store, or a URL other than ``file://``, is refused.
     """
     obj = model_to_dict(model)
     try:  # the checks load_model makes: never write a file that would not load
         model_from_dict(obj)
     except ValueError as exc:
         raise ValueError(f"The model cannot be saved: {exc}.") from None
-    path = model_file_path(path, "The path to write")
+    path = local_file_path(path, "The path to write")
     _check_model_path(path)
-    logger.info("saved model to %s", write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False)))
+    logger.info("saved model to %s", write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False),
+                                                  replaces=_replaces_only_model_files))
+
+
+def _replaces_only_model_files(path):
+    """Checked again just before the rename: what was written at ``path`` meanwhile stays."""
+    if not replaceable_model_file(path):
+        raise ValueError(f"{path!r} exists and is not a dask_gmm model file; save_model replaces only model "
+                         "files. Choose another path, or remove it yourself.")
 
 
 def _check_model_path(path):
@@ -198,9 +198,7 @@ def _check_model_path(path):
     if store is not None:
         raise ValueError(f"Cannot write the model to {path!r}: it lies inside the Zarr store {store!r}, which "
                          "it would damage. Choose a path outside it.")
-    if not replaceable_model_file(path):
-        raise ValueError(f"{path!r} exists and is not a dask_gmm model file; save_model replaces only model "
-                         "files. Choose another path, or remove it yourself.")
+    _replaces_only_model_files(path)
 
 
 def replaceable_model_file(path):
@@ -346,7 +344,7 @@ def load_model(path):
     ValueError
         If the file is missing, not JSON, or not a valid model file.
     """
-    path = model_file_path(path)
+    path = local_file_path(path, "The model file")
     try:
         with _opened(path) as f:
             text = f.read(MAX_FILE_BYTES + 1)

@@ -691,6 +691,11 @@ def test_progress_on_a_terminal_only(store, tmp_path, capsys, monkeypatch):
     rc, out, err = run(capsys, *args, *ckpt)  # the checkpoint holds the finished fit
     assert rc == 0 and "fit: resuming from the checkpoint ..." in err and "initialising" not in err, err
     assert f"checkpoint         {ckpt[1]}  (resumed: 5 iterations made before this run)" in out, out
+    blank = tmp_path / "blank.ckpt"
+    blank.write_text("\n")  # no checkpoint yet, as the library reads it: not "resumed" (a review)
+    rc, out, err = run(capsys, *args, "--checkpoint", blank)
+    assert rc == 0 and "fit: initialising (random) ..." in err and f"checkpoint         {blank}\n" in out, out
+    assert "(initialisation " in out and "resum" not in out + err, out
     # The checkpoint's refusals name the command line's options, not the library's arguments
     rc, _, err = run(capsys, *args[:-2], "--max-iter", "3", *args[-2:], *ckpt, "-q")
     assert_one_line_error(rc, err, "holds 5 iterations, more than --max-iter (3) allows. Pass --max-iter 5 or more")

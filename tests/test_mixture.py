@@ -1163,6 +1163,45 @@ def test_a_checkpoint_of_another_fit_or_none_at_all_is_refused_before_any_read(t
         GaussianMixture(4, random_state=0, max_iter=2, checkpoint=path).fit(da.from_array(X.astype(np.float32), chunks=(500, 2)))
 
 
+def test_a_file_written_at_the_checkpoint_path_during_the_fit_is_kept(tmp_path):
+    """A checkpoint replaces only a checkpoint: what another program writes at its path during the
+    fit stays, and the fit fails naming it (the next save had replaced it: a review)."""
+    X = make_blobs(n=1000)
+    path = tmp_path / "ck.json"
+    passes = []
+
+    def read(block):  # the third pass: a checkpoint is there, and another program writes over it
+        passes.append(block.size > 0)
+        if sum(passes) == 5:
+            assert json.loads(path.read_text())["format"] == "dask_gmm.checkpoint/1"
+            path.write_text("id,value\n1,precious\n")
+        return block
+
+    data = da.from_array(X, chunks=(500, 2)).map_blocks(read, dtype=X.dtype)
+    with pytest.raises(ValueError, match=f"{re.escape(repr(str(path)))} exists and is not a dask_gmm checkpoint "
+                                         r"\(written there during the fit\); a fit replaces only its own checkpoints"):
+        GaussianMixture(3, max_iter=10, tol=0, checkpoint=path, **sk_init(X, "full")).fit(data)
+    assert path.read_text() == "id,value\n1,precious\n" and os.listdir(tmp_path) == ["ck.json"]
+
+
+def test_checkpoint_as_a_file_url_and_other_files_refused_unread(tmp_path):
+    """A file:// URL names its local file, as for model files and the command line (it was taken
+    for a relative folder 'file:'); another URL is refused; a file that is not a JSON object (a
+    data file given by mistake) is refused from its first bytes, not read whole into memory."""
+    X = make_blobs(n=1000)
+    url = (tmp_path / "ck.json").as_uri()
+    fitted = GaussianMixture(3, random_state=0, checkpoint=url).fit(X)
+    assert json.loads((tmp_path / "ck.json").read_text())["format"] == "dask_gmm.checkpoint/1"
+    np.testing.assert_array_equal(fitted.means_, GaussianMixture(3, random_state=0).fit(X).means_)
+    with pytest.raises(ValueError, match="checkpoints are local files"):
+        GaussianMixture(3, random_state=0, checkpoint="s3://bucket/ck.json").fit(X)
+    csv = tmp_path / "data.csv"
+    csv.write_text("1.0,2.0\n" * 1000)
+    with pytest.raises(ValueError, match=r"is not a dask_gmm checkpoint \(not a JSON object\)"):
+        GaussianMixture(3, random_state=0, checkpoint=csv).fit(X)
+    assert csv.read_text() == "1.0,2.0\n" * 1000
+
+
 def test_checkpoint_files_as_mktemp_and_other_versions_make_them(tmp_path):
     """An empty checkpoint (as mktemp makes) was "damaged (cut short)": it is no checkpoint yet. One of
     another format version was "not a dask_gmm checkpoint"; a read-only one was replaced silently."""
@@ -1229,7 +1268,7 @@ def test_a_checkpoint_nested_too_deeply_is_damaged_or_not_ours(tmp_path):
     X = make_blobs(n=1000)
     ours, other = tmp_path / "ours.json", tmp_path / "other.json"
     ours.write_text('{"format": "dask_gmm.checkpoint/1", "fingerprint": ' + "[" * 100_000 + "]" * 100_000 + "}")
-    other.write_text("[" * 100_000 + "]" * 100_000)
+    other.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(ValueError, match=r"ours.json' is damaged \(arrays nested too deeply to read\)"):
         GaussianMixture(3, random_state=0, checkpoint=ours).fit(X)
     with pytest.raises(ValueError, match=r"other.json' is not a dask_gmm checkpoint \(arrays nested too deeply"):

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from dask_gmm import GaussianMixture, load_model, save_model
-from dask_gmm._checkpoint import write_json_atomic, writer_id
+from dask_gmm._checkpoint import write_atomic, writer_id
 from dask_gmm.modelfile import FORMAT, fitted_model, model_to_dict
 
 from .conftest import make_blobs
@@ -212,7 +213,7 @@ def test_writers_sweeping_at_once_both_write(tmp_path):
     def write(value):
         start.wait()
         try:
-            write_json_atomic(tmp_path / "m.json", {"x": value})
+            write_atomic(tmp_path / "m.json", lambda f: json.dump({"x": value}, f))
         except Exception as exc:
             errors.append(exc)
 
@@ -374,7 +375,7 @@ def test_written_files_follow_the_umask(tmp_path):
     """Written through a temporary file and a rename, as others would write them: not 0600."""
     old = os.umask(0o027)
     try:
-        write_json_atomic(tmp_path / "a.json", {"x": 1})
+        write_atomic(tmp_path / "a.json", lambda f: json.dump({"x": 1}, f))
     finally:
         os.umask(old)
     assert (os.stat(tmp_path / "a.json").st_mode & 0o777) == 0o640
@@ -600,6 +601,34 @@ def test_save_model_replaces_only_model_files_and_never_writes_into_a_store(tmp_
     assert load_model(tmp_path / "url.json").covariance_type == load_model(url).covariance_type == "tied"
     with pytest.raises(ValueError, match="lies inside the Zarr store"):
         save_model(models["full"], (store / "m.json").as_uri())
+
+
+def test_a_file_written_at_the_path_during_a_save_is_kept(tmp_path):
+    """What is at the path is checked again just before the rename, as the README says of every
+    output: a CSV written there while a large model was written was replaced (a review)."""
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(400, 40, 40))
+    model = fitted_model(np.full(400, 1 / 400), rng.normal(size=(400, 40)),
+                         A @ A.transpose(0, 2, 1) / 40 + np.eye(40), "full")  # a 22 MB file: about a second
+    path = tmp_path / "m.json"
+    errors = []
+
+    def save():
+        try:
+            save_model(model, path)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    thread = threading.Thread(target=save)
+    thread.start()
+    while not any(".tmp@" in name for name in os.listdir(tmp_path)) and thread.is_alive():
+        time.sleep(0.001)
+    path.write_text("id,value\n1,precious\n")  # written while the model is, as another program would
+    thread.join()
+    assert path.read_text() == "id,value\n1,precious\n"
+    assert errors in ([], [f"{str(path)!r} exists and is not a dask_gmm model file; save_model replaces only model "
+                           "files. Choose another path, or remove it yourself."])  # [] only if the save ended first
+    assert os.listdir(tmp_path) == ["m.json"]
 
 
 def test_replaced_model_files_keep_their_permissions_and_read_only_ones_are_kept(tmp_path, models):
