@@ -59,7 +59,7 @@ _watchers = []
 def _on_sigint(signum, frame):
     """SIGINT's handler while a command runs: a KeyboardInterrupt, as Python's own, and a watch
     that the command acts on it (:func:`_watch`)."""
-    if not (_watchers and _watchers[-1].is_alive()):
+    if not _watchers:  # one at a time; it leaves the list before it sends the Ctrl-C again
         _watchers.append(threading.Thread(target=_watch, args=(threading.main_thread().ident,), daemon=True,
                                           name="dask-gmm-ctrl-c"))
         _watchers[-1].start()
@@ -77,12 +77,15 @@ def _watch(ident):
     under way are waited for), all of it with the KeyboardInterrupt current. Sent again, it is
     handled as a second Ctrl-C, by the command's own clean-up.
     """
-    time.sleep(ACT_WITHIN)
-    missed = 0
-    while missed < 2:
-        current = sys._current_exceptions().get(ident)  # Python 3.11: an exc_info tuple, later the exception
-        missed = 0 if _interrupted(current[1] if isinstance(current, tuple) else current) else missed + 1
-        time.sleep(0.02)
+    try:
+        time.sleep(ACT_WITHIN)
+        missed = 0
+        while missed < 2:
+            current = sys._current_exceptions().get(ident)  # Python 3.11: an exc_info tuple, later the exception
+            missed = 0 if _interrupted(current[1] if isinstance(current, tuple) else current) else missed + 1
+            time.sleep(0.02)
+    finally:
+        _watchers.clear()
     os.kill(os.getpid(), signal.SIGINT)
 
 
