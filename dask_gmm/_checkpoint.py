@@ -534,6 +534,7 @@ class Checkpoint:
         self._fp = fp  # the fingerprint but for the data's content, which digest() makes (a pass)
         self._digest = digest
         self.expected = expected  # (n_runs, covariance_type, n_components, n_features, max_iter)
+        self._there = None  # what :meth:`load` found at the path, then what :meth:`save` put there
 
     @property
     def fp(self):
@@ -573,6 +574,7 @@ class Checkpoint:
     def load(self):
         """The saved runs, or None when there is no checkpoint yet (no file, or an empty one, as
         ``mktemp`` makes, or one of blanks). Refuses a mismatched one."""
+        self._there = _identity(self.path)
         if not os.path.exists(self.path) or blank(self.path):
             return None
         damaged = f"The checkpoint {self.path!r} is damaged ({{}}). Delete it to start the fit afresh."
@@ -659,25 +661,31 @@ class Checkpoint:
 
     def _cut_short(self):
         """Whether the unparsable file at ``path`` begins as a checkpoint does."""
-        return _begins_as_checkpoint(self.path)
+        with open(self.path, "rb") as f:
+            head = f.read(200)
+        return f'"format": "{FORMAT}"'.encode() in head
 
     def save(self, runs):
-        """Write the checkpoint of ``runs``, replacing only a checkpoint, a blank file or nothing: what
-        else was written at the path during the fit stays, and the fit fails naming it."""
+        """Write the checkpoint of ``runs`` over what :meth:`load` found at the path (checked then), or
+        over this fit's last checkpoint: what else was put there during the fit stays, and the fit
+        fails naming it."""
         runs = [_run_to_dict(r) for r in runs]
         state = {"format": FORMAT, "fingerprint": self.fp, "runs": runs, "runs_digest": runs_digest(runs)}
-        write_atomic(self.path, lambda f: json.dump(state, f), replaces=_replaces_only_checkpoints)
+        write_atomic(self.path, lambda f: json.dump(state, f), replaces=self._replaces_only_its_own)
+        self._there = _identity(self.path)
+
+    def _replaces_only_its_own(self, path):
+        """Checked just before the rename (:func:`write_atomic`)."""
+        if os.path.lexists(path) and _identity(path) != self._there:
+            raise ValueError(f"{path!r} was written or replaced during the fit by something else than the fit, and "
+                             "is kept; a fit replaces only its own checkpoints. Choose another checkpoint path, or "
+                             "remove it yourself, and rerun.")
 
 
-def _begins_as_checkpoint(path):
-    """Whether the file at ``path`` begins as a checkpoint does (whole or cut short)."""
-    with open(path, "rb") as f:
-        head = f.read(200)
-    return f'"format": "{FORMAT}"'.encode() in head
-
-
-def _replaces_only_checkpoints(path):
-    """Checked just before a checkpoint's rename: what was written at ``path`` meanwhile stays."""
-    if os.path.lexists(path) and not blank(path) and not (os.path.isfile(path) and _begins_as_checkpoint(path)):
-        raise ValueError(f"{path!r} exists and is not a dask_gmm checkpoint (written there during the fit); a fit "
-                         "replaces only its own checkpoints. Choose another checkpoint path, or remove it yourself.")
+def _identity(path):
+    """What tells the file (or link) at ``path`` from another written there since: None if none."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns

@@ -521,8 +521,9 @@ def generate_mixture(
     (threads, processes or a ``distributed.Client``), at most a few in memory
     at a time. The same seed and arguments give the same bytes whatever the
     scheduler. An interrupted run is finished by rerunning it with the same
-    arguments: only the missing chunks are written. A run whose write fails (a full
-    disk) raises once the writes under way in this process have ended.
+    arguments: only the missing chunks are written. On dask's threaded scheduler (the
+    default; not with a ``pool`` or an executor of the caller's), a run whose write fails
+    (a full disk) raises once the writes under way have ended.
 
     Parameters
     ----------

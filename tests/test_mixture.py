@@ -1178,10 +1178,32 @@ def test_a_file_written_at_the_checkpoint_path_during_the_fit_is_kept(tmp_path):
         return block
 
     data = da.from_array(X, chunks=(500, 2)).map_blocks(read, dtype=X.dtype)
-    with pytest.raises(ValueError, match=f"{re.escape(repr(str(path)))} exists and is not a dask_gmm checkpoint "
-                                         r"\(written there during the fit\); a fit replaces only its own checkpoints"):
+    with pytest.raises(ValueError, match=f"{re.escape(repr(str(path)))} was written or replaced during the fit by "
+                                         r"something else than the fit, and is kept; a fit replaces only its own"):
         GaussianMixture(3, max_iter=10, tol=0, checkpoint=path, **sk_init(X, "full")).fit(data)
     assert path.read_text() == "id,value\n1,precious\n" and os.listdir(tmp_path) == ["ck.json"]
+
+
+def test_a_checkpoint_rewritten_by_a_json_tool_or_a_dangling_link_is_replaced(tmp_path):
+    """The save replaces what the fit found at the path: a checkpoint re-serialised with sorted keys
+    (as ``jq -S`` writes it) resumes and is replaced, and so is a link to nowhere (both were refused
+    at the first save by a check of the file's first bytes: a review)."""
+    X = make_blobs(n=1000)
+    path = tmp_path / "ck.json"
+    with pytest.warns(ConvergenceWarning):
+        GaussianMixture(3, random_state=0, max_iter=2, tol=0, checkpoint=path).fit(X)
+    path.write_text(json.dumps(json.loads(path.read_text()), sort_keys=True, separators=(",", ":")))
+    with pytest.warns(ConvergenceWarning):
+        resumed = GaussianMixture(3, random_state=0, max_iter=5, tol=0, checkpoint=path).fit(X)
+    with pytest.warns(ConvergenceWarning):
+        whole = GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(X)
+    np.testing.assert_array_equal(resumed.means_, whole.means_)
+    assert json.loads(path.read_text())["format"] == "dask_gmm.checkpoint/1"
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "nowhere.json")
+    GaussianMixture(3, random_state=0, checkpoint=link).fit(X)
+    assert not link.is_symlink() and json.loads(link.read_text())["format"] == "dask_gmm.checkpoint/1"
+    assert not (tmp_path / "nowhere.json").exists()
 
 
 def test_checkpoint_as_a_file_url_and_other_files_refused_unread(tmp_path):
