@@ -77,10 +77,25 @@ def check_file_path(path):
     if os.path.exists(p) and not os.path.isfile(p):
         raise ValueError(f"Cannot write {p!r}: it is not a regular file (a device, a FIFO or a socket), "
                          "and writing would replace it. Give the path of a file.")
+    name, limit = os.path.basename(p), _name_max(os.path.dirname(os.path.abspath(p)))
+    if limit is not None and len(os.fsencode(name)) > limit:  # found at the rename, after the work, under another name
+        raise ValueError(f"Cannot write {p!r}: its file name is {len(os.fsencode(name))} bytes long, more than the "
+                         f"{limit} its file system allows. Choose a shorter name.")
     if os.path.isfile(p) and not os.path.islink(p) and not os.stat(p).st_mode & stat.S_IWUSR:  # marked read-only:
         # the rename would replace it without asking
         raise ValueError(f"Cannot write {p!r}: it is read-only (mode {stat.S_IMODE(os.stat(p).st_mode):04o}). "
                          "Make it writable (chmod u+w) to replace it, or choose another path.")
+
+
+def _name_max(folder):
+    """The longest file name, in bytes, that the file system of ``folder`` (or of its nearest
+    existing parent: a figure's folder is made) takes; None where it does not say."""
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # pathconf: POSIX only
+        return None
 
 
 def is_png(path):
@@ -333,7 +348,10 @@ def write_atomic(path, write, mode="w", replaces=None):
             os.fsync(f.fileno())
         if replaces is not None:
             replaces(path)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # name the file asked for, not the temporary one
+            raise type(exc)(exc.errno, exc.strerror, path) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -54,6 +54,7 @@ DEMO_DEFAULTS = {"n_samples": 2_000_000, "n_features": 2, "n_components": 3, "se
 NOTEBOOK_N, NOTEBOOK_ITERATIONS = 100_000, 100  # the seed notebook's sample size and iteration count
 _SPARK = "▁▂▃▄▅▆▇█"
 MODEL_MAX_SIZE = 10_000  # as dask_gmm.modelfile.MAX_SIZE: the most components or features a model file holds
+PLOT_MAX_BINS = 1024  # as dask_gmm.plot.MAX_BINS: the most histogram bins per axis
 #: The most components fit and select iterate together (each pass computes all of them for every row):
 #: n_components x n_init for fit, the sum over candidates for select. It stops a typo such as
 #: ``select -k 1-3000`` (about 4.5 million components) before it runs for days.
@@ -202,6 +203,14 @@ def count(text):
 
 
 _MAX_COUNT = 2**62
+
+
+def _bins(text):
+    """``--bins``: a count (:func:`count`) of at most :data:`PLOT_MAX_BINS`."""
+    value = count(text)
+    if value > PLOT_MAX_BINS:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to {PLOT_MAX_BINS}, got {text!r}")
+    return value
 
 
 def _positive_float(text):
@@ -429,7 +438,7 @@ def build_parser():
     p.add_argument("--output", "-o", required=True, metavar="fit.png", help="PNG file, prefix or folder")
     p.add_argument("--features", type=int, nargs=2, default=None, metavar=("I", "J"),
                    help="the pair of features to show (default 0 1)")
-    p.add_argument("--bins", type=count, default=200, help="histogram bins per axis (default 200, at most 1024)")
+    p.add_argument("--bins", type=_bins, default=200, help=f"histogram bins per axis (default 200, at most {PLOT_MAX_BINS})")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("demo", parents=[common],

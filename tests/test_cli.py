@@ -70,6 +70,9 @@ def test_choices_are_the_library_s():
     from dask_gmm import modelfile
 
     assert cli.MODEL_MAX_SIZE == modelfile.MAX_SIZE
+    from dask_gmm import plot
+
+    assert cli.PLOT_MAX_BINS == plot.MAX_BINS
 
 
 def test_generate_equals_the_library(store, tmp_path):
@@ -1096,6 +1099,21 @@ def test_usage_errors(capsys):
         assert_one_line_error(rc, err, "--help")
     rc, out, _ = run(capsys, "--help")
     assert rc == 0 and "generate" in out and "demo" in out
+    rc, _, err = run(capsys, "plot", "m.json", "x.zarr", "-o", "f.png", "--bins", "1025")  # the library's words before
+    assert_one_line_error(rc, err, "argument --bins: expected a number from 1 to 1024, got '1025'")
+
+
+def test_a_file_name_too_long_is_refused_before_the_work(tmp_path, capsys, store, model_file):
+    """It failed at the rename, after the fit or the data's pass, naming the hidden temporary file
+    (a review)."""
+    long = "a" * 300
+    for argv, what in ((["plot", model_file, store, "-o", tmp_path / f"{long}.png"], f"{long}.png"),
+                       (["fit", store, "-k", "2", "-o", tmp_path / f"{long}.json"], f"{long}.json"),
+                       (["fit", store, "-k", "2", "-o", tmp_path / "m.json", "--checkpoint", tmp_path / long], long)):
+        rc, _, err = run(capsys, *argv, "-q")
+        assert_one_line_error(rc, err, f"{what}': its file name is {len(what)} bytes long, more than the 255 its "
+                              "file system allows. Choose a shorter name.")
+        assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("address", ["", "  "])
