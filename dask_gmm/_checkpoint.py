@@ -592,7 +592,7 @@ class Checkpoint:
     def load(self):
         """The saved runs, or None when there is no checkpoint yet (no file, or an empty one, as
         ``mktemp`` makes, or one of blanks). Refuses a mismatched one."""
-        self._there = _identity(self.path)
+        self._there = identity(self.path)
         if not os.path.exists(self.path) or blank(self.path):
             return None
         damaged = f"The checkpoint {self.path!r} is damaged ({{}}). Delete it to start the fit afresh."
@@ -690,17 +690,17 @@ class Checkpoint:
         runs = [_run_to_dict(r) for r in runs]
         state = {"format": FORMAT, "fingerprint": self.fp, "runs": runs, "runs_digest": runs_digest(runs)}
         write_atomic(self.path, lambda f: json.dump(state, f), replaces=self._replaces_only_its_own)
-        self._there = _identity(self.path)
+        self._there = identity(self.path)
 
     def _replaces_only_its_own(self, path):
         """Checked just before the rename (:func:`write_atomic`)."""
-        if os.path.lexists(path) and _identity(path) != self._there:
+        if os.path.lexists(path) and identity(path) != self._there:
             raise ValueError(f"{path!r} was written or replaced during the fit by something else than the fit, and "
                              "is kept; a fit replaces only its own checkpoints. Choose another checkpoint path, or "
                              "remove it yourself, and rerun.")
 
 
-def _identity(path):
+def identity(path):
     """What tells the file (or link) at ``path`` from another written there since: None if none."""
     try:
         st = os.lstat(path)

@@ -35,7 +35,8 @@ from sklearn.exceptions import NotFittedError
 
 from . import _covariance as cov
 from . import io
-from ._checkpoint import check_folder, check_history, json_array, local_file_path, of_another_version, write_atomic
+from ._checkpoint import (check_folder, check_history, identity, json_array, local_file_path, of_another_version,
+                          write_atomic)
 from .mixture import GaussianMixture, check_fitted
 
 logger = logging.getLogger(__name__)
@@ -176,8 +177,13 @@ def save_model(model, path):
         raise ValueError(f"The model cannot be saved: {exc}.") from None
     path = local_file_path(path, "The path to write")
     _check_model_path(path)
-    logger.info("saved model to %s", write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False),
-                                                  replaces=_replaces_only_model_files))
+    checked = identity(path)
+
+    def replaces(path):  # what is there is checked again only if it changed since (a model loads again)
+        if identity(path) != checked:
+            _replaces_only_model_files(path)
+
+    logger.info("saved model to %s", write_atomic(path, lambda f: json.dump(obj, f, allow_nan=False), replaces=replaces))
 
 
 def _replaces_only_model_files(path):
