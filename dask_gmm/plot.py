@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import numbers
 import os
+import shutil
 
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from . import io
-from ._checkpoint import holds_other_than_png, is_png, write_atomic
+from ._checkpoint import holds_other_than_png, is_png, sync_folder, temporary_sibling, write_atomic
 from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
 from ._kernels import check_block
 from .mixture import check_fitted
@@ -673,13 +674,30 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, to
 
     A model with no curve (``max_iter=0``) writes none, and removes a PNG image that an
     earlier plot left at the curve's path, so that the figures there are all this model's.
+    The figures are drawn into a hidden folder beside them, then renamed into place
+    together: a run interrupted while drawing leaves the earlier set whole (it left some
+    figures of each model).
     """
     require_matplotlib()
     paths = figure_paths(output)
-    written = [plot_data_fit(model, X, paths["fit"], features, bins, true_model=true_model),
-               plot_density(model, paths["density"], features)]
-    if len(getattr(model, "lower_bounds_", []) or []):
-        written.append(plot_lower_bounds(model, paths["loglik"], tol=tol))
-    elif is_png(paths["loglik"]):
-        os.remove(paths["loglik"])
-    return written
+    curve = bool(len(getattr(model, "lower_bounds_", []) or []))
+    os.makedirs(os.path.dirname(os.path.abspath(paths["fit"])), exist_ok=True)
+    staging = temporary_sibling(paths["fit"])  # swept by a later write there if a kill leaves it
+    os.mkdir(staging)
+    try:
+        staged = {key: os.path.join(staging, FIGURES[key]) for key in paths}
+        plot_data_fit(model, X, staged["fit"], features, bins, true_model=true_model)
+        plot_density(model, staged["density"], features)
+        if curve:
+            plot_lower_bounds(model, staged["loglik"], tol=tol)
+        keys = [key for key in paths if key != "loglik" or curve]
+        for key in keys:  # all checked before any is renamed
+            _replaces_only_png(paths[key])
+        for key in keys:
+            os.replace(staged[key], paths[key])
+        if not curve and is_png(paths["loglik"]):
+            os.remove(paths["loglik"])
+        sync_folder(os.path.dirname(os.path.abspath(paths["fit"])))
+        return [paths[key] for key in keys]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1573,6 +1573,31 @@ def test_a_ctrl_c_that_a_library_swallows_is_sent_again(command):
         assert (out, err) == ("cleaned up\n", "")
 
 
+def test_ctrl_c_while_plot_draws_leaves_the_earlier_set_of_figures_whole(tmp_path, store, model_file):
+    """plot renamed each figure into place as it was drawn: a Ctrl-C then left figures of two models
+    (a review). They are drawn into a hidden folder and renamed together at the end."""
+    other = tmp_path / "other.json"
+    assert cli.main(["fit", store, "-k", "2", "--seed", "0", "-o", str(other), "-q"]) == 0
+    out = tmp_path / "set.png"
+    assert _console("plot", model_file, store, "-o", out, "-q").returncode == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("set*.png")}
+    assert sorted(before) == ["set-density.png", "set-loglik.png", "set.png"]
+    proc = subprocess.Popen(_command("plot", other, store, "-o", out, "-q"), stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_default)
+    try:
+        while proc.poll() is None:  # the first figure drawn (staged, or before: put in place)
+            if any(tmp_path.glob(".set.png.tmp@*/fit.png")) or out.read_bytes() != before["set.png"]:
+                proc.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.001)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert (proc.returncode, err) == (-signal.SIGINT, "dask-gmm: error: interrupted\n")
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("set*.png")} == before
+    assert sorted(os.listdir(tmp_path)) == ["other.json", "set-density.png", "set-loglik.png", "set.png"]
+
+
 def test_ctrl_c_stops_a_shell_loop_of_commands(tmp_path):
     """Ctrl-C in a terminal reaches the shell and the command; a shell whose command says it exited
     130 runs the loop on (it takes the command to have handled the key), one killed by SIGINT stops."""
