@@ -29,6 +29,7 @@ from __future__ import annotations
 import numbers
 import os
 import shutil
+import stat
 
 import numpy as np
 from scipy.special import logsumexp
@@ -691,8 +692,10 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, to
         if curve:
             plot_lower_bounds(model, staged["loglik"], tol=tol)
         keys = [key for key in paths if key != "loglik" or curve]
-        for key in keys:  # all checked before any is renamed
+        for key in keys:  # all checked before any is renamed; a replaced figure keeps its permissions
             _replaces_only_png(paths[key])
+            if os.path.isfile(paths[key]) and not os.path.islink(paths[key]):
+                os.chmod(staged[key], stat.S_IMODE(os.stat(paths[key]).st_mode))
         for key in keys:
             os.replace(staged[key], paths[key])
         if not curve and is_png(paths["loglik"]):

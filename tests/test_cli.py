@@ -1582,6 +1582,12 @@ def test_ctrl_c_while_plot_draws_leaves_the_earlier_set_of_figures_whole(tmp_pat
     assert _console("plot", model_file, store, "-o", out, "-q").returncode == 0
     before = {p.name: p.read_bytes() for p in tmp_path.glob("set*.png")}
     assert sorted(before) == ["set-density.png", "set-loglik.png", "set.png"]
+    (tmp_path / "set-density.png").chmod(0o600)  # a private figure stays private when replaced
+    assert _console("plot", model_file, store, "-o", out, "-q").returncode == 0
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("set*.png")} == before  # the same figures again
+    umask = os.umask(0)
+    os.umask(umask)
+    assert [stat.S_IMODE(p.stat().st_mode) for p in sorted(tmp_path.glob("set*.png"))] == [0o600] + [0o666 & ~umask] * 2
     proc = subprocess.Popen(_command("plot", other, store, "-o", out, "-q"), stderr=subprocess.PIPE, text=True,
                             preexec_fn=_sigint_default)
     try:
