@@ -1621,7 +1621,7 @@ def _check_demo_store(data):
 
 
 def cmd_demo(args, term):
-    from .generate import MAX_CHUNKS, generate_mixture
+    from .generate import MAX_CHUNKS, foreign_members, generate_mixture
     from .modelfile import save_model
 
     d, K = DEMO_DEFAULTS["n_features"], DEMO_DEFAULTS["n_components"]
@@ -1682,6 +1682,11 @@ def cmd_demo(args, term):
             if not _is_demo_store(data):  # never overwrite what an earlier demo did not write (made meanwhile)
                 raise CLIError(f"{data!r} exists and was not written by dask-gmm demo. Choose another "
                                "--output-dir, or move it away.") from None
+            extra = foreign_members(data)  # before saying it replaces the store (it was refused after, in the
+            if extra:  # library's words)
+                raise CLIError(f"{data!r}, an earlier demo's store written with other arguments, also holds "
+                               f"{_count(len(extra), 'item')} that the demo did not write ({io.first_few(extra)}), "
+                               "which replacing it would delete. Move them out, or choose another --output-dir.") from None
             term.out("   (replacing the previous demo store, written with other arguments)")
             try:
                 true = generate_mixture(data, args.n_samples, d, K, overwrite=True, **kw)

@@ -482,14 +482,21 @@ def _generated_layout(members):
     return {f"true_{k}" for k in _TRUE_KEYS} <= members <= _MEMBERS
 
 
-def _refuse_foreign_members(path):
-    """A ValueError when the store of generate_mixture at ``path`` also holds Zarr nodes it did not
-    write (a ``predict`` output, the user's arrays): ``overwrite=True`` deletes the whole group."""
+def foreign_members(path):
+    """The names of the entries (Zarr nodes, files) directly in the store of generate_mixture at
+    ``path`` that it did not write (a ``predict`` output, the user's arrays or notes), sorted; [] for
+    nothing there, or a store whose metadata cannot be read (its layout is checked elsewhere)."""
     try:
         node = io.open_node(path)
-    except ValueError:  # nothing there, or a store whose metadata cannot be read (its layout checked)
-        return
-    extra = sorted(io.children(node) - _MEMBERS - {"zarr.json"}) if isinstance(node, zarr.Group) else []
+    except ValueError:
+        return []
+    return sorted(io.children(node) - _MEMBERS - {"zarr.json"}) if isinstance(node, zarr.Group) else []
+
+
+def _refuse_foreign_members(path):
+    """A ValueError when the store of generate_mixture at ``path`` also holds Zarr nodes it did not
+    write (:func:`foreign_members`): ``overwrite=True`` deletes the whole group."""
+    extra = foreign_members(path)
     if extra:
         raise ValueError(
             f"generate_mixture: {path!r} is a store of generate_mixture that also holds {len(extra)} Zarr "

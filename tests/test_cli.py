@@ -515,8 +515,16 @@ def test_demo_never_replaces_what_it_did_not_write(tmp_path, capsys):
     assert run(capsys, "demo", "-n", "1000", "--output-dir", demo, "-q")[0] == 0
     (demo / "data.zarr" / "NOTES.txt").write_text("mine")
     rc, _, err = run(capsys, "demo", "-n", "2000", "--output-dir", demo, "-q")
-    assert_one_line_error(rc, err, "also holds 1 file(s) of no Zarr array or group (NOTES.txt)")
+    assert_one_line_error(rc, err, "also holds 1 item that the demo did not write (NOTES.txt)")
     assert (demo / "data.zarr" / "NOTES.txt").read_text() == "mine"
+    (demo / "data.zarr" / "NOTES.txt").unlink()
+    zarr.open_group(str(demo / "data.zarr")).create_array("extra", shape=(3,), dtype="f8")  # an array of the user's
+    kept = snapshot(demo)
+    rc, out, err = run(capsys, "demo", "-n", "2000", "--output-dir", demo)
+    assert_one_line_error(rc, err, "an earlier demo's store written with other arguments, also holds 1 item that "
+                          "the demo did not write (extra), which replacing it would delete. Move them out, or choose "
+                          "another --output-dir.")  # in the library's words, after saying it replaced the store
+    assert "replacing" not in out and snapshot(demo) == kept
     (out_dir / "model.json").write_text("{}")  # every file it would not replace, in one error (one a run, before)
     for name in ("fit.png", "notebook-fit.png", "loglik.png"):  # every one named: the first alone was
         (out_dir / name).write_text("not a PNG")
