@@ -228,7 +228,7 @@ def _is_future(v):
     return distributed is not None and isinstance(v, distributed.Future)
 
 
-def _local_threads(scheduler):
+def local_threads(scheduler):
     """The threads that run kernels in this process at once under ``scheduler``: those of dask's
     threaded scheduler (``num_workers``, else the cores), else 1."""
     return (dask.config.get("num_workers", None) or CPU_COUNT) if scheduler is dask.threaded.get else 1
@@ -240,7 +240,7 @@ def _pull_threads(scheduler, data):
     inputs (:func:`_data_of`), else 0 (one graph task per block)."""
     if data is None or scheduler is not dask.threaded.get or dask.config.get("pool", None) is not None:
         return 0
-    return _local_threads(scheduler)
+    return local_threads(scheduler)
 
 
 _BLAS = {"controller": None, "busy": False}  # threadpoolctl's controller, made at the first pass (25 ms)
@@ -669,7 +669,7 @@ class Blocks:
             try:
                 dsk = dict(self._graph_for(scheduler))
                 keys = tasks(dsk, uuid.uuid4().hex[:12])
-                with _one_blas_thread(_local_threads(scheduler)):
+                with _one_blas_thread(local_threads(scheduler)):
                     return scheduler(dsk, keys)
             except Exception as exc:
                 if self._lost_sent(exc) and attempt < RESEND_ATTEMPTS:

@@ -51,7 +51,6 @@ import dask.threaded
 import numpy as np
 import zarr
 from dask.base import tokenize
-from dask.system import CPU_COUNT
 from scipy.spatial.distance import pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
@@ -270,7 +269,7 @@ def _compute_all(tasks):
     """
     if _em.scheduler() is not dask.threaded.get or dask.config.get("pool", None) is not None:
         return dask.compute(*tasks)
-    with ThreadPoolExecutor(dask.config.get("num_workers", None) or CPU_COUNT) as pool:
+    with ThreadPoolExecutor(_em.local_threads(dask.threaded.get)) as pool:
         return dask.compute(*tasks, scheduler="threads", pool=pool)
 
 
