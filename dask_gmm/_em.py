@@ -93,6 +93,22 @@ def declared(block, shape, first, name="X"):
     if np.dtype(block.dtype).kind == "c":
         raise ValueError(f"The block of {name} holding {rows} holds complex numbers ({block.dtype}) where its dask "
                          f"array declares real ones: {name} must hold real numbers.")
+    if np.dtype(block.dtype).kind not in "biuf":
+        raise ValueError(f"The block of {name} holding {rows} holds {block.dtype} values where its dask array "
+                         f"declares numbers: {name} must hold real numbers. Convert them in the function that "
+                         "makes the blocks.")
+    if isinstance(block, np.ma.MaskedArray):
+        masked = np.flatnonzero(np.ma.getmaskarray(block).reshape(len(block), -1).any(axis=1))
+        if masked.size:
+            raise ValueError(f"The block of {name} holding {rows} is a masked array with masked entries in "
+                             f"{masked.size} row(s) (first: row {first + masked[0]}): they are missing values, "
+                             "which would be read as the values under the mask. Fill them as NaN "
+                             f"({name}.map_blocks(np.ma.filled, np.nan)) to have their rows named, then remove them.")
+        return np.ma.getdata(block)
+    if not isinstance(block, np.ndarray):
+        raise ValueError(f"The block of {name} holding {rows} is a {type(block).__name__}, "
+                         "not a NumPy array: the function that makes it (da.from_delayed, map_blocks, ...) must "
+                         "return NumPy arrays (a sparse matrix's .toarray()).")
     return block
 
 

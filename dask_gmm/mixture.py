@@ -91,12 +91,17 @@ def best_run(runs, max_iter=None):
 TIE = 1e-12
 
 
-def _rows_of_block(kernel, model, offsets, x, block_info=None):
-    """``kernel`` (a per-row kernel of :mod:`dask_gmm._kernels`) on block ``x`` of a dask array
-    whose blocks start at rows ``offsets``, checked to be what the array declares."""
+def _declared_block(offsets, x, block_info=None):
+    """Block ``x`` of a dask array whose blocks start at rows ``offsets``, checked to be what the
+    array declares (:func:`dask_gmm._em.declared`) before dask puts blocks together (``drop_axis``)."""
     first = int(offsets[block_info[0]["chunk-location"][0]])
-    shape = tuple(b - a for a, b in block_info[0]["array-location"])
-    return kernel(declared(x, shape, first), model, row_offset=first)
+    return declared(x, tuple(b - a for a, b in block_info[0]["array-location"]), first)
+
+
+def _rows_of_block(kernel, model, offsets, x, block_info=None):
+    """``kernel`` (a per-row kernel of :mod:`dask_gmm._kernels`) on the checked block ``x`` of a dask
+    array whose blocks start at rows ``offsets``."""
+    return kernel(x, model, row_offset=int(offsets[block_info[0]["chunk-location"][0]]))
 
 
 class MixtureBase(DensityMixin, BaseEstimator):
@@ -285,6 +290,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
         block = functools.partial(_rows_of_block, kernel, model, offsets)  # no closure: the graph pickles
         name = f"dask_gmm.{kernel.__name__}-{uuid.uuid4().hex}"  # the dashboard's group: dask_gmm.predict, ...
+        Xd = Xd.map_blocks(functools.partial(_declared_block, offsets), dtype=Xd.dtype)  # fused into its tasks
         if extra_axis:
             return Xd.map_blocks(block, chunks=(Xd.chunks[0], tail), dtype=dtype, name=name)
         return Xd.map_blocks(block, drop_axis=1, dtype=dtype, name=name)

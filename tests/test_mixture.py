@@ -12,6 +12,8 @@ import dask.array as da
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
+import scipy.sparse
 import pytest
 import zarr
 from sklearn.base import clone
@@ -1656,6 +1658,16 @@ def _block_3(make):
      "The block of X holding rows 300-399 is a list, not an array"),
     (lambda X: da.from_array(X, chunks=(100, 2)).map_blocks(_block_3(lambda b: b + 1j), dtype=float),
      r"rows 300-399 holds complex numbers \(complex128\)"),
+    # netCDF's variables with a _FillValue come as masked arrays: the values under the mask were fitted
+    (lambda X: da.from_array(X, chunks=(100, 2)).map_blocks(_block_3(lambda b: np.ma.masked_greater(b, b[20, 0])),
+                                                            dtype=float),
+     r"rows 300-399 is a masked array with masked entries in \d+ row\(s\) \(first: row 3\d\d\)"),
+    (lambda X: da.from_array(X, chunks=(100, 2)).map_blocks(_block_3(scipy.sparse.csr_matrix), dtype=float),
+     "rows 300-399 is a csr_matrix, not a NumPy array"),
+    (lambda X: da.from_array(X, chunks=(100, 2)).map_blocks(_block_3(pd.DataFrame), dtype=float),
+     "rows 300-399 is a DataFrame, not an array"),  # predict took it as its values
+    (lambda X: da.from_array(X, chunks=(100, 2)).map_blocks(_block_3(lambda b: b.astype("M8[s]")), dtype=float),
+     r"rows 300-399 holds datetime64\[s\] values where its dask array declares numbers"),  # scored as seconds
 ])
 def test_a_dask_block_unlike_its_declaration_is_refused_by_its_rows(bad, said):
     """A block that a dask array's function returns with other rows than its chunks declare was fitted,
@@ -1668,9 +1680,8 @@ def test_a_dask_block_unlike_its_declaration_is_refused_by_its_rows(bad, said):
              lambda: gm.score(Xd), lambda: gm.predict_proba(Xd).compute(),
              # 20 starting rows, one of them (row 637) beyond what the truncated block holds: its
              # start read an IndexError from NumPy before the passes could name the block
-             lambda: GaussianMixture(20, random_state=0, init_params="random_from_data").fit(Xd)]
-    if "list" not in said:  # dask itself fails on a list block first there, joining blocks across columns
-        calls.append(lambda: gm.predict(Xd).compute())
+             lambda: GaussianMixture(20, random_state=0, init_params="random_from_data").fit(Xd),
+             lambda: gm.predict(Xd).compute()]  # its blocks checked before dask joins them (drop_axis)
     for call in calls:
         with pytest.raises(ValueError, match=said):
             call()
