@@ -183,13 +183,32 @@ def draw_parameters(seed, n_features, n_components, box=10.0, covariance_scale=0
 
 
 def _model_parameters(model):
+    """(weights (K,), means (K, d), covariances (K, d, d)) of a fitted model or model file, checked to
+    be a mixture to draw from. A model file is checked as it loads; a fitted object's attributes may
+    have been set by hand (a NaN mean was drawn as NaN rows into a store marked complete, a negative
+    weight recorded as the truth)."""
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     check_fitted(model)
-    K, d = model.means_.shape
+    means = np.asarray(model.means_, np.float64)
+    K, d = means.shape
     weights = np.asarray(model.weights_, np.float64)
-    covs = as_full_covariances(model.covariances_, model.covariance_type, K, d)
-    return weights / weights.sum(), np.asarray(model.means_, np.float64), np.array(covs, np.float64)
+    covs = np.array(as_full_covariances(model.covariances_, model.covariance_type, K, d), np.float64)
+    for name, value in (("weights_", weights), ("means_", means), ("covariances_", covs)):
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"model.{name} holds NaN or infinite values: the model is not a mixture to draw from.")
+    if weights.shape != (K,) or np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
+        raise ValueError(f"model.weights_ must be {K} non-negative numbers summing to 1 (one per mean), got "
+                         f"{weights.tolist()}.")
+    for k, c in enumerate(covs):
+        try:
+            if np.abs(c - c.T).max() > 1e-8 * np.abs(c).max():
+                raise np.linalg.LinAlgError
+            np.linalg.cholesky(c)
+        except np.linalg.LinAlgError:
+            raise ValueError(f"model.covariances_ of component {k} is not symmetric positive definite: the model "
+                             "is not a mixture to draw from.") from None
+    return weights / weights.sum(), means, covs
 
 
 # ------------------------------------------------------------------ one chunk

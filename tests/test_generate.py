@@ -16,6 +16,7 @@ import pytest
 import zarr
 from distributed import Client, LocalCluster, get_task_stream
 from scipy.spatial.distance import pdist
+from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
 from dask_gmm import GaussianMixture, generate_mixture, io, save_model
 from dask_gmm.generate import draw_rows, label_dtype, read_true_model, store_info
@@ -564,6 +565,27 @@ def test_generate_from_a_fitted_model_or_model_file(tmp_path):
     np.testing.assert_array_equal(read_true_model(tmp_path / "a").means_, a.means_)
     again = generate_mixture(str(tmp_path / "a"), 60_000, chunk_size=20_000, random_state=1, model=fitted)
     np.testing.assert_array_equal(again.means_, a.means_)  # the same model: complete, nothing written
+
+
+@pytest.mark.parametrize("spoil, said", [
+    (lambda m: m.means_.__setitem__((0, 0), np.nan), r"model.means_ holds NaN or infinite values"),
+    (lambda m: setattr(m, "weights_", np.array([0.5, 0.6, -0.1])), r"model.weights_ must be 3 non-negative numbers "
+                                                                   r"summing to 1 .*got \[0.5, 0.6, -0.1\]"),
+    (lambda m: m.covariances_.__setitem__(1, [[1.0, 2.0], [2.0, 1.0]]),
+     "model.covariances_ of component 1 is not symmetric positive definite"),
+    (lambda m: m.covariances_.__setitem__(2, [[1.0, 0.5], [0.0, 1.0]]),
+     "model.covariances_ of component 2 is not symmetric positive definite"),
+])
+def test_a_model_that_is_not_a_mixture_is_refused_before_anything_is_written(tmp_path, spoil, said):
+    """A fitted model's attributes set by hand were drawn from as they stood: a NaN mean gave a store
+    marked complete with 989 NaN rows, a negative weight was recorded as the truth (its component
+    never drawn), a covariance that is not positive definite was refused in a fit's words ("increase
+    reg_covar (currently None)")."""
+    model = SKGaussianMixture(3, random_state=0).fit(make_blobs(n=600, seed=3))
+    spoil(model)
+    with pytest.raises(ValueError, match=said):
+        generate_mixture(str(tmp_path / "s"), 3_000, chunk_size=1_000, random_state=1, model=model)
+    assert not os.path.exists(tmp_path / "s")
 
 
 def test_min_separation(tmp_path):
