@@ -484,9 +484,39 @@ _VARIANCES = {
 }
 
 
-def _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar):
-    """Without ``reg_covar``, refuse a variance no larger than the rounding of its mean,
-    ``(2 eps |mean|)**2`` (2 ulp).
+#: Cholesky pivots of a full or tied covariance, each feature's variance given the features before
+#: it, as a share of its variance (``1 - R**2``), at or below this times ``n_features`` are
+#: rounding: one feature an exact linear combination of others (X2 = 2 X0 - 0.37 X1) left 1.7e-16 to
+#: 1.5e-15 from 200 to 1e6 rows; off it by 1e-7 of its spread (a share of 1e-14), 0.75-1.1e-14.
+_RESOLVED_PIVOT = 4 * np.finfo(np.float64).eps
+
+#: A variance below the least normal float64 keeps few digits (1e-320: 3-5), and its precision overflows.
+_LEAST_VARIANCE = np.finfo(np.float64).tiny
+
+
+def _pivots_unresolved(covariances, pc, held):
+    """Whether a held component's full (K, d, d) covariance, with its precision Cholesky factor ``pc``
+    (upper triangular, diagonal 1 / the covariance's Cholesky pivots), is singular to rounding."""
+    d = covariances.shape[-1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        share = 1.0 / (np.diagonal(pc, axis1=1, axis2=2) ** 2 * np.diagonal(covariances, axis1=1, axis2=2))
+    return bool(np.any((share <= _RESOLVED_PIVOT * d)[held]))
+
+
+_PIVOTS_UNRESOLVED = {
+    "full": lambda cov, pc, nk: _pivots_unresolved(cov, pc, nk > 0),
+    "tied": lambda cov, pc, nk: _pivots_unresolved(cov[None], pc[None], np.ones(1, bool)),
+    "diag": lambda cov, pc, nk: False,
+    "spherical": lambda cov, pc, nk: False,
+}
+
+
+def _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar, pc):
+    """Refuse a variance below the least normal float64 (:data:`_LEAST_VARIANCE`; data at 1e-160
+    gave covariances of 3-5 digits, their precisions inf). Without ``reg_covar``, refuse too a
+    variance no larger than the rounding of its mean, ``(2 eps |mean|)**2`` (2 ulp), and a full or
+    tied covariance singular to rounding (:data:`_RESOLVED_PIVOT`): a feature that is a linear
+    combination of others was fitted, or refused, as rounding fell, its log-likelihood rounding's.
 
     Rows that coincide (a component collapsed on one point) have a variance of
     exactly 0, which scikit-learn refuses; computed about their rounded mean it
@@ -498,13 +528,15 @@ def _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar):
     says nothing of rows (its variance of 0 is refused before, by
     :func:`precision_cholesky`; in ``tied`` it has no weight).
     """
-    if reg_covar > 0:
-        return
     held = (nk_raw > 0)[:, None]
     with np.errstate(over="ignore", invalid="ignore"):
         noise = np.where(held, (2 * np.finfo(np.float64).eps * means) ** 2, 0.0)
         variances, noise = _VARIANCES[covariance_type](covariances, noise, nk_raw)
-        if np.any(variances <= noise):
+        if np.any(variances < _LEAST_VARIANCE):
+            raise ValueError(_SINGULAR.format(reg=reg_covar) + " Or scale the data: variances below "
+                             f"{_LEAST_VARIANCE:.3g} keep few digits.")
+        if reg_covar == 0 and (np.any(variances <= noise)
+                               or _PIVOTS_UNRESOLVED[covariance_type](covariances, pc, nk_raw)):
             raise ValueError(_SINGULAR.format(reg=reg_covar))
 
 
@@ -532,7 +564,7 @@ def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):
     nk, means, covariances = gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit)
     weights = nk / nk.sum()
     pc = precision_cholesky(covariances, covariance_type, reg_covar)
-    _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar)
+    _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar, pc)
     return weights, means, covariances, pc
 
 

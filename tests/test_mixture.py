@@ -642,6 +642,45 @@ def test_a_singular_component_at_the_origin_stops_recentring_when_its_mean_stops
         assert np.linalg.eigvalsh(ref.covariances_[0])[0] <= 1e-15
 
 
+@pytest.mark.parametrize("ct", ["full", "tied"])
+@pytest.mark.parametrize("n, seed", [(200, 0), (200, 1), (10_000, 0), (100_000, 1)])
+def test_a_feature_that_is_a_linear_combination_of_others_is_refused_without_reg_covar(ct, n, seed):
+    """X2 = 2 X0 - 0.37 X1, reg_covar=0: the covariance is singular, and was refused or fitted as
+    rounding fell (a review: eigenvalues [6e-16, 0.99, 6.2], a lower bound of rounding's), as
+    scikit-learn's is. Refused always now; the same feature off the combination by 1e-5 of its
+    spread (its variance given the others 1e-10 of its own) is fitted as scikit-learn fits it."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)) * [1, 100, 1e-3] + [5, -3e3, 1e4]
+    X[:, 2] = 2 * X[:, 0] - 0.37 * X[:, 1]
+    prec = np.eye(3) / X.var(axis=0)
+    start = dict(weights_init=[1.0], means_init=X.mean(axis=0, keepdims=True),
+                 precisions_init=prec[None] if ct == "full" else prec)
+    kw = dict(covariance_type=ct, reg_covar=0.0, max_iter=2, tol=0, **start)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        GaussianMixture(1, **kw).fit(X)
+    X[:, 2] += 1e-5 * X[:, 2].std() * rng.normal(size=n)
+    X -= X.mean(axis=0)  # scikit-learn's raw moments would lose the 1e-14 at the offset above
+    kw.update(means_init=np.zeros((1, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, ref = GaussianMixture(1, **kw).fit(X), SKGaussianMixture(1, **kw).fit(X)
+    np.testing.assert_allclose(ours.lower_bound_, ref.lower_bound_, rtol=1e-6)
+    np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_variances_below_the_least_normal_float_are_refused(ct):
+    """Rows at 1e-160, reg_covar=0: their variances (1e-320) are subnormal floats of 3-5 digits and
+    their precisions inf, and the fit was said to have converged (a review). At 1e-150 it fits as
+    scikit-learn does."""
+    X = make_blobs(n=600)
+    with pytest.raises(ValueError, match=r"ill-defined empirical covariance.*scale the data"):
+        GaussianMixture(3, covariance_type=ct, reg_covar=0.0, random_state=0).fit(X * 1e-160)
+    small = GaussianMixture(3, covariance_type=ct, reg_covar=0.0, random_state=0).fit(X * 1e-150)
+    np.testing.assert_allclose(small.means_ * 1e150, GaussianMixture(3, covariance_type=ct, reg_covar=0.0,
+                                                                     random_state=0).fit(X).means_, rtol=1e-9)
+
+
 @pytest.mark.parametrize("scale, start", [(1e-12, 1e-4), (1e-13, 2e-4)])
 def test_a_narrow_component_beside_a_far_one_is_recentred_on_its_own_scale(scale, start):
     """A component 1e-12 wide at 0 beside one at 1e12: the rounding of the means was judged by the
