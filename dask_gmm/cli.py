@@ -1253,6 +1253,7 @@ def _check_store_output(output, overwrite, data, term):
         if restored is not None:
             term.warn(f"put back {output!r}, which a killed run had moved aside to {restored!r} to replace it")
     if local and os.path.lexists(output) and not overwrite:  # a link to nothing too: it is the user's
+        _refuse_unless_predicted(output)  # what --overwrite would refuse is not advised
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
     if overwrite:
         _refuse_unless_predicted(output)

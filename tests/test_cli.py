@@ -995,6 +995,23 @@ def test_outputs_never_replace_the_input_or_what_is_not_ours(store, model_file, 
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]
 
 
+def test_predict_onto_what_overwrite_would_not_replace_does_not_advise_it(store, model_file, tmp_path, capsys):
+    """An existing store of other data (or a CSV) at predict's output was refused with the advice to
+    pass --overwrite, which was then refused too (a review)."""
+    (tmp_path / "data.csv").write_text("1,2\n")
+    shutil.copytree(store, tmp_path / "other.zarr")
+    for out, said in ((tmp_path / "other.zarr", "is a Zarr store that is not an output of dask-gmm predict"),
+                      (tmp_path / "data.csv", "exists and is not a Zarr store")):
+        before = snapshot(out) if os.path.isdir(out) else open(out).read()
+        rc, _, err = run(capsys, "predict", model_file, store, "-o", out)
+        assert_one_line_error(rc, err, said, "Choose another path")
+        assert "Pass --overwrite" not in err
+        assert before == (snapshot(out) if os.path.isdir(out) else open(out).read())
+    assert run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.zarr")[0] == 0
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.zarr")  # its own: advised
+    assert_one_line_error(rc, err, "already exists. Pass --overwrite to replace it")
+
+
 def test_predict_onto_a_dangling_link_needs_overwrite(store, model_file, tmp_path, capsys):
     """A link to nothing was replaced without --overwrite (os.path.exists is false for it)."""
     (tmp_path / "labels.zarr").symlink_to(tmp_path / "elsewhere.zarr")
