@@ -1388,9 +1388,8 @@ def cmd_predict(args, term):
     return 0
 
 
-def _scores(model, path):
-    X = _open_data(path)
-    n = X.shape[0]
+def _scores(model, path, n):
+    """The scores of ``model`` on the data at ``path``, of ``n`` rows."""
     from .mixture import information_criteria
 
     mean_ll = float(model.score(path))
@@ -1401,9 +1400,10 @@ def _scores(model, path):
 def cmd_score(args, term):
     path = _data_path(args.path)
     model = _load_model(args.model)
-    _check_match(model, _open_data(path), args.model, args.path)
+    X = _open_data(path)  # once: it warns of a path that is not data
+    _check_match(model, X, args.model, args.path)
     with _scheduler(args.scheduler, term), _dask_progress(term):
-        s = _scores(model, path)
+        s = _scores(model, path, X.shape[0])
     if args.json:
         term.out(json.dumps(s))
         return 0

@@ -1369,6 +1369,10 @@ def test_fitting_a_predict_output_or_a_true_parameter_array_is_warned_of(store, 
                                       "generate' wrote, not its data (X)")
     rc, out, err = run(capsys, "fit", store, "-k", "2", "-o", tmp_path / "m.json", "-q")
     assert rc == 0 and err == ""  # the data themselves: no word
+    assert run(capsys, "fit", proba, "-k", "2", "-o", tmp_path / "p.json", "-q")[0] == 0
+    for command in (["score", tmp_path / "p.json", proba], ["score", tmp_path / "p.json", proba, "--json"]):  # twice
+        rc, out, err = run(capsys, *command)
+        assert rc == 0 and err.count("dask-gmm: warning:") == 1 and "is an output of 'dask-gmm predict'" in err, err
 
 
 # ------------------------------------------------------------------ the real console script
