@@ -1430,7 +1430,10 @@ def cmd_info(args, term):
         from .io import refuse_zip_file
 
         refuse_zip_file(local)  # or a store zipped whole
-        model = _load_model(path)
+        try:
+            model = _load_model(path)
+        except ValueError as exc:  # a CSV, say: the command reads two kinds of path
+            raise CLIError(f"{exc} {PROG} info reads model files and Zarr stores (folders).") from None
         if args.json:
             term.out(json.dumps(_model_dict(model)))
             return 0

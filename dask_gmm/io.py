@@ -545,6 +545,9 @@ def open_node(path):
                 "Restore the store's metadata, or give the path of one of those nodes."
             ) from None
         refuse_zip_file(path)
+        if isinstance(path, str) and os.path.isfile(path):  # a CSV, a model file: the path is right
+            raise ValueError(f"{path!r} is a file, not a Zarr store (a folder of Zarr metadata and chunks). "
+                             "Give the path of a Zarr store (convert the data to one first).") from None
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
 
 

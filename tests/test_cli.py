@@ -747,6 +747,21 @@ def test_missing_store(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "m.json")
 
 
+def test_a_file_given_as_data_is_said_to_be_a_file(model_file, tmp_path, capsys):
+    """A CSV or a model file given as the data was "No Zarr store found ... Check the path", where
+    the path was right; info called a CSV an invalid model file only (a review)."""
+    (tmp_path / "data.csv").write_text("1,2\n3,4\n")
+    for data in (tmp_path / "data.csv", model_file):
+        for argv in (["fit", data, "-k", "2", "-o", tmp_path / "m.json"], ["score", model_file, data]):
+            rc, _, err = run(capsys, *argv)
+            assert_one_line_error(rc, err, f"{str(data)!r} is a file, not a Zarr store")
+    rc, _, err = run(capsys, "info", tmp_path / "data.csv")
+    assert_one_line_error(rc, err, "is not a valid dask_gmm model file", "info reads model files and Zarr stores")
+    with pytest.raises(ValueError, match="is a file, not a Zarr store"):
+        GaussianMixture(2).fit(str(tmp_path / "data.csv"))
+    assert not os.path.exists(tmp_path / "m.json")
+
+
 def test_incomplete_store(store, tmp_path, capsys):
     broken = tmp_path / "broken.zarr"
     shutil.copytree(store, broken)
