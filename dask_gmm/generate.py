@@ -765,7 +765,8 @@ def store_info(path):
     -------
     dict
         ``shape``, ``chunks``, ``shards``, ``dtype``, ``compressors`` of the data
-        array; ``complete`` and ``seed`` (None unless written by
+        array; ``complete`` (the generator's record: whether its run finished, not whether every chunk
+        is there now, which ``status`` says) and ``seed`` (None unless written by
         :func:`generate_mixture`); ``n_components`` and ``true_model``
         (weights, means, covariances as lists, or None); ``missing_chunks``,
         the number of chunks of X (and labels) that zarr would read as fill values (in a

@@ -33,7 +33,7 @@ def main(workdir="dask-gmm-workflow-py"):
     # 2. Inspect the store without reading any chunk.
     info = store_info(data)
     print(f"store {data}: shape {info['shape']}, chunks {info['chunks']}, dtype {info['dtype']}, "
-          f"complete {info['complete']}")
+          f"status {info['status']}")  # "complete"; "damaged" if chunks went missing since ("complete" is the record)
     assert np.allclose(read_true_model(data).means_, truth.means_)
 
     # 3. Fit: one pass over the data per EM iteration; the path, a zarr.Array or a dask array all work.
