@@ -1536,6 +1536,10 @@ def cmd_plot(args, term):
     if args.features is not None and model.n_features_in_ == 1:
         raise CLIError(f"{args.model!r} has 1 feature: there is no pair to choose. Leave out --features.")
     features = (0, 1) if args.features is None else tuple(args.features)
+    d = model.n_features_in_
+    if args.features is not None and (len(set(features)) != 2 or not all(0 <= f < d for f in features)):
+        raise CLIError(f"--features takes two distinct feature indices from 0 to {d - 1}, got "
+                       f"{' '.join(map(str, features))}.")  # the option's words, not plot_all's
     true_model = _true_model_or_none(path)
     figures = plot.figure_paths(args.output)
     _check_figures(figures.values(), path)

@@ -471,6 +471,11 @@ def test_plot(store, model_file, tmp_path, capsys):
     assert rc == 0 and sorted(os.listdir(tmp_path)) == ["fit-density.png", "fit.png", "z-density.png", "z.png",
                                                          "zero.json"]
     assert f"removed {tmp_path / 'fit-loglik.png'}: an earlier plot's curve, not this model's" in out
+    for pair in (["0", "2"], ["1", "1"], ["-1", "0"]):  # in the option's words (plot_all's: "features must be")
+        rc, _, err = run(capsys, "plot", model_file, store, "--output", tmp_path / "pair.png", "--features", *pair)
+        assert_one_line_error(rc, err, f"--features takes two distinct feature indices from 0 to 1, got {' '.join(pair)}.")
+    assert run(capsys, "plot", model_file, store, "--output", tmp_path / "pair.png", "--features", "1", "0",
+               "--bins", "20")[0] == 0
 
 
 def test_demo(tmp_path, capsys):
