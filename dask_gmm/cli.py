@@ -687,7 +687,8 @@ def _check_folder(path, what, create=False):
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise CLIError(f"cannot write the {what} to {path!r}: {folder!r} is a file, not a folder.")
     if not os.path.isdir(folder):
-        raise CLIError(f"cannot write the {what} to {path!r}: the folder {folder!r} does not exist.")
+        raise CLIError(f"cannot write the {what} to {path!r}: the folder {folder!r} does not exist. "
+                       "Create it first, or choose a path in an existing folder.")
     if not os.access(folder, os.W_OK | os.X_OK):
         from ._checkpoint import why_unwritable
 
@@ -981,7 +982,7 @@ def cmd_generate(args, term):
                              chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
                              overwrite=args.overwrite, compression=args.compression)
         except ValueError as exc:  # the library's advice, in the command line's words
-            message = str(exc).removeprefix("generate_mixture: ")
+            message = str(exc).removeprefix("generate_mixture: ").replace("generate_mixture", f"'{PROG} generate'")
             for name in GENERATE_ARGUMENTS:  # an argument quoted as a name ('n_components'), not a path
                 message = message.replace(f"'{name}'", name)
             raise CLIError(_option_words(message, GENERATE_ARGUMENTS)) from None

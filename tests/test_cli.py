@@ -584,8 +584,8 @@ def test_overwrite_replaces_only_the_commands_own_outputs(store, model_file, tmp
     kept = {p: snapshot(p) for p in (data, labels, theirs)}
     for argv, words in [(("predict", model_file, store, "-o", data), "not an output of dask-gmm predict"),
                         (("predict", model_file, store, "-o", theirs), "not an output of dask-gmm predict"),
-                        (("generate", labels, "-n", "100"), "not a store of generate_mixture"),
-                        (("generate", theirs, "-n", "100"), "not a store of generate_mixture")]:
+                        (("generate", labels, "-n", "100"), "not a store of 'dask-gmm generate'"),
+                        (("generate", theirs, "-n", "100"), "not a store of 'dask-gmm generate'")]:
         rc, _, err = run(capsys, *argv, "--overwrite", "-q")
         assert_one_line_error(rc, err, words, "remove it yourself")
     assert {p: snapshot(p) for p in kept} == kept
@@ -1045,7 +1045,10 @@ def test_predict_onto_a_dangling_link_needs_overwrite(store, model_file, tmp_pat
 def test_predict_into_a_missing_folder_says_so_as_fit_does(store, model_file, tmp_path, capsys):
     """zarr's bare 'No such file or directory' before; now fit's words, and nothing is made."""
     rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "none" / "labels.zarr")
-    assert_one_line_error(rc, err, f"the folder '{tmp_path / 'none'}' does not exist")
+    assert_one_line_error(rc, err, f"the folder '{tmp_path / 'none'}' does not exist",
+                          "Create it first, or choose a path in an existing folder")  # what to do, too
+    rc, _, err = run(capsys, "fit", store, "-k", "2", "-o", tmp_path / "none" / "m.json")
+    assert_one_line_error(rc, err, f"the folder '{tmp_path / 'none'}' does not exist", "Create it first")
     assert not (tmp_path / "none").exists()
 
 
