@@ -46,6 +46,10 @@ _ARGS = (
 )
 
 
+#: Why a fit needs a checkpoint of its own, in the library's words (the command line says less).
+OWN_CHECKPOINT = " (each fit needs its own: clones of an estimator, as in GridSearchCV, share theirs)"
+
+
 def file_path(path, what="The path to write"):
     """``path`` (str, bytes or os.PathLike) as a str; a ValueError naming ``what`` for anything else."""
     try:
@@ -674,7 +678,7 @@ class Checkpoint:
                 f"The checkpoint {self.path!r} belongs to a different fit (its {', '.join(what)} "
                 f"{'differs' if singular else 'differ'}{blocks}). "
                 "Use the same data and arguments, delete it to start the fit afresh, or use another checkpoint "
-                "path (each fit needs its own: clones of an estimator, as in GridSearchCV, share theirs)."
+                f"path{OWN_CHECKPOINT}."
             )
 
     def _cut_short(self):

@@ -370,13 +370,15 @@ def build_parser():
     p.add_argument("--n-features", "-d", type=count, default=2, metavar="D", help="features (default 2)")
     p.add_argument("--n-components", "-k", type=count, default=3, metavar="K", help="components (default 3)")
     p.add_argument("--seed", type=_seed, default=None, metavar="S",
-                   help="random seed (default: fresh; an existing store's recorded one, when it resumes or reruns)")
+                   help="random seed (default: fresh; an existing store's recorded one, when it resumes or reruns "
+                        "without --overwrite)")
     p.add_argument("--chunk-size", type=count, default=None, metavar="C",
                    help="rows per Zarr chunk (default: about 4 MiB of X, 262_144 rows at D=2 float64)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="dtype of X (default float64)")
     p.add_argument("--compression", choices=("lz4", "none"), default=None,
                    help="Blosc-LZ4, or none (fits read it faster; random doubles barely compress); a crc32c "
-                        "checksum either way (default lz4, or what the store at PATH records)")
+                        "checksum either way (default lz4, or what the store at PATH records, when it resumes or reruns "
+                        "without --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace the store that generate wrote at PATH (never other data or files)")
     p.set_defaults(func=cmd_generate)
 
@@ -956,8 +958,10 @@ def _option_words(message, names):
 def _fit_words(exc):
     """The message of a fit's ValueError ``exc`` with the arguments named as the options that set them
     (an unset ``random_state``, None in a checkpoint's message, as --seed "not given")."""
+    from ._checkpoint import OWN_CHECKPOINT
+
     message = str(exc).replace("(None then, ", "(not given then, ").replace(", None now)", ", not given now)")
-    return _option_words(message, FIT_ARGUMENTS)
+    return _option_words(message.replace(OWN_CHECKPOINT, " (each fit needs its own)"), FIT_ARGUMENTS)
 
 
 def _check_rows(path, n, n_components):

@@ -717,7 +717,8 @@ def test_progress_on_a_terminal_only(store, tmp_path, capsys, monkeypatch):
     assert_one_line_error(rc, err, "holds 5 iterations, more than --max-iter (3) allows. Pass --max-iter 5 or more")
     rc, _, err = run(capsys, *args, "--n-init", "2", "--reg-covar", "1e-5", *ckpt, "-q")
     assert_one_line_error(rc, err, "belongs to a different fit (its arguments --n-init (1 then, 2 now), "
-                          "--reg-covar (1e-06 then, 1e-05 now) differ)")
+                          "--reg-covar (1e-06 then, 1e-05 now) differ)", "checkpoint path (each fit needs its own).")
+    assert "GridSearchCV" not in err  # the library's advice
     assert args[4:6] == ["--seed", "0"]
     rc, _, err = run(capsys, *args[:4], *args[6:], *ckpt, "-q")  # "None now" had said it
     assert_one_line_error(rc, err, "its arguments --seed (0 then, not given now) differ")
