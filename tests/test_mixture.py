@@ -1017,6 +1017,10 @@ def test_object_arrays_of_numbers_are_converted_as_scikit_learn_does():
     got = GaussianMixture(2, **kw).fit(X.astype(object))
     np.testing.assert_array_equal(got.means_, ref.means_)
     np.testing.assert_array_equal(got.predict(X.astype(object)), ref.predict(X))
+    text = X.astype(str).astype(object)  # numeric strings: scikit-learn converts them too (the README said not)
+    exact = text.astype(np.float64)
+    np.testing.assert_array_equal(GaussianMixture(2, **kw).fit(text).means_, GaussianMixture(2, **kw).fit(exact).means_)
+    assert SKGaussianMixture(2, **kw).fit(text).means_.shape == (2, 2)  # and scikit-learn fits them
 
 
 @pytest.mark.parametrize(
