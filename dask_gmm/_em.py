@@ -98,7 +98,8 @@ def declared(block, shape, first, name="X"):
                          f"declares numbers: {name} must hold real numbers. Convert them in the function that "
                          "makes the blocks.")
     if isinstance(block, np.ma.MaskedArray):
-        masked = np.flatnonzero(np.ma.getmaskarray(block).reshape(len(block), -1).any(axis=1))
+        mask = np.ma.getmaskarray(block)
+        masked = np.flatnonzero(mask.any(axis=tuple(range(1, mask.ndim))))  # rows (none in a block of 0)
         if masked.size:
             raise ValueError(f"The block of {name} holding {rows} is a masked array with masked entries in "
                              f"{masked.size} row(s) (first: row {first + masked[0]}): they are missing values, "

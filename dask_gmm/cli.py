@@ -986,10 +986,11 @@ def cmd_generate(args, term):
                              chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
                              overwrite=args.overwrite, compression=args.compression)
         except ValueError as exc:  # the library's advice, in the command line's words
-            message = str(exc).removeprefix("generate_mixture: ").replace("generate_mixture", f"'{PROG} generate'")
+            message = str(exc).removeprefix("generate_mixture: ")
             for name in GENERATE_ARGUMENTS:  # an argument quoted as a name ('n_components'), not a path
                 message = message.replace(f"'{name}'", name)
-            raise CLIError(_option_words(message, GENERATE_ARGUMENTS)) from None
+            message = _option_words(message, GENERATE_ARGUMENTS)  # io.REGENERATE's words first
+            raise CLIError(message.replace("generate_mixture", f"'{PROG} generate'")) from None
     seconds = time.perf_counter() - t0
     what = (f"{_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} "
             f"({_count(args.n_components, 'component')}, {args.dtype})")
@@ -1437,7 +1438,12 @@ def cmd_info(args, term):
         refuse_zip_file(local)  # or a store zipped whole
         try:
             model = _load_model(path)
-        except ValueError as exc:  # a CSV, say: the command reads two kinds of path
+        except ValueError as exc:  # a CSV, say (not a damaged model file): the command reads two kinds of path
+            if not os.path.isfile(local):  # a pipe, read already
+                raise
+            with open(local, "rb") as f:
+                if f.read(4096).lstrip()[:1] == b"{":
+                    raise
             raise CLIError(f"{exc} {PROG} info reads model files and Zarr stores (folders).") from None
         if args.json:
             term.out(json.dumps(_model_dict(model)))

@@ -763,6 +763,10 @@ def test_a_file_given_as_data_is_said_to_be_a_file(model_file, tmp_path, capsys)
             assert_one_line_error(rc, err, f"{str(data)!r} is a file, not a Zarr store")
     rc, _, err = run(capsys, "info", tmp_path / "data.csv")
     assert_one_line_error(rc, err, "is not a valid dask_gmm model file", "info reads model files and Zarr stores")
+    (tmp_path / "damaged.json").write_text(open(model_file).read().replace('"weights"', '"weight"'))
+    rc, _, err = run(capsys, "info", tmp_path / "damaged.json")  # a model file: what is wrong with it, only
+    assert_one_line_error(rc, err, "is not a valid dask_gmm model file", "missing keys ['weights']")
+    assert "info reads" not in err
     with pytest.raises(ValueError, match="is a file, not a Zarr store"):
         GaussianMixture(2).fit(str(tmp_path / "data.csv"))
     assert not os.path.exists(tmp_path / "m.json")

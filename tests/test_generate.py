@@ -588,6 +588,20 @@ def test_a_model_that_is_not_a_mixture_is_refused_before_anything_is_written(tmp
     assert not os.path.exists(tmp_path / "s")
 
 
+def test_a_model_fitted_on_float32_rows_is_drawn_from(tmp_path):
+    """scikit-learn's covariances from float32 rows are symmetric to float32's rounding only (up to
+    7e-8 of their largest entry): a first check of symmetry to 1e-8 refused them (a review)."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(300, 3)), rng.normal(size=(300, 3)) * 0.01 + 5, rng.normal(size=(300, 3)) * 100])
+    model = SKGaussianMixture(3, random_state=0).fit(X.astype(np.float32))
+    assert max(np.abs(c - c.T).max() / np.abs(c).max() for c in model.covariances_) > 1e-8
+    save_model(model, tmp_path / "m.json")
+    for source in (model, str(tmp_path / "m.json")):
+        truth = generate_mixture(str(tmp_path / f"s{len(source) if isinstance(source, str) else 0}"), 3_000,
+                                 chunk_size=1_000, random_state=1, model=source)
+        np.testing.assert_allclose(truth.means_, model.means_, rtol=1e-6)
+
+
 def test_min_separation(tmp_path):
     gm = generate_mixture(str(tmp_path / "s"), 100, 2, 5, chunk_size=100, random_state=0, min_separation=6.0)
     assert pdist(gm.means_).min() >= 6.0

@@ -672,7 +672,7 @@ def test_a_feature_that_is_a_linear_combination_of_others_is_refused_without_reg
 def test_variances_below_the_least_normal_float_are_refused(ct):
     """Rows at 1e-160, reg_covar=0: their variances (1e-320) are subnormal floats of 3-5 digits and
     their precisions inf, and the fit was said to have converged (a review). At 1e-150 it fits as
-    scikit-learn does."""
+    the unscaled rows do."""
     X = make_blobs(n=600)
     with pytest.raises(ValueError, match=r"ill-defined empirical covariance.*scale the data"):
         GaussianMixture(3, covariance_type=ct, reg_covar=0.0, random_state=0).fit(X * 1e-160)
@@ -1674,6 +1674,22 @@ def test_a_generator_is_drawn_from_only_when_the_fit_initialises(tmp_path):
     gm.set_params(random_state="seed")
     with pytest.raises(ValueError, match="random_state must be None, a non-negative int"):
         gm.fit(X)
+
+
+def test_masked_blocks_with_nothing_masked_are_read_as_their_data():
+    """A dask array of masked blocks without masked entries (and a block of 0 rows: boolean filters
+    make them) fits, scores and predicts as its data; a first check of the masks refused the empty
+    block with NumPy's reshape error (a review)."""
+    X = make_blobs(n=600)
+    Xd = da.from_array(X, chunks=((300, 0, 300), (2,)))
+    masked = Xd.map_blocks(lambda b: np.ma.masked_array(b, mask=False), dtype=float, meta=np.empty((0, 0)))
+    w = da.ones(600, chunks=(300, 0, 300)).map_blocks(lambda b: np.ma.masked_array(b, mask=False), dtype=float,
+                                                        meta=np.empty(0))
+    ref = GaussianMixture(3, random_state=0).fit(Xd, sample_weight=da.ones(600, chunks=(300, 0, 300)))
+    got = GaussianMixture(3, random_state=0).fit(masked, sample_weight=w)
+    np.testing.assert_array_equal(got.means_, ref.means_)
+    np.testing.assert_array_equal(ref.predict(masked).compute(), ref.predict(X))
+    np.testing.assert_allclose(ref.score(masked), ref.score(X), rtol=1e-13)
 
 
 def _truncated_file(X):
