@@ -82,9 +82,11 @@ def gather_rows(X, sizes, seeds, sample_weight=None, blocks=None):
     with NaN or infinity is refused, by its index.
 
     With ``sample_weight`` (a dask array, X's row chunks) the rows are drawn with
-    probability proportional to their weight, without replacement, as from X
-    with each row repeated as often as its weight says: rows of weight 0 only
-    when fewer rows than asked weigh anything. One pass over the weights (not
+    probability proportional to their weight, without replacement among distinct
+    rows (Efraimidis-Spirakis keys: the first as from X with each row repeated as
+    often as its weight says, later ones never a row already drawn, which the
+    repeated rows could give again): rows of weight 0 only when fewer rows than
+    asked weigh anything. One pass over the weights (not
     X) for all the runs: :func:`_weighted_rows`.
     """
     if not sizes:  # nothing to draw: no pass over the weights
