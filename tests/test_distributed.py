@@ -1153,3 +1153,31 @@ def test_checkpoint_with_a_generator_random_state_resumes(tmp_path):
     a = GaussianMixture(3, random_state=np.random.default_rng(0), checkpoint=ckpt).fit(X)
     b = GaussianMixture(3, random_state=np.random.default_rng(1), checkpoint=ckpt).fit(X)  # resumes: same state
     np.testing.assert_array_equal(a.means_, b.means_)
+
+
+def test_cli_says_in_one_line_that_a_worker_cannot_import_dask_gmm(store, tmp_path):
+    """Workers whose Python cannot import dask_gmm died on the first task they unpickled, and the
+    command waited for workers for ever, saying they had gone (a review: killed by a timeout)."""
+    stand_in = tmp_path / "path" / "dask_gmm"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'dask_gmm'\")\n")
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
+                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env=dict(env, PYTHONPATH=str(stand_in.parent)), start_new_session=True))
+        with Client(address) as client:
+            client.wait_for_workers(1, timeout=60)
+        out = tmp_path / "model.json"
+        done = subprocess.run(["dask-gmm", "fit", store, "-k", "3", "--scheduler", address, "--output", str(out)],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("dask-gmm: error: the worker tcp://127.0.0.1:"), \
+        done.stderr
+    assert "cannot import dask_gmm (ModuleNotFoundError: No module named 'dask_gmm'). Install dask-gmm" in done.stderr
+    assert not out.exists()
