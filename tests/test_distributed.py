@@ -290,9 +290,7 @@ def test_a_worker_that_joins_a_fit_and_sees_another_store_fails_it(tmp_path):
     procs = []
     try:
         address = _start_scheduler(tmp_path, env, procs)
-        procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
-                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env=env))
+        procs.append(_start_worker(address, env))
         with Client(address) as client:
             client.wait_for_workers(1, timeout=60)
             outcome, iterated = {}, threading.Event()
@@ -591,6 +589,12 @@ def _start_scheduler(tmp_path, env, procs):
     return address
 
 
+def _start_worker(address, env, **popen):
+    """A ``dask worker`` of one thread on 127.0.0.1 for the scheduler at ``address``, its output dropped."""
+    return subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **popen)
+
+
 def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
     """Workers started from the command line, in another folder: a store given by a relative path still reads."""
     elsewhere = tmp_path / "elsewhere"
@@ -663,9 +667,7 @@ def _cli_fit_on_a_cluster(store, tmp_path, **config):
     procs = []
     try:
         address = _start_scheduler(tmp_path, env, procs)
-        procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
-                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                                      start_new_session=True))
+        procs.append(_start_worker(address, env, start_new_session=True))
         out = tmp_path / "model.json"
         procs.append(subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
                                        "--scheduler", address, "--output", str(out)],
@@ -1165,9 +1167,7 @@ def test_cli_says_in_one_line_that_a_worker_cannot_import_dask_gmm(store, tmp_pa
     procs = []
     try:
         address = _start_scheduler(tmp_path, env, procs)
-        procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
-                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env=dict(env, PYTHONPATH=str(stand_in.parent)), start_new_session=True))
+        procs.append(_start_worker(address, dict(env, PYTHONPATH=str(stand_in.parent)), start_new_session=True))
         with Client(address) as client:
             client.wait_for_workers(1, timeout=60)
         out = tmp_path / "model.json"
