@@ -327,6 +327,15 @@ def _alive(pid):
     return True
 
 
+def replaced_mode(path):
+    """The permissions a file written to replace ``path`` keeps: those of the regular file there (not
+    of a link, which is replaced, not followed), or None where there is none."""
+    if os.path.isfile(path) and not os.path.islink(path):
+        with contextlib.suppress(FileNotFoundError):
+            return stat.S_IMODE(os.stat(path).st_mode)
+    return None
+
+
 def write_atomic(path, write, mode="w", replaces=None):
     """Fill ``path`` with ``write(f)`` through a temporary file beside it (:func:`temporary_sibling`;
     the folder must exist), synced to disk, and a rename, synced too: a reader never sees half a file. A new file
@@ -344,9 +353,9 @@ def write_atomic(path, write, mode="w", replaces=None):
         raise type(exc)(exc.errno, exc.strerror, path) from None
     try:
         with os.fdopen(fd, mode) as f:  # first: the file is closed whatever fails after
-            if os.path.isfile(path) and not os.path.islink(path):  # a replaced file keeps its permissions, from
-                with contextlib.suppress(FileNotFoundError):  # before any byte is written (a 0600 file's stay private)
-                    os.fchmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
+            kept = replaced_mode(path)
+            if kept is not None:  # from before any byte is written (a 0600 file's stay private)
+                os.fchmod(f.fileno(), kept)
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -29,14 +29,13 @@ from __future__ import annotations
 import numbers
 import os
 import shutil
-import stat
 
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from . import io
-from ._checkpoint import holds_other_than_png, is_png, sync_folder, temporary_sibling, write_atomic
+from ._checkpoint import holds_other_than_png, is_png, replaced_mode, sync_folder, temporary_sibling, write_atomic
 from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
 from ._kernels import check_block
 from .mixture import check_fitted
@@ -694,8 +693,9 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, to
         keys = [key for key in paths if key != "loglik" or curve]
         for key in keys:  # all checked before any is renamed; a replaced figure keeps its permissions
             _replaces_only_png(paths[key])
-            if os.path.isfile(paths[key]) and not os.path.islink(paths[key]):
-                os.chmod(staged[key], stat.S_IMODE(os.stat(paths[key]).st_mode))
+            kept = replaced_mode(paths[key])
+            if kept is not None:
+                os.chmod(staged[key], kept)
         for key in keys:
             os.replace(staged[key], paths[key])
         if not curve and is_png(paths["loglik"]):
