@@ -478,6 +478,8 @@ def _scheduler(address, term):
                        "or leave out --scheduler to run on local threads.")
     from distributed import Client
 
+    from . import io
+
     _check_address(address)
     _quiet_lost_gathers()
     quiet = _QuietLogger("distributed")  # its client logs each failed reconnection with a traceback
@@ -500,7 +502,7 @@ def _scheduler(address, term):
         except OSError as exc:  # the scheduler went away: the client's reconnection gave up (TimeoutError too)
             raise CLIError(f"lost the Dask scheduler at {address} while waiting for workers "
                            f"({type(exc).__name__}: {exc}). Check that it is running, then rerun.") from None
-        _check_workers_import(client, address)
+        io.refuse_workers_without_dask_gmm(client, f"the Dask scheduler at {address}")  # one line, before any work
         term.status(f"connected to {address} ({workers} worker{'s' if workers != 1 else ''})")
         term.end_status()
         try:
@@ -514,18 +516,6 @@ def _scheduler(address, term):
     finally:
         with quiet:
             client.close()
-
-
-def _check_workers_import(client, address):
-    """A CLIError naming a worker of ``client`` that cannot import dask_gmm: it died on the first
-    task it unpickled, its nanny did not restart it, and the command waited for workers for ever,
-    saying only that they had gone (a review). Asked of the workers there are now, once."""
-    answers = client.run(exec, "import dask_gmm", {}, on_error="return")  # exec: nothing of ours to unpickle
-    for worker, answer in sorted(answers.items()):
-        if isinstance(answer, BaseException):
-            raise CLIError(f"the worker {worker} of the Dask scheduler at {address} cannot import dask_gmm "
-                           f"({type(answer).__name__}: {answer}). Install dask-gmm {_version()} in the workers' "
-                           "Python environment, then rerun.")
 
 
 def _worker_count(client):

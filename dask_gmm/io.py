@@ -50,7 +50,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
 from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
 
-from . import _compat, _kernels, _numba
+from . import __version__, _compat, _kernels, _numba
 from ._kernels import total_weight
 
 try:  # the synchronous store and codec protocols of recent zarr 3.1 releases
@@ -1481,7 +1481,8 @@ def _files_not_as(expected, folders):
 
 
 def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None, checked=None):
-    """On a cluster (the default Client), refuse the Zarr arrays on this machine's file systems that
+    """On a cluster (the default Client), refuse a worker that cannot import dask_gmm
+    (:func:`refuse_workers_without_dask_gmm`), then the Zarr arrays on this machine's file systems that
     a computation over X (and ``sample_weight``) reads when a worker finds one of their files
     missing or of another size at the same path: each worker reads the store it sees there, and a
     worker that saw another disk's copy (another seed, a stale copy) had its chunks fitted with
@@ -1500,11 +1501,14 @@ def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None, 
     asked later."""
     if not _on_a_cluster():
         return
-    files = files if files is not None else stored_files(X, sample_weight, rows)
-    if not files.state:
-        return
     client = get_scheduler().__self__
     if checked is not None and not set(client.nthreads()) - checked:
+        return
+    answered = refuse_workers_without_dask_gmm(client)  # before any function of ours goes to them
+    files = files if files is not None else stored_files(X, sample_weight, rows)
+    if not files.state:
+        if checked is not None:
+            checked.update(answered)
         return
     digest = _sizes(files.state)
     answers = client.run(_sizes_here, files.folders, on_error="ignore")
@@ -1532,6 +1536,25 @@ def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None, 
                 "copy), and the result would mix the two. Give every worker the same store: a shared "
                 "file system, or a URL they all read."
             )
+
+
+def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster"):
+    """A ValueError naming a worker of ``client`` (by default, the default Client's, if any) whose
+    Python cannot import dask_gmm, else the addresses of the workers that answered. Such a worker
+    died on the first task of ours it unpickled, and a fit of a store waited for workers for ever
+    (a fit of NumPy data failed after three warnings that a worker holding its data was lost).
+    Asked of the workers there are now."""
+    if client is None:
+        if not _on_a_cluster():
+            return set()
+        client = get_scheduler().__self__
+    answers = client.run(exec, "import dask_gmm", {}, on_error="return")  # exec: nothing of ours to unpickle
+    for worker, answer in sorted(answers.items()):
+        if isinstance(answer, BaseException):
+            raise ValueError(f"The worker {worker} of {where} cannot import dask_gmm ({type(answer).__name__}: "
+                             f"{answer}). Install dask-gmm {__version__} in the workers' Python environment, "
+                             "then rerun.")
+    return set(answers)
 
 
 def _on_a_cluster():

@@ -1157,19 +1157,30 @@ def test_checkpoint_with_a_generator_random_state_resumes(tmp_path):
     np.testing.assert_array_equal(a.means_, b.means_)
 
 
-def test_cli_says_in_one_line_that_a_worker_cannot_import_dask_gmm(store, tmp_path):
-    """Workers whose Python cannot import dask_gmm died on the first task they unpickled, and the
-    command waited for workers for ever, saying they had gone (a review: killed by a timeout)."""
+def test_a_worker_that_cannot_import_dask_gmm_is_named_before_any_work(store, tmp_path):
+    """Workers whose Python cannot import dask_gmm died on the first task they unpickled: the
+    command waited for workers for ever, saying they had gone (a review: killed by a timeout), and
+    so did the library's fit of a store and its generate_mixture; a fit of NumPy data failed after
+    three warnings that a worker holding its data was lost."""
     stand_in = tmp_path / "path" / "dask_gmm"
     stand_in.mkdir(parents=True)
     (stand_in / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'dask_gmm'\")\n")
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
     procs = []
+    said = r"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster cannot import dask_gmm \(ModuleNotFoundError: "
     try:
         address = _start_scheduler(tmp_path, env, procs)
         procs.append(_start_worker(address, dict(env, PYTHONPATH=str(stand_in.parent)), start_new_session=True))
         with Client(address) as client:
             client.wait_for_workers(1, timeout=60)
+            for X in (store, make_blobs(n=3000)):
+                with pytest.raises(ValueError, match=said):
+                    GaussianMixture(3, random_state=0).fit(X)
+            with pytest.raises(ValueError, match=said):
+                GaussianMixture(3, random_state=0).fit(make_blobs(n=3000)).predict(store)
+            with pytest.raises(ValueError, match=said):
+                generate_mixture(str(tmp_path / "g.zarr"), n_samples=1000, random_state=0)
+            assert not (tmp_path / "g.zarr").exists()
         out = tmp_path / "model.json"
         done = subprocess.run(["dask-gmm", "fit", store, "-k", "3", "--scheduler", address, "--output", str(out)],
                               capture_output=True, text=True, timeout=120)
@@ -1177,7 +1188,8 @@ def test_cli_says_in_one_line_that_a_worker_cannot_import_dask_gmm(store, tmp_pa
         for p in reversed(procs):
             _stop(p)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("dask-gmm: error: the worker tcp://127.0.0.1:"), \
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("dask-gmm: error: The worker tcp://127.0.0.1:"), \
         done.stderr
-    assert "cannot import dask_gmm (ModuleNotFoundError: No module named 'dask_gmm'). Install dask-gmm" in done.stderr
+    assert (" of the Dask scheduler at tcp://127.0.0.1:" in done.stderr and "cannot import dask_gmm "
+            "(ModuleNotFoundError: No module named 'dask_gmm'). Install dask-gmm" in done.stderr)
     assert not out.exists()
