@@ -540,21 +540,60 @@ def _run_from_dict(d, covariance_type, n_components, n_features):
     """A saved run, checked as a model file is (a ValueError on anything a fit cannot have written)."""
     if d["covariance_type"] != covariance_type:
         raise ValueError(f"a run of covariance_type {d['covariance_type']!r}")
-    K, shape = n_components, cov._cov_shape(covariance_type, n_components, n_features)
+    params, history = fitted_fields(d, covariance_type, n_components, n_features)
+    return Run(covariance_type, *params, **history)
+
+
+#: The strings that stand for the floats JSON has no number for (a model file's lower bounds).
+NONFINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def json_int(d, key, low, high):
+    """``d[key]``, or a ValueError naming ``key`` unless it is an integer in [low, high]."""
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+        raise ValueError(f"'{key}' must be an integer in [{low}, {high}], got {v!r}")
+    return v
+
+
+def json_number(v, key):
+    """The float of the JSON value ``v`` (a number, or a string of :data:`NONFINITE`), else a
+    ValueError naming ``key``."""
+    if isinstance(v, str) and v in NONFINITE:
+        return NONFINITE[v]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"'{key}' must be a number, got {v!r}")
+    return float(v)
+
+
+def fitted_fields(d, covariance_type, n_components, n_features):
+    """The fitted parameters and history that ``d`` holds (a model file's object, or a
+    checkpoint's run), checked: a ValueError naming the first key that a fit cannot have written.
+
+    Returns
+    -------
+    params : (weights (K,), means (K, d), covariances, precisions_cholesky), the last two of
+        :func:`dask_gmm._covariance.cov_shape`
+    history : dict of converged, n_iter, lower_bound, lower_bounds (keyword arguments of
+        :class:`dask_gmm._em.Run` and :func:`dask_gmm.modelfile.fitted_model`)
+    """
+    K, shape = n_components, cov.cov_shape(covariance_type, n_components, n_features)
+    n_iter = json_int(d, "n_iter", 0, 2**63 - 1)
     weights = json_array(d, "weights", (K,))
-    if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
-        raise ValueError("weights that are not non-negative or do not sum to 1")
+    means = json_array(d, "means", (K, n_features))
     covariances, pc = json_array(d, "covariances", shape), json_array(d, "precisions_cholesky", shape)
+    if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
+        raise ValueError(f"'weights' must be non-negative and sum to 1, got sum {float(weights.sum())!r}")
     cov.check_consistent(covariances, pc, covariance_type)
-    n_iter, converged = d["n_iter"], d["converged"]
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
-        raise ValueError(f"n_iter {n_iter!r}, not a count")
-    lower_bounds = [float(x) for x in d["lower_bounds"]]
-    if not isinstance(converged, bool):
-        raise ValueError("converged not true or false")
-    check_history(n_iter, float(d["lower_bound"]), lower_bounds)
-    return Run(covariance_type, weights, json_array(d, "means", (K, n_features)), covariances, pc,
-               lower_bound=float(d["lower_bound"]), lower_bounds=lower_bounds, n_iter=n_iter, converged=converged)
+    if not isinstance(d["converged"], bool):
+        raise ValueError(f"'converged' must be true or false, got {d['converged']!r}")
+    if not isinstance(d["lower_bounds"], list):
+        raise ValueError("'lower_bounds' must be a list of numbers")
+    lower_bounds = [json_number(v, "lower_bounds") for v in d["lower_bounds"]]
+    lower_bound = json_number(d["lower_bound"], "lower_bound")
+    check_history(n_iter, lower_bound, lower_bounds)
+    return (weights, means, covariances, pc), dict(converged=d["converged"], n_iter=n_iter, lower_bound=lower_bound,
+                                                    lower_bounds=lower_bounds)
 
 
 class Checkpoint:

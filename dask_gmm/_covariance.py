@@ -80,7 +80,7 @@ def check_covariance_type(covariance_type):
 
 
 # --------------------------------------------------------------------------- shapes
-def _cov_shape(covariance_type, n_components, n_features):
+def cov_shape(covariance_type, n_components, n_features):
     return {
         "full": (n_components, n_features, n_features),
         "tied": (n_features, n_features),
@@ -94,7 +94,7 @@ def is_of_type(precisions_cholesky, covariance_type, n_components, n_features):
     where the tied (d, d) and diag (K, d) shapes coincide (K = d), by its form (a tied factor is
     upper triangular, a diag one positive everywhere)."""
     pc = np.asarray(precisions_cholesky)
-    if pc.shape != _cov_shape(covariance_type, n_components, n_features):
+    if pc.shape != cov_shape(covariance_type, n_components, n_features):
         return False
     if covariance_type == "tied":
         return not np.any(np.tril(pc, -1))
@@ -294,7 +294,11 @@ def _s2_diag(Xc_k, r_k, out_k):
 
 
 _S2_ONE = {"full": _s2_full, "tied": _s2_full, "diag": _s2_diag, "spherical": _s2_diag}
-_S2_PER_COMPONENT = {"full": True, "tied": False, "diag": True, "spherical": True}
+#: Whether a type's second moments are one per component (tied: the components' sum).
+S2_PER_COMPONENT = {"full": True, "tied": False, "diag": True, "spherical": True}
+#: The compiled kernels' family of each type (:mod:`dask_gmm._numba`): ``full`` (tied with its
+#: factor repeated per component) or ``diag`` (spherical with its factor repeated over the features).
+KERNEL_FAMILY = {"full": "full", "tied": "full", "diag": "diag", "spherical": "diag"}
 
 
 def centred_moments(X, resp, ref, covariance_type):
@@ -315,7 +319,7 @@ def centred_moments(X, resp, ref, covariance_type):
     s1c = np.empty((K, d))
     s2 = np.zeros(s2_shape(covariance_type, K, d))
     one = _S2_ONE[covariance_type]
-    per_k = _S2_PER_COMPONENT[covariance_type]
+    per_k = S2_PER_COMPONENT[covariance_type]
     with np.errstate(over="ignore"):  # inf, which the M-step refuses by name (_check_finite)
         for k in range(K):
             Xc = X - ref[k]
@@ -603,7 +607,7 @@ def total_scatter(s2, correction, covariance_type):
 def check_precisions(precisions, covariance_type, n_components, n_features):
     """Validate ``precisions_init`` like scikit-learn: shape, symmetry, positivity."""
     precisions = np.asarray(precisions, dtype=np.float64)
-    shape = _cov_shape(covariance_type, n_components, n_features)
+    shape = cov_shape(covariance_type, n_components, n_features)
     if precisions.shape != shape:
         raise ValueError(
             f"The parameter 'precisions' should have the shape of {shape}, "

@@ -3,7 +3,8 @@
 Each EM iteration is one graph, handed to the active dask scheduler (threads,
 a distributed Client, ...) in one call: it reads every block once, evaluates
 every active run on it (restarts advance in lockstep), and tree-reduces the
-small statistics. Only arrays of size about K·d² travel, and
+small statistics (an iteration whose means jump too far for its centred moments
+makes one more pass, centred on the new means: :func:`recentred`). Only arrays of size about K·d² travel, and
 the parameters are literals inside the graph, so a lost worker loses nothing
 that cannot be recomputed. Blocks already in memory (or read directly from a
 Zarr store) under dask's threaded scheduler skip the graph: as many threads of
@@ -984,12 +985,8 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
     with all the runs and the ones that pass advanced.
     """
     several = len({(len(r.weights), r.covariance_type) for r in runs}) > 1  # select_model's candidates
-    while True:
-        active = [r for r in runs if not r.converged and r.n_iter < max_iter]
-        if not active:
-            return runs
-        models = [r.model() for r in active]
-        stats = blocks.map_reduce(_kernels.e_step_stats, models)
+
+    def step(active, models, stats):
         bounds = [_kernels.per_weight(st.objective, st.weight) for st in stats]  # first: it refuses a total weight of 0
         units = [st.least for st in stats]
         stats, refs = recentred(blocks, models, stats, reg_covar, units)
@@ -999,5 +996,20 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
                     st.nk, st.s1c, st.s2, ref, reg_covar, run.covariance_type, unit
                 )
             record(run, lower_bound, tol)
+
+    return lockstep(blocks, runs, lambda run: run.model(), step, max_iter=max_iter, on_iteration=on_iteration)
+
+
+def lockstep(blocks, runs, model_of, step, *, max_iter, on_iteration=None):
+    """The EM loop of both estimators: each pass evaluates the E-step statistics of every run
+    that has neither converged nor done ``max_iter`` iterations, at ``model_of(run)``, then
+    ``step(active, models, stats)`` makes their M-steps and records them, and
+    ``on_iteration(runs, active)`` is called. Returns ``runs`` once none is active."""
+    while True:
+        active = [r for r in runs if not r.converged and r.n_iter < max_iter]
+        if not active:
+            return runs
+        models = [model_of(r) for r in active]
+        step(active, models, blocks.map_reduce(_kernels.e_step_stats, models))
         if on_iteration is not None:
             on_iteration(runs, active)

@@ -99,8 +99,8 @@ its centre's sums). Against the NumPy reference, per row on one core (N=1e6,
 d=2: 31 centres 267 -> 15 ns, the Lloyd step with 3 centres 108 -> 14 ns;
 d=16: 81 centres 622 -> 199 ns, the Lloyd step with 8 centres 977 -> 88 ns).
 
-Two families, chosen by covariance type in :data:`_KIND` (the one place here
-that knows the types): ``full`` (full, and tied with its factor repeated per
+Two families, chosen by covariance type in
+:data:`dask_gmm._covariance.KERNEL_FAMILY`: ``full`` (full, and tied with its factor repeated per
 component) and ``diag`` (diag, and spherical with its factor repeated over the
 features). ``tied`` second moments are the per-component ones summed.
 
@@ -124,7 +124,7 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 from numba.extending import intrinsic, overload
 
-from ._covariance import LOG_2PI, RESP_MIN_LOG, log_det_cholesky, s2_shape
+from ._covariance import KERNEL_FAMILY, LOG_2PI, RESP_MIN_LOG, S2_PER_COMPONENT, log_det_cholesky
 
 #: The one fast-math flag is ``contract``: LLVM may fuse a multiply and an add into an FMA, which
 #: rounds once where the pair rounded twice. No reassociation, and NaN and infinities keep
@@ -394,13 +394,6 @@ def interleave(out, parts, d):
 
 
 @_jit
-def exp_inplace(x):
-    """x[:] = exp(x) with the kernels' vectorised exp (for x <= 0; len(x) any). For tests."""
-    for t in range(x.shape[0]):
-        x[t] = _exp1(x[t])
-
-
-@_jit
 def _log_tile(s, out, bits):
     """out[:] = log(s[:]) for s normal positive, 0 (-inf), +inf or NaN; vectorisable.
 
@@ -439,13 +432,6 @@ def _log_tile(s, out, bits):
         r = e * _LN2_HI + (2.0 * f + (2.0 * f) * (f2 * p) + e * _LN2_LO)
         v = s[t]
         out[t] = r if (v > 0.0 and v < np.inf) else (-np.inf if v == 0.0 else v)
-
-
-@_jit
-def log_inplace(x):
-    """x[:] = log(x) with the kernels' vectorised log (for normal x > 0, 0, inf, NaN). For tests."""
-    bits = np.empty((2, x.shape[0]), dtype=np.int64)
-    _log_tile(x.copy(), x, bits)
 
 
 @_jit
@@ -1547,7 +1533,6 @@ def mixture_rows(z, labels, cholesky, means):
 
 # ------------------------------------------------------------------ Python side
 #: Kernel family by covariance type.
-_KIND = {"full": "full", "tied": "full", "diag": "diag", "spherical": "diag"}
 
 
 #: A component weighing at most this is not live: it places the tiles' centre nowhere, and its own
@@ -1584,8 +1569,8 @@ class Prepared:
         ct = model.covariance_type
         K = model.means.shape[0]
         d = n_features
-        self.kind = _KIND[ct]
-        self.tied = ct == "tied"
+        self.kind = KERNEL_FAMILY[ct]
+        self.tied = not S2_PER_COMPONENT[ct]
         means = np.asarray(model.means, dtype=np.float64)
         log_weights = np.asarray(model.log_weights, np.float64)
         live = np.exp(log_weights) > LIVE_WEIGHT
@@ -1754,13 +1739,13 @@ def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
     K, d = centres.shape
     w = _NO_WEIGHTS if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
     centres = np.ascontiguousarray(centres, dtype=np.float64)
-    full = _KIND[covariance_type] == "full"
+    full = KERNEL_FAMILY[covariance_type] == "full"
     nk, s1c = np.zeros(K), np.zeros((K, d))
     s2 = np.zeros((K, d, d) if full else (K, d))
     with np.errstate(over="ignore", invalid="ignore"):  # inf, which the M-step refuses by name
         (hard_moments_full if full else hard_moments_diag)(X, w, centres, labels, nk, s1c, s2)
         if full:
             s2 = s2 + np.tril(s2, -1).transpose(0, 2, 1)  # the upper triangle, mirrored
-            if s2.shape != s2_shape(covariance_type, K, d):  # tied: the components' sum
+            if not S2_PER_COMPONENT[covariance_type]:  # tied: the components' sum
                 s2 = s2.sum(axis=0)
     return nk, s1c, s2

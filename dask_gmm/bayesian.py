@@ -38,7 +38,7 @@ from scipy.special import betaln, digamma, gammaln
 from . import _covariance as cov
 from . import _kernels, io
 from ._compat import InvalidParameterError
-from ._em import Blocks, record, recentred
+from ._em import Blocks, lockstep, record, recentred
 from ._init import as_seed_sequence, initial_statistics_many
 from .mixture import MixtureBase, best_run, check_fitted, finite_parameter
 
@@ -361,12 +361,9 @@ def variational_em(
     runs, priors
     """
     ct, pt = covariance_type, prior_type
-    while True:
-        active = [r for r in runs if not r.converged and r.n_iter < max_iter]
-        if not active:
-            return runs, priors
-        models = [variational_model(r.params, ct, pt) for r in active]
-        stats = blocks.map_reduce(_kernels.e_step_stats, models)
+
+    def step(active, models, stats):
+        nonlocal priors
         moved, refs = recentred(blocks, models, stats, reg_covar, [1.0] * len(models))
         if priors is None:  # the data's moments, from moments centred near them (a warm start far away)
             priors = make_priors(data_moments(moved[0], refs[0], ct))
@@ -374,8 +371,11 @@ def variational_em(
             rlogr = sum_resp_log_resp(st, model)  # of moments centred on the model's means
             run.params = bayesian_m_step(st_m, ref, priors, reg_covar=reg_covar, covariance_type=ct, prior_type=pt)
             record(run, lower_bound(rlogr, run.params, ct, pt), tol)
-        if on_iteration is not None:
-            on_iteration(runs, active)
+
+    def model_of(run):
+        return variational_model(run.params, ct, pt)
+
+    return lockstep(blocks, runs, model_of, step, max_iter=max_iter, on_iteration=on_iteration), priors
 
 
 # ------------------------------------------------------------------ the estimator

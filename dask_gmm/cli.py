@@ -857,12 +857,12 @@ def _fmt_vec(v, precision=4):
     return "[" + ", ".join(_fmt_num(x, precision) for x in np.asarray(v).ravel()) + "]"
 
 
-def _fmt_cov(c, precision=4):
+def _fmt_cov(c):
     """A (d, d) covariance in full for d <= 3, else its diagonal."""
     c = np.asarray(c)
     if c.shape[0] <= 3:
-        return "[" + ", ".join(_fmt_vec(row, precision) for row in c) + "]"
-    return "diag" + _fmt_vec(np.diag(c), precision) + " (variances)"
+        return "[" + ", ".join(_fmt_vec(row) for row in c) + "]"
+    return "diag" + _fmt_vec(np.diag(c)) + " (variances)"
 
 
 def _full_covariances(model):
@@ -901,11 +901,11 @@ def sparkline(values, width=40):
     return "".join(chars[i] for i in idx)
 
 
-def _curve_lines(lower_bounds, indent="     "):
+def _curve_lines(lower_bounds):
     """A sparkline and a few values of the log-likelihood curve (a far-off starting value left out of the line)."""
     lb = [float(v) for v in lower_bounds]
     if not lb:
-        return [f"{indent}(no iterations recorded)"]
+        return ["     (no iterations recorded)"]
     n = len(lb)
     rest = np.asarray(lb[1:])
     skip_first = rest.size >= 2 and (rest.min() - lb[0]) > 5 * max(rest.max() - rest.min(), 1e-12)
@@ -918,7 +918,7 @@ def _curve_lines(lower_bounds, indent="     "):
             parts.append("...")
         parts.append(f"{i + 1}: {lb[i]:.6f}")
         prev = i
-    return [f"{indent}{spark}  ({note})", f"{indent}" + ", ".join(parts)]
+    return [f"     {spark}  ({note})", "     " + ", ".join(parts)]
 
 
 # ------------------------------------------------------------------ commands
@@ -1355,15 +1355,15 @@ def _store_atomically(result, output, overwrite, attrs, check=None):
         raise
 
 
-def _removed_again(target, seconds=2.0):
-    """Remove ``target`` again whenever it reappears within ``seconds``, when a distributed Client
+def _removed_again(target):
+    """Remove ``target`` again whenever it reappears within 2 s, when a distributed Client
     ran the writes: a worker's write under way when it was removed makes its folders again."""
     distributed = sys.modules.get("distributed")
     try:
         distributed.default_client()
     except (AttributeError, ValueError):  # distributed not imported, or no Client
         return
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
         time.sleep(0.1)
         if os.path.exists(target):

@@ -1480,10 +1480,10 @@ def _files_not_as(expected, folders):
     return None
 
 
-def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None, checked=None):
+def refuse_other_files_on_workers(X, rows=None, files=None, checked=None):
     """On a cluster (the default Client), refuse a worker that cannot import dask_gmm
     (:func:`refuse_workers_without_dask_gmm`), then the Zarr arrays on this machine's file systems that
-    a computation over X (and ``sample_weight``) reads when a worker finds one of their files
+    a computation over X (or the fit's ``files``, weights included) reads when a worker finds one of their files
     missing or of another size at the same path: each worker reads the store it sees there, and a
     worker that saw another disk's copy (another seed, a stale copy) had its chunks fitted with
     this machine's, without a word. Every worker is asked once (``Client.run``) for a digest of
@@ -1505,7 +1505,7 @@ def refuse_other_files_on_workers(X, sample_weight=None, rows=None, files=None, 
     if checked is not None and not set(client.nthreads()) - checked:
         return
     answered = refuse_workers_without_dask_gmm(client)  # before any function of ours goes to them
-    files = files if files is not None else stored_files(X, sample_weight, rows)
+    files = files if files is not None else stored_files(X, None, rows)
     if not files.state:
         if checked is not None:
             checked.update(answered)

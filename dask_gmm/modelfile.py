@@ -35,8 +35,8 @@ from sklearn.exceptions import NotFittedError
 
 from . import _covariance as cov
 from . import io
-from ._checkpoint import (check_folder, check_history, identity, json_array, local_file_path, of_another_version,
-                          write_atomic)
+from ._checkpoint import (check_folder, fitted_fields, identity, json_int, json_number, local_file_path,
+                          of_another_version, write_atomic)
 from .mixture import GaussianMixture, check_fitted
 
 logger = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def _settings(d):
             logger.warning("ignoring the unknown setting %r of a model file", key)
             continue
         if kind is float:
-            v = _number(v, f"settings.{key}")
+            v = json_number(v, f"settings.{key}")
         elif not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
             raise ValueError(f"'settings.{key}' must be a JSON {kind.__name__}, got {v!r}")
         out[key] = v
@@ -227,31 +227,12 @@ def replaceable_model_file(path):
     return True
 
 
-#: The strings that stand for the floats JSON has no number for.
-_NONFINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
-
-
 def _json_number(x):
-    """``x`` as a strict JSON value: the float, or one of the strings of :data:`_NONFINITE`."""
+    """``x`` as a strict JSON value: the float, or one of the strings of :data:`dask_gmm._checkpoint.NONFINITE`."""
     x = float(x)
     if np.isfinite(x):
         return x
     return "NaN" if np.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
-
-
-def _int(d, key, low, high):
-    v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-        raise ValueError(f"'{key}' must be an integer in [{low}, {high}], got {v!r}")
-    return v
-
-
-def _number(v, key):
-    if isinstance(v, str) and v in _NONFINITE:
-        return _NONFINITE[v]
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"'{key}' must be a number, got {v!r}")
-    return float(v)
 
 
 def model_from_dict(d):
@@ -275,26 +256,10 @@ def model_from_dict(d):
     ct = d["covariance_type"]
     if ct not in cov.COVARIANCE_TYPES:
         raise ValueError(f"'covariance_type' must be one of {cov.COVARIANCE_TYPES}, got {ct!r}")
-    K = _int(d, "n_components", 1, MAX_SIZE)
-    n_features = _int(d, "n_features_in", 1, MAX_SIZE)
-    n_iter = _int(d, "n_iter", 0, 2**63 - 1)
-    cshape = cov._cov_shape(ct, K, n_features)
-    weights = json_array(d, "weights", (K,))
-    means = json_array(d, "means", (K, n_features))
-    covariances = json_array(d, "covariances", cshape)
-    pc = json_array(d, "precisions_cholesky", cshape)
-    if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
-        raise ValueError(f"'weights' must be non-negative and sum to 1, got sum {float(weights.sum())!r}")
-    cov.check_consistent(covariances, pc, ct)
-    if not isinstance(d["converged"], bool):
-        raise ValueError(f"'converged' must be true or false, got {d['converged']!r}")
-    if not isinstance(d["lower_bounds"], list):
-        raise ValueError("'lower_bounds' must be a list of numbers")
-    lower_bounds = [_number(v, "lower_bounds") for v in d["lower_bounds"]]
-    lower_bound = _number(d["lower_bound"], "lower_bound")
-    check_history(n_iter, lower_bound, lower_bounds)
-    model = fitted_model(weights, means, covariances, ct, pc, converged=d["converged"], n_iter=n_iter,
-                         lower_bound=lower_bound, lower_bounds=lower_bounds)
+    K = json_int(d, "n_components", 1, MAX_SIZE)
+    n_features = json_int(d, "n_features_in", 1, MAX_SIZE)
+    params, history = fitted_fields(d, ct, K, n_features)
+    model = fitted_model(*params[:3], ct, params[3], **history)
     model.set_params(**_settings(d))
     if isinstance(model.random_state, int) and model.random_state < 0:  # what a fit would refuse
         raise ValueError(f"'settings.random_state' must be a non-negative integer, got {model.random_state!r}")

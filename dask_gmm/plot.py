@@ -224,15 +224,15 @@ def _finite_rows(X):
     return X.map_blocks(checked, dtype=X.dtype)
 
 
-def _hdr_levels(density, masses=HDR_MASSES):
-    """Density values whose super-level sets enclose ``masses`` of the probability on an even grid
+def _hdr_levels(density):
+    """Density values whose super-level sets enclose :data:`HDR_MASSES` of the probability on an even grid
     (all 0 when the grid holds none to measure: densities that all underflowed or overflowed)."""
     p = np.sort(density.ravel())[::-1]
     cum = np.cumsum(p)
     if not (cum[-1] > 0 and np.isfinite(cum[-1])):
-        return [0.0] * len(masses)
+        return [0.0] * len(HDR_MASSES)
     cum /= cum[-1]
-    levels = [p[min(np.searchsorted(cum, m), p.size - 1)] for m in masses]
+    levels = [p[min(np.searchsorted(cum, m), p.size - 1)] for m in HDR_MASSES]
     return levels  # decreasing with the mass
 
 
@@ -283,10 +283,10 @@ def _equal_aspect_ratio(extent):
     return ratio if 2 / 3 <= ratio <= 1.5 else None
 
 
-def _figsize_2d(extent, width=8.0):
+def _figsize_2d(extent):
     """Figure size whose plot area roughly matches the axes box (so that the colour bar fits)."""
     ratio = _equal_aspect_ratio(extent) or 0.75
-    return width, float(np.clip(5.6 * ratio + 1.4, 3.5, 12.6))
+    return 8.0, float(np.clip(5.6 * ratio + 1.4, 3.5, 12.6))
 
 
 def _maybe_equal_aspect(ax, extent):

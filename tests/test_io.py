@@ -2,7 +2,6 @@
 
 import hashlib
 import logging
-import io as io_module
 import os
 import re
 import shutil
