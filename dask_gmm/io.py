@@ -1901,7 +1901,8 @@ def _row_views(a, sizes):
 
 
 def as_weights(sample_weight, X):
-    """sample_weight as a float64 dask array with X's row chunks, or None.
+    """sample_weight as a float64 dask array of shape (n_samples,) with the row chunks of X
+    (a dask array of shape (n_samples, n_features)), or None.
 
     Accepts NumPy, Dask, ``zarr.Array`` or a path to a Zarr array. Values are
     checked (finite, non-negative) inside the same pass as the statistics.

@@ -370,6 +370,11 @@ class MixtureBase(DensityMixin, BaseEstimator):
     def sample(self, n_samples=1):
         """Draw ``n_samples`` rows from the fitted mixture, in memory.
 
+        Parameters
+        ----------
+        n_samples : int, default=1
+            The number of rows to draw, at least 1.
+
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)

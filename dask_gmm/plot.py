@@ -143,6 +143,13 @@ def mixture_log_density(weights, means, covariances, points):
 def default_extent(*models, features=(0, 1), n_sigma=4.0, pad=0.05):
     """Plot range covering every component of every model to ``n_sigma`` standard deviations.
 
+    Parameters
+    ----------
+    *models : fitted GaussianMixture or None (skipped)
+    features : (int, int), the two features plotted
+    n_sigma : float, standard deviations of each component's marginal covered
+    pad : float, the range widened on each side by this share of it
+
     Returns
     -------
     list of (low, high), one per feature
