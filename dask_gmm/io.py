@@ -135,7 +135,7 @@ def missing_chunks(arr):
     """
     stored = _stored_keys(arr)
     unit = arr.shards or arr.chunks
-    coords = list(itertools.product(*(range(-(-n // u)) for n, u in zip(arr.shape, unit))))
+    coords = list(itertools.product(*(range(-(-n // max(u, 1))) for n, u in zip(arr.shape, unit))))
     keys = [arr.metadata.encode_chunk_key(c) for c in coords]
     gone = [k for k in keys if k not in stored]
     if arr.metadata.zarr_format == 2 or not any(isinstance(c, ShardingCodec) for c in arr.metadata.codecs):
@@ -385,9 +385,11 @@ def open_zarr(path):
 
 def no_x(group, path):
     """The message for the Zarr ``group`` at ``path`` that has no array ``X``, naming the arrays it has."""
-    arrays = sorted(readable_metadata(path, lambda: list(group.array_keys())))
-    held = f"; it holds the array(s) {first_few(arrays)}" if arrays else ", nor any other array"
-    example = f" ({path.rstrip('/')}/{arrays[0]})" if arrays else ""
+    arrays = sorted(readable_metadata(path, lambda: [(k, a.ndim == 2 and a.dtype.kind in "biuf")
+                                                     for k, a in group.arrays()]))
+    held = f"; it holds the array(s) {first_few([k for k, _ in arrays])}" if arrays else ", nor any other array"
+    data = [k for k, two_d in arrays if two_d]  # an array of (rows, features) of numbers: not a coordinate
+    example = f" ({path.rstrip('/')}/{data[0]})" if data else ""
     return f"The Zarr group {path!r} has no array 'X'{held}. Pass the array itself or its path{example}."
 
 
@@ -433,7 +435,37 @@ def checked_generated(X, path, status=None):
     changed = reshaped(status, X)
     if changed:
         raise ValueError(f"The store {path!r} is damaged: {changed}. Restore it, or regenerate it.")
+    _refuse_cf_encoded(X, path)
     return X
+
+
+#: The attributes by which xarray (CF conventions) packs a variable's values into other numbers.
+CF_PACKING = ("scale_factor", "add_offset")
+#: The attributes by which it marks missing values with a number.
+CF_MISSING = ("_FillValue", "missing_value")
+
+
+def _refuse_cf_encoded(X, path):
+    """A ValueError when the Zarr array ``X`` (at ``path``, for messages) holds CF-encoded values, as
+    xarray writes a variable given an encoding: numbers packed by a ``scale_factor`` or
+    ``add_offset``, or a number (not NaN) that marks missing values (``_FillValue`` or
+    ``missing_value``, an attribute in Zarr v3; in v2 xarray's fill value, with its dimension
+    names). Read raw, they were fitted in packed units, each missing value a row of that number."""
+    attrs = X.attrs.asdict()
+    said = [f"{k} {attrs[k]!r}" for k in CF_PACKING if k in attrs]
+    codes = [attrs[k] for k in CF_MISSING if k in attrs]
+    if X.metadata.zarr_format == 2 and "_ARRAY_DIMENSIONS" in attrs:
+        codes.append(X.fill_value)
+    codes = [c for c in codes if isinstance(c, (int, float, np.number)) and not isinstance(c, bool) and np.isfinite(c)]
+    said += [f"{c!r} marks missing values" for c in dict.fromkeys(c.item() if isinstance(c, np.generic) else c
+                                                                    for c in codes)]
+    if said:
+        raise ValueError(
+            f"The Zarr array {path!r} holds CF-encoded values ({', '.join(said)}), as xarray writes them: its "
+            "stored numbers are not the data's. Open it with xarray (xr.open_zarr(STORE)[NAME]), which decodes "
+            "them, drop rows with missing values, and pass the result's .data (for the command line, write that to "
+            "a Zarr store of its own)."
+        )
 
 
 def holding_status(X, member="X"):
@@ -552,11 +584,21 @@ def open_node(path):
 
 
 def refuse_zip_file(path):
-    """A ValueError if ``path`` is a local zip file: a Zarr store zipped whole is opened by a zip:: URL."""
-    if isinstance(path, str) and os.path.isfile(path) and zipfile.is_zipfile(path):
+    """A ValueError if ``path`` is a local zip file holding Zarr metadata: a Zarr store zipped whole
+    is opened by a zip:: URL (a zip of something else, NumPy's ``.npz``, is just a file)."""
+    if isinstance(path, str) and os.path.isfile(path) and zipfile.is_zipfile(path) and _zips_zarr(path):
         url = pathlib.Path(path).absolute().as_uri()
         raise ValueError(f"{path!r} is a zip file. A Zarr store zipped whole is read by its URL 'zip::{url}' "
                          f"('zip://FOLDER::{url}' for a store in a folder of the zip).")
+
+
+def _zips_zarr(path):
+    """Whether the zip file ``path`` holds Zarr metadata (a ``zarr.json``, ``.zarray`` or ``.zgroup``)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name.rpartition("/")[2] in ("zarr.json", ".zarray", ".zgroup") for name in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _open_read_only(store, path="", opener=zarr.open):
@@ -1296,7 +1338,7 @@ def _direct(X):
     synchronous ``get_sync`` (local files, memory), of codecs with a synchronous decode (not
     sharding). Anything else is read through dask and zarr's own path."""
     return (SupportsSyncCodec is not None and isinstance(X, zarr.Array) and X.metadata.zarr_format == 3
-            and X.ndim == 2 and np.dtype(X.dtype).kind == "f" and np.dtype(X.dtype).itemsize in (4, 8)
+            and X.ndim == 2 and all(X.shape) and np.dtype(X.dtype).kind == "f" and np.dtype(X.dtype).itemsize in (4, 8)
             and isinstance(X.store_path.store, SupportsGetSync)
             and all(isinstance(c, SupportsSyncCodec) for c in X.metadata.codecs))
 
@@ -1318,15 +1360,16 @@ def whole_zarr_array(X):
     task = getattr(top, "task", None)  # dask's task spec (2025 on); older graphs are not unwrapped
     if not isinstance(top, Blockwise) or len(layers) > 2 or getattr(task, "func", None) is not getter:
         return None
-    arrays = zarr_arrays_read_by(X)  # in an ``original-`` layer, unless dask inlined it in the tasks
+    arrays = zarr_arrays_read_by(X, wrapped=False)  # in an ``original-`` layer, unless dask inlined it in the tasks
     if len(arrays) != 1 or arrays[0].shape != X.shape or arrays[0].dtype != X.dtype:
         return None
     return arrays[0]
 
 
-def zarr_arrays_read_by(X):
+def zarr_arrays_read_by(X, wrapped=True):
     """The Zarr arrays that the dask array ``X``'s graph reads (by ``da.from_zarr`` or
-    ``da.from_array`` anywhere in it: the arrays themselves, or given to its tasks), once each."""
+    ``da.from_array`` anywhere in it: the arrays themselves, or given to its tasks), once each;
+    with ``wrapped``, also those under xarray's lazy array wrappers (:func:`_under_xarray`)."""
     found = {}
     for layer in X.dask.layers.values():
         if isinstance(layer, MaterializedLayer):
@@ -1335,8 +1378,23 @@ def zarr_arrays_read_by(X):
             values = (arg for arg, index in layer.indices if index is None)
         else:
             continue
-        found.update((id(v), v) for v in values if isinstance(v, zarr.Array))
+        arrays = (v if isinstance(v, zarr.Array) or not wrapped else _under_xarray(v) for v in values)
+        found.update((id(a), a) for a in arrays if isinstance(a, zarr.Array))
     return list(found.values())
+
+
+def _under_xarray(v):
+    """The Zarr array under ``v``, one of xarray's lazy wrappers of a variable (indexing adapters,
+    CF decoding, each holding the next as ``.array``, down to its Zarr backend's ``._array``), else
+    None. ``xr.open_zarr(...)[NAME].data`` reads its chunks through them: a lost chunk was read as
+    fill values and fitted as rows of zeros, where the array given itself is refused."""
+    for _ in range(32):
+        if isinstance(v, zarr.Array):
+            return v
+        if not type(v).__module__.startswith("xarray."):
+            return None
+        v = getattr(v, "array", None) if hasattr(v, "array") else getattr(v, "_array", None)
+    return None
 
 
 class StoredFiles:
@@ -1615,6 +1673,15 @@ def _refuse_unseen_on_workers(arrays):
         )
 
 
+def xarray_data(X):
+    """The array under an xarray DataArray (a dask array where it is chunked, as ``xr.open_zarr``
+    makes it), else X. Read as an array-like instead, a DataArray was loaded whole into memory,
+    through xarray's reads, which take a lost chunk of a Zarr store as fill values."""
+    if type(X).__module__.startswith("xarray.") and type(X).__name__ in ("DataArray", "Variable"):
+        return X.data
+    return X
+
+
 def as_zarr_input(X):
     """A ``zarr.Array`` or ``zarr.Group`` opened again (:func:`_reopened`), the array ``X`` of a
     group, and the Zarr array a dask array reads whole (:func:`whole_zarr_array`); anything else
@@ -1624,6 +1691,7 @@ def as_zarr_input(X):
     corrupt chunks are refused by name, as they are when the array is given (zarr reads a missing
     chunk as fill values).
     """
+    X = xarray_data(X)
     if isinstance(X, da.Array) and (whole := whole_zarr_array(X)) is not None:
         X = whole
     if isinstance(X, zarr.abc.store.Store):  # as zarr.open takes one: the node at its root
@@ -1844,9 +1912,18 @@ def _in_memory(X):
     DataFrame of nullable dtypes with its missing values as NaN (refused later, by row)."""
     _refuse_sparse(X)
     _refuse_masked(X)
+    kind = f"{type(X).__module__.partition('.')[0]}.{type(X).__name__}"
+    if kind == "xarray.Dataset":  # its items are its variables, not columns
+        raise ValueError(f"X is an xarray Dataset of the variables {first_few([str(k) for k in X.data_vars])}. "
+                         "Pass one of them (ds[NAME]), or ds.to_dataarray(...) of several.")
     if hasattr(X, "items") and not _numeric_columns(X):  # pandas' nullable Float64, Int64, objects, ...
         return _frame_as_float(X)
-    return objects_as_float(np.asarray(X))
+    a = np.asarray(X)
+    if a.ndim == 0 and a.dtype.kind not in "biufc":  # not a number: bytes, a lazy frame, another library's object
+        raise ValueError(f"X ({kind}) is not data that dask_gmm reads: give a NumPy, pandas or Dask array or "
+                         "DataFrame (a lazy frame collected first), a Zarr array or group, or a path (str or "
+                         "os.PathLike) or URL of a Zarr store.")
+    return objects_as_float(a)
 
 
 def _numeric_columns(X):
@@ -1979,7 +2056,7 @@ def _real_objects(a):
 
 def is_lazy(X):
     """Whether per-sample outputs for X should be lazy dask arrays (Dask or Zarr input)."""
-    return isinstance(X, (da.Array, zarr.Array, zarr.Group, zarr.abc.store.Store, str, os.PathLike))
+    return isinstance(xarray_data(X), (da.Array, zarr.Array, zarr.Group, zarr.abc.store.Store, str, os.PathLike))
 
 
 # ------------------------------------------------------------------ outputs

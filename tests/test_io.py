@@ -1331,3 +1331,86 @@ def test_settle_zarr_waits_for_what_an_interrupted_zarr_call_left_running(tmp_pa
     io.settle_zarr()
     assert future.done() and marker.read_text() == "late"
     io.settle_zarr()  # nothing pending: returns
+
+
+def test_xarray_variables_of_a_zarr_store_are_checked_as_the_store(tmp_path):
+    """``xr.open_zarr(...)[NAME]`` (and its ``.data``) read a lost chunk as fill values, through
+    xarray's wrappers, where the array given by path was refused: a fit gained a component of 25 %
+    weight at 0 (a review). The DataArray itself was also loaded whole into memory."""
+    xr = pytest.importorskip("xarray")
+    X = make_blobs(n=3000)
+    path = str(tmp_path / "x.zarr")
+    xr.Dataset({"obs": (("row", "feature"), X)}).chunk({"row": 500}).to_zarr(path, mode="w", consolidated=False)
+    want = fit(f"{path}/obs")
+    np.testing.assert_allclose(want.means_, fit(X).means_, rtol=1e-10)
+    for source in (xr.open_zarr(path, consolidated=False)["obs"], xr.open_zarr(path, consolidated=False)["obs"].data):
+        gm = fit(source)
+        np.testing.assert_allclose(gm.means_, want.means_, rtol=1e-10)
+        labels = gm.predict(source)
+        assert isinstance(labels, da.Array)  # lazy, as for the store itself
+        np.testing.assert_array_equal(labels.compute(), want.predict(X))
+    os.remove(os.path.join(path, "obs", "c", "1", "0"))
+    for source in (xr.open_zarr(path, consolidated=False)["obs"], xr.open_zarr(path, consolidated=False)["obs"].data,
+                   xr.open_zarr(path, mask_and_scale=False, consolidated=False)["obs"].data):
+        with pytest.raises(ValueError, match=r"is missing 1 of its chunks \(c/1/0\)"):
+            fit(source)
+    with pytest.raises(ValueError, match=r"X is an xarray Dataset of the variables obs\. Pass one of them"):
+        fit(xr.open_zarr(path, consolidated=False))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_cf_encoded_zarr_arrays_are_refused_and_read_decoded_through_xarray(tmp_path, zarr_format):
+    """A variable that xarray packed (int16, scale_factor 0.01, _FillValue -32767) was fitted by path
+    in packed units, its missing value a component of its own at -32767 (a review)."""
+    xr = pytest.importorskip("xarray")
+    from sklearn.mixture import GaussianMixture as SkGM
+
+    X = np.round(make_blobs(n=3000), 2)
+    X[7, 1] = np.nan
+    path = str(tmp_path / "t.zarr")
+    encoding = {"t": {"dtype": "int16", "scale_factor": 0.01, "_FillValue": -32767}}
+    xr.Dataset({"t": (("row", "feature"), X)}).to_zarr(path, mode="w", zarr_format=zarr_format, encoding=encoding,
+                                                            consolidated=False)
+    before = tree_digest(path)
+    with pytest.raises(ValueError, match=r"holds CF-encoded values \(scale_factor 0\.01, -32767 marks missing values\), "
+                                         "as xarray writes them"):
+        fit(f"{path}/t")
+    zarr.open_array(f"{path}/t", mode="r+").attrs.update({"scale_factor": 1.0})  # and packing alone
+    if zarr_format == 3:
+        attrs = zarr.open_array(f"{path}/t", mode="r+").attrs
+        del attrs["_FillValue"]
+        with pytest.raises(ValueError, match=r"holds CF-encoded values \(scale_factor 1\.0\)"):
+            fit(f"{path}/t")
+        attrs["_FillValue"] = -32767
+    zarr.open_array(f"{path}/t", mode="r+").attrs.update({"scale_factor": 0.01})
+    decoded = xr.open_zarr(path, consolidated=False)["t"].dropna("row")
+    kw = dict(weights_init=[0.3, 0.3, 0.4], means_init=[[0, 0], [6, 0], [0, 6]], precisions_init=[np.eye(2)] * 3)
+    gm = GaussianMixture(3, **kw).fit(decoded.data)
+    ref = SkGM(3, **kw).fit(np.delete(X, 7, axis=0))
+    np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-8)
+    assert tree_digest(path) == before  # read only
+
+
+def test_odd_zarr_inputs_are_refused_in_plain_words(tmp_path):
+    """A Zarr array of 0 features was a ZeroDivisionError (in info too); a group without X suggested
+    its string coordinate; a .npz file was advised a zip:: URL; bytes and other objects were
+    'got 0D array' (a review)."""
+    from dask_gmm import cli
+
+    zarr.create_array(str(tmp_path / "z0.zarr"), shape=(10, 0), dtype="f8", chunks=(5, 0))
+    with pytest.raises(ValueError, match=r"Found array with 0 feature\(s\) \(shape=\(10, 0\)\)"):
+        fit(str(tmp_path / "z0.zarr"))
+    assert io.missing_chunks(zarr.open_array(str(tmp_path / "z0.zarr"), mode="r")) == []
+    assert cli.main(["info", str(tmp_path / "z0.zarr"), "-q"]) == 0
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("a_names", shape=(2,), dtype=str)[:] = ["u", "v"]
+    group.create_array("obs", shape=(10, 2), dtype="f8")[:] = 1.0
+    with pytest.raises(ValueError, match=r"it holds the array\(s\) a_names, obs\. Pass the array itself or its "
+                                         rf"path \({re.escape(str(tmp_path / 'g.zarr'))}/obs\)"):
+        fit(str(tmp_path / "g.zarr"))
+    np.savez(tmp_path / "d.npz", X=make_blobs(n=30))
+    with pytest.raises(ValueError, match=r"d\.npz' is a file, not a Zarr store"):
+        fit(str(tmp_path / "d.npz"))
+    for other, kind in ((os.fsencode(str(tmp_path / "g.zarr")), "builtins.bytes"), (object(), "builtins.object")):
+        with pytest.raises(ValueError, match=rf"X \({kind}\) is not data that dask_gmm reads: give a NumPy"):
+            fit(other)
