@@ -122,18 +122,27 @@ def holds_other_than_png(path):
 
 def check_folder(path):
     """Refuse a ``path`` to write that names no file to replace (:func:`check_file_path`), or whose
-    folder does not exist, naming ``path`` (not a temporary file)."""
+    folder cannot take it (:func:`folder_refusal`), naming ``path`` (not a temporary file)."""
     check_file_path(path)
     path = file_path(path)
+    said = folder_refusal(path)
+    if said:  # before any work, not at the first write
+        raise ValueError(f"Cannot write {path!r}: {said}")
+
+
+def folder_refusal(path, create=False):
+    """Why the folder that is to hold the local ``path`` cannot take it (it does not exist, is a
+    file, or may not be written), for messages; None when it can. With ``create`` (figures, whose
+    folders are made), of its nearest existing folder."""
     folder = os.path.dirname(os.path.abspath(path))
+    while create and not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        return f"{folder!r} is a file, not a folder."
     if not os.path.isdir(folder):
-        raise ValueError(
-            f"Cannot write {path!r}: the folder {folder!r} does not exist. "
-            "Create it first, or choose a path in an existing folder."
-        )
+        return f"the folder {folder!r} does not exist. Create it first, or choose a path in an existing folder."
     why = why_unwritable(folder)
-    if why:  # before any work, not at the first write
-        raise ValueError(f"Cannot write {path!r}: {why}. Choose a path in a folder you may write.")
+    return None if why is None else f"{why}. Choose a path in a folder you may write."
 
 
 def why_unwritable(folder):

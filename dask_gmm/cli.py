@@ -686,19 +686,11 @@ def _local_outputs(args):
 def _check_folder(path, what, create=False):
     """A CLIError unless the folder that is to hold ``path`` (local) exists and may be written; with
     ``create`` (figures, whose folders are made), unless its nearest existing folder may be written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    while create and not os.path.lexists(folder):
-        folder = os.path.dirname(folder)
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise CLIError(f"cannot write the {what} to {path!r}: {folder!r} is a file, not a folder.")
-    if not os.path.isdir(folder):
-        raise CLIError(f"cannot write the {what} to {path!r}: the folder {folder!r} does not exist. "
-                       "Create it first, or choose a path in an existing folder.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        from ._checkpoint import why_unwritable
+    from ._checkpoint import folder_refusal
 
-        raise CLIError(f"cannot write the {what} to {path!r}: {why_unwritable(folder)}. "
-                       "Choose a path in a folder you may write.")
+    said = folder_refusal(path, create)
+    if said:
+        raise CLIError(f"cannot write the {what} to {path!r}: {said}")
 
 
 def _check_writable(path, what, data):

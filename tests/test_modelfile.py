@@ -239,6 +239,12 @@ def test_missing_folder_is_named_with_the_path_given(tmp_path, models):
         save_model(models["full"], path)
     assert ".tmp@" not in str(err.value)
     assert not (tmp_path / "no").exists()
+    (tmp_path / "notes").write_text("kept")  # a file where the folder should be: not "does not exist"
+    for write in (lambda p: save_model(models["full"], p),
+                  lambda p: GaussianMixture(2, checkpoint=p).fit(np.random.default_rng(0).normal(size=(50, 2)))):
+        with pytest.raises(ValueError, match=r"Cannot write '.*m\.json': '.*notes' is a file, not a folder\.$"):
+            write(tmp_path / "notes" / "m.json")
+    assert (tmp_path / "notes").read_text() == "kept"
 
 
 def test_unfitted_model_refused_and_file_untouched(tmp_path, models):
@@ -678,7 +684,7 @@ def test_model_and_checkpoint_paths_near_stores_links_and_files(tmp_path, models
     store = tmp_path / "d.zarr"
     zarr.open_group(str(store), mode="w").create_array("X", data=np.ones((10, 2)), chunks=(5, 2))
     (tmp_path / "notes").write_text("mine")
-    with pytest.raises(ValueError, match="the folder .*notes' does not exist"):
+    with pytest.raises(ValueError, match="notes' is a file, not a folder"):  # it was "the folder does not exist"
         save_model(models["full"], tmp_path / "notes" / "m.json")
     (store / "link.json").symlink_to(tmp_path / "m.json")  # the write would put a file in the store
     with pytest.raises(ValueError, match="lies inside the Zarr store"):
