@@ -1770,3 +1770,31 @@ def test_weights_init_normalised_as_scikit_learn_demands(dtype, off):
         else:
             theirs.fit(X)
             assert abs(ours.fit(X).weights_.sum() - 1.0) <= atol
+
+
+@pytest.mark.parametrize("init_params", ["random_from_data", "kmeans", "random"])
+def test_starting_rows_read_only_the_chunks_that_hold_them(tmp_path, monkeypatch, init_params):
+    """The random starting rows of a store read directly were read a fit task's whole block
+    each (up to 16 MiB, 4 chunks), per restart: a review counted 80 + 80 chunk reads for
+    random_from_data with n_init=3 and max_iter=0 on a store of 80 chunks, where the README
+    said just the chunks holding the rows are read."""
+    from dask_gmm import io
+
+    X = make_blobs(n=40_000)
+    path = str(tmp_path / "x.zarr")
+    zarr.create_array(path, shape=X.shape, chunks=(500, 2), dtype="f8")[:] = X
+    reads = []  # chunk keys read, by the direct reader or by zarr
+    real, zarr_get = io.ZarrRows._fetch, zarr.storage.LocalStore.get
+    monkeypatch.setattr(io.ZarrRows, "_fetch", lambda self, key, reuse: reads.append(key) or real(self, key, reuse))
+
+    async def get(self, key, *args, **kwargs):
+        reads.extend([key] if key.startswith("c/") else [])
+        return await zarr_get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
+    gm = GaussianMixture(3, init_params=init_params, n_init=3, max_iter=0, random_state=0).fit(path)
+    passes = {"random_from_data": 1, "kmeans": 9, "random": 1}[init_params]  # its passes (README's table)
+    drawn = {"random_from_data": 9, "kmeans": 3, "random": 3}[init_params]  # rows drawn by the 3 restarts
+    assert 80 * passes < len(reads) <= 80 * passes + drawn
+    ref = GaussianMixture(3, init_params=init_params, n_init=3, max_iter=0, random_state=0).fit(X)
+    np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-12)  # the same rows, however read
