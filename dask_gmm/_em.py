@@ -529,7 +529,7 @@ class Blocks:
         self.files = io.stored_files(X, sample_weight, rows)  # checked after every pass
         self.sizes = [None if rows is None else rows.sizes(a, b, self.files.state) for a, b in zip(self.offsets, self.ends)]
         self.workers_checked = set()  # a cluster's workers asked whether they see these files as here
-        io.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked)
+        io.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked, wait=True)
         self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
 
     def _graph_for(self, scheduler):

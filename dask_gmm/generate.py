@@ -694,7 +694,7 @@ def generate_mixture(
         true = (weights, means, covs)
         true_model = fitted_model(weights, means, covs, "full")
 
-        io.refuse_workers_without_dask_gmm()  # before anything is written (their chunk tasks waited for ever)
+        io.refuse_workers_without_dask_gmm(wait=True)  # before anything is written (their chunk tasks waited for ever)
         if old is not None:
             _check_same(path, old, (status, true))
             if attributes:

@@ -9,6 +9,7 @@ row chunks are multiples of the Zarr chunks (or shards).
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import gzip
 import hashlib
@@ -20,6 +21,7 @@ import math
 import os
 import pathlib
 import re
+import struct
 import sys
 import threading
 import uuid
@@ -133,10 +135,10 @@ def missing_chunks(arr):
         A stored shard whose index cannot be read (too short, a checksum
         mismatch), or a sharded layout whose index this check cannot verify.
     """
-    stored = _stored_keys(arr)
     unit = arr.shards or arr.chunks
     coords = list(itertools.product(*(range(-(-n // max(u, 1))) for n, u in zip(arr.shape, unit))))
     keys = [arr.metadata.encode_chunk_key(c) for c in coords]
+    stored = _stored_keys(arr, keys)
     gone = [k for k in keys if k not in stored]
     if arr.metadata.zarr_format == 2 or not any(isinstance(c, ShardingCodec) for c in arr.metadata.codecs):
         return gone
@@ -144,17 +146,28 @@ def missing_chunks(arr):
     return gone + _unwritten_inner_chunks(arr, present)
 
 
-def _stored_keys(arr):
+def _stored_keys(arr, keys):
     """The keys of the store of ``arr`` under its path, relative to it: for local files, from a scan
-    of its folder (:func:`_scanned`; 20,000 chunks: 0.16 s, where the store's own listing took 0.48 s)."""
+    of its folder (:func:`_scanned`; 20,000 chunks: 0.16 s, where the store's own listing took 0.48 s);
+    else from the store's listing, or, where it cannot list (an HTTP server that lists no folders:
+    a 403 had ended the fit with aiohttp's error), those of ``keys`` it says it holds, each asked."""
     folder = _local_folder(arr)
-    if folder is None:
-        async def _list():
-            return {k async for k in arr.store_path.store.list_prefix(arr.store_path.path)}
+    if folder is not None:
+        return {path[len(folder) + 1 :].replace(os.sep, "/") for path in _scanned([folder])}
+    store, prefix = arr.store_path.store, arr.store_path.path
 
-        prefix = arr.store_path.path
+    async def _list():
+        return {k async for k in store.list_prefix(prefix)}
+
+    async def _each():
+        held = await asyncio.gather(*(store.exists("/".join(filter(None, [prefix, k]))) for k in keys))
+        return {k for k, there in zip(keys, held) if there}
+
+    try:
         return {k[len(prefix) :].lstrip("/") for k in sync(_list())}
-    return {path[len(folder) + 1 :].replace(os.sep, "/") for path in _scanned([folder])}
+    except Exception as exc:  # noqa: BLE001 - a listing refused (403), or not supported: ask for each chunk
+        logger.debug("cannot list %s (%r): asking for each of its %d chunks", arr.store_path, exc, len(keys))
+        return sync(_each())
 
 
 def missing_chunk_count(arr):
@@ -445,6 +458,18 @@ CF_PACKING = ("scale_factor", "add_offset")
 CF_MISSING = ("_FillValue", "missing_value")
 
 
+def _cf_number(value):
+    """A missing-value code as xarray records it: a number, or in Zarr v3 a float's little-endian
+    bytes in base64 (``'AAAAAICHw8A='`` for -9999.0); None for anything else."""
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:
+            return None
+        return struct.unpack({8: "<d", 4: "<f"}[len(raw)], raw)[0] if len(raw) in (4, 8) else None
+    return value
+
+
 def _refuse_cf_encoded(X, path):
     """A ValueError when the Zarr array ``X`` (at ``path``, for messages) holds CF-encoded values, as
     xarray writes a variable given an encoding: numbers packed by a ``scale_factor`` or
@@ -453,7 +478,7 @@ def _refuse_cf_encoded(X, path):
     names). Read raw, they were fitted in packed units, each missing value a row of that number."""
     attrs = X.attrs.asdict()
     said = [f"{k} {attrs[k]!r}" for k in CF_PACKING if k in attrs]
-    codes = [attrs[k] for k in CF_MISSING if k in attrs]
+    codes = [_cf_number(attrs[k]) for k in CF_MISSING if k in attrs]
     if X.metadata.zarr_format == 2 and "_ARRAY_DIMENSIONS" in attrs:
         codes.append(X.fill_value)
     codes = [c for c in codes if isinstance(c, (int, float, np.number)) and not isinstance(c, bool) and np.isfinite(c)]
@@ -676,8 +701,9 @@ def _refuse_missing_chunks(arr):
         raise ValueError(
             f"The Zarr array {_store_name(arr)!r} is missing {len(gone)} of its chunks ({shown}); zarr would read them "
             f"as fill values. Restore the store; one that dask_gmm generated, rerun {RERUN} "
-            "to write them again; write any other with config={'write_empty_chunks': True} so that no chunk "
-            "is left out."
+            "to write them again; write any other with config={'write_empty_chunks': True} (xarray: "
+            "to_zarr(..., write_empty_chunks=True)) so that no chunk is left out (zarr leaves out a chunk that "
+            "is all fill value, such as rows of zeros)."
         )
 
 
@@ -1538,7 +1564,7 @@ def _files_not_as(expected, folders):
     return None
 
 
-def refuse_other_files_on_workers(X, rows=None, files=None, checked=None):
+def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=False):
     """On a cluster (the default Client), refuse a worker that cannot import dask_gmm
     (:func:`refuse_workers_without_dask_gmm`), then the Zarr arrays on this machine's file systems that
     a computation over X (or the fit's ``files``, weights included) reads when a worker finds one of their files
@@ -1550,6 +1576,9 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None):
     asked which file is not as here. Files of the same sizes and other bytes are not found (the
     sizes of compressed chunks tell most copies apart; uncompressed ones not).
 
+    ``wait``: when the scheduler has no workers yet, the first to join is asked
+    (:func:`refuse_workers_without_dask_gmm`), as a fit's first pass would wait for it.
+
     ``checked``, a set of worker addresses: nothing is asked while the scheduler's workers are
     all in it (finding them costs a call to the scheduler, about 0.2 ms), else every worker is
     asked and added to it. Called after each pass with the same set (:class:`dask_gmm._em.Blocks`),
@@ -1560,9 +1589,9 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None):
     if not _on_a_cluster():
         return
     client = get_scheduler().__self__
-    if checked is not None and not set(client.nthreads()) - checked:
+    if checked is not None and not set(client.nthreads()) - checked and not (wait and not checked):
         return
-    answered = refuse_workers_without_dask_gmm(client)  # before any function of ours goes to them
+    answered = refuse_workers_without_dask_gmm(client, wait=wait)  # before any function of ours goes to them
     files = files if files is not None else stored_files(X, None, rows)
     if not files.state:
         if checked is not None:
@@ -1596,23 +1625,36 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None):
             )
 
 
-def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster"):
+#: What a worker is asked to evaluate: the modules whose functions the tasks carry (they import
+#: numba, zarr, dask, scikit-learn), and the version. ``import dask_gmm`` alone loads none of them.
+_WORKER_IMPORTS = "(__import__('dask_gmm.generate'), __import__('dask_gmm.mixture'))[1].__version__"
+
+
+def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=False):
     """A ValueError naming a worker of ``client`` (by default, the default Client's, if any) whose
-    Python cannot import dask_gmm, else the addresses of the workers that answered. Such a worker
-    died on the first task of ours it unpickled, and a fit of a store waited for workers for ever
-    (a fit of NumPy data failed after three warnings that a worker holding its data was lost).
-    Asked of the workers there are now."""
+    Python cannot import dask_gmm's modules (:data:`_WORKER_IMPORTS`), or runs another version of
+    it; else the addresses of the workers that answered (one that could not be reached is not
+    among them, to be asked again). Such a worker died on the first task of ours it unpickled,
+    and a fit of a store waited for workers for ever (a fit of NumPy data failed after three
+    warnings that a worker holding its data was lost). Asked of the workers there are now; with
+    ``wait``, of the first to join when there are none yet (the computation that follows would
+    wait for it too)."""
     if client is None:
         if not _on_a_cluster():
             return set()
         client = get_scheduler().__self__
-    answers = client.run(exec, "import dask_gmm", {}, on_error="return")  # exec: nothing of ours to unpickle
+    if wait and not client.nthreads():
+        client.wait_for_workers(1)
+    answers = client.run(eval, _WORKER_IMPORTS, on_error="return")  # eval: nothing of ours to unpickle
     for worker, answer in sorted(answers.items()):
-        if isinstance(answer, BaseException):
+        if isinstance(answer, ImportError):
             raise ValueError(f"The worker {worker} of {where} cannot import dask_gmm ({type(answer).__name__}: "
                              f"{answer}). Install dask-gmm {__version__} in the workers' Python environment, "
                              "then rerun.")
-    return set(answers)
+        if isinstance(answer, str) and answer != __version__:
+            raise ValueError(f"The worker {worker} of {where} runs dask-gmm {answer}, this process {__version__}. "
+                             f"Install dask-gmm {__version__} in the workers' Python environment, then rerun.")
+    return {worker for worker, answer in answers.items() if isinstance(answer, str)}
 
 
 def _on_a_cluster():

@@ -1193,3 +1193,35 @@ def test_a_worker_that_cannot_import_dask_gmm_is_named_before_any_work(store, tm
     assert (" of the Dask scheduler at tcp://127.0.0.1:" in done.stderr and "cannot import dask_gmm "
             "(ModuleNotFoundError: No module named 'dask_gmm'). Install dask-gmm" in done.stderr)
     assert not out.exists()
+
+
+def test_a_worker_that_cannot_import_what_the_tasks_need_is_named_and_so_is_the_first_to_join(store, tmp_path):
+    """``import dask_gmm`` alone loads none of its modules: a worker whose numba could not import
+    passed the check and died on its first task, and a fit waited for ever; so did a fit started
+    before any worker had joined, the first to join being one without dask_gmm (a diff review)."""
+    stand_in = tmp_path / "path" / "numba"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("raise ImportError('numba is broken here')\n")
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs, outcome = [], {}
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        with Client(address) as client:
+            def fit():
+                try:
+                    GaussianMixture(3, random_state=0).fit(store)
+                except ValueError as exc:
+                    outcome["error"] = str(exc)
+
+            fitting = threading.Thread(target=fit, daemon=True)
+            fitting.start()  # no worker yet: the fit waits for one, and asks it
+            time.sleep(1.0)
+            procs.append(_start_worker(address, dict(env, PYTHONPATH=str(stand_in.parent)), start_new_session=True))
+            fitting.join(timeout=90)
+            assert not fitting.is_alive()
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+    assert re.fullmatch(r"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster cannot import dask_gmm \(ImportError: "
+                        r"numba is broken here\)\. Install dask-gmm .+ in the workers' Python environment, then rerun\.",
+                        outcome["error"]), outcome
