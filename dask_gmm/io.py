@@ -1588,11 +1588,13 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
     asked later."""
     if not _on_a_cluster():
         return
+    files = files if files is not None else stored_files(X, None, rows)
+    if checked and not files.state:  # no files: the workers were asked at the start, not after every pass
+        return
     client = get_scheduler().__self__
     if checked is not None and not set(client.nthreads()) - checked and not (wait and not checked):
         return
     answered = refuse_workers_without_dask_gmm(client, wait=wait)  # before any function of ours goes to them
-    files = files if files is not None else stored_files(X, None, rows)
     if not files.state:
         if checked is not None:
             checked.update(answered)

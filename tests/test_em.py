@@ -236,7 +236,9 @@ def test_a_blocks_pieces_are_folded_as_they_come(monkeypatch, scheduler):
         finally:
             tracemalloc.stop()
     assert sorted(calls) == list(range(0, 4000, 100))  # the block in its 40 pieces
-    assert peak < 20 * 2 * 120 * 120 * 8, peak / 2**20  # 4.4 MiB (2.2-2.5 seen); holding them all, 11 MiB
+    # 7.5 MiB: 2.2-2.5 MiB seen on a quiet machine, up to 6.2 under load (pieces then arrive out of
+    # order, and the early ones wait for their turn: 4.4 MiB failed 3 runs of 6 in a review); all held, 11 MiB
+    assert peak < 34 * 2 * 120 * 120 * 8, peak / 2**20
     (whole,) = _kernels.e_step_stats(X, [model])
     np.testing.assert_allclose(stats.s2, whole.s2, rtol=1e-10)
 

@@ -189,6 +189,11 @@ def test_sq_distances_and_hard_stats():
     np.testing.assert_allclose(st.objective, (cdist(X, C).min(1) ** 2).sum(), rtol=1e-6)
     counts = kern.nearest_counts(X, C)
     np.testing.assert_array_equal(counts, np.bincount(labels, minlength=4))
+    w = rng.uniform(0.0, 3.0, len(X))  # k-means||'s candidate weights count the sample weights (a mutant ignored them)
+    np.testing.assert_allclose(kern.nearest_counts(X, C, sample_weight=w), np.bincount(labels, weights=w, minlength=4),
+                               rtol=1e-12)
+    st = kern.random_resp_stats(X, 4, X.mean(0), "full", np.array([1, 2], np.uint64))
+    assert st.nk.sum() == pytest.approx(len(X), rel=1e-12)  # each row's responsibilities sum to 1
 
 
 def test_nearest_centre_in_slices_equals_cdist(monkeypatch):

@@ -23,7 +23,6 @@ from sklearn.mixture import GaussianMixture as SKGaussianMixture
 from sklearn.utils._param_validation import InvalidParameterError
 
 from dask_gmm import BayesianGaussianMixture, GaussianMixture
-from dask_gmm._init import as_seed_sequence
 
 from .conftest import make_blobs, seed_like_problem
 
@@ -250,6 +249,8 @@ def test_float32_data_stay_float32_and_fit_like_float64():
     assert a.means_.dtype == np.float64
     np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10)
     np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-10)
+    assert a.n_iter_ == b.n_iter_  # the bound in float64 too: rounded to float32, it moved by 8e-8
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-12)
 
 
 def test_empty_component_stays_finite():
@@ -283,6 +284,7 @@ def test_emptied_component_keeps_its_mean_where_sklearn_moves_it_to_the_origin()
     np.testing.assert_allclose(ours.means_[:2], sk.means_[:2], rtol=1e-12)
     for name in ("weights_", "covariances_", "precisions_cholesky_"):
         np.testing.assert_allclose(getattr(ours, name), getattr(sk, name), rtol=1e-12, atol=1e-15, err_msg=name)
+    np.testing.assert_allclose(ours.weights_[2], sk.weights_[2], rtol=1e-12, atol=0)  # 10 eps / n, not 0
     np.testing.assert_allclose(ours.lower_bounds_, sk.lower_bounds_, rtol=1e-12)
     np.testing.assert_allclose(shifted.means_ - 1000.0, ours.means_, atol=1e-9)
 
@@ -913,6 +915,8 @@ def test_restarts_tied_at_one_optimum_keep_the_first_whatever_the_chunking():
     for gm in fits[1:]:
         np.testing.assert_allclose(gm.means_, fits[0].means_, rtol=1e-10)
         np.testing.assert_array_equal(gm.predict(X), fits[0].predict(X))
+    first = GaussianMixture(3, random_state=2, n_init=1, reg_covar=1e-3).fit(X)  # the first restart alone
+    np.testing.assert_array_equal(fits[0].means_, first.means_)  # kept among the tied, not the second
 
 
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random_from_data", "random"])
@@ -928,12 +932,6 @@ def test_init_strategies_and_seed_sequences(init_params):
     ss = np.random.SeedSequence(5)
     GaussianMixture(3, init_params=init_params, random_state=ss).fit(X)
     assert ss.n_children_spawned == 0  # a SeedSequence passed in is never advanced
-
-
-def test_restarts_have_their_own_streams():
-    children = as_seed_sequence(0).spawn(3)
-    states = {tuple(c.generate_state(4)) for c in children}
-    assert len(states) == 3
 
 
 def _global_optimum_reached(X, fitted, weights, means, covs):
@@ -1798,3 +1796,60 @@ def test_starting_rows_read_only_the_chunks_that_hold_them(tmp_path, monkeypatch
     assert 80 * passes < len(reads) <= 80 * passes + drawn
     ref = GaussianMixture(3, init_params=init_params, n_init=3, max_iter=0, random_state=0).fit(X)
     np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-12)  # the same rows, however read
+
+
+def test_random_from_data_starts_its_components_on_distinct_rows():
+    """Drawn with replacement, two components could start on one row, one of them then emptied:
+    20 of 30 seeds on 8 rows with K=6 (a mutation review)."""
+    X = np.random.default_rng(0).normal(size=(8, 2))
+    for seed in range(30):
+        gm = GaussianMixture(6, init_params="random_from_data", max_iter=0, reg_covar=1e-3, random_state=seed).fit(X)
+        assert len(np.unique(gm.means_, axis=0)) == 6, seed
+
+
+def test_kmeans_start_takes_ten_k_means_starts_then_one_per_further_restart(monkeypatch):
+    """The first restart keeps the best of 10 starts of scikit-learn's KMeans on its candidates,
+    each further one a single start (README); a mutant of one start for all went unseen."""
+    from sklearn.cluster import KMeans
+
+    from dask_gmm import _init
+
+    n_inits, seeds = [], []
+
+    class Spy(KMeans):
+        def fit(self, *args, **kwargs):
+            n_inits.append(self.n_init)
+            seeds.append(self.random_state)
+            return super().fit(*args, **kwargs)
+
+    monkeypatch.setattr(_init, "KMeans", Spy)
+    GaussianMixture(3, n_init=3, random_state=0).fit(make_blobs(n=3000))
+    assert n_inits == [10, 1, 1]
+    assert len(set(seeds)) == 3  # each restart a stream of its own
+
+
+def test_kmeans_start_ends_at_a_fixed_point_of_lloyds_step():
+    """Its Lloyd passes run until the assignments settle: each initial mean is the centroid of the
+    rows nearest to it (a mutant of one Lloyd pass was caught only by accident)."""
+    X = make_blobs(n=3000)
+    gm = GaussianMixture(3, max_iter=0, random_state=0).fit(X)
+    nearest = np.linalg.norm(X[:, None] - gm.means_[None], axis=2).argmin(axis=1)
+    np.testing.assert_allclose(gm.means_, [X[nearest == k].mean(axis=0) for k in range(3)], rtol=1e-12, atol=1e-12)
+
+
+def test_convergence_is_a_change_below_tol_in_either_direction():
+    """scikit-learn's test, |change| < tol: with tol=0 a fit at an exact fixed point still runs to
+    max_iter, and a lower bound that falls (reg_covar larger than the spread) by more than tol is no
+    convergence; mutants of '<=' and of a dropped abs went unseen."""
+    X = make_blobs(n=600)
+    with pytest.warns(ConvergenceWarning):
+        gm = GaussianMixture(3, tol=0, max_iter=60, random_state=0).fit(X)
+    assert (gm.n_iter_, gm.converged_) == (60, False)
+    assert gm.lower_bounds_[-1] == gm.lower_bounds_[-2]  # a fixed point: the change is exactly 0
+    tight = np.random.default_rng(1).normal(0, 0.1, (500, 2)) + np.repeat([[0, 0], [3, 0]], 250, axis=0)
+    init = sk_init(tight, "full", K=2)
+    ours = GaussianMixture(2, reg_covar=10.0, **init).fit(tight)
+    sk = SKGaussianMixture(2, reg_covar=10.0, **init).fit(tight)
+    assert min(np.diff(ours.lower_bounds_)) < -1e-3  # the bound falls first
+    assert ours.n_iter_ == sk.n_iter_ and ours.converged_
+    np.testing.assert_allclose(ours.means_, sk.means_, rtol=1e-8)

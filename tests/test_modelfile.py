@@ -52,6 +52,11 @@ def test_exact_round_trip(tmp_path, models, X, ct):
     np.testing.assert_array_equal(loaded.predict(X), gm.predict(X))
     assert loaded.score(X) == gm.score(X)
     assert loaded.sample(5)[0].shape == (5, 2)
+    with warnings.catch_warnings():  # a fit stopped short keeps its converged_ False
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        short = GaussianMixture(3, covariance_type=ct, max_iter=1, tol=0, random_state=0).fit(X)
+    save_model(short, tmp_path / "c.json")
+    assert (load_model(tmp_path / "c.json").converged_, load_model(tmp_path / "c.json").n_iter_) == (False, 1)
 
 
 @pytest.mark.parametrize("edit, said", [
@@ -310,6 +315,7 @@ MUTATIONS = {
     "precisions_cholesky lower": ("full", "precisions_cholesky", lambda p: np.swapaxes(p, 1, 2).tolist(),
                                   "same symmetric"),
     "weights sum 2": ("full", "weights", lambda w: [2 * v for v in w], "sum to 1"),
+    "weights sum 1.003": ("full", "weights", lambda w: [1.003 * v for v in w], "sum to 1"),  # every score off by 3e-3
     "weights negative": ("full", "weights", [1.5, -0.25, -0.25], "sum to 1"),
     "converged string": ("full", "converged", "yes", "'converged'"),
     "n_iter negative": ("full", "n_iter", -1, "'n_iter'"),
