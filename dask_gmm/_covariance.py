@@ -515,17 +515,22 @@ _PIVOTS_UNRESOLVED = {
 }
 
 
-def _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar, pc):
+def _check_resolved(nk_raw, nk, means, covariances, covariance_type, reg_covar, pc):
     """Refuse a variance below the least normal float64 (:data:`_LEAST_VARIANCE`; data at 1e-160
     gave covariances of 3-5 digits, their precisions inf). Without ``reg_covar``, refuse too a
-    variance no larger than the rounding of its mean, ``(2 eps |mean|)**2`` (2 ulp), and a full or
-    tied covariance singular to rounding (:data:`_RESOLVED_PIVOT`): a feature that is a linear
-    combination of others was fitted, or refused, as rounding fell, its log-likelihood rounding's.
+    variance no larger than the rounding of its mean and the floor's pull on it,
+    ``((2 eps + (nk - nk_raw) / nk) |mean|)**2`` (2 ulp, and the share of the mean that the floor of
+    :func:`gaussian_parameters` takes toward the origin), and a full or tied covariance singular to
+    rounding (:data:`_RESOLVED_PIVOT`): a feature that is a linear combination of others was
+    fitted, or refused, as rounding fell, its log-likelihood rounding's.
 
     Rows that coincide (a component collapsed on one point) have a variance of
-    exactly 0, which scikit-learn refuses; computed about their rounded mean it
-    comes out as about ``(eps |mean|)**2`` instead (1e-32 at 5.3), a positive
-    definite spike of no meaning. Refused as scikit-learn refuses the 0. With
+    exactly 0, which scikit-learn refuses; computed about their rounded mean,
+    which the floor pulls off them by ``10 eps |mean| / m`` for ``m`` rows, it
+    comes out as about ``(eps |mean|)**2`` to ``(10 eps |mean|)**2`` instead
+    (1e-32 at 5.3), a positive definite spike of no meaning. Refused as
+    scikit-learn refuses the 0 (before the pull was counted, 1 to 4 coinciding
+    rows were fitted with such a spike, 5 or more refused). With
     ``reg_covar > 0`` the covariance is regularised, as in scikit-learn, however
     far the data lie (a constant feature at 1e20 gets ``reg_covar``). An emptied
     component (``nk_raw`` 0) is left out: its kept mean, which may lie anywhere,
@@ -533,8 +538,9 @@ def _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar, pc):
     :func:`precision_cholesky`; in ``tied`` it has no weight).
     """
     held = (nk_raw > 0)[:, None]
+    pull = ((nk - nk_raw) / nk)[:, None]  # the floor's share: below 1, so a nearly empty component is not refused by it
     with np.errstate(over="ignore", invalid="ignore"):
-        noise = np.where(held, (2 * np.finfo(np.float64).eps * means) ** 2, 0.0)
+        noise = np.where(held, ((2 * np.finfo(np.float64).eps + pull) * means) ** 2, 0.0)
         variances, noise = _VARIANCES[covariance_type](covariances, noise, nk_raw)
         if np.any(variances < _LEAST_VARIANCE):
             raise ValueError(_SINGULAR.format(reg=reg_covar) + " Or scale the data: variances below "
@@ -568,7 +574,7 @@ def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):
     nk, means, covariances = gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit)
     weights = nk / nk.sum()
     pc = precision_cholesky(covariances, covariance_type, reg_covar)
-    _check_resolved(nk_raw, means, covariances, covariance_type, reg_covar, pc)
+    _check_resolved(nk_raw, nk, means, covariances, covariance_type, reg_covar, pc)
     return weights, means, covariances, pc
 
 

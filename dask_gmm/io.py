@@ -1922,15 +1922,20 @@ def _column_dtypes(X):
     return X.dtypes if getattr(X, "ndim", 0) == 2 and hasattr(X, "dtypes") else ()
 
 
+class DenseDataRequired(TypeError, ValueError):
+    """Sparse X: scikit-learn's estimators raise a TypeError for it, and so does this, which is a
+    ValueError too, as every other bad X here."""
+
+
 def _refuse_sparse(X):
     """Refuse scipy.sparse X, a dask array of sparse blocks, or a DataFrame with sparse columns."""
     if any(type(t).__name__ == "SparseDtype" for t in _column_dtypes(X)):
-        raise ValueError(
+        raise DenseDataRequired(
             "A DataFrame with sparse columns was passed for X, but dense data is required: use "
             "X.sparse.to_dense(), or write the data to a Zarr store if they do not fit in memory."
         )
     if scipy.sparse.issparse(X) or scipy.sparse.issparse(getattr(X, "_meta", None)):
-        raise ValueError(
+        raise DenseDataRequired(
             "Sparse data was passed for X, but dense data is required: use X.toarray(), "
             "or write the data to a Zarr store if they do not fit in memory."
         )
@@ -1967,7 +1972,26 @@ def _in_memory(X):
         raise ValueError(f"X ({kind}) is not data that dask_gmm reads: give a NumPy, pandas or Dask array or "
                          "DataFrame (a lazy frame collected first), a Zarr array or group, or a path (str or "
                          "os.PathLike) or URL of a Zarr store.")
-    return objects_as_float(a)
+    a = objects_as_float(a)
+    if a.dtype.kind == "O":
+        _refuse_column_of_frame(X)
+    return a
+
+
+def _refuse_column_of_frame(X):
+    """For another library's frame (polars, pyarrow: column names in ``columns`` or ``column_names``)
+    that is not all real numbers, a ValueError naming the first column that is not, as for pandas
+    (the message had named NumPy's dtype object, which the frame does not have)."""
+    names = getattr(X, "column_names", None)
+    names = getattr(X, "columns", None) if names is None else names
+    if names is None or isinstance(X, np.ndarray):
+        return
+    for name in list(names):
+        col = X[name]  # a polars Series, a pyarrow ChunkedArray
+        if objects_as_float(np.asarray(col)).dtype.kind not in "biuf":
+            dtype = getattr(col, "type", None) or getattr(col, "dtype", None)
+            raise ValueError(f"X's column {name!r} ({dtype}) does not hold real numbers. Drop it, or encode it "
+                             "as numbers first.")
 
 
 def _numeric_columns(X):
@@ -2075,9 +2099,10 @@ def as_weights(sample_weight, X):
 
 
 def objects_as_float(a):
-    """A NumPy array of objects that are real numbers (ints, Fractions, Decimals) as float64, as
-    scikit-learn converts them; any other array (complex objects among them) as it is."""
-    if a.dtype.kind == "O":
+    """A NumPy array of objects that are real numbers (ints, Fractions, Decimals, numeric strings),
+    or of numeric strings (``<U``, ``|S``: a list of lists of them), as float64, as scikit-learn
+    converts them; any other array (complex objects among them, other strings) as it is."""
+    if a.dtype.kind in "OUS":
         real = _real_objects(a)
         if real is not None:
             return real
@@ -2088,7 +2113,8 @@ def _real_objects(a):
     """An array of objects as float64, or None when one of them is not a real number: complex
     (NumPy's cast dropped the imaginary part, with a warning per value), a date or a duration
     (cast to days or seconds since 1970), or what does not convert."""
-    if any(isinstance(v, (complex, np.complexfloating, np.datetime64, np.timedelta64)) for v in a.flat):
+    if a.dtype.kind == "O" and any(isinstance(v, (complex, np.complexfloating, np.datetime64, np.timedelta64))
+                                   for v in a.flat):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("error", np.exceptions.ComplexWarning)

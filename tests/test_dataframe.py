@@ -241,6 +241,21 @@ def test_a_column_of_no_numbers_is_named(frame, column, shown, lazy):
     np.testing.assert_allclose(got, ref, rtol=1e-12)
 
 
+@pytest.mark.parametrize("library", ["polars", "pyarrow"])
+def test_a_column_of_no_numbers_in_another_librarys_frame_is_named(frame, library):
+    """A polars or pyarrow frame with a text column was refused as 'dtype object', a dtype the frame
+    does not have, naming no column (a review); its numbers fit as pandas' do."""
+    lib = pytest.importorskip(library)
+    X, df = frame
+    make = lib.DataFrame if library == "polars" else lib.table
+    good = make({name: df[name].to_numpy() for name in df.columns})
+    np.testing.assert_allclose(GaussianMixture(2, **KW).fit(good).means_, GaussianMixture(2, **KW).fit(df).means_,
+                               rtol=1e-12)
+    bad = make({**{name: df[name].to_numpy() for name in df.columns}, "city": ["x"] * len(X)})
+    with pytest.raises(ValueError, match=r"^X's column 'city' \((String|string)\) does not hold real numbers"):
+        GaussianMixture(2, **KW).fit(bad)
+
+
 @pytest.mark.parametrize("values", ["complex", "datetime", "timedelta"])
 def test_objects_that_are_not_real_numbers_are_refused(frame, values):
     """np.complex128 objects fitted on their real part (a warning per value), np.datetime64 and

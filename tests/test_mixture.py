@@ -514,7 +514,8 @@ def test_weights_so_large_that_the_sums_overflow_are_named(compiled, monkeypatch
     big = np.full(len(X), 1e307)
     with pytest.raises(ValueError, match="sample_weight sums to more than float64 can hold"):
         gm.score(X, sample_weight=big)  # in memory: their sum, before any pass
-    with pytest.raises(ValueError, match="overflowed: the data or their sample weights are too large"):
+    with pytest.raises(ValueError, match=r"overflowed \(each row's own is finite: their weighted sum is not\): the "
+                                         "data or their sample weights are too large"):
         gm.score(X, sample_weight=da.from_array(big, chunks=1500))  # lazy: within a block
     X = np.random.default_rng(0).normal(size=(600, 2))  # four blocks of 150 rows (log-likelihoods near -2.8):
     gm = GaussianMixture(2, random_state=0).fit(X)  # each block's weighted sum finite, their total not
@@ -566,6 +567,22 @@ def test_a_row_whose_log_likelihood_overflows_is_named(compiled, monkeypatch):
             method(Xd).compute()  # lazy for dask input
     with pytest.raises(ValueError, match=named):
         gm.score(Xd)
+
+
+def test_a_sum_of_finite_log_likelihoods_that_overflows_says_so():
+    """Every row's log-likelihood finite (-1.44e306), their sum not: the message said the rows'
+    log-likelihood overflowed, and NumPy's 'overflow encountered in reduce' warning came first
+    (a numerics review)."""
+    start = dict(max_iter=0, weights_init=[1.0], means_init=[[0.0, 0.0]], precisions_init=[np.eye(2)])
+    gm = GaussianMixture(1, **start).fit(np.random.default_rng(0).normal(size=(400, 2)))
+    Y = np.full((1000, 2), 1.2e153)
+    assert np.isfinite(gm.score_samples(Y)).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"rows 0-\d+ overflowed \(each row's own is finite: their sum is not\)"):
+            gm.score(Y)
+        with pytest.raises(ValueError, match="A weighted sum over the rows overflowed"):
+            gm.score(da.from_array(Y, chunks=100))
 
 
 def test_a_far_wide_start_with_many_features_keeps_the_means_digits(monkeypatch):
@@ -721,7 +738,7 @@ def test_a_start_with_a_far_mean_fits_as_scikit_learn(far):
 def test_complex_sample_weight_is_refused():
     """Not cast to float64, which drops the imaginary part; NumPy, scalar and dask weights alike."""
     X = make_blobs(n=300)
-    for w in (np.full(len(X), 1 + 50j), 1 + 0j, da.from_array(np.full(len(X), 2j)), np.array(["1"] * len(X))):
+    for w in (np.full(len(X), 1 + 50j), 1 + 0j, da.from_array(np.full(len(X), 2j)), np.array(["a"] * len(X))):
         with pytest.raises(ValueError, match="sample_weight must hold real numbers"):
             GaussianMixture(2, random_state=0).fit(X, sample_weight=w)
     ints = GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(len(X), 2)).means_
@@ -729,7 +746,7 @@ def test_complex_sample_weight_is_refused():
     plain = GaussianMixture(2, random_state=0).fit(X).means_
     np.testing.assert_allclose(ints, plain[np.argsort(plain[:, 0])], rtol=1e-10)
     # Real numbers held as objects convert, as scikit-learn converts them; complex ones do not.
-    for w in (np.full(len(X), 2, dtype=object), [Fraction(2)] * len(X)):
+    for w in (np.full(len(X), 2, dtype=object), [Fraction(2)] * len(X), np.array(["2"] * len(X))):  # as scikit-learn's
         got = GaussianMixture(2, random_state=0).fit(X, sample_weight=w).means_
         np.testing.assert_allclose(got[np.argsort(got[:, 0])], ints, rtol=1e-12)
     with pytest.raises(ValueError, match="sample_weight must hold real numbers"):
@@ -1006,6 +1023,9 @@ def test_sparse_input_is_refused_by_name():
             GaussianMixture(2).fit(sparse)
         with pytest.raises(ValueError, match="Sparse data"):
             gm.predict(sparse)
+        for estimator in (GaussianMixture(2), SKGaussianMixture(2)):  # scikit-learn raises a TypeError: so do we
+            with pytest.raises(TypeError, match="[Ss]parse data"):
+                estimator.fit(sparse)
 
 
 def test_object_arrays_of_numbers_are_converted_as_scikit_learn_does():
@@ -1019,6 +1039,11 @@ def test_object_arrays_of_numbers_are_converted_as_scikit_learn_does():
     exact = text.astype(np.float64)
     np.testing.assert_array_equal(GaussianMixture(2, **kw).fit(text).means_, GaussianMixture(2, **kw).fit(exact).means_)
     assert SKGaussianMixture(2, **kw).fit(text).means_.shape == (2, 2)  # and scikit-learn fits them
+    for strings in (X.astype(str), X.astype(bytes), X.astype(str).tolist()):  # were refused as dtype <U32
+        np.testing.assert_array_equal(GaussianMixture(2, **kw).fit(strings).means_, GaussianMixture(2, **kw).fit(exact).means_)
+        np.testing.assert_array_equal(ref.predict(strings), ref.predict(exact))
+    with pytest.raises(ValueError, match="X must hold real numbers, got dtype <U1"):  # not numbers: named
+        GaussianMixture(2).fit(np.array([["a", "b"], ["c", "d"]]))
 
 
 @pytest.mark.parametrize(
@@ -1537,6 +1562,25 @@ def test_a_component_collapsed_on_one_point_without_reg_covar_is_refused_as_scik
         for estimator in (SKGaussianMixture, GaussianMixture):
             with pytest.raises(ValueError, match="ill-defined empirical covariance.*increase reg_covar"):
                 estimator(**kw).fit(X)
+
+
+@pytest.mark.parametrize("ct", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 6])
+def test_a_few_coinciding_rows_without_reg_covar_are_refused_too(ct, m):
+    """A component on m equal rows: scikit-learn's floor (10 eps) pulls its mean off them by
+    10 eps |x| / m, so their variance about it is about (10 eps |x| / m)**2, above the rounding of
+    the mean ((2 eps |mean|)**2) for m < 5: diag and spherical fits of 1 to 4 rows returned a
+    variance of 1e-29 (a numerics review; scikit-learn's uncentred moments give 1e-14 or refuse)."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(40, 2)) * 0.1 + [1.3, 0.7], np.repeat([[-3.0, 2.0]], m, axis=0)]
+    precisions = {"full": np.stack([np.eye(2)] * 2), "diag": np.ones((2, 2)), "spherical": np.ones(2)}[ct]
+    kw = dict(n_components=2, covariance_type=ct, reg_covar=0.0, max_iter=5, tol=0.0,
+              means_init=[[1.3, 0.7], [-3.0, 2.0]], weights_init=[0.9, 0.1], precisions_init=precisions)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance.*increase reg_covar"):
+        GaussianMixture(**kw).fit(X)
+    fitted = GaussianMixture(**{**kw, "reg_covar": 1e-6}).fit(X)  # regularised, as in scikit-learn
+    ref = SKGaussianMixture(**{**kw, "reg_covar": 1e-6}).fit(X)  # whose uncentred moments add up to 2e-14
+    np.testing.assert_allclose(fitted.covariances_, ref.covariances_, rtol=1e-8, atol=1e-13)
 
 
 def test_lazy_outputs_pickle(tmp_path):
