@@ -220,6 +220,20 @@ def _remove(path):
         shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
 
 
+def remove_replaced(gone, what):
+    """Delete ``gone``, the replaced output ``what`` (its name, for the message) renamed aside (a
+    store's folder, a file, a link: not what it points to), with a warning naming it where that
+    fails: a read-only store stayed there, hidden and as large as it was, without a word (a review),
+    and the sweep of later runs (:func:`temporary_sibling`) could not remove it either."""
+    try:
+        shutil.rmtree(gone) if os.path.isdir(gone) and not os.path.islink(gone) else os.unlink(gone)
+    except FileNotFoundError:  # removed meanwhile (another run's sweep)
+        pass
+    except OSError as exc:
+        io.warn_at_caller(f"{what!r} was replaced, but the old one, moved aside to {gone!r}, could not be deleted "
+                          f"({exc.strerror}). Delete it yourself (if it is read-only, after chmod -R u+w).")
+
+
 def temporary_sibling(path):
     """A new hidden name beside ``path`` to write it through: ``.NAME.tmp@WRITER@HEX``, WRITER
     :func:`writer_id` (NAME a digest of a name too long for that).

@@ -42,7 +42,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
@@ -55,7 +54,7 @@ from scipy.spatial.distance import pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import _em, _kernels, _numba, io
-from ._checkpoint import one_writer, temporary_sibling
+from ._checkpoint import one_writer, remove_replaced, temporary_sibling
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
 from .mixture import check_fitted
@@ -466,7 +465,7 @@ def _remove_aside(path, overwrite):
         os.replace(path, gone)
     except OSError:  # a mount point, say: zarr's mode="w" deletes it in place, as before
         return
-    shutil.rmtree(gone, ignore_errors=True)
+    remove_replaced(gone, path)
 
 
 def _remove_partial_files(path):

@@ -830,7 +830,7 @@ def test_an_overwrite_killed_while_deleting_the_old_store_leaves_nothing_half_de
         "        print('deleting', flush=True)\n"
         "        time.sleep(120)\n"
         "    return real(p, *a, **k)\n"
-        "generate.shutil.rmtree = slow\n"
+        "shutil.rmtree = slow\n"
         "generate.generate_mixture(sys.argv[1], 2000, chunk_size=100, random_state=1, overwrite=True)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE, text=True)
