@@ -73,12 +73,27 @@ def _figure(figsize):
     return Figure(figsize=figsize, dpi=DPI, layout="constrained")
 
 
+def description(fig):
+    """``fig`` in words, as its PNG's ``Description`` holds it (the text a reader or a search can
+    use for the image): each panel's title, axis labels and legend entries, panels apart by ``|``."""
+    panels = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        words = [ax.get_title(), ax.get_xlabel() and f"x: {ax.get_xlabel()}", ax.get_ylabel() and f"y: {ax.get_ylabel()}",
+                 legend and "legend: " + ", ".join(t.get_text() for t in legend.get_texts())]
+        panels.append("; ".join(" ".join(w.replace("\n", ". ").split()) for w in words if w))
+    return " | ".join(p for p in panels if p)
+
+
 def _save(fig, path):
     """Write ``fig`` as PNG to ``path`` atomically (temporary file in the same folder, then rename),
     replacing only a PNG image or an empty file there (checked at the rename: the command line checks
-    its figures' paths before its work too, but a file written there since was replaced)."""
+    its figures' paths before its work too, but a file written there since was replaced). The PNG's
+    ``Description`` is :func:`description` of the figure."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI), "wb", _replaces_only_png)
+    metadata = {"Description": description(fig)}
+    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI, metadata=metadata), "wb",
+                        _replaces_only_png)
 
 
 def _replaces_only_png(path):
@@ -599,6 +614,12 @@ def plot_criterion(selection, path):
     str, the path written
     """
     require_matplotlib()
+    return _save(criterion_figure(selection), path)
+
+
+def criterion_figure(selection):
+    """The figure of :func:`plot_criterion`, a matplotlib Figure: its two panels (BIC, AIC) hold a line
+    per covariance type, of the candidates' criterion against their number of components."""
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure((8.0, 5.0))
@@ -625,7 +646,7 @@ def plot_criterion(selection, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("criterion (lower is better)")
-    return _save(fig, path)
+    return fig
 
 
 def criterion_ticks(ks, most=12):

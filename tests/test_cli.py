@@ -21,6 +21,7 @@ import types
 import numpy as np
 import pytest
 import zarr
+from sklearn.exceptions import ConvergenceWarning
 
 from dask_gmm import GaussianMixture, cli, generate_mixture, load_model, save_model
 from dask_gmm.generate import read_true_model, store_info
@@ -476,6 +477,11 @@ def test_plot(store, model_file, tmp_path, capsys):
         assert_one_line_error(rc, err, f"--features takes two distinct feature indices from 0 to 1, got {' '.join(pair)}.")
     assert run(capsys, "plot", model_file, store, "--output", tmp_path / "pair.png", "--features", "1", "0",
                "--bins", "20")[0] == 0
+    from PIL import Image  # matplotlib's own dependency
+
+    said = Image.open(tmp_path / "pair.png").text["Description"]  # the figure in words (plot.description)
+    assert "in a 20x20 histogram" in said and "x: feature 1 (X[:, 1]); y: feature 0 (X[:, 0])" in said, said
+    assert "20x20" not in Image.open(tmp_path / "fit.png").text["Description"]  # --bins 40 there
 
 
 def test_demo(tmp_path, capsys):
@@ -1443,6 +1449,23 @@ def test_a_replaced_store_that_cannot_be_deleted_is_named(tmp_path, command):
         subprocess.run(["chmod", "-R", "u+w", str(tmp_path)], check=True)
 
 
+def test_generate_writes_the_dtype_asked_for_and_info_names_the_shards(tmp_path, capsys):
+    """--dtype float32 and info's shards were never checked through the command line (a review's
+    mutants: a float64 store said to be float32, and no shards shown)."""
+    path = tmp_path / "f.zarr"
+    assert run(capsys, "generate", path, "-n", "3000", "--dtype", "float32", "--seed", "1", "-q")[0] == 0
+    assert zarr.open_group(str(path), mode="r")["X"].dtype == np.float32
+    rc, out, _ = run(capsys, "info", path, "--json")
+    assert rc == 0 and json.loads(out)["dtype"] == "float32" and json.loads(out)["shards"] is None
+    X = np.random.default_rng(0).normal(size=(12000, 3))
+    group = zarr.open_group(str(tmp_path / "sh.zarr"), mode="w")
+    group.create_array("X", shape=X.shape, chunks=(3000, 3), shards=(6000, 3), dtype=X.dtype)[:] = X
+    rc, out, _ = run(capsys, "info", tmp_path / "sh.zarr", "--json")
+    assert rc == 0 and json.loads(out)["shards"] == [6000, 3] and json.loads(out)["chunks"] == [3000, 3]
+    rc, out, _ = run(capsys, "info", tmp_path / "sh.zarr")
+    assert "chunks       (3000, 3), shards (6000, 3)" in out
+
+
 def test_console_script(store, tmp_path):
     res = _console("info", store)
     assert res.returncode == 0 and "20,000 rows" in res.stdout and res.stderr == ""
@@ -1864,6 +1887,31 @@ def test_select_equals_the_library_and_writes_the_best(store, tmp_path, capsys):
     np.testing.assert_array_equal(best.means_, sel.best_.means_)
     assert "<- best BIC" in out and len([l for l in out.splitlines() if l.strip()[:1].isdigit()]) == 8
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_select_by_aic_picks_by_aic_and_says_which_converged(tmp_path, capsys):
+    """--criterion was never given in a test: select by BIC with the table saying "best AIC" passed
+    them all, and so did a converged column of "yes" for every candidate (a review's mutants). On
+    these heavy-tailed rows BIC picks 2 components and AIC 4."""
+    from dask_gmm import select_model
+
+    X = np.random.default_rng(0).standard_t(3, size=(600, 2))
+    path = tmp_path / "t.zarr"
+    zarr.create_array(str(path), shape=X.shape, chunks=(200, 2), dtype=X.dtype, config={"write_empty_chunks": True})[:] = X
+    for criterion, k in (("aic", 4), ("bic", 2)):
+        rc, out, err = run(capsys, "select", path, "-k", "1-4", "--criterion", criterion, "--seed", "0",
+                           "-o", tmp_path / f"{criterion}.json")
+        assert rc == 0, err
+        sel = select_model(str(path), n_components=range(1, 5), criterion=criterion, random_state=0)
+        assert sel.best_.n_components == k and load_model(tmp_path / f"{criterion}.json").n_components == k
+        (chosen,) = [line for line in out.splitlines() if "<- best" in line]
+        assert chosen.split()[0] == str(k) and chosen.endswith(f"<- best {criterion.upper()}")
+    rc, out, err = run(capsys, "select", path, "-k", "1-3", "--max-iter", "2", "--seed", "0", "-o", tmp_path / "m.json")
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    with pytest.warns(ConvergenceWarning, match="The selected model did not converge"):
+        sel = select_model(str(path), n_components=range(1, 4), max_iter=2, random_state=0)
+    assert [row[6] for row in rows] == ["yes" if r["converged"] else "NO" for r in sel.results_]
+    assert [r["converged"] for r in sel.results_] == [True, False, False]  # one component converges at once
 
 
 def test_select_plot_without_matplotlib_is_refused_before_any_work(store, tmp_path, capsys, monkeypatch):

@@ -152,24 +152,34 @@ def test_the_initial_rows_are_read_through_the_passes_graph_not_another(tmp_path
             assert_same_fit(got, GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(data(n)))
 
 
+#: The ``unshare`` command that makes a mount namespace here, found by :func:`_can_bind_mount`.
+_UNSHARE = []
+
+
 def _can_bind_mount(tmp_path):
-    """Whether this process may run a command in a mount namespace of its own with a bind mount
-    (``unshare -m``: root, or a system that lets users make such namespaces)."""
+    """Whether this process may run a command in a mount namespace of its own with a bind mount:
+    ``unshare -m`` as root, ``unshare -r -m`` (in a user namespace of its own) as a user where the
+    system lets users make them (the probe had tried only the first: the tests using it skipped
+    for any user but root, a review)."""
     (tmp_path / "probe-a").mkdir()
     (tmp_path / "probe-b").mkdir()
-    try:
-        done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                               f"mount --bind {tmp_path / 'probe-b'} {tmp_path / 'probe-a'}"],
-                              capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+    for unshare in (["unshare", "-m"], ["unshare", "-r", "-m"]):
+        try:
+            done = subprocess.run(unshare + ["--propagation", "private", "sh", "-c",
+                                             f"mount --bind {tmp_path / 'probe-b'} {tmp_path / 'probe-a'}"],
+                                  capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if done.returncode == 0:
+            _UNSHARE[:] = unshare
+            return True
+    return False
 
 
 def _worker_seeing(folder, at, address, env):
     """Start a ``dask worker`` (1 thread) in a mount namespace of its own, where ``folder`` is
     bind-mounted at ``at``: it sees ``folder``'s files at ``at``'s paths."""
-    return subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+    return subprocess.Popen(_UNSHARE + ["--propagation", "private", "sh", "-c",
                              f"mount --bind {folder} {at} && exec dask worker {address} "
                              "--nthreads 1 --host 127.0.0.1 --no-dashboard"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -180,7 +190,7 @@ def _two_stores(tmp_path, rows):
     tmp_path/here/mix.zarr, whose path is returned, and tmp_path/there/mix.zarr. Skips the test
     where no worker can be made to see the second at the first's path (:func:`_can_bind_mount`)."""
     if not _can_bind_mount(tmp_path):
-        pytest.skip("no mount namespace with a bind mount here (unshare -m needs root or user namespaces)")
+        pytest.skip("no mount namespace with a bind mount here (unshare -m needs root, unshare -r -m user namespaces)")
     for name, shift in (("here", 0.0), ("there", 5.0)):
         (tmp_path / name).mkdir()
         write_store(tmp_path / name / "mix.zarr", make_blobs(n=40_000, seed=3) + shift, rows=rows)
@@ -830,7 +840,14 @@ def test_predict_interrupted_on_a_cluster_leaves_no_temporary_store(tmp_path):
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=120)
             assert proc.returncode == -signal.SIGINT and err.strip() == "dask-gmm: error: interrupted", err
-            time.sleep(3.0)  # the tasks the workers were running have ended
+            for _ in range(1200):  # until the tasks the workers were running have ended (released by the
+                # scheduler, a task already running runs on in its thread: not in processing() then)
+                running = client.run(lambda dask_worker: len(dask_worker.state.executing))
+                if not any(client.processing().values()) and not any(running.values()):
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail(f"the workers still run tasks a minute after the interrupt: {running}")
             assert [n for n in os.listdir(out) if n.startswith(".")] == [], attempt  # (the output, if it was done)
 
 

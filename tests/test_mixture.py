@@ -22,7 +22,7 @@ from sklearn.mixture import BayesianGaussianMixture as SKBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 from sklearn.utils._param_validation import InvalidParameterError
 
-from dask_gmm import BayesianGaussianMixture, GaussianMixture
+from dask_gmm import BayesianGaussianMixture, GaussianMixture, io
 
 from .conftest import make_blobs, seed_like_problem
 
@@ -246,6 +246,9 @@ def test_float32_data_stay_float32_and_fit_like_float64():
     a = GaussianMixture(3, **init).fit(d32)
     b = GaussianMixture(3, **init).fit(X32.astype(np.float64))
     assert d32.dtype == np.float32  # the user's array and chunks are untouched
+    for source in (d32, X32):  # and the arrays the passes read are float32, not copies in float64 (a review's
+        assert io.as_dask_array(source).dtype == np.float32  # mutant upcast them, and this test passed)
+    assert all(block.dtype == np.float32 for block in io.row_blocks(X32))
     assert a.means_.dtype == np.float64
     np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10)
     np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-10)
@@ -1820,8 +1823,6 @@ def test_starting_rows_read_only_the_chunks_that_hold_them(tmp_path, monkeypatch
     each (up to 16 MiB, 4 chunks), per restart: a review counted 80 + 80 chunk reads for
     random_from_data with n_init=3 and max_iter=0 on a store of 80 chunks, where the README
     said just the chunks holding the rows are read."""
-    from dask_gmm import io
-
     X = make_blobs(n=40_000)
     path = str(tmp_path / "x.zarr")
     zarr.create_array(path, shape=X.shape, chunks=(500, 2), dtype="f8")[:] = X

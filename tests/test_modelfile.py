@@ -434,19 +434,27 @@ def test_unknown_settings_of_a_later_version_are_ignored(tmp_path, models):
 
 
 def test_bool_verbose_and_a_float32_scikit_learn_model_save_and_load(tmp_path):
-    """verbose=True was dropped (a bool is no JSON int); a scikit-learn tied model fitted on float32
-    correlated data was refused by save_model (its float32 factor did not match its covariances)."""
+    """verbose=True was dropped (a bool is no JSON int); a scikit-learn model fitted on float32
+    correlated data was refused by save_model (its float32 factor did not match its covariances).
+    The tied model of x + 0.3 noise alone no longer showed it (a review removed the fix and this
+    test passed); a full one of x + 0.01 noise does."""
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
     from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal(5000)
-    X32 = np.c_[x, x + 0.3 * rng.standard_normal(5000)].astype(np.float32)
-    sk = SKGaussianMixture(2, covariance_type="tied", random_state=0, verbose=True).fit(X32)
-    save_model(sk, tmp_path / "sk.json")
-    loaded = load_model(tmp_path / "sk.json")
-    assert loaded.verbose == 1
-    np.testing.assert_array_equal(loaded.covariances_, sk.covariances_.astype(np.float64))
-    np.testing.assert_allclose(loaded.score_samples(X32.astype(np.float64)), sk.score_samples(X32), rtol=1e-5)
+    for covariance_type, noise in (("tied", 0.3), ("full", 0.01)):
+        X32 = np.c_[x, x + noise * rng.standard_normal(5000)].astype(np.float32)
+        sk = SKGaussianMixture(2, covariance_type=covariance_type, random_state=0, verbose=True).fit(X32)
+        save_model(sk, tmp_path / "sk.json")
+        loaded = load_model(tmp_path / "sk.json")
+        assert loaded.verbose == 1
+        np.testing.assert_array_equal(loaded.covariances_, sk.covariances_.astype(np.float64))
+        X64, covs = X32.astype(np.float64), np.broadcast_to(loaded.covariances_, (2, 2, 2))
+        ref = logsumexp([np.log(w) + multivariate_normal(m, c).logpdf(X64)  # SciPy's, from the saved parameters
+                         for w, m, c in zip(loaded.weights_, loaded.means_, covs)], axis=0)
+        np.testing.assert_allclose(loaded.score_samples(X64), ref, rtol=1e-9)
 
 
 @pytest.mark.parametrize("settings, said", [

@@ -222,6 +222,20 @@ def test_marginal_of_a_3d_model_uses_the_sub_blocks():
     np.testing.assert_array_equal(c[1], covs[1][np.ix_([2, 0], [2, 0])])
 
 
+@pytest.mark.parametrize("cov", [[[2.0, 1.0], [1.0, 2.0]], [[2.0, -1.0], [-1.0, 2.0]], [[1.0, 0.9], [0.9, 4.0]],
+                                 [[9.0, -2.5], [-2.5, 1.0]]])
+def test_ellipse_of_a_tilted_covariance_is_its_one_sigma_contour(cov):
+    """The ellipse's boundary is where the Mahalanobis distance is 1: a mirrored angle (arctan2 of
+    the major axis's -y) went unseen by the diagonal covariances alone (a review)."""
+    cov = np.array(cov)
+    w, h, angle = plot._ellipse_params(cov)
+    t = np.radians(angle)
+    u = np.linspace(0, 2 * np.pi, 50)
+    local = np.column_stack([w / 2 * np.cos(u), h / 2 * np.sin(u)])  # as matplotlib's Ellipse draws it
+    points = local @ np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+    np.testing.assert_allclose(np.einsum("ni,ij,nj->n", points, np.linalg.inv(cov), points), 1.0, rtol=1e-12)
+
+
 def test_ellipse_of_a_diagonal_covariance():
     w, h, angle = plot._ellipse_params(np.diag([4.0, 1.0]))
     assert (w, h) == (4.0, 2.0) and angle % 180 == pytest.approx(0.0)
@@ -299,6 +313,15 @@ def test_criterion_plot(tmp_path):
     image = imread(path)
     assert image.shape[0] > 300 and image.shape[1] > 500
     assert sel.best_.n_components == 2
+    fig = plot.criterion_figure(sel)  # what it draws: each panel's criterion, a line per covariance type
+    for ax, crit in zip(fig.axes, ("bic", "aic")):
+        assert ax.get_title().startswith(crit.upper())
+        for line in ax.get_lines()[:2]:
+            want = sorted((r["n_components"], r[crit]) for r in sel.results_ if r["covariance_type"] == line.get_label())
+            assert list(zip(line.get_xdata(), line.get_ydata())) == want
+        assert len(ax.get_lines()) == (3 if crit == "bic" else 2)  # the selected one starred in the criterion's panel
+    best = next(r for r in sel.results_ if r["n_components"] == 2 and r["covariance_type"] == sel.best_.covariance_type)
+    assert list(fig.axes[0].get_lines()[2].get_ydata()) == [best["bic"]]
     # one count (select -k 2) had fractional ticks, 1.900 to 2.100: the candidates' counts are the ticks
     assert plot.criterion_ticks([2, 2, 2]) == [2] and plot.criterion_ticks([8, 1, 2, 4]) == [1, 2, 4, 8]
     assert plot.criterion_ticks(range(1, 40)) is None
