@@ -1824,6 +1824,14 @@ def _describe_os_error(exc):
     return f"{exc.strerror}{where}." + (f" {advice}" if advice else "")
 
 
+def _out_of_memory(exc):
+    """The one-line message for a MemoryError, or a thread that could not start (under ``ulimit -v``
+    each thread reserves its stack and a heap of its own, and starting one is what fails first)."""
+    what = "a thread could not start" if isinstance(exc, RuntimeError) else "out of memory"
+    return (f"{what}{f' ({exc})' if str(exc) else ''}. Give the command more memory (a larger machine, or a larger "
+            "ulimit -v), or read the data in smaller chunks (rechunk the store: a chunk is read whole).")
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread (a KeyboardInterrupt, so that no ``except Exception`` stops it)."""
 
@@ -1900,6 +1908,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         _settle_zarr()
         return error("interrupted", 130)
+    except (MemoryError, RuntimeError) as exc:  # a traceback with status 1 had said it (a review, under ulimit -v)
+        if isinstance(exc, RuntimeError) and "can't start new thread" not in str(exc):
+            raise
+        _settle_zarr()
+        return error(_out_of_memory(exc))
     except BrokenPipeError:  # whoever read the output stopped reading (`dask-gmm info ... | head`)
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit

@@ -796,8 +796,13 @@ def _is_decode_error(exc):
     through unchanged: an OSError is the read failing (a disk, the network, a
     permission), a MemoryError is not the data's fault, and neither are the
     errors of a remote store's own libraries (an HTTP server's 503 reaches
-    here as aiohttp's ClientResponseError, which is none of these).
+    here as aiohttp's ClientResponseError, which is none of these). Nor is a
+    RuntimeError of the machine's resources: a thread that could not start
+    (zarr decodes a shard's inner chunks on threads; under ``ulimit -v`` a
+    review's fit was told its good store was corrupt, and to regenerate it).
     """
+    if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+        return False
     return isinstance(exc, _DECODE_ERRORS)
 
 

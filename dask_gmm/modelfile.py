@@ -288,6 +288,20 @@ def _opened(path):
     return open(path, encoding="utf-8")
 
 
+def _read_at_most(f, most):
+    """The text of ``f``, up to ``most`` characters and one more, read a MiB at a time: ``f.read(most + 1)``
+    set aside room for ``most`` first, 1 GiB of address space to read a model of a few KB (a
+    MemoryError traceback under ``ulimit -v``, as batch systems set it: a review)."""
+    parts, size = [], 0
+    while size <= most:
+        part = f.read(2**20)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return "".join(parts)
+
+
 def _unique_keys(pairs):
     """A JSON object as a dict, refusing a key given twice (json keeps the last, silently: an edit)."""
     keys = [k for k, _ in pairs]
@@ -318,7 +332,7 @@ def load_model(path):
     path = local_file_path(path, "The model file")
     try:
         with _opened(path) as f:
-            text = f.read(MAX_FILE_BYTES + 1)
+            text = _read_at_most(f, MAX_FILE_BYTES)
         if len(text) > MAX_FILE_BYTES:
             raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
         return model_from_dict(json.loads(text, object_pairs_hook=_unique_keys))

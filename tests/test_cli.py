@@ -1515,6 +1515,33 @@ _SIGTERM_AS_A_THREAD_STARTS = textwrap.dedent(
 )
 
 
+_UNDER_AN_ADDRESS_SPACE_LIMIT = textwrap.dedent(
+    """
+    import resource, sys
+    import numpy as np
+    import dask_gmm.cli, dask_gmm.generate, dask_gmm.mixture
+    from dask_gmm.__main__ import main
+
+    np.linalg.cholesky(np.eye(3))  # BLAS started
+    vm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + 2**28, resource.getrlimit(resource.RLIMIT_AS)[1]))  # 256 MiB more
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_running_out_of_memory_is_one_line(tmp_path):
+    """Under ulimit -v a chunk of 640 MB (or the threads to draw it) does not fit: a traceback with
+    status 1 had said so, a MemoryError or Thread.start's RuntimeError (a review)."""
+    argv = ("generate", tmp_path / "s.zarr", "-n", "4e7", "--chunk-size", "4e7", "--seed", "1", "-q")
+    proc = subprocess.run([sys.executable, "-c", _UNDER_AN_ADDRESS_SPACE_LIMIT, *map(str, argv)], capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-800:]
+    assert re.fullmatch(r"dask-gmm: error: (out of memory|a thread could not start)( \(.*\))?\. Give the command more "
+                        r"memory \(a larger machine, or a larger ulimit -v\), or read the data in smaller chunks .*\n",
+                        proc.stderr), proc.stderr
+
+
 _SIGNAL_IN_A_WEAKREF_CALLBACK = textwrap.dedent(
     """
     import os, signal, sys, weakref

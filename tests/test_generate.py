@@ -815,6 +815,22 @@ def test_a_store_killed_before_its_arrays_were_made_is_incomplete(tmp_path):
     assert tree_digest(path) == tree_digest(whole)
 
 
+def test_the_chunk_writes_are_one_graph(monkeypatch):
+    """A dask.delayed call per chunk made a collection per chunk, which dask put together and culled
+    one at a time: 96 s of graph work for 40,000 chunks (10.4 s for 10,000; 2.8 and 0.7 s now, no
+    chunk written, measured once). Now one Delayed, its tasks the chunks' writes and their count."""
+    from dask_gmm import generate
+
+    args = ("X", "labels", 1, "w", "m", "c", {"run": 1})
+    writes = generate._chunk_writes([0, 3, 7], "tok", *args)
+    graph = dict(writes.__dask_graph__())
+    assert writes.key == "generate-tok" and set(graph) == {"generate-tok"} | {f"generate-chunk-tok-{i}" for i in (0, 3, 7)}
+    written = []
+    monkeypatch.setattr(generate, "_write_chunk", lambda *args: written.append(args))  # (X, labels, i, ...)
+    assert dask.compute(generate._chunk_writes([0, 3, 7], "tok", *args), scheduler="synchronous") == (3,)
+    assert sorted(written) == [(*args[:2], i, *args[2:]) for i in (0, 3, 7)]
+
+
 def test_an_overwrite_killed_while_deleting_the_old_store_leaves_nothing_half_deleted(tmp_path):
     """zarr's mode="w" deleted the old store file by file: a kill meanwhile left folders of chunks
     without the group's zarr.json, which neither a rerun nor --overwrite would touch. Now the old

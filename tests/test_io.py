@@ -714,7 +714,8 @@ def test_only_errors_of_the_data_are_reworded():
                 gzip.BadGzipFile(), lzma.LZMAError("Corrupt input data")):
         assert io._is_decode_error(exc)
     for exc in (OSError(5, "Input/output error"), PermissionError(), TimeoutError(), MemoryError(),
-                KeyError("X/c/0/0"), Exception("a remote store's client failed")):
+                KeyError("X/c/0/0"), Exception("a remote store's client failed"),
+                RuntimeError("can't start new thread")):  # Thread.start's, under ulimit -v: not the store's fault
         assert not io._is_decode_error(exc)
 
 

@@ -502,6 +502,27 @@ def test_paths_that_name_no_regular_file_are_refused(tmp_path, models):
     assert os.listdir(tmp_path) == ["fifo"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
+_LOAD_UNDER_A_LIMIT = """
+import resource, sys
+import dask_gmm
+dask_gmm.load_model(sys.argv[1])  # every module it needs imported first
+vm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + 2**28, resource.getrlimit(resource.RLIMIT_AS)[1]))  # 256 MiB more
+print(dask_gmm.load_model(sys.argv[1]).n_components)
+"""
+
+
+def test_a_model_file_is_read_within_a_small_address_space(tmp_path, models):
+    """load_model read a model with f.read(2**30 + 1), which set aside 1 GiB first: under an address-space
+    limit (ulimit -v, as batch systems set) score and predict of a model of a few KB ended in a
+    MemoryError traceback (a review). It reads a MiB at a time."""
+    path = tmp_path / "m.json"
+    save_model(models["full"], path)
+    done = subprocess.run([sys.executable, "-c", _LOAD_UNDER_A_LIMIT, str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == str(models["full"].n_components), done.stderr[-500:]
+
+
 def test_a_model_file_is_read_from_a_pipe(tmp_path, models):
     """A shell's <(cat model.json), or a pipe into /dev/stdin: /dev/fd/N, a pipe, read as the file."""
     path = tmp_path / "m.json"
