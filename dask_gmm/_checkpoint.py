@@ -225,13 +225,19 @@ def remove_replaced(gone, what):
     store's folder, a file, a link: not what it points to), with a warning naming it where that
     fails: a read-only store stayed there, hidden and as large as it was, without a word (a review),
     and the sweep of later runs (:func:`temporary_sibling`) could not remove it either."""
+    failed = []
     try:
-        shutil.rmtree(gone) if os.path.isdir(gone) and not os.path.islink(gone) else os.unlink(gone)
+        if os.path.isdir(gone) and not os.path.islink(gone):  # all that can go goes, as ignore_errors=True did
+            shutil.rmtree(gone, onerror=lambda function, name, info: failed.append(info[1]))
+        else:
+            os.unlink(gone)
     except FileNotFoundError:  # removed meanwhile (another run's sweep)
         pass
     except OSError as exc:
+        failed.append(exc)
+    if failed and os.path.lexists(gone):
         io.warn_at_caller(f"{what!r} was replaced, but the old one, moved aside to {gone!r}, could not be deleted "
-                          f"({exc.strerror}). Delete it yourself (if it is read-only, after chmod -R u+w).")
+                          f"whole ({failed[0].strerror}). Delete it yourself (if it is read-only, after chmod -R u+w).")
 
 
 def temporary_sibling(path):

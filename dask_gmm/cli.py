@@ -1824,12 +1824,15 @@ def _describe_os_error(exc):
     return f"{exc.strerror}{where}." + (f" {advice}" if advice else "")
 
 
-def _out_of_memory(exc):
+def _out_of_memory(exc, command):
     """The one-line message for a MemoryError, or a thread that could not start (under ``ulimit -v``
-    each thread reserves its stack and a heap of its own, and starting one is what fails first)."""
+    each thread reserves its stack and a heap of its own, and starting one is what fails first), in
+    ``command``: ``generate`` draws a chunk whole, the others read one whole."""
     what = "a thread could not start" if isinstance(exc, RuntimeError) else "out of memory"
+    smaller = ("write smaller chunks (a smaller --chunk-size: a chunk is drawn whole)" if command == "generate"
+               else "read the data in smaller chunks (rechunk the store: a chunk is read whole)")
     return (f"{what}{f' ({exc})' if str(exc) else ''}. Give the command more memory (a larger machine, or a larger "
-            "ulimit -v), or read the data in smaller chunks (rechunk the store: a chunk is read whole).")
+            f"ulimit -v), or {smaller}.")
 
 
 class _Terminated(KeyboardInterrupt):
@@ -1848,17 +1851,28 @@ class _SignalAgain:
 
     def __init__(self, before):
         self.before = before
+        self.pending = None  # the exception dropped last, until the command has ended
+        self.timer = None
 
     def __call__(self, unraisable):
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-            signum = signal.SIGTERM if issubclass(unraisable.exc_type, _Terminated) else signal.SIGINT
+            self.pending = _Terminated if issubclass(unraisable.exc_type, _Terminated) else KeyboardInterrupt
+            signum = signal.SIGTERM if self.pending is _Terminated else signal.SIGINT
             # from another thread, 10 ms on: sent from here, its handler raised here, in the hook,
             # which drops it too (and again, where the callback still runs)
-            again = threading.Timer(0.01, os.kill, (os.getpid(), signum))
-            again.daemon = True
-            again.start()
+            self.timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+            self.timer.daemon = True
+            self.timer.start()
         else:
             self.before(unraisable)
+
+    def raise_pending(self):
+        """At the command's end: raise the signal's exception if one was dropped and the command
+        ended before it was sent again (it had ended with status 0), the sending called off."""
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.pending is not None:
+            raise self.pending
 
 
 def main(argv=None):
@@ -1897,11 +1911,15 @@ def main(argv=None):
     handled = threading.current_thread() is threading.main_thread()
     if handled:  # SIGTERM unwinds like Ctrl-C, so that temporary files are removed on the way out
         previous = signal.signal(signal.SIGTERM, terminate)
-        hook, sys.unraisablehook = sys.unraisablehook, _SignalAgain(sys.unraisablehook)
+        hook = sys.unraisablehook
+        sys.unraisablehook = again = _SignalAgain(hook)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show_warning
-            return args.func(args, term)
+            status = args.func(args, term)
+        if handled:
+            again.raise_pending()
+        return status
     except _Terminated:
         _settle_zarr()
         return error("terminated", 143)
@@ -1912,7 +1930,7 @@ def main(argv=None):
         if isinstance(exc, RuntimeError) and "can't start new thread" not in str(exc):
             raise
         _settle_zarr()
-        return error(_out_of_memory(exc))
+        return error(_out_of_memory(exc, args.command))
     except BrokenPipeError:  # whoever read the output stopped reading (`dask-gmm info ... | head`)
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
@@ -1933,6 +1951,8 @@ def main(argv=None):
         if handled:
             signal.signal(signal.SIGTERM, previous)
             sys.unraisablehook = hook
+            if again.timer is not None:  # nothing sent once the command has ended
+                again.timer.cancel()
         term.end_status()
 
 
