@@ -1868,9 +1868,7 @@ class _SignalAgain:
 
     def raise_pending(self):
         """At the command's end: raise the signal's exception if one was dropped and the command
-        ended before it was sent again (it had ended with status 0), the sending called off."""
-        if self.timer is not None:
-            self.timer.cancel()
+        ended before it was sent again (it had ended with status 0; ``main`` calls the sending off)."""
         if self.pending is not None:
             raise self.pending
 
