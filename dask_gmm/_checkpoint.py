@@ -216,8 +216,19 @@ def _dead_leftovers(folder, prefix):
 
 
 def _remove(path):
-    with contextlib.suppress(OSError):  # gone already (another sweep), or not ours to remove
-        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+    """Delete ``path``: a folder with all in it that can go (a link: not what it points to), or a
+    file; the errors met, an empty list where it all went (or it was gone already)."""
+    failed = []
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, onerror=lambda function, name, info: failed.append(info[1]))
+        else:
+            os.unlink(path)
+    except FileNotFoundError:  # removed meanwhile (another run's sweep)
+        pass
+    except OSError as exc:
+        failed.append(exc)
+    return failed
 
 
 def remove_replaced(gone, what):
@@ -225,16 +236,7 @@ def remove_replaced(gone, what):
     store's folder, a file, a link: not what it points to), with a warning naming it where that
     fails: a read-only store stayed there, hidden and as large as it was, without a word (a review),
     and the sweep of later runs (:func:`temporary_sibling`) could not remove it either."""
-    failed = []
-    try:
-        if os.path.isdir(gone) and not os.path.islink(gone):  # all that can go goes, as ignore_errors=True did
-            shutil.rmtree(gone, onerror=lambda function, name, info: failed.append(info[1]))
-        else:
-            os.unlink(gone)
-    except FileNotFoundError:  # removed meanwhile (another run's sweep)
-        pass
-    except OSError as exc:
-        failed.append(exc)
+    failed = _remove(gone)
     if failed and os.path.lexists(gone):
         io.warn_at_caller(f"{what!r} was replaced, but the old one, moved aside to {gone!r}, could not be deleted "
                           f"whole ({failed[0].strerror}). Delete it yourself (if it is read-only, after chmod -R u+w).")

@@ -1983,6 +1983,12 @@ def _in_memory(X):
     return a
 
 
+def _not_numbers(name, dtype):
+    """The ValueError for a frame's column ``name`` (of ``dtype``) that is not real numbers."""
+    return ValueError(f"X's column {name!r} ({dtype}) does not hold real numbers. Drop it, or encode it as numbers "
+                      "first.")
+
+
 def _refuse_column_of_frame(X):
     """For another library's frame (polars, pyarrow: column names in ``columns`` or ``column_names``)
     that is not all real numbers, a ValueError naming the first column that is not, as for pandas
@@ -1995,8 +2001,7 @@ def _refuse_column_of_frame(X):
         col = X[name]  # a polars Series, a pyarrow ChunkedArray
         if objects_as_float(np.asarray(col)).dtype.kind not in "biuf":
             dtype = getattr(col, "type", None) or getattr(col, "dtype", None)
-            raise ValueError(f"X's column {name!r} ({dtype}) does not hold real numbers. Drop it, or encode it "
-                             "as numbers first.")
+            raise _not_numbers(name, dtype)
 
 
 def _numeric_columns(X):
@@ -2022,8 +2027,7 @@ def _frame_as_float(frame):
             else:
                 out[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
-            raise ValueError(f"X's column {name!r} ({col.dtype}) does not hold real numbers. Drop it, or "
-                             "encode it as numbers first.") from None
+            raise _not_numbers(name, col.dtype) from None
     return out
 
 
