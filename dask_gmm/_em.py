@@ -261,8 +261,8 @@ def _pull_threads(scheduler, data):
     return local_threads(scheduler)
 
 
-_BLAS = {"controller": None, "busy": False}  # threadpoolctl's controller, made at the first pass (25 ms)
-_BLAS_LOCK = threading.Lock()
+_BLAS = {"controller": None, "busy": False, "kmeans": 0}  # threadpoolctl's controller, made at the first pass (25 ms)
+_BLAS_STATE = threading.Condition()
 
 
 def threadpool_controller():
@@ -284,26 +284,48 @@ def _one_blas_thread(threads):
     s with one BLAS thread (best of 3, 2 cores). Distributed's workers already start
     with one BLAS thread. The limit costs 0.02-0.03 ms a pass.
 
-    OpenBLAS's limit is the process's, and threadpoolctl lets only the thread that set it
-    set it back. So one pass at a time holds it, and sets it back when it ends; a pass that
-    overlaps it (a fit in another thread of the user's) changes nothing, and runs on
-    without the limit once the holder has ended. (Each pass setting its own left BLAS on
-    one thread for good, when overlapping passes ended in another order.)
+    OpenBLAS's limit is the process's, and a thread other than the one that set it may fail
+    to set it back (seen here: OpenBLAS 0.3.31). So one pass at a time holds it, and sets it
+    back when it ends; a pass that overlaps it (a fit in another thread of the user's) changes
+    nothing, and runs on without the limit once the holder has ended. (Each pass setting its
+    own left BLAS on one thread for good, when overlapping passes ended in another order.)
+    scikit-learn's KMeans sets and restores a limit of its own: the holder neither takes nor
+    gives back the limit while one runs in a fit's start (:func:`kmeans_section`), or the
+    KMeans would set back the one thread it found after the holder had ended (a review: fits
+    in two threads at once left BLAS on one thread for good, 1 to 9 rounds in).
     """
-    mine = False
+    mine, limit = False, None
     try:  # from before the flag is set: a Ctrl-C just after had left it set for good
-        with _BLAS_LOCK:
-            mine = threads > 1 and not _BLAS["busy"]
-            _BLAS["busy"] |= mine
-        if not mine:
-            yield
-            return
-        with threadpool_controller().limit(limits=1, user_api="blas"):
-            yield
+        with _BLAS_STATE:
+            if threads > 1 and not _BLAS["busy"]:
+                _BLAS_STATE.wait_for(lambda: _BLAS["kmeans"] == 0)  # lets go of the lock meanwhile
+                mine = not _BLAS["busy"]
+            if mine:
+                _BLAS["busy"] = True
+                limit = threadpool_controller().limit(limits=1, user_api="blas")
+        yield
     finally:
         if mine:
-            with _BLAS_LOCK:
+            with _BLAS_STATE:
+                _BLAS_STATE.wait_for(lambda: _BLAS["kmeans"] == 0)
                 _BLAS["busy"] = False
+                if limit is not None:
+                    limit.restore_original_limits()
+
+
+@contextlib.contextmanager
+def kmeans_section():
+    """Where scikit-learn's KMeans runs (it sets and restores its own BLAS limit): a pass's
+    :func:`_one_blas_thread` waits for it before it takes or gives back the limit. It waits for
+    nothing itself (a KMeans of the candidates takes milliseconds)."""
+    with _BLAS_STATE:
+        _BLAS["kmeans"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_STATE:
+            _BLAS["kmeans"] -= 1
+            _BLAS_STATE.notify_all()
 
 
 def _pull(todo, calls, sink):
@@ -326,13 +348,18 @@ def _pull(todo, calls, sink):
         raise
 
 
-def _helpers(n):
-    """The pool of ``n`` threads that pull beside the calling thread (:func:`_pulled`), made once per ``n``."""
-    with _HELPERS_LOCK:
-        pool = _HELPERS.get(n)
-        if pool is None:
-            pool = _HELPERS[n] = ThreadPoolExecutor(n, thread_name_prefix="dask_gmm-pull")
-        return pool
+def _start_helpers(threads, n, fn):
+    """``n`` futures of ``fn()`` on the pool of at least ``threads`` threads that pull beside the
+    calling thread (:func:`_pulled`): one pool for the process, replaced by a larger one when more
+    threads are asked for (the smaller one's threads end once idle, and their buffers with them). A
+    pool per number of threads had kept every one, and each thread's buffers (a review: 11 idle
+    threads holding 100 MiB after fits with ``num_workers`` None, 4 and 8)."""
+    with _HELPERS_LOCK:  # submitted under the lock: a pool replaced meanwhile takes no new work
+        if _HELPERS.get("threads", 0) < threads:
+            if "pool" in _HELPERS:
+                _HELPERS["pool"].shutdown(wait=False)
+            _HELPERS.update(pool=ThreadPoolExecutor(threads, thread_name_prefix="dask_gmm-pull"), threads=threads)
+        return [_HELPERS["pool"].submit(fn) for _ in range(n)]
 
 
 _HELPERS = {}
@@ -342,10 +369,10 @@ _HELPERS_LOCK = threading.Lock()
 def _after_fork():
     """In a forked child: the parent's pools have no threads there (a pass waited on them forever),
     and a lock or BLAS limit its other threads held stays held."""
-    global _HELPERS_LOCK, _BLAS_LOCK
+    global _HELPERS_LOCK, _BLAS_STATE
     _HELPERS.clear()
-    _HELPERS_LOCK, _BLAS_LOCK = threading.Lock(), threading.Lock()
-    _BLAS["busy"] = False
+    _HELPERS_LOCK, _BLAS_STATE = threading.Lock(), threading.Condition()
+    _BLAS.update(busy=False, kmeans=0)
 
 
 if hasattr(os, "register_at_fork"):
@@ -355,7 +382,7 @@ if hasattr(os, "register_at_fork"):
 def _pulled(calls, threads, sink):
     """``sink(i, calls[i]())`` for every call, on ``threads`` threads that each take the next call
     from a queue when they finish one: the calling thread and ``threads - 1`` helpers
-    (:func:`_helpers`). ``sink`` runs in the thread that made the result, and must be thread-safe.
+    (:func:`_start_helpers`). ``sink`` runs in the thread that made the result, and must be thread-safe.
 
     For blocks already in memory on dask's threaded scheduler (``num_workers`` threads, else
     the cores: :func:`_pull_threads`). Dask hands a worker thread its next task through the
@@ -374,7 +401,7 @@ def _pulled(calls, threads, sink):
     pull = functools.partial(_pull, todo, calls, sink)
     n = min(threads, len(calls))
     with _one_blas_thread(n):
-        helpers = [_helpers(threads - 1).submit(pull) for _ in range(n - 1)]
+        helpers = _start_helpers(threads - 1, n - 1, pull)
         try:
             pull()
         finally:

@@ -107,7 +107,8 @@ features). ``tied`` second moments are the per-component ones summed.
 All kernels release the GIL (``nogil=True``) and are serial
 (``parallel=False``): dask's threaded scheduler already runs a chunk per
 thread. ``cache=True`` writes the machine code to ``__pycache__`` next to this
-file, so only the first process on a machine compiles (about 12 s for the first
+file (else to the user's cache folder; where neither can be written, the kernels
+are compiled in each process: :func:`_njit`), so only the first process on a machine compiles (about 12 s for the first
 E-step; more for each further dtype, covariance family and, for full
 covariances, number of features up to :data:`UNROLL_MAX_FEATURES`).
 """
@@ -115,6 +116,7 @@ covariances, number of features up to :data:`UNROLL_MAX_FEATURES`).
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import weakref
 
@@ -126,18 +128,46 @@ from numba.extending import intrinsic, overload
 
 from ._covariance import KERNEL_FAMILY, LOG_2PI, RESP_MIN_LOG, S2_PER_COMPONENT, log_det_cholesky
 
+logger = logging.getLogger(__name__)
+
 #: The one fast-math flag is ``contract``: LLVM may fuse a multiply and an add into an FMA, which
 #: rounds once where the pair rounded twice. No reassociation, and NaN and infinities keep
 #: their IEEE meaning (d=16 K=8 1.04x, d=8 K=4 1.05x, d=2 K=3 1.13x faster per row on one core).
 _OPTIONS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
-_jit = numba.njit(parallel=False, **_OPTIONS)
+
+
+def _njit(**options):
+    """``numba.njit(**options)``, but where numba has no folder to cache in, uncached.
+
+    numba caches in ``__pycache__`` beside this file, else under the user's cache folder
+    (``NUMBA_CACHE_DIR`` where set); where it can write in neither (a read-only install run
+    by a user without a writable home: a container, a service account) it refused at the
+    decoration, and ``import dask_gmm`` failed. The kernels are then compiled in every process
+    (about 12 s for the first E-step), said once in the log."""
+    def decorate(fn):
+        try:
+            return numba.njit(**options)(fn)
+        except RuntimeError as exc:
+            if "cannot cache" not in str(exc):
+                raise
+            if not _UNCACHED:
+                logger.warning("dask_gmm's compiled kernels are not cached on disk (%s): every process compiles "
+                            "them afresh. Set NUMBA_CACHE_DIR to a folder this user can write.", exc)
+            _UNCACHED.append(fn.__name__)
+            return numba.njit(**{**options, "cache": False})(fn)
+    return decorate
+
+
+#: The kernels compiled without the disk cache (:func:`_njit`).
+_UNCACHED = []
+_jit = _njit(parallel=False, **_OPTIONS)
 #: Helpers are inlined at numba IR level (LLVM does not inline across numba's modules).
-_inline = numba.njit(inline="always", **_OPTIONS)
+_inline = _njit(inline="always", **_OPTIONS)
 #: The sums along a tile that LLVM may also reassociate, and so split across vector lanes
 #: (:func:`_gram_upper`, :func:`_moments_diag`, :func:`_moments_small`, :func:`_moments_tile`);
 #: NaN and infinities still keep their meaning.
 _REASSOC = {**_OPTIONS, "fastmath": {"contract", "reassoc"}}
-_reassoc = numba.njit(**_REASSOC)
+_reassoc = _njit(**_REASSOC)
 
 #: Rows per tile (a multiple of 64).
 TILE_ROWS = 256
@@ -1481,7 +1511,7 @@ def hard_moments_diag(X, w, centres, labels, nk, s1c, s2):
 #: The generator's rows must be the same bytes on every machine and as the NumPy loop's
 #: (:func:`dask_gmm.generate.draw_rows`): its kernel is compiled with IEEE arithmetic throughout,
 #: no contraction into FMAs either.
-_strict = numba.njit(cache=True, nogil=True, error_model="numpy")
+_strict = _njit(cache=True, nogil=True, error_model="numpy")
 #: Rows of one component mapped together, so that each row of its factor is read from the cache
 #: for all of them (d=768, 3,000 rows on one core: 8 rows 1.4 s, 32 rows 0.7 s, 128 rows 0.9 s).
 MAP_ROWS = 32

@@ -1741,7 +1741,8 @@ def cmd_demo(args, term):
         ll_nb, ll_nb_true, ll_nb_default = (float(m.score(X_nb)) for m in (nb, true, gm))
     order = match_components(true.means_, nb.means_)
     if ll_nb >= ll_nb_true - 1e-3:
-        verdict = "found the true components this time (it fails on other seeds: examples/seed_notebook.py)"
+        verdict = ("found the true components this time (it fails on other seeds: examples/seed_notebook.py "
+                   "in the source repository)")
     else:
         verdict = "STUCK in a local optimum, as in the notebook"
     term.out(f"   {verdict}: mean log-likelihood on these rows {ll_nb:.6f}, vs {ll_nb_default:.6f} "

@@ -954,15 +954,17 @@ def _check_blosc_file(arr, index, root):
 def _read_file(path, room):
     """The bytes of the file ``path`` (uint8), in this thread's reused buffer ``"file"`` of at least
     ``room`` bytes (grown for a larger file), or None when there is no such file (as
-    ``LocalStore.get_sync``). Read by ``os.readv``, not ``open`` and ``fstat``: each call lets go of
-    the GIL, and two threads reading 16 KB chunk files took 6.3 us a file that way (3.1 us alone),
-    2.0 us this way (1.4 us alone)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
+    ``LocalStore.get_sync``). Read by ``os.readv`` into the buffer, not by the file object's
+    ``read``: each call lets go of the GIL, and two threads reading 16 KB chunk files took 6.3 us a
+    file that way (3.1 us alone), 2.0 us this way (1.4 us alone). Opened as a file object (its
+    ``fstat`` 1.1-1.5 us more a file), which a Ctrl-C arriving as it is made closes: ``os.open``'s
+    number was left open (a review: 45 of 300 interrupted passes over a store of small chunks)."""
+    try:  # a file object, not os.open's number: a Ctrl-C as it returns closes it, where a number was left open
+        f = open(path, "rb", buffering=0)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    try:
-        buf, n = _scratch("file", room), 0
+    with f:
+        fd, buf, n = f.fileno(), _scratch("file", room), 0
         while True:  # a read returns at most 2 GiB, a network file system maybe less
             got = _read_into(fd, buf[n:])
             if not got:
@@ -972,10 +974,6 @@ def _read_file(path, room):
                 more = _scratch("file", max(2 * n, os.fstat(fd).st_size + 1))
                 more[:n] = buf  # the same memory when the buffer was already large enough
                 buf = more
-    except IsADirectoryError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _in_page_cache(fd):
@@ -1175,16 +1173,15 @@ class ZarrRows:
         ask = math.prod(self.shape) * self.dtype.itemsize <= CACHED_SHARE * _memory_bytes()
         for i, j in itertools.product(self._chunks(start, stop), self._columns):
             try:
-                fd = os.open(os.path.join(self._root, self._key(i, j)), os.O_RDONLY)
+                f = open(os.path.join(self._root, self._key(i, j)), "rb", buffering=0)  # as _read_file's
             except OSError:
                 continue
-            try:
-                if not (ask and _in_page_cache(fd)):
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-            except OSError:  # a file system without the hint reads as before
-                pass
-            finally:
-                os.close(fd)
+            with f:
+                try:
+                    if not (ask and _in_page_cache(f.fileno())):
+                        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
+                except OSError:  # a file system without the hint reads as before
+                    pass
 
     def _fetch(self, key, reuse):
         """The stored bytes of chunk ``key`` (uint8), or None when it is absent; with ``reuse``, a local
@@ -2121,16 +2118,19 @@ def objects_as_float(a):
 def _real_objects(a):
     """An array of objects as float64, or None when one of them is not a real number: complex
     (NumPy's cast dropped the imaginary part, with a warning per value), a date or a duration
-    (cast to days or seconds since 1970), or what does not convert."""
-    if a.dtype.kind == "O" and any(isinstance(v, (complex, np.complexfloating, np.datetime64, np.timedelta64))
+    (cast to days or seconds since 1970), or what does not convert. (Looked for value by value,
+    not by turning NumPy's ComplexWarning into an error: ``warnings.catch_warnings`` changes the
+    whole process's filters, and fits in two threads at once had left that one installed.)"""
+    if a.dtype.kind == "O" and any(isinstance(v, _NOT_REAL) or (isinstance(v, np.ndarray) and v.dtype.kind in "cmM")
                                    for v in a.flat):
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", np.exceptions.ComplexWarning)
-        try:
-            return a.astype(np.float64)
-        except (TypeError, ValueError, np.exceptions.ComplexWarning):
-            return None
+    try:
+        return a.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+_NOT_REAL = (complex, np.complexfloating, np.datetime64, np.timedelta64)
 
 
 def is_lazy(X):

@@ -1,5 +1,26 @@
+import os
+import shutil
+import sys
+
 import numpy as np
 import pytest
+
+
+#: A command's prefix that runs it as root without the capabilities by which root ignores file modes.
+WITHOUT_OVERRIDES = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner",
+                     "--inh-caps=-dac_override,-dac_read_search,-fowner"]
+
+
+def console_script(name):
+    """The console script ``name`` installed beside the Python running the tests (a venv's), else the
+    one on PATH, else None: a PATH without the venv had run another installation's ``dask``."""
+    here = os.path.join(os.path.dirname(sys.executable), name)
+    return here if os.access(here, os.X_OK) else shutil.which(name)
+
+
+def path_with_this_python():
+    """os.environ's PATH with the folder of this Python's console scripts first (for shell scripts)."""
+    return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
 def make_blobs(n=3000, means=((0.0, 0.0), (6.0, 0.0), (0.0, 6.0)), seed=0, scale=1.0):

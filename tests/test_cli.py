@@ -26,6 +26,8 @@ from sklearn.exceptions import ConvergenceWarning
 from dask_gmm import GaussianMixture, cli, generate_mixture, load_model, save_model
 from dask_gmm.generate import read_true_model, store_info
 
+from .conftest import WITHOUT_OVERRIDES, console_script
+
 N, CHUNK = 20_000, 5_000
 
 
@@ -1411,13 +1413,9 @@ def test_fitting_a_predict_output_or_a_true_parameter_array_is_warned_of(store, 
 
 # ------------------------------------------------------------------ the real console script
 def _console(*argv):
-    exe = shutil.which("dask-gmm")
+    exe = console_script("dask-gmm")
     cmd = [exe] if exe else [sys.executable, "-m", "dask_gmm"]
     return subprocess.run(cmd + [str(a) for a in argv], capture_output=True, text=True, timeout=120)
-
-
-_WITHOUT_OVERRIDES = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner",
-                      "--inh-caps=-dac_override,-dac_read_search,-fowner"]
 
 
 @pytest.mark.parametrize("command", ["generate", "predict"])
@@ -1427,9 +1425,9 @@ def test_a_replaced_store_that_cannot_be_deleted_is_named(tmp_path, command):
     review). It is named in a warning, and what can be deleted is (for generate, a store whose
     labels alone are read-only leaves just them). Run without the capabilities by which root ignores modes."""
     if os.geteuid() == 0 and (shutil.which("setpriv") is None
-                              or subprocess.run(_WITHOUT_OVERRIDES + ["true"], capture_output=True).returncode):
+                              or subprocess.run(WITHOUT_OVERRIDES + ["true"], capture_output=True).returncode):
         pytest.skip("root, and no setpriv to drop the capabilities that ignore file modes")
-    prefix = _WITHOUT_OVERRIDES if os.geteuid() == 0 else []
+    prefix = WITHOUT_OVERRIDES if os.geteuid() == 0 else []
     store, model, labels = tmp_path / "s.zarr", tmp_path / "m.json", tmp_path / "p.zarr"
     assert _console("generate", store, "-n", "2000", "--seed", "1", "-q").returncode == 0
     assert _console("fit", store, "-k", "2", "-o", model, "-q").returncode == 0
@@ -1493,7 +1491,7 @@ def test_a_fit_that_compiled_the_kernels_says_so(store, tmp_path):
 
 
 def _command(*argv):
-    exe = shutil.which("dask-gmm")
+    exe = console_script("dask-gmm")
     return ([exe] if exe else [sys.executable, "-m", "dask_gmm"]) + [str(a) for a in argv]
 
 

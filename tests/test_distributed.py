@@ -27,7 +27,7 @@ from zarr.codecs import ZstdCodec
 from dask_gmm import BayesianGaussianMixture, GaussianMixture, _kernels, generate_mixture, io, load_model, save_model
 from dask_gmm._em import Blocks
 
-from .conftest import make_blobs
+from .conftest import console_script, make_blobs
 
 CLUSTER = dict(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
 
@@ -587,7 +587,7 @@ def test_chunk_that_keeps_killing_workers_is_named():
 def _start_scheduler(tmp_path, env, procs):
     """Start ``dask scheduler`` on 127.0.0.1 (appended to ``procs``) and return its address."""
     sched_file = tmp_path / "scheduler.json"
-    procs.append(subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+    procs.append(subprocess.Popen([console_script("dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                    "--scheduler-file", str(sched_file)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
     for _ in range(100):
@@ -601,7 +601,7 @@ def _start_scheduler(tmp_path, env, procs):
 
 def _start_worker(address, env, **popen):
     """A ``dask worker`` of one thread on 127.0.0.1 for the scheduler at ``address``, its output dropped."""
-    return subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
+    return subprocess.Popen([console_script("dask"), "worker", address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **popen)
 
 
@@ -613,7 +613,7 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
     procs = []
     try:
         address = _start_scheduler(tmp_path, env, procs)
-        procs.append(subprocess.Popen(["dask", "worker", address, "--nworkers", "2", "--nthreads", "1",
+        procs.append(subprocess.Popen([console_script("dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
                                        "--host", "127.0.0.1", "--no-dashboard"], cwd=elsewhere,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
         monkeypatch.chdir(os.path.dirname(store))

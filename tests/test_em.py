@@ -519,12 +519,29 @@ def test_a_forked_child_fits_after_its_parent_did():
         child.kill()
     assert child.exitcode == 0, "the child's fit did not end"
     np.testing.assert_array_equal(results.get(timeout=10), expected)
-    from dask_gmm._em import _helpers, _pulled
+    from dask_gmm._em import _pulled, _start_helpers
 
     release = threading.Event()
-    busy = _helpers(1).submit(release.wait, 60)  # the one helper thread is held by other work
+    (busy,) = _start_helpers(1, 1, lambda: release.wait(60))  # the one helper thread is held by other work
     ran = []
     _pulled([lambda: 1] * 4, 2, lambda i, v: ran.append(i))  # the calling thread runs them all, and returns
     assert sorted(ran) == [0, 1, 2, 3] and not busy.done()
     release.set()
     busy.result()
+
+
+def test_one_pool_of_pulling_threads_whatever_the_numbers_of_threads_asked():
+    """A pool was made and kept for each number of threads a pass asked for: after passes on 2, 4, 8
+    and 3 threads, 1 + 3 + 7 + 2 idle threads, each with its reused buffers (a review: 100 MiB). One
+    pool now, replaced by a larger one when more are asked for: at most 7 left."""
+    X = make_blobs(n=8000)
+    blocks = Blocks(da.from_array(X, chunks=(1000, 2)))
+    for n in (2, 4, 8, 3):
+        with dask.config.set(num_workers=n):
+            assert blocks.map_reduce(_blas_threads).shape == (1,)
+    pulling = lambda: [t for t in threading.enumerate() if t.name.startswith("dask_gmm-pull")]  # noqa: E731
+    for _ in range(100):  # the replaced pools' threads end once idle
+        if len(pulling()) <= 7:
+            break
+        time.sleep(0.05)
+    assert 1 <= len(pulling()) <= 7, [t.name for t in pulling()]

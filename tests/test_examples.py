@@ -1,17 +1,19 @@
 """The scripts in examples/ run end to end (small sizes) and say what they promise."""
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from .conftest import console_script, path_with_this_python
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 
 def _run(args, cwd):
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PATH=path_with_this_python()))  # workflow.sh's dask-gmm
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -35,7 +37,7 @@ def test_python_workflow(tmp_path):
     assert {"fit.png", "fit-density.png", "fit-loglik.png", "model.json"} <= set(os.listdir(tmp_path / "w"))
 
 
-@pytest.mark.skipif(shutil.which("dask-gmm") is None, reason="the dask-gmm command is not installed")
+@pytest.mark.skipif(console_script("dask-gmm") is None, reason="the dask-gmm command is not installed")
 def test_shell_workflow(tmp_path):
     """Run again, in the same folder, after a run with other --n-samples (as for workflow.py)."""
     pytest.importorskip("matplotlib")

@@ -1898,3 +1898,55 @@ def test_convergence_is_a_change_below_tol_in_either_direction():
     assert min(np.diff(ours.lower_bounds_)) < -1e-3  # the bound falls first
     assert ours.n_iter_ == sk.n_iter_ and ours.converged_
     np.testing.assert_allclose(ours.means_, sk.means_, rtol=1e-8)
+
+
+# ------------------------------------------------------------------ fits in several threads at once
+def _blas_threads():
+    import threadpoolctl
+
+    return sorted({i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"})
+
+
+def test_fits_in_threads_at_once_leave_the_process_as_it_was():
+    """A review's fits in two threads at once (a threading GridSearchCV, a web server) changed the
+    whole process for good, 1 to 9 rounds in: ``warnings.catch_warnings`` around every k-means start,
+    and around the conversion of object arrays, is not thread-safe, and one fit's exit put back the
+    other's state, leaving every later warning recorded into a list no one read (or complex casts an
+    error); and scikit-learn's KMeans in one fit's start set back the one BLAS thread it found, after
+    the other fit's pass, which had set it, had set back the default. Each fit's result is the same
+    as alone."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    Xs = [rng.normal(size=(2000, 2)), rng.normal(size=(2000, 30)), rng.normal(size=(500, 3)).astype(object)]
+    fit = lambda i: GaussianMixture(3, random_state=i, max_iter=3, tol=0).fit(Xs[i % 3]).means_  # noqa: E731
+    alone = [fit(i) for i in range(6)]
+    filters, show, blas = list(warnings.filters), warnings.showwarning, _blas_threads()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # the threads switch often: the races come sooner
+    try:
+        for _ in range(12):
+            with ThreadPoolExecutor(3) as pool:
+                together = list(pool.map(fit, range(6)))
+            assert warnings.filters == filters and warnings.showwarning is show
+            assert _blas_threads() == blas
+            for a, b in zip(together, alone):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        sys.setswitchinterval(interval)
+    with pytest.warns(UserWarning, match="still seen"):
+        warnings.warn("still seen")
+
+
+def test_the_k_means_start_on_too_few_distinct_rows_warns_in_words_of_its_own():
+    """Fewer distinct candidate rows than components: one ConvergenceWarning naming both counts, not
+    scikit-learn's (which names ``n_clusters``); the filter that hides scikit-learn's is gone after."""
+    X = np.repeat([[0.0, 0.0], [5.0, 5.0]], 200, axis=0)
+    filters = list(warnings.filters)
+    with pytest.warns(ConvergenceWarning) as caught:
+        GaussianMixture(3, random_state=0, max_iter=2).fit(X)
+    said = [str(w.message) for w in caught]
+    assert any("found only 2 distinct points among its candidate rows for n_components=3" in m for m in said), said
+    assert not any("n_clusters" in m for m in said), said
+    assert warnings.filters == filters

@@ -3,6 +3,7 @@
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import pytest
 from dask_gmm import _covariance as cov
 from dask_gmm import _kernels as kern
 
-from .conftest import random_model
+from .conftest import WITHOUT_OVERRIDES, random_model
 
 nb = pytest.importorskip("dask_gmm._numba")
 
@@ -569,6 +570,35 @@ def test_compiled_code_is_cached_on_disk():
     expected = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(nb.__file__), "__pycache__")
     assert os.path.abspath(path).startswith(os.path.abspath(expected))
     assert any(f.startswith("_numba.estep_full") and f.endswith(".nbi") for f in os.listdir(path))
+
+
+def test_a_read_only_install_without_a_writable_home_imports_and_fits(tmp_path):
+    """numba refused ``cache=True`` at the decoration where it could write neither beside the module
+    nor in the user's cache folder, and ``import dask_gmm`` failed (a review: a wheel installed
+    read-only, run by a user whose home is not writable). The kernels are then compiled uncached,
+    said once; the fit is the same."""
+    if os.geteuid() == 0 and (shutil.which("setpriv") is None
+                              or subprocess.run(WITHOUT_OVERRIDES + ["true"], capture_output=True).returncode):
+        pytest.skip("root, and no setpriv to drop the capabilities that ignore file modes")
+    site, home = tmp_path / "site", tmp_path / "home"
+    shutil.copytree(os.path.dirname(nb.__file__), site / "dask_gmm", ignore=shutil.ignore_patterns("__pycache__"))
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env.update(HOME=str(home), PYTHONPATH=str(site), DASK_GMM_NUMBA="0")
+    subprocess.run(["chmod", "-R", "a-w", str(site), str(home)], check=True)
+    try:
+        proc = subprocess.run((WITHOUT_OVERRIDES if os.geteuid() == 0 else []) + [sys.executable, "-c", _FIT_AND_SAY_WHICH_KERNELS
+                              + "print(_numba.__file__, len(_numba._UNCACHED))"],
+                              env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(site), str(home)], check=True)
+    assert proc.returncode == 0, proc.stderr
+    said, where = proc.stdout.strip().splitlines()[-2:]
+    assert where.split()[0] == str(site / "dask_gmm" / "_numba.py") and int(where.split()[1]) > 10
+    assert proc.stderr.count("compiled kernels are not cached on disk") == 1, proc.stderr
+    alone = subprocess.run([sys.executable, "-c", _FIT_AND_SAY_WHICH_KERNELS], capture_output=True, text=True,
+                           env={**os.environ, "DASK_GMM_NUMBA": "0"}, check=True).stdout.strip().splitlines()[-1]
+    assert json.loads(said) == json.loads(alone)
 
 
 _FIT_AND_SAY_WHICH_KERNELS = """
