@@ -547,9 +547,25 @@ def _check_resolved(nk_raw, nk, means, covariances, covariance_type, reg_covar, 
         if np.any(variances < _LEAST_VARIANCE):
             raise ValueError(_SINGULAR.format(reg=reg_covar) + " Or scale the data: variances below "
                              f"{_LEAST_VARIANCE:.3g} keep few digits.")
-        if reg_covar == 0 and (np.any(variances <= noise)
-                               or _PIVOTS_UNRESOLVED[covariance_type](covariances, pc, nk_raw)):
-            raise ValueError(_SINGULAR.format(reg=reg_covar))
+        if reg_covar == 0 and np.any(variances <= noise):
+            raise ValueError(_SINGULAR.format(reg=reg_covar) + _unresolved_variance(variances, noise, covariance_type))
+        if reg_covar == 0 and _PIVOTS_UNRESOLVED[covariance_type](covariances, pc, nk_raw):
+            raise ValueError(_SINGULAR.format(reg=reg_covar) + " A feature is a linear combination of others on a "
+                             "component's rows, to rounding: drop it, or set reg_covar > 0.")
+
+
+def _unresolved_variance(variances, noise, covariance_type):
+    """The first variance no larger than rounding, named in words (for :func:`_check_resolved`'s
+    error). ``variances`` and ``noise`` as :data:`_VARIANCES` gives them: (K, d) for full and diag,
+    (d,) for tied, (K,) for spherical."""
+    first = tuple(np.argwhere(variances <= noise)[0])
+    if covariance_type == "spherical":
+        return (f" Component {first[0]}'s variance is {variances[first]:.3g}, no more than rounding: its rows "
+                "coincide. Set reg_covar > 0.")
+    where = (f"The tied covariance's variance along feature {first[0]}" if covariance_type == "tied"
+             else f"Component {first[0]}'s variance along feature {first[1]}")
+    return (f" {where} is {variances[first]:.3g}, no more than rounding: its rows hold one value there (a constant "
+            "feature, or rows that coincide). Drop such a feature, or set reg_covar > 0.")
 
 
 @contextlib.contextmanager

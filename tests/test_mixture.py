@@ -1950,3 +1950,27 @@ def test_the_k_means_start_on_too_few_distinct_rows_warns_in_words_of_its_own():
     assert any("found only 2 distinct points among its candidate rows for n_components=3" in m for m in said), said
     assert not any("n_clusters" in m for m in said), said
     assert warnings.filters == filters
+
+
+@pytest.mark.parametrize("ct, where", [("full", "Component 0's variance along feature 1"),
+                                       ("tied", "The tied covariance's variance along feature 1"),
+                                       ("diag", "Component 0's variance along feature 1"),
+                                       ("spherical", None)])
+def test_a_constant_feature_without_reg_covar_is_named(ct, where):
+    """With reg_covar=0 a constant feature is refused (scikit-learn fits rounding's variance there,
+    7e-30 to 5e-14), in scikit-learn's words, which advise fewer components, no help at K=1 (a
+    review): the component and the feature are named, with what helps. Spherical averages the
+    features, and fits. A feature that is a sum of others is named too."""
+    X = np.c_[np.random.default_rng(0).normal(size=100), np.full(100, 3.7)]
+    gm = GaussianMixture(1, covariance_type=ct, reg_covar=0.0, random_state=0)
+    if where is None:
+        assert gm.fit(X).covariances_[0] > 0.4
+    else:
+        with pytest.raises(ValueError, match=rf"^Fitting the mixture model failed .*\(currently 0\.0\)\. {where} is "
+                                             r"[0-9.e-]+, no more than rounding: its rows hold one value there .*"
+                                             r"Drop such a feature, or set reg_covar > 0\.$"):
+            gm.fit(X)
+    if ct in ("full", "tied"):
+        a = np.random.default_rng(2).normal(size=(200, 2))
+        with pytest.raises(ValueError, match="A feature is a linear combination of others on a component's rows"):
+            GaussianMixture(1, covariance_type=ct, reg_covar=0.0, random_state=0).fit(np.c_[a, a @ [1.0, 3.0]])
