@@ -108,9 +108,10 @@ All kernels release the GIL (``nogil=True``) and are serial
 (``parallel=False``): dask's threaded scheduler already runs a chunk per
 thread. ``cache=True`` writes the machine code to ``__pycache__`` next to this
 file (else to the user's cache folder; where neither can be written, the kernels
-are compiled in each process: :func:`_njit`), so only the first process on a machine compiles (about 12 s for the first
-E-step; more for each further dtype, covariance family and, for full
-covariances, number of features up to :data:`UNROLL_MAX_FEATURES`).
+are compiled in each process: :func:`_njit`), so only the first process on a
+machine compiles (about 12 s for the first E-step; more for each further dtype,
+covariance family and, for full covariances, number of features up to
+:data:`UNROLL_MAX_FEATURES`).
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def _njit(**options):
                 raise
             if not _UNCACHED:
                 logger.warning("dask_gmm's compiled kernels are not cached on disk (%s): every process compiles "
-                            "them afresh. Set NUMBA_CACHE_DIR to a folder this user can write.", exc)
+                               "them afresh. Set NUMBA_CACHE_DIR to a folder this user can write.", exc)
             _UNCACHED.append(fn.__name__)
             return numba.njit(**{**options, "cache": False})(fn)
     return decorate
