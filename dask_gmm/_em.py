@@ -261,8 +261,11 @@ def _pull_threads(scheduler, data):
     return local_threads(scheduler)
 
 
-_BLAS = {"controller": None, "busy": False, "kmeans": 0}  # threadpoolctl's controller, made at the first pass (25 ms)
-_BLAS_STATE = threading.Condition()
+_BLAS = {"controller": None, "busy": False}  # threadpoolctl's controller, made at the first pass (25 ms)
+_BLAS_LOCK = threading.Lock()
+#: Held while scikit-learn's KMeans runs (:func:`kmeans_section`), and by a pass while it takes or
+#: gives back the BLAS limit.
+_KMEANS_LOCK = threading.Lock()
 
 
 def threadpool_controller():
@@ -289,43 +292,41 @@ def _one_blas_thread(threads):
     back when it ends; a pass that overlaps it (a fit in another thread of the user's) changes
     nothing, and runs on without the limit once the holder has ended. (Each pass setting its
     own left BLAS on one thread for good, when overlapping passes ended in another order.)
-    scikit-learn's KMeans sets and restores a limit of its own: the holder neither takes nor
-    gives back the limit while one runs in a fit's start (:func:`kmeans_section`), or the
-    KMeans would set back the one thread it found after the holder had ended (a review: fits
-    in two threads at once left BLAS on one thread for good, 1 to 9 rounds in).
+    scikit-learn's KMeans sets a limit of its own and sets back what it found: the holder takes
+    and gives back the limit only while no KMeans of this package runs (:func:`kmeans_section`),
+    or that KMeans would set back the one thread it found after the holder had ended (a review:
+    fits in two threads at once left BLAS on one thread for good, 1 to 9 rounds in).
     """
     mine, limit = False, None
     try:  # from before the flag is set: a Ctrl-C just after had left it set for good
-        with _BLAS_STATE:
-            if threads > 1 and not _BLAS["busy"]:
-                _BLAS_STATE.wait_for(lambda: _BLAS["kmeans"] == 0)  # lets go of the lock meanwhile
-                mine = not _BLAS["busy"]
-            if mine:
-                _BLAS["busy"] = True
+        with _BLAS_LOCK:
+            mine = threads > 1 and not _BLAS["busy"]
+            _BLAS["busy"] |= mine
+        if mine:
+            with _KMEANS_LOCK:
                 limit = threadpool_controller().limit(limits=1, user_api="blas")
         yield
     finally:
         if mine:
-            with _BLAS_STATE:
-                _BLAS_STATE.wait_for(lambda: _BLAS["kmeans"] == 0)
-                _BLAS["busy"] = False
+            try:
                 if limit is not None:
+                    with _KMEANS_LOCK:
+                        limit.restore_original_limits()
+                        limit = None
+            finally:
+                if limit is not None:  # a Ctrl-C while it waited for a KMeans: given back all the same
                     limit.restore_original_limits()
+                with _BLAS_LOCK:
+                    _BLAS["busy"] = False
 
 
-@contextlib.contextmanager
 def kmeans_section():
-    """Where scikit-learn's KMeans runs (it sets and restores its own BLAS limit): a pass's
-    :func:`_one_blas_thread` waits for it before it takes or gives back the limit. It waits for
-    nothing itself (a KMeans of the candidates takes milliseconds)."""
-    with _BLAS_STATE:
-        _BLAS["kmeans"] += 1
-    try:
-        yield
-    finally:
-        with _BLAS_STATE:
-            _BLAS["kmeans"] -= 1
-            _BLAS_STATE.notify_all()
+    """Where scikit-learn's KMeans runs: one at a time in the process, and never while a pass takes
+    or gives back the BLAS limit (:func:`_one_blas_thread`). Two at once had left OpenBLAS on one
+    thread (each sets back the limit it found, which may be the other's), and the warnings filters
+    changed (scikit-learn's ``check_array`` and our rewording use ``warnings.catch_warnings``, which
+    is not thread-safe). A KMeans of the candidates takes milliseconds."""
+    return _KMEANS_LOCK
 
 
 def _pull(todo, calls, sink):
@@ -369,10 +370,10 @@ _HELPERS_LOCK = threading.Lock()
 def _after_fork():
     """In a forked child: the parent's pools have no threads there (a pass waited on them forever),
     and a lock or BLAS limit its other threads held stays held."""
-    global _HELPERS_LOCK, _BLAS_STATE
+    global _HELPERS_LOCK, _BLAS_LOCK, _KMEANS_LOCK
     _HELPERS.clear()
-    _HELPERS_LOCK, _BLAS_STATE = threading.Lock(), threading.Condition()
-    _BLAS.update(busy=False, kmeans=0)
+    _HELPERS_LOCK, _BLAS_LOCK, _KMEANS_LOCK = threading.Lock(), threading.Lock(), threading.Lock()
+    _BLAS["busy"] = False
 
 
 if hasattr(os, "register_at_fork"):

@@ -26,7 +26,7 @@ them to ``reg_covar`` from single points.
 from __future__ import annotations
 
 import logging
-import threading
+import re
 import warnings
 
 import dask
@@ -267,30 +267,26 @@ def _one_openmp_thread():
 
 
 def _fit_kmeans(km, cand, w):
-    """``km.fit(cand, sample_weight=w)``, scikit-learn's KMeans on the candidates (m, n_features).
-
-    Where they hold fewer distinct points than clusters, scikit-learn's warning of it (naming
-    ``n_clusters``, which a mixture's user does not set) is said in this package's words, at the
-    user's line. Its filter is the process's (``warnings.catch_warnings`` is not thread-safe), so it
-    is set only then, and one fit's thread at a time; it had been set for every start, and fits in
-    two threads at once had left every warning of the process recorded into a list no one read.
-    KMeans runs in a :func:`dask_gmm._em.kmeans_section`, which a pass's BLAS limit waits for."""
-    distinct = len(np.unique(cand, axis=0))
-    if distinct >= km.n_clusters:  # every cluster keeps a point: scikit-learn does not warn of it
-        with kmeans_section():
-            return km.fit(cand, sample_weight=w)
-    io.warn_at_caller(
-        f"The k-means start found only {distinct} distinct points among its candidate rows for "
-        f"n_components={km.n_clusters}: X may hold fewer distinct rows than that (duplicates), and some "
-        "components start at the same point. Use fewer components, or check X for duplicate rows.",
-        ConvergenceWarning)
-    with _FEW_DISTINCT, warnings.catch_warnings(), kmeans_section():
-        warnings.filterwarnings("ignore", r"Number of distinct clusters \(\d+\) found smaller than n_clusters",
-                                ConvergenceWarning)
-        return km.fit(cand, sample_weight=w)
-
-
-_FEW_DISTINCT = threading.Lock()
+    """``km.fit(cand, sample_weight=w)``, scikit-learn's KMeans on the candidates (m, n_features),
+    its warning of fewer distinct candidates than clusters said in this package's words, at the
+    user's line: it named ``n_clusters``, which a mixture's user does not set. In a
+    :func:`dask_gmm._em.kmeans_section`: the warnings filters that ``warnings.catch_warnings``
+    changes are the process's, and fits in two threads at once had left every later warning
+    recorded into a list no one read."""
+    with kmeans_section(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        km.fit(cand, sample_weight=w)
+    for c in caught:
+        few = re.match(r"Number of distinct clusters \((\d+)\) found smaller than n_clusters", str(c.message))
+        if few is None:
+            warnings.warn_explicit(c.message, c.category, c.filename, c.lineno)
+            continue
+        io.warn_at_caller(
+            f"The k-means start found only {few[1]} distinct points among its candidate rows for "
+            f"n_components={km.n_clusters}: X may hold fewer distinct rows than that (duplicates), and some "
+            "components start at the same point. Use fewer components, or check X for duplicate rows.",
+            ConvergenceWarning)
+    return km
 
 
 def _kmeans(blocks, X, specs, seeds):
@@ -326,10 +322,10 @@ def _kmeans(blocks, X, specs, seeds):
 
 def _kmeans_plusplus(blocks, X, specs, seeds):
     s_cand, s_local = zip(*(s.spawn(2) for s in seeds))
-    centres = [
-        kmeans_plusplus(cand, K, sample_weight=w, random_state=_sklearn_seed(s))[0]
-        for (K, _), (cand, w), s in zip(specs, _candidates(blocks, X, specs, s_cand), s_local)
-    ]
+    centres = []
+    for (K, _), (cand, w), s in zip(specs, _candidates(blocks, X, specs, s_cand), s_local):
+        with kmeans_section():  # its check_array changes the warnings filters for a moment, as KMeans's
+            centres.append(kmeans_plusplus(cand, K, sample_weight=w, random_state=_sklearn_seed(s))[0])
     return _hard_assignment(blocks, specs, centres)
 
 

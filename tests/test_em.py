@@ -545,3 +545,31 @@ def test_one_pool_of_pulling_threads_whatever_the_numbers_of_threads_asked():
             break
         time.sleep(0.05)
     assert 1 <= len(pulling()) <= 7, [t.name for t in pulling()]
+
+
+def test_a_ctrl_c_while_a_pass_waits_to_give_back_the_blas_limit_gives_it_back():
+    """A pass gives back its BLAS limit only while no KMeans runs; a Ctrl-C while it waited for one
+    had left BLAS on one thread, and the flag that a pass holds it set, for good (a review)."""
+    import _thread
+
+    before = _blas_threads(None)[0]
+    inside = threading.Event()
+
+    def kmeans():  # another fit's KMeans, still running when the pass ends
+        with _em.kmeans_section():
+            inside.set()
+            time.sleep(1.0)
+
+    other = threading.Thread(target=kmeans)
+    with pytest.raises(KeyboardInterrupt):
+        with _em._one_blas_thread(2):
+            assert _blas_threads(None)[0] == 1
+            other.start()
+            assert inside.wait(timeout=30)
+            threading.Timer(0.3, _thread.interrupt_main).start()  # as the pass waits to give it back
+        time.sleep(5)  # not reached: the interrupt lands in the wait
+    other.join()
+    assert _blas_threads(None)[0] == before and not _em._BLAS["busy"]
+    with _em._one_blas_thread(2):  # and the next pass takes it again
+        assert _blas_threads(None)[0] == 1 and _em._BLAS["busy"]
+    assert _blas_threads(None)[0] == before

@@ -1939,10 +1939,46 @@ def test_fits_in_threads_at_once_leave_the_process_as_it_was():
         warnings.warn("still seen")
 
 
-def test_the_k_means_start_on_too_few_distinct_rows_warns_in_words_of_its_own():
+def test_k_means_starts_in_threads_at_once_leave_blas_and_the_warnings_filters_as_they_were():
+    """Two of scikit-learn's KMeans at once: each sets BLAS to one thread and sets back what it found,
+    which may be the other's one thread, and its check_array changes the warnings filters for a
+    moment; the whole fits above overlap there rarely (a review: 5 overlaps in 80 starts), the
+    starts alone at once left BLAS on one thread in the first round. They run one at a time."""
+    import sys
+    import threading
+
+    from sklearn.cluster import KMeans
+
+    from dask_gmm._init import _fit_kmeans
+
+    rng = np.random.default_rng(0)
+    cand, w = rng.normal(size=(300, 5)), np.ones(300)
+    filters, blas, interval = list(warnings.filters), _blas_threads(), sys.getswitchinterval()
+
+    def starts(seed):
+        for i in range(15):
+            _fit_kmeans(KMeans(3, n_init=2, random_state=seed + i), cand, w)
+
+    sys.setswitchinterval(1e-5)
+    try:
+        for _ in range(4):
+            threads = [threading.Thread(target=starts, args=(j * 100,)) for j in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert _blas_threads() == blas and warnings.filters == filters
+    finally:
+        sys.setswitchinterval(interval)
+
+
+@pytest.mark.parametrize("apart", [0.0, 1e-9])
+def test_the_k_means_start_on_too_few_distinct_rows_warns_in_words_of_its_own(apart):
     """Fewer distinct candidate rows than components: one ConvergenceWarning naming both counts, not
-    scikit-learn's (which names ``n_clusters``); the filter that hides scikit-learn's is gone after."""
-    X = np.repeat([[0.0, 0.0], [5.0, 5.0]], 200, axis=0)
+    scikit-learn's (which names ``n_clusters``); the filters are as before after. Rows 1e-9 apart
+    count as one, as KMeans's distances see them (a review: counting distinct rows first let
+    scikit-learn's own warning through for them)."""
+    X = np.r_[np.repeat([[0.0, 0.0], [5.0, 5.0]], 200, axis=0), [[apart, 0.0]] * 200]
     filters = list(warnings.filters)
     with pytest.warns(ConvergenceWarning) as caught:
         GaussianMixture(3, random_state=0, max_iter=2).fit(X)
