@@ -262,18 +262,20 @@ def _hard_assignment(blocks, specs, centres):
 def _one_openmp_thread():
     """scikit-learn's KMeans on one OpenMP thread: it clusters a few hundred candidates, and a
     process whose GNU OpenMP had started threads hangs in its children forked after
-    (multiprocessing's fork start method) at their first OpenMP call."""
+    (multiprocessing's fork start method) at their first OpenMP call. Entered in a
+    :func:`dask_gmm._em.kmeans_section` only: threadpoolctl sets back every pool's limit it found,
+    BLAS's too, and one entered outside had set back a pass's one BLAS thread found on entry."""
     return threadpool_controller().limit(limits=1, user_api="openmp")
 
 
 def _fit_kmeans(km, cand, w):
-    """``km.fit(cand, sample_weight=w)``, scikit-learn's KMeans on the candidates (m, n_features),
-    its warning of fewer distinct candidates than clusters said in this package's words, at the
-    user's line: it named ``n_clusters``, which a mixture's user does not set. In a
-    :func:`dask_gmm._em.kmeans_section`: the warnings filters that ``warnings.catch_warnings``
-    changes are the process's, and fits in two threads at once had left every later warning
-    recorded into a list no one read."""
-    with kmeans_section(), warnings.catch_warnings(record=True) as caught:
+    """``km.fit(cand, sample_weight=w)``, scikit-learn's KMeans on the candidates (m, n_features)
+    on one OpenMP thread, its warning of fewer distinct candidates than clusters said in this
+    package's words, at the user's line: it named ``n_clusters``, which a mixture's user does not
+    set. In a :func:`dask_gmm._em.kmeans_section`: the warnings filters that
+    ``warnings.catch_warnings`` changes are the process's, and fits in two threads at once had left
+    every later warning recorded into a list no one read."""
+    with kmeans_section(), _one_openmp_thread(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         km.fit(cand, sample_weight=w)
     for c in caught:
@@ -302,8 +304,7 @@ def _kmeans(blocks, X, specs, seeds):
     centres = []
     for j, (spec, (cand, w), s) in enumerate(zip(specs, _candidates(blocks, X, specs, s_cand), s_local)):
         starts = 1 if spec in specs[:j] else 10
-        with _one_openmp_thread():
-            km = _fit_kmeans(KMeans(n_clusters=spec[0], n_init=starts, random_state=_sklearn_seed(s)), cand, w)
+        km = _fit_kmeans(KMeans(n_clusters=spec[0], n_init=starts, random_state=_sklearn_seed(s)), cand, w)
         centres.append(km.cluster_centers_)
     done, tol = {}, {}
     for it in range(LLOYD_MAX_ITER):  # Lloyd passes, all runs in lockstep until each settles
