@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -180,7 +181,7 @@ def _worker_seeing(folder, at, address, env):
     """Start a ``dask worker`` (1 thread) in a mount namespace of its own, where ``folder`` is
     bind-mounted at ``at``: it sees ``folder``'s files at ``at``'s paths."""
     return subprocess.Popen(_UNSHARE + ["--propagation", "private", "sh", "-c",
-                             f"mount --bind {folder} {at} && exec dask worker {address} "
+                             f"mount --bind {folder} {at} && exec {shlex.quote(console_script('dask'))} worker {address} "
                              "--nthreads 1 --host 127.0.0.1 --no-dashboard"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
@@ -271,7 +272,7 @@ def test_outputs_made_before_the_client_and_the_cli_predict_check_each_worker(tm
                                                  r"here when the fit began or the lazy output was made\. That "
                                                  r"worker reads another store"):
                 labels.compute()
-            done = subprocess.run(["dask-gmm", "predict", str(model), path, "--scheduler", address, "--output",
+            done = subprocess.run([console_script("dask-gmm"), "predict", str(model), path, "--scheduler", address, "--output",
                                    str(out), "--quiet"], capture_output=True, text=True, timeout=300)
             assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
             assert re.match(r"dask-gmm: error: The Zarr array '.*here/mix\.zarr/X' is not the same on the cluster's "
@@ -631,7 +632,7 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
         np.testing.assert_array_equal(labels, ref.predict(store).compute())
         # and through the command line
         out = tmp_path / "model.json"
-        done = subprocess.run(["dask-gmm", "fit", store, "--n-components", "3", "--seed", "0", "--tol", "1e-6",
+        done = subprocess.run([console_script("dask-gmm"), "fit", store, "--n-components", "3", "--seed", "0", "--tol", "1e-6",
                                "--scheduler", address, "--output", str(out), "--quiet"],
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
@@ -679,7 +680,7 @@ def _cli_fit_on_a_cluster(store, tmp_path, **config):
         address = _start_scheduler(tmp_path, env, procs)
         procs.append(_start_worker(address, env, start_new_session=True))
         out = tmp_path / "model.json"
-        procs.append(subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
+        procs.append(subprocess.Popen([console_script("dask-gmm"), "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
                                        "--scheduler", address, "--output", str(out)],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         with Client(address) as client:
@@ -759,7 +760,7 @@ def test_cli_gives_up_on_a_port_where_no_scheduler_answers(store, tmp_path):
     save_model(GaussianMixture(3, random_state=0).fit(make_blobs(n=300)), model)
     env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
     try:
-        proc = subprocess.run(["dask-gmm", "score", str(model), store, "--scheduler",
+        proc = subprocess.run([console_script("dask-gmm"), "score", str(model), store, "--scheduler",
                                f"tcp://127.0.0.1:{server.server_port}"], capture_output=True, text=True,
                               env=env, timeout=120)
     finally:
@@ -778,7 +779,7 @@ def test_cli_gives_up_on_a_port_where_no_scheduler_answers(store, tmp_path):
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        proc = subprocess.Popen(["dask-gmm", "score", str(model), store, "--scheduler",
+        proc = subprocess.Popen([console_script("dask-gmm"), "score", str(model), store, "--scheduler",
                                  f"tcp://127.0.0.1:{server.server_port}"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True,
                                 env=dict(env, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="60s"),
@@ -792,7 +793,7 @@ def test_cli_gives_up_on_a_port_where_no_scheduler_answers(store, tmp_path):
     assert proc.returncode == -signal.SIGINT and err.strip() == "dask-gmm: error: interrupted", err
     # where nothing listens, distributed's own words (the bound on the handshake had cut them short)
     for _ in range(3):
-        proc = subprocess.run(["dask-gmm", "score", str(model), store, "--scheduler", "tcp://127.0.0.1:1"],
+        proc = subprocess.run([console_script("dask-gmm"), "score", str(model), store, "--scheduler", "tcp://127.0.0.1:1"],
                               capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 2 and "Timed out trying to connect to tcp://127.0.0.1:1 after 2 s" in proc.stderr
         assert "dashboard" not in proc.stderr, proc.stderr
@@ -826,7 +827,7 @@ def test_predict_interrupted_on_a_cluster_leaves_no_temporary_store(tmp_path):
     out.mkdir()
     with LocalCluster(**CLUSTER) as cluster, Client(cluster) as client:
         for attempt in range(3):
-            proc = subprocess.Popen(["dask-gmm", "predict", str(model), path, "--proba", "-o", str(out / f"p{attempt}.zarr"),
+            proc = subprocess.Popen([console_script("dask-gmm"), "predict", str(model), path, "--proba", "-o", str(out / f"p{attempt}.zarr"),
                                      "--scheduler", cluster.scheduler_address],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -867,7 +868,7 @@ def test_cli_on_a_scheduler_without_workers_says_so_and_waits_then_stops_cleanly
     out = tmp_path / "model.json"
     cluster = dict(CLUSTER, n_workers=0)
     with LocalCluster(**cluster) as cluster, Client(cluster):
-        fit = ["dask-gmm", "fit", store, "--n-components", "3", "--seed", "0", "--scheduler", cluster.scheduler_address]
+        fit = [console_script("dask-gmm"), "fit", store, "--n-components", "3", "--seed", "0", "--scheduler", cluster.scheduler_address]
         proc = subprocess.Popen(fit + ["--tol", "1e-6", "--output", str(out)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -905,7 +906,7 @@ def test_cli_says_in_one_line_that_the_scheduler_it_waited_on_is_gone(store, tmp
     procs = []
     try:
         address = _start_scheduler(tmp_path, dict(os.environ), procs)
-        proc = subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--seed", "0", "--scheduler", address,
+        proc = subprocess.Popen([console_script("dask-gmm"), "fit", store, "-k", "3", "--seed", "0", "--scheduler", address,
                                  "--output", str(tmp_path / "m.json")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(proc)
@@ -927,7 +928,7 @@ def test_cli_says_when_every_worker_has_gone_and_carries_on_when_one_joins(store
     """With every worker gone mid-fit, the command waited for one to join and said nothing."""
     with LocalCluster(**dict(CLUSTER, n_workers=1)) as cluster, Client(cluster):
         address = cluster.scheduler_address
-        proc = subprocess.Popen(["dask-gmm", "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
+        proc = subprocess.Popen([console_script("dask-gmm"), "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
                                  "--scheduler", address, "--output", str(tmp_path / "m.json")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -1199,7 +1200,7 @@ def test_a_worker_that_cannot_import_dask_gmm_is_named_before_any_work(store, tm
                 generate_mixture(str(tmp_path / "g.zarr"), n_samples=1000, random_state=0)
             assert not (tmp_path / "g.zarr").exists()
         out = tmp_path / "model.json"
-        done = subprocess.run(["dask-gmm", "fit", store, "-k", "3", "--scheduler", address, "--output", str(out)],
+        done = subprocess.run([console_script("dask-gmm"), "fit", store, "-k", "3", "--scheduler", address, "--output", str(out)],
                               capture_output=True, text=True, timeout=120)
     finally:
         for p in reversed(procs):
