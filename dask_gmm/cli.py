@@ -1219,10 +1219,12 @@ PREDICT_ATTR = "dask_gmm_predict"
 
 
 def _predicted(node):
-    """Whether the Zarr node is an array that ``predict`` wrote."""
+    """Whether the Zarr node is an array that ``predict`` wrote: its attribute :data:`PREDICT_ATTR`
+    is the record (a dict). An array of someone else's with another value there is not one (a
+    string there had ended the commands in a traceback)."""
     import zarr
 
-    return isinstance(node, zarr.Array) and PREDICT_ATTR in node.attrs
+    return isinstance(node, zarr.Array) and isinstance(node.attrs.get(PREDICT_ATTR), dict)
 
 
 def _predict_record(path):

@@ -336,7 +336,7 @@ def _read_status(path):
     if not isinstance(node, zarr.Group):
         return {}, None
     record = io.generator_record(node, path, _OVERWRITE)
-    true = node.attrs.get("true_model")  # (stores of old)
+    true = _true_attribute(node, path)  # (stores of old)
     arrays = _true_members(node) if true is None and record.get("complete") else None
     if arrays is not None:  # a complete store returns them unread by _true_arrays: compared here
         true = {k: a[...].tolist() for k, a in zip(_TRUE_KEYS, arrays)}
@@ -359,7 +359,7 @@ def _whole(path):
     changed = io.reshaped(io.generator_record(group, path, _OVERWRITE), *arrays)
     if changed:
         raise ValueError(f"The store {path!r} is damaged: {changed}. {_OVERWRITE}")
-    if not group.attrs.get("true_model") and _true_members(group) is None:  # (a store of old: its attribute)
+    if not _true_attribute(group, path) and _true_members(group) is None:  # (a store of old: its attribute)
         return False
     return not any(io.missing_chunks(a) for a in arrays)
 
@@ -441,15 +441,35 @@ def _true_arrays(group, true):
         arr[...] = value
 
 
-def recorded_true(group):
+def recorded_true(group, path=None):
     """The true parameters a generated ``group`` records, (weights, means, covariances) as float64
     arrays (full covariances), or None (none, or not all written): from its arrays
-    :data:`TRUE_ARRAYS`, or from the attribute ``true_model`` of a store written before them."""
-    true = group.attrs.get("true_model")
+    :data:`TRUE_ARRAYS`, or from the attribute ``true_model`` of a store written before them.
+    ``path`` names the store in errors (default: the group's store path)."""
+    true = _true_attribute(group, str(group.store_path) if path is None else path)
     if true:
         return tuple(np.asarray(true[k], np.float64) for k in _TRUE_KEYS)
     arrays = _true_members(group)
     return None if arrays is None else tuple(np.asarray(a[...], np.float64) for a in arrays)
+
+
+def _true_attribute(group, path):
+    """The attribute ``true_model`` of a store of old, where its true parameters were ({"weights",
+    "means", "covariances"} as lists), or None (or empty) where it has none; a ValueError saying
+    the store is damaged where it holds anything else (a review: a KeyError or TypeError traceback
+    from ``dask-gmm info``, ``generate`` and ``plot``)."""
+    true = group.attrs.get("true_model")
+    if not true:
+        return true
+    try:
+        w, m, c = (np.asarray(true[k], np.float64) for k in _TRUE_KEYS)
+        ok = w.ndim == 1 and m.ndim == 2 and len(m) == len(w) and c.shape == (len(w), m.shape[1], m.shape[1])
+    except (TypeError, KeyError, IndexError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"The store {path!r} is damaged: its attribute 'true_model' is not a record of the true "
+                         f"weights, means and covariances. {_OVERWRITE}")
+    return true
 
 
 def _true_members(group):
@@ -755,19 +775,19 @@ def read_true_model(path):
     GaussianMixture (covariance_type='full', fitted) or None
     """
     node = io.open_node(io.data_path(path))
-    true = recorded_true(node) if isinstance(node, zarr.Group) else None
-    lost = lost_true(node) if true is None and isinstance(node, zarr.Group) else []
+    true = recorded_true(node, os.fspath(path)) if isinstance(node, zarr.Group) else None
+    lost = lost_true(node, os.fspath(path)) if true is None and isinstance(node, zarr.Group) else []
     if lost:
         raise ValueError(f"The store {os.fspath(path)!r} is damaged: it has lost the array(s) of its true parameters "
                          f"({', '.join(lost)}). Rerun {io.RERUN} to write them again.")
     return None if true is None else fitted_model(*true, "full")
 
 
-def lost_true(group):
+def lost_true(group, path=None):
     """The arrays :data:`TRUE_ARRAYS` that the generated ``group``, recorded complete, has lost
     (absent, not arrays, or short of chunks): [] for any other group, or a store of old (whose
-    true parameters are an attribute)."""
-    if not io.generator_record(group, str(group.store_path)).get("complete") or group.attrs.get("true_model"):
+    true parameters are an attribute). ``path`` names the store in errors."""
+    if not io.generator_record(group, str(group.store_path)).get("complete") or _true_attribute(group, str(group.store_path) if path is None else path):
         return []
     return [name for name in TRUE_ARRAYS if not isinstance(a := group.get(name), zarr.Array) or io.missing_chunks(a)]
 
@@ -802,9 +822,9 @@ def store_info(path):
             parent = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
     if isinstance(node, zarr.Group):
         status = io.generator_record(node, os.fspath(path))
-        true = recorded_true(node)
+        true = recorded_true(node, os.fspath(path))
         true = None if true is None else {k: v.tolist() for k, v in zip(_TRUE_KEYS, true)}
-        lost = lost_true(node)
+        lost = lost_true(node, os.fspath(path))
         X, labels = (io.member(node, k, os.fspath(path)) for k in ("X", "labels"))
         if X is None and not status.get("complete", True) and _RECORDED_SHAPE <= status.keys():
             return _unmade_info(os.fspath(path), status, true, labels)  # killed before its arrays were made

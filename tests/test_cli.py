@@ -370,6 +370,26 @@ def test_predict_keeps_what_appeared_at_its_output_while_it_ran(store, model_fil
     assert sorted(os.listdir(tmp_path)) == ["labels.zarr", "other.zarr"]
 
 
+@pytest.mark.parametrize("marker", ["yes", [1, 2], None])
+def test_an_array_whose_predict_marker_is_no_record_is_data(store, model_file, tmp_path, capsys, marker):
+    """A review: an array of someone else's with another value in the attribute that predict's
+    outputs carry ended fit, score, predict and plot in an AttributeError traceback, and info in a
+    TypeError one. It is data; --overwrite does not replace it (predict did not write it)."""
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    data = tmp_path / "x.zarr"
+    zarr.create_array(data, data=X, chunks=(100, 2), attributes={cli.PREDICT_ATTR: marker})
+    rc, out, err = run(capsys, "fit", data, "-k", "2", "--seed", "0", "-o", tmp_path / "m.json", "--quiet")
+    assert rc == 0 and err == "", err
+    np.testing.assert_allclose(load_model(tmp_path / "m.json").means_,
+                               GaussianMixture(2, random_state=0).fit(X).means_, rtol=1e-12)
+    rc, out, err = run(capsys, "info", data)
+    assert rc == 0 and "300 rows x 2 features" in out and err == "", err
+    assert run(capsys, "score", model_file, data)[0] == 0
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", data, "--overwrite")
+    assert_one_line_error(rc, err, "not an output of")
+    np.testing.assert_array_equal(zarr.open_array(data, mode="r")[:], X)
+
+
 def test_info_of_the_labels_of_a_generated_store_names_the_store(store, capsys):
     """They were "not written by dask-gmm generate", and so were the true parameters' arrays (which
     info described as data)."""

@@ -116,6 +116,23 @@ def test_a_store_of_old_keeps_its_true_model_and_resumes(tmp_path):
         generate_mixture(path, **SMALL)
 
 
+@pytest.mark.parametrize("damaged", [{"weights": [1.0]}, "x", [1, 2], {"weights": [1.0], "means": [[0.0]],
+                                                                  "covariances": [[1.0]]}])
+def test_a_store_of_old_whose_true_model_attribute_is_damaged_is_said_to_be(tmp_path, damaged):
+    """A review: a store of old whose attribute ``true_model`` holds something else ended
+    ``dask-gmm info``, ``generate`` and ``plot`` in a KeyError or TypeError traceback."""
+    path = str(tmp_path / "s.zarr")
+    generate_mixture(path, **SMALL)
+    _as_written_before_the_arrays(path)
+    zarr.open_group(path, mode="r+").attrs["true_model"] = damaged
+    said = r"The store '.*s\.zarr' is damaged: its attribute 'true_model' is not a record of the true weights"
+    for call in (read_true_model, store_info, lambda p: generate_mixture(p, **SMALL)):
+        with pytest.raises(ValueError, match=said):
+            call(path)
+    assert generate_mixture(path, **SMALL, overwrite=True).means_.shape == (SMALL["n_components"], SMALL["n_features"])
+    assert store_info(path)["status"] == "complete"
+
+
 def test_true_parameters_a_killed_run_left_short_are_written_again_and_others_refused(tmp_path):
     path = str(tmp_path / "s.zarr")
     gm = generate_mixture(path, **SMALL)
