@@ -637,14 +637,20 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
             f"The parameter 'precisions' should have the shape of {shape}, "
             f"but got {precisions.shape}"
         )
+    none = "or None to let init_params choose them"
     mats = {"full": precisions, "tied": precisions[None]}.get(covariance_type)
     if mats is None:
         if np.any(precisions <= 0.0):
-            raise ValueError(f"'{covariance_type} precision' should be positive")
+            where = np.argwhere(precisions <= 0.0)[0]
+            raise ValueError(f"'{covariance_type} precision' should be positive, but precisions_init holds "
+                             f"{precisions[tuple(where)]:g} at index {tuple(map(int, where))}. Pass positive precisions "
+                             f"(inverse variances), {none}.")
         return precisions
-    for m in mats:
+    for k, m in enumerate(mats):
         if not (np.allclose(m, m.T) and np.all(linalg.eigvalsh(m) > 0.0)):
-            raise ValueError(f"'{covariance_type} precision' should be symmetric, positive-definite")
+            which = "precisions_init" if covariance_type == "tied" else f"component {k} of precisions_init"
+            raise ValueError(f"'{covariance_type} precision' should be symmetric, positive-definite, but {which} "
+                             f"is not. Pass precision matrices (inverses of covariance matrices), {none}.")
     return precisions
 
 

@@ -657,6 +657,7 @@ class BayesianGaussianMixture(MixtureBase):
     # ------------------------------------------------------------------ inference
     def _model(self):
         """The fitted variational model (scikit-learn's ``_estimate_weighted_log_prob``)."""
-        check_fitted(self)
+        check_fitted(self, ("weights_", "means_", "precisions_cholesky_", "weight_concentration_", "mean_precision_",
+                            "degrees_of_freedom_"))
         self._check_prior_type("refit")
         return variational_model(self._get_parameters(), self.covariance_type, self.weight_concentration_prior_type)

@@ -52,18 +52,33 @@ def finite_parameter(name, value, otherwise):
     return a.astype(np.float64)
 
 
-def check_fitted(model):
-    """scikit-learn's ``check_is_fitted``, then a ValueError when the fitted covariances are not of
-    the model's ``covariance_type`` (changed since the fit: they would be read as another type's)."""
+def check_fitted(model, fitted=("weights_", "means_", "precisions_cholesky_")):
+    """scikit-learn's ``check_is_fitted``, then a ValueError when the fitted attributes changed since
+    the fit: covariances not of the model's ``covariance_type`` (they would be read as another
+    type's), shapes that do not agree, or NaN or infinity in any of ``fitted`` (which no fit
+    leaves: ``predict`` had answered label 0 for every row of a model with a NaN weight, and
+    ``score`` blamed the data's magnitude)."""
     check_is_fitted(model)
     cov.check_covariance_type(model.covariance_type)
-    K, d = np.shape(model.means_)
-    if not cov.is_of_type(model.precisions_cholesky_, model.covariance_type, K, d):
+    means, prec = np.asarray(model.means_), model.precisions_cholesky_
+    K, d = means.shape if means.ndim == 2 else (0, 0)
+    if not cov.is_of_type(prec, model.covariance_type, K, d) and any(
+            cov.is_of_type(prec, t, K, d) for t in cov.COVARIANCE_TYPES):
         raise ValueError(
             f"The fitted covariances (shape {np.shape(model.covariances_)}) are not of "
             f"covariance_type={model.covariance_type!r}, which was set after the fit. Set back the "
             "covariance_type the model was fitted with, or refit it."
         )
+    if not cov.is_of_type(prec, model.covariance_type, K, d) or np.shape(model.weights_) != (K,):
+        raise ValueError(
+            f"The fitted parameters do not agree (weights_ of shape {np.shape(model.weights_)}, means_ "
+            f"{means.shape}, precisions_cholesky_ {np.shape(prec)}, covariance_type={model.covariance_type!r}): "
+            "one was set after the fit. Set back the fitted values, or refit the model."
+        )
+    for name in fitted:
+        if not np.all(np.isfinite(np.asarray(getattr(model, name), np.float64))):
+            raise ValueError(f"model.{name} holds NaN or infinite values, which no fit leaves: it was set after "
+                             "the fit. Set back the fitted values, or refit the model.")
 
 
 def best_run(runs, max_iter=None):
@@ -494,7 +509,9 @@ class GaussianMixture(MixtureBase):
             if w.shape != (K,):
                 raise ValueError(f"The parameter 'weights' should have the shape of ({K},), but got {w.shape}")
             if np.any(w < 0) or np.any(w > 1):
-                raise ValueError("The parameter 'weights' should be in the range [0, 1].")
+                raise ValueError(f"The parameter 'weights' should be in the range [0, 1], but weights_init holds "
+                                 f"{w[(w < 0) | (w > 1)][0]:g}. Pass non-negative weights that sum to 1, or None "
+                                 f"{chosen}.")
             atol = 1e-6 if np.asarray(self.weights_init).dtype == np.float32 else 1e-8  # scikit-learn's tolerance
             if not abs(1.0 - w.sum()) <= atol:  # a sum 1e-5 off had passed: max_iter=0 kept it, scores biased
                 raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = "

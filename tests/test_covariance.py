@@ -1,5 +1,7 @@
 """Covariance-type formulas against NumPy/SciPy one-liners."""
 
+import re
+
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
@@ -103,6 +105,16 @@ def test_check_precisions_rejects_bad_shapes_and_non_pd(ct):
         cov.check_precisions(prec[..., :-1] if prec.ndim > 1 else prec[:-1], ct, 3, 4)
     with pytest.raises(ValueError, match="positive"):
         cov.check_precisions(-prec, ct, 3, 4)
+    bad = prec.copy()  # one entry of the last component (of the one matrix when tied) made wrong
+    bad[(-1, 0, 1) if ct == "full" else (0, 1) if ct == "tied" else (-1, -1) if ct == "diag" else -1] = -2.0
+    said = {"full": "'full precision' should be symmetric, positive-definite, but component 2 of precisions_init is "
+                    "not. Pass precision matrices (inverses of covariance matrices), or None to let init_params",
+            "tied": "'tied precision' should be symmetric, positive-definite, but precisions_init is not. Pass",
+            "diag": "'diag precision' should be positive, but precisions_init holds -2 at index (2, 3). Pass positive "
+                    "precisions (inverse variances), or None to let init_params choose them.",
+            "spherical": "'spherical precision' should be positive, but precisions_init holds -2 at index (2,)."}[ct]
+    with pytest.raises(ValueError, match=re.escape(said)):
+        cov.check_precisions(bad, ct, 3, 4)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the k-means start's distances overflow first

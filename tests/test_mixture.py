@@ -902,6 +902,36 @@ def test_settings_changed_after_the_fit(estimator, tmp_path):
     np.testing.assert_array_equal(gm.set_params(covariance_type="full").predict_proba(X), proba)
 
 
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_fitted_attributes_set_by_hand_to_what_no_fit_leaves_are_refused(estimator):
+    """A review: with a NaN weight set by hand, predict answered label 0 for every row, and
+    predict_proba and score blamed the data's magnitude; means of 3 features beside 2-feature
+    covariances were said to be covariances of another covariance_type."""
+    import dask_gmm
+
+    X = make_blobs(n=600)
+    gm = getattr(dask_gmm, estimator)(n_components=3, random_state=0).fit(X)
+    labels = gm.predict(X)
+    calls = (lambda: gm.predict(X), lambda: gm.predict_proba(X), lambda: gm.score(X), lambda: gm.sample(5))
+    spoils = [("weights_", lambda w: np.where(np.arange(3) == 1, np.nan, w)), ("means_", lambda m: m + np.inf)]
+    if estimator == "BayesianGaussianMixture":  # what the outputs use (sample draws from weights_)
+        spoils.append(("weight_concentration_", lambda c: tuple(np.full_like(a, np.nan) for a in c)))
+    for name, spoil in spoils:
+        kept = getattr(gm, name)
+        setattr(gm, name, spoil(kept))
+        for call in calls[:3] if name == "weight_concentration_" else calls:
+            with pytest.raises(ValueError, match=rf"model\.{name} holds NaN or infinite values, which no fit leaves"):
+                call()
+        setattr(gm, name, kept)
+    kept = gm.means_
+    gm.means_ = np.zeros((3, 3))
+    with pytest.raises(ValueError, match=r"The fitted parameters do not agree \(weights_ of shape \(3,\), means_ "
+                                         r"\(3, 3\), precisions_cholesky_ \(3, 2, 2\), covariance_type='full'\)"):
+        gm.predict(np.zeros((4, 3)))
+    gm.means_ = kept
+    np.testing.assert_array_equal(gm.predict(X), labels)
+
+
 @pytest.mark.parametrize("fitted, change", [
     ({}, dict(n_components=2)),
     ({}, dict(covariance_type="diag")),
@@ -1793,6 +1823,16 @@ def test_a_dask_block_unlike_its_declaration_is_refused_by_its_rows(bad, said):
                                              dtype=float)
     with pytest.raises(ValueError, match=r"The block of sample_weight holding rows 250-499 has shape \(10,\)"):
         gm.score(X, sample_weight=w)
+
+
+def test_weights_init_outside_0_1_is_refused_as_scikit_learn_refuses_it_with_the_value():
+    X = make_blobs(n=300)
+    for w, value in (([1.5, -0.5], "1.5"), ([0.5, 0.6, -0.1], "-0.1")):
+        with pytest.raises(ValueError, match=re.escape("The parameter 'weights' should be in the range [0, 1]")):
+            SKGaussianMixture(len(w), weights_init=w).fit(X)
+        with pytest.raises(ValueError, match=re.escape(f"should be in the range [0, 1], but weights_init holds {value}. "
+                                                       "Pass non-negative weights that sum to 1, or None to let")):
+            GaussianMixture(len(w), weights_init=w).fit(X)
 
 
 @pytest.mark.parametrize("dtype, off", [(np.float64, 9e-6), (np.float64, 2e-8), (np.float32, 4e-6)])
