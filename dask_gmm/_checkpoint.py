@@ -613,7 +613,9 @@ def fitted_fields(d, covariance_type, n_components, n_features):
     weights = json_array(d, "weights", (K,))
     means = json_array(d, "means", (K, n_features))
     covariances, pc = json_array(d, "covariances", shape), json_array(d, "precisions_cholesky", shape)
-    if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
+    if np.any(weights < 0):
+        raise ValueError(f"'weights' must be non-negative and sum to 1, got {float(weights.min())!r}")
+    if abs(weights.sum() - 1.0) > 1e-6:
         raise ValueError(f"'weights' must be non-negative and sum to 1, got sum {float(weights.sum())!r}")
     cov.check_consistent(covariances, pc, covariance_type)
     if not isinstance(d["converged"], bool):

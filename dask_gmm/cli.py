@@ -798,8 +798,9 @@ def _open_data(path):
     if arr.ndim != 2:  # in the command line's words, not scikit-learn's advice to reshape
         raise CLIError(f"{path!r} holds an array of shape {arr.shape}, not data of shape (rows, features). "
                        "Pass a store of X (or a group with X).")
-    if arr.shape[0] == 0:  # scikit-learn's words named neither the store nor the fit's minimum
-        raise CLIError(f"{path!r} holds no rows (an array of shape {arr.shape}). Pass a store of data.")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:  # scikit-learn's words named neither the store nor the minimum
+        what = "rows" if arr.shape[0] == 0 else "features"
+        raise CLIError(f"{path!r} holds no {what} (an array of shape {arr.shape}). Pass a store of data.")
     if _predicted(arr):  # a slip of -o for the data's path: a plausible model of probabilities, without a word
         record = arr.attrs[PREDICT_ATTR]
         warnings.warn(f"{path!r} is an output of '{PROG} predict' (of the data {record.get('data')!r}), "

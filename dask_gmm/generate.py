@@ -190,6 +190,9 @@ def _model_parameters(model):
     weight recorded as the truth)."""
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
+    if not hasattr(model, "fit"):
+        raise TypeError(f"model must be a fitted GaussianMixture or the path of a model file, got "
+                        f"{type(model).__name__} {model!r:.60}.")
     check_fitted(model)
     means = np.asarray(model.means_, np.float64)
     K, d = means.shape

@@ -89,6 +89,10 @@ def _rows_for(n_samples, n_features, itemsize, base=1, min_chunks=MIN_CHUNKS):
 def _check_shape_dtype(shape, dtype, min_samples=1):
     """X's shape and dtype refused in scikit-learn's words unless 2-D, real and of at least
     ``min_samples`` rows (2 for a fit, as scikit-learn's) and one feature."""
+    if np.dtype(dtype).names:  # scikit-learn's advice to reshape would not help
+        raise ValueError(f"X is a structured array (fields {', '.join(np.dtype(dtype).names)}), not data of shape "
+                         "(n_samples, n_features). Give its fields as the columns of a 2-D array "
+                         "(numpy.lib.recfunctions.structured_to_unstructured), or a pandas DataFrame.")
     if len(shape) != 2:
         raise ValueError(
             f"Expected 2D array of shape (n_samples, n_features), got {len(shape)}D array "
@@ -103,7 +107,7 @@ def _check_shape_dtype(shape, dtype, min_samples=1):
     for axis, what, least in ((0, "sample", min_samples), (1, "feature", 1)):  # scikit-learn's words
         if shape[axis] < least:
             raise ValueError(f"Found array with {shape[axis]} {what}(s) (shape={tuple(shape)}) while a minimum of "
-                             f"{least} is required.")
+                             f"{least} is required. Pass data of at least {least} {what}{'s' if least > 1 else ''}.")
 
 
 def _as_float(x):

@@ -58,6 +58,8 @@ def check_fitted(model, fitted=("weights_", "means_", "precisions_cholesky_")):
     type's), shapes that do not agree, or NaN or infinity in any of ``fitted`` (which no fit
     leaves: ``predict`` had answered label 0 for every row of a model with a NaN weight, and
     ``score`` blamed the data's magnitude)."""
+    if not hasattr(model, "fit"):  # scikit-learn's words said only that it is not an estimator
+        raise TypeError(f"Expected a fitted GaussianMixture, got {type(model).__name__} {model!r:.60}.")
     check_is_fitted(model)
     cov.check_covariance_type(model.covariance_type)
     means, prec = np.asarray(model.means_), model.precisions_cholesky_
@@ -396,6 +398,8 @@ class MixtureBase(DensityMixin, BaseEstimator):
         y : ndarray of shape (n_samples,), the component of each row
         """
         check_fitted(self)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral):
+            raise TypeError(f"n_samples must be an integer, got {type(n_samples).__name__} {n_samples!r}.")
         if n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples}. It must be at least one.")
         rng = np.random.default_rng(as_seed_sequence(self.random_state))

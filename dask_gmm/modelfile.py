@@ -97,7 +97,7 @@ def model_to_dict(model):
     try:
         check_fitted(model)
     except NotFittedError:
-        raise ValueError("The model is not fitted yet; call fit before saving it.") from None
+        raise NotFittedError("The model is not fitted yet; call fit before saving it.") from None
     return {
         "format": FORMAT,
         "covariance_type": str(model.covariance_type),

@@ -95,7 +95,7 @@ def select_model(
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
     n_components, covariance_types = (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
                                       for v in (n_components, covariance_types))  # a 0-d array: its value
-    if isinstance(n_components, Integral) or not isinstance(n_components, Iterable):  # one value, checked below
+    if isinstance(n_components, (Integral, str)) or not isinstance(n_components, Iterable):  # one value, checked below
         n_components = [n_components]
     if isinstance(covariance_types, str) or not isinstance(covariance_types, Iterable):  # one type, not its letters
         covariance_types = [covariance_types]

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -602,6 +603,14 @@ def test_a_model_that_is_not_a_mixture_is_refused_before_anything_is_written(tmp
     spoil(model)
     with pytest.raises(ValueError, match=said):
         generate_mixture(str(tmp_path / "s"), 3_000, chunk_size=1_000, random_state=1, model=model)
+    assert not os.path.exists(tmp_path / "s")
+
+
+def test_a_model_that_is_no_estimator_is_refused_saying_what_to_pass(tmp_path):
+    for other in (42, [0.5, 0.5]):  # was scikit-learn's "42 is not an estimator instance."
+        with pytest.raises(TypeError, match=rf"^model must be a fitted GaussianMixture or the path of a model file, got "
+                                            rf"\w+ {re.escape(repr(other))}\.$"):
+            generate_mixture(str(tmp_path / "s"), 100, model=other)
     assert not os.path.exists(tmp_path / "s")
 
 

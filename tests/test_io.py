@@ -1445,7 +1445,7 @@ def test_a_float_missing_value_code_in_base64_is_refused(tmp_path):
             fit(f"{path}/x")
 
 
-def test_odd_zarr_inputs_are_refused_in_plain_words(tmp_path):
+def test_odd_zarr_inputs_are_refused_in_plain_words(tmp_path, capsys):
     """A Zarr array of 0 features was a ZeroDivisionError (in info too); a group without X suggested
     its string coordinate; a .npz file was advised a zip:: URL; bytes and other objects were
     'got 0D array' (a review)."""
@@ -1456,6 +1456,9 @@ def test_odd_zarr_inputs_are_refused_in_plain_words(tmp_path):
         fit(str(tmp_path / "z0.zarr"))
     assert io.missing_chunks(zarr.open_array(str(tmp_path / "z0.zarr"), mode="r")) == []
     assert cli.main(["info", str(tmp_path / "z0.zarr"), "-q"]) == 0
+    assert cli.main(["fit", str(tmp_path / "z0.zarr"), "-k", "1", "-o", str(tmp_path / "m.json"), "-q"]) == 2
+    assert capsys.readouterr().err == (f"dask-gmm: error: {str(tmp_path / 'z0.zarr')!r} holds no features (an array of "
+                                       "shape (10, 0)). Pass a store of data.\n")
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
     group.create_array("a_names", shape=(2,), dtype=str)[:] = ["u", "v"]
     group.create_array("obs", shape=(10, 2), dtype="f8")[:] = 1.0

@@ -1031,8 +1031,15 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="minimum of 2 is required"):  # as scikit-learn
         GaussianMixture(1).fit(X[:1])
     # scikit-learn's words, which its check_estimator looks for
-    with pytest.raises(ValueError, match=r"^Found array with 0 feature\(s\) \(shape=\(12, 0\)\) while a minimum of 1 is required"):
+    with pytest.raises(ValueError, match=r"^Found array with 0 feature\(s\) \(shape=\(12, 0\)\) while a minimum of 1 is required"
+                                         r"\. Pass data of at least 1 feature\.$"):
         GaussianMixture(1).fit(np.empty((12, 0)))
+    records = np.zeros(20, dtype=[("a", "f8"), ("b", "f8")])  # was advised to reshape
+    with pytest.raises(ValueError, match=r"^X is a structured array \(fields a, b\), not data of shape \(n_samples, "
+                                         r"n_features\)\. Give its fields as the columns of a 2-D array"):
+        GaussianMixture(1).fit(records)
+    with pytest.raises(TypeError, match=r"^n_samples must be an integer, got str '3'\.$"):  # was "'<' not supported"
+        gm.sample("3")
     for empty in (np.empty((0, 2)), da.zeros((0, 2), chunks=(1, 2))):  # the fit's minimum, not predict's
         with pytest.raises(ValueError, match=r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 2"):
             GaussianMixture(1).fit(empty)

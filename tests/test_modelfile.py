@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from dask_gmm import GaussianMixture, load_model, save_model
 from dask_gmm._checkpoint import write_atomic, writer_id
@@ -255,8 +255,11 @@ def test_missing_folder_is_named_with_the_path_given(tmp_path, models):
 def test_unfitted_model_refused_and_file_untouched(tmp_path, models):
     save_model(models["full"], tmp_path / "m.json")
     before = (tmp_path / "m.json").read_bytes()
-    with pytest.raises(ValueError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):  # scikit-learn's kind, a ValueError too
         save_model(GaussianMixture(2), tmp_path / "m.json")
+    for other in ("hello", None, 42):  # was scikit-learn's "hello is not an estimator instance."
+        with pytest.raises(TypeError, match=rf"Expected a fitted GaussianMixture, got \w+ {other!r}\.$"):
+            save_model(other, tmp_path / "m.json")
     assert (tmp_path / "m.json").read_bytes() == before and os.listdir(tmp_path) == ["m.json"]
 
 
@@ -314,9 +317,9 @@ MUTATIONS = {
                                          "same symmetric"),
     "precisions_cholesky lower": ("full", "precisions_cholesky", lambda p: np.swapaxes(p, 1, 2).tolist(),
                                   "same symmetric"),
-    "weights sum 2": ("full", "weights", lambda w: [2 * v for v in w], "sum to 1"),
+    "weights sum 2": ("full", "weights", lambda w: [2 * v for v in w], "sum to 1, got sum 2.0"),
     "weights sum 1.003": ("full", "weights", lambda w: [1.003 * v for v in w], "sum to 1"),  # every score off by 3e-3
-    "weights negative": ("full", "weights", [1.5, -0.25, -0.25], "sum to 1"),
+    "weights negative": ("full", "weights", [1.5, -0.25, -0.25], "sum to 1, got -0.25"),  # was 'got sum 1.0'
     "converged string": ("full", "converged", "yes", "'converged'"),
     "n_iter negative": ("full", "n_iter", -1, "'n_iter'"),
     "lower_bounds not list": ("full", "lower_bounds", "1,2", "'lower_bounds'"),

@@ -134,8 +134,8 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="minimum of 2 is required"):  # as GaussianMixture.fit
         select_model(X[:1], n_components=[1])
     # a value that is neither an int nor an iterable was Python's "object is not iterable"
-    for value in (2.0, None):
-        with pytest.raises(ValueError, match=rf"n_components values must be integers >= 1, got \[{value}\]"):
+    for value in (2.0, None, "12"):  # a string was read as its letters: "got ['1', '2']"
+        with pytest.raises(ValueError, match=rf"n_components values must be integers >= 1, got \[{value!r}\]"):
             select_model(X, n_components=value)
     with pytest.raises(ValueError, match="covariance_type must be one of .* got None"):
         select_model(X, covariance_types=None)
