@@ -30,8 +30,20 @@ from ._init import INITIALIZERS, as_seed_sequence, check_random_state, initial_p
 logger = logging.getLogger(__name__)
 
 
-def information_criteria(mean_log_likelihood, n_samples, n_parameters):
-    """{'bic': ..., 'aic': ...} from the mean log-likelihood of n_samples rows (lower is better)."""
+def information_criteria(mean_log_likelihood, n_samples, n_parameters, weighted=False):
+    """{'bic': ..., 'aic': ...} from the mean log-likelihood of n_samples rows (lower is better).
+
+    Where ``weighted``, ``n_samples`` is the total of frequency weights, which counts as the rows; a
+    total of at most 1 (within 1e-6, a normalised sum's rounding) is a ValueError: weights normalised
+    to sum to 1 made BIC's penalty ``n_parameters * log(total)`` zero, and the largest model won (a
+    review: 6 components chosen for 2).
+    """
+    if weighted and not n_samples > 1 + 1e-6:
+        raise ValueError(
+            f"sample_weight sums to {n_samples:.6g}, and the criteria count the total weight as the number of rows "
+            "(frequency weights): at most one row's worth makes BIC's penalty zero or less, so the largest model "
+            "would always win. Give counts (a row counted once has weight 1), not weights normalised to sum to 1."
+        )
     fit = -2 * mean_log_likelihood * n_samples
     return {"bic": float(fit + n_parameters * np.log(n_samples)), "aic": float(fit + 2 * n_parameters)}
 
@@ -642,7 +654,7 @@ class GaussianMixture(MixtureBase):
         check_fitted(self)
         io.check_feature_names(self, X)
         mean, n = self._score(*io.with_reader(X), sample_weight)
-        return information_criteria(mean, n, self._n_parameters())
+        return information_criteria(mean, n, self._n_parameters(), weighted=sample_weight is not None)
 
     @io.rows_named(1)
     def bic(self, X, sample_weight=None):

@@ -141,7 +141,7 @@ def select_model(
         gm._set_feature_names(names)
         fitted.append(gm)
         score = _kernels.per_weight(total, weight)
-        crit = information_criteria(score, weight, cov.n_parameters(run.covariance_type, k, d))
+        crit = information_criteria(score, weight, cov.n_parameters(run.covariance_type, k, d), weighted=weights is not None)
         results.append(
             dict(n_components=k, covariance_type=run.covariance_type, **crit, score=score,
                  lower_bound=run.lower_bound, n_iter=run.n_iter, converged=run.converged)

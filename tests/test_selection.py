@@ -170,6 +170,25 @@ def test_all_zero_sample_weight_is_a_value_error():
         select_model(X, n_components=[1, 2], init_params="random", max_iter=0, sample_weight=np.zeros(len(X)))
 
 
+def test_weights_normalised_to_sum_to_1_are_refused_by_the_criteria():
+    """A review: with weights summing to 1 BIC's penalty p log(1) was 0, and select_model chose 6
+    components for 2 (BIC 8.6, then 7.0 for every k >= 2), without a word. Counts choose 2."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 6]
+    counts = np.ones(len(X))
+    chosen = select_model(X, n_components=range(1, 5), sample_weight=counts, random_state=0)
+    assert chosen.best_.n_components == 2
+    assert chosen.best_.bic(X, sample_weight=counts) == pytest.approx(chosen.best_.bic(X), rel=1e-12)
+    for w, total in ((counts / counts.sum(), "1"), (counts / counts.sum() * (1 + 1e-9), "1"), (counts / 1200, "0.5")):
+        said = rf"^sample_weight sums to {total}, and the criteria count the total weight as the number of rows .* Give counts"
+        with pytest.raises(ValueError, match=said):
+            select_model(X, n_components=range(1, 5), sample_weight=w, random_state=0)
+        for criterion in (chosen.best_.bic, chosen.best_.aic):
+            with pytest.raises(ValueError, match="and the criteria count the total weight as the number of rows"):
+                criterion(X, sample_weight=w)
+    assert chosen.best_.score(X, sample_weight=counts / counts.sum()) == pytest.approx(chosen.best_.score(X))
+
+
 @pytest.mark.parametrize("init_params, k", [("kmeans", 5), ("k-means++", 4)])  # refused at the start / in EM
 def test_a_failing_candidate_is_named(init_params, k):
     """The M-step's refusal of a collapsed component said what to change but not of which candidate,
