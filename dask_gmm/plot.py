@@ -119,7 +119,8 @@ def _marginal(model, features):
 def _check_features(features, n_features):
     given = tuple(np.atleast_1d(features).tolist())
     if any(isinstance(f, bool) or not isinstance(f, numbers.Integral) for f in given):
-        raise ValueError(f"features must be whole-number indices, got {given}.")
+        raise ValueError(f"features must be whole-number indices, got {given}. Pass the columns to plot, "
+                         f"such as (0, 1).")
     want = min(2, n_features)
     features = (0,) if n_features == 1 and given == (0, 1) else given  # the default pair, for 1-D data
     if len(features) != want:
@@ -369,7 +370,8 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
     io.check_feature_names(model, X)  # as predict: other columns, other axes
     Xd = io.as_dask_array(X)
     if Xd.shape[1] != d:
-        raise ValueError(f"X has {Xd.shape[1]} features, but the model has {d}.")
+        raise ValueError(f"X has {Xd.shape[1]} features, but the model has {d}. Pass the data the model was fitted "
+                         "to (or data of its features).")
     features = _check_features(features, d)
     if true_model is not None and true_model.means_.shape[1] != d:
         true_model = None

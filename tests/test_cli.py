@@ -1182,6 +1182,18 @@ def test_usage_errors(capsys):
     assert rc == 0 and "generate" in out and "demo" in out
     rc, _, err = run(capsys, "plot", "m.json", "x.zarr", "-o", "f.png", "--bins", "1025")  # the library's words before
     assert_one_line_error(rc, err, "argument --bins: expected a number from 1 to 1024, got '1025'")
+    for option in ("--tol", "--reg-covar"):
+        rc, _, err = run(capsys, "fit", "x.zarr", "-k", "2", "-o", "m.json", option, "abc")
+        assert_one_line_error(rc, err, f"argument {option}: expected a number, got 'abc' (see 'dask-gmm fit --help')")
+
+
+def test_a_folder_given_for_the_model_file_is_named_as_one(store, tmp_path, capsys):
+    for argv in (("score", tmp_path, store), ("predict", tmp_path, store, "-o", tmp_path / "p.zarr"),
+                 ("plot", tmp_path, store, "-o", tmp_path / "f.png")):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, f"{str(tmp_path)!r} is a folder, not a model file. Pass the MODEL.json "
+                                       "written by 'dask-gmm fit'.")
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_file_name_too_long_is_refused_before_the_work(tmp_path, capsys, store, model_file):

@@ -684,13 +684,19 @@ def test_a_local_path_with_a_double_colon_is_refused_and_nothing_else_is_touched
     assert os.listdir(tmp_path) == ["run"] and tree_digest(tmp_path / "run") == before
 
 
-@pytest.mark.parametrize("attributes", [{"run": np.int64(3)}, {"a": float("nan")}, "tag", {1: "a"}, {"dask_gmm": {}}])
-def test_attributes_are_checked_before_an_overwrite_touches_the_store(tmp_path, attributes):
+@pytest.mark.parametrize("attributes, said", [
+    ({"run": np.int64(3)}, r"must hold only what JSON stores as it is .*not NumPy scalars\): "),
+    ({"a": float("nan")}, r"must hold only what JSON stores as it is"),
+    ("tag", r"must be a dict with string keys; got 'tag'\."), ({1: "a"}, r"must be a dict with string keys"),
+    ({"dask_gmm": {}}, r"may not set \['dask_gmm'\]: the generator writes them\."),
+    ({"true_model": 1}, r"may not set \['true_model'\]"),
+])
+def test_attributes_are_checked_before_an_overwrite_touches_the_store(tmp_path, attributes, said):
     """zarr refused them only after the overwrite had emptied the old store."""
     path = str(tmp_path / "keep.zarr")
     generate_mixture(path, 1000, random_state=0)
     before = tree_digest(path)
-    with pytest.raises(ValueError, match="generate_mixture: 'attributes'"):
+    with pytest.raises(ValueError, match="generate_mixture: 'attributes' " + said):
         generate_mixture(path, 1000, random_state=1, overwrite=True, attributes=attributes)
     assert tree_digest(path) == before
     with pytest.raises(ValueError, match="generate_mixture: 'attributes'"):

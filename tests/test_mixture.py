@@ -1040,6 +1040,8 @@ def test_bad_input_errors():
         GaussianMixture(1).fit(records)
     with pytest.raises(TypeError, match=r"^n_samples must be an integer, got str '3'\.$"):  # was "'<' not supported"
         gm.sample("3")
+    with pytest.raises(ValueError, match=r"^Invalid value for 'n_samples': 0\. It must be at least one\.$"):
+        gm.sample(0)  # scikit-learn's words
     for empty in (np.empty((0, 2)), da.zeros((0, 2), chunks=(1, 2))):  # the fit's minimum, not predict's
         with pytest.raises(ValueError, match=r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 2"):
             GaussianMixture(1).fit(empty)

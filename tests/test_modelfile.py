@@ -328,6 +328,14 @@ MUTATIONS = {
 }
 
 
+def test_a_file_of_json_that_is_no_object_is_refused(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"m\.json' is not a valid dask_gmm model file \(the file does not hold a JSON "
+                                         r"object\)\. Model files are written by dask_gmm\.save_model"):
+        load_model(path)
+
+
 @pytest.mark.parametrize("case", sorted(MUTATIONS))
 def test_malformed_file_raises_value_error(tmp_path, models, case):
     ct, key, value, reason = MUTATIONS[case]

@@ -129,6 +129,9 @@ def test_bad_arguments():
         select_model(X, covariance_types=("weird",))
     with pytest.raises(ValueError, match="n_components"):
         select_model(X, n_components=[0, 1])
+    for empty in ({"n_components": []}, {"covariance_types": []}):
+        with pytest.raises(ValueError, match=r"^select_model needs at least one n_components value and one covariance"):
+            select_model(X, **empty)
     with pytest.raises(ValueError, match="n_samples >= n_components"):
         select_model(X[:3], n_components=[2, 5])
     with pytest.raises(ValueError, match="minimum of 2 is required"):  # as GaussianMixture.fit
