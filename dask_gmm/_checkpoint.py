@@ -287,7 +287,9 @@ def one_writer(path, busy):
     lock = os.path.join(folder, f"{prefix.removesuffix('.tmp@')}.lock")
     for _ in range(100):  # each turn: a writer that had the file removed it as this one opened it
         try:
-            fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)  # flock needs no write access
+            # flock needs no write access; a link planted at the lock's name is not followed (a review:
+            # a dangling one made the file at its target), and the write goes on without the lock
+            fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError:
             break
         try:

@@ -100,9 +100,9 @@ def default_chunk_size(n_features, dtype):
     return max(1, CHUNK_BYTES // (int(n_features) * np.dtype(dtype).itemsize))
 
 
-#: Chunks per array at most: the chunk checks hold a list of their keys in memory (1e13 rows in
-#: the default chunks ran a 4 GB process out of memory before the first write).
-MAX_CHUNKS = 2**24
+#: Chunks per array at most, as the reading of any store (:data:`dask_gmm.io.MAX_CHUNKS`): 1e13 rows
+#: in the default chunks ran a 4 GB process out of memory before the first write.
+MAX_CHUNKS = io.MAX_CHUNKS
 MAX_CHUNK_BYTES = 2**30  # a chunk is drawn in memory, then compressed by Blosc (at most 2 GiB)
 #: The true covariances (K x d x d float64) are drawn in memory, with as much again: at most this much.
 MAX_TRUE_BYTES = 2**30

@@ -25,6 +25,7 @@ RandomState or SeedSequence: loaded as None), and ``checkpoint`` (a path on the 
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -304,8 +305,8 @@ def _read_at_most(f, most):
 
 def _unique_keys(pairs):
     """A JSON object as a dict, refusing a key given twice (json keeps the last, silently: an edit)."""
-    keys = [k for k, _ in pairs]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
+    counts = collections.Counter(k for k, _ in pairs)  # keys.count for each key took 43 s for 80,000 keys
+    twice = sorted(k for k, n in counts.items() if n > 1)
     if twice:
         raise ValueError(f"the key(s) {', '.join(map(repr, twice))} appear more than once in an object")
     return dict(pairs)

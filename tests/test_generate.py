@@ -606,6 +606,16 @@ def test_a_model_that_is_not_a_mixture_is_refused_before_anything_is_written(tmp
     assert not os.path.exists(tmp_path / "s")
 
 
+def test_a_link_planted_at_the_writers_lock_is_not_followed(tmp_path):
+    """A review: a dangling link at the lock's name (.NAME.lock beside the store) made generate
+    create an empty file at its target, anywhere the user may write. The store is written all the
+    same, and nothing appears at the target."""
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere" / "made", tmp_path / ".s.zarr.lock")
+    generate_mixture(str(tmp_path / "s.zarr"), **SMALL)
+    assert os.listdir(tmp_path / "elsewhere") == [] and store_info(str(tmp_path / "s.zarr"))["status"] == "complete"
+
+
 def test_a_model_that_is_no_estimator_is_refused_saying_what_to_pass(tmp_path):
     for other in (42, [0.5, 0.5]):  # was scikit-learn's "42 is not an estimator instance."
         with pytest.raises(TypeError, match=rf"^model must be a fitted GaussianMixture or the path of a model file, got "

@@ -1473,6 +1473,40 @@ def test_odd_zarr_inputs_are_refused_in_plain_words(tmp_path, capsys):
             fit(other)
 
 
+def test_a_chunk_file_that_links_to_a_device_or_a_fifo_is_refused_not_read(tmp_path):
+    """A review: a store's chunk file linked to /dev/zero was read without end (5.5 GB, then out of
+    memory), one linked to a FIFO no one writes made the fit wait forever. Each is refused by
+    name, in a child process capped in time and memory, as the reads it replaced had no end."""
+    X = np.random.default_rng(0).normal(size=(1000, 2))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for name, target in (("zero", "/dev/zero"), ("fifo", str(fifo))):
+        path = tmp_path / f"{name}.zarr"
+        zarr.create_array(str(path), data=X, chunks=(500, 2), compressors=None)
+        os.remove(path / "c" / "1" / "0")
+        os.symlink(target, path / "c" / "1" / "0")
+        code = ("import resource, dask_gmm\n"
+                "resource.setrlimit(resource.RLIMIT_AS, (2**32, resource.getrlimit(resource.RLIMIT_AS)[1]))\n"
+                f"dask_gmm.GaussianMixture(2).fit({str(path)!r})\n")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == (
+            f"ValueError: The chunk file {str(path / 'c' / '1' / '0')!r} is not a regular file (a device, a FIFO "
+            f"or a socket, or a link to one): the store is damaged. Restore or regenerate it {io.REGENERATE}."), done.stderr
+
+
+def test_a_store_of_more_chunks_than_are_listed_is_refused_before_the_list(tmp_path, monkeypatch):
+    """A review: a 408-byte zarr.json declaring 2e7 chunks took 18 s and 3.9 GB before anything was
+    read (every chunk's key listed to check it is stored). The limit, lowered here to a store's
+    size, is checked before the list."""
+    path = tmp_path / "many.zarr"
+    zarr.create_array(str(path), data=np.zeros((101, 2)), chunks=(1, 2), config={"write_empty_chunks": True})
+    assert io.missing_chunks(zarr.open_array(str(path), mode="r")) == []
+    monkeypatch.setattr(io, "MAX_CHUNKS", 100)
+    with pytest.raises(ValueError, match=r"^The Zarr array '.*many\.zarr' has 101 chunks \(of shape \(1, 2\) in "
+                                         r"\(101, 2\)\), more than the 100 dask_gmm reads\. Rechunk it into larger"):
+        fit(str(path))
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
 def test_a_ctrl_c_in_a_pass_leaves_no_chunk_file_open(tmp_path):
     """A chunk file was opened by ``os.open``, whose number a Ctrl-C arriving as it returned left open
