@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
@@ -198,21 +199,30 @@ def _model_parameters(model):
     K, d = means.shape
     weights = np.asarray(model.weights_, np.float64)
     covs = np.array(as_full_covariances(model.covariances_, model.covariance_type, K, d), np.float64)
-    for name, value in (("weights_", weights), ("means_", means), ("covariances_", covs)):
+    problem = _not_a_mixture(weights, means, covs, ("model.weights_", "model.means_", "model.covariances_"))
+    if problem:
+        raise ValueError(f"{problem}: the model is not a mixture to draw from.")
+    return weights / weights.sum(), means, covs
+
+
+def _not_a_mixture(weights, means, covs, names):
+    """What makes (weights (K,), means (K, d), full covariances (K, d, d)) no mixture, in words that
+    call them ``names``, or None: NaN or infinity, weights that are negative or do not sum to 1
+    (within 1e-6), a covariance that is not symmetric positive definite."""
+    K = len(means)
+    for name, value in zip(names, (weights, means, covs)):
         if not np.all(np.isfinite(value)):
-            raise ValueError(f"model.{name} holds NaN or infinite values: the model is not a mixture to draw from.")
+            return f"{name} holds NaN or infinite values"
     if weights.shape != (K,) or np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
-        raise ValueError(f"model.weights_ must be {K} non-negative numbers summing to 1 (one per mean), got "
-                         f"{weights.tolist()}.")
+        return f"{names[0]} must be {K} non-negative numbers summing to 1 (one per mean), got {weights.tolist()}"
     for k, c in enumerate(covs):
         try:  # symmetric as scikit-learn's np.allclose(m, m.T) takes it, relative to the largest entry:
             if np.abs(c - c.T).max() > 1e-5 * np.abs(c).max():  # its float32 fits' are off by up to 7e-8
                 raise np.linalg.LinAlgError
             np.linalg.cholesky(c)
         except np.linalg.LinAlgError:
-            raise ValueError(f"model.covariances_ of component {k} is not symmetric positive definite: the model "
-                             "is not a mixture to draw from.") from None
-    return weights / weights.sum(), means, covs
+            return f"{names[2]} of component {k} is not symmetric positive definite"
+    return None
 
 
 # ------------------------------------------------------------------ one chunk
@@ -340,9 +350,9 @@ def _read_status(path):
         return {}, None
     record = io.generator_record(node, path, _OVERWRITE)
     true = _true_attribute(node, path)  # (stores of old)
-    arrays = _true_members(node) if true is None and record.get("complete") else None
-    if arrays is not None:  # a complete store returns them unread by _true_arrays: compared here
-        true = {k: a[...].tolist() for k, a in zip(_TRUE_KEYS, arrays)}
+    if true is None and record.get("complete"):  # a complete store returns them unread by _true_arrays: compared here
+        arrays = recorded_true(node, path)
+        true = None if arrays is None else {k: a.tolist() for k, a in zip(_TRUE_KEYS, arrays)}
     return record, true
 
 
@@ -449,11 +459,39 @@ def recorded_true(group, path=None):
     arrays (full covariances), or None (none, or not all written): from its arrays
     :data:`TRUE_ARRAYS`, or from the attribute ``true_model`` of a store written before them.
     ``path`` names the store in errors (default: the group's store path)."""
-    true = _true_attribute(group, str(group.store_path) if path is None else path)
+    path = str(group.store_path) if path is None else path
+    true = _true_attribute(group, path)
     if true:
-        return tuple(np.asarray(true[k], np.float64) for k in _TRUE_KEYS)
-    arrays = _true_members(group)
-    return None if arrays is None else tuple(np.asarray(a[...], np.float64) for a in arrays)
+        true = tuple(np.asarray(true[k], np.float64) for k in _TRUE_KEYS)
+    else:
+        arrays = _true_members(group)
+        if arrays is None:
+            return None
+        _check_true_shapes(group, path, *arrays)  # before they are read: a review's 98 KB chunk held 3.2 GB
+        true = tuple(np.asarray(a[...], np.float64) for a in arrays)
+    problem = _not_a_mixture(*true, tuple(f"array {name}" for name in TRUE_ARRAYS))
+    if problem:  # a review: NaN or negative weights, an asymmetric covariance, loaded and drawn by plot
+        raise ValueError(f"The store {path!r} is damaged: its {problem}. {_OVERWRITE}")
+    return true
+
+
+def _check_true_shapes(group, path, weights, means, covs):
+    """A ValueError saying the store is damaged unless the arrays of its true parameters have the
+    shapes (K,), (K, d) and (K, d, d) of its record's n_components and n_features (and of X's
+    features), and the covariances at most :data:`MAX_TRUE_BYTES`, as the generator draws them."""
+    record = io.generator_record(group, path)
+    K, d = record.get("n_components"), record.get("n_features")
+    try:
+        x = io.member(group, "X", path)
+    except io.DamagedMetadata:  # said by the reader of X, with the overwrite that mends it
+        x = None
+    if means.ndim == 2:
+        K, d = (means.shape[0] if K is None else K), (means.shape[1] if d is None else d)
+    ok = (means.shape == (K, d) and weights.shape == (K,) and covs.shape == (K, d, d)
+          and (not isinstance(x, zarr.Array) or x.shape[1:] == (d,)) and 8 * math.prod(covs.shape) <= MAX_TRUE_BYTES)
+    if not ok:
+        raise ValueError(f"The store {path!r} is damaged: the arrays of its true parameters have shapes {weights.shape}, "
+                         f"{means.shape} and {covs.shape}, not those of {K} components of {d} features. {_OVERWRITE}")
 
 
 def _true_attribute(group, path):

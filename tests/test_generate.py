@@ -606,6 +606,32 @@ def test_a_model_that_is_not_a_mixture_is_refused_before_anything_is_written(tmp
     assert not os.path.exists(tmp_path / "s")
 
 
+@pytest.mark.parametrize("edit, said", [
+    (lambda g: g["true_weights"].__setitem__(slice(None), [np.nan, 0.5, 0.25, 0.25]),
+     r"its array true_weights holds NaN or infinite values\."),
+    (lambda g: g["true_weights"].__setitem__(slice(None), [-0.5, 1.0, 0.25, 0.25]),
+     r"its array true_weights must be 4 non-negative numbers summing to 1 \(one per mean\), got \[-0\.5, 1\.0, 0\.25, "
+     r"0\.25\]\."),
+    (lambda g: g["true_covariances"].__setitem__((1,), [[1.0, 0.9, 0.0], [-0.9, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+     r"its array true_covariances of component 1 is not symmetric positive definite\."),
+    (lambda g: g.create_array("true_covariances", data=np.ones((4, 50, 50)), overwrite=True),
+     r"the arrays of its true parameters have shapes \(4,\), \(4, 3\) and \(4, 50, 50\), not those of 4 "
+     r"components of 3 features\."),
+])
+def test_true_parameters_edited_into_no_mixture_are_refused_before_they_are_drawn(tmp_path, edit, said):
+    """A review: NaN or negative true weights, an asymmetric true covariance loaded as the truth
+    (plot drew them), and true covariances of (1, 20000, 20000) in a 98 KB chunk were read whole
+    by info (9.2 GB). Each is the store's damage, said by every reader, mended by an overwrite."""
+    path = str(tmp_path / "s.zarr")
+    generate_mixture(path, **SMALL)
+    edit(zarr.open_group(path, mode="r+"))
+    for call in (read_true_model, store_info, lambda p: generate_mixture(p, **SMALL)):
+        with pytest.raises(ValueError, match=r"^The store '.*s\.zarr' is damaged: " + said + " Pass overwrite=True"):
+            call(path)
+    generate_mixture(path, **SMALL, overwrite=True)
+    assert read_true_model(path).means_.shape == (4, 3)
+
+
 def test_a_link_planted_at_the_writers_lock_is_not_followed(tmp_path):
     """A review: a dangling link at the lock's name (.NAME.lock beside the store) made generate
     create an empty file at its target, anywhere the user may write. The store is written all the
