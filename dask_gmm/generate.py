@@ -828,7 +828,8 @@ def lost_true(group, path=None):
     """The arrays :data:`TRUE_ARRAYS` that the generated ``group``, recorded complete, has lost
     (absent, not arrays, or short of chunks): [] for any other group, or a store of old (whose
     true parameters are an attribute). ``path`` names the store in errors."""
-    if not io.generator_record(group, str(group.store_path)).get("complete") or _true_attribute(group, str(group.store_path) if path is None else path):
+    path = str(group.store_path) if path is None else path
+    if not io.generator_record(group, path).get("complete") or _true_attribute(group, path):
         return []
     return [name for name in TRUE_ARRAYS if not isinstance(a := group.get(name), zarr.Array) or io.missing_chunks(a)]
 
