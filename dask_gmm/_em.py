@@ -288,7 +288,8 @@ def _one_blas_thread(threads):
     with one BLAS thread. The limit costs 0.02-0.03 ms a pass.
 
     OpenBLAS's limit is the process's, and a thread other than the one that set it may fail
-    to set it back (seen here: OpenBLAS 0.3.31). So one pass at a time holds it, and sets it
+    to set it back (OpenBLAS 0.3.30 and 0.3.31 ignored a limit set from a thread other than the
+    main one once the main thread had set one). So one pass at a time holds it, and sets it
     back when it ends; a pass that overlaps it (a fit in another thread of the user's) changes
     nothing, and runs on without the limit once the holder has ended. (Each pass setting its
     own left BLAS on one thread for good, when overlapping passes ended in another order.)
