@@ -285,11 +285,15 @@ def _one_blas_thread(threads):
     start its own threads, in every task: 4 threads on 2 cores. A fit of 10,000
     rows, d=100, K=16, 3 iterations took 1.21-1.51 s with OpenBLAS's default, 0.62-0.65
     s with one BLAS thread (best of 3, 2 cores). Distributed's workers already start
-    with one BLAS thread. The limit costs 0.02-0.03 ms a pass.
+    with one BLAS thread. The limit costs 0.02-0.03 ms a pass. A fit holds it from its
+    first pass to its last (:func:`lockstep`), M-steps included: OpenBLAS's threads, woken
+    by an M-step's products, kept the cores from the next pass's kernels.
 
-    OpenBLAS's limit is the process's, and a thread other than the one that set it may fail
-    to set it back (OpenBLAS 0.3.30 and 0.3.31 ignored a limit set from a thread other than the
-    main one once the main thread had set one). So one pass at a time holds it, and sets it
+    OpenBLAS's limit is the process's. threadpoolctl (3.8 on) lets only one thread change it,
+    the first to set one, until that thread leaves its last ``with`` of a limit: the limit is
+    entered as one (a limit set and set back without it had left the main thread in control for
+    good, and a fit in any other thread, a web server's, silently on two BLAS threads in each of
+    its two: 0.75-0.78 s against 0.33-0.35 s, d=100 as above). So one pass at a time holds it, and sets it
     back when it ends; a pass that overlaps it (a fit in another thread of the user's) changes
     nothing, and runs on without the limit once the holder has ended. (Each pass setting its
     own left BLAS on one thread for good, when overlapping passes ended in another order.)
@@ -305,18 +309,18 @@ def _one_blas_thread(threads):
             _BLAS["busy"] |= mine
         if mine:
             with _KMEANS_LOCK:
-                limit = threadpool_controller().limit(limits=1, user_api="blas")
+                limit = threadpool_controller().limit(limits=1, user_api="blas").__enter__()
         yield
     finally:
         if mine:
             try:
                 if limit is not None:
                     with _KMEANS_LOCK:
-                        limit.restore_original_limits()
+                        limit.__exit__(None, None, None)
                         limit = None
             finally:
                 if limit is not None:  # a Ctrl-C while it waited for a KMeans: given back all the same
-                    limit.restore_original_limits()
+                    limit.__exit__(None, None, None)
                 with _BLAS_LOCK:
                     _BLAS["busy"] = False
 
@@ -1034,11 +1038,12 @@ def lockstep(blocks, runs, model_of, step, *, max_iter, on_iteration=None):
     that has neither converged nor done ``max_iter`` iterations, at ``model_of(run)``, then
     ``step(active, models, stats)`` makes their M-steps and records them, and
     ``on_iteration(runs, active)`` is called. Returns ``runs`` once none is active."""
-    while True:
-        active = [r for r in runs if not r.converged and r.n_iter < max_iter]
-        if not active:
-            return runs
-        models = [model_of(r) for r in active]
-        step(active, models, blocks.map_reduce(_kernels.e_step_stats, models))
-        if on_iteration is not None:
-            on_iteration(runs, active)
+    with _one_blas_thread(local_threads(scheduler())):  # the M-steps' BLAS calls too
+        while True:
+            active = [r for r in runs if not r.converged and r.n_iter < max_iter]
+            if not active:
+                return runs
+            models = [model_of(r) for r in active]
+            step(active, models, blocks.map_reduce(_kernels.e_step_stats, models))
+            if on_iteration is not None:
+                on_iteration(runs, active)

@@ -31,6 +31,7 @@ Cases (``--cases``, comma separated; default all):
   d2       N=1e6, d=2, K=3, full
   d16      N=2e5, d=16, K=8, full
   diag16   N=1e6, d=16, K=8, diag
+  d100     N=1e5, d=100, K=16, full (the kernels' products are BLAS calls: one BLAS thread each)
   zarr     N=4e6, d=2, K=3, full (float64 and float32) and N=5e5, d=16, K=8, full: in memory and
            from Zarr stores (Zstd(3); Blosc-LZ4 with byte shuffle and crc32c, as generated) fitted by path
   cold     N=4e6, d=2, K=3 and N=5e5, d=16, K=8, full: from the Blosc-LZ4 store dropped from the page
@@ -516,6 +517,9 @@ class Bench:
     def case_diag16(self):
         self.em_case(make_problem(self.n(1_000_000), 16, 8, seed=2), 8, "diag")
 
+    def case_d100(self):
+        self.em_case(make_problem(self.n(100_000), 100, 16, seed=5), 16, "full")
+
     def write_zarr(self, X, chunk_rows, compressors=None, label="zstd3"):
         import zarr
         from zarr.codecs import ZstdCodec
@@ -883,7 +887,7 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-CASES = ("d2", "d16", "diag16", "zarr", "cold", "f32", "predict", "init", "cluster", "chunks")
+CASES = ("d2", "d16", "diag16", "d100", "zarr", "cold", "f32", "predict", "init", "cluster", "chunks")
 DEFAULT_CASES = CASES
 
 

@@ -1977,8 +1977,8 @@ def test_fits_in_threads_at_once_leave_the_process_as_it_was():
     sys.setswitchinterval(1e-5)  # the threads switch often: the races come sooner
     try:
         for _ in range(12):
-            with ThreadPoolExecutor(2) as pool:  # and the main thread fits: OpenBLAS 0.3.30+ ignores
-                others = pool.map(fit, range(2, 6))  # some limits set from other threads
+            with ThreadPoolExecutor(2) as pool:  # and the main thread fits: threadpoolctl 3.8+ lets one
+                others = pool.map(fit, range(2, 6))  # thread at a time change OpenBLAS's limit
                 together = [fit(0), fit(1), *others]
             assert warnings.filters == filters and warnings.showwarning is show
             assert _blas_threads() == blas
