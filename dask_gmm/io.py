@@ -29,6 +29,7 @@ import uuid
 import warnings
 import zipfile
 import zlib
+from io import BytesIO
 
 import dask
 import dask.array as da
@@ -47,7 +48,7 @@ from fsspec.implementations.local import LocalFileSystem
 from numcodecs import blosc, zstd  # zarr's own dependency, behind its Blosc and Zstd codecs
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
-from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ShardingCodec, ZstdCodec
 from zarr.codecs.numcodecs import Blosc as NumcodecsBlosc
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
@@ -943,6 +944,16 @@ _DECODE_INTO = {
 _HEADER_BYTES = 18
 
 
+def _gunzip(src, limit):
+    """The Gzip data ``src`` (uint8) decoded, as uint8, as numcodecs' GZip decodes it (every member),
+    read up to ``limit`` bytes: a ValueError if there is more."""
+    with gzip.GzipFile(fileobj=BytesIO(src), mode="rb") as f:
+        out = f.read(limit + 1)
+    if len(out) > limit:
+        raise ValueError(f"it decodes to more than {limit:,} bytes, more than a chunk holds")
+    return np.frombuffer(out, np.uint8)
+
+
 def _blosc_as_stored(arr):
     """Whether the stored chunks of ``arr`` are Blosc's output as such: its outermost codec
     (zarr v2's compressor, v3's last codec), with no checksum after it, not sharded."""
@@ -954,14 +965,19 @@ def _blosc_as_stored(arr):
 def _check_blosc_file(arr, index, root):
     """:func:`_check_blosc_length` of the chunk file holding the block ``index`` of ``arr``, whose
     chunks are Blosc's output in a store of local files under ``root``: zarr's own read decodes a
-    chunk cut short from the bytes beyond it, without an error. An absent file is the caller's to find."""
+    chunk cut short from the bytes beyond it, without an error. A header that states a decoded size
+    far beyond a chunk's is refused too: zarr would allocate it first. An absent file is the caller's to find."""
     try:
         with open(os.path.join(root, _chunk_key(arr, index)), "rb") as f:
             head, size = f.read(16), os.fstat(f.fileno()).st_size
     except (FileNotFoundError, NotADirectoryError):
         return
+    most = 2 * math.prod(arr.chunks) * arr.dtype.itemsize + 4096  # room for a filter of zarr v2's that widens values
     try:
         _check_blosc_length(head, size)
+        if (stated := int.from_bytes(head[4:8], "little")) > most:  # zarr's decode would make that many bytes first
+            raise ValueError(f"its header says it decodes to {stated:,} bytes, where a chunk holds "
+                             f"{math.prod(arr.chunks) * arr.dtype.itemsize:,}")
     except ValueError as exc:
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from None
 
@@ -1220,15 +1236,31 @@ class ZarrRows:
     def _decode_bytes(self, codec, src, reuse, dest=None):
         """``codec``'s decode of the bytes ``src`` (uint8), as uint8; with ``reuse``, Blosc's or Zstd's
         into ``dest`` (uint8, a whole chunk's bytes) or this thread's reused buffer (when the chunk's
-        header gives the size of a whole chunk, else as zarr does)."""
+        header gives the size of a whole chunk, else as zarr does).
+
+        No decode makes more than a chunk stored as is (``_file_bytes``), whatever its bytes say:
+        a size that Blosc's or Zstd's header states beyond that is refused before any allocation, a
+        Zstd frame that states none is decoded into a buffer of a whole chunk's bytes where it is
+        the innermost codec, and Gzip is read up to it. A store of someone else's had decoded whole
+        before its size was found wrong: 164 KB of Zstd to 5 GiB, a Blosc header to 2 GiB (a review).
+        """
+        head = src[:_HEADER_BYTES].tobytes()
         if isinstance(codec, _BLOSC):
-            _check_blosc_length(src[:16].tobytes(), src.size)
-        if reuse and codec is self._into:
+            _check_blosc_length(head, src.size)
+        if type(codec) in _DECODE_INTO:
             size, decompress = _DECODE_INTO[type(codec)]
-            if size(src[:_HEADER_BYTES].tobytes()) == self._chunk_bytes:
-                out = _scratch("decoded", self._chunk_bytes) if dest is None else dest
+            stated = size(head)
+            if stated is not None and stated > self._file_bytes:
+                raise ValueError(f"its header says it decodes to {stated:,} bytes, where a chunk holds {self._chunk_bytes:,}")
+            if stated == self._chunk_bytes or (stated is None and codec is self._bb[0]):
+                if not (reuse and codec is self._into):
+                    out = np.empty(self._chunk_bytes, np.uint8)
+                else:
+                    out = _scratch("decoded", self._chunk_bytes) if dest is None else dest
                 decompress(src, out)
                 return out
+        elif isinstance(codec, GzipCodec):
+            return _gunzip(src, self._file_bytes)
         prototype = self._bytes_spec.prototype
         return codec._decode_sync(prototype.buffer.from_array_like(src), self._bytes_spec).as_numpy_array()
 

@@ -1052,6 +1052,73 @@ def test_a_blosc_chunk_whose_header_gives_another_size_is_refused(tmp_path):
         fit(str(tmp_path / "a.zarr"))
 
 
+def _unstated(frame):
+    """numcodecs' Zstandard ``frame`` (no dictionary) made into one that states no decoded size, as a
+    streaming encoder writes: the same blocks, behind a window descriptor in place of the size."""
+    fhd, n = frame[4], io._zstd_content_size(frame[:18])
+    single = fhd >> 5 & 1
+    width = (single, 2, 4, 8)[fhd >> 6]
+    window = bytes([max(0, (n - 1).bit_length() - 10) << 3]) if single else frame[5:6]
+    return frame[:4] + bytes([fhd & 0b111]) + window + frame[5 + (not single) + width :]
+
+
+def test_a_zstd_chunk_that_states_no_size_is_read_as_it_is_and_refused_at_another_size(tmp_path):
+    """A Zstd frame written by a streaming encoder states no decoded size: it is decoded into a buffer
+    of a whole chunk's bytes (the innermost codec's output), reused or new, so it is read as zarr
+    reads it; one of half a chunk is refused, not filled from the reused buffer."""
+    X = np.random.default_rng(0).standard_normal((1000, 3))
+    path = tmp_path / "a.zarr"
+    zarr.create_array(str(path), shape=X.shape, chunks=(100, 3), dtype=X.dtype, compressors=[ZstdCodec(level=3)])[:] = X
+    for i in range(10):
+        chunk = path / "c" / str(i) / "0"
+        chunk.write_bytes(_unstated(chunk.read_bytes()))
+        assert io._zstd_content_size(chunk.read_bytes()[:18]) is None
+    np.testing.assert_array_equal(zarr.open_array(str(path))[:], X)  # zarr reads them
+    rows = io.zarr_rows(str(path))
+    np.testing.assert_array_equal(rows.read(0, 1000), X)
+    np.testing.assert_array_equal(rows.chunk(3), X[300:400])  # a new buffer, not the reused one
+    (path / "c" / "3" / "0").write_bytes(_unstated(numcodecs.Zstd(level=3).encode(X[300:350].tobytes())))
+    with pytest.raises(ValueError, match=r"'c/3/0' of the Zarr array \(rows 300-399\) cannot be decoded"):
+        rows.read(0, 1000)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "zstd, no size stated", "gzip", "blosc", "blosc, zarr v2"])
+def test_a_chunk_that_decodes_to_far_more_than_a_chunk_is_refused_before_it_is_decoded(tmp_path, codec):
+    """A decode bomb: 64 MiB of zeros in a few KB, in place of a 2.4 KB chunk. It had been decoded
+    whole before its size was found wrong (a review: 164 KB of Zstd to 5 GiB, 785 bytes of bz2 to
+    1 GiB). Blosc's and Zstd's stated sizes are checked first, a frame that states none is decoded into
+    a chunk's bytes, Gzip is read up to a chunk's bytes; zarr v2's Blosc chunks (read by zarr) are
+    checked before zarr reads them."""
+    import tracemalloc
+
+    X = np.random.default_rng(0).standard_normal((1000, 3))
+    path = tmp_path / "a.zarr"
+    zeros = bytes(64 * 2**20)
+    if codec.startswith("zstd"):
+        compressor, bomb = ZstdCodec(level=3), numcodecs.Zstd(level=3).encode(zeros)
+        bomb = _unstated(bomb) if "no size" in codec else bomb
+    elif codec == "gzip":
+        compressor, bomb = zarr.codecs.GzipCodec(level=1), numcodecs.GZip(level=1).encode(zeros)
+    else:
+        compressor = numcodecs.Blosc(cname="lz4") if "v2" in codec else zarr.codecs.BloscCodec(cname="lz4")
+        bomb = numcodecs.Blosc(cname="lz4").encode(zeros)
+    v2 = "v2" in codec
+    zarr.create_array(str(path), shape=X.shape, chunks=(100, 3), dtype=X.dtype, compressors=compressor,
+                      zarr_format=2 if v2 else 3)[:] = X
+    name = "3.0" if v2 else "c/3/0"
+    (path / name).write_bytes(bomb)
+    assert len(bomb) < 2**19  # Blosc's, the largest: 266 KiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=rf"'{re.escape(name)}' of the Zarr array \(rows 300-399\) cannot be decoded \((it "
+                                             r"decodes to more than|its header says it decodes to|.*Destination buffer is too small)"):
+            io.as_dask_array(str(path)).compute() if v2 else io.zarr_rows(str(path)).read(0, 1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, peak
+
+
 def test_zarr_rows_only_where_it_can_read(tmp_path):
     X = make_blobs(n=600)
     assert io.zarr_rows(X) is None and io.zarr_rows(da.from_array(X)) is None
