@@ -169,7 +169,7 @@ def _stored_keys(arr, keys):
     a 403 had ended the fit with aiohttp's error), those of ``keys`` it says it holds, each asked."""
     folder = _local_folder(arr)
     if folder is not None:
-        return {path[len(folder) + 1 :].replace(os.sep, "/") for path in _scanned([folder])}
+        return {path[len(folder) + 1 :].replace(os.sep, "/") for path in _scanned([folder], arr.ndim)}
     store, prefix = arr.store_path.store, arr.store_path.path
 
     async def _list():
@@ -1157,6 +1157,7 @@ class ZarrRows:
         self._into = into[0] if len(into) == 1 else None  # decoded into a reused buffer
         self._chunk_bytes = math.prod(arr.chunks) * self.dtype.itemsize  # its output for a chunk
         self._file_bytes = self._chunk_bytes + self._chunk_bytes // 64 + 4096  # room for one stored as is
+        self._most_decoded = self._file_bytes  # the most any codec's decode may make (_decode_bytes)
         self._token = uuid.uuid4().hex
 
     def __dask_tokenize__(self):
@@ -1238,7 +1239,7 @@ class ZarrRows:
         into ``dest`` (uint8, a whole chunk's bytes) or this thread's reused buffer (when the chunk's
         header gives the size of a whole chunk, else as zarr does).
 
-        No decode makes more than a chunk stored as is (``_file_bytes``), whatever its bytes say:
+        No decode makes more than a chunk stored as is (``_most_decoded``), whatever its bytes say:
         a size that Blosc's or Zstd's header states beyond that is refused before any allocation, a
         Zstd frame that states none is decoded into a buffer of a whole chunk's bytes where it is
         the innermost codec, and Gzip is read up to it. A store of someone else's had decoded whole
@@ -1250,7 +1251,7 @@ class ZarrRows:
         if type(codec) in _DECODE_INTO:
             size, decompress = _DECODE_INTO[type(codec)]
             stated = size(head)
-            if stated is not None and stated > self._file_bytes:
+            if stated is not None and stated > self._most_decoded:
                 raise ValueError(f"its header says it decodes to {stated:,} bytes, where a chunk holds {self._chunk_bytes:,}")
             if stated == self._chunk_bytes or (stated is None and codec is self._bb[0]):
                 if not (reuse and codec is self._into):
@@ -1260,7 +1261,7 @@ class ZarrRows:
                 decompress(src, out)
                 return out
         elif isinstance(codec, GzipCodec):
-            return _gunzip(src, self._file_bytes)
+            return _gunzip(src, self._most_decoded)
         prototype = self._bytes_spec.prototype
         return codec._decode_sync(prototype.buffer.from_array_like(src), self._bytes_spec).as_numpy_array()
 
@@ -1485,8 +1486,8 @@ def _under_xarray(v):
 
 class StoredFiles:
     """The files of the Zarr arrays on this machine's file systems that a computation reads, as they
-    stood when it began: each file's size, modification and status change times, under each array's
-    folder (and folders linked into it).
+    stood when it began: each file's size, modification and status change times, in each array's
+    folder and where its chunks may be under it (:func:`_scan_folder`; folders linked there too).
 
     :meth:`check`, after each pass, refuses a file rewritten, replaced or removed since: a pass
     reads each chunk once, so a chunk rewritten during a fit (valid bytes and checksum: no decode
@@ -1560,19 +1561,23 @@ def _folder_of(path, folders):
     return next(f for f in folders if path.startswith(f + os.sep))
 
 
-def _scanned(folders):
-    """``path: (size, mtime_ns, ctime_ns)`` of every file under ``folders``."""
+def _scanned(folders, ndim=2):
+    """``path: (size, mtime_ns, ctime_ns)`` of the files of the Zarr arrays of ``ndim`` dimensions in
+    ``folders`` (:func:`_scan_folder`)."""
     state = {}
     for folder in folders:
-        _scan_folder(folder, state)
+        _scan_folder(folder, state, ndim)
     return state
 
 
-def _scan_folder(folder, state, linked=None):
-    """Add ``path: (size, mtime_ns, ctime_ns)`` of every file under ``folder`` to ``state``, through
-    links to folders too (a store's ``c/`` moved to another disk and linked back, as zarr reads
-    it), each linked folder once (``linked``: their (device, inode)), so that a link to a folder
-    above it ends."""
+def _scan_folder(folder, state, levels, linked=None):
+    """Add ``path: (size, mtime_ns, ctime_ns)`` of every file in ``folder`` to ``state``, and of those
+    in the folders under it where a chunk may be, ``levels`` deep: folders named as a chunk key's
+    parts, ``c`` (zarr v3's) or a number, so a key of ``levels + 1`` parts at most (``c/i/j`` for a 2-D
+    array). Through links to folders too (a store's ``c/`` moved to another disk and linked back, as
+    zarr reads it), each linked folder once (``linked``: their (device, inode)), so that a link to a
+    folder above it ends. Every file under the folder had been: a link in a store to /usr made a
+    5-iteration fit 10.6 s against 1.7, and 1,500 nested folders a RecursionError (a review)."""
     linked = set() if linked is None else linked
     try:
         entries = list(os.scandir(folder))
@@ -1581,12 +1586,14 @@ def _scan_folder(folder, state, linked=None):
     for entry in entries:
         try:
             if entry.is_dir():
+                if levels < 1 or not (entry.name == "c" or (entry.name.isascii() and entry.name.isdigit())):
+                    continue
                 if entry.is_symlink():
                     st = os.stat(entry.path)
                     if (st.st_dev, st.st_ino) in linked:
                         continue
                     linked.add((st.st_dev, st.st_ino))
-                _scan_folder(entry.path, state, linked)
+                _scan_folder(entry.path, state, levels - 1, linked)
             else:
                 st = entry.stat()
                 state[entry.path] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
