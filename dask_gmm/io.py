@@ -860,8 +860,13 @@ def _zarr_block(arr, index, asarray=True, lock=None):
     opened, or a server answering 404): zarr reads it as the fill
     value, so a block that is all fill value is looked up in the store.
     """
-    if _blosc_as_stored(arr) and (root := _local_root(arr)) is not None:  # before Blosc reads past its end
-        _check_blosc_file(arr, index, root)
+    if (root := _local_root(arr)) is not None:  # the block's chunk file, before zarr reads it
+        try:  # a FIFO had waited forever
+            _check_regular(os.path.join(root, _chunk_key(arr, index)))
+        except (FileNotFoundError, NotADirectoryError):  # absent: found below
+            pass
+        if _blosc_as_stored(arr):  # before Blosc reads past its end
+            _check_blosc_file(arr, index, root)
     try:
         block = getter(arr, index, asarray=asarray, lock=lock)
     except Exception as exc:
@@ -982,14 +987,20 @@ def _check_blosc_file(arr, index, root):
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from None
 
 
-def _open_chunk_file(path):
-    """The chunk file ``path`` opened to read (unbuffered), once found to be a regular file: a link
-    to /dev/zero in a store was read without end, one to a FIFO waited forever for a writer (a
-    review). Asked by ``os.stat`` before the open (1.4 us a file, timeit), as an ``O_NONBLOCK`` opener
-    in Python left the file open when a Ctrl-C came as it returned."""
+def _check_regular(path):
+    """A ValueError unless the chunk file ``path`` is a regular file (an OSError where there is none):
+    a link to /dev/zero in a store was read without end, one to a FIFO waited forever for a writer
+    (a review). Asked by ``os.stat`` (1.4 us a file, timeit)."""
     if not stat.S_ISREG(os.stat(path).st_mode):
         raise ValueError(f"The chunk file {path!r} is not a regular file (a device, a FIFO or a socket, or a link "
                          f"to one): the store is damaged. Restore or regenerate it {REGENERATE}.")
+
+
+def _open_chunk_file(path):
+    """The chunk file ``path`` opened to read (unbuffered), once found to be a regular file
+    (:func:`_check_regular`), before the open: an ``O_NONBLOCK`` opener in Python left the file open
+    when a Ctrl-C came as it returned."""
+    _check_regular(path)
     return open(path, "rb", buffering=0)
 
 

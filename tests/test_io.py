@@ -1,6 +1,7 @@
 """Inputs: NumPy, Dask, zarr.Array, paths, groups, sharded stores, fsspec URLs; guarded failures."""
 
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -1116,14 +1117,14 @@ def test_a_zstd_chunk_that_states_no_size_is_read_as_it_is_and_refused_at_anothe
 
 @pytest.mark.parametrize("codec", ["zstd", "zstd, no size stated", "gzip", "blosc", "blosc, zarr v2"])
 def test_a_chunk_that_decodes_to_far_more_than_a_chunk_is_refused_before_it_is_decoded(tmp_path, codec):
-    """A decode bomb: 64 MiB of zeros in a few KB, in place of a 2.4 KB chunk. It had been decoded
+    """A decode bomb: 64 MiB of zeros in a few KB, in place of a 24 KB chunk. It had been decoded
     whole before its size was found wrong (a review: 164 KB of Zstd to 5 GiB, 785 bytes of bz2 to
     1 GiB). Blosc's and Zstd's stated sizes are checked first, a frame that states none is decoded into
     a chunk's bytes, Gzip is read up to a chunk's bytes; zarr v2's Blosc chunks (read by zarr) are
     checked before zarr reads them."""
     import tracemalloc
 
-    X = np.random.default_rng(0).standard_normal((1000, 3))
+    X = np.random.default_rng(0).standard_normal((20_000, 3))
     path = tmp_path / "a.zarr"
     zeros = bytes(64 * 2**20)
     if codec.startswith("zstd"):
@@ -1135,16 +1136,16 @@ def test_a_chunk_that_decodes_to_far_more_than_a_chunk_is_refused_before_it_is_d
         compressor = numcodecs.Blosc(cname="lz4") if "v2" in codec else zarr.codecs.BloscCodec(cname="lz4")
         bomb = numcodecs.Blosc(cname="lz4").encode(zeros)
     v2 = "v2" in codec
-    zarr.create_array(str(path), shape=X.shape, chunks=(100, 3), dtype=X.dtype, compressors=compressor,
+    zarr.create_array(str(path), shape=X.shape, chunks=(1000, 3), dtype=X.dtype, compressors=compressor,
                       zarr_format=2 if v2 else 3)[:] = X
-    name = "3.0" if v2 else "c/3/0"
+    name = "1.0" if v2 else "c/1/0"
     (path / name).write_bytes(bomb)
     assert len(bomb) < 2**19  # Blosc's, the largest: 266 KiB
     tracemalloc.start()
     try:
-        with pytest.raises(ValueError, match=rf"'{re.escape(name)}' of the Zarr array \(rows 300-399\) cannot be decoded \((it "
+        with pytest.raises(ValueError, match=rf"'{re.escape(name)}' of the Zarr array \(rows 1000-1999\) cannot be decoded \((it "
                                              r"decodes to more than|its header says it decodes to|.*Destination buffer is too small)"):
-            io.as_dask_array(str(path)).compute() if v2 else io.zarr_rows(str(path)).read(0, 1000)
+            io.as_dask_array(str(path)).compute() if v2 else io.zarr_rows(str(path)).read(0, 20_000)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -1576,20 +1577,22 @@ def test_a_chunk_file_that_links_to_a_device_or_a_fifo_is_refused_not_read(tmp_p
     """A review: a store's chunk file linked to /dev/zero was read without end (5.5 GB, then out of
     memory), one linked to a FIFO no one writes made the fit wait forever. Each is refused by
     name, in a child process capped in time and memory, as the reads it replaced had no end."""
-    X = np.random.default_rng(0).normal(size=(1000, 2))
+    X = np.random.default_rng(0).normal(size=(40_000, 2))
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    for name, target in (("zero", "/dev/zero"), ("fifo", str(fifo))):
-        path = tmp_path / f"{name}.zarr"
-        zarr.create_array(str(path), data=X, chunks=(500, 2), compressors=None)
-        os.remove(path / "c" / "1" / "0")
-        os.symlink(target, path / "c" / "1" / "0")
+    for (name, target), fmt in itertools.product((("zero", "/dev/zero"), ("fifo", str(fifo))), ("v3", "v2", "v2 blosc")):
+        path = tmp_path / f"{name}-{fmt}.zarr"  # v2: read by zarr
+        zarr.create_array(str(path), data=X, chunks=(1000, 2), zarr_format=3 if fmt == "v3" else 2,
+                          compressors=numcodecs.Blosc(cname="lz4") if "blosc" in fmt else None)
+        chunk = path / ("c/3/0" if fmt == "v3" else "3.0")
+        os.remove(chunk)
+        os.symlink(target, chunk)
         code = ("import resource, dask_gmm\n"
                 "resource.setrlimit(resource.RLIMIT_AS, (2**32, resource.getrlimit(resource.RLIMIT_AS)[1]))\n"
                 f"dask_gmm.GaussianMixture(2).fit({str(path)!r})\n")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == (
-            f"ValueError: The chunk file {str(path / 'c' / '1' / '0')!r} is not a regular file (a device, a FIFO "
+            f"ValueError: The chunk file {str(chunk)!r} is not a regular file (a device, a FIFO "
             f"or a socket, or a link to one): the store is damaged. Restore or regenerate it {io.REGENERATE}."), done.stderr
 
 
