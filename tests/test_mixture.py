@@ -1939,7 +1939,9 @@ def test_convergence_is_a_change_below_tol_in_either_direction():
     with pytest.warns(ConvergenceWarning):
         gm = GaussianMixture(3, tol=0, max_iter=60, random_state=0).fit(X)
     assert (gm.n_iter_, gm.converged_) == (60, False)
-    assert gm.lower_bounds_[-1] == gm.lower_bounds_[-2]  # a fixed point: the change is exactly 0
+    # a fixed point, passed: changes of exactly 0 before the last iteration (at the last one too with
+    # OpenBLAS's AVX2 kernels; with its AVX-512 ones the bound moves by 1 ulp at times, 0 in between)
+    assert any(a == b for a, b in zip(gm.lower_bounds_[:-2], gm.lower_bounds_[1:-1]))
     tight = np.random.default_rng(1).normal(0, 0.1, (500, 2)) + np.repeat([[0, 0], [3, 0]], 250, axis=0)
     init = sk_init(tight, "full", K=2)
     ours = GaussianMixture(2, reg_covar=10.0, **init).fit(tight)
