@@ -293,7 +293,7 @@ def _one_blas_thread(threads):
     the first to set one, until that thread leaves its last ``with`` of a limit: the limit is
     entered as one (a limit set and set back without it had left the main thread in control for
     good, and a fit in any other thread, a web server's, silently on two BLAS threads in each of
-    its two: 0.75-0.78 s against 0.33-0.35 s, d=100 as above). So one pass at a time holds it, and sets it
+    its two: 0.75-1.12 s against 0.33-0.35 s, d=100 as above). So one pass at a time holds it, and sets it
     back when it ends; a pass that overlaps it (a fit in another thread of the user's) changes
     nothing, and runs on without the limit once the holder has ended. (Each pass setting its
     own left BLAS on one thread for good, when overlapping passes ended in another order.)
