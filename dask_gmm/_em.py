@@ -286,15 +286,16 @@ def _one_blas_thread(threads):
     rows, d=100, K=16, 3 iterations took 1.21-1.51 s with OpenBLAS's default, 0.62-0.65
     s with one BLAS thread (best of 3, 2 cores). Distributed's workers already start
     with one BLAS thread. The limit costs 0.02-0.03 ms a pass. A fit holds it from its
-    first pass to its last (:func:`lockstep`), M-steps included: OpenBLAS's threads, woken
-    by an M-step's products, kept the cores from the next pass's kernels.
+    first EM pass to its last (:func:`lockstep`), M-steps and ``on_iteration`` included:
+    OpenBLAS's threads, woken by an M-step's products, kept the cores from the next pass's
+    kernels. (The start's passes take it one at a time.)
 
     OpenBLAS's limit is the process's. threadpoolctl (3.8 on) lets only one thread change it,
     the first to set one, until that thread leaves its last ``with`` of a limit: the limit is
     entered as one (a limit set and set back without it had left the main thread in control for
     good, and a fit in any other thread, a web server's, silently on two BLAS threads in each of
-    its two: 0.75-1.12 s against 0.33-0.35 s, d=100 as above). So one pass at a time holds it, and sets it
-    back when it ends; a pass that overlaps it (a fit in another thread of the user's) changes
+    its two: 0.75-1.12 s against 0.33-0.35 s, d=100 as above). So one fit or pass at a time holds it, and sets
+    it back when it ends; a pass that overlaps it (a fit in another thread of the user's) changes
     nothing, and runs on without the limit once the holder has ended. (Each pass setting its
     own left BLAS on one thread for good, when overlapping passes ended in another order.)
     scikit-learn's KMeans sets a limit of its own and sets back what it found: the holder takes
