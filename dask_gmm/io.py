@@ -939,14 +939,42 @@ def _zstd_content_size(head):
     return int.from_bytes(head[at : at + width], "little") + (256 if width == 2 else 0)
 
 
+def _zstd_decoded_size(src):
+    """The decoded size that all the Zstandard frames of ``src`` (uint8) state together, as numcodecs
+    decodes them all, or None when one states none or ``src`` is not such frames (RFC 8878: skippable
+    frames add nothing; each frame's blocks are stepped over by their 3-byte headers, not decoded).
+    The first frame's size alone let a second frame of 256 MiB through to numcodecs (a review)."""
+    mv, at, total = memoryview(src), 0, 0
+    while at < len(mv):
+        magic = int.from_bytes(mv[at : at + 4], "little")
+        if magic & 0xFFFFFFF0 == 0x184D2A50:  # a skippable frame: its length, then its bytes
+            at += 8 + int.from_bytes(mv[at + 4 : at + 8], "little")
+            continue
+        size = _zstd_content_size(mv[at : at + 18].tobytes())
+        if size is None:
+            return None
+        fhd = mv[at + 4]
+        single = fhd >> 5 & 1
+        at += 5 + (not single) + (0, 1, 2, 4)[fhd & 3] + (single, 2, 4, 8)[fhd >> 6]
+        last = False
+        while not last:
+            if at + 3 > len(mv):
+                return None
+            header = int.from_bytes(mv[at : at + 3], "little")
+            last, kind = header & 1, header >> 1 & 3
+            at += 3 + (1 if kind == 1 else header >> 3)  # an RLE block is one byte
+        at += 4 * (fhd >> 2 & 1)  # the checksum
+        total += size
+    return total if at == len(mv) else None
+
+
 #: The bytes-to-bytes codecs whose chunks the direct reader decodes into its reused buffer: for
-#: each, the decoded size its header states (from its first :data:`_HEADER_BYTES` bytes), and the
-#: numcodecs function that decodes into a given buffer (zarr's own decode makes a new one).
+#: each, the decoded size its bytes state, and the numcodecs function that decodes into a given
+#: buffer (zarr's own decode makes a new one).
 _DECODE_INTO = {
-    BloscCodec: (lambda head: int.from_bytes(head[4:8], "little"), blosc.decompress),  # bytes 4-7 (little-endian)
-    ZstdCodec: (_zstd_content_size, zstd.decompress),
+    BloscCodec: (lambda src: int.from_bytes(src[4:8].tobytes(), "little"), blosc.decompress),  # bytes 4-7
+    ZstdCodec: (_zstd_decoded_size, zstd.decompress),
 }
-_HEADER_BYTES = 18
 
 
 def _gunzip(src, limit):
@@ -977,11 +1005,11 @@ def _check_blosc_file(arr, index, root):
             head, size = f.read(16), os.fstat(f.fileno()).st_size
     except (FileNotFoundError, NotADirectoryError):
         return
-    most = 2 * math.prod(arr.chunks) * arr.dtype.itemsize + 4096  # room for a filter of zarr v2's that widens values
+    most = 16 * math.prod(arr.chunks) + 4096  # room for a filter of zarr v2's that widens values (AsType: to 16 bytes)
     try:
         _check_blosc_length(head, size)
         if (stated := int.from_bytes(head[4:8], "little")) > most:  # zarr's decode would make that many bytes first
-            raise ValueError(f"its header says it decodes to {stated:,} bytes, where a chunk holds "
+            raise ValueError(f"it says it decodes to {stated:,} bytes, where a chunk holds "
                              f"{math.prod(arr.chunks) * arr.dtype.itemsize:,}")
     except ValueError as exc:
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from None
@@ -1251,19 +1279,20 @@ class ZarrRows:
         header gives the size of a whole chunk, else as zarr does).
 
         No decode makes more than a chunk stored as is (``_most_decoded``), whatever its bytes say:
-        a size that Blosc's or Zstd's header states beyond that is refused before any allocation, a
-        Zstd frame that states none is decoded into a buffer of a whole chunk's bytes where it is
-        the innermost codec, and Gzip is read up to it. A store of someone else's had decoded whole
-        before its size was found wrong: 164 KB of Zstd to 5 GiB, a Blosc header to 2 GiB (a review).
+        a size beyond that stated by Blosc's header or by all of Zstd's frames
+        (:func:`_zstd_decoded_size`) is refused before any allocation, Zstd frames of which one
+        states none are decoded into a buffer of a whole chunk's bytes where Zstd is the innermost
+        codec, and Gzip is read up to it. A store of someone else's had decoded whole before its
+        size was found wrong: 164 KB of Zstd to 5 GiB, a Blosc header to 2 GiB (a review). Left
+        unbounded: Zstd frames stating no size under another codec, which zarr decodes.
         """
-        head = src[:_HEADER_BYTES].tobytes()
         if isinstance(codec, _BLOSC):
-            _check_blosc_length(head, src.size)
+            _check_blosc_length(src[:16].tobytes(), src.size)
         if type(codec) in _DECODE_INTO:
             size, decompress = _DECODE_INTO[type(codec)]
-            stated = size(head)
+            stated = size(src)
             if stated is not None and stated > self._most_decoded:
-                raise ValueError(f"its header says it decodes to {stated:,} bytes, where a chunk holds {self._chunk_bytes:,}")
+                raise ValueError(f"it says it decodes to {stated:,} bytes, where a chunk holds {self._chunk_bytes:,}")
             if stated == self._chunk_bytes or (stated is None and codec is self._bb[0]):
                 if not (reuse and codec is self._into):
                     out = np.empty(self._chunk_bytes, np.uint8)
@@ -1520,11 +1549,13 @@ class StoredFiles:
     """
 
     def __init__(self, arrays):
+        arrays = list(arrays)
         self.folders = sorted({f for f in map(_local_folder, arrays) if f is not None})
+        self.ndim = max((a.ndim for a in arrays), default=2)  # how deep their chunks lie (_scan_folder)
         self.state = self._scan()
 
     def _scan(self):
-        return _scanned(self.folders)
+        return _scanned(self.folders, self.ndim)
 
     def named(self, path):
         """(the array's folder, the file's name in it) of the file ``path`` of :attr:`state`."""
@@ -1626,10 +1657,10 @@ def _sizes(state):
     return hashlib.sha256(repr(sorted((path, size) for path, (size, *_) in state.items())).encode()).hexdigest()
 
 
-def _sizes_here(folders):
-    """:func:`_sizes` of the files under ``folders`` as this process sees them: run on each of a
-    cluster's workers by :func:`refuse_other_files_on_workers`."""
-    return _sizes(_scanned(folders))
+def _sizes_here(folders, ndim=2):
+    """:func:`_sizes` of the files of the arrays of ``ndim`` dimensions in ``folders`` as this process
+    sees them (:func:`_scanned`): run on each of a cluster's workers by :func:`refuse_other_files_on_workers`."""
+    return _sizes(_scanned(folders, ndim))
 
 
 def _files_not_as(expected, folders):
@@ -1678,7 +1709,7 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
             checked.update(answered)
         return
     digest = _sizes(files.state)
-    answers = client.run(_sizes_here, files.folders, on_error="ignore")
+    answers = client.run(_sizes_here, files.folders, files.ndim, on_error="ignore")
     if checked is not None:
         checked.update(answers)
     others = sorted(w for w, d in answers.items() if d != digest)

@@ -132,8 +132,9 @@ def test_folders_linked_into_a_store_are_read_as_zarr_reads_them(tmp_path):
 def test_a_stores_scan_reads_only_where_chunks_may_be(tmp_path):
     """The scan of a store's folder (its listing, and the watch for files changed during a fit) walked
     every file under it: a link in a store to /usr made a 5-iteration fit 10.6 s against 1.7, and
-    1,500 nested folders a RecursionError (a review). It reads the array's folder and the folders
-    named as a chunk key's parts, ``c`` and numbers, as deep as its keys go."""
+    1,500 nested folders a RecursionError (a review; here 300 under a recursion limit of 200). It
+    reads the array's folder and the folders named as a chunk key's parts, ``c`` and numbers, as
+    deep as its keys go."""
     X = make_blobs(n=3000)
     write_store(tmp_path / "g.zarr", X, chunks=(750, 2))
     folder = tmp_path / "g.zarr" / "X"
@@ -144,21 +145,30 @@ def test_a_stores_scan_reads_only_where_chunks_may_be(tmp_path):
         for j in range(50):
             (big / f"lib{i}" / f"{j}").write_bytes(b"")
     os.symlink(big, folder / "c" / "usr")  # a link to a large folder, beside the chunks
-    deep = folder / "c" / "9"
-    nested = deep
-    for _ in range(1500):  # deeper than the interpreter's recursion limit (os.makedirs recurses too)
-        nested = nested / "9"
-        nested.mkdir(parents=True)
-    (deep / "9" / "9" / "far").write_bytes(b"")
+    os.makedirs(os.path.join(folder, "c", "9", *["9"] * 300))  # deep, under numbers too
+    (folder / "c" / "9" / "9" / "9" / "far").write_bytes(b"")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(200)
     try:
-        assert set(io.StoredFiles([zarr.open_array(str(folder), mode="r")]).state) == files
-        assert io.missing_chunks(zarr.open_array(str(folder), mode="r")) == []
-        np.testing.assert_array_equal(fit(str(tmp_path / "g.zarr")).means_, fit(X).means_)
-    finally:  # removed from the deepest up: shutil.rmtree recurses too
-        (deep / "9" / "9" / "far").unlink()
-        while nested != deep:
-            nested.rmdir()
-            nested = nested.parent
+        watched = set(io.StoredFiles([zarr.open_array(str(folder), mode="r")]).state)
+        missing = io.missing_chunks(zarr.open_array(str(folder), mode="r"))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert watched == files and missing == []
+    np.testing.assert_array_equal(fit(str(tmp_path / "g.zarr")).means_, fit(X).means_)
+
+
+def test_the_files_of_a_3d_array_read_through_dask_are_watched(tmp_path):
+    """A 3-D Zarr array (an image's pixels, reshaped to rows) has its chunks three folders deep: the
+    scan goes as deep as the arrays read (a review: it had watched only zarr.json, and a chunk
+    rewritten during the fit went unseen)."""
+    path = str(tmp_path / "cube.zarr")
+    zarr.create_array(path, data=np.random.default_rng(0).random((40, 40, 3)), chunks=(20, 20, 3))
+    watched = io.stored_files(da.from_zarr(path).reshape(-1, 3))
+    assert len(watched.state) == 5  # zarr.json and c/i/j/0
+    zarr.open_array(path, mode="r+")[0:20, 0:20] = 0.5
+    with pytest.raises(ValueError, match=r"its file 'c/0/0/0' was rewritten"):
+        watched.check()
 
 
 @pytest.mark.parametrize("layout", ["v3", "v3 '.' keys", "v2", "v3 sharded"])
@@ -1115,7 +1125,38 @@ def test_a_zstd_chunk_that_states_no_size_is_read_as_it_is_and_refused_at_anothe
         rows.read(0, 1000)
 
 
-@pytest.mark.parametrize("codec", ["zstd", "zstd, no size stated", "gzip", "blosc", "blosc, zarr v2"])
+def test_zstd_decoded_size_adds_every_frames_size():
+    """numcodecs decodes every Zstd frame of a chunk: the bound adds their stated sizes, steps over
+    skippable frames, and gives None where one states none or the bytes are no frames."""
+    z, zc = numcodecs.Zstd(level=3), numcodecs.Zstd(level=3, checksum=True)
+    noise = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+    parts = [z.encode(b"x" * 100), zc.encode(noise), z.encode(bytes(70_000)), z.encode(b"")]  # RLE, raw, empty
+    size = lambda b: io._zstd_decoded_size(np.frombuffer(bytes(b), np.uint8))  # noqa: E731
+    assert [size(p) for p in parts] == [100, 300_000, 70_000, 0]
+    both = b"".join(map(bytes, parts))
+    assert size(both) == 370_100 == len(numcodecs.Zstd().decode(both))
+    skip = (0x184D2A5A).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"abcde"
+    assert size(skip + both) == 370_100
+    assert size(bytes(parts[0]) + _unstated(parts[2])) is None
+    assert size(both + b"\x00") is None and size(both[:-1]) is None and size(b"not zstd at all") is None
+
+
+def test_a_zstd_chunk_of_several_frames_is_read_as_zarr_reads_it(tmp_path):
+    """A valid chunk of two Zstd frames, each half of its bytes, stated or not."""
+    X = np.random.default_rng(0).standard_normal((1000, 3))
+    path = tmp_path / "a.zarr"
+    zarr.create_array(str(path), shape=X.shape, chunks=(100, 3), dtype=X.dtype, compressors=[ZstdCodec(level=3)])[:] = X
+    z = numcodecs.Zstd(level=3)
+    for i in range(10):
+        half = [X[100 * i : 100 * i + 50].tobytes(), X[100 * i + 50 : 100 * (i + 1)].tobytes()]
+        frames = [bytes(z.encode(h)) for h in half]
+        (path / "c" / str(i) / "0").write_bytes(frames[0] + (_unstated(frames[1]) if i % 2 else frames[1]))
+    np.testing.assert_array_equal(zarr.open_array(str(path))[:], X)
+    np.testing.assert_array_equal(io.zarr_rows(str(path)).read(0, 1000), X)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "zstd, no size stated", "zstd, a second frame", "gzip", "blosc",
+                                   "blosc, zarr v2"])
 def test_a_chunk_that_decodes_to_far_more_than_a_chunk_is_refused_before_it_is_decoded(tmp_path, codec):
     """A decode bomb: 64 MiB of zeros in a few KB, in place of a 24 KB chunk. It had been decoded
     whole before its size was found wrong (a review: 164 KB of Zstd to 5 GiB, 785 bytes of bz2 to
@@ -1130,6 +1171,7 @@ def test_a_chunk_that_decodes_to_far_more_than_a_chunk_is_refused_before_it_is_d
     if codec.startswith("zstd"):
         compressor, bomb = ZstdCodec(level=3), numcodecs.Zstd(level=3).encode(zeros)
         bomb = _unstated(bomb) if "no size" in codec else bomb
+        bomb = bytes(numcodecs.Zstd(level=3).encode(b"x" * 100)) + bomb if "second" in codec else bomb
     elif codec == "gzip":
         compressor, bomb = zarr.codecs.GzipCodec(level=1), numcodecs.GZip(level=1).encode(zeros)
     else:
@@ -1144,12 +1186,23 @@ def test_a_chunk_that_decodes_to_far_more_than_a_chunk_is_refused_before_it_is_d
     tracemalloc.start()
     try:
         with pytest.raises(ValueError, match=rf"'{re.escape(name)}' of the Zarr array \(rows 1000-1999\) cannot be decoded \((it "
-                                             r"decodes to more than|its header says it decodes to|.*Destination buffer is too small)"):
+                                             r"decodes to more than|it says it decodes to|.*Destination buffer is too small)"):
             io.as_dask_array(str(path)).compute() if v2 else io.zarr_rows(str(path)).read(0, 20_000)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 16 * 2**20, peak
+
+
+@pytest.mark.parametrize("stored", ["u1", "f2", "f4"])
+def test_a_v2_blosc_store_whose_filter_widens_its_values_is_read(tmp_path, stored):
+    """zarr v2's AsType filter stores values wider than the array's (u1 as f8: Blosc's header states 8x
+    a chunk's bytes); the decode bound leaves room for that (a review: 2x had refused such stores)."""
+    X = np.random.default_rng(0).integers(0, 100, (2000, 3)).astype(stored)
+    path = str(tmp_path / "w.zarr")
+    zarr.create_array(path, shape=X.shape, chunks=(1000, 3), dtype=stored, zarr_format=2, compressors=numcodecs.Blosc(),
+                      filters=[numcodecs.AsType(encode_dtype="f8", decode_dtype=stored)])[:] = X
+    np.testing.assert_array_equal(io.as_dask_array(path).compute(), X.astype(np.float64))
 
 
 def test_zarr_rows_only_where_it_can_read(tmp_path):
