@@ -710,17 +710,45 @@ def _store_name(arr):
     return name
 
 
+#: The dask config key that says what a chunk absent from a Zarr store is: ``"error"`` (the default:
+#: the store is refused, as one that lost chunks) or ``"fill"`` (zarr's reading: its fill value,
+#: for chunks absent when the read began; one removed after is still an error). Set it with
+#: ``dask.config.set({"dask_gmm.absent-chunks": "fill"})``, or ``DASK_DASK_GMM__ABSENT_CHUNKS=fill``.
+ABSENT_CHUNKS = "dask_gmm.absent-chunks"
+
+
+def absent_as_fill():
+    """Whether chunks absent from a Zarr store are read as its fill value (:data:`ABSENT_CHUNKS`)."""
+    how = dask.config.get(ABSENT_CHUNKS, "error")
+    if how not in ("error", "fill"):
+        raise ValueError(f"The dask config {ABSENT_CHUNKS!r} must be 'error' or 'fill', got {how!r}.")
+    return how == "fill"
+
+
+def _fill_value(arr):
+    """The value zarr reads for an absent chunk of ``arr``."""
+    return 0 if arr.fill_value is None else arr.fill_value
+
+
 def _refuse_missing_chunks(arr):
+    """A ValueError naming the chunks absent from the store of ``arr``, unless :data:`ABSENT_CHUNKS`
+    is ``"fill"``: then the keys of those absent (a frozenset; logged), read as fill values."""
+    fill = absent_as_fill()
     gone = missing_chunks(arr)
-    if gone:
+    if gone and fill:
+        logger.info("The Zarr array %r: %d chunks absent, read as fill values (%s is 'fill')",
+                    _store_name(arr), len(gone), ABSENT_CHUNKS)
+    elif gone:
         shown = first_few(gone)
         raise ValueError(
             f"The Zarr array {_store_name(arr)!r} is missing {len(gone)} of its chunks ({shown}); zarr would read them "
             f"as fill values. Restore the store; one that dask_gmm generated, rerun {RERUN} "
             "to write them again; write any other with config={'write_empty_chunks': True} (xarray: "
             "to_zarr(..., write_empty_chunks=True)) so that no chunk is left out (zarr leaves out a chunk that "
-            "is all fill value, such as rows of zeros)."
+            "is all fill value, such as rows of zeros), or, if they were left out so, read them as fill "
+            f"values: dask.config.set({{{ABSENT_CHUNKS!r}: 'fill'}}) (DASK_DASK_GMM__ABSENT_CHUNKS=fill)."
         )
+    return frozenset(gone)
 
 
 def settle_zarr(timeout=2.0):
@@ -759,7 +787,7 @@ def _from_zarr(arr, min_samples=1, direct=False):
     """``arr`` as a dask array of whole rows, checked; ``direct``: read by a :class:`ZarrRows` instead,
     which puts the rows together as it reads them (no warning of chunks across the features)."""
     _check_shape_dtype(arr.shape, arr.dtype, min_samples)
-    _refuse_missing_chunks(arr)
+    absent = _refuse_missing_chunks(arr)
     unit = arr.shards or arr.chunks
     n, d = arr.shape
     if unit[1] < d and not direct:
@@ -768,12 +796,13 @@ def _from_zarr(arr, min_samples=1, direct=False):
             "to whole rows, which reads more. Store it with chunks=(rows, n_features)."
         )
     rows = _rows_for(n, d, arr.dtype.itemsize, base=unit[0], min_chunks=2 * MIN_CHUNKS)
-    x = _zarr_blocks(arr, (unit[0], unit[1]))
+    x = _zarr_blocks(arr, (unit[0], unit[1]), absent)
     return x.rechunk({0: rows, 1: d}) if (rows != unit[0] or unit[1] < d) else x
 
 
-def _zarr_blocks(arr, chunks):
-    """``arr`` as a dask array read through zarr, ``da.from_zarr`` but for the errors.
+def _zarr_blocks(arr, chunks, absent=frozenset()):
+    """``arr`` as a dask array read through zarr, ``da.from_zarr`` but for the errors; the chunks
+    whose keys are in ``absent`` (:func:`_refuse_missing_chunks`) read as fill values.
 
     Each block (``chunks``, which lie within one chunk or shard each) is read by
     :func:`_zarr_block`, which names the chunk when zarr cannot decode it. The
@@ -784,7 +813,8 @@ def _zarr_blocks(arr, chunks):
     cluster submitted a block once as an alias of it and once as a task, and
     the scheduler warned of a key conflict that "can cause failures and deadlocks".
     """
-    return da.from_array(arr, chunks=chunks, name=f"from-zarr-{uuid.uuid4().hex}", getitem=_zarr_block,
+    getitem = functools.partial(_zarr_block, absent=absent) if absent else _zarr_block
+    return da.from_array(arr, chunks=chunks, name=f"from-zarr-{uuid.uuid4().hex}", getitem=getitem,
                          inline_array=True, meta=np.empty((0, 0), arr.dtype))
 
 
@@ -851,7 +881,7 @@ def _all_fill(block, fill):
     return bool(same(flat[[0, flat.size // 2, -1]]).all() and same(flat).all())
 
 
-def _zarr_block(arr, index, asarray=True, lock=None):
+def _zarr_block(arr, index, asarray=True, lock=None, absent=frozenset()):
     """dask's ``getter`` of the block ``index`` (a tuple of slices) of the Zarr array ``arr``.
 
     A block zarr cannot decode raises ValueError naming its chunk (or shard) and
@@ -874,6 +904,9 @@ def _zarr_block(arr, index, asarray=True, lock=None):
             raise
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from exc
     if block.size and _all_fill(np.asarray(block), arr.fill_value):
+        unit = arr.shards or arr.chunks
+        if arr.metadata.encode_chunk_key(tuple(s.start // u for s, u in zip(index, unit))) in absent:
+            return block  # absent when the read began, and read as fill values (ABSENT_CHUNKS)
         if not _stored(arr, _chunk_key(arr, index)):
             raise ValueError(
                 f"{_chunk_name(arr, index)} is missing from its store (removed after the store was opened, "
@@ -1198,6 +1231,8 @@ class ZarrRows:
         self._file_bytes = self._chunk_bytes + self._chunk_bytes // 64 + 4096  # room for one stored as is
         self._most_decoded = self._file_bytes  # the most any codec's decode may make (_decode_bytes)
         self._token = uuid.uuid4().hex
+        # the keys of the chunks absent when it was made, read as fill values (ABSENT_CHUNKS "fill")
+        self._absent = frozenset(missing_chunks(arr)) if absent_as_fill() else frozenset()
 
     def __dask_tokenize__(self):
         """This reader's token for dask: its own, which its pickled copies keep. A distributed
@@ -1340,12 +1375,26 @@ class ZarrRows:
         first = i * self.chunk_rows
         name = f"Chunk {key!r} of the Zarr array (rows {first}-{first + rows - 1})"
         buf = self._fetch(key, reuse)
-        if buf is None:
+        if buf is None and size in (None, -1) and self.array.metadata.encode_chunk_key((i, j)) in self._absent:
+            x = np.full(self._specs[0].shape, _fill_value(self.array), self.dtype)  # absent from the start: zarr's reading
+        elif buf is None:
             raise ValueError(
                 f"{name} is missing from its store (removed after it was opened, or a cluster's worker "
                 "that does not see the store: a memory:// store, or a path on this machine's disk only); "
                 "zarr would read it as fill values. Restore the store, or give the workers a path or URL they share."
             )
+        else:
+            x = self._decoded(buf, name, reuse, size, i, j, into)
+        if into is not None:
+            if not np.may_share_memory(x, into):
+                into[...] = x
+            return into
+        width = min(self.chunk_columns, self.shape[1] - j * self.chunk_columns)  # a chunk may be wider
+        return np.asarray(x[:rows, :width], dtype=self.dtype)
+
+    def _decoded(self, buf, name, reuse, size, i, j, into):
+        """The chunk ``(i, j)`` (named ``name``) decoded from its stored bytes ``buf`` (uint8), as
+        :meth:`_part` reads it, refused when ``size`` (:meth:`sizes`) is not ``buf``'s."""
         if size is not None and buf.size != size:
             raise ValueError(self._not_as_set_up(i, j, buf.size, size))
         # decoded straight into ``into`` where its bytes are the chunk's as stored, by the innermost codec
@@ -1363,12 +1412,7 @@ class ZarrRows:
                 x = nd.as_numpy_array()
         except _DECODE_ERRORS as exc:
             raise ValueError(_undecodable(name, exc)) from exc
-        if into is not None:
-            if not np.may_share_memory(x, into):
-                into[...] = x
-            return into
-        width = min(self.chunk_columns, self.shape[1] - j * self.chunk_columns)  # a chunk may be wider
-        return np.asarray(x[:rows, :width], dtype=self.dtype)
+        return x
 
     def _not_as_set_up(self, i, j, got, size):
         """The error for chunk ``(i, j)``, read as a file of ``got`` bytes where :meth:`sizes` saw ``size``
@@ -2181,8 +2225,7 @@ def as_weights(sample_weight, X):
     if isinstance(sample_weight, (zarr.Array, da.Array)):  # a dask array of a whole Zarr array: that array
         sample_weight = as_zarr_input(sample_weight)
     if isinstance(sample_weight, zarr.Array):
-        _refuse_missing_chunks(sample_weight)
-        sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks)
+        sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks, _refuse_missing_chunks(sample_weight))
     elif isinstance(sample_weight, da.Array):
         _check_zarr_sources(sample_weight)
     _refuse_masked(sample_weight, "sample_weight")

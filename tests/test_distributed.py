@@ -62,6 +62,23 @@ def test_local_cluster_of_processes_equals_threads(store):
     np.testing.assert_array_equal(labels, ref.predict(store).compute())
 
 
+def test_chunks_zarr_left_out_read_as_fill_values_on_a_cluster_when_asked(tmp_path):
+    """The setting 'dask_gmm.absent-chunks' is read where the fit is made, not on the workers (whose
+    config may not have it): the chunks absent then travel with the tasks, by the direct reader
+    (v3) and by zarr (v2)."""
+    X = make_blobs(n=40_000, seed=2)
+    X[10_000:20_000] = 0.0
+    paths = [str(tmp_path / f"{f}.zarr") for f in ("v3", "v2")]
+    for path, fmt in zip(paths, (3, 2)):
+        zarr.create_array(path, data=X, chunks=(5_000, 2), zarr_format=fmt)  # zarr leaves out the zeros
+    ref = GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(X)
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster):
+        for path in paths:
+            with dask.config.set({"dask_gmm.absent-chunks": "fill"}):
+                gm = GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(path)
+            assert_same_fit(gm, ref, rtol=1e-9)
+
+
 def test_a_zarr_array_opened_by_a_relative_path_is_read_by_the_workers_where_it_was_opened(tmp_path, monkeypatch):
     """Workers started in another folder read the store at that relative path there: another store's
     data were fitted silently (here a, where the workers run), or a chunk was called missing."""

@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 
+import dask
 import dask.array as da
 import numcodecs
 import numpy as np
@@ -260,6 +261,57 @@ def test_never_written_store_is_refused(tmp_path):
     zarr.create_array(str(tmp_path / "e.zarr"), shape=(100, 2), chunks=(50, 2), dtype="f8")
     with pytest.raises(ValueError, match="missing 2 of its chunks"):
         fit(str(tmp_path / "e.zarr"))
+
+
+@pytest.mark.parametrize("layout", ["v3", "v2", "dask array", "sample weights"])
+def test_chunks_zarr_left_out_read_as_fill_values_when_asked(tmp_path, layout):
+    """zarr leaves out a chunk that is all fill value (``write_empty_chunks`` False, its default): such
+    a store (rows of zeros, an image's black border) was refused, with no way to read it but to write
+    it again. The dask config 'dask_gmm.absent-chunks' set to 'fill' reads the chunks absent when the
+    read began as zarr does; the default refuses them, and names the setting."""
+    X = make_blobs(n=4000)
+    X[1000:2000] = 0.0
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(X))
+    w[2000:3000] = 0.0
+    path = str(tmp_path / "s.zarr")
+    data = w if layout == "sample weights" else X
+    zarr.create_array(path, data=data, chunks=(1000,) + data.shape[1:], zarr_format=2 if layout == "v2" else 3)
+    gone = {"v2": "1.0", "sample weights": "c/2"}.get(layout, "c/1/0")
+    assert not os.path.exists(os.path.join(path, gone))  # left out by zarr
+    source = da.from_zarr(path) * 1.0 if layout == "dask array" else path
+
+    def ours(X=X, source=source):
+        gm = GaussianMixture(3, random_state=0, init_params="random_from_data", max_iter=5)
+        return gm.fit(X, sample_weight=source) if layout == "sample weights" else gm.fit(source)
+
+    with pytest.raises(ValueError, match=rf"missing 1 of its chunks \({gone}\).*'dask_gmm\.absent-chunks': 'fill'"):
+        ours()
+    with dask.config.set({"dask_gmm.absent-chunks": "fill"}):
+        gm = ours()
+    ref = ours(X, w) if layout == "sample weights" else ours(X, X)
+    np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-10)
+    if layout == "v3":
+        with dask.config.set({"dask_gmm.absent-chunks": "fill"}):
+            np.testing.assert_array_equal(ref.predict(path), ref.predict(X))
+            rows = io.zarr_rows(path)
+        os.remove(os.path.join(path, "c", "2", "0"))  # removed after the read began: still an error
+        with pytest.raises(ValueError, match=r"Chunk 'c/2/0' of the Zarr array \(rows 2000-2999\) is missing"):
+            rows.read(0, 4000)
+        np.testing.assert_array_equal(rows.read(1000, 2000), 0.0)
+
+
+def test_the_absent_chunks_setting_is_checked_and_read_from_the_environment(tmp_path):
+    X = make_blobs(n=2000)
+    X[:1000] = 0.0
+    path = str(tmp_path / "s.zarr")
+    zarr.create_array(path, data=X, chunks=(1000, 2))
+    with dask.config.set({"dask_gmm.absent-chunks": "zeros"}), pytest.raises(
+            ValueError, match=r"^The dask config 'dask_gmm\.absent-chunks' must be 'error' or 'fill', got 'zeros'\.$"):
+        fit(path)
+    code = f"import dask_gmm; print(dask_gmm.GaussianMixture(2, random_state=0).fit({path!r}).n_iter_ > 0)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DASK_DASK_GMM__ABSENT_CHUNKS": "fill"})
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr
 
 
 def test_incomplete_store_is_refused(tmp_path):
