@@ -888,7 +888,9 @@ def _zarr_block(arr, index, asarray=True, lock=None, absent=frozenset()):
     rows, as :meth:`ZarrRows.chunk` does, chained to zarr's error. So does a
     block whose chunk is no longer in the store (removed after the store was
     opened, or a server answering 404): zarr reads it as the fill
-    value, so a block that is all fill value is looked up in the store.
+    value, so a block that is all fill value is looked up in the store. A chunk in ``absent``
+    (absent when the read began, read as fill values: :data:`ABSENT_CHUNKS`) that holds data now
+    is refused: the store was written during the read.
     """
     if (root := _local_root(arr)) is not None:  # the block's chunk file, before zarr reads it
         try:  # a FIFO had waited forever
@@ -903,10 +905,17 @@ def _zarr_block(arr, index, asarray=True, lock=None, absent=frozenset()):
         if not _is_decode_error(exc):
             raise
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from exc
-    if block.size and _all_fill(np.asarray(block), arr.fill_value):
-        unit = arr.shards or arr.chunks
-        if arr.metadata.encode_chunk_key(tuple(s.start // u for s, u in zip(index, unit))) in absent:
-            return block  # absent when the read began, and read as fill values (ABSENT_CHUNKS)
+    filled = block.size and _all_fill(np.asarray(block), arr.fill_value)
+    unit = arr.shards or arr.chunks
+    if absent and arr.metadata.encode_chunk_key(tuple(s.start // u for s, u in zip(index, unit))) in absent:
+        if block.size and not filled:  # written since: early passes read fill values, later ones data
+            raise ValueError(
+                f"{_chunk_name(arr, index)} was absent from its store when the read began, and read as fill values "
+                f"({ABSENT_CHUNKS!r} is 'fill'), but holds data now: the store was written during the read, and "
+                "what was read mixes data from before and after. Rerun it once the store is no longer being written."
+            )
+        return block  # absent when the read began, and read as fill values
+    if filled:
         if not _stored(arr, _chunk_key(arr, index)):
             raise ValueError(
                 f"{_chunk_name(arr, index)} is missing from its store (removed after the store was opened, "

@@ -300,6 +300,29 @@ def test_chunks_zarr_left_out_read_as_fill_values_when_asked(tmp_path, layout):
         np.testing.assert_array_equal(rows.read(1000, 2000), 0.0)
 
 
+@pytest.mark.parametrize("store", ["local", "memory"])
+def test_chunks_read_as_fill_values_are_refused_once_written_and_others_once_removed_on_zarrs_path(tmp_path, store):
+    """On zarr's path (a v2 array here), in fill mode: a chunk absent when the read began that holds
+    data later had been read as fill values in early passes and as data in later ones; a chunk
+    present then and removed before the read reads as fill values. Both are errors (a review)."""
+    X = make_blobs(n=4000)
+    X[1000:2000] = 0.0
+    target = str(tmp_path / "s.zarr") if store == "local" else zarr.storage.MemoryStore()
+    arr = zarr.create_array(target, data=X, chunks=(1000, 2), zarr_format=2)
+    ref = fit(X, max_iter=3)
+    with dask.config.set({"dask_gmm.absent-chunks": "fill"}):
+        labels = ref.predict(arr)  # lazy: made now, computed below
+    np.testing.assert_array_equal(labels.compute(), ref.predict(X))
+    arr[1000:2000] = X[2000:3000]  # the absent chunk written
+    with pytest.raises(ValueError, match=r"Chunk '1\.0' of the Zarr array \(rows 1000-1999\) was absent from its "
+                                         r"store when the read began.*holds data now"):
+        labels.compute()
+    arr[1000:2000] = 0.0  # zarr leaves it out again
+    arr.store_path.store._store_dict.pop("2.0") if store == "memory" else os.remove(tmp_path / "s.zarr" / "2.0")
+    with pytest.raises(ValueError, match=r"Chunk '2\.0' of the Zarr array \(rows 2000-2999\) is missing"):
+        labels.compute()
+
+
 def test_the_absent_chunks_setting_is_checked_and_read_from_the_environment(tmp_path):
     X = make_blobs(n=2000)
     X[:1000] = 0.0
