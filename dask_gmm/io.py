@@ -721,7 +721,8 @@ def absent_as_fill():
     """Whether chunks absent from a Zarr store are read as its fill value (:data:`ABSENT_CHUNKS`)."""
     how = dask.config.get(ABSENT_CHUNKS, "error")
     if how not in ("error", "fill"):
-        raise ValueError(f"The dask config {ABSENT_CHUNKS!r} must be 'error' or 'fill', got {how!r}.")
+        raise ValueError(f"The dask config {ABSENT_CHUNKS!r} (DASK_DASK_GMM__ABSENT_CHUNKS in the environment) "
+                         f"must be 'error' or 'fill', got {how!r}.")
     return how == "fill"
 
 

@@ -329,7 +329,8 @@ def test_the_absent_chunks_setting_is_checked_and_read_from_the_environment(tmp_
     path = str(tmp_path / "s.zarr")
     zarr.create_array(path, data=X, chunks=(1000, 2))
     with dask.config.set({"dask_gmm.absent-chunks": "zeros"}), pytest.raises(
-            ValueError, match=r"^The dask config 'dask_gmm\.absent-chunks' must be 'error' or 'fill', got 'zeros'\.$"):
+            ValueError, match=r"^The dask config 'dask_gmm\.absent-chunks' \(DASK_DASK_GMM__ABSENT_CHUNKS in the "
+                                r"environment\) must be 'error' or 'fill', got 'zeros'\.$"):
         fit(path)
     code = f"import dask_gmm; print(dask_gmm.GaussianMixture(2, random_state=0).fit({path!r}).n_iter_ > 0)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
