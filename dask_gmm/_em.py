@@ -303,25 +303,22 @@ def _one_blas_thread(threads):
     or that KMeans would set back the one thread it found after the holder had ended (a review:
     fits in two threads at once left BLAS on one thread for good, 1 to 9 rounds in).
     """
-    mine, limit = False, None
+    mine, limit = False, contextlib.ExitStack()
     try:  # from before the flag is set: a Ctrl-C just after had left it set for good
         with _BLAS_LOCK:
             mine = threads > 1 and not _BLAS["busy"]
             _BLAS["busy"] |= mine
         if mine:
             with _KMEANS_LOCK:
-                limit = threadpool_controller().limit(limits=1, user_api="blas").__enter__()
+                limit.enter_context(threadpool_controller().limit(limits=1, user_api="blas"))
         yield
     finally:
         if mine:
             try:
-                if limit is not None:
-                    with _KMEANS_LOCK:
-                        limit.__exit__(None, None, None)
-                        limit = None
+                with _KMEANS_LOCK:
+                    limit.close()
             finally:
-                if limit is not None:  # a Ctrl-C while it waited for a KMeans: given back all the same
-                    limit.__exit__(None, None, None)
+                limit.close()  # a Ctrl-C while it waited for a KMeans: given back all the same (closed once)
                 with _BLAS_LOCK:
                     _BLAS["busy"] = False
 
@@ -1038,7 +1035,8 @@ def lockstep(blocks, runs, model_of, step, *, max_iter, on_iteration=None):
     """The EM loop of both estimators: each pass evaluates the E-step statistics of every run
     that has neither converged nor done ``max_iter`` iterations, at ``model_of(run)``, then
     ``step(active, models, stats)`` makes their M-steps and records them, and
-    ``on_iteration(runs, active)`` is called. Returns ``runs`` once none is active."""
+    ``on_iteration(runs, active)`` is called. Returns ``runs`` once none is active. BLAS runs on
+    one thread all along where several threads run the kernels (:func:`_one_blas_thread`)."""
     with _one_blas_thread(local_threads(scheduler())):  # the M-steps' BLAS calls too
         while True:
             active = [r for r in runs if not r.converged and r.n_iter < max_iter]

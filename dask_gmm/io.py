@@ -715,26 +715,36 @@ def _store_name(arr):
 #: for chunks absent when the read began; one removed after is still an error). Set it with
 #: ``dask.config.set({"dask_gmm.absent-chunks": "fill"})``, or ``DASK_DASK_GMM__ABSENT_CHUNKS=fill``.
 ABSENT_CHUNKS = "dask_gmm.absent-chunks"
+ABSENT_CHUNKS_ENV = "DASK_DASK_GMM__ABSENT_CHUNKS"  # the same, in the environment (dask's naming)
 
 
-def absent_as_fill():
+def _absent_as_fill():
     """Whether chunks absent from a Zarr store are read as its fill value (:data:`ABSENT_CHUNKS`)."""
     how = dask.config.get(ABSENT_CHUNKS, "error")
     if how not in ("error", "fill"):
-        raise ValueError(f"The dask config {ABSENT_CHUNKS!r} (DASK_DASK_GMM__ABSENT_CHUNKS in the environment) "
+        raise ValueError(f"The dask config {ABSENT_CHUNKS!r} ({ABSENT_CHUNKS_ENV} in the environment) "
                          f"must be 'error' or 'fill', got {how!r}.")
     return how == "fill"
 
 
-def _fill_value(arr):
-    """The value zarr reads for an absent chunk of ``arr``."""
-    return 0 if arr.fill_value is None else arr.fill_value
+def _written_since(name):
+    """The error for the chunk ``name``, absent when a read began (read as fill values: :data:`ABSENT_CHUNKS`)
+    and holding data now."""
+    return (f"{name} was absent from its store when the read began, and read as fill values ({ABSENT_CHUNKS!r} "
+            "is 'fill'), but holds data now: the store was written during the read, and what was read mixes "
+            "data from before and after. Rerun it once the store is no longer being written.")
 
 
-def _refuse_missing_chunks(arr):
-    """A ValueError naming the chunks absent from the store of ``arr``, unless :data:`ABSENT_CHUNKS`
-    is ``"fill"``: then the keys of those absent (a frozenset; logged), read as fill values."""
-    fill = absent_as_fill()
+def _fill_value(fill):
+    """The value zarr reads for an absent chunk of an array whose ``fill_value`` is ``fill``."""
+    return 0 if fill is None else fill
+
+
+def _absent_chunks(arr):
+    """A ValueError naming the chunks absent from the store of ``arr`` (:func:`missing_chunks`), unless
+    :data:`ABSENT_CHUNKS` is ``"fill"``: then their names (a frozenset, logged; the keys of absent
+    chunks or shards, and a sharded array's unwritten inner chunks), read as fill values."""
+    fill = _absent_as_fill()
     gone = missing_chunks(arr)
     if gone and fill:
         logger.info("The Zarr array %r: %d chunks absent, read as fill values (%s is 'fill')",
@@ -747,7 +757,7 @@ def _refuse_missing_chunks(arr):
             "to write them again; write any other with config={'write_empty_chunks': True} (xarray: "
             "to_zarr(..., write_empty_chunks=True)) so that no chunk is left out (zarr leaves out a chunk that "
             "is all fill value, such as rows of zeros), or, if they were left out so, read them as fill "
-            f"values: dask.config.set({{{ABSENT_CHUNKS!r}: 'fill'}}) (DASK_DASK_GMM__ABSENT_CHUNKS=fill)."
+            f"values: dask.config.set({{{ABSENT_CHUNKS!r}: 'fill'}}) ({ABSENT_CHUNKS_ENV}=fill)."
         )
     return frozenset(gone)
 
@@ -788,7 +798,7 @@ def _from_zarr(arr, min_samples=1, direct=False):
     """``arr`` as a dask array of whole rows, checked; ``direct``: read by a :class:`ZarrRows` instead,
     which puts the rows together as it reads them (no warning of chunks across the features)."""
     _check_shape_dtype(arr.shape, arr.dtype, min_samples)
-    absent = _refuse_missing_chunks(arr)
+    absent = _absent_chunks(arr)
     unit = arr.shards or arr.chunks
     n, d = arr.shape
     if unit[1] < d and not direct:
@@ -803,7 +813,7 @@ def _from_zarr(arr, min_samples=1, direct=False):
 
 def _zarr_blocks(arr, chunks, absent=frozenset()):
     """``arr`` as a dask array read through zarr, ``da.from_zarr`` but for the errors; the chunks
-    whose keys are in ``absent`` (:func:`_refuse_missing_chunks`) read as fill values.
+    whose keys are in ``absent`` (:func:`_absent_chunks`) read as fill values.
 
     Each block (``chunks``, which lie within one chunk or shard each) is read by
     :func:`_zarr_block`, which names the chunk when zarr cannot decode it. The
@@ -877,7 +887,7 @@ def _all_fill(block, fill):
     """Whether every value of ``block`` is the fill value ``fill`` (NaN matching NaN); a few values
     are looked at first, so a block of data costs almost nothing."""
     flat = block.reshape(-1)
-    fill = 0 if fill is None else fill
+    fill = _fill_value(fill)
     same = (lambda x: np.isnan(x)) if np.isnan(np.asarray(fill, float)) else (lambda x: x == fill)
     return bool(same(flat[[0, flat.size // 2, -1]]).all() and same(flat).all())
 
@@ -910,11 +920,7 @@ def _zarr_block(arr, index, asarray=True, lock=None, absent=frozenset()):
     unit = arr.shards or arr.chunks
     if absent and arr.metadata.encode_chunk_key(tuple(s.start // u for s, u in zip(index, unit))) in absent:
         if block.size and not filled:  # written since: early passes read fill values, later ones data
-            raise ValueError(
-                f"{_chunk_name(arr, index)} was absent from its store when the read began, and read as fill values "
-                f"({ABSENT_CHUNKS!r} is 'fill'), but holds data now: the store was written during the read, and "
-                "what was read mixes data from before and after. Rerun it once the store is no longer being written."
-            )
+            raise ValueError(_written_since(_chunk_name(arr, index)))
         return block  # absent when the read began, and read as fill values
     if filled:
         if not _stored(arr, _chunk_key(arr, index)):
@@ -1011,11 +1017,25 @@ def _zstd_decoded_size(src):
     return total if at == len(mv) else None
 
 
-#: The bytes-to-bytes codecs whose chunks the direct reader decodes into its reused buffer: for
-#: each, the decoded size its bytes state, and the numcodecs function that decodes into a given
-#: buffer (zarr's own decode makes a new one).
+def _blosc_decoded_size(src):
+    """The decoded size that the Blosc chunk ``src`` (its bytes, or their first 16 at least) states:
+    its header's bytes 4-7, little-endian."""
+    return int.from_bytes(bytes(src[4:8]), "little")
+
+
+def _check_decoded_size(stated, most, chunk):
+    """A ValueError if a chunk's codec states (``stated`` bytes, None: not stated) that it decodes to
+    more than ``most`` bytes, where a chunk holds ``chunk``: its decode would allocate them first."""
+    if stated is not None and stated > most:
+        raise ValueError(f"it says it decodes to {stated:,} bytes, where a chunk holds {chunk:,}")
+
+
+#: The bytes-to-bytes codecs whose decoded size the direct reader reads from their bytes, to bound
+#: it (:meth:`ZarrRows._decode_bytes`) and to decode into a buffer of its own, reused or given: for
+#: each, that size, and the numcodecs function that decodes into a given buffer (zarr's own decode
+#: makes a new one).
 _DECODE_INTO = {
-    BloscCodec: (lambda src: int.from_bytes(src[4:8].tobytes(), "little"), blosc.decompress),  # bytes 4-7
+    BloscCodec: (_blosc_decoded_size, blosc.decompress),
     ZstdCodec: (_zstd_decoded_size, zstd.decompress),
 }
 
@@ -1051,9 +1071,7 @@ def _check_blosc_file(arr, index, root):
     most = 16 * math.prod(arr.chunks) + 4096  # room for a filter of zarr v2's that widens values (AsType: to 16 bytes)
     try:
         _check_blosc_length(head, size)
-        if (stated := int.from_bytes(head[4:8], "little")) > most:  # zarr's decode would make that many bytes first
-            raise ValueError(f"it says it decodes to {stated:,} bytes, where a chunk holds "
-                             f"{math.prod(arr.chunks) * arr.dtype.itemsize:,}")
+        _check_decoded_size(_blosc_decoded_size(head), most, math.prod(arr.chunks) * arr.dtype.itemsize)
     except ValueError as exc:
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from None
 
@@ -1191,7 +1209,8 @@ class ZarrRows:
     in-memory speed. Here a chunk is fetched with the store's ``get_sync`` and
     decoded with each codec's ``_decode_sync`` (zarr's synchronous protocols),
     and a fit can feed each decoded chunk to a kernel while it is still in cache.
-    A chunk absent from the store raises instead of reading as the fill value.
+    A chunk absent from the store raises instead of reading as the fill value, unless
+    :data:`ABSENT_CHUNKS` is ``"fill"`` and it was absent when the reader was made.
     Make one with :func:`zarr_rows`.
 
     :meth:`pieces` reads a local store's chunk files, and decodes Blosc, into
@@ -1242,7 +1261,7 @@ class ZarrRows:
         self._most_decoded = self._file_bytes  # the most any codec's decode may make (_decode_bytes)
         self._token = uuid.uuid4().hex
         # the keys of the chunks absent when it was made, read as fill values (ABSENT_CHUNKS "fill")
-        self._absent = frozenset(missing_chunks(arr)) if absent_as_fill() else frozenset()
+        self._absent = frozenset(missing_chunks(arr)) if _absent_as_fill() else frozenset()
 
     def __dask_tokenize__(self):
         """This reader's token for dask: its own, which its pickled copies keep. A distributed
@@ -1319,30 +1338,32 @@ class ZarrRows:
         return None if buf is None else buf.as_numpy_array()
 
     def _decode_bytes(self, codec, src, reuse, dest=None):
-        """``codec``'s decode of the bytes ``src`` (uint8), as uint8; with ``reuse``, Blosc's or Zstd's
-        into ``dest`` (uint8, a whole chunk's bytes) or this thread's reused buffer (when the chunk's
-        header gives the size of a whole chunk, else as zarr does).
+        """``codec``'s decode of the bytes ``src`` (uint8), as uint8. Blosc and Zstd decode into
+        ``dest`` (uint8, a whole chunk's bytes) when given, else with ``reuse`` this thread's reused
+        buffer, else a new one, where their bytes state a whole chunk's size (or Zstd, as the innermost
+        codec, states none); else as zarr decodes.
 
-        No decode makes more than a chunk stored as is (``_most_decoded``), whatever its bytes say:
-        a size beyond that stated by Blosc's header or by all of Zstd's frames
-        (:func:`_zstd_decoded_size`) is refused before any allocation, Zstd frames of which one
-        states none are decoded into a buffer of a whole chunk's bytes where Zstd is the innermost
-        codec, and Gzip is read up to it. A store of someone else's had decoded whole before its
-        size was found wrong: 164 KB of Zstd to 5 GiB, a Blosc header to 2 GiB (a review). Left
-        unbounded: Zstd frames stating no size under another codec, which zarr decodes.
+        The output is bounded by a chunk stored as is (``_most_decoded``), whatever the bytes say: a
+        size beyond it stated by Blosc's header or by all of Zstd's frames (:func:`_zstd_decoded_size`)
+        is refused before any allocation, Zstd frames of which one states none are decoded into a
+        chunk's bytes where Zstd is the innermost codec, and Gzip is read up to it (:func:`_gunzip`).
+        A store of someone else's had decoded whole before its size was found wrong: 164 KB of Zstd
+        to 5 GiB, a Blosc header to 2 GiB (a review). Not bounded: Zstd frames stating no size under
+        another codec, which zarr decodes.
         """
         if isinstance(codec, _BLOSC):
             _check_blosc_length(src[:16].tobytes(), src.size)
         if type(codec) in _DECODE_INTO:
             size, decompress = _DECODE_INTO[type(codec)]
             stated = size(src)
-            if stated is not None and stated > self._most_decoded:
-                raise ValueError(f"it says it decodes to {stated:,} bytes, where a chunk holds {self._chunk_bytes:,}")
+            _check_decoded_size(stated, self._most_decoded, self._chunk_bytes)
             if stated == self._chunk_bytes or (stated is None and codec is self._bb[0]):
-                if not (reuse and codec is self._into):
-                    out = np.empty(self._chunk_bytes, np.uint8)
+                if dest is not None:
+                    out = dest
+                elif reuse and codec is self._into:
+                    out = _scratch("decoded", self._chunk_bytes)
                 else:
-                    out = _scratch("decoded", self._chunk_bytes) if dest is None else dest
+                    out = np.empty(self._chunk_bytes, np.uint8)
                 decompress(src, out)
                 return out
         elif isinstance(codec, GzipCodec):
@@ -1385,8 +1406,11 @@ class ZarrRows:
         first = i * self.chunk_rows
         name = f"Chunk {key!r} of the Zarr array (rows {first}-{first + rows - 1})"
         buf = self._fetch(key, reuse)
-        if buf is None and size in (None, -1) and self.array.metadata.encode_chunk_key((i, j)) in self._absent:
-            x = np.full(self._specs[0].shape, _fill_value(self.array), self.dtype)  # absent from the start: zarr's reading
+        absent = bool(self._absent) and size in (None, -1) and self.array.metadata.encode_chunk_key((i, j)) in self._absent
+        if buf is not None and absent:  # written since it was made (a store not of local files has no sizes)
+            raise ValueError(_written_since(name))
+        if buf is None and absent:
+            x = np.full(self._specs[0].shape, _fill_value(self.array.fill_value), self.dtype)  # absent from the start: zarr's reading
         elif buf is None:
             raise ValueError(
                 f"{name} is missing from its store (removed after it was opened, or a cluster's worker "
@@ -1657,7 +1681,7 @@ def _folder_of(path, folders):
     return next(f for f in folders if path.startswith(f + os.sep))
 
 
-def _scanned(folders, ndim=2):
+def _scanned(folders, ndim):
     """``path: (size, mtime_ns, ctime_ns)`` of the files of the Zarr arrays of ``ndim`` dimensions in
     ``folders`` (:func:`_scan_folder`)."""
     state = {}
@@ -1711,7 +1735,7 @@ def _sizes(state):
     return hashlib.sha256(repr(sorted((path, size) for path, (size, *_) in state.items())).encode()).hexdigest()
 
 
-def _sizes_here(folders, ndim=2):
+def _sizes_here(folders, ndim):
     """:func:`_sizes` of the files of the arrays of ``ndim`` dimensions in ``folders`` as this process
     sees them (:func:`_scanned`): run on each of a cluster's workers by :func:`refuse_other_files_on_workers`."""
     return _sizes(_scanned(folders, ndim))
@@ -1830,12 +1854,12 @@ def _on_a_cluster():
 
 def _check_zarr_sources(X):
     """Refuse a dask array computed from a Zarr array that has lost chunks (zarr reads them as fill
-    values), or, on a cluster, one opened by a relative path (the workers resolve it in their own
+    values; read so, and not checked after, where :data:`ABSENT_CHUNKS` is ``"fill"``), or, on a cluster, one opened by a relative path (the workers resolve it in their own
     folders). A dask array reading a whole Zarr array unchanged is read as that array instead
     (:func:`whole_zarr_array`)."""
     arrays = zarr_arrays_read_by(X)
     for arr in arrays:
-        _refuse_missing_chunks(arr)
+        _absent_chunks(arr)
         store = arr.store_path.store
         if isinstance(store, zarr.storage.LocalStore) and not store.root.is_absolute() and _on_a_cluster():
             raise ValueError(
@@ -2235,7 +2259,7 @@ def as_weights(sample_weight, X):
     if isinstance(sample_weight, (zarr.Array, da.Array)):  # a dask array of a whole Zarr array: that array
         sample_weight = as_zarr_input(sample_weight)
     if isinstance(sample_weight, zarr.Array):
-        sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks, _refuse_missing_chunks(sample_weight))
+        sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks, _absent_chunks(sample_weight))
     elif isinstance(sample_weight, da.Array):
         _check_zarr_sources(sample_weight)
     _refuse_masked(sample_weight, "sample_weight")
