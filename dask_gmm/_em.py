@@ -261,7 +261,9 @@ def _pull_threads(scheduler, data):
     return local_threads(scheduler)
 
 
-_BLAS = {"controller": None, "busy": False}  # threadpoolctl's controller, made at the first pass (25 ms)
+#: threadpoolctl's controller, made at the first pass (25 ms); whether a pass or fit holds the BLAS limit,
+#: and that limit (an ExitStack) and the thread holding it (:func:`_one_blas_thread`).
+_BLAS = {"controller": None, "busy": False, "limit": None, "holder": None}
 _BLAS_LOCK = threading.Lock()
 #: Held while scikit-learn's KMeans runs (:func:`kmeans_section`), and by a pass while it takes or
 #: gives back the BLAS limit.
@@ -311,6 +313,7 @@ def _one_blas_thread(threads):
         if mine:
             with _KMEANS_LOCK:
                 limit.enter_context(threadpool_controller().limit(limits=1, user_api="blas"))
+                _BLAS.update(limit=limit, holder=threading.get_ident())  # for a child forked meanwhile
         yield
     finally:
         if mine:
@@ -320,7 +323,7 @@ def _one_blas_thread(threads):
             finally:
                 limit.close()  # a Ctrl-C while it waited for a KMeans: given back all the same (closed once)
                 with _BLAS_LOCK:
-                    _BLAS["busy"] = False
+                    _BLAS.update(busy=False, limit=None)
 
 
 def kmeans_section():
@@ -372,11 +375,16 @@ _HELPERS_LOCK = threading.Lock()
 
 def _after_fork():
     """In a forked child: the parent's pools have no threads there (a pass waited on them forever),
-    and a lock or BLAS limit its other threads held stays held."""
+    and a lock or BLAS limit its other threads held stays held: the BLAS limit of a fit in another
+    thread is given back (a review: the child of a fork during a fit kept one BLAS thread for good).
+    A fit in the forking thread itself goes on in the child, and gives its limit back as it ends."""
     global _HELPERS_LOCK, _BLAS_LOCK, _KMEANS_LOCK
     _HELPERS.clear()
     _HELPERS_LOCK, _BLAS_LOCK, _KMEANS_LOCK = threading.Lock(), threading.Lock(), threading.Lock()
-    _BLAS["busy"] = False
+    held = _BLAS["limit"] if _BLAS["busy"] and _BLAS["holder"] != threading.get_ident() else None
+    _BLAS.update(busy=False, limit=None)
+    if held is not None:
+        held.close()
 
 
 if hasattr(os, "register_at_fork"):

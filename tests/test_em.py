@@ -569,6 +569,39 @@ def test_a_forked_child_fits_after_its_parent_did():
     busy.result()
 
 
+def _blas_threads_in_child(queue):
+    queue.put(int(_blas_threads(None)[0]))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_child_forked_while_a_fit_in_another_thread_holds_the_blas_limit_has_its_own():
+    """A process forked (multiprocessing's fork start method) while a fit in another thread held the
+    one-BLAS-thread limit kept that limit for good: no fit runs in the child to give it back (a review)."""
+    import multiprocessing
+
+    before, inside, release = _blas_threads(None)[0], threading.Event(), threading.Event()
+
+    def fit_holding_the_limit():
+        with _em._one_blas_thread(2):
+            inside.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=fit_holding_the_limit)
+    holder.start()
+    try:
+        assert inside.wait(30) and _blas_threads(None)[0] == 1
+        ctx = multiprocessing.get_context("fork")
+        results = ctx.Queue()
+        child = ctx.Process(target=_blas_threads_in_child, args=(results,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0 and results.get(timeout=10) == before
+    finally:
+        release.set()
+        holder.join(60)
+    assert _blas_threads(None)[0] == before
+
+
 def test_one_pool_of_pulling_threads_whatever_the_numbers_of_threads_asked():
     """A pool was made and kept for each number of threads a pass asked for: after passes on 2, 4, 8
     and 3 threads, 1 + 3 + 7 + 2 idle threads, each with its reused buffers (a review: 100 MiB). One
