@@ -1406,11 +1406,12 @@ class ZarrRows:
         first = i * self.chunk_rows
         name = f"Chunk {key!r} of the Zarr array (rows {first}-{first + rows - 1})"
         buf = self._fetch(key, reuse)
-        absent = bool(self._absent) and size in (None, -1) and self.array.metadata.encode_chunk_key((i, j)) in self._absent
-        if buf is not None and absent:  # written since it was made (a store not of local files has no sizes)
+        absent = bool(self._absent) and size in (None, -1) and (
+            self.array.metadata.encode_chunk_key((i, j)) in self._absent)  # when the reader was made
+        if buf is not None and absent:  # written since (a store not of local files has no sizes to tell)
             raise ValueError(_written_since(name))
-        if buf is None and absent:
-            x = np.full(self._specs[0].shape, _fill_value(self.array.fill_value), self.dtype)  # absent from the start: zarr's reading
+        if buf is None and absent:  # read as zarr reads it
+            x = np.full(self._specs[0].shape, _fill_value(self.array.fill_value), self.dtype)
         elif buf is None:
             raise ValueError(
                 f"{name} is missing from its store (removed after it was opened, or a cluster's worker "
@@ -1854,9 +1855,9 @@ def _on_a_cluster():
 
 def _check_zarr_sources(X):
     """Refuse a dask array computed from a Zarr array that has lost chunks (zarr reads them as fill
-    values; read so, and not checked after, where :data:`ABSENT_CHUNKS` is ``"fill"``), or, on a cluster, one opened by a relative path (the workers resolve it in their own
-    folders). A dask array reading a whole Zarr array unchanged is read as that array instead
-    (:func:`whole_zarr_array`)."""
+    values; read so, and not checked after, where :data:`ABSENT_CHUNKS` is ``"fill"``), or, on a
+    cluster, one opened by a relative path (the workers resolve it in their own folders). A dask
+    array reading a whole Zarr array unchanged is read as that array instead (:func:`whole_zarr_array`)."""
     arrays = zarr_arrays_read_by(X)
     for arr in arrays:
         _absent_chunks(arr)
