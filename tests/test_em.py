@@ -357,7 +357,7 @@ def test_a_pass_in_another_thread_after_the_main_threads_passes_runs_on_one_blas
 
 def test_a_fits_m_steps_run_on_one_blas_thread():
     """A fit holds the limit from its first EM pass to its last: OpenBLAS's threads, woken by an M-step's
-    products, kept the cores from the next pass (d=100, K=16: 0.40-0.44 s a fit against 0.33-0.35)."""
+    products, kept the cores from the next pass (d=100, K=16: 0.39-0.44 s a fit against 0.33-0.35)."""
     from dask_gmm._em import lockstep
 
     before, seen = _blas_threads(None)[0], []
