@@ -1735,6 +1735,32 @@ def test_ctrl_c_while_the_libraries_load(tmp_path):
         assert (proc.returncode, err.strip()) == (-signal.SIGINT, "dask-gmm: error: interrupted"), (delay, err)
 
 
+_INTERRUPTED_WITH_A_COROUTINE_MADE = textwrap.dedent(
+    """
+    import asyncio, signal, sys
+    import dask_gmm.cli as cli
+
+    def command(args, term):  # zarr's sync() had made its coroutine when the signal came
+        pending = asyncio.sleep(0)
+        raise KeyboardInterrupt if sys.argv[1] == "int" else cli._Terminated
+
+    cli.cmd_info = command
+    sys.exit(cli.main(["info", "anything"]))
+    """
+)
+
+
+@pytest.mark.parametrize("signal_name", ["int", "term"])
+def test_a_signal_as_a_coroutine_is_made_is_one_line_still(signal_name):
+    """A Ctrl-C (or SIGTERM) that lands after zarr made a coroutine and before it ran: Python's
+    "coroutine ... was never awaited" warning had followed the one-line error (seen once in CI, in
+    test_ctrl_c_while_the_libraries_load). The moment made here on purpose."""
+    done = subprocess.run([sys.executable, "-c", _INTERRUPTED_WITH_A_COROUTINE_MADE, signal_name],
+                          capture_output=True, text=True, timeout=120)
+    said = "interrupted" if signal_name == "int" else "terminated"
+    assert (done.returncode, done.stderr.strip()) == (130 if signal_name == "int" else 143, f"dask-gmm: error: {said}")
+
+
 _CTRL_C_STAND_IN = textwrap.dedent(
     """
     import sys, time, types
