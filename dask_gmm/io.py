@@ -870,10 +870,14 @@ def _storage_key(arr, coords):
     return f"{path}/{key}" if path else key
 
 
+def _chunk_coords(arr, index):
+    """The grid coordinates of the chunk (or shard) of ``arr`` holding the block ``index`` (a tuple of slices)."""
+    return tuple(s.start // u for s, u in zip(index, arr.shards or arr.chunks))
+
+
 def _chunk_key(arr, index):
     """The storage key of the chunk (or shard) of ``arr`` holding the block ``index`` (a tuple of slices)."""
-    unit = arr.shards or arr.chunks
-    return _storage_key(arr, (s.start // u for s, u in zip(index, unit)))
+    return _storage_key(arr, _chunk_coords(arr, index))
 
 
 def _chunk_name(arr, index):
@@ -917,8 +921,7 @@ def _zarr_block(arr, index, asarray=True, lock=None, absent=frozenset()):
             raise
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from exc
     filled = block.size and _all_fill(np.asarray(block), arr.fill_value)
-    unit = arr.shards or arr.chunks
-    if absent and arr.metadata.encode_chunk_key(tuple(s.start // u for s, u in zip(index, unit))) in absent:
+    if absent and arr.metadata.encode_chunk_key(_chunk_coords(arr, index)) in absent:
         if block.size and not filled:  # written since: early passes read fill values, later ones data
             raise ValueError(_written_since(_chunk_name(arr, index)))
         return block  # absent when the read began, and read as fill values
