@@ -49,7 +49,7 @@ from numcodecs import blosc, zstd  # zarr's own dependency, behind its Blosc and
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ShardingCodec, ZstdCodec
-from zarr.codecs.numcodecs import Blosc as NumcodecsBlosc
+from zarr.codecs.numcodecs import Blosc as NumcodecsBlosc, Zstd as NumcodecsZstd
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
 from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
@@ -912,8 +912,8 @@ def _zarr_block(arr, index, asarray=True, lock=None, absent=frozenset()):
             _check_regular(os.path.join(root, _chunk_key(arr, index)))
         except (FileNotFoundError, NotADirectoryError):  # absent: found below
             pass
-        if _blosc_as_stored(arr):  # before Blosc reads past its end
-            _check_blosc_file(arr, index, root)
+        if codec := _stated_codec(arr):  # before Blosc reads past its end, or a bomb is decoded
+            _check_stored_chunk(arr, index, root, codec)
     try:
         block = getter(arr, index, asarray=asarray, lock=lock)
     except Exception as exc:
@@ -973,8 +973,9 @@ def _check_blosc_length(head, size):
         raise ValueError(f"it holds {size:,} bytes where its Blosc header says {stated:,}: cut short")
 
 
-#: Blosc as zarr v3's codec, zarr v2's compressor, and numcodecs' codec for zarr v3.
+#: Blosc, and Zstandard, as zarr v3's codec, zarr v2's compressor, and numcodecs' codec for zarr v3.
 _BLOSC = (BloscCodec, numcodecs.Blosc, NumcodecsBlosc)
+_ZSTD = (ZstdCodec, numcodecs.Zstd, NumcodecsZstd)
 
 
 def _zstd_content_size(head):
@@ -1053,28 +1054,36 @@ def _gunzip(src, limit):
     return np.frombuffer(out, np.uint8)
 
 
-def _blosc_as_stored(arr):
-    """Whether the stored chunks of ``arr`` are Blosc's output as such: its outermost codec
-    (zarr v2's compressor, v3's last codec), with no checksum after it, not sharded."""
+def _stated_codec(arr):
+    """``"blosc"`` or ``"zstd"`` where the stored chunks of ``arr`` are that codec's output as such
+    (its outermost codec: zarr v2's compressor, v3's last codec, with no checksum after it, not
+    sharded), whose header states their decoded size; else None."""
     md = arr.metadata
     outermost = md.compressor if md.zarr_format == 2 else md.codecs[-1]
-    return isinstance(outermost, _BLOSC)
+    return "blosc" if isinstance(outermost, _BLOSC) else "zstd" if isinstance(outermost, _ZSTD) else None
 
 
-def _check_blosc_file(arr, index, root):
-    """:func:`_check_blosc_length` of the chunk file holding the block ``index`` of ``arr``, whose
-    chunks are Blosc's output in a store of local files under ``root``: zarr's own read decodes a
-    chunk cut short from the bytes beyond it, without an error. A header that states a decoded size
-    far beyond a chunk's is refused too: zarr would allocate it first. An absent file is the caller's to find."""
+def _check_stored_chunk(arr, index, root, codec):
+    """Check the chunk file holding the block ``index`` of ``arr`` before zarr's own read decodes it,
+    in a store of local files under ``root``, where its chunks are ``codec``'s output
+    (:func:`_stated_codec`): a decoded size stated far beyond a chunk's is refused (zarr would
+    allocate it first: a decode bomb), and a Blosc chunk cut short too (:func:`_check_blosc_length`:
+    zarr decodes it from the bytes beyond it, without an error). A Zstd chunk is read whole, for the
+    sizes of all its frames (:func:`_zstd_decoded_size`: a frame that states none is left to zarr).
+    An absent file is the caller's to find."""
     try:
         with open(os.path.join(root, _chunk_key(arr, index)), "rb") as f:
-            head, size = f.read(16), os.fstat(f.fileno()).st_size
+            head, size = f.read(16 if codec == "blosc" else -1), os.fstat(f.fileno()).st_size
     except (FileNotFoundError, NotADirectoryError):
         return
     most = 16 * math.prod(arr.chunks) + 4096  # room for a filter of zarr v2's that widens values (AsType: to 16 bytes)
     try:
-        _check_blosc_length(head, size)
-        _check_decoded_size(_blosc_decoded_size(head), most, math.prod(arr.chunks) * arr.dtype.itemsize)
+        if codec == "blosc":
+            _check_blosc_length(head, size)
+            stated = _blosc_decoded_size(head)
+        else:
+            stated = _zstd_decoded_size(np.frombuffer(head, np.uint8))
+        _check_decoded_size(stated, most, math.prod(arr.chunks) * arr.dtype.itemsize)
     except ValueError as exc:
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from None
 

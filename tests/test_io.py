@@ -1249,44 +1249,62 @@ def test_a_zstd_chunk_of_several_frames_is_read_as_zarr_reads_it(tmp_path):
 
 
 @pytest.mark.parametrize("codec", ["zstd", "zstd, no size stated", "zstd, a second frame", "gzip", "blosc",
-                                   "blosc, zarr v2"])
+                                   "blosc, zarr v2", "zstd, zarr v2", "zstd, a second frame, zarr v2",
+                                   "zstd, int32", "blosc, int32"])
 def test_a_chunk_that_decodes_to_far_more_than_a_chunk_is_refused_before_it_is_decoded(tmp_path, codec):
     """A decode bomb: 64 MiB of zeros in a few KB, in place of a 24 KB chunk. It had been decoded
     whole before its size was found wrong (a review: 164 KB of Zstd to 5 GiB, 785 bytes of bz2 to
     1 GiB). Blosc's and Zstd's stated sizes are checked first, a frame that states none is decoded into
-    a chunk's bytes, Gzip is read up to a chunk's bytes; zarr v2's Blosc chunks (read by zarr) are
-    checked before zarr reads them."""
+    a chunk's bytes, Gzip is read up to a chunk's bytes; the Blosc and Zstd chunks that zarr reads
+    itself (zarr v2's, an integer array's) are checked before zarr reads them."""
     import tracemalloc
 
-    X = np.random.default_rng(0).standard_normal((20_000, 3))
+    dtype = np.int32 if "int32" in codec else np.float64
+    X = np.random.default_rng(0).integers(-9, 9, (20_000, 3)).astype(dtype)
     path = tmp_path / "a.zarr"
     zeros = bytes(64 * 2**20)
+    v2 = "v2" in codec
     if codec.startswith("zstd"):
-        compressor, bomb = ZstdCodec(level=3), numcodecs.Zstd(level=3).encode(zeros)
+        compressor, bomb = numcodecs.Zstd(level=3) if v2 else ZstdCodec(level=3), numcodecs.Zstd(level=3).encode(zeros)
         bomb = _unstated(bomb) if "no size" in codec else bomb
         bomb = bytes(numcodecs.Zstd(level=3).encode(b"x" * 100)) + bomb if "second" in codec else bomb
     elif codec == "gzip":
         compressor, bomb = zarr.codecs.GzipCodec(level=1), numcodecs.GZip(level=1).encode(zeros)
     else:
-        compressor = numcodecs.Blosc(cname="lz4") if "v2" in codec else zarr.codecs.BloscCodec(cname="lz4")
+        compressor = numcodecs.Blosc(cname="lz4") if v2 else zarr.codecs.BloscCodec(cname="lz4")
         bomb = numcodecs.Blosc(cname="lz4").encode(zeros)
-    v2 = "v2" in codec
     zarr.create_array(str(path), shape=X.shape, chunks=(1000, 3), dtype=X.dtype, compressors=compressor,
                       zarr_format=2 if v2 else 3)[:] = X
     name = "1.0" if v2 else "c/1/0"
     (path / name).write_bytes(bomb)
     assert len(bomb) < 2**19  # Blosc's, the largest: 266 KiB
+    zarrs_path = v2 or dtype != np.float64  # read by zarr, not by the direct reader
     tracemalloc.start()
     try:
         why = {"zstd, no size stated": r"Zstd decompression error: b'Destination buffer is too small'",
                "gzip": r"it decodes to more than 28,\d+ bytes"}.get(codec, r"it says it decodes to 67,108,\d+ bytes")
         with pytest.raises(ValueError, match=rf"'{re.escape(name)}' of the Zarr array \(rows 1000-1999\) cannot be "
                                              rf"decoded \({why}"):
-            io.as_dask_array(str(path)).compute() if v2 else io.zarr_rows(str(path)).read(0, 20_000)
+            io.as_dask_array(str(path)).compute() if zarrs_path else io.zarr_rows(str(path)).read(0, 20_000)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 16 * 2**20, peak
+
+
+def test_zarrs_own_read_of_a_zstd_store_is_unchanged_by_its_check(tmp_path):
+    """The Zstd chunks that zarr reads itself (zarr v2's, an integer array's) are read whole once more,
+    for their stated sizes; valid ones, of one frame or of several (one stating no size: left to zarr),
+    read as zarr reads them."""
+    X = np.random.default_rng(1).integers(-1000, 1000, (1000, 3)).astype(np.int32)
+    path = tmp_path / "z.zarr"
+    zarr.create_array(str(path), shape=X.shape, chunks=(100, 3), dtype=X.dtype, compressors=ZstdCodec(level=3))[:] = X
+    z = numcodecs.Zstd(level=3)
+    for i in (3, 4):
+        half = [X[100 * i : 100 * i + 50].tobytes(), X[100 * i + 50 : 100 * (i + 1)].tobytes()]
+        frames = [bytes(z.encode(h)) for h in half]
+        (path / "c" / str(i) / "0").write_bytes(frames[0] + (_unstated(frames[1]) if i == 4 else frames[1]))
+    np.testing.assert_array_equal(io.as_dask_array(str(path)).compute(), X.astype(np.float64))
 
 
 @pytest.mark.parametrize("stored", ["u1", "f2", "f4"])
