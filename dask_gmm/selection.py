@@ -35,9 +35,11 @@ class ModelSelection:
     Attributes
     ----------
     best_ : GaussianMixture
-        The fitted candidate with the lowest criterion.
+        The fitted candidate with the lowest criterion (of those tied within 1e-12, relative,
+        the first in ``results_``).
     results_ : list of dict
-        One per candidate (best restart): n_components, covariance_type, bic,
+        One per candidate (best restart), by covariance type in the order given, each type's by
+        n_components ascending (repeats dropped): n_components, covariance_type, bic,
         aic, score (the mean log-likelihood per row at the fitted parameters, which BIC and AIC
         use, as ``best_.score(X)``), lower_bound (scikit-learn's ``lower_bound_``: at the
         parameters entering the last iteration), n_iter, converged.
