@@ -44,6 +44,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
@@ -302,6 +303,31 @@ def _chunk_writes(todo, token, *args):
     graph = {f"generate-chunk-{token}-{i}": (functools.partial(_write_chunk, X, labels, i, *rest),) for i in todo}
     graph[f"generate-{token}"] = (_count, *graph)
     return Delayed(f"generate-{token}", graph)
+
+
+def _check_room(path, X, labels, first, rest):
+    """A ValueError if the chunks ``rest`` (indices) of the local arrays ``X`` and ``labels`` would
+    take more than their disk has free, at the bytes a row of the chunk ``first``, just written,
+    took there (compressed as the rest will be). A run of 1e9 rows of 100 features (800 GB, a
+    typo's size) had filled the disk before failing (a review). Nothing is said where the chunk's
+    files cannot be seen here (a cluster's workers writing elsewhere: :func:`io.refuse_unwritten`
+    says that)."""
+    rows = X.chunks[0]
+    span = lambda i: min(X.shape[0], (i + 1) * rows) - i * rows  # noqa: E731
+    try:
+        took = sum(os.stat(os.path.join(io._local_root(a), io._storage_key(a, (first,) + (0,) * (a.ndim - 1)))).st_size
+                   for a in (X, labels))
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return
+    need = took / span(first) * sum(map(span, rest))
+    if need > free:
+        raise ValueError(
+            f"generate_mixture: the store's other {len(rest):,} chunks would take about {need / 1e9:,.3g} GB of "
+            f"disk (its first one took {took:,} bytes for {span(first):,} rows), and the disk holding {path!r} has "
+            f"{free / 1e9:,.3g} GB free. Ask for fewer rows, or free space or write elsewhere; the chunk written "
+            "so far stays (remove the store, or rerun to finish it once there is room)."
+        )
 
 
 def _count(*written):
@@ -634,7 +660,8 @@ def generate_mixture(
     path : str or os.PathLike
         Local path or fsspec URL of the Zarr group to write.
     n_samples : int
-        Rows to write.
+        Rows to write. On a local disk, rows that would take more than the disk has free, at the
+        size of the first chunk written, are refused before the other chunks are written.
     n_features, n_components : int, default 2 and 3
         Ignored when ``model`` is given.
     chunk_size : int, optional
@@ -799,7 +826,12 @@ def generate_mixture(
         chol = np.linalg.cholesky(covs)
         token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster
         recorded = group.attrs.asdict()[io.STATUS_ATTR]  # as the store holds it (resumed: as an earlier run wrote it)
-        _compute_all(_chunk_writes(todo, token, X, labels, seed, weights, means, chol, recorded))
+        args = (X, labels, seed, weights, means, chol, recorded)
+        if len(todo) > 1 and io._local_root(X) is not None:  # one chunk first, to learn what the rest need
+            _compute_all(_chunk_writes(todo[:1], f"{token}-first", *args))
+            _check_room(path, X, labels, todo[0], todo[1:])
+            todo = todo[1:]
+        _compute_all(_chunk_writes(todo, token, *args))
         io.refuse_unwritten((X, labels), path, "Write to a path (or URL) that this process and every worker share, "
                             "then rerun to finish.")
         group.update_attributes({io.STATUS_ATTR: {**status, "complete": True}})

@@ -335,6 +335,29 @@ def test_resume_writes_only_the_missing_chunks(tmp_path):
     assert all(os.stat(os.path.join(path, f)).st_ino == after[f].st_ino for f in after)
 
 
+def test_a_store_larger_than_the_disk_is_refused_after_its_first_chunk(tmp_path):
+    """Rows that would take twice the disk's free space (a typo's 1e9 rows of 100 features had filled
+    the disk): one chunk is written, measured, and the rest refused before they are written; with
+    room again (fewer rows, overwrite=True) the store is written whole."""
+    path = str(tmp_path / "big.zarr")
+    free = shutil.disk_usage(tmp_path).free
+    rows = 2 * free // (40 * 8) + 1  # 40 features of float64 barely compress: at least 2x the free space
+    chunk_size = max(2**24 // (40 * 8), -(-rows // 100_000))  # 16 MiB or more a chunk, at most 100,000 chunks
+    if chunk_size * 40 * 8 > 2**28:  # a disk of more than 13 TB free: chunks too large to draw here
+        pytest.skip("the disk is too large to be outgrown")
+    with pytest.raises(ValueError, match=r"generate_mixture: the store's other [\d,]+ chunks would take about "
+                                         r"[\d.,e+]+ GB of disk \(its first one took [\d,]+ bytes for "
+                                         rf"{chunk_size:,} rows\), and the disk holding '.*big.zarr' has [\d.,e+]+ GB "
+                                         r"free\. Ask for fewer rows"):
+        generate_mixture(path, n_samples=rows, n_features=40, chunk_size=chunk_size, random_state=0)
+    data_files = lambda: [f for f in chunk_files(path) if f.startswith(("X/", "labels/"))]  # noqa: E731
+    assert data_files() == ["X/c/0/0", "labels/c/0"]
+    assert store_info(path)["status"] == "incomplete"
+    generate_mixture(path, n_samples=3 * chunk_size, n_features=40, chunk_size=chunk_size, random_state=0,
+                     overwrite=True)
+    assert store_info(path)["status"] == "complete" and len(data_files()) == 6
+
+
 def test_chunks_that_never_reach_the_store_are_an_error(tmp_path):
     """As when workers write to a folder this process does not see: the store is not marked complete."""
     from dask.callbacks import Callback
