@@ -323,11 +323,16 @@ def _check_room(path, X, labels, first, rest):
     need = took / span(first) * sum(map(span, rest))
     if need > free:
         raise ValueError(
-            f"generate_mixture: the store's other {len(rest):,} chunks would take about {need / 1e9:,.3g} GB of "
+            f"generate_mixture: the store's other {len(rest):,} chunks would take about {_size(need)} of "
             f"disk (its first one took {took:,} bytes for {span(first):,} rows), and the disk holding {path!r} has "
-            f"{free / 1e9:,.3g} GB free. Ask for fewer rows, or free space or write elsewhere; the chunk written "
+            f"{_size(free)} free. Ask for fewer rows, or free space or write elsewhere; the chunk written "
             "so far stays (remove the store, or rerun to finish it once there is room)."
         )
+
+
+def _size(n):
+    """``n`` bytes in words: ``'756 GB'``, ``'56.4 MB'``."""
+    return f"{n / 1e9:,.3g} GB" if n >= 1e9 else f"{n / 1e6:,.3g} MB"
 
 
 def _count(*written):

@@ -345,10 +345,20 @@ def test_a_store_larger_than_the_disk_is_refused_after_its_first_chunk(tmp_path)
     chunk_size = max(2**24 // (40 * 8), -(-rows // 100_000))  # 16 MiB or more a chunk, at most 100,000 chunks
     if chunk_size * 40 * 8 > 2**28:  # a disk of more than 13 TB free: chunks too large to draw here
         pytest.skip("the disk is too large to be outgrown")
-    with pytest.raises(ValueError, match=r"generate_mixture: the store's other [\d,]+ chunks would take about "
-                                         r"[\d.,e+]+ GB of disk \(its first one took [\d,]+ bytes for "
-                                         rf"{chunk_size:,} rows\), and the disk holding '.*big.zarr' has [\d.,e+]+ GB "
-                                         r"free\. Ask for fewer rows"):
+    from dask.callbacks import Callback
+
+    class AtMostTwoChunks(Callback):  # were the check gone, the disk would fill: stop at a third chunk
+        started = 0
+
+        def _pretask(self, key, dsk, state):
+            if str(key).startswith("generate-chunk-"):
+                self.started += 1
+                assert self.started <= 2, "the chunks went on being written"
+
+    with AtMostTwoChunks(), pytest.raises(ValueError, match=r"generate_mixture: the store's other [\d,]+ chunks would "
+                                          r"take about [\d.,]+ [GM]B of disk \(its first one took [\d,]+ bytes for "
+                                          rf"{chunk_size:,} rows\), and the disk holding '.*big.zarr' has [\d.,]+ "
+                                          r"[GM]B free\. Ask for fewer rows"):
         generate_mixture(path, n_samples=rows, n_features=40, chunk_size=chunk_size, random_state=0)
     data_files = lambda: [f for f in chunk_files(path) if f.startswith(("X/", "labels/"))]  # noqa: E731
     assert data_files() == ["X/c/0/0", "labels/c/0"]
