@@ -282,8 +282,7 @@ def _write_chunk(X, labels, i, seed, weights, means, cholesky, recorded):
     and recorded itself complete over another store's rows. A task now writes only into a store
     of its own record (whose chunks it draws alike). Only a task held between that check and its
     write, a moment, can still write."""
-    rows = X.chunks[0]
-    i0, i1 = i * rows, min(X.shape[0], (i + 1) * rows)
+    i0, i1 = _chunk_rows(X, i)
     x, y = draw_rows(np.random.default_rng(_chunk_seed(seed, i)), i1 - i0, weights, means, cholesky)
     if not _records(X, recorded):
         logger.info("chunk %d not written: the store at its path is not the one this task was made for", i)
@@ -305,34 +304,42 @@ def _chunk_writes(todo, token, *args):
     return Delayed(f"generate-{token}", graph)
 
 
+def _chunk_rows(X, i):
+    """The first and the end row of the chunk ``i`` of ``X``."""
+    rows = X.chunks[0]
+    return i * rows, min(X.shape[0], (i + 1) * rows)
+
+
 def _check_room(path, X, labels, first, rest):
     """A ValueError if the chunks ``rest`` (indices) of the local arrays ``X`` and ``labels`` would
-    take more than their disk has free, at the bytes a row of the chunk ``first``, just written,
-    took there (compressed as the rest will be). A run of 1e9 rows of 100 features (800 GB, a
-    typo's size) had filled the disk before failing (a review). Nothing is said where the chunk's
-    files cannot be seen here (a cluster's workers writing elsewhere: :func:`io.refuse_unwritten`
-    says that)."""
-    rows = X.chunks[0]
-    span = lambda i: min(X.shape[0], (i + 1) * rows) - i * rows  # noqa: E731
+    take more than their disk has free, at what a row of the chunk ``first``, just written, took
+    there: the blocks of its two files (compressed as the rest will be) and of X's folder of that
+    chunk (``X/c/i``, one a chunk). A run of 1e9 rows of 100 features (800 GB, a typo's size) had
+    filled the disk before failing (a review). Nothing is said where the chunk's files cannot be
+    seen here (a cluster's workers writing elsewhere: :func:`io.refuse_unwritten` says that)."""
+    def span(i):
+        start, end = _chunk_rows(X, i)
+        return end - start
+
+    x_file = io.chunk_file(X, first)
     try:
-        took = sum(os.stat(os.path.join(io._local_root(a), io._storage_key(a, (first,) + (0,) * (a.ndim - 1)))).st_size
-                   for a in (X, labels))
+        took = sum(os.stat(f).st_blocks * 512 for f in (x_file, os.path.dirname(x_file), io.chunk_file(labels, first)))
         free = shutil.disk_usage(path).free
-    except OSError:
+    except (OSError, TypeError):  # not there, or not local files
         return
     need = took / span(first) * sum(map(span, rest))
     if need > free:
         raise ValueError(
-            f"generate_mixture: the store's other {len(rest):,} chunks would take about {_size(need)} of "
-            f"disk (its first one took {took:,} bytes for {span(first):,} rows), and the disk holding {path!r} has "
-            f"{_size(free)} free. Ask for fewer rows, or free space or write elsewhere; the chunk written "
-            "so far stays (remove the store, or rerun to finish it once there is room)."
+            f"generate_mixture: the store's other {len(rest):,} chunks would take about {_size(need)} of disk "
+            f"(the first chunk this run wrote took {took:,} bytes for {span(first):,} rows), and the disk holding "
+            f"{path!r} has {_size(free)} free. Free space and rerun to finish the store, or remove it, or ask for "
+            "fewer rows (with overwrite=True, or at another path)."
         )
 
 
 def _size(n):
-    """``n`` bytes in words: ``'756 GB'``, ``'56.4 MB'``."""
-    return f"{n / 1e9:,.3g} GB" if n >= 1e9 else f"{n / 1e6:,.3g} MB"
+    """``n`` bytes in words: ``'1,120.4 GB'``, ``'56.4 MB'``."""
+    return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
 
 
 def _count(*written):
@@ -832,7 +839,7 @@ def generate_mixture(
         token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster
         recorded = group.attrs.asdict()[io.STATUS_ATTR]  # as the store holds it (resumed: as an earlier run wrote it)
         args = (X, labels, seed, weights, means, chol, recorded)
-        if len(todo) > 1 and io._local_root(X) is not None:  # one chunk first, to learn what the rest need
+        if len(todo) > 1 and io.chunk_file(X, 0) is not None:  # one chunk first, to learn what the rest need
             _compute_all(_chunk_writes(todo[:1], f"{token}-first", *args))
             _check_room(path, X, labels, todo[0], todo[1:])
             todo = todo[1:]

@@ -912,8 +912,8 @@ def _zarr_block(arr, index, asarray=True, lock=None, absent=frozenset()):
             _check_regular(os.path.join(root, _chunk_key(arr, index)))
         except (FileNotFoundError, NotADirectoryError):  # absent: found below
             pass
-        if codec := _stated_codec(arr):  # before Blosc reads past its end, or a bomb is decoded
-            _check_stored_chunk(arr, index, root, codec)
+        if how := _stated_size(arr):  # before Blosc reads past its end, or a bomb is decoded
+            _check_stored_chunk(arr, index, root, how)
     try:
         block = getter(arr, index, asarray=asarray, lock=lock)
     except Exception as exc:
@@ -973,9 +973,8 @@ def _check_blosc_length(head, size):
         raise ValueError(f"it holds {size:,} bytes where its Blosc header says {stated:,}: cut short")
 
 
-#: Blosc, and Zstandard, as zarr v3's codec, zarr v2's compressor, and numcodecs' codec for zarr v3.
+#: Blosc as zarr v3's codec, zarr v2's compressor, and numcodecs' codec for zarr v3.
 _BLOSC = (BloscCodec, numcodecs.Blosc, NumcodecsBlosc)
-_ZSTD = (ZstdCodec, numcodecs.Zstd, NumcodecsZstd)
 
 
 def _zstd_content_size(head):
@@ -1054,36 +1053,51 @@ def _gunzip(src, limit):
     return np.frombuffer(out, np.uint8)
 
 
-def _stated_codec(arr):
-    """``"blosc"`` or ``"zstd"`` where the stored chunks of ``arr`` are that codec's output as such
-    (its outermost codec: zarr v2's compressor, v3's last codec, with no checksum after it, not
-    sharded), whose header states their decoded size; else None."""
+def _blosc_stated(head, size):
+    """The decoded size that a Blosc chunk of ``size`` bytes beginning with ``head`` (its first 16)
+    states, once it is found whole (:func:`_check_blosc_length`)."""
+    _check_blosc_length(head, size)
+    return _blosc_decoded_size(head)
+
+
+def _zstd_stated(data, size):
+    """The decoded size that the Zstd chunk ``data`` (all its bytes) states: :func:`_zstd_decoded_size`."""
+    return _zstd_decoded_size(np.frombuffer(data, np.uint8))
+
+
+#: The codecs whose chunks are checked before zarr's own read decodes them (:func:`_check_stored_chunk`):
+#: for each, Blosc and Zstd as zarr v3's codec, zarr v2's compressor and numcodecs' codec for zarr v3,
+#: how many of a chunk's first bytes state its decoded size (-1: all) and how it is read from them.
+_STATED = {**dict.fromkeys(_BLOSC, (16, _blosc_stated)),
+           **dict.fromkeys((ZstdCodec, numcodecs.Zstd, NumcodecsZstd), (-1, _zstd_stated))}
+
+
+def _stated_size(arr):
+    """``(bytes, function)`` of :data:`_STATED` where the stored chunks of ``arr`` are the output of
+    one of its codecs as such (its outermost codec: zarr v2's compressor, v3's last codec, with no
+    checksum after it, not sharded); else None."""
     md = arr.metadata
     outermost = md.compressor if md.zarr_format == 2 else md.codecs[-1]
-    return "blosc" if isinstance(outermost, _BLOSC) else "zstd" if isinstance(outermost, _ZSTD) else None
+    return next((how for kind, how in _STATED.items() if isinstance(outermost, kind)), None)
 
 
-def _check_stored_chunk(arr, index, root, codec):
+def _check_stored_chunk(arr, index, root, how):
     """Check the chunk file holding the block ``index`` of ``arr`` before zarr's own read decodes it,
-    in a store of local files under ``root``, where its chunks are ``codec``'s output
-    (:func:`_stated_codec`): a decoded size stated far beyond a chunk's is refused (zarr would
+    in a store of local files under ``root``, where its chunks are stated sizes read ``how``
+    (:func:`_stated_size`): a decoded size stated far beyond a chunk's is refused (zarr would
     allocate it first: a decode bomb), and a Blosc chunk cut short too (:func:`_check_blosc_length`:
     zarr decodes it from the bytes beyond it, without an error). A Zstd chunk is read whole, for the
     sizes of all its frames (:func:`_zstd_decoded_size`: a frame that states none is left to zarr).
     An absent file is the caller's to find."""
+    first, stated = how
     try:
         with open(os.path.join(root, _chunk_key(arr, index)), "rb") as f:
-            head, size = f.read(16 if codec == "blosc" else -1), os.fstat(f.fileno()).st_size
+            data, size = f.read(first), os.fstat(f.fileno()).st_size
     except (FileNotFoundError, NotADirectoryError):
         return
     most = 16 * math.prod(arr.chunks) + 4096  # room for a filter of zarr v2's that widens values (AsType: to 16 bytes)
     try:
-        if codec == "blosc":
-            _check_blosc_length(head, size)
-            stated = _blosc_decoded_size(head)
-        else:
-            stated = _zstd_decoded_size(np.frombuffer(head, np.uint8))
-        _check_decoded_size(stated, most, math.prod(arr.chunks) * arr.dtype.itemsize)
+        _check_decoded_size(stated(data, size), most, math.prod(arr.chunks) * arr.dtype.itemsize)
     except ValueError as exc:
         raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from None
 
@@ -1668,6 +1682,13 @@ class StoredFiles:
                     "mixes data from before and after, and was discarded. Rerun it once the store is no "
                     "longer being written."
                 )
+
+
+def chunk_file(arr, i):
+    """The local file of the chunk of ``arr`` whose rows are the ``i``-th chunk's (its first chunk
+    across the other axes), or None where its store is not local files."""
+    root = _local_root(arr)
+    return None if root is None else os.path.join(root, _storage_key(arr, (i,) + (0,) * (arr.ndim - 1)))
 
 
 def _local_root(arr):

@@ -356,9 +356,9 @@ def test_a_store_larger_than_the_disk_is_refused_after_its_first_chunk(tmp_path)
                 assert self.started <= 2, "the chunks went on being written"
 
     with AtMostTwoChunks(), pytest.raises(ValueError, match=r"generate_mixture: the store's other [\d,]+ chunks would "
-                                          r"take about [\d.,]+ [GM]B of disk \(its first one took [\d,]+ bytes for "
-                                          rf"{chunk_size:,} rows\), and the disk holding '.*big.zarr' has [\d.,]+ "
-                                          r"[GM]B free\. Ask for fewer rows"):
+                                          r"take about [\d,]+\.\d [GM]B of disk \(the first chunk this run wrote took "
+                                          rf"[\d,]+ bytes for {chunk_size:,} rows\), and the disk holding '.*big.zarr' "
+                                          r"has [\d,]+\.\d [GM]B free\. Free space and rerun"):
         generate_mixture(path, n_samples=rows, n_features=40, chunk_size=chunk_size, random_state=0)
     data_files = lambda: [f for f in chunk_files(path) if f.startswith(("X/", "labels/"))]  # noqa: E731
     assert data_files() == ["X/c/0/0", "labels/c/0"]
