@@ -836,7 +836,7 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     Parameters
     ----------
     rows : dask_gmm.io.ZarrRows over an array of shape (n_samples, n_features)
-    row_chunks : tuple of int, the rows of each block (whole Zarr chunks, as :func:`dask_gmm.io.as_dask_array` makes)
+    row_chunks : tuple of int, the rows of each block (whole Zarr chunks, or parts of one: :func:`dask_gmm.io.output_rows`)
     tail : tuple, the output's shape after its first axis: () or (n_components,)
     Returns
     -------

@@ -88,6 +88,38 @@ def _rows_for(n_samples, n_features, itemsize, base=1, min_chunks=MIN_CHUNKS):
     return max(1, per_chunk) * base
 
 
+def output_rows(row_chunks, unit, row_bytes):
+    """The row blocks of a per-row output of ``row_bytes`` a row, of an input in blocks of
+    ``row_chunks`` rows, each a whole number of ``unit`` rows (Zarr chunks; 1: any) but the last:
+    each block cut into blocks of outputs of at most TARGET_CHUNK_BYTES (and one row at least), of
+    whole units where one unit's output fits (a Zarr chunk is decoded once), else each unit cut
+    into equal parts. The input's blocks were the outputs' too: 64 components' probabilities of
+    a block of 16 MiB of two features took 512 MiB, and killed a cluster's workers of 600 MB that
+    fitted the same store (a review).
+
+    Returns
+    -------
+    tuple of int, the rows of each block, in order (``row_chunks`` itself where none is cut)
+    """
+    most = max(1, TARGET_CHUNK_BYTES // row_bytes)  # rows a block
+    if max(row_chunks) <= most:
+        return tuple(row_chunks)
+    out = []
+    for n in row_chunks:
+        if n <= most:
+            out.append(n)
+        elif most >= unit:  # whole units, as many in each block of n as may be
+            units = -(-n // unit)
+            step = -(-units // -(-units // (most // unit))) * unit
+            out += [step] * (n // step) + [n % step] * (n % step > 0)
+        else:  # each unit in parts as equal as may be
+            for start in range(0, n, unit):
+                m = min(unit, n - start)
+                step = -(-m // -(-m // most))
+                out += [step] * (m // step) + [m % step] * (m % step > 0)
+    return tuple(out)
+
+
 def _check_shape_dtype(shape, dtype, min_samples=1):
     """X's shape and dtype refused in scikit-learn's words unless 2-D, real and of at least
     ``min_samples`` rows (2 for a fit, as scikit-learn's) and one feature."""

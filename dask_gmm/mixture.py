@@ -314,8 +314,11 @@ class MixtureBase(DensityMixin, BaseEstimator):
         Xd, rows = io.with_reader(X)
         self._check_features(Xd)
         io.refuse_other_files_on_workers(Xd, rows=rows)
+        row_bytes = np.dtype(dtype).itemsize * math.prod(tail)  # the output's blocks of at most 16 MiB
         if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it
-            return rows_array(rows, Xd.chunks[0], kernel, tail, dtype, model)
+            return rows_array(rows, io.output_rows(Xd.chunks[0], rows.chunk_rows, row_bytes), kernel, tail, dtype, model)
+        blocks = io.output_rows(Xd.chunks[0], 1, row_bytes)
+        Xd = Xd if blocks == Xd.chunks[0] else Xd.rechunk({0: blocks})  # each block cut, none joined
         offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
         block = functools.partial(_rows_of_block, kernel, model, offsets)  # no closure: the graph pickles
         name = f"dask_gmm.{kernel.__name__}-{uuid.uuid4().hex}"  # the dashboard's group: dask_gmm.predict, ...

@@ -2064,3 +2064,36 @@ def test_a_constant_feature_without_reg_covar_is_named(ct, where):
         a = np.random.default_rng(2).normal(size=(200, 2))
         with pytest.raises(ValueError, match="A feature is a linear combination of others on a component's rows"):
             GaussianMixture(1, covariance_type=ct, reg_covar=0.0, random_state=0).fit(np.c_[a, a @ [1.0, 3.0]])
+
+
+@pytest.mark.parametrize("source", ["zarr v3", "zarr v2", "dask"])
+def test_wide_outputs_come_in_blocks_of_at_most_16_mib(tmp_path, source):
+    """64 components' probabilities are 32 times the bytes of their rows of 2 features: an input's
+    blocks (16 MiB of rows, or Zarr chunks of 1 MiB here) had been the output's, 512 MiB each, and
+    killed a cluster's workers that fitted the same store (a review). Each block is cut (a store's
+    chunk into equal parts, read by the direct reader or through zarr; a dask array's blocks
+    anywhere) into outputs of at most io.TARGET_CHUNK_BYTES; the values are those of the rows in
+    memory, and the memory a reduction of them takes halves (tracemalloc: 64.6 and 98.3 MiB before)."""
+    import tracemalloc
+
+    X = np.random.default_rng(0).standard_normal((200_000, 2))
+    if source == "dask":
+        src = da.from_array(X, chunks=(100_000, 2))
+    else:
+        src = str(tmp_path / "x.zarr")
+        zarr.create_array(src, shape=X.shape, chunks=(65_536, 2), dtype=X.dtype,
+                          zarr_format=2 if "v2" in source else 3)[:] = X
+    gm = GaussianMixture(64, max_iter=1, random_state=0, init_params="random_from_data").fit(X[:5000])
+    P = gm.predict_proba(src)
+    assert max(P.chunks[0]) * 64 * 8 <= io.TARGET_CHUNK_BYTES
+    assert P.chunks[0][:4] == ((25_000,) * 4 if source == "dask" else (32_768,) * 4)  # equal parts
+    np.testing.assert_array_equal(P.compute(), gm.predict_proba(X))
+    np.testing.assert_array_equal(gm.score_samples(src).compute(), gm.score_samples(X))  # 8 bytes a row: not cut
+    assert gm.score_samples(src).chunks[0] == ((100_000, 100_000) if source == "dask" else (65_536,) * 3 + (3_392,))
+    tracemalloc.start()
+    try:
+        gm.predict_proba(src).sum(axis=0).compute()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 48 * 2**20, peak
