@@ -89,13 +89,18 @@ def _rows_for(n_samples, n_features, itemsize, base=1, min_chunks=MIN_CHUNKS):
 
 
 def output_rows(row_chunks, unit, row_bytes):
-    """The row blocks of a per-row output of ``row_bytes`` a row, of an input in blocks of
-    ``row_chunks`` rows, each a whole number of ``unit`` rows (Zarr chunks; 1: any) but the last:
-    each block cut into blocks of outputs of at most TARGET_CHUNK_BYTES (and one row at least), of
-    whole units where one unit's output fits (a Zarr chunk is decoded once), else each unit cut
-    into equal parts. The input's blocks were the outputs' too: 64 components' probabilities of
-    a block of 16 MiB of two features took 512 MiB, and killed a cluster's workers of 600 MB that
-    fitted the same store (a review).
+    """The row blocks of a per-row output, of an input in blocks of ``row_chunks`` rows: each block
+    cut into blocks of outputs of at most TARGET_CHUNK_BYTES (and one row at least), of whole
+    units where one unit's output fits (a Zarr chunk decoded once), else each unit cut into parts
+    of equal rows but the last. The input's blocks were the outputs' too: 64 components'
+    probabilities of a block of 16 MiB of two features took 512 MiB, and killed a cluster's
+    workers of 600 MB that fitted the same store (a review).
+
+    Parameters
+    ----------
+    row_chunks : tuple of int, at least one, each a whole number of ``unit`` rows but the last
+    unit : int, the rows of a Zarr chunk (1: blocks may be cut anywhere)
+    row_bytes : int, the bytes of a row's output
 
     Returns
     -------
@@ -112,7 +117,7 @@ def output_rows(row_chunks, unit, row_bytes):
             units = -(-n // unit)
             step = -(-units // -(-units // (most // unit))) * unit
             out += [step] * (n // step) + [n % step] * (n % step > 0)
-        else:  # each unit in parts as equal as may be
+        else:  # each unit in parts of equal rows but the last
             for start in range(0, n, unit):
                 m = min(unit, n - start)
                 step = -(-m // -(-m // most))
