@@ -1120,8 +1120,8 @@ def _stated_size(arr):
 
 def _check_stored_chunk(arr, index, root, how):
     """Check the chunk file holding the block ``index`` of ``arr`` before zarr's own read decodes it,
-    in a store of local files under ``root``, where its chunks are stated sizes read ``how``
-    (:func:`_stated_size`): a decoded size stated far beyond a chunk's is refused (zarr would
+    in a store of local files under ``root``, whose chunks state their decoded sizes as ``how``
+    (:func:`_stated_size`) reads them: a decoded size stated far beyond a chunk's is refused (zarr would
     allocate it first: a decode bomb), and a Blosc chunk cut short too (:func:`_check_blosc_length`:
     zarr decodes it from the bytes beyond it, without an error). A Zstd chunk is read whole, for the
     sizes of all its frames (:func:`_zstd_decoded_size`: a frame that states none is left to zarr).
