@@ -821,12 +821,6 @@ def _rows_task(rows, start, stop, sizes, kernel, args, out_shape, dtype):
     return out
 
 
-def _read_task(rows, start, stop, sizes):
-    """Rows [start, stop) of a :class:`dask_gmm.io.ZarrRows` as one new array: a Zarr chunk whose
-    output :func:`rows_array` cuts into several blocks, read once for them all."""
-    return rows.read(start, stop, sizes)
-
-
 def _part_task(a, b, first, kernel, args, x):
     """``kernel(x[a:b], *args, row_offset=first + a)``: a block of :func:`rows_array` cut from the
     rows ``x`` of a chunk whose first row is ``first``."""
@@ -871,7 +865,7 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
         end = min(first + unit, rows.shape[0])
         if b - a < end - first:  # a part of one chunk, read once for all its parts (by a task of its own)
             read = (f"{name}-read", first // unit)
-            graph.setdefault(read, (functools.partial(_read_task, rows, first, end, rows.sizes(first, end)),))
+            graph.setdefault(read, (functools.partial(rows.read, first, end, rows.sizes(first, end)),))
             graph[(name, i, *rest)] = (functools.partial(_part_task, a - first, b - first, first, kernel, args), read)
         else:
             graph[(name, i, *rest)] = (functools.partial(_rows_task, rows, a, b, rows.sizes(a, b), kernel, args,
