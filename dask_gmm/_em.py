@@ -874,7 +874,11 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     return da.Array(graph, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))
 
 
-def _unsized_task(part, start, kernel, args, last=False):
+def _unsized_task(part, start, kernel, args, last=False, piece=(0, 1)):
+    j, pieces = piece  # the j-th of ``pieces`` runs of the block's rows, equal but for rounding
+    if pieces > 1:
+        a, b = j * len(part) // pieces, (j + 1) * len(part) // pieces
+        part, start = (part.iloc if hasattr(part, "iloc") else part)[a:b], start + a
     x = np.asarray(part)
     if last and start + len(x) == 0:  # the rows of every block before it are counted in start
         raise ValueError(f"Found array with 0 sample(s) (shape=(0, {x.shape[1]})) while a minimum of 1 is "
@@ -895,12 +899,14 @@ def _total(*lengths):
 START_GROUP = 64
 
 
-def unsized_rows_array(parts, kernel, tail, dtype, *args):
+def unsized_rows_array(parts, kernel, tail, dtype, *args, pieces=1):
     """A lazy dask array of a per-row kernel over blocks of unknown lengths (a dask DataFrame's
     partitions, each a pandas DataFrame: a bad row is named by its index label too), in one pass:
     each block's first row is the sum of the lengths of the blocks before it, computed in the same
     graph from the blocks themselves (where asking dask for the chunk sizes first read every
-    partition once more, at the call).
+    partition once more, at the call). Each block gives ``pieces`` output blocks, of its rows cut
+    into runs of equal length but for rounding (so that an output wider than its rows fits in
+    about a block's memory; the block is computed once, and held until its pieces are done).
 
     The sums are one graph layer of three kinds of task: each block's length, the first row of each
     group of :data:`START_GROUP` blocks (the previous group's, plus its blocks' lengths: a chain of
@@ -914,10 +920,11 @@ def unsized_rows_array(parts, kernel, tail, dtype, *args):
     ----------
     parts : list of dask.delayed.Delayed, blocks of rows (n_i, n_features), as ``DataFrame.to_delayed()``
     tail : tuple, the output's shape after its first axis: () or (n_components,)
+    pieces : int, at least 1, the output blocks of each block
 
     Returns
     -------
-    dask.array.Array of shape (n_samples, *tail), row chunks unknown
+    dask.array.Array of shape (n_samples, *tail), row chunks unknown, ``pieces * len(parts)`` of them
     """
     token = uuid.uuid4().hex
     name = f"dask_gmm.{kernel.__name__}-{token}"
@@ -933,9 +940,11 @@ def unsized_rows_array(parts, kernel, tail, dtype, *args):
             graph[(group, g)] = (_total, (group, g - 1), *earlier) if g else 0
         graph[(length, i)] = (len, b)
         graph[(start, i)] = (_total, (group, g), *[(length, j) for j in range(i - first, i)])
-        graph[(name, i, *rest)] = (functools.partial(task, last=i == len(blocks) - 1), b, (start, i))
+        for j in range(pieces):
+            last = i == len(blocks) - 1 and j == pieces - 1
+            graph[(name, i * pieces + j, *rest)] = (functools.partial(task, last=last, piece=(j, pieces)), b, (start, i))
     layers = HighLevelGraph.from_collections(name, graph, dependencies=parts)
-    chunks = ((np.nan,) * len(blocks), *((k,) for k in tail))
+    chunks = ((np.nan,) * (len(blocks) * pieces), *((k,) for k in tail))
     return da.Array(layers, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))
 
 

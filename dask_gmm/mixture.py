@@ -306,7 +306,9 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if io.is_dask_dataframe(X):  # one pass, at compute: its partitions' lengths are learnt on the way
             frame = io.float_frame(X)
             self._check_features(frame)
-            return unsized_rows_array(frame.to_delayed(), kernel, tail, dtype, model)
+            row_bytes = frame.shape[1] * frame._meta.to_numpy().dtype.itemsize  # its lengths unknown:
+            pieces = -(-np.dtype(dtype).itemsize * math.prod(tail) // (2 * row_bytes))  # output blocks of at most 2x its own
+            return unsized_rows_array(frame.to_delayed(), kernel, tail, dtype, model, pieces=pieces)
         if not io.is_lazy(X):  # in memory: every block writes its rows of one output
             blocks = io.row_blocks(X)
             self._check_features(blocks[0])
