@@ -313,33 +313,26 @@ def _chunk_rows(X, i):
 def _check_room(path, X, labels, first, rest):
     """A ValueError if the chunks ``rest`` (indices) of the local arrays ``X`` and ``labels`` would
     take more than their disk has free, at what a row of the chunk ``first``, just written, took
-    there: the blocks of its two files (compressed as the rest will be) and of X's folder of that
-    chunk (``X/c/i``, one a chunk). A run of 1e9 rows of 100 features (800 GB, a typo's size) had
-    filled the disk before failing (a review). Nothing is said where the chunk's files cannot be
-    seen here (a cluster's workers writing elsewhere: :func:`io.refuse_unwritten` says that)."""
+    there (:func:`io.chunk_disk_use`: its files, compressed as the rest will be, and X's folder of
+    it). A run of 1e9 rows of 100 features (800 GB, a typo's size) had filled the disk before
+    failing (a review). Nothing is said where the chunk's files cannot be seen here (a cluster's
+    workers writing elsewhere: :func:`io.refuse_unwritten` says that)."""
     def span(i):
         start, end = _chunk_rows(X, i)
         return end - start
 
-    x_file = io.chunk_file(X, first)
-    try:
-        took = sum(os.stat(f).st_blocks * 512 for f in (x_file, os.path.dirname(x_file), io.chunk_file(labels, first)))
-        free = shutil.disk_usage(path).free
-    except (OSError, TypeError):  # not there, or not local files
+    took = io.chunk_disk_use((X, labels), first)
+    if took is None:
         return
+    free = shutil.disk_usage(path).free
     need = took / span(first) * sum(map(span, rest))
     if need > free:
         raise ValueError(
-            f"generate_mixture: the store's other {len(rest):,} chunks would take about {_size(need)} of disk "
+            f"generate_mixture: the store's other {len(rest):,} chunks would take about {io.disk_size(need)} of disk "
             f"(the first chunk this run wrote took {took:,} bytes for {span(first):,} rows), and the disk holding "
-            f"{path!r} has {_size(free)} free. Free space and rerun to finish the store, or remove it, or ask for "
-            "fewer rows (with overwrite=True, or at another path)."
+            f"{path!r} has {io.disk_size(free)} free. Free space and rerun to finish the store, or remove it, or ask "
+            "for fewer rows (with overwrite=True, or at another path)."
         )
-
-
-def _size(n):
-    """``n`` bytes in words: ``'1,120.4 GB'``, ``'56.4 MB'``."""
-    return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
 
 
 def _count(*written):

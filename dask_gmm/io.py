@@ -1728,6 +1728,26 @@ def chunk_file(arr, i):
     return None if root is None else os.path.join(root, _storage_key(arr, (i,) + (0,) * (arr.ndim - 1)))
 
 
+def chunk_disk_use(arrays, i):
+    """The bytes of disk that the ``i``-th chunk of rows of each local Zarr array of ``arrays`` took,
+    once written: the blocks of its file and, for an array of more than one axis, of its folder of
+    that chunk (``c/i``, one a chunk); None where one of them cannot be seen here (not local files,
+    or not there: a cluster's workers writing elsewhere)."""
+    try:
+        took = 0
+        for arr in arrays:
+            path = chunk_file(arr, i)
+            took += sum(os.stat(f).st_blocks * 512 for f in (path, os.path.dirname(path))[: 1 + (arr.ndim > 1)])
+        return took
+    except (OSError, TypeError):  # not there, or not local files
+        return None
+
+
+def disk_size(n):
+    """``n`` bytes in words: ``'1,120.4 GB'``, ``'56.4 MB'``."""
+    return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+
+
 def _local_root(arr):
     """The folder of the store of the Zarr array ``arr`` when it is on this machine's file system (a
     LocalStore, or fsspec's local file system, as ``da.from_zarr`` opens a path), else None."""

@@ -2270,3 +2270,33 @@ def test_an_output_on_a_read_only_file_system_is_said_so(store, capsys):
     assert_one_line_error(rc, err, "cannot write the model to", said)
     with pytest.raises(ValueError, match=re.escape(said)):
         GaussianMixture(2, checkpoint=os.path.join(folder, "c.json")).fit(np.zeros((10, 2)))
+
+
+def test_a_predict_output_larger_than_the_disk_is_refused_after_its_first_chunk(tmp_path):
+    """Outputs that would take twice the disk's free space (64 components' probabilities of 1e9 rows
+    are 512 GB) filled the disk before failing: the first chunk is written, measured, and the rest
+    refused before they are computed, the temporary output removed and nothing left at ``output``."""
+    import dask.array as da
+    from dask.callbacks import Callback
+
+    free = shutil.disk_usage(tmp_path).free
+    width = 2048  # random doubles barely compress under Zstd: 16 KiB a row, chunks of 1,024 rows (16 MiB)
+    rows = 2 * free // (width * 8) + 1
+    if rows // 1024 > 500_000:  # a disk of more than 8 TB free: too many chunks to graph here
+        pytest.skip("the disk is too large to be outgrown")
+    result = da.random.default_rng(0).random((rows, width), chunks=(1024, width))
+
+    class AtMostTwoChunks(Callback):  # were the check gone, the disk would fill: stop the tasks early
+        started = 0  # of every kind (dask fuses the chunks' draws and writes as it likes): a few for a chunk
+
+        def _pretask(self, key, dsk, state):
+            self.started += 1
+            assert self.started <= 16, "the chunks went on being computed"
+
+    out = tmp_path / "proba.zarr"
+    with AtMostTwoChunks(), pytest.raises(cli.CLIError, match=rf"^the output's other {rows - 1024:,} rows would take "
+                                          r"about [\d,]+\.\d [GM]B of disk \(its first 1,024 took [\d,]+ bytes\), and "
+                                          r"the disk holding '.*proba.zarr' has [\d,]+\.\d [GM]B free\. Free space, "
+                                          r"or write the output to another disk \(--output\)\.$"):
+        cli._store_atomically(result, str(out), False, {})
+    assert os.listdir(tmp_path) == []  # the temporary output removed
