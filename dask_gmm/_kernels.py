@@ -537,7 +537,7 @@ def row_uniforms(key, row_offset, n, m=1):
     """(n, m) uniforms on [0, 1) for rows ``row_offset .. row_offset + n - 1`` of the Philox stream
     ``key`` (two uint64): row i's m values are the stream's draws i*m .. i*m + m - 1, so every row
     gets the same values however the rows are cut into blocks or pieces."""
-    first = row_offset * m
+    first = int(row_offset) * int(m)  # Philox.advance refuses NumPy integers (n_components=np.int64(3))
     bits = np.random.Philox(key=key)
     bits.advance(first // 4)  # a step is four draws
     return np.random.Generator(bits).random(first % 4 + n * m)[first % 4 :].reshape(n, m)

@@ -2210,7 +2210,7 @@ def _refuse_sparse(X):
     if any(type(t).__name__ == "SparseDtype" for t in _column_dtypes(X)):
         raise DenseDataRequired(
             "A DataFrame with sparse columns was passed for X, but dense data is required: use "
-            "X.sparse.to_dense(), or write the data to a Zarr store if they do not fit in memory."
+            "X.astype('float64'), or write the data to a Zarr store if they do not fit in memory."
         )
     if scipy.sparse.issparse(X) or scipy.sparse.issparse(getattr(X, "_meta", None)):
         raise DenseDataRequired(

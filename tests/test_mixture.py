@@ -982,6 +982,11 @@ def test_init_strategies_and_seed_sequences(init_params):
     ss = np.random.SeedSequence(5)
     GaussianMixture(3, init_params=init_params, random_state=ss).fit(X)
     assert ss.n_children_spawned == 0  # a SeedSequence passed in is never advanced
+    for estimator in (GaussianMixture, BayesianGaussianMixture):  # NumPy integers, as a grid of np.arange gives
+        as_numpy = estimator(np.int64(3), init_params=init_params, random_state=np.int64(5), max_iter=np.int32(300),
+                             n_init=np.int64(1)).fit(da.from_array(X, chunks=1000))  # 'random': an OverflowError
+        np.testing.assert_allclose(as_numpy.means_, estimator(3, init_params=init_params, random_state=5,
+                                                              max_iter=300).fit(X).means_, rtol=1e-12)
 
 
 def _global_optimum_reached(X, fitted, weights, means, covs):
