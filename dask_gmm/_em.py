@@ -208,19 +208,27 @@ def _take_rows(x, r, shape, first):
     return np.asarray(declared(x, shape, first))[r]
 
 
-def _blocks_of(arr):
-    """(graph, keys) of a dask array's blocks along its first axis, the graph optimised once.
+def _blocks_of(*arrays):
+    """(graph, [keys, ...]) of dask arrays' blocks along their first axis (one chunk across the
+    others), each array's graph optimised once, the keys of each array's blocks.
 
-    Blocks held in the graph as NumPy arrays (:func:`numpy_blocks`) are taken as they are:
-    there is nothing to optimise, and optimising cost 0.25 ms a call."""
-    keys = list(flatten(arr.__dask_keys__()))
-    held = numpy_blocks(arr)
-    if held is not None:
-        return dict(zip(keys, held)), keys
-    parts = arr.to_delayed().ravel()
-    graph, keys = dict(parts[0].__dask_graph__()), [p.key for p in parts]
-    if not all(k in graph for k in keys):  # persisted on a distributed cluster: optimising dropped its futures
-        graph = dict(arr.__dask_graph__())
+    Arrays that share tasks (weights made from X, ``abs(X[:, 0])``) are not optimised: dask's
+    optimisation fuses X's tasks into the weights', even optimising both at once, and each of X's
+    chunks was computed twice a pass (a review). Blocks held in the graph as NumPy arrays
+    (:func:`numpy_blocks`) are taken as they are: there is nothing to optimise, and optimising
+    cost 0.25 ms a call."""
+    keys = [list(flatten(arr.__dask_keys__())) for arr in arrays]
+    raw = [arr.__dask_graph__() for arr in arrays]
+    if len(arrays) > 1 and not set(raw[0].layers).isdisjoint(*(g.layers for g in raw[1:])):
+        return dict(HighLevelGraph.merge(*raw).cull({k for ks in keys for k in ks})), keys
+    graph = {}
+    for arr, ks, g in zip(arrays, keys, raw):
+        held = numpy_blocks(arr)
+        if held is not None:
+            graph.update(zip(ks, held))
+            continue
+        mine = dict(arr.to_delayed().ravel()[0].__dask_graph__())
+        graph.update(mine if all(k in mine for k in ks) else g)  # persisted on a cluster: optimising dropped its futures
     return graph, keys
 
 
@@ -553,12 +561,10 @@ class Blocks:
         self.rows = rows
         self.sample_weight = sample_weight
         n = len(X.chunks[0])
-        self.graph, self.x = _blocks_of(X) if rows is None else ({}, [None] * n)
-        if sample_weight is None:
-            self.w = [None] * n
-        else:
-            graph, self.w = _blocks_of(sample_weight)
-            self.graph.update(graph)
+        arrays = [a for a in (None if rows is not None else X, sample_weight) if a is not None]
+        self.graph, keys = _blocks_of(*arrays) if arrays else ({}, [])
+        self.x = keys.pop(0) if rows is None else [None] * n
+        self.w = keys.pop(0) if sample_weight is not None else [None] * n
         self.data = _data_of(self.graph, [k for k in self.x + self.w if k is not None])
         self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])]).astype(int).tolist()
         self.ends = self.offsets[1:] + [self.shape[0]]  # each block's first row after it

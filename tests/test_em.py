@@ -518,16 +518,17 @@ def test_blocks_of_in_memory_data_are_views_in_order_as_dask_makes_them():
     rows, in the same order, as those of the graph dask optimises (a dask array of tasks)."""
     X = make_blobs(n=10_000)
     for Xd in (io.as_dask_array(X), io.as_weights(X[:, 0].copy(), io.as_dask_array(X))):
-        graph, keys = _blocks_of(Xd)
+        graph, (keys,) = _blocks_of(Xd)
         data = _data_of(graph, keys)
         assert len(keys) == Xd.numblocks[0] > 1
         assert all(isinstance(data[k], np.ndarray) for k in keys)
         whole = np.concatenate([data[k] for k in keys])
         np.testing.assert_array_equal(whole, Xd.compute())
-    data = _data_of(*_blocks_of(io.as_dask_array(X)))
+    graph, (keys,) = _blocks_of(io.as_dask_array(X))
+    data = _data_of(graph, keys)
     assert all(np.shares_memory(b, X) for b in data.values())  # views, not copies
     tasks = da.from_array(X, chunks=(3000, 2)) + 0.0  # blocks that are tasks: optimised, run by dask
-    graph, keys = _blocks_of(tasks)
+    graph, (keys,) = _blocks_of(tasks)
     assert _data_of(graph, keys) is None and len(keys) == 4
     np.testing.assert_array_equal(np.concatenate(dask.get(graph, keys)), X)
 
