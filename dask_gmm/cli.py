@@ -1253,8 +1253,8 @@ def _predict_record(path):
 
 def _check_store_output(output, overwrite, data, term):
     """A CLIError when the Zarr store ``output`` cannot be written: inside the input ``data``, in a
-    missing folder, already there without ``overwrite``, or (with it) anything but an earlier output
-    of predict (:func:`_predicted`).
+    missing folder, a mount point, already there without ``overwrite``, or (with it) anything but an
+    earlier output of predict (:func:`_predicted`).
     A previous output that a killed run moved aside is put back first, with a warning on ``term``
     (:func:`dask_gmm._checkpoint.restore_moved_aside`)."""
     from . import io
@@ -1268,6 +1268,9 @@ def _check_store_output(output, overwrite, data, term):
     _refuse_inside_input(output, "the output", data, files=False)
     if local:
         _check_folder(output, "output")
+        if os.path.ismount(output):  # the new output is renamed into place: not over a mount point (EBUSY)
+            raise CLIError(f"{output!r} is a mount point, which the output, written beside it and renamed into "
+                           "place, cannot replace. Write it to a folder inside it.")
         restored = restore_moved_aside(output)
         if restored is not None:
             term.warn(f"put back {output!r}, which a killed run had moved aside to {restored!r} to replace it")

@@ -574,7 +574,13 @@ def _remove_aside(path, overwrite):
         return
     try:
         os.replace(path, gone)
-    except OSError:  # a mount point, say: zarr's mode="w" deletes it in place, as before
+    except OSError as exc:  # a mount point, say: zarr's mode="w" emptied it, then failed to remove it (a review)
+        if os.listdir(path):
+            raise ValueError(
+                f"generate_mixture: {path!r} cannot be renamed aside ({exc.strerror}: a mount point, say), as "
+                "overwrite=True renames a store before deleting it, so that no run leaves half of one. Empty it "
+                "yourself, or write the store at another path (a folder inside it)."
+            ) from None
         return
     remove_replaced(gone, path)
 
@@ -820,8 +826,10 @@ def generate_mixture(
                 os.unlink(path)
             elif "://" not in path:
                 _remove_aside(path, overwrite)
+            # an empty folder is kept as it is (mode "w" removed it and made it again: not a mount point)
+            mode = "w-" if "://" not in path and os.path.isdir(path) and not os.listdir(path) else "w"
             # the record with the group, in one write: a run killed between two writes left a group without it
-            group = zarr.open_group(path, mode="w", attributes={**(attributes or {}), io.STATUS_ATTR: status})
+            group = zarr.open_group(path, mode=mode, attributes={**(attributes or {}), io.STATUS_ATTR: status})
         _true_arrays(group, true)
         X, labels = _arrays(group, int(n_samples), n_features, rows, dtype, n_components, compression)
 

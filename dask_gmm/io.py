@@ -2548,7 +2548,31 @@ def overlapping(a, b):
 
     a, b = norm(a), norm(b)
     sep = "/" if "://" in a else os.sep
-    return a == b or a.startswith(b + sep) or b.startswith(a + sep)
+    if a == b or a.startswith(b + sep) or b.startswith(a + sep):
+        return True
+    return "://" not in a + b and (_within(a, b) or _within(b, a))
+
+
+def _within(a, b):
+    """Whether the local path ``a`` (or its nearest folder that exists) is the folder ``b`` or lies
+    inside it, by the folders' identity (device and inode): a bind mount of the input store's
+    folder, or a second mount of its file system, names it by another path, and an output through
+    one had been written into the input (a review)."""
+    try:
+        target = os.stat(b)
+    except OSError:
+        return False
+    while True:
+        try:
+            here = os.stat(a)
+        except OSError:
+            here = None
+        if here is not None and (here.st_dev, here.st_ino) == (target.st_dev, target.st_ino):
+            return True
+        parent = os.path.dirname(a)
+        if parent == a:
+            return False
+        a = parent
 
 
 def store_root(path):

@@ -1,5 +1,6 @@
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -30,6 +31,20 @@ def make_blobs(n=3000, means=((0.0, 0.0), (6.0, 0.0), (0.0, 6.0)), seed=0, scale
     per = n // len(means)
     X = np.vstack([rng.normal(m, scale, size=(per, means.shape[1])) for m in means])
     return X[rng.permutation(len(X))]
+
+
+@pytest.fixture
+def mount_point(tmp_path):
+    """An empty folder that is a mount point (a small tmpfs), as a dedicated disk or a container's
+    volume is; skipped where this user cannot mount one."""
+    path = tmp_path / "mounted.zarr"
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root, or no mount command)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
 
 
 @pytest.fixture

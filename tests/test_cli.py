@@ -284,6 +284,40 @@ def test_predict_whose_files_the_disk_could_not_keep_publishes_nothing(store, mo
     assert os.listdir(tmp_path) == []
 
 
+def test_predict_to_a_mount_point_is_refused_before_the_work(store, model_file, mount_point, capsys):
+    """The output is written beside its path and renamed into place, which a mount point refuses
+    (EBUSY): the run did all its work, then ended in a traceback (a review). A folder inside it works."""
+    for extra in ((), ("--overwrite",)):
+        rc, out, err = run(capsys, "predict", model_file, store, "--output", mount_point, *extra)
+        assert_one_line_error(rc, err, "is a mount point", "Write it to a folder inside it.")
+        assert os.listdir(mount_point) == []
+    rc, out, err = run(capsys, "predict", model_file, store, "--output", mount_point / "labels.zarr")
+    assert rc == 0 and os.listdir(mount_point) == ["labels.zarr"]
+
+
+def test_an_output_into_the_input_by_a_bind_mount_of_it_is_refused(store, model_file, tmp_path, capsys):
+    """Paths were compared as strings: through a bind mount of the input store, the labels were
+    written into it (a review). Folders are now also compared by their device and inode."""
+    import subprocess
+
+    data = tmp_path / "data.zarr"
+    shutil.copytree(store, data)
+    alias = tmp_path / "alias"
+    alias.mkdir()
+    if subprocess.run(["mount", "--bind", str(data), str(alias)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here (not root, or no mount command)")
+    try:
+        before = sorted(os.listdir(data))
+        for source, output in ((data, alias / "pred.zarr"), (alias, data / "pred.zarr"), (alias, data)):
+            rc, out, err = run(capsys, "predict", model_file, source, "--output", output)
+            assert_one_line_error(rc, err, "it is, holds or lies inside the input data")
+        assert sorted(os.listdir(data)) == before
+        rc, out, err = run(capsys, "predict", model_file, alias, "--output", tmp_path / "pred.zarr")
+        assert rc == 0
+    finally:
+        subprocess.run(["umount", str(alias)], check=True)
+
+
 def _dead_writer(tmp_path, name, suffix=""):
     """The name of a temporary sibling of ``tmp_path / name`` that a killed writer left."""
     from dask_gmm._checkpoint import writer_id

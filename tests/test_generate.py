@@ -368,6 +368,22 @@ def test_a_store_larger_than_the_disk_is_refused_after_its_first_chunk(tmp_path)
     assert store_info(path)["status"] == "complete" and len(data_files()) == 6
 
 
+def test_a_store_in_a_mount_point_is_written_there_and_never_half_deleted(mount_point):
+    """An empty mount point (a dedicated disk, a container's volume) was removed to be made again:
+    a traceback (EBUSY); overwrite=True, which renames a store aside before deleting it, deleted it
+    in place on a mount point, then failed on the mount point itself: the store was lost (a review)."""
+    path = str(mount_point)
+    truth = generate_mixture(path, **SMALL)
+    before = {f: open(os.path.join(path, f), "rb").read() for f in chunk_files(path)}
+    assert store_info(path)["status"] == "complete" and any(f.startswith("X/c/") for f in before)
+    with pytest.raises(ValueError, match=r"cannot be renamed aside \(Device or resource busy: a mount point, say\), "
+                                         r"as overwrite=True renames a store before deleting it.*Empty it yourself"):
+        generate_mixture(path, **{**SMALL, "random_state": 99}, overwrite=True)
+    assert {f: open(os.path.join(path, f), "rb").read() for f in chunk_files(path)} == before  # untouched
+    again = generate_mixture(path, **SMALL)  # complete: nothing to write
+    np.testing.assert_array_equal(again.means_, truth.means_)
+
+
 def test_chunks_that_never_reach_the_store_are_an_error(tmp_path):
     """As when workers write to a folder this process does not see: the store is not marked complete."""
     from dask.callbacks import Callback
