@@ -266,13 +266,43 @@ def temporary_sibling(path):
     return os.path.join(folder, f"{prefix}{writer_id()}@{uuid.uuid4().hex[:8]}")
 
 
+class Busy(ValueError):
+    """The ValueError of :func:`one_writer` when another run holds the lock."""
+
+
+def _lock_path(path):
+    """The lock file of the local output ``path``: the hidden sibling ``.NAME.lock`` of its real path."""
+    folder, prefix = _sibling_name(os.path.realpath(path))
+    return os.path.join(folder, f"{prefix.removesuffix('.tmp@')}.lock")
+
+
+def being_written(path):
+    """Whether a run holds :func:`one_writer`'s lock of the local ``path`` now (asked without waiting,
+    and without making the lock file); False where that cannot be told."""
+    try:
+        import fcntl
+
+        fd = os.open(_lock_path(path), os.O_RDONLY | os.O_NOFOLLOW)
+    except (ImportError, OSError):  # not POSIX, or no lock file: no writer
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:  # no flock here
+        return False
+    finally:
+        os.close(fd)  # the lock taken, if any, goes with it
+
+
 @contextlib.contextmanager
 def one_writer(path, busy):
     """Hold the lock of the local output ``path`` while this process writes it in place: an
     exclusive ``flock`` of the hidden sibling ``.NAME.lock`` of its real path (links resolved),
     removed after. A second writer of ``path`` meanwhile (another process, on any host where the
     file system honours ``flock``, or another thread) gets the ValueError ``busy`` rather than
-    interleave its chunks with this one's: two overwrites at once had left a store recorded as one
+    interleave its chunks with this one's (:class:`Busy`): two overwrites at once had left a store recorded as one
     seed's, complete, holding a chunk of the other's. Where no lock can be made (a URL, no
     ``fcntl``, a missing or unwritable folder, a file system without ``flock``) none is taken, and
     the write goes on as before."""
@@ -283,8 +313,7 @@ def one_writer(path, busy):
     if fcntl is None or "://" in os.fspath(path):
         yield
         return
-    folder, prefix = _sibling_name(os.path.realpath(path))
-    lock = os.path.join(folder, f"{prefix.removesuffix('.tmp@')}.lock")
+    lock = _lock_path(path)
     for _ in range(100):  # each turn: a writer that had the file removed it as this one opened it
         try:
             # flock needs no write access; a link planted at the lock's name is not followed (a review:
@@ -296,7 +325,7 @@ def one_writer(path, busy):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise ValueError(busy) from None
+            raise Busy(busy) from None
         except OSError:  # no flock here (ENOLCK, EOPNOTSUPP): no lock, and no file left behind
             os.close(fd)
             with contextlib.suppress(OSError):
@@ -316,7 +345,7 @@ def one_writer(path, busy):
             return
         os.close(fd)
     else:  # the file kept being replaced: writers are at work there
-        raise ValueError(busy)
+        raise Busy(busy)
     yield
 
 

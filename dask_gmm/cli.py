@@ -1389,6 +1389,14 @@ def _check_room(arr, first, rest, target, output):
                        "free. Free space, or write the output to another disk (--output).")
 
 
+def _being_generated(path):
+    """Whether a run of generate is writing the local store at ``path`` (a group, or its array X) now."""
+    from ._checkpoint import being_written
+
+    local = os.path.abspath(path)
+    return "://" not in path and (being_written(local) or being_written(os.path.dirname(local)))
+
+
 def _removed_again(target):
     """Remove ``target`` again whenever it reappears within 2 s, when a distributed Client
     ran the writes: a worker's write under way when it was removed makes its folders again."""
@@ -1532,6 +1540,8 @@ def cmd_info(args, term):
         "complete": "complete",
         "incomplete": f"INCOMPLETE (generation interrupted): {rerun} to finish it",
     }[info["status"]]
+    if info["status"] == "incomplete" and _being_generated(path):
+        state = "INCOMPLETE (a run of generate is writing it now)"
     if info["predicted"]:
         state = f"an output of {PROG} predict"
     if info["labels_of"] is not None:
@@ -1677,6 +1687,7 @@ def _check_demo_store(data):
 
 
 def cmd_demo(args, term):
+    from ._checkpoint import Busy
     from .generate import MAX_CHUNKS, foreign_members, generate_mixture
     from .modelfile import save_model
 
@@ -1732,6 +1743,8 @@ def cmd_demo(args, term):
     with _dask_progress(term):
         try:
             true = generate_mixture(data, args.n_samples, d, K, **kw)
+        except Busy as exc:  # another demo writing it now: not an earlier one's to replace (it had been tried)
+            raise CLIError(str(exc).removeprefix("generate_mixture: ")) from None
         except ValueError as exc:
             if not os.path.exists(data):  # the arguments themselves: their own message
                 raise CLIError(str(exc)) from None

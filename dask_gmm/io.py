@@ -469,8 +469,7 @@ def group_data(group, path):
     node = member(group, "X", path)
     record = generator_record(group, path) if node is None else {}
     if record and not record.get("complete", False):
-        raise ValueError(f"The store {path!r} has no array 'X' yet: its generation was interrupted. Rerun "
-                         f"{RERUN} to finish it.")
+        raise ValueError(_incomplete(path, _local_folder(group), "has no array 'X' yet"))
     if record:
         raise ValueError(lost_x(path))
     if node is None:
@@ -479,6 +478,18 @@ def group_data(group, path):
         raise ValueError(f"'X' in the Zarr group {path!r} is a group, not an array. Pass the path of "
                          "the data array itself.")
     return checked_generated(node, path, generator_record(group, path))
+
+
+def _incomplete(path, folder, what):
+    """What to say of the generated store at ``path`` (its local folder, or None) that ``what``
+    ("is incomplete", ...): a run of generate is writing it now, or one was interrupted (which a
+    store being written had been called too, a review)."""
+    from ._checkpoint import being_written
+
+    if folder is not None and being_written(folder):
+        return (f"The store {path!r} {what}: a run of generate is writing it now. Wait for that run to finish, "
+                "then try again.")
+    return f"The store {path!r} {what}: its generation was interrupted. Rerun {RERUN} to finish it."
 
 
 def lost_x(path):
@@ -494,10 +505,8 @@ def checked_generated(X, path, status=None):
     if status is None:
         status = holding_status(X)
     if status and not status.get("complete", False):
-        raise ValueError(
-            f"The store {path!r} is incomplete (its generation was interrupted). "
-            f"Rerun {RERUN} to finish it."
-        )
+        folder = _local_folder(X)  # X's own; the lock is its group's
+        raise ValueError(_incomplete(path, folder and os.path.dirname(folder), "is incomplete"))
     changed = reshaped(status, X)
     if changed:
         raise ValueError(f"The store {path!r} is damaged: {changed}. Restore it, or regenerate it.")

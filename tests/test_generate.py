@@ -1000,8 +1000,13 @@ def test_a_rerun_with_other_attributes_warns_that_the_store_keeps_its_own(tmp_pa
 
 def test_a_second_writer_of_a_store_is_refused_while_the_first_writes(tmp_path):
     """Two overwrites of one path at once had interleaved their chunks: the store was recorded as
-    complete, of one seed, and held a chunk of the other's. The second is now refused."""
-    path = str(tmp_path / "s.zarr")
+    complete, of one seed, and held a chunk of the other's. The second is now refused. Meanwhile a
+    fit and `info` say that a run is writing the store (they had said its generation was interrupted,
+    and to rerun it, which is refused), and a demo whose store it is says so too (it had called it an
+    earlier demo's store of other arguments, and tried to replace it: a review)."""
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    path = str(folder / "data.zarr")  # the demo's store in that folder
     generate_mixture(path, 2000, chunk_size=100, random_state=1)
     code = (
         "import sys, threading\n"
@@ -1013,7 +1018,8 @@ def test_a_second_writer_of_a_store_is_refused_while_the_first_writes(tmp_path):
         "        sys.stdin.readline()\n"
         "    return real(*a, **k)\n"
         "generate._write_chunk = held\n"
-        "generate.generate_mixture(sys.argv[1], 2000, chunk_size=100, random_state=2, overwrite=True)\n"
+        "generate.generate_mixture(sys.argv[1], 2000, chunk_size=100, random_state=2, overwrite=True,\n"
+        "                          attributes={'dask_gmm_demo': True})\n"  # as a demo's store
     )
     proc = subprocess.Popen([sys.executable, "-c", code, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)
@@ -1027,6 +1033,17 @@ def test_a_second_writer_of_a_store_is_refused_while_the_first_writes(tmp_path):
                                          "process, or thread). Wait for it to finish, or write another path.")
         with pytest.raises(ValueError, match="is being written by another run now"):
             generate_mixture(path, 2000, chunk_size=100, random_state=1)  # a rerun too
+        for data in (path, f"{path}/X"):
+            with pytest.raises(ValueError, match=r"is incomplete: a run of generate is writing it now\. Wait for"):
+                GaussianMixture(2).fit(data)
+        info = subprocess.run([sys.executable, "-m", "dask_gmm", "info", path], capture_output=True, text=True,
+                              timeout=300)
+        assert "INCOMPLETE (a run of generate is writing it now)" in info.stdout, info.stdout
+        demo = subprocess.run([sys.executable, "-m", "dask_gmm", "demo", "--output-dir", str(folder), "-n", "2000",
+                               ], capture_output=True, text=True, timeout=300)
+        assert demo.returncode == 2 and "replacing" not in demo.stdout, demo.stdout
+        assert demo.stderr.strip() == (f"dask-gmm: error: {path!r} is being written by another run now (another "
+                                       "process, or thread). Wait for it to finish, or write another path.")
         proc.stdin.write("\n")
         proc.stdin.flush()
         assert proc.wait(timeout=300) == 0
@@ -1037,7 +1054,7 @@ def test_a_second_writer_of_a_store_is_refused_while_the_first_writes(tmp_path):
     assert store_info(path)["status"] == "complete"
     np.testing.assert_array_equal(zarr.open_array(f"{path}/X", mode="r")[:],
                                   zarr.open_array(str(tmp_path / "ref.zarr" / "X"), mode="r")[:])
-    assert sorted(os.listdir(tmp_path)) == ["ref.zarr", "s.zarr"]  # the lock files removed
+    assert sorted(os.listdir(tmp_path)) == ["demo", "ref.zarr"] and os.listdir(folder) == ["data.zarr"]  # no lock files
 
 
 def test_the_lock_is_the_real_paths_and_none_where_flock_fails(tmp_path, monkeypatch):
