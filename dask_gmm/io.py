@@ -2082,9 +2082,9 @@ def _as_dask_array(X, min_samples=1, direct=False):
         if X.dtype == object:  # NumPy object arrays of numbers are converted; a dask array's values are not known
             raise ValueError("X is a dask array of objects, whose values are unknown until computed (a NumPy "
                              "object array of numbers is converted). Convert it with X.astype(float).")
-        _check_shape_dtype(X.shape, X.dtype, min_samples)
-        if any(np.isnan(c) for c in X.chunks[0]):
-            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
+        if any(np.isnan(c) for axis in X.chunks for c in axis):  # of rows, or of features (X[:, mask]): the
+            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")  # latter had
+        _check_shape_dtype(X.shape, X.dtype, min_samples)  # failed in the first pass, blaming X's function
         if len(X.chunks[1]) > 1:
             warn_at_caller("X is chunked across features; it is rechunked to whole rows.")
             X = X.rechunk({1: -1})

@@ -616,6 +616,20 @@ def test_a_missing_weights_store_is_a_value_error(tmp_path):
         GaussianMixture(2).fit(make_blobs(n=300), sample_weight=ones[ones > 0])
 
 
+def test_unknown_chunk_sizes_of_x_are_refused_before_any_pass():
+    """Unknown row chunks (boolean indexing of rows) were refused up front, but unknown feature chunks
+    (``X[:, mask]``) went into the first pass of a fit and failed there, blaming the function that
+    made X's blocks, and predict said "X has nan features" (a review)."""
+    X = da.from_array(make_blobs(n=1400), chunks=(700, 2))
+    fitted = GaussianMixture(2, random_state=0).fit(X)
+    for unknown in (X[X[:, 0] > -100], X[:, da.from_array(np.array([True, True]), chunks=2)]):
+        assert np.isnan(unknown.shape).any()
+        for call in (GaussianMixture(2).fit, fitted.predict, fitted.predict_proba, fitted.score):
+            with pytest.raises(ValueError, match=r"^X has unknown chunk sizes; call X\.compute_chunk_sizes\(\) first\.$"):
+                call(unknown)
+        np.testing.assert_array_equal(fitted.predict(unknown.compute_chunk_sizes()).compute(), fitted.predict(X).compute())
+
+
 def test_missing_chunks_of_zarr_weights_are_refused(tmp_path):
     X = make_blobs(n=3000)
     warr = zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(1000,), dtype="f8")
