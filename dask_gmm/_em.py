@@ -735,6 +735,11 @@ class Blocks:
                 with _one_blas_thread(local_threads(scheduler)):
                     return scheduler(dsk, keys)
             except Exception as exc:
+                if getattr(getattr(scheduler, "__self__", None), "status", None) in ("closing", "closed"):
+                    raise RuntimeError(  # not lost data to send again (a review: three resends, then an AttributeError)
+                        f"The distributed Client that this pass ran on was closed during it ({type(exc).__name__}: "
+                        f"{exc}). Keep the Client open until the fit or score returns."
+                    ) from exc
                 if self._lost_sent(exc) and attempt < RESEND_ATTEMPTS:
                     logger.warning("A worker holding this fit's in-memory data was lost (%s): sending it again", exc)
                     self._sent = None

@@ -549,6 +549,40 @@ def test_worker_killed_mid_fit_changes_nothing(store, in_memory, caplog):
     assert len(resent) == (1 if in_memory else 0)
 
 
+class _CloseOnIteration(logging.Handler):
+    """Closes the client 0.05 s after the fit logs ``iteration`` (mid-pass, or between passes)."""
+
+    def __init__(self, client, iteration):
+        super().__init__()
+        self.client, self.iteration, self.timer = client, iteration, None
+
+    def emit(self, record):
+        if self.timer is None and getattr(record, "n_iter", 0) == self.iteration:
+            self.timer = threading.Timer(0.05, self.client.close)
+            self.timer.start()
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_a_client_closed_during_a_fit_is_said_so(store, in_memory, caplog):
+    """In memory, a pass cancelled by the client's close was taken for scattered data lost with a
+    worker: sent again three times ("A worker holding this fit's in-memory data was lost"), then an
+    AttributeError of the closed client's scatter (a review)."""
+    X = zarr.open_group(store, mode="r")["X"][:] if in_memory else store
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster) as client:
+        handler = _CloseOnIteration(client, 2)
+        logger = logging.getLogger("dask_gmm.mixture")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            with pytest.raises(RuntimeError, match=r"^The distributed Client that this pass ran on was closed during "
+                                                   r"it \(.*\)\. Keep the Client open until the fit or score returns\.$"):
+                GaussianMixture(3, random_state=0, max_iter=100_000, tol=0, verbose=1, verbose_interval=1).fit(X)
+        finally:
+            logger.removeHandler(handler)
+            handler.timer.join()
+    assert not [r for r in caplog.records if "in-memory data was lost" in r.getMessage()]
+
+
 def test_a_pass_whose_scattered_data_went_missing_is_sent_again():
     """What counts as the in-memory data lost (a review: a worker killed while the data were sent
     failed the fit with distributed's CommClosedError, and one killed 0.2-0.4 s in, before the
