@@ -893,7 +893,7 @@ def _unsized_task(part, start, kernel, args, last=False, piece=(0, 1)):
     x = np.asarray(part)
     if last and start + len(x) == 0:  # the rows of every block before it are counted in start
         raise ValueError(f"Found array with 0 sample(s) (shape=(0, {x.shape[1]})) while a minimum of 1 is "
-                         "required: the DataFrame has no rows.")
+                         f"required: the {'DataFrame' if hasattr(part, 'index') else 'array'} has no rows.")
     try:
         return kernel(x, *args, row_offset=int(start))
     except _kernels.RowError as exc:  # a partition's bad row, named by its index label too

@@ -2067,10 +2067,21 @@ def as_dask_array(X):
     return _as_dask_array(X)
 
 
-def _as_dask_array(X, min_samples=1, direct=False):
+def unsized_dask_array(X):
+    """The dask array X (xarray's data too) as :func:`as_dask_array` makes it, when its row chunks
+    are unknown (boolean indexing of rows makes them) and its feature chunks known, for per-row
+    outputs of unknown length; else None."""
+    X = xarray_data(X)
+    if not isinstance(X, da.Array) or X.ndim != 2 or not any(np.isnan(c) for c in X.chunks[0]):
+        return None
+    return _as_dask_array(X, unsized=True)
+
+
+def _as_dask_array(X, min_samples=1, direct=False, unsized=False):
     """:func:`as_dask_array` of X, a Zarr array already opened and checked (:func:`open_zarr`,
     :func:`as_zarr_input`) or any other accepted input, of at least ``min_samples`` rows; ``direct``:
-    a Zarr array read by a :class:`ZarrRows` (:func:`_from_zarr`)."""
+    a Zarr array read by a :class:`ZarrRows` (:func:`_from_zarr`); ``unsized``: a dask array whose
+    row chunks may be unknown (:func:`unsized_dask_array`)."""
     if isinstance(X, zarr.Array):
         return _as_float(_from_zarr(X, min_samples, direct))
     if is_dask_dataframe(X):  # lazy; one pass to learn each partition's length
@@ -2082,9 +2093,9 @@ def _as_dask_array(X, min_samples=1, direct=False):
         if X.dtype == object:  # NumPy object arrays of numbers are converted; a dask array's values are not known
             raise ValueError("X is a dask array of objects, whose values are unknown until computed (a NumPy "
                              "object array of numbers is converted). Convert it with X.astype(float).")
-        if any(np.isnan(c) for axis in X.chunks for c in axis):  # of rows, or of features (X[:, mask]): the
-            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")  # latter had
-        _check_shape_dtype(X.shape, X.dtype, min_samples)  # failed in the first pass, blaming X's function
+        if any(np.isnan(c) for axis in X.chunks[1 if unsized else 0 :] for c in axis):  # of rows, or of features
+            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")  # (X[:, mask]): that
+        _check_shape_dtype(X.shape, X.dtype, min_samples)  # had failed in the first pass, blaming X's function
         if len(X.chunks[1]) > 1:
             warn_at_caller("X is chunked across features; it is rechunked to whole rows.")
             X = X.rechunk({1: -1})

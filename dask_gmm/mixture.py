@@ -303,12 +303,14 @@ class MixtureBase(DensityMixin, BaseEstimator):
         io.check_feature_names(self, X)
         dtype = np.int64 if kernel is _kernels.predict else np.float64
         tail = (len(self.means_),) if extra_axis else ()  # the fitted K (n_components may have been set since)
-        if io.is_dask_dataframe(X):  # one pass, at compute: its partitions' lengths are learnt on the way
-            frame = io.float_frame(X)
+        unsized = None if io.is_dask_dataframe(X) else io.unsized_dask_array(X)  # rows unknown: X[X[:, 0] > 0]
+        if unsized is not None or io.is_dask_dataframe(X):  # one pass, at compute: lengths learnt on the way
+            frame = io.float_frame(X) if unsized is None else unsized
             self._check_features(frame)
-            row_bytes = frame.shape[1] * frame._meta.to_numpy().dtype.itemsize  # its lengths unknown:
+            row_bytes = frame.shape[1] * np.asarray(frame._meta).dtype.itemsize  # its lengths unknown:
             pieces = -(-np.dtype(dtype).itemsize * math.prod(tail) // (2 * row_bytes))  # output blocks of at most 2x its own
-            return unsized_rows_array(frame.to_delayed(), kernel, tail, dtype, model, pieces=pieces)
+            parts = frame.to_delayed()  # a list of partitions, or an array of blocks (n, 1)
+            return unsized_rows_array(list(np.ravel(parts)), kernel, tail, dtype, model, pieces=pieces)
         if not io.is_lazy(X):  # in memory: every block writes its rows of one output
             blocks = io.row_blocks(X)
             self._check_features(blocks[0])

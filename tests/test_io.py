@@ -619,15 +619,46 @@ def test_a_missing_weights_store_is_a_value_error(tmp_path):
 def test_unknown_chunk_sizes_of_x_are_refused_before_any_pass():
     """Unknown row chunks (boolean indexing of rows) were refused up front, but unknown feature chunks
     (``X[:, mask]``) went into the first pass of a fit and failed there, blaming the function that
-    made X's blocks, and predict said "X has nan features" (a review)."""
+    made X's blocks, and predict said "X has nan features" (a review). Per-row outputs of unknown
+    rows are lazy, of unknown row chunks, in one pass at compute (as of a Dask DataFrame)."""
     X = da.from_array(make_blobs(n=1400), chunks=(700, 2))
     fitted = GaussianMixture(2, random_state=0).fit(X)
-    for unknown in (X[X[:, 0] > -100], X[:, da.from_array(np.array([True, True]), chunks=2)]):
+    rows, features = X[X[:, 0] > -100], X[:, da.from_array(np.array([True, True]), chunks=2)]
+    calls = {"fit": GaussianMixture(2).fit, "score": fitted.score, "predict": fitted.predict}
+    for unknown, refused in ((rows, ("fit", "score")), (features, ("fit", "score", "predict"))):
         assert np.isnan(unknown.shape).any()
-        for call in (GaussianMixture(2).fit, fitted.predict, fitted.predict_proba, fitted.score):
+        for name in refused:
             with pytest.raises(ValueError, match=r"^X has unknown chunk sizes; call X\.compute_chunk_sizes\(\) first\.$"):
-                call(unknown)
+                calls[name](unknown)
         np.testing.assert_array_equal(fitted.predict(unknown.compute_chunk_sizes()).compute(), fitted.predict(X).compute())
+
+
+def test_per_row_outputs_of_unknown_rows_are_lazy_in_one_pass():
+    """They were refused ("call X.compute_chunk_sizes() first": one pass more) where a Dask DataFrame's
+    are lazy: now each block is read once, at compute, and a bad row named by its place in X."""
+    data = make_blobs(n=3000)
+    reads = []
+
+    def counted(block):
+        reads.append(len(block))
+        return block
+
+    X = da.from_array(data, chunks=(500, 2)).map_blocks(counted, dtype=float)
+    fitted = GaussianMixture(3, random_state=0).fit(data)
+    kept = data[:, 0] > 1
+    for method in ("predict", "predict_proba", "score_samples"):
+        reads.clear()
+        lazy = getattr(fitted, method)(X[X[:, 0] > 1])
+        assert reads == [] and np.isnan(lazy.chunks[0]).all()  # nothing read at the call
+        np.testing.assert_array_equal(lazy.compute(), getattr(fitted, method)(data[kept]))
+        assert sorted(reads) == [500] * 6  # each block once (X[:, 0] > 1 and X[...] share their reads)
+    holed = data.copy()
+    holed[2100, 1] = np.nan
+    H = da.from_array(holed, chunks=(500, 2))
+    with pytest.raises(ValueError, match=r"first bad row: 2100\)"):  # all rows kept: its row in X
+        fitted.predict(H[H[:, 0] < 100]).compute()
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\) .*: the array has no rows\.$"):
+        fitted.predict(X[X[:, 0] > 1e9]).compute()
 
 
 def test_missing_chunks_of_zarr_weights_are_refused(tmp_path):
