@@ -44,6 +44,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
@@ -766,7 +767,8 @@ def generate_mixture(
         if random_state is None and recorded:
             random_state = np.random.SeedSequence(recorded["seed"], spawn_key=tuple(recorded["spawn_key"]))
             logger.info("reusing the seed recorded in %s", path)
-        root = as_seed_sequence(random_state)
+        # a fresh seed below 2**53, which JSON tools that read numbers as doubles (jq, JavaScript) keep exact:
+        root = as_seed_sequence(secrets.randbits(53) if random_state is None else random_state)  # 128 bits were not
         entropy = root.entropy  # an int or ints (a SeedSequence's), NumPy's or Python's: recorded as JSON's
         seed = {"entropy": [int(e) for e in entropy] if np.ndim(entropy) else int(entropy),
                 "spawn_key": [int(k) for k in root.spawn_key]}
@@ -907,11 +909,12 @@ def store_info(path):
         member = None if status else next((m for m in ("labels", *TRUE_ARRAYS) if io.holding_status(node, m)), None)
         if member is not None:
             parent = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
+        if status:  # X: its group's true model too, as the group's path gives it (it had been None)
+            group_path = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
+            true, lost = _true_info(io.open_node(io.data_path(group_path)), group_path)
     if isinstance(node, zarr.Group):
         status = io.generator_record(node, os.fspath(path))
-        true = recorded_true(node, os.fspath(path))
-        true = None if true is None else {k: v.tolist() for k, v in zip(_TRUE_KEYS, true)}
-        lost = lost_true(node, os.fspath(path))
+        true, lost = _true_info(node, os.fspath(path))
         X, labels = (io.member(node, k, os.fspath(path)) for k in ("X", "labels"))
         if X is None and not status.get("complete", True) and _RECORDED_SHAPE <= status.keys():
             return _unmade_info(os.fspath(path), status, true, labels)  # killed before its arrays were made
@@ -948,6 +951,12 @@ def store_info(path):
         "labels_of": parent if member == "labels" else None,
         "true_of": parent if member in TRUE_ARRAYS else None,
     }
+
+
+def _true_info(group, path):
+    """(the true parameters as lists by name, or None; the names of those lost) of a generated group."""
+    true = recorded_true(group, path)
+    return None if true is None else {k: v.tolist() for k, v in zip(_TRUE_KEYS, true)}, lost_true(group, path)
 
 
 #: The keys of a generator's record that give its arrays' shape, chunks and dtype.

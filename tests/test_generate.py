@@ -270,10 +270,12 @@ def test_a_store_made_without_numba_is_the_same_bytes(tmp_path, monkeypatch):
 
 
 def test_info_of_the_array_x_by_its_own_path_has_the_store_status(tmp_path):
-    """`info STORE/X` said "not written by dask-gmm generate" of a generated store's X."""
+    """`info STORE/X` said "not written by dask-gmm generate" of a generated store's X; then it gave
+    the store's seed but no true model (a review)."""
     path = str(tmp_path / "g.zarr")
     generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
     assert store_info(path + "/X")["status"] == "complete" and store_info(path + "/X")["seed"] == 0
+    assert store_info(path + "/X")["true_model"] == store_info(path)["true_model"] is not None
     os.remove(tmp_path / "g.zarr" / "X" / "c" / "2" / "0")
     info = store_info(path + "/X")
     assert info["status"] == "damaged" and info["missing_chunks_of"] == {"X": 1}
@@ -333,6 +335,18 @@ def test_resume_writes_only_the_missing_chunks(tmp_path):
     # Complete and same arguments: nothing is rewritten.
     generate_mixture(path, **SMALL)
     assert all(os.stat(os.path.join(path, f)).st_ino == after[f].st_ino for f in after)
+
+
+def test_a_seed_drawn_for_a_store_survives_json_as_doubles(tmp_path):
+    """A store made without a seed recorded one of 128 bits, which jq (and JavaScript) read as a double:
+    a script's `info --json | jq .seed` gave 2.7784647248738906e+38, which --seed refuses (a review).
+    Drawn seeds are now below 2**53, exact as doubles, and regenerate the store."""
+    args = dict(SMALL, random_state=None)
+    generate_mixture(str(tmp_path / "a.zarr"), **args)
+    seed = store_info(str(tmp_path / "a.zarr"))["seed"]
+    assert isinstance(seed, int) and 0 <= seed < 2**53 and int(float(seed)) == seed
+    generate_mixture(str(tmp_path / "b.zarr"), **dict(args, random_state=int(float(seed))))
+    assert tree_digest(str(tmp_path / "a.zarr")) == tree_digest(str(tmp_path / "b.zarr"))
 
 
 def test_a_store_larger_than_the_disk_is_refused_after_its_first_chunk(tmp_path):
