@@ -212,15 +212,20 @@ def _blocks_of(*arrays):
     """(graph, [keys, ...]) of dask arrays' blocks along their first axis (one chunk across the
     others), each array's graph optimised once, the keys of each array's blocks.
 
-    Arrays that share tasks (weights made from X, ``abs(X[:, 0])``) are not optimised: dask's
-    optimisation fuses X's tasks into the weights', even optimising both at once, and each of X's
-    chunks was computed twice a pass (a review). Blocks held in the graph as NumPy arrays
+    Arrays that share tasks (weights made from X, ``abs(X[:, 0])``) are optimised together without
+    dask's low-level fusion, which copies X's tasks into the weights', even optimising both at once:
+    each of X's chunks was computed twice a pass (a review); unoptimised, a chain of 16 elementwise
+    steps made a fit 1.4x slower (another). Blocks held in the graph as NumPy arrays
     (:func:`numpy_blocks`) are taken as they are: there is nothing to optimise, and optimising
     cost 0.25 ms a call."""
     keys = [list(flatten(arr.__dask_keys__())) for arr in arrays]
     raw = [arr.__dask_graph__() for arr in arrays]
-    if len(arrays) > 1 and not set(raw[0].layers).isdisjoint(*(g.layers for g in raw[1:])):
-        return dict(HighLevelGraph.merge(*raw).cull({k for ks in keys for k in ks})), keys
+    if len(arrays) > 1 and not set(raw[0].layers).isdisjoint(set().union(*(g.layers for g in raw[1:]))):
+        with dask.config.set({"optimization.fuse.active": False}):  # the fusion that copies X's tasks
+            graph = dict(dask.optimize(*arrays)[0].__dask_graph__())  # into the weights' (blockwise's stays)
+        if all(k in graph for ks in keys for k in ks):
+            return graph, keys
+        return dict(HighLevelGraph.merge(*raw).cull({k for ks in keys for k in ks})), keys  # persisted on a cluster
     graph = {}
     for arr, ks, g in zip(arrays, keys, raw):
         held = numpy_blocks(arr)
@@ -885,11 +890,7 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     return da.Array(graph, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))
 
 
-def _unsized_task(part, start, kernel, args, last=False, piece=(0, 1)):
-    j, pieces = piece  # the j-th of ``pieces`` runs of the block's rows, equal but for rounding
-    if pieces > 1:
-        a, b = j * len(part) // pieces, (j + 1) * len(part) // pieces
-        part, start = (part.iloc if hasattr(part, "iloc") else part)[a:b], start + a
+def _unsized_task(part, start, kernel, args, last=False):
     x = np.asarray(part)
     if last and start + len(x) == 0:  # the rows of every block before it are counted in start
         raise ValueError(f"Found array with 0 sample(s) (shape=(0, {x.shape[1]})) while a minimum of 1 is "
@@ -910,14 +911,14 @@ def _total(*lengths):
 START_GROUP = 64
 
 
-def unsized_rows_array(parts, kernel, tail, dtype, *args, pieces=1):
+def unsized_rows_array(parts, kernel, tail, dtype, *args):
     """A lazy dask array of a per-row kernel over blocks of unknown lengths (a dask DataFrame's
-    partitions, each a pandas DataFrame: a bad row is named by its index label too), in one pass:
-    each block's first row is the sum of the lengths of the blocks before it, computed in the same
-    graph from the blocks themselves (where asking dask for the chunk sizes first read every
-    partition once more, at the call). Each block gives ``pieces`` output blocks, of its rows cut
-    into runs of equal length but for rounding (so that an output wider than its rows fits in
-    about a block's memory; the block is computed once, and held until its pieces are done).
+    partitions, each a pandas DataFrame: a bad row is named by its index label too; a dask array's
+    blocks), in one pass: each block's first row is the sum of the lengths of the blocks before it,
+    computed in the same graph from the blocks themselves (where asking dask for the chunk sizes
+    first read every partition once more, at the call). Each block gives one output block: their
+    lengths unknown, cutting each into pieces as known blocks are (:func:`dask_gmm.io.output_rows`)
+    would cut small ones too (a review: 1,000 partitions of 1,000 rows, K=64, 16 pieces each, 8x slower).
 
     The sums are one graph layer of three kinds of task: each block's length, the first row of each
     group of :data:`START_GROUP` blocks (the previous group's, plus its blocks' lengths: a chain of
@@ -931,11 +932,10 @@ def unsized_rows_array(parts, kernel, tail, dtype, *args, pieces=1):
     ----------
     parts : list of dask.delayed.Delayed, blocks of rows (n_i, n_features), as ``DataFrame.to_delayed()``
     tail : tuple, the output's shape after its first axis: () or (n_components,)
-    pieces : int, at least 1, the output blocks of each block
 
     Returns
     -------
-    dask.array.Array of shape (n_samples, *tail), row chunks unknown, ``pieces * len(parts)`` of them
+    dask.array.Array of shape (n_samples, *tail), row chunks unknown, one a block
     """
     token = uuid.uuid4().hex
     name = f"dask_gmm.{kernel.__name__}-{token}"
@@ -951,11 +951,9 @@ def unsized_rows_array(parts, kernel, tail, dtype, *args, pieces=1):
             graph[(group, g)] = (_total, (group, g - 1), *earlier) if g else 0
         graph[(length, i)] = (len, b)
         graph[(start, i)] = (_total, (group, g), *[(length, j) for j in range(i - first, i)])
-        for j in range(pieces):
-            last = i == len(blocks) - 1 and j == pieces - 1
-            graph[(name, i * pieces + j, *rest)] = (functools.partial(task, last=last, piece=(j, pieces)), b, (start, i))
+        graph[(name, i, *rest)] = (functools.partial(task, last=i == len(blocks) - 1), b, (start, i))
     layers = HighLevelGraph.from_collections(name, graph, dependencies=parts)
-    chunks = ((np.nan,) * (len(blocks) * pieces), *((k,) for k in tail))
+    chunks = ((np.nan,) * len(blocks), *((k,) for k in tail))
     return da.Array(layers, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))
 
 

@@ -2093,9 +2093,10 @@ def _as_dask_array(X, min_samples=1, direct=False, unsized=False):
         if X.dtype == object:  # NumPy object arrays of numbers are converted; a dask array's values are not known
             raise ValueError("X is a dask array of objects, whose values are unknown until computed (a NumPy "
                              "object array of numbers is converted). Convert it with X.astype(float).")
-        if any(np.isnan(c) for axis in X.chunks[1 if unsized else 0 :] for c in axis):  # of rows, or of features
-            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")  # (X[:, mask]): that
-        _check_shape_dtype(X.shape, X.dtype, min_samples)  # had failed in the first pass, blaming X's function
+        # unknown chunks of rows, or of features (X[:, mask]: it had failed in the first pass, blaming X's function)
+        if any(np.isnan(c) for axis in X.chunks[1 if unsized else 0 :] for c in axis):
+            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
+        _check_shape_dtype(X.shape, X.dtype, min_samples)
         if len(X.chunks[1]) > 1:
             warn_at_caller("X is chunked across features; it is rechunked to whole rows.")
             X = X.rechunk({1: -1})
@@ -2583,6 +2584,8 @@ def _within(a, b):
     try:
         target = os.stat(b)
     except OSError:
+        return False
+    if not target.st_ino:  # no identity to compare (some FUSE, FAT and network file systems give 0)
         return False
     while True:
         try:

@@ -307,10 +307,8 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if unsized is not None or io.is_dask_dataframe(X):  # one pass, at compute: lengths learnt on the way
             frame = io.float_frame(X) if unsized is None else unsized
             self._check_features(frame)
-            row_bytes = frame.shape[1] * np.asarray(frame._meta).dtype.itemsize  # its lengths unknown:
-            pieces = -(-np.dtype(dtype).itemsize * math.prod(tail) // (2 * row_bytes))  # output blocks of at most 2x its own
             parts = frame.to_delayed()  # a list of partitions, or an array of blocks (n, 1)
-            return unsized_rows_array(list(np.ravel(parts)), kernel, tail, dtype, model, pieces=pieces)
+            return unsized_rows_array(list(np.ravel(parts)), kernel, tail, dtype, model)
         if not io.is_lazy(X):  # in memory: every block writes its rows of one output
             blocks = io.row_blocks(X)
             self._check_features(blocks[0])

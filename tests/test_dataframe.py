@@ -224,45 +224,6 @@ def test_per_row_outputs_of_many_partitions(frame):
         gm.score_samples(dd.from_pandas(holed, npartitions=2 * START_GROUP + 20)).compute()
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 2 iterations: a model, not a fit
-def test_wide_outputs_of_a_dask_dataframe_come_in_pieces_of_its_partitions():
-    """A partition's outputs were one block: 64 components' probabilities of 2 features took 32 times
-    the partition's memory (a partition of 100 MB, 3.2 GB). Each partition now gives pieces of its rows,
-    of outputs at most twice its own bytes, the partition read once; its lengths are still unknown."""
-    import tracemalloc
-
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200_000, 2)) + rng.integers(0, 8, size=(200_000, 1))
-    df = pd.DataFrame(X, columns=["a", "b"]).set_axis([f"s{i}" for i in range(len(X))])
-    gm = GaussianMixture(64, max_iter=2, tol=0, **KW).fit(df.iloc[::50])
-    reads = []
-
-    def counted(part):
-        reads.append(len(part))
-        return part
-
-    ddf = dd.from_pandas(df, npartitions=2, sort=False).map_partitions(counted, meta=df.iloc[:0])
-    for method, pieces in (("predict_proba", 16), ("predict", 1), ("score_samples", 1)):  # 64 * 8 / (2 * 16)
-        reads.clear()
-        lazy = getattr(gm, method)(ddf)
-        assert lazy.numblocks[0] == 2 * pieces and np.isnan(lazy.chunks[0]).all()
-        np.testing.assert_array_equal(lazy.compute(), getattr(gm, method)(df))
-        assert sorted(reads) == [100_000, 100_000]  # each partition once
-    proba = gm.predict_proba(ddf).sum(axis=0)
-    tracemalloc.start()
-    try:
-        total = proba.compute(scheduler="sync")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    np.testing.assert_allclose(total, gm.predict_proba(df).sum(axis=0), rtol=1e-10)
-    assert peak < 16 * 2**20, peak  # a piece's outputs (3.2 MB), not a partition's 51 MB (its peak had been 51 MiB)
-    holed = df.copy()
-    holed.iloc[150_000, 1] = np.nan  # in the second partition's third piece
-    with pytest.raises(ValueError, match=r"first bad row: 150000\)\. .* index label 's150000'\.$"):
-        gm.predict_proba(dd.from_pandas(holed, npartitions=2, sort=False)).compute()
-
-
 @pytest.mark.parametrize("column, shown", [
     (["x"] * 600, "str|string"),
     (pd.Categorical(["u"] * 600), "category"),

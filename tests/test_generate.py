@@ -1071,6 +1071,40 @@ def test_a_second_writer_of_a_store_is_refused_while_the_first_writes(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["demo", "ref.zarr"] and os.listdir(folder) == ["data.zarr"]  # no lock files
 
 
+def test_asking_whether_a_store_is_being_written_never_refuses_a_writer(tmp_path):
+    """``being_written`` (fit and info of an incomplete store) takes a shared lock for an instant: a
+    writer starting in that instant was refused as busy, with no other writer (a review: 2,893 of
+    20,000 starts, two threads asking in a loop)."""
+    import threading
+
+    from dask_gmm._checkpoint import Busy, being_written, one_writer
+
+    path = str(tmp_path / "s.zarr")
+    os.mkdir(path)
+    stop = threading.Event()
+
+    def ask():
+        while not stop.is_set():
+            being_written(path)
+
+    askers = [threading.Thread(target=ask) for _ in range(2)]
+    for t in askers:
+        t.start()
+    refused = 0
+    try:
+        for _ in range(1000):
+            try:
+                with one_writer(path, "busy"):
+                    assert being_written(path)  # held: said so, from another open file of the lock
+            except Busy:
+                refused += 1
+    finally:
+        stop.set()
+        for t in askers:
+            t.join()
+    assert refused == 0 and not being_written(path)
+
+
 def test_the_lock_is_the_real_paths_and_none_where_flock_fails(tmp_path, monkeypatch):
     """A write through a link to a store and one to the store itself share one lock. A file system
     without flock (ENOLCK: NFS without its lock daemon, simulated) had every write refused as
