@@ -32,6 +32,7 @@ import dask.threaded
 import numpy as np
 from dask.base import get_scheduler
 from dask.core import flatten, istask
+from dask.array.optimization import optimize as da_optimize
 from dask.highlevelgraph import HighLevelGraph
 from dask.system import CPU_COUNT
 
@@ -212,18 +213,20 @@ def _blocks_of(*arrays):
     """(graph, [keys, ...]) of dask arrays' blocks along their first axis (one chunk across the
     others), each array's graph optimised once, the keys of each array's blocks.
 
-    Arrays that share tasks (weights made from X, ``abs(X[:, 0])``) are optimised together without
-    dask's low-level fusion, which copies X's tasks into the weights', even optimising both at once:
-    each of X's chunks was computed twice a pass (a review); unoptimised, a chain of 16 elementwise
-    steps made a fit 1.4x slower (another). Blocks held in the graph as NumPy arrays
+    Arrays that share tasks (weights made from X, ``abs(X[:, 0])``, ``X.sum(axis=1)``) are optimised
+    as one graph for all their keys, without dask's low-level fusion: optimised apart (and by
+    ``dask.optimize``, which optimises each array alone), X's tasks were copied into the weights',
+    and each of X's chunks was computed twice a pass (reviews); unoptimised, a chain of 8
+    elementwise steps made a fit 1.5x slower (another). Blocks held in the graph as NumPy arrays
     (:func:`numpy_blocks`) are taken as they are: there is nothing to optimise, and optimising
     cost 0.25 ms a call."""
     keys = [list(flatten(arr.__dask_keys__())) for arr in arrays]
     raw = [arr.__dask_graph__() for arr in arrays]
     if len(arrays) > 1 and not set(raw[0].layers).isdisjoint(set().union(*(g.layers for g in raw[1:]))):
-        with dask.config.set({"optimization.fuse.active": False}):  # the fusion that copies X's tasks
-            graph = dict(dask.optimize(*arrays)[0].__dask_graph__())  # into the weights' (blockwise's stays)
-        if all(k in graph for ks in keys for k in ks):
+        every = [k for ks in keys for k in ks]  # one graph optimised for all the keys, without the fusion
+        with dask.config.set({"optimization.fuse.active": False}):  # that copies X's tasks into the weights'
+            graph = dict(da_optimize(HighLevelGraph.merge(*raw), every))  # (dask.optimize works array by array)
+        if all(k in graph for k in every):
             return graph, keys
         return dict(HighLevelGraph.merge(*raw).cull({k for ks in keys for k in ks})), keys  # persisted on a cluster
     graph = {}

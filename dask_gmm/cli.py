@@ -1373,10 +1373,12 @@ def _store_atomically(result, output, overwrite, attrs, check=None):
 
 
 def _surely_fits(result, target):
-    """Whether the output ``result`` (a dask array) fits on the disk of ``target`` uncompressed, with
-    a block of 4 KiB for each chunk file and for its folder: then :func:`_check_room` is not needed,
-    and its chunk written alone is not paid for (13-20 % of a 4e6-row `--proba` run here)."""
-    return result.nbytes * 1.01 + 8192 * result.numblocks[0] < shutil.disk_usage(target).free
+    """Whether the output ``result`` (a dask array) takes at most half the free space of the disk of
+    ``target`` uncompressed, with 1 MiB for each chunk file and its folder (file systems that give a
+    file at least 64 KiB or more, as ext4's bigalloc and GPFS's sub-blocks do, whose ``statvfs`` may
+    say 1 KiB: a review filled one that 4 KiB a chunk had called roomy): then :func:`_check_room` is
+    not needed, and its chunk written alone is not paid for (13-20 % of a 4e6-row `--proba` run here)."""
+    return result.nbytes * 1.01 + 2**20 * result.numblocks[0] < shutil.disk_usage(target).free / 2
 
 
 def _check_room(arr, first, rest, target, output):

@@ -910,8 +910,7 @@ def store_info(path):
         if member is not None:
             parent = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
         if status:  # X: its group's true model too, as the group's path gives it (it had been None)
-            group_path = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
-            true, lost = _true_info(io.open_node(io.data_path(group_path)), group_path)
+            true, lost = _true_info(io.holding_group(node), os.fspath(path))
     if isinstance(node, zarr.Group):
         status = io.generator_record(node, os.fspath(path))
         true, lost = _true_info(node, os.fspath(path))

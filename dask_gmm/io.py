@@ -555,24 +555,30 @@ def _refuse_cf_encoded(X, path):
         )
 
 
-def holding_status(X, member="X"):
-    """The generator's record in the group that holds the Zarr array ``X`` under the name ``member``
-    ("X", or "labels"), or {}."""
+def holding_group(X, member="X"):
+    """The Zarr group that holds the Zarr array ``X`` under the name ``member``, or None."""
     store, key = X.store_path.store, X.store_path.path
     try:
         if key:
             parent, _, name = key.rpartition("/")
-            group = _open_read_only(store, parent, zarr.open_group)
+            group = _open_read_only(store, parent, zarr.open_group) if name == member else None
         elif isinstance(store, zarr.storage.LocalStore):  # the array is its store's root: its folder's parent
             name, parent = store.root.name, store.root.absolute().parent
-            if not any((parent / f).is_file() for f in ("zarr.json", ".zgroup")):
-                return {}  # no group there: two stat calls, where zarr's open_group took 1.1 ms to say so
+            if name != member or not any((parent / f).is_file() for f in ("zarr.json", ".zgroup")):
+                return None  # no group there: two stat calls, where zarr's open_group took 1.1 ms to say so
             group = _open_read_only(zarr.storage.LocalStore(parent, read_only=True), "", zarr.open_group)
         else:
-            return {}
+            return None
     except (OSError, ValueError, KeyError, TypeError):  # no group there (zarr's errors are ValueErrors), or
-        return {}  # one it cannot read: nothing generated to check
-    return generator_record(group, str(X.store_path)) if name == member else {}
+        return None  # one it cannot read: nothing generated to check
+    return group
+
+
+def holding_status(X, member="X"):
+    """The generator's record in the group that holds the Zarr array ``X`` under the name ``member``
+    ("X", or "labels"), or {}."""
+    group = holding_group(X, member)
+    return {} if group is None else generator_record(group, str(X.store_path))
 
 
 #: The generator's record (:data:`STATUS_ATTR`): the type of each of its keys. A record with a

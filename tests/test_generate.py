@@ -269,13 +269,18 @@ def test_a_store_made_without_numba_is_the_same_bytes(tmp_path, monkeypatch):
     assert tree_digest(tmp_path / "True") == tree_digest(tmp_path / "False")
 
 
-def test_info_of_the_array_x_by_its_own_path_has_the_store_status(tmp_path):
+def test_info_of_the_array_x_by_its_own_path_has_the_store_status(tmp_path, monkeypatch):
     """`info STORE/X` said "not written by dask-gmm generate" of a generated store's X; then it gave
     the store's seed but no true model (a review)."""
     path = str(tmp_path / "g.zarr")
     generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
     assert store_info(path + "/X")["status"] == "complete" and store_info(path + "/X")["seed"] == 0
     assert store_info(path + "/X")["true_model"] == store_info(path)["true_model"] is not None
+    for same in (path + "/X/.", path + "/X/"):  # the group found from the array, not from the path's text
+        assert store_info(same)["true_model"] == store_info(path)["true_model"]
+    monkeypatch.chdir(path + "/X")
+    assert store_info(".")["true_model"] == store_info(path)["true_model"]  # a traceback, by the path's text
+    monkeypatch.chdir(tmp_path)
     os.remove(tmp_path / "g.zarr" / "X" / "c" / "2" / "0")
     info = store_info(path + "/X")
     assert info["status"] == "damaged" and info["missing_chunks_of"] == {"X": 1}
