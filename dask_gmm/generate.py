@@ -909,7 +909,7 @@ def store_info(path):
         member = None if status else next((m for m in ("labels", *TRUE_ARRAYS) if io.holding_status(node, m)), None)
         if member is not None:
             parent = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
-        if status:  # X: its group's true model too, as the group's path gives it (it had been None)
+        if status:  # X: its group's true model too, the group found from the array (it had been None)
             true, lost = _true_info(io.holding_group(node), os.fspath(path))
     if isinstance(node, zarr.Group):
         status = io.generator_record(node, os.fspath(path))
