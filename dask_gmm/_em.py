@@ -228,7 +228,7 @@ def _blocks_of(*arrays):
             graph = dict(da_optimize(HighLevelGraph.merge(*raw), every))  # (dask.optimize works array by array)
         if all(k in graph for k in every):
             return graph, keys
-        return dict(HighLevelGraph.merge(*raw).cull({k for ks in keys for k in ks})), keys  # persisted on a cluster
+        return dict(HighLevelGraph.merge(*raw).cull(set(every))), keys  # persisted on a cluster
     graph = {}
     for arr, ks, g in zip(arrays, keys, raw):
         held = numpy_blocks(arr)

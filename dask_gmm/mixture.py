@@ -303,9 +303,9 @@ class MixtureBase(DensityMixin, BaseEstimator):
         io.check_feature_names(self, X)
         dtype = np.int64 if kernel is _kernels.predict else np.float64
         tail = (len(self.means_),) if extra_axis else ()  # the fitted K (n_components may have been set since)
-        unsized = None if io.is_dask_dataframe(X) else io.unsized_dask_array(X)  # rows unknown: X[X[:, 0] > 0]
-        if unsized is not None or io.is_dask_dataframe(X):  # one pass, at compute: lengths learnt on the way
-            frame = io.float_frame(X) if unsized is None else unsized
+        # a dask DataFrame, or a dask array of unknown rows (X[X[:, 0] > 0]): one pass, at compute, lengths learnt on the way
+        frame = io.float_frame(X) if io.is_dask_dataframe(X) else io.unsized_dask_array(X)
+        if frame is not None:
             self._check_features(frame)
             parts = frame.to_delayed()  # a list of partitions, or an array of blocks (n, 1)
             return unsized_rows_array(list(np.ravel(parts)), kernel, tail, dtype, model)
