@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bz2
+import copy
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -49,8 +52,10 @@ from numcodecs import blosc, zstd  # zarr's own dependency, behind its Blosc and
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ShardingCodec, ZstdCodec
-from zarr.codecs.numcodecs import Blosc as NumcodecsBlosc, Zstd as NumcodecsZstd
+from zarr.codecs.numcodecs import Blosc as NumcodecsBlosc
+from zarr.codecs._v2 import V2Codec  # zarr v2's compressor and filters as one codec
 from zarr.core.buffer import default_buffer_prototype
+from zarr.core.codec_pipeline import BatchedCodecPipeline
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
 from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
 
@@ -868,7 +873,8 @@ def _zarr_blocks(arr, chunks, absent=frozenset()):
     whose keys are in ``absent`` (:func:`_absent_chunks`) read as fill values.
 
     Each block (``chunks``, which lie within one chunk or shard each) is read by
-    :func:`_zarr_block`, which names the chunk when zarr cannot decode it. The
+    :func:`_zarr_block`, which names the chunk when zarr cannot decode it, through
+    :func:`bounded_reads` (a decode bomb is refused before it is decoded). The
     name is random, as _row_views gives: dask's own hashes the array (0.4 of
     the 0.8 ms a call takes); ``meta`` is given, where dask reads an empty
     selection through zarr to make it (0.25 ms). The array is inlined into
@@ -877,6 +883,7 @@ def _zarr_blocks(arr, chunks, absent=frozenset()):
     the scheduler warned of a key conflict that "can cause failures and deadlocks".
     """
     getitem = functools.partial(_zarr_block, absent=absent) if absent else _zarr_block
+    arr = bounded_reads(arr)
     return da.from_array(arr, chunks=chunks, name=f"from-zarr-{uuid.uuid4().hex}", getitem=getitem,
                          inline_array=True, meta=np.empty((0, 0), arr.dtype))
 
@@ -964,8 +971,6 @@ def _zarr_block(arr, index, asarray=True, lock=None, absent=frozenset()):
             _check_regular(os.path.join(root, _chunk_key(arr, index)))
         except (FileNotFoundError, NotADirectoryError):  # absent: found below
             pass
-        if how := _stated_size(arr):  # before Blosc reads past its end, or a bomb is decoded
-            _check_stored_chunk(arr, index, root, how)
     try:
         block = getter(arr, index, asarray=asarray, lock=lock)
     except Exception as exc:
@@ -1105,53 +1110,207 @@ def _gunzip(src, limit):
     return np.frombuffer(out, np.uint8)
 
 
-def _blosc_stated(head, size):
-    """The decoded size that a Blosc chunk of ``size`` bytes beginning with ``head`` (its first 16)
-    states, once it is found whole (:func:`_check_blosc_length`)."""
-    _check_blosc_length(head, size)
-    return _blosc_decoded_size(head)
+def _bounded_stream(make, src, limit, truncated, what):
+    """The concatenated streams of ``src`` decoded by the decompressors ``make()`` (bz2's, LZMA's), as
+    ``bz2.decompress`` and ``lzma.decompress`` decode them (bytes after the first stream that are no
+    stream are ignored), read up to ``limit`` bytes: a ValueError if there is more, or if the data
+    is not ``what`` (bz2 says so by an OSError, which is not a decode error)."""
+    parts, total, data = [], 0, bytes(src)
+    while data:
+        d = make()
+        try:
+            part = d.decompress(data, limit + 1 - total)
+        except (OSError, lzma.LZMAError) as exc:
+            if parts:
+                break
+            raise ValueError(f"not {what} data ({exc})") from None
+        parts.append(part)
+        total += len(part)
+        if total > limit:
+            raise ValueError(f"it decodes to more than {limit:,} bytes, more than a chunk holds")
+        if not d.eof:
+            raise ValueError(truncated)
+        data = d.unused_data
+    return np.frombuffer(b"".join(parts), np.uint8)
 
 
-def _zstd_stated(data, size):
-    """The decoded size that the Zstd chunk ``data`` (all its bytes) states: :func:`_zstd_decoded_size`."""
-    return _zstd_decoded_size(np.frombuffer(data, np.uint8))
+def _zlib_at_most(src, limit):
+    """``zlib.decompress(src)`` (numcodecs' Zlib), read up to ``limit`` bytes: a ValueError if there is more."""
+    d = zlib.decompressobj()
+    out = d.decompress(bytes(src), limit + 1)
+    if len(out) > limit:
+        raise ValueError(f"it decodes to more than {limit:,} bytes, more than a chunk holds")
+    if not d.eof:
+        raise zlib.error("Error -5 while decompressing data: incomplete or truncated stream")
+    return np.frombuffer(out, np.uint8)
 
 
-#: The codecs whose chunks are checked before zarr's own read decodes them (:func:`_check_stored_chunk`):
-#: for each, Blosc and Zstd as zarr v3's codec, zarr v2's compressor and numcodecs' codec for zarr v3,
-#: how many of a chunk's first bytes state its decoded size (-1: all) and how it is read from them.
-_STATED = {**dict.fromkeys(_BLOSC, (16, _blosc_stated)),
-           **dict.fromkeys((ZstdCodec, numcodecs.Zstd, NumcodecsZstd), (-1, _zstd_stated))}
+def _numcodec(codec):
+    """The numcodecs codec behind ``codec`` (zarr's codecs of numcodecs for zarr v3 wrap one), else ``codec``."""
+    inner = getattr(codec, "_codec", None)
+    return inner if isinstance(inner, numcodecs.abc.Codec) else codec
 
 
-def _stated_size(arr):
-    """``(bytes, function)`` of :data:`_STATED` where the stored chunks of ``arr`` are the output of
-    one of its codecs as such (its outermost codec: zarr v2's compressor, v3's last codec, with no
-    checksum after it, not sharded); else None."""
-    md = arr.metadata
-    outermost = md.compressor if md.zarr_format == 2 else md.codecs[-1]
-    return next((how for kind, how in _STATED.items() if isinstance(outermost, kind)), None)
+def _lz4_stated(src):
+    """The decoded size that numcodecs' LZ4 chunk ``src`` states: its first 4 bytes, little-endian."""
+    return int.from_bytes(bytes(src[:4]), "little") if len(src) >= 4 else None
 
 
-def _check_stored_chunk(arr, index, root, how):
-    """Check the chunk file holding the block ``index`` of ``arr`` before zarr's own read decodes it,
-    in a store of local files under ``root``, whose chunks state their decoded sizes as ``how``
-    (:func:`_stated_size`) reads them: a decoded size stated far beyond a chunk's is refused (zarr would
-    allocate it first: a decode bomb), and a Blosc chunk cut short too (:func:`_check_blosc_length`:
-    zarr decodes it from the bytes beyond it, without an error). A Zstd chunk is read whole, for the
-    sizes of all its frames (:func:`_zstd_decoded_size`: a frame that states none is left to zarr).
-    An absent file is the caller's to find."""
-    first, stated = how
-    try:
-        with open(os.path.join(root, _chunk_key(arr, index)), "rb") as f:
-            data, size = f.read(first), os.fstat(f.fileno()).st_size
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    most = 16 * math.prod(arr.chunks) + 4096  # room for a filter of zarr v2's that widens values (AsType: to 16 bytes)
-    try:
-        _check_decoded_size(stated(data, size), most, math.prod(arr.chunks) * arr.dtype.itemsize)
-    except ValueError as exc:
-        raise ValueError(_undecodable(_chunk_name(arr, index), exc)) from None
+def _decoded_at_most(codec, src, most, exact, chunk):
+    """The bytes ``src`` (uint8) decoded by the bytes-to-bytes codec (or zarr v2 compressor) ``codec``
+    with the decode bounded by ``most`` bytes, for zarr's own read (:func:`bounded_reads`) of chunks of
+    ``chunk`` bytes: the decoded bytes (uint8), or None where the codec's own decode may follow, its
+    size checked first.
+
+    Blosc's header (its length, then its decoded size), LZ4's and Zstd's stated sizes are checked; Gzip,
+    Zlib, bz2 and LZMA are read up to ``most`` bytes; Zstd frames of which one states no size are
+    decoded into ``exact`` bytes (where the codec's output is a chunk's bytes), else left to the codec.
+    Other codecs are left to their own decode (checksums make their input smaller)."""
+    nc = _numcodec(codec)
+    if isinstance(codec, _BLOSC) or isinstance(nc, numcodecs.Blosc):
+        _check_blosc_length(src[:16].tobytes(), src.size)
+        _check_decoded_size(_blosc_decoded_size(src), most, chunk)
+    elif isinstance(codec, ZstdCodec) or isinstance(nc, numcodecs.Zstd):
+        stated = _zstd_decoded_size(src)
+        _check_decoded_size(stated, most, chunk)
+        if stated is None and exact:
+            out = np.empty(exact, np.uint8)
+            zstd.decompress(src, out)
+            return out
+    elif isinstance(codec, GzipCodec) or isinstance(nc, numcodecs.GZip):
+        return _gunzip(src, most)
+    elif isinstance(nc, numcodecs.Zlib):
+        return _zlib_at_most(src, most)
+    elif isinstance(nc, numcodecs.BZ2):
+        return _bounded_stream(bz2.BZ2Decompressor, src, most, "bz2 data cut short", "bz2")
+    elif isinstance(nc, numcodecs.LZMA):
+        make = functools.partial(lzma.LZMADecompressor, nc.format, None, nc.filters)
+        return _bounded_stream(make, src, most, "LZMA data cut short", "LZMA")
+    elif isinstance(nc, numcodecs.LZ4):
+        _check_decoded_size(_lz4_stated(src), most, chunk)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _BoundedCodec(BytesBytesCodec):
+    """A zarr v3 bytes-to-bytes ``codec`` whose decode is bounded (:func:`_decoded_at_most`) by ``most``
+    bytes; ``exact``: its output's size where that is a chunk's bytes, else 0; ``chunk``: a chunk's
+    bytes. Reads only."""
+
+    codec: BytesBytesCodec
+    most: int
+    exact: int
+    chunk: int
+
+    def resolve_metadata(self, chunk_spec):
+        return self.codec.resolve_metadata(chunk_spec)
+
+    def compute_encoded_size(self, input_byte_length, chunk_spec):
+        return self.codec.compute_encoded_size(input_byte_length, chunk_spec)
+
+    def to_dict(self):
+        return self.codec.to_dict()
+
+    def _checked(self, chunk_bytes, chunk_spec):
+        out = _decoded_at_most(self.codec, chunk_bytes.as_numpy_array(), self.most, self.exact, self.chunk)
+        return None if out is None else chunk_spec.prototype.buffer.from_array_like(out)
+
+    def _decode_sync(self, chunk_bytes, chunk_spec):
+        out = self._checked(chunk_bytes, chunk_spec)
+        return self.codec._decode_sync(chunk_bytes, chunk_spec) if out is None else out
+
+    async def _decode_single(self, chunk_bytes, chunk_spec):
+        if hasattr(self.codec, "_decode_sync"):  # zarr's own codecs: the check and the decode on one thread
+            return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
+        out = await asyncio.to_thread(self._checked, chunk_bytes, chunk_spec)
+        return await self.codec._decode_single(chunk_bytes, chunk_spec) if out is None else out
+
+    async def _encode_single(self, chunk_bytes, chunk_spec):
+        raise NotImplementedError("dask_gmm reads this array only")
+
+
+class _BoundedCompressor(numcodecs.abc.Codec):
+    """A zarr v2 ``compressor`` whose decode is bounded (:func:`_decoded_at_most`) by ``most`` bytes;
+    ``exact``: its output's size where that is a chunk's bytes (no filters), else 0; ``chunk``: a chunk's
+    bytes. Reads only."""
+
+    codec_id = "dask_gmm-bounded"
+
+    def __init__(self, compressor, most, exact, chunk):
+        self.compressor, self.most, self.exact, self.chunk = compressor, most, exact, chunk
+
+    def decode(self, buf, out=None):
+        src = np.frombuffer(memoryview(buf).cast("B"), np.uint8)
+        got = _decoded_at_most(self.compressor, src, self.most, self.exact, self.chunk)
+        return self.compressor.decode(buf, out) if got is None else numcodecs.compat.ndarray_copy(got, out)
+
+    def encode(self, buf):
+        raise NotImplementedError("dask_gmm reads this array only")
+
+
+class _BoundedSharding(ShardingCodec):
+    """A ShardingCodec whose inner codecs are bounded (:class:`_BoundedCodec`), pickled with them
+    (ShardingCodec's own pickle makes its codecs anew from their JSON)."""
+
+    def __reduce__(self):
+        return _bounded_sharding, (self.chunk_shape, self.codecs, self.index_codecs, self.index_location)
+
+
+def _bounded_sharding(chunk_shape, codecs, index_codecs, index_location):
+    """A :class:`_BoundedSharding` of these settings (its arguments are keywords only)."""
+    return _BoundedSharding(chunk_shape=chunk_shape, codecs=codecs, index_codecs=index_codecs,
+                            index_location=index_location)
+
+
+def _most_bytes(values):
+    """The most bytes a codec's decode may make for a chunk of ``values`` values: 16 a value (room for a
+    filter of zarr v2's that widens them, AsType: to 16 bytes), and 4 KiB."""
+    return 16 * values + 4096
+
+
+def _bounded_codecs(codecs, shape, itemsize):
+    """zarr v3's ``codecs`` for chunks of ``shape`` with their bytes-to-bytes codecs bounded
+    (:class:`_BoundedCodec`), a sharding codec's inner ones too."""
+    ab = next(c for c in codecs if isinstance(c, ArrayBytesCodec))
+    values, extra = math.prod(shape), 0
+    if isinstance(ab, ShardingCodec):  # the codecs after it decode a shard's data and its index
+        extra = 16 * math.prod(s // c for s, c in zip(shape, ab.chunk_shape)) + 4
+    innermost = next((c for c in codecs if isinstance(c, BytesBytesCodec)), None)
+    exact = values * itemsize if type(ab) is BytesCodec else 0
+    out = []
+    for c in codecs:
+        if isinstance(c, ShardingCodec):
+            c = _bounded_sharding(c.chunk_shape, _bounded_codecs(c.codecs, c.chunk_shape, itemsize), c.index_codecs,
+                                  c.index_location)
+        elif isinstance(c, BytesBytesCodec):
+            c = _BoundedCodec(c, _most_bytes(values) + extra, exact if c is innermost else 0, values * itemsize)
+        out.append(c)
+    return tuple(out)
+
+
+def bounded_reads(arr):
+    """The Zarr array ``arr``, read through zarr's own path with every codec's decode bounded by a
+    chunk's bytes (:func:`_decoded_at_most`): a chunk made to decode to far more (a decode bomb: 1 GiB
+    in 785 bytes of bz2) is refused before it is decoded whole, in any store, sharded or not, and a
+    Blosc chunk cut short too (C-Blosc reads past its end, without an error). The same metadata and
+    store; only its codec pipeline differs, pickled with it (a cluster's workers read it so too).
+    ``arr`` itself where its pipeline is not zarr's batched one (one set in zarr's config)."""
+    pipeline = arr.async_array.codec_pipeline
+    if type(pipeline) is not BatchedCodecPipeline:
+        return arr
+    md, itemsize = arr.metadata, np.dtype(arr.dtype).itemsize
+    if md.zarr_format == 2:
+        if md.compressor is None:
+            return arr
+        values = math.prod(md.chunks)
+        bounded = _BoundedCompressor(md.compressor, _most_bytes(values), 0 if md.filters else values * itemsize,
+                                     values * itemsize)
+        codecs = [V2Codec(filters=md.filters, compressor=bounded)]
+    else:
+        codecs = _bounded_codecs(md.codecs, md.chunks, itemsize)
+    twin = copy.copy(arr.async_array)
+    object.__setattr__(twin, "codec_pipeline", BatchedCodecPipeline.from_codecs(codecs, batch_size=pipeline.batch_size))
+    return zarr.Array(twin)
 
 
 def _check_regular(path):

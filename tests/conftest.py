@@ -24,6 +24,22 @@ def path_with_this_python():
     return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
+def shard_with_inner_chunk(path, n, inner):
+    """The shard file ``path`` (of ``n`` inner chunks indexed at its end, crc32c after the index) with
+    its first inner chunk's bytes replaced by ``inner``."""
+    import google_crc32c
+
+    raw = path.read_bytes()
+    index = np.frombuffer(raw[-4 - 16 * n : -4], "<u8").reshape(n, 2)
+    parts = [inner] + [raw[o : o + s] for o, s in index[1:]]
+    entries, at = [], 0
+    for part in parts:
+        entries.append((at, len(part)))
+        at += len(part)
+    table = np.array(entries, "<u8").tobytes()
+    path.write_bytes(b"".join(parts) + table + google_crc32c.value(table).to_bytes(4, "little"))
+
+
 def make_blobs(n=3000, means=((0.0, 0.0), (6.0, 0.0), (0.0, 6.0)), seed=0, scale=1.0):
     """Rows drawn from isotropic Gaussians at ``means``, in random order."""
     rng = np.random.default_rng(seed)

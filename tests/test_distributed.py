@@ -18,6 +18,7 @@ import warnings
 
 import dask
 import dask.array as da
+import numcodecs
 import numpy as np
 import pytest
 import zarr
@@ -28,7 +29,7 @@ from zarr.codecs import ZstdCodec
 from dask_gmm import BayesianGaussianMixture, GaussianMixture, _kernels, generate_mixture, io, load_model, save_model
 from dask_gmm._em import Blocks
 
-from .conftest import console_script, make_blobs
+from .conftest import console_script, make_blobs, shard_with_inner_chunk
 
 CLUSTER = dict(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
 
@@ -486,6 +487,13 @@ def test_sharded_store_on_a_cluster_equals_threads_without_key_conflicts(tmp_pat
     with caplog.at_level(logging.WARNING, logger="distributed.scheduler"):
         with LocalCluster(**CLUSTER) as cluster, Client(cluster):
             gm = GaussianMixture(3, random_state=0, max_iter=5, tol=1e-3).fit(path)
+            # the workers' zarr decodes within a chunk's bytes too (the bounded codecs pickled with the
+            # array): an inner chunk stating 64 MiB is refused unread, not decoded whole and then found
+            # of the wrong shape
+            shard_with_inner_chunk(tmp_path / "sh.zarr" / "c" / "3" / "0", 2, bytes(numcodecs.Zstd(1).encode(bytes(2**26))))
+            with pytest.raises(ValueError, match=r"Shard 'c/3/0' of the Zarr array \(rows 30000-3999\d\) cannot be "
+                                                 r"decoded \(it says it decodes to 67,108,864 bytes"):
+                gm.score(path)
     assert_same_fit(gm, ref)
     assert not [r for r in caplog.records if "run_spec" in r.getMessage()]
 

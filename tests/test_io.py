@@ -22,7 +22,7 @@ from zarr.codecs import ZstdCodec
 
 from dask_gmm import GaussianMixture, _kernels, _numba, generate_mixture, io
 
-from .conftest import make_blobs
+from .conftest import make_blobs, shard_with_inner_chunk
 
 
 def write_store(path, X, chunks=(500, 2), shards=None, group=True):
@@ -203,6 +203,21 @@ def test_the_stored_keys_of_local_files_are_the_stores_own_listing(tmp_path, lay
         os.symlink(tmp_path / "nothing", tmp_path / "g.zarr" / "X" / "c" / "5" / "0")
         arr = io.open_zarr(str(tmp_path / "g.zarr"))
         assert io.missing_chunks(arr) == [removed, "c/5/0"]
+
+
+def test_a_blosc_chunk_cut_short_in_a_zip_store_is_refused(tmp_path):
+    """A Blosc chunk one byte short in a zip store (read by zarr, not from a chunk file): C-Blosc read
+    past its end and the fit went on with other numbers (a review); its header is checked in zarr's
+    own read of any store now."""
+    X = make_blobs(n=3000)
+    zarr.create_array(str(tmp_path / "b.zarr"), shape=X.shape, chunks=(1000, 2), dtype=X.dtype,
+                      compressors=zarr.codecs.BloscCodec(cname="lz4"))[:] = X
+    chunk = tmp_path / "b.zarr" / "c" / "1" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-1])
+    shutil.make_archive(str(tmp_path / "b"), "zip", tmp_path / "b.zarr")
+    with pytest.raises(ValueError, match=r"Chunk 'c/1/0' of the Zarr array \(rows 1000-1999\) cannot be decoded \(it "
+                                         r"holds [\d,]+ bytes where its Blosc header says [\d,]+: cut short\)"):
+        fit(f"zip::{(tmp_path / 'b.zip').as_uri()}")
 
 
 def test_a_zip_store_by_path_names_its_url_and_a_store_object_is_read(tmp_path):
@@ -1333,11 +1348,92 @@ def test_a_chunk_that_decodes_to_far_more_than_a_chunk_is_refused_before_it_is_d
                "gzip": r"it decodes to more than 28,\d+ bytes"}.get(codec, r"it says it decodes to 67,108,\d+ bytes")
         with pytest.raises(ValueError, match=rf"'{re.escape(name)}' of the Zarr array \(rows 1000-1999\) cannot be "
                                              rf"decoded \({why}"):
-            io.as_dask_array(str(path)).compute() if zarrs_path else io.zarr_rows(str(path)).read(0, 20_000)
+            if zarrs_path:  # one task at a time: no decode left running when tracemalloc stops
+                io.as_dask_array(str(path)).compute(scheduler="synchronous")
+            else:
+                io.zarr_rows(str(path)).read(0, 20_000)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 16 * 2**20, peak
+
+
+@pytest.mark.parametrize("case", ["gzip, zarr v2", "bz2, zarr v2", "lzma, zarr v2", "zlib, zarr v2",
+                                  "zstd no size, zarr v2", "lz4, zarr v2", "bz2, int64", "lzma, int64",
+                                  "gzip, int64", "zstd no size, int64", "blosc then crc32c, int64",
+                                  "zstd then crc32c, int64", "gzip in shards", "zstd no size in shards",
+                                  "blosc in shards", "gzip, int64, a memory store"])
+def test_zarrs_own_read_bounds_every_codecs_decode(tmp_path, case):
+    """A decode bomb (64 MiB of zeros in at most a few hundred KB) in place of a 12 KB chunk, in the
+    stores that zarr decodes itself (zarr v2's, integer arrays', sharded ones, any store): zarr's
+    decode is bounded by a chunk's bytes (io.bounded_reads), so it is refused before it is decoded
+    whole. A review saw each of these decoded whole (2.4 GB of memory for a 1 GiB bomb; the Blosc and
+    Zstd ones under a crc32c codec too, whose check had looked at the last codec only)."""
+    import tracemalloc
+
+    import google_crc32c
+    from zarr.codecs.numcodecs import BZ2, LZMA
+
+    zeros = bytes(64 * 2**20)
+    kind = case.split(",")[0].split(" in ")[0]
+    v2, sharded, memory = "v2" in case, "shards" in case, "memory" in case
+    dtype = np.int64 if "int64" in case else np.float64
+    X = np.random.default_rng(0).integers(-9, 9, (6000, 3)).astype(dtype)
+    plain = {"gzip": numcodecs.GZip(1), "bz2": numcodecs.BZ2(1), "lzma": numcodecs.LZMA(), "zlib": numcodecs.Zlib(1),
+             "zstd no size": numcodecs.Zstd(3), "lz4": numcodecs.LZ4(), "blosc then crc32c": numcodecs.Blosc("lz4"),
+             "zstd then crc32c": numcodecs.Zstd(3), "blosc": numcodecs.Blosc("lz4")}[kind]
+    bomb = bytes(plain.encode(zeros))
+    bomb = _unstated(bomb) if "no size" in kind else bomb
+    if v2:
+        compressors = plain
+    else:
+        compressors = {"gzip": zarr.codecs.GzipCodec(level=1), "bz2": BZ2(level=1), "lzma": LZMA(),
+                       "zstd no size": ZstdCodec(level=3), "blosc": zarr.codecs.BloscCodec(cname="lz4"),
+                       "blosc then crc32c": [zarr.codecs.BloscCodec(cname="lz4"), zarr.codecs.Crc32cCodec()],
+                       "zstd then crc32c": [ZstdCodec(level=3), zarr.codecs.Crc32cCodec()]}[kind]
+    if "crc32c" in kind:
+        bomb += google_crc32c.value(bomb).to_bytes(4, "little")
+    store = zarr.storage.MemoryStore() if memory else str(tmp_path / "a.zarr")
+    arr = zarr.create_array(store, shape=X.shape, dtype=X.dtype, zarr_format=2 if v2 else 3, compressors=compressors,
+                            chunks=(100, 3) if sharded else (500, 3), shards=(500, 3) if sharded else None)
+    arr[:] = X
+    assert io.zarr_rows(arr) is None  # zarr's own read, not the direct reader's
+    key = "1.0" if v2 else "c/1/0"
+    if sharded:
+        shard_with_inner_chunk(tmp_path / "a.zarr" / "c" / "1" / "0", 5, bomb)
+    elif memory:
+        store._store_dict[key] = zarr.core.buffer.cpu.Buffer.from_bytes(bomb)
+    else:
+        (tmp_path / "a.zarr" / key).write_bytes(bomb)
+    assert len(bomb) < 2**19
+    said = (rf"(Chunk|Shard) '{re.escape(key)}' of the Zarr array \(rows 500-999\) cannot be decoded \((it decodes to "
+            r"more than [\d,]+ bytes|it says it decodes to 67,108,\d+ bytes|Zstd decompression error: b'Destination)")
+    if sharded:  # a shard's inner chunks are decoded on zarr's threads, still running when the error comes
+        with pytest.raises(ValueError, match=said):
+            io.as_dask_array(arr).compute()
+    else:  # one chunk a task, one task at a time: no decode left running when tracemalloc stops
+        tracemalloc.start()  # (its stop crashed the process when zlib allocated on another thread)
+        try:
+            with pytest.raises(ValueError, match=said):
+                io.as_dask_array(arr).compute(scheduler="synchronous")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 32 * 2**20, peak  # half the bomb's bytes: LZMA's decoder takes 8 MiB of its own
+    arr[500:1000] = X[500:1000]  # the same store, its chunk written again: read as zarr reads it
+    np.testing.assert_array_equal(io.as_dask_array(arr).compute(), X.astype(np.float64))
+
+
+def test_a_corrupt_bz2_chunk_is_a_decode_error_naming_it(tmp_path):
+    """bz2 says its data is bad by an OSError ("Invalid data stream"), which is not a decode error (the
+    read failing is): a review's fit ended in that bare OSError, the CLI's in a traceback."""
+    X = make_blobs(n=2000)
+    zarr.create_array(str(tmp_path / "b.zarr"), shape=X.shape, chunks=(500, 2), dtype=X.dtype, zarr_format=2,
+                      compressors=numcodecs.BZ2())[:] = X
+    (tmp_path / "b.zarr" / "2.0").write_bytes(b"BZh9" + bytes(range(200)))
+    with pytest.raises(ValueError, match=r"Chunk '2\.0' of the Zarr array \(rows 1000-1499\) cannot be decoded "
+                                         r"\(not bz2 data \(Invalid data stream\)\); the store is corrupt"):
+        GaussianMixture(2, random_state=0, max_iter=2).fit(str(tmp_path / "b.zarr"))
 
 
 def test_zarrs_own_read_of_a_zstd_store_is_unchanged_by_its_check(tmp_path):
