@@ -1,7 +1,7 @@
 """The ``dask-gmm`` command and ``python -m dask_gmm``: :func:`dask_gmm.cli.main`, imported here.
 
 Loading the command line takes seconds (numpy, dask, numba, scikit-learn); a
-Ctrl-C meanwhile ends it as one during a command does, with one line. An
+Ctrl-C or a SIGTERM meanwhile ends it as one during a command does, with one line. An
 interrupted command then ends as Python ends on Ctrl-C, killed by SIGINT (a
 shell reports status 130), so that a shell running it in a loop stops too; one
 ended by SIGTERM exits with status 143 at once, and any other command at once
@@ -29,6 +29,8 @@ def main(argv=None):
     on_main = threading.current_thread() is threading.main_thread()
     if on_main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)
+    if on_main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # the command sets its own while it runs
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         from .cli import main as cli_main
 
@@ -42,6 +44,8 @@ def main(argv=None):
         return status
     if signal.getsignal(signal.SIGINT) is _on_sigint:  # the command is over: a Ctrl-C now changes nothing
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if status == 130:
         _end_by_sigint()
     # The command is done and has said so. The interpreter's clean-up (a cluster client's threads
@@ -64,6 +68,14 @@ def _on_sigint(signum, frame):
                                           name="dask-gmm-ctrl-c"))
         _watchers[-1].start()
     raise KeyboardInterrupt
+
+
+def _on_sigterm(signum, frame):
+    """SIGTERM's handler outside a command (which sets its own): as the libraries load, when nothing has
+    been written, one line and status 143 at once, as during a command (it had ended the process by the
+    signal with no word: a review)."""
+    print("dask-gmm: error: terminated", file=sys.stderr, flush=True)
+    _exit_now(143)
 
 
 def _watch(ident):

@@ -187,6 +187,18 @@ def _fit_progress(term, n_init):
 
 
 # ------------------------------------------------------------------ argument types
+def demo_rows(text):
+    """The demo's ``--n-samples``: :func:`count`, where a number below 1 is told the demo's least, 10 rows a
+    component (``-n 0`` had been told ">= 1", and ``-n 1`` then "at least 30")."""
+    try:
+        return count(text)
+    except argparse.ArgumentTypeError as exc:
+        if not str(exc).startswith("expected a number >= 1"):
+            raise
+        raise argparse.ArgumentTypeError(f"expected at least 10 rows a component ({10 * DEMO_DEFAULTS['n_components']} "
+                                         f"for the default {DEMO_DEFAULTS['n_components']}), got {text!r}") from None
+
+
 def count(text):
     """A positive whole number written as ``100000000``, ``100_000_000`` or ``1e8``."""
     try:
@@ -448,7 +460,7 @@ def build_parser():
                        help="the whole job on a synthetic mixture: seconds (more the first time, as numba compiles)",
                        description="Generate a 3-component 2-D mixture (as the seed notebook), fit it, compare "
                                    "the fit with the truth component by component, write figures and the model.")
-    p.add_argument("--n-samples", "-n", type=count, default=DEMO_DEFAULTS["n_samples"], metavar="N",
+    p.add_argument("--n-samples", "-n", type=demo_rows, default=DEMO_DEFAULTS["n_samples"], metavar="N",
                    help=f"rows (default {DEMO_DEFAULTS['n_samples']:_}, at least {10 * DEMO_DEFAULTS['n_components']})")
     p.add_argument("--output-dir", default=DEMO_DEFAULTS["output_dir"], metavar="DIR",
                    help=f"where the store, model and figures go (default ./{DEMO_DEFAULTS['output_dir']})")
@@ -1562,7 +1574,7 @@ def cmd_info(args, term):
                  f"('{PROG} info {info['true_of']}' gives its status and true model)")
     term.out(f"  status       {state}")
     if info["missing_chunks"]:
-        of = ", ".join(f"{n} of {name}" for name, n in info["missing_chunks_of"].items() if n)
+        of = ", ".join(f"{n:,} of {name}" for name, n in info["missing_chunks_of"].items() if n)
         term.out(f"  missing      {_count(info['missing_chunks'], 'chunk')} absent from the store: {of}")
     if info.get("lost_true"):
         term.out(f"  lost         the true parameters' array(s) {', '.join(info['lost_true'])} (the same generate "
@@ -1746,7 +1758,7 @@ def cmd_demo(args, term):
              f"(means uniform in [-10, 10]^{d}, covariances 0.1 A^T A, random weights), "
              f"{args.n_samples:,} rows, seed {args.seed}")
     n_chunks = -(-args.n_samples // chunk)
-    term.out(f"1. generate  {data}  ({n_chunks} chunk{'s' if n_chunks > 1 else ''} of {chunk:,} rows)")
+    term.out(f"1. generate  {data}  ({n_chunks:,} chunk{'s' if n_chunks > 1 else ''} of {chunk:,} rows)")
     t0 = time.perf_counter()
     kw = dict(chunk_size=chunk, random_state=args.seed, attributes={DEMO_ATTR: True})  # marked from the start
     with _dask_progress(term):

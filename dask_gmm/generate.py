@@ -311,26 +311,31 @@ def _chunk_rows(X, i):
     return i * rows, min(X.shape[0], (i + 1) * rows)
 
 
+def _rows_in(X, chunks):
+    """How many rows the chunks ``chunks`` (indices: a list, or a range of step 1, counted without a
+    loop) of ``X`` hold."""
+    if isinstance(chunks, range):
+        return max(0, min(X.shape[0], chunks.stop * X.chunks[0]) - chunks.start * X.chunks[0])
+    return sum(end - start for start, end in (_chunk_rows(X, i) for i in chunks))
+
+
 def _check_room(path, X, labels, first, rest):
-    """A ValueError if the chunks ``rest`` (indices) of the local arrays ``X`` and ``labels`` would
+    """A ValueError if the chunks ``rest`` (indices, or a range) of the local arrays ``X`` and ``labels`` would
     take more than their disk has free, at what a row of the chunk ``first``, just written, took
     there (:func:`io.chunk_disk_use`: its files, compressed as the rest will be, and X's folder of
     it). A run of 1e9 rows of 100 features (800 GB, a typo's size) had filled the disk before
     failing (a review). Nothing is said where the chunk's files cannot be seen here (a cluster's
     workers writing elsewhere: :func:`io.refuse_unwritten` says that)."""
-    def span(i):
-        start, end = _chunk_rows(X, i)
-        return end - start
-
     took = io.chunk_disk_use((X, labels), first)
     if took is None:
         return
     free = shutil.disk_usage(path).free
-    need = took / span(first) * sum(map(span, rest))
+    need = took / _rows_in(X, [first]) * _rows_in(X, rest)
     if need > free:
         raise ValueError(
             f"generate_mixture: the store's other {len(rest):,} chunks would take about {io.disk_size(need)} of disk "
-            f"(the first chunk this run wrote took {took:,} bytes for {span(first):,} rows), and the disk holding "
+            f"(the first chunk this run wrote took {took:,} bytes for {_rows_in(X, [first]):,} rows), and the disk "
+            f"holding "
             f"{path!r} has {io.disk_size(free)} free. Free space and rerun to finish the store, or remove it, or ask "
             "for fewer rows (with overwrite=True, or at another path)."
         )
@@ -793,8 +798,8 @@ def generate_mixture(
         if rows * n_features * np.dtype(dtype).itemsize > MAX_CHUNK_BYTES and not old:
             raise ValueError(
                 f"generate_mixture: chunks of {rows:,} rows x {n_features} features would hold "
-                f"{rows * n_features * np.dtype(dtype).itemsize / 2**30:,.1f} GiB each, more than the "
-                f"{MAX_CHUNK_BYTES // 2**30} GiB a chunk may hold (each is made in memory, and Blosc takes at "
+                f"{rows * n_features * np.dtype(dtype).itemsize:,} bytes each, more than the "
+                f"{MAX_CHUNK_BYTES:,} (1 GiB) a chunk may hold (each is made in memory, and Blosc takes at "
                 "most 2 GiB). "
                 "Pass a smaller chunk_size."
             )
@@ -835,8 +840,10 @@ def generate_mixture(
         _true_arrays(group, true)
         X, labels = _arrays(group, int(n_samples), n_features, rows, dtype, n_components, compression)
 
-        todo = sorted({_chunk_index(k) for k in io.missing_chunks(X)}
-                      | {_chunk_index(k) for k in io.missing_chunks(labels)})
+        # a new store lacks every chunk: not listed before the disk is found to have room (a typo's 15 million
+        # chunks took 57 s and 3.9 GB to list, then to be refused for the disk: a review)
+        todo = range(X.nchunks) if old is None else sorted({_chunk_index(k) for k in io.missing_chunks(X)}
+                                                            | {_chunk_index(k) for k in io.missing_chunks(labels)})
         logger.info("writing %d of %d chunks (%d rows each) to %s", len(todo), X.nchunks, rows, path)
         chol = np.linalg.cholesky(covs)
         token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster

@@ -189,7 +189,10 @@ def missing_chunks(arr):
         mismatch), or a sharded layout whose index this check cannot verify.
     """
     unit = arr.shards or arr.chunks
-    grid = [-(-n // max(u, 1)) for n, u in zip(arr.shape, unit)]
+    if min(unit, default=1) < 1:  # zarr opens it; its grid had been counted in chunks of 1 row, all "missing"
+        raise DamagedMetadata(f"The Zarr array {_store_name(arr)!r} declares chunks of shape {tuple(unit)}, with no "
+                              "room for a value: its metadata is damaged. Restore or regenerate it.")
+    grid = [-(-n // u) for n, u in zip(arr.shape, unit)]
     if math.prod(grid) > MAX_CHUNKS:
         what = "shards" if arr.shards else "chunks"
         raise ValueError(f"The Zarr array {_store_name(arr)!r} has {math.prod(grid):,} {what} (of shape {tuple(unit)} in "

@@ -863,12 +863,17 @@ def test_missing_chunk(store, tmp_path, capsys, model_file):
     bare[:50] = 1
     rc, out, _ = run(capsys, "info", tmp_path / "bare.zarr")
     assert rc == 0 and "missing      5 chunks absent from the store: 5 of bare.zarr" in out
+    zarr.create_array(tmp_path / "many.zarr", shape=(20_000,), chunks=(10,), dtype="int64")  # none written
+    rc, out, _ = run(capsys, "info", tmp_path / "many.zarr")  # the counts with their thousands marked
+    assert rc == 0 and "missing      2,000 chunks absent from the store: 2,000 of many.zarr" in out
 
 
 def test_demo_too_few_samples_is_refused_before_any_work(tmp_path, capsys):
     """It generated the store, then failed in the fit with scikit-learn's words."""
     rc, _, err = run(capsys, "demo", "-n", "1", "--output-dir", tmp_path / "d")
     assert_one_line_error(rc, err, "--n-samples must be at least 30")
+    rc, _, err = run(capsys, "demo", "-n", "0", "--output-dir", tmp_path / "d")  # had been told ">= 1"
+    assert_one_line_error(rc, err, "expected at least 10 rows a component (30 for the default 3), got '0'")
     assert not os.path.exists(tmp_path / "d")
 
 
@@ -1286,7 +1291,8 @@ def test_local_outputs_take_file_urls_as_their_paths(tmp_path, capsys, store, mo
     (["generate", "", "-n", "1000"], "the data path is empty"),  # was the current folder
     (["generate", "{tmp}/g.zarr", "-n", "1e400"], "at most 2**62 (about 4.6e18), got '1e400'"),  # 401 digits
     (["generate", "{tmp}/g.zarr", "-n", "1e11", "--chunk-size", "1e11"],
-     "GiB a chunk may hold (each is made in memory, and Blosc takes at most 2 GiB). Pass a smaller --chunk-size."),
+     "would hold 1,600,000,000,000 bytes each, more than the 1,073,741,824 (1 GiB) a chunk may hold (each is made in "
+     "memory, and Blosc takes at most 2 GiB). Pass a smaller --chunk-size."),
 ])
 def test_more_one_line_errors(tmp_path, capsys, argv, said):
     """Each was a traceback, a silent loss or a message in the library's words; nothing is written."""
@@ -1767,6 +1773,21 @@ def test_ctrl_c_while_the_libraries_load(tmp_path):
         finally:  # a command that ignored the Ctrl-C would write 3.2 GB
             proc.kill()
         assert (proc.returncode, err.strip()) == (-signal.SIGINT, "dask-gmm: error: interrupted"), (delay, err)
+
+
+def test_sigterm_while_the_libraries_load(tmp_path):
+    """SIGTERM at any moment of a command's start is one line and status 143, as during the command
+    itself: as the libraries loaded, it had ended the process by the signal with no word (a review)."""
+    for i, delay in enumerate((0.3, 0.6, 1.0, 1.6, 2.5)):
+        argv = ("generate", tmp_path / f"s{i}.zarr", "-n", "2e8", "--chunk-size", "1e4", "-q")
+        proc = subprocess.Popen(_command(*argv), stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGTERM)
+            err = proc.communicate(timeout=60)[1]
+        finally:  # a command that ignored the signal would write 3.2 GB
+            proc.kill()
+        assert (proc.returncode, err.strip()) == (143, "dask-gmm: error: terminated"), (delay, err)
 
 
 _INTERRUPTED_WITH_A_COROUTINE_MADE = textwrap.dedent(

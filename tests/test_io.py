@@ -2,6 +2,7 @@
 
 import hashlib
 import itertools
+import json
 import logging
 import os
 import re
@@ -203,6 +204,19 @@ def test_the_stored_keys_of_local_files_are_the_stores_own_listing(tmp_path, lay
         os.symlink(tmp_path / "nothing", tmp_path / "g.zarr" / "X" / "c" / "5" / "0")
         arr = io.open_zarr(str(tmp_path / "g.zarr"))
         assert io.missing_chunks(arr) == [removed, "c/5/0"]
+
+
+def test_chunks_of_no_rows_in_the_metadata_are_damage_not_missing_chunks(tmp_path):
+    """zarr.json edited to chunks of shape (0, 2): zarr opens it; it had been counted in chunks of one
+    row, "missing 1996 of its chunks", with the advice to rerun generate (a review)."""
+    X = make_blobs(n=2000)
+    zarr.create_array(str(tmp_path / "z.zarr"), shape=X.shape, chunks=(500, 2), dtype=X.dtype)[:] = X
+    meta = json.loads((tmp_path / "z.zarr" / "zarr.json").read_text())
+    meta["chunk_grid"]["configuration"]["chunk_shape"] = [0, 2]
+    (tmp_path / "z.zarr" / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(io.DamagedMetadata, match=r"declares chunks of shape \(0, 2\), with no room for a value: its "
+                                                 r"metadata is damaged"):
+        fit(str(tmp_path / "z.zarr"))
 
 
 def test_a_blosc_chunk_cut_short_in_a_zip_store_is_refused(tmp_path):
