@@ -189,10 +189,10 @@ def missing_chunks(arr):
         mismatch), or a sharded layout whose index this check cannot verify.
     """
     unit = arr.shards or arr.chunks
-    if min(unit, default=1) < 1:  # zarr opens it; its grid had been counted in chunks of 1 row, all "missing"
+    if any(u < 1 and n for n, u in zip(arr.shape, unit)):  # zarr opens it; counted in chunks of 1, all "missing"
         raise DamagedMetadata(f"The Zarr array {_store_name(arr)!r} declares chunks of shape {tuple(unit)}, with no "
                               "room for a value: its metadata is damaged. Restore or regenerate it.")
-    grid = [-(-n // u) for n, u in zip(arr.shape, unit)]
+    grid = [-(-n // max(u, 1)) for n, u in zip(arr.shape, unit)]  # an empty dimension's chunks may be empty
     if math.prod(grid) > MAX_CHUNKS:
         what = "shards" if arr.shards else "chunks"
         raise ValueError(f"The Zarr array {_store_name(arr)!r} has {math.prod(grid):,} {what} (of shape {tuple(unit)} in "
@@ -1103,21 +1103,26 @@ _DECODE_INTO = {
 }
 
 
-def _gunzip(src, limit):
+def _too_much(limit, chunk):
+    """The error of a decode that made more than ``limit`` bytes, where a chunk holds ``chunk``."""
+    return ValueError(f"it decodes to more than {limit:,} bytes, where a chunk holds {chunk:,}")
+
+
+def _gunzip(src, limit, chunk):
     """The Gzip data ``src`` (uint8) decoded, as uint8, as numcodecs' GZip decodes it (every member),
-    read up to ``limit`` bytes: a ValueError if there is more."""
+    read up to ``limit`` bytes: a ValueError if there is more (a chunk holds ``chunk``)."""
     with gzip.GzipFile(fileobj=BytesIO(src), mode="rb") as f:
         out = f.read(limit + 1)
     if len(out) > limit:
-        raise ValueError(f"it decodes to more than {limit:,} bytes, more than a chunk holds")
+        raise _too_much(limit, chunk)
     return np.frombuffer(out, np.uint8)
 
 
-def _bounded_stream(make, src, limit, truncated, what):
+def _bounded_stream(make, src, limit, chunk, truncated, what):
     """The concatenated streams of ``src`` decoded by the decompressors ``make()`` (bz2's, LZMA's), as
     ``bz2.decompress`` and ``lzma.decompress`` decode them (bytes after the first stream that are no
-    stream are ignored), read up to ``limit`` bytes: a ValueError if there is more, or if the data
-    is not ``what`` (bz2 says so by an OSError, which is not a decode error)."""
+    stream are ignored), read up to ``limit`` bytes: a ValueError if there is more (a chunk holds
+    ``chunk``), or if the data is not ``what`` (bz2 says so by an OSError, which is not a decode error)."""
     parts, total, data = [], 0, bytes(src)
     while data:
         d = make()
@@ -1130,19 +1135,20 @@ def _bounded_stream(make, src, limit, truncated, what):
         parts.append(part)
         total += len(part)
         if total > limit:
-            raise ValueError(f"it decodes to more than {limit:,} bytes, more than a chunk holds")
+            raise _too_much(limit, chunk)
         if not d.eof:
             raise ValueError(truncated)
         data = d.unused_data
     return np.frombuffer(b"".join(parts), np.uint8)
 
 
-def _zlib_at_most(src, limit):
-    """``zlib.decompress(src)`` (numcodecs' Zlib), read up to ``limit`` bytes: a ValueError if there is more."""
+def _zlib_at_most(src, limit, chunk):
+    """``zlib.decompress(src)`` (numcodecs' Zlib), read up to ``limit`` bytes: a ValueError if there is
+    more (a chunk holds ``chunk``)."""
     d = zlib.decompressobj()
     out = d.decompress(bytes(src), limit + 1)
     if len(out) > limit:
-        raise ValueError(f"it decodes to more than {limit:,} bytes, more than a chunk holds")
+        raise _too_much(limit, chunk)
     if not d.eof:
         raise zlib.error("Error -5 while decompressing data: incomplete or truncated stream")
     return np.frombuffer(out, np.uint8)
@@ -1181,14 +1187,14 @@ def _decoded_at_most(codec, src, most, exact, chunk):
             zstd.decompress(src, out)
             return out
     elif isinstance(codec, GzipCodec) or isinstance(nc, numcodecs.GZip):
-        return _gunzip(src, most)
+        return _gunzip(src, most, chunk)
     elif isinstance(nc, numcodecs.Zlib):
-        return _zlib_at_most(src, most)
+        return _zlib_at_most(src, most, chunk)
     elif isinstance(nc, numcodecs.BZ2):
-        return _bounded_stream(bz2.BZ2Decompressor, src, most, "bz2 data cut short", "bz2")
+        return _bounded_stream(bz2.BZ2Decompressor, src, most, chunk, "bz2 data cut short", "bz2")
     elif isinstance(nc, numcodecs.LZMA):
         make = functools.partial(lzma.LZMADecompressor, nc.format, None, nc.filters)
-        return _bounded_stream(make, src, most, "LZMA data cut short", "LZMA")
+        return _bounded_stream(make, src, most, chunk, "LZMA data cut short", "LZMA")
     elif isinstance(nc, numcodecs.LZ4):
         _check_decoded_size(_lz4_stated(src), most, chunk)
     return None
@@ -1243,7 +1249,7 @@ class _BoundedCompressor(numcodecs.abc.Codec):
         self.compressor, self.most, self.exact, self.chunk = compressor, most, exact, chunk
 
     def decode(self, buf, out=None):
-        src = np.frombuffer(memoryview(buf).cast("B"), np.uint8)
+        src = numcodecs.compat.ensure_contiguous_ndarray(buf).reshape(-1).view(np.uint8)
         got = _decoded_at_most(self.compressor, src, self.most, self.exact, self.chunk)
         return self.compressor.decode(buf, out) if got is None else numcodecs.compat.ndarray_copy(got, out)
 
@@ -1265,30 +1271,57 @@ def _bounded_sharding(chunk_shape, codecs, index_codecs, index_location):
                             index_location=index_location)
 
 
-def _most_bytes(values):
-    """The most bytes a codec's decode may make for a chunk of ``values`` values: 16 a value (room for a
-    filter of zarr v2's that widens them, AsType: to 16 bytes), and 4 KiB."""
-    return 16 * values + 4096
+def _most_bytes(values, exact=0):
+    """The most bytes a codec's decode may make for a chunk of ``values`` values whose bytes codec takes
+    ``exact`` bytes (0: not known): 16 a value (room for a filter of zarr v2's that widens them, AsType:
+    to 16 bytes), or ``exact`` if more, and 4 KiB."""
+    return max(16 * values, exact) + 4096
 
 
-def _bounded_codecs(codecs, shape, itemsize):
-    """zarr v3's ``codecs`` for chunks of ``shape`` with their bytes-to-bytes codecs bounded
-    (:class:`_BoundedCodec`), a sharding codec's inner ones too."""
+def _bounded_codecs(codecs, spec):
+    """zarr v3's ``codecs`` for chunks of ``spec`` (an ArraySpec) with their bytes-to-bytes codecs bounded
+    (:class:`_BoundedCodec`), a sharding codec's inner ones too. The bytes codec's input is the chunk as
+    the array-to-array codecs leave it (AsType, PackBits: another dtype or shape)."""
+    for c in codecs:
+        if isinstance(c, ArrayArrayCodec):
+            spec = c.resolve_metadata(spec)
     ab = next(c for c in codecs if isinstance(c, ArrayBytesCodec))
-    values, extra = math.prod(shape), 0
-    if isinstance(ab, ShardingCodec):  # the codecs after it decode a shard's data and its index
-        extra = 16 * math.prod(s // c for s, c in zip(shape, ab.chunk_shape)) + 4
+    values = math.prod(spec.shape)
+    chunk = values * spec.dtype.to_native_dtype().itemsize  # the bytes a chunk takes in the bytes codec
+    exact = chunk if type(ab) is BytesCodec else 0
+    most = _most_bytes(values, exact)
+    if isinstance(ab, ShardingCodec):  # the codecs after it decode a shard: its index, each inner chunk's overhead
+        most += (16 + 1024) * math.prod(-(-s // c) for s, c in zip(spec.shape, ab.chunk_shape)) + 4
     innermost = next((c for c in codecs if isinstance(c, BytesBytesCodec)), None)
-    exact = values * itemsize if type(ab) is BytesCodec else 0
     out = []
     for c in codecs:
         if isinstance(c, ShardingCodec):
-            c = _bounded_sharding(c.chunk_shape, _bounded_codecs(c.codecs, c.chunk_shape, itemsize), c.index_codecs,
-                                  c.index_location)
+            inner = dataclasses.replace(spec, shape=tuple(c.chunk_shape))
+            c = _bounded_sharding(c.chunk_shape, _bounded_codecs(c.codecs, inner), c.index_codecs, c.index_location)
         elif isinstance(c, BytesBytesCodec):
-            c = _BoundedCodec(c, _most_bytes(values) + extra, exact if c is innermost else 0, values * itemsize)
+            c = _BoundedCodec(c, most, exact if c is innermost else 0, chunk)
         out.append(c)
     return tuple(out)
+
+
+#: zarr v2 filters whose output has a size that depends only on their input's (not compressors).
+_FIXED_SIZE_FILTERS = (numcodecs.Delta, numcodecs.AsType, numcodecs.FixedScaleOffset, numcodecs.Quantize,
+                       numcodecs.PackBits, numcodecs.Shuffle, numcodecs.BitRound, numcodecs.CRC32, numcodecs.CRC32C,
+                       numcodecs.Adler32, numcodecs.Fletcher32, numcodecs.JenkinsLookup3)
+
+
+def _filtered_bytes(md):
+    """The bytes that zarr v2's filters of the array ``md`` (its metadata) make of a chunk (the compressor's
+    output), found by filtering a chunk of zeros; 0 where a filter's output may vary with the data."""
+    if not all(isinstance(f, _FIXED_SIZE_FILTERS) for f in md.filters or ()):
+        return 0
+    try:
+        buf = np.zeros(md.chunks, md.dtype.to_native_dtype())
+        for f in md.filters or ():
+            buf = f.encode(buf)
+        return numcodecs.compat.ensure_ndarray(buf).nbytes
+    except Exception:  # noqa: BLE001 - a filter this cannot run on zeros: its size is not known
+        return 0
 
 
 def bounded_reads(arr):
@@ -1301,16 +1334,18 @@ def bounded_reads(arr):
     pipeline = arr.async_array.codec_pipeline
     if type(pipeline) is not BatchedCodecPipeline:
         return arr
-    md, itemsize = arr.metadata, np.dtype(arr.dtype).itemsize
-    if md.zarr_format == 2:
-        if md.compressor is None:
+    md = arr.metadata
+    if md.zarr_format == 2:  # the compressor, then each filter (any codec may be one), bounded
+        values, exact = math.prod(md.chunks), _filtered_bytes(md)
+        chunk = values * np.dtype(arr.dtype).itemsize
+        bound = functools.partial(_BoundedCompressor, most=_most_bytes(values, exact), chunk=chunk)
+        if md.compressor is None and not md.filters:
             return arr
-        values = math.prod(md.chunks)
-        bounded = _BoundedCompressor(md.compressor, _most_bytes(values), 0 if md.filters else values * itemsize,
-                                     values * itemsize)
-        codecs = [V2Codec(filters=md.filters, compressor=bounded)]
+        codecs = [V2Codec(filters=tuple(bound(f, exact=0) for f in md.filters) if md.filters else md.filters,
+                          compressor=None if md.compressor is None else bound(md.compressor, exact=exact))]
     else:
-        codecs = _bounded_codecs(md.codecs, md.chunks, itemsize)
+        codecs = _bounded_codecs(md.codecs, md.get_chunk_spec((0,) * arr.ndim, arr.async_array.config,
+                                                              default_buffer_prototype()))
     twin = copy.copy(arr.async_array)
     object.__setattr__(twin, "codec_pipeline", BatchedCodecPipeline.from_codecs(codecs, batch_size=pipeline.batch_size))
     return zarr.Array(twin)
@@ -1607,7 +1642,7 @@ class ZarrRows:
                 decompress(src, out)
                 return out
         elif isinstance(codec, GzipCodec):
-            return _gunzip(src, self._most_decoded)
+            return _gunzip(src, self._most_decoded, self._chunk_bytes)
         prototype = self._bytes_spec.prototype
         return codec._decode_sync(prototype.buffer.from_array_like(src), self._bytes_spec).as_numpy_array()
 

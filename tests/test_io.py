@@ -1438,6 +1438,73 @@ def test_zarrs_own_read_bounds_every_codecs_decode(tmp_path, case):
     np.testing.assert_array_equal(io.as_dask_array(arr).compute(), X.astype(np.float64))
 
 
+@pytest.mark.parametrize("case", ["a Zlib filter, no compressor", "a bz2 filter under Blosc",
+                                  "Zstd stating no size, under a Delta filter"])
+def test_zarr_v2_filters_are_bounded_too(tmp_path, case):
+    """zarr v2 takes any codec as a filter, and a compressor's output size changes under filters: a
+    bomb (64 MiB of zeros) in a filter, or in Zstd frames stating no size under a filter, had been
+    decoded whole (a review: 518 MiB for a 333-byte chunk)."""
+    import tracemalloc
+
+    X = np.random.default_rng(0).integers(-9, 9, (2000, 3)).astype(np.float64)
+    zeros = bytes(64 * 2**20)
+    if case.startswith("Zstd"):
+        compressor, filters = numcodecs.Zstd(3), [numcodecs.Delta("f8")]
+        bomb = _unstated(bytes(compressor.encode(zeros)))
+    else:
+        compressor = numcodecs.Blosc("lz4") if "Blosc" in case else None
+        filters = [numcodecs.BZ2(1) if "bz2" in case else numcodecs.Zlib(1)]
+        inner = bytes(filters[0].encode(zeros))
+        bomb = bytes(compressor.encode(inner)) if compressor else inner
+    path = str(tmp_path / "f.zarr")
+    zarr.create_array(path, shape=X.shape, dtype=X.dtype, chunks=(500, 3), zarr_format=2, compressors=compressor,
+                      filters=filters)[:] = X
+    (tmp_path / "f.zarr" / "1.0").write_bytes(bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"Chunk '1\.0' of the Zarr array \(rows 500-999\) cannot be decoded \((it "
+                                             r"decodes to more than [\d,]+ bytes, where a chunk holds 12,000|Zstd "
+                                             r"decompression error: b'Destination buffer is too small')"):
+            io.as_dask_array(path).compute(scheduler="synchronous")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20, peak
+
+
+def _item_size_changing_filters(case):
+    """``(zarr_format, the array's dtype, its filters)`` of a case of the test below."""
+    import zarr.codecs.numcodecs as znc
+
+    return {"v3 AsType f8 as f4": (3, "f8", [znc.AsType(encode_dtype="f4", decode_dtype="f8")]),
+            "v3 FixedScaleOffset f8 as i4": (3, "f8", [znc.FixedScaleOffset(offset=0, scale=1000, dtype="<f8",
+                                                                             astype="<i4")]),
+            "v3 AsType f4 as f8": (3, "f4", [znc.AsType(encode_dtype="f8", decode_dtype="f4")]),
+            "v2 AsType f4 as f8": (2, "f4", [numcodecs.AsType(encode_dtype="f8", decode_dtype="f4")]),
+            "v2 Delta f8 as i2": (2, "f8", [numcodecs.Delta("f8", astype="i2")]),
+            "v2 AsType i1 as c32": (2, "i1", [numcodecs.AsType(encode_dtype="c32", decode_dtype="i1")])}[case]
+
+
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
+@pytest.mark.parametrize("case", ["v3 AsType f8 as f4", "v3 FixedScaleOffset f8 as i4", "v3 AsType f4 as f8",
+                                  "v2 AsType f4 as f8", "v2 Delta f8 as i2", "v2 AsType i1 as c32"])
+def test_zstd_stating_no_size_under_filters_that_change_the_item_size_is_read(tmp_path, case):
+    """Zstd frames that state no size (as streaming encoders write them) are decoded into the bytes the
+    filters make of a chunk, not the array's dtype's (a review: valid v3 stores whose AsType or
+    FixedScaleOffset change the item size were called corrupt); a v2 filter that widens values
+    beyond 16 bytes (to c32's 32) leaves room for that."""
+    zarr_format, dtype, filters = _item_size_changing_filters(case)
+    X = (np.random.default_rng(0).normal(size=(2000, 2)) * 3).astype(dtype)
+    path = str(tmp_path / "a.zarr")
+    zarr.create_array(path, shape=X.shape, dtype=dtype, chunks=(500, 2), zarr_format=zarr_format, filters=filters,
+                      compressors=ZstdCodec(level=3) if zarr_format == 3 else numcodecs.Zstd(3))[:] = X
+    chunks = sorted((tmp_path / "a.zarr" / "c").glob("*/*") if zarr_format == 3 else (tmp_path / "a.zarr").glob("*.0"))
+    assert len(chunks) == 4
+    for chunk in chunks:
+        chunk.write_bytes(_unstated(chunk.read_bytes()))
+    np.testing.assert_array_equal(io.as_dask_array(path).compute(), zarr.open_array(path, mode="r")[:].astype(np.float64))
+
+
 def test_a_corrupt_bz2_chunk_is_a_decode_error_naming_it(tmp_path):
     """bz2 says its data is bad by an OSError ("Invalid data stream"), which is not a decode error (the
     read failing is): a review's fit ended in that bare OSError, the CLI's in a traceback."""
