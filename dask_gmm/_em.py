@@ -582,8 +582,21 @@ class Blocks:
         self.files = io.stored_files(X, sample_weight, rows)  # checked after every pass
         self.sizes = [None if rows is None else rows.sizes(a, b, self.files.state) for a, b in zip(self.offsets, self.ends)]
         self.workers_checked = set()  # a cluster's workers asked whether they see these files as here
+        self.began_on = scheduler()  # a distributed Client's get: its close fails the fit (:meth:`_scheduler`)
         io.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked, wait=True)
         self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
+
+    def _scheduler(self):
+        """The scheduler of the next pass: dask's now. A RuntimeError where these blocks were made under
+        a distributed Client that is closed since, or has lost its scheduler (:class:`io.SchedulerLost`):
+        dask then gives its local threads, and a fit whose Client was closed between two passes had gone
+        on in this process without a word (a review)."""
+        state = _client_state(getattr(self.began_on, "__self__", None))
+        if state == "lost":
+            raise io.SchedulerLost.of()
+        if state == "closed":
+            raise RuntimeError(_CLOSED.format(when="between two of its passes"))
+        return scheduler()
 
     def _graph_for(self, scheduler):
         """The blocks' graph for ``scheduler``: for a distributed Client, with the arrays it holds in
@@ -649,7 +662,7 @@ class Blocks:
                 dsk[keys[-1]] = (_take_rows, self.x[b], r, (self.ends[b] - self.offsets[b], *self.shape[1:]), self.offsets[b])
             return keys
 
-        return list(self._computed(scheduler(), tasks))
+        return list(self._computed(self._scheduler(), tasks))
 
     def map_reduce(self, kernel, *args, **kwargs):
         """``combine`` over blocks of ``kernel(block, *args, sample_weight=w, row_offset=o)``.
@@ -681,7 +694,7 @@ class Blocks:
         return calls
 
     def _map_reduce(self, kernel, *args, **kwargs):
-        get = scheduler()
+        get = self._scheduler()
         threads = _pull_threads(get, self.data)
         if threads and _kernels.is_additive(kernel, args):
             return self._pulled_pieces(threads, kernel, args, kwargs)
@@ -743,11 +756,11 @@ class Blocks:
                 with _one_blas_thread(local_threads(scheduler)):
                     return scheduler(dsk, keys)
             except Exception as exc:
-                if getattr(getattr(scheduler, "__self__", None), "status", None) in ("closing", "closed"):
-                    raise RuntimeError(  # not lost data to send again (a review: three resends, then an AttributeError)
-                        f"The distributed Client that this pass ran on was closed during it ({type(exc).__name__}: "
-                        f"{exc}). Keep the Client open until the fit or score returns."
-                    ) from exc
+                state = _client_state(getattr(scheduler, "__self__", None))
+                if "scheduler-connection-lost" in str(exc) or state == "lost":
+                    raise io.SchedulerLost.of(exc) from exc  # not lost data (a review: two resends, then 30 s)
+                if state == "closed":  # neither (a review: three resends, then an AttributeError)
+                    raise RuntimeError(_CLOSED.format(when=f"during a pass ({type(exc).__name__}: {exc})")) from exc
                 if self._lost_sent(exc) and attempt < RESEND_ATTEMPTS:
                     logger.warning("A worker holding this fit's in-memory data was lost (%s): sending it again", exc)
                     self._sent = None
@@ -790,6 +803,21 @@ class Blocks:
             f"(task {task!r}). The chunk may be corrupt, or need more memory than a worker has: "
             "check it and the worker logs, or use smaller chunks or bigger workers."
         )
+
+
+def _client_state(client):
+    """``"lost"`` where the distributed ``client`` lost its scheduler (it drops its connection to
+    reconnect, then closes itself when that fails: a scheduler killed mid-fit had been called a Client
+    closed by the user, a review), ``"closed"`` where it was closed, else None (or not a Client)."""
+    status = getattr(client, "status", None)
+    if status == "connecting" or (status in ("closing", "closed") and getattr(client, "scheduler_comm", 0) is None):
+        return "lost"
+    return "closed" if status in ("closing", "closed") else None
+
+
+#: The error of a fit or score whose distributed Client was closed before it returned.
+_CLOSED = ("The distributed Client that this fit or score ran on was closed {when}. Keep the Client open until "
+           "the fit or score returns.")
 
 
 def _fill_task(kernel, args, start, out, x):

@@ -515,10 +515,10 @@ def _scheduler(address, term):
         except OSError as exc:  # the scheduler went away: the client's reconnection gave up (TimeoutError too)
             raise CLIError(f"lost the Dask scheduler at {address} while waiting for workers "
                            f"({type(exc).__name__}: {exc}). Check that it is running, then rerun.") from None
-        io.refuse_workers_without_dask_gmm(client, f"the Dask scheduler at {address}")  # one line, before any work
-        term.status(f"connected to {address} ({workers} worker{'s' if workers != 1 else ''})")
-        term.end_status()
         try:
+            io.refuse_workers_without_dask_gmm(client, f"the Dask scheduler at {address}")  # one line, before any work
+            term.status(f"connected to {address} ({workers} worker{'s' if workers != 1 else ''})")
+            term.end_status()
             with quiet, (contextlib.nullcontext() if term.quiet else _WorkersWatch(client, address, term)):
                 yield client
         except Exception as exc:
@@ -650,8 +650,13 @@ def _check_address(address):
 
 def _cluster_failure(exc, address):
     """What to say of ``exc``, raised while a command ran on the cluster at ``address``, when it is
-    the cluster's failure (distributed's own exceptions), else None."""
-    if not (type(exc).__module__ or "").startswith("distributed"):
+    the cluster's failure (distributed's own exceptions, or the library's :class:`io.SchedulerLost`),
+    else None."""
+    from .io import SchedulerLost
+
+    if isinstance(exc, SchedulerLost):
+        exc = exc.__cause__ or exc
+    elif not (type(exc).__module__ or "").startswith("distributed"):
         return None
     if type(exc).__name__ == "KilledWorker":
         return (f"Dask workers died running a task of this command ({exc}); they may be short of memory. "

@@ -2090,15 +2090,15 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
             checked.update(answered)
         return
     digest = _sizes(files.state)
-    answers = client.run(_sizes_here, files.folders, files.ndim, on_error="ignore")
+    answers = _ask_workers(client, _sizes_here, files.folders, files.ndim, on_error="ignore")
     if checked is not None:
         checked.update(answers)
     others = sorted(w for w, d in answers.items() if d != digest)
     if not others:
         return
     expected = {path: size for path, (size, *_) in sorted(files.state.items())}
-    for worker, wrong in sorted(client.run(_files_not_as, expected, files.folders, workers=others,
-                                           on_error="ignore").items()):
+    for worker, wrong in sorted(_ask_workers(client, _files_not_as, expected, files.folders, workers=others,
+                                             on_error="ignore").items()):
         if wrong is not None:
             path, there, seen = wrong
             folder, name = files.named(path)
@@ -2122,6 +2122,27 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
 _WORKER_IMPORTS = "(__import__('dask_gmm.generate'), __import__('dask_gmm.mixture'))[1].__version__"
 
 
+def _ask_workers(client, *args, **kwargs):
+    """``client.run(*args, **kwargs)``; a RuntimeError saying so where the scheduler cannot be reached
+    (distributed's CommClosedError, an OSError: a review's scheduler killed as a command began was a
+    bare traceback)."""
+    try:
+        return client.run(*args, **kwargs)
+    except OSError as exc:
+        raise SchedulerLost.of(exc) from exc
+
+
+class SchedulerLost(RuntimeError):
+    """A cluster whose scheduler, or the connection to it, was lost as a fit, score or command ran on it."""
+
+    @classmethod
+    def of(cls, exc=None):
+        """The error for ``exc`` (distributed's or an OSError; None: found between two passes) that says so."""
+        why = "" if exc is None else f" ({type(exc).__name__}: {exc})"
+        return cls(f"The Dask cluster's scheduler, or the connection to it, was lost{why}. Check the scheduler "
+                   "and the workers' logs, then rerun (a fit with a checkpoint resumes from it).")
+
+
 def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=False):
     """A ValueError naming a worker of ``client`` (by default, the default Client's, if any) whose
     Python cannot import dask_gmm's modules (:data:`_WORKER_IMPORTS`), or runs another version of
@@ -2137,7 +2158,7 @@ def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=
         client = get_scheduler().__self__
     if wait and not client.nthreads():
         client.wait_for_workers(1)
-    answers = client.run(eval, _WORKER_IMPORTS, on_error="return")  # eval: nothing of ours to unpickle
+    answers = _ask_workers(client, eval, _WORKER_IMPORTS, on_error="return")  # eval: nothing of ours to unpickle
     for worker, answer in sorted(answers.items()):
         if isinstance(answer, ImportError):
             raise ValueError(f"The worker {worker} of {where} cannot import dask_gmm ({type(answer).__name__}: "

@@ -558,16 +558,20 @@ def test_worker_killed_mid_fit_changes_nothing(store, in_memory, caplog):
 
 
 class _CloseOnIteration(logging.Handler):
-    """Closes the client 0.05 s after the fit logs ``iteration`` (mid-pass, or between passes)."""
+    """Closes the client 0.05 s after the fit logs ``iteration`` (mid-pass, or between passes), or
+    ``at_once``: as it logs it, between two passes."""
 
-    def __init__(self, client, iteration):
+    def __init__(self, client, iteration, at_once=False):
         super().__init__()
         self.client, self.iteration, self.timer = client, iteration, None
+        self.delay = 0 if at_once else 0.05
 
     def emit(self, record):
         if self.timer is None and getattr(record, "n_iter", 0) == self.iteration:
-            self.timer = threading.Timer(0.05, self.client.close)
+            self.timer = threading.Timer(self.delay, self.client.close)
             self.timer.start()
+            if not self.delay:
+                self.timer.join()
 
 
 @pytest.mark.parametrize("in_memory", [False, True])
@@ -582,12 +586,100 @@ def test_a_client_closed_during_a_fit_is_said_so(store, in_memory, caplog):
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         try:
-            with pytest.raises(RuntimeError, match=r"^The distributed Client that this pass ran on was closed during "
-                                                   r"it \(.*\)\. Keep the Client open until the fit or score returns\.$"):
+            with pytest.raises(RuntimeError, match=r"^The distributed Client that this fit or score ran on was closed "
+                                                   r"(during a pass \(.*\)|between two of its passes)\. Keep the Client "
+                                                   r"open until the fit or score returns\.$"):
                 GaussianMixture(3, random_state=0, max_iter=100_000, tol=0, verbose=1, verbose_interval=1).fit(X)
         finally:
             logger.removeHandler(handler)
             handler.timer.join()
+    assert not [r for r in caplog.records if "in-memory data was lost" in r.getMessage()]
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_a_client_closed_between_two_passes_fails_the_fit(store, in_memory):
+    """A Client closed between two passes: dask then gives its local threads, and the fit had gone on
+    in this process without a word, a cluster's work on the client's machine (a review)."""
+    X = zarr.open_group(store, mode="r")["X"][:] if in_memory else store
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster) as client:
+        handler = _CloseOnIteration(client, 2, at_once=True)
+        logger = logging.getLogger("dask_gmm.mixture")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            with pytest.raises(RuntimeError, match=r"^The distributed Client that this fit or score ran on was closed "
+                                                   r"between two of its passes\. Keep the Client open"):
+                GaussianMixture(3, random_state=0, max_iter=20, tol=0, verbose=1, verbose_interval=1).fit(X)
+        finally:
+            logger.removeHandler(handler)
+        assert client.status == "closed"
+
+
+def test_a_scheduler_that_cannot_be_reached_is_said_so_not_a_traceback(tmp_path, capsys):
+    """The workers are asked whether they run dask_gmm as a command or fit begins (seconds, on fresh
+    workers): a scheduler gone then was distributed's CommClosedError, a traceback from the command
+    line (a review). It is a RuntimeError naming the cause, which the command line says in one line."""
+    from dask_gmm import cli
+
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        procs.append(_start_worker(address, env))
+        with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), Client(address) as client:
+            client.wait_for_workers(1)
+            procs[0].kill()
+            procs[0].wait()
+            with pytest.raises(io.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, was "
+                                                       r"lost \(.*\)\. Check the scheduler") as raised:
+                io.refuse_workers_without_dask_gmm(client)
+        said = cli._cluster_failure(raised.value, address)
+        assert said.startswith(f"the Dask cluster at {address} failed (") and "may be gone" in said
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+class _KillOnIteration(logging.Handler):
+    """Kills the process ``proc`` (a scheduler) as the fit logs ``iteration``, between two passes."""
+
+    def __init__(self, proc, iteration):
+        super().__init__()
+        self.proc, self.iteration = proc, iteration
+
+    def emit(self, record):
+        if getattr(record, "n_iter", 0) == self.iteration and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def test_a_scheduler_lost_during_a_fit_of_numpy_data_is_said_so(tmp_path, caplog):
+    """Its passes' futures cancelled for "scheduler-connection-lost" were taken for scattered data lost
+    with a worker: sent again twice (a wait of 30 s), then "Keep the Client open", of a Client the
+    user had not closed (a review)."""
+    X = make_blobs(n=20_000, seed=4)
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        procs.append(_start_worker(address, env))
+        with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), Client(address) as client:
+            client.wait_for_workers(1)
+            handler = _KillOnIteration(procs[0], 2)
+            logger = logging.getLogger("dask_gmm.mixture")
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            try:
+                with pytest.raises(io.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, "
+                                                           r"was lost"):
+                    GaussianMixture(3, random_state=0, max_iter=20, tol=0, verbose=1, verbose_interval=1).fit(X)
+            finally:
+                logger.removeHandler(handler)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
     assert not [r for r in caplog.records if "in-memory data was lost" in r.getMessage()]
 
 
