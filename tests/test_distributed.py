@@ -596,31 +596,22 @@ def test_a_client_closed_during_a_fit_is_said_so(store, in_memory, caplog):
     assert not [r for r in caplog.records if "in-memory data was lost" in r.getMessage()]
 
 
-@pytest.mark.parametrize("in_memory", [False, True])
-def test_a_client_closed_between_two_passes_fails_the_fit(store, in_memory):
-    """A Client closed between two passes: dask then gives its local threads, and the fit had gone on
-    in this process without a word, a cluster's work on the client's machine (a review)."""
-    X = zarr.open_group(store, mode="r")["X"][:] if in_memory else store
-    with LocalCluster(**CLUSTER) as cluster, Client(cluster) as client:
-        handler = _CloseOnIteration(client, 2, at_once=True)
-        logger = logging.getLogger("dask_gmm.mixture")
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        try:
-            with pytest.raises(RuntimeError, match=r"^The distributed Client that this fit or score ran on was closed "
-                                                   r"between two of its passes\. Keep the Client open"):
-                GaussianMixture(3, random_state=0, max_iter=20, tol=0, verbose=1, verbose_interval=1).fit(X)
-        finally:
-            logger.removeHandler(handler)
-        assert client.status == "closed"
+@contextlib.contextmanager
+def _fit_logging_to(handler):
+    """The fits' log records (``verbose=1``: one an iteration) go to ``handler`` within the block."""
+    logger = logging.getLogger("dask_gmm.mixture")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
-def test_a_scheduler_that_cannot_be_reached_is_said_so_not_a_traceback(tmp_path, capsys):
-    """The workers are asked whether they run dask_gmm as a command or fit begins (seconds, on fresh
-    workers): a scheduler gone then was distributed's CommClosedError, a traceback from the command
-    line (a review). It is a RuntimeError naming the cause, which the command line says in one line."""
-    from dask_gmm import cli
-
+@contextlib.contextmanager
+def _scheduler_with_a_worker(tmp_path):
+    """``(the scheduler's process, a Client of it)``: a ``dask scheduler`` and a ``dask worker`` on
+    127.0.0.1, the Client giving up on a lost scheduler after 3 s (distributed's default: 30)."""
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
     procs = []
     try:
@@ -628,20 +619,43 @@ def test_a_scheduler_that_cannot_be_reached_is_said_so_not_a_traceback(tmp_path,
         procs.append(_start_worker(address, env))
         with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), Client(address) as client:
             client.wait_for_workers(1)
-            procs[0].kill()
-            procs[0].wait()
-            with pytest.raises(io.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, was "
-                                                       r"lost \(.*\)\. Check the scheduler") as raised:
-                io.refuse_workers_without_dask_gmm(client)
-        said = cli._cluster_failure(raised.value, address)
-        assert said.startswith(f"the Dask cluster at {address} failed (") and "may be gone" in said
+            yield procs[0], client
     finally:
         for p in procs:
             p.kill()
             p.wait()
 
 
-class _KillOnIteration(logging.Handler):
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_a_client_closed_between_two_passes_fails_the_fit(store, in_memory):
+    """A Client closed between two passes: dask then gives its local threads, and the fit had gone on
+    in this process without a word, a cluster's work on the client's machine (a review)."""
+    X = zarr.open_group(store, mode="r")["X"][:] if in_memory else store
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster) as client:
+        with _fit_logging_to(_CloseOnIteration(client, 2, at_once=True)):
+            with pytest.raises(RuntimeError, match=r"^The distributed Client that this fit or score ran on was closed "
+                                                   r"between two of its passes\. Keep the Client open"):
+                GaussianMixture(3, random_state=0, max_iter=20, tol=0, verbose=1, verbose_interval=1).fit(X)
+        assert client.status == "closed"
+
+
+def test_a_scheduler_that_cannot_be_reached_is_said_so_not_a_traceback(tmp_path):
+    """The workers are asked whether they run dask_gmm as a command or fit begins (seconds, on fresh
+    workers): a scheduler gone then was distributed's CommClosedError, a traceback from the command
+    line (a review). It is a RuntimeError naming the cause, which the command line says in one line."""
+    from dask_gmm import cli
+
+    with _scheduler_with_a_worker(tmp_path) as (scheduler, client):
+        scheduler.kill()
+        scheduler.wait()
+        with pytest.raises(io.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, was "
+                                                   r"lost \(.*\)\. Check the scheduler") as raised:
+            io.refuse_workers_without_dask_gmm(client)
+        said = cli._cluster_failure(raised.value, client.scheduler.address)
+    assert said.startswith("the Dask cluster at tcp://127.0.0.1:") and "failed (" in said and "may be gone" in said
+
+
+class _KillProcessOnIteration(logging.Handler):
     """Kills the process ``proc`` (a scheduler) as the fit logs ``iteration``, between two passes."""
 
     def __init__(self, proc, iteration):
@@ -659,27 +673,9 @@ def test_a_scheduler_lost_during_a_fit_of_numpy_data_is_said_so(tmp_path, caplog
     with a worker: sent again twice (a wait of 30 s), then "Keep the Client open", of a Client the
     user had not closed (a review)."""
     X = make_blobs(n=20_000, seed=4)
-    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
-    procs = []
-    try:
-        address = _start_scheduler(tmp_path, env, procs)
-        procs.append(_start_worker(address, env))
-        with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), Client(address) as client:
-            client.wait_for_workers(1)
-            handler = _KillOnIteration(procs[0], 2)
-            logger = logging.getLogger("dask_gmm.mixture")
-            logger.addHandler(handler)
-            logger.setLevel(logging.INFO)
-            try:
-                with pytest.raises(io.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, "
-                                                           r"was lost"):
-                    GaussianMixture(3, random_state=0, max_iter=20, tol=0, verbose=1, verbose_interval=1).fit(X)
-            finally:
-                logger.removeHandler(handler)
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
+    with _scheduler_with_a_worker(tmp_path) as (scheduler, client), _fit_logging_to(_KillProcessOnIteration(scheduler, 2)):
+        with pytest.raises(io.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, was lost"):
+            GaussianMixture(3, random_state=0, max_iter=20, tol=0, verbose=1, verbose_interval=1).fit(X)
     assert not [r for r in caplog.records if "in-memory data was lost" in r.getMessage()]
 
 
