@@ -37,6 +37,8 @@ def main(argv=None):
         status = cli_main(argv)
     except BaseException as exc:  # a Ctrl-C before the command's own handling starts, or after it ends
         if not _interrupted(exc):
+            if signal.getsignal(signal.SIGTERM) is _on_sigterm:  # a traceback to come: SIGTERM as Python has it
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
             raise
         print("dask-gmm: error: interrupted", file=sys.stderr, flush=True)
         status = 130
@@ -73,7 +75,8 @@ def _on_sigint(signum, frame):
 def _on_sigterm(signum, frame):
     """SIGTERM's handler outside a command (which sets its own): as the libraries load, when nothing has
     been written, one line and status 143 at once, as during a command (it had ended the process by the
-    signal with no word: a review)."""
+    signal with no word: a review). Set once this module runs: a SIGTERM in the first tenth of a
+    second or so, as Python itself starts, still ends the process by the signal."""
     print("dask-gmm: error: terminated", file=sys.stderr, flush=True)
     _exit_now(143)
 

@@ -591,11 +591,11 @@ class Blocks:
         a distributed Client that is closed since, or has lost its scheduler (:class:`io.SchedulerLost`):
         dask then gives its local threads, and a fit whose Client was closed between two passes had gone
         on in this process without a word (a review)."""
-        state = _client_state(getattr(self.began_on, "__self__", None))
+        state = io.client_state(getattr(self.began_on, "__self__", None))
         if state == "lost":
             raise io.SchedulerLost.of()
         if state == "closed":
-            raise RuntimeError(_CLOSED.format(when="between two of its passes"))
+            raise RuntimeError(io.CLIENT_CLOSED.format(when="between two of its passes"))
         return scheduler()
 
     def _graph_for(self, scheduler):
@@ -756,11 +756,11 @@ class Blocks:
                 with _one_blas_thread(local_threads(scheduler)):
                     return scheduler(dsk, keys)
             except Exception as exc:
-                state = _client_state(getattr(scheduler, "__self__", None))
+                state = io.client_state(getattr(scheduler, "__self__", None))
                 if "scheduler-connection-lost" in str(exc) or state == "lost":
                     raise io.SchedulerLost.of(exc) from exc  # not lost data (a review: two resends, then 30 s)
                 if state == "closed":  # neither (a review: three resends, then an AttributeError)
-                    raise RuntimeError(_CLOSED.format(when=f"during a pass ({type(exc).__name__}: {exc})")) from exc
+                    raise RuntimeError(io.CLIENT_CLOSED.format(when=f"during a pass ({type(exc).__name__}: {exc})")) from exc
                 if self._lost_sent(exc) and attempt < RESEND_ATTEMPTS:
                     logger.warning("A worker holding this fit's in-memory data was lost (%s): sending it again", exc)
                     self._sent = None
@@ -803,21 +803,6 @@ class Blocks:
             f"(task {task!r}). The chunk may be corrupt, or need more memory than a worker has: "
             "check it and the worker logs, or use smaller chunks or bigger workers."
         )
-
-
-def _client_state(client):
-    """``"lost"`` where the distributed ``client`` lost its scheduler (it drops its connection to
-    reconnect, then closes itself when that fails: a scheduler killed mid-fit had been called a Client
-    closed by the user, a review), ``"closed"`` where it was closed, else None (or not a Client)."""
-    status = getattr(client, "status", None)
-    if status == "connecting" or (status in ("closing", "closed") and getattr(client, "scheduler_comm", 0) is None):
-        return "lost"
-    return "closed" if status in ("closing", "closed") else None
-
-
-#: The error of a fit or score whose distributed Client was closed before it returned.
-_CLOSED = ("The distributed Client that this fit or score ran on was closed {when}. Keep the Client open until "
-           "the fit or score returns.")
 
 
 def _fill_task(kernel, args, start, out, x):

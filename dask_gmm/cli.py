@@ -654,9 +654,12 @@ def _cluster_failure(exc, address):
     else None."""
     from .io import SchedulerLost
 
-    if isinstance(exc, SchedulerLost):
-        exc = exc.__cause__ or exc
-    elif not (type(exc).__module__ or "").startswith("distributed"):
+    if isinstance(exc, SchedulerLost):  # the library's words of it, or of what distributed raised
+        exc = exc.__cause__
+        why = "" if exc is None else f" ({type(exc).__name__}: {exc})"
+        return (f"the Dask cluster at {address} failed{why}: its scheduler or the connection to it is gone. "
+                "Check the scheduler and the workers' logs, then rerun.")
+    if not (type(exc).__module__ or "").startswith("distributed"):
         return None
     if type(exc).__name__ == "KilledWorker":
         return (f"Dask workers died running a task of this command ({exc}); they may be short of memory. "

@@ -1305,23 +1305,23 @@ def _bounded_codecs(codecs, spec):
 
 
 #: zarr v2 filters whose output has a size that depends only on their input's (not compressors).
-_FIXED_SIZE_FILTERS = (numcodecs.Delta, numcodecs.AsType, numcodecs.FixedScaleOffset, numcodecs.Quantize,
-                       numcodecs.PackBits, numcodecs.Shuffle, numcodecs.BitRound, numcodecs.CRC32, numcodecs.CRC32C,
-                       numcodecs.Adler32, numcodecs.Fletcher32, numcodecs.JenkinsLookup3)
+_FIXED_SIZE_FILTERS = tuple(getattr(numcodecs, name) for name in (  # CRC32C only with a crc32c library (numcodecs < 0.16.4)
+    "Delta", "AsType", "FixedScaleOffset", "Quantize", "PackBits", "Shuffle", "BitRound", "Base64", "CRC32", "CRC32C",
+    "Adler32", "Fletcher32", "JenkinsLookup3") if hasattr(numcodecs, name))
 
 
 def _filtered_bytes(md):
     """The bytes that zarr v2's filters of the array ``md`` (its metadata) make of a chunk (the compressor's
-    output), found by filtering a chunk of zeros; 0 where a filter's output may vary with the data."""
-    if not all(isinstance(f, _FIXED_SIZE_FILTERS) for f in md.filters or ()):
-        return 0
+    output), found by filtering a chunk of zeros: ``(those bytes, whether every filter's output has a size
+    that depends on its input's only)``; 0 where a filter cannot run on zeros."""
+    fixed = all(isinstance(f, _FIXED_SIZE_FILTERS) for f in md.filters or ())
     try:
         buf = np.zeros(md.chunks, md.dtype.to_native_dtype())
         for f in md.filters or ():
             buf = f.encode(buf)
-        return numcodecs.compat.ensure_ndarray(buf).nbytes
+        return numcodecs.compat.ensure_ndarray(buf).nbytes, fixed
     except Exception:  # noqa: BLE001 - a filter this cannot run on zeros: its size is not known
-        return 0
+        return 0, False
 
 
 def bounded_reads(arr):
@@ -1336,9 +1336,9 @@ def bounded_reads(arr):
         return arr
     md = arr.metadata
     if md.zarr_format == 2:  # the compressor, then each filter (any codec may be one), bounded
-        values, exact = math.prod(md.chunks), _filtered_bytes(md)
-        chunk = values * np.dtype(arr.dtype).itemsize
-        bound = functools.partial(_BoundedCompressor, most=_most_bytes(values, exact), chunk=chunk)
+        values, (filtered, fixed) = math.prod(md.chunks), _filtered_bytes(md)
+        chunk, exact = values * np.dtype(arr.dtype).itemsize, filtered if fixed else 0
+        bound = functools.partial(_BoundedCompressor, most=_most_bytes(values, filtered), chunk=chunk)
         if md.compressor is None and not md.filters:
             return arr
         codecs = [V2Codec(filters=tuple(bound(f, exact=0) for f in md.filters) if md.filters else md.filters,
@@ -2082,7 +2082,7 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
     if checked and not files.state:  # no files: the workers were asked at the start, not after every pass
         return
     client = get_scheduler().__self__
-    if checked is not None and not set(client.nthreads()) - checked and not (wait and not checked):
+    if checked is not None and not set(_of_cluster(client.nthreads)) - checked and not (wait and not checked):
         return
     answered = refuse_workers_without_dask_gmm(client, wait=wait)  # before any function of ours goes to them
     if not files.state:
@@ -2090,15 +2090,15 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
             checked.update(answered)
         return
     digest = _sizes(files.state)
-    answers = _ask_workers(client, _sizes_here, files.folders, files.ndim, on_error="ignore")
+    answers = _of_cluster(client.run, _sizes_here, files.folders, files.ndim, on_error="ignore")
     if checked is not None:
         checked.update(answers)
     others = sorted(w for w, d in answers.items() if d != digest)
     if not others:
         return
     expected = {path: size for path, (size, *_) in sorted(files.state.items())}
-    for worker, wrong in sorted(_ask_workers(client, _files_not_as, expected, files.folders, workers=others,
-                                             on_error="ignore").items()):
+    for worker, wrong in sorted(_of_cluster(client.run, _files_not_as, expected, files.folders, workers=others,
+                                            on_error="ignore").items()):
         if wrong is not None:
             path, there, seen = wrong
             folder, name = files.named(path)
@@ -2122,14 +2122,35 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
 _WORKER_IMPORTS = "(__import__('dask_gmm.generate'), __import__('dask_gmm.mixture'))[1].__version__"
 
 
-def _ask_workers(client, *args, **kwargs):
-    """``client.run(*args, **kwargs)``; a RuntimeError saying so where the scheduler cannot be reached
-    (distributed's CommClosedError, an OSError: a review's scheduler killed as a command began was a
-    bare traceback)."""
+def _of_cluster(call, *args, **kwargs):
+    """``call(*args, **kwargs)``, a method of a distributed Client: :class:`SchedulerLost` where its
+    scheduler cannot be reached (distributed's CommClosedError or another OSError: a review's scheduler
+    killed as a command began was a bare traceback) or is lost, a RuntimeError where it is closed (a
+    closed Client has no scheduler to call: an AttributeError)."""
+    state = client_state(call.__self__)
+    if state == "lost":
+        raise SchedulerLost.of()
+    if state == "closed":
+        raise RuntimeError(CLIENT_CLOSED.format(when="while it ran"))
     try:
-        return client.run(*args, **kwargs)
+        return call(*args, **kwargs)
     except OSError as exc:
         raise SchedulerLost.of(exc) from exc
+
+
+def client_state(client):
+    """``"lost"`` where the distributed ``client`` lost its scheduler (it drops its connection to
+    reconnect, then closes itself when that fails: a scheduler killed mid-fit had been called a Client
+    closed by the user, a review), ``"closed"`` where it was closed, else None (or not a Client)."""
+    status = getattr(client, "status", None)
+    if status == "connecting" or (status in ("closing", "closed") and getattr(client, "scheduler_comm", 0) is None):
+        return "lost"
+    return "closed" if status in ("closing", "closed") else None
+
+
+#: The error of a fit or score whose distributed Client was closed before it returned.
+CLIENT_CLOSED = ("The distributed Client that this fit or score ran on was closed {when}. Keep the Client open "
+                 "until the fit or score returns.")
 
 
 class SchedulerLost(RuntimeError):
@@ -2156,9 +2177,9 @@ def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=
         if not _on_a_cluster():
             return set()
         client = get_scheduler().__self__
-    if wait and not client.nthreads():
-        client.wait_for_workers(1)
-    answers = _ask_workers(client, eval, _WORKER_IMPORTS, on_error="return")  # eval: nothing of ours to unpickle
+    if wait and not _of_cluster(client.nthreads):
+        _of_cluster(client.wait_for_workers, 1)
+    answers = _of_cluster(client.run, eval, _WORKER_IMPORTS, on_error="return")  # eval: nothing of ours to unpickle
     for worker, answer in sorted(answers.items()):
         if isinstance(answer, ImportError):
             raise ValueError(f"The worker {worker} of {where} cannot import dask_gmm ({type(answer).__name__}: "

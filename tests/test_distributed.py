@@ -587,8 +587,8 @@ def test_a_client_closed_during_a_fit_is_said_so(store, in_memory, caplog):
         logger.setLevel(logging.INFO)
         try:
             with pytest.raises(RuntimeError, match=r"^The distributed Client that this fit or score ran on was closed "
-                                                   r"(during a pass \(.*\)|between two of its passes)\. Keep the Client "
-                                                   r"open until the fit or score returns\.$"):
+                                                   r"(during a pass \(.*\)|between two of its passes|while it ran)\. Keep the "
+                                                   r"Client open until the fit or score returns\.$"):
                 GaussianMixture(3, random_state=0, max_iter=100_000, tol=0, verbose=1, verbose_interval=1).fit(X)
         finally:
             logger.removeHandler(handler)
@@ -649,10 +649,29 @@ def test_a_scheduler_that_cannot_be_reached_is_said_so_not_a_traceback(tmp_path)
         scheduler.kill()
         scheduler.wait()
         with pytest.raises(io.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, was "
-                                                   r"lost \(.*\)\. Check the scheduler") as raised:
-            io.refuse_workers_without_dask_gmm(client)
-        said = cli._cluster_failure(raised.value, client.scheduler.address)
-    assert said.startswith("the Dask cluster at tcp://127.0.0.1:") and "failed (" in said and "may be gone" in said
+                                                   r"lost( \(.*\))?\. Check the scheduler") as raised:
+            io.refuse_workers_without_dask_gmm(client)  # (the cause in brackets, where the call found it)
+        with pytest.raises(io.SchedulerLost):  # the check after each pass: it asks for the workers first
+            io.refuse_other_files_on_workers(None, files=io.stored_files(da.from_array(make_blobs(n=10))), checked=set())
+        said = cli._cluster_failure(raised.value, "tcp://127.0.0.1:1")
+    assert re.fullmatch(r"the Dask cluster at tcp://127\.0\.0\.1:1 failed( \(.*\))?: its scheduler or the connection "
+                        r"to it is gone\. Check the scheduler and the workers' logs, then rerun\.", said), said
+    assert cli._cluster_failure(io.SchedulerLost.of(), "tcp://127.0.0.1:1") == (  # found between two passes
+        "the Dask cluster at tcp://127.0.0.1:1 failed: its scheduler or the connection to it is gone. Check the "
+        "scheduler and the workers' logs, then rerun.")
+
+
+def test_a_closed_client_given_as_the_scheduler_is_said_so(store):
+    """A Client closed, then given as dask's scheduler (``dask.config.set(scheduler=client)``): the
+    start-up check of its workers asked its scheduler, which a closed Client has not (an AttributeError
+    of None, a review)."""
+    with LocalCluster(**CLUSTER) as cluster:
+        client = Client(cluster, set_as_default=False)
+        client.close()
+        with dask.config.set(scheduler=client):
+            with pytest.raises(RuntimeError, match=r"^The distributed Client that this fit or score ran on was closed "
+                                                   r"while it ran\."):
+                GaussianMixture(2, random_state=0, max_iter=2).fit(store)
 
 
 class _KillProcessOnIteration(logging.Handler):

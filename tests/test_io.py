@@ -1505,6 +1505,25 @@ def test_zstd_stating_no_size_under_filters_that_change_the_item_size_is_read(tm
     np.testing.assert_array_equal(io.as_dask_array(path).compute(), zarr.open_array(path, mode="r")[:].astype(np.float64))
 
 
+def test_a_v2_filter_stack_that_widens_values_past_16_bytes_is_read(tmp_path):
+    """Three Base64 filters make 19 bytes of each float64: a review's valid store was refused as
+    corrupt (the compressor's output held to 16 bytes a value); the bound is what the filters make of
+    a chunk of zeros where that is more."""
+    X = make_blobs(n=2000)
+    path = str(tmp_path / "b.zarr")
+    zarr.create_array(path, shape=X.shape, dtype=X.dtype, chunks=(1000, 2), zarr_format=2,
+                      filters=[numcodecs.Base64()] * 3, compressors=numcodecs.Zlib(1))[:] = X
+    np.testing.assert_array_equal(io.as_dask_array(path).compute(), X)
+
+
+def test_io_imports_with_a_numcodecs_without_crc32c():
+    """numcodecs before 0.16.4 has CRC32C only with the crc32c package, which nothing here requires (zarr
+    3.1.6 takes numcodecs 0.14 on): io had named it, and failed to import (a review)."""
+    code = "import numcodecs; del numcodecs.CRC32C; import dask_gmm.io as io; print(len(io._FIXED_SIZE_FILTERS))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "12", done.stderr
+
+
 def test_a_corrupt_bz2_chunk_is_a_decode_error_naming_it(tmp_path):
     """bz2 says its data is bad by an OSError ("Invalid data stream"), which is not a decode error (the
     read failing is): a review's fit ended in that bare OSError, the CLI's in a traceback."""
