@@ -760,7 +760,8 @@ class Blocks:
                 if "scheduler-connection-lost" in str(exc) or state == "lost":
                     raise io.SchedulerLost.of(exc) from exc  # not lost data (a review: two resends, then 30 s)
                 if state == "closed":  # neither (a review: three resends, then an AttributeError)
-                    raise RuntimeError(io.CLIENT_CLOSED.format(when=f"during a pass ({type(exc).__name__}: {exc})")) from exc
+                    why = f"during a pass ({type(exc).__name__}: {exc})"
+                    raise RuntimeError(io.CLIENT_CLOSED.format(when=why)) from exc
                 if self._lost_sent(exc) and attempt < RESEND_ATTEMPTS:
                     logger.warning("A worker holding this fit's in-memory data was lost (%s): sending it again", exc)
                     self._sent = None

@@ -335,9 +335,8 @@ def _check_room(path, X, labels, first, rest):
         raise ValueError(
             f"generate_mixture: the store's other {len(rest):,} chunks would take about {io.disk_size(need)} of disk "
             f"(the first chunk this run wrote took {took:,} bytes for {_rows_in(X, [first]):,} rows), and the disk "
-            f"holding "
-            f"{path!r} has {io.disk_size(free)} free. Free space and rerun to finish the store, or remove it, or ask "
-            "for fewer rows (with overwrite=True, or at another path)."
+            f"holding {path!r} has {io.disk_size(free)} free. Free space and rerun to finish the store, or remove it, "
+            "or ask for fewer rows (with overwrite=True, or at another path)."
         )
 
 
