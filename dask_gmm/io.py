@@ -1311,13 +1311,16 @@ _FIXED_SIZE_FILTERS = tuple(getattr(numcodecs, name) for name in (  # CRC32C onl
 
 
 def _filtered_bytes(md):
-    """The bytes that zarr v2's filters of the array ``md`` (its metadata) make of a chunk (the compressor's
-    output), found by filtering a chunk of zeros: ``(those bytes, whether every filter's output has a size
-    that depends on its input's only)``; 0 where a filter cannot run on zeros."""
-    fixed = all(isinstance(f, _FIXED_SIZE_FILTERS) for f in md.filters or ())
+    """``(the bytes that zarr v2's filters of the array `md` (its metadata) make of a chunk, the compressor's
+    input, found by filtering a chunk of zeros; whether every filter's output has a size that depends on
+    its input's only)``; ``(0, False)`` where a filter cannot run on zeros."""
+    dtype = md.dtype.to_native_dtype()
+    if not md.filters:
+        return math.prod(md.chunks) * dtype.itemsize, True
+    fixed = all(isinstance(f, _FIXED_SIZE_FILTERS) for f in md.filters)
     try:
-        buf = np.zeros(md.chunks, md.dtype.to_native_dtype())
-        for f in md.filters or ():
+        buf = np.zeros(md.chunks, dtype)
+        for f in md.filters:
             buf = f.encode(buf)
         return numcodecs.compat.ensure_ndarray(buf).nbytes, fixed
     except Exception:  # noqa: BLE001 - a filter this cannot run on zeros: its size is not known
@@ -1336,11 +1339,11 @@ def bounded_reads(arr):
         return arr
     md = arr.metadata
     if md.zarr_format == 2:  # the compressor, then each filter (any codec may be one), bounded
+        if md.compressor is None and not md.filters:
+            return arr
         values, (filtered, fixed) = math.prod(md.chunks), _filtered_bytes(md)
         chunk, exact = values * np.dtype(arr.dtype).itemsize, filtered if fixed else 0
         bound = functools.partial(_BoundedCompressor, most=_most_bytes(values, filtered), chunk=chunk)
-        if md.compressor is None and not md.filters:
-            return arr
         codecs = [V2Codec(filters=tuple(bound(f, exact=0) for f in md.filters) if md.filters else md.filters,
                           compressor=None if md.compressor is None else bound(md.compressor, exact=exact))]
     else:
