@@ -329,12 +329,12 @@ def _check_room(path, X, labels, first, rest):
     took = io.chunk_disk_use((X, labels), first)
     if took is None:
         return
-    free = shutil.disk_usage(path).free
-    need = took / _rows_in(X, [first]) * _rows_in(X, rest)
+    free, rows = shutil.disk_usage(path).free, _rows_in(X, [first])
+    need = took / rows * _rows_in(X, rest)
     if need > free:
         raise ValueError(
             f"generate_mixture: the store's other {len(rest):,} chunks would take about {io.disk_size(need)} of disk "
-            f"(the first chunk this run wrote took {took:,} bytes for {_rows_in(X, [first]):,} rows), and the disk "
+            f"(the first chunk this run wrote took {took:,} bytes for {rows:,} rows), and the disk "
             f"holding {path!r} has {io.disk_size(free)} free. Free space and rerun to finish the store, or remove it, "
             "or ask for fewer rows (with overwrite=True, or at another path)."
         )

@@ -1176,7 +1176,7 @@ def _decoded_at_most(codec, src, most, exact, chunk):
     decoded into ``exact`` bytes (where the codec's output is a chunk's bytes), else left to the codec.
     Other codecs are left to their own decode (checksums make their input smaller)."""
     nc = _numcodec(codec)
-    if isinstance(codec, _BLOSC) or isinstance(nc, numcodecs.Blosc):
+    if isinstance(codec, _BLOSC):  # zarr's numcodecs Blosc among them
         _check_blosc_length(src[:16].tobytes(), src.size)
         _check_decoded_size(_blosc_decoded_size(src), most, chunk)
     elif isinstance(codec, ZstdCodec) or isinstance(nc, numcodecs.Zstd):
