@@ -1,4 +1,4 @@
-"""The private scikit-learn names dask_gmm uses, in one place (scikit-learn >= 1.6).
+"""The private scikit-learn names dask_gmm uses, in one place (scikit-learn >= 1.7).
 
 scikit-learn has no public way to read a DataFrame's feature names, or to check them against a
 fitted estimator's without validating the array too; these two are what its own estimators call.

@@ -711,6 +711,92 @@ def _unit_scaled(covariances, precisions_cholesky, covariance_type):
     return c / (s[:, :, None] * s[:, None, :]), pc * s[:, :, None], "full"
 
 
+# ------------------------------------------------------------ Bayesian mixtures: Wishart posteriors and priors
+def _wishart_full(nk, xk, sk, p, mean_precision):
+    dof = p.degrees_of_freedom + nk
+    diff = xk - p.mean
+    scale = nk * p.mean_precision / mean_precision
+    covariances = (
+        p.covariance + nk[:, None, None] * sk + scale[:, None, None] * (diff[:, :, None] * diff[:, None, :])
+    )
+    return dof, covariances / dof[:, None, None]
+
+
+def _wishart_tied(nk, xk, sk, p, mean_precision):
+    K = nk.shape[0]
+    dof = p.degrees_of_freedom + nk.sum() / K
+    diff = xk - p.mean
+    covariances = p.covariance + sk * nk.sum() / K + p.mean_precision / K * np.dot((nk / mean_precision) * diff.T, diff)
+    return dof, covariances / dof
+
+
+def _wishart_diag(nk, xk, sk, p, mean_precision):
+    dof = p.degrees_of_freedom + nk
+    diff = xk - p.mean
+    covariances = p.covariance + nk[:, None] * (sk + (p.mean_precision / mean_precision)[:, None] * np.square(diff))
+    return dof, covariances / dof[:, None]
+
+
+def _wishart_spherical(nk, xk, sk, p, mean_precision):
+    dof = p.degrees_of_freedom + nk
+    diff = xk - p.mean
+    covariances = p.covariance + nk * (sk + p.mean_precision / mean_precision * np.mean(np.square(diff), 1))
+    return dof, covariances / dof
+
+
+_WISHART = {"full": _wishart_full, "tied": _wishart_tied, "diag": _wishart_diag, "spherical": _wishart_spherical}
+
+# sum over components of the Wishart log-normalisers (tied: one matrix counted for each of the K components)
+_SUM_LOG_WISHART = {
+    "full": lambda v, K: float(np.sum(v)),
+    "tied": lambda v, K: K * float(np.sum(v)),
+    "diag": lambda v, K: float(np.sum(v)),
+    "spherical": lambda v, K: float(np.sum(v)),
+}
+
+
+_DEFAULT_COVARIANCE_PRIOR = {
+    "full": lambda c: np.atleast_2d(c),
+    "tied": lambda c: np.atleast_2d(c),
+    "diag": lambda c: c,
+    "spherical": lambda c: float(c.mean()),
+}
+
+
+def wishart_posterior(nk, xk, sk, priors, mean_precision, covariance_type):
+    """The Wishart posterior of the variational M-step (scikit-learn's ``_estimate_wishart_*``).
+
+    Parameters
+    ----------
+    nk : (K,) component weights; xk : (K, d) their means; sk : the type's covariances (reg_covar in them)
+    priors : with ``degrees_of_freedom`` (float), ``covariance`` (:func:`prior_shape`), ``mean`` (d,)
+        and ``mean_precision`` (float)
+    mean_precision : (K,) the posterior mean precisions
+
+    Returns
+    -------
+    (degrees_of_freedom (K,), a float for tied; covariances of the type's shape)
+    """
+    return _WISHART[covariance_type](nk, xk, sk, priors, mean_precision)
+
+
+def sum_log_wishart(log_norms, n_components, covariance_type):
+    """The sum over components of the Wishart log-normalisers ``log_norms`` ((K,), tied (1,)): tied's
+    one matrix counts for each of the ``n_components``."""
+    return _SUM_LOG_WISHART[covariance_type](log_norms, n_components)
+
+
+def prior_shape(covariance_type, n_features):
+    """The shape of a Bayesian mixture's ``covariance_prior``: (d, d) full and tied, (d,) diag, () spherical."""
+    return {"full": (n_features,) * 2, "tied": (n_features,) * 2, "diag": (n_features,), "spherical": ()}[covariance_type]
+
+
+def default_covariance_prior(covariance, covariance_type):
+    """The default ``covariance_prior`` of the type (:func:`prior_shape`) from the data's covariance:
+    (d, d) for full and tied, its diagonal (d,) for diag and spherical (:func:`total_scatter`)."""
+    return _DEFAULT_COVARIANCE_PRIOR[covariance_type](covariance)
+
+
 # ------------------------------------------------------------ sampling
 _DRAW = {
     "full": lambda rng, means, cov, k, n: rng.multivariate_normal(means[k], cov[k], n),

@@ -456,8 +456,9 @@ class _Tree:
         self.lock = threading.Lock()
         self.root = None
 
-    def add(self, j, value, level=0):
-        """Part ``j`` of ``level``; combines every group it completes, up to the root."""
+    def add(self, j, value):
+        """Part ``j`` of the first level; combines every group it completes, up to the root."""
+        level = 0
         while level < len(self.sizes) - 1:
             g = j // self.split_every
             members = range(g * self.split_every, min((g + 1) * self.split_every, self.sizes[level]))
@@ -574,7 +575,7 @@ class Blocks:
         self.x = keys.pop(0) if rows is None else [None] * n
         self.w = keys.pop(0) if sample_weight is not None else [None] * n
         self.data = _data_of(self.graph, [k for k in self.x + self.w if k is not None])
-        self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])]).astype(int).tolist()
+        self.offsets = io.row_starts(X.chunks[0])
         self.ends = self.offsets[1:] + [self.shape[0]]  # each block's first row after it
         self.split_every = max(2, int(split_every))
         self._sent = None  # the graph with its in-memory arrays scattered to a distributed cluster
@@ -776,7 +777,7 @@ class Blocks:
         of them gone (their worker lost), or a key of any send missing on a worker: a KeyError
         raised there, by a block's task of the pass before a resend, whose key the scheduler kept
         with its old data's key (a review saw it in 7 of 15 fits whose worker was killed 0.2-0.4 s
-        in; the blocks' keys are the same in every pass)."""
+        in; the blocks' keys are the same in every pass, until a resend renames them)."""
         if self._sent is None:
             return False
         _, graph, futures = self._sent
@@ -796,7 +797,7 @@ class Blocks:
         else:
             return f"Task {task!r} killed every worker that ran it ({exc}); check the worker logs."
         i = min(i, len(self.offsets) - 1)
-        end = self.offsets[i + 1] if i + 1 < len(self.offsets) else self.shape[0]
+        end = self.ends[i]
         deaths = exc.allowed_failures + 1
         died = "A worker died" if deaths == 1 else f"Workers died {deaths} times"
         return (
@@ -907,7 +908,7 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     return da.Array(graph, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))
 
 
-def _unsized_task(part, start, kernel, args, last=False):
+def _unsized_task(part, start, kernel, args, last):
     x = np.asarray(part)
     if last and start + len(x) == 0:  # the rows of every block before it are counted in start
         raise ValueError(f"Found array with 0 sample(s) (shape=(0, {x.shape[1]})) while a minimum of 1 is "

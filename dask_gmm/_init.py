@@ -157,7 +157,7 @@ def _weighted_rows(sample_weight, requests):
     the chunking. Ties (weight 0, key inf) go to the lowest index. One pass over the weights
     for all requests; for weights held in memory, in this thread (in a graph, a distributed
     Client sent them all through its scheduler first)."""
-    starts = np.concatenate([[0], np.cumsum(sample_weight.chunks[0][:-1])]).astype(int).tolist()
+    starts = io.row_starts(sample_weight.chunks[0])
     held = numpy_blocks(sample_weight)
     if held is not None:
         per_block = [_smallest_keys(w, start, requests) for w, start in zip(held, starts)]

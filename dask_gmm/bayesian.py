@@ -102,58 +102,6 @@ def mixing_weights(weight_concentration, prior_type):
     return _MIXING_WEIGHTS[prior_type](weight_concentration)
 
 
-# ------------------------------------------------------------------ Wishart, by covariance type
-def _wishart_full(nk, xk, sk, p, mean_precision):
-    dof = p.degrees_of_freedom + nk
-    diff = xk - p.mean
-    scale = nk * p.mean_precision / mean_precision
-    covariances = (
-        p.covariance + nk[:, None, None] * sk + scale[:, None, None] * (diff[:, :, None] * diff[:, None, :])
-    )
-    return dof, covariances / dof[:, None, None]
-
-
-def _wishart_tied(nk, xk, sk, p, mean_precision):
-    K = nk.shape[0]
-    dof = p.degrees_of_freedom + nk.sum() / K
-    diff = xk - p.mean
-    covariances = p.covariance + sk * nk.sum() / K + p.mean_precision / K * np.dot((nk / mean_precision) * diff.T, diff)
-    return dof, covariances / dof
-
-
-def _wishart_diag(nk, xk, sk, p, mean_precision):
-    dof = p.degrees_of_freedom + nk
-    diff = xk - p.mean
-    covariances = p.covariance + nk[:, None] * (sk + (p.mean_precision / mean_precision)[:, None] * np.square(diff))
-    return dof, covariances / dof[:, None]
-
-
-def _wishart_spherical(nk, xk, sk, p, mean_precision):
-    dof = p.degrees_of_freedom + nk
-    diff = xk - p.mean
-    covariances = p.covariance + nk * (sk + p.mean_precision / mean_precision * np.mean(np.square(diff), 1))
-    return dof, covariances / dof
-
-
-_WISHART = {"full": _wishart_full, "tied": _wishart_tied, "diag": _wishart_diag, "spherical": _wishart_spherical}
-
-# sum over components of the Wishart log-normalisers (tied: one matrix counted for each of the K components)
-_SUM_LOG_WISHART = {
-    "full": lambda v, K: float(np.sum(v)),
-    "tied": lambda v, K: K * float(np.sum(v)),
-    "diag": lambda v, K: float(np.sum(v)),
-    "spherical": lambda v, K: float(np.sum(v)),
-}
-
-
-_DEFAULT_COVARIANCE_PRIOR = {
-    "full": lambda c: np.atleast_2d(c),
-    "tied": lambda c: np.atleast_2d(c),
-    "diag": lambda c: c,
-    "spherical": lambda c: float(c.mean()),
-}
-
-
 def _check_matrix_prior(prior, covariance_type, n_features):
     prior = _as_prior_array(prior, (n_features, n_features), covariance_type)
     if not (np.allclose(prior, prior.T) and np.all(linalg.eigvalsh(prior) > 0.0)):
@@ -187,12 +135,8 @@ def _as_prior_array(prior, shape, covariance_type):
     return prior
 
 
-_CHECK_COVARIANCE_PRIOR = {
-    "full": _check_matrix_prior,
-    "tied": _check_matrix_prior,
-    "diag": _check_diag_prior,
-    "spherical": _check_spherical_prior,
-}
+# by the number of dimensions of the type's prior (:func:`dask_gmm._covariance.prior_shape`)
+_CHECK_COVARIANCE_PRIOR = {2: _check_matrix_prior, 1: _check_diag_prior, 0: _check_spherical_prior}
 
 
 # ------------------------------------------------------------------ small-array formulas
@@ -262,7 +206,7 @@ def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_typ
     with np.errstate(over="ignore", invalid="ignore"):  # huge priors: inf, refused by name below, no warning
         mean_precision = priors.mean_precision + nk
         means = (priors.mean_precision * priors.mean + nk[:, None] * xk) / mean_precision[:, None]
-        dof, covariances = _WISHART[ct](nk, xk, sk, priors, mean_precision)
+        dof, covariances = cov.wishart_posterior(nk, xk, sk, priors, mean_precision, ct)
     pc = cov.precision_cholesky(covariances, ct, reg_covar)
     return Params(weight_concentration, mean_precision, means, dof, covariances, pc)
 
@@ -297,7 +241,7 @@ def lower_bound(sum_rlogr, params, covariance_type, prior_type):
     K, d = params.means.shape
     dof = params.degrees_of_freedom
     log_det = cov.log_det_cholesky(params.precisions_cholesky, covariance_type, d) - 0.5 * d * np.log(dof)
-    log_wishart = _SUM_LOG_WISHART[covariance_type](_log_wishart_norm(dof, log_det, d), K)
+    log_wishart = cov.sum_log_wishart(_log_wishart_norm(dof, log_det, d), K, covariance_type)
     log_norm_weight = _LOG_NORM_WEIGHT[prior_type](params.weight_concentration)
     return float(-sum_rlogr - log_wishart - log_norm_weight - 0.5 * d * np.sum(np.log(params.mean_precision)))
 
@@ -505,7 +449,8 @@ class BayesianGaussianMixture(MixtureBase):
                 raise ValueError(f"The parameter 'mean_prior' should have the shape of ({d},), but got {mean.shape}")
         covariance = None
         if self.covariance_prior is not None:
-            covariance = _CHECK_COVARIANCE_PRIOR[self.covariance_type](self.covariance_prior, self.covariance_type, d)
+            check = _CHECK_COVARIANCE_PRIOR[len(cov.prior_shape(self.covariance_type, d))]
+            covariance = check(self.covariance_prior, self.covariance_type, d)
         return dict(mean=mean, covariance=covariance)
 
     def _priors(self, user, moments):
@@ -519,7 +464,7 @@ class BayesianGaussianMixture(MixtureBase):
                     f"weight less 1 and so needs a total above 1 (got {n!r}, not above 1 beyond rounding); "
                     "pass covariance_prior or rescale sample_weight."
                 )
-            covariance = _DEFAULT_COVARIANCE_PRIOR[self.covariance_type](scatter / (n - 1.0))
+            covariance = cov.default_covariance_prior(scatter / (n - 1.0), self.covariance_type)
         return Priors(  # numbers as floats (a Fraction, say, would reach scipy's digamma as an object)
             weight_concentration=float(
                 1.0 / self.n_components if self.weight_concentration_prior is None else self.weight_concentration_prior

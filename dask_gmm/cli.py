@@ -128,10 +128,8 @@ def _dask_progress(term):
 
 
 def _distributed_client():
-    try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover
-        return None
+    from distributed import default_client
+
     try:
         return default_client()
     except ValueError:

@@ -49,8 +49,9 @@ from dask.highlevelgraph import MaterializedLayer
 from fsspec.implementations.cached import CachingFileSystem
 from fsspec.implementations.local import LocalFileSystem
 from numcodecs import blosc, zstd  # zarr's own dependency, behind its Blosc and Zstd codecs
-from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
-from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+# the synchronous codec and store protocols (SupportsSyncCodec, SupportsGetSync) are zarr >= 3.1.6's
+from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec, SupportsSyncCodec
+from zarr.abc.store import RangeByteRequest, SuffixByteRequest, SupportsGetSync
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ShardingCodec, ZstdCodec
 from zarr.codecs.numcodecs import Blosc as NumcodecsBlosc
 from zarr.codecs._v2 import V2Codec  # zarr v2's compressor and filters as one codec
@@ -62,11 +63,6 @@ from zarr.core import sync as zarr_sync  # its event loop, to wait for after an 
 from . import __version__, _compat, _kernels, _numba
 from ._kernels import total_weight
 
-try:  # the synchronous store and codec protocols of recent zarr 3.1 releases
-    from zarr.abc.codec import SupportsSyncCodec
-    from zarr.abc.store import SupportsGetSync
-except ImportError:  # pragma: no cover - older zarr: fits read through zarr's async path
-    SupportsSyncCodec = SupportsGetSync = None
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +339,7 @@ def _read_ends(arr, keys, request):
     """
     store, prefix, proto = arr.store_path.store, arr.store_path.path, default_buffer_prototype()
     paths = [f"{prefix}/{key}" if prefix else key for key in keys]
-    if SupportsGetSync is not None and isinstance(store, SupportsGetSync):
+    if isinstance(store, SupportsGetSync):
         bufs = [store.get_sync(p, prototype=proto, byte_range=request) for p in paths]
     else:
         bufs = _concurrently(lambda p: store.get(p, proto, byte_range=request), paths)
@@ -1821,7 +1817,7 @@ def _direct(X):
     """Whether :class:`ZarrRows` reads X: a Zarr v3 array of float32 or float64, in a store with a
     synchronous ``get_sync`` (local files, memory), of codecs with a synchronous decode (not
     sharding). Anything else is read through dask and zarr's own path."""
-    return (SupportsSyncCodec is not None and isinstance(X, zarr.Array) and X.metadata.zarr_format == 3
+    return (isinstance(X, zarr.Array) and X.metadata.zarr_format == 3
             and X.ndim == 2 and all(X.shape) and np.dtype(X.dtype).kind == "f" and np.dtype(X.dtype).itemsize in (4, 8)
             and isinstance(X.store_path.store, SupportsGetSync)
             and all(isinstance(c, SupportsSyncCodec) for c in X.metadata.codecs))
@@ -2354,6 +2350,12 @@ def _as_dask_array(X, min_samples=1, direct=False, unsized=False):
     return _as_float(_row_views(X, _row_sizes(X)))
 
 
+def row_starts(sizes):
+    """The first row of each of a row chunking's blocks, from their sizes (a dask array's
+    ``chunks[0]``): a list of ``len(sizes)`` ints, 0 first."""
+    return np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(int).tolist()
+
+
 def _row_sizes(X):
     """The rows of each chunk of an in-memory X (n_samples, n_features): :func:`_rows_for` rows, the last fewer."""
     rows = _rows_for(*X.shape, X.dtype.itemsize)
@@ -2409,7 +2411,7 @@ def row_label(X, row):
 
 
 def rows_named(position):
-    """Decorate a method or function whose argument at ``position`` is X: a :class:`RowError` it
+    """Decorate a method or function whose argument at ``position`` is X: a :class:`~dask_gmm._kernels.RowError` it
     raises for a DataFrame X also names the row's index label (:func:`row_label`)."""
 
     def decorate(fn):
@@ -2592,7 +2594,7 @@ def _row_views(a, sizes):
     name is random, as with ``from_array(name=False)``.
     """
     name = f"array-{uuid.uuid4().hex}"
-    starts = np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(int).tolist()
+    starts = row_starts(sizes)
     rest = (0,) * (a.ndim - 1)
     graph = {(name, i, *rest): a[s : s + m] for i, (s, m) in enumerate(zip(starts, sizes))}
     return da.Array(graph, name, chunks=(tuple(sizes), *((k,) for k in a.shape[1:])), dtype=a.dtype, meta=a[:0])

@@ -321,7 +321,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
             return rows_array(rows, io.output_rows(Xd.chunks[0], rows.chunk_rows, row_bytes), kernel, tail, dtype, model)
         blocks = io.output_rows(Xd.chunks[0], 1, row_bytes)
         Xd = Xd if blocks == Xd.chunks[0] else Xd.rechunk({0: blocks})  # each block cut, none joined
-        offsets = np.concatenate([[0], np.cumsum(Xd.chunks[0][:-1])])
+        offsets = io.row_starts(Xd.chunks[0])
         block = functools.partial(_rows_of_block, kernel, model, offsets)  # no closure: the graph pickles
         name = f"dask_gmm.{kernel.__name__}-{uuid.uuid4().hex}"  # the dashboard's group: dask_gmm.predict, ...
         Xd = Xd.map_blocks(functools.partial(_declared_block, offsets), dtype=Xd.dtype)  # fused into its tasks

@@ -238,7 +238,7 @@ def _outer_edges(lo, hi):
 def _finite_rows(X):
     """The dask array ``X`` (n, d), each block checked as it is read: a NaN or infinite value is a
     ValueError naming its row, as in a fit (a histogram would drop it without a word)."""
-    offsets = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])]).astype(int)
+    offsets = io.row_starts(X.chunks[0])
 
     def checked(x, block_info=None):
         check_block(x, None, int(offsets[block_info[0]["chunk-location"][0]]))
