@@ -1406,11 +1406,9 @@ def _check_room(arr, first, rest, target, output):
     the disk before failing. Nothing is said where that chunk cannot be seen here."""
     from . import io
 
-    took = io.chunk_disk_use([arr], 0)
-    if took is None:
-        return
-    need, free = took / first * rest, shutil.disk_usage(target).free
-    if need > free:
+    short = io.disk_shortfall([arr], 0, first, rest, target)
+    if short:
+        need, free, took = short
         raise CLIError(f"the output's other {rest:,} rows would take about {io.disk_size(need)} of disk (its first "
                        f"{first:,} took {took:,} bytes), and the disk holding {output!r} has {io.disk_size(free)} "
                        "free. Free space, or write the output to another disk (--output).")

@@ -45,7 +45,6 @@ import logging
 import math
 import os
 import secrets
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
@@ -326,12 +325,10 @@ def _check_room(path, X, labels, first, rest):
     it). A run of 1e9 rows of 100 features (800 GB, a typo's size) had filled the disk before
     failing (a review). Nothing is said where the chunk's files cannot be seen here (a cluster's
     workers writing elsewhere: :func:`io.refuse_unwritten` says that)."""
-    took = io.chunk_disk_use((X, labels), first)
-    if took is None:
-        return
-    free, rows = shutil.disk_usage(path).free, _rows_in(X, [first])
-    need = took / rows * _rows_in(X, rest)
-    if need > free:
+    rows = _rows_in(X, [first])
+    short = io.disk_shortfall((X, labels), first, rows, _rows_in(X, rest), path)
+    if short:
+        need, free, took = short
         raise ValueError(
             f"generate_mixture: the store's other {len(rest):,} chunks would take about {io.disk_size(need)} of disk "
             f"(the first chunk this run wrote took {took:,} bytes for {rows:,} rows), and the disk "

@@ -24,6 +24,7 @@ import math
 import os
 import pathlib
 import re
+import shutil
 import stat
 import struct
 import sys
@@ -1952,6 +1953,17 @@ def chunk_disk_use(arrays, i):
         return took
     except (OSError, TypeError):  # not there, or not local files
         return None
+
+
+def disk_shortfall(arrays, i, rows, more, path):
+    """``(need, free, took)`` bytes where ``more`` rows of the local Zarr ``arrays`` would take more disk than
+    the disk of ``path`` has free, at what the ``rows`` rows of their chunk ``i``, just written, took there
+    (:func:`chunk_disk_use`); None where they fit, or where that chunk cannot be seen here."""
+    took = chunk_disk_use(arrays, i)
+    if took is None:
+        return None
+    need, free = took / rows * more, shutil.disk_usage(path).free
+    return (need, free, took) if need > free else None
 
 
 def disk_size(n):
