@@ -701,16 +701,7 @@ class Checkpoint:
             raise ValueError(f"Cannot write the checkpoint to {path!r}: checkpoints are local files. Give a local "
                              "path (or a file:// URL).")
         check_folder(path)
-        guarded = io.guarding_input(path, data) if isinstance(data, (str, os.PathLike)) else None
-        if guarded is not None:
-            raise ValueError(
-                f"Cannot write the checkpoint {os.fspath(path)!r}: it is, holds or lies inside the input data "
-                f"{guarded!r}. Choose a path outside it."
-            )
-        store = io.store_folder(path, follow_link=False)
-        if store is not None:
-            raise ValueError(f"Cannot write the checkpoint {path!r}: it lies inside the Zarr store {store!r}, "
-                             "which it would damage. Choose a path outside it.")
+        io.refuse_output_inside(path, "the checkpoint", data if isinstance(data, (str, os.PathLike)) else None)
 
     @classmethod
     def for_fit(cls, estimator, X, blocks, weighted, start):

@@ -755,14 +755,10 @@ def _refuse_inside_input(path, what, data, files=True):
     for a Zarr array (which a group may hold)."""
     from . import io
 
-    guarded = io.guarding_input(path, data)
-    if guarded is not None:
-        raise CLIError(f"cannot write {what} to {path!r}: it is, holds or lies inside the input data "
-                       f"{guarded!r}. Choose a path outside it.")
-    store = io.store_folder(path, arrays_only=not files, follow_link=not files)  # a file replaces a link
-    if store is not None:  # a stray entry of another store
-        raise CLIError(f"cannot write {what} to {path!r}: it lies inside the Zarr store {store!r}. "
-                       "Choose a path outside it.")
+    try:  # a file replaces a link at its path
+        io.refuse_output_inside(path, what, data, arrays_only=not files, follow_link=not files)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _check_figures(paths, data):

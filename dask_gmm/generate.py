@@ -723,10 +723,7 @@ def generate_mixture(
         raise ValueError("generate_mixture: the path is empty. Give the path of the Zarr store to write.")
     path = io.data_path(path)  # absolute: the chunks may be written by a cluster's workers
     io.refuse_chain_output(path, "the store")
-    inside = io.store_folder(path, arrays_only=True)
-    if inside is not None:  # its files would be stray entries of that array
-        raise ValueError(f"generate_mixture: {path!r} lies inside the Zarr array {inside!r}. "
-                         "Choose a path outside it (a group may hold the store).")
+    io.refuse_output_inside(path, "the store", arrays_only=True, follow_link=True)
     _check_number("n_samples", n_samples, Integral, 1)
     if chunk_size is not None:
         _check_number("chunk_size", chunk_size, Integral, 1)

@@ -2904,6 +2904,21 @@ def store_folder(path, arrays_only=False, follow_link=True):
         folder = parent
 
 
+
+def refuse_output_inside(path, what, data=None, arrays_only=False, follow_link=False):
+    """A ValueError when the output ``path`` (``what``: 'the model') is, holds or lies inside the input
+    ``data`` (a path or URL; None: not checked), or lies inside any Zarr store (:func:`store_folder`:
+    with ``arrays_only``, inside a Zarr array, a group may hold it), where it would be a stray entry."""
+    guarded = None if data is None else guarding_input(path, data)
+    if guarded is not None:
+        raise ValueError(f"Cannot write {what} to {path!r}: it is, holds or lies inside the input data "
+                         f"{guarded!r}. Choose a path outside it.")
+    store = store_folder(path, arrays_only=arrays_only, follow_link=follow_link)
+    if store is not None:
+        where = "Zarr array" if arrays_only else "Zarr store"
+        raise ValueError(f"Cannot write {what} to {path!r}: it lies inside the {where} {store!r}, which it would "
+                         f"damage. Choose a path outside it{' (a Zarr group may hold it)' if arrays_only else ''}.")
+
 def _zarr_node(folder):
     """What the local ``folder`` holds, by its Zarr metadata (v3 or v2): 'array', 'group',
     'damaged' (a ``zarr.json`` that cannot be read, or names neither) or None (no metadata; not a folder)."""

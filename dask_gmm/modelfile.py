@@ -201,10 +201,7 @@ def _check_model_path(path):
         raise ValueError(f"Cannot write the model to {path!r}: model files are local files. Give a local path "
                          "(or a file:// URL).")
     check_folder(path)  # a folder, a device or FIFO, a missing folder
-    store = io.store_folder(path, follow_link=False)
-    if store is not None:
-        raise ValueError(f"Cannot write the model to {path!r}: it lies inside the Zarr store {store!r}, which "
-                         "it would damage. Choose a path outside it.")
+    io.refuse_output_inside(path, "the model")
     _replaces_only_model_files(path)
 
 

@@ -878,7 +878,7 @@ def test_a_store_inside_an_array_is_refused(tmp_path):
     path = str(tmp_path / "a.zarr")
     generate_mixture(path, 100, random_state=1)
     before = tree_digest(path)
-    with pytest.raises(ValueError, match=r"lies inside the Zarr array .*a\.zarr/X'. Choose a path outside it"):
+    with pytest.raises(ValueError, match=r"lies inside the Zarr array .*a\.zarr/X', which it would damage. Choose a path outside it"):
         generate_mixture(path + "/X/g.zarr", 10, random_state=3)
     assert tree_digest(path) == before
     generate_mixture(path + "/more.zarr", 10, random_state=3)  # inside the group: allowed
