@@ -21,7 +21,7 @@ import pytest
 import zarr
 from zarr.codecs import ZstdCodec
 
-from dask_gmm import GaussianMixture, _kernels, _numba, generate_mixture, io
+from dask_gmm import GaussianMixture, _codecs, _kernels, _numba, generate_mixture, io
 
 from .conftest import make_blobs, shard_with_inner_chunk
 
@@ -1218,17 +1218,17 @@ def test_zstd_content_size_reads_the_frame_header():
     """The decoded size a Zstandard frame states (RFC 8878), for the reused-buffer decode: every
     header layout, and None where there is no frame or no size."""
     magic = b"\x28\xb5\x2f\xfd"
-    assert io._zstd_content_size(magic + bytes([0b00100000, 200]) + bytes(12)) == 200  # single segment, 1 byte
-    assert io._zstd_content_size(magic + bytes([0b01000000, 9]) + (1000 - 256).to_bytes(2, "little")) == 1000
+    assert _codecs._zstd_content_size(magic + bytes([0b00100000, 200]) + bytes(12)) == 200  # single segment, 1 byte
+    assert _codecs._zstd_content_size(magic + bytes([0b01000000, 9]) + (1000 - 256).to_bytes(2, "little")) == 1000
     header = magic + bytes([0b10000011, 9]) + (7).to_bytes(4, "little") + (2**20).to_bytes(4, "little")  # a dictionary id
-    assert io._zstd_content_size(header) == 2**20
-    assert io._zstd_content_size(magic + bytes([0b11100001, 7]) + (2**33).to_bytes(8, "little")) == 2**33
-    assert io._zstd_content_size(magic + bytes([0b00000000, 9]) + bytes(12)) is None  # no size stated
-    assert io._zstd_content_size(header[:-1]) is None  # cut short
-    assert io._zstd_content_size(b"\x50\x2a\x4d\x18" + bytes(14)) is None  # a skippable frame
+    assert _codecs._zstd_content_size(header) == 2**20
+    assert _codecs._zstd_content_size(magic + bytes([0b11100001, 7]) + (2**33).to_bytes(8, "little")) == 2**33
+    assert _codecs._zstd_content_size(magic + bytes([0b00000000, 9]) + bytes(12)) is None  # no size stated
+    assert _codecs._zstd_content_size(header[:-1]) is None  # cut short
+    assert _codecs._zstd_content_size(b"\x50\x2a\x4d\x18" + bytes(14)) is None  # a skippable frame
     for n in (1, 255, 256, 65791, 65792, 70_000):
         frame = numcodecs.Zstd(level=3).encode(np.arange(n, dtype=np.uint8))
-        assert io._zstd_content_size(frame[:18]) == n
+        assert _codecs._zstd_content_size(frame[:18]) == n
 
 
 @pytest.mark.parametrize("group", [1, 5])
@@ -1266,7 +1266,7 @@ def test_a_blosc_chunk_whose_header_gives_another_size_is_refused(tmp_path):
 def _unstated(frame):
     """numcodecs' Zstandard ``frame`` (no dictionary) made into one that states no decoded size, as a
     streaming encoder writes: the same blocks, behind a window descriptor in place of the size."""
-    fhd, n = frame[4], io._zstd_content_size(frame[:18])
+    fhd, n = frame[4], _codecs._zstd_content_size(frame[:18])
     single = fhd >> 5 & 1
     width = (single, 2, 4, 8)[fhd >> 6]
     window = bytes([max(0, (n - 1).bit_length() - 10) << 3]) if single else frame[5:6]
@@ -1283,7 +1283,7 @@ def test_a_zstd_chunk_that_states_no_size_is_read_as_it_is_and_refused_at_anothe
     for i in range(10):
         chunk = path / "c" / str(i) / "0"
         chunk.write_bytes(_unstated(chunk.read_bytes()))
-        assert io._zstd_content_size(chunk.read_bytes()[:18]) is None
+        assert _codecs._zstd_content_size(chunk.read_bytes()[:18]) is None
     np.testing.assert_array_equal(zarr.open_array(str(path))[:], X)  # zarr reads them
     rows = io.zarr_rows(str(path))
     np.testing.assert_array_equal(rows.read(0, 1000), X)
@@ -1301,7 +1301,7 @@ def test_zstd_decoded_size_adds_every_frames_size():
     z, zc = numcodecs.Zstd(level=3), numcodecs.Zstd(level=3, checksum=True)
     noise = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
     parts = [z.encode(b"x" * 100), zc.encode(noise), z.encode(bytes(70_000)), z.encode(b"")]  # RLE, raw, empty
-    size = lambda b: io._zstd_decoded_size(np.frombuffer(bytes(b), np.uint8))  # noqa: E731
+    size = lambda b: _codecs._zstd_decoded_size(np.frombuffer(bytes(b), np.uint8))  # noqa: E731
     assert [size(p) for p in parts] == [100, 300_000, 70_000, 0]
     both = b"".join(map(bytes, parts))
     assert size(both) == 370_100 == len(numcodecs.Zstd().decode(both))
@@ -1380,7 +1380,7 @@ def test_a_chunk_that_decodes_to_far_more_than_a_chunk_is_refused_before_it_is_d
 def test_zarrs_own_read_bounds_every_codecs_decode(tmp_path, case):
     """A decode bomb (64 MiB of zeros in at most a few hundred KB) in place of a 12 KB chunk, in the
     stores that zarr decodes itself (zarr v2's, integer arrays', sharded ones, any store): zarr's
-    decode is bounded by a chunk's bytes (io.bounded_reads), so it is refused before it is decoded
+    decode is bounded by a chunk's bytes (_codecs.bounded_reads), so it is refused before it is decoded
     whole. A review saw each of these decoded whole (2.4 GB of memory for a 1 GiB bomb; the Blosc and
     Zstd ones under a crc32c codec too, whose check had looked at the last codec only)."""
     import tracemalloc
@@ -1518,8 +1518,8 @@ def test_a_v2_filter_stack_that_widens_values_past_16_bytes_is_read(tmp_path):
 
 def test_io_imports_with_a_numcodecs_without_crc32c():
     """numcodecs before 0.16.4 has CRC32C only with the crc32c package, which nothing here requires (zarr
-    3.1.6 takes numcodecs 0.14 on): io had named it, and failed to import (a review)."""
-    code = "import numcodecs; del numcodecs.CRC32C; import dask_gmm.io as io; print(len(io._FIXED_SIZE_FILTERS))"
+    3.1.6 takes numcodecs 0.14 on): io had named it, and failed to import (a review); its codecs are now in _codecs."""
+    code = "import numcodecs; del numcodecs.CRC32C; import dask_gmm.io; from dask_gmm import _codecs; print(len(_codecs._FIXED_SIZE_FILTERS))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "12", done.stderr
 
