@@ -705,7 +705,7 @@ def _local_outputs(args):
 def _check_folder(path, what, create=False):
     """A CLIError unless the folder that is to hold ``path`` (local) exists and may be written; with
     ``create`` (figures, whose folders are made), unless its nearest existing folder may be written."""
-    from ._checkpoint import folder_refusal
+    from ._files import folder_refusal
 
     said = folder_refusal(path, create)
     if said:
@@ -715,7 +715,7 @@ def _check_folder(path, what, create=False):
 def _check_writable(path, what, data):
     """Fail before the work, not after it, when ``path`` cannot be written, or would overwrite the
     input ``data`` (a local path or URL) or a file that is not one of ours (for a model file)."""
-    from ._checkpoint import check_file_path
+    from ._files import check_file_path
     from .modelfile import replaceable_model_file
 
     if not str(path).strip():
@@ -764,7 +764,7 @@ def _refuse_inside_input(path, what, data, files=True):
 def _check_figures(paths, data):
     """Fail before the work when a figure would land inside the input ``data`` or replace a file
     that is not a PNG image (an existing PNG of that name is replaced, as any plotting tool does)."""
-    from ._checkpoint import check_file_path, holds_other_than_png
+    from ._files import check_file_path, holds_other_than_png
 
     for p in paths:
         _check_folder(p, "figure", create=True)
@@ -783,7 +783,7 @@ def _check_figures(paths, data):
 
 
 def _load_model(path):
-    from ._checkpoint import local_file_path
+    from ._files import local_file_path
     from .modelfile import load_model
 
     path = local_file_path(path, "The model file")
@@ -1270,9 +1270,9 @@ def _check_store_output(output, overwrite, data, term):
     missing folder, a mount point, already there without ``overwrite``, or (with it) anything but an
     earlier output of predict (:func:`_predicted`).
     A previous output that a killed run moved aside is put back first, with a warning on ``term``
-    (:func:`dask_gmm._checkpoint.restore_moved_aside`)."""
+    (:func:`dask_gmm._files.restore_moved_aside`)."""
     from . import io
-    from ._checkpoint import restore_moved_aside
+    from ._files import restore_moved_aside
 
     try:
         io.refuse_chain_output(output, "the output")
@@ -1335,7 +1335,7 @@ def _store_atomically(result, output, overwrite, attrs, check=None):
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
     from . import io
-    from ._checkpoint import remove_replaced, sync_folder, sync_tree, temporary_sibling
+    from ._files import remove_replaced, sync_folder, sync_tree, temporary_sibling
 
     local = "://" not in output
     target = temporary_sibling(output) if local else output
@@ -1368,7 +1368,7 @@ def _store_atomically(result, output, overwrite, attrs, check=None):
             os.replace(target, output)
             sync_folder(os.path.dirname(os.path.abspath(output)))
             if old is not None:  # renamed first: a run killed while removing it leaves a .gone, swept later
-                gone = f"{target}.gone"  # (by _checkpoint.temporary_sibling), and no .old to put back
+                gone = f"{target}.gone"  # (by _files.temporary_sibling), and no .old to put back
                 os.replace(old, gone)
                 old = None
                 remove_replaced(gone, output)
@@ -1412,7 +1412,7 @@ def _check_room(arr, first, rest, target, output):
 
 def _being_generated(path):
     """Whether a run of generate is writing the local store at ``path`` (a group, or its array X) now."""
-    from ._checkpoint import being_written
+    from ._files import being_written
 
     local = os.path.abspath(path)
     return "://" not in path and (being_written(local) or being_written(os.path.dirname(local)))
@@ -1494,7 +1494,7 @@ def _model_dict(model):
 
 
 def cmd_info(args, term):
-    from ._checkpoint import local_file_path
+    from ._files import local_file_path
 
     path = args.path
     local = local_file_path(path, "The model file")  # a file:// URL as its local path
@@ -1708,7 +1708,7 @@ def _check_demo_store(data):
 
 
 def cmd_demo(args, term):
-    from ._checkpoint import Busy
+    from ._files import Busy
     from .generate import MAX_CHUNKS, foreign_members, generate_mixture
     from .modelfile import save_model
 

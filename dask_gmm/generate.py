@@ -58,7 +58,7 @@ from scipy.spatial.distance import pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import _em, _kernels, _numba, io
-from ._checkpoint import one_writer, remove_replaced, temporary_sibling
+from ._files import one_writer, remove_replaced, temporary_sibling
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
 from .mixture import check_fitted
@@ -570,7 +570,7 @@ def _remove_aside(path, overwrite):
     one step, then deleted. zarr's ``mode="w"`` deleted it file by file, and a run killed meanwhile
     left a half-deleted store that nothing could tell for one of generate_mixture (neither a rerun
     nor an overwrite would touch it); now it leaves a hidden ``.gone`` sibling, which the next store
-    begun at ``path`` sweeps (:func:`dask_gmm._checkpoint.temporary_sibling`), overwrite or not."""
+    begun at ``path`` sweeps (:func:`dask_gmm._files.temporary_sibling`), overwrite or not."""
     gone = f"{temporary_sibling(path)}.gone"
     if not (overwrite and os.path.isdir(path)):
         return
@@ -695,7 +695,7 @@ def generate_mixture(
         store generated with other arguments is refused. Anything else at ``path``
         (another Zarr store, which may be data, or files and folders; an empty
         folder excepted) is refused either way. While one run writes a local
-        store, another to the same path is refused (a lock: :func:`dask_gmm._checkpoint.one_writer`).
+        store, another to the same path is refused (a lock: :func:`dask_gmm._files.one_writer`).
     box : float, default 10.0
         Means are uniform in ``[-box, box]^n_features``.
     covariance_scale : float, default 0.1

@@ -480,7 +480,7 @@ def _incomplete(path, folder, what):
     """What to say of the generated store at ``path`` (its local folder, or None) that ``what``
     ("is incomplete", ...): a run of generate is writing it now, or one was interrupted (which a
     store being written had been called too, a review)."""
-    from ._checkpoint import being_written
+    from ._files import being_written
 
     if folder is not None and being_written(folder):
         return (f"The store {path!r} {what}: a run of generate is writing it now. Wait for that run to finish, "

@@ -36,8 +36,8 @@ from sklearn.exceptions import NotFittedError
 
 from . import _covariance as cov
 from . import io
-from ._checkpoint import (check_folder, fitted_fields, identity, json_int, json_number, local_file_path,
-                          of_another_version, write_atomic)
+from ._checkpoint import fitted_fields, identity, json_int, json_number, of_another_version
+from ._files import check_folder, local_file_path, write_atomic
 from .mixture import GaussianMixture, check_fitted
 
 logger = logging.getLogger(__name__)

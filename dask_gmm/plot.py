@@ -35,7 +35,7 @@ from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from . import io
-from ._checkpoint import holds_other_than_png, is_png, replaced_mode, sync_folder, temporary_sibling, write_atomic
+from ._files import holds_other_than_png, is_png, replaced_mode, sync_folder, temporary_sibling, write_atomic
 from ._covariance import as_full_covariances, log_gaussian_prob, precision_cholesky
 from ._kernels import check_block
 from .mixture import check_fitted

@@ -219,7 +219,7 @@ def test_predict_whose_input_changed_meanwhile_publishes_nothing(store, model_fi
 
 def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, model_file, tmp_path, capsys):
     """A predict killed with SIGKILL leaves its hidden temporary store; they piled up, one per kill."""
-    from dask_gmm._checkpoint import writer_id
+    from dask_gmm._files import writer_id
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -320,7 +320,7 @@ def test_an_output_into_the_input_by_a_bind_mount_of_it_is_refused(store, model_
 
 def _dead_writer(tmp_path, name, suffix=""):
     """The name of a temporary sibling of ``tmp_path / name`` that a killed writer left."""
-    from dask_gmm._checkpoint import writer_id
+    from dask_gmm._files import writer_id
 
     dead = subprocess.Popen(["true"])
     dead.wait()

@@ -1101,7 +1101,7 @@ def test_asking_whether_a_store_is_being_written_never_refuses_a_writer(tmp_path
     20,000 starts, two threads asking in a loop)."""
     import threading
 
-    from dask_gmm._checkpoint import Busy, being_written, one_writer
+    from dask_gmm._files import Busy, being_written, one_writer
 
     path = str(tmp_path / "s.zarr")
     os.mkdir(path)
@@ -1136,7 +1136,7 @@ def test_the_lock_is_the_real_paths_and_none_where_flock_fails(tmp_path, monkeyp
     import errno
     import fcntl
 
-    from dask_gmm._checkpoint import one_writer
+    from dask_gmm._files import one_writer
 
     real = str(tmp_path / "s.zarr")
     generate_mixture(real, 1000, chunk_size=100, random_state=1)

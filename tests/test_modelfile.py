@@ -18,7 +18,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from dask_gmm import GaussianMixture, load_model, save_model
-from dask_gmm._checkpoint import write_atomic, writer_id
+from dask_gmm._files import write_atomic, writer_id
 from dask_gmm.modelfile import FORMAT, fitted_model, model_to_dict
 
 from .conftest import make_blobs
@@ -161,7 +161,7 @@ def _writer(path, then):
     waits for a line on its stdin before it finishes."""
     pause = "os.kill(os.getpid(), signal.SIGKILL)" if then == "die" else "sys.stdin.readline()"
     code = ("import os, signal, sys\n"
-            "from dask_gmm._checkpoint import write_atomic\n"
+            "from dask_gmm._files import write_atomic\n"
             "def write(f):\n"
             "    f.write('{'); f.flush(); print('writing', flush=True)\n"
             f"    {pause}\n"

@@ -65,7 +65,7 @@ def test_a_figure_replaces_only_a_png_image_or_an_empty_file(fitted, tmp_path):
     """The command line checked its figures' paths before its work only: a file written there
     while it ran was replaced by the figure (a review). The check is now also made at the rename,
     in the library's writes, for every caller."""
-    from dask_gmm._checkpoint import write_atomic
+    from dask_gmm._files import write_atomic
 
     gm, X = fitted
     notes, empty, png = tmp_path / "notes.png", tmp_path / "empty.png", tmp_path / "old.png"

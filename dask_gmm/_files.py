@@ -1,0 +1,453 @@
+"""The files dask_gmm writes: their paths checked, written atomically (beside, then renamed into
+place, and synced), one writer at a time (a lock), and what an interrupted write left swept.
+Model files, checkpoints, figures, the CLI's outputs and the generator's stores all go through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import shutil
+import socket
+import stat
+import time
+import uuid
+
+from . import io
+
+
+def file_path(path, what="The path to write"):
+    """``path`` (str, bytes or os.PathLike) as a str; a ValueError naming ``what`` for anything else."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise ValueError(f"{what} must be a file's path (a str, bytes or os.PathLike), not "
+                         f"{type(path).__name__} {path!r:.80}.") from None
+
+
+def local_file_path(path, what):
+    """``path`` (str, bytes or os.PathLike) as a str, a ``file://`` or ``local://`` URL as its local
+    path (model files and checkpoints are local files, and may be named so); other URLs as they are."""
+    path = file_path(path, what)
+    scheme, sep, _ = path.partition("://")
+    return io.data_path(path) if sep and scheme.lower() in ("file", "local") else path
+
+
+def check_file_path(path):
+    """Refuse a ``path`` to write that names no file that may be replaced: empty, ending in a
+    separator, a folder, or a device, FIFO or socket (the rename that ends an atomic write would
+    put a file in its place: ``/dev/null``, say; opening a FIFO to read a checkpoint waits forever)."""
+    p = file_path(path)
+    if not p.strip():
+        raise ValueError("Cannot write to an empty path. Give the path of a file.")
+    if os.path.isdir(p):
+        raise ValueError(f"Cannot write {p!r}: it is a folder. Give the path of a file.")
+    if p.endswith(("/", os.sep)):
+        raise ValueError(f"Cannot write {p!r}: a path ending in {p[-1]!r} names a folder. Give the path of a file.")
+    if os.path.exists(p) and not os.path.isfile(p):
+        raise ValueError(f"Cannot write {p!r}: it is not a regular file (a device, a FIFO or a socket), "
+                         "and writing would replace it. Give the path of a file.")
+    name, limit = os.path.basename(p), _name_max(os.path.dirname(os.path.abspath(p)))
+    if limit is not None and len(os.fsencode(name)) > limit:  # found at the rename, after the work, under another name
+        raise ValueError(f"Cannot write {p!r}: its file name is {len(os.fsencode(name))} bytes long, more than the "
+                         f"{limit} its file system allows. Choose a shorter name.")
+    if os.path.isfile(p) and not os.path.islink(p) and not os.stat(p).st_mode & stat.S_IWUSR:  # marked read-only:
+        # the rename would replace it without asking
+        raise ValueError(f"Cannot write {p!r}: it is read-only (mode {stat.S_IMODE(os.stat(p).st_mode):04o}). "
+                         "Make it writable (chmod u+w) to replace it, or choose another path.")
+
+
+def _name_max(folder):
+    """The longest file name, in bytes, that the file system of ``folder`` (or of its nearest
+    existing parent: a figure's folder is made) takes; None where it does not say."""
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # pathconf: POSIX only
+        return None
+
+
+def is_png(path):
+    """Whether ``path`` is a regular file that starts as a PNG image does (never opened otherwise:
+    a FIFO would block)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
+
+
+def holds_other_than_png(path):
+    """Whether something is at ``path`` that a figure may not replace: anything but a PNG image or
+    an empty file (as ``mktemp`` makes, which holds nothing)."""
+    return os.path.exists(path) and os.path.getsize(path) > 0 and not is_png(path)
+
+
+def check_folder(path):
+    """Refuse a ``path`` to write that names no file to replace (:func:`check_file_path`), or whose
+    folder cannot take it (:func:`folder_refusal`), naming ``path`` (not a temporary file)."""
+    check_file_path(path)
+    path = file_path(path)
+    said = folder_refusal(path)
+    if said:  # before any work, not at the first write
+        raise ValueError(f"Cannot write {path!r}: {said}")
+
+
+def folder_refusal(path, create=False):
+    """Why the folder that is to hold the local ``path`` cannot take it (it does not exist, is a
+    file, or may not be written), for messages; None when it can. With ``create`` (figures, whose
+    folders are made), of its nearest existing folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while create and not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        return f"{folder!r} is a file, not a folder."
+    if not os.path.isdir(folder):
+        return f"the folder {folder!r} does not exist. Create it first, or choose a path in an existing folder."
+    why = why_unwritable(folder)
+    return None if why is None else f"{why}. Choose a path in a folder you may write."
+
+
+def why_unwritable(folder):
+    """Why files cannot be made in the existing ``folder`` (a read-only file system, or no
+    permission to write in it), for messages; None when they can."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    with contextlib.suppress(OSError, AttributeError):  # statvfs: POSIX only
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"the folder {folder!r} is on a read-only file system"
+    return f"no permission to write in the folder {folder!r}"
+
+
+#: The targets (folder, name) whose leftover temporary files this process has removed (once each).
+_SWEPT = set()
+
+
+def _machine_id():
+    """The first 8 hex digits of this machine's id (systemd's ``/etc/machine-id``, D-Bus's copy of
+    it), or "" where there is none. It outlives reboots, which a boot id would not: a leftover
+    that a crash of the machine left is still this machine's after it."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            with open(path) as f:
+                found = f.read().strip()[:8]
+            if re.fullmatch(r"[0-9a-f]{8}", found):
+                return found
+    return ""
+
+
+def writer_id():
+    """This process's writer, as its temporary files name it: ``HOST+PIDNS+MACHINE@PID``, each part
+    where the system shows it. PIDNS is the inode of its PID namespace (containers sharing a host
+    name and a disk do not share PIDs); MACHINE the start of its machine id (:func:`_machine_id`):
+    two machines of one host name share the first PID namespace's inode, 4026531836, and may share
+    a folder (NFS), but not a machine id, unless cloned with it. Elsewhere ``HOST@PID``."""
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    machine = _machine_id()
+    if machine:
+        parts.append(machine)
+    return f"{'+'.join(parts)}@{os.getpid()}"
+
+
+def _sibling_name(path):
+    """(folder, prefix) of ``path``'s temporary siblings: ``.NAME.tmp@`` (NAME a digest of a name
+    too long to carry)."""
+    folder, base = os.path.split(os.path.abspath(os.fspath(path)))
+    if len(os.fsencode(base)) > 150:  # NAME_MAX is 255 bytes
+        base = hashlib.blake2b(os.fsencode(base), digest_size=8).hexdigest()
+    return folder, f".{base}.tmp@"
+
+
+def _dead_leftovers(folder, prefix):
+    """``{name: suffix}`` of the temporary siblings in ``folder`` named ``prefix`` + WRITER@HEX that a
+    writer of this host, PID namespace and machine left when it was killed (its process gone). The
+    suffix is "" (a temporary file or store), ".old" (a previous output moved aside: :func:`restore_moved_aside`)
+    or ".gone" (a replaced output being removed). Nothing where the folder cannot be listed."""
+    host = writer_id().rsplit("@", 1)[0]
+    found = {}
+    if os.name != "posix":  # os.kill(pid, 0) tests a pid on POSIX only
+        return found
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            m = re.fullmatch(r"(.*)@([0-9]{1,9})@[0-9a-f]{8}(|\.old|\.gone)", name[len(prefix):]) \
+                if name.startswith(prefix) else None
+            if m and m[1] == host and not _alive(int(m[2])):
+                found[name] = m[3]
+    return found
+
+
+def _remove(path):
+    """Delete ``path``: a folder with all in it that can go (a link: not what it points to), or a
+    file; the errors met, an empty list where it all went (or it was gone already)."""
+    failed = []
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, onerror=lambda function, name, info: failed.append(info[1]))
+        else:
+            os.unlink(path)
+    except FileNotFoundError:  # removed meanwhile (another run's sweep)
+        pass
+    except OSError as exc:
+        failed.append(exc)
+    return failed
+
+
+def remove_replaced(gone, what):
+    """Delete ``gone``, the replaced output ``what`` (its name, for the message) renamed aside (a
+    store's folder, a file, a link: not what it points to), with a warning naming it where that
+    fails: a read-only store stayed there, hidden and as large as it was, without a word (a review),
+    and the sweep of later runs (:func:`temporary_sibling`) could not remove it either."""
+    failed = _remove(gone)
+    if failed and os.path.lexists(gone):
+        io.warn_at_caller(f"{what!r} was replaced, but the old one, moved aside to {gone!r}, could not be deleted "
+                          f"whole ({failed[0].strerror}). Delete it yourself (if it is read-only, after chmod -R u+w).")
+
+
+def temporary_sibling(path):
+    """A new hidden name beside ``path`` to write it through: ``.NAME.tmp@WRITER@HEX``, WRITER
+    :func:`writer_id` (NAME a digest of a name too long for that).
+
+    The first time a process writes ``path``, it removes the temporary siblings of
+    ``path`` that a writer of the same host, PID namespace and machine left when
+    it was killed (its process gone: SIGKILL skips every clean-up), so that they
+    do not pile up, one per kill: temporary files and stores, and replaced
+    outputs it was removing (``.gone``). Those of a live process, of another
+    host, namespace or machine, and a ``.old`` (a previous output moved aside,
+    perhaps the only copy: :func:`restore_moved_aside`) stay; a leftover that
+    cannot be removed stays too (the sweep is tidying: it never fails a write).
+    """
+    folder, prefix = _sibling_name(path)
+    if (folder, prefix) not in _SWEPT:
+        for name, suffix in _dead_leftovers(folder, prefix).items():
+            if suffix != ".old":
+                _remove(os.path.join(folder, name))
+        if len(_SWEPT) >= 4096:  # a process writing many paths sweeps again rather than grow this
+            _SWEPT.clear()
+        _SWEPT.add((folder, prefix))
+    return os.path.join(folder, f"{prefix}{writer_id()}@{uuid.uuid4().hex[:8]}")
+
+
+class Busy(ValueError):
+    """The ValueError of :func:`one_writer` when another run holds the lock."""
+
+
+def _lock_path(path):
+    """The lock file of the local output ``path``: the hidden sibling ``.NAME.lock`` of its real path."""
+    folder, prefix = _sibling_name(os.path.realpath(path))
+    return os.path.join(folder, f"{prefix.removesuffix('.tmp@')}.lock")
+
+
+def being_written(path):
+    """Whether a run holds :func:`one_writer`'s lock of the local ``path`` now (asked without waiting,
+    and without making the lock file); False where that cannot be told."""
+    try:
+        import fcntl
+
+        fd = os.open(_lock_path(path), os.O_RDONLY | os.O_NOFOLLOW)
+    except (ImportError, OSError):  # not POSIX, or no lock file: no writer
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:  # no flock here
+        return False
+    finally:
+        os.close(fd)  # the lock taken, if any, goes with it
+
+
+def _lock_soon(fcntl, fd):
+    """An exclusive ``flock`` of ``fd``, tried for 50 ms: :func:`being_written` holds a shared one
+    for microseconds (it refused 2,893 of 20,000 writers, asked in a loop, a review), a writer for
+    its whole run. BlockingIOError when it is still held then."""
+    deadline = time.monotonic() + 0.05
+    while True:
+        try:
+            return fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.001)
+
+
+@contextlib.contextmanager
+def one_writer(path, busy):
+    """Hold the lock of the local output ``path`` while this process writes it in place: an
+    exclusive ``flock`` of the hidden sibling ``.NAME.lock`` of its real path (links resolved),
+    removed after. A second writer of ``path`` meanwhile (another process, on any host where the
+    file system honours ``flock``, or another thread) gets the ValueError ``busy`` rather than
+    interleave its chunks with this one's (:class:`Busy`): two overwrites at once had left a store recorded as one
+    seed's, complete, holding a chunk of the other's. Where no lock can be made (a URL, no
+    ``fcntl``, a missing or unwritable folder, a file system without ``flock``) none is taken, and
+    the write goes on as before."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None
+    if fcntl is None or "://" in os.fspath(path):
+        yield
+        return
+    lock = _lock_path(path)
+    for _ in range(100):  # each turn: a writer that had the file removed it as this one opened it
+        try:
+            # flock needs no write access; a link planted at the lock's name is not followed (a review:
+            # a dangling one made the file at its target), and the write goes on without the lock
+            fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError:
+            break
+        try:
+            _lock_soon(fcntl, fd)
+        except BlockingIOError:
+            os.close(fd)
+            raise Busy(busy) from None
+        except OSError:  # no flock here (ENOLCK, EOPNOTSUPP): no lock, and no file left behind
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            break
+        try:
+            held = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except OSError:
+            held = False
+        if held:
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(lock)
+                os.close(fd)
+            return
+        os.close(fd)
+    else:  # the file kept being replaced: writers are at work there
+        raise Busy(busy)
+    yield
+
+
+def restore_moved_aside(path):
+    """Undo what a writer killed while replacing ``path`` left: the previous output it had moved
+    aside (``.NAME.tmp@WRITER@HEX.old``, its writer dead) goes back to ``path`` when nothing is
+    there (killed between its two renames; of several, the one moved aside last), and is removed
+    when the new output took its place. Returns the name put back, or None. Call it before checking
+    whether ``path`` exists."""
+    folder, prefix = _sibling_name(path)
+    restored = None
+    aside = [n for n, suffix in _dead_leftovers(folder, prefix).items() if suffix == ".old"]
+    for name in sorted(aside, key=lambda n: _changed(os.path.join(folder, n)), reverse=True):  # the newest first
+        left = os.path.join(folder, name)
+        if os.path.lexists(path):
+            _remove(left)
+            continue
+        try:
+            os.replace(left, path)
+        except OSError:  # it stays where it is, for its owner to see
+            continue
+        restored = name
+    return restored
+
+
+def _changed(path):
+    """When ``path`` last changed (a rename counts), or 0 if it is gone."""
+    try:
+        return os.lstat(path).st_ctime_ns
+    except OSError:
+        return 0
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def replaced_mode(path):
+    """The permissions a file written to replace ``path`` keeps: those of the regular file there (not
+    of a link, which is replaced, not followed), or None where there is none."""
+    if os.path.isfile(path) and not os.path.islink(path):
+        with contextlib.suppress(FileNotFoundError):
+            return stat.S_IMODE(os.stat(path).st_mode)
+    return None
+
+
+def write_atomic(path, write, mode="w", replaces=None):
+    """Fill ``path`` with ``write(f)`` through a temporary file beside it (:func:`temporary_sibling`;
+    the folder must exist), synced to disk, and a rename, synced too: a reader never sees half a file. A new file
+    gets the permissions the umask gives, a replaced one keeps its own (a private 0600 model file
+    stays private). A link at ``path`` is replaced, not what it points to. ``replaces(path)``, when
+    given, runs just before the rename and raises to keep what is there (written there while
+    ``write`` ran, after the caller's own checks); the temporary file is then removed. Returns
+    ``path`` (a str)."""
+    path = file_path(path)
+    check_folder(path)
+    try:
+        tmp = temporary_sibling(path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+    try:
+        with os.fdopen(fd, mode) as f:  # first: the file is closed whatever fails after
+            kept = replaced_mode(path)
+            if kept is not None:  # from before any byte is written (a 0600 file's stay private)
+                os.fchmod(f.fileno(), kept)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if replaces is not None:
+            replaces(path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # name the file asked for, not the temporary one
+            raise type(exc)(exc.errno, exc.strerror, path) from None
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    sync_folder(os.path.dirname(path) or ".")
+    return path
+
+
+def sync_folder(path):
+    """The folder ``path``'s entries synced to disk: after a crash of the machine, a rename into it
+    stands (else the old file, or none, may come back). Where a folder cannot be opened or synced
+    (Windows, some file systems), nothing is done."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sync_tree(root):
+    """Every file under the folder ``root`` synced to disk, then each folder after its entries
+    (:func:`sync_folder`): done before ``root`` is renamed into place, so that after a crash of the
+    machine the renamed tree holds what was written, not empty or short files. A file's sync that
+    fails raises (a write the disk or server could not keep: EIO, ENOSPC, EDQUOT), unless the file
+    system cannot sync at all (EINVAL, ENOTSUP)."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDWR)  # Windows flushes only what it may write
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+                    raise
+            finally:
+                os.close(fd)
+        sync_folder(folder)
