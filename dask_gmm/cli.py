@@ -1991,9 +1991,14 @@ def main(argv=None):
         hook = sys.unraisablehook
         sys.unraisablehook = again = _SignalAgain(hook)
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = show_warning
-            status = args.func(args, term)
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = show_warning
+                status = args.func(args, term)
+        except Exception as exc:  # an error that followed a signal Python dropped: the signal ends the command
+            if handled and again.pending is not None:  # (numba's "no compiled object yet", its compile cut short)
+                raise again.pending from exc
+            raise
         if handled:
             again.raise_pending()
         return status
