@@ -125,12 +125,12 @@ def _check_shape_dtype(shape, dtype, min_samples=1):
         raise ValueError(f"X is a structured array (fields {', '.join(np.dtype(dtype).names)}), not data of shape "
                          "(n_samples, n_features). Give its fields as the columns of a 2-D array "
                          "(numpy.lib.recfunctions.structured_to_unstructured), or a pandas DataFrame.")
-    if len(shape) != 2:
-        raise ValueError(
-            f"Expected 2D array of shape (n_samples, n_features), got {len(shape)}D array "
-            "instead. Reshape your data with X.reshape(-1, 1) for a single feature or "
-            "X.reshape(1, -1) for a single sample."
-        )
+    if len(shape) != 2:  # scikit-learn's advice to reshape fits a 1-D X (and a scalar) only
+        advice = ("Reshape your data with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single "
+                  "sample." if len(shape) < 2 else "Give one row per sample (X.reshape(len(X), -1) flattens the "
+                  "other axes into features, where that is what they are).")
+        raise ValueError(f"Expected 2D array of shape (n_samples, n_features), got {len(shape)}D array instead "
+                         f"(shape {tuple(shape)}). {advice}")
     if np.dtype(dtype).kind not in "biuf":
         complex_ = "Complex data not supported: " if np.dtype(dtype).kind == "c" else ""
         raise ValueError(

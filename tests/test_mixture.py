@@ -1043,6 +1043,12 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match=r"^X is a structured array \(fields a, b\), not data of shape \(n_samples, "
                                          r"n_features\)\. Give its fields as the columns of a 2-D array"):
         GaussianMixture(1).fit(records)
+    with pytest.raises(ValueError, match=r"got 1D array instead \(shape \(20,\)\)\. Reshape your data with X\.reshape\(-1, 1\)"):
+        GaussianMixture(1).fit(np.zeros(20))
+    for nd in (np.zeros((3, 2, 2)), da.zeros((3, 2, 2), chunks=1)):  # was advised X.reshape(-1, 1), as a 1-D X
+        with pytest.raises(ValueError, match=r"got 3D array instead \(shape \(3, 2, 2\)\)\. Give one row per sample "
+                                             r"\(X\.reshape\(len\(X\), -1\) flattens"):
+            GaussianMixture(1).fit(nd)
     with pytest.raises(TypeError, match=r"^n_samples must be an integer, got str '3'\.$"):  # was "'<' not supported"
         gm.sample("3")
     with pytest.raises(ValueError, match=r"^Invalid value for 'n_samples': 0\. It must be at least one\.$"):
