@@ -688,11 +688,15 @@ _LOCAL_OUTPUTS = {"output": "--output", "checkpoint": "--checkpoint", "plot": "-
 
 def _local_outputs(args):
     """``file://`` and ``local://`` URLs of local outputs made their paths, in ``args``; any other URL a
-    CLIError (it would have been written to a local folder named after its scheme, ``./s3:/...``)."""
+    CLIError (it would have been written to a local folder named after its scheme, ``./s3:/...``), and
+    so is ``-``, which names standard output to other tools (``predict -o -`` made a store named ``-``)."""
     from . import io
 
     for attr, option in _LOCAL_OUTPUTS.items():
         value = getattr(args, attr, None)
+        if value is not None and str(value) == "-":
+            raise CLIError(f"{option} - names no file: {PROG} writes its outputs to files, not to standard output. "
+                           "Give a path (./- for a file named '-').")
         if value is None or "://" not in str(value) or (attr == "output" and args.command == "predict"):
             continue
         if str(value).split("://", 1)[0].lower() not in ("file", "local"):

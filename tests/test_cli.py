@@ -1273,6 +1273,22 @@ def test_local_outputs_refuse_urls(tmp_path, capsys, store, model_file, argv, mo
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("argv", [
+    ["predict", "{model}", "{store}", "-o", "-"],
+    ["fit", "{store}", "-k", "2", "-o", "-"],
+    ["fit", "{store}", "-k", "2", "-o", "{tmp}/m.json", "--checkpoint", "-"],
+    ["plot", "{model}", "{store}", "-o", "-"],
+    ["demo", "--output-dir", "-"],
+])
+def test_a_dash_for_an_output_is_refused(tmp_path, capsys, store, model_file, argv, monkeypatch):
+    """``-`` names standard output to other tools: ``predict -o -`` wrote a store named ``-``, and
+    ``fit -o -`` then failed, calling it a folder (an experiment-scripter review)."""
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run(capsys, *(a.format(tmp=tmp_path, store=store, model=model_file) for a in argv))
+    assert_one_line_error(rc, err, " - names no file: dask-gmm writes its outputs to files, not to standard output")
+    assert os.listdir(tmp_path) == []
+
+
 def test_local_outputs_take_file_urls_as_their_paths(tmp_path, capsys, store, model_file):
     rc, out, _ = run(capsys, "plot", model_file, store, "--output", f"file://{tmp_path}/fig.png", "-q")
     assert rc == 0 and (tmp_path / "fig.png").exists() and f"wrote {tmp_path}/fig.png" in out
