@@ -447,8 +447,10 @@ def _check_same(path, old, new):
 def _arrays(group, n_samples, n_features, rows, dtype, n_components, compression):
     """The arrays X and labels of ``group``, created when absent, with the write config."""
     specs = {
-        "X": dict(shape=(n_samples, n_features), chunks=(rows, n_features), dtype=dtype, fill_value=np.nan),
-        "labels": dict(shape=(n_samples,), chunks=(rows,), dtype=label_dtype(n_components), fill_value=-1),
+        "X": dict(shape=(n_samples, n_features), chunks=(rows, n_features), dtype=dtype, fill_value=np.nan,
+                  dimension_names=DIMENSIONS["X"]),
+        "labels": dict(shape=(n_samples,), chunks=(rows,), dtype=label_dtype(n_components), fill_value=-1,
+                       dimension_names=DIMENSIONS["labels"]),
     }
     out = []
     for name, spec in specs.items():
@@ -468,6 +470,10 @@ def _arrays(group, n_samples, n_features, rows, dtype, n_components, compression
 #: The arrays of a generated group that hold its true parameters, and their names in a model.
 TRUE_ARRAYS = ("true_weights", "true_means", "true_covariances")
 _TRUE_KEYS = ("weights", "means", "covariances")
+#: The names of each array's axes (Zarr's ``dimension_names``), which xarray needs to open the group
+#: (``xarray.open_zarr``); a store made before they were written has none.
+DIMENSIONS = {"X": ("sample", "feature"), "labels": ("sample",), "true_weights": ("component",),
+              "true_means": ("component", "feature"), "true_covariances": ("component", "feature_i", "feature_j")}
 
 
 def _true_arrays(group, true):
@@ -483,7 +489,7 @@ def _true_arrays(group, true):
                                  f"given now (the model, or drawn from the seed). {_OVERWRITE}")
             continue
         arr = group.create_array(name, shape=value.shape, dtype="float64", fill_value=np.nan,
-                                 compressors=_compressors(), overwrite=True)
+                                 compressors=_compressors(), overwrite=True, dimension_names=DIMENSIONS[name])
         arr[...] = value
 
 

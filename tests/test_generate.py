@@ -1210,3 +1210,23 @@ def test_a_failed_write_raises_once_the_writes_under_way_have_ended(tmp_path):
         assert done.returncode == 0, done.stderr
         assert done.stdout == "File too large: 0\n", done.stdout
         assert not any(f.endswith(".partial") for _, _, fs in os.walk(path) for f in fs)
+
+
+def test_a_generated_store_opens_in_xarray_with_its_true_parameters(tmp_path):
+    """xarray needs each array's dimension names: ``xr.open_zarr`` of a generated store was a KeyError
+    (an experiment-scripter review). The rows, labels and true parameters read through xarray are the
+    store's, and a fit of xarray's X equals a fit of the path."""
+    xr = pytest.importorskip("xarray")
+    path = tmp_path / "m.zarr"
+    truth = generate_mixture(path, n_samples=3000, n_features=2, n_components=3, chunk_size=1000, random_state=4)
+    ds = xr.open_zarr(path, consolidated=False)
+    assert dict(ds.sizes) == {"sample": 3000, "feature": 2, "component": 3, "feature_i": 2, "feature_j": 2}
+    group = zarr.open_group(str(path), mode="r")
+    np.testing.assert_array_equal(ds["X"].values, group["X"][:])
+    np.testing.assert_array_equal(ds["labels"].values, group["labels"][:])
+    for name, value in (("true_weights", truth.weights_), ("true_means", truth.means_),
+                        ("true_covariances", truth.covariances_)):
+        np.testing.assert_array_equal(ds[name].values, value)
+    kwargs = dict(n_components=3, random_state=0, max_iter=5, tol=0)
+    by_path, by_xarray = GaussianMixture(**kwargs).fit(path), GaussianMixture(**kwargs).fit(ds["X"])
+    np.testing.assert_allclose(by_xarray.means_, by_path.means_, rtol=1e-12, atol=1e-12)
