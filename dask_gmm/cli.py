@@ -401,6 +401,7 @@ def build_parser():
     p.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full", help="(default full)")
     p.add_argument("--checkpoint", metavar="FILE", help="save the EM state each iteration; rerun to resume (a larger --max-iter continues it)")
     p.add_argument("--output", "-o", required=True, metavar="MODEL.json", help="model file to write")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("select", parents=[common, cluster, em], help="choose the number of components by BIC or AIC",
@@ -415,6 +416,7 @@ def build_parser():
     p.add_argument("--criterion", choices=("bic", "aic"), default="bic", help="(default bic)")
     p.add_argument("--plot", metavar="PNG", help="also draw BIC and AIC against K")
     p.add_argument("--output", "-o", required=True, metavar="MODEL.json", help="model file to write (the best)")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("predict", parents=[common, cluster], help="write labels (or probabilities) to a Zarr array",
@@ -1134,6 +1136,12 @@ def cmd_fit(args, term):
                            checkpoint=None if args.checkpoint is None else os.path.abspath(args.checkpoint))
     save_model(gm, args.output)
     n, d = X.shape
+    if args.json:
+        term.out(json.dumps({"n_components": gm.n_components, "covariance_type": gm.covariance_type,
+                             "n_samples": n, "n_features": d, "n_iter": gm.n_iter_, "converged": gm.converged_,
+                             "lower_bound": gm.lower_bound_, "seconds": times.total, "seconds_em": times.em,
+                             "resumed": times.resumed, "checkpoint": args.checkpoint, "model": args.output}))
+        return 0
     term.out(f"fitted {_count(gm.n_components, 'component')} ({gm.covariance_type} covariance) to "
              f"{_count(n, 'row')} x {_count(d, 'feature')}")
     term.out(f"  iterations         {gm.n_iter_}  ({'converged' if gm.converged_ else 'NOT converged'}, tol {gm.tol:g})")
@@ -1184,6 +1192,11 @@ def cmd_select(args, term):
     # signal at the table had left the new model beside an earlier run's figure, or none
     figure = _plot_module().plot_criterion(sel, args.plot) if args.plot else None
     save_model(sel.best_, args.output)
+    if args.json:
+        best = {"n_components": sel.best_.n_components, "covariance_type": sel.best_.covariance_type}
+        term.out(json.dumps({"criterion": args.criterion, "best": best, "results": sel.results_,
+                             "seconds": seconds, "model": args.output, "figure": figure}))
+        return 0
     term.out(f"{'K':>3}  {'covariance':<10} {'BIC':>16} {'AIC':>16} {'log-lik/row':>12} {'iter':>5}  converged")
     for r in sel.results_:
         chosen = r["n_components"] == sel.best_.n_components and r["covariance_type"] == sel.best_.covariance_type

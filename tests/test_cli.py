@@ -155,6 +155,31 @@ def test_score_equals_the_library(store, model_file, capsys):
     assert json.loads(out)["mean_log_likelihood"] == gm.score(store)
 
 
+def test_fit_and_select_json_equal_the_library(store, tmp_path, capsys):
+    """``fit --json`` and ``select --json`` print one JSON object each, for scripts (only ``score`` and
+    ``info`` had one: an experiment-scripter review), with what the model file and select_model hold."""
+    from dask_gmm import select_model
+
+    rc, out, err = run(capsys, "fit", store, "-k", "3", "--seed", "0", "--tol", "1e-4", "-o", tmp_path / "m.json",
+                       "--json", "-q")
+    assert rc == 0 and err == ""
+    fitted, gm = json.loads(out), load_model(tmp_path / "m.json")
+    assert {k: fitted[k] for k in ("n_components", "covariance_type", "n_samples", "n_features", "n_iter",
+                                   "converged", "lower_bound", "model", "checkpoint", "resumed")} == {
+        "n_components": 3, "covariance_type": "full", "n_samples": 20_000, "n_features": 2, "n_iter": gm.n_iter_,
+        "converged": gm.converged_, "lower_bound": gm.lower_bound_, "model": str(tmp_path / "m.json"),
+        "checkpoint": None, "resumed": False}
+    assert 0 < fitted["seconds_em"] <= fitted["seconds"]
+    rc, out, err = run(capsys, "select", store, "-k", "1-3", "--covariance-types", "full,diag", "--seed", "0",
+                       "-o", tmp_path / "s.json", "--json", "-q")
+    assert rc == 0 and err == ""
+    chosen = json.loads(out)
+    sel = select_model(store, n_components=[1, 2, 3], covariance_types=["full", "diag"], random_state=0)
+    assert chosen["results"] == sel.results_ and chosen["criterion"] == "bic" and chosen["figure"] is None
+    assert chosen["best"] == {"n_components": sel.best_.n_components, "covariance_type": sel.best_.covariance_type}
+    np.testing.assert_array_equal(load_model(tmp_path / "s.json").means_, sel.best_.means_)
+
+
 def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
     gm = load_model(model_file)
     out = tmp_path / "labels.zarr"
