@@ -1655,24 +1655,9 @@ def cmd_plot(args, term):
     return 0
 
 
-def match_components(true_means, fitted_means):
-    """Fitted component matched to each true one (Hungarian matching on distances between means).
-
-    Returns
-    -------
-    ndarray of shape (K_true,): index of the fitted component for each true one (-1 if none)
-    """
-    from scipy.optimize import linear_sum_assignment
-    from scipy.spatial.distance import cdist
-
-    cost = cdist(np.asarray(true_means), np.asarray(fitted_means))
-    rows, cols = linear_sum_assignment(cost)
-    out = np.full(len(true_means), -1)
-    out[rows] = cols
-    return out
-
-
 def _comparison_lines(true, fitted):
+    from .generate import match_components
+
     order = match_components(true.means_, fitted.means_)
     tcov, fcov = _full_covariances(true), _full_covariances(fitted)
     lines = []
@@ -1825,6 +1810,7 @@ def cmd_demo(args, term):
     term.out(f"4. the notebook's way: {NOTEBOOK_ITERATIONS} EM iterations from random means in the box with "
              f"identity covariances, on the notebook's N = {n_nb:,} rows (the first rows of the store)")
     from . import io
+    from .generate import match_components
 
     X_nb = io.as_dask_array(data)[:n_nb]
     with warnings.catch_warnings():  # a fixed number of iterations, as the notebook: tol=0 never "converges"

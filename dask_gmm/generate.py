@@ -54,7 +54,8 @@ import numpy as np
 import zarr
 from dask.base import tokenize
 from dask.delayed import Delayed
-from scipy.spatial.distance import pdist
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist, pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import _em, _kernels, _numba, io
@@ -861,6 +862,26 @@ def generate_mixture(
 
 
 # ------------------------------------------------------------------ reading back
+def match_components(true_means, fitted_means):
+    """The fitted component matched to each true one, to compare a fit with the generator's truth:
+    the pairing of least total distance between their means (the Hungarian algorithm).
+
+    Parameters
+    ----------
+    true_means : array-like of shape (K_true, n_features)
+    fitted_means : array-like of shape (K_fitted, n_features)
+
+    Returns
+    -------
+    ndarray of shape (K_true,): index of the fitted component for each true one (-1 if none)
+    """
+    cost = cdist(np.asarray(true_means), np.asarray(fitted_means))
+    rows, cols = linear_sum_assignment(cost)
+    out = np.full(len(true_means), -1)
+    out[rows] = cols
+    return out
+
+
 def read_true_model(path):
     """The true model recorded in a generated store, or None when it records none.
 

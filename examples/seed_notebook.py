@@ -25,7 +25,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 import dask_gmm
-from dask_gmm.cli import match_components, notebook_initialisation
+from dask_gmm.cli import notebook_initialisation
+from dask_gmm.generate import match_components
 
 D, K = 2, 3
 

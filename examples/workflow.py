@@ -64,7 +64,7 @@ def main(workdir="dask-gmm-workflow-py"):
     da.store(labels, out, lock=False)
     true_labels = zarr.open_group(data, mode="r")["labels"]
     # Components are numbered arbitrarily: compare through the best matching of means.
-    from dask_gmm.cli import match_components
+    from dask_gmm.generate import match_components
 
     fitted_of_true = match_components(truth.means_, gm.means_)
     agree = da.mean(da.from_array(fitted_of_true)[da.from_zarr(true_labels)] == da.from_zarr(out)).compute()

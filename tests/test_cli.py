@@ -1453,13 +1453,6 @@ def test_count_parses_exactly(text, value):
     assert cli.count(text) == value and isinstance(cli.count(text), int)
 
 
-def test_match_components():
-    rng = np.random.default_rng(0)
-    true = rng.normal(size=(5, 3)) * 10
-    perm = rng.permutation(5)
-    assert list(cli.match_components(true, true[perm] + 0.01)) == list(np.argsort(perm))
-
-
 def test_sparkline():
     assert cli.sparkline([0, 1, 2, 3, 4, 5, 6, 7]) in ("▁▂▃▄▅▆▇█", "_.-~=*#@")
     assert len(cli.sparkline(np.arange(500), width=40)) == 40

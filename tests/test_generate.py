@@ -1230,3 +1230,21 @@ def test_a_generated_store_opens_in_xarray_with_its_true_parameters(tmp_path):
     kwargs = dict(n_components=3, random_state=0, max_iter=5, tol=0)
     by_path, by_xarray = GaussianMixture(**kwargs).fit(path), GaussianMixture(**kwargs).fit(ds["X"])
     np.testing.assert_allclose(by_xarray.means_, by_path.means_, rtol=1e-12, atol=1e-12)
+
+
+def test_match_components_pairs_each_true_component_with_its_fitted_one():
+    """Against a brute force over every pairing: the one of least total distance between the means."""
+    import itertools
+
+    from dask_gmm.generate import match_components
+
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=(5, 3)) * 10
+    perm = rng.permutation(5)
+    assert list(match_components(true, true[perm] + 0.01)) == list(np.argsort(perm))
+    fitted = rng.normal(size=(4, 3)) * 10  # one fewer: a true component is left unmatched (-1)
+    found = match_components(true, fitted)
+    cost = lambda pairs: sum(np.linalg.norm(true[i] - fitted[j]) for i, j in pairs)
+    best = min((list(zip(rows, cols)) for rows in itertools.permutations(range(5), 4) for cols in [range(4)]), key=cost)
+    assert sorted(found.tolist()) == [-1, 0, 1, 2, 3]
+    assert cost([(i, j) for i, j in enumerate(found) if j >= 0]) == pytest.approx(cost(best), rel=1e-12)
