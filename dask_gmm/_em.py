@@ -908,8 +908,12 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     return da.Array(graph, name, chunks=chunks, dtype=dtype, meta=np.empty((0, *tail), dtype))
 
 
-def _unsized_task(part, start, kernel, args, last):
-    x = np.asarray(part)
+def _unsized_task(part, start, kernel, args, n_features, last):
+    """``kernel`` on the block ``part`` (a block of a dask array, or a DataFrame's partition) whose
+    first row is ``start``, checked as a block of known rows is (:func:`declared`): such blocks had
+    been taken as NumPy made them, dates as numbers and masked values as the values under the mask."""
+    x = part.to_numpy() if hasattr(part, "index") and hasattr(part, "to_numpy") else part  # a partition's values
+    x = declared(x, (len(x) if getattr(x, "ndim", 0) else 0, n_features), int(start))
     if last and start + len(x) == 0:  # the rows of every block before it are counted in start
         raise ValueError(f"Found array with 0 sample(s) (shape=(0, {x.shape[1]})) while a minimum of 1 is "
                          f"required: the {'DataFrame' if hasattr(part, 'index') else 'array'} has no rows.")
@@ -929,7 +933,7 @@ def _total(*lengths):
 START_GROUP = 64
 
 
-def unsized_rows_array(parts, kernel, tail, dtype, *args):
+def unsized_rows_array(parts, kernel, tail, dtype, n_features, *args):
     """A lazy dask array of a per-row kernel over blocks of unknown lengths (a dask DataFrame's
     partitions, each a pandas DataFrame: a bad row is named by its index label too; a dask array's
     blocks), in one pass: each block's first row is the sum of the lengths of the blocks before it,
@@ -950,6 +954,7 @@ def unsized_rows_array(parts, kernel, tail, dtype, *args):
     ----------
     parts : list of dask.delayed.Delayed, blocks of rows (n_i, n_features), as ``DataFrame.to_delayed()``
     tail : tuple, the output's shape after its first axis: () or (n_components,)
+    n_features : int, the columns each block must have
 
     Returns
     -------
@@ -959,7 +964,7 @@ def unsized_rows_array(parts, kernel, tail, dtype, *args):
     name = f"dask_gmm.{kernel.__name__}-{token}"
     length, group, start = (f"dask_gmm.{what}-{token}" for what in ("length", "group-start", "start"))
     blocks = [p.key for p in parts]
-    task = functools.partial(_unsized_task, kernel=kernel, args=args)  # opaque to dask: the model's arrays stay as they are
+    task = functools.partial(_unsized_task, kernel=kernel, args=args, n_features=n_features)  # opaque to dask: the model's arrays stay as they are
     rest = (0,) * len(tail)
     graph = {}
     for i, b in enumerate(blocks):

@@ -308,7 +308,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if frame is not None:
             self._check_features(frame)
             parts = frame.to_delayed()  # a list of partitions, or an array of blocks (n, 1)
-            return unsized_rows_array(list(np.ravel(parts)), kernel, tail, dtype, model)
+            return unsized_rows_array(list(np.ravel(parts)), kernel, tail, dtype, frame.shape[1], model)
         if not io.is_lazy(X):  # in memory: every block writes its rows of one output
             blocks = io.row_blocks(X)
             self._check_features(blocks[0])

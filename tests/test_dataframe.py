@@ -207,6 +207,23 @@ def test_per_row_outputs_of_a_dask_dataframe_read_it_once(frame):
         gm.predict(dd.from_pandas(holed, npartitions=3)).compute()
 
 
+@pytest.mark.parametrize("make, said", [(lambda p: p.astype(str), "object"),
+                                        (lambda p: p.apply(lambda c: pd.to_datetime(c, unit="s")), r"datetime64\[ns\]")])
+def test_per_row_outputs_check_each_partition_as_a_fit_does(frame, make, said):
+    """A partition of other values than its frame declares is refused, as a fit refuses it: numeric
+    strings had been converted and dates were a bare TypeError naming no row (a Dask user's review)."""
+    X, df = frame
+    gm = GaussianMixture(2, **KW).fit(df)
+    ddf = dd.from_pandas(df, npartitions=3)
+    bad = ddf.map_partitions(lambda p: make(p) if p.index[0] == 200 else p, meta=ddf._meta)
+    rows = r"^The block of X holding rows 200-399 holds " + said + " values where its dask array declares numbers"
+    with pytest.raises(ValueError, match=rows):
+        gm.fit(bad)
+    for method in ("predict", "predict_proba", "score_samples"):
+        with pytest.raises(ValueError, match=rows):
+            getattr(gm, method)(bad).compute()
+
+
 def test_per_row_outputs_of_many_partitions(frame):
     """Blocks' first rows are added up in groups of ``START_GROUP`` (a chain of ``dask.delayed`` sums had
     taken 3 s to build for 1,000 partitions): rows beyond the first groups are still in their places."""

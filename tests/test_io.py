@@ -690,6 +690,25 @@ def test_per_row_outputs_of_unknown_rows_are_lazy_in_one_pass():
         fitted.predict(X[X[:, 0] > 1e9]).compute()
 
 
+@pytest.mark.parametrize("make, said", [
+    (lambda b: np.full(b.shape, np.datetime64("2020-01-01")), r"holds datetime64\[D\] values where its dask array declares numbers"),
+    (lambda b: b + 1j, r"holds complex numbers \(complex128\) where its dask array declares real ones"),
+    (lambda b: np.ma.masked_array(np.full(b.shape, -9999.0), mask=True), r"is a masked array with masked entries in 500 row"),
+    (lambda b: np.c_[b, b[:, :1]], r"has shape \(500, 3\) where its dask array declares \(500, 2\)"),
+])
+def test_per_row_outputs_of_unknown_rows_check_each_block(make, said):
+    """A block of unknown rows is checked as one of known rows is: dates had been scored as numbers
+    (-5e8 a row), complex numbers lost their imaginary parts, values under a mask were scored (-1e8)
+    and an extra column was NumPy's broadcasting error (a Dask user's review)."""
+    data = make_blobs(n=3000)
+    fitted = GaussianMixture(3, random_state=0).fit(data)
+    A = da.from_array(data, chunks=(500, 2))
+    B = A.map_blocks(lambda b: make(b) if b[0, 0] == data[1000, 0] else b, dtype=float)
+    for method in ("predict", "predict_proba", "score_samples"):
+        with pytest.raises(ValueError, match=r"^The block of X holding rows 1000-1499 " + said):
+            getattr(fitted, method)(B[A[:, 0] > -1e9]).compute()
+
+
 def test_missing_chunks_of_zarr_weights_are_refused(tmp_path):
     X = make_blobs(n=3000)
     warr = zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(1000,), dtype="f8")
