@@ -205,7 +205,9 @@ class RowError(ValueError):
         return type(self), (self.args[0], self.row)
 
     def labelled(self, label):
-        """This error as a ValueError that also names the row's index ``label``."""
+        """This error as a ValueError that also names the row's index ``label`` (a NumPy scalar as
+        its Python value: 1007, not ``np.int64(1007)``)."""
+        label = label.item() if isinstance(label, np.generic) else label
         return ValueError(f"{self} Row {self.row} is the one of index label {label!r}.")
 
 

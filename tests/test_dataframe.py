@@ -352,6 +352,11 @@ def test_a_bad_row_of_a_dataframe_is_named_by_its_index_label_too(frame):
     for method in ("predict", "predict_proba", "score_samples"):  # eager for a pandas frame
         with pytest.raises(ValueError, match=r"Row 450 is the one of index label 's450'\.$"):
             getattr(fitted, method)(holed)
+    numbered = holed.set_axis(np.arange(1000, 1000 + len(holed)))  # an integer index: not "np.int64(1450)"
+    with pytest.raises(ValueError, match=r"Row 450 is the one of index label 1450\.$"):
+        fitted.predict(numbered)
+    with pytest.raises(ValueError, match=r"Row 450 is the one of index label 1450\.$"):
+        fitted.predict(dd.from_pandas(numbered, npartitions=3)).compute()
     for method in ("predict", "predict_proba", "score_samples"):  # lazy: at compute, the partition names it
         with pytest.raises(ValueError, match=rf"first bad row: {at}\)\. .* Row {at} is the one of index label "
                                              r"'s450'\.$"):
