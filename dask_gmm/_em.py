@@ -881,7 +881,9 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     Parameters
     ----------
     rows : dask_gmm.io.ZarrRows over an array of shape (n_samples, n_features)
-    row_chunks : tuple of int, the rows of each block (whole Zarr chunks, or parts of one: :func:`dask_gmm.io.output_rows`)
+    row_chunks : tuple of int, the rows of each block: whole Zarr chunks, or parts of one
+        (:func:`dask_gmm.io.output_rows`), or any (a dask array's own chunks: a block across two
+        Zarr chunks reads both)
     kernel : a per-row kernel of :mod:`dask_gmm._kernels` (block, *args, row_offset, out)
     tail : tuple, the output's shape after its first axis: () or (n_components,)
     dtype : the output's dtype

@@ -91,7 +91,8 @@ def output_rows(row_chunks, unit, row_bytes):
 
     Parameters
     ----------
-    row_chunks : tuple of int, at least one, each a whole number of ``unit`` rows but the last
+    row_chunks : tuple of int, at least one: dask_gmm's, each a whole number of ``unit`` rows but the last,
+        or a dask array's own, any
     unit : int, the rows of a Zarr chunk (1: blocks may be cut anywhere)
     row_bytes : int, the bytes of a row's output
 
@@ -1910,6 +1911,12 @@ def _refuse_unseen_on_workers(arrays):
             "store, or a path on this machine's disk only); dask would read its chunks there as fill values. "
             "Give the workers a path or URL they share."
         )
+
+
+def given_row_chunks(X):
+    """The row chunks of X where it is a dask array (an xarray DataArray's data too), else None."""
+    X = xarray_data(X)
+    return X.chunks[0] if isinstance(X, da.Array) else None
 
 
 def xarray_data(X):

@@ -317,8 +317,10 @@ class MixtureBase(DensityMixin, BaseEstimator):
         self._check_features(Xd)
         io.refuse_other_files_on_workers(Xd, rows=rows)
         row_bytes = np.dtype(dtype).itemsize * math.prod(tail)  # the output's blocks of at most 16 MiB
-        if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it
-            return rows_array(rows, io.output_rows(Xd.chunks[0], rows.chunk_rows, row_bytes), kernel, tail, dtype, model)
+        if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it, in a dask array's own
+            given = io.given_row_chunks(X)  # row chunks where X is one (they had been dask_gmm's: map_blocks with X failed)
+            base = Xd.chunks[0] if given is None else given
+            return rows_array(rows, io.output_rows(base, rows.chunk_rows, row_bytes), kernel, tail, dtype, model)
         blocks = io.output_rows(Xd.chunks[0], 1, row_bytes)
         Xd = Xd if blocks == Xd.chunks[0] else Xd.rechunk({0: blocks})  # each block cut, none joined
         offsets = io.row_starts(Xd.chunks[0])

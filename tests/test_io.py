@@ -709,6 +709,25 @@ def test_per_row_outputs_of_unknown_rows_check_each_block(make, said):
             getattr(fitted, method)(B[A[:, 0] > -1e9]).compute()
 
 
+@pytest.mark.parametrize("rows", [3000, 1500])
+def test_per_row_outputs_of_a_zarr_backed_dask_array_keep_its_chunks(tmp_path, rows):
+    """The outputs of ``da.from_zarr(path, chunks=...)``, read by the direct reader, came in dask_gmm's
+    chunks (4000 rows where the array had 3000), so that ``map_blocks`` of the array with its labels
+    failed (a Dask user's review); they now come in the array's own, whole Zarr chunks or not."""
+    data = make_blobs(n=30_000)
+    path = str(tmp_path / "x.zarr")
+    zarr.create_array(path, shape=data.shape, chunks=(1000, 2), dtype=data.dtype)[:] = data
+    A = da.from_zarr(path, chunks=(rows, 2))
+    fitted = GaussianMixture(3, random_state=0).fit(data)
+    for method in ("predict", "predict_proba", "score_samples"):
+        lazy = getattr(fitted, method)(A)
+        assert lazy.chunks[0] == A.chunks[0]
+        np.testing.assert_array_equal(lazy.compute(), getattr(fitted, method)(data))
+    labels = fitted.predict(A)
+    joined = da.map_blocks(lambda a, b: np.c_[a, b], A, labels[:, None], dtype=float, chunks=(A.chunks[0], (3,)))
+    np.testing.assert_array_equal(joined.compute(), np.c_[data, fitted.predict(data)])
+
+
 def test_missing_chunks_of_zarr_weights_are_refused(tmp_path):
     X = make_blobs(n=3000)
     warr = zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(1000,), dtype="f8")
