@@ -1861,15 +1861,31 @@ def _on_a_cluster():
     return distributed is not None and isinstance(getattr(get_scheduler(), "__self__", None), distributed.Client)
 
 
+def _in_process_memory(store):
+    """Whether the zarr ``store`` is fsspec's ``memory://``, which each process holds its own of
+    (zarr's own MemoryStore is pickled with its contents)."""
+    fs = getattr(store, "fs", None)
+    protocol = getattr(getattr(fs, "sync_fs", fs), "protocol", ())
+    return "memory" in ((protocol,) if isinstance(protocol, str) else protocol)
+
+
 def _check_zarr_sources(X):
     """Refuse a dask array computed from a Zarr array that has lost chunks (zarr reads them as fill
     values; read so, and not checked after, where :data:`ABSENT_CHUNKS` is ``"fill"``), or, on a
-    cluster, one opened by a relative path (the workers resolve it in their own folders). A dask
-    array reading a whole Zarr array unchanged is read as that array instead (:func:`whole_zarr_array`)."""
+    cluster, one opened by a relative path (the workers resolve it in their own folders), or, under
+    dask's processes scheduler, one in a ``memory://`` store (the other processes' is empty: a fit
+    of its zeros had ended with means of 0). A dask array reading a whole Zarr array unchanged is
+    read as that array instead (:func:`whole_zarr_array`)."""
     arrays = zarr_arrays_read_by(X)
     for arr in arrays:
         _absent_chunks(arr)
         store = arr.store_path.store
+        if _in_process_memory(store) and getattr(get_scheduler(), "__module__", "") == "dask.multiprocessing":
+            raise ValueError(
+                f"The dask array reads the Zarr array {_store_name(arr)!r} of a memory:// store, which the "
+                "processes scheduler's other processes cannot see (they would read its chunks as fill values). "
+                "Use the threads scheduler, or write the store to a path."
+            )
         if isinstance(store, zarr.storage.LocalStore) and not store.root.is_absolute() and _on_a_cluster():
             raise ValueError(
                 f"The dask array reads the Zarr array {str(arr.store_path)!r}, opened by a relative path: a "

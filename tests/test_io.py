@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import warnings
 
 import dask
@@ -726,6 +727,25 @@ def test_per_row_outputs_of_a_zarr_backed_dask_array_keep_its_chunks(tmp_path, r
     labels = fitted.predict(A)
     joined = da.map_blocks(lambda a, b: np.c_[a, b], A, labels[:, None], dtype=float, chunks=(A.chunks[0], (3,)))
     np.testing.assert_array_equal(joined.compute(), np.c_[data, fitted.predict(data)])
+
+
+def test_a_dask_array_of_a_memory_store_is_refused_under_the_processes_scheduler():
+    """The processes scheduler's other processes each have an empty memory://: a fit of
+    ``da.from_zarr("memory://...") * 1.0`` read zeros there and ended with means of 0 (a Dask user's
+    review). zarr's own MemoryStore, pickled with its contents, is read there as here."""
+    data = make_blobs(n=3000) + 5.0
+    url = f"memory://{uuid.uuid4().hex}.zarr"
+    zarr.create_array(url, shape=data.shape, chunks=(500, 2), dtype=data.dtype)[:] = data
+    held = zarr.create_array(zarr.storage.MemoryStore(), shape=data.shape, chunks=(500, 2), dtype=data.dtype)
+    held[:] = data
+    kwargs = dict(n_components=3, random_state=0, max_iter=1, tol=0, init_params="random_from_data")
+    expected = GaussianMixture(**kwargs).fit(data).means_
+    with dask.config.set(scheduler="processes", num_workers=2):
+        with pytest.raises(ValueError, match=r"^The dask array reads the Zarr array 'memory://.* of a memory:// store, "
+                                             r"which the processes scheduler's other processes cannot see"):
+            GaussianMixture(**kwargs).fit(da.from_zarr(url) * 1.0)
+        np.testing.assert_allclose(GaussianMixture(**kwargs).fit(da.from_zarr(held) * 1.0).means_, expected, rtol=1e-10)
+    np.testing.assert_allclose(GaussianMixture(**kwargs).fit(da.from_zarr(url) * 1.0).means_, expected, rtol=1e-10)
 
 
 def test_missing_chunks_of_zarr_weights_are_refused(tmp_path):
