@@ -899,7 +899,7 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     for i, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
         first = a // unit * unit  # the first row of the Zarr chunk holding row a
         end = min(first + unit, rows.shape[0])
-        if b - a < end - first:  # a part of one chunk, read once for all its parts (by a task of its own)
+        if b <= end and b - a < end - first:  # a part of one chunk, read once for all its parts (a task of its own)
             read = (f"{name}-read", first // unit)
             graph.setdefault(read, (functools.partial(rows.read, first, end, rows.sizes(first, end)),))
             graph[(name, i, *rest)] = (functools.partial(_part_task, a - first, b - first, first, kernel, args), read)

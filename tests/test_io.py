@@ -710,11 +710,12 @@ def test_per_row_outputs_of_unknown_rows_check_each_block(make, said):
             getattr(fitted, method)(B[A[:, 0] > -1e9]).compute()
 
 
-@pytest.mark.parametrize("rows", [3000, 1500])
+@pytest.mark.parametrize("rows", [3000, 1500, 600, 250])
 def test_per_row_outputs_of_a_zarr_backed_dask_array_keep_its_chunks(tmp_path, rows):
     """The outputs of ``da.from_zarr(path, chunks=...)``, read by the direct reader, came in dask_gmm's
     chunks (4000 rows where the array had 3000), so that ``map_blocks`` of the array with its labels
-    failed (a Dask user's review); they now come in the array's own, whole Zarr chunks or not."""
+    failed (a Dask user's review); they now come in the array's own, whole Zarr chunks or not (a block
+    smaller than a chunk across two of them had read the first chunk's rows only: a diff review)."""
     data = make_blobs(n=30_000)
     path = str(tmp_path / "x.zarr")
     zarr.create_array(path, shape=data.shape, chunks=(1000, 2), dtype=data.dtype)[:] = data
