@@ -694,12 +694,14 @@ def _local_outputs(args):
     so is ``-``, which names standard output to other tools (``predict -o -`` made a store named ``-``)."""
     from . import io
 
-    for attr, option in _LOCAL_OUTPUTS.items():
+    outputs = {**_LOCAL_OUTPUTS, "path": "the store's PATH"} if args.command == "generate" else _LOCAL_OUTPUTS
+    for attr, option in outputs.items():
         value = getattr(args, attr, None)
         if value is not None and str(value) == "-":
             raise CLIError(f"{option} - names no file: {PROG} writes its outputs to files, not to standard output. "
                            "Give a path (./- for a file named '-').")
-        if value is None or "://" not in str(value) or (attr == "output" and args.command == "predict"):
+        stores = attr in ("output", "path") and args.command in ("predict", "generate")  # may be URLs
+        if value is None or "://" not in str(value) or stores:
             continue
         if str(value).split("://", 1)[0].lower() not in ("file", "local"):
             raise CLIError(f"{option} {value!r} is a URL, but {PROG} writes it to local files only. "
@@ -1137,7 +1139,7 @@ def cmd_fit(args, term):
     save_model(gm, args.output)
     n, d = X.shape
     if args.json:
-        term.out(json.dumps({"n_components": gm.n_components, "covariance_type": gm.covariance_type,
+        term.out(_json_line({"n_components": gm.n_components, "covariance_type": gm.covariance_type,
                              "n_samples": n, "n_features": d, "n_iter": gm.n_iter_, "converged": gm.converged_,
                              "lower_bound": gm.lower_bound_, "seconds": times.total, "seconds_em": times.em,
                              "resumed": times.resumed, "checkpoint": args.checkpoint, "model": args.output}))
@@ -1194,7 +1196,7 @@ def cmd_select(args, term):
     save_model(sel.best_, args.output)
     if args.json:
         best = {"n_components": sel.best_.n_components, "covariance_type": sel.best_.covariance_type}
-        term.out(json.dumps({"criterion": args.criterion, "best": best, "results": sel.results_,
+        term.out(_json_line({"criterion": args.criterion, "best": best, "results": sel.results_,
                              "seconds": seconds, "model": args.output, "figure": figure}))
         return 0
     term.out(f"{'K':>3}  {'covariance':<10} {'BIC':>16} {'AIC':>16} {'log-lik/row':>12} {'iter':>5}  converged")
@@ -1494,7 +1496,7 @@ def cmd_score(args, term):
     with _scheduler(args.scheduler, term), _dask_progress(term):
         s = _scores(model, path, X.shape[0])
     if args.json:
-        term.out(json.dumps(s))
+        term.out(_json_line(s))
         return 0
     term.out(f"mean log-likelihood  {s['mean_log_likelihood']!r}")
     term.out(f"BIC                  {s['bic']!r}")
@@ -1502,6 +1504,22 @@ def cmd_score(args, term):
     term.out(f"rows                 {s['n_samples']}")
     term.out(f"free parameters      {s['n_parameters']}")
     return 0
+
+
+def _json_line(obj, **kwargs):
+    """``obj`` as one line of strict JSON: a float that is not finite as the string a model file
+    holds (``"-Infinity"``: a fit of no iteration's lower bound), where ``json.dumps`` wrote the
+    ``-Infinity`` that strict parsers refuse."""
+    def strict(v):
+        if isinstance(v, dict):
+            return {k: strict(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [strict(x) for x in v]
+        if isinstance(v, float) and not math.isfinite(v):
+            return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+        return v
+
+    return json.dumps(strict(obj), allow_nan=False, **kwargs)
 
 
 def _model_dict(model):
@@ -1551,7 +1569,7 @@ def cmd_info(args, term):
     info = store_info(path)
     info["predicted"] = _predict_record(path)
     if args.json:
-        term.out(json.dumps(info, default=str))
+        term.out(_json_line(info, default=str))
         return 0
     term.out(f"Zarr store {path}")
     if info["predicted"]:  # not data: it was called X, its components features

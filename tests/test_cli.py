@@ -178,6 +178,12 @@ def test_fit_and_select_json_equal_the_library(store, tmp_path, capsys):
     assert chosen["results"] == sel.results_ and chosen["criterion"] == "bic" and chosen["figure"] is None
     assert chosen["best"] == {"n_components": sel.best_.n_components, "covariance_type": sel.best_.covariance_type}
     np.testing.assert_array_equal(load_model(tmp_path / "s.json").means_, sel.best_.means_)
+    # strict JSON: a fit of no iteration has no lower bound, written as a model file writes it, not -Infinity
+    for argv in (("fit", store, "-k", "2"), ("select", store, "-k", "2")):
+        rc, out, _ = run(capsys, *argv, "--max-iter", "0", "-o", tmp_path / "z.json", "--json", "-q")
+        assert rc == 0
+        said = json.loads(out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+        assert (said if argv[0] == "fit" else said["results"][0])["lower_bound"] == "-Infinity"
 
 
 def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
@@ -1304,6 +1310,7 @@ def test_local_outputs_refuse_urls(tmp_path, capsys, store, model_file, argv, mo
     ["fit", "{store}", "-k", "2", "-o", "{tmp}/m.json", "--checkpoint", "-"],
     ["plot", "{model}", "{store}", "-o", "-"],
     ["demo", "--output-dir", "-"],
+    ["generate", "-", "-n", "100"],
 ])
 def test_a_dash_for_an_output_is_refused(tmp_path, capsys, store, model_file, argv, monkeypatch):
     """``-`` names standard output to other tools: ``predict -o -`` wrote a store named ``-``, and
