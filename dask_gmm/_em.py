@@ -558,6 +558,7 @@ class Blocks:
     ----------
     X : dask.array.Array of shape (n_samples, n_features), one chunk across features
     sample_weight : dask.array.Array of shape (n_samples,) with X's row chunks, or None
+    split_every : int, the width of the tree that reduces a pass's statistics (at least 2)
     rows : dask_gmm.io.ZarrRows or None
         A direct reader of the Zarr array behind X (see :func:`dask_gmm.io.zarr_rows`);
         when given, each task reads its block through it instead of through dask's
@@ -828,7 +829,13 @@ def fill_rows(blocks, kernel, out, *args):
     Parameters
     ----------
     blocks : list of ndarray, consecutive row blocks of shape (n_i, n_features)
+    kernel : a per-row kernel of :mod:`dask_gmm._kernels` (block, *args, row_offset, out)
     out : ndarray with sum(n_i) rows, C-contiguous
+    args : the kernel's parameters (the model)
+
+    Returns
+    -------
+    out, filled
     """
     sync = dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded")
     calls, start = [], 0
@@ -1043,7 +1050,9 @@ def recentred(blocks, models, stats, reg_covar, weight_units):
     blocks : Blocks
     models : list of dask_gmm._kernels.Model, the ones ``stats`` are of
     stats : list of dask_gmm._kernels.SuffStats, centred on each model's means
+    reg_covar : float, added to the covariances' diagonals (the M-step's)
     weight_units : list of float, as :func:`dask_gmm._covariance.gaussian_parameters` takes them
+
     Returns
     -------
     stats : list of SuffStats

@@ -178,6 +178,16 @@ def variational_model(params, covariance_type, prior_type):
     Its ``log_weights`` (K,) are ``E[log pi_k]`` plus :func:`log_prob_constants`,
     so ``_kernels.weighted_log_prob`` equals scikit-learn's
     ``_estimate_weighted_log_prob``.
+
+    Parameters
+    ----------
+    params : Params, a run's variational parameters
+    covariance_type : str
+    prior_type : str, one of :data:`PRIOR_TYPES`
+
+    Returns
+    -------
+    dask_gmm._kernels.Model
     """
     d = params.means.shape[1]
     log_weights = _EXPECTED_LOG_WEIGHTS[prior_type](params.weight_concentration) + log_prob_constants(
@@ -237,7 +247,19 @@ def sum_resp_log_resp(stats, model):
 
 
 def lower_bound(sum_rlogr, params, covariance_type, prior_type):
-    """scikit-learn's ``_compute_lower_bound``: the E-step's ``sum r log r`` with the M-step's parameters."""
+    """scikit-learn's ``_compute_lower_bound``: the E-step's ``sum r log r`` with the M-step's parameters.
+
+    Parameters
+    ----------
+    sum_rlogr : float, :func:`sum_resp_log_resp` of the E-step
+    params : Params, the M-step's variational parameters (means (K, d))
+    covariance_type : str
+    prior_type : str, one of :data:`PRIOR_TYPES`
+
+    Returns
+    -------
+    float
+    """
     K, d = params.means.shape
     dof = params.degrees_of_freedom
     log_det = cov.log_det_cholesky(params.precisions_cholesky, covariance_type, d) - 0.5 * d * np.log(dof)

@@ -667,6 +667,11 @@ def generate_mixture(
 ):
     """Draw a Gaussian mixture and write ``n_samples`` rows of it to a Zarr group, chunk by chunk.
 
+    The group holds ``X`` (n_samples, n_features) of ``dtype``, ``labels`` (n_samples,) of
+    :func:`label_dtype`, the true parameters as ``true_weights`` (K,), ``true_means``
+    (K, n_features) and ``true_covariances`` (K, n_features, n_features), float64, and its record
+    in its attributes; every array names its axes (:data:`DIMENSIONS`).
+
     Chunks are drawn and written in parallel on the active Dask scheduler
     (threads, processes or a ``distributed.Client``), at most a few in memory
     at a time. The same seed and arguments give the same bytes whatever the

@@ -665,7 +665,7 @@ class GaussianMixture(MixtureBase):
 
     @io.rows_named(1)
     def bic(self, X, sample_weight=None):
-        """Bayesian information criterion on X (lower is better), a float.
+        """Bayesian information criterion on X (lower is better).
 
         Parameters
         ----------
@@ -674,11 +674,25 @@ class GaussianMixture(MixtureBase):
         sample_weight : array-like of shape (n_samples,), optional
             Frequency weights, as in :meth:`fit`: the criterion counts the total weight as the
             number of rows, so integer weights give the criterion of the repeated rows.
+
+        Returns
+        -------
+        bic : float
         """
         return self._criteria(X, sample_weight)["bic"]
 
     @io.rows_named(1)
     def aic(self, X, sample_weight=None):
-        """Akaike information criterion on X (lower is better), a float; ``X`` of shape
-        (n_samples, n_features) and ``sample_weight`` as in :meth:`bic`."""
+        """Akaike information criterion on X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like, dask array, Zarr array or group, or a path or URL of a Zarr store,
+            of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), optional, as in :meth:`bic`
+
+        Returns
+        -------
+        aic : float
+        """
         return self._criteria(X, sample_weight)["aic"]
