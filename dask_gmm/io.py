@@ -103,13 +103,12 @@ def output_rows(row_chunks, unit, row_bytes):
     most = max(1, TARGET_CHUNK_BYTES // row_bytes)  # rows a block
     if max(row_chunks) <= most:
         return tuple(row_chunks)
+    step = _output_step(max(row_chunks), unit, most) if most >= unit else None
     out = []
     for n in row_chunks:
         if n <= most:
             out.append(n)
-        elif most >= unit:  # whole units, as many in each block of n as may be
-            units = -(-n // unit)
-            step = -(-units // -(-units // (most // unit))) * unit
+        elif step is not None:  # whole units, in blocks of one size for every block cut (da.to_zarr's regular chunks)
             out += [step] * (n // step) + [n % step] * (n % step > 0)
         else:  # each unit in parts of equal rows but the last
             for start in range(0, n, unit):
@@ -117,6 +116,18 @@ def output_rows(row_chunks, unit, row_bytes):
                 step = -(-m // -(-m // most))
                 out += [step] * (m // step) + [m % step] * (m % step > 0)
     return tuple(out)
+
+
+def _output_step(n, unit, most):
+    """The rows of each output block cut from input blocks of at most ``n`` rows: whole ``unit``s, at
+    most ``most`` rows, as few blocks as may be, and where it costs at most twice as many, a number
+    of units that divides ``n``'s, so that blocks of ``n`` rows are cut into blocks of one size (70,000
+    rows had been cut into 23,334, 23,334 and 23,332, which ``da.to_zarr`` refused to write as they
+    were, and rechunked with a warning: a Dask user's review)."""
+    units = -(-n // unit)
+    fewest = -(-units // (most // unit))  # blocks a block of n rows is cut into, at the fewest
+    parts = next((k for k in range(fewest, min(2 * fewest, units) + 1) if units % k == 0), fewest)
+    return -(-units // parts) * unit
 
 
 def _check_shape_dtype(shape, dtype, min_samples=1):

@@ -2092,6 +2092,20 @@ def test_a_constant_feature_without_reg_covar_is_named(ct, where):
             GaussianMixture(1, covariance_type=ct, reg_covar=0.0, random_state=0).fit(np.c_[a, a @ [1.0, 3.0]])
 
 
+def test_wide_outputs_of_equal_blocks_come_in_equal_blocks(tmp_path):
+    """Blocks of 70,000 rows had been cut into 23,334, 23,334 and 23,332 rows of 64 probabilities, which
+    ``da.to_zarr`` rechunked, with a warning, to write them (a Dask user's review): a number of parts
+    that divides the block's rows is taken where there is one, so the output's blocks are equal."""
+    X = np.random.default_rng(0).standard_normal((215_000, 2))
+    gm = GaussianMixture(64, max_iter=1, random_state=0, init_params="random_from_data").fit(X[:5000])
+    P = gm.predict_proba(da.from_array(X, chunks=(70_000, 2)))
+    assert P.chunks[0] == (17_500,) * 12 + (5_000,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither rechunked nor refused
+        P.to_zarr(str(tmp_path / "p.zarr"))
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "p.zarr"), mode="r")[:], gm.predict_proba(X))
+
+
 @pytest.mark.parametrize("source", ["zarr v3", "zarr v2", "dask"])
 def test_wide_outputs_come_in_blocks_of_at_most_16_mib(tmp_path, source, monkeypatch):
     """64 components' probabilities are 32 times the bytes of their rows of 2 features: an input's
