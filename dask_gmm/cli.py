@@ -813,6 +813,7 @@ def _open_model_data(path):
 
 def _open_data(path):
     from . import io
+    from ._outputs import PREDICT_ATTR, predicted
     from .generate import TRUE_ARRAYS
 
     if "://" not in path and not os.path.exists(path):
@@ -824,7 +825,7 @@ def _open_data(path):
     if arr.shape[0] == 0 or arr.shape[1] == 0:  # scikit-learn's words named neither the store nor the minimum
         what = "rows" if arr.shape[0] == 0 else "features"
         raise CLIError(f"{path!r} holds no {what} (an array of shape {arr.shape}). Pass a store of data.")
-    if _predicted(arr):  # a slip of -o for the data's path: a plausible model of probabilities, without a word
+    if predicted(arr):  # a slip of -o for the data's path: a plausible model of probabilities, without a word
         record = arr.attrs[PREDICT_ATTR]
         warnings.warn(f"{path!r} is an output of '{PROG} predict' (of the data {record.get('data')!r}), "
                       "not data; it is read as data as asked. Was the data's path meant?", stacklevel=2)
@@ -1213,85 +1214,15 @@ def cmd_select(args, term):
     return 0
 
 
-class _WhileThere:
-    """A Zarr array that writes only while the file ``marker`` (its temporary store's metadata)
-    exists: what a cluster's worker gets of :class:`_Writes`, so that tasks still running when the
-    command has ended (and removed its temporary store) do not make it again."""
-
-    def __init__(self, arr, marker):
-        self.arr, self.marker = arr, marker
-
-    def __setitem__(self, key, value):
-        if self.marker is None or os.path.exists(self.marker):
-            self.arr[key] = value
-
-
-class _Writes:
-    """A Zarr array (``arr``) whose writes can be stopped, waiting for those under way.
-
-    When a task of ``da.store`` fails, dask raises at once while the other
-    threads' tasks still run and write their chunks; a temporary output removed
-    then was written to again and left behind. Pickled (for a distributed
-    cluster) it is a :class:`_WhileThere` of the array: other processes' writes
-    are not counted, but stop once ``marker`` is removed.
-    """
-
-    def __init__(self, arr, marker=None):
-        self.arr, self.marker, self.stopped, self.busy = arr, marker, False, 0
-        self.lock = threading.Lock()
-
-    def __setitem__(self, key, value):
-        with self.lock:
-            if self.stopped:
-                return
-            self.busy += 1
-        try:
-            self.arr[key] = value
-        finally:
-            with self.lock:
-                self.busy -= 1
-
-    def __reduce__(self):
-        return _WhileThere, (self.arr, self.marker)
-
-    def stop(self, timeout=60.0):
-        """Refuse further writes and wait (up to ``timeout`` seconds) for those under way."""
-        with self.lock:
-            self.stopped = True
-        deadline = time.monotonic() + timeout
-        while self.busy and time.monotonic() < deadline:
-            time.sleep(0.005)
-
-
-#: The attribute of predict's outputs: what ``predict --overwrite`` may replace.
-PREDICT_ATTR = "dask_gmm_predict"
-
-
-def _predicted(node):
-    """Whether the Zarr node is an array that ``predict`` wrote: its attribute :data:`PREDICT_ATTR`
-    is the record (a dict). An array of someone else's with another value there is not one (a
-    string there had ended the commands in a traceback)."""
-    import zarr
-
-    return isinstance(node, zarr.Array) and isinstance(node.attrs.get(PREDICT_ATTR), dict)
-
-
-def _predict_record(path):
-    """The record (kind, model, data, n_components) of the array at ``path`` that ``predict`` wrote, else None."""
-    from . import io
-
-    node = io.open_node(io.data_path(path))
-    return dict(node.attrs[PREDICT_ATTR]) if _predicted(node) else None
-
-
 def _check_store_output(output, overwrite, data, term):
     """A CLIError when the Zarr store ``output`` cannot be written: inside the input ``data``, in a
     missing folder, a mount point, already there without ``overwrite``, or (with it) anything but an
-    earlier output of predict (:func:`_predicted`).
+    earlier output of predict (:func:`dask_gmm._outputs.predicted`).
     A previous output that a killed run moved aside is put back first, with a warning on ``term``
     (:func:`dask_gmm._files.restore_moved_aside`)."""
     from . import io
     from ._files import restore_moved_aside
+    from ._outputs import refuse_unless_predicted
 
     try:
         io.refuse_chain_output(output, "the output")
@@ -1308,125 +1239,10 @@ def _check_store_output(output, overwrite, data, term):
         if restored is not None:
             term.warn(f"put back {output!r}, which a killed run had moved aside to {restored!r} to replace it")
     if local and os.path.lexists(output) and not overwrite:  # a link to nothing too: it is the user's
-        _refuse_unless_predicted(output)  # what --overwrite would refuse is not advised
+        refuse_unless_predicted(output)  # what --overwrite would refuse is not advised
         raise CLIError(f"{output!r} already exists. Pass --overwrite to replace it, or choose another path.")
     if overwrite:
-        _refuse_unless_predicted(output)
-
-
-def _refuse_unless_predicted(output):
-    """A CLIError when something at ``output`` is not what ``predict --overwrite`` may replace: an
-    earlier output of predict, or an empty folder."""
-    from . import io
-
-    try:
-        io.refuse_unreplaceable(output, "--overwrite", (_predicted, lambda members: not members,
-                                                         "an output of dask-gmm predict"))
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-
-
-def _check_still_free(output, overwrite):
-    """What :func:`_check_store_output` checked before the work, checked again just before the new
-    output is renamed in: something written at ``output`` since (another program, or another run
-    to the same output) was replaced whatever it was. A CLIError now, unless ``overwrite`` and it
-    is an earlier output of predict."""
-    if not os.path.lexists(output):
-        return
-    if not overwrite:
-        raise CLIError(f"{output!r} appeared while this command ran (another program or run wrote it); it is left "
-                       "as it is, and this run's output was not kept. Choose another path, or pass --overwrite to "
-                       f"replace an output of {PROG} predict.")
-    _refuse_unless_predicted(output)
-
-
-def _store_atomically(result, output, overwrite, attrs, check=None):
-    """Write a lazy dask array chunk by chunk to a Zarr array at ``output``, checked first by
-    :func:`_check_store_output` (before the scheduler is reached); ``check()``, when given, runs
-    after the writes and before the output is put in place (its error leaves none).
-
-    Local outputs are written to a temporary sibling folder, synced to disk, then renamed, so
-    that neither an interrupted run nor a crash of the machine leaves a half-written result under
-    the final name.
-    """
-    import dask.array as da
-    import zarr
-    from zarr.codecs import Crc32cCodec, ZstdCodec
-
-    from . import io
-    from ._files import remove_replaced, sync_folder, sync_tree, temporary_sibling
-
-    local = "://" not in output
-    target = temporary_sibling(output) if local else output
-    rows = result.chunks[0][0]
-    chunks = (rows,) + tuple(result.shape[1:])
-    writes = old = None
-    try:
-        arr = zarr.create_array(target, shape=result.shape, chunks=chunks, dtype=result.dtype,
-                                compressors=[ZstdCodec(level=3), Crc32cCodec()],  # a corrupt chunk is an error
-                                overwrite=not local and overwrite,
-                                attributes=attrs, config={"write_empty_chunks": True})
-        writes = _Writes(arr, os.path.join(target, "zarr.json") if local else None)
-        # dask chunks equal the zarr chunks (all rows of each but the last), so every write is one whole chunk
-        result, n = result.rechunk({0: rows}), result.shape[0]
-        if local and n > rows and not _surely_fits(result, target):  # its first chunk alone, to learn
-            da.store(result[:rows], writes, lock=False, regions=(slice(0, rows),))
-            _check_room(arr, rows, n - rows, target, output)
-            da.store(result[rows:], writes, lock=False, regions=(slice(rows, n),))
-        else:
-            da.store(result, writes, lock=False)
-        io.refuse_unwritten([arr], output, "Write to a path or URL that this process and every worker share.")
-        if check is not None:
-            check()
-        if local:
-            sync_tree(target)  # its chunks on disk before the rename that makes it the output
-            _check_still_free(output, overwrite)  # the window left is this check's microseconds, not the run's
-            if os.path.lexists(output):
-                old = f"{target}.old"
-                os.replace(output, old)
-            os.replace(target, output)
-            sync_folder(os.path.dirname(os.path.abspath(output)))
-            if old is not None:  # renamed first: a run killed while removing it leaves a .gone, swept later
-                gone = f"{target}.gone"  # (by _files.temporary_sibling), and no .old to put back
-                os.replace(old, gone)
-                old = None
-                remove_replaced(gone, output)
-    except BaseException:
-        if writes is not None:
-            writes.stop()
-        io.settle_zarr()  # an interrupted zarr call still writing would make the temporary store again
-        if old is not None and os.path.lexists(old) and not os.path.lexists(output):
-            os.replace(old, output)  # interrupted between the two renames: the old output goes back
-        if local and os.path.exists(target):
-            with contextlib.suppress(OSError):  # first the mark the workers' writes look for (_WhileThere)
-                os.unlink(os.path.join(target, "zarr.json"))
-            shutil.rmtree(target, ignore_errors=True)
-            _removed_again(target)
-        raise
-
-
-def _surely_fits(result, target):
-    """Whether the output ``result`` (a dask array) takes at most half the free space of the disk of
-    ``target`` uncompressed, with 1 MiB for each chunk file and its folder (file systems that give a
-    file at least 64 KiB or more, as ext4's bigalloc and GPFS's sub-blocks do, whose ``statvfs`` may
-    say 1 KiB: a review filled one that 4 KiB a chunk had called roomy): then :func:`_check_room` is
-    not needed, and its chunk written alone is not paid for (13-20 % of a 4e6-row `--proba` run here)."""
-    return result.nbytes * 1.01 + 2**20 * result.numblocks[0] < shutil.disk_usage(target).free / 2
-
-
-def _check_room(arr, first, rest, target, output):
-    """A CLIError if ``rest`` more rows of the output ``arr`` (local files at ``target``) would take
-    more than its disk has free, at what its first chunk of ``first`` rows, just written, took there
-    (:func:`io.chunk_disk_use`): 64 components' probabilities of 1e9 rows, 512 GB, would have filled
-    the disk before failing. Nothing is said where that chunk cannot be seen here."""
-    from . import io
-
-    short = io.disk_shortfall([arr], 0, first, rest, target)
-    if short:
-        need, free, took = short
-        raise CLIError(f"the output's other {rest:,} rows would take about {io.disk_size(need)} of disk (its first "
-                       f"{first:,} took {took:,} bytes), and the disk holding {output!r} has {io.disk_size(free)} "
-                       "free. Free space, or write the output to another disk (--output).")
+        refuse_unless_predicted(output)
 
 
 def _being_generated(path):
@@ -1437,22 +1253,11 @@ def _being_generated(path):
     return "://" not in path and (being_written(local) or being_written(os.path.dirname(local)))
 
 
-def _removed_again(target):
-    """Remove ``target`` again whenever it reappears within 2 s, when a distributed Client
-    ran the writes: a worker's write under way when it was removed makes its folders again."""
-    distributed = sys.modules.get("distributed")
-    try:
-        distributed.default_client()
-    except (AttributeError, ValueError):  # distributed not imported, or no Client
-        return
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        if os.path.exists(target):
-            shutil.rmtree(target, ignore_errors=True)
-
-
 def cmd_predict(args, term):
+    from . import io
+    from ._outputs import PREDICT_ATTR, store_atomically
+    from .generate import label_dtype
+
     _not_empty(args.output, "--output")
     path = _data_path(args.path)
     model = _load_model(args.model)
@@ -1460,12 +1265,9 @@ def cmd_predict(args, term):
     _check_match(model, X, args.model, args.path)
     K = model.means_.shape[0]
     attrs = {PREDICT_ATTR: {"kind": "proba" if args.proba else "labels", "model": os.path.abspath(args.model),
-                                  "data": path, "n_components": K}}
+                            "data": path, "n_components": K}}
     output = _lasting(_data_path(args.output))
     _check_store_output(output, args.overwrite, path, term)  # before the scheduler is waited for
-    from . import io
-    from .generate import label_dtype
-
     watched = io.StoredFiles([io.open_zarr(path)])  # the input, checked unchanged before the output is renamed in
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):  # built under the Client: its workers checked
@@ -1473,7 +1275,7 @@ def cmd_predict(args, term):
             result, what = model.predict_proba(path), f"probabilities of {_count(K, 'component')}"
         else:
             result, what = model.predict(path).astype(label_dtype(K)), "labels"
-        _store_atomically(result, output, args.overwrite, attrs, watched.check)
+        store_atomically(result, output, args.overwrite, attrs, watched.check)
     term.out(f"wrote {what} of {X.shape[0]:,} rows to {args.output} "
              f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")
     return 0
@@ -1561,13 +1363,14 @@ def cmd_info(args, term):
             term.out(line)
         return 0
 
+    from ._outputs import predict_record
     from .generate import store_info
     from .modelfile import fitted_model
 
     if "://" not in path and not os.path.exists(path):
         raise CLIError(f"nothing at {path!r}: neither a Zarr store nor a model file. Check the path.")
     info = store_info(path)
-    info["predicted"] = _predict_record(path)
+    info["predicted"] = predict_record(path)
     if args.json:
         term.out(_json_line(info, default=str))
         return 0

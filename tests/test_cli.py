@@ -23,7 +23,7 @@ import pytest
 import zarr
 from sklearn.exceptions import ConvergenceWarning
 
-from dask_gmm import GaussianMixture, cli, generate_mixture, load_model, save_model
+from dask_gmm import GaussianMixture, _outputs, cli, generate_mixture, load_model, save_model
 from dask_gmm.generate import read_true_model, store_info
 
 from .conftest import WITHOUT_OVERRIDES, console_script
@@ -412,26 +412,26 @@ def test_predict_keeps_what_appeared_at_its_output_while_it_ran(store, model_fil
     are written and before the rename, stands in for the other program here."""
     model = load_model(model_file)
     out = tmp_path / "labels.zarr"
-    attrs = {cli.PREDICT_ATTR: {"kind": "labels", "model": model_file, "data": store, "n_components": 3}}
+    attrs = {_outputs.PREDICT_ATTR: {"kind": "labels", "model": model_file, "data": store, "n_components": 3}}
 
     def folder_appears():
         out.mkdir()
         (out / "notes.txt").write_text("mine")
 
     for overwrite, words in ((False, "appeared while this command ran"), (True, "not a Zarr store")):
-        with pytest.raises(cli.CLIError, match=words):
-            cli._store_atomically(model.predict(store), str(out), overwrite, attrs, folder_appears)
+        with pytest.raises(ValueError, match=words):
+            _outputs.store_atomically(model.predict(store), str(out), overwrite, attrs, folder_appears)
         assert os.listdir(tmp_path) == ["labels.zarr"] and os.listdir(out) == ["notes.txt"]
         shutil.rmtree(out)
     # another run's output, appearing meanwhile: refused without --overwrite, replaced with it
     other = tmp_path / "other.zarr"
     assert run(capsys, "predict", model_file, store, "-o", other, "--proba")[0] == 0
     appears = lambda: shutil.copytree(other, out)  # noqa: E731
-    with pytest.raises(cli.CLIError, match="appeared while this command ran"):
-        cli._store_atomically(model.predict(store), str(out), False, attrs, appears)
+    with pytest.raises(ValueError, match="appeared while this command ran"):
+        _outputs.store_atomically(model.predict(store), str(out), False, attrs, appears)
     assert zarr.open_array(out, mode="r").ndim == 2  # the other run's probabilities, kept
     shutil.rmtree(out)
-    cli._store_atomically(model.predict(store), str(out), True, attrs, appears)
+    _outputs.store_atomically(model.predict(store), str(out), True, attrs, appears)
     np.testing.assert_array_equal(zarr.open_array(out, mode="r")[:], model.predict(store).compute())
     assert sorted(os.listdir(tmp_path)) == ["labels.zarr", "other.zarr"]
 
@@ -443,7 +443,7 @@ def test_an_array_whose_predict_marker_is_no_record_is_data(store, model_file, t
     TypeError one. It is data; --overwrite does not replace it (predict did not write it)."""
     X = np.random.default_rng(0).normal(size=(300, 2))
     data = tmp_path / "x.zarr"
-    zarr.create_array(data, data=X, chunks=(100, 2), attributes={cli.PREDICT_ATTR: marker})
+    zarr.create_array(data, data=X, chunks=(100, 2), attributes={_outputs.PREDICT_ATTR: marker})
     rc, out, err = run(capsys, "fit", data, "-k", "2", "--seed", "0", "-o", tmp_path / "m.json", "--quiet")
     assert rc == 0 and err == "", err
     np.testing.assert_allclose(load_model(tmp_path / "m.json").means_,
@@ -2398,9 +2398,9 @@ def test_a_predict_output_larger_than_the_disk_is_refused_after_its_first_chunk(
             assert self.started <= 16, "the chunks went on being computed"
 
     out = tmp_path / "proba.zarr"
-    with AtMostTwoChunks(), pytest.raises(cli.CLIError, match=rf"^the output's other {rows - 1024:,} rows would take "
+    with AtMostTwoChunks(), pytest.raises(ValueError, match=rf"^the output's other {rows - 1024:,} rows would take "
                                           r"about [\d,]+\.\d [GM]B of disk \(its first 1,024 took [\d,]+ bytes\), and "
                                           r"the disk holding '.*proba.zarr' has [\d,]+\.\d [GM]B free\. Free space, "
                                           r"or write the output to another disk \(--output\)\.$"):
-        cli._store_atomically(result, str(out), False, {})
+        _outputs.store_atomically(result, str(out), False, {})
     assert os.listdir(tmp_path) == []  # the temporary output removed
