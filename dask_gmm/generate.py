@@ -648,6 +648,93 @@ def _refuse_foreign_members(path):
         )
 
 
+def _check_arguments(n_samples, chunk_size, dtype, attributes, compression, model, n_features, n_components,
+                     box, covariance_scale, min_separation):
+    """A ValueError naming the first of :func:`generate_mixture`'s arguments that is not allowed
+    (those of the drawn parameters only when no ``model`` is given)."""
+    _check_number("n_samples", n_samples, Integral, 1)
+    if chunk_size is not None:
+        _check_number("chunk_size", chunk_size, Integral, 1)
+    try:
+        ok = np.dtype(dtype) in (np.float32, np.float64)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"generate_mixture: dtype must be 'float32' or 'float64', got {dtype!r}.")
+    _check_attributes(attributes)
+    if compression is not None and compression not in COMPRESSIONS:
+        raise ValueError(f"generate_mixture: compression must be one of {', '.join(map(repr, COMPRESSIONS))}, "
+                         f"got {compression!r}.")
+    if model is None:
+        _check_number("n_features", n_features, Integral, 1, maximum=MAX_SIZE)
+        _check_number("n_components", n_components, Integral, 1, maximum=MAX_SIZE)
+        if n_components * n_features**2 * 8 > MAX_TRUE_BYTES:
+            raise ValueError(
+                f"generate_mixture: the true covariances of {n_components:,} components of {n_features:,} features "
+                f"would take {n_components * n_features**2 * 8 / 2**30:.3g} GiB, drawn in memory; at most "
+                f"{MAX_TRUE_BYTES / 2**30:g} GiB. Ask for fewer features or components.")
+        _check_number("box", box, Real, 0.0, strict=True)
+        _check_number("covariance_scale", covariance_scale, Real, 0.0, strict=True)
+        if min_separation is not None:
+            _check_number("min_separation", min_separation, Real, 0.0)
+
+
+def _root_seed(random_state, recorded, path):
+    """The root SeedSequence of a run and its record ``{"entropy", "spawn_key"}`` (JSON's ints): of
+    ``random_state``, else of the seed ``recorded`` in the store at ``path`` (a rerun resumes it), else fresh."""
+    if random_state is None and recorded:
+        random_state = np.random.SeedSequence(recorded["seed"], spawn_key=tuple(recorded["spawn_key"]))
+        logger.info("reusing the seed recorded in %s", path)
+    # a fresh seed below 2**53, which JSON tools that read numbers as doubles (jq, JavaScript) keep exact:
+    root = as_seed_sequence(secrets.randbits(53) if random_state is None else random_state)  # 128 bits were not
+    entropy = root.entropy  # an int or ints (a SeedSequence's), NumPy's or Python's: recorded as JSON's
+    return root, {"entropy": [int(e) for e in entropy] if np.ndim(entropy) else int(entropy),
+                  "spawn_key": [int(k) for k in root.spawn_key]}
+
+
+def _check_chunking(n_samples, rows, n_features, dtype, resumed):
+    """A ValueError when chunks of ``rows`` rows would be too large (unless ``resumed``: a store begun
+    before the cap resumes) or too many."""
+    if rows * n_features * np.dtype(dtype).itemsize > MAX_CHUNK_BYTES and not resumed:
+        raise ValueError(
+            f"generate_mixture: chunks of {rows:,} rows x {n_features} features would hold "
+            f"{rows * n_features * np.dtype(dtype).itemsize:,} bytes each, more than the "
+            f"{MAX_CHUNK_BYTES:,} (1 GiB) a chunk may hold (each is made in memory, and Blosc takes at "
+            "most 2 GiB). "
+            "Pass a smaller chunk_size."
+        )
+    if -(-n_samples // rows) > MAX_CHUNKS:
+        raise ValueError(
+            f"generate_mixture: {n_samples:,} rows in chunks of {rows:,} make {-(-n_samples // rows):,} chunks, "
+            f"more than the {MAX_CHUNKS:,} a store may have (their list is checked in memory). "
+            "Pass a larger chunk_size."
+        )
+
+
+def _write_chunks(path, group, X, labels, new, seed, expected):
+    """Draw and write the chunks that the store at ``path`` (its ``group``, arrays ``X`` and ``labels``)
+    lacks: every chunk of a ``new`` store, not listed (a typo's 15 million chunks took 57 s and
+    3.9 GB to list, then to be refused for the disk: a review). ``expected`` is ``(status, (weights,
+    means, covariances))``; one chunk is written first where the disk can be seen, to refuse rows
+    that would not fit before the rest are written."""
+    status, true = expected
+    weights, means, covs = true
+    todo = range(X.nchunks) if new else sorted({_chunk_index(k) for k in io.missing_chunks(X)}
+                                               | {_chunk_index(k) for k in io.missing_chunks(labels)})
+    logger.info("writing %d of %d chunks (%d rows each) to %s", len(todo), X.nchunks, X.chunks[0], path)
+    chol = np.linalg.cholesky(covs)
+    token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster
+    recorded = group.attrs.asdict()[io.STATUS_ATTR]  # as the store holds it (resumed: as an earlier run wrote it)
+    args = (X, labels, seed, weights, means, chol, recorded)
+    if len(todo) > 1 and io.chunk_file(X, 0) is not None:  # one chunk first, to learn what the rest need
+        _compute_all(_chunk_writes(todo[:1], f"{token}-first", *args))
+        _check_room(path, X, labels, todo[0], todo[1:])
+        todo = todo[1:]
+    _compute_all(_chunk_writes(todo, token, *args))
+    io.refuse_unwritten((X, labels), path, "Write to a path (or URL) that this process and every worker share, "
+                        "then rerun to finish.")
+
+
 def generate_mixture(
     path,
     n_samples,
@@ -736,31 +823,8 @@ def generate_mixture(
     path = io.data_path(path)  # absolute: the chunks may be written by a cluster's workers
     io.refuse_chain_output(path, "the store")
     io.refuse_output_inside(path, "the store", arrays_only=True, follow_link=True)
-    _check_number("n_samples", n_samples, Integral, 1)
-    if chunk_size is not None:
-        _check_number("chunk_size", chunk_size, Integral, 1)
-    try:
-        ok = np.dtype(dtype) in (np.float32, np.float64)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"generate_mixture: dtype must be 'float32' or 'float64', got {dtype!r}.")
-    _check_attributes(attributes)
-    if compression is not None and compression not in COMPRESSIONS:
-        raise ValueError(f"generate_mixture: compression must be one of {', '.join(map(repr, COMPRESSIONS))}, "
-                         f"got {compression!r}.")
-    if model is None:
-        _check_number("n_features", n_features, Integral, 1, maximum=MAX_SIZE)
-        _check_number("n_components", n_components, Integral, 1, maximum=MAX_SIZE)
-        if n_components * n_features**2 * 8 > MAX_TRUE_BYTES:
-            raise ValueError(
-                f"generate_mixture: the true covariances of {n_components:,} components of {n_features:,} features "
-                f"would take {n_components * n_features**2 * 8 / 2**30:.3g} GiB, drawn in memory; at most "
-                f"{MAX_TRUE_BYTES / 2**30:g} GiB. Ask for fewer features or components.")
-        _check_number("box", box, Real, 0.0, strict=True)
-        _check_number("covariance_scale", covariance_scale, Real, 0.0, strict=True)
-        if min_separation is not None:
-            _check_number("min_separation", min_separation, Real, 0.0)
+    _check_arguments(n_samples, chunk_size, dtype, attributes, compression, model, n_features, n_components, box,
+                     covariance_scale, min_separation)
 
     busy = (f"generate_mixture: {path!r} is being written by another run now (another process, or "
             "thread). Wait for it to finish, or write another path.")
@@ -774,14 +838,7 @@ def generate_mixture(
                              "Pass overwrite=True to replace the link, or choose another path.")
         old = None if overwrite else _read_status(path)
         recorded = old[0] if old and old[0].get("format") == FORMAT else {}  # what a rerun resumes by default
-        if random_state is None and recorded:
-            random_state = np.random.SeedSequence(recorded["seed"], spawn_key=tuple(recorded["spawn_key"]))
-            logger.info("reusing the seed recorded in %s", path)
-        # a fresh seed below 2**53, which JSON tools that read numbers as doubles (jq, JavaScript) keep exact:
-        root = as_seed_sequence(secrets.randbits(53) if random_state is None else random_state)  # 128 bits were not
-        entropy = root.entropy  # an int or ints (a SeedSequence's), NumPy's or Python's: recorded as JSON's
-        seed = {"entropy": [int(e) for e in entropy] if np.ndim(entropy) else int(entropy),
-                "spawn_key": [int(k) for k in root.spawn_key]}
+        root, seed = _root_seed(random_state, recorded, path)
         if model is None:
             params_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
             weights, means, covs = draw_parameters(params_seed, n_features, n_components, box,
@@ -799,21 +856,7 @@ def generate_mixture(
         if compression is None:  # as the chunk size: what the store records (before the option, LZ4), else LZ4
             compression = recorded.get("compression", "lz4")
         rows = min(int(chunk_size), int(n_samples))
-        # a store begun before the cap resumes
-        if rows * n_features * np.dtype(dtype).itemsize > MAX_CHUNK_BYTES and not old:
-            raise ValueError(
-                f"generate_mixture: chunks of {rows:,} rows x {n_features} features would hold "
-                f"{rows * n_features * np.dtype(dtype).itemsize:,} bytes each, more than the "
-                f"{MAX_CHUNK_BYTES:,} (1 GiB) a chunk may hold (each is made in memory, and Blosc takes at "
-                "most 2 GiB). "
-                "Pass a smaller chunk_size."
-            )
-        if -(-n_samples // rows) > MAX_CHUNKS:
-            raise ValueError(
-                f"generate_mixture: {n_samples:,} rows in chunks of {rows:,} make {-(-n_samples // rows):,} chunks, "
-                f"more than the {MAX_CHUNKS:,} a store may have (their list is checked in memory). "
-                "Pass a larger chunk_size."
-            )
+        _check_chunking(n_samples, rows, n_features, dtype, resumed=bool(old))
         status = {
             "format": FORMAT, "complete": False, "n_samples": int(n_samples), "n_features": n_features,
             "n_components": n_components, "chunk_size": rows, "dtype": np.dtype(dtype).name,
@@ -845,22 +888,7 @@ def generate_mixture(
         _true_arrays(group, true)
         X, labels = _arrays(group, int(n_samples), n_features, rows, dtype, n_components, compression)
 
-        # a new store lacks every chunk: not listed before the disk is found to have room (a typo's 15 million
-        # chunks took 57 s and 3.9 GB to list, then to be refused for the disk: a review)
-        todo = range(X.nchunks) if old is None else sorted({_chunk_index(k) for k in io.missing_chunks(X)}
-                                                            | {_chunk_index(k) for k in io.missing_chunks(labels)})
-        logger.info("writing %d of %d chunks (%d rows each) to %s", len(todo), X.nchunks, rows, path)
-        chol = np.linalg.cholesky(covs)
-        token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster
-        recorded = group.attrs.asdict()[io.STATUS_ATTR]  # as the store holds it (resumed: as an earlier run wrote it)
-        args = (X, labels, seed, weights, means, chol, recorded)
-        if len(todo) > 1 and io.chunk_file(X, 0) is not None:  # one chunk first, to learn what the rest need
-            _compute_all(_chunk_writes(todo[:1], f"{token}-first", *args))
-            _check_room(path, X, labels, todo[0], todo[1:])
-            todo = todo[1:]
-        _compute_all(_chunk_writes(todo, token, *args))
-        io.refuse_unwritten((X, labels), path, "Write to a path (or URL) that this process and every worker share, "
-                            "then rerun to finish.")
+        _write_chunks(path, group, X, labels, old is None, seed, (status, true))
         group.update_attributes({io.STATUS_ATTR: {**status, "complete": True}})
         logger.info("%s complete", path)
         return true_model
