@@ -1530,29 +1530,19 @@ def _check_demo_store(data):
                        "or move it away.")
 
 
-def cmd_demo(args, term):
-    from ._files import Busy
-    from .generate import MAX_CHUNKS, foreign_members, generate_mixture
-    from .modelfile import save_model
+def _demo_paths(output_dir):
+    """The demo's folder (made if missing), store and model file, ``(out, data, model_path)``, once
+    everything that refuses what the demo would write there has been said, all at once, before any work."""
+    from . import io
 
-    d, K = DEMO_DEFAULTS["n_features"], DEMO_DEFAULTS["n_components"]
-    if args.n_samples < 10 * K:  # before any work: the fit needs rows enough for its components
-        raise CLIError(f"--n-samples must be at least {10 * K} for the demo's {K} components, got {args.n_samples}.")
-    chunk = min(DEMO_DEFAULTS["chunk_size"], args.n_samples)
-    if -(-args.n_samples // chunk) > MAX_CHUNKS:  # before the folder is made: the demo has no --chunk-size
-        raise CLIError(f"--n-samples {args.n_samples:,} is more than the demo's largest, {MAX_CHUNKS * chunk:,} rows "
-                       f"({MAX_CHUNKS:,} chunks of {chunk:,}). For more, run `dask-gmm generate` with a larger "
-                       "--chunk-size, then `dask-gmm fit`.")
-    _not_empty(args.output_dir, "--output-dir")
-    out = os.path.abspath(args.output_dir)
+    _not_empty(output_dir, "--output-dir")
+    out = os.path.abspath(output_dir)
     above = out
     while not os.path.lexists(above):
         above = os.path.dirname(above)
     if not os.path.isdir(above):
-        raise CLIError(f"--output-dir {args.output_dir!r}: {above!r} is a file, not a folder; give a folder (made "
+        raise CLIError(f"--output-dir {output_dir!r}: {above!r} is a file, not a folder; give a folder (made "
                        "if it does not exist).")
-    from . import io
-
     store = io.store_folder(os.path.join(out, "model.json"))  # before its folders are made
     if store is not None:
         raise CLIError(f"cannot write the demo's files to {out!r}: it lies inside the Zarr store {store!r}. "
@@ -1574,19 +1564,19 @@ def cmd_demo(args, term):
             refusals.append(str(exc))
     if refusals:
         raise CLIError(" ".join(refusals))
-    timings = {}
-    t_all = time.perf_counter()
+    return out, data, model_path
 
-    term.out(f"dask-gmm demo: the seed notebook's experiment out of core: {K} Gaussians in {d}-D "
-             f"(means uniform in [-10, 10]^{d}, covariances 0.1 A^T A, random weights), "
-             f"{args.n_samples:,} rows, seed {args.seed}")
-    n_chunks = -(-args.n_samples // chunk)
-    term.out(f"1. generate  {data}  ({n_chunks:,} chunk{'s' if n_chunks > 1 else ''} of {chunk:,} rows)")
-    t0 = time.perf_counter()
-    kw = dict(chunk_size=chunk, random_state=args.seed, attributes={DEMO_ATTR: True})  # marked from the start
+
+def _demo_generate(data, n_samples, d, K, kw, term):
+    """The demo's store ``data`` generated (``generate_mixture``'s keywords ``kw``), replacing an earlier
+    demo's of other arguments but nothing else; returns the true model."""
+    from . import io
+    from ._files import Busy
+    from .generate import foreign_members, generate_mixture
+
     with _dask_progress(term):
         try:
-            true = generate_mixture(data, args.n_samples, d, K, **kw)
+            return generate_mixture(data, n_samples, d, K, **kw)
         except Busy as exc:  # another demo writing it now: not an earlier one's to replace (it had been tried)
             raise CLIError(str(exc).removeprefix("generate_mixture: ")) from None
         except ValueError as exc:
@@ -1602,9 +1592,68 @@ def cmd_demo(args, term):
                                "which replacing it would delete. Move them out, or choose another --output-dir.") from None
             term.out("   (replacing the previous demo store, written with other arguments)")
             try:
-                true = generate_mixture(data, args.n_samples, d, K, overwrite=True, **kw)
+                return generate_mixture(data, n_samples, d, K, overwrite=True, **kw)
             except ValueError as exc:
                 raise CLIError(str(exc).replace("overwrite=True", "an overwrite")) from None
+
+
+def _demo_notebook_fit(data, n_nb, true, gm, seed, timings, term):
+    """Step 4 of the demo: the seed notebook's EM (random means, identity covariances, 100 iterations)
+    on the first ``n_nb`` rows of ``data``, compared with the ``true`` model and the k-means|| fit ``gm``;
+    its time goes into ``timings``. Returns those rows and the fit, ``(X_nb, nb)``."""
+    from . import io
+    from .generate import match_components
+
+    K, d = true.means_.shape
+    X_nb = io.as_dask_array(data)[:n_nb]
+    with warnings.catch_warnings():  # a fixed number of iterations, as the notebook: tol=0 never "converges"
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        nb, nb_times = _fit(X_nb, term, n_components=K, max_iter=NOTEBOOK_ITERATIONS, tol=0.0,
+                            **notebook_initialisation(seed, K, d))
+    timings["fit (notebook's way)"] = nb_times.total
+    with _dask_progress(term):
+        ll_nb, ll_nb_true, ll_nb_default = (float(m.score(X_nb)) for m in (nb, true, gm))
+    order = match_components(true.means_, nb.means_)
+    if ll_nb >= ll_nb_true - 1e-3:
+        verdict = ("found the true components this time (it fails on other seeds: examples/seed_notebook.py "
+                   "in the source repository)")
+    else:
+        verdict = "STUCK in a local optimum, as in the notebook"
+    term.out(f"   {verdict}: mean log-likelihood on these rows {ll_nb:.6f}, vs {ll_nb_default:.6f} "
+             f"for the k-means|| fit above and {ll_nb_true:.6f} for the true model")
+    for k, j in enumerate(order):
+        if j >= 0:
+            term.out(f"   true mean {_fmt_vec(true.means_[k], 2)} (weight {true.weights_[k]:.3f})  ->  fitted "
+                     f"{_fmt_vec(nb.means_[j], 2)} (weight {nb.weights_[j]:.3g})")
+    for line in _curve_lines(nb.lower_bounds_):
+        term.out(line)
+    return X_nb, nb
+
+
+def cmd_demo(args, term):
+    from .generate import MAX_CHUNKS
+    from .modelfile import save_model
+
+    d, K = DEMO_DEFAULTS["n_features"], DEMO_DEFAULTS["n_components"]
+    if args.n_samples < 10 * K:  # before any work: the fit needs rows enough for its components
+        raise CLIError(f"--n-samples must be at least {10 * K} for the demo's {K} components, got {args.n_samples}.")
+    chunk = min(DEMO_DEFAULTS["chunk_size"], args.n_samples)
+    if -(-args.n_samples // chunk) > MAX_CHUNKS:  # before the folder is made: the demo has no --chunk-size
+        raise CLIError(f"--n-samples {args.n_samples:,} is more than the demo's largest, {MAX_CHUNKS * chunk:,} rows "
+                       f"({MAX_CHUNKS:,} chunks of {chunk:,}). For more, run `dask-gmm generate` with a larger "
+                       "--chunk-size, then `dask-gmm fit`.")
+    out, data, model_path = _demo_paths(args.output_dir)
+    timings = {}
+    t_all = time.perf_counter()
+
+    term.out(f"dask-gmm demo: the seed notebook's experiment out of core: {K} Gaussians in {d}-D "
+             f"(means uniform in [-10, 10]^{d}, covariances 0.1 A^T A, random weights), "
+             f"{args.n_samples:,} rows, seed {args.seed}")
+    n_chunks = -(-args.n_samples // chunk)
+    term.out(f"1. generate  {data}  ({n_chunks:,} chunk{'s' if n_chunks > 1 else ''} of {chunk:,} rows)")
+    t0 = time.perf_counter()
+    kw = dict(chunk_size=chunk, random_state=args.seed, attributes={DEMO_ATTR: True})  # marked from the start
+    true = _demo_generate(data, args.n_samples, d, K, kw, term)
     timings["generate"] = time.perf_counter() - t0
     term.out(f"   done in {_fmt_seconds(timings['generate'])}")
 
@@ -1630,31 +1679,7 @@ def cmd_demo(args, term):
     n_nb = min(NOTEBOOK_N, args.n_samples)
     term.out(f"4. the notebook's way: {NOTEBOOK_ITERATIONS} EM iterations from random means in the box with "
              f"identity covariances, on the notebook's N = {n_nb:,} rows (the first rows of the store)")
-    from . import io
-    from .generate import match_components
-
-    X_nb = io.as_dask_array(data)[:n_nb]
-    with warnings.catch_warnings():  # a fixed number of iterations, as the notebook: tol=0 never "converges"
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        nb, nb_times = _fit(X_nb, term, n_components=K, max_iter=NOTEBOOK_ITERATIONS, tol=0.0,
-                            **notebook_initialisation(args.seed, K, d))
-    timings["fit (notebook's way)"] = nb_times.total
-    with _dask_progress(term):
-        ll_nb, ll_nb_true, ll_nb_default = (float(m.score(X_nb)) for m in (nb, true, gm))
-    order = match_components(true.means_, nb.means_)
-    if ll_nb >= ll_nb_true - 1e-3:
-        verdict = ("found the true components this time (it fails on other seeds: examples/seed_notebook.py "
-                   "in the source repository)")
-    else:
-        verdict = "STUCK in a local optimum, as in the notebook"
-    term.out(f"   {verdict}: mean log-likelihood on these rows {ll_nb:.6f}, vs {ll_nb_default:.6f} "
-             f"for the k-means|| fit above and {ll_nb_true:.6f} for the true model")
-    for k, j in enumerate(order):
-        if j >= 0:
-            term.out(f"   true mean {_fmt_vec(true.means_[k], 2)} (weight {true.weights_[k]:.3f})  ->  fitted "
-                     f"{_fmt_vec(nb.means_[j], 2)} (weight {nb.weights_[j]:.3g})")
-    for line in _curve_lines(nb.lower_bounds_):
-        term.out(line)
+    X_nb, nb = _demo_notebook_fit(data, n_nb, true, gm, args.seed, timings, term)
 
     term.out("5. figures")
     t0 = time.perf_counter()
