@@ -121,11 +121,21 @@ def _check_spherical_prior(prior, covariance_type, n_features):
     if isinstance(prior, (list, tuple, np.ndarray)) and np.size(prior) == 1:  # [2.0], array(2.0): as scikit-learn
         value = np.ravel(prior)[0]  # takes them, and fits the same as with the number (a bool still refused)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not 0.0 < value < np.inf:
-        raise ValueError(f"The parameter 'spherical covariance_prior' should be a finite positive number, got {prior!r}.")
+        # scikit-learn's parameter checks refuse a number out of range, or not a number, as dask_gmm does
+        error = InvalidParameterError if _is_number(prior) or isinstance(prior, str) else ValueError
+        raise error(f"The parameter 'spherical covariance_prior' should be a finite positive number, got {prior!r}.")
     return float(value)
 
 
+def _is_number(value):
+    """Whether ``value`` is a real number, a bool excepted."""
+    return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
+
+
 def _as_prior_array(prior, shape, covariance_type):
+    if _is_number(prior):  # scikit-learn's TypeError; InvalidParameterError is one, and a ValueError
+        raise InvalidParameterError(f"The parameter '{covariance_type} covariance_prior' should be an array of "
+                                    f"shape {shape}, got the number {prior!r}.")
     prior = finite_parameter(f"{covariance_type} covariance_prior", prior, "for the covariance of X")
     if prior.shape != shape:
         raise ValueError(
@@ -466,6 +476,9 @@ class BayesianGaussianMixture(MixtureBase):
             )
         mean = None
         if self.mean_prior is not None:
+            if _is_number(self.mean_prior):  # as scikit-learn's parameter checks refuse it
+                raise InvalidParameterError(f"The parameter 'mean_prior' should be an array of shape ({d},), got "
+                                            f"the number {self.mean_prior!r}.")
             mean = finite_parameter("mean_prior", self.mean_prior, "for the mean of X")
             if mean.shape != (d,):
                 raise ValueError(f"The parameter 'mean_prior' should have the shape of ({d},), but got {mean.shape}")

@@ -452,6 +452,10 @@ def test_bad_parameters(kwargs, match):
     dict(weight_concentration_prior_type="nope"), dict(weight_concentration_prior=0.0),
     dict(weight_concentration_prior=np.inf), dict(mean_precision_prior=-1.0), dict(mean_precision_prior="1"),
     dict(degrees_of_freedom_prior=0.5),  # below n_features - 1: a plain ValueError in both
+    # a number out of range, or where an array is wanted: were plain ValueErrors here (a statistician's review)
+    dict(covariance_type="spherical", covariance_prior=0.0), dict(covariance_type="spherical", covariance_prior=-1.0),
+    dict(covariance_type="spherical", covariance_prior=np.inf), dict(covariance_type="spherical", covariance_prior="1"),
+    dict(mean_prior=5.0),
 ])
 def test_bad_priors_raise_scikit_learns_class_of_error(kwargs):
     """scikit-learn's InvalidParameterError (a ValueError and a TypeError) where it raises it, else a ValueError."""
@@ -463,6 +467,19 @@ def test_bad_priors_raise_scikit_learns_class_of_error(kwargs):
     hyper = isinstance(theirs.value, InvalidParameterError)
     assert hyper is ("degrees_of_freedom_prior" not in kwargs)
     assert isinstance(ours.value, InvalidParameterError) is hyper
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
+def test_a_number_as_a_matrix_or_vector_prior_is_scikit_learns_type_error(covariance_type):
+    """scikit-learn raises a TypeError for a number where its covariance prior is an array; dask_gmm's
+    InvalidParameterError is one (and a ValueError), saying which shape is wanted."""
+    X = make_blobs(n=300)
+    with pytest.raises(TypeError):
+        SKBayesianGaussianMixture(n_components=2, covariance_type=covariance_type, covariance_prior=2.0).fit(X)
+    shape = r"\(2,\)" if covariance_type == "diag" else r"\(2, 2\)"
+    with pytest.raises(InvalidParameterError, match=rf"'{covariance_type} covariance_prior' should be an array of "
+                                                    rf"shape {shape}, got the number 2.0"):
+        BayesianGaussianMixture(n_components=2, covariance_type=covariance_type, covariance_prior=2.0).fit(X)
 
 
 def test_priors_given_as_other_real_numbers_equal_floats():
