@@ -454,7 +454,27 @@ def open_zarr(path):
     """
     path = data_path(path)
     node = open_node(path)
+    _warn_if_cached(path)
     return group_data(node, path) if isinstance(node, zarr.Group) else checked_generated(node, path)
+
+
+def _warn_if_cached(path):
+    """Warn when the URL ``path`` reads through one of fsspec's caching file systems
+    (``simplecache::``, ``filecache::``, ``blockcache::``): fsspec keeps such a file system, and
+    the chunks it has read, for the life of the process, so a store rewritten since was fitted as
+    it had been, without a word (a review: on a cluster's workers too, and in one notebook)."""
+    from fsspec.implementations.cached import CachingFileSystem
+
+    if "::" not in path:
+        return
+    for part in path.split("::")[:-1]:
+        protocol = fsspec.core.split_protocol(part)[0] if "://" in part else part
+        if issubclass(fsspec.get_filesystem_class(protocol), CachingFileSystem):
+            warnings.warn(f"{path!r} is read through fsspec's caching file system {protocol!r}, which keeps the "
+                          "chunks it has read for the life of each process (this one's, and each Dask worker's): "
+                          "a store changed since they were read is read as it was. Give the store's own URL "
+                          f"({chain_target(path)!r}) to read what it holds now.", UserWarning, stacklevel=3)
+            return
 
 
 def no_x(group, path):

@@ -100,6 +100,7 @@ def test_store_is_never_modified(tmp_path):
     assert tree_digest(tmp_path / "g.zarr") == before
 
 
+@pytest.mark.filterwarnings("ignore:.*caching file system:UserWarning")
 def test_missing_chunks_are_refused_by_name(tmp_path):
     X = make_blobs(n=3000)
     write_store(tmp_path / "g.zarr", X)
@@ -114,6 +115,38 @@ def test_missing_chunks_are_refused_by_name(tmp_path):
         url = f"{cache}::file://{tmp_path / 'g.zarr'}"
         with pytest.raises(ValueError, match=f"The Zarr array '{url}/X' is missing 1 of its chunks"):
             fit(url)
+
+
+@pytest.mark.parametrize("cache", ["simplecache", "filecache", "blockcache"])
+def test_a_caching_chain_warns_that_it_reads_a_store_as_it_was(tmp_path, cache):
+    """fsspec keeps a caching file system, and the chunks it read, for the life of the process: a
+    store rewritten since was fitted as it had been, without a word (a distributed-systems review).
+    Opening one now says so, naming the store's own URL, which reads what it holds now."""
+    path = tmp_path / "g.zarr"
+    url = f"{cache}::file://{path}"
+    write_store(path, make_blobs(n=3000, seed=0))
+    with pytest.warns(UserWarning, match=rf"read through fsspec's caching file system '{cache}'.* Give the store's "
+                                         rf"own URL \('file://{path}'\)"):
+        io.open_zarr(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the store's own URL and path: no warning
+        io.open_zarr(f"file://{path}"), io.open_zarr(str(path))
+
+
+def test_a_simplecache_chain_reads_a_rewritten_store_as_it_was(tmp_path):
+    """What the warning above is for: the second fit through the chain is the first one's."""
+    path = tmp_path / "g.zarr"
+    url = f"simplecache::file://{path}"
+    write_store(path, make_blobs(n=3000, seed=0))
+    with pytest.warns(UserWarning, match="caching file system"):
+        first = fit(url)
+    shutil.rmtree(path)
+    write_store(path, make_blobs(n=3000, seed=1))
+    with pytest.warns(UserWarning, match="caching file system"):
+        again = fit(url)
+    own = fit(str(path))
+    np.testing.assert_array_equal(again.means_, first.means_)
+    assert not np.allclose(again.means_, own.means_)
 
 
 def test_folders_linked_into_a_store_are_read_as_zarr_reads_them(tmp_path):
