@@ -605,7 +605,13 @@ def _check_answers(address):
     timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
 
     async def handshake():
-        comm = await connect(address, timeout=timeout)  # an OSError after timeout where nothing listens
+        try:
+            comm = await connect(address, timeout=timeout)  # an OSError after timeout where nothing listens
+        except (OSError, asyncio.TimeoutError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # bytes that are no handshake: an SSH banner's, read as a frame of 2.8 EiB
+            raise OSError(f"what answered is not a Dask scheduler ({type(exc).__name__}: {exc}); is this another "
+                          "program's port?") from None
         await comm.close()
 
     async def bounded():

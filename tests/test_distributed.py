@@ -915,6 +915,33 @@ def test_cli_refuses_scheduler_addresses_it_cannot_use(store, tmp_path, capsys):
         assert rc == 2 and err.count("\n") == 1 and "is not a scheduler address dask-gmm can use" in err, err
 
 
+@pytest.mark.parametrize("banner", [b"SSH-2.0-OpenSSH_9.6 Ubuntu\r\n", b"HTTP/1.1 400 Bad Request\r\n\r\n"])
+def test_cli_names_a_port_whose_program_speaks_first_as_no_scheduler(store, tmp_path, capsys, banner):
+    """A program that sends its own greeting first (an SSH server, a proxy answering 400): distributed
+    read its bytes as a frame of about 3 EiB, and the command said it was out of memory and advised
+    rechunking the store (a new user's review)."""
+    import socketserver
+
+    class Greeter(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(banner * 4)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Greeter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    from dask_gmm import cli
+    model = tmp_path / "m.json"
+    save_model(GaussianMixture(3, random_state=0).fit(make_blobs(n=300)), model)
+    try:
+        rc = cli.main(["score", str(model), store, "--scheduler", f"tcp://127.0.0.1:{server.server_address[1]}"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "what answered is not a Dask scheduler" in err and "another program's port" in err, err
+    assert "out of memory" not in err
+
+
 def test_cli_gives_up_on_a_port_where_no_scheduler_answers(store, tmp_path):
     """An HTTP server (as on the dashboard's port) accepted the connection and then waited for a
     request, as distributed waited for its handshake: the command hung for ever."""
