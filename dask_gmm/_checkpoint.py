@@ -381,6 +381,22 @@ class Checkpoint:
                              "remove it yourself, and rerun.")
 
 
+def recorded_seed(path):
+    """``(True, random_state)`` recorded in the checkpoint at ``path`` when it is a readable checkpoint
+    of this format recording an int or None, else ``(False, None)`` (its load says what is wrong)."""
+    try:
+        with open(local_file_path(path, "checkpoint"), "rb") as f:
+            head = f.read(4096)
+            state = json.loads(head + f.read()) if head.lstrip()[:1] == b"{" else None  # a data file: not read whole
+    except (OSError, ValueError, RecursionError):
+        return False, None
+    args = state.get("fingerprint", {}).get("args") if isinstance(state, dict) and state.get("format") == FORMAT else None
+    seed = args.get("random_state") if isinstance(args, dict) else "absent"
+    if seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+        return True, seed
+    return False, None
+
+
 def identity(path):
     """What tells the file (or link) at ``path`` from another written there since: None if none."""
     try:

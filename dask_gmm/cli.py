@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -368,7 +369,8 @@ def build_parser():
                     help="restarts, run in lockstep; the best is kept (default 1; more guard against a poor "
                          "local optimum, which can make select prefer too many components)")
     em.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans", help="(default kmeans)")
-    em.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default: fresh)")
+    em.add_argument("--seed", type=_seed, default=None, metavar="S",
+                    help="random seed (default: drawn, then printed and saved in the model file)")
     em.add_argument("--reg-covar", type=_positive_float, default=1e-6, metavar="R",
                     help="added to covariance diagonals (default 1e-6)")
 
@@ -1126,6 +1128,26 @@ def _check_lockstep(candidates, n_init, advice):
                        f"{LOCKSTEP_MAX_COMPONENTS:,}; {advice}.")
 
 
+def _seed_of(args):
+    """``(seed, drawn)``: ``--seed``, else the seed a fit's existing checkpoint records (which the
+    resumed fit needs: None for one begun without), else a fresh one, printed and saved with the
+    model so that the fit can be repeated (a run without ``--seed`` could not be)."""
+    if args.seed is not None:
+        return args.seed, False
+    if getattr(args, "checkpoint", None) is not None:
+        from ._checkpoint import recorded_seed
+
+        found, seed = recorded_seed(args.checkpoint)
+        if found:
+            return seed, False
+    return secrets.randbits(32), True
+
+
+def _seed_line(seed, drawn):
+    """The summary's line of the fit's seed."""
+    return f"  seed               {seed}" + (f"  (drawn: --seed {seed} repeats this fit)" if drawn else "")
+
+
 def cmd_fit(args, term):
     from .modelfile import save_model
 
@@ -1137,24 +1159,27 @@ def cmd_fit(args, term):
     _distinct_outputs(("model", args.output), ("checkpoint", args.checkpoint))
     if args.checkpoint is not None:
         _check_writable(args.checkpoint, "checkpoint", path)
+    seed, drawn = _seed_of(args)
     with _scheduler(args.scheduler, term):
         gm, times = _fit(path, term, n_components=args.n_components,
                            covariance_type=args.covariance_type, tol=args.tol, reg_covar=args.reg_covar,
                            max_iter=args.max_iter, n_init=args.n_init, init_params=args.init_params,
-                           random_state=args.seed,
+                           random_state=seed,
                            checkpoint=None if args.checkpoint is None else os.path.abspath(args.checkpoint))
     save_model(gm, args.output)
     n, d = X.shape
     if args.json:
         term.out(_json_line({"n_components": gm.n_components, "covariance_type": gm.covariance_type,
                              "n_samples": n, "n_features": d, "n_iter": gm.n_iter_, "converged": gm.converged_,
-                             "lower_bound": gm.lower_bound_, "seconds": times.total, "seconds_em": times.em,
+                             "lower_bound": gm.lower_bound_, "seed": seed, "seconds": times.total, "seconds_em": times.em,
                              "resumed": times.resumed, "checkpoint": args.checkpoint, "model": args.output}))
         return 0
     term.out(f"fitted {_count(gm.n_components, 'component')} ({gm.covariance_type} covariance) to "
              f"{_count(n, 'row')} x {_count(d, 'feature')}")
     term.out(f"  iterations         {gm.n_iter_}  ({'converged' if gm.converged_ else 'NOT converged'}, tol {gm.tol:g})")
     term.out(f"  lower bound        {_lower_bound_text(gm.lower_bound_)}")
+    if seed is not None:  # None: a checkpoint's fit begun without one
+        term.out(_seed_line(seed, drawn))
     term.out(f"  time               {times}")
     if args.checkpoint is not None:
         resumed = ""
@@ -1185,6 +1210,7 @@ def cmd_select(args, term):
             _plot_module().require_matplotlib()  # before any work: it was found missing after the fit
         except ImportError as exc:
             raise CLIError(str(exc)) from None
+    seed, drawn = _seed_of(args)
     with _scheduler(args.scheduler, term):
         term.status(f"select: fitting {len(set(args.n_components)) * len(set(args.covariance_types))} candidates "
                     "in lockstep ...")
@@ -1192,7 +1218,7 @@ def cmd_select(args, term):
         try:
             sel = select_model(path, n_components=args.n_components, covariance_types=args.covariance_types,
                                criterion=args.criterion, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
-                               random_state=args.seed, init_params=args.init_params, reg_covar=args.reg_covar)
+                               random_state=seed, init_params=args.init_params, reg_covar=args.reg_covar)
         except ValueError as exc:
             raise CLIError(_fit_words(exc)) from None
         seconds = time.perf_counter() - t0
@@ -1203,7 +1229,7 @@ def cmd_select(args, term):
     save_model(sel.best_, args.output)
     if args.json:
         best = {"n_components": sel.best_.n_components, "covariance_type": sel.best_.covariance_type}
-        term.out(_json_line({"criterion": args.criterion, "best": best, "results": sel.results_,
+        term.out(_json_line({"criterion": args.criterion, "best": best, "results": sel.results_, "seed": seed,
                              "seconds": seconds, "model": args.output, "figure": figure}))
         return 0
     term.out(f"{'K':>3}  {'covariance':<10} {'BIC':>16} {'AIC':>16} {'log-lik/row':>12} {'iter':>5}  converged")
@@ -1214,6 +1240,7 @@ def cmd_select(args, term):
                  f"{'   <- best ' + args.criterion.upper() if chosen else ''}")
     term.out(f"best: {_count(sel.best_.n_components, 'component')} ({sel.best_.covariance_type}) "
              f"in {_fmt_seconds(seconds)}")
+    term.out(f"seed: {seed}" + (f" (drawn: --seed {seed} repeats this selection)" if drawn else ""))
     term.out(f"model: {args.output}")
     if figure is not None:
         term.out(f"wrote {figure}")

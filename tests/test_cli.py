@@ -187,6 +187,35 @@ def test_fit_and_select_json_equal_the_library(store, tmp_path, capsys):
         assert (said if argv[0] == "fit" else said["results"][0])["lower_bound"] == "-Infinity"
 
 
+def test_fit_and_select_without_a_seed_say_and_save_the_seed_they_drew(store, tmp_path, capsys):
+    """Without --seed, a fit could not be repeated: the seed it drew was neither printed nor saved (a
+    new user's review). It is now drawn by the command, printed, given by --json and saved in the
+    model file's settings; --seed with it repeats the fit. A checkpoint's rerun takes its seed."""
+    rc, out, err = run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "a.json", "-q")
+    assert rc == 0 and err == "", err
+    seed = int(re.search(r"seed +(\d+)  \(drawn: --seed (\d+) repeats this fit\)", out).group(1))
+    drawn = load_model(tmp_path / "a.json")
+    assert drawn.random_state == seed
+    run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "b.json", "--seed", seed, "-q")
+    np.testing.assert_array_equal(load_model(tmp_path / "b.json").means_, drawn.means_)
+    np.testing.assert_array_equal(drawn.means_, GaussianMixture(3, random_state=seed).fit(store).means_)
+    rc, out, _ = run(capsys, "select", store, "-k", "2-3", "-o", tmp_path / "s.json", "--json", "-q")
+    chosen = json.loads(out)
+    assert load_model(tmp_path / "s.json").random_state == chosen["seed"] and isinstance(chosen["seed"], int)
+    run(capsys, "select", store, "-k", "2-3", "-o", tmp_path / "t.json", "--seed", chosen["seed"], "-q")
+    np.testing.assert_array_equal(load_model(tmp_path / "t.json").means_, load_model(tmp_path / "s.json").means_)
+    # a checkpoint begun without --seed is resumed without it: the rerun takes the seed it records
+    ckpt = tmp_path / "c.ckpt"
+    rc, out, _ = run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "c.json", "--checkpoint", ckpt,
+                     "--max-iter", "1", "-q")  # not converged: a warning
+    first = re.search(r"seed +(\d+)", out).group(1)
+    rc, out, err = run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "c.json", "--checkpoint", ckpt, "-q")
+    assert rc == 0 and "resumed: 1 iteration made before this run" in out and err == "", out + err
+    assert re.search(r"seed +(\d+)\n", out).group(1) == first  # not drawn again
+    np.testing.assert_array_equal(load_model(tmp_path / "c.json").means_,
+                                  GaussianMixture(3, random_state=int(first)).fit(store).means_)
+
+
 def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
     gm = load_model(model_file)
     out = tmp_path / "labels.zarr"
