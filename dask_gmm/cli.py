@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import decimal
+import difflib
 import errno
 import gc
 import json
@@ -278,7 +279,11 @@ def _int_range(text):
 
 
 def _model_components(text):
-    """:func:`count`, at most :data:`MODEL_MAX_SIZE` (what a model file holds)."""
+    """:func:`count`, at most :data:`MODEL_MAX_SIZE` (what a model file holds); a range or list (``2-5``,
+    ``2,4``) is pointed to ``select``."""
+    if re.fullmatch(r"\s*\d[\d_]*\s*([-,]\s*[\d_]*\s*)+", text):
+        raise argparse.ArgumentTypeError(f"fit takes one number of components, got {text!r}; to compare several, "
+                                         f"run '{PROG} select' with it")
     n = count(text)
     if n > MODEL_MAX_SIZE:
         raise argparse.ArgumentTypeError(f"a model file holds at most {MODEL_MAX_SIZE:,} components, got {text!r}")
@@ -336,8 +341,21 @@ class _Parser(argparse.ArgumentParser):
         if extras:  # argparse names the top parser: point to the command's own help
             command = getattr(parsed, "command", None)
             prog = f"{self.prog} {command}" if command else self.prog
-            raise _UsageError(f"unrecognized arguments: {' '.join(extras)} (see '{prog} --help')")
+            meant = self._meant(command, extras)
+            raise _UsageError(f"unrecognized arguments: {' '.join(extras)}{meant} (see '{prog} --help')")
         return parsed
+
+    def _meant(self, command, extras):
+        """`` (did you mean --x?)`` for the first of ``extras`` close to an option of ``command``'s parser."""
+        parser = self
+        if command and self._subparsers is not None:
+            parser = self._subparsers._group_actions[0].choices.get(command, self)
+        known = [o for o in parser._option_string_actions if o.startswith("--")]
+        for extra in extras:
+            close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1) if extra.startswith("--") else []
+            if close:
+                return f" (did you mean {close[0]}?)"
+        return ""
 
     def error(self, message):
         unknown = self._unknown_options() if message.startswith("the following arguments are required") else []
@@ -728,6 +746,13 @@ def _check_folder(path, what, create=False):
         raise CLIError(f"cannot write the {what} to {path!r}: {said}")
 
 
+def _of_output(what, exc):
+    """The library's refusal ``exc`` of a file as the refusal of the command's ``what`` (model, figure)."""
+    said = str(exc)
+    return ("cannot write the " + what + " to " + said.removeprefix("Cannot write ") if said.startswith("Cannot write ")
+            else f"the {what}: {said}")
+
+
 def _check_writable(path, what, data):
     """Fail before the work, not after it, when ``path`` cannot be written, or would overwrite the
     input ``data`` (a local path or URL) or a file that is not one of ours (for a model file)."""
@@ -740,7 +765,7 @@ def _check_writable(path, what, data):
     try:
         check_file_path(path)  # a folder, a path ending in '/', a device or FIFO
     except ValueError as exc:
-        raise CLIError(f"the {what}: {exc}") from None
+        raise CLIError(_of_output(what, exc)) from None
     _refuse_inside_input(path, f"the {what}", data)
     try:
         replaceable = what != "model" or replaceable_model_file(path)
@@ -789,7 +814,7 @@ def _check_figures(paths, data):
             try:
                 check_file_path(p)
             except ValueError as exc:
-                raise CLIError(f"the figure: {exc}") from None
+                raise CLIError(_of_output("figure", exc)) from None
         if os.path.isdir(p):  # was called "not a PNG image", as if a file
             raise CLIError(f"{p!r} is a folder, not a PNG file to write a figure to. Choose another path, or move "
                            "the folder away.")
@@ -1061,7 +1086,8 @@ class FitTimes:
             return _fmt_seconds(self.total)
         n = len(self.iterations)
         each = {1: "of {:.3f} s", 2: "at {:.3f} s each"}.get(n, "at {:.3f} s each (median)")
-        compiled = "; compiling the kernels included, once per machine" if self.compiled else ""
+        compiled = ("; compiling the kernels included, once per machine for each number of features and dtype"
+                    if self.compiled else "")
         return (f"{_fmt_seconds(self.total)} ({'resuming' if self.resumed else 'initialisation'} "
                 f"{_fmt_seconds(self.init)}, {_count(n, 'EM iteration')} {each.format(self.per_iteration)}{compiled})")
 
@@ -1769,6 +1795,9 @@ def _is_fixable_os_error(exc):
 #: zarr's local store writes a file through ``NAME.<uuid4 hex>.partial`` (``with_suffix``: in place of NAME's
 #: own suffix); an error there is named by its folder, not by that temporary name (a review).
 _ZARR_PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")
+#: An output's temporary sibling, ``.NAME.tmp@WRITER@HEX`` (:func:`dask_gmm._files.temporary_sibling`),
+#: in a path: an error there names the output's own path.
+_TEMPORARY_SIBLING = re.compile(r"(^|/)\.([^/]+?)\.tmp@[^/]*")
 
 
 def _describe_os_error(exc):
@@ -1779,6 +1808,9 @@ def _describe_os_error(exc):
     name = exc.filename
     if isinstance(name, str) and _ZARR_PARTIAL.search(name):
         where = f": {os.path.dirname(name)!r} (a file zarr was writing there)"
+    elif isinstance(name, str) and _TEMPORARY_SIBLING.search(name):  # an output written beside its path
+        output = _TEMPORARY_SIBLING.sub(r"\1\2", name)
+        where = f": {output!r} (written through a hidden name beside it)"
     else:
         where = f": {name!r}" if name is not None else ""
     advice = _FIXABLE_ERRNOS.get(exc.errno)

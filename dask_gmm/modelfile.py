@@ -36,6 +36,7 @@ from sklearn.exceptions import NotFittedError
 
 from . import _covariance as cov
 from . import io
+from ._checkpoint import FORMAT as CHECKPOINT_FORMAT
 from ._checkpoint import fitted_fields, identity, json_int, json_number, of_another_version
 from ._files import check_folder, local_file_path, write_atomic
 from .mixture import GaussianMixture, check_fitted
@@ -246,6 +247,9 @@ def model_from_dict(d):
     if of_another_version(d.get("format"), FORMAT):
         raise ValueError(f"written by another version of dask_gmm: format tag {d.get('format')!r}, where this "
                          f"version reads {FORMAT!r}; load it with the version that wrote it")
+    if d.get("format") == CHECKPOINT_FORMAT:
+        raise ValueError("it is a checkpoint of a fit, not a model: a fit given it as its checkpoint resumes from "
+                         "it, and writes its model file")
     if d.get("format") != FORMAT:
         raise ValueError(f"format tag is {d.get('format')!r}, expected {FORMAT!r}")
     missing = [k for k in _KEYS if k not in d]
@@ -339,7 +343,8 @@ def load_model(path):
     except PermissionError as exc:
         raise ValueError(f"The model file {path!r} cannot be read ({exc.strerror}).") from None
     except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
-        why = "not UTF-8 text, as JSON is" if isinstance(exc, UnicodeDecodeError) else exc
+        why = ("not UTF-8 text, as JSON is" if isinstance(exc, UnicodeDecodeError) else
+               f"not JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else exc)
         raise ValueError(
             f"{path!r} is not a valid dask_gmm model file ({why}). Model files are written by "
             "dask_gmm.save_model and dask-gmm fit."

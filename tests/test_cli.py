@@ -216,6 +216,32 @@ def test_fit_and_select_without_a_seed_say_and_save_the_seed_they_drew(store, tm
                                   GaussianMixture(3, random_state=int(first)).fit(store).means_)
 
 
+def test_a_new_users_slips_are_named_with_what_to_do(store, model_file, tmp_path, capsys):
+    """A new user's review: a range given to fit was "expected a whole number"; a misspelt option
+    only "unrecognized"; a checkpoint given as a model had its format tag named; a CSV leaked the JSON
+    parser's words alone; a folder as fit's output read "the model: Cannot write ..."; an output
+    that could not be made named its hidden temporary path."""
+    for k in ("2-5", "2,4"):
+        rc, _, err = run(capsys, "fit", store, "-k", k, "-o", tmp_path / "m.json")
+        assert_one_line_error(rc, err, f"fit takes one number of components, got '{k}'", "run 'dask-gmm select'")
+    rc, _, err = run(capsys, "fit", store, "-k", "2", "-o", tmp_path / "m.json", "--covariance-types", "diag")
+    assert_one_line_error(rc, err, "unrecognized arguments: --covariance-types diag (did you mean --covariance-type?)")
+    ckpt = tmp_path / "c.ckpt"
+    assert run(capsys, "fit", store, "-k", "2", "-o", tmp_path / "m.json", "--checkpoint", ckpt, "-q")[0] == 0
+    for argv in (["info", ckpt], ["predict", ckpt, store, "-o", tmp_path / "p.zarr"]):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, "is not a valid dask_gmm model file (it is a checkpoint of a fit, not a model")
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    rc, _, err = run(capsys, "info", tmp_path / "data.csv")
+    assert_one_line_error(rc, err, "is not a valid dask_gmm model file (not JSON: Expecting value")
+    rc, _, err = run(capsys, "fit", store, "-k", "2", "-o", store)
+    assert_one_line_error(rc, err, f"cannot write the model to {store!r}: it is a folder")
+    if os.path.isdir("/proc/self"):  # Linux: nothing can be made in /proc
+        rc, _, err = run(capsys, "predict", model_file, store, "-o", "/proc/x.zarr")
+        assert_one_line_error(rc, err, "'/proc/x.zarr' (written through a hidden name beside it)")
+        assert ".tmp@" not in err
+
+
 def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
     gm = load_model(model_file)
     out = tmp_path / "labels.zarr"

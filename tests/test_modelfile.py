@@ -508,7 +508,7 @@ def test_paths_that_name_no_regular_file_are_refused(tmp_path, models):
         save_model(models["full"], fifo)
     with pytest.raises(ValueError, match=r"new\.json/': a path ending in '/' names a folder"):
         save_model(models["full"], f"{tmp_path / 'new.json'}/")
-    with pytest.raises(ValueError, match="fifo' is not a valid dask_gmm model file \\(Expecting value"):
+    with pytest.raises(ValueError, match="fifo' is not a valid dask_gmm model file \\(not JSON: Expecting value"):
         load_model(fifo)  # nobody writes to it: read as empty, not waited on
     with pytest.raises(ValueError, match="not a valid dask_gmm model file \\(not a regular file, nor a pipe"):
         load_model(os.devnull)
