@@ -1728,23 +1728,49 @@ def stored_files(X, sample_weight=None, rows=None):
     return StoredFiles(arrays)
 
 
-def _sizes(state):
-    """A digest of the paths and sizes of a :class:`StoredFiles` state ({path: (size, mtime, ctime)})."""
-    return hashlib.sha256(repr(sorted((path, size) for path, (size, *_) in state.items())).encode()).hexdigest()
+#: How many chunk files, the first and as many last by path, :func:`_fingerprint` reads the heads of.
+SAMPLED_CHUNKS = 4
 
 
-def _sizes_here(folders, ndim):
-    """:func:`_sizes` of the files of the arrays of ``ndim`` dimensions in ``folders`` as this process
+def _head_digest(path, n=1 << 16):
+    """A digest of the first ``n`` bytes of the file ``path``, or None where it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read(n)).hexdigest()
+    except OSError:
+        return None
+
+
+def _fingerprint(state):
+    """``{path: (size, head digest or None)}`` of a :class:`StoredFiles` state ({path: (size, mtime,
+    ctime)}): the heads (:func:`_head_digest`) of the metadata files and of :data:`SAMPLED_CHUNKS`
+    first and last chunk files are read, so that a copy whose files have the same sizes (an
+    uncompressed store of another seed) is told apart too (a review: its rows had been fitted
+    with this machine's)."""
+    chunks = sorted(p for p in state if os.path.basename(p) not in _ZARR_METADATA)
+    sampled = set(chunks[:SAMPLED_CHUNKS] + chunks[-SAMPLED_CHUNKS:])
+    return {path: (size, _head_digest(path) if path in sampled or os.path.basename(path) in _ZARR_METADATA else None)
+            for path, (size, *_) in state.items()}
+
+
+def _digest(fingerprint):
+    """A digest of a :func:`_fingerprint`."""
+    return hashlib.sha256(repr(sorted(fingerprint.items())).encode()).hexdigest()
+
+
+def _digest_here(folders, ndim):
+    """:func:`_digest` of the files of the arrays of ``ndim`` dimensions in ``folders`` as this process
     sees them (:func:`_scanned`): run on each of a cluster's workers by :func:`refuse_other_files_on_workers`."""
-    return _sizes(_scanned(folders, ndim))
+    return _digest(_fingerprint(_scanned(folders, ndim)))
 
 
 def _files_not_as(expected, folders):
-    """The first of ``expected`` ({path: size}, under ``folders``) that this process finds missing or
-    of another size, as ``(path, size here or None, whether the folder holding it is here)``, or None."""
-    for path, size in expected.items():
+    """The first of ``expected`` (a :func:`_fingerprint`, under ``folders``) that this process finds
+    missing, of another size or with another head, as ``(path, size here or None, whether the folder
+    holding it is here)``, or None."""
+    for path, (size, head) in expected.items():
         here = _file_size(path)
-        if here != size:
+        if here != size or (head is not None and _head_digest(path) != head):
             return path, None if here < 0 else here, os.path.isdir(_folder_of(path, folders))
     return None
 
@@ -1758,8 +1784,9 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
     this machine's, without a word. Every worker is asked once (``Client.run``) for a digest of
     the files' names and sizes under the arrays' folders (:class:`StoredFiles`, or ``files``
     when already made); a worker whose digest differs (it may only hold more files) is then
-    asked which file is not as here. Files of the same sizes and other bytes are not found (the
-    sizes of compressed chunks tell most copies apart; uncompressed ones not).
+    asked which file is not as here. The files' sizes are compared, and the heads of the metadata
+    files and of a few chunk files (:func:`_fingerprint`): a copy of the same sizes whose other
+    chunks alone differ is not found (each chunk's size is checked again where it is read).
 
     ``wait``: when the scheduler has no workers yet, the first to join is asked
     (:func:`refuse_workers_without_dask_gmm`), as a fit's first pass would wait for it.
@@ -1784,16 +1811,16 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
         if checked is not None:
             checked.update(answered)
         return
-    digest = _sizes(files.state)
-    answers = _of_cluster(client.run, _sizes_here, files.folders, files.ndim, on_error="ignore")
+    expected = _fingerprint(files.state)
+    digest = _digest(expected)
+    answers = _of_cluster(client.run, _digest_here, files.folders, files.ndim, on_error="ignore")
     if checked is not None:
         checked.update(answers)
     others = sorted(w for w, d in answers.items() if d != digest)
     if not others:
         return
-    expected = {path: size for path, (size, *_) in sorted(files.state.items())}
-    for worker, wrong in sorted(_of_cluster(client.run, _files_not_as, expected, files.folders, workers=others,
-                                            on_error="ignore").items()):
+    for worker, wrong in sorted(_of_cluster(client.run, _files_not_as, dict(sorted(expected.items())), files.folders,
+                                            workers=others, on_error="ignore").items()):
         if wrong is not None:
             path, there, seen = wrong
             folder, name = files.named(path)
@@ -1803,7 +1830,9 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
                     "there. Give every worker the same store: a shared file system mounted at the same path, "
                     "or a URL they all read."
                 )
-            how = "is missing there" if there is None else f"holds {there:,} bytes there, {expected[path]:,} here"
+            size = expected[path][0]
+            how = ("is missing there" if there is None else f"holds {there:,} bytes there, {size:,} here" if there != size
+                   else f"holds other bytes there than here (both {size:,} bytes)")
             raise ValueError(
                 f"The Zarr array {folder!r} is not the same on the cluster's worker {worker}: its file "
                 f"{name!r} {how}. That worker would read another store at this path (another disk's "

@@ -34,9 +34,10 @@ from .conftest import console_script, make_blobs, shard_with_inner_chunk
 CLUSTER = dict(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
 
 
-def write_store(path, X, rows):
+def write_store(path, X, rows, compressors="zstd"):
     g = zarr.open_group(str(path), mode="w")
-    a = g.create_array("X", shape=X.shape, chunks=(rows, X.shape[1]), dtype=X.dtype, compressors=[ZstdCodec(level=1)])
+    compressors = [ZstdCodec(level=1)] if compressors == "zstd" else compressors
+    a = g.create_array("X", shape=X.shape, chunks=(rows, X.shape[1]), dtype=X.dtype, compressors=compressors)
     a[:] = X
     return str(path)
 
@@ -204,7 +205,7 @@ def _worker_seeing(folder, at, address, env):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
-def _two_stores(tmp_path, rows):
+def _two_stores(tmp_path, rows, compressors="zstd"):
     """Two stores of 40,000 rows in chunks of ``rows``, the same shape, other rows (5 apart):
     tmp_path/here/mix.zarr, whose path is returned, and tmp_path/there/mix.zarr. Skips the test
     where no worker can be made to see the second at the first's path (:func:`_can_bind_mount`)."""
@@ -212,7 +213,8 @@ def _two_stores(tmp_path, rows):
         pytest.skip("no mount namespace with a bind mount here (unshare -m needs root, unshare -r -m user namespaces)")
     for name, shift in (("here", 0.0), ("there", 5.0)):
         (tmp_path / name).mkdir()
-        write_store(tmp_path / name / "mix.zarr", make_blobs(n=40_000, seed=3) + shift, rows=rows)
+        write_store(tmp_path / name / "mix.zarr", make_blobs(n=40_000, seed=3) + shift, rows=rows,
+                    compressors=compressors)
     return str(tmp_path / "here" / "mix.zarr")
 
 
@@ -253,6 +255,34 @@ def test_a_worker_that_sees_another_store_at_the_same_path_is_refused(tmp_path):
     finally:
         for p in reversed(procs):
             _stop(p)
+
+
+def test_a_worker_that_sees_another_uncompressed_store_of_the_same_sizes_is_refused(tmp_path):
+    """Uncompressed, the other store's files have the same sizes as this one's: the check of the
+    files' names and sizes passed, and a fit mixed the two stores without a word (a distributed-systems
+    review). The heads of a few chunk files are compared too."""
+    path = _two_stores(tmp_path, rows=10_000, compressors=None)
+    assert _digest_tree_sizes(tmp_path / "here") == _digest_tree_sizes(tmp_path / "there")
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        procs.append(_worker_seeing(tmp_path / "there", tmp_path / "here", address, env))
+        with Client(address) as client:
+            client.wait_for_workers(1, timeout=60)
+            with pytest.raises(ValueError, match=r"The Zarr array '.*here/mix\.zarr/X' is not the same on the "
+                                                 r"cluster's worker tcp://127\.0\.0\.1:\d+: its file 'c/0/0' holds "
+                                                 r"other bytes there than here \(both 160,000 bytes\)"):
+                GaussianMixture(3, random_state=0, max_iter=3).fit(path)
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+
+
+def _digest_tree_sizes(folder):
+    """The relative paths and sizes of the files under ``folder``."""
+    return sorted((os.path.relpath(os.path.join(d, f), folder), os.path.getsize(os.path.join(d, f)))
+                  for d, _, files in os.walk(folder) for f in files)
 
 
 def _wait_for_new_workers(client, gone):
