@@ -1323,7 +1323,8 @@ def cmd_predict(args, term):
     X = _open_data(path)
     _check_match(model, X, args.model, args.path)
     K = model.means_.shape[0]
-    attrs = {PREDICT_ATTR: {"kind": "proba" if args.proba else "labels", "model": os.path.abspath(args.model),
+    model_file = os.path.abspath(args.model) if os.path.isfile(args.model) else None  # not a pipe's /dev/fd/63
+    attrs = {PREDICT_ATTR: {"kind": "proba" if args.proba else "labels", "model": model_file,
                             "data": path, "n_components": K}}
     output = _lasting(_data_path(args.output))
     _check_store_output(output, args.overwrite, path, term)  # before the scheduler is waited for
@@ -1440,7 +1441,8 @@ def cmd_info(args, term):
         what = ("labels" if p.get("kind") != "proba" else
                 f"probabilities of {_count(k, 'component')}" if isinstance(k, int) else "probabilities")
         term.out(f"  predicted    {what} of {_count(info['shape'][0], 'row')}, {info['dtype']}, written by "
-                 f"{PROG} predict from {p.get('data')!r} with the model {p.get('model')!r}")
+                 f"{PROG} predict from {p.get('data')!r} with "
+                 + (f"the model {p['model']!r}" if p.get("model") is not None else "a model read from a pipe"))
     elif len(info["shape"]) == 2:
         n, d = info["shape"]
         term.out(f"  X            {_count(n, 'row')} x {_count(d, 'feature')}, {info['dtype']}")

@@ -1842,8 +1842,33 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
 
 
 #: What a worker is asked to evaluate: the modules whose functions the tasks carry (they import
-#: numba, zarr, dask, scikit-learn), and the version. ``import dask_gmm`` alone loads none of them.
-_WORKER_IMPORTS = "(__import__('dask_gmm.generate'), __import__('dask_gmm.mixture'))[1].__version__"
+#: numba, zarr, dask, scikit-learn), and the build (:func:`build`). ``import dask_gmm`` alone loads none of them.
+_WORKER_IMPORTS = ("(__import__('dask_gmm.generate'), __import__('dask_gmm.mixture'), "
+                   "__import__('dask_gmm.io', fromlist=['build']))[2].build()")
+
+
+def build():
+    """``VERSION+DIGEST``: dask_gmm's version and a digest of its modules' source as it was when this
+    module was imported, so that workers running other code of the same version (a development
+    checkout changed since they started, or another checkout) are told apart: only the version had
+    been compared (a review). The version alone where the source cannot be read."""
+    return _BUILD
+
+
+def _source_build():
+    """:func:`build`, read from the package's files."""
+    folder = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    try:
+        for name in sorted(n for n in os.listdir(folder) if n.endswith(".py")):
+            with open(os.path.join(folder, name), "rb") as f:
+                h.update(name.encode() + b"\0" + f.read() + b"\0")
+    except OSError:
+        return __version__
+    return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+_BUILD = _source_build()  # about 0.7 ms
 
 
 def _of_cluster(call, *args, **kwargs):
@@ -1909,8 +1934,15 @@ def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=
             raise ValueError(f"The worker {worker} of {where} cannot import dask_gmm ({type(answer).__name__}: "
                              f"{answer}). Install dask-gmm {__version__} in the workers' Python environment, "
                              "then rerun.")
-        if isinstance(answer, str) and answer != __version__:
-            raise ValueError(f"The worker {worker} of {where} runs dask-gmm {answer}, this process {__version__}. "
+        if isinstance(answer, AttributeError):  # a version before build(): another version
+            answer = "of another version"
+        if isinstance(answer, str) and answer != build():
+            version = answer.partition("+")[0]
+            if version == __version__:
+                raise ValueError(f"The worker {worker} of {where} runs dask-gmm {version} of other code than this "
+                                 f"process (build {answer}, here {build()}): a checkout changed since the workers "
+                                 "started, or another one. Restart the workers with this process's dask_gmm, then rerun.")
+            raise ValueError(f"The worker {worker} of {where} runs dask-gmm {version}, this process {__version__}. "
                              f"Install dask-gmm {__version__} in the workers' Python environment, then rerun.")
     return {worker for worker, answer in answers.items() if isinstance(answer, str)}
 

@@ -242,6 +242,21 @@ def test_a_new_users_slips_are_named_with_what_to_do(store, model_file, tmp_path
         assert ".tmp@" not in err
 
 
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="no /dev/fd here")
+def test_a_prediction_from_a_model_read_from_a_pipe_does_not_record_the_pipe(store, model_file, tmp_path, capsys):
+    """A shell's <(cat m.json) is /dev/fd/63: it had been recorded, and shown by info, as the model's path."""
+    r, w = os.pipe()
+    threading.Thread(target=lambda: (os.write(w, open(model_file, "rb").read()), os.close(w)), daemon=True).start()
+    try:
+        rc, _, err = run(capsys, "predict", f"/dev/fd/{r}", store, "-o", tmp_path / "p.zarr", "-q")
+    finally:
+        os.close(r)
+    assert rc == 0, err
+    assert zarr.open_array(tmp_path / "p.zarr", mode="r").attrs[_outputs.PREDICT_ATTR]["model"] is None
+    rc, out, _ = run(capsys, "info", tmp_path / "p.zarr")
+    assert "with a model read from a pipe" in out and "/dev/fd" not in out
+
+
 def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
     gm = load_model(model_file)
     out = tmp_path / "labels.zarr"

@@ -1436,6 +1436,34 @@ def test_a_worker_that_cannot_import_dask_gmm_is_named_before_any_work(store, tm
     assert not out.exists()
 
 
+def test_a_worker_running_other_code_of_the_same_version_is_named(store, tmp_path):
+    """Only the version was compared: workers importing another checkout of the same version (one
+    changed since they started) ran their own kernels and generator without a word (a
+    distributed-systems review). A digest of the modules' source is compared too."""
+    import dask_gmm
+
+    copy = tmp_path / "path" / "dask_gmm"
+    shutil.copytree(os.path.dirname(dask_gmm.__file__), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(copy / "_kernels.py", "a") as f:
+        f.write("# changed since the workers started\n")
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        procs.append(_start_worker(address, dict(env, PYTHONPATH=str(copy.parent)), start_new_session=True))
+        with Client(address) as client:
+            client.wait_for_workers(1, timeout=60)
+            (worker_build,) = client.run(lambda: __import__("dask_gmm.io", fromlist=["build"]).build()).values()
+            assert worker_build.partition("+")[0] == dask_gmm.__version__ and worker_build != io.build()
+            with pytest.raises(ValueError, match=rf"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster runs dask-gmm "
+                                                 rf"{re.escape(dask_gmm.__version__)} of other code than this process "
+                                                 r"\(build .+\): a checkout changed since the workers started"):
+                GaussianMixture(3, random_state=0).fit(store)
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+
+
 def test_a_worker_that_cannot_import_what_the_tasks_need_is_named_and_so_is_the_first_to_join(store, tmp_path):
     """``import dask_gmm`` alone loads none of its modules: a worker whose numba could not import
     passed the check and died on its first task, and a fit waited for ever; so did a fit started
