@@ -390,8 +390,9 @@ def recorded_seed(path):
             state = json.loads(head + f.read()) if head.lstrip()[:1] == b"{" else None  # a data file: not read whole
     except (OSError, ValueError, RecursionError):
         return False, None
-    args = state.get("fingerprint", {}).get("args") if isinstance(state, dict) and state.get("format") == FORMAT else None
-    seed = args.get("random_state") if isinstance(args, dict) else "absent"
+    fingerprint = state.get("fingerprint") if isinstance(state, dict) and state.get("format") == FORMAT else None
+    args = fingerprint.get("args") if isinstance(fingerprint, dict) else None
+    seed = args.get("random_state", "absent") if isinstance(args, dict) else "absent"
     if seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
         return True, seed
     return False, None

@@ -155,7 +155,10 @@ def store_atomically(result, output, overwrite, attrs, check=None):
                 os.replace(old, gone)
                 old = None
                 remove_replaced(gone, output)
-    except BaseException:
+    except BaseException as exc:
+        name = getattr(exc, "filename", None)
+        if isinstance(exc, OSError) and local and isinstance(name, str) and name.startswith(target):
+            exc.filename = output + name[len(target):]  # the output's own path, not its hidden temporary one
         if writes is not None:
             writes.stop()
         io.settle_zarr()  # an interrupted zarr call still writing would make the temporary store again

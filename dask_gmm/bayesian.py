@@ -132,10 +132,15 @@ def _is_number(value):
     return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
 
 
+def _is_scalar(value):
+    """Whether ``value`` is one number: a real number, a bool, a NumPy scalar or 0-d array."""
+    return isinstance(value, (Real, np.generic, np.ndarray)) and np.ndim(value) == 0
+
+
 def _as_prior_array(prior, shape, covariance_type):
-    if _is_number(prior):  # scikit-learn's TypeError; InvalidParameterError is one, and a ValueError
+    if _is_scalar(prior):  # scikit-learn's TypeError; InvalidParameterError is one, and a ValueError
         raise InvalidParameterError(f"The parameter '{covariance_type} covariance_prior' should be an array of "
-                                    f"shape {shape}, got the number {prior!r}.")
+                                    f"shape {shape}, got the scalar {prior!r}.")
     prior = finite_parameter(f"{covariance_type} covariance_prior", prior, "for the covariance of X")
     if prior.shape != shape:
         raise ValueError(
@@ -476,9 +481,9 @@ class BayesianGaussianMixture(MixtureBase):
             )
         mean = None
         if self.mean_prior is not None:
-            if _is_number(self.mean_prior):  # as scikit-learn's parameter checks refuse it
+            if _is_scalar(self.mean_prior):  # as scikit-learn refuses it (its parameter checks, or a TypeError)
                 raise InvalidParameterError(f"The parameter 'mean_prior' should be an array of shape ({d},), got "
-                                            f"the number {self.mean_prior!r}.")
+                                            f"the scalar {self.mean_prior!r}.")
             mean = finite_parameter("mean_prior", self.mean_prior, "for the mean of X")
             if mean.shape != (d,):
                 raise ValueError(f"The parameter 'mean_prior' should have the shape of ({d},), but got {mean.shape}")

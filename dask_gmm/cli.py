@@ -325,6 +325,16 @@ def _lasting(path):
 _NEGATIVE_NUMBER = re.compile(r"^-\.?\d")  # a value such as -5 or -.5, not an option
 
 
+def _meant(parser, given):
+    """`` (did you mean --x?)`` for the first option of ``given`` close to one of ``parser``'s."""
+    known = [o for o in parser._option_string_actions if o.startswith("--")]
+    for option in given:
+        close = difflib.get_close_matches(option.split("=", 1)[0], known, n=1, cutoff=0.8) if option.startswith("--") else []
+        if close:
+            return f" (did you mean {close[0]}?)"
+    return ""
+
+
 class _Parser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         self._given = list(sys.argv[1:] if args is None else args)  # what error() looks through
@@ -341,26 +351,15 @@ class _Parser(argparse.ArgumentParser):
         if extras:  # argparse names the top parser: point to the command's own help
             command = getattr(parsed, "command", None)
             prog = f"{self.prog} {command}" if command else self.prog
-            meant = self._meant(command, extras)
+            parser = self._subparsers._group_actions[0].choices.get(command) if command else None
+            meant = _meant(parser, extras) if parser is not None else ""  # no command: its options unknown yet
             raise _UsageError(f"unrecognized arguments: {' '.join(extras)}{meant} (see '{prog} --help')")
         return parsed
-
-    def _meant(self, command, extras):
-        """`` (did you mean --x?)`` for the first of ``extras`` close to an option of ``command``'s parser."""
-        parser = self
-        if command and self._subparsers is not None:
-            parser = self._subparsers._group_actions[0].choices.get(command, self)
-        known = [o for o in parser._option_string_actions if o.startswith("--")]
-        for extra in extras:
-            close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1) if extra.startswith("--") else []
-            if close:
-                return f" (did you mean {close[0]}?)"
-        return ""
 
     def error(self, message):
         unknown = self._unknown_options() if message.startswith("the following arguments are required") else []
         if unknown:  # a misspelt option is the likelier fault, and argparse would not name it
-            message = f"unrecognized arguments: {' '.join(unknown)}; and {message}"
+            message = f"unrecognized arguments: {' '.join(unknown)}{_meant(self, unknown)}; and {message}"
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -1323,7 +1322,7 @@ def cmd_predict(args, term):
     X = _open_data(path)
     _check_match(model, X, args.model, args.path)
     K = model.means_.shape[0]
-    model_file = os.path.abspath(args.model) if os.path.isfile(args.model) else None  # not a pipe's /dev/fd/63
+    model_file = _model_file_record(args.model)
     attrs = {PREDICT_ATTR: {"kind": "proba" if args.proba else "labels", "model": model_file,
                             "data": path, "n_components": K}}
     output = _lasting(_data_path(args.output))
@@ -1339,6 +1338,15 @@ def cmd_predict(args, term):
     term.out(f"wrote {what} of {X.shape[0]:,} rows to {args.output} "
              f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")
     return 0
+
+
+def _model_file_record(path):
+    """The absolute path of the model file ``path`` (a path or ``file://`` URL) that predict records in
+    its output, or None for one read from a pipe or device (a shell's ``<(...)``, ``/dev/stdin``)."""
+    from ._files import local_file_path
+
+    path = os.path.realpath(local_file_path(path, "The model file"))
+    return path if os.path.isfile(path) and not path.startswith(("/dev/", "/proc/")) else None
 
 
 def _scores(model, path, n):
@@ -1797,9 +1805,6 @@ def _is_fixable_os_error(exc):
 #: zarr's local store writes a file through ``NAME.<uuid4 hex>.partial`` (``with_suffix``: in place of NAME's
 #: own suffix); an error there is named by its folder, not by that temporary name (a review).
 _ZARR_PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")
-#: An output's temporary sibling, ``.NAME.tmp@WRITER@HEX`` (:func:`dask_gmm._files.temporary_sibling`),
-#: in a path: an error there names the output's own path.
-_TEMPORARY_SIBLING = re.compile(r"(^|/)\.([^/]+?)\.tmp@[^/]*")
 
 
 def _describe_os_error(exc):
@@ -1810,9 +1815,6 @@ def _describe_os_error(exc):
     name = exc.filename
     if isinstance(name, str) and _ZARR_PARTIAL.search(name):
         where = f": {os.path.dirname(name)!r} (a file zarr was writing there)"
-    elif isinstance(name, str) and _TEMPORARY_SIBLING.search(name):  # an output written beside its path
-        output = _TEMPORARY_SIBLING.sub(r"\1\2", name)
-        where = f": {output!r} (written through a hidden name beside it)"
     else:
         where = f": {name!r}" if name is not None else ""
     advice = _FIXABLE_ERRNOS.get(exc.errno)
@@ -1894,9 +1896,14 @@ def main(argv=None):
     except CLIError as exc:
         return error(exc)
 
+    said = set()  # each warning once per command (the data's store is opened more than once)
+
     def show_warning(message, category, filename, lineno, file=None, line=None):
         # in the options' words: "increase max_iter or tol" is --max-iter and --tol here
-        term.warn(_option_words(" ".join(str(message).split()), FIT_ARGUMENTS))
+        text = _option_words(" ".join(str(message).split()), FIT_ARGUMENTS)
+        if text not in said:
+            said.add(text)
+            term.warn(text)
 
     def terminate(signum, frame):
         raise _Terminated

@@ -458,6 +458,14 @@ def open_zarr(path):
     return group_data(node, path) if isinstance(node, zarr.Group) else checked_generated(node, path)
 
 
+def _filesystem_class(protocol):
+    """fsspec's class of ``protocol``, or ``object`` where its package is not installed."""
+    try:
+        return fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError):
+        return object
+
+
 def _warn_if_cached(path):
     """Warn when the URL ``path`` reads through one of fsspec's caching file systems
     (``simplecache::``, ``filecache::``, ``blockcache::``): fsspec keeps such a file system, and
@@ -467,14 +475,16 @@ def _warn_if_cached(path):
 
     if "::" not in path:
         return
-    for part in path.split("::")[:-1]:
-        protocol = fsspec.core.split_protocol(part)[0] if "://" in part else part
-        if issubclass(fsspec.get_filesystem_class(protocol), CachingFileSystem):
-            warnings.warn(f"{path!r} is read through fsspec's caching file system {protocol!r}, which keeps the "
-                          "chunks it has read for the life of each process (this one's, and each Dask worker's): "
-                          "a store changed since they were read is read as it was. Give the store's own URL "
-                          f"({chain_target(path)!r}) to read what it holds now.", UserWarning, stacklevel=3)
-            return
+    parts = path.split("::")
+    protocols = [fsspec.core.split_protocol(part)[0] if "://" in part else part for part in parts]
+    caching = [bool(p) and issubclass(_filesystem_class(p), CachingFileSystem) for p in protocols]
+    if any(caching[:-1]):
+        own = "::".join(part for part, cached in zip(parts, caching) if not cached)  # zip://::file:///d.zip kept whole
+        warnings.warn(f"{path!r} is read through fsspec's caching file system "
+                      f"{protocols[caching.index(True)]!r}, which keeps the chunks it has read for the life of each "
+                      "process (this one's, and each Dask worker's): a store changed since they were read is read "
+                      f"as it was. Give the store's own URL ({own!r}) to read what it holds now.", UserWarning,
+                      stacklevel=3)
 
 
 def no_x(group, path):
@@ -1860,12 +1870,14 @@ def _source_build():
     folder = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256()
     try:
-        for name in sorted(n for n in os.listdir(folder) if n.endswith(".py")):
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".py") and not n.startswith(".")
+                       and os.path.isfile(os.path.join(folder, n)))  # not an editor's lock link (.#cli.py)
+        for name in names:
             with open(os.path.join(folder, name), "rb") as f:
                 h.update(name.encode() + b"\0" + f.read() + b"\0")
     except OSError:
         return __version__
-    return f"{__version__}+{h.hexdigest()[:12]}"
+    return f"{__version__}+{h.hexdigest()[:12]}" if names else __version__  # compiled only: the version alone
 
 
 _BUILD = _source_build()  # about 0.7 ms
@@ -1938,6 +1950,8 @@ def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=
             answer = "of another version"
         if isinstance(answer, str) and answer != build():
             version = answer.partition("+")[0]
+            if version == __version__ and ("+" not in answer or "+" not in build()):
+                continue  # a build whose source could not be read: its version alone is compared
             if version == __version__:
                 raise ValueError(f"The worker {worker} of {where} runs dask-gmm {version} of other code than this "
                                  f"process (build {answer}, here {build()}): a checkout changed since the workers "

@@ -469,17 +469,22 @@ def test_bad_priors_raise_scikit_learns_class_of_error(kwargs):
     assert isinstance(ours.value, InvalidParameterError) is hyper
 
 
+@pytest.mark.parametrize("scalar", [2.0, np.array(2.0), np.float32(2.0), True])
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
-def test_a_number_as_a_matrix_or_vector_prior_is_scikit_learns_type_error(covariance_type):
-    """scikit-learn raises a TypeError for a number where its covariance prior is an array; dask_gmm's
-    InvalidParameterError is one (and a ValueError), saying which shape is wanted."""
+def test_a_scalar_as_a_matrix_or_vector_prior_is_scikit_learns_type_error(covariance_type, scalar):
+    """scikit-learn raises a TypeError (or its InvalidParameterError) for a scalar where its covariance
+    or mean prior is an array; dask_gmm's InvalidParameterError is both, saying which shape is wanted."""
     X = make_blobs(n=300)
     with pytest.raises(TypeError):
-        SKBayesianGaussianMixture(n_components=2, covariance_type=covariance_type, covariance_prior=2.0).fit(X)
+        SKBayesianGaussianMixture(n_components=2, covariance_type=covariance_type, covariance_prior=scalar).fit(X)
     shape = r"\(2,\)" if covariance_type == "diag" else r"\(2, 2\)"
     with pytest.raises(InvalidParameterError, match=rf"'{covariance_type} covariance_prior' should be an array of "
-                                                    rf"shape {shape}, got the number 2.0"):
-        BayesianGaussianMixture(n_components=2, covariance_type=covariance_type, covariance_prior=2.0).fit(X)
+                                                    rf"shape {shape}, got the scalar"):
+        BayesianGaussianMixture(n_components=2, covariance_type=covariance_type, covariance_prior=scalar).fit(X)
+    with pytest.raises(TypeError):
+        SKBayesianGaussianMixture(n_components=2, mean_prior=scalar).fit(X)
+    with pytest.raises(InvalidParameterError, match=r"'mean_prior' should be an array of shape \(2,\), got the scalar"):
+        BayesianGaussianMixture(n_components=2, mean_prior=scalar).fit(X)
 
 
 def test_priors_given_as_other_real_numbers_equal_floats():

@@ -226,6 +226,14 @@ def test_a_new_users_slips_are_named_with_what_to_do(store, model_file, tmp_path
         assert_one_line_error(rc, err, f"fit takes one number of components, got '{k}'", "run 'dask-gmm select'")
     rc, _, err = run(capsys, "fit", store, "-k", "2", "-o", tmp_path / "m.json", "--covariance-types", "diag")
     assert_one_line_error(rc, err, "unrecognized arguments: --covariance-types diag (did you mean --covariance-type?)")
+    rc, _, err = run(capsys, "fit", store, "--covariance-types", "diag")  # with required ones missing too
+    assert_one_line_error(rc, err, "--covariance-types (did you mean --covariance-type?); and the following")
+    rc, _, err = run(capsys, "--json")  # no command: nothing to suggest (it was --version)
+    assert_one_line_error(rc, err, "unrecognized arguments: --json (see 'dask-gmm --help')")
+    # a damaged checkpoint, without --seed: the checkpoint's own error, not a traceback of the seed's lookup
+    (tmp_path / "bad.ckpt").write_text('{"format": "dask_gmm.checkpoint/1", "fingerprint": []}')
+    rc, _, err = run(capsys, "fit", store, "-k", "2", "-o", tmp_path / "m.json", "--checkpoint", tmp_path / "bad.ckpt")
+    assert_one_line_error(rc, err, "is damaged")
     ckpt = tmp_path / "c.ckpt"
     assert run(capsys, "fit", store, "-k", "2", "-o", tmp_path / "m.json", "--checkpoint", ckpt, "-q")[0] == 0
     for argv in (["info", ckpt], ["predict", ckpt, store, "-o", tmp_path / "p.zarr"]):
@@ -237,9 +245,19 @@ def test_a_new_users_slips_are_named_with_what_to_do(store, model_file, tmp_path
     rc, _, err = run(capsys, "fit", store, "-k", "2", "-o", store)
     assert_one_line_error(rc, err, f"cannot write the model to {store!r}: it is a folder")
     if os.path.isdir("/proc/self"):  # Linux: nothing can be made in /proc
-        rc, _, err = run(capsys, "predict", model_file, store, "-o", "/proc/x.zarr")
-        assert_one_line_error(rc, err, "'/proc/x.zarr' (written through a hidden name beside it)")
-        assert ".tmp@" not in err
+        long = "/proc/" + "l" * 160 + ".zarr"  # its hidden name holds a digest of it
+        for output in ("/proc/x.zarr", long):
+            rc, _, err = run(capsys, "predict", model_file, store, "-o", output)
+            assert_one_line_error(rc, err, f"{output!r}. Check the path")
+            assert ".tmp@" not in err
+
+
+def test_a_warning_is_said_once_per_command(store, tmp_path, capsys):
+    """The data's store is opened more than once by a command: the warning of a caching chain was
+    printed twice by fit and predict (a diff review)."""
+    rc, _, err = run(capsys, "fit", f"simplecache::file://{store}", "-k", "2", "--seed", "0", "-o",
+                     tmp_path / "m.json", "-q")
+    assert rc == 0 and err.count("dask-gmm: warning: ") == 1 and "caching file system" in err, err
 
 
 @pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="no /dev/fd here")
@@ -2310,7 +2328,7 @@ def test_an_output_inside_an_input_given_as_a_chained_url_is_refused(store, mode
     for data, output in ((f"simplecache::file://{copy}", copy / "pred"), (f"simplecache::file://{copy}", copy),
                          (f"filecache::file://{copy}/X", copy)):
         rc, _, err = run(capsys, "predict", model_file, data, "-o", output, "--overwrite")
-        warning, error = err.strip().splitlines()  # the cache's warning, as the input is opened
+        warning, error = err.strip().splitlines()  # the cache's warning, once, as the input is opened
         assert warning.startswith("dask-gmm: warning: ") and "fsspec's caching file system" in warning
         assert_one_line_error(rc, error, "it is, holds or lies inside the input data")
     assert _digest(copy) == before

@@ -131,22 +131,10 @@ def test_a_caching_chain_warns_that_it_reads_a_store_as_it_was(tmp_path, cache):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the store's own URL and path: no warning
         io.open_zarr(f"file://{path}"), io.open_zarr(str(path))
-
-
-def test_a_simplecache_chain_reads_a_rewritten_store_as_it_was(tmp_path):
-    """What the warning above is for: the second fit through the chain is the first one's."""
-    path = tmp_path / "g.zarr"
-    url = f"simplecache::file://{path}"
-    write_store(path, make_blobs(n=3000, seed=0))
-    with pytest.warns(UserWarning, match="caching file system"):
-        first = fit(url)
-    shutil.rmtree(path)
-    write_store(path, make_blobs(n=3000, seed=1))
-    with pytest.warns(UserWarning, match="caching file system"):
-        again = fit(url)
-    own = fit(str(path))
-    np.testing.assert_array_equal(again.means_, first.means_)
-    assert not np.allclose(again.means_, own.means_)
+    if cache == "simplecache":  # (fsspec's blockcache cannot read through zip)
+        zipped = shutil.make_archive(str(tmp_path / "z"), "zip", path)  # the chain's other members kept
+        with pytest.warns(UserWarning, match=rf"own URL \('zip://::file://{zipped}'\)"):
+            io.open_zarr(f"{cache}::zip://::file://{zipped}")
 
 
 def test_folders_linked_into_a_store_are_read_as_zarr_reads_them(tmp_path):
