@@ -1085,8 +1085,7 @@ class FitTimes:
             return _fmt_seconds(self.total)
         n = len(self.iterations)
         each = {1: "of {:.3f} s", 2: "at {:.3f} s each"}.get(n, "at {:.3f} s each (median)")
-        compiled = ("; compiling the kernels included, once per machine for each number of features and dtype"
-                    if self.compiled else "")
+        compiled = "; compiling the kernels included (numba caches them on disk where it can)" if self.compiled else ""
         return (f"{_fmt_seconds(self.total)} ({'resuming' if self.resumed else 'initialisation'} "
                 f"{_fmt_seconds(self.init)}, {_count(n, 'EM iteration')} {each.format(self.per_iteration)}{compiled})")
 

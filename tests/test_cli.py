@@ -1688,7 +1688,7 @@ def test_a_fit_that_compiled_the_kernels_says_so(store, tmp_path):
         res = subprocess.run(_command("fit", store, "-k", "2", "--seed", "0", "-o", tmp_path / "m.json"),
                              capture_output=True, text=True, timeout=300, env=env)
         assert res.returncode == 0, res.stderr
-        said.append("compiling the kernels included, once per machine" in res.stdout)
+        said.append("compiling the kernels included (numba caches them on disk where it can)" in res.stdout)
     assert said == [True, False]
 
 
