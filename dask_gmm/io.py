@@ -476,7 +476,7 @@ def _warn_if_cached(path):
     if "::" not in path:
         return
     parts = path.split("::")
-    protocols = [fsspec.core.split_protocol(part)[0] if "://" in part else part for part in parts]
+    protocols = _chain_protocols(path)
     caching = [bool(p) and issubclass(_filesystem_class(p), CachingFileSystem) for p in protocols]
     if any(caching[:-1]):
         own = "::".join(part for part, cached in zip(parts, caching) if not cached)  # zip://::file:///d.zip kept whole
@@ -673,6 +673,12 @@ def member(group, name, path):
     return readable_metadata(path, get)
 
 
+def _chain_protocols(path):
+    """The protocol of each member of the URL ``path``'s ``::`` chain (a bare member, ``simplecache``,
+    is its own protocol)."""
+    return [fsspec.core.split_protocol(part)[0] if "://" in part else part for part in path.split("::")]
+
+
 def _check_protocols(path):
     """A ValueError when the URL ``path`` (or a member of its ``::`` chain) names a protocol that
     fsspec does not know (zarr's ValueError read as damaged metadata); an ImportError naming
@@ -680,8 +686,7 @@ def _check_protocols(path):
     if "://" not in path:
         return
     known = set(fsspec.available_protocols())
-    for part in path.split("::"):
-        protocol = fsspec.core.split_protocol(part)[0] if "://" in part else part
+    for protocol in _chain_protocols(path):
         if protocol and protocol not in known:
             raise ValueError(f"{path!r} is a URL of protocol {protocol!r}, which fsspec does not know. "
                              "Check the URL (a local path needs no protocol).")
