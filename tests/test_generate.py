@@ -77,6 +77,8 @@ def test_layout_codecs_and_attributes(tmp_path):
     info = store_info(path)
     assert (info["shape"], info["chunks"], info["complete"], info["seed"], info["missing_chunks"]) == (
         (6_000, 3), (1_000, 3), True, 7, 0)
+    named = set(re.findall(r"``(\w+)``", store_info.__doc__))  # the keys its docstring explains (the README points there)
+    assert set(info) <= named, sorted(set(info) - named)
 
 
 def test_the_true_parameters_of_many_features_stay_out_of_the_metadata(tmp_path):
