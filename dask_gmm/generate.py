@@ -947,7 +947,7 @@ def store_info(path):
     Returns
     -------
     dict
-        ``shape``, ``chunks``, ``shards``, ``dtype``, ``compressors`` of the data
+        ``path`` (as given), ``shape``, ``chunks``, ``shards``, ``dtype``, ``compressors`` of the data
         array; ``complete`` (the generator's record: whether its run finished, not whether every chunk
         is there now, which ``status`` says) and ``seed`` (None unless written by
         :func:`generate_mixture`); ``n_components`` and ``true_model``
