@@ -1334,7 +1334,7 @@ def cmd_predict(args, term):
         else:
             result, what = model.predict(path).astype(label_dtype(K)), "labels"
         store_atomically(result, output, args.overwrite, attrs, watched.check)
-    term.out(f"wrote {what} of {X.shape[0]:,} rows to {args.output} "
+    term.out(f"wrote {what} of {_count(X.shape[0], 'row')} to {args.output} "
              f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")
     return 0
 
@@ -1457,7 +1457,7 @@ def cmd_info(args, term):
         term.out(f"  array        shape {tuple(info['shape'])}, {info['dtype']} (not data of shape (rows, features))")
     term.out(f"  chunks       {info['chunks']}" + (f", shards {info['shards']}" if info["shards"] else "")
              + f", compressors {', '.join(info['compressors']) or 'none'}"
-             + ("" if "Crc32cCodec" in info["compressors"] else " (no checksum: a corrupt chunk may read as numbers)"))
+             + ("" if info["checksum"] else " (no checksum: a corrupt chunk may read as numbers)"))
     demo = info["status"] in ("damaged", "incomplete") and _is_demo_store(path)  # the demo remakes its own
     rerun = f"rerun the same {PROG} demo command" if demo else "rerun the same generate command"
     state = {

@@ -941,6 +941,16 @@ def lost_true(group, path=None):
     return [name for name in TRUE_ARRAYS if not isinstance(a := group.get(name), zarr.Array) or io.missing_chunks(a)]
 
 
+#: Codecs (zarr's, and numcodecs' for Zarr v2 or wrapped for v3) that check a checksum of each chunk.
+CHECKSUM_CODECS = frozenset({"crc32ccodec", "crc32c", "crc32", "adler32", "fletcher32", "jenkinslookup3"})
+
+
+def checksummed(codecs):
+    """Whether one of ``codecs`` (an array's filters and compressors) verifies a chunk's bytes when
+    it decodes them: a checksum codec in any position, or Zstd with its frame checksum on."""
+    return any(type(c).__name__.lower() in CHECKSUM_CODECS or getattr(c, "checksum", False) is True for c in codecs)
+
+
 def store_info(path):
     """What a store holds, for ``dask-gmm info``: never reads chunk data.
 
@@ -948,7 +958,7 @@ def store_info(path):
     -------
     dict
         ``path`` (as given), ``shape``, ``chunks``, ``shards``, ``dtype``, ``compressors`` of the data
-        array; ``complete`` (the generator's record: whether its run finished, not whether every chunk
+        array, and ``checksum``, whether a codec of its chunks verifies their bytes (:func:`checksummed`); ``complete`` (the generator's record: whether its run finished, not whether every chunk
         is there now, which ``status`` says) and ``seed`` (None unless written by
         :func:`generate_mixture`); ``n_components`` and ``true_model``
         (weights, means, covariances as lists, or None); ``missing_chunks``,
@@ -999,6 +1009,7 @@ def store_info(path):
         "shards": None if X.shards is None else tuple(X.shards),
         "dtype": str(X.dtype),
         "compressors": [type(c).__name__ for c in X.compressors],
+        "checksum": checksummed([*X.filters, *X.compressors]),
         "complete": status.get("complete"),
         "seed": status.get("seed"),
         "n_components": status.get("n_components"),
@@ -1029,7 +1040,8 @@ def _unmade_info(path, status, true, labels):
     n, d, rows = status["n_samples"], status["n_features"], status["chunk_size"]
     missing = {"X": -(-n // rows), "labels": -(-n // rows) if labels is None else io.missing_chunk_count(labels)}
     return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
-            "compressors": [type(c).__name__ for c in _compressors(status.get("compression", "lz4"))], "complete": False,
+            "compressors": [type(c).__name__ for c in _compressors(status.get("compression", "lz4"))], "checksum": True,
+            "complete": False,
             "seed": status.get("seed"), "n_components": status.get("n_components"), "true_model": true,
             "missing_chunks": sum(missing.values()), "missing_chunks_of": missing, "lost_true": [],
             "status": "incomplete", "labels_of": None, "true_of": None}

@@ -570,14 +570,26 @@ def _cf_number(value):
     return value
 
 
+def _cf_resigned(dtype, attrs):
+    """Whether a CF ``_Unsigned`` attribute in ``attrs`` makes xarray read integers of ``dtype`` with
+    the other sign: ``"true"`` on signed integers (unsigned bytes kept as int8, as netCDF-3 keeps
+    them), ``"false"`` on unsigned ones (xarray's own test, ``_convert_unsigned_fill_value``)."""
+    unsigned = attrs.get("_Unsigned")
+    return (dtype.kind, unsigned) in (("i", "true"), ("u", "false"))
+
+
 def _refuse_cf_encoded(X, path):
     """A ValueError when the Zarr array ``X`` (at ``path``, for messages) holds CF-encoded values, as
     xarray writes a variable given an encoding: numbers packed by a ``scale_factor`` or
-    ``add_offset``, or a number (not NaN) that marks missing values (``_FillValue`` or
-    ``missing_value``, an attribute in Zarr v3; in v2 xarray's fill value, with its dimension
-    names). Read raw, they were fitted in packed units, each missing value a row of that number."""
+    ``add_offset``, integers whose sign an ``_Unsigned`` attribute changes, or a number (not NaN)
+    that marks missing values (``_FillValue`` or ``missing_value``, an attribute in Zarr v3; in v2
+    xarray's fill value, with its dimension names). Read raw, they were fitted in packed units (each
+    byte of 128 or more of an ``_Unsigned`` int8 as that less 256), each missing value a row of that
+    number."""
     attrs = X.attrs.asdict()
     said = [f"{k} {attrs[k]!r}" for k in CF_PACKING if k in attrs]
+    if _cf_resigned(X.dtype, attrs):
+        said.append(f"_Unsigned {attrs['_Unsigned']!r} on {X.dtype}")
     codes = [_cf_number(attrs[k]) for k in CF_MISSING if k in attrs]
     if X.metadata.zarr_format == 2 and "_ARRAY_DIMENSIONS" in attrs:
         codes.append(X.fill_value)

@@ -101,6 +101,17 @@ def test_generate_without_compression_equals_the_library_and_says_so(tmp_path, c
     zarr.create_array(str(tmp_path / "plain.zarr"), shape=(100, 2), chunks=(50, 2), dtype="f8")[:] = 1.0
     rc, out, _ = run(capsys, "info", tmp_path / "plain.zarr")  # zarr's default codecs: Zstd, no checksum
     assert rc == 0 and "compressors ZstdCodec (no checksum: a corrupt chunk may read as numbers)" in out
+    import numcodecs  # zarr's dependency
+
+    for name, kw in {"v2 compressor": dict(compressors=numcodecs.CRC32C()),  # each was said to have no checksum
+                     "v2 filter": dict(filters=[numcodecs.CRC32C()], compressors=numcodecs.Zstd()),
+                     "zstd's own": dict(compressors=zarr.codecs.ZstdCodec(checksum=True), zarr_format=3)}.items():
+        checked = str(tmp_path / f"{name}.zarr")
+        zarr.create_array(checked, data=np.ones((100, 2)), chunks=(50, 2), **{"zarr_format": 2, **kw})
+        rc, out, _ = run(capsys, "info", checked)
+        assert rc == 0 and "compressors " in out and "no checksum" not in out, name
+        assert store_info(checked)["checksum"] is True
+    assert store_info(str(tmp_path / "plain.zarr"))["checksum"] is False
     rc, _, err = run(capsys, "generate", path, "-n", "20_000", "--chunk-size", "5000", "--seed", "1",
                      "--compression", "lz4")
     assert_one_line_error(rc, err, "different arguments (--compression differs)", "--overwrite")
@@ -279,7 +290,7 @@ def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
     gm = load_model(model_file)
     out = tmp_path / "labels.zarr"
     rc, stdout, err = run(capsys, "predict", model_file, store, "--output", out)
-    assert rc == 0 and err == ""
+    assert rc == 0 and err == "" and stdout.startswith(f"wrote labels of {N:,} rows to {out} ")
     labels = zarr.open_array(out, mode="r")
     assert labels.dtype == np.int8 and labels.chunks[0] % CHUNK == 0
     assert [type(c).__name__ for c in labels.compressors] == ["ZstdCodec", "Crc32cCodec"]  # corruption is an error
@@ -297,6 +308,9 @@ def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
     assert run(capsys, "predict", model_file, store, "-o", out, "--overwrite", "--proba")[0] == 0
     assert zarr.open_array(out, mode="r").shape == (N, 3)
     assert sorted(os.listdir(tmp_path)) == ["labels.zarr", "proba.zarr"]
+    one = tmp_path / "one.zarr"  # it said "1 rows"
+    zarr.create_array(str(one), data=zarr.open_group(store, mode="r")["X"][:1])
+    assert run(capsys, "predict", model_file, one, "-o", tmp_path / "one-labels.zarr")[1].startswith("wrote labels of 1 row to ")
 
 
 def test_predict_failure_leaves_nothing_behind(store, model_file, tmp_path, capsys, monkeypatch):

@@ -2019,6 +2019,34 @@ def test_cf_encoded_zarr_arrays_are_refused_and_read_decoded_through_xarray(tmp_
     assert tree_digest(path) == before  # read only
 
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_integers_whose_sign_a_cf_unsigned_attribute_changes_are_refused(tmp_path, zarr_format):
+    """Unsigned bytes kept as int8 with _Unsigned "true" (as netCDF-3 keeps them, and xarray
+    decodes them to uint8) were fitted as signed: each byte of 128 or more as that less 256, a
+    component at 200 fitted at -56.7, by path and in the CLI alike (an adversarial review)."""
+    xr = pytest.importorskip("xarray")
+    rng = np.random.default_rng(0)
+    U = np.clip(np.r_[rng.normal(60, 10, (1000, 2)), rng.normal(200, 10, (1000, 2))], 0, 255).astype("u1")
+    path = str(tmp_path / "u.zarr")
+    xr.Dataset({"X": (("sample", "feature"), U.view("i1"), {"_Unsigned": "true"})}).to_zarr(
+        path, mode="w", zarr_format=zarr_format, consolidated=False)
+    assert xr.open_zarr(path, consolidated=False)["X"].dtype == np.uint8  # xarray reads other numbers
+    before = tree_digest(path)
+    for X in (path, zarr.open_group(path, mode="r")):
+        with pytest.raises(ValueError, match=r"holds CF-encoded values \(_Unsigned 'true' on int8"):
+            GaussianMixture(2, random_state=0).fit(X)
+    signed = str(tmp_path / "s.zarr")  # and "false" on unsigned integers: read as signed
+    zarr.create_array(signed, data=U, chunks=(500, 2), zarr_format=zarr_format, attributes={"_Unsigned": "false"})
+    with pytest.raises(ValueError, match=r"_Unsigned 'false' on uint8"):
+        GaussianMixture(2, random_state=0).fit(signed)
+    same = str(tmp_path / "same.zarr")  # an _Unsigned that changes nothing is no encoding
+    zarr.create_array(same, data=U, chunks=(500, 2), zarr_format=zarr_format, attributes={"_Unsigned": "true"})
+    ref = GaussianMixture(2, random_state=0).fit(U)
+    np.testing.assert_array_equal(GaussianMixture(2, random_state=0).fit(same).means_, ref.means_)
+    np.testing.assert_allclose(np.sort(ref.means_[:, 0]), [60, 200], atol=2)  # the bytes as xarray reads them
+    assert tree_digest(path) == before  # read only
+
+
 def test_a_float_missing_value_code_in_base64_is_refused(tmp_path):
     """xarray records a v3 float's _FillValue as base64 of its bytes ('AAAAAICHw8A=' for -9999.0):
     it was not seen, and the NaN rows were fitted as a component at -9999 (a diff review)."""
