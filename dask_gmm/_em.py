@@ -32,7 +32,7 @@ import dask.threaded
 import numpy as np
 from dask.base import get_scheduler
 from dask.core import flatten, istask
-from dask.array.optimization import optimize as da_optimize
+from dask.blockwise import fuse_roots, optimize_blockwise
 from dask.highlevelgraph import HighLevelGraph
 from dask.system import CPU_COUNT
 
@@ -223,9 +223,8 @@ def _blocks_of(*arrays):
     keys = [list(flatten(arr.__dask_keys__())) for arr in arrays]
     raw = [arr.__dask_graph__() for arr in arrays]
     if len(arrays) > 1 and not set(raw[0].layers).isdisjoint(set().union(*(g.layers for g in raw[1:]))):
-        every = [k for ks in keys for k in ks]  # one graph optimised for all the keys, without the fusion
-        with dask.config.set({"optimization.fuse.active": False}):  # that copies X's tasks into the weights'
-            graph = dict(da_optimize(HighLevelGraph.merge(*raw), every))  # (dask.optimize works array by array)
+        every = [k for ks in keys for k in ks]  # one graph optimised for all the keys (dask.optimize
+        graph = dict(_optimized_unfused(HighLevelGraph.merge(*raw), every))  # works array by array)
         if all(k in graph for k in every):
             return graph, keys
         return dict(HighLevelGraph.merge(*raw).cull(set(every))), keys  # persisted on a cluster
@@ -238,6 +237,15 @@ def _blocks_of(*arrays):
         mine = dict(arr.to_delayed().ravel()[0].__dask_graph__())
         graph.update(mine if all(k in mine for k in ks) else g)  # persisted on a cluster: optimising dropped its futures
     return graph, keys
+
+
+def _optimized_unfused(graph, keys):
+    """The high-level ``graph`` optimised for ``keys`` as dask.array's ``optimize`` does it, less its
+    low-level fusion (which copies X's tasks into the weights'): the steps it takes when the config
+    ``optimization.fuse.active`` is False, without setting that config, which is the process's: a
+    pass that set it in one thread while another did left it False for good (a review)."""
+    graph = optimize_blockwise(graph, keys=keys)
+    return fuse_roots(graph, keys=keys).cull(set(keys))
 
 
 def scheduler():

@@ -1542,6 +1542,22 @@ def test_exactly_one_pass_per_iteration_with_weights_made_from_x():
         np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-12)
 
 
+def test_passes_in_threads_with_weights_made_from_x_leave_dasks_config_as_it_was():
+    """Such a pass's optimisation had set dask's config ``optimization.fuse.active`` False for its
+    time: the config is the process's, and of two threads' passes overlapping, the last to end put
+    back the other's False, for good (every later dask array computed unfused: a review)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = da.from_array(make_blobs(n=40_000), chunks=(100, 2))  # 400 blocks: an optimisation of ms, for threads to overlap
+    gm = GaussianMixture(3, random_state=0, max_iter=2, tol=0).fit(X[:2000])
+    seen = dask.config.get("optimization.fuse.active", None)
+    with ThreadPoolExecutor(4) as pool:
+        scores = list(pool.map(lambda _: gm.score(X, sample_weight=abs(X[:, 0]) + 1), range(12)))
+    assert dask.config.get("optimization.fuse.active", None) == seen
+    assert len(set(scores)) == 1
+    np.testing.assert_allclose(scores[0], gm.score(X.compute(), sample_weight=np.abs(X[:, 0].compute()) + 1), rtol=1e-12)
+
+
 def test_restarts_share_every_pass():
     X = make_blobs(n=4000)
     one, four = _ReadCounter(X, 500), _ReadCounter(X, 500)
