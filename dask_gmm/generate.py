@@ -958,8 +958,9 @@ def store_info(path):
     -------
     dict
         ``path`` (as given), ``shape``, ``chunks``, ``shards``, ``dtype``, ``compressors`` of the data
-        array, and ``checksum``, whether a codec of its chunks verifies their bytes (:func:`checksummed`); ``complete`` (the generator's record: whether its run finished, not whether every chunk
-        is there now, which ``status`` says) and ``seed`` (None unless written by
+        array, and ``checksum``, whether a codec of its chunks verifies their bytes (:func:`checksummed`);
+        ``complete`` (the generator's record: whether its run finished, not whether every chunk is
+        there now, which ``status`` says) and ``seed`` (None unless written by
         :func:`generate_mixture`); ``n_components`` and ``true_model``
         (weights, means, covariances as lists, or None); ``missing_chunks``,
         the number of chunks of X (and labels) that zarr would read as fill values (in a
@@ -1040,9 +1041,9 @@ def _unmade_info(path, status, true, labels):
     n, d, rows = status["n_samples"], status["n_features"], status["chunk_size"]
     missing = {"X": -(-n // rows), "labels": -(-n // rows) if labels is None else io.missing_chunk_count(labels)}
     return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
-            "compressors": [type(c).__name__ for c in _compressors(status.get("compression", "lz4"))], "checksum": True,
-            "complete": False,
-            "seed": status.get("seed"), "n_components": status.get("n_components"), "true_model": true,
+            "compressors": [type(c).__name__ for c in _compressors(status.get("compression", "lz4"))],
+            "checksum": True, "complete": False, "seed": status.get("seed"),
+            "n_components": status.get("n_components"), "true_model": true,
             "missing_chunks": sum(missing.values()), "missing_chunks_of": missing, "lost_true": [],
             "status": "incomplete", "labels_of": None, "true_of": None}
 
