@@ -2,9 +2,9 @@
 
 Each quantity has one function per covariance type, picked from a dict keyed
 on the type, as scikit-learn's ``_gaussian_mixture.py`` does. Elsewhere only
-the compiled kernels (``_numba``: full-like or diagonal-like sweeps) and the
-Bayesian updates (``bayesian``: Wishart updates and priors) keep type tables
-of their own.
+the compiled kernels (``_numba``: full-like or diagonal-like sweeps, by the
+family :data:`KERNEL_FAMILY` gives each type) branch on it; the Bayesian
+mixture's Wishart posteriors and priors are here too.
 
 Shapes, with K components and d features:
 

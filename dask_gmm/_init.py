@@ -312,7 +312,7 @@ def _kmeans(blocks, X, specs, seeds):
         if not live:
             break
         for j, (stats, ref) in zip(live, _hard_assignment(blocks, [specs[j] for j in live], [centres[j] for j in live])):
-            # inertia / (n d) bounds the mean per-feature variance from above (scikit-learn's tol scale)
+            # inertia / (n d) is at most the mean per-feature variance (scikit-learn's tol scale): no looser a tol
             tol.setdefault(j, LLOYD_TOL * _kernels.per_weight(stats.objective, stats.weight) / X.shape[1])
             shift = stats.s1c / np.maximum(stats.nk, np.finfo(float).tiny)[:, None]
             if (shift**2).sum() <= tol[j] or it == LLOYD_MAX_ITER - 1:

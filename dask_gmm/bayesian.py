@@ -6,7 +6,7 @@ constants, so each iteration is one pass of :func:`dask_gmm._kernels.e_step_stat
 :class:`dask_gmm._em.Blocks`. Everything after the reduction works on arrays of
 size about K·d²:
 
-* the Bayesian M-step: :func:`dask_gmm._covariance.m_step` gives scikit-learn's
+* the Bayesian M-step: :func:`dask_gmm._covariance.gaussian_parameters` gives scikit-learn's
   ``nk, xk, sk`` and the Dirichlet(-process), Gaussian and Wishart posteriors
   are updated from them (:func:`bayesian_m_step`);
 * the lower bound: scikit-learn's needs ``sum_n sum_k r_nk log r_nk``, which

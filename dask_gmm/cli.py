@@ -1577,20 +1577,6 @@ def _is_demo_store(path):
         return False
 
 
-def notebook_initialisation(seed, n_components, n_features, box=10.0):
-    """The seed notebook's EM start: means uniform in the box, identity covariances, random weights.
-
-    Returns
-    -------
-    dict of GaussianMixture arguments: weights_init, means_init, precisions_init
-    """
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
-    means = rng.uniform(-box, box, size=(n_components, n_features))
-    weights = rng.random(n_components)
-    return {"weights_init": weights / weights.sum(), "means_init": means,
-            "precisions_init": np.stack([np.eye(n_features)] * n_components)}
-
-
 def _check_demo_store(data):
     """A CLIError when ``data`` holds something that an earlier demo did not write."""
     if os.path.lexists(data) and not (os.path.isdir(data) and not os.listdir(data)) and not _is_demo_store(data):
@@ -1670,7 +1656,7 @@ def _demo_notebook_fit(data, n_nb, true, gm, seed, timings, term):
     on the first ``n_nb`` rows of ``data``, compared with the ``true`` model and the k-means|| fit ``gm``;
     its time goes into ``timings``. Returns those rows and the fit, ``(X_nb, nb)``."""
     from . import io
-    from .generate import match_components
+    from .generate import match_components, notebook_initialisation
 
     K, d = true.means_.shape
     X_nb = io.as_dask_array(data)[:n_nb]

@@ -186,6 +186,21 @@ def draw_parameters(seed, n_features, n_components, box=10.0, covariance_scale=0
     return weights / weights.sum(), means, covariances
 
 
+def notebook_initialisation(seed, n_components, n_features, box=10.0):
+    """The seed notebook's EM start, for the demo and ``examples/seed_notebook.py``: means uniform
+    in ``[-box, box]^n_features``, identity covariances, random weights, drawn from ``seed`` (an int).
+
+    Returns
+    -------
+    dict of GaussianMixture arguments: weights_init, means_init, precisions_init
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+    means = rng.uniform(-box, box, size=(n_components, n_features))
+    weights = rng.random(n_components)
+    return {"weights_init": weights / weights.sum(), "means_init": means,
+            "precisions_init": np.stack([np.eye(n_features)] * n_components)}
+
+
 def _model_parameters(model):
     """(weights (K,), means (K, d), covariances (K, d, d)) of a fitted model or model file, checked to
     be a mixture to draw from. A model file is checked as it loads; a fitted object's attributes may
@@ -362,7 +377,7 @@ def _records(X, recorded):
     now, but for being complete (read afresh from its store)."""
     group_path = X.store_path.path.rpartition("/")[0]
     try:
-        now = io._open_read_only(X.store_path.store, group_path, zarr.open_group).attrs.get(io.STATUS_ATTR)
+        now = io.open_read_only(X.store_path.store, group_path, zarr.open_group).attrs.get(io.STATUS_ATTR)
     except (FileNotFoundError, zarr.errors.NodeNotFoundError, ValueError, KeyError, TypeError):
         return False  # gone, or being replaced
     return isinstance(now, dict) and {**now, "complete": None} == {**recorded, "complete": None}

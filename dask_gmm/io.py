@@ -611,12 +611,12 @@ def holding_group(X, member="X"):
     try:
         if key:
             parent, _, name = key.rpartition("/")
-            group = _open_read_only(store, parent, zarr.open_group) if name == member else None
+            group = open_read_only(store, parent, zarr.open_group) if name == member else None
         elif isinstance(store, zarr.storage.LocalStore):  # the array is its store's root: its folder's parent
             name, parent = store.root.name, store.root.absolute().parent
             if name != member or not any((parent / f).is_file() for f in ("zarr.json", ".zgroup")):
                 return None  # no group there: two stat calls, where zarr's open_group took 1.1 ms to say so
-            group = _open_read_only(zarr.storage.LocalStore(parent, read_only=True), "", zarr.open_group)
+            group = open_read_only(zarr.storage.LocalStore(parent, read_only=True), "", zarr.open_group)
         else:
             return None
     except (OSError, ValueError, KeyError, TypeError):  # no group there (zarr's errors are ValueErrors), or
@@ -715,7 +715,7 @@ def open_node(path):
     read or is missing from a local folder that holds Zarr nodes and nothing else."""
     _check_protocols(path)
     try:
-        return readable_metadata(path, lambda: _open_read_only(path))
+        return readable_metadata(path, lambda: open_read_only(path))
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         members = member_nodes(path)
         if members and not foreign_files(path):  # a group's zarr.json deleted: still a store (an overwrite may replace it)
@@ -749,7 +749,7 @@ def _zips_zarr(path):
         return False
 
 
-def _open_read_only(store, path="", opener=zarr.open):
+def open_read_only(store, path="", opener=zarr.open):
     """``opener(store, path=path)`` read-only (``zarr.open`` or ``zarr.open_group``): as a Zarr v3
     node first, else as whatever zarr finds there (v2).
 
@@ -2080,7 +2080,7 @@ def as_zarr_input(X):
     if isinstance(X, da.Array) and (whole := whole_zarr_array(X)) is not None:
         X = whole
     if isinstance(X, zarr.abc.store.Store):  # as zarr.open takes one: the node at its root
-        X = readable_metadata(str(X), lambda: _open_read_only(X))
+        X = readable_metadata(str(X), lambda: open_read_only(X))
     if isinstance(X, (zarr.Array, zarr.Group)):
         X = _reopened(X)
     if isinstance(X, zarr.Group):
@@ -2102,7 +2102,7 @@ def _reopened(node):
     if root is not None and not (isinstance(store, zarr.storage.LocalStore) and store.root.is_absolute()):
         store = zarr.storage.LocalStore(os.path.abspath(root), read_only=True)  # fsspec's local files too
     opener = zarr.open_group if isinstance(node, zarr.Group) else zarr.open_array
-    return readable_metadata(str(node.store_path), lambda: _open_read_only(store, node.store_path.path, opener))
+    return readable_metadata(str(node.store_path), lambda: open_read_only(store, node.store_path.path, opener))
 
 
 def as_dask_array(X):

@@ -25,8 +25,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 import dask_gmm
-from dask_gmm.cli import notebook_initialisation
-from dask_gmm.generate import match_components
+from dask_gmm.generate import match_components, notebook_initialisation
 
 D, K = 2, 3
 
