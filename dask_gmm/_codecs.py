@@ -171,7 +171,7 @@ def _zlib_at_most(src, limit, chunk):
     return np.frombuffer(out, np.uint8)
 
 
-def _numcodec(codec):
+def numcodec(codec):
     """The numcodecs codec behind ``codec`` (zarr's codecs of numcodecs for zarr v3 wrap one), else ``codec``."""
     inner = getattr(codec, "_codec", None)
     return inner if isinstance(inner, numcodecs.abc.Codec) else codec
@@ -192,7 +192,7 @@ def _decoded_at_most(codec, src, most, exact, chunk):
     Zlib, bz2 and LZMA are read up to ``most`` bytes; Zstd frames of which one states no size are
     decoded into ``exact`` bytes (where the codec's output is a chunk's bytes), else left to the codec.
     Other codecs are left to their own decode (checksums make their input smaller)."""
-    nc = _numcodec(codec)
+    nc = numcodec(codec)
     if isinstance(codec, BLOSC):  # zarr's numcodecs Blosc among them
         check_blosc_length(src[:16].tobytes(), src.size)
         check_decoded_size(_blosc_decoded_size(src), most, chunk)

@@ -962,8 +962,12 @@ CHECKSUM_CODECS = frozenset({"crc32ccodec", "crc32c", "crc32", "adler32", "fletc
 
 def checksummed(codecs):
     """Whether one of ``codecs`` (an array's filters and compressors) verifies a chunk's bytes when
-    it decodes them: a checksum codec in any position, or Zstd with its frame checksum on."""
-    return any(type(c).__name__.lower() in CHECKSUM_CODECS or getattr(c, "checksum", False) is True for c in codecs)
+    it decodes them: a checksum codec in any position, or Zstd with its frame checksum on (zarr's,
+    numcodecs', or numcodecs' wrapped for Zarr v3, whose setting is the codec it wraps)."""
+    from ._codecs import numcodec
+
+    return any(type(c).__name__.lower() in CHECKSUM_CODECS or getattr(numcodec(c), "checksum", False) is True
+               for c in codecs)
 
 
 def store_info(path):

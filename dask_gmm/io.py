@@ -951,7 +951,8 @@ REGENERATE = "(a store of generate_mixture: rerun it with overwrite=True, `dask-
 def _undecodable(name, exc):
     """The message for the chunk ``name`` that a codec could not decode (its error ``exc``): zarr's
     checksum mismatch said in words, not as the two checksums' raw bytes."""
-    why = "its crc32c checksum does not match its bytes" if "checksum do not match" in str(exc) else str(exc)
+    said = re.match(r"Stored and computed (\w+ )?checksum do not match", str(exc))  # zarr's crc32c; numcodecs names its own
+    why = f"its {(said.group(1) or 'crc32c ')}checksum does not match its bytes" if said else str(exc)
     return f"{name} cannot be decoded ({why}); the store is corrupt. Restore or regenerate it {REGENERATE}."
 
 

@@ -105,7 +105,9 @@ def test_generate_without_compression_equals_the_library_and_says_so(tmp_path, c
 
     for name, kw in {"v2 compressor": dict(compressors=numcodecs.CRC32C()),  # each was said to have no checksum
                      "v2 filter": dict(filters=[numcodecs.CRC32C()], compressors=numcodecs.Zstd()),
-                     "zstd's own": dict(compressors=zarr.codecs.ZstdCodec(checksum=True), zarr_format=3)}.items():
+                     "zstd's own": dict(compressors=zarr.codecs.ZstdCodec(checksum=True), zarr_format=3),
+                     "numcodecs' zstd's own, wrapped": dict(compressors=zarr.codecs.numcodecs.Zstd(level=1, checksum=True),
+                                                            zarr_format=3)}.items():
         checked = str(tmp_path / f"{name}.zarr")
         zarr.create_array(checked, data=np.ones((100, 2)), chunks=(50, 2), **{"zarr_format": 2, **kw})
         rc, out, _ = run(capsys, "info", checked)

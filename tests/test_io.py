@@ -1616,6 +1616,21 @@ def test_a_corrupt_bz2_chunk_is_a_decode_error_naming_it(tmp_path):
         GaussianMixture(2, random_state=0, max_iter=2).fit(str(tmp_path / "b.zarr"))
 
 
+@pytest.mark.parametrize("codec", ["CRC32", "Adler32", "CRC32C"])
+def test_a_chunk_failing_a_numcodecs_checksum_is_named_by_that_checksum(tmp_path, codec):
+    """Every checksum mismatch had been called crc32c's, an Adler32's too (a diff review)."""
+    X = make_blobs(n=2000)
+    path = tmp_path / "c.zarr"
+    zarr.create_array(str(path), shape=X.shape, chunks=(500, 2), dtype=X.dtype, zarr_format=2,
+                      compressors=getattr(numcodecs, codec)())[:] = X
+    raw = bytearray((path / "1.0").read_bytes())
+    raw[100] ^= 1
+    (path / "1.0").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=rf"Chunk '1\.0' of the Zarr array \(rows 500-999\) cannot be decoded "
+                                         rf"\(its {codec.lower()} checksum does not match its bytes\); the store is corrupt"):
+        GaussianMixture(2, random_state=0, max_iter=2).fit(str(path))
+
+
 def test_zarrs_own_read_of_a_zstd_store_is_unchanged_by_its_check(tmp_path):
     """The Zstd chunks that zarr reads itself (zarr v2's, an integer array's) are read whole once more,
     for their stated sizes; valid ones, of one frame or of several (one stating no size: left to zarr),
