@@ -1456,6 +1456,7 @@ def cmd_info(args, term):
     else:  # predict's labels, say: described as --json describes them
         term.out(f"  array        shape {tuple(info['shape'])}, {info['dtype']} (not data of shape (rows, features))")
     term.out(f"  chunks       {info['chunks']}" + (f", shards {info['shards']}" if info["shards"] else "")
+             + (f", filters {', '.join(info['filters'])}" if info["filters"] else "")
              + f", compressors {', '.join(info['compressors']) or 'none'}"
              + ("" if info["checksum"] else " (no checksum: a corrupt chunk may read as numbers)"))
     demo = info["status"] in ("damaged", "incomplete") and _is_demo_store(path)  # the demo remakes its own

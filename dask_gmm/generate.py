@@ -976,8 +976,8 @@ def store_info(path):
     Returns
     -------
     dict
-        ``path`` (as given), ``shape``, ``chunks``, ``shards``, ``dtype``, ``compressors`` of the data
-        array, and ``checksum``, whether a codec of its chunks verifies their bytes (:func:`checksummed`);
+        ``path`` (as given), ``shape``, ``chunks``, ``shards``, ``dtype``, ``filters`` and ``compressors`` of the
+        data array (codec class names), and ``checksum``, whether a codec of its chunks verifies their bytes (:func:`checksummed`);
         ``complete`` (the generator's record: whether its run finished, not whether every chunk is
         there now, which ``status`` says) and ``seed`` (None unless written by
         :func:`generate_mixture`); ``n_components`` and ``true_model``
@@ -1028,6 +1028,7 @@ def store_info(path):
         "chunks": tuple(X.chunks),
         "shards": None if X.shards is None else tuple(X.shards),
         "dtype": str(X.dtype),
+        "filters": [type(c).__name__ for c in X.filters],
         "compressors": [type(c).__name__ for c in X.compressors],
         "checksum": checksummed([*X.filters, *X.compressors]),
         "complete": status.get("complete"),
@@ -1060,8 +1061,8 @@ def _unmade_info(path, status, true, labels):
     n, d, rows = status["n_samples"], status["n_features"], status["chunk_size"]
     missing = {"X": -(-n // rows), "labels": -(-n // rows) if labels is None else io.missing_chunk_count(labels)}
     return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
-            "compressors": [type(c).__name__ for c in _compressors(status.get("compression", "lz4"))],
-            "checksum": True, "complete": False, "seed": status.get("seed"),
+            "filters": [], "compressors": [type(c).__name__ for c in _compressors(status.get("compression", "lz4"))],
+            "checksum": checksummed(_compressors(status.get("compression", "lz4"))), "complete": False, "seed": status.get("seed"),
             "n_components": status.get("n_components"), "true_model": true,
             "missing_chunks": sum(missing.values()), "missing_chunks_of": missing, "lost_true": [],
             "status": "incomplete", "labels_of": None, "true_of": None}

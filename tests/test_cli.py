@@ -112,6 +112,7 @@ def test_generate_without_compression_equals_the_library_and_says_so(tmp_path, c
         zarr.create_array(checked, data=np.ones((100, 2)), chunks=(50, 2), **{"zarr_format": 2, **kw})
         rc, out, _ = run(capsys, "info", checked)
         assert rc == 0 and "compressors " in out and "no checksum" not in out, name
+        assert ("filters CRC32C, compressors Zstd\n" in out) == (name == "v2 filter"), out  # its filters had gone unnamed
         assert store_info(checked)["checksum"] is True
     assert store_info(str(tmp_path / "plain.zarr"))["checksum"] is False
     rc, _, err = run(capsys, "generate", path, "-n", "20_000", "--chunk-size", "5000", "--seed", "1",
