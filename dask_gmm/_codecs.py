@@ -4,7 +4,8 @@
 :func:`bounded_reads` gives zarr's own read path an array whose codecs decode so;
 :class:`dask_gmm.io.ZarrRows` checks its chunks with the same helpers (:func:`check_blosc_length`,
 ``DECODE_INTO``, :func:`check_decoded_size`, :func:`gunzip`). Each raises a ValueError saying what
-is wrong with the chunk, for the reader to name the chunk.
+is wrong with the chunk, for the reader to name the chunk. :func:`checksummed` says whether an
+array's codecs verify a checksum of each chunk (for ``dask-gmm info``).
 """
 
 from __future__ import annotations
@@ -175,6 +176,18 @@ def numcodec(codec):
     """The numcodecs codec behind ``codec`` (zarr's codecs of numcodecs for zarr v3 wrap one), else ``codec``."""
     inner = getattr(codec, "_codec", None)
     return inner if isinstance(inner, numcodecs.abc.Codec) else codec
+
+
+#: Codecs (zarr's, and numcodecs' for Zarr v2 or wrapped for v3) that check a checksum of each chunk.
+CHECKSUM_CODECS = frozenset({"crc32ccodec", "crc32c", "crc32", "adler32", "fletcher32", "jenkinslookup3"})
+
+
+def checksummed(codecs):
+    """Whether one of ``codecs`` (an array's filters and compressors) verifies a chunk's bytes when
+    it decodes them: a checksum codec in any position, or Zstd with its frame checksum on (zarr's,
+    numcodecs', or numcodecs' wrapped for Zarr v3, whose setting is the codec it wraps)."""
+    return any(type(c).__name__.lower() in CHECKSUM_CODECS or getattr(numcodec(c), "checksum", False) is True
+               for c in codecs)
 
 
 def _lz4_stated(src):

@@ -59,6 +59,7 @@ from scipy.spatial.distance import cdist, pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import _em, _kernels, _numba, io
+from ._codecs import checksummed
 from ._files import one_writer, remove_replaced, temporary_sibling
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
@@ -956,20 +957,6 @@ def lost_true(group, path=None):
     return [name for name in TRUE_ARRAYS if not isinstance(a := group.get(name), zarr.Array) or io.missing_chunks(a)]
 
 
-#: Codecs (zarr's, and numcodecs' for Zarr v2 or wrapped for v3) that check a checksum of each chunk.
-CHECKSUM_CODECS = frozenset({"crc32ccodec", "crc32c", "crc32", "adler32", "fletcher32", "jenkinslookup3"})
-
-
-def checksummed(codecs):
-    """Whether one of ``codecs`` (an array's filters and compressors) verifies a chunk's bytes when
-    it decodes them: a checksum codec in any position, or Zstd with its frame checksum on (zarr's,
-    numcodecs', or numcodecs' wrapped for Zarr v3, whose setting is the codec it wraps)."""
-    from ._codecs import numcodec
-
-    return any(type(c).__name__.lower() in CHECKSUM_CODECS or getattr(numcodec(c), "checksum", False) is True
-               for c in codecs)
-
-
 def store_info(path):
     """What a store holds, for ``dask-gmm info``: never reads chunk data.
 
@@ -977,7 +964,8 @@ def store_info(path):
     -------
     dict
         ``path`` (as given), ``shape``, ``chunks``, ``shards``, ``dtype``, ``filters`` and ``compressors`` of the
-        data array (codec class names), and ``checksum``, whether a codec of its chunks verifies their bytes (:func:`checksummed`);
+        data array (codec class names), and ``checksum``, whether a codec of its chunks verifies their bytes
+        (:func:`dask_gmm._codecs.checksummed`);
         ``complete`` (the generator's record: whether its run finished, not whether every chunk is
         there now, which ``status`` says) and ``seed`` (None unless written by
         :func:`generate_mixture`); ``n_components`` and ``true_model``
@@ -1060,10 +1048,10 @@ def _unmade_info(path, status, true, labels):
     chunk of it missing, and of ``labels`` (None where not made either)."""
     n, d, rows = status["n_samples"], status["n_features"], status["chunk_size"]
     missing = {"X": -(-n // rows), "labels": -(-n // rows) if labels is None else io.missing_chunk_count(labels)}
+    codecs = _compressors(status.get("compression", "lz4"))
     return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
-            "filters": [], "compressors": [type(c).__name__ for c in _compressors(status.get("compression", "lz4"))],
-            "checksum": checksummed(_compressors(status.get("compression", "lz4"))), "complete": False, "seed": status.get("seed"),
-            "n_components": status.get("n_components"), "true_model": true,
+            "filters": [], "compressors": [type(c).__name__ for c in codecs], "checksum": checksummed(codecs),
+            "complete": False, "seed": status.get("seed"), "n_components": status.get("n_components"), "true_model": true,
             "missing_chunks": sum(missing.values()), "missing_chunks_of": missing, "lost_true": [],
             "status": "incomplete", "labels_of": None, "true_of": None}
 
