@@ -18,7 +18,7 @@ import reprlib
 import numpy as np
 
 from . import _covariance as cov
-from . import _kernels, io
+from . import _files, _kernels
 from ._em import Run
 from ._files import check_folder, local_file_path, write_atomic
 
@@ -260,7 +260,7 @@ class Checkpoint:
             raise ValueError(f"Cannot write the checkpoint to {path!r}: checkpoints are local files. Give a local "
                              "path (or a file:// URL).")
         check_folder(path)
-        io.refuse_output_inside(path, "the checkpoint", data if isinstance(data, (str, os.PathLike)) else None)
+        _files.refuse_output_inside(path, "the checkpoint", data if isinstance(data, (str, os.PathLike)) else None)
 
     @classmethod
     def for_fit(cls, estimator, X, blocks, weighted, start):

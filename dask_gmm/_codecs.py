@@ -2,7 +2,7 @@
 (a decode bomb: 1 GiB in 785 bytes of bz2) is refused before it is decoded whole.
 
 :func:`bounded_reads` gives zarr's own read path an array whose codecs decode so;
-:class:`dask_gmm.io.ZarrRows` checks its chunks with the same helpers (:func:`check_blosc_length`,
+:class:`dask_gmm._reader.ZarrRows` checks its chunks with the same helpers (:func:`check_blosc_length`,
 ``DECODE_INTO``, :func:`check_decoded_size`, :func:`gunzip`). Each raises a ValueError saying what
 is wrong with the chunk, for the reader to name the chunk. :func:`checksummed` says whether an
 array's codecs verify a checksum of each chunk (for ``dask-gmm info``).
@@ -112,7 +112,7 @@ def check_decoded_size(stated, most, chunk):
 
 
 #: The bytes-to-bytes codecs whose decoded size the direct reader reads from their bytes, to bound
-#: it (:meth:`dask_gmm.io.ZarrRows._decode_bytes`) and to decode into a buffer of its own, reused or given: for
+#: it (:meth:`dask_gmm._reader.ZarrRows._decode_bytes`) and to decode into a buffer of its own, reused or given: for
 #: each, that size, and the numcodecs function that decodes into a given buffer (zarr's own decode
 #: makes a new one).
 DECODE_INTO = {

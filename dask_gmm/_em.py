@@ -36,15 +36,15 @@ from dask.blockwise import fuse_roots, optimize_blockwise
 from dask.highlevelgraph import HighLevelGraph
 from dask.system import CPU_COUNT
 
-from . import _kernels, io
+from . import _cluster, _kernels, io
 from ._covariance import MAX_CENTRING_LOSS, centring_loss, gaussian_parameters, m_step, naming_candidate
 
 logger = logging.getLogger(__name__)
 
 
 def _on_rows(rows, start, stop, sizes, kernel, *args, sample_weight=None, row_offset=0, **kwargs):
-    """``kernel`` on rows [start, stop) of a :class:`dask_gmm.io.ZarrRows`, whose chunk files
-    are of ``sizes`` (:meth:`~dask_gmm.io.ZarrRows.sizes`): a task's body.
+    """``kernel`` on rows [start, stop) of a :class:`dask_gmm._reader.ZarrRows`, whose chunk files
+    are of ``sizes`` (:meth:`~dask_gmm._reader.ZarrRows.sizes`): a task's body.
 
     An additive kernel sees one Zarr chunk (or one group of small chunks) at a time,
     straight after its decode (still in cache), and the pieces are combined; any
@@ -69,8 +69,8 @@ def _piece_calls(rows, start, stop, sizes, kernel, args, sample_weight, kwargs):
 
 
 def _on_piece(rows, lo, hi, sizes, ahead, kernel, args, sample_weight, kwargs):
-    """``kernel`` on rows [lo, hi) of a :class:`dask_gmm.io.ZarrRows`, one piece of
-    :meth:`~dask_gmm.io.ZarrRows.piece_ranges` (its chunk files of ``sizes``), after a prefetch of
+    """``kernel`` on rows [lo, hi) of a :class:`dask_gmm._reader.ZarrRows`, one piece of
+    :meth:`~dask_gmm._reader.ZarrRows.piece_ranges` (its chunk files of ``sizes``), after a prefetch of
     rows ``ahead`` (``(start, stop)``, or None), as a block's task makes (:func:`_on_rows`)."""
     if ahead is not None:
         rows.prefetch(*ahead)
@@ -567,7 +567,7 @@ class Blocks:
     X : dask.array.Array of shape (n_samples, n_features), one chunk across features
     sample_weight : dask.array.Array of shape (n_samples,) with X's row chunks, or None
     split_every : int, the width of the tree that reduces a pass's statistics (at least 2)
-    rows : dask_gmm.io.ZarrRows or None
+    rows : dask_gmm._reader.ZarrRows or None
         A direct reader of the Zarr array behind X (see :func:`dask_gmm.io.zarr_rows`);
         when given, each task reads its block through it instead of through dask's
         graph of X. X's row chunks must then be whole Zarr chunks, as
@@ -589,23 +589,23 @@ class Blocks:
         self.split_every = max(2, int(split_every))
         self._sent = None  # the graph with its in-memory arrays scattered to a distributed cluster
         self._sent_keys = set()  # the keys of every send (a task of an earlier one may still ask for its data)
-        self.files = io.stored_files(X, sample_weight, rows)  # checked after every pass
+        self.files = _cluster.stored_files(X, sample_weight, rows)  # checked after every pass
         self.sizes = [None if rows is None else rows.sizes(a, b, self.files.state) for a, b in zip(self.offsets, self.ends)]
         self.workers_checked = set()  # a cluster's workers asked whether they see these files as here
         self.began_on = scheduler()  # a distributed Client's get: its close fails the fit (:meth:`_scheduler`)
-        io.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked, wait=True)
+        _cluster.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked, wait=True)
         self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
 
     def _scheduler(self):
         """The scheduler of the next pass: dask's now. A RuntimeError where these blocks were made under
-        a distributed Client that is closed since, or has lost its scheduler (:class:`io.SchedulerLost`):
+        a distributed Client that is closed since, or has lost its scheduler (:class:`_cluster.SchedulerLost`):
         dask then gives its local threads, and a fit whose Client was closed between two passes had gone
         on in this process without a word (a review)."""
-        state = io.client_state(getattr(self.began_on, "__self__", None))
+        state = _cluster.client_state(getattr(self.began_on, "__self__", None))
         if state == "lost":
-            raise io.SchedulerLost.of()
+            raise _cluster.SchedulerLost.of()
         if state == "closed":
-            raise RuntimeError(io.CLIENT_CLOSED.format(when="between two of its passes"))
+            raise RuntimeError(_cluster.CLIENT_CLOSED.format(when="between two of its passes"))
         return scheduler()
 
     def _graph_for(self, scheduler):
@@ -680,12 +680,12 @@ class Blocks:
         One scheduler call, one read of each block, a tree of ``combine`` calls
         ``split_every`` wide (never a linear chain). Returns the combined value,
         once the local stores' files read are found as they were when these
-        blocks were made (:class:`dask_gmm.io.StoredFiles`), and as here by any
-        cluster worker that joined since (:func:`dask_gmm.io.refuse_other_files_on_workers`).
+        blocks were made (:class:`dask_gmm._cluster.StoredFiles`), and as here by any
+        cluster worker that joined since (:func:`dask_gmm._cluster.refuse_other_files_on_workers`).
         """
         out = self._map_reduce(kernel, *args, **kwargs)
         self.files.check()
-        io.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked)  # any that joined
+        _cluster.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked)  # any that joined
         self.checked_passes += kernel is not _kernels.digest
         return out
 
@@ -728,7 +728,7 @@ class Blocks:
     def _pulled_pieces(self, threads, kernel, args, kwargs):
         """An additive ``kernel``'s pass pulled a piece at a time, not a block at a time: for a Zarr
         store read by ``rows`` a Zarr chunk, or a group of small ones
-        (:meth:`dask_gmm.io.ZarrRows.piece_ranges`); in memory a block's :func:`_piece_rows`. Each
+        (:meth:`dask_gmm._reader.ZarrRows.piece_ranges`); in memory a block's :func:`_piece_rows`. Each
         block's pieces are folded in order as they arrive (:class:`_Folds`), as its task folds them
         (:func:`_on_rows`, :func:`_block_task`), then the blocks go into the same tree: the same bytes.
 
@@ -766,12 +766,12 @@ class Blocks:
                 with _one_blas_thread(local_threads(scheduler)):
                     return scheduler(dsk, keys)
             except Exception as exc:
-                state = io.client_state(getattr(scheduler, "__self__", None))
+                state = _cluster.client_state(getattr(scheduler, "__self__", None))
                 if "scheduler-connection-lost" in str(exc) or state == "lost":
-                    raise io.SchedulerLost.of(exc) from exc  # not lost data (a review: two resends, then 30 s)
+                    raise _cluster.SchedulerLost.of(exc) from exc  # not lost data (a review: two resends, then 30 s)
                 if state == "closed":  # neither (a review: three resends, then an AttributeError)
                     why = f"during a pass ({type(exc).__name__}: {exc})"
-                    raise RuntimeError(io.CLIENT_CLOSED.format(when=why)) from exc
+                    raise RuntimeError(_cluster.CLIENT_CLOSED.format(when=why)) from exc
                 if self._lost_sent(exc) and attempt < RESEND_ATTEMPTS:
                     logger.warning("A worker holding this fit's in-memory data was lost (%s): sending it again", exc)
                     self._sent = None
@@ -862,7 +862,7 @@ def fill_rows(blocks, kernel, out, *args):
 
 def _rows_task(rows, start, stop, sizes, kernel, args, out_shape, dtype):
     """``kernel(piece, *args, row_offset=o, out=...)`` for every Zarr chunk of rows [start, stop) of a
-    :class:`dask_gmm.io.ZarrRows`, whose files are of ``sizes``, into one new array of ``out_shape``:
+    :class:`dask_gmm._reader.ZarrRows`, whose files are of ``sizes``, into one new array of ``out_shape``:
     a task of :func:`rows_array`."""
     out = np.empty(out_shape, dtype)
     for lo, x in rows.pieces(start, stop, sizes):
@@ -877,7 +877,7 @@ def _part_task(a, b, first, kernel, args, x):
 
 
 def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
-    """A lazy dask array of a per-row kernel over a Zarr array read by ``rows`` (:class:`dask_gmm.io.ZarrRows`).
+    """A lazy dask array of a per-row kernel over a Zarr array read by ``rows`` (:class:`dask_gmm._reader.ZarrRows`).
 
     Each block reads its rows through ``rows``, one Zarr chunk at a time, and
     the kernel writes them into the block's output, as a fit's pass reads
@@ -885,7 +885,7 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
     through zarr's own read path, and computing it took 1.6-2.5x longer
     (``scripts/bench.py --cases predict``, with the smaller tasks of the same
     change). Each task carries the sizes of its chunk files as they are when the
-    array is made (:meth:`dask_gmm.io.ZarrRows.sizes`): computed on a worker that
+    array is made (:meth:`dask_gmm._reader.ZarrRows.sizes`): computed on a worker that
     sees another store at this path, or after the store was rewritten, it raises.
 
     A block that is a part of a Zarr chunk (:func:`dask_gmm.io.output_rows` cuts a chunk whose
@@ -895,7 +895,7 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
 
     Parameters
     ----------
-    rows : dask_gmm.io.ZarrRows over an array of shape (n_samples, n_features)
+    rows : dask_gmm._reader.ZarrRows over an array of shape (n_samples, n_features)
     row_chunks : tuple of int, the rows of each block: whole Zarr chunks, or parts of one
         (:func:`dask_gmm.io.output_rows`), or any (a dask array's own chunks: a block across two
         Zarr chunks reads both)

@@ -1,12 +1,15 @@
 """The files dask_gmm writes: their paths checked, written atomically (beside, then renamed into
 place, and synced), one writer at a time (a lock), and what an interrupted write left swept.
 Model files, checkpoints, figures, the CLI's outputs and the generator's stores all go through it.
+What an output may replace (:func:`replaceable`, :func:`refuse_unreplaceable`) and where it may
+not lie (inside the input, or inside a Zarr store: :func:`refuse_output_inside`) are here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fsspec
 import hashlib
 import os
 import re
@@ -17,6 +20,7 @@ import time
 import uuid
 
 from . import io
+from ._store import DamagedMetadata, _zarr_node, first_few, foreign_files, member_nodes
 
 
 def file_path(path, what="The path to write"):
@@ -451,3 +455,177 @@ def sync_tree(root):
             finally:
                 os.close(fd)
         sync_folder(folder)
+
+
+def replaceable(path):
+    """Whether an overwrite may replace what is at ``path`` (a local path or URL).
+
+    Only nothing, an empty folder or a Zarr store (an array or a group) may be
+    replaced: never another file or folder, which could hold anything.
+    """
+    try:
+        io.open_node(path)
+        return True
+    except DamagedMetadata:
+        return True
+    except ValueError:
+        fs, p = fsspec.core.url_to_fs(path)
+        return not fs.exists(p) or (fs.isdir(p) and not fs.ls(p))
+
+
+def refuse_unreplaceable(path, flag, own):
+    """Raise ValueError unless an overwrite (named ``flag``, as the caller's user writes it) may
+    replace what is at ``path``: only nothing, an empty folder or the command's own earlier output,
+    a Zarr store holding nothing but its own files (:func:`~dask_gmm._store.foreign_files`), never other data.
+    ``own`` = (test, layout, words): a store is the command's own when its node passes ``test``
+    (the opened Zarr node) or, when its root metadata cannot be read, when its member nodes'
+    names pass ``layout`` (a set of names: :func:`~dask_gmm._store.member_nodes`); ``words`` say what passes."""
+    test, layout, words = own
+    if not replaceable(path):
+        raise ValueError(
+            f"{path!r} exists and is not a Zarr store; {flag} replaces only {words} (and empty folders), "
+            "never other files or folders. Choose another path, or remove it yourself."
+        )
+    try:
+        node = io.open_node(path)
+    except DamagedMetadata:
+        members = member_nodes(path)
+        if not layout(members):
+            held = f"holds {first_few(sorted(members))}" if members else "cannot be looked into"
+            raise ValueError(
+                f"{path!r} is a Zarr store whose metadata cannot be read and which {held}: it may be "
+                f"data, and {flag} replaces only {words}. Restore its metadata, or remove it yourself."
+            ) from None
+        node = None
+    except ValueError:  # nothing there, or an empty folder
+        node = None
+    if node is not None and not test(node):
+        raise ValueError(
+            f"{path!r} is a Zarr store that is not {words}; {flag} replaces only {words}, never "
+            "other data. Choose another path, or remove it yourself."
+        )
+    foreign = foreign_files(path)
+    if foreign:
+        shown = first_few(foreign)
+        raise ValueError(
+            f"{path!r} is a Zarr store that also holds {len(foreign)} file(s) of no Zarr array or group "
+            f"({shown}), which {flag} would delete with it. Move them out, or choose another path."
+        )
+
+
+def chain_target(path):
+    """The store an fsspec chain of wrappers reads (``simplecache::file:///data.zarr``: its last URL,
+    every member before it a bare protocol such as a cache); any other path, URL or chain (whose
+    first member names a path of its own, ``zip://x::file:///a.zip``) as it is."""
+    path = os.fspath(path)
+    if "::" not in path or "://" not in path:
+        return path
+    *wrappers, last = path.split("::")
+    bare = all("://" not in w or not w.partition("://")[2].strip("/") for w in wrappers)
+    return last if bare else path
+
+
+def refuse_chain_output(path, what):
+    """A ValueError when the output ``path`` (``what``, for the message) is an fsspec chain of URLs:
+    a caching chain writes to its cache, while an overwrite deleted the store itself."""
+    path = os.fspath(path)
+    if "::" in path:
+        target = chain_target(path)
+        own = f" ({target!r})" if target != path else ""
+        raise ValueError(f"Cannot write {what} {path!r} through a chain of URLs ('::'): a cache or "
+                         f"container in the chain would take the writes. Give the store's own URL or path{own}.")
+
+
+def overlapping(a, b):
+    """Whether paths or URLs ``a`` and ``b`` are the same or one lies inside the other (local paths
+    and ``file://`` URLs compared with their links resolved, other URLs as written)."""
+    def norm(p):
+        p = io._resolved(chain_target(p))
+        return p.rstrip("/") if "://" in p else os.path.realpath(p)
+
+    a, b = norm(a), norm(b)
+    sep = "/" if "://" in a else os.sep
+    if a == b or a.startswith(b + sep) or b.startswith(a + sep):
+        return True
+    return "://" not in a + b and (_within(a, b) or _within(b, a))
+
+
+def _within(a, b):
+    """Whether the local path ``a`` (or its nearest folder that exists) is the folder ``b`` or lies
+    inside it, by the folders' identity (device and inode): a bind mount of the input store's
+    folder, or a second mount of its file system, names it by another path, and an output through
+    one had been written into the input (a review)."""
+    try:
+        target = os.stat(b)
+    except OSError:
+        return False
+    if not target.st_ino:  # no identity to compare (some FUSE, FAT and network file systems give 0)
+        return False
+    while True:
+        try:
+            here = os.stat(a)
+        except OSError:
+            here = None
+        if here is not None and (here.st_dev, here.st_ino) == (target.st_dev, target.st_ino):
+            return True
+        parent = os.path.dirname(a)
+        if parent == a:
+            return False
+        a = parent
+
+
+def store_root(path):
+    """What an output must keep out of, for the input at ``path``: the Zarr group directly holding
+    it when ``path`` is an array inside one (so that ``data.zarr/labels`` beside the input
+    ``data.zarr/X`` cannot change the store either), else ``path`` itself (links resolved). URLs
+    are returned as they are."""
+    path = io.data_path(chain_target(path))  # a local path unchanged by chain_target, checked and made absolute
+    if "://" in path:
+        return path
+    path = os.path.realpath(path)
+    parent = os.path.dirname(path)
+    return parent if _zarr_node(path) == "array" and _zarr_node(parent) == "group" else path
+
+
+def guarding_input(path, data):
+    """What of the input ``data`` (a path or URL: :func:`store_root`) an output ``path`` is, holds
+    or lies inside (:func:`overlapping`), or None when they are apart."""
+    guarded = store_root(data)
+    return guarded if overlapping(path, guarded) else None
+
+
+def store_folder(path, arrays_only=False, follow_link=True):
+    """The nearest folder above the local ``path`` that is a Zarr store (array or group; only an
+    array with ``arrays_only``), else None (also for URLs): what is written there would be a stray
+    entry of that store (a file anywhere in a store; a Zarr array inside another array's chunks).
+    A link at ``path`` is followed, unless ``follow_link`` is false: a file written atomically
+    replaces the link, and lands in the link's own folder."""
+    if "://" in os.fspath(path):
+        return None
+    if follow_link:
+        folder = os.path.dirname(os.path.realpath(path))
+    else:
+        folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    while True:
+        kind = _zarr_node(folder)
+        if kind is not None and (kind == "array" or not arrays_only):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def refuse_output_inside(path, what, data=None, arrays_only=False, follow_link=False):
+    """A ValueError when the output ``path`` (``what``: 'the model') is, holds or lies inside the input
+    ``data`` (a path or URL; None: not checked), or lies inside any Zarr store (:func:`store_folder`:
+    with ``arrays_only``, inside a Zarr array, a group may hold it), where it would be a stray entry."""
+    guarded = None if data is None else guarding_input(path, data)
+    if guarded is not None:
+        raise ValueError(f"Cannot write {what} to {path!r}: it is, holds or lies inside the input data "
+                         f"{guarded!r}. Choose a path outside it.")
+    store = store_folder(path, arrays_only=arrays_only, follow_link=follow_link)
+    if store is not None:
+        where = "Zarr array" if arrays_only else "Zarr store"
+        raise ValueError(f"Cannot write {what} to {path!r}: it lies inside the {where} {store!r}, which it would "
+                         f"damage. Choose a path outside it{' (a Zarr group may hold it)' if arrays_only else ''}.")

@@ -411,7 +411,7 @@ def interleave(out, parts, d):
     A tile of :data:`INTERLEAVE_ROWS` rows at a time takes its columns from every chunk, so each
     row of ``out`` is written while in cache: NumPy's copy of one chunk at a time into
     ``out[:, j w : (j + 1) w]`` went over every row J times (1 MiB chunks, d=16 in chunks of 2
-    features: 2.56 against 1.14 ms a band; :data:`dask_gmm.io.ZarrRows` uses it from 2 features
+    features: 2.56 against 1.14 ms a band; :data:`dask_gmm._reader.ZarrRows` uses it from 2 features
     a chunk, or 8 chunks a band)."""
     J, _, w = parts.shape
     rows = out.shape[0]

@@ -16,7 +16,7 @@ import time
 
 import zarr
 
-from . import io
+from . import _files, _store, io
 from ._files import remove_replaced, sync_folder, sync_tree, temporary_sibling
 
 
@@ -90,7 +90,7 @@ def predict_record(path):
 def refuse_unless_predicted(output):
     """A ValueError when something at ``output`` is not what ``predict --overwrite`` may replace: an
     earlier output of predict, or an empty folder."""
-    io.refuse_unreplaceable(output, "--overwrite", (predicted, lambda members: not members,
+    _files.refuse_unreplaceable(output, "--overwrite", (predicted, lambda members: not members,
                                                     "an output of dask-gmm predict"))
 
 
@@ -184,13 +184,13 @@ def surely_fits(result, target):
 def check_room(arr, first, rest, target, output):
     """A ValueError if ``rest`` more rows of the output ``arr`` (local files at ``target``) would take
     more than its disk has free, at what its first chunk of ``first`` rows, just written, took there
-    (:func:`io.chunk_disk_use`): 64 components' probabilities of 1e9 rows, 512 GB, would have filled
+    (:func:`_store.chunk_disk_use`): 64 components' probabilities of 1e9 rows, 512 GB, would have filled
     the disk before failing. Nothing is said where that chunk cannot be seen here."""
-    short = io.disk_shortfall([arr], 0, first, rest, target)
+    short = _store.disk_shortfall([arr], 0, first, rest, target)
     if short:
         need, free, took = short
-        raise ValueError(f"the output's other {rest:,} rows would take about {io.disk_size(need)} of disk (its first "
-                         f"{first:,} took {took:,} bytes), and the disk holding {output!r} has {io.disk_size(free)} "
+        raise ValueError(f"the output's other {rest:,} rows would take about {_store.disk_size(need)} of disk (its first "
+                         f"{first:,} took {took:,} bytes), and the disk holding {output!r} has {_store.disk_size(free)} "
                          "free. Free space, or write the output to another disk (--output).")
 
 

@@ -510,7 +510,7 @@ def _scheduler(address, term):
                        "or leave out --scheduler to run on local threads.")
     from distributed import Client
 
-    from . import io
+    from . import _cluster
 
     _check_address(address)
     _quiet_lost_gathers()
@@ -535,7 +535,7 @@ def _scheduler(address, term):
             raise CLIError(f"lost the Dask scheduler at {address} while waiting for workers "
                            f"({type(exc).__name__}: {exc}). Check that it is running, then rerun.") from None
         try:
-            io.refuse_workers_without_dask_gmm(client, f"the Dask scheduler at {address}")  # one line, before any work
+            _cluster.refuse_workers_without_dask_gmm(client, f"the Dask scheduler at {address}")  # one line, before any work
             term.status(f"connected to {address} ({workers} worker{'s' if workers != 1 else ''})")
             term.end_status()
             with quiet, (contextlib.nullcontext() if term.quiet else _WorkersWatch(client, address, term)):
@@ -675,9 +675,9 @@ def _check_address(address):
 
 def _cluster_failure(exc, address):
     """What to say of ``exc``, raised while a command ran on the cluster at ``address``, when it is
-    the cluster's failure (distributed's own exceptions, or the library's :class:`io.SchedulerLost`),
+    the cluster's failure (distributed's own exceptions, or the library's :class:`_cluster.SchedulerLost`),
     else None."""
-    from .io import SchedulerLost
+    from ._cluster import SchedulerLost
 
     if isinstance(exc, SchedulerLost):  # the library's words of it, or of what distributed raised
         exc = exc.__cause__
@@ -793,10 +793,10 @@ def _refuse_inside_input(path, what, data, files=True):
     """A CLIError when ``path`` is, holds or lies inside the input ``data`` (or the Zarr group holding
     it), or lies inside any other Zarr store: anywhere in it for a file (``files``), inside an array
     for a Zarr array (which a group may hold)."""
-    from . import io
+    from . import _files
 
     try:  # a file replaces a link at its path
-        io.refuse_output_inside(path, what, data, arrays_only=not files, follow_link=not files)
+        _files.refuse_output_inside(path, what, data, arrays_only=not files, follow_link=not files)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
@@ -992,9 +992,9 @@ FIT_ARGUMENTS = ("max_iter", "tol", "n_init", "init_params", "random_state", "n_
 def _option_words(message, names):
     """The library's argument ``names`` in ``message`` as the command line's options (``n_samples``:
     ``--n-samples``, ``max_iter=17``: ``--max-iter 17``, ``overwrite=True``: ``--overwrite``), but
-    inside quoted paths; the library's advice to regenerate a corrupt store (:data:`dask_gmm.io.REGENERATE`)
+    inside quoted paths; the library's advice to regenerate a corrupt store (:data:`dask_gmm._store.REGENERATE`)
     as the command's."""
-    from .io import REGENERATE
+    from ._store import REGENERATE
 
     message = message.replace(REGENERATE, f"(a store of '{PROG} generate': rerun it with --overwrite)")
     parts = re.split(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", message)  # repr quotes a path so
@@ -1041,7 +1041,7 @@ def cmd_generate(args, term):
             message = str(exc).removeprefix("generate_mixture: ")
             for name in GENERATE_ARGUMENTS:  # an argument quoted as a name ('n_components'), not a path
                 message = message.replace(f"'{name}'", name)
-            message = _option_words(message, GENERATE_ARGUMENTS)  # io.REGENERATE's words first
+            message = _option_words(message, GENERATE_ARGUMENTS)  # _store.REGENERATE's words first
             raise CLIError(message.replace("generate_mixture", f"'{PROG} generate'")) from None
     seconds = time.perf_counter() - t0
     what = (f"{_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} "
@@ -1277,12 +1277,12 @@ def _check_store_output(output, overwrite, data, term):
     earlier output of predict (:func:`dask_gmm._outputs.predicted`).
     A previous output that a killed run moved aside is put back first, with a warning on ``term``
     (:func:`dask_gmm._files.restore_moved_aside`)."""
-    from . import io
+    from . import _files
     from ._files import restore_moved_aside
     from ._outputs import refuse_unless_predicted
 
     try:
-        io.refuse_chain_output(output, "the output")
+        _files.refuse_chain_output(output, "the output")
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     local = "://" not in output
@@ -1311,7 +1311,7 @@ def _being_generated(path):
 
 
 def cmd_predict(args, term):
-    from . import io
+    from . import _cluster, io
     from ._outputs import PREDICT_ATTR, store_atomically
     from .generate import label_dtype
 
@@ -1326,7 +1326,7 @@ def cmd_predict(args, term):
                             "data": path, "n_components": K}}
     output = _lasting(_data_path(args.output))
     _check_store_output(output, args.overwrite, path, term)  # before the scheduler is waited for
-    watched = io.StoredFiles([io.open_zarr(path)])  # the input, checked unchanged before the output is renamed in
+    watched = _cluster.StoredFiles([io.open_zarr(path)])  # the input, checked unchanged before the output is renamed in
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):  # built under the Client: its workers checked
         if args.proba:
@@ -1588,7 +1588,7 @@ def _check_demo_store(data):
 def _demo_paths(output_dir):
     """The demo's folder (made if missing), store and model file, ``(out, data, model_path)``, once
     everything that refuses what the demo would write there has been said, all at once, before any work."""
-    from . import io
+    from . import _files
 
     _not_empty(output_dir, "--output-dir")
     out = os.path.abspath(output_dir)
@@ -1598,7 +1598,7 @@ def _demo_paths(output_dir):
     if not os.path.isdir(above):
         raise CLIError(f"--output-dir {output_dir!r}: {above!r} is a file, not a folder; give a folder (made "
                        "if it does not exist).")
-    store = io.store_folder(os.path.join(out, "model.json"))  # before its folders are made
+    store = _files.store_folder(os.path.join(out, "model.json"))  # before its folders are made
     if store is not None:
         raise CLIError(f"cannot write the demo's files to {out!r}: it lies inside the Zarr store {store!r}. "
                        "Choose a folder outside it.")
@@ -1625,7 +1625,7 @@ def _demo_paths(output_dir):
 def _demo_generate(data, n_samples, d, K, kw, term):
     """The demo's store ``data`` generated (``generate_mixture``'s keywords ``kw``), replacing an earlier
     demo's of other arguments but nothing else; returns the true model."""
-    from . import io
+    from . import _store
     from ._files import Busy
     from .generate import foreign_members, generate_mixture
 
@@ -1643,7 +1643,7 @@ def _demo_generate(data, n_samples, d, K, kw, term):
             extra = foreign_members(data)  # before saying it replaces the store (it was refused after, in the
             if extra:  # library's words)
                 raise CLIError(f"{data!r}, an earlier demo's store written with other arguments, also holds "
-                               f"{_count(len(extra), 'item')} that the demo did not write ({io.first_few(extra)}), "
+                               f"{_count(len(extra), 'item')} that the demo did not write ({_store.first_few(extra)}), "
                                "which replacing it would delete. Move them out, or choose another --output-dir.") from None
             term.out("   (replacing the previous demo store, written with other arguments)")
             try:

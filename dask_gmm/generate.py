@@ -58,7 +58,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist, pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
-from . import _em, _kernels, _numba, io
+from . import _cluster, _em, _files, _kernels, _numba, _store, io
 from ._codecs import checksummed
 from ._files import one_writer, remove_replaced, temporary_sibling
 from ._covariance import as_full_covariances
@@ -104,9 +104,9 @@ def default_chunk_size(n_features, dtype):
     return max(1, CHUNK_BYTES // (int(n_features) * np.dtype(dtype).itemsize))
 
 
-#: Chunks per array at most, as the reading of any store (:data:`dask_gmm.io.MAX_CHUNKS`): 1e13 rows
+#: Chunks per array at most, as the reading of any store (:data:`dask_gmm._store.MAX_CHUNKS`): 1e13 rows
 #: in the default chunks ran a 4 GB process out of memory before the first write.
-MAX_CHUNKS = io.MAX_CHUNKS
+MAX_CHUNKS = _store.MAX_CHUNKS
 MAX_CHUNK_BYTES = 2**30  # a chunk is drawn in memory, then compressed by Blosc (at most 2 GiB)
 #: The true covariances (K x d x d float64) are drawn in memory, with as much again: at most this much.
 MAX_TRUE_BYTES = 2**30
@@ -338,18 +338,18 @@ def _rows_in(X, chunks):
 def _check_room(path, X, labels, first, rest):
     """A ValueError if the chunks ``rest`` (indices, or a range) of the local arrays ``X`` and ``labels`` would
     take more than their disk has free, at what a row of the chunk ``first``, just written, took
-    there (:func:`io.chunk_disk_use`: its files, compressed as the rest will be, and X's folder of
+    there (:func:`_store.chunk_disk_use`: its files, compressed as the rest will be, and X's folder of
     it). A run of 1e9 rows of 100 features (800 GB, a typo's size) had filled the disk before
     failing (a review). Nothing is said where the chunk's files cannot be seen here (a cluster's
     workers writing elsewhere: :func:`io.refuse_unwritten` says that)."""
     rows = _rows_in(X, [first])
-    short = io.disk_shortfall((X, labels), first, rows, _rows_in(X, rest), path)
+    short = _store.disk_shortfall((X, labels), first, rows, _rows_in(X, rest), path)
     if short:
         need, free, took = short
         raise ValueError(
-            f"generate_mixture: the store's other {len(rest):,} chunks would take about {io.disk_size(need)} of disk "
+            f"generate_mixture: the store's other {len(rest):,} chunks would take about {_store.disk_size(need)} of disk "
             f"(the first chunk this run wrote took {took:,} bytes for {rows:,} rows), and the disk "
-            f"holding {path!r} has {io.disk_size(free)} free. Free space and rerun to finish the store, or remove it, "
+            f"holding {path!r} has {_store.disk_size(free)} free. Free space and rerun to finish the store, or remove it, "
             "or ask for fewer rows (with overwrite=True, or at another path)."
         )
 
@@ -389,13 +389,13 @@ def _read_status(path):
     """(status, true_model) attributes of an existing store, or None where nothing is stored."""
     try:
         node = io.open_node(path)
-    except io.DamagedMetadata as exc:  # said so, and how to mend it where an overwrite may
-        mend = (_OVERWRITE if _generated_layout(io.member_nodes(path))
+    except _store.DamagedMetadata as exc:  # said so, and how to mend it where an overwrite may
+        mend = (_OVERWRITE if _generated_layout(_store.member_nodes(path))
                 else "generate_mixture never replaces what it did not write: choose another path.")
         raise ValueError(f"{exc} {mend}") from exc.__cause__
     except ValueError:
         # nothing (or an empty folder), or something that is not a Zarr store: never overwritten silently
-        return None if io.replaceable(path) else ({}, None)
+        return None if _files.replaceable(path) else ({}, None)
     if not isinstance(node, zarr.Group):
         return {}, None
     record = io.generator_record(node, path, _OVERWRITE)
@@ -413,7 +413,7 @@ def _whole(path):
     group = io.open_node(path)
     try:
         arrays = [io.member(group, k, path) for k in ("X", "labels")]
-    except io.DamagedMetadata as exc:
+    except _store.DamagedMetadata as exc:
         raise ValueError(f"{exc} {_OVERWRITE}") from exc.__cause__
     if any(a is None for a in arrays):
         raise ValueError(f"The store {path!r} has lost its array X or labels. {_OVERWRITE}")
@@ -424,7 +424,7 @@ def _whole(path):
         raise ValueError(f"The store {path!r} is damaged: {changed}. {_OVERWRITE}")
     if not _true_attribute(group, path) and _true_members(group) is None:  # (a store of old: its attribute)
         return False
-    return not any(io.missing_chunks(a) for a in arrays)
+    return not any(_store.missing_chunks(a) for a in arrays)
 
 
 #: The argument of generate_mixture that sets each key of its record that is not named after one.
@@ -436,7 +436,7 @@ def _check_same(path, old, new):
     if old_status.get("format") == FORMAT:  # recorded before the option: Blosc-LZ4
         old_status = {"compression": "lz4", **old_status}
     if old_status.get("format") != FORMAT:
-        if not io.replaceable(path):
+        if not _files.replaceable(path):
             raise ValueError(f"{path!r} already exists and is not a Zarr store. Choose another path.")
         if old_status:  # a record of another format: an earlier version's store
             raise ValueError(f"{path!r} was generated by another version of dask_gmm. "
@@ -500,7 +500,7 @@ def _true_arrays(group, true):
     parameters from the same seed: a ValueError, not a store of two mixtures)."""
     for name, value in zip(TRUE_ARRAYS, true):
         arr = group.get(name)
-        if isinstance(arr, zarr.Array) and arr.shape == value.shape and not io.missing_chunks(arr):
+        if isinstance(arr, zarr.Array) and arr.shape == value.shape and not _store.missing_chunks(arr):
             if not np.array_equal(arr[...], value):
                 raise ValueError(f"The true parameters recorded in {group.store_path} ({name}) differ from the ones "
                                  f"given now (the model, or drawn from the seed). {_OVERWRITE}")
@@ -539,7 +539,7 @@ def _check_true_shapes(group, path, weights, means, covs):
     K, d = record.get("n_components"), record.get("n_features")
     try:
         x = io.member(group, "X", path)
-    except io.DamagedMetadata:  # said by the reader of X, with the overwrite that mends it
+    except _store.DamagedMetadata:  # said by the reader of X, with the overwrite that mends it
         x = None
     if means.ndim == 2:
         K, d = (means.shape[0] if K is None else K), (means.shape[1] if d is None else d)
@@ -573,7 +573,7 @@ def _true_members(group):
     """The arrays :data:`TRUE_ARRAYS` of ``group``, or None unless all are there with all their chunks
     (a run killed at its start may not have written them: rerunning writes them)."""
     arrays = [group.get(name) for name in TRUE_ARRAYS]
-    if not all(isinstance(a, zarr.Array) for a in arrays) or any(io.missing_chunks(a) for a in arrays):
+    if not all(isinstance(a, zarr.Array) for a in arrays) or any(_store.missing_chunks(a) for a in arrays):
         return None
     return arrays
 
@@ -649,7 +649,7 @@ def foreign_members(path):
         node = io.open_node(path)
     except ValueError:
         return []
-    return sorted(io.children(node) - _MEMBERS - {"zarr.json"}) if isinstance(node, zarr.Group) else []
+    return sorted(_store.children(node) - _MEMBERS - {"zarr.json"}) if isinstance(node, zarr.Group) else []
 
 
 def _refuse_foreign_members(path):
@@ -659,7 +659,7 @@ def _refuse_foreign_members(path):
     if extra:
         raise ValueError(
             f"generate_mixture: {path!r} is a store of generate_mixture that also holds {len(extra)} Zarr "
-            f"node(s) it did not write ({io.first_few(extra)}), which overwrite=True would delete with it. "
+            f"node(s) it did not write ({_store.first_few(extra)}), which overwrite=True would delete with it. "
             "Move them out, or choose another path."
         )
 
@@ -735,14 +735,14 @@ def _write_chunks(path, group, X, labels, new, seed, expected):
     that would not fit before the rest are written."""
     status, true = expected
     weights, means, covs = true
-    todo = range(X.nchunks) if new else sorted({_chunk_index(k) for k in io.missing_chunks(X)}
-                                               | {_chunk_index(k) for k in io.missing_chunks(labels)})
+    todo = range(X.nchunks) if new else sorted({_chunk_index(k) for k in _store.missing_chunks(X)}
+                                               | {_chunk_index(k) for k in _store.missing_chunks(labels)})
     logger.info("writing %d of %d chunks (%d rows each) to %s", len(todo), X.nchunks, X.chunks[0], path)
     chol = np.linalg.cholesky(covs)
     token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster
     recorded = group.attrs.asdict()[io.STATUS_ATTR]  # as the store holds it (resumed: as an earlier run wrote it)
     args = (X, labels, seed, weights, means, chol, recorded)
-    if len(todo) > 1 and io.chunk_file(X, 0) is not None:  # one chunk first, to learn what the rest need
+    if len(todo) > 1 and _store.chunk_file(X, 0) is not None:  # one chunk first, to learn what the rest need
         _compute_all(_chunk_writes(todo[:1], f"{token}-first", *args))
         _check_room(path, X, labels, todo[0], todo[1:])
         todo = todo[1:]
@@ -837,8 +837,8 @@ def generate_mixture(
     if not os.fspath(path).strip():
         raise ValueError("generate_mixture: the path is empty. Give the path of the Zarr store to write.")
     path = io.data_path(path)  # absolute: the chunks may be written by a cluster's workers
-    io.refuse_chain_output(path, "the store")
-    io.refuse_output_inside(path, "the store", arrays_only=True, follow_link=True)
+    _files.refuse_chain_output(path, "the store")
+    _files.refuse_output_inside(path, "the store", arrays_only=True, follow_link=True)
     _check_arguments(n_samples, chunk_size, dtype, attributes, compression, model, n_features, n_components, box,
                      covariance_scale, min_separation)
 
@@ -846,7 +846,7 @@ def generate_mixture(
             "thread). Wait for it to finish, or write another path.")
     with one_writer(path, busy):  # a URL's store takes no lock
         if overwrite:
-            io.refuse_unreplaceable(path, "overwrite=True",
+            _files.refuse_unreplaceable(path, "overwrite=True",
                                     (_generated, _generated_layout, "a store of generate_mixture"))
             _refuse_foreign_members(path)
         elif os.path.islink(path) and not os.path.exists(path):
@@ -882,7 +882,7 @@ def generate_mixture(
         true = (weights, means, covs)
         true_model = fitted_model(weights, means, covs, "full")
 
-        io.refuse_workers_without_dask_gmm(wait=True)  # before anything is written (their chunk tasks waited for ever)
+        _cluster.refuse_workers_without_dask_gmm(wait=True)  # before anything is written (their chunk tasks waited for ever)
         if old is not None:
             _check_same(path, old, (status, true))
             if attributes:
@@ -943,7 +943,7 @@ def read_true_model(path):
     lost = lost_true(node, os.fspath(path)) if true is None and isinstance(node, zarr.Group) else []
     if lost:
         raise ValueError(f"The store {os.fspath(path)!r} is damaged: it has lost the array(s) of its true parameters "
-                         f"({', '.join(lost)}). Rerun {io.RERUN} to write them again.")
+                         f"({', '.join(lost)}). Rerun {_store.RERUN} to write them again.")
     return None if true is None else fitted_model(*true, "full")
 
 
@@ -954,7 +954,7 @@ def lost_true(group, path=None):
     path = str(group.store_path) if path is None else path
     if not io.generator_record(group, path).get("complete") or _true_attribute(group, path):
         return []
-    return [name for name in TRUE_ARRAYS if not isinstance(a := group.get(name), zarr.Array) or io.missing_chunks(a)]
+    return [name for name in TRUE_ARRAYS if not isinstance(a := group.get(name), zarr.Array) or _store.missing_chunks(a)]
 
 
 def store_info(path):
@@ -1007,7 +1007,7 @@ def store_info(path):
     X = arrays[0]
     bare = os.path.basename(os.fspath(path).rstrip("/")) or "array"  # an array, not a group: by its name
     names = ("X", "labels") if isinstance(node, zarr.Group) else (bare,)
-    missing = {name: io.missing_chunk_count(a) for name, a in zip(names, arrays)}
+    missing = {name: _store.missing_chunk_count(a) for name, a in zip(names, arrays)}
     n_missing = sum(missing.values())
     changed = io.reshaped(status, X, labels if isinstance(node, zarr.Group) else None)
     return {
@@ -1047,7 +1047,7 @@ def _unmade_info(path, status, true, labels):
     was killed within its first moments): X's shape and codecs as the generator makes them, every
     chunk of it missing, and of ``labels`` (None where not made either)."""
     n, d, rows = status["n_samples"], status["n_features"], status["chunk_size"]
-    missing = {"X": -(-n // rows), "labels": -(-n // rows) if labels is None else io.missing_chunk_count(labels)}
+    missing = {"X": -(-n // rows), "labels": -(-n // rows) if labels is None else _store.missing_chunk_count(labels)}
     codecs = _compressors(status.get("compression", "lz4"))
     return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
             "filters": [], "compressors": [type(c).__name__ for c in codecs], "checksum": checksummed(codecs),

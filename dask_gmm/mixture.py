@@ -21,7 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
-from . import _kernels, io
+from . import _cluster, _kernels, io
 from ._checkpoint import Checkpoint
 from ._compat import InvalidParameterError
 from ._em import Blocks, Run, declared, em, fill_rows, rows_array, unsized_rows_array
@@ -315,7 +315,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
             return fill_rows(blocks, kernel, np.empty((sum(map(len, blocks)), *tail), dtype), model)
         Xd, rows = io.with_reader(X)
         self._check_features(Xd)
-        io.refuse_other_files_on_workers(Xd, rows=rows)
+        _cluster.refuse_other_files_on_workers(Xd, rows=rows)
         row_bytes = np.dtype(dtype).itemsize * math.prod(tail)  # the output's blocks of at most 16 MiB
         if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it, in a dask array's own
             given = io.given_row_chunks(X)  # row chunks where X is one (they had been dask_gmm's: map_blocks with X failed)

@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from . import _covariance as cov
-from . import io
+from . import _files
 from ._checkpoint import FORMAT as CHECKPOINT_FORMAT
 from ._checkpoint import fitted_fields, identity, json_int, json_number, of_another_version
 from ._files import check_folder, local_file_path, write_atomic
@@ -202,7 +202,7 @@ def _check_model_path(path):
         raise ValueError(f"Cannot write the model to {path!r}: model files are local files. Give a local path "
                          "(or a file:// URL).")
     check_folder(path)  # a folder, a device or FIFO, a missing folder
-    io.refuse_output_inside(path, "the model")
+    _files.refuse_output_inside(path, "the model")
     _replaces_only_model_files(path)
 
 

@@ -26,7 +26,8 @@ from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 from zarr.codecs import ZstdCodec
 
-from dask_gmm import BayesianGaussianMixture, GaussianMixture, _kernels, generate_mixture, io, load_model, save_model
+from dask_gmm import (BayesianGaussianMixture, GaussianMixture, _cluster, _kernels, _store, generate_mixture, io, load_model,
+                      save_model)
 from dask_gmm._em import Blocks
 
 from .conftest import console_script, make_blobs, shard_with_inner_chunk
@@ -678,15 +679,15 @@ def test_a_scheduler_that_cannot_be_reached_is_said_so_not_a_traceback(tmp_path)
     with _scheduler_with_a_worker(tmp_path) as (scheduler, client):
         scheduler.kill()
         scheduler.wait()
-        with pytest.raises(io.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, was "
+        with pytest.raises(_cluster.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, was "
                                                    r"lost( \(.*\))?\. Check the scheduler") as raised:
-            io.refuse_workers_without_dask_gmm(client)  # (the cause in brackets, where the call found it)
-        with pytest.raises(io.SchedulerLost):  # the check after each pass: it asks for the workers first
-            io.refuse_other_files_on_workers(None, files=io.stored_files(da.from_array(make_blobs(n=10))), checked=set())
+            _cluster.refuse_workers_without_dask_gmm(client)  # (the cause in brackets, where the call found it)
+        with pytest.raises(_cluster.SchedulerLost):  # the check after each pass: it asks for the workers first
+            _cluster.refuse_other_files_on_workers(None, files=_cluster.stored_files(da.from_array(make_blobs(n=10))), checked=set())
         said = cli._cluster_failure(raised.value, "tcp://127.0.0.1:1")
     assert re.fullmatch(r"the Dask cluster at tcp://127\.0\.0\.1:1 failed( \(.*\))?: its scheduler or the connection "
                         r"to it is gone\. Check the scheduler and the workers' logs, then rerun\.", said), said
-    assert cli._cluster_failure(io.SchedulerLost.of(), "tcp://127.0.0.1:1") == (  # found between two passes
+    assert cli._cluster_failure(_cluster.SchedulerLost.of(), "tcp://127.0.0.1:1") == (  # found between two passes
         "the Dask cluster at tcp://127.0.0.1:1 failed: its scheduler or the connection to it is gone. Check the "
         "scheduler and the workers' logs, then rerun.")
 
@@ -723,7 +724,7 @@ def test_a_scheduler_lost_during_a_fit_of_numpy_data_is_said_so(tmp_path, caplog
     user had not closed (a review)."""
     X = make_blobs(n=20_000, seed=4)
     with _scheduler_with_a_worker(tmp_path) as (scheduler, client), _fit_logging_to(_KillProcessOnIteration(scheduler, 2)):
-        with pytest.raises(io.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, was lost"):
+        with pytest.raises(_cluster.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, was lost"):
             GaussianMixture(3, random_state=0, max_iter=20, tol=0, verbose=1, verbose_interval=1).fit(X)
     assert not [r for r in caplog.records if "in-memory data was lost" in r.getMessage()]
 
@@ -821,7 +822,7 @@ def test_dask_scheduler_and_worker_command_lines(store, tmp_path, monkeypatch):
             labels = gm.predict(relative).compute()
             generate_mixture("generated.zarr", n_samples=20_000, chunk_size=5_000, random_state=0)  # on the workers
         generated = io.open_zarr(os.path.join(os.path.dirname(store), "generated.zarr"))
-        assert generated.shape == (20_000, 2) and io.missing_chunks(generated) == []
+        assert generated.shape == (20_000, 2) and _store.missing_chunks(generated) == []
         assert os.listdir(elsewhere) == []  # nothing written where the workers run
         ref = GaussianMixture(3, random_state=0, tol=1e-6).fit(store)
         assert_same_fit(gm, ref, rtol=1e-10)
@@ -863,6 +864,23 @@ def _stop(proc):
         else:
             proc.kill()
         proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def _a_worker_importing_from(tmp_path, folder):
+    """A Client of ``dask scheduler`` and one ``dask worker`` on 127.0.0.1 whose Python imports from
+    ``folder`` first (a stand-in dask_gmm there), both stopped after."""
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        procs.append(_start_worker(address, dict(env, PYTHONPATH=str(folder)), start_new_session=True))
+        with Client(address) as client:
+            client.wait_for_workers(1, timeout=60)
+            yield client
+    finally:
+        for p in reversed(procs):
+            _stop(p)
 
 
 @contextlib.contextmanager
@@ -1446,22 +1464,34 @@ def test_a_worker_running_other_code_of_the_same_version_is_named(store, tmp_pat
     shutil.copytree(os.path.dirname(dask_gmm.__file__), copy, ignore=shutil.ignore_patterns("__pycache__"))
     with open(copy / "_kernels.py", "a") as f:
         f.write("# changed since the workers started\n")
-    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
-    procs = []
-    try:
-        address = _start_scheduler(tmp_path, env, procs)
-        procs.append(_start_worker(address, dict(env, PYTHONPATH=str(copy.parent)), start_new_session=True))
-        with Client(address) as client:
-            client.wait_for_workers(1, timeout=60)
-            (worker_build,) = client.run(lambda: __import__("dask_gmm.io", fromlist=["build"]).build()).values()
-            assert worker_build.partition("+")[0] == dask_gmm.__version__ and worker_build != io.build()
-            with pytest.raises(ValueError, match=rf"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster runs dask-gmm "
-                                                 rf"{re.escape(dask_gmm.__version__)} of other code than this process "
-                                                 r"\(build .+\): a checkout changed since the workers started"):
-                GaussianMixture(3, random_state=0).fit(store)
-    finally:
-        for p in reversed(procs):
-            _stop(p)
+    with _a_worker_importing_from(tmp_path, copy.parent) as client:
+        (worker_build,) = client.run(lambda: __import__("dask_gmm._cluster", fromlist=["build"]).build()).values()
+        assert worker_build.partition("+")[0] == dask_gmm.__version__ and worker_build != _cluster.build()
+        with pytest.raises(ValueError, match=rf"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster runs dask-gmm "
+                                             rf"{re.escape(dask_gmm.__version__)} of other code than this process "
+                                             r"\(build .+\): a checkout changed since the workers started"):
+            GaussianMixture(3, random_state=0).fit(store)
+
+
+def test_a_worker_running_a_build_from_before_the_cluster_module_is_named_as_another_version(store, tmp_path):
+    """build() was dask_gmm.io's until io.py was split: a worker of such a build has no
+    dask_gmm._cluster, and is another version, not a Python that cannot import dask_gmm."""
+    import dask_gmm
+
+    stand_in = tmp_path / "path" / "dask_gmm"  # the modules a worker is asked to import, as they were
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text(f"__version__ = {dask_gmm.__version__!r}\n")
+    (stand_in / "generate.py").write_text("")
+    (stand_in / "mixture.py").write_text("")
+    (stand_in / "io.py").write_text(f"def build():\n    return {dask_gmm.__version__ + '+000000000000'!r}\n")
+    # absent, as the import system says it (an editable install's finder would find this checkout's)
+    (stand_in / "_cluster.py").write_text("raise ModuleNotFoundError(\"No module named 'dask_gmm._cluster'\", "
+                                          "name='dask_gmm._cluster')\n")
+    with _a_worker_importing_from(tmp_path, stand_in.parent):
+        with pytest.raises(ValueError, match=r"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster runs dask-gmm of "
+                                             rf"another version, this process {re.escape(dask_gmm.__version__)}\. "
+                                             "Install dask-gmm"):
+            GaussianMixture(3, random_state=0).fit(store)
 
 
 def test_a_worker_that_cannot_import_what_the_tasks_need_is_named_and_so_is_the_first_to_join(store, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from dask.callbacks import Callback
 from dask.system import CPU_COUNT
 
-from dask_gmm import GaussianMixture, _kernels, io
+from dask_gmm import GaussianMixture, _kernels, _reader, io
 from dask_gmm import _em
 from dask_gmm._em import Blocks, _blocks_of, _data_of, _Folds, _piece_rows, _Tree, _tree, fill_rows
 
@@ -130,7 +130,7 @@ def test_a_pass_over_a_store_is_pulled_a_chunk_at_a_time_with_the_bytes_of_one_t
     per block."""
     import zarr
 
-    monkeypatch.setattr(io, "GROUP_BYTES", group * 500 * 2 * 8)  # pieces of ``group`` chunks of 500 rows
+    monkeypatch.setattr(_reader, "GROUP_BYTES", group * 500 * 2 * 8)  # pieces of ``group`` chunks of 500 rows
 
     X = make_blobs(n=21_000)
     zarr.create_array(store=str(tmp_path / "x.zarr"), shape=X.shape, chunks=(500, 2), dtype=X.dtype)[:] = X

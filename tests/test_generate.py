@@ -19,7 +19,7 @@ from distributed import Client, LocalCluster, get_task_stream
 from scipy.spatial.distance import pdist
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
-from dask_gmm import GaussianMixture, generate_mixture, io, save_model
+from dask_gmm import GaussianMixture, _files, generate_mixture, io, save_model
 from dask_gmm.generate import draw_rows, label_dtype, read_true_model, store_info
 
 from .conftest import make_blobs
@@ -939,7 +939,7 @@ def test_a_file_url_holding_a_double_colon_is_refused(tmp_path):
                                          ("/d/x.zarr", "/d/x.zarr")])
 def test_the_store_a_chain_of_urls_reads(url, target):
     """Outputs are kept out of the store a chain of wrappers reads: its last URL (only then)."""
-    assert io.chain_target(url) == target
+    assert _files.chain_target(url) == target
 
 
 def test_a_store_killed_before_its_arrays_were_made_is_incomplete(tmp_path):

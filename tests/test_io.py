@@ -22,7 +22,7 @@ import pytest
 import zarr
 from zarr.codecs import ZstdCodec
 
-from dask_gmm import GaussianMixture, _codecs, _kernels, _numba, generate_mixture, io
+from dask_gmm import GaussianMixture, _cluster, _codecs, _kernels, _numba, _reader, _store, generate_mixture, io
 
 from .conftest import make_blobs, shard_with_inner_chunk
 
@@ -146,7 +146,7 @@ def test_folders_linked_into_a_store_are_read_as_zarr_reads_them(tmp_path):
     shutil.move(tmp_path / "g.zarr" / "X" / "c", tmp_path / "elsewhere")
     os.symlink(tmp_path / "elsewhere", tmp_path / "g.zarr" / "X" / "c")
     os.symlink(tmp_path / "g.zarr", tmp_path / "elsewhere" / "loop")  # a link back up: the walk still ends
-    assert io.missing_chunks(zarr.open_array(str(tmp_path / "g.zarr" / "X"), mode="r")) == []
+    assert _store.missing_chunks(zarr.open_array(str(tmp_path / "g.zarr" / "X"), mode="r")) == []
     np.testing.assert_array_equal(fit(str(tmp_path / "g.zarr")).means_, fit(X).means_)
     os.remove(tmp_path / "elsewhere" / "2" / "0")
     with pytest.raises(ValueError, match=r"missing 1 of its chunks \(c/2/0\)"):
@@ -174,8 +174,8 @@ def test_a_stores_scan_reads_only_where_chunks_may_be(tmp_path):
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(200)
     try:
-        watched = set(io.StoredFiles([zarr.open_array(str(folder), mode="r")]).state)
-        missing = io.missing_chunks(zarr.open_array(str(folder), mode="r"))
+        watched = set(_cluster.StoredFiles([zarr.open_array(str(folder), mode="r")]).state)
+        missing = _store.missing_chunks(zarr.open_array(str(folder), mode="r"))
     finally:
         sys.setrecursionlimit(limit)
     assert watched == files and missing == []
@@ -188,7 +188,7 @@ def test_the_files_of_a_3d_array_read_through_dask_are_watched(tmp_path):
     rewritten during the fit went unseen)."""
     path = str(tmp_path / "cube.zarr")
     zarr.create_array(path, data=np.random.default_rng(0).random((40, 40, 3)), chunks=(20, 20, 3))
-    watched = io.stored_files(da.from_zarr(path).reshape(-1, 3))
+    watched = _cluster.stored_files(da.from_zarr(path).reshape(-1, 3))
     assert len(watched.state) == 5  # zarr.json and c/i/j/0
     zarr.open_array(path, mode="r+")[0:20, 0:20] = 0.5
     with pytest.raises(ValueError, match=r"its file 'c/0/0/0' was rewritten"):
@@ -214,10 +214,10 @@ def test_the_stored_keys_of_local_files_are_the_stores_own_listing(tmp_path, lay
         return {k[len("X/") :] async for k in a.store_path.store.list_prefix("X")}
 
     for a in (io.open_zarr(str(tmp_path / "g.zarr")), da.from_zarr(str(tmp_path / "g.zarr"), component="X")):
-        a = a if isinstance(a, zarr.Array) else io.zarr_arrays_read_by(a)[0]  # fsspec's local files
-        assert io._local_folder(a) is not None
-        assert io._stored_keys(a, []) == sync(listed(a)) and removed not in io._stored_keys(a, [])
-        assert io.missing_chunks(a) == [removed]
+        a = a if isinstance(a, zarr.Array) else _reader.zarr_arrays_read_by(a)[0]  # fsspec's local files
+        assert _store._local_folder(a) is not None
+        assert _store._stored_keys(a, []) == sync(listed(a)) and removed not in _store._stored_keys(a, [])
+        assert _store.missing_chunks(a) == [removed]
     if layout == "v3":  # links: a folder's to itself (not followed: it loops), a chunk's to a chunk, a broken one
         os.symlink(".", tmp_path / "g.zarr" / "X" / "c" / "loop")
         os.rename(tmp_path / "g.zarr" / "X" / "c" / "3" / "0", tmp_path / "elsewhere")
@@ -225,7 +225,7 @@ def test_the_stored_keys_of_local_files_are_the_stores_own_listing(tmp_path, lay
         os.remove(tmp_path / "g.zarr" / "X" / "c" / "5" / "0")
         os.symlink(tmp_path / "nothing", tmp_path / "g.zarr" / "X" / "c" / "5" / "0")
         arr = io.open_zarr(str(tmp_path / "g.zarr"))
-        assert io.missing_chunks(arr) == [removed, "c/5/0"]
+        assert _store.missing_chunks(arr) == [removed, "c/5/0"]
 
 
 def test_chunks_of_no_rows_in_the_metadata_are_damage_not_missing_chunks(tmp_path):
@@ -236,7 +236,7 @@ def test_chunks_of_no_rows_in_the_metadata_are_damage_not_missing_chunks(tmp_pat
     meta = json.loads((tmp_path / "z.zarr" / "zarr.json").read_text())
     meta["chunk_grid"]["configuration"]["chunk_shape"] = [0, 2]
     (tmp_path / "z.zarr" / "zarr.json").write_text(json.dumps(meta))
-    with pytest.raises(io.DamagedMetadata, match=r"declares chunks of shape \(0, 2\), with no room for a value: its "
+    with pytest.raises(_store.DamagedMetadata, match=r"declares chunks of shape \(0, 2\), with no room for a value: its "
                                                  r"metadata is damaged"):
         fit(str(tmp_path / "z.zarr"))
 
@@ -289,14 +289,14 @@ def test_a_dask_array_of_a_zarr_array_is_read_as_the_zarr_array(tmp_path):
     wrapped = (da.from_zarr(arr), da.from_zarr(str(tmp_path / "g.zarr")), da.from_zarr(arr, inline_array=True),
                da.from_array(arr, chunks=(700, 1)))
     for Xd in wrapped:
-        assert io.whole_zarr_array(Xd) is not None
+        assert _reader.whole_zarr_array(Xd) is not None
         np.testing.assert_allclose(fit(Xd, max_iter=5).means_, fit(X, max_iter=5).means_, rtol=1e-10)
         # read by the direct reader, as the path is: a path given to da.from_zarr (fsspec's local files) had been
         # read through dask, every Zarr chunk a task each pass (about 10x slower with small chunks, a review)
         assert io.zarr_rows(io.as_zarr_input(Xd)) is not None
     derived = (wrapped[0][:2000], wrapped[2].astype("f4"), 2 * wrapped[3])  # read through zarr, as dask does
     for Xd in derived:
-        assert io.whole_zarr_array(Xd) is None and len(io.zarr_arrays_read_by(Xd)) == 1
+        assert _reader.whole_zarr_array(Xd) is None and len(_reader.zarr_arrays_read_by(Xd)) == 1
     chunk = tmp_path / "g.zarr" / "c" / "2" / "0"
     chunk.write_bytes(chunk.read_bytes()[:100])  # cut short
     with pytest.raises(ValueError, match=r"'c/2/0' of the Zarr array .*rows 1000-1499.* cannot be decoded"):
@@ -441,7 +441,7 @@ def test_a_store_chunked_across_features_is_read_in_whole_rows(tmp_path, monkeyp
     np.testing.assert_array_equal(rows.read(650, 2111), X[650:2111])
     step = chunks[0]
     for group in (1, 2, 100):  # chunks read into one piece
-        monkeypatch.setattr(io, "GROUP_BYTES", group * step * X.itemsize * n_features)
+        monkeypatch.setattr(_reader, "GROUP_BYTES", group * step * X.itemsize * n_features)
         pieces = [(lo, x.copy()) for lo, x in rows.pieces(650, 2111)]  # each valid until the next
         assert [lo for lo, _ in pieces] == [650] + list(range((650 // step + group) * step, 2111, group * step))
         np.testing.assert_array_equal(np.concatenate([x for _, x in pieces]), X[650:2111])
@@ -610,7 +610,7 @@ def test_a_stored_chunk_of_fill_values_is_looked_up_once(tmp_path, monkeypatch):
         return await real(self, key)
 
     monkeypatch.setattr(zarr.storage.LocalStore, "exists", exists)
-    monkeypatch.setattr(io, "_STORED", set())
+    monkeypatch.setattr(_reader, "_STORED", set())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm = GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(X, sample_weight=str(tmp_path / "w.zarr"))
@@ -809,7 +809,7 @@ def test_inner_chunk_never_written_in_a_shard_is_refused_by_name(tmp_path, layou
     path = tmp_path / "s.zarr"
     arr = sharded_store(path, X, written=[(0, 3000), (6000, len(X))], layout=layout)
     assert sorted(os.listdir(path / "c")) == ["0", "1", "2", "3"]  # every shard file is there
-    assert io.missing_chunks(arr) == ["c/0/0 (inner chunk 1.0: rows 3000-5999)"]
+    assert _store.missing_chunks(arr) == ["c/0/0 (inner chunk 1.0: rows 3000-5999)"]
     named = r"missing 1 of its chunks \(c/0/0 \(inner chunk 1\.0: rows 3000-5999\)\).*Restore the store"
     with pytest.raises(ValueError, match=named):
         GaussianMixture(3, random_state=0).fit(arr)
@@ -817,7 +817,7 @@ def test_inner_chunk_never_written_in_a_shard_is_refused_by_name(tmp_path, layou
     with pytest.raises(ValueError, match=named):
         gm.predict(str(path))
     arr[3000:6000] = X[3000:6000]
-    assert io.missing_chunks(arr) == []
+    assert _store.missing_chunks(arr) == []
     gm.predict(str(path)).compute()
 
 
@@ -872,11 +872,11 @@ def test_missing_chunks_of_a_sharded_store_are_counted_in_chunks(tmp_path):
     from dask_gmm.generate import store_info
     arr = zarr.create_array(str(tmp_path / "a.zarr"), shape=(100, 3), chunks=(10, 3), shards=(40, 3), dtype="f8")
     arr[:15] = 1.0  # shard 0: inner chunks 0 and 1 written, 2 and 3 not; shards 1 and 2 absent
-    assert len(io.missing_chunks(arr)) == 4
-    assert io.missing_chunk_count(arr) == 2 + 4 + 2  # two inner chunks, shard 1 (rows 40-79), shard 2 (rows 80-99)
+    assert len(_store.missing_chunks(arr)) == 4
+    assert _store.missing_chunk_count(arr) == 2 + 4 + 2  # two inner chunks, shard 1 (rows 40-79), shard 2 (rows 80-99)
     assert store_info(str(tmp_path / "a.zarr"))["missing_chunks"] == 8
     arr[:] = 1.0
-    assert io.missing_chunk_count(arr) == 0
+    assert _store.missing_chunk_count(arr) == 0
 
 
 @pytest.mark.parametrize("location", ["end", "start"])
@@ -942,21 +942,21 @@ def test_shard_index_decoding(tmp_path):
     X = make_blobs(n=12000, means=BLOBS3)
     sharded_store(tmp_path / "s.zarr", X)
     raw = (tmp_path / "s.zarr" / "c" / "0" / "0").read_bytes()
-    pairs = io._decode_shard_index(raw[-36:], (2, 1))
+    pairs = _store._decode_shard_index(raw[-36:], (2, 1))
     assert pairs.shape == (2, 1, 2) and pairs.dtype == np.uint64
     starts, sizes = pairs[:, 0, 0], pairs[:, 0, 1]
     assert starts[0] == 0 and starts[1] == sizes[0] and sizes.sum() == len(raw) - 36  # the two chunks, then the index
     flipped = bytearray(raw[-36:])
     flipped[3] ^= 1
     with pytest.raises(ValueError, match="fails its crc32c checksum"):
-        io._decode_shard_index(bytes(flipped), (2, 1))
+        _store._decode_shard_index(bytes(flipped), (2, 1))
     with pytest.raises(ValueError, match="it holds 35 bytes, fewer than the 36 of its index"):
-        io._decode_shard_index(raw[-35:], (2, 1))
+        _store._decode_shard_index(raw[-35:], (2, 1))
     absent = 2**64 - 1
     big = np.array([[0, 10], [absent, absent]], ">u8").tobytes()
-    np.testing.assert_array_equal(io._decode_shard_index(big, (2,), ">", checksummed=False), [[0, 10], [absent, absent]])
+    np.testing.assert_array_equal(_store._decode_shard_index(big, (2,), ">", checksummed=False), [[0, 10], [absent, absent]])
     with pytest.raises(ValueError, match="half absent"):
-        io._decode_shard_index(np.array([[0, absent]], "<u8").tobytes(), (1,), checksummed=False)
+        _store._decode_shard_index(np.array([[0, absent]], "<u8").tobytes(), (1,), checksummed=False)
 
 
 @pytest.mark.filterwarnings("ignore:Combining a `sharding_indexed` codec")
@@ -1003,11 +1003,11 @@ def test_only_errors_of_the_data_are_reworded():
 
     for exc in (RuntimeError("Zstd decompression error"), ValueError("checksum"), zlib.error(), EOFError(),
                 gzip.BadGzipFile(), lzma.LZMAError("Corrupt input data")):
-        assert io._is_decode_error(exc)
+        assert _reader._is_decode_error(exc)
     for exc in (OSError(5, "Input/output error"), PermissionError(), TimeoutError(), MemoryError(),
                 KeyError("X/c/0/0"), Exception("a remote store's client failed"),
                 RuntimeError("can't start new thread")):  # Thread.start's, under ulimit -v: not the store's fault
-        assert not io._is_decode_error(exc)
+        assert not _reader._is_decode_error(exc)
 
 
 def test_healthy_sharded_and_v2_stores_fit_as_in_memory(tmp_path):
@@ -1017,7 +1017,7 @@ def test_healthy_sharded_and_v2_stores_fit_as_in_memory(tmp_path):
                            compressors=numcodecs.Zstd(level=3))
     v2[:] = X
     for arr in (sharded_store(tmp_path / "s.zarr", X), v2):
-        assert io.missing_chunks(arr) == [] and io.zarr_rows(arr) is None  # read through dask and zarr
+        assert _store.missing_chunks(arr) == [] and io.zarr_rows(arr) is None  # read through dask and zarr
         blocks = io.as_dask_array(arr).chunks
         for kw in (dict(init_params="random_from_data"), dict(init_params="kmeans", n_init=2)):
             ref = GaussianMixture(3, random_state=0, **kw).fit(da.from_array(X, chunks=blocks))
@@ -1065,7 +1065,7 @@ def test_a_band_across_features_is_put_together_by_the_compiled_interleave(tmp_p
     calls = []
     interleave = _numba.interleave
     monkeypatch.setattr(_numba, "interleave", lambda *a: calls.append(a[1].shape) or interleave(*a))
-    monkeypatch.setattr(io, "GROUP_BYTES", 1)  # one band a piece
+    monkeypatch.setattr(_reader, "GROUP_BYTES", 1)  # one band a piece
     got = [(lo, x.copy()) for lo, x in rows.pieces(0, 1037)]
     assert [lo for lo, _ in got] == list(range(0, 1037, chunks[0]))
     assert all(x.dtype == np.dtype(dtype).newbyteorder("=") for _, x in got)
@@ -1076,7 +1076,7 @@ def test_a_band_across_features_is_put_together_by_the_compiled_interleave(tmp_p
     assert len(calls) == bands_read * compiled and all(c == (len(rows._columns), *chunks) for c in calls)
     if chain in ("zstd", "blosc+crc32c"):  # decoded straight into the band's buffer: no chunk-sized buffer
         made = []
-        thread = threading.Thread(target=lambda: (rows.read(0, 1037), made.extend(vars(io._SCRATCH))))
+        thread = threading.Thread(target=lambda: (rows.read(0, 1037), made.extend(vars(_reader._SCRATCH))))
         thread.start(), thread.join()
         assert ("parts" in made) == compiled and ("decoded" in made) == (not compiled)
     monkeypatch.setattr(_kernels, "USE_NUMBA", False)  # NumPy's copies: the same rows
@@ -1086,7 +1086,7 @@ def test_a_band_across_features_is_put_together_by_the_compiled_interleave(tmp_p
     monkeypatch.setattr(_kernels, "USE_NUMBA", True)  # a store of whole rows, read in groups: copied as they are
     zarr.create_array(str(tmp_path / "w.zarr"), shape=X.shape, chunks=(100, n_features), dtype=X.dtype,
                       **CODEC_CHAINS[chain])[:] = X
-    monkeypatch.setattr(io, "GROUP_BYTES", 2**20)
+    monkeypatch.setattr(_reader, "GROUP_BYTES", 2**20)
     np.testing.assert_array_equal(io.zarr_rows(str(tmp_path / "w.zarr")).read(0, 1037), X)
     assert not calls
 
@@ -1107,7 +1107,7 @@ def test_zarr_rows_reads_what_zarr_reads(tmp_path, monkeypatch, chain, dtype):
         pieces = [(lo, x.copy()) for lo, x in rows.pieces(start, stop)]  # each valid until the next
         assert [lo for lo, _ in pieces] == [start]  # small chunks: one group
         np.testing.assert_array_equal(pieces[0][1], X[start:stop])
-    monkeypatch.setattr(io, "GROUP_BYTES", 1)  # a piece for each chunk
+    monkeypatch.setattr(_reader, "GROUP_BYTES", 1)  # a piece for each chunk
     for start, stop in ((0, 1037), (37, 963), (250, 251)):
         pieces = [(lo, x.copy()) for lo, x in rows.pieces(start, stop)]
         assert [lo for lo, _ in pieces] == [start] + list(range((start // 100 + 1) * 100, stop, 100))
@@ -1126,7 +1126,7 @@ def test_zarr_rows_pieces_reuse_their_buffers(tmp_path, monkeypatch, chain, grou
     zarr.create_array(str(tmp_path / "a.zarr"), shape=X.shape, chunks=(100, 3), dtype=X.dtype,
                       **CODEC_CHAINS[chain])[:] = X
     rows = io.zarr_rows(str(tmp_path / "a.zarr"))
-    monkeypatch.setattr(io, "GROUP_BYTES", group * 100 * 3 * 8)
+    monkeypatch.setattr(_reader, "GROUP_BYTES", group * 100 * 3 * 8)
     seen = []
     for lo, x in rows.pieces(0, 1000):
         np.testing.assert_array_equal(x, X[lo : lo + 100 * group])
@@ -1150,8 +1150,8 @@ def test_zarr_rows_reads_chunk_files_without_readv_too(tmp_path, monkeypatch, re
     X = np.random.default_rng(0).standard_normal((1000, 3))
     zarr.create_array(str(tmp_path / "a.zarr"), shape=X.shape, chunks=(100, 3), dtype=X.dtype,
                       **CODEC_CHAINS["blosc+crc32c"])[:] = X
-    monkeypatch.setattr(io, "_read_into", getattr(io, read_into))
-    monkeypatch.setattr(io, "_SCRATCH", threading.local())
+    monkeypatch.setattr(_reader, "_read_into", getattr(_reader, read_into))
+    monkeypatch.setattr(_reader, "_SCRATCH", threading.local())
     rows = io.zarr_rows(str(tmp_path / "a.zarr"))
     for room in (16, 100_000):
         rows._file_bytes = room
@@ -1170,7 +1170,7 @@ def test_zarr_rows_reads_a_chunk_file_that_comes_in_short_reads(tmp_path, monkey
                       **CODEC_CHAINS[chain])[:] = X
     rows = io.zarr_rows(str(tmp_path / "a.zarr"))
     rows._file_bytes = room
-    monkeypatch.setattr(io, "_SCRATCH", threading.local())  # no buffer of another test's size
+    monkeypatch.setattr(_reader, "_SCRATCH", threading.local())  # no buffer of another test's size
     real, reads, stop = os.readv, [], {}
 
     def short_readv(fd, buffers):
@@ -1315,7 +1315,7 @@ def test_zstd_content_size_reads_the_frame_header():
 def test_a_zstd_chunk_of_another_size_is_refused_not_read_from_the_reused_buffer(tmp_path, monkeypatch, group):
     """A valid Zstd frame of half a chunk in a chunk's file: the reused buffer, which holds the
     chunk read before it, must not fill the rest (in a piece of its own, or of a group)."""
-    monkeypatch.setattr(io, "GROUP_BYTES", group * 100 * 3 * 8)
+    monkeypatch.setattr(_reader, "GROUP_BYTES", group * 100 * 3 * 8)
     X = np.random.default_rng(0).standard_normal((1000, 3))
     zarr.create_array(str(tmp_path / "a.zarr"), shape=X.shape, chunks=(100, 3), dtype=X.dtype,
                       compressors=[ZstdCodec(level=3)])[:] = X
@@ -1803,11 +1803,11 @@ def test_a_blosc_chunk_cut_short_is_refused_without_a_checksum(tmp_path, layout,
 
 
 def cached(path):
-    """:func:`dask_gmm.io._in_page_cache` of the file ``path`` (asking starts the read of its first
+    """:func:`dask_gmm._reader._in_page_cache` of the file ``path`` (asking starts the read of its first
     page when it is not cached, but not of its last one: these files are larger than the first read)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        return io._in_page_cache(fd)
+        return _reader._in_page_cache(fd)
     finally:
         os.close(fd)
 
@@ -1819,7 +1819,7 @@ def drop_from_page_cache(files, tries=50):
     Asked of the last byte only: asking of the first starts the read of it and of the read-ahead
     after it, which on a disk of a large read-ahead reached the last page too before the hint was
     chosen (a loaded run's first file came back cached, and was not hinted). Either page missing
-    is enough for :func:`dask_gmm.io._in_page_cache`."""
+    is enough for :func:`dask_gmm._reader._in_page_cache`."""
     def last_cached(f):
         fd = os.open(f, os.O_RDONLY)
         try:
@@ -1867,7 +1867,7 @@ def test_direct_reader_prefetches_its_block_and_the_next(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "posix_fadvise", watched)
     np.testing.assert_array_equal(rows.read(40_000, 80_000), X[40_000:80_000])
     assert hinted == []  # nothing to hint
-    monkeypatch.setattr(io, "CACHED_SHARE", 0.0)  # a store not far smaller than memory: hinted all the same
+    monkeypatch.setattr(_reader, "CACHED_SHARE", 0.0)  # a store not far smaller than memory: hinted all the same
     np.testing.assert_array_equal(rows.read(40_000, 80_000), X[40_000:80_000])
     assert hinted == [(i, os.POSIX_FADV_WILLNEED) for i in [2, 3, 4, 5]]
     monkeypatch.undo()
@@ -2087,7 +2087,7 @@ def test_odd_zarr_inputs_are_refused_in_plain_words(tmp_path, capsys):
     zarr.create_array(str(tmp_path / "z0.zarr"), shape=(10, 0), dtype="f8", chunks=(5, 0))
     with pytest.raises(ValueError, match=r"Found array with 0 feature\(s\) \(shape=\(10, 0\)\)"):
         fit(str(tmp_path / "z0.zarr"))
-    assert io.missing_chunks(zarr.open_array(str(tmp_path / "z0.zarr"), mode="r")) == []
+    assert _store.missing_chunks(zarr.open_array(str(tmp_path / "z0.zarr"), mode="r")) == []
     assert cli.main(["info", str(tmp_path / "z0.zarr"), "-q"]) == 0
     assert cli.main(["fit", str(tmp_path / "z0.zarr"), "-k", "1", "-o", str(tmp_path / "m.json"), "-q"]) == 2
     assert capsys.readouterr().err == (f"dask-gmm: error: {str(tmp_path / 'z0.zarr')!r} holds no features (an array of "
@@ -2126,7 +2126,7 @@ def test_a_chunk_file_that_links_to_a_device_or_a_fifo_is_refused_not_read(tmp_p
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == (
             f"ValueError: The chunk file {str(chunk)!r} is not a regular file (a device, a FIFO "
-            f"or a socket, or a link to one): the store is damaged. Restore or regenerate it {io.REGENERATE}."), done.stderr
+            f"or a socket, or a link to one): the store is damaged. Restore or regenerate it {_store.REGENERATE}."), done.stderr
 
 
 def test_a_store_of_more_chunks_than_are_listed_is_refused_before_the_list(tmp_path, monkeypatch):
@@ -2135,8 +2135,8 @@ def test_a_store_of_more_chunks_than_are_listed_is_refused_before_the_list(tmp_p
     size, is checked before the list."""
     path = tmp_path / "many.zarr"
     zarr.create_array(str(path), data=np.zeros((101, 2)), chunks=(1, 2), config={"write_empty_chunks": True})
-    assert io.missing_chunks(zarr.open_array(str(path), mode="r")) == []
-    monkeypatch.setattr(io, "MAX_CHUNKS", 100)
+    assert _store.missing_chunks(zarr.open_array(str(path), mode="r")) == []
+    monkeypatch.setattr(_store, "MAX_CHUNKS", 100)
     with pytest.raises(ValueError, match=r"^The Zarr array '.*many\.zarr' has 101 chunks \(of shape \(1, 2\) in "
                                          r"\(101, 2\)\), more than the 100 dask_gmm reads\. Rechunk it into larger"):
         fit(str(path))

@@ -22,7 +22,7 @@ from sklearn.mixture import BayesianGaussianMixture as SKBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 from sklearn.utils._param_validation import InvalidParameterError
 
-from dask_gmm import BayesianGaussianMixture, GaussianMixture, io
+from dask_gmm import BayesianGaussianMixture, GaussianMixture, _reader, io
 
 from .conftest import make_blobs, seed_like_problem
 
@@ -1918,8 +1918,8 @@ def test_starting_rows_read_only_the_chunks_that_hold_them(tmp_path, monkeypatch
     path = str(tmp_path / "x.zarr")
     zarr.create_array(path, shape=X.shape, chunks=(500, 2), dtype="f8")[:] = X
     reads = []  # chunk keys read, by the direct reader or by zarr
-    real, zarr_get = io.ZarrRows._fetch, zarr.storage.LocalStore.get
-    monkeypatch.setattr(io.ZarrRows, "_fetch", lambda self, key, reuse: reads.append(key) or real(self, key, reuse))
+    real, zarr_get = _reader.ZarrRows._fetch, zarr.storage.LocalStore.get
+    monkeypatch.setattr(_reader.ZarrRows, "_fetch", lambda self, key, reuse: reads.append(key) or real(self, key, reuse))
 
     async def get(self, key, *args, **kwargs):
         reads.extend([key] if key.startswith("c/") else [])
@@ -2144,8 +2144,8 @@ def test_wide_outputs_come_in_blocks_of_at_most_16_mib(tmp_path, source, monkeyp
     P = gm.predict_proba(src)
     assert max(P.chunks[0]) * 64 * 8 <= io.TARGET_CHUNK_BYTES
     assert P.chunks[0][:4] == ((25_000,) * 4 if source == "dask" else (32_768,) * 4)  # equal parts
-    decoded, chunk = [], io.ZarrRows.chunk
-    monkeypatch.setattr(io.ZarrRows, "chunk", lambda self, i, **kw: decoded.append(i) or chunk(self, i, **kw))
+    decoded, chunk = [], _reader.ZarrRows.chunk
+    monkeypatch.setattr(_reader.ZarrRows, "chunk", lambda self, i, **kw: decoded.append(i) or chunk(self, i, **kw))
     np.testing.assert_array_equal(P.compute(), gm.predict_proba(X))
     assert sorted(decoded) == ([0, 1, 2, 3] if source == "zarr v3" else [])  # the direct reader's: once a chunk
     np.testing.assert_array_equal(gm.score_samples(src).compute(), gm.score_samples(X))  # 8 bytes a row: not cut
