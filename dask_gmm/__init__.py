@@ -5,9 +5,32 @@ command (:mod:`dask_gmm.__main__`) starts before numpy, dask, numba and
 scikit-learn are loaded and can answer a Ctrl-C during their import.
 """
 
+import hashlib as _hashlib
 import importlib as _importlib
+import os as _os
 
 __version__ = "0.1.0"
+
+
+def _source_build():
+    """``VERSION+DIGEST``: the version and a digest of the package's modules' source, read from its
+    files; the version alone where they cannot be read, or there are none (compiled only)."""
+    folder = _os.path.dirname(_os.path.abspath(__file__))
+    h = _hashlib.sha256()
+    try:
+        names = sorted(n for n in _os.listdir(folder) if n.endswith(".py") and not n.startswith(".")
+                       and _os.path.isfile(_os.path.join(folder, n)))  # not an editor's lock link (.#cli.py)
+        for name in names:
+            with open(_os.path.join(folder, name), "rb") as f:
+                h.update(name.encode() + b"\0" + f.read() + b"\0")
+    except OSError:
+        return __version__
+    return f"{__version__}+{h.hexdigest()[:12]}" if names else __version__
+
+
+#: This build (:func:`dask_gmm._cluster.build`), taken as the package is first imported (about 1 ms),
+#: before any of its modules: a worker that loaded them before its checkout changed still says so.
+_BUILD = _source_build()
 
 #: Each public name and the module that defines it.
 _PUBLIC = {

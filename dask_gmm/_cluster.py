@@ -6,7 +6,6 @@ every worker of a cluster, and the workers' dask_gmm (its :func:`build`) and sch
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import sys
 
@@ -19,7 +18,6 @@ from ._reader import zarr_arrays_read_by
 from ._store import (_ZARR_METADATA, _absent_chunks, _file_size, _folder_of, _local_folder, _scanned, _store_name,
                      first_few)
 
-logger = logging.getLogger(__name__)
 
 
 class StoredFiles:
@@ -201,35 +199,17 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
 
 #: What a worker is asked to evaluate: the modules whose functions the tasks carry (they import
 #: numba, zarr, dask, scikit-learn), and the build (:func:`build`). ``import dask_gmm`` alone loads none of them.
-#: Before this module, :func:`build` was ``dask_gmm.io``'s: a worker without this module runs another build.
+#: A build from before the package held its build answers with ``dask_gmm.io.build()``, which was its.
 _WORKER_IMPORTS = ("(__import__('dask_gmm.generate'), __import__('dask_gmm.mixture'), "
-                   f"__import__({__name__!r}, fromlist=['build']))[2].build()")
+                   "getattr(__import__('dask_gmm'), '_BUILD', None) or __import__('dask_gmm.io', fromlist=['build']).build())[2]")
 
 
 def build():
-    """``VERSION+DIGEST``: dask_gmm's version and a digest of its modules' source as it was when this
-    module was imported, so that workers running other code of the same version (a development
-    checkout changed since they started, or another checkout) are told apart: only the version had
-    been compared (a review). The version alone where the source cannot be read."""
-    return _BUILD
-
-
-def _source_build():
-    """:func:`build`, read from the package's files."""
-    folder = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256()
-    try:
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".py") and not n.startswith(".")
-                       and os.path.isfile(os.path.join(folder, n)))  # not an editor's lock link (.#cli.py)
-        for name in names:
-            with open(os.path.join(folder, name), "rb") as f:
-                h.update(name.encode() + b"\0" + f.read() + b"\0")
-    except OSError:
-        return __version__
-    return f"{__version__}+{h.hexdigest()[:12]}" if names else __version__  # compiled only: the version alone
-
-
-_BUILD = _source_build()  # about 0.7 ms
+    """``VERSION+DIGEST``: dask_gmm's version and a digest of its modules' source as it was when the
+    package was first imported (``dask_gmm._BUILD``), so that workers running other code of the same
+    version (a development checkout changed since they started, or another checkout) are told apart:
+    only the version had been compared (a review). The version alone where the source cannot be read."""
+    return sys.modules[__package__]._BUILD
 
 
 def _of_cluster(call, *args, **kwargs):
@@ -291,8 +271,6 @@ def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=
         _of_cluster(client.wait_for_workers, 1)
     answers = _of_cluster(client.run, eval, _WORKER_IMPORTS, on_error="return")  # eval: nothing of ours to unpickle
     for worker, answer in sorted(answers.items()):
-        if isinstance(answer, ImportError) and getattr(answer, "name", None) == __name__:
-            answer = "of another version"  # an older dask_gmm, whose build() was dask_gmm.io's
         if isinstance(answer, ImportError):
             raise ValueError(f"The worker {worker} of {where} cannot import dask_gmm ({type(answer).__name__}: "
                              f"{answer}). Install dask-gmm {__version__} in the workers' Python environment, "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fsspec
 import hashlib
 import os
 import re
@@ -18,6 +17,8 @@ import socket
 import stat
 import time
 import uuid
+
+import fsspec
 
 from . import io
 from ._store import DamagedMetadata, _zarr_node, first_few, foreign_files, member_nodes
@@ -457,6 +458,7 @@ def sync_tree(root):
         sync_folder(folder)
 
 
+# ------------------------------------------------------------------ what an output may replace, and where it may lie
 def replaceable(path):
     """Whether an overwrite may replace what is at ``path`` (a local path or URL).
 

@@ -91,7 +91,7 @@ def refuse_unless_predicted(output):
     """A ValueError when something at ``output`` is not what ``predict --overwrite`` may replace: an
     earlier output of predict, or an empty folder."""
     _files.refuse_unreplaceable(output, "--overwrite", (predicted, lambda members: not members,
-                                                    "an output of dask-gmm predict"))
+                                                        "an output of dask-gmm predict"))
 
 
 def check_still_free(output, overwrite):

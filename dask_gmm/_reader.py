@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import gzip
 import itertools
-import logging
 import lzma
 import math
 import os
@@ -38,7 +37,6 @@ from . import _codecs, _kernels, _numba
 from ._store import (REGENERATE, _absent_as_fill, _chunk_coords, _chunk_key, _chunk_name, _file_size, _fill_value,
                      _local_root, _storage_key, _written_since, missing_chunks)
 
-logger = logging.getLogger(__name__)
 
 
 def _zarr_blocks(arr, chunks, absent=frozenset()):
@@ -256,8 +254,6 @@ def _worker_address():
 
 
 _SCRATCH = threading.local()  # this thread's buffers that ZarrRows.pieces reads and decodes chunks into
-
-
 SCRATCH_BYTES = 16 * 2**20  # a larger chunk is read into new buffers (each thread keeps at most four of this, and a group)
 
 
@@ -289,7 +285,7 @@ class ZarrRows:
     and a fit can feed each decoded chunk to a kernel while it is still in cache.
     A chunk absent from the store raises instead of reading as the fill value, unless
     :data:`~dask_gmm._store.ABSENT_CHUNKS` is ``"fill"`` and it was absent when the reader was made.
-    Make one with :func:`zarr_rows`.
+    Make one with :func:`dask_gmm.io.zarr_rows`.
 
     :meth:`pieces` reads a local store's chunk files, and decodes Blosc, into
     buffers each thread reuses (:func:`_scratch`), not into new ones per chunk:

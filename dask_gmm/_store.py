@@ -1,10 +1,12 @@
-"""A Zarr store's files: where each chunk's file is, which chunks are written (the inner chunks
-of shards too), what else a store's folders hold, and what a missing chunk means (an error, or
-the fill value where asked).
+"""A Zarr store's files: where each chunk's file is and what it takes on disk, which chunks are
+written (the inner chunks of shards too), what else a store's folders hold, and what a missing
+chunk means (an error, or the fill value where asked); the errors and advice for a store that
+lost chunks or whose metadata cannot be read (:class:`DamagedMetadata`, :data:`REGENERATE`).
 
-Plain functions of a ``zarr.Array`` or a folder, without dask: used by the readers
-(:mod:`dask_gmm._reader`), the checks of a pass (:mod:`dask_gmm._cluster`), the opening of
-inputs (:mod:`dask_gmm.io`) and the generator.
+Plain functions of a ``zarr.Array`` or a folder, without dask arrays (dask's config says what a
+missing chunk means): used by the readers (:mod:`dask_gmm._reader`), the checks of a pass
+(:mod:`dask_gmm._cluster`), the opening of inputs (:mod:`dask_gmm.io`), the output rules
+(:mod:`dask_gmm._files`, :mod:`dask_gmm._outputs`), the generator and the command line.
 """
 
 from __future__ import annotations
@@ -335,8 +337,6 @@ def _store_name(arr):
 #: for chunks absent when the read began; one removed after is still an error). Set it with
 #: ``dask.config.set({"dask_gmm.absent-chunks": "fill"})``, or ``DASK_DASK_GMM__ABSENT_CHUNKS=fill``.
 ABSENT_CHUNKS = "dask_gmm.absent-chunks"
-
-
 ABSENT_CHUNKS_ENV = "DASK_DASK_GMM__ABSENT_CHUNKS"  # the same, in the environment (dask's naming)
 
 

@@ -1117,9 +1117,12 @@ def _fit(path, term, **kwargs):
 
 
 def _settle_zarr():
-    """:func:`dask_gmm.io.settle_zarr`, where zarr was loaded (the command's own work interrupted)."""
-    if "dask_gmm.io" in sys.modules:
-        sys.modules["dask_gmm.io"].settle_zarr()
+    """:func:`dask_gmm.io.settle_zarr`, where zarr was loaded (the command's own work interrupted):
+    by dask_gmm.io, or by a module of ours that it imports (:mod:`dask_gmm._store`: ``info``)."""
+    if "zarr" in sys.modules:
+        from .io import settle_zarr
+
+        settle_zarr()
 
 
 def _unwound(exc):

@@ -847,7 +847,7 @@ def generate_mixture(
     with one_writer(path, busy):  # a URL's store takes no lock
         if overwrite:
             _files.refuse_unreplaceable(path, "overwrite=True",
-                                    (_generated, _generated_layout, "a store of generate_mixture"))
+                                        (_generated, _generated_layout, "a store of generate_mixture"))
             _refuse_foreign_members(path)
         elif os.path.islink(path) and not os.path.exists(path):
             raise ValueError(f"generate_mixture: {path!r} is a link to {os.readlink(path)!r}, which does not exist. "

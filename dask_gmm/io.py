@@ -33,7 +33,7 @@ import scipy.sparse
 import zarr
 from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
 
-from . import _compat, _kernels
+from . import _cluster, _compat, _kernels
 from ._cluster import _check_zarr_sources
 from ._kernels import total_weight
 from ._reader import ZarrRows, _direct, _zarr_blocks, whole_zarr_array
@@ -42,6 +42,10 @@ from ._store import (RERUN, DamagedMetadata, _absent_chunks, _local_folder, _loc
 
 
 logger = logging.getLogger(__name__)
+
+#: What a fit, score or command raises when its cluster's scheduler, or the connection to it, is lost:
+#: catch ``dask_gmm.io.SchedulerLost`` (it is raised by :mod:`dask_gmm._cluster` and :mod:`dask_gmm._em`).
+SchedulerLost = _cluster.SchedulerLost
 
 #: Target size of one in-memory chunk when dask_gmm picks the chunking itself.
 TARGET_CHUNK_BYTES = 16 * 2**20

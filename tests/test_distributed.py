@@ -680,7 +680,7 @@ def test_a_scheduler_that_cannot_be_reached_is_said_so_not_a_traceback(tmp_path)
         scheduler.kill()
         scheduler.wait()
         with pytest.raises(_cluster.SchedulerLost, match=r"^The Dask cluster's scheduler, or the connection to it, was "
-                                                   r"lost( \(.*\))?\. Check the scheduler") as raised:
+                                                         r"lost( \(.*\))?\. Check the scheduler") as raised:
             _cluster.refuse_workers_without_dask_gmm(client)  # (the cause in brackets, where the call found it)
         with pytest.raises(_cluster.SchedulerLost):  # the check after each pass: it asks for the workers first
             _cluster.refuse_other_files_on_workers(None, files=_cluster.stored_files(da.from_array(make_blobs(n=10))), checked=set())
@@ -1473,9 +1473,10 @@ def test_a_worker_running_other_code_of_the_same_version_is_named(store, tmp_pat
             GaussianMixture(3, random_state=0).fit(store)
 
 
-def test_a_worker_running_a_build_from_before_the_cluster_module_is_named_as_another_version(store, tmp_path):
-    """build() was dask_gmm.io's until io.py was split: a worker of such a build has no
-    dask_gmm._cluster, and is another version, not a Python that cannot import dask_gmm."""
+def test_a_worker_of_a_build_from_before_the_package_held_its_build_is_named(store, tmp_path):
+    """build() was dask_gmm.io's until the package took its build as it is first imported: a worker
+    of such a build answers with it, and is named as running other code, not as a Python that
+    cannot import dask_gmm (``dask_gmm._cluster`` had been asked for, which it lacks)."""
     import dask_gmm
 
     stand_in = tmp_path / "path" / "dask_gmm"  # the modules a worker is asked to import, as they were
@@ -1484,13 +1485,30 @@ def test_a_worker_running_a_build_from_before_the_cluster_module_is_named_as_ano
     (stand_in / "generate.py").write_text("")
     (stand_in / "mixture.py").write_text("")
     (stand_in / "io.py").write_text(f"def build():\n    return {dask_gmm.__version__ + '+000000000000'!r}\n")
-    # absent, as the import system says it (an editable install's finder would find this checkout's)
-    (stand_in / "_cluster.py").write_text("raise ModuleNotFoundError(\"No module named 'dask_gmm._cluster'\", "
-                                          "name='dask_gmm._cluster')\n")
     with _a_worker_importing_from(tmp_path, stand_in.parent):
-        with pytest.raises(ValueError, match=r"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster runs dask-gmm of "
-                                             rf"another version, this process {re.escape(dask_gmm.__version__)}\. "
-                                             "Install dask-gmm"):
+        with pytest.raises(ValueError, match=rf"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster runs dask-gmm "
+                                             rf"{re.escape(dask_gmm.__version__)} of other code than this process "
+                                             r"\(build 0\.1\.0\+000000000000, here "):
+            GaussianMixture(3, random_state=0).fit(store)
+
+
+def test_a_worker_that_loaded_modules_before_its_checkout_changed_is_named(store, tmp_path):
+    """The build was taken when dask_gmm._cluster was first imported: a worker that had loaded other
+    modules (a fit's kernels) from a checkout since changed to this process's took its build from
+    the new files, and ran its old kernels unnamed (a review). The package takes it as it is first
+    imported, before any of its modules."""
+    import dask_gmm
+
+    here = os.path.dirname(dask_gmm.__file__)
+    copy = tmp_path / "path" / "dask_gmm"
+    shutil.copytree(here, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(copy / "_kernels.py", "a") as f:
+        f.write("# the workers' checkout, before it changed\n")
+    with _a_worker_importing_from(tmp_path, copy.parent) as client:
+        client.run(lambda: __import__("dask_gmm._kernels") and None)  # the kernels loaded, not dask_gmm._cluster
+        shutil.copyfile(os.path.join(here, "_kernels.py"), copy / "_kernels.py")  # the checkout changed: as here
+        with pytest.raises(ValueError, match=r"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster runs dask-gmm "
+                                             r".+ of other code than this process"):
             GaussianMixture(3, random_state=0).fit(store)
 
 
