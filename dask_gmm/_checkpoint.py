@@ -20,7 +20,7 @@ import numpy as np
 from . import _covariance as cov
 from . import _files, _kernels
 from ._em import Run
-from ._files import check_folder, local_file_path, write_atomic
+from ._files import blank, check_folder, local_file_path, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -139,14 +139,6 @@ def of_another_version(tag, current):
     """Whether the format ``tag`` of a file is one of another version of ``current``'s
     ("dask_gmm.model/2" for "dask_gmm.model/1")."""
     return str(tag).startswith(current.rpartition("/")[0] + "/") and tag != current
-
-
-def blank(path):
-    """Whether ``path`` is a regular file holding nothing but blanks (none at all, as ``mktemp`` makes it)."""
-    if not os.path.isfile(path) or os.path.getsize(path) > 64:
-        return False
-    with open(path, "rb") as f:
-        return not f.read().strip()
 
 
 def _holds_bool(v):

@@ -88,10 +88,19 @@ def is_png(path):
         return False
 
 
+def blank(path):
+    """Whether ``path`` is a regular file holding nothing but blanks (none at all, as ``mktemp`` makes
+    it; a newline, as ``echo > path``): one that any of our files may replace, holding nothing to lose."""
+    if not os.path.isfile(path) or os.path.getsize(path) > 64:
+        return False
+    with open(path, "rb") as f:
+        return not f.read().strip()
+
+
 def holds_other_than_png(path):
     """Whether something is at ``path`` that a figure may not replace: anything but a PNG image or
-    an empty file (as ``mktemp`` makes, which holds nothing)."""
-    return os.path.exists(path) and os.path.getsize(path) > 0 and not is_png(path)
+    a :func:`blank` file."""
+    return os.path.exists(path) and not blank(path) and not is_png(path)
 
 
 def check_folder(path):

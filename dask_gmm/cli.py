@@ -1097,7 +1097,7 @@ def _fit(path, term, **kwargs):
     iteration to the handler; they do not change the numbers, and the
     returned model has them reset to the defaults.
     """
-    from ._checkpoint import blank
+    from ._files import blank
     from .mixture import GaussianMixture
 
     with _fit_progress(term, kwargs.get("n_init", 1)) as progress:

@@ -207,9 +207,9 @@ def _check_model_path(path):
 
 
 def replaceable_model_file(path):
-    """Whether a model file may replace what is at ``path``: nothing, an empty file (as ``mktemp``
-    makes) or a model file that loads."""
-    if not os.path.exists(path) or (os.path.isfile(path) and os.path.getsize(path) == 0):
+    """Whether a model file may replace what is at ``path``: nothing, a blank file (as ``mktemp``
+    makes: :func:`dask_gmm._files.blank`) or a model file that loads."""
+    if not os.path.exists(path) or _files.blank(path):
         return True
     try:
         with open(path, "rb"):

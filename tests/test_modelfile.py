@@ -644,10 +644,11 @@ def test_save_model_replaces_only_model_files_and_never_writes_into_a_store(tmp_
     assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
     assert csv.read_text() == "id,value\n"
     empty = tmp_path / "empty.json"
-    empty.write_bytes(b"")  # as mktemp makes it
-    for _ in range(2):  # an empty file, then a model file, are replaced
-        save_model(models["diag"], empty)
-        assert load_model(empty).covariance_type == "diag"
+    for blank in (b"", b"\n", b" \t\r\n"):  # as mktemp makes it, as ``echo > empty.json`` does...
+        empty.write_bytes(blank)
+        for _ in range(2):  # a blank file, then a model file, are replaced (a file of a newline had been refused)
+            save_model(models["diag"], empty)
+            assert load_model(empty).covariance_type == "diag"
     assert sorted(os.listdir(tmp_path)) == ["data.csv", "data.zarr", "empty.json"]
     # a file:// URL names a local file, as in the CLI (save_model refused it, load_model said "no model file")
     url = (tmp_path / "url.json").as_uri()

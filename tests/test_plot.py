@@ -76,6 +76,8 @@ def test_a_figure_replaces_only_a_png_image_or_an_empty_file(fitted, tmp_path):
         plot.plot_lower_bounds(gm, notes)
     for p in (empty, png):
         assert_png(plot.plot_lower_bounds(gm, p))
+    empty.write_text("\n")  # as ``echo > empty.png`` makes it: blank, as a checkpoint may be (it had been refused)
+    assert_png(plot.plot_lower_bounds(gm, empty))
 
     def another_program_writes(f):  # what lands at the path while the figure is drawn
         f.write(b"\x89PNG\r\n\x1a\n")
