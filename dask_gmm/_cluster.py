@@ -217,11 +217,7 @@ def _of_cluster(call, *args, **kwargs):
     scheduler cannot be reached (distributed's CommClosedError or another OSError: a review's scheduler
     killed as a command began was a bare traceback) or is lost, a RuntimeError where it is closed (a
     closed Client has no scheduler to call: an AttributeError)."""
-    state = client_state(call.__self__)
-    if state == "lost":
-        raise SchedulerLost.of()
-    if state == "closed":
-        raise RuntimeError(CLIENT_CLOSED.format(when="while it ran"))
+    refuse_unusable(call.__self__, "while it ran")
     try:
         return call(*args, **kwargs)
     except OSError as exc:
@@ -236,6 +232,26 @@ def client_state(client):
     if status == "connecting" or (status in ("closing", "closed") and getattr(client, "scheduler_comm", 0) is None):
         return "lost"
     return "closed" if status in ("closing", "closed") else None
+
+
+def refuse_unusable(client, when, exc=None):
+    """:class:`SchedulerLost` where the distributed ``client`` lost its scheduler, a RuntimeError
+    (:data:`CLIENT_CLOSED`, closed ``when``) where it was closed; nothing for one in use, or for
+    anything else. ``exc``: the error that revealed it, if any, as the cause."""
+    state = client_state(client)
+    if state == "lost":
+        raise SchedulerLost.of(exc) from exc
+    if state == "closed":
+        raise RuntimeError(CLIENT_CLOSED.format(when=when)) from exc
+
+
+def default_client():
+    """distributed's default Client, or None where there is none (distributed not imported: none)."""
+    distributed = sys.modules.get("distributed")
+    try:
+        return distributed.default_client()
+    except (AttributeError, ValueError):  # distributed not imported, or no Client
+        return None
 
 
 #: The error of a fit or score whose distributed Client was closed before it returned.

@@ -601,11 +601,7 @@ class Blocks:
         a distributed Client that is closed since, or has lost its scheduler (:class:`_cluster.SchedulerLost`):
         dask then gives its local threads, and a fit whose Client was closed between two passes had gone
         on in this process without a word (a review)."""
-        state = _cluster.client_state(getattr(self.began_on, "__self__", None))
-        if state == "lost":
-            raise _cluster.SchedulerLost.of()
-        if state == "closed":
-            raise RuntimeError(_cluster.CLIENT_CLOSED.format(when="between two of its passes"))
+        _cluster.refuse_unusable(getattr(self.began_on, "__self__", None), "between two of its passes")
         return scheduler()
 
     def _graph_for(self, scheduler):
@@ -766,12 +762,11 @@ class Blocks:
                 with _one_blas_thread(local_threads(scheduler)):
                     return scheduler(dsk, keys)
             except Exception as exc:
-                state = _cluster.client_state(getattr(scheduler, "__self__", None))
-                if "scheduler-connection-lost" in str(exc) or state == "lost":
-                    raise _cluster.SchedulerLost.of(exc) from exc  # not lost data (a review: two resends, then 30 s)
-                if state == "closed":  # neither (a review: three resends, then an AttributeError)
-                    why = f"during a pass ({type(exc).__name__}: {exc})"
-                    raise RuntimeError(_cluster.CLIENT_CLOSED.format(when=why)) from exc
+                if "scheduler-connection-lost" in str(exc):  # not lost data (a review: two resends, then 30 s)
+                    raise _cluster.SchedulerLost.of(exc) from exc
+                # lost, or closed: neither is lost data (a review: three resends, then an AttributeError)
+                _cluster.refuse_unusable(getattr(scheduler, "__self__", None),
+                                         f"during a pass ({type(exc).__name__}: {exc})", exc)
                 if self._lost_sent(exc) and attempt < RESEND_ATTEMPTS:
                     logger.warning("A worker holding this fit's in-memory data was lost (%s): sending it again", exc)
                     self._sent = None

@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import threading
 import time
 
 import zarr
 
-from . import _files, _store, io
+from . import _cluster, _files, _store, io
 from ._files import remove_replaced, sync_folder, sync_tree, temporary_sibling
 
 
@@ -197,10 +196,7 @@ def check_room(arr, first, rest, target, output):
 def removed_again(target):
     """Remove ``target`` again whenever it reappears within 2 s, when a distributed Client
     ran the writes: a worker's write under way when it was removed makes its folders again."""
-    distributed = sys.modules.get("distributed")
-    try:
-        distributed.default_client()
-    except (AttributeError, ValueError):  # distributed not imported, or no Client
+    if _cluster.default_client() is None:
         return
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:

@@ -119,7 +119,9 @@ def _stderr_is_terminal():
 @contextlib.contextmanager
 def _dask_progress(term):
     """Dask's progress bar on stderr for local-scheduler computations, when progress is wanted."""
-    if not term.progress or _distributed_client() is not None:
+    from ._cluster import default_client
+
+    if not term.progress or default_client() is not None:
         yield
         return
     from dask.diagnostics import ProgressBar
@@ -127,15 +129,6 @@ def _dask_progress(term):
     term.end_status()
     with ProgressBar(minimum=0.5, out=sys.stderr):
         yield
-
-
-def _distributed_client():
-    from distributed import default_client
-
-    try:
-        return default_client()
-    except ValueError:
-        return None
 
 
 class _FitProgress(logging.Handler):
