@@ -105,16 +105,24 @@ def runs_digest(runs):
 
 
 def _run_to_dict(r):
+    return {"covariance_type": r.covariance_type,
+            **fitted_to_dict(r.weights, r.means, r.covariances, r.precisions_cholesky, r.converged, r.n_iter,
+                             r.lower_bound, r.lower_bounds)}
+
+
+def fitted_to_dict(weights, means, covariances, precisions_cholesky, converged, n_iter, lower_bound, lower_bounds):
+    """The fitted parameters and history as JSON-ready values (float64 lists; a float that is not
+    finite as its string of :data:`NONFINITE`): what :func:`fitted_fields` reads back, for a model
+    file and a checkpoint's run alike. Shapes as :func:`fitted_fields` returns them."""
     return {
-        "covariance_type": r.covariance_type,
-        "weights": r.weights.tolist(),
-        "means": r.means.tolist(),
-        "covariances": r.covariances.tolist(),
-        "precisions_cholesky": r.precisions_cholesky.tolist(),
-        "lower_bound": r.lower_bound,
-        "lower_bounds": list(r.lower_bounds),
-        "n_iter": r.n_iter,
-        "converged": r.converged,
+        "weights": np.asarray(weights, np.float64).tolist(),
+        "means": np.asarray(means, np.float64).tolist(),
+        "covariances": np.asarray(covariances, np.float64).tolist(),
+        "precisions_cholesky": np.asarray(precisions_cholesky, np.float64).tolist(),
+        "converged": bool(converged),
+        "n_iter": int(n_iter),
+        "lower_bound": json_float(lower_bound),
+        "lower_bounds": [json_float(x) for x in lower_bounds],
     }
 
 
@@ -174,6 +182,15 @@ def _run_from_dict(d, covariance_type, n_components, n_features):
 
 #: The strings that stand for the floats JSON has no number for (a model file's lower bounds).
 NONFINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def json_float(x):
+    """``x`` as a strict JSON value: the float, or its string of :data:`NONFINITE` (where
+    ``json.dumps`` would write the ``-Infinity`` that strict parsers refuse)."""
+    x = float(x)
+    if np.isfinite(x):
+        return x
+    return "NaN" if np.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
 def json_int(d, key, low, high):

@@ -1375,14 +1375,14 @@ def _json_line(obj, **kwargs):
     """``obj`` as one line of strict JSON: a float that is not finite as the string a model file
     holds (``"-Infinity"``: a fit of no iteration's lower bound), where ``json.dumps`` wrote the
     ``-Infinity`` that strict parsers refuse."""
-    from .modelfile import _json_number  # the model files' own words for such floats
+    from ._checkpoint import json_float  # the model files' own words for such floats
 
     def strict(v):
         if isinstance(v, dict):
             return {k: strict(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
             return [strict(x) for x in v]
-        return _json_number(v) if isinstance(v, float) and not math.isfinite(v) else v
+        return json_float(v) if isinstance(v, float) and not math.isfinite(v) else v
 
     return json.dumps(strict(obj), allow_nan=False, **kwargs)
 

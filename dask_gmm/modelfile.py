@@ -37,7 +37,7 @@ from sklearn.exceptions import NotFittedError
 from . import _covariance as cov
 from . import _files
 from ._checkpoint import FORMAT as CHECKPOINT_FORMAT
-from ._checkpoint import fitted_fields, identity, json_int, json_number, of_another_version
+from ._checkpoint import fitted_fields, fitted_to_dict, identity, json_float, json_int, json_number, of_another_version
 from ._files import check_folder, local_file_path, write_atomic
 from .mixture import GaussianMixture, check_fitted
 
@@ -105,14 +105,8 @@ def model_to_dict(model):
         "covariance_type": str(model.covariance_type),
         "n_components": len(model.means_),  # the fitted K (n_components may have been set since)
         "n_features_in": int(model.n_features_in_),
-        "weights": np.asarray(model.weights_, np.float64).tolist(),
-        "means": np.asarray(model.means_, np.float64).tolist(),
-        "covariances": np.asarray(model.covariances_, np.float64).tolist(),
-        "precisions_cholesky": _precisions_cholesky(model).tolist(),
-        "converged": bool(model.converged_),
-        "n_iter": int(model.n_iter_),
-        "lower_bound": _json_number(model.lower_bound_),
-        "lower_bounds": [_json_number(x) for x in model.lower_bounds_],
+        **fitted_to_dict(model.weights_, model.means_, model.covariances_, _precisions_cholesky(model),
+                         model.converged_, model.n_iter_, model.lower_bound_, model.lower_bounds_),
         **({"feature_names_in": [str(v) for v in model.feature_names_in_]}
            if hasattr(model, "feature_names_in_") else {}),
         "settings": _settings_to_dict(model),
@@ -136,7 +130,7 @@ def _settings_to_dict(model):
         v = getattr(model, key, None)
         v = v.item() if isinstance(v, np.generic) else v
         if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[key] = _json_number(v)
+            out[key] = json_float(v)
         elif isinstance(v, kind):  # an int setting given as a bool (verbose=True) as its int
             out[key] = int(v) if kind is int else v
     return out
@@ -224,14 +218,6 @@ def replaceable_model_file(path):
     except (ValueError, OSError):
         return False
     return True
-
-
-def _json_number(x):
-    """``x`` as a strict JSON value: the float, or one of the strings of :data:`dask_gmm._checkpoint.NONFINITE`."""
-    x = float(x)
-    if np.isfinite(x):
-        return x
-    return "NaN" if np.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
 def model_from_dict(d):
