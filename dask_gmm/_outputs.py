@@ -138,7 +138,7 @@ def store_atomically(result, output, overwrite, attrs, check=None):
             da.store(result[rows:], writes, lock=False, regions=(slice(rows, n),))
         else:
             da.store(result, writes, lock=False)
-        io.refuse_unwritten([arr], output, "Write to a path or URL that this process and every worker share.")
+        _store.refuse_unwritten([arr], output, "Write to a path or URL that this process and every worker share.")
         if check is not None:
             check()
         if local:

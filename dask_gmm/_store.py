@@ -314,6 +314,18 @@ def first_few(names, sep=", "):
     return sep.join(names[:5]) + (f"{sep}..." if len(names) > 5 else "")
 
 
+def refuse_unwritten(arrays, path, advice):
+    """A ValueError when chunks just written to ``arrays`` (Zarr arrays of the store ``path``) are not
+    in the store as this process sees it: a cluster's workers wrote them to a disk of their own.
+    ``advice`` ends the message."""
+    lost = [f"{a.path}/{key}" if a.path else key for a in arrays for key in missing_chunks(a)]
+    if lost:
+        chunks, are, them = ("1 chunk", "is", "it") if len(lost) == 1 else (f"{len(lost)} chunks", "are", "them")
+        raise ValueError(f"{chunks} written for {path} {are} not in the store as this process sees it "
+                         f"({first_few(lost)}); a cluster's workers may have written {them} to a disk of their "
+                         f"own. {advice}")
+
+
 def _store_name(arr):
     """The path or URL of the Zarr array ``arr``, for messages (an fsspec store's URL, not its repr)."""
     store = arr.store_path.store

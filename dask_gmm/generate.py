@@ -341,7 +341,7 @@ def _check_room(path, X, labels, first, rest):
     there (:func:`_store.chunk_disk_use`: its files, compressed as the rest will be, and X's folder of
     it). A run of 1e9 rows of 100 features (800 GB, a typo's size) had filled the disk before
     failing (a review). Nothing is said where the chunk's files cannot be seen here (a cluster's
-    workers writing elsewhere: :func:`io.refuse_unwritten` says that)."""
+    workers writing elsewhere: :func:`_store.refuse_unwritten` says that)."""
     rows = _rows_in(X, [first])
     short = _store.disk_shortfall((X, labels), first, rows, _rows_in(X, rest), path)
     if short:
@@ -747,7 +747,7 @@ def _write_chunks(path, group, X, labels, new, seed, expected):
         _check_room(path, X, labels, todo[0], todo[1:])
         todo = todo[1:]
     _compute_all(_chunk_writes(todo, token, *args))
-    io.refuse_unwritten((X, labels), path, "Write to a path (or URL) that this process and every worker share, "
+    _store.refuse_unwritten((X, labels), path, "Write to a path (or URL) that this process and every worker share, "
                         "then rerun to finish.")
 
 

@@ -38,7 +38,7 @@ from ._cluster import _check_zarr_sources
 from ._kernels import total_weight
 from ._reader import ZarrRows, _direct, _zarr_blocks, whole_zarr_array
 from ._store import (RERUN, DamagedMetadata, _absent_chunks, _local_folder, _local_root, first_few, foreign_files,
-                     member_nodes, missing_chunks)
+                     member_nodes)
 
 
 logger = logging.getLogger(__name__)
@@ -497,17 +497,6 @@ def readable_metadata(path, read):
             f"The Zarr metadata in {path!r} cannot be read ({type(exc).__name__}: {exc}): the store is "
             "corrupt, or in a form this zarr does not read. Restore or regenerate it."
         ) from exc
-
-
-def refuse_unwritten(arrays, path, advice):
-    """A ValueError when chunks just written to ``arrays`` (Zarr arrays of the store ``path``) are not
-    in the store as this process sees it: a cluster's workers wrote them to a disk of their own.
-    ``advice`` ends the message."""
-    lost = [f"{a.path}/{key}" if a.path else key for a in arrays for key in missing_chunks(a)]
-    if lost:
-        raise ValueError(f"{len(lost)} chunks written for {path} are not in the store as this process sees it "
-                         f"({first_few(lost)}); a cluster's workers may have written them to a disk of their "
-                         f"own. {advice}")
 
 
 def settle_zarr(timeout=2.0):

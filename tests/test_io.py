@@ -117,6 +117,24 @@ def test_missing_chunks_are_refused_by_name(tmp_path):
             fit(url)
 
 
+def test_chunks_written_elsewhere_are_named_after_a_write(tmp_path):
+    """What the generator and predict's outputs check after their writes: chunks that a cluster's
+    workers wrote to a disk of their own are not in the store as this process sees it."""
+    write_store(tmp_path / "g.zarr", make_blobs(n=3000))
+    group = zarr.open_group(tmp_path / "g.zarr", mode="r")
+    X = group["X"]
+    assert _store.refuse_unwritten([X], "g.zarr", "Share it.") is None  # all there
+    os.remove(tmp_path / "g.zarr" / "X" / "c" / "1" / "0")
+    with pytest.raises(ValueError, match=r"^1 chunk written for g\.zarr is not in the store as this process sees it "
+                                         r"\(X/c/1/0\); a cluster's workers may have written it to a disk of their "
+                                         r"own\. Share it\.$"):
+        _store.refuse_unwritten([X], "g.zarr", "Share it.")
+    os.remove(tmp_path / "g.zarr" / "X" / "c" / "2" / "0")
+    with pytest.raises(ValueError, match=r"^2 chunks written for g\.zarr are not in the store as this process sees it "
+                                         r"\(X/c/1/0, X/c/2/0\)"):
+        _store.refuse_unwritten([X], "g.zarr", "Share it.")
+
+
 @pytest.mark.parametrize("cache", ["simplecache", "filecache", "blockcache"])
 def test_a_caching_chain_warns_that_it_reads_a_store_as_it_was(tmp_path, cache):
     """fsspec keeps a caching file system, and the chunks it read, for the life of the process: a
