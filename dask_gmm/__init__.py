@@ -28,9 +28,17 @@ def _source_build():
     return f"{__version__}+{h.hexdigest()[:12]}" if names else __version__
 
 
-#: This build (:func:`dask_gmm._cluster.build`), taken as the package is first imported (about 1 ms),
-#: before any of its modules: a worker that loaded them before its checkout changed still says so.
+#: This build, taken as the package is first imported (about 1 ms), before any of its modules.
 _BUILD = _source_build()
+
+
+def _build():
+    """This process's build (:func:`dask_gmm._cluster.build`, what a cluster's workers are asked):
+    :data:`_BUILD`, or where the package's files have changed since, that build and theirs now
+    (about 1 ms to read them): it may run the old and the new modules together, those loaded
+    before the change and those loaded after."""
+    now = _source_build()
+    return _BUILD if now == _BUILD else f"{_BUILD}, its files changed since to {now}"
 
 #: Each public name and the module that defines it.
 _PUBLIC = {

@@ -180,7 +180,7 @@ def _run_from_dict(d, covariance_type, n_components, n_features):
     return Run(covariance_type, *params, **history)
 
 
-#: The strings that stand for the floats JSON has no number for (a model file's lower bounds).
+#: The strings that stand for the floats JSON has no number for (lower bounds, in model files and checkpoints).
 NONFINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
 

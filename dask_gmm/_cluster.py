@@ -201,15 +201,16 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
 #: numba, zarr, dask, scikit-learn), and the build (:func:`build`). ``import dask_gmm`` alone loads none of them.
 #: A build from before the package held its build answers with ``dask_gmm.io.build()``, which was its.
 _WORKER_IMPORTS = ("(__import__('dask_gmm.generate'), __import__('dask_gmm.mixture'), "
-                   "getattr(__import__('dask_gmm'), '_BUILD', None) or __import__('dask_gmm.io', fromlist=['build']).build())[2]")
+                   "(getattr(__import__('dask_gmm'), '_build', None) or __import__('dask_gmm.io', fromlist=['build']).build)())[2]")
 
 
 def build():
     """``VERSION+DIGEST``: dask_gmm's version and a digest of its modules' source as it was when the
     package was first imported (``dask_gmm._BUILD``), so that workers running other code of the same
     version (a development checkout changed since they started, or another checkout) are told apart:
-    only the version had been compared (a review). The version alone where the source cannot be read."""
-    return sys.modules[__package__]._BUILD
+    only the version had been compared (a review). The version alone where the source cannot be read.
+    Where the package's files have changed since, that build and theirs now (``dask_gmm._build``)."""
+    return sys.modules[__package__]._build()
 
 
 def _of_cluster(call, *args, **kwargs):
@@ -239,10 +240,12 @@ def refuse_unusable(client, when, exc=None):
     (:data:`CLIENT_CLOSED`, closed ``when``) where it was closed; nothing for one in use, or for
     anything else. ``exc``: the error that revealed it, if any, as the cause."""
     state = client_state(client)
-    if state == "lost":
-        raise SchedulerLost.of(exc) from exc
-    if state == "closed":
-        raise RuntimeError(CLIENT_CLOSED.format(when=when)) from exc
+    error = (SchedulerLost.of(exc) if state == "lost" else
+             RuntimeError(CLIENT_CLOSED.format(when=when)) if state == "closed" else None)
+    if error is not None and exc is not None:
+        raise error from exc
+    if error is not None:
+        raise error  # in an ``except`` of the caller's, chained to what it handles (``from None`` hid it)
 
 
 def default_client():
@@ -283,6 +286,11 @@ def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=
         if not _on_a_cluster():
             return set()
         client = get_scheduler().__self__
+    here = build()
+    if here != sys.modules[__package__]._BUILD:  # its files changed since it imported them: no worker matches it
+        raise ValueError(f"dask_gmm's files changed since this process imported it (build {here}): it may run old "
+                         "and new code together, and workers that started since run the new. Restart this Python "
+                         "process and the workers, then rerun.")
     if wait and not _of_cluster(client.nthreads):
         _of_cluster(client.wait_for_workers, 1)
     answers = _of_cluster(client.run, eval, _WORKER_IMPORTS, on_error="return")  # eval: nothing of ours to unpickle
@@ -293,13 +301,13 @@ def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=
                              "then rerun.")
         if isinstance(answer, AttributeError):  # a version before build(): another version
             answer = "of another version"
-        if isinstance(answer, str) and answer != build():
+        if isinstance(answer, str) and answer != here:
             version = answer.partition("+")[0]
-            if version == __version__ and ("+" not in answer or "+" not in build()):
+            if version == __version__ and ("+" not in answer or "+" not in here):
                 continue  # a build whose source could not be read: its version alone is compared
             if version == __version__:
                 raise ValueError(f"The worker {worker} of {where} runs dask-gmm {version} of other code than this "
-                                 f"process (build {answer}, here {build()}): a checkout changed since the workers "
+                                 f"process (build {answer}, here {here}): a checkout changed since the workers "
                                  "started, or another one. Restart the workers with this process's dask_gmm, then rerun.")
             raise ValueError(f"The worker {worker} of {where} runs dask-gmm {version}, this process {__version__}. "
                              f"Install dask-gmm {__version__} in the workers' Python environment, then rerun.")

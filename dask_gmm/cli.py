@@ -1110,8 +1110,7 @@ def _fit(path, term, **kwargs):
 
 
 def _settle_zarr():
-    """:func:`dask_gmm.io.settle_zarr`, where zarr was loaded (the command's own work interrupted):
-    by dask_gmm.io, or by a module of ours that it imports (:mod:`dask_gmm._store`: ``info``)."""
+    """:func:`dask_gmm.io.settle_zarr`, where zarr was loaded (the command's own work interrupted)."""
     if "zarr" in sys.modules:
         from .io import settle_zarr
 

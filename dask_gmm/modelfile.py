@@ -191,7 +191,7 @@ def _replaces_only_model_files(path):
 
 def _check_model_path(path):
     """A ValueError unless a model file may be written at the local ``path``: not a URL, not inside a
-    Zarr store, and nothing there but an empty file or a model file (what else is there stays)."""
+    Zarr store, and nothing there but a blank file or a model file (what else is there stays)."""
     if "://" in path:
         raise ValueError(f"Cannot write the model to {path!r}: model files are local files. Give a local path "
                          "(or a file:// URL).")

@@ -87,7 +87,7 @@ def description(fig):
 
 def _save(fig, path):
     """Write ``fig`` as PNG to ``path`` atomically (temporary file in the same folder, then rename),
-    replacing only a PNG image or an empty file there (checked at the rename: the command line checks
+    replacing only a PNG image or a blank file there (checked at the rename: the command line checks
     its figures' paths before its work too, but a file written there since was replaced). The PNG's
     ``Description`` is :func:`description` of the figure."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -703,6 +703,12 @@ def test_a_closed_client_given_as_the_scheduler_is_said_so(store):
             with pytest.raises(RuntimeError, match=r"^The distributed Client that this fit or score ran on was closed "
                                                    r"while it ran\."):
                 GaussianMixture(2, random_state=0, max_iter=2).fit(store)
+            try:  # a fit in the caller's ``except``: what it handles stays in the traceback (``from None`` hid it)
+                raise KeyError("the caller's")
+            except KeyError:
+                with pytest.raises(RuntimeError, match="was closed while it ran") as raised:
+                    GaussianMixture(2, random_state=0, max_iter=2).fit(store)
+            assert isinstance(raised.value.__context__, KeyError) and not raised.value.__suppress_context__
 
 
 class _KillProcessOnIteration(logging.Handler):
@@ -1510,6 +1516,40 @@ def test_a_worker_that_loaded_modules_before_its_checkout_changed_is_named(store
         with pytest.raises(ValueError, match=r"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster runs dask-gmm "
                                              r".+ of other code than this process"):
             GaussianMixture(3, random_state=0).fit(store)
+
+
+def test_a_process_whose_checkout_changed_after_it_imported_dask_gmm_is_refused_on_a_cluster(store, tmp_path):
+    """The build was taken as the package is first imported: a notebook that imported dask_gmm, then
+    pulled, then fitted on workers that had loaded the old code matched them, and ran new code beside
+    their old (a review). A process whose files changed since it imported them is refused on a cluster,
+    and so is a worker (:func:`_cluster.build` compares the files now with those imported); alone, it fits."""
+    import dask_gmm
+
+    copy = tmp_path / "path" / "dask_gmm"
+    shutil.copytree(os.path.dirname(dask_gmm.__file__), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    script = textwrap.dedent(f"""
+        import os, sys
+        import dask_gmm  # the build taken here
+        with open({str(copy / "_kernels.py")!r}, "a") as f:
+            f.write("# pulled since\\n")
+        from distributed import Client, LocalCluster
+        from dask_gmm import GaussianMixture
+        GaussianMixture(3, random_state=0, max_iter=2).fit({store!r})  # no cluster: nothing to compare
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as cluster, Client(cluster):
+            try:
+                GaussianMixture(3, random_state=0).fit({store!r})
+            except ValueError as exc:
+                print(exc)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(copy.parent), DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.fullmatch(r"dask_gmm's files changed since this process imported it \(build 0\.1\.0\+[0-9a-f]{12}, its "
+                        r"files changed since to 0\.1\.0\+[0-9a-f]{12}\): it may run old and new code together, and "
+                        r"workers that started since run the new\. Restart this Python process and the workers, then "
+                        r"rerun\.\n", done.stdout), done.stdout
 
 
 def test_a_worker_that_cannot_import_what_the_tasks_need_is_named_and_so_is_the_first_to_join(store, tmp_path):
