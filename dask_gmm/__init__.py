@@ -12,33 +12,45 @@ import os as _os
 __version__ = "0.1.0"
 
 
-def _source_build():
-    """``VERSION+DIGEST``: the version and a digest of the package's modules' source, read from its
-    files; the version alone where they cannot be read, or there are none (compiled only)."""
-    folder = _os.path.dirname(_os.path.abspath(__file__))
+_FOLDER = _os.path.dirname(_os.path.abspath(__file__))
+
+
+def _module_files():
+    """The names of the package's modules' source files (not an editor's lock link, ``.#cli.py``)."""
+    return sorted(n for n in _os.listdir(_FOLDER) if n.endswith(".py") and not n.startswith(".")
+                  and _os.path.isfile(_os.path.join(_FOLDER, n)))
+
+
+def _source_build(names):
+    """``VERSION+DIGEST``: the version and a digest of the source files ``names`` of the package's
+    modules, read now; the version alone where there are none (compiled only); None where they
+    cannot be read."""
     h = _hashlib.sha256()
     try:
-        names = sorted(n for n in _os.listdir(folder) if n.endswith(".py") and not n.startswith(".")
-                       and _os.path.isfile(_os.path.join(folder, n)))  # not an editor's lock link (.#cli.py)
         for name in names:
-            with open(_os.path.join(folder, name), "rb") as f:
+            with open(_os.path.join(_FOLDER, name), "rb") as f:
                 h.update(name.encode() + b"\0" + f.read() + b"\0")
     except OSError:
-        return __version__
+        return None
     return f"{__version__}+{h.hexdigest()[:12]}" if names else __version__
 
 
+try:
+    _NAMES = _module_files()  # the modules there are as the package is imported (a later stray file is none)
+except OSError:
+    _NAMES = []
 #: This build, taken as the package is first imported (about 1 ms), before any of its modules.
-_BUILD = _source_build()
+_BUILD = _source_build(_NAMES) or __version__
 
 
 def _build():
     """This process's build (:func:`dask_gmm._cluster.build`, what a cluster's workers are asked):
-    :data:`_BUILD`, or where the package's files have changed since, that build and theirs now
-    (about 1 ms to read them): it may run the old and the new modules together, those loaded
-    before the change and those loaded after."""
-    now = _source_build()
-    return _BUILD if now == _BUILD else f"{_BUILD}, its files changed since to {now}"
+    :data:`_BUILD`, or where its modules' files have changed since, ``"BUILD (its files now NOW)"``
+    (about 1 ms to read them): it may run old and new modules together, those loaded before the
+    change and those after. Files that cannot be read now, or a build of the version alone, are
+    taken as unchanged (nothing to compare)."""
+    now = _source_build(_NAMES)
+    return _BUILD if now is None or now == _BUILD or "+" not in _BUILD else f"{_BUILD} (its files now {now})"
 
 #: Each public name and the module that defines it.
 _PUBLIC = {

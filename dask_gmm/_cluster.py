@@ -199,9 +199,11 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
 
 #: What a worker is asked to evaluate: the modules whose functions the tasks carry (they import
 #: numba, zarr, dask, scikit-learn), and the build (:func:`build`). ``import dask_gmm`` alone loads none of them.
-#: A build from before the package held its build answers with ``dask_gmm.io.build()``, which was its.
+#: Builds from before ``dask_gmm._build`` answer with the package's ``_BUILD``, or older ones with
+#: ``dask_gmm.io.build()``; older still, an AttributeError.
 _WORKER_IMPORTS = ("(__import__('dask_gmm.generate'), __import__('dask_gmm.mixture'), "
-                   "(getattr(__import__('dask_gmm'), '_build', None) or __import__('dask_gmm.io', fromlist=['build']).build)())[2]")
+                   "(lambda p: p._build() if hasattr(p, '_build') else getattr(p, '_BUILD', None) "
+                   "or __import__('dask_gmm.io', fromlist=['build']).build())(__import__('dask_gmm')))[2]")
 
 
 def build():
@@ -287,10 +289,11 @@ def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=
             return set()
         client = get_scheduler().__self__
     here = build()
-    if here != sys.modules[__package__]._BUILD:  # its files changed since it imported them: no worker matches it
-        raise ValueError(f"dask_gmm's files changed since this process imported it (build {here}): it may run old "
-                         "and new code together, and workers that started since run the new. Restart this Python "
-                         "process and the workers, then rerun.")
+    package = sys.modules[__package__]
+    if here != package._BUILD:  # its files changed since it imported them: no worker matches it
+        raise ValueError(f"dask_gmm's files in {package._FOLDER} changed since this process imported them (build "
+                         f"{here}): it may run old and new code together, and workers that start later may run the "
+                         "new. Restart this Python process and the workers, then rerun.")
     if wait and not _of_cluster(client.nthreads):
         _of_cluster(client.wait_for_workers, 1)
     answers = _of_cluster(client.run, eval, _WORKER_IMPORTS, on_error="return")  # eval: nothing of ours to unpickle

@@ -1518,11 +1518,49 @@ def test_a_worker_that_loaded_modules_before_its_checkout_changed_is_named(store
             GaussianMixture(3, random_state=0).fit(store)
 
 
+def test_a_build_whose_files_cannot_be_read_now_is_taken_as_unchanged(monkeypatch, tmp_path):
+    """Files that could not be read at a check (a network file system's error, a folder moved) made
+    the build "changed", and refused the process and its workers (a review): there is nothing to
+    compare, and the build taken at import stands. One whose files can be read and differ is changed."""
+    import dask_gmm
+
+    taken = dask_gmm._BUILD
+    assert _cluster.build() == taken
+    monkeypatch.setattr(dask_gmm, "_FOLDER", str(tmp_path / "gone"))  # as if moved away since the import
+    assert _cluster.build() == taken
+    for name in dask_gmm._NAMES:
+        (tmp_path / "gone").mkdir(exist_ok=True)
+        (tmp_path / "gone" / name).write_text("# another\n")
+    assert re.fullmatch(rf"{re.escape(taken)} \(its files now 0\.1\.0\+[0-9a-f]{{12}}\)", _cluster.build())
+
+
+def test_a_worker_whose_files_changed_after_it_loaded_dask_gmm_is_named(store, tmp_path):
+    """A worker's build was what it had imported: one whose checkout changed after it loaded the
+    same code as this process matched it, though any module it loads from then on is the new one
+    (a review). Its files now are compared with those it imported; a stray file there is not one of
+    its modules."""
+    import dask_gmm
+
+    here = os.path.dirname(dask_gmm.__file__)
+    copy = tmp_path / "path" / "dask_gmm"
+    shutil.copytree(here, copy, ignore=shutil.ignore_patterns("__pycache__"))  # this process's code
+    with _a_worker_importing_from(tmp_path, copy.parent) as client:
+        client.run(lambda: __import__("dask_gmm.mixture") and None)
+        (copy / "cli_BACKUP_4242.py").write_text("# a merge tool's copy: no module of the package\n")
+        GaussianMixture(3, random_state=0, max_iter=2).fit(store)  # the same build
+        with open(copy / "_kernels.py", "a") as f:
+            f.write("# the workers' checkout, changed since they loaded it\n")
+        with pytest.raises(ValueError, match=r"The worker tcp://127\.0\.0\.1:\d+ of the Dask cluster runs dask-gmm "
+                                             r"0\.1\.0 of other code than this process \(build 0\.1\.0\+[0-9a-f]{12} "
+                                             r"\(its files now 0\.1\.0\+[0-9a-f]{12}\), here "):
+            GaussianMixture(3, random_state=0).fit(store)
+
+
 def test_a_process_whose_checkout_changed_after_it_imported_dask_gmm_is_refused_on_a_cluster(store, tmp_path):
     """The build was taken as the package is first imported: a notebook that imported dask_gmm, then
     pulled, then fitted on workers that had loaded the old code matched them, and ran new code beside
     their old (a review). A process whose files changed since it imported them is refused on a cluster,
-    and so is a worker (:func:`_cluster.build` compares the files now with those imported); alone, it fits."""
+    (:func:`_cluster.build` compares the files now with those imported); alone, it fits."""
     import dask_gmm
 
     copy = tmp_path / "path" / "dask_gmm"
@@ -1546,10 +1584,10 @@ def test_a_process_whose_checkout_changed_after_it_imported_dask_gmm_is_refused_
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert re.fullmatch(r"dask_gmm's files changed since this process imported it \(build 0\.1\.0\+[0-9a-f]{12}, its "
-                        r"files changed since to 0\.1\.0\+[0-9a-f]{12}\): it may run old and new code together, and "
-                        r"workers that started since run the new\. Restart this Python process and the workers, then "
-                        r"rerun\.\n", done.stdout), done.stdout
+    assert re.fullmatch(rf"dask_gmm's files in {re.escape(str(copy))} changed since this process imported them \(build "
+                        r"0\.1\.0\+[0-9a-f]{12} \(its files now 0\.1\.0\+[0-9a-f]{12}\)\): it may run old and new code "
+                        r"together, and workers that start later may run the new\. Restart this Python process and the "
+                        r"workers, then rerun\.\n", done.stdout), done.stdout
 
 
 def test_a_worker_that_cannot_import_what_the_tasks_need_is_named_and_so_is_the_first_to_join(store, tmp_path):
