@@ -435,7 +435,7 @@ def test_chunks_that_never_reach_the_store_are_an_error(tmp_path):
             if key.endswith("-2"):
                 os.remove(os.path.join(path, "X", "c", "2", "0"))
 
-    with LoseChunk2(), pytest.raises(ValueError, match=r"1 chunks written for .* are not in the store.*X/c/2/0"):
+    with LoseChunk2(), pytest.raises(ValueError, match=r"1 chunk written for .* is not in the store.*X/c/2/0"):
         generate_mixture(path, **SMALL)
     assert store_info(path)["complete"] is False and store_info(path)["missing_chunks"] == 1
     generate_mixture(path, **SMALL)  # rerun to finish
