@@ -19,7 +19,6 @@ from ._store import (_ZARR_METADATA, _absent_chunks, _file_size, _folder_of, _lo
                      first_few)
 
 
-
 class StoredFiles:
     """The files of the Zarr arrays on this machine's file systems that a computation reads, as they
     stood when it began: each file's size, modification and status change times, in each array's

@@ -38,7 +38,6 @@ from ._store import (REGENERATE, _absent_as_fill, _chunk_coords, _chunk_key, _ch
                      _local_root, _storage_key, _written_since, missing_chunks)
 
 
-
 def _zarr_blocks(arr, chunks, absent=frozenset()):
     """``arr`` as a dask array read through zarr, ``da.from_zarr`` but for the errors; the chunks
     whose keys are in ``absent`` (:func:`~dask_gmm._store._absent_chunks`) read as fill values.
