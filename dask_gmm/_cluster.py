@@ -241,12 +241,12 @@ def refuse_unusable(client, when, exc=None):
     (:data:`CLIENT_CLOSED`, closed ``when``) where it was closed; nothing for one in use, or for
     anything else. ``exc``: the error that revealed it, if any, as the cause."""
     state = client_state(client)
-    error = (SchedulerLost.of(exc) if state == "lost" else
-             RuntimeError(CLIENT_CLOSED.format(when=when)) if state == "closed" else None)
-    if error is not None and exc is not None:
-        raise error from exc
-    if error is not None:
+    if state is None:
+        return
+    error = SchedulerLost.of(exc) if state == "lost" else RuntimeError(CLIENT_CLOSED.format(when=when))
+    if exc is None:
         raise error  # in an ``except`` of the caller's, chained to what it handles (``from None`` hid it)
+    raise error from exc
 
 
 def default_client():
