@@ -23,13 +23,18 @@ def _module_files():
 
 def _source_build(names):
     """``VERSION+DIGEST``: the version and a digest of the source files ``names`` of the package's
-    modules, read now; the version alone where there are none (compiled only); None where they
-    cannot be read."""
+    modules, read now (one removed from the folder since: a change); the version alone where there
+    are none (compiled only); None where they cannot be read."""
     h = _hashlib.sha256()
     try:
         for name in names:
-            with open(_os.path.join(_FOLDER, name), "rb") as f:
-                h.update(name.encode() + b"\0" + f.read() + b"\0")
+            try:
+                with open(_os.path.join(_FOLDER, name), "rb") as f:
+                    h.update(name.encode() + b"\0" + f.read() + b"\0")
+            except FileNotFoundError:
+                if not _os.path.isdir(_FOLDER):  # the folder gone (moved): nothing to compare
+                    raise
+                h.update(name.encode() + b"\1")  # a module removed since (a pull): a change
     except OSError:
         return None
     return f"{__version__}+{h.hexdigest()[:12]}" if names else __version__

@@ -1528,10 +1528,16 @@ def test_a_build_whose_files_cannot_be_read_now_is_taken_as_unchanged(monkeypatc
     assert _cluster.build() == taken
     monkeypatch.setattr(dask_gmm, "_FOLDER", str(tmp_path / "gone"))  # as if moved away since the import
     assert _cluster.build() == taken
-    for name in dask_gmm._NAMES:
-        (tmp_path / "gone").mkdir(exist_ok=True)
-        (tmp_path / "gone" / name).write_text("# another\n")
-    assert re.fullmatch(rf"{re.escape(taken)} \(its files now 0\.1\.0\+[0-9a-f]{{12}}\)", _cluster.build())
+    here = os.path.dirname(dask_gmm.__file__)
+    shutil.copytree(here, tmp_path / "gone", ignore=shutil.ignore_patterns("__pycache__"))
+    assert _cluster.build() == taken  # the same files elsewhere
+    os.remove(tmp_path / "gone" / "_compat.py")  # a module removed by a pull: a change (it had been "unreadable")
+    changed = rf"{re.escape(taken)} \(its files now 0\.1\.0\+[0-9a-f]{{12}}\)"
+    assert re.fullmatch(changed, _cluster.build())
+    shutil.copyfile(os.path.join(here, "_compat.py"), tmp_path / "gone" / "_compat.py")
+    with open(tmp_path / "gone" / "_em.py", "a") as f:
+        f.write("# another\n")
+    assert re.fullmatch(changed, _cluster.build())
 
 
 def test_a_worker_whose_files_changed_after_it_loaded_dask_gmm_is_named(store, tmp_path):
