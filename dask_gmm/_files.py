@@ -92,10 +92,13 @@ def blank(path):
     """Whether ``path`` is a regular file holding nothing but blanks (none at all, as ``mktemp`` makes
     it; a newline, as ``echo > path``): one that any of our files may replace, holding nothing to lose."""
     try:
-        if not os.path.isfile(path) or os.path.getsize(path) > 64:
+        if not os.path.isfile(path):
             return False
-        if os.path.getsize(path) == 0:  # not read: an empty file that may not be read is blank too
+        size = os.path.getsize(path)
+        if size == 0:  # not read: an empty file that may not be read is blank too
             return True
+        if size > 64:
+            return False
         with open(path, "rb") as f:
             return not f.read().strip()
     except OSError:  # unreadable: not known to be blank

@@ -34,7 +34,6 @@ import zarr
 from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
 
 from . import _cluster, _compat, _kernels
-from ._cluster import _check_zarr_sources
 from ._kernels import total_weight
 from ._reader import ZarrRows, _direct, _zarr_blocks, whole_zarr_array
 from ._store import (RERUN, DamagedMetadata, _absent_chunks, _local_folder, _local_root, first_few, foreign_files,
@@ -655,7 +654,7 @@ def _as_dask_array(X, min_samples=1, direct=False, unsized=False):
     if isinstance(X, da.Array):
         _refuse_sparse(X)
         _refuse_masked(X)
-        _check_zarr_sources(X)
+        _cluster._check_zarr_sources(X)
         if X.dtype == object:  # NumPy object arrays of numbers are converted; a dask array's values are not known
             raise ValueError("X is a dask array of objects, whose values are unknown until computed (a NumPy "
                              "object array of numbers is converted). Convert it with X.astype(float).")
@@ -947,7 +946,7 @@ def as_weights(sample_weight, X):
     if isinstance(sample_weight, zarr.Array):
         sample_weight = _zarr_blocks(sample_weight, sample_weight.chunks, _absent_chunks(sample_weight))
     elif isinstance(sample_weight, da.Array):
-        _check_zarr_sources(sample_weight)
+        _cluster._check_zarr_sources(sample_weight)
     _refuse_masked(sample_weight, "sample_weight")
     if not isinstance(sample_weight, da.Array):
         sample_weight = objects_as_float(np.asarray(sample_weight))
