@@ -16,6 +16,8 @@ import sys
 import threading
 import time
 
+from ._signals import SignalAgain
+
 
 def main(argv=None):
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
@@ -32,8 +34,20 @@ def main(argv=None):
     if on_main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # the command sets its own while it runs
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        from .cli import main as cli_main
+        again = None
+        if on_main:  # a Ctrl-C that Python dropped as the libraries loaded (in the import system's lock
+            # callbacks) is sent again, or raised once they have loaded, and not printed as "Exception ignored"
+            hook = sys.unraisablehook
+            sys.unraisablehook = again = SignalAgain(hook)
+        try:
+            from .cli import main as cli_main
 
+            if again is not None:
+                again.raise_pending()
+        finally:
+            if again is not None:  # the command sets its own while it runs
+                sys.unraisablehook = hook
+                again.cancel()
         status = cli_main(argv)
     except BaseException as exc:  # a Ctrl-C before the command's own handling starts, or after it ends
         if not _interrupted(exc):

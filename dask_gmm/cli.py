@@ -49,6 +49,8 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from ._signals import SignalAgain, Terminated
+
 PROG = "dask-gmm"
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")  # as dask_gmm._covariance (not imported: --help stays fast)
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")  # as dask_gmm._init.INITIALIZERS
@@ -1813,44 +1815,6 @@ def _out_of_memory(exc, command):
             f"ulimit -v), or {smaller}.")
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread (a KeyboardInterrupt, so that no ``except Exception`` stops it)."""
-
-
-class _SignalAgain:
-    """``sys.unraisablehook`` while a command runs: a Ctrl-C or SIGTERM whose exception Python
-    dropped is sent again, to be raised where it is not; anything else goes to the hook before.
-
-    A signal's handler raises in the main thread wherever it is; raised while that thread ran a
-    weakref callback or a ``__del__``, whose exceptions Python prints as "Exception ignored" and
-    drops, it was lost: ``demo`` ran on to its end and exited 0 after a Ctrl-C (3 times in 25) or
-    a SIGTERM (3 in 16), with a traceback (a review).
-    """
-
-    def __init__(self, before):
-        self.before = before
-        self.pending = None  # the exception dropped last, until the command has ended
-        self.timer = None
-
-    def __call__(self, unraisable):
-        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-            self.pending = _Terminated if issubclass(unraisable.exc_type, _Terminated) else KeyboardInterrupt
-            signum = signal.SIGTERM if self.pending is _Terminated else signal.SIGINT
-            # from another thread, 10 ms on: sent from here, its handler raised here, in the hook,
-            # which drops it too (and again, where the callback still runs)
-            self.timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
-            self.timer.daemon = True
-            self.timer.start()
-        else:
-            self.before(unraisable)
-
-    def raise_pending(self):
-        """At the command's end: raise the signal's exception if one was dropped and the command
-        ended before it was sent again (it had ended with status 0; ``main`` calls the sending off)."""
-        if self.pending is not None:
-            raise self.pending
-
-
 def main(argv=None):
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
@@ -1887,13 +1851,13 @@ def main(argv=None):
             term.warn(text)
 
     def terminate(signum, frame):
-        raise _Terminated
+        raise Terminated
 
     handled = threading.current_thread() is threading.main_thread()
     if handled:  # SIGTERM unwinds like Ctrl-C, so that temporary files are removed on the way out
         previous = signal.signal(signal.SIGTERM, terminate)
         hook = sys.unraisablehook
-        sys.unraisablehook = again = _SignalAgain(hook)
+        sys.unraisablehook = again = SignalAgain(hook)
     try:
         try:
             with warnings.catch_warnings():
@@ -1906,11 +1870,11 @@ def main(argv=None):
         if handled:
             again.raise_pending()
         return status
-    except KeyboardInterrupt as exc:  # a _Terminated (SIGTERM) too
-        if handled and again.timer is not None:  # handled now: not sent again while the clean-up runs
-            again.timer.cancel()
+    except KeyboardInterrupt as exc:  # a Terminated (SIGTERM) too
+        if handled:  # handled now: not sent again while the clean-up runs
+            again.cancel()
         _unwound(exc)
-        return error("terminated", 143) if isinstance(exc, _Terminated) else error("interrupted", 130)
+        return error("terminated", 143) if isinstance(exc, Terminated) else error("interrupted", 130)
     except (MemoryError, RuntimeError) as exc:  # a traceback with status 1 had said it (a review, under ulimit -v)
         if isinstance(exc, RuntimeError) and "can't start new thread" not in str(exc):
             raise
@@ -1936,8 +1900,7 @@ def main(argv=None):
         if handled:
             signal.signal(signal.SIGTERM, previous)
             sys.unraisablehook = hook
-            if again.timer is not None:  # nothing sent once the command has ended
-                again.timer.cancel()
+            again.cancel()  # nothing sent once the command has ended
         term.end_status()
 
 
