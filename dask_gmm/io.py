@@ -585,15 +585,27 @@ def as_zarr_input(X):
 
     A dask array made by ``da.from_zarr`` is read as its Zarr array is, so that its missing or
     corrupt chunks are refused by name, as they are when the array is given (zarr reads a missing
-    chunk as fill values).
+    chunk as fill values); where rows were appended to the array since the dask array was made,
+    the dask array's own rows are read through dask (all the rows had been fitted while ``predict``
+    labelled the dask array's: a review), and where it was changed otherwise, it is refused.
     """
     X = xarray_data(X)
-    if isinstance(X, da.Array) and (whole := whole_zarr_array(X)) is not None:
-        X = whole
     if isinstance(X, zarr.abc.store.Store):  # as zarr.open takes one: the node at its root
         X = readable_metadata(str(X), lambda: open_read_only(X))
     if isinstance(X, (zarr.Array, zarr.Group)):
         X = _reopened(X)
+    elif isinstance(X, da.Array) and (whole := whole_zarr_array(X)) is not None:
+        again = _reopened(whole)
+        if (again.shape, again.dtype) == (X.shape, X.dtype):
+            X = again
+        elif again.shape[1:] != X.shape[1:] or again.dtype != X.dtype or again.shape[0] < X.shape[0]:
+            raise ValueError(
+                f"The dask array reads the Zarr array {str(again.store_path)!r} as it was when the dask array was "
+                f"made, of shape {X.shape} and dtype {X.dtype}; it is of shape {again.shape} and dtype "
+                f"{again.dtype} now (written to since), and what X holds no longer lies there. Make the dask "
+                "array again (da.from_zarr), or pass the store's path."
+            )
+        # else rows appended since X was made: X's own rows are read, as dask reads them (X.compute())
     if isinstance(X, zarr.Group):
         X = group_data(X, str(X.store_path))
     elif isinstance(X, zarr.Array):

@@ -1934,6 +1934,31 @@ def test_the_package_loads_its_names_and_modules_on_first_use():
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_dask_array_of_a_zarr_array_written_to_since_is_read_as_the_dask_array(tmp_path, zarr_format):
+    """A ``da.from_zarr`` array made before rows were appended to its store: fit, score and bic read
+    the store's rows now (all 9,000), where predict and X.compute() have the dask array's 6,000 (a
+    review: the means of the appended rows' pull, a BIC 450 times too large). They read the dask
+    array's rows; a store cut or changed since is refused, not read as fill values."""
+    X = np.random.default_rng(0).normal(size=(6000, 2))
+    path = str(tmp_path / "grows.zarr")
+    arr = zarr.create_array(path, shape=X.shape, chunks=(1000, 2), dtype="f8", zarr_format=zarr_format)
+    arr[...] = X
+    lazy = da.from_zarr(path)
+    arr.append(np.full((3000, 2), 50.0))
+    kw = dict(means_init=[[0.0, 0.0]], max_iter=3, tol=0.0)
+    fitted, want = GaussianMixture(1, **kw).fit(lazy), GaussianMixture(1, **kw).fit(X)
+    np.testing.assert_allclose(fitted.means_, want.means_, rtol=1e-12)
+    np.testing.assert_allclose([fitted.score(lazy), fitted.bic(lazy)], [want.score(X), want.bic(X)], rtol=1e-12)
+    assert fitted.predict(lazy).compute().shape == (6000,)
+    arr.resize((3000, 2))
+    for call in (GaussianMixture(1).fit, fitted.score, fitted.predict):
+        with pytest.raises(ValueError, match=re.escape(
+                f"reads the Zarr array 'file://{path}' as it was when the dask array was made, of shape (6000, 2) "
+                "and dtype float64; it is of shape (3000, 2) and dtype float64 now (written to since)")):
+            call(lazy)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
 @pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
 def test_a_groups_stale_consolidated_metadata_is_not_read(tmp_path, zarr_format):
     """Rows appended to X after its group's metadata was consolidated (as xarray writes stores):
