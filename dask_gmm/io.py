@@ -73,7 +73,7 @@ def output_rows(row_chunks, unit, row_bytes):
     """The row blocks of a per-row output, of an input in blocks of ``row_chunks`` rows: each block
     cut into blocks of outputs of at most TARGET_CHUNK_BYTES (and one row at least), of whole
     units where one unit's output fits (a Zarr chunk decoded once), else each unit cut into parts
-    of equal rows but the last. The input's blocks were the outputs' too: 64 components'
+    of one size (the unit's last part shorter where none divides it). The input's blocks were the outputs' too: 64 components'
     probabilities of a block of 16 MiB of two features took 512 MiB, and killed a cluster's
     workers of 600 MB that fitted the same store (a review).
 
@@ -98,11 +98,11 @@ def output_rows(row_chunks, unit, row_bytes):
             out.append(n)
         elif step is not None:  # whole units, in blocks of one size for every block cut (da.to_zarr's regular chunks)
             out += [step] * (n // step) + [n % step] * (n % step > 0)
-        else:  # each unit in parts of equal rows but the last
+        else:  # each unit in parts of one size (dividing the unit where it may), the unit's last part shorter
+            part = _output_step(unit, 1, most)
             for start in range(0, n, unit):
                 m = min(unit, n - start)
-                step = -(-m // -(-m // most))
-                out += [step] * (m // step) + [m % step] * (m % step > 0)
+                out += [part] * (m // part) + [m % part] * (m % part > 0)
     return tuple(out)
 
 

@@ -2108,13 +2108,21 @@ def test_a_constant_feature_without_reg_covar_is_named(ct, where):
             GaussianMixture(1, covariance_type=ct, reg_covar=0.0, random_state=0).fit(np.c_[a, a @ [1.0, 3.0]])
 
 
-def test_wide_outputs_of_equal_blocks_come_in_equal_blocks(tmp_path):
+@pytest.mark.parametrize("source", ["dask", "zarr v3", "zarr v2"])
+def test_wide_outputs_of_equal_blocks_come_in_equal_blocks(tmp_path, source):
     """Blocks of 70,000 rows had been cut into 23,334, 23,334 and 23,332 rows of 64 probabilities, which
-    ``da.to_zarr`` rechunked, with a warning, to write them (a Dask user's review): a number of parts
-    that divides the block's rows is taken where there is one, so the output's blocks are equal."""
+    ``da.to_zarr`` rechunked, with a warning, to write them (a Dask user's review; a store's chunks of
+    70,000 rows too, a later review): a number of parts that divides the block's rows is taken where
+    there is one, so the output's blocks are equal."""
     X = np.random.default_rng(0).standard_normal((215_000, 2))
     gm = GaussianMixture(64, max_iter=1, random_state=0, init_params="random_from_data").fit(X[:5000])
-    P = gm.predict_proba(da.from_array(X, chunks=(70_000, 2)))
+    if source == "dask":
+        src = da.from_array(X, chunks=(70_000, 2))
+    else:
+        src = str(tmp_path / "x.zarr")
+        zarr.create_array(src, shape=X.shape, chunks=(70_000, 2), dtype=X.dtype,
+                          zarr_format=2 if "v2" in source else 3)[:] = X
+    P = gm.predict_proba(src)
     assert P.chunks[0] == (17_500,) * 12 + (5_000,)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # neither rechunked nor refused
