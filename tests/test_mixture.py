@@ -2108,6 +2108,17 @@ def test_a_constant_feature_without_reg_covar_is_named(ct, where):
             GaussianMixture(1, covariance_type=ct, reg_covar=0.0, random_state=0).fit(np.c_[a, a @ [1.0, 3.0]])
 
 
+def _in_blocks(X, source, dask_rows, zarr_rows, tmp_path):
+    """X as a dask array of blocks of ``dask_rows`` (``source`` "dask"), else the path of a Zarr store
+    ("zarr v2" or "zarr v3") of chunks of ``zarr_rows``."""
+    if source == "dask":
+        return da.from_array(X, chunks=(dask_rows, X.shape[1]))
+    path = str(tmp_path / "x.zarr")
+    zarr.create_array(path, shape=X.shape, chunks=(zarr_rows, X.shape[1]), dtype=X.dtype,
+                      zarr_format=2 if "v2" in source else 3)[:] = X
+    return path
+
+
 @pytest.mark.parametrize("source", ["dask", "zarr v3", "zarr v2"])
 def test_wide_outputs_of_equal_blocks_come_in_equal_blocks(tmp_path, source):
     """Blocks of 70,000 rows had been cut into 23,334, 23,334 and 23,332 rows of 64 probabilities, which
@@ -2116,12 +2127,7 @@ def test_wide_outputs_of_equal_blocks_come_in_equal_blocks(tmp_path, source):
     there is one, so the output's blocks are equal."""
     X = np.random.default_rng(0).standard_normal((215_000, 2))
     gm = GaussianMixture(64, max_iter=1, random_state=0, init_params="random_from_data").fit(X[:5000])
-    if source == "dask":
-        src = da.from_array(X, chunks=(70_000, 2))
-    else:
-        src = str(tmp_path / "x.zarr")
-        zarr.create_array(src, shape=X.shape, chunks=(70_000, 2), dtype=X.dtype,
-                          zarr_format=2 if "v2" in source else 3)[:] = X
+    src = _in_blocks(X, source, 70_000, 70_000, tmp_path)
     P = gm.predict_proba(src)
     assert P.chunks[0] == (17_500,) * 12 + (5_000,)
     with warnings.catch_warnings():
@@ -2142,12 +2148,7 @@ def test_wide_outputs_come_in_blocks_of_at_most_16_mib(tmp_path, source, monkeyp
     import tracemalloc
 
     X = np.random.default_rng(0).standard_normal((200_000, 2))
-    if source == "dask":
-        src = da.from_array(X, chunks=(100_000, 2))
-    else:
-        src = str(tmp_path / "x.zarr")
-        zarr.create_array(src, shape=X.shape, chunks=(65_536, 2), dtype=X.dtype,
-                          zarr_format=2 if "v2" in source else 3)[:] = X
+    src = _in_blocks(X, source, 100_000, 65_536, tmp_path)
     gm = GaussianMixture(64, max_iter=1, random_state=0, init_params="random_from_data").fit(X[:5000])
     P = gm.predict_proba(src)
     assert max(P.chunks[0]) * 64 * 8 <= io.TARGET_CHUNK_BYTES
