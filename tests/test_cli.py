@@ -316,6 +316,36 @@ def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
     assert run(capsys, "predict", model_file, one, "-o", tmp_path / "one-labels.zarr")[1].startswith("wrote labels of 1 row to ")
 
 
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+def test_predict_into_a_group_that_would_not_list_it(store, model_file, tmp_path, capsys):
+    """predict's output may join a Zarr group, but a v2 group lists only v2 arrays, and predict writes
+    v3: the output was written where the group did not show it (a review). That is refused before the
+    work; a v3 group whose consolidated metadata would not list it is written to, with a warning
+    saying how to list it (the group is the user's, not consolidated again)."""
+    v2, v3, plain = (str(tmp_path / name) for name in ("v2.zarr", "v3.zarr", "plain.zarr"))
+    zarr.open_group(v2, mode="w", zarr_format=2).create_array("Y", shape=(3, 2), dtype="f8")[...] = 1.0
+    for group in (v3, plain):
+        zarr.open_group(group, mode="w").create_array("Y", shape=(3, 2), dtype="f8")[...] = 1.0
+    zarr.consolidate_metadata(v3)
+    before = _digest(v2)
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", os.path.join(v2, "labels"))
+    assert_one_line_error(rc, err, f"would lie in the Zarr v2 group {v2!r}, which lists only Zarr v2 arrays, and "
+                                   "predict writes a Zarr v3 array, which the group would not show. Write it outside")
+    assert _digest(v2) == before and not os.path.lexists(os.path.join(v2, "labels"))
+    labels = load_model(model_file).predict(store).compute()
+    for group, warned in ((v3, True), (plain, False)):
+        rc, _, err = run(capsys, "predict", model_file, store, "-o", os.path.join(group, "labels"), "-q")
+        assert rc == 0
+        said = (f"dask-gmm: warning: the Zarr group {group!r} has consolidated metadata, from which zarr and xarray "
+                f"read its members, and which will not list the output: run zarr.consolidate_metadata({group!r}) "
+                "after this command to list it\n")
+        assert err == (said if warned else "")
+        np.testing.assert_array_equal(zarr.open_array(os.path.join(group, "labels"), mode="r")[:], labels)
+        assert sorted(zarr.open_group(group, mode="r").array_keys()) == (["Y"] if warned else ["Y", "labels"])
+    zarr.consolidate_metadata(v3)  # as the warning says
+    assert sorted(zarr.open_group(v3, mode="r").array_keys()) == ["Y", "labels"]
+
+
 def test_predict_failure_leaves_nothing_behind(store, model_file, tmp_path, capsys, monkeypatch):
     import dask.array as da
 
