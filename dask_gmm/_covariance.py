@@ -797,6 +797,26 @@ def default_covariance_prior(covariance, covariance_type):
     return _DEFAULT_COVARIANCE_PRIOR[covariance_type](covariance)
 
 
+def _lacks_digits(variances):
+    """Whether the least of ``variances`` (eigenvalues, or a diagonal) is at most rounding's share of
+    the largest (10 d eps), or not positive."""
+    return bool(variances.min() <= 10 * variances.size * np.finfo(np.float64).eps * max(variances.max(), 0.0))
+
+
+_SINGULAR_PRIOR = {
+    "full": lambda prior: _lacks_digits(np.linalg.eigvalsh(prior)),
+    "tied": lambda prior: _lacks_digits(np.linalg.eigvalsh(prior)),
+    "diag": _lacks_digits,
+    "spherical": lambda prior: bool(prior <= 0.0),
+}
+
+
+def singular_prior(covariance_prior, covariance_type):
+    """Whether a Bayesian mixture's ``covariance_prior`` (:func:`prior_shape`) is singular, to
+    rounding: the covariance of a component that holds (almost) no rows is about it."""
+    return _SINGULAR_PRIOR[covariance_type](np.asarray(covariance_prior, np.float64))
+
+
 # ------------------------------------------------------------ sampling
 _DRAW = {
     "full": lambda rng, means, cov, k, n: rng.multivariate_normal(means[k], cov[k], n),

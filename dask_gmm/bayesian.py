@@ -232,7 +232,19 @@ def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_typ
         mean_precision = priors.mean_precision + nk
         means = (priors.mean_precision * priors.mean + nk[:, None] * xk) / mean_precision[:, None]
         dof, covariances = cov.wishart_posterior(nk, xk, sk, priors, mean_precision, ct)
-    pc = cov.precision_cholesky(covariances, ct, reg_covar)
+    try:
+        pc = cov.precision_cholesky(covariances, ct, reg_covar)
+    except ValueError as exc:
+        if ct == "tied" or not cov.singular_prior(priors.covariance, ct):
+            raise
+        k = int(np.argmin(stats.nk))
+        raise ValueError(
+            f"{exc} Component {k} holds almost no rows (a weight of {stats.nk[k]:.3g}: where the data hold fewer "
+            "distinct rows than components, starts draw one mean twice), so its covariance is about the "
+            "covariance_prior, which is singular (by default the data's covariance: singular where a feature is "
+            "constant or a linear combination of others). Pass a positive definite covariance_prior (such as "
+            "np.eye(n_features) times the data's variance), or fewer components."
+        ) from None
     return Params(weight_concentration, mean_precision, means, dof, covariances, pc)
 
 

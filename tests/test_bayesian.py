@@ -535,3 +535,24 @@ def test_bad_input_errors():
     X[123, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
         BayesianGaussianMixture(2).fit(X)
+
+
+def test_an_empty_component_on_a_singular_prior_says_which_prior_helps():
+    """Two distinct rows, three components: the start draws one mean twice, a component is left with
+    no rows and its covariance is the default covariance_prior, the data's, singular here (scikit-learn,
+    which starts each component on one row, fits). The error had advised only a larger reg_covar,
+    which fails at 1e-2 too (a review); it names the component and the prior, and that prior helps."""
+    from dask_gmm._covariance import singular_prior
+
+    X = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    kw = dict(n_components=3, init_params="random_from_data", random_state=0)
+    for reg_covar in (1e-6, 1e-2):
+        with pytest.raises(ValueError, match=r"increase reg_covar \(currently [0-9.e-]+\)\. Component 2 holds almost "
+                                             r"no rows \(a weight of 0: .* covariance_prior, which is singular \(by "
+                                             r"default the data's covariance.*Pass a positive definite covariance_prior"):
+            BayesianGaussianMixture(reg_covar=reg_covar, **kw).fit(X)
+    fitted = BayesianGaussianMixture(covariance_prior=np.cov(X.T) + 0.1 * np.eye(2), **kw).fit(X)
+    assert fitted.converged_ and np.isfinite(fitted.lower_bound_) and fitted.weights_.sum() == pytest.approx(1.0)
+    assert [singular_prior(p, ct) for p, ct in ((np.cov(X.T), "full"), (np.eye(2), "tied"), (np.array([0.3, 0.0]), "diag"),
+                                                (np.array([0.3, 0.2]), "diag"), (0.0, "spherical"))] == [
+        True, False, True, False, True]
