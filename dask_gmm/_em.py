@@ -359,10 +359,12 @@ def kmeans_section():
     return _KMEANS_LOCK
 
 
-def _pull(todo, calls, sink):
+def _pull(todo, calls, sink, failed):
     """``sink(i, calls[i]())`` for the indices taken from the queue ``todo`` until it is empty: the
     body of a pulling thread. After an error the queue is emptied, so that the other pulling
-    threads stop after their current block."""
+    threads stop after their current block; an error of call ``i`` (an Exception) is kept as
+    ``failed[i]``, any other (a Ctrl-C, between two blocks too) raised."""
+    i = None
     try:
         while True:
             try:
@@ -370,13 +372,15 @@ def _pull(todo, calls, sink):
             except queue.Empty:
                 return
             sink(i, calls[i]())
-    except BaseException:  # a Ctrl-C between two blocks too
+    except BaseException as exc:
         try:
             while True:
                 todo.get_nowait()
         except queue.Empty:
             pass
-        raise
+        if not isinstance(exc, Exception):
+            raise
+        failed[i] = exc
 
 
 def _start_helpers(threads, n, fn):
@@ -429,12 +433,15 @@ def _pulled(calls, threads, sink):
     0.54-0.56 ms, and fits (10 iterations, in turns) ran 1.01-1.06x faster at d=2, K=3 in 4
     processes and 1.05-1.23x at d=16, K=8 in 6 of 7 (0.86x in the seventh). A helper not
     yet started when the calling thread has run out of calls is cancelled; an error stops
-    the others after their current call, and is raised once every started helper has ended.
+    the others after their current call, and is raised once every started helper has ended:
+    the error of the first call that failed, every call before it having ended by then (the
+    first to fail in time had been raised, so a NaN row was named at random among the bad
+    blocks: a review).
     """
-    todo = queue.SimpleQueue()
+    todo, failed = queue.SimpleQueue(), {}
     for i in range(len(calls)):
         todo.put(i)
-    pull = functools.partial(_pull, todo, calls, sink)
+    pull = functools.partial(_pull, todo, calls, sink, failed)
     n = min(threads, len(calls))
     with _one_blas_thread(n):
         helpers = _start_helpers(threads - 1, n - 1, pull)
@@ -445,6 +452,8 @@ def _pulled(calls, threads, sink):
             wait(started)
         for f in started:
             f.result()
+    if failed:
+        raise failed[min(failed)]
 
 
 class _Tree:

@@ -1448,6 +1448,20 @@ def test_non_finite_rows_are_named_and_data_untouched(bad):
     np.testing.assert_array_equal(X, before)
 
 
+def test_of_several_bad_blocks_the_first_is_named_every_time():
+    """Blocks run on two threads: the error raised had been the first to fail in time, so predict
+    named the last bad block's row, 399,990, and fit and score now that, now 100,000 (a review).
+    The first failed block's error is raised: the row a user fixes first."""
+    X = np.random.default_rng(1).normal(size=(400_000, 2))
+    gm = GaussianMixture(2, random_state=0, max_iter=2, tol=0.0).fit(X)
+    X[100_000, 0], X[399_990, 1] = np.nan, np.inf
+    calls = (gm.predict, gm.predict_proba, gm.score_samples, gm.score, GaussianMixture(2, random_state=0).fit)
+    for _ in range(3):
+        for call in calls:
+            with pytest.raises(ValueError, match=r"NaN or infinity in 1 row\(s\) among rows 100000-.*first bad row: 100000\)"):
+                call(X)
+
+
 def test_a_block_all_nan_is_named_as_a_missing_zarr_chunk_may_be():
     """A block whose every value is NaN, as a Zarr chunk that its reader cannot see reads (a cluster
     whose workers do not share the store's files), is named with that hint, by fit and the outputs."""
