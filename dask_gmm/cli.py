@@ -848,7 +848,7 @@ def _open_data(path):
     arr = io.open_zarr(path)
     if arr.ndim != 2:  # in the command line's words, not scikit-learn's advice to reshape
         raise CLIError(f"{path!r} holds an array of shape {arr.shape}, not data of shape (rows, features). "
-                       "Pass a store of X (or a group with X).")
+                       "Pass a store of X (or a group with X); a single feature is stored as shape (rows, 1).")
     if arr.shape[0] == 0 or arr.shape[1] == 0:  # scikit-learn's words named neither the store nor the minimum
         what = "rows" if arr.shape[0] == 0 else "features"
         raise CLIError(f"{path!r} holds no {what} (an array of shape {arr.shape}). Pass a store of data.")

@@ -1317,7 +1317,8 @@ def test_an_array_that_is_not_data(model_file, tmp_path, capsys):
     for argv in (["fit", tmp_path / "w.zarr", "-k", "2", "-o", tmp_path / "m.json"],
                  ["select", tmp_path / "c.zarr", "-o", tmp_path / "m.json"], ["score", model_file, tmp_path / "c.zarr"]):
         rc, _, err = run(capsys, *argv)
-        assert_one_line_error(rc, err, "holds an array of shape (")
+        assert_one_line_error(rc, err, "holds an array of shape (", "not data of shape (rows, features). Pass a store "
+                              "of X (or a group with X); a single feature is stored as shape (rows, 1).")
         assert "reshape" not in err
 
 

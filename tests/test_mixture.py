@@ -1018,7 +1018,7 @@ def test_default_init_beats_plain_em_from_random_means():
 
 
 # ------------------------------------------------------------------ bad input
-def test_bad_input_errors():
+def test_bad_input_errors(tmp_path):
     X = make_blobs(n=300)
     with pytest.raises(ValueError, match="Expected 2D"):
         GaussianMixture(2).fit(X[:, 0])
@@ -1045,6 +1045,12 @@ def test_bad_input_errors():
         GaussianMixture(1).fit(records)
     with pytest.raises(ValueError, match=r"got 1D array instead \(shape \(20,\)\)\. Reshape your data with X\.reshape\(-1, 1\)"):
         GaussianMixture(1).fit(np.zeros(20))
+    one = zarr.create_array(str(tmp_path / "one.zarr"), shape=(20,), dtype="f8")  # a path cannot be reshaped
+    for store in (one, str(tmp_path / "one.zarr")):
+        with pytest.raises(ValueError, match=r"got 1D array instead: the Zarr array 'file://.*one.zarr', of shape \(20,\)\. "
+                                             r"Store the data in that shape \(a single feature as \(n_samples, 1\)\), "
+                                             r"or pass dask.array.from_zarr\(\.\.\.\) reshaped to it"):
+            GaussianMixture(1).fit(store)
     for nd in (np.zeros((3, 2, 2)), da.zeros((3, 2, 2), chunks=1)):  # was advised X.reshape(-1, 1), as a 1-D X
         with pytest.raises(ValueError, match=r"got 3D array instead \(shape \(3, 2, 2\)\)\. Give one row per sample "
                                              r"\(X\.reshape\(len\(X\), -1\) flattens"):
