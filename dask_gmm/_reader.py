@@ -617,16 +617,16 @@ def _direct(X):
 def whole_zarr_array(X):
     """The ``zarr.Array`` that the dask array ``X`` reads whole and unchanged (``da.from_zarr(arr)``,
     ``da.from_array(arr)``, in any chunks), else None: a dask array computed from one (sliced,
-    cast, scaled) reads it through zarr, as dask does, checked by :func:`~dask_gmm._cluster._check_zarr_sources`."""
+    cast, scaled) reads it through zarr, as dask does, checked by :func:`~dask_gmm._cluster._check_zarr_sources`.
+    Its shape and dtype are those it had when ``X`` was made, or it was written to since (resized
+    through this object): the caller compares them with ``X``'s."""
     layers = X.dask.layers
     top = layers.get(X.name)
     task = getattr(top, "task", None)  # dask's task spec (2025 on); older graphs are not unwrapped
     if not isinstance(top, Blockwise) or len(layers) > 2 or getattr(task, "func", None) is not getter:
         return None
     arrays = zarr_arrays_read_by(X, wrapped=False)  # in an ``original-`` layer, unless dask inlined it in the tasks
-    if len(arrays) != 1 or arrays[0].shape != X.shape or arrays[0].dtype != X.dtype:
-        return None
-    return arrays[0]
+    return arrays[0] if len(arrays) == 1 and arrays[0].ndim == X.ndim else None
 
 
 def zarr_arrays_read_by(X, wrapped=True):

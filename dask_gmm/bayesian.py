@@ -235,9 +235,9 @@ def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_typ
     try:
         pc = cov.precision_cholesky(covariances, ct, reg_covar)
     except ValueError as exc:
-        if ct == "tied" or not cov.singular_prior(priors.covariance, ct):
-            raise
         k = int(np.argmin(stats.nk))
+        if ct == "tied" or stats.nk[k] > 1e-8 * stats.nk.sum() or not cov.singular_prior(priors.covariance, ct):
+            raise  # (a component of many rows: not the prior's doing)
         raise ValueError(
             f"{exc} Component {k} holds almost no rows (a weight of {stats.nk[k]:.3g}: where the data hold fewer "
             "distinct rows than components, starts draw one mean twice), so its covariance is about the "

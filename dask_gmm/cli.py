@@ -1304,21 +1304,30 @@ def _check_store_output(output, overwrite, data, term):
 def _check_joined_group(output, term):
     """A CLIError where the local Zarr output would lie in a Zarr v2 group, which lists only v2 arrays
     (predict writes v3: a review saw it missing from the group); a warning on ``term`` where it would
-    lie in a v3 group with consolidated metadata, which zarr and xarray read the group's members from
-    and which would not list it (the group is the user's: not consolidated again here)."""
+    lie in a v3 group with consolidated metadata, its own or a group's above it, which zarr and xarray
+    read the group's members from and which would not list it (the group is the user's: not
+    consolidated again here)."""
     group = os.path.dirname(os.path.abspath(output))
-    if os.path.isfile(os.path.join(group, ".zgroup")):
-        raise CLIError(f"{output!r} would lie in the Zarr v2 group {group!r}, which lists only Zarr v2 arrays, and "
-                       "predict writes a Zarr v3 array, which the group would not show. Write it outside that group.")
-    try:
-        with open(os.path.join(group, "zarr.json"), "rb") as f:
-            meta = json.loads(f.read(1 << 20))
-    except (OSError, ValueError):  # no group there, or none that zarr could read either
-        return
-    if isinstance(meta, dict) and meta.get("node_type") == "group" and meta.get("consolidated_metadata"):
-        term.warn(f"the Zarr group {group!r} has consolidated metadata, from which zarr and xarray read its "
-                  f"members, and which will not list the output: run zarr.consolidate_metadata({group!r}) after "
-                  "this command to list it")
+    while True:
+        if os.path.isfile(os.path.join(group, ".zgroup")):
+            raise CLIError(f"{output!r} would lie in the Zarr v2 group {group!r}, which lists only Zarr v2 arrays, "
+                           "and predict writes a Zarr v3 array, which the group would not show. Write it outside "
+                           "that group.")
+        try:
+            with open(os.path.join(group, "zarr.json"), "rb") as f:
+                meta = json.load(f)
+        except (OSError, ValueError):  # no group here, or none that zarr could read either: the groups end
+            return
+        if not isinstance(meta, dict) or meta.get("node_type") != "group":
+            return
+        if meta.get("consolidated_metadata"):
+            term.warn(f"the Zarr group {group!r} has consolidated metadata, from which zarr and xarray read its "
+                      f"members, and which will not list the output: run zarr.consolidate_metadata({group!r}) "
+                      "after this command to list it")
+            return
+        group, below = os.path.dirname(group), group
+        if group == below:
+            return
 
 
 def _being_generated(path):

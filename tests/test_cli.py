@@ -320,8 +320,8 @@ def test_predict_equals_the_library(store, model_file, tmp_path, capsys):
 def test_predict_into_a_group_that_would_not_list_it(store, model_file, tmp_path, capsys):
     """predict's output may join a Zarr group, but a v2 group lists only v2 arrays, and predict writes
     v3: the output was written where the group did not show it (a review). That is refused before the
-    work; a v3 group whose consolidated metadata would not list it is written to, with a warning
-    saying how to list it (the group is the user's, not consolidated again)."""
+    work; a v3 group whose consolidated metadata (its own, or a group's above it) would not list it is
+    written to, with a warning saying how to list it (the group is the user's, not consolidated again)."""
     v2, v3, plain = (str(tmp_path / name) for name in ("v2.zarr", "v3.zarr", "plain.zarr"))
     zarr.open_group(v2, mode="w", zarr_format=2).create_array("Y", shape=(3, 2), dtype="f8")[...] = 1.0
     for group in (v3, plain):
@@ -344,6 +344,16 @@ def test_predict_into_a_group_that_would_not_list_it(store, model_file, tmp_path
         assert sorted(zarr.open_group(group, mode="r").array_keys()) == (["Y"] if warned else ["Y", "labels"])
     zarr.consolidate_metadata(v3)  # as the warning says
     assert sorted(zarr.open_group(v3, mode="r").array_keys()) == ["Y", "labels"]
+    nested = zarr.open_group(str(tmp_path / "root.zarr"), mode="w")  # consolidated above the output's own group
+    nested.create_group("sub").create_array("Y", shape=(3, 2), dtype="f8")[...] = 1.0
+    nested.create_group("big", attributes={"pad": "x" * 2**20})  # a zarr.json over 1 MiB, once consolidated
+    # (it had been read in part, and no warning given: 2,500 arrays in a review)
+    zarr.consolidate_metadata(nested.store_path.store)
+    assert os.path.getsize(tmp_path / "root.zarr" / "zarr.json") > 2**20
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "root.zarr" / "sub" / "labels", "-q")
+    assert rc == 0 and err == f"dask-gmm: warning: the Zarr group {str(tmp_path / 'root.zarr')!r} has consolidated " \
+        f"metadata, from which zarr and xarray read its members, and which will not list the output: run " \
+        f"zarr.consolidate_metadata({str(tmp_path / 'root.zarr')!r}) after this command to list it\n"
 
 
 def test_predict_failure_leaves_nothing_behind(store, model_file, tmp_path, capsys, monkeypatch):
