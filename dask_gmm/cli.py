@@ -398,7 +398,9 @@ def build_parser():
                    help="random seed (default: fresh; an existing store's recorded one, when it resumes or reruns "
                         "without --overwrite)")
     p.add_argument("--chunk-size", type=count, default=None, metavar="C",
-                   help="rows per Zarr chunk (default: about 4 MiB of X, 262_144 rows at D=2 float64)")
+                   help="rows per Zarr chunk (default: about 4 MiB of X, 262_144 rows at D=2 float64, or what the "
+                        "store at PATH records, when it resumes or reruns without --overwrite: the rows drawn depend "
+                        "on it)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="dtype of X (default float64)")
     p.add_argument("--compression", choices=("lz4", "none"), default=None,
                    help="Blosc-LZ4, or none (fits read it faster; random doubles barely compress); a crc32c "

@@ -166,7 +166,10 @@ def test_score_equals_the_library(store, model_file, capsys):
     assert float(printed["BIC"]) == pytest.approx(gm.bic(store), rel=1e-13)
     assert float(printed["AIC"]) == pytest.approx(gm.aic(store), rel=1e-13)
     rc, out, _ = run(capsys, "score", model_file, store, "--json")
-    assert json.loads(out)["mean_log_likelihood"] == gm.score(store)
+    said = json.loads(out)
+    assert said == {"mean_log_likelihood": gm.score(store), "bic": said["bic"], "aic": said["aic"], "n_samples": 20_000,
+                    "n_parameters": 17}  # the keys docs/cli.md lists
+    assert said["bic"] == pytest.approx(gm.bic(store), rel=1e-13) and said["aic"] == pytest.approx(gm.aic(store), rel=1e-13)
 
 
 def test_fit_and_select_json_equal_the_library(store, tmp_path, capsys):
