@@ -308,7 +308,8 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if frame is not None:
             self._check_features(frame)
             parts = frame.to_delayed()  # a list of partitions, or an array of blocks (n, 1)
-            return unsized_rows_array(list(np.ravel(parts)), kernel, tail, dtype, frame.shape[1], model)
+            return unsized_rows_array(list(np.ravel(parts)), _cluster.OnThisBuild(kernel), tail, dtype,
+                                      frame.shape[1], model)
         if not io.is_lazy(X):  # in memory: every block writes its rows of one output
             blocks = io.row_blocks(X)
             self._check_features(blocks[0])
@@ -316,6 +317,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         Xd, rows = io.with_reader(X)
         self._check_features(Xd)
         _cluster.refuse_other_files_on_workers(Xd, rows=rows)
+        kernel = _cluster.OnThisBuild(kernel)  # and a worker that joins before the compute, where it runs
         row_bytes = np.dtype(dtype).itemsize * math.prod(tail)  # the output's blocks of at most 16 MiB
         if rows is not None:  # a Zarr array read by the direct reader, as a fit reads it, in a dask array's own
             given = io.given_row_chunks(X)  # row chunks where X is one (they had been dask_gmm's: map_blocks with X failed)

@@ -1479,6 +1479,31 @@ def test_a_worker_running_other_code_of_the_same_version_is_named(store, tmp_pat
             GaussianMixture(3, random_state=0).fit(store)
 
 
+def test_a_lazy_output_computed_by_a_worker_running_other_code_is_refused_there(store, tmp_path):
+    """The workers are checked when a lazy output is made; one restarted or joined before its compute
+    from a changed checkout computed its blocks with its own kernels, without a word (a review:
+    379,590 of 2e6 labels, after a nanny restarted a worker). Each task checks the build where it
+    runs: outputs made with no cluster, then computed on one whose worker runs other code."""
+    import dask.dataframe as dd
+    import dask_gmm
+
+    copy = tmp_path / "path" / "dask_gmm"
+    shutil.copytree(os.path.dirname(dask_gmm.__file__), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(copy / "_kernels.py", "a") as f:
+        f.write("# changed since the output was made\n")
+    gm = GaussianMixture(3, random_state=0, max_iter=2).fit(store)
+    X = zarr.open_array(store + "/X", mode="r")[:]
+    outputs = (gm.predict(store), gm.predict_proba(da.from_array(X, chunks=5000)),
+               gm.score_samples(dd.from_array(X, chunksize=5000)))  # the direct reader, map_blocks, unknown rows
+    with _a_worker_importing_from(tmp_path, copy.parent):
+        for lazy in outputs:
+            with pytest.raises(ValueError, match=r"^The worker tcp://127\.0\.0\.1:\d+ runs dask_gmm build 0\.1\.0\+\w+, and "
+                                                 rf"this output was made by build {re.escape(dask_gmm._BUILD)}: it "
+                                                 r"started or restarted since from other code"):
+                lazy.compute()
+    np.testing.assert_array_equal(outputs[0].compute(), gm.predict(X))  # on local threads: the same build
+
+
 def test_a_worker_of_a_build_from_before_the_package_held_its_build_is_named(store, tmp_path):
     """build() was dask_gmm.io's until the package took its build as it is first imported: a worker
     of such a build answers with it, and is named as running other code, not as a Python that
