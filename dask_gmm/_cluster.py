@@ -323,14 +323,16 @@ def _same_code(build_a, build_b):
 
 
 class OnThisBuild:
-    """A per-row kernel (``kernel``) that checks, in the process that runs it, that the process
-    runs the dask_gmm it was made in (``dask_gmm._BUILD``), for the tasks of a lazy output: the
-    workers are checked when the output is made (:func:`refuse_workers_without_dask_gmm`), and
-    one restarted or joined before its compute, from a changed checkout or another one, had
-    computed its blocks with its own code without a word (a review: 379,590 of 2e6 labels)."""
+    """A task's function (``fn``) that checks, in the process that runs it, that the process runs
+    the dask_gmm it was made in (``dask_gmm._BUILD``) before it runs: the workers are checked as a
+    lazy per-row output is made, or a store's generation begins (:func:`refuse_workers_without_dask_gmm`),
+    and one restarted or joined since, from a changed checkout or another one, had computed its
+    blocks with its own code without a word (a review: 379,590 of 2e6 labels). ``what`` names the
+    work in the error ("output", "store")."""
 
-    def __init__(self, kernel):
-        self.kernel, self.build, self.__name__ = kernel, sys.modules[__package__]._BUILD, kernel.__name__
+    def __init__(self, fn, what="output"):
+        self.fn, self.what, self.build = fn, what, sys.modules[__package__]._BUILD
+        self.__name__ = fn.__name__
 
     def __call__(self, *args, **kwargs):
         here = sys.modules[__package__]._BUILD
@@ -341,11 +343,11 @@ class OnThisBuild:
                 where = f"The worker {get_worker().address}"
             except (ImportError, ValueError):  # not a worker: a process of dask's processes scheduler, say
                 where = f"The process {os.getpid()} computing it"
-            raise ValueError(f"{where} runs dask_gmm build {here}, and this output was made by build {self.build}: "
-                             "it started or restarted since from other code (a checkout changed, or another one), "
-                             "and would compute its rows with it. Restart the workers with this process's dask_gmm, "
-                             "then make the output again.")
-        return self.kernel(*args, **kwargs)
+            raise ValueError(f"{where} runs dask_gmm build {here}, and this {self.what} was made by build "
+                             f"{self.build}: it started or restarted since from other code (a checkout changed, or "
+                             "another one), and would compute its rows with it. Restart the workers with this "
+                             f"process's dask_gmm, then {'make the output' if self.what == 'output' else 'rerun'}.")
+        return self.fn(*args, **kwargs)
 
 
 def _on_a_cluster():

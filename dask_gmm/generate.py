@@ -316,7 +316,8 @@ def _chunk_writes(todo, token, *args):
     graph work and 40,000 took 96 s before any was written (0.7 and 2.8 s now), and a store of
     100,000 chunks about 10 minutes of a core (a review)."""
     X, labels, *rest = args
-    graph = {f"generate-chunk-{token}-{i}": (functools.partial(_write_chunk, X, labels, i, *rest),) for i in todo}
+    write = _cluster.OnThisBuild(_write_chunk, "store")  # no chunk drawn by a worker of other code joined since
+    graph = {f"generate-chunk-{token}-{i}": (functools.partial(write, X, labels, i, *rest),) for i in todo}
     graph[f"generate-{token}"] = (_count, *graph)
     return Delayed(f"generate-{token}", graph)
 

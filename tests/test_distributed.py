@@ -1504,6 +1504,29 @@ def test_a_lazy_output_computed_by_a_worker_running_other_code_is_refused_there(
     np.testing.assert_array_equal(outputs[0].compute(), gm.predict(X))  # on local threads: the same build
 
 
+def test_a_worker_running_other_code_that_joins_during_generate_writes_nothing(tmp_path, monkeypatch):
+    """generate_mixture asks the workers before it writes; one that joined after, from other code,
+    drew its chunks with its own generator. Each chunk's task checks the build where it runs. (The
+    worker is there from the start here, and the first check is skipped: the moment it stands for,
+    a worker joining just after it, cannot be timed.)"""
+    import dask_gmm
+    from dask_gmm.generate import store_info
+
+    copy = tmp_path / "path" / "dask_gmm"
+    shutil.copytree(os.path.dirname(dask_gmm.__file__), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(copy / "generate.py", "a") as f:
+        f.write("# another generator\n")
+    monkeypatch.setattr(_cluster, "refuse_workers_without_dask_gmm", lambda *args, **kwargs: set())
+    path = str(tmp_path / "g.zarr")
+    with _a_worker_importing_from(tmp_path, copy.parent):
+        with pytest.raises(ValueError, match=r"^The worker tcp://127\.0\.0\.1:\d+ runs dask_gmm build 0\.1\.0\+\w+, and "
+                                             rf"this store was made by build {re.escape(dask_gmm._BUILD)}: .* Restart "
+                                             r"the workers with this process's dask_gmm, then rerun\.$"):
+            generate_mixture(path, n_samples=4000, chunk_size=1000, random_state=0)
+    info = store_info(path)
+    assert info["status"] == "incomplete" and info["missing_chunks_of"] == {"X": 4, "labels": 4}  # none written
+
+
 def test_a_worker_of_a_build_from_before_the_package_held_its_build_is_named(store, tmp_path):
     """build() was dask_gmm.io's until the package took its build as it is first imported: a worker
     of such a build answers with it, and is named as running other code, not as a Python that
