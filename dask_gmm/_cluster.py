@@ -332,7 +332,7 @@ class OnThisBuild:
 
     def __init__(self, fn, what="output"):
         self.fn, self.what, self.build = fn, what, sys.modules[__package__]._BUILD
-        self.__name__ = fn.__name__
+        self.__name__ = getattr(fn, "__name__", "read")  # (a partial of a reader's method has none)
 
     def __call__(self, *args, **kwargs):
         here = sys.modules[__package__]._BUILD
@@ -342,11 +342,12 @@ class OnThisBuild:
 
                 where = f"The worker {get_worker().address}"
             except (ImportError, ValueError):  # not a worker: a process of dask's processes scheduler, say
-                where = f"The process {os.getpid()} computing it"
+                where = f"The process {os.getpid()} that dask started to compute it"
             raise ValueError(f"{where} runs dask_gmm build {here}, and this {self.what} was made by build "
-                             f"{self.build}: it started or restarted since from other code (a checkout changed, or "
-                             "another one), and would compute its rows with it. Restart the workers with this "
-                             f"process's dask_gmm, then {'make the output' if self.what == 'output' else 'rerun'}.")
+                             f"{self.build}: it started since from other code (a checkout changed since this "
+                             "Python process imported dask_gmm, or another checkout), and would compute its rows with "
+                             "it. Restart this Python process and the workers, so that all run the same dask_gmm, then "
+                             f"{'make the output again' if self.what == 'output' else 'rerun'}.")
         return self.fn(*args, **kwargs)
 
 

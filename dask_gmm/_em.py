@@ -920,7 +920,7 @@ def rows_array(rows, row_chunks, kernel, tail, dtype, *args):
         end = min(first + unit, rows.shape[0])
         if b <= end and b - a < end - first:  # a part of one chunk, read once for all its parts (a task of its own)
             read = (f"{name}-read", first // unit)
-            graph.setdefault(read, (functools.partial(rows.read, first, end, rows.sizes(first, end)),))
+            graph.setdefault(read, (_cluster.OnThisBuild(functools.partial(rows.read, first, end, rows.sizes(first, end))),))
             graph[(name, i, *rest)] = (functools.partial(_part_task, a - first, b - first, first, kernel, args), read)
         else:
             graph[(name, i, *rest)] = (functools.partial(_rows_task, rows, a, b, rows.sizes(a, b), kernel, args,

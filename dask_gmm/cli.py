@@ -1310,11 +1310,10 @@ def _check_joined_group(output, term):
     read the group's members from and which would not list it (the group is the user's: not
     consolidated again here)."""
     group = os.path.dirname(os.path.abspath(output))
-    while True:
-        if os.path.isfile(os.path.join(group, ".zgroup")):
-            raise CLIError(f"{output!r} would lie in the Zarr v2 group {group!r}, which lists only Zarr v2 arrays, "
-                           "and predict writes a Zarr v3 array, which the group would not show. Write it outside "
-                           "that group.")
+    if os.path.isfile(os.path.join(group, ".zgroup")):
+        raise CLIError(f"{output!r} would lie in the Zarr v2 group {group!r}, which lists only Zarr v2 arrays, and "
+                       "predict writes a Zarr v3 array, which the group would not show. Write it outside that group.")
+    while True:  # up through the v3 groups (a v2 group above one lists none of its members anyway)
         try:
             with open(os.path.join(group, "zarr.json"), "rb") as f:
                 meta = json.load(f)

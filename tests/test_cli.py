@@ -347,6 +347,10 @@ def test_predict_into_a_group_that_would_not_list_it(store, model_file, tmp_path
         assert sorted(zarr.open_group(group, mode="r").array_keys()) == (["Y"] if warned else ["Y", "labels"])
     zarr.consolidate_metadata(v3)  # as the warning says
     assert sorted(zarr.open_group(v3, mode="r").array_keys()) == ["Y", "labels"]
+    zarr.open_group(os.path.join(v2, "sub"), mode="w", zarr_format=3)  # a v3 group in the v2 one lists it: written
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", os.path.join(v2, "sub", "labels"), "-q")
+    assert (rc, err) == (0, "")
+    assert list(zarr.open_group(os.path.join(v2, "sub"), mode="r").array_keys()) == ["labels"]
     nested = zarr.open_group(str(tmp_path / "root.zarr"), mode="w")  # consolidated above the output's own group
     nested.create_group("sub").create_array("Y", shape=(3, 2), dtype="f8")[...] = 1.0
     nested.create_group("big", attributes={"pad": "x" * 2**20})  # a zarr.json over 1 MiB, once consolidated

@@ -1499,7 +1499,9 @@ def test_a_lazy_output_computed_by_a_worker_running_other_code_is_refused_there(
         for lazy in outputs:
             with pytest.raises(ValueError, match=r"^The worker tcp://127\.0\.0\.1:\d+ runs dask_gmm build 0\.1\.0\+\w+, and "
                                                  rf"this output was made by build {re.escape(dask_gmm._BUILD)}: it "
-                                                 r"started or restarted since from other code"):
+                                                 r"started since from other code .* Restart this Python process and "
+                                                 r"the workers, so that all run the same dask_gmm, then make the output "
+                                                 r"again\.$"):
                 lazy.compute()
     np.testing.assert_array_equal(outputs[0].compute(), gm.predict(X))  # on local threads: the same build
 
@@ -1521,7 +1523,8 @@ def test_a_worker_running_other_code_that_joins_during_generate_writes_nothing(t
     with _a_worker_importing_from(tmp_path, copy.parent):
         with pytest.raises(ValueError, match=r"^The worker tcp://127\.0\.0\.1:\d+ runs dask_gmm build 0\.1\.0\+\w+, and "
                                              rf"this store was made by build {re.escape(dask_gmm._BUILD)}: .* Restart "
-                                             r"the workers with this process's dask_gmm, then rerun\.$"):
+                                             r"this Python process and the workers, so that all run the same "
+                                             r"dask_gmm, then rerun\.$"):
             generate_mixture(path, n_samples=4000, chunk_size=1000, random_state=0)
     info = store_info(path)
     assert info["status"] == "incomplete" and info["missing_chunks_of"] == {"X": 4, "labels": 4}  # none written

@@ -2139,6 +2139,24 @@ def _in_blocks(X, source, dask_rows, zarr_rows, tmp_path):
     return path
 
 
+def test_the_read_shared_by_a_chunk_s_parts_checks_the_build_too(tmp_path, monkeypatch):
+    """A lazy output's tasks check where they run that the process runs the build the output was
+    made with (a worker joined since from other code): the task that reads a chunk once for all its
+    parts (an output too wide for one block) had not, so such a worker read rows for the others (a
+    review). Here the build is made to differ in this process once the output is made."""
+    import dask_gmm
+
+    X = np.random.default_rng(0).standard_normal((100_000, 2))
+    gm = GaussianMixture(64, max_iter=1, random_state=0, init_params="random_from_data").fit(X[:5000])
+    P = gm.predict_proba(_in_blocks(X, "zarr v3", None, 65_536, tmp_path))
+    reads = [key for key in P.dask if isinstance(key, tuple) and key[0].endswith("-read")]
+    assert len(reads) == 2  # the two chunks, each cut in parts
+    monkeypatch.setattr(dask_gmm, "_BUILD", dask_gmm._BUILD + " (another)")
+    for key in reads:
+        with pytest.raises(ValueError, match=r"runs dask_gmm build .* \(another\), and this output was made by build"):
+            dask.get(P.dask, key)
+
+
 @pytest.mark.parametrize("source", ["dask", "zarr v3", "zarr v2"])
 def test_wide_outputs_of_equal_blocks_come_in_equal_blocks(tmp_path, source):
     """Blocks of 70,000 rows had been cut into 23,334, 23,334 and 23,332 rows of 64 probabilities, which
