@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import reprlib
+import stat
 
 import numpy as np
 
@@ -252,6 +253,7 @@ class Checkpoint:
         self._digest = digest
         self.expected = expected  # (n_runs, covariance_type, n_components, n_features, max_iter)
         self._there = None  # what :meth:`load` found at the path, then what :meth:`save` put there
+        self._bytes = None  # the SHA-256 of that file's bytes (:func:`content_digest`)
 
     @property
     def fp(self):
@@ -282,14 +284,17 @@ class Checkpoint:
     def load(self):
         """The saved runs, or None when there is no checkpoint yet (no file, or an empty one, as
         ``mktemp`` makes, or one of blanks). Refuses a mismatched one."""
-        self._there = identity(self.path)
+        self._there, self._bytes = identity(self.path), None
         if not os.path.exists(self.path) or blank(self.path):
+            self._bytes = content_digest(self.path)
             return None
         damaged = f"The checkpoint {self.path!r} is damaged ({{}}). Delete it to start the fit afresh."
         try:
             with open(self.path, "rb") as f:
-                head = f.read(4096)
-                state = json.loads(head + f.read()) if head.lstrip()[:1] == b"{" else ()  # a data file: not read whole
+                raw = f.read(4096)
+                if raw.lstrip()[:1] == b"{":  # a data file: not read whole
+                    raw += f.read()
+                state = json.loads(raw) if raw.lstrip()[:1] == b"{" else ()
         except OSError as exc:
             raise ValueError(f"The checkpoint {self.path!r} cannot be read ({exc}).") from None
         except RecursionError:
@@ -342,6 +347,7 @@ class Checkpoint:
                 f"Pass max_iter={made} or more to continue it, or delete it to start the fit afresh."
             )
         logger.info("resuming from checkpoint %s at iteration %s", self.path, [r.n_iter for r in runs])
+        self._bytes = hashlib.sha256(raw).hexdigest()
         return runs
 
     def _refuse_other_fit(self, saved, fp, skip=None):
@@ -379,12 +385,16 @@ class Checkpoint:
         fails naming it."""
         runs = [_run_to_dict(r) for r in runs]
         state = {"format": FORMAT, "fingerprint": self.fp, "runs": runs, "runs_digest": runs_digest(runs)}
-        write_atomic(self.path, lambda f: json.dump(state, f), replaces=self._replaces_only_its_own)
-        self._there = identity(self.path)
+        text = json.dumps(state)
+        write_atomic(self.path, lambda f: f.write(text), replaces=self._replaces_only_its_own)
+        self._there, self._bytes = identity(self.path), hashlib.sha256(text.encode()).hexdigest()
 
     def _replaces_only_its_own(self, path):
-        """Checked just before the rename (:func:`write_atomic`)."""
-        if os.path.lexists(path) and identity(path) != self._there:
+        """Checked just before the rename (:func:`write_atomic`): a file of other bytes than the fit
+        last found or wrote there. Its metadata alone changed (``chmod``, ``touch``, a hard link, a
+        sync client's extended attributes) is no change: a review's ``chmod 600`` had ended a fit
+        at its 25th iteration."""
+        if os.path.lexists(path) and identity(path) != self._there and content_digest(path) != self._bytes:
             raise ValueError(f"{path!r} was written or replaced during the fit by something else than the fit, and "
                              "is kept; a fit replaces only its own checkpoints. Choose another checkpoint path, or "
                              "remove it yourself, and rerun.")
@@ -405,6 +415,19 @@ def recorded_seed(path):
     if seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
         return True, seed
     return False, None
+
+
+def content_digest(path):
+    """The SHA-256 (hex) of the bytes of the regular file at ``path``, not through a link; None where
+    there is none, or it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def identity(path):

@@ -1311,6 +1311,29 @@ def test_a_file_written_at_the_checkpoint_path_during_the_fit_is_kept(tmp_path):
     assert path.read_text() == "id,value\n1,precious\n" and os.listdir(tmp_path) == ["ck.json"]
 
 
+def test_a_checkpoint_whose_metadata_alone_changed_during_the_fit_is_still_the_fit_s(tmp_path):
+    """chmod, touch or a hard link (a snapshot) changed the checkpoint's status times, and the fit
+    ended at its next save as if something else had written there (a review: ``chmod 600`` ended
+    a fit at its 25th iteration). What the file holds is compared too: the same bytes are the fit's."""
+    X = make_blobs(n=1000)
+    path = tmp_path / "ck.json"
+    passes = []
+
+    def read(block):  # the fifth pass: a checkpoint is there, and its metadata change
+        passes.append(block.size > 0)
+        if sum(passes) == 5:
+            path.chmod(0o600)
+            os.utime(path, ns=(1, 1))
+            os.link(path, tmp_path / "snapshot.json")
+        return block
+
+    kw = dict(n_components=3, max_iter=10, tol=0, **sk_init(X, "full"))
+    fitted = GaussianMixture(checkpoint=path, **kw).fit(da.from_array(X, chunks=(500, 2)).map_blocks(read, dtype=X.dtype))
+    assert sum(passes) > 5 and fitted.n_iter_ == 10
+    np.testing.assert_array_equal(fitted.means_, GaussianMixture(**kw).fit(da.from_array(X, chunks=(500, 2))).means_)
+    assert json.loads(path.read_text())["format"] == "dask_gmm.checkpoint/1"
+
+
 def test_a_checkpoint_rewritten_by_a_json_tool_or_a_dangling_link_is_replaced(tmp_path):
     """The save replaces what the fit found at the path: a checkpoint re-serialised with sorted keys
     (as ``jq -S`` writes it) resumes and is replaced, and so is a link to nowhere (both were refused
