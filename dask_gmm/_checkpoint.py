@@ -394,7 +394,13 @@ class Checkpoint:
         last found or wrote there. Its metadata alone changed (``chmod``, ``touch``, a hard link, a
         sync client's extended attributes) is no change: a review's ``chmod 600`` had ended a fit
         at its 25th iteration."""
-        if os.path.lexists(path) and identity(path) != self._there and content_digest(path) != self._bytes:
+        if not os.path.lexists(path):
+            return
+        now = identity(path)
+        if now == self._there:
+            return
+        if (self._bytes is None or now is None or self._there is None or now[2] != self._there[2]
+                or content_digest(path) != self._bytes):  # a link, or a file unread, is no file of the fit's
             raise ValueError(f"{path!r} was written or replaced during the fit by something else than the fit, and "
                              "is kept; a fit replaces only its own checkpoints. Choose another checkpoint path, or "
                              "remove it yourself, and rerun.")

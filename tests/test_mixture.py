@@ -1332,6 +1332,22 @@ def test_a_checkpoint_whose_metadata_alone_changed_during_the_fit_is_still_the_f
     assert sum(passes) > 5 and fitted.n_iter_ == 10
     np.testing.assert_array_equal(fitted.means_, GaussianMixture(**kw).fit(da.from_array(X, chunks=(500, 2))).means_)
     assert json.loads(path.read_text())["format"] == "dask_gmm.checkpoint/1"
+    for same_bytes in (False, True):  # a link put at the path during the fit: to other bytes before the first
+        # save (none was there at the start: no bytes to compare, and it had been replaced), then to the fit's own
+        target, link = tmp_path / f"elsewhere{same_bytes}.json", tmp_path / f"link{same_bytes}.json"
+        passes.clear()
+
+        def put_a_link(block, link=link, target=target, same_bytes=same_bytes):
+            passes.append(block.size > 0)
+            if sum(passes) == (5 if same_bytes else 1):
+                target.write_bytes(link.read_bytes() if same_bytes else b'{"precious": 1}')
+                link.unlink(missing_ok=True)
+                link.symlink_to(target)
+            return block
+
+        with pytest.raises(ValueError, match="was written or replaced during the fit by something else than the fit"):
+            GaussianMixture(checkpoint=link, **kw).fit(da.from_array(X, chunks=(500, 2)).map_blocks(put_a_link, dtype=X.dtype))
+        assert link.is_symlink() and (same_bytes or target.read_bytes() == b'{"precious": 1}')
 
 
 def test_a_checkpoint_rewritten_by_a_json_tool_or_a_dangling_link_is_replaced(tmp_path):
