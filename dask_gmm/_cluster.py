@@ -14,7 +14,7 @@ from dask.base import get_scheduler
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
 
 from . import __version__
-from ._reader import zarr_arrays_read_by
+from ._reader import _worker_address, zarr_arrays_read_by
 from ._store import (_ZARR_METADATA, _absent_chunks, _file_size, _folder_of, _local_folder, _scanned, _store_name,
                      first_few)
 
@@ -337,12 +337,8 @@ class OnThisBuild:
     def __call__(self, *args, **kwargs):
         here = sys.modules[__package__]._BUILD
         if not _same_code(here, self.build):
-            try:
-                from distributed import get_worker
-
-                where = f"The worker {get_worker().address}"
-            except (ImportError, ValueError):  # not a worker: a process of dask's processes scheduler, say
-                where = f"The process {os.getpid()} that dask started to compute it"
+            address = _worker_address()  # None: not a worker, a process of dask's processes scheduler, say
+            where = f"The worker {address}" if address else f"The process {os.getpid()} that dask started to compute it"
             raise ValueError(f"{where} runs dask_gmm build {here}, and this {self.what} was made by build "
                              f"{self.build}: it started since from other code (a checkout changed since this "
                              "Python process imported dask_gmm, or another checkout), and would compute its rows with "
