@@ -35,7 +35,7 @@ from zarr.core import sync as zarr_sync  # its event loop, to wait for after an 
 
 from . import _cluster, _compat, _kernels
 from ._kernels import total_weight
-from ._reader import ZarrRows, _direct, _zarr_blocks, whole_zarr_array
+from ._reader import ZarrRows, _direct, _under_xarray, _zarr_blocks, whole_zarr_array
 from ._store import (RERUN, DamagedMetadata, _absent_chunks, _local_folder, _local_root, first_few, foreign_files,
                      member_nodes)
 
@@ -578,8 +578,14 @@ def given_row_chunks(X):
 def xarray_data(X):
     """The array under an xarray DataArray (a dask array where it is chunked, as ``xr.open_zarr``
     makes it), else X. Read as an array-like instead, a DataArray was loaded whole into memory,
-    through xarray's reads, which take a lost chunk of a Zarr store as fill values."""
+    through xarray's reads, which take a lost chunk of a Zarr store as fill values.
+
+    An unchunked variable of a Zarr store (``xr.open_dataset(path, engine="zarr")``, ``chunks=None``)
+    is loaded here, as ``.data`` loads it, once its Zarr array is checked for lost chunks: they had
+    been fitted as rows of fill values (a review)."""
     if type(X).__module__.startswith("xarray.") and type(X).__name__ in ("DataArray", "Variable"):
+        if (arr := _under_xarray(getattr(X, "variable", X)._data)) is not None:  # not loaded yet
+            _absent_chunks(arr)
         return X.data
     return X
 

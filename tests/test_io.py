@@ -2048,6 +2048,36 @@ def test_xarray_variables_of_a_zarr_store_are_checked_as_the_store(tmp_path):
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
+def test_an_unchunked_xarray_variable_of_a_zarr_store_is_checked_before_it_loads(tmp_path, zarr_format):
+    """xarray's default ``chunks=None`` loads a variable whole through its own reads, which take a
+    lost chunk as fill values: a store written by zarr (fill value 0) had its lost rows fitted,
+    scored and labelled as rows of zeros (a review). Whole, it is read as the store is."""
+    xr = pytest.importorskip("xarray")
+    X = make_blobs(n=600)
+    path = str(tmp_path / "x.zarr")
+    names = {"dimension_names": ["row", "feature"]} if zarr_format == 3 else {}
+    arr = zarr.open_group(path, mode="w", zarr_format=zarr_format).create_array(
+        "v", shape=X.shape, chunks=(100, 2), dtype="f8", fill_value=0.0, **names)
+    if zarr_format == 2:
+        arr.attrs["_ARRAY_DIMENSIONS"] = ["row", "feature"]  # xarray's names in v2
+    arr[:] = X
+    opened = [xr.open_dataset(path, engine="zarr", consolidated=False)["v"],
+              xr.open_zarr(path, chunks=None, consolidated=False)["v"],
+              xr.open_dataset(path, engine="zarr", consolidated=False, mask_and_scale=False)["v"].variable]
+    gm = fit(X)
+    for v in opened:  # whole, an unchunked variable is its rows in memory
+        np.testing.assert_allclose(fit(v).means_, gm.means_, rtol=1e-10)
+    os.remove(os.path.join(path, "v", *(("c", "1", "0") if zarr_format == 3 else ("1.0",))))
+    gone = "c/1/0" if zarr_format == 3 else "1.0"
+    for open_ in (lambda: xr.open_dataset(path, engine="zarr", consolidated=False)["v"],
+                  lambda: xr.open_zarr(path, chunks=None, consolidated=False)["v"],
+                  lambda: xr.open_dataset(path, engine="zarr", consolidated=False, mask_and_scale=False)["v"].variable):
+        for call in (fit, gm.score, gm.predict):
+            with pytest.raises(ValueError, match=rf"is missing 1 of its chunks \({re.escape(gone)}\)"):
+                call(open_())
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
 def test_cf_encoded_zarr_arrays_are_refused_and_read_decoded_through_xarray(tmp_path, zarr_format):
     """A variable that xarray packed (int16, scale_factor 0.01, _FillValue -32767) was fitted by path
     in packed units, its missing value a component of its own at -32767 (a review)."""
