@@ -18,6 +18,7 @@ import stat
 import sys
 import threading
 import uuid
+import zipfile
 import zlib
 
 import dask.array as da
@@ -60,8 +61,9 @@ def _zarr_blocks(arr, chunks, absent=frozenset()):
 
 #: What the codecs of zarr and numcodecs raise on stored bytes they cannot decode (seen with
 #: chunks truncated, garbled or replaced, under Blosc, Zstd, LZ4, gzip, zlib, LZMA, crc32c and
-#: no compressor). gzip's BadGzipFile is an OSError, the one such named here.
-_DECODE_ERRORS = (RuntimeError, ValueError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
+#: no compressor). gzip's BadGzipFile is an OSError, the one such named here. A zip store's
+#: member whose bytes fail the zip file's own CRC-32 is zipfile's BadZipFile.
+_DECODE_ERRORS = (RuntimeError, ValueError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, zipfile.BadZipFile)
 
 
 def _undecodable(name, exc):

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 import warnings
+import zipfile
 
 import dask
 import dask.array as da
@@ -272,6 +273,28 @@ def test_a_blosc_chunk_cut_short_in_a_zip_store_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"Chunk 'c/1/0' of the Zarr array \(rows 1000-1999\) cannot be decoded \(it "
                                          r"holds [\d,]+ bytes where its Blosc header says [\d,]+: cut short\)"):
         fit(f"zip::{(tmp_path / 'b.zip').as_uri()}")
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_chunk_garbled_in_a_zip_store_is_named(tmp_path, compression):
+    """A byte flipped in a chunk of a zip store, uncompressed, fails the zip file's own CRC-32:
+    zipfile's BadZipFile reached the user raw, not the ValueError naming the chunk and its rows
+    that a checksum mismatch gets (a review)."""
+    X = make_blobs(n=3000)
+    zarr.create_array(str(tmp_path / "z.zarr"), shape=X.shape, chunks=(1000, 2), dtype=X.dtype,
+                      compressors=None)[:] = X
+    with zipfile.ZipFile(tmp_path / "z.zip", "w", compression=compression) as z:
+        for name in ("zarr.json", "c/0/0", "c/1/0", "c/2/0"):
+            z.write(tmp_path / "z.zarr" / name, name)
+    info = zipfile.ZipFile(tmp_path / "z.zip").getinfo("c/1/0")
+    raw = bytearray((tmp_path / "z.zip").read_bytes())
+    raw[info.header_offset + 30 + len(info.filename) + len(info.extra) + 10] ^= 1  # in the member's data
+    (tmp_path / "z.zip").write_bytes(bytes(raw))
+    url = f"zip::{(tmp_path / 'z.zip').as_uri()}"
+    for source in (url, zarr.storage.ZipStore(tmp_path / "z.zip", mode="r")):
+        with pytest.raises(ValueError, match=r"Chunk 'c/1/0' of the Zarr array \(rows 1000-1999\) cannot be decoded "
+                                             r"\((Bad CRC-32|Error -3 while decompressing).*the store is corrupt"):
+            fit(source)
 
 
 def test_a_zip_store_by_path_names_its_url_and_a_store_object_is_read(tmp_path):
