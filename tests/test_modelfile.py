@@ -612,6 +612,41 @@ def test_an_edit_of_a_feature_or_component_of_small_scale_is_refused(tmp_path, c
             load_model(path)
 
 
+@pytest.mark.parametrize("ct", ["full", "tied"])
+def test_a_fit_of_nearly_collinear_features_saves_and_its_checkpoint_resumes(tmp_path, ct):
+    """Two features equal to 1e-8 of their scale: the fit's covariances have condition numbers near
+    2e14 at the default reg_covar, and the factor recomputed from them differed from the fit's by
+    more than 1e-4, so neither dask_gmm's fit nor scikit-learn's could be saved, and the fit's
+    checkpoint was called damaged (a review). An edit of 1 % of a covariance is still refused."""
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(4000, 1))
+    X = np.hstack([u, u + 1e-8 * rng.normal(size=(4000, 1)), rng.normal(size=(4000, 1))]) * 1e4
+    X[2000:] += 1e5
+    path, checkpoint = tmp_path / "m.json", tmp_path / "ck.json"
+    for gm in (GaussianMixture(2, covariance_type=ct, random_state=0).fit(X),
+               SkGaussianMixture(2, covariance_type=ct, random_state=0).fit(X)):
+        assert np.linalg.cond(np.asarray(gm.covariances_).reshape(-1, 3, 3)).max() > 1e13
+        save_model(gm, path)
+        loaded = load_model(path)
+        for attr in ("covariances_", "precisions_cholesky_", "means_", "weights_"):
+            np.testing.assert_array_equal(getattr(loaded, attr), getattr(gm, attr))
+    d = json.loads(path.read_text())
+    path.write_text(json.dumps({**d, "covariances": (np.asarray(d["covariances"]) * 1.01).tolist()}))
+    with pytest.raises(ValueError, match="'covariances' and 'precisions_cholesky' do not describe the same"):
+        load_model(path)
+    kwargs = dict(covariance_type=ct, random_state=0, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        whole = GaussianMixture(2, max_iter=4, **kwargs).fit(X)
+        GaussianMixture(2, max_iter=2, checkpoint=checkpoint, **kwargs).fit(X)
+        resumed = GaussianMixture(2, max_iter=4, checkpoint=checkpoint, **kwargs).fit(X)
+    assert resumed.n_iter_ == whole.n_iter_ == 4
+    np.testing.assert_array_equal(resumed.lower_bounds_, whole.lower_bounds_)
+    np.testing.assert_array_equal(resumed.precisions_cholesky_, whole.precisions_cholesky_)
+
+
 def test_a_model_file_whose_weights_sum_to_nearly_1_samples(tmp_path, models):
     """load_model takes weights summing to 1 within 1e-6, which numpy's multinomial refused in sample()
     ("sum(pvals[:-1]) > 1.0", found by a probe)."""
