@@ -40,6 +40,7 @@ arguments writes only the chunks that are absent.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -429,13 +430,26 @@ def _whole(path):
 
 
 #: The argument of generate_mixture that sets each key of its record that is not named after one.
-_ARGUMENT = {"seed": "random_state", "spawn_key": "random_state", "source": "model"}
+_ARGUMENT = {"seed": "random_state", "spawn_key": "random_state", "source": "model", "model_digest": "model"}
+
+
+def _digest(*arrays):
+    """The SHA-256 (hex) of float64 ``arrays``' shapes and bytes: a store drawn from a model records
+    its model's, so that a rerun with another model is refused even where the arrays of the true
+    parameters that would show it are lost (a rerun had written the new model's there: a review)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a, np.float64)
+        h.update(repr(a.shape).encode() + a.tobytes())
+    return h.hexdigest()
 
 
 def _check_same(path, old, new):
     (old_status, old_true), (new_status, new_true) = old, new  # true: lists, of a store of old (or None)
     if old_status.get("format") == FORMAT:  # recorded before the option: Blosc-LZ4
         old_status = {"compression": "lz4", **old_status}
+    if "model_digest" not in old_status:  # recorded before the digest: the true arrays alone compared
+        new_status = {k: v for k, v in new_status.items() if k != "model_digest"}
     if old_status.get("format") != FORMAT:
         if not _files.replaceable(path):
             raise ValueError(f"{path!r} already exists and is not a Zarr store. Choose another path.")
@@ -864,7 +878,8 @@ def generate_mixture(
                      "min_separation": None if min_separation is None else float(min_separation)}
         else:
             weights, means, covs = _model_parameters(model)
-            drawn = {"box": None, "covariance_scale": None, "min_separation": None}
+            drawn = {"box": None, "covariance_scale": None, "min_separation": None,
+                     "model_digest": _digest(weights, means, covs)}
         n_components, n_features = means.shape
         if chunk_size is None:
             chunk_size = recorded.get("chunk_size")  # as the seed: the default of the run that began the store

@@ -1,5 +1,6 @@
 """The synthetic-mixture generator: layout, statistics, reproducibility on any scheduler, resume, guards."""
 
+import copy
 import hashlib
 import json
 import os
@@ -672,6 +673,24 @@ def test_generate_from_a_fitted_model_or_model_file(tmp_path):
     np.testing.assert_array_equal(read_true_model(tmp_path / "a").means_, a.means_)
     again = generate_mixture(str(tmp_path / "a"), 60_000, chunk_size=20_000, random_state=1, model=fitted)
     np.testing.assert_array_equal(again.means_, a.means_)  # the same model: complete, nothing written
+    # A store that had lost the array of its true means took a model differing only in its means as
+    # its truth, and wrote them there (a review): the record's digest of the model refuses it now
+    moved = copy.deepcopy(fitted)
+    moved.means_ = fitted.means_ + 100.0
+    args = dict(n_samples=60_000, chunk_size=20_000, random_state=1)
+    for name in ("true_means", "true_weights"):
+        shutil.rmtree(tmp_path / "a" / name)
+        with pytest.raises(ValueError, match=r"generated with different arguments \(model differs\)"):
+            generate_mixture(str(tmp_path / "a"), model=moved, **args)
+        generate_mixture(str(tmp_path / "a"), model=fitted, **args)  # the same model mends it
+        np.testing.assert_array_equal(read_true_model(tmp_path / "a").means_, a.means_)
+        assert store_info(str(tmp_path / "a"))["status"] == "complete"
+    # A store recorded before the digest resumes with its model: its true arrays are compared
+    group = zarr.open_group(str(tmp_path / "a"), mode="r+")
+    group.attrs["dask_gmm"] = {k: v for k, v in group.attrs["dask_gmm"].items() if k != "model_digest"}
+    generate_mixture(str(tmp_path / "a"), model=fitted, **args)
+    with pytest.raises(ValueError, match=r"generated with different arguments \(model differs\)"):
+        generate_mixture(str(tmp_path / "a"), model=moved, **args)
 
 
 @pytest.mark.parametrize("spoil, said", [
