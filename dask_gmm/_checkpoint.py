@@ -233,6 +233,11 @@ def fitted_fields(d, covariance_type, n_components, n_features):
     if abs(weights.sum() - 1.0) > 1e-6:
         raise ValueError(f"'weights' must be non-negative and sum to 1, got sum {float(weights.sum())!r}")
     cov.check_consistent(covariances, pc, covariance_type)
+    with np.errstate(over="ignore"):
+        precisions = cov.precisions_from_precision_cholesky(pc, covariance_type)
+    if not np.all(np.isfinite(precisions)):
+        raise ValueError("'covariances' are too small for float64: the precisions, their inverses, overflow "
+                         "(variances near 1e-308). Fit the data in larger units.")
     if not isinstance(d["converged"], bool):
         raise ValueError(f"'converged' must be true or false, got {d['converged']!r}")
     if not isinstance(d["lower_bounds"], list):

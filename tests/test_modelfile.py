@@ -647,6 +647,31 @@ def test_a_fit_of_nearly_collinear_features_saves_and_its_checkpoint_resumes(tmp
     np.testing.assert_array_equal(resumed.precisions_cholesky_, whole.precisions_cholesky_)
 
 
+@pytest.mark.parametrize("ct", ["full", "spherical"])
+def test_a_model_file_whose_precisions_overflow_is_refused(tmp_path, models, X, ct):
+    """Variances of 1e-310, consistent with their factor (1e155), loaded with precisions_ of inf: the
+    model's score then blamed the data's magnitude (a review)."""
+    path = tmp_path / "m.json"
+    save_model(models[ct], path)
+    d = json.loads(path.read_text())
+    K, n = len(d["weights"]), X.shape[1]
+    tiny = 1e-310
+    if ct == "full":
+        d["covariances"] = (np.eye(n) * tiny)[None].repeat(K, 0).tolist()
+        d["precisions_cholesky"] = (np.eye(n) * tiny**-0.5)[None].repeat(K, 0).tolist()
+    else:
+        d["covariances"], d["precisions_cholesky"] = [tiny] * K, [tiny**-0.5] * K
+    path.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=r"'covariances' are too small for float64: the precisions, their "
+                                         r"inverses, overflow"):
+        load_model(path)
+    with np.errstate(over="ignore"):  # its precisions_: inf
+        gm = fitted_model(d["weights"], d["means"], np.asarray(d["covariances"]), ct,
+                          np.asarray(d["precisions_cholesky"]))
+    with pytest.raises(ValueError, match="'covariances' are too small for float64"):
+        save_model(gm, tmp_path / "again.json")
+
+
 def test_a_model_file_whose_weights_sum_to_nearly_1_samples(tmp_path, models):
     """load_model takes weights summing to 1 within 1e-6, which numpy's multinomial refused in sample()
     ("sum(pvals[:-1]) > 1.0", found by a probe)."""
