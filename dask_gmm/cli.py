@@ -1047,10 +1047,12 @@ def cmd_generate(args, term):
         term.out(f"wrote {what} to {args.path} in {_fmt_seconds(seconds)}")
     elif before["status"] == "complete":  # a rerun: its chunks are all there, and are not read again
         term.out(f"{args.path} already holds {what}: nothing written (to rewrite it, pass --overwrite)")
-    elif before["missing_chunks"] == 0 and not before["lost_true"]:  # killed after its last chunk, before
-        term.out(f"{args.path} held every chunk of {what}: marked it complete, nothing else written")  # its mark
+    elif before["missing_chunks"] == before["cut_short_chunks"] == 0 and not before["lost_true"]:  # killed after
+        term.out(f"{args.path} held every chunk of {what}: marked it complete, nothing else written")  # its last chunk
     else:  # resumed, or mended: only the chunks (and true parameters' arrays) it lacked were written
         lacked = ", ".join([f"{_count(n, 'chunk')} of {name}" for name, n in before["missing_chunks_of"].items() if n]
+                           + [f"{_count(n, 'chunk')} of {name} cut short" for name, n in
+                              before["cut_short_chunks_of"].items() if n]
                            + [f"the array {name}" for name in before["lost_true"]])
         term.out(f"wrote what {args.path} lacked ({lacked}; {_count(-(-args.n_samples // before['chunks'][0]), 'chunk')} "
                  f"each in all) of {what} in {_fmt_seconds(seconds)}")
@@ -1492,7 +1494,7 @@ def cmd_info(args, term):
     rerun = f"rerun the same {PROG} demo command" if demo else "rerun the same generate command"
     state = {
         None: "not written by dask-gmm generate",
-        "damaged": "DAMAGED: generated complete, but chunks or arrays have gone or its shape or dtype has changed "
+        "damaged": "DAMAGED: generated complete, but chunks or arrays have gone (or been cut short) or its shape or dtype has changed "
                    "since; " + (f"{rerun} to write it again" if demo else "restore the store, or regenerate it"),
         "complete": "complete",
         "incomplete": f"INCOMPLETE (generation interrupted): {rerun} to finish it",
@@ -1512,6 +1514,11 @@ def cmd_info(args, term):
     if info["missing_chunks"]:
         of = ", ".join(f"{n:,} of {name}" for name, n in info["missing_chunks_of"].items() if n)
         term.out(f"  missing      {_count(info['missing_chunks'], 'chunk')} absent from the store: {of}")
+    if info.get("cut_short_chunks"):
+        of = ", ".join(f"{n:,} of {name}" for name, n in info["cut_short_chunks_of"].items() if n)
+        term.out(f"  cut short    {_count(info['cut_short_chunks'], 'chunk')} not the length their header says "
+                 f"(a power loss while they were written?): {of} (the same generate command, rerun, writes them "
+                 "again)")
     if info.get("lost_true"):
         term.out(f"  lost         the true parameters' array(s) {', '.join(info['lost_true'])} (the same generate "
                  "command, rerun, writes them again)")

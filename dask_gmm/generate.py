@@ -34,7 +34,8 @@ chunk or a whole one, plus perhaps a stray ``.partial`` file, which is removed
 on resume. There is no fsync: after a power loss a chunk may be truncated, and
 the crc32c check then makes reading it fail rather than return wrong numbers.
 Object stores (S3, GCS) write each object atomically too. A rerun with the same
-arguments writes only the chunks that are absent.
+arguments writes only the chunks that are absent, or (local files) not the
+length their Blosc header, or their rows, says (:func:`_cut_short`).
 """
 
 from __future__ import annotations
@@ -426,7 +427,33 @@ def _whole(path):
         raise ValueError(f"The store {path!r} is damaged: {changed}. {_OVERWRITE}")
     if not _true_attribute(group, path) and _true_members(group) is None:  # (a store of old: its attribute)
         return False
-    return not any(_store.missing_chunks(a) for a in arrays)
+    return not any(_store.missing_chunks(a) or _cut_short(a) for a in arrays)
+
+
+def _cut_short(arr):
+    """Indices of the chunks of rows of ``arr`` (X or labels of a generated store, on local disk)
+    whose file is not the length its own Blosc header states (or, uncompressed, its rows), plus
+    the crc32c's 4 bytes: what a power loss can leave of a chunk, which is not synced (a rerun had
+    called such a store complete, and a fit then refused it). One 16-byte read a chunk."""
+    bad = []
+    blosc = any(isinstance(c, BloscCodec) for c in arr.compressors)
+    row_bytes = arr.dtype.itemsize * math.prod(arr.chunks[1:])
+    for i in range(arr.cdata_shape[0]):
+        name = _store.chunk_file(arr, i)
+        if name is None:
+            return []
+        try:
+            with open(name, "rb") as f:
+                size, head = os.fstat(f.fileno()).st_size, f.read(16)
+        except FileNotFoundError:
+            continue  # absent: missing_chunks lists it
+        if blosc:
+            want = int.from_bytes(head[12:16], "little") + 4 if len(head) == 16 else -1
+        else:
+            want = arr.chunks[0] * row_bytes + 4  # an edge chunk too: zarr stores it whole
+        if size != want:
+            bad.append(i)
+    return bad
 
 
 #: The argument of generate_mixture that sets each key of its record that is not named after one.
@@ -750,8 +777,12 @@ def _write_chunks(path, group, X, labels, new, seed, expected):
     that would not fit before the rest are written."""
     status, true = expected
     weights, means, covs = true
+    cut = [] if new else set(_cut_short(X) + _cut_short(labels))
     todo = range(X.nchunks) if new else sorted({_chunk_index(k) for k in _store.missing_chunks(X)}
-                                               | {_chunk_index(k) for k in _store.missing_chunks(labels)})
+                                               | {_chunk_index(k) for k in _store.missing_chunks(labels)} | cut)
+    if cut:
+        logger.info("%s: %d chunks cut short (a power loss while they were written?) are written again",
+                       path, len(cut))
     logger.info("writing %d of %d chunks (%d rows each) to %s", len(todo), X.nchunks, X.chunks[0], path)
     chol = np.linalg.cholesky(covs)
     token = tokenize(path, status, true)  # unique per store and arguments: keys never collide on a cluster
@@ -974,7 +1005,7 @@ def lost_true(group, path=None):
 
 
 def store_info(path):
-    """What a store holds, for ``dask-gmm info``: never reads chunk data.
+    """What a store holds, for ``dask-gmm info``: never decodes chunk data.
 
     Returns
     -------
@@ -988,7 +1019,10 @@ def store_info(path):
         (weights, means, covariances as lists, or None); ``missing_chunks``,
         the number of chunks of X (and labels) that zarr would read as fill values (in a
         sharded array: inner chunks, those of an absent shard included), and
-        ``missing_chunks_of``, that number for each array by name; ``lost_true``, the arrays of
+        ``missing_chunks_of``, that number for each array by name; ``cut_short_chunks`` and
+        ``cut_short_chunks_of``, the same for the chunk files of a generated store that are not the
+        length their Blosc header (or their rows) says (:func:`_cut_short`: 16 bytes read a chunk;
+        a rerun writes them again); ``lost_true``, the arrays of
         the true parameters lost since the store was complete (:func:`lost_true`); ``status``: None
         (not generated), "complete", "incomplete" (generation interrupted) or "damaged" (generated
         complete, chunks or arrays gone since); ``labels_of``: for the labels array of a generated store,
@@ -1025,6 +1059,7 @@ def store_info(path):
     names = ("X", "labels") if isinstance(node, zarr.Group) else (bare,)
     missing = {name: _store.missing_chunk_count(a) for name, a in zip(names, arrays)}
     n_missing = sum(missing.values())
+    cut = {name: len(_cut_short(a)) if status.get("format") == FORMAT else 0 for name, a in zip(names, arrays)}
     changed = io.reshaped(status, X, labels if isinstance(node, zarr.Group) else None)
     return {
         "path": os.fspath(path),
@@ -1041,8 +1076,10 @@ def store_info(path):
         "true_model": true,
         "missing_chunks": n_missing,
         "missing_chunks_of": missing,
+        "cut_short_chunks": sum(cut.values()),
+        "cut_short_chunks_of": cut,
         "lost_true": lost,
-        "status": _status(status.get("complete"), n_missing or lost, changed),
+        "status": _status(status.get("complete"), n_missing or lost or sum(cut.values()), changed),
         "labels_of": parent if member == "labels" else None,
         "true_of": parent if member in TRUE_ARRAYS else None,
     }

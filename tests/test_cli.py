@@ -1036,7 +1036,7 @@ def test_missing_chunk(store, tmp_path, capsys, model_file):
     rc, _, err = run(capsys, "score", model_file, broken)
     assert_one_line_error(rc, err, f"The Zarr array 'file://{broken}/X' is missing 1 of its chunks (c/1/0)")
     rc, out, _ = run(capsys, "info", broken)  # said "complete" beside the missing chunk
-    assert rc == 0 and "status       DAMAGED: generated complete, but chunks or arrays have gone or its shape or dtype has changed since" in out
+    assert rc == 0 and "status       DAMAGED: generated complete, but chunks or arrays have gone (or been cut short) or its shape or dtype has changed since" in out
     assert "missing      1 chunk absent from the store: 1 of X" in out
     info = json.loads(run(capsys, "info", broken, "--json")[1])  # "complete": true beside the hole, alone
     assert info["status"] == "damaged" and info["complete"] is True
@@ -1162,6 +1162,14 @@ def test_generate_rerun_says_what_it_wrote(tmp_path, capsys):
     assert rc == 0 and out.startswith(f"wrote what {tmp_path / 'g.zarr'} lacked (1 chunk of X, 1 chunk of "
                                       "labels; 4 chunks each in all) of 20,000 rows x 2 features")
     assert "already holds" in run(capsys, *argv)[1]
+    (tmp_path / "g.zarr" / "X" / "c" / "2" / "0").write_bytes(b"")  # a power loss's empty chunk file: "nothing
+    rc, out, _ = run(capsys, "info", tmp_path / "g.zarr")  # written", and a fit refused the store (a review)
+    assert rc == 0 and "status       DAMAGED" in out
+    assert "cut short    1 chunk not the length their header says (a power loss while they were written?): 1 of X" in out
+    rc, out, _ = run(capsys, *argv)
+    assert rc == 0 and out.startswith(f"wrote what {tmp_path / 'g.zarr'} lacked (1 chunk of X cut short; 4 chunks "
+                                      "each in all)")
+    assert store_info(str(tmp_path / "g.zarr"))["status"] == "complete"
     # lost arrays of the true parameters: info said complete, read_true_model None, a rerun "nothing written"
     kept = (tmp_path / "g.zarr" / "true_means" / "c" / "0" / "0").read_bytes()
     shutil.rmtree(tmp_path / "g.zarr" / "true_covariances")

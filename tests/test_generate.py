@@ -3,6 +3,7 @@
 import copy
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -474,6 +475,31 @@ def test_rerun_writes_back_the_chunks_a_complete_store_lost(tmp_path):
     os.remove(os.path.join(path, "labels", "c", "4"))
     generate_mixture(path, **SMALL)
     assert tree_digest(path) == whole
+
+
+@pytest.mark.parametrize("compression", ["lz4", "none"])
+@pytest.mark.parametrize("complete", [True, False])
+def test_rerun_writes_back_the_chunks_a_power_loss_cut_short(tmp_path, caplog, compression, complete):
+    """Chunks are not synced, so a power loss can leave one empty or cut short: a rerun called the
+    store complete and a fit then refused it, advising an overwrite of every chunk (a review). A
+    rerun writes those chunks again, as it writes lost ones, and says so."""
+    path = str(tmp_path / "s")
+    generate_mixture(path, **SMALL, compression=compression)
+    whole = tree_digest(path)
+    open(os.path.join(path, "X", "c", "2", "0"), "r+b").truncate(0)
+    open(os.path.join(path, "X", "c", "5", "0"), "r+b").truncate(100)
+    open(os.path.join(path, "labels", "c", "4"), "r+b").truncate(30)
+    if not complete:  # a run killed after them, before its end
+        group = zarr.open_group(path, mode="r+")
+        group.attrs["dask_gmm"] = {**group.attrs["dask_gmm"], "complete": False}
+    info = store_info(path)
+    assert info["cut_short_chunks_of"] == {"X": 2, "labels": 1} and info["cut_short_chunks"] == 3
+    assert info["status"] == ("damaged" if complete else "incomplete")
+    with caplog.at_level(logging.INFO, logger="dask_gmm.generate"):
+        generate_mixture(path, **SMALL, compression=compression)
+    assert "3 chunks cut short (a power loss while they were written?) are written again" in caplog.text
+    assert tree_digest(path) == whole
+    assert store_info(path)["status"] == "complete"
 
 
 def test_corrupted_chunk_raises_on_read(tmp_path):
