@@ -824,7 +824,7 @@ def _load_model(path):
     from .modelfile import load_model
 
     path = local_file_path(path, "The model file")
-    if not os.path.exists(path):
+    if "://" not in path and not os.path.exists(path):  # a URL: load_model says model files are local
         raise CLIError(f"no model file at {path!r}. Check the path (write one with '{PROG} fit').")
     if os.path.isdir(path):
         raise CLIError(f"{path!r} is a folder, not a model file. Pass the MODEL.json written by '{PROG} fit'.")

@@ -318,6 +318,9 @@ def load_model(path):
         If the file is missing, not JSON, or not a valid model file.
     """
     path = local_file_path(path, "The model file")
+    if "://" in path:  # not read through fsspec: it would be "no model file" (a review)
+        raise ValueError(f"Cannot read the model file {path!r}: model files are local files. Copy it here, and give "
+                         "its local path (or a file:// URL).")
     try:
         with _opened(path) as f:
             text = _read_at_most(f, MAX_FILE_BYTES)

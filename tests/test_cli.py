@@ -256,6 +256,8 @@ def test_a_new_users_slips_are_named_with_what_to_do(store, model_file, tmp_path
     for argv in (["info", ckpt], ["predict", ckpt, store, "-o", tmp_path / "p.zarr"]):
         rc, _, err = run(capsys, *argv)
         assert_one_line_error(rc, err, "is not a valid dask_gmm model file (it is a checkpoint of a fit, not a model")
+    rc, _, err = run(capsys, "predict", "s3://bucket/m.json", store, "-o", tmp_path / "p.zarr")  # was "no model
+    assert_one_line_error(rc, err, "model files are local files. Copy it here")  # file at 's3://...'"
     (tmp_path / "data.csv").write_text("a,b\n1,2\n")
     rc, _, err = run(capsys, "info", tmp_path / "data.csv")
     assert_one_line_error(rc, err, "is not a valid dask_gmm model file (not JSON: Expecting value")

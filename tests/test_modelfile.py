@@ -381,6 +381,10 @@ def test_not_a_model_file_raises_value_error(tmp_path, content):
 def test_missing_file_raises_value_error(tmp_path):
     with pytest.raises(ValueError, match="No model file"):
         load_model(tmp_path / "absent.json")
+    # a URL was "No model file at 's3://...'. Check the path." (a review)
+    with pytest.raises(ValueError, match=r"Cannot read the model file 's3://bucket/m\.json': model files are local "
+                                         r"files\. Copy it here"):
+        load_model("s3://bucket/m.json")
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
