@@ -576,9 +576,13 @@ def recorded_true(group, path=None):
 def _check_true_shapes(group, path, weights, means, covs):
     """A ValueError saying the store is damaged unless the arrays of its true parameters have the
     shapes (K,), (K, d) and (K, d, d) of its record's n_components and n_features (and of X's
-    features), and the covariances at most :data:`MAX_TRUE_BYTES`, as the generator draws them."""
+    features, where the record gives none: X of other features than the record's is damage that
+    :func:`dask_gmm.io.reshaped` names, which this had blamed on the true parameters' arrays, and
+    ``info`` failed on it: a review), and the covariances at most :data:`MAX_TRUE_BYTES`, as the
+    generator draws them."""
     record = io.generator_record(group, path)
     K, d = record.get("n_components"), record.get("n_features")
+    recorded_d = d is not None
     try:
         x = io.member(group, "X", path)
     except _store.DamagedMetadata:  # said by the reader of X, with the overwrite that mends it
@@ -586,7 +590,8 @@ def _check_true_shapes(group, path, weights, means, covs):
     if means.ndim == 2:
         K, d = (means.shape[0] if K is None else K), (means.shape[1] if d is None else d)
     ok = (means.shape == (K, d) and weights.shape == (K,) and covs.shape == (K, d, d)
-          and (not isinstance(x, zarr.Array) or x.shape[1:] == (d,)) and 8 * math.prod(covs.shape) <= MAX_TRUE_BYTES)
+          and (recorded_d or not isinstance(x, zarr.Array) or x.shape[1:] == (d,))
+          and 8 * math.prod(covs.shape) <= MAX_TRUE_BYTES)
     if not ok:
         raise ValueError(f"The store {path!r} is damaged: the arrays of its true parameters have shapes {weights.shape}, "
                          f"{means.shape} and {covs.shape}, not those of {K} components of {d} features. {_OVERWRITE}")

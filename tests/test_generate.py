@@ -290,16 +290,19 @@ def test_info_of_the_array_x_by_its_own_path_has_the_store_status(tmp_path, monk
     assert info["status"] == "damaged" and info["missing_chunks_of"] == {"X": 1}
 
 
-def test_a_store_whose_shape_was_edited_is_damaged(tmp_path):
+@pytest.mark.parametrize("shape", [[400, 2], [500, 3]])
+def test_a_store_whose_shape_was_edited_is_damaged(tmp_path, shape):
     """X's metadata edited to fewer rows: fit fitted 400 of 500 rows silently, info said complete and
-    a rerun of generate said it wrote the rows."""
+    a rerun of generate said it wrote the rows. Edited to another feature, store_info (and info)
+    failed, blaming the true parameters' arrays for their shapes, those of the record (a review)."""
     path = str(tmp_path / "g.zarr")
     generate_mixture(path, n_samples=500, chunk_size=100, random_state=0)
     meta = tmp_path / "g.zarr" / "X" / "zarr.json"
     m = json.loads(meta.read_text())
-    m["shape"][0] = 400
+    m["shape"] = shape
     meta.write_text(json.dumps(m))
-    said = r"is damaged: its array X has shape \(400, 2\) in chunks of 100 rows, but was generated with shape \(500, 2\)"
+    said = (rf"is damaged: its array X has shape \({shape[0]}, {shape[1]}\) in chunks of 100 rows, but was generated "
+            r"with shape \(500, 2\)")
     with pytest.raises(ValueError, match=said + ".*Restore it, or regenerate it"):
         GaussianMixture(3).fit(path)
     # however X is given: the array's path, a zarr.Group, a zarr.Array (these were fitted silently)
