@@ -166,6 +166,8 @@ def _resolved(path):
     path = os.fspath(path)
     scheme, sep, rest = path.partition("://")
     if sep and scheme.lower() in ("file", "local"):
+        if rest.lower().startswith("localhost/"):  # RFC 8089's local host, which fsspec reads as a relative
+            rest = rest[len("localhost"):]  # folder "localhost" (a model was written under ./localhost: a review)
         path = rest if "::" in rest else fsspec.core.url_to_fs(f"{scheme.lower()}://{rest}")[1]
     return path if "://" in path else os.path.abspath(path)
 

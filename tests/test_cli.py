@@ -1485,13 +1485,21 @@ def test_a_dash_for_an_output_is_refused(tmp_path, capsys, store, model_file, ar
     assert os.listdir(tmp_path) == []
 
 
-def test_local_outputs_take_file_urls_as_their_paths(tmp_path, capsys, store, model_file):
+def test_local_outputs_take_file_urls_as_their_paths(tmp_path, capsys, store, model_file, monkeypatch):
     rc, out, _ = run(capsys, "plot", model_file, store, "--output", f"file://{tmp_path}/fig.png", "-q")
     assert rc == 0 and (tmp_path / "fig.png").exists() and f"wrote {tmp_path}/fig.png" in out
     rc, _, _ = run(capsys, "fit", store, "-k", "2", "--max-iter", "1", "--output", f"FILE://{tmp_path}/m.json", "-q")
     assert rc == 0 and (tmp_path / "m.json").exists()  # the scheme in capitals too (was a folder 'FILE:')
     rc, _, _ = run(capsys, "plot", model_file, store, "--output", f"file://{tmp_path}/figs/", "-q")
     assert rc == 0 and sorted(os.listdir(tmp_path / "figs")) == ["density.png", "fit.png", "loglik.png"]
+    # file://localhost/PATH is PATH (RFC 8089), where fsspec reads it as ./localhost/PATH: a model was
+    # written there, and a store read from there (a review)
+    monkeypatch.chdir(tmp_path)
+    rc, _, _ = run(capsys, "fit", f"file://localhost{store}", "-k", "2", "--max-iter", "1", "-q",
+                   "--output", f"file://localhost{tmp_path}/lh.json")
+    assert rc == 0 and (tmp_path / "lh.json").exists() and not (tmp_path / "localhost").exists()
+    rc, out, _ = run(capsys, "info", f"file://LOCALHOST{store}")
+    assert rc == 0 and "status       complete" in out
 
 
 @pytest.mark.parametrize("argv, said", [
