@@ -1925,6 +1925,9 @@ def main(argv=None):
         return 141
     except CLIError as exc:
         return error(exc)
+    except Warning as exc:  # made an error by the warnings filter (PYTHONWARNINGS=error): a traceback had said it
+        text = _option_words(" ".join(str(exc).split()), FIT_ARGUMENTS)
+        return error(f"{text} (a warning, made an error by Python's warnings filter: PYTHONWARNINGS or -W)")
     except ValueError as exc:
         return error(_option_words(str(exc), ()))  # the library's overwrite=True as --overwrite
     except OSError as exc:

@@ -16,6 +16,7 @@ import textwrap
 import sys
 import threading
 import time
+import warnings
 import types
 
 import numpy as np
@@ -269,6 +270,17 @@ def test_a_new_users_slips_are_named_with_what_to_do(store, model_file, tmp_path
             rc, _, err = run(capsys, "predict", model_file, store, "-o", output)
             assert_one_line_error(rc, err, f"{output!r}. Check the path")
             assert ".tmp@" not in err
+
+
+def test_a_warning_made_an_error_by_the_warnings_filter_is_one_line(store, tmp_path, capsys):
+    """Under PYTHONWARNINGS=error a warning ended the command in its traceback (a review)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rc, _, err = run(capsys, "fit", store, "-k", "2", "--max-iter", "1", "--seed", "0", "-q",
+                         "-o", tmp_path / "m.json")
+    assert_one_line_error(rc, err, "did not converge", "increase --max-iter", "(a warning, made an error by Python's "
+                          "warnings filter: PYTHONWARNINGS or -W)")
+    assert not (tmp_path / "m.json").exists()
 
 
 def test_a_warning_is_said_once_per_command(store, tmp_path, capsys):
