@@ -454,8 +454,9 @@ def build_parser():
 
     p = sub.add_parser("info", parents=[common], help="describe a Zarr store or a model file",
                        description="Shape, chunks, dtype, completeness and true parameters of a store, "
-                                   "or the parameters of a model file. Decodes no chunk of X or labels (reads each "
-                                   "chunk file's length and first 16 bytes, and the true parameters).")
+                                   "or the parameters of a model file. Decodes no chunk of X or labels (of a generated "
+                                   "store, reads each chunk file's length and first 16 bytes, and the true "
+                                   "parameters).")
     p.add_argument("path", metavar="PATH|MODEL.json")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_info)
