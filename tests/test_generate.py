@@ -497,12 +497,41 @@ def test_rerun_writes_back_the_chunks_a_power_loss_cut_short(tmp_path, caplog, c
         group.attrs["dask_gmm"] = {**group.attrs["dask_gmm"], "complete": False}
     info = store_info(path)
     assert info["cut_short_chunks_of"] == {"X": 2, "labels": 1} and info["cut_short_chunks"] == 3
+    assert store_info(path + "/labels")["cut_short_chunks_of"] == {"labels": 1}  # given by its own path
     assert info["status"] == ("damaged" if complete else "incomplete")
     with caplog.at_level(logging.INFO, logger="dask_gmm.generate"):
         generate_mixture(path, **SMALL, compression=compression)
     assert "3 chunks cut short (a power loss while they were written?) are written again" in caplog.text
     assert tree_digest(path) == whole
     assert store_info(path)["status"] == "complete"
+
+
+def test_chunks_of_other_codecs_and_chunk_paths_that_are_no_files_are_not_judged_cut_short(tmp_path, capsys):
+    """Stores generated with Zstd (before 1161f9a) were called damaged, every chunk "cut short", and
+    rewritten by every rerun; a link loop or a folder in place of a chunk file was a traceback from
+    info, where it had been a missing chunk (a review)."""
+    from dask_gmm import cli
+
+    path = str(tmp_path / "s")
+    generate_mixture(path, **SMALL)
+    group = zarr.open_group(path, mode="r+")
+    for name in ("X", "labels"):  # the same rows, as the generator wrote them then
+        old = group[name]
+        data = old[...]
+        group.create_array(name, shape=old.shape, chunks=old.chunks, dtype=old.dtype, fill_value=old.fill_value,
+                           compressors=[zarr.codecs.ZstdCodec(level=3), zarr.codecs.Crc32cCodec()],
+                           dimension_names=old.metadata.dimension_names, overwrite=True)[...] = data
+    info = store_info(path)
+    assert info["status"] == "complete" and info["cut_short_chunks"] == 0
+    whole = tree_digest(path)
+    assert cli.main(["generate", path, "-n", "6000", "-d", "3", "-k", "4", "--chunk-size", "1000", "--seed", "7"]) == 0
+    assert "nothing written" in capsys.readouterr().out and tree_digest(path) == whole
+    os.remove(os.path.join(path, "X", "c", "1", "0"))
+    os.symlink("0", os.path.join(path, "X", "c", "1", "0"))  # a link to itself
+    os.remove(os.path.join(path, "X", "c", "2", "0"))
+    os.mkdir(os.path.join(path, "X", "c", "2", "0"))
+    info = store_info(path)
+    assert info["status"] == "damaged" and info["cut_short_chunks"] == 0 and info["missing_chunks_of"]["X"] >= 1
 
 
 def test_corrupted_chunk_raises_on_read(tmp_path):
