@@ -237,7 +237,7 @@ def fitted_fields(d, covariance_type, n_components, n_features):
         precisions = cov.precisions_from_precision_cholesky(pc, covariance_type)
     if not np.all(np.isfinite(precisions)):
         raise ValueError("'covariances' are too small for float64: the precisions, their inverses, overflow "
-                         "(variances near 1e-308). Fit the data in larger units.")
+                         "(variances near 1e-308); fit the data in larger units")
     if not isinstance(d["converged"], bool):
         raise ValueError(f"'converged' must be true or false, got {d['converged']!r}")
     if not isinstance(d["lower_bounds"], list):
