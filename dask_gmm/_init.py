@@ -86,14 +86,17 @@ def gather_rows(X, sizes, seeds, sample_weight=None, blocks=None):
     often as its weight says, later ones never a row already drawn, which the
     repeated rows could give again): rows of weight 0 only when fewer rows than
     asked weigh anything. One pass over the weights (not
-    X) for all the runs: :func:`_weighted_rows`.
+    X) for all the runs: :func:`_weighted_rows`. Weights that are all the same positive number
+    draw the rows that no weights draw: unit weights had given another start than none, and
+    another fit (a review).
     """
     if not sizes:  # nothing to draw: no pass over the weights
         return []
-    if sample_weight is None:
+    picks = None
+    if sample_weight is not None:
+        picks, equal = _weighted_rows(sample_weight, [(n, _key(s)) for n, s in zip(sizes, seeds)])
+    if sample_weight is None or equal:
         picks = [np.random.default_rng(s).choice(X.shape[0], size=n, replace=False) for n, s in zip(sizes, seeds)]
-    else:
-        picks = _weighted_rows(sample_weight, [(n, _key(s)) for n, s in zip(sizes, seeds)])
     picks = [np.sort(idx) for idx in picks]
     every = np.unique(np.concatenate(picks))  # each row once, whichever runs drew it
     fetched = np.asarray(_rows_at(X, every, blocks), np.float64)
@@ -156,19 +159,27 @@ def _weighted_rows(sample_weight, requests):
     per row from the Philox stream ``key`` at the row's index, so the draw does not depend on
     the chunking. Ties (weight 0, key inf) go to the lowest index. One pass over the weights
     for all requests; for weights held in memory, in this thread (in a graph, a distributed
-    Client sent them all through its scheduler first)."""
+    Client sent them all through its scheduler first). Returns (those indices for each request,
+    whether every weight is the same positive number)."""
     starts = io.row_starts(sample_weight.chunks[0])
     held = numpy_blocks(sample_weight)
     if held is not None:
-        per_block = [_smallest_keys(w, start, requests) for w, start in zip(held, starts)]
+        per_block = [_keys_and_range(w, start, requests) for w, start in zip(held, starts)]
     else:
-        per_block = dask.compute(*[dask.delayed(_smallest_keys)(w, start, requests)
+        per_block = dask.compute(*[dask.delayed(_keys_and_range)(w, start, requests)
                                    for w, start in zip(sample_weight.to_delayed().ravel(), starts)])
     out = []
     for j, (n, _) in enumerate(requests):
-        keys, rows = (np.concatenate(a) for a in zip(*(block[j] for block in per_block)))
+        keys, rows = (np.concatenate(a) for a in zip(*(block[j] for block, _ in per_block)))
         out.append(rows[np.lexsort((rows, keys))[:n]])
-    return out
+    low, high = min(r[0] for _, r in per_block), max(r[1] for _, r in per_block)
+    return out, bool(low == high > 0)
+
+
+def _keys_and_range(w, start, requests):
+    """(:func:`_smallest_keys` of the block of weights ``w``, (its least weight, its largest))."""
+    w = np.asarray(w, np.float64)
+    return _smallest_keys(w, start, requests), (w.min(), w.max()) if len(w) else (np.inf, -np.inf)
 
 
 def _smallest_keys(w, start, requests):

@@ -426,6 +426,27 @@ def test_weighted_rows_are_drawn_in_proportion_to_their_weight():
             np.testing.assert_array_equal(drawn[2], drawn[0])
 
 
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_unit_weights_fit_as_no_weights(init_params):
+    """Unit weights drew other starting rows than no weights (the weighted draw's keys), so the
+    k-means, k-means++ and random_from_data starts, and the fits, differed: means by up to 1.0
+    (a review). Every weight the same draws the rows that no weights draw."""
+    X = make_blobs(n=400, seed=5)
+    kw = dict(init_params=init_params, random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for Model in (GaussianMixture, BayesianGaussianMixture):
+            plain = Model(6, **kw).fit(X)
+            for w in (np.ones(len(X)), da.ones(len(X), chunks=70)):
+                weighted = Model(6, **kw).fit(X, sample_weight=w)
+                np.testing.assert_array_equal(weighted.means_, plain.means_)
+                assert weighted.lower_bound_ == plain.lower_bound_
+        uneven = np.ones(len(X))  # one row of weight 2: the weighted draw
+        uneven[7] = 2.0
+        moved = GaussianMixture(6, **kw).fit(X, sample_weight=uneven)
+        assert not np.array_equal(moved.means_, GaussianMixture(6, **kw).fit(X).means_)
+
+
 def test_subnormal_weights_draw_the_rows_that_their_scaled_copies_draw():
     """Weights of 1e-320 made every key -log(u)/w overflow to inf (with a RuntimeWarning): every seed
     then drew rows 0, 1, 2 for its start. (A fit with such weights is refused: see below.)"""
@@ -495,16 +516,26 @@ def test_weights_whose_weighted_sums_overflow_are_named_without_numpy_warnings(i
     in float64) fits as without the weights."""
     rng = np.random.default_rng(16)
     X = np.vstack([rng.normal(0, 1, (300, 2)), rng.normal(4, 0.5, (300, 2))])
-    kw = dict(init_params=init_params, random_state=0)
+    named = r"overflowed: the data (or|\(or) their sample weights"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        if init_params != "random_from_data":  # whose start, a few rows, keeps the weighted squares in range
-            with pytest.raises(ValueError, match=r"overflowed: the data (or|\(or) their sample weights"):
-                GaussianMixture(2, **kw).fit(X, sample_weight=np.full(len(X), 1e305))
+        if init_params != "random_from_data":
+            with pytest.raises(ValueError, match=named):
+                GaussianMixture(2, init_params=init_params, random_state=0).fit(X, sample_weight=np.full(len(X), 1e305))
             return
-        got = GaussianMixture(2, **kw).fit(X, sample_weight=np.full(len(X), 1e305))
-        ref = GaussianMixture(2, **kw).fit(X, sample_weight=np.ones(len(X)))
-        np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-12)
+        outcomes = set()  # its start, a few rows, keeps the weighted squares in range or not, by the rows drawn
+        for seed in range(8):
+            kw = dict(init_params=init_params, random_state=seed)
+            try:
+                got = GaussianMixture(2, **kw).fit(X, sample_weight=np.full(len(X), 1e305))
+            except ValueError as exc:
+                assert re.search(named, str(exc)), exc
+                outcomes.add("named")
+                continue
+            ref = GaussianMixture(2, **kw).fit(X, sample_weight=np.ones(len(X)))
+            np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-12)
+            outcomes.add("fitted")
+        assert outcomes == {"named", "fitted"}
 
 
 @pytest.mark.parametrize("compiled", [True, False])
