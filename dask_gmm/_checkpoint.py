@@ -52,8 +52,9 @@ def _plain(v):
     as None is not: what it will draw is not known before the fit (the saved runs carry its draws)."""
     if isinstance(v, (np.random.Generator, np.random.RandomState)):
         return "a Generator or RandomState"
-    if isinstance(v, np.random.SeedSequence):
-        return {"entropy": v.entropy, "spawn_key": list(v.spawn_key)}
+    if isinstance(v, np.random.SeedSequence):  # its pool size where it is not NumPy's default (as before it counted)
+        pool = {} if v.pool_size == np.random.SeedSequence().pool_size else {"pool_size": v.pool_size}
+        return {"entropy": v.entropy, "spawn_key": list(v.spawn_key), **pool}
     if isinstance(v, (np.integer, np.floating)):
         return v.item()
     if isinstance(v, (int, float, str, bool)) or v is None:

@@ -62,8 +62,9 @@ def as_seed_sequence(random_state):
     A SeedSequence passed in is copied, never advanced; a Generator or RandomState gives one draw.
     """
     check_random_state(random_state)
-    if isinstance(random_state, np.random.SeedSequence):
-        return np.random.SeedSequence(random_state.entropy, spawn_key=random_state.spawn_key)
+    if isinstance(random_state, np.random.SeedSequence):  # its pool size too: another pool is another state
+        return np.random.SeedSequence(random_state.entropy, spawn_key=random_state.spawn_key,
+                                      pool_size=random_state.pool_size)
     if random_state is None or isinstance(random_state, (int, np.integer)):
         return np.random.SeedSequence(None if random_state is None else int(random_state))
     if isinstance(random_state, np.random.RandomState):

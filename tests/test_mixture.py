@@ -1013,6 +1013,10 @@ def test_init_strategies_and_seed_sequences(init_params):
     ss = np.random.SeedSequence(5)
     GaussianMixture(3, init_params=init_params, random_state=ss).fit(X)
     assert ss.n_children_spawned == 0  # a SeedSequence passed in is never advanced
+    pooled = GaussianMixture(3, init_params=init_params, random_state=np.random.SeedSequence(5, pool_size=8),
+                             max_iter=0).fit(X)  # another pool size is another state: it fitted as the default's
+    assert not np.array_equal(pooled.means_, GaussianMixture(3, init_params=init_params, random_state=5,
+                                                             max_iter=0).fit(X).means_)  # (a review)
     for estimator in (GaussianMixture, BayesianGaussianMixture):  # NumPy integers, as a grid of np.arange gives
         as_numpy = estimator(np.int64(3), init_params=init_params, random_state=np.int64(5), max_iter=np.int32(300),
                              n_init=np.int64(1)).fit(da.from_array(X, chunks=1000))  # 'random': an OverflowError
