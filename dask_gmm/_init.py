@@ -93,7 +93,6 @@ def gather_rows(X, sizes, seeds, sample_weight=None, blocks=None):
     """
     if not sizes:  # nothing to draw: no pass over the weights
         return []
-    picks = None
     if sample_weight is not None:
         picks, equal = _weighted_rows(sample_weight, [(n, _key(s)) for n, s in zip(sizes, seeds)])
     if sample_weight is None or equal:

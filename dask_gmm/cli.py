@@ -1496,8 +1496,9 @@ def cmd_info(args, term):
     rerun = f"rerun the same {PROG} demo command" if demo else "rerun the same generate command"
     state = {
         None: "not written by dask-gmm generate",
-        "damaged": "DAMAGED: generated complete, but chunks or arrays have gone (or been cut short) or its shape or dtype has changed "
-                   "since; " + (f"{rerun} to write it again" if demo else "restore the store, or regenerate it"),
+        "damaged": "DAMAGED: generated complete, but chunks or arrays have gone (or been cut short) or its shape or "
+                   "dtype has changed since; " + (f"{rerun} to write it again" if demo else "restore the store, or "
+                                                  "regenerate it"),
         "complete": "complete",
         "incomplete": f"INCOMPLETE (generation interrupted): {rerun} to finish it",
     }[info["status"]]
