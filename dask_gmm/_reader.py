@@ -36,7 +36,7 @@ from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup i
 
 from . import _codecs, _kernels, _numba
 from ._store import (REGENERATE, _absent_as_fill, _chunk_coords, _chunk_key, _chunk_name, _file_size, _fill_value,
-                     _local_root, _storage_key, _written_since, missing_chunks)
+                     _local_root, _storage_key, _unwritten_inner_chunks, _written_since, first_few, missing_chunks)
 
 
 def _zarr_blocks(arr, chunks, absent=frozenset()):
@@ -135,7 +135,28 @@ def _zarr_block(arr, index, asarray=True, lock=None, absent=frozenset()):
                 "a memory:// store, or a path on this machine's disk only); zarr would read it as fill values. "
                 "Restore the store, or give the workers a path or URL they share."
             )
+    elif arr.shards and block.size and _inner_fill(np.asarray(block), arr):
+        gone = set(_unwritten_inner_chunks(arr, [(_chunk_coords(arr, index), _chunk_key(arr, index))])) - absent
+        if gone:  # an inner chunk removed since the store was opened (a rewrite of rows of zeros, say)
+            raise ValueError(
+                f"{_chunk_name(arr, index)} has lost {len(gone)} of its inner chunks since the store was opened "
+                f"({first_few(sorted(gone))}); zarr would read them as fill values. Restore the store, or compute "
+                "the output again from the store as it is now."
+            )
     return block
+
+
+def _inner_fill(block, arr):
+    """Whether some inner chunk's part of ``block``, a shard of the 2-D sharded array ``arr``, is all
+    fill value: a lazy output had read an inner chunk removed after it was made as rows of fill
+    values, where a whole shard removed is refused (a review). A few values a part, for data."""
+    rows, cols = arr.chunks[0], arr.chunks[1] if block.ndim > 1 else None
+    for r in range(0, block.shape[0], rows):
+        for c in range(0, block.shape[1], cols) if cols else (None,):
+            part = block[r : r + rows] if c is None else block[r : r + rows, c : c + cols]
+            if part.size and _all_fill(part, arr.fill_value):
+                return True
+    return False
 
 
 #: Chunks found stored by :func:`_stored`, by store and key: a chunk whose values are all the fill

@@ -862,6 +862,29 @@ def test_inner_chunk_never_written_in_a_shard_is_refused_by_name(tmp_path, layou
     gm.predict(str(path)).compute()
 
 
+def test_an_inner_chunk_removed_after_a_lazy_output_was_made_is_refused(tmp_path):
+    """Rows of a sharded store rewritten as zeros after a lazy output was made: zarr drops their
+    inner chunk, and the output read them as rows of fill values, where a whole shard removed is
+    refused (a review). Rows that are data, and inner chunks absent (read as fill values) from the
+    start under the 'fill' setting, pass."""
+    X = make_blobs(n=20000, means=BLOBS3)
+    path = tmp_path / "s.zarr"
+    arr = sharded_store(path, X)
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    lazy = gm.score_samples(str(path))
+    np.testing.assert_allclose(lazy.compute(), gm.score_samples(X), rtol=1e-12)
+    arr[3000:6000] = 0.0  # the fill value: zarr leaves the inner chunk out
+    assert _store.missing_chunks(arr) == ["c/0/0 (inner chunk 1.0: rows 3000-5999)"]
+    with pytest.raises(ValueError, match=r"Shard 'c/0/0' of the Zarr array \(rows 0-5999\) has lost 1 of its inner "
+                                         r"chunks since the store was opened \(c/0/0 \(inner chunk 1\.0: rows "
+                                         r"3000-5999\)\)"):
+        lazy.compute()
+    with dask.config.set({_store.ABSENT_CHUNKS: "fill"}):  # absent from the start, and read as fill values
+        filled = gm.score_samples(str(path)).compute()
+    want = gm.score_samples(np.concatenate([X[:3000], np.zeros((3000, 3)), X[6000:]]))
+    np.testing.assert_allclose(filled, want, rtol=1e-12)
+
+
 def test_inner_chunk_check_through_an_fsspec_store(tmp_path):
     """A store read through fsspec (concurrent ranged reads on zarr's event loop), the array inside a group."""
     pytest.importorskip("fsspec")
