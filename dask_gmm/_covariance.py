@@ -688,15 +688,17 @@ def check_consistent(covariances, precisions_cholesky, covariance_type):
         return np.all(np.linalg.norm(a - b, axis=1) <= rtol * np.linalg.norm(b, axis=1))
 
     not_pd = ValueError("'covariances' are not positive definite")
+    try:  # in the stored units, as a fit computes it: scaled first, a fit's covariances of condition 1e17
+        pc_ref = precision_cholesky(np.asarray(covariances, np.float64), covariance_type)  # had lost definiteness
+    except ValueError:  # in the rounding, and could not be saved (a review)
+        raise not_pd from None
     scaled = _unit_scaled(covariances, precisions_cholesky, covariance_type)
     if scaled is None:
         raise not_pd
+    pc_ref = _unit_scaled(covariances, pc_ref, covariance_type)[1]
     covariances, pc, kind = scaled
-    try:  # positive definite just when the scaled ones are
-        pc_ref = precision_cholesky(covariances, kind)
-    except ValueError:
-        raise not_pd from None
-    cond = np.linalg.cond(covariances) if kind == "full" else 1.0  # diag: scaled to ones
+    with np.errstate(divide="ignore", invalid="ignore"):  # singular in the rounding: inf
+        cond = np.linalg.cond(covariances) if kind == "full" else 1.0  # diag: scaled to ones
     rtol = CONSISTENCY_RTOL + 10 * np.finfo(np.float64).eps * cond
     if not close(pc, pc_ref, rtol) or not close(covariances_from_precision_cholesky(pc, kind), covariances):
         raise ValueError(

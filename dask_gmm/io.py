@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import pathlib
+import re
 import struct
 import sys
 import uuid
@@ -163,11 +164,11 @@ def data_path(path):
 def _resolved(path):
     """:func:`data_path` of any path, unchecked (a plain file's path may hold ``::``; so may a
     ``file://`` URL's, which is its path as written: fsspec would cut it at the ``::``)."""
-    path = os.fspath(path)
+    # RFC 8089's local host, in a chain too, which fsspec reads as a relative folder "localhost" (a model
+    # was written under ./localhost: a review)
+    path = re.sub(r"(?i)(?<![\w+.-])(file|local)://localhost/", r"\1:///", os.fspath(path))
     scheme, sep, rest = path.partition("://")
     if sep and scheme.lower() in ("file", "local"):
-        if rest.lower().startswith("localhost/"):  # RFC 8089's local host, which fsspec reads as a relative
-            rest = rest[len("localhost"):]  # folder "localhost" (a model was written under ./localhost: a review)
         path = rest if "::" in rest else fsspec.core.url_to_fs(f"{scheme.lower()}://{rest}")[1]
     return path if "://" in path else os.path.abspath(path)
 

@@ -1510,8 +1510,9 @@ def test_local_outputs_take_file_urls_as_their_paths(tmp_path, capsys, store, mo
     rc, _, _ = run(capsys, "fit", f"file://localhost{store}", "-k", "2", "--max-iter", "1", "-q",
                    "--output", f"file://localhost{tmp_path}/lh.json")
     assert rc == 0 and (tmp_path / "lh.json").exists() and not (tmp_path / "localhost").exists()
-    rc, out, _ = run(capsys, "info", f"file://LOCALHOST{store}")
-    assert rc == 0 and "status       complete" in out
+    for url in (f"file://LOCALHOST{store}", f"simplecache::file://localhost{store}"):  # in a chain too
+        rc, out, _ = run(capsys, "info", url)
+        assert rc == 0 and "status       complete" in out, url
 
 
 @pytest.mark.parametrize("argv, said", [

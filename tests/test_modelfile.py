@@ -655,6 +655,20 @@ def test_a_fit_of_nearly_collinear_features_saves_and_its_checkpoint_resumes(tmp
     np.testing.assert_array_equal(resumed.precisions_cholesky_, whole.precisions_cholesky_)
 
 
+def test_a_fit_whose_covariances_scaled_to_unit_variance_round_indefinite_saves(tmp_path):
+    """Condition 1.7e17: the covariances scaled to unit variances lost their definiteness in the
+    rounding, so the fit could not be saved ("not positive definite") nor its checkpoint resumed,
+    where the fit's own Cholesky, in the stored units, had succeeded (a review)."""
+    rng = np.random.default_rng(4)
+    u = rng.normal(size=(1000, 1))
+    X = np.hstack([u, u + 1e-10 * rng.normal(size=(1000, 1))]) * 5e4
+    X[500:] += 2.5e5
+    gm = GaussianMixture(2, covariance_type="tied", random_state=0).fit(X)
+    assert np.linalg.cond(gm.covariances_) > 1e16
+    save_model(gm, tmp_path / "m.json")
+    np.testing.assert_array_equal(load_model(tmp_path / "m.json").precisions_cholesky_, gm.precisions_cholesky_)
+
+
 @pytest.mark.parametrize("ct", ["full", "spherical"])
 def test_a_model_file_whose_precisions_overflow_is_refused(tmp_path, models, X, ct):
     """Variances of 1e-310, consistent with their factor (1e155), loaded with precisions_ of inf: the
