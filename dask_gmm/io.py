@@ -957,6 +957,7 @@ def as_weights(sample_weight, X):
     """
     if sample_weight is None:
         return None
+    sample_weight = xarray_data(sample_weight)  # a chunked DataArray lazily, as X (it had been loaded whole)
     if isinstance(sample_weight, (str, os.PathLike)):
         try:
             sample_weight = zarr.open_array(data_path(sample_weight), mode="r")
@@ -981,8 +982,10 @@ def as_weights(sample_weight, X):
         raise ValueError(
             f"sample_weight must hold real numbers, got dtype {sample_weight.dtype}. Convert it to float64."
         )
-    if not isinstance(sample_weight, da.Array) and sample_weight.ndim == 0:
-        sample_weight = np.full(X.shape[0], float(sample_weight))
+    if not isinstance(sample_weight, da.Array) and sample_weight.ndim == 0:  # lazily: np.full had held 8 bytes a row
+        if not (math.isfinite(w := float(sample_weight)) and w >= 0):
+            raise ValueError(f"sample_weight must be finite and non-negative, got {w!r}.")
+        sample_weight = da.full(X.shape[0], w, chunks=(X.chunks[0],), dtype=np.float64)
     if sample_weight.ndim == 1 and math.isnan(sample_weight.shape[0]):
         raise ValueError("sample_weight is a dask array of unknown length (chunk sizes NaN). "
                          "Call its compute_chunk_sizes() first.")

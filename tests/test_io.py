@@ -811,6 +811,35 @@ def test_a_dask_array_of_a_memory_store_is_refused_under_the_processes_scheduler
     np.testing.assert_allclose(GaussianMixture(**kwargs).fit(da.from_zarr(url) * 1.0).means_, expected, rtol=1e-10)
 
 
+def test_a_scalar_weight_and_xarray_weights_stay_lazy(tmp_path):
+    """A scalar sample_weight was made an array of N weights in memory (1.2 GiB for a store of 1.5e8
+    rows), and a chunked xarray DataArray of weights was loaded whole, where as X it is read lazily
+    (a review). Both fit as their arrays do."""
+    xr = pytest.importorskip("xarray")
+    from dask_gmm._em import numpy_blocks
+
+    X = make_blobs(n=3000)
+    Xd = io.as_dask_array(X)
+    weights = np.where(np.arange(3000) % 3 == 0, 2.0, 1.0)
+    stored = zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(500,), dtype="f8")
+    stored[:] = weights
+    source = da.from_zarr(str(tmp_path / "w.zarr"))
+    lazy = io.as_weights(xr.DataArray(source, dims=["row"]), Xd)
+    assert isinstance(lazy, da.Array) and numpy_blocks(lazy) is None  # read from the store at each pass
+    assert any(name.startswith("from-zarr") for name in lazy.dask.layers)
+    scalar = io.as_weights(2.0, Xd)
+    assert isinstance(scalar, da.Array) and numpy_blocks(scalar) is None and scalar.chunks == (Xd.chunks[0],)
+    np.testing.assert_array_equal(scalar.compute(), np.full(3000, 2.0))
+    def fitted(w=None):
+        return GaussianMixture(3, random_state=0, max_iter=5).fit(X, sample_weight=w)
+
+    np.testing.assert_array_equal(fitted(xr.DataArray(source, dims=["row"])).means_, fitted(weights).means_)
+    np.testing.assert_array_equal(fitted(2.0).means_, fitted().means_)
+    for bad in (-1.0, np.nan, np.inf):  # named as the scalar it is, not by a row
+        with pytest.raises(ValueError, match=r"sample_weight must be finite and non-negative, got -?(1\.0|nan|inf)\.$"):
+            fitted(bad)
+
+
 def test_missing_chunks_of_zarr_weights_are_refused(tmp_path):
     X = make_blobs(n=3000)
     warr = zarr.create_array(str(tmp_path / "w.zarr"), shape=(3000,), chunks=(1000,), dtype="f8")
