@@ -419,13 +419,18 @@ def write_atomic(path, write, mode="w", replaces=None):
     except OSError as exc:  # name the file asked for, not the temporary one
         raise type(exc)(exc.errno, exc.strerror, path) from None
     try:
-        with os.fdopen(fd, mode) as f:  # first: the file is closed whatever fails after
-            kept = replaced_mode(path)
-            if kept is not None:  # from before any byte is written (a 0600 file's stay private)
-                os.fchmod(f.fileno(), kept)
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with os.fdopen(fd, mode) as f:  # first: the file is closed whatever fails after
+                kept = replaced_mode(path)
+                if kept is not None:  # from before any byte is written (a 0600 file's stay private)
+                    os.fchmod(f.fileno(), kept)
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # a full disk's write, flush or sync names no file: the one asked for (a review)
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise type(exc)(exc.errno, exc.strerror, path) from None
         if replaces is not None:
             replaces(path)
         try:

@@ -1,5 +1,6 @@
 """Model files: exact JSON round trips, atomic writes, and refusal of malformed or hostile files."""
 
+import errno
 import json
 import os
 import pickle
@@ -229,6 +230,26 @@ def test_writers_sweeping_at_once_both_write(tmp_path):
         t.join()
     assert errors == [] and os.listdir(tmp_path) == ["m.json"]
     assert json.loads((tmp_path / "m.json").read_text()) in ({"x": 1}, {"x": 2})
+
+
+def test_a_write_the_disk_refuses_names_the_file(tmp_path, models):
+    """A full disk fails the write itself, not the open or the rename, and that error named no file:
+    the command line said only "No space left on device" for a model file or checkpoint (a review).
+    Here a file-size limit refuses the write (EFBIG), as a full disk does (ENOSPC)."""
+    save_model(models["full"], tmp_path / "src.json")
+    script = ("import resource, signal, sys\n"
+              "from dask_gmm import load_model, save_model\n"
+              "model = load_model(sys.argv[1])\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))\n"
+              "try:\n"
+              "    save_model(model, sys.argv[2])\n"
+              "except OSError as exc:\n"
+              "    print(exc.errno, exc.filename)\n")
+    res = subprocess.run([sys.executable, "-c", script, str(tmp_path / "src.json"), str(tmp_path / "m.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.stdout.split() == [str(errno.EFBIG), str(tmp_path / "m.json")], res.stdout + res.stderr
+    assert sorted(os.listdir(tmp_path)) == ["src.json"]  # no temporary file left
 
 
 def test_a_long_file_name_is_written(tmp_path, models):
