@@ -50,7 +50,7 @@ def main(argv=None):
                 again.cancel()
         status = cli_main(argv)
     except BaseException as exc:  # a Ctrl-C before the command's own handling starts, or after it ends
-        if not _interrupted(exc):
+        if not (_interrupted(exc) or (isinstance(exc, ImportError) and _ctrl_c_seen)):
             if signal.getsignal(signal.SIGTERM) is _on_sigterm:  # a traceback to come: SIGTERM as Python has it
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
             raise
@@ -74,11 +74,16 @@ def main(argv=None):
 #: Seconds a command has to end after a Ctrl-C before it must be seen handling it (:func:`_watch`).
 ACT_WITHIN = 5.0
 _watchers = []
+#: Whether a Ctrl-C came: an ImportError after one is its doing, though its chain may not say so
+#: (numpy 2.0, cut short as it loads its C extensions, raises its own ImportError, "please exit the
+#: numpy source tree", without the KeyboardInterrupt: a traceback, status 1, at the lowest versions).
+_ctrl_c_seen = []
 
 
 def _on_sigint(signum, frame):
     """SIGINT's handler while a command runs: a KeyboardInterrupt, as Python's own, and a watch
     that the command acts on it (:func:`_watch`)."""
+    _ctrl_c_seen.append(True)
     if not _watchers:  # one at a time; it leaves the list before it sends the Ctrl-C again
         _watchers.append(threading.Thread(target=_watch, args=(threading.main_thread().ident,), daemon=True,
                                           name="dask-gmm-ctrl-c"))

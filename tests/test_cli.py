@@ -2133,6 +2133,40 @@ _CTRL_C_DROPPED_AS_THE_LIBRARIES_LOAD = textwrap.dedent(
 )
 
 
+_CTRL_C_MADE_AN_IMPORT_ERROR = textwrap.dedent(
+    """
+    import sys, time, types
+    import dask_gmm.__main__ as entry
+
+    def load(name):  # the command line's import, a stand-in for numpy 2.0's
+        if name != "main":  # (the import system asks for __spec__)
+            raise AttributeError(name)
+        cut_short = False
+        try:
+            print("ready", flush=True)
+            time.sleep(30)
+        except KeyboardInterrupt:  # taken, and an ImportError raised that does not hold it
+            cut_short = True
+        if cut_short:
+            raise ImportError("Error importing numpy: you should not try to import numpy from its source directory")
+        return lambda argv: 0
+
+    cli = types.ModuleType("dask_gmm.cli")
+    cli.__getattr__ = load
+    sys.modules["dask_gmm.cli"] = cli
+    entry.main([])
+    """
+)
+
+
+def test_a_ctrl_c_that_a_library_turns_into_an_import_error_is_one_line():
+    """At the lowest versions (numpy 2.0), a Ctrl-C 0.3 s after the start printed numpy's ImportError
+    ("you should not try to import numpy from its source directory") and ended with status 1: its
+    chain did not hold the KeyboardInterrupt (not reproduced since; staged here so). An ImportError
+    after a Ctrl-C is the Ctrl-C's doing."""
+    assert _ctrl_c_once_ready(_CTRL_C_MADE_AN_IMPORT_ERROR, "") == (-signal.SIGINT, "", "dask-gmm: error: interrupted\n")
+
+
 @pytest.mark.parametrize("then", ["loads on", "has loaded"])
 def test_a_ctrl_c_dropped_as_the_libraries_load_is_one_line(then):
     """A Ctrl-C that lands in a weakref callback as the libraries load (the import system's module
