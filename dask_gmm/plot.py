@@ -26,6 +26,7 @@ mixture_log_density(...)           log density of a mixture at given points
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import shutil
@@ -574,10 +575,12 @@ def plot_lower_bounds(model, path, *, tol=None):
                     xytext=(40, 30), textcoords="offset points", fontsize=9, color="tab:blue",
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="tab:blue", alpha=0.9),
                     arrowprops=dict(arrowstyle="->", color="tab:blue"))
-    ax.set_ylabel("mean log-likelihood per row")
+    # a BayesianGaussianMixture's lower bound is its variational one, not a mean log-likelihood (a review)
+    what = "lower bound (ELBO)" if hasattr(model, "weight_concentration_prior_type") else "mean log-likelihood"
+    ax.set_ylabel(what if what.startswith("lower") else f"{what} per row")
     converged = "converged" if getattr(model, "converged_", False) else "did not converge"
     ax.set_title(f"EM convergence: {converged} after {model.n_iter_} iterations\n"
-                 f"final mean log-likelihood {lb[-1]:.6f}", fontsize=11)
+                 f"final {what} {lb[-1]:.6f}", fontsize=11)
     ax.grid(alpha=0.3)
     floor = 8 * np.finfo(np.float64).eps * max(1.0, float(np.abs(lb).max()))
     if lb.size > 1:
@@ -710,10 +713,14 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, to
     """
     require_matplotlib()
     paths = figure_paths(output)
-    curve = bool(len(getattr(model, "lower_bounds_", []) or []))
-    os.makedirs(os.path.dirname(os.path.abspath(paths["fit"])), exist_ok=True)
+    history = getattr(model, "lower_bounds_", None)
+    curve = history is not None and len(history) > 0  # (an array set by hand too)
+    folder = os.path.dirname(os.path.abspath(paths["fit"]))
+    made = _missing_folders(folder)  # removed again if the figures fail (a review found them left)
+    os.makedirs(folder, exist_ok=True)
     staging = temporary_sibling(paths["fit"])  # swept by a later write there if a kill leaves it
     os.mkdir(staging)
+    written = False
     try:
         staged = {key: os.path.join(staging, FIGURES[key]) for key in paths}
         plot_data_fit(model, X, staged["fit"], features, bins, true_model=true_model)
@@ -730,7 +737,21 @@ def plot_all(model, X, output, *, features=(0, 1), bins=200, true_model=None, to
             os.replace(staged[key], paths[key])
         if not curve and is_png(paths["loglik"]):
             os.remove(paths["loglik"])
-        sync_folder(os.path.dirname(os.path.abspath(paths["fit"])))
+        sync_folder(folder)
+        written = True
         return [paths[key] for key in keys]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        for made_folder in made if not written else ():  # deepest first, each only if still empty
+            with contextlib.suppress(OSError):
+                os.rmdir(made_folder)
+
+
+def _missing_folders(folder):
+    """The folders that ``os.makedirs(folder)`` would make, deepest first."""
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        folder = parent if parent != folder else ""
+    return missing

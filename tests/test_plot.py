@@ -342,3 +342,37 @@ def test_a_bin_of_one_row_is_not_drawn_as_an_empty_one(tmp_path):
     pixels = imread(plot.plot_data_fit(gm, X, tmp_path / "fit.png", bins=80))[..., :3]
     assert np.sum(np.all(np.abs(pixels - np.array(one[:3])) < 0.02, axis=-1)) > 100  # those bins are drawn
     assert not np.allclose(one, empty)
+
+
+def test_a_bayesian_curve_is_named_its_lower_bound_and_a_history_array_is_plotted(tmp_path):
+    """A BayesianGaussianMixture's curve was titled and labelled the mean log-likelihood, where it is
+    the variational lower bound, summed over the rows (-8550 against a score of -3.5); a history set
+    as a NumPy array was 'truth value of an array is ambiguous' (a review)."""
+    from PIL import Image
+
+    from dask_gmm import BayesianGaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(600, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bgm = BayesianGaussianMixture(2, random_state=0, max_iter=5).fit(X)
+    said = Image.open(plot.plot_lower_bounds(bgm, tmp_path / "b.png")).text["Description"]
+    assert "lower bound (ELBO)" in said and "log-likelihood" not in said
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    said = Image.open(plot.plot_lower_bounds(gm, tmp_path / "g.png")).text["Description"]
+    assert "mean log-likelihood per row" in said and "ELBO" not in said
+    gm.lower_bounds_ = np.asarray(gm.lower_bounds_)
+    assert len(plot.plot_all(gm, X, tmp_path / "arr" / "")) == 3
+
+
+def test_a_plot_that_fails_leaves_no_folders_it_made(tmp_path):
+    """The figures' folders were made before the data were read: a NaN row's error left them, empty
+    (a review). Folders that were there are kept."""
+    X = np.random.default_rng(0).normal(size=(600, 2))
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    X[5] = np.nan
+    (tmp_path / "kept").mkdir()
+    for output in (tmp_path / "a" / "b" / "c" / "fig.png", tmp_path / "kept" / "new" / "", tmp_path / "kept" / "f.png"):
+        with pytest.raises(ValueError, match="NaN"):
+            plot.plot_all(gm, X, output)
+    assert os.listdir(tmp_path) == ["kept"] and os.listdir(tmp_path / "kept") == []
