@@ -248,16 +248,23 @@ def _finite_rows(X):
     return X.map_blocks(checked, dtype=X.dtype)
 
 
-def _hdr_levels(density):
-    """Density values whose super-level sets enclose :data:`HDR_MASSES` of the probability on an even grid
-    (all 0 when the grid holds none to measure: densities that all underflowed or overflowed)."""
-    p = np.sort(density.ravel())[::-1]
-    cum = np.cumsum(p)
-    if not (cum[-1] > 0 and np.isfinite(cum[-1])):
-        return [0.0] * len(HDR_MASSES)
-    cum /= cum[-1]
-    levels = [p[min(np.searchsorted(cum, m), p.size - 1)] for m in HDR_MASSES]
-    return levels  # decreasing with the mass
+def _hdr_levels(weights, means, covs, n=20_000):
+    """Density values whose super-level sets enclose :data:`HDR_MASSES` of the mixture's probability:
+    the quantiles of the density at ``n`` rows drawn from it (seeded: the same figure each time;
+    about 0.5 % in mass). Measured on the plot's even grid, a component narrower than a grid
+    cell was all but missed, and the contours said 50 % where they held 75 % (a review). All 0
+    where the densities underflow or overflow float64 (data of scale 1e150 or 1e-150)."""
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(n, weights / weights.sum())
+    parts = []
+    for k in np.flatnonzero(counts):
+        vals, vecs = np.linalg.eigh(covs[k])  # a square root of any positive semi-definite one
+        root = vecs * np.sqrt(np.clip(vals, 0, None))
+        parts.append(means[k] + rng.standard_normal((counts[k], len(means[k]))) @ root.T)
+    log_density = mixture_log_density(weights, means, covs, np.concatenate(parts))
+    with np.errstate(under="ignore", over="ignore"):
+        levels = [float(np.exp(np.quantile(log_density, 1.0 - m))) for m in HDR_MASSES]
+    return levels if all(0 < v < np.inf for v in levels) else [0.0] * len(HDR_MASSES)  # decreasing with the mass
 
 
 def _grid(extent, n=300):
@@ -397,7 +404,7 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
     _, _, gx, gy = _grid(extent)
     dens = np.exp(mixture_log_density(weights, means, covs, np.column_stack([gx.ravel(), gy.ravel()])))
     dens = dens.reshape(gx.shape)
-    levels = _hdr_levels(dens)
+    levels = _hdr_levels(weights, means, covs)
     levels_up = sorted(set(levels))
     if len(levels_up) == len(levels) and levels_up[-1] > 0:
         cs = ax.contour(gx, gy, dens, levels=levels_up, colors=_CONTOUR_COLOUR, linewidths=1.1,
