@@ -408,8 +408,9 @@ class Checkpoint:
         if (self._bytes is None or now is None or self._there is None or now[2] != self._there[2]
                 or content_digest(path) != self._bytes):  # a link, or a file unread, is no file of the fit's
             raise ValueError(f"{path!r} was written or replaced during the fit by something else than the fit, and "
-                             "is kept; a fit replaces only its own checkpoints. Choose another checkpoint path, or "
-                             "remove it yourself, and rerun.")
+                             "is kept; a fit replaces only its own checkpoints (another fit given the same checkpoint "
+                             "writes it too: each fit needs its own). Choose another checkpoint path, or remove it "
+                             "yourself, and rerun.")
 
 
 def recorded_seed(path):
