@@ -46,7 +46,7 @@ def check_blosc_length(head, size):
     """
     if size < 16:
         raise ValueError(f"it holds {size} bytes, fewer than a Blosc header's 16")
-    stated = int.from_bytes(head[12:16], "little")
+    stated = blosc_stored_size(head)
     if stated > size:
         raise ValueError(f"it holds {size:,} bytes where its Blosc header says {stated:,}: cut short")
 
@@ -96,6 +96,12 @@ def _zstd_decoded_size(src):
         at += 4 * (fhd >> 2 & 1)  # the checksum
         total += size
     return total if at == len(mv) else None
+
+
+def blosc_stored_size(head):
+    """The length of the Blosc chunk that begins with ``head`` (its first 16 bytes at least), as its
+    header states it: bytes 12-15, little-endian."""
+    return int.from_bytes(bytes(head[12:16]), "little")
 
 
 def _blosc_decoded_size(src):

@@ -62,7 +62,7 @@ from scipy.spatial.distance import cdist, pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import _cluster, _em, _files, _kernels, _numba, _store, io
-from ._codecs import checksummed
+from ._codecs import blosc_stored_size, checksummed
 from ._files import one_writer, remove_replaced, temporary_sibling
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
@@ -458,7 +458,7 @@ def _cut_short(arr):
             os.close(fd)
         if not stat.S_ISREG(st.st_mode):
             continue
-        want = (int.from_bytes(head[12:16], "little") + 4 if len(head) == 16 else -1) if blosc else whole
+        want = (blosc_stored_size(head) + 4 if len(head) == 16 else -1) if blosc else whole
         if st.st_size != want:
             bad.append(i)
     return bad
