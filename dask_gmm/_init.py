@@ -20,7 +20,8 @@ starting rows are gathered per run (reading just their blocks).
 
 Unlike scikit-learn, ``k-means++`` and ``random_from_data`` derive the
 covariances from the hard assignment to the chosen means rather than setting
-them to ``reg_covar`` from single points.
+them to ``reg_covar`` from single points (for a BayesianGaussianMixture, the
+whole first posterior: each component starts on its assigned rows, not one).
 """
 
 from __future__ import annotations

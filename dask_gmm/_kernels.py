@@ -116,12 +116,16 @@ def total_weight(weight):
         )
     if not np.isfinite(weight):
         raise ValueError("sample_weight sums to more than float64 can hold. Rescale the weights: only "
-                         "their ratios matter.")
+                         f"their ratios matter{_RATIOS}.")
     if weight < LEAST_TOTAL_WEIGHT:
         raise ValueError(f"sample_weight sums to {weight:.3g}: weights this small are subnormal floats, whose "
                          "products keep few digits (weights of 5e-324 moved a fit's covariances by 17 %). "
-                         "Multiply every weight by one factor: only their ratios matter.")
+                         f"Multiply every weight by one factor: only their ratios matter{_RATIOS}.")
     return weight
+
+
+_RATIOS = (" to a GaussianMixture (a BayesianGaussianMixture's priors weigh as much whatever the total, "
+           "so a rescaled total changes its fit)")
 
 
 #: The least total sample weight computed with: 2**-1000 (9.3e-302). Rows whose weighted terms are

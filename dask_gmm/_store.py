@@ -27,7 +27,7 @@ import zarr
 from fsspec.implementations.cached import CachingFileSystem
 from fsspec.implementations.local import LocalFileSystem
 # the synchronous store protocol (SupportsGetSync) is zarr >= 3.1.6's
-from zarr.abc.store import RangeByteRequest, SuffixByteRequest, SupportsGetSync
+from zarr.abc.store import RangeByteRequest, SupportsGetSync
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup in its public API
@@ -211,19 +211,19 @@ def _decode_shard_index(raw, chunks_per_shard, byteorder="<", checksummed=True, 
     return pairs
 
 
-def _read_ends(arr, keys, request):
-    """The bytes ``request`` (a zarr byte range) selects from each stored object ``keys``
-    of ``arr`` (None where one has gone): one ranged read per key.
+def _read_ends(arr, keys, requests):
+    """The bytes each of ``requests`` (zarr byte ranges, None for all) selects from the stored
+    object of the same place in ``keys`` of ``arr`` (None where one has gone): one read per key.
 
     With a synchronous store (local files, memory) the reads run in this thread,
     0.02 ms each; others (fsspec) read concurrently through zarr's event loop.
     """
     store, prefix, proto = arr.store_path.store, arr.store_path.path, default_buffer_prototype()
-    paths = [f"{prefix}/{key}" if prefix else key for key in keys]
+    reads = [(f"{prefix}/{key}" if prefix else key, request) for key, request in zip(keys, requests)]
     if isinstance(store, SupportsGetSync):
-        bufs = [store.get_sync(p, prototype=proto, byte_range=request) for p in paths]
+        bufs = [store.get_sync(p, prototype=proto, byte_range=r) for p, r in reads]
     else:
-        bufs = _concurrently(lambda p: store.get(p, proto, byte_range=request), paths)
+        bufs = _concurrently(lambda read: store.get(read[0], proto, byte_range=read[1]), reads)
     return [None if b is None else b.to_bytes() for b in bufs]
 
 
@@ -272,14 +272,21 @@ def _unwritten_inner_chunks(arr, shards):
     inner = codec.chunk_shape
     per_shard = tuple(s // c for s, c in zip(arr.shards, inner))
     at_start = codec.index_location.value == "start"
-    request = RangeByteRequest(0, nbytes) if at_start else SuffixByteRequest(nbytes)
-    raws = _read_ends(arr, [key for _, key in shards], request)
-    sizes = _object_sizes(arr, [key for _, key in shards])
+    keys = [key for _, key in shards]
+    sizes = _object_sizes(arr, keys)
+    # an index at the end as a range from the shard's size, not a suffix: fsspec's caching chains
+    # failed on a suffix (a negative start), and an HTTP server may answer any range with the whole
+    # object, whose end is then sliced off (Python's http.server does: the index read was its start)
+    requests = [RangeByteRequest(0, nbytes) if at_start else
+                None if size is None or size < nbytes else RangeByteRequest(size - nbytes, size) for size in sizes]
+    raws = _read_ends(arr, keys, requests)
     absent, corrupt = [], []
     for (coords, key), raw, size in zip(shards, raws, sizes):
         if raw is None:  # removed since the listing
             absent.append(key)
             continue
+        if len(raw) > nbytes:
+            raw = raw[:nbytes] if at_start else raw[-nbytes:]
         try:
             pairs = _decode_shard_index(raw, per_shard, byteorder, checksummed, size)
         except ValueError as exc:

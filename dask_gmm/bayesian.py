@@ -40,7 +40,7 @@ from . import _kernels, io
 from ._compat import InvalidParameterError
 from ._em import Blocks, lockstep, record, recentred
 from ._init import as_seed_sequence, initial_statistics_many
-from .mixture import MixtureBase, best_run, check_fitted, finite_parameter
+from .mixture import MixtureBase, best_run, brief, check_fitted, finite_parameter, is_finite_number
 
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
@@ -120,10 +120,10 @@ def _check_spherical_prior(prior, covariance_type, n_features):
     value = prior
     if isinstance(prior, (list, tuple, np.ndarray)) and np.size(prior) == 1:  # [2.0], array(2.0): as scikit-learn
         value = np.ravel(prior)[0]  # takes them, and fits the same as with the number (a bool still refused)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not 0.0 < value < np.inf:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not (0.0 < value and is_finite_number(value)):
         # scikit-learn's parameter checks refuse a number out of range, or not a number, as dask_gmm does
         error = InvalidParameterError if _is_number(prior) or isinstance(prior, str) else ValueError
-        raise error(f"The parameter 'spherical covariance_prior' should be a finite positive number, got {prior!r}.")
+        raise error(f"The parameter 'spherical covariance_prior' should be a finite positive number, got {brief(prior)}.")
     return float(value)
 
 
@@ -587,7 +587,9 @@ class BayesianGaussianMixture(MixtureBase):
         self._log_ends(runs, time.perf_counter() - clock)
         if priors is None:  # warm start with max_iter=0: one pass for the data's moments
             model = variational_model(runs[0].params, ct, pt)
-            priors = make_priors(data_moments(blocks.map_reduce(_kernels.e_step_stats, [model])[0], model.means, ct))
+            stats = blocks.map_reduce(_kernels.e_step_stats, [model])
+            moved, refs = recentred(blocks, [model], stats, self.reg_covar, [1.0])  # as variational_em's step
+            priors = make_priors(data_moments(moved[0], refs[0], ct))
 
         self._set_fitted(best_run(runs, self.max_iter), priors, n_features)
         self._set_feature_names(names)

@@ -1025,8 +1025,17 @@ def _real_objects(a):
         return None
     try:
         return a.astype(np.float64)
+    except OverflowError:  # an int beyond float64's range (10**400): infinite, which every caller refuses by name
+        return np.array([_float_or_inf(v) for v in a.flat], np.float64).reshape(a.shape)
     except (TypeError, ValueError):
         return None
+
+
+def _float_or_inf(v):
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
 
 
 _NOT_REAL = (complex, np.complexfloating, np.datetime64, np.timedelta64)

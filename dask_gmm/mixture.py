@@ -48,6 +48,20 @@ def information_criteria(mean_log_likelihood, n_samples, n_parameters, weighted=
     return {"bic": float(fit + n_parameters * np.log(n_samples)), "aic": float(fit + 2 * n_parameters)}
 
 
+def is_finite_number(value):
+    """``math.isfinite(value)``, False for an int too large for a float (10**400: an OverflowError)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def brief(value, width=40):
+    """``repr(value)``, or its start and length where longer than ``width`` (an int of 400 digits)."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width // 2]}... ({len(text)} characters)"
+
+
 def finite_parameter(name, value, otherwise):
     """``value`` as a float64 array, or a ValueError naming the parameter ``name`` if it holds
     anything but finite real numbers (NaN, infinity, complex); ``otherwise`` says what None does."""
@@ -229,12 +243,12 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if value is None and allow_none:
             return
         if (isinstance(value, bool) or not isinstance(value, kind)
-                or not (value > minimum if strict else value >= minimum) or (finite and not math.isfinite(value))):
+                or not (value > minimum if strict else value >= minimum) or (finite and not is_finite_number(value))):
             bound = f"> {minimum}" if strict else f">= {minimum}"
             none = "None or " if allow_none else ""
             what = "an integer" if kind is Integral else f"a{' finite' if finite else ''} number"
             raise InvalidParameterError(
-                f"The '{name}' parameter of {type(self).__name__} must be {none}{what} {bound}; got {value!r}."
+                f"The '{name}' parameter of {type(self).__name__} must be {none}{what} {bound}; got {brief(value)}."
             )
 
     def _check_common(self):

@@ -257,9 +257,11 @@ def test_far_from_origin_covariances_unchanged(ct, sorted_init):
     np.testing.assert_allclose(b.weights_, a.weights_, atol=1e-9)
 
 
-def test_a_warm_start_far_from_the_data_keeps_every_digit():
+@pytest.mark.parametrize("max_iter", [2, 0])
+def test_a_warm_start_far_from_the_data_keeps_every_digit(max_iter):
     """Data moved 1e6 away from a fitted model: the priors (the data's covariance) came from moments
-    centred on the old means (3.3e-5 off), and so did the first covariances; both now match."""
+    centred on the old means (3.3e-5 off), and so did the first covariances; both now match. With
+    max_iter=0 the priors come from a pass of their own, centred again too (it was 2e-4 off)."""
     rng = np.random.default_rng(3)
     Z = np.concatenate([rng.normal(size=(2000, 2)) @ rng.normal(size=(2, 2)) * 0.5 + m
                         for m in ([0, 0], [8, 3.0], [-5, 6])])
@@ -267,8 +269,8 @@ def test_a_warm_start_far_from_the_data_keeps_every_digit():
         warnings.simplefilter("ignore", ConvergenceWarning)
         base = SKBayesianGaussianMixture(n_components=3, max_iter=2, random_state=0).fit(Z)
         fitted = {k: v for k, v in vars(base).items() if k.endswith("_") and not k.startswith("_")}
-        sk = SKBayesianGaussianMixture(n_components=3, max_iter=2, warm_start=True)
-        ours = BayesianGaussianMixture(n_components=3, max_iter=2, warm_start=True)
+        sk = SKBayesianGaussianMixture(n_components=3, max_iter=max_iter, warm_start=True)
+        ours = BayesianGaussianMixture(n_components=3, max_iter=max_iter, warm_start=True)
         for m in (sk, ours):
             for k, v in fitted.items():
                 setattr(m, k, np.copy(v))
@@ -444,6 +446,23 @@ def test_sklearn_estimator_protocol():
     ],
 )
 def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BayesianGaussianMixture(**(dict(n_components=2) | kwargs)).fit(make_blobs(n=300))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(tol=10**400), "'tol' parameter .* must be a finite number >= 0.0; got 10000000000000000000... \\(401 char"),
+    (dict(reg_covar=-10**400), "'reg_covar' parameter"),
+    (dict(mean_precision_prior=10**400), "'mean_precision_prior' parameter"),
+    (dict(weight_concentration_prior=10**400), "'weight_concentration_prior' parameter"),
+    (dict(degrees_of_freedom_prior=10**400), "'degrees_of_freedom_prior' parameter"),
+    (dict(covariance_type="spherical", covariance_prior=10**400), "'spherical covariance_prior' should be a finite"),
+    (dict(covariance_type="diag", covariance_prior=[10**400, 1]), "'diag covariance_prior' .* infinity"),
+    (dict(mean_prior=[-10**400, 0]), "'mean_prior' .* infinity"),
+])
+def test_an_int_too_large_for_a_float_is_refused_by_name(kwargs, match):
+    """A Python int beyond float64's range had ended in a bare OverflowError naming no parameter (scikit-learn's
+    too); it is a ValueError naming it, as infinity is (a review)."""
     with pytest.raises(ValueError, match=match):
         BayesianGaussianMixture(**(dict(n_components=2) | kwargs)).fit(make_blobs(n=300))
 

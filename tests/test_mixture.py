@@ -1188,6 +1188,22 @@ def test_bad_parameters(kwargs, match):
     assert hyper is not bool(kwargs.keys() & {"weights_init", "means_init", "precisions_init"})
 
 
+def test_ints_too_large_for_a_float_in_data_weights_or_initial_parameters_are_refused_by_name():
+    """They had raised a bare OverflowError ("int too large to convert to float"); as floats they are
+    infinite, refused as infinity is (a review)."""
+    X = make_blobs(n=300)
+    rows = X.tolist()
+    rows[3][0] = 10**400
+    with pytest.raises(ValueError, match="NaN or infinity in 1 row.*first bad row: 3"):
+        GaussianMixture(2).fit(rows)
+    with pytest.raises(ValueError, match="sample_weight must be finite and non-negative; row 0 has weight inf"):
+        GaussianMixture(2).fit(X, sample_weight=[10**400] + [1] * 299)
+    with pytest.raises(ValueError, match="sample_weight must be finite and non-negative, got inf"):
+        GaussianMixture(2).fit(X, sample_weight=10**400)
+    with pytest.raises(ValueError, match="'means_init' should hold finite real numbers, but it holds NaN or infinity"):
+        GaussianMixture(2, means_init=[[Fraction(-10**400), 0], [0, 0]]).fit(X)
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_verbose_may_be_a_bool_as_in_sklearn():
     for verbose in (True, np.bool_(False)):
