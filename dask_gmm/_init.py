@@ -34,6 +34,7 @@ import dask
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state as sklearn_random_state
 
 from . import _kernels, io
 from ._compat import InvalidParameterError
@@ -60,14 +61,18 @@ def check_random_state(random_state):
 def as_seed_sequence(random_state):
     """``random_state`` (None, int, SeedSequence, Generator or RandomState) as a fresh SeedSequence.
 
-    A SeedSequence passed in is copied, never advanced; a Generator or RandomState gives one draw.
+    A SeedSequence passed in is copied, never advanced; a Generator or RandomState gives one draw,
+    and None one draw from NumPy's global RandomState, as scikit-learn takes None: after
+    ``np.random.seed(0)`` a script fits the same (it had drawn fresh entropy, a review).
     """
     check_random_state(random_state)
     if isinstance(random_state, np.random.SeedSequence):  # its pool size too: another pool is another state
         return np.random.SeedSequence(random_state.entropy, spawn_key=random_state.spawn_key,
                                       pool_size=random_state.pool_size)
-    if random_state is None or isinstance(random_state, (int, np.integer)):
-        return np.random.SeedSequence(None if random_state is None else int(random_state))
+    if random_state is None:
+        random_state = sklearn_random_state(None)  # NumPy's global RandomState
+    if isinstance(random_state, (int, np.integer)):
+        return np.random.SeedSequence(int(random_state))
     if isinstance(random_state, np.random.RandomState):
         return np.random.SeedSequence(int(random_state.randint(2**31 - 1)))
     return np.random.SeedSequence(int(random_state.integers(2**63 - 1)))
@@ -337,8 +342,12 @@ def _kmeans_plusplus(blocks, X, specs, seeds):
     s_cand, s_local = zip(*(s.spawn(2) for s in seeds))
     centres = []
     for (K, _), (cand, w), s in zip(specs, _candidates(blocks, X, specs, s_cand), s_local):
+        # on the candidates centred (KMeans centres them itself): its distances |x|^2 - 2x.c + |c|^2 of
+        # rows near 1e10 rounded by about 1e4, and half the seeds began with an empty component (a review)
+        shift = np.average(cand, axis=0, weights=w)
         with kmeans_section():  # its check_array changes the warnings filters for a moment, as KMeans's
-            centres.append(kmeans_plusplus(cand, K, sample_weight=w, random_state=_sklearn_seed(s))[0])
+            picked = kmeans_plusplus(cand - shift, K, sample_weight=w, random_state=_sklearn_seed(s))[1]
+        centres.append(cand[picked])
     return _hard_assignment(blocks, specs, centres)
 
 

@@ -22,7 +22,7 @@ from sklearn.mixture import BayesianGaussianMixture as SKBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 from sklearn.utils._param_validation import InvalidParameterError
 
-from dask_gmm import BayesianGaussianMixture, GaussianMixture, _reader, io
+from dask_gmm import BayesianGaussianMixture, GaussianMixture, _reader, io, select_model
 
 from .conftest import make_blobs, seed_like_problem
 
@@ -1024,6 +1024,42 @@ def test_init_strategies_and_seed_sequences(init_params):
                                                               max_iter=300).fit(X).means_, rtol=1e-12)
 
 
+def test_k_means_plus_plus_starts_alike_wherever_the_data_sit():
+    """scikit-learn's kmeans_plusplus was given the candidates as they are: at an offset of 1e10 its
+    distances |x|^2 - 2x.c + |c|^2 rounded by about 1e4, half the seeds started with an empty component
+    (weight 7e-19) and ended in poorer optima (mean log-likelihood -5.30 against -4.14), one said to
+    increase reg_covar (a review). The candidates are centred first, as KMeans centres them."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (1000, 3)), rng.normal(4, 1, (1000, 3)), rng.normal(-4, 0.3, (1000, 3))])
+    for estimator in (GaussianMixture, BayesianGaussianMixture):
+        for seed in range(6):
+            starts = [estimator(3, init_params="k-means++", random_state=seed, max_iter=0).fit(X + offset)
+                      for offset in (0.0, 1e10)]
+            np.testing.assert_allclose(starts[1].weights_, starts[0].weights_, atol=1e-3)
+            np.testing.assert_allclose(starts[1].means_ - 1e10, starts[0].means_, atol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_random_state_none_draws_from_numpys_global_generator_as_in_sklearn():
+    """scikit-learn takes random_state=None as NumPy's global RandomState: a script that calls
+    np.random.seed(0) fits and samples the same every run. dask_gmm had drawn fresh entropy (a review)."""
+    X = make_blobs(n=600)
+    for estimator in (GaussianMixture, BayesianGaussianMixture, SKGaussianMixture):
+        runs = []
+        for seed in (0, 0, 1):
+            np.random.seed(seed)
+            gm = estimator(3, init_params="random", max_iter=2).fit(X)
+            runs.append((gm.means_, gm.sample(5)[0]))
+        for a, b in zip(runs[0], runs[1]):
+            np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(runs[0][0], runs[2][0])
+    np.random.seed(3)
+    picked = select_model(X, n_components=[2, 3], max_iter=2, init_params="random").best_.means_
+    np.random.seed(3)
+    np.testing.assert_array_equal(select_model(X, n_components=[2, 3], max_iter=2, init_params="random").best_.means_,
+                                  picked)
+
+
 def _global_optimum_reached(X, fitted, weights, means, covs):
     truth = GaussianMixture(len(weights), weights_init=weights, means_init=means,
                             precisions_init=np.linalg.inv(covs), tol=1e-6).fit(X)
@@ -1572,8 +1608,6 @@ def test_a_block_all_nan_is_named_as_a_missing_zarr_chunk_may_be():
 
 def test_input_never_modified():
     """In-memory input reaches the kernels as views (no copy), so nothing may write to it."""
-    from dask_gmm import BayesianGaussianMixture, select_model
-
     X = make_blobs(n=1200)
     before = X.copy()
     w = np.ones(len(X))
