@@ -429,6 +429,8 @@ class BayesianGaussianMixture(MixtureBase):
         Variational lower bound (a sum over samples) of the best run's last iteration.
     lower_bounds_ : list of float
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names of a DataFrame X whose names are all strings (absent otherwise).
     """
 
     def __init__(
@@ -536,9 +538,10 @@ class BayesianGaussianMixture(MixtureBase):
 
         Parameters
         ----------
-        X : array-like, dask.array.Array, zarr.Array or path of shape (n_samples, n_features)
+        X : array-like, pandas or Dask DataFrame, dask.array.Array, zarr.Array, zarr.Group holding
+            ``X``, or a path or fsspec URL of either, of shape (n_samples, n_features)
         y : ignored
-        sample_weight : array-like or dask array of shape (n_samples,), optional
+        sample_weight : array-like, dask array or zarr.Array of shape (n_samples,), optional
             Non-negative weights; integer weights equal repeating rows.
 
         Returns

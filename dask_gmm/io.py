@@ -219,6 +219,9 @@ def no_x(group, path):
     arrays = sorted(readable_metadata(path, lambda: [(k, a.ndim == 2 and a.dtype.kind in "biuf")
                                                      for k, a in group.arrays()]))
     held = f"; it holds the array(s) {first_few([k for k, _ in arrays])}" if arrays else ", nor any other array"
+    if not arrays:  # nested groups (a/b/X): name them, not just "no array"
+        groups = sorted(readable_metadata(path, lambda: [k for k, _ in group.groups()]))
+        held += f" (it holds the group(s) {first_few(groups)})" if groups else ""
     data = [k for k, two_d in arrays if two_d]  # an array of (rows, features) of numbers: not a coordinate
     example = f" ({path.rstrip('/')}/{data[0]})" if data else ""
     return f"The Zarr group {path!r} has no array 'X'{held}. Pass the array itself or its path{example}."
@@ -448,10 +451,16 @@ def open_node(path):
                 "Restore the store's metadata, or give the path of one of those nodes."
             ) from None
         refuse_zip_file(path)
+        if isinstance(path, str) and os.path.isfile(path) and os.path.basename(path) in _METADATA_FILES:
+            raise ValueError(f"{path!r} is a Zarr metadata file: give the path of its folder, "
+                             f"{os.path.dirname(path) or '.'!r}.") from None
         if isinstance(path, str) and os.path.isfile(path):  # a CSV, a model file: the path is right
             raise ValueError(f"{path!r} is a file, not a Zarr store (a folder of Zarr metadata and chunks). "
                              "Give the path of a Zarr store (convert the data to one first).") from None
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
+
+
+_METADATA_FILES = {"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"}
 
 
 def refuse_zip_file(path):

@@ -2277,6 +2277,16 @@ def test_odd_zarr_inputs_are_refused_in_plain_words(tmp_path, capsys):
     np.savez(tmp_path / "d.npz", X=make_blobs(n=30))
     with pytest.raises(ValueError, match=r"d\.npz' is a file, not a Zarr store"):
         fit(str(tmp_path / "d.npz"))
+    # nested groups, and a metadata file given for its store: the advice was "no array", "convert the data" (a review)
+    nested = zarr.open_group(str(tmp_path / "n.zarr"), mode="w").create_group("a").create_group("b")
+    nested.create_array("X", shape=(30, 2), dtype="f8")[:] = make_blobs(n=30)
+    with pytest.raises(ValueError, match=r"no array 'X', nor any other array \(it holds the group\(s\) a\)\."):
+        fit(str(tmp_path / "n.zarr"))
+    for meta in ("n.zarr/zarr.json", "n.zarr/a/b/X/zarr.json"):
+        folder = str(tmp_path / os.path.dirname(meta))
+        with pytest.raises(ValueError, match=rf"is a Zarr metadata file: give the path of its folder, "
+                                             rf"{re.escape(repr(folder))}\.$"):
+            fit(str(tmp_path / meta))
     for other, kind in ((os.fsencode(str(tmp_path / "g.zarr")), "builtins.bytes"), (object(), "builtins.object")):
         with pytest.raises(ValueError, match=rf"X \({kind}\) is not data that dask_gmm reads: give a NumPy"):
             fit(other)
