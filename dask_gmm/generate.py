@@ -149,11 +149,22 @@ def label_dtype(n_components):
 
 
 # ------------------------------------------------------------------ true parameters
+def _cannot_pack(K, d, box, separation):
+    """Whether ``K`` points at least ``separation`` apart cannot lie in ``[-box, box]^d``: the balls of
+    radius ``separation / 2`` around them, disjoint, would hold more volume than the box widened by
+    that radius (in logs: no overflow at any d)."""
+    r = separation / 2
+    log_balls = math.log(K) + d / 2 * math.log(math.pi) + d * math.log(r) - math.lgamma(d / 2 + 1)
+    return log_balls > d * math.log(2 * box + separation)
+
+
 def draw_parameters(seed, n_features, n_components, box=10.0, covariance_scale=0.1, min_separation=None):
     """True parameters as in the seed notebook.
 
-    Means uniform in ``[-box, box]^d`` (redrawn until every pair is at least
-    ``min_separation`` apart), covariances ``covariance_scale * A^T A`` with ``A``
+    Means uniform in ``[-box, box]^d`` (all redrawn, at most
+    :data:`MAX_SEPARATION_ATTEMPTS` times, until every pair is at least
+    ``min_separation`` apart; a separation no placement can meet is refused at
+    once), covariances ``covariance_scale * A^T A`` with ``A``
     a d x d standard Gaussian matrix, weights uniform then normalised.
 
     Parameters
@@ -167,6 +178,10 @@ def draw_parameters(seed, n_features, n_components, box=10.0, covariance_scale=0
     covariances : ndarray of shape (n_components, n_features, n_features)
     """
     K, d = n_components, n_features
+    if min_separation and K > 1 and _cannot_pack(K, d, box, min_separation):
+        raise ValueError(f"{K} means at least {min_separation} apart cannot fit in [-{box}, {box}]^{d}: balls of "
+                         f"radius {min_separation / 2:g} around them would fill more than the box widened by as "
+                         "much. Lower min_separation or raise box.")
     s_means, s_covs, s_weights = seed.spawn(3)  # separate streams: redrawing means leaves the rest alone
     rng = np.random.default_rng(s_means)
     for _ in range(MAX_SEPARATION_ATTEMPTS):
@@ -175,8 +190,9 @@ def draw_parameters(seed, n_features, n_components, box=10.0, covariance_scale=0
             break
     else:
         raise ValueError(
-            f"Could not place {K} means at least {min_separation} apart in [-{box}, {box}]^{d} "
-            f"in {MAX_SEPARATION_ATTEMPTS} draws. Lower min_separation or raise box."
+            f"None of {MAX_SEPARATION_ATTEMPTS} random draws placed {K} means at least {min_separation} apart in "
+            f"[-{box}, {box}]^{d} (all the means are drawn afresh each time, so a separation that uniform draws "
+            "rarely give is refused even where a grid would meet it). Lower min_separation or raise box."
         )
     A = np.random.default_rng(s_covs).standard_normal((K, d, d))
     covariances = covariance_scale * np.einsum("kji,kjl->kil", A, A)
@@ -875,7 +891,9 @@ def generate_mixture(
     covariance_scale : float, default 0.1
         Covariances are ``covariance_scale * A^T A``, ``A`` standard Gaussian (d, d).
     min_separation : float, optional
-        Redraw the means until every pair is at least this far apart.
+        Redraw all the means, at most 1000 times, until every pair is at least this far apart: a
+        ValueError when no draw does (uniform draws rarely meet a separation that only a grid
+        would), at once when no placement could.
     model : GaussianMixture or path of a model file, optional
         Sample from this fitted model (any covariance type) instead of drawing parameters.
     attributes : dict, optional

@@ -743,8 +743,12 @@ def test_demo(tmp_path, capsys):
     out_dir = tmp_path / "my demo"  # a space: the suggested next command quotes it
     rc, out, err = run(capsys, "demo", "--n-samples", "1000", "--output-dir", out_dir, "--seed", "3", "-q")
     assert rc == 0, err  # an earlier demo's store
-    rc, out, err = run(capsys, "demo", "--n-samples", "12_000", "--output-dir", out_dir, "--seed", "3")
+    rc, out, err = run(capsys, "demo", "--n-samples", "200_000", "--output-dir", out_dir, "--seed", "3")
     assert rc == 0, err
+    # fitted to the optimum, which scores at least as well as the truth on the same rows: at the default tol
+    # this seed's fit had stopped climbing at -1.3e-5 a row below it (a review)
+    assert "GaussianMixture(n_components=3, tol=1e-06)" in out
+    assert float(re.search(r"fitted - true = ([-+.e0-9]+)\)", out).group(1)) > 0
     assert sorted(os.listdir(out_dir)) == ["data.zarr", "density.png", "fit.png", "loglik.png", "model.json",
                                            "notebook-fit.png", "notebook-loglik.png"]
     gm = load_model(out_dir / "model.json")
@@ -753,7 +757,7 @@ def test_demo(tmp_path, capsys):
     assert out.count("    mean        true") == 3  # every true component matched to a fitted one
     assert "the notebook's way: 100 EM iterations" in out and out.count("   true mean [") == 3
     assert "replacing the previous demo store" in out  # written with other arguments: replaced
-    assert zarr.open_group(out_dir / "data.zarr", mode="r")["X"].shape == (12_000, 2)
+    assert zarr.open_group(out_dir / "data.zarr", mode="r")["X"].shape == (200_000, 2)
     (next_line,) = [line for line in out.splitlines() if line.startswith("next: ")]
     prog, *argv = shlex.split(next_line.removeprefix("next: "))
     assert prog == "dask-gmm" and argv == ["info", str(out_dir / "model.json")]

@@ -22,7 +22,7 @@ from scipy.spatial.distance import pdist
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
 from dask_gmm import GaussianMixture, _files, generate_mixture, io, save_model
-from dask_gmm.generate import draw_rows, label_dtype, read_true_model, store_info
+from dask_gmm.generate import _cannot_pack, draw_rows, label_dtype, read_true_model, store_info
 
 from .conftest import make_blobs
 
@@ -833,10 +833,19 @@ def test_a_model_fitted_on_float32_rows_is_drawn_from(tmp_path):
 def test_min_separation(tmp_path):
     gm = generate_mixture(str(tmp_path / "s"), 100, 2, 5, chunk_size=100, random_state=0, min_separation=6.0)
     assert pdist(gm.means_).min() >= 6.0
-    with pytest.raises(ValueError, match="min_separation"):
+    with pytest.raises(ValueError, match=r"5 means at least 100\.0 apart cannot fit in \[-1\.0, 1\.0\]\^2"):
         generate_mixture(str(tmp_path / "t"), 100, 2, 5, chunk_size=100, random_state=0, box=1.0,
                          min_separation=100.0)
     assert not os.path.exists(tmp_path / "t")
+    # placeable (a grid spaced 10 holds 9), but rarely drawn: said so, not that it cannot be placed (a review)
+    with pytest.raises(ValueError, match=r"None of 1000 random draws placed 8 means at least 6\.0 apart .* even "
+                                         r"where a grid would meet it"):
+        generate_mixture(str(tmp_path / "t"), 100, 2, 8, chunk_size=100, random_state=0, min_separation=6.0)
+    # no placement at all, however many: refused at once, by the balls' volume (10,000 means had taken minutes)
+    with pytest.raises(ValueError, match="cannot fit"):
+        generate_mixture(str(tmp_path / "t"), 100, 2, 10_000, chunk_size=100, random_state=0, min_separation=1.0)
+    assert not _cannot_pack(9, 2, 10.0, 10.0)  # the grid's 9: possible
+    assert _cannot_pack(2, 1, 1.0, 100.0)
 
 
 @pytest.mark.parametrize("bad", [dict(n_samples=0), dict(n_features=0), dict(chunk_size=0), dict(dtype="int32"), dict(dtype="banana"),
