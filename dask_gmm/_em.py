@@ -354,8 +354,8 @@ def kmeans_section():
     """Where scikit-learn's KMeans runs: one at a time in the process, and never while a pass takes
     or gives back the BLAS limit (:func:`_one_blas_thread`). Two at once had left OpenBLAS on one
     thread (each sets back the limit it found, which may be the other's), and the warnings filters
-    changed (scikit-learn's ``check_array`` and our rewording use ``warnings.catch_warnings``, which
-    is not thread-safe). A KMeans of the candidates takes milliseconds."""
+    changed (scikit-learn's ``check_array`` uses ``warnings.catch_warnings``, which is not
+    thread-safe). A KMeans of the candidates takes milliseconds."""
     return _KMEANS_LOCK
 
 

@@ -27,8 +27,6 @@ whole first posterior: each component starts on its assigned rows, not one).
 from __future__ import annotations
 
 import logging
-import re
-import warnings
 
 import dask
 import numpy as np
@@ -287,21 +285,18 @@ def _one_openmp_thread():
 
 def _fit_kmeans(km, cand, w):
     """``km.fit(cand, sample_weight=w)``, scikit-learn's KMeans on the candidates (m, n_features)
-    on one OpenMP thread, its warning of fewer distinct candidates than clusters said in this
-    package's words, at the user's line: it named ``n_clusters``, which a mixture's user does not
-    set. In a :func:`dask_gmm._em.kmeans_section`: the warnings filters that
-    ``warnings.catch_warnings`` changes are the process's, and fits in two threads at once had left
-    every later warning recorded into a list no one read."""
-    with kmeans_section(), _one_openmp_thread(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    on one OpenMP thread, in a :func:`dask_gmm._em.kmeans_section`. Where it found fewer distinct
+    clusters than asked, a warning in this package's words follows scikit-learn's (which names
+    ``n_clusters``, a setting a mixture's user does not make). scikit-learn's is no longer caught
+    and reworded: ``warnings.catch_warnings`` sets the process's filters, not this thread's, and
+    scikit-learn's ``check_array`` in another thread at that moment had left every later warning of
+    the process recorded into a list no one read (a review)."""
+    with kmeans_section(), _one_openmp_thread():
         km.fit(cand, sample_weight=w)
-    for c in caught:
-        few = re.match(r"Number of distinct clusters \((\d+)\) found smaller than n_clusters", str(c.message))
-        if few is None:
-            warnings.warn_explicit(c.message, c.category, c.filename, c.lineno)
-            continue
+    found = len(np.unique(km.labels_))
+    if found < km.n_clusters:
         io.warn_at_caller(
-            f"The k-means start found only {few[1]} distinct points among its candidate rows for "
+            f"The k-means start found only {found} distinct points among its candidate rows for "
             f"n_components={km.n_clusters}: X may hold fewer distinct rows than that (duplicates), and some "
             "components start at the same point. Use fewer components, or check X for duplicate rows.",
             ConvergenceWarning)
