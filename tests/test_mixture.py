@@ -1762,8 +1762,9 @@ def test_padding_candidates_of_all_restarts_share_one_pass_over_the_weights(monk
 
 
 def test_fewer_distinct_rows_than_components_is_warned_in_the_mixtures_words():
-    """scikit-learn's KMeans warned of "n_clusters", which a mixture's user never set, at a line of
-    scikit-learn's; the warning names n_components and the distinct points, at the caller's line."""
+    """scikit-learn's KMeans warns of "n_clusters", which a mixture's user never set, at a line of
+    scikit-learn's; a warning follows that names n_components and the distinct points, at the caller's
+    line (scikit-learn's is not caught: see the test of another thread's scikit-learn below)."""
     X = np.repeat([[0.0, 0.0], [5.0, 5.0]], 500, axis=0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -1771,7 +1772,6 @@ def test_fewer_distinct_rows_than_components_is_warned_in_the_mixtures_words():
     ours = [w for w in caught if "k-means start" in str(w.message)]
     assert len(ours) == 1 and ours[0].category is ConvergenceWarning and ours[0].filename == __file__
     assert "only 2 distinct points" in str(ours[0].message) and "n_components=3" in str(ours[0].message)
-    assert not any("n_clusters" in str(w.message) for w in caught)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GaussianMixture(2, random_state=0).fit(X)  # as many distinct rows as components: no warning
