@@ -146,9 +146,12 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
     ``wait``: when the scheduler has no workers yet, the first to join is asked
     (:func:`refuse_workers_without_dask_gmm`), as a fit's first pass would wait for it.
 
-    ``checked``, a set of worker addresses: nothing is asked while the scheduler's workers are
-    all in it (finding them costs a call to the scheduler, about 0.2 ms), else every worker is
-    asked and added to it. Called after each pass with the same set (:class:`dask_gmm._em.Blocks`),
+    ``checked``, a set of workers as :func:`_incarnations` names them (an address and the worker
+    process's own folder): nothing is asked while the scheduler's workers are all in it (finding
+    them costs a call to the scheduler), else every worker is asked and added to it. A worker
+    restarted at the same address (a fixed ``--worker-port`` under a nanny) is another process,
+    perhaps of other code, and is asked again: kept by address, it had been taken as checked, and
+    a fit whose restarted worker ran changed code returned its means 12 off without a word (a review). Called after each pass with the same set (:class:`dask_gmm._em.Blocks`),
     a worker that joined during a fit and read other files fails it there. Every worker, not
     only the new ones: asked by address, a worker gone meanwhile took 30 s to time out, where
     the scheduler's own list has only those it holds; one that cannot answer is left out, to be
@@ -159,18 +162,21 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
     if checked and not files.state:  # no files: the workers were asked at the start, not after every pass
         return
     client = get_scheduler().__self__
-    if checked is not None and not set(_of_cluster(client.nthreads)) - checked and not (wait and not checked):
+    if wait and not _of_cluster(client.nthreads):  # as a fit's first pass would wait for one
+        _of_cluster(client.wait_for_workers, 1)
+    present = _incarnations(client)  # before they are asked: one restarted meanwhile is asked next time
+    if checked is not None and not set(present.values()) - checked:
         return
-    answered = refuse_workers_without_dask_gmm(client, wait=wait)  # before any function of ours goes to them
+    answered = refuse_workers_without_dask_gmm(client)  # before any function of ours goes to them
     if not files.state:
         if checked is not None:
-            checked.update(answered)
+            checked.update(present[w] for w in answered if w in present)
         return
     expected = _fingerprint(files.state)
     digest = _digest(expected)
     answers = _of_cluster(client.run, _digest_here, files.folders, files.ndim, on_error="ignore")
     if checked is not None:
-        checked.update(answers)
+        checked.update(present[w] for w in answers if w in present)
     others = sorted(w for w, d in answers.items() if d != digest)
     if not others:
         return
@@ -194,6 +200,17 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
                 "copy), and the result would mix the two. Give every worker the same store: a shared "
                 "file system, or a URL they all read."
             )
+
+
+def _incarnations(client):
+    """``{address: (address, its local directory)}`` of the scheduler's workers: a worker process's
+    local directory is a folder of its own (``mkdtemp``), so a worker restarted at the same address
+    is named anew."""
+    try:
+        info = _of_cluster(client.scheduler_info, n_workers=-1)  # every worker: distributed's default was 5 a while
+    except TypeError:  # a distributed without n_workers: every worker
+        info = _of_cluster(client.scheduler_info)
+    return {address: (address, worker.get("local_directory")) for address, worker in info.get("workers", {}).items()}
 
 
 #: What a worker is asked to evaluate: the modules whose functions the tasks carry (they import

@@ -391,6 +391,64 @@ def test_a_worker_that_joins_a_fit_and_sees_another_store_fails_it(tmp_path):
             _stop(p)
 
 
+def test_a_worker_restarted_at_its_address_from_other_code_fails_the_fit(store, tmp_path):
+    """A worker under a nanny at a fixed port (--worker-port), killed between two passes after its
+    checkout changed: the nanny starts it again at the same address, from the changed code. The
+    workers were kept as checked by address, so it was never asked again, and a review's fit returned
+    means 12 off without a word. A worker is now known by its address and its process's own folder."""
+    import socket
+
+    import dask_gmm
+
+    for name in ("same", "changed"):
+        shutil.copytree(os.path.dirname(dask_gmm.__file__), tmp_path / name / "dask_gmm",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    with open(tmp_path / "changed" / "dask_gmm" / "_kernels.py", "a") as f:
+        f.write("# changed during the fit\n")
+    current = tmp_path / "current"
+    os.symlink(tmp_path / "same", current)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        worker_env = dict(env, PYTHONPATH=os.pathsep.join([str(current), env.get("PYTHONPATH", "")]))
+        procs.append(subprocess.Popen([console_script("dask"), "worker", address, "--nthreads", "1", "--host",
+                                       "127.0.0.1", "--no-dashboard", "--nanny", "--worker-port", str(port)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=worker_env,
+                                      start_new_session=True))
+        with Client(address) as client:
+            client.wait_for_workers(1, timeout=60)
+            (worker,) = client.nthreads()
+            assert worker == f"tcp://127.0.0.1:{port}"
+
+            def folder():
+                return client.scheduler_info()["workers"].get(worker, {}).get("local_directory")
+
+            def restart_from_changed_code():
+                before = folder()
+                os.unlink(current)
+                os.symlink(tmp_path / "changed", current)
+                os.kill(client.run(os.getpid)[worker], signal.SIGKILL)
+                for _ in range(600):  # the nanny starts it again, at the same address
+                    if folder() not in (None, before):
+                        return
+                    time.sleep(0.1)
+                raise AssertionError("the nanny did not restart the worker in 60 s")
+
+            handler = logging.Handler()
+            handler.emit = lambda record: restart_from_changed_code() if getattr(record, "n_iter", 0) == 2 else None
+            with _fit_logging_to(handler):
+                with pytest.raises(ValueError, match=rf"^The worker {worker} of .* runs dask-gmm \S+ of other code "
+                                                     r"than this process"):
+                    GaussianMixture(3, random_state=0, max_iter=6, tol=0, verbose=1, verbose_interval=1).fit(store)
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+
+
 def test_arrays_persisted_on_the_cluster_fit_as_in_memory_ones():
     """A persisted array's graph holds the workers' futures, which the fit took for in-memory data
     (a KeyError, or the kernel given a key for a block), for X and for sample_weight alike."""
