@@ -222,19 +222,22 @@ def _read_ends(arr, keys, requests):
     reads = [(f"{prefix}/{key}" if prefix else key, request) for key, request in zip(keys, requests)]
     if isinstance(store, SupportsGetSync):
         bufs = [store.get_sync(p, prototype=proto, byte_range=r) for p, r in reads]
-    else:
-        bufs = _concurrently(lambda read: store.get(read[0], proto, byte_range=read[1]), reads)
+    else:  # one at a time through fsspec's caching file systems: filecache:: failed reads at once, now and then, in
+        # its own _open (a TypeError), where it adds a file to its cache while another read adds another (a review)
+        one = isinstance(getattr(store, "fs", None), CachingFileSystem) or isinstance(
+            getattr(getattr(store, "fs", None), "sync_fs", None), CachingFileSystem)
+        bufs = _concurrently(lambda read: store.get(read[0], proto, byte_range=read[1]), reads, limit=1 if one else None)
     return [None if b is None else b.to_bytes() for b in bufs]
 
 
-def _concurrently(op, items):
-    """``await op(item)`` for every item, through zarr's event loop, at most zarr's
-    ``async.concurrency`` at a time; the results in the items' order."""
+def _concurrently(op, items, limit=None):
+    """``await op(item)`` for every item, through zarr's event loop, at most ``limit`` (else zarr's
+    ``async.concurrency``) at a time; the results in the items' order."""
     async def _all():
-        limit = asyncio.Semaphore(max(1, int(zarr.config.get("async.concurrency") or 10)))
+        limit_ = asyncio.Semaphore(limit or max(1, int(zarr.config.get("async.concurrency") or 10)))
 
         async def _one(item):
-            async with limit:
+            async with limit_:
                 return await op(item)
 
         return await asyncio.gather(*(_one(item) for item in items))

@@ -541,7 +541,8 @@ class BayesianGaussianMixture(MixtureBase):
         X : array-like, pandas or Dask DataFrame, dask.array.Array, zarr.Array, zarr.Group holding
             ``X``, or a path or fsspec URL of either, of shape (n_samples, n_features)
         y : ignored
-        sample_weight : array-like, dask array or zarr.Array of shape (n_samples,), optional
+        sample_weight : array-like (a pandas Series by position), dask array, zarr.Array or xarray
+            DataArray of shape (n_samples,), or a number (every row that weight), optional
             Non-negative weights; integer weights equal repeating rows.
 
         Returns

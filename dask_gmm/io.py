@@ -451,7 +451,7 @@ def open_node(path):
                 "Restore the store's metadata, or give the path of one of those nodes."
             ) from None
         refuse_zip_file(path)
-        if isinstance(path, str) and os.path.isfile(path) and os.path.basename(path) in _METADATA_FILES:
+        if isinstance(path, str) and os.path.isfile(path) and os.path.basename(path) in METADATA_FILES:
             raise ValueError(f"{path!r} is a Zarr metadata file: give the path of its folder, "
                              f"{os.path.dirname(path) or '.'!r}.") from None
         if isinstance(path, str) and os.path.isfile(path):  # a CSV, a model file: the path is right
@@ -460,7 +460,7 @@ def open_node(path):
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
 
 
-_METADATA_FILES = {"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"}
+METADATA_FILES = {"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"}
 
 
 def refuse_zip_file(path):

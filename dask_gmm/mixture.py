@@ -48,6 +48,10 @@ def information_criteria(mean_log_likelihood, n_samples, n_parameters, weighted=
     return {"bic": float(fit + n_parameters * np.log(n_samples)), "aic": float(fit + 2 * n_parameters)}
 
 
+#: The largest integer hyper-parameter (n_components, n_init, max_iter, ...) taken, as the CLI's counts.
+MAX_INTEGER = 2**62
+
+
 def is_finite_number(value):
     """``math.isfinite(value)``, False for an int too large for a float (10**400: an OverflowError)."""
     try:
@@ -243,8 +247,11 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if value is None and allow_none:
             return
         if (isinstance(value, bool) or not isinstance(value, kind)
-                or not (value > minimum if strict else value >= minimum) or (finite and not is_finite_number(value))):
+                or not (value > minimum if strict else value >= minimum) or (finite and not is_finite_number(value))
+                or (kind is Integral and value > MAX_INTEGER)):  # 10**400 had been a bare OverflowError
             bound = f"> {minimum}" if strict else f">= {minimum}"
+            if kind is Integral and isinstance(value, Integral) and value > MAX_INTEGER:
+                bound += " and at most 2**62"
             none = "None or " if allow_none else ""
             what = "an integer" if kind is Integral else f"a{' finite' if finite else ''} number"
             raise InvalidParameterError(
@@ -602,7 +609,8 @@ class GaussianMixture(MixtureBase):
         X : array-like, pandas or Dask DataFrame, dask.array.Array, zarr.Array, zarr.Group holding
             ``X``, or a path or fsspec URL of either, of shape (n_samples, n_features)
         y : ignored
-        sample_weight : array-like, dask array or zarr.Array of shape (n_samples,), optional
+        sample_weight : array-like (a pandas Series by position), dask array, zarr.Array or xarray
+            DataArray of shape (n_samples,), or a number (every row that weight), optional
             Non-negative weights; integer weights equal repeating rows.
 
         Returns

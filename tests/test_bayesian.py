@@ -453,6 +453,8 @@ def test_bad_parameters(kwargs, match):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(tol=10**400), "'tol' parameter .* must be a finite number >= 0.0; got 10000000000000000000... \\(401 char"),
     (dict(reg_covar=-10**400), "'reg_covar' parameter"),
+    (dict(n_init=10**400), r"'n_init' parameter .* must be an integer >= 1 and at most 2\*\*62; got 1000"),  # OverflowError
+    (dict(n_components=10**400), r"'n_components' parameter .* at most 2\*\*62; got 10000000000000000000\.\.\. \(401"),
     (dict(mean_precision_prior=10**400), "'mean_precision_prior' parameter"),
     (dict(weight_concentration_prior=10**400), "'weight_concentration_prior' parameter"),
     (dict(degrees_of_freedom_prior=10**400), "'degrees_of_freedom_prior' parameter"),
@@ -461,8 +463,8 @@ def test_bad_parameters(kwargs, match):
     (dict(mean_prior=[-10**400, 0]), "'mean_prior' .* infinity"),
 ])
 def test_an_int_too_large_for_a_float_is_refused_by_name(kwargs, match):
-    """A Python int beyond float64's range had ended in a bare OverflowError naming no parameter (scikit-learn's
-    too); it is a ValueError naming it, as infinity is (a review)."""
+    """A Python int beyond float64's range (or, for a count, beyond 2**62) had ended in a bare OverflowError naming
+    no parameter (scikit-learn's too); it is a ValueError naming it, as infinity is (reviews)."""
     with pytest.raises(ValueError, match=match):
         BayesianGaussianMixture(**(dict(n_components=2) | kwargs)).fit(make_blobs(n=300))
 

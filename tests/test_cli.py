@@ -1017,7 +1017,7 @@ def test_missing_store(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "m.json")
 
 
-def test_a_file_given_as_data_is_said_to_be_a_file(model_file, tmp_path, capsys):
+def test_a_file_given_as_data_is_said_to_be_a_file(model_file, store, tmp_path, capsys):
     """A CSV or a model file given as the data was "No Zarr store found ... Check the path", where
     the path was right; info called a CSV an invalid model file only (a review)."""
     (tmp_path / "data.csv").write_text("1,2\n3,4\n")
@@ -1031,6 +1031,10 @@ def test_a_file_given_as_data_is_said_to_be_a_file(model_file, tmp_path, capsys)
     rc, _, err = run(capsys, "info", tmp_path / "damaged.json")  # a model file: what is wrong with it, only
     assert_one_line_error(rc, err, "is not a valid dask_gmm model file", "missing keys ['weights']")
     assert "info reads" not in err
+    meta = os.path.join(store, "zarr.json")  # a store's metadata file: JSON, but no model file (a review)
+    for argv in (["info", meta], ["fit", meta, "-k", "2", "-o", tmp_path / "m.json"]):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, f"{meta!r} is a Zarr metadata file: give the path of its folder, {store!r}.")
     with pytest.raises(ValueError, match="is a file, not a Zarr store"):
         GaussianMixture(2).fit(str(tmp_path / "data.csv"))
     assert not os.path.exists(tmp_path / "m.json")
