@@ -155,7 +155,8 @@ def _cannot_pack(K, d, box, separation):
     that radius (in logs: no overflow at any d)."""
     r = separation / 2
     log_balls = math.log(K) + d / 2 * math.log(math.pi) + d * math.log(r) - math.lgamma(d / 2 + 1)
-    return log_balls > d * math.log(2 * box + separation)
+    return log_balls > d * math.log(2 * box + separation) + 1e-9  # a margin: at d=1 the bound is exact, and
+    # rounding had refused evenly spaced means from -box to box (a review)
 
 
 def draw_parameters(seed, n_features, n_components, box=10.0, covariance_scale=0.1, min_separation=None):

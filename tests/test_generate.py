@@ -845,6 +845,7 @@ def test_min_separation(tmp_path):
     with pytest.raises(ValueError, match="cannot fit"):
         generate_mixture(str(tmp_path / "t"), 100, 2, 10_000, chunk_size=100, random_state=0, min_separation=1.0)
     assert not _cannot_pack(9, 2, 10.0, 10.0)  # the grid's 9: possible
+    assert not any(_cannot_pack(K, 1, box, 2 * box / (K - 1)) for K in range(2, 40) for box in (0.5, 1.0, 10.0, 3.3))
     assert _cannot_pack(2, 1, 1.0, 100.0)
 
 
