@@ -151,8 +151,9 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
     them costs a call to the scheduler), else every worker is asked and added to it. A worker
     restarted at the same address (a fixed ``--worker-port`` under a nanny) is another process,
     perhaps of other code, and is asked again: kept by address, it had been taken as checked, and
-    a fit whose restarted worker ran changed code returned its means 12 off without a word (a review). Called after each pass with the same set (:class:`dask_gmm._em.Blocks`),
-    a worker that joined during a fit and read other files fails it there. Every worker, not
+    a fit whose restarted worker ran changed code returned its means 12 off without a word (a
+    review). Called after each pass with the same set (:class:`dask_gmm._em.Blocks`), a worker
+    that joined during a fit and read other files fails it there. Every worker, not
     only the new ones: asked by address, a worker gone meanwhile took 30 s to time out, where
     the scheduler's own list has only those it holds; one that cannot answer is left out, to be
     asked later."""

@@ -216,17 +216,19 @@ def _read_ends(arr, keys, requests):
     object of the same place in ``keys`` of ``arr`` (None where one has gone): one read per key.
 
     With a synchronous store (local files, memory) the reads run in this thread,
-    0.02 ms each; others (fsspec) read concurrently through zarr's event loop.
+    0.02 ms each; others (fsspec) read concurrently through zarr's event loop, but one at a time
+    through fsspec's caching file systems: ``filecache::`` failed reads at once, now and then, in its
+    own ``_open`` (a TypeError), where it adds a file to its cache as another read adds another (a review).
     """
     store, prefix, proto = arr.store_path.store, arr.store_path.path, default_buffer_prototype()
     reads = [(f"{prefix}/{key}" if prefix else key, request) for key, request in zip(keys, requests)]
     if isinstance(store, SupportsGetSync):
         bufs = [store.get_sync(p, prototype=proto, byte_range=r) for p, r in reads]
-    else:  # one at a time through fsspec's caching file systems: filecache:: failed reads at once, now and then, in
-        # its own _open (a TypeError), where it adds a file to its cache while another read adds another (a review)
-        one = isinstance(getattr(store, "fs", None), CachingFileSystem) or isinstance(
-            getattr(getattr(store, "fs", None), "sync_fs", None), CachingFileSystem)
-        bufs = _concurrently(lambda read: store.get(read[0], proto, byte_range=read[1]), reads, limit=1 if one else None)
+    else:
+        fs = getattr(store, "fs", None)
+        caching = isinstance(fs, CachingFileSystem) or isinstance(getattr(fs, "sync_fs", None), CachingFileSystem)
+        bufs = _concurrently(lambda read: store.get(read[0], proto, byte_range=read[1]), reads,
+                             limit=1 if caching else None)
     return [None if b is None else b.to_bytes() for b in bufs]
 
 
