@@ -15,7 +15,7 @@ from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup i
 
 from . import __version__
 from ._reader import _worker_address, zarr_arrays_read_by
-from ._store import (_ZARR_METADATA, _absent_chunks, _file_size, _folder_of, _local_folder, _scanned, _store_name,
+from ._store import (ZARR_METADATA, _absent_chunks, _file_size, _folder_of, _local_folder, _scanned, _store_name,
                      first_few)
 
 
@@ -102,9 +102,9 @@ def _fingerprint(state):
     first and last chunk files are read, so that a copy whose files have the same sizes (an
     uncompressed store of another seed) is told apart too (a review: its rows had been fitted
     with this machine's)."""
-    chunks = sorted(p for p in state if os.path.basename(p) not in _ZARR_METADATA)
+    chunks = sorted(p for p in state if os.path.basename(p) not in ZARR_METADATA)
     sampled = set(chunks[:SAMPLED_CHUNKS] + chunks[-SAMPLED_CHUNKS:])
-    return {path: (size, _head_digest(path) if path in sampled or os.path.basename(path) in _ZARR_METADATA else None)
+    return {path: (size, _head_digest(path) if path in sampled or os.path.basename(path) in ZARR_METADATA else None)
             for path, (size, *_) in state.items()}
 
 

@@ -547,7 +547,7 @@ def _scan_folder(folder, state, levels, linked=None):
 
 
 #: Zarr metadata files (v3, and v2's).
-_ZARR_METADATA = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
+ZARR_METADATA = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 
 
 #: A part of a chunk key under an array node: v3's ``c``, or indices joined by dots (v2).
@@ -571,7 +571,7 @@ def foreign_files(path):
         for f in files:
             rel = os.path.relpath(os.path.join(root, f), under) if under else None
             key = rel[: -len(".partial")].rsplit(".", 1)[0] if rel and rel.endswith(".partial") else rel
-            if f in _ZARR_METADATA or (key and all(_CHUNK_KEY_PART.fullmatch(p) for p in key.split(os.sep))):
+            if f in ZARR_METADATA or (key and all(_CHUNK_KEY_PART.fullmatch(p) for p in key.split(os.sep))):
                 continue
             foreign.append(os.path.relpath(os.path.join(root, f), path))
     return sorted(foreign)

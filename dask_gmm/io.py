@@ -37,8 +37,8 @@ from zarr.core import sync as zarr_sync  # its event loop, to wait for after an 
 from . import _cluster, _compat, _kernels
 from ._kernels import total_weight
 from ._reader import ZarrRows, _direct, _under_xarray, _zarr_blocks, whole_zarr_array
-from ._store import (RERUN, DamagedMetadata, _absent_chunks, _local_folder, _local_root, first_few, foreign_files,
-                     member_nodes)
+from ._store import (RERUN, ZARR_METADATA, DamagedMetadata, _absent_chunks, _local_folder, _local_root, first_few,
+                     foreign_files, member_nodes)
 
 
 logger = logging.getLogger(__name__)
@@ -451,16 +451,13 @@ def open_node(path):
                 "Restore the store's metadata, or give the path of one of those nodes."
             ) from None
         refuse_zip_file(path)
-        if isinstance(path, str) and os.path.isfile(path) and os.path.basename(path) in METADATA_FILES:
+        if isinstance(path, str) and os.path.isfile(path) and os.path.basename(path) in ZARR_METADATA:
             raise ValueError(f"{path!r} is a Zarr metadata file: give the path of its folder, "
                              f"{os.path.dirname(path) or '.'!r}.") from None
         if isinstance(path, str) and os.path.isfile(path):  # a CSV, a model file: the path is right
             raise ValueError(f"{path!r} is a file, not a Zarr store (a folder of Zarr metadata and chunks). "
                              "Give the path of a Zarr store (convert the data to one first).") from None
         raise ValueError(f"No Zarr store found at {path!r}. Check the path.") from None
-
-
-METADATA_FILES = {"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"}
 
 
 def refuse_zip_file(path):
