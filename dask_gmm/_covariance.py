@@ -520,9 +520,9 @@ def _check_resolved(nk_raw, nk, means, covariances, covariance_type, reg_covar, 
     gave covariances of 3-5 digits, their precisions inf). Without ``reg_covar``, refuse too a
     variance no larger than the rounding of its mean and the floor's pull on it,
     ``((2 eps + (nk - nk_raw) / nk) |mean|)**2`` (2 ulp, and the share of the mean that the floor of
-    :func:`gaussian_parameters` takes toward the origin). With or without it, refuse a full or tied
-    covariance singular to rounding (:data:`_RESOLVED_PIVOT`): a feature that is a linear combination
-    of others was fitted, or refused, as rounding fell, its log-likelihood rounding's.
+    :func:`gaussian_parameters` takes toward the origin), and a full or tied covariance singular to
+    rounding (:data:`_RESOLVED_PIVOT`): a feature that is a linear combination of others was
+    fitted, or refused, as rounding fell, its log-likelihood rounding's.
 
     Rows that coincide (a component collapsed on one point) have a variance of
     exactly 0, which scikit-learn refuses; computed about their rounded mean,
@@ -549,11 +549,9 @@ def _check_resolved(nk_raw, nk, means, covariances, covariance_type, reg_covar, 
                              f"{_LEAST_VARIANCE:.3g} keep few digits.")
         if reg_covar == 0 and np.any(variances <= noise):
             raise ValueError(_SINGULAR.format(reg=reg_covar) + _unresolved_variance(variances, noise, covariance_type))
-        if _PIVOTS_UNRESOLVED[covariance_type](covariances, pc, nk_raw):  # whatever reg_covar: one below rounding
-            # (1e-300) had left a covariance of condition 5e16 fitted, or refused, as the data's rounding fell
+        if reg_covar == 0 and _PIVOTS_UNRESOLVED[covariance_type](covariances, pc, nk_raw):
             raise ValueError(_SINGULAR.format(reg=reg_covar) + " A feature is a linear combination of others on a "
-                             "component's rows, to rounding: drop it, or set reg_covar "
-                             f"{'> 0' if reg_covar == 0 else 'larger, above the rounding of the variances'}.")
+                             "component's rows, to rounding: drop it, or set reg_covar > 0.")
 
 
 def _unresolved_variance(variances, noise, covariance_type):
