@@ -163,8 +163,8 @@ def refuse_other_files_on_workers(X, rows=None, files=None, checked=None, wait=F
     if checked and not files.state:  # no files: the workers were asked at the start, not after every pass
         return
     client = get_scheduler().__self__
-    if wait and not _of_cluster(client.nthreads):  # as a fit's first pass would wait for one
-        _of_cluster(client.wait_for_workers, 1)
+    if wait:
+        _wait_for_a_worker(client)
     present = _incarnations(client)  # before they are asked: one restarted meanwhile is asked next time
     if checked is not None and not set(present.values()) - checked:
         return
@@ -311,8 +311,8 @@ def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=
         raise ValueError(f"dask_gmm's files in {package._FOLDER} changed since this process imported them (build "
                          f"{here}): it may run old and new code together, and workers that start later may run the "
                          "new. Restart this Python process and the workers, then rerun.")
-    if wait and not _of_cluster(client.nthreads):
-        _of_cluster(client.wait_for_workers, 1)
+    if wait:
+        _wait_for_a_worker(client)
     answers = _of_cluster(client.run, eval, _WORKER_IMPORTS, on_error="return")  # eval: nothing of ours to unpickle
     for worker, answer in sorted(answers.items()):
         if isinstance(answer, ImportError):
@@ -330,6 +330,13 @@ def refuse_workers_without_dask_gmm(client=None, where="the Dask cluster", wait=
             raise ValueError(f"The worker {worker} of {where} runs dask-gmm {version}, this process {__version__}. "
                              f"Install dask-gmm {__version__} in the workers' Python environment, then rerun.")
     return {worker for worker, answer in answers.items() if isinstance(answer, str)}
+
+
+def _wait_for_a_worker(client):
+    """Wait for a first worker to join ``client``'s scheduler when it has none yet, as the
+    computation that follows would wait for it."""
+    if not _of_cluster(client.nthreads):
+        _of_cluster(client.wait_for_workers, 1)
 
 
 def _same_code(build_a, build_b):
