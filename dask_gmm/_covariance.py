@@ -817,18 +817,19 @@ def _lacks_digits(variances):
     return bool(variances.min() <= 10 * variances.size * np.finfo(np.float64).eps * max(variances.max(), 0.0))
 
 
-_SINGULAR_PRIOR = {
+_EMPTY_ON_SINGULAR_PRIOR = {
     "full": lambda prior: _lacks_digits(np.linalg.eigvalsh(prior)),
-    "tied": lambda prior: _lacks_digits(np.linalg.eigvalsh(prior)),
+    "tied": lambda prior: False,  # its one covariance pools every row: never an empty component's prior alone
     "diag": _lacks_digits,
     "spherical": lambda prior: bool(prior <= 0.0),
 }
 
 
-def singular_prior(covariance_prior, covariance_type):
-    """Whether a Bayesian mixture's ``covariance_prior`` (:func:`prior_shape`) is singular, to
-    rounding: the covariance of a component that holds (almost) no rows is about it."""
-    return _SINGULAR_PRIOR[covariance_type](np.asarray(covariance_prior, np.float64))
+def empty_on_singular_prior(covariance_prior, covariance_type):
+    """Whether the covariance of a Bayesian mixture's component that holds (almost) no rows is
+    about its ``covariance_prior`` (:func:`prior_shape`), and that prior is singular, to rounding:
+    never for tied, whose covariance pools every component's rows."""
+    return _EMPTY_ON_SINGULAR_PRIOR[covariance_type](np.asarray(covariance_prior, np.float64))
 
 
 # ------------------------------------------------------------ sampling

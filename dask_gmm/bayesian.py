@@ -236,7 +236,7 @@ def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_typ
         pc = cov.precision_cholesky(covariances, ct, reg_covar)
     except ValueError as exc:
         k = int(np.argmin(stats.nk))
-        if ct == "tied" or stats.nk[k] > 1e-8 * stats.nk.sum() or not cov.singular_prior(priors.covariance, ct):
+        if stats.nk[k] > 1e-8 * stats.nk.sum() or not cov.empty_on_singular_prior(priors.covariance, ct):
             raise  # (a component of many rows: not the prior's doing)
         raise ValueError(
             f"{exc} Component {k} holds almost no rows (a weight of {stats.nk[k]:.3g}: where the data hold fewer "

@@ -214,7 +214,7 @@ def count(text):
     return int(value)
 
 
-_MAX_COUNT = 2**62
+_MAX_COUNT = 2**62  # as dask_gmm.mixture.MAX_INTEGER
 
 
 def _bins(text):

@@ -66,7 +66,7 @@ from ._codecs import blosc_stored_size, checksummed
 from ._files import one_writer, remove_replaced, temporary_sibling
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
-from .mixture import check_fitted
+from .mixture import MAX_INTEGER, check_fitted
 from .modelfile import MAX_SIZE, fitted_model, load_model
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ MAX_CHUNK_BYTES = 2**30  # a chunk is drawn in memory, then compressed by Blosc 
 MAX_TRUE_BYTES = 2**30
 
 
-def _check_number(name, value, kind, minimum, strict=False, maximum=2**62):
+def _check_number(name, value, kind, minimum, strict=False, maximum=MAX_INTEGER):
     if (isinstance(value, bool) or not isinstance(value, kind) or not -maximum <= value <= maximum
             or not np.isfinite(value) or value < minimum or (strict and value == minimum)):
         bound = f"> {minimum}" if strict else f">= {minimum}"

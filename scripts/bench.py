@@ -268,7 +268,7 @@ class PeakRSS:
 @contextlib.contextmanager
 def numba_kernels(on):
     old = _kernels.USE_NUMBA
-    _kernels.USE_NUMBA = bool(on) and _kernels._numba is not None
+    _kernels.USE_NUMBA = bool(on)
     try:
         yield
     finally:
@@ -474,12 +474,11 @@ class Bench:
         nchunks = len(io.as_dask_array(X).chunks[0])
         self.table.add("dask_gmm", name, t, N, t_sk / t, mib(*mem), f"{nchunks} chunk(s)")
 
-        if _kernels._numba is not None:
-            with numba_kernels(False):
-                t0 = timed(lambda: fit_dask_gmm(X, K, ct, init, slow)) / slow
-                mem0 = traced_peak(lambda: fit_dask_gmm(X, K, ct, init, 2))
-            self.table.add("dask_gmm, numpy kernels (before)", name, t0, N, t_sk / t0, mib(*mem0),
-                           f"{slow} it; numba {t0 / t:.1f}× faster")
+        with numba_kernels(False):
+            t0 = timed(lambda: fit_dask_gmm(X, K, ct, init, slow)) / slow
+            mem0 = traced_peak(lambda: fit_dask_gmm(X, K, ct, init, 2))
+        self.table.add("dask_gmm, numpy kernels (before)", name, t0, N, t_sk / t0, mib(*mem0),
+                       f"{slow} it; numba {t0 / t:.1f}× faster")
 
         if ct == "full":
             t_nb = timed(lambda: fit_seed_notebook(X, K, ct, init, slow)) / slow
@@ -917,7 +916,7 @@ def main(argv=None):
     started = time.perf_counter()
     try:
         with chunk_bytes(None if args.chunk_mib is None else args.chunk_mib * 2**20):
-            if not args.no_compile_time and _kernels._numba is not None:
+            if not args.no_compile_time:
                 bench.compile_times()
             for case in cases:
                 getattr(bench, f"case_{case}")()

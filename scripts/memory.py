@@ -2,7 +2,7 @@
 
 Writes (once) an N x 2 float64 mixture store, then fits it on a LocalCluster of
 worker processes (or the threaded scheduler) while sampling the resident memory
-of this process and all its children every 50 ms.
+of this process and all its children every 20 ms (bench.PeakRSS).
 
     python scripts/memory.py --n-samples 100_000_000 --store /tmp/gmm-1e8.zarr
 
@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import time
 
 import dask.array as da
 import numpy as np
-import psutil
 import zarr
 from zarr.codecs import ZstdCodec
 
+from bench import PeakRSS  # scripts/ is on sys.path when run as a script
 from dask_gmm import GaussianMixture
 
 
@@ -37,40 +36,6 @@ def write_store(path, n_samples, chunk_rows, seed=0):
     arr = zarr.create_array(path, shape=X.shape, chunks=(chunk_rows, 2), dtype="f8",
                             compressors=[ZstdCodec(level=3)], config={"write_empty_chunks": True})
     da.store(X, arr, lock=False)
-
-
-class PeakRSS:
-    """Peak of the summed RSS of this process and all its descendants."""
-
-    def __init__(self, interval=0.05):
-        self.peak = 0
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self):
-        me = psutil.Process()
-        total = 0
-        for p in [me] + me.children(recursive=True):
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self.baseline = self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def main():
@@ -114,7 +79,7 @@ def main():
         cluster.close()
     print(f"scheduler: {'threads' if args.threads else 'LocalCluster 2 processes x 1 thread'}")
     print(f"data (uncompressed float64): {data_bytes / 2**30:.2f} GiB, chunk {args.chunk_rows * 16 / 2**20:.0f} MiB")
-    print(f"peak RSS of all processes: {rss.peak / 2**30:.3f} GiB (before fit {rss.baseline / 2**30:.3f} GiB)")
+    print(f"peak RSS of all processes: {rss.peak / 2**30:.3f} GiB (before fit {rss.base / 2**30:.3f} GiB)")
     print(f"peak RSS / data size: {rss.peak / data_bytes:.3f}")
     print(f"fit: {args.max_iter} EM iterations + 1 init pass in {seconds:.1f} s; means {np.round(gm.means_, 3).tolist()}")
 

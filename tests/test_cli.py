@@ -77,6 +77,9 @@ def test_choices_are_the_library_s():
     from dask_gmm import plot
 
     assert cli.PLOT_MAX_BINS == plot.MAX_BINS
+    from dask_gmm import mixture
+
+    assert cli._MAX_COUNT == mixture.MAX_INTEGER
 
 
 def test_generate_equals_the_library(store, tmp_path):

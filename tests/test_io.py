@@ -2341,18 +2341,22 @@ def test_a_ctrl_c_in_a_pass_leaves_no_chunk_file_open(tmp_path):
     gm = GaussianMixture(3, random_state=0, max_iter=2).fit(path)
     opened = lambda: [os.readlink(f"/proc/self/fd/{f}") for f in os.listdir("/proc/self/fd")  # noqa: E731
                       if os.path.exists(f"/proc/self/fd/{f}")]
+    gm.score(path)  # compiles score's kernels where no cache holds them: not timed
     start = time.perf_counter()
     gm.score(path)
-    one, rng, interrupted = time.perf_counter() - start, random.Random(0), 0
+    one, rng, in_pass = time.perf_counter() - start, random.Random(0), 0
     for _ in range(150):
         timer = threading.Timer(rng.uniform(0, one), _thread.interrupt_main)
+        stage = "start"
         try:  # a short timer, on a loaded machine, can fire before its start() returns
             timer.start()
+            stage = "pass"
             gm.score(path)
+            stage = "after"
             timer.join()
             time.sleep(0.02)  # an interrupt after the pass lands here
         except KeyboardInterrupt:
-            interrupted += 1
+            in_pass += stage == "pass"
     time.sleep(0.2)
-    assert interrupted > 100
+    assert in_pass > 50  # most interrupts landed within a pass (115 of 150 in a review's run); those after are not counted
     assert [p for p in opened() if "small.zarr" in p] == []

@@ -21,9 +21,9 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import BayesianGaussianMixture as SKBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
-from sklearn.utils._param_validation import InvalidParameterError
 
 from dask_gmm import BayesianGaussianMixture, GaussianMixture, _reader, io, select_model
+from dask_gmm._compat import InvalidParameterError
 
 from .conftest import make_blobs, seed_like_problem
 
@@ -820,15 +820,21 @@ def test_fit_predict_equals_fit_then_predict_and_sample():
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_samples_have_the_fitted_covariances(covariance_type):
-    """Each component's sampled rows have its fitted covariance (as a full matrix), to sampling error."""
+    """Each component's sampled rows have its fitted mean and covariance (as a full matrix), and the
+    components their weights' shares of the rows, to sampling error (np.cov alone passed rows drawn
+    about another component's mean: a review)."""
     X, *_ = seed_like_problem(2, n_components=3, n_samples=3000)
     gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
     full = {"full": lambda c, k: c[k], "tied": lambda c, k: c, "diag": lambda c, k: np.diag(c[k]),
             "spherical": lambda c, k: c[k] * np.eye(2)}[covariance_type]
     S, y = gm.sample(200_000)
+    n = np.bincount(y, minlength=3)
+    p = gm.weights_
+    assert np.all(np.abs(n / len(y) - p) < 5 * np.sqrt(p * (1 - p) / len(y)))
     for k in range(3):
         want = full(gm.covariances_, k)
         np.testing.assert_allclose(np.cov(S[y == k].T), want, atol=0.05 * np.abs(want).max())
+        assert np.all(np.abs(S[y == k].mean(0) - gm.means_[k]) < 5 * np.sqrt(np.diag(want) / n[k]))
 
 
 def test_convergence_warning_n_init_and_max_iter_zero():
