@@ -416,13 +416,16 @@ class BayesianGaussianMixture(MixtureBase):
     ----------
     weights_ : ndarray of shape (n_components,)
     means_ : ndarray of shape (n_components, n_features)
-    covariances_, precisions_, precisions_cholesky_ : ndarray, shape by covariance type
+    covariances_, precisions_, precisions_cholesky_ : ndarray, of shape (n_components, n_features,
+        n_features) for 'full', (n_features, n_features) for 'tied', (n_components, n_features)
+        for 'diag', (n_components,) for 'spherical'
     weight_concentration_ : ndarray of shape (n_components,), or a pair of them (dirichlet_process)
     mean_precision_ : ndarray of shape (n_components,)
     degrees_of_freedom_ : ndarray of shape (n_components,), float for tied
     weight_concentration_prior_, mean_precision_prior_, degrees_of_freedom_prior_ : float
     mean_prior_ : ndarray of shape (n_features,)
-    covariance_prior_ : ndarray or float, shape by covariance type
+    covariance_prior_ : ndarray of shape (n_features, n_features) for full and tied, (n_features,)
+        for diag; a float for spherical
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float

@@ -310,6 +310,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         ----------
         X : array-like, dask array, Zarr array or group, or a path or URL of a Zarr store,
             of shape (n_samples, n_features)
+        y : ignored
         sample_weight : array-like of shape (n_samples,), optional, as in :meth:`fit`
 
         Returns
@@ -408,6 +409,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
         ----------
         X : array-like, dask array, Zarr array or group, or a path or URL of a Zarr store,
             of shape (n_samples, n_features)
+        y : ignored
         sample_weight : array-like of shape (n_samples,), optional, as in :meth:`fit`
 
         Returns
@@ -477,7 +479,9 @@ class GaussianMixture(MixtureBase):
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
     weights_init : array of shape (n_components,), optional
     means_init : array of shape (n_components, n_features), optional
-    precisions_init : array, optional, shape by covariance type
+    precisions_init : array, optional, of shape (n_components, n_features, n_features) for 'full',
+        (n_features, n_features) for 'tied', (n_components, n_features) for 'diag',
+        (n_components,) for 'spherical'
     random_state : None, int, numpy.random.SeedSequence, Generator or RandomState
     warm_start : bool, default=False
     verbose : int, default=0
@@ -495,7 +499,9 @@ class GaussianMixture(MixtureBase):
     ----------
     weights_ : ndarray of shape (n_components,)
     means_ : ndarray of shape (n_components, n_features)
-    covariances_, precisions_, precisions_cholesky_ : ndarray, shape by covariance type
+    covariances_, precisions_, precisions_cholesky_ : ndarray, of shape (n_components, n_features,
+        n_features) for 'full', (n_features, n_features) for 'tied', (n_components, n_features)
+        for 'diag', (n_components,) for 'spherical'
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float

@@ -43,7 +43,7 @@ class ModelSelection:
         aic, score (the mean log-likelihood per row at the fitted parameters, which BIC and AIC
         use, as ``best_.score(X)``), lower_bound (scikit-learn's ``lower_bound_``: at the
         parameters entering the last iteration), n_iter, converged.
-    criterion : str
+    criterion : {'bic', 'aic'}
     """
 
     best_: GaussianMixture
