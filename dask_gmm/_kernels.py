@@ -425,15 +425,7 @@ def _compiled_rows(X, model, what, out=None):
 # returned shape and dtype) and return it.
 def score_samples(X, model, row_offset=0, out=None):
     """Per-row log-likelihood, shape (n,), float64."""
-    got = _compiled_rows(X, model, _numba.SCORE, out)
-    if got:
-        lse, ok = got
-    else:
-        lse = log_prob_resp(X, model)[0]
-        ok = np.isfinite(lse).all()
-        lse = _into(out, lse)
-    _after_the_fact(X, ok, row_offset, model=model)
-    return lse
+    return _per_row(X, model, _numba.SCORE, row_offset, out)
 
 
 def predict(X, model, row_offset=0, out=None):
@@ -443,27 +435,40 @@ def predict(X, model, row_offset=0, out=None):
     component to give (all -inf: its distances overflowed, and argmax would
     say 0 whatever the model): a ValueError, as from :func:`predict_proba`.
     """
-    got = _compiled_rows(X, model, _numba.LABEL, out)
-    if got:
-        labels, ok = got
-    else:
-        wlp = weighted_log_prob(X, model)
-        ok = np.isfinite(wlp.max(axis=1)).all()
-        labels = _into(out, wlp.argmax(axis=1))
-    _after_the_fact(X, ok, row_offset, model=model)
-    return labels
+    return _per_row(X, model, _numba.LABEL, row_offset, out)
 
 
 def predict_proba(X, model, row_offset=0, out=None):
     """Responsibilities, shape (n, K), float64."""
-    got = _compiled_rows(X, model, _numba.PROBA, out)
-    if got:
-        proba, ok = got
-        _after_the_fact(X, ok, row_offset, model=model)
-        return proba
+    return _per_row(X, model, _numba.PROBA, row_offset, out)
+
+
+def _reference_score(X, model):
+    lse = log_prob_resp(X, model)[0]
+    return lse, np.isfinite(lse).all()
+
+
+def _reference_label(X, model):
+    wlp = weighted_log_prob(X, model)
+    return wlp.argmax(axis=1), np.isfinite(wlp.max(axis=1)).all()
+
+
+def _reference_proba(X, model):
     lse, log_resp = log_prob_resp(X, model)
-    _after_the_fact(X, np.isfinite(lse).all(), row_offset, model=model)
-    return _into(out, np.exp(log_resp))
+    return np.exp(log_resp), np.isfinite(lse).all()
+
+
+_REFERENCE_ROWS = {_numba.SCORE: _reference_score, _numba.LABEL: _reference_label, _numba.PROBA: _reference_proba}
+
+
+def _per_row(X, model, what, row_offset, out):
+    """One per-row output of X (``what``, as :func:`dask_gmm._numba.per_row` names them), compiled
+    where it may be (:func:`_compiled_rows`), else by the reference kernels; a row without a finite
+    log-likelihood is a ValueError (:func:`_after_the_fact`), raised before ``out`` is filled."""
+    got = _compiled_rows(X, model, what, out)
+    values, ok = got if got else _REFERENCE_ROWS[what](X, model)
+    _after_the_fact(X, ok, row_offset, model=model)
+    return values if got else _into(out, values)
 
 
 def _into(out, values):
