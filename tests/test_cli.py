@@ -2681,3 +2681,33 @@ def test_a_predict_output_larger_than_the_disk_is_refused_after_its_first_chunk(
                                           r"or write the output to another disk \(--output\)\.$"):
         _outputs.store_atomically(result, str(out), False, {})
     assert os.listdir(tmp_path) == []  # the temporary output removed
+
+
+def test_a_predict_output_written_in_two_steps_holds_every_row(tmp_path, monkeypatch):
+    """Where the disk may not surely hold it, the first chunk is written alone, then the rest."""
+    import dask.array as da
+
+    monkeypatch.setattr(_outputs, "surely_fits", lambda result, target: False)
+    result = da.arange(1000 * 3, dtype=np.float64).reshape(1000, 3).rechunk((100, 3)) + 1.0
+    out = tmp_path / "out.zarr"
+    _outputs.store_atomically(result, str(out), False, {})
+    np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], result.compute())
+
+
+def test_a_predict_output_whose_chunk_never_reached_the_store_is_not_published(tmp_path, monkeypatch):
+    """A chunk a cluster's worker wrote to a disk of its own (here: a write dropped) is an error, and
+    no output is left with it missing (zarr would read it as fill values)."""
+    import dask.array as da
+
+    setitem = _outputs._Writes.__setitem__
+
+    def dropping(self, key, value):
+        if key[0].start != 100:
+            setitem(self, key, value)
+
+    monkeypatch.setattr(_outputs._Writes, "__setitem__", dropping)
+    result = da.ones((1000, 3), chunks=(100, 3))
+    out = tmp_path / "out.zarr"
+    with pytest.raises(ValueError, match=r"1 chunk written for .*out\.zarr is not in the store as this process sees it"):
+        _outputs.store_atomically(result, str(out), False, {})
+    assert os.listdir(tmp_path) == []

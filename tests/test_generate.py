@@ -1337,3 +1337,17 @@ def test_match_components_pairs_each_true_component_with_its_fitted_one():
     best = min((list(zip(rows, cols)) for rows in itertools.permutations(range(5), 4) for cols in [range(4)]), key=cost)
     assert sorted(found.tolist()) == [-1, 0, 1, 2, 3]
     assert cost([(i, j) for i, j in enumerate(found) if j >= 0]) == pytest.approx(cost(best), rel=1e-12)
+
+
+def test_a_store_that_lost_its_true_covariances_refuses_a_model_of_other_covariances(tmp_path):
+    X = make_blobs(n=1500, seed=3)
+    fitted = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    args = dict(n_samples=6000, chunk_size=2000, random_state=1)
+    a = generate_mixture(str(tmp_path / "a"), model=fitted, **args)
+    wider = copy.deepcopy(fitted)
+    wider.covariances_ = fitted.covariances_ * 4.0
+    shutil.rmtree(tmp_path / "a" / "true_covariances")
+    with pytest.raises(ValueError, match=r"generated with different arguments \(model differs\)"):
+        generate_mixture(str(tmp_path / "a"), model=wider, **args)
+    generate_mixture(str(tmp_path / "a"), model=fitted, **args)  # the same model mends it
+    np.testing.assert_array_equal(read_true_model(tmp_path / "a").covariances_, a.covariances_)

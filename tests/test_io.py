@@ -2360,3 +2360,28 @@ def test_a_ctrl_c_in_a_pass_leaves_no_chunk_file_open(tmp_path):
     time.sleep(0.2)
     assert in_pass > 50  # most interrupts landed within a pass (115 of 150 in a review's run); those after are not counted
     assert [p for p in opened() if "small.zarr" in p] == []
+
+
+def test_an_unwritten_inner_chunk_cut_by_the_arrays_edge_is_refused(tmp_path):
+    """10,000 rows in shards of 6,000 (inner chunks of 3,000): the last inner chunk that holds rows
+    (9000-9999) lies partly past the edge; left unwritten in a stored shard, zarr reads zeros there."""
+    X = make_blobs(n=10002)[:10000]
+    codec = zarr.codecs.ShardingCodec(chunk_shape=(3000, 2), codecs=[zarr.codecs.BytesCodec(), ZstdCodec(level=3)])
+    path = tmp_path / "s.zarr"
+    arr = zarr.create_array(str(path), shape=X.shape, chunks=(6000, 2), dtype=X.dtype, serializer=codec,
+                            compressors=None)
+    arr[:9000] = X[:9000]  # the second shard's file holds its first inner chunk only
+    assert sorted(os.listdir(path / "c")) == ["0", "1"]
+    assert _store.missing_chunks(arr) == ["c/1/0 (inner chunk 3.0: rows 9000-9999)"]
+    with pytest.raises(ValueError, match=r"missing 1 of its chunks \(c/1/0 \(inner chunk 3\.0: rows 9000-9999\)\)"):
+        GaussianMixture(2, random_state=0).fit(str(path))
+
+
+def test_an_overwrite_replaces_a_store_holding_a_write_a_killed_process_left(tmp_path):
+    """zarr writes a chunk through KEY.UUID.partial: one left by a killed process is the store's own."""
+    path = str(tmp_path / "g.zarr")
+    generate_mixture(path, 3000, chunk_size=1000, random_state=0)
+    (tmp_path / "g.zarr" / "X" / "c" / "0" / "0.1a2b3c4d5e6f.partial").write_bytes(b"half a chunk")
+    assert _store.foreign_files(path) == []
+    generate_mixture(path, 3000, chunk_size=1000, random_state=1, overwrite=True)
+    assert not (tmp_path / "g.zarr" / "X" / "c" / "0" / "0.1a2b3c4d5e6f.partial").exists()

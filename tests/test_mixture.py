@@ -2362,3 +2362,62 @@ def test_wide_outputs_come_in_blocks_of_at_most_16_mib(tmp_path, source, monkeyp
     finally:
         tracemalloc.stop()
     assert peak < 48 * 2**20, peak
+
+
+def test_a_checkpoint_beside_the_input_whose_name_begins_with_the_inputs_is_not_inside_it(tmp_path):
+    X = make_blobs(n=600)
+    store = tmp_path / "data.zarr"
+    zarr.create_array(str(store), data=X, chunks=(300, 2))
+    fitted = GaussianMixture(3, random_state=0, max_iter=3, checkpoint=tmp_path / "data.zarr.ckpt").fit(str(store))
+    assert fitted.n_iter_ >= 1 and (tmp_path / "data.zarr.ckpt").exists()
+
+
+def test_a_checkpoint_of_an_unweighted_fit_is_refused_for_a_weighted_one(tmp_path):
+    X = make_blobs(n=1000)
+    kw = dict(n_components=3, random_state=0, max_iter=2, tol=0, checkpoint=tmp_path / "ck.json")
+    with pytest.warns(ConvergenceWarning):
+        GaussianMixture(**kw).fit(X)
+    with pytest.raises(ValueError, match=r"belongs to a different fit \(its sample weights \(given or not\) differ"):
+        GaussianMixture(**{**kw, "max_iter": 4}).fit(X, sample_weight=np.ones(len(X)))
+
+
+def test_a_checkpoint_replaced_during_the_fit_by_other_bytes_of_its_size_is_kept(tmp_path):
+    X = make_blobs(n=1000)
+    path = tmp_path / "ck.json"
+    passes, planted, lock = [], [], threading.Lock()
+
+    def read(block):
+        passes.append(block.size > 0)
+        with lock:
+            if path.exists() and not planted:  # after the first save: other bytes of its size
+                other = b'{"precious": 1}'.ljust(path.stat().st_size)
+                path.write_bytes(other)
+                planted.append(other)
+        return block
+
+    data = da.from_array(X, chunks=(500, 2)).map_blocks(read, dtype=X.dtype)
+    with pytest.raises(ValueError, match="was written or replaced during the fit by something else than the fit"):
+        GaussianMixture(3, random_state=0, max_iter=10, tol=0, checkpoint=path).fit(data)
+    assert path.read_bytes() == planted[0]
+
+
+def test_a_resumed_checkpoint_whose_metadata_alone_changed_is_still_the_fits(tmp_path):
+    """chmod/touch of the checkpoint a fit resumed from: the same bytes are the fit's, and it goes on."""
+    X = make_blobs(n=1000)
+    path = tmp_path / "ck.json"
+    kw = dict(n_components=3, random_state=0, tol=0, checkpoint=path)
+    with pytest.warns(ConvergenceWarning):
+        GaussianMixture(max_iter=2, **kw).fit(da.from_array(X, chunks=(500, 2)))
+    touched, blocks = [], []
+
+    def read(block):
+        blocks.append(block.size > 0)
+        if sum(blocks) == 3 and not touched:  # after the resume's load (its digest: a pass of two blocks)
+            touched.append(True)
+            path.chmod(0o600)
+            os.utime(path, ns=(1, 1))
+        return block
+
+    with pytest.warns(ConvergenceWarning):
+        resumed = GaussianMixture(max_iter=4, **kw).fit(da.from_array(X, chunks=(500, 2)).map_blocks(read, dtype=X.dtype))
+    assert touched and resumed.n_iter_ == 4

@@ -873,3 +873,23 @@ def test_an_edit_of_a_built_covariance_of_small_scale_is_refused(tmp_path, ct, c
     path.write_text(json.dumps({**d, "covariances": _times_100(d["covariances"], where)}))
     with pytest.raises(ValueError, match="'covariances' and 'precisions_cholesky' do not describe the same"):
         load_model(path)
+
+
+def test_a_previous_output_moved_aside_by_a_killed_writer_outlives_the_sweep_of_a_save(tmp_path):
+    """A '.old' sibling (an output a killed writer had moved aside: perhaps the only copy) stays."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = writer_id().rsplit("@", 1)[0]
+    aside = tmp_path / f".m.json.tmp@{host}@{dead.pid}@0badc0de.old"
+    aside.write_text("the only copy")
+    save_model(GaussianMixture(2, random_state=0).fit(make_blobs(n=300)), tmp_path / "m.json")
+    assert aside.read_text() == "the only copy"
+
+
+def test_a_model_whose_n_components_was_set_after_the_fit_saves_the_fitted_one(tmp_path):
+    gm = GaussianMixture(3, random_state=0).fit(make_blobs(n=600))
+    gm.set_params(n_components=5)  # for a next fit: the fitted model is still of 3
+    save_model(gm, tmp_path / "m.json")
+    loaded = load_model(tmp_path / "m.json")
+    assert loaded.n_components == 3
+    np.testing.assert_array_equal(loaded.means_, gm.means_)
