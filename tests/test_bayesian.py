@@ -589,3 +589,23 @@ def test_an_empty_component_on_a_singular_prior_says_which_prior_helps():
     assert [empty_on_singular_prior(p, ct) for p, ct in ((np.cov(X.T), "full"), (np.cov(X.T), "tied"), (np.array([0.3, 0.0]), "diag"),
                                                 (np.array([0.3, 0.2]), "diag"), (0.0, "spherical"))] == [
         True, False, True, False, True]
+
+
+def test_a_bayesian_warm_start_far_from_the_data_has_scikit_learns_lower_bounds():
+    """The first iteration recentres its statistics on the new means (1e4 away); the lower bound's
+    sum r log r must still come from the moments centred on the model's own means."""
+    rng = np.random.default_rng(3)
+    Z = np.concatenate([rng.normal(size=(2000, 2)) @ rng.normal(size=(2, 2)) * 0.5 + m
+                        for m in ([0, 0], [8, 3.0], [-5, 6])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        base = SKBayesianGaussianMixture(n_components=3, max_iter=2, random_state=0).fit(Z)
+        fitted = {k: v for k, v in vars(base).items() if k.endswith("_") and not k.startswith("_")}
+        sk = SKBayesianGaussianMixture(n_components=3, max_iter=2, warm_start=True)
+        ours = BayesianGaussianMixture(n_components=3, max_iter=2, warm_start=True)
+        for m in (sk, ours):
+            for k, v in fitted.items():
+                setattr(m, k, np.copy(v))
+        sk.fit(Z + 1e4)  # 1e4 standard deviations: recentred (MAX_CENTRING_LOSS), and no rounding in the way
+        ours.fit(Z + 1e4)
+    np.testing.assert_allclose(ours.lower_bounds_, np.ravel(sk.lower_bounds_)[-2:], rtol=1e-7)

@@ -229,3 +229,30 @@ def test_nearest_centre_keeps_small_distances_between_far_centres(compiled, monk
     np.testing.assert_allclose(d2, [1.6e-7, 1.6e-7], rtol=1e-6)
     st = kern.hard_stats(X, C, "full")
     np.testing.assert_array_equal(st.nk, [0.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("numba", [True, False])
+def test_random_responsibilities_of_a_block_longer_than_a_sub_block_are_the_streams(monkeypatch, numba):
+    """Each sub-block must draw its own rows of the Philox stream (row_offset + i)."""
+    monkeypatch.setattr(kern, "USE_NUMBA", numba)
+    monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 100)
+    rng = np.random.default_rng(0)
+    X, w = rng.normal(size=(1000, 3)), rng.uniform(0.5, 2.0, 1000)
+    key = np.array([1, 2], np.uint64)
+    st = kern.random_resp_stats(X, 4, X.mean(0), "full", key, sample_weight=w, row_offset=300)
+    u = np.random.Generator(np.random.Philox(key=key)).random((1300, 4))[300:]  # the stream, one draw per value
+    resp = u / u.sum(1, keepdims=True) * w[:, None]
+    np.testing.assert_allclose(st.nk, resp.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(st.s1c, resp.T @ (X - X.mean(0)), rtol=1e-10, atol=1e-10)
+
+
+def test_a_bad_row_past_the_first_sub_block_is_named_by_its_own_index(monkeypatch):
+    """The NumPy E-step names a NaN row by its global index, whichever sub-block holds it."""
+    monkeypatch.setattr(kern, "USE_NUMBA", False)
+    monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 100)
+    X = np.random.default_rng(0).normal(size=(1000, 2))
+    X[457] = np.nan
+    model = kern.Model("diag", np.log([0.5, 0.5]), np.zeros((2, 2)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="first bad row: 1457") as e:
+        kern.e_step_stats(X, [model], row_offset=1000)
+    assert e.value.row == 1457

@@ -2421,3 +2421,44 @@ def test_a_resumed_checkpoint_whose_metadata_alone_changed_is_still_the_fits(tmp
     with pytest.warns(ConvergenceWarning):
         resumed = GaussianMixture(max_iter=4, **kw).fit(da.from_array(X, chunks=(500, 2)).map_blocks(read, dtype=X.dtype))
     assert touched and resumed.n_iter_ == 4
+
+
+def test_a_row_of_weight_zero_leaves_the_floor_in_units_of_the_least_positive_weight():
+    """A weight of 0 is no unit for the 10 eps floor: the fit is scikit-learn's without that row
+    (test_a_nearly_empty_component_matches_sklearn's fit, plus a row of weight 0)."""
+    rng = np.random.default_rng(2)
+    mu = rng.normal(scale=6, size=(2, 2))
+    X = np.concatenate([rng.normal(size=(2000, 2)) @ rng.normal(size=(2, 2)) * 0.5 + m for m in mu]) + 1e6
+    means = mu + 1e6 + rng.normal(size=mu.shape)
+    means[0] = 0
+    kw = dict(n_components=2, means_init=means, weights_init=[0.5, 0.5], tol=1e-12, max_iter=8,
+              precisions_init=np.stack([np.eye(2) / 1e12, np.eye(2) / 9]))
+    w = np.r_[np.ones(len(X)), 0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = GaussianMixture(**kw).fit(np.vstack([X, X[:1]]), sample_weight=w)
+        sk = SKGaussianMixture(**kw).fit(X)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(sk, name), rtol=1e-8, err_msg=name)
+
+
+def test_kmeans_start_makes_lloyd_max_iter_passes_when_lloyd_does_not_settle(monkeypatch):
+    """At most LLOYD_MAX_ITER Lloyd passes (module docstring), and all of them when the moves
+    never fall below the tolerance; the start is then the hard assignment of the last pass."""
+    from dask_gmm import _em, _init
+    from dask_gmm import _kernels as kern
+
+    kernels = []
+    real = _em.Blocks.map_reduce
+
+    def spy(self, *a, **k):
+        if a[0] is kern.many:
+            kernels.append(a[1].__name__)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(_em.Blocks, "map_reduce", spy)
+    monkeypatch.setattr(_init, "LLOYD_TOL", -1.0)  # never settles
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 2))  # one blob: Lloyd's centres keep moving
+    GaussianMixture(3, max_iter=0, random_state=0).fit(X)
+    assert kernels.count("hard_stats") == _init.LLOYD_MAX_ITER

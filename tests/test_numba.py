@@ -756,3 +756,24 @@ def test_kernels_run_as_python_with_numba_disabled():
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("ct", ["full", "tied"])
+@pytest.mark.parametrize("held", [1, 2, 3])
+def test_the_last_few_packed_rows_of_a_component_are_counted(ct, held):
+    """From PACK_MIN_FEATURES features the compiled full E-step packs a component's rows of
+    nonzero responsibility and multiplies them at the end of the block; a component left holding
+    one packed row (here a component owning `held` rows of 600) must have them in s1c and s2."""
+    from dask_gmm import _numba as nb
+
+    d, rng = nb.PACK_MIN_FEATURES, np.random.default_rng(0)
+    means = np.array([np.zeros(d), np.full(d, 60.0)])
+    pc = np.eye(d) if ct == "tied" else np.stack([np.eye(d)] * 2)
+    model = kern.Model(ct, np.log([0.5, 0.5]), means, pc)
+    X = rng.normal(size=(600, d))
+    X[rng.choice(600, held, replace=False)] += 60.0  # the far component's only rows
+    lse, log_resp = kern.log_prob_resp(X, model)
+    resp = np.exp(log_resp)
+    want = (resp.sum(0), *cov.centred_moments(X, resp, means, ct), float(lse.sum()))
+    for got, w in zip(nb.e_step(X, model), want):
+        np.testing.assert_allclose(got, w, rtol=1e-10, atol=1e-9)
