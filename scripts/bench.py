@@ -1,6 +1,6 @@
 """EM throughput: dask_gmm against scikit-learn, the seed notebook's SciPy loop and Spark MLlib.
 
-    python scripts/bench.py                 # the default run, about 11 minutes on 2 cores (with Spark)
+    python scripts/bench.py                 # the default run, over 11 minutes on 2 cores (with Spark)
     python scripts/bench.py --quick         # small sizes: a smoke test of the script
     python scripts/bench.py --cases d2,predict --iters 10
 
