@@ -464,7 +464,8 @@ _REFERENCE_ROWS = {_numba.SCORE: _reference_score, _numba.LABEL: _reference_labe
 def _per_row(X, model, what, row_offset, out):
     """One per-row output of X (``what``, as :func:`dask_gmm._numba.per_row` names them), compiled
     where it may be (:func:`_compiled_rows`), else by the reference kernels; a row without a finite
-    log-likelihood is a ValueError (:func:`_after_the_fact`), raised before ``out`` is filled."""
+    log-likelihood is a ValueError (:func:`_after_the_fact`). The compiled kernels fill ``out`` as
+    they go, so it may hold part of the output on that error; the reference kernels leave it untouched."""
     got = _compiled_rows(X, model, what, out)
     values, ok = got if got else _REFERENCE_ROWS[what](X, model)
     _after_the_fact(X, ok, row_offset, model=model)

@@ -2416,7 +2416,7 @@ def test_a_resumed_checkpoint_whose_metadata_alone_changed_is_still_the_fits(tmp
 
     def read(block):
         blocks.append(block.size > 0)
-        if sum(blocks) == 3 and not touched:  # after the resume's load (its digest: a pass of two blocks)
+        if sum(blocks) >= 3 and not touched:  # after the resume's load (its digest: a pass of two blocks)
             touched.append(True)
             path.chmod(0o600)
             os.utime(path, ns=(1, 1))
