@@ -1440,13 +1440,10 @@ def cmd_info(args, term):
     path = args.path
     local = local_file_path(path, "The model file")  # a file:// URL as its local path
     if os.path.exists(local) and not os.path.isdir(local):  # a file, a pipe: a model
-        from ._store import ZARR_METADATA
-        from .io import refuse_zip_file
+        from .io import refuse_metadata_file, refuse_zip_file
 
         refuse_zip_file(local)  # or a store zipped whole
-        if os.path.basename(local) in ZARR_METADATA:  # JSON, but a store's: it had been called a bad model file
-            raise CLIError(f"{path!r} is a Zarr metadata file: give the path of its folder, "
-                           f"{os.path.dirname(local) or '.'!r}.")
+        refuse_metadata_file(local, path)  # JSON, but a store's: it had been called a bad model file
         try:
             model = _load_model(path)
         except ValueError as exc:  # a CSV, say (not a damaged model file): the command reads two kinds of path

@@ -451,9 +451,7 @@ def open_node(path):
                 "Restore the store's metadata, or give the path of one of those nodes."
             ) from None
         refuse_zip_file(path)
-        if isinstance(path, str) and os.path.isfile(path) and os.path.basename(path) in ZARR_METADATA:
-            raise ValueError(f"{path!r} is a Zarr metadata file: give the path of its folder, "
-                             f"{os.path.dirname(path) or '.'!r}.") from None
+        refuse_metadata_file(path)
         if isinstance(path, str) and os.path.isfile(path):  # a CSV, a model file: the path is right
             raise ValueError(f"{path!r} is a file, not a Zarr store (a folder of Zarr metadata and chunks). "
                              "Give the path of a Zarr store (convert the data to one first).") from None
@@ -467,6 +465,14 @@ def refuse_zip_file(path):
         url = pathlib.Path(path).absolute().as_uri()
         raise ValueError(f"{path!r} is a zip file. A Zarr store zipped whole is read by its URL 'zip::{url}' "
                          f"('zip://FOLDER::{url}' for a store in a folder of the zip).")
+
+
+def refuse_metadata_file(path, given=None):
+    """A ValueError if ``path`` is a local Zarr metadata file (``zarr.json``, ``.zarray``, ...): its
+    store is its folder. ``given``: the path as the user gave it (a file:// URL), for the message."""
+    if isinstance(path, str) and os.path.isfile(path) and os.path.basename(path) in ZARR_METADATA:
+        raise ValueError(f"{given or path!r} is a Zarr metadata file: give the path of its folder, "
+                         f"{os.path.dirname(path) or '.'!r}.")
 
 
 def _zips_zarr(path):
