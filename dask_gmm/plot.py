@@ -325,6 +325,11 @@ def _maybe_equal_aspect(ax, extent):
         ax.set_aspect("equal", adjustable="box")
 
 
+def _rows(n):
+    """``"1 row"``, ``"1,234 rows"``."""
+    return f"{n:,} row{'s' if n != 1 else ''}"
+
+
 def _title_model(model):
     K = model.means_.shape[0]
     return f"{K} component{'s' if K != 1 else ''}, {model.covariance_type} covariance"
@@ -438,9 +443,9 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
     _maybe_equal_aspect(ax, extent)
     ax.set_xlabel(_axis_label(features[0]))
     ax.set_ylabel(_axis_label(features[1]))
-    note = f"; {outside:,} rows outside the plotted range" if outside else ""
+    note = f"; {_rows(outside)} outside the plotted range" if outside else ""
     pair = f" (features {features[0]}, {features[1]} of {d})" if d > 2 else ""
-    ax.set_title(f"Data: {n:,} rows in a {bins}x{bins} histogram{note}\n"
+    ax.set_title(f"Data: {_rows(n)} in a {bins}x{bins} histogram{note}\n"
                  f"{title or 'Fitted mixture: ' + _title_model(model)}{pair}", fontsize=11)
     return _save(fig, path)
 
@@ -467,8 +472,8 @@ def _plot_data_fit_1d(model, counts, edges, n, outside, feature, path, true_mode
     ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel(_axis_label(feature))
     ax.set_ylabel("probability density")
-    note = f"; {outside:,} rows outside the plotted range" if outside else ""
-    ax.set_title(f"Data: {n:,} rows, {len(counts)} bins{note}\n{title or 'Fitted mixture: ' + _title_model(model)}",
+    note = f"; {_rows(outside)} outside the plotted range" if outside else ""
+    ax.set_title(f"Data: {_rows(n)}, {len(counts)} bins{note}\n{title or 'Fitted mixture: ' + _title_model(model)}",
                  fontsize=11)
     ax.legend(fontsize=8)
     return _save(fig, path)

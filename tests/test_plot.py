@@ -393,3 +393,16 @@ def test_contour_levels_hold_their_mass_with_a_component_narrower_than_a_grid_ce
     density = np.exp(plot.mixture_log_density(weights, means, covs, rows))
     for level, mass in zip(levels, plot.HDR_MASSES):
         assert abs(np.mean(density >= level) - mass) < 0.01, (level, mass)
+
+
+def test_data_titles_count_rows_in_words(tmp_path):
+    """The titles count the rows, and those outside the range, in words: "1 row", not "1 rows"."""
+    from PIL import Image
+
+    X = np.vstack([np.random.default_rng(0).normal(size=(599, 2)), [[99.0, 99.0]]])
+    gm = GaussianMixture(1, random_state=0).fit(X[:599])
+    said = Image.open(plot.plot_data_fit(gm, X, tmp_path / "2d.png", extent=[(-50, 50)] * 2)).text["Description"]
+    assert "Data: 600 rows in a 200x200 histogram; 1 row outside the plotted range" in said
+    gm1 = GaussianMixture(1, random_state=0).fit(X[:599, :1])
+    said = Image.open(plot.plot_data_fit(gm1, X[:1, :1], tmp_path / "1d.png", bins=4)).text["Description"]
+    assert "Data: 1 row, 4 bins" in said
