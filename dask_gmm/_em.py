@@ -37,6 +37,7 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.system import CPU_COUNT
 
 from . import _cluster, _kernels, io
+from .io import declared
 from ._covariance import MAX_CENTRING_LOSS, centring_loss, gaussian_parameters, m_step, naming_candidate
 
 logger = logging.getLogger(__name__)
@@ -76,71 +77,6 @@ def _on_piece(rows, lo, hi, sizes, ahead, kernel, args, sample_weight, kwargs):
         rows.prefetch(*ahead)
     ((first, x),) = rows.pieces(lo, hi, sizes, prefetch=False)
     return kernel(x, *args, sample_weight=sample_weight, row_offset=first, **kwargs)
-
-
-def declared(block, shape, first, name="X"):
-    """``block``, the block of rows ``first`` on of a dask array, checked to be what the array
-    declares: an array of ``shape`` of real numbers. A function that makes blocks
-    (``da.from_delayed``, ``map_blocks``) and returns other rows was fitted without a word (150
-    declared rows of 1,000 never seen), and a complex block lost its imaginary parts."""
-    block = _aligned(block)
-    rows = f"rows {first}-{first + shape[0] - 1}"
-    if not (hasattr(block, "shape") and hasattr(block, "dtype")):
-        raise ValueError(f"The block of {name} holding {rows} is a {type(block).__name__}, not an array: the "
-                         "function that makes it (da.from_delayed, map_blocks, ...) must return a NumPy array.")
-    if tuple(block.shape) != tuple(shape):
-        raise ValueError(f"The block of {name} holding {rows} has shape {tuple(block.shape)} where its dask array "
-                         f"declares {tuple(shape)}: the function that makes it (da.from_delayed, map_blocks, ...) "
-                         "returned another shape than its chunks say. Fix it, or give the array its true chunks.")
-    if np.dtype(block.dtype).kind == "c":
-        raise ValueError(f"The block of {name} holding {rows} holds complex numbers ({block.dtype}) where its dask "
-                         f"array declares real ones: {name} must hold real numbers.")
-    if np.dtype(block.dtype).kind not in "biuf":
-        raise ValueError(f"The block of {name} holding {rows} holds {block.dtype} values where its dask array "
-                         f"declares numbers: {name} must hold real numbers. Convert them in the function that "
-                         "makes the blocks.")
-    if isinstance(block, np.ma.MaskedArray):
-        mask = np.ma.getmaskarray(block)
-        masked = np.flatnonzero(mask.any(axis=tuple(range(1, mask.ndim))))  # rows (none in a block of 0)
-        if masked.size:
-            raise ValueError(f"The block of {name} holding {rows} is a masked array with masked entries in "
-                             f"{masked.size} row(s) (first: row {first + masked[0]}): they are missing values, "
-                             "which would be read as the values under the mask. Fill them as NaN "
-                             f"({name}.map_blocks(np.ma.filled, np.nan)) to have their rows named, then remove them.")
-        return np.ma.getdata(block)
-    if not isinstance(block, np.ndarray):
-        raise ValueError(f"The block of {name} holding {rows} is a {type(block).__name__}, "
-                         "not a NumPy array: the function that makes it (da.from_delayed, map_blocks, ...) must "
-                         "return NumPy arrays (a sparse matrix's .toarray()).")
-    return block
-
-
-def _aligned(block):
-    """``block``, or an aligned copy of it where it is a misaligned NumPy array.
-
-    distributed hands a worker the data scattered to it, or sent from another worker, at any
-    address (odd ones seen), and NumPy sums a misaligned array in another order: a weighted fit's
-    total weight on a cluster differed from the threads' in its last bit. Scattered blocks are
-    copied as they arrive (:class:`_Aligned`), a pass's block here only when moved since: copying
-    every misaligned block in every pass made a fit on 2 workers 6-10 % slower."""
-    block = block.array if isinstance(block, _Aligned) else block  # sent unpickled (an in-process cluster)
-    if isinstance(block, np.ndarray) and not block.flags.aligned:
-        return block.copy()
-    return block
-
-
-class _Aligned:
-    """An array to scatter that unpickles as itself, aligned (:func:`_aligned`): a worker gets
-    it at any address, and would copy it in every pass."""
-
-    def __init__(self, array):
-        self.array = array
-
-    def __reduce__(self):
-        return _aligned, (self.array,)
-
-    def __sizeof__(self):  # held as it is by an in-process cluster's workers: their memory counts its bytes
-        return object.__sizeof__(self) + self.array.nbytes
 
 
 def _block_task(kernel, args, kwargs, shape, w, *x):
@@ -631,8 +567,8 @@ class Blocks:
                 self._rename_blocks()
                 held = list(self.graph)
             self._sent = (client, None, [])  # a send under way: one that fails is tried again
-            names = [f"dask_gmm.block-{uuid.uuid4().hex}" for _ in held]  # not "_Aligned-...", in logs and the dashboard
-            sent = client.scatter({n: _Aligned(self.graph[k]) for n, k in zip(names, held)}, hash=False) if held else {}
+            names = [f"dask_gmm.block-{uuid.uuid4().hex}" for _ in held]  # not "Aligned-...", in logs and the dashboard
+            sent = client.scatter({n: io.Aligned(self.graph[k]) for n, k in zip(names, held)}, hash=False) if held else {}
             futures = [sent[n] for n in names]
             self._sent = (client, {**self.graph, **dict(zip(held, futures))}, futures)
             self._sent_keys.update(f.key for f in futures)

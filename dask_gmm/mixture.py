@@ -24,7 +24,7 @@ from . import _covariance as cov
 from . import _cluster, _kernels, io
 from ._checkpoint import Checkpoint
 from ._compat import InvalidParameterError
-from ._em import Blocks, Run, declared, em, fill_rows, rows_array, unsized_rows_array
+from ._em import Blocks, Run, em, fill_rows, rows_array, unsized_rows_array
 from ._init import INITIALIZERS, as_seed_sequence, check_random_state, initial_parameters_many
 
 logger = logging.getLogger(__name__)
@@ -136,13 +136,6 @@ def best_run(runs, max_iter=None):
 #: change with the order of the sums, so the strictly larger would depend on the chunking. The same
 #: holds for select_model's criteria (full and diag covariances are one model at one feature).
 TIE = 1e-12
-
-
-def _declared_block(offsets, x, block_info=None):
-    """Block ``x`` of a dask array whose blocks start at rows ``offsets``, checked to be what the
-    array declares (:func:`dask_gmm._em.declared`) before dask puts blocks together (``drop_axis``)."""
-    first = int(offsets[block_info[0]["chunk-location"][0]])
-    return declared(x, tuple(b - a for a, b in block_info[0]["array-location"]), first)
 
 
 def _rows_of_block(kernel, model, offsets, x, block_info=None):
@@ -346,11 +339,11 @@ class MixtureBase(DensityMixin, BaseEstimator):
             base = Xd.chunks[0] if given is None else given
             return rows_array(rows, io.output_rows(base, rows.chunk_rows, row_bytes), kernel, tail, dtype, model)
         blocks = io.output_rows(Xd.chunks[0], 1, row_bytes)
+        Xd = io.declared_blocks(Xd)  # before the blocks are cut (else fused into the kernel's tasks)
         Xd = Xd if blocks == Xd.chunks[0] else Xd.rechunk({0: blocks})  # each block cut, none joined
         offsets = io.row_starts(Xd.chunks[0])
         block = functools.partial(_rows_of_block, kernel, model, offsets)  # no closure: the graph pickles
         name = f"dask_gmm.{kernel.__name__}-{uuid.uuid4().hex}"  # the dashboard's group: dask_gmm.predict, ...
-        Xd = Xd.map_blocks(functools.partial(_declared_block, offsets), dtype=Xd.dtype)  # fused into its tasks
         if extra_axis:
             return Xd.map_blocks(block, chunks=(Xd.chunks[0], tail), dtype=dtype, name=name)
         return Xd.map_blocks(block, drop_axis=1, dtype=dtype, name=name)

@@ -482,15 +482,15 @@ def test_a_misaligned_block_is_taken_as_an_aligned_copy():
     odd = np.ndarray(w.shape, w.dtype, buffer=raw, offset=1)
     odd[:] = w
     assert not odd.flags.aligned
-    got = _em.declared(odd, w.shape, 0, "sample_weight")
+    got = io.declared(odd, w.shape, 0, "sample_weight")
     assert got.flags.aligned and got.tobytes() == w.tobytes()
     assert float(got.sum()).hex() == float(w.sum()).hex()
-    assert _em.declared(w, w.shape, 0) is w
+    assert io.declared(w, w.shape, 0) is w
 
 
 def test_a_block_scattered_to_a_cluster_arrives_aligned():
     """distributed pickles a scattered array with its bytes out of band, and a worker's frames may
-    lie at any address: wrapped in _Aligned, it unpickles as an aligned array, copied once on
+    lie at any address: wrapped in io.Aligned, it unpickles as an aligned array, copied once on
     arrival rather than in every pass; sent in-process without pickling, the pass unwraps it."""
     import pickle
 
@@ -507,10 +507,10 @@ def test_a_block_scattered_to_a_cluster_arrives_aligned():
         return pickle.loads(head, buffers=moved)
 
     assert not through_misaligned_frames(w).flags.aligned  # the premise: a bare array arrives misaligned
-    got = through_misaligned_frames(_em._Aligned(w))
+    got = through_misaligned_frames(io.Aligned(w))
     assert isinstance(got, np.ndarray) and got.flags.aligned and got.tobytes() == w.tobytes()
-    assert _em.declared(_em._Aligned(w), w.shape, 0) is w
-    assert sys.getsizeof(_em._Aligned(w)) > w.nbytes  # an in-process cluster's workers hold it as it is
+    assert io.declared(io.Aligned(w), w.shape, 0) is w
+    assert sys.getsizeof(io.Aligned(w)) > w.nbytes  # an in-process cluster's workers hold it as it is
 
 
 def test_blocks_of_in_memory_data_are_views_in_order_as_dask_makes_them():

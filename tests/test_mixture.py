@@ -2031,6 +2031,35 @@ def test_a_dask_block_unlike_its_declaration_is_refused_by_its_rows(bad, said):
         gm.score(X, sample_weight=w)
 
 
+def test_a_dask_block_unlike_its_declaration_is_refused_before_dask_gmm_rechunks_it():
+    """dask_gmm's own rechunks (a block cut for the outputs' 16 MiB, weights chunked unlike X, X's
+    feature chunks joined) ran before the check of each block: a block one row too long lost that
+    row from predict_proba without a word, weights of a too-long block were fitted and scored, and a
+    short feature block failed in NumPy's concatenation (a review)."""
+    X = make_blobs(n=300_003)[:300_001]
+    gm = GaussianMixture(8, max_iter=2, random_state=0).fit(X[:2000])
+    long = da.map_blocks(lambda: X, dtype=float, chunks=((300_000,), (2,)))  # 300,000 x 8 probabilities: cut
+    for call in (gm.predict_proba, gm.score_samples, gm.predict):
+        with pytest.raises(ValueError, match=r"rows 0-299999 has shape \(300001, 2\) where its dask array declares"):
+            call(long).compute()
+    Xd = da.from_array(X[:4000], chunks=500)
+    w = da.map_blocks(lambda: np.ones(1001), dtype=float, chunks=((1000,) * 4,))  # joined, then cut to X's blocks
+    said = r"The block of sample_weight holding rows \d+-\d+ has shape \(1001,\) where its dask array declares \(1000,\)"
+    for call in (lambda: GaussianMixture(2, max_iter=3, random_state=0).fit(Xd, sample_weight=w),
+                 lambda: gm.score(Xd, sample_weight=w)):
+        with pytest.raises(ValueError, match=said):
+            call()
+    columns = da.concatenate([da.from_delayed(dask.delayed(lambda: X[:1000, :1])(), shape=(1000, 1), dtype=float),
+                              da.from_delayed(dask.delayed(lambda: X[:999, 1:])(), shape=(1000, 1), dtype=float)], axis=1)
+    said = r"The block of X holding rows 0-999 has shape \(999, 1\) where its dask array declares \(1000, 1\)"
+    with pytest.warns(UserWarning, match="chunked across features"):
+        with pytest.raises(ValueError, match=said):
+            GaussianMixture(2, random_state=0).fit(columns)
+    with pytest.warns(UserWarning, match="chunked across features"):
+        with pytest.raises(ValueError, match=said):
+            gm.predict(columns).compute()
+
+
 def test_weights_init_outside_0_1_is_refused_as_scikit_learn_refuses_it_with_the_value():
     X = make_blobs(n=300)
     for w, value in (([1.5, -0.5], "1.5"), ([0.5, 0.6, -0.1], "-0.1")):
