@@ -408,8 +408,11 @@ def _absent_chunks(arr):
     return frozenset(gone)
 
 
-#: How to regenerate a corrupt store, in the library's words; the command line says it in its own.
-REGENERATE = "(a store of generate_mixture: rerun it with overwrite=True, `dask-gmm generate --overwrite`)"
+#: How to regenerate a corrupt chunk of a generated store, in the library's words; the command line says
+#: it in its own. Not ``overwrite``: without a seed given, that draws another and rewrites every chunk
+#: with other rows (a review: the advice had swapped the intact chunks for other data).
+REGENERATE = ("(a store of generate_mixture: delete that chunk's file and repeat the same call, without "
+              "overwrite=True: it writes the chunk again from the seed the store records)")
 
 
 def _storage_key(arr, coords):

@@ -999,7 +999,9 @@ def _option_words(message, names):
     as the command's."""
     from ._store import REGENERATE
 
-    message = message.replace(REGENERATE, f"(a store of '{PROG} generate': rerun it with --overwrite)")
+    message = message.replace(REGENERATE, f"(a store of '{PROG} generate': delete that chunk's file and rerun the same "
+                                          "command, without --overwrite: it writes the chunk again from the seed the "
+                                          "store records)")
     parts = re.split(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", message)  # repr quotes a path so
     for i in range(0, len(parts), 2):  # the unquoted parts
         part = parts[i].replace("overwrite=True", "--overwrite")

@@ -911,7 +911,25 @@ def test_a_corrupt_chunk_is_named_with_the_same_advice_by_every_command(store, m
         rc, _, err = run(capsys, *argv, "-q")
         assert_one_line_error(rc, err, "'X/c/1/0' of the Zarr array (rows 5000-9999) cannot be decoded (its crc32c "
                               "checksum does not match its bytes); the store is corrupt. Restore or regenerate it "
-                              "(a store of 'dask-gmm generate': rerun it with --overwrite).")
+                              "(a store of 'dask-gmm generate': delete that chunk's file and rerun the same command, "
+                              "without --overwrite: it writes the chunk again from the seed the store records).")
+
+
+def test_the_advice_for_a_corrupt_chunk_gives_back_the_same_store(tmp_path, capsys):
+    """Followed, the advice writes the store as it was, though no seed was given: "rerun it with
+    --overwrite" had drawn another seed and rewritten every chunk with other rows (a review)."""
+    store = tmp_path / "unseeded.zarr"
+    command = ["generate", store, "-n", "4000", "--chunk-size", "1000", "-q"]
+    assert run(capsys, *command)[0] == 0
+    kept = snapshot(store)
+    chunk = store / "X" / "c" / "2" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"x")
+    rc, _, err = run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "m.json", "-q")
+    assert_one_line_error(rc, err, "'X/c/2/0' of the Zarr array (rows 2000-2999) cannot be decoded",
+                          "delete that chunk's file and rerun the same command, without --overwrite")
+    chunk.unlink()
+    assert run(capsys, *command)[0] == 0
+    assert snapshot(store) == kept
 
 
 @pytest.mark.parametrize("where, damage", [("zarr.json", "cut"), ("zarr.json", "[1, 2]"), ("X/zarr.json", "cut"),
