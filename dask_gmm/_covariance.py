@@ -632,12 +632,14 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
     """Validate ``precisions_init`` like scikit-learn: shape, symmetry, positivity."""
     precisions = np.asarray(precisions, dtype=np.float64)
     shape = cov_shape(covariance_type, n_components, n_features)
+    none = "or None to let init_params choose them"
     if precisions.shape != shape:
         raise ValueError(
-            f"The parameter 'precisions' should have the shape of {shape}, "
-            f"but got {precisions.shape}"
+            f"The parameter '{covariance_type} precision' should have the shape of {shape}, but got "
+            f"{precisions.shape}. Pass precisions_init of shape "
+            f"({', '.join(cov_shape(covariance_type, 'n_components', 'n_features'))}) = {shape} for "
+            f"{covariance_type} covariances, {none}."
         )
-    none = "or None to let init_params choose them"
     mats = {"full": precisions, "tied": precisions[None]}.get(covariance_type)
     if mats is None:
         if np.any(precisions <= 0.0):

@@ -503,7 +503,8 @@ class BayesianGaussianMixture(MixtureBase):
                                             f"the scalar {self.mean_prior!r}.")
             mean = finite_parameter("mean_prior", self.mean_prior, "for the mean of X")
             if mean.shape != (d,):
-                raise ValueError(f"The parameter 'mean_prior' should have the shape of ({d},), but got {mean.shape}")
+                raise ValueError(f"The parameter 'mean_prior' should have the shape of ({d},), but got {mean.shape}. "
+                                 f"Pass mean_prior of shape (n_features,) = ({d},), or None for the mean of X.")
         covariance = None
         if self.covariance_prior is not None:
             check = _CHECK_COVARIANCE_PRIOR[len(cov.prior_shape(self.covariance_type, d))]

@@ -885,7 +885,14 @@ def float_frame(X):
 
 def _feature_frame(X):
     """What scikit-learn's feature-name checks should see of X: X itself, or for a dask
-    DataFrame (which they do not recognise) an empty pandas DataFrame of its columns."""
+    DataFrame (which they do not recognise) an empty pandas DataFrame of its columns. A ValueError
+    where a pandas or Dask DataFrame names two columns alike (narwhals' error, in two lines, said
+    nothing of what to do)."""
+    columns = getattr(X, "columns", None)
+    if hasattr(columns, "duplicated") and columns.duplicated().any():  # a pandas Index
+        twice = first_few([repr(c) for c in columns[columns.duplicated()].unique()])
+        raise ValueError(f"X's columns are not named uniquely ({twice} more than once). Rename them, one name a "
+                         "column (df.columns = [...]), or pass its values as an array.")
     if is_dask_dataframe(X):
         import pandas as pd  # a dask DataFrame comes with pandas
 
@@ -957,7 +964,14 @@ def _in_memory(X):
                          "Pass one of them (ds[NAME]), or ds.to_dataarray(...) of several.")
     if hasattr(X, "items") and not _numeric_columns(X):  # pandas' nullable Float64, Int64, objects, ...
         return _frame_as_float(X)
-    a = np.asarray(X)
+    try:
+        a = np.asarray(X)
+    except ValueError as exc:  # NumPy's "setting an array element with a sequence", naming no row
+        if "inhomogeneous" not in str(exc):
+            raise
+        raise ValueError("X's rows are of different lengths (or hold sequences of them): NumPy makes no array of "
+                         "them. Give X as a rectangular array of shape (n_samples, n_features), one number a feature "
+                         "in every row.") from None
     if a.ndim == 0 and a.dtype.kind not in "biufc":  # not a number: bytes, a lazy frame, another library's object
         raise ValueError(f"X ({kind}) is not data that dask_gmm reads: give a NumPy, pandas or Dask array or "
                          "DataFrame (a lazy frame collected first), a Zarr array or group, or a path (str or "

@@ -60,6 +60,13 @@ def is_finite_number(value):
         return False
 
 
+def check_n_samples(n_components, n_samples):
+    """scikit-learn's ValueError, with what to do, where there are fewer rows than components."""
+    if n_samples < n_components:
+        raise ValueError(f"Expected n_samples >= n_components but got n_components = {n_components}, n_samples = "
+                         f"{n_samples}. Ask for at most {n_samples} components, or give more rows.")
+
+
 def brief(value, width=40):
     """``repr(value)``, or its start and length where longer than ``width`` (an int of 400 digits)."""
     text = repr(value)
@@ -275,11 +282,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
     def _check_n_samples(self, X):
         """X: the dask array of :func:`dask_gmm.io.with_reader` (``min_samples=2``, as scikit-learn's fit)."""
         self._check_number("n_components", self.n_components, Integral, 1)  # before it is compared
-        if X.shape[0] < self.n_components:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
-                f"n_samples = {X.shape[0]}"
-            )
+        check_n_samples(self.n_components, X.shape[0])
 
     def _set_feature_names(self, names):
         """``feature_names_in_`` from :func:`dask_gmm.io.feature_names`, set once a fit has succeeded
@@ -293,7 +296,8 @@ class MixtureBase(DensityMixin, BaseEstimator):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
+                f"{self.n_features_in_} features as input. Give it data of the {self.n_features_in_} features it "
+                "was fitted on, or fit it again to these data."
             )
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -552,7 +556,8 @@ class GaussianMixture(MixtureBase):
         if self.weights_init is not None:
             w = finite_parameter("weights_init", self.weights_init, chosen)
             if w.shape != (K,):
-                raise ValueError(f"The parameter 'weights' should have the shape of ({K},), but got {w.shape}")
+                raise ValueError(f"The parameter 'weights' should have the shape of ({K},), but got {w.shape}. "
+                                 f"Pass weights_init of shape (n_components,) = ({K},), or None {chosen}.")
             if np.any(w < 0) or np.any(w > 1):
                 raise ValueError(f"The parameter 'weights' should be in the range [0, 1], but weights_init holds "
                                  f"{w[(w < 0) | (w > 1)][0]:g}. Pass non-negative weights that sum to 1, or None "
@@ -565,7 +570,8 @@ class GaussianMixture(MixtureBase):
         if self.means_init is not None:
             m = finite_parameter("means_init", self.means_init, chosen)
             if m.shape != (K, d):
-                raise ValueError(f"The parameter 'means' should have the shape of ({K}, {d}), but got {m.shape}")
+                raise ValueError(f"The parameter 'means' should have the shape of ({K}, {d}), but got {m.shape}. Pass "
+                                 f"means_init of shape (n_components, n_features) = ({K}, {d}), or None {chosen}.")
             inits["means"] = m
         if self.precisions_init is not None:
             precisions = finite_parameter("precisions_init", self.precisions_init, chosen)

@@ -39,6 +39,7 @@ from . import _files
 from ._checkpoint import FORMAT as CHECKPOINT_FORMAT
 from ._checkpoint import fitted_fields, fitted_to_dict, identity, json_float, json_int, json_number, of_another_version
 from ._files import check_folder, local_file_path, write_atomic
+from .io import warn_at_caller
 from .mixture import GaussianMixture, check_fitted
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,8 @@ def _settings(d):
     for key, v in settings.items():
         kind = SETTINGS.get(key)
         if kind is None:  # a later version's setting: the model is whole without it
-            logger.warning("ignoring the unknown setting %r of a model file", key)
+            warn_at_caller(f"Ignoring the setting {key!r} of the model file, unknown to this dask_gmm (a later "
+                           "version's?): the model is loaded without it.")
             continue
         if kind is float:
             v = json_number(v, f"settings.{key}")

@@ -21,7 +21,7 @@ from . import _covariance as cov
 from . import _kernels, io
 from ._em import Blocks, Run, em
 from ._init import as_seed_sequence, initial_parameters_many
-from .mixture import TIE, GaussianMixture, best_run, information_criteria
+from .mixture import TIE, GaussianMixture, best_run, check_n_samples, information_criteria
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def select_model(
     names = io.feature_names(X)
     X, rows = io.with_reader(X, min_samples=2)
     if ks[-1] > X.shape[0]:
-        raise ValueError(f"Expected n_samples >= n_components but got n_components = {ks[-1]}, n_samples = {X.shape[0]}")
+        check_n_samples(ks[-1], X.shape[0])
     weights = io.as_weights(sample_weight, X)
     blocks = Blocks(X, weights, split_every, rows)
     specs = [(k, ct) for ct in types for k in ks for _ in range(n_init)]

@@ -2729,3 +2729,15 @@ def test_a_predict_output_whose_chunk_never_reached_the_store_is_not_published(t
     with pytest.raises(ValueError, match=r"1 chunk written for .*out\.zarr is not in the store as this process sees it"):
         _outputs.store_atomically(result, str(out), False, {})
     assert os.listdir(tmp_path) == []
+
+
+def test_a_model_files_unknown_setting_is_one_warning_line(model_file, tmp_path, capsys):
+    """It was a log line, bare on stderr, outside the command line's 'dask-gmm: warning:' format (a review)."""
+    d = json.loads(open(model_file).read())
+    d["settings"]["colour"] = "teal"
+    later = tmp_path / "later.json"
+    later.write_text(json.dumps(d))
+    rc, out, err = run(capsys, "info", later)
+    assert rc == 0 and "3 components" in out
+    assert err == ("dask-gmm: warning: Ignoring the setting 'colour' of the model file, unknown to this dask_gmm "
+                   "(a later version's?): the model is loaded without it.\n"), err

@@ -10,6 +10,7 @@ import warnings
 
 import dask
 import dask.array as da
+import dask.dataframe as dd
 from fractions import Fraction
 
 import numpy as np
@@ -2476,3 +2477,58 @@ def test_kmeans_start_makes_lloyd_max_iter_passes_when_lloyd_does_not_settle(mon
     X = rng.normal(size=(3000, 2))  # one blob: Lloyd's centres keep moving
     GaussianMixture(3, max_iter=0, random_state=0).fit(X)
     assert kernels.count("hard_stats") == _init.LLOYD_MAX_ITER
+
+
+def _fitted_sk(X):
+    return SKGaussianMixture(2, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("ours, theirs, remedy", [
+    (lambda X: GaussianMixture(5).fit(X[:3]), lambda X: SKGaussianMixture(5).fit(X[:3]),
+     "Ask for at most 3 components, or give more rows."),
+    (lambda X: select_model(X[:3], n_components=[1, 5]), lambda X: SKGaussianMixture(5).fit(X[:3]),
+     "Ask for at most 3 components, or give more rows."),
+    (lambda X: GaussianMixture(2, means_init=np.zeros((3, 2))).fit(X),
+     lambda X: SKGaussianMixture(2, means_init=np.zeros((3, 2))).fit(X),
+     "Pass means_init of shape (n_components, n_features) = (2, 2), or None to let init_params choose them."),
+    (lambda X: GaussianMixture(2, weights_init=[1.0]).fit(X), lambda X: SKGaussianMixture(2, weights_init=[1.0]).fit(X),
+     "Pass weights_init of shape (n_components,) = (2,), or None to let init_params choose them."),
+    (lambda X: GaussianMixture(2, covariance_type="tied", precisions_init=np.eye(3)).fit(X),
+     lambda X: SKGaussianMixture(2, covariance_type="tied", precisions_init=np.eye(3)).fit(X),
+     "Pass precisions_init of shape (n_features, n_features) = (2, 2) for tied covariances, or None to let "
+     "init_params choose them."),
+    (lambda X: BayesianGaussianMixture(n_components=2, mean_prior=np.zeros(3)).fit(X), None,  # scikit-learn: 'means'
+     "The parameter 'mean_prior' should have the shape of (2,), but got (3,). Pass mean_prior of shape "
+     "(n_features,) = (2,), or None for the mean of X."),
+    (lambda X: GaussianMixture(2, random_state=0).fit(X).predict(np.ones((4, 3))),
+     lambda X: _fitted_sk(X).predict(np.ones((4, 3))),
+     "Give it data of the 2 features it was fitted on, or fit it again to these data."),
+])
+def test_scikit_learns_refusals_say_also_what_to_do(ours, theirs, remedy):
+    """scikit-learn's words, then what to do: they had said only what was wrong, and named 'means'
+    for means_init (a review)."""
+    X = make_blobs(n=300)
+    said = ""
+    if theirs is not None:
+        with pytest.raises(ValueError) as sk:
+            theirs(X)
+        said = str(sk.value).rstrip(".") + ". "
+    with pytest.raises(ValueError) as got:
+        ours(X)
+    assert str(got.value) == said + remedy
+
+
+@pytest.mark.parametrize("X, said", [
+    ([[1.0, 2.0], [3.0]], "X's rows are of different lengths"),  # NumPy's "setting an array element with a sequence"
+    (pd.DataFrame(np.ones((5, 3)), columns=["a", "a", "b"]), r"X's columns are not named uniquely \('a' more than once\)"),
+    (pd.DataFrame(np.ones((5, 2)), columns=[0, 0]), r"X's columns are not named uniquely \(0 more than once\)"),
+])
+def test_ragged_rows_and_duplicate_columns_are_said_with_what_to_do(X, said):
+    """NumPy's and narwhals' own words (the latter on two lines) had said nothing of what to do (a review)."""
+    gm = GaussianMixture(1).fit(np.random.default_rng(0).normal(size=(20, len(X[0]) if isinstance(X, list) else X.shape[1])))
+    calls = [lambda: GaussianMixture(1).fit(X), lambda: gm.predict(X), lambda: gm.score(X)]
+    if isinstance(X, pd.DataFrame):
+        calls.append(lambda: GaussianMixture(1).fit(dd.from_pandas(X, npartitions=2)))
+    for call in calls:
+        with pytest.raises(ValueError, match=said):
+            call()

@@ -464,7 +464,9 @@ def test_unknown_settings_of_a_later_version_are_ignored(tmp_path, models):
     d = model_to_dict(models["full"])
     d["settings"]["colour"] = "teal"
     (tmp_path / "later.json").write_text(json.dumps(d))
-    loaded = load_model(tmp_path / "later.json")
+    with pytest.warns(UserWarning, match="Ignoring the setting 'colour' of the model file") as seen:
+        loaded = load_model(tmp_path / "later.json")
+    assert seen[0].filename == __file__  # the caller's line (a log line had bypassed the command line's warnings)
     assert "colour" not in loaded.get_params()
     np.testing.assert_array_equal(loaded.means_, models["full"].means_)
 
