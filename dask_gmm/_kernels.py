@@ -558,14 +558,17 @@ def row_uniforms(key, row_offset, n, m=1):
 @sub_blocked
 def random_resp_stats(X, n_components, ref, covariance_type, key, sample_weight=None, row_offset=0):
     """Statistics of uniform random responsibilities (scikit-learn's ``random`` init), drawn per
-    row from the Philox stream ``key`` (:func:`row_uniforms`)."""
+    row from the Philox stream ``key`` (:func:`row_uniforms`), every component's moments centred on
+    the one row ``ref`` (shape (1, d) or (d,))."""
     check_block(X, sample_weight, row_offset)
     resp = row_uniforms(key, row_offset, X.shape[0], n_components)
     resp /= resp.sum(axis=1, keepdims=True)
     if sample_weight is not None:
         resp *= sample_weight[:, None]
-    refs = np.broadcast_to(ref, (n_components, X.shape[1]))
-    s1c, s2 = centred_moments(X, resp, refs, covariance_type)
+    if USE_NUMBA:  # its sums in one order, where BLAS's depend on its threads (the schedulers' fits differed)
+        s1c, s2 = _numba.resp_moments(X, resp, np.asarray(ref, dtype=np.float64).reshape(-1), covariance_type)
+    else:
+        s1c, s2 = centred_moments(X, resp, np.broadcast_to(ref, (n_components, X.shape[1])), covariance_type)
     weight = _weigh(np.zeros(X.shape[0]), sample_weight)[1]
     return SuffStats(resp.sum(axis=0), s1c, s2, 0.0, weight, least_weight(sample_weight))
 

@@ -1508,6 +1508,41 @@ def hard_moments_diag(X, w, centres, labels, nk, s1c, s2):
             s2[k, j] += wi * v * v
 
 
+@_jit
+def resp_moments_full(X, ref, resp, s1c, s2):
+    """Add to s1c (K, d) and s2 (K, d, d) the moments of responsibilities ``resp`` (n, K), sample
+    weights included, about the one point ``ref`` (d,): ``r (x - ref)`` and the lower triangle of
+    ``r (x - ref)(x - ref)^T``. Row by row, so that the sums are in one order however many threads
+    BLAS has (a GEMM's were not: the ``random`` start differed between schedulers, a review)."""
+    n, d = X.shape
+    K = resp.shape[1]
+    v = np.empty(d)
+    for i in range(n):
+        for j in range(d):
+            v[j] = X[i, j] - ref[j]
+        for k in range(K):
+            r = resp[i, k]
+            for a in range(d):
+                ra = r * v[a]
+                s1c[k, a] += ra
+                for j in range(a + 1):
+                    s2[k, a, j] += ra * v[j]
+
+
+@_jit
+def resp_moments_diag(X, ref, resp, s1c, s2):
+    """As :func:`resp_moments_full` with ``r (x - ref)^2`` in s2 (K, d)."""
+    n, d = X.shape
+    K = resp.shape[1]
+    for i in range(n):
+        for k in range(K):
+            r = resp[i, k]
+            for j in range(d):
+                v = X[i, j] - ref[j]
+                s1c[k, j] += r * v
+                s2[k, j] += r * v * v
+
+
 # ------------------------------------------------------------------ the generator
 #: The generator's rows must be the same bytes on every machine and as the NumPy loop's
 #: (:func:`dask_gmm.generate.draw_rows`): its kernel is compiled with IEEE arithmetic throughout,
@@ -1763,6 +1798,19 @@ def nearest(X, centres):
     return labels, d2
 
 
+def resp_moments(X, resp, ref, covariance_type):
+    """(s1c, s2) of a block's responsibilities ``resp`` (n, K) (sample weights included) centred on
+    the one point ``ref`` (d,), as :func:`dask_gmm._covariance.centred_moments` defines them."""
+    X = _as_block(X, ref.shape[0])
+    K, d = resp.shape[1], ref.shape[0]
+    full = KERNEL_FAMILY[covariance_type] == "full"
+    s1c, s2 = np.zeros((K, d)), np.zeros((K, d, d) if full else (K, d))
+    with np.errstate(over="ignore", invalid="ignore"):  # inf, which the M-step refuses by name
+        (resp_moments_full if full else resp_moments_diag)(X, np.ascontiguousarray(ref, dtype=np.float64),
+                                                           np.ascontiguousarray(resp), s1c, s2)
+    return s1c, _second_moments(s2, covariance_type)
+
+
 def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
     """(nk, s1c, s2) of the rows of a block assigned to ``centres[labels]``, centred on those
     centres, as :func:`dask_gmm._covariance.centred_moments` defines them for one-hot responsibilities."""
@@ -1775,8 +1823,13 @@ def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
     s2 = np.zeros((K, d, d) if full else (K, d))
     with np.errstate(over="ignore", invalid="ignore"):  # inf, which the M-step refuses by name
         (hard_moments_full if full else hard_moments_diag)(X, w, centres, labels, nk, s1c, s2)
-        if full:
-            s2 = s2 + np.tril(s2, -1).transpose(0, 2, 1)  # the upper triangle, mirrored
-            if not S2_PER_COMPONENT[covariance_type]:  # tied: the components' sum
-                s2 = s2.sum(axis=0)
-    return nk, s1c, s2
+    return nk, s1c, _second_moments(s2, covariance_type)
+
+
+def _second_moments(s2, covariance_type):
+    """The second moments of ``covariance_type`` from a kernel's: the lower triangle of each full
+    one mirrored, tied's summed over the components."""
+    if KERNEL_FAMILY[covariance_type] != "full":
+        return s2
+    s2 = s2 + np.tril(s2, -1).transpose(0, 2, 1)  # the upper triangle, mirrored
+    return s2 if S2_PER_COMPONENT[covariance_type] else s2.sum(axis=0)  # tied: the components' sum

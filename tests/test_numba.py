@@ -719,6 +719,34 @@ def test_hard_stats_equal_reference(ct, dtype, weighted, d, monkeypatch):
             close(out[True].s2[k], (wt[s, None] * V[s]).T @ V[s], rtol=1e-9)
 
 
+@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("d", [2, 40])
+def test_random_resp_stats_equal_reference(ct, dtype, weighted, d, monkeypatch):
+    """The ``random`` start's moments, compiled (row by row, one order of sums), against the NumPy
+    reference's BLAS products and a NumPy one-liner of the same responsibilities."""
+    rng = np.random.default_rng(4)
+    X = (rng.normal(size=(3000, d)) * 3 + 100).astype(dtype)
+    ref = X[:1].astype(np.float64)  # one row, as the start gives it
+    w = rng.uniform(0, 3, len(X)) if weighted else None
+    key = np.array([5, 6], np.uint64)
+    monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 1024)  # pieces of the block, combined
+    out = {}
+    for on in (True, False):
+        monkeypatch.setattr(kern, "USE_NUMBA", on)
+        out[on] = kern.random_resp_stats(X, 4, ref, ct, key, sample_weight=w, row_offset=7)
+    for a, b in zip(out[True], out[False]):
+        close(a, b, rtol=1e-9)
+    assert np.shape(out[True].s2) == cov.s2_shape(ct, 4, d)
+    r = kern.row_uniforms(key, 7, len(X), 4)
+    r = r / r.sum(axis=1, keepdims=True) * (1.0 if w is None else w[:, None])
+    V = X.astype(np.float64) - ref
+    close(out[True].s1c, r.T @ V, rtol=1e-9)
+    if ct == "full":
+        close(out[True].s2, np.einsum("nk,ni,nj->kij", r, V, V), rtol=1e-9)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("compiled", [True, False])
 def test_kmeans_kernels_name_bad_rows(bad, compiled, monkeypatch):
