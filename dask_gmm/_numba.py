@@ -1508,25 +1508,36 @@ def hard_moments_diag(X, w, centres, labels, nk, s1c, s2):
             s2[k, j] += wi * v * v
 
 
+#: Rows of a tile in :func:`resp_moments_full`.
+RESP_TILE = 256
+
+
 @_jit
 def resp_moments_full(X, ref, resp, s1c, s2):
     """Add to s1c (K, d) and s2 (K, d, d) the moments of responsibilities ``resp`` (n, K), sample
-    weights included, about the one point ``ref`` (d,): ``r (x - ref)`` and the lower triangle of
-    ``r (x - ref)(x - ref)^T``. Row by row, so that the sums are in one order however many threads
-    BLAS has (a GEMM's were not: the ``random`` start differed between schedulers, a review)."""
+    weights included, about the one point ``ref`` (d,): ``r (x - ref)`` and ``r (x - ref)(x - ref)^T``.
+    A tile of :data:`RESP_TILE` rows at a time, centred once, feature-major, with a last row of ones
+    for the first moments; the products are :func:`_gram_upper`'s dot products along the tile, whose
+    order of sums is the compiled code's, not a BLAS library's, which orders them by its threads (the
+    ``random`` start's fits differed between schedulers, a review)."""
     n, d = X.shape
     K = resp.shape[1]
-    v = np.empty(d)
-    for i in range(n):
-        for j in range(d):
-            v[j] = X[i, j] - ref[j]
+    e = d + 1
+    XK = np.empty((e, RESP_TILE))
+    RX = np.empty((e, RESP_TILE))
+    S = np.empty((e, e))
+    for i0 in range(0, n, RESP_TILE):
+        b = min(RESP_TILE, n - i0)
+        for t in range(b):
+            for m in range(d):
+                XK[m, t] = X[i0 + t, m] - ref[m]
+            XK[d, t] = 1.0
         for k in range(K):
-            r = resp[i, k]
-            for a in range(d):
-                ra = r * v[a]
-                s1c[k, a] += ra
-                for j in range(a + 1):
-                    s2[k, a, j] += ra * v[j]
+            for m in range(e):
+                for t in range(b):
+                    RX[m, t] = resp[i0 + t, k] * XK[m, t]
+            _gram_upper(RX, XK, b, S)
+            _add_upper(S, s1c[k], s2[k], True)
 
 
 @_jit
@@ -1808,7 +1819,7 @@ def resp_moments(X, resp, ref, covariance_type):
     with np.errstate(over="ignore", invalid="ignore"):  # inf, which the M-step refuses by name
         (resp_moments_full if full else resp_moments_diag)(X, np.ascontiguousarray(ref, dtype=np.float64),
                                                            np.ascontiguousarray(resp), s1c, s2)
-    return s1c, _second_moments(s2, covariance_type)
+    return s1c, (s2 if S2_PER_COMPONENT[covariance_type] else s2.sum(axis=0))  # tied: the components' sum
 
 
 def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
@@ -1823,13 +1834,8 @@ def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
     s2 = np.zeros((K, d, d) if full else (K, d))
     with np.errstate(over="ignore", invalid="ignore"):  # inf, which the M-step refuses by name
         (hard_moments_full if full else hard_moments_diag)(X, w, centres, labels, nk, s1c, s2)
-    return nk, s1c, _second_moments(s2, covariance_type)
-
-
-def _second_moments(s2, covariance_type):
-    """The second moments of ``covariance_type`` from a kernel's: the lower triangle of each full
-    one mirrored, tied's summed over the components."""
-    if KERNEL_FAMILY[covariance_type] != "full":
-        return s2
-    s2 = s2 + np.tril(s2, -1).transpose(0, 2, 1)  # the upper triangle, mirrored
-    return s2 if S2_PER_COMPONENT[covariance_type] else s2.sum(axis=0)  # tied: the components' sum
+        if full:
+            s2 = s2 + np.tril(s2, -1).transpose(0, 2, 1)  # the upper triangle, mirrored
+            if not S2_PER_COMPONENT[covariance_type]:  # tied: the components' sum
+                s2 = s2.sum(axis=0)
+    return nk, s1c, s2
