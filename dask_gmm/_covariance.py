@@ -634,11 +634,11 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
     shape = cov_shape(covariance_type, n_components, n_features)
     none = "or None to let init_params choose them"
     if precisions.shape != shape:
+        names = str(cov_shape(covariance_type, "n_components", "n_features")).replace("'", "")  # (n_components,)
         raise ValueError(
             f"The parameter '{covariance_type} precision' should have the shape of {shape}, but got "
-            f"{precisions.shape}. Pass precisions_init of shape "
-            f"({', '.join(cov_shape(covariance_type, 'n_components', 'n_features'))}) = {shape} for "
-            f"{covariance_type} covariances, {none}."
+            f"{precisions.shape}. Pass precisions_init of shape {names} = {shape} for {covariance_type} covariances, "
+            f"{none}."
         )
     mats = {"full": precisions, "tied": precisions[None]}.get(covariance_type)
     if mats is None:

@@ -115,8 +115,7 @@ def select_model(
                         init_params=init_params, split_every=split_every)._check_common()
     names = io.feature_names(X)
     X, rows = io.with_reader(X, min_samples=2)
-    if ks[-1] > X.shape[0]:
-        check_n_samples(ks[-1], X.shape[0])
+    check_n_samples(ks[-1], X.shape[0])
     weights = io.as_weights(sample_weight, X)
     blocks = Blocks(X, weights, split_every, rows)
     specs = [(k, ct) for ct in types for k in ks for _ in range(n_init)]

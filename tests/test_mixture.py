@@ -2082,6 +2082,22 @@ def test_a_dask_block_unlike_its_declaration_is_refused_before_dask_gmm_rechunks
             gm.predict(columns).compute()
 
 
+def test_a_filtered_array_chunked_across_features_is_fitted_and_predicted_as_its_rows():
+    """Rows of unknown number (a filter's) in feature blocks: the outputs are the rows' own, and a fit
+    of the feature blocks is the NumPy fit's, bitwise (a check of each block before the blocks were
+    joined had refused every block of unknown rows, a review)."""
+    X = make_blobs(n=2001, means=((0.0, 0.0, 0.0, 0.0), (5.0, 5.0, 0.0, 0.0)))
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    Xd = da.from_array(X, chunks=(500, 2))
+    kept = Xd[Xd[:, 0] > 1.0]
+    with pytest.warns(UserWarning, match="chunked across features"):
+        for call in (gm.predict, gm.predict_proba, gm.score_samples):
+            np.testing.assert_array_equal(call(kept).compute(), call(X[X[:, 0] > 1.0]))
+        fitted = GaussianMixture(2, random_state=0).fit(Xd)
+    assert fitted.means_.tobytes() == gm.means_.tobytes()
+    assert fitted.covariances_.tobytes() == gm.covariances_.tobytes()
+
+
 def test_weights_init_outside_0_1_is_refused_as_scikit_learn_refuses_it_with_the_value():
     X = make_blobs(n=300)
     for w, value in (([1.5, -0.5], "1.5"), ([0.5, 0.6, -0.1], "-0.1")):
@@ -2517,6 +2533,10 @@ def _fitted_sk(X):
     (lambda X: GaussianMixture(2, covariance_type="tied", precisions_init=np.eye(3)).fit(X),
      lambda X: SKGaussianMixture(2, covariance_type="tied", precisions_init=np.eye(3)).fit(X),
      "Pass precisions_init of shape (n_features, n_features) = (2, 2) for tied covariances, or None to let "
+     "init_params choose them."),
+    (lambda X: GaussianMixture(2, covariance_type="spherical", precisions_init=np.ones(3)).fit(X),
+     lambda X: SKGaussianMixture(2, covariance_type="spherical", precisions_init=np.ones(3)).fit(X),
+     "Pass precisions_init of shape (n_components,) = (2,) for spherical covariances, or None to let "
      "init_params choose them."),
     (lambda X: BayesianGaussianMixture(n_components=2, mean_prior=np.zeros(3)).fit(X), None,  # scikit-learn: 'means'
      "The parameter 'mean_prior' should have the shape of (2,), but got (3,). Pass mean_prior of shape "
