@@ -546,7 +546,8 @@ def test_corrupted_chunk_raises_on_read(tmp_path):
     with pytest.raises(ValueError, match="checksum"):
         X[1_000:2_000]
     with pytest.raises(ValueError, match=r"Chunk 'X/c/1/0' .* \(its crc32c checksum does not match its bytes\); "
-                       r"the store is corrupt.* rerun it with overwrite=True"):  # not zarr's two raw checksums
+                       r"the store is corrupt.* delete that chunk's file and repeat the same call, without "
+                       r"overwrite=True"):  # not zarr's two raw checksums
         GaussianMixture(4, random_state=0).fit(path)
     open(chunk, "wb").write(bytes(data[: len(data) // 2]))  # a truncated chunk fails too, named
     with pytest.raises(ValueError, match=r"Chunk 'X/c/1/0' .*the store is corrupt"):
