@@ -713,12 +713,12 @@ def _as_dask_array(X, min_samples=1, direct=False, unsized=False):
 
 
 def declared(block, shape, first, name="X"):
-    """``block``, the block of rows ``first`` on of a dask array, checked to be what the array
+    """``block``, the block of rows ``first`` on (None: not yet counted, a filter's) of a dask array, checked to be what the array
     declares: an array of ``shape`` of real numbers. A function that makes blocks
     (``da.from_delayed``, ``map_blocks``) and returns other rows was fitted without a word (150
     declared rows of 1,000 never seen), and a complex block lost its imaginary parts."""
     block = aligned(block)
-    rows = f"rows {first}-{first + shape[0] - 1}"
+    rows = "rows not yet counted (a filter's)" if first is None else f"rows {first}-{first + shape[0] - 1}"
     if not (hasattr(block, "shape") and hasattr(block, "dtype")):
         raise ValueError(f"The block of {name} holding {rows} is a {type(block).__name__}, not an array: the "
                          "function that makes it (da.from_delayed, map_blocks, ...) must return a NumPy array.")
@@ -737,8 +737,9 @@ def declared(block, shape, first, name="X"):
         mask = np.ma.getmaskarray(block)
         masked = np.flatnonzero(mask.any(axis=tuple(range(1, mask.ndim))))  # rows (none in a block of 0)
         if masked.size:
+            at = f"row {masked[0]} of the block" if first is None else f"row {first + masked[0]}"
             raise ValueError(f"The block of {name} holding {rows} is a masked array with masked entries in "
-                             f"{masked.size} row(s) (first: row {first + masked[0]}): they are missing values, "
+                             f"{masked.size} row(s) (first: {at}): they are missing values, "
                              "which would be read as the values under the mask. Fill them as NaN "
                              f"({name}.map_blocks(np.ma.filled, np.nan)) to have their rows named, then remove them.")
         return np.ma.getdata(block)
@@ -796,22 +797,23 @@ def _whole_rows(X):
     other rows than declared had failed in NumPy's concatenation (a review), and a layer of checks
     before dask's rechunk made a fit's passes 2x slower."""
     name = f"dask_gmm.whole-rows-{dask.base.tokenize(X)}"
-    starts = row_starts(X.chunks[0])
-    graph = {(name, i, 0): (functools.partial(_joined, starts[i], rows, X.chunks[1]),
+    starts = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])])  # NaN from a chunk of unknown rows on
+    graph = {(name, i, 0): (functools.partial(_joined, i, None if math.isnan(first) else int(first), rows, X.chunks[1]),
                             *((X.name, i, j) for j in range(len(X.chunks[1]))))
-             for i, rows in enumerate(X.chunks[0])}
+             for i, (first, rows) in enumerate(zip(starts, X.chunks[0]))}
     layers = HighLevelGraph.from_collections(name, graph, dependencies=[X])
     return da.Array(layers, name, chunks=(X.chunks[0], (X.shape[1],)), dtype=X.dtype, meta=X._meta)
 
 
-def _joined(first, rows, widths, *blocks):
-    """The feature ``blocks`` of rows ``first`` on (``rows`` of them) side by side, each checked to
-    be of its declared ``widths``. Where the rows are unknown (a filter's, ``X[X[:, 0] > 0]``), the
-    blocks must agree on them; the whole rows are checked when counted (:func:`dask_gmm._em.unsized_rows_array`)."""
+def _joined(chunk, first, rows, widths, *blocks):
+    """The feature ``blocks`` of row chunk ``chunk`` (``rows`` rows from row ``first`` on; NaN and
+    None where not yet counted, a filter's) side by side, each checked to be of its declared
+    ``widths`` (:func:`declared`); uncounted rows must be as many in every block."""
     if math.isnan(rows):
+        blocks = [declared(b, (getattr(b, "shape", (0,))[0], w), first) for b, w in zip(blocks, widths)]
         lengths = [len(b) for b in blocks]
         if len(set(lengths)) > 1:
-            raise ValueError(f"The feature blocks of one row chunk of X hold {lengths} rows: the function that "
+            raise ValueError(f"The feature blocks of X's row chunk {chunk} hold {lengths} rows: the function that "
                              "makes them (da.from_delayed, map_blocks, ...) returned other rows than its chunks "
                              "say. Fix it, or give the array its true chunks.")
         return np.concatenate(blocks, axis=1)
