@@ -534,6 +534,29 @@ def test_chunks_of_other_codecs_and_chunk_paths_that_are_no_files_are_not_judged
     assert info["status"] == "damaged" and info["cut_short_chunks"] == 0 and info["missing_chunks_of"]["X"] >= 1
 
 
+def test_a_corrupt_chunk_of_the_true_parameters_is_named_and_mended_as_advised(tmp_path):
+    """zarr's own words, its two checksums' bytes, named neither the chunk nor the array (in
+    read_true_model, info, and a rerun of generate); followed, the advice gives back the store."""
+    from dask_gmm.generate import read_true_model
+
+    path = str(tmp_path / "s")
+    args = dict(SMALL, random_state=None)  # no seed given: the store records its own
+    generate_mixture(path, **args)
+    kept = tree_digest(path)
+    chunk = os.path.join(path, "true_means", "c", "0", "0")
+    data = bytearray(open(chunk, "rb").read())
+    data[-1] ^= 0x01
+    open(chunk, "wb").write(bytes(data))
+    said = (r"Chunk 'true_means/c/0/0' of the Zarr array \(rows 0-3\) cannot be decoded \(its crc32c checksum does "
+            r"not match its bytes\); the store is corrupt.* delete that chunk's file and repeat the same call")
+    for call in (lambda: read_true_model(path), lambda: generate_mixture(path, **args)):
+        with pytest.raises(ValueError, match=said):
+            call()
+    os.remove(chunk)
+    generate_mixture(path, **args)
+    assert tree_digest(path) == kept
+
+
 def test_corrupted_chunk_raises_on_read(tmp_path):
     path = str(tmp_path / "s")
     generate_mixture(path, **SMALL)
