@@ -713,16 +713,17 @@ def _as_dask_array(X, min_samples=1, direct=False, unsized=False):
 
 
 def declared(block, shape, first, name="X"):
-    """``block``, the block of rows ``first`` on (None: not yet counted, a filter's) of a dask array, checked to be what the array
+    """``block``, the block of rows ``first`` on (None: not yet counted) of a dask array, checked to be what the array
     declares: an array of ``shape`` of real numbers. A function that makes blocks
     (``da.from_delayed``, ``map_blocks``) and returns other rows was fitted without a word (150
     declared rows of 1,000 never seen), and a complex block lost its imaginary parts."""
     block = aligned(block)
-    rows = "rows not yet counted (a filter's)" if first is None else f"rows {first}-{first + shape[0] - 1}"
+    rows = ("rows not yet counted (chunks of unknown size, such as a filter's)" if first is None
+            else f"rows {first}-{first + shape[0] - 1}")
     if not (hasattr(block, "shape") and hasattr(block, "dtype")):
         raise ValueError(f"The block of {name} holding {rows} is a {type(block).__name__}, not an array: the "
                          "function that makes it (da.from_delayed, map_blocks, ...) must return a NumPy array.")
-    if tuple(block.shape) != tuple(shape):
+    if len(block.shape) != len(shape) or any(b != s for b, s in zip(block.shape, shape) if not math.isnan(s)):
         raise ValueError(f"The block of {name} holding {rows} has shape {tuple(block.shape)} where its dask array "
                          f"declares {tuple(shape)}: the function that makes it (da.from_delayed, map_blocks, ...) "
                          "returned another shape than its chunks say. Fix it, or give the array its true chunks.")
@@ -798,7 +799,8 @@ def _whole_rows(X):
     before dask's rechunk made a fit's passes 2x slower."""
     name = f"dask_gmm.whole-rows-{dask.base.tokenize(X)}"
     starts = np.concatenate([[0], np.cumsum(X.chunks[0][:-1])])  # NaN from a chunk of unknown rows on
-    graph = {(name, i, 0): (functools.partial(_joined, i, None if math.isnan(first) else int(first), rows, X.chunks[1]),
+    graph = {(name, i, 0): (functools.partial(_joined, i, None if math.isnan(first + rows) else int(first), rows,
+                                              X.chunks[1]),
                             *((X.name, i, j) for j in range(len(X.chunks[1]))))
              for i, (first, rows) in enumerate(zip(starts, X.chunks[0]))}
     layers = HighLevelGraph.from_collections(name, graph, dependencies=[X])
@@ -807,17 +809,17 @@ def _whole_rows(X):
 
 def _joined(chunk, first, rows, widths, *blocks):
     """The feature ``blocks`` of row chunk ``chunk`` (``rows`` rows from row ``first`` on; NaN and
-    None where not yet counted, a filter's) side by side, each checked to be of its declared
-    ``widths`` (:func:`declared`); uncounted rows must be as many in every block."""
+    None where not yet counted: chunks of unknown size, such as a filter's) side by side, each
+    checked to be of its declared ``widths`` (:func:`declared`); uncounted rows must be as many in
+    every block."""
+    blocks = [declared(b, (rows, w), first) for b, w in zip(blocks, widths)]
     if math.isnan(rows):
-        blocks = [declared(b, (getattr(b, "shape", (0,))[0], w), first) for b, w in zip(blocks, widths)]
         lengths = [len(b) for b in blocks]
         if len(set(lengths)) > 1:
             raise ValueError(f"The feature blocks of X's row chunk {chunk} hold {lengths} rows: the function that "
                              "makes them (da.from_delayed, map_blocks, ...) returned other rows than its chunks "
                              "say. Fix it, or give the array its true chunks.")
-        return np.concatenate(blocks, axis=1)
-    return np.concatenate([declared(b, (rows, w), first) for b, w in zip(blocks, widths)], axis=1)
+    return np.concatenate(blocks, axis=1)
 
 
 def row_starts(sizes):

@@ -557,6 +557,23 @@ def test_a_corrupt_chunk_of_the_true_parameters_is_named_and_mended_as_advised(t
     assert tree_digest(path) == kept
 
 
+def test_a_true_parameters_blosc_chunk_cut_short_is_refused(tmp_path):
+    """Read through zarr's own path, C-Blosc read a chunk cut short past its end without an error
+    (a review: an xarray rewrite of a store, no checksum, gave junk means of 1e-310)."""
+    from zarr.codecs import BloscCodec
+
+    from dask_gmm.generate import _read_true
+
+    arr = zarr.create_array(str(tmp_path / "t.zarr"), shape=(4, 3), chunks=(4, 3), dtype="float64",
+                            compressors=BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle"))
+    arr[...] = np.arange(12.0).reshape(4, 3) + 0.5
+    np.testing.assert_array_equal(_read_true(arr), np.arange(12.0).reshape(4, 3) + 0.5)
+    chunk = tmp_path / "t.zarr" / "c" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"Chunk 'c/0/0' of the Zarr array \(rows 0-3\).*cut short"):
+        _read_true(zarr.open_array(str(tmp_path / "t.zarr"), mode="r"))
+
+
 def test_corrupted_chunk_raises_on_read(tmp_path):
     path = str(tmp_path / "s")
     generate_mixture(path, **SMALL)

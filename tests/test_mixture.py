@@ -2082,6 +2082,10 @@ def test_a_dask_block_unlike_its_declaration_is_refused_before_dask_gmm_rechunks
             gm.predict(columns).compute()
 
 
+def _cut_block_1_1(b, block_info=None):
+    return b[:-3] if block_info[0]["chunk-location"] == (1, 1) else b
+
+
 def test_a_filtered_array_chunked_across_features_is_fitted_and_predicted_as_its_rows():
     """Rows of unknown number (a filter's) in feature blocks: the outputs are the rows' own, and a fit
     of the feature blocks is the NumPy fit's, bitwise (a check of each block before the blocks were
@@ -2096,8 +2100,11 @@ def test_a_filtered_array_chunked_across_features_is_fitted_and_predicted_as_its
         warnings.filterwarnings("ignore", "X is chunked across features")
         for call in (gm.predict, gm.predict_proba, gm.score_samples):
             np.testing.assert_array_equal(call(kept).compute(), call(X[X[:, 0] > 1.0]))
-            with pytest.raises(ValueError, match=r"holding rows not yet counted \(a filter's\) is a masked array"):
+            with pytest.raises(ValueError, match=r"holding rows not yet counted \(chunks of unknown size, such as a "
+                                                 r"filter's\) is a masked array .* \(first: row \d+ of the block\)"):
                 call(masked[masked[:, 0] > 1.0]).compute()  # the values under the mask had been scored
+            with pytest.raises(ValueError, match=r"The feature blocks of X's row chunk 1 hold \[\d+, \d+\] rows"):
+                call(kept.map_blocks(_cut_block_1_1, dtype=float)).compute()
         fitted = GaussianMixture(2, random_state=0).fit(Xd)
     assert fitted.means_.tobytes() == gm.means_.tobytes()
     assert fitted.covariances_.tobytes() == gm.covariances_.tobytes()
