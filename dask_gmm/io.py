@@ -713,8 +713,9 @@ def _as_dask_array(X, min_samples=1, direct=False, unsized=False):
 
 
 def declared(block, shape, first, name="X"):
-    """``block``, the block of rows ``first`` on (None: not yet counted) of a dask array, checked to be what the array
-    declares: an array of ``shape`` of real numbers. A function that makes blocks
+    """``block``, the block of rows ``first`` on (None: not yet counted) of a dask array, checked to
+    be what the array declares: an array of ``shape`` (NaN: a size not yet known) of real numbers.
+    A function that makes blocks
     (``da.from_delayed``, ``map_blocks``) and returns other rows was fitted without a word (150
     declared rows of 1,000 never seen), and a complex block lost its imaginary parts."""
     block = aligned(block)
