@@ -404,7 +404,9 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight
     among them, where the dead component (covariance ``reg_covar``) may catch a
     single row and turn into a singleton spike. Keeping the mean keeps a fit of
     shifted data the same fit, shifted. Its weight and covariance, and every
-    other component, match scikit-learn's.
+    other component, match scikit-learn's GaussianMixture; in its Bayesian
+    mixture the covariance differs by about 10 eps mean_prior^2 / dof, through
+    the Wishart posterior's (mean - mean_prior) term (docs/how-it-works.md).
     """
     # scikit-learn's floor: empty components stay finite (never 0: a least weight under 2e-309 made it so)
     tiny = max(10 * np.finfo(np.float64).eps * weight_unit, np.finfo(np.float64).smallest_subnormal)
