@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import json
 import logging
 import math
@@ -62,7 +61,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist, pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
-from . import _cluster, _codecs, _em, _files, _kernels, _numba, _reader, _store, io
+from . import _cluster, _em, _files, _kernels, _numba, _reader, _store, io
 from ._codecs import blosc_stored_size, checksummed
 from ._files import one_writer, remove_replaced, temporary_sibling
 from ._covariance import as_full_covariances
@@ -600,18 +599,13 @@ def recorded_true(group, path=None):
 
 
 def _read_true(arr):
-    """A true parameters' array ``arr`` as float64, read a chunk (or shard) at a time as a fit reads
-    X (:func:`dask_gmm._reader._zarr_block`, each decode bounded by its chunk's bytes,
-    :func:`dask_gmm._codecs.bounded_reads`): a chunk zarr cannot decode is named, with what to do
-    (zarr's words, its two checksums' bytes, named neither the chunk nor the array, and a Blosc
-    chunk cut short was read past its end: reviews)."""
-    arr = _codecs.bounded_reads(arr)
-    out = np.empty(arr.shape, np.float64)
-    step = arr.shards or arr.chunks
-    for starts in itertools.product(*(range(0, n, c) for n, c in zip(arr.shape, step))):
-        index = tuple(slice(a, min(a + c, n)) for a, c, n in zip(starts, step, arr.shape))
-        out[index] = _reader._zarr_block(arr, index)
-    return out
+    """A true parameters' array ``arr`` as float64, read as a fit reads X's blocks
+    (:func:`dask_gmm._reader._zarr_blocks`: a chunk or shard at a time, each decode bounded by its
+    bytes), in this thread: a chunk zarr cannot decode is named, with what to do (zarr's words, its
+    two checksums' bytes, named neither the chunk nor the array, and a Blosc chunk cut short was read
+    past its end: reviews)."""
+    blocks = _reader._zarr_blocks(arr, arr.shards or arr.chunks)
+    return np.asarray(blocks.compute(scheduler="synchronous"), np.float64)
 
 
 def _check_true_shapes(group, path, weights, means, covs):
