@@ -270,12 +270,12 @@ def _opened(path):
     if stat.S_ISFIFO(st.st_mode):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         os.set_blocking(fd, True)
-        return os.fdopen(fd, encoding="utf-8")
+        return os.fdopen(fd, encoding="utf-8-sig")
     if not stat.S_ISREG(st.st_mode):
         raise ValueError("not a regular file, nor a pipe: a folder or a device")
     if st.st_size > MAX_FILE_BYTES:
         raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
-    return open(path, encoding="utf-8")
+    return open(path, encoding="utf-8-sig")  # -sig: a byte-order mark, as Windows editors write, is skipped
 
 
 def _read_at_most(f, most):

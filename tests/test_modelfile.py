@@ -399,6 +399,17 @@ def test_not_a_model_file_raises_value_error(tmp_path, content):
         assert "(not UTF-8 text, as JSON is)" in str(err.value)
 
 
+def test_a_byte_order_mark_is_skipped(tmp_path, X):
+    # Windows editors save UTF-8 with a byte-order mark; json.loads refused it ("Unexpected UTF-8 BOM")
+    model = GaussianMixture(2, random_state=0).fit(X)
+    save_model(model, tmp_path / "m.json")
+    marked = tmp_path / "marked.json"
+    marked.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "m.json").read_bytes())
+    loaded = load_model(marked)
+    np.testing.assert_array_equal(loaded.means_, model.means_)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
 def test_missing_file_raises_value_error(tmp_path):
     with pytest.raises(ValueError, match="No model file"):
         load_model(tmp_path / "absent.json")
