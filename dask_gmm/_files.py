@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -653,3 +654,35 @@ def refuse_output_inside(path, what, data=None, arrays_only=False, follow_link=F
         where = "Zarr array" if arrays_only else "Zarr store"
         raise ValueError(f"Cannot write {what} to {path!r}: it lies inside the {where} {store!r}, which it would "
                          f"damage. Choose a path outside it{' (a Zarr group may hold it)' if arrays_only else ''}.")
+
+
+def joined_group(path, writes):
+    """Where the local Zarr node at ``path`` (``writes``: what writes it, as 'predict writes a Zarr v3
+    array') would join a Zarr group that does not list it: a ValueError for a Zarr v2 group, which lists
+    only v2 nodes (a review saw the new node missing from the group); for a v3 group with consolidated
+    metadata not listing it, its own or a group's above it (which zarr and xarray read the group's
+    members from), the warning to give, else None. The group is the user's: not consolidated again here."""
+    group = os.path.dirname(os.path.abspath(path))
+    if os.path.isfile(os.path.join(group, ".zgroup")):
+        raise ValueError(f"{path!r} would lie in the Zarr v2 group {group!r}, which lists only Zarr v2 arrays, and "
+                         f"{writes}, which the group would not show. Write it outside that group.")
+    member = os.path.basename(os.path.abspath(path))
+    while True:  # up through the v3 groups (a v2 group above one lists none of its members anyway)
+        try:
+            with open(os.path.join(group, "zarr.json"), "rb") as f:
+                meta = json.load(f)
+        except (OSError, ValueError):  # no group here, or none that zarr could read either: the groups end
+            return None
+        if not isinstance(meta, dict) or meta.get("node_type") != "group":
+            return None
+        consolidated = meta.get("consolidated_metadata")
+        if consolidated:
+            listed = isinstance(consolidated, dict) and member in (consolidated.get("metadata") or {})
+            return None if listed else (
+                f"the Zarr group {group!r} has consolidated metadata, from which zarr and xarray read its members, "
+                f"and which will not list the output: run zarr.consolidate_metadata({group!r}) once it is written "
+                "to list it")
+        group, below = os.path.dirname(group), group
+        if group == below:
+            return None
+        member = f"{os.path.basename(below)}/{member}"

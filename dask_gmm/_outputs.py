@@ -107,9 +107,10 @@ def check_still_free(output, overwrite):
     refuse_unless_predicted(output)
 
 
-def store_atomically(result, output, overwrite, attrs, check=None):
+def store_atomically(result, output, overwrite, attrs, dimension_names, check=None):
     """Write a lazy dask array chunk by chunk to a Zarr array at ``output``, checked first by
-    :func:`dask_gmm.cli._check_store_output` (before the scheduler is reached); ``check()``, when given, runs
+    :func:`dask_gmm.cli._check_store_output` (before the scheduler is reached), named its axes
+    ``dimension_names`` (which xarray needs to open a group holding it); ``check()``, when given, runs
     after the writes and before the output is put in place (its error leaves none).
 
     Local outputs are written to a temporary sibling folder, synced to disk, then renamed, so
@@ -128,7 +129,8 @@ def store_atomically(result, output, overwrite, attrs, check=None):
         arr = zarr.create_array(target, shape=result.shape, chunks=chunks, dtype=result.dtype,
                                 compressors=[ZstdCodec(level=3), Crc32cCodec()],  # a corrupt chunk is an error
                                 overwrite=not local and overwrite,
-                                attributes=attrs, config={"write_empty_chunks": True})
+                                attributes=attrs, config={"write_empty_chunks": True},
+                                dimension_names=dimension_names)
         writes = _Writes(arr, os.path.join(target, "zarr.json") if local else None)
         # dask chunks equal the zarr chunks (all rows of each but the last), so every write is one whole chunk
         result, n = result.rechunk({0: rows}), result.shape[0]

@@ -1314,31 +1314,15 @@ def _check_store_output(output, overwrite, data, term):
 
 
 def _check_joined_group(output, term):
-    """A CLIError where the local Zarr output would lie in a Zarr v2 group, which lists only v2 arrays
-    (predict writes v3: a review saw it missing from the group); a warning on ``term`` where it would
-    lie in a v3 group with consolidated metadata, its own or a group's above it, which zarr and xarray
-    read the group's members from and which would not list it (the group is the user's: not
-    consolidated again here)."""
-    group = os.path.dirname(os.path.abspath(output))
-    if os.path.isfile(os.path.join(group, ".zgroup")):
-        raise CLIError(f"{output!r} would lie in the Zarr v2 group {group!r}, which lists only Zarr v2 arrays, and "
-                       "predict writes a Zarr v3 array, which the group would not show. Write it outside that group.")
-    while True:  # up through the v3 groups (a v2 group above one lists none of its members anyway)
-        try:
-            with open(os.path.join(group, "zarr.json"), "rb") as f:
-                meta = json.load(f)
-        except (OSError, ValueError):  # no group here, or none that zarr could read either: the groups end
-            return
-        if not isinstance(meta, dict) or meta.get("node_type") != "group":
-            return
-        if meta.get("consolidated_metadata"):
-            term.warn(f"the Zarr group {group!r} has consolidated metadata, from which zarr and xarray read its "
-                      f"members, and which will not list the output: run zarr.consolidate_metadata({group!r}) "
-                      "after this command to list it")
-            return
-        group, below = os.path.dirname(group), group
-        if group == below:
-            return
+    """:func:`dask_gmm._files.joined_group` for predict's output: its error a CLIError, its warning on ``term``."""
+    from ._files import joined_group
+
+    try:
+        warning = joined_group(output, "predict writes a Zarr v3 array")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if warning is not None:
+        term.warn(warning)
 
 
 def _being_generated(path):
@@ -1372,7 +1356,8 @@ def cmd_predict(args, term):
             result, what = model.predict_proba(path), f"probabilities of {_count(K, 'component')}"
         else:
             result, what = model.predict(path).astype(label_dtype(K)), "labels"
-        store_atomically(result, output, args.overwrite, attrs, watched.check)
+        dimensions = ("sample", "component")[:result.ndim]  # as a generated store's (generate.DIMENSIONS)
+        store_atomically(result, output, args.overwrite, attrs, dimensions, watched.check)
     term.out(f"wrote {what} of {_count(X.shape[0], 'row')} to {args.output} "
              f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")
     return 0

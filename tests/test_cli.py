@@ -358,7 +358,7 @@ def test_predict_into_a_group_that_would_not_list_it(store, model_file, tmp_path
         assert rc == 0
         said = (f"dask-gmm: warning: the Zarr group {group!r} has consolidated metadata, from which zarr and xarray "
                 f"read its members, and which will not list the output: run zarr.consolidate_metadata({group!r}) "
-                "after this command to list it\n")
+                "once it is written to list it\n")
         assert err == (said if warned else "")
         np.testing.assert_array_equal(zarr.open_array(os.path.join(group, "labels"), mode="r")[:], labels)
         assert sorted(zarr.open_group(group, mode="r").array_keys()) == (["Y"] if warned else ["Y", "labels"])
@@ -377,7 +377,25 @@ def test_predict_into_a_group_that_would_not_list_it(store, model_file, tmp_path
     rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "root.zarr" / "sub" / "labels", "-q")
     assert rc == 0 and err == f"dask-gmm: warning: the Zarr group {str(tmp_path / 'root.zarr')!r} has consolidated " \
         f"metadata, from which zarr and xarray read its members, and which will not list the output: run " \
-        f"zarr.consolidate_metadata({str(tmp_path / 'root.zarr')!r}) after this command to list it\n"
+        f"zarr.consolidate_metadata({str(tmp_path / 'root.zarr')!r}) once it is written to list it\n"
+
+
+def test_predict_outputs_in_an_xarray_group_keep_it_open(store, model_file, tmp_path, capsys):
+    """predict's outputs had no dimension names, and xarray needs them: once one joined a group that
+    xarray wrote, ``xr.open_zarr`` of that group failed (a review). Both outputs now name their axes as
+    a generated store's, and read back through xarray as predict computed them."""
+    xr = pytest.importorskip("xarray")
+    n = zarr.open_group(store, mode="r")["X"].shape[0]
+    group = str(tmp_path / "results.zarr")
+    xr.Dataset({"temperature": (("sample",), np.arange(float(n)))}).to_zarr(group, mode="w", consolidated=False)
+    for name, option in (("labels", ()), ("proba", ("--proba",))):
+        assert run(capsys, "predict", model_file, store, *option, "-o", os.path.join(group, name), "-q")[0] == 0
+    ds = xr.open_zarr(group, consolidated=False)
+    assert dict(ds.sizes) == {"sample": n, "component": 3}
+    model = load_model(model_file)
+    np.testing.assert_array_equal(ds["labels"].values, model.predict(store).compute())
+    np.testing.assert_array_equal(ds["proba"].values, model.predict_proba(store).compute())
+    np.testing.assert_array_equal(ds["temperature"].values, np.arange(float(n)))
 
 
 def test_predict_failure_leaves_nothing_behind(store, model_file, tmp_path, capsys, monkeypatch):
@@ -589,7 +607,7 @@ def test_predict_keeps_what_appeared_at_its_output_while_it_ran(store, model_fil
 
     for overwrite, words in ((False, "appeared while this command ran"), (True, "not a Zarr store")):
         with pytest.raises(ValueError, match=words):
-            _outputs.store_atomically(model.predict(store), str(out), overwrite, attrs, folder_appears)
+            _outputs.store_atomically(model.predict(store), str(out), overwrite, attrs, ("sample",), folder_appears)
         assert os.listdir(tmp_path) == ["labels.zarr"] and os.listdir(out) == ["notes.txt"]
         shutil.rmtree(out)
     # another run's output, appearing meanwhile: refused without --overwrite, replaced with it
@@ -597,10 +615,10 @@ def test_predict_keeps_what_appeared_at_its_output_while_it_ran(store, model_fil
     assert run(capsys, "predict", model_file, store, "-o", other, "--proba")[0] == 0
     appears = lambda: shutil.copytree(other, out)  # noqa: E731
     with pytest.raises(ValueError, match="appeared while this command ran"):
-        _outputs.store_atomically(model.predict(store), str(out), False, attrs, appears)
+        _outputs.store_atomically(model.predict(store), str(out), False, attrs, ("sample",), appears)
     assert zarr.open_array(out, mode="r").ndim == 2  # the other run's probabilities, kept
     shutil.rmtree(out)
-    _outputs.store_atomically(model.predict(store), str(out), True, attrs, appears)
+    _outputs.store_atomically(model.predict(store), str(out), True, attrs, ("sample",), appears)
     np.testing.assert_array_equal(zarr.open_array(out, mode="r")[:], model.predict(store).compute())
     assert sorted(os.listdir(tmp_path)) == ["labels.zarr", "other.zarr"]
 
@@ -2697,7 +2715,7 @@ def test_a_predict_output_larger_than_the_disk_is_refused_after_its_first_chunk(
                                           r"about [\d,]+\.\d [GM]B of disk \(its first 1,024 took [\d,]+ bytes\), and "
                                           r"the disk holding '.*proba.zarr' has [\d,]+\.\d [GM]B free\. Free space, "
                                           r"or write the output to another disk \(--output\)\.$"):
-        _outputs.store_atomically(result, str(out), False, {})
+        _outputs.store_atomically(result, str(out), False, {}, None)
     assert os.listdir(tmp_path) == []  # the temporary output removed
 
 
@@ -2708,7 +2726,7 @@ def test_a_predict_output_written_in_two_steps_holds_every_row(tmp_path, monkeyp
     monkeypatch.setattr(_outputs, "surely_fits", lambda result, target: False)
     result = da.arange(1000 * 3, dtype=np.float64).reshape(1000, 3).rechunk((100, 3)) + 1.0
     out = tmp_path / "out.zarr"
-    _outputs.store_atomically(result, str(out), False, {})
+    _outputs.store_atomically(result, str(out), False, {}, None)
     np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], result.compute())
 
 
@@ -2727,7 +2745,7 @@ def test_a_predict_output_whose_chunk_never_reached_the_store_is_not_published(t
     result = da.ones((1000, 3), chunks=(100, 3))
     out = tmp_path / "out.zarr"
     with pytest.raises(ValueError, match=r"1 chunk written for .*out\.zarr is not in the store as this process sees it"):
-        _outputs.store_atomically(result, str(out), False, {})
+        _outputs.store_atomically(result, str(out), False, {}, None)
     assert os.listdir(tmp_path) == []
 
 

@@ -1015,6 +1015,35 @@ def test_a_store_inside_an_array_is_refused(tmp_path):
     assert store_info(path + "/more.zarr")["status"] == "complete"
 
 
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+def test_a_store_in_a_group_that_would_not_list_it(tmp_path):
+    """As predict's outputs: a new store in a Zarr v2 group, which lists only v2 nodes, is refused
+    before anything is written; one in a v3 group whose consolidated metadata would not list it is
+    written, with a warning saying how to list it, and no warning once it is listed (a rerun). Both had
+    been written without a word, missing from the group (a review)."""
+    v2, v3 = str(tmp_path / "v2.zarr"), str(tmp_path / "v3.zarr")
+    zarr.open_group(v2, mode="w", zarr_format=2).create_array("a", shape=(3,), dtype="f8")[...] = 1.0
+    zarr.open_group(v3, mode="w").create_array("a", shape=(3,), dtype="f8")[...] = 1.0
+    zarr.consolidate_metadata(v3)
+    before = tree_digest(v2)
+    with pytest.raises(ValueError, match=f"would lie in the Zarr v2 group {re.escape(repr(v2))}, which lists only "
+                                         "Zarr v2 arrays, and generate_mixture writes a Zarr v3 group, which the "
+                                         "group would not show. Write it outside that group."):
+        generate_mixture(v2 + "/gen", 100, random_state=1)
+    assert tree_digest(v2) == before
+    with pytest.warns(UserWarning, match=f"the Zarr group {re.escape(repr(v3))} has consolidated metadata, from "
+                                         "which zarr and xarray read its members, and which will not list the "
+                                         rf"output: run zarr.consolidate_metadata\({re.escape(repr(v3))}\) once"):
+        truth = generate_mixture(v3 + "/gen", 100, random_state=1)
+    assert sorted(zarr.open_group(v3, mode="r").group_keys()) == []  # as the warning says
+    zarr.consolidate_metadata(v3)
+    assert sorted(zarr.open_group(v3, mode="r").group_keys()) == ["gen"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = generate_mixture(v3 + "/gen", 100, random_state=1, overwrite=True)  # listed now: no warning
+    np.testing.assert_array_equal(again.means_, truth.means_)
+
+
 def test_whole_numbers_are_asked_for_as_integers(tmp_path):
     with pytest.raises(ValueError, match="'n_samples' must be an integer >= 1 .* got 100000.0"):
         generate_mixture(str(tmp_path / "g.zarr"), 1e5)
