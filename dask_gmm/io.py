@@ -561,9 +561,10 @@ def _from_zarr(arr, min_samples=1, direct=False):
     unit = arr.shards or arr.chunks
     n, d = arr.shape
     if unit[1] < d and not direct:
+        what = "shards" if arr.shards else "chunks"  # a shard is what is read: its chunks may hold part-rows
         warn_at_caller(
-            f"The Zarr array is chunked across features (chunks {arr.chunks}); it is rechunked "
-            "to whole rows, which reads more. Store it with chunks=(rows, n_features)."
+            f"The Zarr array is chunked across features ({what} {unit}); it is rechunked "
+            f"to whole rows, which reads more. Store it with {what}=(rows, n_features)."
         )
     rows = _rows_for(n, d, arr.dtype.itemsize, base=unit[0], min_chunks=2 * MIN_CHUNKS)
     x = _zarr_blocks(arr, (unit[0], unit[1]), absent)

@@ -508,6 +508,12 @@ def test_a_store_chunked_across_features_is_read_in_whole_rows(tmp_path, monkeyp
         d = io.as_dask_array(v2)
     assert d.chunks[1] == (n_features,)
     assert_same_fit(fit(d), fit(X))
+    sharded = zarr.create_array(str(tmp_path / "s.zarr"), shape=X.shape, chunks=(chunks[0], 1),
+                                shards=(2 * chunks[0], 1), dtype=dtype)
+    sharded[:] = X  # the warning named the inner chunks and advised chunks=, where the shards are read (a review)
+    with pytest.warns(UserWarning, match=re.escape(f"across features (shards {(2 * chunks[0], 1)}); it is rechunked to "
+                                                   "whole rows, which reads more. Store it with shards=(rows, n_")):
+        np.testing.assert_array_equal(io.as_dask_array(sharded).compute(), X)
 
 
 def test_integer_store_is_read_as_float(tmp_path):
