@@ -47,7 +47,6 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from ._signals import SignalAgain, Terminated
 
@@ -417,7 +416,8 @@ def build_parser():
                        description="Fit a Gaussian mixture by EM (one pass over the data per iteration) "
                                    "and write it as a JSON model file.")
     p.add_argument("path", metavar="PATH", help="Zarr store (group with array X, or an array)")
-    p.add_argument("--n-components", "-k", type=_model_components, required=True, metavar="K")
+    p.add_argument("--n-components", "-k", type=_model_components, required=True, metavar="K",
+                   help="number of mixture components")
     p.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full", help="(default full)")
     p.add_argument("--checkpoint", metavar="FILE", help="save the EM state each iteration; rerun to resume (a larger --max-iter continues it)")
     p.add_argument("--output", "-o", required=True, metavar="MODEL.json", help="model file to write")
@@ -442,7 +442,7 @@ def build_parser():
     p = sub.add_parser("predict", parents=[common, cluster], help="write labels (or probabilities) to a Zarr array",
                        description="Label every row with its most probable component, chunk by chunk "
                                    "into a Zarr array (int), or its component probabilities with --proba.")
-    p.add_argument("model", metavar="MODEL.json")
+    p.add_argument("model", metavar="MODEL.json", help="model file (written by fit or select)")
     p.add_argument("path", metavar="PATH", help="Zarr store of the data")
     p.add_argument("--output", "-o", required=True, metavar="LABELS.zarr", help="Zarr array to write")
     p.add_argument("--proba", action="store_true", help="write (n_samples, K) probabilities instead of labels")
@@ -451,8 +451,8 @@ def build_parser():
 
     p = sub.add_parser("score", parents=[common, cluster], help="mean log-likelihood, BIC and AIC of a model on data",
                        description="Mean log-likelihood per row, BIC and AIC of the model on the data (one pass).")
-    p.add_argument("model", metavar="MODEL.json")
-    p.add_argument("path", metavar="PATH")
+    p.add_argument("model", metavar="MODEL.json", help="model file (written by fit or select)")
+    p.add_argument("path", metavar="PATH", help="Zarr store of the data")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_score)
 
@@ -470,8 +470,8 @@ def build_parser():
                                    "ellipses) and two more figures named from it: -o fit.png writes fit.png, "
                                    "fit-density.png and fit-loglik.png. A folder as OUTPUT gets fit.png, "
                                    "density.png and loglik.png.")
-    p.add_argument("model", metavar="MODEL.json")
-    p.add_argument("path", metavar="PATH")
+    p.add_argument("model", metavar="MODEL.json", help="model file (written by fit or select)")
+    p.add_argument("path", metavar="PATH", help="Zarr store of the data")
     p.add_argument("--output", "-o", required=True, metavar="fit.png", help="PNG file, prefix or folder")
     p.add_argument("--features", type=int, nargs=2, default=None, metavar=("I", "J"),
                    help="the pair of features to show (default 0 1)")
@@ -1687,6 +1687,8 @@ def _demo_notebook_fit(data, n_nb, true, gm, seed, timings, term):
     """Step 4 of the demo: the seed notebook's EM (random means, identity covariances, 100 iterations)
     on the first ``n_nb`` rows of ``data``, compared with the ``true`` model and the k-means|| fit ``gm``;
     its time goes into ``timings``. Returns those rows and the fit, ``(X_nb, nb)``."""
+    from sklearn.exceptions import ConvergenceWarning  # here: at the top, it made --help take 1.3-3 s (a review)
+
     from . import io
     from .generate import match_components, notebook_initialisation
 

@@ -209,11 +209,10 @@ def _warn_if_cached(path):
     caching = [bool(p) and issubclass(_filesystem_class(p), CachingFileSystem) for p in protocols]
     if any(caching[:-1]):
         own = "::".join(part for part, cached in zip(parts, caching) if not cached)  # zip://::file:///d.zip kept whole
-        warnings.warn(f"{path!r} is read through fsspec's caching file system "
+        warn_at_caller(f"{path!r} is read through fsspec's caching file system "
                       f"{protocols[caching.index(True)]!r}, which keeps the chunks it has read for the life of each "
                       "process (this one's, and each Dask worker's): a store changed since they were read is read "
-                      f"as it was. Give the store's own URL ({own!r}) to read what it holds now.", UserWarning,
-                      stacklevel=3)
+                      f"as it was. Give the store's own URL ({own!r}) to read what it holds now.")
 
 
 def no_x(group, path):

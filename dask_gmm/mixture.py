@@ -12,7 +12,6 @@ import logging
 import math
 import time
 import uuid
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -237,7 +236,7 @@ class MixtureBase(DensityMixin, BaseEstimator):
 
     def _warn_if_not_converged(self):
         if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
+            io.warn_at_caller(  # at the user's line, as Python's filter shows a warning once per line
                 "Best performing initialization did not converge. Try different init parameters, "
                 "or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,

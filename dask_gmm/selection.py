@@ -9,7 +9,6 @@ pass scores every candidate at its fitted parameters for BIC and AIC.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -150,5 +149,5 @@ def select_model(
     values = [r[criterion] for r in results]  # the first of those tied with the lowest (as restarts are)
     best = next(i for i, v in enumerate(values) if v - min(values) <= TIE * max(1.0, abs(min(values))))
     if not fitted[best].converged_ and max_iter > 0:
-        warnings.warn("The selected model did not converge; increase max_iter or tol.", ConvergenceWarning)
+        io.warn_at_caller("The selected model did not converge; increase max_iter or tol.", ConvergenceWarning)
     return ModelSelection(fitted[best], results, criterion)

@@ -65,6 +65,18 @@ def model_file(store, tmp_path_factory):
 
 
 # ------------------------------------------------------------------ the commands against the library
+def test_help_imports_none_of_the_numerical_stack():
+    """``dask-gmm --help`` imported scikit-learn for one warning class used by the demo: 1.3-3 s where it
+    takes 0.4 (a review). The command line's module and its help import none of the heavy libraries."""
+    code = ("import contextlib, io, sys; from dask_gmm import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try: cli.main(['fit', '--help'])\n"
+            "    except SystemExit: pass\n"
+            "print(sorted(m for m in ('sklearn', 'numba', 'dask', 'zarr', 'distributed', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_choices_are_the_library_s():
     """The CLI copies these lists (so that --help does not import numba and dask); they must not drift."""
     from dask_gmm import _covariance, _init
@@ -2411,8 +2423,9 @@ def test_select_by_aic_picks_by_aic_and_says_which_converged(tmp_path, capsys):
         assert chosen.split()[0] == str(k) and chosen.endswith(f"<- best {criterion.upper()}")
     rc, out, err = run(capsys, "select", path, "-k", "1-3", "--max-iter", "2", "--seed", "0", "-o", tmp_path / "m.json")
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
-    with pytest.warns(ConvergenceWarning, match="The selected model did not converge"):
+    with pytest.warns(ConvergenceWarning, match="The selected model did not converge") as warned:
         sel = select_model(str(path), n_components=range(1, 4), max_iter=2, random_state=0)
+    assert warned[0].filename == __file__  # the user's line, not selection.py's
     assert [row[6] for row in rows] == ["yes" if r["converged"] else "NO" for r in sel.results_]
     assert [r["converged"] for r in sel.results_] == [True, False, False]  # one component converges at once
 

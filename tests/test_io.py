@@ -145,8 +145,11 @@ def test_a_caching_chain_warns_that_it_reads_a_store_as_it_was(tmp_path, cache):
     url = f"{cache}::file://{path}"
     write_store(path, make_blobs(n=3000, seed=0))
     with pytest.warns(UserWarning, match=rf"read through fsspec's caching file system '{cache}'.* Give the store's "
-                                         rf"own URL \('file://{path}'\)"):
+                                         rf"own URL \('file://{path}'\)") as warned:
         io.open_zarr(url)
+        io.as_dask_array(url)  # deeper in the package: the same line of the user's
+    ours = [w for w in warned if "fsspec's caching file system" in str(w.message)]
+    assert [w.filename for w in ours] == [__file__] * 2  # the user's lines (it was io.py's, from a fit)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the store's own URL and path: no warning
         io.open_zarr(f"file://{path}"), io.open_zarr(str(path))

@@ -865,8 +865,9 @@ def test_samples_have_the_fitted_covariances(covariance_type):
 
 def test_convergence_warning_n_init_and_max_iter_zero():
     X, *_ = seed_like_problem(0, n_components=4)
-    with pytest.warns(ConvergenceWarning):
+    with pytest.warns(ConvergenceWarning) as warned:
         GaussianMixture(4, max_iter=1, random_state=0).fit(X)
+    assert warned[0].filename == __file__  # the user's line (it was mixture.py's: shown once a process)
     one = GaussianMixture(4, init_params="random", random_state=0).fit(X)
     five = GaussianMixture(4, init_params="random", n_init=5, random_state=0).fit(X)
     assert five.lower_bound_ >= one.lower_bound_  # restart 0 of five is the run of one
