@@ -2676,7 +2676,7 @@ def test_fit_times_quote_the_median_iteration_not_the_first_fits_compilation():
     times = cli.FitTimes(6.0, [4.6, 0.005, 0.004, 0.006, 0.005])
     assert times.per_iteration == np.median(times.iterations) == 0.005
     assert str(times).endswith("5 EM iterations at 0.005 s each (median))")
-    assert str(cli.FitTimes(1.0, [0.2, 0.4])).endswith("2 EM iterations at 0.300 s each)")
+    assert str(cli.FitTimes(1.0, [0.2, 0.4])).endswith("2 EM iterations of 0.200 s and 0.400 s)")
 
 
 def _read_only_mount():
