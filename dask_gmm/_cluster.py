@@ -237,7 +237,7 @@ def _of_cluster(call, *args, **kwargs):
     scheduler cannot be reached (distributed's CommClosedError or another OSError: a review's scheduler
     killed as a command began was a bare traceback) or is lost, a RuntimeError where it is closed (a
     closed Client has no scheduler to call: an AttributeError)."""
-    refuse_unusable(call.__self__, "while it ran")
+    refuse_unusable(call.__self__, "before or while it ran")  # closed before the fit too (a review: "while")
     try:
         return call(*args, **kwargs)
     except OSError as exc:

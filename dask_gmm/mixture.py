@@ -40,8 +40,9 @@ def information_criteria(mean_log_likelihood, n_samples, n_parameters, weighted=
     if weighted and not n_samples > 1 + 1e-6:
         raise ValueError(
             f"sample_weight sums to {n_samples:.6g}, and the criteria count the total weight as the number of rows "
-            "(frequency weights): at most one row's worth makes BIC's penalty zero or less, so the largest model "
-            "would always win. Give counts (a row counted once has weight 1), not weights normalised to sum to 1."
+            "(frequency weights): at most one row's worth leaves them no meaning (BIC's penalty is zero or less, and "
+            "the largest model always wins; AIC's outweighs the fit, and the smallest does). Give counts (a row "
+            "counted once has weight 1), not weights normalised to sum to 1."
         )
     fit = -2 * mean_log_likelihood * n_samples
     return {"bic": float(fit + n_parameters * np.log(n_samples)), "aic": float(fit + 2 * n_parameters)}

@@ -1,7 +1,7 @@
 """EM throughput: dask_gmm against scikit-learn, the seed notebook's SciPy loop and Spark MLlib.
 
     python scripts/bench.py                 # the default run, over 11 minutes on 2 cores (with Spark)
-    python scripts/bench.py --quick         # small sizes: a smoke test of the script
+    python scripts/bench.py --quick         # small sizes, five cases, no Spark: a smoke test (about 3 min)
     python scripts/bench.py --cases d2,predict --iters 10
 
 Prints one table from one run. Within a case every library gets the same
@@ -936,12 +936,16 @@ class Bench:
 
 CASES = ("d2", "d16", "diag16", "d100", "zarr", "cold", "f32", "predict", "init", "cluster", "chunks")
 DEFAULT_CASES = CASES
+#: --quick's cases when none are named: the slow ones (d100, the cold reads, a cluster, chunk sizes) left out
+QUICK_CASES = ("d2", "d16", "zarr", "predict", "init")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="1/20 of the sizes and 4 iterations: a smoke test")
-    ap.add_argument("--cases", default=",".join(DEFAULT_CASES), help=f"comma separated, from {','.join(CASES)}")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"1/20 of the sizes and 4 iterations, without Spark or the compile-time subprocesses, the "
+                         f"cases {','.join(QUICK_CASES)} unless --cases names others: a smoke test")
+    ap.add_argument("--cases", default=None, help=f"comma separated, from {','.join(CASES)} (default: all)")
     ap.add_argument("--iters", type=int, default=10, help="EM iterations of dask_gmm and scikit-learn (default 10)")
     ap.add_argument("--slow-iters", type=int, default=3,
                     help="iterations of the slow baselines: the notebook loop and NumPy kernels (default 3)")
@@ -957,6 +961,9 @@ def main(argv=None):
     if args.quick:
         args.iters = min(args.iters, 4)
         args.slow_iters = min(args.slow_iters, 2)
+        args.no_spark = args.no_compile_time = True  # Spark's JVM and the compiles took minutes of a "smoke test"
+    if args.cases is None:
+        args.cases = ",".join(QUICK_CASES if args.quick else DEFAULT_CASES)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
