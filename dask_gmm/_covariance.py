@@ -57,8 +57,8 @@ RESP_MIN_LOG = -600.0
 _SINGULAR = (
     "Fitting the mixture model failed because some components have ill-defined "
     "empirical covariance (for instance caused by singleton or collapsed samples). "
-    "Try to decrease the number of components, or increase reg_covar "
-    "(currently {reg})."
+    "Try to decrease the number of components, increase reg_covar "
+    "(currently {reg}), or scale the input data."
 )
 _OVERFLOW = (
     "The covariances overflowed: the data (or their sample weights, or reg_covar, or a "
@@ -547,7 +547,7 @@ def _check_resolved(nk_raw, nk, means, covariances, covariance_type, reg_covar, 
         noise = np.where(held, ((2 * np.finfo(np.float64).eps + pull) * means) ** 2, 0.0)
         variances, noise = _VARIANCES[covariance_type](covariances, noise, nk_raw)
         if np.any(variances < _LEAST_VARIANCE):
-            raise ValueError(_SINGULAR.format(reg=reg_covar) + " Or scale the data: variances below "
+            raise ValueError(_SINGULAR.format(reg=reg_covar) + " Variances below "
                              f"{_LEAST_VARIANCE:.3g} keep few digits.")
         if reg_covar == 0 and np.any(variances <= noise):
             raise ValueError(_SINGULAR.format(reg=reg_covar) + _unresolved_variance(variances, noise, covariance_type))
@@ -600,8 +600,10 @@ def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):
 
 # sum_n r_nk ||(x_n - mu_k) P_k||^2 over n and k, from second moments centred on the means mu
 _MAHALANOBIS_SUM = {
-    "full": lambda s2, pc: float(np.einsum("kia,kij,kja->", pc, s2, pc)),
-    "tied": lambda s2, pc: float(np.einsum("ia,ij,ja->", pc, s2, pc)),
+    # (s2 P) . P: a GEMM of d^3 per component; einsum's "kia,kij,kja->" made one unoptimised loop
+    # over all four indices (7.5 s of a 9.7 s Bayesian fit at d=1000, K=2: a review)
+    "full": lambda s2, pc: float(np.sum(np.matmul(s2, pc) * pc)),
+    "tied": lambda s2, pc: float(np.sum((s2 @ pc) * pc)),
     "diag": lambda s2, pc: float(np.sum(pc**2 * s2)),
     "spherical": lambda s2, pc: float(np.sum(pc[:, None] ** 2 * s2)),
 }

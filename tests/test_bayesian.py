@@ -582,12 +582,12 @@ def test_an_empty_component_on_a_singular_prior_says_which_prior_helps():
     X = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
     kw = dict(n_components=3, init_params="random_from_data", random_state=0)
     for reg_covar in (1e-6, 1e-2):
-        with pytest.raises(ValueError, match=r"increase reg_covar \(currently [0-9.e-]+\)\. Component 2 holds almost "
+        with pytest.raises(ValueError, match=r"increase reg_covar \(currently [0-9.e-]+\), or scale the input data\. Component 2 holds almost "
                                              r"no rows \(a weight of 0: .* covariance_prior, which is singular \(by "
                                              r"default the data's covariance.*Pass a positive definite covariance_prior"):
             BayesianGaussianMixture(reg_covar=reg_covar, **kw).fit(X)
     a = np.random.default_rng(0).normal(size=(2000, 1))  # collinear, reg_covar 0: components of ~1000 rows fail
-    with pytest.raises(ValueError, match=r"increase reg_covar \(currently 0\.0\)\.$"):  # not blamed on the prior
+    with pytest.raises(ValueError, match=r"increase reg_covar \(currently 0\.0\), or scale the input data\.$"):  # not blamed on the prior
         BayesianGaussianMixture(2, reg_covar=0.0, random_state=0).fit(np.c_[a, 2 * a])
     fitted = BayesianGaussianMixture(covariance_prior=np.cov(X.T) + 0.1 * np.eye(2), **kw).fit(X)
     assert fitted.converged_ and np.isfinite(fitted.lower_bound_) and fitted.weights_.sum() == pytest.approx(1.0)

@@ -1738,8 +1738,8 @@ def test_too_few_rows_and_the_collapse_advice_name_the_options(tmp_path, capsys)
     zarr.create_array(str(zeros), data=np.zeros((1000, 2)), chunks=(500, 2), config={"write_empty_chunks": True})
     rc, _, err = run(capsys, "fit", zeros, "-k", "2", "--reg-covar", "0", "-o", tmp_path / "m.json", "-q")
     assert rc == 2 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].endswith("Try to decrease the number of components, or increase "
-                                                 "--reg-covar (currently 0.0).")
+    assert err.strip().splitlines()[-1].endswith("Try to decrease the number of components, increase "
+                                                 "--reg-covar (currently 0.0), or scale the input data.")
     assert not (tmp_path / "m.json").exists()
     # select gives the same advice, and takes the option it names (it had none: "unrecognized arguments")
     rc, _, err = run(capsys, "select", zeros, "-k", "2", "--reg-covar", "0", "-o", tmp_path / "m.json", "-q")

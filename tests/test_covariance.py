@@ -47,6 +47,23 @@ def test_precision_cholesky_is_cholesky_of_inverse(ct):
     )
 
 
+@pytest.mark.parametrize("ct", TYPES)
+def test_mahalanobis_sum_is_the_sum_over_rows(ct):
+    """sum_nk r_nk ||(x_n - mu_k) P_k||^2 from the centred second moments (the Bayesian lower bound's
+    term), against that sum taken row by row."""
+    K, d = 3, 4
+    means, covs = random_params(ct, K, d)
+    pc = cov.precision_cholesky(covs, ct)
+    rng = np.random.default_rng(3)
+    X, r = rng.normal(size=(40, d)) * 2, rng.dirichlet(np.ones(K), size=40)
+    full_pc = pc if ct == "full" else cov.as_full_covariances(pc, ct, K, d)  # diagonal factors as matrices
+    direct = sum(r[n, k] * np.sum(((X[n] - means[k]) @ full_pc[k]) ** 2)
+                 for n in range(40) for k in range(K))
+    outer = np.stack([(r[:, k, None] * (X - means[k])).T @ (X - means[k]) for k in range(K)])  # (K, d, d)
+    s2 = {"full": outer, "tied": outer.sum(axis=0)}.get(ct, np.stack([np.diag(o) for o in outer]))
+    np.testing.assert_allclose(cov.mahalanobis_sum(s2, pc, ct), direct, rtol=1e-12)
+
+
 @pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
 def test_singular_covariance_advises_reg_covar(ct):
     _, covs = random_params(ct)

@@ -754,7 +754,7 @@ def test_variances_below_the_least_normal_float_are_refused(ct):
     their precisions inf, and the fit was said to have converged (a review). At 1e-150 it fits as
     the unscaled rows do."""
     X = make_blobs(n=600)
-    with pytest.raises(ValueError, match=r"ill-defined empirical covariance.*scale the data"):
+    with pytest.raises(ValueError, match=r"ill-defined empirical covariance.*or scale the input data\. Variances below"):
         GaussianMixture(3, covariance_type=ct, reg_covar=0.0, random_state=0).fit(X * 1e-160)
     small = GaussianMixture(3, covariance_type=ct, reg_covar=0.0, random_state=0).fit(X * 1e-150)
     np.testing.assert_allclose(small.means_ * 1e150, GaussianMixture(3, covariance_type=ct, reg_covar=0.0,
@@ -2360,7 +2360,7 @@ def test_a_constant_feature_without_reg_covar_is_named(ct, where):
     if where is None:
         assert gm.fit(X).covariances_[0] > 0.4
     else:
-        with pytest.raises(ValueError, match=rf"^Fitting the mixture model failed .*\(currently 0\.0\)\. {where} is "
+        with pytest.raises(ValueError, match=rf"^Fitting the mixture model failed .*\(currently 0\.0\), or scale the input data\. {where} is "
                                              r"[0-9.e-]+, no more than rounding: its rows hold one value there .*"
                                              r"Drop such a feature, or set reg_covar > 0\.$"):
             gm.fit(X)

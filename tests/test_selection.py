@@ -204,7 +204,7 @@ def test_a_failing_candidate_is_named(init_params, k):
         with pytest.raises(ValueError, match=rf"^Candidate n_components={k}, covariance_type='full': Fitting the "
                                              r"mixture model failed .* Or leave this candidate out\.$"):
             select_model(X, n_components=[1, k], **kw)
-        with pytest.raises(ValueError, match=r"^Fitting the mixture model failed .*\(currently 0\.0\)\.( .* or set "
+        with pytest.raises(ValueError, match=r"^Fitting the mixture model failed .*\(currently 0\.0\), or scale the input data\.( .* or set "
                                              r"reg_covar > 0\.)?$"):
             GaussianMixture(k, n_init=2, **kw).fit(X)  # one candidate: its own fit, as before
 
