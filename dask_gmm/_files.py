@@ -658,14 +658,16 @@ def refuse_output_inside(path, what, data=None, arrays_only=False, follow_link=F
 
 def joined_group(path, writes):
     """Where the local Zarr node at ``path`` (``writes``: what writes it, as 'predict writes a Zarr v3
-    array') would join a Zarr group that does not list it: a ValueError for a Zarr v2 group, which lists
-    only v2 nodes (a review saw the new node missing from the group); for a v3 group with consolidated
-    metadata not listing it, its own or a group's above it (which zarr and xarray read the group's
-    members from), the warning to give, else None. The group is the user's: not consolidated again here."""
+    array') would join a Zarr group that would not show it as written: a ValueError for a Zarr v2 group,
+    which lists only v2 nodes (a review saw the new node missing from the group); for a v3 group with
+    consolidated metadata, its own or a group's above it (which zarr and xarray read the group's members
+    from), the warning to give, else None: that metadata will not list the node, or lists what was at
+    ``path`` before (an overwrite: probabilities had read as the old labels' int8). The group is the
+    user's: not consolidated again here."""
     group = os.path.dirname(os.path.abspath(path))
     if os.path.isfile(os.path.join(group, ".zgroup")):
-        raise ValueError(f"{path!r} would lie in the Zarr v2 group {group!r}, which lists only Zarr v2 arrays, and "
-                         f"{writes}, which the group would not show. Write it outside that group.")
+        raise ValueError(f"{path!r} would lie in the Zarr v2 group {group!r}, which lists only Zarr v2 arrays and "
+                         f"groups, and {writes}, which the group would not show. Write it outside that group.")
     member = os.path.basename(os.path.abspath(path))
     while True:  # up through the v3 groups (a v2 group above one lists none of its members anyway)
         try:
@@ -678,10 +680,10 @@ def joined_group(path, writes):
         consolidated = meta.get("consolidated_metadata")
         if consolidated:
             listed = isinstance(consolidated, dict) and member in (consolidated.get("metadata") or {})
-            return None if listed else (
-                f"the Zarr group {group!r} has consolidated metadata, from which zarr and xarray read its members, "
-                f"and which will not list the output: run zarr.consolidate_metadata({group!r}) once it is written "
-                "to list it")
+            said, to = ("describes what was at this path before", "update") if listed else ("will not list the output",
+                                                                                          "list")
+            return (f"the Zarr group {group!r} has consolidated metadata, from which zarr and xarray read its "
+                    f"members, and which {said}: run zarr.consolidate_metadata({group!r}) once it is written to {to} it")
         group, below = os.path.dirname(group), group
         if group == below:
             return None

@@ -1360,7 +1360,7 @@ def cmd_predict(args, term):
         else:
             result, what = model.predict(path).astype(label_dtype(K)), "labels"
         dimensions = ("sample", "component")[:result.ndim]  # as a generated store's (generate.DIMENSIONS)
-        store_atomically(result, output, args.overwrite, attrs, dimensions, watched.check)
+        store_atomically(result, output, args.overwrite, attrs, watched.check, dimension_names=dimensions)
     term.out(f"wrote {what} of {_count(X.shape[0], 'row')} to {args.output} "
              f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")
     return 0

@@ -929,13 +929,6 @@ def generate_mixture(
     _files.refuse_output_inside(path, "the store", arrays_only=True, follow_link=True)
     _check_arguments(n_samples, chunk_size, dtype, attributes, compression, model, n_features, n_components, box,
                      covariance_scale, min_separation)
-    if "://" not in path and (overwrite or not os.path.lexists(path)):  # a new store: would its group list it?
-        try:
-            joined = _files.joined_group(path, "generate_mixture writes a Zarr v3 group")
-        except ValueError as exc:
-            raise ValueError(f"generate_mixture: {exc}") from None
-        if joined is not None:
-            io.warn_at_caller(joined)
 
     busy = (f"generate_mixture: {path!r} is being written by another run now (another process, or "
             "thread). Wait for it to finish, or write another path.")
@@ -989,6 +982,13 @@ def generate_mixture(
             group = zarr.open_group(path, mode="r+")
             _remove_partial_files(path)
         else:
+            if "://" not in path:  # a new store (an empty folder too): would its group list it? After every refusal
+                try:
+                    joined = _files.joined_group(path, "generate_mixture writes a Zarr v3 group")
+                except ValueError as exc:
+                    raise ValueError(f"generate_mixture: {exc}") from None
+                if joined is not None:
+                    io.warn_at_caller(joined)
             if overwrite and os.path.islink(path):  # the link is replaced, never what it points to
                 os.unlink(path)
             elif "://" not in path:

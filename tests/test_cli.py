@@ -361,8 +361,8 @@ def test_predict_into_a_group_that_would_not_list_it(store, model_file, tmp_path
     zarr.consolidate_metadata(v3)
     before = _digest(v2)
     rc, _, err = run(capsys, "predict", model_file, store, "-o", os.path.join(v2, "labels"))
-    assert_one_line_error(rc, err, f"would lie in the Zarr v2 group {v2!r}, which lists only Zarr v2 arrays, and "
-                                   "predict writes a Zarr v3 array, which the group would not show. Write it outside")
+    assert_one_line_error(rc, err, f"would lie in the Zarr v2 group {v2!r}, which lists only Zarr v2 arrays and "
+                                   "groups, and predict writes a Zarr v3 array, which the group would not show. Write it outside")
     assert _digest(v2) == before and not os.path.lexists(os.path.join(v2, "labels"))
     labels = load_model(model_file).predict(store).compute()
     for group, warned in ((v3, True), (plain, False)):
@@ -376,6 +376,11 @@ def test_predict_into_a_group_that_would_not_list_it(store, model_file, tmp_path
         assert sorted(zarr.open_group(group, mode="r").array_keys()) == (["Y"] if warned else ["Y", "labels"])
     zarr.consolidate_metadata(v3)  # as the warning says
     assert sorted(zarr.open_group(v3, mode="r").array_keys()) == ["Y", "labels"]
+    rc, _, err = run(capsys, "predict", model_file, store, "-o", os.path.join(v3, "labels"), "--proba", "--overwrite",
+                     "-q")  # the listing now describes the labels: probabilities had read as int8 without a word
+    assert rc == 0 and err == (f"dask-gmm: warning: the Zarr group {v3!r} has consolidated metadata, from which zarr "
+                               "and xarray read its members, and which describes what was at this path before: run "
+                               f"zarr.consolidate_metadata({v3!r}) once it is written to update it\n")
     zarr.open_group(os.path.join(v2, "sub"), mode="w", zarr_format=3)  # a v3 group in the v2 one lists it: written
     rc, _, err = run(capsys, "predict", model_file, store, "-o", os.path.join(v2, "sub", "labels"), "-q")
     assert (rc, err) == (0, "")
@@ -619,7 +624,7 @@ def test_predict_keeps_what_appeared_at_its_output_while_it_ran(store, model_fil
 
     for overwrite, words in ((False, "appeared while this command ran"), (True, "not a Zarr store")):
         with pytest.raises(ValueError, match=words):
-            _outputs.store_atomically(model.predict(store), str(out), overwrite, attrs, ("sample",), folder_appears)
+            _outputs.store_atomically(model.predict(store), str(out), overwrite, attrs, folder_appears)
         assert os.listdir(tmp_path) == ["labels.zarr"] and os.listdir(out) == ["notes.txt"]
         shutil.rmtree(out)
     # another run's output, appearing meanwhile: refused without --overwrite, replaced with it
@@ -627,10 +632,10 @@ def test_predict_keeps_what_appeared_at_its_output_while_it_ran(store, model_fil
     assert run(capsys, "predict", model_file, store, "-o", other, "--proba")[0] == 0
     appears = lambda: shutil.copytree(other, out)  # noqa: E731
     with pytest.raises(ValueError, match="appeared while this command ran"):
-        _outputs.store_atomically(model.predict(store), str(out), False, attrs, ("sample",), appears)
+        _outputs.store_atomically(model.predict(store), str(out), False, attrs, appears)
     assert zarr.open_array(out, mode="r").ndim == 2  # the other run's probabilities, kept
     shutil.rmtree(out)
-    _outputs.store_atomically(model.predict(store), str(out), True, attrs, ("sample",), appears)
+    _outputs.store_atomically(model.predict(store), str(out), True, attrs, appears)
     np.testing.assert_array_equal(zarr.open_array(out, mode="r")[:], model.predict(store).compute())
     assert sorted(os.listdir(tmp_path)) == ["labels.zarr", "other.zarr"]
 
@@ -2728,7 +2733,7 @@ def test_a_predict_output_larger_than_the_disk_is_refused_after_its_first_chunk(
                                           r"about [\d,]+\.\d [GM]B of disk \(its first 1,024 took [\d,]+ bytes\), and "
                                           r"the disk holding '.*proba.zarr' has [\d,]+\.\d [GM]B free\. Free space, "
                                           r"or write the output to another disk \(--output\)\.$"):
-        _outputs.store_atomically(result, str(out), False, {}, None)
+        _outputs.store_atomically(result, str(out), False, {})
     assert os.listdir(tmp_path) == []  # the temporary output removed
 
 
@@ -2739,7 +2744,7 @@ def test_a_predict_output_written_in_two_steps_holds_every_row(tmp_path, monkeyp
     monkeypatch.setattr(_outputs, "surely_fits", lambda result, target: False)
     result = da.arange(1000 * 3, dtype=np.float64).reshape(1000, 3).rechunk((100, 3)) + 1.0
     out = tmp_path / "out.zarr"
-    _outputs.store_atomically(result, str(out), False, {}, None)
+    _outputs.store_atomically(result, str(out), False, {})
     np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], result.compute())
 
 
@@ -2758,7 +2763,7 @@ def test_a_predict_output_whose_chunk_never_reached_the_store_is_not_published(t
     result = da.ones((1000, 3), chunks=(100, 3))
     out = tmp_path / "out.zarr"
     with pytest.raises(ValueError, match=r"1 chunk written for .*out\.zarr is not in the store as this process sees it"):
-        _outputs.store_atomically(result, str(out), False, {}, None)
+        _outputs.store_atomically(result, str(out), False, {})
     assert os.listdir(tmp_path) == []
 
 

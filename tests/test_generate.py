@@ -1018,18 +1018,22 @@ def test_a_store_inside_an_array_is_refused(tmp_path):
 @pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
 def test_a_store_in_a_group_that_would_not_list_it(tmp_path):
     """As predict's outputs: a new store in a Zarr v2 group, which lists only v2 nodes, is refused
-    before anything is written; one in a v3 group whose consolidated metadata would not list it is
-    written, with a warning saying how to list it, and no warning once it is listed (a rerun). Both had
-    been written without a word, missing from the group (a review)."""
+    before anything is written (an empty folder too); one in a v3 group whose consolidated metadata
+    would not list it is written, with a warning saying how to list it, and an overwrite of one listed
+    there with a warning that the listing describes the old store. Both had been written without a
+    word, missing from the group (a review); a rerun that finds the store complete says nothing."""
     v2, v3 = str(tmp_path / "v2.zarr"), str(tmp_path / "v3.zarr")
     zarr.open_group(v2, mode="w", zarr_format=2).create_array("a", shape=(3,), dtype="f8")[...] = 1.0
     zarr.open_group(v3, mode="w").create_array("a", shape=(3,), dtype="f8")[...] = 1.0
     zarr.consolidate_metadata(v3)
     before = tree_digest(v2)
-    with pytest.raises(ValueError, match=f"would lie in the Zarr v2 group {re.escape(repr(v2))}, which lists only "
-                                         "Zarr v2 arrays, and generate_mixture writes a Zarr v3 group, which the "
-                                         "group would not show. Write it outside that group."):
-        generate_mixture(v2 + "/gen", 100, random_state=1)
+    os.mkdir(v2 + "/empty")  # an empty folder is written into as a new store
+    before = tree_digest(v2)
+    for name in ("gen", "empty"):
+        with pytest.raises(ValueError, match=f"would lie in the Zarr v2 group {re.escape(repr(v2))}, which lists "
+                                             "only Zarr v2 arrays and groups, and generate_mixture writes a Zarr v3 "
+                                             "group, which the group would not show. Write it outside that group."):
+            generate_mixture(f"{v2}/{name}", 100, random_state=1)
     assert tree_digest(v2) == before
     with pytest.warns(UserWarning, match=f"the Zarr group {re.escape(repr(v3))} has consolidated metadata, from "
                                          "which zarr and xarray read its members, and which will not list the "
@@ -1040,8 +1044,13 @@ def test_a_store_in_a_group_that_would_not_list_it(tmp_path):
     assert sorted(zarr.open_group(v3, mode="r").group_keys()) == ["gen"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        again = generate_mixture(v3 + "/gen", 100, random_state=1, overwrite=True)  # listed now: no warning
+        again = generate_mixture(v3 + "/gen", 100, random_state=1)  # complete: nothing written, nothing said
     np.testing.assert_array_equal(again.means_, truth.means_)
+    with pytest.warns(UserWarning, match=r"consolidated metadata, from which zarr and xarray read its members, and "
+                                         r"which describes what was at this path before: run zarr.consolidate_"
+                                         rf"metadata\({re.escape(repr(v3))}\) once it is written to update it"):
+        generate_mixture(v3 + "/gen", 300, random_state=1, overwrite=True)  # the listing: 100 rows
+    assert zarr.open_group(v3, mode="r")["gen/X"].shape == (100, 2)  # as the warning says, until consolidated
 
 
 def test_whole_numbers_are_asked_for_as_integers(tmp_path):
