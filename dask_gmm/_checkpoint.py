@@ -250,6 +250,14 @@ def fitted_fields(d, covariance_type, n_components, n_features):
                                                     lower_bounds=lower_bounds)
 
 
+def of_older_layout(state):
+    """Whether the checkpoint dict ``state`` (of this format tag) was written by a dask_gmm older than
+    2026-12-02, which recorded its data, warm start and runs otherwise: not resumed (its fit cannot be
+    told to be the one asking)."""
+    saved = state.get("fingerprint")
+    return isinstance(saved, dict) and not ("data" in saved and "warm_start_from" in saved and "runs_digest" in state)
+
+
 class Checkpoint:
     """The checkpoint file of one fit."""
 
@@ -328,10 +336,11 @@ class Checkpoint:
                 raise ValueError("a fingerprint or runs of the wrong kind")
         except (ValueError, KeyError) as exc:
             raise ValueError(damaged.format(repr(exc))) from None
-        if "data" not in saved or "warm_start_from" not in saved or "runs_digest" not in state:  # older formats
+        if of_older_layout(state):
             raise ValueError(
-                f"The checkpoint {self.path!r} was written by an older dask_gmm, which recognised the data "
-                "otherwise. Delete it to start the fit afresh, or use another checkpoint path."
+                f"The checkpoint {self.path!r} was written by an older dask_gmm, which recorded the fit it belongs "
+                "to otherwise, so this version cannot tell it is this fit's. Finish that fit with the version that "
+                "wrote it, or delete the checkpoint to start the fit afresh, or use another checkpoint path."
             )
         # max_iter is no part of the fit: a larger one continues it (it was, in checkpoints written before)
         saved = {**saved, "args": {k: v for k, v in saved["args"].items() if k != "max_iter"}}

@@ -1370,13 +1370,17 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     old = json.loads(ckpt.read_text())  # written before the data digest: said so
     del old["fingerprint"]["data"]
     ckpt.write_text(json.dumps(old))
-    with pytest.raises(ValueError, match="written by an older dask_gmm.*Delete it"):
+    with pytest.raises(ValueError, match="written by an older dask_gmm.*Finish that fit with the version that wrote "
+                                         "it, or delete the checkpoint to start the fit afresh"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+    with pytest.raises(ValueError, match=r"\(it is a checkpoint of a fit by an older dask_gmm, not a model, and this "
+                                         "version does not resume from it"):  # it had said a fit resumes from it
+        load_model(ckpt)
     older = json.loads(json.dumps(old))  # written before the warm start was fingerprinted: said so
     older["fingerprint"]["data"] = "0"
     del older["fingerprint"]["warm_start_from"]
     ckpt.write_text(json.dumps(older))
-    with pytest.raises(ValueError, match="written by an older dask_gmm.*Delete it"):
+    with pytest.raises(ValueError, match="written by an older dask_gmm.*Finish that fit"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
     good = json.loads(json.dumps(old))
     del good["runs"]
