@@ -1670,7 +1670,9 @@ class Prepared:
         self.log_norm = np.array(log_norm, dtype=np.float64, order="C")
         if self.kind == "full":
             self.pc = np.array(np.swapaxes(np.broadcast_to(pc, (K, d, d)), 1, 2), order="C")  # P_k^T
-            lower = not np.any(np.triu(self.pc, 1))  # P_k upper triangular, as this package makes them
+            # P_k upper triangular, as this package makes them (one at a time: np.triu of all K made a
+            # K x d x d copy, 244 MB at K=128, d=500, a review; tied checks its one factor)
+            lower = all(not np.any(np.triu(p, 1)) for p in (self.pc[:1] if self.tied else self.pc))
             self.hs = feature_block(d) if lower else d
             self.unrolled = (0,) * d if lower and d <= UNROLL_MAX_FEATURES else ()
             far = np.einsum("kij,kj->ki", self.pc, self.means)
