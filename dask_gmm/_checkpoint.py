@@ -251,9 +251,9 @@ def fitted_fields(d, covariance_type, n_components, n_features):
 
 
 def of_older_layout(state):
-    """Whether the checkpoint dict ``state`` (of this format tag) was written by a dask_gmm older than
-    2026-12-02, which recorded its data, warm start and runs otherwise: not resumed (its fit cannot be
-    told to be the one asking)."""
+    """Whether the checkpoint dict ``state`` (of this format tag) was written by a dask_gmm before 339f3fe
+    (2026-12-01), which recorded its data, warm start and runs otherwise (no ``runs_digest``): not
+    resumed (its fit cannot be told to be the one asking)."""
     saved = state.get("fingerprint")
     return isinstance(saved, dict) and not ("data" in saved and "warm_start_from" in saved and "runs_digest" in state)
 

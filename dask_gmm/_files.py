@@ -661,30 +661,33 @@ def joined_group(path, writes):
     array') would join a Zarr group that would not show it as written: a ValueError for a Zarr v2 group,
     which lists only v2 nodes (a review saw the new node missing from the group); for a v3 group with
     consolidated metadata, its own or a group's above it (which zarr and xarray read the group's members
-    from), the warning to give, else None: that metadata will not list the node, or lists what was at
-    ``path`` before (an overwrite: probabilities had read as the old labels' int8). The group is the
-    user's: not consolidated again here."""
+    from), a warning to give for each such group, innermost first (a list, empty for none): that
+    metadata will not list the node, or lists what was at ``path`` before (an overwrite: probabilities
+    had read as the old labels' int8). Each group's own listing needs consolidating again (a group's
+    above does not mend it). The group is the user's: not consolidated again here."""
     group = os.path.dirname(os.path.abspath(path))
     if os.path.isfile(os.path.join(group, ".zgroup")):
         raise ValueError(f"{path!r} would lie in the Zarr v2 group {group!r}, which lists only Zarr v2 arrays and "
                          f"groups, and {writes}, which the group would not show. Write it outside that group.")
     member = os.path.basename(os.path.abspath(path))
+    advice = []
     while True:  # up through the v3 groups (a v2 group above one lists none of its members anyway)
         try:
             with open(os.path.join(group, "zarr.json"), "rb") as f:
                 meta = json.load(f)
         except (OSError, ValueError):  # no group here, or none that zarr could read either: the groups end
-            return None
+            return advice
         if not isinstance(meta, dict) or meta.get("node_type") != "group":
-            return None
+            return advice
         consolidated = meta.get("consolidated_metadata")
         if consolidated:
             listed = isinstance(consolidated, dict) and member in (consolidated.get("metadata") or {})
             said, to = ("describes what was at this path before", "update") if listed else ("will not list the output",
                                                                                           "list")
-            return (f"the Zarr group {group!r} has consolidated metadata, from which zarr and xarray read its "
-                    f"members, and which {said}: run zarr.consolidate_metadata({group!r}) once it is written to {to} it")
+            advice.append(f"the Zarr group {group!r} has consolidated metadata, from which zarr and xarray read its "
+                            f"members, and which {said}: run zarr.consolidate_metadata({group!r}) once it is written "
+                            f"to {to} it")
         group, below = os.path.dirname(group), group
         if group == below:
-            return None
+            return advice
         member = f"{os.path.basename(below)}/{member}"

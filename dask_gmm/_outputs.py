@@ -107,7 +107,7 @@ def check_still_free(output, overwrite):
     refuse_unless_predicted(output)
 
 
-def store_atomically(result, output, overwrite, attrs, check=None, dimension_names=None):
+def store_atomically(result, output, overwrite, attrs, check=None, *, dimension_names):
     """Write a lazy dask array chunk by chunk to a Zarr array at ``output``, checked first by
     :func:`dask_gmm.cli._check_store_output` (before the scheduler is reached), named its axes
     ``dimension_names`` (which xarray needs to open a group holding it); ``check()``, when given, runs

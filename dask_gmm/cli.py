@@ -1317,14 +1317,14 @@ def _check_store_output(output, overwrite, data, term):
 
 
 def _check_joined_group(output, term):
-    """:func:`dask_gmm._files.joined_group` for predict's output: its error a CLIError, its warning on ``term``."""
+    """:func:`dask_gmm._files.joined_group` for predict's output: its error a CLIError, its warnings on ``term``."""
     from ._files import joined_group
 
     try:
-        warning = joined_group(output, "predict writes a Zarr v3 array")
+        advice = joined_group(output, "predict writes a Zarr v3 array")
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    if warning is not None:
+    for warning in advice:
         term.warn(warning)
 
 

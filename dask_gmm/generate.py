@@ -987,8 +987,8 @@ def generate_mixture(
                     joined = _files.joined_group(path, "generate_mixture writes a Zarr v3 group")
                 except ValueError as exc:
                     raise ValueError(f"generate_mixture: {exc}") from None
-                if joined is not None:
-                    io.warn_at_caller(joined)
+                for warning in joined:
+                    io.warn_at_caller(warning)
             if overwrite and os.path.islink(path):  # the link is replaced, never what it points to
                 os.unlink(path)
             elif "://" not in path:

@@ -236,6 +236,10 @@ def model_from_dict(d):
     if of_another_version(d.get("format"), FORMAT):
         raise ValueError(f"written by another version of dask_gmm: format tag {d.get('format')!r}, where this "
                          f"version reads {FORMAT!r}; load it with the version that wrote it")
+    if d.get("format") == CHECKPOINT_FORMAT and not (isinstance(d.get("fingerprint"), dict)
+                                                     and isinstance(d.get("runs"), list)):
+        raise ValueError("it is a damaged checkpoint of a fit, not a model, and a fit refuses it: delete it to start "
+                         "that fit afresh")
     if d.get("format") == CHECKPOINT_FORMAT and of_older_layout(d):
         raise ValueError("it is a checkpoint of a fit by an older dask_gmm, not a model, and this version does not "
                          "resume from it: finish that fit with the version that wrote it, or delete it")

@@ -15,7 +15,8 @@ iterations makes n + 1 E-steps (the last for its labels), so its "ms /
 iteration" is the fit's time less that of a fit of 1 iteration from the same
 start (one iteration, its checks and that E-step), over n - 1; Spark MLlib takes no initial model
 and draws its own start from the data, so its "ms / iteration" is the
-difference of its fits of 2n and n iterations, over n. Ratios are against
+difference of its fits of maxIter 2n and n, over the iterations they made (n, or fewer
+where a fit stops on an exactly repeated likelihood). Ratios are against
 scikit-learn in the same run, on the same data; the machine may be shared, so
 only ratios are comparable between runs. A fit is timed at least 3 times, and
 again while less than 3 s have been spent on it, at most 5 times; the fastest
@@ -446,7 +447,7 @@ class Spark:
         left Spark out)."""
         if not self.made[m] > self.made[n]:
             raise RuntimeError(f"Spark's fits of maxIter={n} and {m} made {self.made[n]} and {self.made[m]} "
-                               "iterations: it converged before the first stopped")
+                               f"iterations: it converged before maxIter {n}")
         return (times[m] - times[n]) / (self.made[m] - self.made[n])
 
     def stop(self):
@@ -541,9 +542,9 @@ class Bench:
                 # it and dask_gmm take turns for their ratio, five rounds, best of each.
                 # Spark takes no initial model: its fit draws its own start from the data, and starts its
                 # jobs, about 2 s of a 10-iteration fit (run BK: some 13 of its iterations at d=16). Its
-                # iteration is the difference of fits of 2n and n iterations, over n (the same seed: the
-                # same start and first n iterations); dask_gmm's stays its whole fit's time over n, its
-                # per-fit work included.
+                # iteration is the difference of fits of maxIter 2n and n, over the iterations they made
+                # (Spark.iteration; the same seed: the same start and first n iterations); dask_gmm's stays
+                # its whole fit's time over n, its per-fit work included.
                 self.spark.made.clear()
                 times = timed_in_turns({"spark": lambda: self.spark.fit(df, K, a.iters),
                                         "spark 2n": lambda: self.spark.fit(df, K, 2 * a.iters),

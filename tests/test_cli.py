@@ -624,7 +624,7 @@ def test_predict_keeps_what_appeared_at_its_output_while_it_ran(store, model_fil
 
     for overwrite, words in ((False, "appeared while this command ran"), (True, "not a Zarr store")):
         with pytest.raises(ValueError, match=words):
-            _outputs.store_atomically(model.predict(store), str(out), overwrite, attrs, folder_appears)
+            _outputs.store_atomically(model.predict(store), str(out), overwrite, attrs, folder_appears, dimension_names=("sample",))
         assert os.listdir(tmp_path) == ["labels.zarr"] and os.listdir(out) == ["notes.txt"]
         shutil.rmtree(out)
     # another run's output, appearing meanwhile: refused without --overwrite, replaced with it
@@ -632,10 +632,10 @@ def test_predict_keeps_what_appeared_at_its_output_while_it_ran(store, model_fil
     assert run(capsys, "predict", model_file, store, "-o", other, "--proba")[0] == 0
     appears = lambda: shutil.copytree(other, out)  # noqa: E731
     with pytest.raises(ValueError, match="appeared while this command ran"):
-        _outputs.store_atomically(model.predict(store), str(out), False, attrs, appears)
+        _outputs.store_atomically(model.predict(store), str(out), False, attrs, appears, dimension_names=("sample",))
     assert zarr.open_array(out, mode="r").ndim == 2  # the other run's probabilities, kept
     shutil.rmtree(out)
-    _outputs.store_atomically(model.predict(store), str(out), True, attrs, appears)
+    _outputs.store_atomically(model.predict(store), str(out), True, attrs, appears, dimension_names=("sample",))
     np.testing.assert_array_equal(zarr.open_array(out, mode="r")[:], model.predict(store).compute())
     assert sorted(os.listdir(tmp_path)) == ["labels.zarr", "other.zarr"]
 
@@ -2733,7 +2733,7 @@ def test_a_predict_output_larger_than_the_disk_is_refused_after_its_first_chunk(
                                           r"about [\d,]+\.\d [GM]B of disk \(its first 1,024 took [\d,]+ bytes\), and "
                                           r"the disk holding '.*proba.zarr' has [\d,]+\.\d [GM]B free\. Free space, "
                                           r"or write the output to another disk \(--output\)\.$"):
-        _outputs.store_atomically(result, str(out), False, {})
+        _outputs.store_atomically(result, str(out), False, {}, dimension_names=None)
     assert os.listdir(tmp_path) == []  # the temporary output removed
 
 
@@ -2744,7 +2744,7 @@ def test_a_predict_output_written_in_two_steps_holds_every_row(tmp_path, monkeyp
     monkeypatch.setattr(_outputs, "surely_fits", lambda result, target: False)
     result = da.arange(1000 * 3, dtype=np.float64).reshape(1000, 3).rechunk((100, 3)) + 1.0
     out = tmp_path / "out.zarr"
-    _outputs.store_atomically(result, str(out), False, {})
+    _outputs.store_atomically(result, str(out), False, {}, dimension_names=None)
     np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], result.compute())
 
 
@@ -2763,7 +2763,7 @@ def test_a_predict_output_whose_chunk_never_reached_the_store_is_not_published(t
     result = da.ones((1000, 3), chunks=(100, 3))
     out = tmp_path / "out.zarr"
     with pytest.raises(ValueError, match=r"1 chunk written for .*out\.zarr is not in the store as this process sees it"):
-        _outputs.store_atomically(result, str(out), False, {})
+        _outputs.store_atomically(result, str(out), False, {}, dimension_names=None)
     assert os.listdir(tmp_path) == []
 
 

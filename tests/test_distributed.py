@@ -1382,11 +1382,21 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     ckpt.write_text(json.dumps(older))
     with pytest.raises(ValueError, match="written by an older dask_gmm.*Finish that fit"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
-    good = json.loads(json.dumps(old))
-    del good["runs"]
-    ckpt.write_text(json.dumps(good))
+    no_digest = json.loads(json.dumps(old))  # its fingerprint whole, but no runs' digest (before 339f3fe)
+    no_digest["fingerprint"]["data"] = "0"
+    del no_digest["runs_digest"]
+    ckpt.write_text(json.dumps(no_digest))
+    with pytest.raises(ValueError, match="written by an older dask_gmm.*Finish that fit"):
+        GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+    with pytest.raises(ValueError, match="checkpoint of a fit by an older dask_gmm, not a model"):
+        load_model(ckpt)
+    no_runs = json.loads(json.dumps(old))
+    del no_runs["runs"]
+    ckpt.write_text(json.dumps(no_runs))
     with pytest.raises(ValueError, match=r"The checkpoint .* is damaged \(KeyError\('runs'\)\)\. Delete it"):
         GaussianMixture(3, random_state=0, checkpoint=ckpt).fit(X)
+    with pytest.raises(ValueError, match=r"\(it is a damaged checkpoint of a fit, not a model, and a fit refuses it"):
+        load_model(ckpt)  # it had said a fit resumes from it
     # Not a checkpoint (a user's notes, a model file, a JSON list): not called damaged, and kept
     for text in ("precious notes", json.dumps({"format": "dask_gmm.model/1"}), "[1, 2]", "null"):
         ckpt.write_text(text)

@@ -1051,6 +1051,17 @@ def test_a_store_in_a_group_that_would_not_list_it(tmp_path):
                                          rf"metadata\({re.escape(repr(v3))}\) once it is written to update it"):
         generate_mixture(v3 + "/gen", 300, random_state=1, overwrite=True)  # the listing: 100 rows
     assert zarr.open_group(v3, mode="r")["gen/X"].shape == (100, 2)  # as the warning says, until consolidated
+    root = str(tmp_path / "root.zarr")  # nested groups, each consolidated: each listing needs mending (a review)
+    zarr.open_group(root, mode="w").create_group("sub").create_array("a", shape=(3,), dtype="i1")
+    zarr.consolidate_metadata(root + "/sub")
+    zarr.consolidate_metadata(root)
+    with pytest.warns(UserWarning) as warned:
+        generate_mixture(root + "/sub/gen", 100, random_state=1)
+    said = [str(w.message) for w in warned if "consolidated metadata" in str(w.message)]
+    assert [s.split("'")[1] for s in said] == [root + "/sub", root] and all("will not list the output" in s for s in said)
+    for group in (root + "/sub", root):  # as they say
+        zarr.consolidate_metadata(group)
+    assert sorted(zarr.open_group(root, mode="r")["sub"].group_keys()) == ["gen"]
 
 
 def test_whole_numbers_are_asked_for_as_integers(tmp_path):

@@ -312,7 +312,7 @@ def _skew(c):
 
 MUTATIONS = {
     "wrong format": ("full", "format", "dask_gmm.model/99", "format tag"),
-    "checkpoint format": ("full", "format", "dask_gmm.checkpoint/1", "it is a checkpoint of a fit, not a model"),
+    "checkpoint format": ("full", "format", "dask_gmm.checkpoint/1", "checkpoint of a fit, not a model"),
     "missing means": ("full", "means", _DELETE, "missing keys"),
     "missing format": ("full", "format", _DELETE, "format tag"),
     "unknown covariance type": ("full", "covariance_type", "banana", "covariance_type"),
