@@ -250,6 +250,18 @@ def fitted_fields(d, covariance_type, n_components, n_features):
                                                     lower_bounds=lower_bounds)
 
 
+def damage(state):
+    """Why the checkpoint dict ``state`` (of this format tag) is damaged, its fingerprint or runs missing or
+    of the wrong kind (``"KeyError('runs')"``), else None."""
+    try:
+        saved = state["fingerprint"]
+        if not isinstance(saved, dict) or not isinstance(saved.get("args"), dict) or not isinstance(state["runs"], list):
+            raise ValueError("a fingerprint or runs of the wrong kind")
+    except (ValueError, KeyError) as exc:
+        return repr(exc)
+    return None
+
+
 def of_older_layout(state):
     """Whether the checkpoint dict ``state`` (of this format tag) was written by a dask_gmm before 339f3fe
     (2026-12-01), which recorded its data, warm start and runs otherwise (no ``runs_digest``): not
@@ -330,12 +342,10 @@ class Checkpoint:
                 f"{self.path!r} is not a dask_gmm checkpoint ({why}), and a fit replaces only its own "
                 "checkpoints. Choose another checkpoint path."
             )
-        try:
-            saved = state["fingerprint"]
-            if not isinstance(saved, dict) or not isinstance(saved.get("args"), dict) or not isinstance(state["runs"], list):
-                raise ValueError("a fingerprint or runs of the wrong kind")
-        except (ValueError, KeyError) as exc:
-            raise ValueError(damaged.format(repr(exc))) from None
+        why = damage(state)
+        if why is not None:
+            raise ValueError(damaged.format(why))
+        saved = state["fingerprint"]
         if of_older_layout(state):
             raise ValueError(
                 f"The checkpoint {self.path!r} was written by an older dask_gmm, which recorded the fit it belongs "

@@ -37,8 +37,8 @@ from sklearn.exceptions import NotFittedError
 from . import _covariance as cov
 from . import _files
 from ._checkpoint import FORMAT as CHECKPOINT_FORMAT
-from ._checkpoint import (fitted_fields, fitted_to_dict, identity, json_float, json_int, json_number, of_another_version,
-                          of_older_layout)
+from ._checkpoint import (damage, fitted_fields, fitted_to_dict, identity, json_float, json_int, json_number,
+                          of_another_version, of_older_layout)
 from ._files import check_folder, local_file_path, write_atomic
 from .io import warn_at_caller
 from .mixture import GaussianMixture, check_fitted
@@ -236,8 +236,7 @@ def model_from_dict(d):
     if of_another_version(d.get("format"), FORMAT):
         raise ValueError(f"written by another version of dask_gmm: format tag {d.get('format')!r}, where this "
                          f"version reads {FORMAT!r}; load it with the version that wrote it")
-    if d.get("format") == CHECKPOINT_FORMAT and not (isinstance(d.get("fingerprint"), dict)
-                                                     and isinstance(d.get("runs"), list)):
+    if d.get("format") == CHECKPOINT_FORMAT and damage(d) is not None:
         raise ValueError("it is a damaged checkpoint of a fit, not a model, and a fit refuses it: delete it to start "
                          "that fit afresh")
     if d.get("format") == CHECKPOINT_FORMAT and of_older_layout(d):
