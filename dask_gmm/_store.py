@@ -157,15 +157,25 @@ def _shard_index_format(arr):
         and all(isinstance(c, Crc32cCodec) for c in index[1:])
     )
     if not ok:
-        raise ValueError(
+        raise UncheckableLayout(
             f"The Zarr array is sharded in a layout dask_gmm cannot check for unwritten chunks "
-            f"(codecs {list(codecs)}); it checks shards whose codec is the sharding codec alone, "
+            f"(codecs {_codec_names(codecs)}); it checks shards whose codec is the sharding codec alone, "
             "not sharded again within, with an index encoded as bytes (+ crc32c). Rewrite the store with "
             "zarr.create_array(..., shards=...) and the default shard index, or without shards."
         )
     n_inner = math.prod(s // c for s, c in zip(arr.shards, codec.chunk_shape))
     byteorder = "<" if index[0].endian.value == "little" else ">"
     return codec, 16 * n_inner + 4 * (len(index) - 1), byteorder, len(index) == 2
+
+
+def _codec_names(codecs):
+    """``codecs`` by class name, a sharding codec's own codecs and index codecs within: for messages."""
+    def name(c):
+        if not isinstance(c, ShardingCodec):
+            return type(c).__name__
+        return f"ShardingCodec(codecs: {_codec_names(c.codecs)}; index: {_codec_names(c.index_codecs)})"
+
+    return ", ".join(map(name, codecs))
 
 
 def _decode_shard_index(raw, chunks_per_shard, byteorder="<", checksummed=True, size=None):
@@ -314,6 +324,11 @@ def _unwritten_inner_chunks(arr, shards):
 
 #: What finishes or mends a store that dask_gmm generated, for messages.
 RERUN = "the same generate command (for the store of `dask-gmm demo`, the same demo command)"
+
+
+class UncheckableLayout(ValueError):
+    """A sharded layout whose shard index this module cannot read (:func:`_shard_index_format`), so
+    whose unwritten chunks it cannot find: refused by a fit, reported by ``dask-gmm info``."""
 
 
 class DamagedMetadata(ValueError):

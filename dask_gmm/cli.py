@@ -1509,6 +1509,8 @@ def cmd_info(args, term):
         state = (f"the {what} of a store written by dask-gmm generate, {info['true_of']!r}, not data "
                  f"('{PROG} info {info['true_of']}' gives its status and true model)")
     term.out(f"  status       {state}")
+    if info["unchecked"]:  # fit, predict and score refuse it with the same words
+        term.out(f"  missing      not checked: {info['unchecked']}")
     if info["missing_chunks"]:
         of = ", ".join(f"{n:,} of {name}" for name, n in info["missing_chunks_of"].items() if n)
         term.out(f"  missing      {_count(info['missing_chunks'], 'chunk')} absent from the store: {of}")

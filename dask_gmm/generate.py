@@ -1068,7 +1068,9 @@ def store_info(path):
         (weights, means, covariances as lists, or None); ``missing_chunks``,
         the number of chunks of X (and labels) that zarr would read as fill values (in a
         sharded array: inner chunks, those of an absent shard included), and
-        ``missing_chunks_of``, that number for each array by name; ``cut_short_chunks`` and
+        ``missing_chunks_of``, that number for each array by name, both None where the array is
+        sharded in a layout whose unwritten chunks cannot be found, which ``unchecked`` then
+        explains (else None); ``cut_short_chunks`` and
         ``cut_short_chunks_of``, the same for the chunk files of a generated store that are not the
         length their Blosc header (or their rows) says (:func:`_cut_short`: 16 bytes read a chunk;
         a rerun writes them again); ``lost_true``, the arrays of
@@ -1106,8 +1108,11 @@ def store_info(path):
     X = arrays[0]
     bare = os.path.basename(os.fspath(path).rstrip("/")) or "array"  # an array, not a group: by its name
     names = ("X", "labels") if isinstance(node, zarr.Group) else (bare,)
-    missing = {name: _store.missing_chunk_count(a) for name, a in zip(names, arrays)}
-    n_missing = sum(missing.values())
+    try:
+        missing, unchecked = {name: _store.missing_chunk_count(a) for name, a in zip(names, arrays)}, None
+    except _store.UncheckableLayout as exc:  # described all the same: what is there is what a rewrite needs
+        missing, unchecked = None, str(exc)
+    n_missing = None if missing is None else sum(missing.values())
     generated = status.get("format") == FORMAT or member is not None  # (labels or a true array: its store's)
     cut = {name: len(_cut_short(a)) if generated else 0 for name, a in zip(names, arrays)}
     changed = io.reshaped(status, X, labels if isinstance(node, zarr.Group) else None)
@@ -1126,6 +1131,7 @@ def store_info(path):
         "true_model": true,
         "missing_chunks": n_missing,
         "missing_chunks_of": missing,
+        "unchecked": unchecked,
         "cut_short_chunks": sum(cut.values()),
         "cut_short_chunks_of": cut,
         "lost_true": lost,
@@ -1155,8 +1161,8 @@ def _unmade_info(path, status, true, labels):
     return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
             "filters": [], "compressors": [type(c).__name__ for c in codecs], "checksum": checksummed(codecs),
             "complete": False, "seed": status.get("seed"), "n_components": status.get("n_components"), "true_model": true,
-            "missing_chunks": sum(missing.values()), "missing_chunks_of": missing, "lost_true": [],
-            "status": "incomplete", "labels_of": None, "true_of": None}
+            "missing_chunks": sum(missing.values()), "missing_chunks_of": missing, "unchecked": None,
+            "lost_true": [], "status": "incomplete", "labels_of": None, "true_of": None}
 
 
 def _status(complete, missing, changed=None):

@@ -1065,6 +1065,30 @@ def test_shards_within_shards_are_refused(tmp_path):
         GaussianMixture(3).fit(str(tmp_path / "s.zarr"))
 
 
+def test_info_describes_a_layout_it_cannot_check(tmp_path, capsys):
+    """``dask-gmm info`` had refused shards within shards with fit's error: it now describes the
+    store, its missing chunks unchecked, in fit's words."""
+    from dask_gmm import cli
+
+    X = make_blobs(n=12000, means=BLOBS3)
+    inner = zarr.codecs.ShardingCodec(chunk_shape=(500, 3), index_codecs=[zarr.codecs.BytesCodec()])
+    codec = zarr.codecs.ShardingCodec(chunk_shape=(3000, 3), codecs=[inner])
+    zarr.create_array(str(tmp_path / "s.zarr"), shape=X.shape, chunks=(6000, 3), dtype=X.dtype,
+                      serializer=codec, compressors=None)[:] = X
+    assert cli.main(["info", str(tmp_path / "s.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert "12,000 rows x 3 features, float64" in out
+    assert re.search(r"missing +not checked: The Zarr array is sharded in a layout dask_gmm cannot check .*"
+                     r"ShardingCodec\(codecs: ShardingCodec\(codecs: BytesCodec; index: BytesCodec\)", out)
+    assert cli.main(["info", str(tmp_path / "s.zarr"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["missing_chunks"] is None and info["missing_chunks_of"] is None
+    assert info["unchecked"].startswith("The Zarr array is sharded in a layout dask_gmm cannot check")
+    zarr.create_array(str(tmp_path / "plain.zarr"), shape=X.shape, chunks=(6000, 3), dtype=X.dtype)[:] = X
+    assert cli.main(["info", str(tmp_path / "plain.zarr"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unchecked"] is None
+
+
 def test_shard_index_decoding(tmp_path):
     X = make_blobs(n=12000, means=BLOBS3)
     sharded_store(tmp_path / "s.zarr", X)
