@@ -390,13 +390,23 @@ def build_parser():
                     help="added to covariance diagonals (default 1e-6)")
 
     p = sub.add_parser("generate", parents=[common, cluster], help="write a synthetic Gaussian mixture to a Zarr store",
-                       description="Draw a Gaussian mixture (means uniform in [-10, 10]^D, covariances "
-                                   "0.1 A^T A) and write N rows of it to a Zarr group (arrays X and labels), "
-                                   "chunk by chunk. Rerunning an interrupted command finishes it.")
+                       description="Draw a Gaussian mixture (means uniform in [-B, B]^D, covariances "
+                                   "S A^T A, A standard Gaussian) or take a fitted model's, and write N rows "
+                                   "of it to a Zarr group (arrays X and labels), chunk by chunk. Rerunning an "
+                                   "interrupted command finishes it.")
     p.add_argument("path", metavar="PATH", help="Zarr store to write (a folder, or an fsspec URL)")
     p.add_argument("--n-samples", "-n", type=count, required=True, metavar="N", help="rows, e.g. 1e8 or 100_000_000")
-    p.add_argument("--n-features", "-d", type=count, default=2, metavar="D", help="features (default 2)")
-    p.add_argument("--n-components", "-k", type=count, default=3, metavar="K", help="components (default 3)")
+    p.add_argument("--n-features", "-d", type=count, default=None, metavar="D", help="features (default 2)")
+    p.add_argument("--n-components", "-k", type=count, default=None, metavar="K", help="components (default 3)")
+    p.add_argument("--box", type=_positive_float, default=None, metavar="B",
+                   help="means uniform in [-B, B]^D (default 10)")
+    p.add_argument("--covariance-scale", type=_positive_float, default=None, metavar="S",
+                   help="covariances S A^T A (default 0.1): larger S, more overlap")
+    p.add_argument("--min-separation", type=_positive_float, default=None, metavar="M",
+                   help="redraw the means until every pair is at least M apart (default: no minimum)")
+    p.add_argument("--model", metavar="MODEL.json", default=None,
+                   help="sample from this fitted model (of any covariance type) instead of drawing a mixture: "
+                        "it gives D and K")
     p.add_argument("--seed", type=_seed, default=None, metavar="S",
                    help="random seed (default: fresh; an existing store's recorded one, when it resumes or reruns "
                         "without --overwrite)")
@@ -410,6 +420,7 @@ def build_parser():
                         "checksum either way (default lz4, or what the store at PATH records, when it resumes or reruns "
                         "without --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace the store that generate wrote at PATH (never other data or files)")
+    p.add_argument("--json", action="store_true", help="print a JSON object: what info --json prints, and seconds")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("fit", parents=[common, cluster, em], help="fit a Gaussian mixture to a Zarr store",
@@ -447,6 +458,7 @@ def build_parser():
     p.add_argument("--output", "-o", required=True, metavar="LABELS.zarr", help="Zarr array to write")
     p.add_argument("--proba", action="store_true", help="write (n_samples, K) probabilities instead of labels")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier output of predict (never other data or files)")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("score", parents=[common, cluster], help="mean log-likelihood, BIC and AIC of a model on data",
@@ -987,7 +999,10 @@ def _store_state(path):
 
 
 #: The arguments of generate_mixture and of GaussianMixture that the command line's options set.
-GENERATE_ARGUMENTS = ("n_samples", "n_features", "n_components", "chunk_size", "dtype", "compression", "random_state")
+GENERATE_ARGUMENTS = ("n_samples", "n_features", "n_components", "chunk_size", "dtype", "compression", "random_state",
+                      "box", "covariance_scale", "min_separation")
+#: generate's options of a drawn mixture, and their defaults: a --model gives the mixture instead.
+DRAWN = {"n_features": 2, "n_components": 3, "box": 10.0, "covariance_scale": 0.1, "min_separation": None}
 FIT_ARGUMENTS = ("max_iter", "tol", "n_init", "init_params", "random_state", "n_components", "covariance_type",
                  "reg_covar")
 
@@ -1034,14 +1049,20 @@ def _check_rows(path, n, n_components):
 def cmd_generate(args, term):
     from .generate import generate_mixture
 
+    given = [name for name in DRAWN if getattr(args, name) is not None]
+    if args.model is not None and given:  # the library ignores them: not silently here
+        raise CLIError(f"--model gives the mixture, so {', '.join(_option_words(n, DRAWN) for n in given)} "
+                       f"would be ignored. Leave {'it' if len(given) == 1 else 'them'} out, or leave out --model.")
+    drawn = {name: DRAWN[name] if getattr(args, name) is None else getattr(args, name) for name in DRAWN}
+    model = None if args.model is None else _load_model(args.model)
     path = _lasting(_data_path(args.path))
     before = None if args.overwrite else _store_state(path)
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
         try:
-            generate_mixture(path, args.n_samples, args.n_features, args.n_components,
-                             chunk_size=args.chunk_size, dtype=args.dtype, random_state=args.seed,
-                             overwrite=args.overwrite, compression=args.compression)
+            true = generate_mixture(path, args.n_samples, chunk_size=args.chunk_size, dtype=args.dtype,
+                                    random_state=args.seed, overwrite=args.overwrite, compression=args.compression,
+                                    model=model, **drawn)
         except ValueError as exc:  # the library's advice, in the command line's words
             message = str(exc).removeprefix("generate_mixture: ")
             for name in GENERATE_ARGUMENTS:  # an argument quoted as a name ('n_components'), not a path
@@ -1049,8 +1070,11 @@ def cmd_generate(args, term):
             message = _option_words(message, GENERATE_ARGUMENTS)  # _store.REGENERATE's words first
             raise CLIError(message.replace("generate_mixture", f"'{PROG} generate'")) from None
     seconds = time.perf_counter() - t0
-    what = (f"{_count(args.n_samples, 'row')} x {_count(args.n_features, 'feature')} "
-            f"({_count(args.n_components, 'component')}, {args.dtype})")
+    if args.json:
+        term.out(_json_line({**_store_json(path), "path": args.path, "seconds": seconds}, default=str))
+        return 0
+    K, d = true.means_.shape
+    what = f"{_count(args.n_samples, 'row')} x {_count(d, 'feature')} ({_count(K, 'component')}, {args.dtype})"
     if before is None:
         term.out(f"wrote {what} to {args.path} in {_fmt_seconds(seconds)}")
     elif before["status"] == "complete":  # a rerun: its chunks are all there, and are not read again
@@ -1064,6 +1088,9 @@ def cmd_generate(args, term):
                            + [f"the array {name}" for name in before["lost_true"]])
         term.out(f"wrote what {args.path} lacked ({lacked}; {_count(-(-args.n_samples // before['chunks'][0]), 'chunk')} "
                  f"each in all) of {what} in {_fmt_seconds(seconds)}")
+    if args.seed is None:  # drawn (a new store's), or the one a rerun found recorded
+        seed = _store_json(path)["seed"]
+        term.out(f"seed {seed}" + (f"  (drawn: --seed {seed} repeats this store)" if before is None else ""))
     return 0
 
 
@@ -1361,8 +1388,13 @@ def cmd_predict(args, term):
             result, what = model.predict(path).astype(label_dtype(K)), "labels"
         dimensions = ("sample", "component")[:result.ndim]  # as a generated store's (generate.DIMENSIONS)
         store_atomically(result, output, args.overwrite, attrs, watched.check, dimension_names=dimensions)
+    seconds = time.perf_counter() - t0
+    if args.json:
+        term.out(_json_line({"output": args.output, "kind": attrs[PREDICT_ATTR]["kind"], "shape": list(result.shape),
+                             "dtype": str(result.dtype), "model": model_file, "data": path, "seconds": seconds}))
+        return 0
     term.out(f"wrote {what} of {_count(X.shape[0], 'row')} to {args.output} "
-             f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(time.perf_counter() - t0)}")
+             f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(seconds)}")
     return 0
 
 
@@ -1424,6 +1456,15 @@ def _model_dict(model):
     return model_to_dict(model)
 
 
+def _store_json(path):
+    """What ``info --json`` prints of the store at ``path``: :func:`dask_gmm.generate.store_info`, and
+    ``predicted``, the record of the predict that wrote it (else None)."""
+    from ._outputs import predict_record
+    from .generate import store_info
+
+    return {**store_info(path), "predicted": predict_record(path)}
+
+
 def cmd_info(args, term):
     from ._files import local_file_path
 
@@ -1458,14 +1499,11 @@ def cmd_info(args, term):
             term.out(line)
         return 0
 
-    from ._outputs import predict_record
-    from .generate import store_info
     from .modelfile import fitted_model
 
     if "://" not in path and not os.path.exists(path):
         raise CLIError(f"nothing at {path!r}: neither a Zarr store nor a model file. Check the path.")
-    info = store_info(path)
-    info["predicted"] = predict_record(path)
+    info = _store_json(path)
     if args.json:
         term.out(_json_line(info, default=str))
         return 0
@@ -1524,6 +1562,14 @@ def cmd_info(args, term):
                  "command, rerun, writes them again)")
     if info["seed"] is not None:
         term.out(f"  seed         {info['seed']}")
+    record = info["generator"] or {}
+    if record.get("source") == "model":
+        term.out("  drawn from   a fitted model (generate --model)")
+    elif record.get("box") is not None:  # stores of before the record kept these have none
+        apart = record.get("min_separation")
+        term.out(f"  drawn with   means in [-{record['box']:g}, {record['box']:g}]^{record['n_features']}, covariances "
+                 f"{record['covariance_scale']:g} A^T A, " + ("no minimum separation" if apart is None else
+                                                             f"means at least {apart:g} apart"))
     true = info["true_model"]
     if true:
         tm = fitted_model(true["weights"], true["means"], true["covariances"], "full")

@@ -1064,7 +1064,9 @@ def store_info(path):
         (:func:`dask_gmm._codecs.checksummed`);
         ``complete`` (the generator's record: whether its run finished, not whether every chunk is
         there now, which ``status`` says) and ``seed`` (None unless written by
-        :func:`generate_mixture`); ``n_components`` and ``true_model``
+        :func:`generate_mixture`); ``generator``, the generator's whole record (its arguments:
+        ``box``, ``covariance_scale``, ``min_separation``, ``source``, ``chunk_size``, ``compression``,
+        ...; None unless generated); ``n_components`` and ``true_model``
         (weights, means, covariances as lists, or None); ``missing_chunks``,
         the number of chunks of X (and labels) that zarr would read as fill values (in a
         sharded array: inner chunks, those of an absent shard included), and
@@ -1128,6 +1130,7 @@ def store_info(path):
         "complete": status.get("complete"),
         "seed": status.get("seed"),
         "n_components": status.get("n_components"),
+        "generator": status or None,
         "true_model": true,
         "missing_chunks": n_missing,
         "missing_chunks_of": missing,
@@ -1160,7 +1163,8 @@ def _unmade_info(path, status, true, labels):
     codecs = _compressors(status.get("compression", "lz4"))
     return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
             "filters": [], "compressors": [type(c).__name__ for c in codecs], "checksum": checksummed(codecs),
-            "complete": False, "seed": status.get("seed"), "n_components": status.get("n_components"), "true_model": true,
+            "complete": False, "seed": status.get("seed"), "n_components": status.get("n_components"),
+            "generator": status, "true_model": true,
             "missing_chunks": sum(missing.values()), "missing_chunks_of": missing, "unchecked": None,
             "lost_true": [], "status": "incomplete", "labels_of": None, "true_of": None}
 

@@ -104,6 +104,56 @@ def test_generate_equals_the_library(store, tmp_path):
     np.testing.assert_array_equal(a["true_means"][...], true.means_)
 
 
+def test_generate_draws_as_asked_and_says_so(store, model_file, tmp_path, capsys):
+    """A separation sweep had to leave the command line: generate had no --box, --covariance-scale,
+    --min-separation or --model, printed no seed it drew, and info showed none of them (a review of
+    scripted experiments)."""
+    drawn = ("-n", "2000", "-d", "3", "-k", "4", "--box", "3", "--covariance-scale", "0.5", "--min-separation", "1")
+    rc, out, _ = run(capsys, "generate", tmp_path / "a.zarr", *drawn)
+    seed = int(re.fullmatch(r"seed (\d+)  \(drawn: --seed \1 repeats this store\)", out.splitlines()[1])[1])
+    ref = generate_mixture(tmp_path / "ref.zarr", 2000, 3, 4, random_state=seed, box=3, covariance_scale=0.5,
+                           min_separation=1)
+    np.testing.assert_array_equal(zarr.open_group(tmp_path / "a.zarr")["X"][:], zarr.open_group(tmp_path / "ref.zarr")["X"][:])
+    assert np.abs(ref.means_).max() <= 3 and np.abs(ref.means_).max() > 1
+    assert not np.array_equal(ref.means_, generate_mixture(tmp_path / "b.zarr", 2000, 3, 4, random_state=seed).means_)
+    rc, out, _ = run(capsys, "info", tmp_path / "a.zarr")
+    assert rc == 0 and "  drawn with   means in [-3, 3]^3, covariances 0.5 A^T A, means at least 1 apart\n" in out
+    rc, out, _ = run(capsys, "generate", tmp_path / "a.zarr", *drawn)  # a rerun: its recorded seed, not "drawn"
+    assert rc == 0 and out.splitlines()[1] == f"seed {seed}"
+    rc, _, err = run(capsys, "generate", tmp_path / "a.zarr", *drawn[:-2])
+    assert_one_line_error(rc, err, "generated with different arguments (--min-separation differs)")
+    # --json: info's object, and the seconds
+    rc, out, _ = run(capsys, "generate", tmp_path / "c.zarr", *drawn, "--seed", "4", "--json")
+    assert rc == 0 and len(out.splitlines()) == 1
+    info = json.loads(out)
+    assert info["path"] == str(tmp_path / "c.zarr") and info["seconds"] > 0 and info["seed"] == 4
+    assert info["generator"]["box"] == 3.0 and info["generator"]["covariance_scale"] == 0.5
+    assert info["generator"]["min_separation"] == 1.0 and info["generator"]["source"] == "drawn"
+    assert {k: v for k, v in info.items() if k != "seconds"} == json.loads(run(capsys, "info", tmp_path / "c.zarr",
+                                                                                "--json")[1])
+    # --model: the fitted model's mixture, which gives D and K
+    rc, out, _ = run(capsys, "generate", tmp_path / "m.zarr", "-n", "3000", "--model", model_file, "--seed", "2")
+    assert rc == 0 and out.startswith("wrote 3,000 rows x 2 features (3 components, float64)")
+    fitted = load_model(model_file)
+    generate_mixture(tmp_path / "mref.zarr", 3000, model=fitted, random_state=2)
+    np.testing.assert_array_equal(zarr.open_group(tmp_path / "m.zarr")["X"][:], zarr.open_group(tmp_path / "mref.zarr")["X"][:])
+    np.testing.assert_allclose(read_true_model(tmp_path / "m.zarr").covariances_, fitted.covariances_, rtol=1e-12)
+    assert "  drawn from   a fitted model (generate --model)" in run(capsys, "info", tmp_path / "m.zarr")[1]
+    for extra in (("-k", "3"), ("--box", "3", "-d", "2")):  # ignored by the library: refused here
+        rc, _, err = run(capsys, "generate", tmp_path / "n.zarr", "-n", "3000", "--model", model_file, *extra)
+        assert_one_line_error(rc, err, "--model gives the mixture, so", "would be ignored")
+    assert not (tmp_path / "n.zarr").exists()
+
+
+def test_predict_json(store, model_file, tmp_path, capsys):
+    rc, out, _ = run(capsys, "predict", model_file, store, "-o", tmp_path / "p.zarr", "--proba", "--json")
+    assert rc == 0 and len(out.splitlines()) == 1
+    said = json.loads(out)
+    assert said["output"] == str(tmp_path / "p.zarr") and said["kind"] == "proba" and said["shape"] == [N, 3]
+    assert said["dtype"] == "float64" and said["model"] == os.path.realpath(model_file) and said["seconds"] > 0
+    assert said["shape"] == list(zarr.open_array(tmp_path / "p.zarr").shape)
+
+
 def test_generate_without_compression_equals_the_library_and_says_so(tmp_path, capsys):
     path, ref = tmp_path / "none.zarr", tmp_path / "ref.zarr"
     assert run(capsys, "generate", path, "-n", "20_000", "--chunk-size", "5000", "--seed", "1",
