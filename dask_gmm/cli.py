@@ -465,6 +465,9 @@ def build_parser():
                        description="Mean log-likelihood per row, BIC and AIC of the model on the data (one pass).")
     p.add_argument("model", metavar="MODEL.json", help="model file (written by fit or select)")
     p.add_argument("path", metavar="PATH", help="Zarr store of the data")
+    p.add_argument("--truth", action="store_true",
+                   help="also compare the model with the true mixture of a store written by generate: each true "
+                        "component's match, the labels' agreement, the true mixture's log-likelihood (two passes more)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_score)
 
@@ -1421,8 +1424,18 @@ def cmd_score(args, term):
     model = _load_model(args.model)
     X = _open_data(path)  # once: it warns of a path that is not data
     _check_match(model, X, args.model, args.path)
+    if args.truth and _true_model(path) is None:  # before any pass over the data
+        raise CLIError(f"{args.path!r} records no true mixture: --truth compares a model with the mixture of a "
+                       f"store written by '{PROG} generate'. Leave out --truth.")
     with _scheduler(args.scheduler, term), _dask_progress(term):
         s = _scores(model, path, X.shape[0])
+        if args.truth:
+            from .generate import compare_with_truth
+
+            try:
+                s["truth"] = compare_with_truth(model, path)
+            except ValueError as exc:  # lost chunks of its labels
+                raise CLIError(str(exc)) from None
     if args.json:
         term.out(_json_line(s))
         return 0
@@ -1431,6 +1444,14 @@ def cmd_score(args, term):
     term.out(f"AIC                  {s['aic']!r}")
     term.out(f"rows                 {s['n_samples']}")
     term.out(f"free parameters      {s['n_parameters']}")
+    if args.truth:
+        t = s["truth"]
+        term.out(f"true mixture         mean log-likelihood {t['true_mean_log_likelihood']!r}; labels agree on "
+                 f"{t['label_agreement']:.2%} of rows")
+        for k, j in enumerate(t["matched"]):
+            term.out(f"  true {k}: " + ("no fitted component left to match" if j < 0 else
+                     f"fitted {j}, weight |diff| {t['weight_error'][k]:.1e}, mean |diff| {t['mean_error'][k]:.1e}, "
+                     f"covariance rel diff {t['covariance_error'][k]:.1e}"))
     return 0
 
 
@@ -1583,6 +1604,16 @@ def _plot_module():
     from . import plot
 
     return plot
+
+
+def _true_model(path):
+    """The true mixture of the store at ``path`` (None where it records none); its lost arrays a CLIError."""
+    from .generate import read_true_model
+
+    try:
+        return read_true_model(path)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _true_model_or_none(path):

@@ -1027,6 +1027,59 @@ def match_components(true_means, fitted_means):
     return out
 
 
+def compare_with_truth(model, path):
+    """How the fitted ``model`` compares with the true mixture of the generated store at ``path``,
+    component by component (matched by :func:`match_components`), and row by row: two passes over
+    the data (the true mixture's score, and the labels), as ``dask-gmm score --truth`` reports them.
+
+    Parameters
+    ----------
+    model : fitted GaussianMixture or BayesianGaussianMixture, of the store's n_features
+    path : str or os.PathLike, a store written by :func:`generate_mixture`
+
+    Returns
+    -------
+    dict
+        ``matched``: list of K_true ints, the fitted component of each true one (-1 where there
+        are fewer fitted ones); ``weight_error``, ``mean_error`` and ``covariance_error``: lists
+        of K_true floats (None where unmatched), ``|w - w_true|``, the Euclidean distance of the
+        means and ``||C - C_true||_F / ||C_true||_F`` of the covariances as full (d, d) matrices;
+        ``label_agreement``: the share of rows whose predicted component is the one matched to
+        their true component; ``true_mean_log_likelihood``: the mean log-likelihood of the rows
+        under the true mixture, to set beside ``model.score(path)``.
+
+    Raises
+    ------
+    ValueError
+        The store records no true parameters, or its labels have lost chunks.
+    """
+    import dask.array as da
+
+    check_fitted(model)
+    true = read_true_model(path)
+    if true is None:
+        raise ValueError(f"{os.fspath(path)!r} records no true parameters: compare_with_truth compares a fit "
+                         "with the mixture of a store written by generate_mixture.")
+    group = zarr.open_group(io.data_path(path), mode="r")
+    labels = io.member(group, "labels", os.fspath(path))
+    if not isinstance(labels, zarr.Array) or _store.missing_chunks(labels):
+        raise ValueError(f"the store {os.fspath(path)!r} has lost chunks of its true labels (or the array). "
+                         "Rerun the same generate command to write them again.")
+    K, d = true.means_.shape
+    order = match_components(true.means_, model.means_)
+    fitted_cov = as_full_covariances(model.covariances_, model.covariance_type, *model.means_.shape)
+    errors = {"weight_error": [], "mean_error": [], "covariance_error": []}
+    for k, j in enumerate(order):
+        found = j >= 0
+        errors["weight_error"].append(float(abs(model.weights_[j] - true.weights_[k])) if found else None)
+        errors["mean_error"].append(float(np.linalg.norm(model.means_[j] - true.means_[k])) if found else None)
+        errors["covariance_error"].append(float(np.linalg.norm(fitted_cov[j] - true.covariances_[k])
+                                                / np.linalg.norm(true.covariances_[k])) if found else None)
+    same = da.from_array(order)[da.from_zarr(labels)] == model.predict(path)  # a true component unmatched: -1, never
+    return {"matched": [int(j) for j in order], **errors, "label_agreement": float(same.mean().compute()),
+            "true_mean_log_likelihood": float(true.score(path))}
+
+
 def read_true_model(path):
     """The true model recorded in a generated store, or None when it records none.
 

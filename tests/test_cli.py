@@ -145,6 +145,21 @@ def test_generate_draws_as_asked_and_says_so(store, model_file, tmp_path, capsys
     assert not (tmp_path / "n.zarr").exists()
 
 
+def test_score_truth_equals_the_library(store, model_file, tmp_path, capsys):
+    from dask_gmm.generate import compare_with_truth
+
+    rc, out, _ = run(capsys, "score", model_file, store, "--truth", "--json")
+    assert rc == 0 and json.loads(out)["truth"] == compare_with_truth(load_model(model_file), store)
+    truth = json.loads(out)["truth"]
+    rc, out, _ = run(capsys, "score", model_file, store, "--truth")
+    assert rc == 0 and f"labels agree on {truth['label_agreement']:.2%} of rows" in out
+    assert f"  true 0: fitted {truth['matched'][0]}, weight |diff| {truth['weight_error'][0]:.1e}" in out
+    zarr.create_array(str(tmp_path / "plain.zarr"), shape=(N, 2), chunks=(CHUNK, 2), dtype="f8")[:] = (
+        zarr.open_group(store)["X"][:])
+    rc, _, err = run(capsys, "score", model_file, tmp_path / "plain.zarr", "--truth")
+    assert_one_line_error(rc, err, "records no true mixture: --truth compares", "Leave out --truth")
+
+
 def test_predict_json(store, model_file, tmp_path, capsys):
     rc, out, _ = run(capsys, "predict", model_file, store, "-o", tmp_path / "p.zarr", "--proba", "--json")
     assert rc == 0 and len(out.splitlines()) == 1

@@ -1411,6 +1411,48 @@ def test_a_generated_store_opens_in_xarray_with_its_true_parameters(tmp_path):
     np.testing.assert_allclose(by_xarray.means_, by_path.means_, rtol=1e-12, atol=1e-12)
 
 
+def test_compare_with_truth_against_numpy_and_sklearn(tmp_path):
+    """Every figure against its own one-liner: scipy's assignment, the true mixture scored by
+    scikit-learn, the labels compared in memory."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    from dask_gmm.generate import compare_with_truth
+
+    path = str(tmp_path / "g.zarr")
+    true = generate_mixture(path, 30_000, 3, 4, chunk_size=7_000, random_state=5, covariance_scale=2.0)
+    X, labels = (zarr.open_group(path)[k][:] for k in ("X", "labels"))
+    for gm in (GaussianMixture(4, covariance_type="diag", random_state=0).fit(path),
+               GaussianMixture(3, random_state=0).fit(path)):  # one true component left unmatched
+        got = compare_with_truth(gm, path)
+        rows, cols = linear_sum_assignment(cdist(true.means_, gm.means_))
+        order = np.full(4, -1)
+        order[rows] = cols
+        assert got["matched"] == order.tolist()
+        fitted_cov = gm.covariances_ if gm.covariance_type == "full" else np.stack([np.diag(v) for v in gm.covariances_])
+        for k, j in enumerate(order):
+            if j < 0:
+                assert got["weight_error"][k] is got["mean_error"][k] is got["covariance_error"][k] is None
+                continue
+            assert got["weight_error"][k] == pytest.approx(abs(gm.weights_[j] - true.weights_[k]), rel=1e-12)
+            assert got["mean_error"][k] == pytest.approx(np.sqrt(((gm.means_[j] - true.means_[k]) ** 2).sum()), rel=1e-12)
+            rel = np.sqrt(((fitted_cov[j] - true.covariances_[k]) ** 2).sum() / (true.covariances_[k] ** 2).sum())
+            assert got["covariance_error"][k] == pytest.approx(rel, rel=1e-12)
+        predicted = gm.predict(X)
+        assert got["label_agreement"] == np.mean([order[t] == p for t, p in zip(labels, predicted)])
+        sk = SKGaussianMixture(4, covariance_type="full")
+        sk.weights_, sk.means_, sk.covariances_ = true.weights_, true.means_, true.covariances_
+        sk.precisions_cholesky_ = np.linalg.cholesky(np.linalg.inv(true.covariances_))
+        assert got["true_mean_log_likelihood"] == pytest.approx(sk.score(X), rel=1e-10)
+    assert 0.5 < compare_with_truth(gm, path)["label_agreement"] < 1  # a fit of 3 to 4: short of every row
+    zarr.create_array(str(tmp_path / "plain.zarr"), shape=X.shape, chunks=(7000, 3), dtype=X.dtype)[:] = X
+    with pytest.raises(ValueError, match="records no true parameters: compare_with_truth compares"):
+        compare_with_truth(gm, str(tmp_path / "plain.zarr"))
+    os.remove(os.path.join(path, "labels", "c", "2"))  # a lost chunk of labels reads as -1: never compared
+    with pytest.raises(ValueError, match="has lost chunks of its true labels .* Rerun the same generate command"):
+        compare_with_truth(gm, path)
+
+
 def test_match_components_pairs_each_true_component_with_its_fitted_one():
     """Against a brute force over every pairing: the one of least total distance between the means."""
     import itertools
