@@ -184,9 +184,17 @@ def _sibling_name(path):
     """(folder, prefix) of ``path``'s temporary siblings: ``.NAME.tmp@`` (NAME a digest of a name
     too long to carry)."""
     folder, base = os.path.split(os.path.abspath(os.fspath(path)))
-    if len(os.fsencode(base)) > 150:  # NAME_MAX is 255 bytes
+    if len(os.fsencode(base)) > _LONGEST_NAME:
         base = hashlib.blake2b(os.fsencode(base), digest_size=8).hexdigest()
     return folder, f".{base}.tmp@"
+
+
+#: The longest NAME a temporary sibling carries whole: NAME_MAX (255 bytes) less the rest of the
+#: longest sibling, ``.NAME.tmp@WRITER@HEX.gone`` (112 bytes), of the longest :func:`writer_id` (a
+#: host name of 64 bytes, a namespace inode of 10 digits, 8 of the machine id, a pid of 7). It
+#: depends on no host's own, so every writer of a path agrees on its lock's name. (It was 150: a
+#: host name of 63 bytes made the rename of a 146-byte name's output fail, a review.)
+_LONGEST_NAME = 255 - len(".") - len(".tmp@") - (64 + 1 + 10 + 1 + 8 + 1 + 7) - len("@") - 8 - len(".gone")
 
 
 def _dead_leftovers(folder, prefix):

@@ -2419,3 +2419,27 @@ def test_an_overwrite_replaces_a_store_holding_a_write_a_killed_process_left(tmp
     assert _store.foreign_files(path) == []
     generate_mixture(path, 3000, chunk_size=1000, random_state=1, overwrite=True)
     assert not (tmp_path / "g.zarr" / "X" / "c" / "0" / "0.1a2b3c4d5e6f.partial").exists()
+
+
+def test_temporary_siblings_of_long_names_fit_every_host(tmp_path, monkeypatch, capsys):
+    """Names of 146-150 bytes carried whole into ``.NAME.tmp@WRITER@HEX.gone``: a host name of 63
+    bytes made it longer than the 255 a name may have, and ``predict --overwrite`` failed at its
+    rename, after all its work (a review)."""
+    from dask_gmm import _files, cli
+
+    monkeypatch.setattr(_files.socket, "gethostname", lambda: "h" * 64)  # the longest a host's name may be
+    writer = _files.writer_id().split("@")[0]
+    for n in range(1, 256):
+        folder, prefix = _files._sibling_name(tmp_path / ("m" * n))
+        longest = f"{prefix}{writer.ljust(64 + 1 + 10 + 1 + 8, 'x')}@{9_999_999}@{'f' * 8}.gone"
+        assert len(os.fsencode(longest)) <= 255, n
+    X = make_blobs(n=4000, means=BLOBS3)
+    zarr.create_array(str(tmp_path / "d.zarr"), shape=X.shape, chunks=(1000, 3), dtype=X.dtype)[:] = X
+    model = str(tmp_path / "m.json")
+    assert cli.main(["fit", str(tmp_path / "d.zarr"), "-k", "3", "-o", model, "-q", "--seed", "0"]) == 0
+    for n in (143, 146, 150, 200):
+        out = tmp_path / ("o" * (n - len(".zarr")) + ".zarr")
+        for _ in range(2):  # new, then replaced: the old one moved aside to the longest name
+            assert cli.main(["predict", model, str(tmp_path / "d.zarr"), "-o", str(out), "--overwrite", "-q"]) == 0
+        assert zarr.open_array(str(out)).shape == (len(X),)
+    capsys.readouterr()
