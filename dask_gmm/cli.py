@@ -1057,6 +1057,7 @@ def cmd_generate(args, term):
         raise CLIError(f"--model gives the mixture, so {', '.join(_option_words(n, DRAWN) for n in given)} "
                        f"would be ignored. Leave {'it' if len(given) == 1 else 'them'} out, or leave out --model.")
     drawn = {name: DRAWN[name] if getattr(args, name) is None else getattr(args, name) for name in DRAWN}
+    _refuse_file_suffix(args.path, "PATH", "data.zarr", "numpy.asarray(zarr.open_group(path)['X'])")
     model = None if args.model is None else _load_model(args.model)
     path = _lasting(_data_path(args.path))
     before = None if args.overwrite else _store_state(path)
@@ -1366,12 +1367,27 @@ def _being_generated(path):
     return "://" not in path and (being_written(local) or being_written(os.path.dirname(local)))
 
 
+#: Suffixes of one-file formats, which a Zarr store written to a folder of that name is not.
+FILE_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt", ".json", ".h5", ".hdf5", ".hdf", ".nc", ".parquet",
+                 ".pq", ".feather", ".arrow", ".pkl", ".pickle", ".mat", ".png")
+
+
+def _refuse_file_suffix(path, what, example, read):
+    """A CLIError where the store ``path`` (``what``: "--output", "PATH") is named as a one-file format:
+    ``predict -o labels.npy`` wrote a Zarr folder of that name, which np.load could not read (a review)."""
+    suffix = os.path.splitext(str(path).rstrip("/"))[1].lower()
+    if suffix in FILE_SUFFIXES:
+        raise CLIError(f"{what} {path!r} names a {suffix} file, but {PROG} writes a Zarr store there (a folder). "
+                       f"Give a store's path, such as {example} (NumPy reads it as {read}).")
+
+
 def cmd_predict(args, term):
     from . import _cluster, io
     from ._outputs import PREDICT_ATTR, store_atomically
     from .generate import label_dtype
 
     _not_empty(args.output, "--output")
+    _refuse_file_suffix(args.output, "--output", "labels.zarr", "numpy.asarray(zarr.open_array(path))")
     path = _data_path(args.path)
     model = _load_model(args.model)
     X = _open_data(path)

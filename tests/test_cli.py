@@ -160,6 +160,18 @@ def test_score_truth_equals_the_library(store, model_file, tmp_path, capsys):
     assert_one_line_error(rc, err, "records no true mixture: --truth compares", "Leave out --truth")
 
 
+def test_a_store_named_as_a_file_format_is_refused(store, model_file, tmp_path, capsys):
+    """``predict -o labels.npy`` wrote a Zarr folder of that name, which np.load could not read (a review)."""
+    for name in ("labels.npy", "labels.CSV", "out.h5/"):
+        rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / name)
+        assert_one_line_error(rc, err, "names a", "file, but dask-gmm writes a Zarr store there (a folder)",
+                              "such as labels.zarr (NumPy reads it as numpy.asarray(zarr.open_array(path)))")
+    rc, _, err = run(capsys, "generate", tmp_path / "data.npz", "-n", "100")
+    assert_one_line_error(rc, err, "PATH", "names a .npz file", "numpy.asarray(zarr.open_group(path)['X'])")
+    assert os.listdir(tmp_path) == []
+    assert run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.v2", "-q")[0] == 0  # any other name
+
+
 def test_predict_json(store, model_file, tmp_path, capsys):
     rc, out, _ = run(capsys, "predict", model_file, store, "-o", tmp_path / "p.zarr", "--proba", "--json")
     assert rc == 0 and len(out.splitlines()) == 1
