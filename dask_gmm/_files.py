@@ -197,22 +197,58 @@ def _sibling_name(path):
 _LONGEST_NAME = 255 - len(".") - len(".tmp@") - (64 + 1 + 10 + 1 + 8 + 1 + 7) - len("@") - 8 - len(".gone")
 
 
-def _dead_leftovers(folder, prefix):
-    """``{name: suffix}`` of the temporary siblings in ``folder`` named ``prefix`` + WRITER@HEX that a
-    writer of this host, PID namespace and machine left when it was killed (its process gone). The
-    suffix is "" (a temporary file or store), ".old" (a previous output moved aside: :func:`restore_moved_aside`)
-    or ".gone" (a replaced output being removed). Nothing where the folder cannot be listed."""
-    host = writer_id().rsplit("@", 1)[0]
+def _leftovers(folder, prefix):
+    """``{name: (writer, pid, suffix)}`` of the temporary siblings in ``folder`` named ``prefix`` +
+    WRITER@PID@HEX + suffix: "" (a temporary file or store), ".old" (a previous output moved aside:
+    :func:`restore_moved_aside`) or ".gone" (a replaced output being removed). Nothing where the
+    folder cannot be listed."""
     found = {}
-    if os.name != "posix":  # os.kill(pid, 0) tests a pid on POSIX only
-        return found
     with contextlib.suppress(OSError):
         for name in os.listdir(folder):
             m = re.fullmatch(r"(.*)@([0-9]{1,9})@[0-9a-f]{8}(|\.old|\.gone)", name[len(prefix):]) \
                 if name.startswith(prefix) else None
-            if m and m[1] == host and not _alive(int(m[2])):
-                found[name] = m[3]
+            if m:
+                found[name] = (m[1], int(m[2]), m[3])
     return found
+
+
+def _dead_leftovers(folder, prefix):
+    """``{name: suffix}`` of :func:`_leftovers` that a writer of this host, PID namespace and machine
+    left when it was killed (its process gone)."""
+    if os.name != "posix":  # os.kill(pid, 0) tests a pid on POSIX only
+        return {}
+    host = writer_id().rsplit("@", 1)[0]
+    return {name: suffix for name, (writer, pid, suffix) in _leftovers(folder, prefix).items()
+            if writer == host and not _alive(pid)}
+
+
+def moved_aside(path):
+    """The names of the previous outputs of ``path`` that writers moved aside (``.old``) and left,
+    killed while they replaced it (or replacing it now), of any host, sorted."""
+    folder, prefix = _sibling_name(path)
+    return sorted(n for n, (_, _, suffix) in _leftovers(folder, prefix).items() if suffix == ".old")
+
+
+def _foreign_leftovers(path, folder, prefix):
+    """A warning naming the temporary siblings of ``path`` of writers of another host, PID namespace
+    or machine (another container: each restart of a killed job's container is one), which this
+    process cannot tell dead from at work, and so leaves; None where there are none. A killed job
+    restarted in a new container had left them, its previous output moved aside among them, without
+    a word (a review)."""
+    host = writer_id().rsplit("@", 1)[0]
+    theirs = {n: suffix for n, (writer, _, suffix) in _leftovers(folder, prefix).items() if writer != host}
+    if not theirs:
+        return None
+    old = sorted(n for n, suffix in theirs.items() if suffix == ".old")
+    temporary = sorted(n for n, suffix in theirs.items() if suffix != ".old")
+    said = [f"Beside {os.fspath(path)!r} are files of writers on another host or in another container (or PID "
+            "namespace), killed while they wrote it or writing it now, which are left as they are:"]
+    if temporary:
+        said.append(f"temporary {first_few(temporary)}, to delete unless such a writer is at work;")
+    if old:
+        said.append(f"previous output(s) moved aside {first_few(old)}, to move back to its name where that is "
+                    "missing (the newest), else to delete, unless such a writer is at work.")
+    return " ".join(said).removesuffix(";") + ("" if said[-1].endswith(".") else ".")
 
 
 def _remove(path):
@@ -254,12 +290,16 @@ def temporary_sibling(path):
     host, namespace or machine, and a ``.old`` (a previous output moved aside,
     perhaps the only copy: :func:`restore_moved_aside`) stay; a leftover that
     cannot be removed stays too (the sweep is tidying: it never fails a write).
+    Those of another host, namespace or machine are named in a warning.
     """
     folder, prefix = _sibling_name(path)
     if (folder, prefix) not in _SWEPT:
         for name, suffix in _dead_leftovers(folder, prefix).items():
             if suffix != ".old":
                 _remove(os.path.join(folder, name))
+        foreign = _foreign_leftovers(path, folder, prefix)
+        if foreign:
+            io.warn_at_caller(foreign)
         if len(_SWEPT) >= 4096:  # a process writing many paths sweeps again rather than grow this
             _SWEPT.clear()
         _SWEPT.add((folder, prefix))

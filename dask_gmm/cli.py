@@ -1539,7 +1539,13 @@ def cmd_info(args, term):
     from .modelfile import fitted_model
 
     if "://" not in path and not os.path.exists(path):
-        raise CLIError(f"nothing at {path!r}: neither a Zarr store nor a model file. Check the path.")
+        from ._files import moved_aside
+
+        old = moved_aside(path)
+        aside = (f" A previous output of it lies beside it, moved aside by a run killed while it replaced it (or "
+                 f"replacing it now): {', '.join(old)}. If no run is writing it, move the newest back to {path!r}."
+                 if old else "")
+        raise CLIError(f"nothing at {path!r}: neither a Zarr store nor a model file. Check the path.{aside}")
     info = _store_json(path)
     if args.json:
         term.out(_json_line(info, default=str))

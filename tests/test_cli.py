@@ -550,6 +550,13 @@ def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, m
         rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.zarr")
         assert rc == 0, err
         assert sorted(os.listdir(tmp_path)) == sorted([*(k.name for k in kept), "labels.zarr", "notes.txt"])
+        # another host's (or container's) cannot be told dead: named, where a restarted job's piled up silently
+        assert err.count("dask-gmm: warning: Beside") == 1 and f"temporary {kept[2].name}, to delete unless" in err
+        assert kept[0].name not in err
+        shutil.rmtree(tmp_path / "labels.zarr")  # info of the missing output names what was moved aside
+        rc, _, err = run(capsys, "info", tmp_path / "labels.zarr")
+        assert_one_line_error(rc, err, "nothing at", f"A previous output of it lies beside it, moved aside by a run "
+                              f"killed while it replaced it (or replacing it now): {kept[1].name}. If no run is writing")
     finally:
         live.kill()
         live.wait()

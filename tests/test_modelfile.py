@@ -196,7 +196,10 @@ def test_writes_remove_what_killed_writers_left_not_what_live_ones_write(tmp_pat
                 "notes.txt"]
         for name in kept:
             (tmp_path / name).write_text("{")
-        save_model(models["full"], path)
+        with pytest.warns(UserWarning, match="another host or in another container") as said:  # left, said so
+            save_model(models["full"], path)
+        assert len(said) == 1 and all(name in str(said[0].message) for name in kept[:3])
+        assert kept[3] not in str(said[0].message) and kept[4] not in str(said[0].message)
         assert sorted(os.listdir(tmp_path)) == sorted(["m.json", *writing, *kept])
         assert load_model(path).covariance_type == "full"
     finally:
