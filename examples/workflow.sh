@@ -11,11 +11,12 @@ WORK="${1:-dask-gmm-workflow}"
 mkdir -p "$WORK"
 cd "$WORK"
 
-# 1. A synthetic 3-component mixture in 2-D: 200,000 rows in 50,000-row Zarr chunks.
-#    --overwrite makes each run of this script start afresh; without it, rerunning the same
-#    command on an interrupted store finishes it, writing only the chunks it lacks.
+# 1. A synthetic 3-component mixture in 2-D: 200,000 rows in 50,000-row Zarr chunks, means
+#    uniform in [-10, 10]^2 (--box) and covariances 0.1 A^T A (--covariance-scale: larger, more
+#    overlap). --overwrite makes each run of this script start afresh; without it, rerunning the
+#    same command on an interrupted store finishes it, writing only the chunks it lacks.
 dask-gmm generate data.zarr --n-samples 200_000 --n-features 2 --n-components 3 \
-    --chunk-size 50_000 --seed 42 --overwrite
+    --box 10 --covariance-scale 0.1 --chunk-size 50_000 --seed 42 --overwrite
 
 # 2. What the store holds (shape, chunks, completeness, the true parameters).
 dask-gmm info data.zarr
@@ -39,6 +40,10 @@ dask-gmm predict model.json data.zarr --output proba.zarr --proba --overwrite
 # 6. Figures: fit.png (data + fit), fit-density.png, fit-loglik.png (needs matplotlib).
 dask-gmm plot model.json data.zarr --output fit.png
 
-# Machine-readable output for scripts:
+# 7. The fit against the generator's truth: each true component's match and errors, and the
+#    share of rows labelled as their true component (two more passes over the data).
+dask-gmm score model.json data.zarr --truth
+
+# Machine-readable output for scripts (generate, fit, select, predict and info take --json too):
 dask-gmm score model.json data.zarr --json
 echo "outputs in $(pwd)"

@@ -44,6 +44,7 @@ def test_shell_workflow(tmp_path):
     _run(["bash", _scaled("workflow.sh", tmp_path, "--n-samples 200_000", "--n-samples 100_000"), "w"], tmp_path)
     out = _run(["bash", os.path.join(EXAMPLES, "workflow.sh"), "w"], tmp_path)
     assert '"n_samples": 200000' in out
+    assert "labels agree on 100.00% of rows" in out  # score --truth: well separated, every row as true
     assert {"fit.png", "model.json", "labels.zarr"} <= set(os.listdir(tmp_path / "w"))
 
 
