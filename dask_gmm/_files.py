@@ -224,9 +224,10 @@ def _dead_leftovers(folder, prefix):
 
 def moved_aside(path):
     """The names of the previous outputs of ``path`` that writers moved aside (``.old``) and left,
-    killed while they replaced it (or replacing it now), of any host, sorted."""
+    killed while they replaced it (or replacing it now), of any host, the newest first."""
     folder, prefix = _sibling_name(path)
-    return sorted(n for n, (_, _, suffix) in _leftovers(folder, prefix).items() if suffix == ".old")
+    old = [n for n, (_, _, suffix) in _leftovers(folder, prefix).items() if suffix == ".old"]
+    return sorted(old, key=lambda n: _changed(os.path.join(folder, n)), reverse=True)
 
 
 def _foreign_leftovers(path, folder, prefix):
@@ -239,15 +240,16 @@ def _foreign_leftovers(path, folder, prefix):
     theirs = {n: suffix for n, (writer, _, suffix) in _leftovers(folder, prefix).items() if writer != host}
     if not theirs:
         return None
-    old = sorted(n for n, suffix in theirs.items() if suffix == ".old")
+    old = sorted((n for n, suffix in theirs.items() if suffix == ".old"),
+                 key=lambda n: _changed(os.path.join(folder, n)), reverse=True)
     temporary = sorted(n for n, suffix in theirs.items() if suffix != ".old")
     said = [f"Beside {os.fspath(path)!r} are files of writers on another host or in another container (or PID "
             "namespace), killed while they wrote it or writing it now, which are left as they are:"]
     if temporary:
         said.append(f"temporary {first_few(temporary)}, to delete unless such a writer is at work;")
     if old:
-        said.append(f"previous output(s) moved aside {first_few(old)}, to move back to its name where that is "
-                    "missing (the newest), else to delete, unless such a writer is at work.")
+        said.append(f"previous output(s) moved aside {first_few(old)} (the newest first), to move back to its name "
+                    "where that is missing (the newest), else to delete, unless such a writer is at work.")
     return " ".join(said).removesuffix(";") + ("" if said[-1].endswith(".") else ".")
 
 

@@ -1069,6 +1069,8 @@ def cmd_generate(args, term):
                                     model=model, **drawn)
         except ValueError as exc:  # the library's advice, in the command line's words
             message = str(exc).removeprefix("generate_mixture: ")
+            message = re.sub(r"(with different arguments \((?:[^()]*, )?)model(( differs?|,))", r"\1--model\2",
+                             message)  # the word "model" is the option's only there
             for name in GENERATE_ARGUMENTS:  # an argument quoted as a name ('n_components'), not a path
                 message = message.replace(f"'{name}'", name)
             message = _option_words(message, GENERATE_ARGUMENTS)  # _store.REGENERATE's words first
@@ -1440,18 +1442,22 @@ def cmd_score(args, term):
     model = _load_model(args.model)
     X = _open_data(path)  # once: it warns of a path that is not data
     _check_match(model, X, args.model, args.path)
-    if args.truth and _true_model(path) is None:  # before any pass over the data
-        raise CLIError(f"{args.path!r} records no true mixture: --truth compares a model with the mixture of a "
-                       f"store written by '{PROG} generate'. Leave out --truth.")
+    if args.truth:  # before any pass over the data
+        from .generate import truth_of
+
+        if _true_model(path) is None:
+            raise CLIError(f"{args.path!r} records no true mixture: --truth compares a model with the mixture of a "
+                           f"store written by '{PROG} generate'. Leave out --truth.")
+        try:
+            truth_of(path)  # its labels whole
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
     with _scheduler(args.scheduler, term), _dask_progress(term):
         s = _scores(model, path, X.shape[0])
         if args.truth:
             from .generate import compare_with_truth
 
-            try:
-                s["truth"] = compare_with_truth(model, path)
-            except ValueError as exc:  # lost chunks of its labels
-                raise CLIError(str(exc)) from None
+            s["truth"] = compare_with_truth(model, path)
     if args.json:
         term.out(_json_line(s))
         return 0
@@ -1543,7 +1549,7 @@ def cmd_info(args, term):
 
         old = moved_aside(path)
         aside = (f" A previous output of it lies beside it, moved aside by a run killed while it replaced it (or "
-                 f"replacing it now): {', '.join(old)}. If no run is writing it, move the newest back to {path!r}."
+                 f"replacing it now): {', '.join(old)} (the newest first). If no run is writing it, move the newest back to {path!r}."
                  if old else "")
         raise CLIError(f"nothing at {path!r}: neither a Zarr store nor a model file. Check the path.{aside}")
     info = _store_json(path)
@@ -1572,8 +1578,8 @@ def cmd_info(args, term):
     rerun = f"rerun the same {PROG} demo command" if demo else "rerun the same generate command"
     state = {
         None: "not written by dask-gmm generate",
-        "damaged": "DAMAGED: generated complete, but chunks or arrays have gone (or been cut short) or its shape or "
-                   "dtype has changed since; " + (f"{rerun} to write it again" if demo else "restore the store, or "
+        "damaged": "DAMAGED: generated complete, but chunks or arrays have gone (or been cut short) or its shape, "
+                   "dtype or layout has changed since; " + (f"{rerun} to write it again" if demo else "restore the store, or "
                                                   "regenerate it"),
         "complete": "complete",
         "incomplete": f"INCOMPLETE (generation interrupted): {rerun} to finish it",

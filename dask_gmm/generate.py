@@ -66,7 +66,7 @@ from ._codecs import blosc_stored_size, checksummed
 from ._files import one_writer, remove_replaced, temporary_sibling
 from ._covariance import as_full_covariances
 from ._init import as_seed_sequence
-from .mixture import MAX_INTEGER, check_fitted
+from .mixture import MAX_INTEGER, MixtureBase, check_fitted
 from .modelfile import MAX_SIZE, fitted_model, load_model
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def draw_parameters(seed, n_features, n_components, box=10.0, covariance_scale=0
     K, d = n_components, n_features
     if min_separation and K > 1 and _cannot_pack(K, d, box, min_separation):
         raise ValueError(f"{K} means at least {min_separation} apart cannot fit in [-{box}, {box}]^{d}: balls of "
-                         f"radius {min_separation / 2:g} around them would fill more than the box widened by as "
+                         f"radius {min_separation / 2:g} around them would fill more than that cube widened by as "
                          "much. Lower min_separation or raise box.")
     s_means, s_covs, s_weights = seed.spawn(3)  # separate streams: redrawing means leaves the rest alone
     rng = np.random.default_rng(s_means)
@@ -517,6 +517,8 @@ def _check_same(path, old, new):
     capped = any(st.get("chunk_size") == st.get("n_samples") for st in (old_status, new_status))
     if {"n_samples", "chunk_size"} <= set(differ) and capped:
         differ.remove("chunk_size")  # a chunk capped at n_samples follows it: not a difference of its own
+    if "source" in differ:  # drawn against a model's: the drawn mixture's arguments follow (none with a model)
+        differ = [k for k in differ if k not in ("box", "covariance_scale", "min_separation", "model_digest")]
     differ = sorted({_ARGUMENT.get(k, k) for k in differ})  # by the arguments' names
     if not differ and old_true is not None and old_true != {k: v.tolist() for k, v in zip(_TRUE_KEYS, new_true)}:
         differ.append("model" if new_status.get("source") == "model" else "true model drawn from the seed")
@@ -1027,6 +1029,26 @@ def match_components(true_means, fitted_means):
     return out
 
 
+def truth_of(path):
+    """``(true model, labels)`` of the generated store at ``path`` (or its array X): the true
+    mixture (:func:`read_true_model`) and the Zarr array of its rows' true components, checked whole.
+
+    Raises
+    ------
+    ValueError
+        The store records no true parameters, or its labels have lost chunks or chunks cut short.
+    """
+    true = read_true_model(path)
+    if true is None:
+        raise ValueError(f"{os.fspath(path)!r} records no true parameters: compare_with_truth compares a fit "
+                         "with the mixture of a store written by generate_mixture.")
+    labels = io.member(_generated_group(path), "labels", os.fspath(path))
+    if not isinstance(labels, zarr.Array) or _store.missing_chunks(labels) or _cut_short(labels):
+        raise ValueError(f"the store {os.fspath(path)!r} has lost chunks of its true labels (or cut them short, or "
+                         f"the array). Rerun {_store.RERUN} to write them again.")
+    return true, labels
+
+
 def compare_with_truth(model, path):
     """How the fitted ``model`` compares with the true mixture of the generated store at ``path``,
     component by component (matched by :func:`match_components`), and row by row: two passes over
@@ -1055,17 +1077,16 @@ def compare_with_truth(model, path):
     """
     import dask.array as da
 
+    if not isinstance(model, MixtureBase) and type(model).__name__ != "GaussianMixture":
+        raise ValueError(f"compare_with_truth compares dask_gmm's GaussianMixture or BayesianGaussianMixture, or "
+                         f"scikit-learn's GaussianMixture, with the truth; got {type(model).__name__}.")
     check_fitted(model)
-    true = read_true_model(path)
-    if true is None:
-        raise ValueError(f"{os.fspath(path)!r} records no true parameters: compare_with_truth compares a fit "
-                         "with the mixture of a store written by generate_mixture.")
-    group = zarr.open_group(io.data_path(path), mode="r")
-    labels = io.member(group, "labels", os.fspath(path))
-    if not isinstance(labels, zarr.Array) or _store.missing_chunks(labels):
-        raise ValueError(f"the store {os.fspath(path)!r} has lost chunks of its true labels (or the array). "
-                         "Rerun the same generate command to write them again.")
-    K, d = true.means_.shape
+    true, labels = truth_of(path)
+    if not isinstance(model, MixtureBase):  # scikit-learn's reads no path: its GaussianMixture as dask_gmm's
+        model = fitted_model(model.weights_, model.means_, model.covariances_, model.covariance_type)
+    if model.means_.shape[1] != true.means_.shape[1]:
+        raise ValueError(f"the model has {model.means_.shape[1]} features and the store {os.fspath(path)!r} "
+                         f"{true.means_.shape[1]}: compare a model fitted to that store.")
     order = match_components(true.means_, model.means_)
     fitted_cov = as_full_covariances(model.covariances_, model.covariance_type, *model.means_.shape)
     errors = {"weight_error": [], "mean_error": [], "covariance_error": []}
@@ -1080,14 +1101,24 @@ def compare_with_truth(model, path):
             "true_mean_log_likelihood": float(true.score(path))}
 
 
+def _generated_group(path):
+    """The Zarr node at ``path``, but for the array X of a generated store (``STORE/X``), its group,
+    as :func:`store_info` finds it (its true model had been read as none, a review)."""
+    node = io.open_node(io.data_path(path))
+    if isinstance(node, zarr.Array) and io.holding_status(node):
+        return io.holding_group(node)
+    return node
+
+
 def read_true_model(path):
-    """The true model recorded in a generated store, or None when it records none.
+    """The true model recorded in a generated store (given by its path, or its array X's), or None
+    when it records none.
 
     Returns
     -------
     GaussianMixture (covariance_type='full', fitted) or None
     """
-    node = io.open_node(io.data_path(path))
+    node = _generated_group(path)
     true = recorded_true(node, os.fspath(path)) if isinstance(node, zarr.Group) else None
     lost = lost_true(node, os.fspath(path)) if true is None and isinstance(node, zarr.Group) else []
     if lost:
@@ -1191,7 +1222,7 @@ def store_info(path):
         "cut_short_chunks": sum(cut.values()),
         "cut_short_chunks_of": cut,
         "lost_true": lost,
-        "status": _status(status.get("complete"), n_missing or lost or sum(cut.values()), changed),
+        "status": _status(status.get("complete"), n_missing or lost or sum(cut.values()) or unchecked, changed),
         "labels_of": parent if member == "labels" else None,
         "true_of": parent if member in TRUE_ARRAYS else None,
     }

@@ -122,6 +122,11 @@ def test_generate_draws_as_asked_and_says_so(store, model_file, tmp_path, capsys
     assert rc == 0 and out.splitlines()[1] == f"seed {seed}"
     rc, _, err = run(capsys, "generate", tmp_path / "a.zarr", *drawn[:-2])
     assert_one_line_error(rc, err, "generated with different arguments (--min-separation differs)")
+    rc, _, err = run(capsys, "generate", tmp_path / "a.zarr", "-n", "2000", "--model", model_file, "--seed", str(seed))
+    assert_one_line_error(rc, err, "with different arguments (--model, --n-components, --n-features differ)")  # not --box
+    rc, _, err = run(capsys, "generate", tmp_path / "z.zarr", "-n", "2000", "-k", "40", "--min-separation", "5")
+    assert_one_line_error(rc, err, "would fill more than that cube widened by as much. Lower --min-separation or "
+                                   "raise --box.")  # the word "box" had been made "--box" in "the --box widened"
     # --json: info's object, and the seconds
     rc, out, _ = run(capsys, "generate", tmp_path / "c.zarr", *drawn, "--seed", "4", "--json")
     assert rc == 0 and len(out.splitlines()) == 1
@@ -158,6 +163,21 @@ def test_score_truth_equals_the_library(store, model_file, tmp_path, capsys):
         zarr.open_group(store)["X"][:])
     rc, _, err = run(capsys, "score", model_file, tmp_path / "plain.zarr", "--truth")
     assert_one_line_error(rc, err, "records no true mixture: --truth compares", "Leave out --truth")
+    rc, out, _ = run(capsys, "score", model_file, store + "/X", "--truth", "--json")  # as info takes it
+    assert rc == 0 and json.loads(out)["truth"] == truth
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(store, copy)
+    with open(copy / "labels" / "c" / "1", "r+b") as f:
+        f.truncate(20)
+    import dask_gmm.mixture
+
+    passes = []  # refused before the score's pass over the data (the docs say so)
+    real = dask_gmm.mixture.GaussianMixture.score
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dask_gmm.mixture.GaussianMixture, "score", lambda self, X, *a: passes.append(X) or real(self, X, *a))
+        rc, _, err = run(capsys, "score", model_file, copy, "--truth")
+    assert_one_line_error(rc, err, "has lost chunks of its true labels (or cut them short", "Rerun the same generate")
+    assert passes == []
 
 
 def test_a_store_named_as_a_file_format_is_refused(store, model_file, tmp_path, capsys):
@@ -556,7 +576,7 @@ def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, m
         shutil.rmtree(tmp_path / "labels.zarr")  # info of the missing output names what was moved aside
         rc, _, err = run(capsys, "info", tmp_path / "labels.zarr")
         assert_one_line_error(rc, err, "nothing at", f"A previous output of it lies beside it, moved aside by a run "
-                              f"killed while it replaced it (or replacing it now): {kept[1].name}. If no run is writing")
+                              f"killed while it replaced it (or replacing it now): {kept[1].name} (the newest first). If no run is writing")
     finally:
         live.kill()
         live.wait()
@@ -1198,7 +1218,7 @@ def test_missing_chunk(store, tmp_path, capsys, model_file):
     rc, _, err = run(capsys, "score", model_file, broken)
     assert_one_line_error(rc, err, f"The Zarr array 'file://{broken}/X' is missing 1 of its chunks (c/1/0)")
     rc, out, _ = run(capsys, "info", broken)  # said "complete" beside the missing chunk
-    assert rc == 0 and "status       DAMAGED: generated complete, but chunks or arrays have gone (or been cut short) or its shape or dtype has changed since" in out
+    assert rc == 0 and "status       DAMAGED: generated complete, but chunks or arrays have gone (or been cut short) or its shape, dtype or layout has changed since" in out
     assert "missing      1 chunk absent from the store: 1 of X" in out
     info = json.loads(run(capsys, "info", broken, "--json")[1])  # "complete": true beside the hole, alone
     assert info["status"] == "damaged" and info["complete"] is True

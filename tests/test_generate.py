@@ -1448,7 +1448,26 @@ def test_compare_with_truth_against_numpy_and_sklearn(tmp_path):
     zarr.create_array(str(tmp_path / "plain.zarr"), shape=X.shape, chunks=(7000, 3), dtype=X.dtype)[:] = X
     with pytest.raises(ValueError, match="records no true parameters: compare_with_truth compares"):
         compare_with_truth(gm, str(tmp_path / "plain.zarr"))
-    os.remove(os.path.join(path, "labels", "c", "2"))  # a lost chunk of labels reads as -1: never compared
+    # the store by its array X, as info takes it (read as recording no truth, a review); scikit-learn's model
+    assert compare_with_truth(gm, path + "/X") == compare_with_truth(gm, path)
+    np.testing.assert_array_equal(read_true_model(path + "/X").means_, true.means_)
+    sk = SKGaussianMixture(3, random_state=0).fit(X)
+    from dask_gmm.modelfile import fitted_model
+
+    assert compare_with_truth(sk, path) == compare_with_truth(
+        fitted_model(sk.weights_, sk.means_, sk.covariances_, "full"), path)
+    with pytest.raises(ValueError, match="the model has 2 features and the store .* 3: compare a model fitted"):
+        compare_with_truth(GaussianMixture(2, random_state=0).fit(X[:, :2]), path)
+    from sklearn.cluster import KMeans
+
+    with pytest.raises(ValueError, match="compare_with_truth compares dask_gmm's GaussianMixture .* got KMeans"):
+        compare_with_truth(KMeans(2, n_init=1).fit(X), path)
+    labels_chunk = os.path.join(path, "labels", "c", "2")
+    with open(labels_chunk, "r+b") as f:  # cut short, as a power loss leaves it (a bare checksum error had followed)
+        f.truncate(20)
+    with pytest.raises(ValueError, match="has lost chunks of its true labels \\(or cut them short"):
+        compare_with_truth(gm, path)
+    os.remove(labels_chunk)  # a lost chunk of labels reads as -1: never compared
     with pytest.raises(ValueError, match="has lost chunks of its true labels .* Rerun the same generate command"):
         compare_with_truth(gm, path)
 

@@ -1087,6 +1087,15 @@ def test_info_describes_a_layout_it_cannot_check(tmp_path, capsys):
     zarr.create_array(str(tmp_path / "plain.zarr"), shape=X.shape, chunks=(6000, 3), dtype=X.dtype)[:] = X
     assert cli.main(["info", str(tmp_path / "plain.zarr"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["unchecked"] is None
+    # a generated store's X rewritten so, half written: not "complete" (a review), but damaged
+    generate_mixture(tmp_path / "g.zarr", 20000, 2, chunk_size=5000, random_state=0)
+    shutil.rmtree(tmp_path / "g.zarr" / "X")
+    inner = zarr.codecs.ShardingCodec(chunk_shape=(500, 2), index_codecs=[zarr.codecs.BytesCodec()])
+    zarr.create_array(str(tmp_path / "g.zarr" / "X"), shape=(20000, 2), chunks=(5000, 2), dtype="f8", compressors=None,
+                      serializer=zarr.codecs.ShardingCodec(chunk_shape=(1000, 2), codecs=[inner]))[:10000] = 1.0
+    assert cli.main(["info", str(tmp_path / "g.zarr"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["status"] == "damaged" and info["unchecked"] and info["missing_chunks"] is None
 
 
 def test_shard_index_decoding(tmp_path):
