@@ -1375,10 +1375,10 @@ FILE_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt", ".json", ".h5", ".hdf5"
 
 
 def _refuse_file_suffix(path, what, example, read):
-    """A CLIError where the store ``path`` (``what``: "--output", "PATH") is named as a one-file format:
+    """A CLIError where the new store ``path`` (``what``: "--output", "PATH") is named as a one-file format:
     ``predict -o labels.npy`` wrote a Zarr folder of that name, which np.load could not read (a review)."""
     suffix = os.path.splitext(str(path).rstrip("/"))[1].lower()
-    if suffix in FILE_SUFFIXES:
+    if suffix in FILE_SUFFIXES and not os.path.lexists(path):  # what is there: the other checks name it
         raise CLIError(f"{what} {path!r} names a {suffix} file, but {PROG} writes a Zarr store there (a folder). "
                        f"Give a store's path, such as {example} (NumPy reads it as {read}).")
 
