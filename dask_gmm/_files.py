@@ -205,7 +205,7 @@ def _leftovers(folder, prefix):
     found = {}
     with contextlib.suppress(OSError):
         for name in os.listdir(folder):
-            m = re.fullmatch(r"(.*)@([0-9]{1,9})@[0-9a-f]{8}(|\.old|\.gone)", name[len(prefix):]) \
+            m = re.fullmatch(r"([^@]+)@([0-9]{1,9})@[0-9a-f]{8}(|\.old|\.gone)", name[len(prefix):]) \
                 if name.startswith(prefix) else None
             if m:
                 found[name] = (m[1], int(m[2]), m[3])
@@ -226,8 +226,12 @@ def moved_aside(path):
     """The names of the previous outputs of ``path`` that writers moved aside (``.old``) and left,
     killed while they replaced it (or replacing it now), of any host, the newest first."""
     folder, prefix = _sibling_name(path)
-    old = [n for n, (_, _, suffix) in _leftovers(folder, prefix).items() if suffix == ".old"]
-    return sorted(old, key=lambda n: _changed(os.path.join(folder, n)), reverse=True)
+    return _newest_first(folder, [n for n, (_, _, suffix) in _leftovers(folder, prefix).items() if suffix == ".old"])
+
+
+def _newest_first(folder, names):
+    """``names`` of files in ``folder``, the last changed (renamed) first."""
+    return sorted(names, key=lambda n: _changed(os.path.join(folder, n)), reverse=True)
 
 
 def _foreign_leftovers(path, folder, prefix):
@@ -240,8 +244,7 @@ def _foreign_leftovers(path, folder, prefix):
     theirs = {n: suffix for n, (writer, _, suffix) in _leftovers(folder, prefix).items() if writer != host}
     if not theirs:
         return None
-    old = sorted((n for n, suffix in theirs.items() if suffix == ".old"),
-                 key=lambda n: _changed(os.path.join(folder, n)), reverse=True)
+    old = _newest_first(folder, [n for n, suffix in theirs.items() if suffix == ".old"])
     temporary = sorted(n for n, suffix in theirs.items() if suffix != ".old")
     said = [f"Beside {os.fspath(path)!r} are files of writers on another host or in another container (or PID "
             "namespace), killed while they wrote it or writing it now, which are left as they are:"]
@@ -414,7 +417,7 @@ def restore_moved_aside(path):
     folder, prefix = _sibling_name(path)
     restored = None
     aside = [n for n, suffix in _dead_leftovers(folder, prefix).items() if suffix == ".old"]
-    for name in sorted(aside, key=lambda n: _changed(os.path.join(folder, n)), reverse=True):  # the newest first
+    for name in _newest_first(folder, aside):
         left = os.path.join(folder, name)
         if os.path.lexists(path):
             _remove(left)

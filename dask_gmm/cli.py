@@ -1004,8 +1004,8 @@ def _store_state(path):
 #: The arguments of generate_mixture and of GaussianMixture that the command line's options set.
 GENERATE_ARGUMENTS = ("n_samples", "n_features", "n_components", "chunk_size", "dtype", "compression", "random_state",
                       "box", "covariance_scale", "min_separation")
-#: generate's options of a drawn mixture, and their defaults: a --model gives the mixture instead.
-DRAWN = {"n_features": 2, "n_components": 3, "box": 10.0, "covariance_scale": 0.1, "min_separation": None}
+#: generate's options of a drawn mixture: a --model gives the mixture instead.
+DRAWN = ("n_features", "n_components", "box", "covariance_scale", "min_separation")
 FIT_ARGUMENTS = ("max_iter", "tol", "n_init", "init_params", "random_state", "n_components", "covariance_type",
                  "reg_covar")
 
@@ -1056,7 +1056,7 @@ def cmd_generate(args, term):
     if args.model is not None and given:  # the library ignores them: not silently here
         raise CLIError(f"--model gives the mixture, so {', '.join(_option_words(n, DRAWN) for n in given)} "
                        f"would be ignored. Leave {'it' if len(given) == 1 else 'them'} out, or leave out --model.")
-    drawn = {name: DRAWN[name] if getattr(args, name) is None else getattr(args, name) for name in DRAWN}
+    drawn = {name: getattr(args, name) for name in given}  # the others: the library's defaults
     _refuse_file_suffix(args.path, "PATH", "data.zarr", "numpy.asarray(zarr.open_group(path)['X'])")
     model = None if args.model is None else _load_model(args.model)
     path = _lasting(_data_path(args.path))
@@ -1095,7 +1095,9 @@ def cmd_generate(args, term):
         term.out(f"wrote what {args.path} lacked ({lacked}; {_count(-(-args.n_samples // before['chunks'][0]), 'chunk')} "
                  f"each in all) of {what} in {_fmt_seconds(seconds)}")
     if args.seed is None:  # drawn (a new store's), or the one a rerun found recorded
-        seed = _store_json(path)["seed"]
+        from . import io
+
+        seed = io.generator_record(io.open_node(path), path)["seed"]
         term.out(f"seed {seed}" + (f"  (drawn: --seed {seed} repeats this store)" if before is None else ""))
     return 0
 
@@ -1375,10 +1377,11 @@ FILE_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt", ".json", ".h5", ".hdf5"
 
 
 def _refuse_file_suffix(path, what, example, read):
-    """A CLIError where the new store ``path`` (``what``: "--output", "PATH") is named as a one-file format:
+    """A CLIError where the new local store ``path`` (``what``: "--output", "PATH") is named as a one-file format:
     ``predict -o labels.npy`` wrote a Zarr folder of that name, which np.load could not read (a review)."""
     suffix = os.path.splitext(str(path).rstrip("/"))[1].lower()
-    if suffix in FILE_SUFFIXES and not os.path.lexists(path):  # what is there: the other checks name it
+    if suffix in FILE_SUFFIXES and "://" not in str(path) and not os.path.lexists(path):  # what is there: the
+        # other checks name it; a URL's (an object store's prefix) is not a local file for numpy to miss
         raise CLIError(f"{what} {path!r} names a {suffix} file, but {PROG} writes a Zarr store there (a folder). "
                        f"Give a store's path, such as {example} (NumPy reads it as {read}).")
 
@@ -1443,15 +1446,13 @@ def cmd_score(args, term):
     X = _open_data(path)  # once: it warns of a path that is not data
     _check_match(model, X, args.model, args.path)
     if args.truth:  # before any pass over the data
-        from .generate import truth_of
+        from .generate import NO_TRUTH, truth_of
 
-        if _true_model(path) is None:
-            raise CLIError(f"{args.path!r} records no true mixture: --truth compares a model with the mixture of a "
-                           f"store written by '{PROG} generate'. Leave out --truth.")
         try:
-            truth_of(path)  # its labels whole
+            truth_of(path)  # a true mixture, and its labels whole
         except ValueError as exc:
-            raise CLIError(str(exc)) from None
+            raise CLIError(str(exc).replace(NO_TRUTH, f"--truth compares a model with the mixture of a store written "
+                                                      f"by '{PROG} generate'. Leave out --truth.")) from None
     with _scheduler(args.scheduler, term), _dask_progress(term):
         s = _scores(model, path, X.shape[0])
         if args.truth:
@@ -1546,10 +1547,11 @@ def cmd_info(args, term):
 
     if "://" not in path and not os.path.exists(path):
         from ._files import moved_aside
+        from ._store import first_few
 
         old = moved_aside(path)
         aside = (f" A previous output of it lies beside it, moved aside by a run killed while it replaced it (or "
-                 f"replacing it now): {', '.join(old)} (the newest first). If no run is writing it, move the newest back to {path!r}."
+                 f"replacing it now): {first_few(old)} (the newest first). If no run is writing it, move the newest back to {path!r}."
                  if old else "")
         raise CLIError(f"nothing at {path!r}: neither a Zarr store nor a model file. Check the path.{aside}")
     info = _store_json(path)
@@ -1584,6 +1586,9 @@ def cmd_info(args, term):
         "complete": "complete",
         "incomplete": f"INCOMPLETE (generation interrupted): {rerun} to finish it",
     }[info["status"]]
+    if info["status"] == "damaged" and info["unchecked"]:  # complete or not: the generator wrote no such layout
+        state = ("DAMAGED: an array of it has been rewritten in a layout whose chunks cannot be checked (below); "
+                 + (f"{rerun} to write it again" if demo else "restore the store, or regenerate it"))
     if info["status"] == "incomplete" and _being_generated(path):
         state = "INCOMPLETE (a run of generate is writing it now)"
     if info["predicted"]:
@@ -1632,16 +1637,6 @@ def _plot_module():
     from . import plot
 
     return plot
-
-
-def _true_model(path):
-    """The true mixture of the store at ``path`` (None where it records none); its lost arrays a CLIError."""
-    from .generate import read_true_model
-
-    try:
-        return read_true_model(path)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
 
 
 def _true_model_or_none(path):

@@ -1029,6 +1029,10 @@ def match_components(true_means, fitted_means):
     return out
 
 
+#: Why a store without true parameters cannot be compared (the command line says it in its own words).
+NO_TRUTH = "compare_with_truth compares a fit with the mixture of a store written by generate_mixture."
+
+
 def truth_of(path):
     """``(true model, labels)`` of the generated store at ``path`` (or its array X): the true
     mixture (:func:`read_true_model`) and the Zarr array of its rows' true components, checked whole.
@@ -1040,8 +1044,7 @@ def truth_of(path):
     """
     true = read_true_model(path)
     if true is None:
-        raise ValueError(f"{os.fspath(path)!r} records no true parameters: compare_with_truth compares a fit "
-                         "with the mixture of a store written by generate_mixture.")
+        raise ValueError(f"{os.fspath(path)!r} records no true parameters: {NO_TRUTH}")
     labels = io.member(_generated_group(path), "labels", os.fspath(path))
     if not isinstance(labels, zarr.Array) or _store.missing_chunks(labels) or _cut_short(labels):
         raise ValueError(f"the store {os.fspath(path)!r} has lost chunks of its true labels (or cut them short, or "
@@ -1222,7 +1225,8 @@ def store_info(path):
         "cut_short_chunks": sum(cut.values()),
         "cut_short_chunks_of": cut,
         "lost_true": lost,
-        "status": _status(status.get("complete"), n_missing or lost or sum(cut.values()) or unchecked, changed),
+        "status": "damaged" if unchecked and status.get("complete") is not None else  # not resumable either
+                  _status(status.get("complete"), n_missing or lost or sum(cut.values()), changed),
         "labels_of": parent if member == "labels" else None,
         "true_of": parent if member in TRUE_ARRAYS else None,
     }

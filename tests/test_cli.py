@@ -162,7 +162,7 @@ def test_score_truth_equals_the_library(store, model_file, tmp_path, capsys):
     zarr.create_array(str(tmp_path / "plain.zarr"), shape=(N, 2), chunks=(CHUNK, 2), dtype="f8")[:] = (
         zarr.open_group(store)["X"][:])
     rc, _, err = run(capsys, "score", model_file, tmp_path / "plain.zarr", "--truth")
-    assert_one_line_error(rc, err, "records no true mixture: --truth compares", "Leave out --truth")
+    assert_one_line_error(rc, err, "records no true parameters: --truth compares", "Leave out --truth")
     rc, out, _ = run(capsys, "score", model_file, store + "/X", "--truth", "--json")  # as info takes it
     assert rc == 0 and json.loads(out)["truth"] == truth
     copy = tmp_path / "copy.zarr"
@@ -182,8 +182,8 @@ def test_score_truth_equals_the_library(store, model_file, tmp_path, capsys):
 
 def test_a_store_named_as_a_file_format_is_refused(store, model_file, tmp_path, capsys):
     """``predict -o labels.npy`` wrote a Zarr folder of that name, which np.load could not read (a review)."""
-    for name in ("labels.npy", "labels.CSV", "out.h5/"):
-        rc, _, err = run(capsys, "predict", model_file, store, "-o", tmp_path / name)
+    for name in ("labels.npy", "labels.CSV", "out.h5/"):  # a trailing / too (a Path had dropped it)
+        rc, _, err = run(capsys, "predict", model_file, store, "-o", f"{tmp_path}/{name}")
         assert_one_line_error(rc, err, "names a", "file, but dask-gmm writes a Zarr store there (a folder)",
                               "such as labels.zarr (NumPy reads it as numpy.asarray(zarr.open_array(path)))")
     rc, _, err = run(capsys, "generate", tmp_path / "data.npz", "-n", "100")
@@ -562,7 +562,8 @@ def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, m
         left = tmp_path / f".labels.zarr.tmp@{host}@{dead.pid}@0badc0de"
         kept = [tmp_path / f".labels.zarr.tmp@{host}@{live.pid}@0badc0de",  # its process still writes
                 tmp_path / f".labels.zarr.tmp@{host}@{live.pid}@0badc0de.old",  # (the output it replaces)
-                tmp_path / f".labels.zarr.tmp@{host}-2@{dead.pid}@0badc0de"]  # another host's
+                tmp_path / f".labels.zarr.tmp@{host}-2@{dead.pid}@0badc0de",  # another host's
+                tmp_path / f".labels.zarr.tmp@x.tmp@{host}@{dead.pid}@0badc0de.old"]  # the path labels.zarr.tmp@x's
         for folder in (left, *kept):
             folder.mkdir()
             (folder / "zarr.json").write_text("{}")
@@ -572,7 +573,7 @@ def test_predict_removes_what_killed_runs_left_not_what_live_ones_write(store, m
         assert sorted(os.listdir(tmp_path)) == sorted([*(k.name for k in kept), "labels.zarr", "notes.txt"])
         # another host's (or container's) cannot be told dead: named, where a restarted job's piled up silently
         assert err.count("dask-gmm: warning: Beside") == 1 and f"temporary {kept[2].name}, to delete unless" in err
-        assert kept[0].name not in err
+        assert kept[0].name not in err and kept[3].name not in err
         shutil.rmtree(tmp_path / "labels.zarr")  # info of the missing output names what was moved aside
         rc, _, err = run(capsys, "info", tmp_path / "labels.zarr")
         assert_one_line_error(rc, err, "nothing at", f"A previous output of it lies beside it, moved aside by a run "

@@ -1087,15 +1087,27 @@ def test_info_describes_a_layout_it_cannot_check(tmp_path, capsys):
     zarr.create_array(str(tmp_path / "plain.zarr"), shape=X.shape, chunks=(6000, 3), dtype=X.dtype)[:] = X
     assert cli.main(["info", str(tmp_path / "plain.zarr"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["unchecked"] is None
-    # a generated store's X rewritten so, half written: not "complete" (a review), but damaged
-    generate_mixture(tmp_path / "g.zarr", 20000, 2, chunk_size=5000, random_state=0)
-    shutil.rmtree(tmp_path / "g.zarr" / "X")
-    inner = zarr.codecs.ShardingCodec(chunk_shape=(500, 2), index_codecs=[zarr.codecs.BytesCodec()])
-    zarr.create_array(str(tmp_path / "g.zarr" / "X"), shape=(20000, 2), chunks=(5000, 2), dtype="f8", compressors=None,
-                      serializer=zarr.codecs.ShardingCodec(chunk_shape=(1000, 2), codecs=[inner]))[:10000] = 1.0
-    assert cli.main(["info", str(tmp_path / "g.zarr"), "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
-    assert info["status"] == "damaged" and info["unchecked"] and info["missing_chunks"] is None
+    # a generated store's X rewritten so, half written, in the recorded chunks: not "complete" (a review), but
+    # damaged, and so is an incomplete one (a rerun cannot finish it)
+    for complete in (True, False):
+        generate_mixture(tmp_path / "g.zarr", 20000, 2, chunk_size=5000, random_state=0, overwrite=True)
+        if not complete:
+            group = zarr.open_group(str(tmp_path / "g.zarr"))
+            group.attrs[io.STATUS_ATTR] = {**group.attrs[io.STATUS_ATTR], "complete": False}
+        shutil.rmtree(tmp_path / "g.zarr" / "X")
+        inner = zarr.codecs.ShardingCodec(chunk_shape=(1000, 2), index_codecs=[zarr.codecs.BytesCodec()])
+        arr = zarr.create_array(str(tmp_path / "g.zarr" / "X"), shape=(20000, 2), chunks=(10000, 2), dtype="f8",
+                                compressors=None, serializer=zarr.codecs.ShardingCodec(chunk_shape=(5000, 2),
+                                                                                        codecs=[inner]))
+        arr[:10000] = 1.0
+        assert arr.chunks == (5000, 2)  # as recorded: only the layout makes it damaged
+        assert cli.main(["info", str(tmp_path / "g.zarr"), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["status"] == "damaged" and info["unchecked"] and info["missing_chunks"] is None
+        assert cli.main(["info", str(tmp_path / "g.zarr")]) == 0
+        out = capsys.readouterr().out
+        assert "status       DAMAGED: an array of it has been rewritten in a layout whose chunks cannot be checked" in out
+        assert "generated with" not in out and "generated complete" not in out
 
 
 def test_shard_index_decoding(tmp_path):
