@@ -1059,8 +1059,9 @@ def compare_with_truth(model, path):
 
     Parameters
     ----------
-    model : fitted GaussianMixture or BayesianGaussianMixture, of the store's n_features
-    path : str or os.PathLike, a store written by :func:`generate_mixture`
+    model : fitted GaussianMixture or BayesianGaussianMixture (dask_gmm's), or scikit-learn's
+        GaussianMixture, of the store's n_features
+    path : str or os.PathLike, a store written by :func:`generate_mixture`, or its array X
 
     Returns
     -------
@@ -1076,7 +1077,8 @@ def compare_with_truth(model, path):
     Raises
     ------
     ValueError
-        The store records no true parameters, or its labels have lost chunks.
+        The store records no true parameters, or its labels have lost chunks (or have them cut
+        short); the model is of other features, or not a Gaussian mixture of these.
     """
     import dask.array as da
 
