@@ -212,14 +212,13 @@ def _leftovers(folder, prefix):
     return found
 
 
-def _dead_leftovers(folder, prefix):
-    """``{name: suffix}`` of :func:`_leftovers` that a writer of this host, PID namespace and machine
-    left when it was killed (its process gone)."""
+def _dead_leftovers(found):
+    """``{name: suffix}`` of the leftovers ``found`` (:func:`_leftovers`) that a writer of this host,
+    PID namespace and machine left when it was killed (its process gone)."""
     if os.name != "posix":  # os.kill(pid, 0) tests a pid on POSIX only
         return {}
     host = writer_id().rsplit("@", 1)[0]
-    return {name: suffix for name, (writer, pid, suffix) in _leftovers(folder, prefix).items()
-            if writer == host and not _alive(pid)}
+    return {name: suffix for name, (writer, pid, suffix) in found.items() if writer == host and not _alive(pid)}
 
 
 def moved_aside(path):
@@ -234,14 +233,15 @@ def _newest_first(folder, names):
     return sorted(names, key=lambda n: _changed(os.path.join(folder, n)), reverse=True)
 
 
-def _foreign_leftovers(path, folder, prefix):
-    """A warning naming the temporary siblings of ``path`` of writers of another host, PID namespace
+def _foreign_leftovers(path, folder, found):
+    """A warning naming the temporary siblings of ``path`` (of ``found``, :func:`_leftovers` of its
+    ``folder``) of writers of another host, PID namespace
     or machine (another container: each restart of a killed job's container is one), which this
     process cannot tell dead from at work, and so leaves; None where there are none. A killed job
     restarted in a new container had left them, its previous output moved aside among them, without
     a word (a review)."""
     host = writer_id().rsplit("@", 1)[0]
-    theirs = {n: suffix for n, (writer, _, suffix) in _leftovers(folder, prefix).items() if writer != host}
+    theirs = {n: suffix for n, (writer, _, suffix) in found.items() if writer != host}
     if not theirs:
         return None
     old = _newest_first(folder, [n for n, suffix in theirs.items() if suffix == ".old"])
@@ -299,10 +299,11 @@ def temporary_sibling(path):
     """
     folder, prefix = _sibling_name(path)
     if (folder, prefix) not in _SWEPT:
-        for name, suffix in _dead_leftovers(folder, prefix).items():
+        found = _leftovers(folder, prefix)  # one listing of the folder
+        for name, suffix in _dead_leftovers(found).items():
             if suffix != ".old":
                 _remove(os.path.join(folder, name))
-        foreign = _foreign_leftovers(path, folder, prefix)
+        foreign = _foreign_leftovers(path, folder, found)
         if foreign:
             io.warn_at_caller(foreign)
         if len(_SWEPT) >= 4096:  # a process writing many paths sweeps again rather than grow this
@@ -416,7 +417,7 @@ def restore_moved_aside(path):
     whether ``path`` exists."""
     folder, prefix = _sibling_name(path)
     restored = None
-    aside = [n for n, suffix in _dead_leftovers(folder, prefix).items() if suffix == ".old"]
+    aside = [n for n, suffix in _dead_leftovers(_leftovers(folder, prefix)).items() if suffix == ".old"]
     for name in _newest_first(folder, aside):
         left = os.path.join(folder, name)
         if os.path.lexists(path):
