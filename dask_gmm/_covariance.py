@@ -34,7 +34,6 @@ import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
 
-from ._compat import InvalidParameterError
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 LOG_2PI = np.log(2 * np.pi)
@@ -74,6 +73,8 @@ def _check_finite(cov):
 
 def check_covariance_type(covariance_type):
     if covariance_type not in COVARIANCE_TYPES:
+        from ._compat import InvalidParameterError  # scikit-learn's, imported where raised (info stays fast)
+
         raise InvalidParameterError(
             f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
         )

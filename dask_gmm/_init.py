@@ -22,6 +22,9 @@ Unlike scikit-learn, ``k-means++`` and ``random_from_data`` derive the
 covariances from the hard assignment to the chosen means rather than setting
 them to ``reg_covar`` from single points (for a BayesianGaussianMixture, the
 whole first posterior: each component starts on its assigned rows, not one).
+
+scikit-learn (its KMeans, its exception classes) is imported where used: the generator seeds its
+stores with :func:`as_seed_sequence`, and ``dask-gmm generate`` imports no scikit-learn.
 """
 
 from __future__ import annotations
@@ -30,12 +33,7 @@ import logging
 
 import dask
 import numpy as np
-from sklearn.cluster import KMeans, kmeans_plusplus
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state as sklearn_random_state
-
 from . import _kernels, io
-from ._compat import InvalidParameterError
 from ._covariance import m_step, naming_candidate
 from ._em import kmeans_section, numpy_blocks, threadpool_controller
 
@@ -52,6 +50,8 @@ def check_random_state(random_state):
     nothing from it."""
     kinds = (type(None), int, np.integer, np.random.SeedSequence, np.random.RandomState, np.random.Generator)
     if not isinstance(random_state, kinds) or (isinstance(random_state, (int, np.integer)) and random_state < 0):
+        from ._compat import InvalidParameterError
+
         raise InvalidParameterError("random_state must be None, a non-negative int, a SeedSequence, a Generator "
                                     f"or a RandomState, got {random_state!r}.")
 
@@ -68,7 +68,7 @@ def as_seed_sequence(random_state):
         return np.random.SeedSequence(random_state.entropy, spawn_key=random_state.spawn_key,
                                       pool_size=random_state.pool_size)
     if random_state is None:
-        random_state = sklearn_random_state(None)  # NumPy's global RandomState
+        random_state = np.random.mtrand._rand  # NumPy's global RandomState, as scikit-learn's check_random_state
     if isinstance(random_state, (int, np.integer)):
         return np.random.SeedSequence(int(random_state))
     if isinstance(random_state, np.random.RandomState):
@@ -291,6 +291,8 @@ def _fit_kmeans(km, cand, w):
     and reworded: ``warnings.catch_warnings`` sets the process's filters, not this thread's, and
     scikit-learn's ``check_array`` in another thread at that moment had left every later warning of
     the process recorded into a list no one read (a review)."""
+    from sklearn.exceptions import ConvergenceWarning
+
     with kmeans_section(), _one_openmp_thread():
         km.fit(cand, sample_weight=w)
     found = len(np.unique(km.labels_))
@@ -312,6 +314,8 @@ def _kmeans(blocks, X, specs, seeds):
     on a 4-component store (d=3, 1e5 rows) ``n_init=4`` stayed in the optimum of one seed
     (mean log-likelihood -2.5997), where single starts reached -1.9497 from 2 seeds of 8.
     """
+    from sklearn.cluster import KMeans
+
     s_cand, s_local = zip(*(s.spawn(2) for s in seeds))
     centres = []
     for j, (spec, (cand, w), s) in enumerate(zip(specs, _candidates(blocks, X, specs, s_cand), s_local)):
@@ -334,6 +338,8 @@ def _kmeans(blocks, X, specs, seeds):
 
 
 def _kmeans_plusplus(blocks, X, specs, seeds):
+    from sklearn.cluster import kmeans_plusplus
+
     s_cand, s_local = zip(*(s.spawn(2) for s in seeds))
     centres = []
     for (K, _), (cand, w), s in zip(specs, _candidates(blocks, X, specs, s_cand), s_local):

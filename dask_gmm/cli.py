@@ -939,12 +939,12 @@ def _full_covariances(model):
     return as_full_covariances(model.covariances_, model.covariance_type, K, d)
 
 
-def _model_lines(model, indent="  "):
-    K, d = model.means_.shape
-    covs = _full_covariances(model)
+def _model_lines(weights, means, covs, indent="  "):
+    """A table of a mixture's weights (K,), means (K, d) and full covariances (K, d, d)."""
+    K, d = np.shape(means)
     lines = [f"{indent}{'k':>2}  {'weight':>8}  mean{'':<{max(0, 8 * d - 2)}}  covariance"]
     for k in range(K):
-        lines.append(f"{indent}{k:>2}  {_fmt_num(model.weights_[k]):>8}  {_fmt_vec(model.means_[k]):<{8 * d + 2}}  "
+        lines.append(f"{indent}{k:>2}  {_fmt_num(weights[k]):>8}  {_fmt_vec(means[k]):<{8 * d + 2}}  "
                      f"{_fmt_cov(covs[k])}")
     return lines
 
@@ -1050,13 +1050,16 @@ def _check_rows(path, n, n_components):
 
 
 def cmd_generate(args, term):
-    from .generate import generate_mixture
+    import inspect
+
+    from .generate import _write_mixture, generate_mixture  # _write_mixture: its work without its model (no scikit-learn)
 
     given = [name for name in DRAWN if getattr(args, name) is not None]
     if args.model is not None and given:  # the library ignores them: not silently here
         raise CLIError(f"--model gives the mixture, so {', '.join(_option_words(n, DRAWN) for n in given)} "
                        f"would be ignored. Leave {'it' if len(given) == 1 else 'them'} out, or leave out --model.")
-    drawn = {name: getattr(args, name) for name in given}  # the others: the library's defaults
+    defaults = inspect.signature(generate_mixture).parameters  # the library's, for the options not given
+    drawn = {name: getattr(args, name) if name in given else defaults[name].default for name in DRAWN}
     _refuse_file_suffix(args.path, "PATH", "data.zarr", "numpy.asarray(zarr.open_group(path)['X'])")
     model = None if args.model is None else _load_model(args.model)
     path = _lasting(_data_path(args.path))
@@ -1064,9 +1067,9 @@ def cmd_generate(args, term):
     t0 = time.perf_counter()
     with _scheduler(args.scheduler, term), _dask_progress(term):
         try:
-            true = generate_mixture(path, args.n_samples, chunk_size=args.chunk_size, dtype=args.dtype,
-                                    random_state=args.seed, overwrite=args.overwrite, compression=args.compression,
-                                    model=model, **drawn)
+            true = _write_mixture(path, args.n_samples, **drawn, chunk_size=args.chunk_size, dtype=args.dtype,
+                                 random_state=args.seed, overwrite=args.overwrite, model=model, attributes=None,
+                                 compression=args.compression)
         except ValueError as exc:  # the library's advice, in the command line's words
             message = str(exc).removeprefix("generate_mixture: ")
             message = re.sub(r"(with different arguments \((?:[^()]*, )?)model(( differs?|,))", r"\1--model\2",
@@ -1079,7 +1082,7 @@ def cmd_generate(args, term):
     if args.json:
         term.out(_json_line({**_store_json(path), "path": args.path, "seconds": seconds}, default=str))
         return 0
-    K, d = true.means_.shape
+    K, d = true[1].shape  # the means
     what = f"{_count(args.n_samples, 'row')} x {_count(d, 'feature')} ({_count(K, 'component')}, {args.dtype})"
     if before is None:
         term.out(f"wrote {what} to {args.path} in {_fmt_seconds(seconds)}")
@@ -1539,11 +1542,9 @@ def cmd_info(args, term):
         term.out(f"  {'converged' if model.converged_ else 'NOT converged'} after {_count(model.n_iter_, 'iteration')}, "
                  f"lower bound {_lower_bound_text(model.lower_bound_)}; `dask-gmm score` gives the mean "
                  "log-likelihood at the fitted parameters")
-        for line in _model_lines(model):
+        for line in _model_lines(model.weights_, model.means_, _full_covariances(model)):
             term.out(line)
         return 0
-
-    from .modelfile import fitted_model
 
     if "://" not in path and not os.path.exists(path):
         from ._files import moved_aside
@@ -1626,9 +1627,8 @@ def cmd_info(args, term):
                                                              f"means at least {apart:g} apart"))
     true = info["true_model"]
     if true:
-        tm = fitted_model(true["weights"], true["means"], true["covariances"], "full")
         term.out(f"  true model   {_count(len(true['weights']), 'component')}, full covariance")
-        for line in _model_lines(tm, indent="    "):
+        for line in _model_lines(*(np.asarray(true[k]) for k in ("weights", "means", "covariances")), indent="    "):
             term.out(line)
     return 0
 

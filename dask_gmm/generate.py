@@ -57,17 +57,19 @@ import numpy as np
 import zarr
 from dask.base import tokenize
 from dask.delayed import Delayed
-from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist, pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import _cluster, _em, _files, _kernels, _numba, _reader, _store, io
 from ._codecs import blosc_stored_size, checksummed
 from ._files import one_writer, remove_replaced, temporary_sibling
-from ._covariance import as_full_covariances
+from ._covariance import as_full_covariances, precision_cholesky
 from ._init import as_seed_sequence
-from .mixture import MAX_INTEGER, MixtureBase, check_fitted
-from .modelfile import MAX_SIZE, fitted_model, load_model
+
+# scikit-learn (behind dask_gmm's estimators and model files) is imported where a model is made or
+# read, not with this module: ``dask-gmm generate`` and ``info`` of a store need none of it (0.5 s).
+MAX_INTEGER = 2**62  # as dask_gmm.mixture.MAX_INTEGER
+MAX_SIZE = 10_000  # as dask_gmm.modelfile.MAX_SIZE: a drawn mixture is one a model file holds
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +229,9 @@ def _model_parameters(model):
     be a mixture to draw from. A model file is checked as it loads; a fitted object's attributes may
     have been set by hand (a NaN mean was drawn as NaN rows into a store marked complete, a negative
     weight recorded as the truth)."""
+    from .mixture import check_fitted
+    from .modelfile import load_model
+
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     if not hasattr(model, "fit"):
@@ -924,6 +929,19 @@ def generate_mixture(
     GaussianMixture
         The true model, fitted, with ``covariance_type='full'``.
     """
+    from .modelfile import fitted_model
+
+    true = _write_mixture(path, n_samples, n_features, n_components, chunk_size=chunk_size, dtype=dtype,
+                         random_state=random_state, overwrite=overwrite, box=box, covariance_scale=covariance_scale,
+                         min_separation=min_separation, model=model, attributes=attributes, compression=compression)
+    return fitted_model(*true[:3], "full", true[3])
+
+
+def _write_mixture(path, n_samples, n_features, n_components, *, chunk_size, dtype, random_state, overwrite, box,
+                  covariance_scale, min_separation, model, attributes, compression):
+    """:func:`generate_mixture`'s work (its arguments, every one given), returning the true parameters,
+    not a model: ``(weights (K,), means (K, d), covariances (K, d, d), precisions_cholesky (K, d, d))``,
+    all float64 (``dask-gmm generate`` makes no model, and imports no scikit-learn)."""
     if not os.fspath(path).strip():
         raise ValueError("generate_mixture: the path is empty. Give the path of the Zarr store to write.")
     path = io.data_path(path)  # absolute: the chunks may be written by a cluster's workers
@@ -971,7 +989,7 @@ def generate_mixture(
             "source": "drawn" if model is None else "model", "compression": compression, **drawn,
         }
         true = (weights, means, covs)
-        true_model = fitted_model(weights, means, covs, "full")
+        written = (*true, precision_cholesky(covs, "full"))  # before any write: as a model file's would be
 
         _cluster.refuse_workers_without_dask_gmm(wait=True)  # before anything is written (their chunk tasks waited for ever)
         if old is not None:
@@ -980,7 +998,7 @@ def generate_mixture(
                 _warn_if_kept(path, io.open_node(path), attributes)
             if old[0]["complete"] and _whole(path):
                 logger.info("%s is already complete; nothing to write", path)
-                return true_model
+                return written
             group = zarr.open_group(path, mode="r+")
             _remove_partial_files(path)
         else:
@@ -1005,7 +1023,7 @@ def generate_mixture(
         _write_chunks(path, group, X, labels, old is None, seed, (status, true))
         group.update_attributes({io.STATUS_ATTR: {**status, "complete": True}})
         logger.info("%s complete", path)
-        return true_model
+        return written
 
 
 # ------------------------------------------------------------------ reading back
@@ -1022,6 +1040,8 @@ def match_components(true_means, fitted_means):
     -------
     ndarray of shape (K_true,): index of the fitted component for each true one (-1 if none)
     """
+    from scipy.optimize import linear_sum_assignment  # 0.14 s to import: not for generate or info
+
     cost = cdist(np.asarray(true_means), np.asarray(fitted_means))
     rows, cols = linear_sum_assignment(cost)
     out = np.full(len(true_means), -1)
@@ -1082,6 +1102,9 @@ def compare_with_truth(model, path):
     """
     import dask.array as da
 
+    from .mixture import MixtureBase, check_fitted
+    from .modelfile import fitted_model
+
     if not isinstance(model, MixtureBase) and type(model).__name__ != "GaussianMixture":
         raise ValueError(f"compare_with_truth compares dask_gmm's GaussianMixture or BayesianGaussianMixture, or "
                          f"scikit-learn's GaussianMixture, with the truth; got {type(model).__name__}.")
@@ -1123,6 +1146,8 @@ def read_true_model(path):
     -------
     GaussianMixture (covariance_type='full', fitted) or None
     """
+    from .modelfile import fitted_model
+
     node = _generated_group(path)
     true = recorded_true(node, os.fspath(path)) if isinstance(node, zarr.Group) else None
     lost = lost_true(node, os.fspath(path)) if true is None and isinstance(node, zarr.Group) else []

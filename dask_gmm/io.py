@@ -36,7 +36,7 @@ import zarr
 from dask.highlevelgraph import HighLevelGraph
 from zarr.core import sync as zarr_sync  # its event loop, to wait for after an interrupt
 
-from . import _cluster, _compat, _kernels
+from . import _cluster, _kernels
 from ._kernels import total_weight
 from ._reader import ZarrRows, _direct, _under_xarray, _zarr_blocks, whole_zarr_array
 from ._store import (RERUN, ZARR_METADATA, DamagedMetadata, _absent_chunks, _local_folder, _local_root, first_few,
@@ -939,12 +939,16 @@ def feature_names(X):
 
     Raises TypeError for column names that mix strings and other types, as scikit-learn does.
     """
+    from . import _compat  # scikit-learn, imported when a fit or prediction needs it
+
     return _compat.get_feature_names(_feature_frame(X))
 
 
 def check_feature_names(model, X):
     """Check X's feature names against the fitted ``model``'s, as scikit-learn does: other names or
     order a ValueError, names on one side only a warning."""
+    from . import _compat
+
     _compat.check_feature_names(model, _feature_frame(X), reset=False)
 
 

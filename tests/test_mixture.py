@@ -2181,9 +2181,8 @@ def test_random_from_data_starts_its_components_on_distinct_rows():
 def test_kmeans_start_takes_ten_k_means_starts_then_one_per_further_restart(monkeypatch):
     """The first restart keeps the best of 10 starts of scikit-learn's KMeans on its candidates,
     each further one a single start (README); a mutant of one start for all went unseen."""
+    import sklearn.cluster
     from sklearn.cluster import KMeans
-
-    from dask_gmm import _init
 
     n_inits, seeds = [], []
 
@@ -2193,7 +2192,7 @@ def test_kmeans_start_takes_ten_k_means_starts_then_one_per_further_restart(monk
             seeds.append(self.random_state)
             return super().fit(*args, **kwargs)
 
-    monkeypatch.setattr(_init, "KMeans", Spy)
+    monkeypatch.setattr(sklearn.cluster, "KMeans", Spy)  # dask_gmm._init imports it where it starts k-means
     GaussianMixture(3, n_init=3, random_state=0).fit(make_blobs(n=3000))
     assert n_inits == [10, 1, 1]
     assert len(set(seeds)) == 3  # each restart a stream of its own
