@@ -371,7 +371,8 @@ class Checkpoint:
                 f"The checkpoint {self.path!r} holds {made} iterations, more than max_iter ({max_iter}) allows. "
                 f"Pass max_iter={made} or more to continue it, or delete it to start the fit afresh."
             )
-        logger.info("resuming from checkpoint %s at iteration %s", self.path, [r.n_iter for r in runs])
+        # DEBUG: the estimator's own line says so where its verbose asks (verbose=0 had logged this at INFO)
+        logger.debug("resuming from checkpoint %s after iteration %s", self.path, ", ".join(str(r.n_iter) for r in runs))
         self._bytes = hashlib.sha256(raw).hexdigest()
         return runs
 

@@ -1095,8 +1095,9 @@ def cmd_generate(args, term):
                            + [f"{_count(n, 'chunk')} of {name} cut short" for name, n in
                               before["cut_short_chunks_of"].items() if n]
                            + [f"the array {name}" for name in before["lost_true"]])
-        term.out(f"wrote what {args.path} lacked ({lacked}; {_count(-(-args.n_samples // before['chunks'][0]), 'chunk')} "
-                 f"each in all) of {what} in {_fmt_seconds(seconds)}")
+        chunks = _count(-(-args.n_samples // before["chunks"][0]), "chunk")  # X's and labels' (not a true array's)
+        term.out(f"wrote what {args.path} lacked ({lacked}; X and labels hold {chunks} each) of {what} in "
+                 f"{_fmt_seconds(seconds)}")
     if args.seed is None:  # drawn (a new store's), or the one a rerun found recorded
         from . import io
 

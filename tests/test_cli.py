@@ -1367,15 +1367,15 @@ def test_generate_rerun_says_what_it_wrote(tmp_path, capsys):
     (tmp_path / "g.zarr" / "labels" / "c" / "3").unlink()  # (it said "wrote 20,000 rows", as if all)
     rc, out, _ = run(capsys, *argv)
     assert rc == 0 and out.startswith(f"wrote what {tmp_path / 'g.zarr'} lacked (1 chunk of X, 1 chunk of "
-                                      "labels; 4 chunks each in all) of 20,000 rows x 2 features")
+                                      "labels; X and labels hold 4 chunks each) of 20,000 rows x 2 features")
     assert "already holds" in run(capsys, *argv)[1]
     (tmp_path / "g.zarr" / "X" / "c" / "2" / "0").write_bytes(b"")  # a power loss's empty chunk file: "nothing
     rc, out, _ = run(capsys, "info", tmp_path / "g.zarr")  # written", and a fit refused the store (a review)
     assert rc == 0 and "status       DAMAGED" in out
     assert "cut short    1 chunk not the length their header says (a power loss while they were written?): 1 of X" in out
     rc, out, _ = run(capsys, *argv)
-    assert rc == 0 and out.startswith(f"wrote what {tmp_path / 'g.zarr'} lacked (1 chunk of X cut short; 4 chunks "
-                                      "each in all)")
+    assert rc == 0 and out.startswith(f"wrote what {tmp_path / 'g.zarr'} lacked (1 chunk of X cut short; X and labels "
+                                      "hold 4 chunks each)")
     assert store_info(str(tmp_path / "g.zarr"))["status"] == "complete"
     # lost arrays of the true parameters: info said complete, read_true_model None, a rerun "nothing written"
     kept = (tmp_path / "g.zarr" / "true_means" / "c" / "0" / "0").read_bytes()
@@ -1390,7 +1390,7 @@ def test_generate_rerun_says_what_it_wrote(tmp_path, capsys):
         read_true_model(str(tmp_path / "g.zarr"))
     rc, out, _ = run(capsys, *argv)
     assert rc == 0 and out.startswith(f"wrote what {tmp_path / 'g.zarr'} lacked (the array true_means, the array "
-                                      "true_covariances; 4 chunks each in all)")
+                                      "true_covariances; X and labels hold 4 chunks each)")
     assert (tmp_path / "g.zarr" / "true_means" / "c" / "0" / "0").read_bytes() == kept
     assert store_info(str(tmp_path / "g.zarr"))["status"] == "complete"
     assert read_true_model(str(tmp_path / "g.zarr")).means_.shape == (3, 2)

@@ -1346,6 +1346,22 @@ def test_verbose_says_how_each_fit_starts(caplog, tmp_path):
     assert again == ["GaussianMixture init 1 of 1: resumed from the checkpoint after iteration 2"]
 
 
+def test_verbose_0_logs_no_checkpoint_resume_at_info(caplog, tmp_path):
+    """verbose controls the fit's lines (README): a resume at verbose=0 logged the checkpoint's own
+    INFO line, and at verbose=1 that line and the estimator's (a review). It is now DEBUG."""
+    X, path = make_blobs(n=600), tmp_path / "fit.ckpt"
+    GaussianMixture(3, random_state=0, max_iter=2, tol=0, checkpoint=path).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with caplog.at_level(logging.INFO, logger="dask_gmm"):
+            GaussianMixture(3, random_state=0, max_iter=4, tol=0, checkpoint=path).fit(X)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "heckpoint" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="dask_gmm._checkpoint"):
+        GaussianMixture(3, random_state=0, max_iter=6, tol=0, checkpoint=path).fit(X)
+    assert f"resuming from checkpoint {path} after iteration 4" in caplog.messages
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [
