@@ -563,7 +563,7 @@ class Blocks:
             return self.graph
         if self._sent is None or self._sent[0] is not client:
             held = [k for k, v in self.graph.items() if isinstance(v, np.ndarray)]
-            if held and self._sent_keys and len(held) == len(self.graph):  # a send again: under new keys
+            if held and len(held) == len(self.graph):  # a graph of data only: under keys of this send's own
                 self._rename_blocks()
                 held = list(self.graph)
             self._sent = (client, None, [])  # a send under way: one that fails is tried again
@@ -575,12 +575,15 @@ class Blocks:
         return self._sent[1]
 
     def _rename_blocks(self):
-        """New keys for the blocks held in memory (a graph of data only), before they are sent again.
+        """New keys for the blocks held in memory (a graph of data only), before each send.
 
         The graph's keys alias the scattered data. Sent again under the same keys, after a worker
         holding some of them was lost, a fit hung (a review: 3 of about 95 fits with a worker killed
         0.2-0.35 s in): a surviving worker kept the old task of such a key, waiting on the lost
-        data, and took the new one's for the same task."""
+        data, and took the new one's for the same task. At the first send, the keys of a
+        ``da.from_array`` are its content's, shared by two fits of one array at once (or a persisted
+        twin): each aliased them to its own copy, and distributed's scheduler warned of a "different
+        `run_spec`" for them, which "can cause failures and deadlocks" (a review)."""
         tag = uuid.uuid4().hex[:8]
 
         def fresh(key):

@@ -563,6 +563,40 @@ def test_in_memory_data_is_sent_to_the_cluster_once_per_fit_not_in_every_pass(st
     assert {"dask_gmm.e_step_stats", "dask_gmm.combine"} <= {key_split(k) for g in graphs for k in g}
 
 
+def test_two_fits_of_one_in_memory_dask_array_at_once_share_no_keys(caplog):
+    """Two fits of one ``da.from_array`` at once (threads of one client), beside a persisted twin of
+    the same keys: each fit aliased the array's own keys to its scattered copy, and the scheduler
+    warned of a "different `run_spec`" for them ("can cause failures and deadlocks", a review).
+    Each send is under keys of its own now; the fits equal the threaded one."""
+    X = make_blobs(n=40_000, seed=5)
+    ref = GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(X)
+    fitted, failed = {}, []
+
+    def fit(i, data):
+        try:
+            fitted[i] = GaussianMixture(3, random_state=0, max_iter=5, tol=0).fit(data)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failed.append(exc)
+
+    with caplog.at_level(logging.WARNING, logger="distributed.scheduler"):
+        with LocalCluster(**CLUSTER) as cluster, Client(cluster), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            A = da.from_array(X, chunks=(5_000, 2))
+            twin = da.from_array(X, chunks=(5_000, 2)).persist()  # the same keys, held by the user
+            assert twin.name == A.name
+            threads = [threading.Thread(target=fit, args=(i, A)) for i in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(300)
+            fit(2, twin)
+    assert not failed, failed
+    for gm in fitted.values():
+        assert_same_fit(gm, ref)
+    assert len(fitted) == 3
+    assert not [r for r in caplog.records if "run_spec" in r.getMessage()]
+
+
 def test_sharded_store_on_a_cluster_equals_threads_without_key_conflicts(tmp_path, caplog):
     """A store read through zarr's own path (sharded) on processes: the same fit, and no
     'different run_spec' warning from the scheduler (the array was a separate graph key that two
