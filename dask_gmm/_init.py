@@ -67,8 +67,8 @@ def as_seed_sequence(random_state):
     if isinstance(random_state, np.random.SeedSequence):  # its pool size too: another pool is another state
         return np.random.SeedSequence(random_state.entropy, spawn_key=random_state.spawn_key,
                                       pool_size=random_state.pool_size)
-    if random_state is None:
-        random_state = np.random.mtrand._rand  # NumPy's global RandomState, as scikit-learn's check_random_state
+    if random_state is None:  # one draw of NumPy's global RandomState (its public functions), as a RandomState's
+        return np.random.SeedSequence(int(np.random.randint(2**31 - 1)))
     if isinstance(random_state, (int, np.integer)):
         return np.random.SeedSequence(int(random_state))
     if isinstance(random_state, np.random.RandomState):
