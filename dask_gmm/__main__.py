@@ -36,7 +36,8 @@ def main(argv=None):
     try:
         again = None
         if on_main:  # a Ctrl-C that Python dropped as the libraries loaded (in the import system's lock
-            # callbacks) is sent again, or raised once they have loaded, and not printed as "Exception ignored"
+            # callbacks) is sent again, or raised once they have loaded, and not printed as "Exception ignored";
+            # until the command ends: they load in cli_main too, before its command sets its own (a CI run)
             hook = sys.unraisablehook
             sys.unraisablehook = again = SignalAgain(hook)
         try:
@@ -44,11 +45,13 @@ def main(argv=None):
 
             if again is not None:
                 again.raise_pending()
+            status = cli_main(argv)
+            if again is not None and status not in (130, 143):  # not interrupted already
+                again.raise_pending()
         finally:
-            if again is not None:  # the command sets its own while it runs
+            if again is not None:
                 sys.unraisablehook = hook
                 again.cancel()
-        status = cli_main(argv)
     except BaseException as exc:  # a Ctrl-C before the command's own handling starts, or after it ends
         if not (_interrupted(exc) or (isinstance(exc, ImportError) and _ctrl_c_seen)):
             if signal.getsignal(signal.SIGTERM) is _on_sigterm:  # a traceback to come: SIGTERM as Python has it
