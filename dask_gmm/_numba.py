@@ -1616,8 +1616,9 @@ def mixture_rows(z, labels, cholesky, means):
 #: precision does not decide which kernels take the model (an emptied component keeps its mean
 #: wherever it was, and weighs ~1e-17), unless it turns out to hold rows (:attr:`Prepared.far_light`).
 LIVE_WEIGHT = 1e-10
-#: The largest Mahalanobis distance of the tiles' centre from a live component's mean that the
-#: compiled kernels take: rows near that mean then lose up to ~2**20 eps (2e-10) of their distance.
+#: The largest distance of the tiles' centre from a live component's mean, in its own units
+#: (:class:`Prepared`'s ``distance``), that the compiled kernels take: rows near that mean then lose
+#: up to ~2**20 eps (2e-10) of their Mahalanobis distance.
 MAX_CENTRE_DISTANCE = 2.0**20
 #: The same for a light component (weight at most LIVE_WEIGHT, over 0): up to 2**45 eps (0.008) of
 #: a distance, so that a row it holds still gets a responsibility above 0 for it, which
@@ -1675,19 +1676,28 @@ class Prepared:
             lower = all(not np.any(np.triu(p, 1)) for p in (self.pc[:1] if self.tied else self.pc))
             self.hs = feature_block(d) if lower else d
             self.unrolled = (0,) * d if lower and d <= UNROLL_MAX_FEATURES else ()
-            far = np.einsum("kij,kj->ki", self.pc, self.means)
         else:
             self.pc = np.array(np.broadcast_to(pc.reshape(K, -1), (K, d)), order="C")
             self.unrolled = ()
-            far = self.pc * self.means
-        # c's Mahalanobis distance from each component: a row near mu_k loses about eps times it
-        # of its distance from mu_k. Far (a live component far from the others, in its own units), the
-        # reference kernels, which centre on each mean, take the model (:func:`exact`). A light
-        # component may lie farther (an emptied one, which holds no row), but not if it holds rows
-        # (rows of weight 1 among rows of weight 1e12 can make one): the kernels' results are then
-        # refused (``far_light``: :func:`e_step`, :func:`per_row`).
+        # How far c lies from each component, in its own units: a row x near mu_k loses up to about
+        # eps |x_j - c_j| of each coordinate to the centring, which P_k^T carries into its distance
+        # from mu_k as that times row j of P_k. Up to eps times this ``distance`` in all, which
+        # is c's Mahalanobis distance for diagonal precisions; for full ones, the sum over j of
+        # |mu_kj - c_j| ||P_k[j, :]||, which weighs a component's narrowest axes: its Mahalanobis
+        # distance had missed an elongated component whose long axis points at c (a centre 7e4
+        # along the axis of a 1e6:1 component lost 2e-5 of a row's log-likelihood; a review). Far
+        # (a live component far from the others, in its own units), the reference kernels, which
+        # centre on each mean, take the model (:func:`exact`). A light component may lie farther
+        # (an emptied one, which holds no row), but not if it holds rows (rows of weight 1 among
+        # rows of weight 1e12 can make one): the kernels' results are then refused (``far_light``:
+        # :func:`e_step`, :func:`per_row`).
         with np.errstate(over="ignore", invalid="ignore"):
-            distance = np.sqrt(np.sum(far * far, axis=1))
+            if self.kind == "full":
+                reach = np.sqrt(np.einsum("kij,kij->kj", self.pc, self.pc))  # ||P_k[j, :]||, column j of P_k^T
+                distance = np.sum(np.abs(self.means) * reach, axis=1)
+            else:
+                far = self.pc * self.means
+                distance = np.sqrt(np.sum(far * far, axis=1))
         weighs = log_weights > -np.inf
         self.exact = bool(np.all(distance[live] <= MAX_CENTRE_DISTANCE)
                           and np.all(distance[weighs] <= MAX_LIGHT_DISTANCE))

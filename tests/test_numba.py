@@ -318,6 +318,39 @@ def test_a_far_mean_of_real_weight_is_as_exact_as_the_reference(ct, far, numba_k
         close(kernel(X, model), want, rtol=1e-13)
 
 
+@pytest.mark.parametrize("ct", ["full", "tied"])
+def test_an_elongated_component_pointing_at_a_far_centre_is_as_exact_as_scikit_learn(ct, numba_kernels):
+    """Components of widths 1 and 1e-6 whose long axis points at a mean 1e5 away: the tiles' centre
+    lies about 3e4 along that axis, 3e4 of its widths but 3e10 of its narrow ones, and a row near
+    it lost eps times 3e4 of each coordinate to the centring, up to 3e-2 of its narrow width. The
+    dispatch measured the centre's Mahalanobis distance (3e4: compiled), and score_samples was
+    6e-6 off scikit-learn's, a fit's lower bound 6e-8 (a review). It now weighs each coordinate's
+    offset by the precision along it, and the reference kernels take such a model."""
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    from dask_gmm import GaussianMixture
+
+    narrow = 1e-6
+    u, v = np.array([1.0, 1.0]) / np.sqrt(2), np.array([1.0, -1.0]) / np.sqrt(2)
+    elongated = np.outer(u, u) + narrow**2 * np.outer(v, v)
+    third = np.eye(2) if ct == "full" else elongated
+    means = np.vstack([np.zeros(2), 2 * narrow * v, 1e5 * u])
+    rng = np.random.default_rng(0)  # rows of the two near components (rows at 1e5 hold 2e-11 / 1e-6 of the narrow width)
+    X = rng.multivariate_normal(np.zeros(2), elongated, 1000) + narrow * v * rng.uniform(0, 2, (1000, 1))
+    precisions = np.linalg.inv(np.array([elongated, elongated, third]) if ct == "full" else elongated)
+    settings = dict(covariance_type=ct, tol=0.0, reg_covar=1e-12, weights_init=np.full(3, 1 / 3), means_init=means,
+                    precisions_init=precisions)
+    start = GaussianMixture(3, max_iter=0, **settings).fit(X)
+    assert not nb.exact(start._model(), 2)
+    same = SkGaussianMixture(3, covariance_type=ct)  # scikit-learn's outputs of the same parameters
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        setattr(same, name, getattr(start, name))
+    np.testing.assert_allclose(start.score_samples(X), same.score_samples(X), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(start.predict_proba(X), same.predict_proba(X), rtol=0, atol=1e-8)
+    got, want = GaussianMixture(3, max_iter=1, **settings).fit(X), SkGaussianMixture(3, max_iter=1, **settings).fit(X)
+    assert abs(got.lower_bound_ - want.lower_bound_) < 1e-10
+
+
 @pytest.mark.parametrize("ct", TYPES)
 def test_an_emptied_far_component_leaves_the_compiled_kernels_exact(ct):
     """The tiles' centre is the weighted mean of the means, so an emptied component (weight about
