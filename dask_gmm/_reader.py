@@ -24,9 +24,9 @@ import zlib
 import dask.array as da
 import numpy as np
 import zarr
+from dask._task_spec import DataNode, Task  # the task spec (dask 2025 on) that graphs are made of
 from dask.array.core import getter
 from dask.blockwise import Blockwise
-from dask.highlevelgraph import MaterializedLayer
 # the synchronous codec and store protocols (SupportsSyncCodec, SupportsGetSync) are zarr >= 3.1.6's
 from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec, SupportsSyncCodec
 from zarr.abc.store import SupportsGetSync
@@ -36,7 +36,8 @@ from zarr.core.sync import sync  # zarr 3 has no synchronous listing or lookup i
 
 from . import _codecs, _kernels, _numba
 from ._store import (REGENERATE, _absent_as_fill, _chunk_coords, _chunk_key, _chunk_name, _file_size, _fill_value,
-                     _local_root, _storage_key, _unwritten_inner_chunks, _written_since, first_few, missing_chunks)
+                     _local_root, _storage_key, _store_name, _unwritten_inner_chunks, _written_since, first_few,
+                     missing_chunks)
 
 
 def _zarr_blocks(arr, chunks, absent=frozenset()):
@@ -330,6 +331,7 @@ class ZarrRows:
 
     def __init__(self, arr):
         self.array = arr
+        self.name = _store_name(arr)  # for messages
         self.shape, self.dtype = arr.shape, np.dtype(arr.dtype).newbyteorder("=")
         self.chunk_rows, self.chunk_columns = arr.chunks
         self._columns = range(-(-self.shape[1] // self.chunk_columns))  # the chunks across a row's features
@@ -500,7 +502,7 @@ class ZarrRows:
         with ``into`` (an array of a whole chunk's shape), the whole chunk written there, and ``into``."""
         key = self._key(i, j)
         first = i * self.chunk_rows
-        name = f"Chunk {key!r} of the Zarr array (rows {first}-{first + rows - 1})"
+        name = f"Chunk {key!r} of the Zarr array {self.name!r} (rows {first}-{first + rows - 1})"
         buf = self._fetch(key, reuse)
         absent = bool(self._absent) and size in (None, -1) and (
             self.array.metadata.encode_chunk_key((i, j)) in self._absent)  # when the reader was made
@@ -654,19 +656,42 @@ def whole_zarr_array(X):
 
 def zarr_arrays_read_by(X, wrapped=True):
     """The Zarr arrays that the dask array ``X``'s graph reads (by ``da.from_zarr`` or
-    ``da.from_array`` anywhere in it: the arrays themselves, or given to its tasks), once each;
-    with ``wrapped``, also those under xarray's lazy array wrappers (:func:`_under_xarray`)."""
+    ``da.from_array`` anywhere in it: the arrays themselves, or given to its tasks, fused ones
+    too), once each; with ``wrapped``, also those under xarray's lazy array wrappers
+    (:func:`_under_xarray`)."""
     found = {}
     for layer in X.dask.layers.values():
-        if isinstance(layer, MaterializedLayer):
-            values = layer.values()
-        elif isinstance(layer, Blockwise):
+        if isinstance(layer, Blockwise):
             values = (arg for arg, index in layer.indices if index is None)
-        else:
-            continue
-        arrays = (v if isinstance(v, zarr.Array) or not wrapped else _under_xarray(v) for v in values)
+        else:  # a MaterializedLayer, or another kind of layer, materialised
+            values = layer.values()
+        arrays = (v if isinstance(v, zarr.Array) or not wrapped else _under_xarray(v) for v in _task_values(values))
         found.update((id(a), a) for a in arrays if isinstance(a, zarr.Array))
     return list(found.values())
+
+
+def _task_values(values):
+    """``values`` (a graph's tasks and constants) and everything their tasks hold: a task's arguments
+    and keyword arguments, a data node's value, the items of tuples, lists and dicts, each once.
+    ``dask.optimize`` and a Dask DataFrame's ``to_dask_array`` put ``da.from_zarr``'s array inside
+    fused tasks (a subgraph in a task's arguments), where a lost chunk had read as fill values and
+    been fitted (a review)."""
+    stack, seen = list(values), set()
+    while stack:
+        v = stack.pop()
+        if v is None or isinstance(v, (str, bytes, int, float, np.ndarray)) or id(v) in seen:
+            continue
+        seen.add(id(v))
+        yield v
+        if isinstance(v, Task):  # its nested containers (List, Dict) too
+            stack.extend(v.args)
+            stack.extend(v.kwargs.values())
+        elif isinstance(v, DataNode):
+            stack.append(v.value)
+        elif isinstance(v, (tuple, list)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
 
 
 def _under_xarray(v):

@@ -448,10 +448,11 @@ def _chunk_key(arr, index):
 
 
 def _chunk_name(arr, index):
-    """``'KEY' of the Zarr array (rows A-B)``, for the block ``index`` of ``arr``."""
+    """``Chunk 'KEY' of the Zarr array 'NAME' (rows A-B)``, for the block ``index`` of ``arr``: named, as
+    X and the weights may be two stores (a corrupt chunk of the weights' had been "of the Zarr array")."""
     what = "Shard" if arr.shards else "Chunk"
     last = min(index[0].stop, arr.shape[0]) - 1
-    return f"{what} {_chunk_key(arr, index)!r} of the Zarr array (rows {index[0].start}-{last})"
+    return f"{what} {_chunk_key(arr, index)!r} of the Zarr array {_store_name(arr)!r} (rows {index[0].start}-{last})"
 
 
 def _file_size(path):

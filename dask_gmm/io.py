@@ -21,6 +21,7 @@ import math
 import os
 import pathlib
 import re
+import stat
 import struct
 import sys
 import uuid
@@ -409,6 +410,7 @@ def member(group, name, path):
                 return None
             raise
 
+    refuse_special_metadata(f"{path.rstrip('/')}/{name}" if isinstance(path, str) else path)
     return readable_metadata(path, get)
 
 
@@ -503,6 +505,7 @@ def readable_metadata(path, read):
     read (bad JSON, missing or mistyped keys, a JSON list: ValueError, KeyError, TypeError or
     AttributeError) said as one :class:`~dask_gmm._store.DamagedMetadata`, chained to zarr's; an absent node's
     error passes through."""
+    refuse_special_metadata(path)
     try:
         return read()
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
@@ -512,6 +515,27 @@ def readable_metadata(path, read):
             f"The Zarr metadata in {path!r} cannot be read ({type(exc).__name__}: {exc}): the store is "
             "corrupt, or in a form this zarr does not read. Restore or regenerate it."
         ) from exc
+
+
+def refuse_special_metadata(path):
+    """A ValueError where a Zarr metadata file (``zarr.json``, ``.zarray``, ...) in the local folder
+    or ``file://`` URL ``path`` is not a regular file: zarr reads a FIFO there for ever (waiting for
+    a writer) and a link to ``/dev/zero`` until memory runs out (a review's ``info`` and ``fit``),
+    as :func:`~dask_gmm._reader._check_regular` refuses of chunk files. Five ``os.stat`` calls."""
+    if not isinstance(path, str):
+        return
+    scheme, sep, rest = path.partition("://")
+    if sep and (scheme != "file" or "::" in rest):
+        return
+    for name in ZARR_METADATA:
+        file = os.path.join(rest if sep else path, name)
+        try:
+            special = not stat.S_ISREG(os.stat(file).st_mode)
+        except OSError:  # none there (or a folder it cannot look in: zarr's read says so)
+            continue
+        if special:
+            raise ValueError(f"The Zarr metadata file {file!r} is not a regular file (a device, a FIFO or a socket, "
+                             "or a link to one): the store is damaged. Restore its metadata.")
 
 
 def settle_zarr(timeout=2.0):

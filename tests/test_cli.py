@@ -1081,7 +1081,7 @@ def test_a_corrupt_chunk_is_named_with_the_same_advice_by_every_command(store, m
     for argv in (["fit", bad, "-k", "3", "-o", tmp_path / "m.json"], ["score", model_file, bad],
                  ["predict", model_file, bad, "-o", tmp_path / "l.zarr"]):
         rc, _, err = run(capsys, *argv, "-q")
-        assert_one_line_error(rc, err, "'X/c/1/0' of the Zarr array (rows 5000-9999) cannot be decoded (its crc32c "
+        assert_one_line_error(rc, err, f"'X/c/1/0' of the Zarr array 'file://{bad}/X' (rows 5000-9999) cannot be decoded (its crc32c "
                               "checksum does not match its bytes); the store is corrupt. Restore or regenerate it "
                               "(a store of 'dask-gmm generate': delete that chunk's file and rerun the same command, "
                               "without --overwrite: it writes the chunk again from the seed the store records).")
@@ -1097,7 +1097,7 @@ def test_the_advice_for_a_corrupt_chunk_gives_back_the_same_store(tmp_path, caps
     chunk = store / "X" / "c" / "2" / "0"
     chunk.write_bytes(chunk.read_bytes()[:-1] + b"x")
     rc, _, err = run(capsys, "fit", store, "-k", "3", "-o", tmp_path / "m.json", "-q")
-    assert_one_line_error(rc, err, "'X/c/2/0' of the Zarr array (rows 2000-2999) cannot be decoded",
+    assert_one_line_error(rc, err, f"'X/c/2/0' of the Zarr array 'file://{store}/X' (rows 2000-2999) cannot be decoded",
                           "delete that chunk's file and rerun the same command, without --overwrite")
     chunk.unlink()
     assert run(capsys, *command)[0] == 0
