@@ -2381,6 +2381,14 @@ def test_odd_zarr_inputs_are_refused_in_plain_words(tmp_path, capsys):
             fit(other)
 
 
+def _fit_in_a_capped_child(path):
+    """A fit of the store at ``path`` in a child process of 4 GiB of address space, for 120 s at most."""
+    code = ("import resource, dask_gmm\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (2**32, resource.getrlimit(resource.RLIMIT_AS)[1]))\n"
+            f"dask_gmm.GaussianMixture(2).fit({str(path)!r})\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
 def test_a_chunk_file_that_links_to_a_device_or_a_fifo_is_refused_not_read(tmp_path):
     """A review: a store's chunk file linked to /dev/zero was read without end (5.5 GB, then out of
     memory), one linked to a FIFO no one writes made the fit wait forever. Each is refused by
@@ -2395,10 +2403,7 @@ def test_a_chunk_file_that_links_to_a_device_or_a_fifo_is_refused_not_read(tmp_p
         chunk = path / ("c/3/0" if fmt == "v3" else "3.0")
         os.remove(chunk)
         os.symlink(target, chunk)
-        code = ("import resource, dask_gmm\n"
-                "resource.setrlimit(resource.RLIMIT_AS, (2**32, resource.getrlimit(resource.RLIMIT_AS)[1]))\n"
-                f"dask_gmm.GaussianMixture(2).fit({str(path)!r})\n")
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        done = _fit_in_a_capped_child(path)
         assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == (
             f"ValueError: The chunk file {str(chunk)!r} is not a regular file (a device, a FIFO "
             f"or a socket, or a link to one): the store is damaged. Restore or regenerate it {_store.REGENERATE}."), done.stderr
@@ -2421,10 +2426,7 @@ def test_a_metadata_file_that_links_to_a_device_or_a_fifo_is_refused_not_read(tm
             meta = path / "X" / "zarr.json"
         os.remove(meta)
         os.symlink(target, meta)
-        code = ("import resource, dask_gmm\n"
-                "resource.setrlimit(resource.RLIMIT_AS, (2**32, resource.getrlimit(resource.RLIMIT_AS)[1]))\n"
-                f"dask_gmm.GaussianMixture(2).fit({str(path)!r})\n")
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        done = _fit_in_a_capped_child(path)
         assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == (
             f"ValueError: The Zarr metadata file {str(meta)!r} is not a regular file (a device, a FIFO or a socket, "
             "or a link to one): the store is damaged. Restore its metadata."), done.stderr
