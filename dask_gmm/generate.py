@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -758,7 +759,7 @@ def _refuse_foreign_members(path):
 def _check_arguments(n_samples, chunk_size, dtype, attributes, compression, model, n_features, n_components,
                      box, covariance_scale, min_separation):
     """A ValueError naming the first of :func:`generate_mixture`'s arguments that is not allowed
-    (those of the drawn parameters only when no ``model`` is given)."""
+    (those of the drawn parameters only when no ``model`` is given; with one, any but their defaults)."""
     _check_number("n_samples", n_samples, Integral, 1)
     if chunk_size is not None:
         _check_number("chunk_size", chunk_size, Integral, 1)
@@ -784,6 +785,13 @@ def _check_arguments(n_samples, chunk_size, dtype, attributes, compression, mode
         _check_number("covariance_scale", covariance_scale, Real, 0.0, strict=True)
         if min_separation is not None:
             _check_number("min_separation", min_separation, Real, 0.0)
+        return
+    defaults = inspect.signature(generate_mixture).parameters
+    for name, value in (("box", box), ("covariance_scale", covariance_scale), ("min_separation", min_separation)):
+        default = defaults[name].default  # refused, not ignored, as the command line's --box with --model
+        if value is not default and not (isinstance(value, Real) and default is not None and value == default):
+            raise ValueError(f"generate_mixture: '{name}' shapes the drawn parameters, but with 'model' the model's "
+                             f"are sampled; got {name}={value!r}. Leave it out, or leave out 'model'.")
 
 
 def _root_seed(random_state, recorded, path):
@@ -886,7 +894,8 @@ def generate_mixture(
         Rows to write. On a local disk, rows that would take more than the disk has free, at the
         size of the first chunk written, are refused before the other chunks are written.
     n_features, n_components : int, default 2 and 3
-        Ignored when ``model`` is given.
+        Ignored when ``model`` is given (``box``, ``covariance_scale`` and ``min_separation`` other than
+        their defaults are refused with it).
     chunk_size : int, optional
         Rows per Zarr chunk (and per write task); capped at ``n_samples``. By
         default about 4 MiB of X (:func:`default_chunk_size`), which fits read

@@ -849,6 +849,20 @@ def test_a_link_planted_at_the_writers_lock_is_not_followed(tmp_path):
     assert os.listdir(tmp_path / "elsewhere") == [] and store_info(str(tmp_path / "s.zarr"))["status"] == "complete"
 
 
+def test_the_drawn_parameters_arguments_are_refused_with_a_model_not_ignored(tmp_path):
+    """``box``, ``covariance_scale`` and ``min_separation`` shape drawn parameters: given with a model,
+    they were ignored without a word (a script asking min_separation=2 got none; a review), where
+    the command line refuses them. Refused now before anything is written; their defaults pass."""
+    model = SKGaussianMixture(3, random_state=0).fit(make_blobs(n=600, seed=3))
+    for name, value in (("box", 3.0), ("covariance_scale", 7), ("min_separation", 2.0), ("min_separation", 0.0)):
+        with pytest.raises(ValueError, match=rf"^generate_mixture: '{name}' shapes the drawn parameters, but with "
+                                             rf"'model' the model's are sampled; got {name}={value!r}\."):
+            generate_mixture(str(tmp_path / "s"), 3_000, model=model, random_state=1, **{name: value})
+        assert not os.path.exists(tmp_path / "s")
+    defaults = generate_mixture(str(tmp_path / "s"), 3_000, model=model, random_state=1, box=10, covariance_scale=0.1)
+    np.testing.assert_array_equal(defaults.means_, model.means_)
+
+
 def test_a_model_that_is_no_estimator_is_refused_saying_what_to_pass(tmp_path):
     for other in (42, [0.5, 0.5]):  # was scikit-learn's "42 is not an estimator instance."
         with pytest.raises(TypeError, match=rf"^model must be a fitted GaussianMixture or the path of a model file, got "
