@@ -1120,7 +1120,7 @@ def compare_with_truth(model, path):
         raise ValueError(f"compare_with_truth compares dask_gmm's GaussianMixture or BayesianGaussianMixture, or "
                          f"scikit-learn's GaussianMixture, with the truth; got {type(model).__name__}.")
     check_fitted(model)
-    true, labels = truth_of(path)
+    true, labels = truth_of(_check_path(path, "compare_with_truth"))
     if not isinstance(model, MixtureBase):  # scikit-learn's reads no path: its GaussianMixture as dask_gmm's
         model = fitted_model(model.weights_, model.means_, model.covariances_, model.covariance_type)
     if model.means_.shape[1] != true.means_.shape[1]:
@@ -1143,10 +1143,24 @@ def compare_with_truth(model, path):
 def _generated_group(path):
     """The Zarr node at ``path``, but for the array X of a generated store (``STORE/X``), its group,
     as :func:`store_info` finds it (its true model had been read as none, a review)."""
-    node = io.open_node(io.data_path(path))
+    node = io.open_node(io.data_path(_check_path(path, "read_true_model")))
     if isinstance(node, zarr.Array) and io.holding_status(node):
         return io.holding_group(node)
+    member = isinstance(node, zarr.Array) and next((m for m in ("labels", *TRUE_ARRAYS) if io.holding_status(node, m)), None)
+    if member:  # its truth had been read as none, and compare_with_truth said it recorded none (a review)
+        store = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
+        raise ValueError(f"{os.fspath(path)!r} is the array {member!r} of the generated store {store!r}: give the "
+                         "store's path (or its array X's).")
     return node
+
+
+def _check_path(path, who):
+    """``path``, a TypeError saying what to give where it is not a path or URL (a zarr group or array had
+    Python's own "expected str, bytes or os.PathLike object", a review)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{who} takes the path or URL of a Zarr store (or of its array X), not a "
+                        f"{type(path).__module__.partition('.')[0]}.{type(path).__name__}: pass its path.")
+    return path
 
 
 def read_true_model(path):
@@ -1207,7 +1221,7 @@ def store_info(path):
         given by its own path, the store's path (whose status it shares), else None; ``true_of``: the
         same for an array of its true parameters.
     """
-    node = io.open_node(io.data_path(path))
+    node = io.open_node(io.data_path(_check_path(path, "store_info")))
     status, true, arrays, parent, member, lost = {}, None, [node], None, None, []
     if isinstance(node, zarr.Array):  # the array X of a generated group, given by its own path, has its status
         status = io.holding_status(node)

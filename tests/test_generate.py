@@ -22,7 +22,7 @@ from scipy.spatial.distance import pdist
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
 from dask_gmm import GaussianMixture, _files, generate_mixture, io, save_model
-from dask_gmm.generate import _cannot_pack, draw_rows, label_dtype, read_true_model, store_info
+from dask_gmm.generate import _cannot_pack, compare_with_truth, draw_rows, label_dtype, read_true_model, store_info
 
 from .conftest import make_blobs
 
@@ -861,6 +861,30 @@ def test_the_drawn_parameters_arguments_are_refused_with_a_model_not_ignored(tmp
         assert not os.path.exists(tmp_path / "s")
     defaults = generate_mixture(str(tmp_path / "s"), 3_000, model=model, random_state=1, box=10, covariance_scale=0.1)
     np.testing.assert_array_equal(defaults.means_, model.means_)
+
+
+def test_the_truth_helpers_name_what_to_pass_for_a_zarr_object_or_another_array_of_the_store(tmp_path):
+    """A review: a zarr group or array got Python's "expected str, bytes or os.PathLike object", and the
+    path of a generated store's labels (or of a true parameter's array) read as a store of no truth,
+    and compare_with_truth said it "records no true parameters"."""
+    path = str(tmp_path / "s.zarr")
+    truth = generate_mixture(path, **SMALL)
+    fitted = GaussianMixture(4, random_state=0).fit(path)
+    calls = {"read_true_model": read_true_model, "store_info": store_info,
+             "compare_with_truth": lambda p: compare_with_truth(fitted, p)}
+    for name, call in calls.items():
+        for node in (zarr.open_group(path, mode="r"), zarr.open_array(path + "/X", mode="r")):
+            with pytest.raises(TypeError, match=rf"^{name} takes the path or URL of a Zarr store \(or of its array X\), "
+                                                rf"not a zarr\.{type(node).__name__}: pass its path\.$"):
+                call(node)
+    for name, call in calls.items():
+        if name == "store_info":  # describes the array, naming its store (labels_of, true_of)
+            continue
+        for member in ("labels", "true_means"):
+            with pytest.raises(ValueError, match=rf"^'.*s\.zarr/{member}' is the array '{member}' of the generated "
+                                                 r"store '.*s\.zarr': give the store's path \(or its array X's\)\.$"):
+                call(f"{path}/{member}")
+    np.testing.assert_array_equal(read_true_model(path + "/X").means_, truth.means_)
 
 
 def test_a_model_that_is_no_estimator_is_refused_saying_what_to_pass(tmp_path):
