@@ -1606,13 +1606,11 @@ def cmd_info(args, term):
     if info["unchecked"]:  # fit, predict and score refuse it with the same words
         term.out(f"  missing      not checked: {info['unchecked']}")
     if info["missing_chunks"]:
-        of = ", ".join(f"{n:,} of {name}" for name, n in info["missing_chunks_of"].items() if n)
-        term.out(f"  missing      {_count(info['missing_chunks'], 'chunk')} absent from the store: {of}")
+        term.out(f"  missing      {_count(info['missing_chunks'], 'chunk')} absent from the store{_of(info['missing_chunks_of'])}")
     if info.get("cut_short_chunks"):
-        of = ", ".join(f"{n:,} of {name}" for name, n in info["cut_short_chunks_of"].items() if n)
         term.out(f"  cut short    {_count(info['cut_short_chunks'], 'chunk')} not the length their header says "
-                 f"(a power loss while they were written?): {of} (the same generate command, rerun, writes them "
-                 "again)")
+                 f"(a power loss while they were written?){_of(info['cut_short_chunks_of'])} (the same generate "
+                 "command, rerun, writes them again)")
     if info.get("lost_true"):
         term.out(f"  lost         the true parameters' array(s) {', '.join(info['lost_true'])} (the same generate "
                  "command, rerun, writes them again)")
@@ -1632,6 +1630,15 @@ def cmd_info(args, term):
         for line in _model_lines(*(np.asarray(true[k]) for k in ("weights", "means", "covariances")), indent="    "):
             term.out(line)
     return 0
+
+
+def _of(counts):
+    """``": 1 of X, 2 of labels"``, the arrays of a store that ``counts`` (chunks by array) names, or ""
+    for an array given by its own path (it had read "absent from the store: 1 of nanfill.zarr")."""
+    names = [name for name, n in counts.items() if n]
+    if len(counts) == 1 and names != ["X"]:
+        return ""
+    return ": " + ", ".join(f"{counts[name]:,} of {name}" for name in names)
 
 
 def _plot_module():

@@ -218,13 +218,17 @@ def _warn_if_cached(path):
 
 def no_x(group, path):
     """The message for the Zarr ``group`` at ``path`` that has no array ``X``, naming the arrays it has."""
-    arrays = sorted(readable_metadata(path, lambda: [(k, a.ndim == 2 and a.dtype.kind in "biuf")
+    arrays = sorted(readable_metadata(path, lambda: [(k, a.ndim, a.shape[0] if a.ndim else None, a.dtype.kind in "biuf")
                                                      for k, a in group.arrays()]))
-    held = f"; it holds the array(s) {first_few([k for k, _ in arrays])}" if arrays else ", nor any other array"
+    held = f"; it holds the array(s) {first_few([k for k, *_ in arrays])}" if arrays else ", nor any other array"
     if not arrays:  # nested groups (a/b/X): name them, not just "no array"
         groups = sorted(readable_metadata(path, lambda: [k for k, _ in group.groups()]))
         held += f" (it holds the group(s) {first_few(groups)})" if groups else ""
-    data = [k for k, two_d in arrays if two_d]  # an array of (rows, features) of numbers: not a coordinate
+    data = [k for k, ndim, _, number in arrays if ndim == 2 and number]  # (rows, features) of numbers: not a coordinate
+    columns = [(k, rows) for k, ndim, rows, number in arrays if ndim == 1 and number]
+    if not data and len(columns) > 1 and len({rows for _, rows in columns}) == 1:  # a variable per feature (xarray's)
+        return (f"The Zarr group {path!r} has no array 'X'{held}: a feature each. Stack them into one array of shape "
+                "(rows, features) and pass that (dask.array.stack of each one's dask.array.from_zarr, axis=1).")
     example = f" ({path.rstrip('/')}/{data[0]})" if data else ""
     return f"The Zarr group {path!r} has no array 'X'{held}. Pass the array itself or its path{example}."
 

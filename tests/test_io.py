@@ -2168,6 +2168,30 @@ def test_a_groups_stale_consolidated_metadata_is_not_read(tmp_path, zarr_format)
         store_info(other)
 
 
+def test_a_group_of_a_variable_per_feature_is_told_to_stack_them(tmp_path):
+    """xarray writes a variable per feature (x, y, z), each of shape (rows,): the advice to pass one
+    of them led to the refusal of 1-D data (a review). The message now says to stack them, and
+    doing what it says fits the rows."""
+    X = make_blobs(n=600)
+    path = str(tmp_path / "cols.zarr")
+    group = zarr.open_group(path, mode="w")
+    for j, name in enumerate(["x", "y"]):
+        group.create_array(name, shape=(600,), chunks=(200,), dtype="f8")[:] = X[:, j]
+    group.create_array("time", shape=(3,), dtype="f8")  # another length: not a feature, and named
+    with pytest.raises(ValueError, match=r"^The Zarr group '.*cols\.zarr' has no array 'X'; it holds the array\(s\) "
+                                         r"time, x, y\. Pass the array itself"):
+        fit(path)
+    del group["time"]
+    with pytest.raises(ValueError, match=r"^The Zarr group '.*cols\.zarr' has no array 'X'; it holds the array\(s\) x, "
+                                         r"y: a feature each\. Stack them into one array of shape \(rows, features\) "
+                                         r"and pass that \(dask\.array\.stack of each one's dask\.array\.from_zarr, "
+                                         r"axis=1\)\.$"):
+        fit(path)
+    stacked = da.stack([da.from_zarr(group[n]) for n in ("x", "y")], axis=1)
+    with pytest.warns(UserWarning, match="chunked across features"):
+        np.testing.assert_allclose(fit(stacked).means_, fit(X).means_, rtol=1e-10)
+
+
 def test_settle_zarr_waits_for_what_an_interrupted_zarr_call_left_running(tmp_path):
     """An interrupted zarr call leaves its coroutine on zarr's event-loop thread: predict's clean-up
     removed a temporary store whose zarr.json that coroutine then wrote (2 of 6 SIGTERMs left one),
