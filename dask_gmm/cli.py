@@ -1080,7 +1080,8 @@ def cmd_generate(args, term):
             raise CLIError(message.replace("generate_mixture", f"'{PROG} generate'")) from None
     seconds = time.perf_counter() - t0
     if args.json:
-        term.out(_json_line({**_store_json(path), "path": args.path, "seconds": seconds}, default=str))
+        found = None if before is None else before["status"]  # a fresh store, a rerun's nothing, a resume
+        term.out(_json_line({**_store_json(path), "path": args.path, "seconds": seconds, "found": found}, default=str))
         return 0
     K, d = true[1].shape  # the means
     what = f"{_count(args.n_samples, 'row')} x {_count(d, 'feature')} ({_count(K, 'component')}, {args.dtype})"

@@ -162,11 +162,16 @@ def test_generate_draws_as_asked_and_says_so(store, model_file, tmp_path, capsys
     rc, out, _ = run(capsys, "generate", tmp_path / "c.zarr", *drawn, "--seed", "4", "--json")
     assert rc == 0 and len(out.splitlines()) == 1
     info = json.loads(out)
-    took = info.pop("seconds")
-    assert isinstance(took, float) and info["path"] == str(tmp_path / "c.zarr") and info["seed"] == 4
+    took, found = info.pop("seconds"), info.pop("found")
+    assert isinstance(took, float) and info["path"] == str(tmp_path / "c.zarr") and info["seed"] == 4 and found is None
     assert info["generator"]["box"] == 3.0 and info["generator"]["covariance_scale"] == 0.5
     assert info["generator"]["min_separation"] == 1.0 and info["generator"]["source"] == "drawn"
     assert info == json.loads(run(capsys, "info", tmp_path / "c.zarr", "--json")[1])
+    rerun = lambda: json.loads(run(capsys, "generate", tmp_path / "c.zarr", *drawn, "--seed", "4", "--json")[1])  # noqa: E731
+    assert rerun()["found"] == "complete"  # nothing written: a script tells a rerun from a fresh store
+    os.unlink(next((tmp_path / "c.zarr" / "X" / "c").iterdir()) / "0")
+    again = rerun()
+    assert again["found"] == "damaged" and again["status"] == "complete"  # the lost chunk written again
     # --model: the fitted model's mixture, which gives D and K
     rc, out, _ = run(capsys, "generate", tmp_path / "m.zarr", "-n", "3000", "--model", model_file, "--seed", "2")
     assert rc == 0 and out.startswith("wrote 3,000 rows x 2 features (3 components, float64)")
