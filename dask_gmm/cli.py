@@ -1579,6 +1579,9 @@ def cmd_info(args, term):
              + (f", filters {', '.join(info['filters'])}" if info["filters"] else "")
              + f", compressors {', '.join(info['compressors']) or 'none'}"
              + ("" if info["checksum"] else " (no checksum: a corrupt chunk may read as numbers)"))
+    if info["cf_encoding"]:  # fit, predict and score refuse it, saying how to decode it
+        term.out(f"  encoded      CF-encoded values ({', '.join(info['cf_encoding'])}), as xarray writes them: the "
+                 "stored numbers are not the data's (decode them through xarray first)")
     demo = info["status"] in ("damaged", "incomplete") and _is_demo_store(path)  # the demo remakes its own
     rerun = f"rerun the same {PROG} demo command" if demo else "rerun the same generate command"
     state = {

@@ -1200,7 +1200,8 @@ def store_info(path):
     dict
         ``path`` (as given), ``shape``, ``chunks``, ``shards``, ``dtype``, ``filters`` and ``compressors`` of the
         data array (codec class names), and ``checksum``, whether a codec of its chunks verifies their bytes
-        (:func:`dask_gmm._codecs.checksummed`);
+        (:func:`dask_gmm._codecs.checksummed`); ``cf_encoding``, how its values are CF-encoded, as
+        xarray writes them (in words, :func:`dask_gmm.io.cf_encoding`; fits refuse such an array), or [];
         ``complete`` (the generator's record: whether its run finished, not whether every chunk is
         there now, which ``status`` says) and ``seed`` (None unless written by
         :func:`generate_mixture`); ``generator``, the generator's whole record (its arguments:
@@ -1266,6 +1267,7 @@ def store_info(path):
         "filters": [type(c).__name__ for c in X.filters],
         "compressors": [type(c).__name__ for c in X.compressors],
         "checksum": checksummed([*X.filters, *X.compressors]),
+        "cf_encoding": io.cf_encoding(X),
         "complete": status.get("complete"),
         "seed": status.get("seed"),
         "n_components": status.get("n_components"),
@@ -1302,7 +1304,7 @@ def _unmade_info(path, status, true, labels):
     missing = {"X": -(-n // rows), "labels": -(-n // rows) if labels is None else _store.missing_chunk_count(labels)}
     codecs = _compressors(status.get("compression", "lz4"))
     return {"path": path, "shape": (n, d), "chunks": (rows, d), "shards": None, "dtype": status["dtype"],
-            "filters": [], "compressors": [type(c).__name__ for c in codecs], "checksum": checksummed(codecs),
+            "filters": [], "compressors": [type(c).__name__ for c in codecs], "checksum": checksummed(codecs), "cf_encoding": [],
             "complete": False, "seed": status.get("seed"), "n_components": status.get("n_components"),
             "generator": status, "true_model": true,
             "missing_chunks": sum(missing.values()), "missing_chunks_of": missing, "unchecked": None,

@@ -311,13 +311,26 @@ def _cf_resigned(dtype, attrs):
 
 
 def _refuse_cf_encoded(X, path):
-    """A ValueError when the Zarr array ``X`` (at ``path``, for messages) holds CF-encoded values, as
-    xarray writes a variable given an encoding: numbers packed by a ``scale_factor`` or
-    ``add_offset``, integers whose sign an ``_Unsigned`` attribute changes, or a number (not NaN)
-    that marks missing values (``_FillValue`` or ``missing_value``, an attribute in Zarr v3; in v2
-    xarray's fill value, with its dimension names). Read raw, they were fitted in packed units (each
-    byte of 128 or more of an ``_Unsigned`` int8 as that less 256), each missing value a row of that
-    number."""
+    """A ValueError when the Zarr array ``X`` (at ``path``, for messages) holds CF-encoded values
+    (:func:`cf_encoding`). Read raw, they were fitted in packed units (each byte of 128 or more of an
+    ``_Unsigned`` int8 as that less 256), each missing value a row of that number."""
+    said = cf_encoding(X)
+    if said:
+        raise ValueError(
+            f"The Zarr array {path!r} holds CF-encoded values ({', '.join(said)}), as xarray writes them: its "
+            "stored numbers are not the data's. Open it with xarray (xr.open_zarr(STORE)[NAME]), which decodes "
+            "them, drop rows with missing values, and pass the result's .data (for the command line, write that to "
+            "a Zarr store of its own)."
+        )
+
+
+def cf_encoding(X):
+    """How the Zarr array ``X`` holds CF-encoded values, as xarray writes a variable given an
+    encoding, in words (``["scale_factor 0.01", "-32767 marks missing values"]``), [] when it does
+    not: numbers packed by a ``scale_factor`` or ``add_offset``, integers whose sign an
+    ``_Unsigned`` attribute changes, or a number (not NaN) that marks missing values
+    (``_FillValue`` or ``missing_value``, an attribute in Zarr v3; in v2 xarray's fill value, with
+    its dimension names)."""
     attrs = X.attrs.asdict()
     said = [f"{k} {attrs[k]!r}" for k in CF_PACKING if k in attrs]
     if _cf_resigned(X.dtype, attrs):
@@ -328,13 +341,7 @@ def _refuse_cf_encoded(X, path):
     codes = [c for c in codes if isinstance(c, (int, float, np.number)) and not isinstance(c, bool) and np.isfinite(c)]
     said += [f"{c!r} marks missing values" for c in dict.fromkeys(c.item() if isinstance(c, np.generic) else c
                                                                     for c in codes)]
-    if said:
-        raise ValueError(
-            f"The Zarr array {path!r} holds CF-encoded values ({', '.join(said)}), as xarray writes them: its "
-            "stored numbers are not the data's. Open it with xarray (xr.open_zarr(STORE)[NAME]), which decodes "
-            "them, drop rows with missing values, and pass the result's .data (for the command line, write that to "
-            "a Zarr store of its own)."
-        )
+    return said
 
 
 def holding_group(X, member="X"):

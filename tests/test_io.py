@@ -2307,6 +2307,10 @@ def test_cf_encoded_zarr_arrays_are_refused_and_read_decoded_through_xarray(tmp_
     with pytest.raises(ValueError, match=r"holds CF-encoded values \(scale_factor 0\.01, -32767 marks missing values\), "
                                          "as xarray writes them"):
         fit(f"{path}/t")
+    from dask_gmm.generate import store_info  # what info says of it (it had said "int16" alone: a review)
+    assert store_info(f"{path}/t")["cf_encoding"] == ["scale_factor 0.01", "-32767 marks missing values"]
+    write_store(tmp_path / "plain.zarr", np.zeros((8, 2)))
+    assert store_info(str(tmp_path / "plain.zarr"))["cf_encoding"] == []
     zarr.open_array(f"{path}/t", mode="r+").attrs.update({"scale_factor": 1.0})  # and packing alone
     if zarr_format == 3:
         attrs = zarr.open_array(f"{path}/t", mode="r+").attrs
