@@ -1259,9 +1259,9 @@ def cmd_fit(args, term):
     term.out(f"  time               {times}")
     if args.checkpoint is not None:
         resumed = ""
-        if times.resumed:  # with restarts, the iterations before were the other restarts' too
-            before = _count(gm.n_iter_ - len(times.iterations), "iteration") if args.n_init == 1 else "iterations"
-            resumed = f"  (resumed: {before} made before this run)"
+        if times.resumed:  # with restarts, the iterations before were the other restarts' too: not counted
+            resumed = (f"  (resumed: {_count(gm.n_iter_ - len(times.iterations), 'iteration')} made before this run)"
+                       if args.n_init == 1 else f"  (resumed: its {args.n_init} restarts' iterations before this run)")
         term.out(f"  checkpoint         {args.checkpoint}{resumed}")
     term.out(f"  model              {args.output}")
     return 0

@@ -1184,6 +1184,10 @@ def test_progress_on_a_terminal_only(store, tmp_path, capsys, monkeypatch):
     assert args[4:6] == ["--seed", "0"]
     rc, out, err = run(capsys, *args[:4], *args[6:], *ckpt, "-q")  # no --seed: the checkpoint's is taken
     assert rc == 0 and "resumed: 5 iterations made before this run" in out and re.search(r"seed +0\n", out), out + err
+    restarts = ["--checkpoint", tmp_path / "two.ckpt", "--n-init", "2"]
+    assert run(capsys, *args, *restarts, "-q")[0] == 0
+    rc, out, _ = run(capsys, *args, *restarts, "-q")  # not counted: the restarts' iterations ("resumed: iterations")
+    assert rc == 0 and f"checkpoint         {restarts[1]}  (resumed: its 2 restarts' iterations before this run)\n" in out
 
 
 def test_warnings_are_one_line(store, tmp_path, capsys):
