@@ -221,11 +221,12 @@ def _dead_leftovers(found):
     return {name: suffix for name, (writer, pid, suffix) in found.items() if writer == host and not _alive(pid)}
 
 
-def moved_aside(path):
+def moved_aside(path, suffix=".old"):
     """The names of the previous outputs of ``path`` that writers moved aside (``.old``) and left,
-    killed while they replaced it (or replacing it now), of any host, the newest first."""
+    killed while they replaced it (or replacing it now), of any host, the newest first; with
+    ``suffix`` ".gone", those replaced outputs that writers were removing."""
     folder, prefix = _sibling_name(path)
-    return _newest_first(folder, [n for n, (_, _, suffix) in _leftovers(folder, prefix).items() if suffix == ".old"])
+    return _newest_first(folder, [n for n, (_, _, end) in _leftovers(folder, prefix).items() if end == suffix])
 
 
 def _newest_first(folder, names):

@@ -1552,10 +1552,13 @@ def cmd_info(args, term):
         from ._files import moved_aside
         from ._store import first_few
 
-        old = moved_aside(path)
+        old, gone = moved_aside(path), moved_aside(path, ".gone")
         aside = (f" A previous output of it lies beside it, moved aside by a run killed while it replaced it (or "
                  f"replacing it now): {first_few(old)} (the newest first). If no run is writing it, move the newest back to {path!r}."
                  if old else "")
+        if gone:  # generate --overwrite's old store, killed while it removed it: space the user may want back
+            aside += (f" What a run replacing it was removing lies beside it (killed, or removing it now): "
+                      f"{first_few(gone)}; the next run writing {path!r} removes it, or delete it.")
         raise CLIError(f"nothing at {path!r}: neither a Zarr store nor a model file. Check the path.{aside}")
     info = _store_json(path)
     if args.json:

@@ -751,6 +751,19 @@ def test_predict_removes_the_replaced_output_a_killed_run_was_removing(store, mo
     assert os.listdir(tmp_path) == ["labels.zarr"] and zarr.open_array(out, mode="r").ndim == 2
 
 
+def test_info_names_the_old_store_an_overwrite_killed_while_it_removed_it_left(tmp_path, capsys):
+    """After a kill -9 of generate --overwrite, info said "nothing at" the path, where the old store
+    lay beside it, under the hidden name of a removal (a review: 80 MB until the next run)."""
+    gone = _dead_writer(tmp_path, "ow.zarr", ".gone")
+    gone.mkdir()
+    (gone / "zarr.json").write_text("{}")
+    rc, _, err = run(capsys, "info", tmp_path / "ow.zarr")
+    assert_one_line_error(rc, err, "nothing at", f"What a run replacing it was removing lies beside it (killed, or "
+                          f"removing it now): {gone.name}; the next run writing '{tmp_path / 'ow.zarr'}' removes it, "
+                          "or delete it.")
+    assert "A previous output" not in err
+
+
 def test_predict_keeps_what_appeared_at_its_output_while_it_ran(store, model_file, tmp_path, capsys):
     """predict checked its output's path before the work only, and at the end replaced whatever was
     there: a folder made meanwhile lost its files, without --overwrite too, and of two runs to one
