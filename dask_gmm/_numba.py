@@ -1616,10 +1616,13 @@ def mixture_rows(z, labels, cholesky, means):
 #: precision does not decide which kernels take the model (an emptied component keeps its mean
 #: wherever it was, and weighs ~1e-17), unless it turns out to hold rows (:attr:`Prepared.far_light`).
 LIVE_WEIGHT = 1e-10
-#: The largest distance of the tiles' centre from a live component's mean, in its own units
-#: (:class:`Prepared`'s ``distance``), that the compiled kernels take: rows near that mean then lose
-#: up to ~2**20 eps (2e-10) of their Mahalanobis distance.
+#: The largest Mahalanobis distance of the tiles' centre from a live component's mean that the
+#: compiled kernels take: rows near that mean then lose up to ~2**20 eps (2e-10) of their distance.
 MAX_CENTRE_DISTANCE = 2.0**20
+#: The largest reach of the centre from a live full component's mean (:class:`Prepared`'s ``reach``,
+#: the centre's offsets weighed by the precision along each feature): rows near that mean then lose
+#: up to ~2**25 eps (7.5e-9) of their distance along its narrowest axes.
+MAX_CENTRE_REACH = 2.0**25
 #: The same for a light component (weight at most LIVE_WEIGHT, over 0): up to 2**45 eps (0.008) of
 #: a distance, so that a row it holds still gets a responsibility above 0 for it, which
 #: :func:`e_step` and :func:`per_row` look for.
@@ -1679,27 +1682,28 @@ class Prepared:
         else:
             self.pc = np.array(np.broadcast_to(pc.reshape(K, -1), (K, d)), order="C")
             self.unrolled = ()
-        # How far c lies from each component, in its own units: a row x near mu_k loses up to about
-        # eps |x_j - c_j| of each coordinate to the centring, which P_k^T carries into its distance
-        # from mu_k as that times row j of P_k. Up to eps times this ``distance`` in all, which
-        # is c's Mahalanobis distance for diagonal precisions; for full ones, the sum over j of
-        # |mu_kj - c_j| ||P_k[j, :]||, which weighs a component's narrowest axes: its Mahalanobis
-        # distance had missed an elongated component whose long axis points at c (a centre 7e4
-        # along the axis of a 1e6:1 component lost 2e-5 of a row's log-likelihood; a review). Far
-        # (a live component far from the others, in its own units), the reference kernels, which
-        # centre on each mean, take the model (:func:`exact`). A light component may lie farther
-        # (an emptied one, which holds no row), but not if it holds rows (rows of weight 1 among
-        # rows of weight 1e12 can make one): the kernels' results are then refused (``far_light``:
-        # :func:`e_step`, :func:`per_row`).
+        # c's Mahalanobis distance from each component: a row near mu_k loses about eps times it of
+        # its distance from mu_k. Far (a live component far from the others, in its own units), the
+        # reference kernels, which centre on each mean, take the model (:func:`exact`). A light
+        # component may lie farther (an emptied one, which holds no row), but not if it holds rows
+        # (rows of weight 1 among rows of weight 1e12 can make one): the kernels' results are then
+        # refused (``far_light``: :func:`e_step`, :func:`per_row`).
+        # That distance misses a full component whose long axis points at c: x - c loses up to
+        # eps |x_j - c_j| of each coordinate, which P_k^T carries into the distance from mu_k as
+        # that times row j of P_k, summed over j (``reach``), which weighs its narrowest axes (a
+        # centre 3e4 along the long axis of a 1e6:1 component cost its rows 5e-6 of their
+        # log-likelihoods; a review). The bound is loose where rows do not spread along those axes
+        # (a feature the sum of two others: its thin axis is reg_covar's alone, and the compiled
+        # results were 1e-11 off at 147 times MAX_CENTRE_DISTANCE), so it has a limit of its own.
         with np.errstate(over="ignore", invalid="ignore"):
-            if self.kind == "full":
-                reach = np.sqrt(np.einsum("kij,kij->kj", self.pc, self.pc))  # ||P_k[j, :]||, column j of P_k^T
-                distance = np.sum(np.abs(self.means) * reach, axis=1)
-            else:
-                far = self.pc * self.means
-                distance = np.sqrt(np.sum(far * far, axis=1))
+            far = np.einsum("kij,kj->ki", self.pc, self.means) if self.kind == "full" else self.pc * self.means
+            distance = np.sqrt(np.sum(far * far, axis=1))
+            reach = distance
+            if self.kind == "full":  # (diagonal precisions: the Mahalanobis distance is the bound)
+                rows = np.sqrt(np.einsum("kij,kij->kj", self.pc, self.pc))  # ||P_k[j, :]||, column j of P_k^T
+                reach = np.sum(np.abs(self.means) * rows, axis=1)
         weighs = log_weights > -np.inf
-        self.exact = bool(np.all(distance[live] <= MAX_CENTRE_DISTANCE)
+        self.exact = bool(np.all(distance[live] <= MAX_CENTRE_DISTANCE) and np.all(reach[live] <= MAX_CENTRE_REACH)
                           and np.all(distance[weighs] <= MAX_LIGHT_DISTANCE))
         self.far_light = np.flatnonzero(~live & weighs & ~(distance <= MAX_CENTRE_DISTANCE))
         self.tile = tile_rows(K, d)
