@@ -661,8 +661,8 @@ def zarr_arrays_read_by(X, wrapped=True):
     (:func:`_under_xarray`)."""
     found = {}
     for layer in X.dask.layers.values():
-        if isinstance(layer, Blockwise):
-            values = (arg for arg, index in layer.indices if index is None)
+        if isinstance(layer, Blockwise):  # its constants, and its task (map_blocks' keyword arguments)
+            values = [arg for arg, index in layer.indices if index is None] + [getattr(layer, "task", None)]
         else:  # a MaterializedLayer, or another kind of layer, materialised
             values = layer.values()
         arrays = (v if isinstance(v, zarr.Array) or not wrapped else _under_xarray(v) for v in _task_values(values))

@@ -218,8 +218,8 @@ def _warn_if_cached(path):
 
 def no_x(group, path):
     """The message for the Zarr ``group`` at ``path`` that has no array ``X``, naming the arrays it has."""
-    arrays = sorted(readable_metadata(path, lambda: [(k, a.ndim, a.shape[0] if a.ndim else None, a.dtype.kind in "biuf")
-                                                     for k, a in group.arrays()]))
+    arrays = sorted(readable_metadata(path, lambda: [(k, a.ndim, a.shape[0] if a.ndim else None, a.dtype.kind in "biuf"
+                                                      and not _coordinate(k, a)) for k, a in group.arrays()]))
     held = f"; it holds the array(s) {first_few([k for k, *_ in arrays])}" if arrays else ", nor any other array"
     if not arrays:  # nested groups (a/b/X): name them, not just "no array"
         groups = sorted(readable_metadata(path, lambda: [k for k, _ in group.groups()]))
@@ -227,7 +227,9 @@ def no_x(group, path):
     data = [k for k, ndim, _, number in arrays if ndim == 2 and number]  # (rows, features) of numbers: not a coordinate
     columns = [(k, rows) for k, ndim, rows, number in arrays if ndim == 1 and number]
     if not data and len(columns) > 1 and len({rows for _, rows in columns}) == 1:  # a variable per feature (xarray's)
-        return (f"The Zarr group {path!r} has no array 'X'{held}: a feature each. Stack them into one array of shape "
+        which = ": a feature each" if len(columns) == len(arrays) else (
+            f", of which {first_few([k for k, _ in columns])} hold a feature each")  # not its coordinates
+        return (f"The Zarr group {path!r} has no array 'X'{held}{which}. Stack them into one array of shape "
                 "(rows, features) and pass that (dask.array.stack of each one's dask.array.from_zarr, axis=1).")
     example = f" ({path.rstrip('/')}/{data[0]})" if data else ""
     return f"The Zarr group {path!r} has no array 'X'{held}. Pass the array itself or its path{example}."
@@ -526,6 +528,14 @@ def readable_metadata(path, read):
             f"The Zarr metadata in {path!r} cannot be read ({type(exc).__name__}: {exc}): the store is "
             "corrupt, or in a form this zarr does not read. Restore or regenerate it."
         ) from exc
+
+
+def _coordinate(name, arr):
+    """Whether the Zarr array ``arr``, named ``name``, is an xarray coordinate: one dimension, named
+    as itself (a DataFrame's ``index``, written by ``to_xarray().to_zarr``), not a feature."""
+    names = (getattr(arr.metadata, "dimension_names", None) if arr.metadata.zarr_format == 3
+             else arr.attrs.get("_ARRAY_DIMENSIONS"))
+    return arr.ndim == 1 and list(names or ()) == [name]
 
 
 def refuse_special_metadata(path):

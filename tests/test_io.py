@@ -2187,6 +2187,11 @@ def test_a_group_of_a_variable_per_feature_is_told_to_stack_them(tmp_path):
                                          r"and pass that \(dask\.array\.stack of each one's dask\.array\.from_zarr, "
                                          r"axis=1\)\.$"):
         fit(path)
+    index = group.create_array("index", shape=(600,), dtype="i8", dimension_names=["index"])  # a coordinate, as
+    index[:] = np.arange(600)  # a DataFrame's to_xarray().to_zarr writes it: not a feature
+    with pytest.raises(ValueError, match=r"it holds the array\(s\) index, x, y, of which x, y hold a feature each\. "
+                                         r"Stack them"):
+        fit(path)
     stacked = da.stack([da.from_zarr(group[n]) for n in ("x", "y")], axis=1)
     with pytest.warns(UserWarning, match="chunked across features"):
         np.testing.assert_allclose(fit(stacked).means_, fit(X).means_, rtol=1e-10)
@@ -2258,6 +2263,25 @@ def test_a_zarr_array_inside_fused_tasks_is_checked_as_the_store(tmp_path):
     for name, source in sources.items():
         with pytest.raises(ValueError, match=r"is missing 1 of its chunks \(c/2/0\)"):
             fit(source())
+
+
+def test_a_zarr_array_given_to_map_blocks_is_checked_as_the_store(tmp_path):
+    """A Zarr array passed to ``map_blocks`` as a keyword argument lies in its layer's task, where only
+    ``dask.optimize``'s fused graph had it looked for: unoptimised, its lost chunk read as fill values
+    and was fitted (a shift of 100 read as 0; a review)."""
+    X = make_blobs(n=400)
+    shift = zarr.create_array(str(tmp_path / "shift.zarr"), shape=(4, 2), chunks=(2, 2), dtype="f8", fill_value=0.0)
+    shift[:] = 100.0
+
+    def shifted():
+        return da.from_array(X, chunks=(100, 2)).map_blocks(lambda b, s=None: b + s[0], s=shift, dtype="f8")
+
+    for source in (shifted(), dask.optimize(shifted())[0]):
+        np.testing.assert_allclose(fit(source).means_, fit(X + 100.0).means_, rtol=1e-10)
+    os.remove(tmp_path / "shift.zarr" / "c" / "0" / "0")
+    for source in (shifted(), dask.optimize(shifted())[0]):
+        with pytest.raises(ValueError, match=r"shift\.zarr' is missing 1 of its chunks \(c/0/0\)"):
+            fit(source)
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
