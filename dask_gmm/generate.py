@@ -1158,8 +1158,10 @@ def _check_path(path, who):
     """``path``, a TypeError saying what to give where it is not a path or URL (a zarr group or array had
     Python's own "expected str, bytes or os.PathLike object", a review)."""
     if not isinstance(path, (str, os.PathLike)):
+        kind = type(path).__name__
+        module = type(path).__module__.partition(".")[0]
         raise TypeError(f"{who} takes the path or URL of a Zarr store (or of its array X), not a "
-                        f"{type(path).__module__.partition('.')[0]}.{type(path).__name__}: pass its path.")
+                        f"{kind if module == 'builtins' else f'{module}.{kind}'}: pass its path.")
     return path
 
 
