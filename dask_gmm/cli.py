@@ -2051,7 +2051,9 @@ def main(argv=None):
     except OSError as exc:
         if not _is_fixable_os_error(exc):
             raise
-        return error(_describe_os_error(exc))
+        resumable = args.command == "generate" and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        return error(_describe_os_error(exc) + (f" The store {args.path!r} keeps the chunks written: the same command, "
+                                                "rerun, finishes it." if resumable else ""))
     except ImportError as exc:
         if exc.name is not None:  # a module of ours or a dependency failed to import: a broken install
             raise

@@ -2540,7 +2540,9 @@ def test_a_failed_write_is_one_line_and_the_same_command_finishes_the_store(tmp_
                          preexec_fn=_file_size_limit(100_000))
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.strip().splitlines() == ["dask-gmm: error: File too large. A file would pass the size "
-                                               "limit of this process ('ulimit -f') or of the file system."]
+                                               "limit of this process ('ulimit -f') or of the file system. The store "
+                                               f"{str(tmp_path / 's.zarr')!r} keeps the chunks written: the same "
+                                               "command, rerun, finishes it."]
     files = [os.path.join(r, f) for r, _, fs in os.walk(tmp_path / "s.zarr") for f in fs]
     assert not any(f.endswith(".partial") for f in files)
     assert "INCOMPLETE" in _console("info", tmp_path / "s.zarr").stdout
