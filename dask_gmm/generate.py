@@ -1146,12 +1146,22 @@ def _generated_group(path):
     node = io.open_node(io.data_path(_check_path(path, "read_true_model")))
     if isinstance(node, zarr.Array) and io.holding_status(node):
         return io.holding_group(node)
-    member = isinstance(node, zarr.Array) and next((m for m in ("labels", *TRUE_ARRAYS) if io.holding_status(node, m)), None)
-    if member:  # its truth had been read as none, and compare_with_truth said it recorded none (a review)
-        store = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
-        raise ValueError(f"{os.fspath(path)!r} is the array {member!r} of the generated store {store!r}: give the "
-                         "store's path (or its array X's).")
+    member = _generated_member(node) if isinstance(node, zarr.Array) else None
+    if member is not None:  # its truth had been read as none, and compare_with_truth said it recorded none (a review)
+        raise ValueError(f"{os.fspath(path)!r} is the array {member!r} of the generated store {_parent(path)!r}: give "
+                         "the store's path (or its array X's).")
     return node
+
+
+def _generated_member(arr):
+    """The name of the Zarr array ``arr`` in a generated store that holds it, "labels" or one of
+    :data:`TRUE_ARRAYS`, else None (X is found by :func:`dask_gmm.io.holding_status` itself)."""
+    return next((m for m in ("labels", *TRUE_ARRAYS) if io.holding_status(arr, m)), None)
+
+
+def _parent(path):
+    """The path of the store holding the array at ``path`` (``STORE/labels``: ``STORE``)."""
+    return os.fspath(path).rstrip("/").rpartition("/")[0] or "."
 
 
 def _check_path(path, who):
@@ -1229,9 +1239,9 @@ def store_info(path):
     if isinstance(node, zarr.Array):  # the array X of a generated group, given by its own path, has its status
         status = io.holding_status(node)
         # its labels or a true parameter's array: the group's path
-        member = None if status else next((m for m in ("labels", *TRUE_ARRAYS) if io.holding_status(node, m)), None)
+        member = None if status else _generated_member(node)
         if member is not None:
-            parent = os.fspath(path).rstrip("/").rpartition("/")[0] or "."
+            parent = _parent(path)
         if status:  # X: its group's true model too, the group found from the array (it had been None)
             true, lost = _true_info(io.holding_group(node), os.fspath(path))
     if isinstance(node, zarr.Group):
