@@ -197,14 +197,19 @@ def demo_rows(text):
                                          f"for the default {DEMO_DEFAULTS['n_components']}), got {text!r}") from None
 
 
+_NUMBER = re.compile(r"\s*\+?\d+(_\d+)*(\.(\d+(_\d+)*)?)?([eE][-+]?\d+)?\s*", re.ASCII)
+
+
+def _decimal(text):
+    """``text`` as a Decimal, or None unless it is a plain number in ASCII digits with single underscores
+    between them (Decimal alone took ``1__000``, ``_1`` and Arabic-Indic or full-width digits)."""
+    return decimal.Decimal(text.replace("_", "")) if _NUMBER.fullmatch(str(text)) else None
+
+
 def count(text):
     """A positive whole number written as ``100000000``, ``100_000_000`` or ``1e8``."""
-    try:
-        value = decimal.Decimal(str(text).strip())
-    except decimal.InvalidOperation:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number such as 100000, 100_000 or 1e5, got {text!r}") from None
-    if not value.is_finite() or value != value.to_integral_value():
+    value = _decimal(text)
+    if value is None or value != value.to_integral_value():
         raise argparse.ArgumentTypeError(f"expected a whole number such as 100000, 100_000 or 1e5, got {text!r}")
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
@@ -238,15 +243,13 @@ def _whole_number(text, what="a whole number >= 0"):
     """A whole number >= 0 (``--max-iter``, ``--seed``; ``what`` names it in the message), written as
     ``100``, ``1_000`` or ``1e2``, as :func:`count` takes them (``1e2`` was refused as no whole number).
     Digits alone may be of any length (a seed); a number with an exponent, at most 2**62."""
-    try:
-        value = int(text)
-    except ValueError:
-        try:
-            number = decimal.Decimal(str(text).strip())
-        except decimal.InvalidOperation:
-            number = decimal.Decimal(-1)
-        whole = number.is_finite() and number == number.to_integral_value() and 0 <= number <= _MAX_COUNT
-        value = int(number) if whole else -1
+    number = _decimal(text)
+    if number is not None and "e" not in text.lower() and "." not in text:
+        value = int(number)  # digits alone, of any length
+    elif number is not None and number == number.to_integral_value() and number <= _MAX_COUNT:
+        value = int(number)
+    else:
+        value = -1
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
@@ -260,6 +263,8 @@ def _int_range(text):
     """'1-8' or '2,4,8' (or a mix) as a sorted list of positive ints, at most :data:`MODEL_MAX_SIZE`."""
     out = set()
     try:
+        if not text.isascii():  # int() takes Arabic-Indic and full-width digits
+            raise ValueError(text)
         for part in text.split(","):
             lo, dash, hi = part.strip().partition("-")
             lo, hi = int(lo), int(hi if dash else lo)  # '4-' is no range

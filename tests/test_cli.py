@@ -1,5 +1,6 @@
 """The dask-gmm command line, end to end on a tiny store, against the library it wraps."""
 
+import argparse
 import contextlib
 import errno
 import importlib.util
@@ -1868,6 +1869,17 @@ def test_count_parses_exactly(text, value):
     assert cli.count(text) == value and isinstance(cli.count(text), int)
 
 
+@pytest.mark.parametrize("text", ["1__000", "_1", "1_", "1_e3", "\u0661\u0662\u0663", "\uff11\uff12", "1e", "", "0x10"])
+def test_counts_and_seeds_are_plain_ascii_numbers(text):
+    """Decimal alone had taken 1__000, _1 and 1_ (underscores not between two digits) and Arabic-Indic
+    or full-width digits; int() took the latter for --seed and --max-iter."""
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a whole number such as"):
+        cli.count(text)
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a non-negative integer seed"):
+        cli._seed(text)
+    assert cli._seed("12_345") == 12345 and cli._seed(" 3e2 ") == 300 and cli._seed("9" * 50) == int("9" * 50)
+
+
 def test_sparkline():
     assert cli.sparkline([0, 1, 2, 3, 4, 5, 6, 7]) in ("▁▂▃▄▅▆▇█", "_.-~=*#@")
     assert len(cli.sparkline(np.arange(500), width=40)) == 40
@@ -2665,6 +2677,7 @@ def test_select_prints_the_log_likelihood_at_the_fitted_parameters(store, tmp_pa
 @pytest.mark.parametrize("argv, fragment", [
     (["--n-components", "0-3"], ">= 1"),
     (["--n-components", "a-b"], "range like 1-8"),
+    (["--n-components", "2,\u0663"], "range like 1-8"),
     (["--n-components", "2,5-1"], "the range '5-1' runs backwards; write it as 1-5"),
     (["--covariance-types", "full,weird"], "covariance types"),
 ])
