@@ -1425,7 +1425,8 @@ def cmd_predict(args, term):
     seconds = time.perf_counter() - t0
     if args.json:
         term.out(_json_line({"output": args.output, "kind": attrs[PREDICT_ATTR]["kind"], "shape": list(result.shape),
-                             "dtype": str(result.dtype), "model": model_file, "data": path, "seconds": seconds}))
+                             "dtype": str(result.dtype), "model": args.model, "data": args.path,  # as given, as
+                             "seconds": seconds}))  # every --json names them (the stored record: absolute)
         return 0
     term.out(f"wrote {what} of {_count(X.shape[0], 'row')} to {args.output} "
              f"(shape {tuple(result.shape)}, {result.dtype}) in {_fmt_seconds(seconds)}")

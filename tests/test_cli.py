@@ -229,14 +229,20 @@ def test_a_store_named_as_a_file_format_is_refused(store, model_file, tmp_path, 
     assert run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.v2", "-q")[0] == 0  # any other name
 
 
-def test_predict_json(store, model_file, tmp_path, capsys):
-    rc, out, _ = run(capsys, "predict", model_file, store, "-o", tmp_path / "p.zarr", "--proba", "--json")
+def test_predict_json(store, model_file, tmp_path, capsys, monkeypatch):
+    """Paths as given, as fit's and generate's --json name them (model and data had been absolute beside
+    a relative output); the record stored with the output keeps absolute ones."""
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run(capsys, "predict", model_file, store, "-o", "p.zarr", "--proba", "--json")
     assert rc == 0 and len(out.splitlines()) == 1
     said = json.loads(out)
-    assert said["output"] == str(tmp_path / "p.zarr") and said["kind"] == "proba" and said["shape"] == [N, 3]
+    assert said["output"] == "p.zarr" and said["kind"] == "proba" and said["shape"] == [N, 3]
     took = said.pop("seconds")
-    assert isinstance(took, float) and said["dtype"] == "float64" and said["model"] == os.path.realpath(model_file)
+    assert isinstance(took, float) and said["dtype"] == "float64"
+    assert said["model"] == str(model_file) and said["data"] == str(store)
     assert said["shape"] == list(zarr.open_array(tmp_path / "p.zarr").shape)
+    recorded = zarr.open_array(tmp_path / "p.zarr").attrs[_outputs.PREDICT_ATTR]
+    assert recorded["model"] == os.path.realpath(model_file) and os.path.isabs(recorded["data"])
 
 
 def test_generate_without_compression_equals_the_library_and_says_so(tmp_path, capsys):
