@@ -40,8 +40,8 @@ from zarr.core import sync as zarr_sync  # its event loop, to wait for after an 
 from . import _cluster, _kernels
 from ._kernels import total_weight
 from ._reader import ZarrRows, _direct, _under_xarray, _zarr_blocks, whole_zarr_array
-from ._store import (RERUN, ZARR_METADATA, DamagedMetadata, _absent_chunks, _local_folder, _local_root, first_few,
-                     foreign_files, member_nodes)
+from ._store import (RERUN, ZARR_METADATA, DamagedMetadata, _absent_chunks, _local_folder, _local_root, _store_name,
+                     first_few, foreign_files, member_nodes)
 
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,12 @@ TARGET_CHUNK_BYTES = 16 * 2**20
 #: Zarr inputs into twice as many (when they have the Zarr chunks): whole Zarr chunks are
 #: coarse, and more, shorter tasks keep a core from waiting on another's last one.
 MIN_CHUNKS = 4
+#: An input read in more than MANY_BLOCKS chunk files (a Zarr array's) or blocks (a dask array's),
+#: each of under SMALL_BLOCK_BYTES, is warned of: each costs about 0.2 ms a pass to read or to
+#: schedule (measured on the development machine), more than its data does (a Zarr array in 20,000
+#: chunks of one row took 4.3 s a pass, against 0.07 s in chunks of 100 rows or more).
+MANY_BLOCKS = 1000
+SMALL_BLOCK_BYTES = 64 * 2**10
 STATUS_ATTR = "dask_gmm"  # group attribute written by the generator
 
 
@@ -610,9 +616,25 @@ def _from_zarr(arr, min_samples=1, direct=False):
             f"The Zarr array is chunked across features ({what} {unit}); it is rechunked "
             f"to whole rows, which reads more. Store it with {what}=(rows, n_features)."
         )
+    files = math.prod(-(-size // u) for size, u in zip(arr.shape, unit))
+    _warn_small_blocks(files, math.prod(unit) * arr.dtype.itemsize, d, arr.dtype.itemsize,
+                       f"The Zarr array {_store_name(arr)!r} is stored in {files:,} {'shards' if arr.shards else 'chunks'}",
+                       f"Rewrite it in chunks of whole rows, such as dask.array.from_zarr(PATH).rechunk(({{rows}}, {d}))"
+                       f".to_zarr(NEW_PATH)")
     rows = _rows_for(n, d, arr.dtype.itemsize, base=unit[0], min_chunks=2 * MIN_CHUNKS)
     x = _zarr_blocks(arr, (unit[0], unit[1]), absent)
     return x.rechunk({0: rows, 1: d}) if (rows != unit[0] or unit[1] < d) else x
+
+
+def _warn_small_blocks(count, size, n_features, itemsize, what, advice):
+    """A UserWarning where the input's ``count`` chunk files or blocks, of ``size`` bytes each, are more
+    than :data:`MANY_BLOCKS` and smaller than :data:`SMALL_BLOCK_BYTES`: their number, not the data, sets
+    a pass's time. ``what`` begins the message, ``advice`` ends it, its ``{rows}`` the rows of a block
+    of about TARGET_CHUNK_BYTES."""
+    if count > MANY_BLOCKS and size < SMALL_BLOCK_BYTES:
+        rows = max(1, TARGET_CHUNK_BYTES // (n_features * itemsize))
+        warn_at_caller(f"{what} of {size:,} bytes each: every pass reads each one, at about 0.2 ms apiece, so their "
+                       f"number, not the data, sets the time. {advice.format(rows=rows)}, of about 16 MiB.")
 
 
 def zarr_rows(X):
@@ -751,6 +773,8 @@ def _as_dask_array(X, min_samples=1, direct=False, unsized=False):
         if len(X.chunks[1]) > 1:
             warn_at_caller("X is chunked across features; it is rechunked to whole rows.")
             X = _whole_rows(X)
+        _warn_small_blocks(X.numblocks[0], X.nbytes // max(1, X.numblocks[0]), X.shape[1], X.dtype.itemsize,
+                           f"X is a dask array of {X.numblocks[0]:,} blocks", "Rechunk it, such as X.rechunk({{0: {rows}}})")
         return _as_float(X)
     X = _in_memory(X)
     _check_shape_dtype(X.shape, X.dtype, min_samples)
