@@ -1452,13 +1452,14 @@ def _scores(model, path, n):
 
 
 def cmd_score(args, term):
+    from .generate import NO_TRUTH, compare_with_truth, store_files, truth_of
+
     path = _data_path(args.path)
     model = _load_model(args.model)
     X = _open_data(path)  # once: it warns of a path that is not data
+    watched = store_files(path)  # the passes' store, replaced between two of them, had been mixed (a review)
     _check_match(model, X, args.model, args.path)
     if args.truth:  # before any pass over the data
-        from .generate import NO_TRUTH, truth_of
-
         try:
             truth_of(path)  # a true mixture, and its labels whole
         except ValueError as exc:
@@ -1467,9 +1468,8 @@ def cmd_score(args, term):
     with _scheduler(args.scheduler, term), _dask_progress(term):
         s = _scores(model, path, X.shape[0])
         if args.truth:
-            from .generate import compare_with_truth
-
             s["truth"] = compare_with_truth(model, path)
+        watched.check()
     if args.json:
         term.out(_json_line(s))
         return 0

@@ -1120,7 +1120,8 @@ def compare_with_truth(model, path):
         raise ValueError(f"compare_with_truth compares dask_gmm's GaussianMixture or BayesianGaussianMixture, or "
                          f"scikit-learn's GaussianMixture, with the truth; got {type(model).__name__}.")
     check_fitted(model)
-    true, labels = truth_of(_check_path(path, "compare_with_truth"))
+    watched = store_files(_check_path(path, "compare_with_truth"))  # before the truth is read
+    true, labels = truth_of(path)
     if not isinstance(model, MixtureBase):  # scikit-learn's reads no path: its GaussianMixture as dask_gmm's
         model = fitted_model(model.weights_, model.means_, model.covariances_, model.covariance_type)
     if model.means_.shape[1] != true.means_.shape[1]:
@@ -1136,8 +1137,22 @@ def compare_with_truth(model, path):
         errors["covariance_error"].append(float(np.linalg.norm(fitted_cov[j] - true.covariances_[k])
                                                 / np.linalg.norm(true.covariances_[k])) if found else None)
     same = da.from_array(order)[da.from_zarr(labels)] == model.predict(path)  # a true component unmatched: -1, never
-    return {"matched": [int(j) for j in order], **errors, "label_agreement": float(same.mean().compute()),
-            "true_mean_log_likelihood": float(true.score(path))}
+    out = {"matched": [int(j) for j in order], **errors, "label_agreement": float(same.mean().compute()),
+           "true_mean_log_likelihood": float(true.score(path))}
+    watched.check()  # each pass checks its own reads: a store replaced between them had mixed two (a review)
+    return out
+
+
+def store_files(path):
+    """:class:`dask_gmm._cluster.StoredFiles` of the Zarr store at ``path`` as it stands now: its array X
+    and, for a generated store, its labels and true parameters; to check, after several passes,
+    that none was replaced between two of them (each pass checks only the files it reads, from
+    its own start)."""
+    node = _generated_group(path)
+    if isinstance(node, zarr.Array):
+        return _cluster.StoredFiles([node])
+    arrays = [io.member(node, name, os.fspath(path)) for name in ("X", "labels", *TRUE_ARRAYS) if name in node]
+    return _cluster.StoredFiles([a for a in arrays if isinstance(a, zarr.Array)])
 
 
 def _generated_group(path):

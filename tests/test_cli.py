@@ -229,6 +229,37 @@ def test_a_store_named_as_a_file_format_is_refused(store, model_file, tmp_path, 
     assert run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.v2", "-q")[0] == 0  # any other name
 
 
+def test_score_refuses_a_store_replaced_between_its_passes(tmp_path, capsys, monkeypatch):
+    """score --truth makes three passes (the model's score, the labels, the true mixture's score),
+    each checking only its own reads: a store replaced after the first (a link repointed) printed
+    A's mean log-likelihood beside B's truth, status 0 (a review)."""
+    for name, seed in (("A.zarr", "1"), ("B.zarr", "9")):
+        assert run(capsys, "generate", tmp_path / name, "-n", "20_000", "--chunk-size", "5e3", "--seed", seed,
+                   "-q")[0] == 0
+    link = tmp_path / "D.zarr"
+    link.symlink_to("A.zarr")
+    assert run(capsys, "fit", link, "-k", "3", "--seed", "0", "-o", tmp_path / "m.json", "-q")[0] == 0
+    score = GaussianMixture.score
+    calls = []
+
+    def repointed(self, X, *args, **kwargs):
+        calls.append(X)
+        if len(calls) == 1:  # after the model's pass
+            out = score(self, X, *args, **kwargs)
+            (tmp_path / "D.tmp").symlink_to("B.zarr")
+            os.replace(tmp_path / "D.tmp", link)
+            return out
+        return score(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(GaussianMixture, "score", repointed)
+    for truth in ((), ("--truth",)):
+        calls.clear()
+        (tmp_path / "D.tmp").symlink_to("A.zarr")
+        os.replace(tmp_path / "D.tmp", link)
+        rc, _, err = run(capsys, "score", tmp_path / "m.json", link, "--json", *truth)
+        assert_one_line_error(rc, err, f"The Zarr array {str(link / 'X')!r} changed while dask_gmm read it")
+
+
 def test_predict_json(store, model_file, tmp_path, capsys, monkeypatch):
     """Paths as given, as fit's and generate's --json name them (model and data had been absolute beside
     a relative output); the record stored with the output keeps absolute ones."""

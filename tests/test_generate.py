@@ -1449,6 +1449,31 @@ def test_a_generated_store_opens_in_xarray_with_its_true_parameters(tmp_path):
     np.testing.assert_allclose(by_xarray.means_, by_path.means_, rtol=1e-12, atol=1e-12)
 
 
+def test_a_store_replaced_between_compare_with_truths_passes_is_refused(tmp_path, monkeypatch):
+    """Each pass checked only its own reads: a store replaced between the labels' pass and the true
+    mixture's score (a link repointed) returned store A's truth and agreement beside B's likelihood."""
+    for name, seed in (("A.zarr", 1), ("B.zarr", 9)):
+        generate_mixture(str(tmp_path / name), 20_000, 2, 3, chunk_size=5_000, random_state=seed)
+    link = tmp_path / "D.zarr"
+    link.symlink_to("A.zarr")
+    fitted = GaussianMixture(3, random_state=0).fit(str(link))
+    whole = compare_with_truth(fitted, str(link))
+    score = GaussianMixture.score
+
+    def repointed(self, X, *args, **kwargs):  # the true mixture's pass, the second
+        (tmp_path / "D.tmp").symlink_to("B.zarr")
+        os.replace(tmp_path / "D.tmp", link)
+        return score(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(GaussianMixture, "score", repointed)
+    with pytest.raises(ValueError, match=r"The Zarr array '[^']*D\.zarr/X' changed while dask_gmm read it"):
+        compare_with_truth(fitted, str(link))
+    monkeypatch.setattr(GaussianMixture, "score", score)
+    (tmp_path / "D.tmp").symlink_to("A.zarr")
+    os.replace(tmp_path / "D.tmp", link)
+    assert compare_with_truth(fitted, str(link)) == whole  # unchanged, as it was
+
+
 def test_compare_with_truth_against_numpy_and_sklearn(tmp_path):
     """Every figure against its own one-liner: scipy's assignment, the true mixture scored by
     scikit-learn, the labels compared in memory."""
