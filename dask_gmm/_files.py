@@ -317,19 +317,32 @@ class Busy(ValueError):
     """The ValueError of :func:`one_writer` when another run holds the lock."""
 
 
-def _lock_path(path):
-    """The lock file of the local output ``path``: the hidden sibling ``.NAME.lock`` of its real path."""
-    folder, prefix = _sibling_name(os.path.realpath(path))
-    return os.path.join(folder, f"{prefix.removesuffix('.tmp@')}.lock")
+def _lock_paths(path):
+    """The lock files of the local output ``path``: the hidden sibling ``.NAME.lock`` of its real path,
+    and of ``path`` itself where it is reached through a link. A run through a link that replaced the
+    link with its new store had held only the target's lock, and a second run on the same path,
+    finding a folder there, took another and removed the first's half-written store (a review)."""
+    absolute = os.path.abspath(path)
+    # the path's own name in its real folder: a folder reached through a link (/tmp on macOS) is one
+    # lock file, whose second flock, of another descriptor, this process would have refused itself
+    named = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
+    paths = dict.fromkeys((os.path.realpath(path), named))
+    return [os.path.join(folder, f"{prefix.removesuffix('.tmp@')}.lock")
+            for folder, prefix in map(_sibling_name, paths)]
 
 
 def being_written(path):
     """Whether a run holds :func:`one_writer`'s lock of the local ``path`` now (asked without waiting,
     and without making the lock file); False where that cannot be told."""
+    return any(_held(lock) for lock in _lock_paths(path))
+
+
+def _held(lock):
+    """Whether a run holds the lock file ``lock`` now (:func:`being_written`)."""
     try:
         import fcntl
 
-        fd = os.open(_lock_path(path), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
     except (ImportError, OSError):  # not POSIX, or no lock file: no writer
         return False
     try:
@@ -361,7 +374,7 @@ def _lock_soon(fcntl, fd):
 def one_writer(path, busy):
     """Hold the lock of the local output ``path`` while this process writes it in place: an
     exclusive ``flock`` of the hidden sibling ``.NAME.lock`` of its real path (links resolved),
-    removed after. A second writer of ``path`` meanwhile (another process, on any host where the
+    and of the path itself where it is a link (:func:`_lock_paths`), removed after. A second writer of ``path`` meanwhile (another process, on any host where the
     file system honours ``flock``, or another thread) gets the ValueError ``busy`` rather than
     interleave its chunks with this one's (:class:`Busy`): two overwrites at once had left a store recorded as one
     seed's, complete, holding a chunk of the other's. Where no lock can be made (a URL, no
@@ -374,7 +387,15 @@ def one_writer(path, busy):
     if fcntl is None or "://" in os.fspath(path):
         yield
         return
-    lock = _lock_path(path)
+    with contextlib.ExitStack() as stack:
+        for lock in _lock_paths(path):
+            stack.enter_context(_locked(fcntl, lock, busy))
+        yield
+
+
+@contextlib.contextmanager
+def _locked(fcntl, lock, busy):
+    """Hold the lock file ``lock`` (:func:`one_writer`)."""
     for _ in range(100):  # each turn: a writer that had the file removed it as this one opened it
         try:
             # flock needs no write access; a link planted at the lock's name is not followed (a review:

@@ -1371,6 +1371,32 @@ def test_the_lock_is_the_real_paths_and_none_where_flock_fails(tmp_path, monkeyp
     assert sorted(os.listdir(tmp_path)) == ["link.zarr", "s.zarr", "t.zarr"]
 
 
+def test_a_run_through_a_link_it_replaces_holds_the_links_path_too(tmp_path):
+    """generate --overwrite through a link replaces the link with its new store: it had held only the
+    target's lock, and a second run on the link's path, finding a folder there, took another lock and
+    removed the first's half-written store (a review). A folder reached through a link is one lock."""
+    from dask_gmm._files import being_written, one_writer
+
+    real = str(tmp_path / "t.zarr")
+    generate_mixture(real, 1000, chunk_size=100, random_state=1)
+    link = tmp_path / "l.zarr"
+    link.symlink_to("t.zarr")
+    with one_writer(str(link), "busy"):
+        link.unlink()  # as the overwrite's rename does, its new store in the link's place
+        os.mkdir(link)
+        assert being_written(str(link)) and being_written(real)
+        with pytest.raises(ValueError, match="is being written by another run now"):
+            generate_mixture(str(link), 1000, chunk_size=100, random_state=2, overwrite=True)
+    assert not being_written(str(link)) and os.listdir(link) == []
+    (tmp_path / "folders").symlink_to(tmp_path, target_is_directory=True)
+    through = str(tmp_path / "folders" / "t.zarr")
+    with one_writer(through, "busy"):  # one lock file, reached by two names: not refused by itself
+        assert being_written(real)
+        with pytest.raises(ValueError, match="busy"), one_writer(real, "busy"):
+            pass
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".lock")) == []
+
+
 def test_a_chunk_task_left_running_does_not_write_into_the_store_that_replaced_its_own(tmp_path, monkeypatch):
     """An interrupted run's tasks run on in a cluster's workers, and its lock ends with it: a later
     overwrite of the path with another seed got the stale tasks' chunks, and was recorded complete
