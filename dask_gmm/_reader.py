@@ -530,22 +530,43 @@ class ZarrRows:
         :meth:`_part` reads it, refused when ``size`` (:meth:`sizes`) is not ``buf``'s."""
         if size is not None and buf.size != size:
             raise ValueError(self._not_as_set_up(i, j, buf.size, size))
+        try:
+            return self._decode(buf, reuse, into)
+        except _DECODE_ERRORS as exc:
+            raise ValueError(self._rewritten(i, j, buf) or _undecodable(name, exc)) from exc
+
+    def _decode(self, buf, reuse, into):
+        """The chunk decoded from its stored bytes ``buf`` (uint8), as :meth:`_decoded`; the codecs' own errors."""
         # decoded straight into ``into`` where its bytes are the chunk's as stored, by the innermost codec
         plain = into is not None and self._stored is not None and self._stored == self.dtype  # (None == float64 dtype)
         dest = into.view(np.uint8).reshape(-1) if plain else None
+        for codec in reversed(self._bb):
+            buf = self._decode_bytes(codec, buf, reuse, dest if codec is self._bb[0] else None)
+        if self._stored is not None:  # the bytes codec alone, as zarr's: a view of the bytes, 10 us sooner
+            return buf.view(self._stored).reshape(self._specs[0].shape)
+        nd = self._ab._decode_sync(self._specs[-1].prototype.buffer.from_array_like(buf), self._specs[-1])
+        for codec, spec in zip(reversed(self._aa), reversed(self._specs[:-1])):
+            nd = codec._decode_sync(nd, spec)
+        return nd.as_numpy_array()
+
+    def _rewritten(self, i, j, stored):
+        """The error for chunk ``(i, j)``, whose bytes ``stored`` could not be decoded, where they were read
+        while the file was rewritten: read again, it holds other bytes, which decode. It had been called
+        corrupt, with the advice to restore the store, when a chunk rewritten in place was read
+        half-written (a review). None where the file is as read, or still cannot be decoded."""
+        again = self._fetch(self._key(i, j), False)
+        if again is None or np.array_equal(again, stored):
+            return None
         try:
-            for codec in reversed(self._bb):
-                buf = self._decode_bytes(codec, buf, reuse, dest if codec is self._bb[0] else None)
-            if self._stored is not None:  # the bytes codec alone, as zarr's: a view of the bytes, 10 us sooner
-                x = buf.view(self._stored).reshape(self._specs[0].shape)
-            else:
-                nd = self._ab._decode_sync(self._specs[-1].prototype.buffer.from_array_like(buf), self._specs[-1])
-                for codec, spec in zip(reversed(self._aa), reversed(self._specs[:-1])):
-                    nd = codec._decode_sync(nd, spec)
-                x = nd.as_numpy_array()
-        except _DECODE_ERRORS as exc:
-            raise ValueError(_undecodable(name, exc)) from exc
-        return x
+            self._decode(again, False, None)
+        except _DECODE_ERRORS:
+            return None
+        name, where = self.array.metadata.encode_chunk_key((i, j)), self._folder() if self._files else self.name
+        first = i * self.chunk_rows
+        return (f"The Zarr array {where!r} changed while dask_gmm read it: "
+                f"its chunk {name!r} (rows {first}-{min(first + self.chunk_rows, self.shape[0]) - 1}) was read "
+                "while it was being rewritten, so what was read mixes data from before and after, and was "
+                "discarded. Rerun it once the store is no longer being written.")
 
     def _not_as_set_up(self, i, j, got, size):
         """The error for chunk ``(i, j)``, read as a file of ``got`` bytes where :meth:`sizes` saw ``size``

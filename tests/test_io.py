@@ -2610,3 +2610,36 @@ def test_an_input_of_many_tiny_chunks_or_blocks_is_warned_of_and_the_advice_work
                                          r"Rechunk it, such as X\.rechunk\(\{0: 1048576\}\), of about 16 MiB\."):
         fitted = GaussianMixture(2, random_state=0).fit(blocks)
     np.testing.assert_allclose(fitted.means_, GaussianMixture(2, random_state=0).fit(X).means_, rtol=1e-10)
+
+
+def test_a_chunk_read_while_it_is_rewritten_in_place_is_called_changed_not_corrupt(tmp_path):
+    """A chunk file rewritten in place during a fit (``dd conv=notrunc``) was read half-written, and
+    called corrupt with the advice to restore the store, though it was whole once written (a
+    review). Read again, it holds other bytes, which decode: the store changed. A chunk as corrupt
+    when read again is still called corrupt."""
+    X = make_blobs(n=3000)
+    arr = write_store(tmp_path / "g.zarr", X, chunks=(500, 2))
+    rows = io.zarr_rows(arr)
+    chunk = tmp_path / "g.zarr" / "X" / "c" / "2" / "0"
+    whole = chunk.read_bytes()
+    half = whole[: len(whole) // 2] + bytes(len(whole) - len(whole) // 2)  # the first half copied in so far
+    fetch = rows._fetch
+
+    def mid_copy(key, reuse):  # the file as a reader finds it in the middle of the copy, then after it
+        if key == "X/c/2/0" and mid_copy.first:
+            mid_copy.first = False
+            return np.frombuffer(half, np.uint8)
+        return fetch(key, reuse)
+
+    mid_copy.first = True
+    rows._fetch = mid_copy
+    with pytest.raises(ValueError, match=r"The Zarr array '[^']*g\.zarr/X' changed while dask_gmm read it: its chunk "
+                                         r"'c/2/0' \(rows 1000-1499\) was read while it was being rewritten"):
+        rows.read(0, 3000)
+    assert not mid_copy.first
+    rows._fetch = fetch
+    np.testing.assert_array_equal(rows.read(0, 3000), X)  # whole once written
+    chunk.write_bytes(half)  # as read, and read again: corrupt
+    with pytest.raises(ValueError, match=r"Chunk 'X/c/2/0' of the Zarr array '[^']+' \(rows 1000-1499\) cannot be "
+                                         r"decoded \(.+\); the store is corrupt"):
+        rows.read(0, 3000)
