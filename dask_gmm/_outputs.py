@@ -113,19 +113,25 @@ def store_atomically(result, output, overwrite, attrs, check=None, *, dimension_
     ``dimension_names`` (which xarray needs to open a group holding it); ``check()``, when given, runs
     after the writes and before the output is put in place (its error leaves none).
 
-    Local outputs are written to a temporary sibling folder, synced to disk, then renamed, so
+    Local outputs are written in a temporary sibling folder, synced to disk, then renamed, so
     that neither an interrupted run nor a crash of the machine leaves a half-written result under
-    the final name.
+    the final name. The array is written one level down in that folder, which holds no Zarr
+    metadata of its own: an output in a Zarr group (``-o GROUP/NAME``) had been written as an array
+    of the group, which zarr and xarray listed and read (a killed run's too: rows never written read
+    as fill values, a review).
     """
     import dask.array as da
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
     local = "://" not in output
-    target = temporary_sibling(output) if local else output
+    hidden = temporary_sibling(output) if local else None
+    target = os.path.join(hidden, "array") if local else output
     rows = result.chunks[0][0]
     chunks = (rows,) + tuple(result.shape[1:])
     writes = old = None
     try:
+        if local:
+            os.mkdir(hidden)
         arr = zarr.create_array(target, shape=result.shape, chunks=chunks, dtype=result.dtype,
                                 compressors=[ZstdCodec(level=3), Crc32cCodec()],  # a corrupt chunk is an error
                                 overwrite=not local and overwrite,
@@ -147,29 +153,31 @@ def store_atomically(result, output, overwrite, attrs, check=None, *, dimension_
             sync_tree(target)  # its chunks on disk before the rename that makes it the output
             check_still_free(output, overwrite)  # the window left is this check's microseconds, not the run's
             if os.path.lexists(output):
-                old = f"{target}.old"
+                old = f"{hidden}.old"
                 os.replace(output, old)
             os.replace(target, output)
             sync_folder(os.path.dirname(os.path.abspath(output)))
             if old is not None:  # renamed first: a run killed while removing it leaves a .gone, swept later
-                gone = f"{target}.gone"  # (by _files.temporary_sibling), and no .old to put back
+                gone = f"{hidden}.gone"  # (by _files.temporary_sibling), and no .old to put back
                 os.replace(old, gone)
                 old = None
                 remove_replaced(gone, output)
+            shutil.rmtree(hidden, ignore_errors=True)  # empty (a killed run's: swept later)
     except BaseException as exc:
         name = getattr(exc, "filename", None)
-        if isinstance(exc, OSError) and local and isinstance(name, str) and name.startswith(target):
-            exc.filename = output + name[len(target):]  # the output's own path, not its hidden temporary one
+        if isinstance(exc, OSError) and local and isinstance(name, str) and name.startswith(hidden):
+            # the output's own path, not its hidden temporary one
+            exc.filename = output + name[len(target):] if name.startswith(target) else output
         if writes is not None:
             writes.stop()
         io.settle_zarr()  # an interrupted zarr call still writing would make the temporary store again
         if old is not None and os.path.lexists(old) and not os.path.lexists(output):
             os.replace(old, output)  # interrupted between the two renames: the old output goes back
-        if local and os.path.exists(target):
+        if local and os.path.exists(hidden):
             with contextlib.suppress(OSError):  # first the mark the workers' writes look for (_WhileThere)
                 os.unlink(os.path.join(target, "zarr.json"))
-            shutil.rmtree(target, ignore_errors=True)
-            removed_again(target)
+            shutil.rmtree(hidden, ignore_errors=True)
+            removed_again(hidden)
         raise
 
 
