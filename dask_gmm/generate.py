@@ -757,9 +757,11 @@ def _refuse_foreign_members(path):
 
 
 def _check_arguments(n_samples, chunk_size, dtype, attributes, compression, model, n_features, n_components,
-                     box, covariance_scale, min_separation):
+                     box, covariance_scale, min_separation, overwrite):
     """A ValueError naming the first of :func:`generate_mixture`'s arguments that is not allowed
     (those of the drawn parameters only when no ``model`` is given; with one, any but their defaults)."""
+    if not isinstance(overwrite, (bool, np.bool_)):  # overwrite="False" had replaced the store (a review)
+        raise ValueError(f"generate_mixture: 'overwrite' must be True or False; got {overwrite!r}.")
     _check_number("n_samples", n_samples, Integral, 1)
     if chunk_size is not None:
         _check_number("chunk_size", chunk_size, Integral, 1)
@@ -953,13 +955,13 @@ def _write_mixture(path, n_samples, n_features, n_components, *, chunk_size, dty
     """:func:`generate_mixture`'s work (its arguments, every one given), returning the true parameters,
     not a model: ``(weights (K,), means (K, d), covariances (K, d, d), precisions_cholesky (K, d, d))``,
     all float64 (``dask-gmm generate`` makes no model, and imports no scikit-learn)."""
-    if not os.fspath(path).strip():
+    if not os.fspath(_check_path(path, "generate_mixture", "of the Zarr store to write")).strip():
         raise ValueError("generate_mixture: the path is empty. Give the path of the Zarr store to write.")
     path = io.data_path(path)  # absolute: the chunks may be written by a cluster's workers
     _files.refuse_chain_output(path, "the store")
     _files.refuse_output_inside(path, "the store", arrays_only=True, follow_link=True)
     _check_arguments(n_samples, chunk_size, dtype, attributes, compression, model, n_features, n_components, box,
-                     covariance_scale, min_separation)
+                     covariance_scale, min_separation, overwrite)
 
     busy = (f"generate_mixture: {path!r} is being written by another run now (another process, or "
             "thread). Wait for it to finish, or write another path.")
@@ -1179,14 +1181,16 @@ def _parent(path):
     return os.fspath(path).rstrip("/").rpartition("/")[0] or "."
 
 
-def _check_path(path, who):
+def _check_path(path, who, what="of a Zarr store (or of its array X)"):
     """``path``, a TypeError saying what to give where it is not a path or URL (a zarr group or array had
-    Python's own "expected str, bytes or os.PathLike object", a review)."""
+    Python's own "expected str, bytes or os.PathLike object", a review; generate_mixture's bytes path a
+    regular expression's TypeError)."""
     if not isinstance(path, (str, os.PathLike)):
         kind = type(path).__name__
         module = type(path).__module__.partition(".")[0]
-        raise TypeError(f"{who} takes the path or URL of a Zarr store (or of its array X), not a "
-                        f"{kind if module == 'builtins' else f'{module}.{kind}'}: pass its path.")
+        advice = "pass os.fsdecode(path)" if isinstance(path, bytes) else "pass its path"
+        raise TypeError(f"{who} takes the path or URL {what}, not a "
+                        f"{kind if module == 'builtins' else f'{module}.{kind}'}: {advice}.")
     return path
 
 

@@ -115,9 +115,19 @@ def check_fitted(model, fitted=("weights_", "means_", "precisions_cholesky_")):
             "one was set after the fit. Set back the fitted values, or refit the model."
         )
     for name in fitted:
-        if not np.all(np.isfinite(np.asarray(getattr(model, name), np.float64))):
+        value = getattr(model, name)
+        if np.iscomplexobj(value):  # cast to float, their imaginary parts had been dropped with a ComplexWarning
+            raise ValueError(f"model.{name} holds complex values, which no fit leaves: it was set after the fit. "
+                             "Set back the fitted values, or refit the model.")
+        if not np.all(np.isfinite(np.asarray(value, np.float64))):
             raise ValueError(f"model.{name} holds NaN or infinite values, which no fit leaves: it was set after "
                              "the fit. Set back the fitted values, or refit the model.")
+    weights = np.asarray(model.weights_, np.float64)
+    if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:  # scored as they stood (a review), or all 0 an
+        raise ValueError(  # overflow blamed on the data
+            f"model.weights_ (summing to {weights.sum():.6g}, smallest {weights.min():.3g}) are not a mixture's "
+            "weights, non-negative and summing to 1, as every fit leaves them: they were set after the fit. Set back "
+            "the fitted values (normalised: weights_ / weights_.sum()), or refit the model.")
 
 
 def best_run(runs, max_iter=None):

@@ -1108,6 +1108,26 @@ def test_whole_numbers_are_asked_for_as_integers(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_overwrite_is_a_bool_and_the_path_a_path(tmp_path):
+    """overwrite="False" (a string, truthy) had replaced the store; a bytes path, None or a zarr group
+    had Python's own TypeErrors (a regular expression's for bytes) (a review)."""
+    path = str(tmp_path / "g.zarr")
+    generate_mixture(path, 100, random_state=1)
+    before = zarr.open_group(path, mode="r")["X"][:]
+    for value in ("False", 0, None):
+        with pytest.raises(ValueError, match=rf"'overwrite' must be True or False; got {re.escape(repr(value))}"):
+            generate_mixture(path, 200, random_state=2, overwrite=value)
+    np.testing.assert_array_equal(zarr.open_group(path, mode="r")["X"][:], before)
+    for value, kind, advice in ((os.fsencode(path), "bytes", r"pass os\.fsdecode\(path\)"),
+                                (None, "NoneType", "pass its path"), (zarr.open_group(path), "zarr.Group", "pass its path")):
+        with pytest.raises(TypeError, match=rf"^generate_mixture takes the path or URL of the Zarr store to write, "
+                                            rf"not a {kind}: {advice}\.$"):
+            generate_mixture(value, 200, random_state=2, overwrite=True)
+    np.testing.assert_array_equal(zarr.open_group(path, mode="r")["X"][:], before)
+    generate_mixture(path, 200, random_state=2, overwrite=np.bool_(True))
+    assert zarr.open_group(path, mode="r")["X"].shape == (200, 2)
+
+
 def test_the_same_chunk_size_gives_float64s_rows_as_float32(tmp_path):
     """As documented: the rows depend on the seed and the chunk size, whatever the dtype."""
     a, b = str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")

@@ -988,6 +988,19 @@ def test_fitted_attributes_set_by_hand_to_what_no_fit_leaves_are_refused(estimat
             with pytest.raises(ValueError, match=rf"model\.{name} holds NaN or infinite values, which no fit leaves"):
                 call()
         setattr(gm, name, kept)
+    for name, spoil, said in (
+            ("means_", lambda m: m + 1j, r"model\.means_ holds complex values, which no fit leaves"),  # had been cast
+            ("weights_", lambda w: w * 1.8, r"model\.weights_ \(summing to 1\.8, smallest [\d.e-]+\) are not a "
+                                            r"mixture's weights, non-negative and summing to 1"),  # scored as they were
+            ("weights_", np.zeros_like, r"summing to 0, smallest 0\)"),  # an overflow blamed on the data
+            ("weights_", lambda w: np.array([w[0] + w[1] + 0.1, -0.1, w[2]]), r"summing to 1, smallest -0\.1\)")):
+        kept = getattr(gm, name)
+        setattr(gm, name, spoil(kept))
+        saved = [lambda: dask_gmm.save_model(gm, os.devnull)] if estimator == "GaussianMixture" else []
+        for call in (*calls, *saved):
+            with pytest.raises(ValueError, match=said):
+                call()
+        setattr(gm, name, kept)
     kept = gm.means_
     gm.means_ = np.zeros((3, 3))
     with pytest.raises(ValueError, match=r"The fitted parameters do not agree \(weights_ of shape \(3,\), means_ "

@@ -529,7 +529,7 @@ def test_bad_settings_are_refused(tmp_path, models, settings, said):
 
 @pytest.mark.parametrize("change, said", [
     (lambda m: setattr(m, "weights_", np.array([0.5, 0.5, 0.5])),
-     "The model cannot be saved: 'weights' must be non-negative and sum to 1"),
+     "model.weights_ (summing to 1.5, smallest 0.5) are not a mixture's weights, non-negative and summing to 1"),
     (lambda m: m.means_.__setitem__((0, 0), np.nan), "model.means_ holds NaN or infinite values, which no fit leaves"),
 ])
 def test_a_model_that_would_not_load_is_not_saved(tmp_path, X, change, said):
