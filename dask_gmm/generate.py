@@ -1055,8 +1055,20 @@ def match_components(true_means, fitted_means):
     """
     from scipy.optimize import linear_sum_assignment  # 0.14 s to import: not for generate or info
 
-    cost = cdist(np.asarray(true_means), np.asarray(fitted_means))
-    rows, cols = linear_sum_assignment(cost)
+    means = []
+    for name, value in (("true_means", true_means), ("fitted_means", fitted_means)):
+        try:
+            a = np.asarray(value, np.float64)
+        except (TypeError, ValueError) as exc:  # scipy's own words had said it (a review)
+            raise ValueError(f"match_components: {name} must be an array of real numbers ({exc}).") from None
+        if a.ndim != 2 or not np.all(np.isfinite(a)):
+            raise ValueError(f"match_components: {name} must be a 2-D array (n_components, n_features) of finite "
+                             f"numbers; got shape {a.shape}{'' if np.all(np.isfinite(a)) else ', with NaN or infinity'}.")
+        means.append(a)
+    if means[0].shape[1] != means[1].shape[1]:
+        raise ValueError(f"match_components: true_means have {means[0].shape[1]} features and fitted_means "
+                         f"{means[1].shape[1]}: compare a model fitted to the store's data.")
+    rows, cols = linear_sum_assignment(cdist(*means))
     out = np.full(len(true_means), -1)
     out[rows] = cols
     return out

@@ -600,8 +600,8 @@ def warn_at_caller(message, category=UserWarning):
 def _from_zarr(arr, min_samples=1, direct=False):
     """``arr`` as a dask array of whole rows, checked; ``direct``: read by a :class:`~dask_gmm._reader.ZarrRows` instead,
     which puts the rows together as it reads them (no warning of chunks across the features)."""
-    if arr.ndim != 2:  # a store given by its path cannot be reshaped as scikit-learn advises
-        raise ValueError(
+    if arr.ndim != 2 and not arr.dtype.names:  # a store given by its path cannot be reshaped as scikit-learn
+        raise ValueError(  # advises (a structured one: its own advice, from _check_shape_dtype)
             f"Expected 2D array of shape (n_samples, n_features), got {arr.ndim}D array instead: the Zarr array "
             f"{str(arr.store_path)!r}, of shape {arr.shape}. Store the data in that shape (a single feature as "
             "(n_samples, 1)), or pass dask.array.from_zarr(...) reshaped to it (.reshape(-1, 1) for a single feature)."

@@ -89,6 +89,11 @@ def finite_parameter(name, value, otherwise):
     return a.astype(np.float64)
 
 
+#: The weight below which a fitted component holds no rows (:meth:`GaussianMixture._warn_of_empty_components`):
+#: the 10·eps floor on N_k gives such a component 2.2e-15 of a total weight of 1, less of more.
+EMPTY_WEIGHT = 1e3 * np.finfo(np.float64).eps
+
+
 def check_fitted(model, fitted=("weights_", "means_", "precisions_cholesky_")):
     """scikit-learn's ``check_is_fitted``, then a ValueError when the fitted attributes changed since
     the fit: covariances not of the model's ``covariance_type`` (they would be read as another
@@ -672,7 +677,23 @@ class GaussianMixture(MixtureBase):
         self._set_run(best, X.shape[1])
         self._set_feature_names(names)
         self._warn_if_not_converged()
+        self._warn_of_empty_components()
         return self
+
+    def _warn_of_empty_components(self):
+        """A ConvergenceWarning naming the components that ended holding no rows (weights_ of the
+        10·eps floor on N_k, as scikit-learn's): a weighted fit of fewer rows of positive weight than
+        components had returned one without a word, where unweighted data are refused or warned of (a
+        review). A BayesianGaussianMixture's unused components are its answer, not warned of."""
+        empty = np.flatnonzero(self.weights_ < EMPTY_WEIGHT)
+        if empty.size:
+            io.warn_at_caller(
+                f"{empty.size} of the {len(self.weights_)} components {'holds' if empty.size == 1 else 'hold'} no rows "
+                f"(component"
+                f"{'s' if empty.size > 1 else ''} {', '.join(map(str, empty[:10]))}{', ...' if empty.size > 10 else ''}"
+                f", weights_ below {EMPTY_WEIGHT:.1e}): X holds fewer distinct rows of positive weight than "
+                "n_components, or they started where no row is. Use fewer components, or check X and sample_weight "
+                "for duplicate rows and rows of weight 0.", ConvergenceWarning)
 
     def _set_run(self, run, n_features):
         ct = self.covariance_type

@@ -1597,6 +1597,14 @@ def test_match_components_pairs_each_true_component_with_its_fitted_one():
     best = min((list(zip(rows, cols)) for rows in itertools.permutations(range(5), 4) for cols in [range(4)]), key=cost)
     assert sorted(found.tolist()) == [-1, 0, 1, 2, 3]
     assert cost([(i, j) for i, j in enumerate(found) if j >= 0]) == pytest.approx(cost(best), rel=1e-12)
+    # scipy's own words had said these (a review)
+    for args, said in (((true, fitted[:, :2]), "true_means have 3 features and fitted_means 2"),
+                       ((true, np.where(fitted > 0, np.nan, fitted)), r"fitted_means must be a 2-D array .* got shape "
+                                                                      r"\(4, 3\), with NaN or infinity"),
+                       ((true[0], fitted), r"true_means must be a 2-D array .* got shape \(3,\)\."),
+                       ((true, [[1, 2], [3]]), "fitted_means must be an array of real numbers")):
+        with pytest.raises(ValueError, match=f"^match_components: {said}"):
+            match_components(*args)
 
 
 def test_a_store_that_lost_its_true_covariances_refuses_a_model_of_other_covariances(tmp_path):

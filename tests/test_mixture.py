@@ -1161,6 +1161,11 @@ def test_bad_input_errors(tmp_path):
     with pytest.raises(ValueError, match=r"^X is a structured array \(fields a, b\), not data of shape \(n_samples, "
                                          r"n_features\)\. Give its fields as the columns of a 2-D array"):
         GaussianMixture(1).fit(records)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr: a structured dtype has no Zarr V3 specification
+        zarr.create_array(str(tmp_path / "records.zarr"), shape=(20,), dtype=records.dtype)  # was advised to reshape
+    with pytest.raises(ValueError, match=r"^X is a structured array \(fields a, b\)"):
+        GaussianMixture(1).fit(str(tmp_path / "records.zarr"))
     with pytest.raises(ValueError, match=r"got 1D array instead \(shape \(20,\)\)\. Reshape your data with X\.reshape\(-1, 1\)"):
         GaussianMixture(1).fit(np.zeros(20))
     one = zarr.create_array(str(tmp_path / "one.zarr"), shape=(20,), dtype="f8")  # a path cannot be reshaped
@@ -2614,3 +2619,22 @@ def test_ragged_rows_and_duplicate_columns_are_said_with_what_to_do(X, said):
     for call in calls:
         with pytest.raises(ValueError, match=said):
             call()
+
+
+def test_a_component_left_holding_no_rows_is_warned_of():
+    """A weighted fit of fewer rows of positive weight than components returned a component of
+    weight 2.2e-15 (the 10·eps floor), on a row of weight 0, without a word (a review)."""
+    X = make_blobs(n=400)
+    w = np.zeros(len(X))
+    w[7] = 1.0
+    for init in ("kmeans", "k-means++", "random_from_data"):
+        with pytest.warns(ConvergenceWarning, match=r"^1 of the 2 components holds no rows \(component \d, weights_ "
+                                                    r"below 2\.2e-13\): X holds fewer distinct rows of positive weight "
+                                                    r"than n_components") as caught:
+            gm = GaussianMixture(2, random_state=0, init_params=init).fit(X, sample_weight=w)
+        assert caught[-1].filename == __file__
+        assert sorted(gm.weights_)[0] < 1e-14 and np.allclose(gm.means_[np.argmax(gm.weights_)], X[7])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fit of every component holding rows: no word
+        GaussianMixture(3, random_state=0).fit(X)
+        BayesianGaussianMixture(n_components=8, random_state=0).fit(X)  # its unused ones are its answer
