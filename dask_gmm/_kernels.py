@@ -28,8 +28,9 @@ from . import _numba  # the compiled kernels; the NumPy kernels below stay the r
 
 #: Whether the EM, per-row and k-means kernels dispatch to :mod:`dask_gmm._numba` (same
 #: contracts; fits 12-17x faster, the initialisation's k-means passes 3-18x). On unless the
-#: environment sets DASK_GMM_NUMBA=0; tests/test_numba.py switches it to compare both paths.
-USE_NUMBA = os.environ.get("DASK_GMM_NUMBA", "1") != "0"
+#: environment sets DASK_GMM_NUMBA=0 (or false, no, off: they had left it on, a review);
+#: tests/test_numba.py switches it to compare both paths.
+USE_NUMBA = os.environ.get("DASK_GMM_NUMBA", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 #: Rows processed at a time inside a block: bounds temporaries to a few MiB whatever the chunk size.

@@ -229,34 +229,37 @@ def _bins(text):
     return value
 
 
-def _positive_float(text):
+def _positive_float(text, strict=False):
+    """A finite number >= 0 (``strict``: > 0, ``--box`` and ``--covariance-scale``, whose -1 had been told
+    ">= 0" and then 0 "> 0.0")."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    if not math.isfinite(value) or value < 0 or (strict and value == 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number {'>' if strict else '>='} 0, got {text!r}")
     return value
 
 
-def _whole_number(text, what="a whole number >= 0"):
+def _scale(text):
+    return _positive_float(text, strict=True)
+
+
+def _whole_number(text, what="a whole number >= 0", longest=False):
     """A whole number >= 0 (``--max-iter``, ``--seed``; ``what`` names it in the message), written as
     ``100``, ``1_000`` or ``1e2``, as :func:`count` takes them (``1e2`` was refused as no whole number).
-    Digits alone may be of any length (a seed); a number with an exponent, at most 2**62."""
+    At most 2**62 (``--max-iter 1e30`` had been told it is no whole number), but for digits alone
+    with ``longest`` (a seed, of any length)."""
     number = _decimal(text)
-    if number is not None and "e" not in text.lower() and "." not in text:
-        value = int(number)  # digits alone, of any length
-    elif number is not None and number == number.to_integral_value() and number <= _MAX_COUNT:
-        value = int(number)
-    else:
-        value = -1
-    if value < 0:
+    if number is None or number != number.to_integral_value():
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
+    if number > _MAX_COUNT and not (longest and "e" not in text.lower() and "." not in text):  # before int()
+        raise argparse.ArgumentTypeError(f"expected {what} at most 2**62 (about 4.6e18), got {text!r}")
+    return int(number)
 
 
 def _seed(text):
-    return _whole_number(text, "a non-negative integer seed")
+    return _whole_number(text, "a non-negative integer seed", longest=True)
 
 
 def _int_range(text):
@@ -403,9 +406,9 @@ def build_parser():
     p.add_argument("--n-samples", "-n", type=count, required=True, metavar="N", help="rows, e.g. 1e8 or 100_000_000")
     p.add_argument("--n-features", "-d", type=count, default=None, metavar="D", help="features (default 2)")
     p.add_argument("--n-components", "-k", type=count, default=None, metavar="K", help="components (default 3)")
-    p.add_argument("--box", type=_positive_float, default=None, metavar="B",
+    p.add_argument("--box", type=_scale, default=None, metavar="B",
                    help="means uniform in [-B, B]^D (default 10)")
-    p.add_argument("--covariance-scale", type=_positive_float, default=None, metavar="S",
+    p.add_argument("--covariance-scale", type=_scale, default=None, metavar="S",
                    help="covariances S A^T A (default 0.1): larger S, more overlap")
     p.add_argument("--min-separation", type=_positive_float, default=None, metavar="M",
                    help="redraw the means until every pair is at least M apart (default: no minimum)")

@@ -1941,6 +1941,23 @@ def test_counts_and_seeds_are_plain_ascii_numbers(text):
     assert cli._seed("12_345") == 12345 and cli._seed(" 3e2 ") == 300 and cli._seed("9" * 50) == int("9" * 50)
 
 
+def test_too_large_counts_and_non_positive_scales_are_told_so(tmp_path, capsys):
+    """--max-iter 1e30 was told it is no whole number, and 2**63 passed to the estimator's words;
+    --box -1 was told ">= 0", and then 0 "> 0.0" (a review)."""
+    for text in ("1e30", str(2**63)):
+        with pytest.raises(argparse.ArgumentTypeError, match=rf"^expected a whole number >= 0 at most 2\*\*62 "
+                                                              rf"\(about 4\.6e18\), got '{text}'$"):
+            cli._whole_number(text)
+    assert cli._whole_number(str(2**62)) == 2**62
+    for option in ("--box", "--covariance-scale"):
+        for text in ("-1", "0", "0e5"):
+            rc, _, err = run(capsys, "generate", tmp_path / "g.zarr", "-n", "100", option, text)
+            assert_one_line_error(rc, err, f"argument {option}: expected a finite number > 0, got '{text}'", status=2)
+    rc, _, err = run(capsys, "fit", tmp_path / "g.zarr", "-k", "2", "-o", tmp_path / "m.json", "--tol", "-1")
+    assert_one_line_error(rc, err, "argument --tol: expected a finite number >= 0, got '-1'", status=2)
+    assert not os.path.exists(tmp_path / "g.zarr")
+
+
 def test_sparkline():
     assert cli.sparkline([0, 1, 2, 3, 4, 5, 6, 7]) in ("▁▂▃▄▅▆▇█", "_.-~=*#@")
     assert len(cli.sparkline(np.arange(500), width=40)) == 40

@@ -676,6 +676,11 @@ def test_the_environment_switches_the_compiled_kernels_off():
         said[flag] = json.loads(out.strip().splitlines()[-1])
     assert said["0"]["compiled"] == 0 and said["1"]["compiled"] > 0
     np.testing.assert_allclose(said["0"]["means"], said["1"]["means"], rtol=1e-10)
+    which = "from dask_gmm import _kernels; print(_kernels.USE_NUMBA)"  # false, no, off had left it on
+    for flag, on in (("False", False), (" off", False), ("NO", False), ("yes", True), ("", True)):
+        out = subprocess.run([sys.executable, "-c", which], env={**os.environ, "DASK_GMM_NUMBA": flag},
+                             capture_output=True, text=True, check=True).stdout
+        assert out.strip() == str(on), flag
 
 
 def test_layout_made_once_per_model_object():
