@@ -221,6 +221,20 @@ def _dead_leftovers(found):
     return {name: suffix for name, (writer, pid, suffix) in found.items() if writer == host and not _alive(pid)}
 
 
+def killed_temporaries(folder):
+    """The names, sorted, of the temporary outputs in ``folder`` (``.NAME.tmp@WRITER@HEX``, and the
+    ``.gone`` of a replaced output being removed) that writers of this host, PID namespace and
+    machine left when they were killed: what the next write of NAME sweeps
+    (:func:`temporary_sibling`). Not a ``.old``: a previous output moved aside, perhaps the only copy."""
+    found = {}
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            m = re.fullmatch(r"\..+?\.tmp@([^@]+)@([0-9]{1,9})@[0-9a-f]{8}(|\.gone)", name)
+            if m:
+                found[name] = (m[1], int(m[2]), m[3])
+    return sorted(_dead_leftovers(found))
+
+
 def moved_aside(path, suffix=".old"):
     """The names of the previous outputs of ``path`` that writers moved aside (``.old``) and left,
     killed while they replaced it (or replacing it now), of any host, the newest first; with

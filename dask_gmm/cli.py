@@ -1517,10 +1517,13 @@ def _model_dict(model):
 def _store_json(path):
     """What ``info --json`` prints of the store at ``path``: :func:`dask_gmm.generate.store_info`, and
     ``predicted``, the record of the predict that wrote it (else None)."""
+    from ._files import killed_temporaries
     from ._outputs import predict_record
     from .generate import store_info
 
-    return {**store_info(path), "predicted": predict_record(path)}
+    info = store_info(path)
+    left = killed_temporaries(info["path"]) if "://" not in info["path"] else []
+    return {**info, "predicted": predict_record(path), "killed_temporaries": left}
 
 
 def cmd_info(args, term):
@@ -1627,6 +1630,11 @@ def cmd_info(args, term):
         term.out(f"  cut short    {_count(info['cut_short_chunks'], 'chunk')} not the length their header says "
                  f"(a power loss while they were written?){_of(info['cut_short_chunks_of'])} (the same generate "
                  "command, rerun, writes them again)")
+    if info["killed_temporaries"]:  # zarr warns of them as objects of no Zarr hierarchy, whenever it lists it
+        from ._store import first_few
+
+        term.out(f"  leftovers    {first_few(info['killed_temporaries'])}: the temporary output of a run killed while "
+                 "it wrote into this store (the same command, rerun, removes it; or delete it)")
     if info.get("lost_true"):
         term.out(f"  lost         the true parameters' array(s) {', '.join(info['lost_true'])} (the same generate "
                  "command, rerun, writes them again)")

@@ -736,12 +736,17 @@ def _generated_layout(members):
 def foreign_members(path):
     """The names of the entries (Zarr nodes, files) directly in the store of generate_mixture at
     ``path`` that it did not write (a ``predict`` output, the user's arrays or notes), sorted; [] for
-    nothing there, or a store whose metadata cannot be read (its layout is checked elsewhere)."""
+    nothing there, or a store whose metadata cannot be read (its layout is checked elsewhere). The
+    temporary output of a killed ``predict -o STORE/NAME`` is none (its next run would sweep it; an
+    overwrite had been refused for it, a review)."""
     try:
         node = io.open_node(path)
     except ValueError:
         return []
-    return sorted(_store.children(node) - _MEMBERS - {"zarr.json"}) if isinstance(node, zarr.Group) else []
+    if not isinstance(node, zarr.Group):
+        return []
+    killed = set(_files.killed_temporaries(path)) if "://" not in os.fspath(path) else set()
+    return sorted(_store.children(node) - _MEMBERS - {"zarr.json"} - killed)
 
 
 def _refuse_foreign_members(path):

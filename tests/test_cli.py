@@ -767,6 +767,29 @@ def _dead_writer(tmp_path, name, suffix=""):
     return tmp_path / f".{name}.tmp@{writer_id().rsplit('@', 1)[0]}@{dead.pid}@0badc0de{suffix}"
 
 
+def test_a_killed_predicts_temporary_output_in_a_generated_store_is_named_and_overwritten(tmp_path, capsys):
+    """A predict -o STORE/NAME killed while it wrote left its temporary output in the store: info said
+    nothing of it (zarr warns of it at every listing), and generate --overwrite refused the store as
+    holding a node it did not write (a review)."""
+    group = tmp_path / "g.zarr"
+    assert run(capsys, "generate", group, "-n", "1000", "--seed", "2", "-q")[0] == 0
+    left = _dead_writer(group, "pred")
+    zarr.create_array(str(left / "array"), shape=(1000,), chunks=(500,), dtype="i1")  # as predict writes it
+    rc, out, _ = run(capsys, "info", group)
+    assert rc == 0 and f"  leftovers    {left.name}: the temporary output of a run killed while it wrote" in out
+    rc, out, _ = run(capsys, "info", group, "--json")
+    assert json.loads(out)["killed_temporaries"] == [left.name]
+    live = group / f".pred.tmp@{left.name.split('@')[1]}@{os.getpid()}@0badc0de"  # a run writing it now: kept
+    shutil.copytree(left, live)
+    rc, _, err = run(capsys, "generate", group, "-n", "1000", "--seed", "2", "--overwrite", "-q")
+    assert_one_line_error(rc, err, f"holds 1 Zarr node(s) it did not write ({live.name})")
+    shutil.rmtree(live)
+    assert run(capsys, "generate", group, "-n", "1000", "--seed", "2", "--overwrite", "-q")[0] == 0
+    assert sorted(os.listdir(group)) == ["X", "labels", "true_covariances", "true_means", "true_weights", "zarr.json"]
+    rc, out, _ = run(capsys, "info", group, "--json")
+    assert json.loads(out)["killed_temporaries"] == []
+
+
 def test_predict_puts_back_an_output_a_killed_run_had_moved_aside(store, model_file, tmp_path, capsys):
     """A predict --overwrite SIGKILLed between its two renames left the previous output under a hidden
     '.old' name, and no output: nothing said where it had gone, and nothing put it back."""
