@@ -17,6 +17,7 @@ import re
 import stat
 import sys
 import threading
+import time
 import uuid
 import zipfile
 import zlib
@@ -358,6 +359,7 @@ class ZarrRows:
         self._file_bytes = self._chunk_bytes + self._chunk_bytes // 64 + 4096  # room for one stored as is
         self._most_decoded = self._file_bytes  # the most any codec's decode may make (_decode_bytes)
         self._token = uuid.uuid4().hex
+        self._made = time.time_ns()  # a chunk file changed since, that cannot be decoded, may be read half-written
         # the keys of the chunks absent when it was made, read as fill values (ABSENT_CHUNKS "fill")
         self._absent = frozenset(missing_chunks(arr)) if _absent_as_fill() else frozenset()
 
@@ -551,9 +553,16 @@ class ZarrRows:
 
     def _rewritten(self, i, j, stored):
         """The error for chunk ``(i, j)``, whose bytes ``stored`` could not be decoded, where they were read
-        while the file was rewritten: read again, it holds other bytes, which decode. It had been called
+        while the file was rewritten: a local file whose status changed since this reader was made
+        (``st_ctime_ns``), and, read again, holds other bytes, which decode. It had been called
         corrupt, with the advice to restore the store, when a chunk rewritten in place was read
         half-written (a review). None where the file is as read, or still cannot be decoded."""
+        if self._files is not None:  # a local file: changed since this reader was made (a file that came in
+            try:  # short, as a network file system's may, is no change: it is refused as it came)
+                if os.stat(os.path.join(self._files, self._key(i, j))).st_ctime_ns <= self._made:
+                    return None
+            except OSError:
+                return None
         again = self._fetch(self._key(i, j), False)
         if again is None or np.array_equal(again, stored):
             return None
