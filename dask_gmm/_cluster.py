@@ -241,7 +241,8 @@ def _of_cluster(call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
     except OSError as exc:
-        raise SchedulerLost.of(exc) from exc
+        refuse_unusable(call.__self__, "while it ran", exc)  # a Client closed by its user had been called a
+        raise SchedulerLost.of(exc) from exc  # scheduler lost (a review)
 
 
 def client_state(client):
@@ -374,8 +375,13 @@ class OnThisBuild:
 
 def _on_a_cluster():
     """Whether dask would compute on a ``distributed`` cluster now (a default Client)."""
-    distributed = sys.modules.get("distributed")  # not imported: no Client
-    return distributed is not None and isinstance(getattr(get_scheduler(), "__self__", None), distributed.Client)
+    return is_client(getattr(get_scheduler(), "__self__", None))
+
+
+def is_client(obj):
+    """Whether ``obj`` is a distributed Client (distributed not imported: none is)."""
+    distributed = sys.modules.get("distributed")
+    return distributed is not None and isinstance(obj, distributed.Client)
 
 
 def _in_process_memory(store):

@@ -189,6 +189,17 @@ def scheduler():
     return get_scheduler() or dask.threaded.get
 
 
+def client_get():
+    """The ``get`` of the distributed Client that dask would compute on now, else None (no Client,
+    or a configuration that asks for one where there is none: said where the fit first computes).
+    Taken as a fit begins, for :class:`Blocks`' ``began_on``."""
+    try:
+        get = get_scheduler()
+    except RuntimeError:  # "Requested dask.distributed scheduler but no Client active"
+        return None
+    return get if _cluster.is_client(getattr(get, "__self__", None)) else None
+
+
 def _data_of(graph, keys):
     """{key: value} of a graph that holds only data (no task to run, like in-memory blocks), else None.
 
@@ -517,9 +528,13 @@ class Blocks:
         when given, each task reads its block through it instead of through dask's
         graph of X. X's row chunks must then be whole Zarr chunks, as
         :func:`dask_gmm.io.as_dask_array` makes them.
+    began_on : the get of the distributed Client the fit began on (:func:`client_get`), before it opened
+        X, or None: the scheduler now.
+        A distributed Client closed in a fit's first seconds (opening and checking X) had left it
+        on dask's local threads without a word (a review).
     """
 
-    def __init__(self, X, sample_weight=None, split_every=8, rows=None):
+    def __init__(self, X, sample_weight=None, split_every=8, rows=None, began_on=None):
         self.shape = X.shape
         self.rows = rows
         self.sample_weight = sample_weight
@@ -537,8 +552,9 @@ class Blocks:
         self.files = _cluster.stored_files(X, sample_weight, rows)  # checked after every pass
         self.sizes = [None if rows is None else rows.sizes(a, b, self.files.state) for a, b in zip(self.offsets, self.ends)]
         self.workers_checked = set()  # a cluster's workers asked whether they see these files as here
-        self.began_on = scheduler()  # a distributed Client's get: its close fails the fit (:meth:`_scheduler`)
+        self.began_on = began_on or scheduler()  # a distributed Client's get: its close fails the fit (:meth:`_scheduler`)
         _cluster.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked, wait=True)
+        _cluster.refuse_unusable(getattr(self.began_on, "__self__", None), "before its first pass")
         self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
 
     def _scheduler(self):

@@ -388,9 +388,10 @@ def _lock_soon(fcntl, fd):
 def one_writer(path, busy):
     """Hold the lock of the local output ``path`` while this process writes it in place: an
     exclusive ``flock`` of the hidden sibling ``.NAME.lock`` of its real path (links resolved),
-    and of the path itself where it is a link (:func:`_lock_paths`), removed after. A second writer of ``path`` meanwhile (another process, on any host where the
-    file system honours ``flock``, or another thread) gets the ValueError ``busy`` rather than
-    interleave its chunks with this one's (:class:`Busy`): two overwrites at once had left a store recorded as one
+    and of the path itself where it is a link (:func:`_lock_paths`), removed after. A second
+    writer of ``path`` meanwhile (another process, on any host where the file system honours
+    ``flock``, or another thread) gets the ValueError ``busy`` rather than interleave its chunks
+    with this one's (:class:`Busy`): two overwrites at once had left a store recorded as one
     seed's, complete, holding a chunk of the other's. Where no lock can be made (a URL, no
     ``fcntl``, a missing or unwritable folder, a file system without ``flock``) none is taken, and
     the write goes on as before."""

@@ -38,7 +38,7 @@ from scipy.special import betaln, digamma, gammaln
 from . import _covariance as cov
 from . import _kernels, io
 from ._compat import InvalidParameterError
-from ._em import Blocks, lockstep, record, recentred
+from ._em import Blocks, lockstep, record, recentred, client_get
 from ._init import as_seed_sequence, initial_statistics_many
 from .mixture import MixtureBase, best_run, brief, check_fitted, finite_parameter, is_finite_number
 
@@ -553,13 +553,14 @@ class BayesianGaussianMixture(MixtureBase):
         -------
         self
         """
+        began_on = client_get()  # before X is opened: a Client closed meanwhile fails the fit
         names = io.feature_names(X)
         X, rows = io.with_reader(X, min_samples=2)
         self._check_n_samples(X)
         n_features = X.shape[1]
         user = self._check_parameters(n_features)
         warm = self._is_warm(n_features)
-        blocks = Blocks(X, io.as_weights(sample_weight, X), self.split_every, rows)
+        blocks = Blocks(X, io.as_weights(sample_weight, X), self.split_every, rows, began_on)
         ct, pt = self.covariance_type, self.weight_concentration_prior_type
         step = dict(reg_covar=self.reg_covar, covariance_type=ct, prior_type=pt)
 

@@ -197,12 +197,13 @@ def demo_rows(text):
                                          f"for the default {DEMO_DEFAULTS['n_components']}), got {text!r}") from None
 
 
-_NUMBER = re.compile(r"\s*\+?\d+(_\d+)*(\.(\d+(_\d+)*)?)?([eE][-+]?\d+)?\s*", re.ASCII)
+_NUMBER = re.compile(r"\s*[-+]?\d+(_\d+)*(\.(\d+(_\d+)*)?)?([eE][-+]?\d+)?\s*", re.ASCII)
 
 
 def _decimal(text):
     """``text`` as a Decimal, or None unless it is a plain number in ASCII digits with single underscores
-    between them (Decimal alone took ``1__000``, ``_1`` and Arabic-Indic or full-width digits)."""
+    between them (Decimal alone took ``1__000``, ``_1`` and Arabic-Indic or full-width digits); a sign is
+    taken, for the checks of range to say what is wrong with ``-5``."""
     return decimal.Decimal(text.replace("_", "")) if _NUMBER.fullmatch(str(text)) else None
 
 
@@ -242,6 +243,7 @@ def _positive_float(text, strict=False):
 
 
 def _scale(text):
+    """``--box``, ``--covariance-scale``: a finite number > 0."""
     return _positive_float(text, strict=True)
 
 
@@ -251,11 +253,18 @@ def _whole_number(text, what="a whole number >= 0", longest=False):
     At most 2**62 (``--max-iter 1e30`` had been told it is no whole number), but for digits alone
     with ``longest`` (a seed, of any length)."""
     number = _decimal(text)
-    if number is None or number != number.to_integral_value():
+    if number is None or number != number.to_integral_value() or number < 0:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    if number > _MAX_COUNT and not (longest and "e" not in text.lower() and "." not in text):  # before int()
+    digits_alone = longest and "e" not in text.lower() and "." not in text
+    if number > _MAX_COUNT and not digits_alone:  # before int(): 1e999999999 would take minutes to write out
         raise argparse.ArgumentTypeError(f"expected {what} at most 2**62 (about 4.6e18), got {text!r}")
+    if len(number.as_tuple().digits) > _LONGEST_SEED:  # Python's own limit on an int written as text
+        raise argparse.ArgumentTypeError(f"expected {what} of at most {_LONGEST_SEED:,} digits, got {len(text):,} "
+                                         "characters")
     return int(number)
+
+
+_LONGEST_SEED = 4300  # digits: sys.get_int_max_str_digits()'s default, which a seed's record meets
 
 
 def _seed(text):
@@ -576,6 +585,13 @@ def _scheduler(address, term):
             client.close()
 
 
+def _paused_count(client):
+    """How many workers of the scheduler of ``client`` are paused now (by their memory), as its
+    ``scheduler_info`` lists them (0 where the client's refresh emptied that list meanwhile)."""
+    workers = client.scheduler_info(n_workers=-1).get("workers") or {}
+    return sum(w.get("status") == "paused" for w in workers.values())
+
+
 def _worker_count(client):
     """How many workers the scheduler of ``client`` has now. Its ``n_workers``, fetched fresh: the
     ``workers`` of ``scheduler_info`` are the client's shared copy, which the client's own refresh
@@ -585,8 +601,10 @@ def _worker_count(client):
 
 class _WorkersWatch:
     """Within the block, a warning on ``term`` each time the scheduler at ``address`` is left with no
-    workers: the command then waits for one to join, as Dask does (it used to, silently). Asked every
-    ``interval`` seconds on a thread of its own, until the block ends (a scheduler that is gone
+    workers, or with every worker paused (its memory past distributed's pause threshold): the command
+    then waits for one to join, or for memory, as Dask does (it used to, silently: a review's workers of
+    200 MB, paused once they had loaded dask_gmm, left a fit without a word until it was killed). Asked
+    every ``interval`` seconds on a thread of its own, until the block ends (a scheduler that is gone
     answers with the last count it gave; the command itself reports it lost)."""
 
     def __init__(self, client, address, term, interval=2.0):
@@ -595,16 +613,24 @@ class _WorkersWatch:
         self.thread = threading.Thread(target=self._watch, name="dask-gmm-workers-watch", daemon=True)
 
     def _watch(self):
-        had = True
+        had, ran = True, True
         while not self.stop.wait(self.interval):
             try:
                 workers = _worker_count(self.client)
+                paused = _paused_count(self.client) if workers else 0
             except Exception:  # closing
                 return
-            if had and not workers and not self.stop.is_set():
+            if self.stop.is_set():
+                return
+            if had and not workers:
                 self.term.warn(f"every worker of the Dask scheduler at {self.address} has gone; waiting for one "
                                f"to join (start one with 'dask worker {self.address}', or press Ctrl-C to stop)")
-            had = workers > 0
+            running = paused < workers
+            if ran and workers and not running:
+                self.term.warn(f"every worker of the Dask scheduler at {self.address} is paused: its memory is past "
+                               "distributed's pause threshold (distributed.worker.memory.pause, 80 % of its "
+                               "--memory-limit); waiting for memory (give the workers more, or press Ctrl-C to stop)")
+            had, ran = workers > 0, running or not workers
 
     def __enter__(self):
         self.thread.start()
@@ -1460,19 +1486,20 @@ def cmd_score(args, term):
     path = _data_path(args.path)
     model = _load_model(args.model)
     X = _open_data(path)  # once: it warns of a path that is not data
-    watched = store_files(path)  # the passes' store, replaced between two of them, had been mixed (a review)
     _check_match(model, X, args.model, args.path)
+    watched = None
     if args.truth:  # before any pass over the data
         try:
             truth_of(path)  # a true mixture, and its labels whole
         except ValueError as exc:
             raise CLIError(str(exc).replace(NO_TRUTH, f"--truth compares a model with the mixture of a store written "
                                                       f"by '{PROG} generate'. Leave out --truth.")) from None
+        watched = store_files(path)  # the passes' store, replaced between two of them, had been mixed (a review)
     with _scheduler(args.scheduler, term), _dask_progress(term):
         s = _scores(model, path, X.shape[0])
         if args.truth:
             s["truth"] = compare_with_truth(model, path)
-        watched.check()
+            watched.check()
     if args.json:
         term.out(_json_line(s))
         return 0

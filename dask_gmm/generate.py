@@ -1063,6 +1063,8 @@ def match_components(true_means, fitted_means):
     means = []
     for name, value in (("true_means", true_means), ("fitted_means", fitted_means)):
         try:
+            if np.iscomplexobj(value):  # cast, its imaginary parts had been dropped with NumPy's warning
+                raise TypeError("it holds complex numbers")
             a = np.asarray(value, np.float64)
         except (TypeError, ValueError) as exc:  # scipy's own words had said it (a review)
             raise ValueError(f"match_components: {name} must be an array of real numbers ({exc}).") from None

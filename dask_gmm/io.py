@@ -619,8 +619,10 @@ def _from_zarr(arr, min_samples=1, direct=False):
     files = math.prod(-(-size // u) for size, u in zip(arr.shape, unit))
     _warn_small_blocks(files, math.prod(unit) * arr.dtype.itemsize, d, arr.dtype.itemsize,
                        f"The Zarr array {_store_name(arr)!r} is stored in {files:,} {'shards' if arr.shards else 'chunks'}",
-                       f"Rewrite it in chunks of whole rows, such as dask.array.from_zarr(PATH).rechunk(({{rows}}, {d}))"
-                       f".to_zarr(NEW_PATH)")
+                       lambda rows: (f"Generate it again in chunks of {rows:,} rows (generate_mixture's chunk_size, "
+                                     "dask-gmm generate --chunk-size)" if holding_status(arr) else  # its labels too
+                                     "Rewrite it in chunks of whole rows, such as dask.array.from_zarr(PATH)"
+                                     f".rechunk(({rows}, {d})).to_zarr(NEW_PATH)"))
     rows = _rows_for(n, d, arr.dtype.itemsize, base=unit[0], min_chunks=2 * MIN_CHUNKS)
     x = _zarr_blocks(arr, (unit[0], unit[1]), absent)
     return x.rechunk({0: rows, 1: d}) if (rows != unit[0] or unit[1] < d) else x
@@ -629,12 +631,12 @@ def _from_zarr(arr, min_samples=1, direct=False):
 def _warn_small_blocks(count, size, n_features, itemsize, what, advice):
     """A UserWarning where the input's ``count`` chunk files or blocks, of ``size`` bytes each, are more
     than :data:`MANY_BLOCKS` and smaller than :data:`SMALL_BLOCK_BYTES`: their number, not the data, sets
-    a pass's time. ``what`` begins the message, ``advice`` ends it, its ``{rows}`` the rows of a block
-    of about TARGET_CHUNK_BYTES."""
+    a pass's time. ``what`` begins the message, ``advice(rows)`` ends it, ``rows`` those of a block of
+    about TARGET_CHUNK_BYTES."""
     if count > MANY_BLOCKS and size < SMALL_BLOCK_BYTES:
         rows = max(1, TARGET_CHUNK_BYTES // (n_features * itemsize))
         warn_at_caller(f"{what} of {size:,} bytes each: every pass reads each one, at about 0.2 ms apiece, so their "
-                       f"number, not the data, sets the time. {advice.format(rows=rows)}, of about 16 MiB.")
+                       f"number, not the data, sets the time. {advice(rows)}, of about 16 MiB.")
 
 
 def zarr_rows(X):
@@ -774,7 +776,8 @@ def _as_dask_array(X, min_samples=1, direct=False, unsized=False):
             warn_at_caller("X is chunked across features; it is rechunked to whole rows.")
             X = _whole_rows(X)
         _warn_small_blocks(X.numblocks[0], X.nbytes // max(1, X.numblocks[0]), X.shape[1], X.dtype.itemsize,
-                           f"X is a dask array of {X.numblocks[0]:,} blocks", "Rechunk it, such as X.rechunk({{0: {rows}}})")
+                           f"X is a dask array of {X.numblocks[0]:,} blocks",
+                           lambda rows: f"Rechunk it, such as X.rechunk({{0: {rows}}})")
         return _as_float(X)
     X = _in_memory(X)
     _check_shape_dtype(X.shape, X.dtype, min_samples)

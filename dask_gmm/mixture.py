@@ -23,7 +23,7 @@ from . import _covariance as cov
 from . import _cluster, _kernels, io
 from ._checkpoint import Checkpoint
 from ._compat import InvalidParameterError
-from ._em import Blocks, Run, em, fill_rows, rows_array, unsized_rows_array
+from ._em import Blocks, Run, em, fill_rows, rows_array, client_get, unsized_rows_array
 from ._init import INITIALIZERS, as_seed_sequence, check_random_state, initial_parameters_many
 
 logger = logging.getLogger(__name__)
@@ -637,6 +637,7 @@ class GaussianMixture(MixtureBase):
         -------
         self
         """
+        began_on = client_get()  # before X is opened: a Client closed meanwhile fails the fit
         names = io.feature_names(X)
         data = X
         X, rows = io.with_reader(X, min_samples=2)
@@ -646,7 +647,7 @@ class GaussianMixture(MixtureBase):
         if self.checkpoint is not None:
             Checkpoint.check_path(self.checkpoint, data)  # before any read of X, not at the first save
         weights = io.as_weights(sample_weight, X)
-        blocks = Blocks(X, weights, self.split_every, rows)
+        blocks = Blocks(X, weights, self.split_every, rows, began_on)
 
         start = self._warm_run() if warm else None
         ckpt = Checkpoint.for_fit(self, X, blocks, weights is not None, start) if self.checkpoint is not None else None

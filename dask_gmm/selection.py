@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import _covariance as cov
 from . import _kernels, io
-from ._em import Blocks, Run, em
+from ._em import Blocks, Run, client_get, em
 from ._init import as_seed_sequence, initial_parameters_many
 from .mixture import TIE, GaussianMixture, best_run, check_n_samples, information_criteria
 
@@ -92,6 +92,7 @@ def select_model(
     -------
     ModelSelection
     """
+    began_on = client_get()  # before X is opened: a Client closed meanwhile fails the selection
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
     n_components, covariance_types = (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
@@ -116,7 +117,7 @@ def select_model(
     X, rows = io.with_reader(X, min_samples=2)
     check_n_samples(ks[-1], X.shape[0])
     weights = io.as_weights(sample_weight, X)
-    blocks = Blocks(X, weights, split_every, rows)
+    blocks = Blocks(X, weights, split_every, rows, began_on)
     specs = [(k, ct) for ct in types for k in ks for _ in range(n_init)]
     # every candidate's restarts from the seeds a GaussianMixture(random_state=random_state) fit
     # would draw (fresh copies: the initialisation spawns from them), so that best_, which keeps
@@ -150,4 +151,5 @@ def select_model(
     best = next(i for i, v in enumerate(values) if v - min(values) <= TIE * max(1.0, abs(min(values))))
     if not fitted[best].converged_ and max_iter > 0:
         io.warn_at_caller("The selected model did not converge; increase max_iter or tol.", ConvergenceWarning)
+    fitted[best]._warn_of_empty_components()  # as its fit alone warns (a review)
     return ModelSelection(fitted[best], results, criterion)

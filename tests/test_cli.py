@@ -229,6 +229,20 @@ def test_a_store_named_as_a_file_format_is_refused(store, model_file, tmp_path, 
     assert run(capsys, "predict", model_file, store, "-o", tmp_path / "labels.v2", "-q")[0] == 0  # any other name
 
 
+def test_score_reads_no_member_but_the_data(tmp_path, capsys):
+    """score without --truth had opened every member named labels or true_* (a watch over a generated
+    store's arrays): a user's group with a damaged labels array was refused in JSON's words (a review)."""
+    X = np.random.default_rng(0).normal(size=(500, 2))
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    g.create_array("X", data=X)
+    g.create_array("labels", data=np.zeros(500, "i1"))
+    (tmp_path / "g.zarr" / "labels" / "zarr.json").write_text('{"broken\n')
+    save_model(GaussianMixture(2, random_state=0).fit(X), tmp_path / "m.json")
+    rc, out, err = run(capsys, "score", tmp_path / "m.json", tmp_path / "g.zarr", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["mean_log_likelihood"] == pytest.approx(load_model(tmp_path / "m.json").score(X), rel=1e-12)
+
+
 def test_score_refuses_a_store_replaced_between_its_passes(tmp_path, capsys, monkeypatch):
     """score --truth makes three passes (the model's score, the labels, the true mixture's score),
     each checking only its own reads: a store replaced after the first (a link repointed) printed
@@ -252,12 +266,14 @@ def test_score_refuses_a_store_replaced_between_its_passes(tmp_path, capsys, mon
         return score(self, X, *args, **kwargs)
 
     monkeypatch.setattr(GaussianMixture, "score", repointed)
-    for truth in ((), ("--truth",)):
-        calls.clear()
-        (tmp_path / "D.tmp").symlink_to("A.zarr")
-        os.replace(tmp_path / "D.tmp", link)
-        rc, _, err = run(capsys, "score", tmp_path / "m.json", link, "--json", *truth)
-        assert_one_line_error(rc, err, f"The Zarr array {str(link / 'X')!r} changed while dask_gmm read it")
+    rc, _, err = run(capsys, "score", tmp_path / "m.json", link, "--json", "--truth")
+    assert_one_line_error(rc, err, f"The Zarr array {str(link / 'X')!r} changed while dask_gmm read it")
+    calls.clear()
+    (tmp_path / "D.tmp").symlink_to("A.zarr")
+    os.replace(tmp_path / "D.tmp", link)
+    rc, out, _ = run(capsys, "score", tmp_path / "m.json", link, "--json")  # one pass: A's, whole
+    assert rc == 0 and json.loads(out)["mean_log_likelihood"] == pytest.approx(load_model(tmp_path / "m.json").score(
+        tmp_path / "A.zarr"), rel=1e-12)
 
 
 def test_predict_json(store, model_file, tmp_path, capsys, monkeypatch):
@@ -1962,6 +1978,14 @@ def test_counts_and_seeds_are_plain_ascii_numbers(text):
     with pytest.raises(argparse.ArgumentTypeError, match="expected a non-negative integer seed"):
         cli._seed(text)
     assert cli._seed("12_345") == 12345 and cli._seed(" 3e2 ") == 300 and cli._seed("9" * 50) == int("9" * 50)
+    assert cli._seed("9" * 4300) == int("9" * 4300)  # Python's limit on an int written as text: one more failed
+    with pytest.raises(argparse.ArgumentTypeError, match=r"seed of at most 4,300 digits, got 4,301 characters"):
+        cli._seed("9" * 4301)  # after the parse, in Python's words (a review)
+    for text, said in (("-5", "expected a number >= 1, got '-5'"), ("-1e3", "expected a number >= 1")):
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(said)):  # had been "such as 100000"
+            cli.count(text)
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a non-negative integer seed, got '-5'"):
+        cli._seed("-5")
 
 
 def test_too_large_counts_and_non_positive_scales_are_told_so(tmp_path, capsys):
@@ -2896,9 +2920,12 @@ def test_messages_name_the_option_at_fault(store, model_file, tmp_path, capsys):
     assert_one_line_error(rc, err, "--output is empty")  # was "the data path is empty"
     rc, _, err = run(capsys, "fit", store, "-k", "2", "--max-iter", "-1", "-o", tmp_path / "m.json")
     assert_one_line_error(rc, err, "argument --max-iter: expected a whole number >= 0, got '-1'")
-    for bad in ("1.5", "1e-1", "nan", "1e99", "ten"):
+    for bad in ("1.5", "1e-1", "nan", "ten"):
         rc, _, err = run(capsys, "fit", store, "-k", "2", "--max-iter", bad, "-o", tmp_path / "m.json")
         assert_one_line_error(rc, err, f"argument --max-iter: expected a whole number >= 0, got '{bad}'")
+    rc, _, err = run(capsys, "fit", store, "-k", "2", "--max-iter", "1e99", "-o", tmp_path / "m.json")
+    assert_one_line_error(rc, err, "argument --max-iter: expected a whole number >= 0 at most 2**62 (about 4.6e18), "
+                                   "got '1e99'")
     rc, _, err = run(capsys, "fit", store, "-k", "2", "--reg-covar", "1.7e308", "--covariance-type", "spherical",
                      "-o", tmp_path / "m.json")  # the data alone were blamed
     assert_one_line_error(rc, err, "The covariances overflowed: the data (or their sample weights, or --reg-covar")

@@ -803,6 +803,49 @@ def test_a_closed_client_given_as_the_scheduler_is_said_so(store):
             assert isinstance(raised.value.__context__, KeyError) and not raised.value.__suppress_context__
 
 
+@pytest.mark.parametrize("fit", ["GaussianMixture", "BayesianGaussianMixture", "select_model"])
+def test_a_client_closed_as_a_fit_opens_its_data_fails_it(store, monkeypatch, fit):
+    """A Client closed in a fit's first seconds, as it opened and checked X, before its first pass:
+    the fit took dask's local threads then, and ran on the client's machine without a word (a review)."""
+    import dask_gmm
+
+    real = io.with_reader
+    with LocalCluster(**CLUSTER) as cluster:
+        client = Client(cluster)  # the default Client, closed from another thread (a Timer's, in the review)
+
+        def closing(*args, **kwargs):
+            closer = threading.Thread(target=client.close)
+            closer.start()
+            closer.join()
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(io, "with_reader", closing)
+        run = (lambda: dask_gmm.select_model(store, n_components=[2], max_iter=2)) if fit == "select_model" else (
+            lambda: getattr(dask_gmm, fit)(n_components=2, random_state=0, max_iter=2).fit(store))
+        try:
+            with pytest.raises(RuntimeError, match=r"^The distributed Client that this fit or score ran on was "
+                                                   r"closed (before its first pass|before or while it ran)\."):
+                run()
+        finally:  # closed from another thread, the Client leaves dask's configuration asking for it
+            dask.config.set(scheduler=None)
+
+
+def test_a_client_closed_by_its_user_while_a_call_fails_is_not_called_a_lost_scheduler():
+    """The workers' check (client.run) that failed because the user closed the Client from another
+    thread was called a lost scheduler ("Check the scheduler and the workers' logs") (a review)."""
+    import types
+
+    with LocalCluster(**CLUSTER) as cluster, Client(cluster, set_as_default=False) as client:
+        def closed_meanwhile(self):
+            self.close()
+            raise OSError("the connection closed")  # as distributed's CommClosedError is
+
+        with pytest.raises(RuntimeError, match=r"^The distributed Client that this fit or score ran on was closed "
+                                               r"while it ran\.") as raised:
+            _cluster._of_cluster(types.MethodType(closed_meanwhile, client))
+        assert isinstance(raised.value.__cause__, OSError)
+
+
 class _KillProcessOnIteration(logging.Handler):
     """Kills the process ``proc`` (a scheduler) as the fit logs ``iteration``, between two passes."""
 
@@ -1263,18 +1306,25 @@ def test_cli_says_in_one_line_that_the_scheduler_it_waited_on_is_gone(store, tmp
     assert not (tmp_path / "m.json").exists()
 
 
+def _endless_cli_fit(cluster, store, tmp_path):
+    """A ``dask-gmm fit`` of ``store`` on the LocalCluster ``cluster`` that iterates until stopped, as a
+    process (its output piped), once the cluster's worker runs its iterations."""
+    proc = subprocess.Popen([console_script("dask-gmm"), "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
+                             "--scheduler", cluster.scheduler_address, "--output", str(tmp_path / "m.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if len(cluster.scheduler.tasks) > 0:
+            break
+        time.sleep(0.1)
+    return proc
+
+
 def test_cli_says_when_every_worker_has_gone_and_carries_on_when_one_joins(store, tmp_path):
     """With every worker gone mid-fit, the command waited for one to join and said nothing."""
     with LocalCluster(**dict(CLUSTER, n_workers=1)) as cluster, Client(cluster):
         address = cluster.scheduler_address
-        proc = subprocess.Popen([console_script("dask-gmm"), "fit", store, "-k", "3", "--tol", "0", "--max-iter", "100000",
-                                 "--scheduler", address, "--output", str(tmp_path / "m.json")],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = _endless_cli_fit(cluster, store, tmp_path)
         try:
-            for _ in range(600):  # until the worker runs its iterations
-                if len(cluster.scheduler.tasks) > 0:
-                    break
-                time.sleep(0.1)
             cluster.scale(0)
             line = _readline(proc.stderr, timeout=60)
             assert line.startswith(f"dask-gmm: warning: every worker of the Dask scheduler at {address} has gone; "
@@ -1288,6 +1338,45 @@ def test_cli_says_when_every_worker_has_gone_and_carries_on_when_one_joins(store
             else:
                 pytest.fail("the fit did not carry on on the new worker")
             assert proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        assert proc.returncode == 143 and err.strip().splitlines() == ["dask-gmm: error: terminated"], err
+
+
+def _set_status(status):
+    """A function for ``client.run``: the worker's status set to distributed's ``status`` ("paused",
+    "running"), as its memory monitor sets it, and sent to the scheduler; the monitor stopped, which
+    would set it back at once (the worker's memory is far below its limit)."""
+    def run(dask_worker):
+        from distributed.core import Status
+
+        dask_worker.periodic_callbacks["memory_monitor"].stop()
+        dask_worker.status = Status[status]
+    return run
+
+
+def test_cli_says_when_every_worker_is_paused_and_carries_on_when_one_runs(store, tmp_path):
+    """Workers paused by their memory limit (a review's of 200 MB, paused once they had loaded
+    dask_gmm) left the command waiting without a word until it was killed."""
+    with LocalCluster(**dict(CLUSTER, n_workers=1)) as cluster, Client(cluster) as client:
+        address = cluster.scheduler_address
+        proc = _endless_cli_fit(cluster, store, tmp_path)
+        try:
+            client.run(_set_status("paused"))
+            line = _readline(proc.stderr, timeout=60)
+            assert line.startswith(f"dask-gmm: warning: every worker of the Dask scheduler at {address} is paused: "
+                                   "its memory is past distributed's pause threshold"), line
+            assert proc.poll() is None
+            client.run(_set_status("running"))
+            done = len(cluster.scheduler.tasks)
+            for _ in range(600):  # the fit carries on
+                if any(w.processing for w in cluster.scheduler.workers.values()):
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail(f"the fit did not carry on ({done} tasks)")
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=120)
         finally:

@@ -1602,7 +1602,8 @@ def test_match_components_pairs_each_true_component_with_its_fitted_one():
                        ((true, np.where(fitted > 0, np.nan, fitted)), r"fitted_means must be a 2-D array .* got shape "
                                                                       r"\(4, 3\), with NaN or infinity"),
                        ((true[0], fitted), r"true_means must be a 2-D array .* got shape \(3,\)\."),
-                       ((true, [[1, 2], [3]]), "fitted_means must be an array of real numbers")):
+                       ((true, [[1, 2], [3]]), "fitted_means must be an array of real numbers"),
+                       ((true + 1j, fitted), r"true_means must be an array of real numbers \(it holds complex")):
         with pytest.raises(ValueError, match=f"^match_components: {said}"):
             match_components(*args)
 

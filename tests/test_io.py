@@ -2610,6 +2610,11 @@ def test_an_input_of_many_tiny_chunks_or_blocks_is_warned_of_and_the_advice_work
                                          r"Rechunk it, such as X\.rechunk\(\{0: 1048576\}\), of about 16 MiB\."):
         fitted = GaussianMixture(2, random_state=0).fit(blocks)
     np.testing.assert_allclose(fitted.means_, GaussianMixture(2, random_state=0).fit(X).means_, rtol=1e-10)
+    generate_mixture(str(tmp_path / "gen.zarr"), 2_400, chunk_size=2, random_state=1)  # its labels with it: again
+    with pytest.warns(UserWarning, match=r"is stored in 1,200 chunks of 32 bytes each: .* Generate it again in chunks "
+                                         r"of 1,048,576 rows \(generate_mixture's chunk_size, dask-gmm generate "
+                                         r"--chunk-size\), of about 16 MiB\.$"):
+        io.as_dask_array(str(tmp_path / "gen.zarr"))
 
 
 def test_a_chunk_read_while_it_is_rewritten_in_place_is_called_changed_not_corrupt(tmp_path):

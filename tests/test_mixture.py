@@ -2634,7 +2634,11 @@ def test_a_component_left_holding_no_rows_is_warned_of():
             gm = GaussianMixture(2, random_state=0, init_params=init).fit(X, sample_weight=w)
         assert caught[-1].filename == __file__
         assert sorted(gm.weights_)[0] < 1e-14 and np.allclose(gm.means_[np.argmax(gm.weights_)], X[7])
+    with pytest.warns(ConvergenceWarning, match=r"^1 of the 2 components holds no rows") as caught:  # as alone
+        select_model(X, n_components=[2], sample_weight=5 * w, random_state=0)  # a count of 5 (1 is refused)
+    assert caught[-1].filename == __file__
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fit of every component holding rows: no word
         GaussianMixture(3, random_state=0).fit(X)
+        select_model(X, n_components=[1, 2, 3], random_state=0)
         BayesianGaussianMixture(n_components=8, random_state=0).fit(X)  # its unused ones are its answer
