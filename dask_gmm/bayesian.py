@@ -38,7 +38,7 @@ from scipy.special import betaln, digamma, gammaln
 from . import _covariance as cov
 from . import _kernels, io
 from ._compat import InvalidParameterError
-from ._em import Blocks, lockstep, record, recentred, client_get
+from ._em import Blocks, client_get, lockstep, record, recentred
 from ._init import as_seed_sequence, initial_statistics_many
 from .mixture import MixtureBase, best_run, brief, check_fitted, finite_parameter, is_finite_number
 
