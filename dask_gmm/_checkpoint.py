@@ -45,6 +45,17 @@ _ARGS = (
 OWN_CHECKPOINT = " (each fit needs its own: clones of an estimator, as in GridSearchCV, share theirs)"
 
 
+#: How far from 1 a mixture's weights may sum (a normalised sum's rounding; scikit-learn's float32
+#: fits are off by up to 1.7e-7): model files, a generator's model and record, fitted attributes.
+WEIGHTS_SUM_TOLERANCE = 1e-6
+
+
+def are_mixture_weights(weights):
+    """Whether ``weights`` (a float array) are a mixture's: non-negative, summing to 1 within
+    :data:`WEIGHTS_SUM_TOLERANCE`."""
+    return not np.any(weights < 0) and abs(weights.sum() - 1.0) <= WEIGHTS_SUM_TOLERANCE
+
+
 def _plain(v):
     """An argument as JSON: numbers, strings and None as they are, a SeedSequence as its entropy
     and spawn key, array-likes (the ``*_init`` arguments: lists of arrays, DataFrames) as their
@@ -231,7 +242,7 @@ def fitted_fields(d, covariance_type, n_components, n_features):
     covariances, pc = json_array(d, "covariances", shape), json_array(d, "precisions_cholesky", shape)
     if np.any(weights < 0):
         raise ValueError(f"'weights' must be non-negative and sum to 1, got {float(weights.min())!r}")
-    if abs(weights.sum() - 1.0) > 1e-6:
+    if abs(weights.sum() - 1.0) > WEIGHTS_SUM_TOLERANCE:
         raise ValueError(f"'weights' must be non-negative and sum to 1, got sum {float(weights.sum())!r}")
     cov.check_consistent(covariances, pc, covariance_type)
     with np.errstate(over="ignore"):

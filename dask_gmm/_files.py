@@ -202,11 +202,20 @@ def _leftovers(folder, prefix):
     WRITER@PID@HEX + suffix: "" (a temporary file or store), ".old" (a previous output moved aside:
     :func:`restore_moved_aside`) or ".gone" (a replaced output being removed). Nothing where the
     folder cannot be listed."""
+    return _parsed(folder, re.escape(prefix))
+
+
+#: The end of a temporary sibling's name, after ``.NAME.tmp@``: WRITER@PID@HEX and its suffix.
+_SIBLING_TAIL = r"([^@]+)@([0-9]{1,9})@[0-9a-f]{8}(|\.old|\.gone)"
+
+
+def _parsed(folder, head):
+    """``{name: (writer, pid, suffix)}`` of the names in ``folder`` that the pattern ``head`` and
+    :data:`_SIBLING_TAIL` match; nothing where the folder cannot be listed."""
     found = {}
     with contextlib.suppress(OSError):
         for name in os.listdir(folder):
-            m = re.fullmatch(r"([^@]+)@([0-9]{1,9})@[0-9a-f]{8}(|\.old|\.gone)", name[len(prefix):]) \
-                if name.startswith(prefix) else None
+            m = re.fullmatch(head + _SIBLING_TAIL, name)
             if m:
                 found[name] = (m[1], int(m[2]), m[3])
     return found
@@ -226,13 +235,7 @@ def killed_temporaries(folder):
     ``.gone`` of a replaced output being removed) that writers of this host, PID namespace and
     machine left when they were killed: what the next write of NAME sweeps
     (:func:`temporary_sibling`). Not a ``.old``: a previous output moved aside, perhaps the only copy."""
-    found = {}
-    with contextlib.suppress(OSError):
-        for name in os.listdir(folder):
-            m = re.fullmatch(r"\..+?\.tmp@([^@]+)@([0-9]{1,9})@[0-9a-f]{8}(|\.gone)", name)
-            if m:
-                found[name] = (m[1], int(m[2]), m[3])
-    return sorted(_dead_leftovers(found))
+    return sorted(name for name, suffix in _dead_leftovers(_parsed(folder, r"\..+?\.tmp@")).items() if suffix != ".old")
 
 
 def moved_aside(path, suffix=".old"):

@@ -570,20 +570,23 @@ class ZarrRows:
             self._decode(again, False, None)
         except _DECODE_ERRORS:
             return None
-        name, where = self.array.metadata.encode_chunk_key((i, j)), self._folder() if self._files else self.name
-        first = i * self.chunk_rows
-        return (f"The Zarr array {where!r} changed while dask_gmm read it: "
-                f"its chunk {name!r} (rows {first}-{min(first + self.chunk_rows, self.shape[0]) - 1}) was read "
+        name, rows = self._named(i, j)
+        where = self._folder() if self._files else self.name
+        return (f"The Zarr array {where!r} changed while dask_gmm read it: its chunk {name!r} ({rows}) was read "
                 "while it was being rewritten, so what was read mixes data from before and after, and was "
                 "discarded. Rerun it once the store is no longer being written.")
+
+    def _named(self, i, j):
+        """(the key of chunk ``(i, j)`` in the array's folder, "rows A-B"), for messages."""
+        first = i * self.chunk_rows
+        last = min(first + self.chunk_rows, self.shape[0]) - 1
+        return self.array.metadata.encode_chunk_key((i, j)), f"rows {first}-{last}"
 
     def _not_as_set_up(self, i, j, got, size):
         """The error for chunk ``(i, j)``, read as a file of ``got`` bytes where :meth:`sizes` saw ``size``
         (-1: none), in the words of :meth:`~dask_gmm._cluster.StoredFiles.check` and :func:`~dask_gmm._cluster.refuse_other_files_on_workers`."""
         folder = self._folder()
-        name = self.array.metadata.encode_chunk_key((i, j))
-        first = i * self.chunk_rows
-        rows = f"rows {first}-{min(first + self.chunk_rows, self.shape[0]) - 1}"
+        name, rows = self._named(i, j)
         was = "there was none" if size < 0 else f"it held {size:,}"
         worker = _worker_address()
         if worker is None:

@@ -63,6 +63,7 @@ from scipy.spatial.distance import cdist, pdist
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import _cluster, _em, _files, _kernels, _numba, _reader, _store, io
+from ._checkpoint import are_mixture_weights
 from ._codecs import blosc_stored_size, checksummed
 from ._files import one_writer, remove_replaced, temporary_sibling
 from ._covariance import as_full_covariances, precision_cholesky
@@ -258,7 +259,7 @@ def _not_a_mixture(weights, means, covs, names):
     for name, value in zip(names, (weights, means, covs)):
         if not np.all(np.isfinite(value)):
             return f"{name} holds NaN or infinite values"
-    if weights.shape != (K,) or np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
+    if weights.shape != (K,) or not are_mixture_weights(weights):
         return f"{names[0]} must be {K} non-negative numbers summing to 1 (one per mean), got {weights.tolist()}"
     for k, c in enumerate(covs):
         try:  # symmetric as scikit-learn's np.allclose(m, m.T) takes it, relative to the largest entry:

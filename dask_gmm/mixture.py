@@ -21,9 +21,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _covariance as cov
 from . import _cluster, _kernels, io
-from ._checkpoint import Checkpoint
+from ._checkpoint import Checkpoint, are_mixture_weights
 from ._compat import InvalidParameterError
-from ._em import Blocks, Run, em, fill_rows, rows_array, client_get, unsized_rows_array
+from ._em import Blocks, Run, client_get, em, fill_rows, rows_array, unsized_rows_array
 from ._init import INITIALIZERS, as_seed_sequence, check_random_state, initial_parameters_many
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def check_fitted(model, fitted=("weights_", "means_", "precisions_cholesky_")):
             raise ValueError(f"model.{name} holds NaN or infinite values, which no fit leaves: it was set after "
                              "the fit. Set back the fitted values, or refit the model.")
     weights = np.asarray(model.weights_, np.float64)
-    if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:  # scored as they stood (a review), or all 0 an
+    if not are_mixture_weights(weights):  # scored as they stood (a review), or all 0 an
         raise ValueError(  # overflow blamed on the data
             f"model.weights_ (summing to {weights.sum():.6g}, smallest {weights.min():.3g}) are not a mixture's "
             "weights, non-negative and summing to 1, as every fit leaves them: they were set after the fit. Set back "
