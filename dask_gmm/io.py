@@ -1193,14 +1193,15 @@ def as_weights(sample_weight, X):
         _cluster._check_zarr_sources(sample_weight)
     _refuse_masked(sample_weight, "sample_weight")
     if not isinstance(sample_weight, da.Array):
-        sample_weight = objects_as_float(np.asarray(sample_weight))
+        given = np.asarray(sample_weight)
+        sample_weight = objects_as_float(given)
     if sample_weight.dtype.kind not in "biuf":  # before any cast: astype(float64) drops imaginary parts
         raise ValueError(
             f"sample_weight must hold real numbers, got dtype {sample_weight.dtype}. Convert it to float64."
         )
     if not isinstance(sample_weight, da.Array) and sample_weight.ndim == 0:  # lazily: np.full had held 8 bytes a row
         if not (math.isfinite(w := float(sample_weight)) and w >= 0):
-            raise ValueError(f"sample_weight must be finite and non-negative, got {w!r}.")
+            raise ValueError(f"sample_weight must be finite and non-negative, got {given.item()!r}.")  # None, not nan
         sample_weight = da.full(X.shape[0], w, chunks=(X.chunks[0],), dtype=np.float64)
     if sample_weight.ndim == 1 and math.isnan(sample_weight.shape[0]):
         raise ValueError("sample_weight is a dask array of unknown length (chunk sizes NaN). "

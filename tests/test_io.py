@@ -869,8 +869,8 @@ def test_a_scalar_weight_and_xarray_weights_stay_lazy(tmp_path):
 
     np.testing.assert_array_equal(fitted(xr.DataArray(source, dims=["row"])).means_, fitted(weights).means_)
     np.testing.assert_array_equal(fitted(2.0).means_, fitted().means_)
-    for bad in (-1.0, np.nan, np.inf):  # named as the scalar it is, not by a row
-        with pytest.raises(ValueError, match=r"sample_weight must be finite and non-negative, got -?(1\.0|nan|inf)\.$"):
+    for bad, shown in ((-1.0, "-1.0"), (np.nan, "nan"), (np.inf, "inf"), (np.array(None), "None")):  # as given
+        with pytest.raises(ValueError, match=rf"sample_weight must be finite and non-negative, got {shown}\.$"):
             fitted(bad)
 
 
