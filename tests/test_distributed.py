@@ -1853,7 +1853,7 @@ def test_a_worker_that_cannot_import_what_the_tasks_need_is_named_and_so_is_the_
     procs, outcome = [], {}
     try:
         address = _start_scheduler(tmp_path, env, procs)
-        with Client(address) as client:
+        with Client(address):
             def fit():
                 try:
                     GaussianMixture(3, random_state=0).fit(store)
