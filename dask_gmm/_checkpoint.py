@@ -1,7 +1,8 @@
 """EM checkpoints: the whole state of every run, written atomically after each iteration.
 
 A checkpoint is JSON (never pickle). Floats round-trip exactly through
-``repr``, so a resumed fit ends bit-for-bit where an uninterrupted one does.
+``repr``, so a resumed fit ends bit-for-bit where an uninterrupted one does
+(on the same kind of CPU: the compiled kernels' sums follow its instruction set).
 It records a fingerprint of the data and of the arguments that shape the fit,
 and is refused when either differs, and a digest of its runs, so that an
 edited one is called damaged even where its numbers still make a model.
