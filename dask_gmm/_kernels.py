@@ -280,15 +280,16 @@ def _weigh(values, sample_weight):
     """Sum of values (n,) weighted by sample_weight, and the total weight (an overflow gives inf
     or NaN, quietly: the callers check and raise).
 
-    The weighted sum is NumPy's einsum, not BLAS's dot: OpenBLAS runs a dot of over 10,000 values
-    on several threads where BLAS is not limited to one (an in-process cluster's workers, a user's
-    pool), and sums it in another order there, so the last bit of a weighted ``score`` depended
-    on where it ran. einsum's loop is the same for any number of BLAS threads and any alignment
-    of the arrays (18 against 4 us a 65,536-row piece; it checks no floating-point flags)."""
-    with np.errstate(over="ignore"):  # NumPy's sum warned "overflow encountered in reduce"
+    The weighted sum is NumPy's sum of the products, in the order of the unweighted sum, so that
+    unit weights give the bytes of no weights (einsum's loop had summed in another order: a review
+    saw the reference kernels' ``lower_bound_`` differ in its last bit). Not BLAS's dot: OpenBLAS
+    runs a dot of over 10,000 values on several threads where BLAS is not limited to one (an
+    in-process cluster's workers, a user's pool), and sums it in another order there, so the last
+    bit of a weighted ``score`` depended on where it ran (37 us a 65,536-row piece, as einsum's)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # "overflow encountered in reduce"; 0 * -inf
         if sample_weight is None:
             return float(values.sum()), float(values.shape[0])
-        return float(np.einsum("i,i->", sample_weight, values)), float(sample_weight.sum())
+        return float((sample_weight * values).sum()), float(sample_weight.sum())
 
 
 def least_weight(sample_weight):
@@ -468,7 +469,11 @@ def _per_row(X, model, what, row_offset, out):
     log-likelihood is a ValueError (:func:`_after_the_fact`). The compiled kernels fill ``out`` as
     they go, so it may hold part of the output on that error; the reference kernels leave it untouched."""
     got = _compiled_rows(X, model, what, out)
-    values, ok = got if got else _REFERENCE_ROWS[what](X, model)
+    if got:
+        values, ok = got
+    else:
+        with np.errstate(invalid="ignore"):  # a row of inf: NaN (inf * 0), refused below by name
+            values, ok = _REFERENCE_ROWS[what](X, model)
     _after_the_fact(X, ok, row_offset, model=model)
     return values if got else _into(out, values)
 
