@@ -411,6 +411,7 @@ def _absent_chunks(arr):
         logger.info("The Zarr array %r: %d chunks absent, read as fill values (%s is 'fill')",
                     _store_name(arr), len(gone), ABSENT_CHUNKS)
     elif gone:
+        _refuse_replaced(arr)
         shown = first_few(gone)
         raise ValueError(
             f"The Zarr array {_store_name(arr)!r} is missing {len(gone)} of its chunks ({shown}); zarr would read them "
@@ -421,6 +422,23 @@ def _absent_chunks(arr):
             f"values: dask.config.set({{{ABSENT_CHUNKS!r}: 'fill'}}) ({ABSENT_CHUNKS_ENV}=fill)."
         )
     return frozenset(gone)
+
+
+def _refuse_replaced(arr):
+    """A ValueError when the store of ``arr`` holds another array now (shape, chunks, shards or dtype)
+    or none: replaced since ``arr`` was opened, so its chunks listed now are not its own (two demos
+    in one folder: the second's store had been called the first's, missing chunks, a review)."""
+    try:
+        now = zarr.open_array(arr.store_path, mode="r")
+        same = (now.shape, now.chunks, now.shards, now.dtype) == (arr.shape, arr.chunks, arr.shards, arr.dtype)
+    except (OSError, ValueError):  # gone, or its metadata half written
+        now, same = None, False
+    if not same:
+        held = "no array" if now is None else f"an array of shape {now.shape} in chunks {now.chunks}"
+        raise ValueError(
+            f"The Zarr array {_store_name(arr)!r} changed while dask_gmm read it: it was opened as an array of "
+            f"shape {arr.shape} in chunks {arr.chunks}, and holds {held} now (another run replaced it). Rerun "
+            "it once the store is no longer being written.")
 
 
 #: How to regenerate a corrupt chunk of a generated store, in the library's words; the command line says

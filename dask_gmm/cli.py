@@ -1883,8 +1883,8 @@ def _demo_notebook_fit(data, n_nb, true, gm, seed, timings, term):
 
 
 def cmd_demo(args, term):
+    from . import _files
     from .generate import MAX_CHUNKS
-    from .modelfile import save_model
 
     d, K = DEMO_DEFAULTS["n_features"], DEMO_DEFAULTS["n_components"]
     if args.n_samples < 10 * K:  # before any work: the fit needs rows enough for its components
@@ -1895,6 +1895,16 @@ def cmd_demo(args, term):
                        f"({MAX_CHUNKS:,} chunks of {chunk:,}). For more, run `dask-gmm generate` with a larger "
                        "--chunk-size, then `dask-gmm fit`.")
     out, data, model_path = _demo_paths(args.output_dir)
+    busy = (f"another dask-gmm demo is running in {out!r} now. Wait for it to end, or give another "
+            "--output-dir.")
+    with _files.one_writer(os.path.join(out, "demo"), busy):  # the lock .demo.lock in it, for the whole run
+        return _demo(args, term, out, data, model_path, d, K, chunk)
+
+
+def _demo(args, term, out, data, model_path, d, K, chunk):
+    """:func:`cmd_demo`'s run, once its folder is checked and locked."""
+    from .modelfile import save_model
+
     timings = {}
     t_all = time.perf_counter()
 

@@ -1399,6 +1399,19 @@ def test_demo_too_few_samples_is_refused_before_any_work(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "d")
 
 
+def test_a_second_demo_in_one_folder_is_refused_while_the_first_runs(tmp_path, capsys):
+    """A second demo had replaced the first's store as the first read it, and the first then blamed
+    missing chunks (a review). A running demo holds its folder's lock for its whole run."""
+    from dask_gmm import _files
+
+    out = tmp_path / "d"
+    out.mkdir()
+    with _files.one_writer(os.path.join(out, "demo"), "held"):  # the lock a running demo holds
+        rc, _, err = run(capsys, "demo", "-n", "300", "--output-dir", out)
+    assert_one_line_error(rc, err, f"another dask-gmm demo is running in {str(out)!r} now. Wait for it to end")
+    assert os.listdir(out) == []  # nothing written; the lock's file gone with its holder
+
+
 def test_demo_too_many_samples_is_refused_before_any_work(tmp_path, capsys):
     """It made the folder, then repeated the generator's advice to pass a chunk_size, which the demo has not."""
     rc, _, err = run(capsys, "demo", "-n", "1e13", "--output-dir", tmp_path / "d")

@@ -118,6 +118,22 @@ def test_missing_chunks_are_refused_by_name(tmp_path):
             fit(url)
 
 
+def test_a_store_replaced_after_its_open_is_called_changed_not_missing_chunks(tmp_path):
+    """Chunks listed after another run replaced the store (two demos in one folder, a review) are the
+    new store's: called a change, not chunks missing from the array that was opened."""
+    write_store(tmp_path / "g.zarr", make_blobs(n=3000))  # 6 chunks
+    X = zarr.open_group(tmp_path / "g.zarr", mode="r")["X"]
+    shutil.rmtree(tmp_path / "g.zarr")
+    write_store(tmp_path / "g.zarr", make_blobs(n=1500))
+    with pytest.raises(ValueError, match=r"'.*g\.zarr/X' changed while dask_gmm read it: it was opened as an array of "
+                                         r"shape \(3000, 2\) in chunks \(500, 2\), and holds an array of shape "
+                                         r"\(1500, 2\) in chunks \(500, 2\) now \(another run replaced it\)"):
+        _store._absent_chunks(X)
+    shutil.rmtree(tmp_path / "g.zarr")
+    with pytest.raises(ValueError, match=r"changed while dask_gmm read it: .* and holds no array now"):
+        _store._absent_chunks(X)
+
+
 def test_chunks_written_elsewhere_are_named_after_a_write(tmp_path):
     """What the generator and predict's outputs check after their writes: chunks that a cluster's
     workers wrote to a disk of their own are not in the store as this process sees it."""
