@@ -1201,7 +1201,8 @@ def as_weights(sample_weight, X):
         )
     if not isinstance(sample_weight, da.Array) and sample_weight.ndim == 0:  # lazily: np.full had held 8 bytes a row
         if not (math.isfinite(w := float(sample_weight)) and w >= 0):
-            raise ValueError(f"sample_weight must be finite and non-negative, got {given.item()!r}.")  # None, not nan
+            shown = "None" if given.dtype == object and given.item() is None else repr(w)  # not the nan NumPy makes
+            raise ValueError(f"sample_weight must be finite and non-negative, got {shown}.")
         sample_weight = da.full(X.shape[0], w, chunks=(X.chunks[0],), dtype=np.float64)
     if sample_weight.ndim == 1 and math.isnan(sample_weight.shape[0]):
         raise ValueError("sample_weight is a dask array of unknown length (chunk sizes NaN). "
