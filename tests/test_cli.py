@@ -3093,3 +3093,30 @@ def test_a_model_files_unknown_setting_is_one_warning_line(model_file, tmp_path,
     assert rc == 0 and "3 components" in out
     assert err == ("dask-gmm: warning: Ignoring the setting 'colour' of the model file, unknown to this dask_gmm "
                    "(a later version's?): the model is loaded without it.\n"), err
+
+
+def test_a_progress_line_drawn_over_a_longer_one_clears_it():
+    """dask's ProgressBar draws over its last line with '\\r'; '1.49 s' over '999.21 ms' had left
+    '1.49 sms' on a terminal (a review)."""
+    import io as _io
+
+    from dask.diagnostics import ProgressBar
+
+    buf = _io.StringIO()
+    bar = ProgressBar(out=cli._PaddedLines(buf))
+    bar._draw_bar(0.5, 0.99921)
+    bar._draw_bar(1.0, 1.49)
+    first, second = buf.getvalue().split("\r")[1:]
+    assert first.endswith("999.21 ms") and second.rstrip().endswith("| 1.49 s")
+    assert len(second) == len(first)  # the last line's two extra characters blanked
+
+
+def test_tol_0_is_not_told_to_increase_tol(store, tmp_path, capsys):
+    """--tol 0 asks for every iteration of --max-iter: its fit never converges, by choice, and had been
+    warned to 'increase --max-iter, --tol' (a review). A tol it may reach is still warned of."""
+    rc, out, err = run(capsys, "fit", store, "-k", "3", "--seed", "0", "--tol", "0", "--max-iter", "3",
+                       "-o", tmp_path / "m.json")
+    assert rc == 0 and err == "" and "(NOT converged, tol 0)" in out
+    rc, out, err = run(capsys, "fit", store, "-k", "3", "--seed", "0", "--tol", "1e-12", "--max-iter", "1",
+                       "-o", tmp_path / "m.json")
+    assert rc == 0 and "did not converge" in err and "increase --max-iter, --tol" in err
