@@ -412,13 +412,16 @@ def build_parser():
                          help="address of a running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
                               "(default: local threads)")
     em = _Parser(add_help=False)  # the EM options fit and select share
-    em.add_argument("--max-iter", type=_whole_number, default=100, metavar="M", help="(default 100)")
+    em.add_argument("--max-iter", type=_whole_number, default=100, metavar="M",
+                    help="most EM iterations of each restart (default 100)")
     em.add_argument("--tol", type=_positive_float, default=1e-3, metavar="T",
                     help="convergence threshold on the mean log-likelihood (default 1e-3)")
     em.add_argument("--n-init", type=count, default=1, metavar="I",
                     help="restarts, run in lockstep; the best is kept (default 1; more guard against a poor "
                          "local optimum, which can make select prefer too many components)")
-    em.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans", help="(default kmeans)")
+    em.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans",
+                    help="how EM starts: kmeans (k-means|| seeding, then Lloyd passes), k-means++, random (random "
+                         "responsibilities) or random_from_data (random rows as means) (default kmeans)")
     em.add_argument("--seed", type=_seed, default=None, metavar="S",
                     help="random seed (default: drawn, then printed and saved in the model file)")
     em.add_argument("--reg-covar", type=_positive_float, default=1e-6, metavar="R",
@@ -511,7 +514,7 @@ def build_parser():
                                    "or the parameters of a model file. Decodes no chunk of X or labels (of a generated "
                                    "store, reads each chunk file's length and first 16 bytes, and the true "
                                    "parameters).")
-    p.add_argument("path", metavar="PATH|MODEL.json")
+    p.add_argument("path", metavar="PATH|MODEL.json", help="a Zarr store (a path or URL) or a model file")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_info)
 
