@@ -1580,33 +1580,7 @@ def cmd_info(args, term):
     path = args.path
     local = local_file_path(path, "The model file")  # a file:// URL as its local path
     if os.path.exists(local) and not os.path.isdir(local):  # a file, a pipe: a model
-        from .io import refuse_metadata_file, refuse_zip_file
-
-        refuse_zip_file(local)  # or a store zipped whole
-        refuse_metadata_file(local, path)  # JSON, but a store's: it had been called a bad model file
-        try:
-            model = _load_model(path)
-        except ValueError as exc:  # a CSV, say (not a damaged model file): the command reads two kinds of path
-            if not os.path.isfile(local):  # a pipe, read already
-                raise
-            with open(local, "rb") as f:
-                if f.read(4096).lstrip()[:1] == b"{":
-                    raise
-            raise CLIError(f"{exc} {PROG} info reads model files and Zarr stores (folders).") from None
-        if args.json:
-            term.out(json.dumps(_model_dict(model)))
-            return 0
-        K, d = model.means_.shape
-        term.out(f"model file {path}")
-        term.out(f"  {_count(K, 'component')}, {_count(d, 'feature')}, {model.covariance_type} covariance")
-        if hasattr(model, "feature_names_in_"):
-            term.out(f"  features: {', '.join(map(repr, model.feature_names_in_))}")  # quoted, escaped
-        term.out(f"  {'converged' if model.converged_ else 'NOT converged'} after {_count(model.n_iter_, 'iteration')}, "
-                 f"lower bound {_lower_bound_text(model.lower_bound_)}; `dask-gmm score` gives the mean "
-                 "log-likelihood at the fitted parameters")
-        for line in _model_lines(model.weights_, model.means_, _full_covariances(model)):
-            term.out(line)
-        return 0
+        return _info_model(path, local, args, term)
 
     if "://" not in path and not os.path.exists(path):
         from ._files import moved_aside
@@ -1645,31 +1619,7 @@ def cmd_info(args, term):
     if info["cf_encoding"]:  # fit, predict and score refuse it, saying how to decode it
         term.out(f"  encoded      CF-encoded values ({', '.join(info['cf_encoding'])}), as xarray writes them: the "
                  "stored numbers are not the data's (decode them through xarray first)")
-    demo = info["status"] in ("damaged", "incomplete") and _is_demo_store(path)  # the demo remakes its own
-    rerun = f"rerun the same {PROG} demo command" if demo else "rerun the same generate command"
-    state = {
-        None: "not written by dask-gmm generate",
-        "damaged": "DAMAGED: generated complete, but chunks or arrays have gone (or been cut short) or its shape, "
-                   "dtype or layout has changed since; " + (f"{rerun} to write it again" if demo else "restore the store, or "
-                                                  "regenerate it"),
-        "complete": "complete",
-        "incomplete": f"INCOMPLETE (generation interrupted): {rerun} to finish it",
-    }[info["status"]]
-    if info["status"] == "damaged" and info["unchecked"]:  # complete or not: the generator wrote no such layout
-        state = ("DAMAGED: an array of it has been rewritten in a layout whose chunks cannot be checked (below); "
-                 + (f"{rerun} to write it again" if demo else "restore the store, or regenerate it"))
-    if info["status"] == "incomplete" and _being_generated(path):
-        state = "INCOMPLETE (a run of generate is writing it now)"
-    if info["predicted"]:
-        state = f"an output of {PROG} predict"
-    if info["labels_of"] is not None:
-        state = (f"the labels of a store written by dask-gmm generate, {info['labels_of']!r} "
-                 f"('{PROG} info {info['labels_of']}' gives its status)")
-    if info["true_of"] is not None:
-        what = os.path.basename(os.path.normpath(path)).replace("_", " ")  # "true means"
-        state = (f"the {what} of a store written by dask-gmm generate, {info['true_of']!r}, not data "
-                 f"('{PROG} info {info['true_of']}' gives its status and true model)")
-    term.out(f"  status       {state}")
+    term.out(f"  status       {_status_line(info, path)}")
     if info["unchecked"]:  # fit, predict and score refuse it with the same words
         term.out(f"  missing      not checked: {info['unchecked']}")
     if info["missing_chunks"]:
@@ -1701,6 +1651,64 @@ def cmd_info(args, term):
         term.out(f"  true model   {_count(len(true['weights']), 'component')}, full covariance")
         for line in _model_lines(*(np.asarray(true[k]) for k in ("weights", "means", "covariances")), indent="    "):
             term.out(line)
+    return 0
+
+
+def _status_line(info, path):
+    """The status line of `info` for the Zarr store at ``path`` (``info``: its :func:`_store_json`)."""
+    if info["true_of"] is not None:
+        what = os.path.basename(os.path.normpath(path)).replace("_", " ")  # "true means"
+        return (f"the {what} of a store written by dask-gmm generate, {info['true_of']!r}, not data "
+                f"('{PROG} info {info['true_of']}' gives its status and true model)")
+    if info["labels_of"] is not None:
+        return (f"the labels of a store written by dask-gmm generate, {info['labels_of']!r} "
+                f"('{PROG} info {info['labels_of']}' gives its status)")
+    if info["predicted"]:
+        return f"an output of {PROG} predict"
+    if info["status"] == "incomplete" and _being_generated(path):
+        return "INCOMPLETE (a run of generate is writing it now)"
+    demo = info["status"] in ("damaged", "incomplete") and _is_demo_store(path)  # the demo remakes its own
+    rerun = f"rerun the same {PROG} demo command" if demo else "rerun the same generate command"
+    again = f"{rerun} to write it again" if demo else "restore the store, or regenerate it"
+    if info["status"] == "damaged" and info["unchecked"]:  # complete or not: the generator wrote no such layout
+        return f"DAMAGED: an array of it has been rewritten in a layout whose chunks cannot be checked (below); {again}"
+    return {
+        None: "not written by dask-gmm generate",
+        "damaged": "DAMAGED: generated complete, but chunks or arrays have gone (or been cut short) or its shape, "
+                   f"dtype or layout has changed since; {again}",
+        "complete": "complete",
+        "incomplete": f"INCOMPLETE (generation interrupted): {rerun} to finish it",
+    }[info["status"]]
+
+
+def _info_model(path, local, args, term):
+    """`info` of the model file at ``path`` (``local``: its local path)."""
+    from .io import refuse_metadata_file, refuse_zip_file
+
+    refuse_zip_file(local)  # or a store zipped whole
+    refuse_metadata_file(local, path)  # JSON, but a store's: it had been called a bad model file
+    try:
+        model = _load_model(path)
+    except ValueError as exc:  # a CSV, say (not a damaged model file): the command reads two kinds of path
+        if not os.path.isfile(local):  # a pipe, read already
+            raise
+        with open(local, "rb") as f:
+            if f.read(4096).lstrip()[:1] == b"{":
+                raise
+        raise CLIError(f"{exc} {PROG} info reads model files and Zarr stores (folders).") from None
+    if args.json:
+        term.out(json.dumps(_model_dict(model)))
+        return 0
+    K, d = model.means_.shape
+    term.out(f"model file {path}")
+    term.out(f"  {_count(K, 'component')}, {_count(d, 'feature')}, {model.covariance_type} covariance")
+    if hasattr(model, "feature_names_in_"):
+        term.out(f"  features: {', '.join(map(repr, model.feature_names_in_))}")  # quoted, escaped
+    term.out(f"  {'converged' if model.converged_ else 'NOT converged'} after {_count(model.n_iter_, 'iteration')}, "
+             f"lower bound {_lower_bound_text(model.lower_bound_)}; `dask-gmm score` gives the mean "
+             "log-likelihood at the fitted parameters")
+    for line in _model_lines(model.weights_, model.means_, _full_covariances(model)):
+        term.out(line)
     return 0
 
 
