@@ -28,7 +28,6 @@ instead (:data:`MAX_CENTRING_LOSS`).
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 from scipy import linalg
@@ -569,20 +568,6 @@ def _unresolved_variance(variances, noise, covariance_type):
              else f"Component {first[0]}'s variance along feature {first[1]}")
     return (f" {where} is {variances[first]:.3g}, no more than rounding: its rows hold one value there (a constant "
             "feature, or rows that coincide). Drop such a feature, or set reg_covar > 0.")
-
-
-@contextlib.contextmanager
-def naming_candidate(n_components, covariance_type, several):
-    """Name the candidate (``n_components``, ``covariance_type``) in a ValueError raised inside, when
-    runs of ``several`` candidates advance together (``select_model``): the M-step's refusals say
-    what to change, not of which candidate."""
-    try:
-        yield
-    except ValueError as exc:
-        if not several:
-            raise
-        raise ValueError(f"Candidate n_components={n_components}, covariance_type={covariance_type!r}: {exc} "
-                         "Or leave this candidate out.") from exc
 
 
 def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):

@@ -38,9 +38,23 @@ from dask.system import CPU_COUNT
 
 from . import _cluster, _kernels, io
 from .io import declared
-from ._covariance import MAX_CENTRING_LOSS, centring_loss, gaussian_parameters, m_step, naming_candidate
+from ._covariance import MAX_CENTRING_LOSS, centring_loss, gaussian_parameters, m_step
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def naming_candidate(n_components, covariance_type, several):
+    """Name the candidate (``n_components``, ``covariance_type``) in a ValueError raised inside, when
+    runs of ``several`` candidates advance together (``select_model``): the M-step's refusals say
+    what to change, not of which candidate."""
+    try:
+        yield
+    except ValueError as exc:
+        if not several:
+            raise
+        raise ValueError(f"Candidate n_components={n_components}, covariance_type={covariance_type!r}: {exc} "
+                         "Or leave this candidate out.") from exc
 
 
 def _on_rows(rows, start, stop, sizes, kernel, *args, sample_weight=None, row_offset=0, **kwargs):

@@ -34,8 +34,8 @@ import logging
 import dask
 import numpy as np
 from . import _kernels, io
-from ._covariance import m_step, naming_candidate
-from ._em import kmeans_section, numpy_blocks, threadpool_controller
+from ._covariance import m_step
+from ._em import kmeans_section, naming_candidate, numpy_blocks, threadpool_controller
 
 logger = logging.getLogger(__name__)
 
