@@ -26,7 +26,11 @@ from dask_gmm import GaussianMixture
 
 
 def write_store(path, n_samples, chunk_rows, seed=0):
-    if os.path.exists(path):
+    if os.path.exists(path):  # written by an earlier run: reused only if it is the store asked for
+        old = zarr.open_array(path, mode="r")
+        if old.shape != (n_samples, 2) or old.chunks != (chunk_rows, 2):
+            raise SystemExit(f"{path} holds {old.shape} in chunks {old.chunks}, not ({n_samples}, 2) in "
+                             f"({chunk_rows}, 2): remove it or pass another --store")
         return
     means = np.array([[-8.0, -1.0], [-1.0, 2.0], [8.0, -0.5]])
     rs = da.random.RandomState(seed)
