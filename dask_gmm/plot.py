@@ -335,15 +335,44 @@ def _title_model(model):
     return f"{K} component{'s' if K != 1 else ''}, {model.covariance_type} covariance"
 
 
+#: Components lighter than this are drawn faint: an unused component of a Bayesian mixture keeps its
+#: prior's broad covariance, and its ellipses had spanned the figure over the used ones' (a review).
+FAINT_WEIGHT = 1e-3
+
+
+def _label_levels(means, near):
+    """How many label heights each mean's label (k: weight) is raised by: the lowest that no earlier
+    mean within ``near`` has taken (counting the near ones had given two labels of a chain of near
+    means one height, drawn over each other, a review)."""
+    levels = []
+    for k in range(len(means)):
+        taken = {levels[j] for j in range(k) if np.hypot(*(means[j] - means[k])) < near}
+        levels.append(min(set(range(k + 1)) - taken))
+    return levels
+
+
+def _draw_ellipses(ax, means, covs, weights, colours):
+    """Each component's 1 and 2 sigma ellipses (2-D ``means``, ``covs`` (K, 2, 2)); faint for a weight
+    below :data:`FAINT_WEIGHT`."""
+    from matplotlib.patches import Ellipse
+
+    for k in range(len(means)):
+        w, h, angle = _ellipse_params(covs[k])
+        faint = weights[k] < FAINT_WEIGHT
+        for n_sigma, style in ((1, "solid"), (2, "dashed")):
+            ax.add_patch(Ellipse(means[k], n_sigma * w, n_sigma * h, angle=angle, fill=False,
+                                 edgecolor=colours[k], linewidth=0.8 if faint else 2.0 if n_sigma == 1 else 1.4,
+                                 linestyle=style, alpha=0.35 if faint else 1.0, zorder=4))
+
+
 def _mark_means(ax, means, colours, weights, extent, label="fitted means"):
     ax.scatter(means[:, 0], means[:, 1], marker="X", s=90, c=colours, edgecolors="black",
                linewidths=0.8, zorder=5, label=label)
     # labels of means closer than 4% of the plot's diagonal are stacked, not drawn over each other
     (x0, x1), (y0, y1) = extent
     near = 0.04 * np.hypot(x1 - x0, y1 - y0)
-    for k, (x, y) in enumerate(means):
-        stacked = sum(np.hypot(*(means[j] - means[k])) < near for j in range(k))
-        ax.annotate(f"{k}: w={weights[k]:.2g}", (x, y), xytext=(7, 7 + 16 * stacked), textcoords="offset points",
+    for k, ((x, y), level) in enumerate(zip(means, _label_levels(means, near))):
+        ax.annotate(f"{k}: w={weights[k]:.2g}", (x, y), xytext=(7, 7 + 16 * level), textcoords="offset points",
                     fontsize=11, fontweight="bold", color="black", zorder=6,
                     bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=colours[k], alpha=0.85))
 
@@ -396,7 +425,6 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
         return _plot_data_fit_1d(model, counts, edges[0], n, outside, features[0], path, true_model, title)
 
     import matplotlib.lines as mlines
-    from matplotlib.patches import Ellipse
 
     weights, means, covs = _marginal(model, features)
     colours = _colours(K)
@@ -417,12 +445,7 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
         fmt = {lev: f"{int(round(100 * m))}%" for lev, m in zip(levels, HDR_MASSES)}
         ax.clabel(cs, levels_up, fmt=fmt, fontsize=8, inline=True)
 
-    for k in range(K):
-        w, h, angle = _ellipse_params(covs[k])
-        for n_sigma, style in ((1, "solid"), (2, "dashed")):
-            ax.add_patch(Ellipse(means[k], n_sigma * w, n_sigma * h, angle=angle, fill=False,
-                                 edgecolor=colours[k], linewidth=2.0 if n_sigma == 1 else 1.4,
-                                 linestyle=style, zorder=4))
+    _draw_ellipses(ax, means, covs, weights, colours)
     _mark_means(ax, means, colours, weights, extent)
     handles = [
         mlines.Line2D([], [], color=_CONTOUR_COLOUR, lw=1.1, label="fitted density: 50/90/99% regions"),
@@ -431,6 +454,9 @@ def plot_data_fit(model, X, path, features=(0, 1), bins=200, *, extent=None, tru
         mlines.Line2D([], [], color="none", marker="X", markerfacecolor="lightgray",
                       markeredgecolor="black", markersize=9, label="fitted means (k: weight)"),
     ]
+    if np.any(weights < FAINT_WEIGHT):
+        handles.insert(3, mlines.Line2D([], [], color="dimgray", lw=0.8, alpha=0.35,
+                                        label=f"ellipses of weight < {FAINT_WEIGHT:g}"))
     if true_model is not None:
         _, tmeans, _ = _marginal(true_model, features)
         ax.scatter(tmeans[:, 0], tmeans[:, 1], marker="o", s=110, facecolors="none",
@@ -460,7 +486,7 @@ def _plot_data_fit_1d(model, counts, edges, n, outside, feature, path, true_mode
     ax.stairs(counts / (n * width), edges, fill=True, color="lightgray", label="data (density-normalised)")
     xs = np.linspace(edges[0], edges[-1], 600)
     total = np.exp(mixture_log_density(weights, means, covs, xs[:, None]))
-    ax.plot(xs, total, color="tab:blue", lw=2, label="fitted mixture density")
+    ax.plot(xs, total, color="black", lw=2, label="fitted mixture density")  # not component 0's colour
     for k in range(K):
         comp = np.exp(mixture_log_density(weights[k:k + 1], means[k:k + 1], covs[k:k + 1], xs[:, None]))
         ax.plot(xs, comp, color=colours[k], lw=1.2, ls="--", label=f"component {k} (weight {weights[k]:.3f})")
@@ -504,7 +530,7 @@ def plot_density(model, path, features=(0, 1), extent=None):
         fig = _figure((8.0, 5.0))
         ax = fig.add_subplot()
         xs = np.linspace(*extent[0], 800)
-        ax.plot(xs, np.exp(mixture_log_density(weights, means, covs, xs[:, None])), color="tab:blue", lw=2)
+        ax.plot(xs, np.exp(mixture_log_density(weights, means, covs, xs[:, None])), color="black", lw=2)
         for k in range(K):
             ax.axvline(means[k, 0], color=colours[k], lw=1, ls="--", label=f"mean of component {k}")
         ax.set_xlabel(_axis_label(features[0]))

@@ -406,3 +406,30 @@ def test_data_titles_count_rows_in_words(tmp_path):
     gm1 = GaussianMixture(1, random_state=0).fit(X[:599, :1])
     said = Image.open(plot.plot_data_fit(gm1, X[:1, :1], tmp_path / "1d.png", bins=4)).text["Description"]
     assert "Data: 1 row, 4 bins" in said
+
+
+def test_labels_of_a_chain_of_near_means_take_distinct_heights():
+    """Means 0-1 and 1-2 near, 0-2 not: counting the near earlier means had raised 1's and 2's labels
+    alike, drawn over each other (a review). Each takes the lowest height its near earlier ones left."""
+    means = np.array([[0.0, 0.0], [0.9, 0.0], [1.8, 0.0], [1.8, 0.0], [9.0, 9.0]])
+    levels = plot._label_levels(means, near=1.0)
+    assert levels == [0, 1, 0, 2, 0]  # 3 is near 1 and 2 both
+    for k in range(len(means)):  # no two near means share a height
+        for j in range(k):
+            if np.hypot(*(means[j] - means[k])) < 1.0:
+                assert levels[j] != levels[k]
+
+
+def test_light_components_are_drawn_faint():
+    """An unused component of a Bayesian mixture keeps its prior's broad covariance: its ellipses had
+    spanned the figure as boldly as the used ones'."""
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    weights = np.array([0.6, 0.4 - 5e-5, 5e-5])
+    covs = np.stack([np.eye(2), np.eye(2), 100 * np.eye(2)])
+    plot._draw_ellipses(ax, np.zeros((3, 2)), covs, weights, plot._colours(3))
+    alphas = [(p.get_alpha(), p.get_linewidth()) for p in ax.patches]  # 1 then 2 sigma, per component
+    assert alphas[:4] == [(1.0, 2.0), (1.0, 1.4)] * 2
+    assert alphas[4:] == [(0.35, 0.8)] * 2
+    assert ax.patches[5].get_width() == pytest.approx(2 * 2 * 10.0)  # the 2 sigma ellipse of variance 100
