@@ -1260,6 +1260,7 @@ def test_a_band_across_features_is_put_together_by_the_compiled_interleave(tmp_p
     once a chunk (1 MiB chunks of 2 of 16 features: a fit 1.09x faster). The same rows, in their
     dtype, whichever puts them together, under every codec chain; the last chunk across may be
     wider than the array."""
+    compiled = compiled and _kernels.USE_NUMBA  # DASK_GMM_NUMBA=0: NumPy's copies throughout
     X = np.random.default_rng(n_features).standard_normal((1037, n_features)).astype(dtype)
     zarr.create_array(str(tmp_path / "a.zarr"), shape=X.shape, chunks=chunks, dtype=X.dtype, **CODEC_CHAINS[chain])[:] = X
     rows = io.zarr_rows(str(tmp_path / "a.zarr"))
