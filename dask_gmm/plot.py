@@ -616,8 +616,9 @@ def plot_lower_bounds(model, path, *, tol=None):
     # a BayesianGaussianMixture's lower bound is its variational one, not a mean log-likelihood (a review)
     what = "lower bound (ELBO)" if hasattr(model, "weight_concentration_prior_type") else "mean log-likelihood"
     ax.set_ylabel(what if what.startswith("lower") else f"{what} per row")
-    converged = "converged" if getattr(model, "converged_", False) else "did not converge"
-    ax.set_title(f"EM convergence: {converged} after {model.n_iter_} iterations\n"
+    converged = ("converged" if getattr(model, "converged_", False)
+                 else "ran every iteration (tol 0)" if getattr(model, "tol", None) == 0 else "did not converge")
+    ax.set_title(f"EM convergence: {converged}, {model.n_iter_} iterations\n"
                  f"final {what} {lb[-1]:.6f}", fontsize=11)
     ax.grid(alpha=0.3)
     floor = 8 * np.finfo(np.float64).eps * max(1.0, float(np.abs(lb).max()))

@@ -39,7 +39,8 @@ Cases (``--cases``, comma separated; default all):
   diag16   N=1e6, d=16, K=8, diag
   d100     N=1e5, d=100, K=16, full (the kernels' products are BLAS calls: one BLAS thread each)
   zarr     N=4e6, d=2, K=3, full (float64 and float32) and N=5e5, d=16, K=8, full: in memory and
-           from Zarr stores (Zstd(3); Blosc-LZ4 with byte shuffle and crc32c, as generated) fitted by path
+           from Zarr stores (Zstd(3); Blosc-LZ4 with byte shuffle and crc32c, as generated; uncompressed,
+           crc32c only) fitted by path
   cold     N=4e6, d=2, K=3 and N=5e5, d=16, K=8, full: from the Blosc-LZ4 store dropped from the page
            cache before every iteration (Linux), against the page cache and memory
   f32      float32 against float64 data (d=2 and d=16, full)
@@ -622,7 +623,7 @@ class Bench:
                 stored = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
                 fit_dask_gmm(path, K, "full", init, 1)  # warm the page cache and zarr
                 self.notes.append(
-                    f"Zarr store {name}, {codec}: {X.nbytes / 2**20:.0f} MiB in {-(-N // chunk_rows)} chunks of "
+                    f"Zarr store {name}, {codec}: {X.nbytes / 2**20:.0f} MiB in {-(-N // chunk_rows)} chunk(s) of "
                     f"{chunk_rows:,} rows, {stored / 2**20:.0f} MiB on disk, read through the page cache."
                 )
             times = timed_in_turns({key: (lambda src=src: fit_dask_gmm(src, K, "full", init, a.iters))
@@ -814,7 +815,7 @@ class Bench:
             t_sk = sklearn_iteration(X, K, "full", init, a.slow_iters)
             problems.append((X, K, init, path, t_sk))
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster, Client(cluster):
+                          dashboard_address=":0") as cluster, Client(cluster):  # None served :8787 too
             for X, K, init, path, t_sk in problems:
                 N, name = X.shape[0], case_name(X, K, "full")
 
@@ -966,7 +967,8 @@ def main(argv=None):
     ap.add_argument("--slow-iters", type=int, default=3,
                     help="iterations of the slow baselines: the notebook loop and NumPy kernels (default 3)")
     ap.add_argument("--chunk-mib", type=float, default=None,
-                    help="override dask_gmm.io.TARGET_CHUNK_BYTES for in-memory inputs (MiB)")
+                    help="override dask_gmm.io.TARGET_CHUNK_BYTES (MiB): the blocks of in-memory inputs, and how "
+                         "many Zarr chunks a task of a store reads")
     ap.add_argument("--no-spark", action="store_true", help="skip Spark MLlib even when pyspark is installed")
     ap.add_argument("--no-compile-time", action="store_true", help="skip the compile-time subprocesses")
     args = ap.parse_args(argv)

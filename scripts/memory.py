@@ -67,7 +67,7 @@ def main():
         from distributed import Client, LocalCluster
 
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
+                               dashboard_address=":0")
         client = Client(cluster)
     gm = GaussianMixture(3, init_params="random_from_data", max_iter=args.max_iter, tol=0, random_state=0)
     with PeakRSS() as rss:

@@ -49,7 +49,7 @@ def main():
     rows = []
     for workers in (1, 2):
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster, Client(cluster):
+                          dashboard_address=":0") as cluster, Client(cluster):
             sec = time_per_iteration(store, args.iters, init)
             # one task per 1,000-row Zarr chunk: dask_gmm.io otherwise groups them into tasks of
             # about TARGET_CHUNK_BYTES and at most an eighth of the store: 8 tasks for 200 tiny chunks

@@ -433,3 +433,18 @@ def test_light_components_are_drawn_faint():
     assert alphas[:4] == [(1.0, 2.0), (1.0, 1.4)] * 2
     assert alphas[4:] == [(0.35, 0.8)] * 2
     assert ax.patches[5].get_width() == pytest.approx(2 * 2 * 10.0)  # the 2 sigma ellipse of variance 100
+
+
+def test_a_tol_0_curve_is_not_titled_did_not_converge(tmp_path):
+    """tol=0 runs every iteration by choice (the demo's notebook fit): its curve had been titled 'did
+    not converge' (a review); a fit stopped short of its tol still is."""
+    from PIL import Image
+
+    X = np.random.default_rng(0).normal(size=(600, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = {tol: GaussianMixture(2, random_state=0, max_iter=3, tol=tol).fit(X) for tol in (0.0, 1e-12)}
+    said = {tol: Image.open(plot.plot_lower_bounds(gm, tmp_path / f"{tol}.png")).text["Description"]
+            for tol, gm in runs.items()}
+    assert "EM convergence: ran every iteration (tol 0), 3 iterations" in said[0.0]
+    assert "EM convergence: did not converge, 3 iterations" in said[1e-12]
