@@ -424,17 +424,26 @@ def _absent_chunks(arr):
     return frozenset(gone)
 
 
+def _chunk_layout(arr):
+    """What names and shapes the chunk files of ``arr``: its format, shape, chunks, shards, dtype and
+    chunk key encoding (v3; v2: its dimension separator)."""
+    meta = arr.metadata
+    keys = getattr(meta, "chunk_key_encoding", None) or getattr(meta, "dimension_separator", None)
+    return meta.zarr_format, arr.shape, arr.chunks, arr.shards, arr.dtype, keys
+
+
 def _refuse_replaced(arr):
-    """A ValueError when the store of ``arr`` holds another array now (shape, chunks, shards or dtype)
-    or none: replaced since ``arr`` was opened, so its chunks listed now are not its own (two demos
+    """A ValueError when the store of ``arr`` holds another array now (:func:`_chunk_layout`) or none: replaced since ``arr`` was opened, so its chunks listed now are not its own (two demos
     in one folder: the second's store had been called the first's, missing chunks, a review)."""
     try:
         now = zarr.open_array(arr.store_path, mode="r")
-        same = (now.shape, now.chunks, now.shards, now.dtype) == (arr.shape, arr.chunks, arr.shards, arr.dtype)
+        same = _chunk_layout(now) == _chunk_layout(arr)
     except (OSError, ValueError):  # gone, or its metadata half written
         now, same = None, False
     if not same:
         held = "no array" if now is None else f"an array of shape {now.shape} in chunks {now.chunks}"
+        if now is not None and (now.shape, now.chunks) == (arr.shape, arr.chunks):
+            held += " of another layout (Zarr format, shards, dtype or chunk key encoding)"
         raise ValueError(
             f"The Zarr array {_store_name(arr)!r} changed while dask_gmm read it: it was opened as an array of "
             f"shape {arr.shape} in chunks {arr.chunks}, and holds {held} now (another run replaced it). Rerun "

@@ -1704,7 +1704,9 @@ def _info_model(path, local, args, term):
     term.out(f"  {_count(K, 'component')}, {_count(d, 'feature')}, {model.covariance_type} covariance")
     if hasattr(model, "feature_names_in_"):
         term.out(f"  features: {', '.join(map(repr, model.feature_names_in_))}")  # quoted, escaped
-    term.out(f"  {'converged' if model.converged_ else 'NOT converged'} after {_count(model.n_iter_, 'iteration')}, "
+    stopped = ("converged" if model.converged_ else "NOT converged (tol 0: every iteration run)"
+               if getattr(model, "tol", None) == 0 else "NOT converged")
+    term.out(f"  {stopped} after {_count(model.n_iter_, 'iteration')}, "
              f"lower bound {_lower_bound_text(model.lower_bound_)}; `dask-gmm score` gives the mean "
              "log-likelihood at the fitted parameters")
     for line in _model_lines(model.weights_, model.means_, _full_covariances(model)):

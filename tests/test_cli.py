@@ -3117,6 +3117,8 @@ def test_tol_0_is_not_told_to_increase_tol(store, tmp_path, capsys):
     rc, out, err = run(capsys, "fit", store, "-k", "3", "--seed", "0", "--tol", "0", "--max-iter", "3",
                        "-o", tmp_path / "m.json")
     assert rc == 0 and err == "" and "(NOT converged, tol 0)" in out
+    rc, out, err = run(capsys, "info", tmp_path / "m.json")
+    assert rc == 0 and "NOT converged (tol 0: every iteration run) after 3 iterations" in out
     rc, out, err = run(capsys, "fit", store, "-k", "3", "--seed", "0", "--tol", "1e-12", "--max-iter", "1",
                        "-o", tmp_path / "m.json")
     assert rc == 0 and "did not converge" in err and "increase --max-iter, --tol" in err

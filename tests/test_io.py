@@ -132,6 +132,15 @@ def test_a_store_replaced_after_its_open_is_called_changed_not_missing_chunks(tm
     shutil.rmtree(tmp_path / "g.zarr")
     with pytest.raises(ValueError, match=r"changed while dask_gmm read it: .* and holds no array now"):
         _store._absent_chunks(X)
+    for other in (dict(chunk_key_encoding={"name": "v2", "separator": "."}), dict(zarr_format=2)):
+        # the same shape and chunks, its chunk files named otherwise: every chunk had been called missing
+        zarr.create_array(tmp_path / "g.zarr" / "X", shape=(3000, 2), chunks=(500, 2), dtype="f8",
+                          overwrite=True, **other)[:] = 1.0
+        with pytest.raises(ValueError, match=r"changed while dask_gmm read it: it was opened as an array of shape "
+                                             r"\(3000, 2\) in chunks \(500, 2\), and holds an array of shape "
+                                             r"\(3000, 2\) in chunks \(500, 2\) of another layout \(Zarr format, "
+                                             r"shards, dtype or chunk key encoding\) now"):
+            _store._absent_chunks(X)
 
 
 def test_chunks_written_elsewhere_are_named_after_a_write(tmp_path):
