@@ -433,8 +433,9 @@ def _chunk_layout(arr):
 
 
 def _refuse_replaced(arr):
-    """A ValueError when the store of ``arr`` holds another array now (:func:`_chunk_layout`) or none: replaced since ``arr`` was opened, so its chunks listed now are not its own (two demos
-    in one folder: the second's store had been called the first's, missing chunks, a review)."""
+    """A ValueError when the store of ``arr`` holds another array now (:func:`_chunk_layout`) or none:
+    replaced since ``arr`` was opened, so its chunks listed now are not its own (two demos in one
+    folder: the second's store had been called the first's, missing chunks, a review)."""
     try:
         now = zarr.open_array(arr.store_path, mode="r")
         same = _chunk_layout(now) == _chunk_layout(arr)
