@@ -137,7 +137,7 @@ def _dask_progress(term):
 
 
 class _PaddedLines:
-    """A stream that pads each line drawn over the last (``"\r..."``, dask's ProgressBar's) to the
+    """A stream that pads each line drawn over the last (``"\\r..."``, dask's ProgressBar's) to the
     longest drawn before, so that a shorter one clears it: ``| 100% Completed | 1.49 s`` drawn over
     ``999.21 ms`` had left ``1.49 sms`` (a review)."""
 
