@@ -274,6 +274,8 @@ def log_gaussian_prob(X, means, pc, covariance_type):
     X : ndarray of shape (n, d), any float dtype (computed in float64)
     means : ndarray of shape (K, d)
     pc : precision Cholesky factors, shape by covariance type
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
     Returns
     -------
     ndarray of shape (n, K), float64
@@ -310,6 +312,8 @@ def centred_moments(X, resp, ref, covariance_type):
     resp : ndarray of shape (n, K), float64, responsibilities already multiplied
         by any sample weights
     ref : ndarray of shape (K, d), the centring reference (current means)
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
     Returns
     -------
     s1c : ndarray of shape (K, d), ``sum_n r_nk (x_n - ref_k)``
@@ -374,6 +378,8 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight
     nk_raw : ndarray of shape (K,), sum of (weighted) responsibilities
     s1c, s2 : centred moments from :func:`centred_moments`, summed over chunks
     ref : ndarray of shape (K, d), the reference the moments are centred on
+    reg_covar : float, added to the covariances' diagonals
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
     weight_unit : float, the smallest positive sample weight (1.0 without weights).
         scikit-learn's floor of 10 eps on each nk is taken in these units, so that
         scaling every weight alike changes nothing (with weights of 1e-16 an
@@ -382,6 +388,7 @@ def gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight
         included. It is never more than 10 eps of a row's own weight: in units
         of the mean weight, a component holding only the light rows of weights
         spanning 1e6 moved by 1e-3 of its width toward the origin.
+
     Returns
     -------
     nk (K,), means (K, d), covariances (shape by type, reg_covar added)
@@ -471,6 +478,11 @@ def centring_loss(means, ref, covariances, covariance_type):
     ----------
     means, ref : ndarray of shape (K, d), the new means and the points the moments were centred on
     covariances : ndarray, shape by type, from :func:`gaussian_parameters`
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    float, 0.0 where the means did not move
     """
     move = means - ref
     move = np.where(np.abs(move) > ROUNDING * np.abs(means), move, 0.0)  # within a mean's own rounding: none
@@ -774,10 +786,13 @@ def wishart_posterior(nk, xk, sk, priors, mean_precision, covariance_type):
 
     Parameters
     ----------
-    nk : (K,) component weights; xk : (K, d) their means; sk : the type's covariances (reg_covar in them)
+    nk : ndarray of shape (K,), the components' (weighted) counts
+    xk : ndarray of shape (K, d), their means
+    sk : ndarray, the type's covariances (reg_covar in them)
     priors : with ``degrees_of_freedom`` (float), ``covariance`` (:func:`prior_shape`), ``mean`` (d,)
         and ``mean_precision`` (float)
-    mean_precision : (K,) the posterior mean precisions
+    mean_precision : ndarray of shape (K,), the posterior mean precisions
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
 
     Returns
     -------

@@ -943,8 +943,11 @@ def unsized_rows_array(parts, kernel, tail, dtype, n_features, *args):
     Parameters
     ----------
     parts : list of dask.delayed.Delayed, blocks of rows (n_i, n_features), as ``DataFrame.to_delayed()``
+    kernel : callable ``kernel(X, *args, row_offset=...)``, a block's rows to its output rows
     tail : tuple, the output's shape after its first axis: () or (n_components,)
+    dtype : numpy.dtype, the output's
     n_features : int, the columns each block must have
+    *args : passed to ``kernel`` after the block (the model's arrays)
 
     Returns
     -------

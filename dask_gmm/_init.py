@@ -381,7 +381,9 @@ def initial_statistics_many(blocks, X, specs, init_params, seeds):
     blocks : dask_gmm._em.Blocks of X
     X : dask.array.Array of shape (n_samples, n_features)
     specs : list of (n_components, covariance_type), one per run
+    init_params : str, a key of :data:`INITIALIZERS`
     seeds : list of numpy.random.SeedSequence, one per run
+
     Returns
     -------
     list of (SuffStats, reference (K, d) the statistics are centred on)

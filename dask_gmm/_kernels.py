@@ -346,6 +346,8 @@ def e_step_stats(X, models, sample_weight=None, row_offset=0):
     X : ndarray of shape (n, d)
     models : list of Model, all evaluated on this one read of the block
     sample_weight : ndarray of shape (n,) or None
+    row_offset : int, the block's first row in the whole data (to name a bad row)
+
     Returns
     -------
     list of SuffStats, centred on each model's ``centres`` where given, else on its means

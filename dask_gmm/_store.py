@@ -186,6 +186,7 @@ def _decode_shard_index(raw, chunks_per_shard, byteorder="<", checksummed=True, 
     raw : bytes, the index as stored (16 bytes per inner chunk, then a crc32c if ``checksummed``)
     chunks_per_shard : tuple of int, the inner chunk grid of one shard
     byteorder : '<' or '>', that of the index's uint64 values
+    checksummed : bool, whether a crc32c follows the index (checked)
     size : int, optional, the shard's size in bytes: an inner chunk said to lie past it is an
         error (a shard cut short after its index was written, the index at its start: zarr read
         the last chunk's bytes short, and Blosc read on past them, without an error)

@@ -220,6 +220,10 @@ def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_typ
         Reduced statistics of the (weighted) responsibilities, centred on ``ref``.
     ref : ndarray of shape (K, d)
     priors : Priors
+    reg_covar : float, added to the covariances' diagonals
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    prior_type : {'dirichlet_process', 'dirichlet_distribution'}, the weight concentration prior's
+
     Returns
     -------
     Params
@@ -305,6 +309,8 @@ def data_moments(stats, ref, covariance_type):
     ----------
     stats : dask_gmm._kernels.SuffStats, centred on ``ref``
     ref : ndarray of shape (K, d)
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
     Returns
     -------
     n : float, the total weight
@@ -349,6 +355,14 @@ def variational_em(
     runs : list of VariationalRun
     priors : Priors or None
         None (warm start): ``make_priors(data_moments(...))`` of the first pass.
+    make_priors : callable, the tuple ``(n, mean, scatter)`` of :func:`data_moments` to Priors
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    prior_type : {'dirichlet_process', 'dirichlet_distribution'}
+    tol : float, the lower bound's change below which a run has converged
+    max_iter : int, the most iterations of a run
+    reg_covar : float, added to the covariances' diagonals
+    on_iteration : callable or None, ``on_iteration(runs, advanced)`` after every pass
+
     Returns
     -------
     runs, priors

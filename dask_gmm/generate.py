@@ -176,6 +176,10 @@ def draw_parameters(seed, n_features, n_components, box=10.0, covariance_scale=0
     Parameters
     ----------
     seed : numpy.random.SeedSequence
+    n_features, n_components : int, d and K
+    box : float, the half-width of the means' cube
+    covariance_scale : float, the covariances' scale
+    min_separation : float or None, the least distance between two means (None: any)
 
     Returns
     -------
@@ -288,6 +292,7 @@ def draw_rows(rng, n, weights, means, cholesky):
     Parameters
     ----------
     rng : numpy.random.Generator
+    n : int, the rows to draw
     weights : ndarray of shape (K,)
     means : ndarray of shape (K, d)
     cholesky : ndarray of shape (K, d, d), lower Cholesky factors of the covariances

@@ -68,6 +68,8 @@ def fitted_model(weights, means, covariances, covariance_type, precisions_choles
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
     precisions_cholesky : array-like, optional
         Computed from ``covariances`` when not given.
+    converged, n_iter, lower_bound, lower_bounds : the fit's history, as ``converged_``, ``n_iter_``,
+        ``lower_bound_`` and ``lower_bounds_``
 
     Returns
     -------
