@@ -318,16 +318,16 @@ class ZarrRows:
     faulted in page by page, and a chunk took 4.2 ms to read and decode where
     it took 0.9 ms in a plain process (1.2 ms in reused buffers).
 
-    Parameters
-    ----------
-    arr : zarr.Array of shape (n_samples, n_features), float32 or float64
-
     A row's features may lie in several chunks (zarr's own default chunking, ``(rows, 1)``
     for few features): each of a band of rows is decoded and copied into its columns of one
     array of whole rows (this thread's reused buffer). Read through zarr and dask's rechunk
     instead, a fit of such a store ran 2.5 times as long as one of whole rows. From 2 features
     a chunk, or 8 chunks a band, the band's chunks are decoded into one more reused buffer and
     put together a tile of rows at a time (:func:`dask_gmm._numba.interleave`).
+
+    Parameters
+    ----------
+    arr : zarr.Array of shape (n_samples, n_features), float32 or float64
     """
 
     def __init__(self, arr):

@@ -1223,6 +1223,11 @@ def read_true_model(path):
     """The true model recorded in a generated store (given by its path, or its array X's), or None
     when it records none.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path or URL of a store, or of its array ``X`` (``<store>/X``).
+
     Returns
     -------
     GaussianMixture (covariance_type='full', fitted) or None
@@ -1250,6 +1255,11 @@ def lost_true(group, path=None):
 
 def store_info(path):
     """What a store holds, for ``dask-gmm info``: never decodes chunk data.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path or URL of a store, or of its array ``X`` (``<store>/X``).
 
     Returns
     -------

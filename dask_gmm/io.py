@@ -734,6 +734,7 @@ def as_dask_array(X):
     ----------
     X : array-like, dask.array.Array, zarr.Array, str or os.PathLike
         Data of shape (n_samples, n_features).
+
     Returns
     -------
     dask.array.Array of shape (n_samples, n_features), float32 or float64
