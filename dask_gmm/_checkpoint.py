@@ -462,6 +462,52 @@ def recorded_seed(path):
     return False, None
 
 
+def summary(path):
+    """What the checkpoint at ``path`` records, for ``dask-gmm info``, or None where the file is no
+    JSON object of this format tag (a model file, say: its own reader says what it is).
+
+    Returns
+    -------
+    dict or None
+        ``shape``, ``dtype``, ``row_chunks`` (their number), ``weighted`` and ``warm_start`` of the fit
+        it belongs to; ``args``, its arguments as recorded (``random_state`` an int, None or a
+        description); ``runs``, each run's ``n_iter``, ``lower_bound`` and ``converged``.
+
+    Raises
+    ------
+    ValueError
+        A checkpoint a fit refuses as damaged, or one of an older layout (:func:`of_older_layout`).
+    """
+    damaged = "it is a damaged checkpoint of a fit ({}), and a fit refuses it: delete it to start that fit afresh"
+    raw = b""
+    try:
+        with open(local_file_path(path, "checkpoint"), "rb") as f:
+            raw = f.read(4096)
+            state = json.loads(raw + f.read()) if raw.lstrip()[:1] == b"{" else None  # a data file: not read whole
+    except (OSError, ValueError, RecursionError) as exc:  # else its reader as a model file says what is wrong
+        if isinstance(exc, ValueError) and f'"format": "{FORMAT}"'.encode() in raw[:200]:
+            raise ValueError(damaged.format(f"cut short or corrupted: {exc}")) from None
+        return None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return None
+    why = damage(state)
+    if why is not None:
+        raise ValueError(damaged.format(why))
+    if of_older_layout(state):
+        raise ValueError("it is a checkpoint of a fit by an older dask_gmm, which this version does not resume: "
+                         "finish that fit with the version that wrote it, or delete it")
+    fp, args = state["fingerprint"], state["fingerprint"]["args"]
+    try:
+        runs = [_run_from_dict(d, args["covariance_type"], args["n_components"], fp["shape"][1]) for d in state["runs"]]
+        if not runs or state["runs_digest"] != runs_digest(state["runs"]):
+            raise ValueError("its runs are not those written with it: edited, or corrupted")
+        return {"shape": [int(n) for n in fp["shape"]], "dtype": str(fp["dtype"]), "row_chunks": len(fp["row_chunks"]),
+                "weighted": bool(fp["weighted"]), "warm_start": fp["warm_start_from"] is not None, "args": args,
+                "runs": [{"n_iter": r.n_iter, "lower_bound": r.lower_bound, "converged": r.converged} for r in runs]}
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ValueError(damaged.format(exc if type(exc) is ValueError else repr(exc))) from None
+
+
 def content_digest(path):
     """The SHA-256 (hex) of the bytes of the regular file at ``path``, not through a link; None where
     there is none, or it cannot be read."""

@@ -509,12 +509,12 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("info", parents=[common], help="describe a Zarr store or a model file",
+    p = sub.add_parser("info", parents=[common], help="describe a Zarr store, a model file or a checkpoint",
                        description="Shape, chunks, dtype, completeness and true parameters of a store, "
-                                   "or the parameters of a model file. Decodes no chunk of X or labels (of a generated "
+                                   "the parameters of a model file, or the fit and runs of a checkpoint. Decodes no chunk of X or labels (of a generated "
                                    "store, reads each chunk file's length and first 16 bytes, and the true "
                                    "parameters).")
-    p.add_argument("path", metavar="PATH|MODEL.json", help="a Zarr store (a path or URL) or a model file")
+    p.add_argument("path", metavar="PATH|MODEL.json", help="a Zarr store (a path or URL), a model file, or a fit's --checkpoint file")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_info)
 
@@ -1687,6 +1687,8 @@ def _info_model(path, local, args, term):
 
     refuse_zip_file(local)  # or a store zipped whole
     refuse_metadata_file(local, path)  # JSON, but a store's: it had been called a bad model file
+    if os.path.isfile(local) and _info_checkpoint(path, local, args, term):
+        return 0
     try:
         model = _load_model(path)
     except ValueError as exc:  # a CSV, say (not a damaged model file): the command reads two kinds of path
@@ -1712,6 +1714,41 @@ def _info_model(path, local, args, term):
     for line in _model_lines(model.weights_, model.means_, _full_covariances(model)):
         term.out(line)
     return 0
+
+
+def _info_checkpoint(path, local, args, term):
+    """`info` of the fit's checkpoint at ``path`` (``local``: its local path); False where it is none."""
+    from ._checkpoint import _short, summary
+
+    try:
+        ckpt = summary(local)
+    except ValueError as exc:
+        raise CLIError(f"{path!r}: {exc}.") from None
+    if ckpt is None:
+        return False
+    if args.json:
+        term.out(_json_line({"checkpoint": path, **ckpt}, default=str))
+        return True
+    a, (n, d) = ckpt["args"], ckpt["shape"]
+    seed = a.get("random_state")
+    term.out(f"checkpoint {path}, of a fit: " + (
+        "every run converged; that fit rerun with it returns its model without iterating"
+        if all(run["converged"] for run in ckpt["runs"]) else
+        "that fit rerun with it resumes (a larger --max-iter continues runs that reached the last one)"))
+    term.out(f"  data         {_count(n, 'row')} x {_count(d, 'feature')}, {ckpt['dtype']}, "
+             f"{_count(ckpt['row_chunks'], 'row chunk')}, {'with' if ckpt['weighted'] else 'no'} sample weights")
+    term.out(f"  fit          {_count(a.get('n_components'), 'component')}, {a.get('covariance_type')} covariance, "
+             f"n_init {a.get('n_init')}, tol {a.get('tol')}, reg_covar {a.get('reg_covar')}, "
+             + ("a warm start" if ckpt["warm_start"] else f"init {a.get('init_params')}"
+                + "".join(f" and {k}" for k in ("weights_init", "means_init", "precisions_init") if a.get(k) is not None))
+             + ", "
+             + (f"seed {seed}" if isinstance(seed, int) else f"random_state {_short(seed)}"))
+    for i, run in enumerate(ckpt["runs"], 1):
+        stopped = ("converged" if run["converged"] else "NOT converged (tol 0: every iteration run)"
+                   if a.get("tol") == 0 else "NOT converged")
+        term.out(f"  run {i:<8,} {stopped} after {_count(run['n_iter'], 'iteration')}, "
+                 f"lower bound {_lower_bound_text(run['lower_bound'])}")
+    return True
 
 
 def _of(counts):

@@ -27,6 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from dask_gmm import GaussianMixture, _outputs, cli, generate_mixture, load_model, save_model
 from dask_gmm.generate import read_true_model, store_info
+from dask_gmm.io import as_dask_array
 
 from .conftest import WITHOUT_OVERRIDES, console_script
 
@@ -437,6 +438,53 @@ def test_fit_and_select_without_a_seed_say_and_save_the_seed_they_drew(store, tm
                                   GaussianMixture(3, random_state=int(first)).fit(store).means_)
 
 
+def test_info_summarises_a_checkpoint(store, tmp_path, capsys):
+    """``info`` of a fit's checkpoint had been refused as "not a model": it now says what fit it belongs
+    to and how far each run got, as the model file of that fit records the best run, and leaves it as it
+    is. A damaged one, or one cut short, is named as such, as the fit would name it."""
+    ckpt, model = tmp_path / "fit.ckpt", tmp_path / "m.json"
+    fit = ["fit", store, "-k", "3", "--n-init", "2", "--tol", "0", "--max-iter", "4", "--seed", "5",
+           "--covariance-type", "diag", "-o", model, "--checkpoint", ckpt, "-q"]
+    assert run(capsys, *fit)[0] == 0
+    before = ckpt.read_bytes()
+    rc, out, err = run(capsys, "info", ckpt, "--json")
+    assert rc == 0 and err == "" and ckpt.read_bytes() == before
+    got = json.loads(out)
+    fitted = load_model(model)
+    X = zarr.open_array(os.path.join(store, "X"), mode="r")
+    assert (got["shape"], got["dtype"], got["weighted"], got["warm_start"]) == (list(X.shape), str(X.dtype), False, False)
+    assert got["row_chunks"] == len(as_dask_array(store).chunks[0])  # the fit's blocks
+    assert {k: got["args"][k] for k in ("n_components", "covariance_type", "n_init", "tol", "random_state")} == {
+        "n_components": 3, "covariance_type": "diag", "n_init": 2, "tol": 0.0, "random_state": 5}
+    assert [r["n_iter"] for r in got["runs"]] == [4, 4] and not any(r["converged"] for r in got["runs"])
+    best = max(got["runs"], key=lambda r: r["lower_bound"])
+    assert best["lower_bound"] == fitted.lower_bound_ and best["n_iter"] == fitted.n_iter_
+    rc, out, _ = run(capsys, "info", ckpt)
+    assert rc == 0 and out.startswith(f"checkpoint {ckpt}, of a fit: that fit rerun with it resumes"), out
+    assert "  data         20,000 rows x 2 features, float64," in out and "no sample weights" in out
+    assert "3 components, diag covariance, n_init 2, tol 0.0, reg_covar 1e-06, init kmeans, seed 5" in out
+    assert out.count("NOT converged (tol 0: every iteration run) after 4 iterations, lower bound ") == 2, out
+    assert f"{fitted.lower_bound_:.6f}" in out
+    finished = tmp_path / "done.ckpt"
+    assert run(capsys, "fit", store, "-k", "2", "--seed", "1", "-o", model, "--checkpoint", finished, "-q")[0] == 0
+    rc, out, _ = run(capsys, "info", finished)
+    assert rc == 0 and "every run converged; that fit rerun with it returns its model without iterating" in out
+    # damaged: edited, cut short, of the older layout: named, as the fit names them
+    state = json.loads(before)
+    state["runs"][0]["means"][0][0] += 1.0
+    (tmp_path / "edited.ckpt").write_text(json.dumps(state))
+    (tmp_path / "cut.ckpt").write_bytes(before[:300])
+    del state["runs_digest"]
+    (tmp_path / "older.ckpt").write_text(json.dumps(state))
+    for name, words in (("edited", "it is a damaged checkpoint of a fit (its runs are not those written with it"),
+                        ("cut", "it is a damaged checkpoint of a fit (cut short or corrupted: "),
+                        ("older", "it is a checkpoint of a fit by an older dask_gmm, which this version does not resume")):
+        rc, _, err = run(capsys, "info", tmp_path / f"{name}.ckpt")
+        assert_one_line_error(rc, err, words)
+        rc, _, err = run(capsys, *fit[:-5], "-o", tmp_path / "n.json", "--checkpoint", tmp_path / f"{name}.ckpt", "-q")
+        assert rc == 2 and ("damaged" in err or "older dask_gmm" in err), err  # the fit refuses each too
+
+
 def test_a_new_users_slips_are_named_with_what_to_do(store, model_file, tmp_path, capsys):
     """A new user's review: a range given to fit was "expected a whole number"; a misspelt option
     only "unrecognized"; a checkpoint given as a model had its format tag named; a CSV leaked the JSON
@@ -457,9 +505,8 @@ def test_a_new_users_slips_are_named_with_what_to_do(store, model_file, tmp_path
     assert_one_line_error(rc, err, "is damaged")
     ckpt = tmp_path / "c.ckpt"
     assert run(capsys, "fit", store, "-k", "2", "-o", tmp_path / "m.json", "--checkpoint", ckpt, "-q")[0] == 0
-    for argv in (["info", ckpt], ["predict", ckpt, store, "-o", tmp_path / "p.zarr"]):
-        rc, _, err = run(capsys, *argv)
-        assert_one_line_error(rc, err, "is not a valid dask_gmm model file (it is a checkpoint of a fit, not a model")
+    rc, _, err = run(capsys, "predict", ckpt, store, "-o", tmp_path / "p.zarr")  # (info summarises it)
+    assert_one_line_error(rc, err, "is not a valid dask_gmm model file (it is a checkpoint of a fit, not a model")
     rc, _, err = run(capsys, "predict", "s3://bucket/m.json", store, "-o", tmp_path / "p.zarr")  # was "no model
     assert_one_line_error(rc, err, "model files are local files. Copy it here")  # file at 's3://...'"
     (tmp_path / "data.csv").write_text("a,b\n1,2\n")
