@@ -184,6 +184,19 @@ class _FitProgress(logging.Handler):
         )
 
 
+class _WarningLines(logging.Handler):
+    """The library's logged warnings (kernels not cached on disk, a lost worker's data sent again) as the
+    command line's own ``dask-gmm: warning:`` lines, through ``warn``: with no handler of the user's,
+    Python's last resort had printed the bare message. They still reach the user's handlers."""
+
+    def __init__(self, warn):
+        super().__init__(logging.WARNING)
+        self.warn = warn
+
+    def emit(self, record):
+        self.warn(record.getMessage())
+
+
 @contextlib.contextmanager
 def _fit_progress(term, n_init):
     """Attach a :class:`_FitProgress` to the estimator's logger for the duration; yields it."""
@@ -2115,11 +2128,6 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return 2
     term.quiet = args.quiet
-    try:
-        _local_outputs(args)
-    except CLIError as exc:
-        return error(exc)
-
     said = set()  # each warning once per command (the data's store is opened more than once)
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
@@ -2139,8 +2147,12 @@ def main(argv=None):
         previous = signal.signal(signal.SIGTERM, terminate)
         hook = sys.unraisablehook
         sys.unraisablehook = again = SignalAgain(hook)
+    library = logging.getLogger("dask_gmm")
+    lines = _WarningLines(lambda text: show_warning(text, None, None, None))
+    library.addHandler(lines)  # before the first import of the kernels (_local_outputs imports io)
     try:
         try:
+            _local_outputs(args)
             with warnings.catch_warnings():
                 warnings.showwarning = show_warning
                 status = args.func(args, term)
@@ -2187,6 +2199,7 @@ def main(argv=None):
             signal.signal(signal.SIGTERM, previous)
             sys.unraisablehook = hook
             again.cancel()  # nothing sent once the command has ended
+        library.removeHandler(lines)
         term.end_status()
 
 

@@ -643,9 +643,15 @@ def test_a_read_only_install_without_a_writable_home_imports_and_fits(tmp_path):
         proc = subprocess.run((WITHOUT_OVERRIDES if os.geteuid() == 0 else []) + [sys.executable, "-c", _FIT_AND_SAY_WHICH_KERNELS
                               + "print(_numba.__file__, len(_numba._UNCACHED))"],
                               env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        command = subprocess.run((WITHOUT_OVERRIDES if os.geteuid() == 0 else []) + [
+            sys.executable, "-m", "dask_gmm", "generate", str(tmp_path / "s.zarr"), "-n", "2000", "--seed", "1", "-q"],
+            env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(site), str(home)], check=True)
     assert proc.returncode == 0, proc.stderr
+    # the command line says it as its own warning (it had printed the bare message, logged at import)
+    assert command.returncode == 0 and len(command.stderr.splitlines()) == 1 and command.stderr.startswith(
+        "dask-gmm: warning: dask_gmm's compiled kernels are not cached on disk ("), command.stderr
     said, where = proc.stdout.strip().splitlines()[-2:]
     assert where.split()[0] == str(site / "dask_gmm" / "_numba.py") and int(where.split()[1]) > 10
     assert proc.stderr.count("compiled kernels are not cached on disk") == 1, proc.stderr
