@@ -498,7 +498,8 @@ def summary(path):
                          "finish that fit with the version that wrote it, or delete it")
     fp, args = state["fingerprint"], state["fingerprint"]["args"]
     try:
-        runs = [_run_from_dict(d, args["covariance_type"], args["n_components"], fp["shape"][1]) for d in state["runs"]]
+        K = json_int(args, "n_components", 1, 2**63 - 1)
+        runs = [_run_from_dict(d, args["covariance_type"], K, fp["shape"][1]) for d in state["runs"]]
         if not runs or state["runs_digest"] != runs_digest(state["runs"]):
             raise ValueError("its runs are not those written with it: edited, or corrupted")
         return {"shape": [int(n) for n in fp["shape"]], "dtype": str(fp["dtype"]), "row_chunks": len(fp["row_chunks"]),

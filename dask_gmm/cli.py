@@ -524,10 +524,11 @@ def build_parser():
 
     p = sub.add_parser("info", parents=[common], help="describe a Zarr store, a model file or a checkpoint",
                        description="Shape, chunks, dtype, completeness and true parameters of a store, "
-                                   "the parameters of a model file, or the fit and runs of a checkpoint. Decodes no chunk of X or labels (of a generated "
-                                   "store, reads each chunk file's length and first 16 bytes, and the true "
-                                   "parameters).")
-    p.add_argument("path", metavar="PATH|MODEL.json", help="a Zarr store (a path or URL), a model file, or a fit's --checkpoint file")
+                                   "the parameters of a model file, or the fit and runs of a checkpoint. Decodes "
+                                   "no chunk of X or labels (of a generated store, reads each chunk file's length "
+                                   "and first 16 bytes, and the true parameters).")
+    p.add_argument("path", metavar="PATH|MODEL.json",
+                   help="a Zarr store (a path or URL), a model file, or a fit's --checkpoint file")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_info)
 
