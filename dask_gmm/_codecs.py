@@ -380,7 +380,9 @@ def bounded_reads(arr):
         values, (filtered, fixed) = math.prod(md.chunks), _filtered_bytes(md)
         chunk, exact = values * np.dtype(arr.dtype).itemsize, filtered if fixed else 0
         bound = functools.partial(_BoundedCompressor, most=_most_bytes(values, filtered), chunk=chunk)
-        codecs = [V2Codec(filters=tuple(bound(f, exact=0) for f in md.filters) if md.filters else md.filters,
+        filters = md.filters and tuple(bound(f, exact=chunk if i == 0 else 0)  # the first decodes to a
+                                       for i, f in enumerate(md.filters))  # chunk's bytes exactly
+        codecs = [V2Codec(filters=filters,
                           compressor=None if md.compressor is None else bound(md.compressor, exact=exact))]
     else:
         codecs = _bounded_codecs(md.codecs, md.get_chunk_spec((0,) * arr.ndim, arr.async_array.config,

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import shutil
+import zipfile
 
 import dask
 import google_crc32c  # zarr's own dependency, for its crc32c codec
@@ -39,6 +40,35 @@ logger = logging.getLogger(__name__)
 #: Chunks (or shards) of an array at most: their keys are listed in memory to check that each is
 #: stored. A 408-byte zarr.json declaring 2e7 chunks took 18 s and 3.9 GB (a review).
 MAX_CHUNKS = 2**24
+
+
+def _refuse_zip_bombs(arr):
+    """A ValueError naming the first file of the Zarr array ``arr`` in a zip store (a ``zip::`` URL) that
+    the zip says decompresses to more than a stored chunk (or shard) of it can take: the zip's own
+    deflate is undone whole by fsspec before any codec's bound (:mod:`dask_gmm._codecs`) sees the bytes
+    (a review: 868 KB of zip to 512 MiB for one chunk). Python's zipfile stops at the stated size, so
+    the stated sizes bound the reads. Other stores, nothing."""
+    store = arr.store_path.store
+    if isinstance(store, zarr.storage.ZipStore):  # its zipfile.ZipFile, once opened (zarr has no public name for it)
+        zf, root = getattr(store, "_zf", None), ""
+    elif isinstance(store, zarr.storage.FsspecStore):  # fsspec's ZipFileSystem, under zarr's async wrapper
+        zf, root = getattr(getattr(store.fs, "sync_fs", store.fs), "zip", None), store.path
+    else:
+        return
+    if not isinstance(zf, zipfile.ZipFile):
+        return
+    unit = arr.shards or arr.chunks
+    inner = math.prod(-(-u // c) for u, c in zip(unit, arr.chunks))
+    most = 2 * (max(16, arr.dtype.itemsize) * math.prod(unit) + 4096) + 1040 * inner  # room for any codec's overhead
+    prefix = "/".join(p.strip("/") for p in (root, arr.store_path.path) if p.strip("/"))
+    prefix += "/" if prefix else ""
+    for info in zf.infolist():
+        if (info.file_size > most and info.filename.startswith(prefix)
+                and info.filename.rpartition("/")[2] not in ZARR_METADATA):
+            raise ValueError(f"The file {info.filename!r} of the zip store {_store_name(arr)!r} decompresses to "
+                             f"{info.file_size:,} bytes, the zip says, more than a stored chunk of this array takes "
+                             f"({most:,} at most): the zip is damaged, or made to exhaust memory. It is not read; "
+                             "zip the store again from its original.")
 
 
 def missing_chunks(arr):
@@ -74,6 +104,7 @@ def missing_chunks(arr):
         what = "shards" if arr.shards else "chunks"
         raise ValueError(f"The Zarr array {_store_name(arr)!r} has {math.prod(grid):,} {what} (of shape {tuple(unit)} in "
                          f"{arr.shape}), more than the {MAX_CHUNKS:,} dask_gmm reads. Rechunk it into larger chunks.")
+    _refuse_zip_bombs(arr)
     coords = list(itertools.product(*map(range, grid)))
     keys = [arr.metadata.encode_chunk_key(c) for c in coords]
     stored = _stored_keys(arr, keys)

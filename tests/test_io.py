@@ -303,6 +303,46 @@ def test_a_blosc_chunk_cut_short_in_a_zip_store_is_refused(tmp_path):
         fit(f"zip::{(tmp_path / 'b.zip').as_uri()}")
 
 
+@pytest.mark.parametrize("folder", ["", "inner/mix.zarr"])
+def test_a_zip_bomb_in_a_zip_store_is_refused_unread(tmp_path, folder):
+    """A zip store's member deflated from 256 MiB of zeros in place of a 12 KB chunk: fsspec's zip
+    file system (and zarr's ZipStore) undid the zip's own compression whole, before any codec's bound
+    (a review: 1.37 GB for a 868 KB zip). The zip's stated sizes are checked first; the same store
+    zipped as it is fits as before, by URL and by ZipStore, in a folder of the zip or at its root."""
+    import tracemalloc
+
+    X = make_blobs(n=3000)
+    zarr.create_array(str(tmp_path / "z.zarr"), shape=X.shape, chunks=(1000, 2), dtype=X.dtype,
+                      compressors=None)[:] = X
+    expected = fit(X)
+    for name, bomb in (("good", False), ("bomb", True)):
+        with zipfile.ZipFile(tmp_path / f"{name}.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
+            for member in ("zarr.json", "c/0/0", "c/1/0", "c/2/0"):
+                target = f"{folder}/{member}" if folder else member
+                if bomb and member == "c/1/0":
+                    z.writestr(target, bytes(256 * 2**20))
+                else:
+                    z.write(tmp_path / "z.zarr" / member, target)
+        assert (tmp_path / f"{name}.zip").stat().st_size < 2**20
+        url = f"zip://{folder}::{(tmp_path / f'{name}.zip').as_uri()}" if folder else f"zip::{(tmp_path / f'{name}.zip').as_uri()}"
+        sources = [url] + ([] if folder else [zarr.storage.ZipStore(tmp_path / f"{name}.zip", mode="r")])
+        for source in sources:
+            if not bomb:
+                np.testing.assert_allclose(fit(source).means_, expected.means_, rtol=1e-12)
+                continue
+            tracemalloc.start()
+            try:
+                with pytest.raises(ValueError, match=rf"The file '{folder + '/' if folder else ''}c/1/0' of the zip store "
+                                                     r"'[^']+' decompresses to 268,435,456 bytes, the zip says, more than a "
+                                                     r"stored chunk of this array takes \([\d,]+ at most\): the zip is "
+                                                     "damaged, or made to exhaust memory. It is not read"):
+                    fit(source)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert peak < 32 * 2**20, peak
+
+
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 def test_a_chunk_garbled_in_a_zip_store_is_named(tmp_path, compression):
     """A byte flipped in a chunk of a zip store, uncompressed, fails the zip file's own CRC-32:
@@ -1730,16 +1770,22 @@ def test_zarrs_own_read_bounds_every_codecs_decode(tmp_path, case):
 
 
 @pytest.mark.parametrize("case", ["a Zlib filter, no compressor", "a bz2 filter under Blosc",
-                                  "Zstd stating no size, under a Delta filter"])
+                                  "Zstd stating no size, under a Delta filter",
+                                  "Zstd stating no size, the only filter"])
 def test_zarr_v2_filters_are_bounded_too(tmp_path, case):
     """zarr v2 takes any codec as a filter, and a compressor's output size changes under filters: a
     bomb (64 MiB of zeros) in a filter, or in Zstd frames stating no size under a filter, had been
-    decoded whole (a review: 518 MiB for a 333-byte chunk)."""
+    decoded whole (a review: 518 MiB for a 333-byte chunk). The first filter's decode makes a chunk's
+    bytes exactly: Zstd stating no size as the only filter had been decoded whole too (a review: 791 MiB
+    for a 256 MiB bomb)."""
     import tracemalloc
 
     X = np.random.default_rng(0).integers(-9, 9, (2000, 3)).astype(np.float64)
     zeros = bytes(64 * 2**20)
-    if case.startswith("Zstd"):
+    if case.endswith("the only filter"):
+        compressor, filters = None, [numcodecs.Zstd(3)]
+        bomb = _unstated(bytes(filters[0].encode(zeros)))
+    elif case.startswith("Zstd"):
         compressor, filters = numcodecs.Zstd(3), [numcodecs.Delta("f8")]
         bomb = _unstated(bytes(compressor.encode(zeros)))
     else:
