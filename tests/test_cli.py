@@ -25,7 +25,7 @@ import pytest
 import zarr
 from sklearn.exceptions import ConvergenceWarning
 
-from dask_gmm import GaussianMixture, _outputs, cli, generate_mixture, load_model, save_model
+from dask_gmm import GaussianMixture, _kernels, _outputs, cli, generate_mixture, load_model, save_model
 from dask_gmm.generate import read_true_model, store_info
 from dask_gmm.io import as_dask_array
 
@@ -2196,7 +2196,7 @@ def test_console_script(store, tmp_path):
 def test_a_fit_that_compiled_the_kernels_says_so(store, tmp_path):
     """A machine's first fit compiles numba's kernels (seconds), and its summary charged them to EM
     without a word ('2 EM iterations at 4.715 s each'); the next fit loads them from the cache."""
-    if os.environ.get("DASK_GMM_NUMBA") == "0":
+    if not _kernels.USE_NUMBA:  # DASK_GMM_NUMBA=0, false, no or off
         pytest.skip("the NumPy kernels compile nothing")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     said = []

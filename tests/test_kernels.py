@@ -37,6 +37,25 @@ def test_e_step_stats_match_reference(ct, weighted):
     np.testing.assert_allclose(st.s2, expected, rtol=1e-9)
 
 
+@pytest.mark.parametrize("numba", [False, True])
+@pytest.mark.parametrize("ct", cov.COVARIANCE_TYPES)
+def test_e_step_moments_are_centred_on_the_given_centres(ct, numba, monkeypatch):
+    """A model's ``centres`` (a recentring pass's) are where its moments are centred, by either kernel
+    set: a mutant that centred the reference kernels' on the means passed every test (a review)."""
+    monkeypatch.setattr(kern, "USE_NUMBA", numba)
+    model, X, weights, means, full = model_and_block(ct)
+    centres = means + 5.0
+    w = np.random.default_rng(1).uniform(0, 2, len(X))
+    (st,) = kern.e_step_stats(X, [model._replace(centres=centres)], sample_weight=w)
+    logp = np.column_stack([np.log(weights[k]) + multivariate_normal(means[k], full[k]).logpdf(X) for k in range(2)])
+    resp = np.exp(logp - logsumexp(logp, axis=1, keepdims=True)) * w[:, None]
+    np.testing.assert_allclose(st.s1c, resp.T @ X - resp.sum(0)[:, None] * centres, rtol=1e-9, atol=1e-9)
+    outer = np.stack([((X - centres[k]) * resp[:, [k]]).T @ (X - centres[k]) for k in range(2)])
+    expected = {"full": outer, "tied": outer.sum(0), "diag": outer[:, range(3), range(3)],
+                "spherical": outer[:, range(3), range(3)]}[ct]
+    np.testing.assert_allclose(st.s2, expected, rtol=1e-9)
+
+
 def test_a_weighted_score_does_not_depend_on_blas_threads():
     """OpenBLAS's dot of over 10,000 values, run on two threads, sums in another order than on one:
     a weighted score's last bit depended on whether the pass had limited BLAS to one thread (an
@@ -194,6 +213,30 @@ def test_sq_distances_and_hard_stats():
                                rtol=1e-12)
     st = kern.random_resp_stats(X, 4, X.mean(0), "full", np.array([1, 2], np.uint64))
     assert st.nk.sum() == pytest.approx(len(X), rel=1e-12)  # each row's responsibilities sum to 1
+
+
+@pytest.mark.parametrize("numba", [False, True])
+def test_hard_stats_weigh_each_row(numba, monkeypatch):
+    """k-means' weighted Lloyd step: a mutant whose reference kernel counted every row as 1 passed
+    every test (a review)."""
+    monkeypatch.setattr(kern, "USE_NUMBA", numba)
+    rng = np.random.default_rng(0)
+    X, C, w = rng.normal(size=(400, 3)), rng.normal(size=(3, 3)), rng.uniform(0, 2, 400)
+    labels = cdist(X, C).argmin(1)
+    st = kern.hard_stats(X, C, "full", sample_weight=w)
+    np.testing.assert_allclose(st.nk, np.bincount(labels, w, 3), rtol=1e-12)
+    np.testing.assert_allclose(st.s1c, [w[labels == k] @ (X[labels == k] - C[k]) for k in range(3)], rtol=1e-10,
+                               atol=1e-10)
+    np.testing.assert_allclose(st.objective, w @ cdist(X, C).min(1) ** 2, rtol=1e-10)
+
+
+def test_the_digest_depends_on_where_each_block_lies():
+    """A checkpoint's data digest: the same blocks in another order are other data."""
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    a = kern.digest(X[:5], row_offset=0) + kern.digest(X[5:], row_offset=5)
+    b = kern.digest(X[5:], row_offset=0) + kern.digest(X[:5], row_offset=5)
+    assert a % 2**64 != b % 2**64
+    assert kern.digest(X, np.ones(10)) != kern.digest(X) != kern.digest(X, row_offset=1)
 
 
 def test_nearest_centre_in_slices_equals_cdist(monkeypatch):
