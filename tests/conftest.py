@@ -1,5 +1,6 @@
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -47,6 +48,18 @@ def make_blobs(n=3000, means=((0.0, 0.0), (6.0, 0.0), (0.0, 6.0)), seed=0, scale
     per = n // len(means)
     X = np.vstack([rng.normal(m, scale, size=(per, means.shape[1])) for m in means])
     return X[rng.permutation(len(X))]
+
+
+@pytest.fixture
+def ctrl_c_delivered():
+    """Python's own SIGINT handler for the test, so that ``_thread.interrupt_main`` raises
+    KeyboardInterrupt: a test run started in the background of a script (``pytest ... &``) inherits
+    SIGINT ignored, and interrupt_main then does nothing (a review's harness saw such a test fail)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -620,7 +620,7 @@ def test_one_pool_of_pulling_threads_whatever_the_numbers_of_threads_asked():
     assert 1 <= len(pulling()) <= 7, [t.name for t in pulling()]
 
 
-def test_a_ctrl_c_while_a_pass_waits_to_give_back_the_blas_limit_gives_it_back():
+def test_a_ctrl_c_while_a_pass_waits_to_give_back_the_blas_limit_gives_it_back(ctrl_c_delivered):
     """A pass gives back its BLAS limit only while no KMeans runs; a Ctrl-C while it waited for one
     had left BLAS on one thread, and the flag that a pass holds it set, for good (a review)."""
     import _thread

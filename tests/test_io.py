@@ -2570,7 +2570,7 @@ def test_a_store_of_more_chunks_than_are_listed_is_refused_before_the_list(tmp_p
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
-def test_a_ctrl_c_in_a_pass_leaves_no_chunk_file_open(tmp_path):
+def test_a_ctrl_c_in_a_pass_leaves_no_chunk_file_open(tmp_path, ctrl_c_delivered):
     """A chunk file was opened by ``os.open``, whose number a Ctrl-C arriving as it returned left open
     for good (a review: 45 of 300 interrupted passes over a store of small chunks). Interrupted at
     random points of passes, none is left open."""
