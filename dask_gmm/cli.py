@@ -1099,6 +1099,16 @@ def _option_words(message, names):
     return "".join(parts)
 
 
+def _store_words(message, command):
+    """A library ``message`` in the command line's words (:func:`_option_words`); a damaged store's
+    "Pass overwrite=True to replace it." said by another command than generate as generate's: info,
+    score and predict had advised an --overwrite of their own (a review)."""
+    message = _option_words(message, ())
+    if command == "generate":
+        return message
+    return message.replace("Pass --overwrite to replace it.", f"Regenerate it: '{PROG} generate' with --overwrite.")
+
+
 def _fit_words(exc):
     """The message of a fit's ValueError ``exc`` with the arguments named as the options that set them
     (an unset ``random_state``, None in a checkpoint's message, as --seed "not given")."""
@@ -1527,8 +1537,9 @@ def cmd_score(args, term):
         try:
             truth_of(path)  # a true mixture, and its labels whole
         except ValueError as exc:
-            raise CLIError(str(exc).replace(NO_TRUTH, f"--truth compares a model with the mixture of a store written "
-                                                      f"by '{PROG} generate'. Leave out --truth.")) from None
+            raise CLIError(_store_words(str(exc).replace(NO_TRUTH, f"--truth compares a model with the mixture of a "
+                                                                   f"store written by '{PROG} generate'. Leave out --truth."),
+                                        "score")) from None
         watched = store_files(path)  # the passes' store, replaced between two of them, had been mixed (a review)
     with _scheduler(args.scheduler, term), _dask_progress(term):
         s = _scores(model, path, X.shape[0])
@@ -2184,7 +2195,7 @@ def main(argv=None):
         text = _option_words(" ".join(str(exc).split()), FIT_ARGUMENTS)
         return error(f"{text} (a warning, made an error by Python's warnings filter: PYTHONWARNINGS or -W)")
     except ValueError as exc:
-        return error(_option_words(str(exc), ()))  # the library's overwrite=True as --overwrite
+        return error(_store_words(str(exc), args.command))  # the library's overwrite=True as --overwrite
     except OSError as exc:
         if not _is_fixable_os_error(exc):
             raise

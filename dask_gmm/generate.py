@@ -1163,8 +1163,14 @@ def compare_with_truth(model, path):
         errors["mean_error"].append(float(np.linalg.norm(model.means_[j] - true.means_[k])) if found else None)
         errors["covariance_error"].append(float(np.linalg.norm(fitted_cov[j] - true.covariances_[k])
                                                 / np.linalg.norm(true.covariances_[k])) if found else None)
-    same = da.from_array(order)[da.from_zarr(labels)] == model.predict(path)  # a true component unmatched: -1, never
-    out = {"matched": [int(j) for j in order], **errors, "label_agreement": float(same.mean().compute()),
+    K = len(order)  # read as X's blocks are: each decode bounded, a chunk that cannot be decoded named (a review)
+    truth = _reader._zarr_blocks(labels, labels.shards or labels.chunks)
+    same = da.from_array(order)[da.clip(truth, 0, K - 1)] == model.predict(path)  # a true one unmatched: -1, never
+    agreement, outside = dask.compute(same.mean(), ((truth < 0) | (truth >= K)).sum())
+    if outside:  # checked in the same pass: NumPy had taken -2 as the last component, and 99 raised an IndexError
+        raise ValueError(f"The store {os.fspath(path)!r} is damaged: {int(outside):,} of its true labels are not "
+                         f"components of its true mixture (0 to {K - 1}). {_OVERWRITE}")
+    out = {"matched": [int(j) for j in order], **errors, "label_agreement": float(agreement),
            "true_mean_log_likelihood": float(true.score(path))}
     watched.check()  # each pass checks its own reads: a store replaced between them had mixed two (a review)
     return out

@@ -438,6 +438,22 @@ def test_fit_and_select_without_a_seed_say_and_save_the_seed_they_drew(store, tm
                                   GaussianMixture(3, random_state=int(first)).fit(store).means_)
 
 
+def test_a_damaged_store_is_advised_generates_overwrite_by_every_command(store, model_file, tmp_path, capsys):
+    """A store whose record no longer fits its true parameters: info and score advised "Pass --overwrite
+    to replace it", an option they do not have (a review); generate, which has it, still does."""
+    bad = tmp_path / "bad.zarr"
+    shutil.copytree(store, bad)
+    meta = json.loads((bad / "zarr.json").read_text())
+    meta["attributes"]["dask_gmm"]["n_components"] = 10**9
+    (bad / "zarr.json").write_text(json.dumps(meta))
+    said = "is damaged: the arrays of its true parameters have shapes (3,), (3, 2) and (3, 2, 2), not those of 1000000000"
+    for argv in (["info", bad], ["score", model_file, bad, "--truth"]):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(rc, err, said, "Regenerate it: 'dask-gmm generate' with --overwrite.")
+    rc, _, err = run(capsys, "generate", bad, "--n-samples", "20_000", "--chunk-size", "5e3", "--seed", "1", "-q")
+    assert_one_line_error(rc, err, said, "components of 2 features. Pass --overwrite to replace it.")
+
+
 def test_info_summarises_a_checkpoint(store, tmp_path, capsys):
     """``info`` of a fit's checkpoint had been refused as "not a model": it now says what fit it belongs
     to and how far each run got, as the model file of that fit records the best run, and leaves it as it
