@@ -210,6 +210,8 @@ def _read_file(path, room):
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     with f:
+        if room > 2**26:  # no larger than the file: chunks declared of 1e12 rows had asked for 22 TiB (a review)
+            room = min(room, os.fstat(f.fileno()).st_size + 1)
         fd, buf, n = f.fileno(), _scratch("file", room), 0
         while True:  # a read returns at most 2 GiB, a network file system maybe less
             got = _read_into(fd, buf[n:])

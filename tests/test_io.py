@@ -288,6 +288,22 @@ def test_chunks_of_no_rows_in_the_metadata_are_damage_not_missing_chunks(tmp_pat
         fit(str(tmp_path / "z.zarr"))
 
 
+@pytest.mark.parametrize("compressor", [None, "blosc"])
+def test_chunks_declared_larger_than_any_file_are_corrupt_not_out_of_memory(tmp_path, compressor):
+    """A zarr.json edited to chunks of 1e12 rows over a 20,000-row chunk file: the reader sized its
+    buffer from the declared chunk, asked for 22 TiB, and the fit said "out of memory" (a review).
+    A buffer is never larger than its file now, and the chunk is named as corrupt."""
+    X = make_blobs(n=3000)
+    codec = zarr.codecs.BloscCodec(cname="lz4") if compressor else None
+    zarr.create_array(str(tmp_path / "h.zarr"), shape=X.shape, chunks=X.shape, dtype=X.dtype, compressors=codec)[:] = X
+    meta = json.loads((tmp_path / "h.zarr" / "zarr.json").read_text())
+    meta["chunk_grid"]["configuration"]["chunk_shape"] = [10**12, 2]
+    (tmp_path / "h.zarr" / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"Chunk 'c/0/0' of the Zarr array '[^']+' \(rows 0-2999\) cannot be decoded .*the "
+                                         "store is corrupt"):
+        fit(str(tmp_path / "h.zarr"))
+
+
 def test_a_blosc_chunk_cut_short_in_a_zip_store_is_refused(tmp_path):
     """A Blosc chunk one byte short in a zip store (read by zarr, not from a chunk file): C-Blosc read
     past its end and the fit went on with other numbers (a review); its header is checked in zarr's
