@@ -269,6 +269,11 @@ def model_from_dict(d):
                 or len(set(names)) != n_features):
             raise ValueError(f"'feature_names_in' must be a list of {n_features} distinct strings")
         model.feature_names_in_ = np.asarray(names, dtype=object)
+    extra = sorted(set(d) - {*_KEYS, "feature_names_in", "settings"})
+    if extra:  # as an unknown setting is: the model is whole without them
+        warn_at_caller(f"Ignoring the key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra[:5]))}"
+                       f"{', ...' if len(extra) > 5 else ''} of the model file, unknown to this dask_gmm (a later "
+                       "version's, or an edit?): the model is loaded without them.")
     return model
 
 

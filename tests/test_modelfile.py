@@ -483,6 +483,17 @@ def test_unknown_settings_of_a_later_version_are_ignored(tmp_path, models):
     assert seen[0].filename == __file__  # the caller's line (a log line had bypassed the command line's warnings)
     assert "colour" not in loaded.get_params()
     np.testing.assert_array_equal(loaded.means_, models["full"].means_)
+    del d["settings"]["colour"]  # a key of the file's own unknown: said too (a review saw it ignored silently)
+    (tmp_path / "later.json").write_text(json.dumps({**d, "colour": "teal", "means_init": [[0.0]]}))
+    with pytest.warns(UserWarning, match="Ignoring the keys 'colour', 'means_init' of the model file, unknown to "
+                                         "this dask_gmm") as seen:
+        loaded = load_model(tmp_path / "later.json")
+    assert len(seen) == 1 and seen[0].filename == __file__
+    np.testing.assert_array_equal(loaded.means_, models["full"].means_)
+    (tmp_path / "later.json").write_text(json.dumps(d))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a file as save_model writes it: no word
+        load_model(tmp_path / "later.json")
 
 
 def test_bool_verbose_and_a_float32_scikit_learn_model_save_and_load(tmp_path):
