@@ -59,7 +59,7 @@ def _refuse_zip_bombs(arr):
         return
     unit = arr.shards or arr.chunks
     inner = math.prod(-(-u // c) for u, c in zip(unit, arr.chunks))
-    most = 2 * (max(16, arr.dtype.itemsize) * math.prod(unit) + 4096) + 1040 * inner  # room for any codec's overhead
+    most = 2 * (max(16, np.dtype(arr.dtype).itemsize) * math.prod(unit) + 4096) + 1040 * inner  # any codec's overhead
     prefix = "/".join(p.strip("/") for p in (root, arr.store_path.path) if p.strip("/"))
     prefix += "/" if prefix else ""
     for info in zf.infolist():
