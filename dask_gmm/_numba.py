@@ -241,7 +241,11 @@ _EXP_BIAS_SHIFT = 4503599627371519.0
 
 def tile_rows(n_components, n_features):
     """Rows per tile: 512 while K x d <= 128 (504 from :data:`SKEW_MIN_FEATURES` features), else
-    256, and fewer where a GEMM of the tile would otherwise be run on several threads by OpenBLAS.
+    256, and fewer where a GEMM of the tile would otherwise be run on several threads by OpenBLAS,
+    down to 64 rows: from 64 features a tile's GEMM is above OpenBLAS's one-thread size all the same
+    (d=256: 4.2M multiply-adds), and only the limit of one BLAS thread a pass holds
+    (:func:`dask_gmm._em._one_blas_thread`) keeps it on one (a review: an E-step called outside a
+    pass, d=128 K=128 tied, under load, 6.9 s with OpenBLAS's threads against 0.55 s with one).
 
     The E-step per row on one core, tiles of 256 / 512 / 1024 rows, in turns in one process
     (12 rounds; 2026-12-02, Zen 5): full d=2 K=3 10.6 / 10.0 / 9.7 ns, d=5 K=4 30.4 / 25.7 /
