@@ -454,6 +454,28 @@ def test_weighted_rows_are_drawn_in_proportion_to_their_weight():
 
 
 @pytest.mark.parametrize("compiled", [True, False])
+def test_rows_of_weight_zero_leave_an_emptied_components_floor_as_scikit_learns(compiled, monkeypatch):
+    """scikit-learn's floor of 10 eps on each N_k is in units of the least positive weight: rows of
+    weight 0 are no unit (a mutant that took them as one floored an emptied component at the least
+    subnormal, and passed every test: a review). The fit of the rows with rows of weight 0 added is
+    scikit-learn's fit of the rows, the emptied component's weight included."""
+    from dask_gmm import _kernels
+
+    monkeypatch.setattr(_kernels, "USE_NUMBA", compiled and _kernels.USE_NUMBA)
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(-2, 1, (300, 3)), rng.normal(2, 1, (300, 3))])
+    extra, w = rng.normal(0, 1, (50, 3)), np.r_[np.ones(600), np.zeros(50)]
+    init = dict(weights_init=[0.4, 0.4, 0.2], means_init=np.array([[-2.0] * 3, [2.0] * 3, [50.0] * 3]),
+                precisions_init=np.stack([np.eye(3)] * 3), max_iter=3, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = SKGaussianMixture(3, **init).fit(X)
+        ours = GaussianMixture(3, **init).fit(np.vstack([X, extra]), sample_weight=w)
+    assert 0 < sk.weights_[2] < 1e-12  # emptied: the floor alone
+    np.testing.assert_allclose(ours.weights_, sk.weights_, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
 def test_unit_weights_fit_as_no_weights(init_params, compiled, monkeypatch):
     """Unit weights drew other starting rows than no weights (the weighted draw's keys), so the

@@ -218,3 +218,17 @@ def test_candidates_tied_on_the_criterion_keep_the_first(tmp_path):
     by = {(r["n_components"], r["covariance_type"]): r["bic"] for r in sel.results_}
     assert by[3, "full"] == pytest.approx(by[3, "diag"], rel=1e-12)
     assert (sel.best_.n_components, sel.best_.covariance_type) == (3, "full")
+
+
+def test_a_candidate_better_by_a_small_fraction_of_its_criterion_is_chosen():
+    """Criteria within 1e-12 (relative) are tied; one better by 4e-4 of its BIC is not (a mutant that
+    tied them within 1e-3 kept the worse, first candidate, and passed every test: a review)."""
+    from sklearn.mixture import GaussianMixture as SKGaussianMixture
+
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([0, 0], [[1, 0.05], [0.05, 1]], size=20_000)
+    sk = {ct: SKGaussianMixture(1, covariance_type=ct).fit(X).bic(X) for ct in ("diag", "full")}
+    assert sk["full"] < sk["diag"] - 10 and sk["diag"] - sk["full"] < 1e-3 * abs(sk["full"])
+    sel = select_model(X, n_components=[1], covariance_types=("diag", "full"), random_state=0)
+    assert sel.best_.covariance_type == "full"
+    np.testing.assert_allclose([r["bic"] for r in sel.results_], [sk["diag"], sk["full"]], rtol=1e-9)
