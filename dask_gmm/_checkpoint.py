@@ -328,11 +328,7 @@ class Checkpoint:
             return None
         damaged = f"The checkpoint {self.path!r} is damaged ({{}}). Delete it to start the fit afresh."
         try:
-            with open(self.path, "rb") as f:
-                raw = f.read(4096)
-                if raw.lstrip()[:1] == b"{":  # a data file: not read whole
-                    raw += f.read()
-                state = json.loads(raw) if raw.lstrip()[:1] == b"{" else ()
+            raw, state = _read_object(self.path)
         except OSError as exc:
             raise ValueError(f"The checkpoint {self.path!r} cannot be read ({exc}).") from None
         except RecursionError:
@@ -341,7 +337,7 @@ class Checkpoint:
             state, why, cut = None, str(exc), "cut short or corrupted: "
         else:
             why = "JSON of another format" if state != () else "not a JSON object"
-        if state is None and self._cut_short():
+        if state is None and _begins_as_checkpoint(self.path):
             raise ValueError(damaged.format(cut + why))
         if isinstance(state, dict) and of_another_version(state.get("format"), FORMAT):
             raise ValueError(
@@ -411,12 +407,6 @@ class Checkpoint:
                 f"path{OWN_CHECKPOINT}."
             )
 
-    def _cut_short(self):
-        """Whether the unparsable file at ``path`` begins as a checkpoint does."""
-        with open(self.path, "rb") as f:
-            head = f.read(200)
-        return f'"format": "{FORMAT}"'.encode() in head
-
     def save(self, runs):
         """Write the checkpoint of ``runs`` over what :meth:`load` found at the path (checked then), or
         over this fit's last checkpoint: what else was put there during the fit stays, and the fit
@@ -445,13 +435,30 @@ class Checkpoint:
                              "yourself, and rerun.")
 
 
+def _read_object(path):
+    """``(the bytes of the file at path, what JSON makes of them)``, the latter ``()`` where the file
+    does not begin as a JSON object (a data file: only its first 4 KiB are read). OSError, and
+    ValueError or RecursionError from the JSON, propagate."""
+    with open(path, "rb") as f:
+        raw = f.read(4096)
+        if raw.lstrip()[:1] != b"{":
+            return raw, ()
+        raw += f.read()
+    return raw, json.loads(raw)
+
+
+def _begins_as_checkpoint(path):
+    """Whether the (unparsable) file at ``path`` begins as a checkpoint does."""
+    with open(path, "rb") as f:
+        head = f.read(200)
+    return f'"format": "{FORMAT}"'.encode() in head
+
+
 def recorded_seed(path):
     """``(True, random_state)`` recorded in the checkpoint at ``path`` when it is a readable checkpoint
     of this format recording an int or None, else ``(False, None)`` (its load says what is wrong)."""
     try:
-        with open(local_file_path(path, "checkpoint"), "rb") as f:
-            head = f.read(4096)
-            state = json.loads(head + f.read()) if head.lstrip()[:1] == b"{" else None  # a data file: not read whole
+        state = _read_object(local_file_path(path, "checkpoint"))[1]
     except (OSError, ValueError, RecursionError):
         return False, None
     fingerprint = state.get("fingerprint") if isinstance(state, dict) and state.get("format") == FORMAT else None
@@ -479,13 +486,11 @@ def summary(path):
         A checkpoint a fit refuses as damaged, or one of an older layout (:func:`of_older_layout`).
     """
     damaged = "it is a damaged checkpoint of a fit ({}), and a fit refuses it: delete it to start that fit afresh"
-    raw = b""
+    path = local_file_path(path, "checkpoint")
     try:
-        with open(local_file_path(path, "checkpoint"), "rb") as f:
-            raw = f.read(4096)
-            state = json.loads(raw + f.read()) if raw.lstrip()[:1] == b"{" else None  # a data file: not read whole
+        state = _read_object(path)[1]
     except (OSError, ValueError, RecursionError) as exc:  # else its reader as a model file says what is wrong
-        if isinstance(exc, ValueError) and f'"format": "{FORMAT}"'.encode() in raw[:200]:
+        if isinstance(exc, ValueError) and _begins_as_checkpoint(path):
             raise ValueError(damaged.format(f"cut short or corrupted: {exc}")) from None
         return None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
