@@ -38,6 +38,7 @@ Cases (``--cases``, comma separated; default all):
   d16      N=2e5, d=16, K=8, full
   diag16   N=1e6, d=16, K=8, diag
   d100     N=1e5, d=100, K=16, full (the kernels' products are BLAS calls: one BLAS thread each)
+  tied64   N=5e4, d=64, K=32, tied (one product of the shared factor a tile, pooled second moments)
   zarr     N=4e6, d=2, K=3, full (float64 and float32) and N=5e5, d=16, K=8, full: in memory and
            from Zarr stores (Zstd(3); Blosc-LZ4 with byte shuffle and crc32c, as generated; uncompressed,
            crc32c only) fitted by path
@@ -574,6 +575,9 @@ class Bench:
     def case_d100(self):
         self.em_case(make_problem(self.n(100_000), 100, 16, seed=5), 16, "full")
 
+    def case_tied64(self):
+        self.em_case(make_problem(self.n(50_000), 64, 32, seed=6), 32, "tied")
+
     def write_zarr(self, X, chunk_rows, compressors=None, label="zstd3"):
         import zarr
         from zarr.codecs import ZstdCodec
@@ -951,9 +955,9 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-CASES = ("d2", "d16", "diag16", "d100", "zarr", "cold", "f32", "predict", "init", "cluster", "chunks")
+CASES = ("d2", "d16", "diag16", "d100", "tied64", "zarr", "cold", "f32", "predict", "init", "cluster", "chunks")
 DEFAULT_CASES = CASES
-#: --quick's cases when none are named: the slow ones (d100, the cold reads, a cluster, chunk sizes) left out
+#: --quick's cases when none are named: the slow ones (d100, tied64, the cold reads, a cluster, chunk sizes) left out
 QUICK_CASES = ("d2", "d16", "zarr", "predict", "init")
 
 

@@ -94,6 +94,18 @@ def test_m_step_from_centred_moments_equals_direct_formula(ct):
     np.testing.assert_allclose(w, nk / nk.sum(), rtol=1e-12)
 
 
+def test_tied_correction_is_the_components_corrections_summed():
+    """The tied M-step's correction of moments centred elsewhere, one product of (K, d) arrays, is
+    the full one's per component summed, floors of emptied components (far from the origin) included."""
+    rng = np.random.default_rng(6)
+    K, d = 7, 5
+    nk, delta, ref = rng.uniform(0.5, 50, K), rng.normal(size=(K, d)), rng.normal(size=(K, d)) + 1e3
+    floor = np.where(np.arange(K) % 3 == 0, 10 * np.finfo(float).eps, 0.0)
+    want = sum((nk[k] + floor[k]) * np.outer(delta[k], delta[k])
+               + floor[k] * (np.outer(ref[k], delta[k]) + np.outer(delta[k], ref[k])) for k in range(K))
+    np.testing.assert_allclose(cov._correction_tied(nk, floor, delta, ref), want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+
+
 def test_raw_moments_would_fail_far_from_origin():
     """The reason for centring: the raw formula loses every digit at 1e6 offset (it must, else our test is moot)."""
     rng = np.random.default_rng(3)

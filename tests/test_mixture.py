@@ -58,6 +58,27 @@ def test_matches_sklearn_from_same_init(ct):
     assert ours.score(X) == pytest.approx(sk.score(X), rel=1e-10)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_tied_fit_of_many_features_matches_sklearn_from_same_init(compiled, monkeypatch):
+    """From _numba.TIED_MIN_FEATURES features a tied model takes the tied kernels (one product of its
+    factor a tile, pooled second moments), and the M-step sums the components' corrections as one
+    product: the fit is scikit-learn's, as at 3 features."""
+    from dask_gmm import _kernels as kern
+
+    monkeypatch.setattr(kern, "USE_NUMBA", compiled and kern.USE_NUMBA)
+    means = np.random.default_rng(4).uniform(-4, 4, (5, 12))
+    X = make_blobs(n=4000, means=means, seed=4, scale=1.3)
+    init = sk_init(X, "tied", K=5)
+    sk = SKGaussianMixture(5, covariance_type="tied", tol=1e-8, max_iter=200, **init).fit(X)
+    ours = GaussianMixture(5, covariance_type="tied", tol=1e-8, max_iter=200, **init).fit(X)
+    assert ours.n_iter_ == sk.n_iter_ > 2 and ours.converged_
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(sk, name), rtol=1e-8, atol=1e-10, err_msg=name)
+    np.testing.assert_allclose(ours.lower_bounds_, sk.lower_bounds_, rtol=1e-10)
+    np.testing.assert_allclose(ours.score_samples(X), sk.score_samples(X), rtol=1e-8)
+    np.testing.assert_allclose(ours.predict_proba(X), sk.predict_proba(X), atol=1e-8)
+
+
 @pytest.mark.parametrize("ct", TYPES)
 def test_far_from_origin_covariances_unchanged(ct):
     X = make_blobs(n=3000)

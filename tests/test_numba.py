@@ -125,6 +125,59 @@ def test_e_step_centred_elsewhere_equals_reference(ct, d):
     assert not np.allclose(s1c, nb.e_step(X, model)[1])  # centred elsewhere than on the means
 
 
+@pytest.mark.parametrize("d", [nb.TIED_MIN_FEATURES, 20, nb.GRAM_MAX_FEATURES + 6])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("centred", ["means", "elsewhere"])
+def test_tied_kernels_equal_reference(d, weighted, centred):
+    """From TIED_MIN_FEATURES features a tied model takes the tied kernels: one product of its one
+    factor a tile, and second moments pooled about the tiles' centre then corrected per component
+    (dot products up to GRAM_MAX_FEATURES features, GEMMs past them). The reference statistics and
+    per-row outputs, away from the origin, with the moments centred on the means or elsewhere."""
+    model, X = problem("tied", n=1500, d=d, K=5, seed=d, shift=1e4)
+    if centred == "elsewhere":
+        model = model._replace(centres=model.means + np.random.default_rng(2).normal(size=model.means.shape) * 5)
+    layout = nb.Prepared(model, d)
+    assert layout.shared and layout.pooled and layout.pc.shape == (d, d)
+    w = np.random.default_rng(1).uniform(0.0, 3.0, X.shape[0]) if weighted else None
+    lse, log_resp = kern.log_prob_resp(X, model)
+    resp = np.exp(log_resp) * (1.0 if w is None else w[:, None])
+    centres = model.means if model.centres is None else model.centres
+    want = (resp.sum(0), *cov.centred_moments(X, resp, centres, "tied"), float(lse @ (np.ones(len(X)) if w is None else w)))
+    got = nb.e_step(X, model, w)
+    assert got[2].shape == (d, d)
+    for g, h in zip(got, want):
+        close(g, h)
+    close(nb.per_row(X, model, nb.SCORE)[0], lse)
+    close(nb.per_row(X, model, nb.PROBA)[0], np.exp(log_resp))
+    np.testing.assert_array_equal(nb.per_row(X, model, nb.LABEL)[0], log_resp.argmax(1))
+
+
+@pytest.mark.parametrize("where", ["means", "centres"])
+@pytest.mark.parametrize("distance", [nb.MAX_POOLED_DISTANCE * 0.9, nb.MAX_POOLED_DISTANCE * 64])
+def test_tied_pooled_moments_only_near_the_centre(where, distance):
+    """Pooled second moments cancel as the means, or the points the moments are centred on (a far
+    start's recomputed pass, _em.recentred), lie farther from the tiles' centre, by about eps times
+    the distance squared: within MAX_POOLED_DISTANCE (in the tied covariance's units) they are
+    pooled and lose at most ~2**20 eps, beyond it the tied E-step is a product per component
+    (pooled there: 1e-6 off). Either side, the reference statistics."""
+    d, n = nb.TIED_MIN_FEATURES + 2, 4000
+    rng = np.random.default_rng(0)
+    e1 = np.eye(d)[0]
+    far = np.array([-e1, e1]) * distance  # two clusters of unit spread; the tiles' centre is 0, halfway
+    X = far[rng.integers(0, 2, n)] + rng.normal(size=(n, d))
+    model = kern.Model("tied", np.log([0.5, 0.5]), far, np.eye(d))
+    if where == "centres":  # the moments centred on the clusters, the means near the tiles' centre
+        model = model._replace(means=np.array([-e1, e1]), centres=far)
+    pooled = distance <= nb.MAX_POOLED_DISTANCE
+    assert nb.Prepared(model, d).pooled == pooled
+    lse, log_resp = kern.log_prob_resp(X, model)
+    resp = np.exp(log_resp)
+    centres = model.means if model.centres is None else model.centres
+    want = (resp.sum(0), *cov.centred_moments(X, resp, centres, "tied"), float(lse.sum()))
+    for got, h in zip(nb.e_step(X, model), want):
+        close(got, h, rtol=2**20 * np.finfo(float).eps if pooled else RTOL)
+
+
 @pytest.mark.parametrize("ct", ["full", "tied"])
 @pytest.mark.parametrize("spread", [40.0, 1.0])
 @pytest.mark.parametrize("weighted", [False, True])
