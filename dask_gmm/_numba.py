@@ -1390,7 +1390,8 @@ def _logprob_tied(XT, PB, hs, bias, log_norm, Y, A):
 @_reassoc
 def _cross(A, B, c, S):
     """S[i, j] = sum over u < c of A[i, u] * B[j, u]; A (m, >= c), B (e, >= c), S (m, e): dot products
-    along the tile, as :func:`_gram_upper`'s (its fixed cost makes a GEMM of so few rows slow)."""
+    along the tile, where :func:`_gram_upper`'s are used, for the same reason (a GEMM's fixed cost,
+    :data:`GRAM_MAX_FEATURES`)."""
     for i in range(A.shape[0]):
         a = A[i]
         for j in range(B.shape[0]):
@@ -1399,6 +1400,19 @@ def _cross(A, B, c, S):
             for u in range(c):
                 s += a[u] * b[u]
             S[i, j] = s
+
+
+@_inline
+def _add_scatter(RX, XT, S, U, gram):
+    """U (d, d) += the upper triangle of ``RX XT^T`` (both (d, B)), through the scratch S (d, d):
+    :func:`_gram_upper`'s dot products (``gram``), else a GEMM."""
+    if gram:
+        _gram_upper(RX, XT, XT.shape[1], S)
+    else:
+        np.dot(RX, XT.T, S)
+    for m in range(U.shape[0]):
+        for j in range(m, U.shape[0]):
+            U[m, j] += S[m, j]
 
 
 @_jit
@@ -1412,7 +1426,7 @@ def estep_tied(X, w, centre, means, cm, pT, hs, unrolled, log_norm, tile, nk, s1
     summed) and each component's first moments about c, ``T_k = sum_t r_tk a_t``; at the end
     ``s1c_k = T_k - nk_k cm_k`` and ``s2 = sum_t s_t a_t a_t^T - sum_k (cm_k u_k^T + u_k cm_k^T)``
     with ``u_k = s1c_k + nk_k cm_k / 2``, which is ``sum_k sum_t r_tk (a_t - cm_k)(a_t - cm_k)^T``.
-    That is 2 d^2 + 3 K d multiply-adds a row, not 2 K d^2, but it cancels as the points ``cm``
+    That is about 2 d^2 + 3 K d multiply-adds a row, not 2 K d^2, but it cancels as the points ``cm``
     lie farther from c: :class:`Prepared` sends a model here only while they lie within
     :data:`MAX_POOLED_DISTANCE` of it (``pooled``).
     Returns the (weighted) sum of the rows' log-likelihoods.
@@ -1447,13 +1461,7 @@ def estep_tied(X, w, centre, means, cm, pT, hs, unrolled, log_norm, tile, nk, s1
             rx = RX[m]
             for t in range(B):
                 rx[t] = ssum[t] * x[t]
-        if gram:
-            _gram_upper(RX, XT, B, S)
-        else:
-            np.dot(RX, XT.T, S)
-        for m in range(d):
-            for j in range(m, d):
-                U[m, j] += S[m, j]
+        _add_scatter(RX, XT, S, U, gram)
         if gram:
             _cross(A, XT, B, TK)
         else:
@@ -1671,6 +1679,41 @@ def hard_moments_full(X, w, centres, labels, nk, s1c, s2):
             va = wi * v[a]
             for j in range(a + 1):
                 s2[k, a, j] += va * v[j]
+
+
+@_jit
+def hard_scatter(X, w, centres, labels, tile, s2):
+    """Add to s2 (d, d) the rows' scatter about their centres, ``sum_i w_i (x_i - c)(x_i - c)^T``
+    with ``c = centres[labels[i]]``: the components' second moments of :func:`hard_moments_full`
+    summed (tied), pooled as :func:`estep_tied`'s, ``tile`` rows a product (d^2 a row, in BLAS or
+    :func:`_gram_upper`, where a row at a time into its component's (d, d) sums was memory-bound: at
+    K=128, d=500 they took 256 MB)."""
+    n, d = X.shape
+    B = tile
+    Y = np.empty((d, B))
+    RY = np.empty((d, B))
+    S = np.empty((d, d))
+    U = np.zeros((d, d))
+    gram = d <= GRAM_MAX_FEATURES
+    for i0 in range(0, n, B):
+        b = min(B, n - i0)
+        for t in range(b):
+            k = labels[i0 + t]
+            wt = 1.0 if w.shape[0] == 0 else w[i0 + t]
+            for m in range(d):
+                v = X[i0 + t, m] - centres[k, m]
+                Y[m, t] = v
+                RY[m, t] = wt * v
+        for m in range(d):
+            for t in range(b, B):
+                Y[m, t] = 0.0
+                RY[m, t] = 0.0
+        _add_scatter(RY, Y, S, U, gram)
+    for m in range(d):
+        for j in range(m, d):
+            s2[m, j] += U[m, j]
+            if j > m:
+                s2[j, m] += U[m, j]
 
 
 @_jit
@@ -2067,6 +2110,11 @@ def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
     nk, s1c = np.zeros(K), np.zeros((K, d))
     s2 = np.zeros((K, d, d) if full else (K, d))
     with np.errstate(over="ignore", invalid="ignore"):  # inf, which the M-step refuses by name
+        if not S2_PER_COMPONENT[covariance_type] and d >= TIED_MIN_FEATURES:  # tied: one pooled scatter
+            hard_moments_diag(X, w, centres, labels, nk, s1c, np.zeros((K, d)))
+            s2 = np.zeros((d, d))
+            hard_scatter(X, w, centres, labels, tile_rows(K, d), s2)
+            return nk, s1c, s2
         (hard_moments_full if full else hard_moments_diag)(X, w, centres, labels, nk, s1c, s2)
         if full:
             s2 = s2 + np.tril(s2, -1).transpose(0, 2, 1)  # the upper triangle, mirrored

@@ -2144,15 +2144,31 @@ def test_direct_reader_prefetches_its_block_and_the_next(tmp_path, monkeypatch):
     np.testing.assert_array_equal(rows.read(40_000, 80_000), X[40_000:80_000])
     assert hinted == [(i, os.POSIX_FADV_WILLNEED) for i in [2, 3, 4, 5]]
     monkeypatch.undo()
+    seen = {}  # the reader's answers, by file: a file cached again by the time of its hint (seen in a
+    # loaded full run, now and then) is retried, not failed
+    asked = _reader._in_page_cache
+
+    def answered(fd):
+        seen[inode.get(os.fstat(fd).st_ino)] = answer = asked(fd)
+        return answer
+
     for (start, stop), chunks in (((40_000, 80_000), [2, 3, 4, 5]), ((50_000, 84_000), [2, 3, 4, 5]),
                                   ((160_000, 200_000), [8, 9])):
-        drop_from_page_cache(files)
-        monkeypatch.setattr(os, "posix_fadvise", watched)
-        hinted.clear()
-        got = np.concatenate([x.copy() for _, x in rows.pieces(start, stop)])  # each valid until the next
-        np.testing.assert_array_equal(got, X[start:stop])
-        assert hinted == [(i, os.POSIX_FADV_WILLNEED) for i in chunks]
-        monkeypatch.undo()
+        for _ in range(5):
+            drop_from_page_cache(files)
+            monkeypatch.setattr(os, "posix_fadvise", watched)
+            monkeypatch.setattr(_reader, "_in_page_cache", answered)
+            hinted.clear()
+            seen.clear()
+            got = np.concatenate([x.copy() for _, x in rows.pieces(start, stop)])  # each valid until the next
+            monkeypatch.undo()
+            np.testing.assert_array_equal(got, X[start:stop])
+            assert sorted(seen) == chunks  # asked of these files only
+            assert hinted == [(i, os.POSIX_FADV_WILLNEED) for i in chunks if not seen[i]]
+            if not any(seen.values()):
+                break
+        else:
+            pytest.skip(f"the OS kept files {sorted(i for i in seen if seen[i])} cached after each drop")
 
 
 @pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="the read-ahead hint is posix_fadvise (Linux)")
