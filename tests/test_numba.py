@@ -813,9 +813,12 @@ def test_nearest_centre_ties_go_to_the_first_centre(numba_kernels):
 @pytest.mark.parametrize("ct", TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("d", [2, 16])
+@pytest.mark.parametrize("d", [2, 16, 40])
 def test_hard_stats_equal_reference(ct, dtype, weighted, d, monkeypatch):
+    """Row by row (d=2, 16) and gathered by component (full from GROUPED_MIN_FEATURES: d=40), against the
+    reference's one-hot products and a NumPy one-liner."""
     X, centres = _kmeans_problem(3000, d, 4, dtype, 1e4)
+    centres[3] += 1e3  # a centre no row is nearest
     w = np.random.default_rng(2).uniform(0, 3, len(X)) if weighted else None
     monkeypatch.setattr(kern, "SUB_BLOCK_ROWS", 1024)  # pieces of the block, combined
     out = {}
@@ -829,11 +832,14 @@ def test_hard_stats_equal_reference(ct, dtype, weighted, d, monkeypatch):
     labels = ((X.astype(np.float64)[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
     wt = np.ones(len(X)) if w is None else w
     np.testing.assert_allclose(out[True].nk, np.bincount(labels, wt, minlength=4), rtol=1e-12)
+    assert out[True].nk[3] == 0.0 and (out[True].nk[:3] > 0).all()
+    V = X.astype(np.float64) - centres[labels]
+    close(out[True].s1c, np.stack([wt[labels == k] @ V[labels == k] for k in range(4)]), rtol=1e-9)
     if ct == "full":
-        V = X.astype(np.float64) - centres[labels]
         for k in range(4):
             s = labels == k
             close(out[True].s2[k], (wt[s, None] * V[s]).T @ V[s], rtol=1e-9)
+        assert np.array_equal(out[True].s2, out[True].s2.transpose(0, 2, 1))
 
 
 @pytest.mark.parametrize("ct", TYPES)
