@@ -338,13 +338,17 @@ def centred_moments(X, resp, ref, covariance_type):
 # sum r (x - m)(x - m)^T = s2 - C with C = (nk + f) delta delta^T + f (ref delta^T + delta ref^T),
 # where nk = nk_raw + f is the floored count and f the floor (0 for an emptied component).
 def _correction_full(nk, floor, delta, ref):
-    c = (nk + floor)[:, None, None] * delta[:, :, None] * delta[:, None, :]
-    return c + floor[:, None, None] * (ref[:, :, None] * delta[:, None, :] + delta[:, :, None] * ref[:, None, :])
+    # C = ((nk + f) delta + f ref) delta^T + (f delta) ref^T: one product of (K, d, 2) by (K, 2, d), the one
+    # (K, d, d) array (its terms one at a time made five: 1.3 GB at K=128, d=500)
+    u = np.stack([(nk + floor)[:, None] * delta + floor[:, None] * ref, floor[:, None] * delta], axis=2)
+    return np.matmul(u, np.stack([delta, ref], axis=1))
 
 
 def _cov_full(nk, floor, delta, ref, s2, reg, n_total):
     d = delta.shape[1]
-    cov = (s2 - _correction_full(nk, floor, delta, ref)) / nk[:, None, None]
+    cov = _correction_full(nk, floor, delta, ref)
+    np.subtract(s2, cov, out=cov)
+    cov /= nk[:, None, None]
     cov[:, np.arange(d), np.arange(d)] += reg
     return cov
 
@@ -457,10 +461,13 @@ def _loss_full(move2, covariances):
     if not moved.any():
         return 0.0
     try:
-        inv = np.linalg.inv(np.linalg.cholesky(cov[moved]))  # a bound, not the precisions
+        chol = np.linalg.cholesky(cov[moved])
     except np.linalg.LinAlgError:
         return np.inf
-    return float(np.max(move2[moved] * np.sum(inv**2, axis=(1, 2))))
+    # a bound, not the precisions: LAPACK's triangular inverse, as _pc_full's (inv solved for the
+    # identity, 6x the multiply-adds: 2.1 s of an iteration's M-step at K=128, d=500)
+    inv2 = [np.sum(lapack.dtrtri(c, lower=1)[0] ** 2) for c in chol]
+    return float(np.max(move2[moved] * inv2))
 
 
 def _loss_scaled(move2, variances):

@@ -106,6 +106,44 @@ def test_tied_correction_is_the_components_corrections_summed():
     np.testing.assert_allclose(cov._correction_tied(nk, floor, delta, ref), want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
 
 
+def test_full_correction_is_each_components_outer_products():
+    """The full M-step's correction, one product of (K, d, 2) by (K, 2, d) arrays, against its terms
+    as NumPy outer products, per component."""
+    rng = np.random.default_rng(7)
+    K, d = 6, 5
+    nk, delta, ref = rng.uniform(0.5, 50, K), rng.normal(size=(K, d)), rng.normal(size=(K, d)) + 1e3
+    floor = np.where(np.arange(K) % 2 == 0, 0.25, 0.0)  # a floor far above 10 eps: its terms show
+    want = np.stack([(nk[k] + floor[k]) * np.outer(delta[k], delta[k])
+                     + floor[k] * (np.outer(ref[k], delta[k]) + np.outer(delta[k], ref[k])) for k in range(K)])
+    np.testing.assert_allclose(cov._correction_full(nk, floor, delta, ref), want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_centring_loss_is_the_move_over_the_narrowest_variance_bound(ct):
+    """|move|^2 times trace(Sigma^-1) (>= 1 / lambda_min; full and tied), or over each variance (diag,
+    spherical), the largest over the components that moved; inf where one that moved has a covariance
+    that is not positive definite, while one that did not move counts 0 whatever its covariance."""
+    means, covs = random_params(ct, K=4, d=3, seed=3)
+    ref = means.copy()
+    ref[1] += [0.5, -1.0, 2.0]
+    ref[2] += [1e-3, 0.0, 0.0]
+    move2 = ((means - ref) ** 2).sum(axis=1)
+    want = {
+        "full": lambda: max(move2[k] * np.trace(np.linalg.inv(covs[k])) for k in (1, 2)),
+        "tied": lambda: move2.max() * np.trace(np.linalg.inv(covs)),
+        "diag": lambda: max(((means[k] - ref[k]) ** 2 / covs[k]).max() for k in (1, 2)),
+        "spherical": lambda: max(move2[k] / covs[k] for k in (1, 2)),
+    }[ct]()
+    np.testing.assert_allclose(cov.centring_loss(means, ref, covs, ct), want, rtol=1e-12)
+    assert cov.centring_loss(means, means, covs, ct) == 0.0
+    if ct == "full":
+        bad = covs.copy()
+        bad[0] = -np.eye(3)  # did not move: counts 0
+        np.testing.assert_allclose(cov.centring_loss(means, ref, bad, ct), want, rtol=1e-12)
+        bad[1] = -np.eye(3)  # moved
+        assert cov.centring_loss(means, ref, bad, ct) == np.inf
+
+
 def test_raw_moments_would_fail_far_from_origin():
     """The reason for centring: the raw formula loses every digit at 1e6 offset (it must, else our test is moot)."""
     rng = np.random.default_rng(3)
