@@ -125,15 +125,16 @@ def n_parameters(covariance_type, n_components, n_features):
 
 # ------------------------------------------------------------ precision Cholesky
 def _pc_full(cov, reg):
-    # LAPACK trtri inverts the triangular factor. (scipy's solve_triangular, even on 2 x 2,
-    # wakes OpenBLAS's threads, which then spin ~100 ms and take a core from the next E-step.)
+    # LAPACK potrf factors and trtri inverts the triangular factor, called directly: scipy's
+    # cholesky checks its input again (10-12 us a component at d <= 16, 1 to 4 here), and its
+    # solve_triangular, even on 2 x 2, wakes OpenBLAS's threads, which then spin ~100 ms and take
+    # a core from the next E-step.
     _check_finite(cov)
     out = np.empty_like(cov)
     for k in range(cov.shape[0]):
-        try:
-            chol = linalg.cholesky(cov[k], lower=True)
-        except linalg.LinAlgError:
-            raise ValueError(_SINGULAR.format(reg=reg)) from None
+        chol, info = lapack.dpotrf(cov[k], lower=1, clean=1)
+        if info != 0:  # > 0: not positive definite
+            raise ValueError(_SINGULAR.format(reg=reg))
         out[k] = lapack.dtrtri(chol, lower=1)[0].T
     return out
 
