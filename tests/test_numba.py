@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import numba
 import numpy as np
@@ -757,6 +759,32 @@ def test_layout_made_once_per_model_object():
     for _ in range(40):  # many models: still each its own layout
         m = model._replace(means=model.means.copy())
         assert nb.prepared(m, 5) is nb.prepared(m, 5) is not p
+
+
+def test_threads_starting_on_one_model_share_its_layout(monkeypatch):
+    """A pass's threads all start on the same new model: one makes its layout, the others wait for it
+    (each had made its own). The layout is made slowly here, so that the threads surely overlap."""
+    model, X = problem("full", n=600, d=5, K=3)
+    made = []
+    real = nb.Prepared
+
+    def slow(*args):
+        made.append(args)
+        time.sleep(0.05)
+        return real(*args)
+
+    monkeypatch.setattr(nb, "Prepared", slow)
+    layouts = [None] * 4
+
+    def run(i):
+        layouts[i] = nb.prepared(model, 5)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1 and all(p is layouts[0] for p in layouts)
 
 
 def test_layout_goes_with_its_model():
