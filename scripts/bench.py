@@ -53,6 +53,7 @@ Cases (``--cases``, comma separated; default all):
            k-means|| seeding and Lloyd passes; scikit-learn: KMeans on the data in memory) and
            "k-means++", at d=2 and d=16, in memory and (dask_gmm)
            from the Blosc-LZ4 store; the number of passes over the data is in the note
+  init128  the same for "kmeans" at N=2e4, d=128, K=32, full (the k-means start of many features)
   cluster  the Blosc-LZ4 stores of "zarr" (float64) fitted by path, and the same rows in memory (NumPy),
            on a distributed LocalCluster (2 worker processes x 1 thread) against local threads, in turns
   chunks   dask_gmm's throughput against the in-memory chunk size (io.TARGET_CHUNK_BYTES) and
@@ -766,11 +767,21 @@ class Bench:
 
     def case_init(self):
         """The initialisation alone: each library's own start (max_iter=0), timed in turns."""
-        self.notes.append("init rows: 'ms / iteration' is the whole initialisation (max_iter=0; scikit-learn's "
-                          "less the final E-step its fit makes, as a score_samples call on the same rows, "
-                          "timed in turns: the same log-probabilities and log-sum-exp, and its input checks) and "
-                          "'M points·it/s' the rows over that time; timed in turns (five rounds, best of each).")
-        for (n, d, K, seed) in ((1_000_000, 2, 3, 0), (200_000, 16, 8, 1)):
+        self._init_rows(((1_000_000, 2, 3, 0), (200_000, 16, 8, 1)), ("kmeans", "k-means++"))
+
+    def case_init128(self):
+        """The k-means start of many features (N=2e4, d=128, K=32, full): its Lloyd passes' moments are
+        gathered by component (_numba.hard_moments_grouped), its M-steps are K d x d factorisations."""
+        self._init_rows(((20_000, 128, 32, 2),), ("kmeans",))
+
+    def _init_rows(self, sizes, inits):
+        note = ("init rows: 'ms / iteration' is the whole initialisation (max_iter=0; scikit-learn's "
+                "less the final E-step its fit makes, as a score_samples call on the same rows, "
+                "timed in turns: the same log-probabilities and log-sum-exp, and its input checks) and "
+                "'M points·it/s' the rows over that time; timed in turns (five rounds, best of each).")
+        if note not in self.notes:
+            self.notes.append(note)
+        for (n, d, K, seed) in sizes:
             X = make_problem(self.n(n), d, K, seed=seed)
             N = X.shape[0]
             name = case_name(X, K, "full")
@@ -780,7 +791,7 @@ class Bench:
             # a review measured): timed in turns as score_samples of a model of K components, and taken off
             # (a difference of two fits' times had come out negative at --quick sizes)
             sk_model = fit_sklearn(X, K, "full", initial_parameters(X, K, "full"), 1)
-            for init in ("kmeans", "k-means++"):
+            for init in inits:
                 ours = lambda src: GaussianMixture(K, init_params=init, max_iter=0, random_state=0).fit(src)
                 theirs = lambda: SKGaussianMixture(K, init_params=init, max_iter=0, random_state=0).fit(X)
                 for src in (X, path):
@@ -955,7 +966,8 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-CASES = ("d2", "d16", "diag16", "d100", "tied64", "zarr", "cold", "f32", "predict", "init", "cluster", "chunks")
+CASES = ("d2", "d16", "diag16", "d100", "tied64", "zarr", "cold", "f32", "predict", "init", "init128", "cluster",
+         "chunks")
 DEFAULT_CASES = CASES
 #: --quick's cases when none are named: the slow ones (d100, tied64, the cold reads, a cluster, chunk sizes) left out
 QUICK_CASES = ("d2", "d16", "zarr", "predict", "init")
