@@ -1667,8 +1667,8 @@ def nearest_tiles(X, centres, labels, d2):
 def hard_moments_full(X, w, centres, labels, nk, s1c, s2):
     """Add to nk (K,), s1c (K, d) and s2 (K, d, d) the statistics of each row's hard assignment
     to ``centres[labels[i]]``: its weight, ``w (x - c)`` and ``w (x - c)(x - c)^T`` (its lower
-    triangle, mirrored at the end: s2 must start symmetric). ``w`` is the (n,) sample weight or
-    empty for unit weights."""
+    triangle summed, then mirrored onto the upper one, whose values are overwritten). ``w`` is the
+    (n,) sample weight or empty for unit weights."""
     n, d = X.shape
     v = np.empty(d)
     for i in range(n):
@@ -1692,9 +1692,10 @@ def hard_moments_full(X, w, centres, labels, nk, s1c, s2):
 RESP_TILE = 256
 #: From this many features a full model's hard-assignment moments are gathered by component
 #: (:func:`hard_moments_grouped`); below, a row at a time (:func:`hard_moments_full`). Per row on one
-#: core, N/K rows a component, the grouped kernel against the row's: d=24 0.71-1.16x, d=32
-#: 1.05-1.36x, d=40 0.81-1.36x, d=64 1.5-2.3x, d=128 1.8-1.96x, d=256 2.0-4.8x, d=500 K=128
-#: 6.2-9.6x (2026-12-07, Zen 3, noisy).
+#: core, the grouped kernel against the row's, one block of 50,000 rows: d=24 0.71-1.16x, d=32
+#: 1.05-1.36x, d=40 0.81-1.36x; blocks of 1,000-4,000 rows, 8 to 500 rows a component: d=32
+#: 1.4-2.1x, d=64 1.4-2.1x, d=128 1.1-1.6x, d=256 1.3-1.5x, d=500 1.2-2.1x (2026-12-07, Zen 3,
+#: noisy; docs/performance.md, sixty-eighth session).
 GROUPED_MIN_FEATURES = 32
 
 
