@@ -127,6 +127,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import threading
 import weakref
 
@@ -2037,6 +2038,17 @@ _PREPARED = {}
 #: Held while a layout is made: a pass's threads all start on the same new model, and each made its
 #: own, contending for the GIL (d=16, K=8: about 0.5 ms of each thread's pass, for 0.24 ms of work).
 _PREPARING = threading.Lock()
+
+
+def _after_fork():
+    """In a forked child, a new lock: one that another thread of the parent held as it forked stays
+    held in the child, whose every new model would wait for it (as :func:`dask_gmm._em._after_fork`)."""
+    global _PREPARING
+    _PREPARING = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def prepared(model, n_features):

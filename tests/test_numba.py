@@ -787,6 +787,42 @@ def test_threads_starting_on_one_model_share_its_layout(monkeypatch):
     assert len(made) == 1 and all(p is layouts[0] for p in layouts)
 
 
+def _layout_in_child(model, X, queue):
+    queue.put(nb.e_step(X, model)[3])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_child_forked_while_a_layout_is_made_makes_its_own():
+    """A process forked while another thread of its parent held the lock of a layout being made kept
+    that lock held: the child's first new model waited for it forever."""
+    import multiprocessing
+
+    model, X = problem("full", n=600, d=5, K=3)
+    inside, release = threading.Event(), threading.Event()
+
+    def making():
+        with nb._PREPARING:
+            inside.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=making)
+    holder.start()
+    try:
+        assert inside.wait(30)
+        ctx = multiprocessing.get_context("fork")
+        results = ctx.Queue()
+        child = ctx.Process(target=_layout_in_child, args=(model, X, results))
+        child.start()
+        child.join(60)
+        if child.is_alive():
+            child.kill()
+        assert child.exitcode == 0, "the child waited for its parent's lock"
+        close(results.get(timeout=10), reference(X, model)[3])
+    finally:
+        release.set()
+        holder.join(60)
+
+
 def test_layout_goes_with_its_model():
     """A layout is not kept once its model is gone (a dropped model's parameters could be large)."""
     model, X = problem("full", n=600, d=5, K=3)
