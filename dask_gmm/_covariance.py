@@ -126,9 +126,9 @@ def n_parameters(covariance_type, n_components, n_features):
 # ------------------------------------------------------------ precision Cholesky
 def _pc_full(cov, reg):
     # LAPACK potrf factors and trtri inverts the triangular factor, called directly: scipy's
-    # cholesky checks its input again (10-12 us a component at d <= 16, 1 to 4 here), and its
-    # solve_triangular, even on 2 x 2, wakes OpenBLAS's threads, which then spin ~100 ms and take
-    # a core from the next E-step.
+    # cholesky checks its input again (10-12 us a component at d <= 16, where potrf takes 1-4), and
+    # its solve_triangular, even on 2 x 2, wakes OpenBLAS's threads, which then spin ~100 ms and
+    # take a core from the next E-step.
     _check_finite(cov)
     out = np.empty_like(cov)
     for k in range(cov.shape[0]):

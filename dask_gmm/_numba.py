@@ -2037,6 +2037,7 @@ _PREPARED = {}
 
 #: Held while a layout is made: a pass's threads all start on the same new model, and each made its
 #: own, contending for the GIL (d=16, K=8: about 0.5 ms of each thread's pass, for 0.24 ms of work).
+#: One lock for every model: layouts are mostly Python work, which the GIL serialises all the same.
 _PREPARING = threading.Lock()
 
 
@@ -2202,7 +2203,7 @@ def hard_moments(X, centres, labels, covariance_type, sample_weight=None):
             hard_scatter(X, w, centres, labels, tile_rows(K, d), s2)
             return nk, s1c, s2
         s2 = np.zeros((K, d, d) if full else (K, d))
-        if full and d >= GROUPED_MIN_FEATURES:  # full: tied took the pooled scatter above
+        if full and S2_PER_COMPONENT[covariance_type] and d >= GROUPED_MIN_FEATURES:  # full, not tied
             hard_moments_grouped(X, w, centres, labels, nk, s1c, s2)
             return nk, s1c, s2
         (hard_moments_full if full else hard_moments_diag)(X, w, centres, labels, nk, s1c, s2)

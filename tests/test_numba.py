@@ -881,6 +881,7 @@ def test_nearest_centre_ties_go_to_the_first_centre(numba_kernels):
 def test_hard_stats_equal_reference(ct, dtype, weighted, d, monkeypatch):
     """Row by row (d=2, 16) and gathered by component (full from GROUPED_MIN_FEATURES: d=40), against the
     reference's one-hot products and a NumPy one-liner."""
+    assert (d >= nb.GROUPED_MIN_FEATURES) == (d == 40)  # the two kernels each tested
     X, centres = _kmeans_problem(3000, d, 4, dtype, 1e4)
     centres[3] += 1e3  # a centre no row is nearest
     w = np.random.default_rng(2).uniform(0, 3, len(X)) if weighted else None
