@@ -1722,19 +1722,17 @@ def hard_moments_grouped(X, w, centres, labels, nk, s1c, s2):
     for i in range(n):
         order[at[labels[i]]] = i
         at[labels[i]] += 1
+    r = w if w.shape[0] > 0 else np.ones(n)
+    zero = np.zeros(d)
     pk = np.empty((d + 1, RESP_TILE))
     S = np.empty((d + 1, d + 1))
     for k in range(K):
         for u0 in range(start[k], start[k + 1], RESP_TILE):
             c = min(RESP_TILE, start[k + 1] - u0)
+            used = order[u0 : u0 + c]
             for u in range(c):
-                i = order[u0 + u]
-                wi = 1.0 if w.shape[0] == 0 else w[i]
-                nk[k] += wi
-                sw = math.sqrt(wi)
-                for m in range(d):
-                    pk[m, u] = sw * (X[i, m] - centres[k, m])
-                pk[d, u] = sw
+                nk[k] += r[used[u]]
+            _pack_looped(X, 0, centres[k], zero, r, used, c, pk, 0)  # the E-step's: sqrt(w) (x - c), sqrt(w)
             _packed_moments(pk, c, S, s1c[k], s2[k], True)
 
 
