@@ -6,17 +6,17 @@ interrupted command then ends as Python ends on Ctrl-C, killed by SIGINT (a
 shell reports status 130), so that a shell running it in a loop stops too; one
 ended by SIGTERM exits with status 143 at once, and any other command at once
 with its own status once it has finished (Python's clean-up, in which a signal
-had ended a command already done, is skipped). A Ctrl-C that the command is not
-seen handling, 5 s after it, while the process runs on, is sent again (:func:`_watch`).
+had ended a command already done, is skipped). A Ctrl-C or SIGTERM that the command
+is not seen handling, 5 s after it, while the process runs on, is sent again
+(:func:`dask_gmm._signals.raising`).
 """
 
 import os
 import signal
 import sys
 import threading
-import time
 
-from ._signals import SignalAgain
+from ._signals import SignalAgain, Terminated, cause, raised, raising
 
 
 def main(argv=None):
@@ -52,13 +52,15 @@ def main(argv=None):
             if again is not None:
                 sys.unraisablehook = hook
                 again.cancel()
-    except BaseException as exc:  # a Ctrl-C before the command's own handling starts, or after it ends
-        if not (_interrupted(exc) or (isinstance(exc, ImportError) and _ctrl_c_seen)):
+    except BaseException as exc:  # a signal before the command's own handling starts, or after it ends,
+        # or an error as the command unwound from one (a library its import had cut short, imported again)
+        signum = _signal_of(exc)
+        if signum is None:
             if signal.getsignal(signal.SIGTERM) is _on_sigterm:  # a traceback to come: SIGTERM as Python has it
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
             raise
-        print("dask-gmm: error: interrupted", file=sys.stderr, flush=True)
-        status = 130
+        said, status = ("terminated", 143) if signum == signal.SIGTERM else ("interrupted", 130)
+        print(f"dask-gmm: error: {said}", file=sys.stderr, flush=True)
     if not on_main:  # no signals to handle there
         return status
     if signal.getsignal(signal.SIGINT) is _on_sigint:  # the command is over: a Ctrl-C now changes nothing
@@ -74,23 +76,10 @@ def main(argv=None):
     _exit_now(status)
 
 
-#: Seconds a command has to end after a Ctrl-C before it must be seen handling it (:func:`_watch`).
-ACT_WITHIN = 5.0
-_watchers = []
-#: Whether a Ctrl-C came: an ImportError after one is its doing, though its chain may not say so
-#: (numpy 2.0, cut short as it loads its C extensions, raises its own ImportError, "please exit the
-#: numpy source tree", without the KeyboardInterrupt: a traceback, status 1, at the lowest versions).
-_ctrl_c_seen = []
-
-
 def _on_sigint(signum, frame):
     """SIGINT's handler while a command runs: a KeyboardInterrupt, as Python's own, and a watch
-    that the command acts on it (:func:`_watch`)."""
-    _ctrl_c_seen.append(True)
-    if not _watchers:  # one at a time; it leaves the list before it sends the Ctrl-C again
-        _watchers.append(threading.Thread(target=_watch, args=(threading.main_thread().ident,), daemon=True,
-                                          name="dask-gmm-ctrl-c"))
-        _watchers[-1].start()
+    that the command acts on it (:func:`dask_gmm._signals.raising`)."""
+    raising(signal.SIGINT)
     raise KeyboardInterrupt
 
 
@@ -103,42 +92,17 @@ def _on_sigterm(signum, frame):
     _exit_now(143)
 
 
-def _watch(ident):
-    """Send the Ctrl-C again if the process has not ended :data:`ACT_WITHIN` seconds after it and
-    its main thread (``ident``) is then not handling the KeyboardInterrupt (in an ``except``, a
-    ``finally`` or a ``with``'s exit on the way out), at two looks 20 ms apart.
-
-    A Ctrl-C 0.6 s after the start was once ignored in a CI run, and a 2e8-row ``generate`` ran on
-    (not reproduced in 200 tries; by our reading a library's bare ``except`` took the
-    KeyboardInterrupt as the libraries loaded). A command handling it may take a minute (writes
-    under way are waited for), all of it with the KeyboardInterrupt current. Sent again, it is
-    handled as a second Ctrl-C, by the command's own clean-up.
-    """
-    try:
-        time.sleep(ACT_WITHIN)
-        missed = 0
-        while missed < 2:
-            current = sys._current_exceptions().get(ident)  # Python 3.11: an exc_info tuple, later the exception
-            missed = 0 if _interrupted(current[1] if isinstance(current, tuple) else current) else missed + 1
-            time.sleep(0.02)
-    finally:
-        _watchers.clear()
-    os.kill(os.getpid(), signal.SIGINT)
-
-
-def _interrupted(exc):
-    """Whether ``exc`` is a Ctrl-C, or came of one: a C extension whose module a KeyboardInterrupt
-    cut short in its initialisation raises ImportError("initialization failed") from it (scipy's
-    HiGHS module, as scikit-learn loaded, 0.3 s after the start: once in a CI run), and a class
-    whose attribute's ``__set_name__`` it cut short a RuntimeError (dask's ``Expr``, as dask
-    loaded: once in 120 Ctrl-Cs)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
+def _signal_of(exc):
+    """SIGINT or SIGTERM where ``exc`` came of that signal (:func:`dask_gmm._signals.cause`), else None. An ImportError
+    after a signal is its doing, though its chain may not say so (numpy 2.0, cut short as it loads
+    its C extensions, raises its own ImportError, "please exit the numpy source tree", without the
+    KeyboardInterrupt: a traceback, status 1, at the lowest versions)."""
+    signalled = cause(exc)
+    if signalled is not None:
+        return signal.SIGTERM if isinstance(signalled, Terminated) else signal.SIGINT
+    if isinstance(exc, ImportError) and raised:
+        return raised[-1]
+    return None
 
 
 def _flush():

@@ -1,11 +1,69 @@
-"""A Ctrl-C or SIGTERM that Python dropped, sent again: the command line's ``sys.unraisablehook``.
+"""A Ctrl-C or SIGTERM that Python dropped, sent again (the command line's ``sys.unraisablehook``),
+and one that something took and left unhandled (:func:`raising`).
 
 Imported by :mod:`dask_gmm.__main__` before the libraries load, so it imports nothing heavy.
 """
 
 import os
 import signal
+import sys
 import threading
+import time
+
+
+#: The signals (SIGINT, SIGTERM) whose handlers raised in this process, the last last.
+raised = []
+#: Seconds a command has to end after a Ctrl-C or SIGTERM before it must be seen handling it (:func:`raising`).
+ACT_WITHIN = 5.0
+_watchers = []
+
+
+def raising(signum):
+    """A handler about to raise the exception of ``signum`` (SIGINT, SIGTERM): the signal recorded
+    (:data:`raised`) and sent again if the process has not ended :data:`ACT_WITHIN` seconds on and
+    its main thread is then not handling it (in an ``except``, a ``finally`` or a ``with``'s exit on
+    the way out), at two looks 20 ms apart.
+
+    A Ctrl-C 0.6 s after the start was once ignored in a CI run, and a 2e8-row ``generate`` ran on
+    (not reproduced in 200 tries; by our reading a library's bare ``except`` took the
+    KeyboardInterrupt as the libraries loaded); a SIGTERM 0.5 s in, once (not reproduced in 150).
+    A command handling it may take a minute (writes under way are waited for), all of it with the
+    exception current. Sent again, it is handled as a second signal, by the command's own clean-up.
+    """
+    raised.append(signum)
+    if not _watchers:  # one at a time; it leaves the list before it sends the signal again
+        _watchers.append(threading.Thread(target=_watch, args=(threading.main_thread().ident, signum), daemon=True,
+                                          name="dask-gmm-signal-watch"))
+        _watchers[-1].start()
+
+
+def _watch(ident, signum):
+    try:
+        time.sleep(ACT_WITHIN)
+        missed = 0
+        while missed < 2:
+            current = sys._current_exceptions().get(ident)  # Python 3.11: an exc_info tuple, later the exception
+            missed = 0 if cause(current[1] if isinstance(current, tuple) else current) is not None else missed + 1
+            time.sleep(0.02)
+    finally:
+        _watchers.clear()
+    os.kill(os.getpid(), signum)
+
+
+def cause(exc):
+    """The KeyboardInterrupt (a :class:`Terminated` for SIGTERM) in ``exc``'s chain, or None: a C
+    extension whose module a KeyboardInterrupt cut short in its initialisation raises
+    ImportError("initialization failed") from it (scipy's HiGHS module, as scikit-learn loaded, 0.3 s
+    after the start: once in a CI run), a class whose attribute's ``__set_name__`` it cut short a
+    RuntimeError (dask's ``Expr``, as dask loaded: once in 120 Ctrl-Cs), and a library it left half
+    loaded an AttributeError when imported again (numba)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 class Terminated(KeyboardInterrupt):
@@ -22,7 +80,7 @@ class SignalAgain:
     drops, it was lost: ``demo`` ran on to its end and exited 0 after a Ctrl-C (3 times in 25) or
     a SIGTERM (3 in 16), with a traceback (a review). As the libraries load, the import system's
     module locks have such callbacks (a CI run: the Ctrl-C was sent again 5 s on, by
-    :func:`dask_gmm.__main__._watch`, but after Python's "Exception ignored" and a traceback).
+    :func:`raising`, but after Python's "Exception ignored" and a traceback).
     """
 
     def __init__(self, before):

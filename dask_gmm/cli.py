@@ -48,7 +48,7 @@ import warnings
 
 import numpy as np
 
-from ._signals import SignalAgain, Terminated
+from ._signals import SignalAgain, Terminated, raising
 
 PROG = "dask-gmm"
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")  # as dask_gmm._covariance (not imported: --help stays fast)
@@ -1246,10 +1246,12 @@ def _fit(path, term, **kwargs):
 
 
 def _settle_zarr():
-    """:func:`dask_gmm.io.settle_zarr`, where zarr was loaded (the command's own work interrupted)."""
-    if "zarr" in sys.modules:
-        from .io import settle_zarr
-
+    """:func:`dask_gmm.io.settle_zarr`, where :mod:`dask_gmm.io` has loaded (the command's own work
+    interrupted). Never imported here: a signal as it loaded (numba's import, after zarr's) left a
+    library half loaded, and importing it again raised an AttributeError from that, and a SIGTERM
+    ended as a Ctrl-C (7 times in 150 SIGTERMs 1.3-1.6 s into ``generate``)."""
+    settle_zarr = getattr(sys.modules.get(f"{__package__}.io"), "settle_zarr", None)
+    if settle_zarr is not None:
         settle_zarr()
 
 
@@ -2152,6 +2154,7 @@ def main(argv=None):
             term.warn(text)
 
     def terminate(signum, frame):
+        raising(signal.SIGTERM)
         raise Terminated
 
     handled = threading.current_thread() is threading.main_thread()
