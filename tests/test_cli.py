@@ -2551,14 +2551,14 @@ _CTRL_C_STAND_IN = textwrap.dedent(
 )
 
 
-def _ctrl_c_once_ready(script, argument):
-    """Run ``script`` (``python -c``) with ``argument``, send it a Ctrl-C once it prints "ready",
-    and return its status and what it then printed to stdout and stderr."""
+def _ctrl_c_once_ready(script, argument, signum=signal.SIGINT):
+    """Run ``script`` (``python -c``) with ``argument``, send it a Ctrl-C (or ``signum``) once it
+    prints "ready", and return its status and what it then printed to stdout and stderr."""
     proc = subprocess.Popen([sys.executable, "-c", script, argument], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
     try:
         assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=25)
     finally:
         proc.kill()
@@ -2606,16 +2606,8 @@ def test_a_sigterm_that_a_library_swallows_is_sent_again(command):
     past the test's minute) is sent again when the process has not ended within seconds and is not
     handling it, as a Ctrl-C is; the command then ends as on any SIGTERM. Before, the work ran on to
     its end. A command that handles it, however long its clean-up, is left to finish it."""
-    proc = subprocess.Popen([sys.executable, "-c", _SIGTERM_STAND_IN, command], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=25)
-    finally:
-        proc.kill()
     said = "cleaned up\n" if command == "handles" else ""
-    assert (proc.returncode, out, err) == (143, said, "dask-gmm: error: terminated\n")
+    assert _ctrl_c_once_ready(_SIGTERM_STAND_IN, command, signal.SIGTERM) == (143, said, "dask-gmm: error: terminated\n")
 
 
 _CTRL_C_DROPPED_AS_THE_LIBRARIES_LOAD = textwrap.dedent(
