@@ -28,6 +28,7 @@ instead (:data:`MAX_CENTRING_LOSS`).
 
 from __future__ import annotations
 
+from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg
@@ -124,26 +125,42 @@ def n_parameters(covariance_type, n_components, n_features):
 
 
 # ------------------------------------------------------------ precision Cholesky
-def _pc_full(cov, reg):
+def _factors_full(cov):
+    """``(pc, definite)``: the precision's Cholesky factor of each covariance of ``cov`` (K, d, d),
+    upper triangular (K, d, d), NaN where that covariance is not positive definite (nor one that is
+    not finite), and which are (K,) bool. Raises nothing."""
     # LAPACK potrf factors and trtri inverts the triangular factor, called directly: scipy's
     # cholesky checks its input again (10-12 us a component at d <= 16, where potrf takes 1-4), and
     # its solve_triangular, even on 2 x 2, wakes OpenBLAS's threads, which then spin ~100 ms and
     # take a core from the next E-step.
-    _check_finite(cov)
     out = np.empty_like(cov)
+    definite = np.isfinite(cov).all(axis=(1, 2))  # potrf takes an infinite variance, its factor 0
     for k in range(cov.shape[0]):
-        chol, info = lapack.dpotrf(cov[k], lower=1, clean=1)
+        chol, info = lapack.dpotrf(cov[k], lower=1, clean=1) if definite[k] else (None, -1)
         if info != 0:  # > 0: not positive definite
-            raise ValueError(_SINGULAR.format(reg=reg))
-        out[k] = lapack.dtrtri(chol, lower=1)[0].T
-    return out
+            out[k], definite[k] = np.nan, False
+        else:
+            out[k] = lapack.dtrtri(chol, lower=1)[0].T
+    return out, definite
 
 
-def _pc_tied(cov, reg):
-    return _pc_full(cov[None], reg)[0]
+#: ``factors(covariances)`` of the types whose precision Cholesky factors are matrices: see :func:`_factors_full`.
+_FACTORS = {"full": _factors_full, "tied": lambda cov: _factors_full(cov[None])}
 
 
-def _pc_diag(cov, reg):
+def _pc_full(cov, reg, factors=None):
+    _check_finite(cov)
+    pc, definite = _factors_full(cov) if factors is None else factors
+    if not definite.all():
+        raise ValueError(_SINGULAR.format(reg=reg))
+    return pc
+
+
+def _pc_tied(cov, reg, factors=None):
+    return _pc_full(cov[None], reg, factors)[0]
+
+
+def _pc_diag(cov, reg, factors=None):
     _check_finite(cov)
     if np.any(cov <= 0.0):
         raise ValueError(_SINGULAR.format(reg=reg))
@@ -153,13 +170,14 @@ def _pc_diag(cov, reg):
 _PRECISION_CHOLESKY = {"full": _pc_full, "tied": _pc_tied, "diag": _pc_diag, "spherical": _pc_diag}
 
 
-def precision_cholesky(covariances, covariance_type, reg_covar=None):
+def precision_cholesky(covariances, covariance_type, reg_covar=None, factors=None):
     """Cholesky factor of the precision from the covariances, never via ``inv``.
 
     Raises ValueError (advising a larger reg_covar) where a covariance is not
-    positive definite.
+    positive definite. ``factors``: :attr:`Estimate.factors` of these covariances, where made
+    already.
     """
-    return _PRECISION_CHOLESKY[covariance_type](np.asarray(covariances, np.float64), reg_covar)
+    return _PRECISION_CHOLESKY[covariance_type](np.asarray(covariances, np.float64), reg_covar, factors)
 
 
 def _flip(a):
@@ -452,23 +470,19 @@ MAX_CENTRING_LOSS = 1e6
 ROUNDING = 4 * np.finfo(np.float64).eps
 
 
-def _loss_full(move2, covariances):
-    """max_k move2[k] / lambda_min(cov_k), bounded above through the Cholesky factor's inverse
-    (``||L^-1||_F^2 >= 1 / lambda_min``); inf where a component that moved has a covariance that
-    is not positive definite (one that did not move counts 0, whatever its covariance)."""
-    cov = covariances.reshape(-1, *covariances.shape[-2:])
-    move2 = np.broadcast_to(move2, len(cov))  # tied: one covariance, the largest move
+def _loss_full(move2, factors):
+    """max_k move2[k] / lambda_min(cov_k), bounded above through the covariance's precision Cholesky
+    factor (``||L^-1||_F^2 >= 1 / lambda_min``; ``factors`` as :func:`_factors_full` gives them); inf
+    where a component that moved has a covariance that is not positive definite (one that did not
+    move counts 0, whatever its covariance)."""
+    pc, definite = factors
+    move2 = np.broadcast_to(move2, len(pc))  # tied: one covariance, the largest move
     moved = move2 > 0.0
     if not moved.any():
         return 0.0
-    try:
-        chol = np.linalg.cholesky(cov[moved])
-    except np.linalg.LinAlgError:
+    if not definite[moved].all():
         return np.inf
-    # a bound, not the precisions: LAPACK's triangular inverse, as _pc_full's (inv solved for the
-    # identity, 6x the multiply-adds: 2.1 s of an iteration's M-step at K=128, d=500)
-    inv2 = [np.sum(lapack.dtrtri(c, lower=1)[0] ** 2) for c in chol]
-    return float(np.max(move2[moved] * inv2))
+    return float(np.max(move2[moved] * np.einsum("kij,kij->k", pc[moved], pc[moved])))
 
 
 def _loss_scaled(move2, variances):
@@ -477,14 +491,14 @@ def _loss_scaled(move2, variances):
 
 
 _LOSSES = {
-    "full": lambda move, cov: _loss_full(np.sum(move**2, axis=1), cov),
-    "tied": lambda move, cov: _loss_full(np.max(np.sum(move**2, axis=1)), cov),
-    "diag": lambda move, cov: _loss_scaled(move**2, cov),
-    "spherical": lambda move, cov: _loss_scaled(np.sum(move**2, axis=1), cov),
+    "full": lambda move, cov, factors: _loss_full(np.sum(move**2, axis=1), factors),
+    "tied": lambda move, cov, factors: _loss_full(np.max(np.sum(move**2, axis=1)), factors),
+    "diag": lambda move, cov, factors: _loss_scaled(move**2, cov),
+    "spherical": lambda move, cov, factors: _loss_scaled(np.sum(move**2, axis=1), cov),
 }
 
 
-def centring_loss(means, ref, covariances, covariance_type):
+def centring_loss(means, ref, covariances, covariance_type, factors=None):
     """How many times the rounding of ``s2`` the centring correction of :func:`gaussian_parameters`
     leaves in its covariances, about (``|means - ref|**2 / lambda_min``; inf where a variance is 0
     or a covariance not positive definite and that component's mean moved; a move within the mean's
@@ -495,6 +509,7 @@ def centring_loss(means, ref, covariances, covariance_type):
     means, ref : ndarray of shape (K, d), the new means and the points the moments were centred on
     covariances : ndarray, shape by type, from :func:`gaussian_parameters`
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    factors : :attr:`Estimate.factors` of ``covariances``, where made already (full and tied)
 
     Returns
     -------
@@ -504,8 +519,10 @@ def centring_loss(means, ref, covariances, covariance_type):
     move = np.where(np.abs(move) > ROUNDING * np.abs(means), move, 0.0)  # within a mean's own rounding: none
     if not np.any(move):
         return 0.0
+    if factors is None and covariance_type in _FACTORS:
+        factors = _FACTORS[covariance_type](covariances)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        loss = float(_LOSSES[covariance_type](move, covariances))
+        loss = float(_LOSSES[covariance_type](move, covariances, factors))
     return 0.0 if np.isnan(loss) else loss
 
 
@@ -598,16 +615,37 @@ def _unresolved_variance(variances, noise, covariance_type):
             "feature, or rows that coincide). Drop such a feature, or set reg_covar > 0.")
 
 
-def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):
-    """Global parameter update from reduced statistics (``weight_unit``: see :func:`gaussian_parameters`).
+class Estimate(NamedTuple):
+    """An M-step's parameters before they are checked (:func:`estimate`)."""
+
+    nk: np.ndarray  # (K,), floored
+    means: np.ndarray  # (K, d)
+    covariances: np.ndarray  # shape by type, reg_covar added
+    factors: tuple | None  # full and tied: (precisions_cholesky (K or 1, d, d), NaN where not positive
+    # definite, and which are (K or 1,)), :func:`_factors_full`'s; None for diag and spherical
+
+
+def estimate(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0):
+    """:func:`gaussian_parameters` and, for full and tied, the precisions' Cholesky factors, checking
+    nothing: the centring check's (:func:`centring_loss`) and then :func:`m_step`'s, made once."""
+    nk, means, covariances = gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit)
+    factor = _FACTORS.get(covariance_type)
+    return Estimate(nk, means, covariances, None if factor is None else factor(covariances))
+
+
+def m_step(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit=1.0, estimated=None):
+    """Global parameter update from reduced statistics (``weight_unit``: see :func:`gaussian_parameters`;
+    ``estimated``: their :func:`estimate`, where made already).
 
     Returns
     -------
     weights (K,), means (K, d), covariances (shape by type), precisions_cholesky
     """
-    nk, means, covariances = gaussian_parameters(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit)
+    if estimated is None:
+        estimated = estimate(nk_raw, s1c, s2, ref, reg_covar, covariance_type, weight_unit)
+    nk, means, covariances, factors = estimated
     weights = nk / nk.sum()
-    pc = precision_cholesky(covariances, covariance_type, reg_covar)
+    pc = precision_cholesky(covariances, covariance_type, reg_covar, factors)
     _check_resolved(nk_raw, nk, means, covariances, covariance_type, reg_covar, pc)
     return weights, means, covariances, pc
 

@@ -38,7 +38,7 @@ from dask.system import CPU_COUNT
 
 from . import _cluster, _kernels, io
 from .io import declared
-from ._covariance import MAX_CENTRING_LOSS, centring_loss, gaussian_parameters, m_step
+from ._covariance import MAX_CENTRING_LOSS, centring_loss, estimate, m_step
 
 logger = logging.getLogger(__name__)
 
@@ -1011,7 +1011,8 @@ MOVE_SHRINK = 1e-4
 
 
 def recentred(blocks, models, stats, reg_covar, weight_units):
-    """``(stats, refs)``: the E-step statistics of ``models`` and the points their moments are centred on.
+    """``(stats, refs, estimates)``: the E-step statistics of ``models``, the points their moments
+    are centred on, and the M-step's parameters from them, unchecked (the M-step's to check).
 
     One pass centres each model's moments on its means, and the M-step's
     correction ``s2 / nk - delta delta^T`` keeps the covariances exact while
@@ -1041,16 +1042,19 @@ def recentred(blocks, models, stats, reg_covar, weight_units):
     -------
     stats : list of SuffStats
     refs : list of ndarray of shape (K, d)
+    estimates : list of dask_gmm._covariance.Estimate, or None for one whose last pass was not checked
+        (:data:`MAX_RECENTRING_PASSES` made)
     """
-    stats, refs = list(stats), [m.means for m in models]
+    stats, refs, estimates = list(stats), [m.means for m in models], [None] * len(models)
     todo, last = list(range(len(models))), {}
     for _ in range(MAX_RECENTRING_PASSES):
         far = []
         for i in todo:
+            ct = models[i].covariance_type
             with np.errstate(all="ignore"):  # the M-step itself refuses what is not finite, by name
-                _, means, cov = gaussian_parameters(stats[i].nk, stats[i].s1c, stats[i].s2, refs[i], reg_covar,
-                                                    models[i].covariance_type, weight_units[i])
-            loss = centring_loss(means, refs[i], cov, models[i].covariance_type)
+                estimates[i] = estimate(stats[i].nk, stats[i].s1c, stats[i].s2, refs[i], reg_covar, ct, weight_units[i])
+            means = estimates[i].means
+            loss = centring_loss(means, refs[i], estimates[i].covariances, ct, estimates[i].factors)
             # a useful pass leaves the means about 1e-16 of their move from its centres (a move within
             # a mean's own rounding is none: centring_loss): none is made when the last did not shrink
             # the move (a covariance not positive definite however its moments are centred, an
@@ -1066,9 +1070,9 @@ def recentred(blocks, models, stats, reg_covar, weight_units):
                      max(np.sqrt(loss) for *_, loss in far), len(far))
         again = blocks.map_reduce(_kernels.e_step_stats, [models[i]._replace(centres=c) for i, c, _ in far])
         for (i, c, _), st in zip(far, again):
-            stats[i], refs[i] = st, c
+            stats[i], refs[i], estimates[i] = st, c, None
         todo = [i for i, *_ in far]
-    return stats, refs
+    return stats, refs, estimates
 
 
 def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
@@ -1085,11 +1089,11 @@ def em(blocks, runs, *, tol, max_iter, reg_covar, on_iteration=None):
     def step(active, models, stats):
         bounds = [_kernels.per_weight(st.objective, st.weight) for st in stats]  # first: it refuses a total weight of 0
         units = [st.least for st in stats]
-        stats, refs = recentred(blocks, models, stats, reg_covar, units)
-        for run, st, ref, unit, lower_bound in zip(active, stats, refs, units, bounds):
+        stats, refs, estimates = recentred(blocks, models, stats, reg_covar, units)
+        for run, st, ref, unit, lower_bound, est in zip(active, stats, refs, units, bounds, estimates):
             with naming_candidate(len(run.weights), run.covariance_type, several):
                 run.weights, run.means, run.covariances, run.precisions_cholesky = m_step(
-                    st.nk, st.s1c, st.s2, ref, reg_covar, run.covariance_type, unit
+                    st.nk, st.s1c, st.s2, ref, reg_covar, run.covariance_type, unit, est
                 )
             record(run, lower_bound, tol)
 

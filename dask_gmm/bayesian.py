@@ -211,7 +211,7 @@ def variational_model(params, covariance_type, prior_type):
     return _kernels.Model(covariance_type, log_weights, params.means, params.precisions_cholesky)
 
 
-def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_type):
+def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_type, estimated=None):
     """Variational M-step from reduced statistics (scikit-learn's ``_m_step`` / ``_initialize``).
 
     Parameters
@@ -223,6 +223,8 @@ def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_typ
     reg_covar : float, added to the covariances' diagonals
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
     prior_type : {'dirichlet_process', 'dirichlet_distribution'}, the weight concentration prior's
+    estimated : dask_gmm._covariance.Estimate or None
+        :func:`dask_gmm._covariance.estimate` of ``stats`` (weight unit 1), where made already.
 
     Returns
     -------
@@ -230,7 +232,10 @@ def bayesian_m_step(stats, ref, priors, *, reg_covar, covariance_type, prior_typ
     """
     ct = covariance_type
     # xk, sk as scikit-learn's _estimate_gaussian_parameters (sk includes reg_covar)
-    nk, xk, sk = cov.gaussian_parameters(stats.nk, stats.s1c, stats.s2, ref, reg_covar, ct)
+    if estimated is None:
+        nk, xk, sk = cov.gaussian_parameters(stats.nk, stats.s1c, stats.s2, ref, reg_covar, ct)
+    else:
+        nk, xk, sk, _ = estimated
     weight_concentration = _WEIGHT_CONCENTRATION[prior_type](nk, priors.weight_concentration)
     with np.errstate(over="ignore", invalid="ignore"):  # huge priors: inf, refused by name below, no warning
         mean_precision = priors.mean_precision + nk
@@ -371,12 +376,13 @@ def variational_em(
 
     def step(active, models, stats):
         nonlocal priors
-        moved, refs = recentred(blocks, models, stats, reg_covar, [1.0] * len(models))
+        moved, refs, estimates = recentred(blocks, models, stats, reg_covar, [1.0] * len(models))
         if priors is None:  # the data's moments, from moments centred near them (a warm start far away)
             priors = make_priors(data_moments(moved[0], refs[0], ct))
-        for run, st, model, st_m, ref in zip(active, stats, models, moved, refs):
+        for run, st, model, st_m, ref, est in zip(active, stats, models, moved, refs, estimates):
             rlogr = sum_resp_log_resp(st, model)  # of moments centred on the model's means
-            run.params = bayesian_m_step(st_m, ref, priors, reg_covar=reg_covar, covariance_type=ct, prior_type=pt)
+            run.params = bayesian_m_step(st_m, ref, priors, reg_covar=reg_covar, covariance_type=ct, prior_type=pt,
+                                         estimated=est)
             record(run, lower_bound(rlogr, run.params, ct, pt), tol)
 
     def model_of(run):
@@ -611,7 +617,7 @@ class BayesianGaussianMixture(MixtureBase):
         if priors is None:  # warm start with max_iter=0: one pass for the data's moments
             model = variational_model(runs[0].params, ct, pt)
             stats = blocks.map_reduce(_kernels.e_step_stats, [model])
-            moved, refs = recentred(blocks, [model], stats, self.reg_covar, [1.0])  # as variational_em's step
+            moved, refs, _ = recentred(blocks, [model], stats, self.reg_covar, [1.0])  # as variational_em's step
             priors = make_priors(data_moments(moved[0], refs[0], ct))
 
         self._set_fitted(best_run(runs, self.max_iter), priors, n_features)
