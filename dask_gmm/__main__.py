@@ -29,6 +29,7 @@ def main(argv=None):
     call :func:`dask_gmm.cli.main`, which only returns.
     """
     on_main = threading.current_thread() is threading.main_thread()
+    before = len(raised)  # the signals of an earlier command in this process are not this one's
     if on_main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)
     if on_main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # the command sets its own while it runs
@@ -54,7 +55,7 @@ def main(argv=None):
                 again.cancel()
     except BaseException as exc:  # a signal before the command's own handling starts, or after it ends,
         # or an error as the command unwound from one (a library its import had cut short, imported again)
-        signum = _signal_of(exc)
+        signum = _signal_of(exc, raised[before:])
         if signum is None:
             if signal.getsignal(signal.SIGTERM) is _on_sigterm:  # a traceback to come: SIGTERM as Python has it
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -92,16 +93,17 @@ def _on_sigterm(signum, frame):
     _exit_now(143)
 
 
-def _signal_of(exc):
-    """SIGINT or SIGTERM where ``exc`` came of that signal (:func:`dask_gmm._signals.cause`), else None. An ImportError
-    after a signal is its doing, though its chain may not say so (numpy 2.0, cut short as it loads
-    its C extensions, raises its own ImportError, "please exit the numpy source tree", without the
-    KeyboardInterrupt: a traceback, status 1, at the lowest versions)."""
+def _signal_of(exc, signals):
+    """SIGINT or SIGTERM where ``exc`` came of that signal (:func:`dask_gmm._signals.cause`), else
+    None. An ImportError after a signal (the last of ``signals``, those this command handled) is its
+    doing, though its chain may not say so (numpy 2.0, cut short as it loads its C extensions,
+    raises its own ImportError, "please exit the numpy source tree", without the KeyboardInterrupt:
+    a traceback, status 1, at the lowest versions)."""
     signalled = cause(exc)
     if signalled is not None:
         return signal.SIGTERM if isinstance(signalled, Terminated) else signal.SIGINT
-    if isinstance(exc, ImportError) and raised:
-        return raised[-1]
+    if isinstance(exc, ImportError) and signals:
+        return signals[-1]
     return None
 
 

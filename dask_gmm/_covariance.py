@@ -501,8 +501,10 @@ _LOSSES = {
 def centring_loss(means, ref, covariances, covariance_type, factors=None):
     """How many times the rounding of ``s2`` the centring correction of :func:`gaussian_parameters`
     leaves in its covariances, about (``|means - ref|**2 / lambda_min``; inf where a variance is 0
-    or a covariance not positive definite and that component's mean moved; a move within the mean's
-    rounding, :data:`ROUNDING`, is none; NaN ignored): see :data:`MAX_CENTRING_LOSS`.
+    or a covariance not positive definite, or for full and tied not finite, and that component's
+    mean moved: one more pass, centred on the new means, before the M-step names an overflow; a
+    move within the mean's rounding, :data:`ROUNDING`, is none; NaN ignored): see
+    :data:`MAX_CENTRING_LOSS`.
 
     Parameters
     ----------

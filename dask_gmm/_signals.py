@@ -15,14 +15,17 @@ import time
 raised = []
 #: Seconds a command has to end after a Ctrl-C or SIGTERM before it must be seen handling it (:func:`raising`).
 ACT_WITHIN = 5.0
-_watchers = []
+_watchers = []  # the watch under way, if any
+_stood_down = [0]  # how many times :func:`stand_down` was called: a watch started before it sends nothing
+# re-entrant: a handler's raising() may run in the main thread while it is in stand_down()
+_watch_lock = threading.RLock()
 
 
 def raising(signum):
     """A handler about to raise the exception of ``signum`` (SIGINT, SIGTERM): the signal recorded
-    (:data:`raised`) and sent again if the process has not ended :data:`ACT_WITHIN` seconds on and
-    its main thread is then not handling it (in an ``except``, a ``finally`` or a ``with``'s exit on
-    the way out), at two looks 20 ms apart.
+    (:data:`raised`) and sent again if the process has not ended :data:`ACT_WITHIN` seconds on, nor
+    the command (:func:`stand_down`), and its main thread is then not handling it (in an
+    ``except``, a ``finally`` or a ``with``'s exit on the way out), at two looks 20 ms apart.
 
     A Ctrl-C 0.6 s after the start was once ignored in a CI run, and a 2e8-row ``generate`` ran on
     (not reproduced in 200 tries; by our reading a library's bare ``except`` took the
@@ -31,23 +34,38 @@ def raising(signum):
     exception current. Sent again, it is handled as a second signal, by the command's own clean-up.
     """
     raised.append(signum)
-    if not _watchers:  # one at a time; it leaves the list before it sends the signal again
-        _watchers.append(threading.Thread(target=_watch, args=(threading.main_thread().ident, signum), daemon=True,
-                                          name="dask-gmm-signal-watch"))
-        _watchers[-1].start()
+    with _watch_lock:
+        if _watchers:  # one at a time
+            return
+        watch = threading.Thread(target=_watch, args=(threading.main_thread().ident, signum, _stood_down[0]),
+                                 daemon=True, name="dask-gmm-signal-watch")
+        try:
+            watch.start()
+        except (RuntimeError, MemoryError):  # no thread to be had (a limit on them): the signal still ends it
+            return
+        _watchers.append(watch)
 
 
-def _watch(ident, signum):
-    try:
-        time.sleep(ACT_WITHIN)
-        missed = 0
-        while missed < 2:
-            current = sys._current_exceptions().get(ident)  # Python 3.11: an exc_info tuple, later the exception
-            missed = 0 if cause(current[1] if isinstance(current, tuple) else current) is not None else missed + 1
-            time.sleep(0.02)
-    finally:
+def stand_down():
+    """Send no signal again from now on: the command has ended (a program that runs
+    :func:`dask_gmm.cli.main` goes on after it)."""
+    with _watch_lock:
+        _stood_down[0] += 1
         _watchers.clear()
-    os.kill(os.getpid(), signum)
+
+
+def _watch(ident, signum, stood_down):
+    time.sleep(ACT_WITHIN)
+    missed = 0
+    while missed < 2:
+        current = sys._current_exceptions().get(ident)  # Python 3.11: an exc_info tuple, later the exception
+        missed = 0 if cause(current[1] if isinstance(current, tuple) else current) is not None else missed + 1
+        time.sleep(0.02)
+    with _watch_lock:
+        if _stood_down[0] != stood_down:
+            return
+        _watchers.clear()
+        os.kill(os.getpid(), signum)
 
 
 def cause(exc):

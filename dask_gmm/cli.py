@@ -48,7 +48,7 @@ import warnings
 
 import numpy as np
 
-from ._signals import SignalAgain, Terminated, raising
+from ._signals import SignalAgain, Terminated, raising, stand_down
 
 PROG = "dask-gmm"
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")  # as dask_gmm._covariance (not imported: --help stays fast)
@@ -2214,6 +2214,7 @@ def main(argv=None):
             signal.signal(signal.SIGTERM, previous)
             sys.unraisablehook = hook
             again.cancel()  # nothing sent once the command has ended
+            stand_down()
         library.removeHandler(lines)
         term.end_status()
 

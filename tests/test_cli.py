@@ -2395,8 +2395,9 @@ def test_an_import_cut_short_by_ctrl_c_is_an_interruption_and_other_import_error
     ``__set_name__`` (dask's ``Expr`` as dask loads) as a RuntimeError raised from it: one line, as
     any Ctrl-C while the libraries load (each seen once, with a traceback: in a CI run of the test
     below, in 120 Ctrl-Cs of the same command). A SIGTERM's so is "terminated", status 143 (it
-    was "interrupted", 130). Another error is raised as it is. Run off the main thread: the entry
-    point then returns the status instead of ending the process by SIGINT."""
+    was "interrupted", 130). Another error is raised as it is, after a signal that an earlier
+    command in the process handled too. Run off the main thread: the entry point then returns the
+    status instead of ending the process by SIGINT."""
     from dask_gmm import __main__ as entry
 
     def load(name):
@@ -2410,6 +2411,7 @@ def test_an_import_cut_short_by_ctrl_c_is_an_interruption_and_other_import_error
     fake = types.ModuleType("dask_gmm.cli")
     fake.__getattr__ = load
     monkeypatch.setitem(sys.modules, "dask_gmm.cli", fake)
+    monkeypatch.setattr(entry, "raised", [signal.SIGINT])  # an earlier command's in this process: not this one's
     got = {}
 
     def run():
@@ -2475,6 +2477,7 @@ _SIGTERM_CUTS_NUMBAS_IMPORT_SHORT = textwrap.dedent(
                 CutShort.tries += 1
                 if CutShort.tries == 1:
                     signal.raise_signal(signal.SIGTERM)  # the command's handler raises here
+                print("numba imported again", file=sys.stderr, flush=True)
                 raise AttributeError("module 'numba' has no attribute 'core'")  # as a numba left half loaded
             return None
 
@@ -2608,6 +2611,33 @@ def test_a_sigterm_that_a_library_swallows_is_sent_again(command):
     its end. A command that handles it, however long its clean-up, is left to finish it."""
     said = "cleaned up\n" if command == "handles" else ""
     assert _ctrl_c_once_ready(_SIGTERM_STAND_IN, command, signal.SIGTERM) == (143, said, "dask-gmm: error: terminated\n")
+
+
+_SIGTERM_THEN_GOES_ON = textwrap.dedent(
+    """
+    import sys, time
+    import dask_gmm._signals as signals
+    import dask_gmm.cli as cli
+
+    def command(args, term):  # a stand-in command, ended by the SIGTERM
+        print("ready", flush=True)
+        time.sleep(30)
+
+    cli.cmd_info = command
+    signals.ACT_WITHIN = 0.3
+    status = cli.main(["info", "anything"])
+    time.sleep(1.5)  # a program of one's own, going on after the command
+    print("went on after", status, flush=True)
+    """
+)
+
+
+def test_a_program_that_ran_a_command_a_sigterm_ended_is_not_sent_it_again():
+    """cli.main in a program of one's own, ended by a SIGTERM it handled (status 143): the watch that
+    sends a signal left unhandled again stands down as the command ends, where it had killed the
+    program by the signal once it went on for a few seconds (a review)."""
+    said = _ctrl_c_once_ready(_SIGTERM_THEN_GOES_ON, "", signal.SIGTERM)
+    assert said == (0, "went on after 143\n", "dask-gmm: error: terminated\n")
 
 
 _CTRL_C_DROPPED_AS_THE_LIBRARIES_LOAD = textwrap.dedent(

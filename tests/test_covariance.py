@@ -142,6 +142,9 @@ def test_centring_loss_is_the_move_over_the_narrowest_variance_bound(ct):
         np.testing.assert_allclose(cov.centring_loss(means, ref, bad, ct), want, rtol=1e-12)
         bad[1] = -np.eye(3)  # moved
         assert cov.centring_loss(means, ref, bad, ct) == np.inf
+        bad[1] = np.eye(3)
+        bad[1, 0, 0] = np.inf  # not finite (LAPACK's Cholesky takes it, its factor's column 0)
+        assert cov.centring_loss(means, ref, bad, ct) == np.inf
 
 
 def _statistics(ct, X, resp, ref):
