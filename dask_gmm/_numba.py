@@ -1933,6 +1933,10 @@ def compiled_count():
     return sum(sum(d.stats.cache_misses.values()) for d in dispatchers)
 
 
+#: Entries of the factors whose strict upper triangles :class:`Prepared` gathers at once (1 MiB).
+_TRIANGLE_CHECK_ITEMS = 2**17
+
+
 @functools.cache
 def _strict_upper(d):
     """The indices of the strict upper triangle of a (d, d) array (``np.triu_indices(d, 1)``)."""
@@ -1981,13 +1985,14 @@ class Prepared:
         if self.kind == "full":
             # P_k^T (K, d, d), or the tied kernels' one P^T (d, d) (``shared``)
             self.pc = np.array(pc.T if self.shared else np.swapaxes(np.broadcast_to(pc, (K, d, d)), 1, 2), order="C")
-            # P_k upper triangular, as this package makes them (one at a time: np.triu of all K made a
-            # K x d x d copy, 244 MB at K=128, d=500, a review; tied checks its one factor), read at
-            # the indices of the strict upper triangle of P_k^T (np.triu of each: 170 of the 280 us
-            # that a layout took at d=16, K=8)
+            # P_k upper triangular, as this package makes them (a few at a time, :data:`_TRIANGLE_CHECK_ITEMS`:
+            # np.triu of all K made a K x d x d copy, 244 MB at K=128, d=500, a review; tied checks its one
+            # factor), read at the indices of the strict upper triangle of P_k^T (np.triu of each: 170 of
+            # the 280 us that a layout took at d=16, K=8; one component at a time, 85 of 270 us)
             factors = self.pc[None] if self.shared else self.pc[:1] if self.tied else self.pc
-            upper = _strict_upper(d)
-            lower = not any(p[upper].any() for p in factors)
+            rows, cols = _strict_upper(d)
+            step = max(1, _TRIANGLE_CHECK_ITEMS // (d * d))  # components at a time (one at d >= 363)
+            lower = not any(factors[k:k + step, rows, cols].any() for k in range(0, len(factors), step))
             self.hs = feature_block(d) if lower else d
             self.unrolled = (0,) * d if lower and d <= UNROLL_MAX_FEATURES else ()
         else:
@@ -2006,9 +2011,10 @@ class Prepared:
         # log-likelihoods; a review). The bound is loose where rows do not spread along those axes
         # (a feature the sum of two others: its thin axis is reg_covar's alone, and the compiled
         # results were 1e-11 off at 147 times MAX_CENTRE_DISTANCE), so it has a limit of its own.
-        cm = self.means if model.centres is None else np.asarray(model.centres, np.float64) - self.centre
         with np.errstate(over="ignore", invalid="ignore"):
-            distance, moved = (_mahalanobis(self.pc, m, self.kind) for m in (self.means, cm))
+            distance = _mahalanobis(self.pc, self.means, self.kind)
+            moved = distance if model.centres is None else _mahalanobis(
+                self.pc, np.asarray(model.centres, np.float64) - self.centre, self.kind)
             reach = distance
             if self.kind == "full":  # (diagonal precisions: the Mahalanobis distance is the bound)
                 rows = np.sqrt(np.einsum("...ij,...ij->...j", self.pc, self.pc))  # ||P_k[j, :]||, column j of P_k^T

@@ -103,6 +103,24 @@ def test_small_e_step_of_a_factor_that_is_not_triangular_equals_reference(d):
         close(got, want)
 
 
+@pytest.mark.parametrize("items", [None, 1])
+def test_one_factor_that_is_not_triangular_among_triangular_ones_is_seen(monkeypatch, items):
+    """The layout's triangular check gathers the factors of a few components at a time
+    (``_TRIANGLE_CHECK_ITEMS`` entries; 1: one component at a time): the last component's factor,
+    not triangular (precision = L L^T), is seen, in its own group or with the others, and the
+    statistics are the reference's."""
+    if items is not None:
+        monkeypatch.setattr(nb, "_TRIANGLE_CHECK_ITEMS", items)
+    model, X = problem("full", n=900, d=3, K=5, seed=4, shift=1e3)
+    assert nb.Prepared(model, 3).unrolled == (0, 0, 0)  # this package's factors: triangular
+    pc = model.precisions_cholesky.copy()
+    pc[-1] = np.linalg.cholesky(cov.precisions_from_precision_cholesky(pc, "full")[-1])
+    model = model._replace(precisions_cholesky=pc)
+    assert nb.Prepared(model, 3).unrolled == ()
+    for got, want in zip(nb.e_step(X, model), reference(X, model)):
+        close(got, want)
+
+
 @pytest.mark.parametrize("ct", ["full", "diag"])
 def test_many_components_with_few_features_equal_reference(ct):
     """Many components (K=150) with few features (d=2): the reference statistics."""
