@@ -1990,9 +1990,9 @@ class Prepared:
             # factor), read at the indices of the strict upper triangle of P_k^T (np.triu of each: 170 of
             # the 280 us that a layout took at d=16, K=8; one component at a time, 85 of 270 us)
             factors = self.pc[None] if self.shared else self.pc[:1] if self.tied else self.pc
-            rows, cols = _strict_upper(d)
+            i, j = _strict_upper(d)
             step = max(1, _TRIANGLE_CHECK_ITEMS // (d * d))  # components at a time (one from d = 257)
-            lower = not any(factors[k:k + step, rows, cols].any() for k in range(0, len(factors), step))
+            lower = not any(factors[k:k + step, i, j].any() for k in range(0, len(factors), step))
             self.hs = feature_block(d) if lower else d
             self.unrolled = (0,) * d if lower and d <= UNROLL_MAX_FEATURES else ()
         else:
