@@ -476,13 +476,12 @@ def _loss_full(move2, factors):
     where a component that moved has a covariance that is not positive definite (one that did not
     move counts 0, whatever its covariance)."""
     pc, definite = factors
-    move2 = np.broadcast_to(move2, len(pc))  # tied: one covariance, the largest move
     moved = move2 > 0.0
     if not moved.any():
         return 0.0
     if not definite[moved].all():
         return np.inf
-    return float(np.max(move2[moved] * np.einsum("kij,kij->k", pc[moved], pc[moved])))
+    return float((move2[moved] * np.einsum("kij,kij->k", pc, pc)[moved]).max())
 
 
 def _loss_scaled(move2, variances):
@@ -492,7 +491,7 @@ def _loss_scaled(move2, variances):
 
 _LOSSES = {
     "full": lambda move, cov, factors: _loss_full(np.sum(move**2, axis=1), factors),
-    "tied": lambda move, cov, factors: _loss_full(np.max(np.sum(move**2, axis=1)), factors),
+    "tied": lambda move, cov, factors: _loss_full(np.sum(move**2, axis=1).max(keepdims=True), factors),  # the largest move
     "diag": lambda move, cov, factors: _loss_scaled(move**2, cov),
     "spherical": lambda move, cov, factors: _loss_scaled(np.sum(move**2, axis=1), cov),
 }
@@ -519,7 +518,7 @@ def centring_loss(means, ref, covariances, covariance_type, factors=None):
     """
     move = means - ref
     move = np.where(np.abs(move) > ROUNDING * np.abs(means), move, 0.0)  # within a mean's own rounding: none
-    if not np.any(move):
+    if not move.any():
         return 0.0
     if factors is None and covariance_type in _FACTORS:
         factors = _FACTORS[covariance_type](covariances)

@@ -22,6 +22,7 @@ import queue
 import re
 import sys
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -322,17 +323,21 @@ def kmeans_section():
 
 def _pull(todo, calls, sink, failed):
     """``sink(i, calls[i]())`` for the indices taken from the queue ``todo`` until it is empty: the
-    body of a pulling thread. After an error the queue is emptied, so that the other pulling
+    body of a pulling thread; returns the CPU seconds its calls took (``time.thread_time``: not the
+    time waiting for the GIL). After an error the queue is emptied, so that the other pulling
     threads stop after their current block; an error of call ``i`` (an Exception) is kept as
     ``failed[i]``, any other (a Ctrl-C, between two blocks too) raised."""
-    i = None
+    i, cpu = None, 0.0
     try:
         while True:
             try:
                 i = todo.get_nowait()
             except queue.Empty:
-                return
-            sink(i, calls[i]())
+                return cpu
+            began = time.thread_time()
+            value = calls[i]()
+            cpu += time.thread_time() - began
+            sink(i, value)
     except BaseException as exc:
         try:
             while True:
@@ -342,6 +347,7 @@ def _pull(todo, calls, sink, failed):
         if not isinstance(exc, Exception):
             raise
         failed[i] = exc
+        return cpu
 
 
 def _start_helpers(threads, n, fn):
@@ -384,6 +390,7 @@ def _pulled(calls, threads, sink):
     """``sink(i, calls[i]())`` for every call, on ``threads`` threads that each take the next call
     from a queue when they finish one: the calling thread and ``threads - 1`` helpers
     (:func:`_start_helpers`). ``sink`` runs in the thread that made the result, and must be thread-safe.
+    Returns the CPU seconds the calls took in all (:func:`_pull`).
 
     For blocks already in memory on dask's threaded scheduler (``num_workers`` threads, else
     the cores: :func:`_pull_threads`). Dask hands a worker thread its next task through the
@@ -407,14 +414,14 @@ def _pulled(calls, threads, sink):
     with _one_blas_thread(n):
         helpers = _start_helpers(threads - 1, n - 1, pull)
         try:
-            pull()
+            cpu = pull()
         finally:
             started = [f for f in helpers if not f.cancel()]  # a cancelled one ends only when a pool thread takes it
             wait(started)
-        for f in started:
-            f.result()
+        cpu += sum(f.result() for f in started)
     if failed:
         raise failed[min(failed)]
+    return cpu
 
 
 class _Tree:
@@ -519,6 +526,8 @@ def _tree(parts, split_every, join):
 
 #: Times a pass is run again after a worker holding the fit's scattered in-memory data was lost.
 RESEND_ATTEMPTS = 3
+#: In-memory passes whose calls took less CPU time than this in all run on one thread (:meth:`Blocks._threads_for`).
+SMALL_PASS_SECONDS = 1e-3
 
 
 class Blocks:
@@ -570,6 +579,7 @@ class Blocks:
         _cluster.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked, wait=True)
         _cluster.refuse_unusable(getattr(self.began_on, "__self__", None), "before its first pass")
         self.checked_passes = 0  # passes whose kernels checked every row (all but a checkpoint's digest)
+        self.pass_cpu = {}  # the CPU seconds of the last pulled pass of each (kernel, threads) (:meth:`_threads_for`)
 
     def _scheduler(self):
         """The scheduler of the next pass: dask's now. A RuntimeError where these blocks were made under
@@ -677,16 +687,25 @@ class Blocks:
                 calls.append((functools.partial(_block_task, _on_rows, on_rows, kw, shape), (w,)))
         return calls
 
+    def _threads_for(self, threads, kernel):
+        """How many threads pull a pass of ``kernel`` where ``threads`` may (:func:`_pull_threads`): one
+        when the blocks are in memory and the last such pass's calls took less than
+        :data:`SMALL_PASS_SECONDS` of CPU in all (``time.thread_time``, on however many threads that
+        pass ran: taking turns for the GIL adds to it, so a pass near the limit stays as it was). The
+        threads of so small a pass spend more than they save: waking a helper and taking turns with it
+        for the GIL made each call of a block's E-step (1,000 rows in 4 blocks, d=2, K=3) 130-190 us
+        against 50 us on one thread; a pass alone took 1.09-1.29 ms on two threads, 0.64-0.97 on one.
+        A pass over a Zarr store keeps its threads (its reads wait for the disk, or a network, which
+        the CPU time does not count). The first pass of each kernel has no time to go by: its threads."""
+        if threads > 1 and self.rows is None and self.pass_cpu.get((kernel, threads), SMALL_PASS_SECONDS) < SMALL_PASS_SECONDS:
+            return 1
+        return threads
+
     def _map_reduce(self, kernel, *args, **kwargs):
         get = self._scheduler()
         threads = _pull_threads(get, self.data)
-        if threads and _kernels.is_additive(kernel, args):
-            return self._pulled_pieces(threads, kernel, args, kwargs)
         if threads:
-            calls = self._calls(kernel, args, kwargs)
-            tree = _Tree(len(calls), self.split_every, _kernels.combine)
-            _pulled(_bound(calls, self.data), threads, tree.add)
-            return tree.root
+            return self._pulled_pass(threads, kernel, args, kwargs)
 
         def tasks(dsk, token):
             def join(level, j, group):
@@ -698,6 +717,20 @@ class Blocks:
             return _tree(_block_tasks(dsk, calls, f"dask_gmm.{kernel.__name__}-{token}"), self.split_every, join)
 
         return self._computed(get, tasks)
+
+    def _pulled_pass(self, threads, kernel, args, kwargs):
+        """The pass pulled by ``threads`` threads, or the calling thread alone (:meth:`_threads_for`);
+        its calls' CPU seconds kept for the next."""
+        pulling = self._threads_for(threads, kernel)
+        if _kernels.is_additive(kernel, args):
+            root, cpu = self._pulled_pieces(pulling, kernel, args, kwargs)
+        else:
+            calls = self._calls(kernel, args, kwargs)
+            tree = _Tree(len(calls), self.split_every, _kernels.combine)
+            cpu = _pulled(_bound(calls, self.data), pulling, tree.add)
+            root = tree.root
+        self.pass_cpu[kernel, threads] = cpu
+        return root
 
     def _pulled_pieces(self, threads, kernel, args, kwargs):
         """An additive ``kernel``'s pass pulled a piece at a time, not a block at a time: for a Zarr
@@ -711,7 +744,8 @@ class Blocks:
         52.4-52.7 ms an iteration on two threads, 46.1-49.1 ms pulled a chunk at a time; 1e7 x 2
         rows in 4 MiB chunks (10 blocks of 4) 80.1 against 76.3 ms. Where the chunks divide evenly
         (4e6 x 2 in 4 MiB chunks) it changes nothing. In memory, 5e6 x 2 (5 blocks of 2 pieces)
-        26.7-26.9 against 24.5-24.7 ms, and 1-3 % slower where the blocks split evenly but are cut."""
+        26.7-26.9 against 24.5-24.7 ms, and 1-3 % slower where the blocks split evenly but are cut.
+        Returns (the combined value, the CPU seconds of the calls)."""
         calls, owner, counts = [], [], []
         for b, (x, w, off, end, sizes) in enumerate(zip(self.x, self.w, self.offsets, self.ends, self.sizes)):
             w = None if w is None else declared(self.data[w], (end - off,), off, "sample_weight")
@@ -725,8 +759,8 @@ class Blocks:
             owner += [(b, p) for p in range(len(pieces))]
         tree = _Tree(len(counts), self.split_every, _kernels.combine)
         folds = _Folds(counts, tree.add)
-        _pulled(calls, threads, lambda i, value: folds.add(*owner[i], value))
-        return tree.root
+        cpu = _pulled(calls, threads, lambda i, value: folds.add(*owner[i], value))
+        return tree.root, cpu
 
     def _computed(self, scheduler, tasks):
         """``scheduler`` run on the blocks' graph (:meth:`_graph_for`) with the tasks that

@@ -82,18 +82,22 @@ def combine(*parts):
 
     A list (one entry per model or run evaluated in lockstep) is merged entry by entry.
     """
+    with np.errstate(over="ignore"):  # an overflow gives inf, which the callers refuse by name
+        return _combined(parts)  # (one errstate for all the sums: 3 us each, 5 a SuffStats)
+
+
+def _combined(parts):
     first = parts[0]
     if isinstance(first, list):
-        return [combine(*items) for items in zip(*parts)]
+        return [_combined(items) for items in zip(*parts)]
     if isinstance(first, Samples):
         return Samples(np.concatenate([p.rows for p in parts]), sum(p.cost for p in parts))
     if isinstance(first, SuffStats):
-        return SuffStats(*(combine(*items) for items in zip(*(p[:-1] for p in parts))), min(p.least for p in parts))
+        return SuffStats(*(_combined(items) for items in zip(*(p[:-1] for p in parts))), min(p.least for p in parts))
     if isinstance(first, tuple):
-        merged = (combine(*items) for items in zip(*parts))
+        merged = (_combined(items) for items in zip(*parts))
         return type(first)(*merged) if hasattr(first, "_fields") else tuple(merged)
-    with np.errstate(over="ignore"):  # an overflow gives inf, which the callers refuse by name
-        return sum(parts[1:], parts[0])
+    return sum(parts[1:], parts[0])
 
 
 def folded(values):

@@ -1923,8 +1923,8 @@ def _mahalanobis(pc, points, kind):
     if kind == "diag":
         far = pc * points
     else:
-        far = points @ pc.T if pc.ndim == 2 else np.einsum("kij,kj->ki", pc, points)
-    return np.sqrt(np.sum(far * far, axis=1))
+        far = points @ pc.T if pc.ndim == 2 else np.matmul(pc, points[:, :, None])[:, :, 0]
+    return np.sqrt((far * far).sum(axis=1))
 
 
 def compiled_count():
@@ -1973,18 +1973,14 @@ class Prepared:
         # moments are centred elsewhere (model.centres, _em.recentred), c is the weighted mean of
         # those points, so that x - centre_k keeps its digits too when the means are far from them.
         basis = means if model.centres is None else np.asarray(model.centres, np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):  # means near the float64 limit: not exact
-            w = np.exp(log_weights[live])
-            self.centre = np.array(w @ basis[live] / w.sum(), order="C")
-            self.means = np.array(means - self.centre, order="C")
         pc = np.asarray(model.precisions_cholesky, dtype=np.float64)
-        log_det = np.broadcast_to(log_det_cholesky(pc, ct, d), (K,))
-        # -0.5 d log 2pi + log det P_k + log pi_k, as the reference adds them
-        log_norm = -0.5 * (d * LOG_2PI) + log_det + log_weights
+        # -0.5 d log 2pi + log det P_k + log pi_k, as the reference adds them (tied: one log det)
+        log_norm = -0.5 * (d * LOG_2PI) + log_det_cholesky(pc, ct, d) + log_weights
         self.log_norm = np.array(log_norm, dtype=np.float64, order="C")
         if self.kind == "full":
-            # P_k^T (K, d, d), or the tied kernels' one P^T (d, d) (``shared``)
-            self.pc = np.array(pc.T if self.shared else np.swapaxes(np.broadcast_to(pc, (K, d, d)), 1, 2), order="C")
+            # P_k^T (K, d, d), or the tied kernels' one P^T (d, d) (``shared``), or that one repeated
+            transposed = pc.T if self.shared else np.swapaxes(pc if pc.ndim == 3 else np.broadcast_to(pc, (K, d, d)), 1, 2)
+            self.pc = np.array(transposed, order="C")
             # P_k upper triangular, as this package makes them (a few at a time, :data:`_TRIANGLE_CHECK_ITEMS`:
             # np.triu of all K made a K x d x d copy, 244 MB at K=128, d=500, a review; tied checks its one
             # factor), read at the indices of the strict upper triangle of P_k^T (np.triu of each: 170 of
@@ -2011,22 +2007,25 @@ class Prepared:
         # log-likelihoods; a review). The bound is loose where rows do not spread along those axes
         # (a feature the sum of two others: its thin axis is reg_covar's alone, and the compiled
         # results were 1e-11 off at 147 times MAX_CENTRE_DISTANCE), so it has a limit of its own.
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # means near the float64 limit: not exact
+            w = np.exp(log_weights[live])
+            self.centre = np.array(w @ basis[live] / w.sum(), order="C")
+            self.means = np.array(means - self.centre, order="C")
             distance = _mahalanobis(self.pc, self.means, self.kind)
             moved = distance if model.centres is None else _mahalanobis(
                 self.pc, np.asarray(model.centres, np.float64) - self.centre, self.kind)
             reach = distance
             if self.kind == "full":  # (diagonal precisions: the Mahalanobis distance is the bound)
                 rows = np.sqrt(np.einsum("...ij,...ij->...j", self.pc, self.pc))  # ||P_k[j, :]||, column j of P_k^T
-                reach = np.sum(np.abs(self.means) * rows, axis=1)
+                reach = (np.abs(self.means) * rows).sum(axis=1)
         weighs = log_weights > -np.inf
-        self.exact = bool(np.all(distance[live] <= MAX_CENTRE_DISTANCE) and np.all(reach[live] <= MAX_CENTRE_REACH)
-                          and np.all(distance[weighs] <= MAX_LIGHT_DISTANCE))
+        self.exact = bool((distance[live] <= MAX_CENTRE_DISTANCE).all() and (reach[live] <= MAX_CENTRE_REACH).all()
+                          and (distance[weighs] <= MAX_LIGHT_DISTANCE).all())
         self.far_light = np.flatnonzero(~live & weighs & ~(distance <= MAX_CENTRE_DISTANCE))
         # tied: the pooled second moments (:func:`estep_tied`) while every component that weighs
         # anything has its mean and its moments' centre near c
-        self.pooled = self.shared and bool(np.all(distance[weighs] <= MAX_POOLED_DISTANCE)
-                                         and np.all(moved[weighs] <= MAX_POOLED_DISTANCE))
+        self.pooled = self.shared and bool((distance[weighs] <= MAX_POOLED_DISTANCE).all()
+                                         and (moved[weighs] <= MAX_POOLED_DISTANCE).all())
         self.tile = tile_rows(K, d)
 
 

@@ -39,6 +39,8 @@ Cases (``--cases``, comma separated; default all):
   diag16   N=1e6, d=16, K=8, diag
   d100     N=1e5, d=100, K=16, full (the kernels' products are BLAS calls: one BLAS thread each)
   tied64   N=5e4, d=64, K=32, tied (one product of the shared factor a tile, pooled second moments)
+  small    N=1e3 and N=1e4, d=2, K=3, full, in memory: 200 iterations, where an iteration's work
+           outside the kernels is most of it (not scaled by --quick)
   zarr     N=4e6, d=2, K=3, full (float64 and float32) and N=5e5, d=16, K=8, full: in memory and
            from Zarr stores (Zstd(3); Blosc-LZ4 with byte shuffle and crc32c, as generated; uncompressed,
            crc32c only) fitted by path
@@ -576,6 +578,26 @@ class Bench:
     def case_d100(self):
         self.em_case(make_problem(self.n(100_000), 100, 16, seed=5), 16, "full")
 
+    def case_small(self):
+        """Small data in memory (N=1e3 and 1e4, d=2, K=3, full), where the work of an iteration outside
+        the kernels (the M-step, the model's layout, the pass's bookkeeping) is most of it: scikit-learn's
+        own ground. 200 iterations; dask_gmm charged its whole fit, scikit-learn the difference of its
+        fits of 200 and 1 iterations (as em_case), all three fits timed in turns."""
+        K, ct, iters = 3, "full", 200
+        for n in (1_000, 10_000):  # not scaled by --quick
+            X = make_problem(n, 2, K)
+            init = initial_parameters(X, K, ct)
+            self.warm_up(X, K, ct, init)
+            times = timed_in_turns({"scikit-learn": lambda: fit_sklearn(X, K, ct, init, iters),
+                                    "scikit-learn 1": lambda: fit_sklearn(X, K, ct, init, 1),
+                                    "dask_gmm": lambda: fit_dask_gmm(X, K, ct, init, iters)})
+            t_sk = positive((times["scikit-learn"] - times["scikit-learn 1"]) / (iters - 1),
+                            f"scikit-learn's iteration at N={n} ({iters} less 1 iteration)")
+            t = times["dask_gmm"] / iters
+            name = case_name(X, K, ct)
+            self.table.add("scikit-learn", name, t_sk, n, 1.0, "—")
+            self.table.add("dask_gmm", name, t, n, t_sk / t, "—", f"{iters} iterations, its whole fit; timed in turns")
+
     def case_tied64(self):
         self.em_case(make_problem(self.n(50_000), 64, 32, seed=6), 32, "tied")
 
@@ -966,7 +988,7 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-CASES = ("d2", "d16", "diag16", "d100", "tied64", "zarr", "cold", "f32", "predict", "init", "init128", "cluster",
+CASES = ("d2", "d16", "diag16", "d100", "tied64", "small", "zarr", "cold", "f32", "predict", "init", "init128", "cluster",
          "chunks")
 DEFAULT_CASES = CASES
 #: --quick's cases when none are named: the slow ones (d100, tied64, the cold reads, a cluster, chunk sizes) left out

@@ -380,6 +380,67 @@ def test_a_fits_m_steps_run_on_one_blas_thread():
     assert _blas_threads(None)[0] == before
 
 
+def _busy(seconds):
+    """An additive kernel that takes ``seconds`` of CPU a block, and counts its rows."""
+
+    def kernel(x, sample_weight=None, row_offset=0):
+        began = time.thread_time()
+        while time.thread_time() - began < seconds:
+            pass
+        return np.array([float(len(x))])
+
+    kernel.additive = True
+    return kernel
+
+
+def _spy_helpers(monkeypatch):
+    """The number of helper threads each pulled pass starts, as a list that grows."""
+    helpers, start = [], _em._start_helpers
+    monkeypatch.setattr(_em, "_start_helpers", lambda threads, n, fn: helpers.append(n) or start(threads, n, fn))
+    return helpers
+
+
+def test_a_small_pass_in_memory_runs_on_the_calling_thread_alone_after_its_first(monkeypatch):
+    """Waking a helper and taking turns with it for the GIL cost more than it saved in passes of
+    little work (a fit of 1,000 rows, d=2, K=3: 1.2-1.4 ms an iteration on two threads, 1.0 on one):
+    a pass in memory whose calls took under SMALL_PASS_SECONDS of CPU the last time runs on the
+    calling thread alone; one that took more keeps its threads."""
+    X = make_blobs(n=8000)
+    blocks = Blocks(da.from_array(X, chunks=(1000, 2)))  # 8 blocks
+    helpers = _spy_helpers(monkeypatch)
+    light, heavy = _busy(0.0), _busy(2 * _em.SMALL_PASS_SECONDS / 8)  # twice the limit over 8 blocks
+    with dask.config.set(num_workers=2):
+        for _ in range(3):
+            assert blocks.map_reduce(light)[0] == blocks.map_reduce(heavy)[0] == len(X)
+    assert blocks.pass_cpu[light, 2] < _em.SMALL_PASS_SECONDS <= blocks.pass_cpu[heavy, 2]
+    assert helpers == [1, 1] + [0, 1] * 2  # no CPU time seen at first
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_a_small_pass_on_one_thread_has_the_bytes_of_threads_but_not_from_a_store(tmp_path, monkeypatch, store):
+    """A small pass in memory on the calling thread alone gives the bytes of threads and of one
+    task per block; a pass over a Zarr store keeps its threads however small (its reads may wait on
+    a disk or a network, which its CPU time does not count)."""
+    X = make_blobs(n=8000)
+    if store:
+        import zarr
+
+        zarr.create_array(store=str(tmp_path / "x.zarr"), shape=X.shape, chunks=(1000, 2), dtype=X.dtype)[:] = X
+        Xd, rows = io.with_reader(str(tmp_path / "x.zarr"))
+        blocks = Blocks(Xd, rows=rows)
+    else:
+        blocks = Blocks(da.from_array(X, chunks=(1000, 2)))  # 8 blocks
+    helpers = _spy_helpers(monkeypatch)
+    monkeypatch.setattr(_em, "SMALL_PASS_SECONDS", 60.0)  # every pass small
+    models = [random_model(np.random.default_rng(0), ct, 3, 2)[0] for ct in ("full", "diag")]
+    with dask.config.set(num_workers=2):
+        passes = [as_bytes(blocks.map_reduce(_kernels.e_step_stats, models)) for _ in range(3)]
+    with dask.config.set(scheduler="synchronous"):
+        passes.append(as_bytes(blocks.map_reduce(_kernels.e_step_stats, models)))
+    assert helpers == ([1, 1, 1] if store else [1, 0, 0])
+    assert passes[1:] == passes[:-1]
+
+
 def test_blocks_with_tasks_behind_them_are_not_pulled():
     """A dask array computed from tasks keeps one task per block (pulling would hold every block in memory)."""
     X = make_blobs(n=4000)
