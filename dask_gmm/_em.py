@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 import queue
 import re
@@ -139,7 +140,7 @@ def _slice_calls(x, first, kernel, args, sample_weight, kwargs):
 
 def _pieces_of(x):
     """:func:`_piece_rows` of the in-memory block ``x`` of shape (n, ...)."""
-    return _piece_rows(x.shape[0], x.dtype.itemsize * int(np.prod(x.shape[1:])))
+    return _piece_rows(x.shape[0], x.dtype.itemsize * math.prod(x.shape[1:]))
 
 
 def _on_slice(x, first, kernel, args, sample_weight, kwargs):
@@ -411,14 +412,17 @@ def _pulled(calls, threads, sink):
         todo.put(i)
     pull = functools.partial(_pull, todo, calls, sink, failed)
     n = min(threads, len(calls))
-    with _one_blas_thread(n):
-        helpers = _start_helpers(threads - 1, n - 1, pull)
-        try:
-            cpu = pull()
-        finally:
-            started = [f for f in helpers if not f.cancel()]  # a cancelled one ends only when a pool thread takes it
-            wait(started)
-        cpu += sum(f.result() for f in started)
+    if n <= 1:  # no helper: no BLAS limit to take, nothing to wait for
+        cpu = pull()
+    else:
+        with _one_blas_thread(n):
+            helpers = _start_helpers(threads - 1, n - 1, pull)
+            try:
+                cpu = pull()
+            finally:
+                started = [f for f in helpers if not f.cancel()]  # a cancelled one ends only when a pool thread takes it
+                wait(started)
+            cpu += sum(f.result() for f in started)
     if failed:
         raise failed[min(failed)]
     return cpu
@@ -665,11 +669,14 @@ class Blocks:
         ``split_every`` wide (never a linear chain). Returns the combined value,
         once the local stores' files read are found as they were when these
         blocks were made (:class:`dask_gmm._cluster.StoredFiles`), and as here by any
-        cluster worker that joined since (:func:`dask_gmm._cluster.refuse_other_files_on_workers`).
+        cluster worker that joined since (:func:`dask_gmm._cluster.refuse_other_files_on_workers`),
+        where the pass ran on a cluster (one on local threads read the files here).
         """
-        out = self._map_reduce(kernel, *args, **kwargs)
+        get = self._scheduler()
+        out = self._map_reduce(get, kernel, *args, **kwargs)
         self.files.check()
-        _cluster.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked)  # any that joined
+        if _cluster.is_client(getattr(get, "__self__", None)):  # any worker that joined
+            _cluster.refuse_other_files_on_workers(None, files=self.files, checked=self.workers_checked)
         self.checked_passes += kernel is not _kernels.digest
         return out
 
@@ -701,8 +708,7 @@ class Blocks:
             return 1
         return threads
 
-    def _map_reduce(self, kernel, *args, **kwargs):
-        get = self._scheduler()
+    def _map_reduce(self, get, kernel, *args, **kwargs):
         threads = _pull_threads(get, self.data)
         if threads:
             return self._pulled_pass(threads, kernel, args, kwargs)

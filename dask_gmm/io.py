@@ -792,6 +792,8 @@ def declared(block, shape, first, name="X"):
     (``da.from_delayed``, ``map_blocks``) and returns other rows was fitted without a word (150
     declared rows of 1,000 never seen), and a complex block lost its imaginary parts."""
     block = aligned(block)
+    if type(block) is np.ndarray and block.dtype.kind in "biuf" and block.shape == tuple(shape):
+        return block  # what every check below would find (2-3 us, against 8-10 for them)
     rows = ("rows not yet counted (chunks of unknown size, such as a filter's)" if first is None
             else f"rows {first}-{first + shape[0] - 1}")
     if not (hasattr(block, "shape") and hasattr(block, "dtype")):

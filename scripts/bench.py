@@ -473,7 +473,7 @@ class Table:
         for lib, case, spi, n, ratio, mem, note in self.rows:
             lines.append((
                 lib, case,
-                "—" if spi is None else f"{spi * 1e3:,.1f}",
+                "—" if spi is None else f"{spi * 1e3:,.{2 if spi < 0.01 else 1}f}",
                 "—" if spi is None else f"{n / spi / 1e6:,.2f}",
                 "—" if ratio is None else f"{ratio:,.1f}×",
                 mem, note,

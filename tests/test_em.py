@@ -393,11 +393,11 @@ def _busy(seconds):
     return kernel
 
 
-def _spy_helpers(monkeypatch):
-    """The number of helper threads each pulled pass starts, as a list that grows."""
-    helpers, start = [], _em._start_helpers
-    monkeypatch.setattr(_em, "_start_helpers", lambda threads, n, fn: helpers.append(n) or start(threads, n, fn))
-    return helpers
+def _spy_threads(monkeypatch):
+    """The number of threads that pull each pass, as a list that grows."""
+    threads, pulled = [], _em._pulled
+    monkeypatch.setattr(_em, "_pulled", lambda calls, n, sink: threads.append(n) or pulled(calls, n, sink))
+    return threads
 
 
 def test_a_small_pass_in_memory_runs_on_the_calling_thread_alone_after_its_first(monkeypatch):
@@ -407,13 +407,13 @@ def test_a_small_pass_in_memory_runs_on_the_calling_thread_alone_after_its_first
     calling thread alone; one that took more keeps its threads."""
     X = make_blobs(n=8000)
     blocks = Blocks(da.from_array(X, chunks=(1000, 2)))  # 8 blocks
-    helpers = _spy_helpers(monkeypatch)
+    threads = _spy_threads(monkeypatch)
     light, heavy = _busy(0.0), _busy(2 * _em.SMALL_PASS_SECONDS / 8)  # twice the limit over 8 blocks
     with dask.config.set(num_workers=2):
         for _ in range(3):
             assert blocks.map_reduce(light)[0] == blocks.map_reduce(heavy)[0] == len(X)
     assert blocks.pass_cpu[light, 2] < _em.SMALL_PASS_SECONDS <= blocks.pass_cpu[heavy, 2]
-    assert helpers == [1, 1] + [0, 1] * 2  # no CPU time seen at first
+    assert threads == [2, 2] + [1, 2] * 2  # no CPU time seen at first
 
 
 @pytest.mark.parametrize("store", [False, True])
@@ -430,14 +430,14 @@ def test_a_small_pass_on_one_thread_has_the_bytes_of_threads_but_not_from_a_stor
         blocks = Blocks(Xd, rows=rows)
     else:
         blocks = Blocks(da.from_array(X, chunks=(1000, 2)))  # 8 blocks
-    helpers = _spy_helpers(monkeypatch)
+    threads = _spy_threads(monkeypatch)
     monkeypatch.setattr(_em, "SMALL_PASS_SECONDS", 60.0)  # every pass small
     models = [random_model(np.random.default_rng(0), ct, 3, 2)[0] for ct in ("full", "diag")]
     with dask.config.set(num_workers=2):
         passes = [as_bytes(blocks.map_reduce(_kernels.e_step_stats, models)) for _ in range(3)]
     with dask.config.set(scheduler="synchronous"):
         passes.append(as_bytes(blocks.map_reduce(_kernels.e_step_stats, models)))
-    assert helpers == ([1, 1, 1] if store else [1, 0, 0])
+    assert threads == ([2, 2, 2] if store else [2, 1, 1])
     assert passes[1:] == passes[:-1]
 
 
