@@ -370,7 +370,7 @@ def e_step_stats(X, models, sample_weight=None, row_offset=0):
             out += _e_step_stats_numpy(X, [model], sample_weight=sample_weight, row_offset=row_offset)
             continue
         nk, s1c, s2, ll = got
-        _after_the_fact(X, np.isfinite(ll), row_offset, sample_weight, model)
+        _after_the_fact(X, math.isfinite(ll), row_offset, sample_weight, model)
         out.append(SuffStats(nk, s1c, s2, ll, weight, least_weight(sample_weight)))
     return out
 

@@ -2126,7 +2126,7 @@ def e_step(X, model, sample_weight=None):
     else:
         s2 = np.zeros((K, d))
         ll = estep_diag(X, w, p.centre, p.means, cm, p.pc, p.log_norm, p.tile, nk, s1c, s2)
-    if np.any(nk[p.far_light] > 0):  # a light component far from the centre holds rows: inexact
+    if p.far_light.size and (nk[p.far_light] > 0).any():  # a light component far from the centre holds rows: inexact
         return None
     return nk, s1c, s2, float(ll)
 
